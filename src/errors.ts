@@ -1,0 +1,94 @@
+// One catalog of failures. Every error that can reach a client carries the
+// SOCKS reply code (RFC 1928 §6) it turns into; `toRep` is the only mapping.
+
+export const Rep = {
+  SUCCEEDED: 0x00,
+  GENERAL_FAILURE: 0x01,
+  NOT_ALLOWED: 0x02,
+  NETWORK_UNREACHABLE: 0x03,
+  HOST_UNREACHABLE: 0x04,
+  CONNECTION_REFUSED: 0x05,
+  TTL_EXPIRED: 0x06,
+  COMMAND_NOT_SUPPORTED: 0x07,
+  ADDRESS_TYPE_NOT_SUPPORTED: 0x08,
+} as const;
+export type Rep = (typeof Rep)[keyof typeof Rep];
+
+export type ErrorCode = `GW_ERR_${string}`;
+
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly rep: Rep;
+  constructor(code: ErrorCode, message: string, rep: Rep, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.rep = rep;
+  }
+}
+
+/** Malformed or unsupported client input; `rep` is what the client is told before the close. */
+export class ProtocolError extends GatewayError {
+  constructor(message: string, rep: Rep = Rep.GENERAL_FAILURE) {
+    super('GW_ERR_PROTOCOL', message, rep);
+  }
+}
+
+export class RuleBlockedError extends GatewayError {
+  constructor(rule: string) {
+    super('GW_ERR_BLOCKED', `blocked by rule "${rule}"`, Rep.NOT_ALLOWED);
+  }
+}
+
+export class ConnectTimeoutError extends GatewayError {
+  constructor(what: string, ms: number) {
+    super('GW_ERR_CONNECT_TIMEOUT', `${what}: no connection within ${ms}ms`, Rep.TTL_EXPIRED);
+  }
+}
+
+/** A name that does not resolve (NXDOMAIN, no data, resolver timeout or SERVFAIL). */
+export class NameNotResolvedError extends GatewayError {
+  constructor(host: string, reason: string, options?: ErrorOptions) {
+    super('GW_ERR_DNS', `${host}: ${reason}`, Rep.HOST_UNREACHABLE, options);
+  }
+}
+
+/** An upstream SOCKS server answered with a non-zero REP: the client gets the same code. */
+export class UpstreamRefusedError extends GatewayError {
+  constructor(upstream: string, rep: Rep, options?: ErrorOptions) {
+    super('GW_ERR_UPSTREAM_REFUSED', `upstream "${upstream}" replied ${rep}`, rep, options);
+  }
+}
+
+/** Config problems: `where` is `FILE:LINE:COL` when known. Never reaches a client. */
+export class ConfigError extends Error {
+  readonly issues: readonly string[];
+  constructor(issues: readonly string[]) {
+    super(issues.join('\n'));
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+const ERRNO_REP: Readonly<Record<string, Rep>> = {
+  ECONNREFUSED: Rep.CONNECTION_REFUSED,
+  ENETUNREACH: Rep.NETWORK_UNREACHABLE,
+  EHOSTUNREACH: Rep.HOST_UNREACHABLE,
+  EHOSTDOWN: Rep.HOST_UNREACHABLE,
+  ENOTFOUND: Rep.HOST_UNREACHABLE,
+  EAI_AGAIN: Rep.HOST_UNREACHABLE,
+  EAI_NONAME: Rep.HOST_UNREACHABLE,
+  ENODATA: Rep.HOST_UNREACHABLE,
+  ETIMEDOUT: Rep.TTL_EXPIRED,
+  EADDRNOTAVAIL: Rep.NETWORK_UNREACHABLE,
+  EAFNOSUPPORT: Rep.ADDRESS_TYPE_NOT_SUPPORTED,
+};
+
+/** The only place where an arbitrary failure becomes a reply code. Match on codes, never messages. */
+export function toRep(err: unknown): Rep {
+  if (err instanceof GatewayError) return err.rep;
+  // Happy-eyeballs attempts fail as one AggregateError: the last real error decides.
+  if (err instanceof AggregateError && err.errors.length > 0) return toRep(err.errors[err.errors.length - 1]);
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return (code ? ERRNO_REP[code] : undefined) ?? Rep.GENERAL_FAILURE;
+}

@@ -1,0 +1,22 @@
+import type { Command } from '../config/types.js';
+import type { ResolvedAddress } from '../dns/types.js';
+import type { Address } from '../protocol/types.js';
+
+export interface RouteRequest {
+  dest: Address;
+  cmd: Command;
+  user?: string; // authenticated username (session suffix stripped)
+  source: string; // client IP
+}
+
+export interface Decision {
+  rule: string; // rule name, or "default"
+  ruleIndex: number; // index in `rules`, -1 for the default
+  action: string; // "direct" | "block" | an upstream or pool name
+  /** Set when matching had to resolve the name: connect with the same answer. */
+  resolved?: ResolvedAddress[];
+}
+
+export interface Router {
+  decide(req: RouteRequest): Promise<Decision>;
+}
