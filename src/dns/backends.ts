@@ -1,0 +1,127 @@
+// Where answers come from: the configured servers (A and AAAA with their
+// TTLs, through c-ares) or the system resolver (getaddrinfo, so /etc/hosts
+// and `localhost` work, but without TTLs). One adapter each; both tell an
+// authoritative "does not exist" apart from a failure to find out.
+
+import { lookup as systemLookup, Resolver } from 'node:dns/promises';
+import { ConfigError, NameNotResolvedError } from '../errors.js';
+import type { DnsConfig } from '../config/types.js';
+import type { ResolvedAddress } from './types.js';
+
+/** A definite answer. Anything else (timeout, SERVFAIL, refused) rejects with NameNotResolvedError. */
+export type Answer =
+  | { kind: 'positive'; addresses: ResolvedAddress[]; ttl: number } // ttl in seconds
+  | { kind: 'negative'; reason: string };
+
+export interface Backend {
+  /** DNS questions one lookup costs (A + AAAA = 2), for the `queries` counter. */
+  readonly questionsPerLookup: number;
+  query(name: string): Promise<Answer>;
+  cancel(): void;
+}
+
+/** getaddrinfo gives no TTL: answers from the system resolver live this long (before clamping). */
+export const SYSTEM_TTL_SECONDS = 60;
+
+// c-ares codes: ENOTFOUND is NXDOMAIN, ENODATA is NOERROR with no record of the type (RFC 2308 §2.2).
+const NXDOMAIN = 'ENOTFOUND';
+const NODATA = 'ENODATA';
+
+const REASONS: Readonly<Record<string, string>> = {
+  ETIMEOUT: 'resolver timeout',
+  ETIMEDOUT: 'resolver timeout',
+  ESERVFAIL: 'SERVFAIL',
+  EREFUSED: 'query refused',
+  ECONNREFUSED: 'resolver unreachable',
+  EAI_AGAIN: 'temporary resolver failure',
+  ECANCELLED: 'lookup cancelled',
+};
+
+const errCode = (err: unknown): string | undefined => (err as NodeJS.ErrnoException | null)?.code;
+
+function failure(name: string, err: unknown): NameNotResolvedError {
+  if (err instanceof NameNotResolvedError) return err;
+  const code = errCode(err);
+  return new NameNotResolvedError(name, (code && REASONS[code]) ?? code ?? 'lookup failed', { cause: err });
+}
+
+/** Rejects with a timeout failure if `p` has not settled after `ms`: a last guard, c-ares has its own. */
+function withDeadline<T>(name: string, p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new NameNotResolvedError(name, 'resolver timeout')), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}
+
+export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
+  // One try per server: the deadline below and the caller's retry on the next request handle loss.
+  const resolver = new Resolver({ timeout: cfg.timeout, tries: 1 });
+  try {
+    resolver.setServers(servers);
+  } catch (err) {
+    throw new ConfigError([`dns.servers: ${(err as Error).message}`]);
+  }
+  const deadline = cfg.timeout * servers.length + 1000;
+
+  async function query(name: string): Promise<Answer> {
+    const [v4, v6] = await withDeadline(
+      name,
+      Promise.allSettled([resolver.resolve4(name, { ttl: true }), resolver.resolve6(name, { ttl: true })]),
+      deadline,
+    );
+    const addresses: ResolvedAddress[] = [];
+    let ttl = Infinity;
+    const errors: unknown[] = [];
+    for (const [result, family] of [[v4, 4], [v6, 6]] as const) {
+      if (result.status === 'rejected') errors.push(result.reason);
+      else
+        for (const rr of result.value) {
+          addresses.push({ address: rr.address, family });
+          ttl = Math.min(ttl, rr.ttl);
+        }
+    }
+    if (addresses.length > 0) return { kind: 'positive', addresses, ttl };
+    const codes = errors.map(errCode);
+    // NXDOMAIN is about the name, whatever the type; otherwise every type must be NODATA.
+    if (codes.includes(NXDOMAIN) && codes.every((c) => c === NXDOMAIN || c === NODATA))
+      return { kind: 'negative', reason: 'NXDOMAIN' };
+    if (codes.every((c) => c === NODATA)) return { kind: 'negative', reason: 'no address records' };
+    throw failure(name, errors.find((e) => errCode(e) !== NXDOMAIN && errCode(e) !== NODATA));
+  }
+
+  return { questionsPerLookup: 2, query, cancel: () => resolver.cancel() };
+}
+
+export function systemBackend(cfg: DnsConfig): Backend {
+  async function query(name: string): Promise<Answer> {
+    let list: { address: string; family: number }[];
+    try {
+      // getaddrinfo runs on the libuv pool and cannot be cancelled: the deadline only stops the wait.
+      list = await withDeadline(name, systemLookup(name, { all: true, verbatim: true }), cfg.timeout);
+    } catch (err) {
+      const code = errCode(err);
+      if (code === NXDOMAIN) return { kind: 'negative', reason: 'NXDOMAIN' };
+      if (code === NODATA) return { kind: 'negative', reason: 'no address records' };
+      throw failure(name, err);
+    }
+    const seen = new Set<string>();
+    const addresses: ResolvedAddress[] = [];
+    for (const { address, family } of list) {
+      if (seen.has(address) || (family !== 4 && family !== 6)) continue;
+      seen.add(address);
+      addresses.push({ address, family });
+    }
+    if (addresses.length === 0) return { kind: 'negative', reason: 'no address records' };
+    return { kind: 'positive', addresses, ttl: SYSTEM_TTL_SECONDS };
+  }
+  return { questionsPerLookup: 1, query, cancel: () => {} };
+}

@@ -1,0 +1,113 @@
+// Happy eyeballs (RFC 8305 §5): try the addresses in the order given, starting
+// the next one when the previous attempt fails or after the connection
+// attempt delay, whichever comes first. The first connection wins; every
+// other attempt is destroyed. When all fail, the last real error decides the reply.
+
+import { connect, type Socket } from 'node:net';
+import { ConnectTimeoutError, NameNotResolvedError } from '../errors.js';
+import type { ConnectOptions, ResolvedAddress, TcpConnector } from './types.js';
+
+/** RFC 8305 §5 recommends 250 ms between attempts. */
+export const CONNECTION_ATTEMPT_DELAY = 250;
+
+const noop = (): void => {};
+
+function abortError(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException('connect aborted', 'AbortError');
+}
+
+export const connectHappyEyeballs: TcpConnector = (addresses, port, opts) =>
+  new Promise<Socket>((resolve, reject) => {
+    if (addresses.length === 0) return reject(new NameNotResolvedError(`port ${port}`, 'no addresses to connect to'));
+    if (opts.signal?.aborted) return reject(abortError(opts.signal));
+    new Attempts(addresses, port, opts, resolve, reject).start();
+  });
+
+class Attempts {
+  readonly #addresses: readonly ResolvedAddress[];
+  readonly #port: number;
+  readonly #opts: ConnectOptions;
+  readonly #resolve: (s: Socket) => void;
+  readonly #reject: (e: unknown) => void;
+  readonly #pending = new Set<Socket>();
+  #next = 0;
+  #lastError: unknown;
+  #done = false;
+  #stagger: NodeJS.Timeout | undefined;
+  #deadline: NodeJS.Timeout | undefined;
+  readonly #onAbort = (): void => this.#fail(abortError(this.#opts.signal!));
+
+  constructor(
+    addresses: readonly ResolvedAddress[],
+    port: number,
+    opts: ConnectOptions,
+    resolve: (s: Socket) => void,
+    reject: (e: unknown) => void,
+  ) {
+    this.#addresses = addresses;
+    this.#port = port;
+    this.#opts = opts;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  start(): void {
+    const first = this.#addresses[0]!;
+    const what = `${first.family === 6 ? `[${first.address}]` : first.address}:${this.#port}`;
+    this.#deadline = setTimeout(() => this.#fail(new ConnectTimeoutError(what, this.#opts.timeout)), this.#opts.timeout);
+    this.#opts.signal?.addEventListener('abort', this.#onAbort, { once: true });
+    this.#attempt();
+  }
+
+  /** Starts the next address, and arms the timer that starts the one after it. */
+  #attempt(): void {
+    clearTimeout(this.#stagger);
+    this.#stagger = undefined;
+    const addr = this.#addresses[this.#next++];
+    if (!addr) return;
+    const sock = connect({ host: addr.address, port: this.#port, family: addr.family });
+    this.#pending.add(sock);
+    sock.once('connect', () => this.#win(sock));
+    sock.once('error', (err) => this.#lose(sock, err));
+    if (this.#next < this.#addresses.length) {
+      this.#stagger = setTimeout(() => this.#attempt(), CONNECTION_ATTEMPT_DELAY);
+    }
+  }
+
+  #lose(sock: Socket, err: Error): void {
+    this.#pending.delete(sock);
+    sock.destroy();
+    if (this.#done) return;
+    this.#lastError = err;
+    if (this.#next < this.#addresses.length) this.#attempt();
+    else if (this.#pending.size === 0) this.#fail(this.#lastError);
+  }
+
+  #win(sock: Socket): void {
+    if (this.#done) return;
+    this.#pending.delete(sock);
+    this.#finish();
+    // Hand over a socket with no listeners of ours left on it.
+    sock.removeAllListeners('error');
+    this.#resolve(sock);
+  }
+
+  #fail(err: unknown): void {
+    if (this.#done) return;
+    this.#finish();
+    this.#reject(err);
+  }
+
+  #finish(): void {
+    this.#done = true;
+    clearTimeout(this.#stagger);
+    clearTimeout(this.#deadline);
+    this.#opts.signal?.removeEventListener('abort', this.#onAbort);
+    for (const s of this.#pending) {
+      s.removeAllListeners('connect');
+      s.on('error', noop); // a late error on a loser must not become an uncaught exception
+      s.destroy();
+    }
+    this.#pending.clear();
+  }
+}

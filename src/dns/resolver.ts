@@ -1,0 +1,118 @@
+// The one resolver every consumer goes through: IP literals and `hosts`
+// answer at once; names are served from the cache, or by one query in flight
+// however many requests wait on it.
+
+import { isIP } from 'node:net';
+import type { Logger } from 'pino';
+import { ConfigError, NameNotResolvedError } from '../errors.js';
+import type { DnsConfig } from '../config/types.js';
+import { serverBackend, systemBackend, type Backend } from './backends.js';
+import { clampTtl, DnsCache } from './cache.js';
+import type { DnsResolver, DnsStats, ResolvedAddress } from './types.js';
+
+export interface ResolverOptions {
+  log?: Logger;
+}
+
+/** Lower case, one trailing dot dropped: `Example.COM.` and `example.com` are one cache entry. */
+export function normalizeName(host: string): string {
+  const lower = host.toLowerCase();
+  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
+}
+
+/** `host` as an address when it is an IPv4/IPv6 literal (brackets allowed), else undefined. */
+export function literalAddress(host: string): ResolvedAddress | undefined {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const family = isIP(bare);
+  return family === 4 || family === 6 ? { address: bare, family } : undefined;
+}
+
+function compileHosts(hosts: Record<string, string>): Map<string, readonly ResolvedAddress[]> {
+  const out = new Map<string, readonly ResolvedAddress[]>();
+  const bad: string[] = [];
+  for (const [name, value] of Object.entries(hosts)) {
+    const addr = literalAddress(value);
+    if (addr) out.set(normalizeName(name), Object.freeze([Object.freeze(addr)]));
+    else bad.push(`dns.hosts.${name}: "${value}" is not an IP address`);
+  }
+  if (bad.length > 0) throw new ConfigError(bad);
+  return out;
+}
+
+/** The preferred family first, each family in answer order. */
+function ordered(addresses: readonly ResolvedAddress[], prefer: 4 | 6): readonly ResolvedAddress[] {
+  const first = addresses.filter((a) => a.family === prefer);
+  const rest = addresses.filter((a) => a.family !== prefer);
+  return Object.freeze([...first, ...rest].map((a) => Object.freeze({ address: a.address, family: a.family })));
+}
+
+export function createResolver(cfg: DnsConfig, opts: ResolverOptions = {}): DnsResolver {
+  const counters: DnsStats = { hits: 0, misses: 0, negativeHits: 0, evictions: 0, inflightWaits: 0, queries: 0 };
+  const cache = new DnsCache(cfg.cache_size, counters);
+  const hosts = compileHosts(cfg.hosts);
+  const backend: Backend = cfg.servers?.length ? serverBackend(cfg, cfg.servers) : systemBackend(cfg);
+  const prefer = cfg.prefer === 'ipv6' ? 6 : 4;
+  const inflight = new Map<string, Promise<readonly ResolvedAddress[]>>();
+  const log = opts.log;
+
+  async function query(name: string): Promise<readonly ResolvedAddress[]> {
+    counters.queries += backend.questionsPerLookup;
+    let answer;
+    try {
+      answer = await backend.query(name);
+    } catch (err) {
+      // Transient (timeout, SERVFAIL, refused): not cached, the next request asks again.
+      const e = err instanceof NameNotResolvedError ? err : new NameNotResolvedError(name, 'lookup failed', { cause: err });
+      log?.warn({ host: name, err: e.message }, 'dns lookup failed');
+      throw e;
+    }
+    if (answer.kind === 'negative') {
+      cache.set(name, answer, cfg.negative_ttl);
+      log?.debug({ host: name, reason: answer.reason }, 'dns name not found');
+      throw new NameNotResolvedError(name, answer.reason);
+    }
+    const addresses = ordered(answer.addresses, prefer);
+    cache.set(name, { kind: 'positive', addresses }, clampTtl(answer.ttl, cfg));
+    return addresses;
+  }
+
+  function lookup(host: string): Promise<ResolvedAddress[]> {
+    const literal = literalAddress(host);
+    if (literal) return Promise.resolve([literal]);
+    const name = normalizeName(host);
+    if (name === '') return Promise.reject(new NameNotResolvedError(host, 'empty name'));
+    const fixed = hosts.get(name);
+    if (fixed) return Promise.resolve([...fixed]);
+
+    const hit = cache.get(name);
+    if (hit?.kind === 'positive') {
+      counters.hits++;
+      return Promise.resolve([...hit.addresses]);
+    }
+    if (hit?.kind === 'negative') {
+      counters.negativeHits++;
+      return Promise.reject(new NameNotResolvedError(name, hit.reason));
+    }
+
+    let pending = inflight.get(name);
+    if (pending) counters.inflightWaits++;
+    else {
+      counters.misses++;
+      pending = query(name);
+      inflight.set(name, pending);
+      const done = (): void => void inflight.delete(name);
+      pending.then(done, done);
+    }
+    // Each caller gets its own array; the address objects are frozen and shared.
+    return pending.then((list) => [...list]);
+  }
+
+  return {
+    lookup,
+    stats: () => ({ ...counters }),
+    close() {
+      backend.cancel();
+      cache.clear();
+    },
+  };
+}

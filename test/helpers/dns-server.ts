@@ -1,0 +1,100 @@
+// A small authoritative-looking DNS server on 127.0.0.1 (real UDP packets via
+// dns-packet) that counts the questions it receives per name and type.
+
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import * as dnsPacket from 'dns-packet';
+
+export interface DnsRecord {
+  A?: string[];
+  AAAA?: string[];
+  ttl?: number; // seconds, default 60
+  nxdomain?: boolean;
+  servfail?: boolean;
+  silent?: boolean; // never answers
+}
+
+export type QueryType = 'A' | 'AAAA';
+
+export interface DnsServer {
+  host: '127.0.0.1';
+  port: number;
+  /** Questions received for `name` (lower case, no trailing dot), of `type` or of any type. */
+  queries(name: string, type?: QueryType): number;
+  /** Replaces (or adds) the record of `name`. */
+  set(name: string, record: DnsRecord): void;
+  close(): Promise<void>;
+}
+
+// RFC 1035 §4.1.1 RCODE values.
+const NOERROR = 0;
+const SERVFAIL = 2;
+const NXDOMAIN = 3;
+const FLAG_AA = 1 << 10;
+const FLAG_RD = 1 << 8;
+const FLAG_RA = 1 << 7;
+
+const norm = (name: string): string => name.toLowerCase().replace(/\.$/, '');
+
+export async function startDnsServer(records: Record<string, DnsRecord>): Promise<DnsServer> {
+  const table = new Map<string, DnsRecord>();
+  for (const [name, rec] of Object.entries(records)) table.set(norm(name), rec);
+  const counts = new Map<string, number>();
+
+  const sock = createSocket('udp4');
+  sock.on('message', (msg, rinfo) => {
+    let query: dnsPacket.Packet;
+    try {
+      query = dnsPacket.decode(msg);
+    } catch {
+      return; // garbage: ignore, as a real server would
+    }
+    const q = query.questions?.[0];
+    if (!q) return;
+    const name = norm(q.name);
+    const key = `${name} ${q.type}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    const rec = table.get(name);
+    if (rec?.silent) return;
+    const reply = answer(query, q, rec);
+    sock.send(dnsPacket.encode(reply), rinfo.port, rinfo.address);
+  });
+  sock.bind(0, '127.0.0.1');
+  await once(sock, 'listening');
+
+  return {
+    host: '127.0.0.1',
+    port: sock.address().port,
+    queries(name, type) {
+      const n = norm(name);
+      if (type) return counts.get(`${n} ${type}`) ?? 0;
+      return (counts.get(`${n} A`) ?? 0) + (counts.get(`${n} AAAA`) ?? 0);
+    },
+    set(name, record) {
+      table.set(norm(name), record);
+    },
+    close: () => new Promise<void>((resolve) => sock.close(() => resolve())),
+  };
+}
+
+function answer(query: dnsPacket.Packet, q: dnsPacket.Question, rec: DnsRecord | undefined): dnsPacket.Packet {
+  let rcode = NOERROR;
+  const answers: dnsPacket.Answer[] = [];
+  if (!rec || rec.nxdomain) rcode = NXDOMAIN;
+  else if (rec.servfail) rcode = SERVFAIL;
+  else {
+    const ttl = rec.ttl ?? 60;
+    const list = q.type === 'A' ? rec.A : q.type === 'AAAA' ? rec.AAAA : undefined;
+    for (const data of list ?? []) {
+      if (q.type === 'A') answers.push({ type: 'A', name: q.name, ttl, class: 'IN', data });
+      else answers.push({ type: 'AAAA', name: q.name, ttl, class: 'IN', data });
+    }
+  }
+  return {
+    id: query.id ?? 0,
+    type: 'response',
+    flags: FLAG_AA | FLAG_RD | FLAG_RA | rcode,
+    questions: [q],
+    answers,
+  };
+}
