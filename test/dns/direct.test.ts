@@ -1,0 +1,196 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { pino } from 'pino';
+import { connectHappyEyeballs } from '../../src/dns/happy-eyeballs.js';
+import { createResolver } from '../../src/dns/resolver.js';
+import type { DnsResolver, ResolvedAddress } from '../../src/dns/types.js';
+import { ConnectTimeoutError, GatewayError, Rep, toRep } from '../../src/errors.js';
+import { createDirectOutbound } from '../../src/outbound/direct.js';
+import type { OutboundContext } from '../../src/outbound/types.js';
+import { startDnsServer, type DnsRecord } from '../helpers/dns-server.js';
+
+type TestContext = { after(fn: () => unknown): void };
+
+const SYSTEM_PYTHON = '/usr/bin/python3';
+const log = pino({ level: 'silent' });
+const ctx = (over: Partial<OutboundContext> = {}): OutboundContext => ({
+  signal: new AbortController().signal,
+  log,
+  sessionKey: 'test',
+  ...over,
+});
+
+async function listen(t: TestContext, host: string, port = 0): Promise<{ server: Server; port: number }> {
+  const server = createServer((s) => s.end('hello'));
+  server.listen(port, host);
+  await once(server, 'listening');
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const addr = server.address();
+  assert.ok(addr && typeof addr === 'object');
+  return { server, port: addr.port };
+}
+
+/** A port that was just free on 127.0.0.1: nothing listens there now, so connecting is refused. */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const addr = s.address();
+  assert.ok(addr && typeof addr === 'object');
+  await new Promise<void>((r) => s.close(() => r()));
+  return addr.port;
+}
+
+/**
+ * A listener whose accept queue is full (backlog 0, one connection parked, never accepted):
+ * Linux drops further SYNs, so connecting there hangs, like an address that blackholes traffic.
+ */
+async function blackhole(t: TestContext, host: string): Promise<number> {
+  const script = [
+    'import socket, sys, time',
+    `s = socket.socket(); s.bind((${JSON.stringify(host)}, 0)); s.listen(0)`,
+    'print(s.getsockname()[1], flush=True)',
+    'sys.stdin.read()',
+  ].join('\n');
+  const py = spawn(SYSTEM_PYTHON, ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.after(() => py.kill());
+  const [chunk] = (await once(py.stdout, 'data')) as [Buffer];
+  const port = Number(chunk.toString().trim());
+  const filler = connect(port, host);
+  t.after(() => filler.destroy());
+  await once(filler, 'connect');
+  return port;
+}
+
+async function resolverFor(t: TestContext, records: Record<string, DnsRecord>): Promise<DnsResolver> {
+  const server = await startDnsServer(records);
+  t.after(() => server.close());
+  const dns = createResolver({
+    servers: [`${server.host}:${server.port}`],
+    cache_size: 100,
+    negative_ttl: 30_000,
+    timeout: 1_000,
+    prefer: 'ipv4',
+    hosts: {},
+  });
+  t.after(() => dns.close());
+  return dns;
+}
+
+async function greeting(socket: Socket): Promise<string> {
+  socket.setEncoding('utf8');
+  let text = '';
+  for await (const chunk of socket) text += String(chunk);
+  return text;
+}
+
+test('direct: an AAAA-only name reaches a target on ::1', async (t) => {
+  const { port } = await listen(t, '::1');
+  const dns = await resolverFor(t, { 'six.test': { AAAA: ['::1'] } });
+  const direct = createDirectOutbound({ dns, connectTimeout: 2_000 });
+  const { socket } = await direct.connect({ host: 'six.test', port }, ctx());
+  t.after(() => socket.destroy());
+  assert.equal(socket.remoteAddress, '::1');
+  assert.equal(await greeting(socket), 'hello');
+});
+
+test('direct: a refused first address falls through to the next one', async (t) => {
+  const port = await closedPort(); // refused on 127.0.0.1
+  await listen(t, '127.0.0.2', port);
+  const dns = await resolverFor(t, { 'two.test': { A: ['127.0.0.1', '127.0.0.2'] } });
+  const direct = createDirectOutbound({ dns, connectTimeout: 2_000 });
+  const { socket } = await direct.connect({ host: 'two.test', port }, ctx());
+  t.after(() => socket.destroy());
+  assert.equal(socket.remoteAddress, '127.0.0.2');
+  assert.equal(await greeting(socket), 'hello');
+});
+
+test('direct: every address refused gives 0x05', async (t) => {
+  const port = await closedPort();
+  const dns = await resolverFor(t, { 'none.test': { A: ['127.0.0.1', '127.0.0.3'] } });
+  const direct = createDirectOutbound({ dns, connectTimeout: 2_000 });
+  await assert.rejects(direct.connect({ host: 'none.test', port }, ctx()), (err: unknown) => {
+    assert.ok(err instanceof GatewayError);
+    assert.equal(toRep(err), Rep.CONNECTION_REFUSED);
+    return true;
+  });
+});
+
+test('direct: a name that does not exist gives 0x04', async (t) => {
+  const dns = await resolverFor(t, {});
+  const direct = createDirectOutbound({ dns, connectTimeout: 2_000 });
+  await assert.rejects(direct.connect({ host: 'nothing.invalid', port: 80 }, ctx()), (err: unknown) => {
+    assert.equal(toRep(err), Rep.HOST_UNREACHABLE);
+    return true;
+  });
+});
+
+test('direct: the router\'s answer in ctx.resolved is used without a lookup', async (t) => {
+  const { port } = await listen(t, '127.0.0.1');
+  let lookups = 0;
+  const dns: DnsResolver = {
+    lookup: () => {
+      lookups++;
+      return Promise.reject(new Error('must not be called'));
+    },
+    stats: () => ({ hits: 0, misses: 0, negativeHits: 0, evictions: 0, inflightWaits: 0, queries: 0 }),
+    close: () => {},
+  };
+  const direct = createDirectOutbound({ dns, connectTimeout: 2_000 });
+  const resolved: ResolvedAddress[] = [{ address: '127.0.0.1', family: 4 }];
+  const { socket } = await direct.connect({ host: 'routed.test', port }, ctx({ resolved }));
+  t.after(() => socket.destroy());
+  assert.equal(await greeting(socket), 'hello');
+  assert.equal(lookups, 0);
+});
+
+const havePython = existsSync(SYSTEM_PYTHON);
+
+test('direct: an address that never answers gives 0x06 after connect_timeout', { skip: !havePython, timeout: 10_000 }, async (t) => {
+  const port = await blackhole(t, '127.0.0.4');
+  const dns = await resolverFor(t, { 'slow.test': { A: ['127.0.0.4'] } });
+  const direct = createDirectOutbound({ dns, connectTimeout: 300 });
+  await assert.rejects(direct.connect({ host: 'slow.test', port }, ctx()), (err: unknown) => {
+    assert.ok(err instanceof ConnectTimeoutError);
+    assert.equal(toRep(err), Rep.TTL_EXPIRED);
+    return true;
+  });
+});
+
+test('happy eyeballs: a hanging first address does not stop the second', { skip: !havePython, timeout: 10_000 }, async (t) => {
+  const port = await blackhole(t, '127.0.0.5');
+  await listen(t, '127.0.0.6', port);
+  const addresses: ResolvedAddress[] = [
+    { address: '127.0.0.5', family: 4 },
+    { address: '127.0.0.6', family: 4 },
+  ];
+  const socket = await connectHappyEyeballs(addresses, port, { timeout: 5_000 });
+  t.after(() => socket.destroy());
+  assert.equal(socket.remoteAddress, '127.0.0.6');
+  assert.equal(await greeting(socket), 'hello');
+});
+
+test('happy eyeballs: an abort ends a pending attempt', { skip: !havePython, timeout: 10_000 }, async (t) => {
+  const port = await blackhole(t, '127.0.0.7');
+  const ac = new AbortController();
+  const pending = connectHappyEyeballs([{ address: '127.0.0.7', family: 4 }], port, {
+    timeout: 5_000,
+    signal: ac.signal,
+  });
+  setImmediate(() => ac.abort());
+  await assert.rejects(pending, { name: 'AbortError' });
+});
+
+test('happy eyeballs: an already aborted signal and an empty list reject at once', async () => {
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(connectHappyEyeballs([{ address: '127.0.0.1', family: 4 }], 9, { timeout: 1_000, signal: ac.signal }));
+  await assert.rejects(connectHappyEyeballs([], 9, { timeout: 1_000 }), (err: unknown) => {
+    assert.equal(toRep(err), Rep.HOST_UNREACHABLE);
+    return true;
+  });
+});

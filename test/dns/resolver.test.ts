@@ -1,0 +1,225 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DnsConfig } from '../../src/config/types.js';
+import { clampTtl } from '../../src/dns/cache.js';
+import { createResolver } from '../../src/dns/resolver.js';
+import type { DnsResolver } from '../../src/dns/types.js';
+import { NameNotResolvedError, Rep, toRep } from '../../src/errors.js';
+import { startDnsServer, type DnsRecord, type DnsServer } from '../helpers/dns-server.js';
+
+type TestContext = { after(fn: () => unknown): void };
+
+async function setup(
+  t: TestContext,
+  records: Record<string, DnsRecord>,
+  over: Partial<DnsConfig> = {},
+): Promise<{ server: DnsServer; dns: DnsResolver }> {
+  const server = await startDnsServer(records);
+  t.after(() => server.close());
+  const dns = createResolver({
+    servers: [`${server.host}:${server.port}`],
+    cache_size: 100,
+    negative_ttl: 30_000,
+    timeout: 1_000,
+    prefer: 'ipv4',
+    hosts: {},
+    ...over,
+  });
+  t.after(() => dns.close());
+  return { server, dns };
+}
+
+async function rejectsWith04(p: Promise<unknown>): Promise<void> {
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(err instanceof NameNotResolvedError, String(err));
+    assert.equal(toRep(err), Rep.HOST_UNREACHABLE);
+    return true;
+  });
+}
+
+test('50 lookups within the TTL send one query per type', async (t) => {
+  const { server, dns } = await setup(t, { 'www.test': { A: ['192.0.2.1'], AAAA: ['2001:db8::1'], ttl: 300 } });
+  for (let i = 0; i < 50; i++) {
+    assert.deepEqual(await dns.lookup('www.test'), [
+      { address: '192.0.2.1', family: 4 },
+      { address: '2001:db8::1', family: 6 },
+    ]);
+  }
+  assert.equal(server.queries('www.test', 'A'), 1);
+  assert.equal(server.queries('www.test', 'AAAA'), 1);
+  const s = dns.stats();
+  assert.equal(s.misses, 1);
+  assert.equal(s.hits, 49);
+  assert.equal(s.queries, 2);
+});
+
+test('an answer is asked for again once its TTL has passed', async (t) => {
+  const { server, dns } = await setup(t, { 'short.test': { A: ['192.0.2.2'], ttl: 1 } });
+  await dns.lookup('short.test');
+  await dns.lookup('short.test');
+  assert.equal(server.queries('short.test', 'A'), 1);
+  await sleep(1_200);
+  await dns.lookup('short.test');
+  assert.equal(server.queries('short.test', 'A'), 2);
+});
+
+test('max_ttl shortens a long TTL and min_ttl lengthens a zero one', async (t) => {
+  const { server, dns } = await setup(
+    t,
+    { 'long.test': { A: ['192.0.2.3'], ttl: 3600 }, 'zero.test': { A: ['192.0.2.4'], ttl: 0 } },
+    { max_ttl: 200, min_ttl: 100 },
+  );
+  await dns.lookup('long.test');
+  await dns.lookup('zero.test');
+  await dns.lookup('zero.test');
+  assert.equal(server.queries('zero.test', 'A'), 1);
+  await sleep(300);
+  await dns.lookup('long.test');
+  assert.equal(server.queries('long.test', 'A'), 2);
+});
+
+test('a zero TTL without min_ttl is not cached', async (t) => {
+  const { server, dns } = await setup(t, { 'zero.test': { A: ['192.0.2.4'], ttl: 0 } });
+  await dns.lookup('zero.test');
+  await dns.lookup('zero.test');
+  assert.equal(server.queries('zero.test', 'A'), 2);
+});
+
+test('100 concurrent lookups of a new name share one query', async (t) => {
+  const { server, dns } = await setup(t, { 'busy.test': { A: ['192.0.2.5'] } });
+  const all = await Promise.all(Array.from({ length: 100 }, () => dns.lookup('busy.test')));
+  for (const r of all) assert.deepEqual(r, [{ address: '192.0.2.5', family: 4 }]);
+  assert.notEqual(all[0], all[1], 'each caller gets its own array');
+  assert.equal(server.queries('busy.test', 'A'), 1);
+  assert.equal(server.queries('busy.test', 'AAAA'), 1);
+  assert.equal(dns.stats().inflightWaits, 99);
+  assert.equal(dns.stats().misses, 1);
+});
+
+test('NXDOMAIN is cached for negative_ttl, then asked again', async (t) => {
+  const { server, dns } = await setup(t, { 'gone.test': { nxdomain: true } }, { negative_ttl: 300 });
+  await rejectsWith04(dns.lookup('gone.test'));
+  await rejectsWith04(dns.lookup('gone.test'));
+  assert.equal(server.queries('gone.test', 'A'), 1);
+  assert.equal(dns.stats().negativeHits, 1);
+  await sleep(400);
+  await rejectsWith04(dns.lookup('gone.test'));
+  assert.equal(server.queries('gone.test', 'A'), 2);
+});
+
+test('a name with no address records is cached as negative', async (t) => {
+  const { server, dns } = await setup(t, { 'empty.test': {} });
+  await rejectsWith04(dns.lookup('empty.test'));
+  await rejectsWith04(dns.lookup('empty.test'));
+  assert.equal(server.queries('empty.test'), 2);
+  assert.equal(dns.stats().negativeHits, 1);
+});
+
+test('a server that never answers gives 0x04 within the timeout, and is not cached', { timeout: 10_000 }, async (t) => {
+  const { server, dns } = await setup(t, { 'mute.test': { silent: true } }, { timeout: 300 });
+  await rejectsWith04(dns.lookup('mute.test'));
+  assert.equal(server.queries('mute.test', 'A'), 1);
+  await rejectsWith04(dns.lookup('mute.test'));
+  assert.equal(server.queries('mute.test', 'A'), 2);
+  assert.equal(dns.stats().negativeHits, 0);
+  // Once the server answers, the name resolves: nothing negative was left behind.
+  server.set('mute.test', { A: ['192.0.2.6'] });
+  assert.deepEqual(await dns.lookup('mute.test'), [{ address: '192.0.2.6', family: 4 }]);
+});
+
+test('SERVFAIL gives 0x04 and is not cached', async (t) => {
+  const { server, dns } = await setup(t, { 'broken.test': { servfail: true } });
+  await rejectsWith04(dns.lookup('broken.test'));
+  await rejectsWith04(dns.lookup('broken.test'));
+  assert.equal(server.queries('broken.test', 'A'), 2);
+  assert.equal(dns.stats().negativeHits, 0);
+});
+
+test('hosts and IP literals answer without any query', async (t) => {
+  const { server, dns } = await setup(t, {}, { hosts: { 'printer.corp': '10.8.3.3', 'v6.corp': '2001:db8::9' } });
+  assert.deepEqual(await dns.lookup('printer.corp'), [{ address: '10.8.3.3', family: 4 }]);
+  assert.deepEqual(await dns.lookup('PRINTER.Corp.'), [{ address: '10.8.3.3', family: 4 }]);
+  assert.deepEqual(await dns.lookup('v6.corp'), [{ address: '2001:db8::9', family: 6 }]);
+  assert.deepEqual(await dns.lookup('203.0.113.9'), [{ address: '203.0.113.9', family: 4 }]);
+  assert.deepEqual(await dns.lookup('::1'), [{ address: '::1', family: 6 }]);
+  assert.equal(server.queries('printer.corp'), 0);
+  assert.equal(dns.stats().queries, 0);
+});
+
+test('names are case-insensitive and a trailing dot is ignored', async (t) => {
+  const { server, dns } = await setup(t, { 'mixed.test': { A: ['192.0.2.7'] } });
+  await dns.lookup('Mixed.TEST.');
+  await dns.lookup('mixed.test');
+  assert.equal(server.queries('mixed.test', 'A'), 1);
+});
+
+test('LRU eviction at cache_size: counted, and the evicted name is asked again', async (t) => {
+  const { server, dns } = await setup(
+    t,
+    { 'a.test': { A: ['192.0.2.11'] }, 'b.test': { A: ['192.0.2.12'] }, 'c.test': { A: ['192.0.2.13'] } },
+    { cache_size: 2 },
+  );
+  await dns.lookup('a.test');
+  await dns.lookup('b.test');
+  assert.equal(dns.stats().evictions, 0);
+  await dns.lookup('c.test'); // a.test is the least recently used
+  assert.equal(dns.stats().evictions, 1);
+  await dns.lookup('c.test');
+  assert.equal(server.queries('c.test', 'A'), 1);
+  await dns.lookup('a.test');
+  assert.equal(server.queries('a.test', 'A'), 2);
+  assert.equal(dns.stats().evictions, 2);
+});
+
+test('the preferred family comes first', async (t) => {
+  const records = { 'dual.test': { A: ['192.0.2.21', '192.0.2.22'], AAAA: ['2001:db8::21'] } };
+  const v6 = await setup(t, records, { prefer: 'ipv6' });
+  assert.deepEqual(await v6.dns.lookup('dual.test'), [
+    { address: '2001:db8::21', family: 6 },
+    { address: '192.0.2.21', family: 4 },
+    { address: '192.0.2.22', family: 4 },
+  ]);
+  const v4 = await setup(t, records);
+  assert.deepEqual(
+    (await v4.dns.lookup('dual.test')).map((a) => a.family),
+    [4, 4, 6],
+  );
+});
+
+test('an AAAA-only name resolves to its IPv6 address alone', async (t) => {
+  const { dns } = await setup(t, { 'six.test': { AAAA: ['::1'] } });
+  assert.deepEqual(await dns.lookup('six.test'), [{ address: '::1', family: 6 }]);
+});
+
+test('a caller mutating its answer does not change the cache', async (t) => {
+  const { dns } = await setup(t, { 'keep.test': { A: ['192.0.2.31'] } });
+  const first = await dns.lookup('keep.test');
+  first.pop();
+  assert.deepEqual(await dns.lookup('keep.test'), [{ address: '192.0.2.31', family: 4 }]);
+});
+
+test('without servers the system resolver answers localhost and refuses .invalid', { timeout: 10_000 }, async (t) => {
+  const dns = createResolver({ cache_size: 10, negative_ttl: 1_000, timeout: 3_000, prefer: 'ipv4', hosts: {} });
+  t.after(() => dns.close());
+  const local = await dns.lookup('localhost');
+  assert.ok(local.length > 0);
+  for (const a of local) assert.match(a.address, /^(127\.|::1$)/);
+  await rejectsWith04(dns.lookup('no-such-name.invalid'));
+  await dns.lookup('localhost');
+  assert.equal(dns.stats().hits, 1);
+});
+
+test('a host that is not an IP address in `hosts` is a config error', () => {
+  assert.throws(
+    () => createResolver({ cache_size: 1, negative_ttl: 1, timeout: 1, prefer: 'ipv4', hosts: { x: 'not-an-ip' } }),
+    /dns\.hosts\.x/,
+  );
+});
+
+test('clampTtl converts seconds to ms within the bounds', () => {
+  assert.equal(clampTtl(30, {}), 30_000);
+  assert.equal(clampTtl(0, {}), 0);
+  assert.equal(clampTtl(0, { min_ttl: 1_000 }), 1_000);
+  assert.equal(clampTtl(86_400, { max_ttl: 3_600_000 }), 3_600_000);
+});
