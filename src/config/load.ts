@@ -1,0 +1,90 @@
+// Config loading: YAML (with positions) → ${ENV} interpolation → JSON Schema (defaults
+// applied) → semantic checks → typed, frozen Config. Every problem of every phase is
+// collected into one ConfigError whose issues read `FILE:LINE:COL: message`.
+
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
+import { ConfigError } from '../errors.js';
+import { interpolateDocument } from './env.js';
+import { toConfig, type RawConfig } from './normalize.js';
+import { SourceLocator, type Issue } from './positions.js';
+import { checkSemantics } from './semantic.js';
+import type { Config } from './types.js';
+import { validateSchema } from './validate.js';
+
+export const DEFAULT_CONFIG_FILE = 'socksgate.yaml';
+export const EMBEDDED_SOURCE = '<embedded default>';
+
+/** PRODUCT.md: with no file, listen on 127.0.0.1:1080, no auth, everything direct. */
+const EMBEDDED_DEFAULT = `listen:
+  - host: 127.0.0.1
+    port: 1080
+default: direct
+`;
+
+export interface LoadOptions {
+  /** Config file; relative paths are taken from `cwd`. */
+  path?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/** `path`, else ./socksgate.yaml in `cwd` when it exists, else the embedded default. */
+export async function loadConfig(opts: LoadOptions = {}): Promise<Config> {
+  const cwd = resolve(opts.cwd ?? process.cwd());
+  const env = opts.env ?? process.env;
+  let file = opts.path;
+  if (file === undefined) {
+    const fallback = resolve(cwd, DEFAULT_CONFIG_FILE);
+    if (!existsSync(fallback)) return parseText(EMBEDDED_DEFAULT, EMBEDDED_SOURCE, cwd, env);
+    file = fallback;
+  }
+  const abs = resolve(cwd, file);
+  let text: string;
+  try {
+    text = await readFile(abs, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new ConfigError([`${file}: cannot read the config file (${reason})`]);
+  }
+  return parseText(text, file, dirname(abs), env);
+}
+
+/** Parses config text; `source` names it in messages and its directory anchors *_file paths. */
+export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): Config {
+  return parseText(text, source, resolve(dirname(source)), env);
+}
+
+function parseText(text: string, source: string, baseDir: string, env: NodeJS.ProcessEnv): Config {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const locator = new SourceLocator(doc, lines, source);
+  if (doc.errors.length > 0) {
+    // A broken document has no reliable structure: report the syntax and stop there.
+    const issues = doc.errors.map((e) => `${source}:${locator.position(e.pos[0])}: ${firstLine(e.message)}`);
+    throw new ConfigError(issues);
+  }
+  const interpolation = interpolateDocument(doc, text, env);
+  const raw: unknown = doc.contents === null ? {} : doc.toJS({ maxAliasCount: 1000 });
+  const checked = [...validateSchema(raw), ...checkSemantics(raw)];
+  const found = [
+    ...interpolation.issues,
+    // An unset ${VAR} left an empty string behind: "must not be empty" there says nothing new.
+    ...checked.filter((issue) => !interpolation.failed.has(locator.offsetOf(issue))),
+  ];
+  if (found.length > 0) throw new ConfigError(sortedLines(found, locator));
+  return toConfig(raw as RawConfig, source, baseDir);
+}
+
+/** Issues in file order, each once. */
+function sortedLines(issues: readonly Issue[], locator: SourceLocator): string[] {
+  const placed = issues.map((issue, i) => ({ i, offset: locator.offsetOf(issue), line: locator.format(issue) }));
+  placed.sort((a, b) => a.offset - b.offset || a.i - b.i);
+  return [...new Set(placed.map((p) => p.line))];
+}
+
+function firstLine(message: string): string {
+  return message.split('\n', 1)[0]!.trim();
+}

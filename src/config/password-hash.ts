@@ -1,0 +1,38 @@
+// The `password_hash` format, "scrypt$N$r$p$saltB64$hashB64", shared by the config checks
+// and the authenticator (src/server/auth.ts) so both agree on what is acceptable.
+
+export interface ScryptHash {
+  N: number;
+  r: number;
+  p: number;
+  salt: Buffer;
+  hash: Buffer;
+}
+
+/** Work factors beyond these would let one login pin a CPU or gigabytes of memory. */
+const MAX_N = 2 ** 20;
+const MAX_R = 32;
+const MAX_P = 16;
+const MIN_HASH_BYTES = 16;
+
+/** The parsed hash, or a string saying what is wrong with it. */
+export function parsePasswordHash(text: string): ScryptHash | string {
+  const parts = text.split('$');
+  if (parts.length !== 6 || parts[0] !== 'scrypt') return 'must read scrypt$N$r$p$salt$hash';
+  const [N, r, p] = parts.slice(1, 4).map(Number) as [number, number, number];
+  if (!Number.isSafeInteger(N) || N < 2 || N > MAX_N || (N & (N - 1)) !== 0) {
+    return `scrypt N must be a power of two between 2 and ${MAX_N}`;
+  }
+  if (!Number.isSafeInteger(r) || r < 1 || r > MAX_R) return `scrypt r must be between 1 and ${MAX_R}`;
+  if (!Number.isSafeInteger(p) || p < 1 || p > MAX_P) return `scrypt p must be between 1 and ${MAX_P}`;
+  const salt = Buffer.from(parts[4]!, 'base64');
+  const hash = Buffer.from(parts[5]!, 'base64');
+  if (salt.length === 0) return 'scrypt salt is empty';
+  if (hash.length < MIN_HASH_BYTES) return `scrypt hash must be at least ${MIN_HASH_BYTES} bytes`;
+  return { N, r, p, salt, hash };
+}
+
+/** Memory node:crypto must be allowed for these parameters (its default cap is 32 MiB). */
+export function scryptMaxmem(h: Pick<ScryptHash, 'N' | 'r' | 'p'>): number {
+  return 128 * h.N * h.r * 2 + 1024 * 1024;
+}

@@ -1,0 +1,115 @@
+// Checks the schema cannot express: address syntax, names that must resolve, duplicates and
+// the open-proxy safety rule. Upstream/rule cross-references live in semantic-routing.ts.
+
+import { isIP } from 'node:net';
+import { parseDuration } from './duration.js';
+import { isLoopback, parseHostPort } from './net.js';
+import { parsePasswordHash } from './password-hash.js';
+import { problem, type ConfigPath, type Issue } from './positions.js';
+import { entries, list, obj, str, type Obj } from './raw.js';
+import { checkRouting } from './semantic-routing.js';
+
+/** Every semantic problem of `raw` (defaults already applied by the schema pass). */
+export function checkSemantics(raw: unknown): Issue[] {
+  const root = obj(raw);
+  if (!root) return [];
+  const out: Issue[] = [];
+  checkListen(root, out);
+  checkOpenProxy(root, out);
+  checkAuth(root, out);
+  checkDns(root, out);
+  checkIpField(obj(root['udp'])?.['advertise'], ['udp', 'advertise'], out);
+  checkIpField(obj(root['metrics'])?.['host'], ['metrics', 'host'], out);
+  checkRouting(root, out);
+  return out;
+}
+
+function checkIpField(value: unknown, path: ConfigPath, out: Issue[]): void {
+  const text = str(value);
+  if (text !== undefined && isIP(text) === 0) {
+    out.push(problem(path, `"${text}" is not an IPv4 or IPv6 address literal`));
+  }
+}
+
+function checkListen(root: Obj, out: Issue[]): void {
+  const seen = new Set<string>();
+  list(root['listen']).forEach((entry, i) => {
+    const host = str(obj(entry)?.['host']);
+    if (host === undefined) return;
+    if (isIP(host) === 0) {
+      out.push(problem(['listen', i, 'host'], `"${host}" is not an IPv4 or IPv6 address literal (use "0.0.0.0" or "::" for all interfaces)`));
+      return;
+    }
+    const port = obj(entry)?.['port'];
+    const key = `${host}|${String(port)}`;
+    if (port !== 0 && seen.has(key)) out.push(problem(['listen', i], `${host} port ${String(port)} is listed twice`));
+    seen.add(key);
+  });
+}
+
+/** PRODUCT.md "Safety defaults": no accidental open proxy on a reachable address. */
+function checkOpenProxy(root: Obj, out: Issue[]): void {
+  if (root['allow_open_proxy'] === true) return;
+  const auth = obj(root['auth']);
+  const anonymous = auth !== undefined && auth['allow_anonymous'] === true;
+  if (auth && !anonymous) return;
+  list(root['listen']).forEach((entry, i) => {
+    const host = str(obj(entry)?.['host']);
+    if (host === undefined || isIP(host) === 0 || isLoopback(host)) return;
+    const why = anonymous ? 'with auth.allow_anonymous: true' : 'without auth';
+    out.push(
+      problem(
+        ['listen', i, 'host'],
+        `refusing to listen on ${host} (not a loopback address) ${why}: anyone who can reach it could use this gateway as an open proxy. ` +
+          'Add an "auth" section with users (and allow_anonymous: false), or set "allow_open_proxy: true" at the top level if an open proxy is intended',
+      ),
+    );
+  });
+}
+
+function checkAuth(root: Obj, out: Issue[]): void {
+  const seen = new Set<string>();
+  list(obj(root['auth'])?.['users']).forEach((entry, i) => {
+    const user = obj(entry);
+    const name = str(user?.['username']);
+    if (name !== undefined) {
+      if (name.includes('-session-')) {
+        out.push(problem(['auth', 'users', i, 'username'], `"${name}" contains "-session-", which marks a session key at login (alice-session-KEY logs in as alice)`));
+      }
+      if (seen.has(name)) out.push(problem(['auth', 'users', i, 'username'], `user "${name}" is defined twice`));
+      seen.add(name);
+    }
+    const hash = str(user?.['password_hash']);
+    if (hash !== undefined && /^scrypt\$/.test(hash)) {
+      const parsed = parsePasswordHash(hash);
+      if (typeof parsed === 'string') out.push(problem(['auth', 'users', i, 'password_hash'], parsed));
+    }
+  });
+}
+
+function checkDns(root: Obj, out: Issue[]): void {
+  const dns = obj(root['dns']);
+  if (!dns) return;
+  list(dns['servers']).forEach((server, i) => {
+    const text = str(server);
+    if (text === undefined) return;
+    const hp = parseHostPort(text);
+    if (!hp || isIP(hp.host) === 0) {
+      out.push(problem(['dns', 'servers', i], `"${text}" is not an IP address with an optional port ("1.1.1.1", "127.0.0.1:5353", "[::1]:53")`));
+    }
+  });
+  for (const [name, ip] of entries(dns['hosts'])) {
+    const text = str(ip);
+    if (text !== undefined && isIP(text) === 0) out.push(problem(['dns', 'hosts', name], `"${text}" is not an IP address`));
+  }
+  const min = str(dns['min_ttl']);
+  const max = str(dns['max_ttl']);
+  if (min !== undefined && max !== undefined) {
+    const [a, b] = [min, max].map(durationOrNaN) as [number, number];
+    if (a > b) out.push(problem(['dns', 'min_ttl'], `min_ttl (${min}) is longer than max_ttl (${max})`));
+  }
+}
+
+function durationOrNaN(text: string): number {
+  return parseDuration(text) ?? Number.NaN;
+}

@@ -1,0 +1,131 @@
+// Schema validation: schemas/config.schema.json is the contract. Ajv runs once per load with
+// `useDefaults`, so the raw object comes back with every default filled in; its errors become
+// Issues with a path (mapped to line:col by positions.ts) and a message a user can act on.
+
+import { readFileSync } from 'node:fs';
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import { DURATION_PATTERN } from './duration.js';
+import { problem, type ConfigPath, type Issue } from './positions.js';
+
+// ajv-formats is CommonJS: under NodeNext the default import is `module.exports`, which is the
+// plugin and also carries itself as `.default` (the only spelling the typings accept).
+const addFormats = addFormatsModule.default;
+
+/** From src/config or dist/config alike, the schema sits two levels up. */
+export const SCHEMA_URL = new URL('../../schemas/config.schema.json', import.meta.url);
+
+let compiled: ValidateFunction | undefined;
+
+function validator(): ValidateFunction {
+  if (!compiled) {
+    const schema = JSON.parse(readFileSync(SCHEMA_URL, 'utf8')) as object;
+    const ajv = new Ajv2020({ allErrors: true, useDefaults: true, discriminator: true, verbose: true, strict: true,
+      // `oneOf: [{required: [password]}, {required: [password_hash]}]` names properties declared beside it.
+      strictRequired: false });
+    addFormats(ajv);
+    compiled = ajv.compile(schema);
+  }
+  return compiled;
+}
+
+/** Validates `raw` in place (defaults are inserted) and returns the problems. */
+export function validateSchema(raw: unknown): Issue[] {
+  const validate = validator();
+  if (validate(raw)) return [];
+  return collapse(validate.errors ?? []).map((e) => toIssue(e, raw));
+}
+
+/** An anyOf/oneOf failure is one problem: drop the per-branch errors beneath it. */
+function collapse(errors: readonly ErrorObject[]): ErrorObject[] {
+  const combinators = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
+  return errors.filter(
+    (e) => !combinators.some((c) => c !== e && e.instancePath === c.instancePath && e.schemaPath.startsWith(`${c.schemaPath}/`)),
+  );
+}
+
+function toIssue(e: ErrorObject, raw: unknown): Issue {
+  const path = pointerToPath(e.instancePath, raw);
+  const params = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = String(params['additionalProperty']);
+      const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+      const hint = known.length > 0 ? ` (expected one of: ${known.join(', ')})` : '';
+      return issue([...path, key], `unknown key${hint}`, true);
+    }
+    case 'required':
+      return issue(path, `missing required key "${String(params['missingProperty'])}"`);
+    case 'dependentRequired':
+      return issue(path, `"${String(params['property'])}" requires "${String(params['missingProperty'])}" as well`);
+    case 'type':
+      return issue(path, `must be ${TYPE_NAMES[String(params['type'])] ?? String(params['type'])}`);
+    case 'enum':
+      return issue(path, `must be one of: ${(params['allowedValues'] as unknown[]).map(String).join(', ')}`);
+    case 'const':
+      return issue(path, `must be "${String(params['allowedValue'])}"`);
+    case 'pattern':
+      return issue(path, patternMessage(String(params['pattern'])));
+    case 'minItems':
+      return issue(path, params['limit'] === 1 ? 'must not be empty' : e.message ?? 'too few items');
+    case 'minLength':
+      return issue(path, params['limit'] === 1 ? 'must not be empty' : e.message ?? 'too short');
+    case 'discriminator':
+      return issue(path, discriminatorMessage(params));
+    case 'oneOf':
+    case 'anyOf':
+      return issue(path, combinatorMessage(e));
+    default:
+      return issue(path, e.message ?? `fails "${e.keyword}"`);
+  }
+}
+
+const TYPE_NAMES: Readonly<Record<string, string>> = {
+  integer: 'an integer',
+  number: 'a number',
+  string: 'a string',
+  boolean: 'true or false',
+  object: 'a mapping (key: value)',
+  array: 'a list',
+  null: 'null',
+};
+
+function patternMessage(pattern: string): string {
+  if (pattern === DURATION_PATTERN) return 'must be a duration like 500ms, 10s, 5m or 1h';
+  if (pattern.startsWith('^scrypt')) return 'must be a scrypt hash as printed by `socksgate hash-password` (scrypt$N$r$p$salt$hash)';
+  return `must match ${pattern}`;
+}
+
+function discriminatorMessage(params: Record<string, unknown>): string {
+  const tag = String(params['tag']);
+  if (params['error'] === 'tag') return `"${tag}" must be a string`;
+  return `"${tag}" must be one of: socks5, pool`;
+}
+
+function combinatorMessage(e: ErrorObject): string {
+  if (e.schemaPath.includes('/ports/')) return 'must be a port (1-65535) or a range string like "8000-8999"';
+  const branches = (e.schema as { required?: string[] }[] | undefined) ?? [];
+  const names = branches.flatMap((b) => b.required ?? []);
+  if (e.keyword === 'oneOf' && names.length === branches.length && names.length > 0) {
+    return `set exactly one of ${names.map((n) => `"${n}"`).join(' or ')}`;
+  }
+  return e.message ?? `fails "${e.keyword}"`;
+}
+
+function issue(path: ConfigPath, message: string, atKey = false): Issue {
+  return { ...problem(path, message), atKey };
+}
+
+/** RFC 6901 JSON pointer → path segments; indexes into lists become numbers. */
+function pointerToPath(pointer: string, raw: unknown): ConfigPath {
+  if (pointer === '') return [];
+  const path: (string | number)[] = [];
+  let cur = raw;
+  for (const part of pointer.slice(1).split('/')) {
+    const seg = part.replace(/~1/g, '/').replace(/~0/g, '~');
+    const key = Array.isArray(cur) ? Number(seg) : seg;
+    path.push(key);
+    cur = cur !== null && typeof cur === 'object' ? (cur as Record<string | number, unknown>)[key] : undefined;
+  }
+  return path;
+}
