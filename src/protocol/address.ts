@@ -51,50 +51,50 @@ export function decodeAddressAt(buf: Buffer, off: number): DecodedAddress | type
   return { address: { host, port: buf.readUInt16BE(p) }, end: p + 2 };
 }
 
-/** Byte length of `encodeAddress(a)`, so callers can build a whole message in one allocation. */
-export function addressLength(a: Address): number {
-  if (isIPv4(a.host)) return 7;
-  if (isIPv6(a.host)) return isIPv4Mapped(ipv6ToBytes(a.host)) ? 7 : 19;
-  return 4 + domainBytes(a.host).length;
+/** An address resolved to its wire form once, so a message is sized and written in one pass. */
+export interface WireAddress {
+  atyp: Atyp;
+  /** ADDR without the domain length byte (4 or 16 bytes, or the domain name). */
+  addr: Buffer;
+  port: number;
+  /** Byte length of ATYP+ADDR+PORT. */
+  length: number;
 }
 
 /**
- * ATYP+ADDR+PORT for `a`: IPv4 text → 01, IPv6 text → 04 (an IPv4-mapped ::ffff:a.b.c.d → 01
+ * ATYP+ADDR for `a`: IPv4 text → 01, IPv6 text → 04 (an IPv4-mapped ::ffff:a.b.c.d → 01
  * a.b.c.d, since that is what the peer can use), anything else → 03 domain. A domain longer than
  * 255 bytes, or empty, throws ProtocolError (it cannot be said in SOCKS5).
  */
+export function toWire(a: Address): WireAddress {
+  const host = a.host;
+  if (isIPv4(host)) return { atyp: Atyp.IPV4, addr: ipv4ToBytes(host), port: a.port, length: 7 };
+  // A ':' is the cheap test; isIPv6's regex only runs on candidates.
+  if (host.includes(':') && isIPv6(host)) {
+    const bytes = ipv6ToBytes(host);
+    if (isIPv4Mapped(bytes)) return { atyp: Atyp.IPV4, addr: bytes.subarray(12), port: a.port, length: 7 };
+    return { atyp: Atyp.IPV6, addr: bytes, port: a.port, length: 19 };
+  }
+  const name = domainBytes(host);
+  return { atyp: Atyp.DOMAIN, addr: name, port: a.port, length: 4 + name.length };
+}
+
+/** ATYP+ADDR+PORT for `a`; see toWire for the address type chosen. */
 export function encodeAddress(a: Address): Buffer {
-  const out = Buffer.allocUnsafe(addressLength(a));
-  writeAddress(out, 0, a);
+  const w = toWire(a);
+  const out = Buffer.allocUnsafe(w.length);
+  writeWire(out, 0, w);
   return out;
 }
 
 /** Writes ATYP+ADDR+PORT at `off`; returns the offset just past it. */
-export function writeAddress(out: Buffer, off: number, a: Address): number {
-  let p: number;
-  if (isIPv4(a.host)) {
-    out[off] = Atyp.IPV4;
-    p = writeIPv4(out, off + 1, a.host);
-  } else if (isIPv6(a.host)) {
-    const bytes = ipv6ToBytes(a.host);
-    if (isIPv4Mapped(bytes)) {
-      out[off] = Atyp.IPV4;
-      bytes.copy(out, off + 1, 12, 16);
-      p = off + 5;
-    } else {
-      out[off] = Atyp.IPV6;
-      bytes.copy(out, off + 1);
-      p = off + 17;
-    }
-  } else {
-    const name = domainBytes(a.host);
-    out[off] = Atyp.DOMAIN;
-    out[off + 1] = name.length;
-    name.copy(out, off + 2);
-    p = off + 2 + name.length;
-  }
-  out.writeUInt16BE(a.port, p);
-  return p + 2;
+export function writeWire(out: Buffer, off: number, w: WireAddress): number {
+  out[off++] = w.atyp;
+  if (w.atyp === Atyp.DOMAIN) out[off++] = w.addr.length;
+  off += w.addr.copy(out, off);
+  out[off++] = w.port >>> 8;
+  out[off++] = w.port & 0xff;
+  return off;
 }
 
 function domainBytes(host: string): Buffer {
@@ -107,14 +107,15 @@ function domainBytes(host: string): Buffer {
   return name;
 }
 
-function writeIPv4(out: Buffer, off: number, text: string): number {
+function ipv4ToBytes(text: string): Buffer {
+  const out = Buffer.allocUnsafe(4);
   let start = 0;
   for (let i = 0; i < 4; i++) {
     const dot = i < 3 ? text.indexOf('.', start) : text.length;
-    out[off + i] = Number(text.slice(start, dot));
+    out[i] = Number(text.slice(start, dot));
     start = dot + 1;
   }
-  return off + 4;
+  return out;
 }
 
 function isIPv4Mapped(b: Buffer): boolean {

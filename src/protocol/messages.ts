@@ -3,7 +3,7 @@
 // byte size, or throws a ProtocolError carrying the reply code to send.
 
 import { ProtocolError, Rep } from '../errors.js';
-import { addressLength, decodeAddressAt, encodeAddress, NEED_DATA, writeAddress } from './address.js';
+import { decodeAddressAt, encodeAddress, NEED_DATA, toWire, writeWire } from './address.js';
 import { AUTH_VERSION, Cmd, VERSION } from './constants.js';
 import type { Address, UdpDatagram } from './types.js';
 
@@ -98,11 +98,12 @@ export function decodeReply(buf: Buffer): Decoded<{ rep: number; bound: Address 
 
 /** Three leading bytes (the third is 0: RSV, or FRAG's neighbour) then an address. */
 function header3(b0: number, b1: number, addr: Address): Buffer {
-  const out = Buffer.allocUnsafe(3 + addressLength(addr));
+  const w = toWire(addr);
+  const out = Buffer.allocUnsafe(3 + w.length);
   out[0] = b0;
   out[1] = b1;
   out[2] = 0x00;
-  writeAddress(out, 3, addr);
+  writeWire(out, 3, w);
   return out;
 }
 
@@ -118,12 +119,13 @@ export function decodeUdpDatagram(buf: Buffer): UdpDatagram {
 }
 
 export function encodeUdpDatagram(dest: Address, payload: Buffer, frag = 0): Buffer {
-  const head = 3 + addressLength(dest);
+  const w = toWire(dest);
+  const head = 3 + w.length;
   const out = Buffer.allocUnsafe(head + payload.length);
   out[0] = 0x00;
   out[1] = 0x00;
   out[2] = frag;
-  writeAddress(out, 3, dest);
+  writeWire(out, 3, w);
   payload.copy(out, head);
   return out;
 }
