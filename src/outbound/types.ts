@@ -31,3 +31,29 @@ export interface Outbound {
   connect(dest: Destination, ctx: OutboundContext): Promise<Connection>;
   close(): Promise<void>;
 }
+
+/** The datagram side of one UDP association through one outbound (RFC 1928 §7). */
+export interface UdpChannel {
+  /** Sends `payload` to `dest`; never throws (a datagram that cannot go is dropped and counted). */
+  send(dest: Destination, payload: Buffer): void;
+  /** Answers from the far side; `from` is their real source address. */
+  onMessage(listener: (from: Destination, payload: Buffer) => void): void;
+  /** Local address datagrams leave from (for the access log). */
+  readonly local?: Destination;
+  close(): void;
+}
+
+/** A BIND (RFC 1928 §4) in progress: listening now, a peer later. */
+export interface BindHandle {
+  /** Where the peer must connect: the first reply's BND. */
+  readonly listening: Destination;
+  /** The first peer that connects (its address is the second reply's BND). */
+  accepted(): Promise<{ socket: import('node:net').Socket; peer: Destination }>;
+  close(): void;
+}
+
+/** Outbounds that can carry UDP or BIND implement these; the others make the client get 0x07. */
+export interface DatagramOutbound {
+  openUdp?(ctx: OutboundContext): Promise<UdpChannel>;
+  bind?(dest: Destination, ctx: OutboundContext): Promise<BindHandle>;
+}
