@@ -1,0 +1,118 @@
+// The compiled rule list: first match wins (PRODUCT.md "Rule matching"). A compiled router is
+// immutable; a reload compiles a new one and the gateway swaps one reference.
+
+import type { Config } from '../config/types.js';
+import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
+import { ConfigError } from '../errors.js';
+import { normalizeName } from './domains.js';
+import { parseIp, type ParsedIp } from './ip.js';
+import { cheapHolds, compileRule, type CompiledRule, type Facts } from './rule.js';
+import type { Decision, RouteRequest, Router } from './types.js';
+
+export interface RouterDeps {
+  dns: Pick<DnsResolver, 'lookup'>;
+}
+
+/**
+ * Compiles `config.rules` (reading every `domains_file` / `cidrs_file` relative to
+ * `config.base_dir`). Throws ConfigError listing every problem found, `FILE:LINE:COL: message`
+ * for list files.
+ */
+export async function compileRouter(config: Config, deps: RouterDeps): Promise<Router> {
+  const settled = await Promise.allSettled(
+    config.rules.map((r, i) => compileRule(r, i, config.base_dir, config.source)),
+  );
+  const issues: string[] = [];
+  const rules: CompiledRule[] = [];
+  for (const s of settled) {
+    if (s.status === 'fulfilled') rules.push(s.value);
+    else if (s.reason instanceof ConfigError) issues.push(...s.reason.issues);
+    else throw s.reason;
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  return Object.freeze(new CompiledRouter(rules, config.default, deps.dns));
+}
+
+/** What resolving the destination gave, kept for the rest of one decision. */
+interface Lookup {
+  addresses: ResolvedAddress[];
+  ips: ParsedIp[];
+}
+
+class RequestFacts implements Facts {
+  readonly cmd: RouteRequest['cmd'];
+  readonly port: number;
+  readonly user: string | undefined;
+  readonly #sourceText: string;
+  #source: ParsedIp | undefined | null = null; // null: not parsed yet
+
+  constructor(req: RouteRequest) {
+    this.cmd = req.cmd;
+    this.port = req.dest.port;
+    this.user = req.user;
+    this.#sourceText = req.source;
+  }
+
+  source(): ParsedIp | undefined {
+    if (this.#source === null) this.#source = parseIp(this.#sourceText);
+    return this.#source;
+  }
+}
+
+class CompiledRouter implements Router {
+  readonly #rules: readonly CompiledRule[];
+  readonly #default: string;
+  readonly #dns: Pick<DnsResolver, 'lookup'>;
+
+  constructor(rules: readonly CompiledRule[], defaultAction: string, dns: Pick<DnsResolver, 'lookup'>) {
+    this.#rules = Object.freeze(rules);
+    this.#default = defaultAction;
+    this.#dns = dns;
+  }
+
+  async decide(req: RouteRequest): Promise<Decision> {
+    const facts = new RequestFacts(req);
+    const ip = parseIp(req.dest.host);
+    const name = ip === undefined ? normalizeName(req.dest.host) : '';
+    // undefined: not resolved yet; null: the lookup failed (not retried for this request).
+    let lookup: Lookup | null | undefined;
+    for (const r of this.#rules) {
+      if (!cheapHolds(r, facts)) continue;
+      if (!r.hasDestination) return decision(r, lookup);
+      if (ip !== undefined) {
+        // Domains match names only; an IP literal meets the CIDRs directly.
+        if (r.cidrs?.has(ip)) return decision(r, lookup);
+        continue;
+      }
+      if (r.domains?.matches(name)) return decision(r, lookup);
+      if (r.cidrs !== undefined && r.resolve) {
+        if (lookup === undefined) lookup = await this.#resolve(name);
+        if (lookup !== null && lookup.ips.some((a) => r.cidrs!.has(a))) return decision(r, lookup);
+      }
+    }
+    const d: Decision = { rule: 'default', ruleIndex: -1, action: this.#default };
+    if (lookup) d.resolved = lookup.addresses;
+    return d;
+  }
+
+  /** A failed lookup only means "no CIDR match": the connection will report it if it matters. */
+  async #resolve(host: string): Promise<Lookup | null> {
+    try {
+      const addresses = await this.#dns.lookup(host);
+      const ips: ParsedIp[] = [];
+      for (const a of addresses) {
+        const p = parseIp(a.address);
+        if (p !== undefined) ips.push(p);
+      }
+      return { addresses, ips };
+    } catch {
+      return null;
+    }
+  }
+}
+
+function decision(r: CompiledRule, lookup: Lookup | null | undefined): Decision {
+  const d: Decision = { rule: r.name, ruleIndex: r.index, action: r.action };
+  if (lookup) d.resolved = lookup.addresses;
+  return d;
+}

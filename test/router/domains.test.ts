@@ -1,0 +1,70 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { domainMatcherOf, normalizeName, parseDomainEntry } from '../../src/router/domains.js';
+import { KeywordMatcher } from '../../src/router/keywords.js';
+
+const matches = (entries: string[], host: string) => domainMatcherOf(entries).matches(normalizeName(host));
+
+test('a plain entry matches the name and every subdomain, not look-alikes', () => {
+  const e = ['example.com'];
+  for (const yes of ['example.com', 'www.example.com', 'a.b.c.example.com']) assert.ok(matches(e, yes), yes);
+  for (const no of ['badexample.com', 'example.com.evil', 'example.co', 'com', 'xample.com']) assert.ok(!matches(e, no), no);
+});
+
+test('full: matches only that name; *. only the subdomains', () => {
+  assert.ok(matches(['full:wiki.example.com'], 'wiki.example.com'));
+  assert.ok(!matches(['full:wiki.example.com'], 'a.wiki.example.com'));
+  assert.ok(!matches(['full:wiki.example.com'], 'example.com'));
+  assert.ok(matches(['*.example.com'], 'www.example.com'));
+  assert.ok(matches(['*.example.com'], 'a.b.example.com'));
+  assert.ok(!matches(['*.example.com'], 'example.com'));
+  assert.ok(matches(['domain:example.com'], 'example.com'), 'domain: is the plain form');
+});
+
+test('case and one trailing dot are ignored, on both sides', () => {
+  assert.ok(matches(['Example.COM.'], 'www.EXAMPLE.com.'));
+  assert.ok(matches(['full:WIKI.example.com'], 'wiki.Example.Com.'));
+  assert.ok(matches(['keyword:AdServer'], 'x.ADSERVER.net'));
+  assert.ok(matches(['regexp:^api[0-9]+\\.Example\\.com$'], 'API12.example.COM.'));
+});
+
+test('keyword: matches anywhere in the name; regexp: is searched, not anchored', () => {
+  const e = ['keyword:track', 'regexp:\\d{3}\\.cdn\\.'];
+  assert.ok(matches(e, 'tracker.example.com'));
+  assert.ok(matches(e, 'a.b.backtrack'));
+  assert.ok(matches(e, 'x-123.cdn.example'));
+  assert.ok(!matches(e, 'tra.ck.example.com'));
+  assert.ok(!matches(e, '12.cdn.example'));
+});
+
+test('a top-level entry covers its whole zone; an IDN entry matches its punycode', () => {
+  assert.ok(matches(['cn'], 'www.example.cn'));
+  assert.ok(!matches(['cn'], 'www.example.com'));
+  assert.ok(matches(['bücher.de'], 'www.xn--bcher-kva.de'));
+});
+
+test('invalid entries are explained', () => {
+  for (const bad of ['', 'exa mple.com', 'a..b', 'keyword:', 'regexp:(', 'foo:bar', `${'a'.repeat(64)}.com`, '.']) {
+    assert.equal(typeof parseDomainEntry(bad), 'string', bad);
+  }
+});
+
+test('Aho–Corasick agrees with String.includes', () => {
+  const word = fc.string({ unit: fc.constantFrom('a', 'b', 'c', '.'), minLength: 1, maxLength: 5 });
+  fc.assert(
+    fc.property(fc.array(word, { maxLength: 12 }), fc.array(fc.string({ unit: fc.constantFrom('a', 'b', 'c', '.'), maxLength: 16 }), { maxLength: 20 }), (words, texts) => {
+      const m = new KeywordMatcher(words);
+      for (const t of texts) assert.equal(m.matches(t), words.some((w) => t.includes(w)), `${JSON.stringify(words)} in ${t}`);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('100 000 suffix entries still match by labels', () => {
+  const entries = Array.from({ length: 100_000 }, (_, i) => `host${i}.example${i % 97}.com`);
+  const m = domainMatcherOf(entries);
+  assert.ok(m.matches(`a.host99999.example${99_999 % 97}.com`));
+  assert.ok(!m.matches(`host99999.example${(99_999 % 97) + 1}.com`));
+  assert.ok(!m.matches('host100000.example0.com'));
+});
