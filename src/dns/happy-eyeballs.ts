@@ -65,7 +65,16 @@ class Attempts {
     this.#stagger = undefined;
     const addr = this.#addresses[this.#next++];
     if (!addr) return;
-    const sock = connect({ host: addr.address, port: this.#port, family: addr.family });
+    let sock: Socket;
+    try {
+      sock = connect({ host: addr.address, port: this.#port, family: addr.family });
+    } catch (err) {
+      // Invalid input (a port out of range) throws synchronously: one more failed attempt.
+      this.#lastError = err;
+      if (this.#next < this.#addresses.length) this.#attempt();
+      else if (this.#pending.size === 0) this.#fail(err);
+      return;
+    }
     this.#pending.add(sock);
     sock.once('connect', () => this.#win(sock));
     sock.once('error', (err) => this.#lose(sock, err));

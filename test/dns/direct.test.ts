@@ -194,3 +194,9 @@ test('happy eyeballs: an already aborted signal and an empty list reject at once
     return true;
   });
 });
+
+test('happy eyeballs: a port out of range rejects instead of throwing', async () => {
+  await assert.rejects(connectHappyEyeballs([{ address: '127.0.0.1', family: 4 }], 70_000, { timeout: 1_000 }), {
+    code: 'ERR_SOCKET_BAD_PORT',
+  });
+});
