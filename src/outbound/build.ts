@@ -1,0 +1,92 @@
+// Builds every way out named in a config: 'direct', each upstream (its `via` chain first)
+// and each pool (inline URL members, named members, `members_file`). 'block' is not
+// here: the session builds blockOutbound(rule) per decision.
+
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import type { Config, PoolConfig, Socks5UpstreamConfig } from '../config/types.js';
+import type { DnsResolver } from '../dns/types.js';
+import { ConfigError } from '../errors.js';
+import { createDirectOutbound } from './direct.js';
+import { looksLikeUrl, parseMemberUrl, parseMembersFile, redact } from './member-url.js';
+import { createPoolOutbound } from './pool.js';
+import { createSocks5Outbound } from './socks5.js';
+import type { Outbound } from './types.js';
+
+export interface BuildDeps {
+  dns: DnsResolver;
+  log: Logger;
+}
+
+export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<Map<string, Outbound>> {
+  const connectTimeout = config.limits.connect_timeout;
+  const built = new Map<string, Outbound>();
+  const building = new Set<string>();
+  built.set('direct', createDirectOutbound({ dns: deps.dns, connectTimeout }));
+
+  const socks5 = (name: string, cfg: Socks5UpstreamConfig, via: Outbound | undefined): Outbound =>
+    createSocks5Outbound(name, cfg, via ? { dns: deps.dns, connectTimeout, via } : { dns: deps.dns, connectTimeout });
+
+  // Recursion in dependency order; the loader already rejects cycles and dangling names,
+  // the guard only keeps a bad config from overflowing the stack.
+  async function build(name: string): Promise<Outbound> {
+    const done = built.get(name);
+    if (done) return done;
+    const cfg = config.upstreams[name];
+    if (!cfg) throw new ConfigError([`${config.source}: upstream "${name}" is not defined`]);
+    if (building.has(name)) throw new ConfigError([`${config.source}: upstream "${name}" is part of a via cycle`]);
+    building.add(name);
+    const out =
+      cfg.type === 'pool'
+        ? await buildPool(name, cfg)
+        : socks5(name, cfg, cfg.via === undefined ? undefined : await build(cfg.via));
+    building.delete(name);
+    built.set(name, out);
+    return out;
+  }
+
+  async function buildPool(name: string, cfg: PoolConfig): Promise<Outbound> {
+    const entries = [...cfg.members.map((text) => ({ text, where: `${config.source}: upstreams.${name}.members` }))];
+    if (cfg.members_file !== undefined) entries.push(...(await readMembersFile(config, cfg.members_file)));
+    const members = new Map<string, Outbound>();
+    for (const { text, where } of entries) {
+      if (!looksLikeUrl(text)) {
+        const named = await build(text);
+        members.set(named.name, named);
+        continue;
+      }
+      let parsed;
+      try {
+        parsed = parseMemberUrl(text);
+      } catch (err) {
+        throw new ConfigError([`${where}: ${(err as Error).message}`]);
+      }
+      // The same URL twice is one member: sticky hashing needs distinct names.
+      if (!members.has(parsed.display)) members.set(parsed.display, socks5(parsed.display, parsed.config, undefined));
+    }
+    return createPoolOutbound(name, cfg, { members: [...members.values()], log: deps.log.child({ pool: name }) });
+  }
+
+  for (const name of Object.keys(config.upstreams)) await build(name);
+  return built;
+}
+
+async function readMembersFile(config: Config, file: string): Promise<{ text: string; where: string }[]> {
+  const path = resolve(config.base_dir, file);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`${path}: cannot read members_file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+  }
+  return parseMembersFile(text).map(({ line, url }) => {
+    if (!looksLikeUrl(url)) throw new ConfigError([`${path}:${line}:1: "${redact(url)}" is not a socks5:// URL`]);
+    return { text: url, where: `${path}:${line}:1` };
+  });
+}
+
+/** Stops health checks and timers of every outbound in the map (each once). */
+export async function closeOutbounds(outbounds: ReadonlyMap<string, Outbound>): Promise<void> {
+  await Promise.all([...new Set(outbounds.values())].map((o) => o.close()));
+}

@@ -1,0 +1,142 @@
+// Member health: passive ejection after consecutive faults with exponential backoff
+// before a single trial request, and active checks (CONNECT to a target through
+// each member every interval). Either a passed check or a passed trial re-admits.
+
+import type { Logger } from 'pino';
+import type { HealthCheckConfig } from '../config/types.js';
+import type { Outbound } from './types.js';
+
+export interface HealthPolicy {
+  /** Consecutive faults that eject a healthy member. */
+  ejectAfter: number;
+  /** First ejection lasts this long (ms); each failed trial doubles it up to maxBackoff. */
+  baseBackoff: number;
+  maxBackoff: number;
+}
+
+export const DEFAULT_HEALTH_POLICY: HealthPolicy = Object.freeze({ ejectAfter: 3, baseBackoff: 5_000, maxBackoff: 60_000 });
+
+export type Transition = 'ejected' | 'readmitted' | undefined;
+
+export class MemberHealth {
+  readonly #policy: HealthPolicy;
+  #healthy = true;
+  #consecutive = 0;
+  #backoff = 0;
+  #ejectedUntil = 0;
+  #trialInFlight = false;
+
+  constructor(policy: HealthPolicy) {
+    this.#policy = policy;
+  }
+
+  get healthy(): boolean {
+    return this.#healthy;
+  }
+
+  get consecutiveFailures(): number {
+    return this.#consecutive;
+  }
+
+  ejectedForMs(now: number): number {
+    return this.#healthy ? 0 : Math.max(0, this.#ejectedUntil - now);
+  }
+
+  /** Healthy, or ejected with its backoff over and no trial running yet. */
+  usable(now: number): boolean {
+    return this.#healthy || (!this.#trialInFlight && now >= this.#ejectedUntil);
+  }
+
+  /** Marks the start of a request; for an ejected member that request is its one trial. */
+  begin(): void {
+    if (!this.#healthy) this.#trialInFlight = true;
+  }
+
+  /** The member did its job (connected, or answered with its own REP). */
+  success(): Transition {
+    this.#consecutive = 0;
+    this.#backoff = 0;
+    this.#trialInFlight = false;
+    if (this.#healthy) return undefined;
+    this.#healthy = true;
+    return 'readmitted';
+  }
+
+  /** The member is at fault (unreachable, no SOCKS, credentials refused, check failed). */
+  failure(now: number): Transition {
+    this.#consecutive++;
+    this.#trialInFlight = false;
+    if (!this.#healthy) {
+      this.#backoff = Math.min(this.#backoff * 2, this.#policy.maxBackoff);
+      this.#ejectedUntil = now + this.#backoff;
+      return undefined;
+    }
+    if (this.#consecutive < this.#policy.ejectAfter) return undefined;
+    this.#healthy = false;
+    this.#backoff = this.#policy.baseBackoff;
+    this.#ejectedUntil = now + this.#backoff;
+    return 'ejected';
+  }
+
+  /** The request ended without telling anything about the member (client left, local DNS). */
+  neutral(): void {
+    this.#trialInFlight = false;
+  }
+}
+
+export interface CheckedMember {
+  readonly name: string;
+  readonly outbound: Outbound;
+}
+
+/** "host:port" or "[v6]:port". */
+export function parseTarget(target: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(target);
+  const port = Number(m?.[3]);
+  if (!m || port < 1 || port > 65535) throw new Error(`health_check.target must be host:port, got "${target}"`);
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+/**
+ * Checks every member now and then every `cfg.interval`, at most one check per member in
+ * flight. Timers are unref'd: checks never keep the process alive. `stop()` aborts them.
+ */
+export function startHealthChecks<T extends CheckedMember>(
+  members: readonly T[],
+  cfg: HealthCheckConfig,
+  log: Logger,
+  report: (member: T, ok: boolean, err?: unknown) => void,
+): { stop(): void } {
+  const target = parseTarget(cfg.target);
+  const stopped = new AbortController();
+  const busy = new Set<T>();
+
+  async function check(m: T): Promise<void> {
+    busy.add(m);
+    const signal = AbortSignal.any([stopped.signal, AbortSignal.timeout(cfg.timeout)]);
+    try {
+      const conn = await m.outbound.connect(target, { signal, log, sessionKey: `health-check:${m.name}` });
+      conn.socket.destroy();
+      conn.release?.();
+      if (!stopped.signal.aborted) report(m, true);
+    } catch (err) {
+      if (!stopped.signal.aborted) report(m, false, err);
+    } finally {
+      busy.delete(m);
+    }
+  }
+
+  const round = (): void => {
+    if (stopped.signal.aborted) return;
+    for (const m of members) if (!busy.has(m)) void check(m);
+  };
+  const timer = setInterval(round, cfg.interval);
+  timer.unref();
+  setImmediate(round).unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      stopped.abort();
+    },
+  };
+}

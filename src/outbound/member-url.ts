@@ -1,0 +1,64 @@
+// Pool members given inline: `socks5://user:pass@host:port`. The display name (for logs,
+// metrics and sticky hashing) is the URL without the password.
+
+import { isIPv6 } from 'node:net';
+import type { Socks5UpstreamConfig } from '../config/types.js';
+
+export interface MemberUrl {
+  /** `socks5://user@host:port`: never the password. */
+  display: string;
+  config: Socks5UpstreamConfig;
+}
+
+const SCHEMES = new Set(['socks5:', 'socks5h:']);
+
+export function looksLikeUrl(member: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(member);
+}
+
+/**
+ * Parses a member URL; throws an Error whose message names the problem (never the password).
+ * `socks5h://` and `socks5://` both send names to the upstream (the product's default);
+ * `?remote_dns=false` resolves here instead.
+ */
+export function parseMemberUrl(text: string): MemberUrl {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new Error(`not a URL: ${redact(text)}`);
+  }
+  if (!SCHEMES.has(url.protocol)) throw new Error(`unsupported scheme "${url.protocol}" in ${redact(text)} (socks5:// only)`);
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  if (!host) throw new Error(`no host in ${redact(text)}`);
+  const port = url.port === '' ? 1080 : Number(url.port);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`bad port in ${redact(text)}`);
+  const remoteDns = url.searchParams.get('remote_dns');
+  if (remoteDns !== null && remoteDns !== 'true' && remoteDns !== 'false') {
+    throw new Error(`remote_dns must be true or false in ${redact(text)}`);
+  }
+  const username = url.username === '' ? undefined : decodeURIComponent(url.username);
+  const password = url.password === '' ? undefined : decodeURIComponent(url.password);
+  const hostText = isIPv6(host) ? `[${host}]` : host;
+  const config: Socks5UpstreamConfig = { type: 'socks5', host, port, remote_dns: remoteDns !== 'false' };
+  if (username !== undefined) config.username = username;
+  if (password !== undefined) config.password = password;
+  const user = url.username === '' ? '' : `${url.username}@`;
+  return { display: `socks5://${user}${hostText}:${port}`, config };
+}
+
+/** The text with any `:password@` removed, for error messages. */
+export function redact(text: string): string {
+  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):[^@/]*@/i, '$1@');
+}
+
+/** `members_file` content: one URL a line; blank lines and `#` comments ignored. Line numbers are 1-based. */
+export function parseMembersFile(text: string): { line: number; url: string }[] {
+  const out: { line: number; url: string }[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const hash = raw.indexOf('#');
+    const line = (hash === -1 ? raw : raw.slice(0, hash)).trim();
+    if (line !== '') out.push({ line: i + 1, url: line });
+  });
+  return out;
+}

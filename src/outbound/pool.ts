@@ -1,0 +1,158 @@
+// A pool of upstreams: one member per request by strategy, unhealthy members skipped,
+// a failed member replaced by another before the client gets its reply (bounded).
+
+import type { Logger } from 'pino';
+import type { PoolConfig } from '../config/types.js';
+import { GatewayError, Rep, UpstreamRefusedError } from '../errors.js';
+import { DEFAULT_HEALTH_POLICY, MemberHealth, startHealthChecks, type HealthPolicy, type Transition } from './health.js';
+import { isUpstreamFault } from './socks5-errors.js';
+import type { MemberStats, PoolOutbound } from './stats.js';
+import { createStrategy, fnv1a32, type Pickable } from './strategies.js';
+import type { Connection, Destination, Outbound, OutboundContext } from './types.js';
+
+export interface PoolDeps {
+  /** Built already, one per member, each named by its display name (upstream name or URL without password). */
+  members: Outbound[];
+  log: Logger;
+  /** Clock for ejection backoff (ms). */
+  now?: () => number;
+  policy?: HealthPolicy;
+}
+
+/** No member could even be tried: all ejected (and none due for a trial), or the pool is empty. */
+export class PoolExhaustedError extends GatewayError {
+  constructor(pool: string) {
+    super('GW_ERR_POOL_DOWN', `pool "${pool}": no usable member`, Rep.GENERAL_FAILURE);
+  }
+}
+
+interface Member extends Pickable {
+  readonly outbound: Outbound;
+  readonly health: MemberHealth;
+  active: number;
+  inFlight: number;
+  attempts: number;
+  failures: number;
+}
+
+/** Another member is worth trying: this one failed itself, or gave the ambiguous 0x01. */
+function retryable(err: unknown): boolean {
+  if (isUpstreamFault(err) || err instanceof PoolExhaustedError) return true;
+  return err instanceof UpstreamRefusedError && err.rep === Rep.GENERAL_FAILURE;
+}
+
+export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps): PoolOutbound {
+  const now = deps.now ?? Date.now;
+  const policy = deps.policy ?? DEFAULT_HEALTH_POLICY;
+  const log = deps.log;
+  const strategy = createStrategy(cfg.strategy);
+  const maxAttempts = Math.max(1, cfg.max_attempts ?? 3);
+  const members: Member[] = deps.members.map((outbound) => ({
+    name: outbound.name,
+    hash: fnv1a32(outbound.name),
+    outbound,
+    health: new MemberHealth(policy),
+    active: 0,
+    inFlight: 0,
+    attempts: 0,
+    failures: 0,
+    load() {
+      return this.active + this.inFlight;
+    },
+  }));
+  let allDown = false;
+
+  /** Logs transitions only: a dead pool costs one line, not one per request. */
+  function note(m: Member, t: Transition): void {
+    if (t === undefined) return;
+    if (t === 'ejected') log.warn({ pool: name, member: m.name, failures: m.health.consecutiveFailures }, 'pool member ejected');
+    else log.info({ pool: name, member: m.name }, 'pool member re-admitted');
+    const down = members.every((x) => !x.health.healthy);
+    if (down === allDown) return;
+    allDown = down;
+    if (down) log.warn({ pool: name, members: members.length }, 'pool has no healthy member');
+    else log.info({ pool: name }, 'pool has a healthy member again');
+  }
+
+  function settle(m: Member, err: unknown): void {
+    if (isUpstreamFault(err) || err instanceof PoolExhaustedError) note(m, m.health.failure(now()));
+    else if (err instanceof UpstreamRefusedError && err.rep !== Rep.GENERAL_FAILURE) note(m, m.health.success());
+    else m.health.neutral(); // the client left, local DNS, or an ambiguous 0x01
+  }
+
+  function choose(key: string, tried: ReadonlySet<Member>, commit: boolean): Member | undefined {
+    const t = now();
+    return strategy.choose(members, (m) => !tried.has(m) && m.health.usable(t), key, commit);
+  }
+
+  async function connect(dest: Destination, ctx: OutboundContext): Promise<Connection> {
+    const tried = new Set<Member>();
+    let last: unknown;
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      const m = choose(ctx.sessionKey, tried, true);
+      if (!m) break;
+      tried.add(m);
+      m.attempts++;
+      m.inFlight++;
+      m.health.begin();
+      try {
+        const conn = await m.outbound.connect(dest, ctx);
+        m.inFlight--;
+        note(m, m.health.success());
+        return handOut(m, conn);
+      } catch (err) {
+        m.inFlight--;
+        m.failures++;
+        settle(m, err);
+        last = err;
+        if (ctx.signal.aborted || !retryable(err)) throw err;
+        ctx.log.debug({ pool: name, member: m.name, err: (err as Error).message }, 'pool member failed; trying another');
+      }
+    }
+    throw last ?? new PoolExhaustedError(name);
+  }
+
+  function handOut(m: Member, conn: Connection): Connection {
+    m.active++;
+    let released = false;
+    return {
+      ...conn,
+      member: conn.member ?? m.name,
+      release: () => {
+        if (released) return;
+        released = true;
+        m.active--;
+        conn.release?.();
+      },
+    };
+  }
+
+  const checks = cfg.health_check
+    ? startHealthChecks(members, cfg.health_check, log, (m, ok) => note(m, ok ? m.health.success() : m.health.failure(now())))
+    : undefined;
+
+  function stats(): MemberStats[] {
+    const t = now();
+    return members.map((m) => ({
+      pool: name,
+      name: m.name,
+      attempts: m.attempts,
+      failures: m.failures,
+      active: m.active,
+      healthy: m.health.healthy,
+      consecutiveFailures: m.health.consecutiveFailures,
+      ejectedForMs: m.health.ejectedForMs(t),
+    }));
+  }
+
+  return {
+    name,
+    connect,
+    pick: (key) => choose(key, new Set(), false)?.name,
+    stats,
+    async close() {
+      checks?.stop();
+      await Promise.all(members.map((m) => m.outbound.close()));
+    },
+  };
+}

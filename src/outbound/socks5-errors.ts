@@ -1,0 +1,79 @@
+// The one adapter for how the `socks` package reports a failed handshake: it keeps
+// neither the upstream's REP nor an errno, only a message. We read the REP back
+// from that message here and nowhere else.
+
+import { GatewayError, Rep, toRep, UpstreamRefusedError } from '../errors.js';
+
+/**
+ * We could not reach the upstream itself (TCP to it, or the hop before it in a chain).
+ * The client gets the reply code of what really failed (ECONNREFUSED → 0x05, a timeout → 0x06,
+ * a hop's own REP as it was).
+ */
+export class UpstreamUnreachableError extends GatewayError {
+  constructor(upstream: string, cause: unknown) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super('GW_ERR_UPSTREAM_UNREACHABLE', `upstream "${upstream}" unreachable: ${why}`, toRep(cause), { cause });
+  }
+}
+
+/** The upstream spoke, but not in a way we can use (bad version, no method we offer, early close). */
+export class UpstreamHandshakeError extends GatewayError {
+  constructor(upstream: string, message: string, options?: ErrorOptions) {
+    super('GW_ERR_UPSTREAM_HANDSHAKE', `upstream "${upstream}": ${message}`, Rep.GENERAL_FAILURE, options);
+  }
+}
+
+/**
+ * The upstream rejected our username/password (RFC 1929 §2, STATUS != 0) or offered no method
+ * we can do. The client gets 0x01, not 0x02: 0x02 tells a client that *a rule* refused its
+ * destination, while this is the gateway's own misconfiguration, and another destination
+ * through the same route would fail the same way.
+ */
+export class UpstreamAuthError extends GatewayError {
+  constructor(upstream: string, message: string, options?: ErrorOptions) {
+    super('GW_ERR_UPSTREAM_AUTH', `upstream "${upstream}": ${message}`, Rep.GENERAL_FAILURE, options);
+  }
+}
+
+// `socks` writes `Socks5Response[rep]` (its enum's member names) after this prefix.
+const REJECTED_PREFIX = 'Socks5 proxy rejected connection - ';
+const REP_BY_NAME: Readonly<Record<string, Rep>> = {
+  Failure: Rep.GENERAL_FAILURE,
+  NotAllowed: Rep.NOT_ALLOWED,
+  NetworkUnreachable: Rep.NETWORK_UNREACHABLE,
+  HostUnreachable: Rep.HOST_UNREACHABLE,
+  ConnectionRefused: Rep.CONNECTION_REFUSED,
+  TTLExpired: Rep.TTL_EXPIRED,
+  CommandNotSupported: Rep.COMMAND_NOT_SUPPORTED,
+  AddressNotSupported: Rep.ADDRESS_TYPE_NOT_SUPPORTED,
+};
+const AUTH_FAILURES = new Set([
+  'Socks5 Authentication failed',
+  'Received invalid Socks5 initial handshake (no accepted authentication type)',
+]);
+
+/**
+ * Turns whatever `SocksClient.createConnection` rejected with into a GatewayError.
+ * Only handshake failures reach here: the TCP connection to the upstream is made by
+ * the caller (so its errno survives), and timeouts and aborts are decided by the caller.
+ */
+export function fromSocksError(upstream: string, err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  if (message.startsWith(REJECTED_PREFIX)) {
+    // An unknown REP (> 0x08) prints as "undefined": RFC 1928 §6 lists no such code, so 0x01.
+    const rep = REP_BY_NAME[message.slice(REJECTED_PREFIX.length)] ?? Rep.GENERAL_FAILURE;
+    return new UpstreamRefusedError(upstream, rep, { cause: err });
+  }
+  if (AUTH_FAILURES.has(message)) return new UpstreamAuthError(upstream, message, { cause: err });
+  return new UpstreamHandshakeError(upstream, message, { cause: err });
+}
+
+/**
+ * Whether a failure is the upstream's own fault (unreachable, not speaking SOCKS, refusing our
+ * credentials), as opposed to its verdict about the destination. Pools eject members and try
+ * another one only for these.
+ */
+export function isUpstreamFault(err: unknown): boolean {
+  return err instanceof UpstreamUnreachableError || err instanceof UpstreamHandshakeError || err instanceof UpstreamAuthError;
+}

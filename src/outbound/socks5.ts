@@ -1,0 +1,171 @@
+// A SOCKS5 upstream (RFC 1928, RFC 1929 auth) through the `socks` package. The TCP
+// stream to the upstream comes from `via` (a chain, to any depth; a pool can be a hop)
+// or from our own connector, and `socks` only runs the handshake on it
+// (`existing_socket`): that keeps the real errno of an unreachable upstream.
+
+import { isIP, type Socket } from 'node:net';
+import { SocksClient, type SocksRemoteHost } from 'socks';
+import { connectHappyEyeballs } from '../dns/happy-eyeballs.js';
+import type { DnsResolver, TcpConnector } from '../dns/types.js';
+import type { Socks5UpstreamConfig } from '../config/types.js';
+import { ConnectTimeoutError, GatewayError, NameNotResolvedError, Rep } from '../errors.js';
+import { AbortedError, Deadline } from './deadline.js';
+import { fromSocksError, isUpstreamFault, UpstreamUnreachableError } from './socks5-errors.js';
+import type { UpstreamOutbound, UpstreamStats } from './stats.js';
+import type { Address } from '../protocol/types.js';
+import type { Connection, Destination, Outbound, OutboundContext } from './types.js';
+
+export interface Socks5Deps {
+  dns: DnsResolver;
+  /** ms for the whole attempt: every hop and every handshake. */
+  connectTimeout: number;
+  /** Reach the upstream through this outbound (a chain) instead of connecting to it ourselves. */
+  via?: Outbound;
+  /** How to reach the upstream when there is no `via`; happy eyeballs by default. */
+  connector?: TcpConnector;
+}
+
+/** Consecutive upstream faults after which `stats().healthy` reads false (pools decide on their own). */
+const UNHEALTHY_AFTER = 3;
+
+type Phase = 'resolve' | 'dial' | 'handshake';
+
+export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, deps: Socks5Deps): UpstreamOutbound {
+  const connector = deps.connector ?? connectHappyEyeballs;
+  const counters = { attempts: 0, failures: 0, active: 0, consecutiveFaults: 0 };
+
+  /** remote_dns: false resolves here (or takes the router's answer) and sends an address. */
+  async function target(dest: Destination, ctx: OutboundContext): Promise<Destination> {
+    if (isIP(dest.host) !== 0) return dest;
+    if (cfg.remote_dns) return assertSendable(dest);
+    const first = (ctx.resolved ?? (await deps.dns.lookup(dest.host)))[0];
+    if (!first) throw new NameNotResolvedError(dest.host, 'no addresses');
+    return { host: first.address, port: dest.port };
+  }
+
+  async function dial(signal: AbortSignal, ctx: OutboundContext): Promise<Connection> {
+    if (deps.via) return deps.via.connect({ host: cfg.host, port: cfg.port }, { ...ctx, signal, resolved: undefined });
+    const addresses = await deps.dns.lookup(cfg.host);
+    return { socket: await connector(addresses, cfg.port, { timeout: deps.connectTimeout, signal }) };
+  }
+
+  function classify(err: unknown, phase: Phase, deadline: Deadline, ctx: OutboundContext, dest: Destination): GatewayError {
+    if (ctx.signal.aborted) return new AbortedError(`upstream "${name}"`, { cause: err });
+    if (deadline.timedOut) {
+      const timeout = new ConnectTimeoutError(`upstream "${name}" to ${dest.host}:${dest.port}`, deps.connectTimeout);
+      return phase === 'handshake' ? timeout : new UpstreamUnreachableError(name, timeout);
+    }
+    if (phase === 'dial') return new UpstreamUnreachableError(name, err);
+    if (phase === 'handshake') return fromSocksError(name, err);
+    return err instanceof GatewayError ? err : new NameNotResolvedError(dest.host, 'lookup failed', { cause: err });
+  }
+
+  async function connect(dest: Destination, ctx: OutboundContext): Promise<Connection> {
+    counters.attempts++;
+    const deadline = new Deadline(ctx.signal, deps.connectTimeout);
+    let phase: Phase = 'resolve';
+    let hop: Connection | undefined;
+    try {
+      const to = await target(dest, ctx);
+      phase = 'dial';
+      hop = await dial(deadline.signal, ctx);
+      phase = 'handshake';
+      const bound = await handshake(hop.socket, to, deadline.signal);
+      counters.consecutiveFaults = 0;
+      counters.active++;
+      const hopRelease = hop.release;
+      let released = false;
+      const release = (): void => {
+        if (released) return;
+        released = true;
+        counters.active--;
+        hopRelease?.();
+      };
+      return bound ? { socket: hop.socket, bound, release } : { socket: hop.socket, release };
+    } catch (err) {
+      hop?.socket.destroy();
+      hop?.release?.();
+      counters.failures++;
+      const e = classify(err, phase, deadline, ctx, dest);
+      if (isUpstreamFault(e)) counters.consecutiveFaults++;
+      else if (e.code === 'GW_ERR_UPSTREAM_REFUSED') counters.consecutiveFaults = 0; // it answered: alive
+      throw e;
+    } finally {
+      deadline.clear();
+    }
+  }
+
+  /** RFC 1928 §3–§6 on an open stream to the upstream; resolves with its BND address. */
+  async function handshake(socket: Socket, to: Destination, signal: AbortSignal): Promise<Address | undefined> {
+    if (socket.destroyed) throw new Error('Socket closed');
+    const onAbort = (): void => {
+      socket.destroy();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      // A hop's stream arrives paused (see keepEarlyData); `socks` only listens for 'data'.
+      socket.resume();
+      const info = await SocksClient.createConnection({
+        proxy: { host: cfg.host, port: cfg.port, type: 5, userId: cfg.username, password: cfg.password },
+        command: 'connect',
+        destination: to,
+        existing_socket: socket,
+        // Our deadline decides; this only keeps `socks` from timing out first.
+        timeout: deps.connectTimeout * 2 + 1_000,
+      });
+      await keepEarlyData(socket);
+      return boundOf(info.remoteHost);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  function stats(): UpstreamStats {
+    return {
+      name,
+      attempts: counters.attempts,
+      failures: counters.failures,
+      active: counters.active,
+      healthy: counters.consecutiveFaults < UNHEALTHY_AFTER,
+    };
+  }
+
+  return { name, connect, stats, close: async () => {} };
+}
+
+/**
+ * `socks` re-emits bytes that arrived together with the reply as a 'data' event one
+ * turn later (setImmediate) and resumes the socket: with no listener yet, a
+ * server-speaks-first destination (SSH, SMTP) would lose its banner. Catch them, pause,
+ * and put them back in the stream for whoever reads next (pipe resumes it).
+ */
+async function keepEarlyData(socket: Socket): Promise<void> {
+  const early: Buffer[] = [];
+  const onData = (b: Buffer): void => {
+    early.push(b);
+  };
+  socket.on('data', onData);
+  // After the handshake nobody listens for 'error' until the relay starts; an error in
+  // between must not crash the process (the relay sees the close all the same).
+  socket.on('error', () => {});
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  socket.pause();
+  socket.off('data', onData);
+  if (socket.readableEnded) return;
+  for (let i = early.length - 1; i >= 0; i--) socket.unshift(early[i]!);
+}
+
+/** `socks` writes a domain as `host.length` then UTF-8: exact for ASCII only. */
+function assertSendable(to: Destination): Destination {
+  if (!/^[\x21-\x7e]{1,255}$/.test(to.host)) {
+    throw new GatewayError('GW_ERR_UPSTREAM_NAME', `name not sendable upstream: ${JSON.stringify(to.host)}`, Rep.ADDRESS_TYPE_NOT_SUPPORTED);
+  }
+  return to;
+}
+
+function boundOf(remote: SocksRemoteHost | undefined): Address | undefined {
+  // `socks` swaps a 0.0.0.0 BND for `proxy.ipaddress`, which we never set: undefined then.
+  const host: string | undefined = remote?.host;
+  if (!host || host === '0.0.0.0' || host === '::') return undefined;
+  return { host, port: remote?.port ?? 0 };
+}

@@ -1,0 +1,51 @@
+// Per-upstream counters for metrics: read with `stats()`, never reset.
+
+import type { Outbound } from './types.js';
+
+export interface UpstreamStats {
+  name: string;
+  /** connect() calls. */
+  attempts: number;
+  /** connect() calls that did not give a connection. */
+  failures: number;
+  /** Connections handed out and not yet released. */
+  active: number;
+  healthy: boolean;
+}
+
+export interface MemberStats extends UpstreamStats {
+  pool: string;
+  consecutiveFailures: number;
+  /** Milliseconds until an ejected member gets a trial; 0 when healthy or due. */
+  ejectedForMs: number;
+}
+
+/** A socks5 upstream (or chain end). */
+export interface UpstreamOutbound extends Outbound {
+  stats(): UpstreamStats;
+}
+
+export interface PoolOutbound extends Outbound {
+  /** The member that would be chosen now for `sessionKey` (no side effects); undefined when none is usable. */
+  pick(sessionKey: string): string | undefined;
+  stats(): MemberStats[];
+}
+
+export function isPoolOutbound(o: Outbound): o is PoolOutbound {
+  return 'pick' in o && typeof o.pick === 'function' && 'stats' in o;
+}
+
+export function isUpstreamOutbound(o: Outbound): o is UpstreamOutbound {
+  return !isPoolOutbound(o) && 'stats' in o && typeof o.stats === 'function';
+}
+
+/** Everything the metrics layer needs from a built outbound map, in one pass. */
+export function collectStats(outbounds: ReadonlyMap<string, Outbound>): { upstreams: UpstreamStats[]; members: MemberStats[] } {
+  const upstreams: UpstreamStats[] = [];
+  const members: MemberStats[] = [];
+  for (const o of outbounds.values()) {
+    if (isPoolOutbound(o)) members.push(...o.stats());
+    else if (isUpstreamOutbound(o)) upstreams.push(o.stats());
+  }
+  return { upstreams, members };
+}

@@ -1,0 +1,167 @@
+// Real SOCKS5 upstreams from Debian packages (dante-server, microsocks), each on its own
+// loopback address so a destination can tell which hop reached it by the peer address.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface RunningUpstream {
+  host: string;
+  port: number;
+  /** Stops the process; safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** A free TCP port on `host`: bind port 0, read it, release it. */
+export async function freePort(host: string): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, host);
+  await once(srv, 'listening');
+  const { port } = srv.address() as AddressInfo;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s: Socket = createConnection({ host, port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Waits until `host:port` accepts, failing early if the process exits. At most ~5 s. */
+async function waitForPort(child: ChildProcess, host: string, port: number, what: string, stderr: () => string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}): ${stderr()}`);
+    }
+    if (await canConnect(host, port)) return;
+    await sleep(50);
+  }
+  throw new Error(`${what} did not listen on ${host}:${port}: ${stderr()}`);
+}
+
+function spawnUpstream(cmd: string, args: string[], host: string, port: number, cleanup?: () => Promise<void>): Promise<RunningUpstream> {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr?.on('data', (b: Buffer) => {
+    if (err.length < 4096) err += b.toString();
+  });
+  child.on('error', (e) => {
+    err += String(e);
+  });
+  const close = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+    }
+    await cleanup?.();
+  };
+  return waitForPort(child, host, port, cmd, () => err).then(
+    () => ({ host, port, close }),
+    async (e: unknown) => {
+      await close();
+      throw e;
+    },
+  );
+}
+
+export interface MicrosocksOptions {
+  host: string;
+  /** Listen on this port (e.g. to restart a member on the same address); a free one when absent. */
+  port?: number;
+  user?: string;
+  pass?: string;
+  /** Source address for outgoing connections; defaults to `host` (pass null for the kernel's choice). */
+  bind?: string | null;
+}
+
+export async function startMicrosocks(opts: MicrosocksOptions): Promise<RunningUpstream> {
+  const port = opts.port ?? (await freePort(opts.host));
+  const args = ['-i', opts.host, '-p', String(port)];
+  const bind = opts.bind === undefined ? opts.host : opts.bind;
+  if (bind !== null) args.push('-b', bind);
+  if (opts.user !== undefined) args.push('-u', opts.user, '-P', opts.pass ?? '');
+  return spawnUpstream('/usr/bin/microsocks', args, opts.host, port);
+}
+
+export interface DanteOptions {
+  host: string;
+  port?: number;
+}
+
+export async function startDante(opts: DanteOptions): Promise<RunningUpstream> {
+  const port = opts.port ?? (await freePort(opts.host));
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-dante-'));
+  const conf = [
+    'logoutput: stderr',
+    `internal: ${opts.host} port = ${port}`,
+    `external: ${opts.host}`,
+    'socksmethod: none',
+    'clientmethod: none',
+    'user.privileged: root',
+    'user.unprivileged: nobody',
+    'client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }',
+    'client pass { from: ::1/128 to: ::/0 }',
+    'socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }',
+    'socks pass { from: ::1/128 to: ::/0 }',
+    '',
+  ].join('\n');
+  const file = join(dir, 'danted.conf');
+  await writeFile(file, conf);
+  return spawnUpstream('/usr/sbin/danted', ['-f', file, '-p', join(dir, 'danted.pid')], opts.host, port, () =>
+    rm(dir, { recursive: true, force: true }),
+  );
+}
+
+export interface Destination {
+  host: string;
+  port: number;
+  /** Remote addresses of the connections accepted so far, in order. */
+  peers: string[];
+  close(): Promise<void>;
+}
+
+/** A TCP server that writes back "hello <peer address>" and records who connected. */
+export async function startDestination(host = '127.0.0.1'): Promise<Destination> {
+  const peers: string[] = [];
+  const sockets = new Set<Socket>();
+  const srv = createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    peers.push(s.remoteAddress ?? '?');
+    s.end(`hello ${s.remoteAddress}\n`);
+  });
+  srv.listen(0, host);
+  await once(srv, 'listening');
+  const { port } = srv.address() as AddressInfo;
+  return {
+    host,
+    port,
+    peers,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        srv.close(() => resolve());
+      }),
+  };
+}
+
+/** Reads a socket to its end (bounded by the destination closing it). */
+export async function readAll(s: Socket): Promise<string> {
+  let text = '';
+  s.setEncoding('utf8');
+  s.resume();
+  for await (const chunk of s) text += String(chunk);
+  return text;
+}
