@@ -10,7 +10,8 @@ import type { ResolvedAddress } from './types.js';
 
 /** A definite answer. Anything else (timeout, SERVFAIL, refused) rejects with NameNotResolvedError. */
 export type Answer =
-  | { kind: 'positive'; addresses: ResolvedAddress[]; ttl: number } // ttl in seconds
+  // ttl in seconds; `partial` when one family failed transiently (its answer is unknown, not empty)
+  | { kind: 'positive'; addresses: ResolvedAddress[]; ttl: number; partial?: boolean }
   | { kind: 'negative'; reason: string };
 
 export interface Backend {
@@ -89,8 +90,11 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
           ttl = Math.min(ttl, rr.ttl);
         }
     }
-    if (addresses.length > 0) return { kind: 'positive', addresses, ttl };
     const codes = errors.map(errCode);
+    if (addresses.length > 0) {
+      const partial = codes.some((c) => c !== NXDOMAIN && c !== NODATA);
+      return { kind: 'positive', addresses, ttl, partial };
+    }
     // NXDOMAIN is about the name, whatever the type; otherwise every type must be NODATA.
     if (codes.includes(NXDOMAIN) && codes.every((c) => c === NXDOMAIN || c === NODATA))
       return { kind: 'negative', reason: 'NXDOMAIN' };

@@ -72,7 +72,9 @@ export function createResolver(cfg: DnsConfig, opts: ResolverOptions = {}): DnsR
       throw new NameNotResolvedError(name, answer.reason);
     }
     const addresses = ordered(answer.addresses, prefer);
-    cache.set(name, { kind: 'positive', addresses }, clampTtl(answer.ttl, cfg));
+    // A half answer (one family timed out) is kept no longer than a negative one, then asked again.
+    const ttl = clampTtl(answer.ttl, cfg);
+    cache.set(name, { kind: 'positive', addresses }, answer.partial ? Math.min(ttl, cfg.negative_ttl) : ttl);
     return addresses;
   }
 

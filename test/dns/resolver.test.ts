@@ -223,3 +223,17 @@ test('clampTtl converts seconds to ms within the bounds', () => {
   assert.equal(clampTtl(0, { min_ttl: 1_000 }), 1_000);
   assert.equal(clampTtl(86_400, { max_ttl: 3_600_000 }), 3_600_000);
 });
+
+test('a half answer (AAAA timed out) is kept only for negative_ttl', { timeout: 10_000 }, async (t) => {
+  const { server, dns } = await setup(
+    t,
+    { 'half.test': { A: ['192.0.2.41'], ttl: 3600, silent: ['AAAA'] } },
+    { timeout: 200, negative_ttl: 300 },
+  );
+  assert.deepEqual(await dns.lookup('half.test'), [{ address: '192.0.2.41', family: 4 }]);
+  await dns.lookup('half.test');
+  assert.equal(server.queries('half.test', 'A'), 1);
+  await sleep(400);
+  await dns.lookup('half.test');
+  assert.equal(server.queries('half.test', 'A'), 2);
+});

@@ -11,7 +11,7 @@ export interface DnsRecord {
   ttl?: number; // seconds, default 60
   nxdomain?: boolean;
   servfail?: boolean;
-  silent?: boolean; // never answers
+  silent?: boolean | QueryType[]; // never answers (questions of these types only, when a list)
 }
 
 export type QueryType = 'A' | 'AAAA';
@@ -55,7 +55,7 @@ export async function startDnsServer(records: Record<string, DnsRecord>): Promis
     const key = `${name} ${q.type}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
     const rec = table.get(name);
-    if (rec?.silent) return;
+    if (rec?.silent === true || (Array.isArray(rec?.silent) && rec.silent.some((t) => t === q.type))) return;
     const reply = answer(query, q, rec);
     sock.send(dnsPacket.encode(reply), rinfo.port, rinfo.address);
   });
