@@ -49,11 +49,13 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
     return { socket: await connector(addresses, cfg.port, { timeout: deps.connectTimeout, signal }) };
   }
 
-  function classify(err: unknown, phase: Phase, deadline: Deadline, ctx: OutboundContext, dest: Destination): GatewayError {
+  function classify(err: unknown, phase: Phase, heard: boolean, deadline: Deadline, ctx: OutboundContext, dest: Destination): GatewayError {
     if (ctx.signal.aborted) return new AbortedError(`upstream "${name}"`, { cause: err });
     if (deadline.timedOut) {
       const timeout = new ConnectTimeoutError(`upstream "${name}" to ${dest.host}:${dest.port}`, deps.connectTimeout);
-      return phase === 'handshake' ? timeout : new UpstreamUnreachableError(name, timeout);
+      // Silent since our greeting: the upstream is at fault. Once it has answered, it is
+      // waiting on the destination: a timeout about the destination.
+      return phase === 'handshake' && heard ? timeout : new UpstreamUnreachableError(name, timeout);
     }
     if (phase === 'dial') return new UpstreamUnreachableError(name, err);
     if (phase === 'handshake') return fromSocksError(name, err);
@@ -65,12 +67,13 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
     const deadline = new Deadline(ctx.signal, deps.connectTimeout);
     let phase: Phase = 'resolve';
     let hop: Connection | undefined;
+    const heard = { value: false };
     try {
       const to = await target(dest, ctx);
       phase = 'dial';
       hop = await dial(deadline.signal, ctx);
       phase = 'handshake';
-      const bound = await handshake(hop.socket, to, deadline.signal);
+      const bound = await handshake(hop.socket, to, deadline.signal, heard);
       counters.consecutiveFaults = 0;
       counters.active++;
       const hopRelease = hop.release;
@@ -86,7 +89,7 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
       hop?.socket.destroy();
       hop?.release?.();
       counters.failures++;
-      const e = classify(err, phase, deadline, ctx, dest);
+      const e = classify(err, phase, heard.value, deadline, ctx, dest);
       if (isUpstreamFault(e)) counters.consecutiveFaults++;
       else if (e.code === 'GW_ERR_UPSTREAM_REFUSED') counters.consecutiveFaults = 0; // it answered: alive
       throw e;
@@ -96,12 +99,16 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
   }
 
   /** RFC 1928 §3–§6 on an open stream to the upstream; resolves with its BND address. */
-  async function handshake(socket: Socket, to: Destination, signal: AbortSignal): Promise<Address | undefined> {
+  async function handshake(socket: Socket, to: Destination, signal: AbortSignal, heard: { value: boolean }): Promise<Address | undefined> {
     if (socket.destroyed) throw new Error('Socket closed');
     const onAbort = (): void => {
       socket.destroy();
     };
+    const onData = (): void => {
+      heard.value = true;
+    };
     signal.addEventListener('abort', onAbort, { once: true });
+    socket.once('data', onData);
     try {
       // A hop's stream arrives paused (see keepEarlyData); `socks` only listens for 'data'.
       socket.resume();
@@ -117,6 +124,7 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
       return boundOf(info.remoteHost);
     } finally {
       signal.removeEventListener('abort', onAbort);
+      socket.off('data', onData);
     }
   }
 

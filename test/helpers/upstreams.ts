@@ -165,3 +165,81 @@ export async function readAll(s: Socket): Promise<string> {
   for await (const chunk of s) text += String(chunk);
   return text;
 }
+
+export interface SeenRequest {
+  atyp: number;
+  host: string;
+  port: number;
+}
+
+export interface ScriptedSocks {
+  host: string;
+  port: number;
+  /** Every CONNECT request received, as sent on the wire. */
+  requests: SeenRequest[];
+  close(): Promise<void>;
+}
+
+/**
+ * A minimal no-auth SOCKS5 server that records each request and answers `rep` with
+ * BND 10.9.8.7:4242 without connecting anywhere (then writes "ok" when rep is 0); with
+ * `silent` it accepts and never answers. Lets a test see exactly what an upstream receives.
+ */
+export async function startScriptedSocks(opts: { host?: string; rep?: number; silent?: boolean } = {}): Promise<ScriptedSocks> {
+  const host = opts.host ?? '127.0.0.1';
+  const requests: SeenRequest[] = [];
+  const sockets = new Set<Socket>();
+  const srv = createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    if (opts.silent) return;
+    let buf = Buffer.alloc(0);
+    let greeted = false;
+    s.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      if (!greeted) {
+        if (buf.length < 2 || buf.length < 2 + buf[1]!) return;
+        buf = buf.subarray(2 + buf[1]!);
+        greeted = true;
+        s.write(Buffer.from([5, 0]));
+      }
+      const req = parseRequest(buf);
+      if (!req) return;
+      requests.push(req);
+      const rep = opts.rep ?? 0;
+      s.write(Buffer.from([5, rep, 0, 1, 10, 9, 8, 7, 0x10, 0x92]));
+      if (rep === 0) s.end('ok');
+      else s.end();
+    });
+  });
+  srv.listen(0, host);
+  await once(srv, 'listening');
+  const { port } = srv.address() as AddressInfo;
+  return {
+    host,
+    port,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        srv.close(() => resolve());
+      }),
+  };
+}
+
+function parseRequest(b: Buffer): SeenRequest | undefined {
+  if (b.length < 5) return undefined;
+  const atyp = b[3]!;
+  if (atyp === 1 && b.length >= 10) return { atyp, host: [...b.subarray(4, 8)].join('.'), port: b.readUInt16BE(8) };
+  if (atyp === 3 && b.length >= 7 + b[4]!) {
+    const n = b[4]!;
+    return { atyp, host: b.toString('latin1', 5, 5 + n), port: b.readUInt16BE(5 + n) };
+  }
+  if (atyp === 4 && b.length >= 22) {
+    const groups: string[] = [];
+    for (let i = 0; i < 8; i++) groups.push(b.readUInt16BE(4 + 2 * i).toString(16));
+    return { atyp, host: groups.join(':'), port: b.readUInt16BE(20) };
+  }
+  return undefined;
+}

@@ -1,0 +1,173 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { createResolver } from '../../src/dns/resolver.js';
+import { GatewayError, Rep, UpstreamRefusedError } from '../../src/errors.js';
+import { createSocks5Outbound } from '../../src/outbound/socks5.js';
+import { fromSocksError, UpstreamAuthError, UpstreamUnreachableError } from '../../src/outbound/socks5-errors.js';
+import type { Socks5UpstreamConfig } from '../../src/config/types.js';
+import type { Connection, OutboundContext } from '../../src/outbound/types.js';
+import { freePort, readAll, startDante, startDestination, startMicrosocks, startScriptedSocks } from '../helpers/upstreams.js';
+
+const log = pino({ level: 'silent' });
+const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: { 'only-here.test': '127.0.0.1' } });
+const ctx = (): OutboundContext => ({ signal: new AbortController().signal, log, sessionKey: 'k' });
+const upstream = (host: string, port: number, extra: Partial<Socks5UpstreamConfig> = {}): Socks5UpstreamConfig => ({
+  type: 'socks5',
+  host,
+  port,
+  remote_dns: true,
+  ...extra,
+});
+
+async function rejection(p: Promise<Connection>): Promise<GatewayError> {
+  const err = await p.then(
+    (c) => {
+      c.socket.destroy();
+      assert.fail('expected a failure');
+    },
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof GatewayError, `a GatewayError, got ${String(err)}`);
+  return err;
+}
+
+test('one hop: the destination sees the upstream, the server-first greeting survives, BND is the reply', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const dante = await startDante({ host: '127.0.0.2' });
+  t.after(() => dante.close());
+  const out = createSocks5Outbound('dante', upstream(dante.host, dante.port), { dns, connectTimeout: 3_000 });
+  const conn = await out.connect({ host: '127.0.0.1', port: dest.port }, ctx());
+  assert.equal(conn.bound?.host, '127.0.0.2');
+  assert.equal(await readAll(conn.socket), 'hello 127.0.0.2\n');
+  conn.release?.();
+  assert.deepEqual(out.stats(), { name: 'dante', attempts: 1, failures: 0, active: 0, healthy: true });
+});
+
+test('a two-hop chain: the destination sees the last hop', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const dante = await startDante({ host: '127.0.0.2' });
+  t.after(() => dante.close());
+  const micro = await startMicrosocks({ host: '127.0.0.3', user: 'u', pass: 'p' });
+  t.after(() => micro.close());
+  const first = createSocks5Outbound('corp', upstream(dante.host, dante.port), { dns, connectTimeout: 3_000 });
+  const second = createSocks5Outbound('egress', upstream(micro.host, micro.port, { username: 'u', password: 'p' }), {
+    dns,
+    connectTimeout: 3_000,
+    via: first,
+  });
+  const conn = await second.connect({ host: '127.0.0.1', port: dest.port }, ctx());
+  assert.equal(await readAll(conn.socket), 'hello 127.0.0.3\n');
+  conn.release?.();
+  assert.equal(first.stats().active, 0);
+  assert.equal(first.stats().attempts, 1);
+  assert.deepEqual(dest.peers, ['127.0.0.3']);
+});
+
+test('a wrong upstream password gives 0x01 and the next request still works', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const micro = await startMicrosocks({ host: '127.0.0.4', user: 'u', pass: 'right' });
+  t.after(() => micro.close());
+  const bad = createSocks5Outbound('bad', upstream(micro.host, micro.port, { username: 'u', password: 'wrong' }), { dns, connectTimeout: 3_000 });
+  const err = await rejection(bad.connect({ host: '127.0.0.1', port: dest.port }, ctx()));
+  assert.ok(err instanceof UpstreamAuthError, err.message);
+  assert.equal(err.rep, Rep.GENERAL_FAILURE);
+  assert.equal(bad.stats().failures, 1);
+  const good = createSocks5Outbound('good', upstream(micro.host, micro.port, { username: 'u', password: 'right' }), { dns, connectTimeout: 3_000 });
+  const conn = await good.connect({ host: '127.0.0.1', port: dest.port }, ctx());
+  assert.equal(await readAll(conn.socket), 'hello 127.0.0.4\n');
+});
+
+test('an unreachable upstream keeps its errno reply (ECONNREFUSED → 0x05)', async () => {
+  const port = await freePort('127.0.0.5');
+  const out = createSocks5Outbound('gone', upstream('127.0.0.5', port), { dns, connectTimeout: 3_000 });
+  const err = await rejection(out.connect({ host: '127.0.0.1', port: 9 }, ctx()));
+  assert.ok(err instanceof UpstreamUnreachableError);
+  assert.equal(err.rep, Rep.CONNECTION_REFUSED);
+});
+
+test("the upstream's own REP passes through, whatever it is", async (t) => {
+  for (const rep of [1, 2, 3, 4, 5, 6, 7, 8, 9, 0xff]) {
+    const fake = await startScriptedSocks({ rep });
+    t.after(() => fake.close());
+    const out = createSocks5Outbound('fake', upstream(fake.host, fake.port), { dns, connectTimeout: 3_000 });
+    const err = await rejection(out.connect({ host: 'example.com', port: 80 }, ctx()));
+    assert.ok(err instanceof UpstreamRefusedError, err.message);
+    assert.equal(err.rep, rep <= 8 ? rep : Rep.GENERAL_FAILURE, `REP ${rep}`);
+  }
+});
+
+test('the socks error adapter: reply codes by name, auth, anything else', () => {
+  assert.equal(fromSocksError('u', new Error('Socks5 proxy rejected connection - TTLExpired')).rep, Rep.TTL_EXPIRED);
+  assert.equal(fromSocksError('u', new Error('Socks5 proxy rejected connection - undefined')).rep, Rep.GENERAL_FAILURE);
+  assert.ok(fromSocksError('u', new Error('Socks5 Authentication failed')) instanceof UpstreamAuthError);
+  const other = fromSocksError('u', new Error('Socket closed'));
+  assert.equal(other.code, 'GW_ERR_UPSTREAM_HANDSHAKE');
+  assert.equal(other.rep, Rep.GENERAL_FAILURE);
+});
+
+test('remote_dns true sends the name, false resolves here and sends the address', async (t) => {
+  const seen = await startScriptedSocks();
+  t.after(() => seen.close());
+  const remote = createSocks5Outbound('r', upstream(seen.host, seen.port), { dns, connectTimeout: 3_000 });
+  const local = createSocks5Outbound('l', upstream(seen.host, seen.port, { remote_dns: false }), { dns, connectTimeout: 3_000 });
+  const a = await remote.connect({ host: 'only-here.test', port: 81 }, ctx());
+  assert.equal(a.bound?.host, '10.9.8.7');
+  assert.equal(a.bound?.port, 4242);
+  a.socket.destroy();
+  (await local.connect({ host: 'only-here.test', port: 82 }, ctx())).socket.destroy();
+  // The router's answer is used as is, without another lookup.
+  const given = { ...ctx(), resolved: [{ address: '192.0.2.9', family: 4 as const }] };
+  (await local.connect({ host: 'only-here.test', port: 83 }, given)).socket.destroy();
+  assert.deepEqual(seen.requests, [
+    { atyp: 3, host: 'only-here.test', port: 81 },
+    { atyp: 1, host: '127.0.0.1', port: 82 },
+    { atyp: 1, host: '192.0.2.9', port: 83 },
+  ]);
+});
+
+test('remote_dns against microsocks: a name only we know works only when resolved here', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const micro = await startMicrosocks({ host: '127.0.0.6' });
+  t.after(() => micro.close());
+  const local = createSocks5Outbound('l', upstream(micro.host, micro.port, { remote_dns: false }), { dns, connectTimeout: 3_000 });
+  const conn = await local.connect({ host: 'only-here.test', port: dest.port }, ctx());
+  assert.equal(await readAll(conn.socket), 'hello 127.0.0.6\n');
+  const remote = createSocks5Outbound('r', upstream(micro.host, micro.port), { dns, connectTimeout: 3_000 });
+  const err = await rejection(remote.connect({ host: 'only-here.test', port: dest.port }, ctx()));
+  assert.ok(err instanceof UpstreamRefusedError, err.message); // microsocks looked the name up itself, and failed
+});
+
+test('an IPv6 upstream to an IPv6 destination', async (t) => {
+  const dest = await startDestination('::1');
+  t.after(() => dest.close());
+  const micro = await startMicrosocks({ host: '::1', bind: null });
+  t.after(() => micro.close());
+  const out = createSocks5Outbound('v6', upstream('::1', micro.port), { dns, connectTimeout: 3_000 });
+  const conn = await out.connect({ host: '::1', port: dest.port }, ctx());
+  assert.equal(await readAll(conn.socket), 'hello ::1\n');
+});
+
+test('an upstream that never answers: 0x06 within the connect timeout, as its own fault', async (t) => {
+  const mute = await startScriptedSocks({ silent: true });
+  t.after(() => mute.close());
+  const out = createSocks5Outbound('mute', upstream(mute.host, mute.port), { dns, connectTimeout: 200 });
+  const err = await rejection(out.connect({ host: '127.0.0.1', port: 9 }, ctx()));
+  assert.ok(err instanceof UpstreamUnreachableError, err.message);
+  assert.equal(err.rep, Rep.TTL_EXPIRED);
+});
+
+test('the caller giving up aborts the attempt', async (t) => {
+  const mute = await startScriptedSocks({ silent: true });
+  t.after(() => mute.close());
+  const out = createSocks5Outbound('mute', upstream(mute.host, mute.port), { dns, connectTimeout: 10_000 });
+  const ac = new AbortController();
+  const p = out.connect({ host: '127.0.0.1', port: 9 }, { ...ctx(), signal: ac.signal });
+  setTimeout(() => ac.abort(), 50);
+  const err = await rejection(p);
+  assert.equal(err.code, 'GW_ERR_ABORTED');
+});
