@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pino } from 'pino';
 import type { DnsConfig } from '../../src/config/types.js';
 import { clampTtl } from '../../src/dns/cache.js';
 import { createResolver } from '../../src/dns/resolver.js';
@@ -236,4 +238,28 @@ test('a half answer (AAAA timed out) is kept only for negative_ttl', { timeout: 
   await sleep(400);
   await dns.lookup('half.test');
   assert.equal(server.queries('half.test', 'A'), 2);
+});
+
+test('a failed lookup is logged; a hit is not', async (t) => {
+  const server = await startDnsServer({ 'broken.test': { servfail: true }, 'ok.test': { A: ['192.0.2.51'] } });
+  t.after(() => server.close());
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  const dns = createResolver(
+    { servers: [`${server.host}:${server.port}`], cache_size: 10, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} },
+    { log: pino({ level: 'info' }, sink) },
+  );
+  t.after(() => dns.close());
+  await dns.lookup('ok.test');
+  await dns.lookup('ok.test');
+  await rejectsWith04(dns.lookup('broken.test'));
+  assert.equal(lines.length, 1);
+  const line = JSON.parse(lines[0]!) as { level: number; host: string; err: string };
+  assert.equal(line.host, 'broken.test');
+  assert.match(line.err, /SERVFAIL/);
 });
