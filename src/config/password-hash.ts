@@ -13,6 +13,7 @@ export interface ScryptHash {
 const MAX_N = 2 ** 20;
 const MAX_R = 32;
 const MAX_P = 16;
+const MAX_MEMORY = 256 * 1024 * 1024; // 128·N·r bytes per scrypt call
 const MIN_HASH_BYTES = 16;
 
 /** The parsed hash, or a string saying what is wrong with it. */
@@ -25,6 +26,7 @@ export function parsePasswordHash(text: string): ScryptHash | string {
   }
   if (!Number.isSafeInteger(r) || r < 1 || r > MAX_R) return `scrypt r must be between 1 and ${MAX_R}`;
   if (!Number.isSafeInteger(p) || p < 1 || p > MAX_P) return `scrypt p must be between 1 and ${MAX_P}`;
+  if (128 * N * r > MAX_MEMORY) return `scrypt N·r needs ${(128 * N * r) / 2 ** 20} MiB per login; at most ${MAX_MEMORY / 2 ** 20} MiB is allowed`;
   const salt = Buffer.from(parts[4]!, 'base64');
   const hash = Buffer.from(parts[5]!, 'base64');
   if (salt.length === 0) return 'scrypt salt is empty';

@@ -1,0 +1,106 @@
+// Client authentication: RFC 1928 §3 method selection and RFC 1929 username/password.
+// Every verification does the same work whoever asks: plain passwords are compared as
+// SHA-256 digests (equal length, so timingSafeEqual leaks nothing about the length), and
+// when any user has an scrypt hash, every attempt (unknown users included) runs one scrypt.
+
+import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { parsePasswordHash, scryptMaxmem, type ScryptHash } from '../config/password-hash.js';
+import type { AuthConfig } from '../config/types.js';
+import { Method } from '../protocol/constants.js';
+
+export interface AuthResult {
+  ok: boolean;
+  user?: string;
+  sessionKey?: string;
+}
+
+export interface Authenticator {
+  /** Method to select from the client's offered list: USERPASS when auth configured, NO_AUTH when no auth or allow_anonymous and offered; NO_ACCEPTABLE otherwise. */
+  chooseMethod(offered: readonly number[]): number;
+  /** RFC 1929 check; `alice-session-XYZ` authenticates as alice with sessionKey XYZ. Timing-safe. */
+  verify(username: string, password: string): Promise<AuthResult>;
+}
+
+const SESSION_MARK = '-session-';
+
+/** `alice-session-XYZ` → alice with session key XYZ; anything else is the user itself. */
+export function splitSessionUser(username: string): { user: string; sessionKey: string | undefined } {
+  const at = username.indexOf(SESSION_MARK);
+  const key = at === -1 ? '' : username.slice(at + SESSION_MARK.length);
+  // "alice-session-" carries no key: it is looked up as typed (and matches nobody).
+  if (at <= 0 || key === '') return { user: username, sessionKey: undefined };
+  return { user: username.slice(0, at), sessionKey: key };
+}
+
+/** Parameters of new hashes: N=2^15 takes ~50-100 ms and 32 MiB, per OWASP's scrypt floor. */
+const NEW_HASH = { N: 2 ** 15, r: 8, p: 1, saltBytes: 16, keyBytes: 32 } as const;
+
+/** `scrypt$N$r$p$saltB64$hashB64`, the `password_hash` format of the config. */
+export async function hashPassword(plain: string): Promise<string> {
+  const salt = randomBytes(NEW_HASH.saltBytes);
+  const hash = await scryptAsync(Buffer.from(plain, 'utf8'), salt, NEW_HASH.keyBytes, NEW_HASH);
+  return `scrypt$${NEW_HASH.N}$${NEW_HASH.r}$${NEW_HASH.p}$${salt.toString('base64')}$${hash.toString('base64')}`;
+}
+
+interface Credential {
+  /** SHA-256 of the plain password; a random digest nobody can match for hashed users. */
+  digest: Buffer;
+  scrypt?: ScryptHash;
+}
+
+export function createAuthenticator(auth: AuthConfig | undefined): Authenticator {
+  if (!auth) {
+    return {
+      chooseMethod: (offered) => (offered.includes(Method.NO_AUTH) ? Method.NO_AUTH : Method.NO_ACCEPTABLE),
+      verify: async () => ({ ok: false }),
+    };
+  }
+  const users = new Map<string, Credential>();
+  for (const u of auth.users) users.set(u.username, credentialOf(u.password, u.password_hash));
+  // What an unknown user (or a plain-password user) is checked against when hashes exist,
+  // so its attempt costs one scrypt like everyone's.
+  const firstHash = [...users.values()].find((c) => c.scrypt)?.scrypt;
+  const decoy: ScryptHash | undefined = firstHash && { ...firstHash, salt: randomBytes(16), hash: randomBytes(firstHash.hash.length) };
+  const unknown: Credential = { digest: randomBytes(32) };
+  const allowAnonymous = auth.allow_anonymous;
+
+  return {
+    chooseMethod(offered) {
+      if (offered.includes(Method.USERPASS)) return Method.USERPASS;
+      if (allowAnonymous && offered.includes(Method.NO_AUTH)) return Method.NO_AUTH;
+      return Method.NO_ACCEPTABLE;
+    },
+    async verify(username, password) {
+      const { user, sessionKey } = splitSessionUser(username);
+      const known = users.get(user);
+      const cred = known ?? unknown;
+      const secret = Buffer.from(password, 'utf8');
+      // Both comparisons always run; `&&` would skip the second and show in the timing.
+      const plainOk = timingSafeEqual(sha256(secret), cred.digest);
+      const target = cred.scrypt ?? decoy;
+      const hashOk = target ? timingSafeEqual(await scryptAsync(secret, target.salt, target.hash.length, target), target.hash) : false;
+      const ok = known !== undefined && (cred.scrypt ? hashOk : plainOk);
+      if (!ok) return { ok: false };
+      return sessionKey === undefined ? { ok: true, user } : { ok: true, user, sessionKey };
+    },
+  };
+}
+
+function credentialOf(password: string | undefined, passwordHash: string | undefined): Credential {
+  if (password !== undefined) return { digest: sha256(Buffer.from(password, 'utf8')) };
+  const parsed = parsePasswordHash(passwordHash ?? '');
+  // The loader already refused malformed hashes; a bad one here can only fail closed.
+  if (typeof parsed === 'string') throw new RangeError(`invalid password_hash: ${parsed}`);
+  return { digest: randomBytes(32), scrypt: parsed };
+}
+
+function sha256(data: Buffer): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+function scryptAsync(secret: Buffer, salt: Buffer, keylen: number, params: { N: number; r: number; p: number }): Promise<Buffer> {
+  const options: ScryptOptions = { N: params.N, r: params.r, p: params.p, maxmem: scryptMaxmem(params) };
+  return new Promise((resolve, reject) => {
+    scrypt(secret, salt, keylen, options, (err, key) => (err ? reject(err) : resolve(key)));
+  });
+}

@@ -1,0 +1,308 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, parseConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/errors.js';
+
+/** The issue lines of a config that must fail. */
+function issuesOf(text: string, env: NodeJS.ProcessEnv = {}): readonly string[] {
+  try {
+    parseConfig(text, 'cfg.yaml', env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.issues;
+  }
+  assert.fail('config was accepted');
+}
+
+/** Asserts one issue starts with `cfg.yaml:LINE:COL: ` and matches `re`. */
+function assertIssue(issues: readonly string[], where: string, re: RegExp): void {
+  const hit = issues.find((i) => i.startsWith(`cfg.yaml:${where}: `) && re.test(i));
+  assert.ok(hit, `no issue at ${where} matching ${re}; got:\n${issues.join('\n')}`);
+}
+
+test('an empty file gets every default', () => {
+  const c = parseConfig('', '/etc/socksgate/socksgate.yaml', {});
+  assert.deepEqual(c.listen, [{ host: '127.0.0.1', port: 1080 }]);
+  assert.equal(c.auth, undefined);
+  assert.equal(c.default, 'direct');
+  assert.deepEqual(c.upstreams, {});
+  assert.deepEqual(c.rules, []);
+  assert.deepEqual(c.limits, {
+    handshake_timeout: 10_000,
+    connect_timeout: 10_000,
+    idle_timeout: 300_000,
+    udp_idle_timeout: 120_000,
+    bind_timeout: 30_000,
+    max_connections: 20_000,
+    drain_timeout: 30_000,
+  });
+  assert.deepEqual(c.dns, { cache_size: 10_000, negative_ttl: 30_000, timeout: 5_000, prefer: 'ipv4', hosts: {} });
+  assert.equal(c.allow_open_proxy, false);
+  assert.deepEqual(c.log, { level: 'info' });
+  assert.equal(c.metrics, undefined);
+  assert.deepEqual(c.udp, {});
+  assert.equal(c.base_dir, '/etc/socksgate');
+  assert.equal(c.source, '/etc/socksgate/socksgate.yaml');
+});
+
+test('defaults fill the gaps of partial sections and nested objects', () => {
+  const c = parseConfig(
+    `
+auth:
+  users: [{ username: alice, password: pw }]
+upstreams:
+  a: { type: socks5, host: 10.0.0.1, port: 1080 }
+  p: { type: pool, members: [a], health_check: { target: "example.com:443" } }
+rules:
+  - { name: r, cidrs: [10.0.0.0/8], action: a }
+limits: { idle_timeout: 90s }
+dns: { min_ttl: 500ms, max_ttl: 1h }
+metrics: {}
+`,
+    'cfg.yaml',
+    {},
+  );
+  assert.deepEqual(c.auth, { users: [{ username: 'alice', password: 'pw' }], allow_anonymous: false });
+  assert.deepEqual(c.upstreams['a'], { type: 'socks5', host: '10.0.0.1', port: 1080, remote_dns: true });
+  assert.deepEqual(c.upstreams['p'], {
+    type: 'pool',
+    members: ['a'],
+    strategy: 'round-robin',
+    max_attempts: 3,
+    health_check: { target: 'example.com:443', interval: 30_000, timeout: 5_000 },
+  });
+  assert.equal(c.rules[0]!.resolve, true);
+  assert.equal(c.limits.idle_timeout, 90_000);
+  assert.equal(c.limits.connect_timeout, 10_000);
+  assert.equal(c.dns.min_ttl, 500);
+  assert.equal(c.dns.max_ttl, 3_600_000);
+  assert.deepEqual(c.metrics, { host: '127.0.0.1', port: 9180 });
+});
+
+test('the result is deeply frozen', () => {
+  const c = parseConfig('rules: [{ name: r, ports: [80], action: block }]', 'cfg.yaml', {});
+  assert.ok(Object.isFrozen(c));
+  assert.ok(Object.isFrozen(c.listen[0]));
+  assert.ok(Object.isFrozen(c.rules[0]!.ports));
+  assert.throws(() => (c.limits as { idle_timeout: number }).idle_timeout = 1, TypeError);
+});
+
+test('${VAR} and ${VAR:-fallback} are replaced in every string value', () => {
+  const c = parseConfig(
+    `
+auth:
+  users:
+    - username: \${USER_NAME}
+      password: "pre-\${PW}-\${MISSING:-dflt}-$\${LITERAL}"
+default: \${DEFAULT_ACTION:-block}
+`,
+    'cfg.yaml',
+    { USER_NAME: 'alice', PW: 's3cret' },
+  );
+  assert.deepEqual(c.auth!.users[0], { username: 'alice', password: 'pre-s3cret-dflt-${LITERAL}' });
+  assert.equal(c.default, 'block');
+});
+
+test('an unset ${VAR} without fallback is an error naming it at its line and column', () => {
+  const issues = issuesOf('auth:\n  users:\n    - username: alice\n      password: "x${ALICE_PASSWORD}"\n');
+  assert.deepEqual(issues, ['cfg.yaml:4:19: environment variable ALICE_PASSWORD is not set (use ${ALICE_PASSWORD:-fallback} for a default)']);
+});
+
+test('YAML syntax errors carry line and column', () => {
+  const issues = issuesOf('listen:\n  - host: 127.0.0.1\n    port: [1080\nlog: {}\n');
+  assert.ok(issues.length >= 1);
+  assert.match(issues[0]!, /^cfg\.yaml:\d+:\d+: /);
+  const dup = issuesOf('log:\n  level: info\nlog:\n  level: warn\n');
+  assertIssue(dup, '3:1', /unique/);
+});
+
+test('schema violations point at the offending key or value', () => {
+  const issues = issuesOf(
+    `listen:
+  - host: 127.0.0.1
+    prot: 1080
+limits:
+  idle_timeout: 5
+  connect_timeout: ten
+log: { level: loud }
+`,
+  );
+  assertIssue(issues, '2:5', /listen\[0\]: missing required key "port"/);
+  assertIssue(issues, '3:5', /listen\[0\]\.prot: unknown key \(expected one of: host, port\)/);
+  assertIssue(issues, '5:17', /limits\.idle_timeout: must be a string/);
+  assertIssue(issues, '6:20', /limits\.connect_timeout: must be a duration like 500ms, 10s, 5m or 1h/);
+  assertIssue(issues, '7:15', /log\.level: must be one of: fatal, error, warn, info, debug, trace, silent/);
+});
+
+test('all problems are reported at once, in file order', () => {
+  const issues = issuesOf('bogus: 1\nrules:\n  - { name: r, action: nowhere }\ndefault: gone\n');
+  assert.equal(issues.length, 3);
+  assert.match(issues[0]!, /^cfg\.yaml:1:1: bogus: unknown key/);
+  assert.match(issues[1]!, /^cfg\.yaml:3:24: rules\[0\]\.action: "nowhere" names no upstream or pool/);
+  assert.match(issues[2]!, /^cfg\.yaml:4:10: default: "gone" names no upstream or pool/);
+});
+
+test('upstream and pool mistakes', () => {
+  const issues = issuesOf(
+    `upstreams:
+  a: { type: socks5, host: h, port: 1, via: nobody }
+  b: { type: socks5, host: h, port: 1, username: u }
+  c: { type: http, host: h, port: 1 }
+  p:
+    type: pool
+    members: [a, "socks5://u@h:1", "socks5://h", "http://h:1", ghost]
+  q: { type: pool, members: [p] }
+  e: { type: pool }
+`,
+  );
+  assertIssue(issues, '2:45', /upstreams\.a\.via: "nobody" names no upstream/);
+  assertIssue(issues, '3:6', /"username" requires "password"/);
+  assertIssue(issues, '4:6', /"type" must be one of: socks5, pool/);
+  assertIssue(issues, '7:18', /members\[1\]: "socks5:\/\/u@h:1" is not a socks5:\/\/\[user:pass@\]host:port URL/);
+  assertIssue(issues, '7:36', /members\[2\]/);
+  assertIssue(issues, '7:50', /members\[3\]/);
+  assertIssue(issues, '7:64', /members\[4\]: "ghost" names no upstream/);
+  assertIssue(issues, '8:30', /"p" is a pool/);
+  assertIssue(issues, '9:6', /a pool needs "members" or "members_file"/);
+});
+
+test('a via cycle is an error at the via that closes it', () => {
+  const issues = issuesOf(
+    `upstreams:
+  a: { type: socks5, host: h, port: 1, via: b }
+  b: { type: socks5, host: h, port: 1, via: c }
+  c: { type: socks5, host: h, port: 1, via: a }
+  self: { type: socks5, host: h, port: 1, via: self }
+`,
+  );
+  assert.equal(issues.length, 2, issues.join('\n'));
+  assertIssue(issues, '4:45', /via cycle: a → b → c → a/);
+  assertIssue(issues, '5:48', /via cycle: self → self/);
+});
+
+test('a cycle through a pool member is caught as well', () => {
+  const issues = issuesOf(
+    `upstreams:
+  a: { type: socks5, host: h, port: 1, via: p }
+  p: { type: pool, members: [a] }
+`,
+  );
+  assertIssue(issues, '3:30', /via cycle: a → p → a/);
+});
+
+test('rule entries: bad CIDRs, regexps, matcher prefixes, port ranges, unknown users', () => {
+  const issues = issuesOf(
+    `auth:
+  users: [{ username: alice, password: pw }]
+rules:
+  - name: r
+    domains: ["regexp:(unclosed", "full:", "domain:x.com", ok.example]
+    cidrs: [10.0.0.0/33, 300.1.1.1/8, "fd00::/8"]
+    sources: [not-an-ip]
+    ports: [80, "9000-8000", "1-70000", 0, "x"]
+    users: [alice, carol]
+    action: direct
+  - name: r
+    action: block
+`,
+  );
+  assertIssue(issues, '5:15', /invalid regular expression/);
+  assertIssue(issues, '5:35', /nothing after "full:"/);
+  assertIssue(issues, '5:44', /unknown matcher "domain:"/);
+  assertIssue(issues, '6:13', /"10\.0\.0\.0\/33" is not a CIDR/);
+  assertIssue(issues, '6:26', /"300\.1\.1\.1\/8" is not a CIDR/);
+  assertIssue(issues, '7:15', /sources\[0\]: "not-an-ip" is not a CIDR/);
+  assertIssue(issues, '8:17', /"9000-8000": range start 9000 is above its end 8000/);
+  assertIssue(issues, '8:30', /"1-70000": ports are 1-65535/);
+  assertIssue(issues, '8:41', /ports\[3\]: must be a port/);
+  assertIssue(issues, '8:44', /ports\[4\]: must be a port/);
+  assertIssue(issues, '9:20', /user "carol" is not in auth\.users/);
+  assertIssue(issues, '11:11', /rule name "r" is used twice/);
+  assert.equal(issues.length, 12, issues.join('\n'));
+});
+
+test('listen: host literals, and no open proxy on a reachable address', () => {
+  const issues = issuesOf('listen:\n  - host: localhost\n    port: 1080\n  - host: 0.0.0.0\n    port: 1080\n');
+  assertIssue(issues, '2:11', /"localhost" is not an IPv4 or IPv6 address literal/);
+  assertIssue(issues, '4:11', /refusing to listen on 0\.0\.0\.0 .*without auth.*open proxy.*"auth".*"allow_open_proxy: true"/);
+  const v6 = issuesOf('listen: [{ host: "::", port: 1080 }]\n');
+  assertIssue(v6, '1:18', /refusing to listen on ::/);
+  const anonymous = issuesOf('listen: [{ host: 192.0.2.1, port: 1080 }]\nauth: { users: [{ username: a, password: b }], allow_anonymous: true }\n');
+  assertIssue(anonymous, '1:18', /allow_anonymous/);
+});
+
+test('an open listener is accepted with auth or with allow_open_proxy; loopback always', () => {
+  for (const text of [
+    'listen: [{ host: 0.0.0.0, port: 1080 }]\nallow_open_proxy: true\n',
+    'listen: [{ host: "::", port: 1080 }]\nauth: { users: [{ username: a, password: b }] }\n',
+    'listen: [{ host: "::1", port: 1080 }, { host: 127.0.0.2, port: 0 }]\n',
+  ]) {
+    assert.doesNotThrow(() => parseConfig(text, 'cfg.yaml', {}), text);
+  }
+});
+
+test('other semantic checks: dns servers and hosts, ttl order, udp.advertise, users', () => {
+  const issues = issuesOf(
+    `dns:
+  servers: [1.1.1.1, "127.0.0.1:5353", "[::1]:53", "dns.google", "1.1.1.1:99999"]
+  min_ttl: 2h
+  max_ttl: 1h
+  hosts: { printer.corp: nowhere }
+udp: { advertise: gateway.local }
+auth:
+  users:
+    - { username: alice, password: a }
+    - { username: alice, password: b }
+    - { username: x-session-y, password: c }
+    - { username: bob, password: d, password_hash: "scrypt$16384$8$1$c2FsdA==$aGFzaGhhc2hoYXNoaGFzaA==" }
+    - { username: eve, password_hash: "scrypt$1000$8$1$c2FsdA==$aGFzaGhhc2hoYXNoaGFzaA==" }
+`,
+  );
+  assertIssue(issues, '2:52', /"dns\.google" is not an IP address/);
+  assertIssue(issues, '2:66', /"1\.1\.1\.1:99999"/);
+  assertIssue(issues, '3:12', /min_ttl \(2h\) is longer than max_ttl \(1h\)/);
+  assertIssue(issues, '5:26', /"nowhere" is not an IP address/);
+  assertIssue(issues, '6:19', /udp\.advertise: "gateway\.local" is not an IPv4 or IPv6/);
+  assertIssue(issues, '10:19', /user "alice" is defined twice/);
+  assertIssue(issues, '11:19', /contains "-session-"/);
+  assertIssue(issues, '12:7', /set exactly one of "password" or "password_hash"/);
+  assertIssue(issues, '13:39', /N must be a power of two/);
+});
+
+test('loadConfig: explicit path, ./socksgate.yaml in cwd, then the embedded default', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-cfg-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+
+  const embedded = await loadConfig({ cwd: dir, env: {} });
+  assert.equal(embedded.source, '<embedded default>');
+  assert.equal(embedded.base_dir, dir);
+  assert.deepEqual(embedded.listen, [{ host: '127.0.0.1', port: 1080 }]);
+  assert.equal(embedded.auth, undefined);
+  assert.equal(embedded.default, 'direct');
+  assert.deepEqual(embedded.rules, []);
+
+  await writeFile(join(dir, 'socksgate.yaml'), 'log: { level: warn }\n');
+  const found = await loadConfig({ cwd: dir, env: {} });
+  assert.equal(found.log.level, 'warn');
+  assert.equal(found.source, join(dir, 'socksgate.yaml'));
+
+  await writeFile(join(dir, 'other.yaml'), 'default: ${ACTION}\n');
+  const explicit = await loadConfig({ cwd: dir, path: 'other.yaml', env: { ACTION: 'block' } });
+  assert.equal(explicit.default, 'block');
+  assert.equal(explicit.source, 'other.yaml');
+  assert.equal(explicit.base_dir, dir);
+
+  await assert.rejects(loadConfig({ cwd: dir, path: 'other.yaml', env: {} }), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.deepEqual(err.issues, ['other.yaml:1:10: environment variable ACTION is not set (use ${ACTION:-fallback} for a default)']);
+    return true;
+  });
+  await assert.rejects(loadConfig({ cwd: dir, path: 'missing.yaml' }), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.match(err.issues[0]!, /^missing\.yaml: cannot read the config file \(ENOENT\)/);
+    return true;
+  });
+});

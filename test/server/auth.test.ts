@@ -1,0 +1,95 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
+import { parsePasswordHash } from '../../src/config/password-hash.js';
+import type { AuthConfig } from '../../src/config/types.js';
+import { Method } from '../../src/protocol/constants.js';
+import { createAuthenticator, hashPassword, splitSessionUser } from '../../src/server/auth.js';
+
+const BOB_HASH = await hashPassword('bob-pw');
+const users = (allow_anonymous = false): AuthConfig => ({
+  users: [
+    { username: 'alice', password: 'alice-pw' },
+    { username: 'bob', password_hash: BOB_HASH },
+  ],
+  allow_anonymous,
+});
+
+test('hashPassword writes scrypt$N$r$p$salt$hash that the config accepts, salted each time', async () => {
+  assert.match(BOB_HASH, /^scrypt\$32768\$8\$1\$[A-Za-z0-9+/]+={0,2}\$[A-Za-z0-9+/]+={0,2}$/);
+  const parsed = parsePasswordHash(BOB_HASH);
+  assert.ok(typeof parsed !== 'string', String(parsed));
+  assert.equal(parsed.salt.length, 16);
+  assert.equal(parsed.hash.length, 32);
+  assert.notEqual(await hashPassword('bob-pw'), BOB_HASH);
+});
+
+test('plain and hashed passwords verify; wrong ones and unknown users do not', async () => {
+  const auth = createAuthenticator(users());
+  assert.deepEqual(await auth.verify('alice', 'alice-pw'), { ok: true, user: 'alice' });
+  assert.deepEqual(await auth.verify('bob', 'bob-pw'), { ok: true, user: 'bob' });
+  assert.deepEqual(await auth.verify('alice', 'alice-pw '), { ok: false });
+  assert.deepEqual(await auth.verify('alice', ''), { ok: false });
+  assert.deepEqual(await auth.verify('alice', 'bob-pw'), { ok: false });
+  assert.deepEqual(await auth.verify('bob', 'alice-pw'), { ok: false });
+  assert.deepEqual(await auth.verify('bob', BOB_HASH), { ok: false }); // the hash is not the password
+  assert.deepEqual(await auth.verify('carol', 'alice-pw'), { ok: false });
+  assert.deepEqual(await auth.verify('', ''), { ok: false });
+  assert.deepEqual(await auth.verify('Alice', 'alice-pw'), { ok: false });
+});
+
+test('non-ASCII passwords compare as UTF-8', async () => {
+  const auth = createAuthenticator({ users: [{ username: 'zoë', password: 'pässwörd-✓' }], allow_anonymous: false });
+  assert.deepEqual(await auth.verify('zoë', 'pässwörd-✓'), { ok: true, user: 'zoë' });
+  assert.deepEqual(await auth.verify('zoë', 'passwort-✓'), { ok: false });
+});
+
+test('alice-session-XYZ authenticates as alice with session key XYZ', async () => {
+  const auth = createAuthenticator(users());
+  assert.deepEqual(await auth.verify('alice-session-XYZ', 'alice-pw'), { ok: true, user: 'alice', sessionKey: 'XYZ' });
+  assert.deepEqual(await auth.verify('bob-session-a-session-b', 'bob-pw'), { ok: true, user: 'bob', sessionKey: 'a-session-b' });
+  assert.deepEqual(await auth.verify('alice-session-XYZ', 'wrong'), { ok: false });
+  assert.deepEqual(await auth.verify('alice-session-', 'alice-pw'), { ok: false });
+  assert.deepEqual(await auth.verify('carol-session-1', 'alice-pw'), { ok: false });
+  assert.deepEqual(splitSessionUser('alice'), { user: 'alice', sessionKey: undefined });
+  assert.deepEqual(splitSessionUser('-session-x'), { user: '-session-x', sessionKey: undefined });
+});
+
+test('method choice: no auth, auth, and allow_anonymous', () => {
+  const none = createAuthenticator(undefined);
+  assert.equal(none.chooseMethod([Method.NO_AUTH]), Method.NO_AUTH);
+  assert.equal(none.chooseMethod([Method.USERPASS, Method.NO_AUTH]), Method.NO_AUTH);
+  assert.equal(none.chooseMethod([Method.USERPASS]), Method.NO_ACCEPTABLE);
+  assert.equal(none.chooseMethod([]), Method.NO_ACCEPTABLE);
+
+  const strict = createAuthenticator(users(false));
+  assert.equal(strict.chooseMethod([Method.NO_AUTH, Method.USERPASS]), Method.USERPASS);
+  assert.equal(strict.chooseMethod([Method.NO_AUTH]), Method.NO_ACCEPTABLE);
+  assert.equal(strict.chooseMethod([0x01, 0x80]), Method.NO_ACCEPTABLE);
+
+  const anonymous = createAuthenticator(users(true));
+  assert.equal(anonymous.chooseMethod([Method.NO_AUTH, Method.USERPASS]), Method.USERPASS); // credentials win
+  assert.equal(anonymous.chooseMethod([Method.NO_AUTH]), Method.NO_AUTH);
+  assert.equal(anonymous.chooseMethod([0x01]), Method.NO_ACCEPTABLE);
+});
+
+async function medianMs(fn: () => Promise<unknown>, runs = 5): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await fn();
+    times.push(performance.now() - t0);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(runs / 2)]!;
+}
+
+test('an unknown user costs the same scrypt as a known one', async () => {
+  const auth = createAuthenticator(users());
+  await auth.verify('bob', 'warm-up');
+  const known = await medianMs(() => auth.verify('bob', 'wrong'));
+  const unknown = await medianMs(() => auth.verify('mallory', 'wrong'));
+  const plainUser = await medianMs(() => auth.verify('alice', 'wrong'));
+  // Without the decoy scrypt the unknown user would answer ~1000x faster; the bounds only absorb noise.
+  assert.ok(unknown > known / 3 && unknown < known * 3, `known ${known.toFixed(1)}ms, unknown ${unknown.toFixed(1)}ms`);
+  assert.ok(plainUser > known / 3, `known ${known.toFixed(1)}ms, plain-password user ${plainUser.toFixed(1)}ms`);
+});
