@@ -1,0 +1,198 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pino, type Logger } from 'pino';
+import type { PoolConfig, PoolStrategy } from '../../src/config/types.js';
+import { createResolver } from '../../src/dns/resolver.js';
+import { GatewayError, Rep } from '../../src/errors.js';
+import { createPoolOutbound, PoolExhaustedError } from '../../src/outbound/pool.js';
+import { createSocks5Outbound } from '../../src/outbound/socks5.js';
+import type { Outbound, OutboundContext } from '../../src/outbound/types.js';
+import { freePort, readAll, startDestination, startMicrosocks, type Destination, type RunningUpstream } from '../helpers/upstreams.js';
+
+const silent = pino({ level: 'silent' });
+const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
+const ctx = (sessionKey = 'anon'): OutboundContext => ({ signal: new AbortController().signal, log: silent, sessionKey });
+const pool = (strategy: PoolStrategy, extra: Partial<PoolConfig> = {}): PoolConfig => ({ type: 'pool', members: [], strategy, ...extra });
+
+/** A member that is never connected through: for choices only. */
+const named = (name: string): Outbound => ({ name, connect: () => Promise.reject(new Error('unused')), close: async () => {} });
+
+function member(u: { host: string; port: number }): Outbound {
+  return createSocks5Outbound(`socks5://${u.host}:${u.port}`, { type: 'socks5', host: u.host, port: u.port, remote_dns: true }, { dns, connectTimeout: 2_000 });
+}
+
+async function micros(t: { after(fn: () => Promise<void>): void }, hosts: string[]): Promise<RunningUpstream[]> {
+  const started = await Promise.all(hosts.map((host) => startMicrosocks({ host })));
+  for (const m of started) t.after(() => m.close());
+  return started;
+}
+
+async function dest(t: { after(fn: () => Promise<void>): void }): Promise<Destination> {
+  const d = await startDestination();
+  t.after(() => d.close());
+  return d;
+}
+
+/** One request through `out`: the address the destination saw. */
+async function via(out: Outbound, d: Destination, key?: string): Promise<{ peer: string; member: string | undefined }> {
+  const conn = await out.connect({ host: '127.0.0.1', port: d.port }, ctx(key));
+  const text = await readAll(conn.socket);
+  conn.release?.();
+  return { peer: text.trim().replace('hello ', ''), member: conn.member };
+}
+
+function capture(): { log: Logger; lines: { msg: string }[] } {
+  const lines: { msg: string }[] = [];
+  return { log: pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as { msg: string }) }), lines };
+}
+
+test('sticky: same member on every instance, keys spread, losing a member moves only its keys', () => {
+  const names = Array.from({ length: 10 }, (_, i) => `socks5://u@10.0.0.${i}:1080`);
+  const a = createPoolOutbound('p', pool('sticky'), { members: names.map(named), log: silent });
+  const b = createPoolOutbound('p', pool('sticky'), { members: [...names].reverse().map(named), log: silent });
+  const fewer = createPoolOutbound('p', pool('sticky'), { members: names.filter((n) => n !== names[3]).map(named), log: silent });
+  const counts = new Map<string, number>();
+  for (let i = 0; i < 1000; i++) {
+    const key = `session-${i}`;
+    const chosen = a.pick(key)!;
+    assert.equal(b.pick(key), chosen);
+    assert.equal(a.pick(key), chosen);
+    counts.set(chosen, (counts.get(chosen) ?? 0) + 1);
+    if (chosen !== names[3]) assert.equal(fewer.pick(key), chosen, `${key} moved though its member stayed`);
+    else assert.notEqual(fewer.pick(key), undefined);
+  }
+  assert.equal(counts.size, 10);
+  for (const n of counts.values()) assert.ok(n > 50 && n < 150, `uneven spread: ${[...counts.values()].join(',')}`);
+});
+
+test('round-robin uses every member in turn', async (t) => {
+  const d = await dest(t);
+  const ups = await micros(t, ['127.0.0.11', '127.0.0.12', '127.0.0.13']);
+  const p = createPoolOutbound('rr', pool('round-robin'), { members: ups.map(member), log: silent });
+  t.after(() => p.close());
+  const peers: string[] = [];
+  for (let i = 0; i < 6; i++) peers.push((await via(p, d)).peer);
+  assert.deepEqual(peers, ['127.0.0.11', '127.0.0.12', '127.0.0.13', '127.0.0.11', '127.0.0.12', '127.0.0.13']);
+  assert.deepEqual(
+    p.stats().map((s) => [s.attempts, s.active, s.healthy]),
+    [[2, 0, true], [2, 0, true], [2, 0, true]],
+  );
+});
+
+test('sticky through real members: one member per session key, different keys spread', async (t) => {
+  const d = await dest(t);
+  const ups = await micros(t, ['127.0.0.14', '127.0.0.15', '127.0.0.16']);
+  const p = createPoolOutbound('st', pool('sticky'), { members: ups.map(member), log: silent });
+  t.after(() => p.close());
+  const used = new Set<string>();
+  for (let k = 0; k < 20; k++) {
+    const key = `crawl-${k}`;
+    const first = await via(p, d, key);
+    assert.equal(first.member, p.pick(key));
+    for (let i = 0; i < 2; i++) assert.deepEqual(await via(p, d, key), first);
+    used.add(first.peer);
+  }
+  assert.ok(used.size > 1, 'twenty keys all on one member');
+});
+
+test('least-connections goes to the member with fewer open connections', async (t) => {
+  const d = await dest(t);
+  const ups = await micros(t, ['127.0.0.17', '127.0.0.18']);
+  const p = createPoolOutbound('lc', pool('least-connections'), { members: ups.map(member), log: silent });
+  t.after(() => p.close());
+  const c1 = await p.connect({ host: '127.0.0.1', port: d.port }, ctx());
+  const c2 = await p.connect({ host: '127.0.0.1', port: d.port }, ctx());
+  assert.notEqual(c1.member, c2.member);
+  c1.release?.();
+  c1.release?.(); // once only
+  const c3 = await p.connect({ host: '127.0.0.1', port: d.port }, ctx());
+  assert.equal(c3.member, c1.member, 'the member whose connection ended has fewer open now');
+  const c4 = await p.connect({ host: '127.0.0.1', port: d.port }, ctx());
+  const active = p.stats().map((s) => s.active);
+  assert.deepEqual([...active].sort(), [1, 2], `open connections per member: ${active.join(',')}`);
+  for (const c of [c1, c2, c3, c4]) c.socket.destroy();
+});
+
+test('failover: the first healthy member in order, the next when it dies', async (t) => {
+  const d = await dest(t);
+  const [a, b] = await micros(t, ['127.0.0.19', '127.0.0.20']);
+  const p = createPoolOutbound('fo', pool('failover'), { members: [member(a!), member(b!)], log: silent });
+  t.after(() => p.close());
+  assert.equal((await via(p, d)).peer, '127.0.0.19');
+  assert.equal((await via(p, d)).peer, '127.0.0.19');
+  await a!.close();
+  for (let i = 0; i < 4; i++) assert.equal((await via(p, d)).peer, '127.0.0.20', 'retried on the next member');
+  assert.equal(p.pick('x'), `socks5://127.0.0.20:${b!.port}`, 'the dead first member is ejected');
+  assert.equal(p.stats()[0]!.healthy, false);
+});
+
+test('all members down: the last error, then a clear 0x01, and one log line', async () => {
+  const ports = [await freePort('127.0.0.21'), await freePort('127.0.0.22')];
+  const { log, lines } = capture();
+  const p = createPoolOutbound('dead', pool('round-robin'), {
+    members: [member({ host: '127.0.0.21', port: ports[0]! }), member({ host: '127.0.0.22', port: ports[1]! })],
+    log,
+  });
+  const reps: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const err = await p.connect({ host: '127.0.0.1', port: 9 }, ctx()).then(
+      () => assert.fail('connected through dead members'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof GatewayError);
+    reps.push(err.rep);
+    if (i >= 3) assert.ok(err instanceof PoolExhaustedError, err.message);
+  }
+  assert.deepEqual(reps, [5, 5, 5, 1, 1, 1, 1, 1, 1, 1]);
+  assert.equal(lines.filter((l) => l.msg === 'pool has no healthy member').length, 1);
+  assert.equal(lines.filter((l) => l.msg === 'pool member ejected').length, 2);
+  await p.close();
+});
+
+test('passive ejection backs off exponentially before a single trial', async () => {
+  const port = await freePort('127.0.0.23');
+  let now = 1_000_000;
+  const p = createPoolOutbound('one', pool('round-robin', { max_attempts: 1 }), {
+    members: [member({ host: '127.0.0.23', port })],
+    log: silent,
+    now: () => now,
+  });
+  const attempt = (): Promise<unknown> => p.connect({ host: '127.0.0.1', port: 9 }, ctx()).then(() => assert.fail('connected'), (e: unknown) => e);
+  for (let i = 0; i < 3; i++) await attempt();
+  assert.equal(p.pick('k'), undefined);
+  assert.equal(p.stats()[0]!.ejectedForMs, 5_000);
+  now += 4_999;
+  assert.equal(p.pick('k'), undefined);
+  now += 1;
+  assert.ok(p.pick('k'), 'due for a trial');
+  const trial = await attempt();
+  assert.equal((trial as GatewayError).rep, Rep.CONNECTION_REFUSED);
+  assert.equal(p.stats()[0]!.ejectedForMs, 10_000, 'a failed trial doubles the backoff');
+});
+
+test('killing a member mid-run: others take over, retries hide it, health checks bring it back', async (t) => {
+  const d = await dest(t);
+  const ups = await micros(t, ['127.0.0.24', '127.0.0.25', '127.0.0.26']);
+  const { log, lines } = capture();
+  const p = createPoolOutbound('hc', pool('round-robin', { health_check: { interval: 100, timeout: 1_000, target: `127.0.0.1:${d.port}` } }), {
+    members: ups.map(member),
+    log,
+  });
+  t.after(() => p.close());
+  for (let i = 0; i < 3; i++) await via(p, d);
+  const victim = ups[1]!;
+  await victim.close();
+  const peers = new Set<string>();
+  for (let i = 0; i < 12; i++) peers.add((await via(p, d)).peer); // none of these may fail
+  assert.deepEqual([...peers].sort(), ['127.0.0.24', '127.0.0.26']);
+  assert.equal(p.stats()[1]!.healthy, false);
+  const back = await startMicrosocks({ host: victim.host, port: victim.port });
+  t.after(() => back.close());
+  for (let i = 0; i < 100 && !p.stats()[1]!.healthy; i++) await sleep(50);
+  assert.equal(p.stats()[1]!.healthy, true, 're-admitted by a passing health check');
+  const after = new Set<string>();
+  for (let i = 0; i < 3; i++) after.add((await via(p, d)).peer);
+  assert.ok(after.has('127.0.0.25'));
+  assert.ok(lines.some((l) => l.msg === 'pool member re-admitted'));
+});
