@@ -1,0 +1,108 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { loadConfig } from '../../src/config/load.js';
+import { createResolver } from '../../src/dns/resolver.js';
+import { ConfigError } from '../../src/errors.js';
+import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
+import { parseMemberUrl, parseMembersFile, redact } from '../../src/outbound/member-url.js';
+import { collectStats, isPoolOutbound } from '../../src/outbound/stats.js';
+import type { OutboundContext } from '../../src/outbound/types.js';
+import { readAll, startDante, startDestination, startMicrosocks } from '../helpers/upstreams.js';
+
+const log = pino({ level: 'silent' });
+const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
+const ctx = (): OutboundContext => ({ signal: new AbortController().signal, log, sessionKey: 'k' });
+
+async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-build-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('member URLs: password kept for the handshake, never in the display name', () => {
+  const m = parseMemberUrl('socks5://us%40er:p%3Ass@[::1]:1081');
+  assert.equal(m.display, 'socks5://us%40er@[::1]:1081');
+  assert.deepEqual(m.config, { type: 'socks5', host: '::1', port: 1081, remote_dns: true, username: 'us@er', password: 'p:ss' });
+  assert.equal(parseMemberUrl('socks5://10.0.0.1?remote_dns=false').config.remote_dns, false);
+  assert.equal(parseMemberUrl('socks5://10.0.0.1').config.port, 1080);
+  assert.throws(() => parseMemberUrl('http://u:secret@h:1'), (e: Error) => !e.message.includes('secret'));
+  assert.equal(redact('socks5://u:secret@h:1'), 'socks5://u@h:1');
+  assert.deepEqual(parseMembersFile('# proxies\n\nsocks5://a:1  # first\r\n  socks5://b:2\n'), [
+    { line: 3, url: 'socks5://a:1' },
+    { line: 4, url: 'socks5://b:2' },
+  ]);
+});
+
+test('a config builds direct, a chain and a pool of names, URLs and a members_file', async (t) => {
+  const d = await startDestination();
+  t.after(() => d.close());
+  const corp = await startDante({ host: '127.0.0.31' });
+  t.after(() => corp.close());
+  const egress = await startMicrosocks({ host: '127.0.0.32', user: 'gw', pass: 'pw' });
+  t.after(() => egress.close());
+  const inline = await startMicrosocks({ host: '127.0.0.33', user: 'u', pass: 'secret' });
+  t.after(() => inline.close());
+  const listed = await startMicrosocks({ host: '127.0.0.34' });
+  t.after(() => listed.close());
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'proxies.txt'), `# crawler egress\nsocks5://${listed.host}:${listed.port}\n\nsocks5://${listed.host}:${listed.port} # again\n`);
+  const file = join(dir, 'socksgate.yaml');
+  await writeFile(
+    file,
+    `listen: [{ host: 127.0.0.1, port: 1080 }]
+upstreams:
+  corp: { type: socks5, host: ${corp.host}, port: ${corp.port} }
+  egress: { type: socks5, host: ${egress.host}, port: ${egress.port}, username: gw, password: pw, via: corp }
+  crawl:
+    type: pool
+    members: [egress, "socks5://u:secret@${inline.host}:${inline.port}"]
+    members_file: proxies.txt
+    strategy: round-robin
+default: direct
+`,
+  );
+  const config = await loadConfig({ path: file });
+  const map = await buildOutbounds(config, { dns, log });
+  t.after(() => closeOutbounds(map));
+  assert.deepEqual([...map.keys()].sort(), ['corp', 'crawl', 'direct', 'egress']);
+
+  const chained = await map.get('egress')!.connect({ host: '127.0.0.1', port: d.port }, ctx());
+  assert.equal(await readAll(chained.socket), 'hello 127.0.0.32\n');
+  chained.release?.();
+
+  const pool = map.get('crawl')!;
+  assert.ok(isPoolOutbound(pool));
+  const names = pool.stats().map((s) => s.name);
+  assert.deepEqual(names, ['egress', `socks5://u@${inline.host}:${inline.port}`, `socks5://${listed.host}:${listed.port}`]);
+  const seen: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const conn = await pool.connect({ host: '127.0.0.1', port: d.port }, ctx());
+    seen.push(`${conn.member} ${(await readAll(conn.socket)).trim()}`);
+    conn.release?.();
+  }
+  assert.deepEqual(seen, [`egress hello 127.0.0.32`, `${names[1]} hello 127.0.0.33`, `${names[2]} hello 127.0.0.34`]);
+
+  const stats = collectStats(map);
+  assert.equal(stats.members.length, 3);
+  assert.deepEqual(
+    stats.upstreams.map((s) => [s.name, s.attempts, s.active]).sort(),
+    [['corp', 2, 0], ['egress', 2, 0]],
+  );
+});
+
+test('a bad members_file line is a config error naming the file and line', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'proxies.txt'), 'socks5://10.0.0.1:1080\nnot-a-url\n');
+  const file = join(dir, 'socksgate.yaml');
+  await writeFile(file, 'upstreams:\n  p: { type: pool, members_file: proxies.txt }\n');
+  const config = await loadConfig({ path: file });
+  await assert.rejects(buildOutbounds(config, { dns, log }), (e: unknown) => {
+    assert.ok(e instanceof ConfigError);
+    assert.match(e.message, /proxies\.txt:2:1: "not-a-url" is not a socks5:\/\/ URL/);
+    return true;
+  });
+});
