@@ -12,25 +12,30 @@ export type Cidr = { readonly v: 4; readonly start: number; readonly prefix: num
 export function parseCidr(text: string): Cidr | string {
   const slash = text.indexOf('/');
   const addr = slash < 0 ? text : text.slice(0, slash);
-  const lenText = slash < 0 ? undefined : text.slice(slash + 1);
   const v4 = parseIPv4(addr);
   const max = v4 >= 0 ? 32 : 128;
-  let prefix = max;
-  if (lenText !== undefined) {
-    if (!/^\d{1,3}$/.test(lenText)) return `invalid CIDR "${text}": prefix length must be a number`;
-    prefix = Number(lenText);
-  }
-  if (v4 >= 0) {
-    if (prefix > 32) return `invalid CIDR "${text}": prefix length ${prefix} is over 32`;
-    return { v: 4, start: mask4(v4, prefix), prefix };
-  }
+  const prefix = slash < 0 ? max : parsePrefix(text, slash + 1);
+  if (prefix < 0) return `invalid CIDR "${text}": prefix length must be a number`;
+  if (prefix > max) return `invalid CIDR "${text}": prefix length ${prefix} is over ${max}`;
+  if (v4 >= 0) return { v: 4, start: mask4(v4, prefix), prefix };
   const w = addr.includes(':') ? parseIPv6(addr) : undefined;
   if (w === undefined) return `invalid CIDR "${text}": not an IPv4 or IPv6 address`;
   if (addr.includes('%')) return `invalid CIDR "${text}": a zone has no place in a network`;
-  if (prefix > 128) return `invalid CIDR "${text}": prefix length ${prefix} is over 128`;
-  const m = new Uint32Array(4);
-  for (let i = 0; i < 4; i++) m[i] = (w[i]! & wordMask(prefix - 32 * i)) >>> 0;
-  return { v: 6, w: m, prefix };
+  for (let i = 0; i < 4; i++) w[i] = (w[i]! & wordMask(prefix - 32 * i)) >>> 0;
+  return { v: 6, w, prefix };
+}
+
+/** Decimal digits from `from` to the end (1 to 3 of them), or -1. */
+function parsePrefix(text: string, from: number): number {
+  const len = text.length - from;
+  if (len < 1 || len > 3) return -1;
+  let v = 0;
+  for (let i = from; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+    v = v * 10 + (c - 48);
+  }
+  return v;
 }
 
 function wordMask(bits: number): number {

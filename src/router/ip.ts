@@ -2,8 +2,6 @@
 // most significant first. An IPv4-mapped IPv6 address (RFC 4291 §2.5.5.2) is reported as
 // the IPv4 address it carries, so `::ffff:10.1.2.3` meets the IPv4 networks.
 
-import { isIPv6 } from 'node:net';
-
 export type ParsedIp = { readonly v: 4; readonly n: number } | { readonly v: 6; readonly w: Uint32Array };
 
 /** Dotted-quad IPv4 text → uint32, or -1 when `text` is not exactly four decimal octets. */
@@ -32,34 +30,72 @@ export function parseIPv4(text: string): number {
   return n * 256 + octet;
 }
 
-/** IPv6 text → four words, or undefined when it is not IPv6. A zone (`%eth0`) is ignored. */
+/**
+ * IPv6 text (RFC 4291 §2.2: hex groups, one `::`, an optional dotted IPv4 tail) → four words,
+ * or undefined when it is not IPv6. A zone (`%eth0`) is ignored. Hand-rolled: list files of
+ * 100 000 networks are parsed at every reload.
+ */
 export function parseIPv6(text: string): Uint32Array | undefined {
-  if (!isIPv6(text)) return undefined;
-  const pct = text.indexOf('%');
-  if (pct >= 0) text = text.slice(0, pct);
-  const dbl = text.indexOf('::');
-  const head = dbl < 0 ? groups(text) : groups(text.slice(0, dbl));
-  const tail = dbl < 0 ? [] : groups(text.slice(dbl + 2));
-  const halves = new Array<number>(8).fill(0);
-  for (let i = 0; i < head.length; i++) halves[i] = head[i]!;
-  for (let i = 0; i < tail.length; i++) halves[8 - tail.length + i] = tail[i]!;
+  let end = text.indexOf('%');
+  if (end < 0) end = text.length;
+  else if (end === text.length - 1) return undefined;
+  const g = GROUPS;
+  let n = 0;
+  let gap = -1;
+  let i = 0;
+  if (text.charCodeAt(0) === 58 /* : */) {
+    if (text.charCodeAt(1) !== 58) return undefined;
+    gap = 0;
+    i = 2;
+  }
+  while (i < end) {
+    let v = 0;
+    let j = i;
+    for (; j < end; j++) {
+      const d = hexValue(text.charCodeAt(j));
+      if (d < 0) break;
+      if (j - i === 4) return undefined;
+      v = v * 16 + d;
+    }
+    if (j < end && text.charCodeAt(j) === 46 /* . */) {
+      const v4 = n <= 6 ? parseIPv4(text.slice(i, end)) : -1;
+      if (v4 < 0) return undefined;
+      g[n++] = Math.floor(v4 / 0x10000);
+      g[n++] = v4 % 0x10000;
+      break;
+    }
+    if (j === i || n === 8) return undefined;
+    g[n++] = v;
+    if (j === end) break;
+    if (text.charCodeAt(j) !== 58) return undefined;
+    i = j + 1;
+    if (text.charCodeAt(i) === 58) {
+      if (gap >= 0) return undefined;
+      gap = n;
+      i++;
+    } else if (i === end) {
+      return undefined; // a single trailing ':'
+    }
+  }
+  if (gap < 0 ? n !== 8 : n > 7) return undefined;
   const w = new Uint32Array(4);
-  for (let i = 0; i < 4; i++) w[i] = halves[2 * i]! * 0x10000 + halves[2 * i + 1]!;
+  const shift = 8 - n;
+  for (let k = 0; k < 8; k++) {
+    const src = gap < 0 || k < gap ? k : k - shift;
+    const v = gap >= 0 && k >= gap && k < gap + shift ? 0 : g[src]!;
+    w[k >>> 1] = w[k >>> 1]! * 0x10000 + v;
+  }
   return w;
 }
 
-function groups(part: string): number[] {
-  if (part === '') return [];
-  const out: number[] = [];
-  for (const g of part.split(':')) {
-    if (g.includes('.')) {
-      const v4 = parseIPv4(g);
-      out.push(Math.floor(v4 / 0x10000), v4 % 0x10000);
-    } else {
-      out.push(parseInt(g, 16));
-    }
-  }
-  return out;
+/** Scratch for parseIPv6 (synchronous, so never shared between two calls). */
+const GROUPS = new Uint16Array(8);
+
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
 }
 
 /** `::ffff:0:0/96` holds IPv4-mapped addresses. */

@@ -54,11 +54,26 @@ test('Aho–Corasick agrees with String.includes', () => {
   const word = fc.string({ unit: fc.constantFrom('a', 'b', 'c', '.'), minLength: 1, maxLength: 5 });
   fc.assert(
     fc.property(fc.array(word, { maxLength: 12 }), fc.array(fc.string({ unit: fc.constantFrom('a', 'b', 'c', '.'), maxLength: 16 }), { maxLength: 20 }), (words, texts) => {
-      const m = new KeywordMatcher(words);
-      for (const t of texts) assert.equal(m.matches(t), words.some((w) => t.includes(w)), `${JSON.stringify(words)} in ${t}`);
+      const dense = new KeywordMatcher(words);
+      const sparse = new KeywordMatcher(words, 0);
+      for (const t of texts) {
+        const want = words.some((w) => t.includes(w));
+        assert.equal(dense.matches(t), want, `${JSON.stringify(words)} in ${t}`);
+        assert.equal(sparse.matches(t), want, `${JSON.stringify(words)} in ${t} (sparse)`);
+      }
     }),
     { numRuns: 300 },
   );
+});
+
+test('keywords outside latin1 never match; such chars in a name restart the scan', () => {
+  for (const cap of [undefined, 0]) {
+    const m = new KeywordMatcher(['ab', 'ü', 'x☃'], cap);
+    assert.ok(m.matches('zzü'));
+    assert.ok(!m.matches('a☃b'));
+    assert.ok(m.matches('☃ab'));
+    assert.ok(!m.matches('x☃'));
+  }
 });
 
 test('100 000 suffix entries still match by labels', () => {
