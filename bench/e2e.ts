@@ -1,0 +1,80 @@
+// End to end through the gateway vs straight to the server vs a minimal Node relay:
+// throughput with 1 and 8 streams, and connections per second.
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
+import { parseConfig } from '../src/config/load.js';
+import { Gateway } from '../src/gateway.js';
+import { silentLogger } from '../src/observe/logger.js';
+import { closeServer, directConnect, echoServer, fmt, listen, minimalRelay, sinkServer, socksConnect, type Connector } from './lib.js';
+
+const TOTAL = 512 * 1024 * 1024; // bytes per throughput run, split over the streams
+const CPS_CONNECTIONS = 3_000;
+const CPS_CONCURRENCY = 50;
+
+async function pushAll(s: Socket, bytes: number): Promise<void> {
+  const block = Buffer.alloc(256 * 1024, 0x61);
+  for (let sent = 0; sent < bytes; sent += block.length) if (!s.write(block)) await once(s, 'drain');
+  s.end();
+  s.resume();
+  await once(s, 'end');
+  s.destroy();
+}
+
+async function throughput(connectTo: Connector, proxyPort: number, sinkPort: number, streams: number): Promise<number> {
+  const sockets = await Promise.all(Array.from({ length: streams }, () => connectTo(proxyPort, sinkPort)));
+  const start = performance.now();
+  await Promise.all(sockets.map((s) => pushAll(s, TOTAL / streams)));
+  return TOTAL / 1024 / 1024 / ((performance.now() - start) / 1000); // MiB/s
+}
+
+async function connectionsPerSecond(connectTo: Connector, proxyPort: number, echoPort: number): Promise<number> {
+  let started = 0;
+  const one = async (): Promise<void> => {
+    const s = await connectTo(proxyPort, echoPort);
+    s.write('x');
+    s.resume();
+    await once(s, 'data');
+    s.destroy();
+  };
+  const worker = async (): Promise<void> => {
+    while (started < CPS_CONNECTIONS) {
+      started++;
+      await one();
+    }
+  };
+  const start = performance.now();
+  await Promise.all(Array.from({ length: CPS_CONCURRENCY }, worker));
+  return CPS_CONNECTIONS / ((performance.now() - start) / 1000);
+}
+
+export async function run(): Promise<void> {
+  const sink = sinkServer();
+  const echo = echoServer();
+  const relay = minimalRelay();
+  const [sinkPort, echoPort, relayPort] = [await listen(sink), await listen(echo), await listen(relay)];
+  const config = parseConfig('listen: [{host: 127.0.0.1, port: 0}]\nlog: {level: silent}\n', '<bench>', {});
+  const gw = await Gateway.start(config, { log: silentLogger() });
+  const gwPort = gw.addresses[0]!.port;
+
+  const targets: Array<[string, Connector, number]> = [
+    ['direct', directConnect, 0],
+    ['minimal relay', socksConnect, relayPort],
+    ['socksgate', socksConnect, gwPort],
+  ];
+  const rows: Record<string, number[]> = {};
+  for (const [name, connectTo, port] of targets) {
+    rows[name] = [
+      await throughput(connectTo, port, sinkPort, 1),
+      await throughput(connectTo, port, sinkPort, 8),
+      await connectionsPerSecond(connectTo, port, echoPort),
+    ];
+  }
+  console.log('e2e: MiB/s 1 stream | MiB/s 8 streams | conn/s (CONNECT + echo + close, 50 concurrent)');
+  const base = rows['minimal relay']!;
+  for (const [name, r] of Object.entries(rows)) {
+    const ratio = r.map((v, i) => (v / base[i]!).toFixed(2)).join(' / ');
+    console.log(`  ${name.padEnd(14)} ${fmt(r[0]!).padStart(8)} | ${fmt(r[1]!).padStart(8)} | ${fmt(r[2]!, 0).padStart(7)}   (× minimal relay: ${ratio})`);
+  }
+  await gw.close(0);
+  await Promise.all([closeServer(sink), closeServer(echo), closeServer(relay)]);
+}

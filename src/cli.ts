@@ -1,0 +1,132 @@
+#!/usr/bin/env node
+import { watch } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { loadConfig } from './config/load.js';
+import type { Config } from './config/types.js';
+import { ConfigError } from './errors.js';
+import { Gateway } from './gateway.js';
+import { createLogger } from './observe/logger.js';
+import { Metrics } from './observe/metrics.js';
+import { routeCommand } from './route-command.js';
+import { hashPassword } from './server/auth.js';
+
+const USAGE = `usage:
+  socksgate [--config FILE] [--watch]      run the gateway
+  socksgate check [--config FILE]          validate the configuration
+  socksgate route HOST PORT [--user U] [--source IP] [--udp | --bind] [--config FILE]
+                                           print the routing decision
+  socksgate hash-password                  read a password on stdin, print a password_hash`;
+
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  watch: { type: 'boolean', short: 'w' },
+  user: { type: 'string' },
+  source: { type: 'string' },
+  udp: { type: 'boolean' },
+  bind: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const [command = 'run', ...rest] = positionals;
+  switch (command) {
+    case 'run':
+      return run(values.config, values.watch ?? false);
+    case 'check':
+      return check(values.config);
+    case 'route':
+      return routeCommand(rest, values);
+    case 'hash-password':
+      return printHash();
+    default:
+      console.error(`unknown command "${command}"\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function check(path: string | undefined): Promise<number> {
+  try {
+    const config = await loadConfig({ path });
+    console.log(`${config.source}: ok`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const issue of err.issues) console.error(issue);
+    return 1;
+  }
+}
+
+async function run(path: string | undefined, watchFile: boolean): Promise<number> {
+  let config: Config;
+  try {
+    config = await loadConfig({ path });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const issue of err.issues) console.error(issue);
+    return 1;
+  }
+  const log = createLogger(config.log);
+  const gateway = await Gateway.start(config, { log, metrics: new Metrics({ defaults: true }) });
+
+  let reloading = Promise.resolve();
+  const reload = (why: string): void => {
+    reloading = reloading.then(async () => {
+      try {
+        const next = await loadConfig({ path: path ?? (config.source.startsWith('<') ? undefined : config.source) });
+        log.level = next.log.level;
+        await gateway.reload(next);
+      } catch (err) {
+        // An invalid config is reported and the running one stays (PRODUCT.md "Command line").
+        const errors = err instanceof ConfigError ? err.issues : [String(err)];
+        log.error({ errors, trigger: why }, 'reload rejected; keeping the running configuration');
+      }
+    });
+  };
+  process.on('SIGHUP', () => reload('SIGHUP'));
+  if (watchFile && !config.source.startsWith('<')) {
+    let timer: NodeJS.Timeout | undefined;
+    watch(config.source, () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => reload('watch'), 200);
+    }).unref();
+  }
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info({ signal }, 'stopping');
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await gateway.close();
+  log.info('stopped');
+  return 0;
+}
+
+async function printHash(): Promise<number> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  if (password.length === 0) {
+    console.error('hash-password: no password on stdin');
+    return 1;
+  }
+  console.log(await hashPassword(password));
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err instanceof Error ? err.message : String(err));
+    process.exitCode = 1;
+  },
+);

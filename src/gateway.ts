@@ -1,0 +1,170 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+import type { Logger } from 'pino';
+import type { Config } from './config/types.js';
+import { createResolver } from './dns/resolver.js';
+import type { DnsResolver } from './dns/types.js';
+import { startAdmin } from './observe/admin.js';
+import { Metrics } from './observe/metrics.js';
+import { buildOutbounds, closeOutbounds } from './outbound/build.js';
+import { compileRouter } from './router/compile.js';
+import { createAuthenticator } from './server/auth.js';
+import type { Snapshot } from './server/context.js';
+import { runSession } from './server/session.js';
+
+export interface GatewayOptions {
+  log: Logger;
+  metrics?: Metrics;
+}
+
+/** Builds everything one config needs. Reuses the DNS cache when the dns section did not change. */
+async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot): Promise<Snapshot> {
+  const sameDns = previous && JSON.stringify(previous.config.dns) === JSON.stringify(config.dns);
+  const dns: DnsResolver = sameDns ? previous.dns : createResolver(config.dns, { log });
+  const router = await compileRouter(config, { dns });
+  const outbounds = await buildOutbounds(config, { dns, log });
+  return Object.freeze({ config, router, outbounds, auth: createAuthenticator(config.auth), dns });
+}
+
+/**
+ * The running gateway: listeners, the current snapshot, open sessions.
+ * A reload swaps the snapshot reference; sessions keep the one they started with.
+ */
+export class Gateway {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  #snapshot: Snapshot;
+  readonly #servers: Server[] = [];
+  readonly #sessions = new Set<Socket>();
+  readonly #shutdown = new AbortController();
+  #admin: HttpServer | undefined;
+  #nextSid = 1;
+  #closing: Promise<void> | undefined;
+
+  private constructor(snapshot: Snapshot, opts: GatewayOptions) {
+    this.#snapshot = snapshot;
+    this.log = opts.log;
+    this.metrics = opts.metrics ?? new Metrics();
+    this.metrics.collect('socksgate_dns_cache', 'DNS cache counters', ['counter'], () =>
+      Object.entries(this.#snapshot.dns.stats()).map(([counter, value]) => ({ labels: { counter }, value })),
+    );
+  }
+
+  static async start(config: Config, opts: GatewayOptions): Promise<Gateway> {
+    const gw = new Gateway(await buildSnapshot(config, opts.log), opts);
+    try {
+      for (const l of config.listen) gw.#servers.push(await gw.#listen(l.host, l.port));
+      if (config.metrics) gw.#admin = await startAdmin(config.metrics, gw.metrics);
+    } catch (err) {
+      await gw.close(0);
+      throw err;
+    }
+    gw.log.info({ listen: gw.addresses.map((a) => `${a.address}:${a.port}`), config: config.source }, 'socksgate listening');
+    return gw;
+  }
+
+  get config(): Config {
+    return this.#snapshot.config;
+  }
+
+  get snapshot(): Snapshot {
+    return this.#snapshot;
+  }
+
+  get addresses(): AddressInfo[] {
+    return this.#servers.map((s) => s.address() as AddressInfo);
+  }
+
+  get adminAddress(): AddressInfo | undefined {
+    return this.#admin?.address() as AddressInfo | undefined;
+  }
+
+  get activeSessions(): number {
+    return this.#sessions.size;
+  }
+
+  /** Applies a validated config to new requests; open connections keep theirs. */
+  async reload(config: Config): Promise<void> {
+    const previous = this.#snapshot;
+    const next = await buildSnapshot(config, this.log, previous);
+    this.#snapshot = next;
+    if (JSON.stringify(previous.config.listen) !== JSON.stringify(config.listen)) {
+      this.log.warn('listen addresses changed: they apply after a restart');
+    }
+    if (previous.dns !== next.dns) previous.dns.close();
+    // Old outbounds stop their health checks; connections they opened live on.
+    await closeOutbounds(previous.outbounds);
+    this.log.info({ config: config.source }, 'configuration reloaded');
+  }
+
+  /** Stops accepting, lets open sessions finish for up to `drainMs`, then cuts the rest. */
+  close(drainMs = this.#snapshot.config.limits.drain_timeout): Promise<void> {
+    this.#closing ??= this.#close(drainMs);
+    return this.#closing;
+  }
+
+  async #close(drainMs: number): Promise<void> {
+    const stopped = this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    this.#admin?.close();
+    this.#admin?.closeAllConnections();
+    if (this.#sessions.size > 0) {
+      this.log.info({ open: this.#sessions.size, drainMs }, 'draining open connections');
+      await this.#drained(drainMs);
+    }
+    this.#shutdown.abort();
+    for (const s of this.#sessions) s.destroy();
+    await Promise.all(stopped);
+    await closeOutbounds(this.#snapshot.outbounds);
+    this.#snapshot.dns.close();
+  }
+
+  #drained(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      const check = setInterval(() => {
+        if (this.#sessions.size > 0) return;
+        clearTimeout(timer);
+        clearInterval(check);
+        resolve();
+      }, 50);
+      timer.unref();
+      setTimeout(() => clearInterval(check), ms).unref();
+    });
+  }
+
+  #listen(host: string, port: number): Promise<Server> {
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.#accept(socket));
+    server.on('error', (err) => this.log.error({ err }, 'listener error'));
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port, ipv6Only: false }, () => {
+        server.off('error', reject);
+        resolve(server);
+      });
+    });
+  }
+
+  #accept(socket: Socket): void {
+    // Beyond max_connections new clients are refused, not queued (PRODUCT.md "limits").
+    if (this.#sessions.size >= this.#snapshot.config.limits.max_connections || this.#shutdown.signal.aborted) {
+      this.metrics.refused.inc();
+      socket.destroy();
+      return;
+    }
+    this.#sessions.add(socket);
+    this.metrics.active.inc();
+    const sid = this.#nextSid++;
+    runSession(socket, sid, {
+      snapshot: () => this.#snapshot,
+      metrics: this.metrics,
+      log: this.log,
+      shutdown: this.#shutdown.signal,
+    })
+      .catch((err: unknown) => this.log.error({ err, sid }, 'session crashed'))
+      .finally(() => {
+        this.#sessions.delete(socket);
+        this.metrics.active.dec();
+        socket.destroy();
+      });
+  }
+}

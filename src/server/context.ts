@@ -1,0 +1,64 @@
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Command, Config } from '../config/types.js';
+import type { Rep } from '../errors.js';
+import type { DnsResolver } from '../dns/types.js';
+import type { Metrics } from '../observe/metrics.js';
+import type { Outbound } from '../outbound/types.js';
+import type { ServerHandshake } from '../protocol/handshake.js';
+import type { Address } from '../protocol/types.js';
+import type { Router } from '../router/types.js';
+import type { Authenticator } from './auth.js';
+
+/** Everything one config produces. A reload builds a new one and swaps the reference. */
+export interface Snapshot {
+  readonly config: Config;
+  readonly router: Router;
+  readonly outbounds: ReadonlyMap<string, Outbound>;
+  readonly auth: Authenticator;
+  readonly dns: DnsResolver;
+}
+
+/** The fields of the one access-log line a session writes when it ends. */
+export interface AccessRecord {
+  client: string;
+  user?: string;
+  cmd?: Command;
+  dest?: string;
+  rule?: string;
+  outbound?: string;
+  member?: string;
+  rep?: Rep;
+  up: number;
+  down: number;
+  /** UDP associations: datagrams each way and drops by reason. */
+  udp?: { sent: number; received: number; dropped: Record<string, number> };
+  error?: string;
+}
+
+/** What a command handler gets once the request is decoded (the client socket is paused). */
+export interface CommandContext {
+  readonly client: Socket;
+  readonly hs: ServerHandshake;
+  readonly dest: Address;
+  readonly user: string | undefined;
+  readonly sessionKey: string;
+  readonly source: string;
+  readonly snapshot: Snapshot;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** Aborted when the client goes away or the gateway stops. */
+  readonly signal: AbortSignal;
+  readonly record: AccessRecord;
+}
+
+/** Runs one command to its end. Throwing before the reply makes the session reply `toRep(err)`. */
+export type CommandHandler = (ctx: CommandContext) => Promise<void>;
+
+export function formatAddress(a: Address): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+export function boundOf(socket: Socket): Address {
+  return { host: socket.localAddress ?? '0.0.0.0', port: socket.localPort ?? 0 };
+}

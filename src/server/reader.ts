@@ -1,0 +1,58 @@
+import type { Socket } from 'node:net';
+
+/**
+ * Pulls a socket's chunks one at a time for the handshake. The socket stays
+ * paused while a chunk waits, so a client can never queue more than one
+ * chunk here; detach() hands the socket back untouched for the relay.
+ */
+export class ChunkReader {
+  readonly #socket: Socket;
+  #queued: Buffer | null = null;
+  #ended = false;
+  #waiter: ((chunk: Buffer | null) => void) | null = null;
+
+  constructor(socket: Socket) {
+    this.#socket = socket;
+    socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
+    socket.on('close', this.#onEnd);
+  }
+
+  /** The next chunk, or null at end of stream (EOF, error or close). */
+  next(): Promise<Buffer | null> {
+    if (this.#queued) {
+      const chunk = this.#queued;
+      this.#queued = null;
+      return Promise.resolve(chunk);
+    }
+    if (this.#ended) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      this.#waiter = resolve;
+      this.#socket.resume();
+    });
+  }
+
+  detach(): void {
+    this.#socket.pause();
+    this.#socket.off('data', this.#onData);
+    this.#socket.off('end', this.#onEnd);
+    this.#socket.off('close', this.#onEnd);
+    if (this.#queued) this.#socket.unshift(this.#queued);
+    this.#queued = null;
+  }
+
+  #onData = (chunk: Buffer): void => {
+    this.#socket.pause();
+    const waiter = this.#waiter;
+    this.#waiter = null;
+    if (waiter) waiter(chunk);
+    else this.#queued = this.#queued ? Buffer.concat([this.#queued, chunk]) : chunk;
+  };
+
+  #onEnd = (): void => {
+    this.#ended = true;
+    const waiter = this.#waiter;
+    this.#waiter = null;
+    waiter?.(null);
+  };
+}

@@ -1,0 +1,61 @@
+import type { Socket } from 'node:net';
+
+export interface RelayOptions {
+  /** Both directions silent this long → both sockets destroyed. 0 = never. */
+  idleTimeout: number;
+}
+
+export interface RelayResult {
+  up: number; // bytes client → remote
+  down: number; // bytes remote → client
+  reason: 'closed' | 'idle' | 'error';
+  error?: Error;
+}
+
+/**
+ * The one relay: bytes both ways with backpressure (pipe pauses the reader
+ * while the writer's buffer is full) and half-close (an end from one side is
+ * passed on as FIN while the other direction keeps flowing). Resolves once
+ * both sockets are closed.
+ */
+export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promise<RelayResult> {
+  return new Promise((resolve) => {
+    const result: RelayResult = { up: 0, down: 0, reason: 'closed' };
+    // Half-close needs both sides to stay writable after their reader ends.
+    client.allowHalfOpen = true;
+    remote.allowHalfOpen = true;
+    client.on('data', (c: Buffer) => (result.up += c.length));
+    remote.on('data', (c: Buffer) => (result.down += c.length));
+
+    let open = 2;
+    const onClose = (): void => {
+      if (--open > 0) return;
+      client.setTimeout(0);
+      remote.setTimeout(0);
+      resolve(result);
+    };
+    const fail = (reason: 'idle' | 'error', err?: Error): void => {
+      if (result.reason === 'closed') {
+        result.reason = reason;
+        if (err) result.error = err;
+      }
+      client.destroy();
+      remote.destroy();
+    };
+    for (const s of [client, remote]) {
+      s.once('close', onClose);
+      s.on('error', (err: Error) => fail('error', err));
+      // Socket timeouts count reads and writes, and every byte read on one
+      // socket is written to the other: either going quiet means both are.
+      if (opts.idleTimeout > 0) s.setTimeout(opts.idleTimeout, () => fail('idle'));
+    }
+    client.pipe(remote);
+    remote.pipe(client);
+    // A side that ended before the relay started (pipelined EOF) still has its end passed on.
+    if (client.readableEnded) remote.end();
+    if (remote.readableEnded) client.end();
+    // Already-closed sockets never emit 'close' again.
+    if (client.destroyed && client.closed) onClose();
+    if (remote.destroyed && remote.closed) onClose();
+  });
+}

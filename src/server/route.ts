@@ -1,0 +1,28 @@
+import { GatewayError, Rep, RuleBlockedError } from '../errors.js';
+import type { Outbound } from '../outbound/types.js';
+import type { Decision } from '../router/types.js';
+import type { Command } from '../config/types.js';
+import type { Address } from '../protocol/types.js';
+import type { CommandContext } from './context.js';
+
+export interface Routed {
+  decision: Decision;
+  outbound: Outbound;
+}
+
+/**
+ * Routes one request and finds its outbound. `block` throws RuleBlockedError
+ * (REP 0x02); the decision is recorded for the access log and metrics either way.
+ */
+export async function route(ctx: CommandContext, cmd: Command, dest: Address = ctx.dest): Promise<Routed> {
+  const { snapshot, record } = ctx;
+  const decision = await snapshot.router.decide({ dest, cmd, user: ctx.user, source: ctx.source });
+  record.rule = decision.rule;
+  record.outbound = decision.action;
+  ctx.metrics.ruleHits.inc({ rule: decision.rule, action: decision.action });
+  if (decision.action === 'block') throw new RuleBlockedError(decision.rule);
+  const outbound = snapshot.outbounds.get(decision.action);
+  // The config loader rejects actions naming nothing; this guards a bug, not input.
+  if (!outbound) throw new GatewayError('GW_ERR_NO_OUTBOUND', `no outbound "${decision.action}"`, Rep.GENERAL_FAILURE);
+  return { decision, outbound };
+}

@@ -1,0 +1,181 @@
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { ProtocolError, Rep, toRep } from '../errors.js';
+import type { Metrics } from '../observe/metrics.js';
+import { Cmd, Method } from '../protocol/constants.js';
+import { ServerHandshake } from '../protocol/handshake.js';
+import type { HandshakeEvent } from '../protocol/types.js';
+import { handleBind } from './bind.js';
+import { handleConnect } from './connect.js';
+import type { AccessRecord, CommandHandler, Snapshot } from './context.js';
+import { formatAddress } from './context.js';
+import { ChunkReader } from './reader.js';
+import { handleUdpAssociate } from './udp-associate.js';
+
+const HANDLERS: Readonly<Record<number, { cmd: 'connect' | 'bind' | 'udp'; run: CommandHandler }>> = {
+  [Cmd.CONNECT]: { cmd: 'connect', run: handleConnect },
+  [Cmd.BIND]: { cmd: 'bind', run: handleBind },
+  [Cmd.UDP_ASSOCIATE]: { cmd: 'udp', run: handleUdpAssociate },
+};
+
+/** How long a refused or failed client may take to read our last bytes before it is cut off. */
+const LINGER_MS = 2_000;
+
+export interface SessionDeps {
+  snapshot: () => Snapshot;
+  metrics: Metrics;
+  log: Logger;
+  /** Aborted when the gateway stops for good (after draining). */
+  shutdown: AbortSignal;
+}
+
+interface Authenticated {
+  user: string | undefined;
+  sessionKey: string | undefined;
+}
+
+/**
+ * One client connection: greeting → auth → request → command handler → one
+ * access-log line. Never throws: every failure becomes a reply or a close.
+ */
+export async function runSession(client: Socket, sid: number, deps: SessionDeps): Promise<void> {
+  const started = performance.now();
+  const source = client.remoteAddress ?? '';
+  const record: AccessRecord = { client: `${formatAddress({ host: source, port: client.remotePort ?? 0 })}`, up: 0, down: 0 };
+  const log = deps.log.child({ sid });
+  const snapshot = deps.snapshot(); // one config for the whole request
+  const hs = new ServerHandshake();
+  const controller = new AbortController();
+  const onShutdown = (): void => controller.abort();
+  deps.shutdown.addEventListener('abort', onShutdown, { once: true });
+  client.once('close', () => controller.abort());
+  client.on('error', () => {}); // reported through 'close'; a reset client is not our failure
+  client.setNoDelay(true);
+
+  // RFC 1928 leaves the handshake unbounded in time; handshake_timeout covers accept → complete request.
+  const handshakeTimer = setTimeout(() => {
+    record.error = 'handshake timeout';
+    client.destroy();
+  }, snapshot.config.limits.handshake_timeout);
+
+  try {
+    const reader = new ChunkReader(client);
+    const request = await readRequest(client, hs, reader, snapshot, record);
+    clearTimeout(handshakeTimer);
+    reader.detach();
+    if (!request) return;
+    deps.metrics.handshakeSeconds.observe((performance.now() - started) / 1000);
+
+    const handler = HANDLERS[request.event.cmd];
+    if (!handler) throw new ProtocolError(`command ${request.event.cmd}`, Rep.COMMAND_NOT_SUPPORTED);
+    record.cmd = handler.cmd;
+    record.dest = formatAddress(request.event.dest);
+    const user = request.auth.user;
+    await handler.run({
+      client,
+      hs,
+      dest: request.event.dest,
+      user,
+      sessionKey: request.auth.sessionKey ?? user ?? source,
+      source,
+      snapshot,
+      metrics: deps.metrics,
+      log,
+      signal: controller.signal,
+      record,
+    });
+  } catch (err) {
+    fail(client, hs, err, record);
+  } finally {
+    clearTimeout(handshakeTimer);
+    deps.shutdown.removeEventListener('abort', onShutdown);
+    if (!client.destroyed) closeClient(client);
+    await closed(client);
+    const ms = Math.round(performance.now() - started);
+    deps.metrics.connections.inc({ command: record.cmd ?? 'none', rep: String(record.rep ?? 'none') });
+    deps.metrics.bytes.inc({ direction: 'up' }, record.up);
+    deps.metrics.bytes.inc({ direction: 'down' }, record.down);
+    log.info({ ...record, ms }, 'session end');
+  }
+}
+
+/** Greeting and auth; returns the request, or undefined when the client was answered and closed. */
+async function readRequest(
+  client: Socket,
+  hs: ServerHandshake,
+  reader: ChunkReader,
+  snapshot: Snapshot,
+  record: AccessRecord,
+): Promise<{ event: Extract<HandshakeEvent, { type: 'request' }>; auth: Authenticated } | undefined> {
+  const auth: Authenticated = { user: undefined, sessionKey: undefined };
+  const events: HandshakeEvent[] = [];
+  for (;;) {
+    if (events.length === 0) {
+      const chunk = await reader.next();
+      if (chunk === null) {
+        record.error = hs.state === 'greeting' && !record.error ? 'closed before greeting' : (record.error ?? 'closed during handshake');
+        return undefined;
+      }
+      events.push(...hs.receive(chunk));
+      continue;
+    }
+    const ev = events.shift()!;
+    if (ev.type === 'greeting') {
+      const method = snapshot.auth.chooseMethod(ev.methods);
+      client.write(hs.selectMethod(method));
+      if (method === Method.NO_ACCEPTABLE) {
+        record.error = 'no acceptable auth method';
+        closeClient(client);
+        return undefined;
+      }
+    } else if (ev.type === 'auth') {
+      const result = await snapshot.auth.verify(ev.username, ev.password);
+      if (client.destroyed) return undefined;
+      client.write(hs.authResult(result.ok));
+      if (!result.ok) {
+        record.user = ev.username;
+        record.error = 'authentication failed';
+        closeClient(client);
+        return undefined;
+      }
+      auth.user = result.user;
+      auth.sessionKey = result.sessionKey;
+      record.user = result.user;
+    } else {
+      return { event: ev, auth };
+    }
+    events.push(...hs.receive(Buffer.alloc(0)));
+  }
+}
+
+/** A failure before the reply becomes the reply (RFC 1928 §6); after it, just a close. */
+function fail(client: Socket, hs: ServerHandshake, err: unknown, record: AccessRecord): void {
+  record.error ??= err instanceof Error ? err.message : String(err);
+  if (client.destroyed) return;
+  if (hs.state === 'requested') {
+    record.rep = toRep(err);
+    closeClient(client, hs.reply(record.rep));
+  } else if (err instanceof ProtocolError) {
+    if (hs.state === 'request') record.rep = err.rep;
+    closeClient(client, hs.failure(err));
+  } else {
+    client.destroy(); // the reply is out: nothing left to tell the client
+  }
+}
+
+/** Sends the last bytes, half-closes, and cuts the client off if it does not close in time. */
+export function closeClient(client: Socket, bytes?: Buffer): void {
+  if (client.destroyed) return;
+  if (bytes) client.end(bytes);
+  else client.end();
+  const timer = setTimeout(() => client.destroy(), LINGER_MS);
+  timer.unref();
+  client.once('close', () => clearTimeout(timer));
+  // Whatever the client still sends is discarded; it must not fill buffers.
+  client.resume();
+}
+
+function closed(socket: Socket): Promise<void> {
+  if (socket.closed) return Promise.resolve();
+  return new Promise((resolve) => socket.once('close', () => resolve()));
+}

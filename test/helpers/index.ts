@@ -1,0 +1,171 @@
+// Shared test fixtures: real servers on loopback, port 0, closed by the caller.
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { Writable } from 'node:stream';
+import { stringify } from 'yaml';
+import { pino, type Logger } from 'pino';
+import { parseConfig } from '../../src/config/load.js';
+import { Gateway } from '../../src/gateway.js';
+
+export interface TestServer {
+  host: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+function closer(server: Server | HttpServer, sockets: Set<Socket>): () => Promise<void> {
+  return () =>
+    new Promise((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    });
+}
+
+function track(server: Server | HttpServer): Set<Socket> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  return sockets;
+}
+
+async function listen(server: Server | HttpServer, host: string): Promise<number> {
+  server.listen(0, host);
+  await once(server, 'listening');
+  return (server.address() as AddressInfo).port;
+}
+
+/** Echoes every byte back; honours half-close (ends its side after the client's FIN). */
+export async function startEchoServer(host = '127.0.0.1'): Promise<TestServer & { peers: string[] }> {
+  const peers: string[] = [];
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    peers.push(s.remoteAddress ?? '');
+    s.on('error', () => {});
+    s.pipe(s);
+  });
+  const sockets = track(server);
+  const port = await listen(server, host);
+  return { host, port, peers, close: closer(server, sockets) };
+}
+
+/** Answers every GET with "hello from HOST:PORT, you are PEER". */
+export async function startHttpServer(host = '127.0.0.1'): Promise<TestServer & { url: string }> {
+  const server = createHttpServer((req, res) => {
+    res.setHeader('content-type', 'text/plain');
+    res.end(`hello ${req.url ?? ''} from ${req.socket.remoteAddress ?? ''}\n`);
+  });
+  const sockets = track(server);
+  const port = await listen(server, host);
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return { host, port, url, close: closer(server, sockets) };
+}
+
+/** A port nothing listens on (bound then released). */
+export async function closedPort(host = '127.0.0.1'): Promise<number> {
+  const server = createServer();
+  const port = await listen(server, host);
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export interface TestGateway {
+  gw: Gateway;
+  host: string;
+  port: number;
+  /** Access-log lines written so far, parsed. */
+  logs: Array<Record<string, unknown>>;
+  /** The first access-log line matching `pred`, waiting for it (sessions log after both sides close). */
+  accessLog(pred: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown> | undefined>;
+  close(): Promise<void>;
+}
+
+/** Polls `logs` until a `session end` line matches; bounded by `timeoutMs`. */
+export async function waitForLog(
+  logs: Array<Record<string, unknown>>,
+  pred: (line: Record<string, unknown>) => boolean,
+  timeoutMs = 3_000,
+): Promise<Record<string, unknown> | undefined> {
+  for (let waited = 0; waited <= timeoutMs; waited += 20) {
+    const line = logs.find((l) => l.msg === 'session end' && pred(l));
+    if (line) return line;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return undefined;
+}
+
+/** A logger whose JSON lines land in `logs` (for access-log assertions). */
+export function memoryLogger(level = 'info'): { log: Logger; logs: Array<Record<string, unknown>> } {
+  const logs: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { log: pino({ level }, sink), logs };
+}
+
+/**
+ * Starts a gateway from a config object written as YAML would be (durations as strings),
+ * through the real loader, listening on 127.0.0.1:0 unless `listen` is given.
+ */
+export async function startGateway(partial: Record<string, unknown> = {}, opts: { source?: string } = {}): Promise<TestGateway> {
+  const text = stringify({ listen: [{ host: '127.0.0.1', port: 0 }], ...partial });
+  const config = parseConfig(text, opts.source ?? '/tmp/socksgate-test.yaml', {});
+  const { log, logs } = memoryLogger();
+  const gw = await Gateway.start(config, { log });
+  const addr = gw.addresses[0]!;
+  return { gw, host: addr.address, port: addr.port, logs, accessLog: (pred, ms) => waitForLog(logs, pred, ms), close: () => gw.close(0) };
+}
+
+/** A raw TCP client for byte-level protocol tests. */
+export async function rawClient(port: number, host = '127.0.0.1'): Promise<Socket> {
+  const s = connect({ port, host, allowHalfOpen: true });
+  await once(s, 'connect');
+  return s;
+}
+
+/** Reads until `n` bytes arrived or the socket ended; returns what came. */
+export async function readBytes(s: Socket, n: number, timeoutMs = 3_000): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let got = 0;
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      s.off('data', onData);
+      s.off('end', done);
+      s.off('close', done);
+      s.pause(); // keep what follows for the next reader
+      const all = Buffer.concat(chunks);
+      if (all.length > n) s.unshift(all.subarray(n));
+      resolve(all.subarray(0, n));
+    };
+    const onData = (c: Buffer): void => {
+      chunks.push(c);
+      got += c.length;
+      if (got >= n) done();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    s.on('data', onData);
+    s.once('end', done);
+    s.once('close', done);
+    s.resume();
+  });
+}
+
+/** Resolves true when the peer closed (end or close) within the time, false otherwise. */
+export function closedWithin(s: Socket, ms = 3_000): Promise<boolean> {
+  if (s.readableEnded || s.destroyed) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    const yes = (): void => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    s.once('end', yes);
+    s.once('close', yes);
+    s.resume();
+  });
+}

@@ -1,0 +1,139 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { BlockList, isIPv6 } from 'node:net';
+import { SocksClient } from 'socks';
+import { closedPort, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
+import { curl } from '../helpers/curl.js';
+
+/** `socks` prints IPv6 uncompressed: compare as addresses, not strings. */
+function isLoopback6(host: string): boolean {
+  const lo = new BlockList();
+  lo.addAddress('::1', 'ipv6');
+  return isIPv6(host) && lo.check(host, 'ipv6');
+}
+
+test('CONNECT through a direct rule relays bytes both ways', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({ rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }] });
+  t.after(() => gw.close());
+  const { socket } = await SocksClient.createConnection({
+    proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
+    command: 'connect',
+    destination: { host: '127.0.0.1', port: echo.port },
+    timeout: 2_000,
+  });
+  t.after(() => socket.destroy());
+  socket.write('ping');
+  const [chunk] = (await once(socket, 'data')) as [Buffer];
+  assert.equal(chunk.toString(), 'ping');
+});
+
+test('the reply carries the real local address of the outbound socket', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const { socket, remoteHost } = await SocksClient.createConnection({
+    proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
+    command: 'connect',
+    destination: { host: '127.0.0.1', port: echo.port },
+    timeout: 2_000,
+  });
+  t.after(() => socket.destroy());
+  assert.equal(remoteHost?.host, '127.0.0.1');
+  assert.ok((remoteHost?.port ?? 0) > 0, 'BND.PORT is the outbound socket port, not 0');
+  assert.notEqual(remoteHost?.port, echo.port);
+});
+
+test('IPv6 destination ::1 through an IPv6 listener', async (t) => {
+  const echo = await startEchoServer('::1');
+  t.after(() => echo.close());
+  const gw = await startGateway({ listen: [{ host: '::1', port: 0 }] });
+  t.after(() => gw.close());
+  const { socket, remoteHost } = await SocksClient.createConnection({
+    proxy: { host: '::1', port: gw.port, type: 5 },
+    command: 'connect',
+    destination: { host: '::1', port: echo.port },
+    timeout: 2_000,
+  });
+  t.after(() => socket.destroy());
+  assert.ok(isLoopback6(remoteHost?.host ?? ''), `BND.ADDR ${remoteHost?.host}`);
+  socket.write('six');
+  const [chunk] = (await once(socket, 'data')) as [Buffer];
+  assert.equal(chunk.toString(), 'six');
+});
+
+test('curl --socks5 and --socks5-hostname fetch from a local HTTP server', async (t) => {
+  const http = await startHttpServer();
+  t.after(() => http.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const byAddress = await curl(['--socks5', `127.0.0.1:${gw.port}`, `${http.url}/a`]);
+  assert.equal(byAddress.code, 0, byAddress.stderr);
+  assert.match(byAddress.stdout, /^hello \/a from 127\.0\.0\.1/);
+  const byName = await curl(['--socks5-hostname', `127.0.0.1:${gw.port}`, `http://localhost:${http.port}/b`]);
+  assert.equal(byName.code, 0, byName.stderr);
+  assert.match(byName.stdout, /^hello \/b/);
+  const line = await gw.accessLog((l) => l.dest === `localhost:${http.port}`);
+  assert.equal(line?.rep, 0);
+  assert.equal(line?.cmd, 'connect');
+  assert.equal(line?.rule, 'default');
+  assert.equal(line?.outbound, 'direct');
+  for (const field of ['client', 'up', 'down', 'ms']) assert.ok(line && field in line, `access log has ${field}`);
+});
+
+test('curl with --proxy-user: right password passes, wrong one fails, passwords never logged', async (t) => {
+  const http = await startHttpServer();
+  t.after(() => http.close());
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 's3cret-pw' }] } });
+  t.after(() => gw.close());
+  const ok = await curl(['--socks5-hostname', `127.0.0.1:${gw.port}`, '--proxy-user', 'alice:s3cret-pw', `${http.url}/x`]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /^hello \/x/);
+  const bad = await curl(['--socks5-hostname', `127.0.0.1:${gw.port}`, '--proxy-user', 'alice:wrong-pw', `${http.url}/x`]);
+  assert.notEqual(bad.code, 0);
+  const none = await curl(['--socks5-hostname', `127.0.0.1:${gw.port}`, `${http.url}/x`]);
+  assert.notEqual(none.code, 0, 'no credentials offered → no acceptable method');
+  assert.ok(await gw.accessLog((l) => l.user === 'alice' && l.rep === 0));
+  assert.ok(await gw.accessLog((l) => l.error === 'authentication failed'));
+  const text = JSON.stringify(gw.logs);
+  assert.ok(!text.includes('s3cret-pw') && !text.includes('wrong-pw'), 'no password in logs');
+});
+
+test('connection refused gets reply 0x05, a name that does not exist 0x04', async (t) => {
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const port = await closedPort();
+  await assert.rejects(
+    SocksClient.createConnection({
+      proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
+      command: 'connect',
+      destination: { host: '127.0.0.1', port },
+      timeout: 3_000,
+    }),
+    /ConnectionRefused/,
+  );
+  await assert.rejects(
+    SocksClient.createConnection({
+      proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
+      command: 'connect',
+      destination: { host: 'no-such-host.invalid', port: 80 },
+      timeout: 5_000,
+    }),
+    /HostUnreachable/,
+  );
+});
+
+test('a rule with action block gives curl reply 0x02', async (t) => {
+  const http = await startHttpServer();
+  t.after(() => http.close());
+  const gw = await startGateway({ rules: [{ name: 'no-local', domains: ['full:localhost'], action: 'block' }] });
+  t.after(() => gw.close());
+  const blocked = await curl(['--socks5-hostname', `127.0.0.1:${gw.port}`, `http://localhost:${http.port}/`]);
+  assert.equal(blocked.code, 97);
+  assert.match(blocked.stderr, /\(2\)/, 'curl reports REP 2');
+  const line = await gw.accessLog((l) => l.rep === 2);
+  assert.equal(line?.rule, 'no-local');
+});
