@@ -1,12 +1,18 @@
 // Cross-references between upstreams and rules: every `action`, `default`, `via` and pool
 // member must name something, `via` chains must not loop, and rule entries must parse.
+// Entries are parsed by the very functions that compile them (router, pool members), so
+// `check` accepts exactly what start-up accepts.
 
-import { parseCidr, parseHostPort, parseSocks5Url } from './net.js';
+import { parseTarget } from '../outbound/health.js';
+import { looksLikeUrl, parseMemberUrl } from '../outbound/member-url.js';
+import { parseCidr } from '../router/cidrs.js';
+import { parseDomainEntry } from '../router/domains.js';
+import { parsePortEntry } from '../router/ports.js';
 import { problem, type ConfigPath, type Issue } from './positions.js';
 import { entries, list, obj, str, type Obj } from './raw.js';
 
 const BUILTIN_ACTIONS = ['direct', 'block'] as const;
-const DOMAIN_PREFIXES = ['full', 'keyword', 'regexp'] as const;
+const PORT_RANGE = /^\d+-\d+$/;
 
 export function checkRouting(root: Obj, out: Issue[]): void {
   const upstreams = new Map(entries(root['upstreams']).map(([name, u]) => [name, obj(u)]));
@@ -52,8 +58,12 @@ function checkPool(
   members.forEach((m, i) => {
     const member = str(m);
     if (member === undefined) return;
-    if (member.includes('://')) {
-      if (!parseSocks5Url(member)) out.push(problem(at('members', i), `"${redactUrl(member)}" is not a socks5://[user:pass@]host:port URL`));
+    if (looksLikeUrl(member)) {
+      try {
+        parseMemberUrl(member);
+      } catch (err) {
+        out.push(problem(at('members', i), `${(err as Error).message}: expected socks5://[user:pass@]host:port`));
+      }
       return;
     }
     const target = upstreams.get(member);
@@ -64,14 +74,13 @@ function checkPool(
     }
   });
   const target = str(obj(pool['health_check'])?.['target']);
-  if (target !== undefined && parseHostPort(target)?.port === undefined) {
-    out.push(problem(at('health_check', 'target'), `"${target}" is not host:port`));
+  if (target !== undefined) {
+    try {
+      parseTarget(target);
+    } catch (err) {
+      out.push(problem(at('health_check', 'target'), (err as Error).message));
+    }
   }
-}
-
-/** Never echo a password from a URL back into a message (it may end up in logs). */
-function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
 
 /** A `via` chain (or a pool's member's chain) that comes back to where it started. */
@@ -115,14 +124,11 @@ function checkRules(root: Obj, names: readonly string[], users: ReadonlySet<stri
     if (name !== undefined && seen.has(name)) out.push(problem(at('name'), `rule name "${name}" is used twice`));
     if (name !== undefined) seen.add(name);
     checkAction(rule['action'], at('action'), names, out);
-    list(rule['domains']).forEach((d, j) => checkDomain(str(d), at('domains', j), out));
-    for (const field of ['cidrs', 'sources'] as const) {
-      list(rule[field]).forEach((c, j) => {
-        const text = str(c);
-        if (text !== undefined && !parseCidr(text)) out.push(problem(at(field, j), `"${text}" is not a CIDR (like 10.0.0.0/8 or fd00::/8) or an IP address`));
-      });
-    }
-    list(rule['ports']).forEach((p, j) => checkPortRange(str(p), at('ports', j), out));
+    checkEntries(rule['domains'], at('domains'), parseDomainEntry, out);
+    checkEntries(rule['cidrs'], at('cidrs'), parseCidr, out);
+    checkEntries(rule['sources'], at('sources'), parseCidr, out);
+    // The schema checks numbers and the "lo-hi" shape; ranges still need their bounds and order.
+    checkEntries(rule['ports'], at('ports'), (t) => (PORT_RANGE.test(t) ? parsePortEntry(t) : undefined), out);
     list(rule['users']).forEach((u, j) => {
       const user = str(u);
       if (user === undefined || users?.has(user)) return;
@@ -132,29 +138,11 @@ function checkRules(root: Obj, names: readonly string[], users: ReadonlySet<stri
   });
 }
 
-function checkDomain(entry: string | undefined, path: ConfigPath, out: Issue[]): void {
-  if (entry === undefined) return;
-  const colon = entry.indexOf(':');
-  if (colon === -1) return;
-  const prefix = entry.slice(0, colon);
-  const value = entry.slice(colon + 1);
-  if (!(DOMAIN_PREFIXES as readonly string[]).includes(prefix)) {
-    out.push(problem(path, `"${entry}": unknown matcher "${prefix}:" (expected a domain, full:, keyword: or regexp:)`));
-  } else if (value === '') {
-    out.push(problem(path, `"${entry}": nothing after "${prefix}:"`));
-  } else if (prefix === 'regexp') {
-    try {
-      new RegExp(value, 'i');
-    } catch (err) {
-      out.push(problem(path, `invalid regular expression: ${(err as Error).message}`));
-    }
-  }
-}
-
-function checkPortRange(text: string | undefined, path: ConfigPath, out: Issue[]): void {
-  const m = text === undefined ? null : /^(\d+)-(\d+)$/.exec(text);
-  if (!m) return; // plain numbers and shapes are the schema's job
-  const [lo, hi] = [Number(m[1]), Number(m[2])];
-  if (lo < 1 || hi > 65535) out.push(problem(path, `"${text}": ports are 1-65535`));
-  else if (lo > hi) out.push(problem(path, `"${text}": range start ${lo} is above its end ${hi}`));
+/** Runs a compile-time parser over a list's string entries; its message becomes the issue. */
+function checkEntries(value: unknown, path: ConfigPath, parse: (text: string) => unknown, out: Issue[]): void {
+  list(value).forEach((entry, j) => {
+    const text = str(entry);
+    const result = text === undefined ? undefined : parse(text);
+    if (typeof result === 'string') out.push(problem([...path, j], result));
+  });
 }

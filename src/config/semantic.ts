@@ -93,9 +93,11 @@ function checkDns(root: Obj, out: Issue[]): void {
   list(dns['servers']).forEach((server, i) => {
     const text = str(server);
     if (text === undefined) return;
+    // Checked here, not left to Resolver#setServers: Node 20 accepts port 99999 and aborts the
+    // whole process (a native assertion) on port 0.
     const hp = parseHostPort(text);
     if (!hp || isIP(hp.host) === 0) {
-      out.push(problem(['dns', 'servers', i], `"${text}" is not an IP address with an optional port ("1.1.1.1", "127.0.0.1:5353", "[::1]:53")`));
+      out.push(problem(['dns', 'servers', i], `"${text}" is not an IP address with an optional port 1-65535 ("1.1.1.1", "127.0.0.1:5353", "[::1]:53")`));
     }
   });
   for (const [name, ip] of entries(dns['hosts'])) {

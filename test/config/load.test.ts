@@ -153,20 +153,22 @@ test('upstream and pool mistakes', () => {
   c: { type: http, host: h, port: 1 }
   p:
     type: pool
-    members: [a, "socks5://u@h:1", "socks5://h", "http://h:1", ghost]
+    members: [a, "socks5:///path", "socks5://h:99999", "http://h:1", ghost]
   q: { type: pool, members: [p] }
   e: { type: pool }
+  h: { type: pool, members: [a], health_check: { target: "no-port" } }
 `,
   );
   assertIssue(issues, '2:45', /upstreams\.a\.via: "nobody" names no upstream/);
   assertIssue(issues, '3:6', /"username" requires "password"/);
   assertIssue(issues, '4:6', /"type" must be one of: socks5, pool/);
-  assertIssue(issues, '7:18', /members\[1\]: "socks5:\/\/u@h:1" is not a socks5:\/\/\[user:pass@\]host:port URL/);
-  assertIssue(issues, '7:36', /members\[2\]/);
-  assertIssue(issues, '7:50', /members\[3\]/);
-  assertIssue(issues, '7:64', /members\[4\]: "ghost" names no upstream/);
+  assertIssue(issues, '7:18', /members\[1\]: no host in socks5:\/\/\/path: expected socks5:\/\/\[user:pass@\]host:port/);
+  assertIssue(issues, '7:36', /members\[2\]: not a URL/);
+  assertIssue(issues, '7:56', /members\[3\]: unsupported scheme "http:"/);
+  assertIssue(issues, '7:70', /members\[4\]: "ghost" names no upstream/);
   assertIssue(issues, '8:30', /"p" is a pool/);
   assertIssue(issues, '9:6', /a pool needs "members" or "members_file"/);
+  assertIssue(issues, '10:58', /health_check\.target must be host:port, got "no-port"/);
 });
 
 test('a via cycle is an error at the via that closes it', () => {
@@ -199,7 +201,7 @@ test('rule entries: bad CIDRs, regexps, matcher prefixes, port ranges, unknown u
   users: [{ username: alice, password: pw }]
 rules:
   - name: r
-    domains: ["regexp:(unclosed", "full:", "domain:x.com", ok.example]
+    domains: ["regexp:(unclosed", "full:", "domian:x.com", "domain:ok.example", "*.ok.example", bad..example]
     cidrs: [10.0.0.0/33, 300.1.1.1/8, "fd00::/8"]
     sources: [not-an-ip]
     ports: [80, "9000-8000", "1-70000", 0, "x"]
@@ -209,19 +211,20 @@ rules:
     action: block
 `,
   );
-  assertIssue(issues, '5:15', /invalid regular expression/);
-  assertIssue(issues, '5:35', /nothing after "full:"/);
-  assertIssue(issues, '5:44', /unknown matcher "domain:"/);
-  assertIssue(issues, '6:13', /"10\.0\.0\.0\/33" is not a CIDR/);
-  assertIssue(issues, '6:26', /"300\.1\.1\.1\/8" is not a CIDR/);
-  assertIssue(issues, '7:15', /sources\[0\]: "not-an-ip" is not a CIDR/);
-  assertIssue(issues, '8:17', /"9000-8000": range start 9000 is above its end 8000/);
-  assertIssue(issues, '8:30', /"1-70000": ports are 1-65535/);
+  assertIssue(issues, '5:15', /domains\[0\]: invalid regexp "\(unclosed"/);
+  assertIssue(issues, '5:35', /domains\[1\]: invalid domain "full:"/);
+  assertIssue(issues, '5:44', /domains\[2\]: unknown domain entry type "domian:"/);
+  assertIssue(issues, '5:97', /domains\[5\]: invalid domain "bad\.\.example"/);
+  assertIssue(issues, '6:13', /cidrs\[0\]: invalid CIDR "10\.0\.0\.0\/33"/);
+  assertIssue(issues, '6:26', /cidrs\[1\]: invalid CIDR "300\.1\.1\.1\/8"/);
+  assertIssue(issues, '7:15', /sources\[0\]: invalid CIDR "not-an-ip"/);
+  assertIssue(issues, '8:17', /ports\[1\]: invalid port range "9000-8000": 9000 is above 8000/);
+  assertIssue(issues, '8:30', /ports\[2\]: invalid port "1-70000": ports go up to 65535/);
   assertIssue(issues, '8:41', /ports\[3\]: must be a port/);
   assertIssue(issues, '8:44', /ports\[4\]: must be a port/);
   assertIssue(issues, '9:20', /user "carol" is not in auth\.users/);
   assertIssue(issues, '11:11', /rule name "r" is used twice/);
-  assert.equal(issues.length, 12, issues.join('\n'));
+  assert.equal(issues.length, 13, issues.join('\n'));
 });
 
 test('listen: host literals, and no open proxy on a reachable address', () => {
@@ -247,7 +250,7 @@ test('an open listener is accepted with auth or with allow_open_proxy; loopback 
 test('other semantic checks: dns servers and hosts, ttl order, udp.advertise, users', () => {
   const issues = issuesOf(
     `dns:
-  servers: [1.1.1.1, "127.0.0.1:5353", "[::1]:53", "dns.google", "1.1.1.1:99999"]
+  servers: [1.1.1.1, "127.0.0.1:5353", "[::1]:53", "dns.google", "1.1.1.1:99999", "::1", "1.1.1.1:0"]
   min_ttl: 2h
   max_ttl: 1h
   hosts: { printer.corp: nowhere }
@@ -263,6 +266,9 @@ auth:
   );
   assertIssue(issues, '2:52', /"dns\.google" is not an IP address/);
   assertIssue(issues, '2:66', /"1\.1\.1\.1:99999"/);
+  // Port 0 must never reach Resolver#setServers: Node aborts the process on it.
+  assertIssue(issues, '2:90', /"1\.1\.1\.1:0"/);
+  assert.ok(!issues.some((i) => i.includes('"::1"')), issues.join('\n'));
   assertIssue(issues, '3:12', /min_ttl \(2h\) is longer than max_ttl \(1h\)/);
   assertIssue(issues, '5:26', /"nowhere" is not an IP address/);
   assertIssue(issues, '6:19', /udp\.advertise: "gateway\.local" is not an IPv4 or IPv6/);
