@@ -40,6 +40,8 @@ export interface UdpChannel {
   onMessage(listener: (from: Destination, payload: Buffer) => void): void;
   /** Local address datagrams leave from (for the access log). */
   readonly local?: Destination;
+  /** Datagrams the channel itself had to drop (name not resolved, full queue, unsolicited answer). */
+  onDrop?(listener: (reason: string, direction: 'up' | 'down') => void): void;
   close(): void;
 }
 

@@ -1,7 +1,63 @@
-import { ProtocolError, Rep } from '../errors.js';
+import { createSocket, type Socket as DgramSocket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import { Rep } from '../errors.js';
 import type { CommandContext } from './context.js';
+import { UdpAssociation, unmapped } from './udp-association.js';
 
-/** UDP ASSOCIATE (RFC 1928 §7). */
-export async function handleUdpAssociate(_ctx: CommandContext): Promise<void> {
-  throw new ProtocolError('UDP ASSOCIATE not supported yet', Rep.COMMAND_NOT_SUPPORTED);
+/** Datagrams waiting for a route or a socket, per association. */
+const MAX_QUEUED = 256;
+/** Destinations whose routing decision one association remembers. */
+const MAX_DESTINATIONS = 1024;
+
+/**
+ * UDP ASSOCIATE (RFC 1928 §7): a relay socket on the address the client's TCP connection
+ * arrived at (so BND.ADDR is never a wildcard), the reply naming it, then datagrams both
+ * ways until the control connection closes or the association goes idle.
+ */
+export async function handleUdpAssociate(ctx: CommandContext): Promise<void> {
+  const { client, hs, record, snapshot } = ctx;
+  const local = unmapped(client.localAddress ?? '127.0.0.1');
+  const relay = await bindRelay(local);
+  try {
+    if (client.destroyed) return;
+    const port = relay.address().port;
+    client.write(hs.reply(Rep.SUCCEEDED, { host: snapshot.config.udp.advertise ?? local, port }));
+    record.rep = Rep.SUCCEEDED;
+    const association = new UdpAssociation(ctx, relay, {
+      clientHost: unmapped(client.remoteAddress ?? ''),
+      clientPort: ctx.dest.port,
+      idleTimeout: snapshot.config.limits.udp_idle_timeout,
+      maxQueued: MAX_QUEUED,
+      maxDestinations: MAX_DESTINATIONS,
+    });
+    record.udp = association.stats;
+    const end = await association.run();
+    if (end !== 'closed') record.error = end === 'idle' ? 'udp idle timeout' : 'udp relay socket error';
+  } finally {
+    closeQuietly(relay);
+  }
+}
+
+/** Binds port 0 on `host`; rejects with the errno (EADDRNOTAVAIL → 0x03) before any reply. */
+function bindRelay(host: string): Promise<DgramSocket> {
+  const relay = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: isIPv6(host) });
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      relay.close();
+      reject(err);
+    };
+    relay.once('error', onError);
+    relay.bind({ address: host, port: 0, exclusive: true }, () => {
+      relay.off('error', onError);
+      resolve(relay);
+    });
+  });
+}
+
+function closeQuietly(socket: DgramSocket): void {
+  try {
+    socket.close();
+  } catch {
+    // already closed
+  }
 }

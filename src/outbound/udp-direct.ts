@@ -1,0 +1,127 @@
+// `direct` for UDP (RFC 1928 §7): the gateway sends each datagram itself, from one
+// unconnected socket per address family shared by every destination of one association,
+// so an answer arrives with its real source and can be named in the client's header.
+
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { isIP } from 'node:net';
+import type { Logger } from 'pino';
+import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
+import type { Destination, UdpChannel } from './types.js';
+
+export interface DirectUdpDeps {
+  dns: DnsResolver;
+  log?: Logger;
+  /** Datagrams waiting in a socket's send queue (or for a name) beyond this are dropped. */
+  maxQueued?: number;
+  /** How many destinations are remembered for letting their answers through. */
+  maxPeers?: number;
+}
+
+type DropListener = (reason: string, direction: 'up' | 'down') => void;
+type MessageListener = (from: Destination, payload: Buffer) => void;
+
+const DEFAULT_MAX_QUEUED = 256;
+const DEFAULT_MAX_PEERS = 4096;
+
+/**
+ * One association's direct channel. Only answers from an address:port this channel
+ * sent to are passed on (the client asked for those; anything else is unsolicited).
+ */
+export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
+  const maxQueued = deps.maxQueued ?? DEFAULT_MAX_QUEUED;
+  const maxPeers = deps.maxPeers ?? DEFAULT_MAX_PEERS;
+  const sockets = new Map<4 | 6, Socket>();
+  const peers = new Set<string>();
+  const messageListeners: MessageListener[] = [];
+  const dropListeners: DropListener[] = [];
+  let lookups = 0;
+  let closed = false;
+
+  const drop = (reason: string, direction: 'up' | 'down' = 'up'): void => {
+    for (const l of dropListeners) l(reason, direction);
+  };
+
+  function socketFor(family: 4 | 6): Socket {
+    let s = sockets.get(family);
+    if (s) return s;
+    // Unbound: the first send binds it to the wildcard address and a free port.
+    s = createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
+    s.on('message', (msg: Buffer, rinfo: RemoteInfo) => onAnswer(msg, rinfo));
+    s.on('error', (err) => deps.log?.debug({ err }, 'direct UDP socket error'));
+    sockets.set(family, s);
+    return s;
+  }
+
+  function onAnswer(msg: Buffer, rinfo: RemoteInfo): void {
+    if (!peers.has(peerKey(rinfo.address, rinfo.port))) return drop('unsolicited', 'down');
+    const from = { host: rinfo.address, port: rinfo.port };
+    for (const l of messageListeners) l(from, msg);
+  }
+
+  function sendTo(addr: ResolvedAddress, port: number, payload: Buffer): void {
+    if (closed) return drop('closed');
+    const s = socketFor(addr.family);
+    if (s.getSendQueueCount() >= maxQueued) return drop('queue_full');
+    const key = peerKey(addr.address, port);
+    if (!peers.has(key)) {
+      // FIFO eviction: a Set iterates in insertion order.
+      if (peers.size >= maxPeers) peers.delete(peers.values().next().value!);
+      peers.add(key);
+    }
+    s.send(payload, port, addr.address, (err) => {
+      if (err) {
+        deps.log?.debug({ err, to: addr.address, port }, 'direct UDP send failed');
+        drop('send_error');
+      }
+    });
+  }
+
+  function send(dest: Destination, payload: Buffer): void {
+    if (closed) return drop('closed');
+    const family = isIP(dest.host);
+    if (family === 4 || family === 6) return sendTo({ address: dest.host, family }, dest.port, payload);
+    if (lookups >= maxQueued) return drop('queue_full');
+    lookups++;
+    deps.dns.lookup(dest.host).then(
+      (addresses) => {
+        lookups--;
+        const first = addresses[0];
+        if (first) sendTo(first, dest.port, payload);
+        else drop('unresolved');
+      },
+      (err: unknown) => {
+        lookups--;
+        deps.log?.debug({ err, host: dest.host }, 'UDP destination not resolved');
+        drop('unresolved');
+      },
+    );
+  }
+
+  return {
+    send,
+    onMessage: (l) => void messageListeners.push(l),
+    onDrop: (l) => void dropListeners.push(l),
+    get local(): Destination | undefined {
+      for (const s of sockets.values()) {
+        try {
+          const a = s.address();
+          return { host: a.address, port: a.port };
+        } catch {
+          // not bound yet
+        }
+      }
+      return undefined;
+    },
+    close(): void {
+      if (closed) return;
+      closed = true;
+      for (const s of sockets.values()) s.close();
+      sockets.clear();
+      peers.clear();
+    },
+  };
+}
+
+function peerKey(address: string, port: number): string {
+  return `${address}#${port}`;
+}

@@ -1,0 +1,157 @@
+// One UDP association (RFC 1928 §7) after its reply: the relay socket facing the client,
+// the source check, header decoding, and the accounting. Where datagrams go is UdpRoutes.
+
+import type { RemoteInfo, Socket as DgramSocket } from 'node:dgram';
+import { isIPv4 } from 'node:net';
+import { decodeUdpDatagram, encodeUdpDatagram } from '../protocol/messages.js';
+import type { Destination } from '../outbound/types.js';
+import type { CommandContext } from './context.js';
+import { UdpRoutes, type UdpTarget } from './udp-routes.js';
+
+export interface UdpStats {
+  sent: number;
+  received: number;
+  dropped: Record<string, number>;
+}
+
+export interface AssociationOptions {
+  /** Only this IP may use the relay socket. */
+  clientHost: string;
+  /** RFC 1928 §7 DST.PORT: the client's UDP port, or 0 to take the first datagram's. */
+  clientPort: number;
+  /** ms without a datagram either way after which the association ends; 0 = never. */
+  idleTimeout: number;
+  /** Datagrams waiting (for a route, a channel, or the socket) beyond this are dropped. */
+  maxQueued: number;
+  maxDestinations: number;
+}
+
+export type AssociationEnd = 'closed' | 'idle' | 'error';
+
+/** `::ffff:a.b.c.d` is the IPv4 client a dual-stack listener saw. */
+export function unmapped(ip: string): string {
+  return ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
+}
+
+export class UdpAssociation {
+  readonly stats: UdpStats = { sent: 0, received: 0, dropped: {} };
+  readonly #ctx: CommandContext;
+  readonly #relay: DgramSocket;
+  readonly #opts: AssociationOptions;
+  readonly #routes: UdpRoutes;
+  #clientPort: number;
+  #waiting = 0;
+  #lastActivity = performance.now();
+  #finish: ((why: AssociationEnd) => void) | undefined;
+
+  constructor(ctx: CommandContext, relay: DgramSocket, opts: AssociationOptions) {
+    this.#ctx = ctx;
+    this.#relay = relay;
+    this.#opts = opts;
+    this.#clientPort = opts.clientPort;
+    this.#routes = new UdpRoutes(ctx, {
+      maxDestinations: opts.maxDestinations,
+      retryAfterMs: 5_000,
+      onAnswer: (from, payload) => this.#toClient(from, payload),
+      onDrop: (reason, direction) => this.#drop(reason, direction),
+    });
+  }
+
+  /** Relays until the control connection closes, the relay socket fails, or it goes idle. */
+  run(): Promise<AssociationEnd> {
+    const { client, signal } = this.#ctx;
+    return new Promise((resolve) => {
+      let idleTimer: NodeJS.Timeout | undefined;
+      const onMessage = (msg: Buffer, rinfo: RemoteInfo): void => this.#fromClient(msg, rinfo);
+      const onError = (err: Error): void => {
+        this.#ctx.log.debug({ err }, 'UDP relay socket error');
+        finish('error');
+      };
+      const onControlEnd = (): void => finish('closed');
+      const discard = (): void => {};
+      const finish = (why: AssociationEnd): void => {
+        if (!this.#finish) return;
+        this.#finish = undefined;
+        clearTimeout(idleTimer);
+        this.#relay.off('message', onMessage);
+        client.off('data', discard);
+        client.off('end', onControlEnd);
+        client.off('close', onControlEnd);
+        signal.removeEventListener('abort', onControlEnd);
+        this.#routes.close();
+        resolve(why);
+      };
+      this.#finish = finish;
+      this.#relay.on('message', onMessage);
+      this.#relay.on('error', onError);
+      // RFC 1928 §7: the association lives as long as its TCP connection; nothing else comes on it.
+      client.on('data', discard);
+      client.once('end', onControlEnd);
+      client.once('close', onControlEnd);
+      signal.addEventListener('abort', onControlEnd, { once: true });
+      client.resume();
+      if (signal.aborted || client.destroyed || client.readableEnded) return finish('closed');
+      const idle = this.#opts.idleTimeout;
+      if (idle > 0) {
+        // Re-armed lazily: a datagram only stamps the time, the timer checks it when due.
+        const check = (): void => {
+          const left = idle - (performance.now() - this.#lastActivity);
+          if (left <= 0) finish('idle');
+          else idleTimer = setTimeout(check, left + 1);
+        };
+        idleTimer = setTimeout(check, idle);
+      }
+    });
+  }
+
+  #fromClient(msg: Buffer, rinfo: RemoteInfo): void {
+    // Relayed only for the client that asked (RFC 1928 §7): its IP, and its port once known.
+    if (unmapped(rinfo.address) !== this.#opts.clientHost) return this.#drop('source', 'up');
+    if (this.#clientPort !== 0 && rinfo.port !== this.#clientPort) return this.#drop('source', 'up');
+    let datagram;
+    try {
+      datagram = decodeUdpDatagram(msg);
+    } catch {
+      return this.#drop('malformed', 'up');
+    }
+    // RFC 1928 §7: fragmentation is optional; an implementation without it drops FRAG != 0.
+    if (datagram.frag !== 0) return this.#drop('frag', 'up');
+    if (this.#clientPort === 0) this.#clientPort = rinfo.port;
+    this.#lastActivity = performance.now();
+    const { dest, payload } = datagram;
+    const target = this.#routes.target(dest);
+    if (!(target instanceof Promise)) return this.#forward(target, dest, payload);
+    if (this.#waiting >= this.#opts.maxQueued) return this.#drop('queue_full', 'up');
+    this.#waiting++;
+    void target.then((t) => {
+      this.#waiting--;
+      if (this.#finish) this.#forward(t, dest, payload);
+    });
+  }
+
+  #forward(target: UdpTarget, dest: Destination, payload: Buffer): void {
+    if (target.kind === 'drop') return this.#drop(target.reason, 'up');
+    target.channel.send(dest, payload);
+    this.stats.sent++;
+    this.#ctx.record.up += payload.length;
+    this.#ctx.metrics.udpDatagrams.inc({ direction: 'up', result: 'relayed' });
+  }
+
+  #toClient(from: Destination, payload: Buffer): void {
+    if (!this.#finish) return;
+    if (this.#relay.getSendQueueCount() >= this.#opts.maxQueued) return this.#drop('queue_full', 'down');
+    this.#lastActivity = performance.now();
+    // RFC 1928 §7: the answer carries the header naming where it came from.
+    this.#relay.send(encodeUdpDatagram(from, payload), this.#clientPort, this.#opts.clientHost, (err) => {
+      if (err) this.#drop('send_error', 'down');
+    });
+    this.stats.received++;
+    this.#ctx.record.down += payload.length;
+    this.#ctx.metrics.udpDatagrams.inc({ direction: 'down', result: 'relayed' });
+  }
+
+  #drop(reason: string, direction: 'up' | 'down'): void {
+    this.stats.dropped[reason] = (this.stats.dropped[reason] ?? 0) + 1;
+    this.#ctx.metrics.udpDatagrams.inc({ direction, result: reason });
+  }
+}

@@ -1,0 +1,120 @@
+// Where one association's datagrams go: the router's decision per destination (cached for
+// the association, bounded) and one channel per outbound, opened on first use.
+
+import { RuleBlockedError } from '../errors.js';
+import { openDirectUdp } from '../outbound/udp-direct.js';
+import type { DatagramOutbound, Destination, Outbound, UdpChannel } from '../outbound/types.js';
+import type { CommandContext } from './context.js';
+import { route } from './route.js';
+
+/** A datagram is either handed to a channel or dropped for a reason (a metrics label). */
+export type UdpTarget = { kind: 'channel'; channel: UdpChannel } | { kind: 'drop'; reason: string; retryAt?: number };
+
+type OpenUdp = NonNullable<DatagramOutbound['openUdp']>;
+
+export interface UdpRoutesOptions {
+  /** Destinations whose decision is remembered; the oldest is forgotten beyond this. */
+  maxDestinations: number;
+  /** After an outbound failed to open its channel, datagrams for it are dropped this long. */
+  retryAfterMs: number;
+  onAnswer(from: Destination, payload: Buffer): void;
+  onDrop(reason: string, direction: 'up' | 'down'): void;
+}
+
+type ChannelState = { channel: Promise<UdpChannel | undefined>; failedAt?: number };
+
+export class UdpRoutes {
+  readonly #ctx: CommandContext;
+  readonly #opts: UdpRoutesOptions;
+  readonly #decisions = new Map<string, UdpTarget | Promise<UdpTarget>>();
+  readonly #channels = new Map<string, ChannelState>();
+  readonly #open = new Set<UdpChannel>();
+  #closed = false;
+
+  constructor(ctx: CommandContext, opts: UdpRoutesOptions) {
+    this.#ctx = ctx;
+    this.#opts = opts;
+  }
+
+  /** The target for `dest`: synchronous once known, a promise while routing or opening. */
+  target(dest: Destination): UdpTarget | Promise<UdpTarget> {
+    const key = `${dest.host.toLowerCase()}#${dest.port}`;
+    const known = this.#decisions.get(key);
+    if (known !== undefined && !isExpired(known)) return known;
+    if (this.#decisions.size >= this.#opts.maxDestinations) this.#decisions.delete(this.#decisions.keys().next().value!);
+    const pending = this.#resolve(dest).then((t) => {
+      // Keep the settled value so later datagrams skip the promise.
+      if (this.#decisions.get(key) === pending) this.#decisions.set(key, t);
+      return t;
+    });
+    this.#decisions.set(key, pending);
+    return pending;
+  }
+
+  async #resolve(dest: Destination): Promise<UdpTarget> {
+    let outbound: Outbound;
+    let action: string;
+    try {
+      const routed = await route(this.#ctx, 'udp', dest);
+      outbound = routed.outbound;
+      action = routed.decision.action;
+    } catch (err) {
+      if (err instanceof RuleBlockedError) return { kind: 'drop', reason: 'blocked' };
+      this.#ctx.log.debug({ err, dest }, 'UDP destination not routed');
+      return { kind: 'drop', reason: 'unrouted' };
+    }
+    const channel = await this.#channelFor(action, outbound);
+    if (channel === 'unsupported') return { kind: 'drop', reason: 'unsupported' };
+    if (!channel) return { kind: 'drop', reason: 'upstream_failed', retryAt: performance.now() + this.#opts.retryAfterMs };
+    return { kind: 'channel', channel };
+  }
+
+  async #channelFor(action: string, outbound: Outbound): Promise<UdpChannel | undefined | 'unsupported'> {
+    const open = action === 'direct' ? undefined : (outbound as Outbound & DatagramOutbound).openUdp?.bind(outbound);
+    if (action !== 'direct' && !open) return 'unsupported';
+    let state = this.#channels.get(action);
+    if (!state || (state.failedAt !== undefined && performance.now() - state.failedAt >= this.#opts.retryAfterMs)) {
+      const s: ChannelState = { channel: this.#openChannel(action, open) };
+      void s.channel.then((c) => {
+        if (!c) s.failedAt = performance.now();
+      });
+      state = s;
+      this.#channels.set(action, state);
+    }
+    return state.channel;
+  }
+
+  async #openChannel(action: string, open: OpenUdp | undefined): Promise<UdpChannel | undefined> {
+    const ctx = this.#ctx;
+    let channel: UdpChannel;
+    try {
+      channel = open
+        ? await open({ signal: ctx.signal, log: ctx.log, sessionKey: ctx.sessionKey })
+        : openDirectUdp({ dns: ctx.snapshot.dns, log: ctx.log });
+    } catch (err) {
+      ctx.log.debug({ err, outbound: action }, 'UDP channel not opened');
+      return undefined;
+    }
+    if (this.#closed) {
+      channel.close();
+      return undefined;
+    }
+    this.#open.add(channel);
+    channel.onMessage((from, payload) => this.#opts.onAnswer(from, payload));
+    channel.onDrop?.((reason, direction) => this.#opts.onDrop(reason, direction));
+    return channel;
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const c of this.#open) c.close();
+    this.#open.clear();
+    this.#decisions.clear();
+    this.#channels.clear();
+  }
+}
+
+/** A remembered "upstream failed" decision expires with the failure it came from. */
+function isExpired(t: UdpTarget | Promise<UdpTarget>): boolean {
+  return !(t instanceof Promise) && t.kind === 'drop' && t.retryAt !== undefined && performance.now() >= t.retryAt;
+}

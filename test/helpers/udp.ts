@@ -1,0 +1,141 @@
+// UDP fixtures: an echo server that records who sent, and a SOCKS5 UDP client on top of
+// the `socks` package (its associate command and UDP frame helpers).
+
+import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
+import { SocksClient, type SocksClientEstablishedEvent, type SocksClientOptions } from 'socks';
+import { ipv6ToBytes, ipv6ToText } from '../../src/protocol/address.js';
+
+export interface UdpEchoServer {
+  host: string;
+  port: number;
+  /** `address:port` of every datagram received, in order. */
+  peers: string[];
+  close(): Promise<void>;
+}
+
+/** Sends every datagram back to where it came from. */
+export async function startUdpEchoServer(host = '127.0.0.1'): Promise<UdpEchoServer> {
+  const socket = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
+  const peers: string[] = [];
+  socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+    peers.push(`${rinfo.address}:${rinfo.port}`);
+    socket.send(msg, rinfo.port, rinfo.address);
+  });
+  socket.bind(0, host);
+  await once(socket, 'listening');
+  return { host, port: socket.address().port, peers, close: () => closeDgram(socket) };
+}
+
+export function closeDgram(socket: DgramSocket): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      socket.close(() => resolve());
+    } catch {
+      resolve(); // already closed
+    }
+  });
+}
+
+/** `createConnection` takes CONNECT only: ASSOCIATE runs on a SocksClient of its own. */
+export function associate(options: SocksClientOptions): Promise<SocksClientEstablishedEvent> {
+  return new Promise((resolve, reject) => {
+    const client = new SocksClient(options);
+    client.once('established', (info) => {
+      client.removeAllListeners();
+      resolve(info);
+    });
+    client.once('error', (err) => {
+      client.removeAllListeners();
+      reject(err);
+    });
+    client.connect();
+  });
+}
+
+export interface Answer {
+  host: string;
+  port: number;
+  data: Buffer;
+}
+
+/** A SOCKS5 UDP client: one association, one local socket, frames built by `socks`. */
+export interface SocksUdpClient {
+  /** The association's TCP control connection. */
+  control: Socket;
+  /** The relay address from the reply (BND.ADDR, BND.PORT). */
+  relay: { host: string; port: number };
+  /** The local datagram socket (bound before the request so DST.PORT names it). */
+  socket: DgramSocket;
+  send(dest: { host: string; port: number }, data: Buffer | string): void;
+  /** The next answer, or undefined when none arrives within `ms`. */
+  receive(ms?: number): Promise<Answer | undefined>;
+  close(): Promise<void>;
+}
+
+export async function socksUdpClient(proxy: { host: string; port: number }, opts: { declarePort?: boolean; family?: 4 | 6 } = {}): Promise<SocksUdpClient> {
+  const family = opts.family ?? (proxy.host.includes(':') ? 6 : 4);
+  const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4' });
+  socket.bind(0, family === 6 ? '::1' : '127.0.0.1');
+  await once(socket, 'listening');
+  const declared = opts.declarePort === false ? 0 : socket.address().port;
+  const info = await associate({
+    proxy: { host: proxy.host, port: proxy.port, type: 5 },
+    command: 'associate',
+    destination: { host: family === 6 ? '::' : '0.0.0.0', port: declared },
+    timeout: 3_000,
+  });
+  const control = info.socket;
+  control.on('error', () => {});
+  const relay = { host: info.remoteHost?.host ?? proxy.host, port: info.remoteHost?.port ?? 0 };
+  const inbox: Answer[] = [];
+  const waiters: Array<(a: Answer) => void> = [];
+  socket.on('message', (msg: Buffer) => {
+    const frame = SocksClient.parseUDPFrame(msg);
+    // `socks` prints IPv6 in full (0000:...:0001); compare in the form Node prints.
+    const host = frame.remoteHost.host.includes(':') ? ipv6ToText(ipv6ToBytes(frame.remoteHost.host), 0) : frame.remoteHost.host;
+    const answer = { host, port: frame.remoteHost.port, data: frame.data };
+    const w = waiters.shift();
+    if (w) w(answer);
+    else inbox.push(answer);
+  });
+  return {
+    control,
+    relay,
+    socket,
+    send(dest, data) {
+      const frame = SocksClient.createUDPFrame({ remoteHost: dest, data: Buffer.from(data) });
+      socket.send(frame, relay.port, relay.host);
+    },
+    receive(ms = 2_000) {
+      const ready = inbox.shift();
+      if (ready) return Promise.resolve(ready);
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          const i = waiters.indexOf(got);
+          if (i >= 0) waiters.splice(i, 1);
+          resolve(undefined);
+        }, ms);
+        const got = (a: Answer): void => {
+          clearTimeout(timer);
+          resolve(a);
+        };
+        waiters.push(got);
+      });
+    },
+    async close() {
+      control.destroy();
+      await closeDgram(socket);
+    },
+  };
+}
+
+/** Sends one raw datagram from a fresh socket bound on `from` and closes it. */
+export async function sendRaw(bytes: Buffer, to: { host: string; port: number }, from = '127.0.0.1'): Promise<void> {
+  const s = createSocket({ type: from.includes(':') ? 'udp6' : 'udp4' });
+  s.bind(0, from);
+  await once(s, 'listening');
+  await new Promise<void>((resolve, reject) => s.send(bytes, to.port, to.host, (err) => (err ? reject(err) : resolve())));
+  await closeDgram(s);
+}

@@ -1,0 +1,185 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { startGateway, type TestGateway } from '../helpers/index.js';
+import { closeDgram, sendRaw, socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
+
+/** The access-log line of the finished UDP association, once it is written (bounded wait). */
+async function udpLogLine(gw: TestGateway): Promise<Record<string, unknown> | undefined> {
+  for (let i = 0; i < 100; i++) {
+    const line = gw.logs.find((l) => l['msg'] === 'session end' && l['cmd'] === 'udp');
+    if (line) return line;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return undefined;
+}
+
+test('UDP ASSOCIATE relays an IPv4 round trip and replies with the real relay address', async (t) => {
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  assert.equal(c.relay.host, '127.0.0.1');
+  assert.notEqual(c.relay.port, 0);
+  c.send({ host: '127.0.0.1', port: echo.port }, 'ping4');
+  const a = await c.receive();
+  assert.ok(a, 'an answer');
+  assert.equal(a.data.toString(), 'ping4');
+  assert.deepEqual([a.host, a.port], ['127.0.0.1', echo.port]);
+  await c.close();
+  const line = await udpLogLine(gw);
+  assert.ok(line);
+  assert.deepEqual(line['udp'], { sent: 1, received: 1, dropped: {} });
+  assert.equal(line['up'], 5);
+  assert.equal(line['down'], 5);
+});
+
+test('UDP ASSOCIATE over an IPv6 listener relays to an IPv6 destination', async (t) => {
+  const echo = await startUdpEchoServer('::1');
+  t.after(() => echo.close());
+  const gw = await startGateway({ listen: [{ host: '::1', port: 0 }] });
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '::1', port: gw.port });
+  t.after(() => c.close());
+  c.send({ host: '::1', port: echo.port }, 'ping6');
+  const a = await c.receive();
+  assert.ok(a, 'an answer');
+  assert.equal(a.data.toString(), 'ping6');
+  assert.deepEqual([a.host, a.port], ['::1', echo.port]);
+});
+
+test('a domain destination is resolved (dns.hosts) and the answer names its real source', async (t) => {
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({ dns: { hosts: { 'echo.test': '127.0.0.1' } } });
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  for (let i = 0; i < 3; i++) c.send({ host: 'echo.test', port: echo.port }, `name${i}`);
+  const got: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const a = await c.receive();
+    assert.ok(a, `answer ${i}`);
+    assert.deepEqual([a.host, a.port], ['127.0.0.1', echo.port]);
+    got.push(a.data.toString());
+  }
+  assert.deepEqual(got.sort(), ['name0', 'name1', 'name2']);
+});
+
+test('datagrams from another port or another address are dropped', async (t) => {
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  const frame = Buffer.concat([Buffer.from([0, 0, 0, 1, 127, 0, 0, 1]), Buffer.alloc(2), Buffer.from('intruder')]);
+  frame.writeUInt16BE(echo.port, 8);
+  await sendRaw(frame, c.relay, '127.0.0.1'); // right IP, another port
+  await sendRaw(frame, c.relay, '127.0.0.2'); // another IP
+  c.send({ host: '127.0.0.1', port: echo.port }, 'mine');
+  const a = await c.receive();
+  assert.equal(a?.data.toString(), 'mine');
+  assert.equal(await c.receive(300), undefined);
+  assert.equal(echo.peers.length, 1, 'only the client datagram reached the destination');
+  await c.close();
+  const line = await udpLogLine(gw);
+  assert.deepEqual(line?.['udp'], { sent: 1, received: 1, dropped: { source: 2 } });
+});
+
+test('without a declared port the first datagram locks the client port', async (t) => {
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port }, { declarePort: false });
+  t.after(() => c.close());
+  c.send({ host: '127.0.0.1', port: echo.port }, 'first');
+  assert.equal((await c.receive())?.data.toString(), 'first');
+  const frame = Buffer.concat([Buffer.from([0, 0, 0, 1, 127, 0, 0, 1]), Buffer.alloc(2), Buffer.from('later')]);
+  frame.writeUInt16BE(echo.port, 8);
+  await sendRaw(frame, c.relay, '127.0.0.1');
+  c.send({ host: '127.0.0.1', port: echo.port }, 'second');
+  assert.equal((await c.receive())?.data.toString(), 'second');
+  assert.equal(echo.peers.length, 2);
+});
+
+test('FRAG != 0 and malformed datagrams are dropped and counted', async (t) => {
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  const frag = Buffer.concat([Buffer.from([0, 0, 1, 1, 127, 0, 0, 1]), Buffer.alloc(2), Buffer.from('frag')]);
+  frag.writeUInt16BE(echo.port, 8);
+  c.socket.send(frag, c.relay.port, c.relay.host);
+  c.socket.send(Buffer.from([0, 0, 0, 9, 1]), c.relay.port, c.relay.host);
+  c.send({ host: '127.0.0.1', port: echo.port }, 'whole');
+  assert.equal((await c.receive())?.data.toString(), 'whole');
+  assert.equal(await c.receive(300), undefined);
+  assert.equal(echo.peers.length, 1);
+  await c.close();
+  const line = await udpLogLine(gw);
+  assert.deepEqual(line?.['udp'], { sent: 1, received: 1, dropped: { frag: 1, malformed: 1 } });
+  const metrics = await gw.gw.metrics.registry.getSingleMetricAsString('socksgate_udp_datagrams_total');
+  assert.match(metrics, /direction="up",result="frag"} 1/);
+});
+
+test('a blocked UDP destination is dropped', async (t) => {
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({
+    dns: { hosts: { 'blocked.test': '127.0.0.1', 'open.test': '127.0.0.1' } },
+    rules: [{ name: 'no-udp', domains: ['blocked.test'], commands: ['udp'], action: 'block' }],
+  });
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  c.send({ host: 'blocked.test', port: echo.port }, 'nope');
+  c.send({ host: 'open.test', port: echo.port }, 'yes');
+  assert.equal((await c.receive())?.data.toString(), 'yes');
+  assert.equal(await c.receive(300), undefined);
+  assert.equal(echo.peers.length, 1);
+  await c.close();
+  const line = await udpLogLine(gw);
+  assert.deepEqual(line?.['udp'], { sent: 1, received: 1, dropped: { blocked: 1 } });
+});
+
+test('when the control connection closes the relay socket is closed', async (t) => {
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  c.send({ host: '127.0.0.1', port: echo.port }, 'alive');
+  assert.equal((await c.receive())?.data.toString(), 'alive');
+  c.control.destroy();
+  assert.ok(await udpLogLine(gw), 'the association ended');
+  assert.equal(gw.gw.activeSessions, 0);
+  // A connected UDP socket learns of a closed port from the ICMP error: ECONNREFUSED.
+  const probe = createSocket('udp4');
+  t.after(() => closeDgram(probe));
+  probe.connect(c.relay.port, c.relay.host);
+  await once(probe, 'connect');
+  const errored = once(probe, 'error');
+  probe.send(Buffer.from([0, 0, 0, 1, 127, 0, 0, 1, 0, 7]));
+  const [err] = (await errored) as [NodeJS.ErrnoException];
+  assert.equal(err.code, 'ECONNREFUSED');
+});
+
+test('an association with no datagrams ends after udp_idle_timeout', async (t) => {
+  const gw = await startGateway({ limits: { udp_idle_timeout: '200ms' } });
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  const closed = once(c.control, 'close');
+  c.control.resume();
+  await closed;
+  const line = await udpLogLine(gw);
+  assert.equal(line?.['error'], 'udp idle timeout');
+});
