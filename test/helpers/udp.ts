@@ -4,7 +4,7 @@
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
-import { SocksClient, type SocksClientEstablishedEvent, type SocksClientOptions } from 'socks';
+import { SocksClient, type SocksClientOptions, type SocksRemoteHost } from 'socks';
 import { ipv6ToBytes, ipv6ToText } from '../../src/protocol/address.js';
 
 export interface UdpEchoServer {
@@ -39,7 +39,7 @@ export function closeDgram(socket: DgramSocket): Promise<void> {
 }
 
 /** `createConnection` takes CONNECT only: ASSOCIATE runs on a SocksClient of its own. */
-export function associate(options: SocksClientOptions): Promise<SocksClientEstablishedEvent> {
+export function associate(options: SocksClientOptions): Promise<{ socket: Socket; remoteHost?: SocksRemoteHost }> {
   return new Promise((resolve, reject) => {
     const client = new SocksClient(options);
     client.once('established', (info) => {
