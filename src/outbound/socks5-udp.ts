@@ -1,0 +1,234 @@
+// UDP through a SOCKS5 upstream's own UDP ASSOCIATE (RFC 1928 §7), with the `socks`
+// package's command handshake and its UDP frame helpers. The TCP control connection
+// stays open for the channel's life: the upstream ends the association when it closes.
+
+import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
+import { connect as tcpConnect, isIP, isIPv4, isIPv6, type Socket } from 'node:net';
+import { SocksClient, type SocksRemoteHost } from 'socks';
+import type { DnsResolver } from '../dns/types.js';
+import { ConnectTimeoutError, type GatewayError } from '../errors.js';
+import { ipv6ToBytes, ipv6ToText } from '../protocol/address.js';
+import { AbortedError, Deadline } from './deadline.js';
+import { fromSocksError, UpstreamUnreachableError } from './socks5-errors.js';
+import type { Destination, OutboundContext, UdpChannel } from './types.js';
+
+export interface Socks5UdpUpstream {
+  host: string;
+  port: number;
+  username?: string;
+  password?: string;
+  /** For messages; `host:port` when absent. */
+  name?: string;
+  /** false: names are resolved here (with `deps.dns`) and sent as addresses. Default true. */
+  remoteDns?: boolean;
+}
+
+export interface Socks5UdpDeps {
+  /** ms for the TCP connection and the ASSOCIATE handshake together. */
+  connectTimeout: number;
+  dns?: DnsResolver;
+  /** Datagrams waiting in the socket's send queue beyond this are dropped. */
+  maxQueued?: number;
+}
+
+type DropListener = (reason: string, direction: 'up' | 'down') => void;
+type MessageListener = (from: Destination, payload: Buffer) => void;
+
+/** Opens an association on `upstream`; rejects with a GatewayError (as CONNECT would). */
+export async function openSocks5Udp(upstream: Socks5UdpUpstream, ctx: OutboundContext, deps: Socks5UdpDeps): Promise<UdpChannel> {
+  const name = upstream.name ?? `${upstream.host}:${upstream.port}`;
+  const deadline = new Deadline(ctx.signal, deps.connectTimeout);
+  let tcp: Socket | undefined;
+  let udp: DgramSocket | undefined;
+  let phase: 'dial' | 'handshake' = 'dial';
+  try {
+    tcp = await dial(upstream, deadline.signal);
+    phase = 'handshake';
+    udp = await bindBeside(tcp);
+    const a = udp.address();
+    const remote = await associate(tcp, upstream, { host: a.address, port: a.port }, deadline.signal, deps.connectTimeout);
+    // RFC 1928 §7: BND is where datagrams go; a wildcard means "the address you reached me on".
+    const relay = relayAddress(remote, tcp);
+    return channel(name, tcp, udp, relay, upstream, ctx, deps);
+  } catch (err) {
+    tcp?.destroy();
+    if (udp) udp.close();
+    throw classify(err, name, phase, deadline, ctx, deps.connectTimeout);
+  } finally {
+    deadline.clear();
+  }
+}
+
+function classify(err: unknown, name: string, phase: 'dial' | 'handshake', deadline: Deadline, ctx: OutboundContext, ms: number): GatewayError {
+  if (ctx.signal.aborted) return new AbortedError(`upstream "${name}" UDP`, { cause: err });
+  if (deadline.timedOut) return new ConnectTimeoutError(`upstream "${name}" UDP ASSOCIATE`, ms);
+  return phase === 'dial' ? new UpstreamUnreachableError(name, err) : fromSocksError(name, err);
+}
+
+function dial(upstream: Socks5UdpUpstream, signal: AbortSignal): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect({ host: upstream.host, port: upstream.port });
+    const onAbort = (): void => {
+      socket.destroy();
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.once('error', (err) => {
+      signal.removeEventListener('abort', onAbort);
+      reject(err);
+    });
+    socket.once('connect', () => {
+      signal.removeEventListener('abort', onAbort);
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+  });
+}
+
+/** The datagram socket goes on the address our TCP connection left from: the upstream sees one client. */
+function bindBeside(tcp: Socket): Promise<DgramSocket> {
+  const local = unmapped(tcp.localAddress ?? '0.0.0.0');
+  const udp = createSocket({ type: isIPv6(local) ? 'udp6' : 'udp4' });
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      udp.close();
+      reject(err);
+    };
+    udp.once('error', onError);
+    udp.bind(0, local, () => {
+      udp.off('error', onError);
+      resolve(udp);
+    });
+  });
+}
+
+function associate(tcp: Socket, upstream: Socks5UdpUpstream, from: Destination, signal: AbortSignal, ms: number): Promise<SocksRemoteHost | undefined> {
+  return new Promise((resolve, reject) => {
+    // `createConnection` takes CONNECT only; ASSOCIATE runs on a client of its own.
+    const client = new SocksClient({
+      proxy: { host: upstream.host, port: upstream.port, type: 5, userId: upstream.username, password: upstream.password },
+      command: 'associate',
+      // RFC 1928 §7: DST is the address and port the datagrams will come from.
+      destination: from,
+      existing_socket: tcp,
+      timeout: ms * 2 + 1_000, // our deadline decides
+    });
+    const onAbort = (): void => tcp.destroy();
+    signal.addEventListener('abort', onAbort, { once: true });
+    client.once('established', (info) => {
+      signal.removeEventListener('abort', onAbort);
+      client.removeAllListeners();
+      resolve(info.remoteHost);
+    });
+    client.once('error', (err) => {
+      signal.removeEventListener('abort', onAbort);
+      client.removeAllListeners();
+      reject(err);
+    });
+    client.connect(tcp);
+  });
+}
+
+function relayAddress(remote: SocksRemoteHost | undefined, tcp: Socket): Destination {
+  const host = remote?.host ? normalizeIp(remote.host) : '';
+  const wildcard = host === '' || host === '0.0.0.0' || host === '::' || isIP(host) === 0;
+  return { host: wildcard ? unmapped(tcp.remoteAddress ?? '') : host, port: remote?.port ?? 0 };
+}
+
+function channel(
+  name: string,
+  tcp: Socket,
+  udp: DgramSocket,
+  relay: Destination,
+  upstream: Socks5UdpUpstream,
+  ctx: OutboundContext,
+  deps: Socks5UdpDeps,
+): UdpChannel {
+  const maxQueued = deps.maxQueued ?? 256;
+  const messageListeners: MessageListener[] = [];
+  const dropListeners: DropListener[] = [];
+  let lookups = 0;
+  let closed = false;
+  const drop = (reason: string, direction: 'up' | 'down' = 'up'): void => {
+    for (const l of dropListeners) l(reason, direction);
+  };
+
+  const close = (): void => {
+    if (closed) return;
+    closed = true;
+    tcp.destroy();
+    udp.close();
+  };
+  // The association lives as long as this connection (RFC 1928 §7); nothing more comes on it.
+  tcp.on('data', () => {});
+  tcp.on('error', (err) => ctx.log.debug({ err, upstream: name }, 'UDP control connection error'));
+  tcp.once('close', () => {
+    if (!closed) ctx.log.debug({ upstream: name }, 'upstream ended the UDP association');
+    close();
+  });
+  tcp.resume();
+  udp.on('error', (err) => ctx.log.debug({ err, upstream: name }, 'UDP socket error'));
+  udp.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+    // Only the upstream's relay speaks to this socket.
+    if (unmapped(rinfo.address) !== relay.host || rinfo.port !== relay.port) return drop('source', 'down');
+    const frame = parseFrame(msg);
+    if (!frame) return drop('malformed', 'down');
+    if (frame.frag !== 0) return drop('frag', 'down');
+    for (const l of messageListeners) l(frame.from, frame.data);
+  });
+
+  const sendFrame = (dest: Destination, payload: Buffer): void => {
+    if (closed) return drop('upstream_closed');
+    if (udp.getSendQueueCount() >= maxQueued) return drop('queue_full');
+    if (isIP(dest.host) === 0 && !/^[\x21-\x7e]{1,255}$/.test(dest.host)) return drop('unsendable');
+    const frame = SocksClient.createUDPFrame({ remoteHost: dest, data: payload });
+    udp.send(frame, relay.port, relay.host, (err) => {
+      if (err) drop('send_error');
+    });
+  };
+
+  function send(dest: Destination, payload: Buffer): void {
+    if (upstream.remoteDns !== false || !deps.dns || isIP(dest.host) !== 0) return sendFrame(dest, payload);
+    if (lookups >= maxQueued) return drop('queue_full');
+    lookups++;
+    deps.dns.lookup(dest.host).then(
+      (addresses) => {
+        lookups--;
+        const first = addresses[0];
+        if (first) sendFrame({ host: first.address, port: dest.port }, payload);
+        else drop('unresolved');
+      },
+      () => {
+        lookups--;
+        drop('unresolved');
+      },
+    );
+  }
+
+  const a = udp.address();
+  return {
+    send,
+    onMessage: (l) => void messageListeners.push(l),
+    onDrop: (l) => void dropListeners.push(l),
+    local: { host: a.address, port: a.port },
+    close,
+  };
+}
+
+/** `socks`'s parser, made total: it throws on a short frame and prints IPv6 in full. */
+function parseFrame(msg: Buffer): { frag: number; from: Destination; data: Buffer } | undefined {
+  try {
+    const f = SocksClient.parseUDPFrame(msg);
+    return { frag: f.frameNumber ?? 0, from: { host: normalizeIp(f.remoteHost.host), port: f.remoteHost.port }, data: f.data };
+  } catch {
+    return undefined;
+  }
+}
+
+function normalizeIp(host: string): string {
+  return isIPv6(host) ? unmapped(ipv6ToText(ipv6ToBytes(host), 0)) : host;
+}
+
+function unmapped(ip: string): string {
+  return ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
+}
