@@ -113,7 +113,9 @@ function associate(tcp: Socket, upstream: Socks5UdpUpstream, from: Destination, 
       existing_socket: tcp,
       timeout: ms * 2 + 1_000, // our deadline decides
     });
-    const onAbort = (): void => tcp.destroy();
+    const onAbort = (): void => {
+      tcp.destroy();
+    };
     signal.addEventListener('abort', onAbort, { once: true });
     client.once('established', (info) => {
       signal.removeEventListener('abort', onAbort);
