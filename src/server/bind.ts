@@ -1,7 +1,76 @@
-import { ProtocolError, Rep } from '../errors.js';
+import type { Socket } from 'node:net';
+import { GatewayError, Rep, toRep } from '../errors.js';
+import { bindDirect } from '../outbound/bind-direct.js';
+import type { BindHandle, DatagramOutbound, Destination, Outbound } from '../outbound/types.js';
 import type { CommandContext } from './context.js';
+import { relay } from './relay.js';
+import { route } from './route.js';
+import { unmapped } from './udp-association.js';
 
-/** BIND (RFC 1928 §4). */
-export async function handleBind(_ctx: CommandContext): Promise<void> {
-  throw new ProtocolError('BIND not supported yet', Rep.COMMAND_NOT_SUPPORTED);
+/**
+ * BIND (RFC 1928 §4): listen, first reply with where; wait (bounded by bind_timeout) for
+ * the one peer, second reply with who; then relay. A wait that runs out gets 0x06.
+ */
+export async function handleBind(ctx: CommandContext): Promise<void> {
+  const { client, hs, record, snapshot } = ctx;
+  const { decision, outbound } = await route(ctx, 'bind');
+  const handle = await open(ctx, decision.action, outbound);
+  try {
+    if (client.destroyed) return;
+    client.write(hs.reply(Rep.SUCCEEDED, handle.listening));
+    record.rep = Rep.SUCCEEDED;
+    const got = await waitForPeer(handle, ctx.signal, snapshot.config.limits.bind_timeout);
+    if (got === 'aborted' || client.destroyed) return;
+    if (got === 'timeout' || got instanceof Error) {
+      record.rep = got === 'timeout' ? Rep.TTL_EXPIRED : toRep(got);
+      record.error = got === 'timeout' ? 'bind timeout' : got.message;
+      client.write(hs.reply(record.rep)); // the session half-closes after us
+      return;
+    }
+    client.write(hs.reply(Rep.SUCCEEDED, got.peer));
+    const early = hs.remainder();
+    if (early.length > 0) client.unshift(early);
+    const result = await relay(client, got.socket, { idleTimeout: snapshot.config.limits.idle_timeout });
+    record.up = result.up;
+    record.down = result.down;
+    if (result.reason !== 'closed') record.error = result.error?.message ?? result.reason;
+  } finally {
+    handle.close();
+  }
+}
+
+async function open(ctx: CommandContext, action: string, outbound: Outbound): Promise<BindHandle> {
+  if (action === 'direct') {
+    return bindDirect({ host: unmapped(ctx.client.localAddress ?? '127.0.0.1'), expect: ctx.dest, log: ctx.log });
+  }
+  const bind = (outbound as Outbound & DatagramOutbound).bind;
+  if (!bind) throw new GatewayError('GW_ERR_BIND_UNSUPPORTED', `outbound "${outbound.name}" cannot BIND`, Rep.COMMAND_NOT_SUPPORTED);
+  return bind.call(outbound, ctx.dest, { signal: ctx.signal, log: ctx.log, sessionKey: ctx.sessionKey });
+}
+
+type Waited = { socket: Socket; peer: Destination } | 'timeout' | 'aborted' | Error;
+
+function waitForPeer(handle: BindHandle, signal: AbortSignal, ms: number): Promise<Waited> {
+  return new Promise((resolve) => {
+    let finished = false;
+    const finish = (v: Waited): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      resolve(v);
+    };
+    const onAbort = (): void => finish('aborted');
+    const timer = setTimeout(() => finish('timeout'), ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
+    handle.accepted().then(
+      (peer) => {
+        // A peer that arrives after we gave up is not ours to keep.
+        if (finished || signal.aborted) peer.socket.destroy();
+        finish(peer);
+      },
+      (err: unknown) => finish(err instanceof Error ? err : new Error(String(err))),
+    );
+  });
 }

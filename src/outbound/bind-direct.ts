@@ -1,0 +1,77 @@
+// Direct BIND (RFC 1928 §4): the gateway listens for the one connection the client's
+// application protocol (FTP active mode, say) tells a server to open back to it.
+
+import { isIP, isIPv4, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { BindHandle, Destination } from './types.js';
+
+export interface DirectBindOptions {
+  /** Where to listen: the address the client's own connection arrived at, port 0. */
+  host: string;
+  /** RFC 1928 §4: DST.ADDR "is used to check" the peer; an IP (not a wildcard) admits only itself. */
+  expect?: Destination;
+  log?: Logger;
+}
+
+export async function bindDirect(opts: DirectBindOptions): Promise<BindHandle> {
+  const allowed = expectedPeer(opts.expect);
+  const server = createServer({ pauseOnConnect: true, allowHalfOpen: true });
+  let settle: { resolve(v: { socket: Socket; peer: Destination }): void; reject(e: Error): void } | undefined;
+  const accepted = new Promise<{ socket: Socket; peer: Destination }>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  accepted.catch(() => {}); // observed by whoever calls accepted(); closing early is not a crash
+  const done = (): void => {
+    settle = undefined;
+    server.close();
+  };
+
+  server.on('connection', (socket: Socket) => {
+    const peer = { host: unmapped(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
+    if (!settle || (allowed !== undefined && peer.host !== allowed)) {
+      opts.log?.debug({ peer, allowed }, 'BIND: connection from an unexpected peer refused');
+      socket.destroy();
+      return;
+    }
+    const s = settle;
+    done(); // one peer per BIND
+    s.resolve({ socket, peer });
+  });
+  server.on('error', (err) => {
+    const s = settle;
+    done();
+    s?.reject(err);
+  });
+
+  await listen(server, opts.host);
+  const a = server.address() as AddressInfo;
+  return {
+    listening: { host: unmapped(a.address), port: a.port },
+    accepted: () => accepted,
+    close(): void {
+      const s = settle;
+      done();
+      s?.reject(new Error('BIND closed before a peer connected'));
+    },
+  };
+}
+
+function listen(server: Server, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port: 0, exclusive: true }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function expectedPeer(dest: Destination | undefined): string | undefined {
+  if (!dest || isIP(dest.host) === 0) return undefined;
+  const host = unmapped(dest.host);
+  return host === '0.0.0.0' || host === '::' ? undefined : host;
+}
+
+function unmapped(ip: string): string {
+  return ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
+}
