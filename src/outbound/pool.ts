@@ -7,7 +7,7 @@ import { GatewayError, Rep, UpstreamRefusedError } from '../errors.js';
 import { DEFAULT_HEALTH_POLICY, MemberHealth, startHealthChecks, type HealthPolicy, type Transition } from './health.js';
 import { isUpstreamFault } from './socks5-errors.js';
 import type { MemberStats, PoolOutbound } from './stats.js';
-import { createStrategy, fnv1a32, type Pickable } from './strategies.js';
+import { createStrategy, memberHash, type Pickable } from './strategies.js';
 import type { Connection, Destination, Outbound, OutboundContext } from './types.js';
 
 export interface PoolDeps {
@@ -49,7 +49,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   const maxAttempts = Math.max(1, cfg.max_attempts ?? 3);
   const members: Member[] = deps.members.map((outbound) => ({
     name: outbound.name,
-    hash: fnv1a32(outbound.name),
+    hash: memberHash(outbound.name),
     outbound,
     health: new MemberHealth(policy),
     active: 0,

@@ -5,7 +5,7 @@ import type { PoolStrategy } from '../config/types.js';
 
 export interface Pickable {
   readonly name: string;
-  /** fnv1a32(name), for rendezvous hashing. */
+  /** memberHash(name), for rendezvous hashing. */
   readonly hash: number;
   /** Relayed connections open now plus connects in flight. */
   load(): number;
@@ -46,7 +46,12 @@ function fmix32(x: number): number {
  * agrees; removing a member moves only the keys whose winner it was.
  */
 export function rendezvousScore(keyHash: number, memberHash: number): number {
-  return fmix32(keyHash ^ fmix32(memberHash));
+  return fmix32(keyHash ^ memberHash);
+}
+
+/** A member's half of the score, computed once when the pool is built. */
+export function memberHash(name: string): number {
+  return fmix32(fnv1a32(name));
 }
 
 function roundRobin(): Strategy {
@@ -118,12 +123,12 @@ function sticky(): Strategy {
       let best: (typeof members)[number] | undefined;
       let bestScore = -1;
       for (const m of members) {
-        if (!usable(m)) continue;
         const score = rendezvousScore(keyHash, m.hash);
-        if (score > bestScore || (score === bestScore && best !== undefined && m.name < best.name)) {
-          best = m;
-          bestScore = score;
-        }
+        // Score first: `usable` runs only for the few members that would win so far.
+        if (score < bestScore || (score === bestScore && best !== undefined && m.name > best.name)) continue;
+        if (!usable(m)) continue;
+        best = m;
+        bestScore = score;
       }
       return best;
     },
