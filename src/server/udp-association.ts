@@ -39,6 +39,8 @@ export class UdpAssociation {
   readonly #relay: DgramSocket;
   readonly #opts: AssociationOptions;
   readonly #routes: UdpRoutes;
+  readonly #relayedUp;
+  readonly #relayedDown;
   #clientPort: number;
   #waiting = 0;
   #lastActivity = performance.now();
@@ -49,6 +51,9 @@ export class UdpAssociation {
     this.#relay = relay;
     this.#opts = opts;
     this.#clientPort = opts.clientPort;
+    // Label lookups hash their labels every call: the two hot ones are resolved once.
+    this.#relayedUp = ctx.metrics.udpDatagrams.labels({ direction: 'up', result: 'relayed' });
+    this.#relayedDown = ctx.metrics.udpDatagrams.labels({ direction: 'down', result: 'relayed' });
     this.#routes = new UdpRoutes(ctx, {
       maxDestinations: opts.maxDestinations,
       retryAfterMs: 5_000,
@@ -134,7 +139,7 @@ export class UdpAssociation {
     target.channel.send(dest, payload);
     this.stats.sent++;
     this.#ctx.record.up += payload.length;
-    this.#ctx.metrics.udpDatagrams.inc({ direction: 'up', result: 'relayed' });
+    this.#relayedUp.inc();
   }
 
   #toClient(from: Destination, payload: Buffer): void {
@@ -147,7 +152,7 @@ export class UdpAssociation {
     });
     this.stats.received++;
     this.#ctx.record.down += payload.length;
-    this.#ctx.metrics.udpDatagrams.inc({ direction: 'down', result: 'relayed' });
+    this.#relayedDown.inc();
   }
 
   #drop(reason: string, direction: 'up' | 'down'): void {
