@@ -157,13 +157,29 @@ export async function startDestination(host = '127.0.0.1'): Promise<Destination>
   };
 }
 
-/** Reads a socket to its end (bounded by the destination closing it). */
-export async function readAll(s: Socket): Promise<string> {
-  let text = '';
-  s.setEncoding('utf8');
-  s.resume();
-  for await (const chunk of s) text += String(chunk);
-  return text;
+/**
+ * Reads a socket to its end (bounded by the destination closing it). Listens for 'data'
+ * rather than iterating: the `socks` client hands over bytes that came with its reply as a
+ * bare 'data' event.
+ */
+export function readAll(s: Socket, timeoutMs = 5_000): Promise<string> {
+  const chunks: Buffer[] = [];
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no end within ${timeoutMs}ms; got ${JSON.stringify(Buffer.concat(chunks).toString('utf8'))}`));
+    }, timeoutMs);
+    s.on('data', (b: Buffer) => chunks.push(b));
+    s.once('end', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    s.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    s.resume();
+  });
 }
 
 export interface SeenRequest {

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { createResolver } from '../../src/dns/resolver.js';
 import { GatewayError, Rep, UpstreamRefusedError } from '../../src/errors.js';
@@ -170,4 +171,17 @@ test('the caller giving up aborts the attempt', async (t) => {
   setTimeout(() => ac.abort(), 50);
   const err = await rejection(p);
   assert.equal(err.code, 'GW_ERR_ABORTED');
+});
+
+test('bytes the destination sent with the reply wait for a late reader', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const micro = await startMicrosocks({ host: '127.0.0.7' });
+  t.after(() => micro.close());
+  const out = createSocks5Outbound('m', upstream(micro.host, micro.port), { dns, connectTimeout: 3_000 });
+  for (let i = 0; i < 5; i++) {
+    const conn = await out.connect({ host: '127.0.0.1', port: dest.port }, ctx());
+    await sleep(30); // the relay may start a few turns later
+    assert.equal(await readAll(conn.socket), 'hello 127.0.0.7\n');
+  }
 });

@@ -1,0 +1,72 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SocksClient } from 'socks';
+import { fromSocksError } from '../../src/outbound/socks5-errors.js';
+import { startGateway } from '../helpers/index.js';
+import { readAll, startDante, startDestination, startMicrosocks } from '../helpers/upstreams.js';
+
+/** CONNECT through the gateway with a `socks` client: the destination's greeting, or the reply code. */
+async function through(port: number, destPort: number, user?: string): Promise<string | number> {
+  try {
+    const { socket } = await SocksClient.createConnection({
+      proxy: { host: '127.0.0.1', port, type: 5, ...(user ? { userId: user, password: 'pw' } : {}) },
+      command: 'connect',
+      destination: { host: '127.0.0.1', port: destPort },
+      timeout: 5_000,
+    });
+    return (await readAll(socket)).trim();
+  } catch (err) {
+    return fromSocksError('gateway', err).rep;
+  }
+}
+
+test('through the gateway: direct, one upstream, a two-hop chain, a bad password', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const corp = await startDante({ host: '127.0.0.41' });
+  t.after(() => corp.close());
+  const egress = await startMicrosocks({ host: '127.0.0.42', user: 'gw', pass: 'right' });
+  t.after(() => egress.close());
+  const gw = await startGateway({
+    auth: { users: [{ username: 'direct', password: 'pw' }, { username: 'one', password: 'pw' }, { username: 'two', password: 'pw' }, { username: 'bad', password: 'pw' }] },
+    upstreams: {
+      corp: { type: 'socks5', host: corp.host, port: corp.port },
+      egress: { type: 'socks5', host: egress.host, port: egress.port, username: 'gw', password: 'right', via: 'corp' },
+      wrong: { type: 'socks5', host: egress.host, port: egress.port, username: 'gw', password: 'wrong' },
+    },
+    rules: [
+      { name: 'one', users: ['one'], action: 'corp' },
+      { name: 'two', users: ['two'], action: 'egress' },
+      { name: 'bad', users: ['bad'], action: 'wrong' },
+    ],
+    default: 'direct',
+  });
+  t.after(() => gw.close());
+  assert.equal(await through(gw.port, dest.port, 'direct'), 'hello 127.0.0.1');
+  assert.equal(await through(gw.port, dest.port, 'one'), 'hello 127.0.0.41');
+  assert.equal(await through(gw.port, dest.port, 'two'), 'hello 127.0.0.42');
+  assert.equal(await through(gw.port, dest.port, 'bad'), 0x01);
+  assert.equal(await through(gw.port, dest.port, 'two'), 'hello 127.0.0.42', 'the gateway is still up');
+});
+
+test('through the gateway: a pool spreads requests and the access log names the member', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const a = await startMicrosocks({ host: '127.0.0.43', user: 'u', pass: 'secret' });
+  t.after(() => a.close());
+  const b = await startMicrosocks({ host: '127.0.0.44' });
+  t.after(() => b.close());
+  const gw = await startGateway({
+    upstreams: {
+      crawl: { type: 'pool', strategy: 'round-robin', members: [`socks5://u:secret@${a.host}:${a.port}`, `socks5://${b.host}:${b.port}`] },
+    },
+    default: 'crawl',
+  });
+  t.after(() => gw.close());
+  const seen = new Set<string | number>();
+  for (let i = 0; i < 4; i++) seen.add(await through(gw.port, dest.port));
+  assert.deepEqual([...seen].sort(), ['hello 127.0.0.43', 'hello 127.0.0.44']);
+  const line = await gw.accessLog((l) => l.member === `socks5://u@${a.host}:${a.port}`);
+  assert.ok(line, 'an access-log line names the member');
+  assert.ok(!JSON.stringify(gw.logs).includes('secret'), 'no password in the logs');
+});
