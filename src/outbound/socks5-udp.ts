@@ -42,13 +42,13 @@ export async function openSocks5Udp(upstream: Socks5UdpUpstream, ctx: OutboundCo
   let udp: DgramSocket | undefined;
   let phase: 'dial' | 'handshake' = 'dial';
   try {
-    tcp = await dial(upstream, deadline.signal);
+    tcp = await dialUpstream(upstream, deadline.signal);
     phase = 'handshake';
     udp = await bindBeside(tcp);
     const a = udp.address();
     const remote = await associate(tcp, upstream, { host: a.address, port: a.port }, deadline.signal, deps.connectTimeout);
     // RFC 1928 §7: BND is where datagrams go; a wildcard means "the address you reached me on".
-    const relay = relayAddress(remote, tcp);
+    const relay = boundAddress(remote, tcp);
     return channel(name, tcp, udp, relay, upstream, ctx, deps);
   } catch (err) {
     tcp?.destroy();
@@ -65,7 +65,8 @@ function classify(err: unknown, name: string, phase: 'dial' | 'handshake', deadl
   return phase === 'dial' ? new UpstreamUnreachableError(name, err) : fromSocksError(name, err);
 }
 
-function dial(upstream: Socks5UdpUpstream, signal: AbortSignal): Promise<Socket> {
+/** TCP to the upstream itself, given up when `signal` aborts. */
+export function dialUpstream(upstream: { host: string; port: number }, signal: AbortSignal): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = tcpConnect({ host: upstream.host, port: upstream.port });
     const onAbort = (): void => {
@@ -131,7 +132,8 @@ function associate(tcp: Socket, upstream: Socks5UdpUpstream, from: Destination, 
   });
 }
 
-function relayAddress(remote: SocksRemoteHost | undefined, tcp: Socket): Destination {
+/** A BND from the upstream; a wildcard (or nothing) means the address we reached it on. */
+export function boundAddress(remote: SocksRemoteHost | undefined, tcp: Socket): Destination {
   const host = remote?.host ? normalizeIp(remote.host) : '';
   const wildcard = host === '' || host === '0.0.0.0' || host === '::' || isIP(host) === 0;
   return { host: wildcard ? unmapped(tcp.remoteAddress ?? '') : host, port: remote?.port ?? 0 };
@@ -227,7 +229,8 @@ function parseFrame(msg: Buffer): { frag: number; from: Destination; data: Buffe
   }
 }
 
-function normalizeIp(host: string): string {
+/** Node's text for an IP (`socks` prints IPv6 in full), IPv4-mapped as plain IPv4. */
+export function normalizeIp(host: string): string {
   return isIPv6(host) ? unmapped(ipv6ToText(ipv6ToBytes(host), 0)) : host;
 }
 

@@ -1,0 +1,107 @@
+// BIND through a SOCKS5 upstream (RFC 1928 §4): the upstream listens for the peer and
+// sends two replies on one connection, which `socks` reports as 'bound' then 'established'.
+
+import type { Socket } from 'node:net';
+import { SocksClient } from 'socks';
+import { ConnectTimeoutError, type GatewayError } from '../errors.js';
+import { AbortedError, Deadline } from './deadline.js';
+import { fromSocksError, UpstreamUnreachableError } from './socks5-errors.js';
+import { boundAddress, dialUpstream, type Socks5UdpUpstream } from './socks5-udp.js';
+import type { BindHandle, Destination, OutboundContext } from './types.js';
+
+export type Socks5BindUpstream = Omit<Socks5UdpUpstream, 'remoteDns'>;
+
+type Peer = { socket: Socket; peer: Destination };
+
+/** Resolves at the upstream's first reply; `accepted()` settles at its second. */
+export async function openSocks5Bind(upstream: Socks5BindUpstream, dest: Destination, ctx: OutboundContext, deps: { connectTimeout: number }): Promise<BindHandle> {
+  const name = upstream.name ?? `${upstream.host}:${upstream.port}`;
+  const deadline = new Deadline(ctx.signal, deps.connectTimeout);
+  let tcp: Socket | undefined;
+  let phase: 'dial' | 'handshake' = 'dial';
+  try {
+    tcp = await dialUpstream(upstream, deadline.signal);
+    phase = 'handshake';
+    return await handshake(tcp, upstream, name, dest, deadline.signal, deps.connectTimeout);
+  } catch (err) {
+    tcp?.destroy();
+    throw classify(err, name, phase, deadline, ctx, deps.connectTimeout);
+  } finally {
+    deadline.clear();
+  }
+}
+
+function classify(err: unknown, name: string, phase: 'dial' | 'handshake', deadline: Deadline, ctx: OutboundContext, ms: number): GatewayError {
+  if (ctx.signal.aborted) return new AbortedError(`upstream "${name}" BIND`, { cause: err });
+  if (deadline.timedOut) return new ConnectTimeoutError(`upstream "${name}" BIND`, ms);
+  return phase === 'dial' ? new UpstreamUnreachableError(name, err) : fromSocksError(name, err);
+}
+
+function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest: Destination, signal: AbortSignal, ms: number): Promise<BindHandle> {
+  return new Promise((resolve, reject) => {
+    const client = new SocksClient({
+      proxy: { host: upstream.host, port: upstream.port, type: 5, userId: upstream.username, password: upstream.password },
+      command: 'bind',
+      destination: dest,
+      existing_socket: tcp,
+      timeout: ms * 2 + 1_000, // our deadline decides the first reply; the caller the second
+    });
+    let settlePeer: { resolve(p: Peer): void; reject(e: Error): void } | undefined;
+    const accepted = new Promise<Peer>((res, rej) => {
+      settlePeer = { resolve: res, reject: rej };
+    });
+    accepted.catch(() => {}); // observed through accepted(); a close before a peer is no crash
+    const onAbort = (): void => {
+      tcp.destroy();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    let bound = false;
+
+    client.once('bound', (info) => {
+      bound = true;
+      signal.removeEventListener('abort', onAbort);
+      resolve({
+        listening: boundAddress(info.remoteHost, tcp),
+        accepted: () => accepted,
+        close: () => {
+          if (settlePeer) tcp.destroy(); // handed out sockets belong to the relay
+          settlePeer?.reject(new Error('BIND closed before a peer connected'));
+          settlePeer = undefined;
+        },
+      });
+    });
+    client.once('established', (info) => {
+      client.removeAllListeners();
+      const s = settlePeer;
+      settlePeer = undefined;
+      if (!s) return;
+      const peer = boundAddress(info.remoteHost, tcp);
+      void keepEarlyData(tcp).then(() => s.resolve({ socket: tcp, peer }));
+    });
+    client.once('error', (err) => {
+      client.removeAllListeners();
+      signal.removeEventListener('abort', onAbort);
+      if (!bound) return reject(err);
+      settlePeer?.reject(fromSocksError(name, err));
+      settlePeer = undefined;
+    });
+    client.connect(tcp);
+  });
+}
+
+/**
+ * `socks` re-emits bytes that came with the second reply one turn later (setImmediate) and
+ * resumes the socket: catch them, pause, and put them back for the relay.
+ */
+async function keepEarlyData(socket: Socket): Promise<void> {
+  const early: Buffer[] = [];
+  const onData = (b: Buffer): void => {
+    early.push(b);
+  };
+  socket.on('data', onData);
+  socket.on('error', () => {}); // the relay sees the close all the same
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  socket.pause();
+  socket.off('data', onData);
+  for (let i = early.length - 1; i >= 0; i--) socket.unshift(early[i]!);
+}
