@@ -60,13 +60,15 @@ const AUTH_FAILURES = new Set([
 export function fromSocksError(upstream: string, err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
   const message = err instanceof Error ? err.message : String(err);
+  // Not the original as the cause: a SocksClientError carries the options, password included.
+  const cause = new Error(message);
   if (message.startsWith(REJECTED_PREFIX)) {
     // An unknown REP (> 0x08) prints as "undefined": RFC 1928 §6 lists no such code, so 0x01.
     const rep = REP_BY_NAME[message.slice(REJECTED_PREFIX.length)] ?? Rep.GENERAL_FAILURE;
-    return new UpstreamRefusedError(upstream, rep, { cause: err });
+    return new UpstreamRefusedError(upstream, rep, { cause });
   }
-  if (AUTH_FAILURES.has(message)) return new UpstreamAuthError(upstream, message, { cause: err });
-  return new UpstreamHandshakeError(upstream, message, { cause: err });
+  if (AUTH_FAILURES.has(message)) return new UpstreamAuthError(upstream, message, { cause });
+  return new UpstreamHandshakeError(upstream, message, { cause });
 }
 
 /**

@@ -50,7 +50,7 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
   }
 
   function classify(err: unknown, phase: Phase, heard: boolean, deadline: Deadline, ctx: OutboundContext, dest: Destination): GatewayError {
-    if (ctx.signal.aborted) return new AbortedError(`upstream "${name}"`, { cause: err });
+    if (ctx.signal.aborted) return new AbortedError(`upstream "${name}"`); // no cause: a `socks` error holds the password
     if (deadline.timedOut) {
       const timeout = new ConnectTimeoutError(`upstream "${name}" to ${dest.host}:${dest.port}`, deps.connectTimeout);
       // Silent since our greeting: the upstream is at fault. Once it has answered, it is
@@ -84,7 +84,10 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
         counters.active--;
         hopRelease?.();
       };
-      return bound ? { socket: hop.socket, bound, release } : { socket: hop.socket, release };
+      const conn: Connection = { socket: hop.socket, release };
+      if (bound) conn.bound = bound;
+      if (hop.member) conn.member = hop.member; // a pool as the hop: the access log names its member
+      return conn;
     } catch (err) {
       hop?.socket.destroy();
       hop?.release?.();

@@ -106,3 +106,32 @@ test('a bad members_file line is a config error naming the file and line', async
     return true;
   });
 });
+
+test('a pool can be a hop: an upstream reached through whichever member the pool picks', async (t) => {
+  const d = await startDestination();
+  t.after(() => d.close());
+  const hops = await Promise.all(['127.0.0.35', '127.0.0.36'].map((host) => startMicrosocks({ host })));
+  for (const h of hops) t.after(() => h.close());
+  const last = await startMicrosocks({ host: '127.0.0.37' });
+  t.after(() => last.close());
+  const dir = await tempDir(t);
+  const file = join(dir, 'socksgate.yaml');
+  const urls = hops.map((h) => `"socks5://${h.host}:${h.port}"`).join(', ');
+  await writeFile(
+    file,
+    `upstreams:
+  front: { type: pool, strategy: round-robin, members: [${urls}] }
+  exit: { type: socks5, host: ${last.host}, port: ${last.port}, via: front }
+`,
+  );
+  const map = await buildOutbounds(await loadConfig({ path: file }), { dns, log });
+  t.after(() => closeOutbounds(map));
+  const members: (string | undefined)[] = [];
+  for (let i = 0; i < 2; i++) {
+    const conn = await map.get('exit')!.connect({ host: '127.0.0.1', port: d.port }, ctx());
+    assert.equal(await readAll(conn.socket), 'hello 127.0.0.37\n');
+    members.push(conn.member);
+    conn.release?.();
+  }
+  assert.deepEqual(members, hops.map((h) => `socks5://${h.host}:${h.port}`));
+});
