@@ -183,3 +183,25 @@ test('an association with no datagrams ends after udp_idle_timeout', async (t) =
   const line = await udpLogLine(gw);
   assert.equal(line?.['error'], 'udp idle timeout');
 });
+
+test('udp.advertise replaces the address in the reply, not the port', async (t) => {
+  const gw = await startGateway({ udp: { advertise: '192.0.2.7' } });
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  assert.equal(c.relay.host, '192.0.2.7');
+  assert.notEqual(c.relay.port, 0);
+});
+
+test('a dual-stack listener gives an IPv4 client an IPv4 relay', async (t) => {
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({ listen: [{ host: '::', port: 0 }], allow_open_proxy: true });
+  t.after(() => gw.close());
+  // The client arrives as ::ffff:127.0.0.1; the relay and the source check use 127.0.0.1.
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  assert.equal(c.relay.host, '127.0.0.1');
+  c.send({ host: '127.0.0.1', port: echo.port }, 'dual');
+  assert.equal((await c.receive())?.data.toString(), 'dual');
+});
