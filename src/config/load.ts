@@ -59,7 +59,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
 
 function parseText(text: string, source: string, baseDir: string, env: NodeJS.ProcessEnv): Config {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: true });
   const locator = new SourceLocator(doc, lines, source);
   if (doc.errors.length > 0) {
     // A broken document has no reliable structure: report the syntax and stop there.
@@ -67,7 +67,7 @@ function parseText(text: string, source: string, baseDir: string, env: NodeJS.Pr
     throw new ConfigError(issues);
   }
   const interpolation = interpolateDocument(doc, text, env);
-  const raw: unknown = doc.contents === null ? {} : doc.toJS({ maxAliasCount: 1000 });
+  const raw: unknown = doc.contents === null ? {} : doc.toJS();
   const checked = [...validateSchema(raw), ...checkSemantics(raw)];
   const found = [
     ...interpolation.issues,

@@ -66,10 +66,9 @@ function checkPool(
       }
       return;
     }
-    const target = upstreams.get(member);
     if (!upstreams.has(member)) {
       out.push(problem(at('members', i), `"${member}" names no upstream and is not a socks5:// URL`));
-    } else if (target?.['type'] === 'pool') {
+    } else if (upstreams.get(member)?.['type'] === 'pool') {
       out.push(problem(at('members', i), `"${member}" is a pool; pool members must be socks5 upstreams or URLs`));
     }
   });

@@ -82,6 +82,18 @@ metrics: {}
   assert.deepEqual(c.metrics, { host: '127.0.0.1', port: 9180 });
 });
 
+test('anchors and merge keys work (shared upstream settings)', () => {
+  const c = parseConfig(
+    `upstreams:
+  a: &hop { type: socks5, host: 10.0.0.1, port: 1080, username: gw, password: pw }
+  b: { <<: *hop, host: 10.0.0.2 }
+`,
+    'cfg.yaml',
+    {},
+  );
+  assert.deepEqual(c.upstreams['b'], { type: 'socks5', host: '10.0.0.2', port: 1080, username: 'gw', password: 'pw', remote_dns: true });
+});
+
 test('the result is deeply frozen', () => {
   const c = parseConfig('rules: [{ name: r, ports: [80], action: block }]', 'cfg.yaml', {});
   assert.ok(Object.isFrozen(c));
