@@ -35,7 +35,7 @@ export class Gateway {
   readonly metrics: Metrics;
   #snapshot: Snapshot;
   readonly #servers: Server[] = [];
-  readonly #sessions = new Set<Socket>();
+  readonly #sessions = new Map<Socket, Promise<void>>();
   readonly #shutdown = new AbortController();
   #admin: HttpServer | undefined;
   #nextSid = 1;
@@ -112,8 +112,9 @@ export class Gateway {
       await this.#drained(drainMs);
     }
     this.#shutdown.abort();
-    for (const s of this.#sessions) s.destroy();
-    await Promise.all(stopped);
+    const ending = [...this.#sessions.values()];
+    for (const s of this.#sessions.keys()) s.destroy();
+    await Promise.all([...stopped, ...ending]); // every session writes its access-log line
     await closeOutbounds(this.#snapshot.outbounds);
     this.#snapshot.dns.close();
   }
@@ -151,10 +152,9 @@ export class Gateway {
       socket.destroy();
       return;
     }
-    this.#sessions.add(socket);
     this.metrics.active.inc();
     const sid = this.#nextSid++;
-    runSession(socket, sid, {
+    const session = runSession(socket, sid, {
       snapshot: () => this.#snapshot,
       metrics: this.metrics,
       log: this.log,
@@ -166,5 +166,6 @@ export class Gateway {
         this.metrics.active.dec();
         socket.destroy();
       });
+    this.#sessions.set(socket, session);
   }
 }

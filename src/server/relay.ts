@@ -28,7 +28,10 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
     remote.on('data', (c: Buffer) => (result.down += c.length));
 
     let open = 2;
-    const onClose = (): void => {
+    const onClose = (closed: Socket, other: Socket): void => {
+      // Closed without its FIN (destroyed, reset): nothing more will come from
+      // it, and nothing we hold for it can be delivered: cut the other side too.
+      if (!closed.readableEnded) other.destroy();
       if (--open > 0) return;
       client.setTimeout(0);
       remote.setTimeout(0);
@@ -42,8 +45,8 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
       client.destroy();
       remote.destroy();
     };
-    for (const s of [client, remote]) {
-      s.once('close', onClose);
+    for (const [s, other] of [[client, remote], [remote, client]] as const) {
+      s.once('close', () => onClose(s, other));
       s.on('error', (err: Error) => fail('error', err));
       // Socket timeouts count reads and writes, and every byte read on one
       // socket is written to the other: either going quiet means both are.
@@ -55,7 +58,7 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
     if (client.readableEnded) remote.end();
     if (remote.readableEnded) client.end();
     // Already-closed sockets never emit 'close' again.
-    if (client.destroyed && client.closed) onClose();
-    if (remote.destroyed && remote.closed) onClose();
+    if (client.closed) onClose(client, remote);
+    if (remote.closed) onClose(remote, client);
   });
 }

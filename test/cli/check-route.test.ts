@@ -1,0 +1,105 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from '../helpers/cli.js';
+
+async function configFile(text: string, name = 'socksgate.yaml'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-cli-'));
+  const path = join(dir, name);
+  await writeFile(path, text);
+  return path;
+}
+
+test('check accepts config.example.yaml', async () => {
+  const r = await runCli(['check', '--config', 'config.example.yaml']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /ok/);
+});
+
+test('check: a YAML syntax error names file, line and column', async () => {
+  const path = await configFile('listen:\n  - host: 127.0.0.1\n    port: [1080\nrules: []\n');
+  const r = await runCli(['check', '--config', path]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: `, 'm'));
+});
+
+test('check: a schema violation names its line', async () => {
+  const path = await configFile('listen:\n  - host: 127.0.0.1\n    port: 1080\nlimits:\n  idle_timeout: forever\n');
+  const r = await runCli(['check', '--config', path]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`${path}:5:\\d+: .*idle_timeout`));
+});
+
+test('check: an action naming no upstream names its line', async () => {
+  const path = await configFile('rules:\n  - name: r1\n    domains: [example.com]\n    action: nowhere\n');
+  const r = await runCli(['check', '--config', path]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`${path}:4:\\d+: .*nowhere`));
+});
+
+test('check: an unset environment variable is an error naming it', async () => {
+  const path = await configFile('auth:\n  users:\n    - username: a\n      password: ${SOCKSGATE_TEST_UNSET_VAR}\n');
+  const r = await runCli(['check', '--config', path], { env: { SOCKSGATE_TEST_UNSET_VAR: undefined } });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /SOCKSGATE_TEST_UNSET_VAR/);
+});
+
+test('run refuses an open proxy: non-loopback listen without auth', async () => {
+  const path = await configFile('listen:\n  - host: 0.0.0.0\n    port: 0\n');
+  const r = await runCli(['--config', path]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /allow_open_proxy/);
+});
+
+const ROUTES = `
+auth:
+  users: [{ username: alice, password: pw }]
+upstreams:
+  corp: { type: socks5, host: 127.0.0.9, port: 1080 }
+  crawl:
+    type: pool
+    strategy: sticky
+    members: ["socks5://u:secret@127.0.0.10:1080", "socks5://127.0.0.11:1080", "socks5://127.0.0.12:1080"]
+rules:
+  - { name: ads, domains: ["keyword:adserver"], action: block }
+  - { name: intranet, domains: [corp.example.com], cidrs: [10.0.0.0/8], action: corp }
+  - { name: crawler, users: [alice], action: crawl }
+  - { name: dns-over-udp, commands: [udp], ports: [53], action: block }
+`;
+
+test('route prints the rule, its index and the action', async () => {
+  const path = await configFile(ROUTES);
+  const cases: Array<[string[], RegExp]> = [
+    [['x.adserver.net', '443'], /^rule=ads index=0 action=block$/m],
+    [['wiki.corp.example.com', '80'], /^rule=intranet index=1 action=corp$/m],
+    [['10.1.2.3', '22'], /^rule=intranet index=1 action=corp$/m],
+    [['example.org', '80'], /^rule=default index=-1 action=direct$/m],
+    [['1.1.1.1', '53', '--udp'], /^rule=dns-over-udp index=3 action=block$/m],
+  ];
+  for (const [args, expected] of cases) {
+    const r = await runCli(['route', ...args, '--config', path]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, expected, args.join(' '));
+  }
+});
+
+test('route names the pool member, the same for one session key, without its password', async () => {
+  const path = await configFile(ROUTES);
+  const a = await runCli(['route', 'example.org', '443', '--user', 'alice-session-42', '--config', path]);
+  const b = await runCli(['route', 'example.org', '443', '--user', 'alice-session-42', '--config', path]);
+  assert.equal(a.code, 0, a.stderr);
+  assert.match(a.stdout, /^rule=crawler index=2 action=crawl member=socks5:\/\/\S+$/m);
+  assert.equal(a.stdout, b.stdout);
+  assert.ok(!a.stdout.includes('secret'));
+});
+
+test('hash-password prints a value that authenticates', async () => {
+  const r = await runCli(['hash-password'], { input: 'correct horse\n' });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout.trim(), /^scrypt\$/);
+  const path = await configFile(`auth:\n  users:\n    - username: carol\n      password_hash: "${r.stdout.trim()}"\n`);
+  const c = await runCli(['check', '--config', path]);
+  assert.equal(c.code, 0, c.stderr);
+});

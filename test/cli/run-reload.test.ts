@@ -1,0 +1,90 @@
+// The gateway as a user runs it: a real process, reloaded by SIGHUP and by
+// --watch, stopped by SIGTERM after draining.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import { SocksClient } from 'socks';
+import { startCliGateway } from '../helpers/cli.js';
+import { closedWithin, startEchoServer } from '../helpers/index.js';
+
+const BASE = 'listen: [{ host: 127.0.0.1, port: 0 }]\nlimits: { drain_timeout: 1s }\n';
+const BLOCK_LOOPBACK = `${BASE}rules:\n  - { name: no-loopback, cidrs: [127.0.0.0/8], action: block }\n`;
+
+async function tempConfig(text: string): Promise<string> {
+  const path = join(await mkdtemp(join(tmpdir(), 'socksgate-run-')), 'socksgate.yaml');
+  await writeFile(path, text);
+  return path;
+}
+
+async function connectVia(port: number, destPort: number): Promise<Socket> {
+  const { socket } = await SocksClient.createConnection({
+    proxy: { host: '127.0.0.1', port, type: 5 },
+    command: 'connect',
+    destination: { host: '127.0.0.1', port: destPort },
+    timeout: 3_000,
+  });
+  return socket;
+}
+
+async function echoes(s: Socket, text: string): Promise<void> {
+  s.write(text);
+  const [chunk] = (await once(s, 'data')) as [Buffer];
+  assert.equal(chunk.toString(), text);
+}
+
+test('SIGHUP applies a valid config to new requests, open ones continue; an invalid one is rejected', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const path = await tempConfig(BASE);
+  const gw = await startCliGateway(path);
+  t.after(() => gw.child.kill('SIGKILL'));
+
+  const open = await connectVia(gw.port, echo.port);
+  t.after(() => open.destroy());
+  await echoes(open, 'before');
+
+  await writeFile(path, BLOCK_LOOPBACK);
+  gw.child.kill('SIGHUP');
+  await gw.waitFor((l) => l.msg === 'configuration reloaded');
+  await echoes(open, 'still open after reload');
+  await assert.rejects(connectVia(gw.port, echo.port), /NotAllowed/);
+
+  await writeFile(path, `${BASE}rules:\n  - { name: broken, action: nowhere }\n`);
+  gw.child.kill('SIGHUP');
+  const rejected = await gw.waitFor((l) => l.msg === 'reload rejected; keeping the running configuration');
+  assert.match(JSON.stringify(rejected.errors), /socksgate\.yaml:\d+:\d+: .*nowhere/);
+  await assert.rejects(connectVia(gw.port, echo.port), /NotAllowed/, 'old rules stay');
+  await echoes(open, 'and after a rejected reload');
+});
+
+test('--watch reloads when the file changes', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const path = await tempConfig(BASE);
+  const gw = await startCliGateway(path, ['--watch']);
+  t.after(() => gw.child.kill('SIGKILL'));
+  (await connectVia(gw.port, echo.port)).destroy();
+  await writeFile(path, BLOCK_LOOPBACK);
+  await gw.waitFor((l) => l.msg === 'configuration reloaded');
+  await assert.rejects(connectVia(gw.port, echo.port), /NotAllowed/);
+});
+
+test('SIGTERM stops accepting, drains for drain_timeout, exits 0', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startCliGateway(await tempConfig(BASE));
+  t.after(() => gw.child.kill('SIGKILL'));
+  const open = await connectVia(gw.port, echo.port);
+  await echoes(open, 'hello');
+  gw.child.kill('SIGTERM');
+  await gw.waitFor((l) => l.msg === 'draining open connections');
+  await echoes(open, 'still relaying while draining');
+  await assert.rejects(connectVia(gw.port, echo.port));
+  assert.ok(await closedWithin(open, 5_000), 'cut after drain_timeout');
+  assert.equal(await gw.exited, 0);
+  assert.ok(gw.lines.some((l) => l.msg === 'stopped'));
+});
