@@ -2,8 +2,12 @@
 // Every verification does the same work whoever asks: plain passwords are compared as
 // SHA-256 digests (equal length, so timingSafeEqual leaks nothing about the length), and
 // when any user has an scrypt hash, every attempt (unknown users included) runs one scrypt.
+// Credentials that passed are remembered (as a keyed MAC, never as text) for a while, so a
+// crawler opening hundreds of connections a second pays scrypt once, not per connection;
+// a wrong password always pays the full price.
 
-import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { createHash, createHmac, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { parsePasswordHash, scryptMaxmem, type ScryptHash } from '../config/password-hash.js';
 import type { AuthConfig } from '../config/types.js';
 import { Method } from '../protocol/constants.js';
@@ -42,6 +46,10 @@ export async function hashPassword(plain: string): Promise<string> {
   return `scrypt$${NEW_HASH.N}$${NEW_HASH.r}$${NEW_HASH.p}$${salt.toString('base64')}$${hash.toString('base64')}`;
 }
 
+/** Verified credentials remembered: bounded in count and in age. */
+const VERIFIED_MAX = 10_000;
+const VERIFIED_TTL_MS = 10 * 60_000;
+
 interface Credential {
   /** SHA-256 of the plain password; a random digest nobody can match for hashed users. */
   digest: Buffer;
@@ -63,6 +71,9 @@ export function createAuthenticator(auth: AuthConfig | undefined): Authenticator
   const decoy: ScryptHash | undefined = firstHash && { ...firstHash, salt: randomBytes(16), hash: randomBytes(firstHash.hash.length) };
   const unknown: Credential = { digest: randomBytes(32) };
   const allowAnonymous = auth.allow_anonymous;
+  // A fresh key per authenticator: the remembered MACs mean nothing outside this process.
+  const macKey = randomBytes(32);
+  const verified = new LRUCache<string, true>({ max: VERIFIED_MAX, ttl: VERIFIED_TTL_MS });
 
   return {
     chooseMethod(offered) {
@@ -72,18 +83,27 @@ export function createAuthenticator(auth: AuthConfig | undefined): Authenticator
     },
     async verify(username, password) {
       const { user, sessionKey } = splitSessionUser(username);
-      const known = users.get(user);
-      const cred = known ?? unknown;
-      const secret = Buffer.from(password, 'utf8');
-      // Both comparisons always run; `&&` would skip the second and show in the timing.
-      const plainOk = timingSafeEqual(sha256(secret), cred.digest);
-      const target = cred.scrypt ?? decoy;
-      const hashOk = target ? timingSafeEqual(await scryptAsync(secret, target.salt, target.hash.length, target), target.hash) : false;
-      const ok = known !== undefined && (cred.scrypt ? hashOk : plainOk);
+      const ok = await check(user, password);
       if (!ok) return { ok: false };
       return sessionKey === undefined ? { ok: true, user } : { ok: true, user, sessionKey };
     },
   };
+
+  async function check(user: string, password: string): Promise<boolean> {
+    // Length-prefixed, so no (user, password) pair can collide with another.
+    const mac = createHmac('sha256', macKey).update(`${user.length}:${user}${password}`).digest('base64');
+    if (verified.get(mac)) return true;
+    const known = users.get(user);
+    const cred = known ?? unknown;
+    const secret = Buffer.from(password, 'utf8');
+    // Both comparisons always run; `&&` would skip the second and show in the timing.
+    const plainOk = timingSafeEqual(sha256(secret), cred.digest);
+    const target = cred.scrypt ?? decoy;
+    const hashOk = target ? timingSafeEqual(await scryptAsync(secret, target.salt, target.hash.length, target), target.hash) : false;
+    const ok = known !== undefined && (cred.scrypt ? hashOk : plainOk);
+    if (ok) verified.set(mac, true);
+    return ok;
+  }
 }
 
 function credentialOf(password: string | undefined, passwordHash: string | undefined): Credential {

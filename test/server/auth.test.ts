@@ -72,3 +72,13 @@ test('method choice: no auth, auth, and allow_anonymous', () => {
   assert.equal(anonymous.chooseMethod([0x01]), Method.NO_ACCEPTABLE);
 });
 
+
+test('a remembered credential still checks the password, and a changed config forgets it', async () => {
+  const auth = createAuthenticator(users());
+  assert.equal((await auth.verify('bob', 'bob-pw')).ok, true);
+  assert.equal((await auth.verify('bob', 'bob-pw')).ok, true, 'second time from memory');
+  assert.equal((await auth.verify('bob', 'bob-pwx')).ok, false);
+  assert.equal((await auth.verify('bob-session-7', 'bob-pw')).sessionKey, '7');
+  const changed = createAuthenticator({ users: [{ username: 'bob', password: 'new-pw' }], allow_anonymous: false });
+  assert.equal((await changed.verify('bob', 'bob-pw')).ok, false);
+});
