@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import type { Logger } from 'pino';
@@ -45,6 +46,8 @@ export class Gateway {
     this.#snapshot = snapshot;
     this.log = opts.log;
     this.metrics = opts.metrics ?? new Metrics();
+    // Every open session listens for the shutdown: thousands of listeners are expected.
+    setMaxListeners(0, this.#shutdown.signal);
     this.metrics.collect('socksgate_dns_cache', 'DNS cache counters', ['counter'], () =>
       Object.entries(this.#snapshot.dns.stats()).map(([counter, value]) => ({ labels: { counter }, value })),
     );

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { ProtocolError, Rep, toRep } from '../errors.js';
+import { GatewayError, ProtocolError, Rep, toRep } from '../errors.js';
 import type { Metrics } from '../observe/metrics.js';
 import { Cmd, Method } from '../protocol/constants.js';
 import { ServerHandshake } from '../protocol/handshake.js';
@@ -17,6 +17,10 @@ const HANDLERS: Readonly<Record<number, { cmd: 'connect' | 'bind' | 'udp'; run: 
   [Cmd.BIND]: { cmd: 'bind', run: handleBind },
   [Cmd.UDP_ASSOCIATE]: { cmd: 'udp', run: handleUdpAssociate },
 };
+
+// Abort reasons made once: abort() without one builds a DOMException per connection.
+const CLIENT_GONE = new GatewayError('GW_ERR_CLIENT_GONE', 'client closed the connection', Rep.GENERAL_FAILURE);
+const GATEWAY_STOPPED = new GatewayError('GW_ERR_STOPPED', 'gateway stopped', Rep.GENERAL_FAILURE);
 
 /** How long a refused or failed client may take to read our last bytes before it is cut off. */
 const LINGER_MS = 2_000;
@@ -46,9 +50,9 @@ export async function runSession(client: Socket, sid: number, deps: SessionDeps)
   const snapshot = deps.snapshot(); // one config for the whole request
   const hs = new ServerHandshake();
   const controller = new AbortController();
-  const onShutdown = (): void => controller.abort();
+  const onShutdown = (): void => controller.abort(GATEWAY_STOPPED);
   deps.shutdown.addEventListener('abort', onShutdown, { once: true });
-  client.once('close', () => controller.abort());
+  client.once('close', () => controller.abort(CLIENT_GONE));
   client.on('error', () => {}); // reported through 'close'; a reset client is not our failure
   client.setNoDelay(true);
 
