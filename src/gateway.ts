@@ -8,6 +8,7 @@ import type { DnsResolver } from './dns/types.js';
 import { startAdmin } from './observe/admin.js';
 import { Metrics } from './observe/metrics.js';
 import { buildOutbounds, closeOutbounds } from './outbound/build.js';
+import { collectStats } from './outbound/stats.js';
 import { compileRouter } from './router/compile.js';
 import { createAuthenticator } from './server/auth.js';
 import type { Snapshot } from './server/context.js';
@@ -48,9 +49,21 @@ export class Gateway {
     this.metrics = opts.metrics ?? new Metrics();
     // Every open session listens for the shutdown: thousands of listeners are expected.
     setMaxListeners(0, this.#shutdown.signal);
-    this.metrics.collect('socksgate_dns_cache', 'DNS cache counters', ['counter'], () =>
+    this.metrics.collect('socksgate_dns_cache', 'DNS cache counters (hits, misses, negativeHits, evictions, inflightWaits, queries)', ['counter'], () =>
       Object.entries(this.#snapshot.dns.stats()).map(([counter, value]) => ({ labels: { counter }, value })),
     );
+    const upstreamGauge = (field: 'attempts' | 'failures' | 'active' | 'healthy', help: string): void =>
+      this.metrics.collect(`socksgate_upstream_${field}`, help, ['upstream', 'pool'], () => {
+        const { upstreams, members } = collectStats(this.#snapshot.outbounds);
+        return [
+          ...upstreams.map((u) => ({ labels: { upstream: u.name, pool: '' }, value: Number(u[field]) })),
+          ...members.map((m) => ({ labels: { upstream: m.name, pool: m.pool }, value: Number(m[field]) })),
+        ];
+      });
+    upstreamGauge('attempts', 'Connection attempts through the upstream since the config was loaded');
+    upstreamGauge('failures', 'Failed connection attempts through the upstream since the config was loaded');
+    upstreamGauge('active', 'Relayed connections open through the upstream now');
+    upstreamGauge('healthy', '1 when the upstream is in rotation, 0 when ejected');
   }
 
   static async start(config: Config, opts: GatewayOptions): Promise<Gateway> {

@@ -5,6 +5,7 @@ import { ConfigError } from './errors.js';
 import { createResolver } from './dns/resolver.js';
 import { silentLogger } from './observe/logger.js';
 import { buildOutbounds, closeOutbounds } from './outbound/build.js';
+import { isPoolOutbound } from './outbound/stats.js';
 import { compileRouter } from './router/compile.js';
 import { splitSessionUser } from './server/auth.js';
 
@@ -48,7 +49,7 @@ export async function routeCommand(args: readonly string[], flags: RouteFlags): 
   if (upstream?.type === 'pool') {
     const outbounds = await buildOutbounds(config, { dns, log });
     const pool = outbounds.get(decision.action);
-    const member = pool && 'pick' in pool && typeof pool.pick === 'function' ? pool.pick(sessionKey ?? user ?? source) : undefined;
+    const member = pool && isPoolOutbound(pool) ? pool.pick(sessionKey ?? user ?? source) : undefined;
     parts.push(`member=${member ?? 'none'}`);
     await closeOutbounds(outbounds);
   }

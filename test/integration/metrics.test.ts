@@ -1,0 +1,34 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SocksClient } from 'socks';
+import { startEchoServer, startGateway } from '../helpers/index.js';
+
+test('the admin listener serves socksgate_* metrics and /healthz', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({
+    metrics: { host: '127.0.0.1', port: 0 },
+    upstreams: { spare: { type: 'socks5', host: '127.0.0.9', port: 1080 } },
+    rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }],
+  });
+  t.after(() => gw.close());
+  const { socket } = await SocksClient.createConnection({
+    proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
+    command: 'connect',
+    destination: { host: '127.0.0.1', port: echo.port },
+    timeout: 2_000,
+  });
+  socket.destroy();
+  await gw.accessLog((l) => l.rule === 'lo');
+  const admin = gw.gw.adminAddress!;
+  const health = await fetch(`http://127.0.0.1:${admin.port}/healthz`);
+  assert.equal(health.status, 200);
+  const text = await (await fetch(`http://127.0.0.1:${admin.port}/metrics`)).text();
+  assert.match(text, /^socksgate_connections_total\{command="connect",rep="0"\} 1$/m);
+  assert.match(text, /^socksgate_rule_matches_total\{rule="lo",action="direct"\} 1$/m);
+  assert.match(text, /^socksgate_handshake_seconds_count 1$/m);
+  assert.match(text, /^socksgate_connect_seconds_count\{outbound="direct"\} 1$/m);
+  assert.match(text, /^socksgate_dns_cache\{counter="hits"\} \d+$/m);
+  assert.match(text, /^socksgate_upstream_healthy\{upstream="spare",pool=""\} 1$/m);
+  assert.equal((await fetch(`http://127.0.0.1:${admin.port}/nope`)).status, 404);
+});
