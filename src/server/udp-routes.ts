@@ -101,8 +101,19 @@ export class UdpRoutes {
     }
     this.#open.add(channel);
     channel.onMessage((from, payload) => this.#opts.onAnswer(from, payload));
-    channel.onDrop?.((reason, direction) => this.#opts.onDrop(reason, direction));
+    channel.onDrop?.((reason, direction) => {
+      this.#opts.onDrop(reason, direction);
+      // The upstream ended its association: the next datagram opens a new one.
+      if (reason === 'upstream_closed') this.#forget(action, channel);
+    });
     return channel;
+  }
+
+  #forget(action: string, channel: UdpChannel): void {
+    if (!this.#open.delete(channel)) return;
+    channel.close();
+    this.#channels.delete(action);
+    for (const [key, t] of this.#decisions) if (!(t instanceof Promise) && t.kind === 'channel' && t.channel === channel) this.#decisions.delete(key);
   }
 
   close(): void {
