@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { watch } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
@@ -7,6 +6,7 @@ import { ConfigError } from './errors.js';
 import { Gateway } from './gateway.js';
 import { createLogger } from './observe/logger.js';
 import { Metrics } from './observe/metrics.js';
+import { ConfigWatcher } from './config/watch.js';
 import { routeCommand } from './route-command.js';
 import { hashPassword } from './server/auth.js';
 
@@ -61,7 +61,7 @@ async function check(path: string | undefined): Promise<number> {
   }
 }
 
-async function run(path: string | undefined, watchFile: boolean): Promise<number> {
+async function run(path: string | undefined, watchFiles: boolean): Promise<number> {
   let config: Config;
   try {
     config = await loadConfig({ path });
@@ -88,12 +88,10 @@ async function run(path: string | undefined, watchFile: boolean): Promise<number
     });
   };
   process.on('SIGHUP', () => reload('SIGHUP'));
-  if (watchFile && !config.source.startsWith('<')) {
-    let timer: NodeJS.Timeout | undefined;
-    watch(config.source, () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => reload('watch'), 200);
-    }).unref();
+  if (watchFiles && !config.source.startsWith('<')) {
+    const watcher = new ConfigWatcher(() => reload('watch'));
+    watcher.watch(config);
+    gateway.onReload = (next) => watcher.watch(next);
   }
 
   await new Promise<void>((resolve) => {

@@ -88,3 +88,24 @@ test('SIGTERM stops accepting, drains for drain_timeout, exits 0', async (t) => 
   assert.equal(await gw.exited, 0);
   assert.ok(gw.lines.some((l) => l.msg === 'stopped'));
 });
+
+test('--watch also reloads when a list file named by a rule changes', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const path = await tempConfig(`${BASE}rules:\n  - { name: listed, domains_file: blocked.txt, action: block }\n`);
+  const list = join(path, '..', 'blocked.txt');
+  await writeFile(list, '# nothing blocked yet\n');
+  const gw = await startCliGateway(path, ['--watch']);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const viaName = (): Promise<unknown> =>
+    SocksClient.createConnection({
+      proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
+      command: 'connect',
+      destination: { host: 'localhost', port: echo.port },
+      timeout: 3_000,
+    }).then(({ socket }) => socket.destroy());
+  await viaName();
+  await writeFile(list, 'localhost\n');
+  await gw.waitFor((l) => l.msg === 'configuration reloaded');
+  await assert.rejects(viaName(), /NotAllowed/);
+});

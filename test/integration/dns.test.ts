@@ -1,0 +1,47 @@
+// The gateway's DNS use end to end: curl sends names, a real UDP DNS server answers.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { curl } from '../helpers/curl.js';
+import { startDnsServer } from '../helpers/dns-server.js';
+import { startGateway, startHttpServer } from '../helpers/index.js';
+
+test('a name routed by a CIDR rule and then connected is resolved once; repeats come from the cache', async (t) => {
+  const http = await startHttpServer();
+  t.after(() => http.close());
+  const dns = await startDnsServer({ 'app.test': { A: ['127.0.0.1'], ttl: 60 } });
+  t.after(() => dns.close());
+  const gw = await startGateway({
+    dns: { servers: [`127.0.0.1:${dns.port}`], timeout: '1s' },
+    rules: [{ name: 'loopback', cidrs: ['127.0.0.0/8'], action: 'direct' }],
+    default: 'block',
+  });
+  t.after(() => gw.close());
+  for (let i = 0; i < 5; i++) {
+    const r = await curl(['--socks5-hostname', `127.0.0.1:${gw.port}`, `http://app.test:${http.port}/${i}`]);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  assert.equal(dns.queries('app.test', 'A'), 1);
+  const line = await gw.accessLog((l) => l.dest === `app.test:${http.port}`);
+  assert.equal(line?.rule, 'loopback');
+});
+
+test('NXDOMAIN and a silent server both give reply 0x04; an AAAA-only name reaches ::1', async (t) => {
+  const http6 = await startHttpServer('::1');
+  t.after(() => http6.close());
+  const dns = await startDnsServer({
+    'gone.test': { nxdomain: true },
+    'slow.test': { silent: true },
+    'six.test': { AAAA: ['::1'] },
+  });
+  t.after(() => dns.close());
+  const gw = await startGateway({ dns: { servers: [`127.0.0.1:${dns.port}`], timeout: '300ms' } });
+  t.after(() => gw.close());
+  for (const name of ['gone.test', 'slow.test']) {
+    const r = await curl(['--socks5-hostname', `127.0.0.1:${gw.port}`, `http://${name}/`]);
+    assert.equal(r.code, 97, `${name}: ${r.stderr}`);
+    assert.match(r.stderr, /\(4\)/, name);
+  }
+  const six = await curl(['--socks5-hostname', `127.0.0.1:${gw.port}`, `http://six.test:${http6.port}/v6`]);
+  assert.equal(six.code, 0, six.stderr);
+  assert.match(six.stdout, /^hello \/v6 from ::1/);
+});
