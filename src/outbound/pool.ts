@@ -8,11 +8,11 @@ import { DEFAULT_HEALTH_POLICY, MemberHealth, startHealthChecks, type HealthPoli
 import { isUpstreamFault } from './socks5-errors.js';
 import type { MemberStats, PoolOutbound } from './stats.js';
 import { createStrategy, memberHash, type Pickable } from './strategies.js';
-import type { Connection, Destination, Outbound, OutboundContext } from './types.js';
+import type { BindHandle, Connection, DatagramOutbound, Destination, Outbound, OutboundContext, UdpChannel } from './types.js';
 
 export interface PoolDeps {
   /** Built already, one per member, each named by its display name (upstream name or URL without password). */
-  members: Outbound[];
+  members: (Outbound & DatagramOutbound)[];
   log: Logger;
   /** Clock for ejection backoff (ms). */
   now?: () => number;
@@ -27,7 +27,7 @@ export class PoolExhaustedError extends GatewayError {
 }
 
 interface Member extends Pickable {
-  readonly outbound: Outbound;
+  readonly outbound: Outbound & DatagramOutbound;
   readonly health: MemberHealth;
   active: number;
   inFlight: number;
@@ -41,7 +41,7 @@ function retryable(err: unknown): boolean {
   return err instanceof UpstreamRefusedError && err.rep === Rep.GENERAL_FAILURE;
 }
 
-export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps): PoolOutbound {
+export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps): PoolOutbound & DatagramOutbound {
   const now = deps.now ?? Date.now;
   const policy = deps.policy ?? DEFAULT_HEALTH_POLICY;
   const log = deps.log;
@@ -80,26 +80,27 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     else m.health.neutral(); // the client left, local DNS, or an ambiguous 0x01
   }
 
-  function choose(key: string, tried: ReadonlySet<Member>, commit: boolean): Member | undefined {
+  function choose(key: string, tried: ReadonlySet<Member>, commit: boolean, can: (m: Member) => boolean = () => true): Member | undefined {
     const t = now();
-    return strategy.choose(members, (m) => !tried.has(m) && m.health.usable(t), key, commit);
+    return strategy.choose(members, (m) => !tried.has(m) && m.health.usable(t) && can(m), key, commit);
   }
 
-  async function connect(dest: Destination, ctx: OutboundContext): Promise<Connection> {
+  /** Runs `op` on one member after another (strategy order, never one twice) until one succeeds. */
+  async function attempt<T>(ctx: OutboundContext, op: (m: Member) => Promise<T>, can?: (m: Member) => boolean): Promise<{ m: Member; value: T }> {
     const tried = new Set<Member>();
     let last: unknown;
-    for (let attempt = 0; attempt < maxAttempts; attempt++) {
-      const m = choose(ctx.sessionKey, tried, true);
+    for (let i = 0; i < maxAttempts; i++) {
+      const m = choose(ctx.sessionKey, tried, true, can);
       if (!m) break;
       tried.add(m);
       m.attempts++;
       m.inFlight++;
       m.health.begin();
       try {
-        const conn = await m.outbound.connect(dest, ctx);
+        const value = await op(m);
         m.inFlight--;
         note(m, m.health.success());
-        return handOut(m, conn);
+        return { m, value };
       } catch (err) {
         m.inFlight--;
         m.failures++;
@@ -110,6 +111,11 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       }
     }
     throw last ?? new PoolExhaustedError(name);
+  }
+
+  async function connect(dest: Destination, ctx: OutboundContext): Promise<Connection> {
+    const { m, value } = await attempt(ctx, (x) => x.outbound.connect(dest, ctx));
+    return handOut(m, value);
   }
 
   function handOut(m: Member, conn: Connection): Connection {
@@ -145,7 +151,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     }));
   }
 
-  return {
+  const pool: PoolOutbound & DatagramOutbound = {
     name,
     connect,
     pick: (key) => choose(key, new Set(), false)?.name,
@@ -155,4 +161,14 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       await Promise.all(members.map((m) => m.outbound.close()));
     },
   };
+  // UDP and BIND go through a member that can carry them (not a chained one).
+  if (members.some((m) => m.outbound.openUdp)) {
+    pool.openUdp = async (ctx: OutboundContext): Promise<UdpChannel> =>
+      (await attempt(ctx, (m) => m.outbound.openUdp!(ctx), (m) => m.outbound.openUdp !== undefined)).value;
+  }
+  if (members.some((m) => m.outbound.bind)) {
+    pool.bind = async (dest: Destination, ctx: OutboundContext): Promise<BindHandle> =>
+      (await attempt(ctx, (m) => m.outbound.bind!(dest, ctx), (m) => m.outbound.bind !== undefined)).value;
+  }
+  return pool;
 }

@@ -10,10 +10,12 @@ import type { DnsResolver, TcpConnector } from '../dns/types.js';
 import type { Socks5UpstreamConfig } from '../config/types.js';
 import { ConnectTimeoutError, GatewayError, NameNotResolvedError, Rep } from '../errors.js';
 import { AbortedError, Deadline } from './deadline.js';
+import { openSocks5Bind } from './socks5-bind.js';
 import { fromSocksError, isUpstreamFault, UpstreamUnreachableError } from './socks5-errors.js';
+import { openSocks5Udp } from './socks5-udp.js';
 import type { UpstreamOutbound, UpstreamStats } from './stats.js';
 import type { Address } from '../protocol/types.js';
-import type { Connection, Destination, Outbound, OutboundContext } from './types.js';
+import type { BindHandle, Connection, DatagramOutbound, Destination, Outbound, OutboundContext, UdpChannel } from './types.js';
 
 export interface Socks5Deps {
   dns: DnsResolver;
@@ -30,7 +32,7 @@ const UNHEALTHY_AFTER = 3;
 
 type Phase = 'resolve' | 'dial' | 'handshake';
 
-export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, deps: Socks5Deps): UpstreamOutbound {
+export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, deps: Socks5Deps): UpstreamOutbound & DatagramOutbound {
   const connector = deps.connector ?? connectHappyEyeballs;
   const counters = { attempts: 0, failures: 0, active: 0, consecutiveFaults: 0 };
 
@@ -141,7 +143,17 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
     };
   }
 
-  return { name, connect, stats, close: async () => {} };
+  const out: UpstreamOutbound & DatagramOutbound = { name, connect, stats, close: async () => {} };
+  // UDP ASSOCIATE and BIND talk to the upstream directly: a chain cannot carry the upstream's
+  // UDP relay or its listening port, so a chained upstream answers those with 0x07.
+  if (!deps.via) {
+    const upstream = { host: cfg.host, port: cfg.port, username: cfg.username, password: cfg.password, name };
+    out.openUdp = (ctx: OutboundContext): Promise<UdpChannel> =>
+      openSocks5Udp({ ...upstream, remoteDns: cfg.remote_dns }, ctx, { connectTimeout: deps.connectTimeout, dns: deps.dns });
+    out.bind = (dest: Destination, ctx: OutboundContext): Promise<BindHandle> =>
+      openSocks5Bind(upstream, dest, ctx, { connectTimeout: deps.connectTimeout });
+  }
+  return out;
 }
 
 /**

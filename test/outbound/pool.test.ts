@@ -8,7 +8,7 @@ import { GatewayError, Rep } from '../../src/errors.js';
 import { createPoolOutbound, PoolExhaustedError } from '../../src/outbound/pool.js';
 import { createSocks5Outbound } from '../../src/outbound/socks5.js';
 import type { Outbound, OutboundContext } from '../../src/outbound/types.js';
-import { freePort, readAll, startDestination, startMicrosocks, type Destination, type RunningUpstream } from '../helpers/upstreams.js';
+import { freePort, readAll, startDante, startDestination, startMicrosocks, type Destination, type RunningUpstream } from '../helpers/upstreams.js';
 
 const silent = pino({ level: 'silent' });
 const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
@@ -195,4 +195,22 @@ test('killing a member mid-run: others take over, retries hide it, health checks
   for (let i = 0; i < 3; i++) after.add((await via(p, d)).peer);
   assert.ok(after.has('127.0.0.25'));
   assert.ok(lines.some((l) => l.msg === 'pool member re-admitted'));
+});
+
+test('UDP and BIND through a pool go to a member that can carry them', async (t) => {
+  const dante = await startDante({ host: '127.0.0.27' });
+  t.after(() => dante.close());
+  const plain = member(dante);
+  const chained = createSocks5Outbound('chained', { type: 'socks5', host: dante.host, port: dante.port, remote_dns: true }, { dns, connectTimeout: 2_000, via: plain });
+  assert.equal(chained.openUdp, undefined, 'a chain cannot carry UDP');
+  const p = createPoolOutbound('udp', pool('round-robin'), { members: [chained, plain], log: silent });
+  t.after(() => p.close());
+  assert.ok(p.openUdp && p.bind);
+  for (let i = 0; i < 2; i++) {
+    const channel = await p.openUdp(ctx());
+    channel.close();
+  }
+  assert.deepEqual(p.stats().map((s) => s.attempts), [0, 2], 'only the member that can carry UDP was tried');
+  const onlyChained = createPoolOutbound('none', pool('round-robin'), { members: [chained], log: silent });
+  assert.equal(onlyChained.openUdp, undefined);
 });
