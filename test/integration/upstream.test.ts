@@ -70,3 +70,34 @@ test('through the gateway: a pool spreads requests and the access log names the 
   assert.ok(line, 'an access-log line names the member');
   assert.ok(!JSON.stringify(gw.logs).includes('secret'), 'no password in the logs');
 });
+
+test('through the gateway: a pool member killed mid-run is retried around and comes back', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const a = await startMicrosocks({ host: '127.0.0.45' });
+  t.after(() => a.close());
+  const b = await startMicrosocks({ host: '127.0.0.46' });
+  t.after(() => b.close());
+  const gw = await startGateway({
+    upstreams: {
+      crawl: {
+        type: 'pool',
+        strategy: 'round-robin',
+        members: [`socks5://${a.host}:${a.port}`, `socks5://${b.host}:${b.port}`],
+        health_check: { interval: '100ms', timeout: '1s', target: `127.0.0.1:${dest.port}` },
+      },
+    },
+    default: 'crawl',
+  });
+  t.after(() => gw.close());
+  await b.close();
+  for (let i = 0; i < 8; i++) assert.equal(await through(gw.port, dest.port), 'hello 127.0.0.45', `request ${i}`);
+  const back = await startMicrosocks({ host: b.host, port: b.port });
+  t.after(() => back.close());
+  let returned = false;
+  for (let i = 0; i < 100 && !returned; i++) {
+    returned = (await through(gw.port, dest.port)) === 'hello 127.0.0.46';
+    if (!returned) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(returned, 'the member is used again once its health check passes');
+});
