@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { pino } from 'pino';
+import { SocksClient, type SocksRemoteHost } from 'socks';
 import { openSocks5Bind } from '../../src/outbound/socks5-bind.js';
+import { startGateway } from '../helpers/index.js';
 import { startDante } from '../helpers/upstreams.js';
 
 const ctx = () => ({ signal: new AbortController().signal, log: pino({ level: 'silent' }), sessionKey: 't' });
@@ -35,4 +37,31 @@ test('closing a Dante BIND before a peer rejects accepted()', async (t) => {
   const waiting = handle.accepted();
   handle.close();
   await assert.rejects(waiting);
+});
+
+test('BIND routed to a Dante upstream: both replies come from Dante and bytes flow', async (t) => {
+  const dante = await startDante({ host: '127.0.0.9' });
+  t.after(() => dante.close());
+  const gw = await startGateway({
+    upstreams: { dante: { type: 'socks5', host: dante.host, port: dante.port } },
+    rules: [{ name: 'bind-out', commands: ['bind'], action: 'dante' }],
+  });
+  t.after(() => gw.close());
+  const client = new SocksClient({ proxy: { host: '127.0.0.1', port: gw.port, type: 5 }, command: 'bind', destination: { host: '127.0.0.1', port: 0 }, timeout: 5_000 });
+  const first = once(client, 'bound') as Promise<[{ remoteHost?: SocksRemoteHost }]>;
+  const established = once(client, 'established') as Promise<[{ socket: Socket; remoteHost?: SocksRemoteHost }]>;
+  established.catch(() => {});
+  client.connect(); // an 'error' event rejects both
+  const [bound] = await first;
+  assert.equal(bound.remoteHost?.host, '127.0.0.9');
+  const peer = connect({ host: '127.0.0.9', port: bound.remoteHost!.port, localAddress: '127.0.0.1' });
+  peer.on('error', () => {});
+  t.after(() => peer.destroy());
+  await once(peer, 'connect');
+  const [{ socket, remoteHost }] = await established;
+  t.after(() => socket.destroy());
+  assert.equal(remoteHost?.port, peer.localPort);
+  socket.write('to peer');
+  const [chunk] = (await once(peer, 'data')) as [Buffer];
+  assert.equal(chunk.toString(), 'to peer');
 });

@@ -6,7 +6,8 @@ import { pino } from 'pino';
 import { openSocks5Udp } from '../../src/outbound/socks5-udp.js';
 import type { Destination } from '../../src/outbound/types.js';
 import { freePort, startDante } from '../helpers/upstreams.js';
-import { startUdpEchoServer } from '../helpers/udp.js';
+import { startGateway } from '../helpers/index.js';
+import { socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
 
 const ctx = (signal = new AbortController().signal) => ({ signal, log: pino({ level: 'silent' }), sessionKey: 't' });
 
@@ -55,4 +56,51 @@ test('an upstream that refuses the ASSOCIATE gives its REP back', async (t) => {
   t.after(() => server.close());
   const { port } = server.address() as { port: number };
   await assert.rejects(openSocks5Udp({ host: '127.0.0.1', port }, ctx(), { connectTimeout: 2_000 }), (err: { rep: number }) => err.rep === 0x07);
+});
+
+test('UDP routed to a Dante upstream: the echo server sees Dante\'s address', async (t) => {
+  const dante = await startDante({ host: '127.0.0.5' });
+  t.after(() => dante.close());
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({
+    upstreams: { dante: { type: 'socks5', host: dante.host, port: dante.port } },
+    rules: [{ name: 'udp-out', commands: ['udp'], action: 'dante' }],
+  });
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  for (let i = 0; i < 3; i++) {
+    c.send({ host: '127.0.0.1', port: echo.port }, `hop${i}`);
+    const a = await c.receive();
+    assert.equal(a?.data.toString(), `hop${i}`);
+    assert.deepEqual([a?.host, a?.port], ['127.0.0.1', echo.port]);
+  }
+  assert.equal(echo.peers.length, 3);
+  for (const p of echo.peers) assert.match(p, /^127\.0\.0\.5:/);
+});
+
+test('when the upstream ends its association, a later datagram opens a new one', async (t) => {
+  const first = await startDante({ host: '127.0.0.5' });
+  t.after(() => first.close());
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({
+    upstreams: { dante: { type: 'socks5', host: first.host, port: first.port } },
+    rules: [{ name: 'udp-out', commands: ['udp'], action: 'dante' }],
+  });
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  c.send({ host: '127.0.0.1', port: echo.port }, 'before');
+  assert.equal((await c.receive())?.data.toString(), 'before');
+  await first.close();
+  const second = await startDante({ host: first.host, port: first.port });
+  t.after(() => second.close());
+  let answer: string | undefined;
+  for (let i = 0; i < 5 && answer === undefined; i++) {
+    c.send({ host: '127.0.0.1', port: echo.port }, 'after');
+    answer = (await c.receive(500))?.data.toString();
+  }
+  assert.equal(answer, 'after');
 });
