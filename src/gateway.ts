@@ -24,7 +24,7 @@ async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot): 
   const sameDns = previous && JSON.stringify(previous.config.dns) === JSON.stringify(config.dns);
   const dns: DnsResolver = sameDns ? previous.dns : createResolver(config.dns, { log });
   const router = await compileRouter(config, { dns });
-  const outbounds = await buildOutbounds(config, { dns, log });
+  const outbounds = await buildOutbounds(config, { dns, log, previous: previous?.outbounds });
   return Object.freeze({ config, router, outbounds, auth: createAuthenticator(config.auth), dns });
 }
 

@@ -12,11 +12,14 @@ import { createDirectOutbound } from './direct.js';
 import { looksLikeUrl, parseMemberUrl, parseMembersFile, redact } from './member-url.js';
 import { createPoolOutbound } from './pool.js';
 import { createSocks5Outbound } from './socks5.js';
+import { isPoolOutbound } from './stats.js';
 import type { Outbound } from './types.js';
 
 export interface BuildDeps {
   dns: DnsResolver;
   log: Logger;
+  /** The outbounds of the config being replaced: pools take over their members' health. */
+  previous?: ReadonlyMap<string, Outbound>;
 }
 
 export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<Map<string, Outbound>> {
@@ -65,7 +68,9 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
       // The same URL twice is one member: sticky hashing needs distinct names.
       if (!members.has(parsed.display)) members.set(parsed.display, socks5(parsed.display, parsed.config, undefined));
     }
-    return createPoolOutbound(name, cfg, { members: [...members.values()], log: deps.log.child({ pool: name }) });
+    const before = deps.previous?.get(name);
+    const inherit = before && isPoolOutbound(before) ? (member: string) => before.healthOf(member) : undefined;
+    return createPoolOutbound(name, cfg, { members: [...members.values()], log: deps.log.child({ pool: name }), inherit });
   }
 
   for (const name of Object.keys(config.upstreams)) await build(name);

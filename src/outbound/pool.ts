@@ -17,6 +17,8 @@ export interface PoolDeps {
   /** Clock for ejection backoff (ms). */
   now?: () => number;
   policy?: HealthPolicy;
+  /** Health a member had in the pool this one replaces (a reload), by member name. */
+  inherit?: (member: string) => MemberHealth | undefined;
 }
 
 /** No member could even be tried: all ejected (and none due for a trial), or the pool is empty. */
@@ -51,7 +53,8 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     name: outbound.name,
     hash: memberHash(outbound.name),
     outbound,
-    health: new MemberHealth(policy),
+    // A reload keeps what the old pool learnt: a dead member stays ejected, its backoff running.
+    health: deps.inherit?.(outbound.name) ?? new MemberHealth(policy),
     active: 0,
     inFlight: 0,
     attempts: 0,
@@ -156,6 +159,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     connect,
     pick: (key) => choose(key, new Set(), false)?.name,
     stats,
+    healthOf: (member) => members.find((m) => m.name === member)?.health,
     async close() {
       checks?.stop();
       await Promise.all(members.map((m) => m.outbound.close()));

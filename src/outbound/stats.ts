@@ -1,5 +1,6 @@
 // Per-upstream counters for metrics: read with `stats()`, never reset.
 
+import type { MemberHealth } from './health.js';
 import type { Outbound } from './types.js';
 
 export interface UpstreamStats {
@@ -29,6 +30,8 @@ export interface PoolOutbound extends Outbound {
   /** The member that would be chosen now for `sessionKey` (no side effects); undefined when none is usable. */
   pick(sessionKey: string): string | undefined;
   stats(): MemberStats[];
+  /** The health record of one member, for the pool that replaces this one on reload. */
+  healthOf(member: string): MemberHealth | undefined;
 }
 
 export function isPoolOutbound(o: Outbound): o is PoolOutbound {

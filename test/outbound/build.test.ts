@@ -11,7 +11,7 @@ import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
 import { parseMemberUrl, parseMembersFile, redact } from '../../src/outbound/member-url.js';
 import { collectStats, isPoolOutbound } from '../../src/outbound/stats.js';
 import type { OutboundContext } from '../../src/outbound/types.js';
-import { readAll, startDante, startDestination, startMicrosocks } from '../helpers/upstreams.js';
+import { freePort, readAll, startDante, startDestination, startMicrosocks } from '../helpers/upstreams.js';
 
 const log = pino({ level: 'silent' });
 const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
@@ -134,4 +134,36 @@ test('a pool can be a hop: an upstream reached through whichever member the pool
     conn.release?.();
   }
   assert.deepEqual(members, hops.map((h) => `socks5://${h.host}:${h.port}`));
+});
+
+test('a reload keeps what the pool learnt: an ejected member stays ejected in the new pool', async (t) => {
+  const live = await startMicrosocks({ host: '127.0.0.21' });
+  t.after(() => live.close());
+  const d = await startDestination();
+  t.after(() => d.close());
+  const deadPort = await freePort('127.0.0.22');
+  const dir = await tempDir(t);
+  const file = join(dir, 'socksgate.yaml');
+  const members = `["socks5://127.0.0.21:${live.port}", "socks5://127.0.0.22:${deadPort}"]`;
+  await writeFile(file, `upstreams:\n  crawl: { type: pool, strategy: round-robin, members: ${members} }\n`);
+  const config = await loadConfig({ path: file });
+  const first = await buildOutbounds(config, { dns, log });
+  t.after(() => closeOutbounds(first));
+  const pool = first.get('crawl')!;
+  // Round-robin meets the dead member every other request; retries hide it, faults count.
+  for (let i = 0; i < 6; i++) {
+    const conn = await pool.connect({ host: '127.0.0.1', port: d.port }, ctx());
+    conn.socket.destroy();
+    conn.release?.();
+  }
+  const health = (outbounds: ReadonlyMap<string, unknown>): Record<string, boolean> =>
+    Object.fromEntries(collectStats(outbounds as Map<string, never>).members.map((m) => [m.name, m.healthy]));
+  assert.deepEqual(health(first), { [`socks5://127.0.0.21:${live.port}`]: true, [`socks5://127.0.0.22:${deadPort}`]: false });
+
+  const second = await buildOutbounds(config, { dns, log, previous: first });
+  t.after(() => closeOutbounds(second));
+  assert.deepEqual(health(second), health(first));
+  const fresh = await buildOutbounds(config, { dns, log });
+  t.after(() => closeOutbounds(fresh));
+  assert.ok(Object.values(health(fresh)).every(Boolean), 'without a previous map every member starts healthy');
 });
