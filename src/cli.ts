@@ -73,6 +73,7 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   const log = createLogger(config.log);
   const gateway = await Gateway.start(config, { log, metrics: new Metrics({ defaults: true }) });
 
+  const watcher = watchFiles && !config.source.startsWith('<') ? new ConfigWatcher(() => reload('watch')) : undefined;
   let reloading = Promise.resolve();
   const reload = (why: string): void => {
     reloading = reloading.then(async () => {
@@ -85,14 +86,13 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
         const errors = err instanceof ConfigError ? err.issues : [String(err)];
         log.error({ errors, trigger: why }, 'reload rejected; keeping the running configuration');
       }
+      // Re-armed after every attempt: a file replaced by rename (editors, Kubernetes
+      // ConfigMaps swapping a symlink) is a new file, and a fix must be seen after a bad edit.
+      watcher?.watch(gateway.config);
     });
   };
   process.on('SIGHUP', () => reload('SIGHUP'));
-  if (watchFiles && !config.source.startsWith('<')) {
-    const watcher = new ConfigWatcher(() => reload('watch'));
-    watcher.watch(config);
-    gateway.onReload = (next) => watcher.watch(next);
-  }
+  watcher?.watch(config);
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {

@@ -41,8 +41,7 @@ export class Gateway {
   readonly #shutdown = new AbortController();
   #admin: HttpServer | undefined;
   #nextSid = 1;
-  /** Called after each successful reload with the new config (the CLI re-arms --watch). */
-  onReload: ((config: Config) => void) | undefined;
+
   #closing: Promise<void> | undefined;
 
   private constructor(snapshot: Snapshot, opts: GatewayOptions) {
@@ -113,7 +112,6 @@ export class Gateway {
     // Old outbounds stop their health checks; connections they opened live on.
     await closeOutbounds(previous.outbounds);
     this.log.info({ config: config.source }, 'configuration reloaded');
-    this.onReload?.(config);
   }
 
   /** Stops accepting, lets open sessions finish for up to `drainMs`, then cuts the rest. */

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
@@ -61,14 +61,20 @@ test('SIGHUP applies a valid config to new requests, open ones continue; an inva
   await echoes(open, 'and after a rejected reload');
 });
 
-test('--watch reloads when the file changes', async (t) => {
+test('--watch reloads when the file changes, after a bad edit too, and across a rename', async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());
   const path = await tempConfig(BASE);
   const gw = await startCliGateway(path, ['--watch']);
   t.after(() => gw.child.kill('SIGKILL'));
   (await connectVia(gw.port, echo.port)).destroy();
-  await writeFile(path, BLOCK_LOOPBACK);
+  // A bad edit first: rejected, and the watch goes on.
+  await writeFile(path, `${BASE}rules: [oops\n`);
+  await gw.waitFor((l) => l.msg === 'reload rejected; keeping the running configuration');
+  (await connectVia(gw.port, echo.port)).destroy();
+  // Then the fix arrives the way editors and ConfigMaps write: a new file renamed over the old.
+  await writeFile(`${path}.new`, BLOCK_LOOPBACK);
+  await rename(`${path}.new`, path);
   await gw.waitFor((l) => l.msg === 'configuration reloaded');
   await assert.rejects(connectVia(gw.port, echo.port), /NotAllowed/);
 });
