@@ -9,6 +9,7 @@ export class ChunkReader {
   readonly #socket: Socket;
   #queued: Buffer | null = null;
   #ended = false;
+  #detached = false;
   #waiter: ((chunk: Buffer | null) => void) | null = null;
 
   constructor(socket: Socket) {
@@ -32,7 +33,10 @@ export class ChunkReader {
     });
   }
 
+  /** Idempotent: only the first call pauses the socket and hands back a queued chunk. */
   detach(): void {
+    if (this.#detached) return;
+    this.#detached = true;
     this.#socket.pause();
     this.#socket.off('data', this.#onData);
     this.#socket.off('end', this.#onEnd);

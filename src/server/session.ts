@@ -62,8 +62,8 @@ export async function runSession(client: Socket, sid: number, deps: SessionDeps)
     client.destroy();
   }, snapshot.config.limits.handshake_timeout);
 
+  const reader = new ChunkReader(client);
   try {
-    const reader = new ChunkReader(client);
     const request = await readRequest(client, hs, reader, snapshot, record);
     clearTimeout(handshakeTimer);
     reader.detach();
@@ -89,6 +89,7 @@ export async function runSession(client: Socket, sid: number, deps: SessionDeps)
       record,
     });
   } catch (err) {
+    reader.detach(); // a failed handshake must not keep pausing what closeClient drains
     fail(client, hs, err, record);
   } finally {
     clearTimeout(handshakeTimer);
