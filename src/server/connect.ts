@@ -8,9 +8,15 @@ export async function handleConnect(ctx: CommandContext): Promise<void> {
   const { client, hs, record, snapshot } = ctx;
   const { decision, outbound } = await route(ctx, 'connect');
   const started = performance.now();
-  const conn = await outbound
-    .connect(ctx.dest, { signal: ctx.signal, log: ctx.log, sessionKey: ctx.sessionKey, resolved: decision.resolved })
-    .finally(() => ctx.metrics.connectSeconds.observe({ outbound: outbound.name }, (performance.now() - started) / 1000));
+  let conn;
+  try {
+    conn = await outbound.connect(ctx.dest, { signal: ctx.signal, log: ctx.log, sessionKey: ctx.sessionKey, resolved: decision.resolved });
+  } catch (err) {
+    ctx.metrics.outboundRequests.inc({ outbound: outbound.name, result: 'fail' });
+    throw err;
+  } finally {
+    ctx.metrics.connectSeconds.observe({ outbound: outbound.name }, (performance.now() - started) / 1000);
+  }
   ctx.metrics.outboundRequests.inc({ outbound: outbound.name, result: 'ok' });
   if (conn.member) record.member = conn.member;
   try {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SocksClient } from 'socks';
-import { startEchoServer, startGateway } from '../helpers/index.js';
+import { closedPort, startEchoServer, startGateway } from '../helpers/index.js';
 
 test('the admin listener serves socksgate_* metrics and /healthz', async (t) => {
   const echo = await startEchoServer();
@@ -30,5 +30,24 @@ test('the admin listener serves socksgate_* metrics and /healthz', async (t) => 
   assert.match(text, /^socksgate_connect_seconds_count\{outbound="direct"\} 1$/m);
   assert.match(text, /^socksgate_dns_cache\{counter="hits"\} \d+$/m);
   assert.match(text, /^socksgate_upstream_healthy\{upstream="spare",pool=""\} 1$/m);
+  assert.match(text, /^socksgate_outbound_requests_total\{outbound="direct",result="ok"\} 1$/m);
   assert.equal((await fetch(`http://127.0.0.1:${admin.port}/nope`)).status, 404);
+});
+
+test('a failed outbound connect is counted as such', async (t) => {
+  const gw = await startGateway({ metrics: { host: '127.0.0.1', port: 0 } });
+  t.after(() => gw.close());
+  const port = await closedPort();
+  await assert.rejects(
+    SocksClient.createConnection({
+      proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
+      command: 'connect',
+      destination: { host: '127.0.0.1', port },
+      timeout: 2_000,
+    }),
+  );
+  await gw.accessLog((l) => l.rep === 5);
+  const text = await (await fetch(`http://127.0.0.1:${gw.gw.adminAddress!.port}/metrics`)).text();
+  assert.match(text, /^socksgate_outbound_requests_total\{outbound="direct",result="fail"\} 1$/m);
+  assert.match(text, /^socksgate_connections_total\{command="connect",rep="5"\} 1$/m);
 });
