@@ -108,7 +108,8 @@ export class Gateway {
     if (JSON.stringify(previous.config.listen) !== JSON.stringify(config.listen)) {
       this.log.warn('listen addresses changed: they apply after a restart');
     }
-    if (previous.dns !== next.dns) previous.dns.close();
+    // The old resolver is not closed: sessions still on the old snapshot may be waiting on
+    // its queries. It holds no timers or sockets once those settle, and goes with the snapshot.
     // Old outbounds stop their health checks; connections they opened live on.
     await closeOutbounds(previous.outbounds);
     this.log.info({ config: config.source }, 'configuration reloaded');
