@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import { parseConfig } from '../src/config/load.js';
 import { Gateway } from '../src/gateway.js';
 import { silentLogger } from '../src/observe/logger.js';
+import { startDnsServer, type DnsRecord } from '../test/helpers/dns-server.js';
 import { closeServer, directConnect, echoServer, fmt, listen, minimalRelay, sinkServer, socksConnect, type Connector } from './lib.js';
 
 const TOTAL = 512 * 1024 * 1024; // bytes per throughput run, split over the streams
@@ -76,5 +77,25 @@ export async function run(): Promise<void> {
     console.log(`  ${name.padEnd(14)} ${fmt(r[0]!).padStart(8)} | ${fmt(r[1]!).padStart(8)} | ${fmt(r[2]!, 0).padStart(7)}   (× minimal relay: ${ratio})`);
   }
   await gw.close(0);
+  await domainConnects(echoPort);
   await Promise.all([closeServer(sink), closeServer(echo), closeServer(relay)]);
+}
+
+/** CONNECT by name through the gateway, names answered by a local UDP DNS server: warm cache vs a new name each time. */
+async function domainConnects(echoPort: number): Promise<void> {
+  const records: Record<string, DnsRecord> = { 'warm.bench': { A: ['127.0.0.1'], ttl: 3600 } };
+  for (let i = 0; i < CPS_CONNECTIONS; i++) records[`n${i}.bench`] = { A: ['127.0.0.1'], ttl: 3600 };
+  const dns = await startDnsServer(records);
+  const yaml = `listen: [{host: 127.0.0.1, port: 0}]\ndns: {servers: ["127.0.0.1:${dns.port}"]}\n`;
+  const gw = await Gateway.start(parseConfig(yaml, '<bench>', {}), { log: silentLogger() });
+  const port = gw.addresses[0]!.port;
+  const byName = (name: (i: number) => string): Connector => {
+    let i = 0;
+    return (proxyPort, destPort) => socksConnect(proxyPort, destPort, name(i++));
+  };
+  const warm = await connectionsPerSecond(byName(() => 'warm.bench'), port, echoPort);
+  const cold = await connectionsPerSecond(byName((i) => `n${i}.bench`), port, echoPort);
+  console.log(`e2e: CONNECT by name through the gateway: ${fmt(warm, 0)} conn/s warm cache, ${fmt(cold, 0)} conn/s cold (A+AAAA query each)`);
+  await gw.close(0);
+  await dns.close();
 }

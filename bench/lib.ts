@@ -1,7 +1,7 @@
 // Shared benchmark pieces: servers, a minimal SOCKS5 client and a minimal Node relay to compare with.
 import { once } from 'node:events';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
-import { encodeGreeting, encodeRequest } from '../src/protocol/messages.js';
+import { decodeReply, encodeGreeting, encodeRequest, NEED_DATA } from '../src/protocol/messages.js';
 import { Cmd } from '../src/protocol/constants.js';
 
 export async function listen(server: Server, host = '127.0.0.1'): Promise<number> {
@@ -60,14 +60,17 @@ export async function socksConnect(proxyPort: number, destPort: number, destHost
   s.setNoDelay(true);
   await once(s, 'connect');
   s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.CONNECT, { host: destHost, port: destPort })]));
+  // Method selection (2 bytes), then a reply whose length depends on its address type.
   let got = Buffer.alloc(0);
-  while (got.length < 12) {
+  let reply: ReturnType<typeof decodeReply> = NEED_DATA;
+  while (got.length < 2 || (reply = decodeReply(got.subarray(2))) === NEED_DATA) {
     const [chunk] = (await once(s, 'data')) as [Buffer];
     got = Buffer.concat([got, chunk]);
   }
-  if (got[3] !== 0) throw new Error(`reply ${got[3]}`);
+  if (reply.value.rep !== 0) throw new Error(`reply ${reply.value.rep}`);
   s.pause();
-  if (got.length > 12) s.unshift(got.subarray(12));
+  const rest = got.subarray(2 + reply.size);
+  if (rest.length > 0) s.unshift(rest);
   return s;
 }
 
