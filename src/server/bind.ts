@@ -19,8 +19,15 @@ export async function handleBind(ctx: CommandContext): Promise<void> {
     if (client.destroyed) return;
     client.write(hs.reply(Rep.SUCCEEDED, handle.listening));
     record.rep = Rep.SUCCEEDED;
-    const got = await waitForPeer(handle, ctx.signal, snapshot.config.limits.bind_timeout);
-    if (got === 'aborted' || client.destroyed) return;
+    const left = new AbortController();
+    const watch = watchClient(client, () => left.abort());
+    const got = await waitForPeer(handle, [ctx.signal, left.signal], snapshot.config.limits.bind_timeout);
+    const early = Buffer.concat([hs.remainder(), watch.stop()]);
+    if (got === 'aborted' || client.destroyed) {
+      if (typeof got === 'object' && !(got instanceof Error)) got.socket.destroy(); // a peer nobody will read
+      if (left.signal.aborted) record.error = 'client left before the peer connected';
+      return;
+    }
     if (got === 'timeout' || got instanceof Error) {
       record.rep = got === 'timeout' ? Rep.TTL_EXPIRED : toRep(got);
       record.error = got === 'timeout' ? 'bind timeout' : got.message;
@@ -28,7 +35,7 @@ export async function handleBind(ctx: CommandContext): Promise<void> {
       return;
     }
     client.write(hs.reply(Rep.SUCCEEDED, got.peer));
-    const early = hs.remainder();
+    // Bytes pipelined behind the request or sent while waiting go to the peer first.
     if (early.length > 0) client.unshift(early);
     const result = await relay(client, got.socket, { idleTimeout: snapshot.config.limits.idle_timeout });
     record.up = result.up;
@@ -50,24 +57,53 @@ async function open(ctx: CommandContext, action: string, outbound: Outbound): Pr
 
 type Waited = { socket: Socket; peer: Destination } | 'timeout' | 'aborted' | Error;
 
-function waitForPeer(handle: BindHandle, signal: AbortSignal, ms: number): Promise<Waited> {
+/** Bytes a client may send before its peer arrives; beyond this it is not read until then. */
+const MAX_EARLY_BYTES = 64 * 1024;
+
+/**
+ * Reads the client while it waits for its peer: a paused socket notices neither a FIN nor,
+ * once bytes are queued, a reset, and the listener would stay open until bind_timeout.
+ * What it sends meanwhile is kept (bounded) for the peer.
+ */
+function watchClient(client: Socket, onLeave: () => void): { stop(): Buffer } {
+  const early: Buffer[] = [];
+  let size = 0;
+  const onData = (chunk: Buffer): void => {
+    early.push(chunk);
+    size += chunk.length;
+    if (size >= MAX_EARLY_BYTES) client.pause();
+  };
+  client.on('data', onData);
+  client.once('end', onLeave);
+  client.resume();
+  return {
+    stop(): Buffer {
+      client.pause();
+      client.off('data', onData);
+      client.off('end', onLeave);
+      return Buffer.concat(early);
+    },
+  };
+}
+
+function waitForPeer(handle: BindHandle, signals: AbortSignal[], ms: number): Promise<Waited> {
   return new Promise((resolve) => {
     let finished = false;
     const finish = (v: Waited): void => {
       if (finished) return;
       finished = true;
       clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
+      for (const s of signals) s.removeEventListener('abort', onAbort);
       resolve(v);
     };
     const onAbort = (): void => finish('aborted');
     const timer = setTimeout(() => finish('timeout'), ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-    if (signal.aborted) onAbort();
+    for (const s of signals) s.addEventListener('abort', onAbort, { once: true });
+    if (signals.some((s) => s.aborted)) onAbort();
     handle.accepted().then(
       (peer) => {
         // A peer that arrives after we gave up is not ours to keep.
-        if (finished || signal.aborted) peer.socket.destroy();
+        if (finished || signals.some((s) => s.aborted)) peer.socket.destroy();
         finish(peer);
       },
       (err: unknown) => finish(err instanceof Error ? err : new Error(String(err))),

@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { Cmd } from '../../src/protocol/constants.js';
+import { decodeReply, encodeGreeting, encodeRequest, NEED_DATA } from '../../src/protocol/messages.js';
+import { rawClient, readBytes, startGateway } from '../helpers/index.js';
+
+async function readReply(s: Socket): Promise<{ rep: number; bound: { host: string; port: number } } | undefined> {
+  const r = decodeReply(await readBytes(s, 10));
+  return r === NEED_DATA ? undefined : r.value;
+}
+
+/** True when nothing accepts on `port` (ECONNREFUSED). */
+function refused(port: number): Promise<boolean> {
+  const s = connect({ host: '127.0.0.1', port });
+  return new Promise((resolve) => {
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED'));
+  });
+}
+
+for (const [how, extra] of [['end', 0], ['reset', 0], ['end', 8 * 1024], ['reset', 8 * 1024]] as const) {
+  test(`BIND: a client that leaves (${how}, after ${extra} early bytes) while waiting for the peer frees the listener and logs at once`, async (t) => {
+    const gw = await startGateway({ limits: { bind_timeout: '20s' } });
+    t.after(() => gw.close());
+    const s = await rawClient(gw.port);
+    t.after(() => s.destroy());
+    s.on('error', () => {});
+    s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.BIND, { host: '0.0.0.0', port: 0 })]));
+    await readBytes(s, 2);
+    const first = await readReply(s);
+    assert.equal(first?.rep, 0);
+    if (extra > 0) await new Promise<void>((resolve) => s.write(Buffer.alloc(extra), () => resolve()));
+    if (how === 'end') s.end();
+    else s.resetAndDestroy();
+    const line = await gw.accessLog((l) => l['cmd'] === 'bind', 2_000);
+    assert.ok(line, 'the session ended without waiting for bind_timeout');
+    assert.ok(await refused(first!.bound.port), 'the listener is closed');
+  });
+}
+
+test('BIND: bytes the client sends while waiting reach the peer first, in order', async (t) => {
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const s = await rawClient(gw.port);
+  t.after(() => s.destroy());
+  s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.BIND, { host: '0.0.0.0', port: 0 }), Buffer.from('a')]));
+  await readBytes(s, 2);
+  const first = await readReply(s);
+  assert.equal(first?.rep, 0);
+  s.write('b');
+  await new Promise((r) => setTimeout(r, 50));
+  s.write('c');
+  const peer = connect({ host: '127.0.0.1', port: first!.bound.port });
+  t.after(() => peer.destroy());
+  const second = await readReply(s);
+  assert.equal(second?.rep, 0);
+  assert.equal((await readBytes(peer, 3)).toString(), 'abc');
+  s.write('d');
+  assert.equal((await readBytes(peer, 1)).toString(), 'd');
+});
