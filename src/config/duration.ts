@@ -3,6 +3,9 @@
 
 export const DURATION_PATTERN = '^\\d+(ms|s|m|h)$';
 
+/** The longest wait a Node.js timer can arm (2^31-1 ms, 24.8 days); beyond it one fires after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
 const DURATION_RE = /^(\d+)(ms|s|m|h)$/;
 

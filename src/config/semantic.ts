@@ -2,7 +2,7 @@
 // the open-proxy safety rule. Upstream/rule cross-references live in semantic-routing.ts.
 
 import { isIP } from 'node:net';
-import { parseDuration } from './duration.js';
+import { DURATION_PATTERN, MAX_TIMER_MS, parseDuration } from './duration.js';
 import { isLoopback, parseHostPort } from './net.js';
 import { parsePasswordHash } from './password-hash.js';
 import { problem, type ConfigPath, type Issue } from './positions.js';
@@ -18,6 +18,7 @@ export function checkSemantics(raw: unknown): Issue[] {
   checkOpenProxy(root, out);
   checkAuth(root, out);
   checkDns(root, out);
+  checkDurations(root, out);
   checkIpField(obj(root['udp'])?.['advertise'], ['udp', 'advertise'], out);
   checkIpField(obj(root['metrics'])?.['host'], ['metrics', 'host'], out);
   checkRouting(root, out);
@@ -114,4 +115,46 @@ function checkDns(root: Obj, out: Issue[]): void {
 
 function durationOrNaN(text: string): number {
   return parseDuration(text) ?? Number.NaN;
+}
+
+/**
+ * Durations that arm a timer: over MAX_TIMER_MS Node fires them after 1 ms, and a 0 fires
+ * them at once (a handshake that can never finish, a health check loop). `idle` ones read
+ * 0 as "off"; the DNS TTLs are only compared with the clock, so any length will do.
+ */
+const TIMER_DURATIONS: readonly (readonly [section: string, keys: readonly string[], zero: 'off' | 'refused'])[] = [
+  ['limits', ['handshake_timeout', 'connect_timeout', 'bind_timeout'], 'refused'],
+  ['limits', ['idle_timeout', 'udp_idle_timeout', 'drain_timeout'], 'off'],
+  ['dns', ['timeout'], 'refused'],
+];
+const HEALTH_DURATIONS = ['interval', 'timeout'] as const;
+const DNS_TTLS = ['min_ttl', 'max_ttl', 'negative_ttl'] as const;
+const MAX_TIMER_TEXT = `${Math.floor(MAX_TIMER_MS / 3_600_000)}h`;
+
+function checkDurations(root: Obj, out: Issue[]): void {
+  for (const [section, keys, zero] of TIMER_DURATIONS) {
+    for (const key of keys) checkTimer(obj(root[section])?.[key], [section, key], zero, out);
+  }
+  for (const [name, u] of entries(root['upstreams'])) {
+    const hc = obj(obj(u)?.['health_check']);
+    for (const key of HEALTH_DURATIONS) checkTimer(hc?.[key], ['upstreams', name, 'health_check', key], 'refused', out);
+  }
+  for (const key of DNS_TTLS) {
+    const text = durationText(obj(root['dns'])?.[key]);
+    if (text !== undefined && parseDuration(text) === undefined) out.push(problem(['dns', key], `${text} is too long`));
+  }
+}
+
+function checkTimer(value: unknown, path: ConfigPath, zero: 'off' | 'refused', out: Issue[]): void {
+  const text = durationText(value);
+  if (text === undefined) return;
+  const ms = parseDuration(text) ?? Infinity;
+  if (ms > MAX_TIMER_MS) out.push(problem(path, `${text} is too long: a timer waits at most ${MAX_TIMER_TEXT} (2^31-1 ms)`));
+  else if (ms === 0 && zero === 'refused') out.push(problem(path, 'must be longer than 0 (it bounds a wait)'));
+}
+
+/** The text of a value the schema accepts as a duration (the schema reports the rest). */
+function durationText(value: unknown): string | undefined {
+  const text = str(value);
+  return text !== undefined && new RegExp(DURATION_PATTERN).test(text) ? text : undefined;
 }

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DURATION_PATTERN, durationMs, parseDuration } from '../../src/config/duration.js';
 import { parseConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/errors.js';
 
 test('durations convert to milliseconds', () => {
   assert.equal(parseDuration('0s'), 0);
@@ -42,4 +43,37 @@ upstreams:
   const pool = c.upstreams['p'];
   assert.ok(pool?.type === 'pool');
   assert.deepEqual(pool.health_check, { interval: 60_000, timeout: 1_500, target: 'a:1' });
+});
+
+/** The issue lines of a config that must fail. */
+function issuesOf(text: string): readonly string[] {
+  try {
+    parseConfig(text, 'cfg.yaml', {});
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `not a ConfigError: ${String(err)}`);
+    return err.issues;
+  }
+  assert.fail('config was accepted');
+}
+
+test('a duration too long for a timer is a config error at its line, not a crash', () => {
+  // setTimeout caps at 2^31-1 ms (24.8 days): beyond it Node fires after 1 ms instead.
+  const issues = issuesOf('limits:\n  idle_timeout: 720h\n  drain_timeout: 99999999999999999999h\n');
+  assert.ok(issues.some((i) => /^cfg\.yaml:2:17: limits\.idle_timeout: .*at most 596h/.test(i)), issues.join('\n'));
+  assert.ok(issues.some((i) => /^cfg\.yaml:3:18: limits\.drain_timeout: .*at most 596h/.test(i)), issues.join('\n'));
+  const hc = issuesOf('upstreams:\n  p: { type: pool, members: ["socks5://127.0.0.1:1"], health_check: { interval: 1000h, target: "a:1" } }\n');
+  assert.ok(hc.some((i) => /^cfg\.yaml:2:81: upstreams\.p\.health_check\.interval: .*at most 596h/.test(i)), hc.join('\n'));
+  assert.equal(parseConfig('limits: { idle_timeout: 596h }\ndns: { max_ttl: 1000h }\n', 'cfg.yaml', {}).limits.idle_timeout, 596 * 3_600_000);
+});
+
+test('0 is refused where it would fire at once, accepted where it means "off" or "do not cache"', () => {
+  const issues = issuesOf(
+    'limits: { handshake_timeout: 0s, connect_timeout: 0ms, bind_timeout: 0m }\ndns: { timeout: 0s }\n' +
+      'upstreams:\n  p: { type: pool, members: ["socks5://127.0.0.1:1"], health_check: { interval: 0s, timeout: 0s, target: "a:1" } }\n',
+  );
+  for (const key of ['limits.handshake_timeout', 'limits.connect_timeout', 'limits.bind_timeout', 'dns.timeout', 'upstreams.p.health_check.interval', 'upstreams.p.health_check.timeout']) {
+    assert.ok(issues.some((i) => i.includes(`: ${key}: must be longer than 0`)), `${key}:\n${issues.join('\n')}`);
+  }
+  const c = parseConfig('limits: { idle_timeout: 0s, udp_idle_timeout: 0s, drain_timeout: 0s }\ndns: { negative_ttl: 0s, min_ttl: 0s, max_ttl: 0s }\n', 'cfg.yaml', {});
+  assert.deepEqual([c.limits.idle_timeout, c.limits.udp_idle_timeout, c.limits.drain_timeout, c.dns.negative_ttl], [0, 0, 0, 0]);
 });
