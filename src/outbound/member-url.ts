@@ -22,6 +22,13 @@ export function looksLikeUrl(member: string): boolean {
  * `?remote_dns=false` resolves here instead.
  */
 export function parseMemberUrl(text: string): MemberUrl {
+  // A raw "/", "?" or "#" in the password ends the authority early: the URL parser would take
+  // part of the password for the host or port. Refuse, rather than connect somewhere else.
+  const rest = text.slice(text.indexOf('://') + 3);
+  const authorityEnd = rest.search(/[/?#]/);
+  if (authorityEnd !== -1 && rest.lastIndexOf('@') > authorityEnd) {
+    throw new Error(`"/", "?" and "#" in a user or password must be percent-encoded: ${redact(text)}`);
+  }
   let url: URL;
   try {
     url = new URL(text);
@@ -47,16 +54,39 @@ export function parseMemberUrl(text: string): MemberUrl {
   return { display: `socks5://${user}${hostText}:${port}`, config };
 }
 
-/** The text with any `:password@` removed, for error messages. */
+/**
+ * The text without anything that may be a password, for error messages. In a URL the user
+ * info runs to the last "@" (a raw "@", "/" or "#" may sit in the password); a URL without
+ * "@" whose port is not a number may be `user:pass` cut short. Text that is not a URL at all
+ * may be a proxy-list line (`host:port:user:pass`, `user:pass@host:port`): only its first field.
+ */
 export function redact(text: string): string {
-  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):[^@/]*@/i, '$1@');
+  const url = /^([a-z][a-z0-9+.-]*:\/\/)(.*)$/is.exec(text);
+  if (!url) {
+    const cut = text.search(/[:@]/);
+    return cut === -1 ? text : `${text.slice(0, cut)}:…`;
+  }
+  const scheme = url[1]!;
+  const rest = url[2]!;
+  const at = rest.lastIndexOf('@');
+  if (at !== -1) {
+    const colon = rest.indexOf(':');
+    return colon === -1 || colon > at ? text : `${scheme}${rest.slice(0, colon)}@${rest.slice(at + 1)}`;
+  }
+  const end = rest.search(/[/?#]|$/);
+  if (/^(?:\[[^\]]*\]|[^:]*)(?::\d*)?$/.test(rest.slice(0, end))) return text;
+  return `${scheme}${rest.slice(0, rest.indexOf(':'))}:…`;
 }
 
-/** `members_file` content: one URL a line; blank lines and `#` comments ignored. Line numbers are 1-based. */
+/**
+ * `members_file` content: one URL a line; blank lines and `#` comments (at the start of a line
+ * or after a space) ignored. Line numbers are 1-based. A `#` inside a URL stays: cutting there
+ * would turn `user:123#rest@host` into a member `user:123` with part of the password shown.
+ */
 export function parseMembersFile(text: string): { line: number; url: string }[] {
   const out: { line: number; url: string }[] = [];
   text.split(/\r?\n/).forEach((raw, i) => {
-    const hash = raw.indexOf('#');
+    const hash = raw.search(/(?:^|\s)#/);
     const line = (hash === -1 ? raw : raw.slice(0, hash)).trim();
     if (line !== '') out.push({ line: i + 1, url: line });
   });

@@ -1,0 +1,83 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { loadConfig } from '../../src/config/load.js';
+import { createResolver } from '../../src/dns/resolver.js';
+import { ConfigError } from '../../src/errors.js';
+import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
+import { parseMemberUrl, parseMembersFile, redact } from '../../src/outbound/member-url.js';
+import { isPoolOutbound } from '../../src/outbound/stats.js';
+
+const log = pino({ level: 'silent' });
+const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
+
+/** Builds a one-pool config whose members_file holds `lines`; the ConfigError's text, or the member names. */
+async function buildFile(t: { after(fn: () => Promise<void>): void }, lines: string): Promise<{ error?: string; members?: string[] }> {
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-secrets-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'proxies.txt'), lines);
+  const file = join(dir, 'socksgate.yaml');
+  await writeFile(file, 'upstreams:\n  p: { type: pool, members_file: proxies.txt }\n');
+  const config = await loadConfig({ path: file });
+  try {
+    const built = await buildOutbounds(config, { dns, log });
+    const p = built.get('p');
+    await closeOutbounds(built);
+    return { members: p && isPoolOutbound(p) ? p.stats().map((m) => m.name) : [] };
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return { error: err.message };
+  }
+}
+
+test('a member URL with a raw "/", "?", "#" or "@" in its password: refused, and the message never shows it', () => {
+  for (const text of [
+    'socks5://u:pa/SECRET@10.0.0.1:1080',
+    'socks5://u:12?SECRET@10.0.0.1:1080', // a port-like start would have parsed as host "u", port 12
+    'socks5://u:12#SECRET@10.0.0.1:1080',
+    'socks5://u:p@SECRET@10.0.0.1:99999',
+  ]) {
+    assert.throws(
+      () => parseMemberUrl(text),
+      (e: Error) => !e.message.includes('SECRET') && !e.message.includes('12') && e.message.includes('10.0.0.1'),
+      text,
+    );
+  }
+  const ok = parseMemberUrl('socks5://u:p@ss@10.0.0.1:1080'); // the last "@" ends the user info
+  assert.equal(ok.display, 'socks5://u@10.0.0.1:1080');
+  assert.equal(ok.config.password, 'p@ss');
+});
+
+test('redact keeps no part of a password, whatever the line looks like', () => {
+  assert.equal(redact('socks5://u:secret@h:1'), 'socks5://u@h:1');
+  assert.equal(redact('socks5://u:se/cret@h:1'), 'socks5://u@h:1');
+  assert.equal(redact('socks5://u:se@cret@h:1'), 'socks5://u@h:1');
+  assert.equal(redact('socks5://u:secret'), 'socks5://u:…');
+  assert.equal(redact('socks5://[::1]:1080'), 'socks5://[::1]:1080');
+  assert.equal(redact('socks5://h:1080/x'), 'socks5://h:1080/x');
+  assert.equal(redact('10.0.0.1:1080:user:secret'), '10.0.0.1:…');
+  assert.equal(redact('user:secret@10.0.0.1:1080'), 'user:…');
+  assert.equal(redact('not-a-url'), 'not-a-url');
+});
+
+test('members_file: proxy-list lines that are not URLs fail without showing their password', async (t) => {
+  for (const line of ['10.0.0.1:1080:user:SECRET', 'user:SECRET@10.0.0.1:1080']) {
+    const { error } = await buildFile(t, `socks5://10.0.0.2:1080\n${line}\n`);
+    assert.ok(error, line);
+    assert.match(error, /proxies\.txt:2:1: /);
+    assert.ok(!error.includes('SECRET'), error);
+  }
+});
+
+test('members_file: a "#" inside a URL is not a comment, so no half password becomes a member', async (t) => {
+  assert.deepEqual(parseMembersFile('\uFEFF# list\r\nsocks5://a:1 # first\r\n\tsocks5://b:2\t#second\r\n\r\n'), [
+    { line: 2, url: 'socks5://a:1' },
+    { line: 3, url: 'socks5://b:2' },
+  ]);
+  const { error, members } = await buildFile(t, 'socks5://u:123#SECRET@10.0.0.1:1080\n');
+  assert.equal(members, undefined, `built members ${JSON.stringify(members)}`);
+  assert.ok(error && !error.includes('SECRET') && !error.includes('123'), error);
+});
