@@ -8,6 +8,7 @@ import { createLogger } from './observe/logger.js';
 import { Metrics } from './observe/metrics.js';
 import { ConfigWatcher } from './config/watch.js';
 import { routeCommand } from './route-command.js';
+import { readPassword } from './password-prompt.js';
 import { hashPassword } from './server/auth.js';
 
 const USAGE = `usage:
@@ -15,7 +16,7 @@ const USAGE = `usage:
   socksgate check [--config FILE]          validate the configuration
   socksgate route HOST PORT [--user U] [--source IP] [--udp | --bind] [--config FILE]
                                            print the routing decision
-  socksgate hash-password                  read a password on stdin, print a password_hash`;
+  socksgate hash-password                  read a password (prompt or stdin), print a password_hash`;
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -108,11 +109,9 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
 }
 
 async function printHash(): Promise<number> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  const password = await readPassword('Password: ');
   if (password.length === 0) {
-    console.error('hash-password: no password on stdin');
+    console.error('hash-password: empty password');
     return 1;
   }
   console.log(await hashPassword(password));

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../helpers/cli.js';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { CLI, runCli } from '../helpers/cli.js';
 
 async function configFile(text: string, name = 'socksgate.yaml'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'socksgate-cli-'));
@@ -102,4 +105,20 @@ test('hash-password prints a value that authenticates', async () => {
   const path = await configFile(`auth:\n  users:\n    - username: carol\n      password_hash: "${r.stdout.trim()}"\n`);
   const c = await runCli(['check', '--config', path]);
   assert.equal(c.code, 0, c.stderr);
+});
+
+test('hash-password on a terminal prompts without echoing the password', { skip: !existsSync('/usr/bin/script') && 'needs script(1)' }, async () => {
+  // script(1) runs the command on a real pseudo-terminal: what we type goes through it,
+  // and everything the terminal showed comes back on stdout.
+  const child = spawn('/usr/bin/script', ['-qc', `${process.execPath} --import tsx ${CLI} hash-password`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+    if (out.includes('Password: ') && !child.stdin.writableEnded) child.stdin.end('tty-secret\r');
+  });
+  await once(child, 'close');
+  clearTimeout(timer);
+  assert.match(out, /scrypt\$/);
+  assert.ok(!out.includes('tty-secret'), 'the password is not echoed');
 });

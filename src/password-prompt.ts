@@ -1,0 +1,28 @@
+/** Reads a password: a hidden prompt on a terminal, else everything on stdin (one trailing newline dropped). */
+export async function readPassword(prompt: string): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of stdin) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  }
+  stdin.setRawMode(true); // echo off before the prompt invites typing
+  process.stderr.write(prompt);
+  stdin.setEncoding('utf8');
+  let typed = '';
+  try {
+    for await (const keys of stdin) {
+      for (const key of keys as string) {
+        if (key === '\r' || key === '\n' || key === '\u0004') return typed; // Enter, Ctrl-D
+        if (key === '\u0003') throw new Error('cancelled'); // Ctrl-C
+        if (key === '\u007f' || key === '\b') typed = typed.slice(0, -1);
+        else typed += key;
+      }
+    }
+    return typed;
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+    process.stderr.write('\n');
+  }
+}
