@@ -2,11 +2,11 @@
 // validation (so patterns check the final text). `$${` stays a literal `${`.
 // Only string scalars are touched: `port: ${PORT}` yields the string, which the schema refuses.
 
-import { visit, type Document, type Scalar } from 'yaml';
+import { isPair, isScalar, visit, type Document, type Scalar } from 'yaml';
 import type { Issue } from './positions.js';
 
-const TOKEN_RE = /\$\$\{|\$\{([^}]*)\}|\$\{/g;
 const EXPR_RE = /^([A-Za-z_][A-Za-z0-9_]*)(?::-([\s\S]*))?$/;
+const USAGE = 'expected "${VAR}" or "${VAR:-fallback}"';
 
 export interface Interpolated {
   value: string;
@@ -14,30 +14,81 @@ export interface Interpolated {
   problems: { index: number; message: string }[];
 }
 
-/** Replaces every `${...}` in `text`; unset variables without a fallback are problems. */
-export function interpolate(text: string, env: NodeJS.ProcessEnv): Interpolated {
+/**
+ * Replaces every `${...}` in `text`; unset variables without a fallback are problems. A
+ * fallback may hold `${...}` itself (`${A:-${B}}`), expanded only when it is used, as in the
+ * shell. `secret`: the text is a password, so a malformed expression is not quoted back.
+ */
+export function interpolate(text: string, env: NodeJS.ProcessEnv, secret = false): Interpolated {
   const problems: Interpolated['problems'] = [];
-  const value = text.replace(TOKEN_RE, (token: string, expr: string | undefined, index: number) => {
-    if (token === '$${') return '${';
-    if (expr === undefined) {
-      problems.push({ index, message: 'unterminated "${": expected "${VAR}" or "${VAR:-fallback}"' });
-      return token;
-    }
-    const m = EXPR_RE.exec(expr);
-    if (!m) {
-      problems.push({ index, message: `invalid "${token}": expected "\${VAR}" or "\${VAR:-fallback}"` });
-      return token;
-    }
-    const name = m[1]!;
-    const fallback = m[2];
-    const set = env[name];
-    // Shell semantics of `:-`: the fallback also replaces an empty value.
-    if (set !== undefined && (set !== '' || fallback === undefined)) return set;
-    if (fallback !== undefined) return fallback;
-    problems.push({ index, message: `environment variable ${name} is not set (use \${${name}:-fallback} for a default)` });
-    return '';
-  });
+  const value = expand({ text, env, secret, problems }, 0, text.length);
   return { value, problems };
+}
+
+interface Expansion {
+  text: string;
+  env: NodeJS.ProcessEnv;
+  secret: boolean;
+  problems: Interpolated['problems'];
+}
+
+/** `x.text[from, to)` with its expressions replaced. */
+function expand(x: Expansion, from: number, to: number): string {
+  const { text } = x;
+  let out = '';
+  let i = from;
+  while (i < to) {
+    const at = text.indexOf('$', i);
+    if (at < 0 || at >= to) return out + text.slice(i, to);
+    out += text.slice(i, at);
+    if (text.startsWith('$${', at) && at + 3 <= to) {
+      out += '${';
+      i = at + 3;
+    } else if (text.startsWith('${', at) && at + 2 <= to) {
+      const close = closingBrace(text, at + 2, to);
+      if (close < 0) {
+        x.problems.push({ index: at, message: `unterminated "\${": ${USAGE}` });
+        return out + text.slice(at, to);
+      }
+      out += substitute(x, at, close);
+      i = close + 1;
+    } else {
+      out += '$';
+      i = at + 1;
+    }
+  }
+  return out;
+}
+
+/** Index of the `}` closing the `${` whose body starts at `from`, counting nested `${`; -1 if none. */
+function closingBrace(text: string, from: number, to: number): number {
+  let depth = 1;
+  for (let j = from; j < to; j++) {
+    if (text.startsWith('$${', j)) j += 2;
+    else if (text.startsWith('${', j)) {
+      depth++;
+      j++;
+    } else if (text.charCodeAt(j) === 125 /* } */ && --depth === 0) return j;
+  }
+  return -1;
+}
+
+/** The value of the expression `text[at, close]` (`${...}`). */
+function substitute(x: Expansion, at: number, close: number): string {
+  const m = EXPR_RE.exec(x.text.slice(at + 2, close));
+  if (!m) {
+    const shown = x.secret ? '${...}' : x.text.slice(at, close + 1);
+    x.problems.push({ index: at, message: `invalid "${shown}": ${USAGE}` });
+    return x.text.slice(at, close + 1);
+  }
+  const name = m[1]!;
+  const hasFallback = m[2] !== undefined;
+  const set = x.env[name];
+  // Shell semantics of `:-`: the fallback also replaces an empty value.
+  if (set !== undefined && (set !== '' || !hasFallback)) return set;
+  if (hasFallback) return expand(x, at + 2 + name.length + 2, close);
+  x.problems.push({ index: at, message: `environment variable ${name} is not set (use \${${name}:-fallback} for a default)` });
+  return '';
 }
 
 export interface DocumentInterpolation {
@@ -51,10 +102,13 @@ export function interpolateDocument(doc: Document, text: string, env: NodeJS.Pro
   const issues: Issue[] = [];
   const failed = new Set<number>();
   visit(doc, {
-    Scalar(_key, node: Scalar) {
+    Scalar(_key, node: Scalar, path) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
       const original = node.value;
-      const { value, problems } = interpolate(original, env);
+      const parent = path[path.length - 1];
+      // A password, or a member URL with user:password@.
+      const secret = (isPair(parent) && isScalar(parent.key) && parent.key.value === 'password') || /:\/\/[^/]*@/.test(original);
+      const { value, problems } = interpolate(original, env, secret);
       node.value = value;
       if (problems.length > 0 && node.range) failed.add(node.range[0]);
       for (const p of problems) {

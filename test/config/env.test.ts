@@ -23,3 +23,18 @@ test('unset variables and malformed expressions are problems at their index', ()
   assert.match(interpolate('${1BAD}', {}).problems[0]!.message, /invalid "\$\{1BAD\}"/);
   assert.match(interpolate('x ${OPEN', {}).problems[0]!.message, /unterminated/);
 });
+
+test('a fallback may hold its own ${VAR}, as in the shell', () => {
+  const env = { B: 'bee', EMPTY: '' };
+  assert.deepEqual(interpolate('${A:-${B}}', env), { value: 'bee', problems: [] });
+  assert.deepEqual(interpolate('x${A:-${C:-${B}}}y', env), { value: 'xbeey', problems: [] });
+  assert.deepEqual(interpolate('${A:-${C:-last}}', env), { value: 'last', problems: [] });
+  assert.deepEqual(interpolate('${A:-pre-${B}-post}', env), { value: 'pre-bee-post', problems: [] });
+  assert.deepEqual(interpolate('${A:-$${B}}', env), { value: '${B}', problems: [] });
+  assert.deepEqual(interpolate('${B:-${NOPE}}', env), { value: 'bee', problems: [] }); // the fallback is not needed
+  const nested = interpolate('ab${A:-${NOPE}}', env);
+  assert.equal(nested.value, 'ab');
+  assert.deepEqual(nested.problems.map((p) => p.index), [7]);
+  assert.match(nested.problems[0]!.message, /environment variable NOPE is not set/);
+  assert.match(interpolate('${A:-${B}', env).problems[0]!.message, /unterminated/);
+});

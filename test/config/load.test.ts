@@ -324,3 +324,21 @@ test('loadConfig: explicit path, ./socksgate.yaml in cwd, then the embedded defa
     return true;
   });
 });
+
+test('${...} inside a fallback is replaced too; nothing of it is left behind', () => {
+  const c = parseConfig('default: "${ACTION:-${FALLBACK_ACTION}}"\nauth:\n  users:\n    - { username: a, password: "${PW:-${DEFAULT_PW}}" }\n', 'cfg.yaml', {
+    FALLBACK_ACTION: 'block',
+    DEFAULT_PW: 'secret',
+  });
+  assert.equal(c.default, 'block');
+  assert.equal(c.auth?.users[0]?.password, 'secret');
+});
+
+test('a malformed ${...} in a password is located without showing the password', () => {
+  const issues = issuesOf(
+    'auth:\n  users:\n    - username: a\n      password: "hunter${2-x}two"\nupstreams:\n  p: { type: pool, members: ["socks5://u:hunter${3-y}@127.0.0.1:1"] }\n',
+  );
+  assertIssue(issues, '4:24', /invalid "\$\{\.\.\.\}"/);
+  assertIssue(issues, '6:48', /invalid "\$\{\.\.\.\}"/);
+  assert.ok(!issues.some((i) => /hunter|2-x|3-y/.test(i)), issues.join('\n'));
+});
