@@ -47,9 +47,11 @@ export class MemberHealth {
     return this.#healthy || (!this.#trialInFlight && now >= this.#ejectedUntil);
   }
 
-  /** Marks the start of a request; for an ejected member that request is its one trial. */
-  begin(): void {
-    if (!this.#healthy) this.#trialInFlight = true;
+  /** Marks the start of a request; for an ejected member that request is its one trial (true). */
+  begin(): boolean {
+    if (this.#healthy) return false;
+    this.#trialInFlight = true;
+    return true;
   }
 
   /** The member did its job (connected, or answered with its own REP). */
@@ -62,9 +64,14 @@ export class MemberHealth {
     return 'readmitted';
   }
 
-  /** The member is at fault (unreachable, no SOCKS, credentials refused, check failed). */
-  failure(now: number): Transition {
+  /**
+   * The member is at fault (unreachable, no SOCKS, credentials refused, check failed).
+   * `begunHealthy`: the request started before the member was ejected. Its late answer is
+   * neither the trial nor news: it must not stretch the backoff or end the running trial.
+   */
+  failure(now: number, begunHealthy = false): Transition {
     this.#consecutive++;
+    if (!this.#healthy && begunHealthy) return undefined;
     this.#trialInFlight = false;
     if (!this.#healthy) {
       this.#backoff = Math.min(this.#backoff * 2, this.#policy.maxBackoff);
@@ -79,7 +86,8 @@ export class MemberHealth {
   }
 
   /** The request ended without telling anything about the member (client left, local DNS). */
-  neutral(): void {
+  neutral(begunHealthy = false): void {
+    if (!this.#healthy && begunHealthy) return;
     this.#trialInFlight = false;
   }
 }

@@ -77,10 +77,10 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     else log.info({ pool: name }, 'pool has a healthy member again');
   }
 
-  function settle(m: Member, err: unknown): void {
-    if (isUpstreamFault(err) || err instanceof PoolExhaustedError) note(m, m.health.failure(now()));
+  function settle(m: Member, err: unknown, begunHealthy: boolean): void {
+    if (isUpstreamFault(err) || err instanceof PoolExhaustedError) note(m, m.health.failure(now(), begunHealthy));
     else if (err instanceof UpstreamRefusedError && err.rep !== Rep.GENERAL_FAILURE) note(m, m.health.success());
-    else m.health.neutral(); // the client left, local DNS, or an ambiguous 0x01
+    else m.health.neutral(begunHealthy); // the client left, local DNS, or an ambiguous 0x01
   }
 
   function choose(key: string, tried: ReadonlySet<Member>, commit: boolean, can: (m: Member) => boolean = () => true): Member | undefined {
@@ -98,7 +98,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       tried.add(m);
       m.attempts++;
       m.inFlight++;
-      m.health.begin();
+      const trial = m.health.begin();
       try {
         const value = await op(m);
         m.inFlight--;
@@ -107,7 +107,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       } catch (err) {
         m.inFlight--;
         m.failures++;
-        settle(m, err);
+        settle(m, err, !trial);
         last = err;
         if (ctx.signal.aborted || !retryable(err)) throw err;
         ctx.log.debug({ pool: name, member: m.name, err: (err as Error).message }, 'pool member failed; trying another');

@@ -1,0 +1,54 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import type { PoolConfig } from '../../src/config/types.js';
+import { createPoolOutbound } from '../../src/outbound/pool.js';
+import { AbortedError } from '../../src/outbound/deadline.js';
+import { UpstreamUnreachableError } from '../../src/outbound/socks5-errors.js';
+import type { Connection, Outbound, OutboundContext } from '../../src/outbound/types.js';
+
+const silent = pino({ level: 'silent' });
+const ctx = (): OutboundContext => ({ signal: new AbortController().signal, log: silent, sessionKey: 'k' });
+const cfg: PoolConfig = { type: 'pool', members: [], strategy: 'round-robin', max_attempts: 1 };
+
+/** A member whose connects stay pending until the test settles them, oldest first. */
+function heldMember(name: string): Outbound & { fail(err: Error): void; pending(): number } {
+  const waiting: ((err: Error) => void)[] = [];
+  return {
+    name,
+    connect: () => new Promise<Connection>((_resolve, reject) => void waiting.push(reject)),
+    close: async () => {},
+    fail: (err) => waiting.shift()!(err),
+    pending: () => waiting.length,
+  };
+}
+
+test('requests begun before an ejection neither stretch its backoff nor end its one trial', async () => {
+  let now = 1_000_000;
+  const m = heldMember('m');
+  const p = createPoolOutbound('held', cfg, { members: [m], log: silent, now: () => now });
+  const results: Promise<unknown>[] = [];
+  const start = (): void => void results.push(p.connect({ host: '127.0.0.1', port: 9 }, ctx()).catch((e: unknown) => e));
+  for (let i = 0; i < 8; i++) start(); // all begin while the member is healthy
+  for (let i = 0; i < 3; i++) m.fail(new UpstreamUnreachableError('m', new Error('ECONNREFUSED')));
+  await Promise.resolve();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(p.stats()[0]!.healthy, false, 'three faults eject');
+  for (let i = 0; i < 4; i++) m.fail(new UpstreamUnreachableError('m', new Error('ECONNREFUSED')));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(p.stats()[0]!.ejectedForMs, 5_000, 'late answers of old requests are not failed trials');
+
+  now += 5_000;
+  assert.equal(p.pick('k'), 'm', 'due for its trial');
+  start(); // the trial
+  assert.equal(p.pick('k'), undefined, 'one trial at a time');
+  m.fail(new AbortedError('old request')); // the last pre-ejection request: its client left
+  await new Promise((r) => setImmediate(r));
+  assert.equal(p.pick('k'), undefined, 'the trial is still running');
+  m.fail(new UpstreamUnreachableError('m', new Error('ECONNREFUSED'))); // the trial fails
+  await Promise.all(results);
+  assert.equal(p.stats()[0]!.ejectedForMs, 10_000, 'a failed trial doubles the backoff');
+  assert.equal(m.pending(), 0);
+  assert.equal(p.stats()[0]!.active, 0);
+  await p.close();
+});
