@@ -14,10 +14,14 @@ const REDACT = [
   'config.upstreams.*.password',
 ];
 
-/** The process logger: JSON lines on stdout (fd 1), passwords redacted. */
+/**
+ * The process logger: JSON lines on stdout (fd 1), passwords redacted. Writes are
+ * asynchronous so a slow log consumer (a pipe, a container runtime) does not stall
+ * relaying; pending lines are flushed before the process exits.
+ */
 export function createLogger(cfg: Pick<LogConfig, 'level'>, destination?: NodeJS.WritableStream): Logger {
   const opts = { level: cfg.level, redact: { paths: REDACT, censor: '[redacted]' }, base: { name: 'socksgate' } };
-  return destination ? pino(opts, destination) : pino(opts);
+  return pino(opts, destination ?? pino.destination({ dest: 1, sync: false }));
 }
 
 /** A logger that drops everything: for tests and library use without output. */
