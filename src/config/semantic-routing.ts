@@ -67,7 +67,9 @@ function checkPool(
       return;
     }
     if (!upstreams.has(member)) {
-      out.push(problem(at('members', i), `"${member}" names no upstream and is not a socks5:// URL`));
+      // `user:pass@host:port` without its scheme: the part before `@` may be a password.
+      const shown = member.includes('@') ? `…@${member.slice(member.lastIndexOf('@') + 1)}` : member;
+      out.push(problem(at('members', i), `"${shown}" names no upstream and is not a socks5:// URL`));
     } else if (upstreams.get(member)?.['type'] === 'pool') {
       out.push(problem(at('members', i), `"${member}" is a pool; pool members must be socks5 upstreams or URLs`));
     }

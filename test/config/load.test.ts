@@ -342,3 +342,9 @@ test('a malformed ${...} in a password is located without showing the password',
   assertIssue(issues, '6:48', /invalid "\$\{\.\.\.\}"/);
   assert.ok(!issues.some((i) => /hunter|2-x|3-y/.test(i)), issues.join('\n'));
 });
+
+test('a pool member missing its socks5:// scheme is reported without its password', () => {
+  const issues = issuesOf('upstreams:\n  p: { type: pool, members: ["u:hunter2@127.0.0.1:1080"] }\n');
+  assertIssue(issues, '2:30', /upstreams\.p\.members\[0\]: .*127\.0\.0\.1:1080.* names no upstream and is not a socks5:\/\/ URL/);
+  assert.ok(!issues.some((i) => i.includes('hunter2')), issues.join('\n'));
+});
