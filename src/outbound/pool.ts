@@ -63,7 +63,8 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       return this.active + this.inFlight;
     },
   }));
-  let allDown = false;
+  // Inherited health may already be all down: the old pool said so, this one must not miss the recovery.
+  let allDown = members.length > 0 && members.every((m) => !m.health.healthy);
 
   /** Logs transitions only: a dead pool costs one line, not one per request. */
   function note(m: Member, t: Transition): void {

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Socket } from 'node:net';
 import { pino } from 'pino';
 import type { PoolConfig } from '../../src/config/types.js';
 import { createPoolOutbound } from '../../src/outbound/pool.js';
@@ -51,4 +52,28 @@ test('requests begun before an ejection neither stretch its backoff nor end its 
   assert.equal(m.pending(), 0);
   assert.equal(p.stats()[0]!.active, 0);
   await p.close();
+});
+
+test('a pool that inherits only dead members still says once when one is healthy again', async () => {
+  let now = 1_000_000;
+  let up = false;
+  const flaky: Outbound = {
+    name: 'f',
+    connect: () => (up ? Promise.resolve({ socket: new Socket() }) : Promise.reject(new UpstreamUnreachableError('f', new Error('ECONNREFUSED')))),
+    close: async () => {},
+  };
+  const lines: string[] = [];
+  const log = pino({ level: 'info' }, { write: (s: string) => void lines.push((JSON.parse(s) as { msg: string }).msg) });
+  const before = createPoolOutbound('p', cfg, { members: [flaky], log, now: () => now });
+  for (let i = 0; i < 3; i++) await before.connect({ host: '127.0.0.1', port: 9 }, ctx()).catch(() => {});
+  assert.deepEqual(lines, ['pool member ejected', 'pool has no healthy member']);
+  await before.close();
+
+  const after = createPoolOutbound('p', cfg, { members: [flaky], log, now: () => now, inherit: (n) => before.healthOf(n) });
+  now += 5_000;
+  up = true;
+  const conn = await after.connect({ host: '127.0.0.1', port: 9 }, ctx());
+  conn.release?.();
+  assert.deepEqual(lines.slice(2), ['pool member re-admitted', 'pool has a healthy member again']);
+  await after.close();
 });
