@@ -72,7 +72,16 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
     return 1;
   }
   const log = createLogger(config.log);
-  const gateway = await Gateway.start(config, { log, metrics: new Metrics({ defaults: true }) });
+  const metrics = new Metrics({ defaults: true });
+  // Last line of defence: a bug in one connection's code must not take every other
+  // connection down with the process. It is logged loudly and counted, never hidden.
+  const unexpected = (err: unknown): void => {
+    metrics.unexpectedErrors.inc();
+    log.error({ err }, 'unexpected error; the gateway keeps running');
+  };
+  process.on('uncaughtException', unexpected);
+  process.on('unhandledRejection', unexpected);
+  const gateway = await Gateway.start(config, { log, metrics });
 
   const watcher = watchFiles && !config.source.startsWith('<') ? new ConfigWatcher(() => reload('watch')) : undefined;
   let reloading = Promise.resolve();

@@ -43,6 +43,11 @@ export class Metrics {
     labelNames: ['direction', 'result'] as const,
     registers: [this.registry],
   });
+  readonly unexpectedErrors = new Counter({
+    name: 'socksgate_unexpected_errors_total',
+    help: 'Errors that escaped every handler (logged; the process keeps running)',
+    registers: [this.registry],
+  });
   readonly handshakeSeconds = new Histogram({
     name: 'socksgate_handshake_seconds',
     help: 'Time from accept to a complete request',
