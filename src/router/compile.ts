@@ -72,7 +72,7 @@ class CompiledRouter implements Router {
 
   async decide(req: RouteRequest): Promise<Decision> {
     const facts = new RequestFacts(req);
-    const ip = parseIp(req.dest.host);
+    const ip = parseIp(unbracketed(req.dest.host));
     const name = ip === undefined ? normalizeName(req.dest.host) : '';
     // undefined: not resolved yet; null: the lookup failed (not retried for this request).
     let lookup: Lookup | null | undefined;
@@ -115,4 +115,9 @@ function decision(r: CompiledRule, lookup: Lookup | null | undefined): Decision 
   const d: Decision = { rule: r.name, ruleIndex: r.index, action: r.action };
   if (lookup) d.resolved = lookup.addresses;
   return d;
+}
+
+/** `[::1]` sent as a name is the address ::1: the DNS layer connects it without a query. */
+function unbracketed(host: string): string {
+  return host.charCodeAt(0) === 91 /* [ */ && host.charCodeAt(host.length - 1) === 93 /* ] */ ? host.slice(1, -1) : host;
 }

@@ -240,3 +240,22 @@ test('a rule with no condition at all matches everything', async () => {
   const r = await compileRouter(configOf([{ name: 'catch-all', action: 'corp' }]), { dns: noDns });
   assert.equal(await route(r, '::1', 1, { cmd: 'bind' }), 'catch-all#0:corp');
 });
+
+test('a bracketed IP literal sent as a name meets the CIDRs as the address it is, resolve: false or not', async () => {
+  // The DNS layer connects "[::1]" to ::1 without a query: routing must see the same address.
+  const dns = fakeDns({});
+  const r = await compileRouter(
+    configOf([
+      { name: 'loopback', cidrs: ['::1', '127.0.0.0/8'], resolve: false, action: 'block' },
+      { name: 'lan', domains: ['keyword:10'], cidrs: ['10.0.0.0/8'], action: 'corp' },
+    ]),
+    { dns },
+  );
+  assert.equal(await route(r, '[::1]'), 'loopback#0:block');
+  assert.equal(await route(r, '[0:0:0:0:0:0:0:1]'), 'loopback#0:block');
+  assert.equal(await route(r, '[::ffff:127.0.0.1]'), 'loopback#0:block');
+  assert.equal(await route(r, '[127.0.0.1]'), 'loopback#0:block');
+  assert.equal(await route(r, '[::ffff:10.1.2.3]'), 'lan#1:corp');
+  assert.equal(await route(r, '[::2]'), 'default#-1:direct');
+  assert.deepEqual(dns.calls, []);
+});
