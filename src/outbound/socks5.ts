@@ -8,7 +8,7 @@ import { SocksClient, type SocksRemoteHost } from 'socks';
 import { connectHappyEyeballs } from '../dns/happy-eyeballs.js';
 import type { DnsResolver, TcpConnector } from '../dns/types.js';
 import type { Socks5UpstreamConfig } from '../config/types.js';
-import { ConnectTimeoutError, GatewayError, NameNotResolvedError, Rep } from '../errors.js';
+import { ConnectTimeoutError, GatewayError, NameNotResolvedError, Rep, UpstreamRefusedError } from '../errors.js';
 import { AbortedError, Deadline } from './deadline.js';
 import { openSocks5Bind } from './socks5-bind.js';
 import { fromSocksError, isUpstreamFault, UpstreamUnreachableError } from './socks5-errors.js';
@@ -36,13 +36,19 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
   const connector = deps.connector ?? connectHappyEyeballs;
   const counters = { attempts: 0, failures: 0, active: 0, consecutiveFaults: 0 };
 
-  /** remote_dns: false resolves here (or takes the router's answer) and sends an address. */
-  async function target(dest: Destination, ctx: OutboundContext): Promise<Destination> {
-    if (isIP(dest.host) !== 0) return dest;
-    if (cfg.remote_dns) return assertSendable(dest);
-    const first = (ctx.resolved ?? (await deps.dns.lookup(dest.host)))[0];
+  /**
+   * remote_dns: false resolves here (or takes the router's answer) and sends an address: the
+   * first one, then the first of the other family (`dns.prefer` is the family tried first,
+   * not the only one). One per family keeps the attempts bounded whatever the answer holds.
+   */
+  async function targets(dest: Destination, ctx: OutboundContext): Promise<Destination[]> {
+    if (isIP(dest.host) !== 0) return [dest];
+    if (cfg.remote_dns) return [assertSendable(dest)];
+    const addresses = ctx.resolved ?? (await deps.dns.lookup(dest.host));
+    const first = addresses[0];
     if (!first) throw new NameNotResolvedError(dest.host, 'no addresses');
-    return { host: first.address, port: dest.port };
+    const other = addresses.find((a) => a.family !== first.family);
+    return [first, ...(other ? [other] : [])].map((a) => ({ host: a.address, port: dest.port }));
   }
 
   async function dial(signal: AbortSignal, ctx: OutboundContext): Promise<Connection> {
@@ -71,11 +77,23 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
     let hop: Connection | undefined;
     const heard = { value: false };
     try {
-      const to = await target(dest, ctx);
-      phase = 'dial';
-      hop = await dial(deadline.signal, ctx);
-      phase = 'handshake';
-      const bound = await handshake(hop.socket, to, deadline.signal, heard);
+      const candidates = await targets(dest, ctx);
+      let bound: Address | undefined;
+      for (let i = 0; ; i++) {
+        phase = 'dial';
+        heard.value = false;
+        hop = await dial(deadline.signal, ctx);
+        phase = 'handshake';
+        try {
+          bound = await handshake(hop.socket, candidates[i]!, deadline.signal, heard);
+          break;
+        } catch (err) {
+          if (i + 1 >= candidates.length || deadline.signal.aborted || !otherAddressMayDo(err)) throw err;
+          hop.socket.destroy();
+          hop.release?.();
+          hop = undefined;
+        }
+      }
       counters.consecutiveFaults = 0;
       counters.active++;
       const hopRelease = hop.release;
@@ -176,6 +194,13 @@ async function keepEarlyData(socket: Socket): Promise<void> {
   socket.off('data', onData);
   if (socket.readableEnded) return;
   for (let i = early.length - 1; i >= 0; i--) socket.unshift(early[i]!);
+}
+
+/** The upstream could not reach that address (RFC 1928 §6 0x03–0x05): another family may do. */
+function otherAddressMayDo(err: unknown): boolean {
+  const e = fromSocksError('', err);
+  if (!(e instanceof UpstreamRefusedError)) return false;
+  return e.rep === Rep.NETWORK_UNREACHABLE || e.rep === Rep.HOST_UNREACHABLE || e.rep === Rep.CONNECTION_REFUSED;
 }
 
 /** `socks` writes a domain as `host.length` then UTF-8: exact for ASCII only. */

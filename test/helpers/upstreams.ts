@@ -197,11 +197,14 @@ export interface ScriptedSocks {
 }
 
 /**
- * A minimal no-auth SOCKS5 server that records each request and answers `rep` with
+ * A minimal no-auth SOCKS5 server that records each request and answers `rep` (or what
+ * `rep(request)` returns) with
  * BND 10.9.8.7:4242 without connecting anywhere (then writes "ok" when rep is 0); with
  * `silent` it accepts and never answers. Lets a test see exactly what an upstream receives.
  */
-export async function startScriptedSocks(opts: { host?: string; rep?: number; silent?: boolean } = {}): Promise<ScriptedSocks> {
+export async function startScriptedSocks(
+  opts: { host?: string; rep?: number | ((req: SeenRequest) => number); silent?: boolean } = {},
+): Promise<ScriptedSocks> {
   const host = opts.host ?? '127.0.0.1';
   const requests: SeenRequest[] = [];
   const sockets = new Set<Socket>();
@@ -223,7 +226,7 @@ export async function startScriptedSocks(opts: { host?: string; rep?: number; si
       const req = parseRequest(buf);
       if (!req) return;
       requests.push(req);
-      const rep = opts.rep ?? 0;
+      const rep = typeof opts.rep === 'function' ? opts.rep(req) : (opts.rep ?? 0);
       s.write(Buffer.from([5, rep, 0, 1, 10, 9, 8, 7, 0x10, 0x92]));
       if (rep === 0) s.end('ok');
       else s.end();
