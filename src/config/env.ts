@@ -1,6 +1,8 @@
 // `${VAR}` and `${VAR:-fallback}` in string values, replaced from the environment before
 // validation (so patterns check the final text). `$${` stays a literal `${`.
-// Only string scalars are touched: `port: ${PORT}` yields the string, which the schema refuses.
+// Only string scalars are touched. A plain (unquoted) scalar that is exactly one `${...}` may then
+// take the type the schema wants there (`port: ${PORT}`), as if the text had been substituted
+// before parsing: see `whole` and load.ts.
 
 import { isPair, isScalar, visit, type Document, type Scalar } from 'yaml';
 import type { Issue } from './positions.js';
@@ -95,12 +97,15 @@ export interface DocumentInterpolation {
   issues: Issue[];
   /** Start offsets of the scalars that could not be interpolated: later complaints about them are noise. */
   failed: Set<number>;
+  /** Start offsets of plain scalars that were one `${...}` and nothing else. */
+  whole: Set<number>;
 }
 
 /** Rewrites every string scalar of `doc` in place; returns the problems with source offsets. */
 export function interpolateDocument(doc: Document, text: string, env: NodeJS.ProcessEnv): DocumentInterpolation {
   const issues: Issue[] = [];
   const failed = new Set<number>();
+  const whole = new Set<number>();
   visit(doc, {
     Scalar(_key, node: Scalar, path) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
@@ -111,12 +116,14 @@ export function interpolateDocument(doc: Document, text: string, env: NodeJS.Pro
       const { value, problems } = interpolate(original, env, secret);
       node.value = value;
       if (problems.length > 0 && node.range) failed.add(node.range[0]);
+      const single = original.startsWith('${') && closingBrace(original, 2, original.length) === original.length - 1;
+      if (single && problems.length === 0 && node.type === 'PLAIN' && node.range) whole.add(node.range[0]);
       for (const p of problems) {
         issues.push({ path: [], message: p.message, offset: sourceOffset(node, text, original, p.index) });
       }
     },
   });
-  return { issues, failed };
+  return { issues, failed, whole };
 }
 
 /**

@@ -68,7 +68,9 @@ function parseText(text: string, source: string, baseDir: string, env: NodeJS.Pr
   }
   const interpolation = interpolateDocument(doc, text, env);
   const raw: unknown = doc.contents === null ? {} : doc.toJS();
-  const checked = [...validateSchema(raw), ...checkSemantics(raw)];
+  let schemaIssues = validateSchema(raw);
+  if (retype(raw, schemaIssues, locator, interpolation.whole)) schemaIssues = validateSchema(raw);
+  const checked = [...schemaIssues, ...checkSemantics(raw)];
   const found = [
     ...interpolation.issues,
     // An unset ${VAR} left an empty string behind: "must not be empty" there says nothing new.
@@ -76,6 +78,37 @@ function parseText(text: string, source: string, baseDir: string, env: NodeJS.Pr
   ];
   if (found.length > 0) throw new ConfigError(sortedLines(found, locator));
   return toConfig(raw as RawConfig, source, baseDir);
+}
+
+/**
+ * `port: ${PORT}` is a string once substituted; where the schema wants a number or a boolean
+ * and the whole plain scalar was that one variable, the text is read as the value it spells
+ * (what substituting before parsing would give, as Docker Compose and envsubst users expect).
+ * Returns whether anything changed.
+ */
+function retype(raw: unknown, issues: readonly Issue[], locator: SourceLocator, whole: ReadonlySet<number>): boolean {
+  let changed = false;
+  for (const issue of issues) {
+    if (issue.expectedType === undefined || issue.path.length === 0 || !whole.has(locator.offsetOf(issue))) continue;
+    let parent: unknown = raw;
+    for (const seg of issue.path.slice(0, -1)) parent = (parent as Record<string | number, unknown> | undefined)?.[seg];
+    const key = issue.path[issue.path.length - 1]!;
+    if (parent === null || typeof parent !== 'object') continue;
+    const holder = parent as Record<string | number, unknown>;
+    const text = holder[key];
+    if (typeof text !== 'string') continue;
+    const value = spelled(text, issue.expectedType);
+    if (value === undefined) continue;
+    holder[key] = value;
+    changed = true;
+  }
+  return changed;
+}
+
+function spelled(text: string, type: string): number | boolean | undefined {
+  if ((type === 'integer' || type === 'number') && /^-?\d+(?:\.\d+)?$/.test(text)) return Number(text);
+  if (type === 'boolean' && (text === 'true' || text === 'false')) return text === 'true';
+  return undefined;
 }
 
 /** Issues in file order, each once. */

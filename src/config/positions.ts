@@ -13,6 +13,8 @@ export interface Issue {
   atKey?: boolean;
   /** Exact source offset, when known better than the path (e.g. inside a string). */
   offset?: number;
+  /** A schema type mismatch: the JSON type expected there. */
+  expectedType?: string;
 }
 
 export class SourceLocator {

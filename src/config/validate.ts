@@ -59,7 +59,7 @@ function toIssue(e: ErrorObject, raw: unknown): Issue {
     case 'dependentRequired':
       return issue(path, `"${String(params['property'])}" requires "${String(params['missingProperty'])}" as well`);
     case 'type':
-      return issue(path, `must be ${TYPE_NAMES[String(params['type'])] ?? String(params['type'])}`);
+      return { ...issue(path, `must be ${TYPE_NAMES[String(params['type'])] ?? String(params['type'])}`), expectedType: String(params['type']) };
     case 'enum':
       return issue(path, `must be one of: ${(params['allowedValues'] as unknown[]).map(String).join(', ')}`);
     case 'const':

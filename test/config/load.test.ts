@@ -348,3 +348,23 @@ test('a pool member missing its socks5:// scheme is reported without its passwor
   assertIssue(issues, '2:30', /upstreams\.p\.members\[0\]: .*127\.0\.0\.1:1080.* names no upstream and is not a socks5:\/\/ URL/);
   assert.ok(!issues.some((i) => i.includes('hunter2')), issues.join('\n'));
 });
+
+test('a plain value that is only ${VAR} takes the type the schema wants (port: ${PORT})', () => {
+  const env = { PORT: '1081', PW: '12345', MAXC: '500', OPEN: 'true', BAD: 'eighty' };
+  const c = parseConfig(
+    'listen:\n  - host: ${HOST:-0.0.0.0}\n    port: ${PORT}\nallow_open_proxy: ${OPEN}\nlimits:\n  max_connections: ${MAXC:-20}\n' +
+      'auth:\n  users:\n    - username: a\n      password: ${PW}\nmetrics:\n  port: ${METRICS_PORT:-9181}\n',
+    'cfg.yaml',
+    env,
+  );
+  assert.deepEqual(c.listen, [{ host: '0.0.0.0', port: 1081 }]);
+  assert.equal(c.allow_open_proxy, true);
+  assert.equal(c.limits.max_connections, 500);
+  assert.equal(c.auth?.users[0]?.password, '12345'); // a string where the schema wants one
+  assert.equal(c.metrics?.port, 9181);
+  // Not a number, quoted (a string by choice), or more than the variable: still refused where it is.
+  const issues = issuesOf('listen:\n  - host: 127.0.0.1\n    port: ${BAD}\n  - host: 127.0.0.2\n    port: "${PORT}"\n  - host: 127.0.0.3\n    port: 1${PORT}\n', env);
+  assertIssue(issues, '3:11', /listen\[0\]\.port: must be an integer/);
+  assertIssue(issues, '5:11', /listen\[1\]\.port: must be an integer/);
+  assertIssue(issues, '7:11', /listen\[2\]\.port: must be an integer/);
+});
