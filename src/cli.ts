@@ -3,8 +3,8 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { ConfigError } from './errors.js';
-import { Gateway } from './gateway.js';
-import { createLogger } from './observe/logger.js';
+import { compileConfig, Gateway } from './gateway.js';
+import { createLogger, silentLogger } from './observe/logger.js';
 import { Metrics } from './observe/metrics.js';
 import { ConfigWatcher } from './config/watch.js';
 import { routeCommand } from './route-command.js';
@@ -53,6 +53,7 @@ async function main(argv: string[]): Promise<number> {
 async function check(path: string | undefined): Promise<number> {
   try {
     const config = await loadConfig({ path });
+    await compileConfig(config, silentLogger()); // list files and members files too
     console.log(`${config.source}: ok`);
     return 0;
   } catch (err) {

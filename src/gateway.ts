@@ -29,6 +29,17 @@ async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot): 
 }
 
 /**
+ * Builds and discards everything a config needs, without listening: what `check`
+ * runs so that list files and members files are validated as start-up would.
+ * Health checks never start (their first round is an interval away).
+ */
+export async function compileConfig(config: Config, log: Logger): Promise<void> {
+  const snapshot = await buildSnapshot(config, log);
+  await closeOutbounds(snapshot.outbounds);
+  snapshot.dns.close();
+}
+
+/**
  * The running gateway: listeners, the current snapshot, open sessions.
  * A reload swaps the snapshot reference; sessions keep the one they started with.
  */

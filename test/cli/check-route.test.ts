@@ -122,3 +122,19 @@ test('hash-password on a terminal prompts without echoing the password', { skip:
   assert.match(out, /scrypt\$/);
   assert.ok(!out.includes('tty-secret'), 'the password is not echoed');
 });
+
+test('check validates the list files and members files a config names, with their lines', async () => {
+  const path = await configFile('rules:\n  - { name: lan, cidrs_file: lan.txt, action: direct }\n');
+  await writeFile(join(path, '..', 'lan.txt'), '10.0.0.0/8\nbogus\n');
+  const bad = await runCli(['check', '--config', path]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /lan\.txt:2:1: .*bogus/);
+  await writeFile(join(path, '..', 'lan.txt'), '10.0.0.0/8\n');
+  assert.equal((await runCli(['check', '--config', path])).code, 0);
+
+  const pool = await configFile('upstreams:\n  p: { type: pool, members_file: proxies.txt }\n');
+  await writeFile(join(pool, '..', 'proxies.txt'), 'socks5://127.0.0.1:1080\nnot a url\n');
+  const badPool = await runCli(['check', '--config', pool]);
+  assert.equal(badPool.code, 1);
+  assert.match(badPool.stderr, /proxies\.txt:2:1: /);
+});
