@@ -9,7 +9,7 @@ import type { DnsResolver } from '../dns/types.js';
 import { ConnectTimeoutError, type GatewayError } from '../errors.js';
 import { ipv6ToBytes, ipv6ToText } from '../protocol/address.js';
 import { AbortedError, Deadline } from './deadline.js';
-import { fromSocksError, UpstreamUnreachableError } from './socks5-errors.js';
+import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from './socks5-errors.js';
 import type { Destination, OutboundContext, UdpChannel } from './types.js';
 
 export interface Socks5UdpUpstream {
@@ -49,6 +49,7 @@ export async function openSocks5Udp(upstream: Socks5UdpUpstream, ctx: OutboundCo
     const remote = await associate(tcp, upstream, { host: a.address, port: a.port }, deadline.signal, deps.connectTimeout);
     // RFC 1928 §7: BND is where datagrams go; a wildcard means "the address you reached me on".
     const relay = boundAddress(remote, tcp);
+    if (relay.port === 0) throw new UpstreamHandshakeError(name, 'UDP ASSOCIATE reply names port 0');
     return channel(name, tcp, udp, relay, upstream, ctx, deps);
   } catch (err) {
     tcp?.destroy();
@@ -186,9 +187,13 @@ function channel(
     if (udp.getSendQueueCount() >= maxQueued) return drop('queue_full');
     if (isIP(dest.host) === 0 && !/^[\x21-\x7e]{1,255}$/.test(dest.host)) return drop('unsendable');
     const frame = SocksClient.createUDPFrame({ remoteHost: dest, data: payload });
-    udp.send(frame, relay.port, relay.host, (err) => {
-      if (err) drop('send_error');
-    });
+    try {
+      udp.send(frame, relay.port, relay.host, (err) => {
+        if (err) drop('send_error');
+      });
+    } catch {
+      drop('send_error'); // thrown, not called back
+    }
   };
 
   function send(dest: Destination, payload: Buffer): void {

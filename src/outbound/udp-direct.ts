@@ -68,12 +68,15 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
       if (peers.size >= maxPeers) peers.delete(peers.values().next().value!);
       peers.add(key);
     }
-    s.send(payload, port, addr.address, (err) => {
-      if (err) {
-        deps.log?.debug({ err, to: addr.address, port }, 'direct UDP send failed');
-        drop('send_error');
-      }
-    });
+    const failed = (err: Error): void => {
+      deps.log?.debug({ err, to: addr.address, port }, 'direct UDP send failed');
+      drop('send_error');
+    };
+    try {
+      s.send(payload, port, addr.address, (err) => err && failed(err));
+    } catch (err) {
+      failed(err as Error); // thrown, not called back: a port out of range, say
+    }
   }
 
   function send(dest: Destination, payload: Buffer): void {

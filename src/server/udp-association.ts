@@ -121,9 +121,11 @@ export class UdpAssociation {
     }
     // RFC 1928 §7: fragmentation is optional; an implementation without it drops FRAG != 0.
     if (datagram.frag !== 0) return this.#drop('frag', 'up');
+    const { dest, payload } = datagram;
+    // Port 0 names no destination: no socket can send there.
+    if (dest.port === 0) return this.#drop('bad_port', 'up');
     if (this.#clientPort === 0) this.#clientPort = rinfo.port;
     this.#lastActivity = performance.now();
-    const { dest, payload } = datagram;
     const target = this.#routes.target(dest);
     if (!(target instanceof Promise)) return this.#forward(target, dest, payload);
     if (this.#waiting >= this.#opts.maxQueued) return this.#drop('queue_full', 'up');

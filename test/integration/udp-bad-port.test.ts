@@ -1,0 +1,95 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type Socket } from 'node:net';
+import { pino } from 'pino';
+import type { DnsResolver } from '../../src/dns/types.js';
+import { openDirectUdp } from '../../src/outbound/udp-direct.js';
+import { openSocks5Udp } from '../../src/outbound/socks5-udp.js';
+import { startGateway, type TestGateway } from '../helpers/index.js';
+import { socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
+
+const udpLine = (gw: TestGateway) => gw.accessLog((l) => l['cmd'] === 'udp', 2_000);
+
+/** Answers no-auth and then every ASSOCIATE with BND 127.0.0.1:`bndPort`, keeping the connection. */
+async function startAssociateUpstream(bndPort: number): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    let step = 0;
+    s.on('data', () => {
+      const reply = Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0, 0]);
+      reply.writeUInt16BE(bndPort, 8);
+      s.write(step++ === 0 ? Buffer.from([5, 0]) : reply);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+test('a datagram for DST.PORT 0 is dropped, the first one and the next, and the association goes on', async (t) => {
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  c.send({ host: '127.0.0.1', port: 0 }, 'zero');
+  c.send({ host: '127.0.0.1', port: echo.port }, 'one');
+  assert.equal((await c.receive())?.data.toString(), 'one');
+  c.send({ host: '127.0.0.1', port: 0 }, 'zero again');
+  c.send({ host: '127.0.0.1', port: echo.port }, 'two');
+  assert.equal((await c.receive())?.data.toString(), 'two');
+  await c.close();
+  assert.deepEqual((await udpLine(gw))?.['udp'], { sent: 2, received: 2, dropped: { bad_port: 2 } });
+});
+
+test('a direct UDP channel never throws from send, whatever the port', async () => {
+  const dns: DnsResolver = {
+    lookup: async () => [],
+    stats: () => ({ hits: 0, misses: 0, negativeHits: 0, evictions: 0, inflightWaits: 0, queries: 0 }),
+    close: () => {},
+  };
+  const channel = openDirectUdp({ dns, log: pino({ level: 'silent' }) });
+  const drops: string[] = [];
+  channel.onDrop?.((reason) => drops.push(reason));
+  try {
+    channel.send({ host: '127.0.0.1', port: 0 }, Buffer.from('x'));
+    assert.deepEqual(drops, ['send_error']);
+  } finally {
+    channel.close();
+  }
+});
+
+test('an upstream whose ASSOCIATE reply names port 0 is a failed upstream, not a crash', async (t) => {
+  const upstream = await startAssociateUpstream(0);
+  t.after(() => upstream.close());
+  const log = pino({ level: 'silent' });
+  await assert.rejects(
+    openSocks5Udp({ host: '127.0.0.1', port: upstream.port }, { signal: new AbortController().signal, log, sessionKey: 't' }, { connectTimeout: 2_000 }),
+    (err: { code: string }) => err.code === 'GW_ERR_UPSTREAM_HANDSHAKE',
+  );
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({
+    upstreams: { up: { type: 'socks5', host: '127.0.0.1', port: upstream.port } },
+    rules: [{ name: 'udp-up', commands: ['udp'], action: 'up' }],
+  });
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  c.send({ host: '127.0.0.1', port: echo.port }, 'a');
+  c.send({ host: '127.0.0.1', port: echo.port }, 'b');
+  assert.equal(await c.receive(300), undefined);
+  await c.close();
+  assert.deepEqual((await udpLine(gw))?.['udp'], { sent: 0, received: 0, dropped: { upstream_failed: 2 } });
+});
