@@ -46,6 +46,8 @@ function ordered(addresses: readonly ResolvedAddress[], prefer: 4 | 6): readonly
   return Object.freeze([...first, ...rest].map((a) => Object.freeze({ address: a.address, family: a.family })));
 }
 
+const NUMERIC_LAST_LABEL = /(?:^|\.)(?:0x[0-9a-f]*|[0-9]+)$/i;
+
 export function createResolver(cfg: DnsConfig, opts: ResolverOptions = {}): DnsResolver {
   const counters: DnsStats = { hits: 0, misses: 0, negativeHits: 0, evictions: 0, inflightWaits: 0, queries: 0 };
   const cache = new DnsCache(cfg.cache_size, counters);
@@ -85,6 +87,10 @@ export function createResolver(cfg: DnsConfig, opts: ResolverOptions = {}): DnsR
     if (name === '') return Promise.reject(new NameNotResolvedError(host, 'empty name'));
     const fixed = hosts.get(name);
     if (fixed) return Promise.resolve([...fixed]);
+    // `127.1`, `0x7f000001`, `2130706433`, `127.0.0.1.`: getaddrinfo reads these as IPv4
+    // (inet_aton), so they would reach an address that CIDR rules never saw. No real name
+    // ends in a numeric label (WHATWG URL's "ends in a number"): refuse them.
+    if (NUMERIC_LAST_LABEL.test(name)) return Promise.reject(new NameNotResolvedError(host, 'numeric name is not a hostname'));
 
     const hit = cache.get(name);
     if (hit?.kind === 'positive') {

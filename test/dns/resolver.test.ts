@@ -263,3 +263,14 @@ test('a failed lookup is logged; a hit is not', async (t) => {
   assert.equal(line.host, 'broken.test');
   assert.match(line.err, /SERVFAIL/);
 });
+
+test('names that getaddrinfo would read as IPv4 shorthand are refused without a query', async () => {
+  const dns = createResolver({ cache_size: 10, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
+  for (const name of ['127.1', '0x7f000001', '2130706433', '127.0.0.1.', '017700000001', 'a.0x1']) {
+    await assert.rejects(dns.lookup(name), (e: unknown) => toRep(e) === Rep.HOST_UNREACHABLE, name);
+  }
+  assert.equal(dns.stats().queries, 0);
+  assert.deepEqual(await dns.lookup('127.0.0.1'), [{ address: '127.0.0.1', family: 4 }]);
+  assert.ok((await dns.lookup('localhost')).length > 0, 'ordinary names still resolve');
+  dns.close();
+});
