@@ -71,7 +71,8 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
   } catch (err) {
     throw new ConfigError([`dns.servers: ${(err as Error).message}`]);
   }
-  const deadline = cfg.timeout * servers.length + 1000;
+  // Node timers hold at most 2^31-1 ms; a longer one would fire at once.
+  const deadline = Math.min(cfg.timeout * servers.length + 1000, 2 ** 31 - 1);
 
   async function query(name: string): Promise<Answer> {
     const [v4, v6] = await withDeadline(
