@@ -41,6 +41,8 @@ export class UdpAssociation {
   readonly #routes: UdpRoutes;
   readonly #relayedUp;
   readonly #relayedDown;
+  /** The largest UDP payload the relay socket can send: IPv4 65535 - 20 - 8, IPv6 65535 - 8. */
+  readonly #maxDatagram: number;
   #clientPort: number;
   #waiting = 0;
   #lastActivity = performance.now();
@@ -51,6 +53,7 @@ export class UdpAssociation {
     this.#relay = relay;
     this.#opts = opts;
     this.#clientPort = opts.clientPort;
+    this.#maxDatagram = relay.address().family === 'IPv6' ? 65_527 : 65_507;
     // Label lookups hash their labels every call: the two hot ones are resolved once.
     this.#relayedUp = ctx.metrics.udpDatagrams.labels({ direction: 'up', result: 'relayed' });
     this.#relayedDown = ctx.metrics.udpDatagrams.labels({ direction: 'down', result: 'relayed' });
@@ -147,9 +150,12 @@ export class UdpAssociation {
   #toClient(from: Destination, payload: Buffer): void {
     if (!this.#finish) return;
     if (this.#relay.getSendQueueCount() >= this.#opts.maxQueued) return this.#drop('queue_full', 'down');
+    // RFC 1928 §7: the answer carries the header naming where it came from; an answer that
+    // filled a whole datagram has no room left for it.
+    const datagram = encodeUdpDatagram(from, payload);
+    if (datagram.length > this.#maxDatagram) return this.#drop('too_large', 'down');
     this.#lastActivity = performance.now();
-    // RFC 1928 §7: the answer carries the header naming where it came from.
-    this.#relay.send(encodeUdpDatagram(from, payload), this.#clientPort, this.#opts.clientHost, (err) => {
+    this.#relay.send(datagram, this.#clientPort, this.#opts.clientHost, (err) => {
       if (err) this.#drop('send_error', 'down');
     });
     this.stats.received++;
