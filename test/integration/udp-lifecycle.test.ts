@@ -1,0 +1,94 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { createServer, type Socket } from 'node:net';
+import { Cmd } from '../../src/protocol/constants.js';
+import { decodeReply, encodeGreeting, encodeRequest, NEED_DATA } from '../../src/protocol/messages.js';
+import { rawClient, readBytes, startGateway, type TestGateway } from '../helpers/index.js';
+import { startUdpEchoServer } from '../helpers/udp.js';
+
+/** ASSOCIATE on a raw control connection; `extra` goes in the same packet as the request. */
+async function rawAssociate(gw: TestGateway, extra = Buffer.alloc(0)): Promise<{ s: Socket; relayPort: number }> {
+  const s = await rawClient(gw.port);
+  s.on('error', () => {});
+  s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.UDP_ASSOCIATE, { host: '0.0.0.0', port: 0 }), extra]));
+  assert.deepEqual([...(await readBytes(s, 2))], [5, 0]);
+  const r = decodeReply(await readBytes(s, 10));
+  assert.ok(r !== NEED_DATA && r.value.rep === 0);
+  return { s, relayPort: r.value.bound.port };
+}
+
+const udpLine = (gw: TestGateway) => gw.accessLog((l) => l['cmd'] === 'udp', 2_000);
+
+for (const how of ['end', 'reset'] as const) {
+  test(`UDP ASSOCIATE: a control connection that ${how === 'end' ? 'is half-closed' : 'is reset'} after extra bytes ends the association`, async (t) => {
+    const gw = await startGateway({ limits: { udp_idle_timeout: '20s' } });
+    t.after(() => gw.close());
+    const { s } = await rawAssociate(gw, Buffer.from('pipelined'));
+    t.after(() => s.destroy());
+    await new Promise<void>((resolve) => s.write(Buffer.alloc(256 * 1024), () => resolve()));
+    if (how === 'end') s.end();
+    else s.resetAndDestroy();
+    assert.ok(await udpLine(gw), 'the association ended without waiting for udp_idle_timeout');
+    assert.equal(gw.gw.activeSessions, 0);
+  });
+}
+
+/**
+ * A SOCKS5 upstream that accepts no-auth and answers ASSOCIATE with `bnd` (or never, when
+ * `silent`); resolves `closed` for each control connection when the gateway drops it.
+ */
+async function startAssociateUpstream(opts: { silent: boolean }): Promise<{ port: number; accepted: Promise<{ closed: Promise<void> }>; close(): Promise<void> }> {
+  let onAccept!: (conn: { closed: Promise<void> }) => void;
+  const accepted = new Promise<{ closed: Promise<void> }>((resolve) => (onAccept = resolve));
+  const sockets = new Set<Socket>();
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    onAccept({ closed: new Promise<void>((resolve) => s.once('close', () => resolve())) });
+    let step = 0;
+    s.on('data', () => {
+      if (opts.silent) return;
+      s.write(step++ === 0 ? Buffer.from([5, 0]) : Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0, 9]));
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as { port: number }).port,
+    accepted,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+for (const silent of [false, true]) {
+  test(`UDP ASSOCIATE: the upstream's control connection closes with the client's (${silent ? 'while the upstream ASSOCIATE is pending' : 'association open'})`, async (t) => {
+    const upstream = await startAssociateUpstream({ silent });
+    t.after(() => upstream.close());
+    const echo = await startUdpEchoServer();
+    t.after(() => echo.close());
+    const gw = await startGateway({
+      limits: { connect_timeout: '20s' },
+      upstreams: { up: { type: 'socks5', host: '127.0.0.1', port: upstream.port } },
+      rules: [{ name: 'udp-up', commands: ['udp'], action: 'up' }],
+    });
+    t.after(() => gw.close());
+    const { s, relayPort } = await rawAssociate(gw);
+    t.after(() => s.destroy());
+    const d = createSocket('udp4');
+    t.after(() => d.close());
+    const frame = Buffer.concat([Buffer.from([0, 0, 0, 1, 127, 0, 0, 1, 0, 0]), Buffer.from('x')]);
+    frame.writeUInt16BE(echo.port, 8);
+    d.send(frame, relayPort, '127.0.0.1');
+    const { closed: upstreamClosed } = await upstream.accepted;
+    s.end();
+    assert.ok(await udpLine(gw), 'the association ended');
+    const closedInTime = await Promise.race([upstreamClosed.then(() => true), new Promise((r) => setTimeout(() => r(false), 2_000))]);
+    assert.ok(closedInTime, 'the upstream control connection is closed');
+  });
+}
