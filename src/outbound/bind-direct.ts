@@ -1,8 +1,9 @@
 // Direct BIND (RFC 1928 §4): the gateway listens for the one connection the client's
 // application protocol (FTP active mode, say) tells a server to open back to it.
 
-import { isIP, isIPv4, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { isIP, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { unmapped } from '../protocol/address.js';
 import type { BindHandle, Destination } from './types.js';
 
 export interface DirectBindOptions {
@@ -72,6 +73,3 @@ function expectedPeer(dest: Destination | undefined): string | undefined {
   return host === '0.0.0.0' || host === '::' ? undefined : host;
 }
 
-function unmapped(ip: string): string {
-  return ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
-}

@@ -3,13 +3,14 @@
 // stays open for the channel's life: the upstream ends the association when it closes.
 
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
-import { connect as tcpConnect, isIP, isIPv4, isIPv6, type Socket } from 'node:net';
+import { connect as tcpConnect, isIP, isIPv6, type Socket } from 'node:net';
 import { SocksClient, type SocksRemoteHost } from 'socks';
 import type { DnsResolver } from '../dns/types.js';
 import { ConnectTimeoutError, type GatewayError } from '../errors.js';
-import { ipv6ToBytes, ipv6ToText } from '../protocol/address.js';
+import { ipv6ToBytes, ipv6ToText, unmapped } from '../protocol/address.js';
 import { AbortedError, Deadline } from './deadline.js';
 import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from './socks5-errors.js';
+import { ChannelEvents, datagramResolver } from './udp-channel-events.js';
 import type { Destination, OutboundContext, UdpChannel } from './types.js';
 
 export interface Socks5UdpUpstream {
@@ -31,8 +32,6 @@ export interface Socks5UdpDeps {
   maxQueued?: number;
 }
 
-type DropListener = (reason: string, direction: 'up' | 'down') => void;
-type MessageListener = (from: Destination, payload: Buffer) => void;
 
 /** Opens an association on `upstream`; rejects with a GatewayError (as CONNECT would). */
 export async function openSocks5Udp(upstream: Socks5UdpUpstream, ctx: OutboundContext, deps: Socks5UdpDeps): Promise<UdpChannel> {
@@ -150,13 +149,10 @@ function channel(
   deps: Socks5UdpDeps,
 ): UdpChannel {
   const maxQueued = deps.maxQueued ?? 256;
-  const messageListeners: MessageListener[] = [];
-  const dropListeners: DropListener[] = [];
-  let lookups = 0;
+  const events = new ChannelEvents();
+  const drop = events.drop;
+  const resolve = deps.dns && upstream.remoteDns === false ? datagramResolver(deps.dns, maxQueued, drop, ctx.log) : undefined;
   let closed = false;
-  const drop = (reason: string, direction: 'up' | 'down' = 'up'): void => {
-    for (const l of dropListeners) l(reason, direction);
-  };
 
   const close = (): void => {
     if (closed) return;
@@ -179,7 +175,7 @@ function channel(
     const frame = parseFrame(msg);
     if (!frame) return drop('malformed', 'down');
     if (frame.frag !== 0) return drop('frag', 'down');
-    for (const l of messageListeners) l(frame.from, frame.data);
+    events.message(frame.from, frame.data);
   });
 
   const sendFrame = (dest: Destination, payload: Buffer): void => {
@@ -197,28 +193,16 @@ function channel(
   };
 
   function send(dest: Destination, payload: Buffer): void {
-    if (upstream.remoteDns !== false || !deps.dns || isIP(dest.host) !== 0) return sendFrame(dest, payload);
-    if (lookups >= maxQueued) return drop('queue_full');
-    lookups++;
-    deps.dns.lookup(dest.host).then(
-      (addresses) => {
-        lookups--;
-        const first = addresses[0];
-        if (first) sendFrame({ host: first.address, port: dest.port }, payload);
-        else drop('unresolved');
-      },
-      () => {
-        lookups--;
-        drop('unresolved');
-      },
-    );
+    // remote_dns false: names are resolved here and sent to the upstream as addresses.
+    if (!resolve || isIP(dest.host) !== 0) return sendFrame(dest, payload);
+    resolve(dest.host, (address) => sendFrame({ host: address.address, port: dest.port }, payload));
   }
 
   const a = udp.address();
   return {
     send,
-    onMessage: (l) => void messageListeners.push(l),
-    onDrop: (l) => void dropListeners.push(l),
+    onMessage: events.onMessage,
+    onDrop: events.onDrop,
     local: { host: a.address, port: a.port },
     close,
   };
@@ -239,6 +223,3 @@ export function normalizeIp(host: string): string {
   return isIPv6(host) ? unmapped(ipv6ToText(ipv6ToBytes(host), 0)) : host;
 }
 
-function unmapped(ip: string): string {
-  return ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
-}

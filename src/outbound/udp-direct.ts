@@ -6,6 +6,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
+import { ChannelEvents, datagramResolver } from './udp-channel-events.js';
 import type { Destination, UdpChannel } from './types.js';
 
 export interface DirectUdpDeps {
@@ -17,8 +18,6 @@ export interface DirectUdpDeps {
   maxPeers?: number;
 }
 
-type DropListener = (reason: string, direction: 'up' | 'down') => void;
-type MessageListener = (from: Destination, payload: Buffer) => void;
 
 const DEFAULT_MAX_QUEUED = 256;
 const DEFAULT_MAX_PEERS = 4096;
@@ -32,14 +31,10 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
   const maxPeers = deps.maxPeers ?? DEFAULT_MAX_PEERS;
   const sockets = new Map<4 | 6, Socket>();
   const peers = new Set<string>();
-  const messageListeners: MessageListener[] = [];
-  const dropListeners: DropListener[] = [];
-  let lookups = 0;
+  const events = new ChannelEvents();
+  const drop = events.drop;
+  const resolve = datagramResolver(deps.dns, maxQueued, drop, deps.log);
   let closed = false;
-
-  const drop = (reason: string, direction: 'up' | 'down' = 'up'): void => {
-    for (const l of dropListeners) l(reason, direction);
-  };
 
   function socketFor(family: 4 | 6): Socket {
     let s = sockets.get(family);
@@ -54,8 +49,7 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
 
   function onAnswer(msg: Buffer, rinfo: RemoteInfo): void {
     if (!peers.has(peerKey(rinfo.address, rinfo.port))) return drop('unsolicited', 'down');
-    const from = { host: rinfo.address, port: rinfo.port };
-    for (const l of messageListeners) l(from, msg);
+    events.message({ host: rinfo.address, port: rinfo.port }, msg);
   }
 
   function sendTo(addr: ResolvedAddress, port: number, payload: Buffer): void {
@@ -83,27 +77,13 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
     if (closed) return drop('closed');
     const family = isIP(dest.host);
     if (family === 4 || family === 6) return sendTo({ address: dest.host, family }, dest.port, payload);
-    if (lookups >= maxQueued) return drop('queue_full');
-    lookups++;
-    deps.dns.lookup(dest.host).then(
-      (addresses) => {
-        lookups--;
-        const first = addresses[0];
-        if (first) sendTo(first, dest.port, payload);
-        else drop('unresolved');
-      },
-      (err: unknown) => {
-        lookups--;
-        deps.log?.debug({ err, host: dest.host }, 'UDP destination not resolved');
-        drop('unresolved');
-      },
-    );
+    resolve(dest.host, (address) => sendTo(address, dest.port, payload));
   }
 
   return {
     send,
-    onMessage: (l) => void messageListeners.push(l),
-    onDrop: (l) => void dropListeners.push(l),
+    onMessage: events.onMessage,
+    onDrop: events.onDrop,
     get local(): Destination | undefined {
       for (const s of sockets.values()) {
         try {

@@ -195,3 +195,8 @@ export function ipv6ToText(buf: Buffer, off: number): string {
   if (bestBase !== -1 && bestBase + bestLen === 8) s += ':';
   return s;
 }
+
+/** `::ffff:a.b.c.d` (what a dual-stack socket reports for an IPv4 peer) as plain `a.b.c.d`. */
+export function unmapped(ip: string): string {
+  return ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
+}

@@ -5,7 +5,7 @@ import type { BindHandle, DatagramOutbound, Destination, Outbound } from '../out
 import type { CommandContext } from './context.js';
 import { relay } from './relay.js';
 import { route } from './route.js';
-import { unmapped } from './udp-association.js';
+import { unmapped } from '../protocol/address.js';
 
 /**
  * BIND (RFC 1928 §4): listen, first reply with where; wait (bounded by bind_timeout) for

@@ -2,7 +2,8 @@ import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { Rep } from '../errors.js';
 import type { CommandContext } from './context.js';
-import { UdpAssociation, unmapped } from './udp-association.js';
+import { unmapped } from '../protocol/address.js';
+import { UdpAssociation } from './udp-association.js';
 
 /** Datagrams waiting for a route or a socket, per association. */
 const MAX_QUEUED = 256;

@@ -2,7 +2,7 @@
 // the source check, header decoding, and the accounting. Where datagrams go is UdpRoutes.
 
 import type { RemoteInfo, Socket as DgramSocket } from 'node:dgram';
-import { isIPv4 } from 'node:net';
+import { unmapped } from '../protocol/address.js';
 import { decodeUdpDatagram, encodeUdpDatagram } from '../protocol/messages.js';
 import type { Destination } from '../outbound/types.js';
 import type { CommandContext } from './context.js';
@@ -28,10 +28,6 @@ export interface AssociationOptions {
 
 export type AssociationEnd = 'closed' | 'idle' | 'error';
 
-/** `::ffff:a.b.c.d` is the IPv4 client a dual-stack listener saw. */
-export function unmapped(ip: string): string {
-  return ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
-}
 
 export class UdpAssociation {
   readonly stats: UdpStats = { sent: 0, received: 0, dropped: {} };

@@ -1,0 +1,57 @@
+// What every UdpChannel shares: its listeners, its drop reporting, and resolving
+// datagram destinations by name with a bound on lookups in flight.
+
+import type { Logger } from 'pino';
+import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
+import type { Destination, UdpChannel } from './types.js';
+
+type DropListener = (reason: string, direction: 'up' | 'down') => void;
+type MessageListener = (from: Destination, payload: Buffer) => void;
+
+export class ChannelEvents {
+  readonly #messages: MessageListener[] = [];
+  readonly #drops: DropListener[] = [];
+
+  readonly onMessage: UdpChannel['onMessage'] = (l) => void this.#messages.push(l);
+  readonly onDrop: NonNullable<UdpChannel['onDrop']> = (l) => void this.#drops.push(l);
+
+  message(from: Destination, payload: Buffer): void {
+    for (const l of this.#messages) l(from, payload);
+  }
+
+  /** A datagram the channel could not carry: the association counts it. */
+  readonly drop = (reason: string, direction: 'up' | 'down' = 'up'): void => {
+    for (const l of this.#drops) l(reason, direction);
+  };
+}
+
+/**
+ * Resolves a datagram's destination name, then hands the first address to `send`.
+ * At most `max` lookups wait at once; a datagram past that, or whose name does not
+ * resolve, is dropped (UDP promises nothing, and memory must stay bounded).
+ */
+export function datagramResolver(
+  dns: DnsResolver,
+  max: number,
+  drop: (reason: string) => void,
+  log?: Logger,
+): (host: string, send: (address: ResolvedAddress) => void) => void {
+  let inFlight = 0;
+  return (host, send) => {
+    if (inFlight >= max) return drop('queue_full');
+    inFlight++;
+    dns.lookup(host).then(
+      (addresses) => {
+        inFlight--;
+        const first = addresses[0];
+        if (first) send(first);
+        else drop('unresolved');
+      },
+      (err: unknown) => {
+        inFlight--;
+        log?.debug({ err, host }, 'UDP destination not resolved');
+        drop('unresolved');
+      },
+    );
+  };
+}
