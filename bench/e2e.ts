@@ -1,12 +1,11 @@
 // End to end through the gateway vs straight to the server vs a minimal Node relay:
-// throughput with 1 and 8 streams, and connections per second.
+// throughput with 1 and 8 streams, and connections per second. The relays run in
+// processes of their own; the clients and servers share this one.
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
-import { parseConfig } from '../src/config/load.js';
-import { Gateway } from '../src/gateway.js';
-import { silentLogger } from '../src/observe/logger.js';
 import { startDnsServer, type DnsRecord } from '../test/helpers/dns-server.js';
-import { closeServer, directConnect, echoServer, fmt, listen, minimalRelay, sinkServer, socksConnect, type Connector } from './lib.js';
+import { closeServer, directConnect, echoServer, fmt, listen, sinkServer, socksConnect, type Connector } from './lib.js';
+import { startGatewayProcess, startMinimalRelayProcess } from './processes.js';
 
 const TOTAL = 512 * 1024 * 1024; // bytes per throughput run, split over the streams
 const CPS_CONNECTIONS = 3_000;
@@ -51,16 +50,14 @@ async function connectionsPerSecond(connectTo: Connector, proxyPort: number, ech
 export async function run(): Promise<void> {
   const sink = sinkServer();
   const echo = echoServer();
-  const relay = minimalRelay();
-  const [sinkPort, echoPort, relayPort] = [await listen(sink), await listen(echo), await listen(relay)];
-  const config = parseConfig('listen: [{host: 127.0.0.1, port: 0}]\nlog: {level: silent}\n', '<bench>', {});
-  const gw = await Gateway.start(config, { log: silentLogger() });
-  const gwPort = gw.addresses[0]!.port;
+  const [sinkPort, echoPort] = [await listen(sink), await listen(echo)];
+  const relay = await startMinimalRelayProcess();
+  const gw = await startGatewayProcess();
 
   const targets: Array<[string, Connector, number]> = [
     ['direct', directConnect, 0],
-    ['minimal relay', socksConnect, relayPort],
-    ['socksgate', socksConnect, gwPort],
+    ['minimal relay', socksConnect, relay.port],
+    ['socksgate', socksConnect, gw.port],
   ];
   const rows: Record<string, number[]> = {};
   for (const [name, connectTo, port] of targets) {
@@ -70,15 +67,16 @@ export async function run(): Promise<void> {
       await connectionsPerSecond(connectTo, port, echoPort),
     ];
   }
-  console.log('e2e: MiB/s 1 stream | MiB/s 8 streams | conn/s (CONNECT + echo + close, 50 concurrent)');
+  console.log('e2e (relays in their own process; socksgate logs each connection at info):');
+  console.log('  MiB/s 1 stream | MiB/s 8 streams | conn/s (CONNECT + echo round trip + close, 50 concurrent)');
   const base = rows['minimal relay']!;
   for (const [name, r] of Object.entries(rows)) {
     const ratio = r.map((v, i) => (v / base[i]!).toFixed(2)).join(' / ');
     console.log(`  ${name.padEnd(14)} ${fmt(r[0]!).padStart(8)} | ${fmt(r[1]!).padStart(8)} | ${fmt(r[2]!, 0).padStart(7)}   (× minimal relay: ${ratio})`);
   }
-  await gw.close(0);
+  await Promise.all([gw.stop(), relay.stop()]);
   await domainConnects(echoPort);
-  await Promise.all([closeServer(sink), closeServer(echo), closeServer(relay)]);
+  await Promise.all([closeServer(sink), closeServer(echo)]);
 }
 
 /** CONNECT by name through the gateway, names answered by a local UDP DNS server: warm cache vs a new name each time. */
@@ -86,16 +84,14 @@ async function domainConnects(echoPort: number): Promise<void> {
   const records: Record<string, DnsRecord> = { 'warm.bench': { A: ['127.0.0.1'], ttl: 3600 } };
   for (let i = 0; i < CPS_CONNECTIONS; i++) records[`n${i}.bench`] = { A: ['127.0.0.1'], ttl: 3600 };
   const dns = await startDnsServer(records);
-  const yaml = `listen: [{host: 127.0.0.1, port: 0}]\ndns: {servers: ["127.0.0.1:${dns.port}"]}\n`;
-  const gw = await Gateway.start(parseConfig(yaml, '<bench>', {}), { log: silentLogger() });
-  const port = gw.addresses[0]!.port;
+  const gw = await startGatewayProcess(`dns: { servers: ["127.0.0.1:${dns.port}"] }\n`);
   const byName = (name: (i: number) => string): Connector => {
     let i = 0;
     return (proxyPort, destPort) => socksConnect(proxyPort, destPort, name(i++));
   };
-  const warm = await connectionsPerSecond(byName(() => 'warm.bench'), port, echoPort);
-  const cold = await connectionsPerSecond(byName((i) => `n${i}.bench`), port, echoPort);
-  console.log(`e2e: CONNECT by name through the gateway: ${fmt(warm, 0)} conn/s warm cache, ${fmt(cold, 0)} conn/s cold (A+AAAA query each)`);
-  await gw.close(0);
+  const warm = await connectionsPerSecond(byName(() => 'warm.bench'), gw.port, echoPort);
+  const cold = await connectionsPerSecond(byName((i) => `n${i}.bench`), gw.port, echoPort);
+  console.log(`e2e: CONNECT by name through socksgate: ${fmt(warm, 0)} conn/s warm cache, ${fmt(cold, 0)} conn/s cold (A+AAAA query each)`);
+  await gw.stop();
   await dns.close();
 }

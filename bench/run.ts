@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const wanted = process.argv.slice(2);
-const files = (await readdir(here)).filter((f) => f.endsWith('.ts') && f !== 'run.ts' && f !== 'lib.ts').sort();
+const files = (await readdir(here)).filter((f) => f.endsWith('.ts') && !['run.ts', 'lib.ts', 'processes.ts', 'minimal-relay-main.ts'].includes(f)).sort();
 for (const file of files) {
   const name = file.replace(/\.ts$/, '');
   if (wanted.length > 0 && !wanted.includes(name)) continue;
