@@ -43,8 +43,11 @@ export class UdpRoutes {
     if (known !== undefined && !isExpired(known)) return known;
     if (this.#decisions.size >= this.#opts.maxDestinations) this.#decisions.delete(this.#decisions.keys().next().value!);
     const pending = this.#resolve(dest).then((t) => {
-      // Keep the settled value so later datagrams skip the promise.
-      if (this.#decisions.get(key) === pending) this.#decisions.set(key, t);
+      // Keep the settled value so later datagrams skip the promise, unless its channel
+      // was forgotten meanwhile (the upstream ended it): then the next datagram reopens.
+      if (this.#decisions.get(key) !== pending) return t;
+      if (t.kind === 'channel' && !this.#open.has(t.channel)) this.#decisions.delete(key);
+      else this.#decisions.set(key, t);
       return t;
     });
     this.#decisions.set(key, pending);
