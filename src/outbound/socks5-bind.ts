@@ -5,13 +5,14 @@ import type { Socket } from 'node:net';
 import { SocksClient } from 'socks';
 import { ConnectTimeoutError, type GatewayError } from '../errors.js';
 import { AbortedError, Deadline } from './deadline.js';
+import { keepEarlyData } from './early-data.js';
 import { fromSocksError, UpstreamUnreachableError } from './socks5-errors.js';
 import { boundAddress, dialUpstream, type Socks5UdpUpstream } from './socks5-udp.js';
 import type { BindHandle, Destination, OutboundContext } from './types.js';
 
 export type Socks5BindUpstream = Omit<Socks5UdpUpstream, 'remoteDns'>;
 
-type Peer = { socket: Socket; peer: Destination };
+type Peer = Awaited<ReturnType<BindHandle['accepted']>>;
 
 /** Resolves at the upstream's first reply; `accepted()` settles at its second. */
 export async function openSocks5Bind(upstream: Socks5BindUpstream, dest: Destination, ctx: OutboundContext, deps: { connectTimeout: number }): Promise<BindHandle> {
@@ -76,7 +77,7 @@ function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest
       settlePeer = undefined;
       if (!s) return;
       const peer = boundAddress(info.remoteHost, tcp);
-      void keepEarlyData(tcp).then(() => s.resolve({ socket: tcp, peer }));
+      void keepEarlyData(tcp).then((head) => s.resolve(head ? { socket: tcp, peer, head } : { socket: tcp, peer }));
     });
     client.once('error', (err) => {
       client.removeAllListeners();
@@ -87,21 +88,4 @@ function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest
     });
     client.connect(tcp);
   });
-}
-
-/**
- * `socks` re-emits bytes that came with the second reply one turn later (setImmediate) and
- * resumes the socket: catch them, pause, and put them back for the relay.
- */
-async function keepEarlyData(socket: Socket): Promise<void> {
-  const early: Buffer[] = [];
-  const onData = (b: Buffer): void => {
-    early.push(b);
-  };
-  socket.on('data', onData);
-  socket.on('error', () => {}); // the relay sees the close all the same
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  socket.pause();
-  socket.off('data', onData);
-  for (let i = early.length - 1; i >= 0; i--) socket.unshift(early[i]!);
 }

@@ -10,6 +10,7 @@ import type { DnsResolver, TcpConnector } from '../dns/types.js';
 import type { Socks5UpstreamConfig } from '../config/types.js';
 import { ConnectTimeoutError, GatewayError, NameNotResolvedError, Rep, UpstreamRefusedError } from '../errors.js';
 import { AbortedError, Deadline } from './deadline.js';
+import { keepEarlyData } from './early-data.js';
 import { openSocks5Bind } from './socks5-bind.js';
 import { fromSocksError, isUpstreamFault, UpstreamUnreachableError } from './socks5-errors.js';
 import { openSocks5Udp } from './socks5-udp.js';
@@ -78,14 +79,14 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
     const heard = { value: false };
     try {
       const candidates = await targets(dest, ctx);
-      let bound: Address | undefined;
+      let reply: { bound: Address | undefined; head: Buffer | undefined } | undefined;
       for (let i = 0; ; i++) {
         phase = 'dial';
         heard.value = false;
         hop = await dial(deadline.signal, ctx);
         phase = 'handshake';
         try {
-          bound = await handshake(hop.socket, candidates[i]!, deadline.signal, heard);
+          reply = await handshake(hop.socket, candidates[i]!, deadline.signal, heard);
           break;
         } catch (err) {
           if (i + 1 >= candidates.length || deadline.signal.aborted || !otherAddressMayDo(err)) throw err;
@@ -105,7 +106,8 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
         hopRelease?.();
       };
       const conn: Connection = { socket: hop.socket, release };
-      if (bound) conn.bound = bound;
+      if (reply.bound) conn.bound = reply.bound;
+      if (reply.head) conn.head = reply.head;
       if (hop.member) conn.member = hop.member; // a pool as the hop: the access log names its member
       return conn;
     } catch (err) {
@@ -121,8 +123,13 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
     }
   }
 
-  /** RFC 1928 §3–§6 on an open stream to the upstream; resolves with its BND address. */
-  async function handshake(socket: Socket, to: Destination, signal: AbortSignal, heard: { value: boolean }): Promise<Address | undefined> {
+  /** RFC 1928 §3–§6 on an open stream to the upstream; resolves with its BND address (and bytes that could not wait in the stream). */
+  async function handshake(
+    socket: Socket,
+    to: Destination,
+    signal: AbortSignal,
+    heard: { value: boolean },
+  ): Promise<{ bound: Address | undefined; head: Buffer | undefined }> {
     if (socket.destroyed) throw new Error('Socket closed');
     const onAbort = (): void => {
       socket.destroy();
@@ -143,8 +150,8 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
         // Our deadline decides; this only keeps `socks` from timing out first.
         timeout: deps.connectTimeout * 2 + 1_000,
       });
-      await keepEarlyData(socket);
-      return boundOf(info.remoteHost);
+      const head = await keepEarlyData(socket);
+      return { bound: boundOf(info.remoteHost), head };
     } finally {
       signal.removeEventListener('abort', onAbort);
       socket.off('data', onData);
@@ -172,28 +179,6 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
       openSocks5Bind(upstream, dest, ctx, { connectTimeout: deps.connectTimeout });
   }
   return out;
-}
-
-/**
- * `socks` re-emits bytes that arrived together with the reply as a 'data' event one
- * turn later (setImmediate) and resumes the socket: with no listener yet, a
- * server-speaks-first destination (SSH, SMTP) would lose its banner. Catch them, pause,
- * and put them back in the stream for whoever reads next (pipe resumes it).
- */
-async function keepEarlyData(socket: Socket): Promise<void> {
-  const early: Buffer[] = [];
-  const onData = (b: Buffer): void => {
-    early.push(b);
-  };
-  socket.on('data', onData);
-  // After the handshake nobody listens for 'error' until the relay starts; an error in
-  // between must not crash the process (the relay sees the close all the same).
-  socket.on('error', () => {});
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  socket.pause();
-  socket.off('data', onData);
-  if (socket.readableEnded) return;
-  for (let i = early.length - 1; i >= 0; i--) socket.unshift(early[i]!);
 }
 
 /** The upstream could not reach that address (RFC 1928 §6 0x03–0x05): another family may do. */

@@ -23,6 +23,8 @@ export interface Connection {
   bound?: Address;
   /** Called once when the relay ends: pools count open connections with it. */
   release?: () => void;
+  /** Bytes the destination sent that could not wait in `socket` (it had already ended): the client gets them first. */
+  head?: Buffer;
 }
 
 /** One way out. Rejects with a GatewayError whose `rep` goes to the client. */
@@ -50,7 +52,7 @@ export interface BindHandle {
   /** Where the peer must connect: the first reply's BND. */
   readonly listening: Destination;
   /** The first peer that connects (its address is the second reply's BND). */
-  accepted(): Promise<{ socket: import('node:net').Socket; peer: Destination }>;
+  accepted(): Promise<{ socket: import('node:net').Socket; peer: Destination; head?: Buffer }>;
   close(): void;
 }
 

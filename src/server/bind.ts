@@ -35,6 +35,7 @@ export async function handleBind(ctx: CommandContext): Promise<void> {
       return;
     }
     client.write(hs.reply(Rep.SUCCEEDED, got.peer));
+    if (got.head) client.write(got.head);
     // Bytes pipelined behind the request or sent while waiting go to the peer first.
     if (early.length > 0) client.unshift(early);
     const result = await relay(client, got.socket, { idleTimeout: snapshot.config.limits.idle_timeout });
@@ -55,7 +56,7 @@ async function open(ctx: CommandContext, action: string, outbound: Outbound): Pr
   return bind.call(outbound, ctx.dest, { signal: ctx.signal, log: ctx.log, sessionKey: ctx.sessionKey });
 }
 
-type Waited = { socket: Socket; peer: Destination } | 'timeout' | 'aborted' | Error;
+type Waited = { socket: Socket; peer: Destination; head?: Buffer } | 'timeout' | 'aborted' | Error;
 
 /** Bytes a client may send before its peer arrives; beyond this it is not read until then. */
 const MAX_EARLY_BYTES = 64 * 1024;

@@ -25,6 +25,7 @@ export async function handleConnect(ctx: CommandContext): Promise<void> {
       return;
     }
     client.write(hs.reply(Rep.SUCCEEDED, conn.bound ?? boundOf(conn.socket)));
+    if (conn.head) client.write(conn.head);
     record.rep = Rep.SUCCEEDED;
     // Payload the client pipelined behind its request goes first (RFC 1928 allows no gap).
     const early = hs.remainder();

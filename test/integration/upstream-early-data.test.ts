@@ -1,0 +1,56 @@
+// A destination that speaks first and hangs up at once ("421 busy"): its words arrive at the
+// upstream together with the CONNECT reply, and must still reach the client.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { SocksClient } from 'socks';
+import { startGateway } from '../helpers/index.js';
+
+/** A SOCKS5 upstream that answers CONNECT with its reply, a banner and FIN in one write. */
+async function bannerThenCloseUpstream(banner: string): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    let stage = 0;
+    s.on('data', () => {
+      if (stage++ === 0) s.write(Buffer.from([5, 0]));
+      else s.end(Buffer.concat([Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0x1f, 0x90]), Buffer.from(banner)]));
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+test('bytes that arrive with the upstream reply, then EOF, reach the client before its EOF', async (t) => {
+  const upstream = await bannerThenCloseUpstream('421 busy, try later\r\n');
+  t.after(() => upstream.close());
+  const gw = await startGateway({
+    upstreams: { hop: { type: 'socks5', host: '127.0.0.1', port: upstream.port } },
+    default: 'hop',
+  });
+  t.after(() => gw.close());
+  for (let i = 0; i < 20; i++) {
+    const { socket } = await SocksClient.createConnection({
+      proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
+      command: 'connect',
+      destination: { host: 'mail.example', port: 25 },
+      timeout: 3_000,
+    });
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.resume();
+    await once(socket, 'end');
+    assert.equal(Buffer.concat(chunks).toString(), '421 busy, try later\r\n', `attempt ${i}`);
+    socket.destroy();
+  }
+});
