@@ -44,7 +44,8 @@ export async function routeCommand(args: readonly string[], flags: RouteFlags): 
   const cmd: Command = flags.udp ? 'udp' : flags.bind ? 'bind' : 'connect';
   const router = await compileRouter(config, { dns });
   const decision = await router.decide({ dest: { host: host.replace(/^\[|\]$/g, ''), port }, cmd, user, source });
-  const parts = [`rule=${decision.rule}`, `index=${decision.ruleIndex}`, `action=${decision.action}`];
+  // PRODUCT.md's documented prefix `rule=NAME action=ACTION [member=URL]` first; extras after.
+  const parts = [`rule=${decision.rule}`, `action=${decision.action}`];
   const upstream = config.upstreams[decision.action];
   if (upstream?.type === 'pool') {
     const outbounds = await buildOutbounds(config, { dns, log });
@@ -53,7 +54,8 @@ export async function routeCommand(args: readonly string[], flags: RouteFlags): 
     parts.push(`member=${member ?? 'none'}`);
     await closeOutbounds(outbounds);
   }
-  if (decision.resolved) parts.push(`resolved=${decision.resolved.map((a: { address: string }) => a.address).join(',')}`);
+  parts.push(`index=${decision.ruleIndex}`);
+  if (decision.resolved) parts.push(`resolved=${decision.resolved.map((a) => a.address).join(',')}`);
   console.log(parts.join(' '));
   dns.close();
   return 0;
