@@ -3,8 +3,10 @@
 // processes of their own; the clients and servers share this one.
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
+import { existsSync } from 'node:fs';
 import { startDnsServer, type DnsRecord } from '../test/helpers/dns-server.js';
-import { closeServer, directConnect, echoServer, fmt, listen, sinkServer, socksConnect, type Connector } from './lib.js';
+import { startDante, startMicrosocks } from '../test/helpers/upstreams.js';
+import { closeServer, directConnect, echoServer, fmt, listen, sinkServer, socksConnect, within, type Connector } from './lib.js';
 import { startGatewayProcess, startMinimalRelayProcess } from './processes.js';
 
 const TOTAL = 512 * 1024 * 1024; // bytes per throughput run, split over the streams
@@ -53,28 +55,37 @@ export async function run(): Promise<void> {
   const [sinkPort, echoPort] = [await listen(sink), await listen(echo)];
   const relay = await startMinimalRelayProcess();
   const gw = await startGatewayProcess();
+  // The C servers users compare with, when installed (the test dependencies bring them).
+  const dante = existsSync('/usr/sbin/danted') ? await startDante({ host: '127.0.0.1' }) : undefined;
+  const micro = existsSync('/usr/bin/microsocks') ? await startMicrosocks({ host: '127.0.0.1' }) : undefined;
 
   const targets: Array<[string, Connector, number]> = [
     ['direct', directConnect, 0],
     ['minimal relay', socksConnect, relay.port],
     ['socksgate', socksConnect, gw.port],
   ];
+  if (dante) targets.push(['dante', socksConnect, dante.port]);
+  if (micro) targets.push(['microsocks', (p, d) => socksConnect(p, d, '127.0.0.1', true), micro.port]);
   const rows: Record<string, number[]> = {};
   for (const [name, connectTo, port] of targets) {
-    rows[name] = [
-      await throughput(connectTo, port, sinkPort, 1),
-      await throughput(connectTo, port, sinkPort, 8),
-      await connectionsPerSecond(connectTo, port, echoPort),
-    ];
+    try {
+      rows[name] = [
+        await within(60_000, `${name} 1 stream`, throughput(connectTo, port, sinkPort, 1)),
+        await within(60_000, `${name} 8 streams`, throughput(connectTo, port, sinkPort, 8)),
+        await within(60_000, `${name} conn/s`, connectionsPerSecond(connectTo, port, echoPort)),
+      ];
+    } catch (err) {
+      console.log(`  ${name}: ${(err as Error).message}`);
+    }
   }
-  console.log('e2e (relays in their own process; socksgate logs each connection at info):');
+  console.log('e2e (each relay in its own process; socksgate logs each connection at info):');
   console.log('  MiB/s 1 stream | MiB/s 8 streams | conn/s (CONNECT + echo round trip + close, 50 concurrent)');
   const base = rows['minimal relay']!;
   for (const [name, r] of Object.entries(rows)) {
     const ratio = r.map((v, i) => (v / base[i]!).toFixed(2)).join(' / ');
     console.log(`  ${name.padEnd(14)} ${fmt(r[0]!).padStart(8)} | ${fmt(r[1]!).padStart(8)} | ${fmt(r[2]!, 0).padStart(7)}   (× minimal relay: ${ratio})`);
   }
-  await Promise.all([gw.stop(), relay.stop()]);
+  await Promise.all([gw.stop(), relay.stop(), dante?.close(), micro?.close()]);
   await domainConnects(echoPort);
   await Promise.all([closeServer(sink), closeServer(echo)]);
 }

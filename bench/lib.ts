@@ -54,16 +54,26 @@ export function minimalRelay(): Server {
   });
 }
 
-/** SOCKS5 CONNECT with no auth, greeting and request pipelined; resolves once the reply is in. */
-export async function socksConnect(proxyPort: number, destPort: number, destHost = '127.0.0.1'): Promise<Socket> {
+/**
+ * SOCKS5 CONNECT with no auth; resolves once the reply is in. Greeting and request go in
+ * one packet, as curl and most clients send them, unless `lockstep` (for servers that
+ * read the greeting and drop what came with it, such as microsocks).
+ */
+export async function socksConnect(proxyPort: number, destPort: number, destHost = '127.0.0.1', lockstep = false): Promise<Socket> {
   const s = connect({ host: '127.0.0.1', port: proxyPort, allowHalfOpen: true });
   s.setNoDelay(true);
   await once(s, 'connect');
-  s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.CONNECT, { host: destHost, port: destPort })]));
+  const request = encodeRequest(Cmd.CONNECT, { host: destHost, port: destPort });
+  s.write(lockstep ? encodeGreeting([0]) : Buffer.concat([encodeGreeting([0]), request]));
   // Method selection (2 bytes), then a reply whose length depends on its address type.
   let got = Buffer.alloc(0);
   let reply: ReturnType<typeof decodeReply> = NEED_DATA;
+  let requested = !lockstep;
   while (got.length < 2 || (reply = decodeReply(got.subarray(2))) === NEED_DATA) {
+    if (!requested && got.length >= 2) {
+      s.write(request);
+      requested = true;
+    }
     const [chunk] = (await once(s, 'data')) as [Buffer];
     got = Buffer.concat([got, chunk]);
   }
@@ -72,6 +82,15 @@ export async function socksConnect(proxyPort: number, destPort: number, destHost
   const rest = got.subarray(2 + reply.size);
   if (rest.length > 0) s.unshift(rest);
   return s;
+}
+
+/** Rejects when `work` takes longer than `ms`: a relay that hangs must not hang the benchmark. */
+export function within<T>(ms: number, what: string, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 export async function directConnect(_proxyPort: number, destPort: number): Promise<Socket> {
