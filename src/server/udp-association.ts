@@ -9,8 +9,11 @@ import type { CommandContext } from './context.js';
 import { UdpRoutes, type UdpTarget } from './udp-routes.js';
 
 export interface UdpStats {
+  /** Client datagrams handed to an outbound channel (one the channel then fails to send also counts in `dropped`). */
   sent: number;
+  /** Answers relayed back to the client. */
   received: number;
+  /** Datagrams not relayed, by reason, either way. */
   dropped: Record<string, number>;
 }
 
