@@ -28,9 +28,7 @@ export async function handleConnect(ctx: CommandContext): Promise<void> {
     if (conn.head) client.write(conn.head);
     record.rep = Rep.SUCCEEDED;
     // Payload the client pipelined behind its request goes first (RFC 1928 allows no gap).
-    const early = hs.remainder();
-    if (early.length > 0) client.unshift(early);
-    const result = await relay(client, conn.socket, { idleTimeout: snapshot.config.limits.idle_timeout });
+    const result = await relay(client, conn.socket, { idleTimeout: snapshot.config.limits.idle_timeout, early: hs.remainder() });
     record.up = result.up;
     record.down = result.down;
     if (result.reason !== 'closed') record.error = result.error?.message ?? result.reason;

@@ -3,6 +3,8 @@ import type { Socket } from 'node:net';
 export interface RelayOptions {
   /** Both directions silent this long → both sockets destroyed. 0 = never. */
   idleTimeout: number;
+  /** Bytes the client sent behind its request, before the relay started: they go first. */
+  early?: Buffer;
 }
 
 export interface RelayResult {
@@ -51,6 +53,16 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
       // Socket timeouts count reads and writes, and every byte read on one
       // socket is written to the other: either going quiet means both are.
       if (opts.idleTimeout > 0) s.setTimeout(opts.idleTimeout, () => fail('idle'));
+    }
+    const early = opts.early ?? Buffer.alloc(0);
+    if (early.length > 0 && client.readableEnded) {
+      // A client that sent its payload and FIN at once: its 'end' may already be out
+      // (a paused socket still emits it once its buffer is empty), and unshift() after
+      // 'end' is an error. The bytes go straight to the remote, ahead of the FIN below.
+      remote.write(early);
+      result.up += early.length;
+    } else if (early.length > 0) {
+      client.unshift(early);
     }
     client.pipe(remote);
     remote.pipe(client);
