@@ -1,5 +1,5 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import type { Config } from './types.js';
 
 /** Debounce: editors write a file in several steps. */
@@ -33,13 +33,13 @@ export class ConfigWatcher {
   watch(config: Config): void {
     this.close();
     for (const file of watchedFiles(config)) {
-      try {
-        const w = watch(file, () => this.#changed());
-        w.on('error', () => {}); // a file replaced by rename: the next reload re-arms
-        w.unref();
-        this.#watchers.push(w);
-      } catch {
-        // A missing list file is reported by the reload itself.
+      // A file that is missing now (deleted, not yet written back) is awaited in its
+      // directory: the reload that failed for it must not be the last one.
+      if (!this.#arm(file, () => this.#changed())) {
+        const name = basename(file);
+        this.#arm(dirname(file), (_event, changed) => {
+          if (changed === null || changed.toString() === name) this.#changed();
+        });
       }
     }
   }
@@ -47,6 +47,19 @@ export class ConfigWatcher {
   close(): void {
     for (const w of this.#watchers) w.close();
     this.#watchers = [];
+  }
+
+  /** False when `path` cannot be watched (missing); the reload itself reports a missing file. */
+  #arm(path: string, listener: (event: string, changed: string | Buffer | null) => void): boolean {
+    try {
+      const w = watch(path, listener);
+      w.on('error', () => {}); // a file replaced by rename: the next reload re-arms
+      w.unref();
+      this.#watchers.push(w);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   #changed(): void {

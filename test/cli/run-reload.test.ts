@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtemp, rename, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
@@ -75,6 +75,21 @@ test('--watch reloads when the file changes, after a bad edit too, and across a 
   // Then the fix arrives the way editors and ConfigMaps write: a new file renamed over the old.
   await writeFile(`${path}.new`, BLOCK_LOOPBACK);
   await rename(`${path}.new`, path);
+  await gw.waitFor((l) => l.msg === 'configuration reloaded');
+  await assert.rejects(connectVia(gw.port, echo.port), /NotAllowed/);
+});
+
+test('--watch: a deleted config is rejected, the gateway keeps serving, and the file written back is loaded', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const path = await tempConfig(BASE);
+  const gw = await startCliGateway(path, ['--watch']);
+  t.after(() => gw.child.kill('SIGKILL'));
+  await rm(path);
+  const rejected = await gw.waitFor((l) => l.msg === 'reload rejected; keeping the running configuration');
+  assert.match(JSON.stringify(rejected.errors), /ENOENT/);
+  (await connectVia(gw.port, echo.port)).destroy();
+  await writeFile(path, BLOCK_LOOPBACK);
   await gw.waitFor((l) => l.msg === 'configuration reloaded');
   await assert.rejects(connectVia(gw.port, echo.port), /NotAllowed/);
 });
