@@ -115,6 +115,14 @@ export class Gateway {
   async reload(config: Config): Promise<void> {
     const previous = this.#snapshot;
     const next = await buildSnapshot(config, this.log, previous);
+    if (this.#closing) {
+      // close() has begun (or finished) and closes the snapshot it finds; one swapped in
+      // now would keep its health checks and resolver running for a stopped gateway.
+      await closeOutbounds(next.outbounds);
+      if (next.dns !== previous.dns) next.dns.close();
+      this.log.warn({ config: config.source }, 'gateway stopping: configuration not applied');
+      return;
+    }
     this.#snapshot = next;
     if (JSON.stringify(previous.config.listen) !== JSON.stringify(config.listen)) {
       this.log.warn('listen addresses changed: they apply after a restart');
