@@ -90,8 +90,9 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
     reloading = reloading.then(async () => {
       try {
         const next = await loadConfig({ path: path ?? (config.source.startsWith('<') ? undefined : config.source) });
-        log.level = next.log.level;
         await gateway.reload(next);
+        // Only once applied: a rejected config must not silence (or flood) the log.
+        log.level = next.log.level;
       } catch (err) {
         // An invalid config is reported and the running one stays (PRODUCT.md "Command line").
         const errors = err instanceof ConfigError ? err.issues : [String(err)];

@@ -94,6 +94,22 @@ test('--watch: a deleted config is rejected, the gateway keeps serving, and the 
   await assert.rejects(connectVia(gw.port, echo.port), /NotAllowed/);
 });
 
+test('a rejected reload changes nothing, its log level included: the rejection is still logged', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const path = await tempConfig(BASE);
+  const gw = await startCliGateway(path);
+  t.after(() => gw.child.kill('SIGKILL'));
+  // Valid YAML and schema; the missing list file only shows when the router is built.
+  await writeFile(path, `${BASE}log: { level: fatal }\nrules:\n  - { name: gone, domains_file: missing.txt, action: block }\n`);
+  gw.child.kill('SIGHUP');
+  const rejected = await gw.waitFor((l) => l.msg === 'reload rejected; keeping the running configuration');
+  assert.match(JSON.stringify(rejected.errors), /missing\.txt/);
+  await writeFile(path, BLOCK_LOOPBACK);
+  gw.child.kill('SIGHUP');
+  await gw.waitFor((l) => l.msg === 'configuration reloaded');
+});
+
 test('SIGTERM stops accepting, drains for drain_timeout, exits 0', async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());
