@@ -73,7 +73,13 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
     return createPoolOutbound(name, cfg, { members: [...members.values()], log: deps.log.child({ pool: name }), inherit });
   }
 
-  for (const name of Object.keys(config.upstreams)) await build(name);
+  try {
+    for (const name of Object.keys(config.upstreams)) await build(name);
+  } catch (err) {
+    // A config that fails part-way must not leave the pools already built checking health.
+    await closeOutbounds(built);
+    throw err;
+  }
   return built;
 }
 

@@ -167,3 +167,23 @@ test('a reload keeps what the pool learnt: an ejected member stays ejected in th
   t.after(() => closeOutbounds(fresh));
   assert.ok(Object.values(health(fresh)).every(Boolean), 'without a previous map every member starts healthy');
 });
+
+test('a config that fails part-way leaves no health checks of the pools built before the failure', async (t) => {
+  const probe = await startDestination();
+  t.after(() => probe.close());
+  const live = await startMicrosocks({ host: '127.0.0.23' });
+  t.after(() => live.close());
+  const dir = await tempDir(t);
+  const file = join(dir, 'socksgate.yaml');
+  await writeFile(
+    file,
+    'upstreams:\n' +
+      `  checked: { type: pool, members: ["socks5://127.0.0.23:${live.port}"], health_check: { interval: 50ms, timeout: 1s, target: "127.0.0.1:${probe.port}" } }\n` +
+      '  broken: { type: pool, members_file: missing.txt }\n',
+  );
+  const config = await loadConfig({ path: file });
+  await assert.rejects(buildOutbounds(config, { dns, log }), ConfigError);
+  const before = probe.peers.length;
+  await new Promise((r) => setTimeout(r, 400));
+  assert.equal(probe.peers.length, before, 'no health check reached the target after the failed build');
+});
