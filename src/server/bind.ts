@@ -37,8 +37,7 @@ export async function handleBind(ctx: CommandContext): Promise<void> {
     client.write(hs.reply(Rep.SUCCEEDED, got.peer));
     if (got.head) client.write(got.head);
     // Bytes pipelined behind the request or sent while waiting go to the peer first.
-    if (early.length > 0) client.unshift(early);
-    const result = await relay(client, got.socket, { idleTimeout: snapshot.config.limits.idle_timeout });
+    const result = await relay(client, got.socket, { idleTimeout: snapshot.config.limits.idle_timeout, early });
     record.up = result.up;
     record.down = result.down;
     if (result.reason !== 'closed') record.error = result.error?.message ?? result.reason;

@@ -30,7 +30,7 @@ export async function handleConnect(ctx: CommandContext): Promise<void> {
     // Payload the client pipelined behind its request goes first (RFC 1928 allows no gap).
     const result = await relay(client, conn.socket, { idleTimeout: snapshot.config.limits.idle_timeout, early: hs.remainder() });
     record.up = result.up;
-    record.down = result.down;
+    record.down = result.down + (conn.head?.length ?? 0);
     if (result.reason !== 'closed') record.error = result.error?.message ?? result.reason;
   } finally {
     conn.release?.();
