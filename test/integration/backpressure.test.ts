@@ -1,0 +1,62 @@
+// A client that stops reading must stop its destination's writes (backpressure
+// through the gateway), not make the gateway buffer everything it is sent.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
+import { SocksClient } from 'socks';
+import { startGateway } from '../helpers/index.js';
+
+const OFFERED = 512 * 1024 * 1024;
+/** Kernel socket buffers on both hops plus stream high-water marks stay far below this. */
+const BOUND = 64 * 1024 * 1024;
+
+test('a client that does not read holds its destination back; nothing piles up in the gateway', async (t) => {
+  let written = 0;
+  let stop = false;
+  const server = createServer(async (s) => {
+    s.on('error', () => {});
+    const block = Buffer.alloc(1024 * 1024, 0x62);
+    try {
+      while (!stop && written < OFFERED && !s.destroyed) {
+        written += block.length;
+        if (!s.write(block)) await Promise.race([once(s, 'drain'), once(s, 'close')]);
+      }
+    } catch {
+      // the client went away: reset mid-write
+    }
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const { socket } = await SocksClient.createConnection({
+    proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
+    command: 'connect',
+    destination: { host: '127.0.0.1', port: (server.address() as AddressInfo).port },
+    timeout: 3_000,
+  });
+  // `socks` resumes the socket one turn after it resolves; pause after that, and count
+  // what arrives anyway to be sure the client really stopped reading.
+  await new Promise((r) => setImmediate(r));
+  socket.pause(); // the client reads nothing from here on
+  let received = 0;
+  socket.on('data', (c: Buffer) => (received += c.length));
+  socket.pause();
+
+  // Wait until the destination's writes stall (no progress for 300 ms), bounded at 10 s.
+  let last = -1;
+  for (let waited = 0; waited < 10_000 && written !== last; waited += 300) {
+    last = written;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  assert.ok(written < BOUND, `the destination got ${written} bytes out while the client read ${received}`);
+  const heap = process.memoryUsage().arrayBuffers;
+  assert.ok(heap < BOUND, `buffers held: ${heap}`);
+
+  // Reading again lets everything through.
+  stop = true;
+  socket.resume();
+  socket.destroy();
+});
