@@ -23,3 +23,13 @@ test('the Kubernetes example ConfigMap holds a valid config and members file', a
   await closeOutbounds(outbounds);
   dns.close();
 });
+
+test("the README's configuration example passes check", async () => {
+  const readme = await readFile('README.md', 'utf8');
+  const yaml = /```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+  assert.ok(yaml, 'README has a yaml example');
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-readme-'));
+  await writeFile(join(dir, 'socksgate.yaml'), yaml);
+  const config = await loadConfig({ path: join(dir, 'socksgate.yaml'), env: { ALICE_PASSWORD: 'a', CORP_PASSWORD: 'c' } });
+  assert.deepEqual(config.rules.map((r) => r.action), ['block', 'corp', 'crawl']);
+});
