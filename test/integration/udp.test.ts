@@ -6,14 +6,7 @@ import { startGateway, type TestGateway } from '../helpers/index.js';
 import { closeDgram, sendRaw, socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
 
 /** The access-log line of the finished UDP association, once it is written (bounded wait). */
-async function udpLogLine(gw: TestGateway): Promise<Record<string, unknown> | undefined> {
-  for (let i = 0; i < 100; i++) {
-    const line = gw.logs.find((l) => l['msg'] === 'session end' && l['cmd'] === 'udp');
-    if (line) return line;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return undefined;
-}
+const udpLogLine = (gw: TestGateway): Promise<Record<string, unknown> | undefined> => gw.accessLog((l) => l['cmd'] === 'udp');
 
 test('UDP ASSOCIATE relays an IPv4 round trip and replies with the real relay address', async (t) => {
   const echo = await startUdpEchoServer();
