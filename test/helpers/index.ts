@@ -1,40 +1,18 @@
 // Shared test fixtures: real servers on loopback, port 0, closed by the caller.
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer, connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { stringify } from 'yaml';
 import { pino, type Logger } from 'pino';
 import { parseConfig } from '../../src/config/load.js';
 import { Gateway } from '../../src/gateway.js';
+import { listenTracked } from './servers.js';
 
 export interface TestServer {
   host: string;
   port: number;
   close(): Promise<void>;
-}
-
-function closer(server: Server | HttpServer, sockets: Set<Socket>): () => Promise<void> {
-  return () =>
-    new Promise((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    });
-}
-
-function track(server: Server | HttpServer): Set<Socket> {
-  const sockets = new Set<Socket>();
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
-  return sockets;
-}
-
-async function listen(server: Server | HttpServer, host: string): Promise<number> {
-  server.listen(0, host);
-  await once(server, 'listening');
-  return (server.address() as AddressInfo).port;
 }
 
 /** Echoes every byte back; honours half-close (ends its side after the client's FIN). */
@@ -45,9 +23,7 @@ export async function startEchoServer(host = '127.0.0.1'): Promise<TestServer & 
     s.on('error', () => {});
     s.pipe(s);
   });
-  const sockets = track(server);
-  const port = await listen(server, host);
-  return { host, port, peers, close: closer(server, sockets) };
+  return { host, peers, ...(await listenTracked(server, host)) };
 }
 
 /** Answers every GET with "hello from HOST:PORT, you are PEER". */
@@ -56,17 +32,15 @@ export async function startHttpServer(host = '127.0.0.1'): Promise<TestServer & 
     res.setHeader('content-type', 'text/plain');
     res.end(`hello ${req.url ?? ''} from ${req.socket.remoteAddress ?? ''}\n`);
   });
-  const sockets = track(server);
-  const port = await listen(server, host);
+  const { port, close } = await listenTracked(server, host);
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  return { host, port, url, close: closer(server, sockets) };
+  return { host, port, url, close };
 }
 
 /** A port nothing listens on (bound then released). */
 export async function closedPort(host = '127.0.0.1'): Promise<number> {
-  const server = createServer();
-  const port = await listen(server, host);
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  const { port, close } = await listenTracked(createServer(), host);
+  await close();
   return port;
 }
 

@@ -8,6 +8,7 @@ import { createConnection, createServer, type AddressInfo, type Socket } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { listenTracked } from './servers.js';
 
 export interface RunningUpstream {
   host: string;
@@ -134,27 +135,12 @@ export interface Destination {
 /** A TCP server that writes back "hello <peer address>" and records who connected. */
 export async function startDestination(host = '127.0.0.1'): Promise<Destination> {
   const peers: string[] = [];
-  const sockets = new Set<Socket>();
   const srv = createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
     s.on('error', () => {});
     peers.push(s.remoteAddress ?? '?');
     s.end(`hello ${s.remoteAddress}\n`);
   });
-  srv.listen(0, host);
-  await once(srv, 'listening');
-  const { port } = srv.address() as AddressInfo;
-  return {
-    host,
-    port,
-    peers,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        srv.close(() => resolve());
-      }),
-  };
+  return { host, peers, ...(await listenTracked(srv, host)) };
 }
 
 /**
@@ -207,10 +193,7 @@ export async function startScriptedSocks(
 ): Promise<ScriptedSocks> {
   const host = opts.host ?? '127.0.0.1';
   const requests: SeenRequest[] = [];
-  const sockets = new Set<Socket>();
   const srv = createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
     s.on('error', () => {});
     if (opts.silent) return;
     let buf = Buffer.alloc(0);
@@ -232,19 +215,7 @@ export async function startScriptedSocks(
       else s.end();
     });
   });
-  srv.listen(0, host);
-  await once(srv, 'listening');
-  const { port } = srv.address() as AddressInfo;
-  return {
-    host,
-    port,
-    requests,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        srv.close(() => resolve());
-      }),
-  };
+  return { host, requests, ...(await listenTracked(srv, host)) };
 }
 
 function parseRequest(b: Buffer): SeenRequest | undefined {

@@ -1,21 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type Socket } from 'node:net';
+import { createServer } from 'node:net';
 import { pino } from 'pino';
 import type { DnsResolver } from '../../src/dns/types.js';
 import { openDirectUdp } from '../../src/outbound/udp-direct.js';
 import { openSocks5Udp } from '../../src/outbound/socks5-udp.js';
 import { startGateway, type TestGateway } from '../helpers/index.js';
 import { socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
+import { listenTracked } from '../helpers/servers.js';
 
 const udpLine = (gw: TestGateway) => gw.accessLog((l) => l['cmd'] === 'udp', 2_000);
 
 /** Answers no-auth and then every ASSOCIATE with BND 127.0.0.1:`bndPort`, keeping the connection. */
 async function startAssociateUpstream(bndPort: number): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
   const server = createServer((s) => {
-    sockets.add(s);
     s.on('error', () => {});
     let step = 0;
     s.on('data', () => {
@@ -24,16 +22,7 @@ async function startAssociateUpstream(bndPort: number): Promise<{ port: number; 
       s.write(step++ === 0 ? Buffer.from([5, 0]) : reply);
     });
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as { port: number }).port,
-    close: () =>
-      new Promise((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  return listenTracked(server);
 }
 
 test('a datagram for DST.PORT 0 is dropped, the first one and the next, and the association goes on', async (t) => {

@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import { once } from 'node:events';
 import { createServer, type Socket } from 'node:net';
 import { Cmd } from '../../src/protocol/constants.js';
 import { decodeReply, encodeGreeting, encodeRequest, NEED_DATA } from '../../src/protocol/messages.js';
 import { rawClient, readBytes, startGateway, type TestGateway } from '../helpers/index.js';
 import { startUdpEchoServer } from '../helpers/udp.js';
+import { listenTracked } from '../helpers/servers.js';
 
 /** ASSOCIATE on a raw control connection; `extra` goes in the same packet as the request. */
 async function rawAssociate(gw: TestGateway, extra = Buffer.alloc(0)): Promise<{ s: Socket; relayPort: number }> {
@@ -42,9 +42,7 @@ for (const how of ['end', 'reset'] as const) {
 async function startAssociateUpstream(opts: { silent: boolean }): Promise<{ port: number; accepted: Promise<{ closed: Promise<void> }>; close(): Promise<void> }> {
   let onAccept!: (conn: { closed: Promise<void> }) => void;
   const accepted = new Promise<{ closed: Promise<void> }>((resolve) => (onAccept = resolve));
-  const sockets = new Set<Socket>();
   const server = createServer((s) => {
-    sockets.add(s);
     s.on('error', () => {});
     onAccept({ closed: new Promise<void>((resolve) => s.once('close', () => resolve())) });
     let step = 0;
@@ -53,17 +51,7 @@ async function startAssociateUpstream(opts: { silent: boolean }): Promise<{ port
       s.write(step++ === 0 ? Buffer.from([5, 0]) : Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0, 9]));
     });
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as { port: number }).port,
-    accepted,
-    close: () =>
-      new Promise((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  return { accepted, ...(await listenTracked(server)) };
 }
 
 for (const silent of [false, true]) {

@@ -3,15 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer } from 'node:net';
 import { SocksClient } from 'socks';
 import { startGateway } from '../helpers/index.js';
+import { listenTracked } from '../helpers/servers.js';
 
 /** A SOCKS5 upstream that answers CONNECT with its reply, a banner and FIN in one write. */
 async function bannerThenCloseUpstream(banner: string): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
   const server = createServer((s) => {
-    sockets.add(s);
     s.on('error', () => {});
     let stage = 0;
     s.on('data', () => {
@@ -19,16 +18,7 @@ async function bannerThenCloseUpstream(banner: string): Promise<{ port: number; 
       else s.end(Buffer.concat([Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0x1f, 0x90]), Buffer.from(banner)]));
     });
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  return listenTracked(server);
 }
 
 test('bytes that arrive with the upstream reply, then EOF, reach the client before its EOF', async (t) => {
