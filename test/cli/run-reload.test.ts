@@ -7,9 +7,8 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
-import { SocksClient } from 'socks';
 import { startCliGateway } from '../helpers/cli.js';
-import { closedWithin, startEchoServer } from '../helpers/index.js';
+import { closedWithin, socksConnect, startEchoServer } from '../helpers/index.js';
 
 const BASE = 'listen: [{ host: 127.0.0.1, port: 0 }]\nlimits: { drain_timeout: 1s }\n';
 const BLOCK_LOOPBACK = `${BASE}rules:\n  - { name: no-loopback, cidrs: [127.0.0.0/8], action: block }\n`;
@@ -21,12 +20,7 @@ async function tempConfig(text: string): Promise<string> {
 }
 
 async function connectVia(port: number, destPort: number): Promise<Socket> {
-  const { socket } = await SocksClient.createConnection({
-    proxy: { host: '127.0.0.1', port, type: 5 },
-    command: 'connect',
-    destination: { host: '127.0.0.1', port: destPort },
-    timeout: 3_000,
-  });
+  const { socket } = await socksConnect(port, { host: '127.0.0.1', port: destPort }, 3_000);
   return socket;
 }
 
@@ -135,12 +129,7 @@ test('--watch also reloads when a list file named by a rule changes', async (t) 
   const gw = await startCliGateway(path, ['--watch']);
   t.after(() => gw.child.kill('SIGKILL'));
   const viaName = (): Promise<unknown> =>
-    SocksClient.createConnection({
-      proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
-      command: 'connect',
-      destination: { host: 'localhost', port: echo.port },
-      timeout: 3_000,
-    }).then(({ socket }) => socket.destroy());
+    socksConnect(gw.port, { host: 'localhost', port: echo.port }, 3_000).then(({ socket }) => socket.destroy());
   await viaName();
   await writeFile(list, 'localhost\n');
   await gw.waitFor((l) => l.msg === 'configuration reloaded');

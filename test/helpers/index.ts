@@ -3,6 +3,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer, connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
+import { SocksClient } from 'socks';
 import { stringify } from 'yaml';
 import { pino, type Logger } from 'pino';
 import { parseConfig } from '../../src/config/load.js';
@@ -92,6 +93,24 @@ export async function startGateway(partial: Record<string, unknown> = {}, opts: 
   const gw = await Gateway.start(config, { log });
   const addr = gw.addresses[0]!;
   return { gw, host: addr.address, port: addr.port, logs, accessLog: (pred, ms) => waitForLog(logs, pred, ms), close: () => gw.close(0) };
+}
+
+/**
+ * SOCKS5 CONNECT to `dest` through the proxy at `proxyPort`, with the `socks` package as the
+ * real client; `proxy` adds a host other than 127.0.0.1 or credentials.
+ */
+export function socksConnect(
+  proxyPort: number,
+  dest: { host: string; port: number },
+  timeout: number,
+  proxy: { host?: string; userId?: string; password?: string } = {},
+): ReturnType<typeof SocksClient.createConnection> {
+  return SocksClient.createConnection({
+    proxy: { host: proxy.host ?? '127.0.0.1', port: proxyPort, type: 5, userId: proxy.userId, password: proxy.password },
+    command: 'connect',
+    destination: dest,
+    timeout,
+  });
 }
 
 /** A raw TCP client for byte-level protocol tests. */

@@ -4,8 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
-import { SocksClient } from 'socks';
-import { startGateway } from '../helpers/index.js';
+import { socksConnect, startGateway } from '../helpers/index.js';
 
 const OFFERED = 512 * 1024 * 1024;
 /** Kernel socket buffers on both hops plus stream high-water marks stay far below this. */
@@ -31,12 +30,7 @@ test('a client that does not read holds its destination back; nothing piles up i
   t.after(() => server.close());
   const gw = await startGateway();
   t.after(() => gw.close());
-  const { socket } = await SocksClient.createConnection({
-    proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
-    command: 'connect',
-    destination: { host: '127.0.0.1', port: (server.address() as AddressInfo).port },
-    timeout: 3_000,
-  });
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: (server.address() as AddressInfo).port }, 3_000);
   // `socks` resumes the socket one turn after it resolves; pause after that, and count
   // what arrives anyway to be sure the client really stopped reading.
   await new Promise((r) => setImmediate(r));

@@ -3,8 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { SocksClient } from 'socks';
-import { closedWithin, rawClient, readBytes, startEchoServer, startGateway, type TestGateway, type TestServer } from '../helpers/index.js';
+import { closedWithin, rawClient, readBytes, socksConnect, startEchoServer, startGateway, type TestGateway, type TestServer } from '../helpers/index.js';
 
 let gw: TestGateway;
 let echo: TestServer;
@@ -22,12 +21,7 @@ const portHex = (p: number): string => p.toString(16).padStart(4, '0');
 
 /** A healthy CONNECT + echo on the same gateway: the bad client disturbed nothing. */
 async function stillServes(): Promise<void> {
-  const { socket } = await SocksClient.createConnection({
-    proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
-    command: 'connect',
-    destination: { host: '127.0.0.1', port: echo.port },
-    timeout: 2_000,
-  });
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 2_000);
   socket.write('ok?');
   const [chunk] = (await once(socket, 'data')) as [Buffer];
   assert.equal(chunk.toString(), 'ok?');

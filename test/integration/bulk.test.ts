@@ -3,8 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { SocksClient } from 'socks';
-import { startGateway } from '../helpers/index.js';
+import { socksConnect, startGateway } from '../helpers/index.js';
 
 const SIZE = 64 * 1024 * 1024;
 
@@ -44,12 +43,7 @@ test('64 MiB each way at once, byte-identical, with half-close', async (t) => {
   const gw = await startGateway();
   t.after(() => gw.close());
 
-  const { socket } = await SocksClient.createConnection({
-    proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
-    command: 'connect',
-    destination: { host: '127.0.0.1', port: (server.address() as AddressInfo).port },
-    timeout: 3_000,
-  });
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: (server.address() as AddressInfo).port }, 3_000);
   t.after(() => socket.destroy());
   const [sentUp, receivedDown] = await Promise.all([sendHashed(socket, SIZE), receiveHashed(socket)]);
   const [sentDown, receivedUp] = await serverSide!;
@@ -72,12 +66,7 @@ test('half-close: the client ends its side and still receives the answer', async
   t.after(() => server.close());
   const gw = await startGateway();
   t.after(() => gw.close());
-  const { socket } = await SocksClient.createConnection({
-    proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
-    command: 'connect',
-    destination: { host: '127.0.0.1', port: (server.address() as AddressInfo).port },
-    timeout: 3_000,
-  });
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: (server.address() as AddressInfo).port }, 3_000);
   socket.end('twelve bytes');
   const chunks: Buffer[] = [];
   socket.on('data', (c: Buffer) => chunks.push(c));

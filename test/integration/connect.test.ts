@@ -2,8 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { BlockList, isIPv6 } from 'node:net';
-import { SocksClient } from 'socks';
-import { closedPort, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
+import { closedPort, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
 import { curl } from '../helpers/curl.js';
 
 /** `socks` prints IPv6 uncompressed: compare as addresses, not strings. */
@@ -18,12 +17,7 @@ test('CONNECT through a direct rule relays bytes both ways', async (t) => {
   t.after(() => echo.close());
   const gw = await startGateway({ rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }] });
   t.after(() => gw.close());
-  const { socket } = await SocksClient.createConnection({
-    proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
-    command: 'connect',
-    destination: { host: '127.0.0.1', port: echo.port },
-    timeout: 2_000,
-  });
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 2_000);
   t.after(() => socket.destroy());
   socket.write('ping');
   const [chunk] = (await once(socket, 'data')) as [Buffer];
@@ -35,12 +29,7 @@ test('the reply carries the real local address of the outbound socket', async (t
   t.after(() => echo.close());
   const gw = await startGateway();
   t.after(() => gw.close());
-  const { socket, remoteHost } = await SocksClient.createConnection({
-    proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
-    command: 'connect',
-    destination: { host: '127.0.0.1', port: echo.port },
-    timeout: 2_000,
-  });
+  const { socket, remoteHost } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 2_000);
   t.after(() => socket.destroy());
   assert.equal(remoteHost?.host, '127.0.0.1');
   assert.ok((remoteHost?.port ?? 0) > 0, 'BND.PORT is the outbound socket port, not 0');
@@ -52,12 +41,7 @@ test('IPv6 destination ::1 through an IPv6 listener', async (t) => {
   t.after(() => echo.close());
   const gw = await startGateway({ listen: [{ host: '::1', port: 0 }] });
   t.after(() => gw.close());
-  const { socket, remoteHost } = await SocksClient.createConnection({
-    proxy: { host: '::1', port: gw.port, type: 5 },
-    command: 'connect',
-    destination: { host: '::1', port: echo.port },
-    timeout: 2_000,
-  });
+  const { socket, remoteHost } = await socksConnect(gw.port, { host: '::1', port: echo.port }, 2_000, { host: '::1' });
   t.after(() => socket.destroy());
   assert.ok(isLoopback6(remoteHost?.host ?? ''), `BND.ADDR ${remoteHost?.host}`);
   socket.write('six');
@@ -107,21 +91,11 @@ test('connection refused gets reply 0x05, a name that does not exist 0x04', asyn
   t.after(() => gw.close());
   const port = await closedPort();
   await assert.rejects(
-    SocksClient.createConnection({
-      proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
-      command: 'connect',
-      destination: { host: '127.0.0.1', port },
-      timeout: 3_000,
-    }),
+    socksConnect(gw.port, { host: '127.0.0.1', port }, 3_000),
     /ConnectionRefused/,
   );
   await assert.rejects(
-    SocksClient.createConnection({
-      proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
-      command: 'connect',
-      destination: { host: 'no-such-host.invalid', port: 80 },
-      timeout: 5_000,
-    }),
+    socksConnect(gw.port, { host: 'no-such-host.invalid', port: 80 }, 5_000),
     /HostUnreachable/,
   );
 });

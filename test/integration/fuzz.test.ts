@@ -5,8 +5,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import fc from 'fast-check';
-import { SocksClient } from 'socks';
-import { startEchoServer, startGateway } from '../helpers/index.js';
+import { socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
 
 const CLIENTS = 300;
 
@@ -54,12 +53,7 @@ test('300 clients of random bytes: all answered or closed, no session left, stil
   for (let waited = 0; gw.gw.activeSessions > 0 && waited < 5_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
   assert.equal(gw.gw.activeSessions, 0, 'every session ended with its client');
 
-  const { socket } = await SocksClient.createConnection({
-    proxy: { host: '127.0.0.1', port: gw.port, type: 5, userId: 'a', password: 'b' },
-    command: 'connect',
-    destination: { host: '127.0.0.1', port: echo.port },
-    timeout: 2_000,
-  });
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 2_000, { userId: 'a', password: 'b' });
   socket.write('alive');
   const [chunk] = (await once(socket, 'data')) as [Buffer];
   assert.equal(chunk.toString(), 'alive');

@@ -1,16 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { SocksClient } from 'socks';
-import { closedWithin, rawClient, readBytes, startEchoServer, startGateway } from '../helpers/index.js';
+import { closedWithin, rawClient, readBytes, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
 
 function connect(port: number, destPort: number) {
-  return SocksClient.createConnection({
-    proxy: { host: '127.0.0.1', port, type: 5 },
-    command: 'connect',
-    destination: { host: '127.0.0.1', port: destPort },
-    timeout: 2_000,
-  });
+  return socksConnect(port, { host: '127.0.0.1', port: destPort }, 2_000);
 }
 
 test('beyond max_connections new clients are refused, not queued; room frees up again', async (t) => {

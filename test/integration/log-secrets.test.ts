@@ -1,20 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { SocksClient } from 'socks';
 import { createLogger } from '../../src/observe/logger.js';
-import { closedPort } from '../helpers/index.js';
+import { closedPort, socksConnect } from '../helpers/index.js';
 
 test('an upstream error from the socks package, logged with its options, shows no password', async () => {
   const lines: string[] = [];
   const log = createLogger({ level: 'debug' }, new Writable({ write: (c: Buffer, _e, done) => (lines.push(c.toString()), done()) }));
   const port = await closedPort();
-  const err = await SocksClient.createConnection({
-    proxy: { host: '127.0.0.1', port, type: 5, userId: 'gw', password: 'upstream-secret' },
-    command: 'connect',
-    destination: { host: 'example.com', port: 80 },
-    timeout: 2_000,
-  }).catch((e: unknown) => e);
+  const err = await socksConnect(port, { host: 'example.com', port: 80 }, 2_000, { userId: 'gw', password: 'upstream-secret' }).catch((e: unknown) => e);
   assert.ok(err instanceof Error);
   log.debug({ err }, 'upstream failed');
   log.debug({ err: new Error('wrapped', { cause: err }) }, 'upstream failed again');

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SocksClient } from 'socks';
-import { closedPort, startEchoServer, startGateway } from '../helpers/index.js';
+import { closedPort, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
 
 test('the admin listener serves socksgate_* metrics and /healthz', async (t) => {
   const echo = await startEchoServer();
@@ -12,12 +11,7 @@ test('the admin listener serves socksgate_* metrics and /healthz', async (t) => 
     rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }],
   });
   t.after(() => gw.close());
-  const { socket } = await SocksClient.createConnection({
-    proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
-    command: 'connect',
-    destination: { host: '127.0.0.1', port: echo.port },
-    timeout: 2_000,
-  });
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 2_000);
   socket.destroy();
   await gw.accessLog((l) => l.rule === 'lo');
   const admin = gw.gw.adminAddress!;
@@ -39,12 +33,7 @@ test('a failed outbound connect is counted as such', async (t) => {
   t.after(() => gw.close());
   const port = await closedPort();
   await assert.rejects(
-    SocksClient.createConnection({
-      proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
-      command: 'connect',
-      destination: { host: '127.0.0.1', port },
-      timeout: 2_000,
-    }),
+    socksConnect(gw.port, { host: '127.0.0.1', port }, 2_000),
   );
   await gw.accessLog((l) => l.rep === 5);
   const text = await (await fetch(`http://127.0.0.1:${gw.gw.adminAddress!.port}/metrics`)).text();

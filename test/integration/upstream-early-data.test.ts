@@ -4,8 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { SocksClient } from 'socks';
-import { startGateway } from '../helpers/index.js';
+import { socksConnect, startGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
 
 /** A SOCKS5 upstream that answers CONNECT with its reply, a banner and FIN in one write. */
@@ -30,12 +29,7 @@ test('bytes that arrive with the upstream reply, then EOF, reach the client befo
   });
   t.after(() => gw.close());
   for (let i = 0; i < 20; i++) {
-    const { socket } = await SocksClient.createConnection({
-      proxy: { host: '127.0.0.1', port: gw.port, type: 5 },
-      command: 'connect',
-      destination: { host: 'mail.example', port: 25 },
-      timeout: 3_000,
-    });
+    const { socket } = await socksConnect(gw.port, { host: 'mail.example', port: 25 }, 3_000);
     const chunks: Buffer[] = [];
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.resume();
