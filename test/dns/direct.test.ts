@@ -6,12 +6,11 @@ import { existsSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { connectHappyEyeballs } from '../../src/dns/happy-eyeballs.js';
-import { createResolver } from '../../src/dns/resolver.js';
 import type { DnsResolver, ResolvedAddress } from '../../src/dns/types.js';
 import { ConnectTimeoutError, GatewayError, Rep, toRep } from '../../src/errors.js';
 import { createDirectOutbound } from '../../src/outbound/direct.js';
 import type { OutboundContext } from '../../src/outbound/types.js';
-import { startDnsServer, type DnsRecord } from '../helpers/dns-server.js';
+import { resolverWithServer, type DnsRecord } from '../helpers/dns-server.js';
 
 type TestContext = { after(fn: () => unknown): void };
 
@@ -67,18 +66,7 @@ async function blackhole(t: TestContext, host: string): Promise<number> {
 }
 
 async function resolverFor(t: TestContext, records: Record<string, DnsRecord>): Promise<DnsResolver> {
-  const server = await startDnsServer(records);
-  t.after(() => server.close());
-  const dns = createResolver({
-    servers: [`${server.host}:${server.port}`],
-    cache_size: 100,
-    negative_ttl: 30_000,
-    timeout: 1_000,
-    prefer: 'ipv4',
-    hosts: {},
-  });
-  t.after(() => dns.close());
-  return dns;
+  return (await resolverWithServer(t, records)).dns;
 }
 
 async function greeting(socket: Socket): Promise<string> {

@@ -3,34 +3,12 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
-import type { DnsConfig } from '../../src/config/types.js';
 import { clampTtl } from '../../src/dns/cache.js';
 import { createResolver } from '../../src/dns/resolver.js';
-import type { DnsResolver } from '../../src/dns/types.js';
 import { NameNotResolvedError, Rep, toRep } from '../../src/errors.js';
-import { startDnsServer, type DnsRecord, type DnsServer } from '../helpers/dns-server.js';
+import { resolverWithServer, startDnsServer } from '../helpers/dns-server.js';
 
-type TestContext = { after(fn: () => unknown): void };
-
-async function setup(
-  t: TestContext,
-  records: Record<string, DnsRecord>,
-  over: Partial<DnsConfig> = {},
-): Promise<{ server: DnsServer; dns: DnsResolver }> {
-  const server = await startDnsServer(records);
-  t.after(() => server.close());
-  const dns = createResolver({
-    servers: [`${server.host}:${server.port}`],
-    cache_size: 100,
-    negative_ttl: 30_000,
-    timeout: 1_000,
-    prefer: 'ipv4',
-    hosts: {},
-    ...over,
-  });
-  t.after(() => dns.close());
-  return { server, dns };
-}
+const setup = resolverWithServer;
 
 async function rejectsWith04(p: Promise<unknown>): Promise<void> {
   await assert.rejects(p, (err: unknown) => {

@@ -4,6 +4,9 @@
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import * as dnsPacket from 'dns-packet';
+import type { DnsConfig } from '../../src/config/types.js';
+import { createResolver } from '../../src/dns/resolver.js';
+import type { DnsResolver } from '../../src/dns/types.js';
 
 export interface DnsRecord {
   A?: string[];
@@ -97,4 +100,25 @@ function answer(query: dnsPacket.Packet, q: dnsPacket.Question, rec: DnsRecord |
     questions: [q],
     answers,
   };
+}
+
+/** A DnsServer with `records` and a resolver that asks only it (test defaults, `over` on top); both closed after the test. */
+export async function resolverWithServer(
+  t: { after(fn: () => unknown): void },
+  records: Record<string, DnsRecord>,
+  over: Partial<DnsConfig> = {},
+): Promise<{ server: DnsServer; dns: DnsResolver }> {
+  const server = await startDnsServer(records);
+  t.after(() => server.close());
+  const dns = createResolver({
+    servers: [`${server.host}:${server.port}`],
+    cache_size: 100,
+    negative_ttl: 30_000,
+    timeout: 1_000,
+    prefer: 'ipv4',
+    hosts: {},
+    ...over,
+  });
+  t.after(() => dns.close());
+  return { server, dns };
 }
