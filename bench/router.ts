@@ -61,7 +61,9 @@ async function writeLists(dir: string, n: number): Promise<void> {
 
 function configFor(dir: string): Config {
   return {
-    listen: [{ host: '127.0.0.1', port: 1080 }],
+    listen: [{ host: '127.0.0.1', port: 1080, protocols: ['socks5', 'socks4', 'http'] }],
+    workers: 1,
+    egress: { deny: [] },
     upstreams: {},
     dns: { cache_size: 100, negative_ttl: 30_000, timeout: 5_000, prefer: 'ipv4', hosts: {} },
     rules: [
@@ -78,11 +80,14 @@ function configFor(dir: string): Config {
       udp_idle_timeout: 60_000,
       bind_timeout: 60_000,
       max_connections: 100,
+      max_connections_per_source: 0,
+      max_handshakes: 100,
+      auth_failures: { max: 10, window: 60_000, block: 300_000 },
       drain_timeout: 1_000,
     },
     udp: {},
     allow_open_proxy: false,
-    log: { level: 'silent' },
+    log: { level: 'silent', format: 'json' },
     base_dir: dir,
     source: 'bench',
   };

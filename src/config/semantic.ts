@@ -5,6 +5,9 @@ import { isIP } from 'node:net';
 import { DURATION_PATTERN, MAX_TIMER_MS, parseDuration } from './duration.js';
 import { isLoopback, parseHostPort } from './net.js';
 import { parsePasswordHash } from './password-hash.js';
+import { parseRate, RATE_PATTERN } from './rate.js';
+import { parseCidr } from '../router/cidrs.js';
+import { EGRESS_NAMES } from './types.js';
 import { problem, type ConfigPath, type Issue } from './positions.js';
 import { entries, list, obj, str, type Obj } from './raw.js';
 import { checkRouting } from './semantic-routing.js';
@@ -21,6 +24,7 @@ export function checkSemantics(raw: unknown): Issue[] {
   checkDurations(root, out);
   checkIpField(obj(root['udp'])?.['advertise'], ['udp', 'advertise'], out);
   checkIpField(obj(root['metrics'])?.['host'], ['metrics', 'host'], out);
+  checkNetworks(root, out);
   checkRouting(root, out);
   return out;
 }
@@ -30,6 +34,20 @@ function checkIpField(value: unknown, path: ConfigPath, out: Issue[]): void {
   if (text !== undefined && isIP(text) === 0) {
     out.push(problem(path, `"${text}" is not an IPv4 or IPv6 address literal`));
   }
+}
+
+/** CIDR lists outside the rules: trusted PROXY protocol peers and the egress guard. */
+function checkNetworks(root: Obj, out: Issue[]): void {
+  const cidr = (value: unknown, path: ConfigPath, names: readonly string[]): void => {
+    const text = str(value);
+    if (text === undefined || names.includes(text)) return;
+    const parsed = parseCidr(text);
+    if (typeof parsed === 'string') out.push(problem(path, names.length > 0 ? `${parsed} (or one of ${names.join(', ')})` : parsed));
+  };
+  list(root['listen']).forEach((entry, i) => {
+    list(obj(obj(entry)?.['proxy_protocol'])?.['trusted']).forEach((t, j) => cidr(t, ['listen', i, 'proxy_protocol', 'trusted', j], []));
+  });
+  list(obj(root['egress'])?.['deny']).forEach((d, j) => cidr(d, ['egress', 'deny', j], EGRESS_NAMES));
 }
 
 function checkListen(root: Obj, out: Issue[]): void {
@@ -74,11 +92,20 @@ function checkAuth(root: Obj, out: Issue[]): void {
     const user = obj(entry);
     const name = str(user?.['username']);
     if (name !== undefined) {
-      if (name.includes('-session-')) {
-        out.push(problem(['auth', 'users', i, 'username'], `"${name}" contains "-session-", which marks a session key at login (alice-session-KEY logs in as alice)`));
+      if (name.includes('-')) {
+        out.push(
+          problem(
+            ['auth', 'users', i, 'username'],
+            `"${name}" contains "-", which starts the session parameters at login (alice-session-KEY-country-de logs in as alice)`,
+          ),
+        );
       }
       if (seen.has(name)) out.push(problem(['auth', 'users', i, 'username'], `user "${name}" is defined twice`));
       seen.add(name);
+    }
+    const rate = str(user?.['bandwidth']);
+    if (rate !== undefined && new RegExp(RATE_PATTERN).test(rate) && parseRate(rate) === undefined) {
+      out.push(problem(['auth', 'users', i, 'bandwidth'], `${rate} is not a usable rate (at least 1B/s)`));
     }
     const hash = str(user?.['password_hash']);
     if (hash !== undefined && /^scrypt\$/.test(hash)) {

@@ -1,15 +1,26 @@
 // The typed, validated configuration. Mirrors schemas/config.schema.json;
 // durations are already converted to milliseconds, defaults already applied.
 
+export const PROTOCOLS = ['socks5', 'socks4', 'http'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+export interface ProxyProtocolConfig {
+  trusted: string[]; // CIDRs or addresses of the load balancers allowed to send a header
+}
+
 export interface ListenConfig {
   host: string; // IPv4 or IPv6 literal; "::" / "0.0.0.0" for all
   port: number;
+  protocols: Protocol[]; // default all three
+  proxy_protocol?: ProxyProtocolConfig;
 }
 
 export interface UserConfig {
   username: string;
   password?: string;
   password_hash?: string; // "scrypt$N$r$p$salt$hash" (base64 parts)
+  max_connections?: number; // open at once
+  bandwidth?: number; // bytes/s, up + down, all of this user's connections
 }
 
 export interface AuthConfig {
@@ -33,19 +44,57 @@ export interface Socks5UpstreamConfig {
   via?: string; // chain: reach this upstream through another
 }
 
-export const POOL_STRATEGIES = ['round-robin', 'random', 'least-connections', 'sticky', 'failover'] as const;
+export interface Socks4UpstreamConfig {
+  type: 'socks4';
+  host: string;
+  port: number;
+  username?: string; // USERID
+  remote_dns: boolean; // default true: SOCKS4a
+  via?: string;
+}
+
+export interface HttpUpstreamConfig {
+  type: 'http';
+  host: string;
+  port: number;
+  username?: string;
+  password?: string;
+  tls: boolean; // default false
+  ca?: string; // absolute path of a PEM CA file (resolved against the config's directory)
+  servername?: string;
+  remote_dns: boolean; // default true
+  via?: string;
+}
+
+export type ProxyUpstreamConfig = Socks5UpstreamConfig | Socks4UpstreamConfig | HttpUpstreamConfig;
+
+export const POOL_STRATEGIES = ['round-robin', 'random', 'least-connections', 'sticky', 'failover', 'fastest'] as const;
 export type PoolStrategy = (typeof POOL_STRATEGIES)[number];
+
+export const MEMBER_SCHEMES = ['socks5', 'socks5h', 'socks4', 'socks4a', 'http', 'https'] as const;
+export type MemberScheme = (typeof MEMBER_SCHEMES)[number];
+
+export interface PoolMemberObject {
+  url: string;
+  weight?: number; // default 1
+  tags?: Record<string, string>;
+}
+/** An upstream name, a proxy URL (with optional #k=v tags), or an object. */
+export type PoolMemberConfig = string | PoolMemberObject;
 
 export interface PoolConfig {
   type: 'pool';
-  members: string[]; // upstream names or socks5:// URLs
+  members: PoolMemberConfig[];
   members_file?: string; // resolved against the config file's directory
+  members_scheme: MemberScheme; // default socks5
   strategy: PoolStrategy; // default round-robin
+  sticky_lifetime?: number; // ms
   health_check?: HealthCheckConfig;
   max_attempts?: number; // members tried before the client gets a failure (default 3)
+  ban_after: number; // consecutive failures before ejection (default 3)
 }
 
-export type UpstreamConfig = Socks5UpstreamConfig | PoolConfig;
+export type UpstreamConfig = ProxyUpstreamConfig | PoolConfig;
 
 export interface DnsConfig {
   servers?: string[]; // "1.1.1.1", "127.0.0.1:5353", "[::1]:53"; absent → system resolver
@@ -82,7 +131,17 @@ export interface LimitsConfig {
   udp_idle_timeout: number;
   bind_timeout: number;
   max_connections: number;
+  max_connections_per_source: number; // 0 = no limit
+  max_handshakes: number;
+  auth_failures: { max: number; window: number; block: number }; // window/block in ms
   drain_timeout: number;
+}
+
+/** Named destination ranges the egress guard knows (PRODUCT.md "Egress guard"). */
+export const EGRESS_NAMES = ['loopback', 'private', 'link-local', 'metadata', 'unspecified'] as const;
+
+export interface EgressConfig {
+  deny: string[]; // CIDRs, addresses or EGRESS_NAMES; the default depends on the listeners
 }
 
 export interface UdpConfig {
@@ -91,20 +150,25 @@ export interface UdpConfig {
 
 export interface LogConfig {
   level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  format: 'json' | 'pretty';
 }
 
 export interface MetricsConfig {
   host: string;
   port: number;
+  api_token?: string; // absent → /api is not served
+  per_user: boolean;
 }
 
 export interface Config {
   listen: ListenConfig[];
+  workers: number | 'auto';
   auth?: AuthConfig;
   upstreams: Record<string, UpstreamConfig>;
   dns: DnsConfig;
   rules: RuleConfig[];
   default: string; // default "direct"
+  egress: EgressConfig;
   limits: LimitsConfig;
   udp: UdpConfig;
   allow_open_proxy: boolean;

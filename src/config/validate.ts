@@ -99,7 +99,7 @@ function patternMessage(pattern: string): string {
 function discriminatorMessage(params: Record<string, unknown>): string {
   const tag = String(params['tag']);
   if (params['error'] === 'tag') return `"${tag}" must be a string`;
-  return `"${tag}" must be one of: socks5, pool`;
+  return `"${tag}" must be one of: socks5, socks4, http, pool`;
 }
 
 function combinatorMessage(e: ErrorObject): string {

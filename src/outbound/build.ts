@@ -40,6 +40,9 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
     if (!cfg) throw new ConfigError([`${config.source}: upstream "${name}" is not defined`]);
     if (building.has(name)) throw new ConfigError([`${config.source}: upstream "${name}" is part of a via cycle`]);
     building.add(name);
+    if (cfg.type !== 'pool' && cfg.type !== 'socks5') {
+      throw new ConfigError([`${config.source}: upstreams.${name}: type ${cfg.type} is not supported yet`]);
+    }
     const out =
       cfg.type === 'pool'
         ? await buildPool(name, cfg)
@@ -50,7 +53,9 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
   }
 
   async function buildPool(name: string, cfg: PoolConfig): Promise<Outbound> {
-    const entries = [...cfg.members.map((text) => ({ text, where: `${config.source}: upstreams.${name}.members` }))];
+    const entries = [
+      ...cfg.members.map((m) => ({ text: typeof m === 'string' ? m : m.url, where: `${config.source}: upstreams.${name}.members` })),
+    ];
     if (cfg.members_file !== undefined) entries.push(...(await readMembersFile(config, cfg.members_file)));
     const members = new Map<string, Outbound>();
     for (const { text, where } of entries) {

@@ -45,7 +45,7 @@ function retryable(err: unknown): boolean {
 
 export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps): PoolOutbound & DatagramOutbound {
   const now = deps.now ?? Date.now;
-  const policy = deps.policy ?? DEFAULT_HEALTH_POLICY;
+  const policy = deps.policy ?? { ...DEFAULT_HEALTH_POLICY, ejectAfter: cfg.ban_after };
   const log = deps.log;
   const strategy = createStrategy(cfg.strategy);
   const maxAttempts = Math.max(1, cfg.max_attempts ?? 3);

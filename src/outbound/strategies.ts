@@ -141,6 +141,8 @@ const FACTORIES: Readonly<Record<PoolStrategy, () => Strategy>> = {
   'least-connections': leastConnections,
   failover,
   sticky,
+  // Until latency is tracked per member, the fastest known member is the first healthy one.
+  fastest: failover,
 };
 
 export function createStrategy(kind: PoolStrategy): Strategy {

@@ -25,7 +25,9 @@ function assertIssue(issues: readonly string[], where: string, re: RegExp): void
 
 test('an empty file gets every default', () => {
   const c = parseConfig('', '/etc/socksgate/socksgate.yaml', {});
-  assert.deepEqual(c.listen, [{ host: '127.0.0.1', port: 1080 }]);
+  assert.deepEqual(c.listen, [{ host: '127.0.0.1', port: 1080, protocols: ['socks5', 'socks4', 'http'] }]);
+  assert.equal(c.workers, 1);
+  assert.deepEqual(c.egress, { deny: ['link-local', 'metadata'] });
   assert.equal(c.auth, undefined);
   assert.equal(c.default, 'direct');
   assert.deepEqual(c.upstreams, {});
@@ -37,11 +39,14 @@ test('an empty file gets every default', () => {
     udp_idle_timeout: 120_000,
     bind_timeout: 30_000,
     max_connections: 20_000,
+    max_connections_per_source: 0,
+    max_handshakes: 2_000,
+    auth_failures: { max: 10, window: 60_000, block: 300_000 },
     drain_timeout: 30_000,
   });
   assert.deepEqual(c.dns, { cache_size: 10_000, negative_ttl: 30_000, timeout: 5_000, prefer: 'ipv4', hosts: {} });
   assert.equal(c.allow_open_proxy, false);
-  assert.deepEqual(c.log, { level: 'info' });
+  assert.deepEqual(c.log, { level: 'info', format: 'json' });
   assert.equal(c.metrics, undefined);
   assert.deepEqual(c.udp, {});
   assert.equal(c.base_dir, '/etc/socksgate');
@@ -70,8 +75,10 @@ metrics: {}
   assert.deepEqual(c.upstreams['p'], {
     type: 'pool',
     members: ['a'],
+    members_scheme: 'socks5',
     strategy: 'round-robin',
     max_attempts: 3,
+    ban_after: 3,
     health_check: { target: 'example.com:443', interval: 30_000, timeout: 5_000 },
   });
   assert.equal(c.rules[0]!.resolve, true);
@@ -143,7 +150,7 @@ log: { level: loud }
 `,
   );
   assertIssue(issues, '2:5', /listen\[0\]: missing required key "port"/);
-  assertIssue(issues, '3:5', /listen\[0\]\.prot: unknown key \(expected one of: host, port\)/);
+  assertIssue(issues, '3:5', /listen\[0\]\.prot: unknown key \(expected one of: host, port, protocols, proxy_protocol\)/);
   assertIssue(issues, '5:17', /limits\.idle_timeout: must be a string/);
   assertIssue(issues, '6:20', /limits\.connect_timeout: must be a duration like 500ms, 10s, 5m or 1h/);
   assertIssue(issues, '7:15', /log\.level: must be one of: fatal, error, warn, info, debug, trace, silent/);
@@ -162,10 +169,10 @@ test('upstream and pool mistakes', () => {
     `upstreams:
   a: { type: socks5, host: h, port: 1, via: nobody }
   b: { type: socks5, host: h, port: 1, username: u }
-  c: { type: http, host: h, port: 1 }
+  c: { type: ftp, host: h, port: 1 }
   p:
     type: pool
-    members: [a, "socks5:///path", "socks5://h:99999", "http://h:1", ghost]
+    members: [a, "socks5:///path", "socks5://h:99999", "ftp://h:1", ghost]
   q: { type: pool, members: [p] }
   e: { type: pool }
   h: { type: pool, members: [a], health_check: { target: "no-port" } }
@@ -173,11 +180,11 @@ test('upstream and pool mistakes', () => {
   );
   assertIssue(issues, '2:45', /upstreams\.a\.via: "nobody" names no upstream/);
   assertIssue(issues, '3:6', /"username" requires "password"/);
-  assertIssue(issues, '4:6', /"type" must be one of: socks5, pool/);
+  assertIssue(issues, '4:6', /"type" must be one of: socks5, socks4, http, pool/);
   assertIssue(issues, '7:18', /members\[1\]: no host in socks5:\/\/\/path: expected socks5:\/\/\[user:pass@\]host:port/);
   assertIssue(issues, '7:36', /members\[2\]: not a URL/);
-  assertIssue(issues, '7:56', /members\[3\]: unsupported scheme "http:"/);
-  assertIssue(issues, '7:70', /members\[4\]: "ghost" names no upstream/);
+  assertIssue(issues, '7:56', /members\[3\]: unsupported scheme "ftp:"/);
+  assertIssue(issues, '7:69', /members\[4\]: "ghost" names no upstream/);
   assertIssue(issues, '8:30', /"p" is a pool/);
   assertIssue(issues, '9:6', /a pool needs "members" or "members_file"/);
   assertIssue(issues, '10:58', /health_check\.target must be host:port, got "no-port"/);
@@ -285,7 +292,7 @@ auth:
   assertIssue(issues, '5:26', /"nowhere" is not an IP address/);
   assertIssue(issues, '6:19', /udp\.advertise: "gateway\.local" is not an IPv4 or IPv6/);
   assertIssue(issues, '10:19', /user "alice" is defined twice/);
-  assertIssue(issues, '11:19', /contains "-session-"/);
+  assertIssue(issues, '11:19', /contains "-", which starts the session parameters/);
   assertIssue(issues, '12:7', /set exactly one of "password" or "password_hash"/);
   assertIssue(issues, '13:39', /N must be a power of two/);
 });
@@ -297,7 +304,7 @@ test('loadConfig: explicit path, ./socksgate.yaml in cwd, then the embedded defa
   const embedded = await loadConfig({ cwd: dir, env: {} });
   assert.equal(embedded.source, '<embedded default>');
   assert.equal(embedded.base_dir, dir);
-  assert.deepEqual(embedded.listen, [{ host: '127.0.0.1', port: 1080 }]);
+  assert.deepEqual(embedded.listen, [{ host: '127.0.0.1', port: 1080, protocols: ['socks5', 'socks4', 'http'] }]);
   assert.equal(embedded.auth, undefined);
   assert.equal(embedded.default, 'direct');
   assert.deepEqual(embedded.rules, []);
@@ -357,7 +364,7 @@ test('a plain value that is only ${VAR} takes the type the schema wants (port: $
     'cfg.yaml',
     env,
   );
-  assert.deepEqual(c.listen, [{ host: '0.0.0.0', port: 1081 }]);
+  assert.deepEqual(c.listen, [{ host: '0.0.0.0', port: 1081, protocols: ['socks5', 'socks4', 'http'] }]);
   assert.equal(c.allow_open_proxy, true);
   assert.equal(c.limits.max_connections, 500);
   assert.equal(c.auth?.users[0]?.password, '12345'); // a string where the schema wants one

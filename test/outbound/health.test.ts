@@ -10,7 +10,7 @@ import type { Connection, Outbound, OutboundContext } from '../../src/outbound/t
 
 const silent = pino({ level: 'silent' });
 const ctx = (): OutboundContext => ({ signal: new AbortController().signal, log: silent, sessionKey: 'k' });
-const cfg: PoolConfig = { type: 'pool', members: [], strategy: 'round-robin', max_attempts: 1 };
+const cfg: PoolConfig = { type: 'pool', members: [], members_scheme: 'socks5', ban_after: 3, strategy: 'round-robin', max_attempts: 1 };
 
 /** A member whose connects stay pending until the test settles them, oldest first. */
 function heldMember(name: string): Outbound & { fail(err: Error): void; pending(): number } {

@@ -13,7 +13,7 @@ import { freePort, readAll, startDante, startDestination, startMicrosocks, type 
 const silent = pino({ level: 'silent' });
 const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
 const ctx = (sessionKey = 'anon'): OutboundContext => ({ signal: new AbortController().signal, log: silent, sessionKey });
-const pool = (strategy: PoolStrategy, extra: Partial<PoolConfig> = {}): PoolConfig => ({ type: 'pool', members: [], strategy, ...extra });
+const pool = (strategy: PoolStrategy, extra: Partial<PoolConfig> = {}): PoolConfig => ({ type: 'pool', members: [], members_scheme: 'socks5', ban_after: 3, strategy, ...extra });
 
 /** A member that is never connected through: for choices only. */
 const named = (name: string): Outbound => ({ name, connect: () => Promise.reject(new Error('unused')), close: async () => {} });
