@@ -86,7 +86,7 @@ metrics: {}
   assert.equal(c.limits.connect_timeout, 10_000);
   assert.equal(c.dns.min_ttl, 500);
   assert.equal(c.dns.max_ttl, 3_600_000);
-  assert.deepEqual(c.metrics, { host: '127.0.0.1', port: 9180 });
+  assert.deepEqual(c.metrics, { host: '127.0.0.1', port: 9180, per_user: false });
 });
 
 test('anchors and merge keys work (shared upstream settings)', () => {
