@@ -1,0 +1,67 @@
+// The open client connections, for the admin API (list, kill) and the drain on shutdown.
+// The request pipeline registers every accepted connection and fills in what it learns
+// (user, destination, rule, member) as the request advances; the entry goes at close.
+
+import type { Command, Protocol } from '../config/types.js';
+
+/** What the admin API shows of one open connection. Passwords never land here. */
+export interface ConnectionInfo {
+  id: number;
+  client: string; // "ip:port", after PROXY protocol
+  protocol?: Protocol;
+  user?: string;
+  command?: Command;
+  dest?: string;
+  rule?: string;
+  outbound?: string;
+  member?: string;
+  up: number; // bytes client → destination so far
+  down: number;
+  started: number; // Date.now() at accept
+}
+
+export interface LiveConnection {
+  readonly id: number;
+  /** A snapshot of the fields above, byte counts read now. */
+  info(): ConnectionInfo;
+  /** Ends both sockets at once; the access-log line is still written (error "killed"). */
+  kill(reason: string): void;
+}
+
+export class ConnectionRegistry {
+  readonly #open = new Map<number, LiveConnection>();
+  #nextId = 1;
+
+  /** A fresh id for an accepted connection (never reused in a process). */
+  nextId(): number {
+    return this.#nextId++;
+  }
+
+  add(conn: LiveConnection): void {
+    this.#open.set(conn.id, conn);
+  }
+
+  delete(id: number): void {
+    this.#open.delete(id);
+  }
+
+  get size(): number {
+    return this.#open.size;
+  }
+
+  get(id: number): LiveConnection | undefined {
+    return this.#open.get(id);
+  }
+
+  list(): ConnectionInfo[] {
+    return [...this.#open.values()].map((c) => c.info());
+  }
+
+  /** Kills one connection; false when no such id is open. */
+  kill(id: number, reason = 'killed'): boolean {
+    const conn = this.#open.get(id);
+    if (!conn) return false;
+    conn.kill(reason);
+    return true;
+  }
+}
