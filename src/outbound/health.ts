@@ -25,6 +25,8 @@ export class MemberHealth {
   #backoff = 0;
   #ejectedUntil = 0;
   #trialInFlight = false;
+  /** An operator's ban (admin API): out of rotation until then, whatever the checks say. */
+  #bannedUntil = 0;
 
   constructor(policy: HealthPolicy) {
     this.#policy = policy;
@@ -42,9 +44,20 @@ export class MemberHealth {
     return this.#healthy ? 0 : Math.max(0, this.#ejectedUntil - now);
   }
 
-  /** Healthy, or ejected with its backoff over and no trial running yet. */
+  /** Not banned, and healthy or ejected with its backoff over and no trial running yet. */
   usable(now: number): boolean {
+    if (now < this.#bannedUntil) return false;
     return this.#healthy || (!this.#trialInFlight && now >= this.#ejectedUntil);
+  }
+
+  /** Takes the member out of rotation until `until` (ms since the epoch); 0 lifts the ban. */
+  ban(until: number): void {
+    this.#bannedUntil = until;
+  }
+
+  /** Epoch ms the operator's ban lasts until; 0 when not banned (or the ban is over). */
+  bannedUntil(now: number): number {
+    return this.#bannedUntil > now ? this.#bannedUntil : 0;
   }
 
   /** Marks the start of a request; for an ejected member that request is its one trial (true). */

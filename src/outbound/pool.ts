@@ -152,7 +152,16 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       healthy: m.health.healthy,
       consecutiveFailures: m.health.consecutiveFailures,
       ejectedForMs: m.health.ejectedForMs(t),
+      bannedUntil: m.health.bannedUntil(t),
     }));
+  }
+
+  function setBan(member: string, until: number): boolean {
+    const m = members.find((x) => x.name === member);
+    if (!m) return false;
+    m.health.ban(until);
+    log.info({ pool: name, member, until: until === 0 ? undefined : new Date(until).toISOString() }, until === 0 ? 'member ban lifted' : 'member banned');
+    return true;
   }
 
   const pool: PoolOutbound & DatagramOutbound = {
@@ -161,6 +170,8 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     pick: (key) => choose(key, new Set(), false)?.name,
     stats,
     healthOf: (member) => members.find((m) => m.name === member)?.health,
+    ban: (member, forMs) => setBan(member, now() + forMs),
+    unban: (member) => setBan(member, 0),
     async close() {
       checks?.stop();
       await Promise.all(members.map((m) => m.outbound.close()));

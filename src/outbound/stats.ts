@@ -19,6 +19,8 @@ export interface MemberStats extends UpstreamStats {
   consecutiveFailures: number;
   /** Milliseconds until an ejected member gets a trial; 0 when healthy or due. */
   ejectedForMs: number;
+  /** Epoch ms an operator's ban lasts until; 0 when not banned. */
+  bannedUntil: number;
 }
 
 /** A socks5 upstream (or chain end). */
@@ -32,6 +34,10 @@ export interface PoolOutbound extends Outbound {
   stats(): MemberStats[];
   /** The health record of one member, for the pool that replaces this one on reload. */
   healthOf(member: string): MemberHealth | undefined;
+  /** Takes a member out of rotation for `forMs` (new requests at once); false when no such member. */
+  ban(member: string, forMs: number): boolean;
+  /** Lifts a ban; false when no such member. */
+  unban(member: string): boolean;
 }
 
 export function isPoolOutbound(o: Outbound): o is PoolOutbound {

@@ -11,6 +11,10 @@ export interface OutboundContext {
   log: Logger;
   /** Crawler session key (from `USER-session-KEY`), else the username, else the client IP. */
   sessionKey: string;
+  /** The authenticated user (session parameters stripped), for member username templates. */
+  user?: string;
+  /** Session parameters from the username (`-KEY-VALUE`), `session` and `lifetime` included. */
+  params?: Readonly<Record<string, string>>;
   /** Addresses the router already resolved `dest.host` to: connect with them, do not look up again. */
   resolved?: ResolvedAddress[];
 }
