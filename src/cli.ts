@@ -84,26 +84,12 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   process.on('unhandledRejection', unexpected);
   const gateway = await Gateway.start(config, { log, metrics });
 
-  const watcher = watchFiles && !config.source.startsWith('<') ? new ConfigWatcher(() => reload('watch')) : undefined;
-  let reloading = Promise.resolve();
-  const reload = (why: string): void => {
-    reloading = reloading.then(async () => {
-      try {
-        const next = await loadConfig({ path: path ?? (config.source.startsWith('<') ? undefined : config.source) });
-        await gateway.reload(next);
-        // Only once applied: a rejected config must not silence (or flood) the log.
-        log.level = next.log.level;
-      } catch (err) {
-        // An invalid config is reported and the running one stays (PRODUCT.md "Command line").
-        const errors = err instanceof ConfigError ? err.issues : [String(err)];
-        log.error({ errors, trigger: why }, 'reload rejected; keeping the running configuration');
-      }
-      // Re-armed after every attempt: a file replaced by rename (editors, Kubernetes
-      // ConfigMaps swapping a symlink) is a new file, and a fix must be seen after a bad edit.
-      watcher?.watch(gateway.config);
-    });
-  };
-  process.on('SIGHUP', () => reload('SIGHUP'));
+  // SIGHUP, --watch and POST /api/reload share one reload path (the gateway's controller).
+  const watcher = watchFiles && !config.source.startsWith('<') ? new ConfigWatcher(() => void gateway.reloader.reload('watch')) : undefined;
+  // Re-armed after every attempt: a file replaced by rename (editors, Kubernetes
+  // ConfigMaps swapping a symlink) is a new file, and a fix must be seen after a bad edit.
+  gateway.reloader.onSettled(() => watcher?.watch(gateway.config));
+  process.on('SIGHUP', () => void gateway.reloader.reload('SIGHUP'));
   watcher?.watch(config);
 
   await new Promise<void>((resolve) => {

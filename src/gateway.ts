@@ -6,13 +6,15 @@ import type { Config } from './config/types.js';
 import { createResolver } from './dns/resolver.js';
 import type { DnsResolver } from './dns/types.js';
 import { startAdmin } from './observe/admin.js';
+import { observeSnapshot } from './observe/gateway-metrics.js';
 import { Metrics } from './observe/metrics.js';
 import { buildOutbounds, closeOutbounds } from './outbound/build.js';
-import { collectStats } from './outbound/stats.js';
 import { compileRouter } from './router/compile.js';
 import { createAuthenticator } from './server/auth.js';
 import type { Snapshot } from './server/context.js';
+import { ConnectionRegistry } from './server/registry.js';
 import { runSession } from './server/session.js';
+import { ReloadController } from './reload.js';
 
 export interface GatewayOptions {
   log: Logger;
@@ -46,6 +48,10 @@ export async function compileConfig(config: Config, log: Logger): Promise<void> 
 export class Gateway {
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** Open client connections, for the admin API. */
+  readonly connections = new ConnectionRegistry();
+  /** Reloads from the config file: SIGHUP, --watch and POST /api/reload all go through it. */
+  readonly reloader: ReloadController;
   #snapshot: Snapshot;
   readonly #servers: Server[] = [];
   readonly #sessions = new Map<Socket, Promise<void>>();
@@ -61,28 +67,15 @@ export class Gateway {
     this.metrics = opts.metrics ?? new Metrics();
     // Every open session listens for the shutdown: thousands of listeners are expected.
     setMaxListeners(0, this.#shutdown.signal);
-    this.metrics.collect('socksgate_dns_cache', 'DNS cache counters (hits, misses, negativeHits, evictions, inflightWaits, queries)', ['counter'], () =>
-      Object.entries(this.#snapshot.dns.stats()).map(([counter, value]) => ({ labels: { counter }, value })),
-    );
-    const upstreamGauge = (field: 'attempts' | 'failures' | 'active' | 'healthy', help: string): void =>
-      this.metrics.collect(`socksgate_upstream_${field}`, help, ['upstream', 'pool'], () => {
-        const { upstreams, members } = collectStats(this.#snapshot.outbounds);
-        return [
-          ...upstreams.map((u) => ({ labels: { upstream: u.name, pool: '' }, value: Number(u[field]) })),
-          ...members.map((m) => ({ labels: { upstream: m.name, pool: m.pool }, value: Number(m[field]) })),
-        ];
-      });
-    upstreamGauge('attempts', 'Connection attempts through the upstream since the config was loaded');
-    upstreamGauge('failures', 'Failed connection attempts through the upstream since the config was loaded');
-    upstreamGauge('active', 'Relayed connections open through the upstream now');
-    upstreamGauge('healthy', '1 when the upstream is in rotation, 0 when ejected');
+    observeSnapshot(this.metrics, () => this.#snapshot);
+    this.reloader = new ReloadController(this);
   }
 
   static async start(config: Config, opts: GatewayOptions): Promise<Gateway> {
     const gw = new Gateway(await buildSnapshot(config, opts.log), opts);
     try {
       for (const l of config.listen) gw.#servers.push(await gw.#listen(l.host, l.port));
-      if (config.metrics) gw.#admin = await startAdmin(config.metrics, gw.metrics);
+      if (config.metrics) gw.#admin = await startAdmin(config.metrics, gw);
     } catch (err) {
       await gw.close(0);
       throw err;
@@ -105,6 +98,11 @@ export class Gateway {
 
   get adminAddress(): AddressInfo | undefined {
     return this.#admin?.address() as AddressInfo | undefined;
+  }
+
+  /** True once close() has begun: /readyz answers 503 so load balancers stop sending. */
+  get draining(): boolean {
+    return this.#closing !== undefined;
   }
 
   get activeSessions(): number {
@@ -131,7 +129,6 @@ export class Gateway {
     // its queries. It holds no timers or sockets once those settle, and goes with the snapshot.
     // Old outbounds stop their health checks; connections they opened live on.
     await closeOutbounds(previous.outbounds);
-    this.log.info({ config: config.source }, 'configuration reloaded');
   }
 
   /** Stops accepting, lets open sessions finish for up to `drainMs`, then cuts the rest. */
@@ -142,12 +139,13 @@ export class Gateway {
 
   async #close(drainMs: number): Promise<void> {
     const stopped = this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
-    this.#admin?.close();
-    this.#admin?.closeAllConnections();
     if (this.#sessions.size > 0) {
       this.log.info({ open: this.#sessions.size, drainMs }, 'draining open connections');
       await this.#drained(drainMs);
     }
+    // The admin listener stays up while draining, so /readyz can say 503 meanwhile.
+    this.#admin?.close();
+    this.#admin?.closeAllConnections();
     this.#shutdown.abort();
     const ending = [...this.#sessions.values()];
     for (const s of this.#sessions.keys()) s.destroy();
@@ -195,6 +193,7 @@ export class Gateway {
       snapshot: () => this.#snapshot,
       metrics: this.metrics,
       log: this.log,
+      connections: this.connections,
       shutdown: this.#shutdown.signal,
     })
       .catch((err: unknown) => this.log.error({ err, sid }, 'session crashed'))

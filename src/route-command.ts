@@ -5,9 +5,8 @@ import { ConfigError } from './errors.js';
 import { createResolver } from './dns/resolver.js';
 import { silentLogger } from './observe/logger.js';
 import { buildOutbounds, closeOutbounds } from './outbound/build.js';
-import { isPoolOutbound } from './outbound/stats.js';
+import { explainRoute } from './route-explain.js';
 import { compileRouter } from './router/compile.js';
-import { splitSessionUser } from './server/auth.js';
 
 export interface RouteFlags {
   config?: string | undefined;
@@ -39,23 +38,21 @@ export async function routeCommand(args: readonly string[], flags: RouteFlags): 
   }
   const log = silentLogger();
   const dns = createResolver(config.dns, { log });
-  const { user, sessionKey } = flags.user ? splitSessionUser(flags.user) : { user: undefined, sessionKey: undefined };
-  const source = flags.source ?? '127.0.0.1';
-  const cmd: Command = flags.udp ? 'udp' : flags.bind ? 'bind' : 'connect';
   const router = await compileRouter(config, { dns });
-  const decision = await router.decide({ dest: { host: host.replace(/^\[|\]$/g, ''), port }, cmd, user, source });
-  // PRODUCT.md's documented prefix `rule=NAME action=ACTION [member=URL]` first; extras after.
-  const parts = [`rule=${decision.rule}`, `action=${decision.action}`];
-  const upstream = config.upstreams[decision.action];
-  if (upstream?.type === 'pool') {
+  const cmd: Command = flags.udp ? 'udp' : flags.bind ? 'bind' : 'connect';
+  const query = { host, port, user: flags.user, source: flags.source, command: cmd };
+  let e = await explainRoute({ config, router, outbounds: new Map() }, query);
+  if (e.member !== undefined) {
+    // Pools are built only when the decision names one (members files are read then).
     const outbounds = await buildOutbounds(config, { dns, log });
-    const pool = outbounds.get(decision.action);
-    const member = pool && isPoolOutbound(pool) ? pool.pick(sessionKey ?? user ?? source) : undefined;
-    parts.push(`member=${member ?? 'none'}`);
+    e = await explainRoute({ config, router, outbounds }, query);
     await closeOutbounds(outbounds);
   }
-  parts.push(`index=${decision.ruleIndex}`);
-  if (decision.resolved) parts.push(`resolved=${decision.resolved.map((a) => a.address).join(',')}`);
+  // PRODUCT.md's documented prefix `rule=NAME action=ACTION [member=URL]` first; extras after.
+  const parts = [`rule=${e.rule}`, `action=${e.action}`];
+  if (e.member !== undefined) parts.push(`member=${e.member ?? 'none'}`);
+  parts.push(`index=${e.index}`);
+  if (e.resolved) parts.push(`resolved=${e.resolved.join(',')}`);
   console.log(parts.join(' '));
   dns.close();
   return 0;

@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { build as prettyStream } from 'pino-pretty';
 import type { LogConfig } from '../config/types.js';
 
 export type { Logger };
@@ -20,10 +21,15 @@ const REDACT = [
 /**
  * The process logger: JSON lines on stdout (fd 1), passwords redacted. Writes are
  * asynchronous so a slow log consumer (a pipe, a container runtime) does not stall
- * relaying; pending lines are flushed before the process exits.
+ * relaying; pending lines are flushed before the process exits. `format: pretty` renders
+ * the same lines for a person at a terminal (pino-pretty, in this process: no worker).
  */
-export function createLogger(cfg: Pick<LogConfig, 'level'>, destination?: NodeJS.WritableStream): Logger {
+export function createLogger(cfg: Pick<LogConfig, 'level'> & Partial<Pick<LogConfig, 'format'>>, destination?: NodeJS.WritableStream): Logger {
   const opts = { level: cfg.level, redact: { paths: REDACT, censor: '[redacted]' }, base: { name: 'socksgate' } };
+  if (cfg.format === 'pretty') {
+    const out = destination ?? pino.destination({ dest: 1, sync: false });
+    return pino(opts, prettyStream({ destination: out, colorize: destination === undefined && process.stdout.isTTY, translateTime: 'SYS:standard', ignore: 'pid,hostname' }));
+  }
   return pino(opts, destination ?? pino.destination({ dest: 1, sync: false }));
 }
 

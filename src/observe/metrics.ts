@@ -1,12 +1,35 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Config } from '../config/types.js';
+
+/** What one finished connection contributes to the counters (the access-log record's numbers). */
+export interface SessionTotals {
+  protocol: string;
+  command: string;
+  rep: string;
+  rule?: string | undefined;
+  user?: string | undefined;
+  up: number;
+  down: number;
+}
+
+/** The users `per_user` may name: the configured ones only, so a client cannot mint labels. */
+const perUserCache = new WeakMap<Config, ReadonlySet<string> | null>();
+function perUserSet(config: Config): ReadonlySet<string> | null {
+  let set = perUserCache.get(config);
+  if (set === undefined) {
+    set = config.metrics?.per_user ? new Set(config.auth?.users.map((u) => u.username) ?? []) : null;
+    perUserCache.set(config, set);
+  }
+  return set;
+}
 
 /** Prometheus metrics, all named socksgate_*. One instance per gateway, its own registry. */
 export class Metrics {
   readonly registry = new Registry();
   readonly connections = new Counter({
     name: 'socksgate_connections_total',
-    help: 'Finished client connections by command and reply code',
-    labelNames: ['command', 'rep'] as const,
+    help: 'Finished client connections by protocol, command and reply code (SOCKS REP, or HTTP status)',
+    labelNames: ['protocol', 'command', 'rep'] as const,
     registers: [this.registry],
   });
   readonly active = new Gauge({
@@ -14,9 +37,17 @@ export class Metrics {
     help: 'Client connections open now',
     registers: [this.registry],
   });
-  readonly refused = new Counter({
-    name: 'socksgate_connections_refused_total',
-    help: 'Clients refused because max_connections was reached',
+  readonly limitRefusals = new Counter({
+    name: 'socksgate_limit_refusals_total',
+    help: 'Requests refused by a limit (max_connections, max_connections_per_source, max_handshakes, user_connections, auth_failures)',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+  /** Clients refused because max_connections was reached. */
+  readonly refused = this.limitRefusals.labels('max_connections');
+  readonly egressDenials = new Counter({
+    name: 'socksgate_egress_denials_total',
+    help: 'Destinations refused by the egress guard',
     registers: [this.registry],
   });
   readonly bytes = new Counter({
@@ -31,6 +62,12 @@ export class Metrics {
     labelNames: ['rule', 'action'] as const,
     registers: [this.registry],
   });
+  readonly ruleBytes = new Counter({
+    name: 'socksgate_rule_bytes_total',
+    help: 'Bytes relayed by connections the rule routed, up and down',
+    labelNames: ['rule', 'direction'] as const,
+    registers: [this.registry],
+  });
   readonly outboundRequests = new Counter({
     name: 'socksgate_outbound_requests_total',
     help: 'Outbound connection attempts by outbound and result',
@@ -41,6 +78,24 @@ export class Metrics {
     name: 'socksgate_udp_datagrams_total',
     help: 'UDP datagrams relayed or dropped',
     labelNames: ['direction', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly reloads = new Counter({
+    name: 'socksgate_reloads_total',
+    help: 'Configuration reloads (SIGHUP, --watch, POST /api/reload) by result: ok or rejected',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly userConnections = new Counter({
+    name: 'socksgate_user_connections_total',
+    help: 'Finished client connections per configured user (metrics.per_user)',
+    labelNames: ['user'] as const,
+    registers: [this.registry],
+  });
+  readonly userBytes = new Counter({
+    name: 'socksgate_user_bytes_total',
+    help: 'Bytes relayed per configured user (metrics.per_user), up and down',
+    labelNames: ['user', 'direction'] as const,
     registers: [this.registry],
   });
   readonly unexpectedErrors = new Counter({
@@ -62,8 +117,40 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // Label children bound once: prom-client hashes the label values on every labelled inc().
+  readonly #up = this.bytes.labels('up');
+  readonly #down = this.bytes.labels('down');
+  readonly #children = new Map<string, Counter.Internal>();
+
   constructor(opts: { defaults?: boolean } = {}) {
     if (opts.defaults) collectDefaultMetrics({ register: this.registry, prefix: 'socksgate_process_' });
+  }
+
+  /** Counts one finished connection; per user only for users the config names. */
+  sessionEnded(s: SessionTotals, config: Config): void {
+    this.#child('c', this.connections, s.protocol, s.command, s.rep).inc();
+    this.#up.inc(s.up);
+    this.#down.inc(s.down);
+    if (s.rule !== undefined) {
+      this.#child('ru', this.ruleBytes, s.rule, 'up').inc(s.up);
+      this.#child('rd', this.ruleBytes, s.rule, 'down').inc(s.down);
+    }
+    const users = perUserSet(config);
+    if (users && s.user !== undefined && users.has(s.user)) {
+      this.#child('u', this.userConnections, s.user).inc();
+      this.#child('uu', this.userBytes, s.user, 'up').inc(s.up);
+      this.#child('ud', this.userBytes, s.user, 'down').inc(s.down);
+    }
+  }
+
+  #child<L extends string>(kind: string, counter: Counter<L>, ...values: string[]): Counter.Internal {
+    const key = `${kind}\0${values.join('\0')}`;
+    let child = this.#children.get(key);
+    if (!child) {
+      child = counter.labels(...values);
+      this.#children.set(key, child);
+    }
+    return child;
   }
 
   /** Adds a gauge whose value is read at scrape time (DNS cache, upstream health). */

@@ -12,6 +12,8 @@ export interface UpstreamStats {
   /** Connections handed out and not yet released. */
   active: number;
   healthy: boolean;
+  /** Latest measured connect latency (ms), when the upstream measures it. */
+  latencyMs?: number;
 }
 
 export interface MemberStats extends UpstreamStats {

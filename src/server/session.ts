@@ -10,6 +10,7 @@ import { handleConnect } from './connect.js';
 import type { AccessRecord, CommandHandler, Snapshot } from './context.js';
 import { formatAddress } from './context.js';
 import { ChunkReader } from './reader.js';
+import type { ConnectionRegistry, LiveConnection } from './registry.js';
 import { handleUdpAssociate } from './udp-associate.js';
 
 const HANDLERS: Readonly<Record<number, { cmd: 'connect' | 'bind' | 'udp'; run: CommandHandler }>> = {
@@ -29,6 +30,8 @@ export interface SessionDeps {
   snapshot: () => Snapshot;
   metrics: Metrics;
   log: Logger;
+  /** Open connections, for the admin API; the session registers itself. */
+  connections?: ConnectionRegistry;
   /** Aborted when the gateway stops for good (after draining). */
   shutdown: AbortSignal;
 }
@@ -55,6 +58,7 @@ export async function runSession(client: Socket, sid: number, deps: SessionDeps)
   client.once('close', () => controller.abort(CLIENT_GONE));
   client.on('error', () => {}); // reported through 'close'; a reset client is not our failure
   client.setNoDelay(true);
+  deps.connections?.add(liveConnection(sid, client, record));
 
   // RFC 1928 leaves the handshake unbounded in time; handshake_timeout covers accept → complete request.
   const handshakeTimer = setTimeout(() => {
@@ -96,10 +100,10 @@ export async function runSession(client: Socket, sid: number, deps: SessionDeps)
     deps.shutdown.removeEventListener('abort', onShutdown);
     if (!client.destroyed) closeClient(client);
     await closed(client);
+    deps.connections?.delete(sid);
     const ms = Math.round(performance.now() - started);
-    deps.metrics.connections.inc({ command: record.cmd ?? 'none', rep: String(record.rep ?? 'none') });
-    deps.metrics.bytes.inc({ direction: 'up' }, record.up);
-    deps.metrics.bytes.inc({ direction: 'down' }, record.down);
+    const rep = String(record.rep ?? 'none');
+    deps.metrics.sessionEnded({ protocol: 'socks5', command: record.cmd ?? 'none', rep, rule: record.rule, user: record.user, up: record.up, down: record.down }, snapshot.config);
     log.info({ ...record, ms }, 'session end');
   }
 }
@@ -183,4 +187,32 @@ export function closeClient(client: Socket, bytes?: Buffer): void {
 function closed(socket: Socket): Promise<void> {
   if (socket.closed) return Promise.resolve();
   return new Promise((resolve) => socket.once('close', () => resolve()));
+}
+
+/** The admin API's view of this session: the access record as it fills in, live byte counts. */
+function liveConnection(id: number, client: Socket, record: AccessRecord): LiveConnection {
+  const started = Date.now();
+  return {
+    id,
+    info: () => ({
+      id,
+      client: record.client,
+      protocol: 'socks5',
+      user: record.user,
+      command: record.cmd,
+      dest: record.dest,
+      rule: record.rule,
+      outbound: record.outbound,
+      member: record.member,
+      // The client socket's own counters: handshake bytes included, readable mid-relay.
+      up: client.bytesRead,
+      down: client.bytesWritten,
+      started,
+    }),
+    kill(reason) {
+      record.error = reason;
+      // The relay sees the client close without FIN and destroys the other side too.
+      client.destroy();
+    },
+  };
 }

@@ -18,7 +18,7 @@ test('the admin listener serves socksgate_* metrics and /healthz', async (t) => 
   const health = await fetch(`http://127.0.0.1:${admin.port}/healthz`);
   assert.equal(health.status, 200);
   const text = await (await fetch(`http://127.0.0.1:${admin.port}/metrics`)).text();
-  assert.match(text, /^socksgate_connections_total\{command="connect",rep="0"\} 1$/m);
+  assert.match(text, /^socksgate_connections_total\{protocol="socks5",command="connect",rep="0"\} 1$/m);
   assert.match(text, /^socksgate_rule_matches_total\{rule="lo",action="direct"\} 1$/m);
   assert.match(text, /^socksgate_handshake_seconds_count 1$/m);
   assert.match(text, /^socksgate_connect_seconds_count\{outbound="direct"\} 1$/m);
@@ -38,5 +38,5 @@ test('a failed outbound connect is counted as such', async (t) => {
   await gw.accessLog((l) => l.rep === 5);
   const text = await (await fetch(`http://127.0.0.1:${gw.gw.adminAddress!.port}/metrics`)).text();
   assert.match(text, /^socksgate_outbound_requests_total\{outbound="direct",result="fail"\} 1$/m);
-  assert.match(text, /^socksgate_connections_total\{command="connect",rep="5"\} 1$/m);
+  assert.match(text, /^socksgate_connections_total\{protocol="socks5",command="connect",rep="5"\} 1$/m);
 });

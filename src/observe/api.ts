@@ -1,0 +1,105 @@
+// The admin API's dispatcher: bearer token, route match, request validation (Ajv, the
+// schemas the OpenAPI document publishes), JSON answers.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { ROUTES, type ApiRoute, type ApiTarget } from './api-routes.js';
+import { bearerMatches, HttpError, readJson, sendJson } from './http.js';
+import { openApiDocument } from './openapi.js';
+import type { JsonSchema } from './api-schemas.js';
+
+interface Compiled {
+  route: ApiRoute;
+  segments: string[];
+  params?: ValidateFunction;
+  query?: ValidateFunction;
+  body?: ValidateFunction;
+}
+
+const API_VERSION = '1.0.0';
+
+/** Every route served: the table plus the document describing it (which describes itself). */
+export const API_ROUTES: readonly ApiRoute[] = [
+  ...ROUTES,
+  {
+    method: 'GET',
+    path: '/api/openapi.json',
+    operationId: 'openapi',
+    summary: 'This document',
+    responses: { 200: { description: 'OpenAPI 3.1', schema: { type: 'object' } } },
+    handle: async () => ({ status: 200, body: DOCUMENT }),
+  },
+];
+const DOCUMENT = openApiDocument(API_ROUTES, API_VERSION);
+
+function objectSchema(properties: Record<string, JsonSchema>, required: string[]): JsonSchema {
+  return { type: 'object', properties, required, additionalProperties: false };
+}
+
+/** Compiled once per process: the schemas are constants. */
+const COMPILED: Compiled[] = (() => {
+  // Path and query values arrive as text: coerce them to the documented types.
+  const coercing = new Ajv({ allErrors: true, coerceTypes: true, strict: true });
+  const strict = new Ajv({ allErrors: true, strict: true });
+  return API_ROUTES.map((route) => {
+    const c: Compiled = { route, segments: route.path.split('/') };
+    if (route.params) c.params = coercing.compile(objectSchema(route.params, Object.keys(route.params)));
+    if (route.query) c.query = coercing.compile(objectSchema(route.query.properties, route.query.required ?? []));
+    if (route.body) c.body = strict.compile(route.body);
+    return c;
+  });
+})();
+
+function match(c: Compiled, segments: string[]): Record<string, string> | undefined {
+  if (c.segments.length !== segments.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < segments.length; i++) {
+    const want = c.segments[i]!;
+    const got = segments[i]!;
+    if (want.startsWith('{')) {
+      try {
+        params[want.slice(1, -1)] = decodeURIComponent(got);
+      } catch {
+        return undefined;
+      }
+      if (got === '') return undefined;
+    } else if (want !== got) return undefined;
+  }
+  return params;
+}
+
+function check(validate: ValidateFunction | undefined, value: unknown, where: string): void {
+  if (!validate || validate(value)) return;
+  const first = validate.errors?.[0];
+  throw new HttpError(400, `${where}${first?.instancePath ?? ''} ${first?.message ?? 'is invalid'}`);
+}
+
+/** Answers one /api request; `token` is the configured api_token. */
+export async function handleApi(req: IncomingMessage, res: ServerResponse, url: URL, token: string, target: ApiTarget): Promise<void> {
+  try {
+    if (!bearerMatches(req.headers.authorization, token)) {
+      throw new HttpError(401, 'a valid "Authorization: Bearer TOKEN" header is required', { 'www-authenticate': 'Bearer realm="socksgate"' });
+    }
+    const segments = url.pathname.split('/');
+    const candidates = COMPILED.map((c) => ({ c, params: match(c, segments) })).filter((x) => x.params !== undefined);
+    if (candidates.length === 0) throw new HttpError(404, `no route ${url.pathname}`);
+    const hit = candidates.find((x) => x.c.route.method === req.method);
+    if (!hit) throw new HttpError(405, `${req.method ?? ''} is not served on ${url.pathname}`, { allow: candidates.map((x) => x.c.route.method).join(', ') });
+    const { c } = hit;
+    const params = hit.params!;
+    const query: Record<string, unknown> = Object.fromEntries(url.searchParams);
+    check(c.params, params, 'path');
+    check(c.query, query, 'query');
+    const body = await readJson(req);
+    if (c.body) check(c.body, body, 'body');
+    else if (body !== undefined) throw new HttpError(400, 'this route takes no body');
+    const answer = await c.route.handle({ params, query, body }, target);
+    sendJson(res, answer.status, answer.body);
+  } catch (err) {
+    if (err instanceof HttpError) sendJson(res, err.status, { error: err.message }, { ...err.headers });
+    else {
+      throw err; // the listener answers 500 and logs it
+    }
+  }
+}
+

@@ -1,0 +1,41 @@
+// Gauges read at scrape time from whatever snapshot is live: DNS cache counters and the
+// state of every upstream and pool member. Labels come from names in the config only.
+
+import type { Snapshot } from '../server/context.js';
+import { collectStats, type UpstreamStats } from '../outbound/stats.js';
+import type { Metrics } from './metrics.js';
+
+type Field = 'attempts' | 'failures' | 'active' | 'healthy';
+
+const FIELDS: ReadonlyArray<[Field, string]> = [
+  ['attempts', 'Connection attempts through the upstream since the config was loaded'],
+  ['failures', 'Failed connection attempts through the upstream since the config was loaded'],
+  ['active', 'Relayed connections open through the upstream now'],
+  ['healthy', '1 when the upstream is in rotation, 0 when ejected'],
+];
+
+/** Every upstream and member with its labels: `pool` is "" for a stand-alone upstream. */
+function everyUpstream(snapshot: Snapshot): Array<{ labels: { upstream: string; pool: string }; s: UpstreamStats }> {
+  const { upstreams, members } = collectStats(snapshot.outbounds);
+  return [
+    ...upstreams.map((s) => ({ labels: { upstream: s.name, pool: '' }, s })),
+    ...members.map((s) => ({ labels: { upstream: s.name, pool: s.pool }, s })),
+  ];
+}
+
+export function observeSnapshot(metrics: Metrics, current: () => Snapshot): void {
+  metrics.collect('socksgate_dns_cache', 'DNS cache counters (hits, misses, negativeHits, evictions, inflightWaits, queries)', ['counter'], () =>
+    Object.entries(current().dns.stats()).map(([counter, value]) => ({ labels: { counter }, value })),
+  );
+  for (const [field, help] of FIELDS) {
+    metrics.collect(`socksgate_upstream_${field}`, help, ['upstream', 'pool'], () =>
+      everyUpstream(current()).map(({ labels, s }) => ({ labels, value: Number(s[field]) })),
+    );
+  }
+  metrics.collect('socksgate_upstream_banned', '1 while an operator ban takes the pool member out of rotation', ['upstream', 'pool'], () =>
+    collectStats(current().outbounds).members.map((m) => ({ labels: { upstream: m.name, pool: m.pool }, value: m.bannedUntil > 0 ? 1 : 0 })),
+  );
+  metrics.collect('socksgate_upstream_latency_seconds', 'Latest measured connect latency through the upstream', ['upstream', 'pool'], () =>
+    everyUpstream(current()).flatMap(({ labels, s }) => (s.latencyMs === undefined ? [] : [{ labels, value: s.latencyMs / 1000 }])),
+  );
+}

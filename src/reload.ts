@@ -1,0 +1,66 @@
+// Reloading the configuration from its file: the one code path behind SIGHUP, --watch and
+// POST /api/reload, so they cannot drift apart. Attempts run one at a time, in order.
+
+import { loadConfig, EMBEDDED_SOURCE } from './config/load.js';
+import type { Config } from './config/types.js';
+import { ConfigError } from './errors.js';
+import type { Logger } from './observe/logger.js';
+import type { Metrics } from './observe/metrics.js';
+
+/** What a reload did: applied, or rejected with `FILE:LINE:COL: message` errors. */
+export type ReloadOutcome = { result: 'ok'; config: string } | { result: 'rejected'; config: string; errors: string[] };
+
+/** What the controller needs of the running gateway. */
+export interface Reloadable {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  reload(config: Config): Promise<void>;
+}
+
+export class ReloadController {
+  readonly #target: Reloadable;
+  readonly #settled: Array<(outcome: ReloadOutcome) => void> = [];
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(target: Reloadable) {
+    this.#target = target;
+  }
+
+  /** Called after every attempt, applied or not (--watch re-arms its watches there). */
+  onSettled(fn: (outcome: ReloadOutcome) => void): void {
+    this.#settled.push(fn);
+  }
+
+  /** Reads the config file again and applies it; never throws. `trigger` is logged. */
+  reload(trigger: string): Promise<ReloadOutcome> {
+    const attempt = this.#queue.then(() => this.#attempt(trigger));
+    this.#queue = attempt;
+    return attempt;
+  }
+
+  async #attempt(trigger: string): Promise<ReloadOutcome> {
+    const gw = this.#target;
+    // The file the running config came from; with none, the same search start-up made.
+    const source = gw.config.source;
+    const path = source === EMBEDDED_SOURCE ? undefined : source;
+    let outcome: ReloadOutcome;
+    try {
+      const next = await loadConfig({ path });
+      await gw.reload(next);
+      if (gw.config !== next) throw new Error('the gateway is stopping: configuration not applied');
+      // Only once applied: a rejected config must not silence (or flood) the log.
+      gw.log.level = next.log.level;
+      outcome = { result: 'ok', config: next.source };
+      gw.log.info({ trigger, result: 'ok', config: next.source }, 'configuration reloaded');
+    } catch (err) {
+      // An invalid config is reported and the running one stays (PRODUCT.md "Command line").
+      const errors = err instanceof ConfigError ? [...err.issues] : [err instanceof Error ? err.message : String(err)];
+      outcome = { result: 'rejected', config: source, errors };
+      gw.log.error({ trigger, result: 'rejected', errors }, 'reload rejected; keeping the running configuration');
+    }
+    gw.metrics.reloads.inc({ result: outcome.result });
+    for (const fn of this.#settled) fn(outcome);
+    return outcome;
+  }
+}

@@ -1,0 +1,47 @@
+// The routing decision for one hypothetical request, as `socksgate route` prints it and
+// GET /api/route answers it: the rule, its action and, for a pool, the member it would pick.
+
+import type { Command, Config } from './config/types.js';
+import type { Outbound } from './outbound/types.js';
+import { isPoolOutbound } from './outbound/stats.js';
+import type { Router } from './router/types.js';
+import { splitSessionUser } from './server/auth.js';
+
+export interface RouteQuery {
+  host: string;
+  port: number;
+  /** As the client would send it: session parameters allowed (`alice-session-42`). */
+  user?: string | undefined;
+  /** The client's IP; 127.0.0.1 when absent. */
+  source?: string | undefined;
+  command?: Command | undefined;
+}
+
+export interface RouteExplanation {
+  rule: string;
+  action: string;
+  /** Index in `rules`, -1 for the default. */
+  index: number;
+  /** For a pool: the member picked now (a URL without its password), or null when none is usable. */
+  member?: string | null;
+  /** Addresses the name resolved to, when a rule needed them. */
+  resolved?: string[];
+}
+
+/** What a request would get from `router` (picking from `outbounds` without side effects). */
+export async function explainRoute(
+  parts: { config: Config; router: Router; outbounds: ReadonlyMap<string, Outbound> },
+  q: RouteQuery,
+): Promise<RouteExplanation> {
+  const { user, sessionKey } = q.user ? splitSessionUser(q.user) : { user: undefined, sessionKey: undefined };
+  const source = q.source ?? '127.0.0.1';
+  const decision = await parts.router.decide({ dest: { host: q.host.replace(/^\[|\]$/g, ''), port: q.port }, cmd: q.command ?? 'connect', user, source });
+  const out: RouteExplanation = { rule: decision.rule, action: decision.action, index: decision.ruleIndex };
+  if (parts.config.upstreams[decision.action]?.type === 'pool') {
+    const pool = parts.outbounds.get(decision.action);
+    // The same key a session would use (server/session.ts): session parameters, user, source.
+    out.member = (pool && isPoolOutbound(pool) ? pool.pick(sessionKey ?? user ?? source) : undefined) ?? null;
+  }
+  if (decision.resolved) out.resolved = decision.resolved.map((a) => a.address);
+  return out;
+}

@@ -1,0 +1,206 @@
+// socksgate status page: reads the admin API with the token typed in (kept in
+// sessionStorage, so it goes when the tab closes). No libraries, nothing from elsewhere.
+'use strict';
+
+const TOKEN_KEY = 'socksgate.token';
+const POLL_MS = 1000;
+const SAMPLES = 120; // two minutes of bytes/s
+const $ = (id) => document.getElementById(id);
+
+let timer;
+let last; // the previous /api/stats answer
+const rates = []; // { up, down } bytes/s
+
+async function api(method, path, body) {
+  const headers = { authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) ?? ''}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = await res.json().catch(() => ({}));
+  if (res.status === 401) throw Object.assign(new Error('wrong API token'), { unauthorized: true });
+  if (!res.ok) throw new Error(data.error ?? `${method} ${path}: HTTP ${res.status}`);
+  return data;
+}
+
+function say(text, error = false) {
+  $('status').textContent = text;
+  $('status').className = error ? 'error' : '';
+}
+
+function bytes(n) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+/** A table cell: text only (names come from configs and clients, never as HTML). */
+function cell(text, cls) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  if (cls) td.className = cls;
+  return td;
+}
+
+function button(label, onClick) {
+  const td = document.createElement('td');
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.textContent = label;
+  b.addEventListener('click', () => onClick().then(tick, (e) => say(e.message, true)));
+  td.append(b);
+  return td;
+}
+
+function fill(tbody, rows, columns) {
+  const trs = rows.map((r) => {
+    const tr = document.createElement('tr');
+    tr.append(...r);
+    return tr;
+  });
+  if (trs.length === 0) {
+    const tr = document.createElement('tr');
+    const td = cell('none', 'empty');
+    td.colSpan = columns;
+    tr.append(td);
+    trs.push(tr);
+  }
+  tbody.replaceChildren(...trs);
+}
+
+function health(m) {
+  if (m.banned_until) return cell(`banned until ${new Date(m.banned_until).toLocaleTimeString()}`, 'banned');
+  return m.healthy ? cell('healthy', 'ok') : cell(`ejected${m.ejected_for_ms ? ` (${Math.ceil(m.ejected_for_ms / 1000)} s)` : ''}`, 'bad');
+}
+
+const latency = (m) => cell(m.latency_ms === null ? '–' : `${Math.round(m.latency_ms)} ms`, 'num');
+
+function renderPools(pools) {
+  const host = $('pools');
+  const parts = pools.map((pool) => {
+    const h = document.createElement('h3');
+    h.textContent = `${pool.name} (${pool.strategy})`;
+    const table = document.createElement('table');
+    table.dataset.pool = pool.name;
+    table.innerHTML = '<thead><tr><th>member</th><th>health</th><th>latency</th><th>active</th><th>attempts</th><th>failures</th><th></th></tr></thead><tbody></tbody>';
+    const path = (m) => `/api/upstreams/${encodeURIComponent(pool.name)}/members/${encodeURIComponent(m.name)}/ban`;
+    fill(table.tBodies[0], pool.members.map((m) => [
+      cell(m.name, 'member'), health(m), latency(m), cell(m.active, 'num'), cell(m.attempts, 'num'), cell(m.failures, 'num'),
+      m.banned_until
+        ? button('Unban', () => api('DELETE', path(m)))
+        : button('Ban', () => api('POST', path(m), { for: $('ban-for').value || '10m' })),
+    ]), 7);
+    return [h, table];
+  });
+  if (parts.length === 0) {
+    const p = document.createElement('p');
+    p.className = 'empty';
+    p.textContent = 'no pools configured';
+    parts.push([p]);
+  }
+  host.replaceChildren(...parts.flat());
+}
+
+function renderUpstreams(list) {
+  fill($('upstreams').tBodies[0], list.map((u) => [
+    cell(u.name), cell(u.type), u.healthy ? cell('healthy', 'ok') : cell('failing', 'bad'), latency(u),
+    cell(u.active, 'num'), cell(u.attempts, 'num'), cell(u.failures, 'num'),
+  ]), 7);
+}
+
+function renderRules(stats) {
+  fill($('rules').tBodies[0], stats.rules.map((r) => [cell(r.rule), cell(r.matches, 'num'), cell(bytes(r.up), 'num'), cell(bytes(r.down), 'num')]), 4);
+}
+
+function renderConnections(list) {
+  $('open-count').textContent = `(${list.length})`;
+  fill($('connections').tBodies[0], list.map((c) => [
+    cell(c.id, 'num'), cell(c.client), cell(c.user ?? '–'), cell(c.protocol ?? '–'), cell(c.command ?? '–'),
+    cell(c.destination ?? '–'), cell(c.rule ?? '–'), cell(c.member ?? '–'),
+    cell(bytes(c.bytes.up), 'num'), cell(bytes(c.bytes.down), 'num'), cell(`${Math.round(c.age)} s`, 'num'),
+    button('Kill', () => api('DELETE', `/api/connections/${c.id}`)),
+  ]), 12);
+}
+
+function record(stats) {
+  if (last && stats.time > last.time) {
+    const s = (stats.time - last.time) / 1000;
+    // A connection moving from "open" to "finished" can shift a few handshake bytes: never below 0.
+    rates.push({ up: Math.max(0, (stats.bytes.up - last.bytes.up) / s), down: Math.max(0, (stats.bytes.down - last.bytes.down) / s) });
+    if (rates.length > SAMPLES) rates.shift();
+  }
+  last = stats;
+  const now = rates[rates.length - 1];
+  $('rate').textContent = now ? `${bytes(now.up)}/s up, ${bytes(now.down)}/s down` : '';
+}
+
+function drawChart() {
+  const canvas = $('chart');
+  const ratio = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || 900;
+  const h = canvas.clientHeight || 180;
+  canvas.width = w * ratio;
+  canvas.height = h * ratio;
+  const g = canvas.getContext('2d');
+  g.scale(ratio, ratio);
+  g.clearRect(0, 0, w, h);
+  const max = Math.max(1024, ...rates.map((r) => Math.max(r.up, r.down)));
+  const pad = 4;
+  g.fillStyle = '#6b6b70';
+  g.font = '11px system-ui, sans-serif';
+  g.fillText(`${bytes(max)}/s`, pad, 12);
+  const css = getComputedStyle(document.documentElement);
+  for (const [key, color] of [['up', css.getPropertyValue('--up')], ['down', css.getPropertyValue('--down')]]) {
+    g.strokeStyle = color.trim() || '#333';
+    g.lineWidth = 1.5;
+    g.beginPath();
+    rates.forEach((r, i) => {
+      const x = w - (rates.length - 1 - i) * (w / (SAMPLES - 1));
+      const y = h - pad - (r[key] / max) * (h - 2 * pad - 14);
+      if (i === 0) g.moveTo(x, y);
+      else g.lineTo(x, y);
+    });
+    g.stroke();
+  }
+}
+
+async function tick() {
+  clearTimeout(timer);
+  try {
+    const [upstreams, connections, stats] = await Promise.all([api('GET', '/api/upstreams'), api('GET', '/api/connections'), api('GET', '/api/stats')]);
+    renderPools(upstreams.pools);
+    renderUpstreams(upstreams.upstreams);
+    renderConnections(connections);
+    record(stats);
+    renderRules(stats);
+    drawChart();
+    $('main').hidden = false;
+    $('logout').hidden = false;
+    say(`Connected. ${stats.connections.open} open, ${stats.connections.finished} finished connections. Updated ${new Date(stats.time).toLocaleTimeString()}.`);
+    timer = setTimeout(tick, POLL_MS);
+  } catch (e) {
+    if (e.unauthorized) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      $('main').hidden = true;
+      say('Wrong API token: type it again.', true);
+      return;
+    }
+    say(`${e.message}; retrying`, true);
+    timer = setTimeout(tick, POLL_MS * 3);
+  }
+}
+
+$('login').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $('token').value);
+  $('token').value = '';
+  say('Connecting…');
+  tick();
+});
+$('logout').addEventListener('click', () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  clearTimeout(timer);
+  $('main').hidden = true;
+  $('logout').hidden = true;
+  say('Token forgotten.');
+});
+if (sessionStorage.getItem(TOKEN_KEY)) tick();

@@ -1,0 +1,224 @@
+// The admin API as an operator uses it: real HTTP requests to the admin listener of a
+// gateway started here, real SOCKS clients, real microsocks pool members.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { adminClient, type AdminAnswer } from '../helpers/admin.js';
+import { closedWithin, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
+import { listenTracked } from '../helpers/servers.js';
+import { readAll, startDestination, startMicrosocks } from '../helpers/upstreams.js';
+
+const TOKEN = 'admin-token-7f3a';
+const ADMIN = { host: '127.0.0.1', port: 0, api_token: TOKEN };
+
+test('without api_token there is no /api and no status page; with it, a missing or wrong token gets 401', async (t) => {
+  const plain = await startGateway({ metrics: { host: '127.0.0.1', port: 0 } });
+  t.after(() => plain.close());
+  const none = adminClient(plain.gw, TOKEN);
+  assert.equal((await none.request('GET', '/api/connections')).status, 404);
+  assert.equal((await none.request('GET', '/api/openapi.json')).status, 404);
+  assert.equal((await none.request('GET', '/')).status, 404);
+  assert.equal((await none.request('GET', '/metrics')).status, 200, 'metrics are still served');
+
+  const gw = await startGateway({ metrics: ADMIN });
+  t.after(() => gw.close());
+  const api = adminClient(gw.gw, TOKEN);
+  for (const token of [null, 'wrong', `${TOKEN}x`, TOKEN.slice(0, -1), '']) {
+    const r = await api.request('GET', '/api/connections', { token });
+    assert.equal(r.status, 401, `token ${String(token)}`);
+    assert.match(r.headers.get('www-authenticate') ?? '', /^Bearer/);
+    assert.deepEqual(Object.keys(r.json as object), ['error']);
+  }
+  const basic = await fetch(`${api.base}/api/upstreams`, { headers: { authorization: `Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}` } });
+  assert.equal(basic.status, 401);
+  const ok = await api.request('GET', '/api/connections');
+  assert.equal(ok.status, 200);
+  assert.deepEqual(ok.json, []);
+  assert.equal((await api.request('POST', '/api/reload', { token: null })).status, 401, 'no side effect without the token');
+});
+
+test('a killed connection ends for its client, on both sockets, and its access-log line is written', async (t) => {
+  // An echo destination that reports when its side of the relay is closed.
+  let destClosed!: Promise<unknown>;
+  const srv = createServer((s) => {
+    s.on('error', () => {});
+    destClosed = once(s, 'close');
+    s.pipe(s);
+  });
+  const echo = await listenTracked(srv, '127.0.0.1');
+  t.after(() => echo.close());
+  const gw = await startGateway({ metrics: ADMIN, rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }] });
+  t.after(() => gw.close());
+  const api = adminClient(gw.gw, TOKEN);
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 3_000);
+  t.after(() => socket.destroy());
+  socket.write('ping');
+  await once(socket, 'data');
+
+  const list = (await api.request('GET', '/api/connections')).json as Array<Record<string, unknown>>;
+  const conn = list.find((c) => c.destination === `127.0.0.1:${echo.port}`);
+  assert.ok(conn, JSON.stringify(list));
+  assert.equal(conn.command, 'connect');
+  assert.equal(conn.protocol, 'socks5');
+  assert.equal(conn.rule, 'lo');
+  assert.equal(conn.outbound, 'direct');
+  assert.equal(conn.client, `127.0.0.1:${socket.localPort}`);
+  assert.ok((conn.bytes as { up: number }).up >= 4, JSON.stringify(conn));
+  assert.equal(typeof conn.age, 'number');
+
+  const killed = await api.request('DELETE', `/api/connections/${String(conn.id)}`);
+  assert.equal(killed.status, 200, killed.text);
+  assert.ok(await closedWithin(socket, 5_000), 'the client sees the end');
+  await Promise.race([destClosed, new Promise((_, reject) => setTimeout(() => reject(new Error('the destination side stayed open')), 5_000))]);
+  const line = await gw.accessLog((l) => l.dest === `127.0.0.1:${echo.port}`, 5_000);
+  assert.equal(line?.error, 'killed');
+  assert.equal((await api.request('DELETE', `/api/connections/${String(conn.id)}`)).status, 404);
+  assert.equal((await api.request('DELETE', '/api/connections/nope')).status, 400);
+  assert.deepEqual((await api.request('GET', '/api/connections')).json, []);
+});
+
+test('a ban takes a member out of rotation for new requests at once, an unban brings it back; no password in any answer', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const a = await startMicrosocks({ host: '127.0.0.61', user: 'pooluser', pass: 'member-secret-1' });
+  t.after(() => a.close());
+  const b = await startMicrosocks({ host: '127.0.0.62' });
+  t.after(() => b.close());
+  const gw = await startGateway({
+    metrics: ADMIN,
+    auth: { users: [{ username: 'alice', password: 'user-secret-3' }] },
+    upstreams: {
+      corp: { type: 'socks5', host: '127.0.0.9', port: 1080, username: 'corp', password: 'upstream-secret-2' },
+      crawl: { type: 'pool', strategy: 'round-robin', members: [`socks5://pooluser:member-secret-1@127.0.0.61:${a.port}`, `socks5://127.0.0.62:${b.port}`] },
+    },
+    rules: [{ name: 'crawler', users: ['alice'], action: 'crawl' }],
+  });
+  t.after(() => gw.close());
+  const api = adminClient(gw.gw, TOKEN);
+  const answers: AdminAnswer[] = [];
+  const call = async (method: string, path: string, body?: unknown): Promise<AdminAnswer> => {
+    const r = await api.request(method, path, { body });
+    answers.push(r);
+    return r;
+  };
+  const through = (): Promise<string> =>
+    // Which member carried it: the destination greets the peer address (each member binds its own).
+    socksConnect(gw.port, { host: '127.0.0.1', port: dest.port }, 5_000, { userId: 'alice', password: 'user-secret-3' }).then(async ({ socket }) =>
+      (await readAll(socket)).trim().replace(/^hello /, ''),
+    );
+  const some = async (n: number): Promise<Set<string>> => {
+    const seen = new Set<string>();
+    for (let i = 0; i < n; i++) seen.add(await through());
+    return seen;
+  };
+  assert.deepEqual(await some(4), new Set(['127.0.0.61', '127.0.0.62']), 'round-robin uses both');
+
+  const before = (await call('GET', '/api/upstreams')).json as { pools: Array<{ name: string; members: Array<{ name: string; banned_until: string | null }> }>; upstreams: Array<{ name: string }> };
+  assert.deepEqual(before.upstreams.map((u) => u.name), ['corp']);
+  const members = before.pools.find((p) => p.name === 'crawl')!.members;
+  assert.equal(members.length, 2);
+  const memberA = members.find((m) => m.name.includes('127.0.0.61'))!;
+  assert.equal(memberA.banned_until, null);
+  const banPath = `/api/upstreams/crawl/members/${encodeURIComponent(memberA.name)}/ban`;
+
+  const banned = await call('POST', banPath, { for: '10m' });
+  assert.equal(banned.status, 200, banned.text);
+  const until = Date.parse((banned.json as { banned_until: string }).banned_until);
+  assert.ok(until > Date.now() + 9 * 60_000 && until <= Date.now() + 10 * 60_000, banned.text);
+  assert.deepEqual(await some(4), new Set(['127.0.0.62']), 'no new request lands on the banned member');
+  const shown = (await call('GET', '/api/upstreams')).json as typeof before;
+  assert.notEqual(shown.pools[0]!.members.find((m) => m.name === memberA.name)!.banned_until, null);
+  const route = await call('GET', `/api/route?host=127.0.0.1&port=${dest.port}&user=alice`);
+  assert.equal(route.status, 200, route.text);
+  assert.deepEqual(route.json, { rule: 'crawler', action: 'crawl', index: 0, member: `socks5://127.0.0.62:${b.port}` });
+
+  const lifted = await call('DELETE', banPath);
+  assert.equal(lifted.status, 200, lifted.text);
+  assert.equal((lifted.json as { banned_until: unknown }).banned_until, null);
+  assert.deepEqual(await some(4), new Set(['127.0.0.61', '127.0.0.62']), 'back in rotation');
+
+  assert.equal((await call('POST', banPath, { for: 'ten minutes' })).status, 400);
+  assert.equal((await call('POST', banPath, {})).status, 400);
+  assert.equal((await call('POST', '/api/upstreams/crawl/members/socks5%3A%2F%2F127.0.0.99%3A1/ban', { for: '1m' })).status, 404);
+  assert.equal((await call('POST', `/api/upstreams/corp/members/${encodeURIComponent(memberA.name)}/ban`, { for: '1m' })).status, 404);
+  assert.equal((await call('GET', '/api/route?host=example.org')).status, 400, 'port is required');
+  assert.equal((await call('GET', '/api/route?host=example.org&port=80&source=nope')).status, 400);
+  await call('GET', '/api/connections');
+  await call('GET', '/api/stats');
+  await call('GET', '/api/openapi.json');
+  const page = await fetch(`${api.base}/`);
+  const pageTexts = [await page.text()];
+  for (const asset of ['/status.js', '/status.css']) pageTexts.push(await (await fetch(api.base + asset)).text());
+  for (const text of [...answers.map((r) => r.text), ...pageTexts]) {
+    for (const secret of ['member-secret-1', 'upstream-secret-2', 'user-secret-3', TOKEN]) assert.ok(!text.includes(secret), `${secret} in ${text}`);
+  }
+});
+
+const BASE_CONFIG = { listen: [{ host: '127.0.0.1', port: 0 }], metrics: ADMIN, limits: { drain_timeout: '5s' } };
+
+test('POST /api/reload applies a valid file, answers FILE:LINE:COL for a broken one and keeps the old routing', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const path = join(await mkdtemp(join(tmpdir(), 'socksgate-api-')), 'socksgate.yaml');
+  await writeFile(path, stringify(BASE_CONFIG));
+  const gw = await startGateway(BASE_CONFIG, { source: path });
+  t.after(() => gw.close());
+  const api = adminClient(gw.gw, TOKEN);
+  const works = async (): Promise<boolean> => {
+    try {
+      (await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 3_000)).socket.destroy();
+      return true;
+    } catch (err) {
+      assert.match(String(err), /NotAllowed/);
+      return false;
+    }
+  };
+  assert.equal(await works(), true);
+
+  await writeFile(path, `${stringify(BASE_CONFIG)}rules:\n  - { name: broken, action: nowhere }\n`);
+  const rejected = await api.request('POST', '/api/reload');
+  assert.equal(rejected.status, 422, rejected.text);
+  const outcome = rejected.json as { result: string; errors: string[] };
+  assert.equal(outcome.result, 'rejected');
+  assert.match(outcome.errors.join('\n'), /socksgate\.yaml:\d+:\d+: .*nowhere/);
+  assert.equal(await works(), true, 'the old routing stays');
+  const routeNow = (await api.request('GET', `/api/route?host=127.0.0.1&port=${echo.port}`)).json;
+  assert.deepEqual(routeNow, { rule: 'default', action: 'direct', index: -1 });
+
+  await writeFile(path, `${stringify(BASE_CONFIG)}rules:\n  - { name: no-loopback, cidrs: [127.0.0.0/8], action: block }\n`);
+  const applied = await api.request('POST', '/api/reload');
+  assert.equal(applied.status, 200, applied.text);
+  assert.deepEqual(applied.json, { result: 'ok', config: path });
+  assert.equal(await works(), false, 'the new routing applies to new requests');
+
+  const lines = gw.logs.filter((l) => l.trigger === 'api');
+  assert.deepEqual(lines.map((l) => [l.msg, l.result]), [
+    ['reload rejected; keeping the running configuration', 'rejected'],
+    ['configuration reloaded', 'ok'],
+  ]);
+  const metrics = await (await fetch(`${api.base}/metrics`)).text();
+  assert.match(metrics, /^socksgate_reloads_total\{result="rejected"\} 1$/m);
+  assert.match(metrics, /^socksgate_reloads_total\{result="ok"\} 1$/m);
+});
+
+test('/readyz is 200 while serving and 503 while draining; /healthz stays 200', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({ metrics: { host: '127.0.0.1', port: 0 }, rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }] });
+  t.after(() => gw.close());
+  const admin = adminClient(gw.gw);
+  assert.equal((await admin.request('GET', '/readyz')).status, 200);
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 3_000);
+  t.after(() => socket.destroy());
+  const closing = gw.gw.close(10_000); // drains: the open connection holds it
+  const draining = await admin.request('GET', '/readyz');
+  assert.equal(draining.status, 503);
+  assert.equal((await admin.request('GET', '/healthz')).status, 200);
+  socket.end();
+  await closing;
+});
