@@ -123,6 +123,9 @@ export class Metrics {
   readonly #children = new Map<string, Counter.Internal>();
 
   constructor(opts: { defaults?: boolean } = {}) {
+    // Series that exist from the start read 0 rather than missing (rate() needs a first sample).
+    this.refused.inc(0);
+    for (const result of ['ok', 'rejected']) this.reloads.inc({ result }, 0);
     if (opts.defaults) collectDefaultMetrics({ register: this.registry, prefix: 'socksgate_process_' });
   }
 

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closedPort, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
+import { once } from 'node:events';
+import { closedPort, closedWithin, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
 
 test('the admin listener serves socksgate_* metrics and /healthz', async (t) => {
   const echo = await startEchoServer();
@@ -39,4 +40,69 @@ test('a failed outbound connect is counted as such', async (t) => {
   const text = await (await fetch(`http://127.0.0.1:${gw.gw.adminAddress!.port}/metrics`)).text();
   assert.match(text, /^socksgate_outbound_requests_total\{outbound="direct",result="fail"\} 1$/m);
   assert.match(text, /^socksgate_connections_total\{protocol="socks5",command="connect",rep="5"\} 1$/m);
+});
+
+/** One sample from Prometheus text, or undefined when the series does not exist. */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+test('counters move with real traffic, per rule and per configured user; an unknown user makes no label', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({
+    metrics: { host: '127.0.0.1', port: 0, per_user: true },
+    auth: { users: [{ username: 'alice', password: 'pw-a' }, { username: 'bob', password: 'pw-b' }] },
+    rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }],
+  });
+  t.after(() => gw.close());
+  const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${gw.gw.adminAddress!.port}/metrics`)).text();
+  const before = await scrape();
+  assert.equal(sample(before, 'socksgate_user_connections_total{user="alice"}'), undefined);
+
+  const exchange = async (user: string, password: string, payload: string): Promise<void> => {
+    const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 3_000, { userId: user, password });
+    socket.write(payload);
+    await once(socket, 'data');
+    socket.end();
+    await closedWithin(socket);
+  };
+  await exchange('alice', 'pw-a', 'x'.repeat(1000));
+  await exchange('alice-session-7', 'pw-a', 'y'.repeat(500));
+  await exchange('bob', 'pw-b', 'z'.repeat(10));
+  await assert.rejects(socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 3_000, { userId: 'mallory', password: 'guess' }));
+  for (const user of ['alice', 'bob', 'mallory']) await gw.accessLog((l) => l.user === user);
+  await gw.accessLog((l) => l.user === 'alice' && l.up === 500);
+
+  const after = await scrape();
+  assert.equal(sample(after, 'socksgate_user_connections_total{user="alice"}'), 2);
+  assert.equal(sample(after, 'socksgate_user_connections_total{user="bob"}'), 1);
+  assert.equal(sample(after, 'socksgate_user_bytes_total{user="alice",direction="up"}'), 1500);
+  assert.equal(sample(after, 'socksgate_user_bytes_total{user="alice",direction="down"}'), 1500);
+  assert.equal(sample(after, 'socksgate_user_bytes_total{user="bob",direction="up"}'), 10);
+  assert.doesNotMatch(after, /mallory/, 'a name the config does not know makes no series');
+  assert.equal(sample(after, 'socksgate_bytes_total{direction="up"}'), 1510);
+  assert.equal(sample(after, 'socksgate_rule_bytes_total{rule="lo",direction="down"}'), 1510);
+  assert.equal(sample(after, 'socksgate_rule_matches_total{rule="lo",action="direct"}'), 3);
+  assert.equal(sample(after, 'socksgate_connections_total{protocol="socks5",command="connect",rep="0"}'), 3);
+  assert.equal(sample(after, 'socksgate_connections_active'), 0);
+  assert.match(after, /^socksgate_limit_refusals_total\{limit="max_connections"\} 0$/m);
+  assert.match(after, /^# TYPE socksgate_egress_denials_total counter$/m);
+});
+
+test('without per_user no user series exist', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({
+    metrics: { host: '127.0.0.1', port: 0 },
+    auth: { users: [{ username: 'alice', password: 'pw-a' }] },
+  });
+  t.after(() => gw.close());
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 3_000, { userId: 'alice', password: 'pw-a' });
+  socket.destroy();
+  await gw.accessLog((l) => l.user === 'alice');
+  const text = await (await fetch(`http://127.0.0.1:${gw.gw.adminAddress!.port}/metrics`)).text();
+  assert.doesNotMatch(text, /user="alice"/);
+  assert.match(text, /^socksgate_connections_total\{protocol="socks5",command="connect",rep="0"\} 1$/m);
 });
