@@ -1,0 +1,95 @@
+// The status page in a real browser: Debian's Chromium driven by playwright-core (no
+// browser download). Set STATUS_PAGE_SCREENSHOT=docs/status-page.png to refresh the
+// README's screenshot.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { chromium } from 'playwright-core';
+import { adminClient } from '../helpers/admin.js';
+import { closedWithin, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
+import { startMicrosocks } from '../helpers/upstreams.js';
+
+const TOKEN = 'status-page-token-0001';
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+test('the status page shows the pool members, bans one from the page, and logs no console error', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const a = await startMicrosocks({ host: '127.0.0.63', user: 'pooluser', pass: 'page-member-secret' });
+  t.after(() => a.close());
+  const b = await startMicrosocks({ host: '127.0.0.64' });
+  t.after(() => b.close());
+  const memberA = `socks5://pooluser@127.0.0.63:${a.port}`; // the name keeps the user, never the password
+  const memberB = `socks5://127.0.0.64:${b.port}`;
+  const gw = await startGateway({
+    metrics: { host: '127.0.0.1', port: 0, api_token: TOKEN },
+    auth: { users: [{ username: 'crawler', password: 'page-user-secret' }], allow_anonymous: true },
+    upstreams: {
+      corp: { type: 'socks5', host: '127.0.0.9', port: 1080, username: 'corp', password: 'page-upstream-secret' },
+      crawl: { type: 'pool', members: [`socks5://pooluser:page-member-secret@127.0.0.63:${a.port}`, memberB] },
+    },
+    rules: [
+      { name: 'crawler', users: ['crawler'], action: 'crawl' },
+      { name: 'local', cidrs: ['127.0.0.0/8'], action: 'direct' },
+    ],
+  });
+  t.after(() => gw.close());
+  const api = adminClient(gw.gw, TOKEN);
+
+  // Some traffic for the rules table, and one connection left open for the connections table.
+  const exchange = async (userId: string | undefined, bytes: number): Promise<void> => {
+    const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 5_000, userId ? { userId, password: 'page-user-secret' } : {});
+    socket.write(Buffer.alloc(bytes, 0x61));
+    let got = 0;
+    while (got < bytes) got += ((await once(socket, 'data')) as [Buffer])[0].length;
+    socket.end();
+    await closedWithin(socket);
+  };
+  await exchange('crawler', 20_000);
+  await exchange(undefined, 50_000);
+  const { socket: open } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 5_000, { userId: 'crawler', password: 'page-user-secret' });
+  t.after(() => open.destroy());
+
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, timeout: 60_000 });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
+  page.setDefaultTimeout(20_000);
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  const requested: string[] = [];
+  page.on('request', (r) => requested.push(r.url()));
+
+  await page.goto(`${api.base}/`);
+  await page.fill('#token', TOKEN);
+  await page.click('#login button[type=submit]');
+  const pool = page.locator('table[data-pool="crawl"]');
+  await pool.locator('td.member', { hasText: memberB }).waitFor();
+  assert.deepEqual(await pool.locator('td.member').allTextContents(), [memberA, memberB]);
+  await page.locator('#rules td', { hasText: 'crawler' }).first().waitFor();
+  await page.locator('#connections td', { hasText: memberA }).or(page.locator('#connections td', { hasText: memberB })).first().waitFor();
+
+  // Ban member A from the page: the API says so, and so does the page.
+  await pool.locator('tr', { hasText: memberA }).getByRole('button', { name: 'Ban' }).click();
+  await pool.locator('tr', { hasText: memberA }).getByRole('button', { name: 'Unban' }).waitFor();
+  const upstreams = (await api.request('GET', '/api/upstreams')).json as { pools: Array<{ members: Array<{ name: string; banned_until: string | null }> }> };
+  const banned = upstreams.pools[0]!.members.find((m) => m.name === memberA)!;
+  assert.ok(banned.banned_until !== null && Date.parse(banned.banned_until) > Date.now(), JSON.stringify(banned));
+  assert.match((await pool.locator('tr', { hasText: memberA }).textContent()) ?? '', /banned until/);
+
+  if (process.env.STATUS_PAGE_SCREENSHOT) {
+    // A few seconds of traffic so the chart has a line to draw.
+    for (let i = 0; i < 6; i++) {
+      await exchange(i % 2 ? 'crawler' : undefined, 200_000 * (i + 1));
+      await new Promise((r) => setTimeout(r, 700));
+    }
+    await page.screenshot({ path: process.env.STATUS_PAGE_SCREENSHOT, fullPage: true });
+  }
+
+  const html = await page.content();
+  for (const secret of ['page-member-secret', 'page-user-secret', 'page-upstream-secret']) assert.ok(!html.includes(secret), secret);
+  assert.deepEqual(problems, []);
+  assert.deepEqual(requested.filter((u) => !u.startsWith(`${api.base}/`)), [], 'nothing is fetched from elsewhere');
+});
