@@ -35,7 +35,7 @@ export class ReloadController {
   /** Reads the config file again and applies it; never throws. `trigger` is logged. */
   reload(trigger: string): Promise<ReloadOutcome> {
     const attempt = this.#queue.then(() => this.#attempt(trigger));
-    this.#queue = attempt;
+    this.#queue = attempt.catch(() => {});
     return attempt;
   }
 
@@ -60,7 +60,13 @@ export class ReloadController {
       gw.log.error({ trigger, result: 'rejected', errors }, 'reload rejected; keeping the running configuration');
     }
     gw.metrics.reloads.inc({ result: outcome.result });
-    for (const fn of this.#settled) fn(outcome);
+    for (const fn of this.#settled) {
+      try {
+        fn(outcome);
+      } catch (err) {
+        gw.log.error({ err }, 'after-reload hook failed');
+      }
+    }
     return outcome;
   }
 }

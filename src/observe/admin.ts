@@ -45,28 +45,27 @@ function text(res: ServerResponse, status: number, body: string): void {
 
 export async function startAdmin(cfg: MetricsConfig, target: AdminTarget): Promise<Server> {
   const pages = await loadPages();
+  const plain: Readonly<Record<string, (res: ServerResponse) => Promise<void> | void>> = {
+    '/metrics': async (res) => {
+      const body = await target.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': target.metrics.registry.contentType }).end(body);
+    },
+    '/healthz': (res) => text(res, 200, 'ok\n'),
+    // Listening with a loaded config: the admin listener starts after the proxy listeners.
+    '/readyz': (res) => (target.draining ? text(res, 503, 'draining\n') : text(res, 200, 'ready\n')),
+  };
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://admin.invalid');
     const path = url.pathname;
     // The token is read per request: a reload can set, change or remove it.
     const token = target.config.metrics?.api_token;
     if (token !== undefined && (path === '/api' || path.startsWith('/api/'))) return handleApi(req, res, url, token, target);
-    if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, path in PAGES || path.startsWith('/metrics') ? 405 : 404, '');
-    if (path === '/metrics') {
-      const body = await target.metrics.registry.metrics();
-      res.writeHead(200, { 'content-type': target.metrics.registry.contentType }).end(body);
-    } else if (path === '/healthz') {
-      text(res, 200, 'ok\n');
-    } else if (path === '/readyz') {
-      // Listening with a loaded config: the admin listener starts after the proxy listeners.
-      if (target.draining) text(res, 503, 'draining\n');
-      else text(res, 200, 'ready\n');
-    } else if (token !== undefined && pages.has(path)) {
-      const page = pages.get(path)!;
-      res.writeHead(200, { 'content-type': page.type, ...PAGE_HEADERS }).end(page.body);
-    } else {
-      text(res, 404, 'not found\n');
-    }
+    const page = token !== undefined ? pages.get(path) : undefined;
+    const serve = plain[path];
+    if (!serve && !page) return text(res, 404, 'not found\n');
+    if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, 'method not allowed\n');
+    if (serve) return serve(res);
+    res.writeHead(200, { 'content-type': page!.type, ...PAGE_HEADERS }).end(page!.body);
   };
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
