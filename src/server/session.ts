@@ -10,7 +10,7 @@ import { handleConnect } from './connect.js';
 import type { AccessRecord, CommandHandler, Snapshot } from './context.js';
 import { formatAddress } from './context.js';
 import { ChunkReader } from './reader.js';
-import type { ConnectionRegistry, LiveConnection } from './registry.js';
+import type { ConnectionInfo, ConnectionRegistry, LiveConnection } from './registry.js';
 import { handleUdpAssociate } from './udp-associate.js';
 
 const HANDLERS: Readonly<Record<number, { cmd: 'connect' | 'bind' | 'udp'; run: CommandHandler }>> = {
@@ -58,7 +58,7 @@ export async function runSession(client: Socket, sid: number, deps: SessionDeps)
   client.once('close', () => controller.abort(CLIENT_GONE));
   client.on('error', () => {}); // reported through 'close'; a reset client is not our failure
   client.setNoDelay(true);
-  deps.connections?.add(liveConnection(sid, client, record));
+  deps.connections?.add(new SessionEntry(sid, client, record));
 
   // RFC 1928 leaves the handshake unbounded in time; handshake_timeout covers accept → complete request.
   const handshakeTimer = setTimeout(() => {
@@ -190,29 +190,40 @@ function closed(socket: Socket): Promise<void> {
 }
 
 /** The admin API's view of this session: the access record as it fills in, live byte counts. */
-function liveConnection(id: number, client: Socket, record: AccessRecord): LiveConnection {
-  const started = Date.now();
-  return {
-    id,
-    info: () => ({
-      id,
-      client: record.client,
+class SessionEntry implements LiveConnection {
+  readonly id: number;
+  readonly #client: Socket;
+  readonly #record: AccessRecord;
+  readonly #started = Date.now();
+
+  constructor(id: number, client: Socket, record: AccessRecord) {
+    this.id = id;
+    this.#client = client;
+    this.#record = record;
+  }
+
+  info(): ConnectionInfo {
+    const r = this.#record;
+    return {
+      id: this.id,
+      client: r.client,
       protocol: 'socks5',
-      user: record.user,
-      command: record.cmd,
-      dest: record.dest,
-      rule: record.rule,
-      outbound: record.outbound,
-      member: record.member,
+      user: r.user,
+      command: r.cmd,
+      dest: r.dest,
+      rule: r.rule,
+      outbound: r.outbound,
+      member: r.member,
       // The client socket's own counters: handshake bytes included, readable mid-relay.
-      up: client.bytesRead,
-      down: client.bytesWritten,
-      started,
-    }),
-    kill(reason) {
-      record.error = reason;
-      // The relay sees the client close without FIN and destroys the other side too.
-      client.destroy();
-    },
-  };
+      up: this.#client.bytesRead,
+      down: this.#client.bytesWritten,
+      started: this.#started,
+    };
+  }
+
+  kill(reason: string): void {
+    this.#record.error = reason;
+    // The relay sees the client close without FIN and destroys the other side too.
+    this.#client.destroy();
+  }
 }

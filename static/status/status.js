@@ -144,22 +144,40 @@ function drawChart() {
   g.scale(ratio, ratio);
   g.clearRect(0, 0, w, h);
   const max = Math.max(1024, ...rates.map((r) => Math.max(r.up, r.down)));
-  const pad = 4;
+  const top = 16;
+  const plot = h - top - 4;
+  const yOf = (v) => h - 4 - (v / max) * plot;
+  g.strokeStyle = '#ececea';
+  g.lineWidth = 1;
+  for (const f of [0.25, 0.5, 0.75, 1]) {
+    g.beginPath();
+    g.moveTo(0, Math.round(yOf(max * f)) + 0.5);
+    g.lineTo(w, Math.round(yOf(max * f)) + 0.5);
+    g.stroke();
+  }
   g.fillStyle = '#6b6b70';
   g.font = '11px system-ui, sans-serif';
-  g.fillText(`${bytes(max)}/s`, pad, 12);
+  g.fillText(`${bytes(max)}/s`, 4, 12);
+  g.fillText('last 2 minutes', w - 84, 12);
   const css = getComputedStyle(document.documentElement);
-  for (const [key, color] of [['up', css.getPropertyValue('--up')], ['down', css.getPropertyValue('--down')]]) {
+  const xOf = (i) => w - (rates.length - 1 - i) * (w / (SAMPLES - 1));
+  // Down is usually the bigger one: drawn filled underneath, up as a line on top.
+  for (const [key, color, fill] of [['down', css.getPropertyValue('--down'), true], ['up', css.getPropertyValue('--up'), false]]) {
+    if (rates.length < 2) break;
+    g.beginPath();
+    rates.forEach((r, i) => (i === 0 ? g.moveTo(xOf(i), yOf(r[key])) : g.lineTo(xOf(i), yOf(r[key]))));
     g.strokeStyle = color.trim() || '#333';
     g.lineWidth = 1.5;
-    g.beginPath();
-    rates.forEach((r, i) => {
-      const x = w - (rates.length - 1 - i) * (w / (SAMPLES - 1));
-      const y = h - pad - (r[key] / max) * (h - 2 * pad - 14);
-      if (i === 0) g.moveTo(x, y);
-      else g.lineTo(x, y);
-    });
     g.stroke();
+    if (fill) {
+      g.lineTo(xOf(rates.length - 1), h - 4);
+      g.lineTo(xOf(0), h - 4);
+      g.closePath();
+      g.globalAlpha = 0.15;
+      g.fillStyle = g.strokeStyle;
+      g.fill();
+      g.globalAlpha = 1;
+    }
   }
 }
 

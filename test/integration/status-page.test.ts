@@ -4,10 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { chromium } from 'playwright-core';
 import { adminClient } from '../helpers/admin.js';
 import { closedWithin, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
-import { startMicrosocks } from '../helpers/upstreams.js';
+import { listenTracked } from '../helpers/servers.js';
+import { readAll, startMicrosocks } from '../helpers/upstreams.js';
 
 const TOKEN = 'status-page-token-0001';
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
@@ -80,10 +82,19 @@ test('the status page shows the pool members, bans one from the page, and logs n
   assert.match((await pool.locator('tr', { hasText: memberA }).textContent()) ?? '', /banned until/);
 
   if (process.env.STATUS_PAGE_SCREENSHOT) {
-    // A few seconds of traffic so the chart has a line to draw.
-    for (let i = 0; i < 6; i++) {
-      await exchange(i % 2 ? 'crawler' : undefined, 200_000 * (i + 1));
-      await new Promise((r) => setTimeout(r, 700));
+    // A few seconds of downloads (a small request, a bigger answer) so the chart has lines to draw.
+    const download = await listenTracked(
+      createServer((s) => {
+        s.on('error', () => {});
+        s.once('data', (c: Buffer) => s.end(Buffer.alloc(Number(c.toString()), 0x62)));
+      }),
+    );
+    t.after(() => download.close());
+    for (let i = 0; i < 12; i++) {
+      const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: download.port }, 5_000, i % 3 ? {} : { userId: 'crawler', password: 'page-user-secret' });
+      socket.write(String(300_000 + 150_000 * (i % 5)));
+      await readAll(socket);
+      await new Promise((r) => setTimeout(r, 600));
     }
     await page.screenshot({ path: process.env.STATUS_PAGE_SCREENSHOT, fullPage: true });
   }
