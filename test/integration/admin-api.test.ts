@@ -71,6 +71,11 @@ test('a killed connection ends for its client, on both sockets, and its access-l
   assert.ok((conn.bytes as { up: number }).up >= 4, JSON.stringify(conn));
   assert.equal(typeof conn.age, 'number');
 
+  // The chart's source counts what the open connection moved so far, before it ends.
+  const stats = (await api.request('GET', '/api/stats')).json as { connections: { open: number }; bytes: { up: number }; rules: Array<{ rule: string; up: number }> };
+  assert.equal(stats.connections.open, 1);
+  assert.ok(stats.bytes.up >= 4 && stats.rules.find((r) => r.rule === 'lo')!.up >= 4, JSON.stringify(stats));
+
   const killed = await api.request('DELETE', `/api/connections/${String(conn.id)}`);
   assert.equal(killed.status, 200, killed.text);
   assert.ok(await closedWithin(socket, 5_000), 'the client sees the end');
