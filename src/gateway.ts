@@ -54,6 +54,8 @@ export class Gateway {
   #nextSid = 1;
 
   #closing: Promise<void> | undefined;
+  /** The reload in progress, if any: each one builds on the snapshot the previous left. */
+  #reloading: Promise<void> = Promise.resolve();
 
   private constructor(snapshot: Snapshot, opts: GatewayOptions) {
     this.#snapshot = snapshot;
@@ -111,8 +113,19 @@ export class Gateway {
     return this.#sessions.size;
   }
 
-  /** Applies a validated config to new requests; open connections keep theirs. */
-  async reload(config: Config): Promise<void> {
+  /**
+   * Applies a validated config to new requests; open connections keep theirs. Reloads run
+   * one at a time, in call order (SIGHUP, --watch and the admin API all come here): two
+   * built on the same previous snapshot would both swap, and the first one's pools would
+   * keep running health checks with nothing left to close them.
+   */
+  reload(config: Config): Promise<void> {
+    const done = this.#reloading.then(() => this.#reload(config));
+    this.#reloading = done.catch(() => {}); // a rejected config does not stop the next one
+    return done;
+  }
+
+  async #reload(config: Config): Promise<void> {
     const previous = this.#snapshot;
     const next = await buildSnapshot(config, this.log, previous);
     if (this.#closing) {
