@@ -82,12 +82,16 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   };
   process.on('uncaughtException', unexpected);
   process.on('unhandledRejection', unexpected);
-  const gateway = await Gateway.start(config, { log, metrics });
-
+  // Armed before start-up reads the list files, and before "listening" is logged: a change
+  // made after the config was read is seen (it reloads once the gateway is up).
   const watcher = watchFiles && !config.source.startsWith('<') ? new ConfigWatcher(() => reload('watch')) : undefined;
-  let reloading = Promise.resolve();
+  watcher?.watch(config);
+  const starting = Gateway.start(config, { log, metrics });
+  let reloading: Promise<unknown> = starting.catch(() => {});
   const reload = (why: string): void => {
     reloading = reloading.then(async () => {
+      const gateway = await starting.catch(() => undefined);
+      if (!gateway) return; // start-up failed: run() reports it
       try {
         const next = await loadConfig({ path: path ?? (config.source.startsWith('<') ? undefined : config.source) });
         await gateway.reload(next);
@@ -104,7 +108,10 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
     });
   };
   process.on('SIGHUP', () => reload('SIGHUP'));
-  watcher?.watch(config);
+  const gateway = await starting.catch((err: unknown) => {
+    watcher?.close();
+    throw err;
+  });
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
@@ -84,6 +85,26 @@ test('--watch: a deleted config is rejected, the gateway keeps serving, and the 
   assert.match(JSON.stringify(rejected.errors), /ENOENT/);
   (await connectVia(gw.port, echo.port)).destroy();
   await writeFile(path, BLOCK_LOOPBACK);
+  await gw.waitFor((l) => l.msg === 'configuration reloaded');
+  await assert.rejects(connectVia(gw.port, echo.port), /NotAllowed/);
+});
+
+test('--watch sees a change made while the gateway was still starting, before it said "listening"', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  // Start-up reads the config, then blocks on a list file that is a FIFO until this test
+  // writes it: the config is edited in between, after it was read and before "listening".
+  const path = await tempConfig(`${BASE}rules:\n  - { name: held, domains_file: held.txt, action: block }\n`);
+  const fifo = join(path, '..', 'held.txt');
+  execFileSync('mkfifo', [fifo]);
+  const starting = startCliGateway(path, ['--watch']);
+  starting.catch(() => {}); // awaited below
+  const writer = await open(fifo, 'w'); // returns once the gateway opened it for reading
+  await writeFile(path, BLOCK_LOOPBACK);
+  await writer.writeFile('blocked.example\n');
+  await writer.close();
+  const gw = await starting;
+  t.after(() => gw.child.kill('SIGKILL'));
   await gw.waitFor((l) => l.msg === 'configuration reloaded');
   await assert.rejects(connectVia(gw.port, echo.port), /NotAllowed/);
 });
