@@ -10,6 +10,7 @@ import { ConfigWatcher } from './config/watch.js';
 import { routeCommand } from './route-command.js';
 import { readPassword } from './password-prompt.js';
 import { hashPassword } from './server/auth.js';
+import { exitOnUnexpected } from './unexpected.js';
 
 const USAGE = `usage:
   socksgate [--config FILE] [--watch]      run the gateway
@@ -74,14 +75,8 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   }
   const log = createLogger(config.log);
   const metrics = new Metrics({ defaults: true });
-  // Last line of defence: a bug in one connection's code must not take every other
-  // connection down with the process. It is logged loudly and counted, never hidden.
-  const unexpected = (err: unknown): void => {
-    metrics.unexpectedErrors.inc();
-    log.error({ err }, 'unexpected error; the gateway keeps running');
-  };
-  process.on('uncaughtException', unexpected);
-  process.on('unhandledRejection', unexpected);
+  let started: Gateway | undefined;
+  exitOnUnexpected(log, metrics, () => started);
   // Armed before start-up reads the list files, and before "listening" is logged: a change
   // made after the config was read is seen (it reloads once the gateway is up).
   const watcher = watchFiles && !config.source.startsWith('<') ? new ConfigWatcher(() => reload('watch')) : undefined;
@@ -112,6 +107,7 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
     watcher?.close();
     throw err;
   });
+  started = gateway;
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {

@@ -11,6 +11,8 @@ import type { Socket } from 'node:net';
 import { startCliGateway } from '../helpers/cli.js';
 import { closedWithin, socksConnect, startEchoServer } from '../helpers/index.js';
 
+const FAULT_ON_SIGUSR2 = new URL('../helpers/fault-on-sigusr2.ts', import.meta.url).href;
+
 const BASE = 'listen: [{ host: 127.0.0.1, port: 0 }]\nlimits: { drain_timeout: 1s }\n';
 const BLOCK_LOOPBACK = `${BASE}rules:\n  - { name: no-loopback, cidrs: [127.0.0.0/8], action: block }\n`;
 
@@ -155,4 +157,26 @@ test('--watch also reloads when a list file named by a rule changes', async (t) 
   await writeFile(list, 'localhost\n');
   await gw.waitFor((l) => l.msg === 'configuration reloaded');
   await assert.rejects(viaName(), /NotAllowed/);
+});
+
+test('an uncaught exception is logged, stops accepting, drains briefly (not drain_timeout) and exits 70', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  // drain_timeout: 1h: an exit within the wait below can only come from the short drain.
+  const path = await tempConfig('listen: [{ host: 127.0.0.1, port: 0 }]\nlimits: { drain_timeout: 1h }\n');
+  const gw = await startCliGateway(path, [], [FAULT_ON_SIGUSR2]);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const open = await connectVia(gw.port, echo.port);
+  t.after(() => open.destroy());
+  await echoes(open, 'before');
+  gw.child.kill('SIGUSR2');
+  const fatal = await gw.waitFor((l) => l.msg === 'unexpected error; stopping so that the supervisor restarts the gateway');
+  assert.equal(fatal.level, 60);
+  assert.equal(fatal.origin, 'uncaughtException');
+  assert.match(JSON.stringify(fatal.err), /injected fault \(SIGUSR2\)/);
+  await assert.rejects(connectVia(gw.port, echo.port), 'no longer accepting');
+  await echoes(open, 'an open connection still relays while draining');
+  const code = await Promise.race([gw.exited, new Promise((r) => setTimeout(() => r('still running'), 20_000))]);
+  assert.equal(code, 70);
+  assert.ok(await closedWithin(open, 1_000), 'the open connection was cut at exit');
 });
