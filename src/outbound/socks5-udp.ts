@@ -1,5 +1,5 @@
 // UDP through a SOCKS5 upstream's own UDP ASSOCIATE (RFC 1928 §7), with the `socks`
-// package's command handshake and its UDP frame helpers. The TCP control connection
+// package's command handshake and our own UDP header codec. The TCP control connection
 // stays open for the channel's life: the upstream ends the association when it closes.
 
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
@@ -8,6 +8,7 @@ import { SocksClient, type SocksRemoteHost } from 'socks';
 import type { DnsResolver } from '../dns/types.js';
 import { ConnectTimeoutError, type GatewayError } from '../errors.js';
 import { ipv6ToBytes, ipv6ToText, unmapped } from '../protocol/address.js';
+import { decodeUdpDatagram, encodeUdpDatagram } from '../protocol/messages.js';
 import { AbortedError, Deadline } from './deadline.js';
 import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from './socks5-errors.js';
 import { ChannelEvents, datagramResolver } from './udp-channel-events.js';
@@ -182,7 +183,12 @@ function channel(
     if (closed) return drop('upstream_closed');
     if (udp.getSendQueueCount() >= maxQueued) return drop('queue_full');
     if (isIP(dest.host) === 0 && !/^[\x21-\x7e]{1,255}$/.test(dest.host)) return drop('unsendable');
-    const frame = SocksClient.createUDPFrame({ remoteHost: dest, data: payload });
+    let frame: Buffer;
+    try {
+      frame = encodeUdpDatagram(dest, payload);
+    } catch {
+      return drop('unsendable');
+    }
     try {
       udp.send(frame, relay.port, relay.host, (err) => {
         if (err) drop('send_error');
@@ -208,13 +214,16 @@ function channel(
   };
 }
 
-/** `socks`'s parser, made total: it throws on a short frame and prints IPv6 in full. */
+/**
+ * RFC 1928 §7 header of a datagram from the upstream's relay, with our own codec: `socks`'s
+ * parser turns an unknown ATYP or an empty name into an empty host, which no reply can carry.
+ */
 function parseFrame(msg: Buffer): { frag: number; from: Destination; data: Buffer } | undefined {
   try {
-    const f = SocksClient.parseUDPFrame(msg);
-    return { frag: f.frameNumber ?? 0, from: { host: normalizeIp(f.remoteHost.host), port: f.remoteHost.port }, data: f.data };
+    const d = decodeUdpDatagram(msg);
+    return { frag: d.frag, from: { host: unmapped(d.dest.host), port: d.dest.port }, data: d.payload };
   } catch {
-    return undefined;
+    return undefined; // ProtocolError: truncated header, unknown ATYP, zero-length name
   }
 }
 

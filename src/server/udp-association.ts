@@ -151,7 +151,12 @@ export class UdpAssociation {
     if (this.#relay.getSendQueueCount() >= this.#opts.maxQueued) return this.#drop('queue_full', 'down');
     // RFC 1928 §7: the answer carries the header naming where it came from; an answer that
     // filled a whole datagram has no room left for it.
-    const datagram = encodeUdpDatagram(from, payload);
+    let datagram: Buffer;
+    try {
+      datagram = encodeUdpDatagram(from, payload);
+    } catch {
+      return this.#drop('malformed', 'down'); // a source no header can name: never a throw in a 'message' handler
+    }
     if (datagram.length > this.#maxDatagram) return this.#drop('too_large', 'down');
     this.#lastActivity = performance.now();
     this.#relay.send(datagram, this.#clientPort, this.#opts.clientHost, (err) => {
