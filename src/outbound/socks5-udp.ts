@@ -25,9 +25,14 @@ export interface Socks5UdpUpstream {
   remoteDns?: boolean;
 }
 
+/** Opens the TCP connection to the upstream itself; the outbound passes the one CONNECT uses. */
+export type UpstreamDialer = (signal: AbortSignal) => Promise<Socket>;
+
 export interface Socks5UdpDeps {
   /** ms for the TCP connection and the ASSOCIATE handshake together. */
   connectTimeout: number;
+  /** How the upstream is reached: through the DnsResolver, like CONNECT. Default: dialLiteral. */
+  dial?: UpstreamDialer;
   dns?: DnsResolver;
   /** Datagrams waiting in the socket's send queue beyond this are dropped. */
   maxQueued?: number;
@@ -42,7 +47,7 @@ export async function openSocks5Udp(upstream: Socks5UdpUpstream, ctx: OutboundCo
   let udp: DgramSocket | undefined;
   let phase: 'dial' | 'handshake' = 'dial';
   try {
-    tcp = await dialUpstream(upstream, deadline.signal);
+    tcp = await (deps.dial ?? ((signal: AbortSignal) => dialLiteral(upstream, signal)))(deadline.signal);
     phase = 'handshake';
     udp = await bindBeside(tcp);
     const a = udp.address();
@@ -66,8 +71,13 @@ function classify(err: unknown, name: string, phase: 'dial' | 'handshake', deadl
   return phase === 'dial' ? new UpstreamUnreachableError(name, err) : fromSocksError(name, err);
 }
 
-/** TCP to the upstream itself, given up when `signal` aborts. */
-export function dialUpstream(upstream: { host: string; port: number }, signal: AbortSignal): Promise<Socket> {
+/**
+ * TCP to an upstream given as an IP address, given up when `signal` aborts. A name is
+ * refused: names go through the DnsResolver (dns.hosts, the cache, the numeric-name guard),
+ * never getaddrinfo, so an upstream by name needs the outbound's dialer.
+ */
+export function dialLiteral(upstream: { host: string; port: number }, signal: AbortSignal): Promise<Socket> {
+  if (isIP(upstream.host) === 0) return Promise.reject(new Error(`upstream "${upstream.host}" is a name: it needs a dialer that resolves`));
   return new Promise((resolve, reject) => {
     const socket = tcpConnect({ host: upstream.host, port: upstream.port });
     const onAbort = (): void => {
