@@ -8,6 +8,7 @@ import type { DnsResolver } from './dns/types.js';
 import { startAdmin } from './observe/admin.js';
 import { Metrics } from './observe/metrics.js';
 import { buildOutbounds, closeOutbounds } from './outbound/build.js';
+import { ByteBudget, GATEWAY_UDP_BYTES } from './outbound/byte-budget.js';
 import { collectStats } from './outbound/stats.js';
 import { compileRouter } from './router/compile.js';
 import { createAuthenticator } from './server/auth.js';
@@ -17,6 +18,8 @@ import { runSession } from './server/session.js';
 export interface GatewayOptions {
   log: Logger;
   metrics?: Metrics;
+  /** Bytes of UDP datagrams all associations together may hold; GATEWAY_UDP_BYTES by default. */
+  udpBufferBytes?: number;
 }
 
 /** Builds everything one config needs. Reuses the DNS cache when the dns section did not change. */
@@ -50,6 +53,7 @@ export class Gateway {
   readonly #servers: Server[] = [];
   readonly #sessions = new Map<Socket, Promise<void>>();
   readonly #shutdown = new AbortController();
+  readonly #udpBudget: ByteBudget;
   #admin: HttpServer | undefined;
   #nextSid = 1;
 
@@ -61,6 +65,10 @@ export class Gateway {
     this.#snapshot = snapshot;
     this.log = opts.log;
     this.metrics = opts.metrics ?? new Metrics();
+    this.#udpBudget = new ByteBudget(opts.udpBufferBytes ?? GATEWAY_UDP_BYTES);
+    this.metrics.collect('socksgate_udp_buffered_bytes', 'Bytes of UDP datagrams held now (waiting for a route, a name or a socket)', [], () => [
+      { labels: {}, value: this.#udpBudget.used },
+    ]);
     // Every open session listens for the shutdown: thousands of listeners are expected.
     setMaxListeners(0, this.#shutdown.signal);
     this.metrics.collect('socksgate_dns_cache', 'DNS cache counters (hits, misses, negativeHits, evictions, inflightWaits, queries)', ['counter'], () =>
@@ -209,6 +217,7 @@ export class Gateway {
       metrics: this.metrics,
       log: this.log,
       shutdown: this.#shutdown.signal,
+      udpBudget: this.#udpBudget,
     })
       .catch((err: unknown) => this.log.error({ err, sid }, 'session crashed'))
       .finally(() => {

@@ -11,6 +11,7 @@ import { ipv6ToBytes, ipv6ToText, unmapped } from '../protocol/address.js';
 import { decodeUdpDatagram, encodeUdpDatagram } from '../protocol/messages.js';
 import { AbortedError, Deadline } from './deadline.js';
 import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from './socks5-errors.js';
+import { ASSOCIATION_UDP_BYTES, ByteBudget } from './byte-budget.js';
 import { ChannelEvents, datagramResolver } from './udp-channel-events.js';
 import type { Destination, OutboundContext, UdpChannel } from './types.js';
 
@@ -34,7 +35,7 @@ export interface Socks5UdpDeps {
   /** How the upstream is reached: through the DnsResolver, like CONNECT. Default: dialLiteral. */
   dial?: UpstreamDialer;
   dns?: DnsResolver;
-  /** Datagrams waiting in the socket's send queue beyond this are dropped. */
+  /** Name lookups in flight (remote_dns false) beyond this: their datagrams are dropped. */
   maxQueued?: number;
 }
 
@@ -162,7 +163,9 @@ function channel(
   const maxQueued = deps.maxQueued ?? 256;
   const events = new ChannelEvents();
   const drop = events.drop;
-  const resolve = deps.dns && upstream.remoteDns === false ? datagramResolver(deps.dns, maxQueued, drop, ctx.log) : undefined;
+  // Bytes waiting for a name or in the send queue: the association's budget.
+  const budget = ctx.udpBudget ?? new ByteBudget(ASSOCIATION_UDP_BYTES);
+  const resolve = deps.dns && upstream.remoteDns === false ? datagramResolver(deps.dns, maxQueued, drop, budget, ctx.log) : undefined;
   let closed = false;
 
   const close = (): void => {
@@ -191,7 +194,6 @@ function channel(
 
   const sendFrame = (dest: Destination, payload: Buffer): void => {
     if (closed) return drop('upstream_closed');
-    if (udp.getSendQueueCount() >= maxQueued) return drop('queue_full');
     if (isIP(dest.host) === 0 && !/^[\x21-\x7e]{1,255}$/.test(dest.host)) return drop('unsendable');
     let frame: Buffer;
     try {
@@ -199,19 +201,14 @@ function channel(
     } catch {
       return drop('unsendable');
     }
-    try {
-      udp.send(frame, relay.port, relay.host, (err) => {
-        if (err) drop('send_error');
-      });
-    } catch {
-      drop('send_error'); // thrown, not called back
-    }
+    // A synchronous throw is a send error too.
+    if (!budget.send(frame, (done) => udp.send(frame, relay.port, relay.host, done), () => drop('send_error'))) drop('queue_full');
   };
 
   function send(dest: Destination, payload: Buffer): void {
     // remote_dns false: names are resolved here and sent to the upstream as addresses.
     if (!resolve || isIP(dest.host) !== 0) return sendFrame(dest, payload);
-    resolve(dest.host, (address) => sendFrame({ host: address.address, port: dest.port }, payload));
+    resolve(dest.host, payload.length, (address) => sendFrame({ host: address.address, port: dest.port }, payload));
   }
 
   const a = udp.address();
