@@ -10,6 +10,7 @@ import { ConfigWatcher } from './config/watch.js';
 import { routeCommand } from './route-command.js';
 import { readPassword } from './password-prompt.js';
 import { hashPassword } from './server/auth.js';
+import { exitOnUnexpected } from './unexpected.js';
 
 const USAGE = `usage:
   socksgate [--config FILE] [--watch]      run the gateway
@@ -74,23 +75,26 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   }
   const log = createLogger(config.log);
   const metrics = new Metrics({ defaults: true });
-  // Last line of defence: a bug in one connection's code must not take every other
-  // connection down with the process. It is logged loudly and counted, never hidden.
-  const unexpected = (err: unknown): void => {
-    metrics.unexpectedErrors.inc();
-    log.error({ err }, 'unexpected error; the gateway keeps running');
-  };
-  process.on('uncaughtException', unexpected);
-  process.on('unhandledRejection', unexpected);
-  const gateway = await Gateway.start(config, { log, metrics });
-
+  let started: Gateway | undefined;
+  exitOnUnexpected(log, metrics, () => started);
   // SIGHUP, --watch and POST /api/reload share one reload path (the gateway's controller).
-  const watcher = watchFiles && !config.source.startsWith('<') ? new ConfigWatcher(() => void gateway.reloader.reload('watch')) : undefined;
+  const starting = Gateway.start(config, { log, metrics });
+  const reload = (why: string): void => {
+    void starting.then((gateway) => gateway.reloader.reload(why), () => {}); // start-up failure: run() reports it
+  };
+  // Armed before start-up reads the list files, and before "listening" is logged: a change
+  // made after the config was read is seen (it reloads once the gateway is up).
+  const watcher = watchFiles && !config.source.startsWith('<') ? new ConfigWatcher(() => reload('watch')) : undefined;
+  watcher?.watch(config);
+  process.on('SIGHUP', () => reload('SIGHUP'));
+  const gateway = await starting.catch((err: unknown) => {
+    watcher?.close();
+    throw err;
+  });
+  started = gateway;
   // Re-armed after every attempt: a file replaced by rename (editors, Kubernetes
   // ConfigMaps swapping a symlink) is a new file, and a fix must be seen after a bad edit.
   gateway.reloader.onSettled(() => watcher?.watch(gateway.config));
-  process.on('SIGHUP', () => void gateway.reloader.reload('SIGHUP'));
-  watcher?.watch(config);
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {

@@ -9,6 +9,7 @@ import { startAdmin } from './observe/admin.js';
 import { observeSnapshot } from './observe/gateway-metrics.js';
 import { Metrics } from './observe/metrics.js';
 import { buildOutbounds, closeOutbounds } from './outbound/build.js';
+import { ByteBudget, GATEWAY_UDP_BYTES } from './outbound/byte-budget.js';
 import { compileRouter } from './router/compile.js';
 import { createAuthenticator } from './server/auth.js';
 import type { Snapshot } from './server/context.js';
@@ -19,6 +20,8 @@ import { ReloadController } from './reload.js';
 export interface GatewayOptions {
   log: Logger;
   metrics?: Metrics;
+  /** Bytes of UDP datagrams all associations together may hold; GATEWAY_UDP_BYTES by default. */
+  udpBufferBytes?: number;
 }
 
 /** Builds everything one config needs. Reuses the DNS cache when the dns section did not change. */
@@ -56,15 +59,22 @@ export class Gateway {
   readonly #servers: Server[] = [];
   readonly #sessions = new Map<Socket, Promise<void>>();
   readonly #shutdown = new AbortController();
+  readonly #udpBudget: ByteBudget;
   #admin: HttpServer | undefined;
   #nextSid = 1;
 
   #closing: Promise<void> | undefined;
+  /** The reload in progress, if any: each one builds on the snapshot the previous left. */
+  #reloading: Promise<void> = Promise.resolve();
 
   private constructor(snapshot: Snapshot, opts: GatewayOptions) {
     this.#snapshot = snapshot;
     this.log = opts.log;
     this.metrics = opts.metrics ?? new Metrics();
+    this.#udpBudget = new ByteBudget(opts.udpBufferBytes ?? GATEWAY_UDP_BYTES);
+    this.metrics.collect('socksgate_udp_buffered_bytes', 'Bytes of UDP datagrams held now (waiting for a route, a name or a socket)', [], () => [
+      { labels: {}, value: this.#udpBudget.used },
+    ]);
     // Every open session listens for the shutdown: thousands of listeners are expected.
     setMaxListeners(0, this.#shutdown.signal);
     observeSnapshot(this.metrics, () => this.#snapshot);
@@ -109,8 +119,19 @@ export class Gateway {
     return this.#sessions.size;
   }
 
-  /** Applies a validated config to new requests; open connections keep theirs. */
-  async reload(config: Config): Promise<void> {
+  /**
+   * Applies a validated config to new requests; open connections keep theirs. Reloads run
+   * one at a time, in call order (SIGHUP, --watch and the admin API all come here): two
+   * built on the same previous snapshot would both swap, and the first one's pools would
+   * keep running health checks with nothing left to close them.
+   */
+  reload(config: Config): Promise<void> {
+    const done = this.#reloading.then(() => this.#reload(config));
+    this.#reloading = done.catch(() => {}); // a rejected config does not stop the next one
+    return done;
+  }
+
+  async #reload(config: Config): Promise<void> {
     const previous = this.#snapshot;
     const next = await buildSnapshot(config, this.log, previous);
     if (this.#closing) {
@@ -195,6 +216,7 @@ export class Gateway {
       log: this.log,
       connections: this.connections,
       shutdown: this.#shutdown.signal,
+      udpBudget: this.#udpBudget,
     })
       .catch((err: unknown) => this.log.error({ err, sid }, 'session crashed'))
       .finally(() => {

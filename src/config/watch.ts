@@ -19,10 +19,20 @@ export function watchedFiles(config: Config): string[] {
   return [...files];
 }
 
-/** `--watch`: calls `onChange` (debounced) when the config or one of its list files changes. */
+/**
+ * `--watch`: calls `onChange` (debounced) when the config or one of its list files changes.
+ * Each file is watched twice. Its directory, filtered by name, is watched for as long as
+ * the file is wanted: that watch never dies with the file, so a deletion, a rename over it
+ * or a file written back is seen whenever it happens, a reload in progress included. The
+ * file itself is watched as well, re-armed after every reload: through a symlink (a
+ * Kubernetes ConfigMap swaps the directory a link points to) only the file's own watch
+ * sees the target go away.
+ */
 export class ConfigWatcher {
   readonly #onChange: () => void;
-  #watchers: FSWatcher[] = [];
+  #files: FSWatcher[] = [];
+  /** Directory → its watcher and the names in it that matter. */
+  readonly #dirs = new Map<string, { watcher: FSWatcher; names: Set<string> }>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(onChange: () => void) {
@@ -31,34 +41,52 @@ export class ConfigWatcher {
 
   /** (Re)arms the watchers for the files of `config` (list files may differ after a reload). */
   watch(config: Config): void {
-    this.close();
+    for (const w of this.#files) w.close();
+    this.#files = [];
+    const wanted = new Map<string, Set<string>>();
     for (const file of watchedFiles(config)) {
-      // A file that is missing now (deleted, not yet written back) is awaited in its
-      // directory: the reload that failed for it must not be the last one.
-      if (!this.#arm(file, () => this.#changed())) {
-        const name = basename(file);
-        this.#arm(dirname(file), (_event, changed) => {
-          if (changed === null || changed.toString() === name) this.#changed();
-        });
+      const dir = dirname(file);
+      wanted.set(dir, (wanted.get(dir) ?? new Set()).add(basename(file)));
+      // Missing now (deleted, not yet written back): its directory's watch waits for it.
+      const w = this.#arm(file, () => this.#changed());
+      if (w) this.#files.push(w);
+    }
+    for (const [dir, d] of this.#dirs) {
+      if (wanted.has(dir)) continue;
+      d.watcher.close();
+      this.#dirs.delete(dir);
+    }
+    for (const [dir, names] of wanted) {
+      const known = this.#dirs.get(dir);
+      if (known) {
+        known.names = names;
+        continue;
       }
+      const watched = { names };
+      const watcher = this.#arm(dir, (_event, changed) => {
+        if (changed === null || watched.names.has(changed.toString())) this.#changed();
+      });
+      if (watcher) this.#dirs.set(dir, Object.assign(watched, { watcher }));
     }
   }
 
   close(): void {
-    for (const w of this.#watchers) w.close();
-    this.#watchers = [];
+    clearTimeout(this.#timer);
+    for (const w of this.#files) w.close();
+    this.#files = [];
+    for (const d of this.#dirs.values()) d.watcher.close();
+    this.#dirs.clear();
   }
 
-  /** False when `path` cannot be watched (missing); the reload itself reports a missing file. */
-  #arm(path: string, listener: (event: string, changed: string | Buffer | null) => void): boolean {
+  /** undefined when `path` cannot be watched (missing); the reload itself reports a missing file. */
+  #arm(path: string, listener: (event: string, changed: string | Buffer | null) => void): FSWatcher | undefined {
     try {
       const w = watch(path, listener);
       w.on('error', () => {}); // a file replaced by rename: the next reload re-arms
       w.unref();
-      this.#watchers.push(w);
-      return true;
+      return w;
     } catch {
-      return false;
+      return undefined;
     }
   }
 

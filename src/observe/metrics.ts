@@ -100,7 +100,7 @@ export class Metrics {
   });
   readonly unexpectedErrors = new Counter({
     name: 'socksgate_unexpected_errors_total',
-    help: 'Errors that escaped every handler (logged; the process keeps running)',
+    help: 'Errors that escaped every handler (logged; the process then drains briefly and exits to be restarted)',
     registers: [this.registry],
   });
   readonly handshakeSeconds = new Histogram({

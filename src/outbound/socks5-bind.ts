@@ -7,7 +7,7 @@ import { ConnectTimeoutError, type GatewayError } from '../errors.js';
 import { AbortedError, Deadline } from './deadline.js';
 import { keepEarlyData } from './early-data.js';
 import { fromSocksError, UpstreamUnreachableError } from './socks5-errors.js';
-import { boundAddress, dialUpstream, type Socks5UdpUpstream } from './socks5-udp.js';
+import { boundAddress, dialLiteral, type Socks5UdpUpstream, type UpstreamDialer } from './socks5-udp.js';
 import type { BindHandle, Destination, OutboundContext } from './types.js';
 
 export type Socks5BindUpstream = Omit<Socks5UdpUpstream, 'remoteDns'>;
@@ -15,13 +15,18 @@ export type Socks5BindUpstream = Omit<Socks5UdpUpstream, 'remoteDns'>;
 type Peer = Awaited<ReturnType<BindHandle['accepted']>>;
 
 /** Resolves at the upstream's first reply; `accepted()` settles at its second. */
-export async function openSocks5Bind(upstream: Socks5BindUpstream, dest: Destination, ctx: OutboundContext, deps: { connectTimeout: number }): Promise<BindHandle> {
+export async function openSocks5Bind(
+  upstream: Socks5BindUpstream,
+  dest: Destination,
+  ctx: OutboundContext,
+  deps: { connectTimeout: number; dial?: UpstreamDialer },
+): Promise<BindHandle> {
   const name = upstream.name ?? `${upstream.host}:${upstream.port}`;
   const deadline = new Deadline(ctx.signal, deps.connectTimeout);
   let tcp: Socket | undefined;
   let phase: 'dial' | 'handshake' = 'dial';
   try {
-    tcp = await dialUpstream(upstream, deadline.signal);
+    tcp = await (deps.dial ?? ((signal: AbortSignal) => dialLiteral(upstream, signal)))(deadline.signal);
     phase = 'handshake';
     return await handshake(tcp, upstream, name, dest, deadline.signal, deps.connectTimeout);
   } catch (err) {

@@ -1,5 +1,5 @@
 // UDP through a SOCKS5 upstream's own UDP ASSOCIATE (RFC 1928 §7), with the `socks`
-// package's command handshake and its UDP frame helpers. The TCP control connection
+// package's command handshake and our own UDP header codec. The TCP control connection
 // stays open for the channel's life: the upstream ends the association when it closes.
 
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
@@ -8,8 +8,10 @@ import { SocksClient, type SocksRemoteHost } from 'socks';
 import type { DnsResolver } from '../dns/types.js';
 import { ConnectTimeoutError, type GatewayError } from '../errors.js';
 import { ipv6ToBytes, ipv6ToText, unmapped } from '../protocol/address.js';
+import { decodeUdpDatagram, encodeUdpDatagram } from '../protocol/messages.js';
 import { AbortedError, Deadline } from './deadline.js';
 import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from './socks5-errors.js';
+import { ASSOCIATION_UDP_BYTES, ByteBudget } from './byte-budget.js';
 import { ChannelEvents, datagramResolver } from './udp-channel-events.js';
 import type { Destination, OutboundContext, UdpChannel } from './types.js';
 
@@ -24,11 +26,16 @@ export interface Socks5UdpUpstream {
   remoteDns?: boolean;
 }
 
+/** Opens the TCP connection to the upstream itself; the outbound passes the one CONNECT uses. */
+export type UpstreamDialer = (signal: AbortSignal) => Promise<Socket>;
+
 export interface Socks5UdpDeps {
   /** ms for the TCP connection and the ASSOCIATE handshake together. */
   connectTimeout: number;
+  /** How the upstream is reached: through the DnsResolver, like CONNECT. Default: dialLiteral. */
+  dial?: UpstreamDialer;
   dns?: DnsResolver;
-  /** Datagrams waiting in the socket's send queue beyond this are dropped. */
+  /** Name lookups in flight (remote_dns false) beyond this: their datagrams are dropped. */
   maxQueued?: number;
 }
 
@@ -41,7 +48,7 @@ export async function openSocks5Udp(upstream: Socks5UdpUpstream, ctx: OutboundCo
   let udp: DgramSocket | undefined;
   let phase: 'dial' | 'handshake' = 'dial';
   try {
-    tcp = await dialUpstream(upstream, deadline.signal);
+    tcp = await (deps.dial ?? ((signal: AbortSignal) => dialLiteral(upstream, signal)))(deadline.signal);
     phase = 'handshake';
     udp = await bindBeside(tcp);
     const a = udp.address();
@@ -65,8 +72,13 @@ function classify(err: unknown, name: string, phase: 'dial' | 'handshake', deadl
   return phase === 'dial' ? new UpstreamUnreachableError(name, err) : fromSocksError(name, err);
 }
 
-/** TCP to the upstream itself, given up when `signal` aborts. */
-export function dialUpstream(upstream: { host: string; port: number }, signal: AbortSignal): Promise<Socket> {
+/**
+ * TCP to an upstream given as an IP address, given up when `signal` aborts. A name is
+ * refused: names go through the DnsResolver (dns.hosts, the cache, the numeric-name guard),
+ * never getaddrinfo, so an upstream by name needs the outbound's dialer.
+ */
+export function dialLiteral(upstream: { host: string; port: number }, signal: AbortSignal): Promise<Socket> {
+  if (isIP(upstream.host) === 0) return Promise.reject(new Error(`upstream "${upstream.host}" is a name: it needs a dialer that resolves`));
   return new Promise((resolve, reject) => {
     const socket = tcpConnect({ host: upstream.host, port: upstream.port });
     const onAbort = (): void => {
@@ -151,7 +163,9 @@ function channel(
   const maxQueued = deps.maxQueued ?? 256;
   const events = new ChannelEvents();
   const drop = events.drop;
-  const resolve = deps.dns && upstream.remoteDns === false ? datagramResolver(deps.dns, maxQueued, drop, ctx.log) : undefined;
+  // Bytes waiting for a name or in the send queue: the association's budget.
+  const budget = ctx.udpBudget ?? new ByteBudget(ASSOCIATION_UDP_BYTES);
+  const resolve = deps.dns && upstream.remoteDns === false ? datagramResolver(deps.dns, maxQueued, drop, budget, ctx.log) : undefined;
   let closed = false;
 
   const close = (): void => {
@@ -180,22 +194,21 @@ function channel(
 
   const sendFrame = (dest: Destination, payload: Buffer): void => {
     if (closed) return drop('upstream_closed');
-    if (udp.getSendQueueCount() >= maxQueued) return drop('queue_full');
     if (isIP(dest.host) === 0 && !/^[\x21-\x7e]{1,255}$/.test(dest.host)) return drop('unsendable');
-    const frame = SocksClient.createUDPFrame({ remoteHost: dest, data: payload });
+    let frame: Buffer;
     try {
-      udp.send(frame, relay.port, relay.host, (err) => {
-        if (err) drop('send_error');
-      });
+      frame = encodeUdpDatagram(dest, payload);
     } catch {
-      drop('send_error'); // thrown, not called back
+      return drop('unsendable');
     }
+    // A synchronous throw is a send error too.
+    if (!budget.send(frame, (done) => udp.send(frame, relay.port, relay.host, done), () => drop('send_error'))) drop('queue_full');
   };
 
   function send(dest: Destination, payload: Buffer): void {
     // remote_dns false: names are resolved here and sent to the upstream as addresses.
     if (!resolve || isIP(dest.host) !== 0) return sendFrame(dest, payload);
-    resolve(dest.host, (address) => sendFrame({ host: address.address, port: dest.port }, payload));
+    resolve(dest.host, payload.length, (address) => sendFrame({ host: address.address, port: dest.port }, payload));
   }
 
   const a = udp.address();
@@ -208,13 +221,16 @@ function channel(
   };
 }
 
-/** `socks`'s parser, made total: it throws on a short frame and prints IPv6 in full. */
+/**
+ * RFC 1928 §7 header of a datagram from the upstream's relay, with our own codec: `socks`'s
+ * parser turns an unknown ATYP or an empty name into an empty host, which no reply can carry.
+ */
 function parseFrame(msg: Buffer): { frag: number; from: Destination; data: Buffer } | undefined {
   try {
-    const f = SocksClient.parseUDPFrame(msg);
-    return { frag: f.frameNumber ?? 0, from: { host: normalizeIp(f.remoteHost.host), port: f.remoteHost.port }, data: f.data };
+    const d = decodeUdpDatagram(msg);
+    return { frag: d.frag, from: { host: unmapped(d.dest.host), port: d.dest.port }, data: d.payload };
   } catch {
-    return undefined;
+    return undefined; // ProtocolError: truncated header, unknown ATYP, zero-length name
   }
 }
 

@@ -13,7 +13,7 @@ import { AbortedError, Deadline } from './deadline.js';
 import { keepEarlyData } from './early-data.js';
 import { openSocks5Bind } from './socks5-bind.js';
 import { fromSocksError, isUpstreamFault, UpstreamUnreachableError } from './socks5-errors.js';
-import { openSocks5Udp } from './socks5-udp.js';
+import { openSocks5Udp, type UpstreamDialer } from './socks5-udp.js';
 import type { UpstreamOutbound, UpstreamStats } from './stats.js';
 import type { Address } from '../protocol/types.js';
 import type { BindHandle, Connection, DatagramOutbound, Destination, Outbound, OutboundContext, UdpChannel } from './types.js';
@@ -171,12 +171,14 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
   const out: UpstreamOutbound & DatagramOutbound = { name, connect, stats, close: async () => {} };
   // UDP ASSOCIATE and BIND talk to the upstream directly: a chain cannot carry the upstream's
   // UDP relay or its listening port, so a chained upstream answers those with 0x07.
+  // They reach the upstream with the same dialer as CONNECT (dns.hosts, the cache, the guard).
   if (!deps.via) {
     const upstream = { host: cfg.host, port: cfg.port, username: cfg.username, password: cfg.password, name };
+    const dialFor = (ctx: OutboundContext): UpstreamDialer => (signal) => dial(signal, ctx).then((c) => c.socket);
     out.openUdp = (ctx: OutboundContext): Promise<UdpChannel> =>
-      openSocks5Udp({ ...upstream, remoteDns: cfg.remote_dns }, ctx, { connectTimeout: deps.connectTimeout, dns: deps.dns });
+      openSocks5Udp({ ...upstream, remoteDns: cfg.remote_dns }, ctx, { connectTimeout: deps.connectTimeout, dns: deps.dns, dial: dialFor(ctx) });
     out.bind = (dest: Destination, ctx: OutboundContext): Promise<BindHandle> =>
-      openSocks5Bind(upstream, dest, ctx, { connectTimeout: deps.connectTimeout });
+      openSocks5Bind(upstream, dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialFor(ctx) });
   }
   return out;
 }

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ResolvedAddress } from '../dns/types.js';
 import type { Address } from '../protocol/types.js';
+import type { ByteBudget } from './byte-budget.js';
 
 /** IPv4, IPv6 or a domain, as the client sent it. */
 export type Destination = Address;
@@ -17,6 +18,8 @@ export interface OutboundContext {
   params?: Readonly<Record<string, string>>;
   /** Addresses the router already resolved `dest.host` to: connect with them, do not look up again. */
   resolved?: ResolvedAddress[];
+  /** UDP channels: the bytes of datagrams they may hold at once (their association's budget). */
+  udpBudget?: ByteBudget;
 }
 
 export interface Connection {

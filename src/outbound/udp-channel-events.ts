@@ -3,6 +3,7 @@
 
 import type { Logger } from 'pino';
 import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
+import type { ByteBudget } from './byte-budget.js';
 import type { Destination, UdpChannel } from './types.js';
 
 type DropListener = (reason: string, direction: 'up' | 'down') => void;
@@ -27,28 +28,34 @@ export class ChannelEvents {
 
 /**
  * Resolves a datagram's destination name, then hands the first address to `send`.
- * At most `max` lookups wait at once; a datagram past that, or whose name does not
- * resolve, is dropped (UDP promises nothing, and memory must stay bounded).
+ * At most `max` lookups wait at once, and the datagrams waiting on them hold `bytes` of
+ * `budget`; a datagram past either, or whose name does not resolve, is dropped (UDP
+ * promises nothing, and memory must stay bounded).
  */
 export function datagramResolver(
   dns: DnsResolver,
   max: number,
   drop: (reason: string) => void,
+  budget: ByteBudget,
   log?: Logger,
-): (host: string, send: (address: ResolvedAddress) => void) => void {
+): (host: string, bytes: number, send: (address: ResolvedAddress) => void) => void {
   let inFlight = 0;
-  return (host, send) => {
-    if (inFlight >= max) return drop('queue_full');
+  return (host, bytes, send) => {
+    if (inFlight >= max || !budget.take(bytes)) return drop('queue_full');
     inFlight++;
+    const settled = (): void => {
+      inFlight--;
+      budget.give(bytes);
+    };
     dns.lookup(host).then(
       (addresses) => {
-        inFlight--;
+        settled();
         const first = addresses[0];
         if (first) send(first);
         else drop('unresolved');
       },
       (err: unknown) => {
-        inFlight--;
+        settled();
         log?.debug({ err, host }, 'UDP destination not resolved');
         drop('unresolved');
       },

@@ -6,14 +6,17 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
+import { ASSOCIATION_UDP_BYTES, ByteBudget } from './byte-budget.js';
 import { ChannelEvents, datagramResolver } from './udp-channel-events.js';
 import type { Destination, UdpChannel } from './types.js';
 
 export interface DirectUdpDeps {
   dns: DnsResolver;
   log?: Logger;
-  /** Datagrams waiting in a socket's send queue (or for a name) beyond this are dropped. */
+  /** Name lookups in flight beyond this: their datagrams are dropped. */
   maxQueued?: number;
+  /** Bytes of datagrams held at once (waiting for a name or in a send queue); beyond it they are dropped. */
+  budget?: ByteBudget;
   /** How many destinations are remembered for letting their answers through. */
   maxPeers?: number;
 }
@@ -33,7 +36,8 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
   const peers = new Set<string>();
   const events = new ChannelEvents();
   const drop = events.drop;
-  const resolve = datagramResolver(deps.dns, maxQueued, drop, deps.log);
+  const budget = deps.budget ?? new ByteBudget(ASSOCIATION_UDP_BYTES);
+  const resolve = datagramResolver(deps.dns, maxQueued, drop, budget, deps.log);
   let closed = false;
 
   function socketFor(family: 4 | 6): Socket {
@@ -55,7 +59,6 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
   function sendTo(addr: ResolvedAddress, port: number, payload: Buffer): void {
     if (closed) return drop('closed');
     const s = socketFor(addr.family);
-    if (s.getSendQueueCount() >= maxQueued) return drop('queue_full');
     const key = peerKey(addr.address, port);
     if (!peers.has(key)) {
       // FIFO eviction: a Set iterates in insertion order.
@@ -66,18 +69,15 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
       deps.log?.debug({ err, to: addr.address, port }, 'direct UDP send failed');
       drop('send_error');
     };
-    try {
-      s.send(payload, port, addr.address, (err) => err && failed(err));
-    } catch (err) {
-      failed(err as Error); // thrown, not called back: a port out of range, say
-    }
+    // A synchronous throw (a port out of range, say) goes to `failed` as well.
+    if (!budget.send(payload, (done) => s.send(payload, port, addr.address, done), failed)) drop('queue_full');
   }
 
   function send(dest: Destination, payload: Buffer): void {
     if (closed) return drop('closed');
     const family = isIP(dest.host);
     if (family === 4 || family === 6) return sendTo({ address: dest.host, family }, dest.port, payload);
-    resolve(dest.host, (address) => sendTo(address, dest.port, payload));
+    resolve(dest.host, payload.length, (address) => sendTo(address, dest.port, payload));
   }
 
   return {

@@ -4,6 +4,7 @@ import type { Command, Config } from '../config/types.js';
 import type { Rep } from '../errors.js';
 import type { DnsResolver } from '../dns/types.js';
 import type { Metrics } from '../observe/metrics.js';
+import type { ByteBudget } from '../outbound/byte-budget.js';
 import type { Outbound } from '../outbound/types.js';
 import type { ServerHandshake } from '../protocol/handshake.js';
 import type { Address } from '../protocol/types.js';
@@ -50,6 +51,8 @@ export interface CommandContext {
   /** Aborted when the client goes away or the gateway stops. */
   readonly signal: AbortSignal;
   readonly record: AccessRecord;
+  /** Bytes of UDP datagrams every association together may hold (each draws on it). */
+  readonly udpBudget: ByteBudget;
 }
 
 /** Runs one command to its end. Throwing before the reply makes the session reply `toRep(err)`. */

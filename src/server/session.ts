@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { GatewayError, ProtocolError, Rep, toRep } from '../errors.js';
 import type { Metrics } from '../observe/metrics.js';
+import type { ByteBudget } from '../outbound/byte-budget.js';
 import { Cmd, Method } from '../protocol/constants.js';
 import { ServerHandshake } from '../protocol/handshake.js';
 import type { HandshakeEvent } from '../protocol/types.js';
@@ -34,6 +35,8 @@ export interface SessionDeps {
   connections?: ConnectionRegistry;
   /** Aborted when the gateway stops for good (after draining). */
   shutdown: AbortSignal;
+  /** The gateway's UDP byte budget, shared by every association. */
+  udpBudget: ByteBudget;
 }
 
 interface Authenticated {
@@ -91,6 +94,7 @@ export async function runSession(client: Socket, sid: number, deps: SessionDeps)
       log,
       signal: controller.signal,
       record,
+      udpBudget: deps.udpBudget,
     });
   } catch (err) {
     reader.detach(); // a failed handshake must not keep pausing what closeClient drains

@@ -1,12 +1,11 @@
 import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { Rep } from '../errors.js';
+import { ASSOCIATION_UDP_BYTES } from '../outbound/byte-budget.js';
 import type { CommandContext } from './context.js';
 import { unmapped } from '../protocol/address.js';
 import { UdpAssociation } from './udp-association.js';
 
-/** Datagrams waiting for a route or a socket, per association. */
-const MAX_QUEUED = 256;
 /** Destinations whose routing decision one association remembers. */
 const MAX_DESTINATIONS = 1024;
 
@@ -28,7 +27,7 @@ export async function handleUdpAssociate(ctx: CommandContext): Promise<void> {
       clientHost: unmapped(client.remoteAddress ?? ''),
       clientPort: ctx.dest.port,
       idleTimeout: snapshot.config.limits.udp_idle_timeout,
-      maxQueued: MAX_QUEUED,
+      maxQueuedBytes: ASSOCIATION_UDP_BYTES,
       maxDestinations: MAX_DESTINATIONS,
     });
     record.udp = association.stats;

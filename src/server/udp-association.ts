@@ -3,6 +3,7 @@
 
 import type { RemoteInfo, Socket as DgramSocket } from 'node:dgram';
 import { unmapped } from '../protocol/address.js';
+import { ByteBudget } from '../outbound/byte-budget.js';
 import { decodeUdpDatagram, encodeUdpDatagram } from '../protocol/messages.js';
 import type { Destination } from '../outbound/types.js';
 import type { CommandContext } from './context.js';
@@ -24,8 +25,8 @@ export interface AssociationOptions {
   clientPort: number;
   /** ms without a datagram either way after which the association ends; 0 = never. */
   idleTimeout: number;
-  /** Datagrams waiting (for a route, a channel, or the socket) beyond this are dropped. */
-  maxQueued: number;
+  /** Bytes of datagrams held at once (waiting for a route, a name or a socket), drawn from the gateway's budget too. */
+  maxQueuedBytes: number;
   maxDestinations: number;
 }
 
@@ -38,12 +39,12 @@ export class UdpAssociation {
   readonly #relay: DgramSocket;
   readonly #opts: AssociationOptions;
   readonly #routes: UdpRoutes;
+  readonly #budget: ByteBudget;
   readonly #relayedUp;
   readonly #relayedDown;
   /** The largest UDP payload the relay socket can send: IPv4 65535 - 20 - 8, IPv6 65535 - 8. */
   readonly #maxDatagram: number;
   #clientPort: number;
-  #waiting = 0;
   #lastActivity = performance.now();
   #finish: ((why: AssociationEnd) => void) | undefined;
 
@@ -56,7 +57,9 @@ export class UdpAssociation {
     // Label lookups hash their labels every call: the two hot ones are resolved once.
     this.#relayedUp = ctx.metrics.udpDatagrams.labels({ direction: 'up', result: 'relayed' });
     this.#relayedDown = ctx.metrics.udpDatagrams.labels({ direction: 'down', result: 'relayed' });
+    this.#budget = new ByteBudget(opts.maxQueuedBytes, ctx.udpBudget);
     this.#routes = new UdpRoutes(ctx, {
+      budget: this.#budget,
       maxDestinations: opts.maxDestinations,
       retryAfterMs: 5_000,
       onAnswer: (from, payload) => this.#toClient(from, payload),
@@ -86,6 +89,7 @@ export class UdpAssociation {
         client.off('close', onControlEnd);
         signal.removeEventListener('abort', onControlEnd);
         this.#routes.close();
+        this.#budget.close();
         resolve(why);
       };
       this.#finish = finish;
@@ -130,10 +134,10 @@ export class UdpAssociation {
     this.#lastActivity = performance.now();
     const target = this.#routes.target(dest);
     if (!(target instanceof Promise)) return this.#forward(target, dest, payload);
-    if (this.#waiting >= this.#opts.maxQueued) return this.#drop('queue_full', 'up');
-    this.#waiting++;
+    // Waiting for its route holds the datagram: within the budget, or dropped.
+    if (!this.#budget.take(msg.length)) return this.#drop('queue_full', 'up');
     void target.then((t) => {
-      this.#waiting--;
+      this.#budget.give(msg.length);
       if (this.#finish) this.#forward(t, dest, payload);
     });
   }
@@ -148,15 +152,19 @@ export class UdpAssociation {
 
   #toClient(from: Destination, payload: Buffer): void {
     if (!this.#finish) return;
-    if (this.#relay.getSendQueueCount() >= this.#opts.maxQueued) return this.#drop('queue_full', 'down');
     // RFC 1928 §7: the answer carries the header naming where it came from; an answer that
     // filled a whole datagram has no room left for it.
-    const datagram = encodeUdpDatagram(from, payload);
+    let datagram: Buffer;
+    try {
+      datagram = encodeUdpDatagram(from, payload);
+    } catch {
+      return this.#drop('malformed', 'down'); // a source no header can name: never a throw in a 'message' handler
+    }
     if (datagram.length > this.#maxDatagram) return this.#drop('too_large', 'down');
     this.#lastActivity = performance.now();
-    this.#relay.send(datagram, this.#clientPort, this.#opts.clientHost, (err) => {
-      if (err) this.#drop('send_error', 'down');
-    });
+    const [relay, port, host] = [this.#relay, this.#clientPort, this.#opts.clientHost];
+    const failed = (): void => this.#drop('send_error', 'down');
+    if (!this.#budget.send(datagram, (done) => relay.send(datagram, port, host, done), failed)) return this.#drop('queue_full', 'down');
     this.stats.received++;
     this.#ctx.record.down += payload.length;
     this.#relayedDown.inc();

@@ -2,6 +2,7 @@
 // the association, bounded) and one channel per outbound, opened on first use.
 
 import { RuleBlockedError } from '../errors.js';
+import type { ByteBudget } from '../outbound/byte-budget.js';
 import { openDirectUdp } from '../outbound/udp-direct.js';
 import type { DatagramOutbound, Destination, Outbound, UdpChannel } from '../outbound/types.js';
 import type { CommandContext } from './context.js';
@@ -19,6 +20,8 @@ export interface UdpRoutesOptions {
   retryAfterMs: number;
   onAnswer(from: Destination, payload: Buffer): void;
   onDrop(reason: string, direction: 'up' | 'down'): void;
+  /** The association's byte budget: its channels hold their queued datagrams in it. */
+  budget: ByteBudget;
 }
 
 type ChannelState = { channel: Promise<UdpChannel | undefined>; failedAt?: number };
@@ -92,8 +95,8 @@ export class UdpRoutes {
     let channel: UdpChannel;
     try {
       channel = open
-        ? await open({ signal: ctx.signal, log: ctx.log, sessionKey: ctx.sessionKey })
-        : openDirectUdp({ dns: ctx.snapshot.dns, log: ctx.log });
+        ? await open({ signal: ctx.signal, log: ctx.log, sessionKey: ctx.sessionKey, udpBudget: this.#opts.budget })
+        : openDirectUdp({ dns: ctx.snapshot.dns, log: ctx.log, budget: this.#opts.budget });
     } catch (err) {
       ctx.log.debug({ err, outbound: action }, 'UDP channel not opened');
       return undefined;

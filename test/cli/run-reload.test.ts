@@ -3,12 +3,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { startCliGateway } from '../helpers/cli.js';
 import { closedWithin, socksConnect, startEchoServer } from '../helpers/index.js';
+
+const FAULT_ON_SIGUSR2 = new URL('../helpers/fault-on-sigusr2.ts', import.meta.url).href;
 
 const BASE = 'listen: [{ host: 127.0.0.1, port: 0 }]\nlimits: { drain_timeout: 1s }\n';
 const BLOCK_LOOPBACK = `${BASE}rules:\n  - { name: no-loopback, cidrs: [127.0.0.0/8], action: block }\n`;
@@ -88,6 +91,26 @@ test('--watch: a deleted config is rejected, the gateway keeps serving, and the 
   await assert.rejects(connectVia(gw.port, echo.port), /NotAllowed/);
 });
 
+test('--watch sees a change made while the gateway was still starting, before it said "listening"', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  // Start-up reads the config, then blocks on a list file that is a FIFO until this test
+  // writes it: the config is edited in between, after it was read and before "listening".
+  const path = await tempConfig(`${BASE}rules:\n  - { name: held, domains_file: held.txt, action: block }\n`);
+  const fifo = join(path, '..', 'held.txt');
+  execFileSync('mkfifo', [fifo]);
+  const starting = startCliGateway(path, ['--watch']);
+  starting.catch(() => {}); // awaited below
+  const writer = await open(fifo, 'w'); // returns once the gateway opened it for reading
+  await writeFile(path, BLOCK_LOOPBACK);
+  await writer.writeFile('blocked.example\n');
+  await writer.close();
+  const gw = await starting;
+  t.after(() => gw.child.kill('SIGKILL'));
+  await gw.waitFor((l) => l.msg === 'configuration reloaded');
+  await assert.rejects(connectVia(gw.port, echo.port), /NotAllowed/);
+});
+
 test('a rejected reload changes nothing, its log level included: the rejection is still logged', async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());
@@ -134,4 +157,26 @@ test('--watch also reloads when a list file named by a rule changes', async (t) 
   await writeFile(list, 'localhost\n');
   await gw.waitFor((l) => l.msg === 'configuration reloaded');
   await assert.rejects(viaName(), /NotAllowed/);
+});
+
+test('an uncaught exception is logged, stops accepting, drains briefly (not drain_timeout) and exits 70', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  // drain_timeout: 1h: an exit within the wait below can only come from the short drain.
+  const path = await tempConfig('listen: [{ host: 127.0.0.1, port: 0 }]\nlimits: { drain_timeout: 1h }\n');
+  const gw = await startCliGateway(path, [], [FAULT_ON_SIGUSR2]);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const open = await connectVia(gw.port, echo.port);
+  t.after(() => open.destroy());
+  await echoes(open, 'before');
+  gw.child.kill('SIGUSR2');
+  const fatal = await gw.waitFor((l) => l.msg === 'unexpected error; stopping so that the supervisor restarts the gateway');
+  assert.equal(fatal.level, 60);
+  assert.equal(fatal.origin, 'uncaughtException');
+  assert.match(JSON.stringify(fatal.err), /injected fault \(SIGUSR2\)/);
+  await assert.rejects(connectVia(gw.port, echo.port), 'no longer accepting');
+  await echoes(open, 'an open connection still relays while draining');
+  const code = await Promise.race([gw.exited, new Promise((r) => setTimeout(() => r('still running'), 20_000))]);
+  assert.equal(code, 70);
+  assert.ok(await closedWithin(open, 1_000), 'the open connection was cut at exit');
 });

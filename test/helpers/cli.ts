@@ -39,9 +39,13 @@ export interface RunningGateway {
   exited: Promise<number | null>;
 }
 
-/** Starts `socksgate --config FILE` as a real process; resolves once it listens. */
-export async function startCliGateway(configPath: string, extra: readonly string[] = []): Promise<RunningGateway> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, '--config', configPath, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `socksgate --config FILE` as a real process; resolves once it listens.
+ * `preload`: modules node loads first (`--import`), such as a test's fault injector.
+ */
+export async function startCliGateway(configPath: string, extra: readonly string[] = [], preload: readonly string[] = []): Promise<RunningGateway> {
+  const imports = ['tsx', ...preload].flatMap((m) => ['--import', m]);
+  const child = spawn(process.execPath, [...imports, CLI, '--config', configPath, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Array<Record<string, unknown>> = [];
   let buf = '';
   let stderr = '';

@@ -1,0 +1,82 @@
+// UDP ASSOCIATE and BIND reach a SOCKS5 upstream the way CONNECT does: its name goes through
+// the gateway's resolver (dns.hosts, the cache, the numeric-name guard), never getaddrinfo.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { SocksClient, type SocksRemoteHost } from 'socks';
+import { startGateway } from '../helpers/index.js';
+import { socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
+import { startDante } from '../helpers/upstreams.js';
+
+test('UDP and BIND through an upstream named only in dns.hosts', async (t) => {
+  const dante = await startDante({ host: '127.0.0.11' });
+  t.after(() => dante.close());
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({
+    dns: { hosts: { 'dante.upstream.test': dante.host } },
+    upstreams: { dante: { type: 'socks5', host: 'dante.upstream.test', port: dante.port } },
+    default: 'dante',
+  });
+  t.after(() => gw.close());
+
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  c.send({ host: '127.0.0.1', port: echo.port }, 'udp via a name');
+  assert.equal((await c.receive(3_000))?.data.toString(), 'udp via a name');
+  assert.match(echo.peers[0] ?? '', /^127\.0\.0\.11:/, 'the datagram left from the upstream');
+
+  const client = new SocksClient({ proxy: { host: '127.0.0.1', port: gw.port, type: 5 }, command: 'bind', destination: { host: '127.0.0.1', port: 0 }, timeout: 5_000 });
+  const first = once(client, 'bound') as Promise<[{ remoteHost?: SocksRemoteHost }]>;
+  const established = once(client, 'established') as Promise<[{ socket: Socket }]>;
+  established.catch(() => {});
+  client.connect();
+  const [bound] = await first;
+  assert.equal(bound.remoteHost?.host, dante.host);
+  const peer = connect({ host: dante.host, port: bound.remoteHost!.port, localAddress: '127.0.0.1' });
+  peer.on('error', () => {});
+  t.after(() => peer.destroy());
+  const [{ socket }] = await established;
+  t.after(() => socket.destroy());
+  socket.write('bind via a name');
+  const [chunk] = (await once(peer, 'data')) as [Buffer];
+  assert.equal(chunk.toString(), 'bind via a name');
+});
+
+test('dns.hosts overrides the system resolver for a UDP upstream too (localhost mapped elsewhere)', async (t) => {
+  // getaddrinfo reads /etc/hosts: "localhost" would be 127.0.0.1, where this upstream is not.
+  const dante = await startDante({ host: '127.0.0.12' });
+  t.after(() => dante.close());
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({
+    dns: { hosts: { localhost: dante.host } },
+    upstreams: { dante: { type: 'socks5', host: 'localhost', port: dante.port } },
+    default: 'dante',
+  });
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  c.send({ host: '127.0.0.1', port: echo.port }, 'to the mapped address');
+  assert.equal((await c.receive(3_000))?.data.toString(), 'to the mapped address');
+  assert.match(echo.peers[0] ?? '', /^127\.0\.0\.12:/);
+});
+
+test('a numeric upstream name is refused for UDP as for CONNECT (no inet_aton through getaddrinfo)', async (t) => {
+  // "2130706445" is 127.0.0.13 to getaddrinfo (inet_aton); the resolver refuses it.
+  const dante = await startDante({ host: '127.0.0.13' });
+  t.after(() => dante.close());
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({ upstreams: { dante: { type: 'socks5', host: '2130706445', port: dante.port } }, default: 'dante' });
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  c.send({ host: '127.0.0.1', port: echo.port }, 'must not leave');
+  assert.equal(await c.receive(1_000), undefined);
+  assert.equal(echo.peers.length, 0);
+  await c.close();
+  const line = await gw.accessLog((l) => l['cmd'] === 'udp');
+  assert.deepEqual((line?.['udp'] as { dropped: unknown }).dropped, { upstream_failed: 1 });
+});
