@@ -1,0 +1,104 @@
+// Pure codec for SOCKS4 (https://www.openssh.com/txt/socks4.protocol) and its 4a extension
+// (https://www.openssh.com/txt/socks4a.protocol). No I/O: a decoder is handed everything
+// buffered so far and answers NEED_DATA, a request and its byte size, or throws ProtocolError.
+//
+//   request: VN=4 CD DSTPORT(2) DSTIP(4) USERID NUL [HOSTNAME NUL when DSTIP is 0.0.0.x, x≠0]
+//   reply:   VN=0 CD DSTPORT(2) DSTIP(4), CD 90 granted, 91 rejected or failed
+
+import { ProtocolError, Rep } from '../errors.js';
+import { NEED_DATA } from './address.js';
+import type { Decoded } from './messages.js';
+import type { Address } from './types.js';
+
+export const SOCKS4_VERSION = 0x04;
+
+export const Socks4Cmd = {
+  CONNECT: 0x01,
+  BIND: 0x02,
+} as const;
+export type Socks4Cmd = (typeof Socks4Cmd)[keyof typeof Socks4Cmd];
+
+export const Socks4Reply = {
+  GRANTED: 0x5a,
+  REJECTED: 0x5b,
+} as const;
+export type Socks4Reply = (typeof Socks4Reply)[keyof typeof Socks4Reply];
+
+export interface Socks4Request {
+  cmd: Socks4Cmd;
+  dest: Address;
+  /** The USERID field: logged, never trusted as an identity. */
+  userId: string;
+}
+
+/** USERID and HOSTNAME are NUL-terminated with no length: past these bounds it is not SOCKS4. */
+export const MAX_USERID = 255;
+export const MAX_HOSTNAME = 255;
+
+const HEADER = 8; // VN CD DSTPORT DSTIP
+
+export function decodeSocks4Request(buf: Buffer): Decoded<Socks4Request> {
+  if (buf.length < 1) return NEED_DATA;
+  if (buf[0] !== SOCKS4_VERSION) throw new ProtocolError(`socks4 version ${buf[0]}`, Rep.GENERAL_FAILURE);
+  if (buf.length < 2) return NEED_DATA;
+  const cmd = buf[1]!;
+  if (cmd !== Socks4Cmd.CONNECT && cmd !== Socks4Cmd.BIND) throw new ProtocolError(`socks4 command ${cmd}`, Rep.COMMAND_NOT_SUPPORTED);
+  const userEnd = terminator(buf, HEADER, MAX_USERID, 'USERID');
+  if (userEnd === NEED_DATA) return NEED_DATA;
+  const port = buf.readUInt16BE(2);
+  const ip = `${buf[4]}.${buf[5]}.${buf[6]}.${buf[7]}`;
+  const userId = buf.toString('latin1', HEADER, userEnd);
+  // SOCKS4a: DSTIP 0.0.0.x (x non-zero) means "the name follows the USERID".
+  const is4a = buf[4] === 0 && buf[5] === 0 && buf[6] === 0 && buf[7] !== 0;
+  if (!is4a) return { value: { cmd, dest: { host: ip, port }, userId }, size: userEnd + 1 };
+  const nameEnd = terminator(buf, userEnd + 1, MAX_HOSTNAME, 'HOSTNAME');
+  if (nameEnd === NEED_DATA) return NEED_DATA;
+  const host = buf.toString('latin1', userEnd + 1, nameEnd);
+  if (host === '') throw new ProtocolError('socks4a empty hostname', Rep.GENERAL_FAILURE);
+  return { value: { cmd, dest: { host, port }, userId }, size: nameEnd + 1 };
+}
+
+/** Index of the NUL ending the field that starts at `from`, NEED_DATA, or a ProtocolError past `max`. */
+function terminator(buf: Buffer, from: number, max: number, what: string): number | typeof NEED_DATA {
+  if (buf.length < from) return NEED_DATA;
+  const end = buf.indexOf(0, from);
+  const limit = from + max;
+  if (end !== -1 && end <= limit) return end;
+  if (end === -1 && buf.length <= limit) return NEED_DATA;
+  throw new ProtocolError(`socks4 ${what} longer than ${max} bytes`, Rep.GENERAL_FAILURE);
+}
+
+export function encodeSocks4Request(cmd: number, dest: Address, userId = ''): Buffer {
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(dest.host);
+  const head = Buffer.alloc(HEADER);
+  head[0] = SOCKS4_VERSION;
+  head[1] = cmd;
+  head.writeUInt16BE(dest.port, 2);
+  const user = Buffer.concat([Buffer.from(userId, 'latin1'), Buffer.from([0])]);
+  if (v4) {
+    for (let i = 0; i < 4; i++) head[4 + i] = Number(v4[i + 1]);
+    return Buffer.concat([head, user]);
+  }
+  head[7] = 1; // 0.0.0.1: SOCKS4a
+  return Buffer.concat([head, user, Buffer.from(dest.host, 'latin1'), Buffer.from([0])]);
+}
+
+/**
+ * The 8-byte reply. DSTPORT/DSTIP matter only for BIND (where the client must connect, then
+ * who did); SOCKS4 has no IPv6, so a non-IPv4 address is sent as 0.0.0.0.
+ */
+export function encodeSocks4Reply(code: Socks4Reply, bound?: Address): Buffer {
+  const out = Buffer.alloc(HEADER);
+  out[1] = code;
+  if (!bound) return out;
+  out.writeUInt16BE(bound.port, 2);
+  const v4 = /^(?:::ffff:)?(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/i.exec(bound.host);
+  if (v4) for (let i = 0; i < 4; i++) out[4 + i] = Number(v4[i + 1]);
+  return out;
+}
+
+export function decodeSocks4Reply(buf: Buffer): Decoded<{ code: number; bound: Address }> {
+  if (buf.length < HEADER) return NEED_DATA;
+  if (buf[0] !== 0) throw new ProtocolError(`socks4 reply version ${buf[0]}`, Rep.GENERAL_FAILURE);
+  return { value: { code: buf[1]!, bound: { host: `${buf[4]}.${buf[5]}.${buf[6]}.${buf[7]}`, port: buf.readUInt16BE(2) } }, size: HEADER };
+}

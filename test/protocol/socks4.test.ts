@@ -1,0 +1,98 @@
+// The SOCKS4/4a codec: known wire bytes, any split of them, and random input.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { ProtocolError, Rep } from '../../src/errors.js';
+import { NEED_DATA } from '../../src/protocol/messages.js';
+import {
+  decodeSocks4Reply,
+  decodeSocks4Request,
+  encodeSocks4Reply,
+  encodeSocks4Request,
+  Socks4Cmd,
+  Socks4Reply,
+} from '../../src/protocol/socks4.js';
+
+const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
+
+test('SOCKS4 CONNECT 127.0.0.1:80 with USERID "bob"', () => {
+  const wire = hex('04 01 0050 7f000001 626f6200');
+  assert.deepEqual(decodeSocks4Request(wire), {
+    value: { cmd: Socks4Cmd.CONNECT, dest: { host: '127.0.0.1', port: 80 }, userId: 'bob' },
+    size: wire.length,
+  });
+});
+
+test('SOCKS4a BIND example.com:443 with an empty USERID', () => {
+  const wire = Buffer.concat([hex('04 02 01bb 00000001 00'), Buffer.from('example.com\0')]);
+  assert.deepEqual(decodeSocks4Request(wire), {
+    value: { cmd: Socks4Cmd.BIND, dest: { host: 'example.com', port: 443 }, userId: '' },
+    size: wire.length,
+  });
+});
+
+test('a request decodes the same however the bytes are split, and bytes behind it are left', () => {
+  const wires = [hex('04 01 1f90 0a000001 7500'), Buffer.concat([hex('04 01 0050 000000ff 757300'), Buffer.from('a.example\0')])];
+  for (const wire of wires) {
+    const whole = decodeSocks4Request(wire);
+    assert.notEqual(whole, NEED_DATA);
+    for (let cut = 0; cut < wire.length; cut++) assert.equal(decodeSocks4Request(wire.subarray(0, cut)), NEED_DATA, `cut ${cut}`);
+    assert.deepEqual(decodeSocks4Request(Buffer.concat([wire, Buffer.from('GET /')])), whole);
+  }
+});
+
+test('bad input: wrong version, unknown command, unterminated fields, empty 4a name', () => {
+  const rejects = (wire: Buffer, rep: Rep): void =>
+    assert.throws(() => decodeSocks4Request(wire), (e: unknown) => e instanceof ProtocolError && e.rep === rep);
+  rejects(hex('05 01'), Rep.GENERAL_FAILURE);
+  rejects(hex('04 03 0050 7f000001 00'), Rep.COMMAND_NOT_SUPPORTED);
+  rejects(Buffer.concat([hex('04 01 0050 7f000001'), Buffer.alloc(300, 0x41)]), Rep.GENERAL_FAILURE);
+  rejects(Buffer.concat([hex('04 01 0050 00000001 00'), Buffer.alloc(300, 0x41)]), Rep.GENERAL_FAILURE);
+  rejects(hex('04 01 0050 00000001 00 00'), Rep.GENERAL_FAILURE);
+});
+
+test('encode → decode round-trips requests; replies carry code, port and IPv4', () => {
+  const req = encodeSocks4Request(Socks4Cmd.CONNECT, { host: 'host.test', port: 8080 }, 'me');
+  assert.deepEqual(decodeSocks4Request(req), { value: { cmd: 1, dest: { host: 'host.test', port: 8080 }, userId: 'me' }, size: req.length });
+  assert.deepEqual(encodeSocks4Reply(Socks4Reply.GRANTED, { host: '10.1.2.3', port: 1080 }), hex('00 5a 0438 0a010203'));
+  assert.deepEqual(encodeSocks4Reply(Socks4Reply.REJECTED), hex('00 5b 0000 00000000'));
+  assert.deepEqual(encodeSocks4Reply(Socks4Reply.GRANTED, { host: '::1', port: 1 }), hex('00 5a 0001 00000000'));
+  assert.deepEqual(decodeSocks4Reply(hex('00 5a 0438 0a010203')), { value: { code: 0x5a, bound: { host: '10.1.2.3', port: 1080 } }, size: 8 });
+});
+
+test('property: random bytes only ever give NEED_DATA, a request, or a ProtocolError', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 600 }), fc.boolean(), (bytes, socks4) => {
+      const buf = Buffer.from(bytes);
+      if (socks4 && buf.length > 0) buf[0] = 4;
+      try {
+        const d = decodeSocks4Request(buf);
+        if (d !== NEED_DATA) assert.ok(d.size <= buf.length);
+      } catch (err) {
+        if (!(err instanceof ProtocolError)) throw err;
+      }
+    }),
+    { numRuns: 2_000 },
+  );
+});
+
+test('property: any split of a valid request decodes to the same request', () => {
+  // 0.0.0.x (x ≠ 0) is SOCKS4a's marker, never a destination.
+  const host = fc.oneof(fc.ipV4().filter((ip) => !ip.startsWith('0.0.0.')), fc.domain());
+  const userId = fc.string({ maxLength: 40 }).filter((s) => !s.includes('\0') && Buffer.byteLength(s, 'latin1') === s.length);
+  fc.assert(
+    fc.property(host, fc.integer({ min: 0, max: 0xffff }), userId, fc.nat(), (h, port, user, cutSeed) => {
+      const wire = encodeSocks4Request(Socks4Cmd.CONNECT, { host: h, port }, user);
+      const cut = cutSeed % (wire.length + 1);
+      const head = decodeSocks4Request(wire.subarray(0, cut));
+      if (cut < wire.length) assert.equal(head, NEED_DATA);
+      const d = decodeSocks4Request(wire);
+      assert.notEqual(d, NEED_DATA);
+      if (d !== NEED_DATA) {
+        assert.equal(d.value.dest.port, port);
+        assert.equal(d.value.userId, user);
+      }
+    }),
+    { numRuns: 500 },
+  );
+});
