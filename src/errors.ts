@@ -60,6 +60,26 @@ export class UpstreamRefusedError extends GatewayError {
   }
 }
 
+/** Which limit refused a client: the gateway's own capacity, or a share of it. */
+export type LimitName = 'max_connections' | 'max_handshakes' | 'max_connections_per_source' | 'user_max_connections';
+
+/**
+ * A limit refused the request (PRODUCT.md "Limits"): SOCKS5 0x02; HTTP 503 when the gateway
+ * is full, 429 for a per-user or per-source share.
+ */
+export class LimitError extends GatewayError {
+  readonly limit: LimitName;
+  constructor(limit: LimitName) {
+    super('GW_ERR_LIMIT', `limit ${limit} reached`, Rep.NOT_ALLOWED);
+    this.limit = limit;
+  }
+
+  /** True for limits on the whole gateway (HTTP 503), false for one client's share (429). */
+  get gatewayFull(): boolean {
+    return this.limit === 'max_connections' || this.limit === 'max_handshakes';
+  }
+}
+
 /** Config problems: `where` is `FILE:LINE:COL` when known. Never reaches a client. */
 export class ConfigError extends Error {
   readonly issues: readonly string[];

@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import type { Logger } from 'pino';
-import type { Config } from './config/types.js';
+import type { Config, ListenConfig, Protocol } from './config/types.js';
 import { createResolver } from './dns/resolver.js';
 import type { DnsResolver } from './dns/types.js';
 import { startAdmin } from './observe/admin.js';
@@ -13,8 +13,11 @@ import { ByteBudget, GATEWAY_UDP_BYTES } from './outbound/byte-budget.js';
 import { compileRouter } from './router/compile.js';
 import { createAuthenticator } from './server/auth.js';
 import type { Snapshot } from './server/context.js';
+import { runClient, type ClientDeps } from './server/client.js';
+import { HttpFront } from './server/fronts/http.js';
+import { socks4Front } from './server/fronts/socks4.js';
+import { socks5Front } from './server/fronts/socks5.js';
 import { ConnectionRegistry } from './server/registry.js';
-import { runSession } from './server/session.js';
 import { ReloadController } from './reload.js';
 
 export interface GatewayOptions {
@@ -61,7 +64,8 @@ export class Gateway {
   readonly #shutdown = new AbortController();
   readonly #udpBudget: ByteBudget;
   #admin: HttpServer | undefined;
-  #nextSid = 1;
+  readonly #http = new HttpFront();
+  readonly #deps: ClientDeps;
 
   #closing: Promise<void> | undefined;
   /** The reload in progress, if any: each one builds on the snapshot the previous left. */
@@ -75,6 +79,15 @@ export class Gateway {
     this.metrics.collect('socksgate_udp_buffered_bytes', 'Bytes of UDP datagrams held now (waiting for a route, a name or a socket)', [], () => [
       { labels: {}, value: this.#udpBudget.used },
     ]);
+    this.#deps = {
+      snapshot: () => this.#snapshot,
+      metrics: this.metrics,
+      log: this.log,
+      shutdown: this.#shutdown.signal,
+      registry: this.connections,
+      udpBudget: this.#udpBudget,
+      fronts: { socks5: socks5Front, socks4: socks4Front, http: this.#http.run },
+    };
     // Every open session listens for the shutdown: thousands of listeners are expected.
     setMaxListeners(0, this.#shutdown.signal);
     observeSnapshot(this.metrics, () => this.#snapshot);
@@ -84,7 +97,7 @@ export class Gateway {
   static async start(config: Config, opts: GatewayOptions): Promise<Gateway> {
     const gw = new Gateway(await buildSnapshot(config, opts.log), opts);
     try {
-      for (const l of config.listen) gw.#servers.push(await gw.#listen(l.host, l.port));
+      for (const l of config.listen) gw.#servers.push(await gw.#listen(l));
       if (config.metrics) gw.#admin = await startAdmin(config.metrics, gw);
     } catch (err) {
       await gw.close(0);
@@ -171,6 +184,7 @@ export class Gateway {
     const ending = [...this.#sessions.values()];
     for (const s of this.#sessions.keys()) s.destroy();
     await Promise.all([...stopped, ...ending]); // every session writes its access-log line
+    this.#http.close();
     await closeOutbounds(this.#snapshot.outbounds);
     this.#snapshot.dns.close();
   }
@@ -189,8 +203,10 @@ export class Gateway {
     });
   }
 
-  #listen(host: string, port: number): Promise<Server> {
-    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.#accept(socket));
+  #listen(listen: ListenConfig): Promise<Server> {
+    const { host, port } = listen;
+    const protocols = Object.freeze([...listen.protocols]);
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.#accept(socket, protocols));
     server.on('error', (err) => this.log.error({ err }, 'listener error'));
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -201,7 +217,7 @@ export class Gateway {
     });
   }
 
-  #accept(socket: Socket): void {
+  #accept(socket: Socket, protocols: readonly Protocol[]): void {
     // Beyond max_connections new clients are refused, not queued (PRODUCT.md "limits").
     if (this.#sessions.size >= this.#snapshot.config.limits.max_connections || this.#shutdown.signal.aborted) {
       this.metrics.refused.inc();
@@ -209,16 +225,8 @@ export class Gateway {
       return;
     }
     this.metrics.active.inc();
-    const sid = this.#nextSid++;
-    const session = runSession(socket, sid, {
-      snapshot: () => this.#snapshot,
-      metrics: this.metrics,
-      log: this.log,
-      connections: this.connections,
-      shutdown: this.#shutdown.signal,
-      udpBudget: this.#udpBudget,
-    })
-      .catch((err: unknown) => this.log.error({ err, sid }, 'session crashed'))
+    const session = runClient(socket, protocols, this.#deps)
+      .catch((err: unknown) => this.log.error({ err }, 'session crashed'))
       .finally(() => {
         this.#sessions.delete(socket);
         this.metrics.active.dec();

@@ -16,6 +16,8 @@ export interface AuthResult {
   ok: boolean;
   user?: string;
   sessionKey?: string;
+  /** Session parameters from the username (`-KEY-VALUE`), `session` included. */
+  params?: Readonly<Record<string, string>>;
 }
 
 export interface Authenticator {

@@ -1,8 +1,9 @@
 import type { Socket } from 'node:net';
-import { GatewayError, Rep, toRep } from '../errors.js';
+import { GatewayError, Rep } from '../errors.js';
 import { bindDirect } from '../outbound/bind-direct.js';
 import type { BindHandle, DatagramOutbound, Destination, Outbound } from '../outbound/types.js';
 import type { CommandContext } from './context.js';
+import { outboundContext } from './outbound-context.js';
 import { relay } from './relay.js';
 import { route } from './route.js';
 import { unmapped } from '../protocol/address.js';
@@ -12,29 +13,30 @@ import { unmapped } from '../protocol/address.js';
  * the one peer, second reply with who; then relay. A wait that runs out gets 0x06.
  */
 export async function handleBind(ctx: CommandContext): Promise<void> {
-  const { client, hs, record, snapshot } = ctx;
+  const { client, front, record, snapshot } = ctx;
   const { decision, outbound } = await route(ctx, 'bind');
   const handle = await open(ctx, decision.action, outbound);
   try {
     if (client.destroyed) return;
-    client.write(hs.reply(Rep.SUCCEEDED, handle.listening));
+    front.granted(handle.listening);
     record.rep = Rep.SUCCEEDED;
     const left = new AbortController();
     const watch = watchClient(client, () => left.abort());
     const got = await waitForPeer(handle, [ctx.signal, left.signal], snapshot.config.limits.bind_timeout);
-    const early = Buffer.concat([hs.remainder(), watch.stop()]);
+    const early = Buffer.concat([front.remainder(), watch.stop()]);
     if (got === 'aborted' || client.destroyed) {
       if (typeof got === 'object' && !(got instanceof Error)) got.socket.destroy(); // a peer nobody will read
       if (left.signal.aborted) record.error = 'client left before the peer connected';
       return;
     }
     if (got === 'timeout' || got instanceof Error) {
-      record.rep = got === 'timeout' ? Rep.TTL_EXPIRED : toRep(got);
-      record.error = got === 'timeout' ? 'bind timeout' : got.message;
-      client.write(hs.reply(record.rep)); // the session half-closes after us
+      const err = got === 'timeout' ? BIND_TIMEOUT : got;
+      record.error = err.message;
+      record.rep = front.refused(err); // the second reply (RFC 1928 §4, SOCKS4 BIND alike)
       return;
     }
-    client.write(hs.reply(Rep.SUCCEEDED, got.peer));
+    front.granted(got.peer);
+    ctx.attach(got.socket);
     if (got.head) client.write(got.head);
     // Bytes pipelined behind the request or sent while waiting go to the peer first.
     const result = await relay(client, got.socket, { idleTimeout: snapshot.config.limits.idle_timeout, early });
@@ -52,8 +54,10 @@ async function open(ctx: CommandContext, action: string, outbound: Outbound): Pr
   }
   const bind = (outbound as Outbound & DatagramOutbound).bind;
   if (!bind) throw new GatewayError('GW_ERR_BIND_UNSUPPORTED', `outbound "${outbound.name}" cannot BIND`, Rep.COMMAND_NOT_SUPPORTED);
-  return bind.call(outbound, ctx.dest, { signal: ctx.signal, log: ctx.log, sessionKey: ctx.sessionKey });
+  return bind.call(outbound, ctx.dest, outboundContext(ctx));
 }
+
+const BIND_TIMEOUT = new GatewayError('GW_ERR_BIND_TIMEOUT', 'bind timeout', Rep.TTL_EXPIRED);
 
 type Waited = { socket: Socket; peer: Destination; head?: Buffer } | 'timeout' | 'aborted' | Error;
 

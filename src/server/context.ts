@@ -1,15 +1,15 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { Command, Config } from '../config/types.js';
+import type { Command, Config, Protocol } from '../config/types.js';
 import type { Rep } from '../errors.js';
 import type { DnsResolver } from '../dns/types.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ByteBudget } from '../outbound/byte-budget.js';
 import type { Outbound } from '../outbound/types.js';
-import type { ServerHandshake } from '../protocol/handshake.js';
 import type { Address } from '../protocol/types.js';
 import type { Router } from '../router/types.js';
 import type { Authenticator } from './auth.js';
+import type { Front, ProxyRequest } from './request.js';
 
 /** Everything one config produces. A reload builds a new one and swaps the reference. */
 export interface Snapshot {
@@ -23,13 +23,18 @@ export interface Snapshot {
 /** The fields of the one access-log line a session writes when it ends. */
 export interface AccessRecord {
   client: string;
+  protocol?: Protocol;
   user?: string;
+  /** SOCKS4's USERID field: logged, never trusted. */
+  userid?: string;
   cmd?: Command;
   dest?: string;
   rule?: string;
   outbound?: string;
   member?: string;
   rep?: Rep;
+  /** HTTP front: the status the client got. */
+  status?: number;
   up: number;
   down: number;
   /** UDP associations: datagrams each way and drops by reason. */
@@ -40,7 +45,8 @@ export interface AccessRecord {
 /** What a command handler gets once the request is decoded (the client socket is paused). */
 export interface CommandContext {
   readonly client: Socket;
-  readonly hs: ServerHandshake;
+  readonly front: Front;
+  readonly request: ProxyRequest;
   readonly dest: Address;
   readonly user: string | undefined;
   readonly sessionKey: string;
@@ -53,6 +59,8 @@ export interface CommandContext {
   readonly record: AccessRecord;
   /** Bytes of UDP datagrams every association together may hold (each draws on it). */
   readonly udpBudget: ByteBudget;
+  /** Names the socket on the far side, so that a kill ends both at once. */
+  readonly attach: (remote: Socket) => void;
 }
 
 /** Runs one command to its end. Throwing before the reply makes the session reply `toRep(err)`. */

@@ -30,7 +30,12 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
     remote.on('data', (c: Buffer) => (result.down += c.length));
 
     let open = 2;
+    // A socket destroyed just before the relay is `closed` at once but emits 'close' later:
+    // both paths below report it, and it must count once.
+    const counted = new Set<Socket>();
     const onClose = (closed: Socket, other: Socket): void => {
+      if (counted.has(closed)) return;
+      counted.add(closed);
       // Closed without its FIN (destroyed, reset): nothing more will come from
       // it, and nothing we hold for it can be delivered: cut the other side too.
       if (!closed.readableEnded) other.destroy();

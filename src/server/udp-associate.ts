@@ -15,13 +15,13 @@ const MAX_DESTINATIONS = 1024;
  * ways until the control connection closes or the association goes idle.
  */
 export async function handleUdpAssociate(ctx: CommandContext): Promise<void> {
-  const { client, hs, record, snapshot } = ctx;
+  const { client, front, record, snapshot } = ctx;
   const local = unmapped(client.localAddress ?? '127.0.0.1');
   const relay = await bindRelay(local);
   try {
     if (client.destroyed) return;
     const port = relay.address().port;
-    client.write(hs.reply(Rep.SUCCEEDED, { host: snapshot.config.udp.advertise ?? local, port }));
+    front.granted({ host: snapshot.config.udp.advertise ?? local, port });
     record.rep = Rep.SUCCEEDED;
     const association = new UdpAssociation(ctx, relay, {
       clientHost: unmapped(client.remoteAddress ?? ''),

@@ -28,9 +28,9 @@ async function stillServes(): Promise<void> {
   socket.destroy();
 }
 
-test('bad version byte: closed without a reply', async () => {
+test('a first byte that is no protocol (0x06): closed without a reply', async () => {
   const s = await rawClient(gw.port);
-  s.write(hex('04 01 00'));
+  s.write(hex('06 01 00'));
   const got = await readBytes(s, 10);
   assert.equal(got.length, 0);
   assert.ok(await closedWithin(s));

@@ -1,0 +1,205 @@
+// One accepted client connection, whatever its protocol: the first byte picks the front, the
+// handshake deadline runs from accept to a complete request, the registry shows it to the
+// admin API (which may kill it), and at the end the access-log line is written, unless the
+// front wrote one per request (HTTP).
+
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Protocol } from '../config/types.js';
+import { GatewayError, Rep } from '../errors.js';
+import type { Metrics } from '../observe/metrics.js';
+import type { ByteBudget } from '../outbound/byte-budget.js';
+import type { Address } from '../protocol/types.js';
+import { closeClient, closed } from './close.js';
+import { formatAddress, type AccessRecord, type Snapshot } from './context.js';
+import { logAccess } from './pipeline.js';
+import { ChunkReader } from './reader.js';
+import type { ConnectionInfo, ConnectionRegistry, LiveConnection } from './registry.js';
+
+// Abort reasons made once: abort() without one builds a DOMException per connection.
+const CLIENT_GONE = new GatewayError('GW_ERR_CLIENT_GONE', 'client closed the connection', Rep.GENERAL_FAILURE);
+const GATEWAY_STOPPED = new GatewayError('GW_ERR_STOPPED', 'gateway stopped', Rep.GENERAL_FAILURE);
+
+/** A front: runs the client from its first chunk to the end of its last request. */
+export type FrontRunner = (conn: ClientConnection, reader: ChunkReader, first: Buffer) => Promise<void>;
+
+export interface ClientDeps {
+  snapshot: () => Snapshot;
+  metrics: Metrics;
+  log: Logger;
+  /** Aborted when the gateway stops for good (after draining). */
+  shutdown: AbortSignal;
+  registry: ConnectionRegistry;
+  /** The gateway's UDP byte budget, shared by every association. */
+  udpBudget: ByteBudget;
+  fronts: Readonly<Record<Protocol, FrontRunner>>;
+}
+
+/** SOCKS5 and SOCKS4 by their version byte; HTTP by a method's first letter. Nothing else is looked at. */
+export function sniff(first: number): Protocol | undefined {
+  if (first === 0x05) return 'socks5';
+  if (first === 0x04) return 'socks4';
+  if ((first >= 0x41 && first <= 0x5a) || (first >= 0x61 && first <= 0x7a)) return 'http';
+  return undefined;
+}
+
+export class ClientConnection implements LiveConnection {
+  readonly id: number;
+  readonly socket: Socket;
+  /** One config for the whole connection (a reload applies to new ones). */
+  readonly snapshot: Snapshot;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly source: Address;
+  readonly signal: AbortSignal;
+  readonly udpBudget: ByteBudget;
+  /** The request in progress (HTTP: the latest); what the registry shows. */
+  record: AccessRecord;
+  /** Access-log lines written by the front (one per HTTP request). */
+  logged = 0;
+  readonly #started = Date.now();
+  readonly #t0 = performance.now();
+  readonly #deadline: number;
+  readonly #controller = new AbortController();
+  #remote: Socket | undefined;
+  #inHandshake = true;
+
+  constructor(id: number, socket: Socket, deps: Pick<ClientDeps, 'snapshot' | 'metrics' | 'log' | 'udpBudget'>) {
+    this.id = id;
+    this.socket = socket;
+    this.snapshot = deps.snapshot();
+    this.metrics = deps.metrics;
+    this.log = deps.log.child({ sid: id });
+    this.source = { host: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+    this.signal = this.#controller.signal;
+    this.udpBudget = deps.udpBudget;
+    this.record = this.newRecord();
+    this.#deadline = this.#t0 + this.snapshot.config.limits.handshake_timeout;
+  }
+
+  get started(): number {
+    return this.#t0;
+  }
+
+  /** A fresh record for the next request on this connection. */
+  newRecord(protocol?: Protocol): AccessRecord {
+    const record: AccessRecord = { client: formatAddress(this.source), up: 0, down: 0 };
+    if (protocol) record.protocol = protocol;
+    this.record = record;
+    this.#remote = undefined;
+    return record;
+  }
+
+  /** The socket on the far side of the request in progress, ended too by kill(). */
+  attach(remote: Socket): void {
+    this.#remote = remote;
+  }
+
+  /**
+   * The handshake deadline rides on the socket's own timer: armed at accept, re-armed to
+   * what is left after every chunk (activity alone must not extend it), ended by handshakeDone().
+   */
+  rearm(): void {
+    if (this.#inHandshake) this.socket.setTimeout(Math.max(1, this.#deadline - performance.now()));
+  }
+
+  /** The request is complete: the deadline ends and the handshake time is observed. */
+  handshakeDone(): void {
+    if (this.#endHandshake()) this.metrics.handshakeSeconds.observe((performance.now() - this.#t0) / 1000);
+  }
+
+  #endHandshake(): boolean {
+    if (!this.#inHandshake) return false;
+    this.#inHandshake = false;
+    this.socket.setTimeout(0);
+    this.socket.off('timeout', this.#onHandshakeTimeout);
+    return true;
+  }
+
+  /** Writes the access-log line of one request (HTTP) and counts it. */
+  logRequest(record: AccessRecord, startedMs: number): void {
+    this.logged++;
+    logAccess(this.metrics, this.log, record, startedMs, this.snapshot.config);
+  }
+
+  info(): ConnectionInfo {
+    const r = this.record;
+    const info: ConnectionInfo = { id: this.id, client: r.client, up: r.up, down: r.down, started: this.#started };
+    if (r.protocol) info.protocol = r.protocol;
+    if (r.user !== undefined) info.user = r.user;
+    if (r.cmd) info.command = r.cmd;
+    if (r.dest) info.dest = r.dest;
+    if (r.rule) info.rule = r.rule;
+    if (r.outbound) info.outbound = r.outbound;
+    if (r.member) info.member = r.member;
+    // Live counts while relaying: what crossed the outbound socket so far.
+    const remote = this.#remote;
+    if (remote && r.up === 0 && r.down === 0) {
+      info.up = remote.bytesWritten;
+      info.down = remote.bytesRead;
+    }
+    return info;
+  }
+
+  kill(reason: string): void {
+    this.record.error = reason;
+    this.socket.destroy();
+    this.#remote?.destroy();
+  }
+
+  /** From accept to close. Never throws. */
+  async run(protocols: readonly Protocol[], fronts: ClientDeps['fronts'], shutdown: AbortSignal): Promise<void> {
+    const { socket } = this;
+    const onShutdown = (): void => this.#controller.abort(GATEWAY_STOPPED);
+    shutdown.addEventListener('abort', onShutdown, { once: true });
+    socket.once('close', () => this.#controller.abort(CLIENT_GONE));
+    socket.on('error', () => {}); // reported through 'close'; a reset client is not our failure
+    socket.setNoDelay(true);
+    // handshake_timeout covers accept → complete request, for every protocol.
+    socket.on('timeout', this.#onHandshakeTimeout);
+    this.rearm();
+    const reader = new ChunkReader(socket);
+    try {
+      const first = await reader.next();
+      this.rearm();
+      if (first === null || first.length === 0) {
+        this.record.error ??= 'closed before greeting';
+        return;
+      }
+      const protocol = sniff(first[0]!);
+      if (!protocol || !protocols.includes(protocol)) {
+        this.record.error = protocol ? `${protocol} not served on this listener` : `unknown protocol (first byte ${first[0]})`;
+        return;
+      }
+      this.record.protocol = protocol;
+      await fronts[protocol](this, reader, first);
+    } catch (err) {
+      this.record.error ??= err instanceof Error ? err.message : String(err);
+      this.log.error({ err }, 'front failed');
+      socket.destroy();
+    } finally {
+      reader.detach();
+      this.#endHandshake();
+      shutdown.removeEventListener('abort', onShutdown);
+      if (!socket.destroyed) closeClient(socket);
+      await closed(socket);
+      if (this.logged === 0) logAccess(this.metrics, this.log, this.record, this.#t0, this.snapshot.config);
+    }
+  }
+
+  #onHandshakeTimeout = (): void => {
+    this.record.error = 'handshake timeout';
+    this.socket.destroy();
+  };
+}
+
+/** Runs one accepted client, registered for the admin API while it is open. */
+export async function runClient(socket: Socket, protocols: readonly Protocol[], deps: ClientDeps): Promise<void> {
+  const conn = new ClientConnection(deps.registry.nextId(), socket, deps);
+  deps.registry.add(conn);
+  try {
+    await conn.run(protocols, deps.fronts, deps.shutdown);
+  } finally {
+    deps.registry.delete(conn.id);
+  }
+}

@@ -1,0 +1,114 @@
+// The HTTP front's one outcome → status mapping (PRODUCT.md "HTTP proxy"), its Basic
+// credentials, and the short answers it writes itself.
+
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { GatewayError, LimitError, ProtocolError, Rep, toRep } from '../../errors.js';
+import type { Snapshot } from '../context.js';
+import type { SessionParams } from '../request.js';
+
+export const AUTH_REQUIRED_STATUS = 407;
+const PROXY_AUTHENTICATE = 'Basic realm="socksgate"';
+
+/** A failure as an HTTP status: blocked 403, timeout 504, limits 429/503, malformed 400, the rest 502. */
+export function statusOf(err: unknown): number {
+  if (err instanceof ProxyAuthError) return AUTH_REQUIRED_STATUS;
+  if (err instanceof LimitError) return err.gatewayFull ? 503 : 429;
+  if (err instanceof ProtocolError) return 400;
+  switch (toRep(err)) {
+    case Rep.NOT_ALLOWED:
+      return 403;
+    case Rep.TTL_EXPIRED:
+      return 504;
+    case Rep.COMMAND_NOT_SUPPORTED:
+    case Rep.ADDRESS_TYPE_NOT_SUPPORTED:
+      return 400;
+    default:
+      return 502; // name not found, refused, unreachable, upstream failure
+  }
+}
+
+const REP_TEXT: Readonly<Record<number, string>> = {
+  [Rep.GENERAL_FAILURE]: 'upstream failure',
+  [Rep.NOT_ALLOWED]: 'not allowed by the gateway rules',
+  [Rep.NETWORK_UNREACHABLE]: 'network unreachable',
+  [Rep.HOST_UNREACHABLE]: 'host unreachable or name not found',
+  [Rep.CONNECTION_REFUSED]: 'connection refused',
+  [Rep.TTL_EXPIRED]: 'connect timeout',
+  [Rep.COMMAND_NOT_SUPPORTED]: 'not supported',
+  [Rep.ADDRESS_TYPE_NOT_SUPPORTED]: 'address type not supported',
+};
+
+/** One short line saying why; never an internal message (it could name a member's URL). */
+export function reasonOf(err: unknown): string {
+  if (err instanceof ProxyAuthError) return err.message;
+  if (err instanceof LimitError) return err.gatewayFull ? 'gateway full' : 'too many connections';
+  if (err instanceof ProtocolError) return `bad request: ${err.message}`;
+  return REP_TEXT[toRep(err)] ?? 'upstream failure';
+}
+
+/** Missing or wrong Proxy-Authorization: 407 (rep 0x02 in the access log). */
+export class ProxyAuthError extends GatewayError {
+  constructor(message: string) {
+    super('GW_ERR_PROXY_AUTH', message, Rep.NOT_ALLOWED);
+  }
+}
+
+/** A full response with a one-line body, for CONNECT refusals and client errors (the socket closes after it). */
+export function rawResponse(status: number, line: string): string {
+  const body = `${line}\n`;
+  const auth = status === AUTH_REQUIRED_STATUS ? `Proxy-Authenticate: ${PROXY_AUTHENTICATE}\r\n` : '';
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n${auth}Connection: close\r\n\r\n${body}`
+  );
+}
+
+/** The same answer through node's response (absolute-form requests keep the connection alive). */
+export function answer(res: ServerResponse, status: number, line: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = `${line}\n`;
+  const headers: Record<string, string | number> = { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) };
+  if (status === AUTH_REQUIRED_STATUS) headers['proxy-authenticate'] = PROXY_AUTHENTICATE;
+  res.writeHead(status, headers);
+  res.end(body);
+}
+
+export interface HttpIdentity {
+  user?: string;
+  sessionKey?: string;
+  params?: SessionParams;
+}
+
+/**
+ * RFC 9110 §11.7.2 / RFC 7617: Proxy-Authorization Basic carries the same users as RFC 1929,
+ * session parameters in the username. No auth configured: the header is ignored. Throws
+ * ProxyAuthError for missing or wrong credentials (anonymous allowed only with allow_anonymous).
+ */
+export async function authenticate(snapshot: Snapshot, header: string | undefined): Promise<HttpIdentity> {
+  const auth = snapshot.config.auth;
+  if (!auth) return {};
+  const creds = parseBasic(header);
+  if (!creds) {
+    if (header === undefined && auth.allow_anonymous) return {};
+    throw new ProxyAuthError(header === undefined ? 'proxy authentication required' : 'malformed Proxy-Authorization');
+  }
+  const result = await snapshot.auth.verify(creds.user, creds.password);
+  if (!result.ok) throw new ProxyAuthError('authentication failed');
+  const id: HttpIdentity = {};
+  if (result.user !== undefined) id.user = result.user;
+  if (result.sessionKey !== undefined) id.sessionKey = result.sessionKey;
+  if (result.params) id.params = result.params;
+  return id;
+}
+
+function parseBasic(header: string | undefined): { user: string; password: string } | undefined {
+  const m = header === undefined ? null : /^\s*basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (!m) return undefined;
+  const text = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const colon = text.indexOf(':');
+  if (colon < 0) return undefined;
+  return { user: text.slice(0, colon), password: text.slice(colon + 1) };
+}

@@ -1,0 +1,140 @@
+// The HTTP proxy front (RFC 9110 §9.3.6, RFC 9112): glue around node's own HTTP parser, never
+// parsing a byte itself. The accepted socket, with the bytes the sniffer read put back, is
+// handed to an http.Server; CONNECT becomes a tunnel through the pipeline's one relay, and
+// absolute-form requests are forwarded one by one (http-forward.ts).
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { ProtocolError, toRep } from '../../errors.js';
+import type { Address } from '../../protocol/types.js';
+import type { ClientConnection } from '../client.js';
+import { closeClient, closed } from '../close.js';
+import { formatAddress, type AccessRecord } from '../context.js';
+import { refuse, serve } from '../pipeline.js';
+import type { ChunkReader } from '../reader.js';
+import type { Front } from '../request.js';
+import { authenticate, rawResponse, reasonOf, statusOf } from './http-answer.js';
+import { forward } from './http-forward.js';
+import { requestContext } from './context.js';
+
+/** Request heads beyond these are refused (431/400) before anything is routed. */
+const MAX_HEADER_BYTES = 16 * 1024;
+const MAX_HEADERS = 100;
+
+export class HttpFront {
+  readonly #server: Server;
+  readonly #clients = new WeakMap<Socket, ClientConnection>();
+
+  constructor() {
+    this.#server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, connectionsCheckingInterval: 250 });
+    this.#server.maxHeadersCount = MAX_HEADERS;
+    this.#server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onConnect(req, socket as Socket, head));
+    this.#server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket as Socket));
+    // node starts checking headersTimeout when a server listens; this one never does (the
+    // gateway's listener accepts), so it is told it is listening. close() stops the checks.
+    this.#server.emit('listening');
+  }
+
+  /** Hands the client to node's parser, the sniffed bytes first; resolves when it is closed. */
+  run = async (conn: ClientConnection, reader: ChunkReader, first: Buffer): Promise<void> => {
+    const { limits } = conn.snapshot.config;
+    // Server-wide, read at check time: the latest config applies.
+    this.#server.headersTimeout = limits.handshake_timeout;
+    this.#server.keepAliveTimeout = limits.idle_timeout;
+    this.#clients.set(conn.socket, conn);
+    reader.detach();
+    conn.socket.unshift(first);
+    this.#server.emit('connection', conn.socket);
+    conn.socket.resume();
+    await closed(conn.socket);
+  };
+
+  close(): void {
+    this.#server.close();
+  }
+
+  #onConnect(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.pause(); // node no longer reads for us: nothing may flow before the relay
+    const conn = this.#clients.get(socket);
+    if (!conn) return void socket.destroy();
+    tunnel(conn, req, head).catch((err: unknown) => {
+      conn.log.error({ err }, 'CONNECT failed');
+      socket.destroy();
+    });
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const conn = this.#clients.get(req.socket as Socket);
+    if (!conn) return void res.destroy();
+    forward(conn, req, res).catch((err: unknown) => {
+      conn.log.error({ err }, 'HTTP request failed');
+      res.destroy();
+    });
+  }
+
+  /** Malformed heads (400), oversize ones (431), heads that never end (408): answered, then closed. */
+  #onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const conn = this.#clients.get(socket);
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    if (conn) {
+      // A request on a connection that already logged some gets its own line.
+      const record = conn.logged > 0 ? conn.newRecord('http') : conn.record;
+      record.status = status;
+      record.error = status === 408 ? 'handshake timeout' : `bad request (${err.code ?? err.message})`;
+      if (conn.logged > 0) conn.logRequest(record, performance.now());
+    }
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    closeClient(socket, rawResponse(status, status === 431 ? 'request header too large' : status === 408 ? 'request head timeout' : 'bad request'));
+  }
+}
+
+/** CONNECT host:port: "200 Connection established", then raw bytes both ways (RFC 9110 §9.3.6). */
+async function tunnel(conn: ClientConnection, req: IncomingMessage, head: Buffer): Promise<void> {
+  conn.handshakeDone();
+  const started = performance.now();
+  const client = conn.socket;
+  const record = conn.newRecord('http');
+  record.cmd = 'connect';
+  let early: Buffer = head;
+  const front: Front = {
+    granted() {
+      record.status = 200;
+      client.write('HTTP/1.1 200 Connection established\r\n\r\n');
+    },
+    refused: (err) => refuseRaw(client, record, err),
+    remainder() {
+      const r = early;
+      early = Buffer.alloc(0);
+      return r;
+    },
+  };
+  try {
+    const dest = authority(req.url ?? '');
+    record.dest = formatAddress(dest);
+    const who = await authenticate(conn.snapshot, req.headers['proxy-authorization']);
+    if (who.user !== undefined) record.user = who.user;
+    await serve(requestContext(conn, front, { protocol: 'http', command: 'connect', dest, ...who }));
+  } catch (err) {
+    const ctx = requestContext(conn, front, { protocol: 'http', command: 'connect', dest: { host: '', port: 0 } });
+    refuse(ctx, err);
+  }
+  await closed(client);
+  conn.logRequest(record, started);
+}
+
+function refuseRaw(client: Socket, record: AccessRecord, err: unknown): ReturnType<typeof toRep> {
+  const status = statusOf(err);
+  record.status = status;
+  closeClient(client, rawResponse(status, reasonOf(err)));
+  return toRep(err);
+}
+
+/** `host:port` or `[v6]:port`, as CONNECT's authority-form has it (RFC 9112 §3.2.3). */
+export function authority(target: string): Address {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]/@\s]+)):(\d{1,5})$/.exec(target);
+  const port = m ? Number(m[3]) : 0;
+  if (!m || port < 1 || port > 65535) throw new ProtocolError(`CONNECT target "${target.slice(0, 100)}" is not host:port`);
+  return { host: (m[1] ?? m[2])!, port };
+}

@@ -1,0 +1,66 @@
+// The SOCKS4/4a front: one request, CONNECT or BIND, replies 0x5A granted / 0x5B rejected.
+// SOCKS4 carries no password, so it is served only where a client may be anonymous: no auth
+// configured, or `allow_anonymous: true`. The USERID field is logged, never trusted.
+
+import { GatewayError, Rep, toRep } from '../../errors.js';
+import { NEED_DATA } from '../../protocol/address.js';
+import { decodeSocks4Request, encodeSocks4Reply, Socks4Cmd, Socks4Reply, type Socks4Request } from '../../protocol/socks4.js';
+import type { ClientConnection } from '../client.js';
+import { closeClient } from '../close.js';
+import { formatAddress } from '../context.js';
+import { serve } from '../pipeline.js';
+import type { ChunkReader } from '../reader.js';
+import type { Front } from '../request.js';
+import { requestContext } from './context.js';
+
+const REJECTED = encodeSocks4Reply(Socks4Reply.REJECTED);
+const AUTH_REQUIRED = new GatewayError('GW_ERR_AUTH_REQUIRED', 'SOCKS4 carries no password: auth is required', Rep.NOT_ALLOWED);
+
+export async function socks4Front(conn: ClientConnection, reader: ChunkReader, first: Buffer): Promise<void> {
+  const { socket: client, record, snapshot } = conn;
+  let buf = first;
+  let decoded: { value: Socks4Request; size: number } | typeof NEED_DATA;
+  try {
+    // The codec bounds the request (USERID and HOSTNAME at 255 bytes each), so buf stays small.
+    for (decoded = decodeSocks4Request(buf); decoded === NEED_DATA; decoded = decodeSocks4Request(buf)) {
+      const chunk = await reader.next();
+      conn.rearm();
+      if (chunk === null) {
+        record.error ??= 'closed during handshake';
+        return;
+      }
+      buf = Buffer.concat([buf, chunk]);
+    }
+  } catch (err) {
+    record.error ??= err instanceof Error ? err.message : String(err);
+    reader.detach();
+    if (!client.destroyed) closeClient(client, REJECTED);
+    return;
+  }
+  reader.detach();
+  conn.handshakeDone();
+  const { cmd, dest, userId } = decoded.value;
+  record.userid = userId;
+  record.cmd = cmd === Socks4Cmd.BIND ? 'bind' : 'connect';
+  record.dest = formatAddress(dest);
+  let rest = buf.subarray(decoded.size);
+  const front: Front = {
+    granted: (bound) => client.write(encodeSocks4Reply(Socks4Reply.GRANTED, bound)),
+    refused(err) {
+      closeClient(client, REJECTED);
+      return toRep(err);
+    },
+    remainder() {
+      const r = rest;
+      rest = Buffer.alloc(0);
+      return r;
+    },
+  };
+  const auth = snapshot.config.auth;
+  if (auth && !auth.allow_anonymous) {
+    record.error = AUTH_REQUIRED.message;
+    record.rep = front.refused(AUTH_REQUIRED);
+    return;
+  }
+  await serve(requestContext(conn, front, { protocol: 'socks4', command: record.cmd, dest }));
+}

@@ -1,0 +1,119 @@
+// The SOCKS5 front (RFC 1928, RFC 1929): greeting → method → auth → request, then the pipeline.
+
+import { ProtocolError, Rep, toRep } from '../../errors.js';
+import { Cmd, Method } from '../../protocol/constants.js';
+import { ServerHandshake } from '../../protocol/handshake.js';
+import type { HandshakeEvent } from '../../protocol/types.js';
+import type { Command } from '../../config/types.js';
+import type { ClientConnection } from '../client.js';
+import { closeClient } from '../close.js';
+import { formatAddress } from '../context.js';
+import { serve } from '../pipeline.js';
+import type { ChunkReader } from '../reader.js';
+import type { Front } from '../request.js';
+import { requestContext } from './context.js';
+
+const COMMANDS: Readonly<Record<number, Command>> = {
+  [Cmd.CONNECT]: 'connect',
+  [Cmd.BIND]: 'bind',
+  [Cmd.UDP_ASSOCIATE]: 'udp',
+};
+
+interface Authenticated {
+  user?: string;
+  sessionKey?: string;
+  params?: Readonly<Record<string, string>>;
+}
+
+type RequestEvent = Extract<HandshakeEvent, { type: 'request' }>;
+
+export async function socks5Front(conn: ClientConnection, reader: ChunkReader, first: Buffer): Promise<void> {
+  const hs = new ServerHandshake();
+  const { socket: client, record } = conn;
+  let request: { event: RequestEvent; auth: Authenticated } | undefined;
+  try {
+    request = await readRequest(conn, hs, reader, first);
+  } catch (err) {
+    // RFC 1928 §6: malformed input gets the reply its phase allows, then a close.
+    record.error ??= err instanceof Error ? err.message : String(err);
+    reader.detach(); // a failed handshake must not keep pausing what closeClient drains
+    if (client.destroyed || !(err instanceof ProtocolError)) return;
+    if (hs.state === 'request') record.rep = err.rep;
+    closeClient(client, hs.failure(err));
+    return;
+  }
+  reader.detach();
+  if (!request) return;
+  conn.handshakeDone();
+  const front: Front = {
+    granted: (bound) => client.write(hs.reply(Rep.SUCCEEDED, bound)),
+    refused(err) {
+      const rep = toRep(err);
+      closeClient(client, hs.reply(rep));
+      return rep;
+    },
+    remainder: () => hs.remainder(),
+  };
+  const { event, auth } = request;
+  record.dest = formatAddress(event.dest);
+  const command = COMMANDS[event.cmd];
+  const ctx = requestContext(conn, front, { protocol: 'socks5', command: command ?? 'connect', dest: event.dest, ...auth });
+  if (!command) {
+    ctx.record.error = `command ${event.cmd}`;
+    ctx.record.rep = front.refused(new ProtocolError(`command ${event.cmd}`, Rep.COMMAND_NOT_SUPPORTED));
+    return;
+  }
+  record.cmd = command;
+  await serve(ctx);
+}
+
+/** Greeting and auth; returns the request, or undefined when the client was answered and closed. */
+async function readRequest(
+  conn: ClientConnection,
+  hs: ServerHandshake,
+  reader: ChunkReader,
+  first: Buffer,
+): Promise<{ event: RequestEvent; auth: Authenticated } | undefined> {
+  const { socket: client, record, snapshot } = conn;
+  const auth: Authenticated = {};
+  const events: HandshakeEvent[] = [...hs.receive(first)];
+  for (;;) {
+    if (events.length === 0) {
+      const chunk = await reader.next();
+      conn.rearm();
+      if (chunk === null) {
+        record.error ??= 'closed during handshake';
+        return undefined;
+      }
+      events.push(...hs.receive(chunk));
+      continue;
+    }
+    const ev = events.shift()!;
+    if (ev.type === 'greeting') {
+      const method = snapshot.auth.chooseMethod(ev.methods);
+      client.write(hs.selectMethod(method));
+      if (method === Method.NO_ACCEPTABLE) {
+        record.error = 'no acceptable auth method';
+        closeClient(client);
+        return undefined;
+      }
+    } else if (ev.type === 'auth') {
+      const result = await snapshot.auth.verify(ev.username, ev.password);
+      if (client.destroyed) return undefined;
+      client.write(hs.authResult(result.ok));
+      if (!result.ok) {
+        record.user = ev.username;
+        record.error = 'authentication failed';
+        closeClient(client);
+        return undefined;
+      }
+      if (result.user !== undefined) auth.user = result.user;
+      if (result.sessionKey !== undefined) auth.sessionKey = result.sessionKey;
+      if (result.params) auth.params = result.params;
+      record.user = result.user;
+    } else {
+      return { event: ev, auth };
+    }
+    events.push(...hs.receive(Buffer.alloc(0)));
+  }
+}

@@ -1,0 +1,100 @@
+// The one request path, for every front: admission → route → outbound → the front's reply →
+// relay → metrics and the one access-log line. A front only decodes its protocol into a
+// ProxyRequest and encodes the outcome back (request.ts).
+
+import type { Logger } from 'pino';
+import { ProtocolError, Rep } from '../errors.js';
+import type { Config } from '../config/types.js';
+import type { Metrics, SessionTotals } from '../observe/metrics.js';
+import type { Connection } from '../outbound/types.js';
+import { handleBind } from './bind.js';
+import { boundOf, type AccessRecord, type CommandContext } from './context.js';
+import { outboundContext } from './outbound-context.js';
+import { relay } from './relay.js';
+import type { ProxyRequest } from './request.js';
+import { route } from './route.js';
+import { handleUdpAssociate } from './udp-associate.js';
+
+/**
+ * Admission checks on a complete request, before anything is routed or dialed. Per-user and
+ * per-source limits belong here: they throw LimitError, which every front maps (SOCKS5 0x02,
+ * SOCKS4 0x5B, HTTP 429/503). Nothing is checked yet.
+ */
+export function admit(_request: ProxyRequest): void {}
+
+/** Runs one request to its end. Never throws: a failure before the grant becomes the front's refusal. */
+export async function serve(ctx: CommandContext): Promise<void> {
+  try {
+    admit(ctx.request);
+    switch (ctx.request.command) {
+      case 'connect':
+        return await connectAndRelay(ctx);
+      case 'bind':
+        return await handleBind(ctx);
+      case 'udp':
+        if (ctx.request.protocol !== 'socks5') throw new ProtocolError('UDP ASSOCIATE is SOCKS5 only', Rep.COMMAND_NOT_SUPPORTED);
+        return await handleUdpAssociate(ctx);
+    }
+  } catch (err) {
+    refuse(ctx, err);
+  }
+}
+
+/** The front answers a failure that came before its grant; after it, the client is just cut. */
+export function refuse(ctx: CommandContext, err: unknown): void {
+  ctx.record.error ??= err instanceof Error ? err.message : String(err);
+  if (ctx.client.destroyed) return;
+  if (ctx.record.rep === undefined) ctx.record.rep = ctx.front.refused(err);
+  else ctx.client.destroy();
+}
+
+/** Route and dial (CONNECT, and each forwarded HTTP request): the connection, or a GatewayError to refuse with. */
+export async function openConnect(ctx: CommandContext): Promise<Connection> {
+  const { decision, outbound } = await route(ctx, 'connect');
+  const started = performance.now();
+  let conn: Connection;
+  try {
+    conn = await outbound.connect(ctx.dest, { ...outboundContext(ctx), resolved: decision.resolved });
+  } catch (err) {
+    ctx.metrics.outboundRequests.inc({ outbound: outbound.name, result: 'fail' });
+    throw err;
+  } finally {
+    ctx.metrics.connectSeconds.observe({ outbound: outbound.name }, (performance.now() - started) / 1000);
+  }
+  ctx.metrics.outboundRequests.inc({ outbound: outbound.name, result: 'ok' });
+  if (conn.member) ctx.record.member = conn.member;
+  ctx.attach(conn.socket);
+  return conn;
+}
+
+/** CONNECT (RFC 1928 §4, RFC 9110 §9.3.6, SOCKS4): dial, grant with the real local address, relay. */
+async function connectAndRelay(ctx: CommandContext): Promise<void> {
+  const { client, front, record } = ctx;
+  const conn = await openConnect(ctx);
+  try {
+    if (client.destroyed) {
+      conn.socket.destroy();
+      return;
+    }
+    front.granted(conn.bound ?? boundOf(conn.socket));
+    if (conn.head) client.write(conn.head);
+    record.rep = Rep.SUCCEEDED;
+    // Payload the client pipelined behind its request goes first (RFC 1928 allows no gap).
+    const result = await relay(client, conn.socket, { idleTimeout: ctx.snapshot.config.limits.idle_timeout, early: front.remainder() });
+    record.up = result.up;
+    record.down = result.down + (conn.head?.length ?? 0);
+    if (result.reason !== 'closed') record.error ??= result.error?.message ?? result.reason;
+  } finally {
+    conn.release?.();
+  }
+}
+
+/** The one access-log line of a finished connection, HTTP request or UDP association, and its counters. */
+export function logAccess(metrics: Metrics, log: Logger, record: AccessRecord, startedMs: number, config: Config): void {
+  const ms = Math.round(performance.now() - startedMs);
+  const totals: SessionTotals = { protocol: record.protocol ?? 'none', command: record.cmd ?? 'none', rep: String(record.rep ?? 'none'), up: record.up, down: record.down };
+  if (record.rule !== undefined) totals.rule = record.rule;
+  if (record.user !== undefined) totals.user = record.user;
+  metrics.sessionEnded(totals, config);
+  log.info({ ...record, ms }, 'session end');
+}
