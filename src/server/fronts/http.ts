@@ -25,6 +25,8 @@ const MAX_HEADERS = 100;
 export class HttpFront {
   readonly #server: Server;
   readonly #clients = new WeakMap<Socket, ClientConnection>();
+  /** Requests of each client still running: the client is done once they have logged. */
+  readonly #inFlight = new WeakMap<ClientConnection, Set<Promise<void>>>();
 
   constructor() {
     this.#server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, connectionsCheckingInterval: 250 });
@@ -49,7 +51,16 @@ export class HttpFront {
     this.#server.emit('connection', conn.socket);
     conn.socket.resume();
     await closed(conn.socket);
+    for (let running = this.#inFlight.get(conn); running?.size; ) await Promise.all(running);
   };
+
+  #track(conn: ClientConnection, work: Promise<void>): void {
+    let running = this.#inFlight.get(conn);
+    if (!running) this.#inFlight.set(conn, (running = new Set()));
+    const set = running;
+    const done = work.finally(() => set.delete(done));
+    set.add(done);
+  }
 
   close(): void {
     this.#server.close();
@@ -59,19 +70,25 @@ export class HttpFront {
     socket.pause(); // node no longer reads for us: nothing may flow before the relay
     const conn = this.#clients.get(socket);
     if (!conn) return void socket.destroy();
-    tunnel(conn, req, head).catch((err: unknown) => {
-      conn.log.error({ err }, 'CONNECT failed');
-      socket.destroy();
-    });
+    this.#track(
+      conn,
+      tunnel(conn, req, head).catch((err: unknown) => {
+        conn.log.error({ err }, 'CONNECT failed');
+        socket.destroy();
+      }),
+    );
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     const conn = this.#clients.get(req.socket as Socket);
     if (!conn) return void res.destroy();
-    forward(conn, req, res).catch((err: unknown) => {
-      conn.log.error({ err }, 'HTTP request failed');
-      res.destroy();
-    });
+    this.#track(
+      conn,
+      forward(conn, req, res).catch((err: unknown) => {
+        conn.log.error({ err }, 'HTTP request failed');
+        res.destroy();
+      }),
+    );
   }
 
   /** Malformed heads (400), oversize ones (431), heads that never end (408): answered, then closed. */
