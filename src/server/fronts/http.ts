@@ -98,8 +98,9 @@ export class HttpFront {
     if (conn) {
       // A request on a connection that already logged some gets its own line.
       const record = conn.logged > 0 ? conn.newRecord('http') : conn.record;
-      record.status = status;
-      record.error = status === 408 ? 'handshake timeout' : `bad request (${err.code ?? err.message})`;
+      // A head cut off by the handshake deadline ends in a parse error: the deadline is the cause.
+      record.status ??= status;
+      record.error ??= status === 408 ? 'handshake timeout' : `bad request (${err.code ?? err.message})`;
       if (conn.logged > 0) conn.logRequest(record, performance.now());
     }
     if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();

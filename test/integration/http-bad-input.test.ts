@@ -1,0 +1,116 @@
+// Bad HTTP input gets the contract's answer, and a healthy client on the same gateway is
+// served throughout. Status mapping: 403 blocked, 502 refused or unknown name, 504 timeout.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Socket } from 'node:net';
+import { curl } from '../helpers/curl.js';
+import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
+import { closedPort, closedWithin, rawClient, readBytes, startGateway, startHttpServer, type TestGateway, type TestServer } from '../helpers/index.js';
+import { listenTracked } from '../helpers/servers.js';
+
+let gw: TestGateway;
+let web: TestServer & { url: string };
+let dns: DnsServer;
+let silent: { port: number; close(): Promise<void> };
+
+/**
+ * A delaying SOCKS5 upstream (test instrument): it answers the greeting with "no auth" and then
+ * never answers the request, so the gateway's connect_timeout runs out waiting on it.
+ */
+async function startSilentSocks(): Promise<{ port: number; close(): Promise<void> }> {
+  const server = createServer((s: Socket) => {
+    s.on('error', () => {});
+    s.once('data', () => s.write(Buffer.from([5, 0])));
+  });
+  return listenTracked(server);
+}
+
+before(async () => {
+  web = await startHttpServer();
+  dns = await startDnsServer({ 'gone.test': { nxdomain: true } });
+  silent = await startSilentSocks();
+  gw = await startGateway({
+    limits: { handshake_timeout: '1s', connect_timeout: '500ms' },
+    dns: { servers: [`127.0.0.1:${dns.port}`], timeout: '500ms' },
+    upstreams: { slow: { type: 'socks5', host: '127.0.0.1', port: silent.port } },
+    rules: [
+      { name: 'no-two', cidrs: ['127.0.0.2/32'], action: 'block' },
+      { name: 'slow', cidrs: ['127.0.0.3/32'], action: 'slow' },
+    ],
+  });
+});
+after(async () => {
+  await gw.close();
+  await web.close();
+  await dns.close();
+  await silent.close();
+});
+
+/** A healthy absolute-form request on the same gateway: the bad client disturbed nothing. */
+async function stillServes(): Promise<void> {
+  const r = await curl(['-x', `http://127.0.0.1:${gw.port}`, `${web.url}/ok`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^hello \/ok/);
+}
+
+async function exchange(bytes: string): Promise<{ text: string; closed: boolean }> {
+  const s = await rawClient(gw.port);
+  s.write(bytes);
+  const got = await readBytes(s, 4096, 3_000);
+  const closed = await closedWithin(s, 3_000);
+  s.destroy();
+  return { text: got.toString('latin1'), closed };
+}
+
+test('an origin-form request gets 400 and a short reason', async () => {
+  const { text } = await exchange('GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  assert.match(text, /^HTTP\/1\.1 400 /);
+  assert.match(text, /absolute URL/);
+  await stillServes();
+});
+
+test('garbage after an ASCII first byte: 400, then closed', async () => {
+  const { text, closed } = await exchange('Hxyz \x01\x02 nonsense\r\n\r\n');
+  assert.match(text, /^HTTP\/1\.1 400 /);
+  assert.ok(closed);
+  await stillServes();
+});
+
+test('oversize headers: 431, then closed', async () => {
+  const { text, closed } = await exchange(`GET ${web.url}/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+  assert.match(text, /^HTTP\/1\.1 431 /);
+  assert.ok(closed);
+  await stillServes();
+});
+
+test('a request head that never ends is closed at handshake_timeout', async () => {
+  const s = await rawClient(gw.port);
+  s.write(`GET ${web.url}/ HTTP/1.1\r\nHost: x\r\n`);
+  const timer = setInterval(() => s.write('X-Drip: 1\r\n'), 200); // activity must not extend it
+  try {
+    assert.ok(await closedWithin(s, 5_000));
+  } finally {
+    clearInterval(timer);
+    s.destroy();
+  }
+  assert.ok(await gw.accessLog((l) => l.protocol === 'http' && l.error === 'handshake timeout'), JSON.stringify(gw.logs.slice(-3)));
+  await stillServes();
+});
+
+test('status mapping: blocked 403, refused 502, unknown name 502, connect timeout 504', async () => {
+  const status = async (url: string, tunnel: boolean): Promise<string> => {
+    // With -p, a refused tunnel's status is the CONNECT response's (http_connect).
+    const r = await curl(['-o', '/dev/null', '-w', tunnel ? '%{http_connect}' : '%{http_code}', ...(tunnel ? ['-p'] : []), '-x', `http://127.0.0.1:${gw.port}`, url]);
+    return r.stdout;
+  };
+  const refused = await closedPort();
+  for (const tunnel of [false, true]) {
+    const code = (url: string) => status(url, tunnel);
+    assert.equal(await code(`http://127.0.0.2:${web.port}/`), '403', `blocked, tunnel=${tunnel}`);
+    assert.equal(await code(`http://127.0.0.1:${refused}/`), '502', `refused, tunnel=${tunnel}`);
+    assert.equal(await code('http://gone.test/'), '502', `no such name, tunnel=${tunnel}`);
+    assert.equal(await code(`http://127.0.0.3:${web.port}/`), '504', `timeout, tunnel=${tunnel}`);
+  }
+  for (const rep of [2, 5, 4, 6]) assert.ok(await gw.accessLog((l) => l.protocol === 'http' && l.rep === rep), `rep ${rep} logged`);
+  await stillServes();
+});
