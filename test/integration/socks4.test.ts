@@ -1,0 +1,108 @@
+// The SOCKS4/4a front with curl as the real client, BIND per the SOCKS4 spec, anonymity rules,
+// and listeners restricted by listen.protocols.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { once } from 'node:events';
+import { curl } from '../helpers/curl.js';
+import { startDnsServer } from '../helpers/dns-server.js';
+import { closedWithin, rawClient, readBytes, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
+
+const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
+const portHex = (p: number): string => p.toString(16).padStart(4, '0');
+
+test('curl --socks4 and --socks4a (name through the test DNS server) fetch through the gateway', async (t) => {
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const dns = await startDnsServer({ 'web.test': { A: ['127.0.0.1'] } });
+  t.after(() => dns.close());
+  const gw = await startGateway({ dns: { servers: [`127.0.0.1:${dns.port}`] } });
+  t.after(() => gw.close());
+  const v4 = await curl(['--socks4', `127.0.0.1:${gw.port}`, `${web.url}/four`]);
+  assert.equal(v4.code, 0, v4.stderr);
+  assert.match(v4.stdout, /^hello \/four from 127\.0\.0\.1/);
+  const v4a = await curl(['--socks4a', `127.0.0.1:${gw.port}`, `http://web.test:${web.port}/foura`]);
+  assert.equal(v4a.code, 0, v4a.stderr);
+  assert.match(v4a.stdout, /^hello \/foura/);
+  assert.ok(dns.queries('web.test', 'A') >= 1, 'the 4a name was resolved by the gateway');
+  const line = await gw.accessLog((l) => l.protocol === 'socks4' && l.dest === `web.test:${web.port}`);
+  assert.equal(line?.rep, 0);
+  assert.equal(line?.cmd, 'connect');
+  assert.ok(Number(line?.down) > 0);
+});
+
+test('SOCKS4 when auth is required: 0x5B and close; USERID is logged, never trusted as a user', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'pw' }] } });
+  t.after(() => gw.close());
+  const s = await rawClient(gw.port);
+  t.after(() => s.destroy());
+  s.write(hex(`04 01 ${portHex(echo.port)} 7f000001 616c69636500`)); // USERID "alice"
+  assert.deepEqual(await readBytes(s, 8), hex('00 5b 0000 00000000'));
+  assert.ok(await closedWithin(s));
+  const line = await gw.accessLog((l) => l.protocol === 'socks4');
+  assert.equal(line?.rep, 2);
+  assert.equal(line?.userid, 'alice');
+  assert.equal(line?.user, undefined);
+  // SOCKS5 with the password still works on the same port.
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 2_000, { userId: 'alice', password: 'pw' });
+  socket.destroy();
+});
+
+test('SOCKS4 with allow_anonymous is served next to authenticated SOCKS5', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'pw' }], allow_anonymous: true } });
+  t.after(() => gw.close());
+  const s = await rawClient(gw.port);
+  t.after(() => s.destroy());
+  s.write(Buffer.concat([hex(`04 01 ${portHex(echo.port)} 7f000001 00`), Buffer.from('early')]));
+  const reply = await readBytes(s, 8);
+  assert.equal(reply[1], 0x5a);
+  assert.equal((await readBytes(s, 5)).toString(), 'early');
+});
+
+test('SOCKS4 BIND: first reply names the listener, second the peer, then bytes both ways', async (t) => {
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const s = await rawClient(gw.port);
+  t.after(() => s.destroy());
+  s.write(hex('04 02 0000 7f000001 00'));
+  const first = await readBytes(s, 8);
+  assert.equal(first[1], 0x5a);
+  const port = first.readUInt16BE(2);
+  assert.notEqual(port, 0);
+  const peer = connect({ host: '127.0.0.1', port });
+  t.after(() => peer.destroy());
+  await once(peer, 'connect');
+  const second = await readBytes(s, 8);
+  assert.equal(second[1], 0x5a);
+  assert.equal(second.readUInt16BE(2), peer.localPort);
+  assert.deepEqual([...second.subarray(4)], [127, 0, 0, 1]);
+  peer.write('from peer');
+  assert.equal((await readBytes(s, 9)).toString(), 'from peer');
+  s.write('from client');
+  assert.equal((await readBytes(peer, 11)).toString(), 'from client');
+});
+
+test('listen.protocols restricts a listener: a client speaking another protocol is closed', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({ listen: [{ host: '127.0.0.1', port: 0, protocols: ['socks5'] }] });
+  t.after(() => gw.close());
+  const four = await rawClient(gw.port);
+  four.write(hex(`04 01 ${portHex(echo.port)} 7f000001 00`));
+  assert.equal((await readBytes(four, 8)).length, 0);
+  assert.ok(await closedWithin(four));
+  const http = await curl(['-x', `http://127.0.0.1:${gw.port}`, `http://127.0.0.1:${echo.port}/`]);
+  assert.notEqual(http.code, 0);
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 2_000);
+  socket.destroy();
+  assert.ok(await gw.accessLog((l) => l.error === 'socks4 not served on this listener'));
+  assert.ok(await gw.accessLog((l) => l.error === 'http not served on this listener'));
+
+  const httpOnly = await startGateway({ listen: [{ host: '127.0.0.1', port: 0, protocols: ['http'] }] });
+  t.after(() => httpOnly.close());
+  await assert.rejects(socksConnect(httpOnly.port, { host: '127.0.0.1', port: echo.port }, 2_000));
+});
