@@ -1,0 +1,62 @@
+// Cleanup runs once: closeClient twice arms one linger timer and one listener; the relay
+// counts a socket destroyed just before it (closed, its 'close' still to come) once.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, connect, type Socket } from 'node:net';
+import { closeClient } from '../../src/server/close.js';
+import { relay } from '../../src/server/relay.js';
+import { listenTracked } from '../helpers/servers.js';
+import { startEchoServer } from '../helpers/index.js';
+
+/** A connected pair: [the accepted side, the client side]. */
+async function pair(t: { after(fn: () => unknown): void }): Promise<[Socket, Socket]> {
+  const accepted: Socket[] = [];
+  const server = createServer({ allowHalfOpen: true }, (s) => accepted.push(s));
+  const { port, close } = await listenTracked(server);
+  t.after(() => close());
+  const client = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  await once(client, 'connect');
+  while (accepted.length === 0) await new Promise((r) => setImmediate(r));
+  t.after(() => client.destroy());
+  return [accepted[0]!, client];
+}
+
+test('closeClient is idempotent: one linger timer, one close listener, one end', async (t) => {
+  const [server, client] = await pair(t);
+  const listeners = server.listenerCount('close');
+  const timers = t.mock.method(globalThis, 'setTimeout');
+  closeClient(server, Buffer.from('bye'));
+  closeClient(server, Buffer.from('bye'));
+  closeClient(server);
+  assert.equal(timers.mock.callCount(), 1);
+  timers.mock.restore();
+  assert.equal(server.listenerCount('close'), listeners + 1);
+  let got = '';
+  client.on('data', (c: Buffer) => (got += c.toString()));
+  await once(client, 'end');
+  assert.equal(got, 'bye');
+  client.destroy();
+  await once(server, 'close');
+});
+
+test('the relay resolves only once both sockets are closed, even when one was destroyed before it started', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const [server, client] = await pair(t);
+  const remote = connect({ port: echo.port, host: '127.0.0.1', allowHalfOpen: true });
+  t.after(() => remote.destroy());
+  await once(remote, 'connect');
+  // The client half-closes; its side is read to the end and destroyed: `closed` is true now,
+  // and its 'close' event is still to come.
+  client.end();
+  server.resume();
+  await once(server, 'end');
+  server.pause();
+  server.destroy();
+  assert.ok(server.closed);
+  const result = await relay(server, remote, { idleTimeout: 0 });
+  assert.equal(result.reason, 'closed');
+  // Counted twice, the relay would resolve on the first socket's 'close' with the remote still open.
+  assert.ok(remote.closed, 'the remote is closed when the relay resolves');
+});
