@@ -1,0 +1,50 @@
+// The registry of open connections (what the admin API lists and kills), filled by the pipeline.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { closedWithin, rawClient, readBytes, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
+
+test('open connections are listed with protocol, user, destination, rule and live bytes; kill ends both sides and logs', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({
+    auth: { users: [{ username: 'alice', password: 'pw' }] },
+    rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }],
+  });
+  t.after(() => gw.close());
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 2_000, { userId: 'alice-session-K1', password: 'pw' });
+  t.after(() => socket.destroy());
+  socket.write('12345');
+  await once(socket, 'data');
+  const tunnel = await rawClient(gw.port);
+  t.after(() => tunnel.destroy());
+  const auth = Buffer.from('alice:pw').toString('base64');
+  tunnel.write(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nProxy-Authorization: Basic ${auth}\r\n\r\nabc`);
+  await readBytes(tunnel, 39 + 3);
+
+  const list = gw.gw.connections.list();
+  assert.equal(list.length, 2);
+  const socks = list.find((c) => c.protocol === 'socks5');
+  const http = list.find((c) => c.protocol === 'http');
+  assert.ok(socks && http, JSON.stringify(list));
+  assert.equal(socks.user, 'alice');
+  assert.equal(socks.command, 'connect');
+  assert.equal(socks.dest, `127.0.0.1:${echo.port}`);
+  assert.equal(socks.rule, 'lo');
+  assert.equal(socks.outbound, 'direct');
+  assert.equal(socks.up, 5);
+  assert.equal(socks.down, 5);
+  assert.equal(socks.client, `127.0.0.1:${socket.localPort}`);
+  assert.equal(http.user, 'alice');
+  assert.equal(http.up, 3);
+
+  assert.equal(gw.gw.connections.kill(socks.id, 'killed by test'), true);
+  assert.ok(await closedWithin(socket));
+  const line = await gw.accessLog((l) => l.protocol === 'socks5' && l.error === 'killed by test');
+  assert.ok(line);
+  assert.equal(line.up, 5);
+  assert.equal(gw.gw.connections.kill(socks.id), false, 'gone from the registry');
+  assert.equal(gw.gw.connections.list().length, 1);
+  tunnel.write('more');
+  assert.equal((await readBytes(tunnel, 4)).toString(), 'more', 'the other connection is untouched');
+});
