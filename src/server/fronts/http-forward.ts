@@ -4,6 +4,7 @@
 // The client connection stays alive for the next request; the origin connection does not.
 
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { finished } from 'node:stream';
 import { ProtocolError, Rep, toRep } from '../../errors.js';
 import type { Connection } from '../../outbound/types.js';
 import type { ClientConnection } from '../client.js';
@@ -57,13 +58,25 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
   } catch (err) {
     req.resume(); // a body nobody forwards is read and dropped, so the next request can follow
     refuse(ctx, err);
-    if (!res.closed) await new Promise((resolve) => res.once('close', resolve));
+    await done(res);
     conn.logRequest(record, started);
     return;
   }
   record.rep = Rep.SUCCEEDED;
-  await relayMessage(conn, req, res, url, origin, record);
+  if (res.destroyed || conn.socket.destroyed) {
+    // The client left while the origin was being dialed: nobody reads the answer.
+    origin.socket.destroy();
+    origin.release?.();
+    record.error ??= 'client closed the connection';
+  } else {
+    await relayMessage(conn, req, res, url, origin, record);
+  }
   conn.logRequest(record, started);
+}
+
+/** Resolves once the response is complete or cut off (at once when it already is). */
+function done(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => finished(res, () => resolve()));
 }
 
 /** One request to the origin and its response back; resolves when the client's response is done. */
@@ -103,7 +116,7 @@ function relayMessage(
       }
     });
     req.pipe(out);
-    res.once('close', () => {
+    void done(res).then(() => {
       record.up = socket.bytesWritten;
       record.down = socket.bytesRead + (origin.head?.length ?? 0);
       socket.destroy();
