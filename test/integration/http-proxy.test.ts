@@ -144,3 +144,24 @@ test('hop-by-hop headers are not forwarded; end-to-end ones are; bodies go both 
   const line = await gw.accessLog((l) => l.protocol === 'http' && l.status === 200);
   assert.ok(Number(line?.up) > 100_000);
 });
+
+test('a client that leaves before the origin answers: the request is logged, the origin connection closed', async (t) => {
+  const { createServer } = await import('node:http');
+  const { listenTracked } = await import('../helpers/servers.js');
+  let originClosed!: () => void;
+  const closedOrigin = new Promise<void>((resolve) => (originClosed = resolve));
+  const origin = createServer((req) => req.socket.once('close', () => originClosed())); // never answers
+  const o = await listenTracked(origin);
+  t.after(() => o.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const s = await rawClient(gw.port);
+  s.write(`GET http://127.0.0.1:${o.port}/slow HTTP/1.1\r\nHost: 127.0.0.1:${o.port}\r\n\r\n`);
+  await new Promise((r) => setTimeout(r, 200));
+  s.destroy();
+  const line = await gw.accessLog((l) => l.protocol === 'http' && l.dest === `127.0.0.1:${o.port}`);
+  assert.equal(line?.rep, 0);
+  assert.equal(line?.status, undefined, 'no status: nothing was answered');
+  await Promise.race([closedOrigin, new Promise((_, reject) => setTimeout(() => reject(new Error('origin connection left open')), 3_000))]);
+  assert.equal(gw.gw.connections.list().length, 0);
+});
