@@ -165,3 +165,19 @@ test('a client that leaves before the origin answers: the request is logged, the
   await Promise.race([closedOrigin, new Promise((_, reject) => setTimeout(() => reject(new Error('origin connection left open')), 3_000))]);
   assert.equal(gw.gw.connections.list().length, 0);
 });
+
+test('shutdown closes idle keep-alive clients instead of waiting out the drain for them', async (t) => {
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const gw = await startGateway({ limits: { drain_timeout: '60s' } });
+  t.after(() => gw.close());
+  const s = await rawClient(gw.port);
+  t.after(() => s.destroy());
+  s.write(`GET ${web.url}/idle HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+  const head = (await readBytes(s, 12)).toString();
+  assert.equal(head, 'HTTP/1.1 200');
+  await gw.accessLog((l) => l.status === 200);
+  const closing = gw.gw.close(); // the drain_timeout of 60s, not 0
+  const outcome = await Promise.race([closing.then(() => 'closed'), new Promise((r) => setTimeout(() => r('still draining'), 10_000))]);
+  assert.equal(outcome, 'closed');
+});

@@ -62,6 +62,11 @@ export class HttpFront {
     set.add(done);
   }
 
+  /** Shutdown: keep-alive clients waiting for their next request are closed, so they do not hold the drain. */
+  closeIdle(): void {
+    this.#server.closeIdleConnections();
+  }
+
   close(): void {
     this.#server.close();
   }
