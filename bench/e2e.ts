@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { existsSync } from 'node:fs';
 import { startDnsServer, type DnsRecord } from '../test/helpers/dns-server.js';
 import { startDante, startMicrosocks } from '../test/helpers/upstreams.js';
-import { closeServer, directConnect, echoServer, fmt, listen, sinkServer, socksConnect, within, type Connector } from './lib.js';
+import { closeServer, directConnect, echoServer, fmt, httpConnect, listen, sinkServer, socksConnect, within, type Connector } from './lib.js';
 import { startGatewayProcess, startMinimalRelayProcess } from './processes.js';
 
 const TOTAL = 512 * 1024 * 1024; // bytes per throughput run, split over the streams
@@ -63,6 +63,7 @@ export async function run(): Promise<void> {
     ['direct', directConnect, 0],
     ['minimal relay', socksConnect, relay.port],
     ['socksgate', socksConnect, gw.port],
+    ['socksgate http', httpConnect, gw.port], // the same gateway, HTTP CONNECT on the same port
   ];
   if (dante) targets.push(['dante', socksConnect, dante.port]);
   if (micro) targets.push(['microsocks', (p, d) => socksConnect(p, d, '127.0.0.1', true), micro.port]);

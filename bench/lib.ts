@@ -84,6 +84,25 @@ export async function socksConnect(proxyPort: number, destPort: number, destHost
   return s;
 }
 
+/** HTTP CONNECT (RFC 9110 §9.3.6); resolves once the 200 head is in, bytes behind it put back. */
+export async function httpConnect(proxyPort: number, destPort: number, destHost = '127.0.0.1'): Promise<Socket> {
+  const s = connect({ host: '127.0.0.1', port: proxyPort, allowHalfOpen: true });
+  s.setNoDelay(true);
+  await once(s, 'connect');
+  s.write(`CONNECT ${destHost}:${destPort} HTTP/1.1\r\nHost: ${destHost}:${destPort}\r\n\r\n`);
+  let got = Buffer.alloc(0);
+  let end = -1;
+  while ((end = got.indexOf('\r\n\r\n')) === -1) {
+    const [chunk] = (await once(s, 'data')) as [Buffer];
+    got = Buffer.concat([got, chunk]);
+  }
+  if (!got.subarray(0, 12).toString().startsWith('HTTP/1.1 200')) throw new Error(`CONNECT answered ${got.subarray(0, 12).toString()}`);
+  s.pause();
+  const rest = got.subarray(end + 4);
+  if (rest.length > 0) s.unshift(rest);
+  return s;
+}
+
 /** Rejects when `work` takes longer than `ms`: a relay that hangs must not hang the benchmark. */
 export function within<T>(ms: number, what: string, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
