@@ -106,3 +106,17 @@ test('listen.protocols restricts a listener: a client speaking another protocol 
   t.after(() => httpOnly.close());
   await assert.rejects(socksConnect(httpOnly.port, { host: '127.0.0.1', port: echo.port }, 2_000));
 });
+
+test('handshake_timeout bounds a SOCKS4 request that trickles in, however active the client is', async (t) => {
+  const gw = await startGateway({ limits: { handshake_timeout: '1s' } });
+  t.after(() => gw.close());
+  const s = await rawClient(gw.port);
+  t.after(() => s.destroy());
+  s.write(hex('04 01 0050 7f000001'));
+  const timer = setInterval(() => s.write('a'), 100); // a USERID that never ends, 1 byte at a time
+  t.after(() => clearInterval(timer));
+  assert.ok(await closedWithin(s, 5_000));
+  clearInterval(timer);
+  const line = await gw.accessLog((l) => l.protocol === 'socks4');
+  assert.equal(line?.error, 'handshake timeout');
+});
