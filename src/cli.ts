@@ -11,6 +11,7 @@ import { routeCommand } from './route-command.js';
 import { readPassword } from './password-prompt.js';
 import { hashPassword } from './server/auth.js';
 import { exitOnUnexpected } from './unexpected.js';
+import { clusterWorker, isClusterPrimary, runPrimary } from './cluster.js';
 
 const USAGE = `usage:
   socksgate [--config FILE] [--watch]      run the gateway
@@ -73,25 +74,29 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
     for (const issue of err.issues) console.error(issue);
     return 1;
   }
-  const log = createLogger(config.log);
+  const worker = clusterWorker();
+  if (!worker && isClusterPrimary(config)) return runPrimary(config, { path, watch: watchFiles });
+  const log = worker ? createLogger(config.log).child(worker.bindings) : createLogger(config.log);
   const metrics = new Metrics({ defaults: true });
   let started: Gateway | undefined;
   exitOnUnexpected(log, metrics, () => started);
   // SIGHUP, --watch and POST /api/reload share one reload path (the gateway's controller).
-  const starting = Gateway.start(config, { log, metrics });
+  const starting = Gateway.start(config, { log, metrics, admin: !worker });
   const reload = (why: string): void => {
     void starting.then((gateway) => gateway.reloader.reload(why), () => {}); // start-up failure: run() reports it
   };
   // Armed before start-up reads the list files, and before "listening" is logged: a change
   // made after the config was read is seen (it reloads once the gateway is up).
-  const watcher = watchFiles && !config.source.startsWith('<') ? new ConfigWatcher(() => reload('watch')) : undefined;
+  // In a cluster worker the primary watches and forwards reloads (src/cluster.ts).
+  const watcher = watchFiles && !worker && !config.source.startsWith('<') ? new ConfigWatcher(() => reload('watch')) : undefined;
   watcher?.watch(config);
-  process.on('SIGHUP', () => reload('SIGHUP'));
+  if (!worker) process.on('SIGHUP', () => reload('SIGHUP'));
   const gateway = await starting.catch((err: unknown) => {
     watcher?.close();
     throw err;
   });
   started = gateway;
+  worker?.serve(metrics.registry, reload);
   // Re-armed after every attempt: a file replaced by rename (editors, Kubernetes
   // ConfigMaps swapping a symlink) is a new file, and a fix must be seen after a bad edit.
   gateway.reloader.onSettled(() => watcher?.watch(gateway.config));
@@ -106,6 +111,7 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   });
   await gateway.close();
   log.info('stopped');
+  worker?.stopped();
   return 0;
 }
 

@@ -25,6 +25,8 @@ export interface GatewayOptions {
   metrics?: Metrics;
   /** Bytes of UDP datagrams all associations together may hold; GATEWAY_UDP_BYTES by default. */
   udpBufferBytes?: number;
+  /** False in a cluster worker: the primary runs the admin listener (src/cluster.ts). */
+  admin?: boolean;
 }
 
 /** Builds everything one config needs. Reuses the DNS cache when the dns section did not change. */
@@ -98,7 +100,7 @@ export class Gateway {
     const gw = new Gateway(await buildSnapshot(config, opts.log), opts);
     try {
       for (const l of config.listen) gw.#servers.push(await gw.#listen(l));
-      if (config.metrics) gw.#admin = await startAdmin(config.metrics, gw);
+      if (config.metrics && opts.admin !== false) gw.#admin = await startAdmin(config.metrics, gw);
     } catch (err) {
       await gw.close(0);
       throw err;

@@ -108,7 +108,9 @@ function bindBeside(tcp: Socket): Promise<DgramSocket> {
       reject(err);
     };
     udp.once('error', onError);
-    udp.bind(0, local, () => {
+    // Exclusive: in a cluster worker a shared bind would hand every worker the same
+    // socket (the primary keys port-0 binds by address and per-worker index).
+    udp.bind({ port: 0, address: local, exclusive: true }, () => {
       udp.off('error', onError);
       resolve(udp);
     });

@@ -1,0 +1,244 @@
+// `workers: N | auto`: N processes sharing the listeners through node:cluster.
+//
+// The primary holds no connections. It forks the workers, forwards reloads (SIGHUP,
+// --watch) to every one of them, replaces a worker that dies, drains them all on
+// SIGTERM/SIGINT, and runs the admin listener: /metrics there is the sum over workers
+// (prom-client's AggregatorRegistry asks each worker for its registry over IPC). It
+// lives in the primary because the primary outlives any worker, so a scrape never
+// depends on one worker being up. The per-connection admin API needs one process's
+// open connections and is not served by the primary.
+//
+// `workers: 1` (or `auto` on one core) never reaches this module's primary path:
+// the process runs the gateway itself, as without a cluster.
+import cluster, { type Worker } from 'node:cluster';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { loadConfig } from './config/load.js';
+import type { Config, MetricsConfig } from './config/types.js';
+import { ConfigWatcher } from './config/watch.js';
+import { ConfigError } from './errors.js';
+import { createLogger } from './observe/logger.js';
+
+/** Messages between the primary and its workers (IPC, JSON). */
+type ToWorker = { socksgate: 'reload'; why: string };
+type ToPrimary = { socksgate: 'ready' };
+
+/** A worker that started this recently and died is restarted after a pause, not in a loop. */
+const RESTART_PAUSE_MS = 1_000;
+
+/** How many processes `workers` asks for: `auto` is one per core the process may use. */
+export function workerCount(workers: Config['workers']): number {
+  return workers === 'auto' ? availableParallelism() : workers;
+}
+
+/** True when this process should fork workers instead of serving itself. */
+export function isClusterPrimary(config: Config): boolean {
+  return cluster.isPrimary && workerCount(config.workers) > 1;
+}
+
+/** What a worker does for its primary; undefined outside a cluster. */
+export interface ClusterWorker {
+  /** Log bindings that tell the workers' lines apart. */
+  readonly bindings: { worker: number; pid: number };
+  /** Answers the primary's metric requests from `registry`, reloads on its word, reports ready. */
+  serve(registry: Registry, reload: (why: string) => void): void;
+  /** Closes the IPC channel once the gateway stopped, so the process can exit. */
+  stopped(): void;
+}
+
+export function clusterWorker(): ClusterWorker | undefined {
+  const self = cluster.worker;
+  if (!cluster.isWorker || !self) return undefined;
+  return {
+    bindings: { worker: self.id, pid: process.pid },
+    serve(registry, reload) {
+      AggregatorRegistry.setRegistries([registry]);
+      new AggregatorRegistry(); // installs the worker's answer to metric requests
+      process.on('message', (msg: Partial<ToWorker>) => {
+        if (msg.socksgate === 'reload') reload(msg.why ?? 'primary');
+      });
+      // Reloads come from the primary. A SIGHUP sent to the whole process group must
+      // neither reload this worker twice nor end it (the signal's default action).
+      process.on('SIGHUP', () => {});
+      send({ socksgate: 'ready' });
+    },
+    stopped() {
+      if (self.isConnected()) self.disconnect();
+    },
+  };
+}
+
+function send(msg: ToPrimary): void {
+  process.send?.(msg);
+}
+
+/** Runs the primary until SIGTERM/SIGINT has drained every worker; the exit code. */
+export async function runPrimary(config: Config, opts: { path: string | undefined; watch: boolean }): Promise<number> {
+  const log = createLogger(config.log).child({ role: 'primary' });
+  const size = workerCount(config.workers);
+  // Signals are taken from the start: a SIGHUP while workers boot must not end the process.
+  const stopSignal = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  const workers = superviseWorkers(log, size);
+  const watcher = forwardReloads(log, config, opts);
+  const failed = await Promise.race([workers.started, stopSignal.then(() => undefined)]);
+  if (failed) {
+    log.error({ worker: failed.id, code: failed.process.exitCode }, 'a worker failed to start');
+    workers.kill();
+    watcher?.close();
+    return 1;
+  }
+  const admin = config.metrics ? await startClusterAdmin(config.metrics, workers.allReady) : undefined;
+  log.info({ workers: size, pids: liveWorkers().map((w) => w.process.pid), admin: admin ? address(admin) : undefined }, 'workers listening');
+
+  const signal = await stopSignal;
+  watcher?.close();
+  log.info({ signal, workers: liveWorkers().length }, 'stopping: draining every worker');
+  // A second signal stops at once (PRODUCT.md "Command line").
+  const now = (): void => {
+    workers.kill();
+    process.exit(1);
+  };
+  process.once('SIGTERM', now);
+  process.once('SIGINT', now);
+  await workers.drain();
+  admin?.closeAllConnections();
+  admin?.close();
+  log.info('stopped');
+  return 0;
+}
+
+/** Forks `size` workers and keeps that many running until drain() or kill(). */
+function superviseWorkers(log: Logger, size: number) {
+  const ready = new Set<Worker>();
+  const born = new Map<Worker, number>();
+  let stopping = false;
+  // Registered before allReady's listener, so a worker is in `ready` when that one looks.
+  cluster.on('message', (w: Worker, msg: Partial<ToPrimary>) => {
+    if (msg.socksgate === 'ready') ready.add(w);
+  });
+  const fork = (): Worker => {
+    const w = cluster.fork();
+    born.set(w, Date.now());
+    return w;
+  };
+  const first = Array.from({ length: size }, fork);
+  // Start-up: every worker must come up, or the process fails as one process would
+  // (a port in use, a list file that vanished between load and fork).
+  const started = allReady(first, ready).then((failed) => {
+    if (!failed) cluster.on('exit', replace);
+    return failed;
+  });
+  const replace = (w: Worker, code: number | null, signal: string | null): void => {
+    ready.delete(w);
+    const lived = Date.now() - (born.get(w) ?? 0);
+    born.delete(w);
+    if (stopping) return;
+    log.warn({ worker: w.id, pid: w.process.pid, code, signal }, 'worker exited; starting a replacement');
+    setTimeout(() => stopping || fork(), lived < RESTART_PAUSE_MS ? RESTART_PAUSE_MS : 0);
+  };
+  return {
+    started,
+    allReady: (): boolean => liveWorkers().every((w) => ready.has(w)),
+    kill(): void {
+      stopping = true;
+      for (const w of liveWorkers()) w.process.kill('SIGKILL');
+    },
+    /** SIGTERM to every worker (each drains as a single process does); resolves when all exited. */
+    drain(): Promise<void> {
+      stopping = true;
+      const exits = liveWorkers().map((w) => {
+        const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+        w.process.kill('SIGTERM');
+        return exited;
+      });
+      return Promise.all(exits).then(() => {});
+    },
+  };
+}
+
+/** SIGHUP and --watch reach every worker; each loads, validates and logs the outcome itself. */
+function forwardReloads(log: Logger, config: Config, opts: { path: string | undefined; watch: boolean }): ConfigWatcher | undefined {
+  let current = config;
+  const watcher = opts.watch && !config.source.startsWith('<') ? new ConfigWatcher(() => reload('watch')) : undefined;
+  const reload = (why: string): void => {
+    for (const w of liveWorkers()) w.send({ socksgate: 'reload', why } satisfies ToWorker);
+    // The primary's own copy only decides which files to watch next.
+    loadConfig({ path: opts.path ?? current.source })
+      .then((next) => {
+        if (workerCount(next.workers) !== workerCount(current.workers)) log.warn('the number of workers changes after a restart');
+        current = next;
+      })
+      .catch((err: unknown) => {
+        if (!(err instanceof ConfigError)) log.error({ err }, 'reload: reading the configuration failed');
+      })
+      .finally(() => watcher?.watch(current));
+  };
+  process.on('SIGHUP', () => reload('SIGHUP'));
+  watcher?.watch(current);
+  return watcher;
+}
+
+function liveWorkers(): Worker[] {
+  return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
+}
+
+/** Resolves undefined once every worker is ready, or with the first that exits before. */
+function allReady(workers: Worker[], ready: Set<Worker>): Promise<Worker | undefined> {
+  return new Promise((resolve) => {
+    const check = (): void => {
+      if (workers.every((w) => ready.has(w))) finish(undefined);
+    };
+    const onExit = (w: Worker): void => {
+      if (workers.includes(w) && !ready.has(w)) finish(w);
+    };
+    const finish = (failed: Worker | undefined): void => {
+      cluster.off('message', check);
+      cluster.off('exit', onExit);
+      resolve(failed);
+    };
+    cluster.on('message', check);
+    cluster.on('exit', onExit);
+  });
+}
+
+/** The primary's admin listener: summed /metrics, /healthz, /readyz (every worker listening). */
+async function startClusterAdmin(cfg: MetricsConfig, allListening: () => boolean): Promise<Server> {
+  const registry = new AggregatorRegistry();
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET') {
+      res.writeHead(405).end();
+    } else if (path === '/metrics') {
+      registry.clusterMetrics().then(
+        (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+        (err: unknown) => res.writeHead(500).end(String(err)),
+      );
+    } else if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else if (path === '/readyz') {
+      const ok = allListening();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : 'starting\n');
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(cfg.port, cfg.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}
+
+function address(server: Server): string {
+  const a = server.address() as AddressInfo;
+  return `${a.address}:${a.port}`;
+}
