@@ -1,109 +1,142 @@
-// End to end through the gateway vs straight to the server vs a minimal Node relay:
-// throughput with 1 and 8 streams, and connections per second. The relays run in
-// processes of their own; the clients and servers share this one.
-import { once } from 'node:events';
-import type { Socket } from 'node:net';
-import { existsSync } from 'node:fs';
-import { startDnsServer, type DnsRecord } from '../test/helpers/dns-server.js';
-import { startDante, startMicrosocks } from '../test/helpers/upstreams.js';
-import { closeServer, directConnect, echoServer, fmt, httpConnect, listen, sinkServer, socksConnect, within, type Connector } from './lib.js';
-import { startGatewayProcess, startMinimalRelayProcess } from './processes.js';
+// The figures of issue 13, in one run: direct, a bare Node relay (`a.pipe(b)`), Dante,
+// microsocks and socksgate (2 rules, access log at info, metrics listener on), each
+// relay alone in its process pinned to core 0, the C load generator on core 1.
+//
+// Env: BENCH_BYTES (bytes per throughput run, default 1 GiB), BENCH_REPEAT (median of,
+// default 3), BENCH_SECONDS (cycles run, default 5), BENCH_IDLE (idle connections for
+// KiB/conn, default 10 000 or what the hard descriptor limit allows), BENCH_PROFILE=DIR (then one more cycles run with socksgate
+// under --cpu-prof: the profile lands in DIR and its top functions are printed).
+import { fmt } from './lib.js';
+import { buildLoadgen, DIRECT, Loadgen, type TargetPorts, type Via } from './loadgen.js';
+import { lagP99Ms, median, printTable, type Column, type Row } from './report.js';
+import {
+  NOFILE,
+  startDanteProcess,
+  startGatewayProcess,
+  startMicrosocksProcess,
+  startMinimalRelayProcess,
+  treeRssKiB,
+  type RelayProcess,
+} from './processes.js';
+import { printProfile } from './profile.js';
 
-const TOTAL = 512 * 1024 * 1024; // bytes per throughput run, split over the streams
-const CPS_CONNECTIONS = 3_000;
-const CPS_CONCURRENCY = 50;
+export const BYTES = Number(process.env.BENCH_BYTES ?? 1024 ** 3);
+const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
+export const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+/** 10 000 where the descriptor limit allows; a relay needs two per connection, and a few more. */
+const IDLE = Number(process.env.BENCH_IDLE ?? Math.min(10_000, Math.floor((NOFILE - 200) / 200) * 100));
+const PROFILE = process.env.BENCH_PROFILE;
+const CONCURRENCY = 50;
+const UDP_IN_FLIGHT = 32;
 
-async function pushAll(s: Socket, bytes: number): Promise<void> {
-  const block = Buffer.alloc(256 * 1024, 0x61);
-  for (let sent = 0; sent < bytes; sent += block.length) if (!s.write(block)) await once(s, 'drain');
-  s.end();
-  s.resume();
-  await once(s, 'end');
-  s.destroy();
+const ROWS: Row[] = [
+  { key: 'up1', label: 'up, 1 stream (MB/s)' },
+  { key: 'down1', label: 'down, 1 stream (MB/s)' },
+  { key: 'down8', label: 'down, 8 streams (MB/s)' },
+  { key: 'cycles', label: 'cycles/s' },
+  { key: 'kib', label: `KiB/conn (idle, at ${fmt(IDLE, 0)})`, lowerIsBetter: true },
+  { key: 'udp', label: 'UDP rt/s (512 B, 32 in flight)' },
+  { key: 'lag', label: 'event-loop lag p99, cycles run (ms)', lowerIsBetter: true },
+];
+
+/** Runs `fn` and prints why it failed instead of stopping the whole bench. */
+export async function attempt<T>(what: string, fn: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await fn();
+  } catch (err) {
+    console.log(`  ${what}: ${(err as Error).message.split('\n')[0]}`);
+    return undefined;
+  }
 }
 
-async function throughput(connectTo: Connector, proxyPort: number, sinkPort: number, streams: number): Promise<number> {
-  const sockets = await Promise.all(Array.from({ length: streams }, () => connectTo(proxyPort, sinkPort)));
-  const start = performance.now();
-  await Promise.all(sockets.map((s) => pushAll(s, TOTAL / streams)));
-  return TOTAL / 1024 / 1024 / ((performance.now() - start) / 1000); // MiB/s
+/** MB/s of one direction, median of REPEAT runs. */
+export async function throughput(lg: Loadgen, via: Via, ports: TargetPorts, dir: 'up' | 'down', streams: number): Promise<number> {
+  const runs: number[] = [];
+  for (let i = 0; i < REPEAT; i++) {
+    const target = dir === 'up' ? ports.sink : ports.source;
+    runs.push((await lg.run([dir, via.kind, via.port, target, BYTES, streams], 240_000)).MBps!);
+  }
+  return median(runs);
 }
 
-async function connectionsPerSecond(connectTo: Connector, proxyPort: number, echoPort: number): Promise<number> {
-  let started = 0;
-  const one = async (): Promise<void> => {
-    const s = await connectTo(proxyPort, echoPort);
-    s.write('x');
-    s.resume();
-    await once(s, 'data');
-    s.destroy();
-  };
-  const worker = async (): Promise<void> => {
-    while (started < CPS_CONNECTIONS) {
-      started++;
-      await one();
-    }
-  };
-  const start = performance.now();
-  await Promise.all(Array.from({ length: CPS_CONCURRENCY }, worker));
-  return CPS_CONNECTIONS / ((performance.now() - start) / 1000);
+export async function cycles(lg: Loadgen, via: Via, ports: TargetPorts, seconds = SECONDS): Promise<number> {
+  const r = await lg.run(['cycles', via.kind, via.port, ports.echo, CONCURRENCY, seconds], seconds * 1000 + 60_000);
+  if (r.errors! > 0 || r.mismatches! > 0) console.log(`  (${r.errors} failed cycles, ${r.mismatches} mismatched echoes)`);
+  return r.per_s!;
+}
+
+/** RSS growth of the relay (and its children) per idle relayed connection, in KiB. */
+async function idleKiB(lg: Loadgen, relay: RelayProcess, ports: TargetPorts): Promise<number> {
+  const before = await treeRssKiB(relay.pid);
+  const h = await lg.hold({ kind: relay.kind, port: relay.port }, ports.echo, IDLE);
+  await new Promise((r) => setTimeout(r, 1_000)); // let the relay settle (lazy allocations, GC)
+  const during = await treeRssKiB(relay.pid);
+  const after = await h.release();
+  if (h.held.held !== IDLE || after.mismatches! > 0 || after.verified !== IDLE) {
+    console.log(`  (${relay.name}: held ${h.held.held} of ${IDLE}, then ${after.verified} echoed back, ${after.mismatches} mismatched)`);
+  }
+  return (during - before) / h.held.held!;
+}
+
+export async function udp(lg: Loadgen, port: number, ports: TargetPorts): Promise<number> {
+  return (await lg.run(['udp', port, ports.udp, UDP_IN_FLIGHT, 3], 60_000)).per_s!;
+}
+
+async function measure(lg: Loadgen, ports: TargetPorts, name: string, relay: RelayProcess | undefined, udpToo: boolean): Promise<Column> {
+  const via: Via = relay ? { kind: relay.kind, port: relay.port } : DIRECT;
+  const col: Column = { name, values: {} };
+  const v = col.values;
+  v.up1 = await attempt(`${name} up`, () => throughput(lg, via, ports, 'up', 1));
+  v.down1 = await attempt(`${name} down`, () => throughput(lg, via, ports, 'down', 1));
+  v.down8 = await attempt(`${name} down x8`, () => throughput(lg, via, ports, 'down', 8));
+  if (relay?.metricsPort) await lagP99Ms(relay.metricsPort); // the scrape resets the histogram
+  v.cycles = await attempt(`${name} cycles`, () => cycles(lg, via, ports));
+  if (relay?.metricsPort) v.lag = await attempt(`${name} lag`, () => lagP99Ms(relay.metricsPort!));
+  if (relay) v.kib = await attempt(`${name} KiB/conn`, () => idleKiB(lg, relay, ports));
+  if (udpToo) v.udp = await attempt(`${name} UDP`, () => udp(lg, relay?.port ?? 0, ports));
+  return col;
+}
+
+async function withRelay(start: () => Promise<RelayProcess | undefined>, what: string, fn: (r: RelayProcess) => Promise<Column>): Promise<Column | undefined> {
+  const relay = await attempt(`${what} start`, start);
+  if (!relay) return undefined;
+  try {
+    return await fn(relay);
+  } finally {
+    await relay.stop();
+  }
+}
+
+/** socksgate under --cpu-prof through one cycles run; the profile's top functions. */
+async function profileCycles(lg: Loadgen, ports: TargetPorts, dir: string): Promise<void> {
+  const gw = await startGatewayProcess({ nodeFlags: ['--cpu-prof', '--cpu-prof-dir', dir] });
+  try {
+    await cycles(lg, { kind: gw.kind, port: gw.port }, ports);
+  } finally {
+    await gw.stop(); // the profile is written as the process exits
+  }
+  await printProfile(dir);
 }
 
 export async function run(): Promise<void> {
-  const sink = sinkServer();
-  const echo = echoServer();
-  const [sinkPort, echoPort] = [await listen(sink), await listen(echo)];
-  const relay = await startMinimalRelayProcess();
-  const gw = await startGatewayProcess();
-  // The C servers users compare with, when installed (the test dependencies bring them).
-  const dante = existsSync('/usr/sbin/danted') ? await startDante({ host: '127.0.0.1' }) : undefined;
-  const micro = existsSync('/usr/bin/microsocks') ? await startMicrosocks({ host: '127.0.0.1' }) : undefined;
-
-  const targets: Array<[string, Connector, number]> = [
-    ['direct', directConnect, 0],
-    ['minimal relay', socksConnect, relay.port],
-    ['socksgate', socksConnect, gw.port],
-    ['socksgate http', httpConnect, gw.port], // the same gateway, HTTP CONNECT on the same port
-  ];
-  if (dante) targets.push(['dante', socksConnect, dante.port]);
-  if (micro) targets.push(['microsocks', (p, d) => socksConnect(p, d, '127.0.0.1', true), micro.port]);
-  const rows: Record<string, number[]> = {};
-  for (const [name, connectTo, port] of targets) {
-    try {
-      rows[name] = [
-        await within(60_000, `${name} 1 stream`, throughput(connectTo, port, sinkPort, 1)),
-        await within(60_000, `${name} 8 streams`, throughput(connectTo, port, sinkPort, 8)),
-        await within(60_000, `${name} conn/s`, connectionsPerSecond(connectTo, port, echoPort)),
-      ];
-    } catch (err) {
-      console.log(`  ${name}: ${(err as Error).message}`);
-    }
+  const lg = new Loadgen(await buildLoadgen());
+  const targets = await lg.serve();
+  const { ports } = targets;
+  try {
+    console.log(`throughput: ${fmt(BYTES / 1024 ** 3, 2)} GiB per run, median of ${REPEAT}; cycles: ${SECONDS} s, ${CONCURRENCY} concurrent`);
+    const columns: Column[] = [await measure(lg, ports, 'direct', undefined, true)];
+    const bare = await withRelay(startMinimalRelayProcess, 'bare relay', (r) => measure(lg, ports, 'bare Node relay', r, false));
+    const dante = await withRelay(startDanteProcess, 'Dante', (r) => measure(lg, ports, 'Dante', r, true));
+    const micro = await withRelay(startMicrosocksProcess, 'microsocks', (r) => measure(lg, ports, 'microsocks', r, false));
+    const gw = await withRelay(() => startGatewayProcess(), 'socksgate', (r) => measure(lg, ports, 'socksgate', r, true));
+    for (const c of [bare, dante, micro, gw]) if (c) columns.push(c);
+    printTable(ROWS, columns, 'socksgate', [
+      ['bare Node relay', 'bare'],
+      ['Dante', 'Dante'],
+      ['direct', 'direct'],
+    ]);
+    if (PROFILE) await profileCycles(lg, ports, PROFILE);
+  } finally {
+    targets.stop();
   }
-  console.log('e2e (each relay in its own process; socksgate logs each connection at info):');
-  console.log('  MiB/s 1 stream | MiB/s 8 streams | conn/s (CONNECT + echo round trip + close, 50 concurrent)');
-  const base = rows['minimal relay']!;
-  for (const [name, r] of Object.entries(rows)) {
-    const ratio = r.map((v, i) => (v / base[i]!).toFixed(2)).join(' / ');
-    console.log(`  ${name.padEnd(14)} ${fmt(r[0]!).padStart(8)} | ${fmt(r[1]!).padStart(8)} | ${fmt(r[2]!, 0).padStart(7)}   (× minimal relay: ${ratio})`);
-  }
-  await Promise.all([gw.stop(), relay.stop(), dante?.close(), micro?.close()]);
-  await domainConnects(echoPort);
-  await Promise.all([closeServer(sink), closeServer(echo)]);
-}
-
-/** CONNECT by name through the gateway, names answered by a local UDP DNS server: warm cache vs a new name each time. */
-async function domainConnects(echoPort: number): Promise<void> {
-  const records: Record<string, DnsRecord> = { 'warm.bench': { A: ['127.0.0.1'], ttl: 3600 } };
-  for (let i = 0; i < CPS_CONNECTIONS; i++) records[`n${i}.bench`] = { A: ['127.0.0.1'], ttl: 3600 };
-  const dns = await startDnsServer(records);
-  const gw = await startGatewayProcess(`dns: { servers: ["127.0.0.1:${dns.port}"] }\n`);
-  const byName = (name: (i: number) => string): Connector => {
-    let i = 0;
-    return (proxyPort, destPort) => socksConnect(proxyPort, destPort, name(i++));
-  };
-  const warm = await connectionsPerSecond(byName(() => 'warm.bench'), gw.port, echoPort);
-  const cold = await connectionsPerSecond(byName((i) => `n${i}.bench`), gw.port, echoPort);
-  console.log(`e2e: CONNECT by name through socksgate: ${fmt(warm, 0)} conn/s warm cache, ${fmt(cold, 0)} conn/s cold (A+AAAA query each)`);
-  await gw.stop();
-  await dns.close();
 }

@@ -46,7 +46,7 @@ function net6(i: number): string {
   return `2001:db8:${(i >>> 16).toString(16)}:${(i & 0xffff).toString(16)}::/64`;
 }
 
-async function writeLists(dir: string, n: number): Promise<void> {
+export async function writeLists(dir: string, n: number): Promise<void> {
   const domains: string[] = ['# generated'];
   for (let i = 0; i < n; i++) {
     if (i % 100 === 99) domains.push(`keyword:kw${i}x`);

@@ -1,0 +1,193 @@
+// The other paths of issue 13, in the same run and with the same load generator as
+// bench/e2e.ts: one upstream hop, 100 000 domains + 100 000 CIDRs loaded, HTTP CONNECT
+// and absolute-form requests (socksgate once its HTTP front answers; apify's proxy-chain
+// as the Node HTTP proxy to compare with), `workers: 2` against one, and CONNECT by name.
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDnsServer, type DnsRecord } from '../test/helpers/dns-server.js';
+import { attempt, cycles, SECONDS, throughput } from './e2e.js';
+import { closeServer, echoServer, fmt, listen, socksConnect, type Connector } from './lib.js';
+import { buildLoadgen, Loadgen, type TargetPorts, type Via } from './loadgen.js';
+import { startGatewayProcess, startMicrosocksProcess, startProxyChainProcess, TWO_RULES, type RelayProcess } from './processes.js';
+import { scrape } from './report.js';
+import { writeLists } from './router.js';
+
+const LIST_SIZE = 100_000;
+const viaOf = (r: RelayProcess): Via => ({ kind: r.kind, port: r.port });
+
+async function using<T>(relay: RelayProcess | undefined, fn: (r: RelayProcess) => Promise<T>): Promise<T | undefined> {
+  if (!relay) return undefined;
+  try {
+    return await fn(relay);
+  } finally {
+    await relay.stop();
+  }
+}
+
+interface Figures {
+  up1?: number;
+  down1?: number;
+  cycles?: number;
+  absolute?: number;
+}
+
+async function basic(lg: Loadgen, ports: TargetPorts, name: string, via: Via): Promise<Figures> {
+  return {
+    up1: await attempt(`${name} up`, () => throughput(lg, via, ports, 'up', 1)),
+    down1: await attempt(`${name} down`, () => throughput(lg, via, ports, 'down', 1)),
+    cycles: await attempt(`${name} cycles`, () => cycles(lg, via, ports)),
+  };
+}
+
+function show(name: string, f: Figures, base?: Figures): void {
+  const part = (k: keyof Figures, unit: string): string | undefined => {
+    const v = f[k];
+    if (v === undefined) return undefined;
+    const b = base?.[k];
+    return `${fmt(v, 0)} ${unit}${b ? ` (${(v / b).toFixed(2)}×)` : ''}`;
+  };
+  const parts = [part('up1', 'MB/s up'), part('down1', 'MB/s down'), part('cycles', 'cycles/s'), part('absolute', 'absolute-form req/s')];
+  console.log(`  ${name.padEnd(34)} ${parts.filter(Boolean).join(' | ')}`);
+}
+
+async function upstreamHop(lg: Loadgen, ports: TargetPorts): Promise<void> {
+  console.log('one upstream hop (microsocks on core 0 beside the gateway):');
+  await using(await startMicrosocksProcess(), async (micro) => {
+    const straight = await basic(lg, ports, 'client → microsocks', viaOf(micro));
+    const yaml = `upstreams: { hop: { type: socks5, host: 127.0.0.1, port: ${micro.port} } }\n${TWO_RULES.replace('action: direct', 'action: hop')}`;
+    const hop = await using(await startGatewayProcess({ yaml }), (gw) => basic(lg, ports, 'socksgate → microsocks', viaOf(gw)));
+    show('client → microsocks', straight);
+    if (hop) show('client → socksgate → microsocks', hop, straight);
+  });
+}
+
+async function bigLists(lg: Loadgen, ports: TargetPorts, plainCycles: number | undefined): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-bench-lists-'));
+  try {
+    await writeLists(dir, LIST_SIZE);
+    const yaml = `rules:
+  - { name: lists, domains_file: ${join(dir, 'domains.txt')}, cidrs_file: ${join(dir, 'cidrs.txt')}, action: block }
+  - { name: loopback, cidrs: [127.0.0.0/8], action: direct }
+`;
+    const started = performance.now();
+    const c = await using(await startGatewayProcess({ yaml }), async (gw) => {
+      const ready = performance.now() - started;
+      console.log(`${fmt(LIST_SIZE, 0)} domains + ${fmt(LIST_SIZE, 0)} CIDRs loaded: started in ${fmt(ready / 1000, 1)} s`);
+      return cycles(lg, viaOf(gw), ports);
+    });
+    if (c !== undefined) show('socksgate, lists loaded', { cycles: c }, plainCycles ? { cycles: plainCycles } : undefined);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** True when the relay answers an HTTP CONNECT with 200 (bounded: 5 s). */
+async function answersConnect(port: number, destPort: number): Promise<boolean> {
+  const s = connect({ host: '127.0.0.1', port });
+  s.on('error', () => {});
+  s.write(`CONNECT 127.0.0.1:${destPort} HTTP/1.1\r\nHost: 127.0.0.1:${destPort}\r\n\r\n`);
+  const first = await Promise.race([
+    once(s, 'data').then(([c]) => String(c)),
+    once(s, 'close').then(() => ''),
+    new Promise<string>((r) => setTimeout(() => r(''), 5_000)),
+  ]).catch(() => '');
+  s.destroy();
+  return /^HTTP\/1\.[01] 200/.test(first);
+}
+
+async function httpFigures(lg: Loadgen, ports: TargetPorts, name: string, relay: RelayProcess): Promise<Figures> {
+  const f = await basic(lg, ports, name, { kind: 'http', port: relay.port });
+  f.absolute = await attempt(`${name} absolute-form`, async () => (await lg.run(['absolute', relay.port, ports.http, SECONDS], SECONDS * 1000 + 60_000)).per_s!);
+  return f;
+}
+
+async function httpProxies(lg: Loadgen, ports: TargetPorts, socks: Figures): Promise<void> {
+  console.log('HTTP proxy (CONNECT: throughput and cycles; absolute-form GETs on one keep-alive connection):');
+  const chain = await using(await attempt('proxy-chain start', startProxyChainProcess), (r) => httpFigures(lg, ports, 'proxy-chain', r));
+  if (chain) show('proxy-chain (Node HTTP proxy)', chain);
+  // ---- socksgate's HTTP front: measured once it answers a CONNECT ----
+  await using(await startGatewayProcess(), async (gw) => {
+    if (!(await answersConnect(gw.port, ports.echo))) {
+      console.log('  socksgate HTTP CONNECT: skipped, the gateway answers an HTTP CONNECT with a close (no HTTP front yet)');
+      return;
+    }
+    const f = await httpFigures(lg, ports, 'socksgate HTTP', gw);
+    show('socksgate HTTP (× its SOCKS5)', f, socks);
+    if (chain) show('socksgate HTTP (× proxy-chain)', f, chain);
+  });
+}
+
+/** `workers: 2` and `workers: 1`, both free to use either core (the load generator stays on core 1). */
+async function workers(lg: Loadgen, ports: TargetPorts): Promise<void> {
+  const one = await using(await startGatewayProcess({ cores: '0,1' }), (gw) => cycles(lg, viaOf(gw), ports));
+  const two = await using(await startGatewayProcess({ cores: '0,1', yaml: `workers: 2\n${TWO_RULES}` }), async (gw) => {
+    await allWorkersReady(gw);
+    return cycles(lg, viaOf(gw), ports);
+  });
+  if (one && two) console.log(`workers, unpinned: 1 → ${fmt(one, 0)} cycles/s, 2 → ${fmt(two, 0)} cycles/s (${(two / one).toFixed(2)}×)`);
+}
+
+async function allWorkersReady(gw: RelayProcess): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const ok = await scrape(gw.metricsPort!).then(
+      () => true,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('the primary never served /metrics');
+}
+
+/** CONNECT by name through socksgate (Node clients), names answered by a local DNS server: warm cache vs a new name each time. */
+async function domainConnects(): Promise<void> {
+  const N = 2_000;
+  const echo = echoServer();
+  const echoPort = await listen(echo);
+  const records: Record<string, DnsRecord> = { 'warm.bench': { A: ['127.0.0.1'], ttl: 3600 } };
+  for (let i = 0; i < N; i++) records[`n${i}.bench`] = { A: ['127.0.0.1'], ttl: 3600 };
+  const dns = await startDnsServer(records);
+  await using(await startGatewayProcess({ yaml: `dns: { servers: ["127.0.0.1:${dns.port}"] }\n` }), async (gw) => {
+    const perSecond = async (name: (i: number) => string): Promise<number> => {
+      let next = 0;
+      const connectTo: Connector = (p, d) => socksConnect(p, d, name(next++));
+      const worker = async (): Promise<void> => {
+        while (next < N) {
+          const s = await connectTo(gw.port, echoPort);
+          s.write('x');
+          s.resume();
+          await once(s, 'data');
+          s.destroy();
+        }
+      };
+      const t0 = performance.now();
+      await Promise.all(Array.from({ length: 20 }, worker));
+      return N / ((performance.now() - t0) / 1000);
+    };
+    const warm = await perSecond(() => 'warm.bench');
+    const cold = await perSecond((i) => `n${i}.bench`);
+    console.log(`CONNECT by name (Node clients): ${fmt(warm, 0)} conn/s warm cache, ${fmt(cold, 0)} conn/s cold (A+AAAA query each)`);
+  });
+  await dns.close();
+  await closeServer(echo);
+}
+
+export async function run(): Promise<void> {
+  const lg = new Loadgen(await buildLoadgen());
+  const targets = await lg.serve();
+  const { ports } = targets;
+  try {
+    const socks = (await using(await startGatewayProcess(), (gw) => basic(lg, ports, 'socksgate', viaOf(gw)))) ?? {};
+    show('socksgate SOCKS5 (reference for this section)', socks);
+    await attempt('upstream hop', () => upstreamHop(lg, ports));
+    await attempt('lists', () => bigLists(lg, ports, socks.cycles));
+    await attempt('HTTP', () => httpProxies(lg, ports, socks));
+    await attempt('workers', () => workers(lg, ports));
+  } finally {
+    targets.stop();
+  }
+  await attempt('CONNECT by name', domainConnects);
+}
