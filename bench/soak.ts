@@ -1,0 +1,89 @@
+// Soak (`npm run bench:soak`, or BENCH_SOAK=1 with `npm run bench`): socksgate pinned to
+// core 0 holds ~10 000 relayed connections, then 60 s of churn runs beside them (50
+// concurrent connections echoing 1..64 KiB of noise, compared byte for byte); then the
+// held ones echo again and close. Reported: RSS per connection, event-loop lag p99 over
+// the churn, every mismatch, and the gateway's handles and open connections against
+// their baseline, all read from its own /metrics as production would.
+//
+// Env: BENCH_SOAK_CONNECTIONS (default 10 000 or what the descriptor limit allows),
+// BENCH_SOAK_SECONDS (churn, default 60).
+import { fmt } from './lib.js';
+import { buildLoadgen, Loadgen } from './loadgen.js';
+import { NOFILE, startGatewayProcess, treeRssKiB } from './processes.js';
+import { lagP99Ms, sample, scrape } from './report.js';
+
+/** Two sockets per relayed connection and the churn's 100 under the hard descriptor limit. */
+const HELD = Number(process.env.BENCH_SOAK_CONNECTIONS ?? Math.min(10_000, Math.floor((NOFILE - 400) / 200) * 100));
+const CHURN_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 60);
+
+interface Gauges {
+  handles: number;
+  active: number;
+}
+
+async function gauges(metricsPort: number): Promise<Gauges> {
+  const text = await scrape(metricsPort);
+  return {
+    handles: sample(text, 'socksgate_process_nodejs_active_handles_total') ?? NaN,
+    active: sample(text, 'socksgate_connections_active') ?? NaN,
+  };
+}
+
+/** Polls until the gateway's open connections and handles are back at `base` (bounded). */
+async function settled(metricsPort: number, base: Gauges, ms: number): Promise<Gauges> {
+  let g = await gauges(metricsPort);
+  for (let waited = 0; waited < ms && (g.active > 0 || g.handles > base.handles); waited += 250) {
+    await new Promise((r) => setTimeout(r, 250));
+    g = await gauges(metricsPort);
+  }
+  return g;
+}
+
+export async function run(): Promise<void> {
+  const lg = new Loadgen(await buildLoadgen());
+  const targets = await lg.serve();
+  const gw = await startGatewayProcess();
+  const via = { kind: gw.kind, port: gw.port };
+  const metricsPort = gw.metricsPort!;
+  let failed = false;
+  try {
+    await lg.run(['churn', via.kind, via.port, targets.ports.echo, 50, 2], 60_000); // warm-up: JIT, pools
+    const base = await settled(metricsPort, { handles: Infinity, active: 0 }, 5_000);
+    const rss0 = await treeRssKiB(gw.pid);
+    console.log(`baseline: ${base.handles} handles, ${base.active} open connections, RSS ${fmt(rss0 / 1024, 1)} MiB`);
+
+    const h = await lg.hold(via, targets.ports.echo, HELD);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const rss1 = await treeRssKiB(gw.pid);
+    const open = await gauges(metricsPort);
+    console.log(
+      `held: ${h.held.held} relayed connections (${h.held.errors} failed, ${h.held.mismatches} mismatched), gateway reports ${open.active} open; ` +
+        `RSS ${fmt(rss1 / 1024, 1)} MiB, ${fmt((rss1 - rss0) / h.held.held!, 1)} KiB per connection`,
+    );
+
+    await lagP99Ms(metricsPort); // resets the lag histogram
+    const churn = await lg.run(['churn', via.kind, via.port, targets.ports.echo, 50, CHURN_SECONDS], CHURN_SECONDS * 1000 + 120_000);
+    const lag = await lagP99Ms(metricsPort);
+    console.log(
+      `churn beside them, ${CHURN_SECONDS} s: ${fmt(churn.cycles!, 0)} transfers of 1..64 KiB (${fmt(churn.per_s!, 0)}/s), ` +
+        `${churn.errors} failed, ${churn.mismatches} not byte-identical; event-loop lag p99 ${fmt(lag, 1)} ms`,
+    );
+
+    const after = await h.release();
+    console.log(`held ones released: ${after.verified} echoed byte-identical and closed, ${after.errors} failed, ${after.mismatches} mismatched`);
+    const end = await settled(metricsPort, base, 20_000);
+    const rss2 = await treeRssKiB(gw.pid);
+    console.log(
+      `afterwards: ${end.handles} handles (baseline ${base.handles}), ${end.active} open connections, RSS ${fmt(rss2 / 1024, 1)} MiB ` +
+        `(${end.handles <= base.handles && end.active === 0 ? 'back at baseline' : 'NOT back at baseline'})`,
+    );
+    failed = churn.mismatches! > 0 || after.mismatches! > 0 || h.held.mismatches! > 0 || end.handles > base.handles || end.active !== 0;
+  } finally {
+    await gw.stop();
+    targets.stop();
+  }
+  if (failed) {
+    console.log('soak: FAILED (see above)');
+    process.exitCode = 1;
+  }
+}
