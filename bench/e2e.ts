@@ -110,12 +110,15 @@ async function withRelay(start: () => Promise<RelayProcess | undefined>, what: s
 /** socksgate under --cpu-prof through one cycles run; the profile's top functions. */
 async function profileCycles(lg: Loadgen, ports: TargetPorts, dir: string): Promise<void> {
   const gw = await startGatewayProcess({ nodeFlags: ['--cpu-prof', '--cpu-prof-dir', dir] });
+  const from = Number(process.hrtime.bigint() / 1000n); // start-up (module loading, schema compile) left out
+  let to: number;
   try {
     await cycles(lg, { kind: gw.kind, port: gw.port }, ports);
   } finally {
+    to = Number(process.hrtime.bigint() / 1000n);
     await gw.stop(); // the profile is written as the process exits
   }
-  await printProfile(dir);
+  await printProfile(dir, { from, to });
 }
 
 export async function run(): Promise<void> {
