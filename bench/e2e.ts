@@ -2,7 +2,7 @@
 // microsocks and socksgate (2 rules, access log at info, metrics listener on), each
 // relay alone in its process pinned to core 0, the C load generator on core 1.
 //
-// Env: BENCH_BYTES (bytes per throughput run, default 1 GiB), BENCH_REPEAT (median of,
+// Env: BENCH_BYTES (bytes per throughput run, default 512 MiB), BENCH_REPEAT (median of,
 // default 3), BENCH_SECONDS (cycles run, default 5), BENCH_IDLE (idle connections for
 // KiB/conn, default 10 000 or what the hard descriptor limit allows), BENCH_PROFILE=DIR (then one more cycles run with socksgate
 // under --cpu-prof: the profile lands in DIR and its top functions are printed).
@@ -20,7 +20,7 @@ import {
 } from './processes.js';
 import { printProfile } from './profile.js';
 
-export const BYTES = Number(process.env.BENCH_BYTES ?? 1024 ** 3);
+export const BYTES = Number(process.env.BENCH_BYTES ?? 512 * 1024 ** 2);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 export const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 /** 10 000 where the descriptor limit allows; a relay needs two per connection, and a few more. */
@@ -50,9 +50,9 @@ export async function attempt<T>(what: string, fn: () => Promise<T>): Promise<T 
 }
 
 /** MB/s of one direction, median of REPEAT runs. */
-export async function throughput(lg: Loadgen, via: Via, ports: TargetPorts, dir: 'up' | 'down', streams: number): Promise<number> {
+export async function throughput(lg: Loadgen, via: Via, ports: TargetPorts, dir: 'up' | 'down', streams: number, repeat = REPEAT): Promise<number> {
   const runs: number[] = [];
-  for (let i = 0; i < REPEAT; i++) {
+  for (let i = 0; i < repeat; i++) {
     const target = dir === 'up' ? ports.sink : ports.source;
     runs.push((await lg.run([dir, via.kind, via.port, target, BYTES, streams], 240_000)).MBps!);
   }
