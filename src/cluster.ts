@@ -167,7 +167,7 @@ function forwardReloads(log: Logger, config: Config, opts: { path: string | unde
   let current = config;
   const watcher = opts.watch && !config.source.startsWith('<') ? new ConfigWatcher(() => reload('watch')) : undefined;
   const reload = (why: string): void => {
-    for (const w of liveWorkers()) w.send({ socksgate: 'reload', why } satisfies ToWorker);
+    for (const w of liveWorkers()) if (w.isConnected()) w.send({ socksgate: 'reload', why } satisfies ToWorker);
     // The primary's own copy only decides which files to watch next.
     loadConfig({ path: opts.path ?? current.source })
       .then((next) => {

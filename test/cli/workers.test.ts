@@ -104,6 +104,17 @@ test('two workers serve one listener, a SIGHUP reloads both, /metrics sums both,
   assert.equal(gw.lines.filter((l) => l.msg === 'stopped' && l.pid !== undefined).length, 2, 'both workers stopped');
 });
 
+test('--watch with two workers: an edit reloads both', { timeout: 120_000 }, async (t) => {
+  const path = await tempConfig(BASE);
+  const gw = await startCliGateway(path, ['--watch']);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const { pids } = await started(gw);
+  await writeFile(path, `${BASE}rules:\n  - { name: no-loopback, cidrs: [127.0.0.0/8], action: block }\n`);
+  await waitUntil('a reload in each worker', () => new Set(gw.lines.filter((l) => l.msg === 'configuration reloaded').map((l) => l.pid)).size === 2);
+  const reloaded = gw.lines.filter((l) => l.msg === 'configuration reloaded').map((l) => l.pid as number);
+  assert.deepEqual([...new Set(reloaded)].sort(), [...pids].sort());
+});
+
 test('a killed worker is replaced, and that is logged; the replacement serves', { timeout: 120_000 }, async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());
