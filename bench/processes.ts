@@ -47,9 +47,9 @@ export function spawnPinned(core: string, cmd: string, args: string[], opts: { s
   });
 }
 
-/** Resolves once something accepts on the port (bounded: 200 tries, 50 ms apart). */
+/** Resolves once something accepts on the port (bounded: 600 tries, 50 ms apart: tsx start-up on a busy machine). */
 async function accepting(port: number, child: ChildProcess, stderr: () => string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 600; i++) {
     if (child.exitCode !== null) throw new Error(`relay process exited with ${child.exitCode}: ${stderr()}`);
     const ok = await new Promise<boolean>((resolve) => {
       const s = connect({ host: '127.0.0.1', port }, () => {
