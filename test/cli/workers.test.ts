@@ -68,7 +68,7 @@ test('two workers serve one listener, a SIGHUP reloads both, /metrics sums both,
   const echo = await startEchoServer();
   t.after(() => echo.close());
   const path = await tempConfig(BASE);
-  const gw = await startCliGateway(path);
+  const gw = await startCliGateway(path, [], [], BOOT_MS);
   t.after(() => gw.child.kill('SIGKILL'));
   const { pids, admin } = await started(gw);
   assert.equal(new Set(pids).size, 2);
@@ -106,7 +106,7 @@ test('two workers serve one listener, a SIGHUP reloads both, /metrics sums both,
 
 test('--watch with two workers: an edit reloads both', { timeout: 120_000 }, async (t) => {
   const path = await tempConfig(BASE);
-  const gw = await startCliGateway(path, ['--watch']);
+  const gw = await startCliGateway(path, ['--watch'], [], BOOT_MS);
   t.after(() => gw.child.kill('SIGKILL'));
   const { pids } = await started(gw);
   await writeFile(path, `${BASE}rules:\n  - { name: no-loopback, cidrs: [127.0.0.0/8], action: block }\n`);
@@ -118,7 +118,7 @@ test('--watch with two workers: an edit reloads both', { timeout: 120_000 }, asy
 test('a killed worker is replaced, and that is logged; the replacement serves', { timeout: 120_000 }, async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());
-  const gw = await startCliGateway(await tempConfig(BASE));
+  const gw = await startCliGateway(await tempConfig(BASE), [], [], BOOT_MS);
   t.after(() => gw.child.kill('SIGKILL'));
   const { pids } = await started(gw);
 
@@ -136,7 +136,7 @@ test('a killed worker is replaced, and that is logged; the replacement serves', 
 test('UDP associations stay with the worker that holds their TCP connection', { timeout: 120_000 }, async (t) => {
   const echo = await startUdpEchoServer();
   t.after(() => echo.close());
-  const gw = await startCliGateway(await tempConfig(BASE));
+  const gw = await startCliGateway(await tempConfig(BASE), [], [], BOOT_MS);
   t.after(() => gw.child.kill('SIGKILL'));
   const { pids } = await started(gw);
   // Four associations open at once, two in each worker (round-robin accepts): each

@@ -40,10 +40,15 @@ export interface RunningGateway {
 }
 
 /**
- * Starts `socksgate --config FILE` as a real process; resolves once it listens.
+ * Starts `socksgate --config FILE` as a real process; resolves once it listens (within `readyMs`).
  * `preload`: modules node loads first (`--import`), such as a test's fault injector.
  */
-export async function startCliGateway(configPath: string, extra: readonly string[] = [], preload: readonly string[] = []): Promise<RunningGateway> {
+export async function startCliGateway(
+  configPath: string,
+  extra: readonly string[] = [],
+  preload: readonly string[] = [],
+  readyMs = 10_000,
+): Promise<RunningGateway> {
   const imports = ['tsx', ...preload].flatMap((m) => ['--import', m]);
   const child = spawn(process.execPath, [...imports, CLI, '--config', configPath, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Array<Record<string, unknown>> = [];
@@ -73,7 +78,11 @@ export async function startCliGateway(configPath: string, extra: readonly string
     }
     throw new Error(`no matching log line; stderr: ${stderr}; lines: ${JSON.stringify(lines)}`);
   };
-  const ready = await waitFor((l) => l.msg === 'socksgate listening');
+  // A gateway that never came up is killed here: the caller has no handle to tear down.
+  const ready = await waitFor((l) => l.msg === 'socksgate listening', readyMs).catch((err: unknown) => {
+    child.kill('SIGKILL');
+    throw err;
+  });
   const listen = ready.listen as string[];
   const port = Number(listen[0]!.split(':').pop());
   return { child, port, lines, waitFor, exited };
