@@ -1,0 +1,194 @@
+// What every proxy upstream (socks5, socks4, http) shares: one deadline for the whole
+// attempt, the stream to the proxy from `via` (a chain of any depth and any mix; a pool
+// can be a hop) or from our own connector, counters for metrics, and which failures are
+// the proxy's own fault. Each protocol brings only its handshake and its error adapter.
+
+import { isIP, type Socket } from 'node:net';
+import { connectHappyEyeballs } from '../dns/happy-eyeballs.js';
+import type { DnsResolver, TcpConnector } from '../dns/types.js';
+import { ConnectTimeoutError, GatewayError, NameNotResolvedError, Rep, UpstreamRefusedError } from '../errors.js';
+import type { Address } from '../protocol/types.js';
+import { credentialsFor, type Credentials } from './credentials.js';
+import { AbortedError, Deadline } from './deadline.js';
+import { isUpstreamFault, UpstreamUnreachableError } from './socks5-errors.js';
+import type { UpstreamOutbound, UpstreamStats } from './stats.js';
+import type { Connection, Destination, Outbound, OutboundContext } from './types.js';
+
+export interface ProxyDeps {
+  dns: DnsResolver;
+  /** ms for the whole attempt: every hop and every handshake. */
+  connectTimeout: number;
+  /** Reach the proxy through this outbound (a chain) instead of connecting to it ourselves. */
+  via?: Outbound;
+  /** How to reach the proxy when there is no `via`; happy eyeballs by default. */
+  connector?: TcpConnector;
+}
+
+/** A stream through the proxy to the destination. */
+export interface Established {
+  /** The stream itself: the hop's socket, or a TLS socket over it. */
+  socket: Socket;
+  bound?: Address | undefined;
+  /** Bytes the destination sent with the proxy's reply, delivered to the client first. */
+  head?: Buffer | undefined;
+}
+
+export interface HandshakeRun {
+  signal: AbortSignal;
+  credentials: Credentials;
+  /** The proxy has shown it is alive: a timeout from now on is about the destination. */
+  heard(): void;
+}
+
+/** One proxy protocol: what it sends as the destination, how it asks, how its refusals read. */
+export interface ProxyProtocol {
+  /** Addresses to ask for, in order (several: one per family, when names are resolved here). */
+  targets(dest: Destination, ctx: OutboundContext): Promise<Destination[]>;
+  handshake(socket: Socket, to: Destination, run: HandshakeRun): Promise<Established>;
+  /** The one adapter from this protocol's handshake failures to GatewayErrors. */
+  fromError(upstream: string, err: unknown): GatewayError;
+}
+
+export interface ProxyEndpoint {
+  host: string;
+  port: number;
+  username?: string | undefined;
+  password?: string | undefined;
+}
+
+/** Consecutive upstream faults after which `stats().healthy` reads false (pools decide on their own). */
+const UNHEALTHY_AFTER = 3;
+
+type Phase = 'resolve' | 'dial' | 'handshake';
+
+export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol: ProxyProtocol, deps: ProxyDeps): UpstreamOutbound {
+  const counters = { attempts: 0, failures: 0, active: 0, consecutiveFaults: 0 };
+  const dial = proxyDialer(proxy, deps);
+
+  function classify(err: unknown, phase: Phase, heard: boolean, deadline: Deadline, ctx: OutboundContext, dest: Destination): GatewayError {
+    if (ctx.signal.aborted) return new AbortedError(`upstream "${name}"`); // no cause: a client error may hold the password
+    if (deadline.timedOut) {
+      const timeout = new ConnectTimeoutError(`upstream "${name}" to ${dest.host}:${dest.port}`, deps.connectTimeout);
+      // Silent since our request: the proxy is at fault. Once it has shown it is alive, it is
+      // waiting on the destination: a timeout about the destination.
+      return phase === 'handshake' && heard ? timeout : new UpstreamUnreachableError(name, timeout);
+    }
+    if (phase === 'dial') return new UpstreamUnreachableError(name, err);
+    if (phase === 'handshake') return protocol.fromError(name, err);
+    return err instanceof GatewayError ? err : new NameNotResolvedError(dest.host, 'lookup failed', { cause: err });
+  }
+
+  async function connect(dest: Destination, ctx: OutboundContext): Promise<Connection> {
+    counters.attempts++;
+    const deadline = new Deadline(ctx.signal, deps.connectTimeout);
+    const credentials = credentialsFor({ username: proxy.username, password: proxy.password }, ctx);
+    let phase: Phase = 'resolve';
+    let hop: Connection | undefined;
+    let heard = false;
+    const run: HandshakeRun = { signal: deadline.signal, credentials, heard: () => void (heard = true) };
+    try {
+      const candidates = await protocol.targets(dest, ctx);
+      let done: Established | undefined;
+      for (let i = 0; !done; i++) {
+        phase = 'dial';
+        heard = false;
+        hop = await dial(deadline.signal, ctx);
+        phase = 'handshake';
+        try {
+          done = await protocol.handshake(hop.socket, candidates[i]!, run);
+        } catch (err) {
+          if (i + 1 >= candidates.length || deadline.signal.aborted || !otherAddressMayDo(protocol.fromError(name, err))) throw err;
+          hop.socket.destroy();
+          hop.release?.();
+          hop = undefined;
+        }
+      }
+      counters.consecutiveFaults = 0;
+      return handOut(hop!, done);
+    } catch (err) {
+      hop?.socket.destroy();
+      hop?.release?.();
+      counters.failures++;
+      const e = classify(err, phase, heard, deadline, ctx, dest);
+      if (isUpstreamFault(e)) counters.consecutiveFaults++;
+      else if (e.code === 'GW_ERR_UPSTREAM_REFUSED') counters.consecutiveFaults = 0; // it answered: alive
+      throw e;
+    } finally {
+      deadline.clear();
+    }
+  }
+
+  function handOut(hop: Connection, done: Established): Connection {
+    counters.active++;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      counters.active--;
+      hop.release?.();
+    };
+    const conn: Connection = { socket: done.socket, release };
+    if (done.bound) conn.bound = done.bound;
+    if (done.head) conn.head = done.head;
+    if (hop.member) conn.member = hop.member; // a pool as the hop: the access log names its member
+    return conn;
+  }
+
+  function stats(): UpstreamStats {
+    return {
+      name,
+      attempts: counters.attempts,
+      failures: counters.failures,
+      active: counters.active,
+      healthy: counters.consecutiveFaults < UNHEALTHY_AFTER,
+    };
+  }
+
+  return { name, connect, stats, close: async () => {} };
+}
+
+/**
+ * The stream to the proxy itself: through `via` (the previous hop's connection), or our own
+ * connector with the name resolved by the DnsResolver (dns.hosts, the cache, the guard).
+ */
+export function proxyDialer(proxy: { host: string; port: number }, deps: ProxyDeps): (signal: AbortSignal, ctx: OutboundContext) => Promise<Connection> {
+  const connector = deps.connector ?? connectHappyEyeballs;
+  return async (signal, ctx) => {
+    if (deps.via) return deps.via.connect({ host: proxy.host, port: proxy.port }, { ...ctx, signal, resolved: undefined });
+    const addresses = await deps.dns.lookup(proxy.host);
+    return { socket: await connector(addresses, proxy.port, { timeout: deps.connectTimeout, signal }) };
+  };
+}
+
+/** The proxy could not reach that address (RFC 1928 §6 0x03–0x05): another family may do. */
+function otherAddressMayDo(e: GatewayError): boolean {
+  if (!(e instanceof UpstreamRefusedError)) return false;
+  return e.rep === Rep.NETWORK_UNREACHABLE || e.rep === Rep.HOST_UNREACHABLE || e.rep === Rep.CONNECTION_REFUSED;
+}
+
+/**
+ * remote_dns: false resolves here (or takes the router's answer) and asks for an address: the
+ * first one, then the first of the other family (`dns.prefer` is the family tried first, not
+ * the only one). One per family keeps the attempts bounded whatever the answer holds.
+ * `family` keeps only one family (SOCKS4 carries IPv4 only).
+ */
+export async function resolveHere(dest: Destination, ctx: OutboundContext, dns: DnsResolver, family?: 4 | 6): Promise<Destination[]> {
+  if (isIP(dest.host) !== 0) return [dest];
+  const all = ctx.resolved ?? (await dns.lookup(dest.host));
+  const addresses = family === undefined ? all : all.filter((a) => a.family === family);
+  const first = addresses[0];
+  if (!first) {
+    if (all.length > 0) throw new GatewayError('GW_ERR_UPSTREAM_FAMILY', `${dest.host}: no IPv${family} address`, Rep.ADDRESS_TYPE_NOT_SUPPORTED);
+    throw new NameNotResolvedError(dest.host, 'no addresses');
+  }
+  const other = addresses.find((a) => a.family !== first.family);
+  return [first, ...(other ? [other] : [])].map((a) => ({ host: a.address, port: dest.port }));
+}
+
+/** A name goes to the proxy as `length` then bytes: exact for printable ASCII only. */
+export function assertSendable(to: Destination): Destination {
+  if (!/^[\x21-\x7e]{1,255}$/.test(to.host)) {
+    throw new GatewayError('GW_ERR_UPSTREAM_NAME', `name not sendable upstream: ${JSON.stringify(to.host)}`, Rep.ADDRESS_TYPE_NOT_SUPPORTED);
+  }
+  return to;
+}
