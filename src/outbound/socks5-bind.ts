@@ -1,5 +1,6 @@
-// BIND through a SOCKS5 upstream (RFC 1928 §4): the upstream listens for the peer and
-// sends two replies on one connection, which `socks` reports as 'bound' then 'established'.
+// BIND through a SOCKS5 upstream (RFC 1928 §4), or a SOCKS4 one (the same two replies in
+// SOCKS4's form): the upstream listens for the peer and sends two replies on one connection,
+// which `socks` reports as 'bound' then 'established'.
 
 import type { Socket } from 'node:net';
 import { SocksClient } from 'socks';
@@ -10,7 +11,10 @@ import { fromSocksError, UpstreamUnreachableError } from './socks5-errors.js';
 import { boundAddress, dialLiteral, type Socks5UdpUpstream, type UpstreamDialer } from './socks5-udp.js';
 import type { BindHandle, Destination, OutboundContext } from './types.js';
 
-export type Socks5BindUpstream = Omit<Socks5UdpUpstream, 'remoteDns'>;
+export type Socks5BindUpstream = Omit<Socks5UdpUpstream, 'remoteDns'> & {
+  /** SOCKS version spoken; 5 when absent. */
+  version?: 4 | 5;
+};
 
 type Peer = Awaited<ReturnType<BindHandle['accepted']>>;
 
@@ -46,7 +50,7 @@ function classify(err: unknown, name: string, phase: 'dial' | 'handshake', deadl
 function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest: Destination, signal: AbortSignal, ms: number): Promise<BindHandle> {
   return new Promise((resolve, reject) => {
     const client = new SocksClient({
-      proxy: { host: upstream.host, port: upstream.port, type: 5, userId: upstream.username, password: upstream.password },
+      proxy: { host: upstream.host, port: upstream.port, type: upstream.version ?? 5, userId: upstream.username, password: upstream.password },
       command: 'bind',
       destination: dest,
       existing_socket: tcp,

@@ -1,6 +1,6 @@
-// The one adapter for how the `socks` package reports a failed handshake: it keeps
-// neither the upstream's REP nor an errno, only a message. We read the REP back
-// from that message here and nowhere else.
+// The one adapter for how the `socks` package reports a failed handshake (SOCKS5 and
+// SOCKS4 alike): it keeps neither the upstream's REP nor an errno, only a message. We read
+// the REP back from that message here and nowhere else.
 
 import { GatewayError, Rep, toRep, UpstreamRefusedError } from '../errors.js';
 
@@ -47,6 +47,10 @@ const REP_BY_NAME: Readonly<Record<string, Rep>> = {
   CommandNotSupported: Rep.COMMAND_NOT_SUPPORTED,
   AddressNotSupported: Rep.ADDRESS_TYPE_NOT_SUPPORTED,
 };
+// SOCKS4 (and 4a) has one refusal, 0x5B "rejected or failed": as ambiguous as SOCKS5's 0x01.
+// 0x5C/0x5D are about identd and our USERID: the proxy refuses us, whatever the destination.
+const SOCKS4_REJECTED = /^Socks4 Proxy rejected (?:incoming bound )?connection - \((\w+)\)$/;
+const SOCKS4_AUTH = new Set(['Rejected', 'RejectedIdent']);
 const AUTH_FAILURES = new Set([
   'Socks5 Authentication failed',
   'Received invalid Socks5 initial handshake (no accepted authentication type)',
@@ -66,6 +70,11 @@ export function fromSocksError(upstream: string, err: unknown): GatewayError {
     // An unknown REP (> 0x08) prints as "undefined": RFC 1928 §6 lists no such code, so 0x01.
     const rep = REP_BY_NAME[message.slice(REJECTED_PREFIX.length)] ?? Rep.GENERAL_FAILURE;
     return new UpstreamRefusedError(upstream, rep, { cause });
+  }
+  const socks4 = SOCKS4_REJECTED.exec(message);
+  if (socks4) {
+    if (socks4[1] === 'Failed') return new UpstreamRefusedError(upstream, Rep.GENERAL_FAILURE, { cause });
+    if (SOCKS4_AUTH.has(socks4[1]!)) return new UpstreamAuthError(upstream, message, { cause });
   }
   if (AUTH_FAILURES.has(message)) return new UpstreamAuthError(upstream, message, { cause });
   return new UpstreamHandshakeError(upstream, message, { cause });

@@ -1,9 +1,9 @@
-// Real SOCKS5 upstreams from Debian packages (dante-server, microsocks), each on its own
-// loopback address so a destination can tell which hop reached it by the peer address.
+// Real upstreams from Debian packages (dante-server, microsocks, tinyproxy, squid), each on
+// its own loopback address so a destination can tell which hop reached it by the peer address.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,7 +51,11 @@ async function waitForPort(child: ChildProcess, host: string, port: number, what
 }
 
 function spawnUpstream(cmd: string, args: string[], host: string, port: number, cleanup?: () => Promise<void>): Promise<RunningUpstream> {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Some log to stdout: read it with stderr so a failed start says why, and so no full pipe blocks them.
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.on('data', (b: Buffer) => {
+    if (err.length < 4096) err += b.toString();
+  });
   let err = '';
   child.stderr?.on('data', (b: Buffer) => {
     if (err.length < 4096) err += b.toString();
@@ -122,6 +126,67 @@ export async function startDante(opts: DanteOptions): Promise<RunningUpstream> {
   return spawnUpstream('/usr/sbin/danted', ['-f', file, '-p', join(dir, 'danted.pid')], opts.host, port, () =>
     rm(dir, { recursive: true, force: true }),
   );
+}
+
+export interface TinyproxyOptions {
+  host: string;
+  port?: number;
+  /** Basic auth the proxy demands (RFC 7617); none when absent. */
+  user?: string;
+  pass?: string;
+}
+
+/** tinyproxy in the foreground (`-d`), CONNECT allowed to every port, outgoing from `host`. */
+export async function startTinyproxy(opts: TinyproxyOptions): Promise<RunningUpstream> {
+  const port = opts.port ?? (await freePort(opts.host));
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-tinyproxy-'));
+  const conf = [
+    `Port ${port}`,
+    `Listen ${opts.host}`,
+    `Bind ${opts.host}`,
+    'User nobody',
+    'Group nogroup',
+    'Timeout 30',
+    'MaxClients 50',
+    'LogLevel Info',
+    'Allow 127.0.0.0/8',
+    'DisableViaHeader Yes',
+    // No ConnectPort line: CONNECT to any port (the test destinations listen on port 0's pick).
+    ...(opts.user !== undefined ? [`BasicAuth ${opts.user} ${opts.pass ?? ''}`] : []),
+    '',
+  ].join('\n');
+  const file = join(dir, 'tinyproxy.conf');
+  await writeFile(file, conf);
+  return spawnUpstream('/usr/bin/tinyproxy', ['-d', '-c', file], opts.host, port, () => rm(dir, { recursive: true, force: true }));
+}
+
+/** Squid without a cache, CONNECT allowed to every port from loopback, outgoing from `host`. */
+export async function startSquid(opts: { host: string; port?: number }): Promise<RunningUpstream> {
+  const port = opts.port ?? (await freePort(opts.host));
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-squid-'));
+  await chmod(dir, 0o777); // squid drops to its own user for its logs
+  const conf = [
+    `http_port ${opts.host}:${port}`,
+    `tcp_outgoing_address ${opts.host}`,
+    'visible_hostname socksgate-test',
+    'cache deny all',
+    'cache_mem 8 MB',
+    `pid_filename ${join(dir, 'squid.pid')}`,
+    `cache_log ${join(dir, 'cache.log')}`,
+    `access_log stdio:${join(dir, 'access.log')}`,
+    'logfile_rotate 0',
+    'shutdown_lifetime 0 seconds',
+    // Names are never resolved by squid in the tests (IP destinations only); keep it off the machine resolver.
+    'dns_nameservers 127.0.0.1',
+    'acl local src 127.0.0.0/8',
+    'acl CONNECT method CONNECT',
+    'http_access allow local',
+    'http_access deny all',
+    '',
+  ].join('\n');
+  const file = join(dir, 'squid.conf');
+  await writeFile(file, conf);
+  return spawnUpstream('/usr/sbin/squid', ['-N', '-f', file], opts.host, port, () => rm(dir, { recursive: true, force: true }));
 }
 
 export interface Destination {

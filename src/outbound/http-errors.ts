@@ -1,0 +1,73 @@
+// The one adapter from an HTTP proxy's answer to CONNECT (RFC 9110 §9.3.6, §15) to the
+// reply code our client gets, and to whether the proxy itself is at fault (pools eject and
+// retry on those). The choices, where HTTP and SOCKS do not line up one to one:
+//
+//   2xx                  success (RFC 9110 §9.3.6: any 2xx opens the tunnel)
+//   401, 407             the proxy refused our credentials: 0x01 and a member fault, as a
+//                        failed RFC 1929 login (tinyproxy answers 401 where 407 is meant)
+//   403                  the proxy's own rules refuse this destination: 0x02, passed on
+//   404                  the proxy found no such host: 0x04
+//   429, other 4xx       the proxy will not serve us (rate limit, no CONNECT, a request it
+//                        cannot parse): 0x01 and a member fault
+//   502, 503             the proxy could not reach the destination: the errno it names in
+//                        `X-Squid-Error: ERR_CONNECT_FAIL 111` (→ 0x05) or ERR_DNS_FAIL (→ 0x04)
+//                        when it says; otherwise 0x01, answered but ambiguous (like SOCKS5's
+//                        0x01: not counted against the member, another member tried)
+//   504                  the destination did not answer in the proxy's time: 0x06
+//   other 5xx            0x01, as 502
+//   1xx, 3xx, no answer  the proxy does not speak CONNECT as we need: 0x01, a member fault
+//   TLS failures         (an https:// proxy whose certificate does not verify): a member fault
+
+import { constants } from 'node:os';
+import { GatewayError, Rep, toRep, UpstreamRefusedError } from '../errors.js';
+import { UpstreamAuthError, UpstreamHandshakeError } from './socks5-errors.js';
+
+/** A non-2xx answer to our CONNECT, as read off the response head (never its body). */
+export class HttpProxyRefusal extends Error {
+  readonly status: number;
+  /** The `X-Squid-Error` header, when the proxy sent one. */
+  readonly detail: string | undefined;
+  constructor(status: number, statusText: string, detail: string | undefined) {
+    super(`answered CONNECT with ${status} ${statusText}`.trimEnd());
+    this.name = 'HttpProxyRefusal';
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+const ERRNO_NAME = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+
+/** `ERR_CONNECT_FAIL 111`, `ERR_DNS_FAIL 0`: squid's words for why it could not connect. */
+function fromSquidDetail(detail: string | undefined): Rep | undefined {
+  const m = /^(ERR_\w+)(?:\s+(\d+))?/.exec(detail ?? '');
+  if (!m) return undefined;
+  if (m[1] === 'ERR_DNS_FAIL') return Rep.HOST_UNREACHABLE;
+  if (m[1] === 'ERR_CONNECT_FAIL' && m[2] !== undefined) {
+    const code = ERRNO_NAME.get(Number(m[2]));
+    const rep = code === undefined ? Rep.GENERAL_FAILURE : toRep({ code });
+    return rep === Rep.GENERAL_FAILURE ? undefined : rep;
+  }
+  return undefined;
+}
+
+function fromStatus(upstream: string, e: HttpProxyRefusal): GatewayError {
+  const cause = new Error(e.message);
+  const refused = (rep: Rep): GatewayError => new UpstreamRefusedError(upstream, rep, { cause });
+  const s = e.status;
+  if (s === 401 || s === 407) return new UpstreamAuthError(upstream, e.message, { cause });
+  if (s === 403) return refused(Rep.NOT_ALLOWED);
+  if (s === 404) return refused(Rep.HOST_UNREACHABLE);
+  if (s === 504) return refused(Rep.TTL_EXPIRED);
+  if (s >= 500 && s <= 599) return refused(fromSquidDetail(e.detail) ?? Rep.GENERAL_FAILURE);
+  return new UpstreamHandshakeError(upstream, e.message, { cause });
+}
+
+/** Turns whatever the CONNECT exchange (or the TLS under it) failed with into a GatewayError. */
+export function fromHttpError(upstream: string, err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  if (err instanceof HttpProxyRefusal) return fromStatus(upstream, err);
+  const message = err instanceof Error ? err.message : String(err);
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  // Node's messages name no credentials; the code says which TLS check or parse step failed.
+  return new UpstreamHandshakeError(upstream, code ? `${message} (${code})` : message, { cause: new Error(message) });
+}

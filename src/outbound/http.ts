@@ -1,0 +1,122 @@
+// An HTTP proxy upstream: CONNECT (RFC 9110 §9.3.6) with Basic auth (RFC 7617), on Node's
+// own HTTP client (`http.request` handed the stream we already have, so no agent and no
+// hand-written parser), over TLS for an https:// proxy. The stream comes from `via` or our
+// own connector (proxy-outbound.ts); TLS runs on top of it, so an https:// proxy can sit
+// anywhere in a chain.
+
+import { request } from 'node:http';
+import { isIP, isIPv6, type Socket } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { HttpUpstreamConfig } from '../config/types.js';
+import { GatewayError, Rep } from '../errors.js';
+import type { Credentials } from './credentials.js';
+import { fromHttpError, HttpProxyRefusal } from './http-errors.js';
+import { createProxyOutbound, resolveHere, type Established, type HandshakeRun, type ProxyDeps } from './proxy-outbound.js';
+import type { UpstreamOutbound } from './stats.js';
+import type { Destination } from './types.js';
+
+export interface HttpDeps extends ProxyDeps {
+  /** PEM of the CA file `ca` names, read when the config is built; absent: Node's default trust store. */
+  ca?: Buffer;
+}
+
+/** RFC 3986 §3.2.2 reg-name (no percent-encoding): what a CONNECT authority can carry as a name. */
+const REG_NAME = /^[A-Za-z0-9\-._~!$&'()*+,;=]{1,255}$/;
+
+/**
+ * No `openUdp` and no `bind`: HTTP has neither, so UDP through it is dropped as unsupported
+ * and BIND gets 0x07, and pools choose another member for those.
+ */
+export function createHttpOutbound(name: string, cfg: HttpUpstreamConfig, deps: HttpDeps): UpstreamOutbound {
+  return createProxyOutbound(name, { host: cfg.host, port: cfg.port, username: cfg.username, password: cfg.password }, {
+    targets: async (dest, ctx) => (cfg.remote_dns ? [sendableName(dest)] : resolveHere(dest, ctx, deps.dns)),
+    handshake: async (socket, to, run) => {
+      socket.resume(); // a hop's stream arrives paused (see keepEarlyData)
+      const stream = cfg.tls ? await startTls(socket, cfg, deps.ca, run.signal) : socket;
+      // Without TLS nothing comes back before the proxy has reached the destination: a proxy
+      // that took our connection counts as alive, and a timeout is about the destination.
+      run.heard();
+      return connectThrough(stream, to, run);
+    },
+    fromError: fromHttpError,
+  }, deps);
+}
+
+function sendableName(to: Destination): Destination {
+  if (isIP(to.host) !== 0 || REG_NAME.test(to.host)) return to;
+  throw new GatewayError('GW_ERR_UPSTREAM_NAME', `name not sendable upstream: ${JSON.stringify(to.host)}`, Rep.ADDRESS_TYPE_NOT_SUPPORTED);
+}
+
+/** TLS to the proxy, verified against `ca` or the default store, with SNI unless the proxy is an IP literal (RFC 6066 §3). */
+function startTls(socket: Socket, cfg: HttpUpstreamConfig, ca: Buffer | undefined, signal: AbortSignal): Promise<TLSSocket> {
+  const identity = cfg.servername ?? cfg.host;
+  return new Promise((resolve, reject) => {
+    const tls = tlsConnect({
+      socket,
+      host: identity, // the name the certificate is checked against
+      ...(isIP(identity) === 0 ? { servername: identity } : {}),
+      ...(ca ? { ca } : {}),
+      ALPNProtocols: ['http/1.1'],
+    });
+    const onAbort = (): void => {
+      tls.destroy();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    tls.once('secureConnect', () => {
+      signal.removeEventListener('abort', onAbort);
+      tls.off('error', reject);
+      resolve(tls);
+    });
+    tls.once('error', (err) => {
+      signal.removeEventListener('abort', onAbort);
+      reject(err);
+    });
+  });
+}
+
+/** CONNECT on `stream`; resolves at a 2xx with the tunnel, rejects with HttpProxyRefusal otherwise. */
+function connectThrough(stream: Socket, to: Destination, run: HandshakeRun): Promise<Established> {
+  const authority = `${isIPv6(to.host) ? `[${to.host}]` : to.host}:${to.port}`;
+  return new Promise((resolve, reject) => {
+    const req = request({
+      method: 'CONNECT',
+      path: authority,
+      setHost: false,
+      headers: { host: authority, ...basicAuth(run.credentials) },
+      createConnection: () => stream,
+    });
+    const onAbort = (): void => {
+      req.destroy();
+      stream.destroy();
+    };
+    run.signal.addEventListener('abort', onAbort, { once: true });
+    req.once('connect', (res, socket: Socket, head: Buffer) => {
+      run.signal.removeEventListener('abort', onAbort);
+      // Paused here, in the parser's callback, so nothing after the head is read before the relay;
+      // the HTTP client no longer listens for 'error', and until the relay does a reset must not crash us.
+      socket.pause();
+      socket.on('error', () => {});
+      if (res.statusCode === undefined || res.statusCode < 200 || res.statusCode > 299) {
+        socket.destroy();
+        const squid = res.headers['x-squid-error'];
+        reject(new HttpProxyRefusal(res.statusCode ?? 0, res.statusMessage ?? '', typeof squid === 'string' ? squid : undefined));
+        return;
+      }
+      // Bytes the destination sent right after the proxy's 200 came in the same read: the client gets them first.
+      resolve({ socket, head: head.length > 0 ? head : undefined });
+    });
+    req.once('error', (err) => {
+      run.signal.removeEventListener('abort', onAbort);
+      stream.destroy();
+      reject(err);
+    });
+    req.end();
+  });
+}
+
+/** RFC 7617 §2: `user-id ":" password` in UTF-8, base64. */
+function basicAuth({ username, password }: Credentials): Record<string, string> {
+  if (username === undefined) return {};
+  const token = Buffer.from(`${username}:${password ?? ''}`, 'utf8').toString('base64');
+  return { 'proxy-authorization': `Basic ${token}` };
+}

@@ -1,0 +1,49 @@
+// A SOCKS4 upstream, or SOCKS4a when `remote_dns` (the name goes to the proxy), through the
+// `socks` package on a stream from `via` or our own connector. SOCKS4 carries IPv4 only: an
+// IPv6 destination gets 0x08. It has a USERID and no password; BIND works as in SOCKS5,
+// UDP does not exist.
+
+import { isIP } from 'node:net';
+import type { Socks4UpstreamConfig } from '../config/types.js';
+import { GatewayError, Rep } from '../errors.js';
+import { credentialsFor } from './credentials.js';
+import { assertSendable, createProxyOutbound, resolveHere, type ProxyDeps } from './proxy-outbound.js';
+import { openSocks5Bind } from './socks5-bind.js';
+import { fromSocksError } from './socks5-errors.js';
+import { socksHandshake } from './socks5.js';
+import type { UpstreamOutbound } from './stats.js';
+import type { BindHandle, DatagramOutbound, Destination, OutboundContext } from './types.js';
+
+export function createSocks4Outbound(name: string, cfg: Socks4UpstreamConfig, deps: ProxyDeps): UpstreamOutbound & DatagramOutbound {
+  const proxy = { host: cfg.host, port: cfg.port };
+
+  /** What SOCKS4 can ask for: an IPv4 address, or (SOCKS4a) a name. */
+  async function targets(dest: Destination, ctx: OutboundContext): Promise<Destination[]> {
+    if (isIP(dest.host) === 6) throw new IPv6NotCarriedError(name, dest.host);
+    if (isIP(dest.host) === 4) return [dest];
+    return cfg.remote_dns ? [assertSendable(dest)] : resolveHere(dest, ctx, deps.dns, 4);
+  }
+
+  const out: UpstreamOutbound & DatagramOutbound = createProxyOutbound(name, { ...proxy, username: cfg.username }, {
+    targets,
+    // SOCKS4 has no password: only the USERID goes out.
+    handshake: (socket, to, run) => socksHandshake(4, proxy, socket, to, { ...run, credentials: { username: run.credentials.username } }, deps.connectTimeout),
+    fromError: fromSocksError,
+  }, deps);
+  // As for SOCKS5: the upstream's listening port cannot be carried through a chain.
+  if (!deps.via) {
+    out.bind = async (dest: Destination, ctx: OutboundContext): Promise<BindHandle> => {
+      const [to] = await targets(dest, ctx);
+      const { username } = credentialsFor({ username: cfg.username }, ctx);
+      return openSocks5Bind({ ...proxy, username, name, version: 4 }, to!, ctx, { connectTimeout: deps.connectTimeout });
+    };
+  }
+  return out;
+}
+
+/** SOCKS4 has no IPv6 form (not even in 4a's name field: a literal there is not a name). */
+class IPv6NotCarriedError extends GatewayError {
+  constructor(upstream: string, host: string) {
+    super('GW_ERR_UPSTREAM_FAMILY', `upstream "${upstream}" (SOCKS4) cannot carry IPv6 address ${host}`, Rep.ADDRESS_TYPE_NOT_SUPPORTED);
+  }
+}
