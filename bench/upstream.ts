@@ -41,7 +41,7 @@ function pickTimes(): void {
     close: async () => {},
   }));
   for (const strategy of POOL_STRATEGIES) {
-    const pool = createPoolOutbound('bench', { type: 'pool', members: [], members_scheme: 'socks5', ban_after: 3, strategy }, { members, log: silent });
+    const pool = createPoolOutbound('bench', { type: 'pool', members: [], members_scheme: 'socks5', ban_after: 3, strategy }, { members: members.map((outbound) => ({ outbound, weight: 1, tags: {} })), log: silent });
     const keys = Array.from({ length: PICKS }, (_, i) => `session-${i}`);
     for (let i = 0; i < 1_000; i++) pool.pick(keys[i]!); // warm up
     const start = process.hrtime.bigint();

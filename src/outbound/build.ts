@@ -1,19 +1,23 @@
 // Builds every way out named in a config: 'direct', each upstream (its `via` chain first)
-// and each pool (inline URL members, named members, `members_file`). 'block' is not
-// here: the session builds blockOutbound(rule) per decision.
+// and each pool (named members, URL members, `{url, weight, tags}` members, `members_file`).
+// 'block' is not here: the session builds blockOutbound(rule) per decision.
 
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import type { Config, PoolConfig, Socks5UpstreamConfig } from '../config/types.js';
+import type { Config, PoolConfig, ProxyUpstreamConfig } from '../config/types.js';
 import type { DnsResolver } from '../dns/types.js';
 import { ConfigError } from '../errors.js';
 import { createDirectOutbound } from './direct.js';
-import { looksLikeUrl, parseMemberUrl, parseMembersFile, redact } from './member-url.js';
+import { createHttpOutbound } from './http.js';
+import { looksLikeUrl, parseMemberUrl, type MemberUrl, type Tags } from './member-url.js';
+import { parseMembersFile } from './members-file.js';
 import { createPoolOutbound } from './pool.js';
+import type { ProxyDeps } from './proxy-outbound.js';
+import { createSocks4Outbound } from './socks4.js';
 import { createSocks5Outbound } from './socks5.js';
 import { isPoolOutbound } from './stats.js';
-import type { Outbound } from './types.js';
+import type { DatagramOutbound, MemberSpec, Outbound } from './types.js';
 
 export interface BuildDeps {
   dns: DnsResolver;
@@ -27,9 +31,16 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
   const built = new Map<string, Outbound>();
   const building = new Set<string>();
   built.set('direct', createDirectOutbound({ dns: deps.dns, connectTimeout }));
+  const cas = new Map<string, Buffer>();
 
-  const socks5 = (name: string, cfg: Socks5UpstreamConfig, via: Outbound | undefined): Outbound =>
-    createSocks5Outbound(name, cfg, via ? { dns: deps.dns, connectTimeout, via } : { dns: deps.dns, connectTimeout });
+  /** One proxy upstream of any type, reached through `via` when given. */
+  async function proxy(name: string, cfg: ProxyUpstreamConfig, via: Outbound | undefined): Promise<Outbound & DatagramOutbound> {
+    const common: ProxyDeps = via ? { dns: deps.dns, connectTimeout, via } : { dns: deps.dns, connectTimeout };
+    if (cfg.type === 'socks5') return createSocks5Outbound(name, cfg, common);
+    if (cfg.type === 'socks4') return createSocks4Outbound(name, cfg, common);
+    if (cfg.ca === undefined) return createHttpOutbound(name, cfg, common);
+    return createHttpOutbound(name, cfg, { ...common, ca: await readCa(config, name, cfg.ca, cas) });
+  }
 
   // Recursion in dependency order; the loader already rejects cycles and dangling names,
   // the guard only keeps a bad config from overflowing the stack.
@@ -40,39 +51,37 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
     if (!cfg) throw new ConfigError([`${config.source}: upstream "${name}" is not defined`]);
     if (building.has(name)) throw new ConfigError([`${config.source}: upstream "${name}" is part of a via cycle`]);
     building.add(name);
-    if (cfg.type !== 'pool' && cfg.type !== 'socks5') {
-      throw new ConfigError([`${config.source}: upstreams.${name}: type ${cfg.type} is not supported yet`]);
-    }
     const out =
-      cfg.type === 'pool'
-        ? await buildPool(name, cfg)
-        : socks5(name, cfg, cfg.via === undefined ? undefined : await build(cfg.via));
+      cfg.type === 'pool' ? await buildPool(name, cfg) : await proxy(name, cfg, cfg.via === undefined ? undefined : await build(cfg.via));
     building.delete(name);
     built.set(name, out);
     return out;
   }
 
   async function buildPool(name: string, cfg: PoolConfig): Promise<Outbound> {
-    const entries = [
-      ...cfg.members.map((m) => ({ text: typeof m === 'string' ? m : m.url, where: `${config.source}: upstreams.${name}.members` })),
-    ];
-    if (cfg.members_file !== undefined) entries.push(...(await readMembersFile(config, cfg.members_file)));
-    const members = new Map<string, Outbound>();
-    for (const { text, where } of entries) {
-      if (!looksLikeUrl(text)) {
+    const where = `${config.source}: upstreams.${name}.members`;
+    const members = new Map<string, MemberSpec>();
+    const add = async (m: MemberUrl, weight = 1, tags: Tags = {}): Promise<void> => {
+      // The same URL twice is one member: sticky hashing needs distinct names.
+      if (members.has(m.display)) return;
+      members.set(m.display, { outbound: await proxy(m.display, m.config, undefined), weight, tags: { ...m.tags, ...tags } });
+    };
+    for (const [i, m] of cfg.members.entries()) {
+      const text = typeof m === 'string' ? m : m.url;
+      if (typeof m === 'string' && !looksLikeUrl(text)) {
         const named = await build(text);
-        members.set(named.name, named);
+        if (!members.has(named.name)) members.set(named.name, { outbound: named, weight: 1, tags: {} });
         continue;
       }
-      let parsed;
+      let parsed: MemberUrl;
       try {
         parsed = parseMemberUrl(text);
       } catch (err) {
-        throw new ConfigError([`${where}: ${(err as Error).message}`]);
+        throw new ConfigError([`${where}[${i}]: ${(err as Error).message}`]);
       }
-      // The same URL twice is one member: sticky hashing needs distinct names.
-      if (!members.has(parsed.display)) members.set(parsed.display, socks5(parsed.display, parsed.config, undefined));
+      await (typeof m === 'string' ? add(parsed) : add(parsed, m.weight, m.tags));
     }
+    if (cfg.members_file !== undefined) for (const m of await readMembersFile(config, cfg)) await add(m);
     const before = deps.previous?.get(name);
     const inherit = before && isPoolOutbound(before) ? (member: string) => before.healthOf(member) : undefined;
     return createPoolOutbound(name, cfg, { members: [...members.values()], log: deps.log.child({ pool: name }), inherit });
@@ -88,18 +97,36 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
   return built;
 }
 
-async function readMembersFile(config: Config, file: string): Promise<{ text: string; where: string }[]> {
-  const path = resolve(config.base_dir, file);
+/** Every line's member, or one ConfigError naming each bad line at `FILE:LINE:COL`. */
+async function readMembersFile(config: Config, pool: PoolConfig): Promise<MemberUrl[]> {
+  const path = resolve(config.base_dir, pool.members_file!);
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
     throw new ConfigError([`${path}: cannot read members_file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
   }
-  return parseMembersFile(text).map(({ line, url }) => {
-    if (!looksLikeUrl(url)) throw new ConfigError([`${path}:${line}:1: "${redact(url)}" is not a socks5:// URL`]);
-    return { text: url, where: `${path}:${line}:1` };
-  });
+  const entries = parseMembersFile(text, pool.members_scheme);
+  const bad = entries.flatMap((e) => ('error' in e ? [`${path}:${e.line}:${e.col}: ${e.error}`] : []));
+  if (bad.length > 0) throw new ConfigError(bad);
+  return entries.flatMap((e) => ('member' in e ? [e.member] : []));
+}
+
+/** The PEM an http upstream's `ca` names (read once per build, shared by upstreams naming the same file). */
+async function readCa(config: Config, upstream: string, path: string, cache: Map<string, Buffer>): Promise<Buffer> {
+  const known = cache.get(path);
+  if (known) return known;
+  let pem: Buffer;
+  try {
+    pem = await readFile(path);
+  } catch (err) {
+    throw new ConfigError([`${config.source}: upstreams.${upstream}.ca: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new ConfigError([`${config.source}: upstreams.${upstream}.ca: ${path} holds no PEM certificate`]);
+  }
+  cache.set(path, pem);
+  return pem;
 }
 
 /** Stops health checks and timers of every outbound in the map (each once). */

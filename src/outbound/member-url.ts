@@ -1,16 +1,34 @@
-// Pool members given inline: `socks5://user:pass@host:port`. The display name (for logs,
-// metrics and sticky hashing) is the URL without the password.
+// Pool members given as URLs: `socks5://`, `socks5h://`, `socks4://`, `socks4a://`,
+// `http://`, `https://`, with `user:pass@` (percent-encoded) and `#key=value,key=value`
+// tags. The display name (for logs, metrics, the API and sticky hashing) is the URL
+// without the password and without the tags.
 
 import { isIPv6 } from 'node:net';
-import type { Socks5UpstreamConfig } from '../config/types.js';
+import type { MemberScheme, ProxyUpstreamConfig } from '../config/types.js';
+
+export type Tags = Record<string, string>;
 
 export interface MemberUrl {
   /** `socks5://user@host:port`: never the password. */
   display: string;
-  config: Socks5UpstreamConfig;
+  config: ProxyUpstreamConfig;
+  tags: Tags;
 }
 
-const SCHEMES = new Set(['socks5:', 'socks5h:']);
+/** Where a member came from, in the parts every form has. */
+export interface MemberParts {
+  scheme: MemberScheme;
+  host: string;
+  port: number | undefined;
+  username?: string | undefined;
+  password?: string | undefined;
+  /** `?remote_dns=` of a URL; the scheme's default when absent. */
+  remoteDns?: boolean | undefined;
+}
+
+const SCHEMES: ReadonlySet<string> = new Set<MemberScheme>(['socks5', 'socks5h', 'socks4', 'socks4a', 'http', 'https']);
+const TAG = /^[A-Za-z0-9_]+$/;
+export const EXPECTED_URL = 'expected socks5://, socks5h://, socks4://, socks4a://, http:// or https:// [user:pass@]host:port';
 
 export function looksLikeUrl(member: string): boolean {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(member);
@@ -18,8 +36,9 @@ export function looksLikeUrl(member: string): boolean {
 
 /**
  * Parses a member URL; throws an Error whose message names the problem (never the password).
- * `socks5h://` and `socks5://` both send names to the upstream (the product's default);
- * `?remote_dns=false` resolves here instead.
+ * `socks5h://` and `socks5://` both send names to the upstream (the product's default), as
+ * `socks4a://` does; `socks4://` resolves here and sends IPv4 (SOCKS4 proper).
+ * `?remote_dns=true|false` overrides either.
  */
 export function parseMemberUrl(text: string): MemberUrl {
   // A raw "/", "?" or "#" in the password ends the authority early: the URL parser would take
@@ -35,23 +54,83 @@ export function parseMemberUrl(text: string): MemberUrl {
   } catch {
     throw new Error(`not a URL: ${redact(text)}`);
   }
-  if (!SCHEMES.has(url.protocol)) throw new Error(`unsupported scheme "${url.protocol}" in ${redact(text)} (socks5:// only)`);
+  const scheme = url.protocol.slice(0, -1).toLowerCase();
+  if (!SCHEMES.has(scheme)) throw new Error(`unsupported scheme "${url.protocol}" in ${redact(text)}`);
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  if (!host) throw new Error(`no host in ${redact(text)}`);
-  const port = url.port === '' ? 1080 : Number(url.port);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`bad port in ${redact(text)}`);
   const remoteDns = url.searchParams.get('remote_dns');
   if (remoteDns !== null && remoteDns !== 'true' && remoteDns !== 'false') {
     throw new Error(`remote_dns must be true or false in ${redact(text)}`);
   }
-  const username = url.username === '' ? undefined : decodeURIComponent(url.username);
-  const password = url.password === '' ? undefined : decodeURIComponent(url.password);
-  const hostText = isIPv6(host) ? `[${host}]` : host;
-  const config: Socks5UpstreamConfig = { type: 'socks5', host, port, remote_dns: remoteDns !== 'false' };
-  if (username !== undefined) config.username = username;
-  if (password !== undefined) config.password = password;
-  const user = url.username === '' ? '' : `${url.username}@`;
-  return { display: `socks5://${user}${hostText}:${port}`, config };
+  const parts: MemberParts = {
+    scheme: scheme as MemberScheme,
+    host,
+    port: url.port === '' ? undefined : Number(url.port),
+    username: url.username === '' ? undefined : decode(url.username, text),
+    password: url.password === '' ? undefined : decode(url.password, text),
+    remoteDns: remoteDns === null ? undefined : remoteDns === 'true',
+  };
+  const member = memberOf(parts, () => redact(text));
+  // The fragment is the tags; the URL parser percent-encodes it, so read it back decoded.
+  member.tags = parseTags(url.hash === '' ? '' : decode(url.hash.slice(1), text), () => redact(text));
+  return member;
+}
+
+/** A member from its parts (a URL's or a proxy-list line's); throws on a bad host, port or credential. */
+export function memberOf(parts: MemberParts, shown: () => string): MemberUrl {
+  const { scheme, host } = parts;
+  if (!host) throw new Error(`no host in ${shown()}`);
+  const port = parts.port ?? defaultPort(scheme);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`bad port in ${shown()}`);
+  const username = parts.username === '' ? undefined : parts.username;
+  const password = parts.password === '' ? undefined : parts.password;
+  const creds = { ...(username !== undefined ? { username } : {}), ...(password !== undefined ? { password } : {}) };
+  let config: ProxyUpstreamConfig;
+  if (scheme === 'socks4' || scheme === 'socks4a') {
+    // SOCKS4 sends a USERID and nothing else: a password would silently go nowhere.
+    if (password !== undefined) throw new Error(`SOCKS4 has no password: ${shown()}`);
+    config = { type: 'socks4', host, port, remote_dns: parts.remoteDns ?? scheme === 'socks4a', ...creds };
+  } else if (scheme === 'http' || scheme === 'https') {
+    config = { type: 'http', host, port, tls: scheme === 'https', remote_dns: parts.remoteDns ?? true, ...creds };
+  } else {
+    config = { type: 'socks5', host, port, remote_dns: parts.remoteDns ?? true, ...creds };
+  }
+  const shownScheme = scheme === 'socks5h' ? 'socks5' : scheme;
+  const user = username === undefined ? '' : `${displayUser(username)}@`;
+  return { display: `${shownScheme}://${user}${isIPv6(host) ? `[${host}]` : host}:${port}`, config, tags: {} };
+}
+
+function defaultPort(scheme: MemberScheme): number {
+  return scheme === 'http' ? 80 : scheme === 'https' ? 443 : 1080;
+}
+
+/** A username in a display name: only what would break the URL shape is encoded ({session} stays readable). */
+function displayUser(user: string): string {
+  return user.replace(/[%@:/?#\s]/g, (c) => encodeURIComponent(c));
+}
+
+function decode(part: string, text: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new Error(`bad percent-encoding in ${redact(text)}`);
+  }
+}
+
+/** `key=value,key=value` (letters, digits, _); '' is no tags. */
+export function parseTags(text: string, shown: () => string): Tags {
+  const tags: Tags = {};
+  if (text.trim() === '') return tags;
+  for (const pair of text.split(',')) {
+    const eq = pair.indexOf('=');
+    const key = pair.slice(0, eq).trim();
+    const value = pair.slice(eq + 1).trim();
+    // The tag text is not quoted: in a proxy-list line it may be the end of a password with a "#".
+    if (eq === -1 || !TAG.test(key) || !TAG.test(value)) {
+      throw new Error(`tags after "#" must be key=value[,key=value] (letters, digits, _) in ${shown()}`);
+    }
+    tags[key] = value;
+  }
+  return tags;
 }
 
 /**
@@ -76,19 +155,4 @@ export function redact(text: string): string {
   const end = rest.search(/[/?#]|$/);
   if (/^(?:\[[^\]]*\]|[^:]*)(?::\d*)?$/.test(rest.slice(0, end))) return text;
   return `${scheme}${rest.slice(0, rest.indexOf(':'))}:…`;
-}
-
-/**
- * `members_file` content: one URL a line; blank lines and `#` comments (at the start of a line
- * or after a space) ignored. Line numbers are 1-based. A `#` inside a URL stays: cutting there
- * would turn `user:123#rest@host` into a member `user:123` with part of the password shown.
- */
-export function parseMembersFile(text: string): { line: number; url: string }[] {
-  const out: { line: number; url: string }[] = [];
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const hash = raw.search(/(?:^|\s)#/);
-    const line = (hash === -1 ? raw : raw.slice(0, hash)).trim();
-    if (line !== '') out.push({ line: i + 1, url: line });
-  });
-  return out;
 }

@@ -8,11 +8,11 @@ import { DEFAULT_HEALTH_POLICY, MemberHealth, startHealthChecks, type HealthPoli
 import { isUpstreamFault } from './socks5-errors.js';
 import type { MemberStats, PoolOutbound } from './stats.js';
 import { createStrategy, memberHash, type Pickable } from './strategies.js';
-import type { BindHandle, Connection, DatagramOutbound, Destination, Outbound, OutboundContext, UdpChannel } from './types.js';
+import type { BindHandle, Connection, DatagramOutbound, Destination, MemberSpec, Outbound, OutboundContext, UdpChannel } from './types.js';
 
 export interface PoolDeps {
   /** Built already, one per member, each named by its display name (upstream name or URL without password). */
-  members: (Outbound & DatagramOutbound)[];
+  members: MemberSpec[];
   log: Logger;
   /** Clock for ejection backoff (ms). */
   now?: () => number;
@@ -49,7 +49,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   const log = deps.log;
   const strategy = createStrategy(cfg.strategy);
   const maxAttempts = Math.max(1, cfg.max_attempts ?? 3);
-  const members: Member[] = deps.members.map((outbound) => ({
+  const members: Member[] = deps.members.map(({ outbound }) => ({
     name: outbound.name,
     hash: memberHash(outbound.name),
     outbound,

@@ -68,3 +68,12 @@ export interface DatagramOutbound {
   openUdp?(ctx: OutboundContext): Promise<UdpChannel>;
   bind?(dest: Destination, ctx: OutboundContext): Promise<BindHandle>;
 }
+
+/** One pool member: the way out, its share for weighted strategies, its tags for session filters. */
+export interface MemberSpec {
+  outbound: Outbound & DatagramOutbound;
+  /** Relative share (default 1). */
+  weight: number;
+  /** `country: de`: what a session parameter can filter on (default none). */
+  tags: Readonly<Record<string, string>>;
+}

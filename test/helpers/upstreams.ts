@@ -8,6 +8,7 @@ import { createConnection, createServer, type AddressInfo, type Socket } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { DatagramOutbound, MemberSpec, Outbound } from '../../src/outbound/types.js';
 import { listenTracked } from './servers.js';
 
 export interface RunningUpstream {
@@ -297,4 +298,9 @@ function parseRequest(b: Buffer): SeenRequest | undefined {
     return { atyp, host: groups.join(':'), port: b.readUInt16BE(20) };
   }
   return undefined;
+}
+
+/** Pool members of weight 1 and no tags, for pools built by hand. */
+export function specs(outbounds: (Outbound & DatagramOutbound)[]): MemberSpec[] {
+  return outbounds.map((outbound) => ({ outbound, weight: 1, tags: {} }));
 }

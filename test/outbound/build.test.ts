@@ -8,7 +8,8 @@ import { loadConfig } from '../../src/config/load.js';
 import { createResolver } from '../../src/dns/resolver.js';
 import { ConfigError } from '../../src/errors.js';
 import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
-import { parseMemberUrl, parseMembersFile, redact } from '../../src/outbound/member-url.js';
+import { parseMemberUrl, redact } from '../../src/outbound/member-url.js';
+import { parseMembersFile } from '../../src/outbound/members-file.js';
 import { collectStats, isPoolOutbound } from '../../src/outbound/stats.js';
 import type { OutboundContext } from '../../src/outbound/types.js';
 import { freePort, readAll, startDante, startDestination, startMicrosocks } from '../helpers/upstreams.js';
@@ -29,12 +30,15 @@ test('member URLs: password kept for the handshake, never in the display name', 
   assert.deepEqual(m.config, { type: 'socks5', host: '::1', port: 1081, remote_dns: true, username: 'us@er', password: 'p:ss' });
   assert.equal(parseMemberUrl('socks5://10.0.0.1?remote_dns=false').config.remote_dns, false);
   assert.equal(parseMemberUrl('socks5://10.0.0.1').config.port, 1080);
-  assert.throws(() => parseMemberUrl('http://u:secret@h:1'), (e: Error) => !e.message.includes('secret'));
+  assert.throws(() => parseMemberUrl('ftp://u:secret@h:1'), (e: Error) => !e.message.includes('secret'));
   assert.equal(redact('socks5://u:secret@h:1'), 'socks5://u@h:1');
-  assert.deepEqual(parseMembersFile('# proxies\n\nsocks5://a:1  # first\r\n  socks5://b:2\n'), [
-    { line: 3, url: 'socks5://a:1' },
-    { line: 4, url: 'socks5://b:2' },
-  ]);
+  assert.deepEqual(
+    parseMembersFile('# proxies\n\nsocks5://a:1  # first\r\n  socks5://b:2\n', 'socks5').map((e) => ('member' in e ? [e.line, e.col, e.member.display] : e)),
+    [
+      [3, 1, 'socks5://a:1'],
+      [4, 3, 'socks5://b:2'],
+    ],
+  );
 });
 
 test('a config builds direct, a chain and a pool of names, URLs and a members_file', async (t) => {
@@ -102,7 +106,7 @@ test('a bad members_file line is a config error naming the file and line', async
   const config = await loadConfig({ path: file });
   await assert.rejects(buildOutbounds(config, { dns, log }), (e: unknown) => {
     assert.ok(e instanceof ConfigError);
-    assert.match(e.message, /proxies\.txt:2:1: "not-a-url" is not a socks5:\/\/ URL/);
+    assert.match(e.message, /proxies\.txt:2:1: expected host:port, host:port:user:pass or user:pass@host:port, got not-a-url/);
     return true;
   });
 });

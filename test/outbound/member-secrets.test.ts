@@ -8,7 +8,8 @@ import { loadConfig } from '../../src/config/load.js';
 import { createResolver } from '../../src/dns/resolver.js';
 import { ConfigError } from '../../src/errors.js';
 import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
-import { parseMemberUrl, parseMembersFile, redact } from '../../src/outbound/member-url.js';
+import { parseMemberUrl, redact } from '../../src/outbound/member-url.js';
+import { parseMembersFile } from '../../src/outbound/members-file.js';
 import { isPoolOutbound } from '../../src/outbound/stats.js';
 
 const log = pino({ level: 'silent' });
@@ -48,7 +49,7 @@ test('a member URL with a raw "/", "?", "#" or "@" in its password: refused, and
   }
   const ok = parseMemberUrl('socks5://u:p@ss@10.0.0.1:1080'); // the last "@" ends the user info
   assert.equal(ok.display, 'socks5://u@10.0.0.1:1080');
-  assert.equal(ok.config.password, 'p@ss');
+  assert.equal(ok.config.type === 'socks5' && ok.config.password, 'p@ss');
 });
 
 test('redact keeps no part of a password, whatever the line looks like', () => {
@@ -63,20 +64,31 @@ test('redact keeps no part of a password, whatever the line looks like', () => {
   assert.equal(redact('not-a-url'), 'not-a-url');
 });
 
-test('members_file: proxy-list lines that are not URLs fail without showing their password', async (t) => {
-  for (const line of ['10.0.0.1:1080:user:SECRET', 'user:SECRET@10.0.0.1:1080']) {
+test('members_file: bad proxy-list lines fail at FILE:LINE:COL without showing their password', async (t) => {
+  for (const [line, col] of [
+    ['10.0.0.1:99999:user:SECRET', 1],
+    ['  user:SECRET@10.0.0.1:port', 3],
+    ['10.0.0.1:1080:user:SECRET extra', 27],
+    ['10.0.0.1:1080:user:SECR#ET', 24],
+    ['socks4://user:SECRET@10.0.0.1:1080', 1],
+  ] as const) {
     const { error } = await buildFile(t, `socks5://10.0.0.2:1080\n${line}\n`);
     assert.ok(error, line);
-    assert.match(error, /proxies\.txt:2:1: /);
-    assert.ok(!error.includes('SECRET'), error);
+    assert.match(error, new RegExp(`proxies\\.txt:2:${col}: `), line);
+    assert.ok(!error.includes('SECR'), error);
   }
+  const { members } = await buildFile(t, '10.0.0.1:1080:user:SECRET\nuser:SECRET@10.0.0.2:1080\n');
+  assert.deepEqual(members, ['socks5://user@10.0.0.1:1080', 'socks5://user@10.0.0.2:1080']);
 });
 
 test('members_file: a "#" inside a URL is not a comment, so no half password becomes a member', async (t) => {
-  assert.deepEqual(parseMembersFile('\uFEFF# list\r\nsocks5://a:1 # first\r\n\tsocks5://b:2\t#second\r\n\r\n'), [
-    { line: 2, url: 'socks5://a:1' },
-    { line: 3, url: 'socks5://b:2' },
-  ]);
+  assert.deepEqual(
+    parseMembersFile('\uFEFF# list\r\nsocks5://a:1 # first\r\n\tsocks5://b:2\t#second\r\n\r\n', 'socks5').map((e) => ('member' in e ? [e.line, e.member.display] : e)),
+    [
+      [2, 'socks5://a:1'],
+      [3, 'socks5://b:2'],
+    ],
+  );
   const { error, members } = await buildFile(t, 'socks5://u:123#SECRET@10.0.0.1:1080\n');
   assert.equal(members, undefined, `built members ${JSON.stringify(members)}`);
   assert.ok(error && !error.includes('SECRET') && !error.includes('123'), error);

@@ -1,0 +1,96 @@
+// `members_file`: one member a line, as proxy providers hand out their lists. A line is
+//   URL                         socks5://user:pass@host:port (any member scheme, #tags allowed)
+//   host:port
+//   host:port:user:pass         the password runs to the end of the member (it may hold ":")
+//   user:pass@host:port         the user info runs to the last "@"
+// the last three with the pool's `members_scheme`, each optionally followed by
+// `#key=value,key=value` tags. A line whose first non-blank is "#" is a comment, as is
+// "# text" after the member that is not tags. A "#" in a proxy-list password cannot be
+// written (it starts the tags): such a member needs the URL form, percent-encoded.
+
+import type { MemberScheme } from '../config/types.js';
+import { looksLikeUrl, memberOf, parseMemberUrl, parseTags, redact, type MemberUrl } from './member-url.js';
+
+export type MembersFileEntry = { line: number; col: number } & ({ member: MemberUrl } | { error: string });
+
+/** Every member line of `text`, parsed, or the reason it cannot be (never quoting a password). */
+export function parseMembersFile(text: string, scheme: MemberScheme): MembersFileEntry[] {
+  const out: MembersFileEntry[] = [];
+  text
+    .replace(/^\uFEFF/, '')
+    .split(/\r?\n/)
+    .forEach((raw, i) => {
+      const entry = parseMemberLine(raw, scheme);
+      if (entry) out.push({ line: i + 1, ...entry });
+    });
+  return out;
+}
+
+/** One line: undefined for a blank line or a comment; `col` (1-based) points at the member, or at its bad tags. */
+export function parseMemberLine(raw: string, scheme: MemberScheme): ({ col: number } & ({ member: MemberUrl } | { error: string })) | undefined {
+  const start = raw.search(/\S/);
+  if (start === -1 || raw[start] === '#') return undefined;
+  const token = /^\S+/.exec(raw.slice(start))![0];
+  const rest = raw.slice(start + token.length);
+  const afterCol = start + token.length + (rest.length - rest.trimStart().length) + 1;
+  const after = rest.trim();
+  let member: MemberUrl;
+  try {
+    member = looksLikeUrl(token) ? parseMemberUrl(token) : parseListForm(token, scheme);
+  } catch (err) {
+    const message = (err as Error).message;
+    const hash = looksLikeUrl(token) ? -1 : token.indexOf('#');
+    return { col: message.startsWith('tags ') && hash !== -1 ? start + hash + 1 : start + 1, error: message };
+  }
+  if (after === '') return { col: start + 1, member };
+  if (!after.startsWith('#')) return { col: afterCol, error: `unexpected text after the member ${shownMember(token)}` };
+  // After a blank: `#key=value` tags, or a comment ("# first", "#second").
+  if (!after.includes('=')) return { col: start + 1, member };
+  try {
+    member.tags = { ...member.tags, ...parseTags(after.slice(1), () => shownMember(token)) };
+  } catch (err) {
+    return { col: afterCol, error: (err as Error).message };
+  }
+  return { col: start + 1, member };
+}
+
+/** `host:port`, `host:port:user:pass` or `user:pass@host:port`, with `#tags` stuck on the end. */
+function parseListForm(token: string, scheme: MemberScheme): MemberUrl {
+  const hash = token.indexOf('#');
+  const body = hash === -1 ? token : token.slice(0, hash);
+  const { host, port, userinfo } = splitListForm(body);
+  const where = (): string => `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  if (!/^\d{1,5}$/.test(port)) throw new Error(`bad port in ${host}:…`);
+  const colon = userinfo?.indexOf(':') ?? -1;
+  const username = colon === -1 ? userinfo : userinfo!.slice(0, colon);
+  const password = colon === -1 ? undefined : userinfo!.slice(colon + 1);
+  const member = memberOf({ scheme, host, port: Number(port), username, password }, where);
+  member.tags = hash === -1 ? {} : parseTags(token.slice(hash + 1), where);
+  return member;
+}
+
+const HOST_PORT = /^(\[[^\]]*\]|[^:@[\]]+):([^:@]*)$/;
+
+/**
+ * `user:pass@host:port` when what follows the last "@" is exactly host:port; otherwise
+ * `host:port[:user[:pass]]`, the password running to the end (it may hold ":" and "@").
+ */
+function splitListForm(body: string): { host: string; port: string; userinfo: string | undefined } {
+  const unbracket = (h: string): string => (h.startsWith('[') ? h.slice(1, -1) : h);
+  const at = body.lastIndexOf('@');
+  const tail = at === -1 ? null : HOST_PORT.exec(body.slice(at + 1));
+  if (tail) return { host: unbracket(tail[1]!), port: tail[2]!, userinfo: body.slice(0, at) };
+  const m = /^(\[[^\]]*\]|[^:@[\]]+):([^:]*)(?::(.*))?$/s.exec(body);
+  if (!m) throw new Error(`expected host:port, host:port:user:pass or user:pass@host:port, got ${redact(body)}`);
+  return { host: unbracket(m[1]!), port: m[2]!, userinfo: m[3] };
+}
+
+/** A member for a message: a URL without its password, a list line without anything after host:port. */
+function shownMember(token: string): string {
+  if (looksLikeUrl(token)) return redact(token);
+  const at = token.lastIndexOf('@');
+  const tail = at === -1 ? null : HOST_PORT.exec(token.slice(at + 1).split('#')[0]!);
+  if (tail) return `${tail[1]}:${tail[2]}`;
+  const m = /^(\[[^\]]*\]|[^:@[\]]+)(?::(\d*))?/.exec(token);
+  return m ? `${m[1]}${m[2] !== undefined ? `:${m[2]}` : ''}` : '…';
+}
