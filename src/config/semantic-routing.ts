@@ -4,7 +4,7 @@
 // `check` accepts exactly what start-up accepts.
 
 import { parseTarget } from '../outbound/health.js';
-import { looksLikeUrl, parseMemberUrl } from '../outbound/member-url.js';
+import { EXPECTED_URL, looksLikeUrl, parseMemberUrl, redact } from '../outbound/member-url.js';
 import { parseCidr } from '../router/cidrs.js';
 import { parseDomainEntry } from '../router/domains.js';
 import { parsePortEntry } from '../router/ports.js';
@@ -55,25 +55,7 @@ function checkPool(
   if (members.length === 0 && pool['members_file'] === undefined) {
     out.push(problem(at(), 'a pool needs "members" or "members_file"'));
   }
-  members.forEach((m, i) => {
-    const member = str(m);
-    if (member === undefined) return;
-    if (looksLikeUrl(member)) {
-      try {
-        parseMemberUrl(member);
-      } catch (err) {
-        out.push(problem(at('members', i), `${(err as Error).message}: expected socks5://[user:pass@]host:port`));
-      }
-      return;
-    }
-    if (!upstreams.has(member)) {
-      // `user:pass@host:port` without its scheme: the part before `@` may be a password.
-      const shown = member.includes('@') ? `…@${member.slice(member.lastIndexOf('@') + 1)}` : member;
-      out.push(problem(at('members', i), `"${shown}" names no upstream and is not a socks5:// URL`));
-    } else if (upstreams.get(member)?.['type'] === 'pool') {
-      out.push(problem(at('members', i), `"${member}" is a pool; pool members must be socks5 upstreams or URLs`));
-    }
-  });
+  members.forEach((m, i) => checkMember(m, at('members', i), upstreams, out));
   const target = str(obj(pool['health_check'])?.['target']);
   if (target !== undefined) {
     try {
@@ -81,6 +63,30 @@ function checkPool(
     } catch (err) {
       out.push(problem(at('health_check', 'target'), (err as Error).message));
     }
+  }
+}
+
+/** One pool member: a proxy URL, `{url, weight, tags}` (its url a proxy URL), or an upstream's name. */
+function checkMember(m: unknown, path: ConfigPath, upstreams: ReadonlyMap<string, Obj | undefined>, out: Issue[]): void {
+  const url = str(obj(m)?.['url']);
+  const member = str(m) ?? url;
+  if (member === undefined) return;
+  const where = url === undefined ? path : [...path, 'url'];
+  if (looksLikeUrl(member)) {
+    try {
+      parseMemberUrl(member);
+    } catch (err) {
+      out.push(problem(where, `${(err as Error).message}: ${EXPECTED_URL}`));
+    }
+    return;
+  }
+  // `user:pass@host:port` or `host:port:user:pass` without its scheme: only the host is shown.
+  const shown = member.includes('@') ? `…@${member.slice(member.lastIndexOf('@') + 1)}` : redact(member);
+  if (url !== undefined || !upstreams.has(member)) {
+    const what = url !== undefined ? `"${shown}" is not a proxy URL` : `"${shown}" names no upstream and is not a proxy URL`;
+    out.push(problem(where, `${what} (proxy-list lines without a scheme belong in members_file): ${EXPECTED_URL}`));
+  } else if (upstreams.get(member)?.['type'] === 'pool') {
+    out.push(problem(path, `"${member}" is a pool; pool members must be proxy upstreams or URLs`));
   }
 }
 

@@ -181,7 +181,7 @@ test('upstream and pool mistakes', () => {
   assertIssue(issues, '2:45', /upstreams\.a\.via: "nobody" names no upstream/);
   assertIssue(issues, '3:6', /"username" requires "password"/);
   assertIssue(issues, '4:6', /"type" must be one of: socks5, socks4, http, pool/);
-  assertIssue(issues, '7:18', /members\[1\]: no host in socks5:\/\/\/path: expected socks5:\/\/\[user:pass@\]host:port/);
+  assertIssue(issues, '7:18', /members\[1\]: no host in socks5:\/\/\/path: expected socks5:\/\/, .* http:\/\/ or https:\/\/ \[user:pass@\]host:port/);
   assertIssue(issues, '7:36', /members\[2\]: not a URL/);
   assertIssue(issues, '7:56', /members\[3\]: unsupported scheme "ftp:"/);
   assertIssue(issues, '7:69', /members\[4\]: "ghost" names no upstream/);
@@ -350,10 +350,47 @@ test('a malformed ${...} in a password is located without showing the password',
   assert.ok(!issues.some((i) => /hunter|2-x|3-y/.test(i)), issues.join('\n'));
 });
 
-test('a pool member missing its socks5:// scheme is reported without its password', () => {
-  const issues = issuesOf('upstreams:\n  p: { type: pool, members: ["u:hunter2@127.0.0.1:1080"] }\n');
-  assertIssue(issues, '2:30', /upstreams\.p\.members\[0\]: .*127\.0\.0\.1:1080.* names no upstream and is not a socks5:\/\/ URL/);
-  assert.ok(!issues.some((i) => i.includes('hunter2')), issues.join('\n'));
+test('a pool member missing its scheme is reported without its password', () => {
+  const issues = issuesOf(
+    'upstreams:\n  p: { type: pool, members: ["u:hunter2@127.0.0.1:1080", "127.0.0.2:1080:u:hunter3", { url: "10.0.0.1:80:u:hunter4" }] }\n',
+  );
+  assertIssue(issues, '2:30', /upstreams\.p\.members\[0\]: .*127\.0\.0\.1:1080.* names no upstream and is not a proxy URL/);
+  assertIssue(issues, '2:58', /upstreams\.p\.members\[1\]: "127\.0\.0\.2:…" names no upstream and is not a proxy URL/);
+  assertIssue(issues, '2:93', /upstreams\.p\.members\[2\]\.url: "10\.0\.0\.1:…" is not a proxy URL/);
+  assert.ok(!issues.some((i) => /hunter/.test(i)), issues.join('\n'));
+});
+
+test('pool members of every scheme and the object form pass; bad tags, a SOCKS4 password and a bad object url are located', () => {
+  const ok = parseConfig(
+    `upstreams:
+  p:
+    type: pool
+    members:
+      - "socks5h://u:p@127.0.0.1:1080#country=de,tier=a"
+      - "socks4://127.0.0.1:1081"
+      - "socks4a://id@127.0.0.1:1082"
+      - "http://u:p@127.0.0.1:3128"
+      - "https://u:p@proxy.example:443"
+      - { url: "http://u:p@127.0.0.1:8080", weight: 3, tags: { country: us } }
+`,
+    'cfg.yaml',
+    {},
+  );
+  assert.equal(ok.upstreams['p']?.type === 'pool' && ok.upstreams['p'].members.length, 6);
+  const bad = issuesOf(
+    `upstreams:
+  p:
+    type: pool
+    members:
+      - "socks5://127.0.0.1:1080#country"
+      - "socks4://u:hunter5@127.0.0.1:1081"
+      - { url: "gopher://127.0.0.1:70" }
+`,
+  );
+  assertIssue(bad, '5:9', /members\[0\]: tags after "#" must be key=value/);
+  assertIssue(bad, '6:9', /members\[1\]: SOCKS4 has no password/);
+  assertIssue(bad, '7:16', /members\[2\]\.url: unsupported scheme "gopher:"/);
+  assert.ok(!bad.some((i) => /hunter/.test(i)), bad.join('\n'));
 });
 
 test('a plain value that is only ${VAR} takes the type the schema wants (port: ${PORT})', () => {
