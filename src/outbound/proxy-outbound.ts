@@ -154,7 +154,12 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
 export function proxyDialer(proxy: { host: string; port: number }, deps: ProxyDeps): (signal: AbortSignal, ctx: OutboundContext) => Promise<Connection> {
   const connector = deps.connector ?? connectHappyEyeballs;
   return async (signal, ctx) => {
-    if (deps.via) return deps.via.connect({ host: proxy.host, port: proxy.port }, { ...ctx, signal, resolved: undefined });
+    if (deps.via) {
+      const hop = await deps.via.connect({ host: proxy.host, port: proxy.port }, { ...ctx, signal, resolved: undefined });
+      // What this proxy sent with the previous hop's reply is the start of our handshake's answer.
+      if (hop.head) hop.socket.unshift(hop.head);
+      return hop;
+    }
     const addresses = await deps.dns.lookup(proxy.host);
     return { socket: await connector(addresses, proxy.port, { timeout: deps.connectTimeout, signal }) };
   };

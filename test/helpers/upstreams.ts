@@ -1,12 +1,13 @@
 // Real upstreams from Debian packages (dante-server, microsocks, tinyproxy, squid), each on
 // its own loopback address so a destination can tell which hop reached it by the peer address.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DatagramOutbound, MemberSpec, Outbound } from '../../src/outbound/types.js';
 import { listenTracked } from './servers.js';
@@ -303,4 +304,38 @@ function parseRequest(b: Buffer): SeenRequest | undefined {
 /** Pool members of weight 1 and no tags, for pools built by hand. */
 export function specs(outbounds: (Outbound & DatagramOutbound)[]): MemberSpec[] {
   return outbounds.map((outbound) => ({ outbound, weight: 1, tags: {} }));
+}
+
+export interface TestPki {
+  /** PEM file of the throwaway CA. */
+  caFile: string;
+  key: Buffer;
+  cert: Buffer;
+}
+
+/** A throwaway CA (openssl) and a server certificate it signs for `names` and `ips`, in `dir`. */
+export async function makePki(dir: string, opts: { names: string[]; ips: string[] }): Promise<TestPki> {
+  const run = (args: string[]): Promise<void> =>
+    new Promise((resolve, reject) => {
+      execFile('/usr/bin/openssl', args, { cwd: dir, timeout: 20_000 }, (err, _out, stderr) => (err ? reject(new Error(`openssl ${args[0]}: ${stderr}`)) : resolve()));
+    });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await run(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=socksgate test CA']);
+  await run(['req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', `/CN=${opts.names[0] ?? 'server'}`]);
+  const san = [...opts.names.map((n) => `DNS:${n}`), ...opts.ips.map((ip) => `IP:${ip}`)].join(',');
+  await writeFile(join(dir, 'server.ext'), `subjectAltName=${san}\n`);
+  await run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'server.ext']);
+  return { caFile: join(dir, 'ca.pem'), key: await readFile(join(dir, 'server.key')), cert: await readFile(join(dir, 'server.pem')) };
+}
+
+/** A TLS terminator: accepts TLS on `host` and forwards the plaintext to `to` (an https:// proxy in front of tinyproxy). */
+export async function startTlsTerminator(host: string, pki: TestPki, to: { host: string; port: number }): Promise<{ host: string; port: number; close(): Promise<void> }> {
+  const srv = createTlsServer({ key: pki.key, cert: pki.cert }, (s) => {
+    const up = createConnection(to);
+    s.on('error', () => up.destroy());
+    up.on('error', () => s.destroy());
+    s.pipe(up).pipe(s);
+  });
+  srv.on('tlsClientError', () => {});
+  return { host, ...(await listenTracked(srv, host)) };
 }

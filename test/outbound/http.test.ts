@@ -1,0 +1,158 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import type { HttpUpstreamConfig, PoolConfig } from '../../src/config/types.js';
+import { createResolver } from '../../src/dns/resolver.js';
+import { GatewayError, Rep } from '../../src/errors.js';
+import { createHttpOutbound } from '../../src/outbound/http.js';
+import { fromHttpError, HttpProxyRefusal } from '../../src/outbound/http-errors.js';
+import { createPoolOutbound } from '../../src/outbound/pool.js';
+import { isUpstreamFault } from '../../src/outbound/socks5-errors.js';
+import type { Connection, OutboundContext } from '../../src/outbound/types.js';
+import { readFile } from 'node:fs/promises';
+import { listenTracked } from '../helpers/servers.js';
+import { socksConnect, startGateway } from '../helpers/index.js';
+import { makePki, readAll, specs, startDestination, startTinyproxy, startTlsTerminator } from '../helpers/upstreams.js';
+
+const log = pino({ level: 'silent' });
+const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
+const ctx = (): OutboundContext => ({ signal: new AbortController().signal, log, sessionKey: 'k' });
+/** What the destination sent: bytes that came with the proxy's 200 (`head`), then the stream. */
+async function received(conn: Connection): Promise<string> {
+  return (conn.head?.toString() ?? '') + (await readAll(conn.socket));
+}
+
+const http = (cfg: Partial<HttpUpstreamConfig> & { host: string; port: number }): HttpUpstreamConfig => ({ type: 'http', tls: false, remote_dns: true, ...cfg });
+
+test('the HTTP refusal adapter: each status gets its reply code, and only the proxy\'s own faults count against it', () => {
+  const cases: [number, string | undefined, Rep, boolean][] = [
+    [407, undefined, Rep.GENERAL_FAILURE, true],
+    [401, undefined, Rep.GENERAL_FAILURE, true],
+    [403, undefined, Rep.NOT_ALLOWED, false],
+    [404, undefined, Rep.HOST_UNREACHABLE, false],
+    [429, undefined, Rep.GENERAL_FAILURE, true],
+    [405, undefined, Rep.GENERAL_FAILURE, true],
+    [502, undefined, Rep.GENERAL_FAILURE, false],
+    [503, 'ERR_CONNECT_FAIL 111', Rep.CONNECTION_REFUSED, false],
+    [503, 'ERR_CONNECT_FAIL 113', Rep.HOST_UNREACHABLE, false],
+    [503, 'ERR_DNS_FAIL 0', Rep.HOST_UNREACHABLE, false],
+    [503, 'ERR_CANNOT_FORWARD 0', Rep.GENERAL_FAILURE, false],
+    [504, undefined, Rep.TTL_EXPIRED, false],
+    [500, undefined, Rep.GENERAL_FAILURE, false],
+    [302, undefined, Rep.GENERAL_FAILURE, true],
+  ];
+  for (const [status, detail, rep, fault] of cases) {
+    const e = fromHttpError('p', new HttpProxyRefusal(status, 'Why', detail));
+    assert.ok(e instanceof GatewayError);
+    assert.equal(e.rep, rep, `${status} ${detail ?? ''}`);
+    assert.equal(isUpstreamFault(e), fault, `${status} ${detail ?? ''} fault`);
+  }
+  const tls = Object.assign(new Error('unable to verify the first certificate'), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
+  const e = fromHttpError('p', tls);
+  assert.ok(isUpstreamFault(e) && e.message.includes('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), e.message);
+});
+
+test('an https:// proxy: TLS verified against the configured CA (by servername or IP), a wrong CA fails', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-https-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const pki = await makePki(await mkdtemp(join(dir, 'a-')), { names: ['proxy.test'], ips: ['127.0.0.61'] });
+  const other = await makePki(await mkdtemp(join(dir, 'b-')), { names: ['proxy.test'], ips: ['127.0.0.61'] });
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const tiny = await startTinyproxy({ host: '127.0.0.62', user: 'user', pass: 'pass' });
+  t.after(() => tiny.close());
+  const front = await startTlsTerminator('127.0.0.61', pki, tiny);
+  t.after(() => front.close());
+  const base = { host: front.host, port: front.port, tls: true, username: 'user', password: 'pass' };
+  const to = { host: '127.0.0.1', port: dest.port };
+
+  const byName = createHttpOutbound('https', http({ ...base, servername: 'proxy.test' }), { dns, connectTimeout: 5_000, ca: await readFile(pki.caFile) });
+  const conn = await byName.connect(to, ctx());
+  assert.equal(conn.socket.constructor.name, 'TLSSocket');
+  assert.equal(await received(conn), 'hello 127.0.0.62\n');
+  conn.release?.();
+
+  const byIp = createHttpOutbound('https-ip', http(base), { dns, connectTimeout: 5_000, ca: await readFile(pki.caFile) });
+  const second = await byIp.connect(to, ctx());
+  assert.equal(await received(second), 'hello 127.0.0.62\n');
+  second.release?.();
+
+  const wrongCa = createHttpOutbound('https-wrong', http({ ...base, servername: 'proxy.test' }), { dns, connectTimeout: 5_000, ca: await readFile(other.caFile) });
+  await assert.rejects(wrongCa.connect(to, ctx()), (e: unknown) => {
+    assert.ok(e instanceof GatewayError && isUpstreamFault(e), String(e));
+    assert.match(e.message, /certificate|SIGNATURE|CERT/i);
+    return true;
+  });
+  const wrongName = createHttpOutbound('https-name', http({ ...base, servername: 'other.test' }), { dns, connectTimeout: 5_000, ca: await readFile(pki.caFile) });
+  await assert.rejects(wrongName.connect(to, ctx()), (e: unknown) => e instanceof GatewayError && /ALTNAME|other\.test/.test(e.message));
+  // Without `ca` the default store is used: a private CA does not verify.
+  const noCa = createHttpOutbound('https-default', http(base), { dns, connectTimeout: 5_000 });
+  await assert.rejects(noCa.connect(to, ctx()), (e: unknown) => e instanceof GatewayError && isUpstreamFault(e));
+});
+
+test('a pool with a wrong-password member: the member is counted as failed and another one serves', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const tiny = await startTinyproxy({ host: '127.0.0.63', user: 'user', pass: 'pass' });
+  t.after(() => tiny.close());
+  const deps = { dns, connectTimeout: 5_000 };
+  const wrong = createHttpOutbound('wrong', http({ host: tiny.host, port: tiny.port, username: 'user', password: 'nope' }), deps);
+  const right = createHttpOutbound('right', http({ host: tiny.host, port: tiny.port, username: 'user', password: 'pass' }), deps);
+  const cfg: PoolConfig = { type: 'pool', members: [], members_scheme: 'http', strategy: 'failover', ban_after: 3, max_attempts: 2 };
+  const pool = createPoolOutbound('p', cfg, { members: specs([wrong, right]), log });
+  t.after(() => pool.close());
+  const conn = await pool.connect({ host: '127.0.0.1', port: dest.port }, ctx());
+  assert.equal(conn.member, 'right');
+  assert.equal(await received(conn), 'hello 127.0.0.63\n');
+  conn.release?.();
+  const stats = pool.stats();
+  assert.deepEqual(
+    stats.map((s) => [s.name, s.failures, s.consecutiveFailures]),
+    [
+      ['wrong', 1, 1],
+      ['right', 0, 0],
+    ],
+  );
+});
+
+/**
+ * A scripted HTTP proxy (not a real one: it writes its 200 and the destination's first bytes
+ * in one segment, then closes), to see that bytes after the 200 reach the client.
+ */
+async function startEagerProxy(host: string): Promise<{ host: string; port: number; requests: string[]; close(): Promise<void> }> {
+  const requests: string[] = [];
+  const srv = createServer((s: Socket) => {
+    s.on('error', () => {});
+    let head = '';
+    s.on('data', (b: Buffer) => {
+      head += b.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      requests.push(head);
+      s.end('HTTP/1.1 200 Connection established\r\n\r\nSSH-2.0-banner\r\n');
+    });
+  });
+  return { host, requests, ...(await listenTracked(srv, host)) };
+}
+
+test('bytes the proxy sends right after its 200 reach the client; the CONNECT carries Host and Basic auth', async (t) => {
+  const eager = await startEagerProxy('127.0.0.64');
+  t.after(() => eager.close());
+  const gw = await startGateway({
+    dns: { hosts: { 'example.test': '127.0.0.1' } },
+    upstreams: { eager: { type: 'http', host: eager.host, port: eager.port, username: 'u', password: 'p:w' } },
+    default: 'eager',
+  });
+  t.after(() => gw.close());
+  const { socket } = await socksConnect(gw.port, { host: 'example.test', port: 22 }, 5_000);
+  assert.equal(await readAll(socket), 'SSH-2.0-banner\r\n');
+  const [req] = eager.requests;
+  assert.match(req!, /^CONNECT example\.test:22 HTTP\/1\.1\r\n/);
+  assert.match(req!, /\r\nhost: example\.test:22\r\n/i);
+  assert.ok(req!.toLowerCase().includes(`proxy-authorization: basic ${Buffer.from('u:p:w').toString('base64').toLowerCase()}`), req);
+  const line = await gw.accessLog(() => true);
+  assert.ok(line && JSON.stringify(line).includes('eager'), JSON.stringify(line));
+});
