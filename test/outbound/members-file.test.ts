@@ -1,0 +1,134 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { loadConfig } from '../../src/config/load.js';
+import { createResolver } from '../../src/dns/resolver.js';
+import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
+import { parseMemberUrl } from '../../src/outbound/member-url.js';
+import { parseMemberLine, parseMembersFile } from '../../src/outbound/members-file.js';
+import { isPoolOutbound } from '../../src/outbound/stats.js';
+import type { OutboundContext } from '../../src/outbound/types.js';
+import { runCli } from '../helpers/cli.js';
+import { readAll, startDestination, startTinyproxy } from '../helpers/upstreams.js';
+
+const log = pino({ level: 'silent' });
+const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
+const ctx = (): OutboundContext => ({ signal: new AbortController().signal, log, sessionKey: 'k' });
+
+async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-members-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('member URLs of every scheme: type, port default, name resolution, display without the password', () => {
+  const cases: [string, string, Record<string, unknown>][] = [
+    ['socks5://u:p@10.0.0.1', 'socks5://u@10.0.0.1:1080', { type: 'socks5', port: 1080, remote_dns: true, username: 'u', password: 'p' }],
+    ['socks5h://10.0.0.1:1081', 'socks5://10.0.0.1:1081', { type: 'socks5', remote_dns: true }],
+    ['socks4://id@10.0.0.1:1082', 'socks4://id@10.0.0.1:1082', { type: 'socks4', remote_dns: false, username: 'id' }],
+    ['socks4a://10.0.0.1', 'socks4a://10.0.0.1:1080', { type: 'socks4', remote_dns: true }],
+    ['http://us%40er:p%3Aw@proxy.example', 'http://us%40er@proxy.example:80', { type: 'http', port: 80, tls: false, username: 'us@er', password: 'p:w' }],
+    ['https://u:p@[::1]:8443?remote_dns=false', 'https://u@[::1]:8443', { type: 'http', host: '::1', tls: true, remote_dns: false }],
+    ['HTTP://u:p@10.0.0.1:3128#country=de,tier=gold', 'http://u@10.0.0.1:3128', { type: 'http' }],
+  ];
+  for (const [url, display, fields] of cases) {
+    const m = parseMemberUrl(url);
+    assert.equal(m.display, display, url);
+    for (const [k, v] of Object.entries(fields)) assert.deepEqual((m.config as unknown as Record<string, unknown>)[k], v, `${url} ${k}`);
+  }
+  assert.deepEqual(parseMemberUrl('socks5://10.0.0.1:1080#country=de,tier=gold').tags, { country: 'de', tier: 'gold' });
+  assert.throws(() => parseMemberUrl('socks4://u:SECRET@10.0.0.1:1080'), (e: Error) => /no password/.test(e.message) && !e.message.includes('SECRET'));
+  assert.throws(() => parseMemberUrl('http://u:SECRET@10.0.0.1:1080#country'), (e: Error) => /key=value/.test(e.message) && !e.message.includes('SECRET'));
+});
+
+test('members_file lines: every form, members_scheme, tags, comments, columns', () => {
+  const text = [
+    '\uFEFF# provider list',
+    '10.0.0.1:8080',
+    '10.0.0.2:8080:user:pa:ss@x',
+    '  user:p@ss@10.0.0.3:8080 #country=de,city=berlin',
+    '[::1]:3128:user:pw#country=us',
+    'socks5://u:p@10.0.0.4:1080#country=fr # a comment',
+    'https://u:p@10.0.0.5:443 # second',
+    '',
+    '   # indented comment',
+  ].join('\r\n');
+  const entries = parseMembersFile(text, 'http');
+  const shown = entries.map((e) => ('member' in e ? [e.line, e.col, e.member.display, e.member.tags] : e));
+  assert.deepEqual(shown, [
+    [2, 1, 'http://10.0.0.1:8080', {}],
+    [3, 1, 'http://user@10.0.0.2:8080', {}],
+    [4, 3, 'http://user@10.0.0.3:8080', { country: 'de', city: 'berlin' }],
+    [5, 1, 'http://user@[::1]:3128', { country: 'us' }],
+    [6, 1, 'socks5://u@10.0.0.4:1080', { country: 'fr' }],
+    [7, 1, 'https://u@10.0.0.5:443', {}],
+  ]);
+  const creds = entries.flatMap((e) => ('member' in e && e.member.config.type === 'http' ? [[e.member.config.username, e.member.config.password]] : []));
+  assert.deepEqual(creds.slice(0, 4), [
+    [undefined, undefined],
+    ['user', 'pa:ss@x'],
+    ['user', 'p@ss'],
+    ['user', 'pw'],
+  ]);
+  assert.equal(parseMembersFile('10.0.0.1:1080:id', 'socks4a')[0] && 'member' in parseMembersFile('10.0.0.1:1080:id', 'socks4a')[0]! ? 'ok' : 'bad', 'ok');
+});
+
+test('members_file: bad lines say where and why, and never quote a password', () => {
+  const bad: [string, number, RegExp][] = [
+    ['10.0.0.1', 1, /expected host:port/],
+    ['10.0.0.1:http:user:SECRET', 1, /bad port in 10\.0\.0\.1:…/],
+    ['  10.0.0.1:70000:user:SECRET', 3, /bad port/],
+    ['user:SECRET@10.0.0.1:', 1, /bad port/],
+    ['10.0.0.1:1080:user:SECRET #country=', 27, /key=value/],
+    ['10.0.0.1:1080:user:SEC#RET', 23, /key=value/],
+    ['10.0.0.1:1080:user:SECRET trailing', 27, /unexpected text after the member 10\.0\.0\.1:1080/],
+    ['socks5://user:SEC/RET@10.0.0.1:1080', 1, /percent-encoded/],
+    ['ftp://user:SECRET@10.0.0.1:21', 1, /unsupported scheme/],
+  ];
+  for (const [line, col, re] of bad) {
+    const e = parseMemberLine(line, 'socks5');
+    assert.ok(e && 'error' in e, line);
+    assert.equal(e.col, col, line);
+    assert.match(e.error, re, line);
+    assert.ok(!/SEC|RET/.test(e.error), e.error);
+  }
+  const socks4 = parseMemberLine('10.0.0.1:1080:user:SECRET', 'socks4');
+  assert.ok(socks4 && 'error' in socks4 && /no password/.test(socks4.error) && !socks4.error.includes('SECRET'));
+});
+
+test('a members_file of http proxies (host:port:user:pass) builds a pool that connects through tinyproxy', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const tiny = await startTinyproxy({ host: '127.0.0.81', user: 'user', pass: 'pass' });
+  t.after(() => tiny.close());
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'proxies.txt'), `# from the provider\n${tiny.host}:${tiny.port}:user:pass #country=de\n`);
+  const file = join(dir, 'socksgate.yaml');
+  await writeFile(file, 'upstreams:\n  p: { type: pool, members_file: proxies.txt, members_scheme: http }\n');
+  const map = await buildOutbounds(await loadConfig({ path: file }), { dns, log });
+  t.after(() => closeOutbounds(map));
+  const pool = map.get('p')!;
+  assert.ok(isPoolOutbound(pool));
+  assert.deepEqual(pool.stats().map((s) => s.name), [`http://user@${tiny.host}:${tiny.port}`]);
+  const conn = await pool.connect({ host: '127.0.0.1', port: dest.port }, ctx());
+  assert.equal((conn.head?.toString() ?? '') + (await readAll(conn.socket)), 'hello 127.0.0.81\n');
+  conn.release?.();
+});
+
+test('check reports each bad members_file line at FILE:LINE:COL without its password', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'proxies.txt'), '10.0.0.1:1080:user:ok\n\n  10.0.0.2:99999:user:SECRET\nuser:SECRET@10.0.0.3:1080 #tier=\n');
+  const file = join(dir, 'socksgate.yaml');
+  await writeFile(file, 'upstreams:\n  p: { type: pool, members_file: proxies.txt, members_scheme: http }\n');
+  const res = await runCli(['check', '--config', file]);
+  assert.equal(res.code, 1, res.stderr);
+  assert.match(res.stderr, /proxies\.txt:3:3: bad port in 10\.0\.0\.2:99999/);
+  assert.match(res.stderr, /proxies\.txt:4:27: tags after "#" must be key=value/);
+  assert.ok(!res.stderr.includes('SECRET'), res.stderr);
+  await writeFile(join(dir, 'proxies.txt'), '10.0.0.1:1080:user:ok #tier=a\n');
+  const good = await runCli(['check', '--config', file]);
+  assert.equal(good.code, 0, good.stderr);
+});

@@ -1,0 +1,94 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, createServer, type Socket } from 'node:net';
+import { pino } from 'pino';
+import type { Socks4UpstreamConfig } from '../../src/config/types.js';
+import { createResolver } from '../../src/dns/resolver.js';
+import { GatewayError, Rep } from '../../src/errors.js';
+import { createHttpOutbound } from '../../src/outbound/http.js';
+import { createSocks4Outbound } from '../../src/outbound/socks4.js';
+import type { OutboundContext } from '../../src/outbound/types.js';
+import { listenTracked } from '../helpers/servers.js';
+import { readAll, startDante } from '../helpers/upstreams.js';
+
+const log = pino({ level: 'silent' });
+const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: { 'v6only.test': '::1', 'dest.test': '127.0.0.1' } });
+const ctx = (): OutboundContext => ({ signal: new AbortController().signal, log, sessionKey: 'k' });
+const socks4 = (cfg: Partial<Socks4UpstreamConfig> & { host: string; port: number }): Socks4UpstreamConfig => ({ type: 'socks4', remote_dns: true, ...cfg });
+
+/**
+ * A scripted SOCKS4 server (not a real one): records each request as sent on the wire and
+ * grants it without connecting anywhere, then writes "ok". Shows SOCKS4 vs SOCKS4a on the wire.
+ */
+async function startRecordingSocks4(host: string): Promise<{ host: string; port: number; requests: Buffer[]; close(): Promise<void> }> {
+  const requests: Buffer[] = [];
+  const srv = createServer((s: Socket) => {
+    s.on('error', () => {});
+    let buf = Buffer.alloc(0);
+    s.on('data', (b: Buffer) => {
+      buf = Buffer.concat([buf, b]);
+      const nulls = [...buf.subarray(8)].filter((x) => x === 0).length;
+      const is4a = buf.length >= 8 && buf[4] === 0 && buf[5] === 0 && buf[6] === 0 && buf[7] !== 0;
+      if (buf.length < 9 || nulls < (is4a ? 2 : 1)) return;
+      requests.push(buf);
+      s.end(Buffer.concat([Buffer.from([0, 0x5a, 0, 0, 0, 0, 0, 0]), Buffer.from('ok')]));
+    });
+  });
+  return { host, requests, ...(await listenTracked(srv, host)) };
+}
+
+test('SOCKS4a sends the name, SOCKS4 resolves here and sends IPv4; an IPv6-only name or address gets 0x08', async (t) => {
+  const rec = await startRecordingSocks4('127.0.0.71');
+  t.after(() => rec.close());
+  const deps = { dns, connectTimeout: 3_000 };
+  const a = createSocks4Outbound('4a', socks4({ host: rec.host, port: rec.port, username: 'crawler' }), deps);
+  const conn = await a.connect({ host: 'dest.test', port: 8080 }, ctx());
+  assert.equal(await readAll(conn.socket), 'ok');
+  conn.release?.();
+  // VN CD DSTPORT 0.0.0.x USERID NUL HOST NUL (SOCKS4a)
+  assert.deepEqual(rec.requests[0], Buffer.concat([Buffer.from([4, 1, 0x1f, 0x90, 0, 0, 0, 1]), Buffer.from('crawler\0dest.test\0')]));
+
+  const plain = createSocks4Outbound('4', socks4({ host: rec.host, port: rec.port, remote_dns: false }), deps);
+  const second = await plain.connect({ host: 'dest.test', port: 8080 }, ctx());
+  assert.equal(await readAll(second.socket), 'ok');
+  second.release?.();
+  assert.deepEqual(rec.requests[1], Buffer.from([4, 1, 0x1f, 0x90, 127, 0, 0, 1, 0]));
+
+  for (const [out, host] of [[plain, 'v6only.test'], [a, '::1'], [plain, '::1']] as const) {
+    await assert.rejects(out.connect({ host, port: 80 }, ctx()), (e: unknown) => e instanceof GatewayError && e.rep === Rep.ADDRESS_TYPE_NOT_SUPPORTED, host);
+  }
+  assert.equal(rec.requests.length, 2, 'nothing was sent for the IPv6 destinations');
+});
+
+test('capabilities: socks4 has BIND (not UDP) unless chained; http has neither', () => {
+  const deps = { dns, connectTimeout: 1_000 };
+  const direct = createSocks4Outbound('d', socks4({ host: '127.0.0.1', port: 1 }), deps);
+  assert.equal(typeof direct.bind, 'function');
+  assert.equal(direct.openUdp, undefined);
+  const chained = createSocks4Outbound('c', socks4({ host: '127.0.0.1', port: 1 }), { ...deps, via: direct });
+  assert.equal(chained.bind, undefined);
+  const http = createHttpOutbound('h', { type: 'http', host: '127.0.0.1', port: 1, tls: false, remote_dns: true }, deps);
+  assert.ok(!('bind' in http) && !('openUdp' in http));
+});
+
+test('BIND through a SOCKS4 upstream (Dante): it listens, the peer connects there, bytes flow', async (t) => {
+  const dante = await startDante({ host: '127.0.0.72' });
+  t.after(() => dante.close());
+  const out = createSocks4Outbound('dante4', socks4({ host: dante.host, port: dante.port, remote_dns: false }), { dns, connectTimeout: 3_000 });
+  const handle = await out.bind!({ host: '127.0.0.1', port: 0 }, ctx());
+  t.after(() => handle.close());
+  assert.notEqual(handle.listening.port, 0);
+  const listenHost = handle.listening.host === '0.0.0.0' ? dante.host : handle.listening.host;
+  const peer = connect({ host: listenHost, port: handle.listening.port, localAddress: '127.0.0.1' });
+  peer.on('error', () => {});
+  t.after(() => peer.destroy());
+  await once(peer, 'connect');
+  const { socket, peer: from } = await handle.accepted();
+  t.after(() => socket.destroy());
+  assert.equal(from.host, '127.0.0.1');
+  peer.write('hello binder');
+  socket.resume();
+  const [chunk] = (await once(socket, 'data')) as [Buffer];
+  assert.equal(chunk.toString(), 'hello binder');
+});
