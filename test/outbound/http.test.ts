@@ -143,16 +143,24 @@ test('bytes the proxy sends right after its 200 reach the client; the CONNECT ca
   t.after(() => eager.close());
   const gw = await startGateway({
     dns: { hosts: { 'example.test': '127.0.0.1' } },
-    upstreams: { eager: { type: 'http', host: eager.host, port: eager.port, username: 'u', password: 'p:w' } },
+    auth: { users: [{ username: 'local', password: 'pw' }, { username: 'remote', password: 'pw' }] },
+    upstreams: {
+      eager: { type: 'http', host: eager.host, port: eager.port, username: 'u', password: 'p:w' },
+      local: { type: 'http', host: eager.host, port: eager.port, remote_dns: false },
+    },
+    rules: [{ name: 'local', users: ['local'], action: 'local' }],
     default: 'eager',
   });
   t.after(() => gw.close());
-  const { socket } = await socksConnect(gw.port, { host: 'example.test', port: 22 }, 5_000);
+  const { socket } = await socksConnect(gw.port, { host: 'example.test', port: 22 }, 5_000, { userId: 'remote', password: 'pw' });
   assert.equal(await readAll(socket), 'SSH-2.0-banner\r\n');
   const [req] = eager.requests;
   assert.match(req!, /^CONNECT example\.test:22 HTTP\/1\.1\r\n/);
   assert.match(req!, /\r\nhost: example\.test:22\r\n/i);
   assert.ok(req!.toLowerCase().includes(`proxy-authorization: basic ${Buffer.from('u:p:w').toString('base64').toLowerCase()}`), req);
-  const line = await gw.accessLog(() => true);
-  assert.ok(line && JSON.stringify(line).includes('eager'), JSON.stringify(line));
+  // remote_dns: false resolves through our DNS path (dns.hosts here) and asks for the address.
+  const local = await socksConnect(gw.port, { host: 'example.test', port: 22 }, 5_000, { userId: 'local', password: 'pw' });
+  assert.equal(await readAll(local.socket), 'SSH-2.0-banner\r\n');
+  assert.match(eager.requests[1]!, /^CONNECT 127\.0\.0\.1:22 HTTP\/1\.1\r\n/);
+  assert.ok(!/proxy-authorization/i.test(eager.requests[1]!), 'no credentials configured, none sent');
 });

@@ -3,14 +3,15 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { pino } from 'pino';
-import type { Socks4UpstreamConfig } from '../../src/config/types.js';
+import type { PoolConfig, Socks4UpstreamConfig } from '../../src/config/types.js';
 import { createResolver } from '../../src/dns/resolver.js';
 import { GatewayError, Rep } from '../../src/errors.js';
 import { createHttpOutbound } from '../../src/outbound/http.js';
+import { createPoolOutbound } from '../../src/outbound/pool.js';
 import { createSocks4Outbound } from '../../src/outbound/socks4.js';
 import type { OutboundContext } from '../../src/outbound/types.js';
 import { listenTracked } from '../helpers/servers.js';
-import { readAll, startDante } from '../helpers/upstreams.js';
+import { readAll, specs, startDante } from '../helpers/upstreams.js';
 
 const log = pino({ level: 'silent' });
 const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: { 'v6only.test': '::1', 'dest.test': '127.0.0.1' } });
@@ -70,6 +71,13 @@ test('capabilities: socks4 has BIND (not UDP) unless chained; http has neither',
   assert.equal(chained.bind, undefined);
   const http = createHttpOutbound('h', { type: 'http', host: '127.0.0.1', port: 1, tls: false, remote_dns: true }, deps);
   assert.ok(!('bind' in http) && !('openUdp' in http));
+  // A pool offers a command when some member can carry it (and then only those are tried).
+  const cfg: PoolConfig = { type: 'pool', members: [], members_scheme: 'http', strategy: 'round-robin', ban_after: 3 };
+  const mixed = createPoolOutbound('mixed', cfg, { members: specs([http, direct]), log });
+  assert.equal(typeof mixed.bind, 'function');
+  assert.equal(mixed.openUdp, undefined);
+  const httpOnly = createPoolOutbound('http-only', cfg, { members: specs([http]), log });
+  assert.equal(httpOnly.bind, undefined);
 });
 
 test('BIND through a SOCKS4 upstream (Dante): it listens, the peer connects there, bytes flow', async (t) => {
