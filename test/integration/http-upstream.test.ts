@@ -1,5 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
+import { SocksClient, type SocksRemoteHost } from 'socks';
 import { fromSocksError } from '../../src/outbound/socks5-errors.js';
 import { closedPort, socksConnect, startGateway } from '../helpers/index.js';
 import { readAll, startDante, startDestination, startMicrosocks, startSquid, startTinyproxy } from '../helpers/upstreams.js';
@@ -107,4 +110,48 @@ test('a socks4 upstream (Dante): names resolved here and sent as IPv4, an IPv6 d
   // Dante answers 0x5B for a destination it cannot reach: SOCKS4's one refusal, 0x01.
   assert.equal(await through(gw.port, { host: '127.0.0.1', port: await closedPort() }, 'four'), 0x01);
   assert.equal(await through(gw.port, { host: '127.0.0.1', port: dest.port }, 'four'), 'hello 127.0.0.57');
+});
+
+test('a pool of an http member (object form, weight, tags) and a socks4 member: both serve CONNECT, only socks4 serves BIND', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const tiny = await startTinyproxy({ host: '127.0.0.58', user: 'user', pass: 'tiny-secret' });
+  t.after(() => tiny.close());
+  const dante = await startDante({ host: '127.0.0.59' });
+  t.after(() => dante.close());
+  const httpMember = `http://user:tiny-secret@${tiny.host}:${tiny.port}`;
+  const gw = await startGateway({
+    upstreams: {
+      mixed: {
+        type: 'pool',
+        strategy: 'round-robin',
+        members: [{ url: httpMember, weight: 2, tags: { country: 'de' } }, `socks4://${dante.host}:${dante.port}#country=fr`],
+      },
+    },
+    default: 'mixed',
+  });
+  t.after(() => gw.close());
+  const seen = new Set<string | number>();
+  for (let i = 0; i < 4; i++) {
+    try {
+      const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: dest.port }, 10_000);
+      seen.add((await readAll(socket)).trim());
+    } catch (err) {
+      seen.add(fromSocksError('gateway', err).rep);
+    }
+  }
+  assert.deepEqual([...seen].sort(), ['hello 127.0.0.58', 'hello 127.0.0.59']);
+  const line = await gw.accessLog((l) => l.member === `http://user@${tiny.host}:${tiny.port}`);
+  assert.ok(line, 'the access log names the http member without its password');
+
+  for (let i = 0; i < 2; i++) {
+    const client = new SocksClient({ proxy: { host: '127.0.0.1', port: gw.port, type: 5 }, command: 'bind', destination: { host: '127.0.0.1', port: 0 }, timeout: 5_000 });
+    const bound = once(client, 'bound') as Promise<[{ remoteHost?: SocksRemoteHost; socket: Socket }]>;
+    client.connect();
+    const [{ remoteHost, socket }] = await bound;
+    assert.equal(remoteHost?.host, dante.host, 'Dante (the socks4 member) listens for the peer');
+    client.on('error', () => {}); // the close below, before any peer, is reported as one
+    socket.destroy();
+  }
+  assert.ok(!JSON.stringify(gw.logs).includes('tiny-secret'), 'no password in the logs');
 });
