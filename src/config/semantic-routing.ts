@@ -84,7 +84,8 @@ function checkMember(m: unknown, path: ConfigPath, upstreams: ReadonlyMap<string
   const shown = member.includes('@') ? `…@${member.slice(member.lastIndexOf('@') + 1)}` : redact(member);
   if (url !== undefined || !upstreams.has(member)) {
     const what = url !== undefined ? `"${shown}" is not a proxy URL` : `"${shown}" names no upstream and is not a proxy URL`;
-    out.push(problem(where, `${what} (proxy-list lines without a scheme belong in members_file): ${EXPECTED_URL}`));
+    const hint = member.includes(':') ? ' (proxy-list lines without a scheme belong in members_file)' : '';
+    out.push(problem(where, `${what}${hint}: ${EXPECTED_URL}`));
   } else if (upstreams.get(member)?.['type'] === 'pool') {
     out.push(problem(path, `"${member}" is a pool; pool members must be proxy upstreams or URLs`));
   }
