@@ -31,7 +31,6 @@ export function createHttpOutbound(name: string, cfg: HttpUpstreamConfig, deps: 
   return createProxyOutbound(name, { host: cfg.host, port: cfg.port, username: cfg.username, password: cfg.password }, {
     targets: async (dest, ctx) => (cfg.remote_dns ? [sendableName(dest)] : resolveHere(dest, ctx, deps.dns)),
     handshake: async (socket, to, run) => {
-      socket.resume(); // a hop's stream arrives paused (see keepEarlyData)
       const stream = cfg.tls ? await startTls(socket, cfg, deps.ca, run.signal) : socket;
       // Without TLS nothing comes back before the proxy has reached the destination: a proxy
       // that took our connection counts as alive, and a timeout is about the destination.
@@ -50,6 +49,7 @@ function sendableName(to: Destination): Destination {
 /** TLS to the proxy, verified against `ca` or the default store, with SNI unless the proxy is an IP literal (RFC 6066 §3). */
 function startTls(socket: Socket, cfg: HttpUpstreamConfig, ca: Buffer | undefined, signal: AbortSignal): Promise<TLSSocket> {
   const identity = cfg.servername ?? cfg.host;
+  socket.resume(); // a hop's stream arrives paused (see keepEarlyData); a TLS server says nothing before our hello
   return new Promise((resolve, reject) => {
     const tls = tlsConnect({
       socket,
@@ -90,6 +90,9 @@ function connectThrough(stream: Socket, to: Destination, run: HandshakeRun): Pro
       stream.destroy();
     };
     run.signal.addEventListener('abort', onAbort, { once: true });
+    // A hop's stream arrives paused (see keepEarlyData), maybe with bytes put back in front:
+    // it flows once the client's parser listens, so none of them is lost.
+    req.once('socket', (s: Socket) => s.resume());
     req.once('connect', (res, socket: Socket, head: Buffer) => {
       run.signal.removeEventListener('abort', onAbort);
       // Paused here, in the parser's callback, so nothing after the head is read before the relay;

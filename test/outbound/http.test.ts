@@ -11,12 +11,13 @@ import { GatewayError, Rep } from '../../src/errors.js';
 import { createHttpOutbound } from '../../src/outbound/http.js';
 import { fromHttpError, HttpProxyRefusal } from '../../src/outbound/http-errors.js';
 import { createPoolOutbound } from '../../src/outbound/pool.js';
+import { createSocks5Outbound } from '../../src/outbound/socks5.js';
 import { isUpstreamFault } from '../../src/outbound/socks5-errors.js';
 import type { Connection, OutboundContext } from '../../src/outbound/types.js';
 import { readFile } from 'node:fs/promises';
 import { listenTracked } from '../helpers/servers.js';
 import { socksConnect, startGateway } from '../helpers/index.js';
-import { makePki, readAll, specs, startDestination, startTinyproxy, startTlsTerminator } from '../helpers/upstreams.js';
+import { makePki, readAll, specs, startDestination, startMicrosocks, startTinyproxy, startTlsTerminator } from '../helpers/upstreams.js';
 
 const log = pino({ level: 'silent' });
 const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
@@ -89,6 +90,16 @@ test('an https:// proxy: TLS verified against the configured CA (by servername o
   });
   const wrongName = createHttpOutbound('https-name', http({ ...base, servername: 'other.test' }), { dns, connectTimeout: 5_000, ca: await readFile(pki.caFile) });
   await assert.rejects(wrongName.connect(to, ctx()), (e: unknown) => e instanceof GatewayError && /ALTNAME|other\.test/.test(e.message));
+  // TLS runs on whatever stream the previous hop gives: an https:// proxy reached through SOCKS5.
+  const hop = await startMicrosocks({ host: '127.0.0.65' });
+  t.after(() => hop.close());
+  const socksHop = createSocks5Outbound('hop', { type: 'socks5', host: hop.host, port: hop.port, remote_dns: true }, { dns, connectTimeout: 5_000 });
+  const chained = createHttpOutbound('https-chained', http({ ...base, servername: 'proxy.test' }), { dns, connectTimeout: 5_000, ca: await readFile(pki.caFile), via: socksHop });
+  const third = await chained.connect(to, ctx());
+  assert.equal(await received(third), 'hello 127.0.0.62\n');
+  third.release?.();
+  assert.equal(socksHop.stats().attempts, 1);
+
   // Without `ca` the default store is used: a private CA does not verify.
   const noCa = createHttpOutbound('https-default', http(base), { dns, connectTimeout: 5_000 });
   await assert.rejects(noCa.connect(to, ctx()), (e: unknown) => e instanceof GatewayError && isUpstreamFault(e));
