@@ -4,7 +4,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { loadConfig } from '../../src/config/load.js';
+import { stringify } from 'yaml';
+import { loadConfig, parseConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/errors.js';
 import { createResolver } from '../../src/dns/resolver.js';
 import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
 import { parseMemberUrl } from '../../src/outbound/member-url.js';
@@ -12,6 +14,7 @@ import { parseMemberLine, parseMembersFile } from '../../src/outbound/members-fi
 import { isPoolOutbound } from '../../src/outbound/stats.js';
 import type { OutboundContext } from '../../src/outbound/types.js';
 import { runCli } from '../helpers/cli.js';
+import { socksConnect, startGateway } from '../helpers/index.js';
 import { readAll, startDestination, startTinyproxy } from '../helpers/upstreams.js';
 
 const log = pino({ level: 'silent' });
@@ -131,4 +134,28 @@ test('check reports each bad members_file line at FILE:LINE:COL without its pass
   await writeFile(join(dir, 'proxies.txt'), '10.0.0.1:1080:user:ok #tier=a\n');
   const good = await runCli(['check', '--config', file]);
   assert.equal(good.code, 0, good.stderr);
+});
+
+test('a reload with a bad members_file line is refused at FILE:LINE:COL and the running pool keeps serving', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const tiny = await startTinyproxy({ host: '127.0.0.82', user: 'user', pass: 'pass' });
+  t.after(() => tiny.close());
+  const dir = await tempDir(t);
+  const list = join(dir, 'proxies.txt');
+  await writeFile(list, `${tiny.host}:${tiny.port}:user:pass\n`);
+  const partial = { upstreams: { p: { type: 'pool', members_file: 'proxies.txt', members_scheme: 'http' } }, default: 'p' };
+  const source = join(dir, 'socksgate.yaml');
+  const gw = await startGateway(partial, { source });
+  t.after(() => gw.close());
+  await writeFile(list, `${tiny.host}:${tiny.port}:user:pass\n${tiny.host}:x:user:SECRET\n`);
+  const next = parseConfig(stringify({ listen: [{ host: '127.0.0.1', port: 0 }], ...partial }), source, {});
+  await assert.rejects(gw.gw.reload(next), (e: unknown) => {
+    assert.ok(e instanceof ConfigError);
+    assert.match(e.message, /proxies\.txt:2:1: bad port in 127\.0\.0\.82:…/);
+    assert.ok(!e.message.includes('SECRET'), e.message);
+    return true;
+  });
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: dest.port }, 10_000);
+  assert.equal(await readAll(socket), 'hello 127.0.0.82\n');
 });
