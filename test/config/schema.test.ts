@@ -50,7 +50,7 @@ test('config.example.yaml validates without any environment and uses every top-l
   assert.ok(config.auth && config.metrics && config.dns.servers);
   const keys = Object.keys(parseDocument(readFileSync(EXAMPLE, 'utf8')).toJS() as object).sort();
   assert.deepEqual(keys, Object.keys(schema['properties'] as object).sort());
-  assert.deepEqual(new Set(Object.values(config.upstreams).map((u) => u.type)), new Set(['socks5', 'pool']));
+  assert.deepEqual(new Set(Object.values(config.upstreams).map((u) => u.type)), new Set(['socks5', 'http', 'pool']));
 });
 
 test('config.example.yaml takes its secrets from the environment when set', async () => {
