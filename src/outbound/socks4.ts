@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import type { Socks4UpstreamConfig } from '../config/types.js';
 import { GatewayError, Rep } from '../errors.js';
 import { credentialsFor } from './credentials.js';
-import { assertSendable, createProxyOutbound, resolveHere, type ProxyDeps } from './proxy-outbound.js';
+import { assertSendable, createProxyOutbound, proxyDialer, resolveHere, type ProxyDeps } from './proxy-outbound.js';
 import { openSocks5Bind } from './socks5-bind.js';
 import { fromSocksError } from './socks5-errors.js';
 import { socksHandshake } from './socks5.js';
@@ -31,11 +31,14 @@ export function createSocks4Outbound(name: string, cfg: Socks4UpstreamConfig, de
     fromError: fromSocksError,
   }, deps);
   // As for SOCKS5: the upstream's listening port cannot be carried through a chain.
+  // It reaches the upstream with the same dialer as CONNECT (dns.hosts, the cache, the guard).
   if (!deps.via) {
+    const dial = proxyDialer(proxy, deps);
     out.bind = async (dest: Destination, ctx: OutboundContext): Promise<BindHandle> => {
       const [to] = await targets(dest, ctx);
       const { username } = credentialsFor({ username: cfg.username }, ctx);
-      return openSocks5Bind({ ...proxy, username, name, version: 4 }, to!, ctx, { connectTimeout: deps.connectTimeout });
+      const dialer = (signal: AbortSignal) => dial(signal, ctx).then((c) => c.socket);
+      return openSocks5Bind({ ...proxy, username, name, version: 4 }, to!, ctx, { connectTimeout: deps.connectTimeout, dial: dialer });
     };
   }
   return out;
