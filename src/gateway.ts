@@ -17,6 +17,7 @@ import { runClient, type ClientDeps } from './server/client.js';
 import { HttpFront } from './server/fronts/http.js';
 import { socks4Front } from './server/fronts/socks4.js';
 import { socks5Front } from './server/fronts/socks5.js';
+import { proxyHeaderPolicy, type ProxyHeaderPolicy } from './server/proxy-header.js';
 import { ConnectionRegistry } from './server/registry.js';
 import { ReloadController } from './reload.js';
 
@@ -206,10 +207,12 @@ export class Gateway {
     });
   }
 
+  /** Like the address, a listener's `protocols` and `proxy_protocol` are fixed at start (a reload warns). */
   #listen(listen: ListenConfig): Promise<Server> {
     const { host, port } = listen;
     const protocols = Object.freeze([...listen.protocols]);
-    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.#accept(socket, protocols));
+    const proxyHeader = proxyHeaderPolicy(listen.proxy_protocol);
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.#accept(socket, protocols, proxyHeader));
     server.on('error', (err) => this.log.error({ err }, 'listener error'));
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -220,7 +223,7 @@ export class Gateway {
     });
   }
 
-  #accept(socket: Socket, protocols: readonly Protocol[]): void {
+  #accept(socket: Socket, protocols: readonly Protocol[], proxyHeader: ProxyHeaderPolicy | undefined): void {
     // Beyond max_connections new clients are refused, not queued (PRODUCT.md "limits").
     if (this.#sessions.size >= this.#snapshot.config.limits.max_connections || this.#shutdown.signal.aborted) {
       this.metrics.refused.inc();
@@ -228,7 +231,7 @@ export class Gateway {
       return;
     }
     this.metrics.active.inc();
-    const session = runClient(socket, protocols, this.#deps)
+    const session = runClient(socket, protocols, this.#deps, proxyHeader)
       .catch((err: unknown) => this.log.error({ err }, 'session crashed'))
       .finally(() => {
         this.#sessions.delete(socket);
