@@ -16,7 +16,7 @@ import type { Config } from '../../src/config/types.js';
 import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
 import { createResolver } from '../../src/dns/resolver.js';
 import { silentLogger } from '../../src/observe/logger.js';
-import { startCliGateway } from '../helpers/cli.js';
+import { runCli, startCliGateway } from '../helpers/cli.js';
 import { closedPort } from '../helpers/index.js';
 
 type Obj = Record<string, unknown>;
@@ -267,9 +267,20 @@ async function runK8sGateway(t: TestContext): Promise<{ admin: string; adminPort
 }
 
 test('every probe path the manifests and the image use answers 200 on a running gateway', async (t) => {
-  const { container } = deploymentOf(await k8s());
+  const docs = await k8s();
+  const { container } = deploymentOf(docs);
   const paths = [container.readinessProbe, container.livenessProbe].map((p) => String(obj(obj(p).httpGet).path));
   assert.deepEqual(paths, ['/readyz', '/healthz']);
+  // The load balancer's own health check (Service annotations) asks the admin listener too.
+  const config = await k8sConfig();
+  for (const svc of docs.filter((d) => d.kind === 'Service')) {
+    const notes = obj(obj(svc.metadata).annotations);
+    for (const [k, v] of Object.entries(notes)) {
+      if (k.endsWith('healthcheck-path')) paths.push(String(v));
+      if (k.endsWith('healthcheck-port')) assert.equal(v, String(config.metrics!.port), k);
+    }
+  }
+  assert.equal(paths.length, 3, 'the LoadBalancer Service checks a path');
   const { admin, adminPort } = await runK8sGateway(t);
   for (const path of paths) {
     const res = await fetch(`${admin}${path}`, { signal: AbortSignal.timeout(5_000) });
@@ -330,12 +341,38 @@ test('every metric named by the Grafana dashboard and the Prometheus files is on
   assert.equal(new Set(ids).size, ids.length, 'panel ids are unique');
 });
 
-test("the README's configuration example passes check", async () => {
+const README_ENV = { ALICE_PASSWORD: 'a', BOB_PASSWORD: 'b', CORP_PASSWORD: 'c', PROVIDER_PASSWORD: 'p' };
+
+/** Every ```yaml block of the README, each written to its own directory as socksgate.yaml. */
+async function readmeConfigs(): Promise<Array<{ yaml: string; path: string; end: number }>> {
   const readme = await readFile('README.md', 'utf8');
-  const yaml = /```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
-  assert.ok(yaml, 'README has a yaml example');
-  const dir = await mkdtemp(join(tmpdir(), 'socksgate-readme-'));
-  await writeFile(join(dir, 'socksgate.yaml'), yaml);
-  const config = await loadConfig({ path: join(dir, 'socksgate.yaml'), env: { ALICE_PASSWORD: 'a', CORP_PASSWORD: 'c' } });
-  assert.deepEqual(config.rules.map((r) => r.action), ['block', 'corp', 'crawl']);
+  const out = [];
+  for (const m of readme.matchAll(/```yaml\n([\s\S]*?)```/g)) {
+    const dir = await mkdtemp(join(tmpdir(), 'socksgate-readme-'));
+    await writeFile(join(dir, 'socksgate.yaml'), m[1]!);
+    out.push({ yaml: m[1]!, path: join(dir, 'socksgate.yaml'), end: m.index + m[0].length });
+  }
+  return out;
+}
+
+test("every YAML block in the README passes check; the configuration example routes as it reads", async () => {
+  const configs = await readmeConfigs();
+  assert.ok(configs.length >= 5, 'quick starts and the configuration example');
+  const loaded = [];
+  for (const c of configs) loaded.push(await loadConfig({ path: c.path, env: README_ENV }));
+  const example = loaded.find((c) => c.rules.some((r) => r.name === 'crawler') && 'corp' in c.upstreams && 'crawl' in c.upstreams);
+  assert.deepEqual(example?.rules.map((r) => r.action), ['block', 'corp', 'crawl']);
+});
+
+test("the README's `route` examples print what their comments say", async () => {
+  const readme = await readFile('README.md', 'utf8');
+  const configs = await readmeConfigs();
+  const claims = [...readme.matchAll(/node dist\/cli\.js route (\S+) (\d+)\s+# (rule=\S+ action=\S+)/g)];
+  assert.ok(claims.length >= 1);
+  for (const claim of claims) {
+    const config = configs.filter((c) => c.end < claim.index).at(-1)!; // the block above the command
+    const res = await runCli(['route', claim[1]!, claim[2]!, '--config', config.path], { env: README_ENV });
+    assert.equal(res.code, 0, res.stderr);
+    assert.ok(res.stdout.includes(claim[3]!), `${claim[0]} → ${res.stdout}`);
+  }
 });
