@@ -93,10 +93,20 @@ test('the Dockerfile: build with dev dependencies, run with production ones only
   assert.ok(froms.length >= 2, 'multi-stage');
   const stages = new Set(froms.map((f) => f[1]).filter(Boolean));
   const runtime = lastStage(ins);
+  // The build context is the repository, filtered by docker/Dockerfile.dockerignore: every
+  // COPY source must exist and be let through ("*" then "!path" exceptions).
+  const ignore = (await readFile('docker/Dockerfile.dockerignore', 'utf8')).split('\n').filter((l) => l && !l.startsWith('#'));
+  assert.equal(ignore[0], '*');
+  const allowed = new Set(ignore.slice(1).map((l) => l.replace(/^!/, '').replace(/\/$/, '')));
   for (const copy of ins.filter((i) => i.op === 'COPY')) {
     const from = /--from=(\S+)/.exec(copy.args)?.[1];
     if (from) assert.ok(stages.has(from), `COPY --from=${from} names a stage`);
-    else for (const src of copy.args.split(/\s+/).slice(0, -1)) assert.ok(existsSync(src), `COPY source ${src} exists`);
+    else {
+      for (const src of copy.args.split(/\s+/).slice(0, -1)) {
+        assert.ok(existsSync(src), `COPY source ${src} exists`);
+        assert.ok(allowed.has(src.replace(/\/$/, '')), `COPY source ${src} is in the build context`);
+      }
+    }
   }
   // node_modules in the runtime image come from a stage that installed without dev dependencies.
   const modules = runtime.find((i) => i.op === 'COPY' && /node_modules/.test(i.args));
