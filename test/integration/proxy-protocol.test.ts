@@ -162,3 +162,12 @@ test('a header sent a byte at a time is read whole', async (t) => {
   tunnel.end();
   assert.equal((await gw.accessLog((l) => l.client === '198.51.100.20:1'))?.rule, 'behind-lb');
 });
+
+test('a header followed by the end of the stream ends the session at once, not at handshake_timeout', async (t) => {
+  const gw = await gateway(t, { handshake_timeout: '30s' });
+  const s = await from(TRUSTED, gw.port, t);
+  s.end(encodeProxyV1({ family: 'inet', source: { host: '198.51.100.30', port: 2 }, dest: { host: '127.0.0.1', port: 1080 } }));
+  assert.ok(await closedWithin(s, 5_000));
+  const line = await gw.accessLog((l) => l.client === '198.51.100.30:2', 5_000);
+  assert.equal(line?.error, 'closed before greeting');
+});
