@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
+import { compileConfig } from '../../src/gateway.js';
 import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
 import { createResolver } from '../../src/dns/resolver.js';
 import { silentLogger } from '../../src/observe/logger.js';
@@ -369,7 +370,11 @@ test("every YAML block in the README passes check; the configuration example rou
   const configs = await readmeConfigs();
   assert.ok(configs.length >= 5, 'quick starts and the configuration example');
   const loaded = [];
-  for (const c of configs) loaded.push(await loadConfig({ path: c.path, env: README_ENV }));
+  for (const c of configs) {
+    const config = await loadConfig({ path: c.path, env: README_ENV });
+    await compileConfig(config, silentLogger()); // what `check` runs after loading
+    loaded.push(config);
+  }
   const example = loaded.find((c) => c.rules.some((r) => r.name === 'crawler') && 'corp' in c.upstreams && 'crawl' in c.upstreams);
   assert.deepEqual(example?.rules.map((r) => r.action), ['block', 'corp', 'crawl']);
 });
