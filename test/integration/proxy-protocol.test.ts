@@ -26,8 +26,8 @@ async function gateway(t: TestContext, limits: Record<string, unknown> = {}): Pr
   return gw;
 }
 
-async function from(localAddress: string, port: number, t: TestContext): Promise<Socket> {
-  const s = connect({ host: '127.0.0.1', port, localAddress, allowHalfOpen: true });
+async function from(localAddress: string, port: number, t: TestContext, host = '127.0.0.1'): Promise<Socket> {
+  const s = connect({ host, port, localAddress, allowHalfOpen: true });
   t.after(() => s.destroy());
   await once(s, 'connect');
   return s;
@@ -170,4 +170,21 @@ test('a header followed by the end of the stream ends the session at once, not a
   assert.ok(await closedWithin(s, 5_000));
   const line = await gw.accessLog((l) => l.client === '198.51.100.30:2', 5_000);
   assert.equal(line?.error, 'closed before greeting');
+});
+
+test('an IPv6 listener trusting ::1 takes a v2 header with an IPv4 client', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({
+    listen: [{ host: '::1', port: 0, proxy_protocol: { trusted: ['::1'] } }],
+    rules: [{ name: 'behind-lb', sources: ['198.51.100.0/24'], action: 'direct' }],
+    default: 'block',
+  });
+  t.after(() => gw.close());
+  const s = await from('::1', gw.port, t, '::1');
+  s.write(encodeProxyV2({ command: 'proxy', family: 'inet', source: { host: '198.51.100.40', port: 4040 }, dest: { host: '192.0.2.1', port: 1080 } }));
+  const tunnel = await socksOver(s, echo.port);
+  await echoes(tunnel, 'over ipv6');
+  tunnel.end();
+  assert.equal((await gw.accessLog((l) => l.client === '198.51.100.40:4040'))?.rule, 'behind-lb');
 });
