@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { SocksClient } from 'socks';
 import { encodeProxyV1, encodeProxyV2 } from '../../src/protocol/proxy-protocol.js';
-import { closedWithin, readBytes, startEchoServer, startGateway, type TestGateway } from '../helpers/index.js';
+import { closedWithin, readBytes, startEchoServer, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
 
 const TRUSTED = '127.0.0.1';
 const UNTRUSTED = '127.0.0.2';
@@ -187,4 +187,22 @@ test('an IPv6 listener trusting ::1 takes a v2 header with an IPv4 client', asyn
   await echoes(tunnel, 'over ipv6');
   tunnel.end();
   assert.equal((await gw.accessLog((l) => l.client === '198.51.100.40:4040'))?.rule, 'behind-lb');
+});
+
+test('an HTTP proxy request behind a v1 header is routed and logged as the header\'s client', async (t) => {
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const gw = await gateway(t);
+  const s = await from(TRUSTED, gw.port, t);
+  const header = encodeProxyV1({ family: 'inet', source: { host: '198.51.100.50', port: 5050 }, dest: { host: '127.0.0.1', port: 1080 } });
+  s.write(Buffer.concat([header, Buffer.from(`GET ${web.url}/via-lb HTTP/1.1\r\nHost: 127.0.0.1:${web.port}\r\nConnection: close\r\n\r\n`)]));
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  assert.ok(await closedWithin(s, 5_000));
+  const answer = Buffer.concat(chunks).toString();
+  assert.match(answer, /^HTTP\/1\.1 200/);
+  assert.match(answer, /hello \/via-lb/);
+  const line = await gw.accessLog((l) => l.client === '198.51.100.50:5050');
+  assert.equal(line?.rule, 'behind-lb');
+  assert.equal(line?.protocol, 'http');
 });
