@@ -100,6 +100,9 @@ function relayMessage(
     createConnection: () => socket,
     setHost: false,
   });
+  // An upstream's stream comes paused (it keeps the bytes that came with its reply), and
+  // node's client only listens for 'data': it would never see the response.
+  out.once('socket', (s) => s.resume());
   return new Promise((resolve) => {
     out.on('response', (ores: IncomingMessage) => {
       record.status = ores.statusCode ?? 502;
