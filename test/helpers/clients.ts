@@ -42,6 +42,8 @@ export function cleanEnv(home: string, extra: Record<string, string> = {}): Reco
 
 const MAX_OUTPUT = 1 << 20;
 
+const urlHost = (host: string): string => (host.includes(':') ? `[${host}]` : host);
+
 /**
  * Runs `cmd` in its own process group and resolves when it exits; never rejects (the result
  * tells). Past `timeoutMs` the whole group (the process and any children it forked, as
@@ -101,7 +103,7 @@ export interface SelfSignedCert {
   certFile: string;
 }
 
-/** A throwaway self-signed certificate for 127.0.0.1 and localhost, made by openssl in `dir`. */
+/** A throwaway self-signed certificate for 127.0.0.1, ::1 and localhost, made by openssl in `dir`. */
 export async function selfSignedCert(dir: string): Promise<SelfSignedCert> {
   const keyFile = join(dir, 'key.pem');
   const certFile = join(dir, 'cert.pem');
@@ -109,7 +111,7 @@ export async function selfSignedCert(dir: string): Promise<SelfSignedCert> {
     '/usr/bin/openssl',
     [
       'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost',
       '-keyout', keyFile, '-out', certFile,
     ],
     { timeoutMs: 20_000, env: cleanEnv(dir) },
@@ -134,10 +136,11 @@ export interface RecordingHttpsServer {
   close(): Promise<void>;
 }
 
-/** An HTTPS origin on 127.0.0.1 with a certificate made now; answers `handler` (default: "secure PATH"). */
+/** An HTTPS origin on `host` with a certificate made now; answers `handler` (default: "secure PATH"). */
 export async function startHttpsServer(
   dir: string,
   handler: (req: IncomingMessage, res: ServerResponse) => void = (req, res) => res.end(`secure ${req.url ?? ''}\n`),
+  host = '127.0.0.1',
 ): Promise<RecordingHttpsServer> {
   const { key, cert, certFile } = await selfSignedCert(dir);
   const seen: SeenHttpRequest[] = [];
@@ -146,21 +149,8 @@ export async function startHttpsServer(
     handler(req, res);
   });
   server.on('tlsClientError', () => {});
-  const { port, close } = await listenTracked(server);
-  return { port, url: `https://127.0.0.1:${port}`, caFile: certFile, seen, close };
-}
-
-/** Resolves once `p` settles or `ms` passed, whichever is first (for bounded waits in teardown). */
-export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms}ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, limit]);
-  } finally {
-    clearTimeout(timer);
-  }
+  const { port, close } = await listenTracked(server, host);
+  return { port, url: `https://${urlHost(host)}:${port}`, caFile: certFile, seen, close };
 }
 
 export interface RecordingHttpServer {
@@ -182,5 +172,5 @@ export async function startRecordingHttpServer(
     handler(req, res);
   });
   const { port, close } = await listenTracked(server, host);
-  return { port, url: `http://${host}:${port}`, seen, close };
+  return { port, url: `http://${urlHost(host)}:${port}`, seen, close };
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { startGateway, startHttpServer } from '../helpers/index.js';
 import { runPython, startHttpsServer, startRecordingHttpServer, tempDir } from '../helpers/clients.js';
 
-// One requests.Session for every GET (so http:// requests share a keep-alive connection to
+// One requests.Session for every request (so http:// requests share a keep-alive connection to
 // the proxy); trust_env off so nothing comes from the environment or ~/.netrc.
 const REQUESTS_CLIENT = `
 import json, sys, requests, urllib3
@@ -17,7 +17,9 @@ with requests.Session() as s:
     for r in json.loads(sys.argv[1]):
         proxies = {"http": r["proxy"], "https": r["proxy"]}
         try:
-            resp = s.get(r["url"], proxies=proxies, verify=r.get("verify", True), timeout=10)
+            body = b"b" * r["upload"] if "upload" in r else None
+            resp = s.request("POST" if body else "GET", r["url"], data=body, proxies=proxies,
+                             verify=r.get("verify", True), timeout=10)
             out.append({"status": resp.status_code, "body": resp.text,
                         "authenticate": resp.headers.get("Proxy-Authenticate")})
         except Exception as e:
@@ -33,7 +35,7 @@ interface RequestsResult {
   detail?: string;
 }
 
-async function pythonRequests(home: string, gets: Array<{ url: string; proxy: string; verify?: string | boolean }>): Promise<RequestsResult[]> {
+async function pythonRequests(home: string, gets: Array<{ url: string; proxy: string; verify?: string | boolean; upload?: number }>): Promise<RequestsResult[]> {
   const r = await runPython(REQUESTS_CLIENT, [JSON.stringify(gets)], { timeoutMs: 60_000, home });
   assert.equal(r.code, 0, `python3-requests exited ${r.code ?? r.signal}${r.timedOut ? ' (timed out)' : ''}: ${r.stderr}`);
   return JSON.parse(r.stdout) as RequestsResult[];
@@ -131,6 +133,37 @@ test('python3-requests with proxy auth: alice and alice-session-K1 pass, no or w
   assert.ok(refused, 'three 407 lines (no credentials twice, a wrong password once)');
   assert.ok(gw.logs.filter((l) => l.msg === 'session end' && l.status === 407).every((l) => l.rep === 2 && l.user === undefined));
   assert.ok(!JSON.stringify(gw.logs).includes('py-pw-1'), 'no password in the logs');
+});
+
+test('python3-requests to IPv6 origins: [::1] in absolute-form and in the CONNECT authority; a POST body goes through', async (t) => {
+  const tmp = await tempDir('requests-v6');
+  t.after(() => tmp.remove());
+  const web = await startRecordingHttpServer((req, res) => {
+    let n = 0;
+    req.on('data', (c: Buffer) => (n += c.length));
+    req.on('end', () => res.end(`${req.method ?? ''} ${req.url ?? ''} ${n} bytes from ${req.socket.remoteAddress ?? ''}\n`));
+  }, '::1');
+  t.after(() => web.close());
+  const tls = await startHttpsServer(tmp.dir, undefined, '::1');
+  t.after(() => tls.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const proxy = `http://127.0.0.1:${gw.port}`;
+  const got = await pythonRequests(tmp.dir, [
+    { url: `${web.url}/six`, proxy },
+    { url: `${web.url}/upload`, proxy, upload: 200_000 },
+    { url: `${tls.url}/six`, proxy, verify: tls.caFile },
+  ]);
+  assert.deepEqual(
+    got.map((r) => r.body ?? r.error),
+    ['GET /six 0 bytes from ::1\n', 'POST /upload 200000 bytes from ::1\n', 'secure /six\n'],
+    JSON.stringify(got),
+  );
+  const forwarded = await gw.accessLog((l) => l.dest === `[::1]:${web.port}` && Number(l.up) > 200_000, 5_000);
+  assert.equal(forwarded?.status, 200);
+  const tunnel = await gw.accessLog((l) => l.dest === `[::1]:${tls.port}`, 5_000);
+  assert.equal(tunnel?.status, 200);
+  assert.equal(tunnel?.rep, 0);
 });
 
 // PySocks speaks SOCKS4 itself: with rdns and a name it sends SOCKS4a (0.0.0.1 + the name),
