@@ -1,5 +1,6 @@
 // Per-upstream counters for metrics: read with `stats()`, never reset.
 
+import type { SessionParams } from '../protocol/username.js';
 import type { MemberHealth } from './health.js';
 import type { Outbound } from './types.js';
 
@@ -23,6 +24,8 @@ export interface MemberStats extends UpstreamStats {
   ejectedForMs: number;
   /** Epoch ms an operator's ban lasts until; 0 when not banned. */
   bannedUntil: number;
+  /** Moving average of connect latency (ms) from real connects and health checks; undefined until measured. */
+  latencyMs: number | undefined;
 }
 
 /** A socks5 upstream (or chain end). */
@@ -31,8 +34,11 @@ export interface UpstreamOutbound extends Outbound {
 }
 
 export interface PoolOutbound extends Outbound {
-  /** The member that would be chosen now for `sessionKey` (no side effects); undefined when none is usable. */
-  pick(sessionKey: string): string | undefined;
+  /**
+   * The member that would be chosen now for `sessionKey` with the session's parameters (tag
+   * filters, lifetime), without side effects; undefined when none is usable or matches.
+   */
+  pick(sessionKey: string, params?: SessionParams): string | undefined;
   stats(): MemberStats[];
   /** The health record of one member, for the pool that replaces this one on reload. */
   healthOf(member: string): MemberHealth | undefined;

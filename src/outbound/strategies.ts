@@ -1,5 +1,6 @@
-// How a pool chooses among its usable members. Pure: no I/O, no clock. Each strategy
-// scans at most the member list once per choice.
+// How a pool chooses among its usable members. Pure: no I/O, and the clock only as the
+// caller passes it. A strategy is built once per member list (the pool's, or the members
+// a tag filter leaves), so per-member hashes and weights are computed at build, not per pick.
 
 import type { PoolStrategy } from '../config/types.js';
 
@@ -7,16 +8,21 @@ export interface Pickable {
   readonly name: string;
   /** memberHash(name), for rendezvous hashing. */
   readonly hash: number;
+  /** Share of traffic relative to the other members (random, sticky); > 0. */
+  readonly weight: number;
   /** Relayed connections open now plus connects in flight. */
   load(): number;
+  /** Moving average of connect latency (ms); undefined until measured. */
+  readonly latency: number | undefined;
 }
 
-export interface Strategy {
+export interface Strategy<T extends Pickable> {
   /**
-   * The member for `key` among those `usable` accepts. `commit` false asks what would be
-   * chosen without moving any cursor (for `socksgate route` and tests).
+   * The member for session `key` among those `usable` accepts. `lifetime` (ms) bounds how
+   * long a sticky session keeps its member, `now` is the wall clock (ms). `commit` false asks
+   * what would be chosen without moving any cursor (for `socksgate route` and tests).
    */
-  choose<T extends Pickable>(members: readonly T[], usable: (m: T) => boolean, key: string, commit: boolean): T | undefined;
+  choose(usable: (m: T) => boolean, key: string, lifetime: number | undefined, now: number, commit: boolean): T | undefined;
 }
 
 /** FNV-1a over UTF-16 code units: the same on every instance, fast enough for 1000 members a pick. */
@@ -40,11 +46,7 @@ function fmix32(x: number): number {
   return h >>> 0;
 }
 
-/**
- * Rendezvous (highest random weight) hashing: every member gets a score from (key, name) and the
- * highest usable one wins. Depends only on the names, so every gateway with the same member list
- * agrees; removing a member moves only the keys whose winner it was.
- */
+/** (key, member) → 32 uniform bits: rendezvous hashing's per-pair draw. */
 export function rendezvousScore(keyHash: number, memberHash: number): number {
   return fmix32(keyHash ^ memberHash);
 }
@@ -54,10 +56,127 @@ export function memberHash(name: string): number {
   return fmix32(fnv1a32(name));
 }
 
-function roundRobin(): Strategy {
+const TWO_32 = 2 ** 32;
+const TWO_31 = 2 ** 31;
+const SIGN = 0x80000000 | 0;
+
+/**
+ * The lifetime period a session is in at `now`. Each key's periods are shifted by an offset
+ * derived from the key, so sessions do not all move at the same instant; every instance
+ * computes the same period from the same clock, with no shared state.
+ */
+export function sessionPeriod(keyHash: number, lifetime: number, now: number): number {
+  const offset = Math.floor((keyHash / TWO_32) * lifetime);
+  return Math.floor((now + offset) / lifetime);
+}
+
+/** The key hash for one lifetime period: (key, period) hashed together. */
+export function periodKeyHash(keyHash: number, period: number): number {
+  const hi = Math.floor(period / TWO_32);
+  return fmix32(keyHash ^ fmix32((period >>> 0) ^ fmix32(hi + 0x9e3779b9)));
+}
+
+/**
+ * Weighted rendezvous hashing (Schindelhauer & Schomaker; "weighted HRW"): each member draws
+ * u from hash(key, member) and scores -ln(u)/weight; the lowest score wins, so a member wins a
+ * share of keys proportional to its weight, and removing one moves only the keys it held.
+ * Members are grouped by weight: within a group, a score beats the best so far exactly when u
+ * exceeds exp(-best·weight), an integer threshold recomputed only when the best improves.
+ * The inner loop is one hash and one integer compare per member.
+ */
+function sticky<T extends Pickable>(members: readonly T[]): Strategy<T> {
+  const byWeight = new Map<number, T[]>();
+  for (const m of members) {
+    const same = byWeight.get(m.weight);
+    if (same) same.push(m);
+    else byWeight.set(m.weight, [m]);
+  }
+  const classes = [...byWeight].map(([weight, ms]) => ({ weight, members: ms, hashes: Int32Array.from(ms, (m) => m.hash | 0) }));
+
+  /**
+   * Draws are compared as signed 32-bit integers with the top bit flipped (h - 2^31): the same
+   * order as unsigned, and V8 keeps them in registers instead of boxing values above 2^31.
+   * Within a weight class the highest draw is the best score; a class only has to beat
+   * `floor`, the draw that would tie the best score of the classes before it.
+   */
+  const floorFor = (best: number, weight: number): number =>
+    best === Infinity ? -TWO_31 | 0 : Math.min(TWO_31 - 1, Math.max(-TWO_31, Math.floor(Math.exp(-best * weight) * TWO_32) - 2 - TWO_31)) | 0;
+  const scoreOf = (h: number, weight: number): number => -Math.log((h + TWO_31 + 0.5) / TWO_32) / weight;
+
+  /** The best-scoring member, usable or not: one hash and one compare per member. */
+  function top(keyHash: number): T | undefined {
+    const k = keyHash | 0; // an int32 in a register, not a double converted per member
+    let winner: T | undefined;
+    let score = Infinity;
+    for (const c of classes) {
+      const { weight, hashes } = c;
+      let floor = floorFor(score, weight);
+      // The first class has no best to beat: its first member is the one to beat (a draw of 0 included).
+      let at = score === Infinity ? 0 : -1;
+      const n = hashes.length;
+      for (let i = 0; i < n; i++) {
+        // fmix32 written out, ending in the flipped signed form.
+        let h = k ^ hashes[i]!;
+        h ^= h >>> 16;
+        h = Math.imul(h, 0x85ebca6b);
+        h ^= h >>> 13;
+        h = Math.imul(h, 0xc2b2ae35);
+        h = h ^ (h >>> 16) ^ SIGN;
+        if (h <= floor) continue;
+        floor = h;
+        at = i;
+      }
+      if (at === -1) continue;
+      const s = scoreOf(floor, weight);
+      if (s < score) {
+        score = s;
+        winner = c.members[at];
+      }
+    }
+    return winner;
+  }
+
+  /** The best-scoring member `usable` accepts, other than `exclude`: the slow path. */
+  function bestUsable(keyHash: number, usable: (m: T) => boolean, exclude: T | undefined): T | undefined {
+    let winner: T | undefined;
+    let score = Infinity;
+    for (const c of classes) {
+      for (let i = 0; i < c.hashes.length; i++) {
+        const m = c.members[i]!;
+        const s = scoreOf(fmix32(keyHash ^ c.hashes[i]!) ^ SIGN, c.weight);
+        // Equal scores go to the lower name, so member order never matters here.
+        if (s > score || (s === score && winner !== undefined && m.name > winner.name)) continue;
+        if (m === exclude || !usable(m)) continue;
+        winner = m;
+        score = s;
+      }
+    }
+    return winner;
+  }
+
+  function best(keyHash: number, usable: (m: T) => boolean, exclude: T | undefined): T | undefined {
+    const first = top(keyHash);
+    if (first !== undefined && first !== exclude && usable(first)) return first;
+    return bestUsable(keyHash, usable, exclude);
+  }
+
+  return {
+    choose(usable, key, lifetime, now) {
+      const keyHash = fnv1a32(key);
+      if (!lifetime) return best(keyHash, usable, undefined);
+      const period = sessionPeriod(keyHash, lifetime, now);
+      // A new period moves the session to another member: last period's member sits out
+      // (unless it is the only one left).
+      const previous = best(periodKeyHash(keyHash, period - 1), usable, undefined);
+      return best(periodKeyHash(keyHash, period), usable, previous) ?? previous;
+    },
+  };
+}
+
+function roundRobin<T extends Pickable>(members: readonly T[]): Strategy<T> {
   let cursor = 0;
   return {
-    choose(members, usable, _key, commit) {
+    choose(usable, _key, _lifetime, _now, commit) {
       const n = members.length;
       for (let i = 0; i < n; i++) {
         const idx = (cursor + i) % n;
@@ -71,27 +190,50 @@ function roundRobin(): Strategy {
   };
 }
 
-function random(): Strategy {
+/** Weighted: a member is drawn with probability weight / (sum of usable weights). */
+function random<T extends Pickable>(members: readonly T[]): Strategy<T> {
+  const cumulative = new Float64Array(members.length);
+  let total = 0;
+  members.forEach((m, i) => (cumulative[i] = total += m.weight));
+  const at = (r: number): T => {
+    let lo = 0;
+    let hi = members.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (cumulative[mid]! > r) hi = mid;
+      else lo = mid + 1;
+    }
+    return members[lo]!;
+  };
   return {
-    choose(members, usable) {
-      // Usually most members are usable: a few draws, then an exact pass.
+    choose(usable) {
+      // Usually most members are usable: a few draws (rejection keeps them weighted), then an exact pass.
       for (let i = 0; i < 4 && members.length > 0; i++) {
-        const m = members[Math.floor(Math.random() * members.length)]!;
+        const m = at(Math.random() * total);
         if (usable(m)) return m;
       }
-      const ok = members.filter(usable);
-      return ok[Math.floor(Math.random() * ok.length)];
+      let sum = 0;
+      for (const m of members) if (usable(m)) sum += m.weight;
+      let r = Math.random() * sum;
+      let last: T | undefined;
+      for (const m of members) {
+        if (!usable(m)) continue;
+        last = m;
+        r -= m.weight;
+        if (r < 0) return m;
+      }
+      return last;
     },
   };
 }
 
-function leastConnections(): Strategy {
+function leastConnections<T extends Pickable>(members: readonly T[]): Strategy<T> {
   // Ties go round the list, so idle members share the work instead of the first taking it all.
   let offset = 0;
   return {
-    choose(members, usable, _key, commit) {
+    choose(usable, _key, _lifetime, _now, commit) {
       const n = members.length;
-      let best: (typeof members)[number] | undefined;
+      let best: T | undefined;
       let bestIdx = 0;
       let bestLoad = Infinity;
       for (let i = 0; i < n; i++) {
@@ -112,39 +254,58 @@ function leastConnections(): Strategy {
   };
 }
 
-function failover(): Strategy {
-  return { choose: (members, usable) => members.find(usable) };
+function failover<T extends Pickable>(members: readonly T[]): Strategy<T> {
+  return { choose: (usable) => members.find(usable) };
 }
 
-function sticky(): Strategy {
+/** Latencies this close to the lowest count as a tie: 1 ms, or 10 % of the lowest. */
+const TIE_MS = 1;
+const TIE_RATIO = 0.1;
+
+/**
+ * The lowest connect latency. A member never measured is tried first (it cannot be judged
+ * before it is probed); members within a tie of the lowest take turns.
+ */
+function fastest<T extends Pickable>(members: readonly T[]): Strategy<T> {
+  let cursor = 0;
   return {
-    choose(members, usable, key) {
-      const keyHash = fnv1a32(key);
-      let best: (typeof members)[number] | undefined;
-      let bestScore = -1;
-      for (const m of members) {
-        const score = rendezvousScore(keyHash, m.hash);
-        // Score first: `usable` runs only for the few members that would win so far.
-        if (score < bestScore || (score === bestScore && best !== undefined && m.name > best.name)) continue;
+    choose(usable, _key, _lifetime, _now, commit) {
+      const n = members.length;
+      let lowest = Infinity;
+      for (let i = 0; i < n; i++) {
+        const idx = (cursor + i) % n;
+        const m = members[idx]!;
         if (!usable(m)) continue;
-        best = m;
-        bestScore = score;
+        const latency = m.latency;
+        if (latency === undefined) {
+          if (commit) cursor = (idx + 1) % n;
+          return m;
+        }
+        if (latency < lowest) lowest = latency;
       }
-      return best;
+      if (lowest === Infinity) return undefined;
+      const limit = lowest + Math.max(TIE_MS, lowest * TIE_RATIO);
+      for (let i = 0; i < n; i++) {
+        const idx = (cursor + i) % n;
+        const m = members[idx]!;
+        if ((m.latency ?? Infinity) > limit || !usable(m)) continue;
+        if (commit) cursor = (idx + 1) % n;
+        return m;
+      }
+      return undefined;
     },
   };
 }
 
-const FACTORIES: Readonly<Record<PoolStrategy, () => Strategy>> = {
+const FACTORIES: { readonly [K in PoolStrategy]: <T extends Pickable>(members: readonly T[]) => Strategy<T> } = {
   'round-robin': roundRobin,
   random,
   'least-connections': leastConnections,
   failover,
   sticky,
-  // Until latency is tracked per member, the fastest known member is the first healthy one.
-  fastest: failover,
+  fastest,
 };
 
-export function createStrategy(kind: PoolStrategy): Strategy {
-  return FACTORIES[kind]();
+export function createStrategy<T extends Pickable>(kind: PoolStrategy, members: readonly T[]): Strategy<T> {
+  return FACTORIES[kind](members);
 }
