@@ -83,6 +83,8 @@ export function periodKeyHash(keyHash: number, period: number): number {
  * Members are grouped by weight: within a group, a score beats the best so far exactly when u
  * exceeds exp(-best·weight), an integer threshold recomputed only when the best improves.
  * The inner loop is one hash and one integer compare per member.
+ * With a lifetime, (key, period) is hashed instead of the key, and consecutive periods pick in
+ * the two halves of a per-key split of the members, so every period ends with a move.
  */
 function sticky<T extends Pickable>(members: readonly T[]): Strategy<T> {
   const byWeight = new Map<number, T[]>();
@@ -103,31 +105,70 @@ function sticky<T extends Pickable>(members: readonly T[]): Strategy<T> {
     best === Infinity ? -TWO_31 | 0 : Math.min(TWO_31 - 1, Math.max(-TWO_31, Math.floor(Math.exp(-best * weight) * TWO_32) - 2 - TWO_31)) | 0;
   const scoreOf = (h: number, weight: number): number => -Math.log((h + TWO_31 + 0.5) / TWO_32) / weight;
 
-  /** The best-scoring member, usable or not: one hash and one compare per member. */
-  function top(keyHash: number): T | undefined {
-    const k = keyHash | 0; // an int32 in a register, not a double converted per member
+  // The best draw of the last scan (one value, so the scans return a plain index).
+  let scanned = 0;
+
+  /** Index of the highest draw above `floor` in `hashes` (-1: none); the draw goes to `scanned`. */
+  function scan(hashes: Int32Array, k: number, floor: number, first: boolean): number {
+    let at = first ? 0 : -1; // no best to beat yet: the first member is the one to beat (a draw of 0 included)
+    let f = first ? -TWO_31 | 0 : floor;
+    for (let i = 0; i < hashes.length; i++) {
+      // fmix32 written out, ending in the flipped signed form.
+      let h = k ^ hashes[i]!;
+      h ^= h >>> 16;
+      h = Math.imul(h, 0x85ebca6b);
+      h ^= h >>> 13;
+      h = Math.imul(h, 0xc2b2ae35);
+      h = h ^ (h >>> 16) ^ SIGN;
+      if (h <= f) continue;
+      f = h;
+      at = i;
+    }
+    scanned = f;
+    return at;
+  }
+
+  /** `scan` over the members on `side` of the key's split only. */
+  function scanSide(hashes: Int32Array, k: number, floor: number, first: boolean, sk: number, split: number, side: number): number {
+    let at = -1;
+    let f = first ? -TWO_31 | 0 : floor;
+    for (let i = 0; i < hashes.length; i++) {
+      let d = sk ^ hashes[i]!;
+      d ^= d >>> 16;
+      d = Math.imul(d, 0x85ebca6b);
+      d ^= d >>> 13;
+      d = Math.imul(d, 0xc2b2ae35);
+      d = d ^ (d >>> 16) ^ SIGN;
+      // Branch-free: a member off the side draws the lowest value instead (the side test is a
+      // coin flip per member, and a mispredicted branch each time costs more than the hash).
+      const off = -(+(d >= split) ^ side);
+      let h = k ^ hashes[i]!;
+      h ^= h >>> 16;
+      h = Math.imul(h, 0x85ebca6b);
+      h ^= h >>> 13;
+      h = Math.imul(h, 0xc2b2ae35);
+      h = ((h ^ (h >>> 16) ^ SIGN) & ~off) | (SIGN & off);
+      if (h <= f) continue;
+      f = h;
+      at = i;
+    }
+    scanned = f;
+    return at;
+  }
+
+  /**
+   * The best-scoring member, usable or not: one hash and one compare per member. `side` -1
+   * takes every member; 0 or 1 only those on that side of the key's split (see splitAt).
+   */
+  function top(keyHash: number, sideKey: number, split: number, side: number): T | undefined {
     let winner: T | undefined;
     let score = Infinity;
     for (const c of classes) {
-      const { weight, hashes } = c;
-      let floor = floorFor(score, weight);
-      // The first class has no best to beat: its first member is the one to beat (a draw of 0 included).
-      let at = score === Infinity ? 0 : -1;
-      const n = hashes.length;
-      for (let i = 0; i < n; i++) {
-        // fmix32 written out, ending in the flipped signed form.
-        let h = k ^ hashes[i]!;
-        h ^= h >>> 16;
-        h = Math.imul(h, 0x85ebca6b);
-        h ^= h >>> 13;
-        h = Math.imul(h, 0xc2b2ae35);
-        h = h ^ (h >>> 16) ^ SIGN;
-        if (h <= floor) continue;
-        floor = h;
-        at = i;
-      }
-      if (at === -1) continue;
-      const s = scoreOf(floor, weight);
+      const first = score === Infinity;
+      const floor = first ? 0 : floorFor(score, c.weight);
+      const at = side === -1 ? scan(c.hashes, keyHash | 0, floor, first) : scanSide(c.hashes, keyHash | 0, floor, first, sideKey | 0, split, side);
+      if (at === -1 || c.hashes.length === 0) continue;
+      const s = scoreOf(scanned, c.weight);
       if (s < score) {
         score = s;
         winner = c.members[at];
@@ -136,17 +177,38 @@ function sticky<T extends Pickable>(members: readonly T[]): Strategy<T> {
     return winner;
   }
 
-  /** The best-scoring member `usable` accepts, other than `exclude`: the slow path. */
-  function bestUsable(keyHash: number, usable: (m: T) => boolean, exclude: T | undefined): T | undefined {
+  /** Small pools split exactly at the median; large ones at 2^31, balanced enough by chance. */
+  const EXACT_SPLIT = 32;
+  const total = members.length;
+  const scratch = new Int32Array(total <= EXACT_SPLIT ? total : 0);
+
+  /** The signed draw a member's side is read from: the key's own split of the members. */
+  const sideDraw = (sideKey: number, hash: number): number => fmix32(sideKey ^ hash) ^ SIGN;
+
+  /** Draws at or above it are side 1, below it side 0. */
+  function splitAt(sideKey: number): number {
+    if (total > EXACT_SPLIT) return 0;
+    let n = 0;
+    for (const c of classes) for (let i = 0; i < c.hashes.length; i++) scratch[n++] = sideDraw(sideKey, c.hashes[i]!);
+    scratch.sort();
+    return scratch[total >> 1]!;
+  }
+
+  /**
+   * The best-scoring member `usable` accepts (the slow path, and lifetimes). `side` -1 takes
+   * every member; 0 or 1 only the members on that side of the key's split.
+   */
+  function bestUsable(keyHash: number, usable: (m: T) => boolean, sideKey: number, split: number, side: number): T | undefined {
     let winner: T | undefined;
     let score = Infinity;
     for (const c of classes) {
       for (let i = 0; i < c.hashes.length; i++) {
+        if (side !== -1 && (sideDraw(sideKey, c.hashes[i]!) >= split ? 1 : 0) !== side) continue;
         const m = c.members[i]!;
         const s = scoreOf(fmix32(keyHash ^ c.hashes[i]!) ^ SIGN, c.weight);
         // Equal scores go to the lower name, so member order never matters here.
         if (s > score || (s === score && winner !== undefined && m.name > winner.name)) continue;
-        if (m === exclude || !usable(m)) continue;
+        if (!usable(m)) continue;
         winner = m;
         score = s;
       }
@@ -154,21 +216,24 @@ function sticky<T extends Pickable>(members: readonly T[]): Strategy<T> {
     return winner;
   }
 
-  function best(keyHash: number, usable: (m: T) => boolean, exclude: T | undefined): T | undefined {
-    const first = top(keyHash);
-    if (first !== undefined && first !== exclude && usable(first)) return first;
-    return bestUsable(keyHash, usable, exclude);
+  function best(keyHash: number, usable: (m: T) => boolean, sideKey: number, split: number, side: number): T | undefined {
+    const first = top(keyHash, sideKey, split, side);
+    if (first === undefined || usable(first)) return first;
+    return bestUsable(keyHash, usable, sideKey, split, side);
   }
 
   return {
     choose(usable, key, lifetime, now) {
       const keyHash = fnv1a32(key);
-      if (!lifetime) return best(keyHash, usable, undefined);
+      if (!lifetime) return best(keyHash, usable, 0, 0, -1);
+      // Each key splits the members in two halves; even periods pick in one, odd periods in the
+      // other, so at the end of every lifetime the session moves to another member, with no
+      // memory of the period before. A half with no usable member leaves the choice to all.
       const period = sessionPeriod(keyHash, lifetime, now);
-      // A new period moves the session to another member: last period's member sits out
-      // (unless it is the only one left).
-      const previous = best(periodKeyHash(keyHash, period - 1), usable, undefined);
-      return best(periodKeyHash(keyHash, period), usable, previous) ?? previous;
+      const periodHash = periodKeyHash(keyHash, period);
+      const sideKey = fmix32(keyHash ^ 0x5bd1e995);
+      const split = splitAt(sideKey);
+      return best(periodHash, usable, sideKey, split, period & 1) ?? best(periodHash, usable, 0, 0, -1);
     },
   };
 }
