@@ -27,6 +27,8 @@ export class MemberHealth {
   #trialInFlight = false;
   /** An operator's ban (admin API): out of rotation until then, whatever the checks say. */
   #bannedUntil = 0;
+  /** Moving average of connect latency (ms), for `fastest`; kept across reloads with the rest. */
+  latency: number | undefined;
 
   constructor(policy: HealthPolicy) {
     this.#policy = policy;

@@ -41,7 +41,6 @@ interface Member extends Pickable {
   readonly health: MemberHealth;
   readonly tags: Readonly<Record<string, string>>;
   readonly placeholders: ReadonlySet<string>;
-  latency: number | undefined;
   active: number;
   inFlight: number;
   attempts: number;
@@ -79,7 +78,9 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     outbound: spec.outbound,
     // A reload keeps what the old pool learnt: a dead member stays ejected, its backoff running.
     health: deps.inherit?.(spec.outbound.name) ?? new MemberHealth(policy),
-    latency: undefined,
+    get latency() {
+      return this.health.latency;
+    },
     active: 0,
     inFlight: 0,
     attempts: 0,
@@ -106,7 +107,8 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   }
 
   function measured(m: Member, ms: number): void {
-    m.latency = m.latency === undefined ? ms : m.latency + LATENCY_ALPHA * (ms - m.latency);
+    const h = m.health;
+    h.latency = h.latency === undefined ? ms : h.latency + LATENCY_ALPHA * (ms - h.latency);
   }
 
   function settle(m: Member, err: unknown, begunHealthy: boolean): void {
