@@ -55,6 +55,68 @@ export function periodKeyHash(keyHash: number, period: number): number {
 }
 
 /**
+ * Draws are compared as signed 32-bit integers with the top bit flipped (h - 2^31): the same
+ * order as unsigned, and V8 keeps them in registers instead of boxing values above 2^31.
+ * Within a weight class the highest draw is the best score; a class only has to beat
+ * `floor`, the draw that would tie the best score of the classes before it.
+ */
+const floorFor = (best: number, weight: number): number =>
+  best === Infinity ? -TWO_31 | 0 : Math.min(TWO_31 - 1, Math.max(-TWO_31, Math.floor(Math.exp(-best * weight) * TWO_32) - 2 - TWO_31)) | 0;
+const scoreOf = (h: number, weight: number): number => -Math.log((h + TWO_31 + 0.5) / TWO_32) / weight;
+
+// The best draw of the last scan (one value, so the scans return a plain index). Module-level
+// functions, not closures per strategy: one call target, so V8 inlines them into every pool.
+let scanned = 0;
+
+/** Index of the highest draw above `floor` in `hashes` (-1: none); the draw goes to `scanned`. */
+function scan(hashes: Int32Array, k: number, floor: number, first: boolean): number {
+  let at = first ? 0 : -1; // no best to beat yet: the first member is the one to beat (a draw of 0 included)
+  let f = first ? -TWO_31 | 0 : floor;
+  for (let i = 0; i < hashes.length; i++) {
+    // fmix32 written out, ending in the flipped signed form.
+    let h = k ^ hashes[i]!;
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h = h ^ (h >>> 16) ^ SIGN;
+    if (h <= f) continue;
+    f = h;
+    at = i;
+  }
+  scanned = f;
+  return at;
+}
+
+/** `scan` over the members on `side` of the key's split only. */
+function scanSide(hashes: Int32Array, k: number, floor: number, first: boolean, sk: number, split: number, side: number): number {
+  let at = -1;
+  let f = first ? -TWO_31 | 0 : floor;
+  for (let i = 0; i < hashes.length; i++) {
+    let d = sk ^ hashes[i]!;
+    d ^= d >>> 16;
+    d = Math.imul(d, 0x85ebca6b);
+    d ^= d >>> 13;
+    d = Math.imul(d, 0xc2b2ae35);
+    d = d ^ (d >>> 16) ^ SIGN;
+    // Branch-free: a member off the side draws the lowest value instead (the side test is a
+    // coin flip per member, and a mispredicted branch each time costs more than the hash).
+    const off = -(+(d >= split) ^ side);
+    let h = k ^ hashes[i]!;
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h = ((h ^ (h >>> 16) ^ SIGN) & ~off) | (SIGN & off);
+    if (h <= f) continue;
+    f = h;
+    at = i;
+  }
+  scanned = f;
+  return at;
+}
+
+/**
  * Weighted rendezvous hashing (Schindelhauer & Schomaker; "weighted HRW"): each member draws
  * u from hash(key, member) and scores -ln(u)/weight; the lowest score wins, so a member wins a
  * share of keys proportional to its weight, and removing one moves only the keys it held.
@@ -73,66 +135,6 @@ export function sticky<T extends Pickable>(members: readonly T[]): Strategy<T> {
   }
   const classes = [...byWeight].map(([weight, ms]) => ({ weight, members: ms, hashes: Int32Array.from(ms, (m) => m.hash | 0) }));
 
-  /**
-   * Draws are compared as signed 32-bit integers with the top bit flipped (h - 2^31): the same
-   * order as unsigned, and V8 keeps them in registers instead of boxing values above 2^31.
-   * Within a weight class the highest draw is the best score; a class only has to beat
-   * `floor`, the draw that would tie the best score of the classes before it.
-   */
-  const floorFor = (best: number, weight: number): number =>
-    best === Infinity ? -TWO_31 | 0 : Math.min(TWO_31 - 1, Math.max(-TWO_31, Math.floor(Math.exp(-best * weight) * TWO_32) - 2 - TWO_31)) | 0;
-  const scoreOf = (h: number, weight: number): number => -Math.log((h + TWO_31 + 0.5) / TWO_32) / weight;
-
-  // The best draw of the last scan (one value, so the scans return a plain index).
-  let scanned = 0;
-
-  /** Index of the highest draw above `floor` in `hashes` (-1: none); the draw goes to `scanned`. */
-  function scan(hashes: Int32Array, k: number, floor: number, first: boolean): number {
-    let at = first ? 0 : -1; // no best to beat yet: the first member is the one to beat (a draw of 0 included)
-    let f = first ? -TWO_31 | 0 : floor;
-    for (let i = 0; i < hashes.length; i++) {
-      // fmix32 written out, ending in the flipped signed form.
-      let h = k ^ hashes[i]!;
-      h ^= h >>> 16;
-      h = Math.imul(h, 0x85ebca6b);
-      h ^= h >>> 13;
-      h = Math.imul(h, 0xc2b2ae35);
-      h = h ^ (h >>> 16) ^ SIGN;
-      if (h <= f) continue;
-      f = h;
-      at = i;
-    }
-    scanned = f;
-    return at;
-  }
-
-  /** `scan` over the members on `side` of the key's split only. */
-  function scanSide(hashes: Int32Array, k: number, floor: number, first: boolean, sk: number, split: number, side: number): number {
-    let at = -1;
-    let f = first ? -TWO_31 | 0 : floor;
-    for (let i = 0; i < hashes.length; i++) {
-      let d = sk ^ hashes[i]!;
-      d ^= d >>> 16;
-      d = Math.imul(d, 0x85ebca6b);
-      d ^= d >>> 13;
-      d = Math.imul(d, 0xc2b2ae35);
-      d = d ^ (d >>> 16) ^ SIGN;
-      // Branch-free: a member off the side draws the lowest value instead (the side test is a
-      // coin flip per member, and a mispredicted branch each time costs more than the hash).
-      const off = -(+(d >= split) ^ side);
-      let h = k ^ hashes[i]!;
-      h ^= h >>> 16;
-      h = Math.imul(h, 0x85ebca6b);
-      h ^= h >>> 13;
-      h = Math.imul(h, 0xc2b2ae35);
-      h = ((h ^ (h >>> 16) ^ SIGN) & ~off) | (SIGN & off);
-      if (h <= f) continue;
-      f = h;
-      at = i;
-    }
-    scanned = f;
-    return at;
-  }
 
   /**
    * The best-scoring member, usable or not: one hash and one compare per member. `side` -1
