@@ -13,7 +13,7 @@ export interface UpstreamStats {
   /** Connections handed out and not yet released. */
   active: number;
   healthy: boolean;
-  /** Latest measured connect latency (ms), when the upstream measures it. */
+  /** Latest measured connect latency (ms), when the upstream measures it (pools: a moving average of real connects and health checks). */
   latencyMs?: number;
 }
 
@@ -24,8 +24,6 @@ export interface MemberStats extends UpstreamStats {
   ejectedForMs: number;
   /** Epoch ms an operator's ban lasts until; 0 when not banned. */
   bannedUntil: number;
-  /** Moving average of connect latency (ms) from real connects and health checks; undefined until measured. */
-  latencyMs: number | undefined;
 }
 
 /** A socks5 upstream (or chain end). */
