@@ -98,25 +98,6 @@ test('route names the pool member, the same for one session key, without its pas
   assert.ok(!a.stdout.includes('secret'));
 });
 
-test('route --user takes the whole grammar: tag filters pick the member, a malformed username is refused', async () => {
-  const path = await configFile(
-    ROUTES.replace('"socks5://127.0.0.11:1080"', '"socks5://127.0.0.11:1080#country=de"').replace(
-      '"socks5://127.0.0.12:1080"',
-      '{ url: "socks5://127.0.0.12:1080", tags: { country: de, city: berlin } }',
-    ),
-  );
-  const route = (user: string): ReturnType<typeof runCli> =>
-    runCli(['route', 'example.org', '443', '--user', user, '--config', path]);
-  const de = await route('alice-session-k1-lifetime-10m-country-de');
-  assert.equal(de.code, 0, de.stderr);
-  assert.match(de.stdout, /member=socks5:\/\/127\.0\.0\.1[12]:1080 /);
-  assert.match((await route('alice-city-berlin')).stdout, /member=socks5:\/\/127\.0\.0\.12:1080 /);
-  assert.match((await route('alice-country-fr')).stdout, /member=none /);
-  const bad = await route('alice-session-a.b');
-  assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /--user must be USER\(-KEY-VALUE\)\*/);
-});
-
 test('hash-password prints a value that authenticates', async () => {
   const r = await runCli(['hash-password'], { input: 'correct horse\n' });
   assert.equal(r.code, 0, r.stderr);

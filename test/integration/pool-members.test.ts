@@ -46,7 +46,7 @@ test('fastest: each member is probed, then the one without the added delay takes
   t.after(() => fast.close());
   const slowHop = await startMicrosocks({ host: '127.0.0.126' });
   t.after(() => slowHop.close());
-  const slow = await startDelayingForwarder('127.0.0.127', slowHop, 150);
+  const slow = await startDelayingForwarder('127.0.0.127', slowHop, 300);
   t.after(() => slow.close());
   // The slow member first in the list: failover would pick it every time.
   const gw = await gateway(t, { strategy: 'fastest', members: [`socks5://${slow.host}:${slow.port}`, `socks5://${fast.host}:${fast.port}`] });
