@@ -8,7 +8,8 @@ import { fromSocksError } from '../../src/outbound/socks5-errors.js';
 import { isPoolOutbound, type PoolOutbound } from '../../src/outbound/stats.js';
 import { fnv1a32, sessionPeriod } from '../../src/outbound/strategies.js';
 import { parseUsername } from '../../src/protocol/username.js';
-import { socksConnect, startGateway, type TestGateway } from '../helpers/index.js';
+import { curl } from '../helpers/curl.js';
+import { socksConnect, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
 import { readAll, startDestination, startMicrosocks, type Destination, type RunningUpstream } from '../helpers/upstreams.js';
 
 const AUTH = { users: [{ username: 'alice', password: 'pw' }] };
@@ -131,6 +132,19 @@ test('tags: a filter lands only on members tagged so, or 0x04 "no member matches
   const line = await gw.accessLog((l) => l['rep'] === 0x04);
   assert.match(String(line?.['error']), /no member matches/);
   assert.equal(await through(gw, d, 'alice-country-d.e'), 1, 'a malformed parameter fails the login'); // `socks` reports a refused login as 0x01
+
+  // HTTP Basic carries the same parameters: a filter lands on a tagged member, none matching is 502.
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const proxy = `http://127.0.0.1:${gw.port}`;
+  const berlinHttp = await curl(['-p', '-x', proxy, '--proxy-user', 'alice-city-berlin:pw', `${web.url}/x`]);
+  assert.equal(berlinHttp.code, 0, berlinHttp.stderr);
+  assert.match(berlinHttp.stdout, /from 127\.0\.0\.117/);
+  const none = await curl(['-i', '-x', proxy, '--proxy-user', 'alice-country-fr:pw', `${web.url}/x`]);
+  assert.match(none.stdout, /^HTTP\/1\.1 502 /);
+  assert.ok(await gw.accessLog((l) => l['protocol'] === 'http' && l['status'] === 502 && /no member matches/.test(String(l['error']))));
+  const malformed = await curl(['-i', '-x', proxy, '--proxy-user', 'alice-country:pw', `${web.url}/x`]);
+  assert.match(malformed.stdout, /^HTTP\/1\.1 407 /);
 });
 
 test('weights: sticky shares follow the weights, key by key as the hash says', async (t) => {
