@@ -8,7 +8,7 @@ import type { DnsResolver } from './dns/types.js';
 import { startAdmin } from './observe/admin.js';
 import { observeSnapshot } from './observe/gateway-metrics.js';
 import { Metrics } from './observe/metrics.js';
-import { buildOutbounds, closeOutbounds } from './outbound/build.js';
+import { buildOutbounds, closeOutbounds, startOutbounds } from './outbound/build.js';
 import { ByteBudget, GATEWAY_UDP_BYTES } from './outbound/byte-budget.js';
 import { compileRouter } from './router/compile.js';
 import { createAuthenticator } from './server/auth.js';
@@ -42,7 +42,7 @@ async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot): 
 /**
  * Builds and discards everything a config needs, without listening: what `check`
  * runs so that list files and members files are validated as start-up would.
- * Health checks never start (their first round is an interval away).
+ * Health checks never start: only a live snapshot's outbounds are started.
  */
 export async function compileConfig(config: Config, log: Logger): Promise<void> {
   const snapshot = await buildSnapshot(config, log);
@@ -106,6 +106,7 @@ export class Gateway {
       await gw.close(0);
       throw err;
     }
+    startOutbounds(gw.#snapshot.outbounds);
     gw.log.info({ listen: gw.addresses.map((a) => `${a.address}:${a.port}`), config: config.source }, 'socksgate listening');
     return gw;
   }
@@ -159,6 +160,7 @@ export class Gateway {
       return;
     }
     this.#snapshot = next;
+    startOutbounds(next.outbounds);
     if (JSON.stringify(previous.config.listen) !== JSON.stringify(config.listen)) {
       this.log.warn('listen addresses changed: they apply after a restart');
     }

@@ -13,7 +13,9 @@ import { looksLikeUrl, parseMemberUrl, parseMembersFile, redact } from './member
 import { createPoolOutbound } from './pool.js';
 import { createSocks5Outbound } from './socks5.js';
 import { isPoolOutbound } from './stats.js';
-import type { Outbound } from './types.js';
+import { placeholdersOf } from './credentials.js';
+import { splitTags } from './member-tags.js';
+import type { MemberSpec, Outbound } from './types.js';
 
 export interface BuildDeps {
   dns: DnsResolver;
@@ -53,25 +55,36 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
   }
 
   async function buildPool(name: string, cfg: PoolConfig): Promise<Outbound> {
-    const entries = [
-      ...cfg.members.map((m) => ({ text: typeof m === 'string' ? m : m.url, where: `${config.source}: upstreams.${name}.members` })),
-    ];
+    const entries: { text: string; where: string; weight?: number | undefined; tags?: Record<string, string> | undefined }[] = cfg.members.map((m) => ({
+      ...(typeof m === 'string' ? { text: m } : { text: m.url, weight: m.weight, tags: m.tags }),
+      where: `${config.source}: upstreams.${name}.members`,
+    }));
     if (cfg.members_file !== undefined) entries.push(...(await readMembersFile(config, cfg.members_file)));
-    const members = new Map<string, Outbound>();
-    for (const { text, where } of entries) {
+    const members = new Map<string, MemberSpec>();
+    for (const { text, where, weight, tags } of entries) {
       if (!looksLikeUrl(text)) {
         const named = await build(text);
-        members.set(named.name, named);
+        const up = config.upstreams[text];
+        const creds = up && up.type !== 'pool' ? { username: up.username, password: 'password' in up ? up.password : undefined } : {};
+        members.set(named.name, { outbound: named, weight: weight ?? 1, tags: tags ?? {}, placeholders: placeholdersOf(creds) });
         continue;
       }
       let parsed;
+      let split;
       try {
-        parsed = parseMemberUrl(text);
+        split = splitTags(text);
+        parsed = parseMemberUrl(split.url);
       } catch (err) {
         throw new ConfigError([`${where}: ${(err as Error).message}`]);
       }
       // The same URL twice is one member: sticky hashing needs distinct names.
-      if (!members.has(parsed.display)) members.set(parsed.display, socks5(parsed.display, parsed.config, undefined));
+      if (members.has(parsed.display)) continue;
+      members.set(parsed.display, {
+        outbound: socks5(parsed.display, parsed.config, undefined),
+        weight: weight ?? 1,
+        tags: { ...split.tags, ...tags },
+        placeholders: placeholdersOf(parsed.config),
+      });
     }
     const before = deps.previous?.get(name);
     const inherit = before && isPoolOutbound(before) ? (member: string) => before.healthOf(member) : undefined;
@@ -100,6 +113,11 @@ async function readMembersFile(config: Config, file: string): Promise<{ text: st
     if (!looksLikeUrl(url)) throw new ConfigError([`${path}:${line}:1: "${redact(url)}" is not a socks5:// URL`]);
     return { text: url, where: `${path}:${line}:1` };
   });
+}
+
+/** Starts health checks and timers of every outbound in the map (each once): the snapshot is live. */
+export function startOutbounds(outbounds: ReadonlyMap<string, Outbound>): void {
+  for (const o of new Set(outbounds.values())) o.start?.();
 }
 
 /** Stops health checks and timers of every outbound in the map (each once). */

@@ -9,6 +9,7 @@ import { connectHappyEyeballs } from '../dns/happy-eyeballs.js';
 import type { DnsResolver, TcpConnector } from '../dns/types.js';
 import type { Socks5UpstreamConfig } from '../config/types.js';
 import { ConnectTimeoutError, GatewayError, NameNotResolvedError, Rep, UpstreamRefusedError } from '../errors.js';
+import { credentialsFor, type Credentials } from './credentials.js';
 import { AbortedError, Deadline } from './deadline.js';
 import { keepEarlyData } from './early-data.js';
 import { openSocks5Bind } from './socks5-bind.js';
@@ -86,7 +87,7 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
         hop = await dial(deadline.signal, ctx);
         phase = 'handshake';
         try {
-          reply = await handshake(hop.socket, candidates[i]!, deadline.signal, heard);
+          reply = await handshake(hop.socket, candidates[i]!, deadline.signal, heard, credentialsFor(cfg, ctx));
           break;
         } catch (err) {
           if (i + 1 >= candidates.length || deadline.signal.aborted || !otherAddressMayDo(err)) throw err;
@@ -129,6 +130,7 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
     to: Destination,
     signal: AbortSignal,
     heard: { value: boolean },
+    creds: Credentials,
   ): Promise<{ bound: Address | undefined; head: Buffer | undefined }> {
     if (socket.destroyed) throw new Error('Socket closed');
     const onAbort = (): void => {
@@ -143,7 +145,7 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
       // A hop's stream arrives paused (see keepEarlyData); `socks` only listens for 'data'.
       socket.resume();
       const info = await SocksClient.createConnection({
-        proxy: { host: cfg.host, port: cfg.port, type: 5, userId: cfg.username, password: cfg.password },
+        proxy: { host: cfg.host, port: cfg.port, type: 5, userId: creds.username, password: creds.password },
         command: 'connect',
         destination: to,
         existing_socket: socket,
@@ -176,9 +178,9 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
     const upstream = { host: cfg.host, port: cfg.port, username: cfg.username, password: cfg.password, name };
     const dialFor = (ctx: OutboundContext): UpstreamDialer => (signal) => dial(signal, ctx).then((c) => c.socket);
     out.openUdp = (ctx: OutboundContext): Promise<UdpChannel> =>
-      openSocks5Udp({ ...upstream, remoteDns: cfg.remote_dns }, ctx, { connectTimeout: deps.connectTimeout, dns: deps.dns, dial: dialFor(ctx) });
+      openSocks5Udp({ ...upstream, ...credentialsFor(upstream, ctx), remoteDns: cfg.remote_dns }, ctx, { connectTimeout: deps.connectTimeout, dns: deps.dns, dial: dialFor(ctx) });
     out.bind = (dest: Destination, ctx: OutboundContext): Promise<BindHandle> =>
-      openSocks5Bind(upstream, dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialFor(ctx) });
+      openSocks5Bind({ ...upstream, ...credentialsFor(upstream, ctx) }, dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialFor(ctx) });
   }
   return out;
 }

@@ -38,7 +38,20 @@ export interface Connection {
 export interface Outbound {
   readonly name: string;
   connect(dest: Destination, ctx: OutboundContext): Promise<Connection>;
+  /** Health checks and timers begin only when the snapshot goes live: building does no I/O. */
+  start?(): void;
   close(): Promise<void>;
+}
+
+/** One pool member as the config describes it. */
+export interface MemberSpec {
+  outbound: Outbound & DatagramOutbound;
+  /** Share of traffic relative to the other members (random, sticky); default 1. */
+  weight: number;
+  /** From `#k=v` on a URL, `tags` on an object member, or a members_file line. */
+  tags: Readonly<Record<string, string>>;
+  /** `{NAME}` placeholders in the member's username or password: the member serves any NAME filter. */
+  placeholders?: readonly string[];
 }
 
 /** The datagram side of one UDP association through one outbound (RFC 1928 §7). */

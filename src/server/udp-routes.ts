@@ -6,6 +6,7 @@ import type { ByteBudget } from '../outbound/byte-budget.js';
 import { openDirectUdp } from '../outbound/udp-direct.js';
 import type { DatagramOutbound, Destination, Outbound, UdpChannel } from '../outbound/types.js';
 import type { CommandContext } from './context.js';
+import { outboundContext } from './outbound-context.js';
 import { route } from './route.js';
 
 /** A datagram is either handed to a channel or dropped for a reason (a metrics label). */
@@ -95,7 +96,7 @@ export class UdpRoutes {
     let channel: UdpChannel;
     try {
       channel = open
-        ? await open({ signal: ctx.signal, log: ctx.log, sessionKey: ctx.sessionKey, udpBudget: this.#opts.budget })
+        ? await open({ ...outboundContext(ctx), udpBudget: this.#opts.budget })
         : openDirectUdp({ dns: ctx.snapshot.dns, log: ctx.log, budget: this.#opts.budget });
     } catch (err) {
       ctx.log.debug({ err, outbound: action }, 'UDP channel not opened');

@@ -98,6 +98,8 @@ export async function startMicrosocks(opts: MicrosocksOptions): Promise<RunningU
 export interface DanteOptions {
   host: string;
   port?: number;
+  /** Destinations (CIDRs) Dante refuses with its `socks block` rule: the client gets REP 0x02. */
+  block?: string[];
 }
 
 export async function startDante(opts: DanteOptions): Promise<RunningUpstream> {
@@ -113,6 +115,7 @@ export async function startDante(opts: DanteOptions): Promise<RunningUpstream> {
     'user.unprivileged: nobody',
     'client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }',
     'client pass { from: ::1/128 to: ::/0 }',
+    ...(opts.block ?? []).map((cidr) => `socks block { from: 0.0.0.0/0 to: ${cidr} }`),
     'socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }',
     'socks pass { from: ::1/128 to: ::/0 }',
     '',

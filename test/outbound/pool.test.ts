@@ -5,15 +5,17 @@ import { pino, type Logger } from 'pino';
 import type { PoolConfig, PoolStrategy } from '../../src/config/types.js';
 import { createResolver } from '../../src/dns/resolver.js';
 import { GatewayError, Rep } from '../../src/errors.js';
-import { createPoolOutbound, PoolExhaustedError } from '../../src/outbound/pool.js';
+import { createPoolOutbound, memberSpec, PoolExhaustedError } from '../../src/outbound/pool.js';
 import { createSocks5Outbound } from '../../src/outbound/socks5.js';
-import type { Outbound, OutboundContext } from '../../src/outbound/types.js';
+import type { MemberSpec, Outbound, OutboundContext } from '../../src/outbound/types.js';
 import { freePort, readAll, startDante, startDestination, startMicrosocks, type Destination, type RunningUpstream } from '../helpers/upstreams.js';
 
 const silent = pino({ level: 'silent' });
 const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
 const ctx = (sessionKey = 'anon'): OutboundContext => ({ signal: new AbortController().signal, log: silent, sessionKey });
 const pool = (strategy: PoolStrategy, extra: Partial<PoolConfig> = {}): PoolConfig => ({ type: 'pool', members: [], members_scheme: 'socks5', ban_after: 3, strategy, ...extra });
+
+const specs = (outbounds: Outbound[]): MemberSpec[] => outbounds.map((o) => memberSpec(o));
 
 /** A member that is never connected through: for choices only. */
 const named = (name: string): Outbound => ({ name, connect: () => Promise.reject(new Error('unused')), close: async () => {} });
@@ -49,9 +51,9 @@ function capture(): { log: Logger; lines: { msg: string }[] } {
 
 test('sticky: same member on every instance, keys spread, losing a member moves only its keys', () => {
   const names = Array.from({ length: 10 }, (_, i) => `socks5://u@10.0.0.${i}:1080`);
-  const a = createPoolOutbound('p', pool('sticky'), { members: names.map(named), log: silent });
-  const b = createPoolOutbound('p', pool('sticky'), { members: [...names].reverse().map(named), log: silent });
-  const fewer = createPoolOutbound('p', pool('sticky'), { members: names.filter((n) => n !== names[3]).map(named), log: silent });
+  const a = createPoolOutbound('p', pool('sticky'), { members: specs(names.map(named)), log: silent });
+  const b = createPoolOutbound('p', pool('sticky'), { members: specs([...names].reverse().map(named)), log: silent });
+  const fewer = createPoolOutbound('p', pool('sticky'), { members: specs(names.filter((n) => n !== names[3]).map(named)), log: silent });
   const counts = new Map<string, number>();
   for (let i = 0; i < 1000; i++) {
     const key = `session-${i}`;
@@ -69,7 +71,7 @@ test('sticky: same member on every instance, keys spread, losing a member moves 
 test('round-robin uses every member in turn', async (t) => {
   const d = await dest(t);
   const ups = await micros(t, ['127.0.0.11', '127.0.0.12', '127.0.0.13']);
-  const p = createPoolOutbound('rr', pool('round-robin'), { members: ups.map(member), log: silent });
+  const p = createPoolOutbound('rr', pool('round-robin'), { members: specs(ups.map(member)), log: silent });
   t.after(() => p.close());
   const peers: string[] = [];
   for (let i = 0; i < 6; i++) peers.push((await via(p, d)).peer);
@@ -83,7 +85,7 @@ test('round-robin uses every member in turn', async (t) => {
 test('sticky through real members: one member per session key, different keys spread', async (t) => {
   const d = await dest(t);
   const ups = await micros(t, ['127.0.0.14', '127.0.0.15', '127.0.0.16']);
-  const p = createPoolOutbound('st', pool('sticky'), { members: ups.map(member), log: silent });
+  const p = createPoolOutbound('st', pool('sticky'), { members: specs(ups.map(member)), log: silent });
   t.after(() => p.close());
   const used = new Set<string>();
   for (let k = 0; k < 20; k++) {
@@ -99,7 +101,7 @@ test('sticky through real members: one member per session key, different keys sp
 test('least-connections goes to the member with fewer open connections', async (t) => {
   const d = await dest(t);
   const ups = await micros(t, ['127.0.0.17', '127.0.0.18']);
-  const p = createPoolOutbound('lc', pool('least-connections'), { members: ups.map(member), log: silent });
+  const p = createPoolOutbound('lc', pool('least-connections'), { members: specs(ups.map(member)), log: silent });
   t.after(() => p.close());
   const c1 = await p.connect({ host: '127.0.0.1', port: d.port }, ctx());
   const c2 = await p.connect({ host: '127.0.0.1', port: d.port }, ctx());
@@ -117,7 +119,7 @@ test('least-connections goes to the member with fewer open connections', async (
 test('failover: the first healthy member in order, the next when it dies', async (t) => {
   const d = await dest(t);
   const [a, b] = await micros(t, ['127.0.0.19', '127.0.0.20']);
-  const p = createPoolOutbound('fo', pool('failover'), { members: [member(a!), member(b!)], log: silent });
+  const p = createPoolOutbound('fo', pool('failover'), { members: specs([member(a!), member(b!)]), log: silent });
   t.after(() => p.close());
   assert.equal((await via(p, d)).peer, '127.0.0.19');
   assert.equal((await via(p, d)).peer, '127.0.0.19');
@@ -131,7 +133,7 @@ test('all members down: the last error, then a clear 0x01, and one log line', as
   const ports = [await freePort('127.0.0.21'), await freePort('127.0.0.22')];
   const { log, lines } = capture();
   const p = createPoolOutbound('dead', pool('round-robin'), {
-    members: [member({ host: '127.0.0.21', port: ports[0]! }), member({ host: '127.0.0.22', port: ports[1]! })],
+    members: specs([member({ host: '127.0.0.21', port: ports[0]! }), member({ host: '127.0.0.22', port: ports[1]! })]),
     log,
   });
   const reps: number[] = [];
@@ -154,7 +156,7 @@ test('passive ejection backs off exponentially before a single trial', async () 
   const port = await freePort('127.0.0.23');
   let now = 1_000_000;
   const p = createPoolOutbound('one', pool('round-robin', { max_attempts: 1 }), {
-    members: [member({ host: '127.0.0.23', port })],
+    members: specs([member({ host: '127.0.0.23', port })]),
     log: silent,
     now: () => now,
   });
@@ -176,9 +178,10 @@ test('killing a member mid-run: others take over, retries hide it, health checks
   const ups = await micros(t, ['127.0.0.24', '127.0.0.25', '127.0.0.26']);
   const { log, lines } = capture();
   const p = createPoolOutbound('hc', pool('round-robin', { health_check: { interval: 100, timeout: 1_000, target: `127.0.0.1:${d.port}` } }), {
-    members: ups.map(member),
+    members: specs(ups.map(member)),
     log,
   });
+  p.start?.();
   t.after(() => p.close());
   for (let i = 0; i < 3; i++) await via(p, d);
   const victim = ups[1]!;
@@ -203,7 +206,7 @@ test('UDP and BIND through a pool go to a member that can carry them', async (t)
   const plain = member(dante);
   const chained = createSocks5Outbound('chained', { type: 'socks5', host: dante.host, port: dante.port, remote_dns: true }, { dns, connectTimeout: 2_000, via: plain });
   assert.equal(chained.openUdp, undefined, 'a chain cannot carry UDP');
-  const p = createPoolOutbound('udp', pool('round-robin'), { members: [chained, plain], log: silent });
+  const p = createPoolOutbound('udp', pool('round-robin'), { members: specs([chained, plain]), log: silent });
   t.after(() => p.close());
   assert.ok(p.openUdp && p.bind);
   for (let i = 0; i < 2; i++) {
@@ -211,6 +214,6 @@ test('UDP and BIND through a pool go to a member that can carry them', async (t)
     channel.close();
   }
   assert.deepEqual(p.stats().map((s) => s.attempts), [0, 2], 'only the member that can carry UDP was tried');
-  const onlyChained = createPoolOutbound('none', pool('round-robin'), { members: [chained], log: silent });
+  const onlyChained = createPoolOutbound('none', pool('round-robin'), { members: specs([chained]), log: silent });
   assert.equal(onlyChained.openUdp, undefined);
 });
