@@ -11,6 +11,7 @@ import { LRUCache } from 'lru-cache';
 import { parsePasswordHash, scryptMaxmem, type ScryptHash } from '../config/password-hash.js';
 import type { AuthConfig } from '../config/types.js';
 import { Method } from '../protocol/constants.js';
+import { hashLimited, LoginThrottle, type ThrottleLimits, type ThrottleOptions } from './login-throttle.js';
 
 export interface AuthResult {
   ok: boolean;
@@ -23,8 +24,11 @@ export interface AuthResult {
 export interface Authenticator {
   /** Method to select from the client's offered list: USERPASS when auth configured, NO_AUTH when no auth or allow_anonymous and offered; NO_ACCEPTABLE otherwise. */
   chooseMethod(offered: readonly number[]): number;
-  /** RFC 1929 check; `alice-session-XYZ` authenticates as alice with sessionKey XYZ. Timing-safe. */
-  verify(username: string, password: string): Promise<AuthResult>;
+  /**
+   * RFC 1929 check; `alice-session-XYZ` authenticates as alice with sessionKey XYZ. Timing-safe.
+   * `source` (the client IP) is throttled after failed logins (`limits.auth_failures`).
+   */
+  verify(username: string, password: string, source?: string): Promise<AuthResult>;
 }
 
 const SESSION_MARK = '-session-';
@@ -58,7 +62,12 @@ interface Credential {
   scrypt?: ScryptHash;
 }
 
-export function createAuthenticator(auth: AuthConfig | undefined): Authenticator {
+export interface AuthenticatorOptions extends ThrottleOptions {
+  /** `limits.auth_failures`; without it failures are not counted. */
+  limits?: ThrottleLimits;
+}
+
+export function createAuthenticator(auth: AuthConfig | undefined, opts: AuthenticatorOptions = {}): Authenticator {
   if (!auth) {
     return {
       chooseMethod: (offered) => (offered.includes(Method.NO_AUTH) ? Method.NO_AUTH : Method.NO_ACCEPTABLE),
@@ -76,6 +85,7 @@ export function createAuthenticator(auth: AuthConfig | undefined): Authenticator
   // A fresh key per authenticator: the remembered MACs mean nothing outside this process.
   const macKey = randomBytes(32);
   const verified = new LRUCache<string, true>({ max: VERIFIED_MAX, ttl: VERIFIED_TTL_MS });
+  const throttle = opts.limits && new LoginThrottle(opts.limits, opts);
 
   return {
     chooseMethod(offered) {
@@ -83,9 +93,9 @@ export function createAuthenticator(auth: AuthConfig | undefined): Authenticator
       if (allowAnonymous && offered.includes(Method.NO_AUTH)) return Method.NO_AUTH;
       return Method.NO_ACCEPTABLE;
     },
-    async verify(username, password) {
+    async verify(username, password, source) {
       const { user, sessionKey } = splitSessionUser(username);
-      const ok = await check(user, password);
+      const ok = throttle && source !== undefined ? await throttle.guard(source, () => check(user, password)) : await check(user, password);
       if (!ok) return { ok: false };
       return sessionKey === undefined ? { ok: true, user } : { ok: true, user, sessionKey };
     },
@@ -101,7 +111,9 @@ export function createAuthenticator(auth: AuthConfig | undefined): Authenticator
     // Both comparisons always run; `&&` would skip the second and show in the timing.
     const plainOk = timingSafeEqual(sha256(secret), cred.digest);
     const target = cred.scrypt ?? decoy;
-    const hashOk = target ? timingSafeEqual(await scryptAsync(secret, target.salt, target.hash.length, target), target.hash) : false;
+    const hashOk = target
+      ? timingSafeEqual(await hashLimited(() => scryptAsync(secret, target.salt, target.hash.length, target)), target.hash)
+      : false;
     const ok = known !== undefined && (cred.scrypt ? hashOk : plainOk);
     if (ok) verified.set(mac, true);
     return ok;
