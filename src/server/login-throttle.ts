@@ -95,7 +95,7 @@ export class LoginThrottle {
     if (outcome === 'ok') return true;
     if (outcome === 'blocked') return this.#refuse(source, 'blocked');
     this.#refuse(source, 'failed');
-    if (outcome > 0) await new Promise((resolve) => setTimeout(resolve, outcome).unref());
+    if (outcome > 0) await new Promise((resolve) => setTimeout(resolve, outcome));
     return false;
   }
 
