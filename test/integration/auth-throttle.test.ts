@@ -22,7 +22,7 @@ async function login(gw: TestGateway, user: string, password: string, localAddre
   s.on('error', () => {});
   await once(s, 'connect');
   s.write(Buffer.concat([encodeGreeting([2]), encodeAuthRequest(user, password)]));
-  const reply = await readBytes(s, 4, 10_000);
+  const reply = await readBytes(s, 4, 45_000);
   return { status: reply.length === 4 ? reply[3] : undefined, s };
 }
 
@@ -84,7 +84,8 @@ test('wrong passwords in flight do not delay a CONNECT by name through the syste
   const echo = await startEchoServer('127.0.0.1');
   t.after(() => echo.close());
   // No dns.servers: names go to getaddrinfo on the libuv threadpool, where scrypt runs too.
-  const gw = await startGateway({ auth: AUTH, limits: { auth_failures: { max: 1000, window: '1m', block: '1m' } } });
+  // Queued logins may wait long on a loaded machine: the handshake timeout must not cut them off.
+  const gw = await startGateway({ auth: AUTH, limits: { handshake_timeout: '2m', auth_failures: { max: 1000, window: '1m', block: '1m' } } });
   t.after(() => gw.close());
   const first = await login(gw, 'bob', 'bob-pw');
   first.s.destroy();
@@ -107,7 +108,7 @@ test('wrong passwords in flight do not delay a CONNECT by name through the syste
   t.after(() => s.destroy());
   assert.equal(status, 0);
   s.write(encodeRequest(Cmd.CONNECT, { host: 'localhost', port: echo.port }));
-  const reply = await readBytes(s, 10, 10_000);
+  const reply = await readBytes(s, 10, 45_000);
   assert.equal(reply[1], 0, 'CONNECT to localhost succeeded');
   assert.equal(answered, 0, 'before any of the wrong passwords was answered');
   assert.ok(hashCount() - before < N, 'while most of them still waited for a hashing slot');
