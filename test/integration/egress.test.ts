@@ -5,8 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { encodeGreeting, decodeReply, NEED_DATA } from '../../src/protocol/messages.js';
-import { rawClient, readBytes, startEchoServer, startGateway, type TestGateway } from '../helpers/index.js';
+import { rawClient, readBytes, startEchoServer, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
 import { socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
+import { curl } from '../helpers/curl.js';
 
 const DENY_ONE = { egress: { deny: ['127.0.0.2/32'] } };
 
@@ -90,6 +91,24 @@ test('a name that resolves (dns.hosts) to a denied address is denied after resol
   const ok = await connectRaw(gw.port, domain('public.test'), open.port);
   t.after(() => ok.s.destroy());
   assert.equal(ok.rep, 0x00);
+});
+
+test('HTTP proxy requests and HTTP CONNECT to a denied address get 403; a rule with its cidrs lifts it', async (t) => {
+  const internal = await startHttpServer('127.0.0.2');
+  t.after(() => internal.close());
+  const gw = await startGateway(DENY_ONE);
+  t.after(() => gw.close());
+  const proxy = `http://127.0.0.1:${gw.port}`;
+  const forwarded = await curl(['-x', proxy, '-o', '/dev/null', '-w', '%{http_code}', internal.url]);
+  assert.equal(forwarded.stdout, '403');
+  const tunnel = await curl(['-x', proxy, '--proxytunnel', '-o', '/dev/null', '-w', '%{http_connect}', internal.url]);
+  assert.equal(tunnel.stdout, '403');
+  assert.equal(await deniedCount(gw, 'http'), 2);
+
+  const lifted = await startGateway({ ...DENY_ONE, rules: [{ name: 'intranet', cidrs: ['127.0.0.2/32'], action: 'direct' }] });
+  t.after(() => lifted.close());
+  const ok = await curl(['-x', `http://127.0.0.1:${lifted.port}`, internal.url]);
+  assert.match(ok.stdout, /^hello \/ from 127\.0\.0\.1/);
 });
 
 test("a rule's own cidrs lift the guard for a direct route into them, by address and by name", async (t) => {
