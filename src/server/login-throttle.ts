@@ -60,7 +60,7 @@ const hashSlots = new Semaphore(HASH_SLOTS);
 
 export interface ThrottleOptions {
   log?: Logger;
-  metrics?: Pick<Metrics, 'authRefusals'>;
+  metrics?: Pick<Metrics, 'authRefusals' | 'limitRefusals'>;
   now?: () => number;
 }
 
@@ -68,7 +68,7 @@ export class LoginThrottle {
   readonly #limits: ThrottleLimits;
   readonly #now: () => number;
   readonly #log: Logger | undefined;
-  readonly #metrics: Pick<Metrics, 'authRefusals'> | undefined;
+  readonly #metrics: Pick<Metrics, 'authRefusals' | 'limitRefusals'> | undefined;
   readonly #sources = new LRUCache<string, SourceState>({ max: MAX_SOURCES });
 
   constructor(limits: ThrottleLimits, opts: ThrottleOptions = {}) {
@@ -125,6 +125,7 @@ export class LoginThrottle {
 
   #refuse(source: string, reason: 'failed' | 'blocked'): false {
     this.#metrics?.authRefusals.inc({ reason });
+    if (reason === 'blocked') this.#metrics?.limitRefusals.inc({ limit: 'auth_failures' });
     const s = this.#state(source);
     const now = this.#now();
     // Logged at most once a second per address: a flood of guesses must not flood the log.

@@ -80,6 +80,8 @@ test('a guesser is slowed, then refused without hashing, while another address l
   assert.equal(hashCount(), hashesBefore, 'and no password hash ran for them');
   assert.equal(await refusals(gw, 'blocked'), 6);
   assert.equal(await refusals(gw, 'failed'), 6);
+  const limits = await gw.gw.metrics.registry.getSingleMetric('socksgate_limit_refusals_total')?.get();
+  assert.equal(limits?.values.find((v) => v.labels['limit'] === 'auth_failures')?.value, 6, 'and as refusals by the auth_failures limit');
   const again = await login(gw, 'alice', 'alice-pw', '127.0.0.2');
   again.s.destroy();
   assert.equal(again.status, 0, 'the other address is still served');
