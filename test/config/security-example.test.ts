@@ -19,7 +19,7 @@ test("SECURITY.md's locked-down example passes check, and without its auth it wo
   await writeFile(file, yaml);
   const env = { CRAWLER_PASSWORD_HASH: await hashPassword('crawler-pw'), SOCKSGATE_API_TOKEN: 'token-for-the-test' };
 
-  const checked = await runCli(['check', '--config', file], { env });
+  const checked = await runCli(['check', '--config', file], { env, timeoutMs: 90_000 });
   assert.equal(checked.code, 0, checked.stderr);
 
   const config = await loadConfig({ path: file, env });
@@ -32,7 +32,7 @@ test("SECURITY.md's locked-down example passes check, and without its auth it wo
   // The lock that matters most: the same listener without auth is refused.
   const open = join(dir, 'open.yaml');
   await writeFile(open, yaml.replace(/^auth:\n(?: {2}.*\n|\n)*/m, ''));
-  const refused = await runCli(['check', '--config', open], { env });
+  const refused = await runCli(['check', '--config', open], { env, timeoutMs: 90_000 });
   assert.equal(refused.code, 1);
   assert.match(refused.stderr + refused.stdout, /open proxy/);
 });
