@@ -10,6 +10,7 @@ import { observeSnapshot } from './observe/gateway-metrics.js';
 import { Metrics } from './observe/metrics.js';
 import { buildOutbounds, closeOutbounds, startOutbounds } from './outbound/build.js';
 import { ByteBudget, GATEWAY_UDP_BYTES } from './outbound/byte-budget.js';
+import { compileEgress } from './outbound/egress.js';
 import { compileRouter } from './router/compile.js';
 import { createAuthenticator } from './server/auth.js';
 import type { Snapshot } from './server/context.js';
@@ -30,13 +31,22 @@ export interface GatewayOptions {
   admin?: boolean;
 }
 
-/** Builds everything one config needs. Reuses the DNS cache when the dns section did not change. */
-async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot): Promise<Snapshot> {
-  const sameDns = previous && JSON.stringify(previous.config.dns) === JSON.stringify(config.dns);
-  const dns: DnsResolver = sameDns ? previous.dns : createResolver(config.dns, { log });
+/**
+ * Builds everything one config needs. Reuses the DNS cache when the dns section did not
+ * change, and the authenticator (its verified credentials, its failure counts) when neither
+ * auth nor limits.auth_failures did.
+ */
+async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot, metrics?: Metrics): Promise<Snapshot> {
+  const same = <T>(pick: (c: Config) => T): boolean => previous !== undefined && JSON.stringify(pick(previous.config)) === JSON.stringify(pick(config));
+  const dns: DnsResolver = previous && same((c) => c.dns) ? previous.dns : createResolver(config.dns, { log });
+  const egress = compileEgress(config.egress.deny, (command) => metrics?.egressDenials.inc({ command }));
   const router = await compileRouter(config, { dns });
-  const outbounds = await buildOutbounds(config, { dns, log, previous: previous?.outbounds });
-  return Object.freeze({ config, router, outbounds, auth: createAuthenticator(config.auth), dns });
+  const outbounds = await buildOutbounds(config, { dns, log, previous: previous?.outbounds, egress });
+  const auth =
+    previous && same((c) => [c.auth, c.limits.auth_failures])
+      ? previous.auth
+      : createAuthenticator(config.auth, { limits: config.limits.auth_failures, log, metrics });
+  return Object.freeze({ config, router, outbounds, auth, dns, egress });
 }
 
 /**
@@ -98,7 +108,8 @@ export class Gateway {
   }
 
   static async start(config: Config, opts: GatewayOptions): Promise<Gateway> {
-    const gw = new Gateway(await buildSnapshot(config, opts.log), opts);
+    const metrics = opts.metrics ?? new Metrics();
+    const gw = new Gateway(await buildSnapshot(config, opts.log, undefined, metrics), { ...opts, metrics });
     try {
       for (const l of config.listen) gw.#servers.push(await gw.#listen(l));
       if (config.metrics && opts.admin !== false) gw.#admin = await startAdmin(config.metrics, gw);
@@ -150,7 +161,7 @@ export class Gateway {
 
   async #reload(config: Config): Promise<void> {
     const previous = this.#snapshot;
-    const next = await buildSnapshot(config, this.log, previous);
+    const next = await buildSnapshot(config, this.log, previous, this.metrics);
     if (this.#closing) {
       // close() has begun (or finished) and closes the snapshot it finds; one swapped in
       // now would keep its health checks and resolver running for a stopped gateway.

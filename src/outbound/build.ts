@@ -9,6 +9,7 @@ import type { Config, PoolConfig, Socks5UpstreamConfig } from '../config/types.j
 import type { DnsResolver } from '../dns/types.js';
 import { ConfigError } from '../errors.js';
 import { createDirectOutbound } from './direct.js';
+import type { EgressGuard } from './egress.js';
 import { looksLikeUrl, parseMemberUrl, parseMembersFile, redact } from './member-url.js';
 import { createPoolOutbound } from './pool.js';
 import { createSocks5Outbound } from './socks5.js';
@@ -22,13 +23,15 @@ export interface BuildDeps {
   log: Logger;
   /** The outbounds of the config being replaced: pools take over their members' health. */
   previous?: ReadonlyMap<string, Outbound>;
+  /** What `direct` may not dial (the compiled `egress.deny`). */
+  egress?: EgressGuard;
 }
 
 export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<Map<string, Outbound>> {
   const connectTimeout = config.limits.connect_timeout;
   const built = new Map<string, Outbound>();
   const building = new Set<string>();
-  built.set('direct', createDirectOutbound({ dns: deps.dns, connectTimeout }));
+  built.set('direct', createDirectOutbound({ dns: deps.dns, connectTimeout, egress: deps.egress }));
 
   const socks5 = (name: string, cfg: Socks5UpstreamConfig, via: Outbound | undefined): Outbound =>
     createSocks5Outbound(name, cfg, via ? { dns: deps.dns, connectTimeout, via } : { dns: deps.dns, connectTimeout });

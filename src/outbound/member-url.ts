@@ -44,14 +44,23 @@ export function parseMemberUrl(text: string): MemberUrl {
   if (remoteDns !== null && remoteDns !== 'true' && remoteDns !== 'false') {
     throw new Error(`remote_dns must be true or false in ${redact(text)}`);
   }
-  const username = url.username === '' ? undefined : decodeURIComponent(url.username);
-  const password = url.password === '' ? undefined : decodeURIComponent(url.password);
+  const username = url.username === '' ? undefined : percentDecoded(url.username, text);
+  const password = url.password === '' ? undefined : percentDecoded(url.password, text);
   const hostText = isIPv6(host) ? `[${host}]` : host;
   const config: Socks5UpstreamConfig = { type: 'socks5', host, port, remote_dns: remoteDns !== 'false' };
   if (username !== undefined) config.username = username;
   if (password !== undefined) config.password = password;
   const user = url.username === '' ? '' : `${url.username}@`;
   return { display: `socks5://${user}${hostText}:${port}`, config };
+}
+
+/** `%zz` or a `%` cut short is not an encoding: say so, rather than URIError's "URI malformed". */
+function percentDecoded(part: string, text: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new Error(`bad percent-encoding in the user or password of ${redact(text)}`);
+  }
 }
 
 /**

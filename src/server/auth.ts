@@ -12,6 +12,7 @@ import { parsePasswordHash, scryptMaxmem, type ScryptHash } from '../config/pass
 import type { AuthConfig } from '../config/types.js';
 import { Method } from '../protocol/constants.js';
 import { parseUsername, type SessionParams } from '../protocol/username.js';
+import { hashLimited, LoginThrottle, type ThrottleLimits, type ThrottleOptions } from './login-throttle.js';
 
 export interface AuthResult {
   ok: boolean;
@@ -25,8 +26,11 @@ export interface AuthResult {
 export interface Authenticator {
   /** Method to select from the client's offered list: USERPASS when auth configured, NO_AUTH when no auth or allow_anonymous and offered; NO_ACCEPTABLE otherwise. */
   chooseMethod(offered: readonly number[]): number;
-  /** RFC 1929 check; `alice-session-XYZ-country-de` authenticates as alice with its parameters. Timing-safe. */
-  verify(username: string, password: string): Promise<AuthResult>;
+  /**
+   * RFC 1929 check; `alice-session-XYZ-country-de` authenticates as alice with its parameters. Timing-safe.
+   * `source` (the client IP) is throttled after failed logins (`limits.auth_failures`).
+   */
+  verify(username: string, password: string, source?: string): Promise<AuthResult>;
 }
 
 /** `alice-session-XYZ` → alice with session key XYZ; undefined when the parameters are malformed. */
@@ -56,7 +60,12 @@ interface Credential {
   scrypt?: ScryptHash;
 }
 
-export function createAuthenticator(auth: AuthConfig | undefined): Authenticator {
+export interface AuthenticatorOptions extends ThrottleOptions {
+  /** `limits.auth_failures`; without it failures are not counted. */
+  limits?: ThrottleLimits;
+}
+
+export function createAuthenticator(auth: AuthConfig | undefined, opts: AuthenticatorOptions = {}): Authenticator {
   if (!auth) {
     return {
       chooseMethod: (offered) => (offered.includes(Method.NO_AUTH) ? Method.NO_AUTH : Method.NO_ACCEPTABLE),
@@ -74,6 +83,7 @@ export function createAuthenticator(auth: AuthConfig | undefined): Authenticator
   // A fresh key per authenticator: the remembered MACs mean nothing outside this process.
   const macKey = randomBytes(32);
   const verified = new LRUCache<string, true>({ max: VERIFIED_MAX, ttl: VERIFIED_TTL_MS });
+  const throttle = opts.limits && new LoginThrottle(opts.limits, opts);
 
   return {
     chooseMethod(offered) {
@@ -81,11 +91,12 @@ export function createAuthenticator(auth: AuthConfig | undefined): Authenticator
       if (allowAnonymous && offered.includes(Method.NO_AUTH)) return Method.NO_AUTH;
       return Method.NO_ACCEPTABLE;
     },
-    async verify(username, password) {
+    async verify(username, password, source) {
       const split = splitSessionUser(username);
       // A malformed username still pays for a check (of a name no user can have: it holds
       // "-"), so its answer takes as long as a wrong password's.
-      const ok = await check(split?.user ?? username, password);
+      const name = split?.user ?? username;
+      const ok = throttle && source !== undefined ? await throttle.guard(source, () => check(name, password)) : await check(name, password);
       if (!ok || !split) return { ok: false };
       const { user, sessionKey, params } = split;
       return sessionKey === undefined ? { ok: true, user, params } : { ok: true, user, sessionKey, params };
@@ -102,7 +113,9 @@ export function createAuthenticator(auth: AuthConfig | undefined): Authenticator
     // Both comparisons always run; `&&` would skip the second and show in the timing.
     const plainOk = timingSafeEqual(sha256(secret), cred.digest);
     const target = cred.scrypt ?? decoy;
-    const hashOk = target ? timingSafeEqual(await scryptAsync(secret, target.salt, target.hash.length, target), target.hash) : false;
+    const hashOk = target
+      ? timingSafeEqual(await hashLimited(() => scryptAsync(secret, target.salt, target.hash.length, target)), target.hash)
+      : false;
     const ok = known !== undefined && (cred.scrypt ? hashOk : plainOk);
     if (ok) verified.set(mac, true);
     return ok;
