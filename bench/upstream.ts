@@ -1,4 +1,5 @@
-// Upstream hops: pick time of a 1000-member pool per strategy; connections per second
+// Upstream hops: pick time of a 1000-member pool per strategy (tags, weights, a tag
+// filter, a sticky lifetime), build time of a 10 000-line members_file; connections per second
 // and throughput through one microsocks hop, straight vs our socks5 outbound vs the
 // whole gateway (the gateway's own cost per hop).
 import { once } from 'node:events';
@@ -10,7 +11,13 @@ import { createResolver } from '../src/dns/resolver.js';
 import { Gateway } from '../src/gateway.js';
 import { createPoolOutbound } from '../src/outbound/pool.js';
 import { createSocks5Outbound } from '../src/outbound/socks5.js';
-import type { Outbound } from '../src/outbound/types.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildOutbounds, closeOutbounds } from '../src/outbound/build.js';
+import type { PoolOutbound } from '../src/outbound/stats.js';
+import type { MemberSpec } from '../src/outbound/types.js';
+import type { SessionParams } from '../src/protocol/username.js';
 import { startMicrosocks } from '../test/helpers/upstreams.js';
 import { SocksClient } from 'socks';
 import { closeServer, echoServer, fmt, listen, sinkServer } from './lib.js';
@@ -34,20 +41,75 @@ async function socksConnect(proxyPort: number, destPort: number): Promise<Socket
   return socket;
 }
 
-function pickTimes(): void {
-  const members: Outbound[] = Array.from({ length: MEMBERS }, (_, i) => ({
-    name: `socks5://u@10.${(i >> 8) & 255}.${i & 255}.1:1080`,
-    connect: () => Promise.reject(new Error('unused')),
-    close: async () => {},
+const COUNTRIES = ['de', 'us', 'fr', 'gb', 'nl'];
+
+/** 1000 members with weights 1-3 and a country tag each, as a crawl pool would have. */
+function benchMembers(): MemberSpec[] {
+  return Array.from({ length: MEMBERS }, (_, i) => ({
+    outbound: {
+      name: `socks5://u@10.${(i >> 8) & 255}.${i & 255}.1:1080`,
+      connect: () => Promise.reject(new Error('unused')),
+      close: async () => {},
+    },
+    weight: 1 + (i % 3),
+    tags: { country: COUNTRIES[i % COUNTRIES.length]! },
   }));
+}
+
+/**
+ * CPU ns per `pick(key, params)` over PICKS distinct session keys, best of 3 runs: process
+ * CPU time, so other processes on a busy machine do not count.
+ */
+function timePicks(pool: PoolOutbound, params: SessionParams | undefined): number {
+  const keys = Array.from({ length: PICKS }, (_, i) => `session-${i}`);
+  for (let i = 0; i < 5_000; i++) pool.pick(keys[i]!, params); // warm up
+  let best = Infinity;
+  for (let run = 0; run < 3; run++) {
+    const start = process.cpuUsage();
+    for (const k of keys) pool.pick(k, params);
+    const used = process.cpuUsage(start);
+    best = Math.min(best, ((used.user + used.system) * 1_000) / PICKS);
+  }
+  return best;
+}
+
+function pickTimes(): void {
+  const members = benchMembers();
+  const pools = POOL_STRATEGIES.map((strategy) =>
+    createPoolOutbound('bench', { type: 'pool', members: [], members_scheme: 'socks5', ban_after: 3, strategy }, { members, log: silent }),
+  );
+  for (const pool of pools) timePicks(pool, { country: 'de' }); // every shared path compiled before any is timed
   for (const strategy of POOL_STRATEGIES) {
-    const pool = createPoolOutbound('bench', { type: 'pool', members: [], members_scheme: 'socks5', ban_after: 3, strategy }, { members: members.map((outbound) => ({ outbound, weight: 1, tags: {} })), log: silent });
-    const keys = Array.from({ length: PICKS }, (_, i) => `session-${i}`);
-    for (let i = 0; i < 1_000; i++) pool.pick(keys[i]!); // warm up
-    const start = process.hrtime.bigint();
-    for (const k of keys) pool.pick(k);
-    const ns = Number(process.hrtime.bigint() - start) / PICKS;
-    console.log(`pool pick, ${MEMBERS} members, ${strategy}: ${fmt(ns, 0)} ns/pick`);
+    const pool = createPoolOutbound('bench', { type: 'pool', members: [], members_scheme: 'socks5', ban_after: 3, strategy }, { members, log: silent });
+    const plain = timePicks(pool, undefined);
+    const tagged = timePicks(pool, { country: 'de' });
+    console.log(`pool pick, ${MEMBERS} members (weights 1-3, tagged), ${strategy}: ${fmt(plain, 0)} ns/pick; with -country-de (1 in 5 members): ${fmt(tagged, 0)} ns/pick`);
+  }
+  const sticky = createPoolOutbound('bench', { type: 'pool', members: [], members_scheme: 'socks5', ban_after: 3, strategy: 'sticky' }, { members, log: silent });
+  const lifetime = timePicks(sticky, { lifetime: '5m' });
+  console.log(`pool pick, ${MEMBERS} members, sticky with -lifetime-5m: ${fmt(lifetime, 0)} ns/pick`);
+}
+
+/** Builds a pool from a members_file of 10 000 lines (tags on every line), the way a reload does. */
+async function membersFileCompile(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-bench-'));
+  try {
+    const lines = Array.from({ length: 10_000 }, (_, i) => `socks5://u${i}:p${i}@10.${(i >> 8) & 255}.${i & 255}.1:1080#country=${COUNTRIES[i % COUNTRIES.length]}`);
+    await writeFile(join(dir, 'proxies.txt'), `${lines.join('\n')}\n`);
+    const text = 'upstreams:\n  crawl: { type: pool, strategy: sticky, members: [], members_file: proxies.txt }\n';
+    const config = parseConfig(text, join(dir, 'socksgate.yaml'), {});
+    const dns = createResolver(config.dns, { log: silent });
+    const runs: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const start = performance.now();
+      const built = await buildOutbounds(config, { dns, log: silent });
+      runs.push(performance.now() - start);
+      await closeOutbounds(built);
+    }
+    dns.close();
+    console.log(`members_file of 10 000 lines: built in ${fmt(Math.min(...runs), 1)} ms (best of 5; first ${fmt(runs[0]!, 1)} ms)`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
@@ -92,6 +154,8 @@ async function pushThrough(s: Socket): Promise<number> {
 
 export async function run(): Promise<void> {
   pickTimes();
+  await membersFileCompile();
+  if (process.env['BENCH_PICKS_ONLY']) return;
   const echo = echoServer();
   const echoPort = await listen(echo);
   const sink = sinkServer();

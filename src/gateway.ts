@@ -8,8 +8,9 @@ import type { DnsResolver } from './dns/types.js';
 import { startAdmin } from './observe/admin.js';
 import { observeSnapshot } from './observe/gateway-metrics.js';
 import { Metrics } from './observe/metrics.js';
-import { buildOutbounds, closeOutbounds } from './outbound/build.js';
+import { buildOutbounds, closeOutbounds, startOutbounds } from './outbound/build.js';
 import { ByteBudget, GATEWAY_UDP_BYTES } from './outbound/byte-budget.js';
+import { compileEgress } from './outbound/egress.js';
 import { compileRouter } from './router/compile.js';
 import { createAuthenticator } from './server/auth.js';
 import type { Snapshot } from './server/context.js';
@@ -17,6 +18,7 @@ import { runClient, type ClientDeps } from './server/client.js';
 import { HttpFront } from './server/fronts/http.js';
 import { socks4Front } from './server/fronts/socks4.js';
 import { socks5Front } from './server/fronts/socks5.js';
+import { proxyHeaderPolicy, type ProxyHeaderPolicy } from './server/proxy-header.js';
 import { ConnectionRegistry } from './server/registry.js';
 import { ReloadController } from './reload.js';
 
@@ -29,19 +31,28 @@ export interface GatewayOptions {
   admin?: boolean;
 }
 
-/** Builds everything one config needs. Reuses the DNS cache when the dns section did not change. */
-async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot): Promise<Snapshot> {
-  const sameDns = previous && JSON.stringify(previous.config.dns) === JSON.stringify(config.dns);
-  const dns: DnsResolver = sameDns ? previous.dns : createResolver(config.dns, { log });
+/**
+ * Builds everything one config needs. Reuses the DNS cache when the dns section did not
+ * change, and the authenticator (its verified credentials, its failure counts) when neither
+ * auth nor limits.auth_failures did.
+ */
+async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot, metrics?: Metrics): Promise<Snapshot> {
+  const same = <T>(pick: (c: Config) => T): boolean => previous !== undefined && JSON.stringify(pick(previous.config)) === JSON.stringify(pick(config));
+  const dns: DnsResolver = previous && same((c) => c.dns) ? previous.dns : createResolver(config.dns, { log });
+  const egress = compileEgress(config.egress.deny, (command) => metrics?.egressDenials.inc({ command }));
   const router = await compileRouter(config, { dns });
-  const outbounds = await buildOutbounds(config, { dns, log, previous: previous?.outbounds });
-  return Object.freeze({ config, router, outbounds, auth: createAuthenticator(config.auth), dns });
+  const outbounds = await buildOutbounds(config, { dns, log, previous: previous?.outbounds, egress });
+  const auth =
+    previous && same((c) => [c.auth, c.limits.auth_failures])
+      ? previous.auth
+      : createAuthenticator(config.auth, { limits: config.limits.auth_failures, log, metrics });
+  return Object.freeze({ config, router, outbounds, auth, dns, egress });
 }
 
 /**
  * Builds and discards everything a config needs, without listening: what `check`
  * runs so that list files and members files are validated as start-up would.
- * Health checks never start (their first round is an interval away).
+ * Health checks never start: only a live snapshot's outbounds are started.
  */
 export async function compileConfig(config: Config, log: Logger): Promise<void> {
   const snapshot = await buildSnapshot(config, log);
@@ -97,7 +108,8 @@ export class Gateway {
   }
 
   static async start(config: Config, opts: GatewayOptions): Promise<Gateway> {
-    const gw = new Gateway(await buildSnapshot(config, opts.log), opts);
+    const metrics = opts.metrics ?? new Metrics();
+    const gw = new Gateway(await buildSnapshot(config, opts.log, undefined, metrics), { ...opts, metrics });
     try {
       for (const l of config.listen) gw.#servers.push(await gw.#listen(l));
       if (config.metrics && opts.admin !== false) gw.#admin = await startAdmin(config.metrics, gw);
@@ -105,6 +117,7 @@ export class Gateway {
       await gw.close(0);
       throw err;
     }
+    startOutbounds(gw.#snapshot.outbounds);
     gw.log.info({ listen: gw.addresses.map((a) => `${a.address}:${a.port}`), config: config.source }, 'socksgate listening');
     return gw;
   }
@@ -148,7 +161,7 @@ export class Gateway {
 
   async #reload(config: Config): Promise<void> {
     const previous = this.#snapshot;
-    const next = await buildSnapshot(config, this.log, previous);
+    const next = await buildSnapshot(config, this.log, previous, this.metrics);
     if (this.#closing) {
       // close() has begun (or finished) and closes the snapshot it finds; one swapped in
       // now would keep its health checks and resolver running for a stopped gateway.
@@ -158,6 +171,7 @@ export class Gateway {
       return;
     }
     this.#snapshot = next;
+    startOutbounds(next.outbounds);
     if (JSON.stringify(previous.config.listen) !== JSON.stringify(config.listen)) {
       this.log.warn('listen addresses changed: they apply after a restart');
     }
@@ -206,10 +220,12 @@ export class Gateway {
     });
   }
 
+  /** Like the address, a listener's `protocols` and `proxy_protocol` are fixed at start (a reload warns). */
   #listen(listen: ListenConfig): Promise<Server> {
     const { host, port } = listen;
     const protocols = Object.freeze([...listen.protocols]);
-    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.#accept(socket, protocols));
+    const proxyHeader = proxyHeaderPolicy(listen.proxy_protocol);
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.#accept(socket, protocols, proxyHeader));
     server.on('error', (err) => this.log.error({ err }, 'listener error'));
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -220,7 +236,7 @@ export class Gateway {
     });
   }
 
-  #accept(socket: Socket, protocols: readonly Protocol[]): void {
+  #accept(socket: Socket, protocols: readonly Protocol[], proxyHeader: ProxyHeaderPolicy | undefined): void {
     // Beyond max_connections new clients are refused, not queued (PRODUCT.md "limits").
     if (this.#sessions.size >= this.#snapshot.config.limits.max_connections || this.#shutdown.signal.aborted) {
       this.metrics.refused.inc();
@@ -228,7 +244,7 @@ export class Gateway {
       return;
     }
     this.metrics.active.inc();
-    const session = runClient(socket, protocols, this.#deps)
+    const session = runClient(socket, protocols, this.#deps, proxyHeader)
       .catch((err: unknown) => this.log.error({ err }, 'session crashed'))
       .finally(() => {
         this.#sessions.delete(socket);

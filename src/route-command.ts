@@ -5,6 +5,7 @@ import { ConfigError } from './errors.js';
 import { createResolver } from './dns/resolver.js';
 import { silentLogger } from './observe/logger.js';
 import { buildOutbounds, closeOutbounds } from './outbound/build.js';
+import { parseUsername } from './protocol/username.js';
 import { explainRoute } from './route-explain.js';
 import { compileRouter } from './router/compile.js';
 
@@ -35,6 +36,10 @@ export async function routeCommand(args: readonly string[], flags: RouteFlags): 
     if (!(err instanceof ConfigError)) throw err;
     for (const issue of err.issues) console.error(issue);
     return 1;
+  }
+  if (flags.user !== undefined && parseUsername(flags.user) === undefined) {
+    console.error(`--user must be USER(-KEY-VALUE)* with letters, digits and "_" in keys and values, got "${flags.user}"`);
+    return 2;
   }
   const log = silentLogger();
   const dns = createResolver(config.dns, { log });

@@ -33,14 +33,18 @@ export async function explainRoute(
   parts: { config: Config; router: Router; outbounds: ReadonlyMap<string, Outbound> },
   q: RouteQuery,
 ): Promise<RouteExplanation> {
-  const { user, sessionKey } = q.user ? splitSessionUser(q.user) : { user: undefined, sessionKey: undefined };
+  const split = q.user === undefined ? undefined : splitSessionUser(q.user);
+  // Callers refuse a malformed username first (exit 2, HTTP 400); a login with it would fail.
+  if (q.user !== undefined && !split) throw new RangeError(`user "${q.user}" is not USER(-KEY-VALUE)*`);
+  const user = split?.user;
+  const sessionKey = split?.sessionKey;
   const source = q.source ?? '127.0.0.1';
   const decision = await parts.router.decide({ dest: { host: q.host.replace(/^\[|\]$/g, ''), port: q.port }, cmd: q.command ?? 'connect', user, source });
   const out: RouteExplanation = { rule: decision.rule, action: decision.action, index: decision.ruleIndex };
   if (parts.config.upstreams[decision.action]?.type === 'pool') {
     const pool = parts.outbounds.get(decision.action);
     // The same key a session would use (server/session.ts): session parameters, user, source.
-    out.member = (pool && isPoolOutbound(pool) ? pool.pick(sessionKey ?? user ?? source) : undefined) ?? null;
+    out.member = (pool && isPoolOutbound(pool) ? pool.pick(sessionKey ?? user ?? source, split?.params) : undefined) ?? null;
   }
   if (decision.resolved) out.resolved = decision.resolved.map((a) => a.address);
   return out;

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { interpolateDocument } from './env.js';
 import { toConfig, type RawConfig } from './normalize.js';
@@ -67,7 +67,7 @@ function parseText(text: string, source: string, baseDir: string, env: NodeJS.Pr
     throw new ConfigError(issues);
   }
   const interpolation = interpolateDocument(doc, text, env);
-  const raw: unknown = doc.contents === null ? {} : doc.toJS();
+  const raw: unknown = doc.contents === null ? {} : toJS(doc, source, locator);
   let schemaIssues = validateSchema(raw);
   if (retype(raw, schemaIssues, locator, interpolation.whole)) schemaIssues = validateSchema(raw);
   const checked = [...schemaIssues, ...checkSemantics(raw)];
@@ -78,6 +78,26 @@ function parseText(text: string, source: string, baseDir: string, env: NodeJS.Pr
   ];
   if (found.length > 0) throw new ConfigError(sortedLines(found, locator));
   return toConfig(raw as RawConfig, source, baseDir);
+}
+
+/**
+ * yaml finds an alias without its anchor (`listen: *nope`), or too many aliases (a "billion
+ * laughs"), only while converting, and throws a ReferenceError: report it like any other issue.
+ */
+function toJS(doc: Document, source: string, locator: SourceLocator): unknown {
+  try {
+    return doc.toJS();
+  } catch (err) {
+    let at = 0;
+    visit(doc, {
+      Alias(_key, node) {
+        if (node.resolve(doc) !== undefined) return undefined;
+        at = node.range?.[0] ?? 0;
+        return visit.BREAK;
+      },
+    });
+    throw new ConfigError([`${source}:${locator.position(at)}: ${firstLine(err instanceof Error ? err.message : String(err))}`]);
+  }
 }
 
 /**

@@ -6,6 +6,7 @@ import { parseDuration, MAX_TIMER_MS } from '../config/duration.js';
 import { COMMANDS } from '../config/types.js';
 import { isPoolOutbound, isUpstreamOutbound, type MemberStats, type PoolOutbound, type UpstreamStats } from '../outbound/stats.js';
 import type { ReloadOutcome } from '../reload.js';
+import { parseUsername } from '../protocol/username.js';
 import { explainRoute } from '../route-explain.js';
 import type { Snapshot } from '../server/context.js';
 import type { ConnectionInfo, ConnectionRegistry } from '../server/registry.js';
@@ -191,6 +192,7 @@ export const ROUTES: readonly ApiRoute[] = [
     handle: async (req, t) => {
       const q = req.query as { host: string; port: number; user?: string; source?: string; command?: (typeof COMMANDS)[number] };
       if (q.source !== undefined && isIP(q.source) === 0) throw new HttpError(400, `source must be an IP address, got "${q.source}"`);
+      if (q.user !== undefined && parseUsername(q.user) === undefined) throw new HttpError(400, `user must be USER(-KEY-VALUE)*, got "${q.user}"`);
       return ok(await explainRoute(t.snapshot, q));
     },
   },

@@ -47,7 +47,8 @@ export class Metrics {
   readonly refused = this.limitRefusals.labels('max_connections');
   readonly egressDenials = new Counter({
     name: 'socksgate_egress_denials_total',
-    help: 'Destinations refused by the egress guard',
+    help: 'Destinations `direct` refused to dial because egress.deny holds their address, by command (connect, http, udp)',
+    labelNames: ['command'] as const,
     registers: [this.registry],
   });
   readonly bytes = new Counter({
@@ -96,6 +97,12 @@ export class Metrics {
     name: 'socksgate_user_bytes_total',
     help: 'Bytes relayed per configured user (metrics.per_user), up and down',
     labelNames: ['user', 'direction'] as const,
+    registers: [this.registry],
+  });
+  readonly authRefusals = new Counter({
+    name: 'socksgate_auth_refusals_total',
+    help: 'Refused logins by reason (wrong credentials, or blocked after too many failures)',
+    labelNames: ['reason'] as const,
     registers: [this.registry],
   });
   readonly unexpectedErrors = new Counter({

@@ -12,11 +12,13 @@ import { createDirectOutbound } from './direct.js';
 import { createHttpOutbound } from './http.js';
 import { looksLikeUrl, parseMemberUrl, type MemberUrl, type Tags } from './member-url.js';
 import { parseMembersFile } from './members-file.js';
+import type { EgressGuard } from './egress.js';
 import { createPoolOutbound } from './pool.js';
 import type { ProxyDeps } from './proxy-outbound.js';
 import { createSocks4Outbound } from './socks4.js';
 import { createSocks5Outbound } from './socks5.js';
 import { isPoolOutbound } from './stats.js';
+import { placeholdersOf } from './credentials.js';
 import type { DatagramOutbound, MemberSpec, Outbound } from './types.js';
 
 export interface BuildDeps {
@@ -24,13 +26,15 @@ export interface BuildDeps {
   log: Logger;
   /** The outbounds of the config being replaced: pools take over their members' health. */
   previous?: ReadonlyMap<string, Outbound>;
+  /** What `direct` may not dial (the compiled `egress.deny`). */
+  egress?: EgressGuard;
 }
 
 export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<Map<string, Outbound>> {
   const connectTimeout = config.limits.connect_timeout;
   const built = new Map<string, Outbound>();
   const building = new Set<string>();
-  built.set('direct', createDirectOutbound({ dns: deps.dns, connectTimeout }));
+  built.set('direct', createDirectOutbound({ dns: deps.dns, connectTimeout, egress: deps.egress }));
   const cas = new Map<string, Buffer>();
 
   /** One proxy upstream of any type, reached through `via` when given. */
@@ -64,13 +68,19 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
     const add = async (m: MemberUrl, weight = 1, tags: Tags = {}): Promise<void> => {
       // The same URL twice is one member: sticky hashing needs distinct names.
       if (members.has(m.display)) return;
-      members.set(m.display, { outbound: await proxy(m.display, m.config, undefined), weight, tags: { ...m.tags, ...tags } });
+      const outbound = await proxy(m.display, m.config, undefined);
+      members.set(m.display, { outbound, weight, tags: { ...m.tags, ...tags }, placeholders: placeholdersOf(m.config) });
     };
     for (const [i, m] of cfg.members.entries()) {
       const text = typeof m === 'string' ? m : m.url;
-      if (typeof m === 'string' && !looksLikeUrl(text)) {
+      const weight = typeof m === 'string' ? undefined : m.weight;
+      const tags = typeof m === 'string' ? undefined : m.tags;
+      if (!looksLikeUrl(text)) {
+        // A named upstream: its own credentials may carry templates too.
         const named = await build(text);
-        if (!members.has(named.name)) members.set(named.name, { outbound: named, weight: 1, tags: {} });
+        const up = config.upstreams[text];
+        const creds = up && up.type !== 'pool' ? { username: up.username, password: 'password' in up ? up.password : undefined } : {};
+        if (!members.has(named.name)) members.set(named.name, { outbound: named, weight: weight ?? 1, tags: tags ?? {}, placeholders: placeholdersOf(creds) });
         continue;
       }
       let parsed: MemberUrl;
@@ -79,7 +89,7 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
       } catch (err) {
         throw new ConfigError([`${where}[${i}]: ${(err as Error).message}`]);
       }
-      await (typeof m === 'string' ? add(parsed) : add(parsed, m.weight, m.tags));
+      await add(parsed, weight, tags);
     }
     if (cfg.members_file !== undefined) for (const m of await readMembersFile(config, cfg)) await add(m);
     const before = deps.previous?.get(name);
@@ -127,6 +137,11 @@ async function readCa(config: Config, upstream: string, path: string, cache: Map
   }
   cache.set(path, pem);
   return pem;
+}
+
+/** Starts health checks and timers of every outbound in the map (each once): the snapshot is live. */
+export function startOutbounds(outbounds: ReadonlyMap<string, Outbound>): void {
+  for (const o of new Set(outbounds.values())) o.start?.();
 }
 
 /** Stops health checks and timers of every outbound in the map (each once). */

@@ -4,16 +4,26 @@
 import { connectHappyEyeballs } from '../dns/happy-eyeballs.js';
 import type { DnsResolver } from '../dns/types.js';
 import { GatewayError, toRep } from '../errors.js';
+import { EgressDeniedError, OPEN_EGRESS, type EgressGuard } from './egress.js';
 import type { Connection, Destination, Outbound, OutboundContext } from './types.js';
 
 export interface DirectDeps {
   dns: DnsResolver;
   connectTimeout: number; // ms
+  /** Addresses never dialed unless the deciding rule's own cidrs name them. */
+  egress?: EgressGuard;
 }
 
 export function createDirectOutbound(deps: DirectDeps): Outbound {
   async function connect(dest: Destination, ctx: OutboundContext): Promise<Connection> {
-    const addresses = ctx.resolved ?? (await deps.dns.lookup(dest.host));
+    const resolved = ctx.resolved ?? (await deps.dns.lookup(dest.host));
+    // The guard sees exactly what will be dialed: no second lookup can swap the answer.
+    const guard = deps.egress ?? OPEN_EGRESS;
+    const addresses = resolved.filter((a) => !guard.denies(a.address, ctx.egressLift));
+    if (addresses.length === 0) {
+      guard.denied(ctx.command ?? 'connect');
+      throw new EgressDeniedError(resolved[0]?.address ?? dest.host);
+    }
     try {
       const socket = await connectHappyEyeballs(addresses, dest.port, {
         timeout: deps.connectTimeout,

@@ -27,6 +27,8 @@ export class MemberHealth {
   #trialInFlight = false;
   /** An operator's ban (admin API): out of rotation until then, whatever the checks say. */
   #bannedUntil = 0;
+  /** Moving average of connect latency (ms), for `fastest`; kept across reloads with the rest. */
+  latency: number | undefined;
 
   constructor(policy: HealthPolicy) {
     this.#policy = policy;
@@ -118,46 +120,68 @@ export function parseTarget(target: string): { host: string; port: number } {
   return { host: (m[1] ?? m[2])!, port };
 }
 
+const STOPPED = new Error('health checks stopped');
+
+/** Health checks of one pool: built idle, `start()` when the snapshot goes live, `stop()` at close. */
+export interface HealthChecks {
+  start(): void;
+  stop(): void;
+}
+
 /**
- * Checks every member now and then every `cfg.interval`, at most one check per member in
- * flight. Timers are unref'd: checks never keep the process alive. `stop()` aborts them.
+ * Checks every member at start and then every `cfg.interval`, at most one check per member in
+ * flight, each bounded by `cfg.timeout`. Building does no I/O: `check`, `route` and a rejected
+ * reload build pools and discard them. Timers are unref'd: checks never keep the process alive.
+ * Each check has its own AbortController, aborted by its timeout or by `stop()`: no check
+ * derives a signal from a long-lived one (AbortSignal.any retains every such signal on
+ * Node 20, nodejs/node#55351).
  */
-export function startHealthChecks<T extends CheckedMember>(
+export function createHealthChecks<T extends CheckedMember>(
   members: readonly T[],
   cfg: HealthCheckConfig,
   log: Logger,
-  report: (member: T, ok: boolean, err?: unknown) => void,
-): { stop(): void } {
+  report: (member: T, ok: boolean, latencyMs: number, err?: unknown) => void,
+): HealthChecks {
   const target = parseTarget(cfg.target);
-  const stopped = new AbortController();
-  const busy = new Set<T>();
+  const inFlight = new Map<T, AbortController>();
+  let timer: NodeJS.Timeout | undefined;
+  let state: 'idle' | 'running' | 'stopped' = 'idle';
 
   async function check(m: T): Promise<void> {
-    busy.add(m);
-    const signal = AbortSignal.any([stopped.signal, AbortSignal.timeout(cfg.timeout)]);
+    const controller = new AbortController();
+    inFlight.set(m, controller);
+    const deadline = setTimeout(() => controller.abort(new Error(`health check timed out after ${cfg.timeout}ms`)), cfg.timeout);
+    deadline.unref();
+    const started = performance.now();
     try {
-      const conn = await m.outbound.connect(target, { signal, log, sessionKey: `health-check:${m.name}` });
+      const conn = await m.outbound.connect(target, { signal: controller.signal, log, sessionKey: `health-check:${m.name}` });
       conn.socket.destroy();
       conn.release?.();
-      if (!stopped.signal.aborted) report(m, true);
+      if (state === 'running') report(m, true, performance.now() - started);
     } catch (err) {
-      if (!stopped.signal.aborted) report(m, false, err);
+      if (state === 'running') report(m, false, performance.now() - started, err);
     } finally {
-      busy.delete(m);
+      clearTimeout(deadline);
+      inFlight.delete(m);
     }
   }
 
   const round = (): void => {
-    if (stopped.signal.aborted) return;
-    for (const m of members) if (!busy.has(m)) void check(m);
+    if (state !== 'running') return;
+    for (const m of members) if (!inFlight.has(m)) void check(m);
   };
-  const timer = setInterval(round, cfg.interval);
-  timer.unref();
-  setImmediate(round).unref();
   return {
+    start() {
+      if (state !== 'idle') return;
+      state = 'running';
+      timer = setInterval(round, cfg.interval);
+      timer.unref();
+      round();
+    },
     stop() {
+      state = 'stopped';
       clearInterval(timer);
-      stopped.abort();
+      for (const c of inFlight.values()) c.abort(STOPPED);
     },
   };
 }

@@ -4,14 +4,15 @@
 import type { Logger } from 'pino';
 import type { PoolConfig } from '../config/types.js';
 import { GatewayError, Rep, UpstreamRefusedError } from '../errors.js';
-import { DEFAULT_HEALTH_POLICY, MemberHealth, startHealthChecks, type HealthPolicy, type Transition } from './health.js';
+import { filterParams, lifetimeMs, type SessionParams } from '../protocol/username.js';
+import { createHealthChecks, DEFAULT_HEALTH_POLICY, MemberHealth, type HealthPolicy, type Transition } from './health.js';
 import { isUpstreamFault } from './socks5-errors.js';
 import type { MemberStats, PoolOutbound } from './stats.js';
-import { createStrategy, memberHash, type Pickable } from './strategies.js';
+import { createStrategy, memberHash, type Pickable, type Strategy } from './strategies.js';
 import type { BindHandle, Connection, DatagramOutbound, Destination, MemberSpec, Outbound, OutboundContext, UdpChannel } from './types.js';
 
 export interface PoolDeps {
-  /** Built already, one per member, each named by its display name (upstream name or URL without password). */
+  /** Built already, one per member, each outbound named by its display name (upstream name or URL without password). */
   members: MemberSpec[];
   log: Logger;
   /** Clock for ejection backoff (ms). */
@@ -28,9 +29,18 @@ export class PoolExhaustedError extends GatewayError {
   }
 }
 
+/** The session's tag filters leave no member (whatever their health): 0x04, as PRODUCT.md says. */
+export class NoMemberMatchesError extends GatewayError {
+  constructor(pool: string, filters: readonly [string, string][]) {
+    super('GW_ERR_NO_MEMBER_MATCH', `pool "${pool}": no member matches ${filters.map(([k, v]) => `${k}=${v}`).join(',')}`, Rep.HOST_UNREACHABLE);
+  }
+}
+
 interface Member extends Pickable {
   readonly outbound: Outbound & DatagramOutbound;
   readonly health: MemberHealth;
+  readonly tags: Readonly<Record<string, string>>;
+  readonly placeholders: ReadonlySet<string>;
   active: number;
   inFlight: number;
   attempts: number;
@@ -43,18 +53,34 @@ function retryable(err: unknown): boolean {
   return err instanceof UpstreamRefusedError && err.rep === Rep.GENERAL_FAILURE;
 }
 
+/** Weight of a latency sample in the moving average: recent connects count most. */
+const LATENCY_ALPHA = 0.3;
+/** Tag-filter views kept per pool; clients choose the filters, so the cache is bounded. */
+const MAX_VIEWS = 256;
+
+/** The members one set of tag filters leaves, with a strategy built over them. */
+interface View {
+  readonly members: readonly Member[];
+  readonly strategy: Strategy<Member>;
+}
+
 export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps): PoolOutbound & DatagramOutbound {
   const now = deps.now ?? Date.now;
   const policy = deps.policy ?? { ...DEFAULT_HEALTH_POLICY, ejectAfter: cfg.ban_after };
   const log = deps.log;
-  const strategy = createStrategy(cfg.strategy);
   const maxAttempts = Math.max(1, cfg.max_attempts ?? 3);
-  const members: Member[] = deps.members.map(({ outbound }) => ({
-    name: outbound.name,
-    hash: memberHash(outbound.name),
-    outbound,
+  const members: Member[] = deps.members.map((spec) => ({
+    name: spec.outbound.name,
+    hash: memberHash(spec.outbound.name),
+    weight: spec.weight > 0 ? spec.weight : 1,
+    tags: spec.tags,
+    placeholders: new Set(spec.placeholders),
+    outbound: spec.outbound,
     // A reload keeps what the old pool learnt: a dead member stays ejected, its backoff running.
-    health: deps.inherit?.(outbound.name) ?? new MemberHealth(policy),
+    health: deps.inherit?.(spec.outbound.name) ?? new MemberHealth(policy),
+    get latency() {
+      return this.health.latency;
+    },
     active: 0,
     inFlight: 0,
     attempts: 0,
@@ -63,6 +89,8 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       return this.active + this.inFlight;
     },
   }));
+  const all: View = { members, strategy: createStrategy(cfg.strategy, members) };
+  const views = new Map<string, View | null>();
   // Inherited health may already be all down: the old pool said so, this one must not miss the recovery.
   let allDown = members.length > 0 && members.every((m) => !m.health.healthy);
 
@@ -78,31 +106,68 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     else log.info({ pool: name }, 'pool has a healthy member again');
   }
 
+  function measured(m: Member, ms: number): void {
+    const h = m.health;
+    h.latency = h.latency === undefined ? ms : h.latency + LATENCY_ALPHA * (ms - h.latency);
+  }
+
   function settle(m: Member, err: unknown, begunHealthy: boolean): void {
     if (isUpstreamFault(err) || err instanceof PoolExhaustedError) note(m, m.health.failure(now(), begunHealthy));
     else if (err instanceof UpstreamRefusedError && err.rep !== Rep.GENERAL_FAILURE) note(m, m.health.success());
     else m.health.neutral(begunHealthy); // the client left, local DNS, or an ambiguous 0x01
   }
 
-  function choose(key: string, tried: ReadonlySet<Member>, commit: boolean, can: (m: Member) => boolean = () => true): Member | undefined {
-    const t = now();
-    return strategy.choose(members, (m) => !tried.has(m) && m.health.usable(t) && can(m), key, commit);
+  /**
+   * The members the session's tag filters leave: tagged with every KEY=VALUE, or filling KEY
+   * into their username (the provider behind them chooses). Null when none is left.
+   */
+  function viewFor(filters: readonly [string, string][]): View | null {
+    if (filters.length === 0) return all;
+    const signature = filters.map(([k, v]) => `${k}=${v}`).sort().join(',');
+    const known = views.get(signature);
+    if (known !== undefined) return known;
+    const left = members.filter((m) => filters.every(([k, v]) => m.tags[k] === v || m.placeholders.has(k)));
+    const view = left.length === 0 ? null : { members: left, strategy: createStrategy(cfg.strategy, left) };
+    if (views.size >= MAX_VIEWS) views.clear();
+    views.set(signature, view);
+    return view;
+  }
+
+  // What `usable` reads: set right before each (synchronous) choice, so no closure per pick.
+  let pickNow = 0;
+  let pickTried: ReadonlySet<Member> | undefined;
+  let pickCan: ((m: Member) => boolean) | undefined;
+  const usable = (m: Member): boolean => m.health.usable(pickNow) && !pickTried?.has(m) && (pickCan === undefined || pickCan(m));
+
+  function choose(view: View, key: string, params: SessionParams | undefined, tried: ReadonlySet<Member> | undefined, commit: boolean, can?: (m: Member) => boolean): Member | undefined {
+    pickNow = now();
+    pickTried = tried;
+    pickCan = can;
+    const m = view.strategy.choose(usable, key, lifetimeMs(params) ?? cfg.sticky_lifetime, pickNow, commit);
+    pickTried = undefined;
+    pickCan = undefined;
+    return m;
   }
 
   /** Runs `op` on one member after another (strategy order, never one twice) until one succeeds. */
   async function attempt<T>(ctx: OutboundContext, op: (m: Member) => Promise<T>, can?: (m: Member) => boolean): Promise<{ m: Member; value: T }> {
-    const tried = new Set<Member>();
+    const filters = filterParams(ctx.params);
+    const view = viewFor(filters);
+    if (!view) throw new NoMemberMatchesError(name, filters);
+    let tried: Set<Member> | undefined;
     let last: unknown;
     for (let i = 0; i < maxAttempts; i++) {
-      const m = choose(ctx.sessionKey, tried, true, can);
+      const m = choose(view, ctx.sessionKey, ctx.params, tried, true, can);
       if (!m) break;
-      tried.add(m);
+      (tried ??= new Set()).add(m);
       m.attempts++;
       m.inFlight++;
       const trial = m.health.begin();
+      const started = performance.now();
       try {
         const value = await op(m);
         m.inFlight--;
+        measured(m, performance.now() - started);
         note(m, m.health.success());
         return { m, value };
       } catch (err) {
@@ -110,6 +175,8 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
         m.failures++;
         settle(m, err, !trial);
         last = err;
+        // A reply about the destination (0x02-0x08) goes to the client as it is: another
+        // member would get the same answer, and this one did its job.
         if (ctx.signal.aborted || !retryable(err)) throw err;
         ctx.log.debug({ pool: name, member: m.name, err: (err as Error).message }, 'pool member failed; trying another');
       }
@@ -138,7 +205,10 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   }
 
   const checks = cfg.health_check
-    ? startHealthChecks(members, cfg.health_check, log, (m, ok) => note(m, ok ? m.health.success() : m.health.failure(now())))
+    ? createHealthChecks(members, cfg.health_check, log, (m, ok, ms) => {
+        if (ok) measured(m, ms);
+        note(m, ok ? m.health.success() : m.health.failure(now()));
+      })
     : undefined;
 
   function stats(): MemberStats[] {
@@ -153,6 +223,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       consecutiveFailures: m.health.consecutiveFailures,
       ejectedForMs: m.health.ejectedForMs(t),
       bannedUntil: m.health.bannedUntil(t),
+      latencyMs: m.latency,
     }));
   }
 
@@ -167,11 +238,17 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   const pool: PoolOutbound & DatagramOutbound = {
     name,
     connect,
-    pick: (key) => choose(key, new Set(), false)?.name,
+    pick(key, params) {
+      const view = viewFor(filterParams(params));
+      return view ? choose(view, key, params, undefined, false)?.name : undefined;
+    },
     stats,
     healthOf: (member) => members.find((m) => m.name === member)?.health,
     ban: (member, forMs) => setBan(member, now() + forMs),
     unban: (member) => setBan(member, 0),
+    start() {
+      checks?.start();
+    },
     async close() {
       checks?.stop();
       await Promise.all(members.map((m) => m.outbound.close()));
@@ -187,4 +264,9 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       (await attempt(ctx, (m) => m.outbound.bind!(dest, ctx), (m) => m.outbound.bind !== undefined)).value;
   }
   return pool;
+}
+
+/** A member as a pool takes it: weight 1 and no tags unless given. */
+export function memberSpec(outbound: Outbound & DatagramOutbound, weight = 1, tags: Readonly<Record<string, string>> = {}): MemberSpec {
+  return { outbound, weight, tags };
 }

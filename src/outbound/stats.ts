@@ -1,5 +1,6 @@
 // Per-upstream counters for metrics: read with `stats()`, never reset.
 
+import type { SessionParams } from '../protocol/username.js';
 import type { MemberHealth } from './health.js';
 import type { Outbound } from './types.js';
 
@@ -12,7 +13,7 @@ export interface UpstreamStats {
   /** Connections handed out and not yet released. */
   active: number;
   healthy: boolean;
-  /** Latest measured connect latency (ms), when the upstream measures it. */
+  /** Latest measured connect latency (ms), when the upstream measures it (pools: a moving average of real connects and health checks). */
   latencyMs?: number;
 }
 
@@ -31,8 +32,11 @@ export interface UpstreamOutbound extends Outbound {
 }
 
 export interface PoolOutbound extends Outbound {
-  /** The member that would be chosen now for `sessionKey` (no side effects); undefined when none is usable. */
-  pick(sessionKey: string): string | undefined;
+  /**
+   * The member that would be chosen now for `sessionKey` with the session's parameters (tag
+   * filters, lifetime), without side effects; undefined when none is usable or matches.
+   */
+  pick(sessionKey: string, params?: SessionParams): string | undefined;
   stats(): MemberStats[];
   /** The health record of one member, for the pool that replaces this one on reload. */
   healthOf(member: string): MemberHealth | undefined;

@@ -1,63 +1,38 @@
-// How a pool chooses among its usable members. Pure: no I/O, no clock. Each strategy
-// scans at most the member list once per choice.
+// How a pool chooses among its usable members. Pure: no I/O, and the clock only as the
+// caller passes it. A strategy is built once per member list (the pool's, or the members
+// a tag filter leaves), so per-member hashes and weights are computed at build, not per pick.
 
 import type { PoolStrategy } from '../config/types.js';
+import { sticky } from './rendezvous.js';
 
 export interface Pickable {
   readonly name: string;
   /** memberHash(name), for rendezvous hashing. */
   readonly hash: number;
+  /** Share of traffic relative to the other members (random, sticky); > 0. */
+  readonly weight: number;
   /** Relayed connections open now plus connects in flight. */
   load(): number;
+  /** Moving average of connect latency (ms); undefined until measured. */
+  readonly latency: number | undefined;
 }
 
-export interface Strategy {
+export interface Strategy<T extends Pickable> {
   /**
-   * The member for `key` among those `usable` accepts. `commit` false asks what would be
-   * chosen without moving any cursor (for `socksgate route` and tests).
+   * The member for session `key` among those `usable` accepts. `lifetime` (ms) bounds how
+   * long a sticky session keeps its member, `now` is the wall clock (ms). `commit` false asks
+   * what would be chosen without moving any cursor (for `socksgate route` and tests).
    */
-  choose<T extends Pickable>(members: readonly T[], usable: (m: T) => boolean, key: string, commit: boolean): T | undefined;
+  choose(usable: (m: T) => boolean, key: string, lifetime: number | undefined, now: number, commit: boolean): T | undefined;
 }
 
-/** FNV-1a over UTF-16 code units: the same on every instance, fast enough for 1000 members a pick. */
-export function fnv1a32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
+// The hashes live with the sticky strategy; pools and tests reach them through here too.
+export { fnv1a32, memberHash, periodKeyHash, rendezvousScore, sessionPeriod } from './rendezvous.js';
 
-/** MurmurHash3's finalizer: spreads every input bit over the output. */
-function fmix32(x: number): number {
-  let h = x >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
-/**
- * Rendezvous (highest random weight) hashing: every member gets a score from (key, name) and the
- * highest usable one wins. Depends only on the names, so every gateway with the same member list
- * agrees; removing a member moves only the keys whose winner it was.
- */
-export function rendezvousScore(keyHash: number, memberHash: number): number {
-  return fmix32(keyHash ^ memberHash);
-}
-
-/** A member's half of the score, computed once when the pool is built. */
-export function memberHash(name: string): number {
-  return fmix32(fnv1a32(name));
-}
-
-function roundRobin(): Strategy {
+function roundRobin<T extends Pickable>(members: readonly T[]): Strategy<T> {
   let cursor = 0;
   return {
-    choose(members, usable, _key, commit) {
+    choose(usable, _key, _lifetime, _now, commit) {
       const n = members.length;
       for (let i = 0; i < n; i++) {
         const idx = (cursor + i) % n;
@@ -71,27 +46,50 @@ function roundRobin(): Strategy {
   };
 }
 
-function random(): Strategy {
+/** Weighted: a member is drawn with probability weight / (sum of usable weights). */
+function random<T extends Pickable>(members: readonly T[]): Strategy<T> {
+  const cumulative = new Float64Array(members.length);
+  let total = 0;
+  members.forEach((m, i) => (cumulative[i] = total += m.weight));
+  const at = (r: number): T => {
+    let lo = 0;
+    let hi = members.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (cumulative[mid]! > r) hi = mid;
+      else lo = mid + 1;
+    }
+    return members[lo]!;
+  };
   return {
-    choose(members, usable) {
-      // Usually most members are usable: a few draws, then an exact pass.
+    choose(usable) {
+      // Usually most members are usable: a few draws (rejection keeps them weighted), then an exact pass.
       for (let i = 0; i < 4 && members.length > 0; i++) {
-        const m = members[Math.floor(Math.random() * members.length)]!;
+        const m = at(Math.random() * total);
         if (usable(m)) return m;
       }
-      const ok = members.filter(usable);
-      return ok[Math.floor(Math.random() * ok.length)];
+      let sum = 0;
+      for (const m of members) if (usable(m)) sum += m.weight;
+      let r = Math.random() * sum;
+      let last: T | undefined;
+      for (const m of members) {
+        if (!usable(m)) continue;
+        last = m;
+        r -= m.weight;
+        if (r < 0) return m;
+      }
+      return last;
     },
   };
 }
 
-function leastConnections(): Strategy {
+function leastConnections<T extends Pickable>(members: readonly T[]): Strategy<T> {
   // Ties go round the list, so idle members share the work instead of the first taking it all.
   let offset = 0;
   return {
-    choose(members, usable, _key, commit) {
+    choose(usable, _key, _lifetime, _now, commit) {
       const n = members.length;
-      let best: (typeof members)[number] | undefined;
+      let best: T | undefined;
       let bestIdx = 0;
       let bestLoad = Infinity;
       for (let i = 0; i < n; i++) {
@@ -112,39 +110,58 @@ function leastConnections(): Strategy {
   };
 }
 
-function failover(): Strategy {
-  return { choose: (members, usable) => members.find(usable) };
+function failover<T extends Pickable>(members: readonly T[]): Strategy<T> {
+  return { choose: (usable) => members.find(usable) };
 }
 
-function sticky(): Strategy {
+/** Latencies this close to the lowest count as a tie: 1 ms, or 10 % of the lowest. */
+const TIE_MS = 1;
+const TIE_RATIO = 0.1;
+
+/**
+ * The lowest connect latency. A member never measured is tried first (it cannot be judged
+ * before it is probed); members within a tie of the lowest take turns.
+ */
+function fastest<T extends Pickable>(members: readonly T[]): Strategy<T> {
+  let cursor = 0;
   return {
-    choose(members, usable, key) {
-      const keyHash = fnv1a32(key);
-      let best: (typeof members)[number] | undefined;
-      let bestScore = -1;
-      for (const m of members) {
-        const score = rendezvousScore(keyHash, m.hash);
-        // Score first: `usable` runs only for the few members that would win so far.
-        if (score < bestScore || (score === bestScore && best !== undefined && m.name > best.name)) continue;
+    choose(usable, _key, _lifetime, _now, commit) {
+      const n = members.length;
+      let lowest = Infinity;
+      for (let i = 0; i < n; i++) {
+        const idx = (cursor + i) % n;
+        const m = members[idx]!;
         if (!usable(m)) continue;
-        best = m;
-        bestScore = score;
+        const latency = m.latency;
+        if (latency === undefined) {
+          if (commit) cursor = (idx + 1) % n;
+          return m;
+        }
+        if (latency < lowest) lowest = latency;
       }
-      return best;
+      if (lowest === Infinity) return undefined;
+      const limit = lowest + Math.max(TIE_MS, lowest * TIE_RATIO);
+      for (let i = 0; i < n; i++) {
+        const idx = (cursor + i) % n;
+        const m = members[idx]!;
+        if ((m.latency ?? Infinity) > limit || !usable(m)) continue;
+        if (commit) cursor = (idx + 1) % n;
+        return m;
+      }
+      return undefined;
     },
   };
 }
 
-const FACTORIES: Readonly<Record<PoolStrategy, () => Strategy>> = {
+const FACTORIES: { readonly [K in PoolStrategy]: <T extends Pickable>(members: readonly T[]) => Strategy<T> } = {
   'round-robin': roundRobin,
   random,
   'least-connections': leastConnections,
   failover,
   sticky,
-  // Until latency is tracked per member, the fastest known member is the first healthy one.
-  fastest: failover,
+  fastest,
 };
 
-export function createStrategy(kind: PoolStrategy): Strategy {
-  return FACTORIES[kind]();
+export function createStrategy<T extends Pickable>(kind: PoolStrategy, members: readonly T[]): Strategy<T> {
+  return FACTORIES[kind](members);
 }

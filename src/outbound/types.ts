@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { ResolvedAddress } from '../dns/types.js';
 import type { Address } from '../protocol/types.js';
 import type { ByteBudget } from './byte-budget.js';
+import type { AddressSet } from './egress.js';
 
 /** IPv4, IPv6 or a domain, as the client sent it. */
 export type Destination = Address;
@@ -20,6 +21,10 @@ export interface OutboundContext {
   resolved?: ResolvedAddress[];
   /** UDP channels: the bytes of datagrams they may hold at once (their association's budget). */
   udpBudget?: ByteBudget;
+  /** The deciding rule's own `cidrs`: `direct` may dial into them whatever the egress guard says. */
+  egressLift?: AddressSet;
+  /** What the client asked for (connect, http), for the egress-denial metric. */
+  command?: string;
 }
 
 export interface Connection {
@@ -38,13 +43,26 @@ export interface Connection {
 export interface Outbound {
   readonly name: string;
   connect(dest: Destination, ctx: OutboundContext): Promise<Connection>;
+  /** Health checks and timers begin only when the snapshot goes live: building does no I/O. */
+  start?(): void;
   close(): Promise<void>;
+}
+
+/** One pool member as the config describes it. */
+export interface MemberSpec {
+  outbound: Outbound & DatagramOutbound;
+  /** Share of traffic relative to the other members (random, sticky); default 1. */
+  weight: number;
+  /** From `#k=v` on a URL, `tags` on an object member, or a members_file line. */
+  tags: Readonly<Record<string, string>>;
+  /** `{NAME}` placeholders in the member's username or password: the member serves any NAME filter. */
+  placeholders?: readonly string[];
 }
 
 /** The datagram side of one UDP association through one outbound (RFC 1928 §7). */
 export interface UdpChannel {
-  /** Sends `payload` to `dest`; never throws (a datagram that cannot go is dropped and counted). */
-  send(dest: Destination, payload: Buffer): void;
+  /** Sends `payload` to `dest` (`egressLift`: as in OutboundContext); never throws (a datagram that cannot go is dropped and counted). */
+  send(dest: Destination, payload: Buffer, egressLift?: AddressSet): void;
   /** Answers from the far side; `from` is their real source address. */
   onMessage(listener: (from: Destination, payload: Buffer) => void): void;
   /** Local address datagrams leave from (for the access log). */
@@ -69,11 +87,3 @@ export interface DatagramOutbound {
   bind?(dest: Destination, ctx: OutboundContext): Promise<BindHandle>;
 }
 
-/** One pool member: the way out, its share for weighted strategies, its tags for session filters. */
-export interface MemberSpec {
-  outbound: Outbound & DatagramOutbound;
-  /** Relative share (default 1). */
-  weight: number;
-  /** `country: de`: what a session parameter can filter on (default none). */
-  tags: Readonly<Record<string, string>>;
-}

@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
 import { ASSOCIATION_UDP_BYTES, ByteBudget } from './byte-budget.js';
+import type { AddressSet, EgressGuard } from './egress.js';
 import { ChannelEvents, datagramResolver } from './udp-channel-events.js';
 import type { Destination, UdpChannel } from './types.js';
 
@@ -19,6 +20,8 @@ export interface DirectUdpDeps {
   budget?: ByteBudget;
   /** How many destinations are remembered for letting their answers through. */
   maxPeers?: number;
+  /** Datagrams to addresses it denies are dropped as `denied` (checked after resolution). */
+  egress?: EgressGuard;
 }
 
 
@@ -56,8 +59,9 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
     events.message({ host: rinfo.address, port: rinfo.port }, msg);
   }
 
-  function sendTo(addr: ResolvedAddress, port: number, payload: Buffer): void {
+  function sendTo(addr: ResolvedAddress, port: number, payload: Buffer, lift?: AddressSet): void {
     if (closed) return drop('closed');
+    if (deps.egress?.denies(addr.address, lift)) return denied(addr.address);
     const s = socketFor(addr.family);
     const key = peerKey(addr.address, port);
     if (!peers.has(key)) {
@@ -73,11 +77,17 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
     if (!budget.send(payload, (done) => s.send(payload, port, addr.address, done), failed)) drop('queue_full');
   }
 
-  function send(dest: Destination, payload: Buffer): void {
+  function send(dest: Destination, payload: Buffer, lift?: AddressSet): void {
     if (closed) return drop('closed');
     const family = isIP(dest.host);
-    if (family === 4 || family === 6) return sendTo({ address: dest.host, family }, dest.port, payload);
-    resolve(dest.host, payload.length, (address) => sendTo(address, dest.port, payload));
+    if (family === 4 || family === 6) return sendTo({ address: dest.host, family }, dest.port, payload, lift);
+    resolve(dest.host, payload.length, (address) => sendTo(address, dest.port, payload, lift));
+  }
+
+  function denied(address: string): void {
+    deps.egress?.denied('udp');
+    deps.log?.debug({ to: address, reason: 'egress denied' }, 'UDP datagram dropped');
+    drop('denied');
   }
 
   return {

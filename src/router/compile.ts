@@ -114,6 +114,7 @@ class CompiledRouter implements Router {
 function decision(r: CompiledRule, lookup: Lookup | null | undefined): Decision {
   const d: Decision = { rule: r.name, ruleIndex: r.index, action: r.action };
   if (lookup) d.resolved = lookup.addresses;
+  if (r.cidrs) d.cidrs = r.cidrs;
   return d;
 }
 

@@ -1,6 +1,7 @@
 import type { Command } from '../config/types.js';
 import type { ResolvedAddress } from '../dns/types.js';
 import type { Address } from '../protocol/types.js';
+import type { CidrSet } from './cidrs.js';
 
 export interface RouteRequest {
   dest: Address;
@@ -15,6 +16,8 @@ export interface Decision {
   action: string; // "direct" | "block" | an upstream or pool name
   /** Set when matching had to resolve the name: connect with the same answer. */
   resolved?: ResolvedAddress[];
+  /** The rule's own `cidrs`: an explicit route into them lifts the egress guard (PRODUCT.md "Egress guard"). */
+  cidrs?: CidrSet;
 }
 
 export interface Router {

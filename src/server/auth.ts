@@ -11,31 +11,33 @@ import { LRUCache } from 'lru-cache';
 import { parsePasswordHash, scryptMaxmem, type ScryptHash } from '../config/password-hash.js';
 import type { AuthConfig } from '../config/types.js';
 import { Method } from '../protocol/constants.js';
+import { parseUsername, type SessionParams } from '../protocol/username.js';
+import { hashLimited, LoginThrottle, type ThrottleLimits, type ThrottleOptions } from './login-throttle.js';
 
 export interface AuthResult {
   ok: boolean;
   user?: string;
+  /** The `session` parameter, when given. */
   sessionKey?: string;
-  /** Session parameters from the username (`-KEY-VALUE`), `session` included. */
-  params?: Readonly<Record<string, string>>;
+  /** Every `-KEY-VALUE` of the username (`session` and `lifetime` included); empty when none. */
+  params?: SessionParams;
 }
 
 export interface Authenticator {
   /** Method to select from the client's offered list: USERPASS when auth configured, NO_AUTH when no auth or allow_anonymous and offered; NO_ACCEPTABLE otherwise. */
   chooseMethod(offered: readonly number[]): number;
-  /** RFC 1929 check; `alice-session-XYZ` authenticates as alice with sessionKey XYZ. Timing-safe. */
-  verify(username: string, password: string): Promise<AuthResult>;
+  /**
+   * RFC 1929 check; `alice-session-XYZ-country-de` authenticates as alice with its parameters. Timing-safe.
+   * `source` (the client IP) is throttled after failed logins (`limits.auth_failures`).
+   */
+  verify(username: string, password: string, source?: string): Promise<AuthResult>;
 }
 
-const SESSION_MARK = '-session-';
-
-/** `alice-session-XYZ` → alice with session key XYZ; anything else is the user itself. */
-export function splitSessionUser(username: string): { user: string; sessionKey: string | undefined } {
-  const at = username.indexOf(SESSION_MARK);
-  const key = at === -1 ? '' : username.slice(at + SESSION_MARK.length);
-  // "alice-session-" carries no key: it is looked up as typed (and matches nobody).
-  if (at <= 0 || key === '') return { user: username, sessionKey: undefined };
-  return { user: username.slice(0, at), sessionKey: key };
+/** `alice-session-XYZ` → alice with session key XYZ; undefined when the parameters are malformed. */
+export function splitSessionUser(username: string): { user: string; sessionKey: string | undefined; params: SessionParams } | undefined {
+  const parsed = parseUsername(username);
+  if (!parsed) return undefined;
+  return { user: parsed.user, sessionKey: parsed.params['session'], params: parsed.params };
 }
 
 /** Parameters of new hashes: N=2^15 takes ~50-100 ms and 32 MiB, per OWASP's scrypt floor. */
@@ -58,7 +60,12 @@ interface Credential {
   scrypt?: ScryptHash;
 }
 
-export function createAuthenticator(auth: AuthConfig | undefined): Authenticator {
+export interface AuthenticatorOptions extends ThrottleOptions {
+  /** `limits.auth_failures`; without it failures are not counted. */
+  limits?: ThrottleLimits;
+}
+
+export function createAuthenticator(auth: AuthConfig | undefined, opts: AuthenticatorOptions = {}): Authenticator {
   if (!auth) {
     return {
       chooseMethod: (offered) => (offered.includes(Method.NO_AUTH) ? Method.NO_AUTH : Method.NO_ACCEPTABLE),
@@ -76,6 +83,7 @@ export function createAuthenticator(auth: AuthConfig | undefined): Authenticator
   // A fresh key per authenticator: the remembered MACs mean nothing outside this process.
   const macKey = randomBytes(32);
   const verified = new LRUCache<string, true>({ max: VERIFIED_MAX, ttl: VERIFIED_TTL_MS });
+  const throttle = opts.limits && new LoginThrottle(opts.limits, opts);
 
   return {
     chooseMethod(offered) {
@@ -83,11 +91,15 @@ export function createAuthenticator(auth: AuthConfig | undefined): Authenticator
       if (allowAnonymous && offered.includes(Method.NO_AUTH)) return Method.NO_AUTH;
       return Method.NO_ACCEPTABLE;
     },
-    async verify(username, password) {
-      const { user, sessionKey } = splitSessionUser(username);
-      const ok = await check(user, password);
-      if (!ok) return { ok: false };
-      return sessionKey === undefined ? { ok: true, user } : { ok: true, user, sessionKey };
+    async verify(username, password, source) {
+      const split = splitSessionUser(username);
+      // A malformed username still pays for a check (of a name no user can have: it holds
+      // "-"), so its answer takes as long as a wrong password's.
+      const name = split?.user ?? username;
+      const ok = throttle && source !== undefined ? await throttle.guard(source, () => check(name, password)) : await check(name, password);
+      if (!ok || !split) return { ok: false };
+      const { user, sessionKey, params } = split;
+      return sessionKey === undefined ? { ok: true, user, params } : { ok: true, user, sessionKey, params };
     },
   };
 
@@ -101,7 +113,9 @@ export function createAuthenticator(auth: AuthConfig | undefined): Authenticator
     // Both comparisons always run; `&&` would skip the second and show in the timing.
     const plainOk = timingSafeEqual(sha256(secret), cred.digest);
     const target = cred.scrypt ?? decoy;
-    const hashOk = target ? timingSafeEqual(await scryptAsync(secret, target.salt, target.hash.length, target), target.hash) : false;
+    const hashOk = target
+      ? timingSafeEqual(await hashLimited(() => scryptAsync(secret, target.salt, target.hash.length, target)), target.hash)
+      : false;
     const ok = known !== undefined && (cred.scrypt ? hashOk : plainOk);
     if (ok) verified.set(mac, true);
     return ok;

@@ -13,6 +13,7 @@ import type { Address } from '../protocol/types.js';
 import { closeClient, closed } from './close.js';
 import { formatAddress, type AccessRecord, type Snapshot } from './context.js';
 import { logAccess } from './pipeline.js';
+import { readProxyHeader, type ProxyHeaderPolicy } from './proxy-header.js';
 import { ChunkReader } from './reader.js';
 import type { ConnectionInfo, ConnectionRegistry, LiveConnection } from './registry.js';
 
@@ -50,7 +51,8 @@ export class ClientConnection implements LiveConnection {
   readonly snapshot: Snapshot;
   readonly metrics: Metrics;
   readonly log: Logger;
-  readonly source: Address;
+  /** The peer, or the client a trusted PROXY protocol header names (set before any front runs). */
+  source: Address;
   readonly signal: AbortSignal;
   readonly udpBudget: ByteBudget;
   /** The request in progress (HTTP: the latest); what the registry shows. */
@@ -148,7 +150,7 @@ export class ClientConnection implements LiveConnection {
   }
 
   /** From accept to close. Never throws. */
-  async run(protocols: readonly Protocol[], fronts: ClientDeps['fronts'], shutdown: AbortSignal): Promise<void> {
+  async run(protocols: readonly Protocol[], fronts: ClientDeps['fronts'], shutdown: AbortSignal, proxyHeader?: ProxyHeaderPolicy): Promise<void> {
     const { socket } = this;
     const onShutdown = (): void => this.#controller.abort(GATEWAY_STOPPED);
     shutdown.addEventListener('abort', onShutdown, { once: true });
@@ -158,8 +160,11 @@ export class ClientConnection implements LiveConnection {
     // handshake_timeout covers accept → complete request, for every protocol.
     socket.on('timeout', this.#onHandshakeTimeout);
     this.rearm();
-    const reader = new ChunkReader(socket);
+    let reader: ChunkReader | undefined;
     try {
+      // PROXY protocol comes before the protocol's first byte, inside the same deadline.
+      if (proxyHeader && !(await this.#readProxyHeader(proxyHeader))) return;
+      reader = new ChunkReader(socket);
       const first = await reader.next();
       this.rearm();
       if (first === null || first.length === 0) {
@@ -178,12 +183,32 @@ export class ClientConnection implements LiveConnection {
       this.log.error({ err }, 'front failed');
       socket.destroy();
     } finally {
-      reader.detach();
+      reader?.detach();
       this.#endHandshake();
       shutdown.removeEventListener('abort', onShutdown);
       if (!socket.destroyed) closeClient(socket);
       await closed(socket);
       if (this.logged === 0) logAccess(this.metrics, this.log, this.record, this.#t0, this.snapshot.config);
+    }
+  }
+
+  /**
+   * The listener's PROXY protocol step: a trusted balancer's header makes its client the
+   * source for rules, limits and logs. False when the connection must close (the reason is
+   * the access log's error): no header from a trusted peer, one from anyone else, the deadline.
+   */
+  async #readProxyHeader(policy: ProxyHeaderPolicy): Promise<boolean> {
+    try {
+      const claimed = await readProxyHeader(this.socket, policy, Math.max(1, this.#deadline - performance.now()));
+      if (claimed) {
+        this.source = claimed;
+        this.record.client = formatAddress(claimed);
+      }
+      this.rearm();
+      return true;
+    } catch (err) {
+      this.record.error ??= err instanceof Error ? err.message : String(err);
+      return false;
     }
   }
 
@@ -194,11 +219,11 @@ export class ClientConnection implements LiveConnection {
 }
 
 /** Runs one accepted client, registered for the admin API while it is open. */
-export async function runClient(socket: Socket, protocols: readonly Protocol[], deps: ClientDeps): Promise<void> {
+export async function runClient(socket: Socket, protocols: readonly Protocol[], deps: ClientDeps, proxyHeader?: ProxyHeaderPolicy): Promise<void> {
   const conn = new ClientConnection(deps.registry.nextId(), socket, deps);
   deps.registry.add(conn);
   try {
-    await conn.run(protocols, deps.fronts, deps.shutdown);
+    await conn.run(protocols, deps.fronts, deps.shutdown, proxyHeader);
   } finally {
     deps.registry.delete(conn.id);
   }

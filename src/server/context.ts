@@ -5,6 +5,7 @@ import type { Rep } from '../errors.js';
 import type { DnsResolver } from '../dns/types.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ByteBudget } from '../outbound/byte-budget.js';
+import type { EgressGuard } from '../outbound/egress.js';
 import type { Outbound } from '../outbound/types.js';
 import type { Address } from '../protocol/types.js';
 import type { Router } from '../router/types.js';
@@ -18,6 +19,8 @@ export interface Snapshot {
   readonly outbounds: ReadonlyMap<string, Outbound>;
   readonly auth: Authenticator;
   readonly dns: DnsResolver;
+  /** The compiled `egress.deny` that `direct` checks every dialed address against. */
+  readonly egress: EgressGuard;
 }
 
 /** The fields of the one access-log line a session writes when it ends. */

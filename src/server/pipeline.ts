@@ -54,7 +54,12 @@ export async function openConnect(ctx: CommandContext): Promise<Connection> {
   const started = performance.now();
   let conn: Connection;
   try {
-    conn = await outbound.connect(ctx.dest, { ...outboundContext(ctx), resolved: decision.resolved });
+    conn = await outbound.connect(ctx.dest, {
+      ...outboundContext(ctx),
+      resolved: decision.resolved,
+      egressLift: decision.cidrs,
+      command: ctx.request.protocol === 'http' ? 'http' : 'connect',
+    });
   } catch (err) {
     ctx.metrics.outboundRequests.inc({ outbound: outbound.name, result: 'fail' });
     throw err;

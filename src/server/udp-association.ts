@@ -144,7 +144,7 @@ export class UdpAssociation {
 
   #forward(target: UdpTarget, dest: Destination, payload: Buffer): void {
     if (target.kind === 'drop') return this.#drop(target.reason, 'up');
-    target.channel.send(dest, payload);
+    target.channel.send(dest, payload, target.egressLift);
     this.stats.sent++;
     this.#ctx.record.up += payload.length;
     this.#relayedUp.inc();

@@ -4,12 +4,14 @@
 import { RuleBlockedError } from '../errors.js';
 import type { ByteBudget } from '../outbound/byte-budget.js';
 import { openDirectUdp } from '../outbound/udp-direct.js';
+import type { AddressSet } from '../outbound/egress.js';
 import type { DatagramOutbound, Destination, Outbound, UdpChannel } from '../outbound/types.js';
 import type { CommandContext } from './context.js';
+import { outboundContext } from './outbound-context.js';
 import { route } from './route.js';
 
 /** A datagram is either handed to a channel or dropped for a reason (a metrics label). */
-export type UdpTarget = { kind: 'channel'; channel: UdpChannel } | { kind: 'drop'; reason: string; retryAt?: number };
+export type UdpTarget = { kind: 'channel'; channel: UdpChannel; egressLift?: AddressSet } | { kind: 'drop'; reason: string; retryAt?: number };
 
 type OpenUdp = NonNullable<DatagramOutbound['openUdp']>;
 
@@ -60,10 +62,12 @@ export class UdpRoutes {
   async #resolve(dest: Destination): Promise<UdpTarget> {
     let outbound: Outbound;
     let action: string;
+    let lift: AddressSet | undefined;
     try {
       const routed = await route(this.#ctx, 'udp', dest);
       outbound = routed.outbound;
       action = routed.decision.action;
+      lift = routed.decision.cidrs;
     } catch (err) {
       if (err instanceof RuleBlockedError) return { kind: 'drop', reason: 'blocked' };
       this.#ctx.log.debug({ err, dest }, 'UDP destination not routed');
@@ -72,7 +76,7 @@ export class UdpRoutes {
     const channel = await this.#channelFor(action, outbound);
     if (channel === 'unsupported') return { kind: 'drop', reason: 'unsupported' };
     if (!channel) return { kind: 'drop', reason: 'upstream_failed', retryAt: performance.now() + this.#opts.retryAfterMs };
-    return { kind: 'channel', channel };
+    return lift ? { kind: 'channel', channel, egressLift: lift } : { kind: 'channel', channel };
   }
 
   async #channelFor(action: string, outbound: Outbound): Promise<UdpChannel | undefined | 'unsupported'> {
@@ -95,8 +99,8 @@ export class UdpRoutes {
     let channel: UdpChannel;
     try {
       channel = open
-        ? await open({ signal: ctx.signal, log: ctx.log, sessionKey: ctx.sessionKey, udpBudget: this.#opts.budget })
-        : openDirectUdp({ dns: ctx.snapshot.dns, log: ctx.log, budget: this.#opts.budget });
+        ? await open({ ...outboundContext(ctx), udpBudget: this.#opts.budget })
+        : openDirectUdp({ dns: ctx.snapshot.dns, log: ctx.log, budget: this.#opts.budget, egress: ctx.snapshot.egress });
     } catch (err) {
       ctx.log.debug({ err, outbound: action }, 'UDP channel not opened');
       return undefined;

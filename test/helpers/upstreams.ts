@@ -1,6 +1,7 @@
 // Real upstreams from Debian packages (dante-server, microsocks, tinyproxy, squid), each on
 // its own loopback address so a destination can tell which hop reached it by the peer address.
 
+import { memberSpec } from '../../src/outbound/pool.js';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -104,6 +105,8 @@ export async function startMicrosocks(opts: MicrosocksOptions): Promise<RunningU
 export interface DanteOptions {
   host: string;
   port?: number;
+  /** Destinations (CIDRs) Dante refuses with its `socks block` rule: the client gets REP 0x02. */
+  block?: string[];
 }
 
 export async function startDante(opts: DanteOptions): Promise<RunningUpstream> {
@@ -119,6 +122,7 @@ export async function startDante(opts: DanteOptions): Promise<RunningUpstream> {
     'user.unprivileged: nobody',
     'client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }',
     'client pass { from: ::1/128 to: ::/0 }',
+    ...(opts.block ?? []).map((cidr) => `socks block { from: 0.0.0.0/0 to: ${cidr} }`),
     'socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }',
     'socks pass { from: ::1/128 to: ::/0 }',
     '',
@@ -303,7 +307,7 @@ function parseRequest(b: Buffer): SeenRequest | undefined {
 
 /** Pool members of weight 1 and no tags, for pools built by hand. */
 export function specs(outbounds: (Outbound & DatagramOutbound)[]): MemberSpec[] {
-  return outbounds.map((outbound) => ({ outbound, weight: 1, tags: {} }));
+  return outbounds.map((outbound) => memberSpec(outbound));
 }
 
 export interface TestPki {

@@ -3,11 +3,10 @@ import assert from 'node:assert/strict';
 import { Socket } from 'node:net';
 import { pino } from 'pino';
 import type { PoolConfig } from '../../src/config/types.js';
-import { createPoolOutbound } from '../../src/outbound/pool.js';
+import { createPoolOutbound, memberSpec } from '../../src/outbound/pool.js';
 import { AbortedError } from '../../src/outbound/deadline.js';
 import { UpstreamUnreachableError } from '../../src/outbound/socks5-errors.js';
 import type { Connection, Outbound, OutboundContext } from '../../src/outbound/types.js';
-import { specs } from '../helpers/upstreams.js';
 
 const silent = pino({ level: 'silent' });
 const ctx = (): OutboundContext => ({ signal: new AbortController().signal, log: silent, sessionKey: 'k' });
@@ -28,7 +27,7 @@ function heldMember(name: string): Outbound & { fail(err: Error): void; pending(
 test('requests begun before an ejection neither stretch its backoff nor end its one trial', async () => {
   let now = 1_000_000;
   const m = heldMember('m');
-  const p = createPoolOutbound('held', cfg, { members: specs([m]), log: silent, now: () => now });
+  const p = createPoolOutbound('held', cfg, { members: [memberSpec(m)], log: silent, now: () => now });
   const results: Promise<unknown>[] = [];
   const start = (): void => void results.push(p.connect({ host: '127.0.0.1', port: 9 }, ctx()).catch((e: unknown) => e));
   for (let i = 0; i < 8; i++) start(); // all begin while the member is healthy
@@ -65,12 +64,12 @@ test('a pool that inherits only dead members still says once when one is healthy
   };
   const lines: string[] = [];
   const log = pino({ level: 'info' }, { write: (s: string) => void lines.push((JSON.parse(s) as { msg: string }).msg) });
-  const before = createPoolOutbound('p', cfg, { members: specs([flaky]), log, now: () => now });
+  const before = createPoolOutbound('p', cfg, { members: [memberSpec(flaky)], log, now: () => now });
   for (let i = 0; i < 3; i++) await before.connect({ host: '127.0.0.1', port: 9 }, ctx()).catch(() => {});
   assert.deepEqual(lines, ['pool member ejected', 'pool has no healthy member']);
   await before.close();
 
-  const after = createPoolOutbound('p', cfg, { members: specs([flaky]), log, now: () => now, inherit: (n) => before.healthOf(n) });
+  const after = createPoolOutbound('p', cfg, { members: [memberSpec(flaky)], log, now: () => now, inherit: (n) => before.healthOf(n) });
   now += 5_000;
   up = true;
   const conn = await after.connect({ host: '127.0.0.1', port: 9 }, ctx());

@@ -5,15 +5,17 @@ import { pino, type Logger } from 'pino';
 import type { PoolConfig, PoolStrategy } from '../../src/config/types.js';
 import { createResolver } from '../../src/dns/resolver.js';
 import { GatewayError, Rep } from '../../src/errors.js';
-import { createPoolOutbound, PoolExhaustedError } from '../../src/outbound/pool.js';
+import { createPoolOutbound, memberSpec, PoolExhaustedError } from '../../src/outbound/pool.js';
 import { createSocks5Outbound } from '../../src/outbound/socks5.js';
-import type { Outbound, OutboundContext } from '../../src/outbound/types.js';
-import { freePort, readAll, specs, startDante, startDestination, startMicrosocks, type Destination, type RunningUpstream } from '../helpers/upstreams.js';
+import type { MemberSpec, Outbound, OutboundContext } from '../../src/outbound/types.js';
+import { freePort, readAll, startDante, startDestination, startMicrosocks, type Destination, type RunningUpstream } from '../helpers/upstreams.js';
 
 const silent = pino({ level: 'silent' });
 const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
 const ctx = (sessionKey = 'anon'): OutboundContext => ({ signal: new AbortController().signal, log: silent, sessionKey });
 const pool = (strategy: PoolStrategy, extra: Partial<PoolConfig> = {}): PoolConfig => ({ type: 'pool', members: [], members_scheme: 'socks5', ban_after: 3, strategy, ...extra });
+
+const specs = (outbounds: Outbound[]): MemberSpec[] => outbounds.map((o) => memberSpec(o));
 
 /** A member that is never connected through: for choices only. */
 const named = (name: string): Outbound => ({ name, connect: () => Promise.reject(new Error('unused')), close: async () => {} });
@@ -179,6 +181,7 @@ test('killing a member mid-run: others take over, retries hide it, health checks
     members: specs(ups.map(member)),
     log,
   });
+  p.start?.();
   t.after(() => p.close());
   for (let i = 0; i < 3; i++) await via(p, d);
   const victim = ups[1]!;

@@ -135,7 +135,9 @@ test('a name reaching a rule with cidrs is resolved once, and the answer rides o
     { dns },
   );
   const d = await r.decide({ dest: { host: 'Wiki.Corp.Test', port: 443 }, cmd: 'connect', source: '127.0.0.1' });
-  assert.deepEqual(d, { rule: 'intranet', ruleIndex: 2, action: 'corp', resolved: [{ address: '10.8.3.3', family: 4 }] });
+  const { cidrs, ...rest } = d;
+  assert.deepEqual(rest, { rule: 'intranet', ruleIndex: 2, action: 'corp', resolved: [{ address: '10.8.3.3', family: 4 }] });
+  assert.ok(cidrs?.hasText('10.8.3.3') && !cidrs.hasText('11.0.0.1'), "the rule's own cidrs ride on the decision (the egress guard's lift)");
   assert.deepEqual(dns.calls, ['wiki.corp.test'], 'one lookup, of the normalized name, for three CIDR rules');
 
   dns.calls.length = 0;
@@ -168,7 +170,9 @@ test('a domain match needs no lookup even when the rule also has cidrs', async (
   const dns = fakeDns({});
   const r = await compileRouter(configOf([{ name: 'i', domains: ['corp.test'], cidrs: ['10.0.0.0/8'], action: 'corp' }]), { dns });
   const d = await r.decide({ dest: { host: 'x.corp.test.', port: 80 }, cmd: 'connect', source: '127.0.0.1' });
-  assert.deepEqual(d, { rule: 'i', ruleIndex: 0, action: 'corp' });
+  const { cidrs, ...rest } = d;
+  assert.deepEqual(rest, { rule: 'i', ruleIndex: 0, action: 'corp' });
+  assert.ok(cidrs?.hasText('10.1.1.1'), 'a rule that matched by domain still carries its cidrs');
   assert.deepEqual(dns.calls, []);
 });
 

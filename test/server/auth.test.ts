@@ -25,8 +25,8 @@ test('hashPassword writes scrypt$N$r$p$salt$hash that the config accepts, salted
 
 test('plain and hashed passwords verify; wrong ones and unknown users do not', async () => {
   const auth = createAuthenticator(users());
-  assert.deepEqual(await auth.verify('alice', 'alice-pw'), { ok: true, user: 'alice' });
-  assert.deepEqual(await auth.verify('bob', 'bob-pw'), { ok: true, user: 'bob' });
+  assert.deepEqual(await auth.verify('alice', 'alice-pw'), { ok: true, user: 'alice', params: {} });
+  assert.deepEqual(await auth.verify('bob', 'bob-pw'), { ok: true, user: 'bob', params: {} });
   assert.deepEqual(await auth.verify('alice', 'alice-pw '), { ok: false });
   assert.deepEqual(await auth.verify('alice', ''), { ok: false });
   assert.deepEqual(await auth.verify('alice', 'bob-pw'), { ok: false });
@@ -39,19 +39,28 @@ test('plain and hashed passwords verify; wrong ones and unknown users do not', a
 
 test('non-ASCII passwords compare as UTF-8', async () => {
   const auth = createAuthenticator({ users: [{ username: 'zoë', password: 'pässwörd-✓' }], allow_anonymous: false });
-  assert.deepEqual(await auth.verify('zoë', 'pässwörd-✓'), { ok: true, user: 'zoë' });
+  assert.deepEqual(await auth.verify('zoë', 'pässwörd-✓'), { ok: true, user: 'zoë', params: {} });
   assert.deepEqual(await auth.verify('zoë', 'passwort-✓'), { ok: false });
 });
 
-test('alice-session-XYZ authenticates as alice with session key XYZ', async () => {
+test('alice-session-XYZ authenticates as alice with session key XYZ and every parameter', async () => {
   const auth = createAuthenticator(users());
-  assert.deepEqual(await auth.verify('alice-session-XYZ', 'alice-pw'), { ok: true, user: 'alice', sessionKey: 'XYZ' });
-  assert.deepEqual(await auth.verify('bob-session-a-session-b', 'bob-pw'), { ok: true, user: 'bob', sessionKey: 'a-session-b' });
+  assert.deepEqual(await auth.verify('alice-session-XYZ', 'alice-pw'), { ok: true, user: 'alice', sessionKey: 'XYZ', params: { session: 'XYZ' } });
+  assert.deepEqual(await auth.verify('bob-country-de-session-s_1-lifetime-5m', 'bob-pw'), {
+    ok: true,
+    user: 'bob',
+    sessionKey: 's_1',
+    params: { country: 'de', session: 's_1', lifetime: '5m' },
+  });
+  assert.deepEqual(await auth.verify('alice-country-us', 'alice-pw'), { ok: true, user: 'alice', params: { country: 'us' } });
   assert.deepEqual(await auth.verify('alice-session-XYZ', 'wrong'), { ok: false });
-  assert.deepEqual(await auth.verify('alice-session-', 'alice-pw'), { ok: false });
   assert.deepEqual(await auth.verify('carol-session-1', 'alice-pw'), { ok: false });
-  assert.deepEqual(splitSessionUser('alice'), { user: 'alice', sessionKey: undefined });
-  assert.deepEqual(splitSessionUser('-session-x'), { user: '-session-x', sessionKey: undefined });
+  // Malformed parameter strings fail, whatever the password.
+  for (const bad of ['alice-session-', 'alice-session', 'bob-session-a-session-b', 'alice-session-x.y', 'alice-lifetime-5', 'alice-lifetime-0s', 'alice--x-y', '-session-x']) {
+    assert.deepEqual(await auth.verify(bad, bad.startsWith('bob') ? 'bob-pw' : 'alice-pw'), { ok: false }, bad);
+  }
+  assert.deepEqual(splitSessionUser('alice'), { user: 'alice', sessionKey: undefined, params: {} });
+  assert.equal(splitSessionUser('-session-x'), undefined);
 });
 
 test('method choice: no auth, auth, and allow_anonymous', () => {

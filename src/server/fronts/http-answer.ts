@@ -87,7 +87,7 @@ export interface HttpIdentity {
  * session parameters in the username. No auth configured: the header is ignored. Throws
  * ProxyAuthError for missing or wrong credentials (anonymous allowed only with allow_anonymous).
  */
-export async function authenticate(snapshot: Snapshot, header: string | undefined): Promise<HttpIdentity> {
+export async function authenticate(snapshot: Snapshot, header: string | undefined, source?: string): Promise<HttpIdentity> {
   const auth = snapshot.config.auth;
   if (!auth) return {};
   const creds = parseBasic(header);
@@ -95,7 +95,7 @@ export async function authenticate(snapshot: Snapshot, header: string | undefine
     if (header === undefined && auth.allow_anonymous) return {};
     throw new ProxyAuthError(header === undefined ? 'proxy authentication required' : 'malformed Proxy-Authorization');
   }
-  const result = await snapshot.auth.verify(creds.user, creds.password);
+  const result = await snapshot.auth.verify(creds.user, creds.password, source);
   if (!result.ok) throw new ProxyAuthError('authentication failed');
   const id: HttpIdentity = {};
   if (result.user !== undefined) id.user = result.user;

@@ -50,7 +50,7 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     url = absoluteUrl(req.url ?? '');
     const dest = { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 80) };
     record.dest = formatAddress(dest);
-    const who = await authenticate(conn.snapshot, req.headers['proxy-authorization']);
+    const who = await authenticate(conn.snapshot, req.headers['proxy-authorization'], conn.source.host);
     if (who.user !== undefined) record.user = who.user;
     ctx = requestContext(conn, front, { protocol: 'http', command: 'connect', dest, ...who });
     admit(ctx.request);
@@ -100,6 +100,9 @@ function relayMessage(
     createConnection: () => socket,
     setHost: false,
   });
+  // An upstream's stream comes paused (it keeps the bytes that came with its reply), and
+  // node's client only listens for 'data': it would never see the response.
+  out.once('socket', (s) => s.resume());
   return new Promise((resolve) => {
     out.on('response', (ores: IncomingMessage) => {
       record.status = ores.statusCode ?? 502;

@@ -136,7 +136,7 @@ async function tunnel(conn: ClientConnection, req: IncomingMessage, head: Buffer
   try {
     const dest = authority(req.url ?? '');
     record.dest = formatAddress(dest);
-    const who = await authenticate(conn.snapshot, req.headers['proxy-authorization']);
+    const who = await authenticate(conn.snapshot, req.headers['proxy-authorization'], conn.source.host);
     if (who.user !== undefined) record.user = who.user;
     await serve(requestContext(conn, front, { protocol: 'http', command: 'connect', dest, ...who }));
   } catch (err) {

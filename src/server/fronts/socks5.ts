@@ -98,7 +98,7 @@ async function readRequest(
         return undefined;
       }
     } else if (ev.type === 'auth') {
-      const result = await snapshot.auth.verify(ev.username, ev.password);
+      const result = await snapshot.auth.verify(ev.username, ev.password, conn.source.host);
       if (client.destroyed) return undefined;
       client.write(hs.authResult(result.ok));
       if (!result.ok) {

@@ -1,0 +1,64 @@
+// The proxy username of a crawler session: `USER(-KEY-VALUE)*`, as commercial proxy
+// networks spell it (`alice-session-XYZ-lifetime-5m-country-de`). Pure: the same parser
+// serves RFC 1929 logins, HTTP Basic (`Proxy-Authorization`) and `socksgate route --user`.
+
+import { parseDuration } from '../config/duration.js';
+
+/** Session parameters by key; `session` and `lifetime` included. */
+export type SessionParams = Readonly<Record<string, string>>;
+
+export interface ParsedUsername {
+  /** The configured user the login is checked against. */
+  user: string;
+  params: SessionParams;
+}
+
+/** Keys and values: letters, digits and `_` (PRODUCT.md "Crawler sessions"). */
+const TOKEN = /^[A-Za-z0-9_]+$/;
+
+/** Keys the pool reads itself; every other key filters members by tag. */
+export const RESERVED_PARAMS: ReadonlySet<string> = new Set(['session', 'lifetime']);
+
+/**
+ * Splits a username into the user and its parameters; undefined when the parameter part is
+ * malformed (an odd number of fields, an empty or non-token field, a key twice, a lifetime
+ * that is not a positive duration). Never throws. A username without `-` is the user itself.
+ */
+export function parseUsername(text: string): ParsedUsername | undefined {
+  const dash = text.indexOf('-');
+  if (dash === -1) return text === '' ? undefined : { user: text, params: {} };
+  const user = text.slice(0, dash);
+  if (user === '') return undefined;
+  const fields = text.slice(dash + 1).split('-');
+  if (fields.length % 2 !== 0) return undefined;
+  const params: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (let i = 0; i < fields.length; i += 2) {
+    const key = fields[i]!;
+    const value = fields[i + 1]!;
+    if (!TOKEN.test(key) || !TOKEN.test(value) || key in params) return undefined;
+    params[key] = value;
+  }
+  if (params['lifetime'] !== undefined && !(lifetimeMs(params) ?? 0)) return undefined;
+  return { user, params: { ...params } };
+}
+
+/** The username `parseUsername` reads back as (user, params); keys in the order given. */
+export function formatUsername(user: string, params: SessionParams): string {
+  let out = user;
+  for (const [k, v] of Object.entries(params)) out += `-${k}-${v}`;
+  return out;
+}
+
+/** The session's `lifetime` in ms, undefined when absent or not a duration. */
+export function lifetimeMs(params: SessionParams | undefined): number | undefined {
+  const text = params?.['lifetime'];
+  return text === undefined ? undefined : parseDuration(text);
+}
+
+/** The tag filters of a session: every parameter but `session` and `lifetime`. */
+export function filterParams(params: SessionParams | undefined): [string, string][] {
+  if (!params) return [];
+  const out: [string, string][] = [];
+  for (const k in params) if (!RESERVED_PARAMS.has(k)) out.push([k, params[k]!]);
+  return out;
+}

@@ -1,0 +1,174 @@
+// Password guessing (PRODUCT.md "Limits", `auth_failures`): per client address, failures
+// within `window` are answered after a delay that doubles each time; at `max` every login
+// from that address is refused for `block`, at once and without hashing. Hashing itself
+// runs a few at a time for the whole process, one at a time per address: scrypt runs on
+// the libuv threadpool (4 threads by default), which getaddrinfo and fs need too, and one
+// guesser must not crowd out everybody else's logins.
+
+import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import type { Metrics } from '../observe/metrics.js';
+import { parseIPv6 } from '../router/ip.js';
+
+export interface ThrottleLimits {
+  max: number;
+  window: number; // ms
+  block: number; // ms
+}
+
+/** Scrypt runs at once for the whole process: half the default threadpool at most. */
+export const HASH_SLOTS = 2;
+/** The first failure's delay; each further one doubles it, up to MAX_DELAY_MS. */
+const BASE_DELAY_MS = 100;
+const MAX_DELAY_MS = 3_000;
+/** Addresses remembered (failures, log times); the least recently seen is forgotten. */
+const MAX_SOURCES = 50_000;
+
+interface SourceState {
+  failures: number[]; // times of the failures still inside the window, oldest first
+  blockedUntil: number;
+  /** The end of this address's hash queue: its next hash starts after it. */
+  tail: Promise<unknown>;
+  lastLogged: number;
+}
+
+/** At most `size` tasks run at once; the others wait in arrival order. */
+export class Semaphore {
+  readonly #size: number;
+  #running = 0;
+  readonly #waiting: Array<() => void> = [];
+
+  constructor(size: number) {
+    this.#size = size;
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.#running >= this.#size) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    else this.#running++;
+    try {
+      return await task();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next(); // the slot passes on as it is
+      else this.#running--;
+    }
+  }
+}
+
+/** Shared by every authenticator of the process: reloads must not add slots. */
+const hashSlots = new Semaphore(HASH_SLOTS);
+
+export interface ThrottleOptions {
+  log?: Logger;
+  metrics?: Pick<Metrics, 'authRefusals' | 'limitRefusals'>;
+  now?: () => number;
+}
+
+export class LoginThrottle {
+  readonly #limits: ThrottleLimits;
+  readonly #now: () => number;
+  readonly #log: Logger | undefined;
+  readonly #metrics: Pick<Metrics, 'authRefusals' | 'limitRefusals'> | undefined;
+  readonly #sources = new LRUCache<string, SourceState>({ max: MAX_SOURCES });
+
+  constructor(limits: ThrottleLimits, opts: ThrottleOptions = {}) {
+    this.#limits = limits;
+    this.#now = opts.now ?? (() => performance.now());
+    this.#log = opts.log;
+    this.#metrics = opts.metrics;
+  }
+
+  /**
+   * Runs one login's `check` for `source`: refused at once while blocked; else after this
+   * address's previous check (so a burst of guesses cannot outrun the count), and a
+   * failure is answered after the address's current delay.
+   */
+  async guard(source: string, check: () => Promise<boolean>): Promise<boolean> {
+    if (this.blocked(source)) return this.#refuse(source, 'blocked');
+    const s = this.#state(source);
+    const turn = s.tail.then(async (): Promise<number | 'blocked' | 'ok'> => {
+      if (this.blocked(source)) return 'blocked';
+      return (await check()) ? 'ok' : this.failed(source);
+    });
+    s.tail = turn.catch(() => undefined);
+    const outcome = await turn;
+    if (outcome === 'ok') return true;
+    if (outcome === 'blocked') return this.#refuse(source, 'blocked');
+    this.#refuse(source, 'failed');
+    if (outcome > 0) await new Promise((resolve) => setTimeout(resolve, outcome));
+    return false;
+  }
+
+  /** True while `source` is blocked: refuse without hashing. */
+  blocked(source: string): boolean {
+    const s = this.#sources.get(sourceKey(source));
+    return s !== undefined && s.blockedUntil > this.#now();
+  }
+
+  /**
+   * Records a failed login; returns how long to wait before answering it (0 once the
+   * address is blocked: a blocked address is answered at once).
+   */
+  failed(source: string): number {
+    const s = this.#state(source);
+    const now = this.#now();
+    const since = now - this.#limits.window;
+    while (s.failures.length > 0 && s.failures[0]! <= since) s.failures.shift();
+    s.failures.push(now);
+    if (s.failures.length >= this.#limits.max) {
+      s.blockedUntil = now + this.#limits.block;
+      s.failures.length = 0;
+      return 0;
+    }
+    return Math.min(BASE_DELAY_MS * 2 ** (s.failures.length - 1), MAX_DELAY_MS);
+  }
+
+  #refuse(source: string, reason: 'failed' | 'blocked'): false {
+    this.#metrics?.authRefusals.inc({ reason });
+    if (reason === 'blocked') this.#metrics?.limitRefusals.inc({ limit: 'auth_failures' });
+    const s = this.#state(source);
+    const now = this.#now();
+    // Logged at most once a second per address: a flood of guesses must not flood the log.
+    if (now - s.lastLogged >= 1_000) {
+      s.lastLogged = now;
+      this.#log?.warn({ client: source, reason: reason === 'blocked' ? 'too many failed logins' : 'authentication failed' }, 'login refused');
+    }
+    return false;
+  }
+
+  #state(source: string): SourceState {
+    const key = sourceKey(source);
+    let s = this.#sources.get(key);
+    if (s === undefined) {
+      s = { failures: [], blockedUntil: 0, tail: Promise.resolve(), lastLogged: -Infinity };
+      this.#sources.set(key, s);
+    }
+    return s;
+  }
+}
+
+let hashesStarted = 0;
+
+/** Every password hash of the process goes through here: at most HASH_SLOTS at once. */
+export function hashLimited<T>(hash: () => Promise<T>): Promise<T> {
+  return hashSlots.run(() => {
+    hashesStarted++;
+    return hash();
+  });
+}
+
+/** Password hashes started by this process so far. */
+export function hashCount(): number {
+  return hashesStarted;
+}
+
+/**
+ * An IPv6 client owns at least a /64 (RFC 4291 §2.5.4): counting per address would let it
+ * rotate through 2^64 of them. IPv4 (and IPv4-mapped) addresses count one by one.
+ */
+function sourceKey(source: string): string {
+  if (!source.includes(':') || source.toLowerCase().startsWith('::ffff:')) return source.replace(/^::ffff:/i, '');
+  const w = parseIPv6(source);
+  if (w === undefined) return source;
+  return `${w[0]!.toString(16)}:${w[1]!.toString(16)}::/64`;
+}

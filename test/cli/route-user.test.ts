@@ -1,0 +1,58 @@
+// `socksgate route --user` and GET /api/route take the whole username grammar: session,
+// lifetime and tag filters pick the member a login with that username would get.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { loadConfig } from '../../src/config/load.js';
+import { createResolver } from '../../src/dns/resolver.js';
+import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
+import { explainRoute } from '../../src/route-explain.js';
+import { compileRouter } from '../../src/router/compile.js';
+import { runCli } from '../helpers/cli.js';
+
+const CONFIG = `
+auth:
+  users: [{ username: alice, password: pw }]
+upstreams:
+  crawl:
+    type: pool
+    strategy: sticky
+    members:
+      - "socks5://u:secret@127.0.0.10:1080"
+      - "socks5://127.0.0.11:1080#country=de"
+      - { url: "socks5://127.0.0.12:1080", tags: { country: de, city: berlin } }
+rules:
+  - { name: crawler, users: [alice], action: crawl }
+`;
+
+test('route --user: tag filters pick the member; a malformed username is refused', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-route-user-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'socksgate.yaml');
+  await writeFile(path, CONFIG);
+
+  const config = await loadConfig({ path });
+  const log = pino({ level: 'silent' });
+  const dns = createResolver(config.dns, { log });
+  t.after(() => dns.close());
+  const parts = { config, router: await compileRouter(config, { dns }), outbounds: await buildOutbounds(config, { dns, log }) };
+  t.after(() => closeOutbounds(parts.outbounds));
+  const member = async (user: string): Promise<string | null | undefined> => (await explainRoute(parts, { host: 'example.org', port: 443, user })).member;
+  for (let k = 0; k < 20; k++) {
+    assert.match(String(await member(`alice-session-k${k}-lifetime-10m-country-de`)), /^socks5:\/\/127\.0\.0\.1[12]:1080$/);
+  }
+  assert.equal(await member('alice-city-berlin'), 'socks5://127.0.0.12:1080');
+  assert.equal(await member('alice-country-fr'), null);
+
+  // Without a lifetime: the same member now and in a moment (no period can end in between).
+  const ok = await runCli(['route', 'example.org', '443', '--user', 'alice-session-k1-country-de', '--config', path]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.stdout.trim(), `rule=crawler action=crawl member=${await member('alice-session-k1-country-de')} index=0`);
+  assert.ok(!ok.stdout.includes('secret'));
+  const bad = await runCli(['route', 'example.org', '443', '--user', 'alice-session-a.b', '--config', path]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--user must be USER\(-KEY-VALUE\)\*/);
+});

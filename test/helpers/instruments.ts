@@ -1,0 +1,102 @@
+// Test instruments that sit between the gateway and a real upstream: a recording SOCKS5
+// front (what RFC 1929 credentials a member receives) and a delaying forwarder (a slow
+// member). Both relay to a real server; neither answers anything itself beyond the login.
+
+import { connect, createServer, type Socket } from 'node:net';
+import { listenTracked } from './servers.js';
+
+export interface Login {
+  username: string;
+  password: string;
+}
+
+export interface RecordingSocks {
+  host: string;
+  port: number;
+  /** Every RFC 1929 login received, in order. */
+  logins: Login[];
+  close(): Promise<void>;
+}
+
+/** Reads exactly `n` bytes (or fails when the socket ends first). */
+function readN(s: Socket, n: number, state: { buf: Buffer }): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const check = (): boolean => {
+      if (state.buf.length < n) return false;
+      const out = state.buf.subarray(0, n);
+      state.buf = state.buf.subarray(n);
+      s.off('data', onData);
+      s.off('end', onEnd);
+      s.pause();
+      resolve(out);
+      return true;
+    };
+    const onData = (b: Buffer): void => {
+      state.buf = Buffer.concat([state.buf, b]);
+      check();
+    };
+    const onEnd = (): void => reject(new Error('ended'));
+    if (check()) return;
+    s.on('data', onData);
+    s.once('end', onEnd);
+    s.resume();
+  });
+}
+
+/**
+ * A SOCKS5 server that insists on username/password (RFC 1929), records the login, accepts
+ * it, then hands the rest of the conversation to the no-auth SOCKS5 server at `relayTo`
+ * (it greets that one itself, so the client's CONNECT request reaches it unchanged).
+ */
+export async function startRecordingSocks(host: string, relayTo: { host: string; port: number }): Promise<RecordingSocks> {
+  const logins: Login[] = [];
+  const srv = createServer((client) => {
+    client.on('error', () => {});
+    void (async () => {
+      const state = { buf: Buffer.alloc(0) };
+      const head = await readN(client, 2, state);
+      await readN(client, head[1]!, state); // offered methods: USERPASS is chosen whatever they are
+      client.write(Buffer.from([5, 2]));
+      const [, ulen] = await readN(client, 2, state);
+      const username = (await readN(client, ulen!, state)).toString('utf8');
+      const [plen] = await readN(client, 1, state);
+      const password = (await readN(client, plen!, state)).toString('utf8');
+      logins.push({ username, password });
+      client.write(Buffer.from([1, 0]));
+      const upstream = connect(relayTo);
+      upstream.on('error', () => client.destroy());
+      upstream.write(Buffer.from([5, 1, 0]));
+      const upState = { buf: Buffer.alloc(0) };
+      await readN(upstream, 2, upState);
+      if (state.buf.length > 0) upstream.write(state.buf);
+      client.pipe(upstream).pipe(client);
+      client.resume();
+      upstream.resume();
+    })().catch(() => client.destroy());
+  });
+  return { host, logins, ...(await listenTracked(srv, host)) };
+}
+
+export interface DelayingForwarder {
+  host: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** A TCP forwarder to `to` that holds every chunk coming back for `delayMs`: a slow member. */
+export async function startDelayingForwarder(host: string, to: { host: string; port: number }, delayMs: number): Promise<DelayingForwarder> {
+  const srv = createServer((client) => {
+    client.on('error', () => {});
+    const upstream = connect(to);
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => setTimeout(() => client.destroy(), delayMs + 10).unref());
+    client.pipe(upstream);
+    upstream.on('data', (b: Buffer) => {
+      setTimeout(() => {
+        if (!client.destroyed) client.write(b);
+      }, delayMs).unref();
+    });
+  });
+  return { host, ...(await listenTracked(srv, host)) };
+}

@@ -1,0 +1,146 @@
+// Password guessing against a running gateway: the guesser's address is slowed, then
+// refused without hashing, while other clients log in at once; and a flood of wrong
+// passwords cannot hold up name lookups through the system resolver (same threadpool).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { parseConfig } from '../../src/config/load.js';
+import { encodeAuthRequest, encodeGreeting, encodeRequest } from '../../src/protocol/messages.js';
+import { Cmd } from '../../src/protocol/constants.js';
+import { hashPassword } from '../../src/server/auth.js';
+import { hashCount } from '../../src/server/login-throttle.js';
+import { readBytes, startEchoServer, startGateway, type TestGateway } from '../helpers/index.js';
+import { stringify } from 'yaml';
+
+const BOB_HASH = await hashPassword('bob-pw');
+const AUTH = { users: [{ username: 'bob', password_hash: BOB_HASH }, { username: 'alice', password: 'alice-pw' }] };
+
+/** Greeting + RFC 1929 login from `localAddress`; resolves to the status byte (0 = accepted) and the socket. */
+async function login(gw: TestGateway, user: string, password: string, localAddress = '127.0.0.1'): Promise<{ status: number | undefined; s: Socket }> {
+  const s = connect({ host: '127.0.0.1', port: gw.port, localAddress });
+  s.on('error', () => {});
+  await once(s, 'connect');
+  s.write(Buffer.concat([encodeGreeting([2]), encodeAuthRequest(user, password)]));
+  const reply = await readBytes(s, 4, 45_000);
+  return { status: reply.length === 4 ? reply[3] : undefined, s };
+}
+
+async function refusals(gw: TestGateway, reason: string): Promise<number> {
+  const m = await gw.gw.metrics.registry.getSingleMetric('socksgate_auth_refusals_total')?.get();
+  return m?.values.find((v) => v.labels['reason'] === reason)?.value ?? 0;
+}
+
+async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
+  for (let waited = 0; waited < ms; waited += 5) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return cond();
+}
+
+test('a guesser is slowed, then refused without hashing, while another address logs in at once', async (t) => {
+  const gw = await startGateway({ auth: AUTH, limits: { handshake_timeout: '2m', auth_failures: { max: 6, window: '1m', block: '1m' } } });
+  t.after(() => gw.close());
+
+  for (let i = 0; i < 4; i++) {
+    const r = await login(gw, 'bob', `guess-${i}`);
+    r.s.destroy();
+    assert.equal(r.status, 1);
+  }
+  // The fifth failure is answered after a 1.6 s delay; a login from another address meanwhile is not held up.
+  const slow = login(gw, 'bob', 'guess-4');
+  let slowDone = false;
+  void slow.then(() => (slowDone = true));
+  const other = await login(gw, 'bob', 'bob-pw', '127.0.0.2');
+  t.after(() => other.s.destroy());
+  assert.equal(other.status, 0);
+  assert.equal(slowDone, false, "the other address's login completed while the guesser still waited");
+  const fifth = await slow;
+  fifth.s.destroy();
+  assert.equal(fifth.status, 1);
+
+  const sixth = await login(gw, 'bob', 'guess-5'); // reaches max: blocked from now on
+  sixth.s.destroy();
+  assert.equal(sixth.status, 1);
+  const hashesBefore = hashCount();
+  const refusedLines = (): number => gw.logs.filter((l) => l['msg'] === 'login refused' && l['client'] === '127.0.0.1').length;
+  const linesBefore = refusedLines();
+  const blocked = await Promise.all([
+    login(gw, 'bob', 'bob-pw'),
+    login(gw, 'alice', 'alice-pw'),
+    ...Array.from({ length: 4 }, (_, i) => login(gw, 'bob', `more-${i}`)),
+  ]);
+  for (const b of blocked) b.s.destroy();
+  assert.deepEqual(
+    blocked.map((b) => b.status),
+    [1, 1, 1, 1, 1, 1],
+    'while blocked even the right passwords are refused',
+  );
+  assert.equal(hashCount(), hashesBefore, 'and no password hash ran for them');
+  assert.equal(await refusals(gw, 'blocked'), 6);
+  assert.equal(await refusals(gw, 'failed'), 6);
+  const limits = await gw.gw.metrics.registry.getSingleMetric('socksgate_limit_refusals_total')?.get();
+  assert.equal(limits?.values.find((v) => v.labels['limit'] === 'auth_failures')?.value, 6, 'and as refusals by the auth_failures limit');
+  const again = await login(gw, 'alice', 'alice-pw', '127.0.0.2');
+  again.s.destroy();
+  assert.equal(again.status, 0, 'the other address is still served');
+  assert.ok(linesBefore >= 1, 'failed logins are logged');
+  const batch = refusedLines() - linesBefore;
+  assert.ok(batch <= 2, `six refusals at once are logged at most once a second per address (${batch} lines)`);
+});
+
+test('wrong passwords in flight do not delay a CONNECT by name through the system resolver', async (t) => {
+  const echo = await startEchoServer('127.0.0.1');
+  t.after(() => echo.close());
+  // No dns.servers: names go to getaddrinfo on the libuv threadpool, where scrypt runs too.
+  // Queued logins may wait long on a loaded machine: the handshake timeout must not cut them off.
+  const gw = await startGateway({ auth: AUTH, limits: { handshake_timeout: '2m', auth_failures: { max: 1000, window: '1m', block: '1m' } } });
+  t.after(() => gw.close());
+  const first = await login(gw, 'bob', 'bob-pw');
+  first.s.destroy();
+  assert.equal(first.status, 0, 'bob is verified once, then remembered');
+
+  const N = 16;
+  const before = hashCount();
+  let answered = 0;
+  // From 16 addresses: per-address ordering alone would not bound them.
+  const guesses = Array.from({ length: N }, (_, i) =>
+    login(gw, 'bob', `wrong-${i}`, `127.0.0.${10 + i}`).then((r) => {
+      answered++;
+      r.s.destroy();
+      return r.status;
+    }),
+  );
+  assert.ok(await until(() => hashCount() - before >= 2), 'the wrong passwords are being hashed');
+
+  const { status, s } = await login(gw, 'bob', 'bob-pw');
+  t.after(() => s.destroy());
+  assert.equal(status, 0);
+  s.write(encodeRequest(Cmd.CONNECT, { host: 'localhost', port: echo.port }));
+  const reply = await readBytes(s, 10, 45_000);
+  assert.equal(reply[1], 0, 'CONNECT to localhost succeeded');
+  assert.equal(answered, 0, 'before any of the wrong passwords was answered');
+  assert.ok(hashCount() - before < N, 'while most of them still waited for a hashing slot');
+  assert.deepEqual(await Promise.all(guesses), new Array(N).fill(1));
+});
+
+test('a reload that keeps auth keeps the authenticator (its remembered logins); a changed auth replaces it', async (t) => {
+  const gw = await startGateway({ auth: AUTH });
+  t.after(() => gw.close());
+  const ok = await login(gw, 'bob', 'bob-pw');
+  ok.s.destroy();
+  assert.equal(ok.status, 0);
+  const auth = gw.gw.snapshot.auth;
+  const cfg = (extra: Record<string, unknown>) =>
+    parseConfig(stringify({ listen: [{ host: '127.0.0.1', port: 0 }], auth: AUTH, ...extra }), '/tmp/socksgate-test.yaml', {});
+  await gw.gw.reload(cfg({ rules: [{ name: 'x', ports: [1], action: 'block' }] }));
+  assert.equal(gw.gw.snapshot.auth, auth, 'same auth: same authenticator');
+  const hashes = hashCount();
+  const again = await login(gw, 'bob', 'bob-pw');
+  again.s.destroy();
+  assert.equal(again.status, 0);
+  assert.equal(hashCount(), hashes, 'bob is still remembered: no hash');
+  await gw.gw.reload(cfg({ limits: { auth_failures: { max: 3 } } }));
+  assert.notEqual(gw.gw.snapshot.auth, auth, 'other auth_failures limits: a new authenticator');
+});

@@ -1,0 +1,208 @@
+// PROXY protocol on a listener, over real sockets: the load balancer is played by a client
+// socket bound to 127.0.0.1 (trusted) or 127.0.0.2 (not trusted), writing the header itself.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { SocksClient } from 'socks';
+import { encodeProxyV1, encodeProxyV2 } from '../../src/protocol/proxy-protocol.js';
+import { closedWithin, readBytes, startEchoServer, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
+
+const TRUSTED = '127.0.0.1';
+const UNTRUSTED = '127.0.0.2';
+
+/** A gateway whose only `direct` route is for clients in 198.51.100.0/24 or 2001:db8::/32. */
+async function gateway(t: TestContext, limits: Record<string, unknown> = {}): Promise<TestGateway> {
+  const gw = await startGateway({
+    listen: [{ host: '127.0.0.1', port: 0, proxy_protocol: { trusted: [`${TRUSTED}/32`] } }],
+    rules: [
+      { name: 'behind-lb', sources: ['198.51.100.0/24', '2001:db8::/32'], action: 'direct' },
+      { name: 'lb-itself', sources: [`${TRUSTED}/32`, `${UNTRUSTED}/32`], action: 'direct' },
+    ],
+    default: 'block',
+    limits,
+  });
+  t.after(() => gw.close());
+  return gw;
+}
+
+async function from(localAddress: string, port: number, t: TestContext, host = '127.0.0.1'): Promise<Socket> {
+  const s = connect({ host, port, localAddress, allowHalfOpen: true });
+  t.after(() => s.destroy());
+  await once(s, 'connect');
+  return s;
+}
+
+/** SOCKS5 CONNECT over a socket that already carries a header, with `socks` as the client. */
+async function socksOver(s: Socket, destPort: number): Promise<Socket> {
+  const { socket } = await SocksClient.createConnection({
+    proxy: { host: '127.0.0.1', port: 0, type: 5 },
+    command: 'connect',
+    destination: { host: '127.0.0.1', port: destPort },
+    existing_socket: s,
+    timeout: 3_000,
+  });
+  return socket;
+}
+
+async function echoes(s: Socket, text: string): Promise<void> {
+  s.write(text);
+  const got = await readBytes(s, text.length);
+  assert.equal(got.toString(), text);
+}
+
+test('a v1 header from a trusted peer: its client is the source for rules and the access log', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await gateway(t);
+  const s = await from(TRUSTED, gw.port, t);
+  s.write(encodeProxyV1({ family: 'inet', source: { host: '198.51.100.9', port: 40000 }, dest: { host: '203.0.113.1', port: 1080 } }));
+  const tunnel = await socksOver(s, echo.port);
+  await echoes(tunnel, 'through the balancer');
+  tunnel.end();
+  const line = await gw.accessLog((l) => l.client === '198.51.100.9:40000');
+  assert.equal(line?.rule, 'behind-lb');
+  assert.equal(line?.rep, 0);
+  assert.deepEqual(echo.peers, ['127.0.0.1']); // the gateway dialed, not the claimed client
+});
+
+test('a v2 header (IPv6 client, TLVs), the header, greeting, request and payload in one packet', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await gateway(t);
+  const s = await from(TRUSTED, gw.port, t);
+  const header = encodeProxyV2(
+    { command: 'proxy', family: 'inet6', source: { host: '2001:db8::7', port: 5555 }, dest: { host: '2001:db8::1', port: 1080 } },
+    Buffer.from('ea000501767063650400020000', 'hex'), // AWS VPC endpoint TLV, then a NOOP
+  );
+  const request = Buffer.from([5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, echo.port >> 8, echo.port & 0xff]);
+  s.write(Buffer.concat([header, request, Buffer.from('early')]));
+  const replies = await readBytes(s, 2 + 10 + 5);
+  assert.deepEqual([...replies.subarray(0, 4)], [5, 0, 5, 0]);
+  assert.equal(replies.subarray(12).toString(), 'early');
+  s.end();
+  const line = await gw.accessLog((l) => l.client === '[2001:db8::7]:5555');
+  assert.equal(line?.rule, 'behind-lb');
+  assert.equal(line?.up, 5);
+});
+
+test('a v2 LOCAL header (the balancer checking health) leaves the peer as the client', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await gateway(t);
+  const s = await from(TRUSTED, gw.port, t);
+  s.write(encodeProxyV2({ command: 'local' }));
+  const tunnel = await socksOver(s, echo.port);
+  await echoes(tunnel, 'local');
+  tunnel.end();
+  const line = await gw.accessLog((l) => typeof l.client === 'string' && l.client.startsWith(`${TRUSTED}:`));
+  assert.equal(line?.rule, 'lb-itself');
+});
+
+for (const [version, header] of [
+  ['v1', encodeProxyV1({ family: 'inet', source: { host: '198.51.100.9', port: 40000 }, dest: { host: '127.0.0.1', port: 1080 } })],
+  ['v2', encodeProxyV2({ command: 'proxy', family: 'inet', source: { host: '198.51.100.9', port: 40000 }, dest: { host: '127.0.0.1', port: 1080 } })],
+] as const) {
+  test(`a ${version} header from an untrusted peer closes the connection`, async (t) => {
+    const gw = await gateway(t);
+    const s = await from(UNTRUSTED, gw.port, t);
+    s.write(Buffer.concat([header, Buffer.from([5, 1, 0])]));
+    assert.equal((await readBytes(s, 2)).length, 0, 'no SOCKS answer');
+    assert.ok(await closedWithin(s));
+    const line = await gw.accessLog((l) => typeof l.client === 'string' && l.client.startsWith(`${UNTRUSTED}:`));
+    assert.equal(line?.error, `PROXY header from untrusted peer ${UNTRUSTED}`);
+    assert.equal(line?.rule, undefined);
+  });
+}
+
+test('an untrusted peer without a header is served as itself', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await gateway(t);
+  const s = await from(UNTRUSTED, gw.port, t);
+  const tunnel = await socksOver(s, echo.port);
+  await echoes(tunnel, 'direct client');
+  tunnel.end();
+  const line = await gw.accessLog((l) => typeof l.client === 'string' && l.client.startsWith(`${UNTRUSTED}:`));
+  assert.equal(line?.rule, 'lb-itself');
+});
+
+test('a trusted peer that sends no header is closed (a balancer set up for it always sends one)', async (t) => {
+  const gw = await gateway(t);
+  const s = await from(TRUSTED, gw.port, t);
+  s.write(Buffer.from([5, 1, 0]));
+  assert.equal((await readBytes(s, 2)).length, 0, 'no SOCKS answer');
+  assert.ok(await closedWithin(s));
+  const line = await gw.accessLog((l) => typeof l.client === 'string' && l.client.startsWith(`${TRUSTED}:`));
+  assert.equal(line?.error, 'PROXY header: none sent');
+});
+
+test('a header that never completes is closed at handshake_timeout', async (t) => {
+  const gw = await gateway(t, { handshake_timeout: '300ms' });
+  const s = await from(TRUSTED, gw.port, t);
+  s.write('PROXY TCP4 198.51.100.9 ');
+  assert.ok(await closedWithin(s, 5_000));
+  const line = await gw.accessLog((l) => typeof l.client === 'string' && l.client.startsWith(`${TRUSTED}:`));
+  assert.equal(line?.error, 'handshake timeout');
+});
+
+test('a header sent a byte at a time is read whole', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await gateway(t);
+  const s = await from(TRUSTED, gw.port, t);
+  s.setNoDelay(true);
+  const header = encodeProxyV1({ family: 'inet', source: { host: '198.51.100.20', port: 1 }, dest: { host: '127.0.0.1', port: 1080 } });
+  for (const byte of header) {
+    s.write(Buffer.from([byte]));
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  const tunnel = await socksOver(s, echo.port);
+  await echoes(tunnel, 'slow header');
+  tunnel.end();
+  assert.equal((await gw.accessLog((l) => l.client === '198.51.100.20:1'))?.rule, 'behind-lb');
+});
+
+test('a header followed by the end of the stream ends the session at once, not at handshake_timeout', async (t) => {
+  const gw = await gateway(t, { handshake_timeout: '30s' });
+  const s = await from(TRUSTED, gw.port, t);
+  s.end(encodeProxyV1({ family: 'inet', source: { host: '198.51.100.30', port: 2 }, dest: { host: '127.0.0.1', port: 1080 } }));
+  assert.ok(await closedWithin(s, 5_000));
+  const line = await gw.accessLog((l) => l.client === '198.51.100.30:2', 5_000);
+  assert.equal(line?.error, 'closed before greeting');
+});
+
+test('an IPv6 listener trusting ::1 takes a v2 header with an IPv4 client', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({
+    listen: [{ host: '::1', port: 0, proxy_protocol: { trusted: ['::1'] } }],
+    rules: [{ name: 'behind-lb', sources: ['198.51.100.0/24'], action: 'direct' }],
+    default: 'block',
+  });
+  t.after(() => gw.close());
+  const s = await from('::1', gw.port, t, '::1');
+  s.write(encodeProxyV2({ command: 'proxy', family: 'inet', source: { host: '198.51.100.40', port: 4040 }, dest: { host: '192.0.2.1', port: 1080 } }));
+  const tunnel = await socksOver(s, echo.port);
+  await echoes(tunnel, 'over ipv6');
+  tunnel.end();
+  assert.equal((await gw.accessLog((l) => l.client === '198.51.100.40:4040'))?.rule, 'behind-lb');
+});
+
+test('an HTTP proxy request behind a v1 header is routed and logged as the header\'s client', async (t) => {
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const gw = await gateway(t);
+  const s = await from(TRUSTED, gw.port, t);
+  const header = encodeProxyV1({ family: 'inet', source: { host: '198.51.100.50', port: 5050 }, dest: { host: '127.0.0.1', port: 1080 } });
+  s.write(Buffer.concat([header, Buffer.from(`GET ${web.url}/via-lb HTTP/1.1\r\nHost: 127.0.0.1:${web.port}\r\nConnection: close\r\n\r\n`)]));
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  assert.ok(await closedWithin(s, 5_000));
+  const answer = Buffer.concat(chunks).toString();
+  assert.match(answer, /^HTTP\/1\.1 200/);
+  assert.match(answer, /hello \/via-lb/);
+  const line = await gw.accessLog((l) => l.client === '198.51.100.50:5050');
+  assert.equal(line?.rule, 'behind-lb');
+  assert.equal(line?.protocol, 'http');
+});

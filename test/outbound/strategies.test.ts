@@ -1,0 +1,117 @@
+// Pool choices without sockets: weighted rendezvous shares, lifetimes, tag filters, fastest,
+// and the member username templates every proxy outbound sends.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import type { PoolConfig, PoolStrategy } from '../../src/config/types.js';
+import { credentialsFor, placeholdersOf } from '../../src/outbound/credentials.js';
+import { createPoolOutbound, NoMemberMatchesError } from '../../src/outbound/pool.js';
+import { createStrategy, fnv1a32, memberHash, sessionPeriod, type Pickable } from '../../src/outbound/strategies.js';
+import type { MemberSpec, OutboundContext } from '../../src/outbound/types.js';
+
+const silent = pino({ level: 'silent' });
+const pool = (strategy: PoolStrategy, extra: Partial<PoolConfig> = {}): PoolConfig => ({ type: 'pool', members: [], members_scheme: 'socks5', ban_after: 3, strategy, ...extra });
+const spec = (name: string, weight = 1, tags: Record<string, string> = {}, placeholders?: string[]): MemberSpec => ({
+  outbound: { name, connect: () => Promise.reject(new Error('unused')), close: async () => {} },
+  weight,
+  tags,
+  ...(placeholders ? { placeholders } : {}),
+});
+const pickable = (name: string, weight = 1, latency?: number): Pickable & { latency: number | undefined } => ({ name, hash: memberHash(name), weight, latency, load: () => 0 });
+
+test('sticky: every member wins keys in proportion to its weight', () => {
+  const members = [pickable('a', 1), pickable('b', 2), pickable('c', 5), pickable('d', 2)];
+  const sticky = createStrategy('sticky', members);
+  const wins = new Map<string, number>();
+  const n = 40_000;
+  for (let k = 0; k < n; k++) {
+    const m = sticky.choose(() => true, `key-${k}`, undefined, 0, true)!;
+    wins.set(m.name, (wins.get(m.name) ?? 0) + 1);
+  }
+  for (const m of members) {
+    const p = m.weight / 10;
+    const sd = Math.sqrt(n * p * (1 - p));
+    const got = wins.get(m.name) ?? 0;
+    assert.ok(Math.abs(got - n * p) < 6 * sd, `${m.name} (weight ${m.weight}): ${got} of ${n}`);
+  }
+});
+
+test('sticky: an unusable member gives its keys to others; the rest stay put', () => {
+  const members = Array.from({ length: 8 }, (_, i) => pickable(`m${i}`, 1 + (i % 3)));
+  const sticky = createStrategy('sticky', members);
+  for (let k = 0; k < 2_000; k++) {
+    const key = `k${k}`;
+    const first = sticky.choose(() => true, key, undefined, 0, false)!;
+    const without = sticky.choose((m) => m !== members[2], key, undefined, 0, false)!;
+    if (first !== members[2]) assert.equal(without, first, key);
+    else assert.notEqual(without, members[2]);
+  }
+});
+
+test('sticky lifetimes: the member holds within a period, changes every period, and two instances agree', () => {
+  const names = ['m0', 'm1', 'm2', 'm3', 'm4'];
+  for (const size of [2, 3, 5, 40]) {
+    const members = Array.from({ length: size }, (_, i) => pickable(names[i] ?? `x${i}`, 1 + (i % 2)));
+    const a = createStrategy('sticky', members);
+    const b = createStrategy('sticky', [...members].reverse());
+    const lifetime = 60_000;
+    for (let k = 0; k < 50; k++) {
+      const key = `s${k}`;
+      const start = 1_764_700_000_000 + k * 7_777;
+      let previous: string | undefined;
+      for (let p = 0; p < 12; p++) {
+        const at = start + p * lifetime;
+        const period = sessionPeriod(fnv1a32(key), lifetime, at);
+        const now = a.choose(() => true, key, lifetime, at, false)!.name;
+        assert.equal(b.choose(() => true, key, lifetime, at, false)!.name, now, 'instances disagree');
+        // The last millisecond of the same period: the same member.
+        let end = at;
+        while (sessionPeriod(fnv1a32(key), lifetime, end + 1_000) === period) end += 1_000;
+        assert.equal(a.choose(() => true, key, lifetime, end, false)!.name, now, 'moved within a period');
+        if (previous !== undefined) assert.notEqual(now, previous, `size ${size}, ${key}: no move at the end of period ${period}`);
+        previous = now;
+      }
+    }
+  }
+});
+
+test('tag filters: tagged members or members filling {NAME}; none left is NoMemberMatchesError (0x04)', async () => {
+  const p = createPoolOutbound('tags', pool('round-robin'), {
+    members: [spec('de1', 1, { country: 'de' }), spec('us1', 1, { country: 'us' }), spec('provider', 1, {}, ['country']), spec('plain')],
+    log: silent,
+  });
+  const seen = (params: Record<string, string>): string[] => [...new Set(Array.from({ length: 8 }, (_, i) => p.pick(`k${i}`, params)!))].sort();
+  assert.deepEqual(seen({}), ['de1']); // pick does not move the cursor
+  assert.equal(p.pick('k', { country: 'de', session: 'x', lifetime: '1m' }), 'de1');
+  assert.equal(p.pick('k', { country: 'fr' }), 'provider');
+  assert.equal(p.pick('k', { city: 'paris' }), undefined);
+  const ctx: OutboundContext = { signal: new AbortController().signal, log: silent, sessionKey: 'k', params: { city: 'paris' } };
+  await assert.rejects(p.connect({ host: '127.0.0.1', port: 9 }, ctx), (e: unknown) => e instanceof NoMemberMatchesError && e.rep === 0x04 && /no member matches city=paris/.test(e.message));
+});
+
+test('fastest: unmeasured members first, then the lowest latency, near ties taking turns', () => {
+  const members = [pickable('slow', 1, 80), pickable('new', 1, undefined), pickable('fast1', 1, 10), pickable('fast2', 1, 10.5), pickable('mid', 1, 30)];
+  const fastest = createStrategy('fastest', members);
+  assert.equal(fastest.choose(() => true, 'k', undefined, 0, true)!.name, 'new');
+  members[1]!.latency = 200;
+  const picks = Array.from({ length: 6 }, () => fastest.choose(() => true, 'k', undefined, 0, true)!.name);
+  assert.deepEqual(new Set(picks), new Set(['fast1', 'fast2']));
+  assert.ok(picks.filter((n) => n === 'fast1').length >= 2 && picks.filter((n) => n === 'fast2').length >= 2, picks.join(','));
+  assert.equal(fastest.choose((m) => !m.name.startsWith('fast'), 'k', undefined, 0, true)!.name, 'mid');
+});
+
+test('templates: {user}, {session} and {NAME} filled; "-KEY-{NAME}" left out when NAME was not given', () => {
+  const configured = { username: 'brd-customer-c1-zone-z1-session-{session}-country-{country}', password: 'pw-{user}' };
+  assert.deepEqual(placeholdersOf(configured).sort(), ['country', 'session', 'user']);
+  const ctx = (params: Record<string, string>, user = 'alice') => ({ user, params, sessionKey: 'fallback' });
+  assert.deepEqual(credentialsFor(configured, ctx({ session: 'X1', country: 'de' })), {
+    username: 'brd-customer-c1-zone-z1-session-X1-country-de',
+    password: 'pw-alice',
+  });
+  assert.equal(credentialsFor(configured, ctx({ country: 'de' })).username, 'brd-customer-c1-zone-z1-country-de');
+  assert.equal(credentialsFor(configured, ctx({})).username, 'brd-customer-c1-zone-z1');
+  assert.equal(credentialsFor({ username: '{user}-sessid-{session}' }, ctx({ session: 'a' })).username, 'alice-sessid-a');
+  assert.equal(credentialsFor({ username: '{user}-sessid-{session}' }, { sessionKey: '10.0.0.1' }).username, '');
+  const plain = { username: 'u', password: 'p' };
+  assert.equal(credentialsFor(plain, ctx({ session: 'x' })), plain, 'no template: the configured credentials as they are');
+});

@@ -1,0 +1,156 @@
+// The bandwidth limiter on real loopback sockets. Nothing here measures speed: a bucket
+// that refills at 1 byte/s lets its burst through and then stops the flow, which is a
+// count, and the stop must reach the sender as TCP backpressure, not pile up in between.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createHash } from 'node:crypto';
+import { connect, createServer, type Socket } from 'node:net';
+import { BandwidthLimits, limitReader, TokenBucket } from '../../src/server/bandwidth.js';
+
+const KiB = 1024;
+const CHUNK = 64 * KiB;
+
+test('TokenBucket: the burst passes, then each byte costs 1000/rate ms; refill is capped at the burst', () => {
+  let t = 0;
+  const b = new TokenBucket(1000, { burst: 1000, now: () => t });
+  assert.equal(b.take(1000), 0);
+  assert.equal(b.take(500), 500, '500 bytes of debt at 1000 B/s');
+  t += 500;
+  assert.equal(b.take(0), 0, 'paid');
+  t += 60_000;
+  assert.equal(b.take(1500), 500, 'a long quiet spell refills only up to the burst');
+  assert.throws(() => new TokenBucket(0), RangeError);
+});
+
+/** sender → [a ⇒ b] → sink: `a` and `b` are the middle's two sockets, as in the relay. */
+async function chain(t: { after: (fn: () => unknown) => void }): Promise<{ sender: Socket; a: Socket; b: Socket; received: () => number; digest: () => string; ended: Promise<unknown> }> {
+  let got = 0;
+  const hash = createHash('sha256');
+  let ended!: Promise<unknown>;
+  const sink = createServer((s) => {
+    ended = once(s, 'end');
+    s.on('data', (c: Buffer) => {
+      got += c.length;
+      hash.update(c);
+    });
+  });
+  sink.listen(0, '127.0.0.1');
+  await once(sink, 'listening');
+  const middle = createServer({ pauseOnConnect: true });
+  middle.listen(0, '127.0.0.1');
+  await once(middle, 'listening');
+  const accepted = once(middle, 'connection') as Promise<[Socket]>;
+  const sender = connect({ host: '127.0.0.1', port: (middle.address() as { port: number }).port });
+  const [a] = await accepted;
+  const b = connect({ host: '127.0.0.1', port: (sink.address() as { port: number }).port });
+  await once(b, 'connect');
+  for (const s of [sender, a, b]) s.on('error', () => {});
+  t.after(() => {
+    for (const s of [sender, a, b]) s.destroy();
+    sink.close();
+    middle.close();
+  });
+  await new Promise((r) => setImmediate(r));
+  return { sender, a, b, received: () => got, digest: () => hash.digest('hex'), ended: new Promise((r) => setImmediate(() => r(ended))).then((e) => e) };
+}
+
+/** Writes `total` pseudo-random bytes as fast as backpressure allows; `blocked` once write() said wait. */
+function pump(s: Socket, total: number): { blocked: () => boolean; sent: Promise<string> } {
+  let blocked = false;
+  const hash = createHash('sha256');
+  const sent = (async () => {
+    for (let off = 0; off < total; off += CHUNK) {
+      const c = Buffer.alloc(Math.min(CHUNK, total - off), off % 251);
+      hash.update(c);
+      if (!s.write(c)) {
+        blocked = true;
+        await once(s, 'drain');
+      }
+    }
+    s.end();
+    return hash.digest('hex');
+  })();
+  return { blocked: () => blocked, sent };
+}
+
+/** Waits until `count` stops moving for `quietMs` (bounded by `maxMs`); returns its value. */
+async function settle(count: () => number, quietMs = 300, maxMs = 10_000): Promise<number> {
+  let last = -1;
+  let since = 0;
+  for (let waited = 0; waited < maxMs; waited += 20) {
+    const now = count();
+    if (now !== last) {
+      last = now;
+      since = 0;
+    } else if ((since += 20) >= quietMs) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return count();
+}
+
+test('a reader over budget is paused: the burst passes, the sender is backpressured, nothing piles up', async (t) => {
+  const { sender, a, b, received, digest } = await chain(t);
+  const bucket = new TokenBucket(1, { burst: 128 * KiB });
+  a.pipe(b);
+  const detach = limitReader(a, b, bucket);
+  const total = 32 * 1024 * KiB;
+  const p = pump(sender, total);
+
+  const passed = await settle(received);
+  assert.ok(passed >= 128 * KiB, `the burst passed (${passed})`);
+  assert.ok(passed <= 128 * KiB + 3 * CHUNK, `then the flow stopped (${passed})`);
+  assert.ok(p.blocked(), 'the stop reached the sender as backpressure');
+  assert.ok(a.readableLength <= CHUNK, `the paused reader holds at most one read (${a.readableLength})`);
+  assert.ok(b.writableLength <= 2 * CHUNK, `the writer holds no more than a chunk or two (${b.writableLength})`);
+
+  detach();
+  const sentDigest = await p.sent;
+  assert.equal(await settle(received, 300, 30_000), total, 'detached, everything arrives');
+  assert.equal(digest(), sentDigest);
+});
+
+test("one user's connections share one bucket, both directions; another user has its own", async (t) => {
+  const limits = new BandwidthLimits();
+  const one = limits.acquire('alice', 1);
+  const two = limits.acquire('alice', 1);
+  const bob = limits.acquire('bob', 1);
+  assert.equal(one.bucket, two.bucket);
+  assert.notEqual(one.bucket, bob.bucket);
+  assert.equal(limits.size, 2);
+
+  // Connection 1 carries alice's upload, connection 2 her download: both spend one budget.
+  const up = await chain(t);
+  const down = await chain(t);
+  const other = await chain(t);
+  const wire = (c: typeof up, bucket: TokenBucket): void => {
+    c.a.pipe(c.b);
+    limitReader(c.a, c.b, bucket);
+    pump(c.sender, 8 * 1024 * KiB);
+  };
+  wire(up, one.bucket);
+  wire(down, two.bucket);
+  wire(other, bob.bucket);
+  const alice = await settle(() => up.received() + down.received());
+  const burst = one.bucket.burst;
+  assert.ok(alice <= burst + 4 * CHUNK, `alice's two connections together stay within one budget (${alice})`);
+  assert.ok((await settle(other.received)) >= burst, 'bob got his whole burst regardless');
+
+  one.release();
+  one.release(); // idempotent
+  assert.equal(limits.size, 2, 'alice still has a connection');
+  two.release();
+  bob.release();
+  assert.equal(limits.size, 0);
+  assert.notEqual(limits.acquire('alice', 1).bucket, one.bucket, 'a later connection starts a fresh bucket');
+});
+
+test('a paced flow completes intact: bytes are delayed, never dropped', async (t) => {
+  const { sender, a, b, received, digest } = await chain(t);
+  a.pipe(b);
+  limitReader(a, b, new TokenBucket(4 * 1024 * KiB, { burst: 256 * KiB }));
+  const total = 6 * 1024 * KiB;
+  const sent = await pump(sender, total).sent;
+  assert.equal(await settle(received, 500, 30_000), total);
+  assert.equal(digest(), sent);
+});

@@ -1,0 +1,99 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LoginThrottle, Semaphore } from '../../src/server/login-throttle.js';
+
+/** A clock the test moves by hand: windows and blocks are checked without waiting. */
+function clock(): { now: () => number; advance(ms: number): void } {
+  let t = 1_000_000;
+  return { now: () => t, advance: (ms) => void (t += ms) };
+}
+
+test('failures below the limit get a growing delay; the limit blocks the address for `block`', () => {
+  const c = clock();
+  const th = new LoginThrottle({ max: 4, window: 60_000, block: 300_000 }, { now: c.now });
+  const delays = [th.failed('192.0.2.1'), th.failed('192.0.2.1'), th.failed('192.0.2.1')];
+  assert.deepEqual(delays, [100, 200, 400]);
+  assert.equal(th.blocked('192.0.2.1'), false);
+  assert.equal(th.failed('192.0.2.1'), 0, 'the failure that reaches the limit is answered at once');
+  assert.equal(th.blocked('192.0.2.1'), true);
+  assert.equal(th.blocked('192.0.2.2'), false, 'another address is not affected');
+  c.advance(299_999);
+  assert.equal(th.blocked('192.0.2.1'), true);
+  c.advance(1);
+  assert.equal(th.blocked('192.0.2.1'), false, 'the block ends');
+  assert.equal(th.failed('192.0.2.1'), 100, 'and counting starts over');
+});
+
+test('failures older than the window no longer count', () => {
+  const c = clock();
+  const th = new LoginThrottle({ max: 3, window: 10_000, block: 60_000 }, { now: c.now });
+  th.failed('192.0.2.1');
+  th.failed('192.0.2.1');
+  c.advance(10_001);
+  assert.equal(th.failed('192.0.2.1'), 100, 'the two old failures fell out of the window');
+  assert.equal(th.blocked('192.0.2.1'), false);
+});
+
+test('an IPv6 client counts per /64; IPv4-mapped addresses count as the IPv4 address', () => {
+  const th = new LoginThrottle({ max: 2, window: 60_000, block: 60_000 });
+  th.failed('2001:db8:1:2::1');
+  th.failed('2001:db8:1:2:ffff::9');
+  assert.equal(th.blocked('2001:db8:1:2::77'), true);
+  assert.equal(th.blocked('2001:db8:1:3::1'), false);
+  th.failed('::ffff:192.0.2.9');
+  th.failed('192.0.2.9');
+  assert.equal(th.blocked('192.0.2.9'), true);
+});
+
+test('guard: a blocked address is refused without running the check, the delay is served, others pass', async () => {
+  const th = new LoginThrottle({ max: 2, window: 60_000, block: 60_000 });
+  let checks = 0;
+  const wrong = async (): Promise<boolean> => {
+    checks++;
+    return false;
+  };
+  assert.equal(await th.guard('192.0.2.1', wrong), false);
+  assert.equal(await th.guard('192.0.2.1', wrong), false);
+  assert.equal(checks, 2);
+  assert.equal(await th.guard('192.0.2.1', async () => ++checks > 0), false, 'even a right password while blocked');
+  assert.equal(checks, 2, 'and no check ran');
+  assert.equal(await th.guard('192.0.2.2', async () => true), true);
+});
+
+test('guard: a burst of guesses from one address runs one check at a time and stops at the limit', async () => {
+  const th = new LoginThrottle({ max: 3, window: 60_000, block: 60_000 });
+  let running = 0;
+  let most = 0;
+  let checks = 0;
+  const wrong = async (): Promise<boolean> => {
+    checks++;
+    most = Math.max(most, ++running);
+    await new Promise((r) => setTimeout(r, 5));
+    running--;
+    return false;
+  };
+  const results = await Promise.all(Array.from({ length: 10 }, () => th.guard('192.0.2.1', wrong)));
+  assert.deepEqual(results, new Array(10).fill(false));
+  assert.equal(most, 1);
+  assert.equal(checks, 3, 'the guesses queued behind the limit never ran');
+});
+
+test('Semaphore: at most `size` tasks at once, every task runs, a throwing task frees its slot', async () => {
+  const sem = new Semaphore(2);
+  let running = 0;
+  let most = 0;
+  const task = (i: number) => async (): Promise<number> => {
+    most = Math.max(most, ++running);
+    await new Promise((r) => setTimeout(r, 2));
+    running--;
+    if (i === 3) throw new Error('boom');
+    return i;
+  };
+  const settled = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => sem.run(task(i))));
+  assert.equal(most, 2);
+  assert.deepEqual(
+    settled.map((s) => s.status),
+    ['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled'],
+  );
+  assert.equal(await sem.run(async () => 'after'), 'after');
+});
