@@ -175,3 +175,16 @@ test('bytes the proxy sends right after its 200 reach the client; the CONNECT ca
   assert.match(eager.requests[1]!, /^CONNECT 127\.0\.0\.1:22 HTTP\/1\.1\r\n/);
   assert.ok(!/proxy-authorization/i.test(eager.requests[1]!), 'no credentials configured, none sent');
 });
+
+test('an http member fills {session} in its username per request: tinyproxy lets only the filled name in', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const tiny = await startTinyproxy({ host: '127.0.0.66', user: 'cust-session-s42', pass: 'pass' });
+  t.after(() => tiny.close());
+  const out = createHttpOutbound('tpl', http({ host: tiny.host, port: tiny.port, username: 'cust-session-{session}', password: 'pass' }), { dns, connectTimeout: 5_000 });
+  const conn = await out.connect({ host: '127.0.0.1', port: dest.port }, { ...ctx(), params: { session: 's42' } });
+  assert.equal(await received(conn), 'hello 127.0.0.66\n');
+  conn.release?.();
+  // Another session is another name, which this proxy refuses (407): the template was not sent as is.
+  await assert.rejects(out.connect({ host: '127.0.0.1', port: dest.port }, { ...ctx(), params: { session: 's43' } }), (e: unknown) => e instanceof GatewayError && isUpstreamFault(e));
+});
