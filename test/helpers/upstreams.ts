@@ -1,7 +1,7 @@
 // Real SOCKS5 upstreams from Debian packages (dante-server, microsocks), each on its own
 // loopback address so a destination can tell which hop reached it by the peer address.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { listenTracked } from './servers.js';
+import { requireFile, spawnTied } from './spawn.js';
 
 export interface RunningUpstream {
   host: string;
@@ -51,7 +52,7 @@ async function waitForPort(child: ChildProcess, host: string, port: number, what
 }
 
 function spawnUpstream(cmd: string, args: string[], host: string, port: number, cleanup?: () => Promise<void>): Promise<RunningUpstream> {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawnTied(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr?.on('data', (b: Buffer) => {
     if (err.length < 4096) err += b.toString();
@@ -92,7 +93,7 @@ export async function startMicrosocks(opts: MicrosocksOptions): Promise<RunningU
   const bind = opts.bind === undefined ? opts.host : opts.bind;
   if (bind !== null) args.push('-b', bind);
   if (opts.user !== undefined) args.push('-u', opts.user, '-P', opts.pass ?? '');
-  return spawnUpstream('/usr/bin/microsocks', args, opts.host, port);
+  return spawnUpstream(requireFile('/usr/bin/microsocks', 'microsocks'), args, opts.host, port);
 }
 
 export interface DanteOptions {
@@ -122,7 +123,7 @@ export async function startDante(opts: DanteOptions): Promise<RunningUpstream> {
   ].join('\n');
   const file = join(dir, 'danted.conf');
   await writeFile(file, conf);
-  return spawnUpstream('/usr/sbin/danted', ['-f', file, '-p', join(dir, 'danted.pid')], opts.host, port, () =>
+  return spawnUpstream(requireFile('/usr/sbin/danted', 'dante-server'), ['-f', file, '-p', join(dir, 'danted.pid')], opts.host, port, () =>
     rm(dir, { recursive: true, force: true }),
   );
 }
