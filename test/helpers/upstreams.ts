@@ -101,6 +101,8 @@ export interface DanteOptions {
   port?: number;
   /** Destinations (CIDRs) Dante refuses with its `socks block` rule: the client gets REP 0x02. */
   block?: string[];
+  /** Addresses Dante connects out from (its `external:` lines); `host` alone by default. */
+  external?: string[];
 }
 
 export async function startDante(opts: DanteOptions): Promise<RunningUpstream> {
@@ -109,7 +111,7 @@ export async function startDante(opts: DanteOptions): Promise<RunningUpstream> {
   const conf = [
     'logoutput: stderr',
     `internal: ${opts.host} port = ${port}`,
-    `external: ${opts.host}`,
+    ...(opts.external ?? [opts.host]).map((a) => `external: ${a}`),
     'socksmethod: none',
     'clientmethod: none',
     'user.privileged: root',
@@ -118,6 +120,7 @@ export async function startDante(opts: DanteOptions): Promise<RunningUpstream> {
     'client pass { from: ::1/128 to: ::/0 }',
     ...(opts.block ?? []).map((cidr) => `socks block { from: 0.0.0.0/0 to: ${cidr} }`),
     'socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }',
+    'socks pass { from: 127.0.0.0/8 to: ::/0 }',
     'socks pass { from: ::1/128 to: ::/0 }',
     '',
   ].join('\n');
@@ -187,10 +190,12 @@ export interface ScriptedSocks {
 }
 
 /**
- * A minimal no-auth SOCKS5 server that records each request and answers `rep` (or what
- * `rep(request)` returns) with
- * BND 10.9.8.7:4242 without connecting anywhere (then writes "ok" when rep is 0); with
- * `silent` it accepts and never answers. Lets a test see exactly what an upstream receives.
+ * Test instrument, not an upstream: a minimal no-auth SOCKS5 responder that records each
+ * request and answers `rep` (or what `rep(request)` returns) with BND 10.9.8.7:4242 without
+ * connecting anywhere (then writes "ok" when rep is 0); with `silent` it accepts and never
+ * answers. Use it only for what no real server here can do: show the request bytes exactly
+ * as sent, or send a reply code Dante cannot be made to give on loopback. For 0x02 (a
+ * `socks block` rule) and 0x05 (a refused port) use startDante.
  */
 export async function startScriptedSocks(
   opts: { host?: string; rep?: number | ((req: SeenRequest) => number); silent?: boolean } = {},
