@@ -81,9 +81,11 @@ test('curl with --proxy-user: right password passes, wrong one fails, passwords 
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /^hello \/x/);
   const bad = await curl(['--socks5-hostname', `127.0.0.1:${gw.port}`, '--proxy-user', 'alice:wrong-pw', `${http.url}/x`]);
-  assert.notEqual(bad.code, 0);
+  assert.equal(bad.code, 97, bad.stderr); // CURLE_PROXY: the SOCKS5 handshake failed
+  assert.match(bad.stderr, /User was rejected by the SOCKS5 server/);
   const none = await curl(['--socks5-hostname', `127.0.0.1:${gw.port}`, `${http.url}/x`]);
-  assert.notEqual(none.code, 0, 'no credentials offered → no acceptable method');
+  assert.equal(none.code, 97, none.stderr);
+  assert.match(none.stderr, /No authentication method was acceptable/, 'no credentials offered → no acceptable method');
   assert.ok(await gw.accessLog((l) => l.user === 'alice' && l.rep === 0));
   assert.ok(await gw.accessLog((l) => l.error === 'authentication failed'));
   const text = JSON.stringify(gw.logs);
