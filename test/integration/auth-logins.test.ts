@@ -1,21 +1,24 @@
-// SOCKS5 logins end to end (RFC 1929): hashed passwords and allow_anonymous, through the
-// gateway with the `socks` client.
+// Logins end to end: hashed passwords and allow_anonymous, through the gateway with real
+// clients (the `socks` package for RFC 1929, curl for HTTP Basic, raw bytes for SOCKS4).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { hashPassword } from '../../src/server/auth.js';
-import { socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
+import { curl } from '../helpers/curl.js';
+import { rawClient, readBytes, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
 
+/** Writes `text` and reads as many bytes back (bounded by readBytes), then closes. */
 async function echoes(socket: import('node:net').Socket, text: string): Promise<string> {
   socket.write(text);
-  const [chunk] = (await once(socket, 'data')) as [Buffer];
+  const back = await readBytes(socket, Buffer.byteLength(text));
   socket.destroy();
-  return chunk.toString();
+  return back.toString();
 }
 
-test('a password_hash user logs in with the password; a wrong one does not', async (t) => {
+test('a password_hash user logs in with the password (SOCKS5 and HTTP Basic); a wrong one does not', async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());
+  const http = await startHttpServer();
+  t.after(() => http.close());
   const gw = await startGateway({ auth: { users: [{ username: 'bob', password_hash: await hashPassword('bob-pw') }] } });
   t.after(() => gw.close());
   const dest = { host: echo.host, port: echo.port };
@@ -24,6 +27,12 @@ test('a password_hash user logs in with the password; a wrong one does not', asy
   assert.equal(await echoes(socket, 'hashed'), 'hashed');
   await assert.rejects(socksConnect(gw.port, dest, 5_000, { userId: 'bob', password: 'bob-pw2' }), /Authentication failed/);
   await assert.rejects(socksConnect(gw.port, dest, 5_000), /no accepted authentication type/, 'no credentials, no anonymous');
+
+  const ok = await curl(['-x', `http://bob:bob-pw@127.0.0.1:${gw.port}`, `${http.url}/basic`]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /^hello \/basic/);
+  const denied = await curl(['-o', '/dev/null', '-w', '%{http_code}', '-x', `http://bob:nope@127.0.0.1:${gw.port}`, `${http.url}/basic`]);
+  assert.equal(denied.stdout, '407');
 
   assert.ok(await gw.accessLog((l) => l.user === 'bob' && l.rep === 0));
 });
@@ -49,4 +58,28 @@ test('allow_anonymous: a client offering no auth gets in as nobody, credentials 
   assert.equal((await gw.accessLog((l) => l.user === 'alice'))?.rule, 'alice-only');
   // Offering credentials picks method 0x02, so a wrong password is refused, not let in anonymously.
   await assert.rejects(socksConnect(gw.port, dest, 5_000, { userId: 'alice', password: 'wrong' }), /Authentication failed/);
+
+  // SOCKS4 carries no password: served only because anonymous logins are allowed.
+  assert.equal(await socks4Connect(t, gw.port, echo.port), 0x5a, 'SOCKS4 request granted');
 });
+
+test('without allow_anonymous, SOCKS4 (no password) is rejected', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'alice-pw' }] } });
+  t.after(() => gw.close());
+  assert.equal(await socks4Connect(t, gw.port, echo.port), 0x5b, 'SOCKS4 request rejected');
+  assert.equal(echo.peers.length, 0);
+});
+
+/** A SOCKS4 CONNECT to 127.0.0.1:`port` with USERID alice: the reply's CD byte (after a round trip when granted). */
+async function socks4Connect(t: { after(fn: () => unknown): void }, gwPort: number, port: number): Promise<number | undefined> {
+  const s = await rawClient(gwPort);
+  t.after(() => s.destroy());
+  const dstPort = Buffer.alloc(2);
+  dstPort.writeUInt16BE(port);
+  s.write(Buffer.concat([Buffer.from([4, 1]), dstPort, Buffer.from([127, 0, 0, 1]), Buffer.from('alice\0')]));
+  const reply = await readBytes(s, 8);
+  if (reply[1] === 0x5a) assert.equal(await echoes(s, 'four'), 'four');
+  return reply[1];
+}
