@@ -135,8 +135,8 @@ test('hash-password on a terminal prompts without echoing the password', async (
   assert.ok(hash, `a hash on the terminal: ${JSON.stringify(out)}`);
   assert.ok(!out.includes('tty-secret'), 'the password is not echoed');
   const auth = createAuthenticator({ users: [{ username: 'dave', password_hash: hash }], allow_anonymous: false });
-  assert.deepEqual(await auth.verify('dave', 'tty-secret'), { ok: true, user: 'dave' }, 'the typed password, without its CR, is what was hashed');
-  assert.deepEqual(await auth.verify('dave', 'tty-secret\r'), { ok: false });
+  assert.equal((await auth.verify('dave', 'tty-secret')).ok, true, 'the typed password, without its CR, is what was hashed');
+  assert.equal((await auth.verify('dave', 'tty-secret\r')).ok, false);
 });
 
 test('check validates the list files and members files a config names, with their lines', async () => {
