@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { createAuthenticator } from '../../src/server/auth.js';
 import { CLI, runCli } from '../helpers/cli.js';
+import { startEchoServer, startGateway, socksConnect } from '../helpers/index.js';
+import { requireFile, spawnTied } from '../helpers/spawn.js';
 
 async function configFile(text: string, name = 'socksgate.yaml'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'socksgate-cli-'));
@@ -98,29 +99,44 @@ test('route names the pool member, the same for one session key, without its pas
   assert.ok(!a.stdout.includes('secret'));
 });
 
-test('hash-password prints a value that authenticates', async () => {
+test('hash-password prints a value that logs the password in through the gateway, and no other', async (t) => {
   const r = await runCli(['hash-password'], { input: 'correct horse\n' });
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout.trim(), /^scrypt\$/);
-  const path = await configFile(`auth:\n  users:\n    - username: carol\n      password_hash: "${r.stdout.trim()}"\n`);
-  const c = await runCli(['check', '--config', path]);
-  assert.equal(c.code, 0, c.stderr);
+  const hash = r.stdout.trim();
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({ auth: { users: [{ username: 'carol', password_hash: hash }] } });
+  t.after(() => gw.close());
+  const dest = { host: echo.host, port: echo.port };
+  const { socket } = await socksConnect(gw.port, dest, 5_000, { userId: 'carol', password: 'correct horse' });
+  t.after(() => socket.destroy());
+  socket.write('through');
+  const [echoed] = (await once(socket, 'data')) as [Buffer];
+  assert.equal(echoed.toString(), 'through');
+  socket.destroy();
+  await assert.rejects(socksConnect(gw.port, dest, 5_000, { userId: 'carol', password: 'correct horsE' }), /Authentication failed/);
+  await assert.rejects(socksConnect(gw.port, dest, 5_000, { userId: 'carol', password: hash }), /Authentication failed/, 'the hash is not the password');
+  assert.ok(await gw.accessLog((l) => l.user === 'carol' && l.rep === 0));
 });
 
-test('hash-password on a terminal prompts without echoing the password', { skip: !existsSync('/usr/bin/script') && 'needs script(1)' }, async () => {
+test('hash-password on a terminal prompts without echoing the password', async () => {
   // script(1) runs the command on a real pseudo-terminal: what we type goes through it,
   // and everything the terminal showed comes back on stdout.
-  const child = spawn('/usr/bin/script', ['-qc', `${process.execPath} --import tsx ${CLI} hash-password`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawnTied(requireFile('/usr/bin/script', 'bsdutils'), ['-qc', `${process.execPath} --import tsx ${CLI} hash-password`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
   const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
   let out = '';
-  child.stdout.on('data', (c: Buffer) => {
+  child.stdout!.on('data', (c: Buffer) => {
     out += c.toString();
-    if (out.includes('Password: ') && !child.stdin.writableEnded) child.stdin.end('tty-secret\r');
+    if (out.includes('Password: ') && !child.stdin!.writableEnded) child.stdin!.end('tty-secret\r');
   });
   await once(child, 'close');
   clearTimeout(timer);
-  assert.match(out, /scrypt\$/);
+  const hash = /scrypt\$\S+/.exec(out)?.[0];
+  assert.ok(hash, `a hash on the terminal: ${JSON.stringify(out)}`);
   assert.ok(!out.includes('tty-secret'), 'the password is not echoed');
+  const auth = createAuthenticator({ users: [{ username: 'dave', password_hash: hash }], allow_anonymous: false });
+  assert.equal((await auth.verify('dave', 'tty-secret')).ok, true, 'the typed password, without its CR, is what was hashed');
+  assert.equal((await auth.verify('dave', 'tty-secret\r')).ok, false);
 });
 
 test('check validates the list files and members files a config names, with their lines', async () => {

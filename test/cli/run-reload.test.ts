@@ -146,15 +146,15 @@ test('SIGTERM stops accepting, drains for drain_timeout, exits 0', async (t) => 
 test('--watch also reloads when a list file named by a rule changes', async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());
-  const path = await tempConfig(`${BASE}rules:\n  - { name: listed, domains_file: blocked.txt, action: block }\n`);
+  const path = await tempConfig(`${BASE}dns: { hosts: { echo.test: 127.0.0.1 } }\nrules:\n  - { name: listed, domains_file: blocked.txt, action: block }\n`);
   const list = join(path, '..', 'blocked.txt');
   await writeFile(list, '# nothing blocked yet\n');
   const gw = await startCliGateway(path, ['--watch']);
   t.after(() => gw.child.kill('SIGKILL'));
   const viaName = (): Promise<unknown> =>
-    socksConnect(gw.port, { host: 'localhost', port: echo.port }, 3_000).then(({ socket }) => socket.destroy());
+    socksConnect(gw.port, { host: 'echo.test', port: echo.port }, 3_000).then(({ socket }) => socket.destroy());
   await viaName();
-  await writeFile(list, 'localhost\n');
+  await writeFile(list, 'echo.test\n');
   await gw.waitFor((l) => l.msg === 'configuration reloaded');
   await assert.rejects(viaName(), /NotAllowed/);
 });

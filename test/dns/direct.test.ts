@@ -1,8 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { connectHappyEyeballs } from '../../src/dns/happy-eyeballs.js';
@@ -11,10 +9,10 @@ import { ConnectTimeoutError, GatewayError, Rep, toRep } from '../../src/errors.
 import { createDirectOutbound } from '../../src/outbound/direct.js';
 import type { OutboundContext } from '../../src/outbound/types.js';
 import { resolverWithServer, type DnsRecord } from '../helpers/dns-server.js';
+import { requireFile, spawnTied } from '../helpers/spawn.js';
 
 type TestContext = { after(fn: () => unknown): void };
 
-const SYSTEM_PYTHON = '/usr/bin/python3';
 const log = pino({ level: 'silent' });
 const ctx = (over: Partial<OutboundContext> = {}): OutboundContext => ({
   signal: new AbortController().signal,
@@ -55,9 +53,9 @@ async function blackhole(t: TestContext, host: string): Promise<number> {
     'print(s.getsockname()[1], flush=True)',
     'sys.stdin.read()',
   ].join('\n');
-  const py = spawn(SYSTEM_PYTHON, ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const py = spawnTied(requireFile('/usr/bin/python3', 'python3'), ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
   t.after(() => py.kill());
-  const [chunk] = (await once(py.stdout, 'data')) as [Buffer];
+  const [chunk] = (await once(py.stdout!, 'data')) as [Buffer];
   const port = Number(chunk.toString().trim());
   const filler = connect(port, host);
   t.after(() => filler.destroy());
@@ -136,9 +134,7 @@ test('direct: the router\'s answer in ctx.resolved is used without a lookup', as
   assert.equal(lookups, 0);
 });
 
-const havePython = existsSync(SYSTEM_PYTHON);
-
-test('direct: an address that never answers gives 0x06 after connect_timeout', { skip: !havePython, timeout: 10_000 }, async (t) => {
+test('direct: an address that never answers gives 0x06 after connect_timeout', { timeout: 10_000 }, async (t) => {
   const port = await blackhole(t, '127.0.0.4');
   const dns = await resolverFor(t, { 'slow.test': { A: ['127.0.0.4'] } });
   const direct = createDirectOutbound({ dns, connectTimeout: 300 });
@@ -149,7 +145,7 @@ test('direct: an address that never answers gives 0x06 after connect_timeout', {
   });
 });
 
-test('happy eyeballs: a hanging first address does not stop the second', { skip: !havePython, timeout: 10_000 }, async (t) => {
+test('happy eyeballs: a hanging first address does not stop the second', { timeout: 10_000 }, async (t) => {
   const port = await blackhole(t, '127.0.0.5');
   await listen(t, '127.0.0.6', port);
   const addresses: ResolvedAddress[] = [
@@ -162,7 +158,7 @@ test('happy eyeballs: a hanging first address does not stop the second', { skip:
   assert.equal(await greeting(socket), 'hello');
 });
 
-test('happy eyeballs: an abort ends a pending attempt', { skip: !havePython, timeout: 10_000 }, async (t) => {
+test('happy eyeballs: an abort ends a pending attempt', { timeout: 10_000 }, async (t) => {
   const port = await blackhole(t, '127.0.0.7');
   const ac = new AbortController();
   const pending = connectHappyEyeballs([{ address: '127.0.0.7', family: 4 }], port, {

@@ -1,5 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { spawnTied } from './spawn.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 
@@ -9,24 +10,26 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `socksgate ARGS` to completion (bounded by timeoutMs). */
+/** Runs `socksgate ARGS` to completion (bounded by timeoutMs); the process dies with this one. */
 export function runCli(args: readonly string[], opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    const child = spawnTied(process.execPath, ['--import', 'tsx', CLI, ...args], {
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
+    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    // Node + tsx start-up is ~1.5 s of CPU: on a loaded 2-core runner that has taken over 20 s
+    // of wall time. The bound is for a hung process, not for speed.
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
     child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
-    child.stdin.end(opts.input ?? '');
+    child.stdin!.end(opts.input ?? '');
   });
 }
 
@@ -41,16 +44,17 @@ export interface RunningGateway {
 
 /**
  * Starts `socksgate --config FILE` as a real process; resolves once it listens (within `readyMs`).
+ * It dies with this process (see spawn.ts), so a cancelled test file leaves no gateway behind.
  * `preload`: modules node loads first (`--import`), such as a test's fault injector.
  */
 export async function startCliGateway(
   configPath: string,
   extra: readonly string[] = [],
   preload: readonly string[] = [],
-  readyMs = 10_000,
+  readyMs = 60_000, // start-up under load: see runCli
 ): Promise<RunningGateway> {
   const imports = ['tsx', ...preload].flatMap((m) => ['--import', m]);
-  const child = spawn(process.execPath, [...imports, CLI, '--config', configPath, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTied(process.execPath, [...imports, CLI, '--config', configPath, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Array<Record<string, unknown>> = [];
   let buf = '';
   let stderr = '';

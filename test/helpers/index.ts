@@ -1,6 +1,6 @@
 // Shared test fixtures: real servers on loopback, port 0, closed by the caller.
 import { createServer as createHttpServer } from 'node:http';
-import { createServer, connect, type Socket } from 'node:net';
+import { createServer, connect, isIPv4, isIPv6, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { SocksClient } from 'socks';
@@ -161,4 +161,45 @@ export function closedWithin(s: Socket, ms = 3_000): Promise<boolean> {
     s.once('close', yes);
     s.resume();
   });
+}
+
+/**
+ * The REP byte a SOCKS5 proxy answers a CONNECT with (RFC 1928 §6), read off the wire by a
+ * raw client, so a test sees the code itself rather than a client library's reading of it.
+ * Credentials go by RFC 1929. Rejects when the proxy refuses the method or the password, or
+ * closes before a reply.
+ */
+export async function socks5Rep(
+  proxyPort: number,
+  dest: { host: string; port: number },
+  creds?: { user: string; pass: string },
+  proxyHost = '127.0.0.1',
+): Promise<number> {
+  const s = await rawClient(proxyPort, proxyHost);
+  s.on('error', () => {});
+  try {
+    const method = creds ? 0x02 : 0x00;
+    s.write(Buffer.from([5, 1, method]));
+    const chosen = await readBytes(s, 2);
+    if (chosen[1] !== method) throw new Error(`method refused: ${chosen.toString('hex')}`);
+    if (creds) {
+      const u = Buffer.from(creds.user);
+      const p = Buffer.from(creds.pass);
+      s.write(Buffer.concat([Buffer.from([1, u.length]), u, Buffer.from([p.length]), p]));
+      const status = await readBytes(s, 2);
+      if (status.length < 2 || status[1] !== 0) throw new Error(`authentication failed: ${status.toString('hex')}`);
+    }
+    const port = Buffer.alloc(2);
+    port.writeUInt16BE(dest.port);
+    let addr: Buffer;
+    if (isIPv4(dest.host)) addr = Buffer.from([1, ...dest.host.split('.').map(Number)]);
+    else if (isIPv6(dest.host)) throw new Error('socks5Rep: IPv6 destinations are not needed yet');
+    else addr = Buffer.concat([Buffer.from([3, Buffer.byteLength(dest.host)]), Buffer.from(dest.host)]);
+    s.write(Buffer.concat([Buffer.from([5, 1, 0]), addr, port]));
+    const head = await readBytes(s, 2, 10_000);
+    if (head.length < 2 || head[0] !== 5) throw new Error(`no reply: ${head.toString('hex')}`);
+    return head[1]!;
+  } finally {
+    s.destroy();
+  }
 }

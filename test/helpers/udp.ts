@@ -131,10 +131,10 @@ export async function socksUdpClient(proxy: { host: string; port: number }, opts
   };
 }
 
-/** Sends one raw datagram from a fresh socket bound on `from` and closes it. */
-export async function sendRaw(bytes: Buffer, to: { host: string; port: number }, from = '127.0.0.1'): Promise<void> {
+/** Sends one raw datagram from a fresh socket bound on `from` (port `fromPort`, any when 0) and closes it. */
+export async function sendRaw(bytes: Buffer, to: { host: string; port: number }, from = '127.0.0.1', fromPort = 0): Promise<void> {
   const s = createSocket({ type: from.includes(':') ? 'udp6' : 'udp4' });
-  s.bind(0, from);
+  s.bind(fromPort, from);
   await once(s, 'listening');
   await new Promise<void>((resolve, reject) => s.send(bytes, to.port, to.host, (err) => (err ? reject(err) : resolve())));
   await closeDgram(s);

@@ -2,7 +2,7 @@
 // its own loopback address so a destination can tell which hop reached it by the peer address.
 
 import { memberSpec } from '../../src/outbound/pool.js';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
@@ -12,6 +12,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DatagramOutbound, MemberSpec, Outbound } from '../../src/outbound/types.js';
 import { listenTracked } from './servers.js';
+import { requireFile, spawnTied } from './spawn.js';
 
 export interface RunningUpstream {
   host: string;
@@ -55,7 +56,7 @@ async function waitForPort(child: ChildProcess, host: string, port: number, what
 
 function spawnUpstream(cmd: string, args: string[], host: string, port: number, cleanup?: () => Promise<void>): Promise<RunningUpstream> {
   // Some log to stdout: read it with stderr so a failed start says why, and so no full pipe blocks them.
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTied(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.on('data', (b: Buffer) => {
     if (err.length < 4096) err += b.toString();
   });
@@ -99,7 +100,7 @@ export async function startMicrosocks(opts: MicrosocksOptions): Promise<RunningU
   const bind = opts.bind === undefined ? opts.host : opts.bind;
   if (bind !== null) args.push('-b', bind);
   if (opts.user !== undefined) args.push('-u', opts.user, '-P', opts.pass ?? '');
-  return spawnUpstream('/usr/bin/microsocks', args, opts.host, port);
+  return spawnUpstream(requireFile('/usr/bin/microsocks', 'microsocks'), args, opts.host, port);
 }
 
 export interface DanteOptions {
@@ -107,6 +108,8 @@ export interface DanteOptions {
   port?: number;
   /** Destinations (CIDRs) Dante refuses with its `socks block` rule: the client gets REP 0x02. */
   block?: string[];
+  /** Addresses Dante connects out from (its `external:` lines); `host` alone by default. */
+  external?: string[];
 }
 
 export async function startDante(opts: DanteOptions): Promise<RunningUpstream> {
@@ -115,7 +118,7 @@ export async function startDante(opts: DanteOptions): Promise<RunningUpstream> {
   const conf = [
     'logoutput: stderr',
     `internal: ${opts.host} port = ${port}`,
-    `external: ${opts.host}`,
+    ...(opts.external ?? [opts.host]).map((a) => `external: ${a}`),
     'socksmethod: none',
     'clientmethod: none',
     'user.privileged: root',
@@ -124,12 +127,13 @@ export async function startDante(opts: DanteOptions): Promise<RunningUpstream> {
     'client pass { from: ::1/128 to: ::/0 }',
     ...(opts.block ?? []).map((cidr) => `socks block { from: 0.0.0.0/0 to: ${cidr} }`),
     'socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }',
+    'socks pass { from: 127.0.0.0/8 to: ::/0 }',
     'socks pass { from: ::1/128 to: ::/0 }',
     '',
   ].join('\n');
   const file = join(dir, 'danted.conf');
   await writeFile(file, conf);
-  return spawnUpstream('/usr/sbin/danted', ['-f', file, '-p', join(dir, 'danted.pid')], opts.host, port, () =>
+  return spawnUpstream(requireFile('/usr/sbin/danted', 'dante-server'), ['-f', file, '-p', join(dir, 'danted.pid')], opts.host, port, () =>
     rm(dir, { recursive: true, force: true }),
   );
 }
@@ -254,10 +258,12 @@ export interface ScriptedSocks {
 }
 
 /**
- * A minimal no-auth SOCKS5 server that records each request and answers `rep` (or what
- * `rep(request)` returns) with
- * BND 10.9.8.7:4242 without connecting anywhere (then writes "ok" when rep is 0); with
- * `silent` it accepts and never answers. Lets a test see exactly what an upstream receives.
+ * Test instrument, not an upstream: a minimal no-auth SOCKS5 responder that records each
+ * request and answers `rep` (or what `rep(request)` returns) with BND 10.9.8.7:4242 without
+ * connecting anywhere (then writes "ok" when rep is 0); with `silent` it accepts and never
+ * answers. Use it only for what no real server here can do: show the request bytes exactly
+ * as sent, or send a reply code Dante cannot be made to give on loopback. For 0x02 (a
+ * `socks block` rule) and 0x05 (a refused port) use startDante.
  */
 export async function startScriptedSocks(
   opts: { host?: string; rep?: number | ((req: SeenRequest) => number); silent?: boolean } = {},

@@ -9,7 +9,10 @@ import { closedWithin, rawClient, readBytes, startGateway } from '../helpers/ind
 const FIRST = Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0x1f, 0x90]); // listening on 127.0.0.1:8080
 const SECOND = Buffer.from([5, 0, 0, 1, 127, 0, 0, 3, 0x30, 0x39]); // peer 127.0.0.3:12345
 
-/** A SOCKS5 upstream for BIND: no auth, the first reply at once, the second (and what follows) when told. */
+/**
+ * Test instrument (scripted SOCKS5 BIND upstream): no auth, the first reply at once, the second
+ * (and what follows, FIN included) when told: the timing real servers do not let a test choose.
+ */
 async function startBindUpstream(): Promise<{ port: number; peer(bytes: Buffer, end: boolean): void; close(): Promise<void> }> {
   let control: Socket | undefined;
   const server = createServer((s) => {

@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { BlockList, isIPv6 } from 'node:net';
 import { closedPort, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
 import { curl } from '../helpers/curl.js';
+import { startDnsServer } from '../helpers/dns-server.js';
 
 /** `socks` prints IPv6 uncompressed: compare as addresses, not strings. */
 function isLoopback6(host: string): boolean {
@@ -52,15 +53,18 @@ test('IPv6 destination ::1 through an IPv6 listener', async (t) => {
 test('curl --socks5 and --socks5-hostname fetch from a local HTTP server', async (t) => {
   const http = await startHttpServer();
   t.after(() => http.close());
-  const gw = await startGateway();
+  const dns = await startDnsServer({ 'web.test': { A: ['127.0.0.1'] } });
+  t.after(() => dns.close());
+  const gw = await startGateway({ dns: { servers: [`${dns.host}:${dns.port}`] } });
   t.after(() => gw.close());
   const byAddress = await curl(['--socks5', `127.0.0.1:${gw.port}`, `${http.url}/a`]);
   assert.equal(byAddress.code, 0, byAddress.stderr);
   assert.match(byAddress.stdout, /^hello \/a from 127\.0\.0\.1/);
-  const byName = await curl(['--socks5-hostname', `127.0.0.1:${gw.port}`, `http://localhost:${http.port}/b`]);
+  const byName = await curl(['--socks5-hostname', `127.0.0.1:${gw.port}`, `http://web.test:${http.port}/b`]);
   assert.equal(byName.code, 0, byName.stderr);
   assert.match(byName.stdout, /^hello \/b/);
-  const line = await gw.accessLog((l) => l.dest === `localhost:${http.port}`);
+  assert.ok(dns.queries('web.test') > 0, 'the gateway resolved the name with the test DNS server');
+  const line = await gw.accessLog((l) => l.dest === `web.test:${http.port}`);
   assert.equal(line?.rep, 0);
   assert.equal(line?.cmd, 'connect');
   assert.equal(line?.rule, 'default');
@@ -77,9 +81,11 @@ test('curl with --proxy-user: right password passes, wrong one fails, passwords 
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /^hello \/x/);
   const bad = await curl(['--socks5-hostname', `127.0.0.1:${gw.port}`, '--proxy-user', 'alice:wrong-pw', `${http.url}/x`]);
-  assert.notEqual(bad.code, 0);
+  assert.equal(bad.code, 97, bad.stderr); // CURLE_PROXY: the SOCKS5 handshake failed
+  assert.match(bad.stderr, /User was rejected by the SOCKS5 server/);
   const none = await curl(['--socks5-hostname', `127.0.0.1:${gw.port}`, `${http.url}/x`]);
-  assert.notEqual(none.code, 0, 'no credentials offered → no acceptable method');
+  assert.equal(none.code, 97, none.stderr);
+  assert.match(none.stderr, /No authentication method was acceptable/, 'no credentials offered → no acceptable method');
   assert.ok(await gw.accessLog((l) => l.user === 'alice' && l.rep === 0));
   assert.ok(await gw.accessLog((l) => l.error === 'authentication failed'));
   const text = JSON.stringify(gw.logs);
@@ -87,7 +93,9 @@ test('curl with --proxy-user: right password passes, wrong one fails, passwords 
 });
 
 test('connection refused gets reply 0x05, a name that does not exist 0x04', async (t) => {
-  const gw = await startGateway();
+  const dns = await startDnsServer({ 'no-such-host.test': { nxdomain: true } });
+  t.after(() => dns.close());
+  const gw = await startGateway({ dns: { servers: [`${dns.host}:${dns.port}`] } });
   t.after(() => gw.close());
   const port = await closedPort();
   await assert.rejects(
@@ -95,9 +103,10 @@ test('connection refused gets reply 0x05, a name that does not exist 0x04', asyn
     /ConnectionRefused/,
   );
   await assert.rejects(
-    socksConnect(gw.port, { host: 'no-such-host.invalid', port: 80 }, 5_000),
+    socksConnect(gw.port, { host: 'no-such-host.test', port: 80 }, 5_000),
     /HostUnreachable/,
   );
+  assert.ok(dns.queries('no-such-host.test') > 0, 'the name went to the test DNS server');
 });
 
 test('a rule with action block gives curl reply 0x02', async (t) => {

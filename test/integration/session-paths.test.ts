@@ -29,7 +29,7 @@ test('greeting + request + payload + FIN in one go: the payload is relayed and t
 test('an HTTP request sent with the handshake and a FIN (nc -q style) gets its answer', async (t) => {
   const http = await startHttpServer();
   t.after(() => http.close());
-  const gw = await startGateway();
+  const gw = await startGateway({ dns: { hosts: { localhost: '127.0.0.1' } } });
   t.after(() => gw.close());
   const s = await rawClient(gw.port);
   t.after(() => s.destroy());

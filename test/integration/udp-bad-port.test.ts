@@ -11,7 +11,7 @@ import { listenTracked } from '../helpers/servers.js';
 
 const udpLine = (gw: TestGateway) => gw.accessLog((l) => l['cmd'] === 'udp', 2_000);
 
-/** Answers no-auth and then every ASSOCIATE with BND 127.0.0.1:`bndPort`, keeping the connection. */
+/** Test instrument (scripted SOCKS5 upstream): answers every ASSOCIATE with BND 127.0.0.1:`bndPort` (0 here, which no real server sends). */
 async function startAssociateUpstream(bndPort: number): Promise<{ port: number; close(): Promise<void> }> {
   const server = createServer((s) => {
     s.on('error', () => {});

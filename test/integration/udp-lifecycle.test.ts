@@ -36,8 +36,9 @@ for (const how of ['end', 'reset'] as const) {
 }
 
 /**
- * A SOCKS5 upstream that accepts no-auth and answers ASSOCIATE with `bnd` (or never, when
- * `silent`); resolves `closed` for each control connection when the gateway drops it.
+ * Test instrument (scripted SOCKS5 upstream): accepts no-auth and answers ASSOCIATE with `bnd`
+ * (or never, when `silent`); resolves `closed` for each control connection when the gateway
+ * drops it. Dante cannot be held mid-ASSOCIATE, nor tell us when our side closed.
  */
 async function startAssociateUpstream(opts: { silent: boolean }): Promise<{ port: number; accepted: Promise<{ closed: Promise<void> }>; close(): Promise<void> }> {
   let onAccept!: (conn: { closed: Promise<void> }) => void;

@@ -26,8 +26,9 @@ interface BadRelay {
 }
 
 /**
- * Answers ASSOCIATE with its UDP socket as BND; to every datagram it sends the bad
- * headers above, then the datagram back as if the destination had echoed it.
+ * Test instrument (scripted SOCKS5 UDP upstream): answers ASSOCIATE with its UDP socket as
+ * BND; to every datagram it sends the bad headers above (which no real server sends), then
+ * the datagram back as if the destination had echoed it.
  */
 async function startBadUdpUpstream(): Promise<BadRelay> {
   const udp: DgramSocket = createSocket('udp4');

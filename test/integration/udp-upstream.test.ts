@@ -1,11 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { openSocks5Udp } from '../../src/outbound/socks5-udp.js';
 import type { Destination } from '../../src/outbound/types.js';
-import { freePort, startDante } from '../helpers/upstreams.js';
+import { freePort, startDante, startMicrosocks } from '../helpers/upstreams.js';
 import { startGateway } from '../helpers/index.js';
 import { socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
 
@@ -42,20 +40,13 @@ test('an upstream that is not listening rejects with its errno reply code', asyn
   await assert.rejects(openSocks5Udp({ host: '127.0.0.1', port }, ctx(), { connectTimeout: 2_000 }), (err: { rep: number }) => err.rep === 0x05);
 });
 
-test('an upstream that refuses the ASSOCIATE gives its REP back', async (t) => {
-  // Accepts no-auth, then answers every request with REP 0x07.
-  const server = createServer((s) => {
-    s.on('error', () => {});
-    let step = 0;
-    s.on('data', () => {
-      s.write(step++ === 0 ? Buffer.from([5, 0]) : Buffer.from([5, 7, 0, 1, 0, 0, 0, 0, 0, 0]));
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => server.close());
-  const { port } = server.address() as { port: number };
-  await assert.rejects(openSocks5Udp({ host: '127.0.0.1', port }, ctx(), { connectTimeout: 2_000 }), (err: { rep: number }) => err.rep === 0x07);
+test('an upstream that refuses the ASSOCIATE gives its REP back (microsocks: 0x07, Dante blocking UDP: 0x02)', async (t) => {
+  const micro = await startMicrosocks({ host: '127.0.0.62' }); // CONNECT only: 0x07 for anything else
+  t.after(() => micro.close());
+  await assert.rejects(openSocks5Udp({ host: micro.host, port: micro.port }, ctx(), { connectTimeout: 2_000 }), (err: { rep: number }) => err.rep === 0x07);
+  const dante = await startDante({ host: '127.0.0.63', block: ['0.0.0.0/0'] });
+  t.after(() => dante.close());
+  await assert.rejects(openSocks5Udp({ host: dante.host, port: dante.port }, ctx(), { connectTimeout: 2_000 }), (err: { rep: number }) => err.rep === 0x02);
 });
 
 test('UDP routed to a Dante upstream: the echo server sees Dante\'s address', async (t) => {

@@ -72,7 +72,8 @@ test('datagrams from another port or another address are dropped', async (t) => 
   const frame = Buffer.concat([Buffer.from([0, 0, 0, 1, 127, 0, 0, 1]), Buffer.alloc(2), Buffer.from('intruder')]);
   frame.writeUInt16BE(echo.port, 8);
   await sendRaw(frame, c.relay, '127.0.0.1'); // right IP, another port
-  await sendRaw(frame, c.relay, '127.0.0.2'); // another IP
+  // Another IP with the client's own port: only the address check can drop this one.
+  await sendRaw(frame, c.relay, '127.0.0.2', c.socket.address().port);
   c.send({ host: '127.0.0.1', port: echo.port }, 'mine');
   const a = await c.receive();
   assert.equal(a?.data.toString(), 'mine');

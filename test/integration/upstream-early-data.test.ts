@@ -7,7 +7,10 @@ import { createServer } from 'node:net';
 import { socksConnect, startGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
 
-/** A SOCKS5 upstream that answers CONNECT with its reply, a banner and FIN in one write. */
+/**
+ * Test instrument (scripted SOCKS5 upstream): answers CONNECT with its reply, a banner and FIN
+ * in one write, a segment no real server can be made to send on purpose.
+ */
 async function bannerThenCloseUpstream(banner: string): Promise<{ port: number; close(): Promise<void> }> {
   const server = createServer((s) => {
     s.on('error', () => {});

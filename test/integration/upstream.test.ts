@@ -1,43 +1,52 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SocksClient } from 'socks';
-import { fromSocksError } from '../../src/outbound/socks5-errors.js';
-import { startGateway } from '../helpers/index.js';
+import { closedPort, socks5Rep, startGateway } from '../helpers/index.js';
 import { readAll, startDante, startDestination, startMicrosocks } from '../helpers/upstreams.js';
 
-/** CONNECT through the gateway with a `socks` client: the destination's greeting, or the reply code. */
+/**
+ * CONNECT through the gateway with a `socks` client: the destination's greeting, or, when the
+ * gateway refuses, the REP byte it sent (read again by a raw client: the `socks` package keeps
+ * only a message).
+ */
 async function through(port: number, destPort: number, user?: string): Promise<string | number> {
+  const creds = user ? { user, pass: 'pw' } : undefined;
   try {
     const { socket } = await SocksClient.createConnection({
-      proxy: { host: '127.0.0.1', port, type: 5, ...(user ? { userId: user, password: 'pw' } : {}) },
+      proxy: { host: '127.0.0.1', port, type: 5, ...(creds ? { userId: creds.user, password: creds.pass } : {}) },
       command: 'connect',
       destination: { host: '127.0.0.1', port: destPort },
       timeout: 5_000,
     });
     return (await readAll(socket)).trim();
-  } catch (err) {
-    return fromSocksError('gateway', err).rep;
+  } catch {
+    return socks5Rep(port, { host: '127.0.0.1', port: destPort }, creds);
   }
 }
 
-test('through the gateway: direct, one upstream, a two-hop chain, a bad password', async (t) => {
+test('through the gateway: direct, one upstream, a two-hop chain, a bad password, replies from Dante', async (t) => {
   const dest = await startDestination();
   t.after(() => dest.close());
   const corp = await startDante({ host: '127.0.0.41' });
   t.after(() => corp.close());
+  const strict = await startDante({ host: '127.0.0.47', block: ['127.0.0.1/32'] });
+  t.after(() => strict.close());
+  const refused = await closedPort();
   const egress = await startMicrosocks({ host: '127.0.0.42', user: 'gw', pass: 'right' });
   t.after(() => egress.close());
   const gw = await startGateway({
-    auth: { users: [{ username: 'direct', password: 'pw' }, { username: 'one', password: 'pw' }, { username: 'two', password: 'pw' }, { username: 'bad', password: 'pw' }] },
+    auth: { users: [{ username: 'direct', password: 'pw' }, { username: 'one', password: 'pw' }, { username: 'two', password: 'pw' }, { username: 'bad', password: 'pw' }, { username: 'ruled', password: 'pw' }] },
     upstreams: {
       corp: { type: 'socks5', host: corp.host, port: corp.port },
       egress: { type: 'socks5', host: egress.host, port: egress.port, username: 'gw', password: 'right', via: 'corp' },
       wrong: { type: 'socks5', host: egress.host, port: egress.port, username: 'gw', password: 'wrong' },
+      strict: { type: 'socks5', host: strict.host, port: strict.port },
     },
     rules: [
       { name: 'one', users: ['one'], action: 'corp' },
       { name: 'two', users: ['two'], action: 'egress' },
       { name: 'bad', users: ['bad'], action: 'wrong' },
+      { name: 'ruled', users: ['ruled'], action: 'strict' },
     ],
     default: 'direct',
   });
@@ -45,7 +54,12 @@ test('through the gateway: direct, one upstream, a two-hop chain, a bad password
   assert.equal(await through(gw.port, dest.port, 'direct'), 'hello 127.0.0.1');
   assert.equal(await through(gw.port, dest.port, 'one'), 'hello 127.0.0.41');
   assert.equal(await through(gw.port, dest.port, 'two'), 'hello 127.0.0.42');
+  // Our own credentials refused by the upstream: 0x01, the gateway's fault (not 0x02).
   assert.equal(await through(gw.port, dest.port, 'bad'), 0x01);
+  assert.match(String((await gw.accessLog((l) => l.user === 'bad'))?.error), /auth/i);
+  // Dante's own replies pass through: its `socks block` rule (0x02), a refused port (0x05).
+  assert.equal(await through(gw.port, dest.port, 'ruled'), 0x02);
+  assert.equal(await through(gw.port, refused, 'one'), 0x05);
   assert.equal(await through(gw.port, dest.port, 'two'), 'hello 127.0.0.42', 'the gateway is still up');
 });
 

@@ -1,0 +1,62 @@
+// Logins end to end: hashed passwords and allow_anonymous, through the gateway with real
+// clients (the `socks` package for RFC 1929, curl for HTTP Basic). SOCKS4 and allow_anonymous:
+// socks4.test.ts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { hashPassword } from '../../src/server/auth.js';
+import { curl } from '../helpers/curl.js';
+import { readBytes, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
+
+/** Writes `text` and reads as many bytes back (bounded by readBytes), then closes. */
+async function echoes(socket: import('node:net').Socket, text: string): Promise<string> {
+  socket.write(text);
+  const back = await readBytes(socket, Buffer.byteLength(text));
+  socket.destroy();
+  return back.toString();
+}
+
+test('a password_hash user logs in with the password (SOCKS5 and HTTP Basic); a wrong one does not', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const http = await startHttpServer();
+  t.after(() => http.close());
+  const gw = await startGateway({ auth: { users: [{ username: 'bob', password_hash: await hashPassword('bob-pw') }] } });
+  t.after(() => gw.close());
+  const dest = { host: echo.host, port: echo.port };
+
+  const { socket } = await socksConnect(gw.port, dest, 5_000, { userId: 'bob', password: 'bob-pw' });
+  assert.equal(await echoes(socket, 'hashed'), 'hashed');
+  await assert.rejects(socksConnect(gw.port, dest, 5_000, { userId: 'bob', password: 'bob-pw2' }), /Authentication failed/);
+  await assert.rejects(socksConnect(gw.port, dest, 5_000), /no accepted authentication type/, 'no credentials, no anonymous');
+
+  const ok = await curl(['-x', `http://bob:bob-pw@127.0.0.1:${gw.port}`, `${http.url}/basic`]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /^hello \/basic/);
+  const denied = await curl(['-o', '/dev/null', '-w', '%{http_code}', '-x', `http://bob:nope@127.0.0.1:${gw.port}`, `${http.url}/basic`]);
+  assert.equal(denied.stdout, '407');
+
+  assert.ok(await gw.accessLog((l) => l.user === 'bob' && l.rep === 0));
+});
+
+test('allow_anonymous: a client offering no auth gets in as nobody, credentials still count', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({
+    auth: { users: [{ username: 'alice', password: 'alice-pw' }], allow_anonymous: true },
+    rules: [{ name: 'alice-only', users: ['alice'], action: 'direct' }],
+    default: 'direct',
+  });
+  t.after(() => gw.close());
+  const dest = { host: echo.host, port: echo.port };
+
+  const anon = await socksConnect(gw.port, dest, 5_000);
+  assert.equal(await echoes(anon.socket, 'anon'), 'anon');
+  const line = await gw.accessLog((l) => l.rule === 'default');
+  assert.equal(line?.user, undefined, 'an anonymous session has no user');
+
+  const alice = await socksConnect(gw.port, dest, 5_000, { userId: 'alice', password: 'alice-pw' });
+  assert.equal(await echoes(alice.socket, 'alice'), 'alice');
+  assert.equal((await gw.accessLog((l) => l.user === 'alice'))?.rule, 'alice-only');
+  // Offering credentials picks method 0x02, so a wrong password is refused, not let in anonymously.
+  await assert.rejects(socksConnect(gw.port, dest, 5_000, { userId: 'alice', password: 'wrong' }), /Authentication failed/);
+});

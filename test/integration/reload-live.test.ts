@@ -1,0 +1,144 @@
+// Gateway.reload with live state: what a running gateway has learnt (member health, the DNS
+// cache) and what it has open (UDP associations, BIND sessions) outlives the swap.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, createServer, type Socket } from 'node:net';
+import { SocksClient, type SocksRemoteHost } from 'socks';
+import { stringify } from 'yaml';
+import { parseConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/types.js';
+import { startDnsServer } from '../helpers/dns-server.js';
+import { socks5Rep, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
+import { listenTracked } from '../helpers/servers.js';
+import { socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
+import { readAll, startDestination, startMicrosocks } from '../helpers/upstreams.js';
+
+/** A rule the reloaded config adds, so each test can see the reload took effect. */
+const NEW_RULE = { name: 'added-by-reload', domains: ['full:blocked.test'], action: 'block' };
+
+function configOf(partial: Record<string, unknown>): Config {
+  return parseConfig(stringify({ listen: [{ host: '127.0.0.1', port: 0 }], ...partial }), '/tmp/socksgate-test.yaml', {});
+}
+
+/** Reloads with `partial` plus NEW_RULE, and checks the gateway now applies the rule. */
+async function reloadAndConfirm(gw: Awaited<ReturnType<typeof startGateway>>, partial: Record<string, unknown>): Promise<void> {
+  const rules = (partial.rules as unknown[] | undefined) ?? [];
+  await gw.gw.reload(configOf({ ...partial, rules: [NEW_RULE, ...rules] }));
+  assert.equal(await socks5Rep(gw.port, { host: 'blocked.test', port: 80 }), 0x02, 'the reloaded config is live');
+}
+
+test('an ejected pool member stays ejected across a reload', async (t) => {
+  let deadConnections = 0;
+  const dead = await listenTracked(
+    createServer((s) => {
+      deadConnections++;
+      s.destroy(); // a member that fails every handshake
+    }),
+  );
+  t.after(() => dead.close());
+  const live = await startMicrosocks({ host: '127.0.0.61' });
+  t.after(() => live.close());
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const config = {
+    upstreams: {
+      crawl: {
+        type: 'pool',
+        strategy: 'round-robin',
+        ban_after: 1,
+        max_attempts: 2,
+        members: [`socks5://127.0.0.1:${dead.port}`, `socks5://${live.host}:${live.port}`],
+      },
+    },
+    default: 'crawl',
+  };
+  const gw = await startGateway(config);
+  t.after(() => gw.close());
+  const fetch = async (): Promise<string> => readAll((await socksConnect(gw.port, { host: '127.0.0.1', port: dest.port }, 5_000)).socket);
+  for (let i = 0; i < 3 && deadConnections === 0; i++) assert.equal(await fetch(), 'hello 127.0.0.61\n', `request ${i}`);
+  assert.equal(deadConnections, 1, 'one failure ejected the dead member (ban_after 1)');
+
+  await reloadAndConfirm(gw, config);
+  // A pool that forgot would start its round at the dead member again. Two requests: its
+  // first backoff (5 s) must not run out meanwhile, even on a loaded machine.
+  for (let i = 0; i < 2; i++) assert.equal(await fetch(), 'hello 127.0.0.61\n', `after reload ${i}`);
+  assert.equal(deadConnections, 1, 'the reloaded pool did not try the ejected member');
+});
+
+test('the DNS cache survives a reload that keeps the dns section: the server is asked once', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const dns = await startDnsServer({ 'web.test': { A: ['127.0.0.1'], ttl: 300 } });
+  t.after(() => dns.close());
+  const config = { dns: { servers: [`${dns.host}:${dns.port}`], timeout: '1s' } };
+  const gw = await startGateway(config);
+  t.after(() => gw.close());
+  const roundTrip = async (text: string): Promise<string> => {
+    const { socket } = await socksConnect(gw.port, { host: 'web.test', port: echo.port }, 5_000);
+    socket.end(text);
+    return readAll(socket);
+  };
+  assert.equal(await roundTrip('first'), 'first');
+  const asked = dns.queries('web.test');
+  assert.ok(asked > 0, 'the first lookup went to the test DNS server');
+
+  await reloadAndConfirm(gw, config);
+  assert.equal(await roundTrip('second'), 'second');
+  assert.equal(dns.queries('web.test'), asked, 'the lookup after the reload was a cache hit');
+});
+
+test('an open UDP association keeps relaying after a reload', async (t) => {
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({});
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  c.send({ host: '127.0.0.1', port: echo.port }, 'before');
+  assert.equal((await c.receive())?.data.toString(), 'before');
+
+  await reloadAndConfirm(gw, {});
+  c.send({ host: '127.0.0.1', port: echo.port }, 'after');
+  assert.equal((await c.receive())?.data.toString(), 'after', 'the association opened before the reload still relays');
+  assert.equal(c.control.destroyed, false);
+  await c.close();
+  const line = await gw.accessLog((l) => l.cmd === 'udp');
+  assert.deepEqual(line?.udp, { sent: 2, received: 2, dropped: {} });
+});
+
+/** BIND through the `socks` package: resolves at the first reply, `peer` at the second. */
+function socksBind(port: number): Promise<{ bound: SocksRemoteHost; peer: Promise<{ socket: Socket; remote: SocksRemoteHost }> }> {
+  return new Promise((resolve, reject) => {
+    const client = new SocksClient({ proxy: { host: '127.0.0.1', port, type: 5 }, command: 'bind', destination: { host: '127.0.0.1', port: 0 }, timeout: 5_000 });
+    const peer = new Promise<{ socket: Socket; remote: SocksRemoteHost }>((res, rej) => {
+      client.once('established', (info) => res({ socket: info.socket, remote: info.remoteHost! }));
+      client.once('error', rej);
+    });
+    peer.catch(() => {});
+    client.once('bound', (info) => resolve({ bound: info.remoteHost!, peer }));
+    client.once('error', reject);
+    client.connect();
+  });
+}
+
+test('a BIND waiting for its peer across a reload still accepts it and relays', async (t) => {
+  const gw = await startGateway({ limits: { bind_timeout: '10s' } });
+  t.after(() => gw.close());
+  const { bound, peer } = await socksBind(gw.port);
+
+  await reloadAndConfirm(gw, { limits: { bind_timeout: '10s' } });
+  const incoming = connect({ host: bound.host, port: bound.port });
+  incoming.on('error', () => {});
+  t.after(() => incoming.destroy());
+  await once(incoming, 'connect');
+  const { socket, remote } = await peer;
+  t.after(() => socket.destroy());
+  assert.equal(remote.port, incoming.localPort, 'the second reply names the peer');
+  incoming.write('from-peer');
+  const [toClient] = (await once(socket, 'data')) as [Buffer];
+  assert.equal(toClient.toString(), 'from-peer');
+  socket.write('from-client');
+  const [toPeer] = (await once(incoming, 'data')) as [Buffer];
+  assert.equal(toPeer.toString(), 'from-client');
+});
