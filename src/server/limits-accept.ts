@@ -21,7 +21,14 @@ const GATEWAY_FULL = Buffer.from(
 );
 
 export class AcceptRefusals {
+  readonly #firstByteMs: number;
+  readonly #maxWaiting: number;
   #waiting = 0;
+
+  constructor(opts: { firstByteMs?: number; maxWaiting?: number } = {}) {
+    this.#firstByteMs = opts.firstByteMs ?? FIRST_BYTE_MS;
+    this.#maxWaiting = opts.maxWaiting ?? MAX_WAITING;
+  }
 
   /** Refused clients still open (waiting for their first byte, or taking the 503). */
   get waiting(): number {
@@ -34,7 +41,7 @@ export class AcceptRefusals {
    * otherwise its first byte decides.
    */
   refuse(socket: Socket, httpServed: boolean): void {
-    if (!httpServed || this.#waiting >= MAX_WAITING) {
+    if (!httpServed || this.#waiting >= this.#maxWaiting) {
       socket.destroy();
       return;
     }
@@ -44,7 +51,7 @@ export class AcceptRefusals {
     socket.once('data', onFirstChunk);
     socket.once('end', onEnd);
     socket.on('timeout', onTimeout);
-    socket.setTimeout(FIRST_BYTE_MS);
+    socket.setTimeout(this.#firstByteMs);
     socket.resume();
   }
 
