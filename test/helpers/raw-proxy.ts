@@ -15,12 +15,15 @@ export interface RawOptions {
   user?: string;
   password?: string;
   timeoutMs?: number;
+  /** Bytes sent first, such as a PROXY protocol header from a load balancer. */
+  prefix?: Buffer;
 }
 
-async function open(port: number, from: string | undefined): Promise<Socket> {
-  const s = connect({ host: '127.0.0.1', port, allowHalfOpen: true, ...(from ? { localAddress: from } : {}) });
+async function open(port: number, opts: RawOptions): Promise<Socket> {
+  const s = connect({ host: '127.0.0.1', port, allowHalfOpen: true, ...(opts.from ? { localAddress: opts.from } : {}) });
   s.on('error', () => {});
   await once(s, 'connect');
+  if (opts.prefix) s.write(opts.prefix);
   return s;
 }
 
@@ -28,7 +31,7 @@ const portBytes = (p: number): Buffer => Buffer.from([p >> 8, p & 0xff]);
 
 /** SOCKS5 CONNECT to 127.0.0.1:`destPort` (RFC 1928), with RFC 1929 auth when `user` is given. */
 export async function socks5Raw(port: number, destPort: number, opts: RawOptions = {}): Promise<RawAnswer> {
-  const socket = await open(port, opts.from);
+  const socket = await open(port, opts);
   const ms = opts.timeoutMs ?? 3_000;
   socket.write(Buffer.from([5, 1, opts.user === undefined ? 0 : 2]));
   const method = await readBytes(socket, 2, ms);
@@ -47,7 +50,7 @@ export async function socks5Raw(port: number, destPort: number, opts: RawOptions
 
 /** SOCKS4 CONNECT to 127.0.0.1:`destPort`, empty USERID. */
 export async function socks4Raw(port: number, destPort: number, opts: RawOptions = {}): Promise<RawAnswer> {
-  const socket = await open(port, opts.from);
+  const socket = await open(port, opts);
   socket.write(Buffer.concat([Buffer.from([4, 1]), portBytes(destPort), Buffer.from([127, 0, 0, 1, 0])]));
   const reply = await readBytes(socket, 8, opts.timeoutMs ?? 3_000);
   return { socket, code: reply.length === 8 ? reply[1]! : -1 };
@@ -55,7 +58,7 @@ export async function socks4Raw(port: number, destPort: number, opts: RawOptions
 
 /** HTTP CONNECT 127.0.0.1:`destPort` (RFC 9110 §9.3.6), Basic Proxy-Authorization when `user` is given. */
 export async function httpConnectRaw(port: number, destPort: number, opts: RawOptions = {}): Promise<RawAnswer> {
-  const socket = await open(port, opts.from);
+  const socket = await open(port, opts);
   const auth = opts.user === undefined ? '' : `Proxy-Authorization: Basic ${Buffer.from(`${opts.user}:${opts.password ?? ''}`).toString('base64')}\r\n`;
   socket.write(`CONNECT 127.0.0.1:${destPort} HTTP/1.1\r\nHost: 127.0.0.1:${destPort}\r\n${auth}\r\n`);
   const head = await readHead(socket, opts.timeoutMs ?? 3_000);

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { curl } from '../helpers/curl.js';
 import { closedWithin, startEchoServer, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
+import { encodeProxyV1 } from '../../src/protocol/proxy-protocol.js';
 import { refusals } from '../helpers/metrics.js';
 import { echoOnce, httpConnectRaw, socks4Raw, socks5Raw } from '../helpers/raw-proxy.js';
 
@@ -113,4 +114,27 @@ test("a user's max_connections: that user gets 0x02 / 429 (session keys included
   const over = await httpConnectRaw(gw.port, echo.port, alice);
   over.socket.destroy();
   assert.equal(over.code, 429, 'and the slot is held again');
+});
+
+test('behind a trusted PROXY header, the source is the client the header names, not the balancer', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({
+    listen: [{ host: '127.0.0.1', port: 0, proxy_protocol: { trusted: ['127.0.0.1/32'] } }],
+    limits: { max_connections_per_source: 1 },
+  });
+  t.after(() => gw.close());
+  const behind = (client: string): { prefix: Buffer } => ({
+    prefix: encodeProxyV1({ family: 'inet', source: { host: client, port: 40000 }, dest: { host: '203.0.113.1', port: 1080 } }),
+  });
+  const first = await socks5Raw(gw.port, echo.port, behind('198.51.100.7'));
+  t.after(() => first.socket.destroy());
+  assert.equal(first.code, 0);
+  const other = await socks5Raw(gw.port, echo.port, behind('198.51.100.8'));
+  t.after(() => other.socket.destroy());
+  assert.equal(other.code, 0, 'another client behind the same balancer is served');
+  const same = await socks5Raw(gw.port, echo.port, behind('198.51.100.7'));
+  same.socket.destroy();
+  assert.equal(same.code, 0x02, "the header's client has its one connection");
+  assert.equal(refusalLines(gw, '198.51.100.7').length, 1, 'logged under the client the header names');
 });
