@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, type Socket } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { connect, createServer, type Socket } from 'node:net';
 import { startGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
 import { socks5Raw } from '../helpers/raw-proxy.js';
@@ -135,4 +136,38 @@ test("one user's connections share one bucket both ways; an unlimited user is no
   const ulLine = await gw.accessLog((l) => l.user === 'alice' && l.up === EACH, 10_000);
   assert.equal(dlLine?.up, 0, 'byte counts are exact');
   assert.equal(ulLine?.down, 0);
+});
+
+test("forwarded HTTP requests charge the same bucket: a user's absolute-form download stays within its budget, intact", async (t) => {
+  const body = payload(EACH * 2, 5);
+  const web = createHttpServer((_req, res) => {
+    res.writeHead(200, { 'content-length': body.length });
+    res.end(body);
+  });
+  const listening = await listenTracked(web);
+  t.after(() => listening.close());
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'pw', bandwidth: `${RATE}B/s` }] } });
+  t.after(() => gw.close());
+
+  const t0 = performance.now();
+  const budget = (): number => BURST + (RATE * (performance.now() - t0)) / 1000 + MARGIN;
+  const s = connect({ host: '127.0.0.1', port: gw.port });
+  t.after(() => s.destroy());
+  await once(s, 'connect');
+  const auth = Buffer.from('alice:pw').toString('base64');
+  s.write(`GET http://127.0.0.1:${listening.port}/big HTTP/1.1\r\nHost: 127.0.0.1\r\nProxy-Authorization: Basic ${auth}\r\nConnection: close\r\n\r\n`);
+  const got = drain(s);
+  const over: string[] = [];
+  const sampler = setInterval(() => {
+    const n = got.count();
+    const allowed = budget();
+    if (n > allowed) over.push(`${n} > ${Math.round(allowed)}`);
+  }, 20);
+  t.after(() => clearInterval(sampler));
+  await got.digest;
+  clearInterval(sampler);
+  assert.deepEqual(over, [], 'never past the budget');
+  const line = await gw.accessLog((l) => l.user === 'alice' && l.status === 200, 10_000);
+  assert.ok(line, 'the request was served');
+  assert.ok(got.count() > body.length, `the whole body arrived (${got.count()} bytes with the head)`);
 });
