@@ -19,6 +19,8 @@ import { HttpFront } from './server/fronts/http.js';
 import { socks4Front } from './server/fronts/socks4.js';
 import { socks5Front } from './server/fronts/socks5.js';
 import { proxyHeaderPolicy, type ProxyHeaderPolicy } from './server/proxy-header.js';
+import { LIMIT_ERRORS, Limits } from './server/limits.js';
+import { AcceptRefusals } from './server/limits-accept.js';
 import { ConnectionRegistry } from './server/registry.js';
 import { ReloadController } from './reload.js';
 
@@ -79,6 +81,8 @@ export class Gateway {
   #admin: HttpServer | undefined;
   readonly #http = new HttpFront();
   readonly #deps: ClientDeps;
+  readonly #limits: Limits;
+  readonly #refusals = new AcceptRefusals();
 
   #closing: Promise<void> | undefined;
   /** The reload in progress, if any: each one builds on the snapshot the previous left. */
@@ -89,6 +93,7 @@ export class Gateway {
     this.log = opts.log;
     this.metrics = opts.metrics ?? new Metrics();
     this.#udpBudget = new ByteBudget(opts.udpBufferBytes ?? GATEWAY_UDP_BYTES);
+    this.#limits = new Limits(this.metrics, this.log);
     this.metrics.collect('socksgate_udp_buffered_bytes', 'Bytes of UDP datagrams held now (waiting for a route, a name or a socket)', [], () => [
       { labels: {}, value: this.#udpBudget.used },
     ]);
@@ -99,6 +104,7 @@ export class Gateway {
       shutdown: this.#shutdown.signal,
       registry: this.connections,
       udpBudget: this.#udpBudget,
+      limits: this.#limits,
       fronts: { socks5: socks5Front, socks4: socks4Front, http: this.#http.run },
     };
     // Every open session listens for the shutdown: thousands of listeners are expected.
@@ -237,10 +243,15 @@ export class Gateway {
   }
 
   #accept(socket: Socket, protocols: readonly Protocol[], proxyHeader: ProxyHeaderPolicy | undefined): void {
-    // Beyond max_connections new clients are refused, not queued (PRODUCT.md "limits").
-    if (this.#sessions.size >= this.#snapshot.config.limits.max_connections || this.#shutdown.signal.aborted) {
-      this.metrics.refused.inc();
-      socket.destroy();
+    if (this.#shutdown.signal.aborted) return void socket.destroy();
+    // Beyond max_connections or max_handshakes new clients are refused, not queued (PRODUCT.md "Limits").
+    const limits = this.#snapshot.config.limits;
+    const full =
+      this.#sessions.size >= limits.max_connections ? LIMIT_ERRORS.max_connections : this.#limits.handshakes >= limits.max_handshakes ? LIMIT_ERRORS.max_handshakes : undefined;
+    if (full) {
+      this.#limits.refused(socket.remoteAddress ?? '', full);
+      // Behind a PROXY header the first byte says nothing about the protocol: closed at once.
+      this.#refusals.refuse(socket, protocols.includes('http') && !proxyHeader);
       return;
     }
     this.metrics.active.inc();

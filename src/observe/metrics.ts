@@ -39,7 +39,7 @@ export class Metrics {
   });
   readonly limitRefusals = new Counter({
     name: 'socksgate_limit_refusals_total',
-    help: 'Requests refused by a limit (max_connections, max_connections_per_source, max_handshakes, user_connections, auth_failures)',
+    help: 'Clients refused by a limit (max_connections, max_handshakes, max_connections_per_source, user_max_connections, auth_failures)',
     labelNames: ['limit'] as const,
     registers: [this.registry],
   });

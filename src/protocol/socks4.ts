@@ -68,15 +68,30 @@ function terminator(buf: Buffer, from: number, max: number, what: string): numbe
   throw new ProtocolError(`socks4 ${what} longer than ${max} bytes`, Rep.GENERAL_FAILURE);
 }
 
+const DOTTED_QUAD = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+const MAPPED_QUAD = /^(?:::ffff:)?(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/i;
+
+/**
+ * The four bytes of a dotted-quad IPv4 address, or undefined for anything else: "300.1.1.1"
+ * or "01.2.3.4" are names (a request sends them as SOCKS4a hostnames), never another address.
+ */
+function ipv4Bytes(host: string, pattern: RegExp): number[] | undefined {
+  const m = pattern.exec(host);
+  const octets = m?.slice(1).map((o) => (o === String(Number(o)) && Number(o) <= 255 ? Number(o) : -1));
+  return octets && !octets.includes(-1) ? octets : undefined;
+}
+
 export function encodeSocks4Request(cmd: number, dest: Address, userId = ''): Buffer {
-  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(dest.host);
+  // 0.0.0.x (x ≠ 0) is SOCKS4a's marker, not an address a request can name: it goes as a name.
+  const quad = ipv4Bytes(dest.host, DOTTED_QUAD);
+  const v4 = quad && !(quad[0] === 0 && quad[1] === 0 && quad[2] === 0 && quad[3] !== 0) ? quad : undefined;
   const head = Buffer.alloc(HEADER);
   head[0] = SOCKS4_VERSION;
   head[1] = cmd;
   head.writeUInt16BE(dest.port, 2);
   const user = Buffer.concat([Buffer.from(userId, 'latin1'), Buffer.from([0])]);
   if (v4) {
-    for (let i = 0; i < 4; i++) head[4 + i] = Number(v4[i + 1]);
+    head.set(v4, 4);
     return Buffer.concat([head, user]);
   }
   head[7] = 1; // 0.0.0.1: SOCKS4a
@@ -92,8 +107,8 @@ export function encodeSocks4Reply(code: Socks4Reply, bound?: Address): Buffer {
   out[1] = code;
   if (!bound) return out;
   out.writeUInt16BE(bound.port, 2);
-  const v4 = /^(?:::ffff:)?(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/i.exec(bound.host);
-  if (v4) for (let i = 0; i < 4; i++) out[4 + i] = Number(v4[i + 1]);
+  const v4 = ipv4Bytes(bound.host, MAPPED_QUAD); // a socket's own address may be IPv4-mapped
+  if (v4) out.set(v4, 4);
   return out;
 }
 

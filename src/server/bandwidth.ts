@@ -82,9 +82,10 @@ export class BandwidthLimits {
 /**
  * Charges every chunk `src` emits to `bucket` and pauses `src` while the bucket is in debt.
  * Works beside `src.pipe(dest)`: when the pipe paused `src` for a full `dest`, the timer
- * leaves it to the pipe's 'drain'; when the pipe resumes `src` early, the next chunk
- * deepens the debt and pauses it again (at most one chunk per resume, within socket
- * buffers). Returns a function that detaches the limiter (idempotent).
+ * leaves it to the pipe's 'drain'. The pipe resumes its source on every 'drain' of `dest`,
+ * whoever paused it; while in debt such a resume is taken back before anything flows
+ * (Readable emits 'resume' just before it starts flowing again). Returns a function that
+ * detaches the limiter (idempotent).
  */
 export function limitReader(src: Readable, dest: Writable, bucket: TokenBucket): () => void {
   let timer: NodeJS.Timeout | undefined;
@@ -102,8 +103,12 @@ export function limitReader(src: Readable, dest: Writable, bucket: TokenBucket):
     if (timer !== undefined) clearTimeout(timer);
     timer = setTimeout(resume, Math.min(wait, MAX_WAIT_MS));
   };
+  const onResume = (): void => {
+    if (timer !== undefined) src.pause();
+  };
   const detach = (): void => {
     src.off('data', onData);
+    src.off('resume', onResume);
     src.off('close', detach);
     if (timer === undefined) return;
     clearTimeout(timer);
@@ -111,6 +116,7 @@ export function limitReader(src: Readable, dest: Writable, bucket: TokenBucket):
     if (!src.destroyed && !dest.writableNeedDrain) src.resume();
   };
   src.on('data', onData);
+  src.on('resume', onResume);
   src.once('close', detach);
   return detach;
 }

@@ -39,7 +39,7 @@ export async function handleBind(ctx: CommandContext): Promise<void> {
     ctx.attach(got.socket);
     if (got.head) client.write(got.head);
     // Bytes pipelined behind the request or sent while waiting go to the peer first.
-    const result = await relay(client, got.socket, { idleTimeout: snapshot.config.limits.idle_timeout, early });
+    const result = await relay(client, got.socket, { idleTimeout: snapshot.config.limits.idle_timeout, early, throttle: ctx.limits.throttle });
     record.up = result.up;
     record.down = result.down;
     if (result.reason !== 'closed') record.error = result.error?.message ?? result.reason;

@@ -12,6 +12,7 @@ import type { ByteBudget } from '../outbound/byte-budget.js';
 import type { Address } from '../protocol/types.js';
 import { closeClient, closed } from './close.js';
 import { formatAddress, type AccessRecord, type Snapshot } from './context.js';
+import type { ConnectionLimits, Limits } from './limits.js';
 import { logAccess } from './pipeline.js';
 import { readProxyHeader, type ProxyHeaderPolicy } from './proxy-header.js';
 import { ChunkReader } from './reader.js';
@@ -33,6 +34,8 @@ export interface ClientDeps {
   registry: ConnectionRegistry;
   /** The gateway's UDP byte budget, shared by every association. */
   udpBudget: ByteBudget;
+  /** Connection counts and bandwidth buckets, shared by every connection. */
+  limits: Limits;
   fronts: Readonly<Record<Protocol, FrontRunner>>;
 }
 
@@ -65,8 +68,10 @@ export class ClientConnection implements LiveConnection {
   readonly #controller = new AbortController();
   #remote: Socket | undefined;
   #inHandshake = true;
+  readonly #shared: Limits;
+  #limits: ConnectionLimits | undefined;
 
-  constructor(id: number, socket: Socket, deps: Pick<ClientDeps, 'snapshot' | 'metrics' | 'log' | 'udpBudget'>) {
+  constructor(id: number, socket: Socket, deps: Pick<ClientDeps, 'snapshot' | 'metrics' | 'log' | 'udpBudget' | 'limits'>) {
     this.id = id;
     this.socket = socket;
     this.snapshot = deps.snapshot();
@@ -77,6 +82,13 @@ export class ClientConnection implements LiveConnection {
     this.udpBudget = deps.udpBudget;
     this.record = this.newRecord();
     this.#deadline = this.#t0 + this.snapshot.config.limits.handshake_timeout;
+    this.#shared = deps.limits;
+    this.#shared.handshakeBegan(); // until the request is complete or the connection ends
+  }
+
+  /** The limit slots this connection holds once admitted; given back when it closes. */
+  get limits(): ConnectionLimits {
+    return (this.#limits ??= this.#shared.connection());
   }
 
   get started(): number {
@@ -113,6 +125,7 @@ export class ClientConnection implements LiveConnection {
   #endHandshake(): boolean {
     if (!this.#inHandshake) return false;
     this.#inHandshake = false;
+    this.#shared.handshakeEnded();
     this.socket.setTimeout(0);
     this.socket.off('timeout', this.#onHandshakeTimeout);
     return true;
@@ -188,6 +201,7 @@ export class ClientConnection implements LiveConnection {
       shutdown.removeEventListener('abort', onShutdown);
       if (!socket.destroyed) closeClient(socket);
       await closed(socket);
+      this.#limits?.release(); // before the access-log line: a client that saw us close may come back at once
       if (this.logged === 0) logAccess(this.metrics, this.log, this.record, this.#t0, this.snapshot.config);
     }
   }

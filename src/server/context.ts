@@ -10,6 +10,7 @@ import type { Outbound } from '../outbound/types.js';
 import type { Address } from '../protocol/types.js';
 import type { Router } from '../router/types.js';
 import type { Authenticator } from './auth.js';
+import type { ConnectionLimits } from './limits.js';
 import type { Front, ProxyRequest } from './request.js';
 
 /** Everything one config produces. A reload builds a new one and swaps the reference. */
@@ -62,6 +63,8 @@ export interface CommandContext {
   readonly record: AccessRecord;
   /** Bytes of UDP datagrams every association together may hold (each draws on it). */
   readonly udpBudget: ByteBudget;
+  /** The client connection's limit slots: admission, and its user's bandwidth bucket. */
+  readonly limits: ConnectionLimits;
   /** Names the socket on the far side, so that a kill ends both at once. */
   readonly attach: (remote: Socket) => void;
 }

@@ -11,21 +11,22 @@ import { handleBind } from './bind.js';
 import { boundOf, type AccessRecord, type CommandContext } from './context.js';
 import { outboundContext } from './outbound-context.js';
 import { relay } from './relay.js';
-import type { ProxyRequest } from './request.js';
 import { route } from './route.js';
 import { handleUdpAssociate } from './udp-associate.js';
 
 /**
- * Admission checks on a complete request, before anything is routed or dialed. Per-user and
- * per-source limits belong here: they throw LimitError, which every front maps (SOCKS5 0x02,
- * SOCKS4 0x5B, HTTP 429/503). Nothing is checked yet.
+ * Admission on a complete request, before anything is routed or dialed: the per-source and
+ * per-user connection limits (limits.ts). A refusal throws LimitError, which every front maps
+ * (SOCKS5 0x02, SOCKS4 0x5B, HTTP 429); the slots taken are given back when the connection ends.
  */
-export function admit(_request: ProxyRequest): void {}
+export function admit(ctx: CommandContext): void {
+  ctx.limits.admit(ctx.request, ctx.snapshot.config);
+}
 
 /** Runs one request to its end. Never throws: a failure before the grant becomes the front's refusal. */
 export async function serve(ctx: CommandContext): Promise<void> {
   try {
-    admit(ctx.request);
+    admit(ctx);
     switch (ctx.request.command) {
       case 'connect':
         return await connectAndRelay(ctx);
@@ -85,7 +86,7 @@ async function connectAndRelay(ctx: CommandContext): Promise<void> {
     if (conn.head) client.write(conn.head);
     record.rep = Rep.SUCCEEDED;
     // Payload the client pipelined behind its request goes first (RFC 1928 allows no gap).
-    const result = await relay(client, conn.socket, { idleTimeout: ctx.snapshot.config.limits.idle_timeout, early: front.remainder() });
+    const result = await relay(client, conn.socket, { idleTimeout: ctx.snapshot.config.limits.idle_timeout, early: front.remainder(), throttle: ctx.limits.throttle });
     record.up = result.up;
     record.down = result.down + (conn.head?.length ?? 0);
     if (result.reason !== 'closed') record.error ??= result.error?.message ?? result.reason;

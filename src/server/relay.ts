@@ -1,10 +1,13 @@
 import type { Socket } from 'node:net';
+import { limitReader, type TokenBucket } from './bandwidth.js';
 
 export interface RelayOptions {
   /** Both directions silent this long → both sockets destroyed. 0 = never. */
   idleTimeout: number;
   /** Bytes the client sent behind its request, before the relay started: they go first. */
   early?: Buffer;
+  /** Per-user `bandwidth`: each chunk read either way is charged to it; a reader in debt is paused. */
+  throttle?: TokenBucket | undefined;
 }
 
 export interface RelayResult {
@@ -69,6 +72,8 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
     } else if (early.length > 0) {
       client.unshift(early);
     }
+    // Unlimited relays pay nothing here; a limited one gets one 'data' listener per side.
+    if (opts.throttle) throttle(client, remote, opts.throttle);
     client.pipe(remote);
     remote.pipe(client);
     // A side that ended before the relay started (pipelined EOF) still has its end passed on.
@@ -78,4 +83,14 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
     if (client.closed) onClose(client, remote);
     if (remote.closed) onClose(remote, client);
   });
+}
+
+/**
+ * Both readers charge one bucket (the user's, shared with their other connections) and pause
+ * while it is in debt: TCP flow control then slows the senders, and nothing waits here beyond
+ * the socket buffers. Each limiter detaches when its reader closes.
+ */
+function throttle(client: Socket, remote: Socket, bucket: TokenBucket): void {
+  limitReader(client, remote, bucket);
+  limitReader(remote, client, bucket);
 }

@@ -10,6 +10,7 @@ import { Gateway } from '../../src/gateway.js';
 import { ASSOCIATION_UDP_BYTES } from '../../src/outbound/byte-budget.js';
 import { encodeUdpDatagram } from '../../src/protocol/messages.js';
 import { memoryLogger, waitForLog } from '../helpers/index.js';
+import { metricValue } from '../helpers/metrics.js';
 import { listenTracked } from '../helpers/servers.js';
 import { socksUdpClient, type SocksUdpClient } from '../helpers/udp.js';
 
@@ -88,6 +89,11 @@ test('one association holds at most its byte budget; the rest of a flood is drop
   await c.close();
   const udp = await udpOf(logs, localPort);
   assert.ok((udp?.dropped['queue_full'] ?? 0) > 0, `a flood past the budget is dropped: ${JSON.stringify(udp)}`);
+  assert.equal(
+    await metricValue(gw, 'socksgate_udp_datagrams_total', { direction: 'up', result: 'queue_full' }),
+    udp?.dropped['queue_full'],
+    'and counted in /metrics by reason',
+  );
   assert.ok(most > 0 && most <= ASSOCIATION_UDP_BYTES, `held ${most} bytes at most`);
   assert.equal(await buffered(gw), 0, 'everything held is given back');
 });

@@ -96,3 +96,14 @@ test('property: any split of a valid request decodes to the same request', () =>
     { numRuns: 500 },
   );
 });
+
+test('names that only look like addresses go as SOCKS4a names, never as another address (fuzz findings)', () => {
+  for (const host of ['300.1.1.1', '01.2.3.4', '0.0.0.5']) {
+    const wire = encodeSocks4Request(Socks4Cmd.CONNECT, { host, port: 80 });
+    assert.deepEqual([...wire.subarray(4, 8)], [0, 0, 0, 1], `${host}: the 4a marker`);
+    const d = decodeSocks4Request(wire);
+    assert.ok(d !== NEED_DATA);
+    assert.equal(d.value.dest.host, host);
+  }
+  assert.deepEqual([...encodeSocks4Request(Socks4Cmd.CONNECT, { host: '10.0.0.255', port: 80 }).subarray(4, 8)], [10, 0, 0, 255]);
+});

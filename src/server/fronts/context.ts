@@ -33,6 +33,7 @@ export function requestContext(conn: ClientConnection, front: Front, d: Decoded)
     log: conn.log,
     signal: conn.signal,
     record: conn.record,
+    limits: conn.limits,
     attach: (remote) => conn.attach(remote),
     udpBudget: conn.udpBudget,
   };

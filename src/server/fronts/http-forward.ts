@@ -7,6 +7,7 @@ import { request as httpRequest, type IncomingMessage, type ServerResponse } fro
 import { finished } from 'node:stream';
 import { ProtocolError, Rep, toRep } from '../../errors.js';
 import type { Connection } from '../../outbound/types.js';
+import { limitReader } from '../bandwidth.js';
 import type { ClientConnection } from '../client.js';
 import { formatAddress } from '../context.js';
 import { admit, openConnect, refuse } from '../pipeline.js';
@@ -53,7 +54,7 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     const who = await authenticate(conn.snapshot, req.headers['proxy-authorization'], conn.source.host);
     if (who.user !== undefined) record.user = who.user;
     ctx = requestContext(conn, front, { protocol: 'http', command: 'connect', dest, ...who });
-    admit(ctx.request);
+    admit(ctx);
     origin = await openConnect(ctx);
   } catch (err) {
     req.resume(); // a body nobody forwards is read and dropped, so the next request can follow
@@ -103,11 +104,14 @@ function relayMessage(
   // An upstream's stream comes paused (it keeps the bytes that came with its reply), and
   // node's client only listens for 'data': it would never see the response.
   out.once('socket', (s) => s.resume());
+  // Per-user bandwidth, as the relay applies it: bodies both ways charge the user's bucket.
+  const throttle = conn.limits.throttle;
   return new Promise((resolve) => {
     out.on('response', (ores: IncomingMessage) => {
       record.status = ores.statusCode ?? 502;
       res.writeHead(record.status, ores.statusMessage, endToEnd(ores.rawHeaders).flat());
       ores.pipe(res);
+      if (throttle) limitReader(ores, res, throttle);
       ores.on('error', () => res.destroy());
     });
     out.on('error', (err: Error) => {
@@ -119,6 +123,7 @@ function relayMessage(
       }
     });
     req.pipe(out);
+    if (throttle) limitReader(req, out, throttle);
     void done(res).then(() => {
       record.up = socket.bytesWritten;
       record.down = socket.bytesRead + (origin.head?.length ?? 0);

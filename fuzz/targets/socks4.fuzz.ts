@@ -1,0 +1,61 @@
+// The SOCKS4/4a codec (src/protocol/socks4.ts) as the SOCKS4 front drives it: the request is
+// decoded from everything buffered so far, one chunk more each time. Only ProtocolError may
+// come out; a request decodes the same however its bytes are split (a refused prefix means
+// a refused whole); what decodes encodes back to the same request; replies round-trip.
+
+import { NEED_DATA } from '../../src/protocol/address.js';
+import { decodeSocks4Reply, decodeSocks4Request, encodeSocks4Reply, encodeSocks4Request, MAX_HOSTNAME, MAX_USERID, type Socks4Reply, type Socks4Request } from '../../src/protocol/socks4.js';
+import { expect, refusedOrValue } from './check.js';
+
+type Outcome = { value: Socks4Request; size: number } | typeof NEED_DATA | undefined; // undefined: refused
+
+export function fuzz(data: Buffer): void {
+  if (data.length < 1) return;
+  const chunk = 1 + (data[0]! % 32);
+  const body = data.subarray(1);
+  const whole: Outcome = refusedOrValue(() => decodeSocks4Request(body));
+  split(body, chunk, whole);
+  if (whole !== undefined && whole !== NEED_DATA) {
+    expect(whole.size <= body.length && whole.size <= 8 + MAX_USERID + MAX_HOSTNAME + 2, 'a request is bounded and within the bytes');
+    roundTrip(whole.value, body.subarray(0, whole.size));
+  }
+  reply(body);
+}
+
+/** The front's loop: decode the growing buffer until a request or a refusal. */
+function split(body: Buffer, chunk: number, whole: Outcome): void {
+  for (let end = Math.min(chunk, body.length); ; end = Math.min(end + chunk, body.length)) {
+    const part: Outcome = refusedOrValue(() => decodeSocks4Request(body.subarray(0, end)));
+    if (part === undefined) {
+      expect(whole === undefined, 'a refused prefix means a refused request');
+      return;
+    }
+    if (part !== NEED_DATA) {
+      expect(whole !== undefined && whole !== NEED_DATA && whole.size === part.size && same(whole.value, part.value), 'the same request however the bytes are split');
+      return;
+    }
+    if (end === body.length) {
+      expect(whole === NEED_DATA, 'a prefix that needs more means the whole needs more');
+      return;
+    }
+  }
+}
+
+function roundTrip(req: Socks4Request, bytes: Buffer): void {
+  const encoded = encodeSocks4Request(req.cmd, req.dest, req.userId);
+  const again = decodeSocks4Request(encoded);
+  expect(again !== NEED_DATA && again.size === encoded.length && same(again.value, req), 'what decodes encodes to the same request');
+  const is4a = bytes[4] === 0 && bytes[5] === 0 && bytes[6] === 0;
+  if (!is4a) expect(encoded.equals(bytes), 'a SOCKS4 request encodes to its own bytes');
+}
+
+function reply(body: Buffer): void {
+  const r = refusedOrValue(() => decodeSocks4Reply(body));
+  if (r === undefined || r === NEED_DATA) return;
+  const encoded = encodeSocks4Reply(r.value.code as Socks4Reply, r.value.bound);
+  expect(encoded.equals(body.subarray(0, 8)), 'a reply encodes to its own bytes');
+}
+
+function same(a: Socks4Request, b: Socks4Request): boolean {
+  return a.cmd === b.cmd && a.dest.host === b.dest.host && a.dest.port === b.dest.port && a.userId === b.userId;
+}

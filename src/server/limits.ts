@@ -1,0 +1,214 @@
+// Connection limits (PRODUCT.md "Limits"). `max_connections_per_source` and a user's
+// `max_connections` are shares: they are checked on a complete request (admit), so the client
+// hears why (SOCKS5 0x02, SOCKS4 0x5B, HTTP 429). `max_connections` and `max_handshakes` guard
+// the whole gateway and are checked at accept (limits-accept.ts). The counts live here, for
+// the gateway's lifetime (a reload changes the numbers, not who holds what); each connection
+// holds its slots until it closes and gives them back once.
+
+import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
+import type { Config, UserConfig } from '../config/types.js';
+import { LimitError, type LimitName } from '../errors.js';
+import type { Metrics } from '../observe/metrics.js';
+import { BandwidthLimits, type TokenBucket } from './bandwidth.js';
+import type { ProxyRequest } from './request.js';
+
+export const LIMIT_NAMES: readonly LimitName[] = ['max_connections', 'max_handshakes', 'max_connections_per_source', 'user_max_connections'];
+
+/** One error per limit, made once: a refusal under overload allocates nothing for it. */
+export const LIMIT_ERRORS: Readonly<Record<LimitName, LimitError>> = Object.freeze({
+  max_connections: new LimitError('max_connections'),
+  max_handshakes: new LimitError('max_handshakes'),
+  max_connections_per_source: new LimitError('max_connections_per_source'),
+  user_max_connections: new LimitError('user_max_connections'),
+});
+
+/** Open connections by key (client IP, user). A key goes at zero: the map holds live ones only. */
+export class Counts {
+  readonly #n = new Map<string, number>();
+
+  get(key: string): number {
+    return this.#n.get(key) ?? 0;
+  }
+
+  add(key: string): void {
+    this.#n.set(key, this.get(key) + 1);
+  }
+
+  remove(key: string): void {
+    const n = this.get(key);
+    if (n <= 1) this.#n.delete(key);
+    else this.#n.set(key, n - 1);
+  }
+
+  /** Keys with at least one open connection. */
+  get size(): number {
+    return this.#n.size;
+  }
+}
+
+/** Client IPs remembered for the once-a-second rule; past this, refusals from new IPs are not logged (still counted). */
+const MAX_TRACKED = 4_096;
+const LOG_EVERY_MS = 1_000;
+
+/**
+ * Decides which refusals are logged: at most one per client IP per second, so a client
+ * hammering a limit cannot flood the log. Bounded in memory: stale entries are pruned at
+ * most once a second, and only when the table is full.
+ */
+export class RefusalLog {
+  readonly #last = new Map<string, number>();
+  readonly #now: () => number;
+  #prunedAt = Number.NEGATIVE_INFINITY;
+
+  constructor(now: () => number = () => performance.now()) {
+    this.#now = now;
+  }
+
+  /** True when a refusal of `client` now should be logged (and remembers that it was). */
+  shouldLog(client: string): boolean {
+    const now = this.#now();
+    const last = this.#last.get(client);
+    if (last !== undefined && now - last < LOG_EVERY_MS) return false;
+    if (last === undefined && this.#last.size >= MAX_TRACKED && !this.#prune(now)) return false;
+    this.#last.set(client, now);
+    return true;
+  }
+
+  /** Drops entries older than a second; false when the table is still full (or was pruned within the second). */
+  #prune(now: number): boolean {
+    if (now - this.#prunedAt < LOG_EVERY_MS) return false;
+    this.#prunedAt = now;
+    for (const [client, at] of this.#last) if (now - at >= LOG_EVERY_MS) this.#last.delete(client);
+    return this.#last.size < MAX_TRACKED;
+  }
+
+  get size(): number {
+    return this.#last.size;
+  }
+}
+
+/** The users a config names, by name, made once per config. */
+const usersCache = new WeakMap<Config, ReadonlyMap<string, UserConfig>>();
+function usersOf(config: Config): ReadonlyMap<string, UserConfig> {
+  let users = usersCache.get(config);
+  if (!users) {
+    users = new Map((config.auth?.users ?? []).map((u) => [u.username, u]));
+    usersCache.set(config, users);
+  }
+  return users;
+}
+
+/** The gateway's limit state: counts per source and user, handshakes in progress, bandwidth buckets. */
+export class Limits {
+  readonly sources = new Counts();
+  readonly users = new Counts();
+  readonly bandwidth = new BandwidthLimits();
+  readonly #log: Logger;
+  readonly #refusalLog: RefusalLog;
+  readonly #counters: Readonly<Record<LimitName, Counter.Internal>>;
+  #handshakes = 0;
+
+  constructor(metrics: Metrics, log: Logger, refusalLog = new RefusalLog()) {
+    this.#log = log;
+    this.#refusalLog = refusalLog;
+    const counters = {} as Record<LimitName, Counter.Internal>;
+    for (const name of LIMIT_NAMES) {
+      counters[name] = metrics.limitRefusals.labels(name);
+      counters[name].inc(0); // every series exists from the start (rate() needs a first sample)
+    }
+    this.#counters = counters;
+  }
+
+  /** Connections accepted whose request is not complete yet. */
+  get handshakes(): number {
+    return this.#handshakes;
+  }
+
+  handshakeBegan(): void {
+    this.#handshakes++;
+  }
+
+  handshakeEnded(): void {
+    this.#handshakes--;
+  }
+
+  /** Counts a refusal by its limit; logs it with its reason unless `client` (an IP) had one logged within the second. */
+  refused(client: string, err: LimitError): void {
+    this.#counters[err.limit].inc();
+    if (this.#refusalLog.shouldLog(client)) this.#log.warn({ client, limit: err.limit, reason: err.message }, 'client refused by a limit');
+  }
+
+  /** The slots of one client connection, empty until its first request is admitted. */
+  connection(): ConnectionLimits {
+    return new ConnectionLimits(this);
+  }
+}
+
+/**
+ * What one client connection holds: its source's slot, its user's slot and bandwidth bucket.
+ * An HTTP keep-alive connection is admitted per request but holds one source slot, and one
+ * user slot at a time (a request as another user moves it).
+ */
+export class ConnectionLimits {
+  readonly #limits: Limits;
+  #source: string | undefined;
+  #user: string | undefined;
+  #bandwidth: ReturnType<BandwidthLimits['acquire']> | undefined;
+
+  constructor(limits: Limits) {
+    this.#limits = limits;
+  }
+
+  /** The user's shared bandwidth bucket, when the admitted user has `bandwidth`. */
+  get throttle(): TokenBucket | undefined {
+    return this.#bandwidth?.bucket;
+  }
+
+  /** Takes the slots `request` needs, or throws LimitError (counted and logged) and takes none. */
+  admit(request: ProxyRequest, config: Config): void {
+    const limits = this.#limits;
+    const source = request.source.host;
+    const perSource = config.limits.max_connections_per_source;
+    if (this.#source === undefined && perSource > 0 && limits.sources.get(source) >= perSource) {
+      throw this.#refuse(source, 'max_connections_per_source');
+    }
+    const user = request.user;
+    if (user !== this.#user) {
+      const cfg = user === undefined ? undefined : usersOf(config).get(user);
+      if (user !== undefined && cfg?.max_connections !== undefined && limits.users.get(user) >= cfg.max_connections) {
+        throw this.#refuse(source, 'user_max_connections');
+      }
+      this.#releaseUser();
+      if (user !== undefined) {
+        limits.users.add(user);
+        this.#user = user;
+        if (cfg?.bandwidth !== undefined) this.#bandwidth = limits.bandwidth.acquire(user, cfg.bandwidth);
+      }
+    }
+    if (this.#source === undefined) {
+      limits.sources.add(source);
+      this.#source = source;
+    }
+  }
+
+  /** Gives every slot back; idempotent (the connection's end calls it once, a second call does nothing). */
+  release(): void {
+    this.#releaseUser();
+    if (this.#source !== undefined) this.#limits.sources.remove(this.#source);
+    this.#source = undefined;
+  }
+
+  #releaseUser(): void {
+    if (this.#user !== undefined) this.#limits.users.remove(this.#user);
+    this.#user = undefined;
+    this.#bandwidth?.release();
+    this.#bandwidth = undefined;
+  }
+
+  #refuse(source: string, limit: LimitName): LimitError {
+    const err = LIMIT_ERRORS[limit];
+    this.#limits.refused(source, err);
+    return err;
+  }
+}

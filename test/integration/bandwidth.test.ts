@@ -1,0 +1,173 @@
+// Per-user `bandwidth` through the gateway's relay: one bucket for all of a user's
+// connections, both directions, by backpressure. Nothing here asserts a speed: the bucket's
+// budget (burst + rate × elapsed, on the test's own clock, which starts before the bucket
+// exists) is an upper bound on what can have crossed, whatever the machine's load; an
+// unlimited user must cross more than that budget allows; every byte arrives intact.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
+import { connect, createServer, type Socket } from 'node:net';
+import { startGateway } from '../helpers/index.js';
+import { listenTracked } from '../helpers/servers.js';
+import { socks5Raw } from '../helpers/raw-proxy.js';
+
+const KiB = 1024;
+const RATE = 256 * KiB;
+const BURST = RATE; // TokenBucket's default: one second's worth (at least 64 KiB)
+/** Each limited reader may hold one read (≤ 64 KiB) past the budget before it pauses; two readers, generously. */
+const MARGIN = 4 * 64 * KiB;
+const EACH = 512 * KiB;
+
+function payload(n: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
+  return b;
+}
+
+/** Sends `data` to whoever connects, then ends. */
+async function startSource(data: Buffer) {
+  const server = createServer((s) => {
+    s.on('error', () => {});
+    s.resume();
+    s.end(data);
+  });
+  return listenTracked(server);
+}
+
+/** Counts and hashes what arrives; `done` once a client has ended its side. */
+async function startSink() {
+  let received = 0;
+  const hash = createHash('sha256');
+  let ended!: () => void;
+  const done = new Promise<void>((resolve) => (ended = resolve));
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => {});
+    s.on('data', (c: Buffer) => {
+      received += c.length;
+      hash.update(c);
+    });
+    s.on('end', () => {
+      s.end();
+      ended();
+    });
+  });
+  return { ...(await listenTracked(server)), received: () => received, digest: () => hash.digest('hex'), done };
+}
+
+/** Reads `socket` to its end, counting as it goes; `count()` is live. */
+function drain(socket: Socket): { count: () => number; digest: Promise<string> } {
+  let n = 0;
+  const hash = createHash('sha256');
+  socket.on('data', (c: Buffer) => {
+    n += c.length;
+    hash.update(c);
+  });
+  socket.resume();
+  const digest = Promise.race([once(socket, 'end'), once(socket, 'close')]).then(() => hash.digest('hex'));
+  return { count: () => n, digest };
+}
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+test("one user's connections share one bucket both ways; an unlimited user is not held back; nothing is lost", async (t) => {
+  const down = payload(EACH, 7);
+  const up = payload(EACH, 11);
+  const big = payload(8 * 1024 * KiB, 3);
+  const source = await startSource(down);
+  t.after(() => source.close());
+  const bigSource = await startSource(big);
+  t.after(() => bigSource.close());
+  const sink = await startSink();
+  t.after(() => sink.close());
+  const gw = await startGateway({
+    auth: {
+      users: [
+        { username: 'alice', password: 'pw', bandwidth: `${RATE}B/s` },
+        { username: 'bob', password: 'pw' },
+      ],
+    },
+    limits: { idle_timeout: '60s' },
+  });
+  t.after(() => gw.close());
+
+  const t0 = performance.now(); // before alice's bucket exists: the budget below can only be generous
+  const budget = (): number => BURST + (RATE * (performance.now() - t0)) / 1000 + MARGIN;
+  const dl = await socks5Raw(gw.port, source.port, { user: 'alice', password: 'pw' });
+  t.after(() => dl.socket.destroy());
+  const ul = await socks5Raw(gw.port, sink.port, { user: 'alice', password: 'pw' });
+  t.after(() => ul.socket.destroy());
+  const bob = await socks5Raw(gw.port, bigSource.port, { user: 'bob', password: 'pw' });
+  t.after(() => bob.socket.destroy());
+  assert.deepEqual([dl.code, ul.code, bob.code], [0, 0, 0]);
+
+  const got = drain(dl.socket);
+  const bobGot = drain(bob.socket);
+  ul.socket.end(up);
+  const over: string[] = [];
+  const sample = (): void => {
+    const alice = got.count() + sink.received();
+    const allowed = budget(); // read after the count: the budget can only be larger
+    if (alice > allowed) over.push(`${alice} > ${Math.round(allowed)}`);
+  };
+  const sampler = setInterval(sample, 20);
+  t.after(() => clearInterval(sampler));
+
+  const bobDigest = await bobGot.digest;
+  const bobBudget = budget();
+  assert.equal(bobGot.count(), big.length);
+  assert.equal(bobDigest, sha(big));
+  assert.ok(big.length > bobBudget, `bob (unlimited) moved ${big.length} bytes, more than alice's budget for the same time (${Math.round(bobBudget)})`);
+
+  const aliceDigest = await got.digest;
+  await sink.done;
+  sample();
+  clearInterval(sampler);
+  assert.deepEqual(over, [], "alice's two connections together never exceeded one bucket's budget");
+  assert.equal(got.count(), down.length);
+  assert.equal(aliceDigest, sha(down));
+  assert.equal(sink.received(), up.length);
+  assert.equal(sink.digest(), sha(up));
+
+  dl.socket.destroy();
+  ul.socket.destroy();
+  const dlLine = await gw.accessLog((l) => l.user === 'alice' && l.down === EACH, 10_000);
+  const ulLine = await gw.accessLog((l) => l.user === 'alice' && l.up === EACH, 10_000);
+  assert.equal(dlLine?.up, 0, 'byte counts are exact');
+  assert.equal(ulLine?.down, 0);
+});
+
+test("forwarded HTTP requests charge the same bucket: a user's absolute-form download stays within its budget, intact", async (t) => {
+  const body = payload(EACH * 2, 5);
+  const web = createHttpServer((_req, res) => {
+    res.writeHead(200, { 'content-length': body.length });
+    res.end(body);
+  });
+  const listening = await listenTracked(web);
+  t.after(() => listening.close());
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'pw', bandwidth: `${RATE}B/s` }] } });
+  t.after(() => gw.close());
+
+  const t0 = performance.now();
+  const budget = (): number => BURST + (RATE * (performance.now() - t0)) / 1000 + MARGIN;
+  const s = connect({ host: '127.0.0.1', port: gw.port });
+  t.after(() => s.destroy());
+  await once(s, 'connect');
+  const auth = Buffer.from('alice:pw').toString('base64');
+  s.write(`GET http://127.0.0.1:${listening.port}/big HTTP/1.1\r\nHost: 127.0.0.1\r\nProxy-Authorization: Basic ${auth}\r\nConnection: close\r\n\r\n`);
+  const got = drain(s);
+  const over: string[] = [];
+  const sampler = setInterval(() => {
+    const n = got.count();
+    const allowed = budget();
+    if (n > allowed) over.push(`${n} > ${Math.round(allowed)}`);
+  }, 20);
+  t.after(() => clearInterval(sampler));
+  await got.digest;
+  clearInterval(sampler);
+  assert.deepEqual(over, [], 'never past the budget');
+  const line = await gw.accessLog((l) => l.user === 'alice' && l.status === 200, 10_000);
+  assert.ok(line, 'the request was served');
+  assert.ok(got.count() > body.length, `the whole body arrived (${got.count()} bytes with the head)`);
+});

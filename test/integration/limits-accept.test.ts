@@ -1,0 +1,130 @@
+// The limits on the whole gateway, checked at accept (PRODUCT.md "Limits"): a full gateway
+// (max_connections) or too many handshakes in progress (max_handshakes) closes a SOCKS client
+// before its greeting and tells an HTTP client 503; room comes back as connections end.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
+import { AcceptRefusals } from '../../src/server/limits-accept.js';
+import { curl } from '../helpers/curl.js';
+import { closedWithin, rawClient, readBytes, startEchoServer, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
+import { echoOnce, readHead, socks5Raw } from '../helpers/raw-proxy.js';
+import { refusals } from '../helpers/metrics.js';
+
+/** Waits (bounded) until the gateway has `n` sessions open. */
+async function sessions(gw: TestGateway, n: number): Promise<number> {
+  for (let waited = 0; gw.gw.activeSessions !== n && waited < 5_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  return gw.gw.activeSessions;
+}
+
+/** What a refused client gets for `first`: the bytes before the close ('' for none), and whether it was closed. */
+async function refusedWith(port: number, first: Buffer | string): Promise<{ answer: string; closed: boolean }> {
+  const s = await rawClient(port);
+  s.on('error', () => {});
+  s.write(first);
+  const answer = await readHead(s, 3_000);
+  const closed = await closedWithin(s);
+  s.destroy();
+  return { answer, closed };
+}
+
+test('a full gateway: SOCKS and unknown bytes are closed unanswered, HTTP gets 503; counted; served again once room frees', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const gw = await startGateway({ limits: { max_connections: 1 } });
+  t.after(() => gw.close());
+  const held = await socks5Raw(gw.port, echo.port);
+  t.after(() => held.socket.destroy());
+  assert.equal(held.code, 0);
+
+  assert.deepEqual(await refusedWith(gw.port, Buffer.from([5, 1, 0])), { answer: '', closed: true });
+  assert.deepEqual(await refusedWith(gw.port, Buffer.from([4, 1, 0, 80, 127, 0, 0, 1, 0])), { answer: '', closed: true });
+  assert.deepEqual(await refusedWith(gw.port, Buffer.from([0xff, 0])), { answer: '', closed: true });
+  const http = await refusedWith(gw.port, `CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\n\r\n`);
+  assert.match(http.answer, /^HTTP\/1\.1 503 Service Unavailable\r\n/);
+  assert.ok(http.closed);
+  const viaCurl = await curl(['-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${gw.port}`, `${web.url}/full`]);
+  assert.equal(viaCurl.stdout, '503', viaCurl.stderr);
+
+  assert.equal(await refusals(gw.gw, 'max_connections'), 5);
+  assert.equal(await echoOnce(held.socket, 'unaffected'), 'unaffected');
+  assert.equal(gw.gw.activeSessions, 1, 'refused clients never became sessions');
+
+  held.socket.destroy();
+  assert.equal(await sessions(gw, 0), 0);
+  const ok = await curl(['-x', `http://127.0.0.1:${gw.port}`, `${web.url}/room`]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /^hello \/room/);
+});
+
+test('max_handshakes: beyond it new clients are closed (HTTP: 503) while handshakes finish; room comes back as they do', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({ limits: { max_handshakes: 2, handshake_timeout: '20s' } });
+  t.after(() => gw.close());
+  // Two clients in their handshake: one says nothing, one sent half a greeting.
+  const silent = await rawClient(gw.port);
+  t.after(() => silent.destroy());
+  const half = await rawClient(gw.port);
+  t.after(() => half.destroy());
+  half.write(Buffer.from([5]));
+  assert.equal(await sessions(gw, 2), 2);
+
+  assert.deepEqual(await refusedWith(gw.port, Buffer.from([5, 1, 0])), { answer: '', closed: true });
+  const http = await refusedWith(gw.port, 'GET http://127.0.0.1/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  assert.match(http.answer, /^HTTP\/1\.1 503 /);
+  assert.equal(await refusals(gw.gw, 'max_handshakes'), 2);
+  assert.equal(await refusals(gw.gw, 'max_connections'), 0);
+
+  // The half-done handshake completes: it is served, and its finished handshake frees a place.
+  half.write(Buffer.from([1, 0]));
+  assert.deepEqual([...(await readBytes(half, 2))], [5, 0]);
+  half.write(Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, echo.port >> 8, echo.port & 0xff]));
+  assert.equal((await readBytes(half, 10))[1], 0);
+  assert.equal(await echoOnce(half, 'served'), 'served');
+  const next = await socks5Raw(gw.port, echo.port);
+  t.after(() => next.socket.destroy());
+  assert.equal(next.code, 0, 'admitted once a handshake finished');
+  // A client that leaves mid-handshake gives its place back too.
+  const third = await rawClient(gw.port);
+  t.after(() => third.destroy());
+  assert.equal(await sessions(gw, 4), 4);
+  third.destroy();
+  assert.equal(await sessions(gw, 3), 3);
+  const last = await socks5Raw(gw.port, echo.port);
+  last.socket.destroy();
+  assert.equal(last.code, 0);
+});
+
+test('refused clients waiting for their first byte are bounded: past the cap they are closed unread', async (t) => {
+  const refusals = new AcceptRefusals({ firstByteMs: 30_000, maxWaiting: 8 });
+  const server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => refusals.refuse(s, true));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  const port = (server.address() as AddressInfo).port;
+  let accepted = 0;
+  server.on('connection', () => accepted++);
+  const clients = await Promise.all(Array.from({ length: 11 }, () => rawClient(port)));
+  t.after(() => clients.forEach((c) => c.destroy()));
+  for (let n = 0; accepted < 11 && n < 250; n++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(refusals.waiting, 8);
+  const closed = await Promise.all(clients.map((c) => closedWithin(c, 1_000)));
+  assert.equal(closed.filter(Boolean).length, 3, 'the three past the cap were closed at once');
+
+  const waiting = clients.filter((_, i) => !closed[i]);
+  waiting[0]!.destroy();
+  for (let n = 0; refusals.waiting > 7 && n < 250; n++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(refusals.waiting, 7, 'a client that leaves gives its place back');
+  waiting[1]!.write('GET / HTTP/1.1\r\n\r\n');
+  assert.match(await readHead(waiting[1]!, 3_000), /^HTTP\/1\.1 503 /);
+  assert.ok(await closedWithin(waiting[1]!));
+  waiting[1]!.destroy(); // a half-open client is held only until the bound; this one leaves
+  waiting[2]!.write(Buffer.from([5, 1, 0]));
+  assert.ok(await closedWithin(waiting[2]!));
+  assert.equal((await readBytes(waiting[2]!, 1, 200)).length, 0, 'SOCKS: closed without a byte');
+  for (let n = 0; refusals.waiting > 5 && n < 250; n++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(refusals.waiting, 5);
+});

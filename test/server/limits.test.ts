@@ -1,0 +1,122 @@
+// The limit bookkeeping on its own: which refusals are logged (an injected clock), and the
+// slots a connection takes and gives back, HTTP keep-alive included.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LimitError } from '../../src/errors.js';
+import { Metrics } from '../../src/observe/metrics.js';
+import { parseConfig } from '../../src/config/load.js';
+import { Limits, RefusalLog } from '../../src/server/limits.js';
+import type { ProxyRequest } from '../../src/server/request.js';
+import { memoryLogger } from '../helpers/index.js';
+
+test('RefusalLog: one line per client IP per second, each IP on its own clock', () => {
+  let now = 0;
+  const log = new RefusalLog(() => now);
+  assert.equal(log.shouldLog('10.0.0.1'), true);
+  assert.equal(log.shouldLog('10.0.0.1'), false);
+  assert.equal(log.shouldLog('10.0.0.2'), true, 'another IP is logged');
+  now = 999;
+  assert.equal(log.shouldLog('10.0.0.1'), false);
+  now = 1_000;
+  assert.equal(log.shouldLog('10.0.0.1'), true, 'a second later, again');
+  assert.equal(log.shouldLog('10.0.0.2'), true);
+});
+
+test('RefusalLog: the table of IPs is bounded; stale entries are pruned at most once a second', () => {
+  let now = 0;
+  const log = new RefusalLog(() => now);
+  for (let i = 0; i < 4_096; i++) assert.equal(log.shouldLog(`ip${i}`), true);
+  assert.equal(log.size, 4_096);
+  assert.equal(log.shouldLog('new'), false, 'full, nothing stale: not logged (still counted by the caller)');
+  now = 500;
+  assert.equal(log.shouldLog('new'), false);
+  now = 1_000;
+  assert.equal(log.shouldLog('new'), true, 'stale entries pruned, room again');
+  assert.equal(log.size, 1);
+});
+
+const CONFIG = parseConfig(
+  `listen: [{ host: 127.0.0.1, port: 0 }]
+auth:
+  users:
+    - { username: alice, password: a, max_connections: 2, bandwidth: 1000B/s }
+    - { username: bob, password: b }
+limits: { max_connections_per_source: 3 }
+`,
+  '/tmp/limits-unit.yaml',
+  {},
+);
+
+const request = (source: string, user?: string): ProxyRequest => ({
+  protocol: 'socks5',
+  command: 'connect',
+  dest: { host: '127.0.0.1', port: 80 },
+  params: {},
+  sessionKey: user ?? source,
+  source: { host: source, port: 1 },
+  ...(user !== undefined ? { user } : {}),
+});
+
+function setup(): { limits: Limits; metrics: Metrics; logs: Array<Record<string, unknown>> } {
+  const metrics = new Metrics();
+  const { log, logs } = memoryLogger();
+  return { limits: new Limits(metrics, log), metrics, logs };
+}
+
+test('a user slot: refused past max_connections (counted, logged), given back once however often release runs', async () => {
+  const { limits, metrics, logs } = setup();
+  const [a, b, c] = [limits.connection(), limits.connection(), limits.connection()];
+  a.admit(request('10.0.0.1', 'alice'), CONFIG);
+  b.admit(request('10.0.0.2', 'alice'), CONFIG);
+  assert.throws(
+    () => c.admit(request('10.0.0.3', 'alice'), CONFIG),
+    (err: unknown) => err instanceof LimitError && err.limit === 'user_max_connections' && !err.gatewayFull,
+  );
+  assert.equal(limits.sources.get('10.0.0.3'), 0, 'a refused request takes no slot');
+  a.release();
+  a.release();
+  assert.equal(limits.users.get('alice'), 1, 'released once');
+  c.admit(request('10.0.0.3', 'alice'), CONFIG);
+  assert.equal(limits.users.get('alice'), 2);
+  const counted = (await metrics.limitRefusals.get()).values.find((v) => v.labels.limit === 'user_max_connections');
+  assert.equal(counted?.value, 1);
+  assert.equal(logs.filter((l) => l.msg === 'client refused by a limit' && l.client === '10.0.0.3').length, 1);
+  b.release();
+  c.release();
+  assert.equal(limits.users.size, 0);
+  assert.equal(limits.sources.size, 0);
+});
+
+test('a source slot is held once per connection; a keep-alive connection moves its user slot and bucket', () => {
+  const { limits } = setup();
+  const conn = limits.connection();
+  conn.admit(request('10.0.0.1', 'alice'), CONFIG);
+  conn.admit(request('10.0.0.1', 'alice'), CONFIG); // the next request on the same connection
+  assert.equal(limits.sources.get('10.0.0.1'), 1);
+  assert.equal(limits.users.get('alice'), 1);
+  assert.ok(conn.throttle, 'alice has a bandwidth bucket');
+  assert.equal(conn.throttle.rate, 1000);
+  conn.admit(request('10.0.0.1', 'bob'), CONFIG);
+  assert.equal(limits.users.get('alice'), 0);
+  assert.equal(limits.users.get('bob'), 1);
+  assert.equal(conn.throttle, undefined, 'bob is unlimited');
+  assert.equal(limits.bandwidth.size, 0, "alice's bucket went with her last connection");
+  conn.admit(request('10.0.0.1'), CONFIG); // anonymous
+  assert.equal(limits.users.size, 0);
+  conn.release();
+  assert.equal(limits.sources.size, 0);
+});
+
+test('max_connections_per_source counts per IP; connections of one user share one bucket', () => {
+  const { limits } = setup();
+  const conns = Array.from({ length: 3 }, () => limits.connection());
+  for (const c of conns) c.admit(request('10.0.0.9'), CONFIG);
+  assert.throws(() => limits.connection().admit(request('10.0.0.9'), CONFIG), (err: unknown) => err instanceof LimitError && err.limit === 'max_connections_per_source');
+  limits.connection().admit(request('10.0.0.8'), CONFIG);
+  const [x, y] = [limits.connection(), limits.connection()];
+  x.admit(request('10.0.0.7', 'alice'), CONFIG);
+  y.admit(request('10.0.0.6', 'alice'), CONFIG);
+  assert.equal(x.throttle, y.throttle);
+  conns[0]!.release();
+  limits.connection().admit(request('10.0.0.9'), CONFIG);
+});
