@@ -16,7 +16,8 @@ export interface Routed {
  */
 export async function route(ctx: CommandContext, cmd: Command, dest: Address = ctx.dest): Promise<Routed> {
   const { snapshot, record } = ctx;
-  const decision = await snapshot.router.decide({ dest, cmd, user: ctx.user, source: ctx.source });
+  const decided = snapshot.router.decide({ dest, cmd, user: ctx.user, source: ctx.source });
+  const decision = decided instanceof Promise ? await decided : decided;
   record.rule = decision.rule;
   record.outbound = decision.action;
   ctx.metrics.ruleHits.inc({ rule: decision.rule, action: decision.action });
