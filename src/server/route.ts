@@ -20,7 +20,7 @@ export async function route(ctx: CommandContext, cmd: Command, dest: Address = c
   const decision = decided instanceof Promise ? await decided : decided;
   record.rule = decision.rule;
   record.outbound = decision.action;
-  ctx.metrics.ruleHits.inc({ rule: decision.rule, action: decision.action });
+  ctx.metrics.ruleHit(decision.rule, decision.action);
   if (decision.action === 'block') throw new RuleBlockedError(decision.rule);
   const outbound = snapshot.outbounds.get(decision.action);
   // The config loader rejects actions naming nothing; this guards a bug, not input.
