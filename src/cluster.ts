@@ -122,6 +122,11 @@ function superviseWorkers(log: Logger, size: number) {
   cluster.on('message', (w: Worker, msg: Partial<ToPrimary>) => {
     if (msg.socksgate === 'ready') ready.add(w);
   });
+  // The kernel hands each accept to whichever worker is waiting (SCHED_NONE), instead of the
+  // primary accepting every connection and passing it over IPC in turn (SCHED_RR, Node's
+  // default outside Windows): the primary's accept loop and the handle passing cost as much
+  // as a second worker gained. NODE_CLUSTER_SCHED_POLICY still overrides it.
+  if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
   const fork = (): Worker => {
     const w = cluster.fork();
     born.set(w, Date.now());

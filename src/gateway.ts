@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import type { Logger } from 'pino';
@@ -76,7 +75,7 @@ export class Gateway {
   #snapshot: Snapshot;
   readonly #servers: Server[] = [];
   readonly #sessions = new Map<Socket, Promise<void>>();
-  readonly #shutdown = new AbortController();
+  #stopped = false;
   readonly #udpBudget: ByteBudget;
   #admin: HttpServer | undefined;
   readonly #http = new HttpFront();
@@ -101,14 +100,11 @@ export class Gateway {
       snapshot: () => this.#snapshot,
       metrics: this.metrics,
       log: this.log,
-      shutdown: this.#shutdown.signal,
       registry: this.connections,
       udpBudget: this.#udpBudget,
       limits: this.#limits,
       fronts: { socks5: socks5Front, socks4: socks4Front, http: this.#http.run },
     };
-    // Every open session listens for the shutdown: thousands of listeners are expected.
-    setMaxListeners(0, this.#shutdown.signal);
     observeSnapshot(this.metrics, () => this.#snapshot);
     this.reloader = new ReloadController(this);
   }
@@ -203,7 +199,8 @@ export class Gateway {
     // The admin listener stays up while draining, so /readyz can say 503 meanwhile.
     this.#admin?.close();
     this.#admin?.closeAllConnections();
-    this.#shutdown.abort();
+    this.#stopped = true;
+    this.connections.stopAll();
     const ending = [...this.#sessions.values()];
     for (const s of this.#sessions.keys()) s.destroy();
     await Promise.all([...stopped, ...ending]); // every session writes its access-log line
@@ -243,7 +240,7 @@ export class Gateway {
   }
 
   #accept(socket: Socket, protocols: readonly Protocol[], proxyHeader: ProxyHeaderPolicy | undefined): void {
-    if (this.#shutdown.signal.aborted) return void socket.destroy();
+    if (this.#stopped) return void socket.destroy();
     // Beyond max_connections or max_handshakes new clients are refused, not queued (PRODUCT.md "Limits").
     const limits = this.#snapshot.config.limits;
     const full =

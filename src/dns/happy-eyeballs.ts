@@ -12,6 +12,12 @@ export const CONNECTION_ATTEMPT_DELAY = 250;
 
 const noop = (): void => {};
 
+/**
+ * Outbound sockets relay as the client's do: no Nagle delay on small writes (a request line,
+ * a 64-byte echo), and keepalive probes so a peer that vanished behind a NAT is found.
+ */
+const SOCKET_OPTIONS = { noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 } as const;
+
 function abortError(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException('connect aborted', 'AbortError');
 }
@@ -67,7 +73,7 @@ class Attempts {
     if (!addr) return;
     let sock: Socket;
     try {
-      sock = connect({ host: addr.address, port: this.#port, family: addr.family });
+      sock = connect({ host: addr.address, port: this.#port, family: addr.family, ...SOCKET_OPTIONS });
     } catch (err) {
       // Invalid input (a port out of range) throws synchronously: one more failed attempt.
       this.#lastError = err;

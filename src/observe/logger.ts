@@ -19,18 +19,31 @@ const REDACT = [
 ];
 
 /**
+ * Lines are gathered up to this many bytes before one write(2): one syscall per access-log
+ * line cost 10-15 % of the gateway's CPU at a few thousand connections a second.
+ */
+const LOG_BUFFER_BYTES = 4096;
+/** A quiet gateway's lines still reach the consumer within this long. */
+const LOG_FLUSH_MS = 100;
+
+/** stdout, asynchronous and buffered; pino flushes it synchronously on exit (normal or process.exit). */
+function stdout(): ReturnType<typeof pino.destination> {
+  return pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES, periodicFlush: LOG_FLUSH_MS });
+}
+
+/**
  * The process logger: JSON lines on stdout (fd 1), passwords redacted. Writes are
- * asynchronous so a slow log consumer (a pipe, a container runtime) does not stall
- * relaying; pending lines are flushed before the process exits. `format: pretty` renders
+ * asynchronous and buffered so a slow log consumer (a pipe, a container runtime) does not
+ * stall relaying; pending lines are flushed every LOG_FLUSH_MS and before the process exits. `format: pretty` renders
  * the same lines for a person at a terminal (pino-pretty, in this process: no worker).
  */
 export function createLogger(cfg: Pick<LogConfig, 'level'> & Partial<Pick<LogConfig, 'format'>>, destination?: NodeJS.WritableStream): Logger {
   const opts = { level: cfg.level, redact: { paths: REDACT, censor: '[redacted]' }, base: { name: 'socksgate' } };
   if (cfg.format === 'pretty') {
-    const out = destination ?? pino.destination({ dest: 1, sync: false });
+    const out = destination ?? stdout();
     return pino(opts, prettyStream({ destination: out, colorize: destination === undefined && process.stdout.isTTY, translateTime: 'SYS:standard', ignore: 'pid,hostname' }));
   }
-  return pino(opts, destination ?? pino.destination({ dest: 1, sync: false }));
+  return pino(opts, destination ?? stdout());
 }
 
 /** A logger that drops everything: for tests and library use without output. */

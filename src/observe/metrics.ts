@@ -128,6 +128,7 @@ export class Metrics {
   readonly #up = this.bytes.labels('up');
   readonly #down = this.bytes.labels('down');
   readonly #children = new Map<string, Counter.Internal>();
+  readonly #connectTimes = new Map<string, Histogram.Internal<string>>();
 
   constructor(opts: { defaults?: boolean } = {}) {
     // Series that exist from the start read 0 rather than missing (rate() needs a first sample).
@@ -151,6 +152,22 @@ export class Metrics {
       this.#child('uu', this.userBytes, s.user, 'up').inc(s.up);
       this.#child('ud', this.userBytes, s.user, 'down').inc(s.down);
     }
+  }
+
+  /** One routing decision (every request): the rule's child is bound once. */
+  ruleHit(rule: string, action: string): void {
+    this.#child('rh', this.ruleHits, rule, action).inc();
+  }
+
+  /** One outbound connection attempt and how long it took. */
+  outboundAttempt(outbound: string, ok: boolean, seconds: number): void {
+    this.#child(ok ? 'ook' : 'ofail', this.outboundRequests, outbound, ok ? 'ok' : 'fail').inc();
+    let h = this.#connectTimes.get(outbound);
+    if (!h) {
+      h = this.connectSeconds.labels(outbound);
+      this.#connectTimes.set(outbound, h);
+    }
+    h.observe(seconds);
   }
 
   #child<L extends string>(kind: string, counter: Counter<L>, ...values: string[]): Counter.Internal {

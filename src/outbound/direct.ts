@@ -2,7 +2,8 @@
 // answer when it already resolved the name, else through the DNS cache.
 
 import { connectHappyEyeballs } from '../dns/happy-eyeballs.js';
-import type { DnsResolver } from '../dns/types.js';
+import { literalAddress } from '../dns/resolver.js';
+import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
 import { GatewayError, toRep } from '../errors.js';
 import { EgressDeniedError, OPEN_EGRESS, type EgressGuard } from './egress.js';
 import type { Connection, Destination, Outbound, OutboundContext } from './types.js';
@@ -14,9 +15,15 @@ export interface DirectDeps {
   egress?: EgressGuard;
 }
 
+function literalAddresses(host: string): ResolvedAddress[] | undefined {
+  const a = literalAddress(host);
+  return a && [a];
+}
+
 export function createDirectOutbound(deps: DirectDeps): Outbound {
   async function connect(dest: Destination, ctx: OutboundContext): Promise<Connection> {
-    const resolved = ctx.resolved ?? (await deps.dns.lookup(dest.host));
+    // An IP literal needs no lookup and no await (most crawler traffic arrives resolved).
+    const resolved = ctx.resolved ?? literalAddresses(dest.host) ?? (await deps.dns.lookup(dest.host));
     // The guard sees exactly what will be dialed: no second lookup can swap the answer.
     const guard = deps.egress ?? OPEN_EGRESS;
     const addresses = resolved.filter((a) => !guard.denies(a.address, ctx.egressLift));

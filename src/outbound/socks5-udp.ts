@@ -2,6 +2,7 @@
 // package's command handshake and our own UDP header codec. The TCP control connection
 // stays open for the channel's life: the upstream ends the association when it closes.
 
+import { literalLookup } from '../dns/literal-lookup.js';
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
 import { connect as tcpConnect, isIP, isIPv6, type Socket } from 'node:net';
 import { SocksClient, type SocksRemoteHost } from 'socks';
@@ -101,7 +102,7 @@ export function dialLiteral(upstream: { host: string; port: number }, signal: Ab
 /** The datagram socket goes on the address our TCP connection left from: the upstream sees one client. */
 function bindBeside(tcp: Socket): Promise<DgramSocket> {
   const local = unmapped(tcp.localAddress ?? '0.0.0.0');
-  const udp = createSocket({ type: isIPv6(local) ? 'udp6' : 'udp4' });
+  const udp = createSocket({ type: isIPv6(local) ? 'udp6' : 'udp4', lookup: literalLookup });
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => {
       udp.close();

@@ -2,6 +2,7 @@
 // unconnected socket per address family shared by every destination of one association,
 // so an answer arrives with its real source and can be named in the client's header.
 
+import { literalLookup } from '../dns/literal-lookup.js';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
@@ -47,7 +48,7 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
     let s = sockets.get(family);
     if (s) return s;
     // Unbound: the first send binds it to the wildcard address and a free port.
-    s = createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
+    s = createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: literalLookup });
     s.on('message', (msg: Buffer, rinfo: RemoteInfo) => onAnswer(msg, rinfo));
     s.on('error', (err) => deps.log?.debug({ err }, 'direct UDP socket error'));
     sockets.set(family, s);

@@ -70,25 +70,40 @@ class CompiledRouter implements Router {
     this.#dns = dns;
   }
 
-  async decide(req: RouteRequest): Promise<Decision> {
+  /**
+   * Synchronous unless a rule needs the destination's addresses: most requests (IP literals,
+   * names a domain rule or a source/user rule settles) cost no promise and no await.
+   */
+  decide(req: RouteRequest): Decision | Promise<Decision> {
     const facts = new RequestFacts(req);
     const ip = parseIp(unbracketed(req.dest.host));
     const name = ip === undefined ? normalizeName(req.dest.host) : '';
-    // undefined: not resolved yet; null: the lookup failed (not retried for this request).
-    let lookup: Lookup | null | undefined;
-    for (const r of this.#rules) {
+    const rules = this.#rules;
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i]!;
       if (!cheapHolds(r, facts)) continue;
-      if (!r.hasDestination) return decision(r, lookup);
+      if (!r.hasDestination) return decision(r, undefined);
       if (ip !== undefined) {
         // Domains match names only; an IP literal meets the CIDRs directly.
-        if (r.cidrs?.has(ip)) return decision(r, lookup);
+        if (r.cidrs?.has(ip)) return decision(r, undefined);
         continue;
       }
+      if (r.domains?.matches(name)) return decision(r, undefined);
+      if (r.cidrs !== undefined && r.resolve) return this.#decideResolved(i, facts, name);
+    }
+    return { rule: 'default', ruleIndex: -1, action: this.#default };
+  }
+
+  /** From rule `from` on, with the name looked up once (a failure is not retried for this request). */
+  async #decideResolved(from: number, facts: RequestFacts, name: string): Promise<Decision> {
+    const lookup = await this.#resolve(name);
+    const rules = this.#rules;
+    for (let i = from; i < rules.length; i++) {
+      const r = rules[i]!;
+      if (!cheapHolds(r, facts)) continue;
+      if (!r.hasDestination) return decision(r, lookup);
       if (r.domains?.matches(name)) return decision(r, lookup);
-      if (r.cidrs !== undefined && r.resolve) {
-        if (lookup === undefined) lookup = await this.#resolve(name);
-        if (lookup !== null && lookup.ips.some((a) => r.cidrs!.has(a))) return decision(r, lookup);
-      }
+      if (r.cidrs !== undefined && r.resolve && lookup !== null && lookup.ips.some((a) => r.cidrs!.has(a))) return decision(r, lookup);
     }
     const d: Decision = { rule: 'default', ruleIndex: -1, action: this.#default };
     if (lookup) d.resolved = lookup.addresses;

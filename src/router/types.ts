@@ -21,5 +21,6 @@ export interface Decision {
 }
 
 export interface Router {
-  decide(req: RouteRequest): Promise<Decision>;
+  /** A Decision at once when no rule needs a DNS lookup, else its promise. */
+  decide(req: RouteRequest): Decision | Promise<Decision>;
 }

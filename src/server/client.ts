@@ -29,8 +29,7 @@ export interface ClientDeps {
   snapshot: () => Snapshot;
   metrics: Metrics;
   log: Logger;
-  /** Aborted when the gateway stops for good (after draining). */
-  shutdown: AbortSignal;
+  /** Open connections: the gateway's stop aborts each one through it. */
   registry: ConnectionRegistry;
   /** The gateway's UDP byte budget, shared by every association. */
   udpBudget: ByteBudget;
@@ -156,6 +155,16 @@ export class ClientConnection implements LiveConnection {
     return info;
   }
 
+  /**
+   * The gateway stops for good (after draining): whatever the connection waits on is aborted.
+   * Called per connection from the registry rather than through one shared AbortSignal:
+   * EventTarget checks every listener for a duplicate on add, so one signal listened to by
+   * every open connection made each accept O(open connections).
+   */
+  stop(): void {
+    this.#controller.abort(GATEWAY_STOPPED);
+  }
+
   kill(reason: string): void {
     this.record.error = reason;
     this.socket.destroy();
@@ -163,10 +172,8 @@ export class ClientConnection implements LiveConnection {
   }
 
   /** From accept to close. Never throws. */
-  async run(protocols: readonly Protocol[], fronts: ClientDeps['fronts'], shutdown: AbortSignal, proxyHeader?: ProxyHeaderPolicy): Promise<void> {
+  async run(protocols: readonly Protocol[], fronts: ClientDeps['fronts'], proxyHeader?: ProxyHeaderPolicy): Promise<void> {
     const { socket } = this;
-    const onShutdown = (): void => this.#controller.abort(GATEWAY_STOPPED);
-    shutdown.addEventListener('abort', onShutdown, { once: true });
     socket.once('close', () => this.#controller.abort(CLIENT_GONE));
     socket.on('error', () => {}); // reported through 'close'; a reset client is not our failure
     socket.setNoDelay(true);
@@ -198,7 +205,6 @@ export class ClientConnection implements LiveConnection {
     } finally {
       reader?.detach();
       this.#endHandshake();
-      shutdown.removeEventListener('abort', onShutdown);
       if (!socket.destroyed) closeClient(socket);
       await closed(socket);
       this.#limits?.release(); // before the access-log line: a client that saw us close may come back at once
@@ -237,7 +243,7 @@ export async function runClient(socket: Socket, protocols: readonly Protocol[], 
   const conn = new ClientConnection(deps.registry.nextId(), socket, deps);
   deps.registry.add(conn);
   try {
-    await conn.run(protocols, deps.fronts, deps.shutdown, proxyHeader);
+    await conn.run(protocols, deps.fronts, proxyHeader);
   } finally {
     deps.registry.delete(conn.id);
   }

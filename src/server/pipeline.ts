@@ -62,12 +62,10 @@ export async function openConnect(ctx: CommandContext): Promise<Connection> {
       command: ctx.request.protocol === 'http' ? 'http' : 'connect',
     });
   } catch (err) {
-    ctx.metrics.outboundRequests.inc({ outbound: outbound.name, result: 'fail' });
+    ctx.metrics.outboundAttempt(outbound.name, false, (performance.now() - started) / 1000);
     throw err;
-  } finally {
-    ctx.metrics.connectSeconds.observe({ outbound: outbound.name }, (performance.now() - started) / 1000);
   }
-  ctx.metrics.outboundRequests.inc({ outbound: outbound.name, result: 'ok' });
+  ctx.metrics.outboundAttempt(outbound.name, true, (performance.now() - started) / 1000);
   if (conn.member) ctx.record.member = conn.member;
   ctx.attach(conn.socket);
   return conn;

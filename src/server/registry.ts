@@ -26,6 +26,8 @@ export interface LiveConnection {
   info(): ConnectionInfo;
   /** Ends both sockets at once; the access-log line is still written (error "killed"). */
   kill(reason: string): void;
+  /** The gateway stops for good: aborts what the connection waits on (dials, lookups, BIND). */
+  stop(): void;
 }
 
 export class ConnectionRegistry {
@@ -55,6 +57,11 @@ export class ConnectionRegistry {
 
   list(): ConnectionInfo[] {
     return [...this.#open.values()].map((c) => c.info());
+  }
+
+  /** Aborts every open connection's signal (the gateway stops after its drain). */
+  stopAll(): void {
+    for (const conn of this.#open.values()) conn.stop();
   }
 
   /** Kills one connection; false when no such id is open. */

@@ -1,6 +1,8 @@
 import type { Socket } from 'node:net';
 import { limitReader, type TokenBucket } from './bandwidth.js';
 
+const EMPTY = Buffer.alloc(0);
+
 export interface RelayOptions {
   /** Both directions silent this long → both sockets destroyed. 0 = never. */
   idleTimeout: number;
@@ -29,23 +31,37 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
     // Half-close needs both sides to stay writable after their reader ends.
     client.allowHalfOpen = true;
     remote.allowHalfOpen = true;
-    client.on('data', (c: Buffer) => (result.up += c.length));
-    remote.on('data', (c: Buffer) => (result.down += c.length));
+    // Counted from the sockets' own totals, not a second 'data' listener per chunk: what the
+    // relay passes on is what each socket read from now on, plus what its stream already held
+    // (read before the relay, not yet consumed), less what is left unconsumed at the end.
+    const early = opts.early ?? EMPTY;
+    const upFrom = client.bytesRead - client.readableLength - early.length;
+    const downFrom = remote.bytesRead - remote.readableLength;
 
     let open = 2;
     // A socket destroyed just before the relay is `closed` at once but emits 'close' later:
     // both paths below report it, and it must count once.
-    const counted = new Set<Socket>();
+    let clientCounted = false;
+    let remoteCounted = false;
     const onClose = (closed: Socket, other: Socket): void => {
-      if (counted.has(closed)) return;
-      counted.add(closed);
       // Closed without its FIN (destroyed, reset): nothing more will come from
       // it, and nothing we hold for it can be delivered: cut the other side too.
       if (!closed.readableEnded) other.destroy();
       if (--open > 0) return;
-      client.setTimeout(0);
-      remote.setTimeout(0);
+      if (opts.idleTimeout > 0) client.setTimeout(0);
+      result.up = client.bytesRead - client.readableLength - upFrom;
+      result.down = remote.bytesRead - remote.readableLength - downFrom;
       resolve(result);
+    };
+    const onClientClose = (): void => {
+      if (clientCounted) return;
+      clientCounted = true;
+      onClose(client, remote);
+    };
+    const onRemoteClose = (): void => {
+      if (remoteCounted) return;
+      remoteCounted = true;
+      onClose(remote, client);
     };
     const fail = (reason: 'idle' | 'error', err?: Error): void => {
       if (result.reason === 'closed') {
@@ -55,20 +71,19 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
       client.destroy();
       remote.destroy();
     };
-    for (const [s, other] of [[client, remote], [remote, client]] as const) {
-      s.once('close', () => onClose(s, other));
-      s.on('error', (err: Error) => fail('error', err));
-      // Socket timeouts count reads and writes, and every byte read on one
-      // socket is written to the other: either going quiet means both are.
-      if (opts.idleTimeout > 0) s.setTimeout(opts.idleTimeout, () => fail('idle'));
-    }
-    const early = opts.early ?? Buffer.alloc(0);
+    const onError = (err: Error): void => fail('error', err);
+    client.once('close', onClientClose);
+    remote.once('close', onRemoteClose);
+    client.on('error', onError);
+    remote.on('error', onError);
+    // One idle timer, the client's: its timeout counts reads and writes, and every byte read
+    // on either socket is written to the other, so the client socket sees both directions.
+    if (opts.idleTimeout > 0) client.setTimeout(opts.idleTimeout, () => fail('idle'));
     if (early.length > 0 && client.readableEnded) {
       // A client that sent its payload and FIN at once: its 'end' may already be out
       // (a paused socket still emits it once its buffer is empty), and unshift() after
       // 'end' is an error. The bytes go straight to the remote, ahead of the FIN below.
       remote.write(early);
-      result.up += early.length;
     } else if (early.length > 0) {
       client.unshift(early);
     }
@@ -80,8 +95,8 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
     if (client.readableEnded) remote.end();
     if (remote.readableEnded) client.end();
     // Already-closed sockets never emit 'close' again.
-    if (client.closed) onClose(client, remote);
-    if (remote.closed) onClose(remote, client);
+    if (client.closed) onClientClose();
+    if (remote.closed) onRemoteClose();
   });
 }
 

@@ -16,10 +16,11 @@ export interface Routed {
  */
 export async function route(ctx: CommandContext, cmd: Command, dest: Address = ctx.dest): Promise<Routed> {
   const { snapshot, record } = ctx;
-  const decision = await snapshot.router.decide({ dest, cmd, user: ctx.user, source: ctx.source });
+  const decided = snapshot.router.decide({ dest, cmd, user: ctx.user, source: ctx.source });
+  const decision = decided instanceof Promise ? await decided : decided;
   record.rule = decision.rule;
   record.outbound = decision.action;
-  ctx.metrics.ruleHits.inc({ rule: decision.rule, action: decision.action });
+  ctx.metrics.ruleHit(decision.rule, decision.action);
   if (decision.action === 'block') throw new RuleBlockedError(decision.rule);
   const outbound = snapshot.outbounds.get(decision.action);
   // The config loader rejects actions naming nothing; this guards a bug, not input.

@@ -1,4 +1,5 @@
 import { createSocket, type Socket as DgramSocket } from 'node:dgram';
+import { literalLookup } from '../dns/literal-lookup.js';
 import { isIPv6 } from 'node:net';
 import { Rep } from '../errors.js';
 import { ASSOCIATION_UDP_BYTES } from '../outbound/byte-budget.js';
@@ -40,7 +41,7 @@ export async function handleUdpAssociate(ctx: CommandContext): Promise<void> {
 
 /** Binds port 0 on `host`; rejects with the errno (EADDRNOTAVAIL → 0x03) before any reply. */
 function bindRelay(host: string): Promise<DgramSocket> {
-  const relay = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: isIPv6(host) });
+  const relay = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: isIPv6(host), lookup: literalLookup });
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => {
       relay.close();
