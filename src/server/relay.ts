@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { limitReader, type TokenBucket } from './bandwidth.js';
+import { forward } from './forward.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -20,10 +21,10 @@ export interface RelayResult {
 }
 
 /**
- * The one relay: bytes both ways with backpressure (pipe pauses the reader
- * while the writer's buffer is full) and half-close (an end from one side is
- * passed on as FIN while the other direction keeps flowing). Resolves once
- * both sockets are closed.
+ * The one relay: bytes both ways with backpressure (a reader pauses while its writer cannot
+ * take more: forward.ts, or pipe for a bandwidth-limited user) and half-close (an end from
+ * one side is passed on as FIN while the other direction keeps flowing). Resolves once both
+ * sockets are closed.
  */
 export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promise<RelayResult> {
   return new Promise((resolve) => {
@@ -39,6 +40,8 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
     const downFrom = remote.bytesRead - remote.readableLength;
 
     let open = 2;
+    let releaseUp = noop;
+    let releaseDown = noop;
     // A socket destroyed just before the relay is `closed` at once but emits 'close' later:
     // both paths below report it, and it must count once.
     let clientCounted = false;
@@ -48,6 +51,8 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
       // it, and nothing we hold for it can be delivered: cut the other side too.
       if (!closed.readableEnded) other.destroy();
       if (--open > 0) return;
+      releaseUp();
+      releaseDown();
       if (opts.idleTimeout > 0) client.setTimeout(0);
       result.up = client.bytesRead - client.readableLength - upFrom;
       result.down = remote.bytesRead - remote.readableLength - downFrom;
@@ -79,26 +84,30 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
     // One idle timer, the client's: its timeout counts reads and writes, and every byte read
     // on either socket is written to the other, so the client socket sees both directions.
     if (opts.idleTimeout > 0) client.setTimeout(opts.idleTimeout, () => fail('idle'));
-    if (early.length > 0 && client.readableEnded) {
-      // A client that sent its payload and FIN at once: its 'end' may already be out
-      // (a paused socket still emits it once its buffer is empty), and unshift() after
-      // 'end' is an error. The bytes go straight to the remote, ahead of the FIN below.
-      remote.write(early);
-    } else if (early.length > 0) {
-      client.unshift(early);
+    if (opts.throttle) {
+      // A limited relay pipes: the limiter charges each chunk as its stream emits it.
+      throttle(client, remote, opts.throttle);
+      // A client whose FIN came with its payload may have emitted 'end' already, and unshift()
+      // after 'end' is an error: then the bytes go straight to the remote, ahead of the FIN.
+      if (early.length > 0 && client.readableEnded) remote.write(early);
+      else if (early.length > 0) client.unshift(early);
+      client.pipe(remote);
+      remote.pipe(client);
+      // A side that ended before the relay started (pipelined EOF) still has its end passed on.
+      if (client.readableEnded) remote.end();
+      if (remote.readableEnded) client.end();
+    } else {
+      // Payload the client pipelined behind its request goes first (RFC 1928 allows no gap).
+      releaseUp = forward(client, remote, early);
+      releaseDown = forward(remote, client, EMPTY);
     }
-    // Unlimited relays pay nothing here; a limited one gets one 'data' listener per side.
-    if (opts.throttle) throttle(client, remote, opts.throttle);
-    client.pipe(remote);
-    remote.pipe(client);
-    // A side that ended before the relay started (pipelined EOF) still has its end passed on.
-    if (client.readableEnded) remote.end();
-    if (remote.readableEnded) client.end();
     // Already-closed sockets never emit 'close' again.
     if (client.closed) onClientClose();
     if (remote.closed) onRemoteClose();
   });
 }
+
+function noop(): void {}
 
 /**
  * Both readers charge one bucket (the user's, shared with their other connections) and pause

@@ -40,4 +40,8 @@ test('bytes that arrive with the upstream reply, then EOF, reach the client befo
     assert.equal(Buffer.concat(chunks).toString(), '421 busy, try later\r\n', `attempt ${i}`);
     socket.destroy();
   }
+  // The banner came in the upstream's reply segment: it is counted down, the reply is not.
+  const line = await gw.accessLog((l) => l.cmd === 'connect');
+  assert.equal(line?.down, '421 busy, try later\r\n'.length);
+  assert.equal(line?.up, 0);
 });
