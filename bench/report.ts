@@ -79,7 +79,7 @@ export function sample(text: string, name: string): number | undefined {
  * (monitorEventLoopDelay, reset at every collection), as production scrapes it.
  */
 export async function lagP99Ms(metricsPort: number): Promise<number> {
-  const v = sample(await scrape(metricsPort), 'socksgate_process_nodejs_eventloop_lag_p99_seconds');
-  if (v === undefined) throw new Error('no socksgate_process_nodejs_eventloop_lag_p99_seconds in /metrics');
+  const v = sample(await scrape(metricsPort), 'socksgate_nodejs_eventloop_lag_p99_seconds');
+  if (v === undefined) throw new Error('no socksgate_nodejs_eventloop_lag_p99_seconds in /metrics');
   return v * 1000;
 }

@@ -24,7 +24,7 @@ interface Gauges {
 async function gauges(metricsPort: number): Promise<Gauges> {
   const text = await scrape(metricsPort);
   return {
-    handles: sample(text, 'socksgate_process_nodejs_active_handles_total') ?? NaN,
+    handles: sample(text, 'socksgate_nodejs_active_handles_total') ?? NaN,
     active: sample(text, 'socksgate_connections_active') ?? NaN,
   };
 }

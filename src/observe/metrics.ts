@@ -134,7 +134,7 @@ export class Metrics {
     // Series that exist from the start read 0 rather than missing (rate() needs a first sample).
     this.refused.inc(0);
     for (const result of ['ok', 'rejected']) this.reloads.inc({ result }, 0);
-    if (opts.defaults) collectDefaultMetrics({ register: this.registry, prefix: 'socksgate_process_' });
+    if (opts.defaults) collectDefaultMetrics({ register: this.registry, prefix: 'socksgate_' });
   }
 
   /** Counts one finished connection; per user only for users the config names. */

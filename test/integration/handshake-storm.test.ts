@@ -115,7 +115,7 @@ function scrape(port: number): Promise<Map<string, number>> {
 const WATCHED = ['TCPSocketWrap', 'TCPServerWrap', 'Timeout'];
 function resources(m: Map<string, number>): Record<string, number> {
   const out: Record<string, number> = { connections_active: m.get('socksgate_connections_active') ?? Number.NaN };
-  for (const type of WATCHED) out[type] = m.get(`socksgate_process_nodejs_active_resources{type="${type}"}`) ?? 0;
+  for (const type of WATCHED) out[type] = m.get(`socksgate_nodejs_active_resources{type="${type}"}`) ?? 0;
   return out;
 }
 
