@@ -1,6 +1,7 @@
 // The figures of issue 13, in one run: direct, a bare Node relay (`a.pipe(b)`), Dante,
 // microsocks and socksgate (2 rules, access log at info, metrics listener on), each
-// relay alone in its process pinned to core 0, the C load generator on core 1.
+// relay alone in its process pinned to core 0, the C load generator on core 1. Figures are
+// taken in rounds across the relays (interleaved), medians of BENCH_REPEAT rounds.
 //
 // Env: BENCH_BYTES (bytes per throughput run, default 512 MiB), BENCH_REPEAT (median of,
 // default 3), BENCH_SECONDS (cycles run, default 5), BENCH_IDLE (idle connections for
@@ -82,29 +83,54 @@ export async function udp(lg: Loadgen, port: number, ports: TargetPorts): Promis
   return (await lg.run(['udp', port, ports.udp, UDP_IN_FLIGHT, 3], 60_000)).per_s!;
 }
 
-async function measure(lg: Loadgen, ports: TargetPorts, name: string, relay: RelayProcess | undefined, udpToo: boolean): Promise<Column> {
-  const via: Via = relay ? { kind: relay.kind, port: relay.port } : DIRECT;
-  const col: Column = { name, values: {} };
-  const v = col.values;
-  v.up1 = await attempt(`${name} up`, () => throughput(lg, via, ports, 'up', 1));
-  v.down1 = await attempt(`${name} down`, () => throughput(lg, via, ports, 'down', 1));
-  v.down8 = await attempt(`${name} down x8`, () => throughput(lg, via, ports, 'down', 8));
-  if (relay?.metricsPort) await lagP99Ms(relay.metricsPort); // the scrape resets the histogram
-  v.cycles = await attempt(`${name} cycles`, () => cycles(lg, via, ports));
-  if (relay?.metricsPort) v.lag = await attempt(`${name} lag`, () => lagP99Ms(relay.metricsPort!));
-  if (relay) v.kib = await attempt(`${name} KiB/conn`, () => idleKiB(lg, relay, ports));
-  if (udpToo) v.udp = await attempt(`${name} UDP`, () => udp(lg, relay?.port ?? 0, ports));
-  return col;
+/** One relay under test: its column, and how the load generator reaches it (direct: none). */
+interface Subject {
+  col: Column;
+  via: Via;
+  relay?: RelayProcess;
+  udp: boolean;
 }
 
-async function withRelay(start: () => Promise<RelayProcess | undefined>, what: string, fn: (r: RelayProcess) => Promise<Column>): Promise<Column | undefined> {
-  const relay = await attempt(`${what} start`, start);
-  if (!relay) return undefined;
-  try {
-    return await fn(relay);
-  } finally {
-    await relay.stop();
+/**
+ * Each figure is taken round by round across every relay (A, B, C, A, B, C …), not relay
+ * after relay: on a shared machine the speed available drifts over minutes, and a drift
+ * must not land on one column. Medians per relay, as before.
+ */
+async function interleaved(subjects: Subject[], key: string, what: string, once: (s: Subject) => Promise<number>, rounds = REPEAT): Promise<void> {
+  const runs = new Map<Subject, number[]>(subjects.map((s) => [s, []]));
+  for (let i = 0; i < rounds; i++) {
+    for (const s of subjects) {
+      const v = await attempt(`${s.col.name} ${what}`, () => once(s));
+      if (v !== undefined) runs.get(s)!.push(v);
+    }
   }
+  for (const s of subjects) {
+    const got = runs.get(s)!;
+    if (got.length > 0) s.col.values[key] = median(got);
+  }
+}
+
+async function measureAll(lg: Loadgen, ports: TargetPorts, subjects: Subject[]): Promise<void> {
+  await interleaved(subjects, 'up1', 'up', (s) => throughput(lg, s.via, ports, 'up', 1, 1));
+  await interleaved(subjects, 'down1', 'down', (s) => throughput(lg, s.via, ports, 'down', 1, 1));
+  await interleaved(subjects, 'down8', 'down x8', (s) => throughput(lg, s.via, ports, 'down', 8, 1));
+  const lags: number[] = [];
+  await interleaved(subjects, 'cycles', 'cycles', async (s) => {
+    const metricsPort = s.relay?.metricsPort;
+    if (metricsPort) await lagP99Ms(metricsPort); // the scrape resets the histogram
+    const v = await cycles(lg, s.via, ports);
+    if (metricsPort) lags.push(await lagP99Ms(metricsPort));
+    return v;
+  });
+  const gw = subjects.find((s) => s.relay?.metricsPort);
+  if (gw && lags.length > 0) gw.col.values.lag = median(lags);
+  for (const s of subjects) if (s.relay) s.col.values.kib = await attempt(`${s.col.name} KiB/conn`, () => idleKiB(lg, s.relay!, ports));
+  await interleaved(
+    subjects.filter((s) => s.udp),
+    'udp',
+    'UDP',
+    (s) => udp(lg, s.relay?.port ?? 0, ports),
+  );
 }
 
 /** socksgate under --cpu-prof through one cycles run; the profile's top functions. */
@@ -127,12 +153,25 @@ export async function run(): Promise<void> {
   const { ports } = targets;
   try {
     console.log(`throughput: ${fmt(BYTES / 1024 ** 3, 2)} GiB per run, median of ${REPEAT}; cycles: ${SECONDS} s, ${CONCURRENCY} concurrent`);
-    const columns: Column[] = [await measure(lg, ports, 'direct', undefined, true)];
-    const bare = await withRelay(startMinimalRelayProcess, 'bare relay', (r) => measure(lg, ports, 'bare Node relay', r, false));
-    const dante = await withRelay(startDanteProcess, 'Dante', (r) => measure(lg, ports, 'Dante', r, true));
-    const micro = await withRelay(startMicrosocksProcess, 'microsocks', (r) => measure(lg, ports, 'microsocks', r, false));
-    const gw = await withRelay(() => startGatewayProcess(), 'socksgate', (r) => measure(lg, ports, 'socksgate', r, true));
-    for (const c of [bare, dante, micro, gw]) if (c) columns.push(c);
+    // Every relay up at once (idle ones cost nothing), each pinned to core 0 in its own process.
+    const started: RelayProcess[] = [];
+    const subjects: Subject[] = [{ col: { name: 'direct', values: {} }, via: DIRECT, udp: true }];
+    const add = async (start: () => Promise<RelayProcess | undefined>, name: string, udpToo: boolean): Promise<void> => {
+      const relay = await attempt(`${name} start`, start);
+      if (!relay) return;
+      started.push(relay);
+      subjects.push({ col: { name, values: {} }, via: { kind: relay.kind, port: relay.port }, relay, udp: udpToo });
+    };
+    try {
+      await add(startMinimalRelayProcess, 'bare Node relay', false);
+      await add(startDanteProcess, 'Dante', true);
+      await add(startMicrosocksProcess, 'microsocks', false);
+      await add(() => startGatewayProcess(), 'socksgate', true);
+      await measureAll(lg, ports, subjects);
+    } finally {
+      for (const r of started) await r.stop();
+    }
+    const columns = subjects.map((s) => s.col);
     printTable(ROWS, columns, 'socksgate', [
       ['bare Node relay', 'bare'],
       ['Dante', 'Dante'],

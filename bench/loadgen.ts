@@ -1,5 +1,6 @@
 // The C load generator (bench/loadgen.c): compiled here with the system cc, run on core 1.
 import { execFile, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,7 +28,9 @@ export interface Via {
 export const DIRECT: Via = { kind: 'none', port: 0 };
 
 export async function buildLoadgen(): Promise<string> {
-  const bin = join(await mkdtemp(join(tmpdir(), 'socksgate-loadgen-')), 'loadgen');
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-loadgen-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true })); // the build goes with the run
+  const bin = join(dir, 'loadgen');
   await promisify(execFile)('cc', ['-O2', '-Wall', '-o', bin, SOURCE, '-lpthread']);
   return bin;
 }
