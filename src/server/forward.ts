@@ -5,7 +5,7 @@
 // as pipe() gives it). Falls back to pipe() where a socket cannot read into our buffers.
 
 import type { Socket } from 'node:net';
-import { readInto, sawEnd } from './read-into.js';
+import { isPlainTcp, readInto, sawEnd } from './read-into.js';
 
 /** Every direction reads into this between bursts: what lands in it is copied out at once. */
 const SHARED_SIZE = 64 * 1024;
@@ -86,7 +86,8 @@ export function forward(src: Socket, dest: Socket, first: Buffer): () => void {
     }
     return current;
   };
-  if (!readInto(src, shared, onRead, next)) {
+  // Only into a plain TCP socket: a TLS one may still hold the bytes of a write it reported done.
+  if (!isPlainTcp(dest) || !readInto(src, shared, onRead, next)) {
     src.pipe(dest);
     return noop;
   }

@@ -44,6 +44,14 @@ function handleOf(socket: Socket): UserBufferHandle | undefined {
   return typeof (handle as Partial<UserBufferHandle>).useUserBuffer === 'function' ? (handle as UserBufferHandle) : undefined;
 }
 
+/**
+ * A socket straight on a TCP handle (not TLS): a write it reports done (writableLength back to
+ * 0 at once) was taken whole by the kernel, and nothing refers to the written bytes any more.
+ */
+export function isPlainTcp(socket: Socket): boolean {
+  return handleOf(socket) !== undefined;
+}
+
 /** True once the socket's stream has seen EOF (its 'end' may still be ahead): no more reads will come. */
 export function sawEnd(socket: Socket): boolean {
   return socket.readableEnded || (socket as unknown as { _readableState?: { ended?: boolean } })._readableState?.ended === true;
