@@ -1,15 +1,19 @@
 // The access log's byte counts are the client's payload, exactly: early data pipelined behind
 // the request included, the handshake with an upstream excluded, and the bytes an upstream
 // sent together with its reply included. Counted the same way direct, through a SOCKS5
-// upstream (microsocks) and through an HTTP upstream (tinyproxy).
+// upstream (microsocks), through an HTTP upstream (tinyproxy), and through an https:// one
+// (tinyproxy behind a TLS terminator: the relay's one TLS side).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Cmd } from '../../src/protocol/constants.js';
 import { decodeReply, encodeGreeting, encodeRequest, NEED_DATA } from '../../src/protocol/messages.js';
 import { rawClient, startGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
-import { startMicrosocks, startTinyproxy } from '../helpers/upstreams.js';
+import { makePki, startMicrosocks, startTinyproxy, startTlsTerminator } from '../helpers/upstreams.js';
 
 const BANNER = '220 ready\r\n';
 
@@ -59,25 +63,34 @@ async function session(gwPort: number, destPort: number, early: Buffer, more: Bu
   });
 }
 
-test('up and down are the payloads exactly: direct, through SOCKS5 and through HTTP upstreams', async (t) => {
+test('up and down are the payloads exactly: direct, through SOCKS5, HTTP and https upstreams', async (t) => {
   const viaSocks = await bannerEcho();
   t.after(() => viaSocks.close());
   const viaHttp = await bannerEcho();
   t.after(() => viaHttp.close());
+  const viaHttps = await bannerEcho();
+  t.after(() => viaHttps.close());
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-counts-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const pki = await makePki(dir, { names: ['proxy.test'], ips: ['127.0.0.63'] });
   const direct = await bannerEcho();
   t.after(() => direct.close());
   const micro = await startMicrosocks({ host: '127.0.0.61' });
   t.after(() => micro.close());
   const tiny = await startTinyproxy({ host: '127.0.0.62', user: 'u', pass: 'p' });
   t.after(() => tiny.close());
+  const tls = await startTlsTerminator('127.0.0.63', pki, tiny);
+  t.after(() => tls.close());
   const gw = await startGateway({
     upstreams: {
       socks: { type: 'socks5', host: micro.host, port: micro.port },
       http: { type: 'http', host: tiny.host, port: tiny.port, username: 'u', password: 'p' },
+      https: { type: 'http', host: tls.host, port: tls.port, username: 'u', password: 'p', tls: true, ca: pki.caFile, servername: 'proxy.test' },
     },
     rules: [
       { name: 'via-socks', ports: [viaSocks.port], action: 'socks' },
       { name: 'via-http', ports: [viaHttp.port], action: 'http' },
+      { name: 'via-https', ports: [viaHttps.port], action: 'https' },
     ],
     default: 'direct',
   });
@@ -86,7 +99,7 @@ test('up and down are the payloads exactly: direct, through SOCKS5 and through H
   const early = Buffer.from('EHLO pipelined\r\n');
   const more = Buffer.alloc(300_000, 0x61);
   const want = BANNER + early.toString('latin1') + more.toString('latin1');
-  for (const [rule, port] of [['via-socks', viaSocks.port], ['via-http', viaHttp.port], ['default', direct.port]] as const) {
+  for (const [rule, port] of [['via-socks', viaSocks.port], ['via-http', viaHttp.port], ['via-https', viaHttps.port], ['default', direct.port]] as const) {
     const back = await session(gw.port, port, early, more, want.length);
     assert.equal(back.length, want.length, `${rule}: every byte back`);
     assert.equal(back.toString('latin1'), want, `${rule}: banner first, then the echo in order`);
