@@ -21,6 +21,8 @@ import { requestContext } from './context.js';
 /** Request heads beyond these are refused (431/400) before anything is routed. */
 const MAX_HEADER_BYTES = 16 * 1024;
 const MAX_HEADERS = 100;
+/** Encoded once: a tunnel's reply is always these bytes. */
+const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n', 'latin1');
 
 export class HttpFront {
   readonly #server: Server;
@@ -124,7 +126,7 @@ async function tunnel(conn: ClientConnection, req: IncomingMessage, head: Buffer
   const front: Front = {
     granted() {
       record.status = 200;
-      client.write('HTTP/1.1 200 Connection established\r\n\r\n');
+      client.write(ESTABLISHED);
     },
     refused: (err) => refuseRaw(client, record, err),
     remainder() {
