@@ -14,7 +14,9 @@ const OWN_SIZE = 1024 * 1024;
 /** Own buffers out at once, gateway-wide (64 MiB). Past that, busy directions copy out of the shared one. */
 const OWN_LIMIT = 64;
 /** Free own buffers kept for the next busy direction. */
-const KEEP_FREE = 4;
+const KEEP_FREE = 8;
+/** Full reads of the shared buffer in a row that make a direction busy: one page-sized burst (a 64 KiB object) is not. */
+const BUSY_AFTER = 2;
 
 const shared: Buffer = Buffer.allocUnsafeSlow(SHARED_SIZE);
 const free: Buffer[] = [];
@@ -54,6 +56,7 @@ export function forward(src: Socket, dest: Socket, first: Buffer): () => void {
   let current: Buffer = shared; // what the next read lands in
   let lent: Buffer | undefined; // an own buffer a pending write still refers to
   let filled = false; // the last read filled its buffer: the sender has more queued
+  let streak = 0; // full reads of the shared buffer in a row
   let waiting = false; // paused until dest flushes
   let released = false;
 
@@ -70,6 +73,7 @@ export function forward(src: Socket, dest: Socket, first: Buffer): () => void {
   };
   const onRead = (n: number, buffer: Buffer): boolean => {
     filled = n === buffer.length;
+    streak = filled && buffer === shared ? streak + 1 : 0;
     // The shared buffer is everyone's between reads: its bytes are copied before anyone reads again.
     dest.write(buffer === shared ? Buffer.from(buffer.subarray(0, n)) : buffer.subarray(0, n), flushed);
     if (dest.writableLength === 0) return true; // the kernel took it all: the buffer is free again
@@ -79,7 +83,7 @@ export function forward(src: Socket, dest: Socket, first: Buffer): () => void {
   };
   const next = (): Buffer => {
     if (lent === current) current = shared; // the write has it; a new one is earned by the next full read
-    else if (current === shared) current = filled ? takeOwn() : shared;
+    else if (current === shared) current = streak >= BUSY_AFTER ? takeOwn() : shared;
     else if (!filled) {
       giveOwn(current, true); // the burst is over
       current = shared;
