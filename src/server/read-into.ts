@@ -71,10 +71,13 @@ export function readInto(socket: Socket, first: Buffer, onRead: OnRead, next: ()
   const fields = socket as unknown as Record<symbol, unknown>;
   // Already reading into buffers of someone else's: leave it be.
   if (fields[k.buffer] != null || fields[k.callback] != null) return false;
-  fields[k.buffer] = true; // "a buffer generator is set", as the constructor marks it
+  try {
+    handle.useUserBuffer(first);
+  } catch {
+    return false; // a handle this Node will not switch: the stream is untouched, the relay pipes
+  }
+  fields[k.buffer] = first;
   fields[k.next] = next;
   fields[k.callback] = onRead;
-  handle.useUserBuffer(first);
-  fields[k.buffer] = first;
   return true;
 }
