@@ -76,7 +76,7 @@ export async function run(): Promise<void> {
     console.log(
       `afterwards: ${end.handles} handles (baseline ${base.handles}), ${end.active} open connections ` +
         `(${end.handles <= base.handles && end.active === 0 ? 'back at baseline' : 'NOT back at baseline'}); ` +
-        `RSS ${fmt(rss2 / 1024, 1)} MiB (V8 and malloc keep what they grew to; the held connections' share is given back to them, not to the system)`,
+        `RSS ${fmt(rss2 / 1024, 1)} MiB (V8's heap and malloc keep the size they grew to)`,
     );
     failed = churn.mismatches! > 0 || after.mismatches! > 0 || h.held.mismatches! > 0 || end.handles > base.handles || end.active !== 0;
   } finally {
