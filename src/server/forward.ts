@@ -55,6 +55,9 @@ export function forward(src: Socket, dest: Socket, first: Buffer): () => void {
   for (let held = src.read() as Buffer | null; held !== null; held = src.read() as Buffer | null) dest.write(held);
   let current: Buffer = shared; // what the next read lands in
   let lent: Buffer | undefined; // an own buffer a pending write still refers to
+  let lentAt = 0; // which write that is
+  let written = 0; // writes of reads so far, and of those, flushed: writes complete in order
+  let flushedCount = 0;
   let filled = false; // the last read filled its buffer: the sender has more queued
   let streak = 0; // full reads of the shared buffer in a row
   let waiting = false; // paused until dest flushes
@@ -62,11 +65,12 @@ export function forward(src: Socket, dest: Socket, first: Buffer): () => void {
 
   const flushed = (): void => {
     if (released) return;
-    if (lent) {
+    flushedCount++;
+    if (lent && flushedCount >= lentAt) {
       giveOwn(lent, true);
       lent = undefined;
     }
-    if (waiting) {
+    if (waiting && flushedCount === written) {
       waiting = false;
       if (!src.destroyed) src.resume();
     }
@@ -74,16 +78,20 @@ export function forward(src: Socket, dest: Socket, first: Buffer): () => void {
   const onRead = (n: number, buffer: Buffer): boolean => {
     filled = n === buffer.length;
     streak = filled && buffer === shared ? streak + 1 : 0;
+    written++;
     // The shared buffer is everyone's between reads: its bytes are copied before anyone reads again.
     dest.write(buffer === shared ? Buffer.from(buffer.subarray(0, n)) : buffer.subarray(0, n), flushed);
     if (dest.writableLength === 0) return true; // the kernel took it all: the buffer is free again
-    if (buffer !== shared) lent = buffer;
+    if (buffer !== shared) {
+      lent = buffer;
+      lentAt = written;
+    }
     waiting = true;
     return false;
   };
   const next = (): Buffer => {
-    if (lent === current) current = shared; // the write has it; a new one is earned by the next full read
-    else if (current === shared) current = streak >= BUSY_AFTER ? takeOwn() : shared;
+    if (lent === current) current = shared; // the write has it; a new one is earned by the next full reads
+    else if (current === shared) current = streak >= BUSY_AFTER && !lent ? takeOwn() : shared;
     else if (!filled) {
       giveOwn(current, true); // the burst is over
       current = shared;
