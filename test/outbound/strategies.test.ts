@@ -48,6 +48,43 @@ test('sticky: an unusable member gives its keys to others; the rest stay put', (
   }
 });
 
+test('sticky: shares of keys per member pass a chi-square test (100 members, 2 000 000 keys)', () => {
+  // The per-pair draw is a cheaper mix than a full hash; a weaker one (a single multiply)
+  // gives chi-square ~230 here, an even one ~100 (df 99).
+  const members = Array.from({ length: 100 }, (_, i) => pickable(`socks5://10.0.${i}.1:1080`));
+  const sticky = createStrategy('sticky', members);
+  const wins = new Map<Pickable, number>();
+  const n = 2_000_000;
+  for (let k = 0; k < n; k++) {
+    const m = sticky.choose(() => true, `session-${k}`, undefined, 0, false)!;
+    wins.set(m, (wins.get(m) ?? 0) + 1);
+  }
+  const expected = n / members.length;
+  const chi2 = members.reduce((sum, m) => sum + ((wins.get(m) ?? 0) - expected) ** 2 / expected, 0);
+  const df = members.length - 1;
+  assert.ok(chi2 < df + 6 * Math.sqrt(2 * df), `chi-square ${chi2.toFixed(0)} with ${df} degrees of freedom`);
+});
+
+test('sticky: removing a member moves only the keys it held, with and without a lifetime', () => {
+  const members = Array.from({ length: 1_000 }, (_, i) => pickable(`socks5://10.${i >> 8}.${i & 255}.1:1080`, 1 + (i % 3)));
+  const removed = new Set([members[7]!, members[500]!, members[998]!]);
+  const full = createStrategy('sticky', members);
+  const less = createStrategy('sticky', members.filter((m) => !removed.has(m)));
+  let moved = 0;
+  for (const lifetime of [undefined, 60_000]) {
+    for (let k = 0; k < 5_000; k++) {
+      const key = `k${k}`;
+      const at = 1_764_700_000_000 + k * 977;
+      const before = full.choose(() => true, key, lifetime, at, false)!;
+      const after = less.choose(() => true, key, lifetime, at, false)!;
+      if (!removed.has(before)) assert.equal(after, before, `${key}, lifetime ${lifetime}`);
+      else moved++;
+    }
+  }
+  // Weights 1-3, three of 1000 members: about 0.3 % of 10 000 choices.
+  assert.ok(moved > 5 && moved < 80, `${moved} choices were on the removed members`);
+});
+
 test('sticky lifetimes: the member holds within a period, changes every period, and two instances agree', () => {
   const names = ['m0', 'm1', 'm2', 'm3', 'm4'];
   for (const size of [2, 3, 5, 40]) {
