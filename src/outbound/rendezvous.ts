@@ -82,11 +82,15 @@ const scoreOf = (d: number, weight: number): number => -Math.log((d + TWO_31 + 0
 // functions, not closures per strategy: one call target, so V8 inlines them into every pool.
 let scanned = 0;
 
-/** The draw of member hash `m`, or MIN when `m` is off `side` of the key's split (branch-free). */
-function sided(k: number, m: number, sk: number, split: number, side: number): number {
-  // The side test is a coin flip per member: a branch on it would be mispredicted half the time.
-  const off = -(+(draw(sk ^ m) >= split) ^ side);
-  return (draw(k ^ m) & ~off) | (MIN & off);
+/**
+ * Member hash `m` ranked within the key's side `flip` (0: side 1, MIN: side 0): the top bit
+ * says whether `m` is off the side (the side draw's sign, flipped), the other 31 the draw's
+ * top 31 bits (unsigned order). A member on the side ranks above every member off it, so one
+ * compare a member does both tests, branch-free: the side is a coin flip per member, and a
+ * branch on it would be mispredicted half the time.
+ */
+function sided(k: number, m: number, sk: number, flip: number): number {
+  return ((draw(k ^ m) ^ MIN) >>> 1) | ((draw(sk ^ m) ^ flip) & MIN);
 }
 
 /**
@@ -115,28 +119,31 @@ function scan(hashes: Int32Array, k: number, floor: number, first: boolean): num
 }
 
 /**
- * `scan` over the members on `side` of the key's split only. A function of its own: sharing
- * one with `scan` makes V8 stop inlining the draws, which doubles the time of both.
+ * `scan` over the members on `side` of the key's split at 0 (side 1: a side draw at or above
+ * it). A function of its own: sharing one with `scan` makes V8 stop inlining the draws, which
+ * doubles the time of both. Ranks drop the draw's lowest bit, so `floor` is lowered one rank
+ * (the scores decide after) and the winner's draw is computed again.
  */
-function scanSide(hashes: Int32Array, k: number, floor: number, first: boolean, sk: number, split: number, side: number): number {
+function scanSide(hashes: Int32Array, k: number, floor: number, first: boolean, sk: number, side: number): number {
+  const flip = side === 1 ? 0 : MIN;
   const n = hashes.length;
   const quads = n & ~3;
   let at = -1;
-  let f = first ? MIN : floor;
+  let f = first ? -1 : ((floor ^ MIN) >>> 1) - 1; // off the side ranks below -1
   let i = 0;
   for (; i < quads; i += 4) {
-    const d0 = sided(k, hashes[i]!, sk, split, side), d1 = sided(k, hashes[i + 1]!, sk, split, side);
-    const d2 = sided(k, hashes[i + 2]!, sk, split, side), d3 = sided(k, hashes[i + 3]!, sk, split, side);
-    if (d0 > f) (f = d0), (at = i);
-    if (d1 > f) (f = d1), (at = i + 1);
-    if (d2 > f) (f = d2), (at = i + 2);
-    if (d3 > f) (f = d3), (at = i + 3);
+    const r0 = sided(k, hashes[i]!, sk, flip), r1 = sided(k, hashes[i + 1]!, sk, flip);
+    const r2 = sided(k, hashes[i + 2]!, sk, flip), r3 = sided(k, hashes[i + 3]!, sk, flip);
+    if (r0 > f) (f = r0), (at = i);
+    if (r1 > f) (f = r1), (at = i + 1);
+    if (r2 > f) (f = r2), (at = i + 2);
+    if (r3 > f) (f = r3), (at = i + 3);
   }
   for (; i < n; i++) {
-    const d = sided(k, hashes[i]!, sk, split, side);
-    if (d > f) (f = d), (at = i);
+    const r = sided(k, hashes[i]!, sk, flip);
+    if (r > f) (f = r), (at = i);
   }
-  scanned = f;
+  scanned = at === -1 ? MIN : draw(k ^ hashes[at]!);
   return at;
 }
 
@@ -163,13 +170,13 @@ export function sticky<T extends Pickable>(members: readonly T[]): Strategy<T> {
    * The best-scoring member, usable or not: one hash and one compare per member. `side` -1
    * takes every member; 0 or 1 only those on that side of the key's split (see splitAt).
    */
-  function top(keyHash: number, sideKey: number, split: number, side: number): T | undefined {
+  function top(keyHash: number, sideKey: number, side: number): T | undefined {
     let winner: T | undefined;
     let score = Infinity;
     for (const c of classes) {
       const first = score === Infinity;
       const floor = first ? 0 : floorFor(score, c.weight);
-      const at = side === -1 ? scan(c.hashes, keyHash | 0, floor, first) : scanSide(c.hashes, keyHash | 0, floor, first, sideKey | 0, split, side);
+      const at = side === -1 ? scan(c.hashes, keyHash | 0, floor, first) : scanSide(c.hashes, keyHash | 0, floor, first, sideKey | 0, side);
       if (at === -1 || c.hashes.length === 0) continue;
       const s = scoreOf(scanned, c.weight);
       if (s < score) {
@@ -217,7 +224,9 @@ export function sticky<T extends Pickable>(members: readonly T[]): Strategy<T> {
   }
 
   function best(keyHash: number, usable: (m: T) => boolean, sideKey: number, split: number, side: number): T | undefined {
-    const first = top(keyHash, sideKey, split, side);
+    // Small pools split at the median, which scanSide does not take: they go the slow way.
+    if (side !== -1 && total <= EXACT_SPLIT) return bestUsable(keyHash, usable, sideKey, split, side);
+    const first = top(keyHash, sideKey, side);
     if (first === undefined || usable(first)) return first;
     return bestUsable(keyHash, usable, sideKey, split, side);
   }
