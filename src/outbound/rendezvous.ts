@@ -38,6 +38,15 @@ function draw(x: number): number {
   return Math.imul(x, 0xc2b2ae35);
 }
 
+/**
+ * What splits the members in two for one key: only which half a member is in, never an
+ * order among them, so one multiply does (its top bits depend on every bit of `x`; each
+ * member is in each half for half of the keys, and each key's halves are about equal).
+ */
+function sideDraw(x: number): number {
+  return Math.imul(x, 0x9e3779b1);
+}
+
 /** (key, member) → 32 uniform bits, higher wins: rendezvous hashing's per-pair draw. */
 export function rendezvousScore(keyHash: number, memberHash: number): number {
   return (draw(keyHash ^ memberHash) ^ MIN) >>> 0;
@@ -90,7 +99,7 @@ let scanned = 0;
  * branch on it would be mispredicted half the time.
  */
 function sided(k: number, m: number, sk: number, flip: number): number {
-  return ((draw(k ^ m) ^ MIN) >>> 1) | ((draw(sk ^ m) ^ flip) & MIN);
+  return ((draw(k ^ m) ^ MIN) >>> 1) | ((sideDraw(sk ^ m) ^ flip) & MIN);
 }
 
 /**
@@ -196,7 +205,7 @@ export function sticky<T extends Pickable>(members: readonly T[]): Strategy<T> {
   function splitAt(sideKey: number): number {
     if (total > EXACT_SPLIT) return 0;
     let n = 0;
-    for (const c of classes) for (let i = 0; i < c.hashes.length; i++) scratch[n++] = draw(sideKey ^ c.hashes[i]!);
+    for (const c of classes) for (let i = 0; i < c.hashes.length; i++) scratch[n++] = sideDraw(sideKey ^ c.hashes[i]!);
     scratch.sort();
     return scratch[total >> 1]!;
   }
@@ -210,7 +219,7 @@ export function sticky<T extends Pickable>(members: readonly T[]): Strategy<T> {
     let score = Infinity;
     for (const c of classes) {
       for (let i = 0; i < c.hashes.length; i++) {
-        if (side !== -1 && (draw(sideKey ^ c.hashes[i]!) >= split ? 1 : 0) !== side) continue;
+        if (side !== -1 && (sideDraw(sideKey ^ c.hashes[i]!) >= split ? 1 : 0) !== side) continue;
         const m = c.members[i]!;
         const s = scoreOf(draw(keyHash ^ c.hashes[i]!), c.weight);
         // Equal scores go to the lower name, so member order never matters here.
