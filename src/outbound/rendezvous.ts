@@ -59,7 +59,7 @@ export function memberHash(name: string): number {
 
 const TWO_32 = 2 ** 32;
 const TWO_31 = 2 ** 31;
-/** The lowest draw: a member off the key's side draws it, and never wins. */
+/** The lowest signed 32-bit integer: the lowest draw, and the sign bit alone. */
 const MIN = -TWO_31 | 0;
 
 /**
@@ -93,8 +93,8 @@ let scanned = 0;
 
 /**
  * Member hash `m` ranked within the key's side `flip` (0: side 1, MIN: side 0): the top bit
- * says whether `m` is off the side (the side draw's sign, flipped), the other 31 the draw's
- * top 31 bits (unsigned order). A member on the side ranks above every member off it, so one
+ * is 1 when `m` is off the side (the side draw's sign, flipped for side 0), the other 31 bits
+ * are the draw's top 31 (in unsigned order). Every member on the side outranks all off it, so one
  * compare a member does both tests, branch-free: the side is a coin flip per member, and a
  * branch on it would be mispredicted half the time.
  */
@@ -162,7 +162,7 @@ function scanSide(hashes: Int32Array, k: number, floor: number, first: boolean, 
  * share of keys proportional to its weight, and removing one moves only the keys it held.
  * Members are grouped by weight: within a group, a score beats the best so far exactly when u
  * exceeds exp(-best·weight), an integer threshold recomputed only when the best improves.
- * The inner loop is one hash and one integer compare per member.
+ * The inner loop is one draw and one integer compare per member.
  * With a lifetime, (key, period) is hashed instead of the key, and consecutive periods pick in
  * the two halves of a per-key split of the members, so every period ends with a move.
  */
