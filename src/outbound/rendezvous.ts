@@ -92,14 +92,15 @@ const scoreOf = (d: number, weight: number): number => -Math.log((d + TWO_31 + 0
 let scanned = 0;
 
 /**
- * Member hash `m` ranked within the key's side `flip` (0: side 1, MIN: side 0): the top bit
- * is 1 when `m` is off the side (the side draw's sign, flipped for side 0), the other 31 bits
- * are the draw's top 31 (in unsigned order). Every member on the side outranks all off it, so one
- * compare a member does both tests, branch-free: the side is a coin flip per member, and a
- * branch on it would be mispredicted half the time.
+ * Member hash `m` ranked within the key's side: the top bit is 1 when `m` is off the side,
+ * the other 31 bits are the draw's top 31 (in unsigned order). Every member on the side
+ * outranks all off it, so one compare a member does both tests, branch-free: the side is a
+ * coin flip per member, and a branch on it would be mispredicted half the time. `ss` is the
+ * side key, with its top bit flipped for side 0: the multiplier being odd, that flips the
+ * side draw's sign.
  */
-function sided(k: number, m: number, sk: number, flip: number): number {
-  return ((draw(k ^ m) ^ MIN) >>> 1) | ((sideDraw(sk ^ m) ^ flip) & MIN);
+function sided(k: number, m: number, ss: number): number {
+  return ((draw(k ^ m) ^ MIN) >>> 1) | (sideDraw(ss ^ m) & MIN);
 }
 
 /**
@@ -134,22 +135,22 @@ function scan(hashes: Int32Array, k: number, floor: number, first: boolean): num
  * (the scores decide after) and the winner's draw is computed again.
  */
 function scanSide(hashes: Int32Array, k: number, floor: number, first: boolean, sk: number, side: number): number {
-  const flip = side === 1 ? 0 : MIN;
+  const ss = side === 1 ? sk : sk ^ MIN;
   const n = hashes.length;
   const quads = n & ~3;
   let at = -1;
   let f = first ? -1 : ((floor ^ MIN) >>> 1) - 1; // off the side ranks below -1
   let i = 0;
   for (; i < quads; i += 4) {
-    const r0 = sided(k, hashes[i]!, sk, flip), r1 = sided(k, hashes[i + 1]!, sk, flip);
-    const r2 = sided(k, hashes[i + 2]!, sk, flip), r3 = sided(k, hashes[i + 3]!, sk, flip);
+    const r0 = sided(k, hashes[i]!, ss), r1 = sided(k, hashes[i + 1]!, ss);
+    const r2 = sided(k, hashes[i + 2]!, ss), r3 = sided(k, hashes[i + 3]!, ss);
     if (r0 > f) (f = r0), (at = i);
     if (r1 > f) (f = r1), (at = i + 1);
     if (r2 > f) (f = r2), (at = i + 2);
     if (r3 > f) (f = r3), (at = i + 3);
   }
   for (; i < n; i++) {
-    const r = sided(k, hashes[i]!, sk, flip);
+    const r = sided(k, hashes[i]!, ss);
     if (r > f) (f = r), (at = i);
   }
   scanned = at === -1 ? MIN : draw(k ^ hashes[at]!);
