@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { PoolConfig } from '../config/types.js';
 import { GatewayError, Rep, UpstreamRefusedError } from '../errors.js';
-import { filterParams, lifetimeMs, type SessionParams } from '../protocol/username.js';
+import { filterParams, lifetimeMs, RESERVED_PARAMS, type SessionParams } from '../protocol/username.js';
 import { createHealthChecks, DEFAULT_HEALTH_POLICY, MemberHealth, type HealthPolicy, type Transition } from './health.js';
 import { isUpstreamFault } from './socks5-errors.js';
 import type { MemberStats, PoolOutbound } from './stats.js';
@@ -57,6 +57,24 @@ function retryable(err: unknown): boolean {
 const LATENCY_ALPHA = 0.3;
 /** Tag-filter views kept per pool; clients choose the filters, so the cache is bounded. */
 const MAX_VIEWS = 256;
+
+/**
+ * The cache key of a session's tag filters: sorted `KEY=VALUE`s joined by commas, "" for none.
+ * Built on every pick, so no arrays unless there are two filters or more (keys and values are
+ * tokens: neither `=` nor `,` occurs in them).
+ */
+function filterSignature(params: SessionParams | undefined): string {
+  if (params === undefined) return '';
+  let one = '';
+  let many: string[] | undefined;
+  for (const k in params) {
+    if (RESERVED_PARAMS.has(k)) continue;
+    const kv = `${k}=${params[k]!}`;
+    if (one === '') one = kv;
+    else (many ??= [one]).push(kv);
+  }
+  return many ? many.sort().join(',') : one;
+}
 
 /** The members one set of tag filters leaves, with a strategy built over them. */
 interface View {
@@ -121,11 +139,12 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
    * The members the session's tag filters leave: tagged with every KEY=VALUE, or filling KEY
    * into their username (the provider behind them chooses). Null when none is left.
    */
-  function viewFor(filters: readonly [string, string][]): View | null {
-    if (filters.length === 0) return all;
-    const signature = filters.map(([k, v]) => `${k}=${v}`).sort().join(',');
+  function viewFor(params: SessionParams | undefined): View | null {
+    const signature = filterSignature(params);
+    if (signature === '') return all;
     const known = views.get(signature);
     if (known !== undefined) return known;
+    const filters = filterParams(params);
     const left = members.filter((m) => filters.every(([k, v]) => m.tags[k] === v || m.placeholders.has(k)));
     const view = left.length === 0 ? null : { members: left, strategy: createStrategy(cfg.strategy, left) };
     if (views.size >= MAX_VIEWS) views.clear();
@@ -151,9 +170,8 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
 
   /** Runs `op` on one member after another (strategy order, never one twice) until one succeeds. */
   async function attempt<T>(ctx: OutboundContext, op: (m: Member) => Promise<T>, can?: (m: Member) => boolean): Promise<{ m: Member; value: T }> {
-    const filters = filterParams(ctx.params);
-    const view = viewFor(filters);
-    if (!view) throw new NoMemberMatchesError(name, filters);
+    const view = viewFor(ctx.params);
+    if (!view) throw new NoMemberMatchesError(name, filterParams(ctx.params));
     let tried: Set<Member> | undefined;
     let last: unknown;
     for (let i = 0; i < maxAttempts; i++) {
@@ -239,7 +257,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     name,
     connect,
     pick(key, params) {
-      const view = viewFor(filterParams(params));
+      const view = viewFor(params);
       return view ? choose(view, key, params, undefined, false)?.name : undefined;
     },
     stats,

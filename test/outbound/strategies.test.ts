@@ -48,6 +48,48 @@ test('sticky: an unusable member gives its keys to others; the rest stay put', (
   }
 });
 
+/** Chi-square of sticky's choices for `n` keys over `size` equal members, and its degrees of freedom. */
+function stickyChiSquare(size: number, n: number, lifetime: number | undefined): { chi2: number; df: number } {
+  const members = Array.from({ length: size }, (_, i) => pickable(`socks5://10.0.${i}.1:1080`));
+  const sticky = createStrategy('sticky', members);
+  const wins = new Map<Pickable, number>();
+  for (let k = 0; k < n; k++) {
+    const m = sticky.choose(() => true, `session-${k}`, lifetime, 1_764_700_000_000, false)!;
+    wins.set(m, (wins.get(m) ?? 0) + 1);
+  }
+  const expected = n / size;
+  return { chi2: members.reduce((sum, m) => sum + ((wins.get(m) ?? 0) - expected) ** 2 / expected, 0), df: size - 1 };
+}
+
+test('sticky: shares of keys per member pass a chi-square test (100 members, 2 000 000 keys; with a lifetime, 1 000 000)', () => {
+  // The per-pair draw is a cheaper mix than a full hash; a weaker one (a single multiply)
+  // gives chi-square ~230 here, an even one ~100 (df 99). A lifetime adds the key's split.
+  for (const [n, lifetime] of [[2_000_000, undefined], [1_000_000, 60_000]] as const) {
+    const { chi2, df } = stickyChiSquare(100, n, lifetime);
+    assert.ok(chi2 < df + 6 * Math.sqrt(2 * df), `lifetime ${lifetime}: chi-square ${chi2.toFixed(0)} with ${df} degrees of freedom`);
+  }
+});
+
+test('sticky: removing a member moves only the keys it held, with and without a lifetime', () => {
+  const members = Array.from({ length: 1_000 }, (_, i) => pickable(`socks5://10.${i >> 8}.${i & 255}.1:1080`, 1 + (i % 3)));
+  const removed = new Set([members[7]!, members[500]!, members[998]!]);
+  const full = createStrategy('sticky', members);
+  const less = createStrategy('sticky', members.filter((m) => !removed.has(m)));
+  let moved = 0;
+  for (const lifetime of [undefined, 60_000]) {
+    for (let k = 0; k < 5_000; k++) {
+      const key = `k${k}`;
+      const at = 1_764_700_000_000 + k * 977;
+      const before = full.choose(() => true, key, lifetime, at, false)!;
+      const after = less.choose(() => true, key, lifetime, at, false)!;
+      if (!removed.has(before)) assert.equal(after, before, `${key}, lifetime ${lifetime}`);
+      else moved++;
+    }
+  }
+  // Weights 1-3, three of 1000 members: about 0.3 % of 10 000 choices.
+  assert.ok(moved > 5 && moved < 80, `${moved} choices were on the removed members`);
+});
+
 test('sticky lifetimes: the member holds within a period, changes every period, and two instances agree', () => {
   const names = ['m0', 'm1', 'm2', 'm3', 'm4'];
   for (const size of [2, 3, 5, 40]) {
