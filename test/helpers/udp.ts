@@ -4,8 +4,10 @@
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
+import type { TestContext } from 'node:test';
 import { SocksClient, type SocksClientOptions, type SocksRemoteHost } from 'socks';
 import { ipv6ToBytes, ipv6ToText } from '../../src/protocol/address.js';
+import { startGateway, type TestGateway } from './index.js';
 
 export interface UdpEchoServer {
   host: string;
@@ -138,4 +140,44 @@ export async function sendRaw(bytes: Buffer, to: { host: string; port: number },
   await once(s, 'listening');
   await new Promise<void>((resolve, reject) => s.send(bytes, to.port, to.host, (err) => (err ? reject(err) : resolve())));
   await closeDgram(s);
+}
+
+/**
+ * A SOCKS5 UDP request header for 127.0.0.1:`port` (RFC 1928 §7) and `data`, built by hand
+ * rather than by `socks` so that a test can send what no client library would (FRAG ≠ 0).
+ */
+export function rawFrame(port: number, data: string, frag = 0): Buffer {
+  const frame = Buffer.concat([Buffer.from([0, 0, frag, 1, 127, 0, 0, 1]), Buffer.alloc(2), Buffer.from(data)]);
+  frame.writeUInt16BE(port, 8);
+  return frame;
+}
+
+/** The access-log line of the finished UDP association, once it is written (bounded wait). */
+export function udpLogLine(gw: TestGateway, timeoutMs?: number): Promise<Record<string, unknown> | undefined> {
+  return gw.accessLog((l) => l['cmd'] === 'udp', timeoutMs);
+}
+
+export interface UdpAssociation {
+  echo: UdpEchoServer;
+  gw: TestGateway;
+  c: SocksUdpClient;
+}
+
+/**
+ * A UDP echo server on `host`, a gateway started from `config` and one SOCKS5 UDP client
+ * associated through it from `host`, each closed by `t.after`.
+ */
+export async function udpAssociation(
+  t: TestContext,
+  config: Record<string, unknown> = {},
+  opts: { host?: string; declarePort?: boolean } = {},
+): Promise<UdpAssociation> {
+  const host = opts.host ?? '127.0.0.1';
+  const echo = await startUdpEchoServer(host);
+  t.after(() => echo.close());
+  const gw = await startGateway(config);
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host, port: gw.port }, opts.declarePort === undefined ? {} : { declarePort: opts.declarePort });
+  t.after(() => c.close());
+  return { echo, gw, c };
 }

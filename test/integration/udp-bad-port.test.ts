@@ -5,11 +5,8 @@ import { pino } from 'pino';
 import type { DnsResolver } from '../../src/dns/types.js';
 import { openDirectUdp } from '../../src/outbound/udp-direct.js';
 import { openSocks5Udp } from '../../src/outbound/socks5-udp.js';
-import { startGateway, type TestGateway } from '../helpers/index.js';
-import { socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
+import { udpAssociation, udpLogLine } from '../helpers/udp.js';
 import { listenTracked } from '../helpers/servers.js';
-
-const udpLine = (gw: TestGateway) => gw.accessLog((l) => l['cmd'] === 'udp', 2_000);
 
 /** Test instrument (scripted SOCKS5 upstream): answers every ASSOCIATE with BND 127.0.0.1:`bndPort` (0 here, which no real server sends). */
 async function startAssociateUpstream(bndPort: number): Promise<{ port: number; close(): Promise<void> }> {
@@ -26,12 +23,7 @@ async function startAssociateUpstream(bndPort: number): Promise<{ port: number; 
 }
 
 test('a datagram for DST.PORT 0 is dropped, the first one and the next, and the association goes on', async (t) => {
-  const echo = await startUdpEchoServer();
-  t.after(() => echo.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
+  const { echo, gw, c } = await udpAssociation(t);
   c.send({ host: '127.0.0.1', port: 0 }, 'zero');
   c.send({ host: '127.0.0.1', port: echo.port }, 'one');
   assert.equal((await c.receive())?.data.toString(), 'one');
@@ -39,7 +31,7 @@ test('a datagram for DST.PORT 0 is dropped, the first one and the next, and the 
   c.send({ host: '127.0.0.1', port: echo.port }, 'two');
   assert.equal((await c.receive())?.data.toString(), 'two');
   await c.close();
-  assert.deepEqual((await udpLine(gw))?.['udp'], { sent: 2, received: 2, dropped: { bad_port: 2 } });
+  assert.deepEqual((await udpLogLine(gw, 2_000))?.['udp'], { sent: 2, received: 2, dropped: { bad_port: 2 } });
 });
 
 test('a direct UDP channel never throws from send, whatever the port', async () => {
@@ -67,18 +59,13 @@ test('an upstream whose ASSOCIATE reply names port 0 is a failed upstream, not a
     openSocks5Udp({ host: '127.0.0.1', port: upstream.port }, { signal: new AbortController().signal, log, sessionKey: 't' }, { connectTimeout: 2_000 }),
     (err: { code: string }) => err.code === 'GW_ERR_UPSTREAM_HANDSHAKE',
   );
-  const echo = await startUdpEchoServer();
-  t.after(() => echo.close());
-  const gw = await startGateway({
+  const { echo, gw, c } = await udpAssociation(t, {
     upstreams: { up: { type: 'socks5', host: '127.0.0.1', port: upstream.port } },
     rules: [{ name: 'udp-up', commands: ['udp'], action: 'up' }],
   });
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
   c.send({ host: '127.0.0.1', port: echo.port }, 'a');
   c.send({ host: '127.0.0.1', port: echo.port }, 'b');
   assert.equal(await c.receive(300), undefined);
   await c.close();
-  assert.deepEqual((await udpLine(gw))?.['udp'], { sent: 0, received: 0, dropped: { upstream_failed: 2 } });
+  assert.deepEqual((await udpLogLine(gw, 2_000))?.['udp'], { sent: 0, received: 0, dropped: { upstream_failed: 2 } });
 });

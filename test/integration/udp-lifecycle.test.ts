@@ -5,7 +5,7 @@ import { createServer, type Socket } from 'node:net';
 import { Cmd } from '../../src/protocol/constants.js';
 import { decodeReply, encodeGreeting, encodeRequest, NEED_DATA } from '../../src/protocol/messages.js';
 import { rawClient, readBytes, startGateway, type TestGateway } from '../helpers/index.js';
-import { startUdpEchoServer } from '../helpers/udp.js';
+import { rawFrame, startUdpEchoServer, udpLogLine } from '../helpers/udp.js';
 import { listenTracked } from '../helpers/servers.js';
 
 /** ASSOCIATE on a raw control connection; `extra` goes in the same packet as the request. */
@@ -19,8 +19,6 @@ async function rawAssociate(gw: TestGateway, extra = Buffer.alloc(0)): Promise<{
   return { s, relayPort: r.value.bound.port };
 }
 
-const udpLine = (gw: TestGateway) => gw.accessLog((l) => l['cmd'] === 'udp', 2_000);
-
 for (const how of ['end', 'reset'] as const) {
   test(`UDP ASSOCIATE: a control connection that ${how === 'end' ? 'is half-closed' : 'is reset'} after extra bytes ends the association`, async (t) => {
     const gw = await startGateway({ limits: { udp_idle_timeout: '20s' } });
@@ -30,7 +28,7 @@ for (const how of ['end', 'reset'] as const) {
     await new Promise<void>((resolve) => s.write(Buffer.alloc(256 * 1024), () => resolve()));
     if (how === 'end') s.end();
     else s.resetAndDestroy();
-    assert.ok(await udpLine(gw), 'the association ended without waiting for udp_idle_timeout');
+    assert.ok(await udpLogLine(gw, 2_000), 'the association ended without waiting for udp_idle_timeout');
     assert.equal(gw.gw.activeSessions, 0);
   });
 }
@@ -71,12 +69,10 @@ for (const silent of [false, true]) {
     t.after(() => s.destroy());
     const d = createSocket('udp4');
     t.after(() => d.close());
-    const frame = Buffer.concat([Buffer.from([0, 0, 0, 1, 127, 0, 0, 1, 0, 0]), Buffer.from('x')]);
-    frame.writeUInt16BE(echo.port, 8);
-    d.send(frame, relayPort, '127.0.0.1');
+    d.send(rawFrame(echo.port, 'x'), relayPort, '127.0.0.1');
     const { closed: upstreamClosed } = await upstream.accepted;
     s.end();
-    assert.ok(await udpLine(gw), 'the association ended');
+    assert.ok(await udpLogLine(gw, 2_000), 'the association ended');
     const closedInTime = await Promise.race([upstreamClosed.then(() => true), new Promise((r) => setTimeout(() => r(false), 2_000))]);
     assert.ok(closedInTime, 'the upstream control connection is closed');
   });

@@ -2,10 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { startGateway, type TestGateway } from '../helpers/index.js';
-import { socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
-
-const udpLine = (gw: TestGateway) => gw.accessLog((l) => l['cmd'] === 'udp', 2_000);
+import { udpAssociation, udpLogLine } from '../helpers/udp.js';
 
 test('an answer too large for the header in front of it is dropped as too_large, not counted as received', async (t) => {
   const big = createSocket('udp4');
@@ -13,18 +10,13 @@ test('an answer too large for the header in front of it is dropped as too_large,
   big.bind(0, '127.0.0.1');
   await once(big, 'listening');
   t.after(() => big.close());
-  const echo = await startUdpEchoServer();
-  t.after(() => echo.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
+  const { echo, gw, c } = await udpAssociation(t);
   c.send({ host: '127.0.0.1', port: big.address().port }, 'big please');
   c.send({ host: '127.0.0.1', port: echo.port }, 'small');
   assert.equal((await c.receive())?.data.toString(), 'small');
   assert.equal(await c.receive(300), undefined);
   await c.close();
-  const line = await udpLine(gw);
+  const line = await udpLogLine(gw, 2_000);
   assert.deepEqual(line?.['udp'], { sent: 2, received: 1, dropped: { too_large: 1 } });
   assert.equal(line?.['down'], 5);
 });

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { startGateway, type TestGateway } from '../helpers/index.js';
+import { startGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
-import { closeDgram, socksUdpClient } from '../helpers/udp.js';
+import { closeDgram, socksUdpClient, udpLogLine } from '../helpers/udp.js';
 
 /** Headers no client can be told about: unknown ATYP, empty name, truncated. */
 const BAD_HEADERS = [
@@ -64,8 +64,6 @@ async function startBadUdpUpstream(): Promise<BadRelay> {
   };
 }
 
-const udpLine = (gw: TestGateway): Promise<Record<string, unknown> | undefined> => gw.accessLog((l) => l['cmd'] === 'udp');
-
 test("an upstream's malformed UDP headers are dropped and counted; the association goes on", async (t) => {
   const upstream = await startBadUdpUpstream();
   t.after(() => upstream.close());
@@ -83,7 +81,7 @@ test("an upstream's malformed UDP headers are dropped and counted; the associati
   assert.equal(await c.receive(300), undefined, 'nothing but the two good answers reached the client');
   assert.equal(upstream.received, 2);
   await c.close();
-  const line = await udpLine(gw);
+  const line = await udpLogLine(gw);
   const bad = BAD_HEADERS.length + 1;
   assert.deepEqual(line?.['udp'], { sent: 2, received: 2, dropped: { malformed: 2 * bad } });
   const metrics = await gw.gw.metrics.registry.getSingleMetricAsString('socksgate_udp_datagrams_total');

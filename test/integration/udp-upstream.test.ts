@@ -4,8 +4,13 @@ import { pino } from 'pino';
 import { openSocks5Udp } from '../../src/outbound/socks5-udp.js';
 import type { Destination } from '../../src/outbound/types.js';
 import { freePort, startDante, startMicrosocks } from '../helpers/upstreams.js';
-import { startGateway } from '../helpers/index.js';
-import { socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
+import { startUdpEchoServer, udpAssociation } from '../helpers/udp.js';
+
+/** Gateway config routing UDP through the Dante at `dante`. */
+const udpThrough = (dante: { host: string; port: number }) => ({
+  upstreams: { dante: { type: 'socks5', host: dante.host, port: dante.port } },
+  rules: [{ name: 'udp-out', commands: ['udp'], action: 'dante' }],
+});
 
 const ctx = (signal = new AbortController().signal) => ({ signal, log: pino({ level: 'silent' }), sessionKey: 't' });
 
@@ -52,15 +57,7 @@ test('an upstream that refuses the ASSOCIATE gives its REP back (microsocks: 0x0
 test('UDP routed to a Dante upstream: the echo server sees Dante\'s address', async (t) => {
   const dante = await startDante({ host: '127.0.0.5' });
   t.after(() => dante.close());
-  const echo = await startUdpEchoServer();
-  t.after(() => echo.close());
-  const gw = await startGateway({
-    upstreams: { dante: { type: 'socks5', host: dante.host, port: dante.port } },
-    rules: [{ name: 'udp-out', commands: ['udp'], action: 'dante' }],
-  });
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
+  const { echo, c } = await udpAssociation(t, udpThrough(dante));
   for (let i = 0; i < 3; i++) {
     c.send({ host: '127.0.0.1', port: echo.port }, `hop${i}`);
     const a = await c.receive();
@@ -74,15 +71,7 @@ test('UDP routed to a Dante upstream: the echo server sees Dante\'s address', as
 test('when the upstream ends its association, a later datagram opens a new one', async (t) => {
   const first = await startDante({ host: '127.0.0.5' });
   t.after(() => first.close());
-  const echo = await startUdpEchoServer();
-  t.after(() => echo.close());
-  const gw = await startGateway({
-    upstreams: { dante: { type: 'socks5', host: first.host, port: first.port } },
-    rules: [{ name: 'udp-out', commands: ['udp'], action: 'dante' }],
-  });
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
+  const { echo, c } = await udpAssociation(t, udpThrough(first));
   c.send({ host: '127.0.0.1', port: echo.port }, 'before');
   assert.equal((await c.receive())?.data.toString(), 'before');
   await first.close();

@@ -2,19 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { startGateway, type TestGateway } from '../helpers/index.js';
-import { closeDgram, sendRaw, socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
-
-/** The access-log line of the finished UDP association, once it is written (bounded wait). */
-const udpLogLine = (gw: TestGateway): Promise<Record<string, unknown> | undefined> => gw.accessLog((l) => l['cmd'] === 'udp');
+import { startGateway } from '../helpers/index.js';
+import { closeDgram, rawFrame, sendRaw, socksUdpClient, udpAssociation, udpLogLine } from '../helpers/udp.js';
 
 test('UDP ASSOCIATE relays an IPv4 round trip and replies with the real relay address', async (t) => {
-  const echo = await startUdpEchoServer();
-  t.after(() => echo.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
+  const { echo, gw, c } = await udpAssociation(t);
   assert.equal(c.relay.host, '127.0.0.1');
   assert.notEqual(c.relay.port, 0);
   c.send({ host: '127.0.0.1', port: echo.port }, 'ping4');
@@ -31,12 +23,7 @@ test('UDP ASSOCIATE relays an IPv4 round trip and replies with the real relay ad
 });
 
 test('UDP ASSOCIATE over an IPv6 listener relays to an IPv6 destination', async (t) => {
-  const echo = await startUdpEchoServer('::1');
-  t.after(() => echo.close());
-  const gw = await startGateway({ listen: [{ host: '::1', port: 0 }] });
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '::1', port: gw.port });
-  t.after(() => c.close());
+  const { echo, c } = await udpAssociation(t, { listen: [{ host: '::1', port: 0 }] }, { host: '::1' });
   c.send({ host: '::1', port: echo.port }, 'ping6');
   const a = await c.receive();
   assert.ok(a, 'an answer');
@@ -45,12 +32,7 @@ test('UDP ASSOCIATE over an IPv6 listener relays to an IPv6 destination', async 
 });
 
 test('a domain destination is resolved (dns.hosts) and the answer names its real source', async (t) => {
-  const echo = await startUdpEchoServer();
-  t.after(() => echo.close());
-  const gw = await startGateway({ dns: { hosts: { 'echo.test': '127.0.0.1' } } });
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
+  const { echo, c } = await udpAssociation(t, { dns: { hosts: { 'echo.test': '127.0.0.1' } } });
   for (let i = 0; i < 3; i++) c.send({ host: 'echo.test', port: echo.port }, `name${i}`);
   const got: string[] = [];
   for (let i = 0; i < 3; i++) {
@@ -63,14 +45,8 @@ test('a domain destination is resolved (dns.hosts) and the answer names its real
 });
 
 test('datagrams from another port or another address are dropped', async (t) => {
-  const echo = await startUdpEchoServer();
-  t.after(() => echo.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
-  const frame = Buffer.concat([Buffer.from([0, 0, 0, 1, 127, 0, 0, 1]), Buffer.alloc(2), Buffer.from('intruder')]);
-  frame.writeUInt16BE(echo.port, 8);
+  const { echo, gw, c } = await udpAssociation(t);
+  const frame = rawFrame(echo.port, 'intruder');
   await sendRaw(frame, c.relay, '127.0.0.1'); // right IP, another port
   // Another IP with the client's own port: only the address check can drop this one.
   await sendRaw(frame, c.relay, '127.0.0.2', c.socket.address().port);
@@ -85,16 +61,10 @@ test('datagrams from another port or another address are dropped', async (t) => 
 });
 
 test('without a declared port the first datagram locks the client port', async (t) => {
-  const echo = await startUdpEchoServer();
-  t.after(() => echo.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port }, { declarePort: false });
-  t.after(() => c.close());
+  const { echo, c } = await udpAssociation(t, {}, { declarePort: false });
   c.send({ host: '127.0.0.1', port: echo.port }, 'first');
   assert.equal((await c.receive())?.data.toString(), 'first');
-  const frame = Buffer.concat([Buffer.from([0, 0, 0, 1, 127, 0, 0, 1]), Buffer.alloc(2), Buffer.from('later')]);
-  frame.writeUInt16BE(echo.port, 8);
+  const frame = rawFrame(echo.port, 'later');
   await sendRaw(frame, c.relay, '127.0.0.1');
   c.send({ host: '127.0.0.1', port: echo.port }, 'second');
   assert.equal((await c.receive())?.data.toString(), 'second');
@@ -102,15 +72,8 @@ test('without a declared port the first datagram locks the client port', async (
 });
 
 test('FRAG != 0 and malformed datagrams are dropped and counted', async (t) => {
-  const echo = await startUdpEchoServer();
-  t.after(() => echo.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
-  const frag = Buffer.concat([Buffer.from([0, 0, 1, 1, 127, 0, 0, 1]), Buffer.alloc(2), Buffer.from('frag')]);
-  frag.writeUInt16BE(echo.port, 8);
-  c.socket.send(frag, c.relay.port, c.relay.host);
+  const { echo, gw, c } = await udpAssociation(t);
+  c.socket.send(rawFrame(echo.port, 'frag', 1), c.relay.port, c.relay.host);
   c.socket.send(Buffer.from([0, 0, 0, 9, 1]), c.relay.port, c.relay.host);
   c.send({ host: '127.0.0.1', port: echo.port }, 'whole');
   assert.equal((await c.receive())?.data.toString(), 'whole');
@@ -124,15 +87,10 @@ test('FRAG != 0 and malformed datagrams are dropped and counted', async (t) => {
 });
 
 test('a blocked UDP destination is dropped', async (t) => {
-  const echo = await startUdpEchoServer();
-  t.after(() => echo.close());
-  const gw = await startGateway({
+  const { echo, gw, c } = await udpAssociation(t, {
     dns: { hosts: { 'blocked.test': '127.0.0.1', 'open.test': '127.0.0.1' } },
     rules: [{ name: 'no-udp', domains: ['blocked.test'], commands: ['udp'], action: 'block' }],
   });
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
   c.send({ host: 'blocked.test', port: echo.port }, 'nope');
   c.send({ host: 'open.test', port: echo.port }, 'yes');
   assert.equal((await c.receive())?.data.toString(), 'yes');
@@ -144,12 +102,7 @@ test('a blocked UDP destination is dropped', async (t) => {
 });
 
 test('when the control connection closes the relay socket is closed', async (t) => {
-  const echo = await startUdpEchoServer();
-  t.after(() => echo.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
+  const { echo, gw, c } = await udpAssociation(t);
   c.send({ host: '127.0.0.1', port: echo.port }, 'alive');
   assert.equal((await c.receive())?.data.toString(), 'alive');
   c.control.destroy();
@@ -188,14 +141,9 @@ test('udp.advertise replaces the address in the reply, not the port', async (t) 
 });
 
 test('a dual-stack listener gives an IPv4 client an IPv4 relay', async (t) => {
-  const echo = await startUdpEchoServer();
-  t.after(() => echo.close());
   // A listener on "::" turns the egress guard's loopback denial on: the echo server is on this machine.
-  const gw = await startGateway({ listen: [{ host: '::', port: 0 }], allow_open_proxy: true, egress: { deny: [] } });
-  t.after(() => gw.close());
   // The client arrives as ::ffff:127.0.0.1; the relay and the source check use 127.0.0.1.
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
+  const { echo, c } = await udpAssociation(t, { listen: [{ host: '::', port: 0 }], allow_open_proxy: true, egress: { deny: [] } });
   assert.equal(c.relay.host, '127.0.0.1');
   c.send({ host: '127.0.0.1', port: echo.port }, 'dual');
   assert.equal((await c.receive())?.data.toString(), 'dual');
