@@ -2,46 +2,14 @@
 // username templates reach the member filled in, and a member's reply about the destination
 // goes to the client unretried while the member stays in rotation (PRODUCT.md "Pool strategies",
 // "Crawler sessions").
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fromSocksError } from '../../src/outbound/socks5-errors.js';
-import { isPoolOutbound, type PoolOutbound } from '../../src/outbound/stats.js';
 import { startDelayingForwarder, startRecordingSocks } from '../helpers/instruments.js';
-import { socksConnect, startGateway, type TestGateway } from '../helpers/index.js';
-import { readAll, startDante, startDestination, startMicrosocks, type Destination } from '../helpers/upstreams.js';
-
-const AUTH = { users: [{ username: 'alice', password: 'pw' }] };
-
-async function destination(t: TestContext, host = '127.0.0.1'): Promise<Destination> {
-  const d = await startDestination(host);
-  t.after(() => d.close());
-  return d;
-}
-
-async function gateway(t: TestContext, crawl: Record<string, unknown>): Promise<TestGateway> {
-  const gw = await startGateway({ auth: AUTH, upstreams: { crawl: { type: 'pool', ...crawl } }, default: 'crawl' });
-  t.after(() => gw.close());
-  return gw;
-}
-
-function poolOf(gw: TestGateway): PoolOutbound {
-  const pool = gw.gw.snapshot.outbounds.get('crawl');
-  assert.ok(pool && isPoolOutbound(pool));
-  return pool;
-}
-
-/** CONNECT as `username`: the address the destination saw, or the reply code. */
-async function through(gw: TestGateway, d: { host: string; port: number }, username = 'alice'): Promise<string | number> {
-  try {
-    const { socket } = await socksConnect(gw.port, { host: d.host, port: d.port }, 5_000, { userId: username, password: 'pw' });
-    return (await readAll(socket)).trim().replace('hello ', '');
-  } catch (err) {
-    return fromSocksError('gateway', err).rep;
-  }
-}
+import { poolDestination, poolGateway, poolOf, throughPool } from '../helpers/pool.js';
+import { startDante, startMicrosocks } from '../helpers/upstreams.js';
 
 test('fastest: each member is probed, then the one without the added delay takes the traffic', async (t) => {
-  const d = await destination(t);
+  const d = await poolDestination(t);
   const fast = await startMicrosocks({ host: '127.0.0.125' });
   t.after(() => fast.close());
   const slowHop = await startMicrosocks({ host: '127.0.0.126' });
@@ -49,18 +17,18 @@ test('fastest: each member is probed, then the one without the added delay takes
   const slow = await startDelayingForwarder('127.0.0.127', slowHop, 300);
   t.after(() => slow.close());
   // The slow member first in the list: failover would pick it every time.
-  const gw = await gateway(t, { strategy: 'fastest', members: [`socks5://${slow.host}:${slow.port}`, `socks5://${fast.host}:${fast.port}`] });
-  const probes = [await through(gw, d), await through(gw, d)];
+  const gw = await poolGateway(t, { strategy: 'fastest', members: [`socks5://${slow.host}:${slow.port}`, `socks5://${fast.host}:${fast.port}`] });
+  const probes = [await throughPool(gw, d), await throughPool(gw, d)];
   assert.deepEqual([...probes].sort(), ['127.0.0.125', '127.0.0.126'], 'both members probed before either is judged');
   const after: (string | number)[] = [];
-  for (let i = 0; i < 8; i++) after.push(await through(gw, d));
+  for (let i = 0; i < 8; i++) after.push(await throughPool(gw, d));
   assert.deepEqual(new Set(after), new Set(['127.0.0.125']), `the fast member only: ${after.join(',')}`);
   const [slowStats, fastStats] = poolOf(gw).stats();
   assert.ok(slowStats!.latencyMs! > fastStats!.latencyMs!, `latency slow ${slowStats!.latencyMs} fast ${fastStats!.latencyMs}`);
 });
 
 test('templates: a member receives {user}, {session} and {NAME} filled, and parts the client left out dropped', async (t) => {
-  const d = await destination(t);
+  const d = await poolDestination(t);
   const relay = await startMicrosocks({ host: '127.0.0.128' });
   t.after(() => relay.close());
   const provider = await startRecordingSocks('127.0.0.129', relay);
@@ -69,18 +37,18 @@ test('templates: a member receives {user}, {session} and {NAME} filled, and part
   t.after(() => other.close());
   const secret = 'Pr0v1der-S3cret';
   const template = encodeURIComponent('cust1-zone-z1-session-{session}-country-{country}-u-{user}');
-  const gw = await gateway(t, {
+  const gw = await poolGateway(t, {
     strategy: 'round-robin',
     members: [`socks5://${template}:${secret}@${provider.host}:${provider.port}`, `socks5://${other.host}:${other.port}#country=us`],
   });
   // A country filter: the tagged member does not match, the provider fills {country} itself.
-  assert.equal(await through(gw, d, 'alice-session-s1-country-de'), '127.0.0.128');
-  assert.equal(await through(gw, d, 'alice-country-fr-session-s2'), '127.0.0.128');
+  assert.equal(await throughPool(gw, d, 'alice-session-s1-country-de'), '127.0.0.128');
+  assert.equal(await throughPool(gw, d, 'alice-country-fr-session-s2'), '127.0.0.128');
   // Round-robin among the members tagged us or filling {country}, then among all.
-  assert.equal(await through(gw, d, 'alice-country-us'), '127.0.0.128');
-  assert.equal(await through(gw, d, 'alice-country-us'), '127.0.0.130');
-  assert.equal(await through(gw, d, 'alice-lifetime-1m'), '127.0.0.128');
-  assert.equal(await through(gw, d, 'alice-lifetime-1m'), '127.0.0.130');
+  assert.equal(await throughPool(gw, d, 'alice-country-us'), '127.0.0.128');
+  assert.equal(await throughPool(gw, d, 'alice-country-us'), '127.0.0.130');
+  assert.equal(await throughPool(gw, d, 'alice-lifetime-1m'), '127.0.0.128');
+  assert.equal(await throughPool(gw, d, 'alice-lifetime-1m'), '127.0.0.130');
   assert.deepEqual(
     provider.logins.map((l) => l.username),
     ['cust1-zone-z1-session-s1-country-de-u-alice', 'cust1-zone-z1-session-s2-country-fr-u-alice', 'cust1-zone-z1-country-us-u-alice', 'cust1-zone-z1-u-alice'],
@@ -92,37 +60,37 @@ test('templates: a member receives {user}, {session} and {NAME} filled, and part
 });
 
 test('a member refusing the destination (Dante, socks block: 0x02) is neither retried nor ejected', async (t) => {
-  const blocked = await destination(t, '127.0.0.131');
-  const allowed = await destination(t, '127.0.0.1');
+  const blocked = await poolDestination(t, '127.0.0.131');
+  const allowed = await poolDestination(t, '127.0.0.1');
   const dante = await startDante({ host: '127.0.0.132', block: ['127.0.0.131/32'] });
   t.after(() => dante.close());
   const spare = await startMicrosocks({ host: '127.0.0.133' });
   t.after(() => spare.close());
   // failover: Dante is tried first every time; a retry would reach the spare, which connects.
-  const gw = await gateway(t, { strategy: 'failover', ban_after: 2, max_attempts: 3, members: [`socks5://${dante.host}:${dante.port}`, `socks5://${spare.host}:${spare.port}`] });
-  for (let i = 0; i < 5; i++) assert.equal(await through(gw, blocked), 0x02, `request ${i}`);
+  const gw = await poolGateway(t, { strategy: 'failover', ban_after: 2, max_attempts: 3, members: [`socks5://${dante.host}:${dante.port}`, `socks5://${spare.host}:${spare.port}`] });
+  for (let i = 0; i < 5; i++) assert.equal(await throughPool(gw, blocked), 0x02, `request ${i}`);
   assert.equal(blocked.peers.length, 0, 'no member reached the blocked destination');
   const [danteStats, spareStats] = poolOf(gw).stats();
   assert.equal(danteStats!.healthy, true);
   assert.equal(danteStats!.consecutiveFailures, 0);
   assert.equal(spareStats!.attempts, 0, 'the reply was not retried on the other member');
-  assert.equal(await through(gw, allowed), '127.0.0.132', 'Dante still serves');
+  assert.equal(await throughPool(gw, allowed), '127.0.0.132', 'Dante still serves');
   const line = await gw.accessLog((l) => l['rep'] === 0x02);
   assert.match(String(line?.['error']), /replied 2/);
 });
 
 test('a member that fails itself is replaced before the client hears, up to max_attempts', async (t) => {
-  const d = await destination(t);
+  const d = await poolDestination(t);
   const dead = await startMicrosocks({ host: '127.0.0.134' });
   const deadPort = dead.port;
   await dead.close();
   const live = await startMicrosocks({ host: '127.0.0.135' });
   t.after(() => live.close());
-  const gw = await gateway(t, { strategy: 'failover', ban_after: 2, max_attempts: 2, members: [`socks5://127.0.0.134:${deadPort}`, `socks5://${live.host}:${live.port}`] });
-  for (let i = 0; i < 3; i++) assert.equal(await through(gw, d), '127.0.0.135');
+  const gw = await poolGateway(t, { strategy: 'failover', ban_after: 2, max_attempts: 2, members: [`socks5://127.0.0.134:${deadPort}`, `socks5://${live.host}:${live.port}`] });
+  for (let i = 0; i < 3; i++) assert.equal(await throughPool(gw, d), '127.0.0.135');
   const [deadStats] = poolOf(gw).stats();
   assert.equal(deadStats!.healthy, false, 'ejected after ban_after consecutive failures');
   assert.equal(deadStats!.attempts, 2, 'not tried once ejected (its backoff is running)');
-  const once = await gateway(t, { strategy: 'failover', max_attempts: 1, members: [`socks5://127.0.0.134:${deadPort}`, `socks5://${live.host}:${live.port}`] });
-  assert.equal(await through(once, d), 0x05, 'max_attempts 1: the first failure is the answer');
+  const once = await poolGateway(t, { strategy: 'failover', max_attempts: 1, members: [`socks5://127.0.0.134:${deadPort}`, `socks5://${live.host}:${live.port}`] });
+  assert.equal(await throughPool(once, d), 0x05, 'max_attempts 1: the first failure is the answer');
 });

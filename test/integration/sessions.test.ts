@@ -4,15 +4,12 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fromSocksError } from '../../src/outbound/socks5-errors.js';
-import { isPoolOutbound, type PoolOutbound } from '../../src/outbound/stats.js';
 import { fnv1a32, sessionPeriod } from '../../src/outbound/strategies.js';
 import { parseUsername } from '../../src/protocol/username.js';
 import { curl } from '../helpers/curl.js';
-import { socksConnect, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
-import { readAll, startDestination, startMicrosocks, type Destination, type RunningUpstream } from '../helpers/upstreams.js';
-
-const AUTH = { users: [{ username: 'alice', password: 'pw' }] };
+import { startHttpServer, type TestGateway } from '../helpers/index.js';
+import { poolDestination, poolGateway, poolOf, throughPool } from '../helpers/pool.js';
+import { startMicrosocks, type RunningUpstream } from '../helpers/upstreams.js';
 
 async function members(t: TestContext, hosts: string[]): Promise<RunningUpstream[]> {
   const ups = await Promise.all(hosts.map((host) => startMicrosocks({ host })));
@@ -20,35 +17,7 @@ async function members(t: TestContext, hosts: string[]): Promise<RunningUpstream
   return ups;
 }
 
-async function destination(t: TestContext): Promise<Destination> {
-  const d = await startDestination();
-  t.after(() => d.close());
-  return d;
-}
-
-async function gateway(t: TestContext, crawl: Record<string, unknown>): Promise<TestGateway> {
-  const gw = await startGateway({ auth: AUTH, upstreams: { crawl: { type: 'pool', ...crawl } }, default: 'crawl' });
-  t.after(() => gw.close());
-  return gw;
-}
-
 const url = (u: RunningUpstream): string => `socks5://${u.host}:${u.port}`;
-
-/** CONNECT as `username` through the gateway: the address the destination saw, or the reply code. */
-async function through(gw: TestGateway, d: Destination, username: string): Promise<string | number> {
-  try {
-    const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: d.port }, 5_000, { userId: username, password: 'pw' });
-    return (await readAll(socket)).trim().replace('hello ', '');
-  } catch (err) {
-    return fromSocksError('gateway', err).rep;
-  }
-}
-
-function poolOf(gw: TestGateway): PoolOutbound {
-  const pool = gw.gw.snapshot.outbounds.get('crawl');
-  assert.ok(pool && isPoolOutbound(pool));
-  return pool;
-}
 
 /** The loopback address of the member the pool would pick for `username` now. */
 function expected(gw: TestGateway, username: string): string | undefined {
@@ -58,17 +27,17 @@ function expected(gw: TestGateway, username: string): string | undefined {
 }
 
 test('sticky: two gateway instances send each session key to the same member, also per lifetime period', async (t) => {
-  const d = await destination(t);
+  const d = await poolDestination(t);
   const ups = await members(t, ['127.0.0.111', '127.0.0.112', '127.0.0.113']);
-  const a = await gateway(t, { strategy: 'sticky', members: ups.map(url) });
-  const b = await gateway(t, { strategy: 'sticky', members: [...ups].reverse().map(url) });
+  const a = await poolGateway(t, { strategy: 'sticky', members: ups.map(url) });
+  const b = await poolGateway(t, { strategy: 'sticky', members: [...ups].reverse().map(url) });
   const used = new Set<string>();
   for (let k = 0; k < 12; k++) {
     for (const user of [`alice-session-s${k}`, `alice-session-s${k}-lifetime-1h`]) {
-      const first = await through(a, d, user);
+      const first = await throughPool(a, d, user);
       assert.equal(typeof first, 'string', `${user}: ${first}`);
-      assert.equal(await through(b, d, user), first, `${user} on the second instance`);
-      assert.equal(await through(a, d, user), first, `${user} again`);
+      assert.equal(await throughPool(b, d, user), first, `${user} on the second instance`);
+      assert.equal(await throughPool(a, d, user), first, `${user} again`);
       if (!user.includes('lifetime')) used.add(first as string);
     }
   }
@@ -76,10 +45,10 @@ test('sticky: two gateway instances send each session key to the same member, al
 });
 
 test('lifetime: a session holds its member within a period and moves at its end, the same on both instances', async (t) => {
-  const d = await destination(t);
+  const d = await poolDestination(t);
   const ups = await members(t, ['127.0.0.114', '127.0.0.115', '127.0.0.116']);
-  const a = await gateway(t, { strategy: 'sticky', members: ups.map(url) });
-  const b = await gateway(t, { strategy: 'sticky', members: ups.map(url) });
+  const a = await poolGateway(t, { strategy: 'sticky', members: ups.map(url) });
+  const b = await poolGateway(t, { strategy: 'sticky', members: ups.map(url) });
   const lifetime = 3_000;
   const user = 'alice-session-moving-lifetime-3s';
   const keyHash = fnv1a32('moving');
@@ -96,7 +65,7 @@ test('lifetime: a session holds its member within a period and moves at its end,
   for (let round = 0; round < 2; round++) {
     const period = await nextPeriod();
     const peers = [];
-    for (let i = 0; i < 3; i++) peers.push(await through(a, d, user), await through(b, d, user));
+    for (let i = 0; i < 3; i++) peers.push(await throughPool(a, d, user), await throughPool(b, d, user));
     assert.equal(sessionPeriod(keyHash, lifetime, Date.now()), period, 'the connections took longer than a period');
     assert.equal(new Set(peers).size, 1, `period ${period}: the session held one member on both instances: ${peers.join(',')}`);
     seen.push(peers[0] as string);
@@ -105,9 +74,9 @@ test('lifetime: a session holds its member within a period and moves at its end,
 });
 
 test('tags: a filter lands only on members tagged so, or 0x04 "no member matches"', async (t) => {
-  const d = await destination(t);
+  const d = await poolDestination(t);
   const ups = await members(t, ['127.0.0.117', '127.0.0.118', '127.0.0.119', '127.0.0.120']);
-  const gw = await gateway(t, {
+  const gw = await poolGateway(t, {
     strategy: 'round-robin',
     members: [
       `${url(ups[0]!)}#country=de,city=berlin`,
@@ -120,18 +89,18 @@ test('tags: a filter lands only on members tagged so, or 0x04 "no member matches
   const berlin = new Set<string | number>();
   const any = new Set<string | number>();
   for (let i = 0; i < 8; i++) {
-    de.add(await through(gw, d, 'alice-country-de'));
-    berlin.add(await through(gw, d, 'alice-city-berlin-country-de'));
-    any.add(await through(gw, d, 'alice'));
+    de.add(await throughPool(gw, d, 'alice-country-de'));
+    berlin.add(await throughPool(gw, d, 'alice-city-berlin-country-de'));
+    any.add(await throughPool(gw, d, 'alice'));
   }
   assert.deepEqual([...de].sort(), ['127.0.0.117', '127.0.0.118']);
   assert.deepEqual([...berlin], ['127.0.0.117']);
   assert.equal(any.size, 4, 'no filter: every member');
-  assert.equal(await through(gw, d, 'alice-country-fr'), 0x04);
-  assert.equal(await through(gw, d, 'alice-country-us-city-berlin'), 0x04);
+  assert.equal(await throughPool(gw, d, 'alice-country-fr'), 0x04);
+  assert.equal(await throughPool(gw, d, 'alice-country-us-city-berlin'), 0x04);
   const line = await gw.accessLog((l) => l['rep'] === 0x04);
   assert.match(String(line?.['error']), /no member matches/);
-  assert.equal(await through(gw, d, 'alice-country-d.e'), 1, 'a malformed parameter fails the login'); // `socks` reports a refused login as 0x01
+  assert.equal(await throughPool(gw, d, 'alice-country-d.e'), 1, 'a malformed parameter fails the login'); // `socks` reports a refused login as 0x01
 
   // HTTP Basic carries the same parameters: a filter lands on a tagged member, none matching is 502.
   const web = await startHttpServer();
@@ -148,14 +117,14 @@ test('tags: a filter lands only on members tagged so, or 0x04 "no member matches
 });
 
 test('weights: sticky shares follow the weights, key by key as the hash says', async (t) => {
-  const d = await destination(t);
+  const d = await poolDestination(t);
   const ups = await members(t, ['127.0.0.121', '127.0.0.122']);
-  const gw = await gateway(t, { strategy: 'sticky', members: [{ url: url(ups[0]!), weight: 1 }, { url: url(ups[1]!), weight: 3 }] });
+  const gw = await poolGateway(t, { strategy: 'sticky', members: [{ url: url(ups[0]!), weight: 1 }, { url: url(ups[1]!), weight: 3 }] });
   const n = 300;
   let heavy = 0;
   for (let k = 0; k < n; k++) {
     const user = `alice-session-w${k}`;
-    const peer = await through(gw, d, user);
+    const peer = await throughPool(gw, d, user);
     assert.equal(peer, expected(gw, user), user);
     if (peer === '127.0.0.122') heavy++;
   }
@@ -164,12 +133,12 @@ test('weights: sticky shares follow the weights, key by key as the hash says', a
 });
 
 test('weights: random picks follow the weights within binomial bounds', async (t) => {
-  const d = await destination(t);
+  const d = await poolDestination(t);
   const ups = await members(t, ['127.0.0.123', '127.0.0.124']);
-  const gw = await gateway(t, { strategy: 'random', members: [{ url: url(ups[0]!), weight: 1 }, { url: url(ups[1]!), weight: 3 }] });
+  const gw = await poolGateway(t, { strategy: 'random', members: [{ url: url(ups[0]!), weight: 1 }, { url: url(ups[1]!), weight: 3 }] });
   const n = 300;
   let heavy = 0;
-  for (let k = 0; k < n; k++) if ((await through(gw, d, 'alice')) === '127.0.0.124') heavy++;
+  for (let k = 0; k < n; k++) if ((await throughPool(gw, d, 'alice')) === '127.0.0.124') heavy++;
   // p = 3/4: 225 expected, sd 7.5; outside ±6 sd happens about once in 10^9 runs.
   assert.ok(heavy > 180 && heavy < 270, `weight 3 of 4 got ${heavy} of ${n}`);
 });
