@@ -4,7 +4,8 @@
 // a refused whole); what decodes encodes back to the same request; replies round-trip.
 
 import { NEED_DATA } from '../../src/protocol/address.js';
-import { decodeSocks4Reply, decodeSocks4Request, encodeSocks4Reply, encodeSocks4Request, MAX_HOSTNAME, MAX_USERID, type Socks4Reply, type Socks4Request } from '../../src/protocol/socks4.js';
+import { MAX_HOSTNAME, MAX_USERID, type Socks4Reply } from '../../src/protocol/constants.js';
+import { decodeSocks4Reply, decodeSocks4Request, encodeSocks4Reply, encodeSocks4Request, type Socks4Request } from '../../src/protocol/socks4.js';
 import { expect, refusedOrValue } from './check.js';
 
 type Outcome = { value: Socks4Request; size: number } | typeof NEED_DATA | undefined; // undefined: refused

@@ -7,22 +7,9 @@
 
 import { ProtocolError, Rep } from '../errors.js';
 import { NEED_DATA } from './address.js';
+import { MAX_HOSTNAME, MAX_USERID, SOCKS4_VERSION, Socks4Cmd, type Socks4Reply } from './constants.js';
 import type { Decoded } from './messages.js';
 import type { Address } from './types.js';
-
-export const SOCKS4_VERSION = 0x04;
-
-export const Socks4Cmd = {
-  CONNECT: 0x01,
-  BIND: 0x02,
-} as const;
-export type Socks4Cmd = (typeof Socks4Cmd)[keyof typeof Socks4Cmd];
-
-export const Socks4Reply = {
-  GRANTED: 0x5a,
-  REJECTED: 0x5b,
-} as const;
-export type Socks4Reply = (typeof Socks4Reply)[keyof typeof Socks4Reply];
 
 export interface Socks4Request {
   cmd: Socks4Cmd;
@@ -30,10 +17,6 @@ export interface Socks4Request {
   /** The USERID field: logged, never trusted as an identity. */
   userId: string;
 }
-
-/** USERID and HOSTNAME are NUL-terminated with no length: past these bounds it is not SOCKS4. */
-export const MAX_USERID = 255;
-export const MAX_HOSTNAME = 255;
 
 const HEADER = 8; // VN CD DSTPORT DSTIP
 

@@ -3,15 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ProtocolError, Rep } from '../../src/errors.js';
+import { Socks4Cmd, Socks4Reply } from '../../src/protocol/constants.js';
 import { NEED_DATA } from '../../src/protocol/messages.js';
-import {
-  decodeSocks4Reply,
-  decodeSocks4Request,
-  encodeSocks4Reply,
-  encodeSocks4Request,
-  Socks4Cmd,
-  Socks4Reply,
-} from '../../src/protocol/socks4.js';
+import { decodeSocks4Reply, decodeSocks4Request, encodeSocks4Reply, encodeSocks4Request } from '../../src/protocol/socks4.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

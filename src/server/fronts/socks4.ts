@@ -4,7 +4,8 @@
 
 import { GatewayError, Rep, toRep } from '../../errors.js';
 import { NEED_DATA } from '../../protocol/address.js';
-import { decodeSocks4Request, encodeSocks4Reply, Socks4Cmd, Socks4Reply, type Socks4Request } from '../../protocol/socks4.js';
+import { Socks4Cmd, Socks4Reply } from '../../protocol/constants.js';
+import { decodeSocks4Request, encodeSocks4Reply, type Socks4Request } from '../../protocol/socks4.js';
 import type { ClientConnection } from '../client.js';
 import { closeClient } from '../close.js';
 import { formatAddress } from '../context.js';
