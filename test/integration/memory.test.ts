@@ -3,7 +3,7 @@
 // own: 1 GiB is offered to a client that reads a little and pauses, then by a client to a
 // destination that does the same, and the gateway's RSS may not grow by 64 MiB meanwhile.
 // Each run is a few seconds: the offer is held back by backpressure, never completed.
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -92,55 +92,41 @@ async function peakRss(pid: number): Promise<number> {
   return peak;
 }
 
-test('1 GiB offered to a client that reads slowly: the gateway holds the sender back, its RSS grows < 64 MiB', async (t) => {
+/**
+ * Offers OFFERED bytes through the gateway towards a peer that reads slowly: the client (the
+ * destination offers) or the destination (the client offers). The writer must be held back and
+ * the gateway's RSS stay within GROWTH_BOUND of its baseline.
+ */
+async function slowPeerRun(t: TestContext, slow: 'client' | 'destination'): Promise<void> {
   const base = await baseline();
   let sender!: ReturnType<typeof offer>;
-  const source = await listenTracked(
-    createServer((s) => {
-      s.on('error', () => {});
-      sender = offer(s);
-    }),
-  );
-  t.after(() => source.close());
-  const client = await socks5Raw(gw.port, source.port);
-  t.after(() => client.socket.destroy());
-  assert.equal(client.code, 0);
-  const reader = readSlowly(client.socket);
-  t.after(() => reader.stop());
-
-  const peak = await peakRss(gw.child.pid!);
-  sender.stop();
-  const growth = peak - base;
-  console.log(`slow client: RSS ${(base / MiB).toFixed(1)} → peak ${(peak / MiB).toFixed(1)} MiB; offered ${sender.written() / MiB} MiB, read ${(reader.received() / MiB).toFixed(1)} MiB`);
-  assert.ok(reader.received() > 0, 'the client did read through the gateway');
-  assert.ok(sender.written() < OFFERED, 'the sender was held back');
-  assert.ok(sender.written() - reader.received() < GROWTH_BOUND, `in flight: ${sender.written() - reader.received()} bytes`);
-  assert.ok(growth < GROWTH_BOUND, `RSS grew by ${(growth / MiB).toFixed(1)} MiB`);
-});
-
-test('1 GiB offered by a client to a destination that reads slowly: the same holds the other way', async (t) => {
-  const base = await baseline();
   let reader!: ReturnType<typeof readSlowly>;
-  const sink = await listenTracked(
+  const destination = await listenTracked(
     createServer((s) => {
       s.on('error', () => {});
-      reader = readSlowly(s);
+      if (slow === 'client') sender = offer(s);
+      else reader = readSlowly(s);
     }),
   );
-  t.after(() => sink.close());
+  t.after(() => destination.close());
   t.after(() => reader?.stop());
-  const client = await socks5Raw(gw.port, sink.port);
+  const client = await socks5Raw(gw.port, destination.port);
   t.after(() => client.socket.destroy());
   assert.equal(client.code, 0);
-  const sender = offer(client.socket);
-  t.after(() => sender.stop());
+  if (slow === 'client') reader = readSlowly(client.socket);
+  else sender = offer(client.socket);
+  t.after(() => sender?.stop());
 
   const peak = await peakRss(gw.child.pid!);
   sender.stop();
   const growth = peak - base;
-  console.log(`slow destination: RSS ${(base / MiB).toFixed(1)} → peak ${(peak / MiB).toFixed(1)} MiB; offered ${sender.written() / MiB} MiB, read ${(reader.received() / MiB).toFixed(1)} MiB`);
-  assert.ok(reader.received() > 0, 'the destination did read through the gateway');
-  assert.ok(sender.written() < OFFERED, 'the client was held back');
+  console.log(`slow ${slow}: RSS ${(base / MiB).toFixed(1)} → peak ${(peak / MiB).toFixed(1)} MiB; offered ${sender.written() / MiB} MiB, read ${(reader.received() / MiB).toFixed(1)} MiB`);
+  assert.ok(reader.received() > 0, `the ${slow} did read through the gateway`);
+  assert.ok(sender.written() < OFFERED, `the ${slow === 'client' ? 'sender' : 'client'} was held back`);
   assert.ok(sender.written() - reader.received() < GROWTH_BOUND, `in flight: ${sender.written() - reader.received()} bytes`);
   assert.ok(growth < GROWTH_BOUND, `RSS grew by ${(growth / MiB).toFixed(1)} MiB`);
-});
+}
+
+test('1 GiB offered to a client that reads slowly: the gateway holds the sender back, its RSS grows < 64 MiB', (t) => slowPeerRun(t, 'client'));
+
+test('1 GiB offered by a client to a destination that reads slowly: the same holds the other way', (t) => slowPeerRun(t, 'destination'));
