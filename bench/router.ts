@@ -7,10 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { Config } from '../src/config/types.js';
+import type { RuleConfig } from '../src/config/types.js';
 import type { ResolvedAddress } from '../src/dns/types.js';
 import { compileRouter } from '../src/router/compile.js';
 import type { RouteRequest, Router } from '../src/router/types.js';
+import { routerConfig } from '../test/helpers/config.js';
 
 const SIZES = [100, 10_000, 100_000];
 const BATCH = 500;
@@ -59,39 +60,13 @@ export async function writeLists(dir: string, n: number): Promise<void> {
   await writeFile(join(dir, 'cidrs.txt'), cidrs.join('\n'));
 }
 
-function configFor(dir: string): Config {
-  return {
-    listen: [{ host: '127.0.0.1', port: 1080, protocols: ['socks5', 'socks4', 'http'] }],
-    workers: 1,
-    egress: { deny: [] },
-    upstreams: {},
-    dns: { cache_size: 100, negative_ttl: 30_000, timeout: 5_000, prefer: 'ipv4', hosts: {} },
-    rules: [
-      { name: 'ssh', ports: [22], action: 'block' },
-      { name: 'lists', domains_file: 'domains.txt', action: 'block' },
-      { name: 'nets', cidrs_file: 'cidrs.txt', resolve: false, action: 'corp' },
-      { name: 'admins', users: ['root'], action: 'corp' },
-    ],
-    default: 'direct',
-    limits: {
-      handshake_timeout: 10_000,
-      connect_timeout: 10_000,
-      idle_timeout: 300_000,
-      udp_idle_timeout: 60_000,
-      bind_timeout: 60_000,
-      max_connections: 100,
-      max_connections_per_source: 0,
-      max_handshakes: 100,
-      auth_failures: { max: 10, window: 60_000, block: 300_000 },
-      drain_timeout: 1_000,
-    },
-    udp: {},
-    allow_open_proxy: false,
-    log: { level: 'silent', format: 'json' },
-    base_dir: dir,
-    source: 'bench',
-  };
-}
+/** Four rules: a port, the domain list, the CIDR list, a user. */
+const RULES: RuleConfig[] = [
+  { name: 'ssh', ports: [22], action: 'block' },
+  { name: 'lists', domains_file: 'domains.txt', action: 'block' },
+  { name: 'nets', cidrs_file: 'cidrs.txt', resolve: false, action: 'corp' },
+  { name: 'admins', users: ['root'], action: 'corp' },
+];
 
 const dns = { lookup: async (): Promise<ResolvedAddress[]> => [] };
 
@@ -129,7 +104,7 @@ export async function run(): Promise<void> {
       gc?.();
       const heap0 = heldBytes();
       const t0 = process.hrtime.bigint();
-      const router = await compileRouter(configFor(dir), { dns });
+      const router = await compileRouter(routerConfig(RULES, dir, 'direct', 'bench'), { dns });
       const compileMs = Number(process.hrtime.bigint() - t0) / 1e6;
       gc?.();
       const heapMb = (heldBytes() - heap0) / 1048576;

@@ -3,40 +3,12 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Command, Config, RuleConfig } from '../../src/config/types.js';
+import type { Command } from '../../src/config/types.js';
 import type { ResolvedAddress } from '../../src/dns/types.js';
 import { ConfigError, NameNotResolvedError } from '../../src/errors.js';
 import { compileRouter } from '../../src/router/compile.js';
 import type { Router } from '../../src/router/types.js';
-
-function configOf(rules: RuleConfig[], baseDir = '/nonexistent', def = 'direct'): Config {
-  return {
-    listen: [{ host: '127.0.0.1', port: 1080, protocols: ['socks5', 'socks4', 'http'] }],
-    workers: 1,
-    egress: { deny: [] },
-    upstreams: {},
-    dns: { cache_size: 100, negative_ttl: 30_000, timeout: 5_000, prefer: 'ipv4', hosts: {} },
-    rules,
-    default: def,
-    limits: {
-      handshake_timeout: 10_000,
-      connect_timeout: 10_000,
-      idle_timeout: 300_000,
-      udp_idle_timeout: 60_000,
-      bind_timeout: 60_000,
-      max_connections: 100,
-      max_connections_per_source: 0,
-      max_handshakes: 100,
-      auth_failures: { max: 10, window: 60_000, block: 300_000 },
-      drain_timeout: 1_000,
-    },
-    udp: {},
-    allow_open_proxy: false,
-    log: { level: 'silent', format: 'json' },
-    base_dir: baseDir,
-    source: '/etc/socksgate.yaml',
-  };
-}
+import { routerConfig } from '../helpers/config.js';
 
 /** The DNS layer's interface, answering from a table and counting calls. */
 function fakeDns(table: Record<string, string[]>) {
@@ -66,7 +38,7 @@ async function route(
 
 test('first match wins; nothing matching gives the default', async () => {
   const r = await compileRouter(
-    configOf(
+    routerConfig(
       [
         { name: 'ads', domains: ['keyword:ads'], action: 'block' },
         { name: 'corp', domains: ['corp.example.com'], action: 'corp' },
@@ -85,7 +57,7 @@ test('first match wins; nothing matching gives the default', async () => {
 
 test('fields AND, entries OR; absent fields hold', async () => {
   const r = await compileRouter(
-    configOf([
+    routerConfig([
       { name: 'crawler', users: ['alice', 'carol'], ports: [80, '8000-8999'], commands: ['connect'], action: 'pool' },
       { name: 'lan-clients', sources: ['192.168.0.0/16', 'fd00::/8'], domains: ['internal.test'], action: 'corp' },
       { name: 'udp', commands: ['udp'], action: 'block' },
@@ -109,7 +81,7 @@ test('fields AND, entries OR; absent fields hold', async () => {
 test('the destination condition is domains OR cidrs; domains never match an IP literal', async () => {
   const dns = fakeDns({});
   const r = await compileRouter(
-    configOf([
+    routerConfig([
       { name: 'names', domains: ['example.com'], action: 'a' },
       { name: 'intranet', domains: ['corp.test'], cidrs: ['10.0.0.0/8', 'fd00::/8'], resolve: false, action: 'b' },
     ]),
@@ -126,7 +98,7 @@ test('the destination condition is domains OR cidrs; domains never match an IP l
 test('a name reaching a rule with cidrs is resolved once, and the answer rides on the decision', async () => {
   const dns = fakeDns({ 'wiki.corp.test': ['10.8.3.3'], 'public.test': ['198.51.100.1', '2001:db8::1'] });
   const r = await compileRouter(
-    configOf([
+    routerConfig([
       { name: 'v6-only', cidrs: ['fd00::/8'], action: 'a' },
       { name: 'port-gated', ports: [22], cidrs: ['0.0.0.0/0'], action: 'b' },
       { name: 'intranet', cidrs: ['10.0.0.0/8'], action: 'corp' },
@@ -153,7 +125,7 @@ test('a name reaching a rule with cidrs is resolved once, and the answer rides o
 test('resolve: false keeps names away from cidrs; cheap checks come before any lookup', async () => {
   const dns = fakeDns({ 'wiki.corp.test': ['10.8.3.3'] });
   const r = await compileRouter(
-    configOf([
+    routerConfig([
       { name: 'ssh', ports: [22], cidrs: ['10.0.0.0/8'], action: 'ssh' },
       { name: 'no-resolve', cidrs: ['10.0.0.0/8'], resolve: false, action: 'corp' },
     ]),
@@ -168,7 +140,7 @@ test('resolve: false keeps names away from cidrs; cheap checks come before any l
 
 test('a domain match needs no lookup even when the rule also has cidrs', async () => {
   const dns = fakeDns({});
-  const r = await compileRouter(configOf([{ name: 'i', domains: ['corp.test'], cidrs: ['10.0.0.0/8'], action: 'corp' }]), { dns });
+  const r = await compileRouter(routerConfig([{ name: 'i', domains: ['corp.test'], cidrs: ['10.0.0.0/8'], action: 'corp' }]), { dns });
   const d = await r.decide({ dest: { host: 'x.corp.test.', port: 80 }, cmd: 'connect', source: '127.0.0.1' });
   const { cidrs, ...rest } = d;
   assert.deepEqual(rest, { rule: 'i', ruleIndex: 0, action: 'corp' });
@@ -186,7 +158,7 @@ test('list files: one entry a line, comments and blanks ignored, re-read on ever
   const dir = await tempDir(t);
   await writeFile(join(dir, 'domains.txt'), '# blocked names\n\nads.example   # trailing note\r\nfull:track.test\n  keyword:beacon\n');
   await writeFile(join(dir, 'nets.txt'), '# corp\n10.0.0.0/8\nfd00::/8\n\n');
-  const cfg = configOf(
+  const cfg = routerConfig(
     [
       { name: 'lists', domains_file: 'domains.txt', action: 'block' },
       { name: 'nets', cidrs_file: 'nets.txt', resolve: false, action: 'corp' },
@@ -211,7 +183,7 @@ test('list files: one entry a line, comments and blanks ignored, re-read on ever
 test('an empty list file matches nothing', async (t) => {
   const dir = await tempDir(t);
   await writeFile(join(dir, 'empty.txt'), '# nothing yet\n');
-  const r = await compileRouter(configOf([{ name: 'e', domains_file: 'empty.txt', action: 'block' }], dir), { dns: noDns });
+  const r = await compileRouter(routerConfig([{ name: 'e', domains_file: 'empty.txt', action: 'block' }], dir), { dns: noDns });
   assert.equal(await route(r, 'example.com'), 'default#-1:direct');
 });
 
@@ -219,7 +191,7 @@ test('bad lines in list files are ConfigErrors naming FILE:LINE:COL, all files a
   const dir = await tempDir(t);
   await writeFile(join(dir, 'd.txt'), 'ok.example\n# fine\nbad domain here\nregexp:([a-z\n');
   await writeFile(join(dir, 'c.txt'), '10.0.0.0/8\n\n  10.0.0.0/33\n');
-  const cfg = configOf(
+  const cfg = routerConfig(
     [
       { name: 'd', domains_file: 'd.txt', action: 'block' },
       { name: 'c', cidrs_file: 'c.txt', action: 'block' },
@@ -240,13 +212,13 @@ test('bad lines in list files are ConfigErrors naming FILE:LINE:COL, all files a
 
 test('an invalid inline entry (which the loader should have caught) is a ConfigError too', async () => {
   await assert.rejects(
-    compileRouter(configOf([{ name: 'x', cidrs: ['10.0.0.0/99'], ports: ['9-1'], action: 'block' }]), { dns: noDns }),
+    compileRouter(routerConfig([{ name: 'x', cidrs: ['10.0.0.0/99'], ports: ['9-1'], action: 'block' }]), { dns: noDns }),
     (err: unknown) => err instanceof ConfigError && err.issues.length === 2 && err.issues[0]!.startsWith('/etc/socksgate.yaml: rule "x": '),
   );
 });
 
 test('a rule with no condition at all matches everything', async () => {
-  const r = await compileRouter(configOf([{ name: 'catch-all', action: 'corp' }]), { dns: noDns });
+  const r = await compileRouter(routerConfig([{ name: 'catch-all', action: 'corp' }]), { dns: noDns });
   assert.equal(await route(r, '::1', 1, { cmd: 'bind' }), 'catch-all#0:corp');
 });
 
@@ -254,7 +226,7 @@ test('a bracketed IP literal sent as a name meets the CIDRs as the address it is
   // The DNS layer connects "[::1]" to ::1 without a query: routing must see the same address.
   const dns = fakeDns({});
   const r = await compileRouter(
-    configOf([
+    routerConfig([
       { name: 'loopback', cidrs: ['::1', '127.0.0.0/8'], resolve: false, action: 'block' },
       { name: 'lan', domains: ['keyword:10'], cidrs: ['10.0.0.0/8'], action: 'corp' },
     ]),
