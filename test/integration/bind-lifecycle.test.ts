@@ -1,14 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
-import { Cmd } from '../../src/protocol/constants.js';
-import { decodeReply, encodeGreeting, encodeRequest, NEED_DATA } from '../../src/protocol/messages.js';
-import { rawClient, readBytes, startGateway } from '../helpers/index.js';
-
-async function readReply(s: Socket): Promise<{ rep: number; bound: { host: string; port: number } } | undefined> {
-  const r = decodeReply(await readBytes(s, 10));
-  return r === NEED_DATA ? undefined : r.value;
-}
+import { connect } from 'node:net';
+import { rawBind, readReply } from '../helpers/bind.js';
+import { readBytes, startGateway } from '../helpers/index.js';
 
 /** True when nothing accepts on `port` (ECONNREFUSED). */
 function refused(port: number): Promise<boolean> {
@@ -26,11 +20,8 @@ for (const [how, extra] of [['end', 0], ['reset', 0], ['end', 8 * 1024], ['reset
   test(`BIND: a client that leaves (${how}, after ${extra} early bytes) while waiting for the peer frees the listener and logs at once`, async (t) => {
     const gw = await startGateway({ limits: { bind_timeout: '20s' } });
     t.after(() => gw.close());
-    const s = await rawClient(gw.port);
+    const { s } = await rawBind(gw.port);
     t.after(() => s.destroy());
-    s.on('error', () => {});
-    s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.BIND, { host: '0.0.0.0', port: 0 })]));
-    await readBytes(s, 2);
     const first = await readReply(s);
     assert.equal(first?.rep, 0);
     if (extra > 0) await new Promise<void>((resolve) => s.write(Buffer.alloc(extra), () => resolve()));
@@ -45,10 +36,8 @@ for (const [how, extra] of [['end', 0], ['reset', 0], ['end', 8 * 1024], ['reset
 test('BIND: bytes the client sends while waiting reach the peer first, in order', async (t) => {
   const gw = await startGateway();
   t.after(() => gw.close());
-  const s = await rawClient(gw.port);
+  const { s } = await rawBind(gw.port, undefined, Buffer.from('a'));
   t.after(() => s.destroy());
-  s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.BIND, { host: '0.0.0.0', port: 0 }), Buffer.from('a')]));
-  await readBytes(s, 2);
   const first = await readReply(s);
   assert.equal(first?.rep, 0);
   s.write('b');

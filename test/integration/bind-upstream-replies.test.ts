@@ -2,9 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Socket } from 'node:net';
-import { Cmd } from '../../src/protocol/constants.js';
-import { decodeReply, encodeGreeting, encodeRequest, NEED_DATA } from '../../src/protocol/messages.js';
-import { closedWithin, rawClient, readBytes, startGateway } from '../helpers/index.js';
+import { rawBind, readReply } from '../helpers/bind.js';
+import { closedWithin, readBytes, startGateway } from '../helpers/index.js';
 
 const FIRST = Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0x1f, 0x90]); // listening on 127.0.0.1:8080
 const SECOND = Buffer.from([5, 0, 0, 1, 127, 0, 0, 3, 0x30, 0x39]); // peer 127.0.0.3:12345
@@ -37,11 +36,6 @@ async function startBindUpstream(): Promise<{ port: number; peer(bytes: Buffer, 
   };
 }
 
-async function readReply(s: Socket): Promise<{ rep: number; bound: { host: string; port: number } } | undefined> {
-  const r = decodeReply(await readBytes(s, 10));
-  return r === NEED_DATA ? undefined : r.value;
-}
-
 for (const end of [false, true]) {
   test(`BIND through an upstream: bytes that come with its second reply reach the client${end ? ', and so does the end right behind them' : ''}`, async (t) => {
     const upstream = await startBindUpstream();
@@ -51,11 +45,8 @@ for (const end of [false, true]) {
       rules: [{ name: 'bind-up', commands: ['bind'], action: 'up' }],
     });
     t.after(() => gw.close());
-    const s = await rawClient(gw.port);
+    const { s } = await rawBind(gw.port);
     t.after(() => s.destroy());
-    s.on('error', () => {});
-    s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.BIND, { host: '0.0.0.0', port: 0 })]));
-    await readBytes(s, 2);
     assert.deepEqual(await readReply(s), { rep: 0, bound: { host: '127.0.0.1', port: 8080 } });
     upstream.peer(Buffer.concat([SECOND, Buffer.from('banner')]), end);
     assert.deepEqual(await readReply(s), { rep: 0, bound: { host: '127.0.0.3', port: 12345 } });

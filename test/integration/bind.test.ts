@@ -2,33 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { SocksClient, type SocksRemoteHost } from 'socks';
-import { Cmd } from '../../src/protocol/constants.js';
-import { decodeReply, encodeGreeting, encodeRequest, NEED_DATA } from '../../src/protocol/messages.js';
-import { closedWithin, rawClient, readBytes, startGateway } from '../helpers/index.js';
+import { rawBind, readReply, socksBind } from '../helpers/bind.js';
+import { closedWithin, startGateway } from '../helpers/index.js';
 import { startMicrosocks } from '../helpers/upstreams.js';
-
-/** BIND through the `socks` package: resolves at the first reply, `peer` at the second. */
-function socksBind(port: number, dest = { host: '127.0.0.1', port: 0 }): Promise<{ bound: SocksRemoteHost; peer: Promise<{ socket: Socket; remote: SocksRemoteHost }> }> {
-  return new Promise((resolve, reject) => {
-    const client = new SocksClient({ proxy: { host: '127.0.0.1', port, type: 5 }, command: 'bind', destination: dest, timeout: 5_000 });
-    const peer = new Promise<{ socket: Socket; remote: SocksRemoteHost }>((res, rej) => {
-      client.once('established', (info) => res({ socket: info.socket, remote: info.remoteHost! }));
-      client.once('error', rej);
-    });
-    peer.catch(() => {});
-    client.once('bound', (info) => resolve({ bound: info.remoteHost!, peer }));
-    client.once('error', reject);
-    client.connect();
-  });
-}
-
-/** One reply read off a raw client (10 bytes for an IPv4 BND). */
-async function readReply(s: Socket): Promise<{ rep: number; bound: { host: string; port: number } } | undefined> {
-  const got = await readBytes(s, 10);
-  const r = decodeReply(got);
-  return r === NEED_DATA ? undefined : r.value;
-}
 
 async function connectFrom(to: { host: string; port: number }, localAddress: string): Promise<Socket> {
   const s = connect({ host: to.host, port: to.port, localAddress });
@@ -73,10 +49,9 @@ test('BIND: a peer from another address than DST.ADDR is refused, the expected o
 test('BIND: no peer within bind_timeout gets a second reply 0x06 and a close', async (t) => {
   const gw = await startGateway({ limits: { bind_timeout: '1s' } });
   t.after(() => gw.close());
-  const s = await rawClient(gw.port);
+  const { s, method } = await rawBind(gw.port);
   t.after(() => s.destroy());
-  s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.BIND, { host: '0.0.0.0', port: 0 })]));
-  assert.deepEqual([...(await readBytes(s, 2))], [5, 0]);
+  assert.deepEqual([...method], [5, 0]);
   const first = await readReply(s);
   assert.equal(first?.rep, 0);
   assert.equal(first?.bound.host, '127.0.0.1');
@@ -104,10 +79,8 @@ test('BIND: a bind rule that blocks gets 0x02; an upstream without BIND gets 0x0
     [1, 0x02],
     [2, 0x07],
   ] as const) {
-    const s = await rawClient(gw.port);
+    const { s } = await rawBind(gw.port, { host: '127.0.0.1', port });
     t.after(() => s.destroy());
-    s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.BIND, { host: '127.0.0.1', port })]));
-    await readBytes(s, 2);
     assert.equal((await readReply(s))?.rep, rep);
     assert.ok(await closedWithin(s));
   }

@@ -3,15 +3,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, createServer, type Socket } from 'node:net';
-import { SocksClient, type SocksRemoteHost } from 'socks';
+import { connect, createServer } from 'node:net';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
+import { socksBind } from '../helpers/bind.js';
 import { startDnsServer } from '../helpers/dns-server.js';
 import { socks5Rep, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
-import { socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
+import { udpAssociation, udpLogLine } from '../helpers/udp.js';
 import { readAll, startDestination, startMicrosocks } from '../helpers/upstreams.js';
 
 /** A rule the reloaded config adds, so each test can see the reload took effect. */
@@ -89,12 +89,7 @@ test('the DNS cache survives a reload that keeps the dns section: the server is 
 });
 
 test('an open UDP association keeps relaying after a reload', async (t) => {
-  const echo = await startUdpEchoServer();
-  t.after(() => echo.close());
-  const gw = await startGateway({});
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
+  const { echo, gw, c } = await udpAssociation(t);
   c.send({ host: '127.0.0.1', port: echo.port }, 'before');
   assert.equal((await c.receive())?.data.toString(), 'before');
 
@@ -103,24 +98,9 @@ test('an open UDP association keeps relaying after a reload', async (t) => {
   assert.equal((await c.receive())?.data.toString(), 'after', 'the association opened before the reload still relays');
   assert.equal(c.control.destroyed, false);
   await c.close();
-  const line = await gw.accessLog((l) => l.cmd === 'udp');
-  assert.deepEqual(line?.udp, { sent: 2, received: 2, dropped: {} });
+  const line = await udpLogLine(gw);
+  assert.deepEqual(line?.['udp'], { sent: 2, received: 2, dropped: {} });
 });
-
-/** BIND through the `socks` package: resolves at the first reply, `peer` at the second. */
-function socksBind(port: number): Promise<{ bound: SocksRemoteHost; peer: Promise<{ socket: Socket; remote: SocksRemoteHost }> }> {
-  return new Promise((resolve, reject) => {
-    const client = new SocksClient({ proxy: { host: '127.0.0.1', port, type: 5 }, command: 'bind', destination: { host: '127.0.0.1', port: 0 }, timeout: 5_000 });
-    const peer = new Promise<{ socket: Socket; remote: SocksRemoteHost }>((res, rej) => {
-      client.once('established', (info) => res({ socket: info.socket, remote: info.remoteHost! }));
-      client.once('error', rej);
-    });
-    peer.catch(() => {});
-    client.once('bound', (info) => resolve({ bound: info.remoteHost!, peer }));
-    client.once('error', reject);
-    client.connect();
-  });
-}
 
 test('a BIND waiting for its peer across a reload still accepts it and relays', async (t) => {
   const gw = await startGateway({ limits: { bind_timeout: '10s' } });
