@@ -1,6 +1,7 @@
 // Shared test fixtures: real servers on loopback, port 0, closed by the caller.
 import { createServer as createHttpServer } from 'node:http';
-import { createServer, connect, isIPv4, isIPv6, type Socket } from 'node:net';
+import { createServer, connect, isIPv4, isIPv6, type Server, type Socket } from 'node:net';
+import type { TestContext } from 'node:test';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { SocksClient } from 'socks';
@@ -93,6 +94,27 @@ export async function startGateway(partial: Record<string, unknown> = {}, opts: 
   const gw = await Gateway.start(config, { log });
   const addr = gw.addresses[0]!;
   return { gw, host: addr.address, port: addr.port, logs, accessLog: (pred, ms) => waitForLog(logs, pred, ms), close: () => gw.close(0) };
+}
+
+/** An echo server on 127.0.0.1 and a gateway started from `config`, both closed by `t.after`. */
+export async function echoAndGateway(t: TestContext, config: Record<string, unknown> = {}): Promise<{ echo: TestServer; gw: TestGateway }> {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway(config);
+  t.after(() => gw.close());
+  return { echo, gw };
+}
+
+/**
+ * `server` listening on 127.0.0.1:0 as the destination and a gateway started from `config`
+ * in front of it, both closed by `t.after`.
+ */
+export async function gatewayTo(t: TestContext, server: Server, config: Record<string, unknown> = {}): Promise<{ gw: TestGateway; destPort: number }> {
+  const dest = await listenTracked(server);
+  t.after(() => dest.close());
+  const gw = await startGateway(config);
+  t.after(() => gw.close());
+  return { gw, destPort: dest.port };
 }
 
 /**

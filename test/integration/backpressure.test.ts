@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
-import { socksConnect, startGateway } from '../helpers/index.js';
+import { createServer } from 'node:net';
+import { gatewayTo, socksConnect } from '../helpers/index.js';
 
 const OFFERED = 512 * 1024 * 1024;
 /** Kernel socket buffers on both hops plus stream high-water marks stay far below this. */
@@ -25,12 +25,8 @@ test('a client that does not read holds its destination back; nothing piles up i
       // the client went away: reset mid-write
     }
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => server.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
-  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: (server.address() as AddressInfo).port }, 3_000);
+  const { gw, destPort } = await gatewayTo(t, server);
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: destPort }, 3_000);
   // `socks` resumes the socket one turn after it resolves; pause after that, and count
   // what arrives anyway to be sure the client really stopped reading.
   await new Promise((r) => setImmediate(r));

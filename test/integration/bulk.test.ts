@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { socksConnect, startGateway } from '../helpers/index.js';
+import { createServer, type Socket } from 'node:net';
+import { gatewayTo, socksConnect } from '../helpers/index.js';
 
 const SIZE = 64 * 1024 * 1024;
 
@@ -74,13 +74,9 @@ test('64 MiB each way at once, byte-identical, with half-close', { timeout: 45_0
   const server = createServer({ allowHalfOpen: true }, (s) => {
     serverSide = Promise.all([sendHashed(s, SIZE), receiveHashed(s)]);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => server.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
+  const { gw, destPort } = await gatewayTo(t, server);
 
-  const socket = await halfOpenClient(gw.port, (server.address() as AddressInfo).port);
+  const socket = await halfOpenClient(gw.port, destPort);
   t.after(() => socket.destroy());
   const [sentUp, receivedDown] = await Promise.all([sendHashed(socket, SIZE), receiveHashed(socket)]);
   const [sentDown, receivedUp] = await serverSide!;
@@ -98,12 +94,8 @@ test('half-close: the destination answers and ends first, the client keeps uploa
   const server = createServer({ allowHalfOpen: true }, (s) => {
     serverSide = Promise.all([sendHashed(s, 1024), receiveHashed(s)]);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => server.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
-  const socket = await halfOpenClient(gw.port, (server.address() as AddressInfo).port);
+  const { gw, destPort } = await gatewayTo(t, server);
+  const socket = await halfOpenClient(gw.port, destPort);
   t.after(() => socket.destroy());
   const receivedDown = await receiveHashed(socket);
   const sentUp = await sendHashed(socket, UP);
@@ -121,12 +113,8 @@ test('half-close: the client ends its side and still receives the answer', async
     s.on('data', (c: Buffer) => chunks.push(c));
     s.on('end', () => s.end(`got ${Buffer.concat(chunks).length} bytes`));
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => server.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
-  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: (server.address() as AddressInfo).port }, 3_000);
+  const { gw, destPort } = await gatewayTo(t, server);
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: destPort }, 3_000);
   socket.end('twelve bytes');
   const chunks: Buffer[] = [];
   socket.on('data', (c: Buffer) => chunks.push(c));

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, request, type IncomingMessage } from 'node:http';
 import { curl } from '../helpers/curl.js';
-import { startEchoServer, startGateway, startHttpServer, rawClient, readBytes } from '../helpers/index.js';
+import { echoAndGateway, rawClient, readBytes, startGateway, startHttpServer } from '../helpers/index.js';
 
 test('curl -x http:// fetches absolute-form and through CONNECT (-p); each is one access-log line', async (t) => {
   const web = await startHttpServer();
@@ -25,10 +25,7 @@ test('curl -x http:// fetches absolute-form and through CONNECT (-p); each is on
 });
 
 test('CONNECT relays raw bytes both ways, bytes sent behind the head first', async (t) => {
-  const echo = await startEchoServer();
-  t.after(() => echo.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
+  const { echo, gw } = await echoAndGateway(t);
   const s = await rawClient(gw.port);
   t.after(() => s.destroy());
   s.write(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\n\r\nearly`);

@@ -3,16 +3,13 @@
 // clean close) and exactly one access-log line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closedWithin, rawClient, readBytes, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
+import { closedWithin, echoAndGateway, rawClient, readBytes, startGateway, startHttpServer } from '../helpers/index.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const portHex = (p: number): string => p.toString(16).padStart(4, '0');
 
 test('greeting + request + payload + FIN in one go: the payload is relayed and the echo comes back', async (t) => {
-  const echo = await startEchoServer();
-  t.after(() => echo.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
+  const { echo, gw } = await echoAndGateway(t);
   const s = await rawClient(gw.port);
   t.after(() => s.destroy());
   s.end(Buffer.concat([hex(`05 01 00 05 01 00 01 7f000001 ${portHex(echo.port)}`), Buffer.from('ping')]));
