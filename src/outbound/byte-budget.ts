@@ -50,25 +50,4 @@ export class ByteBudget {
     this.#used = 0;
     this.#closed = true;
   }
-
-  /**
-   * A dgram send holding `payload.length` until its callback. False (nothing sent) when the
-   * budget is short; a synchronous throw is returned to `failed` like a callback error.
-   */
-  send(payload: Buffer, send: (done: (err: Error | null) => void) => void, failed: (err: Error) => void): boolean {
-    const n = payload.length;
-    if (!this.take(n)) return false;
-    let held = true;
-    const done = (err: Error | null): void => {
-      if (held) this.give(n);
-      held = false;
-      if (err) failed(err);
-    };
-    try {
-      send(done);
-    } catch (err) {
-      done(err as Error);
-    }
-    return true;
-  }
 }

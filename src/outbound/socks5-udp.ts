@@ -3,17 +3,19 @@
 // stays open for the channel's life: the upstream ends the association when it closes.
 
 import { literalLookup } from '../dns/literal-lookup.js';
-import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
+import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { connect as tcpConnect, isIP, isIPv6, type Socket } from 'node:net';
 import { SocksClient, type SocksRemoteHost } from 'socks';
 import type { DnsResolver } from '../dns/types.js';
 import { ConnectTimeoutError, type GatewayError } from '../errors.js';
 import { ipv6ToBytes, ipv6ToText, unmapped } from '../protocol/address.js';
-import { decodeUdpDatagram, encodeUdpDatagram } from '../protocol/messages.js';
+import { decodeUdpDatagram, encodeUdpHeader, hasUdpHeader } from '../protocol/messages.js';
 import { AbortedError, Deadline } from './deadline.js';
 import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from './socks5-errors.js';
 import { ASSOCIATION_UDP_BYTES, ByteBudget } from './byte-budget.js';
 import { ChannelEvents, datagramResolver } from './udp-channel-events.js';
+import { DatagramSender } from './udp-send.js';
+import { isConnected } from './udp-socket.js';
 import type { Destination, OutboundContext, UdpChannel } from './types.js';
 
 export interface Socks5UdpUpstream {
@@ -57,6 +59,7 @@ export async function openSocks5Udp(upstream: Socks5UdpUpstream, ctx: OutboundCo
     // RFC 1928 §7: BND is where datagrams go; a wildcard means "the address you reached me on".
     const relay = boundAddress(remote, tcp);
     if (relay.port === 0) throw new UpstreamHandshakeError(name, 'UDP ASSOCIATE reply names port 0');
+    connectTo(udp, relay, name);
     return channel(name, tcp, udp, relay, upstream, ctx, deps);
   } catch (err) {
     tcp?.destroy();
@@ -147,6 +150,17 @@ function associate(tcp: Socket, upstream: Socks5UdpUpstream, from: Destination, 
   });
 }
 
+/**
+ * Every datagram goes to the upstream's relay and only its answers count: connected to it,
+ * the socket sends without naming an address and the kernel drops anything else. BND is an
+ * IP literal (boundAddress), so this connects before it returns.
+ */
+function connectTo(udp: DgramSocket, relay: Destination, name: string): void {
+  // The callback takes a failure that would otherwise be emitted after this returns.
+  udp.connect(relay.port, relay.host, () => {});
+  if (!isConnected(udp)) throw new UpstreamHandshakeError(name, `UDP ASSOCIATE reply names ${relay.host}:${relay.port}, which this socket cannot reach`);
+}
+
 /** A BND from the upstream; a wildcard (or nothing) means the address we reached it on. */
 export function boundAddress(remote: SocksRemoteHost | undefined, tcp: Socket): Destination {
   const host = remote?.host ? normalizeIp(remote.host) : '';
@@ -171,9 +185,11 @@ function channel(
   const resolve = deps.dns && upstream.remoteDns === false ? datagramResolver(deps.dns, maxQueued, drop, budget, ctx.log) : undefined;
   let closed = false;
 
+  const sender = new DatagramSender(udp, budget, () => drop('send_error'));
   const close = (): void => {
     if (closed) return;
     closed = true;
+    sender.close();
     tcp.destroy();
     udp.close();
   };
@@ -186,26 +202,19 @@ function channel(
   });
   tcp.resume();
   udp.on('error', (err) => ctx.log.debug({ err, upstream: name }, 'UDP socket error'));
-  udp.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
-    // Only the upstream's relay speaks to this socket.
-    if (unmapped(rinfo.address) !== relay.host || rinfo.port !== relay.port) return drop('source', 'down');
-    const frame = parseFrame(msg);
-    if (!frame) return drop('malformed', 'down');
-    if (frame.frag !== 0) return drop('frag', 'down');
-    events.message(frame.from, frame.data);
-  });
+  // Connected to the upstream's relay (connectTo): the kernel passes only its datagrams.
+  udp.on('message', frameReader(events));
 
+  // The header last sent and the destination it names: one destination's run is encoded once.
+  let last: { dest: Destination; header: Buffer } | undefined;
   const sendFrame = (dest: Destination, payload: Buffer): void => {
     if (closed) return drop('upstream_closed');
-    if (isIP(dest.host) === 0 && !/^[\x21-\x7e]{1,255}$/.test(dest.host)) return drop('unsendable');
-    let frame: Buffer;
-    try {
-      frame = encodeUdpDatagram(dest, payload);
-    } catch {
-      return drop('unsendable');
+    if (last === undefined || last.dest !== dest) {
+      const header = headerFor(dest);
+      if (!header) return drop('unsendable');
+      last = { dest, header };
     }
-    // A synchronous throw is a send error too.
-    if (!budget.send(frame, (done) => udp.send(frame, relay.port, relay.host, done), () => drop('send_error'))) drop('queue_full');
+    if (!sender.send(last.header, payload)) drop('queue_full');
   };
 
   function send(dest: Destination, payload: Buffer): void {
@@ -224,17 +233,35 @@ function channel(
   };
 }
 
-/**
- * RFC 1928 §7 header of a datagram from the upstream's relay, with our own codec: `socks`'s
- * parser turns an unknown ATYP or an empty name into an empty host, which no reply can carry.
- */
-function parseFrame(msg: Buffer): { frag: number; from: Destination; data: Buffer } | undefined {
+/** The header for `dest`; undefined for a name the upstream cannot be sent (not printable ASCII, too long). */
+function headerFor(dest: Destination): Buffer | undefined {
+  if (isIP(dest.host) === 0 && !/^[\x21-\x7e]{1,255}$/.test(dest.host)) return undefined;
   try {
-    const d = decodeUdpDatagram(msg);
-    return { frag: d.frag, from: { host: unmapped(d.dest.host), port: d.dest.port }, data: d.payload };
+    return encodeUdpHeader(dest);
   } catch {
-    return undefined; // ProtocolError: truncated header, unknown ATYP, zero-length name
+    return undefined;
   }
+}
+
+/**
+ * RFC 1928 §7 headers of the datagrams from the upstream's relay, with our own codec (`socks`'s
+ * parser turns an unknown ATYP or an empty name into an empty host, which no reply can carry).
+ * A header like the last one names the same source, and is not decoded again.
+ */
+function frameReader(events: ChannelEvents): (msg: Buffer) => void {
+  let last: { header: Buffer; from: Destination } | undefined;
+  return (msg) => {
+    if (last !== undefined && hasUdpHeader(msg, last.header)) return events.message(last.from, msg.subarray(last.header.length));
+    let d;
+    try {
+      d = decodeUdpDatagram(msg);
+    } catch {
+      return events.drop('malformed', 'down'); // ProtocolError: truncated header, unknown ATYP, zero-length name
+    }
+    if (d.frag !== 0) return events.drop('frag', 'down');
+    last = { header: Buffer.from(msg.subarray(0, msg.length - d.payload.length)), from: { host: unmapped(d.dest.host), port: d.dest.port } };
+    events.message(last.from, d.payload);
+  };
 }
 
 /** Node's text for an IP (`socks` prints IPv6 in full), IPv4-mapped as plain IPv4. */

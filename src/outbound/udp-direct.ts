@@ -1,6 +1,8 @@
-// `direct` for UDP (RFC 1928 §7): the gateway sends each datagram itself, from one
-// unconnected socket per address family shared by every destination of one association,
-// so an answer arrives with its real source and can be named in the client's header.
+// `direct` for UDP (RFC 1928 §7): the gateway sends each datagram itself, from one socket
+// per address family shared by every destination of one association, so an answer arrives
+// with its real source and can be named in the client's header. While a socket has had one
+// destination it is connected to it: sends name no address, and the kernel lets through
+// only that destination's answers.
 
 import { literalLookup } from '../dns/literal-lookup.js';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
@@ -10,6 +12,8 @@ import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
 import { ASSOCIATION_UDP_BYTES, ByteBudget } from './byte-budget.js';
 import type { AddressSet, EgressGuard } from './egress.js';
 import { ChannelEvents, datagramResolver } from './udp-channel-events.js';
+import { DatagramSender } from './udp-send.js';
+import { bindKeepingPort, isConnected } from './udp-socket.js';
 import type { Destination, UdpChannel } from './types.js';
 
 export interface DirectUdpDeps {
@@ -25,9 +29,27 @@ export interface DirectUdpDeps {
   egress?: EgressGuard;
 }
 
-
 const DEFAULT_MAX_QUEUED = 256;
 const DEFAULT_MAX_PEERS = 4096;
+
+/** One family's socket: connected to its only destination until a second one comes. */
+interface FamilySocket {
+  socket: Socket;
+  sender: DatagramSender;
+  /** The one destination while connected; undefined once shared (or before the first send). */
+  peer: { address: string; port: number } | undefined;
+  shared: boolean;
+  /** The connected peer as answers name it, built once. */
+  from: Destination | undefined;
+}
+
+/** A literal destination as last checked: the same `dest` and lift need no new check. */
+interface Checked {
+  dest: Destination;
+  lift: AddressSet | undefined;
+  address: ResolvedAddress;
+  denied: boolean;
+}
 
 /**
  * One association's direct channel. Only answers from an address:port this channel
@@ -36,53 +58,101 @@ const DEFAULT_MAX_PEERS = 4096;
 export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
   const maxQueued = deps.maxQueued ?? DEFAULT_MAX_QUEUED;
   const maxPeers = deps.maxPeers ?? DEFAULT_MAX_PEERS;
-  const sockets = new Map<4 | 6, Socket>();
+  const sockets = new Map<4 | 6, FamilySocket>();
   const peers = new Set<string>();
   const events = new ChannelEvents();
   const drop = events.drop;
   const budget = deps.budget ?? new ByteBudget(ASSOCIATION_UDP_BYTES);
   const resolve = datagramResolver(deps.dns, maxQueued, drop, budget, deps.log);
+  const failed = (err: Error): void => {
+    deps.log?.debug({ err }, 'direct UDP send failed');
+    drop('send_error');
+  };
+  let last: Checked | undefined;
   let closed = false;
 
-  function socketFor(family: 4 | 6): Socket {
-    let s = sockets.get(family);
-    if (s) return s;
-    // Unbound: the first send binds it to the wildcard address and a free port.
-    s = createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: literalLookup });
-    s.on('message', (msg: Buffer, rinfo: RemoteInfo) => onAnswer(msg, rinfo));
-    s.on('error', (err) => deps.log?.debug({ err }, 'direct UDP socket error'));
-    sockets.set(family, s);
-    return s;
+  function socketFor(family: 4 | 6): FamilySocket {
+    const known = sockets.get(family);
+    if (known) return known;
+    const socket = createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: literalLookup });
+    // A socket that cannot keep its port over a disconnect is never connected; its first send binds it.
+    const shared = !bindKeepingPort(socket, family);
+    const fs: FamilySocket = { socket, sender: new DatagramSender(socket, budget, failed), peer: undefined, shared, from: undefined };
+    socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => onAnswer(fs, msg, rinfo));
+    // A connected socket also hears of its destination's ICMP errors (ECONNREFUSED).
+    socket.on('error', (err) => deps.log?.debug({ err }, 'direct UDP socket error'));
+    sockets.set(family, fs);
+    return fs;
   }
 
-  function onAnswer(msg: Buffer, rinfo: RemoteInfo): void {
+  function onAnswer(fs: FamilySocket, msg: Buffer, rinfo: RemoteInfo): void {
+    // Connected: the kernel passed only the destination's answers.
+    if (fs.peer !== undefined) return events.message((fs.from ??= { host: rinfo.address, port: rinfo.port }), msg);
     if (!peers.has(peerKey(rinfo.address, rinfo.port))) return drop('unsolicited', 'down');
     events.message({ host: rinfo.address, port: rinfo.port }, msg);
   }
 
-  function sendTo(addr: ResolvedAddress, port: number, payload: Buffer, lift?: AddressSet): void {
+  function sendTo(addr: ResolvedAddress, port: number, payload: Buffer): void {
     if (closed) return drop('closed');
-    if (deps.egress?.denies(addr.address, lift)) return denied(addr.address);
-    const s = socketFor(addr.family);
-    const key = peerKey(addr.address, port);
-    if (!peers.has(key)) {
-      // FIFO eviction: a Set iterates in insertion order.
-      if (peers.size >= maxPeers) peers.delete(peers.values().next().value!);
-      peers.add(key);
+    const fs = socketFor(addr.family);
+    if (!fs.shared && !samePeer(fs, addr.address, port) && !route(fs, addr.address, port)) return;
+    if (fs.shared) {
+      const key = peerKey(addr.address, port);
+      if (!peers.has(key)) {
+        // FIFO eviction: a Set iterates in insertion order.
+        if (peers.size >= maxPeers) peers.delete(peers.values().next().value!);
+        peers.add(key);
+      }
+      if (!fs.sender.send(undefined, payload, port, addr.address)) drop('queue_full');
+    } else if (!fs.sender.send(undefined, payload)) drop('queue_full');
+  }
+
+  /**
+   * A socket's first destination connects it; a second one shares it, unconnected, from then
+   * on. False (counted) when the datagram cannot go at all.
+   */
+  function route(fs: FamilySocket, address: string, port: number): boolean {
+    if (fs.peer === undefined) {
+      try {
+        // Connecting to an IP literal completes before it returns (literalLookup); the
+        // callback takes a failure that would otherwise be emitted later.
+        fs.socket.connect(port, address, () => {});
+      } catch (err) {
+        failed(err as Error); // a port out of range, say
+        return false;
+      }
+      // connect(2) refused (no route, say): the socket stays unconnected, sends name their address.
+      if (isConnected(fs.socket)) {
+        fs.peer = { address, port };
+        return true;
+      }
+    } else {
+      fs.socket.disconnect();
+      peers.add(peerKey(fs.peer.address, fs.peer.port));
     }
-    const failed = (err: Error): void => {
-      deps.log?.debug({ err, to: addr.address, port }, 'direct UDP send failed');
-      drop('send_error');
-    };
-    // A synchronous throw (a port out of range, say) goes to `failed` as well.
-    if (!budget.send(payload, (done) => s.send(payload, port, addr.address, done), failed)) drop('queue_full');
+    fs.peer = undefined;
+    fs.from = undefined;
+    fs.shared = true;
+    return true;
   }
 
   function send(dest: Destination, payload: Buffer, lift?: AddressSet): void {
     if (closed) return drop('closed');
-    const family = isIP(dest.host);
-    if (family === 4 || family === 6) return sendTo({ address: dest.host, family }, dest.port, payload, lift);
-    resolve(dest.host, payload.length, (address) => sendTo(address, dest.port, payload, lift));
+    let c = last;
+    if (c === undefined || c.dest !== dest || c.lift !== lift) {
+      const family = isIP(dest.host);
+      if (family !== 4 && family !== 6) return resolve(dest.host, payload.length, (address) => checkedSend(address, dest.port, payload, lift));
+      const address: ResolvedAddress = { address: dest.host, family };
+      c = last = { dest, lift, address, denied: deps.egress?.denies(dest.host, lift) ?? false };
+    }
+    if (c.denied) return denied(c.address.address);
+    sendTo(c.address, dest.port, payload);
+  }
+
+  /** A resolved name: every answer of the resolver is checked again (it may change). */
+  function checkedSend(address: ResolvedAddress, port: number, payload: Buffer, lift?: AddressSet): void {
+    if (deps.egress?.denies(address.address, lift)) return denied(address.address);
+    sendTo(address, port, payload);
   }
 
   function denied(address: string): void {
@@ -96,9 +166,9 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
     onMessage: events.onMessage,
     onDrop: events.onDrop,
     get local(): Destination | undefined {
-      for (const s of sockets.values()) {
+      for (const { socket } of sockets.values()) {
         try {
-          const a = s.address();
+          const a = socket.address();
           return { host: a.address, port: a.port };
         } catch {
           // not bound yet
@@ -109,11 +179,19 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
     close(): void {
       if (closed) return;
       closed = true;
-      for (const s of sockets.values()) s.close();
+      for (const fs of sockets.values()) {
+        fs.sender.close();
+        fs.socket.close();
+      }
       sockets.clear();
       peers.clear();
+      last = undefined;
     },
   };
+}
+
+function samePeer(fs: FamilySocket, address: string, port: number): boolean {
+  return fs.peer !== undefined && fs.peer.port === port && fs.peer.address === address;
 }
 
 function peerKey(address: string, port: number): string {

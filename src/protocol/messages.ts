@@ -118,14 +118,35 @@ export function decodeUdpDatagram(buf: Buffer): UdpDatagram {
   return { frag: buf[2]!, dest: a.address, payload: buf.subarray(a.end) };
 }
 
-export function encodeUdpDatagram(dest: Address, payload: Buffer, frag = 0): Buffer {
+/**
+ * The RFC 1928 §7 header alone (RSV(2) FRAG ATYP DST.ADDR DST.PORT), to go in front of a
+ * payload without copying it. Throws ProtocolError for a host no header can name.
+ */
+export function encodeUdpHeader(dest: Address, frag = 0): Buffer {
   const w = toWire(dest);
-  const head = 3 + w.length;
-  const out = Buffer.allocUnsafe(head + payload.length);
+  const out = Buffer.allocUnsafe(3 + w.length);
   out[0] = 0x00;
   out[1] = 0x00;
   out[2] = frag;
   writeWire(out, 3, w);
-  payload.copy(out, head);
   return out;
+}
+
+export function encodeUdpDatagram(dest: Address, payload: Buffer, frag = 0): Buffer {
+  const head = encodeUdpHeader(dest, frag);
+  const out = Buffer.allocUnsafe(head.length + payload.length);
+  head.copy(out, 0);
+  payload.copy(out, head.length);
+  return out;
+}
+
+/**
+ * True when `datagram` starts with `header` from FRAG on (RSV is ignored, as decoding does):
+ * the same destination as a datagram already decoded, so it need not be decoded again.
+ */
+export function hasUdpHeader(datagram: Buffer, header: Buffer): boolean {
+  const n = header.length;
+  if (datagram.length < n) return false;
+  for (let i = 2; i < n; i++) if (datagram[i] !== header[i]) return false;
+  return true;
 }

@@ -4,8 +4,9 @@
 import type { RemoteInfo, Socket as DgramSocket } from 'node:dgram';
 import { unmapped } from '../protocol/address.js';
 import { ByteBudget } from '../outbound/byte-budget.js';
-import { decodeUdpDatagram, encodeUdpDatagram } from '../protocol/messages.js';
+import { decodeUdpDatagram, encodeUdpHeader, hasUdpHeader } from '../protocol/messages.js';
 import type { Destination } from '../outbound/types.js';
+import { DatagramSender } from '../outbound/udp-send.js';
 import type { CommandContext } from './context.js';
 import { UdpRoutes, type UdpTarget } from './udp-routes.js';
 
@@ -40,8 +41,17 @@ export class UdpAssociation {
   readonly #opts: AssociationOptions;
   readonly #routes: UdpRoutes;
   readonly #budget: ByteBudget;
+  readonly #toClientSender: DatagramSender;
   readonly #relayedUp;
   readonly #relayedDown;
+  /** Relayed datagrams not yet added to the metric: it is read far less often than they come. */
+  #unreportedUp = 0;
+  #unreportedDown = 0;
+  readonly #report = (): void => this.#reportRelayed();
+  /** The last client header decoded, and what it named: a run of datagrams to one destination is decoded once. */
+  #lastUp: { header: Buffer; dest: Destination } | undefined;
+  /** The header last put in front of an answer, and the source it names. */
+  #lastDown: { from: Destination; header: Buffer } | undefined;
   /** The largest UDP payload the relay socket can send: IPv4 65535 - 20 - 8, IPv6 65535 - 8. */
   readonly #maxDatagram: number;
   #clientPort: number;
@@ -58,6 +68,7 @@ export class UdpAssociation {
     this.#relayedUp = ctx.metrics.udpDatagrams.labels({ direction: 'up', result: 'relayed' });
     this.#relayedDown = ctx.metrics.udpDatagrams.labels({ direction: 'down', result: 'relayed' });
     this.#budget = new ByteBudget(opts.maxQueuedBytes, ctx.udpBudget);
+    this.#toClientSender = new DatagramSender(relay, this.#budget, () => this.#drop('send_error', 'down'));
     this.#routes = new UdpRoutes(ctx, {
       budget: this.#budget,
       maxDestinations: opts.maxDestinations,
@@ -90,9 +101,12 @@ export class UdpAssociation {
         signal.removeEventListener('abort', onControlEnd);
         this.#routes.close();
         this.#budget.close();
+        this.#ctx.metrics.offCollect(this.#report);
+        this.#reportRelayed();
         resolve(why);
       };
       this.#finish = finish;
+      this.#ctx.metrics.onCollect(this.#report);
       this.#relay.on('message', onMessage);
       this.#relay.on('error', onError);
       // RFC 1928 §7: the association lives as long as its TCP connection; nothing else comes on it.
@@ -119,6 +133,8 @@ export class UdpAssociation {
     // Relayed only for the client that asked (RFC 1928 §7): its IP, and its port once known.
     if (unmapped(rinfo.address) !== this.#opts.clientHost) return this.#drop('source', 'up');
     if (this.#clientPort !== 0 && rinfo.port !== this.#clientPort) return this.#drop('source', 'up');
+    const last = this.#lastUp;
+    if (last !== undefined && hasUdpHeader(msg, last.header)) return this.#toDest(msg, rinfo.port, last.dest, msg.subarray(last.header.length));
     let datagram;
     try {
       datagram = decodeUdpDatagram(msg);
@@ -130,7 +146,14 @@ export class UdpAssociation {
     const { dest, payload } = datagram;
     // Port 0 names no destination: no socket can send there.
     if (dest.port === 0) return this.#drop('bad_port', 'up');
-    if (this.#clientPort === 0) this.#clientPort = rinfo.port;
+    // A copy: the header alone, not the datagram it came in.
+    this.#lastUp = { header: Buffer.from(msg.subarray(0, msg.length - payload.length)), dest };
+    this.#toDest(msg, rinfo.port, dest, payload);
+  }
+
+  /** A client datagram that passed every check, for `dest` (the same object for one header). */
+  #toDest(msg: Buffer, fromPort: number, dest: Destination, payload: Buffer): void {
+    if (this.#clientPort === 0) this.#clientPort = fromPort;
     this.#lastActivity = performance.now();
     const target = this.#routes.target(dest);
     if (!(target instanceof Promise)) return this.#forward(target, dest, payload);
@@ -147,27 +170,36 @@ export class UdpAssociation {
     target.channel.send(dest, payload, target.egressLift);
     this.stats.sent++;
     this.#ctx.record.up += payload.length;
-    this.#relayedUp.inc();
+    this.#unreportedUp++;
   }
 
   #toClient(from: Destination, payload: Buffer): void {
     if (!this.#finish) return;
-    // RFC 1928 §7: the answer carries the header naming where it came from; an answer that
-    // filled a whole datagram has no room left for it.
-    let datagram: Buffer;
-    try {
-      datagram = encodeUdpDatagram(from, payload);
-    } catch {
-      return this.#drop('malformed', 'down'); // a source no header can name: never a throw in a 'message' handler
+    // RFC 1928 §7: the answer carries the header naming where it came from. A channel hands
+    // the same `from` for one source, so its header is encoded once.
+    let last = this.#lastDown;
+    if (last === undefined || (last.from !== from && (last.from.host !== from.host || last.from.port !== from.port))) {
+      try {
+        last = { from, header: encodeUdpHeader(from) };
+      } catch {
+        return this.#drop('malformed', 'down'); // a source no header can name: never a throw in a 'message' handler
+      }
+      this.#lastDown = last;
     }
-    if (datagram.length > this.#maxDatagram) return this.#drop('too_large', 'down');
+    // An answer that filled a whole datagram has no room left for the header.
+    if (last.header.length + payload.length > this.#maxDatagram) return this.#drop('too_large', 'down');
     this.#lastActivity = performance.now();
-    const [relay, port, host] = [this.#relay, this.#clientPort, this.#opts.clientHost];
-    const failed = (): void => this.#drop('send_error', 'down');
-    if (!this.#budget.send(datagram, (done) => relay.send(datagram, port, host, done), failed)) return this.#drop('queue_full', 'down');
+    if (!this.#toClientSender.send(last.header, payload, this.#clientPort, this.#opts.clientHost)) return this.#drop('queue_full', 'down');
     this.stats.received++;
     this.#ctx.record.down += payload.length;
-    this.#relayedDown.inc();
+    this.#unreportedDown++;
+  }
+
+  #reportRelayed(): void {
+    if (this.#unreportedUp > 0) this.#relayedUp.inc(this.#unreportedUp);
+    if (this.#unreportedDown > 0) this.#relayedDown.inc(this.#unreportedDown);
+    this.#unreportedUp = 0;
+    this.#unreportedDown = 0;
   }
 
   #drop(reason: string, direction: 'up' | 'down'): void {

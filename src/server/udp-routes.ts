@@ -34,6 +34,9 @@ export class UdpRoutes {
   readonly #decisions = new Map<string, UdpTarget | Promise<UdpTarget>>();
   readonly #channels = new Map<string, ChannelState>();
   readonly #open = new Set<UdpChannel>();
+  /** The last destination asked for and its settled target, while #decisions still holds it. */
+  #lastDest: Destination | undefined;
+  #lastTarget: UdpTarget | undefined;
   #closed = false;
 
   constructor(ctx: CommandContext, opts: UdpRoutesOptions) {
@@ -43,9 +46,18 @@ export class UdpRoutes {
 
   /** The target for `dest`: synchronous once known, a promise while routing or opening. */
   target(dest: Destination): UdpTarget | Promise<UdpTarget> {
+    // The association hands the same object for a run of datagrams with one header.
+    if (dest === this.#lastDest) return this.#lastTarget!;
     const key = `${dest.host.toLowerCase()}#${dest.port}`;
     const known = this.#decisions.get(key);
-    if (known !== undefined && !isExpired(known)) return known;
+    if (known !== undefined && !isExpired(known)) {
+      if (!(known instanceof Promise) && !(known.kind === 'drop' && known.retryAt !== undefined)) {
+        this.#lastDest = dest;
+        this.#lastTarget = known;
+      }
+      return known;
+    }
+    this.#lastDest = undefined;
     if (this.#decisions.size >= this.#opts.maxDestinations) this.#decisions.delete(this.#decisions.keys().next().value!);
     const pending = this.#resolve(dest).then((t) => {
       // Keep the settled value so later datagrams skip the promise, unless its channel
@@ -121,6 +133,7 @@ export class UdpRoutes {
 
   #forget(action: string, channel: UdpChannel): void {
     if (!this.#open.delete(channel)) return;
+    this.#lastDest = undefined;
     channel.close();
     this.#channels.delete(action);
     for (const [key, t] of this.#decisions) if (!(t instanceof Promise) && t.kind === 'channel' && t.channel === channel) this.#decisions.delete(key);
@@ -128,6 +141,7 @@ export class UdpRoutes {
 
   close(): void {
     this.#closed = true;
+    this.#lastDest = undefined;
     for (const c of this.#open) c.close();
     this.#open.clear();
     this.#decisions.clear();

@@ -17,18 +17,3 @@ test('a child budget draws on its parent; closing it gives back what it still he
   assert.equal(gateway.used, 30);
   assert.equal(a.take(1), false, 'a closed budget takes nothing');
 });
-
-test('send() holds the bytes until the callback, and a synchronous throw is a failure that gives them back', () => {
-  const budget = new ByteBudget(10);
-  let done: ((err: Error | null) => void) | undefined;
-  const failures: Error[] = [];
-  assert.equal(budget.send(Buffer.alloc(6), (d) => (done = d), (e) => failures.push(e)), true);
-  assert.equal(budget.used, 6);
-  assert.equal(budget.send(Buffer.alloc(6), () => assert.fail('not sent'), (e) => failures.push(e)), false);
-  done!(null);
-  done!(null); // a second call gives nothing twice
-  assert.equal(budget.used, 0);
-  assert.equal(budget.send(Buffer.alloc(4), () => { throw new RangeError('port'); }, (e) => failures.push(e)), true);
-  assert.equal(budget.used, 0);
-  assert.deepEqual(failures.map((e) => e.message), ['port']);
-});
