@@ -4,7 +4,8 @@ import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
 import { ByteBudget } from '../../src/outbound/byte-budget.js';
 import { DatagramSender } from '../../src/outbound/udp-send.js';
-import { isConnected } from '../../src/outbound/udp-socket.js';
+import { bindKeepingPort, isConnected } from '../../src/outbound/udp-socket.js';
+import { literalLookup } from '../../src/dns/literal-lookup.js';
 import { closeDgram } from '../helpers/udp.js';
 
 async function bound(): Promise<Socket> {
@@ -76,4 +77,20 @@ test('a sender whose socket closed sends nothing and gives back what it held', a
   await closeDgram(s);
   assert.equal(sender.send(undefined, Buffer.alloc(5), 9, '127.0.0.1'), false);
   assert.equal(budget.used, 0);
+});
+
+test('a socket bound by bindKeepingPort keeps its port when it connects and disconnects', async (t) => {
+  const peer = await bound();
+  const s = createSocket({ type: 'udp4', lookup: literalLookup });
+  t.after(() => Promise.all([closeDgram(peer), closeDgram(s)]));
+  assert.equal(bindKeepingPort(s, 4), true);
+  const port = s.address().port;
+  assert.notEqual(port, 0);
+  s.connect(peer.address().port, '127.0.0.1');
+  assert.equal(isConnected(s), true, 'connected before connect() returned');
+  s.disconnect();
+  assert.equal(s.address().port, port);
+  const got = next(s);
+  peer.send('still here', port, '127.0.0.1');
+  assert.equal((await got)?.toString(), 'still here');
 });

@@ -16,6 +16,8 @@ import {
   encodeReply,
   encodeRequest,
   encodeUdpDatagram,
+  encodeUdpHeader,
+  hasUdpHeader,
   NEED_DATA,
 } from '../../src/protocol/messages.js';
 
@@ -111,4 +113,19 @@ test('UDP datagram', () => {
     assert.throws(() => decodeUdpDatagram(wire.subarray(0, cut)), isProtocol(Rep.GENERAL_FAILURE));
   }
   assert.throws(() => decodeUdpDatagram(hex('0000 00 07 01020304 0001')), isProtocol(Rep.ADDRESS_TYPE_NOT_SUPPORTED));
+});
+
+test('UDP header alone, and recognising it in front of a datagram', () => {
+  const head = encodeUdpHeader({ host: '1.2.3.4', port: 53 });
+  assert.deepEqual(head, hex('0000 00 01 01020304 0035'));
+  assert.deepEqual(encodeUdpHeader({ host: '::1', port: 1 }, 2), hex('0000 02 04 00000000000000000000000000000001 0001'));
+  assert.throws(() => encodeUdpHeader({ host: 'x'.repeat(256), port: 1 }), isProtocol(Rep.GENERAL_FAILURE));
+  assert.equal(hasUdpHeader(hex('0000 00 01 01020304 0035 ff'), head), true);
+  assert.equal(hasUdpHeader(hex('ffff 00 01 01020304 0035'), head), true, 'RSV ignored, empty payload');
+  assert.equal(hasUdpHeader(hex('0000 01 01 01020304 0035 ff'), head), false, 'another FRAG');
+  assert.equal(hasUdpHeader(hex('0000 00 01 01020304 0036 ff'), head), false, 'another port');
+  assert.equal(hasUdpHeader(hex('0000 00 01 01020304 00'), head), false, 'shorter than the header');
+  // A name that starts with the same bytes as an address is not that address.
+  const name = encodeUdpHeader({ host: 'ab', port: 1 });
+  assert.equal(hasUdpHeader(hex('0000 00 03 03 616263 0001'), name), false);
 });

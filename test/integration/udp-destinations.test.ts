@@ -1,0 +1,136 @@
+// One association, several destinations: the relay remembers the last header it decoded and
+// encoded and connects a direct socket while it has one destination. Each answer must still
+// name its own source, the gateway's port must not change when a second destination comes,
+// and the counters must come out the same.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket, type RemoteInfo } from 'node:dgram';
+import { once } from 'node:events';
+import { startGateway, type TestGateway } from '../helpers/index.js';
+import { metricValue } from '../helpers/metrics.js';
+import { startDante } from '../helpers/upstreams.js';
+import { closeDgram, socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
+
+const udpLine = (gw: TestGateway) => gw.accessLog((l) => l['cmd'] === 'udp', 2_000);
+const relayed = (gw: TestGateway, direction: string) => metricValue(gw.gw, 'socksgate_udp_datagrams_total', { direction, result: 'relayed' });
+
+/** Test instrument (a silent UDP server): records who sent, answers only when told to. */
+async function startSilentServer() {
+  const socket = createSocket('udp4');
+  const seen: RemoteInfo[] = [];
+  let arrived: (() => void) | undefined;
+  socket.on('message', (_msg, rinfo) => {
+    seen.push(rinfo);
+    arrived?.();
+  });
+  socket.bind(0, '127.0.0.1');
+  await once(socket, 'listening');
+  return {
+    port: socket.address().port,
+    seen,
+    /** Resolves once a datagram has arrived (bounded). */
+    firstArrival: (ms = 2_000) =>
+      new Promise<boolean>((resolve) => {
+        if (seen.length > 0) return resolve(true);
+        const timer = setTimeout(() => resolve(false), ms);
+        arrived = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      }),
+    answer: (data: string, to: RemoteInfo) => socket.send(data, to.port, to.address),
+    close: () => closeDgram(socket),
+  };
+}
+
+test('a second destination keeps the port the first one saw, and the first one can still answer', async (t) => {
+  const late = await startSilentServer();
+  t.after(() => late.close());
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+
+  c.send({ host: '127.0.0.1', port: late.port }, 'first');
+  assert.equal(await late.firstArrival(), true, 'the first destination got its datagram');
+  c.send({ host: '127.0.0.1', port: echo.port }, 'second');
+  const a = await c.receive();
+  assert.deepEqual([a?.host, a?.port, a?.data.toString()], ['127.0.0.1', echo.port, 'second']);
+  const from = late.seen[0]!;
+  assert.equal(echo.peers[0], `127.0.0.1:${from.port}`, 'both destinations see one source port');
+
+  late.answer('late answer', from);
+  const b = await c.receive();
+  assert.deepEqual([b?.host, b?.port, b?.data.toString()], ['127.0.0.1', late.port, 'late answer']);
+});
+
+test('runs of datagrams to one destination, then another, then back: every answer names its source', async (t) => {
+  const one = await startUdpEchoServer();
+  t.after(() => one.close());
+  const two = await startUdpEchoServer();
+  t.after(() => two.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+
+  const plan = [one, one, two, two, one];
+  for (const [i, to] of plan.entries()) {
+    c.send({ host: '127.0.0.1', port: to.port }, `d${i}`);
+    const a = await c.receive();
+    assert.deepEqual([a?.port, a?.data.toString()], [to.port, `d${i}`], `datagram ${i}`);
+  }
+  // The same address as the last datagram with FRAG 1: not the same header, so still dropped.
+  const frag = Buffer.concat([Buffer.from([0, 0, 1, 1, 127, 0, 0, 1, one.port >> 8, one.port & 0xff]), Buffer.from('frag')]);
+  c.socket.send(frag, c.relay.port, c.relay.host);
+  assert.equal(await c.receive(300), undefined);
+  await c.close();
+  const line = await udpLine(gw);
+  assert.deepEqual(line?.['udp'], { sent: 5, received: 5, dropped: { frag: 1 } });
+  assert.deepEqual([one.peers.length, two.peers.length], [3, 2]);
+});
+
+test('relayed datagrams are in /metrics while the association is open, and counted once', async (t) => {
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+
+  for (let i = 0; i < 3; i++) {
+    c.send({ host: '127.0.0.1', port: echo.port }, `m${i}`);
+    assert.equal((await c.receive())?.data.toString(), `m${i}`);
+  }
+  assert.deepEqual([await relayed(gw, 'up'), await relayed(gw, 'down')], [3, 3], 'read while open');
+  c.send({ host: '127.0.0.1', port: echo.port }, 'm3');
+  assert.equal((await c.receive())?.data.toString(), 'm3');
+  await c.close();
+  assert.ok(await udpLine(gw));
+  assert.deepEqual([await relayed(gw, 'up'), await relayed(gw, 'down')], [4, 4], 'read after the end');
+});
+
+test('through a SOCKS5 upstream, answers from two destinations in turn each name their own source', async (t) => {
+  const dante = await startDante({ host: '127.0.0.5' });
+  t.after(() => dante.close());
+  const one = await startUdpEchoServer();
+  t.after(() => one.close());
+  const two = await startUdpEchoServer();
+  t.after(() => two.close());
+  const gw = await startGateway({
+    upstreams: { dante: { type: 'socks5', host: dante.host, port: dante.port } },
+    rules: [{ name: 'udp-out', commands: ['udp'], action: 'dante' }],
+  });
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+
+  for (const [i, to] of [one, two, two, one].entries()) {
+    c.send({ host: '127.0.0.1', port: to.port }, `u${i}`);
+    const a = await c.receive();
+    assert.deepEqual([a?.host, a?.port, a?.data.toString()], ['127.0.0.1', to.port, `u${i}`], `datagram ${i}`);
+  }
+  for (const p of [...one.peers, ...two.peers]) assert.match(p, /^127\.0\.0\.5:/);
+});
