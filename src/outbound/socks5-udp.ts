@@ -15,7 +15,7 @@ import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from
 import { ASSOCIATION_UDP_BYTES, ByteBudget } from './byte-budget.js';
 import { ChannelEvents, datagramResolver } from './udp-channel-events.js';
 import { DatagramSender } from './udp-send.js';
-import { isConnected } from './udp-socket.js';
+import { connectedPeer } from './udp-socket.js';
 import type { Destination, OutboundContext, UdpChannel } from './types.js';
 
 export interface Socks5UdpUpstream {
@@ -158,7 +158,7 @@ function associate(tcp: Socket, upstream: Socks5UdpUpstream, from: Destination, 
 function connectTo(udp: DgramSocket, relay: Destination, name: string): void {
   // The callback takes a failure that would otherwise be emitted after this returns.
   udp.connect(relay.port, relay.host, () => {});
-  if (!isConnected(udp)) throw new UpstreamHandshakeError(name, `UDP ASSOCIATE reply names ${relay.host}:${relay.port}, which this socket cannot reach`);
+  if (!connectedPeer(udp)) throw new UpstreamHandshakeError(name, `UDP ASSOCIATE reply names ${relay.host}:${relay.port}, which this socket cannot reach`);
 }
 
 /** A BND from the upstream; a wildcard (or nothing) means the address we reached it on. */

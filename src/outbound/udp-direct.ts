@@ -13,7 +13,7 @@ import { ASSOCIATION_UDP_BYTES, ByteBudget } from './byte-budget.js';
 import type { AddressSet, EgressGuard } from './egress.js';
 import { ChannelEvents, datagramResolver } from './udp-channel-events.js';
 import { DatagramSender } from './udp-send.js';
-import { bindKeepingPort, isConnected } from './udp-socket.js';
+import { bindKeepingPort, connectedPeer } from './udp-socket.js';
 import type { Destination, UdpChannel } from './types.js';
 
 export interface DirectUdpDeps {
@@ -36,11 +36,11 @@ const DEFAULT_MAX_PEERS = 4096;
 interface FamilySocket {
   socket: Socket;
   sender: DatagramSender;
-  /** The one destination while connected; undefined once shared (or before the first send). */
-  peer: { address: string; port: number } | undefined;
+  /** The one destination while connected (as the kernel names it); undefined once shared, or before the first send. */
+  peer: Destination | undefined;
+  /** The address and port the client asked for, which `peer` is. */
+  asked: { address: string; port: number } | undefined;
   shared: boolean;
-  /** The connected peer as answers name it, built once. */
-  from: Destination | undefined;
 }
 
 /** A literal destination as last checked: the same `dest` and lift need no new check. */
@@ -77,7 +77,7 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
     const socket = createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: literalLookup });
     // A socket that cannot keep its port over a disconnect is never connected; its first send binds it.
     const shared = !bindKeepingPort(socket, family);
-    const fs: FamilySocket = { socket, sender: new DatagramSender(socket, budget, failed), peer: undefined, shared, from: undefined };
+    const fs: FamilySocket = { socket, sender: new DatagramSender(socket, budget, failed), peer: undefined, asked: undefined, shared };
     socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => onAnswer(fs, msg, rinfo));
     // A connected socket also hears of its destination's ICMP errors (ECONNREFUSED).
     socket.on('error', (err) => deps.log?.debug({ err }, 'direct UDP socket error'));
@@ -86,8 +86,13 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
   }
 
   function onAnswer(fs: FamilySocket, msg: Buffer, rinfo: RemoteInfo): void {
-    // Connected: the kernel passed only the destination's answers.
-    if (fs.peer !== undefined) return events.message((fs.from ??= { host: rinfo.address, port: rinfo.port }), msg);
+    const peer = fs.peer;
+    // Connected, the kernel passes only the peer's datagrams; the check is for one that was
+    // queued in the moment between bind and connect. The same `from` for every answer.
+    if (peer !== undefined) {
+      if (rinfo.port === peer.port && rinfo.address === peer.host) return events.message(peer, msg);
+      return drop('unsolicited', 'down');
+    }
     if (!peers.has(peerKey(rinfo.address, rinfo.port))) return drop('unsolicited', 'down');
     events.message({ host: rinfo.address, port: rinfo.port }, msg);
   }
@@ -95,7 +100,7 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
   function sendTo(addr: ResolvedAddress, port: number, payload: Buffer): void {
     if (closed) return drop('closed');
     const fs = socketFor(addr.family);
-    if (!fs.shared && !samePeer(fs, addr.address, port) && !route(fs, addr.address, port)) return;
+    if (!fs.shared && !isAsked(fs, addr.address, port) && !route(fs, addr.address, port)) return;
     if (fs.shared) {
       const key = peerKey(addr.address, port);
       if (!peers.has(key)) {
@@ -112,26 +117,27 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
    * on. False (counted) when the datagram cannot go at all.
    */
   function route(fs: FamilySocket, address: string, port: number): boolean {
-    if (fs.peer === undefined) {
-      try {
+    try {
+      if (fs.asked === undefined) {
         // Connecting to an IP literal completes before it returns (literalLookup); the
         // callback takes a failure that would otherwise be emitted later.
         fs.socket.connect(port, address, () => {});
-      } catch (err) {
-        failed(err as Error); // a port out of range, say
-        return false;
+        fs.peer = connectedPeer(fs.socket);
+        // connect(2) refused (no route, say): unconnected, sends name their address.
+        if (fs.peer !== undefined) {
+          fs.asked = { address, port };
+          return true;
+        }
+      } else {
+        fs.socket.disconnect();
+        peers.add(peerKey(fs.peer!.host, fs.peer!.port));
       }
-      // connect(2) refused (no route, say): the socket stays unconnected, sends name their address.
-      if (isConnected(fs.socket)) {
-        fs.peer = { address, port };
-        return true;
-      }
-    } else {
-      fs.socket.disconnect();
-      peers.add(peerKey(fs.peer.address, fs.peer.port));
+    } catch (err) {
+      failed(err as Error); // a port out of range, say
+      return false;
     }
     fs.peer = undefined;
-    fs.from = undefined;
+    fs.asked = undefined;
     fs.shared = true;
     return true;
   }
@@ -190,8 +196,8 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
   };
 }
 
-function samePeer(fs: FamilySocket, address: string, port: number): boolean {
-  return fs.peer !== undefined && fs.peer.port === port && fs.peer.address === address;
+function isAsked(fs: FamilySocket, address: string, port: number): boolean {
+  return fs.asked !== undefined && fs.asked.port === port && fs.asked.address === address;
 }
 
 function peerKey(address: string, port: number): string {

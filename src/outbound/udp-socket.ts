@@ -7,13 +7,13 @@ import { literalLookup } from '../dns/literal-lookup.js';
 /** How often a port the kernel chose is asked for again before giving up (another socket took it meanwhile). */
 const BIND_TRIES = 3;
 
-/** Whether `socket` is connected to a peer. */
-export function isConnected(socket: Socket): boolean {
+/** The peer `socket` is connected to, as the kernel names it (the form of a datagram's source); undefined when not connected. */
+export function connectedPeer(socket: Socket): { host: string; port: number } | undefined {
   try {
-    socket.remoteAddress();
-    return true;
+    const { address, port } = socket.remoteAddress();
+    return { host: address, port };
   } catch {
-    return false;
+    return undefined;
   }
 }
 

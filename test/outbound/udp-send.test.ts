@@ -4,7 +4,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
 import { ByteBudget } from '../../src/outbound/byte-budget.js';
 import { DatagramSender } from '../../src/outbound/udp-send.js';
-import { bindKeepingPort, isConnected } from '../../src/outbound/udp-socket.js';
+import { bindKeepingPort, connectedPeer } from '../../src/outbound/udp-socket.js';
 import { literalLookup } from '../../src/dns/literal-lookup.js';
 import { closeDgram } from '../helpers/udp.js';
 
@@ -45,7 +45,7 @@ test('a header and its payload arrive as one datagram, small or large, addressed
   }
   from.connect(to.address().port, '127.0.0.1');
   await once(from, 'connect');
-  assert.equal(isConnected(from), true);
+  assert.deepEqual(connectedPeer(from), { host: '127.0.0.1', port: to.address().port });
   const got = next(to);
   assert.equal(sender.send(undefined, Buffer.from('connected')), true);
   assert.equal((await got)?.toString(), 'connected');
@@ -67,7 +67,7 @@ test('a budget too short sends nothing; a synchronous throw is a failure that ho
   assert.equal(sender.send(undefined, Buffer.alloc(5), 0, '127.0.0.1'), true);
   assert.deepEqual(failures, ['ERR_SOCKET_BAD_PORT']);
   assert.equal(budget.used, 90);
-  assert.equal(isConnected(from), false);
+  assert.equal(connectedPeer(from), undefined);
 });
 
 test('a sender whose socket closed sends nothing and gives back what it held', async () => {
@@ -87,7 +87,7 @@ test('a socket bound by bindKeepingPort keeps its port when it connects and disc
   const port = s.address().port;
   assert.notEqual(port, 0);
   s.connect(peer.address().port, '127.0.0.1');
-  assert.equal(isConnected(s), true, 'connected before connect() returned');
+  assert.deepEqual(connectedPeer(s), { host: '127.0.0.1', port: peer.address().port }, 'connected before connect() returned');
   s.disconnect();
   assert.equal(s.address().port, port);
   const got = next(s);
