@@ -9,7 +9,7 @@ import { isPlainTcp, readInto, sawEnd } from './read-into.js';
 
 /** Every direction reads into this between bursts: what lands in it is copied out at once. */
 const SHARED_SIZE = 64 * 1024;
-/** A direction whose read filled the shared buffer gets one of these to itself: fewer, larger reads. */
+/** A direction whose reads filled the shared buffer twice running gets one of these to itself while its reads bring at least SHARED_SIZE: fewer, larger reads. */
 const OWN_SIZE = 1024 * 1024;
 /** Own buffers out at once, gateway-wide (64 MiB). Past that, busy directions copy out of the shared one. */
 const OWN_LIMIT = 64;
@@ -58,7 +58,7 @@ export function forward(src: Socket, dest: Socket, first: Buffer): () => void {
   let lentAt = 0; // which write that is
   let written = 0; // writes of reads so far, and of those, flushed: writes complete in order
   let flushedCount = 0;
-  let filled = false; // the last read filled its buffer: the sender has more queued
+  let last = 0; // bytes of the last read
   let streak = 0; // full reads of the shared buffer in a row
   let waiting = false; // paused until dest flushes
   let released = false;
@@ -76,8 +76,8 @@ export function forward(src: Socket, dest: Socket, first: Buffer): () => void {
     }
   };
   const onRead = (n: number, buffer: Buffer): boolean => {
-    filled = n === buffer.length;
-    streak = filled && buffer === shared ? streak + 1 : 0;
+    last = n;
+    streak = buffer === shared ? (n === SHARED_SIZE ? streak + 1 : 0) : streak;
     written++;
     // The shared buffer is everyone's between reads: its bytes are copied before anyone reads again.
     dest.write(buffer === shared ? Buffer.from(buffer.subarray(0, n)) : buffer.subarray(0, n), flushed);
@@ -92,9 +92,10 @@ export function forward(src: Socket, dest: Socket, first: Buffer): () => void {
   const next = (): Buffer => {
     if (lent === current) current = shared; // the write has it; a new one is earned by the next full reads
     else if (current === shared) current = streak >= BUSY_AFTER && !lent ? takeOwn() : shared;
-    else if (!filled) {
-      giveOwn(current, true); // the burst is over
+    else if (last < SHARED_SIZE) {
+      giveOwn(current, true); // less came than the shared buffer holds: the burst is over
       current = shared;
+      streak = 0;
     }
     return current;
   };
