@@ -1,5 +1,6 @@
 // The SOCKS5 front (RFC 1928, RFC 1929): greeting → method → auth → request, then the pipeline.
 
+import type { Socket } from 'node:net';
 import { ProtocolError, Rep, toRep } from '../../errors.js';
 import { Cmd, Method } from '../../protocol/constants.js';
 import { ServerHandshake } from '../../protocol/handshake.js';
@@ -46,7 +47,10 @@ export async function socks5Front(conn: ClientConnection, reader: ChunkReader, f
   if (!request) return;
   conn.handshakeDone();
   const front: Front = {
-    granted: (bound) => client.write(hs.reply(Rep.SUCCEEDED, bound)),
+    granted(bound) {
+      client.write(hs.reply(Rep.SUCCEEDED, bound));
+      uncork(client);
+    },
     refused(err) {
       const rep = toRep(err);
       closeClient(client, hs.reply(rep));
@@ -79,6 +83,7 @@ async function readRequest(
   const events: HandshakeEvent[] = [...hs.receive(first)];
   for (;;) {
     if (events.length === 0) {
+      uncork(client); // our answer must be out before we wait for the client's next message
       const chunk = await reader.next();
       conn.rearm();
       if (chunk === null) {
@@ -91,6 +96,7 @@ async function readRequest(
     const ev = events.shift()!;
     if (ev.type === 'greeting') {
       const method = snapshot.auth.chooseMethod(ev.methods);
+      cork(client);
       client.write(hs.selectMethod(method));
       if (method === Method.NO_ACCEPTABLE) {
         record.error = 'no acceptable auth method';
@@ -100,6 +106,7 @@ async function readRequest(
     } else if (ev.type === 'auth') {
       const result = await snapshot.auth.verify(ev.username, ev.password, conn.source.host);
       if (client.destroyed) return undefined;
+      cork(client);
       client.write(hs.authResult(result.ok));
       if (!result.ok) {
         record.user = ev.username;
@@ -116,4 +123,19 @@ async function readRequest(
     }
     events.push(...hs.receive(Buffer.alloc(0)));
   }
+}
+
+/**
+ * Answers to the greeting and to the login wait, corked, for as long as the client's next
+ * message is already here: a client that pipelined its request (most send greeting and
+ * request in one packet) gets the method selection and the reply in one segment, one
+ * write(2) less per connection. It waits for the reply either way. Uncorked before we wait
+ * for more bytes, and by the grant; a refusal or a close ends the socket, which flushes.
+ */
+function cork(client: Socket): void {
+  if (client.writableCorked === 0) client.cork();
+}
+
+function uncork(client: Socket): void {
+  if (client.writableCorked > 0) client.uncork();
 }
