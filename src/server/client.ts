@@ -52,7 +52,6 @@ export class ClientConnection implements LiveConnection {
   /** One config for the whole connection (a reload applies to new ones). */
   readonly snapshot: Snapshot;
   readonly metrics: Metrics;
-  readonly log: Logger;
   /** The peer, or the client a trusted PROXY protocol header names (set before any front runs). */
   source: Address;
   readonly signal: AbortSignal;
@@ -69,13 +68,17 @@ export class ClientConnection implements LiveConnection {
   #inHandshake = true;
   readonly #shared: Limits;
   #limits: ConnectionLimits | undefined;
+  readonly #baseLog: Logger;
+  #log: Logger | undefined;
+  readonly #onClose: () => void;
+  readonly #onHandshakeTimeout: () => void;
 
   constructor(id: number, socket: Socket, deps: Pick<ClientDeps, 'snapshot' | 'metrics' | 'log' | 'udpBudget' | 'limits'>) {
     this.id = id;
     this.socket = socket;
     this.snapshot = deps.snapshot();
     this.metrics = deps.metrics;
-    this.log = deps.log.child({ sid: id });
+    this.#baseLog = deps.log;
     this.source = { host: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
     this.signal = this.#controller.signal;
     this.udpBudget = deps.udpBudget;
@@ -83,6 +86,20 @@ export class ClientConnection implements LiveConnection {
     this.#deadline = this.#t0 + this.snapshot.config.limits.handshake_timeout;
     this.#shared = deps.limits;
     this.#shared.handshakeBegan(); // until the request is complete or the connection ends
+    // Listeners assigned here rather than as arrow-function fields: a field initializer gets
+    // its name set by Object.defineProperty when run through tsx (esbuild keepNames), which
+    // turns each such function into a dictionary-mode object of about 300 bytes, held for the
+    // life of every connection.
+    this.#onClose = () => this.#controller.abort(CLIENT_GONE);
+    this.#onHandshakeTimeout = () => {
+      this.record.error = 'handshake timeout';
+      this.socket.destroy();
+    };
+  }
+
+  /** Lines about this connection carry its `sid`; the child logger is made when first used. */
+  get log(): Logger {
+    return (this.#log ??= this.#baseLog.child({ sid: this.id }));
   }
 
   /** The limit slots this connection holds once admitted; given back when it closes. */
@@ -133,7 +150,7 @@ export class ClientConnection implements LiveConnection {
   /** Writes the access-log line of one request (HTTP) and counts it. */
   logRequest(record: AccessRecord, startedMs: number): void {
     this.logged++;
-    logAccess(this.metrics, this.log, record, startedMs, this.snapshot.config);
+    logAccess(this.metrics, this.#baseLog, this.id, record, startedMs, this.snapshot.config);
   }
 
   info(): ConnectionInfo {
@@ -172,10 +189,10 @@ export class ClientConnection implements LiveConnection {
   }
 
   /** From accept to close. Never throws. */
-  async run(protocols: readonly Protocol[], fronts: ClientDeps['fronts'], proxyHeader?: ProxyHeaderPolicy): Promise<void> {
+  async run(protocols: readonly Protocol[], fronts: ClientDeps['fronts'], proxyHeader?: ProxyHeaderPolicy, registry?: ConnectionRegistry): Promise<void> {
     const { socket } = this;
-    socket.once('close', () => this.#controller.abort(CLIENT_GONE));
-    socket.on('error', () => {}); // reported through 'close'; a reset client is not our failure
+    socket.on('close', this.#onClose); // emitted once
+    socket.on('error', ignore); // reported through 'close'; a reset client is not our failure
     socket.setNoDelay(true);
     // handshake_timeout covers accept → complete request, for every protocol.
     socket.on('timeout', this.#onHandshakeTimeout);
@@ -208,7 +225,8 @@ export class ClientConnection implements LiveConnection {
       if (!socket.destroyed) closeClient(socket);
       await closed(socket);
       this.#limits?.release(); // before the access-log line: a client that saw us close may come back at once
-      if (this.logged === 0) logAccess(this.metrics, this.log, this.record, this.#t0, this.snapshot.config);
+      registry?.delete(this.id);
+      if (this.logged === 0) logAccess(this.metrics, this.#baseLog, this.id, this.record, this.#t0, this.snapshot.config);
     }
   }
 
@@ -231,20 +249,21 @@ export class ClientConnection implements LiveConnection {
       return false;
     }
   }
-
-  #onHandshakeTimeout = (): void => {
-    this.record.error = 'handshake timeout';
-    this.socket.destroy();
-  };
 }
 
-/** Runs one accepted client, registered for the admin API while it is open. */
-export async function runClient(socket: Socket, protocols: readonly Protocol[], deps: ClientDeps, proxyHeader?: ProxyHeaderPolicy): Promise<void> {
-  const conn = new ClientConnection(deps.registry.nextId(), socket, deps);
-  deps.registry.add(conn);
+function ignore(): void {}
+
+/**
+ * Runs one accepted client, registered for the admin API while it is open. Not async: the
+ * connection's own run() is the one frame that waits for the end (it never rejects).
+ */
+export function runClient(socket: Socket, protocols: readonly Protocol[], deps: ClientDeps, proxyHeader?: ProxyHeaderPolicy): Promise<void> {
+  let conn: ClientConnection;
   try {
-    await conn.run(protocols, deps.fronts, proxyHeader);
-  } finally {
-    deps.registry.delete(conn.id);
+    conn = new ClientConnection(deps.registry.nextId(), socket, deps);
+  } catch (err) {
+    return Promise.reject(err);
   }
+  deps.registry.add(conn);
+  return conn.run(protocols, deps.fronts, proxyHeader, deps.registry);
 }

@@ -10,7 +10,7 @@ import type { Connection } from '../outbound/types.js';
 import { handleBind } from './bind.js';
 import { boundOf, type AccessRecord, type CommandContext } from './context.js';
 import { outboundContext } from './outbound-context.js';
-import { relay } from './relay.js';
+import { relay, type RelayResult } from './relay.js';
 import { route } from './route.js';
 import { handleUdpAssociate } from './udp-associate.js';
 
@@ -29,7 +29,9 @@ export async function serve(ctx: CommandContext): Promise<void> {
     admit(ctx);
     switch (ctx.request.command) {
       case 'connect':
-        return await connectAndRelay(ctx);
+        // Only the dial is awaited in here: past the grant nothing is refused, and no frame
+        // stays suspended for the life of the relay (each one held is memory per connection).
+        return relayConnect(ctx, await openConnect(ctx));
       case 'bind':
         return await handleBind(ctx);
       case 'udp':
@@ -53,14 +55,13 @@ export function refuse(ctx: CommandContext, err: unknown): void {
 export async function openConnect(ctx: CommandContext): Promise<Connection> {
   const { decision, outbound } = await route(ctx, 'connect');
   const started = performance.now();
+  const octx = outboundContext(ctx);
+  if (decision.resolved) octx.resolved = decision.resolved;
+  if (decision.cidrs) octx.egressLift = decision.cidrs;
+  octx.command = ctx.request.protocol === 'http' ? 'http' : 'connect';
   let conn: Connection;
   try {
-    conn = await outbound.connect(ctx.dest, {
-      ...outboundContext(ctx),
-      resolved: decision.resolved,
-      egressLift: decision.cidrs,
-      command: ctx.request.protocol === 'http' ? 'http' : 'connect',
-    });
+    conn = await outbound.connect(ctx.dest, octx);
   } catch (err) {
     ctx.metrics.outboundAttempt(outbound.name, false, (performance.now() - started) / 1000);
     throw err;
@@ -71,34 +72,44 @@ export async function openConnect(ctx: CommandContext): Promise<Connection> {
   return conn;
 }
 
-/** CONNECT (RFC 1928 §4, RFC 9110 §9.3.6, SOCKS4): dial, grant with the real local address, relay. */
-async function connectAndRelay(ctx: CommandContext): Promise<void> {
+/**
+ * CONNECT (RFC 1928 §4, RFC 9110 §9.3.6, SOCKS4), once dialed: grant with the real local
+ * address, relay. A plain function whose promise (the relay's, then the record) never
+ * rejects; a throw before the relay starts is the caller's to refuse.
+ */
+function relayConnect(ctx: CommandContext, conn: Connection): Promise<void> | undefined {
   const { client, front, record } = ctx;
-  const conn = await openConnect(ctx);
+  let relaying: Promise<RelayResult>;
   try {
     if (client.destroyed) {
       conn.socket.destroy();
-      return;
+      conn.release?.();
+      return undefined;
     }
     front.granted(conn.bound ?? boundOf(conn.socket));
     if (conn.head) client.write(conn.head);
     record.rep = Rep.SUCCEEDED;
     // Payload the client pipelined behind its request goes first (RFC 1928 allows no gap).
-    const result = await relay(client, conn.socket, { idleTimeout: ctx.snapshot.config.limits.idle_timeout, early: front.remainder(), throttle: ctx.limits.throttle });
+    relaying = relay(client, conn.socket, { idleTimeout: ctx.snapshot.config.limits.idle_timeout, early: front.remainder(), throttle: ctx.limits.throttle });
+  } catch (err) {
+    conn.release?.();
+    throw err;
+  }
+  return relaying.then((result) => {
     record.up = result.up;
     record.down = result.down + (conn.head?.length ?? 0);
     if (result.reason !== 'closed') record.error ??= result.error?.message ?? result.reason;
-  } finally {
     conn.release?.();
-  }
+  });
 }
 
 /** The one access-log line of a finished connection, HTTP request or UDP association, and its counters. */
-export function logAccess(metrics: Metrics, log: Logger, record: AccessRecord, startedMs: number, config: Config): void {
+export function logAccess(metrics: Metrics, log: Logger, sid: number, record: AccessRecord, startedMs: number, config: Config): void {
   const ms = Math.round(performance.now() - startedMs);
   const totals: SessionTotals = { protocol: record.protocol ?? 'none', command: record.cmd ?? 'none', rep: String(record.rep ?? 'none'), up: record.up, down: record.down };
   if (record.rule !== undefined) totals.rule = record.rule;
   if (record.user !== undefined) totals.user = record.user;
   metrics.sessionEnded(totals, config);
-  log.info({ ...record, ms }, 'session end');
+  // `sid` first, where a child logger's binding would put it; no child made per connection.
+  log.info({ sid, ...record, ms }, 'session end');
 }

@@ -11,9 +11,25 @@ export class ChunkReader {
   #ended = false;
   #detached = false;
   #waiter: ((chunk: Buffer | null) => void) | null = null;
+  // Assigned in the constructor, not as arrow-function fields (see ClientConnection).
+  readonly #onData: (chunk: Buffer) => void;
+  readonly #onEnd: () => void;
 
   constructor(socket: Socket) {
     this.#socket = socket;
+    this.#onData = (chunk) => {
+      socket.pause();
+      const waiter = this.#waiter;
+      this.#waiter = null;
+      if (waiter) waiter(chunk);
+      else this.#queued = this.#queued ? Buffer.concat([this.#queued, chunk]) : chunk;
+    };
+    this.#onEnd = () => {
+      this.#ended = true;
+      const waiter = this.#waiter;
+      this.#waiter = null;
+      waiter?.(null);
+    };
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.on('close', this.#onEnd);
@@ -44,19 +60,4 @@ export class ChunkReader {
     if (this.#queued) this.#socket.unshift(this.#queued);
     this.#queued = null;
   }
-
-  #onData = (chunk: Buffer): void => {
-    this.#socket.pause();
-    const waiter = this.#waiter;
-    this.#waiter = null;
-    if (waiter) waiter(chunk);
-    else this.#queued = this.#queued ? Buffer.concat([this.#queued, chunk]) : chunk;
-  };
-
-  #onEnd = (): void => {
-    this.#ended = true;
-    const waiter = this.#waiter;
-    this.#waiter = null;
-    waiter?.(null);
-  };
 }

@@ -30,11 +30,15 @@ export function requestContext(conn: ClientConnection, front: Front, d: Decoded)
     source: conn.source.host,
     snapshot: conn.snapshot,
     metrics: conn.metrics,
-    log: conn.log,
+    get log() {
+      return conn.log; // made only if something logs about this connection
+    },
     signal: conn.signal,
     record: conn.record,
     limits: conn.limits,
-    attach: (remote) => conn.attach(remote),
+    attach(remote) {
+      conn.attach(remote);
+    },
     udpBudget: conn.udpBudget,
   };
 }

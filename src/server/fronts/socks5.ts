@@ -56,7 +56,9 @@ export async function socks5Front(conn: ClientConnection, reader: ChunkReader, f
       closeClient(client, hs.reply(rep));
       return rep;
     },
-    remainder: () => hs.remainder(),
+    remainder() {
+      return hs.remainder();
+    },
   };
   const { event, auth } = request;
   record.dest = formatAddress(event.dest);
@@ -68,7 +70,9 @@ export async function socks5Front(conn: ClientConnection, reader: ChunkReader, f
     return;
   }
   record.cmd = command;
-  await serve(ctx);
+  // Returned, not awaited: nothing is left to do here, and this frame need not stay
+  // suspended for the life of the relay.
+  return serve(ctx);
 }
 
 /** Greeting and auth; returns the request, or undefined when the client was answered and closed. */
