@@ -3,6 +3,7 @@
 // admin API (which may kill it), and at the end the access-log line is written, unless the
 // front wrote one per request (HTTP).
 
+import { getEventListeners } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Protocol } from '../config/types.js';
@@ -54,7 +55,6 @@ export class ClientConnection implements LiveConnection {
   readonly metrics: Metrics;
   /** The peer, or the client a trusted PROXY protocol header names (set before any front runs). */
   source: Address;
-  readonly signal: AbortSignal;
   readonly udpBudget: ByteBudget;
   /** The request in progress (HTTP: the latest); what the registry shows. */
   record: AccessRecord;
@@ -63,7 +63,10 @@ export class ClientConnection implements LiveConnection {
   readonly #started = Date.now();
   readonly #t0 = performance.now();
   readonly #deadline: number;
-  readonly #controller = new AbortController();
+  /** Made on first use of `signal` (an AbortSignal costs microseconds and half a KiB). */
+  #controller: AbortController | undefined;
+  /** Why the connection's work is over (client gone, gateway stopped), once it is. */
+  #aborted: GatewayError | undefined;
   #remote: Socket | undefined;
   #inHandshake = true;
   readonly #shared: Limits;
@@ -80,7 +83,6 @@ export class ClientConnection implements LiveConnection {
     this.metrics = deps.metrics;
     this.#baseLog = deps.log;
     this.source = { host: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
-    this.signal = this.#controller.signal;
     this.udpBudget = deps.udpBudget;
     this.record = this.newRecord();
     this.#deadline = this.#t0 + this.snapshot.config.limits.handshake_timeout;
@@ -90,7 +92,7 @@ export class ClientConnection implements LiveConnection {
     // its name set by Object.defineProperty when run through tsx (esbuild keepNames), which
     // turns each such function into a dictionary-mode object of about 300 bytes, held for the
     // life of every connection.
-    this.#onClose = () => this.#controller.abort(CLIENT_GONE);
+    this.#onClose = () => this.#abort(CLIENT_GONE);
     this.#onHandshakeTimeout = () => {
       this.record.error = 'handshake timeout';
       this.socket.destroy();
@@ -120,9 +122,15 @@ export class ClientConnection implements LiveConnection {
     return record;
   }
 
-  /** The socket on the far side of the request in progress, ended too by kill(). */
+  /**
+   * The socket on the far side of the request in progress, ended too by kill(). The dial is
+   * over: nothing waits on the signal any more (the dial's listeners are gone), so it is let
+   * go rather than held, and aborted, for the life of the relay. Kept when anything still
+   * listens (BIND, UDP); a later request on the connection gets a fresh one.
+   */
   attach(remote: Socket): void {
     this.#remote = remote;
+    if (this.#controller && getEventListeners(this.#controller.signal, 'abort').length === 0) this.#controller = undefined;
   }
 
   /**
@@ -179,7 +187,22 @@ export class ClientConnection implements LiveConnection {
    * every open connection made each accept O(open connections).
    */
   stop(): void {
-    this.#controller.abort(GATEWAY_STOPPED);
+    this.#abort(GATEWAY_STOPPED);
+  }
+
+  /** Aborted when the client goes away or the gateway stops; made when first asked for. */
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#aborted);
+    }
+    return this.#controller.signal;
+  }
+
+  #abort(reason: GatewayError): void {
+    if (this.#aborted) return;
+    this.#aborted = reason;
+    this.#controller?.abort(reason);
   }
 
   kill(reason: string): void {

@@ -33,7 +33,9 @@ export function requestContext(conn: ClientConnection, front: Front, d: Decoded)
     get log() {
       return conn.log; // made only if something logs about this connection
     },
-    signal: conn.signal,
+    get signal() {
+      return conn.signal; // made only when something waits on it (a dial, BIND, UDP)
+    },
     record: conn.record,
     limits: conn.limits,
     attach(remote) {
