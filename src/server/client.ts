@@ -115,8 +115,26 @@ export class ClientConnection implements LiveConnection {
 
   /** A fresh record for the next request on this connection. */
   newRecord(protocol?: Protocol): AccessRecord {
-    const record: AccessRecord = { client: formatAddress(this.source), up: 0, down: 0 };
-    if (protocol) record.protocol = protocol;
+    // Every field declared up front, in the order the log line has them: one shape, its
+    // fields inside the object, rather than a property store grown field by field for the
+    // life of the connection. Undefined fields are left out of the line.
+    const record: AccessRecord = {
+      client: formatAddress(this.source),
+      up: 0,
+      down: 0,
+      protocol,
+      user: undefined,
+      userid: undefined,
+      dest: undefined,
+      cmd: undefined,
+      rule: undefined,
+      outbound: undefined,
+      member: undefined,
+      rep: undefined,
+      status: undefined,
+      udp: undefined,
+      error: undefined,
+    };
     this.record = record;
     this.#remote = undefined;
     return record;
