@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type CounterConfiguration } from 'prom-client';
 import type { Config } from '../config/types.js';
 
 /** What one finished connection contributes to the counters (the access-log record's numbers). */
@@ -23,15 +23,45 @@ function perUserSet(config: Config): ReadonlySet<string> | null {
   return set;
 }
 
+/** One labelled series of a tallied counter: its labels and what it counted so far. */
+interface Series {
+  readonly labels: Record<string, string>;
+  value: number;
+}
+
+/**
+ * A counter whose series are plain numbers added to per connection and handed to prom-client
+ * only when it is read (a scrape, /api/stats, a cluster's aggregation): prom-client hashes
+ * the label values on every inc(), of a bound child too, a few per connection.
+ */
+function tallied<L extends string>(config: CounterConfiguration<L>, series: Series[]): Counter<L> {
+  return new Counter<L>({
+    ...config,
+    collect() {
+      this.reset();
+      for (const s of series) this.inc(s.labels as Partial<Record<L, string>>, s.value);
+    },
+  });
+}
+
+type Tallied = 'connections' | 'bytes' | 'ruleHits' | 'ruleBytes' | 'outboundRequests' | 'userConnections' | 'userBytes';
+
 /** Prometheus metrics, all named socksgate_*. One instance per gateway, its own registry. */
 export class Metrics {
   readonly registry = new Registry();
-  readonly connections = new Counter({
-    name: 'socksgate_connections_total',
-    help: 'Finished client connections by protocol, command and reply code (SOCKS REP, or HTTP status)',
-    labelNames: ['protocol', 'command', 'rep'] as const,
-    registers: [this.registry],
-  });
+  /** The tallied counters' series, by counter (filled in as each counter is made). */
+  readonly #series = {} as Record<Tallied, Series[]>;
+  /** Every tallied series by kind and label values. */
+  readonly #tallies = new Map<string, Series>();
+  readonly connections = tallied(
+    {
+      name: 'socksgate_connections_total',
+      help: 'Finished client connections by protocol, command and reply code (SOCKS REP, or HTTP status)',
+      labelNames: ['protocol', 'command', 'rep'] as const,
+      registers: [this.registry],
+    },
+    (this.#series.connections = []),
+  );
   readonly active = new Gauge({
     name: 'socksgate_connections_active',
     help: 'Client connections open now',
@@ -51,30 +81,42 @@ export class Metrics {
     labelNames: ['command'] as const,
     registers: [this.registry],
   });
-  readonly bytes = new Counter({
-    name: 'socksgate_bytes_total',
-    help: 'Bytes relayed, up (client to destination) and down',
-    labelNames: ['direction'] as const,
-    registers: [this.registry],
-  });
-  readonly ruleHits = new Counter({
-    name: 'socksgate_rule_matches_total',
-    help: 'Routing decisions by rule and action',
-    labelNames: ['rule', 'action'] as const,
-    registers: [this.registry],
-  });
-  readonly ruleBytes = new Counter({
-    name: 'socksgate_rule_bytes_total',
-    help: 'Bytes relayed by connections the rule routed, up and down',
-    labelNames: ['rule', 'direction'] as const,
-    registers: [this.registry],
-  });
-  readonly outboundRequests = new Counter({
-    name: 'socksgate_outbound_requests_total',
-    help: 'Outbound connection attempts by outbound and result',
-    labelNames: ['outbound', 'result'] as const,
-    registers: [this.registry],
-  });
+  readonly bytes = tallied(
+    {
+      name: 'socksgate_bytes_total',
+      help: 'Bytes relayed, up (client to destination) and down',
+      labelNames: ['direction'] as const,
+      registers: [this.registry],
+    },
+    (this.#series.bytes = []),
+  );
+  readonly ruleHits = tallied(
+    {
+      name: 'socksgate_rule_matches_total',
+      help: 'Routing decisions by rule and action',
+      labelNames: ['rule', 'action'] as const,
+      registers: [this.registry],
+    },
+    (this.#series.ruleHits = []),
+  );
+  readonly ruleBytes = tallied(
+    {
+      name: 'socksgate_rule_bytes_total',
+      help: 'Bytes relayed by connections the rule routed, up and down',
+      labelNames: ['rule', 'direction'] as const,
+      registers: [this.registry],
+    },
+    (this.#series.ruleBytes = []),
+  );
+  readonly outboundRequests = tallied(
+    {
+      name: 'socksgate_outbound_requests_total',
+      help: 'Outbound connection attempts by outbound and result',
+      labelNames: ['outbound', 'result'] as const,
+      registers: [this.registry],
+    },
+    (this.#series.outboundRequests = []),
+  );
   /** Run before each read of the UDP datagram counts: associations add what they relayed since. */
   readonly #udpReports = new Set<() => void>();
   readonly udpDatagrams = new Counter({
@@ -92,18 +134,24 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
-  readonly userConnections = new Counter({
-    name: 'socksgate_user_connections_total',
-    help: 'Finished client connections per configured user (metrics.per_user)',
-    labelNames: ['user'] as const,
-    registers: [this.registry],
-  });
-  readonly userBytes = new Counter({
-    name: 'socksgate_user_bytes_total',
-    help: 'Bytes relayed per configured user (metrics.per_user), up and down',
-    labelNames: ['user', 'direction'] as const,
-    registers: [this.registry],
-  });
+  readonly userConnections = tallied(
+    {
+      name: 'socksgate_user_connections_total',
+      help: 'Finished client connections per configured user (metrics.per_user)',
+      labelNames: ['user'] as const,
+      registers: [this.registry],
+    },
+    (this.#series.userConnections = []),
+  );
+  readonly userBytes = tallied(
+    {
+      name: 'socksgate_user_bytes_total',
+      help: 'Bytes relayed per configured user (metrics.per_user), up and down',
+      labelNames: ['user', 'direction'] as const,
+      registers: [this.registry],
+    },
+    (this.#series.userBytes = []),
+  );
   readonly authRefusals = new Counter({
     name: 'socksgate_auth_refusals_total',
     help: 'Refused logins by reason (wrong credentials, or blocked after too many failures)',
@@ -129,10 +177,8 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  // Label children bound once: prom-client hashes the label values on every labelled inc().
-  readonly #up = this.bytes.labels('up');
-  readonly #down = this.bytes.labels('down');
-  readonly #children = new Map<string, Counter.Internal>();
+  readonly #up = this.#tally('bytes', 'b', ['direction'], 'up');
+  readonly #down = this.#tally('bytes', 'b', ['direction'], 'down');
   readonly #connectTimes = new Map<string, Histogram.Internal<string>>();
 
   constructor(opts: { defaults?: boolean } = {}) {
@@ -156,29 +202,29 @@ export class Metrics {
 
   /** Counts one finished connection; per user only for users the config names. */
   sessionEnded(s: SessionTotals, config: Config): void {
-    this.#child('c', this.connections, s.protocol, s.command, s.rep).inc();
-    this.#up.inc(s.up);
-    this.#down.inc(s.down);
+    this.#tally('connections', 'c', ['protocol', 'command', 'rep'], s.protocol, s.command, s.rep).value++;
+    this.#up.value += s.up;
+    this.#down.value += s.down;
     if (s.rule !== undefined) {
-      this.#child('ru', this.ruleBytes, s.rule, 'up').inc(s.up);
-      this.#child('rd', this.ruleBytes, s.rule, 'down').inc(s.down);
+      this.#tally('ruleBytes', 'ru', ['rule', 'direction'], s.rule, 'up').value += s.up;
+      this.#tally('ruleBytes', 'rd', ['rule', 'direction'], s.rule, 'down').value += s.down;
     }
     const users = perUserSet(config);
     if (users && s.user !== undefined && users.has(s.user)) {
-      this.#child('u', this.userConnections, s.user).inc();
-      this.#child('uu', this.userBytes, s.user, 'up').inc(s.up);
-      this.#child('ud', this.userBytes, s.user, 'down').inc(s.down);
+      this.#tally('userConnections', 'u', ['user'], s.user).value++;
+      this.#tally('userBytes', 'uu', ['user', 'direction'], s.user, 'up').value += s.up;
+      this.#tally('userBytes', 'ud', ['user', 'direction'], s.user, 'down').value += s.down;
     }
   }
 
-  /** One routing decision (every request): the rule's child is bound once. */
+  /** One routing decision (every request). */
   ruleHit(rule: string, action: string): void {
-    this.#child('rh', this.ruleHits, rule, action).inc();
+    this.#tally('ruleHits', 'rh', ['rule', 'action'], rule, action).value++;
   }
 
   /** One outbound connection attempt and how long it took. */
   outboundAttempt(outbound: string, ok: boolean, seconds: number): void {
-    this.#child(ok ? 'ook' : 'ofail', this.outboundRequests, outbound, ok ? 'ok' : 'fail').inc();
+    this.#tally('outboundRequests', ok ? 'ook' : 'ofail', ['outbound', 'result'], outbound, ok ? 'ok' : 'fail').value++;
     let h = this.#connectTimes.get(outbound);
     if (!h) {
       h = this.connectSeconds.labels(outbound);
@@ -187,14 +233,18 @@ export class Metrics {
     h.observe(seconds);
   }
 
-  #child<L extends string>(kind: string, counter: Counter<L>, ...values: string[]): Counter.Internal {
-    const key = `${kind}\0${values.join('\0')}`;
-    let child = this.#children.get(key);
-    if (!child) {
-      child = counter.labels(...values);
-      this.#children.set(key, child);
+  /** The series of `counter` with these label values, made on first use. */
+  #tally(counter: Tallied, kind: string, names: readonly string[], ...values: string[]): Series {
+    const key = values.length === 1 ? `${kind}\0${values[0]}` : `${kind}\0${values.join('\0')}`;
+    let series = this.#tallies.get(key);
+    if (!series) {
+      const labels: Record<string, string> = {};
+      names.forEach((n, i) => (labels[n] = values[i]!));
+      series = { labels, value: 0 };
+      this.#tallies.set(key, series);
+      this.#series[counter].push(series);
     }
-    return child;
+    return series;
   }
 
   /** Adds a gauge whose value is read at scrape time (DNS cache, upstream health). */

@@ -19,6 +19,9 @@ import { readProxyHeader, type ProxyHeaderPolicy } from './proxy-header.js';
 import { ChunkReader } from './reader.js';
 import type { ConnectionInfo, ConnectionRegistry, LiveConnection } from './registry.js';
 
+/** How far past the handshake deadline a client's timer may run rather than be replaced. */
+const REARM_SLACK_MS = 5;
+
 // Abort reasons made once: abort() without one builds a DOMException per connection.
 const CLIENT_GONE = new GatewayError('GW_ERR_CLIENT_GONE', 'client closed the connection', Rep.GENERAL_FAILURE);
 const GATEWAY_STOPPED = new GatewayError('GW_ERR_STOPPED', 'gateway stopped', Rep.GENERAL_FAILURE);
@@ -154,9 +157,15 @@ export class ClientConnection implements LiveConnection {
   /**
    * The handshake deadline rides on the socket's own timer: armed at accept, re-armed to
    * what is left after every chunk (activity alone must not extend it), ended by handshakeDone().
+   * The timer restarts at each chunk with its full length; it is only re-armed (a new timer
+   * each time) when that would overshoot the deadline by more than REARM_SLACK_MS, so a
+   * client that sends its request at once costs one timer, not one per chunk.
    */
   rearm(): void {
-    if (this.#inHandshake) this.socket.setTimeout(Math.max(1, this.#deadline - performance.now()));
+    if (!this.#inHandshake) return;
+    const left = this.#deadline - performance.now();
+    const armed = this.socket.timeout ?? 0;
+    if (armed === 0 || armed - left > REARM_SLACK_MS) this.socket.setTimeout(Math.max(1, left));
   }
 
   /** The request is complete: the deadline ends and the handshake time is observed. */
