@@ -41,7 +41,9 @@ class Attempts {
   #done = false;
   #stagger: NodeJS.Timeout | undefined;
   #deadline: NodeJS.Timeout | undefined;
-  readonly #onAbort = (): void => this.#fail(abortError(this.#opts.signal!));
+  // Assigned in the constructor rather than as an arrow-function field: a field initializer
+  // gets its name set by Object.defineProperty under tsx, a slow dictionary-mode function per dial.
+  readonly #onAbort: () => void;
 
   constructor(
     addresses: readonly ResolvedAddress[],
@@ -55,12 +57,15 @@ class Attempts {
     this.#opts = opts;
     this.#resolve = resolve;
     this.#reject = reject;
+    this.#onAbort = () => this.#fail(abortError(this.#opts.signal!));
   }
 
   start(): void {
-    const first = this.#addresses[0]!;
-    const what = `${first.family === 6 ? `[${first.address}]` : first.address}:${this.#port}`;
-    this.#deadline = setTimeout(() => this.#fail(new ConnectTimeoutError(what, this.#opts.timeout)), this.#opts.timeout);
+    this.#deadline = setTimeout(() => {
+      const first = this.#addresses[0]!;
+      const what = `${first.family === 6 ? `[${first.address}]` : first.address}:${this.#port}`;
+      this.#fail(new ConnectTimeoutError(what, this.#opts.timeout));
+    }, this.#opts.timeout);
     this.#opts.signal?.addEventListener('abort', this.#onAbort, { once: true });
     this.#attempt();
   }
