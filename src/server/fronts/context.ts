@@ -20,27 +20,54 @@ export function requestContext(conn: ClientConnection, front: Front, d: Decoded)
   const params = d.params ?? (d.sessionKey !== undefined ? Object.freeze({ session: d.sessionKey }) : NO_PARAMS);
   const sessionKey = d.sessionKey ?? d.user ?? conn.source.host;
   const request: ProxyRequest = { protocol: d.protocol, command: d.command, dest: d.dest, params, sessionKey, source: conn.source, ...(d.user !== undefined ? { user: d.user } : {}) };
-  return {
-    client: conn.socket,
-    front,
-    request,
-    dest: d.dest,
-    user: d.user,
-    sessionKey,
-    source: conn.source.host,
-    snapshot: conn.snapshot,
-    metrics: conn.metrics,
-    get log() {
-      return conn.log; // made only if something logs about this connection
-    },
-    get signal() {
-      return conn.signal; // made only when something waits on it (a dial, BIND, UDP)
-    },
-    record: conn.record,
-    limits: conn.limits,
-    attach(remote) {
-      conn.attach(remote);
-    },
-    udpBudget: conn.udpBudget,
-  };
+  return new RequestContext(conn, front, request, d.user);
+}
+
+/**
+ * A class rather than an object literal: `log` and `signal` are read from the connection
+ * when asked for (its child logger and its abort signal are made on first use), and getters
+ * in an object literal make every context a slow dictionary-mode object.
+ */
+class RequestContext implements CommandContext {
+  readonly client: CommandContext['client'];
+  readonly front: Front;
+  readonly request: ProxyRequest;
+  readonly dest: Address;
+  readonly user: string | undefined;
+  readonly sessionKey: string;
+  readonly source: string;
+  readonly snapshot: CommandContext['snapshot'];
+  readonly metrics: CommandContext['metrics'];
+  readonly record: CommandContext['record'];
+  readonly limits: CommandContext['limits'];
+  readonly udpBudget: CommandContext['udpBudget'];
+  readonly #conn: ClientConnection;
+
+  constructor(conn: ClientConnection, front: Front, request: ProxyRequest, user: string | undefined) {
+    this.#conn = conn;
+    this.client = conn.socket;
+    this.front = front;
+    this.request = request;
+    this.dest = request.dest;
+    this.user = user;
+    this.sessionKey = request.sessionKey;
+    this.source = conn.source.host;
+    this.snapshot = conn.snapshot;
+    this.metrics = conn.metrics;
+    this.record = conn.record;
+    this.limits = conn.limits;
+    this.udpBudget = conn.udpBudget;
+  }
+
+  get log(): CommandContext['log'] {
+    return this.#conn.log;
+  }
+
+  get signal(): AbortSignal {
+    return this.#conn.signal;
+  }
+
+  attach(remote: Parameters<CommandContext['attach']>[0]): void {
+    this.#conn.attach(remote);
+  }
 }
