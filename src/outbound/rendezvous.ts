@@ -1,7 +1,7 @@
 // Rendezvous hashing for `sticky` pools: the hashes every instance computes alike, the
 // lifetime periods, and the weighted rendezvous strategy itself. Pure: no I/O, no clock.
 
-import type { Pickable, Strategy } from './strategies.js';
+import type { Pickable, Strategy } from './pickable.js';
 
 /** FNV-1a over UTF-16 code units: the same on every instance, fast enough for 1000 members a pick. */
 export function fnv1a32(text: string): number {
