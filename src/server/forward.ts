@@ -9,13 +9,16 @@ import { isPlainTcp, readInto, sawEnd } from './read-into.js';
 
 /** Every direction reads into this between bursts: what lands in it is copied out at once. */
 const SHARED_SIZE = 64 * 1024;
-/** A direction whose reads filled the shared buffer twice running gets one of these to itself while its reads bring at least SHARED_SIZE: fewer, larger reads. */
+/**
+ * A direction whose reads filled the shared buffer twice running gets one of these to itself,
+ * and keeps it while its reads bring at least SHARED_SIZE: fewer, larger reads, no copies.
+ */
 const OWN_SIZE = 1024 * 1024;
 /** Own buffers out at once, gateway-wide (64 MiB). Past that, busy directions copy out of the shared one. */
 const OWN_LIMIT = 64;
 /** Free own buffers kept for the next busy direction. */
 const KEEP_FREE = 8;
-/** Full reads of the shared buffer in a row that make a direction busy: one page-sized burst (a 64 KiB object) is not. */
+/** Full reads of the shared buffer in a row that make a direction busy: one 64 KiB object is not a stream. */
 const BUSY_AFTER = 2;
 
 const shared: Buffer = Buffer.allocUnsafeSlow(SHARED_SIZE);
