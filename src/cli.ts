@@ -81,15 +81,16 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   let started: Gateway | undefined;
   exitOnUnexpected(log, metrics, () => started);
   // SIGHUP, --watch and POST /api/reload share one reload path (the gateway's controller).
-  const starting = Gateway.start(config, { log, metrics, admin: !worker });
+  let starting: Promise<Gateway> | undefined;
   const reload = (why: string): void => {
-    void starting.then((gateway) => gateway.reloader.reload(why), () => {}); // start-up failure: run() reports it
+    void starting?.then((gateway) => gateway.reloader.reload(why), () => {}); // start-up failure: run() reports it
   };
-  // Armed before start-up reads the list files, and before "listening" is logged: a change
-  // made after the config was read is seen (it reloads once the gateway is up).
+  // Armed before start-up begins reading the list files, and so before "listening" is logged:
+  // a change made after the config was read is seen (it reloads once the gateway is up).
   // In a cluster worker the primary watches and forwards reloads (src/cluster.ts).
   const watcher = watchFiles && !worker && !config.source.startsWith('<') ? new ConfigWatcher(() => reload('watch')) : undefined;
   watcher?.watch(config);
+  starting = Gateway.start(config, { log, metrics, admin: !worker });
   if (!worker) process.on('SIGHUP', () => reload('SIGHUP'));
   const gateway = await starting.catch((err: unknown) => {
     watcher?.close();
