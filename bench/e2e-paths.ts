@@ -2,17 +2,18 @@
 // bench/e2e.ts: one upstream hop, 100 000 domains + 100 000 CIDRs loaded, HTTP CONNECT
 // and absolute-form requests (socksgate once its HTTP front answers; apify's proxy-chain
 // as the Node HTTP proxy to compare with), `workers: 2` against one, and CONNECT by name.
+// BENCH_PATHS=upstream,lists,http,workers,names runs only those sections.
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDnsServer, type DnsRecord } from '../test/helpers/dns-server.js';
-import { attempt, cycles, SECONDS, throughput } from './e2e.js';
+import { attempt, cycles, REPEAT, SECONDS, throughput } from './e2e.js';
 import { closeServer, echoServer, fmt, listen, socksConnect, type Connector } from './lib.js';
 import { buildLoadgen, Loadgen, type TargetPorts, type Via } from './loadgen.js';
 import { startGatewayProcess, startMicrosocksProcess, startProxyChainProcess, TWO_RULES, type RelayProcess } from './processes.js';
-import { scrape } from './report.js';
+import { median, scrape } from './report.js';
 import { writeLists } from './router.js';
 
 const LIST_SIZE = 100_000;
@@ -118,17 +119,54 @@ async function httpProxies(lg: Loadgen, ports: TargetPorts, socks: Figures): Pro
     const f = await httpFigures(lg, ports, 'socksgate HTTP', gw);
     show('socksgate HTTP (× its SOCKS5)', f, socks);
     if (chain) show('socksgate HTTP (× proxy-chain)', f, chain);
+    await frontsAlternating(lg, ports, gw);
   });
 }
 
-/** `workers: 2` and `workers: 1`, both free to use either core (the load generator stays on core 1). */
+/**
+ * The two fronts of one warmed-up gateway process, SOCKS5 and HTTP CONNECT run by run in turn
+ * (medians of REPEAT): the comparison with the least between them but the protocol.
+ */
+async function frontsAlternating(lg: Loadgen, ports: TargetPorts, gw: RelayProcess): Promise<void> {
+  const socks: Via = { kind: 'socks5', port: gw.port };
+  const http: Via = { kind: 'http', port: gw.port };
+  await cycles(lg, socks, ports, 2);
+  await cycles(lg, http, ports, 2);
+  const runs: Record<string, number[]> = { su: [], hu: [], sd: [], hd: [], sc: [], hc: [] };
+  for (let i = 0; i < REPEAT; i++) {
+    runs.su!.push(await throughput(lg, socks, ports, 'up', 1, 1));
+    runs.hu!.push(await throughput(lg, http, ports, 'up', 1, 1));
+    runs.sd!.push(await throughput(lg, socks, ports, 'down', 1, 1));
+    runs.hd!.push(await throughput(lg, http, ports, 'down', 1, 1));
+    runs.sc!.push(await cycles(lg, socks, ports));
+    runs.hc!.push(await cycles(lg, http, ports));
+  }
+  const m = (k: string): number => median(runs[k]!);
+  const s: Figures = { up1: m('su'), down1: m('sd'), cycles: m('sc') };
+  show('socksgate SOCKS5, same process', s);
+  show('socksgate HTTP (× SOCKS5, same process)', { up1: m('hu'), down1: m('hd'), cycles: m('hc') }, s);
+}
+
+/**
+ * `workers: 2` against `workers: 1`, both up at once and free to use either core (the load
+ * generator stays on core 1). Each is warmed with a short run first (every worker's JIT starts
+ * cold), then rounds alternate between them: medians of REPEAT.
+ */
 async function workers(lg: Loadgen, ports: TargetPorts): Promise<void> {
-  const one = await using(await startGatewayProcess({ cores: '0,1' }), (gw) => cycles(lg, viaOf(gw), ports));
-  const two = await using(await startGatewayProcess({ cores: '0,1', yaml: `workers: 2\n${TWO_RULES}` }), async (gw) => {
-    await allWorkersReady(gw);
-    return cycles(lg, viaOf(gw), ports);
-  });
-  if (one && two) console.log(`workers, unpinned: 1 → ${fmt(one, 0)} cycles/s, 2 → ${fmt(two, 0)} cycles/s (${(two / one).toFixed(2)}×)`);
+  const one = await startGatewayProcess({ cores: '0,1' });
+  try {
+    await using(await startGatewayProcess({ cores: '0,1', yaml: `workers: 2\n${TWO_RULES}` }), async (two) => {
+      await allWorkersReady(two);
+      for (const gw of [one, two]) await cycles(lg, viaOf(gw), ports, 2);
+      const runs: Array<[number, number]> = [];
+      for (let i = 0; i < REPEAT; i++) runs.push([await cycles(lg, viaOf(one), ports), await cycles(lg, viaOf(two), ports)]);
+      const a = median(runs.map((r) => r[0]));
+      const b = median(runs.map((r) => r[1]));
+      console.log(`workers, unpinned (after a warm-up run each, median of ${REPEAT} alternating runs): 1 → ${fmt(a, 0)} cycles/s, 2 → ${fmt(b, 0)} cycles/s (${(b / a).toFixed(2)}×)`);
+    });
+  } finally {
+    await one.stop();
+  }
 }
 
 async function allWorkersReady(gw: RelayProcess): Promise<void> {
@@ -176,19 +214,23 @@ async function domainConnects(): Promise<void> {
   await closeServer(echo);
 }
 
+/** BENCH_PATHS=workers,http,… runs only those sections (default: all). */
+const ONLY = process.env.BENCH_PATHS?.split(',');
+const wanted = (section: string): boolean => !ONLY || ONLY.includes(section);
+
 export async function run(): Promise<void> {
   const lg = new Loadgen(await buildLoadgen());
   const targets = await lg.serve();
   const { ports } = targets;
   try {
-    const socks = (await using(await startGatewayProcess(), (gw) => basic(lg, ports, 'socksgate', viaOf(gw)))) ?? {};
-    show('socksgate SOCKS5 (reference for this section)', socks);
-    await attempt('upstream hop', () => upstreamHop(lg, ports));
-    await attempt('lists', () => bigLists(lg, ports, socks.cycles));
-    await attempt('HTTP', () => httpProxies(lg, ports, socks));
-    await attempt('workers', () => workers(lg, ports));
+    const socks = wanted('upstream') || wanted('lists') || wanted('http') ? ((await using(await startGatewayProcess(), (gw) => basic(lg, ports, 'socksgate', viaOf(gw)))) ?? {}) : {};
+    if (socks.cycles !== undefined) show('socksgate SOCKS5 (reference for this section)', socks);
+    if (wanted('upstream')) await attempt('upstream hop', () => upstreamHop(lg, ports));
+    if (wanted('lists')) await attempt('lists', () => bigLists(lg, ports, socks.cycles));
+    if (wanted('http')) await attempt('HTTP', () => httpProxies(lg, ports, socks));
+    if (wanted('workers')) await attempt('workers', () => workers(lg, ports));
   } finally {
     targets.stop();
   }
-  await attempt('CONNECT by name', domainConnects);
+  if (wanted('names')) await attempt('CONNECT by name', domainConnects);
 }

@@ -22,7 +22,7 @@ import {
 import { printProfile } from './profile.js';
 
 export const BYTES = Number(process.env.BENCH_BYTES ?? 512 * 1024 ** 2);
-const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
+export const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 export const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 /** 10 000 where the descriptor limit allows; a relay needs two per connection, and a few more. */
 const IDLE = Number(process.env.BENCH_IDLE ?? Math.min(10_000, Math.floor((NOFILE - 200) / 200) * 100));
