@@ -29,39 +29,21 @@ interface Series {
   value: number;
 }
 
-/**
- * A counter whose series are plain numbers added to per connection and handed to prom-client
- * only when it is read (a scrape, /api/stats, a cluster's aggregation): prom-client hashes
- * the label values on every inc(), of a bound child too, a few per connection.
- */
-function tallied<L extends string>(config: CounterConfiguration<L>, series: Series[]): Counter<L> {
-  return new Counter<L>({
-    ...config,
-    collect() {
-      this.reset();
-      for (const s of series) this.inc(s.labels as Partial<Record<L, string>>, s.value);
-    },
-  });
-}
-
 type Tallied = 'connections' | 'bytes' | 'ruleHits' | 'ruleBytes' | 'outboundRequests' | 'userConnections' | 'userBytes';
 
 /** Prometheus metrics, all named socksgate_*. One instance per gateway, its own registry. */
 export class Metrics {
   readonly registry = new Registry();
-  /** The tallied counters' series, by counter (filled in as each counter is made). */
-  readonly #series = {} as Record<Tallied, Series[]>;
-  /** Every tallied series by kind and label values. */
+  /** The tallied counters' label names and series, by counter (filled in as each counter is made). */
+  readonly #series = {} as Record<Tallied, { names: readonly string[]; list: Series[] }>;
+  /** Every tallied series by counter and label values. */
   readonly #tallies = new Map<string, Series>();
-  readonly connections = tallied(
-    {
-      name: 'socksgate_connections_total',
-      help: 'Finished client connections by protocol, command and reply code (SOCKS REP, or HTTP status)',
-      labelNames: ['protocol', 'command', 'rep'] as const,
-      registers: [this.registry],
-    },
-    (this.#series.connections = []),
-  );
+  readonly connections = this.#tallied('connections', {
+    name: 'socksgate_connections_total',
+    help: 'Finished client connections by protocol, command and reply code (SOCKS REP, or HTTP status)',
+    labelNames: ['protocol', 'command', 'rep'] as const,
+    registers: [this.registry],
+  });
   readonly active = new Gauge({
     name: 'socksgate_connections_active',
     help: 'Client connections open now',
@@ -81,42 +63,30 @@ export class Metrics {
     labelNames: ['command'] as const,
     registers: [this.registry],
   });
-  readonly bytes = tallied(
-    {
-      name: 'socksgate_bytes_total',
-      help: 'Bytes relayed, up (client to destination) and down',
-      labelNames: ['direction'] as const,
-      registers: [this.registry],
-    },
-    (this.#series.bytes = []),
-  );
-  readonly ruleHits = tallied(
-    {
-      name: 'socksgate_rule_matches_total',
-      help: 'Routing decisions by rule and action',
-      labelNames: ['rule', 'action'] as const,
-      registers: [this.registry],
-    },
-    (this.#series.ruleHits = []),
-  );
-  readonly ruleBytes = tallied(
-    {
-      name: 'socksgate_rule_bytes_total',
-      help: 'Bytes relayed by connections the rule routed, up and down',
-      labelNames: ['rule', 'direction'] as const,
-      registers: [this.registry],
-    },
-    (this.#series.ruleBytes = []),
-  );
-  readonly outboundRequests = tallied(
-    {
-      name: 'socksgate_outbound_requests_total',
-      help: 'Outbound connection attempts by outbound and result',
-      labelNames: ['outbound', 'result'] as const,
-      registers: [this.registry],
-    },
-    (this.#series.outboundRequests = []),
-  );
+  readonly bytes = this.#tallied('bytes', {
+    name: 'socksgate_bytes_total',
+    help: 'Bytes relayed, up (client to destination) and down',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+  readonly ruleHits = this.#tallied('ruleHits', {
+    name: 'socksgate_rule_matches_total',
+    help: 'Routing decisions by rule and action',
+    labelNames: ['rule', 'action'] as const,
+    registers: [this.registry],
+  });
+  readonly ruleBytes = this.#tallied('ruleBytes', {
+    name: 'socksgate_rule_bytes_total',
+    help: 'Bytes relayed by connections the rule routed, up and down',
+    labelNames: ['rule', 'direction'] as const,
+    registers: [this.registry],
+  });
+  readonly outboundRequests = this.#tallied('outboundRequests', {
+    name: 'socksgate_outbound_requests_total',
+    help: 'Outbound connection attempts by outbound and result',
+    labelNames: ['outbound', 'result'] as const,
+    registers: [this.registry],
+  });
   /** Run before each read of the UDP datagram counts: associations add what they relayed since. */
   readonly #udpReports = new Set<() => void>();
   readonly udpDatagrams = new Counter({
@@ -134,24 +104,18 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
-  readonly userConnections = tallied(
-    {
-      name: 'socksgate_user_connections_total',
-      help: 'Finished client connections per configured user (metrics.per_user)',
-      labelNames: ['user'] as const,
-      registers: [this.registry],
-    },
-    (this.#series.userConnections = []),
-  );
-  readonly userBytes = tallied(
-    {
-      name: 'socksgate_user_bytes_total',
-      help: 'Bytes relayed per configured user (metrics.per_user), up and down',
-      labelNames: ['user', 'direction'] as const,
-      registers: [this.registry],
-    },
-    (this.#series.userBytes = []),
-  );
+  readonly userConnections = this.#tallied('userConnections', {
+    name: 'socksgate_user_connections_total',
+    help: 'Finished client connections per configured user (metrics.per_user)',
+    labelNames: ['user'] as const,
+    registers: [this.registry],
+  });
+  readonly userBytes = this.#tallied('userBytes', {
+    name: 'socksgate_user_bytes_total',
+    help: 'Bytes relayed per configured user (metrics.per_user), up and down',
+    labelNames: ['user', 'direction'] as const,
+    registers: [this.registry],
+  });
   readonly authRefusals = new Counter({
     name: 'socksgate_auth_refusals_total',
     help: 'Refused logins by reason (wrong credentials, or blocked after too many failures)',
@@ -177,8 +141,8 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly #up = this.#tally('bytes', 'b', ['direction'], 'up');
-  readonly #down = this.#tally('bytes', 'b', ['direction'], 'down');
+  readonly #up = this.#tally('bytes', 'up');
+  readonly #down = this.#tally('bytes', 'down');
   readonly #connectTimes = new Map<string, Histogram.Internal<string>>();
 
   constructor(opts: { defaults?: boolean } = {}) {
@@ -202,29 +166,29 @@ export class Metrics {
 
   /** Counts one finished connection; per user only for users the config names. */
   sessionEnded(s: SessionTotals, config: Config): void {
-    this.#tally('connections', 'c', ['protocol', 'command', 'rep'], s.protocol, s.command, s.rep).value++;
+    this.#tally('connections', s.protocol, s.command, s.rep).value++;
     this.#up.value += s.up;
     this.#down.value += s.down;
     if (s.rule !== undefined) {
-      this.#tally('ruleBytes', 'ru', ['rule', 'direction'], s.rule, 'up').value += s.up;
-      this.#tally('ruleBytes', 'rd', ['rule', 'direction'], s.rule, 'down').value += s.down;
+      this.#tally('ruleBytes', s.rule, 'up').value += s.up;
+      this.#tally('ruleBytes', s.rule, 'down').value += s.down;
     }
     const users = perUserSet(config);
     if (users && s.user !== undefined && users.has(s.user)) {
-      this.#tally('userConnections', 'u', ['user'], s.user).value++;
-      this.#tally('userBytes', 'uu', ['user', 'direction'], s.user, 'up').value += s.up;
-      this.#tally('userBytes', 'ud', ['user', 'direction'], s.user, 'down').value += s.down;
+      this.#tally('userConnections', s.user).value++;
+      this.#tally('userBytes', s.user, 'up').value += s.up;
+      this.#tally('userBytes', s.user, 'down').value += s.down;
     }
   }
 
   /** One routing decision (every request). */
   ruleHit(rule: string, action: string): void {
-    this.#tally('ruleHits', 'rh', ['rule', 'action'], rule, action).value++;
+    this.#tally('ruleHits', rule, action).value++;
   }
 
   /** One outbound connection attempt and how long it took. */
   outboundAttempt(outbound: string, ok: boolean, seconds: number): void {
-    this.#tally('outboundRequests', ok ? 'ook' : 'ofail', ['outbound', 'result'], outbound, ok ? 'ok' : 'fail').value++;
+    this.#tally('outboundRequests', outbound, ok ? 'ok' : 'fail').value++;
     let h = this.#connectTimes.get(outbound);
     if (!h) {
       h = this.connectSeconds.labels(outbound);
@@ -233,16 +197,34 @@ export class Metrics {
     h.observe(seconds);
   }
 
-  /** The series of `counter` with these label values, made on first use. */
-  #tally(counter: Tallied, kind: string, names: readonly string[], ...values: string[]): Series {
-    const key = values.length === 1 ? `${kind}\0${values[0]}` : `${kind}\0${values.join('\0')}`;
+  /**
+   * A counter whose series are plain numbers added to per connection and handed to prom-client
+   * only when it is read (a scrape, /api/stats, a cluster's aggregation): prom-client hashes
+   * the label values on every inc(), of a bound child too, a few per connection.
+   */
+  #tallied<L extends string>(counter: Tallied, config: CounterConfiguration<L>): Counter<L> {
+    const list: Series[] = [];
+    this.#series[counter] = { names: config.labelNames ?? [], list };
+    return new Counter<L>({
+      ...config,
+      collect() {
+        this.reset();
+        for (const s of list) this.inc(s.labels as Partial<Record<L, string>>, s.value);
+      },
+    });
+  }
+
+  /** The series of `counter` with these label values (in its labelNames' order), made on first use. */
+  #tally(counter: Tallied, ...values: string[]): Series {
+    const key = `${counter}\0${values.join('\0')}`;
     let series = this.#tallies.get(key);
     if (!series) {
+      const { names, list } = this.#series[counter];
       const labels: Record<string, string> = {};
       names.forEach((n, i) => (labels[n] = values[i]!));
       series = { labels, value: 0 };
       this.#tallies.set(key, series);
-      this.#series[counter].push(series);
+      list.push(series);
     }
     return series;
   }
