@@ -6,12 +6,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { once } from 'node:events';
-import { startGateway, type TestGateway } from '../helpers/index.js';
+import type { TestGateway } from '../helpers/index.js';
 import { metricValue } from '../helpers/metrics.js';
 import { startDante } from '../helpers/upstreams.js';
-import { closeDgram, socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
+import { closeDgram, rawFrame, startUdpEchoServer, udpAssociation, udpLogLine } from '../helpers/udp.js';
 
-const udpLine = (gw: TestGateway) => gw.accessLog((l) => l['cmd'] === 'udp', 2_000);
 const relayed = (gw: TestGateway, direction: string) => metricValue(gw.gw, 'socksgate_udp_datagrams_total', { direction, result: 'relayed' });
 
 /** Test instrument (a silent UDP server): records who sent, answers only when told to. */
@@ -46,12 +45,7 @@ async function startSilentServer() {
 test('a second destination keeps the port the first one saw, and the first one can still answer', async (t) => {
   const late = await startSilentServer();
   t.after(() => late.close());
-  const echo = await startUdpEchoServer();
-  t.after(() => echo.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
+  const { echo, c } = await udpAssociation(t);
 
   c.send({ host: '127.0.0.1', port: late.port }, 'first');
   assert.equal(await late.firstArrival(), true, 'the first destination got its datagram');
@@ -67,14 +61,9 @@ test('a second destination keeps the port the first one saw, and the first one c
 });
 
 test('runs of datagrams to one destination, then another, then back: every answer names its source', async (t) => {
-  const one = await startUdpEchoServer();
-  t.after(() => one.close());
+  const { echo: one, gw, c } = await udpAssociation(t);
   const two = await startUdpEchoServer();
   t.after(() => two.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
 
   const plan = [one, one, two, two, one];
   for (const [i, to] of plan.entries()) {
@@ -83,22 +72,16 @@ test('runs of datagrams to one destination, then another, then back: every answe
     assert.deepEqual([a?.port, a?.data.toString()], [to.port, `d${i}`], `datagram ${i}`);
   }
   // The same address as the last datagram with FRAG 1: not the same header, so still dropped.
-  const frag = Buffer.concat([Buffer.from([0, 0, 1, 1, 127, 0, 0, 1, one.port >> 8, one.port & 0xff]), Buffer.from('frag')]);
-  c.socket.send(frag, c.relay.port, c.relay.host);
+  c.socket.send(rawFrame(one.port, 'frag', 1), c.relay.port, c.relay.host);
   assert.equal(await c.receive(300), undefined);
   await c.close();
-  const line = await udpLine(gw);
+  const line = await udpLogLine(gw, 2_000);
   assert.deepEqual(line?.['udp'], { sent: 5, received: 5, dropped: { frag: 1 } });
   assert.deepEqual([one.peers.length, two.peers.length], [3, 2]);
 });
 
 test('relayed datagrams are in /metrics while the association is open, and counted once', async (t) => {
-  const echo = await startUdpEchoServer();
-  t.after(() => echo.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
+  const { echo, gw, c } = await udpAssociation(t);
 
   for (let i = 0; i < 3; i++) {
     c.send({ host: '127.0.0.1', port: echo.port }, `m${i}`);
@@ -108,24 +91,19 @@ test('relayed datagrams are in /metrics while the association is open, and count
   c.send({ host: '127.0.0.1', port: echo.port }, 'm3');
   assert.equal((await c.receive())?.data.toString(), 'm3');
   await c.close();
-  assert.ok(await udpLine(gw));
+  assert.ok(await udpLogLine(gw, 2_000));
   assert.deepEqual([await relayed(gw, 'up'), await relayed(gw, 'down')], [4, 4], 'read after the end');
 });
 
 test('through a SOCKS5 upstream, answers from two destinations in turn each name their own source', async (t) => {
   const dante = await startDante({ host: '127.0.0.5' });
   t.after(() => dante.close());
-  const one = await startUdpEchoServer();
-  t.after(() => one.close());
-  const two = await startUdpEchoServer();
-  t.after(() => two.close());
-  const gw = await startGateway({
+  const { echo: one, c } = await udpAssociation(t, {
     upstreams: { dante: { type: 'socks5', host: dante.host, port: dante.port } },
     rules: [{ name: 'udp-out', commands: ['udp'], action: 'dante' }],
   });
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
+  const two = await startUdpEchoServer();
+  t.after(() => two.close());
 
   for (const [i, to] of [one, two, two, one].entries()) {
     c.send({ host: '127.0.0.1', port: to.port }, `u${i}`);
