@@ -47,11 +47,6 @@ function sideDraw(x: number): number {
   return Math.imul(x, 0x9e3779b1);
 }
 
-/** (key, member) → 32 uniform bits, higher wins: rendezvous hashing's per-pair draw. */
-export function rendezvousScore(keyHash: number, memberHash: number): number {
-  return (draw(keyHash ^ memberHash) ^ MIN) >>> 0;
-}
-
 /** A member's half of the score, computed once when the pool is built. */
 export function memberHash(name: string): number {
   return fmix32(fnv1a32(name));
@@ -73,7 +68,7 @@ export function sessionPeriod(keyHash: number, lifetime: number, now: number): n
 }
 
 /** The key hash for one lifetime period: (key, period) hashed together. */
-export function periodKeyHash(keyHash: number, period: number): number {
+function periodKeyHash(keyHash: number, period: number): number {
   const hi = Math.floor(period / TWO_32);
   return fmix32(keyHash ^ fmix32((period >>> 0) ^ fmix32(hi + 0x9e3779b9)));
 }

@@ -9,7 +9,7 @@ export type { Pickable, Strategy } from './pickable.js';
 import type { Pickable, Strategy } from './pickable.js';
 
 // The hashes live with the sticky strategy; pools and tests reach them through here too.
-export { fnv1a32, memberHash, periodKeyHash, rendezvousScore, sessionPeriod } from './rendezvous.js';
+export { fnv1a32, memberHash, sessionPeriod } from './rendezvous.js';
 
 function roundRobin<T extends Pickable>(members: readonly T[]): Strategy<T> {
   let cursor = 0;
