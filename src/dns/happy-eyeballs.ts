@@ -26,8 +26,54 @@ export const connectHappyEyeballs: TcpConnector = (addresses, port, opts) =>
   new Promise<Socket>((resolve, reject) => {
     if (addresses.length === 0) return reject(new NameNotResolvedError(`port ${port}`, 'no addresses to connect to'));
     if (opts.signal?.aborted) return reject(abortError(opts.signal));
-    new Attempts(addresses, port, opts, resolve, reject).start();
+    if (addresses.length === 1) connectOne(addresses[0]!, port, opts, resolve, reject);
+    else new Attempts(addresses, port, opts, resolve, reject).start();
   });
+
+function describe(addr: ResolvedAddress, port: number): string {
+  return `${addr.family === 6 ? `[${addr.address}]` : addr.address}:${port}`;
+}
+
+/**
+ * One address (an IP literal, a name with one record): nothing to stagger or race, so no
+ * attempt set, and listeners removed one by one rather than through removeAllListeners.
+ * This is every dial of a crawler whose requests arrive resolved.
+ */
+function connectOne(addr: ResolvedAddress, port: number, opts: ConnectOptions, resolve: (s: Socket) => void, reject: (e: unknown) => void): void {
+  let sock: Socket;
+  try {
+    sock = connect({ host: addr.address, port, family: addr.family, ...SOCKET_OPTIONS });
+  } catch (err) {
+    return reject(err); // invalid input (a port out of range) throws synchronously
+  }
+  const { signal } = opts;
+  const settle = (): void => {
+    clearTimeout(deadline);
+    signal?.removeEventListener('abort', onAbort);
+    sock.removeListener('connect', onConnect);
+    sock.removeListener('error', onError);
+  };
+  const giveUp = (err: unknown): void => {
+    settle();
+    sock.on('error', noop); // a late error on the abandoned socket must not become an uncaught exception
+    sock.destroy();
+    reject(err);
+  };
+  const onConnect = (): void => {
+    settle();
+    resolve(sock);
+  };
+  const onError = (err: Error): void => {
+    settle();
+    sock.destroy();
+    reject(err);
+  };
+  const onAbort = (): void => giveUp(abortError(signal!));
+  const deadline = setTimeout(() => giveUp(new ConnectTimeoutError(describe(addr, port), opts.timeout)), opts.timeout);
+  sock.on('connect', onConnect);
+  sock.on('error', onError);
+  signal?.addEventListener('abort', onAbort, { once: true });
+}
 
 class Attempts {
   readonly #addresses: readonly ResolvedAddress[];
@@ -61,11 +107,7 @@ class Attempts {
   }
 
   start(): void {
-    this.#deadline = setTimeout(() => {
-      const first = this.#addresses[0]!;
-      const what = `${first.family === 6 ? `[${first.address}]` : first.address}:${this.#port}`;
-      this.#fail(new ConnectTimeoutError(what, this.#opts.timeout));
-    }, this.#opts.timeout);
+    this.#deadline = setTimeout(() => this.#fail(new ConnectTimeoutError(describe(this.#addresses[0]!, this.#port), this.#opts.timeout)), this.#opts.timeout);
     this.#opts.signal?.addEventListener('abort', this.#onAbort, { once: true });
     this.#attempt();
   }

@@ -155,7 +155,7 @@ export function proxyDialer(proxy: { host: string; port: number }, deps: ProxyDe
   const connector = deps.connector ?? connectHappyEyeballs;
   return async (signal, ctx) => {
     if (deps.via) {
-      const hop = await deps.via.connect({ host: proxy.host, port: proxy.port }, { ...ctx, signal, resolved: undefined });
+      const hop = await deps.via.connect({ host: proxy.host, port: proxy.port }, hopContext(ctx, signal));
       // What this proxy sent with the previous hop's reply is the start of our handshake's answer.
       if (hop.head) hop.socket.unshift(hop.head);
       return hop;
@@ -163,6 +163,21 @@ export function proxyDialer(proxy: { host: string; port: number }, deps: ProxyDe
     const addresses = await deps.dns.lookup(proxy.host);
     return { socket: await connector(addresses, proxy.port, { timeout: deps.connectTimeout, signal }) };
   };
+}
+
+/**
+ * The previous hop dials this proxy for the same request, bound by this attempt's deadline,
+ * and with no answer of the router's (that was for the destination, not the proxy). Fields
+ * copied one by one: a context may keep `log` and `signal` behind getters, which a spread drops.
+ */
+function hopContext(ctx: OutboundContext, signal: AbortSignal): OutboundContext {
+  const hop: OutboundContext = { signal, log: ctx.log, sessionKey: ctx.sessionKey };
+  if (ctx.user !== undefined) hop.user = ctx.user;
+  if (ctx.params !== undefined) hop.params = ctx.params;
+  if (ctx.udpBudget !== undefined) hop.udpBudget = ctx.udpBudget;
+  if (ctx.egressLift !== undefined) hop.egressLift = ctx.egressLift;
+  if (ctx.command !== undefined) hop.command = ctx.command;
+  return hop;
 }
 
 /** The proxy could not reach that address (RFC 1928 §6 0x03–0x05): another family may do. */

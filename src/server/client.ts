@@ -122,6 +122,7 @@ export class ClientConnection implements LiveConnection {
     // fields inside the object, rather than a property store grown field by field for the
     // life of the connection. Undefined fields are left out of the line.
     const record: AccessRecord = {
+      sid: this.id,
       client: formatAddress(this.source),
       up: 0,
       down: 0,
@@ -137,6 +138,7 @@ export class ClientConnection implements LiveConnection {
       status: undefined,
       udp: undefined,
       error: undefined,
+      ms: undefined,
     };
     this.record = record;
     this.#remote = undefined;
@@ -185,7 +187,7 @@ export class ClientConnection implements LiveConnection {
   /** Writes the access-log line of one request (HTTP) and counts it. */
   logRequest(record: AccessRecord, startedMs: number): void {
     this.logged++;
-    logAccess(this.metrics, this.#baseLog, this.id, record, startedMs, this.snapshot.config);
+    logAccess(this.metrics, this.#baseLog, record, startedMs, this.snapshot.config);
   }
 
   info(): ConnectionInfo {
@@ -276,7 +278,7 @@ export class ClientConnection implements LiveConnection {
       await closed(socket);
       this.#limits?.release(); // before the access-log line: a client that saw us close may come back at once
       registry?.delete(this.id);
-      if (this.logged === 0) logAccess(this.metrics, this.#baseLog, this.id, this.record, this.#t0, this.snapshot.config);
+      if (this.logged === 0) logAccess(this.metrics, this.#baseLog, this.record, this.#t0, this.snapshot.config);
     }
   }
 

@@ -26,6 +26,8 @@ export interface Snapshot {
 
 /** The fields of the one access-log line a session writes when it ends. */
 export interface AccessRecord {
+  /** The connection's id; first, where a child logger's binding would put it. */
+  sid: number;
   client: string;
   protocol?: Protocol;
   user?: string;
@@ -44,6 +46,8 @@ export interface AccessRecord {
   /** UDP associations: datagrams each way and drops by reason. */
   udp?: { sent: number; received: number; dropped: Record<string, number> };
   error?: string;
+  /** Milliseconds from accept (HTTP: from the request) to the line; set when it is written. */
+  ms?: number;
 }
 
 /** What a command handler gets once the request is decoded (the client socket is paused). */

@@ -107,7 +107,7 @@ export function forward(src: Socket, dest: Socket, first: Buffer): () => void {
     src.pipe(dest);
     return noop;
   }
-  src.once('end', () => dest.end());
+  src.on('end', () => dest.end()); // emitted once (see relay.ts on once())
   src.resume();
   return () => {
     if (released) return;

@@ -1,9 +1,42 @@
+import type { Logger } from 'pino';
+import type { ResolvedAddress } from '../dns/types.js';
+import type { ByteBudget } from '../outbound/byte-budget.js';
 import type { OutboundContext } from '../outbound/types.js';
+import type { AddressSet } from '../outbound/egress.js';
 import type { CommandContext } from './context.js';
 
-/** What an outbound learns of the request: who asks (for member templates and sticky sessions). */
+/**
+ * What an outbound learns of the request: who asks (for member templates and sticky
+ * sessions). `log` and `signal` are the connection's, read when an outbound asks: most dials
+ * never log, and a child logger made per connection only to be carried along cost CPU on
+ * every accept and about half a KiB held for the life of the relay.
+ */
+class RequestOutboundContext implements OutboundContext {
+  readonly sessionKey: string;
+  readonly user: string | undefined;
+  readonly params: Readonly<Record<string, string>>;
+  resolved: ResolvedAddress[] | undefined = undefined;
+  udpBudget: ByteBudget | undefined = undefined;
+  egressLift: AddressSet | undefined = undefined;
+  command: string | undefined = undefined;
+  readonly #ctx: CommandContext;
+
+  constructor(ctx: CommandContext) {
+    this.#ctx = ctx;
+    this.sessionKey = ctx.sessionKey;
+    this.user = ctx.user;
+    this.params = ctx.request.params;
+  }
+
+  get signal(): AbortSignal {
+    return this.#ctx.signal;
+  }
+
+  get log(): Logger {
+    return this.#ctx.log;
+  }
+}
+
 export function outboundContext(ctx: CommandContext): OutboundContext {
-  const out: OutboundContext = { signal: ctx.signal, log: ctx.log, sessionKey: ctx.sessionKey, params: ctx.request.params };
-  if (ctx.user !== undefined) out.user = ctx.user;
-  return out;
+  return new RequestOutboundContext(ctx);
 }

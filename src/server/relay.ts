@@ -77,13 +77,19 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
       remote.destroy();
     };
     const onError = (err: Error): void => fail('error', err);
-    client.once('close', onClientClose);
-    remote.once('close', onRemoteClose);
+    // on(), not once(): 'close' comes once anyway, and once() wraps each listener in a bound
+    // function and a state object held for the life of the relay.
+    client.on('close', onClientClose);
+    remote.on('close', onRemoteClose);
     client.on('error', onError);
     remote.on('error', onError);
     // One idle timer, the client's: its timeout counts reads and writes, and every byte read
     // on either socket is written to the other, so the client socket sees both directions.
-    if (opts.idleTimeout > 0) client.setTimeout(opts.idleTimeout, () => fail('idle'));
+    // A listener of our own rather than setTimeout's callback argument, which adds it with once().
+    if (opts.idleTimeout > 0) {
+      client.on('timeout', () => fail('idle'));
+      client.setTimeout(opts.idleTimeout);
+    }
     if (opts.throttle) {
       // A limited relay pipes: the limiter charges each chunk as its stream emits it.
       throttle(client, remote, opts.throttle);

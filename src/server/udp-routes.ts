@@ -110,9 +110,13 @@ export class UdpRoutes {
     const ctx = this.#ctx;
     let channel: UdpChannel;
     try {
-      channel = open
-        ? await open({ ...outboundContext(ctx), udpBudget: this.#opts.budget })
-        : openDirectUdp({ dns: ctx.snapshot.dns, log: ctx.log, budget: this.#opts.budget, egress: ctx.snapshot.egress });
+      if (open) {
+        const octx = outboundContext(ctx);
+        octx.udpBudget = this.#opts.budget;
+        channel = await open(octx);
+      } else {
+        channel = openDirectUdp({ dns: ctx.snapshot.dns, log: ctx.log, budget: this.#opts.budget, egress: ctx.snapshot.egress });
+      }
     } catch (err) {
       ctx.log.debug({ err, outbound: action }, 'UDP channel not opened');
       return undefined;

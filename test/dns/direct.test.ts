@@ -46,21 +46,21 @@ async function closedPort(): Promise<number> {
  * A listener whose accept queue is full (backlog 0, one connection parked, never accepted):
  * Linux drops further SYNs, so connecting there hangs, like an address that blackholes traffic.
  */
-async function blackhole(t: TestContext, host: string): Promise<number> {
+async function blackhole(t: TestContext, host: string, port = 0): Promise<number> {
   const script = [
     'import socket, sys, time',
-    `s = socket.socket(); s.bind((${JSON.stringify(host)}, 0)); s.listen(0)`,
+    `s = socket.socket(); s.bind((${JSON.stringify(host)}, ${port})); s.listen(0)`,
     'print(s.getsockname()[1], flush=True)',
     'sys.stdin.read()',
   ].join('\n');
   const py = spawnTied(requireFile('/usr/bin/python3', 'python3'), ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
   t.after(() => py.kill());
   const [chunk] = (await once(py.stdout!, 'data')) as [Buffer];
-  const port = Number(chunk.toString().trim());
-  const filler = connect(port, host);
+  const bound = Number(chunk.toString().trim());
+  const filler = connect(bound, host);
   t.after(() => filler.destroy());
   await once(filler, 'connect');
-  return port;
+  return bound;
 }
 
 async function resolverFor(t: TestContext, records: Record<string, DnsRecord>): Promise<DnsResolver> {
@@ -167,6 +167,37 @@ test('happy eyeballs: an abort ends a pending attempt', { timeout: 10_000 }, asy
   });
   setImmediate(() => ac.abort());
   await assert.rejects(pending, { name: 'AbortError' });
+});
+
+test('happy eyeballs: with two addresses that never answer, the deadline rejects with 0x06 and an abort ends both', { timeout: 10_000 }, async (t) => {
+  const port = await blackhole(t, '127.0.0.8');
+  await blackhole(t, '127.0.0.9', port);
+  const addresses: ResolvedAddress[] = [
+    { address: '127.0.0.8', family: 4 },
+    { address: '127.0.0.9', family: 4 },
+  ];
+  await assert.rejects(connectHappyEyeballs(addresses, port, { timeout: 400 }), (err: unknown) => {
+    assert.ok(err instanceof ConnectTimeoutError);
+    assert.match(err.message, /127\.0\.0\.8:/);
+    assert.equal(toRep(err), Rep.TTL_EXPIRED);
+    return true;
+  });
+  const ac = new AbortController();
+  const pending = connectHappyEyeballs(addresses, port, { timeout: 5_000, signal: ac.signal });
+  setTimeout(() => ac.abort(), 300); // past the 250 ms stagger: both attempts are out
+  await assert.rejects(pending, { name: 'AbortError' });
+});
+
+test('happy eyeballs: one address refused rejects with its errno; one that answers is handed over with no listener of ours', { timeout: 10_000 }, async (t) => {
+  await assert.rejects(connectHappyEyeballs([{ address: '127.0.0.1', family: 4 }], await closedPort(), { timeout: 2_000 }), { code: 'ECONNREFUSED' });
+  const { port } = await listen(t, '127.0.0.1');
+  const ac = new AbortController();
+  const socket = await connectHappyEyeballs([{ address: '127.0.0.1', family: 4 }], port, { timeout: 2_000, signal: ac.signal });
+  t.after(() => socket.destroy());
+  assert.equal(socket.listenerCount('error'), 0);
+  assert.equal(socket.listenerCount('connect'), 0);
+  ac.abort(); // too late to matter: the socket stays open
+  assert.equal(await greeting(socket), 'hello');
 });
 
 test('happy eyeballs: an already aborted signal and an empty list reject at once', async () => {
