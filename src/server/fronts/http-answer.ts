@@ -82,19 +82,26 @@ export interface HttpIdentity {
   params?: SessionParams;
 }
 
+const ANONYMOUS: HttpIdentity = Object.freeze({});
+
 /**
  * RFC 9110 §11.7.2 / RFC 7617: Proxy-Authorization Basic carries the same users as RFC 1929,
  * session parameters in the username. No auth configured: the header is ignored. Throws
  * ProxyAuthError for missing or wrong credentials (anonymous allowed only with allow_anonymous).
+ * Synchronous when no password is checked: nothing to wait for on an open proxy.
  */
-export async function authenticate(snapshot: Snapshot, header: string | undefined, source?: string): Promise<HttpIdentity> {
+export function authenticate(snapshot: Snapshot, header: string | undefined, source?: string): HttpIdentity | Promise<HttpIdentity> {
   const auth = snapshot.config.auth;
-  if (!auth) return {};
+  if (!auth) return ANONYMOUS;
   const creds = parseBasic(header);
   if (!creds) {
-    if (header === undefined && auth.allow_anonymous) return {};
+    if (header === undefined && auth.allow_anonymous) return ANONYMOUS;
     throw new ProxyAuthError(header === undefined ? 'proxy authentication required' : 'malformed Proxy-Authorization');
   }
+  return verified(snapshot, creds, source);
+}
+
+async function verified(snapshot: Snapshot, creds: { user: string; password: string }, source: string | undefined): Promise<HttpIdentity> {
   const result = await snapshot.auth.verify(creds.user, creds.password, source);
   if (!result.ok) throw new ProxyAuthError('authentication failed');
   const id: HttpIdentity = {};

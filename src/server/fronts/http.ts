@@ -138,7 +138,8 @@ async function tunnel(conn: ClientConnection, req: IncomingMessage, head: Buffer
   try {
     const dest = authority(req.url ?? '');
     record.dest = formatAddress(dest);
-    const who = await authenticate(conn.snapshot, req.headers['proxy-authorization'], conn.source.host);
+    const checked = authenticate(conn.snapshot, req.headers['proxy-authorization'], conn.source.host);
+    const who = checked instanceof Promise ? await checked : checked;
     if (who.user !== undefined) record.user = who.user;
     await serve(requestContext(conn, front, { protocol: 'http', command: 'connect', dest, ...who }));
   } catch (err) {
