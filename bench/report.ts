@@ -75,11 +75,19 @@ export function sample(text: string, name: string): number | undefined {
 }
 
 /**
- * Event-loop lag p99 since the previous scrape, in ms: prom-client's default metrics
- * (monitorEventLoopDelay, reset at every collection), as production scrapes it.
+ * prom-client samples the loop with a 10 ms timer (eventLoopMonitoringPrecision, left at its
+ * default) and its percentiles are of the timer's whole interval: an idle gateway reads
+ * 0.0101 s. The lag is what exceeds it (prom-client issue #370).
  */
-export async function lagP99Ms(metricsPort: number): Promise<number> {
+export const LAG_SAMPLING_MS = 10;
+
+/**
+ * Event-loop lag p99 since the previous scrape, in ms, beyond the sampling interval:
+ * prom-client's default metrics (monitorEventLoopDelay, reset at every collection), as
+ * production scrapes it, less LAG_SAMPLING_MS. `raw` is the metric as it reads.
+ */
+export async function lagP99(metricsPort: number): Promise<{ raw: number; lag: number }> {
   const v = sample(await scrape(metricsPort), 'socksgate_nodejs_eventloop_lag_p99_seconds');
   if (v === undefined) throw new Error('no socksgate_nodejs_eventloop_lag_p99_seconds in /metrics');
-  return v * 1000;
+  return { raw: v * 1000, lag: Math.max(0, v * 1000 - LAG_SAMPLING_MS) };
 }
