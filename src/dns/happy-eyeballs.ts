@@ -5,7 +5,7 @@
 
 import { connect, type Socket } from 'node:net';
 import { ConnectTimeoutError, NameNotResolvedError } from '../errors.js';
-import type { ConnectOptions, ResolvedAddress, TcpConnector } from './types.js';
+import type { Cancellation, ConnectOptions, ResolvedAddress, TcpConnector } from './types.js';
 
 /** RFC 8305 §5 recommends 250 ms between attempts. */
 export const CONNECTION_ATTEMPT_DELAY = 250;
@@ -18,7 +18,7 @@ const noop = (): void => {};
  */
 const SOCKET_OPTIONS = { noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 } as const;
 
-function abortError(signal: AbortSignal): unknown {
+function abortError(signal: Cancellation): unknown {
   return signal.reason ?? new DOMException('connect aborted', 'AbortError');
 }
 

@@ -25,9 +25,20 @@ export interface DnsResolver {
   close(): void;
 }
 
+/**
+ * What a dial listens to for being given up. An AbortSignal is one; so is a client connection,
+ * which answers it without making an AbortController (microseconds and a KiB per dial).
+ */
+export interface Cancellation {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
 export interface ConnectOptions {
   timeout: number; // ms for the whole attempt; ConnectTimeoutError (0x06) when it passes
-  signal?: AbortSignal;
+  signal?: Cancellation;
 }
 
 /** Connects to the first reachable address (happy eyeballs); rejects with the last real error. */

@@ -34,11 +34,11 @@ export function createDirectOutbound(deps: DirectDeps): Outbound {
     try {
       const socket = await connectHappyEyeballs(addresses, dest.port, {
         timeout: deps.connectTimeout,
-        signal: ctx.signal,
+        signal: ctx.cancel ?? ctx.signal,
       });
       return { socket };
     } catch (err) {
-      if (err instanceof GatewayError || ctx.signal.aborted) throw err;
+      if (err instanceof GatewayError || (ctx.cancel ?? ctx.signal).aborted) throw err;
       // An errno from the last attempt: keep its reply code, name the destination, keep the cause.
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
       throw new GatewayError('GW_ERR_CONNECT', `${dest.host}:${dest.port}: ${code}`, toRep(err), { cause: err });

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { ResolvedAddress } from '../dns/types.js';
+import type { Cancellation, ResolvedAddress } from '../dns/types.js';
 import type { Address } from '../protocol/types.js';
 import type { ByteBudget } from './byte-budget.js';
 import type { AddressSet } from './egress.js';
@@ -10,6 +10,8 @@ export type Destination = Address;
 
 export interface OutboundContext {
   signal: AbortSignal;
+  /** The same end as `signal`, for a dial that only listens for it (happy eyeballs): no AbortSignal made. */
+  cancel?: Cancellation;
   log: Logger;
   /** Crawler session key (from `USER-session-KEY`), else the username, else the client IP. */
   sessionKey: string;

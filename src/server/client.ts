@@ -7,6 +7,7 @@ import { getEventListeners } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Protocol } from '../config/types.js';
+import type { Cancellation } from '../dns/types.js';
 import { GatewayError, Rep } from '../errors.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ByteBudget } from '../outbound/byte-budget.js';
@@ -50,7 +51,7 @@ export function sniff(first: number): Protocol | undefined {
   return undefined;
 }
 
-export class ClientConnection implements LiveConnection {
+export class ClientConnection implements LiveConnection, Cancellation {
   readonly id: number;
   readonly socket: Socket;
   /** One config for the whole connection (a reload applies to new ones). */
@@ -70,6 +71,8 @@ export class ClientConnection implements LiveConnection {
   #controller: AbortController | undefined;
   /** Why the connection's work is over (client gone, gateway stopped), once it is. */
   #aborted: GatewayError | undefined;
+  /** Listeners of the connection as a Cancellation (a dial in progress): called once, at its end. */
+  #onAbort: Array<() => void> | undefined;
   #remote: Socket | undefined;
   #inHandshake = true;
   readonly #shared: Limits;
@@ -228,10 +231,32 @@ export class ClientConnection implements LiveConnection {
     return this.#controller.signal;
   }
 
+  /** As a Cancellation: what `signal` would say, without making one. */
+  get aborted(): boolean {
+    return this.#aborted !== undefined;
+  }
+
+  get reason(): GatewayError | undefined {
+    return this.#aborted;
+  }
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    if (this.#aborted) return;
+    (this.#onAbort ??= []).push(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    const at = this.#onAbort?.indexOf(listener) ?? -1;
+    if (at >= 0) this.#onAbort!.splice(at, 1);
+  }
+
   #abort(reason: GatewayError): void {
     if (this.#aborted) return;
     this.#aborted = reason;
     this.#controller?.abort(reason);
+    const listeners = this.#onAbort;
+    this.#onAbort = undefined;
+    if (listeners) for (const l of listeners) l();
   }
 
   kill(reason: string): void {

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Command, Config, Protocol } from '../config/types.js';
 import type { Rep } from '../errors.js';
-import type { DnsResolver } from '../dns/types.js';
+import type { Cancellation, DnsResolver } from '../dns/types.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ByteBudget } from '../outbound/byte-budget.js';
 import type { EgressGuard } from '../outbound/egress.js';
@@ -64,6 +64,8 @@ export interface CommandContext {
   readonly log: Logger;
   /** Aborted when the client goes away or the gateway stops. */
   readonly signal: AbortSignal;
+  /** The same end, listened to without an AbortSignal (the connection itself). */
+  readonly cancel: Cancellation;
   readonly record: AccessRecord;
   /** Bytes of UDP datagrams every association together may hold (each draws on it). */
   readonly udpBudget: ByteBudget;

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ResolvedAddress } from '../dns/types.js';
+import type { Cancellation, ResolvedAddress } from '../dns/types.js';
 import type { ByteBudget } from '../outbound/byte-budget.js';
 import type { OutboundContext } from '../outbound/types.js';
 import type { AddressSet } from '../outbound/egress.js';
@@ -7,7 +7,7 @@ import type { CommandContext } from './context.js';
 
 /**
  * What an outbound learns of the request: who asks (for member templates and sticky
- * sessions). `log` and `signal` are the connection's, read when an outbound asks: most dials
+ * sessions). `log`, `signal` and `cancel` are the connection's, read when an outbound asks: most dials
  * never log, and a child logger made per connection only to be carried along cost CPU on
  * every accept and about half a KiB held for the life of the relay.
  */
@@ -34,6 +34,10 @@ class RequestOutboundContext implements OutboundContext {
 
   get log(): Logger {
     return this.#ctx.log;
+  }
+
+  get cancel(): Cancellation {
+    return this.#ctx.cancel;
   }
 }
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { connectHappyEyeballs } from '../../src/dns/happy-eyeballs.js';
 import type { DnsResolver, ResolvedAddress } from '../../src/dns/types.js';
@@ -9,7 +9,7 @@ import { ConnectTimeoutError, GatewayError, Rep, toRep } from '../../src/errors.
 import { createDirectOutbound } from '../../src/outbound/direct.js';
 import type { OutboundContext } from '../../src/outbound/types.js';
 import { resolverWithServer, type DnsRecord } from '../helpers/dns-server.js';
-import { requireFile, spawnTied } from '../helpers/spawn.js';
+import { blackhole } from '../helpers/blackhole.js';
 
 type TestContext = { after(fn: () => unknown): void };
 
@@ -40,27 +40,6 @@ async function closedPort(): Promise<number> {
   assert.ok(addr && typeof addr === 'object');
   await new Promise<void>((r) => s.close(() => r()));
   return addr.port;
-}
-
-/**
- * A listener whose accept queue is full (backlog 0, one connection parked, never accepted):
- * Linux drops further SYNs, so connecting there hangs, like an address that blackholes traffic.
- */
-async function blackhole(t: TestContext, host: string, port = 0): Promise<number> {
-  const script = [
-    'import socket, sys, time',
-    `s = socket.socket(); s.bind((${JSON.stringify(host)}, ${port})); s.listen(0)`,
-    'print(s.getsockname()[1], flush=True)',
-    'sys.stdin.read()',
-  ].join('\n');
-  const py = spawnTied(requireFile('/usr/bin/python3', 'python3'), ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
-  t.after(() => py.kill());
-  const [chunk] = (await once(py.stdout!, 'data')) as [Buffer];
-  const bound = Number(chunk.toString().trim());
-  const filler = connect(bound, host);
-  t.after(() => filler.destroy());
-  await once(filler, 'connect');
-  return bound;
 }
 
 async function resolverFor(t: TestContext, records: Record<string, DnsRecord>): Promise<DnsResolver> {

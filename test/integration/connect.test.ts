@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { BlockList, isIPv6 } from 'node:net';
-import { closedPort, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
+import { blackhole } from '../helpers/blackhole.js';
+import { closedPort, rawClient, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
 import { curl } from '../helpers/curl.js';
 import { startDnsServer } from '../helpers/dns-server.js';
 
@@ -23,6 +24,21 @@ test('CONNECT through a direct rule relays bytes both ways', async (t) => {
   socket.write('ping');
   const [chunk] = (await once(socket, 'data')) as [Buffer];
   assert.equal(chunk.toString(), 'ping');
+});
+
+test('stopping the gateway ends a dial whose destination has not answered, not at connect_timeout', { timeout: 30_000 }, async (t) => {
+  const port = await blackhole(t, '127.0.0.11');
+  const gw = await startGateway({ limits: { connect_timeout: '15s' }, rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }] });
+  const client = await rawClient(gw.port);
+  t.after(() => client.destroy());
+  // Greeting and CONNECT 127.0.0.11:port in one write; nothing comes back while the dial hangs.
+  client.write(Buffer.from([5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 11, port >> 8, port & 0xff]));
+  await new Promise((r) => setTimeout(r, 300));
+  const stopping = performance.now();
+  await gw.close();
+  assert.ok(performance.now() - stopping < 5_000, `the gateway took ${Math.round(performance.now() - stopping)} ms to stop`);
+  const line = gw.logs.find((l) => l.msg === 'session end' && l.dest === `127.0.0.11:${port}`);
+  assert.equal(line?.error, 'gateway stopped');
 });
 
 test('the reply carries the real local address of the outbound socket', async (t) => {

@@ -67,6 +67,10 @@ class RequestContext implements CommandContext {
     return this.#conn.signal;
   }
 
+  get cancel(): CommandContext['cancel'] {
+    return this.#conn;
+  }
+
   attach(remote: Parameters<CommandContext['attach']>[0]): void {
     this.#conn.attach(remote);
   }

@@ -1,0 +1,28 @@
+// A destination that never answers a connect, for dials that must be given up (timeout, abort).
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { requireFile, spawnTied } from './spawn.js';
+
+type TestContext = { after(fn: () => unknown): void };
+
+/**
+ * A listener whose accept queue is full (backlog 0, one connection parked, never accepted):
+ * Linux drops further SYNs, so connecting there hangs, like an address that blackholes traffic.
+ * `port` 0 takes a free one; the port is returned.
+ */
+export async function blackhole(t: TestContext, host: string, port = 0): Promise<number> {
+  const script = [
+    'import socket, sys, time',
+    `s = socket.socket(); s.bind((${JSON.stringify(host)}, ${port})); s.listen(0)`,
+    'print(s.getsockname()[1], flush=True)',
+    'sys.stdin.read()',
+  ].join('\n');
+  const py = spawnTied(requireFile('/usr/bin/python3', 'python3'), ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.after(() => py.kill());
+  const [chunk] = (await once(py.stdout!, 'data')) as [Buffer];
+  const bound = Number(chunk.toString().trim());
+  const filler = connect(bound, host);
+  t.after(() => filler.destroy());
+  await once(filler, 'connect');
+  return bound;
+}
