@@ -26,6 +26,20 @@ test('CONNECT through a direct rule relays bytes both ways', async (t) => {
   assert.equal(chunk.toString(), 'ping');
 });
 
+test('a client that resets while its destination has not answered ends the dial then, not at connect_timeout', { timeout: 30_000 }, async (t) => {
+  const port = await blackhole(t, '127.0.0.12');
+  const gw = await startGateway({ limits: { connect_timeout: '15s' }, rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }] });
+  t.after(() => gw.close());
+  const client = await rawClient(gw.port);
+  client.write(Buffer.from([5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 12, port >> 8, port & 0xff]));
+  await new Promise((r) => setTimeout(r, 300));
+  // A reset, not a FIN: a FIN is a half-close (the client may still want the answer) and the dial goes on.
+  client.resetAndDestroy();
+  const line = await gw.accessLog((l) => l.dest === `127.0.0.12:${port}`, 5_000);
+  assert.ok(line, 'no access-log line within 5 s of the reset (the dial waited for connect_timeout)');
+  assert.equal(line.error, 'client closed the connection');
+});
+
 test('stopping the gateway ends a dial whose destination has not answered, not at connect_timeout', { timeout: 30_000 }, async (t) => {
   const port = await blackhole(t, '127.0.0.11');
   const gw = await startGateway({ limits: { connect_timeout: '15s' }, rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }] });
