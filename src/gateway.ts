@@ -30,7 +30,16 @@ export interface GatewayOptions {
   udpBufferBytes?: number;
   /** False in a cluster worker: the primary runs the admin listener (src/cluster.ts). */
   admin?: boolean;
+  /** How often outbound keepalive is switched on for the connections still open; KEEPALIVE_SWEEP_MS by default. */
+  keepAliveSweepMs?: number;
 }
+
+/**
+ * Outbound TCP keepalive (60 s) is switched on by a sweep this often, for the connections
+ * open at that moment: one that lives less never needs a probe, and is spared four
+ * setsockopt calls. A long-lived one has it at most this much later than at its dial.
+ */
+const KEEPALIVE_SWEEP_MS = 10_000;
 
 /**
  * Builds everything one config needs. Reuses the DNS cache when the dns section did not
@@ -84,6 +93,7 @@ export class Gateway {
   readonly #refusals = new AcceptRefusals();
 
   #closing: Promise<void> | undefined;
+  readonly #keepAliveSweep: NodeJS.Timeout;
   /** The reload in progress, if any: each one builds on the snapshot the previous left. */
   #reloading: Promise<void> = Promise.resolve();
 
@@ -107,6 +117,8 @@ export class Gateway {
     };
     observeSnapshot(this.metrics, () => this.#snapshot);
     this.reloader = new ReloadController(this);
+    this.#keepAliveSweep = setInterval(() => this.connections.keepAlive(), opts.keepAliveSweepMs ?? KEEPALIVE_SWEEP_MS);
+    this.#keepAliveSweep.unref();
   }
 
   static async start(config: Config, opts: GatewayOptions): Promise<Gateway> {
@@ -200,6 +212,7 @@ export class Gateway {
     this.#admin?.close();
     this.#admin?.closeAllConnections();
     this.#stopped = true;
+    clearInterval(this.#keepAliveSweep);
     this.connections.stopAll();
     const ending = [...this.#sessions.values()];
     for (const s of this.#sessions.keys()) s.destroy();

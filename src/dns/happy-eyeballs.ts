@@ -14,9 +14,10 @@ const noop = (): void => {};
 
 /**
  * Outbound sockets relay as the client's do: no Nagle delay on small writes (a request line,
- * a 64-byte echo), and keepalive probes so a peer that vanished behind a NAT is found.
+ * a 64-byte echo). Keepalive comes later, for the connections still open (the gateway's
+ * keepalive sweep).
  */
-const SOCKET_OPTIONS = { noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 } as const;
+const SOCKET_OPTIONS = { noDelay: true } as const;
 
 function abortError(signal: Cancellation): unknown {
   return signal.reason ?? new DOMException('connect aborted', 'AbortError');

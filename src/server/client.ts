@@ -20,6 +20,12 @@ import { readProxyHeader, type ProxyHeaderPolicy } from './proxy-header.js';
 import { ChunkReader } from './reader.js';
 import type { ConnectionInfo, ConnectionRegistry, LiveConnection } from './registry.js';
 
+/**
+ * Keepalive probes on an outbound socket start after this much silence, so a destination
+ * that vanished behind a NAT is found. Switched on by the gateway's sweep (keepRemoteAlive).
+ */
+export const OUTBOUND_KEEPALIVE_MS = 60_000;
+
 /** How far past the handshake deadline a client's timer may run rather than be replaced. */
 const REARM_SLACK_MS = 5;
 
@@ -74,6 +80,8 @@ export class ClientConnection implements LiveConnection, Cancellation {
   /** Listeners of the connection as a Cancellation (a dial in progress): called once, at its end. */
   #onAbort: Array<() => void> | undefined;
   #remote: Socket | undefined;
+  /** Keepalive is on for #remote. */
+  #remoteKept = false;
   #inHandshake = true;
   readonly #shared: Limits;
   #limits: ConnectionLimits | undefined;
@@ -156,6 +164,7 @@ export class ClientConnection implements LiveConnection, Cancellation {
    */
   attach(remote: Socket): void {
     this.#remote = remote;
+    this.#remoteKept = false;
     if (this.#controller && getEventListeners(this.#controller.signal, 'abort').length === 0) this.#controller = undefined;
   }
 
@@ -257,6 +266,17 @@ export class ClientConnection implements LiveConnection, Cancellation {
     const listeners = this.#onAbort;
     this.#onAbort = undefined;
     if (listeners) for (const l of listeners) l();
+  }
+
+  /**
+   * Keepalive is four setsockopt calls; most connections (a crawler's) close long before a
+   * probe could matter, so the gateway's sweep switches it on only for those still open.
+   */
+  keepRemoteAlive(): void {
+    const remote = this.#remote;
+    if (!remote || this.#remoteKept || remote.destroyed) return;
+    this.#remoteKept = true;
+    remote.setKeepAlive(true, OUTBOUND_KEEPALIVE_MS);
   }
 
   kill(reason: string): void {

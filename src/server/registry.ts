@@ -28,6 +28,8 @@ export interface LiveConnection {
   kill(reason: string): void;
   /** The gateway stops for good: aborts what the connection waits on (dials, lookups, BIND). */
   stop(): void;
+  /** Switches TCP keepalive on for the socket on the far side (once per socket). */
+  keepRemoteAlive(): void;
 }
 
 export class ConnectionRegistry {
@@ -62,6 +64,11 @@ export class ConnectionRegistry {
   /** Aborts every open connection's signal (the gateway stops after its drain). */
   stopAll(): void {
     for (const conn of this.#open.values()) conn.stop();
+  }
+
+  /** TCP keepalive for the far side of every open connection that has one and lacks it. */
+  keepAlive(): void {
+    for (const conn of this.#open.values()) conn.keepRemoteAlive();
   }
 
   /** Kills one connection; false when no such id is open. */

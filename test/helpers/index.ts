@@ -87,11 +87,11 @@ export function memoryLogger(level = 'info'): { log: Logger; logs: Array<Record<
  * Starts a gateway from a config object written as YAML would be (durations as strings),
  * through the real loader, listening on 127.0.0.1:0 unless `listen` is given.
  */
-export async function startGateway(partial: Record<string, unknown> = {}, opts: { source?: string } = {}): Promise<TestGateway> {
+export async function startGateway(partial: Record<string, unknown> = {}, opts: { source?: string; keepAliveSweepMs?: number } = {}): Promise<TestGateway> {
   const text = stringify({ listen: [{ host: '127.0.0.1', port: 0 }], ...partial });
   const config = parseConfig(text, opts.source ?? '/tmp/socksgate-test.yaml', {});
   const { log, logs } = memoryLogger();
-  const gw = await Gateway.start(config, { log });
+  const gw = await Gateway.start(config, opts.keepAliveSweepMs === undefined ? { log } : { log, keepAliveSweepMs: opts.keepAliveSweepMs });
   const addr = gw.addresses[0]!;
   return { gw, host: addr.address, port: addr.port, logs, accessLog: (pred, ms) => waitForLog(logs, pred, ms), close: () => gw.close(0) };
 }

@@ -1,8 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { BlockList, isIPv6 } from 'node:net';
 import { blackhole } from '../helpers/blackhole.js';
+import { requireFile } from '../helpers/spawn.js';
 import { closedPort, rawClient, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
 import { curl } from '../helpers/curl.js';
 import { startDnsServer } from '../helpers/dns-server.js';
@@ -53,6 +55,24 @@ test('stopping the gateway ends a dial whose destination has not answered, not a
   assert.ok(performance.now() - stopping < 5_000, `the gateway took ${Math.round(performance.now() - stopping)} ms to stop`);
   const line = gw.logs.find((l) => l.msg === 'session end' && l.dest === `127.0.0.11:${port}`);
   assert.equal(line?.error, 'gateway stopped');
+});
+
+test('an outbound socket still open after the keepalive sweep has TCP keepalive on', { timeout: 20_000 }, async (t) => {
+  const ss = requireFile('/usr/bin/ss', 'iproute2');
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({ rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }] }, { keepAliveSweepMs: 200 });
+  t.after(() => gw.close());
+  const { socket, remoteHost } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 2_000);
+  t.after(() => socket.destroy());
+  // BND.PORT is the local port of the gateway's outbound socket: ss shows its keepalive timer.
+  const filter = ['-tnoH', 'state', 'established', 'sport', '=', `:${remoteHost!.port}`];
+  let shown = '';
+  for (let i = 0; i < 40 && !shown.includes('timer:(keepalive'); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    shown = execFileSync(ss, filter, { encoding: 'utf8' });
+  }
+  assert.match(shown, /127\.0\.0\.1:\d+ +127\.0\.0\.1:\d+ +timer:\(keepalive,/, `ss showed: ${shown}`);
 });
 
 test('the reply carries the real local address of the outbound socket', async (t) => {
