@@ -18,7 +18,7 @@ export async function handleBind(ctx: CommandContext): Promise<void> {
   const handle = await open(ctx, decision.action, outbound);
   try {
     if (client.destroyed) return;
-    front.granted(handle.listening);
+    front.granted(() => handle.listening);
     record.rep = Rep.SUCCEEDED;
     const left = new AbortController();
     const watch = watchClient(client, () => left.abort());
@@ -35,7 +35,7 @@ export async function handleBind(ctx: CommandContext): Promise<void> {
       record.rep = front.refused(err); // the second reply (RFC 1928 §4, SOCKS4 BIND alike)
       return;
     }
-    front.granted(got.peer);
+    front.granted(() => got.peer);
     ctx.attach(got.socket);
     if (got.head) client.write(got.head);
     // Bytes pipelined behind the request or sent while waiting go to the peer first.

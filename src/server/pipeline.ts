@@ -86,7 +86,7 @@ function relayConnect(ctx: CommandContext, conn: Connection): Promise<void> | un
       conn.release?.();
       return undefined;
     }
-    front.granted(conn.bound ?? boundOf(conn.socket));
+    front.granted(() => conn.bound ?? boundOf(conn.socket));
     if (conn.head) client.write(conn.head);
     record.rep = Rep.SUCCEEDED;
     // Payload the client pipelined behind its request goes first (RFC 1928 allows no gap).

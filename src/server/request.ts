@@ -25,8 +25,12 @@ export interface ProxyRequest {
 
 /** What a front must be able to say back; each protocol's outcome mapping lives only here. */
 export interface Front {
-  /** SOCKS5 REP 0x00 + BND, SOCKS4 0x5A, HTTP "200 Connection established". BIND grants twice. */
-  granted(bound: Address): void;
+  /**
+   * SOCKS5 REP 0x00 + BND, SOCKS4 0x5A, HTTP "200 Connection established". BIND grants twice.
+   * `bound` gives BND.ADDR/BND.PORT; only a front whose reply carries them asks (HTTP's does
+   * not, and is spared the getsockname).
+   */
+  granted(bound: () => Address): void;
   /** Tells the client why, ends the connection, and returns the SOCKS-style code for the log. */
   refused(err: unknown): Rep;
   /** Bytes the client sent behind its request: they reach the destination first. */

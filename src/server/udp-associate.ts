@@ -22,7 +22,8 @@ export async function handleUdpAssociate(ctx: CommandContext): Promise<void> {
   try {
     if (client.destroyed) return;
     const port = relay.address().port;
-    front.granted({ host: snapshot.config.udp.advertise ?? local, port });
+    const bound = { host: snapshot.config.udp.advertise ?? local, port };
+    front.granted(() => bound);
     record.rep = Rep.SUCCEEDED;
     const association = new UdpAssociation(ctx, relay, {
       clientHost: unmapped(client.remoteAddress ?? ''),

@@ -46,7 +46,7 @@ export async function socks4Front(conn: ClientConnection, reader: ChunkReader, f
   record.dest = formatAddress(dest);
   let rest = buf.subarray(decoded.size);
   const front: Front = {
-    granted: (bound) => client.write(encodeSocks4Reply(Socks4Reply.GRANTED, bound)),
+    granted: (bound) => client.write(encodeSocks4Reply(Socks4Reply.GRANTED, bound())),
     refused(err) {
       closeClient(client, REJECTED);
       return toRep(err);

@@ -48,7 +48,7 @@ export async function socks5Front(conn: ClientConnection, reader: ChunkReader, f
   conn.handshakeDone();
   const front: Front = {
     granted(bound) {
-      client.write(hs.reply(Rep.SUCCEEDED, bound));
+      client.write(hs.reply(Rep.SUCCEEDED, bound()));
       uncork(client);
     },
     refused(err) {
