@@ -27,62 +27,33 @@ export const connectHappyEyeballs: TcpConnector = (addresses, port, opts) =>
   new Promise<Socket>((resolve, reject) => {
     if (addresses.length === 0) return reject(new NameNotResolvedError(`port ${port}`, 'no addresses to connect to'));
     if (opts.signal?.aborted) return reject(abortError(opts.signal));
-    if (addresses.length === 1) connectOne(addresses[0]!, port, opts, resolve, reject);
-    else new Attempts(addresses, port, opts, resolve, reject).start();
+    new Attempts(addresses, port, opts, resolve, reject).start();
   });
 
 function describe(addr: ResolvedAddress, port: number): string {
   return `${addr.family === 6 ? `[${addr.address}]` : addr.address}:${port}`;
 }
 
-/**
- * One address (an IP literal, a name with one record): nothing to stagger or race, so no
- * attempt set, and listeners removed one by one rather than through removeAllListeners.
- * This is every dial of a crawler whose requests arrive resolved.
- */
-function connectOne(addr: ResolvedAddress, port: number, opts: ConnectOptions, resolve: (s: Socket) => void, reject: (e: unknown) => void): void {
-  let sock: Socket;
-  try {
-    sock = connect({ host: addr.address, port, family: addr.family, ...SOCKET_OPTIONS });
-  } catch (err) {
-    return reject(err); // invalid input (a port out of range) throws synchronously
-  }
-  const { signal } = opts;
-  const settle = (): void => {
-    clearTimeout(deadline);
-    signal?.removeEventListener('abort', onAbort);
-    sock.removeListener('connect', onConnect);
-    sock.removeListener('error', onError);
-  };
-  const giveUp = (err: unknown): void => {
-    settle();
-    sock.on('error', noop); // a late error on the abandoned socket must not become an uncaught exception
-    sock.destroy();
-    reject(err);
-  };
-  const onConnect = (): void => {
-    settle();
-    resolve(sock);
-  };
-  const onError = (err: Error): void => {
-    settle();
-    sock.destroy();
-    reject(err);
-  };
-  const onAbort = (): void => giveUp(abortError(signal!));
-  const deadline = setTimeout(() => giveUp(new ConnectTimeoutError(describe(addr, port), opts.timeout)), opts.timeout);
-  sock.on('connect', onConnect);
-  sock.on('error', onError);
-  signal?.addEventListener('abort', onAbort, { once: true });
+/** One address being dialed, with the listeners it is given back without. */
+interface Attempt {
+  readonly sock: Socket;
+  readonly onConnect: () => void;
+  readonly onError: (err: Error) => void;
 }
 
+/**
+ * The attempts of one dial. Most dials have one address (an IP literal, a name with one
+ * record: every dial of a crawler whose requests arrive resolved), so the bookkeeping is a
+ * small array and listeners are removed one by one, not through once() wrappers or
+ * removeAllListeners.
+ */
 class Attempts {
   readonly #addresses: readonly ResolvedAddress[];
   readonly #port: number;
   readonly #opts: ConnectOptions;
   readonly #resolve: (s: Socket) => void;
   readonly #reject: (e: unknown) => void;
-  readonly #pending = new Set<Socket>();
+  readonly #pending: Attempt[] = [];
   #next = 0;
   #lastError: unknown;
   #done = false;
@@ -126,33 +97,35 @@ class Attempts {
       // Invalid input (a port out of range) throws synchronously: one more failed attempt.
       this.#lastError = err;
       if (this.#next < this.#addresses.length) this.#attempt();
-      else if (this.#pending.size === 0) this.#fail(err);
+      else if (this.#pending.length === 0) this.#fail(err);
       return;
     }
-    this.#pending.add(sock);
-    sock.once('connect', () => this.#win(sock));
-    sock.once('error', (err) => this.#lose(sock, err));
+    const a: Attempt = { sock, onConnect: () => this.#win(a), onError: (err) => this.#lose(a, err) };
+    this.#pending.push(a);
+    sock.on('connect', a.onConnect);
+    sock.on('error', a.onError);
     if (this.#next < this.#addresses.length) {
       this.#stagger = setTimeout(() => this.#attempt(), CONNECTION_ATTEMPT_DELAY);
     }
   }
 
-  #lose(sock: Socket, err: Error): void {
-    this.#pending.delete(sock);
-    sock.destroy();
+  #lose(a: Attempt, err: Error): void {
+    this.#forget(a);
+    this.#abandon(a);
     if (this.#done) return;
     this.#lastError = err;
     if (this.#next < this.#addresses.length) this.#attempt();
-    else if (this.#pending.size === 0) this.#fail(this.#lastError);
+    else if (this.#pending.length === 0) this.#fail(this.#lastError);
   }
 
-  #win(sock: Socket): void {
+  #win(a: Attempt): void {
     if (this.#done) return;
-    this.#pending.delete(sock);
+    this.#forget(a);
     this.#finish();
     // Hand over a socket with no listeners of ours left on it.
-    sock.removeAllListeners('error');
-    this.#resolve(sock);
+    a.sock.removeListener('connect', a.onConnect);
+    a.sock.removeListener('error', a.onError);
+    this.#resolve(a.sock);
   }
 
   #fail(err: unknown): void {
@@ -161,16 +134,25 @@ class Attempts {
     this.#reject(err);
   }
 
+  #forget(a: Attempt): void {
+    const at = this.#pending.indexOf(a);
+    if (at >= 0) this.#pending.splice(at, 1);
+  }
+
   #finish(): void {
     this.#done = true;
     clearTimeout(this.#stagger);
     clearTimeout(this.#deadline);
     this.#opts.signal?.removeEventListener('abort', this.#onAbort);
-    for (const s of this.#pending) {
-      s.removeAllListeners('connect');
-      s.on('error', noop); // a late error on a loser must not become an uncaught exception
-      s.destroy();
-    }
-    this.#pending.clear();
+    for (const a of this.#pending) this.#abandon(a);
+    this.#pending.length = 0;
+  }
+
+  /** Destroys an attempt that lost; it counts once, and a late error on it must not become an uncaught exception. */
+  #abandon(a: Attempt): void {
+    a.sock.removeListener('connect', a.onConnect);
+    a.sock.removeListener('error', a.onError);
+    a.sock.on('error', noop);
+    a.sock.destroy();
   }
 }
