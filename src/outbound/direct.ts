@@ -31,14 +31,13 @@ export function createDirectOutbound(deps: DirectDeps): Outbound {
       guard.denied(ctx.command ?? 'connect');
       throw new EgressDeniedError(resolved[0]?.address ?? dest.host);
     }
+    // The dial only listens for the request's end: the connection itself, where it can say so.
+    const until = ctx.cancel ?? ctx.signal;
     try {
-      const socket = await connectHappyEyeballs(addresses, dest.port, {
-        timeout: deps.connectTimeout,
-        signal: ctx.cancel ?? ctx.signal,
-      });
+      const socket = await connectHappyEyeballs(addresses, dest.port, { timeout: deps.connectTimeout, signal: until });
       return { socket };
     } catch (err) {
-      if (err instanceof GatewayError || (ctx.cancel ?? ctx.signal).aborted) throw err;
+      if (err instanceof GatewayError || until.aborted) throw err;
       // An errno from the last attempt: keep its reply code, name the destination, keep the cause.
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
       throw new GatewayError('GW_ERR_CONNECT', `${dest.host}:${dest.port}: ${code}`, toRep(err), { cause: err });
