@@ -12,7 +12,7 @@ import { GatewayError, Rep } from '../errors.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ByteBudget } from '../outbound/byte-budget.js';
 import type { Address } from '../protocol/types.js';
-import { closeClient, closed } from './close.js';
+import { closeClient, closed, letGoOnClose } from './close.js';
 import { formatAddress, type AccessRecord, type Snapshot } from './context.js';
 import type { ConnectionLimits, Limits } from './limits.js';
 import { logAccess } from './pipeline.js';
@@ -165,6 +165,7 @@ export class ClientConnection implements LiveConnection, Cancellation {
   attach(remote: Socket): void {
     this.#remote = remote;
     this.#remoteKept = false;
+    remote.on('close', letGoOnClose);
     if (this.#controller && getEventListeners(this.#controller.signal, 'abort').length === 0) this.#controller = undefined;
   }
 
@@ -289,6 +290,7 @@ export class ClientConnection implements LiveConnection, Cancellation {
   async run(protocols: readonly Protocol[], fronts: ClientDeps['fronts'], proxyHeader?: ProxyHeaderPolicy, registry?: ConnectionRegistry): Promise<void> {
     const { socket } = this;
     socket.on('close', this.#onClose); // emitted once
+    socket.on('close', letGoOnClose);
     socket.on('error', ignore); // reported through 'close'; a reset client is not our failure
     socket.setNoDelay(true);
     // handshake_timeout covers accept → complete request, for every protocol.

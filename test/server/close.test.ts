@@ -1,10 +1,11 @@
 // Cleanup runs once: closeClient twice arms one linger timer and one listener; the relay
-// counts a socket destroyed just before it (closed, its 'close' still to come) once.
+// counts a socket destroyed just before it (closed, its 'close' still to come) once. A closed
+// socket keeps none of our listeners or read hooks (letGoOnClose).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, connect, type Socket } from 'node:net';
-import { closeClient } from '../../src/server/close.js';
+import { closeClient, letGoOnClose } from '../../src/server/close.js';
 import { relay } from '../../src/server/relay.js';
 import { listenTracked } from '../helpers/servers.js';
 import { startEchoServer } from '../helpers/index.js';
@@ -59,4 +60,42 @@ test('the relay resolves only once both sockets are closed, even when one was de
   assert.equal(result.reason, 'closed');
   // Counted twice, the relay would resolve on the first socket's 'close' with the remote still open.
   assert.ok(remote.closed, 'the remote is closed when the relay resolves');
+});
+
+/** The read hooks Node keys `onread` by (kBuffer, kBufferCb, kBufferGen) that are set on a socket. */
+function readHooks(s: Socket): string[] {
+  const fields = s as unknown as Record<symbol, unknown>;
+  return Object.getOwnPropertySymbols(s)
+    .filter((k) => /^kBuffer/.test(k.description ?? '') && fields[k] != null)
+    .map((k) => k.description!);
+}
+
+test('a relayed pair lets go on close: no listener but a no-op for errors, no read hook, other close listeners still run', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const [server, client] = await pair(t);
+  const remote = connect({ port: echo.port, host: '127.0.0.1', allowHalfOpen: true });
+  t.after(() => remote.destroy());
+  await once(remote, 'connect');
+  server.pause();
+  server.on('close', letGoOnClose);
+  remote.on('close', letGoOnClose);
+  const done = relay(server, remote, { idleTimeout: 60_000 });
+  // The relay reads into the gateway's buffers: the hooks are there while it runs.
+  assert.ok(readHooks(server).length > 0 && readHooks(remote).length > 0, 'the relay reads into our buffers');
+  let later = 0;
+  server.on('close', () => later++); // registered after letGoOnClose: still called
+  client.write('ping');
+  const [echoed] = (await once(client, 'data')) as [Buffer];
+  assert.equal(echoed.toString(), 'ping');
+  client.end();
+  await done;
+  for (const [name, s] of [['accepted', server], ['remote', remote]] as const) {
+    assert.ok(s.closed, `${name} is closed`);
+    assert.deepEqual(s.eventNames(), ['error'], `${name}: only an error listener is left`);
+    assert.equal(s.listenerCount('error'), 1, `${name}: one error listener`);
+    assert.doesNotThrow(() => s.emit('error', new Error('late')), `${name}: a late error is not unhandled`);
+    assert.deepEqual(readHooks(s), [], `${name}: no read hook left`);
+  }
+  assert.equal(later, 1, 'a close listener after letGoOnClose ran');
 });
