@@ -29,6 +29,18 @@ interface Series {
   value: number;
 }
 
+/** One label value's place in a tallied counter: the next label's values, or the series. */
+class TallyLevel {
+  readonly #next = new Map<string, TallyLevel>();
+  series: Series | undefined;
+
+  step(value: string): TallyLevel {
+    let next = this.#next.get(value);
+    if (!next) this.#next.set(value, (next = new TallyLevel()));
+    return next;
+  }
+}
+
 type Tallied = 'connections' | 'bytes' | 'ruleHits' | 'ruleBytes' | 'outboundRequests' | 'userConnections' | 'userBytes';
 
 /** Prometheus metrics, all named socksgate_*. One instance per gateway, its own registry. */
@@ -37,7 +49,7 @@ export class Metrics {
   /** The tallied counters' label names and series, by counter (filled in as each counter is made). */
   readonly #series = {} as Record<Tallied, { names: readonly string[]; list: Series[] }>;
   /** Every tallied series by counter and label values. */
-  readonly #tallies = new Map<string, Series>();
+  readonly #tallies: Partial<Record<Tallied, TallyLevel>> = {};
   readonly connections = this.#tallied('connections', {
     name: 'socksgate_connections_total',
     help: 'Finished client connections by protocol, command and reply code (SOCKS REP, or HTTP status)',
@@ -214,19 +226,24 @@ export class Metrics {
     });
   }
 
-  /** The series of `counter` with these label values (in its labelNames' order), made on first use. */
-  #tally(counter: Tallied, ...values: string[]): Series {
-    const key = `${counter}\0${values.join('\0')}`;
-    let series = this.#tallies.get(key);
-    if (!series) {
-      const { names, list } = this.#series[counter];
-      const labels: Record<string, string> = {};
-      names.forEach((n, i) => (labels[n] = values[i]!));
-      series = { labels, value: 0 };
-      this.#tallies.set(key, series);
-      list.push(series);
-    }
-    return series;
+  /**
+   * The series of `counter` with these label values (in its labelNames' order), made on first
+   * use. Found through one map per label value, keyed by strings that already exist (a rule's
+   * name, a protocol): no key is built per call.
+   */
+  #tally(counter: Tallied, a: string, b?: string, c?: string): Series {
+    let level = (this.#tallies[counter] ??= new TallyLevel());
+    level = level.step(a);
+    if (b !== undefined) level = level.step(b);
+    if (c !== undefined) level = level.step(c);
+    if (level.series) return level.series;
+    const { names, list } = this.#series[counter];
+    const values = [a, b, c];
+    const labels: Record<string, string> = {};
+    names.forEach((n, i) => (labels[n] = values[i]!));
+    const series: Series = { labels, value: 0 };
+    list.push(series);
+    return (level.series = series);
   }
 
   /** Adds a gauge whose value is read at scrape time (DNS cache, upstream health). */
