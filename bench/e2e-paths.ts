@@ -1,8 +1,9 @@
 // The other paths of issue 13, in the same run and with the same load generator as
 // bench/e2e.ts: one upstream hop, 100 000 domains + 100 000 CIDRs loaded, HTTP CONNECT
 // and absolute-form requests (socksgate once its HTTP front answers; apify's proxy-chain
-// as the Node HTTP proxy to compare with), `workers: 2` against one, and CONNECT by name.
-// BENCH_PATHS=upstream,lists,http,workers,names runs only those sections.
+// as the Node HTTP proxy to compare with), `workers: 2` against one, CONNECT by name, and a
+// larger young generation (a node flag an operator may set) against Node's default.
+// BENCH_PATHS=upstream,lists,http,workers,names,young runs only those sections.
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -12,7 +13,7 @@ import { startDnsServer, type DnsRecord } from '../test/helpers/dns-server.js';
 import { attempt, cycles, REPEAT, SECONDS, throughput } from './e2e.js';
 import { closeServer, echoServer, fmt, listen, socksConnect, type Connector } from './lib.js';
 import { buildLoadgen, Loadgen, type TargetPorts, type Via } from './loadgen.js';
-import { startGatewayProcess, startMicrosocksProcess, startProxyChainProcess, TWO_RULES, type RelayProcess } from './processes.js';
+import { startGatewayProcess, startMicrosocksProcess, startProxyChainProcess, treeRssKiB, TWO_RULES, type RelayProcess } from './processes.js';
 import { median, scrape } from './report.js';
 import { writeLists } from './router.js';
 
@@ -169,6 +170,33 @@ async function workers(lg: Loadgen, ports: TargetPorts): Promise<void> {
   }
 }
 
+/** The young-generation size an operator may give node (NODE_OPTIONS): fewer scavenges per connection. */
+const YOUNG_FLAG = '--max-semi-space-size=64';
+
+/**
+ * socksgate with YOUNG_FLAG against Node's default young generation: two gateways on core 0,
+ * each warmed, then cycles runs alternating between them (medians of REPEAT), and what each
+ * holds in RSS afterwards (the flag trades memory for CPU).
+ */
+async function youngGeneration(lg: Loadgen, ports: TargetPorts): Promise<void> {
+  const plain = await startGatewayProcess();
+  try {
+    await using(await startGatewayProcess({ nodeFlags: [YOUNG_FLAG] }), async (young) => {
+      for (const gw of [plain, young]) await cycles(lg, viaOf(gw), ports, 2);
+      const runs: Array<[number, number]> = [];
+      for (let i = 0; i < REPEAT; i++) runs.push([await cycles(lg, viaOf(plain), ports), await cycles(lg, viaOf(young), ports)]);
+      const a = median(runs.map((r) => r[0]));
+      const b = median(runs.map((r) => r[1]));
+      const [rssA, rssB] = [await treeRssKiB(plain.pid), await treeRssKiB(young.pid)].map((k) => k / 1024);
+      console.log(
+        `young generation (${YOUNG_FLAG} against the default, median of ${REPEAT} alternating runs): ${fmt(a, 0)} → ${fmt(b, 0)} cycles/s (${(b / a).toFixed(2)}×); RSS afterwards ${fmt(rssA!, 0)} → ${fmt(rssB!, 0)} MiB`,
+      );
+    });
+  } finally {
+    await plain.stop();
+  }
+}
+
 async function allWorkersReady(gw: RelayProcess): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const ok = await scrape(gw.metricsPort!).then(
@@ -229,6 +257,7 @@ export async function run(): Promise<void> {
     if (wanted('lists')) await attempt('lists', () => bigLists(lg, ports, socks.cycles));
     if (wanted('http')) await attempt('HTTP', () => httpProxies(lg, ports, socks));
     if (wanted('workers')) await attempt('workers', () => workers(lg, ports));
+    if (wanted('young')) await attempt('young generation', () => youngGeneration(lg, ports));
   } finally {
     targets.stop();
   }
