@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { BlockList, isIPv6 } from 'node:net';
+import { BlockList, isIPv6, Server, Socket, type AddressInfo } from 'node:net';
 import { blackhole } from '../helpers/blackhole.js';
 import { requireFile } from '../helpers/spawn.js';
 import { closedPort, rawClient, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
@@ -73,6 +73,42 @@ test('an outbound socket still open after the keepalive sweep has TCP keepalive 
     shown = execFileSync(ss, filter, { encoding: 'utf8' });
   }
   assert.match(shown, /127\.0\.0\.1:\d+ +127\.0\.0\.1:\d+ +timer:\(keepalive,/, `ss showed: ${shown}`);
+});
+
+test('once a relayed connection ends, neither of its gateway sockets keeps a listener or read hook of the request', { timeout: 20_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({ rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }] });
+  t.after(() => gw.close());
+  // The gateway's two sockets of the connection: the one its listener accepts, the one it dials.
+  const accepted: Socket[] = [];
+  const dialed: Socket[] = [];
+  const emit = Server.prototype.emit as (this: Server, event: string | symbol, ...args: unknown[]) => boolean;
+  t.mock.method(Server.prototype, 'emit', function (this: Server, event: string | symbol, ...args: unknown[]) {
+    const at = this.address() as AddressInfo | null;
+    if (event === 'connection' && at?.port === gw.port) accepted.push(args[0] as Socket);
+    return emit.call(this, event, ...args);
+  });
+  const connect = Socket.prototype.connect;
+  t.mock.method(Socket.prototype, 'connect', function (this: Socket, ...args: unknown[]) {
+    const opts = Array.isArray(args[0]) ? (args[0] as unknown[])[0] : args[0];
+    if ((opts as { port?: number } | undefined)?.port === echo.port) dialed.push(this);
+    return (connect as (...a: unknown[]) => Socket).apply(this, args);
+  });
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 2_000);
+  socket.write('ping');
+  await once(socket, 'data');
+  socket.end();
+  await once(socket, 'close');
+  assert.ok(await gw.accessLog((l) => l.dest === `127.0.0.1:${echo.port}` && l.rep === 0, 5_000), 'the connection logged its end');
+  assert.equal(accepted.length, 1, 'one accepted socket seen');
+  assert.equal(dialed.length, 1, 'one dialed socket seen');
+  for (const [name, s] of [['accepted', accepted[0]!], ['dialed', dialed[0]!]] as const) {
+    assert.ok(s.closed, `${name} is closed`);
+    assert.deepEqual(s.eventNames(), ['error'], `${name}: ${s.eventNames().map(String).join(', ')}`);
+    const hooks = Object.getOwnPropertySymbols(s).filter((k) => /^kBuffer/.test(k.description ?? '') && (s as unknown as Record<symbol, unknown>)[k] != null);
+    assert.deepEqual(hooks, [], `${name}: no read hook left`);
+  }
 });
 
 test('the reply carries the real local address of the outbound socket', async (t) => {
