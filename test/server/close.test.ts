@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { createServer, connect, type Socket } from 'node:net';
 import { closeClient, letGoOnClose } from '../../src/server/close.js';
 import { relay } from '../../src/server/relay.js';
+import { readHooks } from '../helpers/read-hooks.js';
 import { listenTracked } from '../helpers/servers.js';
 import { startEchoServer } from '../helpers/index.js';
 
@@ -21,6 +22,17 @@ async function pair(t: { after(fn: () => unknown): void }): Promise<[Socket, Soc
   while (accepted.length === 0) await new Promise((r) => setImmediate(r));
   t.after(() => client.destroy());
   return [accepted[0]!, client];
+}
+
+/** A connected pair and a socket connected to an echo server: the two sockets a relay joins. */
+async function pairAndRemote(t: { after(fn: () => unknown): void }): Promise<[Socket, Socket, Socket]> {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const [server, client] = await pair(t);
+  const remote = connect({ port: echo.port, host: '127.0.0.1', allowHalfOpen: true });
+  t.after(() => remote.destroy());
+  await once(remote, 'connect');
+  return [server, client, remote];
 }
 
 test('closeClient is idempotent: one linger timer, one close listener, one end', async (t) => {
@@ -42,12 +54,7 @@ test('closeClient is idempotent: one linger timer, one close listener, one end',
 });
 
 test('the relay resolves only once both sockets are closed, even when one was destroyed before it started', async (t) => {
-  const echo = await startEchoServer();
-  t.after(() => echo.close());
-  const [server, client] = await pair(t);
-  const remote = connect({ port: echo.port, host: '127.0.0.1', allowHalfOpen: true });
-  t.after(() => remote.destroy());
-  await once(remote, 'connect');
+  const [server, client, remote] = await pairAndRemote(t);
   // The client half-closes; its side is read to the end and destroyed: `closed` is true now,
   // and its 'close' event is still to come.
   client.end();
@@ -62,21 +69,8 @@ test('the relay resolves only once both sockets are closed, even when one was de
   assert.ok(remote.closed, 'the remote is closed when the relay resolves');
 });
 
-/** The read hooks Node keys `onread` by (kBuffer, kBufferCb, kBufferGen) that are set on a socket. */
-function readHooks(s: Socket): string[] {
-  const fields = s as unknown as Record<symbol, unknown>;
-  return Object.getOwnPropertySymbols(s)
-    .filter((k) => /^kBuffer/.test(k.description ?? '') && fields[k] != null)
-    .map((k) => k.description!);
-}
-
 test('a relayed pair lets go on close: no listener but a no-op for errors, no read hook, other close listeners still run', async (t) => {
-  const echo = await startEchoServer();
-  t.after(() => echo.close());
-  const [server, client] = await pair(t);
-  const remote = connect({ port: echo.port, host: '127.0.0.1', allowHalfOpen: true });
-  t.after(() => remote.destroy());
-  await once(remote, 'connect');
+  const [server, client, remote] = await pairAndRemote(t);
   server.pause();
   server.on('close', letGoOnClose);
   remote.on('close', letGoOnClose);
