@@ -40,10 +40,15 @@ export function closed(socket: Socket): Promise<void> {
  * list, so the other 'close' listeners still run.
  */
 export function letGoOnClose(this: Socket): void {
+  // A pipe into this socket (the relay's fallback) unpipes itself from a 'close' listener of
+  // its own, still to run: its 'unpipe' listener is what takes pipe's listeners off the
+  // source, and removes itself.
+  const unpipe = this.listenerCount('unpipe') > 0 ? this.listeners('unpipe') : undefined;
   // EventEmitter's own: Readable's override also schedules a tick to recount 'readable'
   // listeners, for a stream that will never read again.
   EventEmitter.prototype.removeAllListeners.call(this);
   this.on('error', ignore); // a closed socket emits no more errors, but one must never be unhandled
+  if (unpipe) for (const l of unpipe) this.on('unpipe', l as (...args: unknown[]) => void);
   stopReadingInto(this);
 }
 

@@ -93,3 +93,18 @@ test('a relayed pair lets go on close: no listener but a no-op for errors, no re
   }
   assert.equal(later, 1, 'a close listener after letGoOnClose ran');
 });
+
+test('a pipe into a socket that lets go on close still cleans up after itself: the source keeps no listener of it', async (t) => {
+  const [server, client, remote] = await pairAndRemote(t);
+  remote.on('close', letGoOnClose);
+  const before = { data: server.listenerCount('data'), end: server.listenerCount('end') };
+  server.pipe(remote); // the relay's fallback (a TLS upstream, a bandwidth-limited user)
+  assert.equal(server.listenerCount('data'), before.data + 1, 'pipe listens on its source');
+  client.write('x');
+  await once(remote, 'data');
+  remote.destroy();
+  await once(remote, 'close');
+  assert.equal(server.listenerCount('data'), before.data, "pipe's data listener is off the source");
+  assert.equal(server.listenerCount('end'), before.end, "pipe's end listener is off the source");
+  assert.deepEqual(remote.eventNames(), ['error'], `remote: ${remote.eventNames().map(String).join(', ')}`);
+});
