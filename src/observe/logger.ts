@@ -56,6 +56,59 @@ export function createLogger(cfg: Pick<LogConfig, 'level'> & Partial<Pick<LogCon
   return pino(opts, destination ?? stdout());
 }
 
+const S = pino.symbols;
+/** Exported by pino, missing from its type declarations. */
+const MSG_PREFIX = (pino.symbols as unknown as Record<string, symbol | undefined>)['msgPrefixSym'];
+
+/** The writer of one line: `log.info(obj, msg)`, for a plain object of JSON values. */
+export type LineWriter = (obj: object) => void;
+
+/**
+ * The line `log.info(obj, msg)` writes, byte for byte, with `obj` serialized by one native
+ * JSON.stringify instead of pino's key-by-key concatenation: for the access log, written for
+ * every connection, where pino's own path cost about 7 µs and 2.5 KB of garbage a line.
+ * The level, time, bindings, message key and line end are still pino's own, read from the
+ * logger at each write (a reload may change its level). Taken only where pino would do
+ * nothing more to the object than serialize it: no formatter, mixin, nesting, message prefix
+ * or write hook, a stream that wants no metadata (pino-pretty does), and no serializer or
+ * redaction on any of `keys`, the only keys `obj` may have. One difference, on purpose: a
+ * lone UTF-16 surrogate in a short string is escaped (`\ud800`, well-formed JSON) where pino
+ * writes it raw. Otherwise the writer is `log.info` itself.
+ */
+export function lineWriter(log: Logger, msg: string, keys: readonly string[]): LineWriter {
+  const internals = log as unknown as Record<symbol, unknown>;
+  const stream = internals[S.streamSym] as { write(line: string): unknown; [k: symbol]: unknown } | undefined;
+  const formatters = internals[S.formattersSym] as { log?: unknown } | undefined;
+  const serializers = (internals[S.serializersSym] ?? {}) as Record<string, unknown>;
+  const stringifiers = (internals[S.stringifiersSym] ?? {}) as Record<string | symbol, unknown>;
+  const hooks = internals[S.hooksSym] as { streamWrite?: unknown } | undefined;
+  const plain =
+    stream !== undefined &&
+    typeof stream.write === 'function' &&
+    stream[S.needsMetadataGsym] !== true &&
+    formatters?.log === undefined &&
+    !internals[S.mixinSym] &&
+    !internals[S.nestedKeySym] &&
+    (MSG_PREFIX === undefined || typeof internals[MSG_PREFIX] !== 'string') &&
+    hooks?.streamWrite === undefined &&
+    stringifiers[S.wildcardFirstSym] === undefined &&
+    keys.every((k) => serializers[k] === undefined && stringifiers[k] === undefined) &&
+    typeof internals[S.messageKeySym] === 'string' &&
+    typeof internals[S.endSym] === 'string' &&
+    typeof internals[S.timeSym] === 'function';
+  if (!plain) return (obj) => log.info(obj, msg);
+  const info = log.levels.values['info']!;
+  const tail = `,${JSON.stringify(internals[S.messageKeySym])}:${JSON.stringify(msg)}${internals[S.endSym] as string}`;
+  const time = internals[S.timeSym] as () => string;
+  return (obj) => {
+    if (!log.isLevelEnabled('info')) return;
+    const json = JSON.stringify(obj);
+    const props = json.length > 2 ? `,${json.slice(1, -1)}` : '';
+    const head = (internals[S.lsCacheSym] as Record<number, string>)[info]!;
+    stream.write(head + time.call(log) + (internals[S.chindingsSym] as string) + props + tail);
+  };
+}
+
 /** A logger that drops everything: for tests and library use without output. */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });

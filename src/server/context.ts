@@ -50,6 +50,28 @@ export interface AccessRecord {
   ms?: number;
 }
 
+/** Every key an access record may have, checked complete by the compiler. */
+const ACCESS_KEYS: Readonly<Record<keyof AccessRecord, true>> = {
+  sid: true,
+  client: true,
+  protocol: true,
+  user: true,
+  userid: true,
+  cmd: true,
+  dest: true,
+  rule: true,
+  outbound: true,
+  member: true,
+  rep: true,
+  status: true,
+  up: true,
+  down: true,
+  udp: true,
+  error: true,
+  ms: true,
+};
+export const ACCESS_RECORD_KEYS: readonly string[] = Object.keys(ACCESS_KEYS);
+
 /** What a command handler gets once the request is decoded (the client socket is paused). */
 export interface CommandContext {
   readonly client: Socket;

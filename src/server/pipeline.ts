@@ -5,10 +5,11 @@
 import type { Logger } from 'pino';
 import { ProtocolError, Rep } from '../errors.js';
 import type { Config } from '../config/types.js';
+import { lineWriter, type LineWriter } from '../observe/logger.js';
 import type { Metrics, SessionTotals } from '../observe/metrics.js';
 import type { Connection } from '../outbound/types.js';
 import { handleBind } from './bind.js';
-import { boundOf, type AccessRecord, type CommandContext } from './context.js';
+import { ACCESS_RECORD_KEYS, boundOf, type AccessRecord, type CommandContext } from './context.js';
 import { outboundContext } from './outbound-context.js';
 import { relay, type RelayResult } from './relay.js';
 import { route } from './route.js';
@@ -111,5 +112,14 @@ export function logAccess(metrics: Metrics, log: Logger, record: AccessRecord, s
   if (record.user !== undefined) totals.user = record.user;
   metrics.sessionEnded(totals, config);
   // The record is the line's object as it is (`sid` first, `ms` last): no copy per line.
-  log.info(record, 'session end');
+  accessLine(log)(record);
+}
+
+/** The access-log line's writer, one per logger (the gateway's). */
+const accessWriters = new WeakMap<Logger, LineWriter>();
+
+function accessLine(log: Logger): LineWriter {
+  let write = accessWriters.get(log);
+  if (!write) accessWriters.set(log, (write = lineWriter(log, 'session end', ACCESS_RECORD_KEYS)));
+  return write;
 }
