@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import { build as prettyStream } from 'pino-pretty';
 import type { LogConfig } from '../config/types.js';
 
@@ -47,7 +47,7 @@ function stdout(): ReturnType<typeof pino.destination> {
  * stall relaying; pending lines are flushed every LOG_FLUSH_MS and before the process exits. `format: pretty` renders
  * the same lines for a person at a terminal (pino-pretty, in this process: no worker).
  */
-export function createLogger(cfg: Pick<LogConfig, 'level'> & Partial<Pick<LogConfig, 'format'>>, destination?: NodeJS.WritableStream): Logger {
+export function createLogger(cfg: Pick<LogConfig, 'level'> & Partial<Pick<LogConfig, 'format'>>, destination?: DestinationStream): Logger {
   const opts = { level: cfg.level, redact: { paths: REDACT, censor: '[redacted]' }, base: { name: 'socksgate' } };
   if (cfg.format === 'pretty') {
     const out = destination ?? stdout();
