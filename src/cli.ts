@@ -90,14 +90,14 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   // In a cluster worker the primary watches and forwards reloads (src/cluster.ts).
   const watcher = watchFiles && !worker && !config.source.startsWith('<') ? new ConfigWatcher(() => reload('watch')) : undefined;
   watcher?.watch(config);
-  starting = Gateway.start(config, { log, metrics, admin: !worker });
+  starting = Gateway.start(config, { log, metrics, admin: !worker, ...(worker ? { connectionIds: worker.connectionIds } : {}) });
   if (!worker) process.on('SIGHUP', () => reload('SIGHUP'));
   const gateway = await starting.catch((err: unknown) => {
     watcher?.close();
     throw err;
   });
   started = gateway;
-  worker?.serve(metrics.registry, reload);
+  worker?.serve(metrics.registry, reload, gateway, log);
   // Re-armed after every attempt: a file replaced by rename (editors, Kubernetes
   // ConfigMaps swapping a symlink) is a new file, and a fix must be seen after a bad edit.
   gateway.reloader.onSettled(() => watcher?.watch(gateway.config));

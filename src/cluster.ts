@@ -6,12 +6,12 @@
 // (prom-client's AggregatorRegistry asks each worker for its registry over IPC). It
 // lives in the primary because the primary outlives any worker, so a scrape never
 // depends on one worker being up. The per-connection admin API needs one process's
-// open connections and is not served by the primary.
+// open connections: the primary asks every worker and merges their answers (cluster-api.ts).
 //
 // `workers: 1` (or `auto` on one core) never reaches this module's primary path:
 // the process runs the gateway itself, as without a cluster.
 import cluster, { type Worker } from 'node:cluster';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { AggregatorRegistry, type Registry } from 'prom-client';
@@ -20,11 +20,22 @@ import { loadConfig } from './config/load.js';
 import type { Config, MetricsConfig } from './config/types.js';
 import { ConfigWatcher } from './config/watch.js';
 import { ConfigError } from './errors.js';
+import { answerPrimary, WorkerApi } from './cluster-api.js';
+import { loadStatusPages, sendStatusPage } from './observe/admin.js';
+import { errorAnswer, readApiRequest, sendAnswer, type ApiAnswer } from './observe/api.js';
+import { mergeAnswers } from './observe/api-merge.js';
+import type { ApiTarget } from './observe/api-routes.js';
+import { HttpError } from './observe/http.js';
 import { createLogger } from './observe/logger.js';
+import type { IdSpace } from './server/registry.js';
 
 /** Messages between the primary and its workers (IPC, JSON). */
 type ToWorker = { socksgate: 'reload'; why: string };
 type ToPrimary = { socksgate: 'ready' };
+
+/** What a worker is told at fork: its slot (a replacement takes the dead one's) and how many there are. */
+const SLOT_ENV = 'SOCKSGATE_WORKER_SLOT';
+const COUNT_ENV = 'SOCKSGATE_WORKERS';
 
 /** A worker that started this recently and died is restarted after a pause, not in a loop. */
 const RESTART_PAUSE_MS = 1_000;
@@ -43,8 +54,13 @@ export function isClusterPrimary(config: Config): boolean {
 export interface ClusterWorker {
   /** Log bindings that tell the workers' lines apart. */
   readonly bindings: { worker: number; pid: number };
-  /** Answers the primary's metric requests from `registry`, reloads on its word, reports ready. */
-  serve(registry: Registry, reload: (why: string) => void): void;
+  /** This worker's connection ids: its slot's residue, so an id is unique in the cluster. */
+  readonly connectionIds: IdSpace;
+  /**
+   * Answers the primary's metric requests from `registry` and its /api requests from `api`,
+   * reloads on its word, reports ready.
+   */
+  serve(registry: Registry, reload: (why: string) => void, api: ApiTarget, log: Logger): void;
   /** Closes the IPC channel once the gateway stopped, so the process can exit. */
   stopped(): void;
 }
@@ -52,9 +68,13 @@ export interface ClusterWorker {
 export function clusterWorker(): ClusterWorker | undefined {
   const self = cluster.worker;
   if (!cluster.isWorker || !self) return undefined;
+  const slot = Number(process.env[SLOT_ENV] ?? 0);
+  const count = Number(process.env[COUNT_ENV] ?? 1);
+  const sane = Number.isInteger(slot) && Number.isInteger(count) && slot >= 0 && count > slot;
   return {
     bindings: { worker: self.id, pid: process.pid },
-    serve(registry, reload) {
+    connectionIds: sane ? { first: slot + 1, step: count } : { first: 1, step: 1 },
+    serve(registry, reload, api, log) {
       AggregatorRegistry.setRegistries([registry]);
       new AggregatorRegistry(); // installs the worker's answer to metric requests
       process.on('message', (msg: Partial<ToWorker>) => {
@@ -63,6 +83,7 @@ export function clusterWorker(): ClusterWorker | undefined {
       // Reloads come from the primary. A SIGHUP sent to the whole process group must
       // neither reload this worker twice nor end it (the signal's default action).
       process.on('SIGHUP', () => {});
+      answerPrimary(api, log);
       send({ socksgate: 'ready' });
     },
     stopped() {
@@ -85,7 +106,8 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   const workers = superviseWorkers(log, size);
-  const watcher = forwardReloads(log, config, opts);
+  const primary = forwardReloads(log, config, opts);
+  const { watcher } = primary;
   const failed = await Promise.race([workers.started, stopSignal.then(() => undefined)]);
   if (failed) {
     log.error({ worker: failed.id, code: failed.process.exitCode }, 'a worker failed to start');
@@ -93,7 +115,13 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
     watcher?.close();
     return 1;
   }
-  const admin = config.metrics ? await startClusterAdmin(config.metrics, workers.allReady) : undefined;
+  const workerApi = new WorkerApi();
+  const api: ClusterApi = {
+    token: () => primary.current().metrics?.api_token,
+    ask: (method, url, body) => workerApi.ask(workers.serving(), method, url, body),
+    reloaded: () => primary.reread(),
+  };
+  const admin = config.metrics ? await startClusterAdmin(config.metrics, workers.allReady, api, log) : undefined;
   log.info({ workers: size, pids: liveWorkers().map((w) => w.process.pid), admin: admin ? address(admin) : undefined }, 'workers listening');
 
   const signal = await stopSignal;
@@ -127,12 +155,14 @@ function superviseWorkers(log: Logger, size: number) {
   // default outside Windows): the primary's accept loop and the handle passing cost as much
   // as a second worker gained. NODE_CLUSTER_SCHED_POLICY still overrides it.
   if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
-  const fork = (): Worker => {
-    const w = cluster.fork();
+  const slots = new Map<Worker, number>();
+  const fork = (slot: number): Worker => {
+    const w = cluster.fork({ [SLOT_ENV]: String(slot), [COUNT_ENV]: String(size) });
     born.set(w, Date.now());
+    slots.set(w, slot);
     return w;
   };
-  const first = Array.from({ length: size }, fork);
+  const first = Array.from({ length: size }, (_, slot) => fork(slot));
   // Start-up: every worker must come up, or the process fails as one process would
   // (a port in use, a list file that vanished between load and fork).
   const started = allReady(first, ready).then((failed) => {
@@ -142,14 +172,21 @@ function superviseWorkers(log: Logger, size: number) {
   const replace = (w: Worker, code: number | null, signal: string | null): void => {
     ready.delete(w);
     const lived = Date.now() - (born.get(w) ?? 0);
+    const slot = slots.get(w) ?? 0;
     born.delete(w);
+    slots.delete(w);
     if (stopping) return;
     log.warn({ worker: w.id, pid: w.process.pid, code, signal }, 'worker exited; starting a replacement');
-    setTimeout(() => stopping || fork(), lived < RESTART_PAUSE_MS ? RESTART_PAUSE_MS : 0);
+    setTimeout(() => stopping || fork(slot), lived < RESTART_PAUSE_MS ? RESTART_PAUSE_MS : 0);
   };
   return {
     started,
     allReady: (): boolean => liveWorkers().every((w) => ready.has(w)),
+    /**
+     * The workers serving, in slot order: the order their /api answers are merged in. One still
+     * starting (a replacement) is not asked: it could not answer yet.
+     */
+    serving: (): Worker[] => liveWorkers().filter((w) => ready.has(w)).sort((a, b) => (slots.get(a) ?? 0) - (slots.get(b) ?? 0)),
     kill(): void {
       stopping = true;
       for (const w of liveWorkers()) w.process.kill('SIGKILL');
@@ -167,13 +204,19 @@ function superviseWorkers(log: Logger, size: number) {
   };
 }
 
+/** The primary's copy of the config: which files to watch, the admin API's token. */
+interface PrimaryConfig {
+  readonly watcher: ConfigWatcher | undefined;
+  current(): Config;
+  /** Reads the file again for the primary's copy only (the workers reloaded through /api/reload). */
+  reread(): void;
+}
+
 /** SIGHUP and --watch reach every worker; each loads, validates and logs the outcome itself. */
-function forwardReloads(log: Logger, config: Config, opts: { path: string | undefined; watch: boolean }): ConfigWatcher | undefined {
+function forwardReloads(log: Logger, config: Config, opts: { path: string | undefined; watch: boolean }): PrimaryConfig {
   let current = config;
   const watcher = opts.watch && !config.source.startsWith('<') ? new ConfigWatcher(() => reload('watch')) : undefined;
-  const reload = (why: string): void => {
-    for (const w of liveWorkers()) if (w.isConnected()) w.send({ socksgate: 'reload', why } satisfies ToWorker);
-    // The primary's own copy only decides which files to watch next.
+  const reread = (): void => {
     loadConfig({ path: opts.path ?? current.source })
       .then((next) => {
         if (workerCount(next.workers) !== workerCount(current.workers)) log.warn('the number of workers changes after a restart');
@@ -184,9 +227,13 @@ function forwardReloads(log: Logger, config: Config, opts: { path: string | unde
       })
       .finally(() => watcher?.watch(current));
   };
+  const reload = (why: string): void => {
+    for (const w of liveWorkers()) if (w.isConnected()) w.send({ socksgate: 'reload', why } satisfies ToWorker);
+    reread();
+  };
   process.on('SIGHUP', () => reload('SIGHUP'));
   watcher?.watch(current);
-  return watcher;
+  return { watcher, current: () => current, reread };
 }
 
 function liveWorkers(): Worker[] {
@@ -212,18 +259,35 @@ function allReady(workers: Worker[], ready: Set<Worker>): Promise<Worker | undef
   });
 }
 
-/** The primary's admin listener: summed /metrics, /healthz, /readyz (every worker listening). */
-async function startClusterAdmin(cfg: MetricsConfig, allListening: () => boolean): Promise<Server> {
+/** What the primary's admin listener needs for /api: the token now, and the workers to ask. */
+interface ClusterApi {
+  token(): string | undefined;
+  ask(method: string, url: string, body: unknown): Promise<ApiAnswer[]>;
+  /** The workers reloaded through /api/reload: the primary's copy follows. */
+  reloaded(): void;
+}
+
+/**
+ * The primary's admin listener: summed /metrics, /healthz, /readyz (every worker listening),
+ * and with an api_token the status page and /api, answered by every worker and merged.
+ */
+async function startClusterAdmin(cfg: MetricsConfig, allListening: () => boolean, api: ClusterApi, log: Logger): Promise<Server> {
   const registry = new AggregatorRegistry();
-  const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET') {
+  const pages = await loadStatusPages();
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://admin.invalid');
+    const path = url.pathname;
+    // The token is read per request: a reload can set, change or remove it.
+    const token = api.token();
+    if (token !== undefined && (path === '/api' || path.startsWith('/api/'))) return clusterApi(req, res, url, token, api);
+    const page = token !== undefined ? pages.get(path) : undefined;
+    if (req.method !== 'GET' && !(page && req.method === 'HEAD')) {
       res.writeHead(405).end();
+    } else if (page) {
+      sendStatusPage(res, page);
     } else if (path === '/metrics') {
-      registry.clusterMetrics().then(
-        (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
-        (err: unknown) => res.writeHead(500).end(String(err)),
-      );
+      const body = await registry.clusterMetrics();
+      res.writeHead(200, { 'content-type': registry.contentType }).end(body);
     } else if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
@@ -232,6 +296,13 @@ async function startClusterAdmin(cfg: MetricsConfig, allListening: () => boolean
     } else {
       res.writeHead(404).end();
     }
+  };
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) res.writeHead(500).end(String(err));
+      else res.destroy();
+      log.error({ err, url: req.url }, 'admin request failed');
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -241,6 +312,20 @@ async function startClusterAdmin(cfg: MetricsConfig, allListening: () => boolean
     });
   });
   return server;
+}
+
+/** One /api request: the token and body checked here, the answer every worker's, merged. */
+async function clusterApi(req: IncomingMessage, res: ServerResponse, url: URL, token: string, api: ClusterApi): Promise<void> {
+  let answer: ApiAnswer;
+  try {
+    const body = await readApiRequest(req, token);
+    answer = mergeAnswers(await api.ask(req.method ?? '', url.pathname + url.search, body));
+    if (answer.operation === 'reload') api.reloaded();
+  } catch (err) {
+    if (!(err instanceof HttpError)) throw err; // the listener answers 500 and logs it
+    answer = errorAnswer(err);
+  }
+  sendAnswer(res, answer);
 }
 
 function address(server: Server): string {

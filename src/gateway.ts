@@ -20,7 +20,7 @@ import { socks5Front } from './server/fronts/socks5.js';
 import { proxyHeaderPolicy, type ProxyHeaderPolicy } from './server/proxy-header.js';
 import { LIMIT_ERRORS, Limits } from './server/limits.js';
 import { AcceptRefusals } from './server/limits-accept.js';
-import { ConnectionRegistry } from './server/registry.js';
+import { ConnectionRegistry, type IdSpace } from './server/registry.js';
 import { ReloadController } from './reload.js';
 
 export interface GatewayOptions {
@@ -32,6 +32,8 @@ export interface GatewayOptions {
   admin?: boolean;
   /** How often outbound keepalive is switched on for the connections still open; KEEPALIVE_SWEEP_MS by default. */
   keepAliveSweepMs?: number;
+  /** Connection ids: a cluster worker's own share of them (src/cluster.ts); 1, 2, 3 … by default. */
+  connectionIds?: IdSpace;
 }
 
 /**
@@ -78,7 +80,7 @@ export class Gateway {
   readonly log: Logger;
   readonly metrics: Metrics;
   /** Open client connections, for the admin API. */
-  readonly connections = new ConnectionRegistry();
+  readonly connections: ConnectionRegistry;
   /** Reloads from the config file: SIGHUP, --watch and POST /api/reload all go through it. */
   readonly reloader: ReloadController;
   #snapshot: Snapshot;
@@ -100,6 +102,7 @@ export class Gateway {
   private constructor(snapshot: Snapshot, opts: GatewayOptions) {
     this.#snapshot = snapshot;
     this.log = opts.log;
+    this.connections = new ConnectionRegistry(opts.connectionIds);
     this.metrics = opts.metrics ?? new Metrics();
     this.#udpBudget = new ByteBudget(opts.udpBufferBytes ?? GATEWAY_UDP_BYTES);
     this.#limits = new Limits(this.metrics, this.log);

@@ -33,10 +33,17 @@ const PAGE_HEADERS = {
   'cache-control': 'no-cache',
 };
 
-async function loadPages(): Promise<Map<string, { body: Buffer; type: string }>> {
+/** The status page's files by path, read once. */
+export type StatusPages = ReadonlyMap<string, { body: Buffer; type: string }>;
+
+export async function loadStatusPages(): Promise<StatusPages> {
   const pages = new Map<string, { body: Buffer; type: string }>();
   for (const [path, { file, type }] of Object.entries(PAGES)) pages.set(path, { body: await readFile(new URL(file, STATIC_DIR)), type });
   return pages;
+}
+
+export function sendStatusPage(res: ServerResponse, page: { body: Buffer; type: string }): void {
+  res.writeHead(200, { 'content-type': page.type, ...PAGE_HEADERS }).end(page.body);
 }
 
 function text(res: ServerResponse, status: number, body: string): void {
@@ -44,7 +51,7 @@ function text(res: ServerResponse, status: number, body: string): void {
 }
 
 export async function startAdmin(cfg: MetricsConfig, target: AdminTarget): Promise<Server> {
-  const pages = await loadPages();
+  const pages = await loadStatusPages();
   const plain: Readonly<Record<string, (res: ServerResponse) => Promise<void> | void>> = {
     '/metrics': async (res) => {
       const body = await target.metrics.registry.metrics();
@@ -65,7 +72,7 @@ export async function startAdmin(cfg: MetricsConfig, target: AdminTarget): Promi
     if (!serve && !page) return text(res, 404, 'not found\n');
     if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, 'method not allowed\n');
     if (serve) return serve(res);
-    res.writeHead(200, { 'content-type': page!.type, ...PAGE_HEADERS }).end(page!.body);
+    sendStatusPage(res, page!);
   };
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {

@@ -17,7 +17,7 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
     description: 'An open client connection. Fields the request has not reached yet are null.',
     required: ['id', 'client', 'user', 'protocol', 'command', 'destination', 'rule', 'outbound', 'member', 'bytes', 'age'],
     properties: {
-      id: { type: 'integer', description: 'Unique in this process; DELETE /api/connections/{id} kills it' },
+      id: { type: 'integer', description: 'Unique in this gateway, across its workers; DELETE /api/connections/{id} kills it' },
       client: { type: 'string', description: 'Client address "ip:port" (after PROXY protocol)' },
       user: nullable('string'),
       protocol: nullable('string'),

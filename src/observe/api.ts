@@ -74,32 +74,68 @@ function check(validate: ValidateFunction | undefined, value: unknown, where: st
   throw new HttpError(400, `${where}${first?.instancePath ?? ''} ${first?.message ?? 'is invalid'}`);
 }
 
-/** Answers one /api request; `token` is the configured api_token. */
-export async function handleApi(req: IncomingMessage, res: ServerResponse, url: URL, token: string, target: ApiTarget): Promise<void> {
+/** An /api answer before it is sent: what a cluster worker hands its primary to merge. */
+export interface ApiAnswer {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+  /** The route that answered, refusals included (absent when none matched). */
+  operation?: string;
+}
+
+/**
+ * Answers one /api request whose token was already checked: route match, validation, the
+ * route's handler. `body` is the request's JSON (undefined when it had none).
+ */
+export async function answerApi(method: string, url: URL, body: unknown, target: ApiTarget): Promise<ApiAnswer> {
+  let operation: string | undefined;
   try {
-    if (!bearerMatches(req.headers.authorization, token)) {
-      throw new HttpError(401, 'a valid "Authorization: Bearer TOKEN" header is required', { 'www-authenticate': 'Bearer realm="socksgate"' });
-    }
     const segments = url.pathname.split('/');
     const candidates = COMPILED.map((c) => ({ c, params: match(c, segments) })).filter((x) => x.params !== undefined);
     if (candidates.length === 0) throw new HttpError(404, `no route ${url.pathname}`);
-    const hit = candidates.find((x) => x.c.route.method === req.method);
-    if (!hit) throw new HttpError(405, `${req.method ?? ''} is not served on ${url.pathname}`, { allow: candidates.map((x) => x.c.route.method).join(', ') });
+    const hit = candidates.find((x) => x.c.route.method === method);
+    if (!hit) throw new HttpError(405, `${method} is not served on ${url.pathname}`, { allow: candidates.map((x) => x.c.route.method).join(', ') });
     const { c } = hit;
+    operation = c.route.operationId;
     const params = hit.params!;
     const query: Record<string, unknown> = Object.fromEntries(url.searchParams);
     check(c.params, params, 'path');
     check(c.query, query, 'query');
-    const body = await readJson(req);
     if (c.body) check(c.body, body, 'body');
     else if (body !== undefined) throw new HttpError(400, 'this route takes no body');
     const answer = await c.route.handle({ params, query, body }, target);
-    sendJson(res, answer.status, answer.body);
+    return { ...answer, operation };
   } catch (err) {
-    if (err instanceof HttpError) sendJson(res, err.status, { error: err.message }, { ...err.headers });
-    else {
-      throw err; // the listener answers 500 and logs it
-    }
+    if (err instanceof HttpError) return operation === undefined ? errorAnswer(err) : { ...errorAnswer(err), operation };
+    throw err;
   }
 }
 
+/** The bearer token and the JSON body of an /api request; an HttpError when either is wrong. */
+export async function readApiRequest(req: IncomingMessage, token: string): Promise<unknown> {
+  if (!bearerMatches(req.headers.authorization, token)) {
+    throw new HttpError(401, 'a valid "Authorization: Bearer TOKEN" header is required', { 'www-authenticate': 'Bearer realm="socksgate"' });
+  }
+  return readJson(req);
+}
+
+/** The answer an HttpError stands for. */
+export function errorAnswer(err: HttpError): ApiAnswer {
+  return { status: err.status, body: { error: err.message }, headers: { ...err.headers } };
+}
+
+export function sendAnswer(res: ServerResponse, answer: ApiAnswer): void {
+  sendJson(res, answer.status, answer.body, answer.headers);
+}
+
+/** Answers one /api request; `token` is the configured api_token. */
+export async function handleApi(req: IncomingMessage, res: ServerResponse, url: URL, token: string, target: ApiTarget): Promise<void> {
+  let answer: ApiAnswer;
+  try {
+    answer = await answerApi(req.method ?? '', url, await readApiRequest(req, token), target);
+  } catch (err) {
+    if (!(err instanceof HttpError)) throw err; // the listener answers 500 and logs it
+    answer = errorAnswer(err);
+  }
+  sendAnswer(res, answer);
+}

@@ -32,13 +32,31 @@ export interface LiveConnection {
   keepRemoteAlive(): void;
 }
 
+/** Where a process's connection ids start and how far apart they are. */
+export interface IdSpace {
+  first: number;
+  step: number;
+}
+
 export class ConnectionRegistry {
   readonly #open = new Map<number, LiveConnection>();
-  #nextId = 1;
+  #nextId: number;
+  readonly #step: number;
+
+  /**
+   * Ids `first`, `first + step`, …: a cluster's workers each take their own residue (worker
+   * slot + 1, step = workers), so an id names one connection across the whole cluster.
+   */
+  constructor(ids: IdSpace = { first: 1, step: 1 }) {
+    this.#nextId = ids.first;
+    this.#step = ids.step;
+  }
 
   /** A fresh id for an accepted connection (never reused in a process). */
   nextId(): number {
-    return this.#nextId++;
+    const id = this.#nextId;
+    this.#nextId += this.#step;
+    return id;
   }
 
   add(conn: LiveConnection): void {

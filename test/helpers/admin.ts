@@ -15,11 +15,18 @@ export interface AdminClient {
   request(method: string, path: string, opts?: { body?: unknown; token?: string | null }): Promise<AdminAnswer>;
 }
 
-/** A client for `gw`'s admin listener that sends `token` unless a request says otherwise. */
-export function adminClient(gw: Gateway, token?: string): AdminClient {
-  const addr = gw.adminAddress;
-  if (!addr) throw new Error('the gateway has no admin listener');
-  const base = `http://127.0.0.1:${addr.port}`;
+/**
+ * A client for `gw`'s admin listener (or the one at "host:port", a cluster primary's) that
+ * sends `token` unless a request says otherwise.
+ */
+export function adminClient(gw: Gateway | string, token?: string): AdminClient {
+  let base: string;
+  if (typeof gw === 'string') base = `http://${gw}`;
+  else {
+    const addr = gw.adminAddress;
+    if (!addr) throw new Error('the gateway has no admin listener');
+    base = `http://127.0.0.1:${addr.port}`;
+  }
   return {
     base,
     async request(method, path, opts = {}) {

@@ -1,0 +1,86 @@
+// The admin API with `workers`: the primary's admin listener checks the token and reads the
+// body, then asks every worker over IPC; each answers from its own connections, pools and
+// counters (observe/api.ts), and the primary merges the answers (observe/api-merge.ts).
+
+import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+import { answerApi, type ApiAnswer } from './observe/api.js';
+import type { ApiTarget } from './observe/api-routes.js';
+
+/** An /api request, as the primary hands it to a worker. */
+export interface ApiAsk {
+  socksgate: 'api';
+  id: number;
+  method: string;
+  /** Path and query. */
+  url: string;
+  body: unknown;
+}
+
+export interface ApiReply {
+  socksgate: 'api-answer';
+  id: number;
+  answer: ApiAnswer;
+}
+
+/** A worker that has not answered in this long is left out of the merge (busy, or dying). */
+const WORKER_ANSWER_MS = 10_000;
+
+/** The primary's side: one request to every live worker, their answers in worker order. */
+export class WorkerApi {
+  #seq = 0;
+  readonly #pending = new Map<number, { worker: Worker; done: (a: ApiAnswer | undefined) => void }>();
+
+  constructor() {
+    cluster.on('message', (_w: Worker, msg: Partial<ApiReply>) => {
+      if (msg.socksgate !== 'api-answer' || typeof msg.id !== 'number' || !msg.answer) return;
+      this.#pending.get(msg.id)?.done(msg.answer);
+    });
+    // A worker that dies answers nothing: its share of every request in flight is left out.
+    cluster.on('exit', (w: Worker) => {
+      for (const p of [...this.#pending.values()]) if (p.worker === w) p.done(undefined);
+    });
+  }
+
+  ask(workers: readonly Worker[], method: string, url: string, body: unknown): Promise<ApiAnswer[]> {
+    const asks = workers.map((w) => this.#askOne(w, method, url, body));
+    return Promise.all(asks).then((answers) => answers.filter((a): a is ApiAnswer => a !== undefined));
+  }
+
+  #askOne(worker: Worker, method: string, url: string, body: unknown): Promise<ApiAnswer | undefined> {
+    if (!worker.isConnected()) return Promise.resolve(undefined);
+    const id = ++this.#seq;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(undefined), WORKER_ANSWER_MS);
+      const done = (answer: ApiAnswer | undefined): void => {
+        clearTimeout(timer);
+        this.#pending.delete(id);
+        resolve(answer);
+      };
+      this.#pending.set(id, { worker, done });
+      worker.send({ socksgate: 'api', id, method, url, body } satisfies ApiAsk, (err: Error | null) => {
+        if (err) done(undefined);
+      });
+    });
+  }
+}
+
+/** The worker's side: answers the primary's /api requests from this process's gateway. */
+export function answerPrimary(target: ApiTarget, log: Logger): void {
+  process.on('message', (msg: Partial<ApiAsk>) => {
+    if (msg.socksgate !== 'api' || typeof msg.id !== 'number' || typeof msg.method !== 'string' || typeof msg.url !== 'string') return;
+    const id = msg.id;
+    answerApi(msg.method, new URL(msg.url, 'http://admin.invalid'), msg.body, target)
+      .catch((err: unknown): ApiAnswer => {
+        target.metrics.unexpectedErrors.inc();
+        log.error({ err, url: msg.url }, 'admin request failed');
+        return { status: 500, body: { error: 'internal error' } };
+      })
+      .then((answer) => {
+        // A primary gone meanwhile takes no answer; with a callback that is not an 'error' event.
+        if (process.connected) process.send?.({ socksgate: 'api-answer', id, answer } satisfies ApiReply, undefined, {}, ignore);
+      });
+  });
+}
+
+function ignore(): void {}

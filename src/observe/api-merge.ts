@@ -1,0 +1,95 @@
+// With `workers`, every /api request goes to every worker (src/cluster.ts) and their answers
+// become one here: what each worker holds (its connections, its counters) is added up, what
+// each one was told to do (kill, ban, reload) succeeded if it succeeded where it could, and
+// what every worker answers alike (a route's decision, the document) is the first's.
+
+import type { ApiAnswer } from './api.js';
+
+type Json = Record<string, unknown>;
+
+const isObject = (x: unknown): x is Json => typeof x === 'object' && x !== null && !Array.isArray(x);
+const arrayOf = (x: unknown): Json[] => (Array.isArray(x) ? x.filter(isObject) : []);
+const num = (x: unknown): number => (typeof x === 'number' ? x : 0);
+
+/** The workers' answers, in worker order, as one. */
+export function mergeAnswers(answers: readonly ApiAnswer[]): ApiAnswer {
+  const first = answers[0];
+  if (!first) return { status: 503, body: { error: 'no worker answered' } };
+  const failed = answers.find((a) => a.status !== 200);
+  switch (first.operation) {
+    case 'listConnections':
+      return failed ?? { status: 200, body: answers.flatMap((a) => arrayOf(a.body)).sort((a, b) => num(a.id) - num(b.id)) };
+    case 'killConnection':
+      // Only the worker that holds the connection finds it.
+      return answers.find((a) => a.status === 200) ?? first;
+    case 'stats':
+      return failed ?? { status: 200, body: sumStats(answers.map((a) => a.body)) };
+    case 'listUpstreams':
+      return failed ?? { status: 200, body: mergeUpstreams(answers.map((a) => a.body)) };
+    default:
+      // banMember, unbanMember, reload: done by every worker, so a refusal anywhere is the answer.
+      // explainRoute, openapi and every error: each worker answers alike.
+      return failed ?? first;
+  }
+}
+
+function sumStats(bodies: unknown[]): Json {
+  const rules = new Map<string, { rule: string; matches: number; up: number; down: number }>();
+  let time = 0;
+  const connections = { open: 0, finished: 0 };
+  const bytes = { up: 0, down: 0 };
+  for (const b of bodies.filter(isObject)) {
+    time = Math.max(time, num(b.time));
+    const c = isObject(b.connections) ? b.connections : {};
+    connections.open += num(c.open);
+    connections.finished += num(c.finished);
+    const y = isObject(b.bytes) ? b.bytes : {};
+    bytes.up += num(y.up);
+    bytes.down += num(y.down);
+    for (const r of arrayOf(b.rules)) {
+      const name = String(r.rule);
+      const into = rules.get(name) ?? { rule: name, matches: 0, up: 0, down: 0 };
+      into.matches += num(r.matches);
+      into.up += num(r.up);
+      into.down += num(r.down);
+      rules.set(name, into);
+    }
+  }
+  return { time, connections, bytes, rules: [...rules.values()] };
+}
+
+/**
+ * One upstream or member as the cluster sees it: counts added up, healthy only where every
+ * worker finds it so, a ban only as long as every worker holds one (else null), the longest
+ * ejection and failure run, the mean latency of the workers that measured one.
+ */
+function mergeCounters(views: Json[]): Json {
+  const merged: Json = { ...views[0] };
+  merged.healthy = views.every((v) => v.healthy === true);
+  for (const k of ['active', 'attempts', 'failures']) merged[k] = views.reduce((n, v) => n + num(v[k]), 0);
+  const latencies = views.map((v) => v.latency_ms).filter((l): l is number => typeof l === 'number');
+  merged.latency_ms = latencies.length > 0 ? Math.round(latencies.reduce((a, b) => a + b, 0) / latencies.length) : null;
+  if ('banned_until' in merged) {
+    const bans = views.map((v) => v.banned_until);
+    merged.banned_until = bans.every((b) => typeof b === 'string') ? (bans as string[]).sort()[0] : null;
+  }
+  for (const k of ['ejected_for_ms', 'consecutive_failures']) if (k in merged) merged[k] = Math.max(...views.map((v) => num(v[k])));
+  return merged;
+}
+
+/** Items of every worker's list, grouped by name in the first worker's order. */
+function byName(lists: Json[][]): Json[][] {
+  const groups = new Map<string, Json[]>();
+  for (const list of lists) for (const item of list) groups.set(String(item.name), [...(groups.get(String(item.name)) ?? []), item]);
+  return [...groups.values()];
+}
+
+function mergeUpstreams(bodies: unknown[]): Json {
+  const views = bodies.filter(isObject);
+  const upstreams = byName(views.map((v) => arrayOf(v.upstreams))).map(mergeCounters);
+  const pools = byName(views.map((v) => arrayOf(v.pools))).map((same) => ({
+    ...same[0],
+    members: byName(same.map((p) => arrayOf(p.members))).map(mergeCounters),
+  }));
+  return { upstreams, pools };
+}
