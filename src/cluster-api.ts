@@ -33,7 +33,7 @@ export class WorkerApi {
 
   constructor() {
     cluster.on('message', (_w: Worker, msg: Partial<ApiReply>) => {
-      if (msg.socksgate !== 'api-answer' || typeof msg.id !== 'number' || !msg.answer) return;
+      if (msg?.socksgate !== 'api-answer' || typeof msg.id !== 'number' || !msg.answer) return;
       this.#pending.get(msg.id)?.done(msg.answer);
     });
     // A worker that dies answers nothing: its share of every request in flight is left out.
@@ -68,12 +68,14 @@ export class WorkerApi {
 /** The worker's side: answers the primary's /api requests from this process's gateway. */
 export function answerPrimary(target: ApiTarget, log: Logger): void {
   process.on('message', (msg: Partial<ApiAsk>) => {
-    if (msg.socksgate !== 'api' || typeof msg.id !== 'number' || typeof msg.method !== 'string' || typeof msg.url !== 'string') return;
-    const id = msg.id;
-    answerApi(msg.method, new URL(msg.url, 'http://admin.invalid'), msg.body, target)
+    if (msg?.socksgate !== 'api' || typeof msg.id !== 'number' || typeof msg.method !== 'string' || typeof msg.url !== 'string') return;
+    const { id, method, url, body } = msg;
+    // Inside the chain: whatever goes wrong, even with the URL, is answered, never thrown here.
+    Promise.resolve()
+      .then(() => answerApi(method, new URL(url, 'http://admin.invalid'), body, target))
       .catch((err: unknown): ApiAnswer => {
         target.metrics.unexpectedErrors.inc();
-        log.error({ err, url: msg.url }, 'admin request failed');
+        log.error({ err, url }, 'admin request failed');
         return { status: 500, body: { error: 'internal error' } };
       })
       .then((answer) => {
