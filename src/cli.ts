@@ -101,6 +101,9 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   // Re-armed after every attempt: a file replaced by rename (editors, Kubernetes
   // ConfigMaps swapping a symlink) is a new file, and a fix must be seen after a bad edit.
   gateway.reloader.onSettled(() => watcher?.watch(gateway.config));
+  // The primary checks /api requests with the token of the config the workers run.
+  worker?.applied(gateway.config);
+  if (worker) gateway.reloader.onSettled(() => worker.applied(gateway.config));
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {

@@ -42,12 +42,14 @@ export class WorkerApi {
     });
   }
 
-  ask(workers: readonly Worker[], method: string, url: string, body: unknown): Promise<ApiAnswer[]> {
-    const asks = workers.map((w) => this.#askOne(w, method, url, body));
-    return Promise.all(asks).then((answers) => answers.filter((a): a is ApiAnswer => a !== undefined));
+  /** The answers of the workers that answered, in their order, and how many were asked. */
+  ask(workers: readonly Worker[], method: string, url: string, body: unknown): Promise<{ answers: ApiAnswer[]; asked: number }> {
+    const asks = workers.map((w) => this.askOne(w, method, url, body));
+    return Promise.all(asks).then((answers) => ({ answers: answers.filter((a): a is ApiAnswer => a !== undefined), asked: workers.length }));
   }
 
-  #askOne(worker: Worker, method: string, url: string, body: unknown): Promise<ApiAnswer | undefined> {
+  /** One worker's answer; undefined when it did not answer (gone, or not within WORKER_ANSWER_MS). */
+  askOne(worker: Worker, method: string, url: string, body: unknown): Promise<ApiAnswer | undefined> {
     if (!worker.isConnected()) return Promise.resolve(undefined);
     const id = ++this.#seq;
     return new Promise((resolve) => {
@@ -81,8 +83,36 @@ export function answerPrimary(target: ApiTarget, log: Logger): void {
       .then((answer) => {
         // A primary gone meanwhile takes no answer; with a callback that is not an 'error' event.
         if (process.connected) process.send?.({ socksgate: 'api-answer', id, answer } satisfies ApiReply, undefined, {}, ignore);
-      });
+      })
+      .catch((err: unknown) => log.error({ err, url }, 'admin answer not sent to the primary'));
   });
 }
 
 function ignore(): void {}
+
+/**
+ * Bans given through the API, kept by the primary: a worker that starts later (a replacement)
+ * gets the ones still running, so every worker keeps the same members out of rotation.
+ */
+export class BanLedger {
+  /** Pool and member, URL-encoded as the API path has them → end of the ban (epoch ms). */
+  readonly #until = new Map<string, number>();
+
+  /** Notes a ban or an unban the workers accepted (the route's path and the merged answer). */
+  note(url: string, method: string, answer: ApiAnswer): void {
+    if (answer.status !== 200 || (answer.operation !== 'banMember' && answer.operation !== 'unbanMember')) return;
+    const path = url.split('?')[0]!;
+    const until = Date.parse(String((answer.body as { banned_until?: unknown } | undefined)?.banned_until ?? ''));
+    if (method === 'POST' && Number.isFinite(until)) this.#until.set(path, until);
+    else this.#until.delete(path);
+  }
+
+  /** Gives `worker` every ban still running. */
+  replay(api: WorkerApi, worker: Worker): void {
+    const now = Date.now();
+    for (const [path, until] of this.#until) {
+      if (until <= now) this.#until.delete(path);
+      else void api.askOne(worker, 'POST', path, { for: `${until - now}ms` });
+    }
+  }
+}

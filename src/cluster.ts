@@ -20,22 +20,29 @@ import { loadConfig } from './config/load.js';
 import type { Config, MetricsConfig } from './config/types.js';
 import { ConfigWatcher } from './config/watch.js';
 import { ConfigError } from './errors.js';
-import { answerPrimary, WorkerApi } from './cluster-api.js';
+import { answerPrimary, BanLedger, WorkerApi } from './cluster-api.js';
 import { loadStatusPages, sendStatusPage } from './observe/admin.js';
 import { errorAnswer, readApiRequest, sendAnswer, type ApiAnswer } from './observe/api.js';
 import { mergeAnswers } from './observe/api-merge.js';
 import type { ApiTarget } from './observe/api-routes.js';
-import { HttpError } from './observe/http.js';
+import { HttpError, sendJson } from './observe/http.js';
 import { createLogger } from './observe/logger.js';
 import type { IdSpace } from './server/registry.js';
 
 /** Messages between the primary and its workers (IPC, JSON). */
 type ToWorker = { socksgate: 'reload'; why: string };
-type ToPrimary = { socksgate: 'ready' };
+/** `applied`: the admin token of the config the worker runs now (at start and after each reload). */
+type ToPrimary = { socksgate: 'ready' } | { socksgate: 'applied'; apiToken: string | null };
 
-/** What a worker is told at fork: its slot (a replacement takes the dead one's) and how many there are. */
+/**
+ * What a worker is told at fork: its slot (a replacement takes the dead one's), how many
+ * workers there are, and how many have held its slot before it (its generation).
+ */
 const SLOT_ENV = 'SOCKSGATE_WORKER_SLOT';
 const COUNT_ENV = 'SOCKSGATE_WORKERS';
+const GENERATION_ENV = 'SOCKSGATE_WORKER_GENERATION';
+/** Connection ids of one generation of a slot: its share of a block this large. */
+const IDS_PER_GENERATION = 2 ** 32;
 
 /** A worker that started this recently and died is restarted after a pause, not in a loop. */
 const RESTART_PAUSE_MS = 1_000;
@@ -54,13 +61,18 @@ export function isClusterPrimary(config: Config): boolean {
 export interface ClusterWorker {
   /** Log bindings that tell the workers' lines apart. */
   readonly bindings: { worker: number; pid: number };
-  /** This worker's connection ids: its slot's residue, so an id is unique in the cluster. */
+  /**
+   * This worker's connection ids: its slot's residue within its generation's block, so an id
+   * names one connection of the cluster, a replacement's included.
+   */
   readonly connectionIds: IdSpace;
   /**
    * Answers the primary's metric requests from `registry` and its /api requests from `api`,
    * reloads on its word, reports ready.
    */
   serve(registry: Registry, reload: (why: string) => void, api: ApiTarget, log: Logger): void;
+  /** Tells the primary the admin token of the config now running (it checks /api requests with it). */
+  applied(config: Config): void;
   /** Closes the IPC channel once the gateway stopped, so the process can exit. */
   stopped(): void;
 }
@@ -70,10 +82,11 @@ export function clusterWorker(): ClusterWorker | undefined {
   if (!cluster.isWorker || !self) return undefined;
   const slot = Number(process.env[SLOT_ENV] ?? 0);
   const count = Number(process.env[COUNT_ENV] ?? 1);
-  const sane = Number.isInteger(slot) && Number.isInteger(count) && slot >= 0 && count > slot;
+  const generation = Number(process.env[GENERATION_ENV] ?? 0);
+  const sane = [slot, count, generation].every(Number.isSafeInteger) && slot >= 0 && count > slot && generation >= 0;
   return {
     bindings: { worker: self.id, pid: process.pid },
-    connectionIds: sane ? { first: slot + 1, step: count } : { first: 1, step: 1 },
+    connectionIds: sane ? { first: generation * IDS_PER_GENERATION * count + slot + 1, step: count } : { first: 1, step: 1 },
     serve(registry, reload, api, log) {
       AggregatorRegistry.setRegistries([registry]);
       new AggregatorRegistry(); // installs the worker's answer to metric requests
@@ -86,6 +99,9 @@ export function clusterWorker(): ClusterWorker | undefined {
       answerPrimary(api, log);
       send({ socksgate: 'ready' });
     },
+    applied(config) {
+      send({ socksgate: 'applied', apiToken: config.metrics?.api_token ?? null });
+    },
     stopped() {
       if (self.isConnected()) self.disconnect();
     },
@@ -93,8 +109,10 @@ export function clusterWorker(): ClusterWorker | undefined {
 }
 
 function send(msg: ToPrimary): void {
-  process.send?.(msg);
+  if (process.connected) process.send?.(msg, undefined, {}, ignore);
 }
+
+function ignore(): void {}
 
 /** Runs the primary until SIGTERM/SIGINT has drained every worker; the exit code. */
 export async function runPrimary(config: Config, opts: { path: string | undefined; watch: boolean }): Promise<number> {
@@ -105,7 +123,9 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
-  const workers = superviseWorkers(log, size);
+  const workerApi = new WorkerApi();
+  const bans = new BanLedger();
+  const workers = superviseWorkers(log, size, (w) => bans.replay(workerApi, w));
   const primary = forwardReloads(log, config, opts);
   const { watcher } = primary;
   const failed = await Promise.race([workers.started, stopSignal.then(() => undefined)]);
@@ -115,11 +135,17 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
     watcher?.close();
     return 1;
   }
-  const workerApi = new WorkerApi();
   const api: ClusterApi = {
-    token: () => primary.current().metrics?.api_token,
+    // The token of the config the workers run (a reload they rejected leaves theirs), else the primary's own.
+    token: () => {
+      const applied = workers.appliedToken();
+      return applied === undefined ? primary.current().metrics?.api_token : (applied ?? undefined);
+    },
     ask: (method, url, body) => workerApi.ask(workers.serving(), method, url, body),
-    reloaded: () => primary.reread(),
+    settled: (method, url, answer) => {
+      bans.note(url, method, answer);
+      if (answer.operation === 'reload' && answer.status === 200) primary.reread();
+    },
   };
   const admin = config.metrics ? await startClusterAdmin(config.metrics, workers.allReady, api, log) : undefined;
   log.info({ workers: size, pids: liveWorkers().map((w) => w.process.pid), admin: admin ? address(admin) : undefined }, 'workers listening');
@@ -141,14 +167,21 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
   return 0;
 }
 
-/** Forks `size` workers and keeps that many running until drain() or kill(). */
-function superviseWorkers(log: Logger, size: number) {
+/**
+ * Forks `size` workers and keeps that many running until drain() or kill(); `onReady` runs
+ * for each once it serves (a replacement too).
+ */
+function superviseWorkers(log: Logger, size: number, onReady: (w: Worker) => void) {
   const ready = new Set<Worker>();
   const born = new Map<Worker, number>();
+  const tokens = new Map<Worker, string | null>();
   let stopping = false;
   // Registered before allReady's listener, so a worker is in `ready` when that one looks.
-  cluster.on('message', (w: Worker, msg: Partial<ToPrimary>) => {
-    if (msg.socksgate === 'ready') ready.add(w);
+  cluster.on('message', (w: Worker, msg: Partial<ToPrimary> | null) => {
+    if (msg?.socksgate === 'ready') {
+      ready.add(w);
+      onReady(w);
+    } else if (msg?.socksgate === 'applied' && 'apiToken' in msg) tokens.set(w, msg.apiToken ?? null);
   });
   // The kernel hands each accept to whichever worker is waiting (SCHED_NONE), instead of the
   // primary accepting every connection and passing it over IPC in turn (SCHED_RR, Node's
@@ -156,8 +189,11 @@ function superviseWorkers(log: Logger, size: number) {
   // as a second worker gained. NODE_CLUSTER_SCHED_POLICY still overrides it.
   if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
   const slots = new Map<Worker, number>();
+  const generations = new Map<number, number>();
   const fork = (slot: number): Worker => {
-    const w = cluster.fork({ [SLOT_ENV]: String(slot), [COUNT_ENV]: String(size) });
+    const generation = generations.get(slot) ?? 0;
+    generations.set(slot, generation + 1);
+    const w = cluster.fork({ [SLOT_ENV]: String(slot), [COUNT_ENV]: String(size), [GENERATION_ENV]: String(generation) });
     born.set(w, Date.now());
     slots.set(w, slot);
     return w;
@@ -175,10 +211,12 @@ function superviseWorkers(log: Logger, size: number) {
     const slot = slots.get(w) ?? 0;
     born.delete(w);
     slots.delete(w);
+    tokens.delete(w);
     if (stopping) return;
     log.warn({ worker: w.id, pid: w.process.pid, code, signal }, 'worker exited; starting a replacement');
     setTimeout(() => stopping || fork(slot), lived < RESTART_PAUSE_MS ? RESTART_PAUSE_MS : 0);
   };
+  const serving = (): Worker[] => liveWorkers().filter((w) => ready.has(w)).sort((a, b) => (slots.get(a) ?? 0) - (slots.get(b) ?? 0));
   return {
     started,
     allReady: (): boolean => liveWorkers().every((w) => ready.has(w)),
@@ -186,7 +224,12 @@ function superviseWorkers(log: Logger, size: number) {
      * The workers serving, in slot order: the order their /api answers are merged in. One still
      * starting (a replacement) is not asked: it could not answer yet.
      */
-    serving: (): Worker[] => liveWorkers().filter((w) => ready.has(w)).sort((a, b) => (slots.get(a) ?? 0) - (slots.get(b) ?? 0)),
+    serving,
+    /** The admin token the first serving worker runs with (null: none); undefined before one reported. */
+    appliedToken(): string | null | undefined {
+      const first = serving().find((w) => tokens.has(w));
+      return first === undefined ? undefined : tokens.get(first);
+    },
     kill(): void {
       stopping = true;
       for (const w of liveWorkers()) w.process.kill('SIGKILL');
@@ -262,9 +305,9 @@ function allReady(workers: Worker[], ready: Set<Worker>): Promise<Worker | undef
 /** What the primary's admin listener needs for /api: the token now, and the workers to ask. */
 interface ClusterApi {
   token(): string | undefined;
-  ask(method: string, url: string, body: unknown): Promise<ApiAnswer[]>;
-  /** The workers reloaded through /api/reload: the primary's copy follows. */
-  reloaded(): void;
+  ask(method: string, url: string, body: unknown): Promise<{ answers: ApiAnswer[]; asked: number }>;
+  /** The merged answer to a request: bans to keep for later workers, a reload to follow. */
+  settled(method: string, url: string, answer: ApiAnswer): void;
 }
 
 /**
@@ -299,7 +342,7 @@ async function startClusterAdmin(cfg: MetricsConfig, allListening: () => boolean
   };
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) res.writeHead(500).end(String(err));
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
       else res.destroy();
       log.error({ err, url: req.url }, 'admin request failed');
     });
@@ -318,9 +361,12 @@ async function startClusterAdmin(cfg: MetricsConfig, allListening: () => boolean
 async function clusterApi(req: IncomingMessage, res: ServerResponse, url: URL, token: string, api: ClusterApi): Promise<void> {
   let answer: ApiAnswer;
   try {
-    const body = await readApiRequest(req, token);
-    answer = mergeAnswers(await api.ask(req.method ?? '', url.pathname + url.search, body));
-    if (answer.operation === 'reload') api.reloaded();
+    const body = await readApiRequest(req, url, token);
+    const method = req.method ?? '';
+    const path = url.pathname + url.search;
+    const { answers, asked } = await api.ask(method, path, body);
+    answer = mergeAnswers(answers, asked);
+    api.settled(method, path, answer);
   } catch (err) {
     if (!(err instanceof HttpError)) throw err; // the listener answers 500 and logs it
     answer = errorAnswer(err);

@@ -11,24 +11,40 @@ const isObject = (x: unknown): x is Json => typeof x === 'object' && x !== null 
 const arrayOf = (x: unknown): Json[] => (Array.isArray(x) ? x.filter(isObject) : []);
 const num = (x: unknown): number => (typeof x === 'number' ? x : 0);
 
-/** The workers' answers, in worker order, as one. */
-export function mergeAnswers(answers: readonly ApiAnswer[]): ApiAnswer {
+/** Answers to a request that changes every worker: they must all have answered. */
+const CHANGES = new Set(['banMember', 'unbanMember', 'reload']);
+
+/**
+ * The answers of the workers that answered, in worker order, as one; `asked` workers were
+ * asked. A read tells in `x-socksgate-workers` how many of them its figures cover; a change
+ * that not every worker confirmed is a 503, since it may have reached only some.
+ */
+export function mergeAnswers(answers: readonly ApiAnswer[], asked: number): ApiAnswer {
   const first = answers[0];
   if (!first) return { status: 503, body: { error: 'no worker answered' } };
   const failed = answers.find((a) => a.status !== 200);
+  const missing = asked - answers.length;
+  const covered = { 'x-socksgate-workers': `${answers.length}/${asked}` };
+  const read = (body: unknown): ApiAnswer => ({ status: 200, body, headers: covered, operation: first.operation });
+  if (first.operation !== undefined && CHANGES.has(first.operation) && !failed && missing > 0) {
+    return { status: 503, body: { error: `${answers.length} of ${asked} workers confirmed: the change may have reached only some; repeat it` }, operation: first.operation };
+  }
   switch (first.operation) {
     case 'listConnections':
-      return failed ?? { status: 200, body: answers.flatMap((a) => arrayOf(a.body)).sort((a, b) => num(a.id) - num(b.id)) };
-    case 'killConnection':
-      // Only the worker that holds the connection finds it.
-      return answers.find((a) => a.status === 200) ?? first;
+      return failed ?? read(answers.flatMap((a) => arrayOf(a.body)).sort((a, b) => num(a.id) - num(b.id)));
+    case 'killConnection': {
+      // Only the worker that holds the connection finds it; one that did not answer might.
+      const found = answers.find((a) => a.status === 200);
+      if (found) return found;
+      return missing > 0 ? { status: 503, body: { error: `${answers.length} of ${asked} workers answered, none holds it` }, operation: first.operation } : first;
+    }
     case 'stats':
-      return failed ?? { status: 200, body: sumStats(answers.map((a) => a.body)) };
+      return failed ?? read(sumStats(answers.map((a) => a.body)));
     case 'listUpstreams':
-      return failed ?? { status: 200, body: mergeUpstreams(answers.map((a) => a.body)) };
+      return failed ?? read(mergeUpstreams(answers.map((a) => a.body)));
     default:
-      // banMember, unbanMember, reload: done by every worker, so a refusal anywhere is the answer.
-      // explainRoute, openapi and every error: each worker answers alike.
+      // A change done by every worker: a refusal anywhere is the answer.
+      // explainRoute, openapi: each worker answers alike.
       return failed ?? first;
   }
 }

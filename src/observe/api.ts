@@ -83,24 +83,40 @@ export interface ApiAnswer {
   operation?: string;
 }
 
+/** A request matched to its route, its path and query checked: only the body is still to come. */
+export interface MatchedApi {
+  readonly compiled: Compiled;
+  readonly params: Record<string, string>;
+  readonly query: Record<string, unknown>;
+}
+
+/**
+ * The route of a request and its checked path and query, or the HttpError to answer
+ * (404, 405, 400), decided before the body is read, as every route's answer is ordered.
+ */
+export function matchApi(method: string, url: URL): MatchedApi {
+  const segments = url.pathname.split('/');
+  const candidates = COMPILED.map((c) => ({ c, params: match(c, segments) })).filter((x) => x.params !== undefined);
+  if (candidates.length === 0) throw new HttpError(404, `no route ${url.pathname}`);
+  const hit = candidates.find((x) => x.c.route.method === method);
+  if (!hit) throw new HttpError(405, `${method} is not served on ${url.pathname}`, { allow: candidates.map((x) => x.c.route.method).join(', ') });
+  const params = hit.params!;
+  const query: Record<string, unknown> = Object.fromEntries(url.searchParams);
+  check(hit.c.params, params, 'path');
+  check(hit.c.query, query, 'query');
+  return { compiled: hit.c, params, query };
+}
+
 /**
  * Answers one /api request whose token was already checked: route match, validation, the
- * route's handler. `body` is the request's JSON (undefined when it had none).
+ * route's handler. `body` is the request's JSON (undefined when it had none). A cluster
+ * worker answers its primary's requests through this.
  */
 export async function answerApi(method: string, url: URL, body: unknown, target: ApiTarget): Promise<ApiAnswer> {
   let operation: string | undefined;
   try {
-    const segments = url.pathname.split('/');
-    const candidates = COMPILED.map((c) => ({ c, params: match(c, segments) })).filter((x) => x.params !== undefined);
-    if (candidates.length === 0) throw new HttpError(404, `no route ${url.pathname}`);
-    const hit = candidates.find((x) => x.c.route.method === method);
-    if (!hit) throw new HttpError(405, `${method} is not served on ${url.pathname}`, { allow: candidates.map((x) => x.c.route.method).join(', ') });
-    const { c } = hit;
+    const { compiled: c, params, query } = matchApi(method, url);
     operation = c.route.operationId;
-    const params = hit.params!;
-    const query: Record<string, unknown> = Object.fromEntries(url.searchParams);
-    check(c.params, params, 'path');
-    check(c.query, query, 'query');
     if (c.body) check(c.body, body, 'body');
     else if (body !== undefined) throw new HttpError(400, 'this route takes no body');
     const answer = await c.route.handle({ params, query, body }, target);
@@ -111,11 +127,16 @@ export async function answerApi(method: string, url: URL, body: unknown, target:
   }
 }
 
-/** The bearer token and the JSON body of an /api request; an HttpError when either is wrong. */
-export async function readApiRequest(req: IncomingMessage, token: string): Promise<unknown> {
+/**
+ * The checks an /api request passes before anything answers it, in order: the bearer token,
+ * the route with its path and query (matchApi), then the JSON body, which it returns. Each
+ * failure is an HttpError.
+ */
+export async function readApiRequest(req: IncomingMessage, url: URL, token: string): Promise<unknown> {
   if (!bearerMatches(req.headers.authorization, token)) {
     throw new HttpError(401, 'a valid "Authorization: Bearer TOKEN" header is required', { 'www-authenticate': 'Bearer realm="socksgate"' });
   }
+  matchApi(req.method ?? '', url);
   return readJson(req);
 }
 
@@ -132,7 +153,7 @@ export function sendAnswer(res: ServerResponse, answer: ApiAnswer): void {
 export async function handleApi(req: IncomingMessage, res: ServerResponse, url: URL, token: string, target: ApiTarget): Promise<void> {
   let answer: ApiAnswer;
   try {
-    answer = await answerApi(req.method ?? '', url, await readApiRequest(req, token), target);
+    answer = await answerApi(req.method ?? '', url, await readApiRequest(req, url, token), target);
   } catch (err) {
     if (!(err instanceof HttpError)) throw err; // the listener answers 500 and logs it
     answer = errorAnswer(err);

@@ -1,3 +1,4 @@
+import { hasSubscribers } from 'node:diagnostics_channel';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { build as prettyStream } from 'pino-pretty';
 import type { LogConfig } from '../config/types.js';
@@ -57,6 +58,8 @@ export function createLogger(cfg: Pick<LogConfig, 'level'> & Partial<Pick<LogCon
 }
 
 const S = pino.symbols;
+/** The diagnostics channel pino publishes each line's serializing on. */
+const AS_JSON_TRACE = 'tracing:pino_asJson:start';
 /** Exported by pino, missing from its type declarations. */
 const MSG_PREFIX = (pino.symbols as unknown as Record<string, symbol | undefined>)['msgPrefixSym'];
 
@@ -71,7 +74,8 @@ export type LineWriter = (obj: object) => void;
  * logger at each write (a reload may change its level). Taken only where pino would do
  * nothing more to the object than serialize it: no formatter, mixin, nesting, message prefix
  * or write hook, a stream that wants no metadata (pino-pretty does), and no serializer or
- * redaction on any of `keys`, the only keys `obj` may have. One difference, on purpose: a
+ * redaction on any of `keys`, the only keys `obj` may have, no `logMethod` hook, nobody
+ * tracing pino's serializing. One difference, on purpose: a
  * lone UTF-16 surrogate in a short string is escaped (`\ud800`, well-formed JSON) where pino
  * writes it raw. Otherwise the writer is `log.info` itself.
  */
@@ -81,7 +85,7 @@ export function lineWriter(log: Logger, msg: string, keys: readonly string[]): L
   const formatters = internals[S.formattersSym] as { log?: unknown } | undefined;
   const serializers = (internals[S.serializersSym] ?? {}) as Record<string, unknown>;
   const stringifiers = (internals[S.stringifiersSym] ?? {}) as Record<string | symbol, unknown>;
-  const hooks = internals[S.hooksSym] as { streamWrite?: unknown } | undefined;
+  const hooks = internals[S.hooksSym] as { streamWrite?: unknown; logMethod?: unknown } | undefined;
   const plain =
     stream !== undefined &&
     typeof stream.write === 'function' &&
@@ -91,6 +95,8 @@ export function lineWriter(log: Logger, msg: string, keys: readonly string[]): L
     !internals[S.nestedKeySym] &&
     (MSG_PREFIX === undefined || typeof internals[MSG_PREFIX] !== 'string') &&
     hooks?.streamWrite === undefined &&
+    hooks?.logMethod === undefined &&
+    typeof log.levels.values['info'] === 'number' &&
     stringifiers[S.wildcardFirstSym] === undefined &&
     keys.every((k) => serializers[k] === undefined && stringifiers[k] === undefined) &&
     typeof internals[S.messageKeySym] === 'string' &&
@@ -102,6 +108,8 @@ export function lineWriter(log: Logger, msg: string, keys: readonly string[]): L
   const time = internals[S.timeSym] as () => string;
   return (obj) => {
     if (!log.isLevelEnabled('info')) return;
+    // Someone traces pino's serializing (its diagnostics channel): it sees pino's own path.
+    if (hasSubscribers(AS_JSON_TRACE)) return log.info(obj, msg);
     const json = JSON.stringify(obj);
     const props = json.length > 2 ? `,${json.slice(1, -1)}` : '';
     const head = (internals[S.lsCacheSym] as Record<number, string>)[info]!;

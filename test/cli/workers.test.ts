@@ -186,6 +186,7 @@ test('/api with two workers: connections of both listed and killed by id, stats 
   // Batches of held connections until both workers held some (the kernel spreads accepts,
   // not strictly in turn). Each batch is listed, counted and killed through the primary.
   const killedBy = new Set<number>();
+  const seenIds = new Set<number>();
   for (let batch = 0; batch < 5 && killedBy.size < 2; batch++) {
     const held: Socket[] = [];
     for (let i = 0; i < 4; i++) held.push(await echoOnce(gw.port, echo.port, `held ${batch}.${i}`));
@@ -195,6 +196,7 @@ test('/api with two workers: connections of both listed and killed by id, stats 
     const ids = (listed.json as Array<{ id: number; destination: string }>).map((c) => c.id);
     assert.equal(ids.length, 4, listed.text);
     assert.equal(new Set(ids).size, 4, `ids unique across the workers: ${listed.text}`);
+    for (const id of ids) seenIds.add(id);
     const stats = await api.request('GET', '/api/stats');
     assert.equal((stats.json as { connections: { open: number } }).connections.open, 4, stats.text);
     const before = sessionEnds(gw).length;
@@ -223,9 +225,54 @@ test('/api with two workers: connections of both listed and killed by id, stats 
     ['socks5://127.0.0.61:9', true],
     ['socks5://127.0.0.62:9', false],
   ]);
+
+  // A worker that dies is replaced: the replacement gets the running ban (the merged view
+  // shows it again only once every worker holds it), and ids it hands out are new ones.
+  process.kill(pids[0]!, 'SIGKILL');
+  const replacement = await gw.waitFor((l) => l.msg === 'socksgate listening' && !pids.includes(l.pid as number), BOOT_MS);
+  const bannedEverywhere = async (): Promise<boolean> => {
+    const view = await api.request('GET', '/api/upstreams');
+    return view.headers.get('x-socksgate-workers') === '2/2' && (view.json as Upstreams).pools[0]!.members[0]!.banned_until !== null;
+  };
+  for (let waited = 0; !(await bannedEverywhere()); waited += 100) {
+    assert.ok(waited < 15_000, 'the replacement holds the ban');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  let replacementServed = false;
+  for (let batch = 0; batch < 5 && !replacementServed; batch++) {
+    const held: Socket[] = [];
+    for (let i = 0; i < 4; i++) held.push(await echoOnce(gw.port, echo.port, `after ${batch}.${i}`));
+    t.after(() => held.forEach((s) => s.destroy()));
+    const ids = ((await api.request('GET', '/api/connections')).json as Array<{ id: number }>).map((c) => c.id);
+    assert.equal(ids.length, 4);
+    for (const id of ids) assert.ok(!seenIds.has(id), `id ${id} handed out again`);
+    const before = sessionEnds(gw).length;
+    for (const id of ids) assert.equal((await api.request('DELETE', `/api/connections/${id}`)).status, 200);
+    await waitUntil('four killed lines', () => sessionEnds(gw).length === before + 4);
+    replacementServed = sessionEnds(gw)
+      .slice(before)
+      .some((l) => l.pid === replacement.pid);
+  }
+  assert.ok(replacementServed, 'the replacement took some of the connections');
+
   assert.equal((await api.request('DELETE', `/api/upstreams/crawl/members/${member}/ban`)).status, 200);
   const lifted = (await api.request('GET', '/api/upstreams')).json as Upstreams;
   assert.equal(lifted.pools[0]!.members[0]!.banned_until, null);
+
+  // A reload the workers reject leaves them, and the token the primary checks, as they were.
+  const rejectedLines = (): number => gw.lines.filter((l) => l.msg === 'reload rejected; keeping the running configuration').length;
+  await writeFile(path, config(NEXT_TOKEN, 'rules:\n  - { name: gone, domains_file: no-such-list.txt, action: block }\n'));
+  const rejected = await api.request('POST', '/api/reload');
+  assert.equal(rejected.status, 422, rejected.text);
+  await waitUntil('both workers logging the rejected reload', () => rejectedLines() === 2);
+  assert.equal((await api.request('GET', '/api/stats')).status, 200, 'the running token still opens /api');
+  assert.equal((await adminClient(admin, NEXT_TOKEN).request('GET', '/api/stats')).status, 401);
+  // The same through SIGHUP, where the primary reads the file itself: the workers' config still rules.
+  gw.child.kill('SIGHUP');
+  await waitUntil('both workers rejecting the SIGHUP reload', () => rejectedLines() === 4);
+  await new Promise((r) => setTimeout(r, 500)); // the primary's own reading of the file is done by now
+  assert.equal((await api.request('GET', '/api/stats')).status, 200, 'the running token still opens /api after SIGHUP');
+  assert.equal((await adminClient(admin, NEXT_TOKEN).request('GET', '/api/stats')).status, 401);
 
   // A reload through the API: both workers reload, and the primary follows (the new token).
   await writeFile(path, config(NEXT_TOKEN));
@@ -233,7 +280,7 @@ test('/api with two workers: connections of both listed and killed by id, stats 
   assert.equal(reloaded.status, 200, reloaded.text);
   const byApi = (): number[] => gw.lines.filter((l) => l.msg === 'configuration reloaded' && l.trigger === 'api').map((l) => Number(l.pid));
   await waitUntil('a reload through the API in each worker', () => new Set(byApi()).size === 2);
-  assert.deepEqual([...new Set(byApi())].sort(), [...pids].sort());
+  assert.deepEqual([...new Set(byApi())].sort(), [pids[1]!, replacement.pid as number].sort());
   const next = adminClient(admin, NEXT_TOKEN);
   for (let waited = 0; (await next.request('GET', '/api/stats')).status !== 200; waited += 50) {
     assert.ok(waited < 10_000, 'the primary took the new token');

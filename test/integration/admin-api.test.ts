@@ -227,3 +227,24 @@ test('/readyz is 200 while serving and 503 while draining; /healthz stays 200', 
   socket.end();
   await closing;
 });
+
+test('an /api request is answered by its first failing check: token, route, path and query, then the body', async (t) => {
+  const gw = await startGateway({ metrics: ADMIN });
+  t.after(() => gw.close());
+  const api = adminClient(gw.gw, TOKEN);
+  const raw = (method: string, path: string, body: string, type: string, token: string | null = TOKEN): Promise<Response> =>
+    fetch(`${api.base}${path}`, {
+      method,
+      headers: { 'content-type': type, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body,
+      signal: AbortSignal.timeout(10_000),
+    });
+  assert.equal((await raw('POST', '/api/nope', 'x', 'text/plain', null)).status, 401, 'the token first');
+  assert.equal((await raw('POST', '/api/nope', 'x', 'text/plain')).status, 404, 'an unknown route before a body of the wrong type');
+  const wrongMethod = await raw('PUT', '/api/connections', 'x'.repeat(64 * 1024), 'application/json');
+  assert.equal(wrongMethod.status, 405, 'a method the route lacks before a body too large');
+  assert.equal(wrongMethod.headers.get('allow'), 'GET');
+  assert.match(await (await raw('DELETE', '/api/connections/abc', '{', 'application/json')).text(), /path/, 'a bad path before bad JSON');
+  assert.equal((await raw('POST', '/api/reload', '{', 'application/json')).status, 400, 'then the body');
+  assert.equal((await raw('POST', '/api/reload', 'x', 'text/plain')).status, 415);
+});

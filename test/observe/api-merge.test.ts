@@ -7,13 +7,13 @@ import type { ApiAnswer } from '../../src/observe/api.js';
 const answer = (operation: string, body: unknown, status = 200): ApiAnswer => ({ status, body, operation });
 
 test('connections from every worker, in id order; a kill is the answer of the worker that held it', () => {
-  const merged = mergeAnswers([answer('listConnections', [{ id: 3 }, { id: 1 }]), answer('listConnections', [{ id: 2 }])]);
+  const merged = mergeAnswers([answer('listConnections', [{ id: 3 }, { id: 1 }]), answer('listConnections', [{ id: 2 }])], 2);
   assert.equal(merged.status, 200);
   assert.deepEqual(merged.body, [{ id: 1 }, { id: 2 }, { id: 3 }]);
 
   const missing = answer('killConnection', { error: 'no open connection 4' }, 404);
-  assert.deepEqual(mergeAnswers([missing, answer('killConnection', { id: 4 })]), answer('killConnection', { id: 4 }));
-  assert.deepEqual(mergeAnswers([missing, missing]), missing);
+  assert.deepEqual(mergeAnswers([missing, answer('killConnection', { id: 4 })], 2), answer('killConnection', { id: 4 }));
+  assert.deepEqual(mergeAnswers([missing, missing], 2), missing);
 });
 
 test('stats add up over the workers, rule by rule', () => {
@@ -27,7 +27,7 @@ test('stats add up over the workers, rule by rule', () => {
       { rule: 'lo', matches: 2, up: 6, down: 60 },
     ],
   };
-  assert.deepEqual(mergeAnswers([answer('stats', a), answer('stats', b)]).body, {
+  assert.deepEqual(mergeAnswers([answer('stats', a), answer('stats', b)], 2).body, {
     time: 12,
     connections: { open: 3, finished: 9 },
     bytes: { up: 107, down: 1070 },
@@ -60,7 +60,7 @@ test('upstreams: counts added, healthy only where every worker finds it so, a ba
   const merged = mergeAnswers([
     answer('listUpstreams', view(member({ banned_until: later, latency_ms: 10, consecutive_failures: 2 }), true)),
     answer('listUpstreams', view(member({ banned_until: sooner, healthy: false, ejected_for_ms: 5000 }), false)),
-  ]);
+  ], 3);
   assert.deepEqual(merged.body, {
     upstreams: [{ name: 'corp', type: 'socks5', healthy: false, active: 4, attempts: 6, failures: 0, latency_ms: null }],
     pools: [
@@ -71,16 +71,31 @@ test('upstreams: counts added, healthy only where every worker finds it so, a ba
       },
     ],
   });
-  const halfBanned = mergeAnswers([answer('listUpstreams', view(member({ banned_until: later }), true)), answer('listUpstreams', view(member({}), true))]);
+  const halfBanned = mergeAnswers([answer('listUpstreams', view(member({ banned_until: later }), true)), answer('listUpstreams', view(member({}), true))], 2);
   assert.equal((halfBanned.body as { pools: Array<{ members: Array<{ banned_until: unknown }> }> }).pools[0]!.members[0]!.banned_until, null);
 });
 
 test('a ban, an unban or a reload refused by any worker is the answer; no worker answering is a 503', () => {
   const done = answer('reload', { result: 'ok' });
   const rejected = answer('reload', { result: 'rejected' }, 422);
-  assert.deepEqual(mergeAnswers([done, rejected]), rejected);
-  assert.deepEqual(mergeAnswers([done, done]), done);
-  assert.equal(mergeAnswers([]).status, 503);
+  assert.deepEqual(mergeAnswers([done, rejected], 2), rejected);
+  assert.deepEqual(mergeAnswers([done, done], 2), done);
+  assert.equal(mergeAnswers([], 0).status, 503);
   const route = answer('explainRoute', { rule: 'lo', action: 'direct', index: 0 });
-  assert.deepEqual(mergeAnswers([route, route]), route);
+  assert.deepEqual(mergeAnswers([route, route], 2), route);
+});
+
+test('a worker that did not answer: reads say how many they cover, a change or a kill not confirmed is a 503', () => {
+  const listed = mergeAnswers([answer('listConnections', [{ id: 1 }])], 2);
+  assert.equal(listed.status, 200);
+  assert.equal(listed.headers?.['x-socksgate-workers'], '1/2');
+  assert.equal(mergeAnswers([answer('stats', { connections: { open: 1 } }), answer('stats', {})], 2).headers?.['x-socksgate-workers'], '2/2');
+  for (const op of ['banMember', 'unbanMember', 'reload']) {
+    const partial = mergeAnswers([answer(op, { ok: true })], 3);
+    assert.equal(partial.status, 503, op);
+    assert.match(JSON.stringify(partial.body), /1 of 3 workers/);
+  }
+  const notHere = answer('killConnection', { error: 'no open connection 5' }, 404);
+  assert.equal(mergeAnswers([notHere], 2).status, 503, 'the other worker might hold it');
+  assert.deepEqual(mergeAnswers([answer('killConnection', { id: 5 })], 2), answer('killConnection', { id: 5 }));
 });

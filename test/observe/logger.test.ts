@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { tracingChannel } from 'node:diagnostics_channel';
 import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import { pino } from 'pino';
@@ -154,4 +155,22 @@ test('the line writer leaves to pino a key it redacts, and a pretty stream', asy
   await settle();
   assert.match(pretty.text(), /INFO.*session end/);
   assert.throws(() => JSON.parse(pretty.text().trim()), 'not JSON');
+});
+
+test('the line writer leaves the line to pino while someone traces pino serializing it', () => {
+  const { stream, taken } = lines();
+  const write = lineWriter(createLogger({ level: 'info' }, stream), 'session end', ACCESS_RECORD_KEYS);
+  const traced: unknown[] = [];
+  const handlers = { start: (m: unknown) => traced.push(m), end() {}, asyncStart() {}, asyncEnd() {}, error() {} };
+  const channel = tracingChannel('pino_asJson');
+  channel.subscribe(handlers);
+  try {
+    write({ sid: 6, client: 'c', up: 0, down: 0 });
+  } finally {
+    channel.unsubscribe(handlers);
+  }
+  assert.equal(traced.length, 1, 'the tracer saw the line');
+  write({ sid: 7, client: 'c', up: 0, down: 0 });
+  assert.equal(traced.length, 1);
+  assert.deepEqual(taken.map((l) => JSON.parse(l).sid), [6, 7]);
 });
