@@ -4,13 +4,17 @@ import type { ApiRoute } from './api-routes.js';
 import { SCHEMAS, ref, type JsonSchema } from './api-schemas.js';
 
 const unauthorized = { description: 'Missing or wrong bearer token', content: { 'application/json': { schema: ref('Error') } } };
+const unconfirmed = {
+  description: 'With `workers`: no worker answered, or a change or a kill was not confirmed by every worker (it may have reached only some: repeat it)',
+  content: { 'application/json': { schema: ref('Error') } },
+};
 
 function operation(r: ApiRoute): Record<string, unknown> {
   const parameters = [
     ...Object.entries(r.params ?? {}).map(([name, schema]) => ({ name, in: 'path', required: true, schema })),
     ...Object.entries(r.query?.properties ?? {}).map(([name, schema]) => ({ name, in: 'query', required: r.query?.required?.includes(name) ?? false, schema })),
   ];
-  const responses: Record<string, unknown> = { 401: unauthorized };
+  const responses: Record<string, unknown> = { 401: unauthorized, 503: unconfirmed };
   for (const [status, { description, schema }] of Object.entries(r.responses)) {
     responses[status] = { description, content: { 'application/json': { schema } } };
   }
@@ -31,7 +35,8 @@ export function openApiDocument(routes: readonly ApiRoute[], version: string): J
     info: {
       title: 'socksgate admin API',
       version,
-      description: 'Served on the admin listener (`metrics:`) when `metrics.api_token` is set. JSON in and out; passwords never appear.',
+      description:
+        'Served on the admin listener (`metrics:`) when `metrics.api_token` is set. JSON in and out; passwords never appear. With `workers`, every worker answers and the answers are merged; the header `x-socksgate-workers` of a read says how many workers it covers.',
     },
     security: [{ bearer: [] }],
     paths,
