@@ -80,12 +80,17 @@ export function answerPrimary(target: ApiTarget, log: Logger): void {
         log.error({ err, url }, 'admin request failed');
         return { status: 500, body: { error: 'internal error' } };
       })
-      .then((answer) => {
-        // A primary gone meanwhile takes no answer; with a callback that is not an 'error' event.
-        if (process.connected) process.send?.({ socksgate: 'api-answer', id, answer } satisfies ApiReply, undefined, {}, ignore);
-      })
+      .then((answer) => toPrimary({ socksgate: 'api-answer', id, answer } satisfies ApiReply))
       .catch((err: unknown) => log.error({ err, url }, 'admin answer not sent to the primary'));
   });
+}
+
+/**
+ * A message from a worker to its primary. A primary gone meanwhile takes none: the send is
+ * skipped, and a failure goes to a callback rather than becoming an 'error' event.
+ */
+export function toPrimary(msg: object): void {
+  if (process.connected) process.send?.(msg, undefined, {}, ignore);
 }
 
 function ignore(): void {}

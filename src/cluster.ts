@@ -20,7 +20,7 @@ import { loadConfig } from './config/load.js';
 import type { Config, MetricsConfig } from './config/types.js';
 import { ConfigWatcher } from './config/watch.js';
 import { ConfigError } from './errors.js';
-import { answerPrimary, BanLedger, WorkerApi } from './cluster-api.js';
+import { answerPrimary, BanLedger, toPrimary, WorkerApi } from './cluster-api.js';
 import { loadStatusPages, sendStatusPage } from './observe/admin.js';
 import { errorAnswer, readApiRequest, sendAnswer, type ApiAnswer } from './observe/api.js';
 import { mergeAnswers } from './observe/api-merge.js';
@@ -109,10 +109,8 @@ export function clusterWorker(): ClusterWorker | undefined {
 }
 
 function send(msg: ToPrimary): void {
-  if (process.connected) process.send?.(msg, undefined, {}, ignore);
+  toPrimary(msg);
 }
-
-function ignore(): void {}
 
 /** Runs the primary until SIGTERM/SIGINT has drained every worker; the exit code. */
 export async function runPrimary(config: Config, opts: { path: string | undefined; watch: boolean }): Promise<number> {
@@ -247,7 +245,7 @@ function superviseWorkers(log: Logger, size: number, onReady: (w: Worker) => voi
   };
 }
 
-/** The primary's copy of the config: which files to watch, the admin API's token. */
+/** The primary's copy of the config: which files to watch; the admin API's token until a worker reports the one it runs. */
 interface PrimaryConfig {
   readonly watcher: ConfigWatcher | undefined;
   current(): Config;
@@ -361,7 +359,8 @@ async function startClusterAdmin(cfg: MetricsConfig, allListening: () => boolean
 async function clusterApi(req: IncomingMessage, res: ServerResponse, url: URL, token: string, api: ClusterApi): Promise<void> {
   let answer: ApiAnswer;
   try {
-    const body = await readApiRequest(req, url, token);
+    // Checked here, in the single process's order; each worker matches the route again for itself.
+    const { body } = await readApiRequest(req, url, token);
     const method = req.method ?? '';
     const path = url.pathname + url.search;
     const { answers, asked } = await api.ask(method, path, body);

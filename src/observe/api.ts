@@ -84,7 +84,7 @@ export interface ApiAnswer {
 }
 
 /** A request matched to its route, its path and query checked: only the body is still to come. */
-export interface MatchedApi {
+interface MatchedApi {
   readonly compiled: Compiled;
   readonly params: Record<string, string>;
   readonly query: Record<string, unknown>;
@@ -94,7 +94,7 @@ export interface MatchedApi {
  * The route of a request and its checked path and query, or the HttpError to answer
  * (404, 405, 400), decided before the body is read, as every route's answer is ordered.
  */
-export function matchApi(method: string, url: URL): MatchedApi {
+function matchApi(method: string, url: URL): MatchedApi {
   const segments = url.pathname.split('/');
   const candidates = COMPILED.map((c) => ({ c, params: match(c, segments) })).filter((x) => x.params !== undefined);
   if (candidates.length === 0) throw new HttpError(404, `no route ${url.pathname}`);
@@ -113,31 +113,41 @@ export function matchApi(method: string, url: URL): MatchedApi {
  * worker answers its primary's requests through this.
  */
 export async function answerApi(method: string, url: URL, body: unknown, target: ApiTarget): Promise<ApiAnswer> {
-  let operation: string | undefined;
+  let matched: MatchedApi;
   try {
-    const { compiled: c, params, query } = matchApi(method, url);
-    operation = c.route.operationId;
+    matched = matchApi(method, url);
+  } catch (err) {
+    if (err instanceof HttpError) return errorAnswer(err);
+    throw err;
+  }
+  return answerMatched(matched, body, target);
+}
+
+/** The body checked against the matched route, then its handler; refusals carry the route's operation. */
+async function answerMatched({ compiled: c, params, query }: MatchedApi, body: unknown, target: ApiTarget): Promise<ApiAnswer> {
+  const operation = c.route.operationId;
+  try {
     if (c.body) check(c.body, body, 'body');
     else if (body !== undefined) throw new HttpError(400, 'this route takes no body');
     const answer = await c.route.handle({ params, query, body }, target);
     return { ...answer, operation };
   } catch (err) {
-    if (err instanceof HttpError) return operation === undefined ? errorAnswer(err) : { ...errorAnswer(err), operation };
+    if (err instanceof HttpError) return { ...errorAnswer(err), operation };
     throw err;
   }
 }
 
 /**
  * The checks an /api request passes before anything answers it, in order: the bearer token,
- * the route with its path and query (matchApi), then the JSON body, which it returns. Each
- * failure is an HttpError.
+ * the route with its path and query (matchApi), then the JSON body. Returns the matched
+ * route and the body; each failure is an HttpError.
  */
-export async function readApiRequest(req: IncomingMessage, url: URL, token: string): Promise<unknown> {
+export async function readApiRequest(req: IncomingMessage, url: URL, token: string): Promise<{ matched: MatchedApi; body: unknown }> {
   if (!bearerMatches(req.headers.authorization, token)) {
     throw new HttpError(401, 'a valid "Authorization: Bearer TOKEN" header is required', { 'www-authenticate': 'Bearer realm="socksgate"' });
   }
-  matchApi(req.method ?? '', url);
-  return readJson(req);
+  const matched = matchApi(req.method ?? '', url);
+  return { matched, body: await readJson(req) };
 }
 
 /** The answer an HttpError stands for. */
@@ -153,7 +163,8 @@ export function sendAnswer(res: ServerResponse, answer: ApiAnswer): void {
 export async function handleApi(req: IncomingMessage, res: ServerResponse, url: URL, token: string, target: ApiTarget): Promise<void> {
   let answer: ApiAnswer;
   try {
-    answer = await answerApi(req.method ?? '', url, await readApiRequest(req, url, token), target);
+    const { matched, body } = await readApiRequest(req, url, token);
+    answer = await answerMatched(matched, body, target);
   } catch (err) {
     if (!(err instanceof HttpError)) throw err; // the listener answers 500 and logs it
     answer = errorAnswer(err);

@@ -72,12 +72,12 @@ export type LineWriter = (obj: object) => void;
  * every connection, where pino's own path cost about 7 µs and 2.5 KB of garbage a line.
  * The level, time, bindings, message key and line end are still pino's own, read from the
  * logger at each write (a reload may change its level). Taken only where pino would do
- * nothing more to the object than serialize it: no formatter, mixin, nesting, message prefix
- * or write hook, a stream that wants no metadata (pino-pretty does), and no serializer or
- * redaction on any of `keys`, the only keys `obj` may have, no `logMethod` hook, nobody
- * tracing pino's serializing. One difference, on purpose: a
- * lone UTF-16 surrogate in a short string is escaped (`\ud800`, well-formed JSON) where pino
- * writes it raw. Otherwise the writer is `log.info` itself.
+ * nothing more to the object than serialize it: no formatter, mixin, nesting, message prefix,
+ * `logMethod` or write hook, a stream that wants no metadata (multistream does), no serializer
+ * or redaction on any of `keys` (the only keys `obj` may have), nobody tracing pino's
+ * serializing. One difference, on purpose: a lone UTF-16 surrogate in a short string is
+ * escaped (`\ud800`, well-formed JSON) where pino writes it raw. Otherwise the writer is
+ * `log.info` itself.
  */
 export function lineWriter(log: Logger, msg: string, keys: readonly string[]): LineWriter {
   const internals = log as unknown as Record<symbol, unknown>;
