@@ -11,21 +11,21 @@
 // `workers: 1` (or `auto` on one core) never reaches this module's primary path:
 // the process runs the gateway itself, as without a cluster.
 import cluster, { type Worker } from 'node:cluster';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { loadConfig } from './config/load.js';
-import type { Config, MetricsConfig } from './config/types.js';
+import type { Config } from './config/types.js';
 import { ConfigWatcher } from './config/watch.js';
 import { ConfigError } from './errors.js';
 import { answerPrimary, BanLedger, toPrimary, WorkerApi } from './cluster-api.js';
-import { loadStatusPages, sendStatusPage } from './observe/admin.js';
+import { startAdmin, type AdminSource } from './observe/admin.js';
 import { errorAnswer, readApiRequest, sendAnswer, type ApiAnswer } from './observe/api.js';
 import { mergeAnswers } from './observe/api-merge.js';
 import type { ApiTarget } from './observe/api-routes.js';
-import { HttpError, sendJson } from './observe/http.js';
+import { HttpError } from './observe/http.js';
 import { createLogger } from './observe/logger.js';
 import type { IdSpace } from './server/registry.js';
 
@@ -145,10 +145,13 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
       if (answer.operation === 'reload' && answer.status === 200) primary.reread();
     },
   };
-  const admin = config.metrics ? await startClusterAdmin(config.metrics, workers.allReady, api, log) : undefined;
+  let draining = false;
+  const notReady = (): string | undefined => (draining ? 'draining' : workers.allReady() ? undefined : 'starting');
+  const admin = config.metrics ? await startAdmin(config.metrics, clusterAdmin(api, notReady, log)) : undefined;
   log.info({ workers: size, pids: liveWorkers().map((w) => w.process.pid), admin: admin ? address(admin) : undefined }, 'workers listening');
 
   const signal = await stopSignal;
+  draining = true; // a load balancer stops sending here while the workers drain
   watcher?.close();
   log.info({ signal, workers: liveWorkers().length }, 'stopping: draining every worker');
   // A second signal stops at once (PRODUCT.md "Command line").
@@ -309,50 +312,18 @@ interface ClusterApi {
 }
 
 /**
- * The primary's admin listener: summed /metrics, /healthz, /readyz (every worker listening),
- * and with an api_token the status page and /api, answered by every worker and merged.
+ * What the primary's admin listener reads: /metrics summed over the workers, ready while
+ * every worker listens and the primary is not draining, /api answered by every worker.
  */
-async function startClusterAdmin(cfg: MetricsConfig, allListening: () => boolean, api: ClusterApi, log: Logger): Promise<Server> {
+function clusterAdmin(api: ClusterApi, notReady: () => string | undefined, log: Logger): AdminSource {
   const registry = new AggregatorRegistry();
-  const pages = await loadStatusPages();
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://admin.invalid');
-    const path = url.pathname;
-    // The token is read per request: a reload can set, change or remove it.
-    const token = api.token();
-    if (token !== undefined && (path === '/api' || path.startsWith('/api/'))) return clusterApi(req, res, url, token, api);
-    const page = token !== undefined ? pages.get(path) : undefined;
-    if (req.method !== 'GET' && !(page && req.method === 'HEAD')) {
-      res.writeHead(405).end();
-    } else if (page) {
-      sendStatusPage(res, page);
-    } else if (path === '/metrics') {
-      const body = await registry.clusterMetrics();
-      res.writeHead(200, { 'content-type': registry.contentType }).end(body);
-    } else if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-    } else if (path === '/readyz') {
-      const ok = allListening();
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : 'starting\n');
-    } else {
-      res.writeHead(404).end();
-    }
+  return {
+    apiToken: api.token,
+    metrics: async () => ({ body: await registry.clusterMetrics(), type: registry.contentType }),
+    notReady,
+    api: (req, res, url, token) => clusterApi(req, res, url, token, api),
+    log,
   };
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
-      else res.destroy();
-      log.error({ err, url: req.url }, 'admin request failed');
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(cfg.port, cfg.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return server;
 }
 
 /** One /api request: the token and body checked here, the answer every worker's, merged. */

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Config, ListenConfig, Protocol } from './config/types.js';
 import { createResolver } from './dns/resolver.js';
 import type { DnsResolver } from './dns/types.js';
-import { startAdmin } from './observe/admin.js';
+import { gatewayAdmin, startAdmin } from './observe/admin.js';
 import { observeSnapshot } from './observe/gateway-metrics.js';
 import { Metrics } from './observe/metrics.js';
 import { buildOutbounds, closeOutbounds, startOutbounds } from './outbound/build.js';
@@ -129,7 +129,7 @@ export class Gateway {
     const gw = new Gateway(await buildSnapshot(config, opts.log, undefined, metrics), { ...opts, metrics });
     try {
       for (const l of config.listen) gw.#servers.push(await gw.#listen(l));
-      if (config.metrics && opts.admin !== false) gw.#admin = await startAdmin(config.metrics, gw);
+      if (config.metrics && opts.admin !== false) gw.#admin = await startAdmin(config.metrics, gatewayAdmin(gw));
     } catch (err) {
       await gw.close(0);
       throw err;

@@ -34,60 +34,97 @@ const PAGE_HEADERS = {
 };
 
 /** The status page's files by path, read once. */
-export type StatusPages = ReadonlyMap<string, { body: Buffer; type: string }>;
+type StatusPages = ReadonlyMap<string, { body: Buffer; type: string }>;
 
-export async function loadStatusPages(): Promise<StatusPages> {
+async function loadStatusPages(): Promise<StatusPages> {
   const pages = new Map<string, { body: Buffer; type: string }>();
   for (const [path, { file, type }] of Object.entries(PAGES)) pages.set(path, { body: await readFile(new URL(file, STATIC_DIR)), type });
   return pages;
-}
-
-export function sendStatusPage(res: ServerResponse, page: { body: Buffer; type: string }): void {
-  res.writeHead(200, { 'content-type': page.type, ...PAGE_HEADERS }).end(page.body);
 }
 
 function text(res: ServerResponse, status: number, body: string): void {
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end(body);
 }
 
-export async function startAdmin(cfg: MetricsConfig, target: AdminTarget): Promise<Server> {
+/**
+ * What the admin listener reads outside /api: one process's gateway, or a cluster's primary
+ * (metrics summed over the workers, ready while they all listen).
+ */
+export interface AdminSource {
+  /** The token /api and the status page need now, if any (a reload can set, change or remove it). */
+  apiToken(): string | undefined;
+  metrics(): Promise<{ body: string; type: string }>;
+  /** Why the listeners should not be sent new connections ('draining', 'starting'), or undefined. */
+  notReady(): string | undefined;
+  /** Answers a request under /api (the token is the one apiToken() gave). */
+  api(req: IncomingMessage, res: ServerResponse, url: URL, token: string): Promise<void>;
+  readonly log: Logger;
+  /** Counts an admin request that failed unexpectedly (the single process's metric). */
+  failed?(): void;
+}
+
+/**
+ * The admin listener, the same for one process and a cluster's primary: /metrics, /healthz,
+ * /readyz, and with an api_token /api and the status page. A path it does not serve is 404
+ * before a method it does not take is 405.
+ */
+export async function startAdmin(cfg: MetricsConfig, source: AdminSource): Promise<Server> {
   const pages = await loadStatusPages();
   const plain: Readonly<Record<string, (res: ServerResponse) => Promise<void> | void>> = {
     '/metrics': async (res) => {
-      const body = await target.metrics.registry.metrics();
-      res.writeHead(200, { 'content-type': target.metrics.registry.contentType }).end(body);
+      const { body, type } = await source.metrics();
+      res.writeHead(200, { 'content-type': type }).end(body);
     },
     '/healthz': (res) => text(res, 200, 'ok\n'),
     // Listening with a loaded config: the admin listener starts after the proxy listeners.
-    '/readyz': (res) => (target.draining ? text(res, 503, 'draining\n') : text(res, 200, 'ready\n')),
+    '/readyz': (res) => {
+      const why = source.notReady();
+      text(res, why === undefined ? 200 : 503, `${why ?? 'ready'}\n`);
+    },
   };
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://admin.invalid');
     const path = url.pathname;
     // The token is read per request: a reload can set, change or remove it.
-    const token = target.config.metrics?.api_token;
-    if (token !== undefined && (path === '/api' || path.startsWith('/api/'))) return handleApi(req, res, url, token, target);
+    const token = source.apiToken();
+    if (token !== undefined && (path === '/api' || path.startsWith('/api/'))) return source.api(req, res, url, token);
     const page = token !== undefined ? pages.get(path) : undefined;
     const serve = plain[path];
     if (!serve && !page) return text(res, 404, 'not found\n');
     if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, 'method not allowed\n');
     if (serve) return serve(res);
-    sendStatusPage(res, page!);
+    res.writeHead(200, { 'content-type': page!.type, ...PAGE_HEADERS }).end(page!.body);
   };
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
       else res.destroy();
-      target.metrics.unexpectedErrors.inc();
-      target.log.error({ err, url: req.url }, 'admin request failed');
+      source.failed?.();
+      source.log.error({ err, url: req.url }, 'admin request failed');
     });
   });
-  server.listen(cfg.port, cfg.host);
   await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
     server.once('error', reject);
+    server.listen(cfg.port, cfg.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   return server;
+}
+
+/** The admin source of one process: its own registry, its own /api. */
+export function gatewayAdmin(target: AdminTarget): AdminSource {
+  return {
+    apiToken: () => target.config.metrics?.api_token,
+    metrics: async () => ({ body: await target.metrics.registry.metrics(), type: target.metrics.registry.contentType }),
+    notReady: () => (target.draining ? 'draining' : undefined),
+    api: (req, res, url, token) => handleApi(req, res, url, token, target),
+    get log() {
+      return target.log;
+    },
+    failed: () => target.metrics.unexpectedErrors.inc(),
+  };
 }
 
 export function adminAddress(server: Server): AddressInfo {

@@ -94,8 +94,14 @@ test('two workers serve one listener, a SIGHUP reloads both, /metrics sums both,
   gw.child.kill('SIGHUP');
   await waitUntil('the second reload in each worker', () => gw.lines.filter((l) => l.msg === 'configuration reloaded').length === 4);
   const open = await echoOnce(gw.port, echo.port, 'before');
+  const probe = adminClient(admin);
+  assert.equal((await probe.request('GET', '/readyz')).text, 'ready\n');
   gw.child.kill('SIGTERM');
   await gw.waitFor((l) => l.msg === 'draining open connections', 15_000);
+  // A load balancer must stop sending here while the workers drain, as with one process.
+  const readyz = await probe.request('GET', '/readyz');
+  assert.deepEqual([readyz.status, readyz.text], [503, 'draining\n']);
+  assert.equal((await probe.request('GET', '/healthz')).status, 200);
   open.write('during the drain');
   const [chunk] = (await once(open, 'data')) as [Buffer];
   assert.equal(chunk.toString(), 'during the drain');
@@ -182,6 +188,9 @@ test('/api with two workers: connections of both listed and killed by id, stats 
   const page = await api.request('GET', '/');
   assert.equal(page.status, 200);
   assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+  // Outside /api the primary answers as one process does: a path first, then the method.
+  assert.deepEqual([(await api.request('POST', '/nope')).status, (await api.request('POST', '/metrics')).status], [404, 405]);
+  assert.equal((await api.request('HEAD', '/healthz')).status, 200);
 
   // Batches of held connections until both workers held some (the kernel spreads accepts,
   // not strictly in turn). Each batch is listed, counted and killed through the primary.
