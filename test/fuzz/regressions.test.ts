@@ -28,7 +28,7 @@ function inputs(target: string): string[] {
 }
 
 test('every fuzz target has seeds to start from', () => {
-  assert.deepEqual(TARGETS.sort(), ['config', 'member-url', 'members-file', 'socks4', 'socks5', 'udp-header']);
+  assert.deepEqual(TARGETS.sort(), ['config', 'member-url', 'members-file', 'proxy-header', 'socks4', 'socks5', 'udp-header']);
   for (const t of TARGETS) assert.ok(inputs(t).length > 0, `${t} has inputs`);
 });
 
