@@ -1,15 +1,27 @@
 /* The target servers (included by loadgen.c), one epoll loop on 127.0.0.1:
  * sink (reads to EOF, answers "done"), source (sends as many bytes as the 8-byte count,
- * host order, it is sent, then closes), echo, HTTP (200 "ok" to every request,
- * keep-alive) and UDP echo. It ends with its parent. */
+ * host order, it is sent, then closes), echo, echo_close (echoes 64 bytes, then closes
+ * first: the cycles target), HTTP (200 "ok" to every request, keep-alive) and UDP echo.
+ * It ends with its parent.
+ *
+ * Why echo_close: a TCP connection's TIME_WAIT stays with the side that closes first. When
+ * the client closes first, that side is the relay's outbound socket, and a relay that binds
+ * it before connecting (Dante binds to its `external:` address) finds its ports held by
+ * tens of thousands of TIME_WAITs after a few seconds of cycles and fails its connects;
+ * connect() alone may reuse them on loopback (tcp_tw_reuse). With the target closing
+ * first, TIME_WAIT lands on the target's and the relay's listening ports, as it would for
+ * a crawler's server that ends its responses. */
 
-enum kind { K_NONE, L_SINK, L_SOURCE, L_ECHO, L_HTTP, U_ECHO, SINK, SOURCE, ECHO, HTTPC };
+/* Bytes echo_close sends back before it closes: the cycles payload. */
+#define ECHO_CLOSE_BYTES 64
+
+enum kind { K_NONE, L_SINK, L_SOURCE, L_ECHO, L_ECHO_CLOSE, L_HTTP, U_ECHO, SINK, SOURCE, ECHO, ECHO_CLOSE, HTTPC };
 
 struct peer {
   enum kind kind;
   unsigned char *pending; /* echo bytes the socket did not take yet */
   size_t pending_len, pending_off;
-  uint64_t left; /* source: bytes still to send */
+  uint64_t left; /* source: bytes still to send; echo_close: bytes still to echo */
   unsigned char head[8];
   size_t head_got;
 };
@@ -85,6 +97,7 @@ static void on_peer(int fd, uint32_t events) {
     if (p->pending_off < p->pending_len) return;
     free(p->pending);
     p->pending = NULL;
+    if (p->kind == ECHO_CLOSE && p->left == 0) shutdown(fd, SHUT_WR);
     return watch_fd(fd, p->kind, EPOLLIN, EPOLL_CTL_MOD);
   }
   ssize_t r = read(fd, block, sizeof block);
@@ -94,6 +107,13 @@ static void on_peer(int fd, uint32_t events) {
     return drop(fd);
   }
   if (p->kind == ECHO) return send_back(fd, block, r);
+  if (p->kind == ECHO_CLOSE) {
+    /* Sends FIN once the last byte went back (now, or when the pending bytes are written). */
+    p->left = (uint64_t)r < p->left ? p->left - r : 0;
+    send_back(fd, block, r);
+    if (p->left == 0 && peers[fd].kind == ECHO_CLOSE && !peers[fd].pending) shutdown(fd, SHUT_WR);
+    return;
+  }
   if (p->kind == HTTPC) {
     /* Requests carry no body here: one answer per blank line that ends a head. */
     static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok";
@@ -127,17 +147,18 @@ static int serve(void) {
   getrlimit(RLIMIT_NOFILE, &rl);
   peers = calloc(rl.rlim_cur, sizeof *peers);
   sep = epoll_create1(0);
-  int sink = listener(SOCK_STREAM), source = listener(SOCK_STREAM), echo = listener(SOCK_STREAM), http = listener(SOCK_STREAM),
-      udp = listener(SOCK_DGRAM);
+  int sink = listener(SOCK_STREAM), source = listener(SOCK_STREAM), echo = listener(SOCK_STREAM), echo_close = listener(SOCK_STREAM),
+      http = listener(SOCK_STREAM), udp = listener(SOCK_DGRAM);
   watch_fd(sink, L_SINK, EPOLLIN, EPOLL_CTL_ADD);
   watch_fd(source, L_SOURCE, EPOLLIN, EPOLL_CTL_ADD);
   watch_fd(echo, L_ECHO, EPOLLIN, EPOLL_CTL_ADD);
+  watch_fd(echo_close, L_ECHO_CLOSE, EPOLLIN, EPOLL_CTL_ADD);
   watch_fd(http, L_HTTP, EPOLLIN, EPOLL_CTL_ADD);
   watch_fd(udp, U_ECHO, EPOLLIN, EPOLL_CTL_ADD);
   int sz = 4 << 20;
   setsockopt(udp, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
-  printf("{\"sink\":%d,\"source\":%d,\"echo\":%d,\"http\":%d,\"udp\":%d}\n", port_of(sink), port_of(source), port_of(echo),
-         port_of(http), port_of(udp));
+  printf("{\"sink\":%d,\"source\":%d,\"echo\":%d,\"echo_close\":%d,\"http\":%d,\"udp\":%d}\n", port_of(sink), port_of(source),
+         port_of(echo), port_of(echo_close), port_of(http), port_of(udp));
   struct epoll_event evs[256];
   for (;;) {
     int n = epoll_wait(sep, evs, 256, -1);
@@ -151,7 +172,9 @@ static int serve(void) {
         while ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
           int one = 1;
           setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-          watch_fd(c, k == L_SINK ? SINK : k == L_SOURCE ? SOURCE : k == L_ECHO ? ECHO : HTTPC, EPOLLIN, EPOLL_CTL_ADD);
+          enum kind ck = k == L_SINK ? SINK : k == L_SOURCE ? SOURCE : k == L_ECHO ? ECHO : k == L_ECHO_CLOSE ? ECHO_CLOSE : HTTPC;
+          watch_fd(c, ck, EPOLLIN, EPOLL_CTL_ADD);
+          if (ck == ECHO_CLOSE) peers[c].left = ECHO_CLOSE_BYTES;
         }
       } else if (k != K_NONE) {
         on_peer(fd, evs[i].events);

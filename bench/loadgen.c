@@ -3,10 +3,11 @@
  * with the system cc at run time). Written in C so that the client side is never the
  * bottleneck: the relay under test is pinned to one core, this to the other.
  *
- *   loadgen serve                      sink, source, echo, HTTP and UDP echo servers on
- *                                      127.0.0.1; prints their ports as one JSON line
+ *   loadgen serve                      sink, source, echo, echo_close, HTTP and UDP echo
+ *                                      servers on 127.0.0.1; prints their ports as one JSON line
  *   loadgen up|down PROXY PP DP BYTES STREAMS          MB/s (1 MB = 10^6 bytes)
  *   loadgen cycles PROXY PP DP CONC SECONDS            connect + handshake + 64-byte echo + close
+ *                                                      (the bench's DP: echo_close, which closes first)
  *   loadgen hold PROXY PP DP N                         N relayed connections held open (each
  *                                                      echoed 64 bytes) until SIGUSR1, then
  *                                                      each echoes again and closes

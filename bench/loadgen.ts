@@ -14,6 +14,8 @@ export interface TargetPorts {
   sink: number;
   source: number;
   echo: number;
+  /** Echoes the 64 bytes of a cycle, then closes first (see loadgen-serve.h). */
+  echo_close: number;
   http: number;
   udp: number;
 }
