@@ -110,6 +110,11 @@ export async function startAdmin(cfg: MetricsConfig, source: AdminSource): Promi
       resolve();
     });
   });
+  // A failed accept (EMFILE) is an 'error' on the server: logged, never an uncaught exception.
+  server.on('error', (err) => {
+    source.failed?.();
+    source.log.error({ err }, 'admin listener error');
+  });
   return server;
 }
 
