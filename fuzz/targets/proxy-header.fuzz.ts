@@ -6,9 +6,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { ProtocolError } from '../../src/errors.js';
 import { NEED_DATA, V1_MAX_LENGTH, V2_MAX_LENGTH, decodeProxyHeader, encodeProxyV1, encodeProxyV2, type ProxyHeader } from '../../src/protocol/proxy-protocol.js';
-import { expect, refusedOrValue } from './check.js';
-
-type Outcome = { value: ProxyHeader; size: number } | typeof NEED_DATA | undefined; // undefined: refused
+import { expect, refusedOrValue, splitAgrees, type Decoded } from './check.js';
 
 const onlyProtocolErrors = (err: unknown): boolean => err instanceof ProtocolError;
 
@@ -16,8 +14,8 @@ export function fuzz(data: Buffer): void {
   if (data.length < 1) return;
   const chunk = 1 + (data[0]! % 32);
   const body = data.subarray(1);
-  const whole: Outcome = refusedOrValue(() => decodeProxyHeader(body), onlyProtocolErrors);
-  split(body, chunk, whole);
+  const whole: Decoded<ProxyHeader> = refusedOrValue(() => decodeProxyHeader(body), onlyProtocolErrors);
+  splitAgrees(body, chunk, whole, (b) => refusedOrValue(() => decodeProxyHeader(b), onlyProtocolErrors), same, 'header');
   if (whole === undefined || whole === NEED_DATA) return;
   const { value, size } = whole;
   expect(size <= body.length && size <= (value.version === 1 ? V1_MAX_LENGTH : V2_MAX_LENGTH), 'a header is bounded and within the bytes');
@@ -26,25 +24,6 @@ export function fuzz(data: Buffer): void {
     for (const a of [value.source, value.dest]) expect(valid(a.host) && Number.isInteger(a.port) && a.port >= 0 && a.port <= 0xffff, 'addresses are of their family');
   }
   roundTrip(value, body.subarray(0, size));
-}
-
-/** The header step's loop: decode the growing buffer until a header or a refusal. */
-function split(body: Buffer, chunk: number, whole: Outcome): void {
-  for (let end = Math.min(chunk, body.length); ; end = Math.min(end + chunk, body.length)) {
-    const part: Outcome = refusedOrValue(() => decodeProxyHeader(body.subarray(0, end)), onlyProtocolErrors);
-    if (part === undefined) {
-      expect(whole === undefined, 'a refused prefix means a refused header');
-      return;
-    }
-    if (part !== NEED_DATA) {
-      expect(whole !== undefined && whole !== NEED_DATA && whole.size === part.size && same(whole.value, part.value), 'the same header however the bytes are split');
-      return;
-    }
-    if (end === body.length) {
-      expect(whole === NEED_DATA, 'a prefix that needs more means the whole needs more');
-      return;
-    }
-  }
 }
 
 function roundTrip(h: ProxyHeader, bytes: Buffer): void {

@@ -6,40 +6,19 @@
 import { NEED_DATA } from '../../src/protocol/address.js';
 import { MAX_HOSTNAME, MAX_USERID, type Socks4Reply } from '../../src/protocol/constants.js';
 import { decodeSocks4Reply, decodeSocks4Request, encodeSocks4Reply, encodeSocks4Request, type Socks4Request } from '../../src/protocol/socks4.js';
-import { expect, refusedOrValue } from './check.js';
-
-type Outcome = { value: Socks4Request; size: number } | typeof NEED_DATA | undefined; // undefined: refused
+import { expect, refusedOrValue, splitAgrees, type Decoded } from './check.js';
 
 export function fuzz(data: Buffer): void {
   if (data.length < 1) return;
   const chunk = 1 + (data[0]! % 32);
   const body = data.subarray(1);
-  const whole: Outcome = refusedOrValue(() => decodeSocks4Request(body));
-  split(body, chunk, whole);
+  const whole: Decoded<Socks4Request> = refusedOrValue(() => decodeSocks4Request(body));
+  splitAgrees(body, chunk, whole, (b) => refusedOrValue(() => decodeSocks4Request(b)), same, 'request');
   if (whole !== undefined && whole !== NEED_DATA) {
     expect(whole.size <= body.length && whole.size <= 8 + MAX_USERID + MAX_HOSTNAME + 2, 'a request is bounded and within the bytes');
     roundTrip(whole.value, body.subarray(0, whole.size));
   }
   reply(body);
-}
-
-/** The front's loop: decode the growing buffer until a request or a refusal. */
-function split(body: Buffer, chunk: number, whole: Outcome): void {
-  for (let end = Math.min(chunk, body.length); ; end = Math.min(end + chunk, body.length)) {
-    const part: Outcome = refusedOrValue(() => decodeSocks4Request(body.subarray(0, end)));
-    if (part === undefined) {
-      expect(whole === undefined, 'a refused prefix means a refused request');
-      return;
-    }
-    if (part !== NEED_DATA) {
-      expect(whole !== undefined && whole !== NEED_DATA && whole.size === part.size && same(whole.value, part.value), 'the same request however the bytes are split');
-      return;
-    }
-    if (end === body.length) {
-      expect(whole === NEED_DATA, 'a prefix that needs more means the whole needs more');
-      return;
-    }
-  }
 }
 
 function roundTrip(req: Socks4Request, bytes: Buffer): void {
