@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import type { Logger } from 'pino';
@@ -240,19 +241,15 @@ export class Gateway {
   }
 
   /** Like the address, a listener's `protocols` and `proxy_protocol` are fixed at start (a reload warns). */
-  #listen(listen: ListenConfig): Promise<Server> {
+  async #listen(listen: ListenConfig): Promise<Server> {
     const { host, port } = listen;
     const protocols = Object.freeze([...listen.protocols]);
     const proxyHeader = proxyHeaderPolicy(listen.proxy_protocol);
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.#accept(socket, protocols, proxyHeader));
     server.on('error', (err) => this.log.error({ err }, 'listener error'));
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host, port, ipv6Only: false }, () => {
-        server.off('error', reject);
-        resolve(server);
-      });
-    });
+    server.listen({ host, port, ipv6Only: false });
+    await once(server, 'listening'); // rejects on a listen error (EADDRINUSE)
+    return server;
   }
 
   #accept(socket: Socket, protocols: readonly Protocol[], proxyHeader: ProxyHeaderPolicy | undefined): void {

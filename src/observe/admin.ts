@@ -1,6 +1,7 @@
 // The admin listener (`metrics:`): /metrics, /healthz, /readyz, and when api_token is set
 // the admin API under /api and the status page at /.
 
+import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -103,13 +104,8 @@ export async function startAdmin(cfg: MetricsConfig, source: AdminSource): Promi
       source.log.error({ err, url: req.url }, 'admin request failed');
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(cfg.port, cfg.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  server.listen(cfg.port, cfg.host);
+  await once(server, 'listening'); // rejects on a listen error (EADDRINUSE)
   // A failed accept (EMFILE) is an 'error' on the server: logged, never an uncaught exception.
   server.on('error', (err) => {
     source.failed?.();
@@ -125,9 +121,7 @@ export function gatewayAdmin(target: AdminTarget): AdminSource {
     metrics: async () => ({ body: await target.metrics.registry.metrics(), type: target.metrics.registry.contentType }),
     notReady: () => (target.draining ? 'draining' : undefined),
     api: (req, res, url, token) => handleApi(req, res, url, token, target),
-    get log() {
-      return target.log;
-    },
+    log: target.log,
     failed: () => target.metrics.unexpectedErrors.inc(),
   };
 }

@@ -1,7 +1,8 @@
 // Direct BIND (RFC 1928 §4): the gateway listens for the one connection the client's
 // application protocol (FTP active mode, say) tells a server to open back to it.
 
-import { isIP, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { isIP, createServer, type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { unmapped } from '../protocol/address.js';
 import type { BindHandle, Destination } from './types.js';
@@ -44,7 +45,8 @@ export async function bindDirect(opts: DirectBindOptions): Promise<BindHandle> {
     s?.reject(err);
   });
 
-  await listen(server, opts.host);
+  server.listen({ host: opts.host, port: 0, exclusive: true });
+  await once(server, 'listening'); // rejects on a listen error
   const a = server.address() as AddressInfo;
   return {
     listening: { host: unmapped(a.address), port: a.port },
@@ -55,16 +57,6 @@ export async function bindDirect(opts: DirectBindOptions): Promise<BindHandle> {
       s?.reject(new Error('BIND closed before a peer connected'));
     },
   };
-}
-
-function listen(server: Server, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port: 0, exclusive: true }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }
 
 function expectedPeer(dest: Destination | undefined): string | undefined {

@@ -37,3 +37,13 @@ test('a reload that lands after close() applies nothing: no health checks run fo
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(seen.length, 0);
 });
+
+test('a port already taken fails start-up with EADDRINUSE, the proxy listener as the admin listener', async (t) => {
+  const taken = createServer();
+  taken.listen(0, '127.0.0.1');
+  await once(taken, 'listening');
+  t.after(() => taken.close());
+  const port = (taken.address() as AddressInfo).port;
+  await assert.rejects(startGateway({ listen: [{ host: '127.0.0.1', port }] }), { code: 'EADDRINUSE' });
+  await assert.rejects(startGateway({ metrics: { host: '127.0.0.1', port } }), { code: 'EADDRINUSE' });
+});
