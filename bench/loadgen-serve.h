@@ -59,6 +59,12 @@ static void drop(int fd) {
   close(fd);
 }
 
+/* echo_close: FIN once the last byte went back (not while some still wait to be written). */
+static void fin_if_echoed(int fd) {
+  struct peer *p = &peers[fd];
+  if (p->kind == ECHO_CLOSE && p->left == 0 && !p->pending) shutdown(fd, SHUT_WR);
+}
+
 /* Writes `data` and what is left of it later; reading pauses while bytes are pending. */
 static void send_back(int fd, const unsigned char *data, size_t len) {
   ssize_t w = write(fd, data, len);
@@ -97,7 +103,7 @@ static void on_peer(int fd, uint32_t events) {
     if (p->pending_off < p->pending_len) return;
     free(p->pending);
     p->pending = NULL;
-    if (p->kind == ECHO_CLOSE && p->left == 0) shutdown(fd, SHUT_WR);
+    fin_if_echoed(fd);
     return watch_fd(fd, p->kind, EPOLLIN, EPOLL_CTL_MOD);
   }
   ssize_t r = read(fd, block, sizeof block);
@@ -108,11 +114,9 @@ static void on_peer(int fd, uint32_t events) {
   }
   if (p->kind == ECHO) return send_back(fd, block, r);
   if (p->kind == ECHO_CLOSE) {
-    /* Sends FIN once the last byte went back (now, or when the pending bytes are written). */
     p->left = (uint64_t)r < p->left ? p->left - r : 0;
     send_back(fd, block, r);
-    if (p->left == 0 && peers[fd].kind == ECHO_CLOSE && !peers[fd].pending) shutdown(fd, SHUT_WR);
-    return;
+    return fin_if_echoed(fd); /* a drop() in send_back left kind K_NONE: nothing to do */
   }
   if (p->kind == HTTPC) {
     /* Requests carry no body here: one answer per blank line that ends a head. */
