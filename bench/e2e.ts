@@ -140,7 +140,8 @@ async function measureAll(lg: Loadgen, ports: TargetPorts, subjects: Subject[]):
     (s) => udp(lg, s.relay?.port ?? 0, ports),
   );
   // Last: each hold leaves the machine reclaiming what it took (Dante's children, 3.7 GB of
-  // it), and a figure taken in the seconds after measured that: UDP read 0.7–1.2× its value, for Dante and socksgate alike.
+  // it), and a figure taken in the seconds after measured that: UDP read 0.7–1.2× its
+  // value, for Dante and socksgate alike.
   for (const s of subjects) if (s.relay) s.col.values.kib = await attempt(`${s.col.name} KiB/conn`, () => idleKiB(lg, s.relay!, ports));
 }
 
