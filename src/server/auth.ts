@@ -12,7 +12,7 @@ import { parsePasswordHash, scryptMaxmem, type ScryptHash } from '../config/pass
 import type { AuthConfig } from '../config/types.js';
 import { Method } from '../protocol/constants.js';
 import { parseUsername, type SessionParams } from '../protocol/username.js';
-import { hashLimited, LoginThrottle, type ThrottleLimits, type ThrottleOptions } from './login-throttle.js';
+import { hashLimited, LoginThrottle, type Gone, type ThrottleLimits, type ThrottleOptions } from './login-throttle.js';
 
 export interface AuthResult {
   ok: boolean;
@@ -29,8 +29,9 @@ export interface Authenticator {
   /**
    * RFC 1929 check; `alice-session-XYZ-country-de` authenticates as alice with its parameters. Timing-safe.
    * `source` (the client IP) is throttled after failed logins (`limits.auth_failures`).
+   * A client `gone` before its password is hashed is refused without the hash.
    */
-  verify(username: string, password: string, source?: string): Promise<AuthResult>;
+  verify(username: string, password: string, source?: string, gone?: Gone): Promise<AuthResult>;
 }
 
 /** `alice-session-XYZ` → alice with session key XYZ; undefined when the parameters are malformed. */
@@ -91,19 +92,20 @@ export function createAuthenticator(auth: AuthConfig | undefined, opts: Authenti
       if (allowAnonymous && offered.includes(Method.NO_AUTH)) return Method.NO_AUTH;
       return Method.NO_ACCEPTABLE;
     },
-    async verify(username, password, source) {
+    async verify(username, password, source, gone) {
       const split = splitSessionUser(username);
       // A malformed username still pays for a check (of a name no user can have: it holds
       // "-"), so its answer takes as long as a wrong password's.
       const name = split?.user ?? username;
-      const ok = throttle && source !== undefined ? await throttle.guard(source, () => check(name, password)) : await check(name, password);
+      const ok = throttle && source !== undefined ? await throttle.guard(source, () => check(name, password, gone), gone) : (await check(name, password, gone)) === true;
       if (!ok || !split) return { ok: false };
       const { user, sessionKey, params } = split;
       return sessionKey === undefined ? { ok: true, user, params } : { ok: true, user, sessionKey, params };
     },
   };
 
-  async function check(user: string, password: string): Promise<boolean> {
+  /** Undefined when the client was gone before its hash could run. */
+  async function check(user: string, password: string, gone: Gone | undefined): Promise<boolean | undefined> {
     // Length-prefixed, so no (user, password) pair can collide with another.
     const mac = createHmac('sha256', macKey).update(`${user.length}:${user}${password}`).digest('base64');
     if (verified.get(mac)) return true;
@@ -113,9 +115,12 @@ export function createAuthenticator(auth: AuthConfig | undefined, opts: Authenti
     // Both comparisons always run; `&&` would skip the second and show in the timing.
     const plainOk = timingSafeEqual(sha256(secret), cred.digest);
     const target = cred.scrypt ?? decoy;
-    const hashOk = target
-      ? timingSafeEqual(await hashLimited(() => scryptAsync(secret, target.salt, target.hash.length, target)), target.hash)
-      : false;
+    let hashOk = false;
+    if (target) {
+      const key = await hashLimited(() => scryptAsync(secret, target.salt, target.hash.length, target), gone);
+      if (key === undefined) return undefined;
+      hashOk = timingSafeEqual(key, target.hash);
+    }
     const ok = known !== undefined && (cred.scrypt ? hashOk : plainOk);
     if (ok) verified.set(mac, true);
     return ok;

@@ -10,6 +10,11 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../observe/metrics.js';
 import { parseIPv6 } from '../router/ip.js';
 
+/** The client a login is for: aborted once it closed (or the gateway stopped). */
+export interface Gone {
+  readonly aborted: boolean;
+}
+
 export interface ThrottleLimits {
   max: number;
   window: number; // ms
@@ -40,6 +45,11 @@ export class Semaphore {
 
   constructor(size: number) {
     this.#size = size;
+  }
+
+  /** Tasks waiting for a slot. */
+  get waiting(): number {
+    return this.#waiting.length;
   }
 
   async run<T>(task: () => Promise<T>): Promise<T> {
@@ -81,21 +91,25 @@ export class LoginThrottle {
   /**
    * Runs one login's `check` for `source`: refused at once while blocked; else after this
    * address's previous check (so a burst of guesses cannot outrun the count), and a
-   * failure is answered after the address's current delay.
+   * failure is answered after the address's current delay. A client `gone` by its turn is
+   * not checked, and not counted: nobody is left to answer.
    */
-  async guard(source: string, check: () => Promise<boolean>): Promise<boolean> {
+  async guard(source: string, check: () => Promise<boolean | undefined>, gone?: Gone): Promise<boolean> {
     if (this.blocked(source)) return this.#refuse(source, 'blocked');
     const s = this.#state(source);
-    const turn = s.tail.then(async (): Promise<number | 'blocked' | 'ok'> => {
+    const turn = s.tail.then(async (): Promise<number | 'blocked' | 'ok' | 'gone'> => {
+      if (gone?.aborted) return 'gone';
       if (this.blocked(source)) return 'blocked';
-      return (await check()) ? 'ok' : this.failed(source);
+      const ok = await check();
+      return ok === undefined ? 'gone' : ok ? 'ok' : this.failed(source);
     });
     s.tail = turn.catch(() => undefined);
     const outcome = await turn;
     if (outcome === 'ok') return true;
+    if (outcome === 'gone') return false;
     if (outcome === 'blocked') return this.#refuse(source, 'blocked');
     this.#refuse(source, 'failed');
-    if (outcome > 0) await new Promise((resolve) => setTimeout(resolve, outcome));
+    if (outcome > 0 && !gone?.aborted) await new Promise((resolve) => setTimeout(resolve, outcome));
     return false;
   }
 
@@ -149,9 +163,14 @@ export class LoginThrottle {
 
 let hashesStarted = 0;
 
-/** Every password hash of the process goes through here: at most HASH_SLOTS at once. */
-export function hashLimited<T>(hash: () => Promise<T>): Promise<T> {
+/**
+ * Every password hash of the process goes through here: at most HASH_SLOTS at once.
+ * Undefined, with nothing hashed, for a client `gone` by its turn: one that gave up (or hit
+ * its handshake deadline) in the queue must not spend a slot, nor keep others waiting.
+ */
+export function hashLimited<T>(hash: () => Promise<T>, gone?: Gone): Promise<T | undefined> {
   return hashSlots.run(() => {
+    if (gone?.aborted) return Promise.resolve(undefined);
     hashesStarted++;
     return hash();
   });
@@ -160,6 +179,11 @@ export function hashLimited<T>(hash: () => Promise<T>): Promise<T> {
 /** Password hashes started by this process so far. */
 export function hashCount(): number {
   return hashesStarted;
+}
+
+/** Logins waiting for a hashing slot now. */
+export function hashesWaiting(): number {
+  return hashSlots.waiting;
 }
 
 /**

@@ -93,6 +93,9 @@ function relayConnect(ctx: CommandContext, conn: Connection): Promise<void> | un
     // Payload the client pipelined behind its request goes first (RFC 1928 allows no gap).
     relaying = relay(client, conn.socket, { idleTimeout: ctx.snapshot.config.limits.idle_timeout, early: front.remainder(), throttle: ctx.limits.throttle });
   } catch (err) {
+    // A grant that could not be encoded (an upstream's BND.ADDR no reply can carry): the
+    // client is refused, and the dialed socket must not stay open behind it.
+    conn.socket.destroy();
     conn.release?.();
     throw err;
   }

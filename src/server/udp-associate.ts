@@ -26,7 +26,8 @@ export async function handleUdpAssociate(ctx: CommandContext): Promise<void> {
     front.granted(() => bound);
     record.rep = Rep.SUCCEEDED;
     const association = new UdpAssociation(ctx, relay, {
-      clientHost: unmapped(client.remoteAddress ?? ''),
+      // The client's address, which a trusted PROXY header names (not the balancer's).
+      clientHost: unmapped(ctx.source),
       clientPort: ctx.dest.port,
       idleTimeout: snapshot.config.limits.udp_idle_timeout,
       maxQueuedBytes: ASSOCIATION_UDP_BYTES,

@@ -9,7 +9,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { encodeAuthRequest, encodeGreeting, encodeRequest } from '../../src/protocol/messages.js';
 import { Cmd } from '../../src/protocol/constants.js';
 import { hashPassword } from '../../src/server/auth.js';
-import { hashCount } from '../../src/server/login-throttle.js';
+import { hashCount, hashesWaiting } from '../../src/server/login-throttle.js';
 import { readBytes, startEchoServer, startGateway, type TestGateway } from '../helpers/index.js';
 import { stringify } from 'yaml';
 
@@ -123,6 +123,58 @@ test('wrong passwords in flight do not delay a CONNECT by name through the syste
   assert.equal(answered, 0, 'before any of the wrong passwords was answered');
   assert.ok(hashCount() - before < N, 'while most of them still waited for a hashing slot');
   assert.deepEqual(await Promise.all(guesses), new Array(N).fill(1));
+});
+
+test('logins whose clients reset while they waited for a hashing slot are not hashed, and their connections end at once', async (t) => {
+  const gw = await startGateway({ auth: AUTH, limits: { handshake_timeout: '2m', auth_failures: { max: 1000, window: '1m', block: '1m' } } });
+  t.after(() => gw.close());
+  const N = 16;
+  const before = hashCount();
+  // From 16 addresses, so they queue for the process's hashing slots, not behind each other.
+  const clients = await Promise.all(
+    Array.from({ length: N }, async (_, i) => {
+      const s = connect({ host: '127.0.0.1', port: gw.port, localAddress: `127.0.0.${40 + i}` });
+      s.on('error', () => {});
+      await once(s, 'connect');
+      s.write(Buffer.concat([encodeGreeting([2]), encodeAuthRequest('bob', `left-${i}`)]));
+      return s;
+    }),
+  );
+  assert.ok(await until(() => hashCount() - before + hashesWaiting() === N), 'every login is being hashed or waits for a slot');
+  // Reset, as a client killed mid-login does: the gateway learns at once that it is gone.
+  for (const s of clients) s.resetAndDestroy();
+  assert.ok(await until(() => gw.gw.activeSessions === 0, 30_000), 'every connection ended');
+  const hashed = hashCount() - before;
+  assert.ok(hashed <= 6, `only the hashes already running when the clients left ran (${hashed} of ${N})`);
+  // The slots are free for the next one.
+  const { status, s } = await login(gw, 'bob', 'bob-pw');
+  s.destroy();
+  assert.equal(status, 0);
+});
+
+test('logins still queued for a hashing slot at the handshake deadline are cut without being hashed', async (t) => {
+  const gw = await startGateway({ auth: AUTH, limits: { handshake_timeout: '300ms', auth_failures: { max: 1000, window: '1m', block: '1m' } } });
+  t.after(() => gw.close());
+  const N = 64;
+  const before = hashCount();
+  const answers = await Promise.all(
+    Array.from({ length: N }, async (_, i) => {
+      const { status, s } = await login(gw, 'bob', `late-${i}`, `127.0.1.${i + 1}`);
+      s.destroy();
+      return status;
+    }),
+  );
+  assert.ok(await until(() => gw.gw.activeSessions === 0, 60_000), 'every connection ended');
+  const hashed = hashCount() - before;
+  const refused = answers.filter((a) => a === 1).length;
+  assert.equal(refused + answers.filter((a) => a === undefined).length, N, 'each login is refused or cut');
+  assert.ok(refused < N, `some were cut (${refused} of ${N} answered)`);
+  // Only the logins that got a hashing slot before the deadline are hashed (about 8 on a
+  // 2-core machine; the bound leaves room for one several times faster). Cut ones still in
+  // the queue would all be hashed after their clients were gone, N of N.
+  assert.ok(hashed < N / 2, `the queued ones were not hashed (${hashed} hashes of ${N} logins)`);
+  const cut = gw.logs.filter((l) => l['msg'] === 'session end' && l['error'] === 'handshake timeout').length;
+  assert.ok(cut >= N - refused, `the cut ones are logged as handshake timeouts (${cut} for ${N - refused} cut)`);
 });
 
 test('a reload that keeps auth keeps the authenticator (its remembered logins); a changed auth replaces it', async (t) => {

@@ -3,10 +3,12 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { SocksClient } from 'socks';
 import { encodeProxyV1, encodeProxyV2 } from '../../src/protocol/proxy-protocol.js';
 import { closedWithin, readBytes, startEchoServer, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
+import { closeDgram, startUdpEchoServer } from '../helpers/udp.js';
 
 const TRUSTED = '127.0.0.1';
 const UNTRUSTED = '127.0.0.2';
@@ -205,4 +207,52 @@ test('an HTTP proxy request behind a v1 header is routed and logged as the heade
   const line = await gw.accessLog((l) => l.client === '198.51.100.50:5050');
   assert.equal(line?.rule, 'behind-lb');
   assert.equal(line?.protocol, 'http');
+});
+
+test("UDP ASSOCIATE behind a trusted balancer: datagrams from the client the header names are relayed, the balancer's own are not", async (t) => {
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({ listen: [{ host: '127.0.0.1', port: 0, proxy_protocol: { trusted: [`${TRUSTED}/32`] } }] });
+  t.after(() => gw.close());
+  // The client's datagrams come from its own address (UDP does not pass the balancer).
+  const client = createSocket('udp4');
+  t.after(() => closeDgram(client));
+  client.bind(0, '127.0.0.3');
+  await once(client, 'listening');
+  const clientPort = client.address().port;
+
+  const s = await from(TRUSTED, gw.port, t);
+  s.write(encodeProxyV1({ family: 'inet', source: { host: '127.0.0.3', port: 40000 }, dest: { host: '127.0.0.1', port: gw.port } }));
+  // ASSOCIATE over the socket that carried the header (createConnection takes CONNECT only).
+  const associating = new SocksClient({ proxy: { host: '127.0.0.1', port: 0, type: 5 }, command: 'associate', destination: { host: '0.0.0.0', port: clientPort }, timeout: 3_000 });
+  const established = once(associating, 'established') as Promise<[{ remoteHost?: { host: string; port: number } }]>;
+  associating.connect(s);
+  const [{ remoteHost }] = await established;
+  const relay = { host: remoteHost?.host ?? '', port: remoteHost?.port ?? 0 };
+  assert.ok(relay.port > 0, 'a relay port in the reply');
+  const answers: Buffer[] = [];
+  client.on('message', (msg: Buffer) => answers.push(SocksClient.parseUDPFrame(msg).data));
+  client.send(SocksClient.createUDPFrame({ remoteHost: { host: '127.0.0.1', port: echo.port }, data: Buffer.from('from the client') }), relay.port, relay.host);
+  for (let waited = 0; answers.length === 0 && waited < 3_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(answers.map(String), ['from the client']);
+
+  // The balancer's address is not the client's: its datagram is dropped (RFC 1928 §7).
+  const lb = createSocket('udp4');
+  t.after(() => closeDgram(lb));
+  lb.bind(0, TRUSTED);
+  await once(lb, 'listening');
+  lb.send(SocksClient.createUDPFrame({ remoteHost: { host: '127.0.0.1', port: echo.port }, data: Buffer.from('from the balancer') }), relay.port, relay.host);
+  const fromElsewhere = async (): Promise<number> => {
+    const m = await gw.gw.metrics.registry.getSingleMetric('socksgate_udp_datagrams_total')?.get();
+    return m?.values.find((v) => v.labels['direction'] === 'up' && v.labels['result'] === 'source')?.value ?? 0;
+  };
+  for (let waited = 0; (await fromElsewhere()) === 0 && waited < 3_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  s.end();
+  const line = await gw.accessLog((l) => l['cmd'] === 'udp');
+  assert.equal(line?.['client'], '127.0.0.3:40000');
+  const udp = line?.['udp'] as { sent: number; received: number; dropped: Record<string, number> } | undefined;
+  assert.equal(udp?.sent, 1);
+  assert.equal(udp?.received, 1);
+  assert.deepEqual(udp?.dropped, { source: 1 });
+  assert.equal(echo.peers.length, 1, 'only the client datagram reached the destination');
 });

@@ -4,6 +4,7 @@
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import { GatewayError, LimitError, ProtocolError, Rep, toRep } from '../../errors.js';
 import type { Snapshot } from '../context.js';
+import type { Gone } from '../login-throttle.js';
 import type { SessionParams } from '../request.js';
 
 export const AUTH_REQUIRED_STATUS = 407;
@@ -90,7 +91,7 @@ const ANONYMOUS: HttpIdentity = Object.freeze({});
  * ProxyAuthError for missing or wrong credentials (anonymous allowed only with allow_anonymous).
  * Synchronous when no password is checked: nothing to wait for on an open proxy.
  */
-export function authenticate(snapshot: Snapshot, header: string | undefined, source?: string): HttpIdentity | Promise<HttpIdentity> {
+export function authenticate(snapshot: Snapshot, header: string | undefined, source?: string, gone?: Gone): HttpIdentity | Promise<HttpIdentity> {
   const auth = snapshot.config.auth;
   if (!auth) return ANONYMOUS;
   const creds = parseBasic(header);
@@ -98,11 +99,11 @@ export function authenticate(snapshot: Snapshot, header: string | undefined, sou
     if (header === undefined && auth.allow_anonymous) return ANONYMOUS;
     throw new ProxyAuthError(header === undefined ? 'proxy authentication required' : 'malformed Proxy-Authorization');
   }
-  return verified(snapshot, creds, source);
+  return verified(snapshot, creds, source, gone);
 }
 
-async function verified(snapshot: Snapshot, creds: { user: string; password: string }, source: string | undefined): Promise<HttpIdentity> {
-  const result = await snapshot.auth.verify(creds.user, creds.password, source);
+async function verified(snapshot: Snapshot, creds: { user: string; password: string }, source: string | undefined, gone: Gone | undefined): Promise<HttpIdentity> {
+  const result = await snapshot.auth.verify(creds.user, creds.password, source, gone);
   if (!result.ok) throw new ProxyAuthError('authentication failed');
   const id: HttpIdentity = {};
   if (result.user !== undefined) id.user = result.user;

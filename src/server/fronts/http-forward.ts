@@ -51,7 +51,7 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     url = absoluteUrl(req.url ?? '');
     const dest = { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 80) };
     record.dest = formatAddress(dest);
-    const checked = authenticate(conn.snapshot, req.headers['proxy-authorization'], conn.source.host);
+    const checked = authenticate(conn.snapshot, req.headers['proxy-authorization'], conn.source.host, conn);
     const who = checked instanceof Promise ? await checked : checked;
     if (who.user !== undefined) record.user = who.user;
     ctx = requestContext(conn, front, { protocol: 'http', command: 'connect', dest, ...who });

@@ -138,7 +138,7 @@ async function tunnel(conn: ClientConnection, req: IncomingMessage, head: Buffer
   try {
     const dest = authority(req.url ?? '');
     record.dest = formatAddress(dest);
-    const checked = authenticate(conn.snapshot, req.headers['proxy-authorization'], conn.source.host);
+    const checked = authenticate(conn.snapshot, req.headers['proxy-authorization'], conn.source.host, conn);
     const who = checked instanceof Promise ? await checked : checked;
     if (who.user !== undefined) record.user = who.user;
     await serve(requestContext(conn, front, { protocol: 'http', command: 'connect', dest, ...who }));

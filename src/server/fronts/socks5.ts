@@ -108,7 +108,7 @@ async function readRequest(
         return undefined;
       }
     } else if (ev.type === 'auth') {
-      const result = await snapshot.auth.verify(ev.username, ev.password, conn.source.host);
+      const result = await snapshot.auth.verify(ev.username, ev.password, conn.source.host, conn);
       if (client.destroyed) return undefined;
       cork(client);
       client.write(hs.authResult(result.ok));
