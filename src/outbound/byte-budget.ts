@@ -7,6 +7,13 @@
 export const ASSOCIATION_UDP_BYTES = 2 * 1024 * 1024;
 /** What every association together may hold. */
 export const GATEWAY_UDP_BYTES = 64 * 1024 * 1024;
+/**
+ * What holding one datagram costs beyond its payload, charged with it while it waits (for a
+ * route or a name): its Buffer and backing store, and the closure and promise reaction that
+ * keep it. Measured at about 0.5 KiB of heap and 0.85 KiB of RSS for a 10-byte datagram;
+ * charged by its bytes alone, 2 MiB admitted 200 000 tiny datagrams and 170 MB.
+ */
+export const HELD_DATAGRAM_BYTES = 1024;
 
 export class ByteBudget {
   readonly #limit: number;

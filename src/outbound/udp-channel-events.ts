@@ -3,7 +3,7 @@
 
 import type { Logger } from 'pino';
 import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
-import type { ByteBudget } from './byte-budget.js';
+import { HELD_DATAGRAM_BYTES, type ByteBudget } from './byte-budget.js';
 import type { Destination, UdpChannel } from './types.js';
 
 type DropListener = (reason: string, direction: 'up' | 'down') => void;
@@ -28,8 +28,8 @@ export class ChannelEvents {
 
 /**
  * Resolves a datagram's destination name, then hands the first address to `send`.
- * At most `max` lookups wait at once, and the datagrams waiting on them hold `bytes` of
- * `budget`; a datagram past either, or whose name does not resolve, is dropped (UDP
+ * At most `max` lookups wait at once, and the datagrams waiting on them hold their bytes
+ * (and HELD_DATAGRAM_BYTES each) of `budget`; a datagram past either, or whose name does not resolve, is dropped (UDP
  * promises nothing, and memory must stay bounded).
  */
 export function datagramResolver(
@@ -40,7 +40,8 @@ export function datagramResolver(
   log?: Logger,
 ): (host: string, bytes: number, send: (address: ResolvedAddress) => void) => void {
   let inFlight = 0;
-  return (host, bytes, send) => {
+  return (host, payloadBytes, send) => {
+    const bytes = payloadBytes + HELD_DATAGRAM_BYTES;
     if (inFlight >= max || !budget.take(bytes)) return drop('queue_full');
     inFlight++;
     const settled = (): void => {

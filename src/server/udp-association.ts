@@ -3,7 +3,7 @@
 
 import type { RemoteInfo, Socket as DgramSocket } from 'node:dgram';
 import { unmapped } from '../protocol/address.js';
-import { ByteBudget } from '../outbound/byte-budget.js';
+import { ByteBudget, HELD_DATAGRAM_BYTES } from '../outbound/byte-budget.js';
 import { decodeUdpDatagram, encodeUdpHeader, hasUdpHeader } from '../protocol/messages.js';
 import type { Destination } from '../outbound/types.js';
 import { DatagramSender } from '../outbound/udp-send.js';
@@ -158,9 +158,10 @@ export class UdpAssociation {
     const target = this.#routes.target(dest);
     if (!(target instanceof Promise)) return this.#forward(target, dest, payload);
     // Waiting for its route holds the datagram: within the budget, or dropped.
-    if (!this.#budget.take(msg.length)) return this.#drop('queue_full', 'up');
+    const held = msg.length + HELD_DATAGRAM_BYTES;
+    if (!this.#budget.take(held)) return this.#drop('queue_full', 'up');
     void target.then((t) => {
-      this.#budget.give(msg.length);
+      this.#budget.give(held);
       if (this.#finish) this.#forward(t, dest, payload);
     });
   }

@@ -28,6 +28,12 @@ export interface UdpRoutesOptions {
 
 type ChannelState = { channel: Promise<UdpChannel | undefined>; failedAt?: number };
 
+/**
+ * Destinations being routed at once (a `cidrs` rule resolves each name first): a datagram
+ * for one more new destination is dropped as queue_full, as a name lookup past its bound is.
+ */
+const MAX_ROUTING = 256;
+
 export class UdpRoutes {
   readonly #ctx: CommandContext;
   readonly #opts: UdpRoutesOptions;
@@ -38,6 +44,8 @@ export class UdpRoutes {
   #lastDest: Destination | undefined;
   #lastTarget: UdpTarget | undefined;
   #closed = false;
+  /** Destinations whose route is being decided now. */
+  #routing = 0;
 
   constructor(ctx: CommandContext, opts: UdpRoutesOptions) {
     this.#ctx = ctx;
@@ -58,8 +66,11 @@ export class UdpRoutes {
       return known;
     }
     this.#lastDest = undefined;
+    if (this.#routing >= MAX_ROUTING) return QUEUE_FULL;
     if (this.#decisions.size >= this.#opts.maxDestinations) this.#decisions.delete(this.#decisions.keys().next().value!);
+    this.#routing++;
     const pending = this.#resolve(dest).then((t) => {
+      this.#routing--;
       // Keep the settled value so later datagrams skip the promise, unless its channel
       // was forgotten meanwhile (the upstream ended it): then the next datagram reopens.
       if (this.#decisions.get(key) !== pending) return t;
@@ -152,6 +163,8 @@ export class UdpRoutes {
     this.#channels.clear();
   }
 }
+
+const QUEUE_FULL: UdpTarget = { kind: 'drop', reason: 'queue_full' };
 
 /** A remembered "upstream failed" decision expires with the failure it came from. */
 function isExpired(t: UdpTarget | Promise<UdpTarget>): boolean {

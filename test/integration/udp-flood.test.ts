@@ -9,6 +9,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { Gateway } from '../../src/gateway.js';
 import { ASSOCIATION_UDP_BYTES } from '../../src/outbound/byte-budget.js';
 import { encodeUdpDatagram } from '../../src/protocol/messages.js';
+import { startDnsServer } from '../helpers/dns-server.js';
 import { memoryLogger, waitForLog } from '../helpers/index.js';
 import { metricValue } from '../helpers/metrics.js';
 import { listenTracked } from '../helpers/servers.js';
@@ -121,4 +122,71 @@ test('the gateway-wide budget bites an association that is within its own', asyn
   assert.ok((await udpOf(logs, pa)) !== undefined);
   assert.ok(Math.max(mostA, mostB) <= total, `held ${Math.max(mostA, mostB)} of ${total} bytes at most`);
   assert.equal(await buffered(gw), 0, 'everything held is given back');
+});
+
+test('tiny datagrams are charged what holding them costs, not just their bytes: a flood of them is cut at the budget', async (t) => {
+  const upstream = await startHeldUpstream();
+  t.after(() => upstream.close());
+  const { gw, port, logs } = await startFloodGateway(upstream.port);
+  t.after(() => gw.close(0));
+  const c = await socksUdpClient({ host: '127.0.0.1', port });
+  t.after(() => c.close());
+
+  // 4 000 datagrams of 10 bytes: 40 kB by their bytes, far more as objects held.
+  const N = 4_000;
+  const frame = encodeUdpDatagram({ host: '127.0.0.1', port: 9 }, Buffer.alloc(10, 0x61));
+  let most = 0;
+  for (let i = 0; i < N; i += 100) {
+    for (let j = 0; j < 100; j++) c.socket.send(frame, c.relay.port, c.relay.host);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    most = Math.max(most, await buffered(gw));
+  }
+  const queueFull = (): Promise<number> => metricValue(gw, 'socksgate_udp_datagrams_total', { direction: 'up', result: 'queue_full' });
+  upstream.refuse();
+  const localPort = c.control.localPort;
+  await c.close();
+  const udp = await udpOf(logs, localPort);
+  assert.ok((udp?.dropped['queue_full'] ?? 0) > 0, `the flood is cut at the budget: ${JSON.stringify(udp)}`);
+  assert.equal(await queueFull(), udp?.dropped['queue_full']);
+  assert.ok(most > 0 && most <= ASSOCIATION_UDP_BYTES, `held ${most} bytes at most`);
+  assert.equal(await buffered(gw), 0, 'everything held is given back');
+});
+
+test('destinations routed at once are bounded: datagrams to more new names than that are dropped, not looked up', async (t) => {
+  const names = Array.from({ length: 600 }, (_, i) => `n${i}.tarpit.test`);
+  // The name server never answers: each lookup stays in flight.
+  const dns = await startDnsServer(Object.fromEntries(names.map((n) => [n, { silent: true }])));
+  t.after(() => dns.close());
+  const config = parseConfig(
+    stringify({
+      listen: [{ host: '127.0.0.1', port: 0 }],
+      dns: { servers: [`127.0.0.1:${dns.port}`], timeout: '60s' },
+      // A CIDR rule: every name is resolved before its route is known.
+      rules: [{ name: 'intranet', cidrs: ['10.0.0.0/8'], action: 'block' }],
+      default: 'direct',
+    }),
+    '/tmp/socksgate-test.yaml',
+    {},
+  );
+  const { log, logs } = memoryLogger();
+  const gw = await Gateway.start(config, { log });
+  t.after(() => gw.close(0));
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.addresses[0]!.port });
+  t.after(() => c.close());
+
+  // In batches: a burst of 600 would overflow the relay socket's receive buffer.
+  for (let i = 0; i < names.length; i += 50) {
+    for (const name of names.slice(i, i + 50)) c.socket.send(encodeUdpDatagram({ host: name, port: 9 }, Buffer.from('x')), c.relay.port, c.relay.host);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const asked = (): number => names.filter((n) => dns.queries(n) > 0).length;
+  // No series until the first drop.
+  const queueFull = async (): Promise<number> => (await metricValue(gw, 'socksgate_udp_datagrams_total', { direction: 'up', result: 'queue_full' })) || 0;
+  for (let waited = 0; asked() + (await queueFull()) < names.length && waited < 10_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  const localPort = c.control.localPort;
+  assert.ok(asked() <= 256, `at most 256 names looked up at once (${asked()} of ${names.length})`);
+  assert.equal(asked() + (await queueFull()), names.length, 'every other datagram dropped as queue_full');
+  await c.close();
+  const udp = await udpOf(logs, localPort);
+  assert.equal(udp?.dropped['queue_full'], names.length - asked());
 });
