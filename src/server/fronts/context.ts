@@ -1,7 +1,7 @@
 import type { Command, Protocol } from '../../config/types.js';
 import type { Address } from '../../protocol/types.js';
 import type { ClientConnection } from '../client.js';
-import type { CommandContext } from '../context.js';
+import type { AccessRecord, CommandContext } from '../context.js';
 import type { Front, ProxyRequest, SessionParams } from '../request.js';
 
 export interface Decoded {
@@ -15,12 +15,16 @@ export interface Decoded {
 
 const NO_PARAMS: SessionParams = Object.freeze({});
 
-/** The ProxyRequest a front decoded, and what the pipeline runs it with. */
-export function requestContext(conn: ClientConnection, front: Front, d: Decoded): CommandContext {
+/**
+ * The ProxyRequest a front decoded, and what the pipeline runs it with. `record` is the
+ * request's own access record, named by the front: on an HTTP connection the connection's
+ * latest one may belong to a request pipelined behind it.
+ */
+export function requestContext(conn: ClientConnection, front: Front, record: AccessRecord, d: Decoded): CommandContext {
   const params = d.params ?? (d.sessionKey !== undefined ? Object.freeze({ session: d.sessionKey }) : NO_PARAMS);
   const sessionKey = d.sessionKey ?? d.user ?? conn.source.host;
   const request: ProxyRequest = { protocol: d.protocol, command: d.command, dest: d.dest, params, sessionKey, source: conn.source, ...(d.user !== undefined ? { user: d.user } : {}) };
-  return new RequestContext(conn, front, request, d.user);
+  return new RequestContext(conn, front, record, request, d.user);
 }
 
 /**
@@ -43,7 +47,7 @@ class RequestContext implements CommandContext {
   readonly udpBudget: CommandContext['udpBudget'];
   readonly #conn: ClientConnection;
 
-  constructor(conn: ClientConnection, front: Front, request: ProxyRequest, user: string | undefined) {
+  constructor(conn: ClientConnection, front: Front, record: AccessRecord, request: ProxyRequest, user: string | undefined) {
     this.#conn = conn;
     this.client = conn.socket;
     this.front = front;
@@ -54,7 +58,7 @@ class RequestContext implements CommandContext {
     this.source = conn.source.host;
     this.snapshot = conn.snapshot;
     this.metrics = conn.metrics;
-    this.record = conn.record;
+    this.record = record;
     this.limits = conn.limits;
     this.udpBudget = conn.udpBudget;
   }

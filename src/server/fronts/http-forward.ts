@@ -3,9 +3,10 @@
 // headers removed (RFC 9110 §7.6.1), bodies streamed both ways with backpressure (pipe).
 // The client connection stays alive for the next request; the origin connection does not.
 
-import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { finished } from 'node:stream';
-import { ProtocolError, Rep, toRep } from '../../errors.js';
+import { GatewayError, ProtocolError, Rep, toRep } from '../../errors.js';
+import type { Address } from '../../protocol/types.js';
 import type { Connection } from '../../outbound/types.js';
 import { limitReader } from '../bandwidth.js';
 import type { ClientConnection } from '../client.js';
@@ -35,6 +36,13 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
   const started = performance.now();
   const record = conn.newRecord('http');
   record.cmd = 'connect';
+  if (res.destroyed || conn.socket.destroyed) {
+    // Pipelined behind requests the client did not wait for: nobody reads this answer.
+    req.resume();
+    record.error = 'client closed the connection';
+    conn.logRequest(record, started);
+    return;
+  }
   const front: Front = {
     granted: () => {},
     refused(err) {
@@ -44,17 +52,17 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     },
     remainder: () => EMPTY,
   };
-  let ctx = requestContext(conn, front, { protocol: 'http', command: 'connect', dest: { host: '', port: 0 } });
-  let url: URL;
+  let ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest: { host: '', port: 0 } });
+  let target: AbsoluteTarget;
   let origin: Connection;
   try {
-    url = absoluteUrl(req.url ?? '');
-    const dest = { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 80) };
+    target = absoluteTarget(req.url ?? '');
+    const { dest } = target;
     record.dest = formatAddress(dest);
     const checked = authenticate(conn.snapshot, req.headers['proxy-authorization'], conn.source.host, conn);
     const who = checked instanceof Promise ? await checked : checked;
     if (who.user !== undefined) record.user = who.user;
-    ctx = requestContext(conn, front, { protocol: 'http', command: 'connect', dest, ...who });
+    ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest, ...who });
     admit(ctx);
     origin = await openConnect(ctx);
   } catch (err) {
@@ -71,7 +79,7 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     origin.release?.();
     record.error ??= 'client closed the connection';
   } else {
-    await relayMessage(conn, req, res, url, origin, record);
+    await relayMessage(conn, req, res, target, origin, record);
   }
   conn.logRequest(record, started);
 }
@@ -86,31 +94,60 @@ function relayMessage(
   conn: ClientConnection,
   req: IncomingMessage,
   res: ServerResponse,
-  url: URL,
+  target: AbsoluteTarget,
   origin: Connection,
   record: ClientConnection['record'],
 ): Promise<void> {
   const socket = origin.socket;
   if (origin.head?.length && !socket.readableEnded) socket.unshift(origin.head);
-  socket.setTimeout(conn.snapshot.config.limits.idle_timeout, () => socket.destroy(new Error('idle')));
-  const headers = endToEnd(req.rawHeaders);
-  if (!headers.some(([k]) => k.toLowerCase() === 'host')) headers.push(['Host', url.host]);
-  const out = httpRequest({
-    method: req.method,
-    path: `${url.pathname}${url.search}`,
-    headers: headers.flat(),
-    createConnection: () => socket,
-    setHost: false,
-  });
+  socket.setTimeout(conn.snapshot.config.limits.idle_timeout, () => socket.destroy(ORIGIN_IDLE));
+  // RFC 9112 §3.2.2: Host is the request target's authority, whatever the client's Host said.
+  const headers = endToEnd(req.rawHeaders).filter(([k]) => k.toLowerCase() !== 'host');
+  headers.unshift(['Host', target.authority]);
+  // A chunked body stays chunked (node's client would send it unframed for GET, DELETE and
+  // the like): the coding list as the client sent it, which ends in chunked.
+  const coding = req.headers['transfer-encoding'];
+  if (coding !== undefined) headers.push(['Transfer-Encoding', coding]);
+  const finish = (): void => {
+    record.up = socket.bytesWritten;
+    record.down = socket.bytesRead + (origin.head?.length ?? 0);
+    socket.destroy();
+    origin.release?.();
+  };
+  let out: ClientRequest;
+  try {
+    out = httpRequest({ method: req.method, path: target.path, headers: headers.flat(), createConnection: () => socket, setHost: false });
+  } catch (err) {
+    // Nothing node's server let through should be refused by its client; if it is, 502.
+    record.error ??= err instanceof Error ? err.message : String(err);
+    req.resume();
+    finish();
+    record.status = 502;
+    answer(res, 502, 'bad gateway: the request could not be forwarded');
+    return done(res);
+  }
   // An upstream's stream comes paused (it keeps the bytes that came with its reply), and
   // node's client only listens for 'data': it would never see the response.
   out.once('socket', (s) => s.resume());
   // Per-user bandwidth, as the relay applies it: bodies both ways charge the user's bucket.
   const throttle = conn.limits.throttle;
+  const badGateway = (why: string): void => {
+    record.error ??= why;
+    socket.destroy();
+    record.status = 502;
+    answer(res, 502, `bad gateway: ${why}`);
+  };
   return new Promise((resolve) => {
     out.on('response', (ores: IncomingMessage) => {
-      record.status = ores.statusCode ?? 502;
-      res.writeHead(record.status, ores.statusMessage, endToEnd(ores.rawHeaders).flat());
+      const status = ores.statusCode ?? 0;
+      // node's client takes statuses 000-099 that its server refuses to write (RFC 9110 §15: 100-599).
+      if (status < 100 || status > 999) return badGateway(`origin answered status ${status}`);
+      record.status = status;
+      try {
+        res.writeHead(status, reasonPhrase(ores.statusMessage), endToEnd(ores.rawHeaders).flat());
+      } catch (err) {
+        return badGateway(`origin response not forwardable (${err instanceof Error ? err.message : String(err)})`);
+      }
       ores.pipe(res);
       if (throttle) limitReader(ores, res, throttle);
       ores.on('error', () => res.destroy());
@@ -123,29 +160,57 @@ function relayMessage(
         answer(res, record.status, reasonOf(err));
       }
     });
+    // Closed with no response and no error: node's client does this on a 101 it did not
+    // ask for (it hands the socket to nobody). The client is not left waiting.
+    out.on('close', () => {
+      if (!res.headersSent && !res.destroyed) badGateway('origin closed without a response');
+    });
     req.pipe(out);
     if (throttle) limitReader(req, out, throttle);
     void done(res).then(() => {
-      record.up = socket.bytesWritten;
-      record.down = socket.bytesRead + (origin.head?.length ?? 0);
-      socket.destroy();
-      origin.release?.();
+      finish();
       resolve();
     });
   });
 }
 
-/** `http://host[:port]/path`; anything else is not a proxy request (RFC 9112 §3.2.2). */
-function absoluteUrl(target: string): URL {
+/** An origin silent for idle_timeout: 504, as a connect that timed out. */
+const ORIGIN_IDLE = new GatewayError('GW_ERR_ORIGIN_IDLE', 'origin idle timeout', Rep.TTL_EXPIRED);
+
+/** The origin's reason phrase when node's server can write it again (RFC 9112 §4), else its own. */
+function reasonPhrase(text: string | undefined): string | undefined {
+  return text !== undefined && /^[\t\x20-\x7e\x80-\xff]*$/.test(text) ? text : undefined;
+}
+
+interface AbsoluteTarget {
+  dest: Address;
+  /** host[:port] as the target has it: the Host field sent on. */
+  authority: string;
+  /** path and query exactly as the client sent them (RFC 9110 §7.7: a proxy does not rewrite them). */
+  path: string;
+}
+
+/** `http://authority[/path][?query]`; anything else is not a proxy request (RFC 9112 §3.2.2). */
+function absoluteTarget(target: string): AbsoluteTarget {
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) throw new ProtocolError('origin-form request: a proxy needs an absolute URL');
+  const m = /^http:\/\/([^/?#]*)([^#]*)/i.exec(target);
+  if (!m) throw new ProtocolError(`${target.slice(0, target.indexOf(':'))}:// is not forwarded: use CONNECT`);
+  const authority = m[1]!;
+  // RFC 9110 §4.2.4: no userinfo in an http URI; it would be sent on as part of Host.
+  if (authority.includes('@')) throw new ProtocolError('userinfo in the request target');
   let url: URL;
   try {
-    url = new URL(target);
+    url = new URL(`http://${authority}/`);
   } catch {
     throw new ProtocolError('malformed URL');
   }
-  if (url.protocol !== 'http:') throw new ProtocolError(`${url.protocol}// is not forwarded: use CONNECT`);
-  return url;
+  if (url.hostname === '') throw new ProtocolError('no host in the request target');
+  const rest = m[2]!;
+  return {
+    dest: { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 80) },
+    authority,
+    path: rest === '' ? '/' : rest.startsWith('?') ? `/${rest}` : rest,
+  };
 }
 
 /** Raw header pairs minus hop-by-hop ones and those the Connection field names (RFC 9110 §7.6.1). */

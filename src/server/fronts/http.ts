@@ -21,6 +21,13 @@ import { requestContext } from './context.js';
 /** Request heads beyond these are refused (431/400) before anything is routed. */
 const MAX_HEADER_BYTES = 16 * 1024;
 const MAX_HEADERS = 100;
+/**
+ * Requests one connection may have pipelined behind the one being served. They are served
+ * one at a time, in order (each is routed, dialed and logged on its own), so a client that
+ * pipelines a thousand requests in one write cannot open a thousand origin connections;
+ * past this many waiting, the connection is closed.
+ */
+const MAX_PIPELINED = 16;
 /** Encoded once: a tunnel's reply is always these bytes. */
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n', 'latin1');
 
@@ -29,6 +36,8 @@ export class HttpFront {
   readonly #clients = new WeakMap<Socket, ClientConnection>();
   /** Requests of each client still running: the client is done once they have logged. */
   readonly #inFlight = new WeakMap<ClientConnection, Set<Promise<void>>>();
+  /** Each client's request queue: the last one's end, and how many wait behind the one served. */
+  readonly #queues = new WeakMap<ClientConnection, { tail: Promise<void>; waiting: number }>();
 
   constructor() {
     this.#server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, connectionsCheckingInterval: 250 });
@@ -64,6 +73,31 @@ export class HttpFront {
     set.add(done);
   }
 
+  /**
+   * Runs `serve` once the client's earlier requests are done (a CONNECT pipelined behind a
+   * GET too: its tunnel must not start inside the GET's response). False, with the client
+   * closed, when too many already wait.
+   */
+  #inTurn(conn: ClientConnection, serve: () => Promise<void>, failed: (err: unknown) => void): boolean {
+    let queue = this.#queues.get(conn);
+    if (!queue) this.#queues.set(conn, (queue = { tail: Promise.resolve(), waiting: 0 }));
+    if (queue.waiting >= MAX_PIPELINED) {
+      // The parser goes on with the rest of the chunk it holds: said once.
+      if (!conn.socket.destroyed) conn.log.warn({ client: conn.record.client, waiting: queue.waiting }, 'too many pipelined requests; connection closed');
+      conn.socket.destroy();
+      return false;
+    }
+    const q = queue;
+    q.waiting++;
+    const work = q.tail.then(() => {
+      q.waiting--;
+      return serve();
+    });
+    q.tail = work.catch(failed);
+    this.#track(conn, q.tail);
+    return true;
+  }
+
   /** Shutdown: keep-alive clients waiting for their next request are closed, so they do not hold the drain. */
   closeIdle(): void {
     this.#server.closeIdleConnections();
@@ -77,25 +111,28 @@ export class HttpFront {
     socket.pause(); // node no longer reads for us: nothing may flow before the relay
     const conn = this.#clients.get(socket);
     if (!conn) return void socket.destroy();
-    this.#track(
+    this.#inTurn(
       conn,
-      tunnel(conn, req, head).catch((err: unknown) => {
+      () => tunnel(conn, req, head),
+      (err) => {
         conn.log.error({ err }, 'CONNECT failed');
         socket.destroy();
-      }),
+      },
     );
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     const conn = this.#clients.get(req.socket as Socket);
     if (!conn) return void res.destroy();
-    this.#track(
+    const queued = this.#inTurn(
       conn,
-      forward(conn, req, res).catch((err: unknown) => {
+      () => forward(conn, req, res),
+      (err) => {
         conn.log.error({ err }, 'HTTP request failed');
         res.destroy();
-      }),
+      },
     );
+    if (!queued) res.destroy();
   }
 
   /** Malformed heads (400), oversize ones (431), heads that never end (408): answered, then closed. */
@@ -141,9 +178,9 @@ async function tunnel(conn: ClientConnection, req: IncomingMessage, head: Buffer
     const checked = authenticate(conn.snapshot, req.headers['proxy-authorization'], conn.source.host, conn);
     const who = checked instanceof Promise ? await checked : checked;
     if (who.user !== undefined) record.user = who.user;
-    await serve(requestContext(conn, front, { protocol: 'http', command: 'connect', dest, ...who }));
+    await serve(requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest, ...who }));
   } catch (err) {
-    const ctx = requestContext(conn, front, { protocol: 'http', command: 'connect', dest: { host: '', port: 0 } });
+    const ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest: { host: '', port: 0 } });
     refuse(ctx, err);
   }
   await closed(client);

@@ -63,5 +63,5 @@ export async function socks4Front(conn: ClientConnection, reader: ChunkReader, f
     record.rep = front.refused(AUTH_REQUIRED);
     return;
   }
-  await serve(requestContext(conn, front, { protocol: 'socks4', command: record.cmd, dest }));
+  await serve(requestContext(conn, front, record, { protocol: 'socks4', command: record.cmd, dest }));
 }

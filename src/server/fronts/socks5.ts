@@ -63,7 +63,7 @@ export async function socks5Front(conn: ClientConnection, reader: ChunkReader, f
   const { event, auth } = request;
   record.dest = formatAddress(event.dest);
   const command = COMMANDS[event.cmd];
-  const ctx = requestContext(conn, front, { protocol: 'socks5', command: command ?? 'connect', dest: event.dest, ...auth });
+  const ctx = requestContext(conn, front, record, { protocol: 'socks5', command: command ?? 'connect', dest: event.dest, ...auth });
   if (!command) {
     ctx.record.error = `command ${event.cmd}`;
     ctx.record.rep = front.refused(new ProtocolError(`command ${event.cmd}`, Rep.COMMAND_NOT_SUPPORTED));

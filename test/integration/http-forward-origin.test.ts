@@ -1,0 +1,194 @@
+// Absolute-form requests against origins that answer what a real web server would not, and
+// clients that pipeline: the gateway answers each request once, in order, with a status it
+// can stand behind, sends the request on as the client wrote it, and never goes down.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, createServer, type Socket } from 'node:net';
+import { closedWithin, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
+import { listenTracked } from '../helpers/servers.js';
+
+interface ScriptedOrigin {
+  port: number;
+  /** What each connection sent, in the order they came. */
+  received: string[];
+  /** Connections that came before every earlier one had been answered. */
+  early: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Test instrument (scripted origin): records the raw bytes of each connection and, once
+ * `complete` says a request is in, writes `answer` (undefined: stays silent).
+ */
+async function startScriptedOrigin(answer: string | undefined, complete = (got: string) => got.includes('\r\n\r\n')): Promise<ScriptedOrigin> {
+  const origin: ScriptedOrigin = { port: 0, received: [], early: 0, close: async () => {} };
+  let answeredCount = 0;
+  const server = createServer((s) => {
+    const at = origin.received.push('') - 1;
+    if (answeredCount < at) origin.early++;
+    s.on('error', () => {});
+    let answered = false;
+    s.on('data', (chunk: Buffer) => {
+      origin.received[at] += chunk.toString('latin1');
+      if (answered || answer === undefined || !complete(origin.received[at]!)) return;
+      answered = true;
+      answeredCount++;
+      s.end(answer, 'latin1');
+    });
+  });
+  const { port, close } = await listenTracked(server);
+  origin.port = port;
+  origin.close = close;
+  return origin;
+}
+
+/** Writes `raw` to the gateway and collects what comes back until it closes (or `ms` pass). */
+async function exchange(gw: TestGateway, raw: string, t: TestContext, ms = 5_000): Promise<string> {
+  const s: Socket = connect({ host: '127.0.0.1', port: gw.port });
+  t.after(() => s.destroy());
+  s.on('error', () => {});
+  await once(s, 'connect');
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  s.write(raw, 'latin1');
+  await closedWithin(s, ms);
+  return Buffer.concat(chunks).toString('latin1');
+}
+
+const get = (port: number, path = '/', extra = ''): string => `GET http://127.0.0.1:${port}${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${extra}\r\n`;
+
+/** The gateway still serves: a plain request through it gets the web server's 200. */
+async function stillServes(gw: TestGateway, t: TestContext): Promise<void> {
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const answer = await exchange(gw, `${get(web.port, '/alive')}`.replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n'), t);
+  assert.match(answer, /^HTTP\/1\.1 200 /, 'the gateway still serves');
+}
+
+for (const [what, statusLine] of [
+  ['status 000', 'HTTP/1.1 000 X'],
+  ['status 099', 'HTTP/1.1 099 Low'],
+] as const) {
+  test(`an origin answering ${what} gets the client a 502, and the gateway stays up`, async (t) => {
+    const origin = await startScriptedOrigin(`${statusLine}\r\nContent-Length: 0\r\n\r\n`);
+    t.after(() => origin.close());
+    const gw = await startGateway();
+    t.after(() => gw.close());
+    const answer = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);
+    assert.match(answer, /^HTTP\/1\.1 502 /);
+    const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
+    assert.equal(line?.['status'], 502);
+    assert.match(String(line?.['error']), /status/);
+    await stillServes(gw, t);
+  });
+}
+
+test("an origin's reason phrase with a control character is replaced by the status's own", async (t) => {
+  const origin = await startScriptedOrigin('HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nhi');
+  t.after(() => origin.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const answer = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);
+  assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.match(answer, /\r\n\r\nhi$/);
+  await stillServes(gw, t);
+});
+
+test('an origin switching protocols unasked (101) gets the client a 502, not a wait', async (t) => {
+  const origin = await startScriptedOrigin('HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n');
+  t.after(() => origin.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const answer = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);
+  assert.match(answer, /^HTTP\/1\.1 502 /);
+});
+
+test('an origin silent past idle_timeout is a 504', async (t) => {
+  const origin = await startScriptedOrigin(undefined);
+  t.after(() => origin.close());
+  const gw = await startGateway({ limits: { idle_timeout: '300ms' } });
+  t.after(() => gw.close());
+  const answer = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);
+  assert.match(answer, /^HTTP\/1\.1 504 /);
+});
+
+test('the request target goes on as the client wrote it, and Host is the target’s authority (RFC 9112 §3.2.2)', async (t) => {
+  const origin = await startScriptedOrigin('HTTP/1.1 204 No Content\r\n\r\n');
+  t.after(() => origin.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const path = "/a/%2e%2e/b/../c?q='x'&r=%7B";
+  const answer = await exchange(gw, `GET http://127.0.0.1:${origin.port}${path} HTTP/1.1\r\nHost: internal.example\r\nConnection: close\r\n\r\n`, t);
+  assert.match(answer, /^HTTP\/1\.1 204 /);
+  const [head] = origin.received;
+  assert.ok(head?.startsWith(`GET ${path} HTTP/1.1\r\n`), `the path and query unchanged: ${JSON.stringify(head?.split('\r\n')[0])}`);
+  const hosts = head!.split('\r\n').filter((l) => /^host:/i.test(l));
+  assert.deepEqual(hosts, [`Host: 127.0.0.1:${origin.port}`]);
+});
+
+test('a chunked body on a DELETE reaches the origin chunked, not as bytes behind a bodiless request', async (t) => {
+  const origin = await startScriptedOrigin('HTTP/1.1 204 No Content\r\n\r\n', (got) => got.includes('\r\n0\r\n\r\n'));
+  t.after(() => origin.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const raw = `DELETE http://127.0.0.1:${origin.port}/x HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n`;
+  const answer = await exchange(gw, raw, t);
+  assert.match(answer, /^HTTP\/1\.1 204 /);
+  const [sent] = origin.received;
+  const [head, body] = [sent!.slice(0, sent!.indexOf('\r\n\r\n')), sent!.slice(sent!.indexOf('\r\n\r\n') + 4)];
+  assert.match(head, /\r\nTransfer-Encoding: chunked(\r\n|$)/i);
+  assert.equal(body, '5\r\nhello\r\n0\r\n\r\n');
+});
+
+test('pipelined requests are served one at a time, in order, each answered and logged', async (t) => {
+  const origin = await startScriptedOrigin('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  t.after(() => origin.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const N = 10;
+  const raw = Array.from({ length: N }, (_, i) => get(origin.port, `/r${i}`, i === N - 1 ? 'Connection: close\r\n' : '')).join('');
+  const answer = await exchange(gw, raw, t, 10_000);
+  assert.equal(answer.match(/HTTP\/1\.1 200 OK/g)?.length, N, 'every request answered');
+  assert.equal(origin.received.length, N);
+  assert.deepEqual(
+    origin.received.map((r) => r.split(' ')[1]),
+    Array.from({ length: N }, (_, i) => `/r${i}`),
+    'dialed in order',
+  );
+  assert.equal(origin.early, 0, 'each request dialed once the one before it was answered');
+  assert.ok(await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}` && gw.logs.filter((x) => x['status'] === 200).length === N), 'one line each');
+});
+
+test('a client pipelining far more requests than are served in turn is closed, and nothing is dialed for the rest', async (t) => {
+  const origin = await startScriptedOrigin('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  t.after(() => origin.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const raw = Array.from({ length: 300 }, (_, i) => get(origin.port, `/p${i}`)).join('');
+  await exchange(gw, raw, t, 10_000);
+  assert.ok(origin.received.length <= 1, `origin connections: ${origin.received.length}`);
+  assert.equal(gw.logs.filter((l) => l['msg'] === 'too many pipelined requests; connection closed').length, 1, 'said once');
+  await stillServes(gw, t);
+});
+
+test('with auth, a failing request pipelined before a good one gets its own answer, then the good one its own', async (t) => {
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const refused = await startScriptedOrigin(undefined);
+  await refused.close(); // nothing listens on its port now: connection refused
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'alice-pw' }] } });
+  t.after(() => gw.close());
+  const auth = `Proxy-Authorization: Basic ${Buffer.from('alice:alice-pw').toString('base64')}\r\n`;
+  const raw = get(refused.port, '/down', auth) + get(web.port, '/up', `${auth}Connection: close\r\n`);
+  const answer = await exchange(gw, raw, t, 10_000);
+  const statuses = [...answer.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+  assert.deepEqual(statuses, [502, 200]);
+  const down = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${refused.port}`);
+  const up = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${web.port}`);
+  assert.equal(down?.['status'], 502);
+  assert.equal(down?.['user'], 'alice');
+  assert.match(String(down?.['error']), /./);
+  assert.equal(up?.['status'], 200);
+  assert.equal(up?.['error'], undefined);
+});
