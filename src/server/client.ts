@@ -70,6 +70,11 @@ export class ClientConnection implements LiveConnection, Cancellation {
   record: AccessRecord;
   /** Access-log lines written by the front (one per HTTP request). */
   logged = 0;
+  /**
+   * What the front answers a client its handshake deadline cuts off (HTTP: a 408, with that
+   * status in the access log); without one the socket is destroyed.
+   */
+  deadlineAnswer: { status: number; bytes: string } | undefined;
   readonly #started = Date.now();
   readonly #t0 = performance.now();
   readonly #deadline: number;
@@ -109,7 +114,10 @@ export class ClientConnection implements LiveConnection, Cancellation {
     this.#onClose = () => this.#abort(CLIENT_GONE);
     this.#onHandshakeTimeout = () => {
       this.record.error = 'handshake timeout';
-      this.socket.destroy();
+      const answer = this.deadlineAnswer;
+      if (answer === undefined || !this.socket.writable) return void this.socket.destroy();
+      this.record.status = answer.status;
+      closeClient(this.socket, answer.bytes);
     };
   }
 

@@ -83,8 +83,10 @@ test('oversize headers: 431, then closed', async () => {
   await stillServes();
 });
 
-test('a request head that never ends is closed at handshake_timeout', async () => {
+test('a request head that never ends gets 408 and is closed at handshake_timeout', async () => {
   const s = await rawClient(gw.port);
+  const got: Buffer[] = [];
+  s.on('data', (c: Buffer) => got.push(c));
   s.write(`GET ${web.url}/ HTTP/1.1\r\nHost: x\r\n`);
   const timer = setInterval(() => s.write('X-Drip: 1\r\n'), 200); // activity must not extend it
   try {
@@ -93,7 +95,9 @@ test('a request head that never ends is closed at handshake_timeout', async () =
     clearInterval(timer);
     s.destroy();
   }
-  assert.ok(await gw.accessLog((l) => l.protocol === 'http' && l.error === 'handshake timeout'), JSON.stringify(gw.logs.slice(-3)));
+  assert.match(Buffer.concat(got).toString('latin1'), /^HTTP\/1\.1 408 /);
+  const line = await gw.accessLog((l) => l.protocol === 'http' && l.error === 'handshake timeout');
+  assert.equal(line?.status, 408, JSON.stringify(gw.logs.slice(-3)));
   await stillServes();
 });
 

@@ -28,6 +28,8 @@ const MAX_HEADERS = 100;
  * past this many waiting, the connection is closed.
  */
 const MAX_PIPELINED = 16;
+/** A first request head still incomplete at handshake_timeout (RFC 9110 §15.5.9). */
+const HEAD_TIMEOUT = { status: 408, bytes: rawResponse(408, 'request head timeout') };
 /** Encoded once: a tunnel's reply is always these bytes. */
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n', 'latin1');
 
@@ -57,6 +59,7 @@ export class HttpFront {
     this.#server.headersTimeout = limits.handshake_timeout;
     this.#server.keepAliveTimeout = limits.idle_timeout;
     this.#clients.set(conn.socket, conn);
+    conn.deadlineAnswer = HEAD_TIMEOUT;
     reader.detach();
     conn.socket.unshift(first);
     this.#server.emit('connection', conn.socket);
