@@ -83,23 +83,27 @@ test('oversize headers: 431, then closed', async () => {
   await stillServes();
 });
 
-test('a request head that never ends gets 408 and is closed at handshake_timeout', async () => {
-  const s = await rawClient(gw.port);
-  const got: Buffer[] = [];
-  s.on('data', (c: Buffer) => got.push(c));
-  s.write(`GET ${web.url}/ HTTP/1.1\r\nHost: x\r\n`);
-  const timer = setInterval(() => s.write('X-Drip: 1\r\n'), 200); // activity must not extend it
-  try {
-    assert.ok(await closedWithin(s, 5_000));
-  } finally {
-    clearInterval(timer);
-    s.destroy();
-  }
-  assert.match(Buffer.concat(got).toString('latin1'), /^HTTP\/1\.1 408 /);
-  const line = await gw.accessLog((l) => l.protocol === 'http' && l.error === 'handshake timeout');
-  assert.equal(line?.status, 408, JSON.stringify(gw.logs.slice(-3)));
-  await stillServes();
-});
+for (const drip of [true, false]) {
+  test(`a request head that ${drip ? 'never ends' : 'stops halfway'} gets 408 and is closed at handshake_timeout`, async () => {
+    const s = await rawClient(gw.port);
+    const got: Buffer[] = [];
+    s.on('data', (c: Buffer) => got.push(c));
+    const port = s.localPort;
+    s.write(`GET ${web.url}/ HTTP/1.1\r\nHost: x\r\n`);
+    const timer = drip ? setInterval(() => s.write('X-Drip: 1\r\n'), 200) : undefined; // activity must not extend it
+    try {
+      assert.ok(await closedWithin(s, 5_000));
+    } finally {
+      clearInterval(timer);
+      s.destroy();
+    }
+    assert.match(Buffer.concat(got).toString('latin1'), /^HTTP\/1\.1 408 /);
+    const line = await gw.accessLog((l) => l.protocol === 'http' && l.client === `127.0.0.1:${port}`);
+    assert.equal(line?.error, 'handshake timeout');
+    assert.equal(line?.status, 408, JSON.stringify(gw.logs.slice(-3)));
+    await stillServes();
+  });
+}
 
 test('status mapping: blocked 403, refused 502, unknown name 502, connect timeout 504', async () => {
   const status = async (url: string, tunnel: boolean): Promise<string> => {
