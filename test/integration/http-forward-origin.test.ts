@@ -192,3 +192,32 @@ test('with auth, a failing request pipelined before a good one gets its own answ
   assert.equal(up?.['status'], 200);
   assert.equal(up?.['error'], undefined);
 });
+
+test('Expect: 100-continue: the client is told to send its body once the origin is dialed, and the body arrives', async (t) => {
+  const origin = await startScriptedOrigin('HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n', (got) => got.endsWith('hello'));
+  t.after(() => origin.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const s: Socket = connect({ host: '127.0.0.1', port: gw.port });
+  t.after(() => s.destroy());
+  s.on('error', () => {});
+  await once(s, 'connect');
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  s.write(`POST http://127.0.0.1:${origin.port}/up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
+  for (let waited = 0; !Buffer.concat(chunks).toString().includes('\r\n\r\n') && waited < 5_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  assert.match(Buffer.concat(chunks).toString(), /^HTTP\/1\.1 100 Continue\r\n\r\n$/);
+  assert.equal(origin.received.length, 1, 'the origin was dialed before the 100');
+  s.write('hello');
+  await closedWithin(s, 5_000);
+  assert.match(Buffer.concat(chunks).toString(), /\r\n\r\nHTTP\/1\.1 201 Created\r\n/);
+  assert.ok(origin.received[0]!.endsWith('\r\n\r\nhello'));
+});
+
+test('Expect: 100-continue on a refused request: the refusal comes without a 100 before it, and the connection closes', async (t) => {
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'alice-pw' }] } });
+  t.after(() => gw.close());
+  const answer = await exchange(gw, 'POST http://127.0.0.1:9/up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n', t);
+  assert.match(answer, /^HTTP\/1\.1 407 /, 'no 100 Continue first');
+  assert.match(answer, /\r\nConnection: close\r\n/i);
+});

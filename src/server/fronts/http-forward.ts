@@ -66,6 +66,9 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     admit(ctx);
     origin = await openConnect(ctx);
   } catch (err) {
+    // A client waiting for 100 Continue sends no body: the connection ends with the answer
+    // (whether the body follows anyway is the client's choice, and nothing could tell).
+    if (expectsContinue(req)) res.shouldKeepAlive = false;
     req.resume(); // a body nobody forwards is read and dropped, so the next request can follow
     refuse(ctx, err);
     await done(res);
@@ -79,9 +82,15 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     origin.release?.();
     record.error ??= 'client closed the connection';
   } else {
+    if (expectsContinue(req)) res.writeContinue();
     await relayMessage(conn, req, res, target, origin, record);
   }
   conn.logRequest(record, started);
+}
+
+/** The request waits for 100 Continue before its body (RFC 9110 §10.1.1). */
+function expectsContinue(req: IncomingMessage): boolean {
+  return /(^|,)\s*100-continue\s*(,|$)/i.test(req.headers.expect ?? '');
 }
 
 /** Resolves once the response is complete or cut off (at once when it already is). */
