@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
@@ -12,6 +13,7 @@ import { readPassword } from './password-prompt.js';
 import { hashPassword } from './server/auth.js';
 import { exitOnUnexpected } from './unexpected.js';
 import { clusterWorker, isClusterPrimary, runPrimary } from './cluster.js';
+import { EXIT_STOPPED_AT_ONCE, stopSignals } from './stop-signals.js';
 
 const USAGE = `usage:
   socksgate [--config FILE] [--watch]      run the gateway
@@ -105,14 +107,11 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   worker?.applied(gateway.config);
   if (worker) gateway.reloader.onSettled(() => worker.applied(gateway.config));
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      log.info({ signal }, 'stopping');
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+  const signal = await stopSignals((second) => {
+    log.warn({ signal: second }, 'second signal: stopping at once');
+    log.flush(() => process.exit(EXIT_STOPPED_AT_ONCE));
   });
+  log.info({ signal }, 'stopping');
   await gateway.close();
   log.info('stopped');
   worker?.stopped();
@@ -130,11 +129,20 @@ async function printHash(): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => end(code),
   (err: unknown) => {
     console.error(err instanceof Error ? err.message : String(err));
-    process.exitCode = 1;
+    end(1);
   },
 );
+
+/**
+ * The exit code; a cluster worker that failed also lets go of its primary's channel, which
+ * would keep it alive forever (the primary only learns of a failure from the exit). One that
+ * stopped normally has already let go (ClusterWorker.stopped).
+ */
+function end(code: number): void {
+  process.exitCode = code;
+  const worker = cluster.worker;
+  if (code !== 0 && cluster.isWorker && worker?.isConnected()) worker.disconnect();
+}

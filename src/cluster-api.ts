@@ -4,6 +4,7 @@
 
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { answerApi, type ApiAnswer } from './observe/api.js';
 import type { ApiTarget } from './observe/api-routes.js';
 
@@ -23,6 +24,23 @@ export interface ApiReply {
   answer: ApiAnswer;
 }
 
+/** A scrape: the worker's registry, as prom-client's AggregatorRegistry adds registries up. */
+export interface MetricsAsk {
+  socksgate: 'metrics';
+  id: number;
+}
+
+export interface MetricsReply {
+  socksgate: 'metrics-answer';
+  id: number;
+  metrics: WorkerMetrics;
+}
+
+type WorkerMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/** A worker whose registry has not come in this long fails the scrape (Prometheus times out at 10 s). */
+const WORKER_METRICS_MS = 5_000;
+
 /** A worker that has not answered in this long is left out of the merge (busy, or dying). */
 const WORKER_ANSWER_MS = 10_000;
 
@@ -31,14 +49,46 @@ export class WorkerApi {
   #seq = 0;
   readonly #pending = new Map<number, { worker: Worker; done: (a: ApiAnswer | undefined) => void }>();
 
+  readonly #scrapes = new Map<number, { worker: Worker; done: (m: WorkerMetrics | undefined) => void }>();
+
   constructor() {
-    cluster.on('message', (_w: Worker, msg: Partial<ApiReply>) => {
-      if (msg?.socksgate !== 'api-answer' || typeof msg.id !== 'number' || !msg.answer) return;
-      this.#pending.get(msg.id)?.done(msg.answer);
+    cluster.on('message', (_w: Worker, msg: Partial<ApiReply> | Partial<MetricsReply>) => {
+      if (typeof msg?.id !== 'number') return;
+      if (msg.socksgate === 'api-answer' && msg.answer) this.#pending.get(msg.id)?.done(msg.answer);
+      else if (msg.socksgate === 'metrics-answer' && Array.isArray(msg.metrics)) this.#scrapes.get(msg.id)?.done(msg.metrics);
     });
     // A worker that dies answers nothing: its share of every request in flight is left out.
     cluster.on('exit', (w: Worker) => {
       for (const p of [...this.#pending.values()]) if (p.worker === w) p.done(undefined);
+      for (const p of [...this.#scrapes.values()]) if (p.worker === w) p.done(undefined);
+    });
+  }
+
+  /**
+   * The registries of `workers`, to add up. Rejects when one of them does not send it in
+   * time: a sum that silently left a worker out would make its counters go down.
+   */
+  async metrics(workers: readonly Worker[]): Promise<WorkerMetrics[]> {
+    const all = await Promise.all(workers.map((w) => this.#scrape(w)));
+    const missing = all.findIndex((m) => m === undefined);
+    if (missing >= 0) throw new Error(`worker ${workers[missing]!.id} sent no metrics within ${WORKER_METRICS_MS} ms`);
+    return all as WorkerMetrics[];
+  }
+
+  #scrape(worker: Worker): Promise<WorkerMetrics | undefined> {
+    if (!worker.isConnected()) return Promise.resolve(undefined);
+    const id = ++this.#seq;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(undefined), WORKER_METRICS_MS);
+      const done = (metrics: WorkerMetrics | undefined): void => {
+        clearTimeout(timer);
+        this.#scrapes.delete(id);
+        resolve(metrics);
+      };
+      this.#scrapes.set(id, { worker, done });
+      worker.send({ socksgate: 'metrics', id } satisfies MetricsAsk, (err: Error | null) => {
+        if (err) done(undefined);
+      });
     });
   }
 
@@ -67,9 +117,17 @@ export class WorkerApi {
   }
 }
 
-/** The worker's side: answers the primary's /api requests from this process's gateway. */
-export function answerPrimary(target: ApiTarget, log: Logger): void {
-  process.on('message', (msg: Partial<ApiAsk>) => {
+/** The worker's side: answers the primary's /api requests and scrapes from this process's gateway. */
+export function answerPrimary(target: ApiTarget, registry: Registry, log: Logger): void {
+  process.on('message', (msg: Partial<ApiAsk> | Partial<MetricsAsk>) => {
+    if (msg?.socksgate === 'metrics' && typeof msg.id === 'number') {
+      const { id } = msg;
+      registry.getMetricsAsJSON().then(
+        (metrics) => toPrimary({ socksgate: 'metrics-answer', id, metrics } satisfies MetricsReply),
+        (err: unknown) => log.error({ err }, 'metrics not collected for the primary'),
+      );
+      return;
+    }
     if (msg?.socksgate !== 'api' || typeof msg.id !== 'number' || typeof msg.method !== 'string' || typeof msg.url !== 'string') return;
     const { id, method, url, body } = msg;
     // Inside the chain: whatever goes wrong, even with the URL, is answered, never thrown here.

@@ -3,7 +3,7 @@
 // The primary holds no connections. It forks the workers, forwards reloads (SIGHUP,
 // --watch) to every one of them, replaces a worker that dies, drains them all on
 // SIGTERM/SIGINT, and runs the admin listener: /metrics there is the sum over workers
-// (prom-client's AggregatorRegistry asks each worker for its registry over IPC). It
+// (each serving worker sends its registry over IPC; prom-client's AggregatorRegistry adds them up). It
 // lives in the primary because the primary outlives any worker, so a scrape never
 // depends on one worker being up. The per-connection admin API needs one process's
 // open connections: the primary asks every worker and merges their answers (cluster-api.ts).
@@ -15,6 +15,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { AggregatorRegistry, type Registry } from 'prom-client';
+import { EXIT_STOPPED_AT_ONCE, stopSignals } from './stop-signals.js';
 import type { Logger } from 'pino';
 import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
@@ -88,15 +89,13 @@ export function clusterWorker(): ClusterWorker | undefined {
     bindings: { worker: self.id, pid: process.pid },
     connectionIds: sane ? { first: generation * IDS_PER_GENERATION * count + slot + 1, step: count } : { first: 1, step: 1 },
     serve(registry, reload, api, log) {
-      AggregatorRegistry.setRegistries([registry]);
-      new AggregatorRegistry(); // installs the worker's answer to metric requests
       process.on('message', (msg: Partial<ToWorker>) => {
         if (msg.socksgate === 'reload') reload(msg.why ?? 'primary');
       });
       // Reloads come from the primary. A SIGHUP sent to the whole process group must
       // neither reload this worker twice nor end it (the signal's default action).
       process.on('SIGHUP', () => {});
-      answerPrimary(api, log);
+      answerPrimary(api, registry, log);
       send({ socksgate: 'ready' });
     },
     applied(config) {
@@ -117,15 +116,21 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
   const log = createLogger(config.log).child({ role: 'primary' });
   const size = workerCount(config.workers);
   // Signals are taken from the start: a SIGHUP while workers boot must not end the process.
-  const stopSignal = new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  // A second stop signal stops at once (PRODUCT.md "Command line").
+  let atOnce = (): void => process.exit(EXIT_STOPPED_AT_ONCE);
+  const stopSignal = stopSignals(() => atOnce());
   const workerApi = new WorkerApi();
   const bans = new BanLedger();
-  const workers = superviseWorkers(log, size, (w) => bans.replay(workerApi, w));
   const primary = forwardReloads(log, config, opts);
   const { watcher } = primary;
+  const workers = superviseWorkers(log, size, (w) => {
+    bans.replay(workerApi, w);
+    primary.catchUp(w);
+  });
+  atOnce = (): void => {
+    workers.kill();
+    process.exit(EXIT_STOPPED_AT_ONCE);
+  };
   const failed = await Promise.race([workers.started, stopSignal.then(() => undefined)]);
   if (failed) {
     log.error({ worker: failed.id, code: failed.process.exitCode }, 'a worker failed to start');
@@ -147,20 +152,22 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
   };
   let draining = false;
   const notReady = (): string | undefined => (draining ? 'draining' : workers.allReady() ? undefined : 'starting');
-  const admin = config.metrics ? await startAdmin(config.metrics, clusterAdmin(api, notReady, log)) : undefined;
+  let admin: Server | undefined;
+  try {
+    admin = config.metrics ? await startAdmin(config.metrics, clusterAdmin(api, workerApi, workers.serving, notReady, log)) : undefined;
+  } catch (err) {
+    // The admin port taken, say: the start fails as one process's would, workers and all.
+    log.error({ err }, 'admin listener failed to start');
+    workers.kill();
+    watcher?.close();
+    return 1;
+  }
   log.info({ workers: size, pids: liveWorkers().map((w) => w.process.pid), admin: admin ? address(admin) : undefined }, 'workers listening');
 
   const signal = await stopSignal;
   draining = true; // a load balancer stops sending here while the workers drain
   watcher?.close();
   log.info({ signal, workers: liveWorkers().length }, 'stopping: draining every worker');
-  // A second signal stops at once (PRODUCT.md "Command line").
-  const now = (): void => {
-    workers.kill();
-    process.exit(1);
-  };
-  process.once('SIGTERM', now);
-  process.once('SIGINT', now);
   await workers.drain();
   admin?.closeAllConnections();
   admin?.close();
@@ -195,6 +202,9 @@ function superviseWorkers(log: Logger, size: number, onReady: (w: Worker) => voi
     const generation = generations.get(slot) ?? 0;
     generations.set(slot, generation + 1);
     const w = cluster.fork({ [SLOT_ENV]: String(slot), [COUNT_ENV]: String(size), [GENERATION_ENV]: String(generation) });
+    // A message to a worker whose channel just closed (EPIPE) is an 'error' here: logged,
+    // never thrown in the primary; the worker's exit is handled by 'exit'.
+    w.on('error', (err: Error) => log.warn({ err, worker: w.id }, 'worker channel error'));
     born.set(w, Date.now());
     slots.set(w, slot);
     return w;
@@ -254,6 +264,11 @@ interface PrimaryConfig {
   current(): Config;
   /** Reads the file again for the primary's copy only (the workers reloaded through /api/reload). */
   reread(): void;
+  /**
+   * For a worker that just became ready: a reload sent while it was starting found no
+   * listener (a worker takes messages once it serves), so it is sent again.
+   */
+  catchUp(w: Worker): void;
 }
 
 /** SIGHUP and --watch reach every worker; each loads, validates and logs the outcome itself. */
@@ -271,13 +286,23 @@ function forwardReloads(log: Logger, config: Config, opts: { path: string | unde
       })
       .finally(() => watcher?.watch(current));
   };
+  // Reloads sent so far, and how many had been sent when each worker was forked.
+  let reloads = 0;
+  let lastWhy = '';
+  const forkedAt = new WeakMap<Worker, number>();
+  cluster.on('fork', (w: Worker) => forkedAt.set(w, reloads));
   const reload = (why: string): void => {
+    reloads++;
+    lastWhy = why;
     for (const w of liveWorkers()) if (w.isConnected()) w.send({ socksgate: 'reload', why } satisfies ToWorker);
     reread();
   };
+  const catchUp = (w: Worker): void => {
+    if ((forkedAt.get(w) ?? reloads) < reloads && w.isConnected()) w.send({ socksgate: 'reload', why: `${lastWhy} (while starting)` } satisfies ToWorker);
+  };
   process.on('SIGHUP', () => reload('SIGHUP'));
   watcher?.watch(current);
-  return { watcher, current: () => current, reread };
+  return { watcher, current: () => current, reread, catchUp };
 }
 
 function liveWorkers(): Worker[] {
@@ -315,11 +340,16 @@ interface ClusterApi {
  * What the primary's admin listener reads: /metrics summed over the workers, ready while
  * every worker listens and the primary is not draining, /api answered by every worker.
  */
-function clusterAdmin(api: ClusterApi, notReady: () => string | undefined, log: Logger): AdminSource {
-  const registry = new AggregatorRegistry();
+function clusterAdmin(api: ClusterApi, workerApi: WorkerApi, serving: () => Worker[], notReady: () => string | undefined, log: Logger): AdminSource {
   return {
     apiToken: api.token,
-    metrics: async () => ({ body: await registry.clusterMetrics(), type: registry.contentType }),
+    // Only workers that serve are asked: one still starting cannot answer yet (and has
+    // counted nothing). prom-client's own clusterMetrics() asks every worker and fails the
+    // scrape after 5 s when one is starting, keeping each failed request for good.
+    metrics: async () => {
+      const registry = AggregatorRegistry.aggregate(await workerApi.metrics(serving()));
+      return { body: await registry.metrics(), type: registry.contentType };
+    },
     notReady,
     api: (req, res, url, token) => clusterApi(req, res, url, token, api),
     log,

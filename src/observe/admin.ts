@@ -84,7 +84,12 @@ export async function startAdmin(cfg: MetricsConfig, source: AdminSource): Promi
     },
   };
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://admin.invalid');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://admin.invalid');
+    } catch {
+      return text(res, 400, 'bad request\n'); // an absolute-form target no URL parser takes
+    }
     const path = url.pathname;
     // The token is read per request: a reload can set, change or remove it.
     const token = source.apiToken();

@@ -28,14 +28,27 @@ export function observeSnapshot(metrics: Metrics, current: () => Snapshot): void
     Object.entries(current().dns.stats()).map(([counter, value]) => ({ labels: { counter }, value })),
   );
   for (const [field, help] of FIELDS) {
-    metrics.collect(`socksgate_upstream_${field}`, help, ['upstream', 'pool'], () =>
-      everyUpstream(current()).map(({ labels, s }) => ({ labels, value: Number(s[field]) })),
+    metrics.collect(
+      `socksgate_upstream_${field}`,
+      help,
+      ['upstream', 'pool'],
+      () => everyUpstream(current()).map(({ labels, s }) => ({ labels, value: Number(s[field]) })),
+      // With workers, as /api/upstreams merges it: in rotation only where every worker has it.
+      field === 'healthy' ? 'min' : 'sum',
     );
   }
-  metrics.collect('socksgate_upstream_banned', '1 while an operator ban takes the pool member out of rotation', ['upstream', 'pool'], () =>
-    collectStats(current().outbounds).members.map((m) => ({ labels: { upstream: m.name, pool: m.pool }, value: m.bannedUntil > 0 ? 1 : 0 })),
+  metrics.collect(
+    'socksgate_upstream_banned',
+    '1 while an operator ban takes the pool member out of rotation',
+    ['upstream', 'pool'],
+    () => collectStats(current().outbounds).members.map((m) => ({ labels: { upstream: m.name, pool: m.pool }, value: m.bannedUntil > 0 ? 1 : 0 })),
+    'min', // with workers: banned while every worker holds the ban, as /api/upstreams says
   );
-  metrics.collect('socksgate_upstream_latency_seconds', 'Latest measured connect latency through the upstream', ['upstream', 'pool'], () =>
-    everyUpstream(current()).flatMap(({ labels, s }) => (s.latencyMs === undefined ? [] : [{ labels, value: s.latencyMs / 1000 }])),
+  metrics.collect(
+    'socksgate_upstream_latency_seconds',
+    'Latest measured connect latency through the upstream',
+    ['upstream', 'pool'],
+    () => everyUpstream(current()).flatMap(({ labels, s }) => (s.latencyMs === undefined ? [] : [{ labels, value: s.latencyMs / 1000 }])),
+    'average', // with workers: the workers' mean, as /api/upstreams gives it
   );
 }

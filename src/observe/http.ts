@@ -52,14 +52,16 @@ export async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
+const digest = (bytes: Buffer): Buffer => createHash('sha256').update(bytes).digest();
 
 /**
- * True when `header` is `Bearer TOKEN` with the configured token. Both sides are hashed
- * first, so the comparison takes the same time whatever the length or the first mismatch.
+ * True when `header` is `Bearer TOKEN` with the configured token, which may hold spaces and
+ * any UTF-8 (node reads header bytes as latin1: they are compared as the bytes sent). Both
+ * sides are hashed first, so the comparison takes the same time whatever the length or the
+ * first mismatch.
  */
 export function bearerMatches(header: string | undefined, token: string): boolean {
-  const m = /^Bearer +(\S+) *$/i.exec(header ?? '');
-  const given = digest(m?.[1] ?? '');
-  return timingSafeEqual(given, digest(token)) && m !== null;
+  const m = /^Bearer +(.*?) *$/is.exec(header ?? '');
+  const given = digest(Buffer.from(m?.[1] ?? '', 'latin1'));
+  return timingSafeEqual(given, digest(Buffer.from(token, 'utf8'))) && m !== null;
 }

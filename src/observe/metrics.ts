@@ -246,12 +246,23 @@ export class Metrics {
     return (level.series = series);
   }
 
-  /** Adds a gauge whose value is read at scrape time (DNS cache, upstream health). */
-  collect(name: string, help: string, labelNames: readonly string[], read: () => Array<{ labels: Record<string, string>; value: number }>): void {
+  /**
+   * Adds a gauge whose value is read at scrape time (DNS cache, upstream health). With
+   * `workers`, the primary's /metrics combines the workers' values with `aggregator`: a sum
+   * unless the value is a state or a measure (healthy in every worker, a mean latency).
+   */
+  collect(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    read: () => Array<{ labels: Record<string, string>; value: number }>,
+    aggregator: 'sum' | 'min' | 'average' = 'sum',
+  ): void {
     new Gauge({
       name,
       help,
       labelNames,
+      aggregator,
       registers: [this.registry],
       collect() {
         this.reset();

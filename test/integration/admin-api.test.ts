@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -249,4 +249,31 @@ test('an /api request is answered by its first failing check: token, route, path
   assert.match(await (await raw('DELETE', '/api/connections/abc', '{', 'application/json')).text(), /path/, 'a bad path before bad JSON');
   assert.equal((await raw('POST', '/api/reload', '{', 'application/json')).status, 400, 'then the body');
   assert.equal((await raw('POST', '/api/reload', 'x', 'text/plain')).status, 415);
+});
+
+test('an api_token with spaces and non-ASCII letters works as written; a token cut at its first space does not', async (t) => {
+  const token = 'correct horse battery staple é';
+  const gw = await startGateway({ metrics: { host: '127.0.0.1', port: 0, api_token: token } });
+  t.after(() => gw.close());
+  const base = adminClient(gw.gw, token).base;
+  // fetch takes latin1 header values only: the UTF-8 bytes go as they are, as curl sends them.
+  const header = (text: string): string => Buffer.from(`Bearer ${text}`, 'utf8').toString('latin1');
+  assert.equal((await fetch(`${base}/api/connections`, { headers: { authorization: header(token) } })).status, 200);
+  assert.equal((await fetch(`${base}/api/connections`, { headers: { authorization: header('correct') } })).status, 401);
+  assert.equal((await fetch(`${base}/api/connections`, { headers: { authorization: header(`${token} x`) } })).status, 401);
+});
+
+test('an absolute-form admin request no URL parser takes is a 400, not an unexpected error', async (t) => {
+  const gw = await startGateway({ metrics: ADMIN });
+  t.after(() => gw.close());
+  const addr = gw.gw.adminAddress!;
+  const s = createConnection({ host: '127.0.0.1', port: addr.port });
+  t.after(() => s.destroy());
+  await once(s, 'connect');
+  s.write('GET http://[zz/api HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  const answer = await readAll(s);
+  assert.match(answer, /^HTTP\/1\.1 400 /);
+  const unexpected = await gw.gw.metrics.registry.getSingleMetric('socksgate_unexpected_errors_total')?.get();
+  assert.equal(unexpected?.values[0]?.value ?? 0, 0);
+  assert.equal((await adminClient(gw.gw, TOKEN).request('GET', '/healthz')).status, 200);
 });

@@ -1,0 +1,127 @@
+// `workers: 2` when things go wrong: a worker that cannot start, the admin port taken, a
+// scrape or a reload while a replacement starts, and a second stop signal.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { get } from 'node:http';
+import { createServer, type Socket } from 'node:net';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli, startCliGateway } from '../helpers/cli.js';
+import { socksConnect, startEchoServer } from '../helpers/index.js';
+
+const BASE = 'listen: [{ host: 127.0.0.1, port: 0 }]\nmetrics: { host: 127.0.0.1, port: 0 }\nlimits: { drain_timeout: 30s }\n';
+const BOOT_MS = 60_000;
+
+async function tempDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'socksgate-workers-'));
+}
+
+async function tempConfig(text: string): Promise<string> {
+  const path = join(await tempDir(), 'socksgate.yaml');
+  await writeFile(path, text);
+  return path;
+}
+
+/** status and body of GET http://admin/path; rejects when nothing answers within 15 s. */
+function fetchText(admin: string, path: string): Promise<{ status: number; body: string; ms: number }> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = get(`http://${admin}${path}`, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, ms: performance.now() - t0 }));
+    });
+    req.setTimeout(15_000, () => req.destroy(new Error(`${path}: no answer`)));
+    req.on('error', reject);
+  });
+}
+
+test('a worker that cannot start ends the start-up: the gateway exits 1 with the error', { timeout: 120_000 }, async () => {
+  const dir = await tempDir();
+  const path = join(dir, 'socksgate.yaml');
+  await writeFile(path, `${BASE}workers: 2\nrules:\n  - { name: listed, domains_file: ${join(dir, 'missing.txt')}, action: block }\n`);
+  const r = await runCli(['--config', path], { timeoutMs: 90_000 });
+  assert.equal(r.code, 1, `exit code (stderr: ${r.stderr.slice(0, 300)})`);
+  assert.match(r.stderr, /missing\.txt/);
+  assert.match(r.stdout, /a worker failed to start/);
+});
+
+test('with workers, an admin port already taken fails the start-up: exit 1', { timeout: 120_000 }, async () => {
+  const holder = createServer();
+  holder.listen(0, '127.0.0.1');
+  await once(holder, 'listening');
+  const taken = (holder.address() as { port: number }).port;
+  try {
+    const path = await tempConfig(`listen: [{ host: 127.0.0.1, port: 0 }]\nmetrics: { host: 127.0.0.1, port: ${taken} }\nworkers: 2\n`);
+    const r = await runCli(['--config', path], { timeoutMs: 90_000 });
+    assert.equal(r.code, 1, `exit code (stdout: ${r.stdout.slice(-300)})`);
+    assert.match(r.stdout, /EADDRINUSE/);
+  } finally {
+    holder.close();
+  }
+});
+
+test('/metrics while a worker is being replaced: the serving workers answer at once; state gauges are not summed', { timeout: 120_000 }, async (t) => {
+  const path = await tempConfig(`${BASE}workers: 2\nupstreams: { up: { type: socks5, host: 127.0.0.1, port: 9 } }\n`);
+  const gw = await startCliGateway(path, [], [], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const line = await gw.waitFor((l) => l.msg === 'workers listening', BOOT_MS);
+  const [pids, admin] = [line.pids as number[], line.admin as string];
+
+  const before = await fetchText(admin, '/metrics');
+  assert.equal(before.status, 200);
+  // In rotation in every worker: 1 (as /api/upstreams says), not 2.
+  assert.match(before.body, /^socksgate_upstream_healthy\{upstream="up",pool=""\} 1$/m);
+
+  process.kill(pids[0]!, 'SIGKILL');
+  await gw.waitFor((l) => l.msg === 'worker exited; starting a replacement', 15_000);
+  const during = await fetchText(admin, '/metrics');
+  assert.equal(during.status, 200, during.body.slice(0, 200));
+  assert.ok(during.ms < 4_000, `answered in ${Math.round(during.ms)} ms, not after a worker's timeout`);
+  assert.match(during.body, /socksgate_connections_active/);
+});
+
+test('a SIGHUP while a replacement worker starts reaches it once it serves', { timeout: 180_000 }, async (t) => {
+  const dir = await tempDir();
+  // A long list: a worker takes a while to start, and the SIGHUP lands in that while.
+  await writeFile(join(dir, 'list.txt'), Array.from({ length: 300_000 }, (_, i) => `host${i}.example`).join('\n'));
+  const path = join(dir, 'socksgate.yaml');
+  const config = (action: string): string => `${BASE}workers: 2\nrules:\n  - { name: listed, domains_file: list.txt, action: ${action} }\n`;
+  await writeFile(path, config('block'));
+  const gw = await startCliGateway(path, [], [], BOOT_MS * 2);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const line = await gw.waitFor((l) => l.msg === 'workers listening', BOOT_MS * 2);
+  const pids = line.pids as number[];
+
+  process.kill(pids[0]!, 'SIGKILL');
+  await gw.waitFor((l) => l.msg === 'worker exited; starting a replacement', 15_000);
+  // Forked at once (it lived long enough): starting now.
+  const started = gw.lines.length;
+  await writeFile(path, config('direct'));
+  gw.child.kill('SIGHUP');
+  const ready = await gw.waitFor((l) => l.msg === 'socksgate listening' && !pids.includes(l.pid as number), BOOT_MS * 2);
+  assert.ok(
+    !gw.lines.slice(0, started).some((l) => l.pid === ready.pid),
+    'the replacement had not started when the SIGHUP came',
+  );
+  const reloaded = await gw.waitFor((l) => l.msg === 'configuration reloaded' && l.pid === ready.pid, 30_000);
+  assert.equal(reloaded.result, 'ok');
+});
+
+test('one process: a second stop signal of the other kind stops at once', { timeout: 120_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startCliGateway(await tempConfig(BASE), [], [], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  // A connection held open keeps the drain going for up to 30 s.
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 5_000);
+  t.after(() => (socket as Socket).destroy());
+  gw.child.kill('SIGINT');
+  await gw.waitFor((l) => l.msg === 'stopping', 10_000);
+  gw.child.kill('SIGTERM');
+  const code = await Promise.race([gw.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 10_000))]);
+  assert.equal(code, 1);
+  assert.ok(gw.lines.some((l) => l.msg === 'second signal: stopping at once'));
+});
