@@ -4,6 +4,7 @@
 // Providers behind one endpoint read their own parameters from the username
 // (`brd-customer-c1-zone-z1-session-{session}-country-{country}`).
 
+import { GatewayError, Rep } from '../errors.js';
 import type { OutboundContext } from './types.js';
 
 export interface Credentials {
@@ -48,4 +49,25 @@ export function credentialsFor(configured: Credentials, ctx: TemplateContext): C
     username: username === undefined ? undefined : fill(username, ctx),
     password: password === undefined ? undefined : fill(password, ctx),
   };
+}
+
+/**
+ * RFC 1929 sends each of username and password as a length byte and 1–255 bytes. A longer
+ * one (a member template filled with a long session parameter, or multi-byte characters)
+ * cannot be sent: refused here, before the `socks` package would throw writing its length
+ * inside a socket handler. Not the upstream's fault, and the message names no credential.
+ */
+export function assertRfc1929(upstream: string, c: Credentials): void {
+  for (const [field, text] of [
+    ['username', c.username],
+    ['password', c.password],
+  ] as const) {
+    if (text !== undefined && Buffer.byteLength(text, 'utf8') > 255) throw new CredentialsTooLongError(upstream, field);
+  }
+}
+
+export class CredentialsTooLongError extends GatewayError {
+  constructor(upstream: string, field: 'username' | 'password') {
+    super('GW_ERR_CREDENTIALS_TOO_LONG', `upstream "${upstream}": ${field} longer than the 255 bytes SOCKS5 can carry`, Rep.GENERAL_FAILURE);
+  }
 }

@@ -7,6 +7,7 @@ import { SocksClient } from 'socks';
 import { ConnectTimeoutError, type GatewayError } from '../errors.js';
 import { AbortedError, Deadline } from './deadline.js';
 import { keepEarlyData } from './early-data.js';
+import { assertRfc1929 } from './credentials.js';
 import { fromSocksError, UpstreamUnreachableError } from './socks5-errors.js';
 import { boundAddress, dialLiteral, type Socks5UdpUpstream, type UpstreamDialer } from './socks5-udp.js';
 import type { BindHandle, Destination, OutboundContext } from './types.js';
@@ -49,6 +50,7 @@ function classify(err: unknown, name: string, phase: 'dial' | 'handshake', deadl
 
 function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest: Destination, signal: AbortSignal, ms: number): Promise<BindHandle> {
   return new Promise((resolve, reject) => {
+    if ((upstream.version ?? 5) === 5) assertRfc1929(name, upstream); // a throw here rejects
     const client = new SocksClient({
       proxy: { host: upstream.host, port: upstream.port, type: upstream.version ?? 5, userId: upstream.username, password: upstream.password },
       command: 'bind',

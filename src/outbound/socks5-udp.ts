@@ -11,6 +11,7 @@ import { ConnectTimeoutError, type GatewayError } from '../errors.js';
 import { ipv6ToBytes, ipv6ToText, unmapped } from '../protocol/address.js';
 import { decodeUdpDatagram, encodeUdpHeader, hasUdpHeader } from '../protocol/messages.js';
 import { AbortedError, Deadline } from './deadline.js';
+import { assertRfc1929 } from './credentials.js';
 import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from './socks5-errors.js';
 import { ASSOCIATION_UDP_BYTES, ByteBudget } from './byte-budget.js';
 import { ChannelEvents, datagramResolver } from './udp-channel-events.js';
@@ -123,6 +124,7 @@ function bindBeside(tcp: Socket): Promise<DgramSocket> {
 
 function associate(tcp: Socket, upstream: Socks5UdpUpstream, from: Destination, signal: AbortSignal, ms: number): Promise<SocksRemoteHost | undefined> {
   return new Promise((resolve, reject) => {
+    assertRfc1929(upstream.name ?? `${upstream.host}:${upstream.port}`, upstream); // a throw here rejects
     // `createConnection` takes CONNECT only; ASSOCIATE runs on a client of its own.
     const client = new SocksClient({
       proxy: { host: upstream.host, port: upstream.port, type: 5, userId: upstream.username, password: upstream.password },

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { SocksClient, type SocksRemoteHost } from 'socks';
 import type { Socks5UpstreamConfig } from '../config/types.js';
 import type { Address } from '../protocol/types.js';
-import { credentialsFor } from './credentials.js';
+import { assertRfc1929, credentialsFor } from './credentials.js';
 import { keepEarlyData } from './early-data.js';
 import { assertSendable, createProxyOutbound, proxyDialer, resolveHere, type Established, type HandshakeRun, type ProxyDeps } from './proxy-outbound.js';
 import { openSocks5Bind } from './socks5-bind.js';
@@ -22,7 +22,10 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
   const proxy = { host: cfg.host, port: cfg.port };
   const out: UpstreamOutbound & DatagramOutbound = createProxyOutbound(name, { ...proxy, username: cfg.username, password: cfg.password }, {
     targets: async (dest, ctx) => (cfg.remote_dns ? [assertSendable(dest)] : resolveHere(dest, ctx, deps.dns)),
-    handshake: (socket, to, run) => socksHandshake(5, proxy, socket, to, run, deps.connectTimeout),
+    handshake: (socket, to, run) => {
+      assertRfc1929(name, run.credentials);
+      return socksHandshake(5, proxy, socket, to, run, deps.connectTimeout);
+    },
     fromError: fromSocksError,
   }, deps);
   // UDP ASSOCIATE and BIND talk to the upstream directly: a chain cannot carry the upstream's

@@ -1,12 +1,16 @@
-// CONNECT through an upstream whose success reply names a BND.ADDR our own reply cannot
-// carry: the client is refused, and the socket dialed to the upstream is closed with it.
+// CONNECT through a SOCKS5 upstream when something cannot be carried: a BND.ADDR our own
+// reply cannot encode (the client is refused, the dialed socket closed with it), or member
+// credentials longer than RFC 1929 allows (refused before anything is sent).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { Cmd } from '../../src/protocol/constants.js';
 import { encodeGreeting, encodeRequest } from '../../src/protocol/messages.js';
-import { closedWithin, readBytes, startGateway } from '../helpers/index.js';
+import { SocksClient } from 'socks';
+import { closedWithin, readBytes, startEchoServer, startGateway } from '../helpers/index.js';
+import { startRecordingSocks } from '../helpers/instruments.js';
+import { startMicrosocks } from '../helpers/upstreams.js';
 
 /** ATYP 3 with 100 bytes that are not UTF-8: the `socks` client reads them as 100 U+FFFD, 300 bytes re-encoded. */
 const UNENCODABLE_BND = Buffer.concat([Buffer.from([5, 0, 0, 3, 100]), Buffer.alloc(100, 0xff), Buffer.from([0x1f, 0x90])]);
@@ -63,4 +67,36 @@ test('an upstream reply no SOCKS5 reply can carry: the client gets 0x01 and the 
   assert.equal(line?.['rep'], 1);
   assert.equal(line?.['outbound'], 'up');
   assert.match(String(line?.['error']), /./);
+});
+
+test('a member username filled past the 255 bytes SOCKS5 can carry: the client gets 0x01, the member is not blamed, the gateway stays up', async (t) => {
+  const micro = await startMicrosocks({ host: '127.0.0.1' });
+  t.after(() => micro.close());
+  const recording = await startRecordingSocks('127.0.0.1', { host: micro.host, port: micro.port });
+  t.after(() => recording.close());
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const member = { type: 'socks5', host: '127.0.0.1', port: recording.port, username: 'customer-c1234567-zone-residential-session-{session}', password: 'pw' };
+  const gw = await startGateway({
+    auth: { users: [{ username: 'alice', password: 'alice-pw' }] },
+    upstreams: { up: member },
+    rules: [{ name: 'via-up', ports: [echo.port], action: 'up' }],
+  });
+  t.after(() => gw.close());
+  const login = (session: string) => ({ host: '127.0.0.1', port: gw.port, type: 5 as const, userId: `alice-session-${session}`, password: 'alice-pw' });
+  const destination = { host: '127.0.0.1', port: echo.port };
+
+  // 43 bytes of template and 240 of session: 283 bytes.
+  await assert.rejects(SocksClient.createConnection({ proxy: login('a'.repeat(240)), command: 'connect', destination, timeout: 5_000 }), /rejected connection - Failure/);
+  const line = await gw.accessLog((l) => String(l['user']) === 'alice' && l['rep'] === 1);
+  assert.match(String(line?.['error']), /longer than the 255 bytes/);
+  assert.doesNotMatch(String(line?.['error']), /customer-c1234567/, 'no credential in the log');
+  assert.equal(recording.logins.length, 0, 'nothing was sent to the member');
+
+  // The gateway is up, and the member still serves a session that fits.
+  const ok = await SocksClient.createConnection({ proxy: login('short'), command: 'connect', destination, timeout: 5_000 });
+  t.after(() => ok.socket.destroy());
+  ok.socket.write('still up');
+  assert.equal((await readBytes(ok.socket, 8)).toString(), 'still up');
+  assert.deepEqual(recording.logins.map((l) => l.username), ['customer-c1234567-zone-residential-session-short']);
 });
