@@ -58,19 +58,33 @@ function startTls(socket: Socket, cfg: HttpUpstreamConfig, ca: Buffer | undefine
       ...(ca ? { ca } : {}),
       ALPNProtocols: ['http/1.1'],
     });
+    const settle = (): void => {
+      signal.removeEventListener('abort', onAbort);
+      tls.off('error', onError);
+      tls.off('close', onClose);
+    };
     const onAbort = (): void => {
+      settle();
       tls.destroy();
+      reject(new Error('TLS handshake with the proxy cut short'));
+    };
+    const onError = (err: Error): void => {
+      settle();
+      reject(err);
+    };
+    // A TLS socket destroyed before its handshake (by the deadline, or a proxy that closed)
+    // emits 'close' and no 'error': without this the dial never settled.
+    const onClose = (): void => {
+      settle();
+      reject(new Error('the proxy closed the connection before the TLS handshake completed'));
     };
     signal.addEventListener('abort', onAbort, { once: true });
     tls.once('secureConnect', () => {
-      signal.removeEventListener('abort', onAbort);
-      tls.off('error', reject);
+      settle();
       resolve(tls);
     });
-    tls.once('error', (err) => {
-      signal.removeEventListener('abort', onAbort);
-      reject(err);
-    });
+    tls.on('error', onError);
+    tls.once('close', onClose);
   });
 }
 

@@ -188,3 +188,23 @@ test('an http member fills {session} in its username per request: tinyproxy lets
   // Another session is another name, which this proxy refuses (407): the template was not sent as is.
   await assert.rejects(out.connect({ host: '127.0.0.1', port: dest.port }, { ...ctx(), params: { session: 's43' } }), (e: unknown) => e instanceof GatewayError && isUpstreamFault(e));
 });
+
+test('an https:// proxy that never answers the TLS hello, or closes during it: the dial fails at connect_timeout (or at once), counted against the proxy', async (t) => {
+  const held: Socket[] = [];
+  // Test instruments: one accepts and says nothing, one accepts and closes at the first byte.
+  const silent = await listenTracked(createServer((s) => void held.push(s.on('error', () => {}))), '127.0.0.1');
+  t.after(() => silent.close());
+  t.after(() => held.forEach((s) => s.destroy()));
+  const closing = await listenTracked(createServer((s) => s.on('error', () => {}).once('data', () => s.destroy())), '127.0.0.1');
+  t.after(() => closing.close());
+  const to = { host: '127.0.0.1', port: 9 };
+
+  const mute = createHttpOutbound('mute', http({ host: '127.0.0.1', port: silent.port, tls: true }), { dns, connectTimeout: 500 });
+  const bounded = (p: Promise<unknown>): Promise<unknown> =>
+    Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error('the dial never settled')), 10_000))]);
+  await assert.rejects(bounded(mute.connect(to, ctx())), (e: unknown) => e instanceof GatewayError && isUpstreamFault(e));
+  assert.deepEqual([mute.stats().attempts, mute.stats().failures], [1, 1]);
+
+  const shut = createHttpOutbound('shut', http({ host: '127.0.0.1', port: closing.port, tls: true }), { dns, connectTimeout: 5_000 });
+  await assert.rejects(bounded(shut.connect(to, ctx())), (e: unknown) => e instanceof GatewayError && isUpstreamFault(e));
+});
