@@ -34,6 +34,34 @@ export class Deadline {
   }
 }
 
+/**
+ * `work` until `signal` aborts: then a rejection with its reason, and `work` is left to
+ * finish (or fail) on its own. For steps that take no signal themselves (a name lookup).
+ */
+export function until<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => {}); // its own failure, later, is nobody's
+    return Promise.reject(signal.reason);
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      work.catch(() => {});
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
 /** The caller gave up (client gone, gateway closing): nobody will read the reply. */
 export class AbortedError extends GatewayError {
   constructor(what: string, options?: ErrorOptions) {

@@ -9,7 +9,7 @@ import type { DnsResolver, TcpConnector } from '../dns/types.js';
 import { ConnectTimeoutError, GatewayError, NameNotResolvedError, Rep, UpstreamRefusedError } from '../errors.js';
 import type { Address } from '../protocol/types.js';
 import { credentialsFor, type Credentials } from './credentials.js';
-import { AbortedError, Deadline } from './deadline.js';
+import { AbortedError, Deadline, until } from './deadline.js';
 import { isUpstreamFault, UpstreamUnreachableError } from './socks5-errors.js';
 import type { UpstreamOutbound, UpstreamStats } from './stats.js';
 import type { Connection, Destination, Outbound, OutboundContext } from './types.js';
@@ -69,6 +69,8 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
     if (ctx.signal.aborted) return new AbortedError(`upstream "${name}"`); // no cause: a client error may hold the password
     if (deadline.timedOut) {
       const timeout = new ConnectTimeoutError(`upstream "${name}" to ${dest.host}:${dest.port}`, deps.connectTimeout);
+      // Still resolving the destination's name here: the proxy was never asked anything.
+      if (phase === 'resolve') return timeout;
       // Silent since our request: the proxy is at fault. Once it has shown it is alive, it is
       // waiting on the destination: a timeout about the destination.
       return phase === 'handshake' && heard ? timeout : new UpstreamUnreachableError(name, timeout);
@@ -87,7 +89,8 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
     let heard = false;
     const run: HandshakeRun = { signal: deadline.signal, credentials, heard: () => void (heard = true) };
     try {
-      const candidates = await protocol.targets(dest, ctx);
+      // A name resolved here (remote_dns: false) is inside the deadline too.
+      const candidates = await until(protocol.targets(dest, ctx), deadline.signal);
       let done: Established | undefined;
       for (let i = 0; !done; i++) {
         phase = 'dial';

@@ -10,6 +10,8 @@ import { createHttpOutbound } from '../../src/outbound/http.js';
 import { createPoolOutbound } from '../../src/outbound/pool.js';
 import { createSocks4Outbound } from '../../src/outbound/socks4.js';
 import type { OutboundContext } from '../../src/outbound/types.js';
+import { isUpstreamFault } from '../../src/outbound/socks5-errors.js';
+import { resolverWithServer } from '../helpers/dns-server.js';
 import { listenTracked } from '../helpers/servers.js';
 import { readAll, specs, startDante } from '../helpers/upstreams.js';
 
@@ -99,4 +101,24 @@ test('BIND through a SOCKS4 upstream (Dante): it listens, the peer connects ther
   socket.resume();
   const [chunk] = (await once(socket, 'data')) as [Buffer];
   assert.equal(chunk.toString(), 'hello binder');
+});
+
+test('remote_dns: false with a name server that never answers: connect_timeout bounds the lookup, and the proxy is not blamed', async (t) => {
+  const { dns: slow } = await resolverWithServer(t, { 'mute.test': { silent: true } }, { timeout: 10_000 });
+  const dante = await startDante({ host: '127.0.0.1' });
+  t.after(() => dante.close());
+  const out = createSocks4Outbound('s4', socks4({ host: dante.host, port: dante.port, remote_dns: false }), { dns: slow, connectTimeout: 500 });
+  const t0 = performance.now();
+  const settled = await Promise.race([
+    out.connect({ host: 'mute.test', port: 80 }, ctx()).then(
+      () => 'connected',
+      (e: unknown) => e,
+    ),
+    new Promise((r) => setTimeout(() => r('still waiting'), 5_000)),
+  ]);
+  assert.ok(settled instanceof GatewayError, String(settled));
+  assert.equal(settled.code, 'GW_ERR_CONNECT_TIMEOUT');
+  assert.ok(performance.now() - t0 < 4_000, 'within the connect timeout, not the resolver\'s');
+  assert.equal(isUpstreamFault(settled), false, 'the proxy was never asked anything');
+  assert.equal(out.stats().healthy, true);
 });
