@@ -4,6 +4,7 @@
 
 import type { Logger } from 'pino';
 import type { HealthCheckConfig } from '../config/types.js';
+import { Rep, UpstreamRefusedError } from '../errors.js';
 import type { Outbound } from './types.js';
 
 export interface HealthPolicy {
@@ -159,7 +160,10 @@ export function createHealthChecks<T extends CheckedMember>(
       conn.release?.();
       if (state === 'running') report(m, true, performance.now() - started);
     } catch (err) {
-      if (state === 'running') report(m, false, performance.now() - started, err);
+      // The member's answer about the target (0x02-0x08, an HTTP 403): it is alive, as a
+      // request would count it. A target down or blocked must not eject every member.
+      const answered = err instanceof UpstreamRefusedError && err.rep !== Rep.GENERAL_FAILURE;
+      if (state === 'running') report(m, answered, performance.now() - started, answered ? undefined : err);
     } finally {
       clearTimeout(deadline);
       inFlight.delete(m);

@@ -12,6 +12,8 @@ export interface Pickable {
   load(): number;
   /** Moving average of connect latency (ms); undefined until measured. */
   readonly latency: number | undefined;
+  /** Connects tried through the member so far (a member tried but never measured has never succeeded). */
+  readonly attempts: number;
 }
 
 export interface Strategy<T extends Pickable> {

@@ -101,8 +101,10 @@ const TIE_MS = 1;
 const TIE_RATIO = 0.1;
 
 /**
- * The lowest connect latency. A member never measured is tried first (it cannot be judged
- * before it is probed); members within a tie of the lowest take turns.
+ * The lowest connect latency. A member never tried is tried first (it cannot be judged
+ * before it is probed); one tried but never measured (every connect through it failed or was
+ * refused) comes after every measured one, or it would be first again on every request.
+ * Members within a tie of the lowest take turns.
  */
 function fastest<T extends Pickable>(members: readonly T[]): Strategy<T> {
   let cursor = 0;
@@ -110,18 +112,27 @@ function fastest<T extends Pickable>(members: readonly T[]): Strategy<T> {
     choose(usable, _key, _lifetime, _now, commit) {
       const n = members.length;
       let lowest = Infinity;
+      let unmeasured: number | undefined;
       for (let i = 0; i < n; i++) {
         const idx = (cursor + i) % n;
         const m = members[idx]!;
         if (!usable(m)) continue;
         const latency = m.latency;
         if (latency === undefined) {
+          if (m.attempts > 0) {
+            unmeasured ??= idx;
+            continue;
+          }
           if (commit) cursor = (idx + 1) % n;
           return m;
         }
         if (latency < lowest) lowest = latency;
       }
-      if (lowest === Infinity) return undefined;
+      if (lowest === Infinity) {
+        if (unmeasured === undefined) return undefined;
+        if (commit) cursor = (unmeasured + 1) % n;
+        return members[unmeasured];
+      }
       const limit = lowest + Math.max(TIE_MS, lowest * TIE_RATIO);
       for (let i = 0; i < n; i++) {
         const idx = (cursor + i) % n;

@@ -12,6 +12,7 @@ import { compileConfig } from '../../src/gateway.js';
 import { buildOutbounds, closeOutbounds, startOutbounds } from '../../src/outbound/build.js';
 import { isPoolOutbound } from '../../src/outbound/stats.js';
 import { listenTracked } from '../helpers/servers.js';
+import { startDante } from '../helpers/upstreams.js';
 
 const log = pino({ level: 'silent' });
 
@@ -74,4 +75,22 @@ test('close() aborts a hanging check at once; a check times out on its own', asy
   const pool = short.get('crawl')!;
   assert.ok(isPoolOutbound(pool));
   assert.ok(await until(() => pool.stats()[0]!.consecutiveFailures === 1), 'the timed-out check is a failure of the member');
+});
+
+test('a health check the member answers with a refusal of the target (0x02) keeps it in rotation: it is alive', async (t) => {
+  // Dante refuses the check's target by its own rule: its answer is about the target.
+  const dante = await startDante({ host: '127.0.0.1', block: ['127.0.0.9/32'] });
+  t.after(() => dante.close());
+  const text = `upstreams:\n  crawl: { type: pool, ban_after: 1, members: ["socks5://127.0.0.1:${dante.port}"], health_check: { interval: 100ms, timeout: 2s, target: "127.0.0.9:9" } }\ndefault: crawl\n`;
+  const cfg = parseConfig(text, '/tmp/socksgate-health-refused.yaml', {});
+  const dns = createResolver(cfg.dns, { log });
+  t.after(() => dns.close());
+  const built = await buildOutbounds(cfg, { dns, log });
+  t.after(() => closeOutbounds(built));
+  startOutbounds(built);
+  const pool = [...built.values()].find(isPoolOutbound)!;
+  await sleep(600); // several checks
+  const [member] = pool.stats();
+  assert.equal(member?.healthy, true, JSON.stringify(member));
+  assert.equal(member?.consecutiveFailures, 0);
 });

@@ -17,7 +17,7 @@ const spec = (name: string, weight = 1, tags: Record<string, string> = {}, place
   tags,
   ...(placeholders ? { placeholders } : {}),
 });
-const pickable = (name: string, weight = 1, latency?: number): Pickable & { latency: number | undefined } => ({ name, hash: memberHash(name), weight, latency, load: () => 0 });
+const pickable = (name: string, weight = 1, latency?: number): Pickable & { latency: number | undefined; attempts: number } => ({ name, hash: memberHash(name), weight, latency, attempts: 0, load: () => 0 });
 
 test('sticky: every member wins keys in proportion to its weight', () => {
   const members = [pickable('a', 1), pickable('b', 2), pickable('c', 5), pickable('d', 2)];
@@ -140,6 +140,16 @@ test('fastest: unmeasured members first, then the lowest latency, near ties taki
   assert.deepEqual(new Set(picks), new Set(['fast1', 'fast2']));
   assert.ok(picks.filter((n) => n === 'fast1').length >= 2 && picks.filter((n) => n === 'fast2').length >= 2, picks.join(','));
   assert.equal(fastest.choose((m) => !m.name.startsWith('fast'), 'k', undefined, 0, true)!.name, 'mid');
+});
+
+test('fastest: a member tried but never measured (it refused every request) goes after the measured ones, not first every time', () => {
+  const members = [pickable('refuser'), pickable('a', 1, 20), pickable('b', 1, 21)];
+  const fastest = createStrategy('fastest', members);
+  assert.equal(fastest.choose(() => true, 'k', undefined, 0, true)!.name, 'refuser', 'probed once');
+  members[0]!.attempts = 1; // and refused: still no latency
+  const picks = Array.from({ length: 6 }, () => fastest.choose(() => true, 'k', undefined, 0, true)!.name);
+  assert.ok(!picks.includes('refuser'), picks.join(','));
+  assert.equal(fastest.choose((m) => m.name === 'refuser', 'k', undefined, 0, true)!.name, 'refuser', 'still chosen when it is all there is');
 });
 
 test('templates: {user}, {session} and {NAME} filled; "-KEY-{NAME}" left out when NAME was not given', () => {
