@@ -20,7 +20,7 @@ export const DEFAULT_HEALTH_POLICY: HealthPolicy = Object.freeze({ ejectAfter: 3
 export type Transition = 'ejected' | 'readmitted' | undefined;
 
 export class MemberHealth {
-  readonly #policy: HealthPolicy;
+  #policy: HealthPolicy;
   #healthy = true;
   #consecutive = 0;
   #backoff = 0;
@@ -33,6 +33,15 @@ export class MemberHealth {
 
   constructor(policy: HealthPolicy) {
     this.#policy = policy;
+  }
+
+  /**
+   * The policy of the pool that now holds this record: a reload keeps what was learnt (the
+   * failures, the ejection and its backoff) but applies the new settings (`ban_after`).
+   */
+  adopt(policy: HealthPolicy): this {
+    this.#policy = policy;
+    return this;
   }
 
   get healthy(): boolean {

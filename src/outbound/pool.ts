@@ -94,8 +94,9 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     tags: spec.tags,
     placeholders: new Set(spec.placeholders),
     outbound: spec.outbound,
-    // A reload keeps what the old pool learnt: a dead member stays ejected, its backoff running.
-    health: deps.inherit?.(spec.outbound.name) ?? new MemberHealth(policy),
+    // A reload keeps what the old pool learnt: a dead member stays ejected, its backoff running;
+    // the new config's settings apply from now on.
+    health: deps.inherit?.(spec.outbound.name)?.adopt(policy) ?? new MemberHealth(policy),
     get latency() {
       return this.health.latency;
     },

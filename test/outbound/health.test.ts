@@ -77,3 +77,16 @@ test('a pool that inherits only dead members still says once when one is healthy
   assert.deepEqual(lines.slice(2), ['pool member re-admitted', 'pool has a healthy member again']);
   await after.close();
 });
+
+test('a reload keeps a member\'s failures but applies the new ban_after', async () => {
+  const now = 1_000_000;
+  const dead: Outbound = { name: 'd', connect: () => Promise.reject(new UpstreamUnreachableError('d', new Error('ECONNREFUSED'))), close: async () => {} };
+  const before = createPoolOutbound('p', { ...cfg, ban_after: 5 }, { members: [memberSpec(dead)], log: silent, now: () => now });
+  for (let i = 0; i < 2; i++) await before.connect({ host: '127.0.0.1', port: 9 }, ctx()).catch(() => {});
+  assert.equal(before.stats()[0]?.healthy, true, 'two failures of five');
+  await before.close();
+  const after = createPoolOutbound('p', { ...cfg, ban_after: 3 }, { members: [memberSpec(dead)], log: silent, now: () => now, inherit: (n) => before.healthOf(n) });
+  await after.connect({ host: '127.0.0.1', port: 9 }, ctx()).catch(() => {});
+  assert.deepEqual([after.stats()[0]?.consecutiveFailures, after.stats()[0]?.healthy], [3, false], 'the third failure ejects under ban_after: 3');
+  await after.close();
+});
