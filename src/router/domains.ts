@@ -12,6 +12,18 @@ export type DomainEntry =
 const LABELS = /^[a-z0-9_-]{1,63}(?:\.[a-z0-9_-]{1,63})*$/;
 
 /** Lower case, one trailing dot dropped: the form every lookup and entry is compared in. */
+/**
+ * A hostname every resolver reads as we do: ASCII letters, digits, `-` and `_`, labels of
+ * 1–63, at most 253 characters and one trailing dot. Anything else (an empty label, a NUL,
+ * a backslash escape, UTF-8) is read differently by c-ares or getaddrinfo than by the rules:
+ * `bad.test..` or `ba\d.test` matched no rule for bad.test and resolved to it.
+ */
+const HOSTNAME = /^(?=[^]{1,253}\.?$)[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?$/;
+
+export function isHostname(name: string): boolean {
+  return HOSTNAME.test(name);
+}
+
 export function normalizeName(name: string): string {
   const n = name.charCodeAt(name.length - 1) === 46 ? name.slice(0, -1) : name;
   return n.toLowerCase();

@@ -1,4 +1,6 @@
-import { GatewayError, Rep, RuleBlockedError } from '../errors.js';
+import { isIP } from 'node:net';
+import { GatewayError, ProtocolError, Rep, RuleBlockedError } from '../errors.js';
+import { isHostname } from '../router/domains.js';
 import type { Outbound } from '../outbound/types.js';
 import type { Decision } from '../router/types.js';
 import type { Command } from '../config/types.js';
@@ -16,6 +18,11 @@ export interface Routed {
  */
 export async function route(ctx: CommandContext, cmd: Command, dest: Address = ctx.dest): Promise<Routed> {
   const { snapshot, record } = ctx;
+  // Rules and resolvers must read a name alike: one that is not a plain hostname is refused
+  // (SOCKS 0x04, HTTP 400) before any rule sees it.
+  if (isIP(dest.host) === 0 && !isHostname(dest.host)) {
+    throw new ProtocolError(`not a hostname: ${JSON.stringify(dest.host.slice(0, 100))}`, Rep.HOST_UNREACHABLE);
+  }
   const decided = snapshot.router.decide({ dest, cmd, user: ctx.user, source: ctx.source });
   const decision = decided instanceof Promise ? await decided : decided;
   record.rule = decision.rule;

@@ -1,0 +1,54 @@
+// Names the rules and the resolvers would read differently are refused before any rule sees
+// them: an empty label, a NUL, a backslash escape. A real UDP DNS server answers bad.test and
+// example.com, and logs every question it gets.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { startDnsServer } from '../helpers/dns-server.js';
+import { readBytes, socks5Rep, startEchoServer, startGateway } from '../helpers/index.js';
+
+const TRICKS = ['bad.test..', 'ba\\d.test', '\\098ad.test', 'bad.test\0x', 'BAD.test\0.example.com'];
+
+test('a block rule for bad.test holds against names a resolver reads as bad.test: 0x04 (HTTP 400), nothing looked up', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const dns = await startDnsServer({ 'bad.test': { A: ['127.0.0.1'] }, 'ok.test': { A: ['127.0.0.1'] } });
+  t.after(() => dns.close());
+  const gw = await startGateway({
+    dns: { servers: [`127.0.0.1:${dns.port}`], timeout: '1s' },
+    rules: [{ name: 'bad', domains: ['bad.test'], action: 'block' }],
+    default: 'direct',
+  });
+  t.after(() => gw.close());
+
+  assert.equal(await socks5Rep(gw.port, { host: 'bad.test', port: echo.port }), 0x02, 'the rule itself');
+  assert.equal(await socks5Rep(gw.port, { host: 'bad.test.', port: echo.port }), 0x02, 'one trailing dot is the same name');
+  for (const host of TRICKS) assert.equal(await socks5Rep(gw.port, { host, port: echo.port }), 0x04, JSON.stringify(host));
+  assert.equal(dns.queries('bad.test'), 0, 'no question for bad.test was ever asked');
+  assert.equal(await socks5Rep(gw.port, { host: 'ok.test', port: echo.port }), 0x00, 'a plain name still goes');
+
+  const s = connect({ host: '127.0.0.1', port: gw.port });
+  t.after(() => s.destroy());
+  await once(s, 'connect');
+  s.write(`CONNECT bad.test..:${echo.port} HTTP/1.1\r\nHost: bad.test..:${echo.port}\r\n\r\n`);
+  assert.match((await readBytes(s, 12)).toString(), /^HTTP\/1\.1 400/);
+  const line = await gw.accessLog((l) => l['protocol'] === 'http');
+  assert.match(String(line?.['error']), /not a hostname/);
+});
+
+test('an allow-list for example.com is not widened by a NUL inside the name', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const dns = await startDnsServer({ 'evil.test': { A: ['127.0.0.1'] }, 'www.example.com': { A: ['127.0.0.1'] } });
+  t.after(() => dns.close());
+  const gw = await startGateway({
+    dns: { servers: [`127.0.0.1:${dns.port}`], timeout: '1s' },
+    rules: [{ name: 'allowed', domains: ['example.com'], action: 'direct' }],
+    default: 'block',
+  });
+  t.after(() => gw.close());
+  assert.equal(await socks5Rep(gw.port, { host: 'www.example.com', port: echo.port }), 0x00);
+  assert.equal(await socks5Rep(gw.port, { host: 'evil.test\0.example.com', port: echo.port }), 0x04);
+  assert.equal(dns.queries('evil.test'), 0);
+});
