@@ -106,12 +106,51 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
   return { questionsPerLookup: 2, query, cancel: () => resolver.cancel() };
 }
 
-export function systemBackend(cfg: DnsConfig): Backend {
+/**
+ * getaddrinfo calls running at once, for the whole process: half of libuv's pool (4 threads),
+ * which scrypt (password checks) and file reads need too. A call cannot be cancelled, and one
+ * whose name server never answers holds its thread for the system resolver's own timeouts:
+ * unbounded, a few such names a second took every thread.
+ */
+const SYSTEM_LOOKUP_SLOTS = 2;
+let systemLookupsRunning = 0;
+const systemLookupsWaiting: Array<() => void> = [];
+
+type SystemAnswer = { address: string; family: number }[];
+/** getaddrinfo as node:dns/promises offers it (`all`, `verbatim`). */
+export type SystemLookup = (name: string, opts: { all: true; verbatim: true }) => Promise<SystemAnswer>;
+
+/** getaddrinfo within the slots; `wanted()` false by its turn (the caller's deadline passed): not run at all. */
+function systemLookupInTurn(lookup: SystemLookup, name: string, wanted: () => boolean): Promise<SystemAnswer> {
+  return new Promise((resolve, reject) => {
+    systemLookupsWaiting.push(() => {
+      if (!wanted()) return; // nobody waits for it any more (and its promise is dropped unsettled)
+      systemLookupsRunning++;
+      lookup(name, { all: true, verbatim: true })
+        .then(resolve, reject)
+        .finally(() => {
+          systemLookupsRunning--;
+          startWaitingLookups();
+        });
+    });
+    startWaitingLookups();
+  });
+}
+
+/** Starts waiting lookups while slots are free, skipping those nobody waits for any more. */
+function startWaitingLookups(): void {
+  while (systemLookupsRunning < SYSTEM_LOOKUP_SLOTS && systemLookupsWaiting.length > 0) systemLookupsWaiting.shift()!();
+}
+
+/** `lookup`: getaddrinfo, or a stand-in for a test (a real one cannot be made to hang without a network name server). */
+export function systemBackend(cfg: DnsConfig, lookup: SystemLookup = systemLookup): Backend {
   async function query(name: string): Promise<Answer> {
-    let list: { address: string; family: number }[];
+    let list: SystemAnswer;
     try {
-      // getaddrinfo runs on the libuv pool and cannot be cancelled: the deadline only stops the wait.
-      list = await withDeadline(name, systemLookup(name, { all: true, verbatim: true }), cfg.timeout);
+      // getaddrinfo runs on the libuv pool and cannot be cancelled: the deadline only stops the
+      // wait, and a lookup still waiting for a slot when it passes never runs.
+      let waiting = true;
+      list = await withDeadline(name, systemLookupInTurn(lookup, name, () => waiting), cfg.timeout).finally(() => (waiting = false));
     } catch (err) {
       const code = errCode(err);
       if (code === NXDOMAIN) return { kind: 'negative', reason: 'NXDOMAIN' };
