@@ -47,20 +47,19 @@ const WORKER_ANSWER_MS = 10_000;
 /** The primary's side: one request to every live worker, their answers in worker order. */
 export class WorkerApi {
   #seq = 0;
-  readonly #pending = new Map<number, { worker: Worker; done: (a: ApiAnswer | undefined) => void }>();
-
-  readonly #scrapes = new Map<number, { worker: Worker; done: (m: WorkerMetrics | undefined) => void }>();
+  /** Requests in flight (an /api request or a scrape), by id: the worker asked and how to settle. */
+  readonly #pending = new Map<number, { worker: Worker; done: (reply: unknown) => void }>();
 
   constructor() {
     cluster.on('message', (_w: Worker, msg: Partial<ApiReply> | Partial<MetricsReply>) => {
       if (typeof msg?.id !== 'number') return;
-      if (msg.socksgate === 'api-answer' && msg.answer) this.#pending.get(msg.id)?.done(msg.answer);
-      else if (msg.socksgate === 'metrics-answer' && Array.isArray(msg.metrics)) this.#scrapes.get(msg.id)?.done(msg.metrics);
+      const pending = this.#pending.get(msg.id);
+      if (msg.socksgate === 'api-answer' && msg.answer) pending?.done(msg.answer);
+      else if (msg.socksgate === 'metrics-answer' && Array.isArray(msg.metrics)) pending?.done(msg.metrics);
     });
     // A worker that dies answers nothing: its share of every request in flight is left out.
     cluster.on('exit', (w: Worker) => {
       for (const p of [...this.#pending.values()]) if (p.worker === w) p.done(undefined);
-      for (const p of [...this.#scrapes.values()]) if (p.worker === w) p.done(undefined);
     });
   }
 
@@ -69,27 +68,10 @@ export class WorkerApi {
    * time: a sum that silently left a worker out would make its counters go down.
    */
   async metrics(workers: readonly Worker[]): Promise<WorkerMetrics[]> {
-    const all = await Promise.all(workers.map((w) => this.#scrape(w)));
+    const all = await Promise.all(workers.map((w) => this.#request<WorkerMetrics>(w, (id) => ({ socksgate: 'metrics', id }) satisfies MetricsAsk, WORKER_METRICS_MS)));
     const missing = all.findIndex((m) => m === undefined);
     if (missing >= 0) throw new Error(`worker ${workers[missing]!.id} sent no metrics within ${WORKER_METRICS_MS} ms`);
     return all as WorkerMetrics[];
-  }
-
-  #scrape(worker: Worker): Promise<WorkerMetrics | undefined> {
-    if (!worker.isConnected()) return Promise.resolve(undefined);
-    const id = ++this.#seq;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => done(undefined), WORKER_METRICS_MS);
-      const done = (metrics: WorkerMetrics | undefined): void => {
-        clearTimeout(timer);
-        this.#scrapes.delete(id);
-        resolve(metrics);
-      };
-      this.#scrapes.set(id, { worker, done });
-      worker.send({ socksgate: 'metrics', id } satisfies MetricsAsk, (err: Error | null) => {
-        if (err) done(undefined);
-      });
-    });
   }
 
   /** The answers of the workers that answered, in their order, and how many were asked. */
@@ -100,17 +82,22 @@ export class WorkerApi {
 
   /** One worker's answer; undefined when it did not answer (gone, or not within WORKER_ANSWER_MS). */
   askOne(worker: Worker, method: string, url: string, body: unknown): Promise<ApiAnswer | undefined> {
+    return this.#request<ApiAnswer>(worker, (id) => ({ socksgate: 'api', id, method, url, body }) satisfies ApiAsk, WORKER_ANSWER_MS);
+  }
+
+  /** One message to `worker` and its reply; undefined when none came (gone, or not within `ms`). */
+  #request<T>(worker: Worker, message: (id: number) => object, ms: number): Promise<T | undefined> {
     if (!worker.isConnected()) return Promise.resolve(undefined);
     const id = ++this.#seq;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => done(undefined), WORKER_ANSWER_MS);
-      const done = (answer: ApiAnswer | undefined): void => {
+      const timer = setTimeout(() => done(undefined), ms);
+      const done = (reply: unknown): void => {
         clearTimeout(timer);
         this.#pending.delete(id);
-        resolve(answer);
+        resolve(reply as T | undefined);
       };
       this.#pending.set(id, { worker, done });
-      worker.send({ socksgate: 'api', id, method, url, body } satisfies ApiAsk, (err: Error | null) => {
+      worker.send(message(id), (err: Error | null) => {
         if (err) done(undefined);
       });
     });

@@ -43,17 +43,37 @@ async function startScriptedOrigin(answer: string | undefined, complete = (got: 
   return origin;
 }
 
-/** Writes `raw` to the gateway and collects what comes back until it closes (or `ms` pass). */
-async function exchange(gw: TestGateway, raw: string, t: TestContext, ms = 5_000): Promise<string> {
+/** A scripted origin answering `answer` and a gateway started from `config`, both closed after the test. */
+async function originBehindGateway(
+  t: TestContext,
+  answer: string | undefined,
+  config: Record<string, unknown> = {},
+  complete?: (got: string) => boolean,
+): Promise<{ origin: ScriptedOrigin; gw: TestGateway }> {
+  const origin = await startScriptedOrigin(answer, complete);
+  t.after(() => origin.close());
+  const gw = await startGateway(config);
+  t.after(() => gw.close());
+  return { origin, gw };
+}
+
+/** A raw client of the gateway, destroyed after the test; `received()` is what came back so far. */
+async function rawClientOf(gw: TestGateway, t: TestContext): Promise<{ s: Socket; received(): string }> {
   const s: Socket = connect({ host: '127.0.0.1', port: gw.port });
   t.after(() => s.destroy());
   s.on('error', () => {});
   await once(s, 'connect');
   const chunks: Buffer[] = [];
   s.on('data', (c: Buffer) => chunks.push(c));
+  return { s, received: () => Buffer.concat(chunks).toString('latin1') };
+}
+
+/** Writes `raw` to the gateway and collects what comes back until it closes (or `ms` pass). */
+async function exchange(gw: TestGateway, raw: string, t: TestContext, ms = 5_000): Promise<string> {
+  const { s, received } = await rawClientOf(gw, t);
   s.write(raw, 'latin1');
   await closedWithin(s, ms);
-  return Buffer.concat(chunks).toString('latin1');
+  return received();
 }
 
 const get = (port: number, path = '/', extra = ''): string => `GET http://127.0.0.1:${port}${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${extra}\r\n`;
@@ -71,10 +91,7 @@ for (const [what, statusLine] of [
   ['status 099', 'HTTP/1.1 099 Low'],
 ] as const) {
   test(`an origin answering ${what} gets the client a 502, and the gateway stays up`, async (t) => {
-    const origin = await startScriptedOrigin(`${statusLine}\r\nContent-Length: 0\r\n\r\n`);
-    t.after(() => origin.close());
-    const gw = await startGateway();
-    t.after(() => gw.close());
+    const { origin, gw } = await originBehindGateway(t, `${statusLine}\r\nContent-Length: 0\r\n\r\n`);
     const answer = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);
     assert.match(answer, /^HTTP\/1\.1 502 /);
     const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
@@ -85,10 +102,7 @@ for (const [what, statusLine] of [
 }
 
 test("an origin's reason phrase with a control character is replaced by the status's own", async (t) => {
-  const origin = await startScriptedOrigin('HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nhi');
-  t.after(() => origin.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nhi');
   const answer = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);
   assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
   assert.match(answer, /\r\n\r\nhi$/);
@@ -96,28 +110,19 @@ test("an origin's reason phrase with a control character is replaced by the stat
 });
 
 test('an origin switching protocols unasked (101) gets the client a 502, not a wait', async (t) => {
-  const origin = await startScriptedOrigin('HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n');
-  t.after(() => origin.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n');
   const answer = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);
   assert.match(answer, /^HTTP\/1\.1 502 /);
 });
 
 test('an origin silent past idle_timeout is a 504', async (t) => {
-  const origin = await startScriptedOrigin(undefined);
-  t.after(() => origin.close());
-  const gw = await startGateway({ limits: { idle_timeout: '300ms' } });
-  t.after(() => gw.close());
+  const { origin, gw } = await originBehindGateway(t, undefined, { limits: { idle_timeout: '300ms' } });
   const answer = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);
   assert.match(answer, /^HTTP\/1\.1 504 /);
 });
 
 test('the request target goes on as the client wrote it, and Host is the target’s authority (RFC 9112 §3.2.2)', async (t) => {
-  const origin = await startScriptedOrigin('HTTP/1.1 204 No Content\r\n\r\n');
-  t.after(() => origin.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 204 No Content\r\n\r\n');
   const path = "/a/%2e%2e/b/../c?q='x'&r=%7B";
   const answer = await exchange(gw, `GET http://127.0.0.1:${origin.port}${path} HTTP/1.1\r\nHost: internal.example\r\nConnection: close\r\n\r\n`, t);
   assert.match(answer, /^HTTP\/1\.1 204 /);
@@ -128,10 +133,7 @@ test('the request target goes on as the client wrote it, and Host is the target�
 });
 
 test('a chunked body on a DELETE reaches the origin chunked, not as bytes behind a bodiless request', async (t) => {
-  const origin = await startScriptedOrigin('HTTP/1.1 204 No Content\r\n\r\n', (got) => got.includes('\r\n0\r\n\r\n'));
-  t.after(() => origin.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 204 No Content\r\n\r\n', {}, (got) => got.includes('\r\n0\r\n\r\n'));
   const raw = `DELETE http://127.0.0.1:${origin.port}/x HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n`;
   const answer = await exchange(gw, raw, t);
   assert.match(answer, /^HTTP\/1\.1 204 /);
@@ -142,10 +144,7 @@ test('a chunked body on a DELETE reaches the origin chunked, not as bytes behind
 });
 
 test('pipelined requests are served one at a time, in order, each answered and logged', async (t) => {
-  const origin = await startScriptedOrigin('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
-  t.after(() => origin.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
   const N = 10;
   const raw = Array.from({ length: N }, (_, i) => get(origin.port, `/r${i}`, i === N - 1 ? 'Connection: close\r\n' : '')).join('');
   const answer = await exchange(gw, raw, t, 10_000);
@@ -161,10 +160,7 @@ test('pipelined requests are served one at a time, in order, each answered and l
 });
 
 test('a client pipelining far more requests than are served in turn is closed, and nothing is dialed for the rest', async (t) => {
-  const origin = await startScriptedOrigin('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
-  t.after(() => origin.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
   const raw = Array.from({ length: 300 }, (_, i) => get(origin.port, `/p${i}`)).join('');
   await exchange(gw, raw, t, 10_000);
   assert.ok(origin.received.length <= 1, `origin connections: ${origin.received.length}`);
@@ -194,23 +190,15 @@ test('with auth, a failing request pipelined before a good one gets its own answ
 });
 
 test('Expect: 100-continue: the client is told to send its body once the origin is dialed, and the body arrives', async (t) => {
-  const origin = await startScriptedOrigin('HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n', (got) => got.endsWith('hello'));
-  t.after(() => origin.close());
-  const gw = await startGateway();
-  t.after(() => gw.close());
-  const s: Socket = connect({ host: '127.0.0.1', port: gw.port });
-  t.after(() => s.destroy());
-  s.on('error', () => {});
-  await once(s, 'connect');
-  const chunks: Buffer[] = [];
-  s.on('data', (c: Buffer) => chunks.push(c));
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n', {}, (got) => got.endsWith('hello'));
+  const { s, received } = await rawClientOf(gw, t);
   s.write(`POST http://127.0.0.1:${origin.port}/up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
-  for (let waited = 0; !Buffer.concat(chunks).toString().includes('\r\n\r\n') && waited < 5_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
-  assert.match(Buffer.concat(chunks).toString(), /^HTTP\/1\.1 100 Continue\r\n\r\n$/);
+  for (let waited = 0; !received().includes('\r\n\r\n') && waited < 5_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  assert.match(received(), /^HTTP\/1\.1 100 Continue\r\n\r\n$/);
   assert.equal(origin.received.length, 1, 'the origin was dialed before the 100');
   s.write('hello');
   await closedWithin(s, 5_000);
-  assert.match(Buffer.concat(chunks).toString(), /\r\n\r\nHTTP\/1\.1 201 Created\r\n/);
+  assert.match(received(), /\r\n\r\nHTTP\/1\.1 201 Created\r\n/);
   assert.ok(origin.received[0]!.endsWith('\r\n\r\nhello'));
 });
 

@@ -1,7 +1,7 @@
 // A UDP flood is dropped and counted once an association, or the whole gateway, holds its
 // byte budget; nothing is queued beyond it. Datagrams are made to wait with an upstream
 // instrument written here: it takes the ASSOCIATE request and answers only when told to.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import { stringify } from 'yaml';
@@ -52,6 +52,17 @@ async function startFloodGateway(upstreamPort: number, udpBufferBytes?: number) 
   return { gw, port: gw.addresses[0]!.port, logs };
 }
 
+/** A held upstream, a gateway routing everything to it and one association, all closed after the test. */
+async function floodSetup(t: TestContext) {
+  const upstream = await startHeldUpstream();
+  t.after(() => upstream.close());
+  const { gw, port, logs } = await startFloodGateway(upstream.port);
+  t.after(() => gw.close(0));
+  const c = await socksUdpClient({ host: '127.0.0.1', port });
+  t.after(() => c.close());
+  return { upstream, gw, logs, c };
+}
+
 /** The gateway's socksgate_udp_buffered_bytes; NaN if it has no such gauge. */
 async function buffered(gw: Gateway): Promise<number> {
   const metric = await gw.metrics.registry.getSingleMetric('socksgate_udp_buffered_bytes')?.get();
@@ -76,12 +87,7 @@ const udpOf = async (logs: Array<Record<string, unknown>>, localPort: number | u
   (await waitForLog(logs, (l) => l['cmd'] === 'udp' && l['client'] === `127.0.0.1:${localPort}`))?.['udp'] as Udp | undefined;
 
 test('one association holds at most its byte budget; the rest of a flood is dropped as queue_full', async (t) => {
-  const upstream = await startHeldUpstream();
-  t.after(() => upstream.close());
-  const { gw, port, logs } = await startFloodGateway(upstream.port);
-  t.after(() => gw.close(0));
-  const c = await socksUdpClient({ host: '127.0.0.1', port });
-  t.after(() => c.close());
+  const { upstream, gw, logs, c } = await floodSetup(t);
 
   // 160 × 32 KiB = 5 MiB, all for a destination whose channel is still opening.
   const most = await flood(c, gw, 160);
@@ -125,12 +131,7 @@ test('the gateway-wide budget bites an association that is within its own', asyn
 });
 
 test('tiny datagrams are charged what holding them costs, not just their bytes: a flood of them is cut at the budget', async (t) => {
-  const upstream = await startHeldUpstream();
-  t.after(() => upstream.close());
-  const { gw, port, logs } = await startFloodGateway(upstream.port);
-  t.after(() => gw.close(0));
-  const c = await socksUdpClient({ host: '127.0.0.1', port });
-  t.after(() => c.close());
+  const { upstream, gw, logs, c } = await floodSetup(t);
 
   // 4 000 datagrams of 10 bytes: 40 kB by their bytes, far more as objects held.
   const N = 4_000;
