@@ -11,7 +11,7 @@ import { assertRfc1929, credentialsFor } from './credentials.js';
 import { keepEarlyData } from './early-data.js';
 import { assertSendable, createProxyOutbound, proxyDialer, resolveHere, type Established, type HandshakeRun, type ProxyDeps } from './proxy-outbound.js';
 import { openSocks5Bind } from './socks5-bind.js';
-import { fromSocksError } from './socks5-errors.js';
+import { fromSocksError, UpstreamHandshakeError } from './socks5-errors.js';
 import { openSocks5Udp, type UpstreamDialer } from './socks5-udp.js';
 import type { UpstreamOutbound } from './stats.js';
 import type { BindHandle, DatagramOutbound, Destination, OutboundContext, UdpChannel } from './types.js';
@@ -73,6 +73,9 @@ export async function socksHandshake(
       // Our deadline decides; this only keeps `socks` from timing out first.
       timeout: connectTimeout * 2 + 1_000,
     });
+    // A reply whose address type `socks` does not know (RFC 1928 §6 has 1, 3, 4) comes back
+    // "established" with no address, its bytes left in the stream for the client: not a reply.
+    if (version === 5 && info.remoteHost === undefined) throw new UpstreamHandshakeError(`${proxy.host}:${proxy.port}`, 'reply with an unknown address type');
     const head = await keepEarlyData(socket);
     return { socket, bound: boundOf(info.remoteHost), head };
   } finally {

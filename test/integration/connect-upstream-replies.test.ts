@@ -100,3 +100,39 @@ test('a member username filled past the 255 bytes SOCKS5 can carry: the client g
   assert.equal((await readBytes(ok.socket, 8)).toString(), 'still up');
   assert.deepEqual(recording.logins.map((l) => l.username), ['customer-c1234567-zone-residential-session-short']);
 });
+
+test('an upstream success reply with an unknown address type (0x09) is a failed handshake: 0x01, and none of its bytes reach the client', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  // Test instrument: greets, then answers the request with ATYP 0x09 and a few bytes after it.
+  const sockets: Socket[] = [];
+  const upstream = createServer((s) => {
+    sockets.push(s);
+    s.on('error', () => {});
+    let step = 0;
+    s.on('data', () => void s.write(step++ === 0 ? Buffer.from([5, 0]) : Buffer.from([5, 0, 0, 9, 1, 2, 3, 4, 0, 80, 0x4f, 0x4b])));
+  });
+  upstream.listen(0, '127.0.0.1');
+  await once(upstream, 'listening');
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    upstream.close();
+  });
+  const gw = await startGateway({
+    upstreams: { up: { type: 'socks5', host: '127.0.0.1', port: (upstream.address() as { port: number }).port } },
+    rules: [{ name: 'via-up', ports: [echo.port], action: 'up' }],
+  });
+  t.after(() => gw.close());
+  const s = connect({ host: '127.0.0.1', port: gw.port });
+  t.after(() => s.destroy());
+  s.on('error', () => {});
+  await once(s, 'connect');
+  const got: Buffer[] = [];
+  s.on('data', (c: Buffer) => got.push(c));
+  s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.CONNECT, { host: '127.0.0.1', port: echo.port })]));
+  assert.ok(await closedWithin(s, 5_000));
+  assert.deepEqual([...Buffer.concat(got).subarray(0, 4)], [5, 0, 5, 1], 'method 0x00, then reply 0x01');
+  assert.ok(!Buffer.concat(got).includes(Buffer.from([9, 1, 2, 3, 4])), 'no byte of the upstream reply reached the client');
+  const line = await gw.accessLog((l) => l['rule'] === 'via-up');
+  assert.match(String(line?.['error']), /unknown address type/);
+});
