@@ -11,19 +11,22 @@ export type DomainEntry =
 
 const LABELS = /^[a-z0-9_-]{1,63}(?:\.[a-z0-9_-]{1,63})*$/;
 
-/** Lower case, one trailing dot dropped: the form every lookup and entry is compared in. */
+/** A name in normal form (normalizeName) made of labels of 1–63 letters, digits, `-`, `_`: 253 at most. */
+function plainLabels(name: string): boolean {
+  return name.length <= 253 && LABELS.test(name);
+}
+
 /**
  * A hostname every resolver reads as we do: ASCII letters, digits, `-` and `_`, labels of
  * 1–63, at most 253 characters and one trailing dot. Anything else (an empty label, a NUL,
  * a backslash escape, UTF-8) is read differently by c-ares or getaddrinfo than by the rules:
  * `bad.test..` or `ba\d.test` matched no rule for bad.test and resolved to it.
  */
-const HOSTNAME = /^(?=[^]{1,253}\.?$)[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?$/;
-
 export function isHostname(name: string): boolean {
-  return HOSTNAME.test(name);
+  return plainLabels(normalizeName(name));
 }
 
+/** Lower case, one trailing dot dropped: the form every lookup and entry is compared in. */
 export function normalizeName(name: string): string {
   const n = name.charCodeAt(name.length - 1) === 46 ? name.slice(0, -1) : name;
   return n.toLowerCase();
@@ -33,7 +36,7 @@ function normalizeEntryName(raw: string): string | undefined {
   // eslint-disable-next-line no-control-regex
   const ascii = /^[\x00-\x7f]*$/.test(raw) ? raw : domainToASCII(raw); // IDN → punycode
   const name = normalizeName(ascii);
-  return name.length <= 253 && LABELS.test(name) ? name : undefined;
+  return plainLabels(name) ? name : undefined;
 }
 
 /**
