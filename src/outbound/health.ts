@@ -4,7 +4,7 @@
 
 import type { Logger } from 'pino';
 import type { HealthCheckConfig } from '../config/types.js';
-import { Rep, UpstreamRefusedError } from '../errors.js';
+import { answeredAboutDestination } from './socks5-errors.js';
 import type { Outbound } from './types.js';
 
 export interface HealthPolicy {
@@ -171,7 +171,7 @@ export function createHealthChecks<T extends CheckedMember>(
     } catch (err) {
       // The member's answer about the target (0x02-0x08, an HTTP 403): it is alive, as a
       // request would count it. A target down or blocked must not eject every member.
-      const answered = err instanceof UpstreamRefusedError && err.rep !== Rep.GENERAL_FAILURE;
+      const answered = answeredAboutDestination(err);
       if (state === 'running') report(m, answered, performance.now() - started, answered ? undefined : err);
     } finally {
       clearTimeout(deadline);

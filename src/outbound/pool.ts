@@ -6,7 +6,7 @@ import type { PoolConfig } from '../config/types.js';
 import { GatewayError, Rep, UpstreamRefusedError } from '../errors.js';
 import { filterParams, lifetimeMs, RESERVED_PARAMS, type SessionParams } from '../protocol/username.js';
 import { createHealthChecks, DEFAULT_HEALTH_POLICY, MemberHealth, type HealthPolicy, type Transition } from './health.js';
-import { isUpstreamFault } from './socks5-errors.js';
+import { answeredAboutDestination, isUpstreamFault } from './socks5-errors.js';
 import type { MemberStats, PoolOutbound } from './stats.js';
 import { createStrategy, memberHash, type Pickable, type Strategy } from './strategies.js';
 import type { BindHandle, Connection, DatagramOutbound, Destination, MemberSpec, Outbound, OutboundContext, UdpChannel } from './types.js';
@@ -132,7 +132,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
 
   function settle(m: Member, err: unknown, begunHealthy: boolean): void {
     if (isUpstreamFault(err) || err instanceof PoolExhaustedError) note(m, m.health.failure(now(), begunHealthy));
-    else if (err instanceof UpstreamRefusedError && err.rep !== Rep.GENERAL_FAILURE) note(m, m.health.success());
+    else if (answeredAboutDestination(err)) note(m, m.health.success());
     else m.health.neutral(begunHealthy); // the client left, local DNS, or an ambiguous 0x01
   }
 

@@ -88,3 +88,12 @@ export function fromSocksError(upstream: string, err: unknown): GatewayError {
 export function isUpstreamFault(err: unknown): boolean {
   return err instanceof UpstreamUnreachableError || err instanceof UpstreamHandshakeError || err instanceof UpstreamAuthError;
 }
+
+/**
+ * The upstream's clear answer about the destination (0x02-0x08, an HTTP 403/404/504): the
+ * member is alive and did its job, for requests and health checks alike. An ambiguous 0x01
+ * says nothing either way.
+ */
+export function answeredAboutDestination(err: unknown): boolean {
+  return err instanceof UpstreamRefusedError && err.rep !== Rep.GENERAL_FAILURE;
+}
