@@ -5,6 +5,7 @@
 
 import { lookup as systemLookup, Resolver } from 'node:dns/promises';
 import { ConfigError, NameNotResolvedError } from '../errors.js';
+import { Semaphore } from '../semaphore.js';
 import type { DnsConfig } from '../config/types.js';
 import type { ResolvedAddress } from './types.js';
 
@@ -113,34 +114,14 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
  * unbounded, a few such names a second took every thread.
  */
 const SYSTEM_LOOKUP_SLOTS = 2;
-let systemLookupsRunning = 0;
-const systemLookupsWaiting: Array<() => void> = [];
+const systemLookupSlots = new Semaphore(SYSTEM_LOOKUP_SLOTS);
 
 type SystemAnswer = { address: string; family: number }[];
 /** getaddrinfo as node:dns/promises offers it (`all`, `verbatim`). */
 export type SystemLookup = (name: string, opts: { all: true; verbatim: true }) => Promise<SystemAnswer>;
 
-/** getaddrinfo within the slots; `wanted()` false by its turn (the caller's deadline passed): not run at all. */
-function systemLookupInTurn(lookup: SystemLookup, name: string, wanted: () => boolean): Promise<SystemAnswer> {
-  return new Promise((resolve, reject) => {
-    systemLookupsWaiting.push(() => {
-      if (!wanted()) return; // nobody waits for it any more (and its promise is dropped unsettled)
-      systemLookupsRunning++;
-      lookup(name, { all: true, verbatim: true })
-        .then(resolve, reject)
-        .finally(() => {
-          systemLookupsRunning--;
-          startWaitingLookups();
-        });
-    });
-    startWaitingLookups();
-  });
-}
-
-/** Starts waiting lookups while slots are free, skipping those nobody waits for any more. */
-function startWaitingLookups(): void {
-  while (systemLookupsRunning < SYSTEM_LOOKUP_SLOTS && systemLookupsWaiting.length > 0) systemLookupsWaiting.shift()!();
-}
+/** Why a lookup was not made: its deadline passed while it waited for a slot (nobody sees it). */
+const NOT_WAITED_FOR = new Error('the lookup was no longer waited for');
 
 /** `lookup`: getaddrinfo, or a stand-in for a test (a real one cannot be made to hang without a network name server). */
 export function systemBackend(cfg: DnsConfig, lookup: SystemLookup = systemLookup): Backend {
@@ -150,7 +131,8 @@ export function systemBackend(cfg: DnsConfig, lookup: SystemLookup = systemLooku
       // getaddrinfo runs on the libuv pool and cannot be cancelled: the deadline only stops the
       // wait, and a lookup still waiting for a slot when it passes never runs.
       let waiting = true;
-      list = await withDeadline(name, systemLookupInTurn(lookup, name, () => waiting), cfg.timeout).finally(() => (waiting = false));
+      const inTurn = systemLookupSlots.run(() => (waiting ? lookup(name, { all: true, verbatim: true }) : Promise.reject(NOT_WAITED_FOR)));
+      list = await withDeadline(name, inTurn, cfg.timeout).finally(() => (waiting = false));
     } catch (err) {
       const code = errCode(err);
       if (code === NXDOMAIN) return { kind: 'negative', reason: 'NXDOMAIN' };

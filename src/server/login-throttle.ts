@@ -9,6 +9,7 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { Metrics } from '../observe/metrics.js';
 import { parseIPv6 } from '../router/ip.js';
+import { Semaphore } from '../semaphore.js';
 
 /** The client a login is for: aborted once it closed (or the gateway stopped). */
 export interface Gone {
@@ -35,34 +36,6 @@ interface SourceState {
   /** The end of this address's hash queue: its next hash starts after it. */
   tail: Promise<unknown>;
   lastLogged: number;
-}
-
-/** At most `size` tasks run at once; the others wait in arrival order. */
-export class Semaphore {
-  readonly #size: number;
-  #running = 0;
-  readonly #waiting: Array<() => void> = [];
-
-  constructor(size: number) {
-    this.#size = size;
-  }
-
-  /** Tasks waiting for a slot. */
-  get waiting(): number {
-    return this.#waiting.length;
-  }
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.#running >= this.#size) await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    else this.#running++;
-    try {
-      return await task();
-    } finally {
-      const next = this.#waiting.shift();
-      if (next) next(); // the slot passes on as it is
-      else this.#running--;
-    }
-  }
 }
 
 /** Shared by every authenticator of the process: reloads must not add slots. */

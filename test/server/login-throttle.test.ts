@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LoginThrottle, Semaphore } from '../../src/server/login-throttle.js';
+import { LoginThrottle } from '../../src/server/login-throttle.js';
+import { Semaphore } from '../../src/semaphore.js';
 
 /** A clock the test moves by hand: windows and blocks are checked without waiting. */
 function clock(): { now: () => number; advance(ms: number): void } {
