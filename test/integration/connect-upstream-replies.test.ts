@@ -1,6 +1,7 @@
 // CONNECT through a SOCKS5 upstream when something cannot be carried: a BND.ADDR our own
-// reply cannot encode (the client is refused, the dialed socket closed with it), or member
-// credentials longer than RFC 1929 allows (refused before anything is sent).
+// reply cannot encode (the client is refused, the dialed socket closed with it), a reply of
+// an address type RFC 1928 does not have, or member credentials longer than RFC 1929 allows
+// (refused before anything is sent).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -16,10 +17,10 @@ import { startMicrosocks } from '../helpers/upstreams.js';
 const UNENCODABLE_BND = Buffer.concat([Buffer.from([5, 0, 0, 3, 100]), Buffer.alloc(100, 0xff), Buffer.from([0x1f, 0x90])]);
 
 /**
- * Test instrument (scripted SOCKS5 upstream): no auth, then the success reply above, and
- * it keeps the connection open: whether it closes is up to the gateway.
+ * Test instrument (scripted SOCKS5 upstream): no auth, then `reply` to the request, and it
+ * keeps the connection open: whether it closes is up to the gateway.
  */
-async function startUpstream(): Promise<{ port: number; accepted: Promise<Socket>; close(): Promise<void> }> {
+async function startUpstream(reply: Buffer): Promise<{ port: number; accepted: Promise<Socket>; close(): Promise<void> }> {
   let gotSocket!: (s: Socket) => void;
   const accepted = new Promise<Socket>((resolve) => (gotSocket = resolve));
   const sockets: Socket[] = [];
@@ -28,7 +29,7 @@ async function startUpstream(): Promise<{ port: number; accepted: Promise<Socket
     gotSocket(s);
     s.on('error', () => {});
     let step = 0;
-    s.on('data', () => void s.write(step++ === 0 ? Buffer.from([5, 0]) : UNENCODABLE_BND));
+    s.on('data', () => void s.write(step++ === 0 ? Buffer.from([5, 0]) : reply));
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -44,7 +45,7 @@ async function startUpstream(): Promise<{ port: number; accepted: Promise<Socket
 }
 
 test('an upstream reply no SOCKS5 reply can carry: the client gets 0x01 and the upstream socket is closed', async (t) => {
-  const upstream = await startUpstream();
+  const upstream = await startUpstream(UNENCODABLE_BND);
   t.after(() => upstream.close());
   const gw = await startGateway({
     upstreams: { up: { type: 'socks5', host: '127.0.0.1', port: upstream.port } },
@@ -104,22 +105,11 @@ test('a member username filled past the 255 bytes SOCKS5 can carry: the client g
 test('an upstream success reply with an unknown address type (0x09) is a failed handshake: 0x01, and none of its bytes reach the client', async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());
-  // Test instrument: greets, then answers the request with ATYP 0x09 and a few bytes after it.
-  const sockets: Socket[] = [];
-  const upstream = createServer((s) => {
-    sockets.push(s);
-    s.on('error', () => {});
-    let step = 0;
-    s.on('data', () => void s.write(step++ === 0 ? Buffer.from([5, 0]) : Buffer.from([5, 0, 0, 9, 1, 2, 3, 4, 0, 80, 0x4f, 0x4b])));
-  });
-  upstream.listen(0, '127.0.0.1');
-  await once(upstream, 'listening');
-  t.after(() => {
-    for (const s of sockets) s.destroy();
-    upstream.close();
-  });
+  // ATYP 0x09, then a few bytes after it.
+  const upstream = await startUpstream(Buffer.from([5, 0, 0, 9, 1, 2, 3, 4, 0, 80, 0x4f, 0x4b]));
+  t.after(() => upstream.close());
   const gw = await startGateway({
-    upstreams: { up: { type: 'socks5', host: '127.0.0.1', port: (upstream.address() as { port: number }).port } },
+    upstreams: { up: { type: 'socks5', host: '127.0.0.1', port: upstream.port } },
     rules: [{ name: 'via-up', ports: [echo.port], action: 'up' }],
   });
   t.after(() => gw.close());

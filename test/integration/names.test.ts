@@ -1,26 +1,28 @@
 // Names the rules and the resolvers would read differently are refused before any rule sees
 // them: an empty label, a NUL, a backslash escape. A real UDP DNS server answers bad.test and
 // example.com, and logs every question it gets.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { startDnsServer } from '../helpers/dns-server.js';
 import { readBytes, socks5Rep, startEchoServer, startGateway } from '../helpers/index.js';
 
+/** An echo server, a name server answering `names` with 127.0.0.1, and a gateway asking it, routed by `routing`; all closed after the test. */
+async function namesSetup(t: TestContext, names: string[], routing: Record<string, unknown>) {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const dns = await startDnsServer(Object.fromEntries(names.map((n) => [n, { A: ['127.0.0.1'] }])));
+  t.after(() => dns.close());
+  const gw = await startGateway({ dns: { servers: [`127.0.0.1:${dns.port}`], timeout: '1s' }, ...routing });
+  t.after(() => gw.close());
+  return { echo, dns, gw };
+}
+
 const TRICKS = ['bad.test..', 'ba\\d.test', '\\098ad.test', 'bad.test\0x', 'BAD.test\0.example.com'];
 
 test('a block rule for bad.test holds against names a resolver reads as bad.test: 0x04 (HTTP 400), nothing looked up', async (t) => {
-  const echo = await startEchoServer();
-  t.after(() => echo.close());
-  const dns = await startDnsServer({ 'bad.test': { A: ['127.0.0.1'] }, 'ok.test': { A: ['127.0.0.1'] } });
-  t.after(() => dns.close());
-  const gw = await startGateway({
-    dns: { servers: [`127.0.0.1:${dns.port}`], timeout: '1s' },
-    rules: [{ name: 'bad', domains: ['bad.test'], action: 'block' }],
-    default: 'direct',
-  });
-  t.after(() => gw.close());
+  const { echo, dns, gw } = await namesSetup(t, ['bad.test', 'ok.test'], { rules: [{ name: 'bad', domains: ['bad.test'], action: 'block' }], default: 'direct' });
 
   assert.equal(await socks5Rep(gw.port, { host: 'bad.test', port: echo.port }), 0x02, 'the rule itself');
   assert.equal(await socks5Rep(gw.port, { host: 'bad.test.', port: echo.port }), 0x02, 'one trailing dot is the same name');
@@ -38,16 +40,7 @@ test('a block rule for bad.test holds against names a resolver reads as bad.test
 });
 
 test('an allow-list for example.com is not widened by a NUL inside the name', async (t) => {
-  const echo = await startEchoServer();
-  t.after(() => echo.close());
-  const dns = await startDnsServer({ 'evil.test': { A: ['127.0.0.1'] }, 'www.example.com': { A: ['127.0.0.1'] } });
-  t.after(() => dns.close());
-  const gw = await startGateway({
-    dns: { servers: [`127.0.0.1:${dns.port}`], timeout: '1s' },
-    rules: [{ name: 'allowed', domains: ['example.com'], action: 'direct' }],
-    default: 'block',
-  });
-  t.after(() => gw.close());
+  const { echo, dns, gw } = await namesSetup(t, ['evil.test', 'www.example.com'], { rules: [{ name: 'allowed', domains: ['example.com'], action: 'direct' }], default: 'block' });
   assert.equal(await socks5Rep(gw.port, { host: 'www.example.com', port: echo.port }), 0x00);
   assert.equal(await socks5Rep(gw.port, { host: 'evil.test\0.example.com', port: echo.port }), 0x04);
   assert.equal(dns.queries('evil.test'), 0);
