@@ -1,7 +1,7 @@
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { createAuthenticator } from '../../src/server/auth.js';
@@ -10,7 +10,7 @@ import { startEchoServer, startGateway, socksConnect } from '../helpers/index.js
 import { requireFile, spawnTied } from '../helpers/spawn.js';
 
 async function configFile(text: string, name = 'socksgate.yaml'): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'socksgate-cli-'));
+  const dir = await tempDir('cli');
   const path = join(dir, name);
   await writeFile(path, text);
   return path;

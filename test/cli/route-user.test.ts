@@ -1,6 +1,6 @@
 // `socksgate route --user` and GET /api/route take the whole username grammar: session,
 // lifetime and tag filters pick the member a login with that username would get.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

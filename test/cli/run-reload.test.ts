@@ -1,11 +1,11 @@
 // The gateway as a user runs it: a real process, reloaded by SIGHUP and by
 // --watch, stopped by SIGTERM after draining.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { startCliGateway } from '../helpers/cli.js';
@@ -17,7 +17,7 @@ const BASE = 'listen: [{ host: 127.0.0.1, port: 0 }]\nlimits: { drain_timeout: 1
 const BLOCK_LOOPBACK = `${BASE}rules:\n  - { name: no-loopback, cidrs: [127.0.0.0/8], action: block }\n`;
 
 async function tempConfig(text: string): Promise<string> {
-  const path = join(await mkdtemp(join(tmpdir(), 'socksgate-run-')), 'socksgate.yaml');
+  const path = join(await tempDir('run'), 'socksgate.yaml');
   await writeFile(path, text);
   return path;
 }

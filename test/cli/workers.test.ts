@@ -1,11 +1,11 @@
 // `workers: 2`: real CLI processes (a primary and two node:cluster workers) sharing one
 // listener; reloads, metrics, drain and replacement as a user sees them.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { get } from 'node:http';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { adminClient } from '../helpers/admin.js';
@@ -17,7 +17,7 @@ const BASE = 'listen: [{ host: 127.0.0.1, port: 0 }]\nworkers: 2\nmetrics: { hos
 const BOOT_MS = 60_000; // three Node processes through tsx on a busy machine
 
 async function tempConfig(text: string): Promise<string> {
-  const path = join(await mkdtemp(join(tmpdir(), 'socksgate-workers-')), 'socksgate.yaml');
+  const path = join(await tempDir('workers'), 'socksgate.yaml');
   await writeFile(path, text);
   return path;
 }

@@ -3,12 +3,12 @@
 // pass `check`, probe paths answer on a running gateway, ports and paths agree across files,
 // the grace period covers the drain, and every metric a dashboard or scrape config names is
 // one a running gateway exposes.
-import { test, type TestContext } from 'node:test';
+import { test, type TestContext } from '../helpers/test.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
@@ -48,7 +48,7 @@ const deploymentOf = (docs: Obj[]): { spec: Obj; pod: Obj; container: Obj } => {
 
 /** Writes a ConfigMap's files into a fresh directory (the way the volume mounts them). */
 async function configMapDir(data: Obj): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'socksgate-k8s-'));
+  const dir = await tempDir('k8s');
   for (const [name, text] of Object.entries(data)) await writeFile(join(dir, name), String(text));
   return dir;
 }
@@ -359,7 +359,7 @@ async function readmeConfigs(): Promise<Array<{ yaml: string; path: string; end:
   const readme = await readFile('README.md', 'utf8');
   const out = [];
   for (const m of readme.matchAll(/```yaml\n([\s\S]*?)```/g)) {
-    const dir = await mkdtemp(join(tmpdir(), 'socksgate-readme-'));
+    const dir = await tempDir('readme');
     await writeFile(join(dir, 'socksgate.yaml'), m[1]!);
     out.push({ yaml: m[1]!, path: join(dir, 'socksgate.yaml'), end: m.index + m[0].length });
   }

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { DURATION_PATTERN, durationMs, parseDuration } from '../../src/config/duration.js';
 import { parseConfig } from '../../src/config/load.js';

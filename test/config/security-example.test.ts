@@ -1,6 +1,6 @@
 // SECURITY.md's locked-down configuration is what people copy for a public gateway:
 // it must pass `socksgate check` as written, and lock what it says it locks.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -2,7 +2,7 @@
 // at most 2 run at once, and one whose deadline passed while it waited never runs. A real
 // getaddrinfo cannot be made to hang here without a name server on the network, so a stand-in
 // plays it (a test instrument): each call waits until the test answers it.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { systemBackend, type SystemLookup } from '../../src/dns/backends.js';
 

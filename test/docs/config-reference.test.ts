@@ -1,6 +1,6 @@
 // docs/configuration.md is generated from the schema (scripts/config-reference.ts): it must be
 // current, and it must carry every key's description the schema has.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { REFERENCE_PATH, SCHEMA_PATH, currentReference } from '../../scripts/config-reference.js';

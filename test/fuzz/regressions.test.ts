@@ -1,7 +1,7 @@
 // Every input a fuzzing run ever flagged (fuzz/regressions/TARGET) and every seed
 // (fuzz/seeds/TARGET), replayed through the same targets `npm run fuzz` drives: each
 // must now pass the target's properties.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

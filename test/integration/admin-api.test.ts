@@ -1,11 +1,11 @@
 // The admin API as an operator uses it: real HTTP requests to the admin listener of a
 // gateway started here, real SOCKS clients, real microsocks pool members.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createConnection, createServer } from 'node:net';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { adminClient, type AdminAnswer } from '../helpers/admin.js';
@@ -171,7 +171,7 @@ const BASE_CONFIG = { listen: [{ host: '127.0.0.1', port: 0 }], metrics: ADMIN, 
 test('POST /api/reload applies a valid file, answers FILE:LINE:COL for a broken one and keeps the old routing', async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());
-  const path = join(await mkdtemp(join(tmpdir(), 'socksgate-api-')), 'socksgate.yaml');
+  const path = join(await tempDir('api'), 'socksgate.yaml');
   await writeFile(path, stringify(BASE_CONFIG));
   const gw = await startGateway(BASE_CONFIG, { source: path });
   t.after(() => gw.close());

@@ -1,7 +1,7 @@
 // /api/openapi.json against what the admin listener really serves: every documented
 // route answers (and its answer matches the documented schema), and every route that
 // answers is documented.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { Ajv2020 } from 'ajv/dist/2020.js';

@@ -1,7 +1,7 @@
 // Logins end to end: hashed passwords and allow_anonymous, through the gateway with real
 // clients (the `socks` package for RFC 1929, curl for HTTP Basic). SOCKS4 and allow_anonymous:
 // socks4.test.ts.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { hashPassword } from '../../src/server/auth.js';
 import { curl } from '../helpers/curl.js';
@@ -52,7 +52,8 @@ test('allow_anonymous: a client offering no auth gets in as nobody, credentials 
   const anon = await socksConnect(gw.port, dest, 5_000);
   assert.equal(await echoes(anon.socket, 'anon'), 'anon');
   const line = await gw.accessLog((l) => l.rule === 'default');
-  assert.equal(line?.user, undefined, 'an anonymous session has no user');
+  assert.ok(line, 'the anonymous session has its access-log line');
+  assert.equal(line.user, undefined, 'an anonymous session has no user');
 
   const alice = await socksConnect(gw.port, dest, 5_000, { userId: 'alice', password: 'alice-pw' });
   assert.equal(await echoes(alice.socket, 'alice'), 'alice');

@@ -1,7 +1,7 @@
 // Password guessing against a running gateway: the guesser's address is slowed, then
 // refused without hashing, while other clients log in at once; and a flood of wrong
 // passwords cannot hold up name lookups through the system resolver (same threadpool).
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';

@@ -1,6 +1,6 @@
 // A client that stops reading must stop its destination's writes (backpressure
 // through the gateway), not make the gateway buffer everything it is sent.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer } from 'node:net';

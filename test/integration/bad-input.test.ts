@@ -1,6 +1,6 @@
 // Every malformed handshake gets the RFC 1928 answer or a clean close, and a
 // healthy client on the same gateway keeps working throughout.
-import { test, before, after } from 'node:test';
+import { test, before, after } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { closedWithin, rawClient, readBytes, socksConnect, startEchoServer, startGateway, type TestGateway, type TestServer } from '../helpers/index.js';

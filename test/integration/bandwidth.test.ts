@@ -3,7 +3,7 @@
 // budget (burst + rate × elapsed, on the test's own clock, which starts before the bucket
 // exists) is an upper bound on what can have crossed, whatever the machine's load; an
 // unlimited user must cross more than that budget allows; every byte arrives intact.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';

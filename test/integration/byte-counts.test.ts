@@ -3,7 +3,7 @@
 // sent together with its reply included. Counted the same way direct, through a SOCKS5
 // upstream (microsocks), through an HTTP upstream (tinyproxy), and through an https:// one
 // (tinyproxy behind a TLS terminator: the relay's one TLS side).
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';

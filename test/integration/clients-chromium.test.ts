@@ -1,7 +1,7 @@
 // Headless Chromium (Debian's /usr/bin/chromium) with --proxy-server=http://… loading pages
 // through the HTTP front: the document absolute-form, a script from an https:// origin
 // through CONNECT. Chromium never proxies loopback unless told (<-loopback>).
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { startGateway } from '../helpers/index.js';

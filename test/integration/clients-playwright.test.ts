@@ -2,7 +2,7 @@
 // credentials: the crawler case SOCKS5 cannot serve (Chromium sends no SOCKS credentials).
 // Two contexts with different session keys each land on the member of a sticky pool that
 // rendezvous hashing picks for their key, and stay there page after page.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { startGateway } from '../helpers/index.js';

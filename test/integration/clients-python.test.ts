@@ -1,7 +1,7 @@
 // Python clients from Debian packages against the HTTP and SOCKS4 fronts: python3-requests
 // as an HTTP proxy client (absolute-form for http://, CONNECT for https://, Basic proxy auth
 // and its 407), and python3-socks (PySocks) as a second SOCKS4/4a client next to curl.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { startGateway, startHttpServer } from '../helpers/index.js';
 import { runPython, startHttpsServer, startRecordingHttpServer, tempDir } from '../helpers/clients.js';

@@ -1,7 +1,7 @@
 // Scrapy (Debian's python3-scrapy) crawling through the HTTP front with proxy auth in
 // meta['proxy']: http:// pages go absolute-form over Scrapy's keep-alive pool, an https://
 // page through CONNECT (Scrapy moves Proxy-Authorization onto the CONNECT request).
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -2,7 +2,7 @@
 // reply cannot encode (the client is refused, the dialed socket closed with it), a reply of
 // an address type RFC 1928 does not have, or member credentials longer than RFC 1929 allows
 // (refused before anything is sent).
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -45,15 +45,14 @@ test('a client that resets while its destination has not answered ends the dial 
 
 test('stopping the gateway ends a dial whose destination has not answered, not at connect_timeout', { timeout: 30_000 }, async (t) => {
   const port = await blackhole(t, '127.0.0.11');
-  const gw = await startGateway({ limits: { connect_timeout: '15s' }, rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }] });
+  // A dial left to connect_timeout would outlast the test's own timeout: a stop that waited for it fails by name.
+  const gw = await startGateway({ limits: { connect_timeout: '1h' }, rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }] });
   const client = await rawClient(gw.port);
   t.after(() => client.destroy());
   // Greeting and CONNECT 127.0.0.11:port in one write; nothing comes back while the dial hangs.
   client.write(Buffer.from([5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 11, port >> 8, port & 0xff]));
   await new Promise((r) => setTimeout(r, 300));
-  const stopping = performance.now();
   await gw.close();
-  assert.ok(performance.now() - stopping < 5_000, `the gateway took ${Math.round(performance.now() - stopping)} ms to stop`);
   const line = gw.logs.find((l) => l.msg === 'session end' && l.dest === `127.0.0.11:${port}`);
   assert.equal(line?.error, 'gateway stopped');
 });

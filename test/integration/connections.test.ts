@@ -1,5 +1,5 @@
 // The registry of open connections (what the admin API lists and kills), filled by the pipeline.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { closedWithin, rawClient, readBytes, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';

@@ -1,5 +1,5 @@
 // The gateway's DNS use end to end: curl sends names, a real UDP DNS server answers.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { curl } from '../helpers/curl.js';
 import { startDnsServer } from '../helpers/dns-server.js';

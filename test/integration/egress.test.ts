@@ -1,7 +1,7 @@
 // The egress guard on real sockets. Only loopback addresses are denied and dialed here:
 // 127.0.0.2 stands in for an internal host (link-local, metadata and NAT64 forms are
 // checked against the matcher in test/outbound/egress.test.ts, never dialed).
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { encodeGreeting, decodeReply, NEED_DATA } from '../../src/protocol/messages.js';

@@ -1,6 +1,6 @@
 // Bad HTTP input gets the contract's answer, and a healthy client on the same gateway is
 // served throughout. Status mapping: 403 blocked, 502 refused or unknown name, 504 timeout.
-import { test, before, after } from 'node:test';
+import { test, before, after } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import { curl } from '../helpers/curl.js';

@@ -1,7 +1,7 @@
 // Absolute-form requests against origins that answer what a real web server would not, and
 // clients that pipeline: the gateway answers each request once, in order, with a status it
 // can stand behind, sends the request on as the client wrote it, and never goes down.
-import { test, type TestContext } from 'node:test';
+import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';

@@ -1,7 +1,7 @@
 // Absolute-form HTTP requests routed to an upstream rather than direct: the upstream's
 // stream is handed over paused (early bytes kept in it), and node's HTTP client must still
 // read the origin's response from it.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { curl } from '../helpers/curl.js';
 import { startGateway } from '../helpers/index.js';

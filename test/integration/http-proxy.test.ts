@@ -1,6 +1,6 @@
 // The HTTP proxy front with curl as the real client: CONNECT tunnels (-p), absolute-form
 // forwarding, Basic auth carrying session parameters, keep-alive with each request routed.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { Agent, request, type IncomingMessage } from 'node:http';
 import { curl } from '../helpers/curl.js';

@@ -1,5 +1,5 @@
 // The gateway object's own lifecycle: what reload and close leave behind.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { once } from 'node:events';

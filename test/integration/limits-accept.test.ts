@@ -1,7 +1,7 @@
 // The limits on the whole gateway, checked at accept (PRODUCT.md "Limits"): a full gateway
 // (max_connections) or too many handshakes in progress (max_handshakes) closes a SOCKS client
 // before its greeting and tells an HTTP client 503; room comes back as connections end.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';

@@ -2,7 +2,7 @@
 // complete, so the client hears why — SOCKS5 0x02, SOCKS4 0x5B, HTTP 429 — while another
 // client IP (127.0.0.2) or another user is served at the same moment; a slot comes back
 // when its connection closes, exactly once.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { curl } from '../helpers/curl.js';
 import { closedWithin, startEchoServer, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';

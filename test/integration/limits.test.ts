@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { closedWithin, rawClient, readBytes, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';

@@ -3,13 +3,13 @@
 // own: 1 GiB is offered to a client that reads a little and pauses, then by a client to a
 // destination that does the same, and the gateway's RSS may not grow by 64 MiB meanwhile.
 // Each run is a few seconds: the offer is held back by backpressure, never completed.
-import { after, before, test, type TestContext } from 'node:test';
+import { after, before, test, type TestContext } from '../helpers/test.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCliGateway, type RunningGateway } from '../helpers/cli.js';
 import { startEchoServer } from '../helpers/index.js';
@@ -33,7 +33,7 @@ export function rssOf(pid: number): number {
 let gw: RunningGateway;
 let echo: Awaited<ReturnType<typeof startEchoServer>>;
 before(async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'socksgate-mem-'));
+  const dir = await tempDir('mem');
   const path = join(dir, 'socksgate.yaml');
   await writeFile(path, 'listen: [{ host: 127.0.0.1, port: 0 }]\nlimits: { idle_timeout: 60s, drain_timeout: 1s }\n');
   gw = await startCliGateway(path);

@@ -1,7 +1,7 @@
 // Names the rules and the resolvers would read differently are refused before any rule sees
 // them: an empty label, a NUL, a backslash escape. A real UDP DNS server answers bad.test and
 // example.com, and logs every question it gets.
-import { test, type TestContext } from 'node:test';
+import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect } from 'node:net';

@@ -2,7 +2,7 @@
 // username templates reach the member filled in, and a member's reply about the destination
 // goes to the client unretried while the member stays in rotation (PRODUCT.md "Pool strategies",
 // "Crawler sessions").
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { startDelayingForwarder, startRecordingSocks } from '../helpers/instruments.js';
 import { poolDestination, poolGateway, poolOf, throughPool } from '../helpers/pool.js';

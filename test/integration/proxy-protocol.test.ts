@@ -1,6 +1,6 @@
 // PROXY protocol on a listener, over real sockets: the load balancer is played by a client
 // socket bound to 127.0.0.1 (trusted) or 127.0.0.2 (not trusted), writing the header itself.
-import { test, type TestContext } from 'node:test';
+import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createSocket } from 'node:dgram';

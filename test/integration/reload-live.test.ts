@@ -1,6 +1,6 @@
 // Gateway.reload with live state: what a running gateway has learnt (member health, the DNS
 // cache) and what it has open (UDP associations, BIND sessions) outlives the swap.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, createServer } from 'node:net';

@@ -1,7 +1,7 @@
 // Sessions on their less travelled paths: clients that pipeline everything and
 // leave at once, clients that give up midway. Each still gets its answer (or a
 // clean close) and exactly one access-log line.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { closedWithin, echoAndGateway, rawClient, readBytes, startGateway, startHttpServer } from '../helpers/index.js';
 

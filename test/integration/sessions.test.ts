@@ -1,7 +1,7 @@
 // Crawler sessions through real gateways and real microsocks members on 127.0.0.x: sticky
 // sessions agree across gateway instances, lifetimes move a session then hold it, tag
 // filters pick members, weights give shares (PRODUCT.md "Crawler sessions", "Pool strategies").
-import { test, type TestContext } from 'node:test';
+import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fnv1a32, sessionPeriod } from '../../src/outbound/strategies.js';

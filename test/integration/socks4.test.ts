@@ -1,6 +1,6 @@
 // The SOCKS4/4a front with curl as the real client, BIND per the SOCKS4 spec, anonymity rules,
 // and listeners restricted by listen.protocols.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { once } from 'node:events';

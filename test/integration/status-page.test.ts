@@ -1,7 +1,7 @@
 // The status page in a real browser: Debian's Chromium driven by playwright-core (no
 // browser download). Set STATUS_PAGE_SCREENSHOT=docs/status-page.png to refresh the
 // README's screenshot.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer } from 'node:net';

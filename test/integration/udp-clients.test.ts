@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { startGateway } from '../helpers/index.js';

@@ -2,7 +2,7 @@
 // encoded and connects a direct socket while it has one destination. Each answer must still
 // name its own source, the gateway's port must not change when a second destination comes,
 // and the counters must come out the same.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { once } from 'node:events';

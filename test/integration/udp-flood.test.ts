@@ -1,7 +1,7 @@
 // A UDP flood is dropped and counted once an association, or the whole gateway, holds its
 // byte budget; nothing is queued beyond it. Datagrams are made to wait with an upstream
 // instrument written here: it takes the ASSOCIATE request and answers only when told to.
-import { test, type TestContext } from 'node:test';
+import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import { stringify } from 'yaml';

@@ -1,7 +1,7 @@
 // A SOCKS5 upstream whose UDP relay answers with bad headers. The upstream is a test
 // instrument written here (a scripted no-auth server for ASSOCIATE and a UDP socket), since
 // no packaged server can be told to send malformed frames.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { once } from 'node:events';

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { openSocks5Udp } from '../../src/outbound/socks5-udp.js';

@@ -1,6 +1,6 @@
 // UDP ASSOCIATE and BIND reach a SOCKS5 upstream the way CONNECT does: its name goes through
 // the gateway's resolver (dns.hosts, the cache, the numeric-name guard), never getaddrinfo.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';

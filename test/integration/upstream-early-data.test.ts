@@ -1,6 +1,6 @@
 // A destination that speaks first and hangs up at once ("421 busy"): its words arrive at the
 // upstream together with the CONNECT reply, and must still reach the client.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer } from 'node:net';

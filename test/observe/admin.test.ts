@@ -1,6 +1,6 @@
 // The admin listener on its own, with a source made for the test: what it does when the
 // source fails and when the listener itself reports an error.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';

@@ -1,5 +1,5 @@
 // The workers' /api answers as one: what the primary of a cluster sends back.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { mergeAnswers } from '../../src/observe/api-merge.js';
 import type { ApiAnswer } from '../../src/observe/api.js';

@@ -1,5 +1,5 @@
 // The egress matcher on its own: every form of a denied address, without dialing any of them.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { cidrSetOf } from '../../src/router/cidrs.js';
 import { addressForms, compileEgress, EGRESS_RANGES, OPEN_EGRESS } from '../../src/outbound/egress.js';

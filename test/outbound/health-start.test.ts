@@ -1,7 +1,7 @@
 // Health checks begin when the snapshot goes live, not when a pool is built: `check`, `route`
 // and a rejected reload build pools and throw them away. Each check is bounded by its own
 // timeout and aborted by the pool's close.
-import { test, type TestContext } from 'node:test';
+import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -1,6 +1,6 @@
 // Member tags from the three places a config gives them (a URL's `#k=v`, an object's `tags`,
 // a members_file line), as the built pool filters by them.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,6 +1,6 @@
 // Pool choices without sockets: weighted rendezvous shares, lifetimes, tag filters, fastest,
 // and the member username templates every proxy outbound sends.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import type { PoolConfig, PoolStrategy } from '../../src/config/types.js';

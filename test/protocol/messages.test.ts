@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import { strict as assert } from 'node:assert';
 import { ProtocolError, Rep } from '../../src/errors.js';
 import { Cmd } from '../../src/protocol/constants.js';

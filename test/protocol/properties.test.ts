@@ -1,6 +1,6 @@
 // Property tests (fast-check): splitting never changes what is decoded, encode→decode round
 // trips, and no input makes the codec throw anything but ProtocolError.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import { strict as assert } from 'node:assert';
 import { isIP, SocketAddress } from 'node:net';
 import fc from 'fast-check';

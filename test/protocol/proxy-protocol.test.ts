@@ -1,6 +1,6 @@
 // The PROXY protocol decoder (HAProxy's proxy-protocol.txt, v1 and v2): vectors written out by
 // hand from the spec, every split, malformed and oversize input, and fast-check properties.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ProtocolError } from '../../src/errors.js';

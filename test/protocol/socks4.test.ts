@@ -1,5 +1,5 @@
 // The SOCKS4/4a codec: known wire bytes, any split of them, and random input.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ProtocolError, Rep } from '../../src/errors.js';

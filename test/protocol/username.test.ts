@@ -1,6 +1,6 @@
 // The crawler-session username grammar `USER(-KEY-VALUE)*` (PRODUCT.md "Crawler sessions"):
 // example usernames, then properties over random ones (fast-check).
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { filterParams, formatUsername, lifetimeMs, parseUsername } from '../../src/protocol/username.js';

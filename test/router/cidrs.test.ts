@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { CidrSetBuilder, cidrSetOf, parseCidr } from '../../src/router/cidrs.js';

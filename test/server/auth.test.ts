@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { parsePasswordHash } from '../../src/config/password-hash.js';
 import type { AuthConfig } from '../../src/config/types.js';

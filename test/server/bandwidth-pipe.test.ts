@@ -1,7 +1,7 @@
 // limitReader beside pipe(): pipe() resumes its source on every 'drain' of its destination,
 // whoever paused it. A destination that drains quickly (an HTTP response to a fast client)
 // must not let a throttled source run past its budget.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { Readable, Writable } from 'node:stream';
 import { limitReader, TokenBucket } from '../../src/server/bandwidth.js';

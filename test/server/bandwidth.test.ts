@@ -1,7 +1,7 @@
 // The bandwidth limiter on real loopback sockets. Nothing here measures speed: a bucket
 // that refills at 1 byte/s lets its burst through and then stops the flow, which is a
 // count, and the stop must reach the sender as TCP backpressure, not pile up in between.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';

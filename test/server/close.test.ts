@@ -1,7 +1,7 @@
 // Cleanup runs once: closeClient twice arms one linger timer and one listener; the relay
 // counts a socket destroyed just before it (closed, its 'close' still to come) once. A closed
 // socket keeps none of our listeners or read hooks (letGoOnClose).
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, connect, type Socket } from 'node:net';

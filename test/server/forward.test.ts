@@ -2,7 +2,7 @@
 // the sockets the gateway has (accepted and connected TCP), moves bytes exactly and in order
 // under backpressure and many relays at once (the shared read buffer is everyone's), passes
 // ends on, and gives back every buffer it took.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';

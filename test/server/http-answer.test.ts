@@ -1,5 +1,5 @@
 // The HTTP front's one outcome → status mapping, and CONNECT's authority-form target.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { ConnectTimeoutError, LimitError, NameNotResolvedError, ProtocolError, Rep, RuleBlockedError, UpstreamRefusedError } from '../../src/errors.js';
 import { ProxyAuthError, reasonOf, statusOf } from '../../src/server/fronts/http-answer.js';

@@ -1,6 +1,6 @@
 // The limit bookkeeping on its own: which refusals are logged (an injected clock), and the
 // slots a connection takes and gives back, HTTP keep-alive included.
-import { test } from 'node:test';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { LimitError } from '../../src/errors.js';
 import { Metrics } from '../../src/observe/metrics.js';
