@@ -93,8 +93,8 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
     }
     if (cfg.members_file !== undefined) for (const m of await readMembersFile(config, cfg)) await add(m);
     const before = deps.previous?.get(name);
-    const inherit = before && isPoolOutbound(before) ? (member: string) => before.healthOf(member) : undefined;
-    return createPoolOutbound(name, cfg, { members: [...members.values()], log: deps.log.child({ pool: name }), inherit });
+    const inherit = before && isPoolOutbound(before) ? before.memory() : undefined;
+    return createPoolOutbound(name, cfg, { members: [...members.values()], log: deps.log, inherit });
   }
 
   try {

@@ -19,8 +19,12 @@ export const DEFAULT_HEALTH_POLICY: HealthPolicy = Object.freeze({ ejectAfter: 3
 
 export type Transition = 'ejected' | 'readmitted' | undefined;
 
+/**
+ * What one member's requests and checks taught: faults in a row, ejection and its backoff, an
+ * operator's ban, latency. The policy is the pool's, passed in with each fault: a reload's new
+ * pool takes the record over with its own settings, and a rejected reload changes nothing.
+ */
 export class MemberHealth {
-  #policy: HealthPolicy;
   #healthy = true;
   #consecutive = 0;
   #backoff = 0;
@@ -30,19 +34,8 @@ export class MemberHealth {
   #bannedUntil = 0;
   /** Moving average of connect latency (ms), for `fastest`; kept across reloads with the rest. */
   latency: number | undefined;
-
-  constructor(policy: HealthPolicy) {
-    this.#policy = policy;
-  }
-
-  /**
-   * The policy of the pool that now holds this record: a reload keeps what was learnt (the
-   * failures, the ejection and its backoff) but applies the new settings (`ban_after`).
-   */
-  adopt(policy: HealthPolicy): this {
-    this.#policy = policy;
-    return this;
-  }
+  /** When `latency` was last measured (the pool's clock, ms). */
+  measuredAt = 0;
 
   get healthy(): boolean {
     return this.#healthy;
@@ -94,18 +87,18 @@ export class MemberHealth {
    * `begunHealthy`: the request started before the member was ejected. Its late answer is
    * neither the trial nor news: it must not stretch the backoff or end the running trial.
    */
-  failure(now: number, begunHealthy = false): Transition {
+  failure(now: number, policy: HealthPolicy, begunHealthy = false): Transition {
     this.#consecutive++;
     if (!this.#healthy && begunHealthy) return undefined;
     this.#trialInFlight = false;
     if (!this.#healthy) {
-      this.#backoff = Math.min(this.#backoff * 2, this.#policy.maxBackoff);
+      this.#backoff = Math.min(this.#backoff * 2, policy.maxBackoff);
       this.#ejectedUntil = now + this.#backoff;
       return undefined;
     }
-    if (this.#consecutive < this.#policy.ejectAfter) return undefined;
+    if (this.#consecutive < policy.ejectAfter) return undefined;
     this.#healthy = false;
-    this.#backoff = this.#policy.baseBackoff;
+    this.#backoff = policy.baseBackoff;
     this.#ejectedUntil = now + this.#backoff;
     return 'ejected';
   }

@@ -14,6 +14,8 @@ export interface Pickable {
   readonly latency: number | undefined;
   /** Connects tried through the member so far (a member tried but never measured has never succeeded). */
   readonly attempts: number;
+  /** When the member was last picked for a request (the pool's clock, ms; 0: never). */
+  readonly triedAt: number;
 }
 
 export interface Strategy<T extends Pickable> {

@@ -5,10 +5,11 @@ import type { Logger } from 'pino';
 import type { PoolConfig } from '../config/types.js';
 import { GatewayError, Rep, UpstreamRefusedError } from '../errors.js';
 import { filterParams, lifetimeMs, RESERVED_PARAMS, type SessionParams } from '../protocol/username.js';
-import { createHealthChecks, DEFAULT_HEALTH_POLICY, MemberHealth, type HealthPolicy, type Transition } from './health.js';
+import { createHealthChecks, DEFAULT_HEALTH_POLICY, type HealthPolicy, type MemberHealth, type Transition } from './health.js';
+import { MemberState, type PoolMemory } from './member-state.js';
 import { answeredAboutDestination, isUpstreamFault } from './socks5-errors.js';
 import type { MemberStats, PoolOutbound } from './stats.js';
-import { createStrategy, memberHash, type Pickable, type Strategy } from './strategies.js';
+import { createStrategy, FASTEST_STALE_MS, memberHash, type Pickable, type Strategy } from './strategies.js';
 import type { BindHandle, Connection, DatagramOutbound, Destination, MemberSpec, Outbound, OutboundContext, UdpChannel } from './types.js';
 
 export interface PoolDeps {
@@ -18,8 +19,8 @@ export interface PoolDeps {
   /** Clock for ejection backoff (ms). */
   now?: () => number;
   policy?: HealthPolicy;
-  /** Health a member had in the pool this one replaces (a reload), by member name. */
-  inherit?: (member: string) => MemberHealth | undefined;
+  /** The records of the pool this one replaces (a reload): its members' health and counts, its rotation. */
+  inherit?: PoolMemory;
 }
 
 /** No member could even be tried: all ejected (and none due for a trial), or the pool is empty. */
@@ -38,13 +39,11 @@ export class NoMemberMatchesError extends GatewayError {
 
 interface Member extends Pickable {
   readonly outbound: Outbound & DatagramOutbound;
+  /** Health and counts, shared with the pool this one replaces or is replaced by. */
+  readonly state: MemberState;
   readonly health: MemberHealth;
   readonly tags: Readonly<Record<string, string>>;
   readonly placeholders: ReadonlySet<string>;
-  active: number;
-  inFlight: number;
-  attempts: number;
-  failures: number;
 }
 
 /** Another member is worth trying: this one failed itself, or gave the ambiguous 0x01. */
@@ -57,18 +56,23 @@ function retryable(err: unknown): boolean {
 const LATENCY_ALPHA = 0.3;
 /** Tag-filter views kept per pool; clients choose the filters, so the cache is bounded. */
 const MAX_VIEWS = 256;
+/**
+ * Members held by the cached views, in all: a sticky view builds up to about 2 KiB a member
+ * (rendezvous halves), so this bounds a pool's views at about 16 MiB however large it is.
+ */
+const MAX_VIEW_MEMBERS = 8_192;
 
 /**
  * The cache key of a session's tag filters: sorted `KEY=VALUE`s joined by commas, "" for none.
  * Built on every pick, so no arrays unless there are two filters or more (keys and values are
  * tokens: neither `=` nor `,` occurs in them).
  */
-function filterSignature(params: SessionParams | undefined): string {
+function filterSignature(params: SessionParams | undefined, noFilter: ReadonlySet<string>): string {
   if (params === undefined) return '';
   let one = '';
   let many: string[] | undefined;
   for (const k in params) {
-    if (RESERVED_PARAMS.has(k)) continue;
+    if (RESERVED_PARAMS.has(k) || noFilter.has(k)) continue;
     const kv = `${k}=${params[k]!}`;
     if (one === '') one = kv;
     else (many ??= [one]).push(kv);
@@ -85,53 +89,69 @@ interface View {
 export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps): PoolOutbound & DatagramOutbound {
   const now = deps.now ?? Date.now;
   const policy = deps.policy ?? { ...DEFAULT_HEALTH_POLICY, ejectAfter: cfg.ban_after };
-  const log = deps.log;
+  // Every line of the pool's own names it once: its logger carries the key.
+  const log = deps.log.child({ pool: name });
   const maxAttempts = Math.max(1, cfg.max_attempts ?? 3);
-  const members: Member[] = deps.members.map((spec) => ({
-    name: spec.outbound.name,
-    hash: memberHash(spec.outbound.name),
-    weight: spec.weight > 0 ? spec.weight : 1,
-    tags: spec.tags,
-    placeholders: new Set(spec.placeholders),
-    outbound: spec.outbound,
-    // A reload keeps what the old pool learnt: a dead member stays ejected, its backoff running;
-    // the new config's settings apply from now on.
-    health: deps.inherit?.(spec.outbound.name)?.adopt(policy) ?? new MemberHealth(policy),
-    get latency() {
-      return this.health.latency;
-    },
-    active: 0,
-    inFlight: 0,
-    attempts: 0,
-    failures: 0,
-    load() {
-      return this.active + this.inFlight;
-    },
-  }));
-  const all: View = { members, strategy: createStrategy(cfg.strategy, members) };
+  const members: Member[] = deps.members.map((spec) => {
+    // A reload keeps what the old pool learnt and counts: a dead member stays ejected, its
+    // backoff running, its open connections counted; the new config's settings apply from now on.
+    const state = deps.inherit?.member(spec.outbound.name) ?? new MemberState();
+    return {
+      name: spec.outbound.name,
+      hash: memberHash(spec.outbound.name),
+      weight: spec.weight > 0 ? spec.weight : 1,
+      tags: spec.tags,
+      placeholders: new Set(spec.placeholders),
+      outbound: spec.outbound,
+      state,
+      health: state.health,
+      get latency() {
+        return state.health.latency;
+      },
+      get attempts() {
+        return state.attempts;
+      },
+      get triedAt() {
+        return state.triedAt;
+      },
+      load() {
+        return state.active + state.inFlight;
+      },
+    };
+  });
+  const byName = new Map(members.map((m) => [m.name, m]));
+  /** Picks made so far (the old pool's included): where each new rotation starts. */
+  let turns = deps.inherit?.turns ?? 0;
+  const all: View = { members, strategy: createStrategy(cfg.strategy, members, turns) };
   const views = new Map<string, View | null>();
+  let viewMembers = 0;
+  /** Parameters every member fills into its username: they leave every member, so they filter nothing. */
+  const noFilter = new Set(members.length === 0 ? [] : [...members[0]!.placeholders].filter((k) => members.every((m) => m.placeholders.has(k))));
   // Inherited health may already be all down: the old pool said so, this one must not miss the recovery.
   let allDown = members.length > 0 && members.every((m) => !m.health.healthy);
 
   /** Logs transitions only: a dead pool costs one line, not one per request. */
   function note(m: Member, t: Transition): void {
     if (t === undefined) return;
-    if (t === 'ejected') log.warn({ pool: name, member: m.name, failures: m.health.consecutiveFailures }, 'pool member ejected');
-    else log.info({ pool: name, member: m.name }, 'pool member re-admitted');
+    if (t === 'ejected') log.warn({ member: m.name, failures: m.health.consecutiveFailures }, 'pool member ejected');
+    else log.info({ member: m.name }, 'pool member re-admitted');
     const down = members.every((x) => !x.health.healthy);
     if (down === allDown) return;
     allDown = down;
-    if (down) log.warn({ pool: name, members: members.length }, 'pool has no healthy member');
-    else log.info({ pool: name }, 'pool has a healthy member again');
+    if (down) log.warn({ members: members.length }, 'pool has no healthy member');
+    else log.info('pool has a healthy member again');
   }
 
+  /** A connect's latency: averaged with the recent ones, or in place of a figure no longer recent. */
   function measured(m: Member, ms: number): void {
     const h = m.health;
-    h.latency = h.latency === undefined ? ms : h.latency + LATENCY_ALPHA * (ms - h.latency);
+    const t = now();
+    h.latency = h.latency === undefined || t - h.measuredAt >= FASTEST_STALE_MS ? ms : h.latency + LATENCY_ALPHA * (ms - h.latency);
+    h.measuredAt = t;
   }
 
   function settle(m: Member, err: unknown, begunHealthy: boolean): void {
-    if (isUpstreamFault(err) || err instanceof PoolExhaustedError) note(m, m.health.failure(now(), begunHealthy));
+    if (isUpstreamFault(err) || err instanceof PoolExhaustedError) note(m, m.health.failure(now(), policy, begunHealthy));
     else if (answeredAboutDestination(err)) note(m, m.health.success());
     else m.health.neutral(begunHealthy); // the client left, local DNS, or an ambiguous 0x01
   }
@@ -141,15 +161,20 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
    * into their username (the provider behind them chooses). Null when none is left.
    */
   function viewFor(params: SessionParams | undefined): View | null {
-    const signature = filterSignature(params);
+    const signature = filterSignature(params, noFilter);
     if (signature === '') return all;
     const known = views.get(signature);
     if (known !== undefined) return known;
     const filters = filterParams(params);
     const left = members.filter((m) => filters.every(([k, v]) => m.tags[k] === v || m.placeholders.has(k)));
-    const view = left.length === 0 ? null : { members: left, strategy: createStrategy(cfg.strategy, left) };
-    if (views.size >= MAX_VIEWS) views.clear();
+    // A new view's rotation starts where the pool's is, not at its first member.
+    const view = left.length === 0 ? null : { members: left, strategy: createStrategy(cfg.strategy, left, turns) };
+    if (views.size >= MAX_VIEWS || viewMembers + left.length > MAX_VIEW_MEMBERS) {
+      views.clear();
+      viewMembers = 0;
+    }
     views.set(signature, view);
+    viewMembers += left.length;
     return view;
   }
 
@@ -166,6 +191,10 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     const m = view.strategy.choose(usable, key, lifetimeMs(params) ?? cfg.sticky_lifetime, pickNow, commit);
     pickTried = undefined;
     pickCan = undefined;
+    if (m && commit) {
+      turns++;
+      m.state.triedAt = pickNow;
+    }
     return m;
   }
 
@@ -179,19 +208,20 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       const m = choose(view, ctx.sessionKey, ctx.params, tried, true, can);
       if (!m) break;
       (tried ??= new Set()).add(m);
-      m.attempts++;
-      m.inFlight++;
+      const state = m.state;
+      state.attempts++;
+      state.inFlight++;
       const trial = m.health.begin();
       const started = performance.now();
       try {
         const value = await op(m);
-        m.inFlight--;
+        state.inFlight--;
         measured(m, performance.now() - started);
         note(m, m.health.success());
         return { m, value };
       } catch (err) {
-        m.inFlight--;
-        m.failures++;
+        state.inFlight--;
+        state.failures++;
         settle(m, err, !trial);
         last = err;
         // A reply about the destination (0x02-0x08) goes to the client as it is: another
@@ -209,7 +239,8 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   }
 
   function handOut(m: Member, conn: Connection): Connection {
-    m.active++;
+    const state = m.state;
+    state.active++;
     let released = false;
     return {
       ...conn,
@@ -217,7 +248,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       release: () => {
         if (released) return;
         released = true;
-        m.active--;
+        state.active--;
         conn.release?.();
       },
     };
@@ -226,7 +257,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   const checks = cfg.health_check
     ? createHealthChecks(members, cfg.health_check, log, (m, ok, ms) => {
         if (ok) measured(m, ms);
-        note(m, ok ? m.health.success() : m.health.failure(now()));
+        note(m, ok ? m.health.success() : m.health.failure(now(), policy));
       })
     : undefined;
 
@@ -235,9 +266,9 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     return members.map((m) => ({
       pool: name,
       name: m.name,
-      attempts: m.attempts,
-      failures: m.failures,
-      active: m.active,
+      attempts: m.state.attempts,
+      failures: m.state.failures,
+      active: m.state.active,
       healthy: m.health.healthy,
       consecutiveFailures: m.health.consecutiveFailures,
       ejectedForMs: m.health.ejectedForMs(t),
@@ -247,10 +278,10 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   }
 
   function setBan(member: string, until: number): boolean {
-    const m = members.find((x) => x.name === member);
+    const m = byName.get(member);
     if (!m) return false;
     m.health.ban(until);
-    log.info({ pool: name, member, until: until === 0 ? undefined : new Date(until).toISOString() }, until === 0 ? 'member ban lifted' : 'member banned');
+    log.info({ member, until: until === 0 ? undefined : new Date(until).toISOString() }, until === 0 ? 'member ban lifted' : 'member banned');
     return true;
   }
 
@@ -262,7 +293,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       return view ? choose(view, key, params, undefined, false)?.name : undefined;
     },
     stats,
-    healthOf: (member) => members.find((m) => m.name === member)?.health,
+    memory: () => ({ member: (member) => byName.get(member)?.state, turns }),
     ban: (member, forMs) => setBan(member, now() + forMs),
     unban: (member) => setBan(member, 0),
     start() {

@@ -1,7 +1,7 @@
 // Per-upstream counters for metrics: read with `stats()`, never reset.
 
 import type { SessionParams } from '../protocol/username.js';
-import type { MemberHealth } from './health.js';
+import type { PoolMemory } from './member-state.js';
 import type { Outbound } from './types.js';
 
 export interface UpstreamStats {
@@ -38,8 +38,8 @@ export interface PoolOutbound extends Outbound {
    */
   pick(sessionKey: string, params?: SessionParams): string | undefined;
   stats(): MemberStats[];
-  /** The health record of one member, for the pool that replaces this one on reload. */
-  healthOf(member: string): MemberHealth | undefined;
+  /** Its members' records and its rotation, for the pool that replaces this one on reload. */
+  memory(): PoolMemory;
   /** Takes a member out of rotation for `forMs` (new requests at once); false when no such member. */
   ban(member: string, forMs: number): boolean;
   /** Lifts a ban; false when no such member. */

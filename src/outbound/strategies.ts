@@ -11,8 +11,11 @@ import type { Pickable, Strategy } from './pickable.js';
 // The hashes live with the sticky strategy; pools and tests reach them through here too.
 export { fnv1a32, memberHash, sessionPeriod } from './rendezvous.js';
 
-function roundRobin<T extends Pickable>(members: readonly T[]): Strategy<T> {
-  let cursor = 0;
+/** Where a rotation over `n` members starts: a pool's picks so far, so a new one goes on rather than back to the first. */
+const startAt = (start: number, n: number): number => (n > 0 ? start % n : 0);
+
+function roundRobin<T extends Pickable>(members: readonly T[], start: number): Strategy<T> {
+  let cursor = startAt(start, members.length);
   return {
     choose(usable, _key, _lifetime, _now, commit) {
       const n = members.length;
@@ -65,9 +68,9 @@ function random<T extends Pickable>(members: readonly T[]): Strategy<T> {
   };
 }
 
-function leastConnections<T extends Pickable>(members: readonly T[]): Strategy<T> {
+function leastConnections<T extends Pickable>(members: readonly T[], start: number): Strategy<T> {
   // Ties go round the list, so idle members share the work instead of the first taking it all.
-  let offset = 0;
+  let offset = startAt(start, members.length);
   return {
     choose(usable, _key, _lifetime, _now, commit) {
       const n = members.length;
@@ -99,17 +102,24 @@ function failover<T extends Pickable>(members: readonly T[]): Strategy<T> {
 /** Latencies this close to the lowest count as a tie: 1 ms, or 10 % of the lowest. */
 const TIE_MS = 1;
 const TIE_RATIO = 0.1;
+/**
+ * A latency measured longer ago than this is not recent: a member outside the tie that no
+ * request has tried for this long gets one (its answer replaces the old figure), so a member
+ * that was slow once is not left out for good when nothing else measures it.
+ */
+export const FASTEST_STALE_MS = 30_000;
 
 /**
- * The lowest connect latency. A member never tried is tried first (it cannot be judged
+ * The lowest recent connect latency. A member never tried is tried first (it cannot be judged
  * before it is probed); one tried but never measured (every connect through it failed or was
  * refused) comes after every measured one, or it would be first again on every request.
- * Members within a tie of the lowest take turns.
+ * Members within a tie of the lowest take turns; one outside it is tried again once its
+ * figure is FASTEST_STALE_MS old.
  */
-function fastest<T extends Pickable>(members: readonly T[]): Strategy<T> {
-  let cursor = 0;
+function fastest<T extends Pickable>(members: readonly T[], start: number): Strategy<T> {
+  let cursor = startAt(start, members.length);
   return {
-    choose(usable, _key, _lifetime, _now, commit) {
+    choose(usable, _key, _lifetime, now, commit) {
       const n = members.length;
       let lowest = Infinity;
       let unmeasured: number | undefined;
@@ -134,19 +144,28 @@ function fastest<T extends Pickable>(members: readonly T[]): Strategy<T> {
         return members[unmeasured];
       }
       const limit = lowest + Math.max(TIE_MS, lowest * TIE_RATIO);
+      let tie: number | undefined;
       for (let i = 0; i < n; i++) {
         const idx = (cursor + i) % n;
         const m = members[idx]!;
-        if ((m.latency ?? Infinity) > limit || !usable(m)) continue;
-        if (commit) cursor = (idx + 1) % n;
-        return m;
+        const latency = m.latency;
+        if (latency === undefined || !usable(m)) continue;
+        if (latency <= limit) {
+          tie ??= idx;
+          if (!commit) break;
+        } else if (commit && now - m.triedAt >= FASTEST_STALE_MS) {
+          cursor = (idx + 1) % n;
+          return m;
+        }
       }
-      return undefined;
+      if (tie === undefined) return undefined;
+      if (commit) cursor = (tie + 1) % n;
+      return members[tie];
     },
   };
 }
 
-const FACTORIES: { readonly [K in PoolStrategy]: <T extends Pickable>(members: readonly T[]) => Strategy<T> } = {
+const FACTORIES: { readonly [K in PoolStrategy]: <T extends Pickable>(members: readonly T[], start: number) => Strategy<T> } = {
   'round-robin': roundRobin,
   random,
   'least-connections': leastConnections,
@@ -155,6 +174,7 @@ const FACTORIES: { readonly [K in PoolStrategy]: <T extends Pickable>(members: r
   fastest,
 };
 
-export function createStrategy<T extends Pickable>(kind: PoolStrategy, members: readonly T[]): Strategy<T> {
-  return FACTORIES[kind](members);
+/** `start`: where a rotation begins (the pool's picks so far); strategies without one ignore it. */
+export function createStrategy<T extends Pickable>(kind: PoolStrategy, members: readonly T[], start = 0): Strategy<T> {
+  return FACTORIES[kind](members, start);
 }

@@ -80,6 +80,8 @@ export async function startRecordingSocks(host: string, relayTo: { host: string;
 export interface DelayingForwarder {
   host: string;
   port: number;
+  /** How long each chunk coming back is held; may be changed at any time (a member that gets faster). */
+  delayMs: number;
   close(): Promise<void>;
 }
 
@@ -90,13 +92,14 @@ export async function startDelayingForwarder(host: string, to: { host: string; p
     const upstream = connect(to);
     upstream.on('error', () => client.destroy());
     client.on('close', () => upstream.destroy());
-    upstream.on('close', () => setTimeout(() => client.destroy(), delayMs + 10).unref());
+    upstream.on('close', () => setTimeout(() => client.destroy(), forwarder.delayMs + 10).unref());
     client.pipe(upstream);
     upstream.on('data', (b: Buffer) => {
       setTimeout(() => {
         if (!client.destroyed) client.write(b);
-      }, delayMs).unref();
+      }, forwarder.delayMs).unref();
     });
   });
-  return { host, ...(await listenTracked(srv, host)) };
+  const forwarder: DelayingForwarder = { host, delayMs, ...(await listenTracked(srv, host)) };
+  return forwarder;
 }

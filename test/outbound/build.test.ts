@@ -151,7 +151,8 @@ test('a reload keeps what the pool learnt: an ejected member stays ejected in th
   const members = `["socks5://127.0.0.21:${live.port}", "socks5://127.0.0.22:${deadPort}"]`;
   await writeFile(file, `upstreams:\n  crawl: { type: pool, strategy: round-robin, members: ${members} }\n`);
   const config = await loadConfig({ path: file });
-  const first = await buildOutbounds(config, { dns, log });
+  const raw: string[] = [];
+  const first = await buildOutbounds(config, { dns, log: pino({ level: 'info' }, { write: (line: string) => void raw.push(line) }) });
   t.after(() => closeOutbounds(first));
   const pool = first.get('crawl')!;
   // Round-robin meets the dead member every other request; retries hide it, faults count.
@@ -163,6 +164,11 @@ test('a reload keeps what the pool learnt: an ejected member stays ejected in th
   const health = (outbounds: ReadonlyMap<string, unknown>): Record<string, boolean> =>
     Object.fromEntries(collectStats(outbounds as Map<string, never>).members.map((m) => [m.name, m.healthy]));
   assert.deepEqual(health(first), { [`socks5://127.0.0.21:${live.port}`]: true, [`socks5://127.0.0.22:${deadPort}`]: false });
+  // The pool's lines name it once: a key written twice is a document log stores such as Elasticsearch refuse.
+  const ejected = raw.filter((line) => line.includes('"msg":"pool member ejected"'));
+  assert.equal(ejected.length, 1);
+  assert.equal(ejected[0]!.split('"pool":').length - 1, 1, ejected[0]);
+  assert.match(ejected[0]!, /"pool":"crawl"/);
 
   const second = await buildOutbounds(config, { dns, log, previous: first });
   t.after(() => closeOutbounds(second));

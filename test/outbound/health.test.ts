@@ -69,7 +69,7 @@ test('a pool that inherits only dead members still says once when one is healthy
   assert.deepEqual(lines, ['pool member ejected', 'pool has no healthy member']);
   await before.close();
 
-  const after = createPoolOutbound('p', cfg, { members: [memberSpec(flaky)], log, now: () => now, inherit: (n) => before.healthOf(n) });
+  const after = createPoolOutbound('p', cfg, { members: [memberSpec(flaky)], log, now: () => now, inherit: before.memory() });
   now += 5_000;
   up = true;
   const conn = await after.connect({ host: '127.0.0.1', port: 9 }, ctx());
@@ -85,7 +85,7 @@ test('a reload keeps a member\'s failures but applies the new ban_after', async 
   for (let i = 0; i < 2; i++) await before.connect({ host: '127.0.0.1', port: 9 }, ctx()).catch(() => {});
   assert.equal(before.stats()[0]?.healthy, true, 'two failures of five');
   await before.close();
-  const after = createPoolOutbound('p', { ...cfg, ban_after: 3 }, { members: [memberSpec(dead)], log: silent, now: () => now, inherit: (n) => before.healthOf(n) });
+  const after = createPoolOutbound('p', { ...cfg, ban_after: 3 }, { members: [memberSpec(dead)], log: silent, now: () => now, inherit: before.memory() });
   await after.connect({ host: '127.0.0.1', port: 9 }, ctx()).catch(() => {});
   assert.deepEqual([after.stats()[0]?.consecutiveFailures, after.stats()[0]?.healthy], [3, false], 'the third failure ejects under ban_after: 3');
   await after.close();

@@ -17,7 +17,7 @@ const spec = (name: string, weight = 1, tags: Record<string, string> = {}, place
   tags,
   ...(placeholders ? { placeholders } : {}),
 });
-const pickable = (name: string, weight = 1, latency?: number): Pickable & { latency: number | undefined; attempts: number } => ({ name, hash: memberHash(name), weight, latency, attempts: 0, load: () => 0 });
+const pickable = (name: string, weight = 1, latency?: number): Pickable & { latency: number | undefined; attempts: number; triedAt: number } => ({ name, hash: memberHash(name), weight, latency, attempts: 0, triedAt: 0, load: () => 0 });
 
 test('sticky: every member wins keys in proportion to its weight', () => {
   const members = [pickable('a', 1), pickable('b', 2), pickable('c', 5), pickable('d', 2)];
