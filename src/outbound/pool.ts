@@ -46,10 +46,14 @@ interface Member extends Pickable {
   readonly placeholders: ReadonlySet<string>;
 }
 
+/** A member's 0x01: its own failure or the destination's, which only another member's answer tells apart. */
+function ambiguous(err: unknown): boolean {
+  return err instanceof UpstreamRefusedError && err.rep === Rep.GENERAL_FAILURE;
+}
+
 /** Another member is worth trying: this one failed itself, or gave the ambiguous 0x01. */
 function retryable(err: unknown): boolean {
-  if (isUpstreamFault(err) || err instanceof PoolExhaustedError) return true;
-  return err instanceof UpstreamRefusedError && err.rep === Rep.GENERAL_FAILURE;
+  return isUpstreamFault(err) || err instanceof PoolExhaustedError || ambiguous(err);
 }
 
 /** Weight of a latency sample in the moving average: recent connects count most. */
@@ -203,6 +207,8 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     const view = viewFor(ctx.params);
     if (!view) throw new NoMemberMatchesError(name, filterParams(ctx.params));
     let tried: Set<Member> | undefined;
+    /** Members that answered this request with 0x01, and whether each was begun healthy. */
+    let gaveOne: Array<[Member, boolean]> | undefined;
     let last: unknown;
     for (let i = 0; i < maxAttempts; i++) {
       const m = choose(view, ctx.sessionKey, ctx.params, tried, true, can);
@@ -218,11 +224,14 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
         state.inFlight--;
         measured(m, performance.now() - started);
         note(m, m.health.success());
+        // Another member reached the destination: the 0x01s before were their members' own failures.
+        if (gaveOne) for (const [x, begunHealthy] of gaveOne) note(x, x.health.failure(now(), policy, begunHealthy));
         return { m, value };
       } catch (err) {
         state.inFlight--;
         state.failures++;
         settle(m, err, !trial);
+        if (ambiguous(err)) (gaveOne ??= []).push([m, !trial]);
         last = err;
         // A reply about the destination (0x02-0x08) goes to the client as it is: another
         // member would get the same answer, and this one did its job.

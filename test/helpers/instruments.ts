@@ -1,7 +1,10 @@
 // Test instruments that sit between the gateway and a real upstream: a recording SOCKS5
 // front (what RFC 1929 credentials a member receives) and a delaying forwarder (a slow
 // member). Both relay to a real server; neither answers anything itself beyond the login.
+// And one that stands in for an upstream: a scripted SOCKS5 server with one fixed reply
+// (what no real server can be made to send on demand).
 
+import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { listenTracked } from './servers.js';
 
@@ -102,4 +105,33 @@ export async function startDelayingForwarder(host: string, to: { host: string; p
   });
   const forwarder: DelayingForwarder = { host, delayMs, ...(await listenTracked(srv, host)) };
   return forwarder;
+}
+
+/**
+ * Test instrument (scripted SOCKS5 upstream): no auth, then `reply` to every request, and it
+ * keeps the connection open: whether it closes is up to the gateway.
+ */
+export async function startScriptedSocks(reply: Buffer, host = '127.0.0.1'): Promise<{ host: string; port: number; accepted: Promise<Socket>; close(): Promise<void> }> {
+  let gotSocket!: (s: Socket) => void;
+  const accepted = new Promise<Socket>((resolve) => (gotSocket = resolve));
+  const sockets: Socket[] = [];
+  const server = createServer((s) => {
+    sockets.push(s);
+    gotSocket(s);
+    s.on('error', () => {});
+    let step = 0;
+    s.on('data', () => void s.write(step++ === 0 ? Buffer.from([5, 0]) : reply));
+  });
+  server.listen(0, host);
+  await once(server, 'listening');
+  return {
+    host,
+    port: (server.address() as { port: number }).port,
+    accepted,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }

@@ -5,47 +5,19 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { Cmd } from '../../src/protocol/constants.js';
 import { encodeGreeting, encodeRequest } from '../../src/protocol/messages.js';
 import { SocksClient } from 'socks';
 import { closedWithin, readBytes, startEchoServer, startGateway } from '../helpers/index.js';
-import { startRecordingSocks } from '../helpers/instruments.js';
+import { startRecordingSocks, startScriptedSocks } from '../helpers/instruments.js';
 import { startMicrosocks } from '../helpers/upstreams.js';
 
 /** ATYP 3 with 100 bytes that are not UTF-8: the `socks` client reads them as 100 U+FFFD, 300 bytes re-encoded. */
 const UNENCODABLE_BND = Buffer.concat([Buffer.from([5, 0, 0, 3, 100]), Buffer.alloc(100, 0xff), Buffer.from([0x1f, 0x90])]);
 
-/**
- * Test instrument (scripted SOCKS5 upstream): no auth, then `reply` to the request, and it
- * keeps the connection open: whether it closes is up to the gateway.
- */
-async function startUpstream(reply: Buffer): Promise<{ port: number; accepted: Promise<Socket>; close(): Promise<void> }> {
-  let gotSocket!: (s: Socket) => void;
-  const accepted = new Promise<Socket>((resolve) => (gotSocket = resolve));
-  const sockets: Socket[] = [];
-  const server = createServer((s) => {
-    sockets.push(s);
-    gotSocket(s);
-    s.on('error', () => {});
-    let step = 0;
-    s.on('data', () => void s.write(step++ === 0 ? Buffer.from([5, 0]) : reply));
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as { port: number }).port,
-    accepted,
-    close: () =>
-      new Promise((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 test('an upstream reply no SOCKS5 reply can carry: the client gets 0x01 and the upstream socket is closed', async (t) => {
-  const upstream = await startUpstream(UNENCODABLE_BND);
+  const upstream = await startScriptedSocks(UNENCODABLE_BND);
   t.after(() => upstream.close());
   const gw = await startGateway({
     upstreams: { up: { type: 'socks5', host: '127.0.0.1', port: upstream.port } },
@@ -106,7 +78,7 @@ test('an upstream success reply with an unknown address type (0x09) is a failed 
   const echo = await startEchoServer();
   t.after(() => echo.close());
   // ATYP 0x09, then a few bytes after it.
-  const upstream = await startUpstream(Buffer.from([5, 0, 0, 9, 1, 2, 3, 4, 0, 80, 0x4f, 0x4b]));
+  const upstream = await startScriptedSocks(Buffer.from([5, 0, 0, 9, 1, 2, 3, 4, 0, 80, 0x4f, 0x4b]));
   t.after(() => upstream.close());
   const gw = await startGateway({
     upstreams: { up: { type: 'socks5', host: '127.0.0.1', port: upstream.port } },

@@ -11,7 +11,7 @@ import { createSocks5Outbound } from '../../src/outbound/socks5.js';
 import { FASTEST_STALE_MS } from '../../src/outbound/strategies.js';
 import type { Connection, MemberSpec, Outbound, OutboundContext } from '../../src/outbound/types.js';
 import type { SessionParams } from '../../src/protocol/username.js';
-import { startDelayingForwarder } from '../helpers/instruments.js';
+import { startDelayingForwarder, startScriptedSocks } from '../helpers/instruments.js';
 import { freePort, readAll, startDestination, startMicrosocks, type Destination, type RunningUpstream } from '../helpers/upstreams.js';
 
 const silent = pino({ level: 'silent' });
@@ -131,4 +131,30 @@ test('fastest: a member measured slow once is tried again when its figure is no 
   assert.equal(await peerVia(p, d), '127.0.0.156', 'tried again once its figure is old');
   const latency = p.stats()[0]!.latencyMs!;
   assert.ok(latency < 150, `the new figure replaces the old one rather than being averaged into it: ${latency} ms`);
+});
+
+test('a member answering 0x01 counts against itself when another member then reaches the destination, and is ejected', async (t) => {
+  const d = await dest(t);
+  // Test instrument: a SOCKS5 server whose every CONNECT reply is 0x01 (general failure).
+  const broken = await startScriptedSocks(Buffer.from([5, 1, 0, 1, 0, 0, 0, 0, 0, 0]), '127.0.0.159');
+  t.after(() => broken.close());
+  const [good] = await micros(t, ['127.0.0.160']);
+  const p = createPoolOutbound('f', pool('failover', { ban_after: 2 }), { members: specs([broken, good!]), log: silent });
+  t.after(() => p.close());
+  for (let i = 0; i < 2; i++) assert.equal(await peerVia(p, d), '127.0.0.160', 'retried on the other member');
+  assert.deepEqual([p.stats()[0]!.healthy, p.stats()[0]!.consecutiveFailures], [false, 2], 'ejected after ban_after such answers');
+  assert.equal(await peerVia(p, d), '127.0.0.160');
+  assert.equal(p.stats()[0]!.attempts, 2, 'not tried while ejected');
+});
+
+test('a 0x01 from every member is the destination\'s answer: no member is counted against', async (t) => {
+  const d = await dest(t);
+  const a = await startScriptedSocks(Buffer.from([5, 1, 0, 1, 0, 0, 0, 0, 0, 0]), '127.0.0.161');
+  t.after(() => a.close());
+  const b = await startScriptedSocks(Buffer.from([5, 1, 0, 1, 0, 0, 0, 0, 0, 0]), '127.0.0.162');
+  t.after(() => b.close());
+  const p = createPoolOutbound('f', pool('round-robin', { ban_after: 1, max_attempts: 2 }), { members: specs([a, b]), log: silent });
+  t.after(() => p.close());
+  for (let i = 0; i < 3; i++) await assert.rejects(p.connect({ host: '127.0.0.1', port: d.port }, ctx()), /1|failure/i);
+  assert.deepEqual(p.stats().map((s) => [s.healthy, s.consecutiveFailures]), [[true, 0], [true, 0]]);
 });
