@@ -60,8 +60,13 @@ export function sniff(first: number): Protocol | undefined {
 export class ClientConnection implements LiveConnection, Cancellation {
   readonly id: number;
   readonly socket: Socket;
-  /** One config for the whole connection (a reload applies to new ones). */
+  /**
+   * The config the connection began on: its deadlines, and every request of a SOCKS
+   * connection. An HTTP connection runs each request on the one live when its head arrives.
+   */
   readonly snapshot: Snapshot;
+  /** The config live now. */
+  readonly current: () => Snapshot;
   readonly metrics: Metrics;
   /** The peer, or the client a trusted PROXY protocol header names (set before any front runs). */
   source: Address;
@@ -98,6 +103,7 @@ export class ClientConnection implements LiveConnection, Cancellation {
   constructor(id: number, socket: Socket, deps: Pick<ClientDeps, 'snapshot' | 'metrics' | 'log' | 'udpBudget' | 'limits'>) {
     this.id = id;
     this.socket = socket;
+    this.current = deps.snapshot;
     this.snapshot = deps.snapshot();
     this.metrics = deps.metrics;
     this.#baseLog = deps.log;

@@ -81,7 +81,10 @@ export interface CommandContext {
   readonly user: string | undefined;
   readonly sessionKey: string;
   readonly source: string;
+  /** The config the request runs on: the one live when it began. */
   readonly snapshot: Snapshot;
+  /** The config live now (a reload since the request began shows here): what a UDP association routes a new destination on. */
+  current(): Snapshot;
   readonly metrics: Metrics;
   readonly log: Logger;
   /** Aborted when the client goes away or the gateway stops. */

@@ -13,11 +13,12 @@ export interface Routed {
 }
 
 /**
- * Routes one request and finds its outbound. `block` throws RuleBlockedError
- * (REP 0x02); the decision is recorded for the access log and metrics either way.
+ * Routes one request and finds its outbound, on `snapshot`'s rules (the request's own unless
+ * given). `block` throws RuleBlockedError (REP 0x02); the decision is recorded for the access
+ * log and metrics either way.
  */
-export async function route(ctx: CommandContext, cmd: Command, dest: Address = ctx.dest): Promise<Routed> {
-  const { snapshot, record } = ctx;
+export async function route(ctx: CommandContext, cmd: Command, dest: Address = ctx.dest, snapshot = ctx.snapshot): Promise<Routed> {
+  const { record } = ctx;
   // Rules and resolvers must read a name alike: one that is not a plain hostname is refused
   // (SOCKS 0x04, HTTP 400) before any rule sees it.
   if (isIP(dest.host) === 0 && !isHostname(dest.host)) {

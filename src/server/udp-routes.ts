@@ -1,5 +1,7 @@
 // Where one association's datagrams go: the router's decision per destination (cached for
-// the association, bounded) and one channel per outbound, opened on first use.
+// the association, bounded) and one channel per outbound, opened on first use. A destination
+// is routed on the config live when its first datagram comes: a reload reaches the new
+// destinations of an association (its existing flows keep their route, as relays do).
 
 import { RuleBlockedError } from '../errors.js';
 import type { ByteBudget } from '../outbound/byte-budget.js';
@@ -27,6 +29,8 @@ export interface UdpRoutesOptions {
 }
 
 type ChannelState = { channel: Promise<UdpChannel | undefined>; failedAt?: number };
+/** A channel per outbound: `direct` is one local socket whatever the config; an upstream is the object a config built. */
+type ChannelKey = Outbound | 'direct';
 
 /**
  * Destinations being routed at once (a `cidrs` rule resolves each name first): a datagram
@@ -38,7 +42,7 @@ export class UdpRoutes {
   readonly #ctx: CommandContext;
   readonly #opts: UdpRoutesOptions;
   readonly #decisions = new Map<string, UdpTarget | Promise<UdpTarget>>();
-  readonly #channels = new Map<string, ChannelState>();
+  readonly #channels = new Map<ChannelKey, ChannelState>();
   readonly #open = new Set<UdpChannel>();
   /** The last destination asked for and its settled target, while #decisions still holds it. */
   #lastDest: Destination | undefined;
@@ -87,7 +91,7 @@ export class UdpRoutes {
     let action: string;
     let lift: AddressSet | undefined;
     try {
-      const routed = await route(this.#ctx, 'udp', dest);
+      const routed = await route(this.#ctx, 'udp', dest, this.#ctx.current());
       outbound = routed.outbound;
       action = routed.decision.action;
       lift = routed.decision.cidrs;
@@ -105,19 +109,20 @@ export class UdpRoutes {
   async #channelFor(action: string, outbound: Outbound): Promise<UdpChannel | undefined | 'unsupported'> {
     const open = action === 'direct' ? undefined : (outbound as Outbound & DatagramOutbound).openUdp?.bind(outbound);
     if (action !== 'direct' && !open) return 'unsupported';
-    let state = this.#channels.get(action);
+    const key: ChannelKey = action === 'direct' ? 'direct' : outbound;
+    let state = this.#channels.get(key);
     if (!state || (state.failedAt !== undefined && performance.now() - state.failedAt >= this.#opts.retryAfterMs)) {
-      const s: ChannelState = { channel: this.#openChannel(action, open) };
+      const s: ChannelState = { channel: this.#openChannel(key, action, open) };
       void s.channel.then((c) => {
         if (!c) s.failedAt = performance.now();
       });
       state = s;
-      this.#channels.set(action, state);
+      this.#channels.set(key, state);
     }
     return state.channel;
   }
 
-  async #openChannel(action: string, open: OpenUdp | undefined): Promise<UdpChannel | undefined> {
+  async #openChannel(key: ChannelKey, action: string, open: OpenUdp | undefined): Promise<UdpChannel | undefined> {
     const ctx = this.#ctx;
     let channel: UdpChannel;
     try {
@@ -126,7 +131,8 @@ export class UdpRoutes {
         octx.udpBudget = this.#opts.budget;
         channel = await open(octx);
       } else {
-        channel = openDirectUdp({ dns: ctx.snapshot.dns, log: ctx.log, budget: this.#opts.budget, egress: ctx.snapshot.egress });
+        const live = ctx.current();
+        channel = openDirectUdp({ dns: live.dns, log: ctx.log, budget: this.#opts.budget, egress: live.egress });
       }
     } catch (err) {
       ctx.log.debug({ err, outbound: action }, 'UDP channel not opened');
@@ -141,16 +147,16 @@ export class UdpRoutes {
     channel.onDrop?.((reason, direction) => {
       this.#opts.onDrop(reason, direction);
       // The upstream ended its association: the next datagram opens a new one.
-      if (reason === 'upstream_closed') this.#forget(action, channel);
+      if (reason === 'upstream_closed') this.#forget(key, channel);
     });
     return channel;
   }
 
-  #forget(action: string, channel: UdpChannel): void {
+  #forget(key: ChannelKey, channel: UdpChannel): void {
     if (!this.#open.delete(channel)) return;
     this.#lastDest = undefined;
     channel.close();
-    this.#channels.delete(action);
+    this.#channels.delete(key);
     for (const [key, t] of this.#decisions) if (!(t instanceof Promise) && t.kind === 'channel' && t.channel === channel) this.#decisions.delete(key);
   }
 

@@ -10,6 +10,7 @@ import { Cmd } from '../../src/protocol/constants.js';
 import { encodeGreeting, encodeRequest } from '../../src/protocol/messages.js';
 import { SocksClient } from 'socks';
 import { closedWithin, readBytes, startEchoServer, startGateway } from '../helpers/index.js';
+import { httpConnectRaw } from '../helpers/raw-proxy.js';
 import { startRecordingSocks, startScriptedSocks } from '../helpers/instruments.js';
 import { startMicrosocks } from '../helpers/upstreams.js';
 
@@ -97,4 +98,16 @@ test('an upstream success reply with an unknown address type (0x09) is a failed 
   assert.ok(!Buffer.concat(got).includes(Buffer.from([9, 1, 2, 3, 4])), 'no byte of the upstream reply reached the client');
   const line = await gw.accessLog((l) => l['rule'] === 'via-up');
   assert.match(String(line?.['error']), /unknown address type/);
+});
+
+test("an upstream's 0x07 or 0x08 is an upstream failure to an HTTP client (502), not its bad request (400)", async (t) => {
+  for (const rep of [7, 8]) {
+    const upstream = await startScriptedSocks(Buffer.from([5, rep, 0, 1, 0, 0, 0, 0, 0, 0]));
+    t.after(() => upstream.close());
+    const gw = await startGateway({ upstreams: { up: { type: 'socks5', host: '127.0.0.1', port: upstream.port } }, default: 'up' });
+    t.after(() => gw.close());
+    const answer = await httpConnectRaw(gw.port, 80);
+    answer.socket.destroy();
+    assert.equal(answer.code, 502, `upstream reply ${rep}`);
+  }
 });

@@ -96,6 +96,7 @@ for (const [what, statusLine] of [
     assert.match(answer, /^HTTP\/1\.1 502 /);
     const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
     assert.equal(line?.['status'], 502);
+    assert.equal(line?.['rep'], 0x01, 'a failure in the access log and the metrics, not a success');
     assert.match(String(line?.['error']), /status/);
     await stillServes(gw, t);
   });
@@ -119,6 +120,8 @@ test('an origin silent past idle_timeout is a 504', async (t) => {
   const { origin, gw } = await originBehindGateway(t, undefined, { limits: { idle_timeout: '300ms' } });
   const answer = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);
   assert.match(answer, /^HTTP\/1\.1 504 /);
+  const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
+  assert.deepEqual([line?.['status'], line?.['rep']], [504, 0x06]);
 });
 
 test('the request target goes on as the client wrote it, and Host is the target’s authority (RFC 9112 §3.2.2)', async (t) => {

@@ -3,6 +3,7 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { Agent, createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
@@ -11,7 +12,7 @@ import { socksBind } from '../helpers/bind.js';
 import { startDnsServer } from '../helpers/dns-server.js';
 import { socks5Rep, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
-import { udpAssociation, udpLogLine } from '../helpers/udp.js';
+import { startUdpEchoServer, udpAssociation, udpLogLine } from '../helpers/udp.js';
 import { readAll, startDestination, startMicrosocks } from '../helpers/upstreams.js';
 
 /** A rule the reloaded config adds, so each test can see the reload took effect. */
@@ -121,4 +122,52 @@ test('a BIND waiting for its peer across a reload still accepts it and relays', 
   socket.write('from-client');
   const [toPeer] = (await once(incoming, 'data')) as [Buffer];
   assert.equal(toPeer.toString(), 'from-client');
+});
+
+/** One absolute-form GET through the gateway on `agent`'s one kept-alive socket: the status, and whether the socket was reused. */
+function proxiedGet(gwPort: number, origin: number, agent: Agent, password: string): Promise<{ status: number; reused: boolean }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: '127.0.0.1', port: gwPort, path: `http://127.0.0.1:${origin}/`, agent, headers: { 'proxy-authorization': `Basic ${Buffer.from(`alice:${password}`).toString('base64')}` } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
+      },
+    );
+    req.setTimeout(10_000, () => req.destroy(new Error('no answer')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('a reload reaches the next request on a kept-alive HTTP connection: a revoked password is refused, a new block applies', async (t) => {
+  const origin = await listenTracked(createHttpServer((_req, res) => res.end('ok')));
+  t.after(() => origin.close());
+  const users = (password: string): Record<string, unknown> => ({ auth: { users: [{ username: 'alice', password }] } });
+  const gw = await startGateway(users('old'));
+  t.after(() => gw.close());
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  assert.deepEqual(await proxiedGet(gw.port, origin.port, agent, 'old'), { status: 200, reused: false });
+  await gw.gw.reload(configOf(users('new')));
+  assert.deepEqual(await proxiedGet(gw.port, origin.port, agent, 'old'), { status: 407, reused: true }, 'the old password on the connection opened before the reload');
+  assert.deepEqual(await proxiedGet(gw.port, origin.port, agent, 'new'), { status: 200, reused: true });
+  await gw.gw.reload(configOf({ ...users('new'), rules: [{ name: 'origin-closed', ports: [origin.port], action: 'block' }] }));
+  assert.deepEqual(await proxiedGet(gw.port, origin.port, agent, 'new'), { status: 403, reused: true });
+});
+
+test('a UDP association routes a new destination on the reloaded config; a flow it had keeps its route', async (t) => {
+  const { echo, gw, c } = await udpAssociation(t);
+  const other = await startUdpEchoServer();
+  t.after(() => other.close());
+  c.send({ host: '127.0.0.1', port: echo.port }, 'before');
+  assert.equal((await c.receive())?.data.toString(), 'before');
+  await gw.gw.reload(configOf({ rules: [{ name: 'udp-closed', ports: [echo.port, other.port], commands: ['udp'], action: 'block' }] }));
+  c.send({ host: '127.0.0.1', port: other.port }, 'new');
+  assert.equal(await c.receive(1_000), undefined, 'a destination first sent to after the reload is blocked');
+  c.send({ host: '127.0.0.1', port: echo.port }, 'again');
+  assert.equal((await c.receive())?.data.toString(), 'again', 'the flow from before the reload still relays');
+  await c.close();
+  const line = await udpLogLine(gw);
+  assert.deepEqual(line?.['udp'], { sent: 2, received: 2, dropped: { blocked: 1 } });
 });

@@ -15,6 +15,8 @@ test('every outcome has the contract status', () => {
     [errno('EHOSTUNREACH'), 502],
     [new UpstreamRefusedError('corp', Rep.CONNECTION_REFUSED), 502],
     [new UpstreamRefusedError('corp', Rep.NOT_ALLOWED), 403],
+    [new UpstreamRefusedError('corp', Rep.COMMAND_NOT_SUPPORTED), 502],
+    [new UpstreamRefusedError('corp', Rep.ADDRESS_TYPE_NOT_SUPPORTED), 502],
     [new Error('anything else'), 502],
     [new LimitError('max_connections_per_source'), 429],
     [new LimitError('user_max_connections'), 429],
@@ -30,6 +32,8 @@ test('the reason line never repeats an internal message', () => {
   const err = new UpstreamRefusedError('http://user:secret@198.51.100.1:8080', Rep.GENERAL_FAILURE);
   assert.doesNotMatch(reasonOf(err), /secret/);
   assert.equal(reasonOf(new ConnectTimeoutError('x', 10)), 'connect timeout');
+  assert.equal(reasonOf(new RuleBlockedError('ads')), 'not allowed by the gateway rules');
+  assert.equal(reasonOf(new UpstreamRefusedError('corp', Rep.NOT_ALLOWED)), 'not allowed by the upstream proxy');
 });
 
 test('CONNECT targets: host:port and [v6]:port; anything else is a ProtocolError', () => {

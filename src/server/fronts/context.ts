@@ -20,11 +20,11 @@ const NO_PARAMS: SessionParams = Object.freeze({});
  * request's own access record, named by the front: on an HTTP connection the connection's
  * latest one may belong to a request pipelined behind it.
  */
-export function requestContext(conn: ClientConnection, front: Front, record: AccessRecord, d: Decoded): CommandContext {
+export function requestContext(conn: ClientConnection, front: Front, record: AccessRecord, d: Decoded, snapshot = conn.snapshot): CommandContext {
   const params = d.params ?? (d.sessionKey !== undefined ? Object.freeze({ session: d.sessionKey }) : NO_PARAMS);
   const sessionKey = d.sessionKey ?? d.user ?? conn.source.host;
   const request: ProxyRequest = { protocol: d.protocol, command: d.command, dest: d.dest, params, sessionKey, source: conn.source, ...(d.user !== undefined ? { user: d.user } : {}) };
-  return new RequestContext(conn, front, record, request, d.user);
+  return new RequestContext(conn, front, record, request, d.user, snapshot);
 }
 
 /**
@@ -47,7 +47,7 @@ class RequestContext implements CommandContext {
   readonly udpBudget: CommandContext['udpBudget'];
   readonly #conn: ClientConnection;
 
-  constructor(conn: ClientConnection, front: Front, record: AccessRecord, request: ProxyRequest, user: string | undefined) {
+  constructor(conn: ClientConnection, front: Front, record: AccessRecord, request: ProxyRequest, user: string | undefined, snapshot: CommandContext['snapshot']) {
     this.#conn = conn;
     this.client = conn.socket;
     this.front = front;
@@ -56,11 +56,15 @@ class RequestContext implements CommandContext {
     this.user = user;
     this.sessionKey = request.sessionKey;
     this.source = conn.source.host;
-    this.snapshot = conn.snapshot;
+    this.snapshot = snapshot;
     this.metrics = conn.metrics;
     this.record = record;
     this.limits = conn.limits;
     this.udpBudget = conn.udpBudget;
+  }
+
+  current(): CommandContext['snapshot'] {
+    return this.#conn.current();
   }
 
   get log(): CommandContext['log'] {

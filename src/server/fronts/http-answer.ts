@@ -2,7 +2,7 @@
 // credentials, and the short answers it writes itself.
 
 import { STATUS_CODES, type ServerResponse } from 'node:http';
-import { GatewayError, LimitError, ProtocolError, Rep, toRep } from '../../errors.js';
+import { GatewayError, LimitError, ProtocolError, Rep, toRep, UpstreamRefusedError } from '../../errors.js';
 import type { Snapshot } from '../context.js';
 import type { Gone } from '../login-throttle.js';
 import type { SessionParams } from '../request.js';
@@ -10,7 +10,11 @@ import type { SessionParams } from '../request.js';
 export const AUTH_REQUIRED_STATUS = 407;
 const PROXY_AUTHENTICATE = 'Basic realm="socksgate"';
 
-/** A failure as an HTTP status: blocked 403, timeout 504, limits 429/503, malformed 400, the rest 502. */
+/**
+ * A failure as an HTTP status: blocked 403, timeout 504, limits 429/503, malformed 400, the
+ * rest 502. Only the client's own request is a 400: an upstream's 0x07 or 0x08 says what the
+ * upstream could not do, an upstream failure (502).
+ */
 export function statusOf(err: unknown): number {
   if (err instanceof ProxyAuthError) return AUTH_REQUIRED_STATUS;
   if (err instanceof LimitError) return err.gatewayFull ? 503 : 429;
@@ -20,9 +24,6 @@ export function statusOf(err: unknown): number {
       return 403;
     case Rep.TTL_EXPIRED:
       return 504;
-    case Rep.COMMAND_NOT_SUPPORTED:
-    case Rep.ADDRESS_TYPE_NOT_SUPPORTED:
-      return 400;
     default:
       return 502; // name not found, refused, unreachable, upstream failure
   }
@@ -44,7 +45,10 @@ export function reasonOf(err: unknown): string {
   if (err instanceof ProxyAuthError) return err.message;
   if (err instanceof LimitError) return err.gatewayFull ? 'gateway full' : 'too many connections';
   if (err instanceof ProtocolError) return `bad request: ${err.message}`;
-  return REP_TEXT[toRep(err)] ?? 'upstream failure';
+  const rep = toRep(err);
+  // The upstream's own refusal: the gateway's rules let the request through.
+  if (err instanceof UpstreamRefusedError && rep === Rep.NOT_ALLOWED) return 'not allowed by the upstream proxy';
+  return REP_TEXT[rep] ?? 'upstream failure';
 }
 
 /** Missing or wrong Proxy-Authorization: 407 (rep 0x02 in the access log). */

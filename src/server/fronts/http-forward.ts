@@ -59,10 +59,13 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     target = absoluteTarget(req.url ?? '');
     const { dest } = target;
     record.dest = formatAddress(dest);
-    const checked = authenticate(conn.snapshot, req.headers['proxy-authorization'], conn.source.host, conn);
+    // Each request on a kept-alive connection is checked and routed on the config live now:
+    // a reload that revokes a password or blocks a destination reaches it.
+    const snapshot = conn.current();
+    const checked = authenticate(snapshot, req.headers['proxy-authorization'], conn.source.host, conn);
     const who = checked instanceof Promise ? await checked : checked;
     if (who.user !== undefined) record.user = who.user;
-    ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest, ...who });
+    ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest, ...who }, snapshot);
     admit(ctx);
     origin = await openConnect(ctx);
   } catch (err) {
@@ -132,6 +135,7 @@ function relayMessage(
     req.resume();
     finish();
     record.status = 502;
+    record.rep = Rep.GENERAL_FAILURE;
     answer(res, 502, 'bad gateway: the request could not be forwarded');
     return done(res);
   }
@@ -144,6 +148,7 @@ function relayMessage(
     record.error ??= why;
     socket.destroy();
     record.status = 502;
+    record.rep = Rep.GENERAL_FAILURE;
     answer(res, 502, `bad gateway: ${why}`);
   };
   return new Promise((resolve) => {
@@ -166,6 +171,7 @@ function relayMessage(
       if (res.headersSent) res.destroy();
       else {
         record.status = statusOf(err);
+        record.rep = toRep(err);
         answer(res, record.status, reasonOf(err));
       }
     });

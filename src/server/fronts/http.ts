@@ -181,10 +181,13 @@ async function tunnel(conn: ClientConnection, req: IncomingMessage, head: Buffer
   try {
     const dest = authority(req.url ?? '');
     record.dest = formatAddress(dest);
-    const checked = authenticate(conn.snapshot, req.headers['proxy-authorization'], conn.source.host, conn);
+    // Each request on a kept-alive connection is checked and routed on the config live now:
+    // a reload that revokes a password or blocks a destination reaches it.
+    const snapshot = conn.current();
+    const checked = authenticate(snapshot, req.headers['proxy-authorization'], conn.source.host, conn);
     const who = checked instanceof Promise ? await checked : checked;
     if (who.user !== undefined) record.user = who.user;
-    await serve(requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest, ...who }));
+    await serve(requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest, ...who }, snapshot));
   } catch (err) {
     const ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest: { host: '', port: 0 } });
     refuse(ctx, err);
