@@ -73,8 +73,13 @@ function toIssue(e: ErrorObject, raw: unknown): Issue {
     case 'discriminator':
       return issue(path, discriminatorMessage(params));
     case 'oneOf':
-    case 'anyOf':
-      return issue(path, combinatorMessage(e));
+    case 'anyOf': {
+      // `workers: ${WORKERS}` is a string once substituted: a branch wanting a number or a
+      // boolean lets the loader read it as one, as it does where the schema names one type.
+      const scalar = branchesOf(e).find((b) => b.type === 'integer' || b.type === 'number' || b.type === 'boolean');
+      const found = issue(path, combinatorMessage(e));
+      return scalar?.type ? { ...found, expectedType: scalar.type } : found;
+    }
     default:
       return issue(path, e.message ?? `fails "${e.keyword}"`);
   }
@@ -102,13 +107,35 @@ function discriminatorMessage(params: Record<string, unknown>): string {
   return `"${tag}" must be one of: socks5, socks4, http, pool`;
 }
 
+interface Branch {
+  type?: string;
+  const?: unknown;
+  minimum?: number;
+  maximum?: number;
+  required?: string[];
+}
+
+function branchesOf(e: ErrorObject): Branch[] {
+  return Array.isArray(e.schema) ? (e.schema as Branch[]) : [];
+}
+
+/** A branch a user can be told in words: a constant, or a scalar type (with its range); undefined otherwise. */
+function branchText(b: Branch): string | undefined {
+  if (b.const !== undefined) return JSON.stringify(b.const);
+  if (b.type === undefined || b.type === 'object' || b.type === 'array') return undefined;
+  const name = TYPE_NAMES[b.type] ?? b.type;
+  return b.minimum !== undefined && b.maximum !== undefined ? `${name} from ${b.minimum} to ${b.maximum}` : name;
+}
+
 function combinatorMessage(e: ErrorObject): string {
   if (e.schemaPath.includes('/ports/')) return 'must be a port (1-65535) or a range string like "8000-8999"';
-  const branches = (e.schema as { required?: string[] }[] | undefined) ?? [];
+  const branches = branchesOf(e);
   const names = branches.flatMap((b) => b.required ?? []);
   if (e.keyword === 'oneOf' && names.length === branches.length && names.length > 0) {
     return `set exactly one of ${names.map((n) => `"${n}"`).join(' or ')}`;
   }
+  const texts = branches.map(branchText);
+  if (texts.length > 0 && texts.every((t) => t !== undefined)) return `must be ${texts.join(' or ')}`;
   return e.message ?? `fails "${e.keyword}"`;
 }
 

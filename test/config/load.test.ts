@@ -412,3 +412,14 @@ test('a plain value that is only ${VAR} takes the type the schema wants (port: $
   assertIssue(issues, '5:11', /listen\[1\]\.port: must be an integer/);
   assertIssue(issues, '7:11', /listen\[2\]\.port: must be an integer/);
 });
+
+test('a ${VAR} where the schema takes one of several forms takes the scalar one it spells (workers: ${WORKERS:-2}, a port in a rule)', () => {
+  const text = 'workers: ${WORKERS:-2}\nrules:\n  - name: p\n    ports:\n      - ${P:-8080}\n      - ${RANGE}\n    action: block\n';
+  const c = parseConfig(text, 'cfg.yaml', { RANGE: '9000-9009' });
+  assert.equal(c.workers, 2);
+  assert.equal(parseConfig(text, 'cfg.yaml', { RANGE: '1-2', WORKERS: 'auto' }).workers, 'auto');
+  assert.deepEqual(c.rules[0]!.ports, [8080, '9000-9009'], 'a port is a number, a range stays a string');
+  // What it spells still has to fit: the message names the forms there are.
+  assertIssue(issuesOf('workers: ${WORKERS}\n', { WORKERS: '0' }), '1:10', /workers: must be an integer from 1 to 256 or "auto"/);
+  assertIssue(issuesOf('workers: ${WORKERS}\n', { WORKERS: 'many' }), '1:10', /workers: must be an integer from 1 to 256 or "auto"/);
+});
