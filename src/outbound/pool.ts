@@ -214,6 +214,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       const m = choose(view, ctx.sessionKey, ctx.params, tried, true, can);
       if (!m) break;
       (tried ??= new Set()).add(m);
+      ctx.member = m.name;
       const state = m.state;
       state.attempts++;
       state.inFlight++;

@@ -27,6 +27,8 @@ export interface OutboundContext {
   egressLift?: AddressSet;
   /** What the client asked for (connect, http), for the egress-denial metric. */
   command?: string;
+  /** Set by a pool to the member it is trying: a request that fails is logged with the member that last failed it. */
+  member?: string;
 }
 
 export interface Connection {

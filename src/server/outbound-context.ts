@@ -19,6 +19,7 @@ class RequestOutboundContext implements OutboundContext {
   udpBudget: ByteBudget | undefined = undefined;
   egressLift: AddressSet | undefined = undefined;
   command: string | undefined = undefined;
+  member: string | undefined = undefined;
   readonly #ctx: CommandContext;
 
   constructor(ctx: CommandContext) {

@@ -65,6 +65,7 @@ export async function openConnect(ctx: CommandContext): Promise<Connection> {
     conn = await outbound.connect(ctx.dest, octx);
   } catch (err) {
     ctx.metrics.outboundAttempt(outbound.name, false, (performance.now() - started) / 1000);
+    if (octx.member !== undefined) ctx.record.member = octx.member;
     throw err;
   }
   ctx.metrics.outboundAttempt(outbound.name, true, (performance.now() - started) / 1000);

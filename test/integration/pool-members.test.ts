@@ -77,6 +77,7 @@ test('a member refusing the destination (Dante, socks block: 0x02) is neither re
   assert.equal(await throughPool(gw, allowed), '127.0.0.132', 'Dante still serves');
   const line = await gw.accessLog((l) => l['rep'] === 0x02);
   assert.match(String(line?.['error']), /replied 2/);
+  assert.equal(line?.['member'], `socks5://${dante.host}:${dante.port}`, 'the refusing member is named in the line');
 });
 
 test('a member that fails itself is replaced before the client hears, up to max_attempts', async (t) => {
