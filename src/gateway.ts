@@ -193,6 +193,9 @@ export class Gateway {
     if (JSON.stringify(previous.config.listen) !== JSON.stringify(config.listen)) {
       this.log.warn('listen addresses changed: they apply after a restart');
     }
+    if (adminAddress(previous.config) !== adminAddress(config)) {
+      this.log.warn({ running: adminAddress(previous.config) ?? 'none', configured: adminAddress(config) ?? 'none' }, 'admin listener address changed: it applies after a restart');
+    }
     // The old resolver is not closed: sessions still on the old snapshot may be waiting on
     // its queries. It holds no timers or sockets once those settle, and goes with the snapshot.
     // Old outbounds stop their health checks; connections they opened live on.
@@ -281,4 +284,9 @@ export class Gateway {
     this.metrics.active.dec();
     socket.destroy();
   }
+}
+
+/** Where the admin listener binds (host:port), or undefined without one: bound once, at start. */
+function adminAddress(config: Config): string | undefined {
+  return config.metrics ? `${config.metrics.host}:${config.metrics.port}` : undefined;
 }

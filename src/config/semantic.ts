@@ -50,8 +50,30 @@ function checkNetworks(root: Obj, out: Issue[]): void {
   list(obj(root['egress'])?.['deny']).forEach((d, j) => cidr(d, ['egress', 'deny', j], EGRESS_NAMES));
 }
 
+/** One socket the gateway binds: where the config names it, for the problem's position. */
+interface Bound {
+  host: string;
+  port: number;
+  at: (string | number)[];
+}
+
+/**
+ * Two binds on one port that the kernel refuses together (EADDRINUSE at start): the same
+ * address; a wildcard and an address of its family; `::` (dual-stack in node) and anything.
+ */
+function clash(a: Bound, b: Bound): boolean {
+  if (a.port === 0 || a.port !== b.port) return false;
+  if (a.host === b.host || a.host === '::' || b.host === '::') return true;
+  return (a.host === '0.0.0.0' && isIP(b.host) === 4) || (b.host === '0.0.0.0' && isIP(a.host) === 4);
+}
+
 function checkListen(root: Obj, out: Issue[]): void {
-  const seen = new Set<string>();
+  const bound: Bound[] = [];
+  const bind = (b: Bound, what: string): void => {
+    const other = bound.find((x) => clash(x, b));
+    if (other) out.push(problem(b.at, `${what} ${b.host} port ${b.port} cannot be bound beside ${other.at.join('.').replace(/\.(\d+)/g, '[$1]')} (${other.host} port ${other.port})`));
+    bound.push(b);
+  };
   list(root['listen']).forEach((entry, i) => {
     const host = str(obj(entry)?.['host']);
     if (host === undefined) return;
@@ -60,10 +82,15 @@ function checkListen(root: Obj, out: Issue[]): void {
       return;
     }
     const port = obj(entry)?.['port'];
-    const key = `${host}|${String(port)}`;
-    if (port !== 0 && seen.has(key)) out.push(problem(['listen', i], `${host} port ${String(port)} is listed twice`));
-    seen.add(key);
+    if (typeof port === 'number') bind({ host, port, at: ['listen', i] }, 'listener');
   });
+  // The admin listener, with its schema defaults (127.0.0.1, 9180) when a key is left out.
+  const metrics = obj(root['metrics']);
+  if (metrics) {
+    const host = str(metrics['host']) ?? '127.0.0.1';
+    const port = metrics['port'] ?? 9180;
+    if (isIP(host) !== 0 && typeof port === 'number') bind({ host, port, at: ['metrics'] }, 'admin listener');
+  }
 }
 
 /** PRODUCT.md "Safety defaults": no accidental open proxy on a reachable address. */

@@ -423,3 +423,15 @@ test('a ${VAR} where the schema takes one of several forms takes the scalar one 
   assertIssue(issuesOf('workers: ${WORKERS}\n', { WORKERS: '0' }), '1:10', /workers: must be an integer from 1 to 256 or "auto"/);
   assertIssue(issuesOf('workers: ${WORKERS}\n', { WORKERS: 'many' }), '1:10', /workers: must be an integer from 1 to 256 or "auto"/);
 });
+
+test('binds the kernel refuses together are config errors, not a start-up EADDRINUSE: the admin listener included', () => {
+  const listen = (...pairs: string[]): string => `listen:\n${pairs.map((p) => `  - { host: "${p.split('|')[0]}", port: ${p.split('|')[1]} }`).join('\n')}\n`;
+  assertIssue(issuesOf(listen('127.0.0.1|1080', '127.0.0.1|1080')), '3:5', /listener 127\.0\.0\.1 port 1080 cannot be bound beside listen\[0\]/);
+  assertIssue(issuesOf(`${listen('0.0.0.0|1080', '127.0.0.1|1080')}allow_open_proxy: true\n`), '3:5', /beside listen\[0\] \(0\.0\.0\.0 port 1080\)/);
+  assertIssue(issuesOf(`${listen('::|1080', '127.0.0.1|1080')}allow_open_proxy: true\n`), '3:5', /beside listen\[0\] \(:: port 1080\)/);
+  assertIssue(issuesOf(`${listen('127.0.0.1|1080')}metrics: { port: 1080 }\n`), '3:10', /admin listener 127\.0\.0\.1 port 1080 cannot be bound beside listen\[0\]/);
+  // Binds that coexist: other families, other addresses, other ports, port 0.
+  for (const ok of [listen('::1|1080', '127.0.0.1|1080'), listen('127.0.0.1|1080', '127.0.0.2|1080'), listen('127.0.0.1|0', '127.0.0.1|0'), `${listen('127.0.0.2|9180')}metrics: {}\n`]) {
+    assert.doesNotThrow(() => parseConfig(ok, 'cfg.yaml', {}), ok);
+  }
+});

@@ -171,3 +171,17 @@ test('a UDP association routes a new destination on the reloaded config; a flow 
   const line = await udpLogLine(gw);
   assert.deepEqual(line?.['udp'], { sent: 2, received: 2, dropped: { blocked: 1 } });
 });
+
+test('a reload that moves the admin listener says it applies after a restart; one that keeps it says nothing', async (t) => {
+  const gw = await startGateway({ metrics: { host: '127.0.0.1', port: 0 } });
+  t.after(() => gw.close());
+  const warned = (): Array<Record<string, unknown>> => gw.logs.filter((l) => l.msg === 'admin listener address changed: it applies after a restart');
+  await gw.gw.reload(configOf({ metrics: { host: '127.0.0.1', port: 0 } }));
+  await gw.gw.reload(configOf({ metrics: { host: '127.0.0.1', port: 0 }, rules: [NEW_RULE] }));
+  assert.equal(warned().length, 0);
+  await gw.gw.reload(configOf({ metrics: { host: '127.0.0.1', port: 19181 } }));
+  assert.deepEqual(
+    warned().map((l) => [l['level'], l['running'], l['configured']]),
+    [[40, '127.0.0.1:0', '127.0.0.1:19181']],
+  );
+});
