@@ -114,7 +114,8 @@ async function readMembersFile(config: Config, pool: PoolConfig): Promise<Member
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new ConfigError([`${path}: cannot read members_file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+    // FILE:1:1, as a list file that cannot be read is reported (editors and CI annotations read it).
+    throw new ConfigError([`${path}:1:1: cannot read members_file (${(err as NodeJS.ErrnoException).code ?? String(err)})`]);
   }
   const entries = parseMembersFile(text, pool.members_scheme);
   const bad = entries.flatMap((e) => ('error' in e ? [`${path}:${e.line}:${e.col}: ${e.error}`] : []));

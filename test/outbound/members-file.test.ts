@@ -134,6 +134,10 @@ test('check reports each bad members_file line at FILE:LINE:COL without its pass
   await writeFile(join(dir, 'proxies.txt'), '10.0.0.1:1080:user:ok #tier=a\n');
   const good = await runCli(['check', '--config', file]);
   assert.equal(good.code, 0, good.stderr);
+  await writeFile(file, 'upstreams:\n  p: { type: pool, members_file: gone.txt }\n');
+  const missing = await runCli(['check', '--config', file]);
+  assert.equal(missing.code, 1);
+  assert.equal(missing.stderr.trim(), `${join(dir, 'gone.txt')}:1:1: cannot read members_file (ENOENT)`);
 });
 
 test('a reload with a bad members_file line is refused at FILE:LINE:COL and the running pool keeps serving', async (t) => {
