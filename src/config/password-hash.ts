@@ -16,10 +16,13 @@ const MAX_P = 16;
 const MAX_MEMORY = 256 * 1024 * 1024; // 128·N·r bytes per scrypt call
 const MIN_HASH_BYTES = 16;
 
+/** What parsePasswordHash says of text that is not six `$`-separated fields (the schema's pattern says it too). */
+export const HASH_SHAPE = 'must read scrypt$N$r$p$salt$hash';
+
 /** The parsed hash, or a string saying what is wrong with it. */
 export function parsePasswordHash(text: string): ScryptHash | string {
   const parts = text.split('$');
-  if (parts.length !== 6 || parts[0] !== 'scrypt') return 'must read scrypt$N$r$p$salt$hash';
+  if (parts.length !== 6 || parts[0] !== 'scrypt') return HASH_SHAPE;
   const [N, r, p] = parts.slice(1, 4).map(Number) as [number, number, number];
   if (!Number.isSafeInteger(N) || N < 2 || N > MAX_N || (N & (N - 1)) !== 0) {
     return `scrypt N must be a power of two between 2 and ${MAX_N}`;

@@ -4,7 +4,7 @@
 import { isIP } from 'node:net';
 import { DURATION_PATTERN, MAX_TIMER_MS, parseDuration } from './duration.js';
 import { isLoopback, parseHostPort } from './net.js';
-import { parsePasswordHash } from './password-hash.js';
+import { HASH_SHAPE, parsePasswordHash } from './password-hash.js';
 import { parseRate, RATE_PATTERN } from './rate.js';
 import { parseCidr } from '../router/cidrs.js';
 import { EGRESS_NAMES } from './types.js';
@@ -137,7 +137,8 @@ function checkAuth(root: Obj, out: Issue[]): void {
     const hash = str(user?.['password_hash']);
     if (hash !== undefined && /^scrypt\$/.test(hash)) {
       const parsed = parsePasswordHash(hash);
-      if (typeof parsed === 'string') out.push(problem(['auth', 'users', i, 'password_hash'], parsed));
+      // A hash of the wrong shape fails the schema's pattern already: one line for one problem.
+      if (typeof parsed === 'string' && parsed !== HASH_SHAPE) out.push(problem(['auth', 'users', i, 'password_hash'], parsed));
     }
   });
 }

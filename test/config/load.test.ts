@@ -281,6 +281,7 @@ auth:
     - { username: x-session-y, password: c }
     - { username: bob, password: d, password_hash: "scrypt$16384$8$1$c2FsdA==$aGFzaGhhc2hoYXNoaGFzaA==" }
     - { username: eve, password_hash: "scrypt$1000$8$1$c2FsdA==$aGFzaGhhc2hoYXNoaGFzaA==" }
+    - { username: mal, password_hash: "scrypt$bad" }
 `,
   );
   assertIssue(issues, '2:52', /"dns\.google" is not an IP address/);
@@ -295,6 +296,8 @@ auth:
   assertIssue(issues, '11:19', /contains "-", which starts the session parameters/);
   assertIssue(issues, '12:7', /set exactly one of "password" or "password_hash"/);
   assertIssue(issues, '13:39', /N must be a power of two/);
+  // One line for a hash of the wrong shape, not the schema's and the parser's both.
+  assert.deepEqual(issues.filter((i) => i.startsWith('cfg.yaml:14:')), ['cfg.yaml:14:39: auth.users[5].password_hash: must be a scrypt hash as printed by `socksgate hash-password` (scrypt$N$r$p$salt$hash)']);
 });
 
 test('loadConfig: explicit path, ./socksgate.yaml in cwd, then the embedded default', async (t) => {
