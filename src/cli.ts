@@ -33,7 +33,16 @@ const OPTIONS = {
 } as const;
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
+  } catch (err) {
+    // An unknown option or a missing value is a usage error, as an unknown command is (exit 2).
+    if (!(err instanceof TypeError) || !String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS_')) throw err;
+    console.error(`${err.message}\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
   if (values.help) {
     console.log(USAGE);
     return 0;

@@ -21,8 +21,18 @@ export interface RouteFlags {
 export async function routeCommand(args: readonly string[], flags: RouteFlags): Promise<number> {
   const [host, portText] = args;
   const port = Number(portText);
-  if (!host || !Number.isInteger(port) || port < 0 || port > 65535) {
-    console.error('usage: socksgate route HOST PORT [--user U] [--source IP] [--udp | --bind] [--config FILE]');
+  const wrong =
+    !host || portText === undefined
+      ? 'HOST and PORT are required'
+      : !/^\d+$/.test(portText) || port > 65535
+        ? `PORT must be a number from 0 to 65535, got "${portText}"`
+        : args.length > 2
+          ? `one HOST and one PORT, got ${args.length} arguments`
+          : flags.udp && flags.bind
+            ? '--udp and --bind name two commands: give one'
+            : undefined;
+  if (wrong !== undefined || !host) {
+    console.error(`${wrong}\nusage: socksgate route HOST PORT [--user U] [--source IP] [--udp | --bind] [--config FILE]`);
     return 2;
   }
   if (flags.source !== undefined && isIP(flags.source) === 0) {

@@ -89,6 +89,23 @@ test('route prints the rule, its index and the action', async () => {
   }
 });
 
+test('usage errors exit 2 and say what is wrong: an unknown option, a bad port, two commands, a missing value', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--bogus'], /Unknown option '--bogus'/],
+    [['check', '--config'], /argument missing/],
+    [['route', 'h', '99999'], /PORT must be a number from 0 to 65535, got "99999"/],
+    [['route', 'h'], /HOST and PORT are required/],
+    [['route', 'h', '80', '--udp', '--bind'], /--udp and --bind name two commands/],
+    [['nope'], /unknown command "nope"/],
+  ];
+  for (const [args, expected] of cases) {
+    const r = await runCli(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, expected, args.join(' '));
+    assert.match(r.stderr, /usage:/, args.join(' '));
+  }
+});
+
 test('route names the pool member, the same for one session key, without its password', async () => {
   const path = await configFile(ROUTES);
   const a = await runCli(['route', 'example.org', '443', '--user', 'alice-session-42', '--config', path]);
