@@ -30,17 +30,15 @@ export function createSocks4Outbound(name: string, cfg: Socks4UpstreamConfig, de
     handshake: (socket, to, run) => socksHandshake(4, proxy, socket, to, { ...run, credentials: { username: run.credentials.username } }, deps.connectTimeout),
     fromError: fromSocksError,
   }, deps);
-  // As for SOCKS5: the upstream's listening port cannot be carried through a chain.
-  // It reaches the upstream with the same dialer as CONNECT (dns.hosts, the cache, the guard).
-  if (!deps.via) {
-    const dial = proxyDialer(proxy, deps);
-    out.bind = async (dest: Destination, ctx: OutboundContext): Promise<BindHandle> => {
-      const [to] = await targets(dest, ctx);
-      const { username } = credentialsFor({ username: cfg.username }, ctx);
-      const dialer = (signal: AbortSignal) => dial(signal, ctx).then((c) => c.socket);
-      return openSocks5Bind({ ...proxy, username, name, version: 4 }, to!, ctx, { connectTimeout: deps.connectTimeout, dial: dialer });
-    };
-  }
+  // As for SOCKS5: the control connection goes the way CONNECT's does, through `via` too;
+  // the peer connects to the upstream's own listening address.
+  const dial = proxyDialer(proxy, deps);
+  out.bind = async (dest: Destination, ctx: OutboundContext): Promise<BindHandle> => {
+    const [to] = await targets(dest, ctx);
+    const { username } = credentialsFor({ username: cfg.username }, ctx);
+    const dialer = (signal: AbortSignal) => dial(signal, ctx).then((c) => c.socket);
+    return openSocks5Bind({ ...proxy, username, name, version: 4 }, to!, ctx, { connectTimeout: deps.connectTimeout, dial: dialer });
+  };
   return out;
 }
 

@@ -98,5 +98,7 @@ function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest
       settlePeer = undefined;
     });
     client.connect(tcp);
+    // A hop's stream arrives paused (see keepEarlyData); `socks` only listens for 'data'.
+    tcp.resume();
   });
 }

@@ -28,17 +28,19 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
     },
     fromError: fromSocksError,
   }, deps);
-  // UDP ASSOCIATE and BIND talk to the upstream directly: a chain cannot carry the upstream's
-  // UDP relay or its listening port, so a chained upstream answers those with 0x07.
-  // They reach the upstream with the same dialer as CONNECT (dns.hosts, the cache, the guard).
+  // Both reach the upstream with the same dialer as CONNECT (through `via`, or dns.hosts, the
+  // cache and the guard). BIND's control connection runs through a chain as CONNECT's does:
+  // the peer connects to the upstream's own listening address, not through the gateway.
+  // UDP ASSOCIATE talks to the upstream's relay directly, which a chain of TCP hops cannot
+  // carry: a chained upstream has no openUdp (its datagrams are dropped as unsupported).
+  const upstream = (ctx: OutboundContext) => ({ ...proxy, ...credentialsFor({ username: cfg.username, password: cfg.password }, ctx), name });
+  const dial = proxyDialer(proxy, deps);
+  const dialFor = (ctx: OutboundContext): UpstreamDialer => (signal) => dial(signal, ctx).then((c) => c.socket);
+  out.bind = (dest: Destination, ctx: OutboundContext): Promise<BindHandle> =>
+    openSocks5Bind(upstream(ctx), dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialFor(ctx) });
   if (!deps.via) {
-    const upstream = (ctx: OutboundContext) => ({ ...proxy, ...credentialsFor({ username: cfg.username, password: cfg.password }, ctx), name });
-    const dial = proxyDialer(proxy, deps);
-    const dialFor = (ctx: OutboundContext): UpstreamDialer => (signal) => dial(signal, ctx).then((c) => c.socket);
     out.openUdp = (ctx: OutboundContext): Promise<UdpChannel> =>
       openSocks5Udp({ ...upstream(ctx), remoteDns: cfg.remote_dns }, ctx, { connectTimeout: deps.connectTimeout, dns: deps.dns, dial: dialFor(ctx) });
-    out.bind = (dest: Destination, ctx: OutboundContext): Promise<BindHandle> =>
-      openSocks5Bind(upstream(ctx), dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialFor(ctx) });
   }
   return out;
 }

@@ -6,7 +6,8 @@ import { pino } from 'pino';
 import { SocksClient, type SocksRemoteHost } from 'socks';
 import { openSocks5Bind } from '../../src/outbound/socks5-bind.js';
 import { startGateway } from '../helpers/index.js';
-import { startDante } from '../helpers/upstreams.js';
+import { startRecordingSocks } from '../helpers/instruments.js';
+import { startDante, startMicrosocks } from '../helpers/upstreams.js';
 
 const ctx = () => ({ signal: new AbortController().signal, log: pino({ level: 'silent' }), sessionKey: 't' });
 
@@ -65,3 +66,40 @@ test('BIND routed to a Dante upstream: both replies come from Dante and bytes fl
   const [chunk] = (await once(peer, 'data')) as [Buffer];
   assert.equal(chunk.toString(), 'to peer');
 });
+
+for (const type of ['socks5', 'socks4'] as const) {
+  test(`BIND through a chain to a ${type} upstream: the control connection goes through the hop, Dante listens on its own address, bytes flow`, async (t) => {
+    const relay = await startMicrosocks({ host: '127.0.0.164' });
+    t.after(() => relay.close());
+    // The hop records its logins: proof the control connection went through it.
+    const hop = await startRecordingSocks('127.0.0.163', relay);
+    t.after(() => hop.close());
+    const dante = await startDante({ host: '127.0.0.165' });
+    t.after(() => dante.close());
+    const gw = await startGateway({
+      upstreams: {
+        hop: { type: 'socks5', host: hop.host, port: hop.port, username: 'hop-user', password: 'hop-pw' },
+        dante: { type, host: dante.host, port: dante.port, via: 'hop' },
+      },
+      rules: [{ name: 'bind-out', commands: ['bind'], action: 'dante' }],
+    });
+    t.after(() => gw.close());
+    const client = new SocksClient({ proxy: { host: '127.0.0.1', port: gw.port, type: 5 }, command: 'bind', destination: { host: '127.0.0.1', port: 0 }, timeout: 5_000 });
+    const first = once(client, 'bound') as Promise<[{ remoteHost?: SocksRemoteHost }]>;
+    const established = once(client, 'established') as Promise<[{ socket: Socket; remoteHost?: SocksRemoteHost }]>;
+    established.catch(() => {});
+    client.connect();
+    const [bound] = await first;
+    assert.equal(bound.remoteHost?.host, '127.0.0.165', 'Dante listens on its own address');
+    assert.deepEqual(hop.logins.map((l) => l.username), ['hop-user'], 'the control connection went through the hop');
+    const peer = connect({ host: '127.0.0.165', port: bound.remoteHost!.port, localAddress: '127.0.0.1' });
+    peer.on('error', () => {});
+    t.after(() => peer.destroy());
+    await once(peer, 'connect');
+    const [{ socket }] = await established;
+    t.after(() => socket.destroy());
+    socket.write('to peer');
+    const [chunk] = (await once(peer, 'data')) as [Buffer];
+    assert.equal(chunk.toString(), 'to peer');
+  });
+}
