@@ -1,4 +1,4 @@
-import { test } from '../helpers/test.js';
+import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
@@ -40,22 +40,19 @@ test('closing a Dante BIND before a peer rejects accepted()', async (t) => {
   await assert.rejects(waiting);
 });
 
-test('BIND routed to a Dante upstream: both replies come from Dante and bytes flow', async (t) => {
-  const dante = await startDante({ host: '127.0.0.9' });
-  t.after(() => dante.close());
-  const gw = await startGateway({
-    upstreams: { dante: { type: 'socks5', host: dante.host, port: dante.port } },
-    rules: [{ name: 'bind-out', commands: ['bind'], action: 'dante' }],
-  });
-  t.after(() => gw.close());
-  const client = new SocksClient({ proxy: { host: '127.0.0.1', port: gw.port, type: 5 }, command: 'bind', destination: { host: '127.0.0.1', port: 0 }, timeout: 5_000 });
+/**
+ * A SOCKS5 BIND through the gateway at `gwPort`: the first reply names `listenHost` (Dante's own
+ * address), a peer connects there, the second reply names the peer, and bytes reach it.
+ */
+async function bindThrough(t: TestContext, gwPort: number, listenHost: string): Promise<void> {
+  const client = new SocksClient({ proxy: { host: '127.0.0.1', port: gwPort, type: 5 }, command: 'bind', destination: { host: '127.0.0.1', port: 0 }, timeout: 5_000 });
   const first = once(client, 'bound') as Promise<[{ remoteHost?: SocksRemoteHost }]>;
   const established = once(client, 'established') as Promise<[{ socket: Socket; remoteHost?: SocksRemoteHost }]>;
   established.catch(() => {});
   client.connect(); // an 'error' event rejects both
   const [bound] = await first;
-  assert.equal(bound.remoteHost?.host, '127.0.0.9');
-  const peer = connect({ host: '127.0.0.9', port: bound.remoteHost!.port, localAddress: '127.0.0.1' });
+  assert.equal(bound.remoteHost?.host, listenHost, 'the upstream listens on its own address');
+  const peer = connect({ host: listenHost, port: bound.remoteHost!.port, localAddress: '127.0.0.1' });
   peer.on('error', () => {});
   t.after(() => peer.destroy());
   await once(peer, 'connect');
@@ -65,6 +62,17 @@ test('BIND routed to a Dante upstream: both replies come from Dante and bytes fl
   socket.write('to peer');
   const [chunk] = (await once(peer, 'data')) as [Buffer];
   assert.equal(chunk.toString(), 'to peer');
+}
+
+test('BIND routed to a Dante upstream: both replies come from Dante and bytes flow', async (t) => {
+  const dante = await startDante({ host: '127.0.0.9' });
+  t.after(() => dante.close());
+  const gw = await startGateway({
+    upstreams: { dante: { type: 'socks5', host: dante.host, port: dante.port } },
+    rules: [{ name: 'bind-out', commands: ['bind'], action: 'dante' }],
+  });
+  t.after(() => gw.close());
+  await bindThrough(t, gw.port, '127.0.0.9');
 });
 
 for (const type of ['socks5', 'socks4'] as const) {
@@ -84,22 +92,7 @@ for (const type of ['socks5', 'socks4'] as const) {
       rules: [{ name: 'bind-out', commands: ['bind'], action: 'dante' }],
     });
     t.after(() => gw.close());
-    const client = new SocksClient({ proxy: { host: '127.0.0.1', port: gw.port, type: 5 }, command: 'bind', destination: { host: '127.0.0.1', port: 0 }, timeout: 5_000 });
-    const first = once(client, 'bound') as Promise<[{ remoteHost?: SocksRemoteHost }]>;
-    const established = once(client, 'established') as Promise<[{ socket: Socket; remoteHost?: SocksRemoteHost }]>;
-    established.catch(() => {});
-    client.connect();
-    const [bound] = await first;
-    assert.equal(bound.remoteHost?.host, '127.0.0.165', 'Dante listens on its own address');
+    await bindThrough(t, gw.port, '127.0.0.165');
     assert.deepEqual(hop.logins.map((l) => l.username), ['hop-user'], 'the control connection went through the hop');
-    const peer = connect({ host: '127.0.0.165', port: bound.remoteHost!.port, localAddress: '127.0.0.1' });
-    peer.on('error', () => {});
-    t.after(() => peer.destroy());
-    await once(peer, 'connect');
-    const [{ socket }] = await established;
-    t.after(() => socket.destroy());
-    socket.write('to peer');
-    const [chunk] = (await once(peer, 'data')) as [Buffer];
-    assert.equal(chunk.toString(), 'to peer');
   });
 }

@@ -12,7 +12,8 @@ import { FASTEST_STALE_MS } from '../../src/outbound/strategies.js';
 import type { Connection, MemberSpec, Outbound, OutboundContext } from '../../src/outbound/types.js';
 import type { SessionParams } from '../../src/protocol/username.js';
 import { startDelayingForwarder, startScriptedSocks } from '../helpers/instruments.js';
-import { freePort, readAll, startDestination, startMicrosocks, type Destination, type RunningUpstream } from '../helpers/upstreams.js';
+import { poolDestination, poolMembers } from '../helpers/pool.js';
+import { freePort, readAll, type Destination } from '../helpers/upstreams.js';
 
 const silent = pino({ level: 'silent' });
 const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
@@ -27,18 +28,6 @@ function member(u: { host: string; port: number }): Outbound {
 const specs = (ups: { host: string; port: number }[], placeholders: string[] = []): MemberSpec[] =>
   ups.map((u) => ({ outbound: member(u), weight: 1, tags: {}, placeholders }));
 
-async function micros(t: { after(fn: () => Promise<void>): void }, hosts: string[]): Promise<RunningUpstream[]> {
-  const started = await Promise.all(hosts.map((host) => startMicrosocks({ host })));
-  for (const m of started) t.after(() => m.close());
-  return started;
-}
-
-async function dest(t: { after(fn: () => Promise<void>): void }): Promise<Destination> {
-  const d = await startDestination();
-  t.after(() => d.close());
-  return d;
-}
-
 /** The address the destination saw for one request through `out` (each member connects out from its own). */
 async function peerVia(out: Outbound, d: Destination, params?: SessionParams): Promise<string> {
   const conn = await out.connect({ host: '127.0.0.1', port: d.port }, ctx(params));
@@ -48,8 +37,8 @@ async function peerVia(out: Outbound, d: Destination, params?: SessionParams): P
 }
 
 test('round-robin goes on rotating when every request names a parameter each member fills in (a fresh session id per request)', async (t) => {
-  const d = await dest(t);
-  const ups = await micros(t, ['127.0.0.141', '127.0.0.142', '127.0.0.143']);
+  const d = await poolDestination(t);
+  const ups = await poolMembers(t, ['127.0.0.141', '127.0.0.142', '127.0.0.143']);
   const p = createPoolOutbound('rr', pool('round-robin'), { members: specs(ups, ['sid']), log: silent });
   t.after(() => p.close());
   const peers: string[] = [];
@@ -58,8 +47,8 @@ test('round-robin goes on rotating when every request names a parameter each mem
 });
 
 test('a rotation over a tag filter starts where the pool is, not at its first member every time', async (t) => {
-  const d = await dest(t);
-  const ups = await micros(t, ['127.0.0.144', '127.0.0.145']);
+  const d = await poolDestination(t);
+  const ups = await poolMembers(t, ['127.0.0.144', '127.0.0.145']);
   const other = { host: '127.0.0.158', port: await freePort('127.0.0.158') };
   // Two members fill {city}, a third is tagged with one: each city is a filter of its own, leaving the two.
   const members: MemberSpec[] = [
@@ -74,8 +63,8 @@ test('a rotation over a tag filter starts where the pool is, not at its first me
 });
 
 test('a reload: rotation goes on from where it was, and connections opened before it are counted and released in the new pool', async (t) => {
-  const d = await dest(t);
-  const ups = await micros(t, ['127.0.0.146', '127.0.0.147', '127.0.0.148']);
+  const d = await poolDestination(t);
+  const ups = await poolMembers(t, ['127.0.0.146', '127.0.0.147', '127.0.0.148']);
   const rr = createPoolOutbound('rr', pool('round-robin'), { members: specs(ups), log: silent });
   assert.equal(await peerVia(rr, d), '127.0.0.146');
   const rr2 = createPoolOutbound('rr', pool('round-robin'), { members: specs(ups), log: silent, inherit: rr.memory() });
@@ -115,8 +104,8 @@ test('a reload that is rejected leaves the running pool\'s ban_after as it was',
 });
 
 test('fastest: a member measured slow once is tried again when its figure is no longer recent, and its new figure counts', async (t) => {
-  const d = await dest(t);
-  const [fastHop, slowHop] = await micros(t, ['127.0.0.150', '127.0.0.156']);
+  const d = await poolDestination(t);
+  const [fastHop, slowHop] = await poolMembers(t, ['127.0.0.150', '127.0.0.156']);
   const slow = await startDelayingForwarder('127.0.0.157', slowHop!, 300);
   t.after(() => slow.close());
   let now = 1_000_000;
@@ -134,11 +123,11 @@ test('fastest: a member measured slow once is tried again when its figure is no 
 });
 
 test('a member answering 0x01 counts against itself when another member then reaches the destination, and is ejected', async (t) => {
-  const d = await dest(t);
+  const d = await poolDestination(t);
   // Test instrument: a SOCKS5 server whose every CONNECT reply is 0x01 (general failure).
   const broken = await startScriptedSocks(Buffer.from([5, 1, 0, 1, 0, 0, 0, 0, 0, 0]), '127.0.0.159');
   t.after(() => broken.close());
-  const [good] = await micros(t, ['127.0.0.160']);
+  const [good] = await poolMembers(t, ['127.0.0.160']);
   const p = createPoolOutbound('f', pool('failover', { ban_after: 2 }), { members: specs([broken, good!]), log: silent });
   t.after(() => p.close());
   for (let i = 0; i < 2; i++) assert.equal(await peerVia(p, d), '127.0.0.160', 'retried on the other member');
@@ -148,7 +137,7 @@ test('a member answering 0x01 counts against itself when another member then rea
 });
 
 test('a 0x01 from every member is the destination\'s answer: no member is counted against', async (t) => {
-  const d = await dest(t);
+  const d = await poolDestination(t);
   const a = await startScriptedSocks(Buffer.from([5, 1, 0, 1, 0, 0, 0, 0, 0, 0]), '127.0.0.161');
   t.after(() => a.close());
   const b = await startScriptedSocks(Buffer.from([5, 1, 0, 1, 0, 0, 0, 0, 0, 0]), '127.0.0.162');

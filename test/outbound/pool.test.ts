@@ -8,7 +8,8 @@ import { GatewayError, Rep } from '../../src/errors.js';
 import { createPoolOutbound, memberSpec, PoolExhaustedError } from '../../src/outbound/pool.js';
 import { createSocks5Outbound } from '../../src/outbound/socks5.js';
 import type { MemberSpec, Outbound, OutboundContext } from '../../src/outbound/types.js';
-import { freePort, readAll, startDante, startDestination, startMicrosocks, type Destination, type RunningUpstream } from '../helpers/upstreams.js';
+import { poolDestination, poolMembers } from '../helpers/pool.js';
+import { freePort, readAll, startDante, startMicrosocks, type Destination } from '../helpers/upstreams.js';
 
 const silent = pino({ level: 'silent' });
 const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
@@ -22,18 +23,6 @@ const named = (name: string): Outbound => ({ name, connect: () => Promise.reject
 
 function member(u: { host: string; port: number }): Outbound {
   return createSocks5Outbound(`socks5://${u.host}:${u.port}`, { type: 'socks5', host: u.host, port: u.port, remote_dns: true }, { dns, connectTimeout: 2_000 });
-}
-
-async function micros(t: { after(fn: () => Promise<void>): void }, hosts: string[]): Promise<RunningUpstream[]> {
-  const started = await Promise.all(hosts.map((host) => startMicrosocks({ host })));
-  for (const m of started) t.after(() => m.close());
-  return started;
-}
-
-async function dest(t: { after(fn: () => Promise<void>): void }): Promise<Destination> {
-  const d = await startDestination();
-  t.after(() => d.close());
-  return d;
 }
 
 /** One request through `out`: the address the destination saw. */
@@ -69,8 +58,8 @@ test('sticky: same member on every instance, keys spread, losing a member moves 
 });
 
 test('round-robin uses every member in turn', async (t) => {
-  const d = await dest(t);
-  const ups = await micros(t, ['127.0.0.11', '127.0.0.12', '127.0.0.13']);
+  const d = await poolDestination(t);
+  const ups = await poolMembers(t, ['127.0.0.11', '127.0.0.12', '127.0.0.13']);
   const p = createPoolOutbound('rr', pool('round-robin'), { members: specs(ups.map(member)), log: silent });
   t.after(() => p.close());
   const peers: string[] = [];
@@ -83,8 +72,8 @@ test('round-robin uses every member in turn', async (t) => {
 });
 
 test('sticky through real members: one member per session key, different keys spread', async (t) => {
-  const d = await dest(t);
-  const ups = await micros(t, ['127.0.0.14', '127.0.0.15', '127.0.0.16']);
+  const d = await poolDestination(t);
+  const ups = await poolMembers(t, ['127.0.0.14', '127.0.0.15', '127.0.0.16']);
   const p = createPoolOutbound('st', pool('sticky'), { members: specs(ups.map(member)), log: silent });
   t.after(() => p.close());
   const used = new Set<string>();
@@ -99,8 +88,8 @@ test('sticky through real members: one member per session key, different keys sp
 });
 
 test('least-connections goes to the member with fewer open connections', async (t) => {
-  const d = await dest(t);
-  const ups = await micros(t, ['127.0.0.17', '127.0.0.18']);
+  const d = await poolDestination(t);
+  const ups = await poolMembers(t, ['127.0.0.17', '127.0.0.18']);
   const p = createPoolOutbound('lc', pool('least-connections'), { members: specs(ups.map(member)), log: silent });
   t.after(() => p.close());
   const c1 = await p.connect({ host: '127.0.0.1', port: d.port }, ctx());
@@ -117,8 +106,8 @@ test('least-connections goes to the member with fewer open connections', async (
 });
 
 test('failover: the first healthy member in order, the next when it dies', async (t) => {
-  const d = await dest(t);
-  const [a, b] = await micros(t, ['127.0.0.19', '127.0.0.20']);
+  const d = await poolDestination(t);
+  const [a, b] = await poolMembers(t, ['127.0.0.19', '127.0.0.20']);
   const p = createPoolOutbound('fo', pool('failover'), { members: specs([member(a!), member(b!)]), log: silent });
   t.after(() => p.close());
   assert.equal((await via(p, d)).peer, '127.0.0.19');
@@ -174,8 +163,8 @@ test('passive ejection backs off exponentially before a single trial', async () 
 });
 
 test('killing a member mid-run: others take over, retries hide it, health checks bring it back', async (t) => {
-  const d = await dest(t);
-  const ups = await micros(t, ['127.0.0.24', '127.0.0.25', '127.0.0.26']);
+  const d = await poolDestination(t);
+  const ups = await poolMembers(t, ['127.0.0.24', '127.0.0.25', '127.0.0.26']);
   const { log, lines } = capture();
   const p = createPoolOutbound('hc', pool('round-robin', { health_check: { interval: 100, timeout: 1_000, target: `127.0.0.1:${d.port}` } }), {
     members: specs(ups.map(member)),
