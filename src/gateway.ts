@@ -52,7 +52,7 @@ const KEEPALIVE_SWEEP_MS = 10_000;
 async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot, metrics?: Metrics): Promise<Snapshot> {
   const same = <T>(pick: (c: Config) => T): boolean => previous !== undefined && JSON.stringify(pick(previous.config)) === JSON.stringify(pick(config));
   const dns: DnsResolver = previous && same((c) => c.dns) ? previous.dns : createResolver(config.dns, { log });
-  const egress = compileEgress(config.egress.deny, (command) => metrics?.egressDenials.inc({ command }));
+  const egress = compileEgress(config.egress.deny, egressDenialCounter(metrics));
   const router = await compileRouter(config, { dns });
   const outbounds = await buildOutbounds(config, { dns, log, previous: previous?.outbounds, egress });
   const auth =
@@ -60,6 +60,15 @@ async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot, m
       ? previous.auth
       : createAuthenticator(config.auth, { limits: config.limits.auth_failures, log, metrics });
   return Object.freeze({ config, router, outbounds, auth, dns, egress });
+}
+
+/**
+ * The egress guard's counter, made outside buildSnapshot: a closure made in there would share
+ * its scope with `same`, which holds the previous snapshot, and every snapshot would keep the
+ * one before it alive (its router, outbounds and resolver), one more at each reload.
+ */
+function egressDenialCounter(metrics: Metrics | undefined): (command: string) => void {
+  return (command) => metrics?.egressDenials.inc({ command });
 }
 
 /**

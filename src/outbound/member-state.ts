@@ -18,9 +18,17 @@ export class MemberState {
   triedAt = 0;
 }
 
-/** A pool's records, read by the pool that replaces it. */
+/**
+ * A pool's records, read by the pool that replaces it: plain data, so the new pool holds the
+ * records and nothing of the old pool (a closure would keep it, and each pool the one before).
+ */
 export interface PoolMemory {
-  member(name: string): MemberState | undefined;
+  readonly states: ReadonlyMap<string, MemberState>;
   /** Picks the pool has made: where a new rotation starts. */
   readonly turns: number;
+}
+
+/** Each member's record from `memory` (by name), or a fresh one. */
+export function takeOver(names: readonly string[], memory: PoolMemory | undefined): MemberState[] {
+  return names.map((name) => memory?.states.get(name) ?? new MemberState());
 }

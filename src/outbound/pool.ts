@@ -6,7 +6,7 @@ import type { PoolConfig } from '../config/types.js';
 import { GatewayError, Rep, UpstreamRefusedError } from '../errors.js';
 import { filterParams, lifetimeMs, RESERVED_PARAMS, type SessionParams } from '../protocol/username.js';
 import { createHealthChecks, DEFAULT_HEALTH_POLICY, type HealthPolicy, type MemberHealth, type Transition } from './health.js';
-import { MemberState, type PoolMemory } from './member-state.js';
+import { takeOver, type MemberState, type PoolMemory } from './member-state.js';
 import { answeredAboutDestination, isUpstreamFault } from './socks5-errors.js';
 import type { MemberStats, PoolOutbound } from './stats.js';
 import { createStrategy, FASTEST_STALE_MS, memberHash, type Pickable, type Strategy } from './strategies.js';
@@ -96,10 +96,14 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   // Every line of the pool's own names it once: its logger carries the key.
   const log = deps.log.child({ pool: name });
   const maxAttempts = Math.max(1, cfg.max_attempts ?? 3);
-  const members: Member[] = deps.members.map((spec) => {
-    // A reload keeps what the old pool learnt and counts: a dead member stays ejected, its
-    // backoff running, its open connections counted; the new config's settings apply from now on.
-    const state = deps.inherit?.member(spec.outbound.name) ?? new MemberState();
+  // A reload keeps what the old pool learnt and counts: a dead member stays ejected, its
+  // backoff running, its open connections counted; the new config's settings apply from now
+  // on. Taken here, outside any closure: none of the pool's may reach `deps.inherit`.
+  const states = takeOver(deps.members.map((spec) => spec.outbound.name), deps.inherit);
+  /** Picks made so far (the old pool's included): where each new rotation starts. */
+  let turns = deps.inherit?.turns ?? 0;
+  const members: Member[] = deps.members.map((spec, i) => {
+    const state = states[i]!;
     return {
       name: spec.outbound.name,
       hash: memberHash(spec.outbound.name),
@@ -124,8 +128,6 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     };
   });
   const byName = new Map(members.map((m) => [m.name, m]));
-  /** Picks made so far (the old pool's included): where each new rotation starts. */
-  let turns = deps.inherit?.turns ?? 0;
   const all: View = { members, strategy: createStrategy(cfg.strategy, members, turns) };
   const views = new Map<string, View | null>();
   let viewMembers = 0;
@@ -303,7 +305,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       return view ? choose(view, key, params, undefined, false)?.name : undefined;
     },
     stats,
-    memory: () => ({ member: (member) => byName.get(member)?.state, turns }),
+    memory: () => ({ states: new Map(members.map((m) => [m.name, m.state])), turns }),
     ban: (member, forMs) => setBan(member, now() + forMs),
     unban: (member) => setBan(member, 0),
     start() {

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { Agent, createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { connect, createServer } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
@@ -184,4 +186,24 @@ test('a reload that moves the admin listener says it applies after a restart; on
     warned().map((l) => [l['level'], l['running'], l['configured']]),
     [[40, '127.0.0.1:0', '127.0.0.1:19181']],
   );
+});
+
+test('a reload lets go of the config it replaced: no snapshot keeps the one before it, no pool the one before it', async (t) => {
+  // gc() for this test alone: whether the replaced objects can be collected is the point.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const member = await startMicrosocks({ host: '127.0.0.62' });
+  t.after(() => member.close());
+  const config = { upstreams: { crawl: { type: 'pool', members: [`socks5://${member.host}:${member.port}`] } }, rules: [{ name: 'pool', domains: ['crawl.test'], action: 'crawl' }] };
+  const gw = await startGateway(config);
+  t.after(() => gw.close());
+  const firstSnapshot = new WeakRef(gw.gw.snapshot);
+  const firstPool = new WeakRef(gw.gw.snapshot.outbounds.get('crawl')!);
+  for (let i = 0; i < 3; i++) await gw.gw.reload(configOf(config));
+  for (let i = 0; i < 3 && (firstSnapshot.deref() || firstPool.deref()); i++) {
+    await new Promise((r) => setImmediate(r));
+    gc();
+  }
+  assert.equal(firstSnapshot.deref(), undefined, 'the first snapshot is still reachable after three reloads');
+  assert.equal(firstPool.deref(), undefined, 'the first pool is still reachable after three reloads');
 });
