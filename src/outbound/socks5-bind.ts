@@ -8,7 +8,7 @@ import { ConnectTimeoutError, type GatewayError } from '../errors.js';
 import { AbortedError, Deadline } from './deadline.js';
 import { keepEarlyData } from './early-data.js';
 import { assertRfc1929 } from './credentials.js';
-import { fromSocksError, UpstreamUnreachableError } from './socks5-errors.js';
+import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from './socks5-errors.js';
 import { boundAddress, dialLiteral, type Socks5UdpUpstream, type UpstreamDialer } from './socks5-udp.js';
 import type { BindHandle, Destination, OutboundContext } from './types.js';
 
@@ -69,7 +69,15 @@ function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest
     signal.addEventListener('abort', onAbort, { once: true });
     let bound = false;
 
+    // A reply whose address type RFC 1928 §6 does not have comes from `socks` with no
+    // address, its bytes left in the stream: not a reply (as for CONNECT, socks5.ts).
+    const unknownType = (info: { remoteHost?: unknown }): boolean => (upstream.version ?? 5) === 5 && info.remoteHost === undefined;
     client.once('bound', (info) => {
+      if (unknownType(info)) {
+        client.removeAllListeners();
+        signal.removeEventListener('abort', onAbort);
+        return reject(new UpstreamHandshakeError(name, 'BIND reply with an unknown address type'));
+      }
       bound = true;
       signal.removeEventListener('abort', onAbort);
       resolve({
@@ -87,6 +95,10 @@ function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest
       const s = settlePeer;
       settlePeer = undefined;
       if (!s) return;
+      if (unknownType(info)) {
+        tcp.destroy();
+        return s.reject(new UpstreamHandshakeError(name, 'BIND reply with an unknown address type'));
+      }
       const peer = boundAddress(info.remoteHost, tcp);
       void keepEarlyData(tcp).then((head) => s.resolve(head ? { socket: tcp, peer, head } : { socket: tcp, peer }));
     });

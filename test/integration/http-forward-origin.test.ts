@@ -212,3 +212,76 @@ test('Expect: 100-continue on a refused request: the refusal comes without a 100
   assert.match(answer, /^HTTP\/1\.1 407 /, 'no 100 Continue first');
   assert.match(answer, /\r\nConnection: close\r\n/i);
 });
+
+for (const [what, answer] of [
+  ['an invalid chunk size', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nok\r\n0\r\n\r\n'],
+  ['a chunk size past any length', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFFFF\r\nok'],
+] as const) {
+  test(`an origin whose head parses but whose body does not (${what}): a 502 in place of its head, not an empty reply`, async (t) => {
+    const { origin, gw } = await originBehindGateway(t, answer);
+    const got = await exchange(gw, get(origin.port), t);
+    assert.match(got, /^HTTP\/1\.1 502 /);
+    const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
+    assert.deepEqual([line?.['status'], line?.['rep']], [502, 0x01]);
+    await stillServes(gw, t);
+  });
+}
+
+for (const [what, answer, status] of [
+  ['bytes past its Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA', 200],
+  ['a body on a 204', 'HTTP/1.1 204 No Content\r\n\r\nhello', 204],
+] as const) {
+  test(`an origin sending ${what}: the complete response reaches the client, then the connection closes`, async (t) => {
+    const { origin, gw } = await originBehindGateway(t, answer);
+    const got = await exchange(gw, get(origin.port), t);
+    assert.match(got, new RegExp(`^HTTP/1\\.1 ${status} `));
+    if (status === 200) assert.match(got, /\r\n\r\nhello$/);
+    assert.doesNotMatch(got, /EXTRA/);
+  });
+}
+
+test('a client that half-closes after its request still gets the response, then the connection ends', async (t) => {
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  for (const request of [get(web.port, '/alive'), `GET http://127.0.0.1:${web.port}/alive HTTP/1.0\r\n\r\n`]) {
+    const { s, received } = await rawClientOf(gw, t);
+    s.end(request, 'latin1');
+    assert.ok(await closedWithin(s, 5_000), 'the gateway ends the connection after the answer');
+    assert.match(received(), /^HTTP\/1\.1 200 /, request.split('\r\n')[0]);
+  }
+});
+
+test('an origin answering before the request body is complete: the rest of the body is dropped, and the next request on the connection is served', async (t) => {
+  // Answers as soon as the head is in, and closes: a 413 on an upload.
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope');
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const { s, received } = await rawClientOf(gw, t);
+  const size = 256 * 1024;
+  s.write(`POST http://127.0.0.1:${origin.port}/upload HTTP/1.1\r\nHost: h\r\nContent-Length: ${size}\r\n\r\n${'x'.repeat(1000)}`, 'latin1');
+  for (let i = 0; i < 100 && !received().includes('nope'); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(received(), /^HTTP\/1\.1 413 [\s\S]*nope$/);
+  s.write(`${'x'.repeat(size - 1000)}${get(web.port, '/alive')}`, 'latin1');
+  for (let i = 0; i < 100 && !/HTTP\/1\.1 200 /.test(received()); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(received(), /nopeHTTP\/1\.1 200 /, 'the request after the dropped body is answered on the same connection');
+});
+
+test('a head with more fields than allowed is refused with 431, not forwarded with the rest cut off', async (t) => {
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
+  const fields = Array.from({ length: 120 }, (_, i) => `X-Field-${i}: ${i}\r\n`).join('');
+  const got = await exchange(gw, get(origin.port, '/', `${fields}Authorization: Basic dTpw\r\n`), t);
+  assert.match(got, /^HTTP\/1\.1 431 /);
+  assert.equal(origin.received.length, 0, 'nothing reached the origin');
+  await stillServes(gw, t);
+});
+
+test('a malformed request pipelined behind a good one: the good one is answered first, then the connection closes', async (t) => {
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const got = await exchange(gw, `${get(web.port, '/alive')}GARBAGE\x01\r\n\r\n`, t);
+  assert.match(got, /^HTTP\/1\.1 200 /);
+});

@@ -10,10 +10,11 @@ import type { Address } from '../../protocol/types.js';
 import type { Connection } from '../../outbound/types.js';
 import { limitReader } from '../bandwidth.js';
 import type { ClientConnection } from '../client.js';
+import { closeClient } from '../close.js';
 import { formatAddress } from '../context.js';
 import { admit, openConnect, refuse } from '../pipeline.js';
 import type { Front } from '../request.js';
-import { answer, authenticate, reasonOf, statusOf } from './http-answer.js';
+import { answer, authenticate, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { requestContext } from './context.js';
 
 /** Hop-by-hop fields never forwarded; Transfer-Encoding is redone by node on each side. */
@@ -151,8 +152,12 @@ function relayMessage(
     record.rep = Rep.GENERAL_FAILURE;
     answer(res, 502, `bad gateway: ${why}`);
   };
+  let response: IncomingMessage | undefined;
+  /** Bytes of the origin's body have been passed on: the head went out with the first of them. */
+  let bodyStarted = false;
   return new Promise((resolve) => {
     out.on('response', (ores: IncomingMessage) => {
+      response = ores;
       const status = ores.statusCode ?? 0;
       // node's client takes statuses 000-099 that its server refuses to write (RFC 9110 §15: 100-599).
       if (status < 100 || status > 999) return badGateway(`origin answered status ${status}`);
@@ -162,18 +167,30 @@ function relayMessage(
       } catch (err) {
         return badGateway(`origin response not forwardable (${err instanceof Error ? err.message : String(err)})`);
       }
+      ores.once('data', () => (bodyStarted = true));
       ores.pipe(res);
       if (throttle) limitReader(ores, res, throttle);
       ores.on('error', () => res.destroy());
     });
     out.on('error', (err: Error) => {
       record.error ??= err.message;
-      if (res.headersSent) res.destroy();
-      else {
+      if (!res.headersSent) {
         record.status = statusOf(err);
         record.rep = toRep(err);
         answer(res, record.status, reasonOf(err));
-      }
+      } else if (response?.complete) {
+        // Bytes after a complete response (past its Content-Length, a body on a 204): the
+        // response goes out whole; the origin's connection is done, and so is the client's.
+        res.shouldKeepAlive = false;
+      } else if (!bodyStarted) {
+        // The head parsed, what follows did not (a bad chunk size): nothing of it has reached
+        // the client yet, so it gets a 502 in its place, and the connection closes.
+        record.status = 502;
+        record.rep = Rep.GENERAL_FAILURE;
+        const client = res.socket;
+        if (client && !client.destroyed) closeClient(client, rawResponse(502, 'upstream failure'));
+        else res.destroy();
+      } else res.destroy(); // cut in the middle of the body: only a close can say so
     });
     // Closed with no response and no error: node's client does this on a 101 it did not
     // ask for (it hands the socket to nobody). The client is not left waiting.
@@ -184,6 +201,14 @@ function relayMessage(
     if (throttle) limitReader(req, out, throttle);
     void done(res).then(() => {
       finish();
+      // An answer before the whole request body (a 413 or a redirect on an upload): the rest
+      // of the body is read and dropped, as node does for a body nobody reads, and the next
+      // request follows it. Left unread, it would stop node reading the socket at all: the
+      // next request unanswered, a client that gave up held until idle_timeout.
+      if (!req.complete) {
+        req.unpipe(out);
+        req.resume();
+      }
       resolve();
     });
   });

@@ -43,7 +43,13 @@ export class HttpFront {
 
   constructor() {
     this.#server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, connectionsCheckingInterval: 250 });
-    this.#server.maxHeadersCount = MAX_HEADERS;
+    // node keeps the first maxHeadersCount fields and drops the rest silently: one more than
+    // allowed is kept, so a head with too many is seen, and refused (431), not cut short.
+    this.#server.maxHeadersCount = MAX_HEADERS + 1;
+    // A client that half-closes after its request (`nc -N`, scripts) still gets its answers:
+    // node then marks the last response and ends the socket after it, where by default it
+    // aborts them. (A property of node's http.Server that its type declarations leave out.)
+    (this.#server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     this.#server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onConnect(req, socket as Socket, head));
     this.#server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     // Expect: 100-continue: the client is told to send its body once the request is routed
@@ -117,6 +123,7 @@ export class HttpFront {
     socket.pause(); // node no longer reads for us: nothing may flow before the relay
     const conn = this.#clients.get(socket);
     if (!conn) return void socket.destroy();
+    if (tooManyFields(req)) return this.#onClientError(TOO_MANY_FIELDS, socket);
     this.#inTurn(
       conn,
       () => tunnel(conn, req, head),
@@ -130,6 +137,7 @@ export class HttpFront {
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     const conn = this.#clients.get(req.socket as Socket);
     if (!conn) return void res.destroy();
+    if (tooManyFields(req)) return this.#onClientError(TOO_MANY_FIELDS, req.socket as Socket);
     const queued = this.#inTurn(
       conn,
       () => forward(conn, req, res),
@@ -141,22 +149,42 @@ export class HttpFront {
     if (!queued) res.destroy();
   }
 
-  /** Malformed heads (400), oversize ones (431), heads that never end (408): answered, then closed. */
+  /**
+   * Malformed heads (400), oversize ones (431), heads that never end (408): answered, then
+   * closed, once the requests before them are answered (a bad one pipelined behind a good
+   * one must not cost the good one its response).
+   */
   #onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     const conn = this.#clients.get(socket);
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    if (conn) {
-      // A request on a connection that already logged some gets its own line.
-      const record = conn.logged > 0 ? conn.newRecord('http') : conn.record;
-      // A head cut off by the handshake deadline ends in a parse error: the deadline is the cause.
-      record.status ??= status;
-      record.error ??= status === 408 ? 'handshake timeout' : `bad request (${err.code ?? err.message})`;
-      if (conn.logged > 0) conn.logRequest(record, performance.now());
-    }
     if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
-    closeClient(socket, rawResponse(status, status === 431 ? 'request header too large' : status === 408 ? 'request head timeout' : 'bad request'));
+    const answer = (): void => {
+      const status = err.code === 'HPE_HEADER_OVERFLOW' || err === TOO_MANY_FIELDS ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      if (conn) {
+        // A request on a connection that already logged some gets its own line.
+        const record = conn.logged > 0 ? conn.newRecord('http') : conn.record;
+        // A head cut off by the handshake deadline ends in a parse error: the deadline is the cause.
+        record.status ??= status;
+        record.error ??= status === 408 ? 'handshake timeout' : `bad request (${err.code ?? err.message})`;
+        if (conn.logged > 0) conn.logRequest(record, performance.now());
+      }
+      if (!socket.writable) return void socket.destroy();
+      closeClient(socket, rawResponse(status, status === 431 ? 'request header too large' : status === 408 ? 'request head timeout' : 'bad request'));
+    };
+    if (!conn) return answer();
+    this.#inTurn(
+      conn,
+      async () => answer(),
+      () => socket.destroy(),
+    );
   }
 }
+
+/** A head with more fields than MAX_HEADERS (node kept one more than allowed, so it shows). */
+function tooManyFields(req: IncomingMessage): boolean {
+  return req.rawHeaders.length > 2 * MAX_HEADERS;
+}
+
+const TOO_MANY_FIELDS: NodeJS.ErrnoException = Object.assign(new Error('too many header fields'), { code: 'HPE_HEADER_OVERFLOW' });
 
 /** CONNECT host:port: "200 Connection established", then raw bytes both ways (RFC 9110 §9.3.6). */
 async function tunnel(conn: ClientConnection, req: IncomingMessage, head: Buffer): Promise<void> {
