@@ -46,10 +46,9 @@ export class HttpFront {
     // node keeps the first maxHeadersCount fields and drops the rest silently: one more than
     // allowed is kept, so a head with too many is seen, and refused (431), not cut short.
     this.#server.maxHeadersCount = MAX_HEADERS + 1;
-    // A client that half-closes after its request (`nc -N`, scripts) still gets its answers:
-    // node then marks the last response and ends the socket after it, where by default it
-    // aborts them. (A property of node's http.Server that its type declarations leave out.)
-    (this.#server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+    // A client's FIN ends its requests (node's default, and Squid's half_closed_clients off):
+    // a crawler that gives up closes, and the origin connection goes at once, not at
+    // idle_timeout. A client that half-closes after its request (`nc -N`) gets no answer.
     this.#server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onConnect(req, socket as Socket, head));
     this.#server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     // Expect: 100-continue: the client is told to send its body once the request is routed
