@@ -96,21 +96,15 @@ test('direct: a name that does not exist gives 0x04', async (t) => {
 
 test('direct: the router\'s answer in ctx.resolved is used without a lookup', async (t) => {
   const { port } = await listen(t, '127.0.0.1');
-  let lookups = 0;
-  const dns: DnsResolver = {
-    lookup: () => {
-      lookups++;
-      return Promise.reject(new Error('must not be called'));
-    },
-    stats: () => ({ hits: 0, misses: 0, negativeHits: 0, evictions: 0, inflightWaits: 0, queries: 0 }),
-    close: () => {},
-  };
+  // The name server would send the dial elsewhere (nothing listens on 127.0.0.2).
+  const { server, dns } = await resolverWithServer(t, { 'routed.test': { A: ['127.0.0.2'] } });
   const direct = createDirectOutbound({ dns, connectTimeout: 2_000 });
   const resolved: ResolvedAddress[] = [{ address: '127.0.0.1', family: 4 }];
   const { socket } = await direct.connect({ host: 'routed.test', port }, ctx({ resolved }));
   t.after(() => socket.destroy());
+  assert.equal(socket.remoteAddress, '127.0.0.1');
   assert.equal(await greeting(socket), 'hello');
-  assert.equal(lookups, 0);
+  assert.equal(server.queries('routed.test'), 0);
 });
 
 test('direct: an address that never answers gives 0x06 after connect_timeout', { timeout: 10_000 }, async (t) => {

@@ -1,6 +1,9 @@
 // A destination that never answers a connect, for dials that must be given up (timeout, abort).
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { requireFile, spawnTied } from './spawn.js';
 
 type TestContext = { after(fn: () => unknown): void };
@@ -25,4 +28,18 @@ export async function blackhole(t: TestContext, host: string, port = 0): Promise
   t.after(() => filler.destroy());
   await once(filler, 'connect');
   return bound;
+}
+
+/**
+ * True once a socket on this machine is dialing `host:port` (SYN-SENT in `ss`): a dial into a
+ * blackhole has begun and hangs there. Asks `ss` at most `tries` times, 20 ms apart.
+ */
+export async function dialing(host: string, port: number, tries = 500): Promise<boolean> {
+  const ss = requireFile('/usr/bin/ss', 'iproute2');
+  for (let i = 0; i < tries; i++) {
+    const { stdout } = await promisify(execFile)(ss, ['-tnH', 'state', 'syn-sent', 'dst', host, 'dport', '=', `:${port}`], { encoding: 'utf8' });
+    if (stdout.trim() !== '') return true;
+    await sleep(20);
+  }
+  return false;
 }

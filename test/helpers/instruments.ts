@@ -135,3 +135,31 @@ export async function startScriptedSocks(reply: Buffer, host = '127.0.0.1'): Pro
       }),
   };
 }
+
+export interface HeldListener {
+  host: string;
+  port: number;
+  /** Connections accepted so far, oldest first; none is ever answered: the test ends them. */
+  accepted: Socket[];
+  /** Resolves once `n` connections have been accepted. */
+  accepting(n: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Test instrument (a member that hangs until the test says otherwise): accepts, reads and
+ * never answers. Destroying one of `accepted` is the member dropping that connection.
+ */
+export async function startHeldListener(host = '127.0.0.1'): Promise<HeldListener> {
+  const accepted: Socket[] = [];
+  const srv = createServer((s) => {
+    s.on('error', () => {});
+    s.resume();
+    accepted.push(s);
+  });
+  const accepting = async (n: number): Promise<void> => {
+    // Each turn waits for one more connection: at most n turns.
+    for (let turn = 0; turn < n && accepted.length < n; turn++) await once(srv, 'connection');
+  };
+  return { host, accepted, accepting, ...(await listenTracked(srv, host)) };
+}

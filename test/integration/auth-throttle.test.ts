@@ -4,17 +4,28 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { parseConfig } from '../../src/config/load.js';
 import { encodeAuthRequest, encodeGreeting, encodeRequest } from '../../src/protocol/messages.js';
 import { Cmd } from '../../src/protocol/constants.js';
 import { hashPassword } from '../../src/server/auth.js';
-import { hashCount, hashesWaiting } from '../../src/server/login-throttle.js';
+import { HASH_SLOTS, hashCount, hashesWaiting } from '../../src/server/login-throttle.js';
 import { readBytes, startEchoServer, startGateway, type TestGateway } from '../helpers/index.js';
 import { stringify } from 'yaml';
 
 const BOB_HASH = await hashPassword('bob-pw');
-const AUTH = { users: [{ username: 'bob', password_hash: BOB_HASH }, { username: 'alice', password: 'alice-pw' }] };
+// Carol's hash matches no password and costs sixteen of bob's (p = 16: the same memory, 16
+// passes). A wrong guess for her holds a hashing slot that long, whatever the machine's
+// speed: what must not wait for it (another address's login, a name lookup) is bob's cost or less.
+const CAROL_HASH = `scrypt$32768$8$16$${randomBytes(16).toString('base64')}$${randomBytes(32).toString('base64')}`;
+const AUTH = {
+  users: [
+    { username: 'bob', password_hash: BOB_HASH },
+    { username: 'alice', password: 'alice-pw' },
+    { username: 'carol', password_hash: CAROL_HASH },
+  ],
+};
 
 /** Greeting + RFC 1929 login from `localAddress`; resolves to the status byte (0 = accepted) and the socket. */
 async function login(gw: TestGateway, user: string, password: string, localAddress = '127.0.0.1'): Promise<{ status: number | undefined; s: Socket }> {
@@ -48,17 +59,19 @@ test('a guesser is slowed, then refused without hashing, while another address l
     r.s.destroy();
     assert.equal(r.status, 1);
   }
-  // The fifth failure is answered after a 1.6 s delay; a login from another address meanwhile is not held up.
-  const slow = login(gw, 'bob', 'guess-4');
-  let slowDone = false;
-  void slow.then(() => (slowDone = true));
+  // The fifth failure, a guess for carol, takes sixteen of bob's hashes to check (then a 1.6 s
+  // delay); a login from another address meanwhile does not wait for it.
+  const hashesAtFifth = hashCount();
+  const slow = login(gw, 'carol', 'guess-4');
+  assert.ok(await until(() => hashCount() > hashesAtFifth), "the guesser's fifth password is being hashed");
   const other = await login(gw, 'bob', 'bob-pw', '127.0.0.2');
   t.after(() => other.s.destroy());
   assert.equal(other.status, 0);
-  assert.equal(slowDone, false, "the other address's login completed while the guesser still waited");
+  assert.equal(await refusals(gw, 'failed'), 4, "the other address's login completed while the guesser's fifth was still being checked");
   const fifth = await slow;
   fifth.s.destroy();
   assert.equal(fifth.status, 1);
+  assert.equal(await refusals(gw, 'failed'), 5);
 
   const sixth = await login(gw, 'bob', 'guess-5'); // reaches max: blocked from now on
   sixth.s.destroy();
@@ -101,18 +114,17 @@ test('wrong passwords in flight do not delay a CONNECT by name through the syste
   first.s.destroy();
   assert.equal(first.status, 0, 'bob is verified once, then remembered');
 
-  const N = 16;
+  // Wrong passwords for carol from N addresses (per-address ordering alone would not bound
+  // them): more than the threadpool's four threads, each hash sixteen times bob's.
+  const N = 8;
   const before = hashCount();
-  let answered = 0;
-  // From 16 addresses: per-address ordering alone would not bound them.
   const guesses = Array.from({ length: N }, (_, i) =>
-    login(gw, 'bob', `wrong-${i}`, `127.0.0.${10 + i}`).then((r) => {
-      answered++;
+    login(gw, 'carol', `wrong-${i}`, `127.0.0.${10 + i}`).then((r) => {
       r.s.destroy();
       return r.status;
     }),
   );
-  assert.ok(await until(() => hashCount() - before >= 2), 'the wrong passwords are being hashed');
+  assert.ok(await until(() => hashCount() - before >= Math.min(HASH_SLOTS, N)), 'the wrong passwords are being hashed');
 
   const { status, s } = await login(gw, 'bob', 'bob-pw');
   t.after(() => s.destroy());
@@ -120,8 +132,10 @@ test('wrong passwords in flight do not delay a CONNECT by name through the syste
   s.write(encodeRequest(Cmd.CONNECT, { host: 'localhost', port: echo.port }));
   const reply = await readBytes(s, 10, 45_000);
   assert.equal(reply[1], 0, 'CONNECT to localhost succeeded');
-  assert.equal(answered, 0, 'before any of the wrong passwords was answered');
-  assert.ok(hashCount() - before < N, 'while most of them still waited for a hashing slot');
+  // Had the hashes taken every thread, getaddrinfo would have waited for one to end, and its
+  // failure is counted before the lookup's answer is read.
+  assert.equal(await refusals(gw, 'failed'), 0, 'before any of the wrong passwords was hashed to its end');
+  assert.equal(hashCount() - before, HASH_SLOTS, 'while the others still waited for a hashing slot');
   assert.deepEqual(await Promise.all(guesses), new Array(N).fill(1));
 });
 
@@ -159,7 +173,7 @@ test('logins still queued for a hashing slot at the handshake deadline are cut w
   const before = hashCount();
   const answers = await Promise.all(
     Array.from({ length: N }, async (_, i) => {
-      const { status, s } = await login(gw, 'bob', `late-${i}`, `127.0.1.${i + 1}`);
+      const { status, s } = await login(gw, 'carol', `late-${i}`, `127.0.1.${i + 1}`);
       s.destroy();
       return status;
     }),
@@ -169,9 +183,9 @@ test('logins still queued for a hashing slot at the handshake deadline are cut w
   const refused = answers.filter((a) => a === 1).length;
   assert.equal(refused + answers.filter((a) => a === undefined).length, N, 'each login is refused or cut');
   assert.ok(refused < N, `some were cut (${refused} of ${N} answered)`);
-  // Only the logins that got a hashing slot before the deadline are hashed (about 8 on a
-  // 2-core machine; the bound leaves room for one several times faster). Cut ones still in
-  // the queue would all be hashed after their clients were gone, N of N.
+  // Only the logins that got a hashing slot before the deadline are hashed: carol's hash is
+  // sixteen of bob's, so hardly more than the first HASH_SLOTS, however fast the machine. Cut
+  // ones still in the queue would all be hashed after their clients were gone, N of N.
   assert.ok(hashed < N / 2, `the queued ones were not hashed (${hashed} hashes of ${N} logins)`);
   const cut = gw.logs.filter((l) => l['msg'] === 'session end' && l['error'] === 'handshake timeout').length;
   assert.ok(cut >= N - refused, `the cut ones are logged as handshake timeouts (${cut} for ${N - refused} cut)`);

@@ -1,15 +1,15 @@
 // Playwright (playwright-core driving Debian's Chromium) with a per-context HTTP proxy and
 // credentials: the crawler case SOCKS5 cannot serve (Chromium sends no SOCKS credentials).
-// Two contexts with different session keys each land on the member of a sticky pool that
-// rendezvous hashing picks for their key, and stay there page after page.
+// Two contexts with session keys that a second gateway (its members listed in another order)
+// sends to two different members each land on that member, and stay there page after page.
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { startGateway } from '../helpers/index.js';
+import { poolDestination, poolGateway, throughPool } from '../helpers/pool.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CHROMIUM, CHROMIUM_ARGS, startHttpsServer, startRecordingHttpServer, tempDir, type RecordingHttpServer } from '../helpers/clients.js';
 import { startMicrosocks, type RunningUpstream } from '../helpers/upstreams.js';
-import { isPoolOutbound } from '../../src/outbound/stats.js';
 
 const PASSWORD = 'pw-playwright-1';
 /** Members on their own loopback addresses (each binds its outgoing side there too). */
@@ -25,7 +25,7 @@ function startPeerEcho(): Promise<RecordingHttpServer> {
   return startRecordingHttpServer(peerPage);
 }
 
-test('Playwright contexts with alice-session-K1 / -K2 stay on the sticky member picked for their key', async (t) => {
+test('Playwright contexts with two session keys stay each on the sticky member its key is sent to', async (t) => {
   const tmp = await tempDir('playwright');
   t.after(() => tmp.remove());
   const members: RunningUpstream[] = [];
@@ -48,13 +48,26 @@ test('Playwright contexts with alice-session-K1 / -K2 stay on the sticky member 
   });
   t.after(() => gw.close());
 
-  // What the running gateway's own pool picks for each key.
-  const pool = gw.gw.snapshot.outbounds.get('crawl');
-  assert.ok(pool && isPoolOutbound(pool), 'the crawl pool is built');
-  const [k1, k2] = [pool.pick('K1'), pool.pick('K2')];
-  assert.ok(k1 !== undefined && k2 !== undefined, 'a member for each key');
-  const expected = { K1: k1, K2: k2 };
-  t.diagnostic(`K1 → ${expected.K1}, K2 → ${expected.K2}`);
+  // Where each key goes, learnt through another gateway, its members in reverse order, by
+  // SOCKS5: two keys it sends to different members (a pool ignoring the key has none).
+  const other = await poolGateway(t, { strategy: 'sticky', members: members.map((m) => `socks5://${m.host}:${m.port}`).reverse() });
+  const seenBy = await poolDestination(t);
+  const landed = new Map<string, string>(); // member host → the first key sent there
+  for (let k = 1; k <= 16 && landed.size < 2; k++) {
+    const host = await throughPool(other, seenBy, `alice-session-K${k}`);
+    assert.equal(typeof host, 'string', `K${k}: ${host}`);
+    if (!landed.has(host as string)) landed.set(host as string, `K${k}`);
+  }
+  assert.equal(landed.size, 2, 'sixteen session keys all on one member');
+  const [[host1, key1], [host2, key2]] = [...landed] as [[string, string], [string, string]];
+  const memberAt = (host: string): string => {
+    const m = members.find((x) => x.host === host);
+    assert.ok(m, host);
+    return `socks5://${m.host}:${m.port}`;
+  };
+  const sessions = { K1: key1, K2: key2 };
+  const expected = { K1: memberAt(host1), K2: memberAt(host2) };
+  t.diagnostic(`${key1} → ${expected.K1}, ${key2} → ${expected.K2}`);
   const hostOf = (member: string): string => new URL(member).hostname;
 
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS], timeout: 60_000 });
@@ -62,8 +75,8 @@ test('Playwright contexts with alice-session-K1 / -K2 stay on the sticky member 
   // playwright-core puts <-loopback> in a context's proxy bypass list itself, so 127.0.0.1 is
   // proxied; Chromium answers the gateway's 407 with the context's credentials.
   const contexts: Record<'K1' | 'K2', BrowserContext> = {
-    K1: await browser.newContext({ proxy: { server: `http://127.0.0.1:${gw.port}`, username: 'alice-session-K1', password: PASSWORD }, ignoreHTTPSErrors: true }),
-    K2: await browser.newContext({ proxy: { server: `http://127.0.0.1:${gw.port}`, username: 'alice-session-K2', password: PASSWORD }, ignoreHTTPSErrors: true }),
+    K1: await browser.newContext({ proxy: { server: `http://127.0.0.1:${gw.port}`, username: `alice-session-${sessions.K1}`, password: PASSWORD }, ignoreHTTPSErrors: true }),
+    K2: await browser.newContext({ proxy: { server: `http://127.0.0.1:${gw.port}`, username: `alice-session-${sessions.K2}`, password: PASSWORD }, ignoreHTTPSErrors: true }),
   };
   const pages = { K1: await contexts.K1.newPage(), K2: await contexts.K2.newPage() };
   for (const p of Object.values(pages)) p.setDefaultTimeout(30_000);

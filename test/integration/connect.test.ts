@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { BlockList, isIPv6, Server, Socket, type AddressInfo } from 'node:net';
-import { blackhole } from '../helpers/blackhole.js';
+import { blackhole, dialing } from '../helpers/blackhole.js';
 import { readHooks } from '../helpers/read-hooks.js';
 import { requireFile } from '../helpers/spawn.js';
 import { closedPort, rawClient, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
@@ -35,7 +35,7 @@ test('a client that resets while its destination has not answered ends the dial 
   t.after(() => gw.close());
   const client = await rawClient(gw.port);
   client.write(Buffer.from([5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 12, port >> 8, port & 0xff]));
-  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(await dialing('127.0.0.12', port), 'the gateway dials the destination');
   // A reset, not a FIN: a FIN is a half-close (the client may still want the answer) and the dial goes on.
   client.resetAndDestroy();
   const line = await gw.accessLog((l) => l.dest === `127.0.0.12:${port}`, 5_000);
@@ -47,11 +47,12 @@ test('stopping the gateway ends a dial whose destination has not answered, not a
   const port = await blackhole(t, '127.0.0.11');
   // A dial left to connect_timeout would outlast the test's own timeout: a stop that waited for it fails by name.
   const gw = await startGateway({ limits: { connect_timeout: '1h' }, rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }] });
+  t.after(() => gw.close()); // a failure before the stop below must not leave it running
   const client = await rawClient(gw.port);
   t.after(() => client.destroy());
   // Greeting and CONNECT 127.0.0.11:port in one write; nothing comes back while the dial hangs.
   client.write(Buffer.from([5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 11, port >> 8, port & 0xff]));
-  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(await dialing('127.0.0.11', port), 'the gateway dials the destination');
   await gw.close();
   const line = gw.logs.find((l) => l.msg === 'session end' && l.dest === `127.0.0.11:${port}`);
   assert.equal(line?.error, 'gateway stopped');

@@ -19,9 +19,9 @@ test('curl -x http:// fetches absolute-form and through CONNECT (-p); each is on
   assert.match(tunneled.stdout, /^hello \/tunnel from/);
   const a = await gw.accessLog((l) => l.protocol === 'http' && l.status === 200 && Number(l.down) > 0 && l.dest === `127.0.0.1:${web.port}` && l.rep === 0, 5_000);
   assert.ok(a, 'an access-log line for the forwarded request');
-  const lines = gw.logs.filter((l) => l.msg === 'session end' && l.protocol === 'http');
-  await gw.accessLog((l) => l.protocol === 'http' && lines.length >= 2);
-  assert.equal(gw.logs.filter((l) => l.msg === 'session end' && l.protocol === 'http').length, 2);
+  const lines = (): Array<Record<string, unknown>> => gw.logs.filter((l) => l.msg === 'session end' && l.protocol === 'http');
+  await gw.accessLog(() => lines().length >= 2);
+  assert.equal(lines().length, 2);
 });
 
 test('CONNECT relays raw bytes both ways, bytes sent behind the head first', async (t) => {
@@ -147,14 +147,19 @@ test('a client that leaves before the origin answers: the request is logged, the
   const { listenTracked } = await import('../helpers/servers.js');
   let originClosed!: () => void;
   const closedOrigin = new Promise<void>((resolve) => (originClosed = resolve));
-  const origin = createServer((req) => req.socket.once('close', () => originClosed())); // never answers
+  let originAsked!: () => void;
+  const askedOrigin = new Promise<void>((resolve) => (originAsked = resolve));
+  const origin = createServer((req) => {
+    originAsked();
+    req.socket.once('close', () => originClosed());
+  }); // never answers
   const o = await listenTracked(origin);
   t.after(() => o.close());
   const gw = await startGateway();
   t.after(() => gw.close());
   const s = await rawClient(gw.port);
   s.write(`GET http://127.0.0.1:${o.port}/slow HTTP/1.1\r\nHost: 127.0.0.1:${o.port}\r\n\r\n`);
-  await new Promise((r) => setTimeout(r, 200));
+  await askedOrigin; // the request reached the origin, which is yet to answer
   s.destroy();
   const line = await gw.accessLog((l) => l.protocol === 'http' && l.dest === `127.0.0.1:${o.port}`);
   assert.equal(line?.rep, 0);
