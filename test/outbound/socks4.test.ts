@@ -64,13 +64,14 @@ test('SOCKS4a sends the name, SOCKS4 resolves here and sends IPv4; an IPv6-only 
   assert.equal(rec.requests.length, 2, 'nothing was sent for the IPv6 destinations');
 });
 
-test('capabilities: socks4 has BIND (not UDP) unless chained; http has neither', () => {
+test('capabilities: socks4 has BIND (not UDP), chained too; http has neither', () => {
   const deps = { dns, connectTimeout: 1_000 };
   const direct = createSocks4Outbound('d', socks4({ host: '127.0.0.1', port: 1 }), deps);
   assert.equal(typeof direct.bind, 'function');
   assert.equal(direct.openUdp, undefined);
   const chained = createSocks4Outbound('c', socks4({ host: '127.0.0.1', port: 1 }), { ...deps, via: direct });
-  assert.equal(chained.bind, undefined);
+  assert.equal(typeof chained.bind, 'function', 'BIND goes through a chain (its peer connects to the last upstream)');
+  assert.equal(chained.openUdp, undefined);
   const http = createHttpOutbound('h', { type: 'http', host: '127.0.0.1', port: 1, tls: false, remote_dns: true }, deps);
   assert.ok(!('bind' in http) && !('openUdp' in http));
   // A pool offers a command when some member can carry it (and then only those are tried).
