@@ -51,6 +51,7 @@ function benchMembers(): MemberSpec[] {
       connect: () => Promise.reject(new Error('unused')),
       close: async () => {},
     },
+    endpoint: `10.${(i >> 8) & 255}.${i & 255}.1:1080`,
     weight: 1 + (i % 3),
     tags: { country: COUNTRIES[i % COUNTRIES.length]! },
   }));

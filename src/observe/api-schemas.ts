@@ -41,8 +41,8 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
     properties: {
       healthy: { type: 'boolean', description: 'In rotation (false while ejected after failures)' },
       active: { ...count, description: 'Relayed connections open through it now' },
-      attempts: { ...count, description: 'Connection attempts since the config was loaded' },
-      failures: { ...count, description: 'Failed attempts since the config was loaded' },
+      attempts: { ...count, description: 'Connection attempts (a pool member\'s counted across reloads while the member is unchanged; a lone upstream\'s since the config was loaded)' },
+      failures: { ...count, description: 'Failed attempts (counted as attempts are)' },
       latency_ms: { ...nullable('number'), description: 'Latest measured connect latency, when measured' },
     },
   },

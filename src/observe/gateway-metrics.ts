@@ -8,8 +8,8 @@ import type { Metrics } from './metrics.js';
 type Field = 'attempts' | 'failures' | 'active' | 'healthy';
 
 const FIELDS: ReadonlyArray<[Field, string]> = [
-  ['attempts', 'Connection attempts through the upstream since the config was loaded'],
-  ['failures', 'Failed connection attempts through the upstream since the config was loaded'],
+  ['attempts', 'Connection attempts through the upstream: since the config loaded, a pool member\'s across reloads while it is unchanged'],
+  ['failures', 'Failed connection attempts through the upstream, counted as attempts are'],
   ['active', 'Relayed connections open through the upstream now'],
   ['healthy', '1 when the upstream is in rotation, 0 when ejected'],
 ];

@@ -2,10 +2,11 @@
 // and each pool (named members, URL members, `{url, weight, tags}` members, `members_file`).
 // 'block' is not here: the session builds blockOutbound(rule) per decision.
 
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import type { Config, PoolConfig, ProxyUpstreamConfig } from '../config/types.js';
+import type { Config, PoolConfig, ProxyUpstreamConfig, UpstreamConfig } from '../config/types.js';
 import type { DnsResolver } from '../dns/types.js';
 import { ConfigError } from '../errors.js';
 import { createDirectOutbound } from './direct.js';
@@ -69,7 +70,7 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
       // The same URL twice is one member: sticky hashing needs distinct names.
       if (members.has(m.display)) return;
       const outbound = await proxy(m.display, m.config, undefined);
-      members.set(m.display, { outbound, weight, tags: { ...m.tags, ...tags }, placeholders: placeholdersOf(m.config) });
+      members.set(m.display, { outbound, endpoint: digest([m.config]), weight, tags: { ...m.tags, ...tags }, placeholders: placeholdersOf(m.config) });
     };
     for (const [i, m] of cfg.members.entries()) {
       const text = typeof m === 'string' ? m : m.url;
@@ -80,7 +81,8 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
         const named = await build(text);
         const up = config.upstreams[text];
         const creds = up && up.type !== 'pool' ? { username: up.username, password: 'password' in up ? up.password : undefined } : {};
-        if (!members.has(named.name)) members.set(named.name, { outbound: named, weight: weight ?? 1, tags: tags ?? {}, placeholders: placeholdersOf(creds) });
+        if (members.has(named.name)) continue;
+        members.set(named.name, { outbound: named, endpoint: digest(hops(config, text)), weight: weight ?? 1, tags: tags ?? {}, placeholders: placeholdersOf(creds) });
         continue;
       }
       let parsed: MemberUrl;
@@ -105,6 +107,23 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
     throw err;
   }
   return built;
+}
+
+/** The configs of `name` and of each `via` hop behind it, in order (the loader has rejected cycles). */
+function hops(config: Config, name: string): UpstreamConfig[] {
+  const out: UpstreamConfig[] = [];
+  for (let at: string | undefined = name; at !== undefined && out.length <= Object.keys(config.upstreams).length; ) {
+    const cfg: UpstreamConfig | undefined = config.upstreams[at];
+    if (cfg === undefined) break;
+    out.push(cfg);
+    at = cfg.type === 'pool' ? undefined : cfg.via;
+  }
+  return out;
+}
+
+/** A fixed-size fingerprint of configs: compared across reloads, and no secret kept in clear. */
+function digest(configs: readonly unknown[]): string {
+  return createHash('sha256').update(JSON.stringify(configs)).digest('base64url');
 }
 
 /** Every line's member, or one ConfigError naming each bad line at `FILE:LINE:COL`. */

@@ -6,6 +6,8 @@
 import { MemberHealth } from './health.js';
 
 export class MemberState {
+  /** What the member dials through (MemberSpec.endpoint) when this record was made. */
+  readonly endpoint: string;
   readonly health = new MemberHealth();
   /** Relayed connections open now through the member. */
   active = 0;
@@ -16,6 +18,10 @@ export class MemberState {
   failures = 0;
   /** When a request last picked the member (the pool's clock, ms). */
   triedAt = 0;
+
+  constructor(endpoint: string) {
+    this.endpoint = endpoint;
+  }
 }
 
 /**
@@ -28,7 +34,14 @@ export interface PoolMemory {
   readonly turns: number;
 }
 
-/** Each member's record from `memory` (by name), or a fresh one. */
-export function takeOver(names: readonly string[], memory: PoolMemory | undefined): MemberState[] {
-  return names.map((name) => memory?.states.get(name) ?? new MemberState());
+/**
+ * Each member's record from `memory` (by name), or a fresh one. A name is not enough: a named
+ * upstream keeps its name when its host, port, credentials or chain change, and what was
+ * learnt of the old proxy (an ejection, a latency) says nothing of the new one.
+ */
+export function takeOver(members: readonly { name: string; endpoint: string }[], memory: PoolMemory | undefined): MemberState[] {
+  return members.map(({ name, endpoint }) => {
+    const known = memory?.states.get(name);
+    return known?.endpoint === endpoint ? known : new MemberState(endpoint);
+  });
 }

@@ -99,7 +99,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   // A reload keeps what the old pool learnt and counts: a dead member stays ejected, its
   // backoff running, its open connections counted; the new config's settings apply from now
   // on. Taken here, outside any closure: none of the pool's may reach `deps.inherit`.
-  const states = takeOver(deps.members.map((spec) => spec.outbound.name), deps.inherit);
+  const states = takeOver(deps.members.map((spec) => ({ name: spec.outbound.name, endpoint: spec.endpoint })), deps.inherit);
   /** Picks made so far (the old pool's included): where each new rotation starts. */
   let turns = deps.inherit?.turns ?? 0;
   const members: Member[] = deps.members.map((spec, i) => {
@@ -328,7 +328,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   return pool;
 }
 
-/** A member as a pool takes it: weight 1 and no tags unless given. */
+/** A member as a pool takes it: weight 1 and no tags unless given, known by its name alone. */
 export function memberSpec(outbound: Outbound & DatagramOutbound, weight = 1, tags: Readonly<Record<string, string>> = {}): MemberSpec {
-  return { outbound, weight, tags };
+  return { outbound, endpoint: outbound.name, weight, tags };
 }

@@ -55,6 +55,11 @@ export interface Outbound {
 /** One pool member as the config describes it. */
 export interface MemberSpec {
   outbound: Outbound & DatagramOutbound;
+  /**
+   * What the member dials through: a digest of its whole configuration, credentials and `via`
+   * hops included. A reload keeps the member's record (health, counts) only while it is unchanged.
+   */
+  endpoint: string;
   /** Share of traffic relative to the other members (random, sticky); default 1. */
   weight: number;
   /** From `#k=v` on a URL, `tags` on an object member, or a members_file line. */

@@ -178,6 +178,50 @@ test('a reload keeps what the pool learnt: an ejected member stays ejected in th
   assert.ok(Object.values(health(fresh)).every(Boolean), 'without a previous map every member starts healthy');
 });
 
+test('a reload that moves a named member to another proxy starts its record afresh; one that leaves it in place keeps it', async (t) => {
+  const live = await startMicrosocks({ host: '127.0.0.23' });
+  t.after(() => live.close());
+  const d = await startDestination();
+  t.after(() => d.close());
+  const deadPort = await freePort('127.0.0.24');
+  const dir = await tempDir(t);
+  const file = join(dir, 'socksgate.yaml');
+  const write = (host: string, port: number): Promise<void> =>
+    writeFile(
+      file,
+      `upstreams:
+  edge: { type: socks5, host: ${host}, port: ${port} }
+  spare: { type: socks5, host: 127.0.0.23, port: ${live.port} }
+  crawl: { type: pool, strategy: round-robin, ban_after: 1, members: [edge, spare] }
+`,
+    );
+  const members = (outbounds: ReadonlyMap<string, unknown>): Record<string, { healthy: boolean; failures: number }> =>
+    Object.fromEntries(collectStats(outbounds as Map<string, never>).members.map((m) => [m.name, { healthy: m.healthy, failures: m.failures }]));
+  await write('127.0.0.24', deadPort);
+  const first = await buildOutbounds(await loadConfig({ path: file }), { dns, log });
+  t.after(() => closeOutbounds(first));
+  for (let i = 0; i < 2; i++) {
+    const conn = await first.get('crawl')!.connect({ host: '127.0.0.1', port: d.port }, ctx());
+    conn.socket.destroy();
+    conn.release?.();
+  }
+  assert.deepEqual(members(first).edge, { healthy: false, failures: 1 }, 'the dead proxy behind "edge" was not ejected');
+
+  // The same name, the same proxy: the ejection is kept.
+  const same = await buildOutbounds(await loadConfig({ path: file }), { dns, log, previous: first });
+  t.after(() => closeOutbounds(same));
+  assert.deepEqual(members(same).edge, { healthy: false, failures: 1 });
+  // The same name, now a live proxy: nothing learnt of the dead one applies.
+  await write('127.0.0.23', live.port);
+  const moved = await buildOutbounds(await loadConfig({ path: file }), { dns, log, previous: same });
+  t.after(() => closeOutbounds(moved));
+  assert.deepEqual(members(moved).edge, { healthy: true, failures: 0 });
+  assert.deepEqual(members(moved).spare, members(same).spare, 'the unchanged member lost its record');
+  const conn = await moved.get('crawl')!.connect({ host: '127.0.0.1', port: d.port }, ctx());
+  assert.match(await readAll(conn.socket), /hello/);
+  conn.release?.();
+});
+
 test('a config that fails part-way leaves no health checks of the pools built before the failure', async (t) => {
   const probe = await startDestination();
   t.after(() => probe.close());

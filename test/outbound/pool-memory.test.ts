@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import type { PoolConfig, PoolStrategy } from '../../src/config/types.js';
 import { createResolver } from '../../src/dns/resolver.js';
-import { createPoolOutbound } from '../../src/outbound/pool.js';
+import { createPoolOutbound, memberSpec } from '../../src/outbound/pool.js';
 import { createSocks5Outbound } from '../../src/outbound/socks5.js';
 import { FASTEST_STALE_MS } from '../../src/outbound/strategies.js';
 import type { Connection, MemberSpec, Outbound, OutboundContext } from '../../src/outbound/types.js';
@@ -26,7 +26,7 @@ function member(u: { host: string; port: number }): Outbound {
 
 /** Members filling `placeholders` into their usernames, as a provider template does. */
 const specs = (ups: { host: string; port: number }[], placeholders: string[] = []): MemberSpec[] =>
-  ups.map((u) => ({ outbound: member(u), weight: 1, tags: {}, placeholders }));
+  ups.map((u) => ({ ...memberSpec(member(u)), placeholders }));
 
 /** The address the destination saw for one request through `out` (each member connects out from its own). */
 async function peerVia(out: Outbound, d: Destination, params?: SessionParams): Promise<string> {
@@ -53,7 +53,7 @@ test('a rotation over a tag filter starts where the pool is, not at its first me
   // Two members fill {city}, a third is tagged with one: each city is a filter of its own, leaving the two.
   const members: MemberSpec[] = [
     ...specs(ups, ['city']),
-    { outbound: member(other), weight: 1, tags: { city: 'zz' }, placeholders: [] },
+    { ...memberSpec(member(other), 1, { city: 'zz' }), placeholders: [] },
   ];
   const p = createPoolOutbound('rr', pool('round-robin'), { members, log: silent });
   t.after(() => p.close());

@@ -13,6 +13,7 @@ const silent = pino({ level: 'silent' });
 const pool = (strategy: PoolStrategy, extra: Partial<PoolConfig> = {}): PoolConfig => ({ type: 'pool', members: [], members_scheme: 'socks5', ban_after: 3, strategy, ...extra });
 const spec = (name: string, weight = 1, tags: Record<string, string> = {}, placeholders?: string[]): MemberSpec => ({
   outbound: { name, connect: () => Promise.reject(new Error('unused')), close: async () => {} },
+  endpoint: name,
   weight,
   tags,
   ...(placeholders ? { placeholders } : {}),
