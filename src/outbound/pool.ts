@@ -266,6 +266,26 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     };
   }
 
+  /**
+   * A UDP association or a BIND holds a connection to the member as a relayed connection does:
+   * counted in `active` (least-connections balances on it) until closed, once. The member's
+   * object is fresh per call, so its own `close` is wrapped in place (getters such as a
+   * BIND's `listening` stay as they are).
+   */
+  function heldOpen<T extends { close(): void }>(m: Member, held: T): T {
+    const state = m.state;
+    state.active++;
+    const close = held.close.bind(held);
+    let closed = false;
+    held.close = () => {
+      if (closed) return;
+      closed = true;
+      state.active--;
+      close();
+    };
+    return held;
+  }
+
   const checks = cfg.health_check
     ? createHealthChecks(members, cfg.health_check, log, (m, ok, ms) => {
         if (ok) measured(m, ms);
@@ -318,12 +338,16 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   };
   // UDP and BIND go through a member that can carry them (not a chained one).
   if (members.some((m) => m.outbound.openUdp)) {
-    pool.openUdp = async (ctx: OutboundContext): Promise<UdpChannel> =>
-      (await attempt(ctx, (m) => m.outbound.openUdp!(ctx), (m) => m.outbound.openUdp !== undefined)).value;
+    pool.openUdp = async (ctx: OutboundContext): Promise<UdpChannel> => {
+      const { m, value } = await attempt(ctx, (x) => x.outbound.openUdp!(ctx), (x) => x.outbound.openUdp !== undefined);
+      return heldOpen(m, value);
+    };
   }
   if (members.some((m) => m.outbound.bind)) {
-    pool.bind = async (dest: Destination, ctx: OutboundContext): Promise<BindHandle> =>
-      (await attempt(ctx, (m) => m.outbound.bind!(dest, ctx), (m) => m.outbound.bind !== undefined)).value;
+    pool.bind = async (dest: Destination, ctx: OutboundContext): Promise<BindHandle> => {
+      const { m, value } = await attempt(ctx, (x) => x.outbound.bind!(dest, ctx), (x) => x.outbound.bind !== undefined);
+      return heldOpen(m, value);
+    };
   }
   return pool;
 }

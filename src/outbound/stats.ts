@@ -10,7 +10,7 @@ export interface UpstreamStats {
   attempts: number;
   /** connect() calls that did not give a connection. */
   failures: number;
-  /** Connections handed out and not yet released. */
+  /** Connections handed out and not yet released (a pool member's UDP associations and BINDs included). */
   active: number;
   healthy: boolean;
   /** Latest measured connect latency (ms), when the upstream measures it (pools: a moving average of real connects and health checks). */

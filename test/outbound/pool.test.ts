@@ -203,6 +203,18 @@ test('UDP and BIND through a pool go to a member that can carry them', async (t)
     channel.close();
   }
   assert.deepEqual(p.stats().map((s) => s.attempts), [0, 2], 'only the member that can carry UDP was tried');
+  // An association and a BIND each hold a connection to their member until closed, as a relayed connection does.
+  const channel = await p.openUdp(ctx());
+  t.after(() => channel.close());
+  const handle = await p.bind({ host: '127.0.0.1', port: 9 }, ctx());
+  t.after(() => handle.close());
+  const active = (): number[] => p.stats().map((s) => s.active);
+  assert.equal(active().reduce((a, b) => a + b), 2, `open per member: ${active().join(',')}`);
+  assert.equal(handle.listening.port > 0, true, 'the BIND handle lost its listening address');
+  channel.close();
+  channel.close(); // once only
+  handle.close();
+  assert.deepEqual(active(), [0, 0]);
   const onlyChained = createPoolOutbound('none', pool('round-robin'), { members: specs([chained]), log: silent });
   assert.equal(onlyChained.openUdp, undefined);
 });
