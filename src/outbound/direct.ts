@@ -1,12 +1,14 @@
 // `direct`: the gateway connects to the destination itself, with the router's
-// answer when it already resolved the name, else through the DNS cache.
+// answer when it already resolved the name, else through the DNS cache. Its UDP channel
+// sends with the same resolver and guard: both come from the config that built it.
 
 import { connectHappyEyeballs } from '../dns/happy-eyeballs.js';
 import { literalAddress } from '../dns/resolver.js';
 import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
 import { GatewayError, toRep } from '../errors.js';
 import { EgressDeniedError, OPEN_EGRESS, type EgressGuard } from './egress.js';
-import type { Connection, Destination, Outbound, OutboundContext } from './types.js';
+import { openDirectUdp } from './udp-direct.js';
+import type { Connection, DatagramOutbound, Destination, Outbound, OutboundContext, UdpChannel } from './types.js';
 
 export interface DirectDeps {
   dns: DnsResolver;
@@ -20,7 +22,7 @@ function literalAddresses(host: string): ResolvedAddress[] | undefined {
   return a && [a];
 }
 
-export function createDirectOutbound(deps: DirectDeps): Outbound {
+export function createDirectOutbound(deps: DirectDeps): Outbound & DatagramOutbound {
   async function connect(dest: Destination, ctx: OutboundContext): Promise<Connection> {
     // An IP literal needs no lookup and no await (most crawler traffic arrives resolved).
     const resolved = ctx.resolved ?? literalAddresses(dest.host) ?? (await deps.dns.lookup(dest.host));
@@ -44,5 +46,9 @@ export function createDirectOutbound(deps: DirectDeps): Outbound {
     }
   }
 
-  return { name: 'direct', connect, close: async () => {} };
+  async function openUdp(ctx: OutboundContext): Promise<UdpChannel> {
+    return openDirectUdp({ dns: deps.dns, log: ctx.log, budget: ctx.udpBudget, egress: deps.egress });
+  }
+
+  return { name: 'direct', connect, openUdp, close: async () => {} };
 }

@@ -1,11 +1,12 @@
 // Where one association's datagrams go: the router's decision per destination (cached for
 // the association, bounded) and one channel per outbound, opened on first use. A destination
 // is routed on the config live when its first datagram comes: a reload reaches the new
-// destinations of an association (its existing flows keep their route, as relays do).
+// destinations of an association (its existing flows keep their route, as relays do). The
+// channel is the outbound's of that config, `direct` included: a new destination is checked
+// against the reloaded egress guard and resolved by the reloaded resolver.
 
 import { RuleBlockedError } from '../errors.js';
 import type { ByteBudget } from '../outbound/byte-budget.js';
-import { openDirectUdp } from '../outbound/udp-direct.js';
 import type { AddressSet } from '../outbound/egress.js';
 import type { DatagramOutbound, Destination, Outbound, UdpChannel } from '../outbound/types.js';
 import type { CommandContext } from './context.js';
@@ -29,8 +30,6 @@ export interface UdpRoutesOptions {
 }
 
 type ChannelState = { channel: Promise<UdpChannel | undefined>; failedAt?: number };
-/** A channel per outbound: `direct` is one local socket whatever the config; an upstream is the object a config built. */
-type ChannelKey = Outbound | 'direct';
 
 /**
  * Destinations being routed at once (a `cidrs` rule resolves each name first): a datagram
@@ -42,7 +41,8 @@ export class UdpRoutes {
   readonly #ctx: CommandContext;
   readonly #opts: UdpRoutesOptions;
   readonly #decisions = new Map<string, UdpTarget | Promise<UdpTarget>>();
-  readonly #channels = new Map<ChannelKey, ChannelState>();
+  /** A channel per outbound object: each config builds its own, `direct` included. */
+  readonly #channels = new Map<Outbound, ChannelState>();
   readonly #open = new Set<UdpChannel>();
   /** The last destination asked for and its settled target, while #decisions still holds it. */
   #lastDest: Destination | undefined;
@@ -107,33 +107,27 @@ export class UdpRoutes {
   }
 
   async #channelFor(action: string, outbound: Outbound): Promise<UdpChannel | undefined | 'unsupported'> {
-    const open = action === 'direct' ? undefined : (outbound as Outbound & DatagramOutbound).openUdp?.bind(outbound);
-    if (action !== 'direct' && !open) return 'unsupported';
-    const key: ChannelKey = action === 'direct' ? 'direct' : outbound;
-    let state = this.#channels.get(key);
+    const open = (outbound as Outbound & DatagramOutbound).openUdp?.bind(outbound);
+    if (!open) return 'unsupported';
+    let state = this.#channels.get(outbound);
     if (!state || (state.failedAt !== undefined && performance.now() - state.failedAt >= this.#opts.retryAfterMs)) {
-      const s: ChannelState = { channel: this.#openChannel(key, action, open) };
+      const s: ChannelState = { channel: this.#openChannel(outbound, action, open) };
       void s.channel.then((c) => {
         if (!c) s.failedAt = performance.now();
       });
       state = s;
-      this.#channels.set(key, state);
+      this.#channels.set(outbound, state);
     }
     return state.channel;
   }
 
-  async #openChannel(key: ChannelKey, action: string, open: OpenUdp | undefined): Promise<UdpChannel | undefined> {
+  async #openChannel(outbound: Outbound, action: string, open: OpenUdp): Promise<UdpChannel | undefined> {
     const ctx = this.#ctx;
     let channel: UdpChannel;
     try {
-      if (open) {
-        const octx = outboundContext(ctx);
-        octx.udpBudget = this.#opts.budget;
-        channel = await open(octx);
-      } else {
-        const live = ctx.current();
-        channel = openDirectUdp({ dns: live.dns, log: ctx.log, budget: this.#opts.budget, egress: live.egress });
-      }
+      const octx = outboundContext(ctx);
+      octx.udpBudget = this.#opts.budget;
+      channel = await open(octx);
     } catch (err) {
       ctx.log.debug({ err, outbound: action }, 'UDP channel not opened');
       return undefined;
@@ -147,16 +141,16 @@ export class UdpRoutes {
     channel.onDrop?.((reason, direction) => {
       this.#opts.onDrop(reason, direction);
       // The upstream ended its association: the next datagram opens a new one.
-      if (reason === 'upstream_closed') this.#forget(key, channel);
+      if (reason === 'upstream_closed') this.#forget(outbound, channel);
     });
     return channel;
   }
 
-  #forget(key: ChannelKey, channel: UdpChannel): void {
+  #forget(outbound: Outbound, channel: UdpChannel): void {
     if (!this.#open.delete(channel)) return;
     this.#lastDest = undefined;
     channel.close();
-    this.#channels.delete(key);
+    this.#channels.delete(outbound);
     for (const [key, t] of this.#decisions) if (!(t instanceof Promise) && t.kind === 'channel' && t.channel === channel) this.#decisions.delete(key);
   }
 
