@@ -8,7 +8,7 @@ import { unmapped } from '../protocol/address.js';
 import { UdpAssociation } from './udp-association.js';
 
 /** Destinations whose routing decision one association remembers. */
-const MAX_DESTINATIONS = 1024;
+export const MAX_DESTINATIONS = 1024;
 
 /**
  * UDP ASSOCIATE (RFC 1928 §7): a relay socket on the address the client's TCP connection

@@ -3,13 +3,15 @@
 // is routed on the config live when its first datagram comes: a reload reaches the new
 // destinations of an association (its existing flows keep their route, as relays do). The
 // channel is the outbound's of that config, `direct` included: a new destination is checked
-// against the reloaded egress guard and resolved by the reloaded resolver.
+// against the reloaded egress guard and resolved by the reloaded resolver. A channel of a
+// replaced config closes once no remembered destination uses it: reloads do not pile up
+// channels (and upstream associations) for as long as the association lives.
 
 import { RuleBlockedError } from '../errors.js';
 import type { ByteBudget } from '../outbound/byte-budget.js';
 import type { AddressSet } from '../outbound/egress.js';
 import type { DatagramOutbound, Destination, Outbound, UdpChannel } from '../outbound/types.js';
-import type { CommandContext } from './context.js';
+import type { CommandContext, Snapshot } from './context.js';
 import { outboundContext } from './outbound-context.js';
 import { route } from './route.js';
 
@@ -30,6 +32,8 @@ export interface UdpRoutesOptions {
 }
 
 type ChannelState = { channel: Promise<UdpChannel | undefined>; failedAt?: number };
+/** An open channel: whose it is (the decision's action, the outbound a config built) and how many remembered destinations use it. */
+type OpenChannel = { action: string; outbound: Outbound; users: number };
 
 /**
  * Destinations being routed at once (a `cidrs` rule resolves each name first): a datagram
@@ -43,7 +47,10 @@ export class UdpRoutes {
   readonly #decisions = new Map<string, UdpTarget | Promise<UdpTarget>>();
   /** A channel per outbound object: each config builds its own, `direct` included. */
   readonly #channels = new Map<Outbound, ChannelState>();
-  readonly #open = new Set<UdpChannel>();
+  /** Channels open now; `users` counts the settled decisions in #decisions that name each. */
+  readonly #open = new Map<UdpChannel, OpenChannel>();
+  /** The config the last new destination was routed on: when it changes, channels may have gone stale. */
+  #routedOn: Snapshot;
   /** The last destination asked for and its settled target, while #decisions still holds it. */
   #lastDest: Destination | undefined;
   #lastTarget: UdpTarget | undefined;
@@ -54,6 +61,7 @@ export class UdpRoutes {
   constructor(ctx: CommandContext, opts: UdpRoutesOptions) {
     this.#ctx = ctx;
     this.#opts = opts;
+    this.#routedOn = ctx.current();
   }
 
   /** The target for `dest`: synchronous once known, a promise while routing or opening. */
@@ -71,15 +79,23 @@ export class UdpRoutes {
     }
     this.#lastDest = undefined;
     if (this.#routing >= MAX_ROUTING) return QUEUE_FULL;
-    if (this.#decisions.size >= this.#opts.maxDestinations) this.#decisions.delete(this.#decisions.keys().next().value!);
+    if (this.#decisions.size >= this.#opts.maxDestinations) this.#forgetOldest();
     this.#routing++;
     const pending = this.#resolve(dest).then((t) => {
       this.#routing--;
       // Keep the settled value so later datagrams skip the promise, unless its channel
-      // was forgotten meanwhile (the upstream ended it): then the next datagram reopens.
+      // was forgotten meanwhile (the upstream ended it, or a reload left it unused): then
+      // the next datagram is routed anew.
       if (this.#decisions.get(key) !== pending) return t;
-      if (t.kind === 'channel' && !this.#open.has(t.channel)) this.#decisions.delete(key);
-      else this.#decisions.set(key, t);
+      if (t.kind === 'channel') {
+        const open = this.#open.get(t.channel);
+        if (open === undefined) {
+          this.#decisions.delete(key);
+          return t;
+        }
+        open.users++;
+      }
+      this.#decisions.set(key, t);
       return t;
     });
     this.#decisions.set(key, pending);
@@ -87,11 +103,16 @@ export class UdpRoutes {
   }
 
   async #resolve(dest: Destination): Promise<UdpTarget> {
+    const snapshot = this.#ctx.current();
+    if (snapshot !== this.#routedOn) {
+      this.#routedOn = snapshot;
+      this.#closeUnused();
+    }
     let outbound: Outbound;
     let action: string;
     let lift: AddressSet | undefined;
     try {
-      const routed = await route(this.#ctx, 'udp', dest, this.#ctx.current());
+      const routed = await route(this.#ctx, 'udp', dest, snapshot);
       outbound = routed.outbound;
       action = routed.decision.action;
       lift = routed.decision.cidrs;
@@ -136,7 +157,7 @@ export class UdpRoutes {
       channel.close();
       return undefined;
     }
-    this.#open.add(channel);
+    this.#open.set(channel, { action, outbound, users: 0 });
     channel.onMessage((from, payload) => this.#opts.onAnswer(from, payload));
     channel.onDrop?.((reason, direction) => {
       this.#opts.onDrop(reason, direction);
@@ -146,6 +167,7 @@ export class UdpRoutes {
     return channel;
   }
 
+  /** Closes `channel` and forgets the destinations it carried: their next datagram is routed anew. */
   #forget(outbound: Outbound, channel: UdpChannel): void {
     if (!this.#open.delete(channel)) return;
     this.#lastDest = undefined;
@@ -154,10 +176,29 @@ export class UdpRoutes {
     for (const [key, t] of this.#decisions) if (!(t instanceof Promise) && t.kind === 'channel' && t.channel === channel) this.#decisions.delete(key);
   }
 
+  /** The oldest remembered destination goes; its channel too when that was its last one and a reload replaced it. */
+  #forgetOldest(): void {
+    const [key, t] = this.#decisions.entries().next().value!;
+    this.#decisions.delete(key);
+    if (t instanceof Promise || t.kind !== 'channel') return;
+    const open = this.#open.get(t.channel);
+    if (open !== undefined && --open.users === 0 && !this.#isLive(open)) this.#forget(open.outbound, t.channel);
+  }
+
+  /** After a reload: the channels of replaced configs that no remembered destination uses. */
+  #closeUnused(): void {
+    for (const [channel, open] of this.#open) if (open.users === 0 && !this.#isLive(open)) this.#forget(open.outbound, channel);
+  }
+
+  /** The live config's own channel for its action: a new destination may need it any moment. */
+  #isLive(open: OpenChannel): boolean {
+    return this.#ctx.current().outbounds.get(open.action) === open.outbound;
+  }
+
   close(): void {
     this.#closed = true;
     this.#lastDest = undefined;
-    for (const c of this.#open) c.close();
+    for (const c of this.#open.keys()) c.close();
     this.#open.clear();
     this.#decisions.clear();
     this.#channels.clear();

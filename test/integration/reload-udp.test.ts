@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
-import { startUdpEchoServer, udpAssociation, udpLogLine } from '../helpers/udp.js';
+import { MAX_DESTINATIONS } from '../../src/server/udp-associate.js';
+import { startGateway } from '../helpers/index.js';
+import { startUdpEchoServer, udpAssociation, udpLogLine, type SocksUdpClient } from '../helpers/udp.js';
 
 function configOf(partial: Record<string, unknown>): Config {
   return parseConfig(stringify({ listen: [{ host: '127.0.0.1', port: 0 }], ...partial }), '/tmp/socksgate-test.yaml', {});
@@ -43,4 +45,74 @@ test('a reload that maps a name elsewhere: a UDP association opened before it re
   c.send({ host: 'svc.test', port: fresh.port }, 'by-name');
   const answer = await c.receive();
   assert.deepEqual([answer?.host, answer?.port, answer?.data.toString()], [fresh.host, fresh.port, 'by-name']);
+});
+
+/** Gateway config: UDP to `far`'s port through the socks5 upstream `up`, 10.255.0.0/16 blocked, the rest direct. */
+function throughUpstream(up: { host: string; port: number }, far: { port: number }): Record<string, unknown> {
+  return {
+    upstreams: { up: { type: 'socks5', host: up.host, port: up.port } },
+    rules: [
+      { name: 'filler', cidrs: ['10.255.0.0/16'], action: 'block' },
+      { name: 'via-up', ports: [far.port], commands: ['udp'], action: 'up' },
+    ],
+  };
+}
+
+/**
+ * Sends to as many new (blocked) destinations as an association remembers, so that every one
+ * it had is forgotten. Blocked ones send nothing; a direct echo after each batch keeps the
+ * relay socket's buffer from overflowing (once it is answered, the batch before it was handled).
+ */
+async function crowdOut(c: SocksUdpClient, echo: { host: string; port: number }, from = 0): Promise<void> {
+  const batch = 64;
+  for (let i = from; i < from + MAX_DESTINATIONS; i += batch) {
+    for (let j = i; j < i + batch; j++) c.send({ host: `10.255.${(j >> 8) & 0xff}.${j & 0xff}`, port: 9 }, 'filler');
+    c.send({ host: echo.host, port: echo.port }, `ping ${i}`);
+    assert.equal((await c.receive())?.data.toString(), `ping ${i}`);
+  }
+}
+
+test('after a reload, a UDP channel through an upstream closes once no remembered destination uses it', async (t) => {
+  // The upstream is a second gateway: its access log has a line when an association through it ends.
+  const up = await startGateway();
+  t.after(() => up.close());
+  const far = await startUdpEchoServer();
+  t.after(() => far.close());
+  const config = throughUpstream(up, far);
+  const { echo, gw, c } = await udpAssociation(t, config);
+  c.send({ host: far.host, port: far.port }, 'via-up');
+  assert.equal((await c.receive())?.data.toString(), 'via-up', 'a channel through the upstream is open');
+
+  await gw.gw.reload(configOf(config));
+  await crowdOut(c, echo);
+  const ended = await up.accessLog((l) => l['cmd'] === 'udp');
+  assert.ok(ended, 'the association through the upstream ended while the client\'s goes on');
+  assert.equal(c.control.destroyed, false);
+  // The destination comes back: routed on the live config, through a channel of its own.
+  c.send({ host: far.host, port: far.port }, 'again');
+  assert.equal((await c.receive())?.data.toString(), 'again');
+});
+
+test('a UDP channel of the live config stays open without destinations; after a reload, the next new destination closes it', async (t) => {
+  const up = await startGateway();
+  t.after(() => up.close());
+  const far = await startUdpEchoServer();
+  t.after(() => far.close());
+  const config = throughUpstream(up, far);
+  const { echo, gw, c } = await udpAssociation(t, config);
+  c.send({ host: far.host, port: far.port }, 'via-up');
+  assert.equal((await c.receive())?.data.toString(), 'via-up');
+  await crowdOut(c, echo);
+  // Forgotten, but the config that opened it is still live: the same channel carries it again.
+  c.send({ host: far.host, port: far.port }, 'again');
+  assert.equal((await c.receive())?.data.toString(), 'again');
+  assert.equal(far.peers.length, 2);
+  assert.equal(far.peers[1], far.peers[0], 'the same upstream association carried both');
+  await crowdOut(c, echo, MAX_DESTINATIONS);
+
+  await gw.gw.reload(configOf(config));
+  c.send({ host: '10.255.255.255', port: 9 }, 'new after the reload');
+  const ended = await up.accessLog((l) => l['cmd'] === 'udp');
+  assert.ok(ended, 'the association through the upstream ended');
+  assert.equal(c.control.destroyed, false);
 });
