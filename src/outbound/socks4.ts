@@ -8,7 +8,7 @@ import type { Socks4UpstreamConfig } from '../config/types.js';
 import { GatewayError, Rep } from '../errors.js';
 import { credentialsFor } from './credentials.js';
 import { assertSendable, createProxyOutbound, proxyDialer, resolveHere, type ProxyDeps } from './proxy-outbound.js';
-import { openSocks5Bind } from './socks5-bind.js';
+import { lastHopAddress, openSocks5Bind, type LastHop } from './socks5-bind.js';
 import { fromSocksError } from './socks5-errors.js';
 import { socksHandshake } from './socks5.js';
 import type { UpstreamOutbound } from './stats.js';
@@ -31,13 +31,15 @@ export function createSocks4Outbound(name: string, cfg: Socks4UpstreamConfig, de
     fromError: fromSocksError,
   }, deps);
   // As for SOCKS5: the control connection goes the way CONNECT's does, through `via` too;
-  // the peer connects to the upstream's own listening address.
+  // the peer connects to the upstream's own listening address (for a wildcard BND through a
+  // chain, this upstream's host rather than the first hop's).
   const dial = proxyDialer(proxy, deps);
+  const lastHop: LastHop | undefined = deps.via ? (family) => lastHopAddress(proxy.host, deps.dns, family) : undefined;
   out.bind = async (dest: Destination, ctx: OutboundContext): Promise<BindHandle> => {
     const [to] = await targets(dest, ctx);
     const { username } = credentialsFor({ username: cfg.username }, ctx);
     const dialer = (signal: AbortSignal) => dial(signal, ctx).then((c) => c.socket);
-    return openSocks5Bind({ ...proxy, username, name, version: 4 }, to!, ctx, { connectTimeout: deps.connectTimeout, dial: dialer });
+    return openSocks5Bind({ ...proxy, username, name, version: 4 }, to!, ctx, { connectTimeout: deps.connectTimeout, dial: dialer, lastHop });
   };
   return out;
 }

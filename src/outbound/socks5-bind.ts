@@ -2,14 +2,15 @@
 // SOCKS4's form): the upstream listens for the peer and sends two replies on one connection,
 // which `socks` reports as 'bound' then 'established'.
 
-import type { Socket } from 'node:net';
-import { SocksClient } from 'socks';
-import { ConnectTimeoutError, type GatewayError } from '../errors.js';
+import { isIP, type Socket } from 'node:net';
+import { SocksClient, type SocksRemoteHost } from 'socks';
+import type { DnsResolver } from '../dns/types.js';
+import { ConnectTimeoutError, NameNotResolvedError, type GatewayError } from '../errors.js';
 import { AbortedError, Deadline } from './deadline.js';
 import { keepEarlyData } from './early-data.js';
 import { assertRfc1929 } from './credentials.js';
 import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from './socks5-errors.js';
-import { boundAddress, dialLiteral, type Socks5UdpUpstream, type UpstreamDialer } from './socks5-udp.js';
+import { boundAddress, boundHost, dialLiteral, normalizeIp, type Socks5UdpUpstream, type UpstreamDialer } from './socks5-udp.js';
 import type { BindHandle, Destination, OutboundContext } from './types.js';
 
 export type Socks5BindUpstream = Omit<Socks5UdpUpstream, 'remoteDns'> & {
@@ -19,12 +20,25 @@ export type Socks5BindUpstream = Omit<Socks5UdpUpstream, 'remoteDns'> & {
 
 type Peer = Awaited<ReturnType<BindHandle['accepted']>>;
 
+/** Where the upstream that answers is, for a wildcard BND of `family` (undefined: either). */
+export type LastHop = (family: 4 | 6 | undefined) => Promise<string>;
+
+export interface Socks5BindDeps {
+  connectTimeout: number;
+  dial?: UpstreamDialer;
+  /**
+   * Through a chain the stream's far end is the first hop, not the upstream that listens:
+   * a wildcard BND names this instead. Absent, it names the far end.
+   */
+  lastHop?: LastHop;
+}
+
 /** Resolves at the upstream's first reply; `accepted()` settles at its second. */
 export async function openSocks5Bind(
   upstream: Socks5BindUpstream,
   dest: Destination,
   ctx: OutboundContext,
-  deps: { connectTimeout: number; dial?: UpstreamDialer },
+  deps: Socks5BindDeps,
 ): Promise<BindHandle> {
   const name = upstream.name ?? `${upstream.host}:${upstream.port}`;
   const deadline = new Deadline(ctx.signal, deps.connectTimeout);
@@ -33,7 +47,7 @@ export async function openSocks5Bind(
   try {
     tcp = await (deps.dial ?? ((signal: AbortSignal) => dialLiteral(upstream, signal)))(deadline.signal);
     phase = 'handshake';
-    return await handshake(tcp, upstream, name, dest, deadline.signal, deps.connectTimeout);
+    return await handshake(tcp, upstream, name, dest, deadline.signal, deps);
   } catch (err) {
     tcp?.destroy();
     throw classify(err, name, phase, deadline, ctx, deps.connectTimeout);
@@ -48,7 +62,9 @@ function classify(err: unknown, name: string, phase: 'dial' | 'handshake', deadl
   return phase === 'dial' ? new UpstreamUnreachableError(name, err) : fromSocksError(name, err);
 }
 
-function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest: Destination, signal: AbortSignal, ms: number): Promise<BindHandle> {
+function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest: Destination, signal: AbortSignal, deps: Socks5BindDeps): Promise<BindHandle> {
+  const ms = deps.connectTimeout;
+  const bnd = (remote: SocksRemoteHost | undefined): Promise<Destination> => bndOf(remote, tcp, deps.lastHop);
   return new Promise((resolve, reject) => {
     if ((upstream.version ?? 5) === 5) assertRfc1929(name, upstream); // a throw here rejects
     const client = new SocksClient({
@@ -79,16 +95,26 @@ function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest
         return reject(new UpstreamHandshakeError(name, 'BIND reply with an unknown address type'));
       }
       bound = true;
-      signal.removeEventListener('abort', onAbort);
-      resolve({
-        listening: boundAddress(info.remoteHost, tcp),
-        accepted: () => accepted,
-        close: () => {
-          if (settlePeer) tcp.destroy(); // handed out sockets belong to the relay
-          settlePeer?.reject(new Error('BIND closed before a peer connected'));
-          settlePeer = undefined;
+      void bnd(info.remoteHost).then(
+        (listening) => {
+          signal.removeEventListener('abort', onAbort);
+          if (signal.aborted) return reject(signal.reason); // out of time while looking the last hop up
+          resolve({
+            listening,
+            accepted: () => accepted,
+            close: () => {
+              if (settlePeer) tcp.destroy(); // handed out sockets belong to the relay
+              settlePeer?.reject(new Error('BIND closed before a peer connected'));
+              settlePeer = undefined;
+            },
+          });
         },
-      });
+        (err: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          tcp.destroy();
+          reject(err);
+        },
+      );
     });
     client.once('established', (info) => {
       client.removeAllListeners();
@@ -99,8 +125,14 @@ function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest
         tcp.destroy();
         return s.reject(new UpstreamHandshakeError(name, 'BIND reply with an unknown address type'));
       }
-      const peer = boundAddress(info.remoteHost, tcp);
-      void keepEarlyData(tcp).then((head) => s.resolve(head ? { socket: tcp, peer, head } : { socket: tcp, peer }));
+      // Early data is caught now, whatever the BND waits for: `socks` re-emits it next turn.
+      void Promise.all([bnd(info.remoteHost), keepEarlyData(tcp)]).then(
+        ([peer, head]) => s.resolve(head ? { socket: tcp, peer, head } : { socket: tcp, peer }),
+        (err: unknown) => {
+          tcp.destroy();
+          s.reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
     });
     client.once('error', (err) => {
       client.removeAllListeners();
@@ -113,4 +145,32 @@ function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest
     // A hop's stream arrives paused (see keepEarlyData); `socks` only listens for 'data'.
     tcp.resume();
   });
+}
+
+/**
+ * A BND as the client must see it. A wildcard means "where you reached me" (RFC 1928 §6; the
+ * SOCKS4 BIND reply says so too): the stream's far end, or through a chain the last hop.
+ */
+async function bndOf(remote: SocksRemoteHost | undefined, tcp: Socket, lastHop: LastHop | undefined): Promise<Destination> {
+  if (lastHop === undefined || boundHost(remote) !== undefined) return boundAddress(remote, tcp);
+  return { host: await lastHop(wildcardFamily(remote)), port: remote?.port ?? 0 };
+}
+
+/** 0.0.0.0 (which `socks` turns into no host) listens on IPv4, `::` on IPv6; a name says nothing. */
+function wildcardFamily(remote: SocksRemoteHost | undefined): 4 | 6 | undefined {
+  const host = remote?.host;
+  if (host === undefined || host === '0.0.0.0') return 4;
+  return isIP(host) === 6 && normalizeIp(host) === '::' ? 6 : undefined;
+}
+
+/**
+ * A chain's last hop as an address a client can connect to: its configured host, resolved
+ * here when a name (dns.hosts, the cache), as an address of the family it listens on when it
+ * has one. The first hop may have resolved it for itself; the gateway never saw that answer.
+ */
+export async function lastHopAddress(host: string, dns: DnsResolver, family: 4 | 6 | undefined): Promise<string> {
+  const addresses = await dns.lookup(host);
+  const picked = addresses.find((a) => a.family === family) ?? addresses[0];
+  if (picked === undefined) throw new NameNotResolvedError(host, 'no addresses');
+  return picked.address;
 }

@@ -165,9 +165,13 @@ function connectTo(udp: DgramSocket, relay: Destination, name: string): void {
 
 /** A BND from the upstream; a wildcard (or nothing) means the address we reached it on. */
 export function boundAddress(remote: SocksRemoteHost | undefined, tcp: Socket): Destination {
+  return { host: boundHost(remote) ?? unmapped(tcp.remoteAddress ?? ''), port: remote?.port ?? 0 };
+}
+
+/** The address a BND names; undefined for a wildcard, for nothing (`socks` drops 0.0.0.0) and for a name. */
+export function boundHost(remote: SocksRemoteHost | undefined): string | undefined {
   const host = remote?.host ? normalizeIp(remote.host) : '';
-  const wildcard = host === '' || host === '0.0.0.0' || host === '::' || isIP(host) === 0;
-  return { host: wildcard ? unmapped(tcp.remoteAddress ?? '') : host, port: remote?.port ?? 0 };
+  return host === '' || host === '0.0.0.0' || host === '::' || isIP(host) === 0 ? undefined : host;
 }
 
 function channel(

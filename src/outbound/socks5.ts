@@ -10,7 +10,7 @@ import type { Address } from '../protocol/types.js';
 import { assertRfc1929, credentialsFor } from './credentials.js';
 import { keepEarlyData } from './early-data.js';
 import { assertSendable, createProxyOutbound, proxyDialer, resolveHere, type Established, type HandshakeRun, type ProxyDeps } from './proxy-outbound.js';
-import { openSocks5Bind } from './socks5-bind.js';
+import { lastHopAddress, openSocks5Bind, type LastHop } from './socks5-bind.js';
 import { fromSocksError, UpstreamHandshakeError } from './socks5-errors.js';
 import { openSocks5Udp, type UpstreamDialer } from './socks5-udp.js';
 import type { UpstreamOutbound } from './stats.js';
@@ -36,8 +36,10 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
   const upstream = (ctx: OutboundContext) => ({ ...proxy, ...credentialsFor({ username: cfg.username, password: cfg.password }, ctx), name });
   const dial = proxyDialer(proxy, deps);
   const dialFor = (ctx: OutboundContext): UpstreamDialer => (signal) => dial(signal, ctx).then((c) => c.socket);
+  // Through a chain, a wildcard BND names this upstream, not the first hop the stream reaches.
+  const lastHop: LastHop | undefined = deps.via ? (family) => lastHopAddress(proxy.host, deps.dns, family) : undefined;
   out.bind = (dest: Destination, ctx: OutboundContext): Promise<BindHandle> =>
-    openSocks5Bind(upstream(ctx), dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialFor(ctx) });
+    openSocks5Bind(upstream(ctx), dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialFor(ctx), lastHop });
   if (!deps.via) {
     out.openUdp = (ctx: OutboundContext): Promise<UdpChannel> =>
       openSocks5Udp({ ...upstream(ctx), remoteDns: cfg.remote_dns }, ctx, { connectTimeout: deps.connectTimeout, dns: deps.dns, dial: dialFor(ctx) });

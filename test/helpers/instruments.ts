@@ -108,10 +108,15 @@ export async function startDelayingForwarder(host: string, to: { host: string; p
 }
 
 /**
- * Test instrument (scripted SOCKS5 upstream): no auth, then `reply` to every request, and it
- * keeps the connection open: whether it closes is up to the gateway.
+ * Test instrument (scripted SOCKS5 upstream, or SOCKS4 with `version` 4: no greeting then):
+ * no auth, then `reply` to every request, and it keeps the connection open: whether it closes
+ * is up to the gateway. `accepted` is the first connection, for a test to write more replies.
  */
-export async function startScriptedSocks(reply: Buffer, host = '127.0.0.1'): Promise<{ host: string; port: number; accepted: Promise<Socket>; close(): Promise<void> }> {
+export async function startScriptedSocks(
+  reply: Buffer,
+  host = '127.0.0.1',
+  version: 4 | 5 = 5,
+): Promise<{ host: string; port: number; accepted: Promise<Socket>; close(): Promise<void> }> {
   let gotSocket!: (s: Socket) => void;
   const accepted = new Promise<Socket>((resolve) => (gotSocket = resolve));
   const sockets: Socket[] = [];
@@ -119,7 +124,7 @@ export async function startScriptedSocks(reply: Buffer, host = '127.0.0.1'): Pro
     sockets.push(s);
     gotSocket(s);
     s.on('error', () => {});
-    let step = 0;
+    let step = version === 5 ? 0 : 1;
     s.on('data', () => void s.write(step++ === 0 ? Buffer.from([5, 0]) : reply));
   });
   server.listen(0, host);

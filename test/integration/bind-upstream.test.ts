@@ -5,8 +5,10 @@ import { connect, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { SocksClient, type SocksRemoteHost } from 'socks';
 import { openSocks5Bind } from '../../src/outbound/socks5-bind.js';
+import { rawBind, readReply } from '../helpers/bind.js';
+import { startDnsServer } from '../helpers/dns-server.js';
 import { startGateway } from '../helpers/index.js';
-import { startRecordingSocks } from '../helpers/instruments.js';
+import { startRecordingSocks, startScriptedSocks } from '../helpers/instruments.js';
 import { startDante, startMicrosocks } from '../helpers/upstreams.js';
 
 const ctx = () => ({ signal: new AbortController().signal, log: pino({ level: 'silent' }), sessionKey: 't' });
@@ -96,3 +98,66 @@ for (const type of ['socks5', 'socks4'] as const) {
     assert.deepEqual(hop.logins.map((l) => l.username), ['hop-user'], 'the control connection went through the hop');
   });
 }
+
+/** RFC 1928 §4 / SOCKS4 BIND replies naming the wildcard address: "where you reached me". */
+const WILDCARD = {
+  socks5: { first: Buffer.from([5, 0, 0, 1, 0, 0, 0, 0, 0x1f, 0x90]), second: Buffer.from([5, 0, 0, 1, 0, 0, 0, 0, 0x30, 0x39]) },
+  socks4: { first: Buffer.from([0, 0x5a, 0x1f, 0x90, 0, 0, 0, 0]), second: Buffer.from([0, 0x5a, 0x30, 0x39, 0, 0, 0, 0]) },
+} as const;
+
+const WILDCARD_CASES = [
+  { type: 'socks5', chained: false, named: false },
+  { type: 'socks5', chained: true, named: false },
+  { type: 'socks4', chained: true, named: false },
+  { type: 'socks5', chained: true, named: true },
+] as const;
+
+for (const { type, chained, named } of WILDCARD_CASES) {
+  const how = chained ? `through a chain to a ${type} upstream${named ? ' configured by name' : ''}` : `through a ${type} upstream`;
+  test(`BIND ${how} that answers 0.0.0.0: both replies name that upstream${chained ? ', not the first hop' : ''}`, async (t) => {
+    const last = await startScriptedSocks(WILDCARD[type].first, '127.0.0.167', type === 'socks5' ? 5 : 4);
+    t.after(() => last.close());
+    const hop = await startMicrosocks({ host: '127.0.0.166' });
+    t.after(() => hop.close());
+    const lastHost = named ? 'last-hop.test' : last.host;
+    const gw = await startGateway({
+      upstreams: {
+        // remote_dns false: the gateway resolves the last hop's name (dns.hosts) for the first hop.
+        hop: { type: 'socks5', host: hop.host, port: hop.port, remote_dns: false },
+        last: { type, host: lastHost, port: last.port, ...(chained ? { via: 'hop' } : {}) },
+      },
+      rules: [{ name: 'bind-out', commands: ['bind'], action: 'last' }],
+      dns: { hosts: { 'last-hop.test': last.host } },
+    });
+    t.after(() => gw.close());
+    const { s } = await rawBind(gw.port);
+    t.after(() => s.destroy());
+    assert.deepEqual(await readReply(s), { rep: 0, bound: { host: '127.0.0.167', port: 8080 } });
+    (await last.accepted).write(WILDCARD[type].second);
+    assert.deepEqual(await readReply(s), { rep: 0, bound: { host: '127.0.0.167', port: 12345 } });
+  });
+}
+
+test('BIND through a chain to an upstream whose name has both families: a 0.0.0.0 BND names its IPv4 address, though IPv6 is preferred', async (t) => {
+  // Listening on both families: the first hop reaches it on ::1, as the preferred family says.
+  const last = await startScriptedSocks(WILDCARD.socks5.first, '::');
+  t.after(() => last.close());
+  const hop = await startMicrosocks({ host: '127.0.0.166' });
+  t.after(() => hop.close());
+  const names = await startDnsServer({ 'dual-hop.test': { A: ['127.0.0.167'], AAAA: ['::1'] } });
+  t.after(() => names.close());
+  const gw = await startGateway({
+    upstreams: {
+      hop: { type: 'socks5', host: hop.host, port: hop.port, remote_dns: false },
+      last: { type: 'socks5', host: 'dual-hop.test', port: last.port, via: 'hop' },
+    },
+    rules: [{ name: 'bind-out', commands: ['bind'], action: 'last' }],
+    dns: { servers: [`${names.host}:${names.port}`], prefer: 'ipv6' },
+  });
+  t.after(() => gw.close());
+  const { s } = await rawBind(gw.port);
+  t.after(() => s.destroy());
+  // An IPv4 wildcard listens on IPv4: ::1 would name a socket nobody listens on.
+  assert.deepEqual(await readReply(s), { rep: 0, bound: { host: '127.0.0.167', port: 8080 } });
+  assert.equal((await last.accepted).remoteAddress, '::1', 'the chain reached the upstream over IPv6');
+});
