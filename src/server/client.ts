@@ -80,6 +80,11 @@ export class ClientConnection implements LiveConnection, Cancellation {
    * status in the access log); without one the socket is destroyed.
    */
   deadlineAnswer: { status: number; bytes: string } | undefined;
+  /**
+   * The front has given its last answer on this connection, which closes after it (HTTP: a
+   * 400 or a 431): requests the client pipelined behind it are not served.
+   */
+  closing = false;
   readonly #started = Date.now();
   readonly #t0 = performance.now();
   readonly #deadline: number;

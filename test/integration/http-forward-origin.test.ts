@@ -53,7 +53,8 @@ async function originBehindGateway(
   const origin = await startScriptedOrigin(answer, complete);
   t.after(() => origin.close());
   const gw = await startGateway(config);
-  t.after(() => gw.close());
+  // Bounded: a connection the gateway never finishes must fail its test, not hang the file.
+  t.after(() => gw.close(), { timeout: 10_000 });
   return { origin, gw };
 }
 
@@ -77,6 +78,19 @@ async function exchange(gw: TestGateway, raw: string, t: TestContext, ms = 5_000
 }
 
 const get = (port: number, path = '/', extra = ''): string => `GET http://127.0.0.1:${port}${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${extra}\r\n`;
+
+/**
+ * True once the gateway has no open connection (every request each one had queued has run
+ * and written its access-log line by then); false if one is still open after `ms`.
+ */
+async function settled(gw: TestGateway, ms = 5_000): Promise<boolean> {
+  for (let waited = 0; gw.gw.activeSessions > 0 && waited < ms; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  return gw.gw.activeSessions === 0;
+}
+
+/** Access-log lines of requests to 127.0.0.1:`port`. */
+const linesTo = (gw: TestGateway, port: number): Array<Record<string, unknown>> =>
+  gw.logs.filter((l) => l['msg'] === 'session end' && l['dest'] === `127.0.0.1:${port}`);
 
 /** The gateway still serves: a plain request through it gets the web server's 200. */
 async function stillServes(gw: TestGateway, t: TestContext): Promise<void> {
@@ -262,6 +276,24 @@ test('a head with more fields than allowed is refused with 431, not forwarded wi
   assert.match(got, /^HTTP\/1\.1 431 /);
   assert.equal(origin.received.length, 0, 'nothing reached the origin');
   await stillServes(gw, t);
+});
+
+test('a 431 closes the connection: the request before it is answered, nothing pipelined behind it is forwarded', async (t) => {
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  const behind = await startScriptedOrigin('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  t.after(() => behind.close());
+  const fields = Array.from({ length: 120 }, (_, i) => `X-Field-${i}: ${i}\r\n`).join('');
+  const raw = get(origin.port, '/before') + get(origin.port, '/big', fields) + get(behind.port, '/behind');
+  const { s, received } = await rawClientOf(gw, t);
+  s.write(raw, 'latin1');
+  assert.ok(await closedWithin(s, 5_000), 'the gateway closed the connection');
+  assert.ok(await settled(gw), 'every request on the connection ran to its end');
+  const got = received();
+  assert.deepEqual([...got.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1])), [200, 431]);
+  assert.match(got.slice(got.indexOf('HTTP/1.1 431 ')), /\r\nConnection: close\r\n/i);
+  assert.deepEqual(origin.received.map((r) => r.split(' ')[1]), ['/before']);
+  assert.equal(behind.received.length, 0, 'nothing behind the 431 reached an origin');
+  assert.deepEqual(linesTo(gw, behind.port), [], 'nor was it routed');
 });
 
 test('a malformed request pipelined behind a good one: the good one is answered first, then the connection closes', async (t) => {

@@ -14,7 +14,7 @@ import { formatAddress, type AccessRecord } from '../context.js';
 import { refuse, serve } from '../pipeline.js';
 import type { ChunkReader } from '../reader.js';
 import type { Front } from '../request.js';
-import { authenticate, rawResponse, reasonOf, statusOf } from './http-answer.js';
+import { answer, authenticate, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { forward } from './http-forward.js';
 import { requestContext } from './context.js';
 
@@ -102,7 +102,9 @@ export class HttpFront {
     q.waiting++;
     const work = q.tail.then(() => {
       q.waiting--;
-      return serve();
+      // An answer ahead of this request closed the connection (a 400, a 431): what was
+      // pipelined behind it is not served; the client retries it (RFC 9112 §9.3.2).
+      return conn.closing ? undefined : serve();
     });
     q.tail = work.catch(failed);
     this.#track(conn, q.tail);
@@ -122,7 +124,7 @@ export class HttpFront {
     socket.pause(); // node no longer reads for us: nothing may flow before the relay
     const conn = this.#clients.get(socket);
     if (!conn) return void socket.destroy();
-    if (tooManyFields(req)) return this.#onClientError(TOO_MANY_FIELDS, socket);
+    if (tooManyFields(req)) return this.#refuseHead(conn, TOO_MANY_FIELDS, socket);
     this.#inTurn(
       conn,
       () => tunnel(conn, req, head),
@@ -136,7 +138,9 @@ export class HttpFront {
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     const conn = this.#clients.get(req.socket as Socket);
     if (!conn) return void res.destroy();
-    if (tooManyFields(req)) return this.#onClientError(TOO_MANY_FIELDS, req.socket as Socket);
+    // node parsed this head whole and goes on with what follows it: the 431 goes out through
+    // its response, in turn, and closes the connection, so nothing behind it is served.
+    if (tooManyFields(req)) return this.#refuseHead(conn, TOO_MANY_FIELDS, req.socket as Socket, res);
     const queued = this.#inTurn(
       conn,
       () => forward(conn, req, res),
@@ -148,17 +152,23 @@ export class HttpFront {
     if (!queued) res.destroy();
   }
 
+  #onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    this.#refuseHead(this.#clients.get(socket), err, socket);
+  }
+
   /**
    * Malformed heads (400), oversize ones (431), heads that never end (408): answered, then
    * closed, once the requests before them are answered (a bad one pipelined behind a good
-   * one must not cost the good one its response).
+   * one must not cost the good one its response); nothing pipelined behind is served.
+   * `res` is node's response to the refused request, when node parsed it whole.
    */
-  #onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-    const conn = this.#clients.get(socket);
-    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
-    const answer = (): void => {
+  #refuseHead(conn: ClientConnection | undefined, err: NodeJS.ErrnoException, socket: Socket, res?: ServerResponse): void {
+    const reply = (): void => {
       const status = err.code === 'HPE_HEADER_OVERFLOW' || err === TOO_MANY_FIELDS ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      const line = status === 431 ? 'request header too large' : status === 408 ? 'request head timeout' : 'bad request';
       if (conn) {
+        conn.closing = true;
         // A request on a connection that already logged some gets its own line.
         const record = conn.logged > 0 ? conn.newRecord('http') : conn.record;
         // A head cut off by the handshake deadline ends in a parse error: the deadline is the cause.
@@ -167,12 +177,17 @@ export class HttpFront {
         if (conn.logged > 0) conn.logRequest(record, performance.now());
       }
       if (!socket.writable) return void socket.destroy();
-      closeClient(socket, rawResponse(status, status === 431 ? 'request header too large' : status === 408 ? 'request head timeout' : 'bad request'));
+      if (res) {
+        // node writes it as the answer to its request, with Connection: close, and ends the socket after it.
+        res.shouldKeepAlive = false;
+        return answer(res, status, line);
+      }
+      closeClient(socket, rawResponse(status, line));
     };
-    if (!conn) return answer();
+    if (!conn) return reply();
     this.#inTurn(
       conn,
-      async () => answer(),
+      async () => reply(),
       () => socket.destroy(),
     );
   }
