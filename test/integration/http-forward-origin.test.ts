@@ -4,6 +4,7 @@
 import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { closedWithin, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
@@ -35,6 +36,51 @@ async function startScriptedOrigin(answer: string | undefined, complete = (got: 
       answered = true;
       answeredCount++;
       s.end(answer, 'latin1');
+    });
+  });
+  const { port, close } = await listenTracked(server);
+  origin.port = port;
+  origin.close = close;
+  return origin;
+}
+
+interface HeldOrigin {
+  port: number;
+  /** What each connection sent, in the order they came. */
+  received: string[];
+  /** Resolves once the first request head is in (and `first` is written). */
+  requested: Promise<void>;
+  /** Writes `rest` and ends each connection. */
+  release(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Test instrument (held origin): once a request head is in, writes `first` and holds the
+ * connection open until release().
+ */
+async function startHeldOrigin(first: string, rest = ''): Promise<HeldOrigin> {
+  let requested = (): void => {};
+  let release = (): void => {};
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const origin: HeldOrigin = {
+    port: 0,
+    received: [],
+    requested: new Promise<void>((resolve) => (requested = resolve)),
+    release: () => release(),
+    close: async () => {},
+  };
+  const server = createServer((s) => {
+    const at = origin.received.push('') - 1;
+    s.on('error', () => {});
+    let answered = false;
+    s.on('data', (chunk: Buffer) => {
+      origin.received[at] += chunk.toString('latin1');
+      if (answered || !origin.received[at]!.includes('\r\n\r\n')) return;
+      answered = true;
+      s.write(first, 'latin1');
+      requested();
+      void released.then(() => s.end(rest, 'latin1'));
     });
   });
   const { port, close } = await listenTracked(server);
@@ -86,6 +132,12 @@ const get = (port: number, path = '/', extra = ''): string => `GET http://127.0.
 async function settled(gw: TestGateway, ms = 5_000): Promise<boolean> {
   for (let waited = 0; gw.gw.activeSessions > 0 && waited < ms; waited += 20) await new Promise((r) => setTimeout(r, 20));
   return gw.gw.activeSessions === 0;
+}
+
+/** The most bytes the two kernel socket buffers of a loopback connection hold (Linux). */
+async function socketBufferBytes(): Promise<number> {
+  const max = async (name: string): Promise<number> => Number((await readFile(`/proc/sys/net/ipv4/${name}`, 'utf8')).trim().split(/\s+/)[2]);
+  return (await max('tcp_wmem')) + (await max('tcp_rmem'));
 }
 
 /** Access-log lines of requests to 127.0.0.1:`port`. */
@@ -303,4 +355,31 @@ test('a malformed request pipelined behind a good one: the good one is answered 
   t.after(() => gw.close());
   const got = await exchange(gw, `${get(web.port, '/alive')}GARBAGE\x01\r\n\r\n`, t);
   assert.match(got, /^HTTP\/1\.1 200 /);
+});
+
+test('bytes after a malformed request are not answered again: the slow good one before it gets its whole answer, then one 400, then the close', async (t) => {
+  const origin = await startHeldOrigin('', 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello');
+  t.after(() => origin.close());
+  const gw = await startGateway();
+  t.after(() => gw.close(), { timeout: 10_000 });
+  const { s, received } = await rawClientOf(gw, t);
+  s.write(get(origin.port, '/slow'));
+  await origin.requested;
+  // The bad head, then more bytes than the kernel's buffers hold: once it has taken them all,
+  // the gateway has read 2 MiB of them at least, 32 reads (node reads 64 KiB at a time, and
+  // its parser reports each read after an error again).
+  const garbage = Buffer.alloc((await socketBufferBytes()) + 2 * 1024 * 1024, 'x');
+  garbage.write('GARBAGE\x01\r\n\r\n', 'latin1');
+  await new Promise<void>((resolve) => {
+    s.write(garbage, () => resolve());
+    s.once('close', () => resolve());
+  });
+  origin.release();
+  assert.ok(await closedWithin(s, 5_000), 'closed after the 400');
+  const got = received();
+  assert.match(got, /^HTTP\/1\.1 200 OK\r\n[\s\S]*?\r\n\r\nhelloHTTP\/1\.1 400 /);
+  assert.equal(got.match(/HTTP\/1\.1 /g)?.length, 2, 'one 400');
+  const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
+  assert.equal(line?.['status'], 200);
+  assert.equal(line?.['error'], undefined);
 });

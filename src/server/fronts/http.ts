@@ -40,6 +40,8 @@ export class HttpFront {
   readonly #inFlight = new WeakMap<ClientConnection, Set<Promise<void>>>();
   /** Each client's request queue: the last one's end, and how many wait behind the one served. */
   readonly #queues = new WeakMap<ClientConnection, { tail: Promise<void>; waiting: number }>();
+  /** Clients whose head did not parse: node's parser stays failed and reports every later read again. */
+  readonly #unparsable = new WeakSet<Socket>();
 
   constructor() {
     this.#server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, connectionsCheckingInterval: 250 });
@@ -153,6 +155,12 @@ export class HttpFront {
   }
 
   #onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    // Only the first report is answered: a 400 queued for each would reach MAX_PIPELINED and
+    // cut the client off, with a response still owed to it. The rest is read and dropped, as
+    // closeClient does, not left unread: a close with unread bytes is a reset, which can
+    // erase what the client has yet to read (RFC 9112 §9.6).
+    if (this.#unparsable.has(socket)) return;
+    this.#unparsable.add(socket);
     if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
     this.#refuseHead(this.#clients.get(socket), err, socket);
   }
