@@ -190,6 +190,17 @@ test('an origin silent past idle_timeout is a 504', async (t) => {
   assert.deepEqual([line?.['status'], line?.['rep']], [504, 0x06]);
 });
 
+test('an origin that sends its head and then goes silent past idle_timeout is a 504, as one silent before its head', async (t) => {
+  const origin = await startHeldOrigin('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n');
+  t.after(() => origin.close());
+  const gw = await startGateway({ limits: { idle_timeout: '300ms' } });
+  t.after(() => gw.close());
+  const answer = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);
+  assert.match(answer, /^HTTP\/1\.1 504 /);
+  const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
+  assert.deepEqual([line?.['status'], line?.['rep'], line?.['error']], [504, 0x06, 'origin idle timeout']);
+});
+
 test('the request target goes on as the client wrote it, and Host is the target’s authority (RFC 9112 §3.2.2)', async (t) => {
   const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 204 No Content\r\n\r\n');
   const path = "/a/%2e%2e/b/../c?q='x'&r=%7B";

@@ -183,12 +183,13 @@ function relayMessage(
         // response goes out whole; the origin's connection is done, and so is the client's.
         res.shouldKeepAlive = false;
       } else if (!bodyStarted) {
-        // The head parsed, what follows did not (a bad chunk size): nothing of it has reached
-        // the client yet, so it gets a 502 in its place, and the connection closes.
-        record.status = 502;
-        record.rep = Rep.GENERAL_FAILURE;
+        // The head parsed, what follows did not (a bad chunk size: 502) or never came (an
+        // origin silent for idle_timeout: 504, as before its head): nothing of it has reached
+        // the client yet, so it gets that answer in its place, and the connection closes.
+        record.status = statusOf(err);
+        record.rep = toRep(err);
         const client = res.socket;
-        if (client && !client.destroyed) closeClient(client, rawResponse(502, 'upstream failure'));
+        if (client && !client.destroyed) closeClient(client, rawResponse(record.status, reasonOf(err)));
         else res.destroy();
       } else res.destroy(); // cut in the middle of the body: only a close can say so
     });
