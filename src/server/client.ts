@@ -82,7 +82,8 @@ export class ClientConnection implements LiveConnection, Cancellation {
   deadlineAnswer: { status: number; bytes: string } | undefined;
   /**
    * The front has given its last answer on this connection, which closes after it (HTTP: a
-   * 400 or a 431): requests the client pipelined behind it are not served.
+   * 400 or a 431, a response the origin sent bytes after): requests the client pipelined
+   * behind it are not served.
    */
   closing = false;
   readonly #started = Date.now();

@@ -308,12 +308,21 @@ for (const [what, answer, status] of [
   ['bytes past its Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA', 200],
   ['a body on a 204', 'HTTP/1.1 204 No Content\r\n\r\nhello', 204],
 ] as const) {
-  test(`an origin sending ${what}: the complete response reaches the client, then the connection closes`, async (t) => {
+  test(`an origin sending ${what}: the complete response reaches the client, then the connection closes, and nothing pipelined behind it is forwarded`, async (t) => {
     const { origin, gw } = await originBehindGateway(t, answer);
-    const got = await exchange(gw, get(origin.port), t);
+    const behind = await startScriptedOrigin('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    t.after(() => behind.close());
+    const { s, received } = await rawClientOf(gw, t);
+    s.write(get(origin.port) + get(behind.port, '/behind'), 'latin1');
+    assert.ok(await closedWithin(s, 5_000), 'the gateway closed the connection');
+    assert.ok(await settled(gw), 'every request on the connection ran to its end');
+    const got = received();
     assert.match(got, new RegExp(`^HTTP/1\\.1 ${status} `));
     if (status === 200) assert.match(got, /\r\n\r\nhello$/);
     assert.doesNotMatch(got, /EXTRA/);
+    assert.equal(got.match(/HTTP\/1\.1 /g)?.length, 1, 'one response');
+    assert.equal(behind.received.length, 0, 'the request behind it reached no origin');
+    assert.deepEqual(linesTo(gw, behind.port), [], 'nor was it routed');
   });
 }
 

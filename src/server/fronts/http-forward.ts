@@ -181,7 +181,12 @@ function relayMessage(
       } else if (response?.complete) {
         // Bytes after a complete response (past its Content-Length, a body on a 204): the
         // response goes out whole; the origin's connection is done, and so is the client's.
-        res.shouldKeepAlive = false;
+        // Its head is already made, keep-alive, so the close follows its last byte, and
+        // nothing pipelined behind it is served.
+        conn.closing = true;
+        const client = conn.socket;
+        if (res.writableFinished) closeClient(client);
+        else res.once('finish', () => closeClient(client));
       } else if (!bodyStarted) {
         // The head parsed, what follows did not (a bad chunk size: 502) or never came (an
         // origin silent for idle_timeout: 504, as before its head): nothing of it has reached

@@ -104,8 +104,9 @@ export class HttpFront {
     q.waiting++;
     const work = q.tail.then(() => {
       q.waiting--;
-      // An answer ahead of this request closed the connection (a 400, a 431): what was
-      // pipelined behind it is not served; the client retries it (RFC 9112 §9.3.2).
+      // An answer ahead of this request closed the connection (a 400, a 431, a response the
+      // origin sent bytes after): what was pipelined behind it is not served; the client
+      // retries it (RFC 9112 §9.3.2).
       return conn.closing ? undefined : serve();
     });
     q.tail = work.catch(failed);
