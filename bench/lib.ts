@@ -1,6 +1,7 @@
 // Shared benchmark pieces: servers, a minimal SOCKS5 client and a minimal Node relay to compare with.
 import { once } from 'node:events';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
 import { decodeReply, encodeGreeting, encodeRequest, NEED_DATA } from '../src/protocol/messages.js';
 import { Cmd } from '../src/protocol/constants.js';
 
@@ -30,10 +31,24 @@ export function sinkServer(): Server {
   });
 }
 
-/** The least a SOCKS5 relay can be: no auth, CONNECT to IPv4 only, pipe both ways. */
-export function minimalRelay(): Server {
+/**
+ * What every relayed connection of socksgate must do beyond moving bytes, and the bare relay
+ * does not: TCP_NODELAY on both sockets, the outbound socket's own address as BND (RFC 1928
+ * §6: a getsockname), and one access-log line through the gateway's logger when it ends.
+ */
+export interface RelayDuties {
+  log: Logger;
+}
+
+/**
+ * The least a SOCKS5 relay can be: no auth, CONNECT to IPv4 only, pipe both ways. With
+ * `duties`, the same relay doing what the contract obliges of each connection as well: the
+ * floor below which no relay that keeps the contract can go.
+ */
+export function minimalRelay(duties?: RelayDuties): Server {
   return createServer((c) => {
     c.on('error', () => {});
+    if (duties) c.setNoDelay(true);
     c.once('data', (greeting: Buffer) => {
       c.write(Buffer.from([5, 0]));
       const request = greeting.length > 2 + greeting[1]! ? greeting.subarray(2 + greeting[1]!) : undefined;
@@ -41,12 +56,24 @@ export function minimalRelay(): Server {
         const host = `${req[4]}.${req[5]}.${req[6]}.${req[7]}`;
         const port = req.readUInt16BE(8);
         const r = connect({ host, port }, () => {
-          c.write(Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0, 0]));
+          const reply = Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0, 0]);
+          if (duties) {
+            r.setNoDelay(true);
+            const bound = r.localAddress!.split('.');
+            for (let i = 0; i < 4; i++) reply[4 + i] = Number(bound[i]);
+            reply.writeUInt16BE(r.localPort!, 8);
+          }
+          c.write(reply);
           if (req.length > 10) r.write(req.subarray(10));
           c.pipe(r);
           r.pipe(c);
         });
         r.on('error', () => c.destroy());
+        if (duties) {
+          c.once('close', () =>
+            duties.log.info({ client: `${c.remoteAddress}:${c.remotePort}`, dest: `${host}:${port}`, up: c.bytesRead, down: c.bytesWritten }, 'connection'),
+          );
+        }
       };
       if (request && request.length >= 10) onRequest(request);
       else c.once('data', onRequest);

@@ -142,11 +142,12 @@ export async function startGatewayProcess(opts: GatewayOptions = {}): Promise<Re
   return { ...relay, metricsPort };
 }
 
-/** The minimal relay of bench/lib.ts (`a.pipe(b)`) alone in a process. */
-export async function startMinimalRelayProcess(): Promise<RelayProcess> {
+/** The minimal relay of bench/lib.ts (`a.pipe(b)`) alone in a process; `duties`: with the contract's per-connection duties. */
+export async function startMinimalRelayProcess(duties = false): Promise<RelayProcess> {
   const port = await freePort();
   buildOnce();
-  return start('bare Node relay', 'socks5', process.execPath, ['bench/.build/bench/minimal-relay-main.js', String(port)], port);
+  const args = ['bench/.build/bench/minimal-relay-main.js', String(port), ...(duties ? ['duties'] : [])];
+  return start(duties ? 'bare relay + duties' : 'bare Node relay', 'socks5', process.execPath, args, port);
 }
 
 /** apify's proxy-chain, the Node HTTP proxy to compare the HTTP front with. */
