@@ -270,9 +270,10 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
    * A UDP association or a BIND holds a connection to the member as a relayed connection does:
    * counted in `active` (least-connections balances on it) until closed, once. The member's
    * object is fresh per call, so its own `close` is wrapped in place (getters such as a
-   * BIND's `listening` stay as they are).
+   * BIND's `listening` stay as they are). A channel the upstream ends is no longer held,
+   * whether or not its user ever calls `close`.
    */
-  function heldOpen<T extends { close(): void }>(m: Member, held: T): T {
+  function heldOpen<T extends { close(): void; onEnd?(listener: () => void): void }>(m: Member, held: T): T {
     const state = m.state;
     state.active++;
     const close = held.close.bind(held);
@@ -283,6 +284,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       state.active--;
       close();
     };
+    held.onEnd?.(() => held.close());
     return held;
   }
 

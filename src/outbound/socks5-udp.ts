@@ -190,6 +190,7 @@ function channel(
   const budget = ctx.udpBudget ?? new ByteBudget(ASSOCIATION_UDP_BYTES);
   const resolve = deps.dns && upstream.remoteDns === false ? datagramResolver(deps.dns, maxQueued, drop, budget, ctx.log) : undefined;
   let closed = false;
+  const ended: Array<() => void> = [];
 
   const sender = new DatagramSender(udp, budget, () => drop('send_error'));
   const close = (): void => {
@@ -203,8 +204,10 @@ function channel(
   tcp.on('data', () => {});
   tcp.on('error', (err) => ctx.log.debug({ err, upstream: name }, 'UDP control connection error'));
   tcp.once('close', () => {
-    if (!closed) ctx.log.debug({ upstream: name }, 'upstream ended the UDP association');
+    if (closed) return;
+    ctx.log.debug({ upstream: name }, 'upstream ended the UDP association');
     close();
+    for (const l of ended) l();
   });
   tcp.resume();
   udp.on('error', (err) => ctx.log.debug({ err, upstream: name }, 'UDP socket error'));
@@ -234,6 +237,7 @@ function channel(
     send,
     onMessage: events.onMessage,
     onDrop: events.onDrop,
+    onEnd: (l) => void ended.push(l),
     local: { host: a.address, port: a.port },
     close,
   };

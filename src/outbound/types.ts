@@ -78,6 +78,8 @@ export interface UdpChannel {
   readonly local?: Destination;
   /** Datagrams the channel itself had to drop (name not resolved, full queue, unsolicited answer). */
   onDrop?(listener: (reason: string, direction: 'up' | 'down') => void): void;
+  /** The far side ended the channel (an upstream closed its association's control connection): nothing more goes through it. */
+  onEnd?(listener: () => void): void;
   close(): void;
 }
 

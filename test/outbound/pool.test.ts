@@ -8,7 +8,9 @@ import { GatewayError, Rep } from '../../src/errors.js';
 import { createPoolOutbound, memberSpec, PoolExhaustedError } from '../../src/outbound/pool.js';
 import { createSocks5Outbound } from '../../src/outbound/socks5.js';
 import type { MemberSpec, Outbound, OutboundContext } from '../../src/outbound/types.js';
+import { startScriptedSocks } from '../helpers/instruments.js';
 import { poolDestination, poolMembers } from '../helpers/pool.js';
+import { startUdpEchoServer } from '../helpers/udp.js';
 import { freePort, readAll, startDante, startMicrosocks, type Destination } from '../helpers/upstreams.js';
 
 const silent = pino({ level: 'silent' });
@@ -187,6 +189,30 @@ test('killing a member mid-run: others take over, retries hide it, health checks
   for (let i = 0; i < 3; i++) after.add((await via(p, d)).peer);
   assert.ok(after.has('127.0.0.25'));
   assert.ok(lines.some((l) => l.msg === 'pool member re-admitted'));
+});
+
+test('a UDP association the upstream ends no longer counts in its member\'s active connections', async (t) => {
+  const relay = await startUdpEchoServer();
+  t.after(() => relay.close());
+  // The upstream grants the association (BND: the echo server's port), then ends it.
+  const up = await startScriptedSocks(Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, relay.port >> 8, relay.port & 0xff]));
+  t.after(() => up.close());
+  const p = createPoolOutbound('udp', pool('least-connections'), { members: specs([member(up)]), log: silent });
+  t.after(() => p.close());
+  const channel = await p.openUdp!(ctx());
+  t.after(() => channel.close());
+  assert.equal(p.stats()[0]!.active, 1);
+  (await up.accepted).destroy();
+  // Nothing calls close: an association that goes on with other destinations keeps it unclosed.
+  // A datagram sent through it is dropped once the channel knows its upstream is gone.
+  const drops: string[] = [];
+  channel.onDrop!((reason) => drops.push(reason));
+  for (let turn = 0; turn < 1_000 && !drops.includes('upstream_closed'); turn++) {
+    channel.send({ host: '127.0.0.1', port: 9 }, Buffer.from('x'));
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assert.ok(drops.includes('upstream_closed'), 'the channel saw its upstream end');
+  assert.equal(p.stats()[0]!.active, 0, 'the ended association still counted as open');
 });
 
 test('UDP and BIND through a pool go to a member that can carry them', async (t) => {
