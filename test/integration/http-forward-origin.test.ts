@@ -403,3 +403,41 @@ test('bytes after a malformed request are not answered again: the slow good one 
   assert.equal(line?.['status'], 200);
   assert.equal(line?.['error'], undefined);
 });
+
+const chunkedPost = (port: number): string => `POST http://127.0.0.1:${port}/upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`;
+
+test('a request body that stops parsing while it is forwarded (a bad chunk size) is a 400 at once, and the connection closes', async (t) => {
+  // Silent until released: the origin waits for the rest of the body, as any would.
+  const origin = await startHeldOrigin('');
+  t.after(() => origin.close());
+  const gw = await startGateway();
+  t.after(() => gw.close(), { timeout: 10_000 });
+  const { s, received } = await rawClientOf(gw, t);
+  s.write(chunkedPost(origin.port), 'latin1');
+  await origin.requested;
+  s.write('zz\r\nbad\r\n0\r\n\r\n', 'latin1');
+  assert.ok(await closedWithin(s, 5_000), 'closed without waiting for idle_timeout');
+  const got = received();
+  assert.match(got, /^HTTP\/1\.1 400 /);
+  assert.equal(got.match(/HTTP\/1\.1 /g)?.length, 1, 'one answer');
+  const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
+  assert.equal(line?.['status'], 400);
+  assert.match(String(line?.['error']), /HPE_INVALID_CHUNK_SIZE/);
+});
+
+test('a request whose body does not parse, pipelined behind one still answered, is a 400 in its turn, and nothing is dialed for it', async (t) => {
+  const first = await startHeldOrigin('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n', 'hello');
+  t.after(() => first.close());
+  const second = await startScriptedOrigin('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', (got) => got.includes('0\r\n\r\n'));
+  t.after(() => second.close());
+  const gw = await startGateway();
+  t.after(() => gw.close(), { timeout: 10_000 });
+  const { s, received } = await rawClientOf(gw, t);
+  s.write(get(first.port, '/slow') + chunkedPost(second.port) + 'zz\r\nbad\r\n0\r\n\r\n', 'latin1');
+  await first.requested;
+  first.release();
+  assert.ok(await closedWithin(s, 5_000), 'closed without waiting for idle_timeout');
+  const got = received();
+  assert.deepEqual([...got.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1])), [200, 400]);
+  assert.equal(second.received.length, 0, 'nothing reached the second origin');
+});

@@ -32,6 +32,32 @@ const HOP_BY_HOP = new Set([
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * Requests whose body stopped parsing (a bad chunk size): node's parser tells the front, never
+ * the request, which would wait for the rest of its body, and the origin with it, until
+ * idle_timeout. The front records it here; the request is answered 400 in its turn, or in
+ * the middle of its relay, and the connection closes after it.
+ */
+const malformed = new WeakMap<IncomingMessage, ProtocolError>();
+/** The relay of each request whose body is being forwarded now: how it is cut short. */
+const relaying = new WeakMap<IncomingMessage, (err: ProtocolError) => void>();
+
+/** The front's word that the rest of `req`'s body did not parse (`code`: node's parser error). */
+export function bodyDidNotParse(req: IncomingMessage, code: string): void {
+  const err = new ProtocolError(`request body did not parse (${code})`);
+  malformed.set(req, err);
+  relaying.get(req)?.(err);
+}
+
+/** The error of a body that did not parse, the connection then marked to close after its answer. */
+function bodyError(conn: ClientConnection, req: IncomingMessage, res: ServerResponse): ProtocolError | undefined {
+  const err = malformed.get(req);
+  if (err === undefined) return undefined;
+  conn.closing = true;
+  res.shouldKeepAlive = false;
+  return err;
+}
+
 export async function forward(conn: ClientConnection, req: IncomingMessage, res: ServerResponse): Promise<void> {
   conn.handshakeDone();
   const started = performance.now();
@@ -67,8 +93,16 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     const who = checked instanceof Promise ? await checked : checked;
     if (who.user !== undefined) record.user = who.user;
     ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest, ...who }, snapshot);
+    const cut = bodyError(conn, req, res);
+    if (cut) throw cut; // nothing is dialed for a request that cannot be sent whole
     admit(ctx);
     origin = await openConnect(ctx);
+    const late = bodyError(conn, req, res);
+    if (late) {
+      origin.socket.destroy();
+      origin.release?.();
+      throw late;
+    }
   } catch (err) {
     // A client waiting for 100 Continue sends no body: the connection ends with the answer
     // (whether the body follows anyway is the client's choice, and nothing could tell).
@@ -203,9 +237,15 @@ function relayMessage(
     out.on('close', () => {
       if (!res.headersSent && !res.destroyed) badGateway('origin closed without a response');
     });
+    // A body that stops parsing on the way: the origin connection goes, and out's 'error' answers.
+    relaying.set(req, (err) => {
+      bodyError(conn, req, res);
+      socket.destroy(err);
+    });
     req.pipe(out);
     if (throttle) limitReader(req, out, throttle);
     void done(res).then(() => {
+      relaying.delete(req);
       finish();
       // An answer before the whole request body (a 413 or a redirect on an upload): the rest
       // of the body is read and dropped, as node does for a body nobody reads, and the next

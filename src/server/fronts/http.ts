@@ -15,7 +15,7 @@ import { refuse, serve } from '../pipeline.js';
 import type { ChunkReader } from '../reader.js';
 import type { Front } from '../request.js';
 import { answer, authenticate, rawResponse, reasonOf, statusOf } from './http-answer.js';
-import { forward } from './http-forward.js';
+import { bodyDidNotParse, forward } from './http-forward.js';
 import { requestContext } from './context.js';
 
 /** Request heads beyond these are refused (431/400) before anything is routed. */
@@ -42,6 +42,8 @@ export class HttpFront {
   readonly #queues = new WeakMap<ClientConnection, { tail: Promise<void>; waiting: number }>();
   /** Clients whose head did not parse: node's parser stays failed and reports every later read again. */
   readonly #unparsable = new WeakSet<Socket>();
+  /** Each client's latest absolute-form request: while incomplete, node's parser is in its body. */
+  readonly #latest = new WeakMap<Socket, IncomingMessage>();
 
   constructor() {
     this.#server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, connectionsCheckingInterval: 250 });
@@ -141,6 +143,7 @@ export class HttpFront {
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     const conn = this.#clients.get(req.socket as Socket);
     if (!conn) return void res.destroy();
+    this.#latest.set(req.socket as Socket, req);
     // node parsed this head whole and goes on with what follows it: the 431 goes out through
     // its response, in turn, and closes the connection, so nothing behind it is served.
     if (tooManyFields(req)) return this.#refuseHead(conn, TOO_MANY_FIELDS, req.socket as Socket, res);
@@ -163,6 +166,9 @@ export class HttpFront {
     if (this.#unparsable.has(socket)) return;
     this.#unparsable.add(socket);
     if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    // In the body of a request (a bad chunk size): that request gets the 400, in its turn.
+    const req = this.#latest.get(socket);
+    if (req !== undefined && !req.complete) bodyDidNotParse(req, err.code ?? err.message);
     this.#refuseHead(this.#clients.get(socket), err, socket);
   }
 
@@ -174,6 +180,9 @@ export class HttpFront {
    */
   #refuseHead(conn: ClientConnection | undefined, err: NodeJS.ErrnoException, socket: Socket, res?: ServerResponse): void {
     const reply = (): void => {
+      // An answer ahead of this one closes the connection already (the request whose body
+      // this error cut short got the 400): nothing more is said or logged.
+      if (conn?.closing) return;
       const status = err.code === 'HPE_HEADER_OVERFLOW' || err === TOO_MANY_FIELDS ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       const line = status === 431 ? 'request header too large' : status === 408 ? 'request head timeout' : 'bad request';
       if (conn) {
