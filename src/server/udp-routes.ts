@@ -180,9 +180,23 @@ export class UdpRoutes {
   #forgetOldest(): void {
     const [key, t] = this.#decisions.entries().next().value!;
     this.#decisions.delete(key);
-    if (t instanceof Promise || t.kind !== 'channel') return;
+    if (t instanceof Promise) {
+      // Still routing or opening its channel: once settled it counts in no channel's users, so
+      // a channel of a replaced config it opened would stay open, unused, as long as the
+      // association. It closes then instead, after the datagrams that waited for it have gone
+      // (their callbacks were chained before this one).
+      void t.then((settled) => this.#closeIfUnused(settled));
+      return;
+    }
+    if (t.kind !== 'channel') return;
     const open = this.#open.get(t.channel);
     if (open !== undefined && --open.users === 0 && !this.#isLive(open)) this.#forget(open.outbound, t.channel);
+  }
+
+  #closeIfUnused(t: UdpTarget): void {
+    if (t.kind !== 'channel') return;
+    const open = this.#open.get(t.channel);
+    if (open !== undefined && open.users === 0 && !this.#isLive(open)) this.#forget(open.outbound, t.channel);
   }
 
   /** After a reload: the channels of replaced configs that no remembered destination uses. */

@@ -7,7 +7,9 @@ import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { MAX_DESTINATIONS } from '../../src/server/udp-associate.js';
-import { startGateway } from '../helpers/index.js';
+import { once } from 'node:events';
+import { closedWithin, startGateway } from '../helpers/index.js';
+import { startHeldListener } from '../helpers/instruments.js';
 import { startUdpEchoServer, udpAssociation, udpLogLine, type SocksUdpClient } from '../helpers/udp.js';
 
 function configOf(partial: Record<string, unknown>): Config {
@@ -114,5 +116,29 @@ test('a UDP channel of the live config stays open without destinations; after a 
   c.send({ host: '10.255.255.255', port: 9 }, 'new after the reload');
   const ended = await up.accessLog((l) => l['cmd'] === 'udp');
   assert.ok(ended, 'the association through the upstream ended');
+  assert.equal(c.control.destroyed, false);
+});
+
+test('a channel of a replaced config whose only destination was forgotten while it opened closes once open', async (t) => {
+  // The upstream answers the ASSOCIATE only when the test says: the channel is still opening
+  // when the reload comes and the destination that asked for it is crowded out.
+  const up = await startHeldListener();
+  t.after(() => up.close());
+  const far = await startUdpEchoServer();
+  t.after(() => far.close());
+  const config = throughUpstream(up, far);
+  const { echo, gw, c } = await udpAssociation(t, config);
+  c.send({ host: far.host, port: far.port }, 'via-up');
+  await up.accepting(1);
+  const control = up.accepted[0]!;
+  control.pause();
+  await once(control, 'readable');
+  control.read(); // the greeting
+  control.write(Buffer.from([5, 0]));
+
+  await gw.gw.reload(configOf(config));
+  await crowdOut(c, echo);
+  control.write(Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, far.port >> 8, far.port & 0xff]));
+  assert.ok(await closedWithin(control, 5_000), 'the association through the upstream was left open, used by nothing');
   assert.equal(c.control.destroyed, false);
 });
