@@ -202,6 +202,10 @@ export class UdpRoutes {
   /** After a reload: the channels of replaced configs that no remembered destination uses. */
   #closeUnused(): void {
     for (const [channel, open] of this.#open) if (open.users === 0 && !this.#isLive(open)) this.#forget(open.outbound, channel);
+    // A channel that failed to open is remembered to hold off retries; a replaced config's
+    // never opens again, and the entry would keep that config's outbound for the association's life.
+    const live = new Set(this.#ctx.current().outbounds.values());
+    for (const [outbound, state] of this.#channels) if (state.failedAt !== undefined && !live.has(outbound)) this.#channels.delete(outbound);
   }
 
   /** The live config's own channel for its action: a new destination may need it any moment. */

@@ -8,7 +8,11 @@ import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { MAX_DESTINATIONS } from '../../src/server/udp-associate.js';
 import { once } from 'node:events';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { closedWithin, startGateway } from '../helpers/index.js';
+import { metricValue } from '../helpers/metrics.js';
+import { freePort } from '../helpers/upstreams.js';
 import { startHeldListener } from '../helpers/instruments.js';
 import { startUdpEchoServer, udpAssociation, udpLogLine, type SocksUdpClient } from '../helpers/udp.js';
 
@@ -141,4 +145,31 @@ test('a channel of a replaced config whose only destination was forgotten while 
   control.write(Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, far.port >> 8, far.port & 0xff]));
   assert.ok(await closedWithin(control, 5_000), 'the association through the upstream was left open, used by nothing');
   assert.equal(c.control.destroyed, false);
+});
+
+test('a channel of a replaced config that failed to open is let go at the next new destination: the association keeps no replaced outbound', async (t) => {
+  // gc() for this test alone: whether the replaced outbound can be collected is the point.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const far = await startUdpEchoServer();
+  t.after(() => far.close());
+  // Nothing listens at the upstream's port: every channel through it fails to open.
+  const config = throughUpstream({ host: '127.0.0.1', port: await freePort('127.0.0.1') }, far);
+  const { echo, gw, c } = await udpAssociation(t, config);
+  // The association's own snapshot stays reachable through it; the one in between must not.
+  await gw.gw.reload(configOf(config));
+  const between = new WeakRef(gw.gw.snapshot.outbounds.get('up')!);
+  c.send({ host: far.host, port: far.port }, 'via-up');
+  const failed = (): Promise<number> => metricValue(gw.gw, 'socksgate_udp_datagrams_total', { direction: 'up', result: 'upstream_failed' });
+  for (let i = 0; i < 250 && !((await failed()) >= 1); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(await failed(), 1, 'the channel through the missing upstream did not fail');
+
+  await gw.gw.reload(configOf(config));
+  c.send({ host: echo.host, port: echo.port }, 'new destination');
+  assert.equal((await c.receive())?.data.toString(), 'new destination');
+  for (let i = 0; i < 3 && between.deref(); i++) {
+    await new Promise((r) => setImmediate(r));
+    gc();
+  }
+  assert.equal(between.deref(), undefined, 'the association still holds the outbound of a replaced config');
 });
