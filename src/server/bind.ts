@@ -54,7 +54,13 @@ async function open(ctx: CommandContext, action: string, outbound: Outbound): Pr
   }
   const bind = (outbound as Outbound & DatagramOutbound).bind;
   if (!bind) throw new GatewayError('GW_ERR_BIND_UNSUPPORTED', `outbound "${outbound.name}" cannot BIND`, Rep.COMMAND_NOT_SUPPORTED);
-  return bind.call(outbound, ctx.dest, outboundContext(ctx));
+  const octx = outboundContext(ctx);
+  try {
+    return await bind.call(outbound, ctx.dest, octx);
+  } finally {
+    // A pool names the member it tried last: the one that carries the BIND, or that refused it.
+    if (octx.member !== undefined) ctx.record.member = octx.member;
+  }
 }
 
 const BIND_TIMEOUT = new GatewayError('GW_ERR_BIND_TIMEOUT', 'bind timeout', Rep.TTL_EXPIRED);

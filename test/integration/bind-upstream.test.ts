@@ -161,3 +161,38 @@ test('BIND through a chain to an upstream whose name has both families: a 0.0.0.
   assert.deepEqual(await readReply(s), { rep: 0, bound: { host: '127.0.0.167', port: 8080 } });
   assert.equal((await last.accepted).remoteAddress, '::1', 'the chain reached the upstream over IPv6');
 });
+
+test('BIND through a pool: the access-log line names the member that carried it, or the one that refused it', async (t) => {
+  const dante = await startDante({ host: '127.0.0.9' });
+  t.after(() => dante.close());
+  const refusing = await startMicrosocks({ host: '127.0.0.10' });
+  t.after(() => refusing.close());
+  const carrier = `socks5://${dante.host}:${dante.port}`;
+  const refuser = `socks5://${refusing.host}:${refusing.port}`;
+  const gw = await startGateway({
+    upstreams: {
+      carry: { type: 'pool', members: [carrier] },
+      refuse: { type: 'pool', members: [refuser] },
+    },
+    // The BIND's DST (the peer it expects) picks the pool.
+    rules: [
+      { name: 'carry', commands: ['bind'], cidrs: ['127.0.0.1/32'], action: 'carry' },
+      { name: 'refuse', commands: ['bind'], cidrs: ['127.0.0.2/32'], action: 'refuse' },
+    ],
+  });
+  t.after(() => gw.close());
+
+  const ok = await rawBind(gw.port, { host: '127.0.0.1', port: 0 });
+  t.after(() => ok.s.destroy());
+  assert.equal((await readReply(ok.s))?.rep, 0);
+  ok.s.destroy();
+  const carried = await gw.accessLog((l) => l.cmd === 'bind' && l.rule === 'carry');
+  assert.equal(carried?.member, carrier);
+
+  const no = await rawBind(gw.port, { host: '127.0.0.2', port: 0 });
+  t.after(() => no.s.destroy());
+  assert.equal((await readReply(no.s))?.rep, 7, 'microsocks does not BIND');
+  const refused = await gw.accessLog((l) => l.cmd === 'bind' && l.rule === 'refuse');
+  assert.equal(refused?.rep, 7);
+  assert.equal(refused?.member, refuser);
+});
