@@ -69,6 +69,21 @@ test('an origin-form request gets 400 and a short reason', async () => {
   await stillServes();
 });
 
+test('an HTTP/1.1 absolute-form request without Host gets 400 with a reason, and is logged with it', async () => {
+  const s = await rawClient(gw.port);
+  const port = s.localPort;
+  s.write(`GET ${web.url}/no-host HTTP/1.1\r\nConnection: close\r\n\r\n`);
+  const got = await readBytes(s, 4096, 3_000);
+  s.destroy();
+  const text = got.toString('latin1');
+  assert.match(text, /^HTTP\/1\.1 400 /);
+  assert.match(text, /Host/, text);
+  const line = await gw.accessLog((l) => l.protocol === 'http' && l.client === `127.0.0.1:${port}`);
+  assert.equal(line?.status, 400, JSON.stringify(line));
+  assert.match(String(line?.error), /Host/);
+  await stillServes();
+});
+
 test('garbage after an ASCII first byte: 400, then closed', async () => {
   const { text, closed } = await exchange('Hxyz \x01\x02 nonsense\r\n\r\n');
   assert.match(text, /^HTTP\/1\.1 400 /);

@@ -86,6 +86,8 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     target = absoluteTarget(req.url ?? '');
     const { dest } = target;
     record.dest = formatAddress(dest);
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400, though the target names the host.
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) throw new ProtocolError('HTTP/1.1 request without a Host header');
     // Each request on a kept-alive connection is checked and routed on the config live now:
     // a reload that revokes a password or blocks a destination reaches it.
     const snapshot = conn.current();

@@ -46,7 +46,9 @@ export class HttpFront {
   readonly #latest = new WeakMap<Socket, IncomingMessage>();
 
   constructor() {
-    this.#server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, connectionsCheckingInterval: 250 });
+    // requireHostHeader off: node would answer an HTTP/1.1 request without Host itself (an empty
+    // 400, never logged); forward() refuses it with its reason and an access-log line instead.
+    this.#server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, connectionsCheckingInterval: 250, requireHostHeader: false });
     // node keeps the first maxHeadersCount fields and drops the rest silently: one more than
     // allowed is kept, so a head with too many is seen, and refused (431), not cut short.
     this.#server.maxHeadersCount = MAX_HEADERS + 1;
