@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cmd } from '../../src/protocol/constants.js';
 import { decodeReply, encodeGreeting, encodeRequest, NEED_DATA } from '../../src/protocol/messages.js';
+import { curl } from '../helpers/curl.js';
 import { rawClient, startGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
 import { makePki, startMicrosocks, startTinyproxy, startTlsTerminator } from '../helpers/upstreams.js';
@@ -107,5 +108,54 @@ test('up and down are the payloads exactly: direct, through SOCKS5, HTTP and htt
     assert.ok(line, `${rule}: logged`);
     assert.equal(line.up, early.length + more.length, `${rule}: up is the early data and the rest, no handshake bytes`);
     assert.equal(line.down, BANNER.length + early.length + more.length, `${rule}: down is the banner and the echo, no upstream reply bytes`);
+  }
+});
+
+const RESPONSE = 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello';
+
+/** An origin that reads one request head, counts its bytes, answers RESPONSE and closes. */
+async function countingOrigin(): Promise<{ port: number; received: number[]; close(): Promise<void> }> {
+  const received: number[] = [];
+  const server = createServer((s) => {
+    s.on('error', () => {});
+    let head = '';
+    s.on('data', (c: Buffer) => {
+      head += c.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      received.push(head.length);
+      s.end(RESPONSE);
+    });
+  });
+  return { received, ...(await listenTracked(server)) };
+}
+
+test('absolute-form HTTP requests: up and down are what crossed to and from the origin, direct or through SOCKS5 and HTTP upstreams', async (t) => {
+  const micro = await startMicrosocks({ host: '127.0.0.61' });
+  t.after(() => micro.close());
+  const tiny = await startTinyproxy({ host: '127.0.0.62', user: 'u', pass: 'p' });
+  t.after(() => tiny.close());
+  const origins = { 'via-socks': await countingOrigin(), 'via-http': await countingOrigin(), default: await countingOrigin() };
+  for (const o of Object.values(origins)) t.after(() => o.close());
+  const gw = await startGateway({
+    upstreams: {
+      socks: { type: 'socks5', host: micro.host, port: micro.port },
+      http: { type: 'http', host: tiny.host, port: tiny.port, username: 'u', password: 'p' },
+    },
+    rules: [
+      { name: 'via-socks', ports: [origins['via-socks'].port], action: 'socks' },
+      { name: 'via-http', ports: [origins['via-http'].port], action: 'http' },
+    ],
+    default: 'direct',
+  });
+  t.after(() => gw.close());
+
+  for (const [rule, origin] of Object.entries(origins)) {
+    const r = await curl(['-s', '-x', `http://127.0.0.1:${gw.port}`, `http://127.0.0.1:${origin.port}/counted`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'hello');
+    const line = await gw.accessLog((l) => l.protocol === 'http' && l.rule === rule);
+    assert.ok(line, `${rule}: logged`);
+    assert.equal(line.up, origin.received[0], `${rule}: up is the request the origin got, no upstream handshake bytes`);
+    assert.equal(line.down, RESPONSE.length, `${rule}: down is the origin's response, no upstream reply bytes`);
   }
 });

@@ -149,6 +149,11 @@ function relayMessage(
 ): Promise<void> {
   const socket = origin.socket;
   if (origin.head?.length && !socket.readableEnded) socket.unshift(origin.head);
+  // Counted from here, as the relay counts: through an upstream the socket's totals already
+  // hold the proxy handshake, and bytes read with its reply but not yet consumed are the
+  // origin's (in the stream's buffer, counted once they are read from it).
+  const upFrom = socket.bytesWritten;
+  const downFrom = socket.bytesRead - socket.readableLength;
   socket.setTimeout(conn.snapshot.config.limits.idle_timeout, () => socket.destroy(ORIGIN_IDLE));
   // RFC 9112 §3.2.2: Host is the request target's authority, whatever the client's Host said.
   const headers = endToEnd(req.rawHeaders).filter(([k]) => k.toLowerCase() !== 'host');
@@ -158,8 +163,8 @@ function relayMessage(
   const coding = req.headers['transfer-encoding'];
   if (coding !== undefined) headers.push(['Transfer-Encoding', coding]);
   const finish = (): void => {
-    record.up = socket.bytesWritten;
-    record.down = socket.bytesRead + (origin.head?.length ?? 0);
+    record.up = socket.bytesWritten - upFrom;
+    record.down = socket.bytesRead - socket.readableLength - downFrom;
     socket.destroy();
     origin.release?.();
   };
