@@ -96,6 +96,9 @@ export class ClientConnection implements LiveConnection, Cancellation {
   /** Listeners of the connection as a Cancellation (a dial in progress): called once, at its end. */
   #onAbort: Array<() => void> | undefined;
   #remote: Socket | undefined;
+  /** #remote's totals when attached (an upstream's handshake is in them): live counts start there. */
+  #remoteUpFrom = 0;
+  #remoteDownFrom = 0;
   /** Keepalive is on for #remote. */
   #remoteKept = false;
   #inHandshake = true;
@@ -184,6 +187,9 @@ export class ClientConnection implements LiveConnection, Cancellation {
    */
   attach(remote: Socket): void {
     this.#remote = remote;
+    // Bytes read with the upstream's reply but not consumed yet are the destination's.
+    this.#remoteUpFrom = remote.bytesWritten;
+    this.#remoteDownFrom = remote.bytesRead - remote.readableLength;
     this.#remoteKept = false;
     remote.on('close', letGoOnClose);
     if (this.#controller && getEventListeners(this.#controller.signal, 'abort').length === 0) this.#controller = undefined;
@@ -236,8 +242,8 @@ export class ClientConnection implements LiveConnection, Cancellation {
     // Live counts while relaying: what crossed the outbound socket so far.
     const remote = this.#remote;
     if (remote && r.up === 0 && r.down === 0) {
-      info.up = remote.bytesWritten;
-      info.down = remote.bytesRead;
+      info.up = remote.bytesWritten - this.#remoteUpFrom;
+      info.down = remote.bytesRead - remote.readableLength - this.#remoteDownFrom;
     }
     return info;
   }

@@ -89,6 +89,30 @@ test('a killed connection ends for its client, on both sockets, and its access-l
   assert.deepEqual((await api.request('GET', '/api/connections')).json, []);
 });
 
+test('an open connection through an upstream shows the bytes it relayed, not the upstream handshake', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const up = await startMicrosocks({ host: '127.0.0.63' });
+  t.after(() => up.close());
+  const gw = await startGateway({ metrics: ADMIN, upstreams: { up: { type: 'socks5', host: up.host, port: up.port } }, default: 'up' });
+  t.after(() => gw.close());
+  const api = adminClient(gw.gw, TOKEN);
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 3_000);
+  t.after(() => socket.destroy());
+  socket.write('ping');
+  await once(socket, 'data');
+
+  const list = (await api.request('GET', '/api/connections')).json as Array<Record<string, unknown>>;
+  const conn = list.find((c) => c.destination === `127.0.0.1:${echo.port}`);
+  assert.ok(conn, JSON.stringify(list));
+  assert.deepEqual(conn.bytes, { up: 4, down: 4 }, JSON.stringify(conn));
+  const stats = (await api.request('GET', '/api/stats')).json as { bytes: { up: number; down: number } };
+  assert.deepEqual(stats.bytes, { up: 4, down: 4 }, JSON.stringify(stats));
+  socket.destroy();
+  const line = await gw.accessLog((l) => l.dest === `127.0.0.1:${echo.port}`, 5_000);
+  assert.deepEqual([line?.up, line?.down], [4, 4], 'the access log agrees');
+});
+
 test('a ban takes a member out of rotation for new requests at once, an unban brings it back; no password in any answer', async (t) => {
   const dest = await startDestination();
   t.after(() => dest.close());
