@@ -1,10 +1,10 @@
 // The admin API as an operator uses it: real HTTP requests to the admin listener of a
 // gateway started here, real SOCKS clients, real microsocks pool members.
-import { test } from '../helpers/test.js';
+import { test, type TestContext } from '../helpers/test.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createConnection, createServer } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -15,6 +15,18 @@ import { readAll, startDestination, startMicrosocks } from '../helpers/upstreams
 
 const TOKEN = 'admin-token-7f3a';
 const ADMIN = { host: '127.0.0.1', port: 0, api_token: TOKEN };
+
+/** A SOCKS5 tunnel to `echoPort` that has echoed "ping", and its entry in /api/connections. */
+async function openTunnel(t: TestContext, gwPort: number, api: ReturnType<typeof adminClient>, echoPort: number): Promise<{ socket: Socket; conn: Record<string, unknown> }> {
+  const { socket } = await socksConnect(gwPort, { host: '127.0.0.1', port: echoPort }, 3_000);
+  t.after(() => socket.destroy());
+  socket.write('ping');
+  await once(socket, 'data');
+  const list = (await api.request('GET', '/api/connections')).json as Array<Record<string, unknown>>;
+  const conn = list.find((c) => c.destination === `127.0.0.1:${echoPort}`);
+  assert.ok(conn, JSON.stringify(list));
+  return { socket, conn };
+}
 
 test('without api_token there is no /api and no status page; with it, a missing or wrong token gets 401', async (t) => {
   const plain = await startGateway({ metrics: { host: '127.0.0.1', port: 0 } });
@@ -57,14 +69,7 @@ test('a killed connection ends for its client, on both sockets, and its access-l
   const gw = await startGateway({ metrics: ADMIN, rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }] });
   t.after(() => gw.close());
   const api = adminClient(gw.gw, TOKEN);
-  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 3_000);
-  t.after(() => socket.destroy());
-  socket.write('ping');
-  await once(socket, 'data');
-
-  const list = (await api.request('GET', '/api/connections')).json as Array<Record<string, unknown>>;
-  const conn = list.find((c) => c.destination === `127.0.0.1:${echo.port}`);
-  assert.ok(conn, JSON.stringify(list));
+  const { socket, conn } = await openTunnel(t, gw.port, api, echo.port);
   assert.equal(conn.command, 'connect');
   assert.equal(conn.protocol, 'socks5');
   assert.equal(conn.rule, 'lo');
@@ -97,14 +102,7 @@ test('an open connection through an upstream shows the bytes it relayed, not the
   const gw = await startGateway({ metrics: ADMIN, upstreams: { up: { type: 'socks5', host: up.host, port: up.port } }, default: 'up' });
   t.after(() => gw.close());
   const api = adminClient(gw.gw, TOKEN);
-  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 3_000);
-  t.after(() => socket.destroy());
-  socket.write('ping');
-  await once(socket, 'data');
-
-  const list = (await api.request('GET', '/api/connections')).json as Array<Record<string, unknown>>;
-  const conn = list.find((c) => c.destination === `127.0.0.1:${echo.port}`);
-  assert.ok(conn, JSON.stringify(list));
+  const { socket, conn } = await openTunnel(t, gw.port, api, echo.port);
   assert.deepEqual(conn.bytes, { up: 4, down: 4 }, JSON.stringify(conn));
   const stats = (await api.request('GET', '/api/stats')).json as { bytes: { up: number; down: number } };
   assert.deepEqual(stats.bytes, { up: 4, down: 4 }, JSON.stringify(stats));

@@ -1,7 +1,7 @@
 // A reload and the UDP associations already open: a destination first sent to after the
 // reload is routed, checked and resolved on the reloaded config, whatever the association
 // used before it.
-import { test } from '../helpers/test.js';
+import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
@@ -78,16 +78,25 @@ async function crowdOut(c: SocksUdpClient, echo: { host: string; port: number },
   }
 }
 
-test('after a reload, a UDP channel through an upstream closes once no remembered destination uses it', async (t) => {
-  // The upstream is a second gateway: its access log has a line when an association through it ends.
+/**
+ * An association whose datagrams to `far` go through the socks5 upstream `up` (a second
+ * gateway: its access log has a line when an association through it ends), with one
+ * datagram through it answered: the channel is open.
+ */
+async function throughOpenChannel(t: TestContext) {
   const up = await startGateway();
   t.after(() => up.close());
   const far = await startUdpEchoServer();
   t.after(() => far.close());
   const config = throughUpstream(up, far);
-  const { echo, gw, c } = await udpAssociation(t, config);
-  c.send({ host: far.host, port: far.port }, 'via-up');
-  assert.equal((await c.receive())?.data.toString(), 'via-up', 'a channel through the upstream is open');
+  const association = await udpAssociation(t, config);
+  association.c.send({ host: far.host, port: far.port }, 'via-up');
+  assert.equal((await association.c.receive())?.data.toString(), 'via-up', 'a channel through the upstream is open');
+  return { ...association, up, far, config };
+}
+
+test('after a reload, a UDP channel through an upstream closes once no remembered destination uses it', async (t) => {
+  const { echo, gw, c, up, far, config } = await throughOpenChannel(t);
 
   await gw.gw.reload(configOf(config));
   await crowdOut(c, echo);
@@ -100,14 +109,7 @@ test('after a reload, a UDP channel through an upstream closes once no remembere
 });
 
 test('a UDP channel of the live config stays open without destinations; after a reload, the next new destination closes it', async (t) => {
-  const up = await startGateway();
-  t.after(() => up.close());
-  const far = await startUdpEchoServer();
-  t.after(() => far.close());
-  const config = throughUpstream(up, far);
-  const { echo, gw, c } = await udpAssociation(t, config);
-  c.send({ host: far.host, port: far.port }, 'via-up');
-  assert.equal((await c.receive())?.data.toString(), 'via-up');
+  const { echo, gw, c, up, far, config } = await throughOpenChannel(t);
   await crowdOut(c, echo);
   // Forgotten, but the config that opened it is still live: the same channel carries it again.
   c.send({ host: far.host, port: far.port }, 'again');
