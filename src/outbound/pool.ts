@@ -250,18 +250,26 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     return handOut(m, value);
   }
 
-  function handOut(m: Member, conn: Connection): Connection {
+  /** One more open connection on `m`, until the returned function first runs (it says whether that was now). */
+  function hold(m: Member): () => boolean {
     const state = m.state;
     state.active++;
     let released = false;
+    return () => {
+      if (released) return false;
+      released = true;
+      state.active--;
+      return true;
+    };
+  }
+
+  function handOut(m: Member, conn: Connection): Connection {
+    const letGo = hold(m);
     return {
       ...conn,
       member: conn.member ?? m.name,
       release: () => {
-        if (released) return;
-        released = true;
-        state.active--;
-        conn.release?.();
+        if (letGo()) conn.release?.();
       },
     };
   }
@@ -274,15 +282,10 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
    * whether or not its user ever calls `close`.
    */
   function heldOpen<T extends { close(): void; onEnd?(listener: () => void): void }>(m: Member, held: T): T {
-    const state = m.state;
-    state.active++;
+    const letGo = hold(m);
     const close = held.close.bind(held);
-    let closed = false;
     held.close = () => {
-      if (closed) return;
-      closed = true;
-      state.active--;
-      close();
+      if (letGo()) close();
     };
     held.onEnd?.(() => held.close());
     return held;

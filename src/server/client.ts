@@ -18,6 +18,7 @@ import type { ConnectionLimits, Limits } from './limits.js';
 import { logAccess } from './pipeline.js';
 import { readProxyHeader, type ProxyHeaderPolicy } from './proxy-header.js';
 import { ChunkReader } from './reader.js';
+import { consumed } from './relay.js';
 import type { ConnectionInfo, ConnectionRegistry, LiveConnection } from './registry.js';
 
 /**
@@ -189,7 +190,7 @@ export class ClientConnection implements LiveConnection, Cancellation {
     this.#remote = remote;
     // Bytes read with the upstream's reply but not consumed yet are the destination's.
     this.#remoteUpFrom = remote.bytesWritten;
-    this.#remoteDownFrom = remote.bytesRead - remote.readableLength;
+    this.#remoteDownFrom = consumed(remote);
     this.#remoteKept = false;
     remote.on('close', letGoOnClose);
     if (this.#controller && getEventListeners(this.#controller.signal, 'abort').length === 0) this.#controller = undefined;
@@ -243,7 +244,7 @@ export class ClientConnection implements LiveConnection, Cancellation {
     const remote = this.#remote;
     if (remote && r.up === 0 && r.down === 0) {
       info.up = remote.bytesWritten - this.#remoteUpFrom;
-      info.down = remote.bytesRead - remote.readableLength - this.#remoteDownFrom;
+      info.down = consumed(remote) - this.#remoteDownFrom;
     }
     return info;
   }

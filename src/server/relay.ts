@@ -4,6 +4,15 @@ import { forward } from './forward.js';
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * Bytes taken out of `socket` so far: what it read less what its stream still holds. The
+ * byte counts of every relayed request are differences of this (and of bytesWritten), taken
+ * from where the request's own bytes start: an upstream's handshake is before that.
+ */
+export function consumed(socket: Socket): number {
+  return socket.bytesRead - socket.readableLength;
+}
+
 export interface RelayOptions {
   /** Both directions silent this long → both sockets destroyed. 0 = never. */
   idleTimeout: number;
@@ -36,8 +45,8 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
     // relay passes on is what each socket read from now on, plus what its stream already held
     // (read before the relay, not yet consumed), less what is left unconsumed at the end.
     const early = opts.early ?? EMPTY;
-    const upFrom = client.bytesRead - client.readableLength - early.length;
-    const downFrom = remote.bytesRead - remote.readableLength;
+    const upFrom = consumed(client) - early.length;
+    const downFrom = consumed(remote);
 
     let open = 2;
     let releaseUp = noop;
@@ -54,8 +63,8 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
       releaseUp();
       releaseDown();
       if (opts.idleTimeout > 0) client.setTimeout(0);
-      result.up = client.bytesRead - client.readableLength - upFrom;
-      result.down = remote.bytesRead - remote.readableLength - downFrom;
+      result.up = consumed(client) - upFrom;
+      result.down = consumed(remote) - downFrom;
       resolve(result);
     };
     const onClientClose = (): void => {

@@ -190,18 +190,24 @@ export class UdpRoutes {
     }
     if (t.kind !== 'channel') return;
     const open = this.#open.get(t.channel);
-    if (open !== undefined && --open.users === 0 && !this.#isLive(open)) this.#forget(open.outbound, t.channel);
+    if (open !== undefined) open.users--;
+    this.#closeIfUnused(t);
   }
 
+  /** Closes the channel `t` names when no remembered destination uses it and a reload replaced its config. */
   #closeIfUnused(t: UdpTarget): void {
     if (t.kind !== 'channel') return;
     const open = this.#open.get(t.channel);
-    if (open !== undefined && open.users === 0 && !this.#isLive(open)) this.#forget(open.outbound, t.channel);
+    if (open !== undefined && this.#unused(open)) this.#forget(open.outbound, t.channel);
+  }
+
+  #unused(open: OpenChannel): boolean {
+    return open.users === 0 && !this.#isLive(open);
   }
 
   /** After a reload: the channels of replaced configs that no remembered destination uses. */
   #closeUnused(): void {
-    for (const [channel, open] of this.#open) if (open.users === 0 && !this.#isLive(open)) this.#forget(open.outbound, channel);
+    for (const [channel, open] of this.#open) if (this.#unused(open)) this.#forget(open.outbound, channel);
     // A channel that failed to open is remembered to hold off retries; a replaced config's
     // never opens again, and the entry would keep that config's outbound for the association's life.
     const live = new Set(this.#ctx.current().outbounds.values());

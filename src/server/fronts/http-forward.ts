@@ -13,6 +13,7 @@ import type { ClientConnection } from '../client.js';
 import { closeClient } from '../close.js';
 import { formatAddress } from '../context.js';
 import { admit, openConnect, refuse } from '../pipeline.js';
+import { consumed } from '../relay.js';
 import type { Front } from '../request.js';
 import { answer, authenticate, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { requestContext } from './context.js';
@@ -153,7 +154,7 @@ function relayMessage(
   // hold the proxy handshake, and bytes read with its reply but not yet consumed are the
   // origin's (in the stream's buffer, counted once they are read from it).
   const upFrom = socket.bytesWritten;
-  const downFrom = socket.bytesRead - socket.readableLength;
+  const downFrom = consumed(socket);
   socket.setTimeout(conn.snapshot.config.limits.idle_timeout, () => socket.destroy(ORIGIN_IDLE));
   // RFC 9112 §3.2.2: Host is the request target's authority, whatever the client's Host said.
   const headers = endToEnd(req.rawHeaders).filter(([k]) => k.toLowerCase() !== 'host');
@@ -164,7 +165,7 @@ function relayMessage(
   if (coding !== undefined) headers.push(['Transfer-Encoding', coding]);
   const finish = (): void => {
     record.up = socket.bytesWritten - upFrom;
-    record.down = socket.bytesRead - socket.readableLength - downFrom;
+    record.down = consumed(socket) - downFrom;
     socket.destroy();
     origin.release?.();
   };
