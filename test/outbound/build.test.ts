@@ -140,14 +140,19 @@ test('a pool can be a hop: an upstream reached through whichever member the pool
   assert.deepEqual(members, hops.map((h) => `socks5://${h.host}:${h.port}`));
 });
 
-test('a reload keeps what the pool learnt: an ejected member stays ejected in the new pool', async (t) => {
-  const live = await startMicrosocks({ host: '127.0.0.21' });
+/** A live member on `liveHost`, a port on `deadHost` nothing listens on, a destination, and where the config goes. */
+async function liveAndDead(t: { after(fn: () => Promise<void>): void }, liveHost: string, deadHost: string) {
+  const live = await startMicrosocks({ host: liveHost });
   t.after(() => live.close());
   const d = await startDestination();
   t.after(() => d.close());
-  const deadPort = await freePort('127.0.0.22');
-  const dir = await tempDir(t);
-  const file = join(dir, 'socksgate.yaml');
+  const deadPort = await freePort(deadHost);
+  const file = join(await tempDir(t), 'socksgate.yaml');
+  return { live, d, deadPort, file };
+}
+
+test('a reload keeps what the pool learnt: an ejected member stays ejected in the new pool', async (t) => {
+  const { live, d, deadPort, file } = await liveAndDead(t, '127.0.0.21', '127.0.0.22');
   const members = `["socks5://127.0.0.21:${live.port}", "socks5://127.0.0.22:${deadPort}"]`;
   await writeFile(file, `upstreams:\n  crawl: { type: pool, strategy: round-robin, members: ${members} }\n`);
   const config = await loadConfig({ path: file });
@@ -179,13 +184,7 @@ test('a reload keeps what the pool learnt: an ejected member stays ejected in th
 });
 
 test('a reload that moves a named member to another proxy starts its record afresh; one that leaves it in place keeps it', async (t) => {
-  const live = await startMicrosocks({ host: '127.0.0.23' });
-  t.after(() => live.close());
-  const d = await startDestination();
-  t.after(() => d.close());
-  const deadPort = await freePort('127.0.0.24');
-  const dir = await tempDir(t);
-  const file = join(dir, 'socksgate.yaml');
+  const { live, d, deadPort, file } = await liveAndDead(t, '127.0.0.23', '127.0.0.24');
   const write = (host: string, port: number): Promise<void> =>
     writeFile(
       file,
