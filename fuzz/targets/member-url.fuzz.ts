@@ -1,7 +1,7 @@
 // Pool member URLs. A bad one is refused with a plain Error naming the problem, and the
 // password never shows: not in the error, not in the display name.
 
-import { parseMemberUrl } from '../../src/outbound/member-url.js';
+import { parseMemberUrl } from '../../src/config/member-url.js';
 import { expect, refusedOrValue } from './check.js';
 
 const SECRET = 'Pw9secretQ7z';

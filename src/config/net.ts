@@ -1,4 +1,5 @@
-// Address syntax for the config checks: loopback (the open-proxy rule) and DNS server host:port.
+// Address syntax for the config checks: loopback (the open-proxy rule), DNS server host:port
+// and health-check targets.
 
 import { BlockList, isIP } from 'node:net';
 
@@ -39,4 +40,12 @@ export function parseHostPort(text: string): HostPort | undefined {
   if (portText === undefined) return { host };
   const port = Number(portText);
   return port >= 1 && port <= 65535 ? { host, port } : undefined;
+}
+
+/** "host:port" or "[v6]:port". */
+export function parseTarget(target: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(target);
+  const port = Number(m?.[3]);
+  if (!m || port < 1 || port > 65535) throw new Error(`health_check.target must be host:port, got "${target}"`);
+  return { host: (m[1] ?? m[2])!, port };
 }

@@ -3,11 +3,11 @@
 // Entries are parsed by the very functions that compile them (router, pool members), so
 // `check` accepts exactly what start-up accepts.
 
-import { parseTarget } from '../outbound/health.js';
-import { EXPECTED_URL, looksLikeUrl, parseMemberUrl, redact } from '../outbound/member-url.js';
-import { parseCidr } from '../router/cidrs.js';
-import { parseDomainEntry } from '../router/domains.js';
-import { parsePortEntry } from '../router/ports.js';
+import { parseTarget } from './net.js';
+import { EXPECTED_URL, looksLikeUrl, parseMemberUrl, redact } from './member-url.js';
+import { parseCidr } from './cidr.js';
+import { parseDomainEntry } from './domains.js';
+import { parsePortEntry } from './ports.js';
 import { problem, type ConfigPath, type Issue } from './positions.js';
 import { entries, list, obj, str, type Obj } from './raw.js';
 

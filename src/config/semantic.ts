@@ -6,7 +6,7 @@ import { DURATION_PATTERN, MAX_TIMER_MS, parseDuration } from './duration.js';
 import { isLoopback, parseHostPort } from './net.js';
 import { HASH_SHAPE, parsePasswordHash } from './password-hash.js';
 import { parseRate, RATE_PATTERN } from './rate.js';
-import { parseCidr } from '../router/cidrs.js';
+import { parseCidr } from './cidr.js';
 import { EGRESS_NAMES } from './types.js';
 import { problem, type ConfigPath, type Issue } from './positions.js';
 import { entries, list, obj, str, type Obj } from './raw.js';

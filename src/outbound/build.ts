@@ -11,7 +11,7 @@ import type { DnsResolver } from '../dns/types.js';
 import { ConfigError } from '../errors.js';
 import { createDirectOutbound } from './direct.js';
 import { createHttpOutbound } from './http.js';
-import { looksLikeUrl, parseMemberUrl, type MemberUrl, type Tags } from './member-url.js';
+import { looksLikeUrl, parseMemberUrl, type MemberUrl, type Tags } from '../config/member-url.js';
 import { parseMembersFile } from './members-file.js';
 import type { EgressGuard } from './egress.js';
 import { createPoolOutbound } from './pool.js';

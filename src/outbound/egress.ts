@@ -5,8 +5,9 @@
 
 import { EGRESS_NAMES } from '../config/types.js';
 import { GatewayError, Rep } from '../errors.js';
-import { CidrSetBuilder, parseCidr } from '../router/cidrs.js';
-import { parseIPv4, parseIPv6, parseIp, type ParsedIp } from '../router/ip.js';
+import { parseCidr } from '../config/cidr.js';
+import { CidrSetBuilder } from '../router/cidrs.js';
+import { parseIPv4, parseIPv6, parseIp, type ParsedIp } from '../config/ip.js';
 
 type EgressName = (typeof EGRESS_NAMES)[number];
 

@@ -3,6 +3,7 @@
 // each member every interval). Either a passed check or a passed trial re-admits.
 
 import type { Logger } from 'pino';
+import { parseTarget } from '../config/net.js';
 import type { HealthCheckConfig } from '../config/types.js';
 import { answeredAboutDestination } from './socks5-errors.js';
 import type { Outbound } from './types.js';
@@ -113,14 +114,6 @@ export class MemberHealth {
 export interface CheckedMember {
   readonly name: string;
   readonly outbound: Outbound;
-}
-
-/** "host:port" or "[v6]:port". */
-export function parseTarget(target: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(target);
-  const port = Number(m?.[3]);
-  if (!m || port < 1 || port > 65535) throw new Error(`health_check.target must be host:port, got "${target}"`);
-  return { host: (m[1] ?? m[2])!, port };
 }
 
 const STOPPED = new Error('health checks stopped');

@@ -9,7 +9,7 @@
 // written (it starts the tags): such a member needs the URL form, percent-encoded.
 
 import type { MemberScheme } from '../config/types.js';
-import { looksLikeUrl, memberOf, parseMemberUrl, parseTags, redact, type MemberUrl } from './member-url.js';
+import { looksLikeUrl, memberOf, parseMemberUrl, parseTags, redact, type MemberUrl } from '../config/member-url.js';
 
 export type MembersFileEntry = { line: number; col: number } & ({ member: MemberUrl } | { error: string });
 

@@ -1,52 +1,8 @@
 // A set of IPv4 and IPv6 networks as sorted, merged, disjoint ranges: a lookup is one
 // binary search (≤ 17 steps at 100 000 networks), compiling is one typed-array sort.
 
-import { isMapped, parseIPv4, parseIPv6, parseIp, type ParsedIp } from './ip.js';
-
-export type Cidr = { readonly v: 4; readonly start: number; readonly prefix: number } | { readonly v: 6; readonly w: Uint32Array; readonly prefix: number };
-
-/**
- * `a.b.c.d/n`, `x::y/n`, or a bare address (a host route). Host bits are masked off, as
- * most routers do. Returns the network, or a message saying why the text is not one.
- */
-export function parseCidr(text: string): Cidr | string {
-  const slash = text.indexOf('/');
-  const addr = slash < 0 ? text : text.slice(0, slash);
-  const v4 = parseIPv4(addr);
-  const max = v4 >= 0 ? 32 : 128;
-  const prefix = slash < 0 ? max : parsePrefix(text, slash + 1);
-  if (prefix < 0) return `invalid CIDR "${text}": prefix length must be a number`;
-  if (prefix > max) return `invalid CIDR "${text}": prefix length ${prefix} is over ${max}`;
-  if (v4 >= 0) return { v: 4, start: mask4(v4, prefix), prefix };
-  const w = addr.includes(':') ? parseIPv6(addr) : undefined;
-  if (w === undefined) return `invalid CIDR "${text}": not an IPv4 or IPv6 address`;
-  if (addr.includes('%')) return `invalid CIDR "${text}": a zone has no place in a network`;
-  for (let i = 0; i < 4; i++) w[i] = (w[i]! & wordMask(prefix - 32 * i)) >>> 0;
-  return { v: 6, w, prefix };
-}
-
-/** Decimal digits from `from` to the end (1 to 3 of them), or -1. */
-function parsePrefix(text: string, from: number): number {
-  const len = text.length - from;
-  if (len < 1 || len > 3) return -1;
-  let v = 0;
-  for (let i = from; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 48 || c > 57) return -1;
-    v = v * 10 + (c - 48);
-  }
-  return v;
-}
-
-function wordMask(bits: number): number {
-  if (bits <= 0) return 0;
-  if (bits >= 32) return 0xffffffff;
-  return (0xffffffff << (32 - bits)) >>> 0;
-}
-
-function mask4(n: number, prefix: number): number {
-  return (n & wordMask(prefix)) >>> 0;
-}
+import { isMapped, parseIp, type ParsedIp } from '../config/ip.js';
+import { parseCidr, wordMask, type Cidr } from '../config/cidr.js';
 
 const MAPPED = new Uint32Array([0, 0, 0xffff, 0]);
 

@@ -4,8 +4,8 @@
 import type { Config } from '../config/types.js';
 import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
 import { ConfigError } from '../errors.js';
-import { normalizeName } from './domains.js';
-import { parseIp, type ParsedIp } from './ip.js';
+import { normalizeName } from '../config/domains.js';
+import { parseIp, type ParsedIp } from '../config/ip.js';
 import { cheapHolds, compileRule, type CompiledRule, type Facts } from './rule.js';
 import type { Decision, RouteRequest, Router } from './types.js';
 

@@ -2,74 +2,8 @@
 // name (O(labels), whatever the list size); `keyword:` goes to Aho–Corasick; `regexp:` stays a
 // list of RegExps (their count is the user's choice; each one is compiled once).
 
-import { domainToASCII } from 'node:url';
+import { parseDomainEntry, type DomainEntry } from '../config/domains.js';
 import { KeywordMatcher } from './keywords.js';
-
-export type DomainEntry =
-  | { readonly kind: 'suffix' | 'full' | 'subdomains' | 'keyword'; readonly value: string }
-  | { readonly kind: 'regexp'; readonly value: RegExp };
-
-const LABELS = /^[a-z0-9_-]{1,63}(?:\.[a-z0-9_-]{1,63})*$/;
-
-/** A name in normal form (normalizeName) made of labels of 1–63 letters, digits, `-`, `_`: 253 at most. */
-function plainLabels(name: string): boolean {
-  return name.length <= 253 && LABELS.test(name);
-}
-
-/**
- * A hostname every resolver reads as we do: ASCII letters, digits, `-` and `_`, labels of
- * 1–63, at most 253 characters and one trailing dot. Anything else (an empty label, a NUL,
- * a backslash escape, UTF-8) is read differently by c-ares or getaddrinfo than by the rules:
- * `bad.test..` or `ba\d.test` matched no rule for bad.test and resolved to it.
- */
-export function isHostname(name: string): boolean {
-  return plainLabels(normalizeName(name));
-}
-
-/** Lower case, one trailing dot dropped: the form every lookup and entry is compared in. */
-export function normalizeName(name: string): string {
-  const n = name.charCodeAt(name.length - 1) === 46 ? name.slice(0, -1) : name;
-  return n.toLowerCase();
-}
-
-function normalizeEntryName(raw: string): string | undefined {
-  // eslint-disable-next-line no-control-regex
-  const ascii = /^[\x00-\x7f]*$/.test(raw) ? raw : domainToASCII(raw); // IDN → punycode
-  const name = normalizeName(ascii);
-  return plainLabels(name) ? name : undefined;
-}
-
-/**
- * One `domains` entry: `example.com` (that name and its subdomains; `domain:` accepted too),
- * `*.example.com` (subdomains only), `full:NAME`, `keyword:WORD` or `regexp:RE`.
- * Returns the entry, or why it is invalid.
- */
-export function parseDomainEntry(text: string): DomainEntry | string {
-  const colon = text.indexOf(':');
-  const prefix = colon < 0 ? '' : text.slice(0, colon);
-  const body = colon < 0 ? text : text.slice(colon + 1);
-  switch (prefix) {
-    case '':
-    case 'domain':
-    case 'full': {
-      const sub = prefix !== 'full' && body.startsWith('*.');
-      const name = normalizeEntryName(sub ? body.slice(2) : body);
-      if (name === undefined) return `invalid domain "${text}"`;
-      return { kind: prefix === 'full' ? 'full' : sub ? 'subdomains' : 'suffix', value: name };
-    }
-    case 'keyword':
-      if (body === '') return `empty keyword in "${text}"`;
-      return { kind: 'keyword', value: body.toLowerCase() };
-    case 'regexp':
-      try {
-        return { kind: 'regexp', value: new RegExp(body, 'i') };
-      } catch (err) {
-        return `invalid regexp "${body}": ${(err as Error).message}`;
-      }
-    default:
-      return `unknown domain entry type "${prefix}:" (use full:, keyword:, regexp: or a plain name)`;
-  }
-}
 
 export class DomainMatcherBuilder {
   readonly #suffix = new Set<string>();

@@ -3,11 +3,14 @@
 
 import type { Command, RuleConfig } from '../config/types.js';
 import { ConfigError } from '../errors.js';
-import { CidrSetBuilder, parseCidr, type Cidr, type CidrSet } from './cidrs.js';
-import { DomainMatcherBuilder, parseDomainEntry, type DomainEntry, type DomainMatcher } from './domains.js';
-import type { ParsedIp } from './ip.js';
+import { parseCidr, type Cidr } from '../config/cidr.js';
+import { CidrSetBuilder, type CidrSet } from './cidrs.js';
+import { parseDomainEntry, type DomainEntry } from '../config/domains.js';
+import { DomainMatcherBuilder, type DomainMatcher } from './domains.js';
+import type { ParsedIp } from '../config/ip.js';
 import { loadList } from './lists.js';
-import { parsePortEntry, PortSet, type PortRange } from './ports.js';
+import { parsePortEntry, type PortRange } from '../config/ports.js';
+import { PortSet } from './ports.js';
 
 export interface CompiledRule {
   readonly name: string;

@@ -8,7 +8,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { Metrics } from '../observe/metrics.js';
-import { parseIPv6 } from '../router/ip.js';
+import { parseIPv6 } from '../config/ip.js';
 import { Semaphore } from '../semaphore.js';
 
 /** The client a login is for: aborted once it closed (or the gateway stopped). */

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { GatewayError, ProtocolError, Rep, RuleBlockedError } from '../errors.js';
-import { isHostname } from '../router/domains.js';
+import { isHostname } from '../config/domains.js';
 import type { Outbound } from '../outbound/types.js';
 import type { Decision } from '../router/types.js';
 import type { Command } from '../config/types.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
-import { parseMemberUrl } from '../../src/outbound/member-url.js';
+import { parseMemberUrl } from '../../src/config/member-url.js';
 
 const FUZZ = fileURLToPath(new URL('../../fuzz/', import.meta.url));
 const TARGETS = readdirSync(join(FUZZ, 'targets'))

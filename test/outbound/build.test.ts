@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { createResolver } from '../../src/dns/resolver.js';
 import { ConfigError } from '../../src/errors.js';
 import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
-import { parseMemberUrl, redact } from '../../src/outbound/member-url.js';
+import { parseMemberUrl, redact } from '../../src/config/member-url.js';
 import { parseMembersFile } from '../../src/outbound/members-file.js';
 import { collectStats, isPoolOutbound } from '../../src/outbound/stats.js';
 import type { OutboundContext } from '../../src/outbound/types.js';

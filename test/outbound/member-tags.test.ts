@@ -10,7 +10,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { createResolver } from '../../src/dns/resolver.js';
 import { ConfigError } from '../../src/errors.js';
 import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
-import { parseMemberUrl } from '../../src/outbound/member-url.js';
+import { parseMemberUrl } from '../../src/config/member-url.js';
 import { isPoolOutbound } from '../../src/outbound/stats.js';
 
 const log = pino({ level: 'silent' });

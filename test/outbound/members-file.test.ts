@@ -9,7 +9,7 @@ import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
 import { createResolver } from '../../src/dns/resolver.js';
 import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
-import { parseMemberUrl } from '../../src/outbound/member-url.js';
+import { parseMemberUrl } from '../../src/config/member-url.js';
 import { parseMemberLine, parseMembersFile } from '../../src/outbound/members-file.js';
 import { isPoolOutbound } from '../../src/outbound/stats.js';
 import type { OutboundContext } from '../../src/outbound/types.js';

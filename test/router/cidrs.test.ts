@@ -1,8 +1,9 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { CidrSetBuilder, cidrSetOf, parseCidr } from '../../src/router/cidrs.js';
-import { parseIPv4, parseIp } from '../../src/router/ip.js';
+import { parseCidr } from '../../src/config/cidr.js';
+import { CidrSetBuilder, cidrSetOf } from '../../src/router/cidrs.js';
+import { parseIPv4, parseIp } from '../../src/config/ip.js';
 
 test('IPv4 networks match their addresses and nothing else', () => {
   const set = cidrSetOf(['10.0.0.0/8', '192.168.1.0/24', '203.0.113.7']);

@@ -1,7 +1,8 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { domainMatcherOf, normalizeName, parseDomainEntry } from '../../src/router/domains.js';
+import { normalizeName, parseDomainEntry } from '../../src/config/domains.js';
+import { domainMatcherOf } from '../../src/router/domains.js';
 import { KeywordMatcher } from '../../src/router/keywords.js';
 
 const matches = (entries: string[], host: string) => domainMatcherOf(entries).matches(normalizeName(host));

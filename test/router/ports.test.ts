@@ -1,6 +1,7 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
-import { parsePortEntry, portSetOf } from '../../src/router/ports.js';
+import { parsePortEntry } from '../../src/config/ports.js';
+import { portSetOf } from '../../src/router/ports.js';
 
 test('single ports and inclusive ranges', () => {
   const set = portSetOf([80, '443', '8000-8999', '65535']);

@@ -2,7 +2,7 @@ import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { isIPv4, isIPv6 } from 'node:net';
 import fc from 'fast-check';
-import { parseIPv4, parseIPv6 } from '../../src/router/ip.js';
+import { parseIPv4, parseIPv6 } from '../../src/config/ip.js';
 
 /** Reference: WHATWG URL parsing canonicalizes to pure hex; expand that by splitting. */
 function referenceWords(text: string): number[] {

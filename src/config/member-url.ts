@@ -4,7 +4,7 @@
 // without the password and without the tags.
 
 import { isIPv6 } from 'node:net';
-import type { MemberScheme, ProxyUpstreamConfig } from '../config/types.js';
+import type { MemberScheme, ProxyUpstreamConfig } from './types.js';
 
 export type Tags = Record<string, string>;
 
