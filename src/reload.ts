@@ -4,11 +4,9 @@
 import { loadConfig, EMBEDDED_SOURCE } from './config/load.js';
 import type { Config } from './config/types.js';
 import { ConfigError } from './errors.js';
+import type { ReloadOutcome } from './observe/api-routes.js';
 import type { Logger } from './observe/logger.js';
 import type { Metrics } from './observe/metrics.js';
-
-/** What a reload did: applied, or rejected with `FILE:LINE:COL: message` errors. */
-export type ReloadOutcome = { result: 'ok'; config: string } | { result: 'rejected'; config: string; errors: string[] };
 
 /** What the controller needs of the running gateway. */
 export interface Reloadable {

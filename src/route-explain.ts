@@ -5,7 +5,7 @@ import type { Command, Config } from './config/types.js';
 import type { Outbound } from './outbound/types.js';
 import { isPoolOutbound } from './outbound/stats.js';
 import type { Router } from './router/types.js';
-import { splitSessionUser } from './server/auth.js';
+import { splitSessionUser } from './protocol/username.js';
 
 export interface RouteQuery {
   host: string;
@@ -28,9 +28,16 @@ export interface RouteExplanation {
   resolved?: string[];
 }
 
+/** The running configuration and what was built from it: all a routing decision reads. */
+export interface RouteParts {
+  readonly config: Config;
+  readonly router: Router;
+  readonly outbounds: ReadonlyMap<string, Outbound>;
+}
+
 /** What a request would get from `router` (picking from `outbounds` without side effects). */
 export async function explainRoute(
-  parts: { config: Config; router: Router; outbounds: ReadonlyMap<string, Outbound> },
+  parts: RouteParts,
   q: RouteQuery,
 ): Promise<RouteExplanation> {
   const split = q.user === undefined ? undefined : splitSessionUser(q.user);

@@ -5,20 +5,21 @@ import { isIP } from 'node:net';
 import { parseDuration, MAX_TIMER_MS } from '../config/duration.js';
 import { COMMANDS } from '../config/types.js';
 import { isPoolOutbound, isUpstreamOutbound, type MemberStats, type PoolOutbound, type UpstreamStats } from '../outbound/stats.js';
-import type { ReloadOutcome } from '../reload.js';
 import { parseUsername } from '../protocol/username.js';
-import { explainRoute } from '../route-explain.js';
-import type { Snapshot } from '../server/context.js';
-import type { ConnectionInfo, ConnectionRegistry } from '../server/registry.js';
+import { explainRoute, type RouteParts } from '../route-explain.js';
 import { ref, type JsonSchema } from './api-schemas.js';
 import { HttpError } from './http.js';
 import type { Metrics } from './metrics.js';
+import type { ConnectionInfo, OpenConnections } from './open-connections.js';
 import { readStats } from './traffic.js';
+
+/** What a reload did: applied, or rejected with `FILE:LINE:COL: message` errors. */
+export type ReloadOutcome = { result: 'ok'; config: string } | { result: 'rejected'; config: string; errors: string[] };
 
 /** What the API reads and steers: the running gateway. */
 export interface ApiTarget {
-  readonly snapshot: Snapshot;
-  readonly connections: ConnectionRegistry;
+  readonly snapshot: RouteParts;
+  readonly connections: OpenConnections;
   readonly metrics: Metrics;
   readonly reloader: { reload(trigger: string): Promise<ReloadOutcome> };
 }
@@ -83,7 +84,7 @@ function memberJson(m: MemberStats): Record<string, unknown> {
   };
 }
 
-function upstreamsJson(s: Snapshot): Record<string, unknown> {
+function upstreamsJson(s: RouteParts): Record<string, unknown> {
   const upstreams: unknown[] = [];
   const pools: unknown[] = [];
   for (const [name, cfg] of Object.entries(s.config.upstreams)) {
@@ -95,7 +96,7 @@ function upstreamsJson(s: Snapshot): Record<string, unknown> {
   return { upstreams, pools };
 }
 
-function poolOf(s: Snapshot, name: string): PoolOutbound {
+function poolOf(s: RouteParts, name: string): PoolOutbound {
   const o = s.outbounds.get(name);
   if (s.config.upstreams[name]?.type !== 'pool' || !o || !isPoolOutbound(o)) throw new HttpError(404, `no pool "${name}"`);
   return o;

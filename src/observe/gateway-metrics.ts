@@ -1,9 +1,16 @@
 // Gauges read at scrape time from whatever snapshot is live: DNS cache counters and the
 // state of every upstream and pool member. Labels come from names in the config only.
 
-import type { Snapshot } from '../server/context.js';
+import type { DnsResolver } from '../dns/types.js';
 import { collectStats, type UpstreamStats } from '../outbound/stats.js';
+import type { Outbound } from '../outbound/types.js';
 import type { Metrics } from './metrics.js';
+
+/** What the scrape reads of the live snapshot. */
+interface Scraped {
+  readonly dns: DnsResolver;
+  readonly outbounds: ReadonlyMap<string, Outbound>;
+}
 
 type Field = 'attempts' | 'failures' | 'active' | 'healthy';
 
@@ -15,7 +22,7 @@ const FIELDS: ReadonlyArray<[Field, string]> = [
 ];
 
 /** Every upstream and member with its labels: `pool` is "" for a stand-alone upstream. */
-function everyUpstream(snapshot: Snapshot): Array<{ labels: { upstream: string; pool: string }; s: UpstreamStats }> {
+function everyUpstream(snapshot: Scraped): Array<{ labels: { upstream: string; pool: string }; s: UpstreamStats }> {
   const { upstreams, members } = collectStats(snapshot.outbounds);
   return [
     ...upstreams.map((s) => ({ labels: { upstream: s.name, pool: '' }, s })),
@@ -23,7 +30,7 @@ function everyUpstream(snapshot: Snapshot): Array<{ labels: { upstream: string; 
   ];
 }
 
-export function observeSnapshot(metrics: Metrics, current: () => Snapshot): void {
+export function observeSnapshot(metrics: Metrics, current: () => Scraped): void {
   metrics.collect('socksgate_dns_cache', 'DNS cache counters (hits, misses, negativeHits, evictions, inflightWaits, queries)', ['counter'], () =>
     Object.entries(current().dns.stats()).map(([counter, value]) => ({ labels: { counter }, value })),
   );

@@ -2,8 +2,8 @@
 // what open ones have moved so far, so a graph of the differences moves while a big
 // download is still running.
 
-import type { ConnectionRegistry } from '../server/registry.js';
 import type { Metrics } from './metrics.js';
+import type { OpenConnections } from './open-connections.js';
 
 type Values = Array<{ value: number; labels: Partial<Record<string, string | number>> }>;
 
@@ -17,7 +17,7 @@ export interface Stats {
   rules: Array<{ rule: string; matches: number; up: number; down: number }>;
 }
 
-export async function readStats(metrics: Metrics, connections: ConnectionRegistry): Promise<Stats> {
+export async function readStats(metrics: Metrics, connections: OpenConnections): Promise<Stats> {
   const [bytes, finished, matches, ruleBytes] = await Promise.all([
     metrics.bytes.get(),
     metrics.connections.get(),

@@ -42,6 +42,13 @@ export function parseUsername(text: string): ParsedUsername | undefined {
   return { user, params: { ...params } };
 }
 
+/** `alice-session-XYZ` → alice with session key XYZ; undefined when the parameters are malformed. */
+export function splitSessionUser(username: string): { user: string; sessionKey: string | undefined; params: SessionParams } | undefined {
+  const parsed = parseUsername(username);
+  if (!parsed) return undefined;
+  return { user: parsed.user, sessionKey: parsed.params['session'], params: parsed.params };
+}
+
 /** The username `parseUsername` reads back as (user, params); keys in the order given. */
 export function formatUsername(user: string, params: SessionParams): string {
   let out = user;

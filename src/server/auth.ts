@@ -11,7 +11,7 @@ import { LRUCache } from 'lru-cache';
 import { parsePasswordHash, scryptMaxmem, type ScryptHash } from '../config/password-hash.js';
 import type { AuthConfig } from '../config/types.js';
 import { Method } from '../protocol/constants.js';
-import { parseUsername, type SessionParams } from '../protocol/username.js';
+import { splitSessionUser, type SessionParams } from '../protocol/username.js';
 import { hashLimited, LoginThrottle, type Gone, type ThrottleLimits, type ThrottleOptions } from './login-throttle.js';
 
 export interface AuthResult {
@@ -32,13 +32,6 @@ export interface Authenticator {
    * A client `gone` before its password is hashed is refused without the hash.
    */
   verify(username: string, password: string, source?: string, gone?: Gone): Promise<AuthResult>;
-}
-
-/** `alice-session-XYZ` → alice with session key XYZ; undefined when the parameters are malformed. */
-export function splitSessionUser(username: string): { user: string; sessionKey: string | undefined; params: SessionParams } | undefined {
-  const parsed = parseUsername(username);
-  if (!parsed) return undefined;
-  return { user: parsed.user, sessionKey: parsed.params['session'], params: parsed.params };
 }
 
 /** Parameters of new hashes: N=2^15 takes ~50-100 ms and 32 MiB, per OWASP's scrypt floor. */

@@ -19,7 +19,8 @@ import { logAccess } from './pipeline.js';
 import { readProxyHeader, type ProxyHeaderPolicy } from './proxy-header.js';
 import { ChunkReader } from './reader.js';
 import { consumed } from './relay.js';
-import type { ConnectionInfo, ConnectionRegistry, LiveConnection } from './registry.js';
+import type { ConnectionInfo } from '../observe/open-connections.js';
+import type { ConnectionRegistry, LiveConnection } from './registry.js';
 
 /**
  * Keepalive probes on an outbound socket start after this much silence, so a destination

@@ -2,23 +2,7 @@
 // The request pipeline registers every accepted connection and fills in what it learns
 // (user, destination, rule, member) as the request advances; the entry goes at close.
 
-import type { Command, Protocol } from '../config/types.js';
-
-/** What the admin API shows of one open connection. Passwords never land here. */
-export interface ConnectionInfo {
-  id: number;
-  client: string; // "ip:port", after PROXY protocol
-  protocol?: Protocol;
-  user?: string;
-  command?: Command;
-  dest?: string;
-  rule?: string;
-  outbound?: string;
-  member?: string;
-  up: number; // bytes client → destination so far
-  down: number;
-  started: number; // Date.now() at accept
-}
+import type { ConnectionInfo, OpenConnections } from '../observe/open-connections.js';
 
 export interface LiveConnection {
   readonly id: number;
@@ -38,7 +22,7 @@ export interface IdSpace {
   step: number;
 }
 
-export class ConnectionRegistry {
+export class ConnectionRegistry implements OpenConnections {
   readonly #open = new Map<number, LiveConnection>();
   #nextId: number;
   readonly #step: number;

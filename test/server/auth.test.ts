@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { parsePasswordHash } from '../../src/config/password-hash.js';
 import type { AuthConfig } from '../../src/config/types.js';
 import { Method } from '../../src/protocol/constants.js';
-import { createAuthenticator, hashPassword, splitSessionUser } from '../../src/server/auth.js';
+import { splitSessionUser } from '../../src/protocol/username.js';
+import { createAuthenticator, hashPassword } from '../../src/server/auth.js';
 
 const BOB_HASH = await hashPassword('bob-pw');
 const users = (allow_anonymous = false): AuthConfig => ({
