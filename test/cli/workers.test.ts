@@ -1,69 +1,15 @@
 // `workers: 2`: real CLI processes (a primary and two node:cluster workers) sharing one
 // listener; reloads, metrics, drain and replacement as a user sees them.
 import { test } from '../helpers/test.js';
-import { tempDir } from '../helpers/temp-dir.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { get } from 'node:http';
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { adminClient } from '../helpers/admin.js';
-import { startCliGateway, type RunningGateway } from '../helpers/cli.js';
-import { closedWithin, socksConnect, startEchoServer } from '../helpers/index.js';
+import { startCliGateway } from '../helpers/cli.js';
+import { closedWithin, startEchoServer } from '../helpers/index.js';
 import { socksUdpClient, startUdpEchoServer, type SocksUdpClient } from '../helpers/udp.js';
-
-const BASE = 'listen: [{ host: 127.0.0.1, port: 0 }]\nworkers: 2\nmetrics: { host: 127.0.0.1, port: 0 }\nlimits: { drain_timeout: 5s }\n';
-const BOOT_MS = 60_000; // three Node processes through tsx on a busy machine
-
-async function tempConfig(text: string): Promise<string> {
-  const path = join(await tempDir('workers'), 'socksgate.yaml');
-  await writeFile(path, text);
-  return path;
-}
-
-/** The primary's "workers listening" line: worker pids and the admin address. */
-async function started(gw: RunningGateway): Promise<{ pids: number[]; admin: string }> {
-  const line = await gw.waitFor((l) => l.msg === 'workers listening', BOOT_MS);
-  return { pids: line.pids as number[], admin: line.admin as string };
-}
-
-async function echoOnce(port: number, destPort: number, text: string): Promise<Socket> {
-  const { socket } = await socksConnect(port, { host: '127.0.0.1', port: destPort }, 5_000);
-  socket.write(text);
-  const [chunk] = (await once(socket, 'data')) as [Buffer];
-  assert.equal(chunk.toString(), text);
-  return socket;
-}
-
-function scrape(admin: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = get(`http://${admin}/metrics`, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`status ${res.statusCode}: ${body}`))));
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error('metrics: no answer')));
-    req.on('error', reject);
-  });
-}
-
-/** Sum of every sample of `name` (all label sets) in Prometheus text. */
-function total(text: string, name: string): number {
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
-    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
-}
-
-async function waitUntil(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
-  for (let waited = 0; !cond(); waited += 25) {
-    if (waited > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-const sessionEnds = (gw: RunningGateway): Array<Record<string, unknown>> => gw.lines.filter((l) => l.msg === 'session end');
+import { BASE, BOOT_MS, echoOnce, scrape, sessionEnds, started, tempConfig, total, waitUntil } from '../helpers/workers.js';
 
 test('two workers serve one listener, a SIGHUP reloads both, /metrics sums both, SIGTERM drains and exits 0', { timeout: 120_000 }, async (t) => {
   const echo = await startEchoServer();
