@@ -1,18 +1,19 @@
 // Reloading the configuration from its file: the one code path behind SIGHUP, --watch and
 // POST /api/reload, so they cannot drift apart. Attempts run one at a time, in order.
 
+import type { Logger } from 'pino';
 import { loadConfig, EMBEDDED_SOURCE } from './config/load.js';
 import type { Config } from './config/types.js';
 import { ConfigError } from './errors.js';
-import type { ReloadOutcome } from './observe/api-routes.js';
-import type { Logger } from './observe/logger.js';
-import type { Metrics } from './observe/metrics.js';
 
-/** What the controller needs of the running gateway. */
+/** What a reload did: applied, or rejected with `FILE:LINE:COL: message` errors. */
+export type ReloadOutcome = { result: 'ok'; config: string } | { result: 'rejected'; config: string; errors: string[] };
+
+/** What the controller needs of the running gateway: its config, log and reload counter. */
 export interface Reloadable {
   readonly config: Config;
   readonly log: Logger;
-  readonly metrics: Metrics;
+  readonly metrics: { readonly reloads: { inc(labels: { result: ReloadOutcome['result'] }): void } };
   reload(config: Config): Promise<void>;
 }
 

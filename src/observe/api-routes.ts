@@ -6,15 +6,13 @@ import { parseDuration, MAX_TIMER_MS } from '../config/duration.js';
 import { COMMANDS } from '../config/types.js';
 import { isPoolOutbound, isUpstreamOutbound, type MemberStats, type PoolOutbound, type UpstreamStats } from '../outbound/stats.js';
 import { parseUsername } from '../protocol/username.js';
+import type { ReloadOutcome } from '../reload.js';
 import { explainRoute, type RouteParts } from '../route-explain.js';
 import { ref, type JsonSchema } from './api-schemas.js';
 import { HttpError } from './http.js';
 import type { Metrics } from './metrics.js';
 import type { ConnectionInfo, OpenConnections } from './open-connections.js';
 import { readStats } from './traffic.js';
-
-/** What a reload did: applied, or rejected with `FILE:LINE:COL: message` errors. */
-export type ReloadOutcome = { result: 'ok'; config: string } | { result: 'rejected'; config: string; errors: string[] };
 
 /** What the API reads and steers: the running gateway. */
 export interface ApiTarget {
