@@ -90,7 +90,7 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   const log = worker ? createLogger(config.log).child(worker.bindings) : createLogger(config.log);
   const metrics = new Metrics({ defaults: true });
   let started: Gateway | undefined;
-  exitOnUnexpected(log, metrics, () => started);
+  exitOnUnexpected(log, metrics, () => started, () => worker?.stopping());
   // SIGHUP, --watch and POST /api/reload share one reload path (the gateway's controller).
   let starting: Promise<Gateway> | undefined;
   const reload = (why: string): void => {
@@ -123,6 +123,7 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   log.info({ signal }, 'stopping');
   await gateway.close();
   log.info('stopped');
+  await worker?.stopping();
   worker?.stopped();
   return 0;
 }

@@ -36,9 +36,9 @@ export interface MetricsReply {
   metrics: WorkerMetrics;
 }
 
-type WorkerMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+export type WorkerMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
-/** A worker whose registry has not come in this long fails the scrape (Prometheus times out at 10 s). */
+/** A worker whose registry has not come in this long fails the scrape (Prometheus times out at 10 s): cluster-metrics.ts. */
 const WORKER_METRICS_MS = 5_000;
 
 /** A worker that has not answered in this long is left out of the merge (busy, or dying). */
@@ -63,15 +63,9 @@ export class WorkerApi {
     });
   }
 
-  /**
-   * The registries of `workers`, to add up. Rejects when one of them does not send it in
-   * time: a sum that silently left a worker out would make its counters go down.
-   */
-  async metrics(workers: readonly Worker[]): Promise<WorkerMetrics[]> {
-    const all = await Promise.all(workers.map((w) => this.#request<WorkerMetrics>(w, (id) => ({ socksgate: 'metrics', id }) satisfies MetricsAsk, WORKER_METRICS_MS)));
-    const missing = all.findIndex((m) => m === undefined);
-    if (missing >= 0) throw new Error(`worker ${workers[missing]!.id} sent no metrics within ${WORKER_METRICS_MS} ms`);
-    return all as WorkerMetrics[];
+  /** The registry of `worker`, to add up; undefined when it did not send it (gone, or not within WORKER_METRICS_MS). */
+  metricsOf(worker: Worker): Promise<WorkerMetrics | undefined> {
+    return this.#request<WorkerMetrics>(worker, (id) => ({ socksgate: 'metrics', id }) satisfies MetricsAsk, WORKER_METRICS_MS);
   }
 
   /** The answers of the workers that answered, in their order, and how many were asked. */
@@ -132,10 +126,12 @@ export function answerPrimary(target: ApiTarget, registry: Registry, log: Logger
 
 /**
  * A message from a worker to its primary. A primary gone meanwhile takes none: the send is
- * skipped, and a failure goes to a callback rather than becoming an 'error' event.
+ * skipped, and a failure goes to a callback rather than becoming an 'error' event. `sent`
+ * runs once the message is written, or could not be.
  */
-export function toPrimary(msg: object): void {
-  if (process.connected) process.send?.(msg, undefined, {}, ignore);
+export function toPrimary(msg: object, sent: () => void = ignore): void {
+  if (process.connected && process.send) process.send(msg, undefined, {}, () => sent());
+  else sent();
 }
 
 function ignore(): void {}

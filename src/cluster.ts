@@ -3,7 +3,8 @@
 // The primary holds no connections. It forks the workers, forwards reloads (SIGHUP,
 // --watch) to every one of them, replaces a worker that dies, drains them all on
 // SIGTERM/SIGINT, and runs the admin listener: /metrics there is the sum over workers
-// (each serving worker sends its registry over IPC; prom-client's AggregatorRegistry adds them up). It
+// (each serving worker sends its registry over IPC; prom-client's AggregatorRegistry adds them up,
+// with what workers that are gone had counted: cluster-metrics.ts). It
 // lives in the primary because the primary outlives any worker, so a scrape never
 // depends on one worker being up. The per-connection admin API needs one process's
 // open connections: the primary asks every worker and merges their answers (cluster-api.ts).
@@ -14,14 +15,15 @@ import cluster, { type Worker } from 'node:cluster';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { EXIT_STOPPED_AT_ONCE, stopSignals } from './stop-signals.js';
 import type { Logger } from 'pino';
 import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { ConfigWatcher } from './config/watch.js';
 import { ConfigError } from './errors.js';
-import { answerPrimary, BanLedger, toPrimary, WorkerApi } from './cluster-api.js';
+import { answerPrimary, BanLedger, toPrimary, WorkerApi, type WorkerMetrics } from './cluster-api.js';
+import { ClusterMetrics, SNAPSHOT_MS } from './cluster-metrics.js';
 import { startAdmin, type AdminSource } from './observe/admin.js';
 import { errorAnswer, readApiRequest, sendAnswer, type ApiAnswer } from './observe/api.js';
 import { mergeAnswers } from './observe/api-merge.js';
@@ -32,8 +34,11 @@ import type { IdSpace } from './server/registry.js';
 
 /** Messages between the primary and its workers (IPC, JSON). */
 type ToWorker = { socksgate: 'reload'; why: string };
-/** `applied`: the admin token of the config the worker runs now (at start and after each reload). */
-type ToPrimary = { socksgate: 'ready' } | { socksgate: 'applied'; apiToken: string | null };
+/**
+ * `applied`: the admin token of the config the worker runs now (at start and after each reload);
+ * `stopping`: its registry as it stops, for the sum.
+ */
+type ToPrimary = { socksgate: 'ready' } | { socksgate: 'applied'; apiToken: string | null } | { socksgate: 'stopping'; metrics: WorkerMetrics };
 
 /**
  * What a worker is told at fork: its slot (a replacement takes the dead one's), how many
@@ -74,9 +79,17 @@ export interface ClusterWorker {
   serve(registry: Registry, reload: (why: string) => void, api: ApiTarget, log: Logger): void;
   /** Tells the primary the admin token of the config now running (it checks /api requests with it). */
   applied(config: Config): void;
+  /**
+   * Sends the primary this worker's registry one last time (the counts since its last
+   * collection stay in the cluster's sum); it does not wait longer than STOPPING_SEND_MS.
+   */
+  stopping(): Promise<void>;
   /** Closes the IPC channel once the gateway stopped, so the process can exit. */
   stopped(): void;
 }
+
+/** How long a stopping worker waits for its last registry to be sent. */
+const STOPPING_SEND_MS = 1_000;
 
 export function clusterWorker(): ClusterWorker | undefined {
   const self = cluster.worker;
@@ -85,10 +98,12 @@ export function clusterWorker(): ClusterWorker | undefined {
   const count = Number(process.env[COUNT_ENV] ?? 1);
   const generation = Number(process.env[GENERATION_ENV] ?? 0);
   const sane = [slot, count, generation].every(Number.isSafeInteger) && slot >= 0 && count > slot && generation >= 0;
+  let served: Registry | undefined;
   return {
     bindings: { worker: self.id, pid: process.pid },
     connectionIds: sane ? { first: generation * IDS_PER_GENERATION * count + slot + 1, step: count } : { first: 1, step: 1 },
     serve(registry, reload, api, log) {
+      served = registry;
       process.on('message', (msg: Partial<ToWorker>) => {
         if (msg.socksgate === 'reload') reload(msg.why ?? 'primary');
       });
@@ -100,6 +115,18 @@ export function clusterWorker(): ClusterWorker | undefined {
     },
     applied(config) {
       send({ socksgate: 'applied', apiToken: config.metrics?.api_token ?? null });
+    },
+    async stopping() {
+      if (!served || !process.connected) return;
+      const metrics = await served.getMetricsAsJSON().catch(() => undefined);
+      if (!metrics) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, STOPPING_SEND_MS);
+        toPrimary({ socksgate: 'stopping', metrics } satisfies ToPrimary, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
     },
     stopped() {
       if (self.isConnected()) self.disconnect();
@@ -120,6 +147,8 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
   let atOnce = (): void => process.exit(EXIT_STOPPED_AT_ONCE);
   const stopSignal = stopSignals(() => atOnce());
   const workerApi = new WorkerApi();
+  const sums = new ClusterMetrics(workerApi);
+  countFromWorkers(sums);
   const bans = new BanLedger();
   const primary = forwardReloads(log, config, opts);
   const { watcher } = primary;
@@ -154,7 +183,7 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
   const notReady = (): string | undefined => (draining ? 'draining' : workers.allReady() ? undefined : 'starting');
   let admin: Server | undefined;
   try {
-    admin = config.metrics ? await startAdmin(config.metrics, clusterAdmin(api, workerApi, workers.serving, notReady, log)) : undefined;
+    admin = config.metrics ? await startAdmin(config.metrics, clusterAdmin(api, sums, workers.serving, notReady, log)) : undefined;
   } catch (err) {
     // The admin port taken, say: the start fails as one process's would, workers and all.
     log.error({ err }, 'admin listener failed to start');
@@ -163,8 +192,11 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
     return 1;
   }
   log.info({ workers: size, pids: liveWorkers().map((w) => w.process.pid), admin: admin ? address(admin) : undefined }, 'workers listening');
+  // Between scrapes too: what a worker that crashes counted since is lost from the sum.
+  const snapshots = admin ? setInterval(() => void sums.collect(workers.serving()), SNAPSHOT_MS).unref() : undefined;
 
   const signal = await stopSignal;
+  clearInterval(snapshots);
   draining = true; // a load balancer stops sending here while the workers drain
   watcher?.close();
   log.info({ signal, workers: liveWorkers().length }, 'stopping: draining every worker');
@@ -305,6 +337,13 @@ function forwardReloads(log: Logger, config: Config, opts: { path: string | unde
   return { watcher, current: () => current, reread, catchUp };
 }
 
+/** The registry each worker sends as it stops goes to the sums. */
+function countFromWorkers(sums: ClusterMetrics): void {
+  cluster.on('message', (w: Worker, msg: Partial<ToPrimary> | null) => {
+    if (msg?.socksgate === 'stopping' && Array.isArray(msg.metrics)) sums.final(w, msg.metrics);
+  });
+}
+
 function liveWorkers(): Worker[] {
   return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
 }
@@ -340,14 +379,14 @@ interface ClusterApi {
  * What the primary's admin listener reads: /metrics summed over the workers, ready while
  * every worker listens and the primary is not draining, /api answered by every worker.
  */
-function clusterAdmin(api: ClusterApi, workerApi: WorkerApi, serving: () => Worker[], notReady: () => string | undefined, log: Logger): AdminSource {
+function clusterAdmin(api: ClusterApi, sums: ClusterMetrics, serving: () => Worker[], notReady: () => string | undefined, log: Logger): AdminSource {
   return {
     apiToken: api.token,
     // Only workers that serve are asked: one still starting cannot answer yet (and has
     // counted nothing). prom-client's own clusterMetrics() asks every worker and fails the
     // scrape after 5 s when one is starting, keeping each failed request for good.
     metrics: async () => {
-      const registry = AggregatorRegistry.aggregate(await workerApi.metrics(serving()));
+      const registry = await sums.scrape(serving());
       return { body: await registry.metrics(), type: registry.contentType };
     },
     notReady,

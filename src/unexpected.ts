@@ -15,8 +15,10 @@ export const EXIT_UNEXPECTED = 70;
 /**
  * Installs the process-wide handlers. `gateway` is read when an error arrives (it may not
  * exist yet during start-up). A second error while stopping is logged and counted only.
+ * `lastWords` runs after the drain, before the exit (a cluster worker sends its counters,
+ * this error's included, to its primary); the exit does not wait past its deadline for it.
  */
-export function exitOnUnexpected(log: Logger, metrics: Metrics, gateway: () => Gateway | undefined): void {
+export function exitOnUnexpected(log: Logger, metrics: Metrics, gateway: () => Gateway | undefined, lastWords: () => Promise<void> | undefined = () => undefined): void {
   let stopping = false;
   const onError = (err: unknown, origin: string): void => {
     metrics.unexpectedErrors.inc();
@@ -28,6 +30,8 @@ export function exitOnUnexpected(log: Logger, metrics: Metrics, gateway: () => G
     setTimeout(exit, UNEXPECTED_DRAIN_MS + 1_000);
     void Promise.resolve(gateway()?.close(UNEXPECTED_DRAIN_MS))
       .catch((e: unknown) => log.error({ err: e }, 'error while stopping'))
+      .then(lastWords)
+      .catch(() => {})
       .finally(exit);
   };
   process.on('uncaughtException', (err) => onError(err, 'uncaughtException'));

@@ -1,0 +1,123 @@
+// The primary's /metrics with `workers`: the workers' registries added up (prom-client's
+// AggregatorRegistry), such that a counter of the sum never goes down when a worker dies.
+//
+// A worker's counters vanish with it, and a sum without them would go down: Prometheus reads
+// that as a counter reset and counts everything again. So the primary keeps the last registry
+// it collected from each worker (at every scrape, every SNAPSHOT_MS, and the one a worker
+// sends as it stops) and, once the worker is gone, goes on adding that one's counters and
+// histograms (never its gauges: the open connections of a dead worker are not open). What a
+// worker that crashed counted after its last collection is lost: at most SNAPSHOT_MS, or the
+// time since the last scrape if that is shorter. Every value a scrape showed is kept, so the
+// sum never goes down; it only misses that last stretch.
+
+import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { WorkerApi, WorkerMetrics } from './cluster-api.js';
+
+/** How often the primary collects every worker's registry between scrapes. */
+export const SNAPSHOT_MS = 10_000;
+
+type Metric = WorkerMetrics[number];
+type Value = Metric['values'][number] & { metricName?: string };
+
+/** What a gone worker's registry leaves: types whose every value only ever grows. */
+const KEPT_TYPES = new Set(['counter', 'histogram']);
+
+/** Which of a metric's values are summed over the workers and kept from gone ones. */
+function keptWhenGone(m: Metric): boolean {
+  // prom-client's typings call `type` an enum; the JSON carries the type's name.
+  return KEPT_TYPES.has(String(m.type)) && (m.aggregator ?? 'sum') === 'sum';
+}
+
+function valueKey(v: Value): string {
+  const labels = Object.entries(v.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify([v.metricName ?? '', labels]);
+}
+
+/** The running sum of the counters of every worker that is gone, by metric and series. */
+class GoneTotals {
+  readonly #metrics = new Map<string, { head: Omit<Metric, 'values'>; values: Map<string, Value> }>();
+
+  add(registry: WorkerMetrics): void {
+    for (const m of registry.filter(keptWhenGone)) {
+      let into = this.#metrics.get(m.name);
+      if (!into) {
+        const { values: _values, ...head } = m;
+        this.#metrics.set(m.name, (into = { head, values: new Map() }));
+      }
+      for (const v of m.values as Value[]) {
+        const key = valueKey(v);
+        const held = into.values.get(key);
+        into.values.set(key, { ...v, value: (held?.value ?? 0) + v.value });
+      }
+    }
+  }
+
+  /** As one more worker's registry, to add to the live ones. */
+  registry(): WorkerMetrics {
+    return [...this.#metrics.values()].map(({ head, values }) => ({ ...head, values: [...values.values()] }));
+  }
+}
+
+/** The last registry collected from each worker and what the gone ones left, summed on request. */
+export class ClusterMetrics {
+  readonly #api: WorkerApi;
+  /** Each live worker's latest registry: `stamp` orders collections (a later one never yields to an earlier). */
+  readonly #last = new Map<Worker, { stamp: number; registry: WorkerMetrics }>();
+  readonly #gone = new GoneTotals();
+  /** Workers whose registry went into #gone: a late answer of theirs must not come back. */
+  readonly #retired = new WeakSet<Worker>();
+  #stamp = 0;
+
+  constructor(api: WorkerApi) {
+    this.#api = api;
+    cluster.on('exit', (w: Worker) => this.#retire(w));
+  }
+
+  /**
+   * Collects the registry of every one of `workers` and sums it with what the others left.
+   * Rejects when a worker still connected did not answer in time: leaving its gauges out
+   * would be wrong, and its stale ones too. One that died or let go of its channel meanwhile
+   * is left out of the gauges; its counters come from its last collection.
+   */
+  async scrape(workers: readonly Worker[]): Promise<Registry> {
+    const fresh = await this.collect(workers);
+    const missing = workers.find((w) => !fresh.has(w) && !w.isDead() && w.isConnected());
+    if (missing) throw new Error(`worker ${missing.id} sent no metrics in time`);
+    const registries: WorkerMetrics[] = [this.#gone.registry()];
+    for (const [w, { registry }] of this.#last) registries.push(fresh.has(w) ? registry : registry.filter(keptWhenGone));
+    return AggregatorRegistry.aggregate(registries);
+  }
+
+  /** Asks `workers` for their registries and keeps them; the workers that answered. */
+  async collect(workers: readonly Worker[]): Promise<Set<Worker>> {
+    const stamp = ++this.#stamp;
+    const fresh = new Set<Worker>();
+    await Promise.all(
+      workers.map(async (w) => {
+        const registry = await this.#api.metricsOf(w);
+        if (registry && this.#note(w, stamp, registry)) fresh.add(w);
+      }),
+    );
+    return fresh;
+  }
+
+  /** The registry a worker sent as it stopped: newer than any collection. */
+  final(w: Worker, registry: WorkerMetrics): void {
+    this.#note(w, Infinity, registry);
+  }
+
+  #note(w: Worker, stamp: number, registry: WorkerMetrics): boolean {
+    if (this.#retired.has(w)) return false;
+    const held = this.#last.get(w);
+    if (!held || held.stamp < stamp) this.#last.set(w, { stamp, registry });
+    return true;
+  }
+
+  #retire(w: Worker): void {
+    const held = this.#last.get(w);
+    this.#retired.add(w);
+    this.#last.delete(w);
+    if (held) this.#gone.add(held.registry);
+  }
+}

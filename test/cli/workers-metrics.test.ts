@@ -1,0 +1,116 @@
+// `workers: 2`: the primary's /metrics as Prometheus reads it across the workers' lives. A
+// counter of the sum never goes down when a worker dies and is replaced (Prometheus would take
+// it for a reset), and a dead worker's gauges are gone with it.
+import { test } from '../helpers/test.js';
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { adminClient } from '../helpers/admin.js';
+import { startCliGateway, type RunningGateway } from '../helpers/cli.js';
+import { startEchoServer } from '../helpers/index.js';
+import { BASE, BOOT_MS, echoOnce, scrape, sessionEnds, started, tempConfig, total, waitUntil } from '../helpers/workers.js';
+
+const FAULT_ON_SIGUSR2 = new URL('../helpers/fault-on-sigusr2.ts', import.meta.url).href;
+
+/** Counters every connection adds to (a histogram's count and sum are counters too). */
+const PER_CONNECTION = [
+  'socksgate_connections_total',
+  'socksgate_bytes_total',
+  'socksgate_rule_matches_total',
+  'socksgate_outbound_requests_total',
+  'socksgate_handshake_seconds_count',
+  'socksgate_handshake_seconds_sum',
+  'socksgate_connect_seconds_count',
+];
+
+const replacementOf = (gw: RunningGateway, pids: readonly number[]): Promise<Record<string, unknown>> =>
+  gw.waitFor((l) => l.msg === 'socksgate listening' && !pids.includes(l.pid as number), BOOT_MS);
+
+test('a worker killed and replaced: no counter of the sum goes down, its gauges go, and later counts add up', { timeout: 180_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const TOKEN = 'cluster-metrics-token';
+  const gw = await startCliGateway(await tempConfig(BASE.replace('port: 0 }\nlimits', `port: 0, api_token: ${TOKEN} }\nlimits`)), [], [], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const { pids, admin } = await started(gw);
+  const [victim, survivor] = pids as [number, number];
+  const api = adminClient(admin, TOKEN);
+
+  // Finished connections in both workers (the kernel spreads accepts, not strictly in turn).
+  let finished = 0;
+  for (let batch = 0; batch < 10 && new Set(sessionEnds(gw).map((l) => l.pid)).size < 2; batch++) {
+    for (let i = 0; i < 4; i++) (await echoOnce(gw.port, echo.port, `finished ${batch}.${i}`)).destroy();
+    finished += 4;
+    await waitUntil('every access-log line', () => sessionEnds(gw).length === finished);
+  }
+  assert.equal(new Set(sessionEnds(gw).map((l) => l.pid)).size, 2, 'both workers finished connections');
+  // A worker's connection ids are its slot's residue (mod 2): which worker holds an open one.
+  const pidOfId = new Map(sessionEnds(gw).map((l) => [Number(l.sid) % 2, Number(l.pid)]));
+  assert.equal(pidOfId.size, 2);
+
+  // Connections held open in both workers: the victim's die with it.
+  const held: Socket[] = [];
+  t.after(() => held.forEach((s) => s.destroy()));
+  const holders = async (): Promise<number[]> => ((await api.request('GET', '/api/connections')).json as Array<{ id: number }>).map((c) => pidOfId.get(c.id % 2)!);
+  for (let batch = 0; batch < 10 && new Set(await holders()).size < 2; batch++) {
+    for (let i = 0; i < 4; i++) held.push(await echoOnce(gw.port, echo.port, `held ${batch}.${i}`));
+  }
+  const heldBy = await holders();
+  const survivorHeld = heldBy.filter((p) => p === survivor).length;
+  assert.ok(survivorHeld > 0 && survivorHeld < held.length, `open connections in both workers: ${heldBy}`);
+
+  const before = await scrape(admin);
+  assert.equal(total(before, 'socksgate_connections_total'), finished);
+  assert.equal(total(before, 'socksgate_connections_active'), held.length);
+  process.kill(victim, 'SIGKILL');
+  const exited = await gw.waitFor((l) => l.msg === 'worker exited; starting a replacement', 15_000);
+  assert.equal(exited.pid, victim);
+  const after = await scrape(admin);
+  // Nothing finished meanwhile: what the victim had counted is all still there.
+  for (const name of PER_CONNECTION) assert.equal(total(after, name), total(before, name), `${name} after the kill`);
+  const cpu = (text: string): number => total(text, 'socksgate_process_cpu_seconds_total');
+  assert.ok(cpu(after) >= cpu(before), `CPU seconds: ${cpu(after)} after the kill, ${cpu(before)} before`);
+  // Gauges are the live workers' only: the victim's open connections are not open any more.
+  assert.equal(total(after, 'socksgate_connections_active'), survivorHeld);
+
+  // The survivor's held connections finish; the replacement serves new ones; all add up.
+  await replacementOf(gw, pids);
+  for (const s of held) s.destroy();
+  await waitUntil('the survivor finishing its open connections', () => sessionEnds(gw).length === finished + survivorHeld);
+  let later = 0;
+  for (let batch = 0; batch < 10 && !sessionEnds(gw).some((l) => !pids.includes(l.pid as number)); batch++) {
+    for (let i = 0; i < 4; i++) (await echoOnce(gw.port, echo.port, `later ${batch}.${i}`)).destroy();
+    later += 4;
+    await waitUntil('every access-log line', () => sessionEnds(gw).length === finished + survivorHeld + later);
+  }
+  assert.ok(sessionEnds(gw).some((l) => !pids.includes(l.pid as number)), 'the replacement finished connections');
+  const last = await scrape(admin);
+  assert.equal(total(last, 'socksgate_connections_total'), finished + survivorHeld + later);
+  assert.equal(total(last, 'socksgate_handshake_seconds_count'), total(before, 'socksgate_handshake_seconds_count') + later);
+  for (const name of PER_CONNECTION) assert.ok(total(last, name) >= total(after, name), `${name} at the end`);
+  assert.equal(total(last, 'socksgate_connections_active'), 0);
+});
+
+test('a worker that stops, or dies of an unexpected error, sends what it counted since the last scrape', { timeout: 180_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startCliGateway(await tempConfig(BASE), [], [FAULT_ON_SIGUSR2], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const { pids, admin } = await started(gw);
+  assert.equal(total(await scrape(admin), 'socksgate_connections_total'), 0);
+
+  // Connections in both workers, none scraped: only their last words keep them in the sum.
+  let finished = 0;
+  for (let batch = 0; batch < 10 && new Set(sessionEnds(gw).map((l) => l.pid)).size < 2; batch++) {
+    for (let i = 0; i < 4; i++) (await echoOnce(gw.port, echo.port, `unscraped ${batch}.${i}`)).destroy();
+    finished += 4;
+    await waitUntil('every access-log line', () => sessionEnds(gw).length === finished);
+  }
+  assert.equal(new Set(sessionEnds(gw).map((l) => l.pid)).size, 2, 'both workers finished connections');
+  // One stops (it drains and exits 0, and is replaced), the other fails (it exits 70).
+  process.kill(pids[0]!, 'SIGTERM');
+  process.kill(pids[1]!, 'SIGUSR2');
+  await waitUntil('both workers replaced', () => gw.lines.filter((l) => l.msg === 'worker exited; starting a replacement').length === 2, 30_000);
+  const metrics = await scrape(admin);
+  assert.equal(total(metrics, 'socksgate_connections_total'), finished);
+  assert.equal(total(metrics, 'socksgate_unexpected_errors_total'), 1);
+});
