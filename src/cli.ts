@@ -11,6 +11,7 @@ import { ConfigWatcher } from './config/watch.js';
 import { routeCommand } from './route-command.js';
 import { readPassword } from './password-prompt.js';
 import { hashPassword } from './server/auth.js';
+import type { ReloadOutcome } from './reload.js';
 import { exitOnUnexpected } from './unexpected.js';
 import { clusterWorker, isClusterPrimary, runPrimary } from './cluster.js';
 import { EXIT_STOPPED_AT_ONCE, stopSignals } from './stop-signals.js';
@@ -93,16 +94,16 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   exitOnUnexpected(log, metrics, () => started, () => worker?.stopping());
   // SIGHUP, --watch and POST /api/reload share one reload path (the gateway's controller).
   let starting: Promise<Gateway> | undefined;
-  const reload = (why: string): void => {
-    void starting?.then((gateway) => gateway.reloader.reload(why), () => {}); // start-up failure: run() reports it
-  };
+  // Its outcome; undefined when start-up failed (run() reports that).
+  const reload = (why: string): Promise<ReloadOutcome | undefined> =>
+    starting?.then((gateway) => gateway.reloader.reload(why), () => undefined) ?? Promise.resolve(undefined);
   // Armed before start-up begins reading the list files, and so before "listening" is logged:
   // a change made after the config was read is seen (it reloads once the gateway is up).
   // In a cluster worker the primary watches and forwards reloads (src/cluster.ts).
-  const watcher = watchFiles && !worker && !config.source.startsWith('<') ? new ConfigWatcher(() => reload('watch')) : undefined;
+  const watcher = watchFiles && !worker && !config.source.startsWith('<') ? new ConfigWatcher(() => void reload('watch')) : undefined;
   watcher?.watch(config);
   starting = Gateway.start(config, { log, metrics, admin: !worker, ...(worker ? { connectionIds: worker.connectionIds } : {}) });
-  if (!worker) process.on('SIGHUP', () => reload('SIGHUP'));
+  if (!worker) process.on('SIGHUP', () => void reload('SIGHUP'));
   const gateway = await starting.catch((err: unknown) => {
     watcher?.close();
     throw err;

@@ -9,10 +9,14 @@
 // worker that crashed counted after its last collection is lost: at most SNAPSHOT_MS, or the
 // time since the last scrape if that is shorter. Every value a scrape showed is kept, so the
 // sum never goes down; it only misses that last stretch.
+//
+// Reloads are counted here too: each worker reloads on its own, and a sum of their counts
+// would show one SIGHUP as N reloads (the workers' own counter is `omit`ted from the sum).
 
 import cluster, { type Worker } from 'node:cluster';
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, Registry } from 'prom-client';
 import type { WorkerApi, WorkerMetrics } from './cluster-api.js';
+import { RELOADS } from './observe/metrics.js';
 
 /** How often the primary collects every worker's registry between scrapes. */
 export const SNAPSHOT_MS = 10_000;
@@ -68,9 +72,15 @@ export class ClusterMetrics {
   /** Workers whose registry went into #gone: a late answer of theirs must not come back. */
   readonly #retired = new WeakSet<Worker>();
   #stamp = 0;
+  /** The primary's own: socksgate_reloads_total, one per reload. */
+  readonly #own = new Registry();
+  readonly #reloads = new Counter({ ...RELOADS, registers: [this.#own] });
+  /** The newest reload a worker reported an outcome for (reloads are numbered by the primary). */
+  #lastReload = 0;
 
   constructor(api: WorkerApi) {
     this.#api = api;
+    for (const result of ['ok', 'rejected']) this.#reloads.inc({ result }, 0);
     cluster.on('exit', (w: Worker) => this.#retire(w));
   }
 
@@ -86,7 +96,7 @@ export class ClusterMetrics {
     if (missing) throw new Error(`worker ${missing.id} sent no metrics in time`);
     const registries: WorkerMetrics[] = [this.#gone.registry()];
     for (const [w, { registry }] of this.#last) registries.push(fresh.has(w) ? registry : registry.filter(keptWhenGone));
-    return AggregatorRegistry.aggregate(registries);
+    return Registry.merge([AggregatorRegistry.aggregate(registries), this.#own]);
   }
 
   /** Asks `workers` for their registries and keeps them; the workers that answered. */
@@ -105,6 +115,22 @@ export class ClusterMetrics {
   /** The registry a worker sent as it stopped: newer than any collection. */
   final(w: Worker, registry: WorkerMetrics): void {
     this.#note(w, Infinity, registry);
+  }
+
+  /**
+   * A worker's outcome of reload number `seq`. The first worker to report one counts it: the
+   * workers read the same files, and each later report (another worker's, or one that caught
+   * up on it while starting) is the same reload.
+   */
+  reloaded(seq: number, result: 'ok' | 'rejected'): void {
+    if (seq <= this.#lastReload) return;
+    this.#lastReload = seq;
+    this.#reloads.inc({ result });
+  }
+
+  /** A reload through POST /api/reload: rejected if any worker refused it, as the merged answer says. */
+  reloadedByApi(result: 'ok' | 'rejected'): void {
+    this.#reloads.inc({ result });
   }
 
   #note(w: Worker, stamp: number, registry: WorkerMetrics): boolean {

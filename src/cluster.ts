@@ -4,7 +4,7 @@
 // --watch) to every one of them, replaces a worker that dies, drains them all on
 // SIGTERM/SIGINT, and runs the admin listener: /metrics there is the sum over workers
 // (each serving worker sends its registry over IPC; prom-client's AggregatorRegistry adds them up,
-// with what workers that are gone had counted: cluster-metrics.ts). It
+// with what workers that are gone had counted, and reloads counted once: cluster-metrics.ts). It
 // lives in the primary because the primary outlives any worker, so a scrape never
 // depends on one worker being up. The per-connection admin API needs one process's
 // open connections: the primary asks every worker and merges their answers (cluster-api.ts).
@@ -30,15 +30,20 @@ import { mergeAnswers } from './observe/api-merge.js';
 import type { ApiTarget } from './observe/api-routes.js';
 import { HttpError } from './observe/http.js';
 import { createLogger } from './observe/logger.js';
+import type { ReloadOutcome } from './reload.js';
 import type { IdSpace } from './server/registry.js';
 
-/** Messages between the primary and its workers (IPC, JSON). */
-type ToWorker = { socksgate: 'reload'; why: string };
+/** Messages between the primary and its workers (IPC, JSON). `seq` numbers the primary's reloads. */
+type ToWorker = { socksgate: 'reload'; why: string; seq: number };
 /**
  * `applied`: the admin token of the config the worker runs now (at start and after each reload);
- * `stopping`: its registry as it stops, for the sum.
+ * `reloaded`: its outcome of reload `seq`; `stopping`: its registry as it stops, for the sum.
  */
-type ToPrimary = { socksgate: 'ready' } | { socksgate: 'applied'; apiToken: string | null } | { socksgate: 'stopping'; metrics: WorkerMetrics };
+type ToPrimary =
+  | { socksgate: 'ready' }
+  | { socksgate: 'applied'; apiToken: string | null }
+  | { socksgate: 'reloaded'; seq: number; result: ReloadOutcome['result'] }
+  | { socksgate: 'stopping'; metrics: WorkerMetrics };
 
 /**
  * What a worker is told at fork: its slot (a replacement takes the dead one's), how many
@@ -76,7 +81,7 @@ export interface ClusterWorker {
    * Answers the primary's metric requests from `registry` and its /api requests from `api`,
    * reloads on its word, reports ready.
    */
-  serve(registry: Registry, reload: (why: string) => void, api: ApiTarget, log: Logger): void;
+  serve(registry: Registry, reload: (why: string) => Promise<ReloadOutcome | undefined>, api: ApiTarget, log: Logger): void;
   /** Tells the primary the admin token of the config now running (it checks /api requests with it). */
   applied(config: Config): void;
   /**
@@ -105,7 +110,11 @@ export function clusterWorker(): ClusterWorker | undefined {
     serve(registry, reload, api, log) {
       served = registry;
       process.on('message', (msg: Partial<ToWorker>) => {
-        if (msg.socksgate === 'reload') reload(msg.why ?? 'primary');
+        if (msg.socksgate !== 'reload') return;
+        const { seq } = msg;
+        void reload(msg.why ?? 'primary').then((outcome) => {
+          if (outcome && typeof seq === 'number') send({ socksgate: 'reloaded', seq, result: outcome.result });
+        });
       });
       // Reloads come from the primary. A SIGHUP sent to the whole process group must
       // neither reload this worker twice nor end it (the signal's default action).
@@ -174,9 +183,13 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
       return applied === undefined ? primary.current().metrics?.api_token : (applied ?? undefined);
     },
     ask: (method, url, body) => workerApi.ask(workers.serving(), method, url, body),
-    settled: (method, url, answer) => {
+    settled: (method, url, answer, answers) => {
       bans.note(url, method, answer);
-      if (answer.operation === 'reload' && answer.status === 200) primary.reread();
+      if (answer.operation !== 'reload') return;
+      // One reload however many workers did it: rejected if one refused (the answer says so too).
+      const outcomes = answers.filter((a) => a.status === 200 || a.status === 422);
+      if (outcomes.length > 0) sums.reloadedByApi(outcomes.every((a) => a.status === 200) ? 'ok' : 'rejected');
+      if (answer.status === 200) primary.reread();
     },
   };
   let draining = false;
@@ -326,21 +339,22 @@ function forwardReloads(log: Logger, config: Config, opts: { path: string | unde
   const reload = (why: string): void => {
     reloads++;
     lastWhy = why;
-    for (const w of liveWorkers()) if (w.isConnected()) w.send({ socksgate: 'reload', why } satisfies ToWorker);
+    for (const w of liveWorkers()) if (w.isConnected()) w.send({ socksgate: 'reload', why, seq: reloads } satisfies ToWorker);
     reread();
   };
   const catchUp = (w: Worker): void => {
-    if ((forkedAt.get(w) ?? reloads) < reloads && w.isConnected()) w.send({ socksgate: 'reload', why: `${lastWhy} (while starting)` } satisfies ToWorker);
+    if ((forkedAt.get(w) ?? reloads) < reloads && w.isConnected()) w.send({ socksgate: 'reload', why: `${lastWhy} (while starting)`, seq: reloads } satisfies ToWorker);
   };
   process.on('SIGHUP', () => reload('SIGHUP'));
   watcher?.watch(current);
   return { watcher, current: () => current, reread, catchUp };
 }
 
-/** The registry each worker sends as it stops goes to the sums. */
+/** The workers' reload outcomes, and the registry each sends as it stops, go to the sums. */
 function countFromWorkers(sums: ClusterMetrics): void {
   cluster.on('message', (w: Worker, msg: Partial<ToPrimary> | null) => {
-    if (msg?.socksgate === 'stopping' && Array.isArray(msg.metrics)) sums.final(w, msg.metrics);
+    if (msg?.socksgate === 'reloaded' && typeof msg.seq === 'number' && (msg.result === 'ok' || msg.result === 'rejected')) sums.reloaded(msg.seq, msg.result);
+    else if (msg?.socksgate === 'stopping' && Array.isArray(msg.metrics)) sums.final(w, msg.metrics);
   });
 }
 
@@ -371,8 +385,8 @@ function allReady(workers: Worker[], ready: Set<Worker>): Promise<Worker | undef
 interface ClusterApi {
   token(): string | undefined;
   ask(method: string, url: string, body: unknown): Promise<{ answers: ApiAnswer[]; asked: number }>;
-  /** The merged answer to a request: bans to keep for later workers, a reload to follow. */
-  settled(method: string, url: string, answer: ApiAnswer): void;
+  /** The merged answer to a request (and the workers' own): bans to keep for later workers, a reload to follow and count. */
+  settled(method: string, url: string, answer: ApiAnswer, answers: readonly ApiAnswer[]): void;
 }
 
 /**
@@ -405,7 +419,7 @@ async function clusterApi(req: IncomingMessage, res: ServerResponse, url: URL, t
     const path = url.pathname + url.search;
     const { answers, asked } = await api.ask(method, path, body);
     answer = mergeAnswers(answers, asked);
-    api.settled(method, path, answer);
+    api.settled(method, path, answer, answers);
   } catch (err) {
     if (!(err instanceof HttpError)) throw err; // the listener answers 500 and logs it
     answer = errorAnswer(err);

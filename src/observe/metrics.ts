@@ -1,6 +1,13 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type CounterConfiguration } from 'prom-client';
 import type { Config } from '../config/types.js';
 
+/** socksgate_reloads_total: a worker's own reloads, or with `workers` the primary's count of them. */
+export const RELOADS = {
+  name: 'socksgate_reloads_total',
+  help: 'Configuration reloads (SIGHUP, --watch, POST /api/reload) by result: ok or rejected',
+  labelNames: ['result'] as const,
+};
+
 /** What one finished connection contributes to the counters (the access-log record's numbers). */
 export interface SessionTotals {
   protocol: string;
@@ -110,12 +117,8 @@ export class Metrics {
       for (const report of this.#udpReports) report();
     },
   });
-  readonly reloads = new Counter({
-    name: 'socksgate_reloads_total',
-    help: 'Configuration reloads (SIGHUP, --watch, POST /api/reload) by result: ok or rejected',
-    labelNames: ['result'] as const,
-    registers: [this.registry],
-  });
+  /** With `workers`, the primary counts reloads (src/cluster-metrics.ts): left out of the workers' sum. */
+  readonly reloads = new Counter({ ...RELOADS, aggregator: 'omit', registers: [this.registry] });
   readonly userConnections = this.#tallied('userConnections', {
     name: 'socksgate_user_connections_total',
     help: 'Finished client connections per configured user (metrics.per_user)',

@@ -1,8 +1,9 @@
 // `workers: 2`: the primary's /metrics as Prometheus reads it across the workers' lives. A
 // counter of the sum never goes down when a worker dies and is replaced (Prometheus would take
-// it for a reset), and a dead worker's gauges are gone with it.
+// it for a reset), a dead worker's gauges are gone with it, and one reload counts once.
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { adminClient } from '../helpers/admin.js';
 import { startCliGateway, type RunningGateway } from '../helpers/cli.js';
@@ -21,6 +22,12 @@ const PER_CONNECTION = [
   'socksgate_handshake_seconds_sum',
   'socksgate_connect_seconds_count',
 ];
+
+/** `name{labels}`'s value in Prometheus text; NaN when there is no such sample. */
+function sample(text: string, series: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? Number.NaN : Number(line.slice(series.length + 1));
+}
 
 const replacementOf = (gw: RunningGateway, pids: readonly number[]): Promise<Record<string, unknown>> =>
   gw.waitFor((l) => l.msg === 'socksgate listening' && !pids.includes(l.pid as number), BOOT_MS);
@@ -113,4 +120,50 @@ test('a worker that stops, or dies of an unexpected error, sends what it counted
   const metrics = await scrape(admin);
   assert.equal(total(metrics, 'socksgate_connections_total'), finished);
   assert.equal(total(metrics, 'socksgate_unexpected_errors_total'), 1);
+});
+
+test('one reload counts once in the sum, whichever way it comes and however many workers did it', { timeout: 180_000 }, async (t) => {
+  const TOKEN = 'cluster-reload-token';
+  const config = (extra = ''): string => BASE.replace('port: 0 }\nlimits', `port: 0, api_token: ${TOKEN} }\nlimits`) + extra;
+  const path = await tempConfig(config());
+  const gw = await startCliGateway(path, [], [], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const { admin } = await started(gw);
+  const api = adminClient(admin, TOKEN);
+  const reloads = async (): Promise<[number, number]> => {
+    const text = await scrape(admin);
+    return [sample(text, 'socksgate_reloads_total{result="ok"}'), sample(text, 'socksgate_reloads_total{result="rejected"}')];
+  };
+  const logged = (msg: string): number => gw.lines.filter((l) => l.msg === msg).length;
+  /** Waits for both workers' log lines, then for the count (a worker reports after it logs). */
+  const settle = async (msg: string, lines: number, want: [number, number]): Promise<void> => {
+    await waitUntil(`${lines} "${msg}" lines`, () => logged(msg) === lines);
+    for (let waited = 0; ; waited += 100) {
+      const now = await reloads();
+      if (now[0] >= want[0] && now[1] >= want[1]) break;
+      assert.ok(waited < 10_000, `reloads ${now} never reached ${want}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 300)); // a second worker's count would be in by now
+    assert.deepEqual(await reloads(), want);
+  };
+  assert.deepEqual(await reloads(), [0, 0]);
+
+  await writeFile(path, config('rules:\n  - { name: no-loopback, cidrs: [127.0.0.0/8], action: block }\n'));
+  gw.child.kill('SIGHUP');
+  await settle('configuration reloaded', 2, [1, 0]);
+
+  await writeFile(path, config('rules:\n  - { name: gone, domains_file: no-such-list.txt, action: block }\n'));
+  gw.child.kill('SIGHUP');
+  await settle('reload rejected; keeping the running configuration', 2, [1, 1]);
+
+  // Through the API: the answer is the workers' merged outcome, and the count matches it.
+  const rejected = await api.request('POST', '/api/reload');
+  assert.equal(rejected.status, 422, rejected.text);
+  assert.deepEqual(await reloads(), [1, 2]);
+  await writeFile(path, config());
+  const ok = await api.request('POST', '/api/reload');
+  assert.equal(ok.status, 200, ok.text);
+  assert.deepEqual(await reloads(), [2, 2]);
+  await waitUntil('both workers logging each reload', () => logged('configuration reloaded') === 4);
 });
