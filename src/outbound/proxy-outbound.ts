@@ -169,6 +169,20 @@ export function proxyDialer(proxy: { host: string; port: number }, deps: ProxyDe
 }
 
 /**
+ * The stream alone, for a BIND's or an ASSOCIATE's control connection, which outlive the
+ * dial: the hop's connection (a pool member's or a chained upstream's open count) is held
+ * until the stream closes, however it ends, and released once then.
+ */
+export function heldUntilClose(conn: Connection): Socket {
+  const { socket, release } = conn;
+  if (release) {
+    if (socket.closed) release();
+    else socket.once('close', release);
+  }
+  return socket;
+}
+
+/**
  * The previous hop dials this proxy for the same request, bound by this attempt's deadline,
  * and with no answer of the router's (that was for the destination, not the proxy). Fields
  * copied one by one: a context may keep `log` and `signal` behind getters, which a spread drops.

@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import type { Socks4UpstreamConfig } from '../config/types.js';
 import { GatewayError, Rep } from '../errors.js';
 import { credentialsFor } from './credentials.js';
-import { assertSendable, createProxyOutbound, proxyDialer, resolveHere, type ProxyDeps } from './proxy-outbound.js';
+import { assertSendable, createProxyOutbound, heldUntilClose, proxyDialer, resolveHere, type ProxyDeps } from './proxy-outbound.js';
 import { lastHopAddress, openSocks5Bind, type LastHop } from './socks5-bind.js';
 import { fromSocksError } from './socks5-errors.js';
 import { socksHandshake } from './socks5.js';
@@ -38,7 +38,7 @@ export function createSocks4Outbound(name: string, cfg: Socks4UpstreamConfig, de
   out.bind = async (dest: Destination, ctx: OutboundContext): Promise<BindHandle> => {
     const [to] = await targets(dest, ctx);
     const { username } = credentialsFor({ username: cfg.username }, ctx);
-    const dialer = (signal: AbortSignal) => dial(signal, ctx).then((c) => c.socket);
+    const dialer = (signal: AbortSignal) => dial(signal, ctx).then(heldUntilClose);
     return openSocks5Bind({ ...proxy, username, name, version: 4 }, to!, ctx, { connectTimeout: deps.connectTimeout, dial: dialer, lastHop });
   };
   return out;

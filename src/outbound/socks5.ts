@@ -9,7 +9,7 @@ import type { Socks5UpstreamConfig } from '../config/types.js';
 import type { Address } from '../protocol/types.js';
 import { assertRfc1929, credentialsFor } from './credentials.js';
 import { keepEarlyData } from './early-data.js';
-import { assertSendable, createProxyOutbound, proxyDialer, resolveHere, type Established, type HandshakeRun, type ProxyDeps } from './proxy-outbound.js';
+import { assertSendable, createProxyOutbound, heldUntilClose, proxyDialer, resolveHere, type Established, type HandshakeRun, type ProxyDeps } from './proxy-outbound.js';
 import { lastHopAddress, openSocks5Bind, type LastHop } from './socks5-bind.js';
 import { fromSocksError, UpstreamHandshakeError } from './socks5-errors.js';
 import { openSocks5Udp, type UpstreamDialer } from './socks5-udp.js';
@@ -35,7 +35,7 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
   // carry: a chained upstream has no openUdp (its datagrams are dropped as unsupported).
   const upstream = (ctx: OutboundContext) => ({ ...proxy, ...credentialsFor({ username: cfg.username, password: cfg.password }, ctx), name });
   const dial = proxyDialer(proxy, deps);
-  const dialFor = (ctx: OutboundContext): UpstreamDialer => (signal) => dial(signal, ctx).then((c) => c.socket);
+  const dialFor = (ctx: OutboundContext): UpstreamDialer => (signal) => dial(signal, ctx).then(heldUntilClose);
   // Through a chain, a wildcard BND names this upstream, not the first hop the stream reaches.
   const lastHop: LastHop | undefined = deps.via ? (family) => lastHopAddress(proxy.host, deps.dns, family) : undefined;
   out.bind = (dest: Destination, ctx: OutboundContext): Promise<BindHandle> =>

@@ -5,6 +5,7 @@ import { connect, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { SocksClient, type SocksRemoteHost } from 'socks';
 import { openSocks5Bind } from '../../src/outbound/socks5-bind.js';
+import { isPoolOutbound, isUpstreamOutbound } from '../../src/outbound/stats.js';
 import { rawBind, readReply } from '../helpers/bind.js';
 import { startDnsServer } from '../helpers/dns-server.js';
 import { startGateway } from '../helpers/index.js';
@@ -196,3 +197,37 @@ test('BIND through a pool: the access-log line names the member that carried it,
   assert.equal(refused?.rep, 7);
   assert.equal(refused?.member, refuser);
 });
+
+for (const { how, first } of [
+  { how: 'granted then left by the client', first: WILDCARD.socks5.first },
+  { how: 'refused by the upstream', first: Buffer.from([5, 7, 0, 1, 0, 0, 0, 0, 0, 0]) },
+]) {
+  test(`BIND through a chain whose hop is a pool, ${how}: the hop's connection stops counting as open`, async (t) => {
+    const last = await startScriptedSocks(first, '127.0.0.167');
+    t.after(() => last.close());
+    const hop = await startMicrosocks({ host: '127.0.0.166' });
+    t.after(() => hop.close());
+    const gw = await startGateway({
+      upstreams: {
+        hop: { type: 'socks5', host: hop.host, port: hop.port },
+        hops: { type: 'pool', members: ['hop'] },
+        last: { type: 'socks5', host: last.host, port: last.port, via: 'hops' },
+      },
+      rules: [{ name: 'bind-out', commands: ['bind'], action: 'last' }],
+    });
+    t.after(() => gw.close());
+    const { s } = await rawBind(gw.port);
+    t.after(() => s.destroy());
+    assert.equal((await readReply(s))?.rep, first[1]);
+    s.destroy();
+    assert.ok(await gw.accessLog((l) => l.cmd === 'bind'));
+    const outbounds = gw.gw.snapshot.outbounds;
+    const upstream = outbounds.get('hop')!;
+    const pool = outbounds.get('hops')!;
+    assert.ok(isUpstreamOutbound(upstream) && isPoolOutbound(pool));
+    // The control connection closes with the session; its close is what lets the hop go.
+    for (let waited = 0; waited < 2_000 && upstream.stats().active > 0; waited += 20) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(upstream.stats().active, 0, 'the hop upstream');
+    assert.equal(pool.stats()[0]!.active, 0, 'the pool member');
+  });
+}
