@@ -57,6 +57,14 @@ const AUTH_FAILURES = new Set([
 ]);
 
 /**
+ * Whether `socks` failed on the reply to our request: a refusal, or a reply whose VER is not 5,
+ * which it reports in the same words (with the REP byte that follows as the reason).
+ */
+export function failedOnReply(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith(REJECTED_PREFIX);
+}
+
+/**
  * Turns whatever `SocksClient.createConnection` rejected with into a GatewayError.
  * Only handshake failures reach here: the TCP connection to the upstream is made by
  * the caller (so its errno survives), and timeouts and aborts are decided by the caller.

@@ -11,7 +11,7 @@ import { assertRfc1929, credentialsFor } from './credentials.js';
 import { keepEarlyData } from './early-data.js';
 import { assertSendable, createProxyOutbound, heldUntilClose, proxyDialer, resolveHere, type Established, type HandshakeRun, type ProxyDeps } from './proxy-outbound.js';
 import { lastHopAddress, openSocks5Bind, type LastHop } from './socks5-bind.js';
-import { fromSocksError, UpstreamHandshakeError } from './socks5-errors.js';
+import { failedOnReply, fromSocksError, UpstreamHandshakeError } from './socks5-errors.js';
 import { openSocks5Udp, type UpstreamDialer } from './socks5-udp.js';
 import type { UpstreamOutbound } from './stats.js';
 import type { BindHandle, DatagramOutbound, Destination, OutboundContext, UdpChannel } from './types.js';
@@ -64,7 +64,16 @@ export async function socksHandshake(
     socket.destroy();
   };
   run.signal.addEventListener('abort', onAbort, { once: true });
-  socket.once('data', run.heard);
+  // The first bytes the upstream sends: `socks` reads a reply whose VER is not 5 as a
+  // refusal with its REP, and only these bytes tell the two apart.
+  const first = Buffer.alloc(FIRST_BYTES);
+  let got = 0;
+  const onData = (chunk: Buffer): void => {
+    if (got === 0) run.heard();
+    got += chunk.copy(first, got);
+    if (got === FIRST_BYTES) socket.off('data', onData);
+  };
+  socket.on('data', onData);
   try {
     // A hop's stream arrives paused (see keepEarlyData); `socks` only listens for 'data'.
     socket.resume();
@@ -82,10 +91,23 @@ export async function socksHandshake(
     if (version === 5 && info.remoteHost === undefined) throw new UpstreamHandshakeError(`${proxy.host}:${proxy.port}`, 'reply with an unknown address type');
     const head = await keepEarlyData(socket);
     return { socket, bound: boundOf(info.remoteHost), head };
+  } catch (err) {
+    const ver = version === 5 && failedOnReply(err) ? replyVersion(first, got) : undefined;
+    if (ver !== undefined && ver !== 5) throw new UpstreamHandshakeError(`${proxy.host}:${proxy.port}`, `reply with version ${ver}`);
+    throw err;
   } finally {
     run.signal.removeEventListener('abort', onAbort);
-    socket.off('data', run.heard);
+    socket.off('data', onData);
   }
+}
+
+/** The method choice (2 bytes), RFC 1929's status when it chose 0x02 (2 more), then the reply's VER. */
+const FIRST_BYTES = 5;
+
+/** RFC 1928 §6: VER of the upstream's reply to our request, when its bytes have come. */
+function replyVersion(first: Buffer, got: number): number | undefined {
+  const at = got >= 2 && first[1] === 0x02 ? 4 : 2;
+  return got > at ? first[at] : undefined;
 }
 
 function boundOf(remote: SocksRemoteHost | undefined): Address | undefined {

@@ -111,3 +111,42 @@ test("an upstream's 0x07 or 0x08 is an upstream failure to an HTTP client (502),
     assert.equal(answer.code, 502, `upstream reply ${rep}`);
   }
 });
+
+test('an upstream reply whose VER is not 5 is a failed handshake, not a refusal with its REP: a pool tries its next member', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const echoThroughPool = await startEchoServer();
+  t.after(() => echoThroughPool.close());
+  // VER 0 where RFC 1928 §6 has 5, then a REP of 0x05: no refusal of the destination.
+  const broken = await startScriptedSocks(Buffer.from([0, 5, 0, 1, 0, 0, 0, 0, 0, 0]));
+  t.after(() => broken.close());
+  const micro = await startMicrosocks({ host: '127.0.0.1' });
+  t.after(() => micro.close());
+  const gw = await startGateway({
+    upstreams: {
+      alone: { type: 'socks5', host: '127.0.0.1', port: broken.port },
+      pool: { type: 'pool', strategy: 'failover', members: [`socks5://127.0.0.1:${broken.port}`, `socks5://127.0.0.1:${micro.port}`] },
+    },
+    rules: [
+      { name: 'alone', ports: [echo.port], action: 'alone' },
+      { name: 'pool', ports: [echoThroughPool.port], action: 'pool' },
+    ],
+  });
+  t.after(() => gw.close());
+
+  const s = connect({ host: '127.0.0.1', port: gw.port });
+  t.after(() => s.destroy());
+  s.on('error', () => {});
+  await once(s, 'connect');
+  s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.CONNECT, { host: '127.0.0.1', port: echo.port })]));
+  assert.deepEqual([...(await readBytes(s, 4))], [5, 0, 5, 1], 'method 0x00, then reply 0x01, not the 0x05 that followed VER 0');
+  const line = await gw.accessLog((l) => l['rule'] === 'alone');
+  assert.match(String(line?.['error']), /reply with version 0/);
+
+  // Through the pool the broken member is at fault: the next one carries the request.
+  const destination = { host: '127.0.0.1', port: echoThroughPool.port };
+  const ok = await SocksClient.createConnection({ proxy: { host: '127.0.0.1', port: gw.port, type: 5 }, command: 'connect', destination, timeout: 5_000 });
+  t.after(() => ok.socket.destroy());
+  ok.socket.write('next member');
+  assert.equal((await readBytes(ok.socket, 11)).toString(), 'next member');
+});
