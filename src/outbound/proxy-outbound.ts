@@ -36,7 +36,7 @@ export interface Established {
 export interface HandshakeRun {
   signal: AbortSignal;
   credentials: Credentials;
-  /** The proxy has shown it is alive: a timeout from now on is about the destination. */
+  /** The proxy has answered all it answers before it tries the destination: a timeout from now on is about the destination. */
   heard(): void;
 }
 

@@ -64,13 +64,16 @@ export async function socksHandshake(
     socket.destroy();
   };
   run.signal.addEventListener('abort', onAbort, { once: true });
-  // The first bytes the upstream sends: `socks` reads a reply whose VER is not 5 as a
-  // refusal with its REP, and only these bytes tell the two apart.
+  // The first bytes the upstream sends: they say when it has answered all that comes before
+  // our request (its method choice, and RFC 1929's status), so that from then on a timeout is
+  // about the destination; and `socks` reads a reply whose VER is not 5 as a refusal with its
+  // REP, which only these bytes tell apart.
   const first = Buffer.alloc(FIRST_BYTES);
   let got = 0;
   const onData = (chunk: Buffer): void => {
-    if (got === 0) run.heard();
     got += chunk.copy(first, got);
+    const at = replyAt(version, first, got);
+    if (at !== undefined && got >= at) run.heard();
     if (got === FIRST_BYTES) socket.off('data', onData);
   };
   socket.on('data', onData);
@@ -104,10 +107,21 @@ export async function socksHandshake(
 /** The method choice (2 bytes), RFC 1929's status when it chose 0x02 (2 more), then the reply's VER. */
 const FIRST_BYTES = 5;
 
+/**
+ * Where the reply to our request starts in the upstream's bytes: SOCKS4 says nothing before
+ * it; SOCKS5 first chooses a method (RFC 1928 §3), then answers RFC 1929 auth if it chose
+ * 0x02. Undefined until the method choice has come.
+ */
+function replyAt(version: 4 | 5, first: Buffer, got: number): number | undefined {
+  if (version === 4) return 0;
+  if (got < 2) return undefined;
+  return first[1] === 0x02 ? 4 : 2;
+}
+
 /** RFC 1928 §6: VER of the upstream's reply to our request, when its bytes have come. */
 function replyVersion(first: Buffer, got: number): number | undefined {
-  const at = got >= 2 && first[1] === 0x02 ? 4 : 2;
-  return got > at ? first[at] : undefined;
+  const at = replyAt(5, first, got);
+  return at !== undefined && got > at ? first[at] : undefined;
 }
 
 function boundOf(remote: SocksRemoteHost | undefined): Address | undefined {

@@ -1,5 +1,6 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { createResolver } from '../../src/dns/resolver.js';
@@ -8,6 +9,7 @@ import { createSocks5Outbound } from '../../src/outbound/socks5.js';
 import { fromSocksError, UpstreamAuthError, UpstreamUnreachableError } from '../../src/outbound/socks5-errors.js';
 import type { Socks5UpstreamConfig } from '../../src/config/types.js';
 import type { Connection, OutboundContext } from '../../src/outbound/types.js';
+import { listenTracked } from '../helpers/servers.js';
 import { freePort, readAll, startDante, startDestination, startMicrosocks, startScriptedSocks } from '../helpers/upstreams.js';
 
 const log = pino({ level: 'silent' });
@@ -177,6 +179,37 @@ test('an upstream that never answers: 0x06 within the connect timeout, as its ow
   const err = await rejection(out.connect({ host: '127.0.0.1', port: 9 }, ctx()));
   assert.ok(err instanceof UpstreamUnreachableError, err.message);
   assert.equal(err.rep, Rep.TTL_EXPIRED);
+});
+
+test('an upstream silent before our request is sent (its RFC 1929 answer never comes) is at fault; one silent after it waits on the destination', async (t) => {
+  // Answers the method choice with `method`, RFC 1929 auth with `auth` when given, then nothing.
+  const stalling = async (method: number, auth?: number[]): Promise<number> => {
+    const srv = createServer((s) => {
+      s.on('error', () => {});
+      let step = 0;
+      s.on('data', () => {
+        if (step === 0) s.write(Buffer.from([5, method]));
+        if (step === 1 && auth) s.write(Buffer.from(auth));
+        step++;
+      });
+    });
+    const { port, close } = await listenTracked(srv);
+    t.after(close);
+    return port;
+  };
+  const creds = { username: 'u', password: 'p' };
+  const attempt = async (port: number): Promise<GatewayError> =>
+    rejection(createSocks5Outbound('stall', upstream('127.0.0.1', port, creds), { dns, connectTimeout: 300 }).connect({ host: '127.0.0.1', port: 9 }, ctx()));
+
+  const inAuth = await attempt(await stalling(0x02));
+  assert.ok(inAuth instanceof UpstreamUnreachableError, `the request was never sent: ${inAuth.message}`);
+  assert.equal(inAuth.rep, Rep.TTL_EXPIRED);
+
+  for (const port of [await stalling(0x02, [1, 0]), await stalling(0x00)]) {
+    const inRequest = await attempt(port);
+    assert.equal(inRequest.code, 'GW_ERR_CONNECT_TIMEOUT', `asked for the destination: ${inRequest.message}`);
+    assert.equal(inRequest.rep, Rep.TTL_EXPIRED);
+  }
 });
 
 test('the caller giving up aborts the attempt', async (t) => {
