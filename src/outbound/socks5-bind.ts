@@ -58,7 +58,8 @@ export async function openSocks5Bind(
 
 function classify(err: unknown, name: string, phase: 'dial' | 'handshake', deadline: Deadline, ctx: OutboundContext, ms: number): GatewayError {
   if (ctx.signal.aborted) return new AbortedError(`upstream "${name}" BIND`, { cause: err });
-  if (deadline.timedOut) return new ConnectTimeoutError(`upstream "${name}" BIND`, ms);
+  // The first reply asks no destination (RFC 1928 §4: the upstream only listens): silence until then is the upstream's own.
+  if (deadline.timedOut) return new UpstreamUnreachableError(name, new ConnectTimeoutError(`upstream "${name}" BIND`, ms));
   return phase === 'dial' ? new UpstreamUnreachableError(name, err) : fromSocksError(name, err);
 }
 

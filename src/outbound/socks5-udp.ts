@@ -73,7 +73,8 @@ export async function openSocks5Udp(upstream: Socks5UdpUpstream, ctx: OutboundCo
 
 function classify(err: unknown, name: string, phase: 'dial' | 'handshake', deadline: Deadline, ctx: OutboundContext, ms: number): GatewayError {
   if (ctx.signal.aborted) return new AbortedError(`upstream "${name}" UDP`, { cause: err });
-  if (deadline.timedOut) return new ConnectTimeoutError(`upstream "${name}" UDP ASSOCIATE`, ms);
+  // No destination is asked before the reply (RFC 1928 §7): silence until then is the upstream's own.
+  if (deadline.timedOut) return new UpstreamUnreachableError(name, new ConnectTimeoutError(`upstream "${name}" UDP ASSOCIATE`, ms));
   return phase === 'dial' ? new UpstreamUnreachableError(name, err) : fromSocksError(name, err);
 }
 

@@ -11,7 +11,7 @@ import type { MemberSpec, Outbound, OutboundContext } from '../../src/outbound/t
 import { startScriptedSocks } from '../helpers/instruments.js';
 import { poolDestination, poolMembers } from '../helpers/pool.js';
 import { startUdpEchoServer } from '../helpers/udp.js';
-import { freePort, readAll, startDante, startMicrosocks, type Destination } from '../helpers/upstreams.js';
+import { freePort, readAll, startDante, startMicrosocks, startScriptedSocks as startRespondingSocks, type Destination } from '../helpers/upstreams.js';
 
 const silent = pino({ level: 'silent' });
 const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
@@ -243,4 +243,23 @@ test('UDP and BIND through a pool go to a member that can carry them', async (t)
   assert.deepEqual(active(), [0, 0]);
   const onlyChained = createPoolOutbound('none', pool('round-robin'), { members: specs([chained]), log: silent });
   assert.equal(onlyChained.openUdp, undefined);
+});
+
+test('UDP and BIND through a pool: a member that never answers is at fault, and the next member carries them', async (t) => {
+  const relay = await startUdpEchoServer();
+  t.after(() => relay.close());
+  const mute = await startRespondingSocks({ silent: true });
+  t.after(() => mute.close());
+  // Grants an ASSOCIATE (BND: the echo server) and a BIND's first reply alike.
+  const up = await startScriptedSocks(Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, relay.port >> 8, relay.port & 0xff]));
+  t.after(() => up.close());
+  const quick = (u: { host: string; port: number }): Outbound => createSocks5Outbound(`socks5://${u.host}:${u.port}`, { type: 'socks5', host: u.host, port: u.port, remote_dns: true }, { dns, connectTimeout: 300 });
+  const p = createPoolOutbound('mixed', pool('failover', { max_attempts: 2 }), { members: specs([quick(mute), quick(up)]), log: silent });
+  t.after(() => p.close());
+  const channel = await p.openUdp!(ctx());
+  t.after(() => channel.close());
+  const handle = await p.bind!({ host: '127.0.0.1', port: 9 }, ctx());
+  t.after(() => handle.close());
+  assert.deepEqual(p.stats().map((s) => s.active), [0, 2], 'both went through the member that answers');
+  assert.equal(p.stats()[0]!.consecutiveFailures, 2, 'the silent member is blamed for both');
 });
