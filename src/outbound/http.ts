@@ -31,6 +31,8 @@ export function createHttpOutbound(name: string, cfg: HttpUpstreamConfig, deps: 
   return createProxyOutbound(name, { host: cfg.host, port: cfg.port, username: cfg.username, password: cfg.password }, {
     targets: async (dest, ctx) => (cfg.remote_dns ? [sendableName(dest)] : resolveHere(dest, ctx, deps.dns)),
     handshake: async (socket, to, run) => {
+      // A hop's stream the proxy has already closed: nothing can answer on it (as in socks5.ts).
+      if (socket.destroyed) throw new Error('the proxy closed the connection before CONNECT');
       const stream = cfg.tls ? await startTls(socket, cfg, deps.ca, run.signal) : socket;
       // Without TLS nothing comes back before the proxy has reached the destination: a proxy
       // that took our connection counts as alive, and a timeout is about the destination.
@@ -99,9 +101,12 @@ function connectThrough(stream: Socket, to: Destination, run: HandshakeRun): Pro
       headers: { host: authority, ...basicAuth(run.credentials) },
       createConnection: () => stream,
     });
+    // Settles here too: node's client reports nothing for a stream that closed before it
+    // took it (its 'close' has passed), so only the deadline ends such a request.
     const onAbort = (): void => {
       req.destroy();
       stream.destroy();
+      reject(new Error('CONNECT to the proxy cut short'));
     };
     run.signal.addEventListener('abort', onAbort, { once: true });
     // A hop's stream arrives paused (see keepEarlyData), maybe with bytes put back in front:

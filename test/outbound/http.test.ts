@@ -1,7 +1,8 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -13,7 +14,7 @@ import { fromHttpError, HttpProxyRefusal } from '../../src/outbound/http-errors.
 import { createPoolOutbound } from '../../src/outbound/pool.js';
 import { createSocks5Outbound } from '../../src/outbound/socks5.js';
 import { isUpstreamFault } from '../../src/outbound/socks5-errors.js';
-import type { Connection, OutboundContext } from '../../src/outbound/types.js';
+import type { Connection, Outbound, OutboundContext } from '../../src/outbound/types.js';
 import { readFile } from 'node:fs/promises';
 import { listenTracked } from '../helpers/servers.js';
 import { socksConnect, startGateway } from '../helpers/index.js';
@@ -207,4 +208,29 @@ test('an https:// proxy that never answers the TLS hello, or closes during it: t
 
   const shut = createHttpOutbound('shut', http({ host: '127.0.0.1', port: closing.port, tls: true }), { dns, connectTimeout: 5_000 });
   await assert.rejects(bounded(shut.connect(to, ctx())), (e: unknown) => e instanceof GatewayError && isUpstreamFault(e));
+});
+
+test('an http or https proxy whose stream from the hop before it has already closed: the attempt fails at once, counted against the proxy, and never hangs', async (t) => {
+  const hopEnd = await listenTracked(createServer((s) => s.on('error', () => {}).resume()), '127.0.0.1');
+  t.after(() => hopEnd.close());
+  // A hop that hands over a stream the far side has closed (the next proxy took the connection and dropped it).
+  const hop: Outbound = {
+    name: 'hop',
+    connect: async () => {
+      const socket = connect(hopEnd.port, '127.0.0.1');
+      await once(socket, 'connect');
+      socket.destroy();
+      await once(socket, 'close');
+      return { socket };
+    },
+    close: async () => {},
+  };
+  const bounded = (p: Promise<unknown>): Promise<unknown> =>
+    Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error('the dial never settled')), 10_000))]);
+  for (const tls of [false, true]) {
+    const out = createHttpOutbound('after-hop', http({ host: '127.0.0.1', port: 1, tls }), { dns, connectTimeout: 5_000, via: hop });
+    const started = performance.now();
+    await assert.rejects(bounded(out.connect({ host: '127.0.0.1', port: 9 }, ctx())), (e: unknown) => e instanceof GatewayError && isUpstreamFault(e));
+    assert.ok(performance.now() - started < 2_500, `tls ${tls}: failed at once, not at connect_timeout`);
+  }
 });
