@@ -3,12 +3,20 @@
 
 import { GatewayError, Rep } from '../errors.js';
 
+/** A Deadline's own reason for aborting, made once: told apart from its caller's by identity. */
+const DEADLINE_PASSED = new DOMException('deadline passed', 'TimeoutError');
+
 export class Deadline {
   readonly signal: AbortSignal;
   readonly #ctl = new AbortController();
   readonly #parent: AbortSignal;
   readonly #timer: NodeJS.Timeout;
-  readonly #onParentAbort = (): void => this.#ctl.abort(this.#parent.reason);
+  readonly #onParentAbort = (): void => {
+    // The attempt this one is part of ran out of time (a chain's hop dialing for the next
+    // proxy): so has this one, and whatever it was waiting for is why.
+    if (this.#parent.reason === DEADLINE_PASSED) this.#timedOut = true;
+    this.#ctl.abort(this.#parent.reason);
+  };
   #timedOut = false;
 
   constructor(parent: AbortSignal, ms: number) {
@@ -16,14 +24,14 @@ export class Deadline {
     this.#parent = parent;
     this.#timer = setTimeout(() => {
       this.#timedOut = true;
-      this.#ctl.abort(new DOMException('deadline passed', 'TimeoutError'));
+      this.#ctl.abort(DEADLINE_PASSED);
     }, ms);
     this.#timer.unref();
     if (parent.aborted) this.#onParentAbort();
     else parent.addEventListener('abort', this.#onParentAbort, { once: true });
   }
 
-  /** True once the time ran out (as opposed to the caller giving up). */
+  /** True once the time ran out, this one's or that of the attempt it is part of (as opposed to the caller giving up). */
   get timedOut(): boolean {
     return this.#timedOut;
   }

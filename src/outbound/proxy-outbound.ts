@@ -66,7 +66,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
   const dial = proxyDialer(proxy, deps);
 
   function classify(err: unknown, phase: Phase, heard: boolean, deadline: Deadline, ctx: OutboundContext, dest: Destination): GatewayError {
-    if (ctx.signal.aborted) return new AbortedError(`upstream "${name}"`); // no cause: a client error may hold the password
+    // First: through a chain, the caller's signal is the next hop's deadline, and its end is this hop's timeout.
     if (deadline.timedOut) {
       const timeout = new ConnectTimeoutError(`upstream "${name}" to ${dest.host}:${dest.port}`, deps.connectTimeout);
       // Still resolving the destination's name here: the proxy was never asked anything.
@@ -75,6 +75,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
       // waiting on the destination: a timeout about the destination.
       return phase === 'handshake' && heard ? timeout : new UpstreamUnreachableError(name, timeout);
     }
+    if (ctx.signal.aborted) return new AbortedError(`upstream "${name}"`); // no cause: a client error may hold the password
     if (phase === 'dial') return new UpstreamUnreachableError(name, err);
     if (phase === 'handshake') return protocol.fromError(name, err);
     return err instanceof GatewayError ? err : new NameNotResolvedError(dest.host, 'lookup failed', { cause: err });

@@ -5,12 +5,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { createResolver } from '../../src/dns/resolver.js';
 import { GatewayError, Rep, UpstreamRefusedError } from '../../src/errors.js';
+import { createPoolOutbound } from '../../src/outbound/pool.js';
 import { createSocks5Outbound } from '../../src/outbound/socks5.js';
 import { fromSocksError, UpstreamAuthError, UpstreamUnreachableError } from '../../src/outbound/socks5-errors.js';
 import type { Socks5UpstreamConfig } from '../../src/config/types.js';
 import type { Connection, OutboundContext } from '../../src/outbound/types.js';
 import { listenTracked } from '../helpers/servers.js';
-import { freePort, readAll, startDante, startDestination, startMicrosocks, startScriptedSocks } from '../helpers/upstreams.js';
+import { freePort, readAll, specs, startDante, startDestination, startMicrosocks, startScriptedSocks } from '../helpers/upstreams.js';
 
 const log = pino({ level: 'silent' });
 const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: { 'only-here.test': '127.0.0.1' } });
@@ -67,6 +68,35 @@ test('a two-hop chain: the destination sees the last hop', async (t) => {
   assert.equal(first.stats().active, 0);
   assert.equal(first.stats().attempts, 1);
   assert.deepEqual(dest.peers, ['127.0.0.3']);
+});
+
+test('a chain whose first hop never answers: that hop is at fault, and a pool as the first hop ejects its silent member', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const mute = await startScriptedSocks({ host: '127.0.0.4', silent: true });
+  t.after(() => mute.close());
+  const live = await startMicrosocks({ host: '127.0.0.5' });
+  t.after(() => live.close());
+  const last = await startMicrosocks({ host: '127.0.0.6' });
+  t.after(() => last.close());
+  const hop = (u: { host: string; port: number }) => createSocks5Outbound(`socks5://${u.host}:${u.port}`, upstream(u.host, u.port), { dns, connectTimeout: 300 });
+
+  // The next hop's deadline ends first (it began first): the silent hop is still the one that timed out.
+  const silentHop = hop(mute);
+  const through = createSocks5Outbound('last', upstream(last.host, last.port), { dns, connectTimeout: 300, via: silentHop });
+  await rejection(through.connect({ host: '127.0.0.1', port: dest.port }, ctx()));
+  assert.equal(silentHop.stats().failures, 1);
+  for (let i = 0; i < 2; i++) await rejection(through.connect({ host: '127.0.0.1', port: dest.port }, ctx()));
+  assert.equal(silentHop.stats().healthy, false, 'three timeouts of its own: the silent hop reads unhealthy');
+
+  const hops = createPoolOutbound('hops', { type: 'pool', members: [], members_scheme: 'socks5', strategy: 'failover', ban_after: 1 }, { members: specs([hop(mute), hop(live)]), log });
+  t.after(() => hops.close());
+  const viaPool = createSocks5Outbound('last', upstream(last.host, last.port), { dns, connectTimeout: 300, via: hops });
+  await rejection(viaPool.connect({ host: '127.0.0.1', port: dest.port }, ctx()));
+  assert.deepEqual(hops.stats().map((m) => m.healthy), [false, true], 'the silent member is ejected');
+  const conn = await viaPool.connect({ host: '127.0.0.1', port: dest.port }, ctx());
+  assert.equal(await readAll(conn.socket), 'hello 127.0.0.6\n');
+  conn.release?.();
 });
 
 test('a wrong upstream password gives 0x01 and the next request still works', async (t) => {
