@@ -41,7 +41,7 @@ export async function handleBind(ctx: CommandContext): Promise<void> {
     // Bytes pipelined behind the request or sent while waiting go to the peer first.
     const result = await relay(client, got.socket, { idleTimeout: snapshot.config.limits.idle_timeout, early, throttle: ctx.limits.throttle });
     record.up = result.up;
-    record.down = result.down;
+    record.down = result.down + (got.head?.length ?? 0); // the peer's first bytes, as CONNECT counts them
     if (result.reason !== 'closed') record.error = result.error?.message ?? result.reason;
   } finally {
     handle.close();

@@ -4,6 +4,7 @@ import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
+import { rawBind, readReply } from '../helpers/bind.js';
 import { socksConnect, startGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
 
@@ -44,4 +45,49 @@ test('bytes that arrive with the upstream reply, then EOF, reach the client befo
   const line = await gw.accessLog((l) => l.cmd === 'connect');
   assert.equal(line?.down, '421 busy, try later\r\n'.length);
   assert.equal(line?.up, 0);
+});
+
+/**
+ * Test instrument (scripted SOCKS5 upstream for BIND): the first reply at once; a moment later
+ * the second reply, the peer's first words and FIN in one write (a peer that spoke and hung up
+ * as soon as it was accepted).
+ */
+async function bindBannerThenCloseUpstream(banner: string): Promise<{ port: number; close(): Promise<void> }> {
+  const server = createServer((s) => {
+    s.on('error', () => {});
+    let stage = 0;
+    s.on('data', () => {
+      if (stage++ === 0) return void s.write(Buffer.from([5, 0]));
+      s.write(Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0x1f, 0x90]));
+      setTimeout(() => s.end(Buffer.concat([Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0x1f, 0x91]), Buffer.from(banner)])), 20);
+    });
+  });
+  return listenTracked(server);
+}
+
+test('BIND: the peer bytes that arrive with the second reply, then EOF, reach the client and are counted down', async (t) => {
+  const upstream = await bindBannerThenCloseUpstream('hello from the peer\r\n');
+  t.after(() => upstream.close());
+  const gw = await startGateway({
+    upstreams: { hop: { type: 'socks5', host: '127.0.0.1', port: upstream.port } },
+    rules: [{ name: 'bind-out', commands: ['bind'], action: 'hop' }],
+  });
+  t.after(() => gw.close());
+  for (let i = 0; i < 10; i++) {
+    const { s, method } = await rawBind(gw.port, { host: '127.0.0.1', port: 0 });
+    assert.deepEqual([...method], [5, 0]);
+    assert.equal((await readReply(s))?.rep, 0, `first reply, attempt ${i}`);
+    assert.equal((await readReply(s))?.rep, 0, `second reply, attempt ${i}`);
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.resume();
+    await once(s, 'end');
+    assert.equal(Buffer.concat(chunks).toString(), 'hello from the peer\r\n', `attempt ${i}`);
+    s.destroy();
+  }
+  // The peer's bytes came in the upstream's reply segment: counted down, the replies not.
+  const binds = (): Array<Record<string, unknown>> => gw.logs.filter((l) => l.msg === 'session end' && l.cmd === 'bind');
+  await gw.accessLog(() => binds().length >= 10);
+  assert.equal(binds().length, 10);
+  for (const line of binds()) assert.equal(line.down, 'hello from the peer\r\n'.length, `sid ${String(line.sid)}`);
 });
