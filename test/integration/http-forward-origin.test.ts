@@ -290,6 +290,16 @@ test('Expect: 100-continue on a refused request: the refusal comes without a 100
   assert.match(answer, /\r\nConnection: close\r\n/i);
 });
 
+test('a request pipelined behind a refused Expect: 100-continue request is not forwarded, and the connection ends', async (t) => {
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  const refused = `GET http://127.0.0.1:9/up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n`;
+  const answer = await exchange(gw, refused + get(origin.port, '/behind'), t);
+  assert.match(answer, /^HTTP\/1\.1 502 /);
+  assert.match(answer, /\r\nConnection: close\r\n/i);
+  assert.ok(await settled(gw), 'every request on the connection ran to its end');
+  assert.equal(origin.received.length, 0, 'nothing behind the closing answer was dialed');
+});
+
 for (const [what, answer] of [
   ['an invalid chunk size', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nok\r\n0\r\n\r\n'],
   ['a chunk size past any length', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFFFF\r\nok'],

@@ -108,8 +108,13 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     }
   } catch (err) {
     // A client waiting for 100 Continue sends no body: the connection ends with the answer
-    // (whether the body follows anyway is the client's choice, and nothing could tell).
-    if (expectsContinue(req)) res.shouldKeepAlive = false;
+    // (whether the body follows anyway is the client's choice, and nothing could tell), and
+    // what it pipelined behind is not served: node never gives those responses the socket,
+    // so one served anyway would wait for its response to finish for ever.
+    if (expectsContinue(req)) {
+      res.shouldKeepAlive = false;
+      conn.closing = true;
+    }
     req.resume(); // a body nobody forwards is read and dropped, so the next request can follow
     refuse(ctx, err);
     await done(res);
