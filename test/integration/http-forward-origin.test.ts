@@ -290,6 +290,16 @@ test('Expect: 100-continue on a refused request: the refusal comes without a 100
   assert.match(answer, /\r\nConnection: close\r\n/i);
 });
 
+test('HTTP/1.0 keep-alive, a response without a length: it ends the connection, and nothing pipelined behind it is forwarded', async (t) => {
+  // No Content-Length: an HTTP/1.0 client cannot be sent chunked, so the response ends at the close.
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n');
+  const request = (path: string): string => `GET http://127.0.0.1:${origin.port}${path} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n`;
+  const answer = await exchange(gw, request('/first') + request('/behind'), t);
+  assert.match(answer, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nok$/);
+  assert.ok(await settled(gw), 'every request on the connection ran to its end');
+  assert.equal(origin.received.length, 1, 'only the first request was forwarded');
+});
+
 test('a request pipelined behind a refused Expect: 100-continue request is not forwarded, and the connection ends', async (t) => {
   const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
   const refused = `GET http://127.0.0.1:9/up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n`;

@@ -61,6 +61,14 @@ function bodyError(conn: ClientConnection, req: IncomingMessage, res: ServerResp
 
 export async function forward(conn: ClientConnection, req: IncomingMessage, res: ServerResponse): Promise<void> {
   conn.handshakeDone();
+  // An answer before this one was the connection's last (to an HTTP/1.0 client, a response
+  // without a length ends at the close): node never hands this response the socket, so it
+  // could never finish. Neither it nor anything behind it is served, as after a 431.
+  if (res.socket === null && !res.destroyed && !conn.socket.destroyed) {
+    conn.closing = true;
+    req.resume();
+    return;
+  }
   const started = performance.now();
   const record = conn.newRecord('http');
   record.cmd = 'connect';
