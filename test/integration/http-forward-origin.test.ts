@@ -223,6 +223,17 @@ test('a chunked body on a DELETE reaches the origin chunked, not as bytes behind
   assert.equal(body, '5\r\nhello\r\n0\r\n\r\n');
 });
 
+test('a Content-Length the Connection field names still frames the body, which never reaches the origin as a request of its own', async (t) => {
+  const inner = 'GET /admin HTTP/1.1\r\nHost: admin.internal\r\n\r\n';
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 204 No Content\r\n\r\n', {}, (got) => got.endsWith(inner));
+  const raw = `GET http://127.0.0.1:${origin.port}/x HTTP/1.1\r\nHost: x\r\nConnection: close, content-length\r\nContent-Length: ${inner.length}\r\n\r\n${inner}`;
+  const answer = await exchange(gw, raw, t);
+  assert.match(answer, /^HTTP\/1\.1 204 /);
+  const [sent] = origin.received;
+  const head = sent!.slice(0, sent!.indexOf('\r\n\r\n'));
+  assert.match(head, new RegExp(`\r\nContent-Length: ${inner.length}(\r\n|$)`, 'i'), 'the body goes as the first request\'s content');
+});
+
 test('pipelined requests are served one at a time, in order, each answered and logged', async (t) => {
   const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
   const N = 10;

@@ -320,12 +320,17 @@ function absoluteTarget(target: string): AbsoluteTarget {
   };
 }
 
-/** Raw header pairs minus hop-by-hop ones and those the Connection field names (RFC 9110 §7.6.1). */
+/**
+ * Raw header pairs minus hop-by-hop ones and those the Connection field names (RFC 9110 §7.6.1).
+ * Content-Length stays whatever Connection says: it frames the message (RFC 9112 §6.2), and a
+ * body sent on without it would reach the origin unframed, as requests of its own.
+ */
 function endToEnd(raw: readonly string[]): Array<[string, string]> {
   const named = new Set<string>();
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i]!.toLowerCase() === 'connection') for (const t of raw[i + 1]!.split(',')) named.add(t.trim().toLowerCase());
   }
+  named.delete('content-length');
   const out: Array<[string, string]> = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
