@@ -192,6 +192,19 @@ export class ConnectionLimits {
     }
   }
 
+  /**
+   * The source's slot alone, taken (or refused) before the request is authenticated: an HTTP
+   * connection stays open after a 407 or a 400, and one never admitted would not count
+   * against its source however many such connections it held.
+   */
+  admitSource(source: string, config: Config): void {
+    if (this.#source !== undefined) return;
+    const perSource = config.limits.max_connections_per_source;
+    if (perSource > 0 && this.#limits.sources.get(source) >= perSource) throw this.#refuse(source, 'max_connections_per_source');
+    this.#limits.sources.add(source);
+    this.#source = source;
+  }
+
   /** Gives every slot back; idempotent (the connection's end calls it once, a second call does nothing). */
   release(): void {
     this.#releaseUser();

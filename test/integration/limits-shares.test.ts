@@ -5,7 +5,8 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { curl } from '../helpers/curl.js';
-import { closedWithin, startEchoServer, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
+import type { Socket } from 'node:net';
+import { closedWithin, rawClient, readBytes, startEchoServer, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
 import { encodeProxyV1 } from '../../src/protocol/proxy-protocol.js';
 import { refusals } from '../helpers/metrics.js';
 import { echoOnce, httpConnectRaw, socks4Raw, socks5Raw } from '../helpers/raw-proxy.js';
@@ -69,6 +70,38 @@ test('max_connections_per_source: the same IP gets 0x02 / 0x5B / 429, another IP
   const third = await socks5Raw(gw.port, echo.port);
   third.socket.destroy();
   assert.equal(third.code, 0x02, 'and only one came back');
+});
+
+test('max_connections_per_source counts HTTP keep-alive connections a 407 or a 400 left open', async (t) => {
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'pw' }] }, limits: { max_connections_per_source: 2 } });
+  t.after(() => gw.close());
+  const open: Socket[] = [];
+  t.after(() => open.forEach((s) => s.destroy()));
+  /** Sends `request`, reads its whole response (head and Content-Length body), returns the status line's start. */
+  const status = async (s: Socket, request: string): Promise<string> => {
+    s.write(request);
+    let got = '';
+    for (let waited = 0; waited < 3_000; waited += 10) {
+      const end = got.indexOf('\r\n\r\n');
+      const length = /\r\ncontent-length: (\d+)\r\n/i.exec(got);
+      if (end >= 0 && length && got.length >= end + 4 + Number(length[1])) break;
+      got += (await readBytes(s, 1 << 16, 10)).toString('latin1');
+    }
+    return got.slice(0, 12);
+  };
+  for (const request of [`GET ${web.url}/x HTTP/1.1\r\nHost: x\r\n\r\n`, 'GET /origin-form HTTP/1.1\r\nHost: x\r\n\r\n']) {
+    const s = await rawClient(gw.port);
+    open.push(s);
+    assert.match(await status(s, request), /^HTTP\/1\.1 40[07]$/);
+  }
+  const third = await rawClient(gw.port);
+  open.push(third);
+  assert.equal(await status(third, `GET ${web.url}/x HTTP/1.1\r\nHost: x\r\nProxy-Authorization: Basic YWxpY2U6cHc=\r\n\r\n`), 'HTTP/1.1 429');
+  // The first two are still open, and still served.
+  assert.equal(await status(open[0]!, `GET ${web.url}/x HTTP/1.1\r\nHost: x\r\nProxy-Authorization: Basic YWxpY2U6cHc=\r\n\r\n`), 'HTTP/1.1 200');
+  assert.equal(await refusals(gw.gw, 'max_connections_per_source'), 1);
 });
 
 test("a user's max_connections: that user gets 0x02 / 429 (session keys included), another user is served; a closed slot comes back", async (t) => {

@@ -92,6 +92,9 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
   let target: AbsoluteTarget;
   let origin: Connection;
   try {
+    // The connection counts against its source from its first request on, answered or not:
+    // a 407 or a 400 keeps it open.
+    conn.limits.admitSource(conn.source.host, conn.current().config);
     target = absoluteTarget(req.url ?? '');
     const { dest } = target;
     record.dest = formatAddress(dest);
