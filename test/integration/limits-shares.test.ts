@@ -72,7 +72,7 @@ test('max_connections_per_source: the same IP gets 0x02 / 0x5B / 429, another IP
   assert.equal(third.code, 0x02, 'and only one came back');
 });
 
-test('max_connections_per_source counts HTTP keep-alive connections a 407 or a 400 left open', async (t) => {
+test('max_connections_per_source counts HTTP keep-alive connections a 407 or a 400 left open, and closes the one it refuses', async (t) => {
   const web = await startHttpServer();
   t.after(() => web.close());
   const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'pw' }] }, limits: { max_connections_per_source: 2 } });
@@ -99,6 +99,7 @@ test('max_connections_per_source counts HTTP keep-alive connections a 407 or a 4
   const third = await rawClient(gw.port);
   open.push(third);
   assert.equal(await status(third, `GET ${web.url}/x HTTP/1.1\r\nHost: x\r\nProxy-Authorization: Basic YWxpY2U6cHc=\r\n\r\n`), 'HTTP/1.1 429');
+  assert.ok(await closedWithin(third), 'a connection refused for its source is not kept open uncounted');
   // The first two are still open, and still served.
   assert.equal(await status(open[0]!, `GET ${web.url}/x HTTP/1.1\r\nHost: x\r\nProxy-Authorization: Basic YWxpY2U6cHc=\r\n\r\n`), 'HTTP/1.1 200');
   assert.equal(await refusals(gw.gw, 'max_connections_per_source'), 1);

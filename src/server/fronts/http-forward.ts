@@ -5,7 +5,7 @@
 
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { finished } from 'node:stream';
-import { GatewayError, ProtocolError, Rep, toRep } from '../../errors.js';
+import { GatewayError, LimitError, ProtocolError, Rep, toRep } from '../../errors.js';
 import type { Address } from '../../protocol/types.js';
 import type { Connection } from '../../outbound/types.js';
 import { limitReader } from '../bandwidth.js';
@@ -121,8 +121,10 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     // A client waiting for 100 Continue sends no body: the connection ends with the answer
     // (whether the body follows anyway is the client's choice, and nothing could tell), and
     // what it pipelined behind is not served: node never gives those responses the socket,
-    // so one served anyway would wait for its response to finish for ever.
-    if (expectsContinue(req)) {
+    // so one served anyway would wait for its response to finish for ever. A connection its
+    // source has no room for ends with its 429 too: kept open, it would hold a place in the
+    // gateway that counts against nobody.
+    if (expectsContinue(req) || (err instanceof LimitError && err.limit === 'max_connections_per_source')) {
       res.shouldKeepAlive = false;
       conn.closing = true;
     }
