@@ -62,6 +62,12 @@ export class AcceptRefusals {
 
 function ignore(): void {}
 
+/**
+ * When each refused HTTP client answered must be gone: the socket's timeout alone counts
+ * silence, and every byte the client sends restarts it.
+ */
+const answeredDeadlines = new WeakMap<Socket, number>();
+
 /** SOCKS (or anything but a letter) is closed before its greeting; HTTP is told 503. */
 function onFirstChunk(this: Socket, chunk: Buffer): void {
   if (sniff(chunk[0]!) !== 'http') {
@@ -69,8 +75,15 @@ function onFirstChunk(this: Socket, chunk: Buffer): void {
     return;
   }
   // The rest of the request is read and dropped while the answer goes out; the socket's
-  // timeout (still armed) cuts a client that does not close in time.
+  // timeout (still armed) cuts a client that goes silent without closing, and the deadline
+  // one that keeps sending (a byte at a time would restart that timeout for ever).
+  answeredDeadlines.set(this, performance.now() + (this.timeout ?? FIRST_BYTE_MS));
+  this.on('data', onLaterChunk);
   this.end(GATEWAY_FULL);
+}
+
+function onLaterChunk(this: Socket): void {
+  if (performance.now() > (answeredDeadlines.get(this) ?? 0)) this.destroy();
 }
 
 /** The client closed its side: nothing to answer if it sent nothing; else node closes once our answer is out. */

@@ -128,3 +128,27 @@ test('refused clients waiting for their first byte are bounded: past the cap the
   for (let n = 0; refusals.waiting > 5 && n < 250; n++) await new Promise((r) => setTimeout(r, 20));
   assert.equal(refusals.waiting, 5);
 });
+
+test('a refused HTTP client that keeps sending after its 503 is still closed within the bound', async (t) => {
+  const refusals = new AcceptRefusals({ firstByteMs: 300, maxWaiting: 8 });
+  const server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => refusals.refuse(s, true));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  const port = (server.address() as AddressInfo).port;
+  const s = await rawClient(port);
+  t.after(() => s.destroy());
+  s.on('error', () => {});
+  s.write('GET / HTTP/1.1\r\n');
+  assert.match(await readHead(s, 3_000), /^HTTP\/1\.1 503 /);
+  // A header byte every 100 ms: never silent for the 300 ms the socket's timeout counts.
+  let closed = false;
+  s.once('close', () => (closed = true));
+  const started = Date.now();
+  while (!closed && Date.now() - started < 3_000) {
+    s.write('X');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(closed, 'closed, though it never went silent');
+  assert.equal(refusals.waiting, 0);
+});
