@@ -134,6 +134,7 @@ export class ClientConnection implements LiveConnection, Cancellation {
       const answer = this.deadlineAnswer;
       if (answer === undefined || !this.socket.writable) return void this.socket.destroy();
       this.record.status = answer.status;
+      this.record.rep ??= Rep.GENERAL_FAILURE; // beside the status, as every answered refusal has it
       closeClient(this.socket, answer.bytes);
     };
   }

@@ -116,9 +116,26 @@ for (const drip of [true, false]) {
     const line = await gw.accessLog((l) => l.protocol === 'http' && l.client === `127.0.0.1:${port}`);
     assert.equal(line?.error, 'handshake timeout');
     assert.equal(line?.status, 408, JSON.stringify(gw.logs.slice(-3)));
+    assert.equal(line?.rep, 0x01, JSON.stringify(line));
     await stillServes();
   });
 }
+
+test('a malformed or oversize head is logged with a reply code next to its status, like every other refusal', async () => {
+  for (const [bytes, status] of [
+    ['Hxyz \x01\x02 nonsense\r\n\r\n', 400],
+    [`GET ${web.url}/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+  ] as const) {
+    const s = await rawClient(gw.port);
+    const port = s.localPort;
+    s.write(bytes);
+    assert.ok(await closedWithin(s, 3_000));
+    s.destroy();
+    const line = await gw.accessLog((l) => l.protocol === 'http' && l.client === `127.0.0.1:${port}`);
+    assert.equal(line?.status, status, JSON.stringify(line));
+    assert.equal(line?.rep, 0x01, JSON.stringify(line));
+  }
+});
 
 test('status mapping: blocked 403, refused 502, unknown name 502, connect timeout 504', async () => {
   const status = async (url: string, tunnel: boolean): Promise<string> => {

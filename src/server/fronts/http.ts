@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ProtocolError, toRep } from '../../errors.js';
+import { ProtocolError, Rep, toRep } from '../../errors.js';
 import type { Address } from '../../protocol/types.js';
 import type { ClientConnection } from '../client.js';
 import { closeClient, closed } from '../close.js';
@@ -193,6 +193,8 @@ export class HttpFront {
         const record = conn.logged > 0 ? conn.newRecord('http') : conn.record;
         // A head cut off by the handshake deadline ends in a parse error: the deadline is the cause.
         record.status ??= status;
+        // The SOCKS-style code beside the status, as every other refusal has: the request failed.
+        record.rep ??= Rep.GENERAL_FAILURE;
         record.error ??= status === 408 ? 'handshake timeout' : `bad request (${err.code ?? err.message})`;
         if (conn.logged > 0) conn.logRequest(record, performance.now());
       }
