@@ -311,6 +311,17 @@ test('HTTP/1.0 keep-alive, a response without a length: it ends the connection, 
   assert.equal(origin.received.length, 1, 'only the first request was forwarded');
 });
 
+test('a request pipelined behind one that asked to close is not served, answered or logged as a bad request', async (t) => {
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  const answer = await exchange(gw, get(origin.port, '/last', 'Connection: close\r\n') + get(origin.port, '/behind'), t);
+  assert.equal([...answer.matchAll(/HTTP\/1\.1 \d{3} /g)].length, 1, answer);
+  assert.match(answer, /^HTTP\/1\.1 200 /);
+  assert.ok(await settled(gw));
+  assert.equal(origin.received.length, 1);
+  assert.deepEqual(linesTo(gw, origin.port).map((l) => l['status']), [200]);
+  assert.equal(gw.logs.filter((l) => l.msg === 'session end' && l['status'] === 400).length, 0, 'no 400 the client never got');
+});
+
 test('a request pipelined behind a refused Expect: 100-continue request is not forwarded, and the connection ends', async (t) => {
   const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
   const refused = `GET http://127.0.0.1:9/up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n`;

@@ -167,6 +167,10 @@ export class HttpFront {
     // erase what the client has yet to read (RFC 9112 §9.6).
     if (this.#unparsable.has(socket)) return;
     this.#unparsable.add(socket);
+    // Bytes after a request that asked to close (or an HTTP/1.0 one without keep-alive): the
+    // connection ends after that request's answer, and what follows is not processed (RFC 9112
+    // §9.6). Nothing is answered, so nothing is logged with a status the client never got.
+    if (err.code === 'HPE_CLOSED_CONNECTION') return;
     if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
     // In the body of a request (a bad chunk size): that request gets the 400, in its turn.
     const req = this.#latest.get(socket);
