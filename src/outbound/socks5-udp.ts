@@ -3,7 +3,7 @@
 // stays open for the channel's life: the upstream ends the association when it closes.
 
 import { literalLookup } from '../dns/literal-lookup.js';
-import { createSocket, type Socket as DgramSocket } from 'node:dgram';
+import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
 import { connect as tcpConnect, isIP, isIPv6, type Socket } from 'node:net';
 import { SocksClient, type SocksRemoteHost } from 'socks';
 import type { DnsResolver } from '../dns/types.js';
@@ -212,8 +212,10 @@ function channel(
   });
   tcp.resume();
   udp.on('error', (err) => ctx.log.debug({ err, upstream: name }, 'UDP socket error'));
-  // Connected to the upstream's relay (connectTo): the kernel passes only its datagrams.
-  udp.on('message', frameReader(events));
+  // Connected to the upstream's relay (connectTo), the kernel passes only its datagrams; the
+  // check is for those that came between bind and connect (the request named this socket),
+  // read in the same turn as the reply. The relay as the kernel names a datagram's source.
+  udp.on('message', frameReader(events, connectedPeer(udp)!));
 
   // The header last sent and the destination it names: one destination's run is encoded once.
   let last: { dest: Destination; header: Buffer } | undefined;
@@ -257,11 +259,13 @@ function headerFor(dest: Destination): Buffer | undefined {
 /**
  * RFC 1928 §7 headers of the datagrams from the upstream's relay, with our own codec (`socks`'s
  * parser turns an unknown ATYP or an empty name into an empty host, which no reply can carry).
- * A header like the last one names the same source, and is not decoded again.
+ * A header like the last one names the same source, and is not decoded again. Only the
+ * relay's datagrams are read: anything else is unsolicited.
  */
-function frameReader(events: ChannelEvents): (msg: Buffer) => void {
+function frameReader(events: ChannelEvents, relay: Destination): (msg: Buffer, rinfo: RemoteInfo) => void {
   let last: { header: Buffer; from: Destination } | undefined;
-  return (msg) => {
+  return (msg, rinfo) => {
+    if (rinfo.port !== relay.port || rinfo.address !== relay.host) return events.drop('unsolicited', 'down');
     if (last !== undefined && hasUdpHeader(msg, last.header)) return events.message(last.from, msg.subarray(last.header.length));
     let d;
     try {
