@@ -164,6 +164,8 @@ export class UdpRoutes {
       // The upstream ended its association: the next datagram opens a new one.
       if (reason === 'upstream_closed') this.#forget(outbound, channel);
     });
+    // Known as soon as its control connection closes: the next datagram need not be lost to it.
+    channel.onEnd?.(() => this.#forget(outbound, channel));
     return channel;
   }
 

@@ -1,0 +1,68 @@
+// A SOCKS5 upstream that ends its UDP association (closes the control connection) while the
+// client's association goes on. A test instrument written here: Dante's association outlives
+// a killed server process for a while, so it cannot be made to end at a known moment.
+import { test } from '../helpers/test.js';
+import assert from 'node:assert/strict';
+import { createSocket, type Socket as DgramSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { createServer, type Socket } from 'node:net';
+import { startGateway } from '../helpers/index.js';
+import { listenTracked } from '../helpers/servers.js';
+import { closeDgram, socksUdpClient, udpLogLine } from '../helpers/udp.js';
+
+/**
+ * Test instrument (scripted SOCKS5 UDP upstream): answers every ASSOCIATE with its relay
+ * socket, which echoes datagrams header and all; `endAssociations` closes every control
+ * connection, as an upstream that restarts or times an association out does.
+ */
+async function startEndingUpstream(): Promise<{ port: number; associations: () => number; endAssociations(): void; close(): Promise<void> }> {
+  const relay: DgramSocket = createSocket('udp4');
+  relay.bind(0, '127.0.0.1');
+  await once(relay, 'listening');
+  relay.on('message', (msg, rinfo) => relay.send(msg, rinfo.port, rinfo.address));
+  const controls = new Set<Socket>();
+  let associations = 0;
+  const tcp = createServer((s) => {
+    s.on('error', () => {});
+    controls.add(s);
+    s.once('close', () => controls.delete(s));
+    let step = 0;
+    s.on('data', () => {
+      if (step++ === 0) return void s.write(Buffer.from([5, 0]));
+      associations++;
+      const reply = Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0, 0]);
+      reply.writeUInt16BE(relay.address().port, 8);
+      s.write(reply);
+    });
+  });
+  const listening = await listenTracked(tcp);
+  return {
+    port: listening.port,
+    associations: () => associations,
+    endAssociations: () => {
+      for (const s of controls) s.destroy();
+    },
+    close: async () => {
+      await listening.close();
+      await closeDgram(relay);
+    },
+  };
+}
+
+test('once the upstream has ended its UDP association, the very next datagram goes through a new one', async (t) => {
+  const upstream = await startEndingUpstream();
+  t.after(() => upstream.close());
+  const gw = await startGateway({ upstreams: { up: { type: 'socks5', host: '127.0.0.1', port: upstream.port } }, default: 'up' });
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  c.send({ host: '127.0.0.1', port: 9 }, 'before');
+  assert.equal((await c.receive())?.data.toString(), 'before');
+  upstream.endAssociations();
+  await new Promise((resolve) => setTimeout(resolve, 200)); // the gateway has seen its control connection close
+  c.send({ host: '127.0.0.1', port: 9 }, 'after');
+  assert.equal((await c.receive())?.data.toString(), 'after', 'not lost to the association that had ended');
+  assert.equal(upstream.associations(), 2);
+  await c.close();
+  assert.deepEqual((await udpLogLine(gw))?.['udp'], { sent: 2, received: 2, dropped: {} });
+});
