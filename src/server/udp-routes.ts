@@ -145,13 +145,16 @@ export class UdpRoutes {
   async #openChannel(outbound: Outbound, action: string, open: OpenUdp): Promise<UdpChannel | undefined> {
     const ctx = this.#ctx;
     let channel: UdpChannel;
+    const octx = outboundContext(ctx);
+    octx.udpBudget = this.#opts.budget;
     try {
-      const octx = outboundContext(ctx);
-      octx.udpBudget = this.#opts.budget;
       channel = await open(octx);
     } catch (err) {
       ctx.log.debug({ err, outbound: action }, 'UDP channel not opened');
       return undefined;
+    } finally {
+      // A pool names the member it tried last: the one that carries the channel, or that failed it.
+      if (octx.member !== undefined) ctx.record.member = octx.member;
     }
     if (this.#closed) {
       channel.close();

@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { openSocks5Udp } from '../../src/outbound/socks5-udp.js';
 import type { Destination } from '../../src/outbound/types.js';
 import { freePort, startDante, startMicrosocks } from '../helpers/upstreams.js';
-import { startUdpEchoServer, udpAssociation } from '../helpers/udp.js';
+import { startUdpEchoServer, udpAssociation, udpLogLine } from '../helpers/udp.js';
 
 /** Gateway config routing UDP through the Dante at `dante`. */
 const udpThrough = (dante: { host: string; port: number }) => ({
@@ -83,4 +83,20 @@ test('when the upstream ends its association, a later datagram opens a new one',
     answer = (await c.receive(500))?.data.toString();
   }
   assert.equal(answer, 'after');
+});
+
+test('UDP through a pool: the access-log line names the member that carried it', async (t) => {
+  const dante = await startDante({ host: '127.0.0.5' });
+  t.after(() => dante.close());
+  const carrier = `socks5://${dante.host}:${dante.port}`;
+  const { echo, gw, c } = await udpAssociation(t, {
+    upstreams: { carry: { type: 'pool', members: [carrier] } },
+    rules: [{ name: 'udp-out', commands: ['udp'], action: 'carry' }],
+  });
+  c.send({ host: '127.0.0.1', port: echo.port }, 'via the pool');
+  assert.equal((await c.receive())?.data.toString(), 'via the pool');
+  await c.close();
+  const line = await udpLogLine(gw);
+  assert.equal(line?.['outbound'], 'carry');
+  assert.equal(line?.['member'], carrier);
 });
