@@ -232,7 +232,7 @@ function channel(
   function send(dest: Destination, payload: Buffer): void {
     // remote_dns false: names are resolved here and sent to the upstream as addresses.
     if (!resolve || isIP(dest.host) !== 0) return sendFrame(dest, payload);
-    resolve(dest.host, payload.length, (address) => sendFrame({ host: address.address, port: dest.port }, payload));
+    resolve(dest.host, payload.length, ([first]) => sendFrame({ host: first!.address, port: dest.port }, payload));
   }
 
   const a = udp.address();

@@ -27,7 +27,7 @@ export class ChannelEvents {
 }
 
 /**
- * Resolves a datagram's destination name, then hands the first address to `send`.
+ * Resolves a datagram's destination name, then hands its addresses (never none) to `send`.
  * At most `max` lookups wait at once, and the datagrams waiting on them hold their bytes
  * (and HELD_DATAGRAM_BYTES each) of `budget`; a datagram past either, or whose name does not resolve, is dropped (UDP
  * promises nothing, and memory must stay bounded).
@@ -38,7 +38,7 @@ export function datagramResolver(
   drop: (reason: string) => void,
   budget: ByteBudget,
   log?: Logger,
-): (host: string, bytes: number, send: (address: ResolvedAddress) => void) => void {
+): (host: string, bytes: number, send: (addresses: ResolvedAddress[]) => void) => void {
   let inFlight = 0;
   return (host, payloadBytes, send) => {
     const bytes = payloadBytes + HELD_DATAGRAM_BYTES;
@@ -51,8 +51,7 @@ export function datagramResolver(
     dns.lookup(host).then(
       (addresses) => {
         settled();
-        const first = addresses[0];
-        if (first) send(first);
+        if (addresses.length > 0) send(addresses);
         else drop('unresolved');
       },
       (err: unknown) => {

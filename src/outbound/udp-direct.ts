@@ -147,7 +147,7 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
     let c = last;
     if (c === undefined || c.dest !== dest || c.lift !== lift) {
       const family = isIP(dest.host);
-      if (family !== 4 && family !== 6) return resolve(dest.host, payload.length, (address) => checkedSend(address, dest.port, payload, lift));
+      if (family !== 4 && family !== 6) return resolve(dest.host, payload.length, (addresses) => checkedSend(addresses, dest.port, payload, lift));
       const address: ResolvedAddress = { address: dest.host, family };
       c = last = { dest, lift, address, denied: deps.egress?.denies(dest.host, lift) ?? false };
     }
@@ -155,10 +155,16 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
     sendTo(c.address, dest.port, payload);
   }
 
-  /** A resolved name: every answer of the resolver is checked again (it may change). */
-  function checkedSend(address: ResolvedAddress, port: number, payload: Buffer, lift?: AddressSet): void {
-    if (deps.egress?.denies(address.address, lift)) return denied(address.address);
-    sendTo(address, port, payload);
+  /**
+   * A resolved name: every answer of the resolver is checked again (it may change). As for
+   * CONNECT, the guard filters the addresses: the datagram goes to the first one it allows,
+   * and is denied only when it allows none.
+   */
+  function checkedSend(addresses: ResolvedAddress[], port: number, payload: Buffer, lift?: AddressSet): void {
+    const egress = deps.egress;
+    const allowed = egress ? addresses.find((a) => !egress.denies(a.address, lift)) : addresses[0];
+    if (allowed === undefined) return denied(addresses[0]!.address);
+    sendTo(allowed, port, payload);
   }
 
   function denied(address: string): void {

@@ -8,6 +8,7 @@ import { encodeGreeting, decodeReply, NEED_DATA } from '../../src/protocol/messa
 import { rawClient, readBytes, startEchoServer, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
 import { socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
 import { curl } from '../helpers/curl.js';
+import { startDnsServer } from '../helpers/dns-server.js';
 
 const DENY_ONE = { egress: { deny: ['127.0.0.2/32'] } };
 
@@ -153,3 +154,26 @@ test('a UDP datagram to a denied address is dropped and counted as denied; other
   assert.deepEqual((line?.['udp'] as { dropped: unknown } | undefined)?.dropped, { denied: 1 });
 });
 
+
+test('a UDP datagram to a name goes to the first address the guard allows, as CONNECT does; a name with none allowed is denied', async (t) => {
+  const dns = await startDnsServer({ 'mixed.test': { A: ['127.0.0.2', '127.0.0.1'] }, 'internal.test': { A: ['127.0.0.2'] } });
+  t.after(() => dns.close());
+  const internal = await startUdpEchoServer('127.0.0.2');
+  t.after(() => internal.close());
+  const open = await startUdpEchoServer('127.0.0.1');
+  t.after(() => open.close());
+  const gw = await startGateway({ ...DENY_ONE, dns: { servers: [`127.0.0.1:${dns.port}`] } });
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  c.send({ host: 'mixed.test', port: open.port }, 'to-mixed');
+  const a = await c.receive();
+  assert.equal(a?.data.toString(), 'to-mixed');
+  assert.deepEqual([a?.host, a?.port], ['127.0.0.1', open.port]);
+  c.send({ host: 'internal.test', port: internal.port }, 'to-internal');
+  assert.equal(await c.receive(300), undefined, 'no answer from the denied address');
+  assert.deepEqual(internal.peers, []);
+  await c.close();
+  const line = await gw.accessLog((l) => l['cmd'] === 'udp');
+  assert.deepEqual(line?.['udp'], { sent: 2, received: 1, dropped: { denied: 1 } });
+});
