@@ -4,6 +4,7 @@
 import { once } from 'node:events';
 import { isIP, createServer, type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { ResolvedAddress } from '../dns/types.js';
 import { unmapped } from '../protocol/address.js';
 import type { BindHandle, Destination } from './types.js';
 
@@ -12,11 +13,13 @@ export interface DirectBindOptions {
   host: string;
   /** RFC 1928 §4: DST.ADDR "is used to check" the peer; an IP (not a wildcard) admits only itself. */
   expect?: Destination;
+  /** When `expect` is a name: its addresses, the ones a peer may come from. */
+  resolved?: readonly ResolvedAddress[];
   log?: Logger;
 }
 
 export async function bindDirect(opts: DirectBindOptions): Promise<BindHandle> {
-  const allowed = expectedPeer(opts.expect);
+  const allowed = expectedPeers(opts.expect, opts.resolved);
   const server = createServer({ pauseOnConnect: true, allowHalfOpen: true });
   let settle: { resolve(v: { socket: Socket; peer: Destination }): void; reject(e: Error): void } | undefined;
   const accepted = new Promise<{ socket: Socket; peer: Destination }>((resolve, reject) => {
@@ -30,7 +33,7 @@ export async function bindDirect(opts: DirectBindOptions): Promise<BindHandle> {
 
   server.on('connection', (socket: Socket) => {
     const peer = { host: unmapped(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
-    if (!settle || (allowed !== undefined && peer.host !== allowed)) {
+    if (!settle || (allowed !== undefined && !allowed.has(peer.host))) {
       opts.log?.debug({ peer, allowed }, 'BIND: connection from an unexpected peer refused');
       socket.destroy();
       return;
@@ -59,9 +62,12 @@ export async function bindDirect(opts: DirectBindOptions): Promise<BindHandle> {
   };
 }
 
-function expectedPeer(dest: Destination | undefined): string | undefined {
-  if (!dest || isIP(dest.host) === 0) return undefined;
+/** The addresses a peer may come from; undefined admits any (no DST.ADDR, or a wildcard). */
+function expectedPeers(dest: Destination | undefined, resolved: readonly ResolvedAddress[] | undefined): ReadonlySet<string> | undefined {
+  if (!dest) return undefined;
+  // A name admits its addresses, not anyone: it checks the peer as an address does.
+  if (isIP(dest.host) === 0) return resolved && new Set(resolved.map((a) => unmapped(a.address)));
   const host = unmapped(dest.host);
-  return host === '0.0.0.0' || host === '::' ? undefined : host;
+  return host === '0.0.0.0' || host === '::' ? undefined : new Set([host]);
 }
 

@@ -1,7 +1,8 @@
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { GatewayError, Rep } from '../errors.js';
 import { bindDirect } from '../outbound/bind-direct.js';
 import type { BindHandle, DatagramOutbound, Destination, Outbound } from '../outbound/types.js';
+import type { Decision } from '../router/types.js';
 import type { CommandContext } from './context.js';
 import { outboundContext } from './outbound-context.js';
 import { relay } from './relay.js';
@@ -15,7 +16,7 @@ import { unmapped } from '../protocol/address.js';
 export async function handleBind(ctx: CommandContext): Promise<void> {
   const { client, front, record, snapshot } = ctx;
   const { decision, outbound } = await route(ctx, 'bind');
-  const handle = await open(ctx, decision.action, outbound);
+  const handle = await open(ctx, decision, outbound);
   try {
     if (client.destroyed) return;
     front.granted(() => handle.listening);
@@ -48,9 +49,17 @@ export async function handleBind(ctx: CommandContext): Promise<void> {
   }
 }
 
-async function open(ctx: CommandContext, action: string, outbound: Outbound): Promise<BindHandle> {
+async function open(ctx: CommandContext, decision: Decision, outbound: Outbound): Promise<BindHandle> {
+  const action = decision.action;
   if (action === 'direct') {
-    return bindDirect({ host: unmapped(ctx.client.localAddress ?? '127.0.0.1'), expect: ctx.dest, log: ctx.log });
+    const host = unmapped(ctx.client.localAddress ?? '127.0.0.1');
+    // DST.ADDR checks the peer (RFC 1928 §4): a name by its addresses, looked up as CONNECT's
+    // would be (the rules' own answer when they resolved it); one that does not exist gets 0x04.
+    if (isIP(ctx.dest.host) === 0) {
+      const resolved = decision.resolved ?? (await ctx.snapshot.dns.lookup(ctx.dest.host));
+      return bindDirect({ host, expect: ctx.dest, resolved, log: ctx.log });
+    }
+    return bindDirect({ host, expect: ctx.dest, log: ctx.log });
   }
   const bind = (outbound as Outbound & DatagramOutbound).bind;
   if (!bind) throw new GatewayError('GW_ERR_BIND_UNSUPPORTED', `outbound "${outbound.name}" cannot BIND`, Rep.COMMAND_NOT_SUPPORTED);

@@ -85,3 +85,22 @@ test('BIND: a bind rule that blocks gets 0x02; an upstream without BIND gets 0x0
     assert.ok(await closedWithin(s));
   }
 });
+
+test('BIND: DST.ADDR given as a name admits a peer from its addresses only; a name that does not exist gets 0x04', async (t) => {
+  const gw = await startGateway({ dns: { hosts: { 'peer.test': '127.0.0.1' } } });
+  t.after(() => gw.close());
+  const { bound, peer } = await socksBind(gw.port, { host: 'peer.test', port: 0 });
+  const stranger = await connectFrom(bound, '127.0.0.2');
+  t.after(() => stranger.destroy());
+  assert.ok(await closedWithin(stranger), 'the stranger is cut off');
+  const p = await connectFrom(bound, '127.0.0.1');
+  t.after(() => p.destroy());
+  const { socket, remote } = await peer;
+  t.after(() => socket.destroy());
+  assert.deepEqual([remote.host, remote.port], ['127.0.0.1', p.localPort]);
+
+  const { s } = await rawBind(gw.port, { host: 'nowhere.invalid', port: 0 });
+  t.after(() => s.destroy());
+  assert.equal((await readReply(s))?.rep, 0x04);
+  assert.ok(await closedWithin(s));
+});
