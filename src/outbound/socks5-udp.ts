@@ -6,7 +6,7 @@ import { literalLookup } from '../dns/literal-lookup.js';
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
 import { connect as tcpConnect, isIP, isIPv6, type Socket } from 'node:net';
 import { SocksClient, type SocksRemoteHost } from 'socks';
-import type { DnsResolver } from '../dns/types.js';
+import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
 import { ConnectTimeoutError, type GatewayError } from '../errors.js';
 import { ipv6ToBytes, ipv6ToText, unmapped } from '../protocol/address.js';
 import { decodeUdpDatagram, encodeUdpHeader, hasUdpHeader } from '../protocol/messages.js';
@@ -17,6 +17,7 @@ import { ASSOCIATION_UDP_BYTES, ByteBudget } from './byte-budget.js';
 import { ChannelEvents, datagramResolver } from './udp-channel-events.js';
 import { DatagramSender } from './udp-send.js';
 import { connectedPeer } from './udp-socket.js';
+import type { AddressSet } from './egress.js';
 import type { Destination, OutboundContext, UdpChannel } from './types.js';
 
 export interface Socks5UdpUpstream {
@@ -229,9 +230,10 @@ function channel(
     if (!sender.send(last.header, payload)) drop('queue_full');
   };
 
-  function send(dest: Destination, payload: Buffer): void {
-    // remote_dns false: names are resolved here and sent to the upstream as addresses.
+  function send(dest: Destination, payload: Buffer, _egressLift?: AddressSet, resolved?: readonly ResolvedAddress[]): void {
+    // remote_dns false: names are resolved here (or by the rules, whose answer is kept) and sent to the upstream as addresses.
     if (!resolve || isIP(dest.host) !== 0) return sendFrame(dest, payload);
+    if (resolved !== undefined && resolved.length > 0) return sendFrame({ host: resolved[0]!.address, port: dest.port }, payload);
     resolve(dest.host, payload.length, ([first]) => sendFrame({ host: first!.address, port: dest.port }, payload));
   }
 

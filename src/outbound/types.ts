@@ -70,8 +70,12 @@ export interface MemberSpec {
 
 /** The datagram side of one UDP association through one outbound (RFC 1928 §7). */
 export interface UdpChannel {
-  /** Sends `payload` to `dest` (`egressLift`: as in OutboundContext); never throws (a datagram that cannot go is dropped and counted). */
-  send(dest: Destination, payload: Buffer, egressLift?: AddressSet): void;
+  /**
+   * Sends `payload` to `dest` (`egressLift`: as in OutboundContext); never throws (a datagram
+   * that cannot go is dropped and counted). `resolved`: the addresses the rules matched a name
+   * by, which a channel that resolves names sends to instead of looking the name up again.
+   */
+  send(dest: Destination, payload: Buffer, egressLift?: AddressSet, resolved?: readonly ResolvedAddress[]): void;
   /** Answers from the far side; `from` is their real source address. */
   onMessage(listener: (from: Destination, payload: Buffer) => void): void;
   /** Local address datagrams leave from (for the access log). */

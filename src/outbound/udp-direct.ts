@@ -142,12 +142,16 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
     return true;
   }
 
-  function send(dest: Destination, payload: Buffer, lift?: AddressSet): void {
+  function send(dest: Destination, payload: Buffer, lift?: AddressSet, resolved?: readonly ResolvedAddress[]): void {
     if (closed) return drop('closed');
     let c = last;
     if (c === undefined || c.dest !== dest || c.lift !== lift) {
       const family = isIP(dest.host);
-      if (family !== 4 && family !== 6) return resolve(dest.host, payload.length, (addresses) => checkedSend(addresses, dest.port, payload, lift));
+      if (family !== 4 && family !== 6) {
+        // The rules' own answer, when they resolved the name: no second lookup.
+        if (resolved !== undefined && resolved.length > 0) return checkedSend(resolved, dest.port, payload, lift);
+        return resolve(dest.host, payload.length, (addresses) => checkedSend(addresses, dest.port, payload, lift));
+      }
       const address: ResolvedAddress = { address: dest.host, family };
       c = last = { dest, lift, address, denied: deps.egress?.denies(dest.host, lift) ?? false };
     }
@@ -160,7 +164,7 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
    * CONNECT, the guard filters the addresses: the datagram goes to the first one it allows,
    * and is denied only when it allows none.
    */
-  function checkedSend(addresses: ResolvedAddress[], port: number, payload: Buffer, lift?: AddressSet): void {
+  function checkedSend(addresses: readonly ResolvedAddress[], port: number, payload: Buffer, lift?: AddressSet): void {
     const egress = deps.egress;
     const allowed = egress ? addresses.find((a) => !egress.denies(a.address, lift)) : addresses[0];
     if (allowed === undefined) return denied(addresses[0]!.address);

@@ -168,7 +168,7 @@ export class UdpAssociation {
 
   #forward(target: UdpTarget, dest: Destination, payload: Buffer): void {
     if (target.kind === 'drop') return this.#drop(target.reason, 'up');
-    target.channel.send(dest, payload, target.egressLift);
+    target.channel.send(dest, payload, target.egressLift, target.resolved);
     this.stats.sent++;
     this.#ctx.record.up += payload.length;
     this.#unreportedUp++;

@@ -7,6 +7,7 @@
 // replaced config closes once no remembered destination uses it: reloads do not pile up
 // channels (and upstream associations) for as long as the association lives.
 
+import type { ResolvedAddress } from '../dns/types.js';
 import { RuleBlockedError } from '../errors.js';
 import type { ByteBudget } from '../outbound/byte-budget.js';
 import type { AddressSet } from '../outbound/egress.js';
@@ -16,7 +17,9 @@ import { outboundContext } from './outbound-context.js';
 import { route } from './route.js';
 
 /** A datagram is either handed to a channel or dropped for a reason (a metrics label). */
-export type UdpTarget = { kind: 'channel'; channel: UdpChannel; egressLift?: AddressSet } | { kind: 'drop'; reason: string; retryAt?: number };
+export type UdpTarget =
+  | { kind: 'channel'; channel: UdpChannel; egressLift?: AddressSet; resolved?: readonly ResolvedAddress[] }
+  | { kind: 'drop'; reason: string; retryAt?: number };
 
 type OpenUdp = NonNullable<DatagramOutbound['openUdp']>;
 
@@ -111,11 +114,15 @@ export class UdpRoutes {
     let outbound: Outbound;
     let action: string;
     let lift: AddressSet | undefined;
+    let resolved: readonly ResolvedAddress[] | undefined;
     try {
       const routed = await route(this.#ctx, 'udp', dest, snapshot);
       outbound = routed.outbound;
       action = routed.decision.action;
       lift = routed.decision.cidrs;
+      // The addresses the rules decided on: the decision is remembered, so the datagrams go
+      // there, as a relay keeps the address it dialed (no later answer escapes the rules).
+      resolved = routed.decision.resolved;
     } catch (err) {
       if (err instanceof RuleBlockedError) return { kind: 'drop', reason: 'blocked' };
       this.#ctx.log.debug({ err, dest }, 'UDP destination not routed');
@@ -124,7 +131,10 @@ export class UdpRoutes {
     const channel = await this.#channelFor(action, outbound);
     if (channel === 'unsupported') return { kind: 'drop', reason: 'unsupported' };
     if (!channel) return { kind: 'drop', reason: 'upstream_failed', retryAt: performance.now() + this.#opts.retryAfterMs };
-    return lift ? { kind: 'channel', channel, egressLift: lift } : { kind: 'channel', channel };
+    const target: UdpTarget = { kind: 'channel', channel };
+    if (lift) target.egressLift = lift;
+    if (resolved && resolved.length > 0) target.resolved = resolved;
+    return target;
   }
 
   async #channelFor(action: string, outbound: Outbound): Promise<UdpChannel | undefined | 'unsupported'> {

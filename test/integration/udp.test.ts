@@ -2,8 +2,9 @@ import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
+import { startDnsServer } from '../helpers/dns-server.js';
 import { startGateway } from '../helpers/index.js';
-import { closeDgram, rawFrame, sendRaw, socksUdpClient, udpAssociation, udpLogLine } from '../helpers/udp.js';
+import { closeDgram, rawFrame, sendRaw, socksUdpClient, startUdpEchoServer, udpAssociation, udpLogLine } from '../helpers/udp.js';
 
 test('UDP ASSOCIATE relays an IPv4 round trip and replies with the real relay address', async (t) => {
   const { echo, gw, c } = await udpAssociation(t);
@@ -147,4 +148,33 @@ test('a dual-stack listener gives an IPv4 client an IPv4 relay', async (t) => {
   assert.equal(c.relay.host, '127.0.0.1');
   c.send({ host: '127.0.0.1', port: echo.port }, 'dual');
   assert.equal((await c.receive())?.data.toString(), 'dual');
+});
+
+test("a name a rule's cidrs routed keeps the addresses the rule matched: a later answer the rules would block is not sent to", async (t) => {
+  const dns = await startDnsServer({ 'moving.test': { A: ['127.0.0.1'], ttl: 1 } });
+  t.after(() => dns.close());
+  const lan = await startUdpEchoServer('127.0.0.1');
+  t.after(() => lan.close());
+  // The same port on an address no rule lets UDP reach.
+  const elsewhere = createSocket('udp4');
+  t.after(() => closeDgram(elsewhere));
+  const strays: string[] = [];
+  elsewhere.on('message', (msg: Buffer) => strays.push(msg.toString()));
+  elsewhere.bind(lan.port, '127.0.0.3');
+  await once(elsewhere, 'listening');
+  const gw = await startGateway({
+    dns: { servers: [`127.0.0.1:${dns.port}`] },
+    rules: [{ name: 'lan', commands: ['udp'], cidrs: ['127.0.0.1/32'], action: 'direct' }],
+    default: 'block',
+  });
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  c.send({ host: 'moving.test', port: lan.port }, 'first');
+  assert.equal((await c.receive())?.data.toString(), 'first');
+  dns.set('moving.test', { A: ['127.0.0.3'], ttl: 1 });
+  await new Promise((resolve) => setTimeout(resolve, 1_500)); // the first answer's TTL has run out
+  c.send({ host: 'moving.test', port: lan.port }, 'second');
+  assert.equal((await c.receive())?.data.toString(), 'second', 'still the address the rule matched');
+  assert.deepEqual(strays, [], 'nothing went where the rules would not route it');
 });
