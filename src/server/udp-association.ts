@@ -204,6 +204,9 @@ export class UdpAssociation {
   }
 
   #drop(reason: string, direction: 'up' | 'down'): void {
+    // Once the association has ended its line is written: a datagram a channel still held (a
+    // name being looked up) and drops later is counted nowhere, so /metrics agrees with the log.
+    if (!this.#finish) return;
     this.stats.dropped[reason] = (this.stats.dropped[reason] ?? 0) + 1;
     this.#ctx.metrics.udpDatagrams.inc({ direction, result: reason });
   }

@@ -7,6 +7,8 @@ import { decodeReply, encodeGreeting, encodeRequest, NEED_DATA } from '../../src
 import { rawClient, readBytes, startGateway, type TestGateway } from '../helpers/index.js';
 import { rawFrame, startUdpEchoServer, udpLogLine } from '../helpers/udp.js';
 import { listenTracked } from '../helpers/servers.js';
+import { startDnsServer } from '../helpers/dns-server.js';
+import { metricValue } from '../helpers/metrics.js';
 
 /** ASSOCIATE on a raw control connection; `extra` goes in the same packet as the request. */
 async function rawAssociate(gw: TestGateway, extra = Buffer.alloc(0)): Promise<{ s: Socket; relayPort: number }> {
@@ -77,3 +79,25 @@ for (const silent of [false, true]) {
     assert.ok(closedInTime, 'the upstream control connection is closed');
   });
 }
+
+test('UDP ASSOCIATE: a datagram whose name is still being looked up when the association ends is counted as the access log has it', async (t) => {
+  const dns = await startDnsServer({ 'slow.test': { silent: true } });
+  t.after(() => dns.close());
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({ dns: { servers: [`127.0.0.1:${dns.port}`], timeout: '300ms' } });
+  t.after(() => gw.close());
+  const { s, relayPort } = await rawAssociate(gw);
+  t.after(() => s.destroy());
+  const d = createSocket('udp4');
+  t.after(() => d.close());
+  d.send(Buffer.concat([Buffer.from([0, 0, 0, 3, 9]), Buffer.from('slow.test'), Buffer.from([echo.port >> 8, echo.port & 0xff]), Buffer.from('x')]), relayPort, '127.0.0.1');
+  await new Promise((resolve) => setTimeout(resolve, 100)); // the lookup is under way
+  s.destroy();
+  const line = await udpLogLine(gw, 2_000);
+  assert.deepEqual(line?.['udp'], { sent: 1, received: 0, dropped: {} });
+  await new Promise((resolve) => setTimeout(resolve, 1_000)); // the lookup has failed by now
+  const unresolved = await metricValue(gw.gw, 'socksgate_udp_datagrams_total', { direction: 'up', result: 'unresolved' });
+  assert.ok(Number.isNaN(unresolved), 'no drop the access log does not have');
+  assert.equal(await metricValue(gw.gw, 'socksgate_udp_datagrams_total', { direction: 'up', result: 'relayed' }), 1);
+});
