@@ -1,4 +1,4 @@
-import { test } from '../helpers/test.js';
+import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
@@ -11,6 +11,25 @@ async function connectFrom(to: { host: string; port: number }, localAddress: str
   s.on('error', () => {});
   await once(s, 'connect');
   return s;
+}
+
+/**
+ * A peer from 127.0.0.2 is cut off, then one from 127.0.0.1 is the BIND's peer: the second
+ * reply names it (host and port).
+ */
+async function strangerRefusedPeerAccepted(
+  t: TestContext,
+  bound: { host: string; port: number },
+  peer: Promise<{ socket: Socket; remote: { host: string; port: number } }>,
+): Promise<void> {
+  const stranger = await connectFrom(bound, '127.0.0.2');
+  t.after(() => stranger.destroy());
+  assert.ok(await closedWithin(stranger), 'the stranger is cut off');
+  const p = await connectFrom(bound, '127.0.0.1');
+  t.after(() => p.destroy());
+  const { socket, remote } = await peer;
+  t.after(() => socket.destroy());
+  assert.deepEqual([remote.host, remote.port], ['127.0.0.1', p.localPort]);
 }
 
 test('BIND: first reply names the listener, a peer connects back, second reply names it, bytes flow', async (t) => {
@@ -36,14 +55,7 @@ test('BIND: a peer from another address than DST.ADDR is refused, the expected o
   const gw = await startGateway();
   t.after(() => gw.close());
   const { bound, peer } = await socksBind(gw.port, { host: '127.0.0.1', port: 0 });
-  const stranger = await connectFrom(bound, '127.0.0.2');
-  t.after(() => stranger.destroy());
-  assert.ok(await closedWithin(stranger), 'the stranger is cut off');
-  const p = await connectFrom(bound, '127.0.0.1');
-  t.after(() => p.destroy());
-  const { socket, remote } = await peer;
-  t.after(() => socket.destroy());
-  assert.equal(remote.port, p.localPort);
+  await strangerRefusedPeerAccepted(t, bound, peer);
 });
 
 test('BIND: no peer within bind_timeout gets a second reply 0x06 and a close', async (t) => {
@@ -90,14 +102,7 @@ test('BIND: DST.ADDR given as a name admits a peer from its addresses only; a na
   const gw = await startGateway({ dns: { hosts: { 'peer.test': '127.0.0.1' } } });
   t.after(() => gw.close());
   const { bound, peer } = await socksBind(gw.port, { host: 'peer.test', port: 0 });
-  const stranger = await connectFrom(bound, '127.0.0.2');
-  t.after(() => stranger.destroy());
-  assert.ok(await closedWithin(stranger), 'the stranger is cut off');
-  const p = await connectFrom(bound, '127.0.0.1');
-  t.after(() => p.destroy());
-  const { socket, remote } = await peer;
-  t.after(() => socket.destroy());
-  assert.deepEqual([remote.host, remote.port], ['127.0.0.1', p.localPort]);
+  await strangerRefusedPeerAccepted(t, bound, peer);
 
   const { s } = await rawBind(gw.port, { host: 'nowhere.invalid', port: 0 });
   t.after(() => s.destroy());

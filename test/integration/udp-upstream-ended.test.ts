@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { createServer, type Socket } from 'node:net';
-import { startGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
-import { closeDgram, socksUdpClient, udpLogLine } from '../helpers/udp.js';
+import { closeDgram, udpLogLine, udpThroughUpstream } from '../helpers/udp.js';
 
 /**
  * Test instrument (scripted SOCKS5 UDP upstream): answers every ASSOCIATE with its relay
@@ -52,10 +51,7 @@ async function startEndingUpstream(): Promise<{ port: number; associations: () =
 test('once the upstream has ended its UDP association, the very next datagram goes through a new one', async (t) => {
   const upstream = await startEndingUpstream();
   t.after(() => upstream.close());
-  const gw = await startGateway({ upstreams: { up: { type: 'socks5', host: '127.0.0.1', port: upstream.port } }, default: 'up' });
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
+  const { gw, c } = await udpThroughUpstream(t, upstream.port);
   c.send({ host: '127.0.0.1', port: 9 }, 'before');
   assert.equal((await c.receive())?.data.toString(), 'before');
   upstream.endAssociations();

@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { startGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
-import { closeDgram, socksUdpClient, udpLogLine } from '../helpers/udp.js';
+import { closeDgram, udpLogLine, udpThroughUpstream } from '../helpers/udp.js';
 
 /** Headers no client can be told about: unknown ATYP, empty name, truncated. */
 const BAD_HEADERS = [
@@ -67,10 +66,7 @@ async function startBadUdpUpstream(): Promise<BadRelay> {
 test("an upstream's malformed UDP headers are dropped and counted; the association goes on", async (t) => {
   const upstream = await startBadUdpUpstream();
   t.after(() => upstream.close());
-  const gw = await startGateway({ upstreams: { bad: { type: 'socks5', host: '127.0.0.1', port: upstream.port } }, default: 'bad' });
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
+  const { gw, c } = await udpThroughUpstream(t, upstream.port);
 
   for (const text of ['first', 'second']) {
     c.send({ host: '127.0.0.1', port: 9 }, text);

@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { startGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
-import { closeDgram, socksUdpClient, udpLogLine } from '../helpers/udp.js';
+import { closeDgram, udpLogLine, udpThroughUpstream } from '../helpers/udp.js';
 
 /**
  * Test instrument (scripted SOCKS5 UDP upstream): its relay echoes every datagram; before it
@@ -52,10 +51,7 @@ async function startUpstreamWithIntruder(): Promise<{ port: number; close(): Pro
 test("through a SOCKS5 upstream, a datagram from anyone but the upstream's relay never reaches the client", async (t) => {
   const upstream = await startUpstreamWithIntruder();
   t.after(() => upstream.close());
-  const gw = await startGateway({ upstreams: { up: { type: 'socks5', host: '127.0.0.1', port: upstream.port } }, default: 'up' });
-  t.after(() => gw.close());
-  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
-  t.after(() => c.close());
+  const { gw, c } = await udpThroughUpstream(t, upstream.port);
   c.send({ host: '127.0.0.1', port: 9 }, 'mine');
   const answers: string[] = [];
   for (let a = await c.receive(2_000); a !== undefined; a = await c.receive(300)) answers.push(`${a.host}:${a.port} ${a.data.toString()}`);
