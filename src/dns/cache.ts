@@ -33,10 +33,14 @@ export class DnsCache {
   /** `size` 0 disables caching (in-flight deduplication still applies upstream of it). */
   constructor(size: number, counters: CacheCounters) {
     this.#counters = counters;
+    // Bounded by `maxSize` with every entry of size 1, not by `max`: lru-cache allocates its
+    // slot arrays for `max` entries up front (GBs for a cache_size of 10^8, a RangeError past
+    // 2^32), while under `maxSize` they grow with the names actually cached.
     this.#lru =
       size > 0
         ? new LRUCache<string, CacheEntry>({
-            max: size,
+            maxSize: size,
+            sizeCalculation: () => 1,
             dispose: (_value, _key, reason) => {
               if (reason === 'evict') this.#counters.evictions++;
             },

@@ -257,3 +257,15 @@ test('names that getaddrinfo would read as IPv4 shorthand are refused without a 
   assert.ok((await dns.lookup('localhost')).length > 0, 'ordinary names still resolve');
   dns.close();
 });
+
+test('a large cache_size costs memory only for the names cached: start-up allocates nothing per slot', async (t) => {
+  // 2^32 slots could not even be allocated up front ("Invalid array length"); 10^8 took GBs.
+  const { server, dns } = await setup(t, { 'big.test': { A: ['192.0.2.31'] } }, { cache_size: 2 ** 32 });
+  const heap = process.memoryUsage().heapUsed;
+  const more = createResolver({ cache_size: 20_000_000, negative_ttl: 30_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
+  t.after(() => more.close());
+  assert.ok(process.memoryUsage().heapUsed - heap < 20_000_000, 'no slot array sized by cache_size');
+  await dns.lookup('big.test');
+  await dns.lookup('big.test');
+  assert.equal(server.queries('big.test', 'A'), 1);
+});
