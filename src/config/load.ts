@@ -57,7 +57,9 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   return parseText(text, source, resolve(dirname(source)), env);
 }
 
-function parseText(text: string, source: string, baseDir: string, env: NodeJS.ProcessEnv): Config {
+function parseText(withBom: string, source: string, baseDir: string, env: NodeJS.ProcessEnv): Config {
+  // A byte order mark (Windows editors write one) is no column of the first line.
+  const text = withBom.replace(/^\uFEFF/, '');
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: true });
   const locator = new SourceLocator(doc, lines, source);

@@ -14,7 +14,9 @@ export interface ListLine {
 const MAX_ISSUES_PER_FILE = 20;
 
 /** Entries of a list file's text. A `#` starts a comment at line start or after whitespace. */
-export function splitList(text: string): ListLine[] {
+export function splitList(withBom: string): ListLine[] {
+  // A byte order mark is no column of the first line (nor part of its entry).
+  const text = withBom.replace(/^\uFEFF/, '');
   const out: ListLine[] = [];
   let line = 0;
   let start = 0;

@@ -171,3 +171,13 @@ test('check validates the list files and members files a config names, with thei
   assert.equal(badPool.code, 1);
   assert.match(badPool.stderr, /proxies\.txt:2:1: /);
 });
+
+test('check: a byte order mark at the start of a list file does not shift its first line\'s column', async () => {
+  const path = await configFile('rules:\n  - { name: lan, cidrs_file: lan.txt, domains_file: names.txt, action: direct }\n');
+  await writeFile(join(path, '..', 'lan.txt'), '\uFEFFbogus\n');
+  await writeFile(join(path, '..', 'names.txt'), '\uFEFF  bad..name\n');
+  const r = await runCli(['check', '--config', path]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /lan\.txt:1:1: .*bogus/);
+  assert.match(r.stderr, /names\.txt:1:3: .*bad\.\.name/);
+});

@@ -438,3 +438,8 @@ test('binds the kernel refuses together are config errors, not a start-up EADDRI
     assert.doesNotThrow(() => parseConfig(ok, 'cfg.yaml', {}), ok);
   }
 });
+
+test('a UTF-8 byte order mark (Windows editors) does not shift first-line columns', () => {
+  assertIssue(issuesOf('\uFEFFlisten: 5\n'), '1:9', /listen: must be a list/);
+  assertIssue(issuesOf('\uFEFFbogus: 1\n'), '1:1', /bogus: unknown key/);
+});
