@@ -212,6 +212,8 @@ function otherAddressMayDo(e: GatewayError): boolean {
  */
 export async function resolveHere(dest: Destination, ctx: OutboundContext, dns: DnsResolver, family?: 4 | 6): Promise<Destination[]> {
   if (isIP(dest.host) !== 0) return [dest];
+  // The router's failed lookup is this request's answer too: not asked again.
+  if (ctx.resolved === undefined && ctx.unresolved !== undefined) throw ctx.unresolved;
   const all = ctx.resolved ?? (await dns.lookup(dest.host));
   const addresses = family === undefined ? all : all.filter((a) => a.family === family);
   const first = addresses[0];

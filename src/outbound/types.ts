@@ -21,6 +21,8 @@ export interface OutboundContext {
   params?: Readonly<Record<string, string>>;
   /** Addresses the router already resolved `dest.host` to: connect with them, do not look up again. */
   resolved?: ResolvedAddress[];
+  /** The router's lookup of `dest.host` failed: whoever would resolve the name fails with this, not a second lookup. */
+  unresolved?: unknown;
   /** UDP channels: the bytes of datagrams they may hold at once (their association's budget). */
   udpBudget?: ByteBudget;
   /** The deciding rule's own `cidrs`: `direct` may dial into them whatever the egress guard says. */

@@ -37,6 +37,8 @@ export async function compileRouter(config: Config, deps: RouterDeps): Promise<R
 interface Lookup {
   addresses: ResolvedAddress[];
   ips: ParsedIp[];
+  /** Why the name could not be resolved (no addresses then): the request's answer, not asked again. */
+  failure?: unknown;
 }
 
 class RequestFacts implements Facts {
@@ -103,15 +105,16 @@ class CompiledRouter implements Router {
       if (!cheapHolds(r, facts)) continue;
       if (!r.hasDestination) return decision(r, lookup);
       if (r.domains?.matches(name)) return decision(r, lookup);
-      if (r.cidrs !== undefined && r.resolve && lookup !== null && lookup.ips.some((a) => r.cidrs!.has(a))) return decision(r, lookup);
+      if (r.cidrs !== undefined && r.resolve && lookup.ips.some((a) => r.cidrs!.has(a))) return decision(r, lookup);
     }
-    const d: Decision = { rule: 'default', ruleIndex: -1, action: this.#default };
-    if (lookup) d.resolved = lookup.addresses;
-    return d;
+    return withLookup({ rule: 'default', ruleIndex: -1, action: this.#default }, lookup);
   }
 
-  /** A failed lookup only means "no CIDR match": the connection will report it if it matters. */
-  async #resolve(host: string): Promise<Lookup | null> {
+  /**
+   * A failed lookup means "no CIDR match" for the rules; the connection reports it if it
+   * matters (a direct dial, a name resolved for an upstream), without asking again.
+   */
+  async #resolve(host: string): Promise<Lookup> {
     try {
       const addresses = await this.#dns.lookup(host);
       const ips: ParsedIp[] = [];
@@ -120,16 +123,22 @@ class CompiledRouter implements Router {
         if (p !== undefined) ips.push(p);
       }
       return { addresses, ips };
-    } catch {
-      return null;
+    } catch (err) {
+      return { addresses: [], ips: [], failure: err };
     }
   }
 }
 
-function decision(r: CompiledRule, lookup: Lookup | null | undefined): Decision {
-  const d: Decision = { rule: r.name, ruleIndex: r.index, action: r.action };
-  if (lookup) d.resolved = lookup.addresses;
+function decision(r: CompiledRule, lookup: Lookup | undefined): Decision {
+  const d = withLookup({ rule: r.name, ruleIndex: r.index, action: r.action }, lookup);
   if (r.cidrs) d.cidrs = r.cidrs;
+  return d;
+}
+
+/** `d` with the answer the decision looked up (addresses, or the failure), for the connect to use. */
+function withLookup(d: Decision, lookup: Lookup | undefined): Decision {
+  if (lookup?.failure !== undefined) d.unresolved = lookup.failure;
+  else if (lookup) d.resolved = lookup.addresses;
   return d;
 }
 

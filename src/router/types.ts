@@ -16,6 +16,8 @@ export interface Decision {
   action: string; // "direct" | "block" | an upstream or pool name
   /** Set when matching had to resolve the name: connect with the same answer. */
   resolved?: ResolvedAddress[];
+  /** Set when matching had to resolve the name and could not: connecting fails with it, not with a second lookup. */
+  unresolved?: unknown;
   /** The rule's own `cidrs`: an explicit route into them lifts the egress guard (PRODUCT.md "Egress guard"). */
   cidrs?: CidrSet;
 }

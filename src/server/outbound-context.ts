@@ -16,6 +16,7 @@ class RequestOutboundContext implements OutboundContext {
   readonly user: string | undefined;
   readonly params: Readonly<Record<string, string>>;
   resolved: ResolvedAddress[] | undefined = undefined;
+  unresolved: unknown = undefined;
   udpBudget: ByteBudget | undefined = undefined;
   egressLift: AddressSet | undefined = undefined;
   command: string | undefined = undefined;

@@ -58,6 +58,7 @@ export async function openConnect(ctx: CommandContext): Promise<Connection> {
   const started = performance.now();
   const octx = outboundContext(ctx);
   if (decision.resolved) octx.resolved = decision.resolved;
+  if (decision.unresolved !== undefined) octx.unresolved = decision.unresolved;
   if (decision.cidrs) octx.egressLift = decision.cidrs;
   octx.command = ctx.request.protocol === 'http' ? 'http' : 'connect';
   let conn: Connection;

@@ -8,7 +8,8 @@ import type { DnsResolver, ResolvedAddress } from '../../src/dns/types.js';
 import { ConnectTimeoutError, GatewayError, Rep, toRep } from '../../src/errors.js';
 import { createDirectOutbound } from '../../src/outbound/direct.js';
 import type { OutboundContext } from '../../src/outbound/types.js';
-import { resolverWithServer, type DnsRecord } from '../helpers/dns-server.js';
+import { resolverWithServer, startDnsServer, type DnsRecord } from '../helpers/dns-server.js';
+import { socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
 import { blackhole } from '../helpers/blackhole.js';
 
 type TestContext = { after(fn: () => unknown): void };
@@ -187,4 +188,24 @@ test('happy eyeballs: a port out of range rejects instead of throwing', async ()
   await assert.rejects(connectHappyEyeballs([{ address: '127.0.0.1', family: 4 }], 70_000, { timeout: 1_000 }), {
     code: 'ERR_SOCKET_BAD_PORT',
   });
+});
+
+test('a name a cidrs rule could not resolve is refused with 0x04 without a second lookup for the connect', { timeout: 20_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const server = await startDnsServer({ 'broken.test': { servfail: true }, 'quiet.test': { A: ['127.0.0.1'], silent: true } });
+  t.after(() => server.close());
+  const gw = await startGateway({
+    dns: { servers: [`${server.host}:${server.port}`], timeout: '1s' },
+    rules: [{ name: 'lan', cidrs: ['10.0.0.0/8'], action: 'block' }],
+    default: 'direct',
+  });
+  t.after(() => gw.close());
+  await assert.rejects(socksConnect(gw.port, { host: 'broken.test', port: echo.port }, 5_000), /HostUnreachable/);
+  assert.equal(server.queries('broken.test', 'A'), 1, 'the failed answer is the request\'s answer');
+  // A name server that does not answer costs the client one resolver timeout, not two.
+  const started = Date.now();
+  await assert.rejects(socksConnect(gw.port, { host: 'quiet.test', port: echo.port }, 10_000), /HostUnreachable/);
+  assert.equal(server.queries('quiet.test', 'A'), 1);
+  assert.ok(Date.now() - started < 3_500, `refused after ${Date.now() - started} ms`);
 });
