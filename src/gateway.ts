@@ -51,7 +51,7 @@ const KEEPALIVE_SWEEP_MS = 10_000;
  */
 async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot, metrics?: Metrics): Promise<Snapshot> {
   const same = <T>(pick: (c: Config) => T): boolean => previous !== undefined && JSON.stringify(pick(previous.config)) === JSON.stringify(pick(config));
-  const dns: DnsResolver = previous && same((c) => c.dns) ? previous.dns : createResolver(config.dns, { log });
+  const dns: DnsResolver = previous && same((c) => c.dns) ? previous.dns : createResolver(config.dns, { log, ...(previous ? { replaces: previous.dns } : {}) });
   const egress = compileEgress(config.egress.deny, egressDenialCounter(metrics));
   const router = await compileRouter(config, { dns });
   const outbounds = await buildOutbounds(config, { dns, log, previous: previous?.outbounds, egress });

@@ -12,7 +12,12 @@ import type { DnsResolver, DnsStats, ResolvedAddress } from './types.js';
 
 export interface ResolverOptions {
   log?: Logger;
+  /** The resolver this one replaces (a reload that changed `dns`): its counters go on, never back to 0. */
+  replaces?: DnsResolver;
 }
+
+/** Each resolver's live counters, shared with the resolver that replaces it. */
+const COUNTERS = new WeakMap<DnsResolver, DnsStats>();
 
 /** Lower case, one trailing dot dropped: `Example.COM.` and `example.com` are one cache entry. */
 export function normalizeName(host: string): string {
@@ -49,7 +54,7 @@ function ordered(addresses: readonly ResolvedAddress[], prefer: 4 | 6): readonly
 const NUMERIC_LAST_LABEL = /(?:^|\.)(?:0x[0-9a-f]*|[0-9]+)$/i;
 
 export function createResolver(cfg: DnsConfig, opts: ResolverOptions = {}): DnsResolver {
-  const counters: DnsStats = { hits: 0, misses: 0, negativeHits: 0, evictions: 0, inflightWaits: 0, queries: 0 };
+  const counters: DnsStats = (opts.replaces && COUNTERS.get(opts.replaces)) ?? { hits: 0, misses: 0, negativeHits: 0, evictions: 0, inflightWaits: 0, queries: 0 };
   const cache = new DnsCache(cfg.cache_size, counters);
   const hosts = compileHosts(cfg.hosts);
   const backend: Backend = cfg.servers?.length ? serverBackend(cfg, cfg.servers) : systemBackend(cfg);
@@ -115,7 +120,7 @@ export function createResolver(cfg: DnsConfig, opts: ResolverOptions = {}): DnsR
     return pending.then((list) => [...list]);
   }
 
-  return {
+  const resolver: DnsResolver = {
     lookup,
     stats: () => ({ ...counters }),
     close() {
@@ -123,4 +128,6 @@ export function createResolver(cfg: DnsConfig, opts: ResolverOptions = {}): DnsR
       cache.clear();
     },
   };
+  COUNTERS.set(resolver, counters);
+  return resolver;
 }

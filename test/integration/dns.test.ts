@@ -3,7 +3,10 @@ import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { curl } from '../helpers/curl.js';
 import { startDnsServer } from '../helpers/dns-server.js';
-import { startGateway, startHttpServer } from '../helpers/index.js';
+import { socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
+import { metricValue } from '../helpers/metrics.js';
+import { stringify } from 'yaml';
+import { parseConfig } from '../../src/config/load.js';
 
 test('a name routed by a CIDR rule and then connected is resolved once; repeats come from the cache', async (t) => {
   const http = await startHttpServer();
@@ -44,4 +47,28 @@ test('NXDOMAIN and a silent server both give reply 0x04; an AAAA-only name reach
   const six = await curl(['--socks5-hostname', `127.0.0.1:${gw.port}`, `http://six.test:${http6.port}/v6`]);
   assert.equal(six.code, 0, six.stderr);
   assert.match(six.stdout, /^hello \/v6 from ::1/);
+});
+
+test('the DNS cache counters keep counting across a reload that changes the dns section', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const dns = await startDnsServer({ 'a.test': { A: ['127.0.0.1'] }, 'b.test': { A: ['127.0.0.1'] } });
+  t.after(() => dns.close());
+  const config = (cacheSize: number): Record<string, unknown> => ({
+    dns: { servers: [`127.0.0.1:${dns.port}`], timeout: '1s', cache_size: cacheSize },
+    rules: [{ name: 'loopback', cidrs: ['127.0.0.0/8'], action: 'direct' }],
+  });
+  const gw = await startGateway(config(100));
+  t.after(() => gw.close());
+  const visit = (host: string): Promise<void> => socksConnect(gw.port, { host, port: echo.port }, 3_000).then(({ socket }) => void socket.destroy());
+  const misses = (): Promise<number> => metricValue(gw.gw, 'socksgate_dns_cache', { counter: 'misses' });
+  await visit('a.test');
+  await visit('a.test');
+  assert.equal(await misses(), 1);
+  const hits = await metricValue(gw.gw, 'socksgate_dns_cache', { counter: 'hits' });
+  await gw.gw.reload(parseConfig(stringify({ listen: [{ host: '127.0.0.1', port: 0 }], ...config(200) }), '/tmp/socksgate-test.yaml', {}));
+  await visit('b.test');
+  // A counter back at 0 reads to Prometheus as a restart (and, summed over workers, as a burst).
+  assert.equal(await misses(), 2);
+  assert.equal(await metricValue(gw.gw, 'socksgate_dns_cache', { counter: 'hits' }), hits);
 });
