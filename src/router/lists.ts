@@ -60,14 +60,18 @@ export async function loadList<T>(
   }
   const entries: T[] = [];
   let bad = 0;
+  let firstUnlisted: ListLine | undefined;
   for (const l of splitList(text)) {
     const v = parse(l.text);
     if (typeof v !== 'string') {
       entries.push(v);
     } else if (++bad <= MAX_ISSUES_PER_FILE) {
       issues.push(`${path}:${l.line}:${l.col}: ${v}`);
+    } else {
+      firstUnlisted ??= l;
     }
   }
-  if (bad > MAX_ISSUES_PER_FILE) issues.push(`${path}: ${bad - MAX_ISSUES_PER_FILE} more invalid lines`);
+  // FILE:LINE:COL like every other issue (editors and CI annotations read it): where the rest begin.
+  if (firstUnlisted) issues.push(`${path}:${firstUnlisted.line}:${firstUnlisted.col}: ${bad - MAX_ISSUES_PER_FILE} more invalid lines`);
   return { path, entries };
 }

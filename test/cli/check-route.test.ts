@@ -181,3 +181,14 @@ test('check: a byte order mark at the start of a list file does not shift its fi
   assert.match(r.stderr, /lan\.txt:1:1: .*bogus/);
   assert.match(r.stderr, /names\.txt:1:3: .*bad\.\.name/);
 });
+
+test('check: a list file with many bad lines names the first 20, then where the rest begin, FILE:LINE:COL like every error', async () => {
+  const path = await configFile('rules:\n  - { name: lan, cidrs_file: lan.txt, action: direct }\n');
+  await writeFile(join(path, '..', 'lan.txt'), `10.0.0.0/8\n${Array.from({ length: 25 }, (_, i) => `bogus${i}`).join('\n')}\n`);
+  const r = await runCli(['check', '--config', path]);
+  assert.equal(r.code, 1);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 21, r.stderr);
+  for (const line of lines) assert.match(line, /^\S+lan\.txt:\d+:\d+: /);
+  assert.match(lines[20]!, /lan\.txt:22:1: 5 more invalid lines/);
+});
