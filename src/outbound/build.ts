@@ -44,7 +44,7 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
     if (cfg.type === 'socks5') return createSocks5Outbound(name, cfg, common);
     if (cfg.type === 'socks4') return createSocks4Outbound(name, cfg, common);
     if (cfg.ca === undefined) return createHttpOutbound(name, cfg, common);
-    return createHttpOutbound(name, cfg, { ...common, ca: await readCa(config, name, cfg.ca, cas) });
+    return createHttpOutbound(name, cfg, { ...common, ca: await readCa(name, cfg.ca, cas) });
   }
 
   // Recursion in dependency order; the loader already rejects cycles and dangling names,
@@ -143,17 +143,18 @@ async function readMembersFile(config: Config, pool: PoolConfig): Promise<Member
 }
 
 /** The PEM an http upstream's `ca` names (read once per build, shared by upstreams naming the same file). */
-async function readCa(config: Config, upstream: string, path: string, cache: Map<string, Buffer>): Promise<Buffer> {
+async function readCa(upstream: string, path: string, cache: Map<string, Buffer>): Promise<Buffer> {
   const known = cache.get(path);
   if (known) return known;
   let pem: Buffer;
   try {
     pem = await readFile(path);
   } catch (err) {
-    throw new ConfigError([`${config.source}: upstreams.${upstream}.ca: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+    // FILE:1:1, as an unreadable list or members file is reported (editors and CI annotations read it).
+    throw new ConfigError([`${path}:1:1: upstreams.${upstream}.ca: cannot read the CA file (${(err as NodeJS.ErrnoException).code ?? String(err)})`]);
   }
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new ConfigError([`${config.source}: upstreams.${upstream}.ca: ${path} holds no PEM certificate`]);
+    throw new ConfigError([`${path}:1:1: upstreams.${upstream}.ca: holds no PEM certificate`]);
   }
   cache.set(path, pem);
   return pem;

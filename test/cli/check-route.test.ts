@@ -192,3 +192,14 @@ test('check: a list file with many bad lines names the first 20, then where the 
   for (const line of lines) assert.match(line, /^\S+lan\.txt:\d+:\d+: /);
   assert.match(lines[20]!, /lan\.txt:22:1: 5 more invalid lines/);
 });
+
+test('check: an http upstream whose ca file is missing or holds no certificate is an error at FILE:LINE:COL', async () => {
+  const path = await configFile('upstreams:\n  h: { type: http, host: 127.0.0.1, port: 3128, tls: true, ca: ca.pem }\ndefault: h\n');
+  const missing = await runCli(['check', '--config', path]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /^\S+ca\.pem:1:1: upstreams\.h\.ca: .*ENOENT/m);
+  await writeFile(join(path, '..', 'ca.pem'), 'not a certificate\n');
+  const empty = await runCli(['check', '--config', path]);
+  assert.equal(empty.code, 1);
+  assert.match(empty.stderr, /^\S+ca\.pem:1:1: upstreams\.h\.ca: .*no PEM certificate/m);
+});
