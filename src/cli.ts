@@ -49,6 +49,12 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const [command = 'run', ...rest] = positionals;
+  // Only `route` takes arguments: `check gateway.yaml` must not check the embedded default and say ok.
+  if (command !== 'route' && rest.length > 0) {
+    const hint = command === 'hash-password' ? '' : ' (the config file is given with --config FILE)';
+    console.error(`${command}: unexpected argument "${rest[0]}"${hint}\n${USAGE}`);
+    return 2;
+  }
   switch (command) {
     case 'run':
       return run(values.config, values.watch ?? false);

@@ -203,3 +203,14 @@ test('check: an http upstream whose ca file is missing or holds no certificate i
   assert.equal(empty.code, 1);
   assert.match(empty.stderr, /^\S+ca\.pem:1:1: upstreams\.h\.ca: .*no PEM certificate/m);
 });
+
+test('a stray argument is a usage error: `check FILE` does not check the embedded default instead of FILE', async () => {
+  const path = await configFile('listen: [{ host: 127.0.0.1, port: 0 }]\nrules: [{ name: r, action: nowhere }]\n', 'gateway.yaml');
+  const cases: string[][] = [['check', path], ['run', path, '--config', path], ['hash-password', 'extra']];
+  for (const args of cases) {
+    const r = await runCli(args, { timeoutMs: 20_000 });
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /unexpected argument ".+"/, args.join(' '));
+    assert.match(r.stderr, /usage:/, args.join(' '));
+  }
+});
