@@ -77,15 +77,21 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
       remoteCounted = true;
       onClose(remote, client);
     };
-    const fail = (reason: 'idle' | 'error', err?: Error): void => {
+    const fail = (reason: 'idle' | 'error', err?: Error, failed?: Socket): void => {
       if (result.reason === 'closed') {
         result.reason = reason;
         if (err) result.error = err;
       }
+      // A side that failed before its FIN (reset, broken pipe) cut its stream short: its peer
+      // is told so by a reset too. A FIN would pass a truncated transfer off as a whole one.
+      if (failed !== undefined && !failed.readableEnded) reset(failed === client ? remote : client);
       client.destroy();
       remote.destroy();
     };
-    const onError = (err: Error): void => fail('error', err);
+    // One listener for both sockets: an emitter calls it with itself as `this`.
+    const onError = function (this: Socket, err: Error): void {
+      fail('error', err, this);
+    };
     // on(), not once(): 'close' comes once anyway, and once() wraps each listener in a bound
     // function and a state object held for the life of the relay.
     client.on('close', onClientClose);
@@ -123,6 +129,21 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
 }
 
 function noop(): void {}
+
+/**
+ * Closes `socket` with a TCP reset (RST); one that cannot (TLS, already closed) is destroyed. So
+ * is one already ended: while its shutdown is in flight libuv refuses the reset (EINVAL), and
+ * the socket would then never emit 'close'.
+ */
+function reset(socket: Socket): void {
+  if (socket.destroyed) return;
+  if (socket.writableEnded) return void socket.destroy();
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    socket.destroy(); // not on a TCP handle (a TLS upstream): ERR_INVALID_HANDLE_TYPE, thrown before anything changed
+  }
+}
 
 /**
  * Both readers charge one bucket (the user's, shared with their other connections) and pause
