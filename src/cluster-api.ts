@@ -141,24 +141,26 @@ function ignore(): void {}
  * gets the ones still running, so every worker keeps the same members out of rotation.
  */
 export class BanLedger {
-  /** Pool and member, URL-encoded as the API path has them → end of the ban (epoch ms). */
-  readonly #until = new Map<string, number>();
+  /** Pool and member as the answer names them (decoded: any spelling of the path is the same ban) → end of the ban (epoch ms). */
+  readonly #until = new Map<string, { pool: string; member: string; until: number }>();
 
-  /** Notes a ban or an unban the workers accepted (the route's path and the merged answer). */
-  note(url: string, method: string, answer: ApiAnswer): void {
+  /** Notes a ban or an unban the workers accepted (the merged answer names the pool and the member). */
+  note(method: string, answer: ApiAnswer): void {
     if (answer.status !== 200 || (answer.operation !== 'banMember' && answer.operation !== 'unbanMember')) return;
-    const path = url.split('?')[0]!;
-    const until = Date.parse(String((answer.body as { banned_until?: unknown } | undefined)?.banned_until ?? ''));
-    if (method === 'POST' && Number.isFinite(until)) this.#until.set(path, until);
-    else this.#until.delete(path);
+    const body = (answer.body ?? {}) as { pool?: unknown; member?: unknown; banned_until?: unknown };
+    if (typeof body.pool !== 'string' || typeof body.member !== 'string') return;
+    const key = JSON.stringify([body.pool, body.member]);
+    const until = Date.parse(String(body.banned_until ?? ''));
+    if (method === 'POST' && Number.isFinite(until)) this.#until.set(key, { pool: body.pool, member: body.member, until });
+    else this.#until.delete(key);
   }
 
   /** Gives `worker` every ban still running. */
   replay(api: WorkerApi, worker: Worker): void {
     const now = Date.now();
-    for (const [path, until] of this.#until) {
-      if (until <= now) this.#until.delete(path);
-      else void api.askOne(worker, 'POST', path, { for: `${until - now}ms` });
+    for (const [key, { pool, member, until }] of this.#until) {
+      if (until <= now) this.#until.delete(key);
+      else void api.askOne(worker, 'POST', `/api/upstreams/${encodeURIComponent(pool)}/members/${encodeURIComponent(member)}/ban`, { for: `${until - now}ms` });
     }
   }
 }

@@ -183,8 +183,8 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
       return applied === undefined ? primary.current().metrics?.api_token : (applied ?? undefined);
     },
     ask: (method, url, body) => workerApi.ask(workers.serving(), method, url, body),
-    settled: (method, url, answer, answers) => {
-      bans.note(url, method, answer);
+    settled: (method, answer, answers) => {
+      bans.note(method, answer);
       if (answer.operation !== 'reload') return;
       // One reload however many workers did it: rejected if one refused (the answer says so too).
       const outcomes = answers.filter((a) => a.status === 200 || a.status === 422);
@@ -386,7 +386,7 @@ interface ClusterApi {
   token(): string | undefined;
   ask(method: string, url: string, body: unknown): Promise<{ answers: ApiAnswer[]; asked: number }>;
   /** The merged answer to a request (and the workers' own): bans to keep for later workers, a reload to follow and count. */
-  settled(method: string, url: string, answer: ApiAnswer, answers: readonly ApiAnswer[]): void;
+  settled(method: string, answer: ApiAnswer, answers: readonly ApiAnswer[]): void;
 }
 
 /**
@@ -419,7 +419,7 @@ async function clusterApi(req: IncomingMessage, res: ServerResponse, url: URL, t
     const path = url.pathname + url.search;
     const { answers, asked } = await api.ask(method, path, body);
     answer = mergeAnswers(answers, asked);
-    api.settled(method, path, answer, answers);
+    api.settled(method, answer, answers);
   } catch (err) {
     if (!(err instanceof HttpError)) throw err; // the listener answers 500 and logs it
     answer = errorAnswer(err);
