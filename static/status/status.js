@@ -11,8 +11,16 @@ let timer;
 let last; // the previous /api/stats answer
 const rates = []; // { up, down } bytes/s
 
+/**
+ * The token as header text: fetch sends only code points below 256, each as one byte, so
+ * the token's UTF-8 bytes go one per character, as curl sends them and the gateway reads them.
+ */
+function headerText(token) {
+  return String.fromCharCode(...new TextEncoder().encode(token));
+}
+
 async function api(method, path, body) {
-  const headers = { authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) ?? ''}` };
+  const headers = { authorization: `Bearer ${headerText(sessionStorage.getItem(TOKEN_KEY) ?? '')}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const data = await res.json().catch(() => ({}));

@@ -1,11 +1,11 @@
 // The status page in a real browser: Debian's Chromium driven by playwright-core (no
 // browser download). Set STATUS_PAGE_SCREENSHOT=docs/status-page.png to refresh the
 // README's screenshot.
-import { test } from '../helpers/test.js';
+import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { chromium } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
 import { adminClient } from '../helpers/admin.js';
 import { closedWithin, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
@@ -103,4 +103,31 @@ test('the status page shows the pool members, bans one from the page, and logs n
   for (const secret of ['page-member-secret', 'page-user-secret', 'page-upstream-secret']) assert.ok(!html.includes(secret), secret);
   assert.deepEqual(problems, []);
   assert.deepEqual(requested.filter((u) => !u.startsWith(`${api.base}/`)), [], 'nothing is fetched from elsewhere');
+});
+
+/** Chromium on the status page of `base`, the token typed in; console errors collected. */
+async function openPage(t: TestContext, base: string, token: string): Promise<{ page: Page; problems: string[] }> {
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, timeout: 60_000 });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  page.setDefaultTimeout(20_000);
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  await page.goto(`${base}/`);
+  await page.fill('#token', token);
+  await page.click('#login button[type=submit]');
+  return { page, problems };
+}
+
+test('the status page connects with a token that holds non-ASCII letters, as the API takes it', async (t) => {
+  const token = 'status page token é €';
+  const gw = await startGateway({ metrics: { host: '127.0.0.1', port: 0, api_token: token } });
+  t.after(() => gw.close());
+  const { page, problems } = await openPage(t, adminClient(gw.gw).base, token);
+  await page.locator('#status', { hasText: /^Connected\./ }).waitFor();
+  assert.equal(await page.locator('#main').isVisible(), true);
+  assert.deepEqual(problems, []);
 });
