@@ -8,6 +8,7 @@ const SAMPLES = 120; // two minutes of bytes/s
 const $ = (id) => document.getElementById(id);
 
 let timer;
+let round = 0; // numbers the refreshes: only the latest may draw the page and schedule the next
 let last; // the previous /api/stats answer
 const rates = []; // { up, down } bytes/s
 
@@ -191,8 +192,10 @@ function drawChart() {
 
 async function tick() {
   clearTimeout(timer);
+  const mine = ++round;
   try {
     const [upstreams, connections, stats] = await Promise.all([api('GET', '/api/upstreams'), api('GET', '/api/connections'), api('GET', '/api/stats')]);
+    if (mine !== round) return; // overtaken by a newer refresh, or the token was forgotten meanwhile
     renderPools(upstreams.pools);
     renderUpstreams(upstreams.upstreams);
     renderConnections(connections);
@@ -204,6 +207,7 @@ async function tick() {
     say(`Connected. ${stats.connections.open} open, ${stats.connections.finished} finished connections. Updated ${new Date(stats.time).toLocaleTimeString()}.`);
     timer = setTimeout(tick, POLL_MS);
   } catch (e) {
+    if (mine !== round) return;
     if (e.unauthorized) {
       sessionStorage.removeItem(TOKEN_KEY);
       $('main').hidden = true;
@@ -225,6 +229,7 @@ $('login').addEventListener('submit', (ev) => {
 $('logout').addEventListener('click', () => {
   sessionStorage.removeItem(TOKEN_KEY);
   clearTimeout(timer);
+  round++; // a refresh under way ends unseen
   $('main').hidden = true;
   $('logout').hidden = true;
   say('Token forgotten.');

@@ -131,3 +131,26 @@ test('the status page connects with a token that holds non-ASCII letters, as the
   assert.equal(await page.locator('#main').isVisible(), true);
   assert.deepEqual(problems, []);
 });
+
+test('"Forget token" during a refresh sticks: the refresh under way neither shows the page again nor polls on', async (t) => {
+  const TOKEN_B = 'status-page-token-0002';
+  const gw = await startGateway({ metrics: { host: '127.0.0.1', port: 0, api_token: TOKEN_B } });
+  t.after(() => gw.close());
+  const { page, problems } = await openPage(t, adminClient(gw.gw).base, TOKEN_B);
+  await page.locator('#status', { hasText: /^Connected\./ }).waitFor();
+  // A slow answer (as from a busy worker) keeps each refresh under way for a while.
+  const asked: string[] = [];
+  await page.route('**/api/stats', async (route) => {
+    asked.push(route.request().headers().authorization ?? '');
+    await new Promise((r) => setTimeout(r, 700));
+    await route.continue();
+  });
+  await page.waitForRequest('**/api/stats');
+  await page.click('#logout');
+  const after = asked.length;
+  await page.waitForTimeout(2_500);
+  assert.equal(await page.locator('#main').isVisible(), false, 'the page stays hidden');
+  assert.equal(await page.locator('#status').textContent(), 'Token forgotten.');
+  assert.deepEqual(asked.slice(after), [], 'no request after the token was forgotten');
+  assert.deepEqual(problems, []);
+});
