@@ -98,8 +98,11 @@ function matchApi(method: string, url: URL): MatchedApi {
   const segments = url.pathname.split('/');
   const candidates = COMPILED.map((c) => ({ c, params: match(c, segments) })).filter((x) => x.params !== undefined);
   if (candidates.length === 0) throw new HttpError(404, `no route ${url.pathname}`);
-  const hit = candidates.find((x) => x.c.route.method === method);
-  if (!hit) throw new HttpError(405, `${method} is not served on ${url.pathname}`, { allow: candidates.map((x) => x.c.route.method).join(', ') });
+  // RFC 9110 §9.3.2: HEAD is GET without the body (node leaves the body out of the answer).
+  const wanted = method === 'HEAD' ? 'GET' : method;
+  const hit = candidates.find((x) => x.c.route.method === wanted);
+  const allowed = candidates.flatMap((x) => (x.c.route.method === 'GET' ? ['GET', 'HEAD'] : [x.c.route.method]));
+  if (!hit) throw new HttpError(405, `${method} is not served on ${url.pathname}`, { allow: allowed.join(', ') });
   const params = hit.params!;
   const query: Record<string, unknown> = Object.fromEntries(url.searchParams);
   check(hit.c.params, params, 'path');

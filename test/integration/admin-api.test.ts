@@ -267,7 +267,7 @@ test('an /api request is answered by its first failing check: token, route, path
   assert.equal((await raw('POST', '/api/nope', 'x', 'text/plain')).status, 404, 'an unknown route before a body of the wrong type');
   const wrongMethod = await raw('PUT', '/api/connections', 'x'.repeat(64 * 1024), 'application/json');
   assert.equal(wrongMethod.status, 405, 'a method the route lacks before a body too large');
-  assert.equal(wrongMethod.headers.get('allow'), 'GET');
+  assert.equal(wrongMethod.headers.get('allow'), 'GET, HEAD');
   assert.match(await (await raw('DELETE', '/api/connections/abc', '{', 'application/json')).text(), /path/, 'a bad path before bad JSON');
   assert.equal((await raw('POST', '/api/reload', '{', 'application/json')).status, 400, 'then the body');
   assert.equal((await raw('POST', '/api/reload', 'x', 'text/plain')).status, 415);
@@ -298,4 +298,22 @@ test('an absolute-form admin request no URL parser takes is a 400, not an unexpe
   const unexpected = await gw.gw.metrics.registry.getSingleMetric('socksgate_unexpected_errors_total')?.get();
   assert.equal(unexpected?.values[0]?.value ?? 0, 0);
   assert.equal((await adminClient(gw.gw, TOKEN).request('GET', '/healthz')).status, 200);
+});
+
+test('HEAD on an /api route that takes GET answers as GET does, without the body', async (t) => {
+  const gw = await startGateway({ metrics: ADMIN });
+  t.after(() => gw.close());
+  const api = adminClient(gw.gw, TOKEN);
+  for (const path of ['/api/connections', '/api/stats', '/api/openapi.json', '/api/route?host=127.0.0.1&port=80']) {
+    const get = await api.request('GET', path);
+    const head = await api.request('HEAD', path);
+    assert.equal(head.status, 200, `HEAD ${path}: ${head.status}`);
+    assert.equal(head.headers.get('content-type'), get.headers.get('content-type'));
+    assert.equal(head.text, '');
+  }
+  assert.equal((await api.request('HEAD', '/api/connections', { token: null })).status, 401);
+  assert.equal((await api.request('HEAD', '/api/route?host=127.0.0.1')).status, 400, 'the query is checked as for GET');
+  const reload = await api.request('HEAD', '/api/reload');
+  assert.equal(reload.status, 405);
+  assert.equal(reload.headers.get('allow'), 'POST');
 });
