@@ -43,8 +43,8 @@ async function loadStatusPages(): Promise<StatusPages> {
   return pages;
 }
 
-function text(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end(body);
+function text(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...headers }).end(body);
 }
 
 /**
@@ -97,7 +97,8 @@ export async function startAdmin(cfg: MetricsConfig, source: AdminSource): Promi
     const page = token !== undefined ? pages.get(path) : undefined;
     const serve = plain[path];
     if (!serve && !page) return text(res, 404, 'not found\n');
-    if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, 'method not allowed\n');
+    // RFC 9110 §15.5.6: a 405 says which methods the path takes.
+    if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, 'method not allowed\n', { allow: 'GET, HEAD' });
     if (serve) return serve(res);
     res.writeHead(200, { 'content-type': page!.type, ...PAGE_HEADERS }).end(page!.body);
   };

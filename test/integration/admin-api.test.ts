@@ -37,6 +37,7 @@ test('without api_token there is no /api and no status page; with it, a missing 
   assert.equal((await none.request('GET', '/')).status, 404);
   assert.equal((await none.request('GET', '/metrics')).status, 200, 'metrics are still served');
   assert.deepEqual([(await none.request('POST', '/nope')).status, (await none.request('POST', '/metrics')).status], [404, 405]);
+  assert.equal((await none.request('POST', '/readyz')).headers.get('allow'), 'GET, HEAD', 'a 405 names the methods the path takes');
   assert.equal((await none.request('HEAD', '/healthz')).status, 200);
 
   const gw = await startGateway({ metrics: ADMIN });
