@@ -20,14 +20,23 @@ function headerText(token) {
   return String.fromCharCode(...new TextEncoder().encode(token));
 }
 
-async function api(method, path, body) {
+/** The answer's JSON and its headers; throws for a refusal. */
+async function apiAnswer(method, path, body) {
   const headers = { authorization: `Bearer ${headerText(sessionStorage.getItem(TOKEN_KEY) ?? '')}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const data = await res.json().catch(() => ({}));
   if (res.status === 401) throw Object.assign(new Error('wrong API token'), { unauthorized: true });
   if (!res.ok) throw new Error(data.error ?? `${method} ${path}: HTTP ${res.status}`);
-  return data;
+  return { data, headers: res.headers };
+}
+
+const api = async (method, path, body) => (await apiAnswer(method, path, body)).data;
+
+/** /api/stats, with how many workers its totals cover ("1/2"; null without workers). */
+async function readStats() {
+  const { data, headers } = await apiAnswer('GET', '/api/stats');
+  return { ...data, workers: headers.get('x-socksgate-workers') };
 }
 
 function say(text, error = false) {
@@ -131,7 +140,9 @@ function renderConnections(list) {
 }
 
 function record(stats) {
-  if (last && stats.time > last.time) {
+  // Totals that cover other workers than the previous ones (one did not answer in time, or
+  // answers again) differ by that worker's whole count, not by traffic: no rate from those two.
+  if (last && stats.time > last.time && stats.workers === last.workers) {
     const s = (stats.time - last.time) / 1000;
     // A connection moving from "open" to "finished" can shift a few handshake bytes: never below 0.
     rates.push({ up: Math.max(0, (stats.bytes.up - last.bytes.up) / s), down: Math.max(0, (stats.bytes.down - last.bytes.down) / s) });
@@ -194,7 +205,7 @@ async function tick() {
   clearTimeout(timer);
   const mine = ++round;
   try {
-    const [upstreams, connections, stats] = await Promise.all([api('GET', '/api/upstreams'), api('GET', '/api/connections'), api('GET', '/api/stats')]);
+    const [upstreams, connections, stats] = await Promise.all([api('GET', '/api/upstreams'), api('GET', '/api/connections'), readStats()]);
     if (mine !== round) return; // overtaken by a newer refresh, or the token was forgotten meanwhile
     renderPools(upstreams.pools);
     renderUpstreams(upstreams.upstreams);

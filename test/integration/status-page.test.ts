@@ -106,7 +106,7 @@ test('the status page shows the pool members, bans one from the page, and logs n
 });
 
 /** Chromium on the status page of `base`, the token typed in; console errors collected. */
-async function openPage(t: TestContext, base: string, token: string): Promise<{ page: Page; problems: string[] }> {
+async function openPage(t: TestContext, base: string, token: string, prepare?: (page: Page) => Promise<unknown>): Promise<{ page: Page; problems: string[] }> {
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, timeout: 60_000 });
   t.after(() => browser.close());
   const page = await browser.newPage();
@@ -116,6 +116,7 @@ async function openPage(t: TestContext, base: string, token: string): Promise<{ 
     if (m.type() === 'error') problems.push(`console: ${m.text()}`);
   });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  await prepare?.(page);
   await page.goto(`${base}/`);
   await page.fill('#token', token);
   await page.click('#login button[type=submit]');
@@ -152,5 +153,36 @@ test('"Forget token" during a refresh sticks: the refresh under way neither show
   assert.equal(await page.locator('#main').isVisible(), false, 'the page stays hidden');
   assert.equal(await page.locator('#status').textContent(), 'Token forgotten.');
   assert.deepEqual(asked.slice(after), [], 'no request after the token was forgotten');
+  assert.deepEqual(problems, []);
+});
+
+test('the chart takes no rate from totals that cover other workers than the previous ones', async (t) => {
+  const TOKEN_C = 'status-page-token-0003';
+  const gw = await startGateway({ metrics: { host: '127.0.0.1', port: 0, api_token: TOKEN_C } });
+  t.after(() => gw.close());
+  // /api/stats as a primary with two workers answers it: 1 KiB/s of traffic, and in the third
+  // answer one worker (which had relayed 1 GiB) late, left out, then back in the fourth.
+  const GIB = 2 ** 30;
+  const t0 = Date.now();
+  let n = 0;
+  const { page, problems } = await openPage(t, adminClient(gw.gw).base, TOKEN_C, (p) =>
+    p.route('**/api/stats', async (route) => {
+      const i = n++;
+      const late = i === 2;
+      const bytes = i * 1024 + (late ? 0 : GIB);
+      await route.fulfill({
+        status: 200,
+        headers: { 'content-type': 'application/json', 'x-socksgate-workers': late ? '1/2' : '2/2' },
+        body: JSON.stringify({ time: t0 + i * 1000, connections: { open: 0, finished: 0 }, bytes: { up: bytes, down: bytes }, rules: [] }),
+      });
+    }),
+  );
+  const shown = new Set<string>();
+  while (n < 6) {
+    shown.add((await page.locator('#rate').textContent()) ?? '');
+    await page.waitForTimeout(100);
+  }
+  shown.delete('');
+  assert.deepEqual([...shown], ['1.0 KiB/s up, 1.0 KiB/s down']);
   assert.deepEqual(problems, []);
 });
