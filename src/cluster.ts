@@ -275,7 +275,11 @@ function superviseWorkers(log: Logger, size: number, onReady: (w: Worker) => voi
   const serving = (): Worker[] => liveWorkers().filter((w) => ready.has(w)).sort((a, b) => (slots.get(a) ?? 0) - (slots.get(b) ?? 0));
   return {
     started,
-    allReady: (): boolean => liveWorkers().every((w) => ready.has(w)),
+    /**
+     * Every slot has a worker that serves. Counting the live ones would not do: a worker that
+     * died is gone from them before its replacement is forked (up to RESTART_PAUSE_MS later).
+     */
+    allReady: (): boolean => serving().length === size,
     /**
      * The workers serving, in slot order: the order their /api answers are merged in. One still
      * starting (a replacement) is not asked: it could not answer yet.

@@ -7,12 +7,13 @@ import { once } from 'node:events';
 import { get } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { runCli, startCliGateway } from '../helpers/cli.js';
 import { socksConnect, startEchoServer } from '../helpers/index.js';
 
 const BASE = 'listen: [{ host: 127.0.0.1, port: 0 }]\nmetrics: { host: 127.0.0.1, port: 0 }\nlimits: { drain_timeout: 30s }\n';
 const BOOT_MS = 60_000;
+const EXIT_WORKER_ON_MARKER = new URL('../helpers/exit-worker-on-marker.ts', import.meta.url).href;
 
 async function tempConfig(text: string): Promise<string> {
   const path = join(await tempDir('workers'), 'socksgate.yaml');
@@ -110,6 +111,28 @@ test('a SIGHUP while a replacement worker starts reaches it once it serves', { t
   );
   const reloaded = await gw.waitFor((l) => l.msg === 'configuration reloaded' && l.pid === ready.pid, 30_000);
   assert.equal(reloaded.result, 'ok');
+});
+
+test('/readyz is not ready while no worker serves, the pause before a restart included', { timeout: 180_000 }, async (t) => {
+  const path = await tempConfig(`${BASE}workers: 2\n`);
+  const gw = await startCliGateway(path, [], [EXIT_WORKER_ON_MARKER], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const line = await gw.waitFor((l) => l.msg === 'workers listening', BOOT_MS);
+  const [pids, admin] = [line.pids as number[], line.admin as string];
+  assert.equal((await fetchText(admin, '/readyz')).status, 200);
+
+  // From now on every worker exits as it starts, and one that dies that soon is restarted
+  // after a pause: nothing listens while the workers are down, nor in those pauses.
+  await writeFile(join(dirname(path), 'exit-workers'), '');
+  for (const pid of pids) process.kill(pid, 'SIGKILL');
+  await gw.waitFor((l) => l.msg === 'worker exited; starting a replacement' && l.code === 1, 30_000);
+  const seen = new Set<string>();
+  for (const until = Date.now() + 5_000; Date.now() < until; ) {
+    const r = await fetchText(admin, '/readyz');
+    seen.add(`${r.status} ${r.body.trim()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.deepEqual([...seen], ['503 starting']);
 });
 
 test('one process: a second stop signal of the other kind stops at once', { timeout: 120_000 }, async (t) => {
