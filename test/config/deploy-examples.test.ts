@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
@@ -122,6 +122,19 @@ test('the Dockerfile: build with dev dependencies, run with production ones only
   assert.deepEqual(entry, ['node', pkg.bin.socksgate!], 'the entrypoint is the package bin');
   // The build stage compiles exactly what `npm run build` compiles here.
   assert.ok(ins.some((i) => i.op === 'RUN' && i.args.includes('npm run build')));
+});
+
+test('the runtime image holds every path the package ships: the admin listener reads static/ at start', async () => {
+  const runtime = lastStage(await dockerfile('docker/Dockerfile'));
+  const inImage = new Set<string>();
+  const norm = (p: string): string => p.replace(/^\.\//, '').replace(/\/$/, '').replace(/^\/app\//, '');
+  for (const copy of runtime.filter((i) => i.op === 'COPY')) {
+    const parts = copy.args.split(/\s+/).filter((a) => !a.startsWith('--'));
+    const dest = parts.at(-1)!;
+    for (const src of parts.slice(0, -1)) inImage.add(dest.endsWith('/') ? norm(`${dest}${basename(norm(src))}`) : norm(dest));
+  }
+  const pkg = JSON.parse(await readFile('package.json', 'utf8')) as { files: string[] };
+  for (const path of pkg.files) assert.ok(inImage.has(norm(path)), `${path} is in the runtime image (${[...inImage].join(', ')})`);
 });
 
 test('one image name and tag everywhere: package version in Dockerfile, compose, Kubernetes and README', async () => {
