@@ -58,10 +58,11 @@ const digest = (bytes: Buffer): Buffer => createHash('sha256').update(bytes).dig
  * True when `header` is `Bearer TOKEN` with the configured token, which may hold spaces and
  * any UTF-8 (node reads header bytes as latin1: they are compared as the bytes sent). Both
  * sides are hashed first, so the comparison takes the same time whatever the length or the
- * first mismatch.
+ * first mismatch. Whitespace around the configured token (the newline a secret mounted from
+ * a file brings along) is left out: no header can carry it (RFC 9110 §5.5).
  */
 export function bearerMatches(header: string | undefined, token: string): boolean {
   const m = /^Bearer +(.*?) *$/is.exec(header ?? '');
   const given = digest(Buffer.from(m?.[1] ?? '', 'latin1'));
-  return timingSafeEqual(given, digest(Buffer.from(token, 'utf8'))) && m !== null;
+  return timingSafeEqual(given, digest(Buffer.from(token.trim(), 'utf8'))) && m !== null;
 }

@@ -286,6 +286,17 @@ test('an api_token with spaces and non-ASCII letters works as written; a token c
   assert.equal((await fetch(`${base}/api/connections`, { headers: { authorization: header(`${token} x`) } })).status, 401);
 });
 
+test('an api_token with whitespace around it (a secret file\'s newline) is sent without it and accepted', async (t) => {
+  for (const token of ['admin-token-from-a-file-0001\n', '  padded-admin-token-0002  ']) {
+    const gw = await startGateway({ metrics: { host: '127.0.0.1', port: 0, api_token: token } });
+    t.after(() => gw.close());
+    const api = adminClient(gw.gw, token.trim());
+    assert.equal((await api.request('GET', '/api/connections')).status, 200, JSON.stringify(token));
+    assert.equal((await api.request('GET', '/api/connections', { token: `${token.trim()}x` })).status, 401);
+    assert.equal((await api.request('GET', '/api/connections', { token: token.trim().slice(1) })).status, 401);
+  }
+});
+
 test('an absolute-form admin request no URL parser takes is a 400, not an unexpected error', async (t) => {
   const gw = await startGateway({ metrics: ADMIN });
   t.after(() => gw.close());
