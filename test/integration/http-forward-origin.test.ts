@@ -201,6 +201,34 @@ test('an origin that sends its head and then goes silent past idle_timeout is a 
   assert.deepEqual([line?.['status'], line?.['rep'], line?.['error']], [504, 0x06, 'origin idle timeout']);
 });
 
+for (const [framing, head] of [
+  ['Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n'],
+  ['chunked', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'],
+] as const) {
+  test(`an origin that closes after its head (${framing}), before any body, is a 502, as one that resets`, async (t) => {
+    const { origin, gw } = await originBehindGateway(t, head);
+    const answer = await exchange(gw, get(origin.port), t);
+    assert.match(answer, /^HTTP\/1\.1 502 /, 'an answer, not an empty reply');
+    const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
+    assert.deepEqual([line?.['status'], line?.['rep'], line?.['error']], [502, 0x01, 'origin closed before the end of its response']);
+  });
+}
+
+test('an origin that closes in the middle of its body: the client sees the body fall short, and the access log says why', async (t) => {
+  const origin = await startHeldOrigin('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc');
+  t.after(() => origin.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const { s, received } = await rawClientOf(gw, t);
+  s.write(get(origin.port), 'latin1');
+  while (!received().endsWith('abc')) await once(s, 'data');
+  origin.release();
+  assert.ok(await closedWithin(s), 'the connection closes: the only way to say the body is short');
+  assert.match(received(), /^HTTP\/1\.1 200 [^]*\r\n\r\nabc$/);
+  const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
+  assert.deepEqual([line?.['status'], line?.['error']], [200, 'origin closed before the end of its response']);
+});
+
 test('the request target goes on as the client wrote it, and Host is the target’s authority (RFC 9112 §3.2.2)', async (t) => {
   const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 204 No Content\r\n\r\n');
   const path = "/a/%2e%2e/b/../c?q='x'&r=%7B";

@@ -230,15 +230,20 @@ function relayMessage(
       ores.once('data', () => (bodyStarted = true));
       ores.pipe(res);
       if (throttle) limitReader(ores, res, throttle);
-      ores.on('error', () => res.destroy());
+      // node's client reports an origin that closes (a FIN, no error) before the end of its
+      // body only here: it is the same failure as a reset. (A client that left first has the
+      // origin's connection closed under it: nothing to answer.)
+      ores.on('error', () => {
+        if (!res.destroyed) afterHead(ORIGIN_CUT);
+      });
     });
-    out.on('error', (err: Error) => {
+    /** A failure once the origin's head is in: answered once (out and its response may both report one). */
+    let failed = false;
+    const afterHead = (err: Error): void => {
+      if (failed) return;
+      failed = true;
       record.error ??= err.message;
-      if (!res.headersSent) {
-        record.status = statusOf(err);
-        record.rep = toRep(err);
-        answer(res, record.status, reasonOf(err));
-      } else if (response?.complete) {
+      if (response?.complete) {
         // Bytes after a complete response (past its Content-Length, a body on a 204): the
         // response goes out whole; the origin's connection is done, and so is the client's.
         // Its head is already made, keep-alive, so the close follows its last byte, and
@@ -257,6 +262,13 @@ function relayMessage(
         if (client && !client.destroyed) closeClient(client, rawResponse(record.status, reasonOf(err)));
         else res.destroy();
       } else res.destroy(); // cut in the middle of the body: only a close can say so
+    };
+    out.on('error', (err: Error) => {
+      if (res.headersSent) return afterHead(err);
+      record.error ??= err.message;
+      record.status = statusOf(err);
+      record.rep = toRep(err);
+      answer(res, record.status, reasonOf(err));
     });
     // Closed with no response and no error: node's client does this on a 101 it did not
     // ask for (it hands the socket to nobody). The client is not left waiting.
@@ -288,6 +300,8 @@ function relayMessage(
 
 /** An origin silent for idle_timeout: 504, as a connect that timed out. */
 const ORIGIN_IDLE = new GatewayError('GW_ERR_ORIGIN_IDLE', 'origin idle timeout', Rep.TTL_EXPIRED);
+/** An origin that closed before the end of its response: 502 while none of its body went out. */
+const ORIGIN_CUT = new GatewayError('GW_ERR_ORIGIN_CUT', 'origin closed before the end of its response', Rep.GENERAL_FAILURE);
 
 /** The origin's reason phrase when node's server can write it again (RFC 9112 §4), else its own. */
 function reasonPhrase(text: string | undefined): string | undefined {
