@@ -229,6 +229,21 @@ test('an origin that closes in the middle of its body: the client sees the body 
   assert.deepEqual([line?.['status'], line?.['error']], [200, 'origin closed before the end of its response']);
 });
 
+test('an origin that closes in the middle of a body without a length: an HTTP/1.0 client, whose body ends at the close, gets a reset, not a complete-looking end', async (t) => {
+  const origin = await startHeldOrigin('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n');
+  t.after(() => origin.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const { s, received } = await rawClientOf(gw, t);
+  s.write(`GET http://127.0.0.1:${origin.port}/ HTTP/1.0\r\n\r\n`, 'latin1');
+  while (!received().endsWith('abc')) await once(s, 'data');
+  assert.doesNotMatch(received(), /content-length|transfer-encoding/i, 'the body is delimited by the close');
+  const closing = new Promise<boolean>((resolve) => s.once('close', resolve));
+  origin.release();
+  const hadError = await closing;
+  assert.equal(hadError, true, 'a FIN would end the body as if it were whole (RFC 9112 §8)');
+});
+
 test('the request target goes on as the client wrote it, and Host is the target’s authority (RFC 9112 §3.2.2)', async (t) => {
   const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 204 No Content\r\n\r\n');
   const path = "/a/%2e%2e/b/../c?q='x'&r=%7B";

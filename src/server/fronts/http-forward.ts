@@ -261,7 +261,14 @@ function relayMessage(
         const client = res.socket;
         if (client && !client.destroyed) closeClient(client, rawResponse(record.status, reasonOf(err)));
         else res.destroy();
-      } else res.destroy(); // cut in the middle of the body: only a close can say so
+      } else {
+        // Cut in the middle of the body: only the end of the connection can say so. Without a
+        // Content-Length, that end may be the body's own (to an HTTP/1.0 client it is): a FIN
+        // would pass what came for the whole body, a reset does not (RFC 9112 §8).
+        const client = res.socket;
+        if (client && !client.destroyed && response?.headers['content-length'] === undefined) client.resetAndDestroy();
+        else res.destroy();
+      }
     };
     out.on('error', (err: Error) => {
       if (res.headersSent) return afterHead(err);
