@@ -336,6 +336,16 @@ test('Expect: 100-continue: the client is told to send its body once the origin 
   assert.ok(origin.received[0]!.endsWith('\r\n\r\nhello'));
 });
 
+test('Expect: 100-continue from an HTTP/1.0 client is ignored: its answer is the final response, with no 1xx before it', async (t) => {
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n', {}, (got) => got.endsWith('hello'));
+  const { s, received } = await rawClientOf(gw, t);
+  s.write(`POST http://127.0.0.1:${origin.port}/up HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n`);
+  while (origin.received.length === 0) await new Promise((r) => setTimeout(r, 10));
+  s.write('hello');
+  await closedWithin(s, 5_000);
+  assert.match(received(), /^HTTP\/1\.1 201 Created\r\n/, 'an HTTP/1.0 client takes any status line for its response (RFC 9110 §15.2)');
+});
+
 test('Expect: 100-continue on a refused request: the refusal comes without a 100 before it, and the connection closes', async (t) => {
   const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'alice-pw' }] } });
   t.after(() => gw.close());

@@ -147,8 +147,12 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
   conn.logRequest(record, started);
 }
 
-/** The request waits for 100 Continue before its body (RFC 9110 §10.1.1). */
+/**
+ * The request waits for 100 Continue before its body (RFC 9110 §10.1.1). An HTTP/1.0 request's
+ * expectation is ignored: such a client knows no 1xx, and would take one for its answer (§15.2).
+ */
 function expectsContinue(req: IncomingMessage): boolean {
+  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return false;
   return /(^|,)\s*100-continue\s*(,|$)/i.test(req.headers.expect ?? '');
 }
 
