@@ -346,6 +346,17 @@ test('Expect: 100-continue from an HTTP/1.0 client is ignored: its answer is the
   assert.match(received(), /^HTTP\/1\.1 201 Created\r\n/, 'an HTTP/1.0 client takes any status line for its response (RFC 9110 §15.2)');
 });
 
+test('an expectation other than 100-continue is a 417 with its access-log line, nothing is dialed, and the connection goes on', async (t) => {
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok');
+  const answer = await exchange(gw, `POST http://127.0.0.1:${origin.port}/up HTTP/1.1\r\nHost: x\r\nExpect: x-wait\r\nContent-Length: 5\r\n\r\nhello${get(origin.port, '/next', 'Connection: close\r\n')}`, t);
+  assert.match(answer, /^HTTP\/1\.1 417 [^]*\nHTTP\/1\.1 200 OK\r\n[^]*ok$/, 'the 417, then the next request served');
+  assert.equal(origin.received.length, 1, 'only the next request reached the origin');
+  assert.ok(origin.received[0]!.startsWith('GET /next '));
+  const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}` && l['status'] === 417);
+  assert.equal(line?.['rep'], 0x01);
+  assert.match(String(line?.['error']), /expectation/);
+});
+
 test('Expect: 100-continue on a refused request: the refusal comes without a 100 before it, and the connection closes', async (t) => {
   const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'alice-pw' }] } });
   t.after(() => gw.close());

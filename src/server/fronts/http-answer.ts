@@ -18,6 +18,7 @@ const PROXY_AUTHENTICATE = 'Basic realm="socksgate"';
 export function statusOf(err: unknown): number {
   if (err instanceof ProxyAuthError) return AUTH_REQUIRED_STATUS;
   if (err instanceof LimitError) return err.gatewayFull ? 503 : 429;
+  if (err instanceof ExpectationError) return 417;
   if (err instanceof ProtocolError) return 400;
   switch (toRep(err)) {
     case Rep.NOT_ALLOWED:
@@ -44,11 +45,19 @@ const REP_TEXT: Readonly<Record<number, string>> = {
 export function reasonOf(err: unknown): string {
   if (err instanceof ProxyAuthError) return err.message;
   if (err instanceof LimitError) return err.gatewayFull ? 'gateway full' : 'too many connections';
+  if (err instanceof ExpectationError) return err.message;
   if (err instanceof ProtocolError) return `bad request: ${err.message}`;
   const rep = toRep(err);
   // The upstream's own refusal: the gateway's rules let the request through.
   if (err instanceof UpstreamRefusedError && rep === Rep.NOT_ALLOWED) return 'not allowed by the upstream proxy';
   return REP_TEXT[rep] ?? 'upstream failure';
+}
+
+/** An Expect other than 100-continue in an HTTP/1.1 request: 417, nothing dialed (RFC 9110 §10.1.1). */
+export class ExpectationError extends ProtocolError {
+  constructor(expect: string) {
+    super(`expectation not supported: ${JSON.stringify(expect.slice(0, 100))}`);
+  }
 }
 
 /** Missing or wrong Proxy-Authorization: 407 (rep 0x02 in the access log). */

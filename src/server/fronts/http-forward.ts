@@ -15,7 +15,7 @@ import { formatAddress } from '../context.js';
 import { admit, openConnect, refuse } from '../pipeline.js';
 import { consumed } from '../relay.js';
 import type { Front } from '../request.js';
-import { answer, authenticate, rawResponse, reasonOf, statusOf } from './http-answer.js';
+import { answer, authenticate, ExpectationError, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { requestContext } from './context.js';
 
 /** Hop-by-hop fields never forwarded; Transfer-Encoding is redone by node on each side. */
@@ -100,6 +100,7 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     record.dest = formatAddress(dest);
     // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400, though the target names the host.
     if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) throw new ProtocolError('HTTP/1.1 request without a Host header');
+    if (unmetExpectation(req)) throw new ExpectationError(req.headers.expect ?? '');
     // Each request on a kept-alive connection is checked and routed on the config live now:
     // a reload that revokes a password or blocks a destination reaches it.
     const snapshot = conn.current();
@@ -154,6 +155,11 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
 function expectsContinue(req: IncomingMessage): boolean {
   if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return false;
   return /(^|,)\s*100-continue\s*(,|$)/i.test(req.headers.expect ?? '');
+}
+
+/** An HTTP/1.1 request expecting something other than 100-continue: nothing the gateway can meet. */
+function unmetExpectation(req: IncomingMessage): boolean {
+  return req.headers.expect !== undefined && !(req.httpVersionMajor === 1 && req.httpVersionMinor === 0) && !expectsContinue(req);
 }
 
 /** Resolves once the response is complete or cut off (at once when it already is). */

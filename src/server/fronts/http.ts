@@ -60,6 +60,9 @@ export class HttpFront {
     // Expect: 100-continue: the client is told to send its body once the request is routed
     // and dialed (forward), not before: a refused one is answered without the upload.
     this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
+    // Any other expectation: node would answer 417 itself, unlogged; forward() answers it, in
+    // turn, with its access-log line.
+    this.#server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket as Socket));
     // node starts checking headersTimeout when a server listens; this one never does (the
     // gateway's listener accepts), so it is told it is listening. close() stops the checks.
