@@ -244,6 +244,16 @@ test('an origin that closes in the middle of a body without a length: an HTTP/1.
   assert.equal(hadError, true, 'a FIN would end the body as if it were whole (RFC 9112 §8)');
 });
 
+test('an origin response head past node\'s 16 KiB default (a long Content-Security-Policy) is passed on, not a 502', async (t) => {
+  const policy = `default-src 'self'; ${"script-src 'sha256-0000000000000000000000000000000000000000000='; ".repeat(600)}object-src 'none'`;
+  assert.ok(policy.length > 32 * 1024);
+  const { origin, gw } = await originBehindGateway(t, `HTTP/1.1 200 OK\r\nContent-Security-Policy: ${policy}\r\nContent-Length: 2\r\n\r\nok`);
+  const answer = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);
+  assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.ok(answer.includes(`\r\nContent-Security-Policy: ${policy}\r\n`), 'the field whole');
+  assert.ok(answer.endsWith('\r\n\r\nok'));
+});
+
 test('the request target goes on as the client wrote it, and Host is the target’s authority (RFC 9112 §3.2.2)', async (t) => {
   const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 204 No Content\r\n\r\n');
   const path = "/a/%2e%2e/b/../c?q='x'&r=%7B";

@@ -32,6 +32,12 @@ const HOP_BY_HOP = new Set([
 ]);
 
 const EMPTY = Buffer.alloc(0);
+/**
+ * The largest origin response head passed on (Squid's reply_header_max_size). node's client
+ * default, 16 KiB, made a 502 of real responses with a long Content-Security-Policy or many
+ * cookies, which browsers and curl take as they are.
+ */
+const MAX_RESPONSE_HEAD = 64 * 1024;
 
 /**
  * Requests whose body stopped parsing (a bad chunk size): node's parser tells the front, never
@@ -199,7 +205,7 @@ function relayMessage(
   };
   let out: ClientRequest;
   try {
-    out = httpRequest({ method: req.method, path: target.path, headers: headers.flat(), createConnection: () => socket, setHost: false });
+    out = httpRequest({ method: req.method, path: target.path, headers: headers.flat(), createConnection: () => socket, setHost: false, maxHeaderSize: MAX_RESPONSE_HEAD });
   } catch (err) {
     // Nothing node's server let through should be refused by its client; if it is, 502.
     record.error ??= err instanceof Error ? err.message : String(err);
