@@ -113,8 +113,9 @@ export const FASTEST_STALE_MS = 30_000;
  * The lowest recent connect latency. A member never tried is tried first (it cannot be judged
  * before it is probed); one tried but never measured (every connect through it failed or was
  * refused) comes after every measured one, or it would be first again on every request.
- * Members within a tie of the lowest take turns; one outside it is tried again once its
- * figure is FASTEST_STALE_MS old.
+ * Members within a tie of the lowest take turns; one outside it (a slow figure, or none) is
+ * tried again once no request has tried it for FASTEST_STALE_MS: a connect that failed once
+ * must not leave a member out for good.
  */
 function fastest<T extends Pickable>(members: readonly T[], start: number): Strategy<T> {
   let cursor = startAt(start, members.length);
@@ -149,8 +150,8 @@ function fastest<T extends Pickable>(members: readonly T[], start: number): Stra
         const idx = (cursor + i) % n;
         const m = members[idx]!;
         const latency = m.latency;
-        if (latency === undefined || !usable(m)) continue;
-        if (latency <= limit) {
+        if (!usable(m)) continue;
+        if (latency !== undefined && latency <= limit) {
           tie ??= idx;
           if (!commit) break;
         } else if (commit && now - m.triedAt >= FASTEST_STALE_MS) {

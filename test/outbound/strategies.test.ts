@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import type { PoolConfig, PoolStrategy } from '../../src/config/types.js';
 import { credentialsFor, placeholdersOf } from '../../src/outbound/credentials.js';
 import { createPoolOutbound, NoMemberMatchesError } from '../../src/outbound/pool.js';
-import { createStrategy, fnv1a32, memberHash, sessionPeriod, type Pickable } from '../../src/outbound/strategies.js';
+import { createStrategy, FASTEST_STALE_MS, fnv1a32, memberHash, sessionPeriod, type Pickable } from '../../src/outbound/strategies.js';
 import type { MemberSpec, OutboundContext } from '../../src/outbound/types.js';
 
 const silent = pino({ level: 'silent' });
@@ -151,6 +151,21 @@ test('fastest: a member tried but never measured (it refused every request) goes
   const picks = Array.from({ length: 6 }, () => fastest.choose(() => true, 'k', undefined, 0, true)!.name);
   assert.ok(!picks.includes('refuser'), picks.join(','));
   assert.equal(fastest.choose((m) => m.name === 'refuser', 'k', undefined, 0, true)!.name, 'refuser', 'still chosen when it is all there is');
+});
+
+test('fastest: a member whose only connect failed gets a request again once none has tried it for a while', () => {
+  const members = [pickable('failed'), pickable('a', 1, 20), pickable('b', 1, 21)];
+  const fastest = createStrategy('fastest', members);
+  const t0 = 1_000_000;
+  members[0]!.attempts = 1; // tried at t0 and failed: no latency
+  for (const m of members) m.triedAt = t0;
+  const soon = Array.from({ length: 4 }, () => fastest.choose(() => true, 'k', undefined, t0 + 1_000, true)!.name);
+  assert.ok(!soon.includes('failed'), soon.join(','));
+  const later = t0 + FASTEST_STALE_MS;
+  assert.equal(fastest.choose(() => true, 'k', undefined, later, true)!.name, 'failed', 'tried again once stale');
+  members[0]!.triedAt = later;
+  const after = Array.from({ length: 4 }, () => fastest.choose(() => true, 'k', undefined, later + 1, true)!.name);
+  assert.ok(!after.includes('failed'), `once, not on every request: ${after.join(',')}`);
 });
 
 test('templates: {user}, {session} and {NAME} filled; "-KEY-{NAME}" left out when NAME was not given', () => {
