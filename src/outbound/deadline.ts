@@ -72,7 +72,10 @@ export function until<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
 
 /** The caller gave up (client gone, gateway closing): nobody will read the reply. */
 export class AbortedError extends GatewayError {
-  constructor(what: string, options?: ErrorOptions) {
+  /** The upstream had answered all before the request and was waiting on the destination. */
+  readonly awaitingDestination: boolean;
+  constructor(what: string, options?: ErrorOptions, awaitingDestination = false) {
     super('GW_ERR_ABORTED', `${what}: aborted`, Rep.GENERAL_FAILURE, options);
+    this.awaitingDestination = awaitingDestination;
   }
 }

@@ -6,6 +6,7 @@ import type { PoolConfig } from '../config/types.js';
 import { GatewayError, Rep, UpstreamRefusedError } from '../errors.js';
 import { filterParams, lifetimeMs, RESERVED_PARAMS, type SessionParams } from '../protocol/username.js';
 import { createHealthChecks, DEFAULT_HEALTH_POLICY, type HealthPolicy, type MemberHealth, type Transition } from './health.js';
+import { AbortedError } from './deadline.js';
 import { takeOver, type MemberState, type PoolMemory } from './member-state.js';
 import { answeredAboutDestination, isUpstreamFault } from './socks5-errors.js';
 import type { MemberStats, PoolOutbound } from './stats.js';
@@ -291,10 +292,23 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     return held;
   }
 
+  /** When a health check last reached its target through some member (the pool's clock, ms). */
+  let targetReachedAt = -Infinity;
   const checks = cfg.health_check
-    ? createHealthChecks(members, cfg.health_check, log, (m, ok, ms) => {
-        if (ok) measured(m, ms);
-        note(m, ok ? m.health.success() : m.health.failure(now(), policy));
+    ? createHealthChecks(members, cfg.health_check, log, (m, ok, ms, err) => {
+        const t = now();
+        if (ok) {
+          targetReachedAt = t;
+          measured(m, ms);
+          note(m, m.health.success());
+          return;
+        }
+        // A check given up while the member was waiting on the target, or answered 0x01, blames
+        // the member or the target: only another member reaching the target lately (this round
+        // or the last) says it was the member's own. A target that hangs for every member must
+        // not eject them all.
+        const aboutTarget = ambiguous(err) || (err instanceof AbortedError && err.awaitingDestination);
+        if (!aboutTarget || t - targetReachedAt <= cfg.health_check!.interval + cfg.health_check!.timeout) note(m, m.health.failure(t, policy));
       })
     : undefined;
 

@@ -75,7 +75,8 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
       // waiting on the destination: a timeout about the destination.
       return phase === 'handshake' && heard ? timeout : new UpstreamUnreachableError(name, timeout);
     }
-    if (ctx.signal.aborted) return new AbortedError(`upstream "${name}"`); // no cause: a client error may hold the password
+    // No cause: a client error may hold the password.
+    if (ctx.signal.aborted) return new AbortedError(`upstream "${name}"`, undefined, phase === 'handshake' && heard);
     if (phase === 'dial') return new UpstreamUnreachableError(name, err);
     if (phase === 'handshake') return protocol.fromError(name, err);
     return err instanceof GatewayError ? err : new NameNotResolvedError(dest.host, 'lookup failed', { cause: err });

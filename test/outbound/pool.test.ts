@@ -8,6 +8,7 @@ import { GatewayError, Rep } from '../../src/errors.js';
 import { createPoolOutbound, memberSpec, PoolExhaustedError } from '../../src/outbound/pool.js';
 import { createSocks5Outbound } from '../../src/outbound/socks5.js';
 import type { MemberSpec, Outbound, OutboundContext } from '../../src/outbound/types.js';
+import { blackhole } from '../helpers/blackhole.js';
 import { startScriptedSocks } from '../helpers/instruments.js';
 import { poolDestination, poolMembers } from '../helpers/pool.js';
 import { startUdpEchoServer } from '../helpers/udp.js';
@@ -189,6 +190,27 @@ test('killing a member mid-run: others take over, retries hide it, health checks
   for (let i = 0; i < 3; i++) after.add((await via(p, d)).peer);
   assert.ok(after.has('127.0.0.25'));
   assert.ok(lines.some((l) => l.msg === 'pool member re-admitted'));
+});
+
+test('a health-check target that hangs for every member ejects none; a member that hangs on it while another reaches it is ejected', async (t) => {
+  const d = await poolDestination(t);
+  const ups = await poolMembers(t, ['127.0.0.27', '127.0.0.28']);
+  const checked = (target: string, outbounds: Outbound[]) => {
+    const p = createPoolOutbound('hc', pool('round-robin', { ban_after: 2, health_check: { interval: 100, timeout: 300, target } }), { members: specs(outbounds), log: silent });
+    p.start?.();
+    t.after(() => p.close());
+    return p;
+  };
+  const down = checked(`127.0.0.1:${await blackhole(t, '127.0.0.1')}`, ups.map(member));
+  await sleep(1_500); // a dozen rounds, each timing out through both members
+  assert.deepEqual(down.stats().map((s) => s.healthy), [true, true]);
+  assert.equal((await via(down, d)).peer, '127.0.0.27', 'requests still go through');
+  // Answers the greeting, then never the CONNECT: waiting on the target, as far as it says.
+  const stuck = await startScriptedSocks(Buffer.alloc(0), '127.0.0.1');
+  t.after(() => stuck.close());
+  const up = checked(`127.0.0.1:${d.port}`, [member(ups[0]!), member(stuck)]);
+  for (let i = 0; i < 60 && up.stats()[1]!.healthy; i++) await sleep(50);
+  assert.deepEqual(up.stats().map((s) => s.healthy), [true, false]);
 });
 
 test('a UDP association the upstream ends no longer counts in its member\'s active connections', async (t) => {
