@@ -53,6 +53,23 @@ function ordered(addresses: readonly ResolvedAddress[], prefer: 4 | 6): readonly
 
 const NUMERIC_LAST_LABEL = /(?:^|\.)(?:0x[0-9a-f]*|[0-9]+)$/i;
 
+/** What a request's routing decision learnt of its destination's name, when it had to look. */
+export interface RoutedName {
+  /** The addresses the rules resolved the name to. */
+  readonly resolved?: ResolvedAddress[] | undefined;
+  /** Why the rules' lookup failed. */
+  readonly unresolved?: unknown;
+}
+
+/**
+ * `host`'s addresses, one lookup per request: the ones the routing decision found, else its
+ * failed lookup as the answer (not asked again), else a lookup now.
+ */
+export function addressesOf(dns: DnsResolver, host: string, routed: RoutedName): Promise<ResolvedAddress[]> {
+  if (routed.resolved !== undefined) return Promise.resolve(routed.resolved);
+  return routed.unresolved !== undefined ? Promise.reject(routed.unresolved) : dns.lookup(host);
+}
+
 export function createResolver(cfg: DnsConfig, opts: ResolverOptions = {}): DnsResolver {
   const counters: DnsStats = (opts.replaces && COUNTERS.get(opts.replaces)) ?? { hits: 0, misses: 0, negativeHits: 0, evictions: 0, inflightWaits: 0, queries: 0 };
   const cache = new DnsCache(cfg.cache_size, counters);

@@ -3,7 +3,7 @@
 // sends with the same resolver and guard: both come from the config that built it.
 
 import { connectHappyEyeballs } from '../dns/happy-eyeballs.js';
-import { literalAddress } from '../dns/resolver.js';
+import { addressesOf, literalAddress } from '../dns/resolver.js';
 import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
 import { GatewayError, toRep } from '../errors.js';
 import { EgressDeniedError, OPEN_EGRESS, type EgressGuard } from './egress.js';
@@ -22,15 +22,10 @@ function literalAddresses(host: string): ResolvedAddress[] | undefined {
   return a && [a];
 }
 
-/** The name's addresses, unless the router already asked and failed: one lookup per request. */
-function lookupOnce(dns: DnsResolver, host: string, ctx: OutboundContext): Promise<ResolvedAddress[]> {
-  return ctx.unresolved !== undefined ? Promise.reject(ctx.unresolved) : dns.lookup(host);
-}
-
 export function createDirectOutbound(deps: DirectDeps): Outbound & DatagramOutbound {
   async function connect(dest: Destination, ctx: OutboundContext): Promise<Connection> {
     // An IP literal needs no lookup and no await (most crawler traffic arrives resolved).
-    const resolved = ctx.resolved ?? literalAddresses(dest.host) ?? (await lookupOnce(deps.dns, dest.host, ctx));
+    const resolved = ctx.resolved ?? literalAddresses(dest.host) ?? (await addressesOf(deps.dns, dest.host, ctx));
     // The guard sees exactly what will be dialed: no second lookup can swap the answer.
     const guard = deps.egress ?? OPEN_EGRESS;
     const addresses = resolved.filter((a) => !guard.denies(a.address, ctx.egressLift));

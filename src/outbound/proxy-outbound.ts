@@ -5,6 +5,7 @@
 
 import { isIP, type Socket } from 'node:net';
 import { connectHappyEyeballs } from '../dns/happy-eyeballs.js';
+import { addressesOf } from '../dns/resolver.js';
 import type { DnsResolver, TcpConnector } from '../dns/types.js';
 import { ConnectTimeoutError, GatewayError, NameNotResolvedError, Rep, UpstreamRefusedError } from '../errors.js';
 import type { Address } from '../protocol/types.js';
@@ -213,9 +214,8 @@ function otherAddressMayDo(e: GatewayError): boolean {
  */
 export async function resolveHere(dest: Destination, ctx: OutboundContext, dns: DnsResolver, family?: 4 | 6): Promise<Destination[]> {
   if (isIP(dest.host) !== 0) return [dest];
-  // The router's failed lookup is this request's answer too: not asked again.
-  if (ctx.resolved === undefined && ctx.unresolved !== undefined) throw ctx.unresolved;
-  const all = ctx.resolved ?? (await dns.lookup(dest.host));
+  // The router's answer, its failed lookup included, is this request's: not asked again.
+  const all = await addressesOf(dns, dest.host, ctx);
   const addresses = family === undefined ? all : all.filter((a) => a.family === family);
   const first = addresses[0];
   if (!first) {

@@ -1,5 +1,6 @@
 import { isIP, type Socket } from 'node:net';
 import { GatewayError, Rep } from '../errors.js';
+import { addressesOf } from '../dns/resolver.js';
 import { bindDirect } from '../outbound/bind-direct.js';
 import type { BindHandle, DatagramOutbound, Destination, Outbound } from '../outbound/types.js';
 import type { Decision } from '../router/types.js';
@@ -54,9 +55,9 @@ async function open(ctx: CommandContext, decision: Decision, outbound: Outbound)
   if (action === 'direct') {
     const host = unmapped(ctx.client.localAddress ?? '127.0.0.1');
     // DST.ADDR checks the peer (RFC 1928 §4): a name by its addresses, looked up as CONNECT's
-    // would be (the rules' own answer when they resolved it); one that does not exist gets 0x04.
+    // would be (the rules' own answer, or their failed lookup); one that does not exist gets 0x04.
     if (isIP(ctx.dest.host) === 0) {
-      const resolved = decision.resolved ?? (await ctx.snapshot.dns.lookup(ctx.dest.host));
+      const resolved = await addressesOf(ctx.snapshot.dns, ctx.dest.host, decision);
       return bindDirect({ host, expect: ctx.dest, resolved, log: ctx.log });
     }
     return bindDirect({ host, expect: ctx.dest, log: ctx.log });

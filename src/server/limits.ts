@@ -169,10 +169,7 @@ export class ConnectionLimits {
   admit(request: ProxyRequest, config: Config): void {
     const limits = this.#limits;
     const source = request.source.host;
-    const perSource = config.limits.max_connections_per_source;
-    if (this.#source === undefined && perSource > 0 && limits.sources.get(source) >= perSource) {
-      throw this.#refuse(source, 'max_connections_per_source');
-    }
+    this.#checkSource(source, config);
     const user = request.user;
     if (user !== this.#user) {
       const cfg = user === undefined ? undefined : usersOf(config).get(user);
@@ -186,10 +183,7 @@ export class ConnectionLimits {
         if (cfg?.bandwidth !== undefined) this.#bandwidth = limits.bandwidth.acquire(user, cfg.bandwidth);
       }
     }
-    if (this.#source === undefined) {
-      limits.sources.add(source);
-      this.#source = source;
-    }
+    this.#takeSource(source);
   }
 
   /**
@@ -198,9 +192,21 @@ export class ConnectionLimits {
    * against its source however many such connections it held.
    */
   admitSource(source: string, config: Config): void {
-    if (this.#source !== undefined) return;
+    this.#checkSource(source, config);
+    this.#takeSource(source);
+  }
+
+  /** Throws LimitError when `source` has no room left; a connection holding its slot always has. */
+  #checkSource(source: string, config: Config): void {
     const perSource = config.limits.max_connections_per_source;
-    if (perSource > 0 && this.#limits.sources.get(source) >= perSource) throw this.#refuse(source, 'max_connections_per_source');
+    if (this.#source === undefined && perSource > 0 && this.#limits.sources.get(source) >= perSource) {
+      throw this.#refuse(source, 'max_connections_per_source');
+    }
+  }
+
+  /** Holds `source`'s slot, once per connection. */
+  #takeSource(source: string): void {
+    if (this.#source !== undefined) return;
     this.#limits.sources.add(source);
     this.#source = source;
   }

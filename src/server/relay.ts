@@ -84,7 +84,7 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
       }
       // A side that failed before its FIN (reset, broken pipe) cut its stream short: its peer
       // is told so by a reset too. A FIN would pass a truncated transfer off as a whole one.
-      if (failed !== undefined && !failed.readableEnded) reset(failed === client ? remote : client);
+      if (failed !== undefined && !failed.readableEnded) resetSocket(failed === client ? remote : client);
       client.destroy();
       remote.destroy();
     };
@@ -135,7 +135,7 @@ function noop(): void {}
  * is one already ended: while its shutdown is in flight libuv refuses the reset (EINVAL), and
  * the socket would then never emit 'close'.
  */
-function reset(socket: Socket): void {
+export function resetSocket(socket: Socket): void {
   if (socket.destroyed) return;
   if (socket.writableEnded) return void socket.destroy();
   try {

@@ -13,7 +13,7 @@ import type { ClientConnection } from '../client.js';
 import { closeClient } from '../close.js';
 import { formatAddress } from '../context.js';
 import { admit, openConnect, refuse } from '../pipeline.js';
-import { consumed } from '../relay.js';
+import { consumed, resetSocket } from '../relay.js';
 import type { Front } from '../request.js';
 import { answer, authenticate, ExpectationError, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { requestContext } from './context.js';
@@ -282,7 +282,7 @@ function relayMessage(
         // Content-Length, that end may be the body's own (to an HTTP/1.0 client it is): a FIN
         // would pass what came for the whole body, a reset does not (RFC 9112 §8).
         const client = res.socket;
-        if (client && !client.destroyed && response?.headers['content-length'] === undefined) client.resetAndDestroy();
+        if (client && !client.destroyed && response?.headers['content-length'] === undefined) resetSocket(client);
         else res.destroy();
       }
     };
