@@ -13,6 +13,7 @@ import { ByteBudget, GATEWAY_UDP_BYTES } from './outbound/byte-budget.js';
 import { compileEgress } from './outbound/egress.js';
 import { compileRouter } from './router/compile.js';
 import { createAuthenticator } from './server/auth.js';
+import { LoginThrottle } from './server/login-throttle.js';
 import type { Snapshot } from './server/context.js';
 import { runClient, type ClientDeps } from './server/client.js';
 import { HttpFront } from './server/fronts/http.js';
@@ -46,8 +47,8 @@ const KEEPALIVE_SWEEP_MS = 10_000;
 
 /**
  * Builds everything one config needs. Reuses the DNS cache when the dns section did not
- * change, and the authenticator (its verified credentials, its failure counts) when neither
- * auth nor limits.auth_failures did.
+ * change, and the authenticator (its verified credentials) when neither auth nor
+ * limits.auth_failures did; the failed-login counts and blocks are kept in any case.
  */
 async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot, metrics?: Metrics): Promise<Snapshot> {
   const same = <T>(pick: (c: Config) => T): boolean => previous !== undefined && JSON.stringify(pick(previous.config)) === JSON.stringify(pick(config));
@@ -55,11 +56,12 @@ async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot, m
   const egress = compileEgress(config.egress.deny, egressDenialCounter(metrics));
   const router = await compileRouter(config, { dns });
   const outbounds = await buildOutbounds(config, { dns, log, previous: previous?.outbounds, egress });
-  const auth =
-    previous && same((c) => [c.auth, c.limits.auth_failures])
-      ? previous.auth
-      : createAuthenticator(config.auth, { limits: config.limits.auth_failures, log, metrics });
-  return Object.freeze({ config, router, outbounds, auth, dns, egress });
+  const limits = config.limits.auth_failures;
+  const keepAuth = previous !== undefined && same((c) => [c.auth, c.limits.auth_failures]);
+  // A changed auth still keeps the failures counted and the blocks in force (see withLimits).
+  const throttle = keepAuth ? previous.throttle : (previous?.throttle.withLimits(limits) ?? new LoginThrottle(limits, { log, metrics }));
+  const auth = keepAuth ? previous.auth : createAuthenticator(config.auth, { throttle });
+  return Object.freeze({ config, router, outbounds, auth, throttle, dns, egress });
 }
 
 /**

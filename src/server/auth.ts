@@ -57,6 +57,8 @@ interface Credential {
 export interface AuthenticatorOptions extends ThrottleOptions {
   /** `limits.auth_failures`; without it failures are not counted. */
   limits?: ThrottleLimits;
+  /** Counts failures instead of a new throttle made from `limits` (one carried over a reload). */
+  throttle?: LoginThrottle;
 }
 
 export function createAuthenticator(auth: AuthConfig | undefined, opts: AuthenticatorOptions = {}): Authenticator {
@@ -77,7 +79,7 @@ export function createAuthenticator(auth: AuthConfig | undefined, opts: Authenti
   // A fresh key per authenticator: the remembered MACs mean nothing outside this process.
   const macKey = randomBytes(32);
   const verified = new LRUCache<string, true>({ max: VERIFIED_MAX, ttl: VERIFIED_TTL_MS });
-  const throttle = opts.limits && new LoginThrottle(opts.limits, opts);
+  const throttle = opts.throttle ?? (opts.limits && new LoginThrottle(opts.limits, opts));
 
   return {
     chooseMethod(offered) {

@@ -10,6 +10,7 @@ import type { Outbound } from '../outbound/types.js';
 import type { Address } from '../protocol/types.js';
 import type { Router } from '../router/types.js';
 import type { Authenticator } from './auth.js';
+import type { LoginThrottle } from './login-throttle.js';
 import type { ConnectionLimits } from './limits.js';
 import type { Front, ProxyRequest } from './request.js';
 
@@ -19,6 +20,8 @@ export interface Snapshot {
   readonly router: Router;
   readonly outbounds: ReadonlyMap<string, Outbound>;
   readonly auth: Authenticator;
+  /** The failed-login counts and blocks `auth` checks: carried from one snapshot to the next. */
+  readonly throttle: LoginThrottle;
   readonly dns: DnsResolver;
   /** The compiled `egress.deny` that `direct` checks every dialed address against. */
   readonly egress: EgressGuard;

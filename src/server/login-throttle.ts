@@ -52,13 +52,26 @@ export class LoginThrottle {
   readonly #now: () => number;
   readonly #log: Logger | undefined;
   readonly #metrics: Pick<Metrics, 'authRefusals' | 'limitRefusals'> | undefined;
-  readonly #sources = new LRUCache<string, SourceState>({ max: MAX_SOURCES });
+  readonly #opts: ThrottleOptions;
+  readonly #sources: LRUCache<string, SourceState>;
 
-  constructor(limits: ThrottleLimits, opts: ThrottleOptions = {}) {
+  /** `sources`: the per-address state of the throttle this one follows (see withLimits). */
+  constructor(limits: ThrottleLimits, opts: ThrottleOptions = {}, sources = new LRUCache<string, SourceState>({ max: MAX_SOURCES })) {
     this.#limits = limits;
+    this.#opts = opts;
     this.#now = opts.now ?? (() => performance.now());
     this.#log = opts.log;
     this.#metrics = opts.metrics;
+    this.#sources = sources;
+  }
+
+  /**
+   * A throttle with `limits` that goes on from this one's failures and blocks: a reload that
+   * changes the users or the limits must not lift a block in force nor forget the failures
+   * counted. A block keeps the end it was given; the new limits apply from the next failure.
+   */
+  withLimits(limits: ThrottleLimits): LoginThrottle {
+    return new LoginThrottle(limits, this.#opts, this.#sources);
   }
 
   /**

@@ -210,3 +210,29 @@ test('a reload that keeps auth keeps the authenticator (its remembered logins); 
   await gw.gw.reload(cfg({ limits: { auth_failures: { max: 3 } } }));
   assert.notEqual(gw.gw.snapshot.auth, auth, 'other auth_failures limits: a new authenticator');
 });
+
+test('a reload that changes auth keeps the failures counted and the addresses blocked', async (t) => {
+  const users = [{ username: 'alice', password: 'alice-pw' }];
+  const throttle = { max: 3, window: '1m', block: '5m' };
+  const gw = await startGateway({ auth: { users }, limits: { auth_failures: throttle } });
+  t.after(() => gw.close());
+  const cfg = (auth: Record<string, unknown>, max: number) =>
+    parseConfig(stringify({ listen: [{ host: '127.0.0.1', port: 0 }], auth, limits: { auth_failures: { ...throttle, max } } }), '/tmp/socksgate-test.yaml', {});
+  const attempt = async (password: string, localAddress = '127.0.0.1'): Promise<number | undefined> => {
+    const r = await login(gw, 'alice', password, localAddress);
+    r.s.destroy();
+    return r.status;
+  };
+
+  // Two failures, then a new user: the third failure after the reload still blocks.
+  assert.equal(await attempt('guess-1'), 1);
+  assert.equal(await attempt('guess-2'), 1);
+  await gw.gw.reload(cfg({ users: [...users, { username: 'dave', password: 'dave-pw' }] }, 3));
+  assert.equal(await attempt('guess-3'), 1);
+  assert.equal(await attempt('alice-pw'), 1, 'blocked: the failures before the reload counted');
+
+  // Another change of the users, and of the limits: the block in force stays.
+  await gw.gw.reload(cfg({ users }, 5));
+  assert.equal(await attempt('alice-pw'), 1, 'still blocked after a reload that changed auth and auth_failures');
+  assert.equal(await attempt('alice-pw', '127.0.0.2'), 0, 'another address logs in');
+});
