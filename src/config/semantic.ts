@@ -193,6 +193,12 @@ function checkDurations(root: Obj, out: Issue[]): void {
   for (const [name, u] of entries(root['upstreams'])) {
     const hc = obj(obj(u)?.['health_check']);
     for (const key of HEALTH_DURATIONS) checkTimer(hc?.[key], ['upstreams', name, 'health_check', key], 'refused', out);
+    // A lifetime of 0 would read as none (a session keeps its member while it is healthy), the
+    // opposite of what it says; a login's `lifetime-0s` is refused the same way.
+    const lifetime = durationText(obj(u)?.['sticky_lifetime']);
+    if (lifetime !== undefined && parseDuration(lifetime) === 0) {
+      out.push(problem(['upstreams', name, 'sticky_lifetime'], 'must be longer than 0 (leave it out to keep a session on its member while that member is healthy)'));
+    }
   }
   for (const key of DNS_TTLS) {
     const text = durationText(obj(root['dns'])?.[key]);

@@ -77,3 +77,10 @@ test('0 is refused where it would fire at once, accepted where it means "off" or
   const c = parseConfig('limits: { idle_timeout: 0s, udp_idle_timeout: 0s, drain_timeout: 0s }\ndns: { negative_ttl: 0s, min_ttl: 0s, max_ttl: 0s }\n', 'cfg.yaml', {});
   assert.deepEqual([c.limits.idle_timeout, c.limits.udp_idle_timeout, c.limits.drain_timeout, c.dns.negative_ttl], [0, 0, 0, 0]);
 });
+
+test("a pool's sticky_lifetime of 0 is refused: it would keep a session's member for good, not move it at once", () => {
+  const issues = issuesOf('upstreams:\n  p: { type: pool, strategy: sticky, members: ["socks5://127.0.0.1:1"], sticky_lifetime: 0s }\n');
+  assert.ok(issues.some((i) => /^cfg\.yaml:2:90: upstreams\.p\.sticky_lifetime: must be longer than 0/.test(i)), issues.join('\n'));
+  const pool = parseConfig('upstreams:\n  p: { type: pool, members: ["socks5://127.0.0.1:1"], sticky_lifetime: 1ms }\n', 'cfg.yaml', {}).upstreams['p'];
+  assert.equal(pool?.type === 'pool' ? pool.sticky_lifetime : undefined, 1);
+});
