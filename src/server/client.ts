@@ -258,6 +258,9 @@ export class ClientConnection implements LiveConnection, Cancellation {
    * every open connection made each accept O(open connections).
    */
   stop(): void {
+    // The drain is over and the gateway cuts what is still open: the access-log line says so,
+    // rather than reading as a connection that finished on its own.
+    this.record.error ??= GATEWAY_STOPPED.message;
     this.#abort(GATEWAY_STOPPED);
   }
 
