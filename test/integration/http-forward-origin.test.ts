@@ -557,3 +557,15 @@ test('a request whose body does not parse, pipelined behind one still answered, 
   assert.deepEqual([...got.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1])), [200, 400]);
   assert.equal(second.received.length, 0, 'nothing reached the second origin');
 });
+
+test('a client that leaves while the origin has not answered: the access log says the client closed, not a request served', async (t) => {
+  const { origin, gw } = await originBehindGateway(t, undefined);
+  const { s } = await rawClientOf(gw, t);
+  s.write(get(origin.port), 'latin1');
+  for (let waited = 0; origin.received.length === 0 && waited < 5_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  s.destroy();
+  const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
+  assert.ok(line, 'an access-log line');
+  assert.equal(line['status'], undefined, 'no response went out');
+  assert.equal(line['error'], 'client closed the connection');
+});

@@ -308,6 +308,9 @@ function relayMessage(
     void done(res).then(() => {
       relaying.delete(req);
       finish();
+      // The client went away before its response was whole (or had begun): without a reason
+      // the line would read as a request served.
+      if (!res.writableFinished) record.error ??= 'client closed the connection';
       // An answer before the whole request body (a 413 or a redirect on an upload): the rest
       // of the body is read and dropped, as node does for a body nobody reads, and the next
       // request follows it. Left unread, it would stop node reading the socket at all: the
