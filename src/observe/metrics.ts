@@ -59,7 +59,7 @@ export class Metrics {
   readonly #tallies: Partial<Record<Tallied, TallyLevel>> = {};
   readonly connections = this.#tallied('connections', {
     name: 'socksgate_connections_total',
-    help: 'Finished client connections by protocol, command and reply code (SOCKS REP, or HTTP status)',
+    help: 'Finished client connections by protocol, command and reply code (SOCKS REP; for HTTP the REP its status stands for: 0 for a response from the destination)',
     labelNames: ['protocol', 'command', 'rep'] as const,
     registers: [this.registry],
   });
