@@ -7,7 +7,7 @@ import { EGRESS_NAMES } from '../config/types.js';
 import { GatewayError, Rep } from '../errors.js';
 import { parseCidr } from '../config/cidr.js';
 import { CidrSetBuilder } from '../router/cidrs.js';
-import { parseIPv4, parseIPv6, parseIp, type ParsedIp } from '../config/ip.js';
+import { isMapped, parseIPv4, parseIPv6, parseIp, type ParsedIp } from '../config/ip.js';
 
 type EgressName = (typeof EGRESS_NAMES)[number];
 
@@ -75,21 +75,32 @@ export function compileEgress(deny: readonly string[], onDenied: (command: strin
 }
 
 /**
+ * Dialed, the unspecified address is this host: Linux connects 0.0.0.0 to 127.0.0.1 and `::`
+ * to ::1 (as the BSDs do), so a guard that denies loopback must deny them as well.
+ */
+const LOOPBACK_V4: ParsedIp = { v: 4, n: 0x7f000001 };
+const LOOPBACK_V6: ParsedIp = { v: 6, w: Uint32Array.of(0, 0, 0, 1) };
+
+/**
  * The address as parsed, then the IPv4 address an IPv6 one carries, if any: IPv4-compatible
  * `::a.b.c.d` (RFC 4291 §2.5.5.1) and NAT64 `64:ff9b::a.b.c.d` (RFC 6052 §2.1) reach that IPv4
  * host through a translator. IPv4-mapped `::ffff:a.b.c.d` (§2.5.5.2) is IPv4 already to parseIp's
  * callers; here it is unwrapped too. `::` and `::1` are not read as IPv4-compatible: they are
- * the unspecified and loopback addresses (0.0.0.0/8 is never a real IPv4 host).
+ * the unspecified and loopback addresses (0.0.0.0/8 is never a real IPv4 host). The unspecified
+ * address, and its mapped form, also yield the loopback address it reaches.
  */
 export function addressForms(text: string): ParsedIp[] {
   const v4 = parseIPv4(text);
-  if (v4 >= 0) return [{ v: 4, n: v4 }];
+  if (v4 >= 0) return v4 === 0 ? [{ v: 4, n: 0 }, LOOPBACK_V4] : [{ v: 4, n: v4 }];
   const host = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
   if (!host.includes(':')) return [];
   const w = parseIPv6(host);
   if (w === undefined) return [];
+  if (w.every((x) => x === 0)) return [{ v: 6, w }, LOOPBACK_V6];
   const embedded = embeddedIPv4(w);
-  return embedded === undefined ? [{ v: 6, w }] : [{ v: 4, n: embedded }, { v: 6, w }];
+  if (embedded === undefined) return [{ v: 6, w }];
+  // A mapped 0.0.0.0 is dialed as IPv4 0.0.0.0: this host too.
+  return embedded === 0 && isMapped(w) ? [{ v: 4, n: 0 }, LOOPBACK_V4, { v: 6, w }] : [{ v: 4, n: embedded }, { v: 6, w }];
 }
 
 function embeddedIPv4(w: Uint32Array): number | undefined {

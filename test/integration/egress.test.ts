@@ -78,6 +78,38 @@ test('the IPv4-mapped IPv6 literal of a denied address is denied too', async (t)
   assert.equal(internal.peers.length, 1);
 });
 
+test('denying loopback denies 0.0.0.0 and :: too: dialed, they reach this host (CONNECT, HTTP, UDP)', async (t) => {
+  const local4 = await startEchoServer('127.0.0.1');
+  t.after(() => local4.close());
+  const local6 = await startEchoServer('::1');
+  t.after(() => local6.close());
+  const gw = await startGateway({ egress: { deny: ['loopback'] } });
+  t.after(() => gw.close());
+  for (const [addr, port] of [
+    [v4('0.0.0.0'), local4.port],
+    [mapped('0.0.0.0'), local4.port],
+    [Buffer.from([4, ...new Array<number>(16).fill(0)]), local6.port],
+    [domain('0.0.0.0'), local4.port],
+    [domain('::'), local6.port],
+  ] as const) {
+    const c = await connectRaw(gw.port, addr, port);
+    t.after(() => c.s.destroy());
+    assert.equal(c.rep, 0x02, addr.toString('hex'));
+  }
+  assert.deepEqual([local4.peers, local6.peers], [[], []], 'nothing reached the loopback servers');
+  const tunnel = await curl(['-x', `http://127.0.0.1:${gw.port}`, '--proxytunnel', '-o', '/dev/null', '-w', '%{http_connect}', `http://0.0.0.0:${local4.port}/`]);
+  assert.equal(tunnel.stdout, '403');
+
+  const udpLocal = await startUdpEchoServer('127.0.0.1');
+  t.after(() => udpLocal.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  c.send({ host: '0.0.0.0', port: udpLocal.port }, 'to-any');
+  assert.equal(await c.receive(300), undefined, 'no answer from this host');
+  assert.deepEqual(udpLocal.peers, []);
+  assert.equal(await deniedCount(gw, 'udp'), 1);
+});
+
 test('a name that resolves (dns.hosts) to a denied address is denied after resolution', async (t) => {
   const internal = await startEchoServer('127.0.0.2');
   t.after(() => internal.close());

@@ -11,7 +11,8 @@ const ALL = compileEgress(['loopback', 'private', 'link-local', 'metadata', 'uns
 test('every name of egress.deny has its ranges, and each name denies what PRODUCT.md lists', () => {
   assert.deepEqual(Object.keys(EGRESS_RANGES).sort(), [...EGRESS_NAMES].sort());
   const cases: Record<string, { denied: string[]; allowed: string[] }> = {
-    loopback: { denied: ['127.0.0.1', '127.255.255.254', '::1'], allowed: ['128.0.0.1', '::2', '10.0.0.1'] },
+    // 0.0.0.0 and :: as a destination are this host (the kernel dials loopback for them).
+    loopback: { denied: ['127.0.0.1', '127.255.255.254', '::1', '0.0.0.0', '::', '::ffff:0.0.0.0'], allowed: ['128.0.0.1', '::2', '10.0.0.1', '0.1.2.3'] },
     private: {
       denied: ['10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '100.64.0.1', '100.127.255.255', 'fc00::1', 'fdff::1'],
       allowed: ['172.32.0.1', '172.15.255.255', '100.128.0.1', '192.169.0.1', 'fe00::1', '127.0.0.1'],
