@@ -172,3 +172,34 @@ test('behind a trusted PROXY header, the source is the client the header names, 
   assert.equal(same.code, 0x02, "the header's client has its one connection");
   assert.equal(refusalLines(gw, '198.51.100.7').length, 1, 'logged under the client the header names');
 });
+
+test('an IPv4 client is one source whichever listener it comes through, a dual-stack one (::ffff:a.b.c.d) included', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  // The second listener is an IPv6 socket: it reports an IPv4 peer as ::ffff:127.0.0.1.
+  const gw = await startGateway({
+    listen: [
+      { host: '127.0.0.1', port: 0 },
+      { host: '::ffff:127.0.0.1', port: 0 },
+    ],
+    limits: { max_connections_per_source: 2 },
+  });
+  t.after(() => gw.close());
+  const dualStack = gw.gw.addresses[1]!.port;
+  const a = await socks5Raw(gw.port, echo.port);
+  t.after(() => a.socket.destroy());
+  const b = await socks5Raw(dualStack, echo.port);
+  t.after(() => b.socket.destroy());
+  assert.deepEqual([a.code, b.code], [0, 0]);
+  for (const port of [dualStack, gw.port]) {
+    const over = await socks5Raw(port, echo.port);
+    over.socket.destroy();
+    assert.equal(over.code, 0x02, `a third connection of 127.0.0.1 (listener ${port})`);
+  }
+  const h = await httpConnectRaw(dualStack, echo.port);
+  h.socket.destroy();
+  assert.equal(h.code, 429);
+  const other = await socks5Raw(dualStack, echo.port, { from: '127.0.0.2' });
+  t.after(() => other.socket.destroy());
+  assert.equal(other.code, 0, 'another client IP is served');
+});
