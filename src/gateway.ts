@@ -95,6 +95,8 @@ export class Gateway {
   readonly connections: ConnectionRegistry;
   /** Reloads from the config file: SIGHUP, --watch and POST /api/reload all go through it. */
   readonly reloader: ReloadController;
+  /** The listeners opened at start (`listen` of the first config): a reload only warns when it names others. */
+  readonly listening: readonly ListenConfig[];
   #snapshot: Snapshot;
   readonly #servers: Server[] = [];
   readonly #sessions = new Map<Socket, Promise<void>>();
@@ -131,6 +133,7 @@ export class Gateway {
       fronts: { socks5: socks5Front, socks4: socks4Front, http: this.#http.run },
     };
     observeSnapshot(this.metrics, () => this.#snapshot);
+    this.listening = this.#snapshot.config.listen;
     this.reloader = new ReloadController(this);
     this.#keepAliveSweep = setInterval(() => this.connections.keepAlive(), opts.keepAliveSweepMs ?? KEEPALIVE_SWEEP_MS);
     this.#keepAliveSweep.unref();

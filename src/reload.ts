@@ -3,7 +3,7 @@
 
 import type { Logger } from 'pino';
 import { loadConfig, EMBEDDED_SOURCE } from './config/load.js';
-import type { Config } from './config/types.js';
+import type { Config, ListenConfig } from './config/types.js';
 import { ConfigError } from './errors.js';
 
 /** What a reload did: applied, or rejected with `FILE:LINE:COL: message` errors. */
@@ -12,6 +12,8 @@ export type ReloadOutcome = { result: 'ok'; config: string } | { result: 'reject
 /** What the controller needs of the running gateway: its config, log and reload counter. */
 export interface Reloadable {
   readonly config: Config;
+  /** The listeners opened at start: a reload cannot move them. */
+  readonly listening: readonly ListenConfig[];
   readonly log: Logger;
   readonly metrics: { readonly reloads: { inc(labels: { result: ReloadOutcome['result'] }): void } };
   reload(config: Config): Promise<void>;
@@ -45,7 +47,9 @@ export class ReloadController {
     const path = source === EMBEDDED_SOURCE ? undefined : source;
     let outcome: ReloadOutcome;
     try {
-      const next = await loadConfig({ path });
+      // Checked against the listeners running too: dropping auth from a gateway that listens
+      // on 0.0.0.0 must not pass because the file now says 127.0.0.1 (PRODUCT.md "Safety defaults").
+      const next = await loadConfig({ path, listening: gw.listening });
       await gw.reload(next);
       if (gw.config !== next) throw new Error('the gateway is stopping: configuration not applied');
       // Only once applied: a rejected config must not silence (or flood) the log.

@@ -11,7 +11,7 @@ import { interpolateDocument } from './env.js';
 import { toConfig, type RawConfig } from './normalize.js';
 import { SourceLocator, type Issue } from './positions.js';
 import { checkSemantics } from './semantic.js';
-import type { Config } from './types.js';
+import type { Config, ListenConfig } from './types.js';
 import { validateSchema } from './validate.js';
 
 export const DEFAULT_CONFIG_FILE = 'socksgate.yaml';
@@ -29,6 +29,11 @@ export interface LoadOptions {
   path?: string;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /**
+   * For a reload: the listeners the gateway runs. A reload cannot move them (a restart does),
+   * so the open-proxy check and the egress default see them as well as the file's `listen`.
+   */
+  listening?: readonly ListenConfig[];
 }
 
 /** `path`, else ./socksgate.yaml in `cwd` when it exists, else the embedded default. */
@@ -38,7 +43,7 @@ export async function loadConfig(opts: LoadOptions = {}): Promise<Config> {
   let file = opts.path;
   if (file === undefined) {
     const fallback = resolve(cwd, DEFAULT_CONFIG_FILE);
-    if (!existsSync(fallback)) return parseText(EMBEDDED_DEFAULT, EMBEDDED_SOURCE, cwd, env);
+    if (!existsSync(fallback)) return parseText(EMBEDDED_DEFAULT, EMBEDDED_SOURCE, cwd, env, opts.listening);
     file = fallback;
   }
   const abs = resolve(cwd, file);
@@ -49,7 +54,7 @@ export async function loadConfig(opts: LoadOptions = {}): Promise<Config> {
     const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw new ConfigError([`${file}: cannot read the config file (${reason})`]);
   }
-  return parseText(text, file, dirname(abs), env);
+  return parseText(text, file, dirname(abs), env, opts.listening);
 }
 
 /** Parses config text; `source` names it in messages and its directory anchors *_file paths. */
@@ -57,7 +62,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   return parseText(text, source, resolve(dirname(source)), env);
 }
 
-function parseText(withBom: string, source: string, baseDir: string, env: NodeJS.ProcessEnv): Config {
+function parseText(withBom: string, source: string, baseDir: string, env: NodeJS.ProcessEnv, listening?: readonly ListenConfig[]): Config {
   // A byte order mark (Windows editors write one) is no column of the first line.
   const text = withBom.replace(/^\uFEFF/, '');
   const lines = new LineCounter();
@@ -72,14 +77,14 @@ function parseText(withBom: string, source: string, baseDir: string, env: NodeJS
   const raw: unknown = doc.contents === null ? {} : toJS(doc, source, locator);
   let schemaIssues = validateSchema(raw);
   if (retype(raw, schemaIssues, locator, interpolation.whole)) schemaIssues = validateSchema(raw);
-  const checked = [...schemaIssues, ...checkSemantics(raw)];
+  const checked = [...schemaIssues, ...checkSemantics(raw, listening)];
   const found = [
     ...interpolation.issues,
     // An unset ${VAR} left an empty string behind: "must not be empty" there says nothing new.
     ...checked.filter((issue) => !interpolation.failed.has(locator.offsetOf(issue))),
   ];
   if (found.length > 0) throw new ConfigError(sortedLines(found, locator));
-  return toConfig(raw as RawConfig, source, baseDir);
+  return toConfig(raw as RawConfig, source, baseDir, listening);
 }
 
 /**

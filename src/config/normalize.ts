@@ -41,14 +41,15 @@ export type RawConfig = Omit<Config, 'limits' | 'dns' | 'upstreams' | 'auth' | '
   egress?: Partial<EgressConfig>;
 };
 
-export function toConfig(raw: RawConfig, source: string, baseDir: string): Config {
+/** `listening`: on a reload, the listeners running (the egress default must cover them too). */
+export function toConfig(raw: RawConfig, source: string, baseDir: string, listening: readonly ListenConfig[] = []): Config {
   const upstreams: Record<string, UpstreamConfig> = {};
   for (const [name, u] of Object.entries(raw.upstreams)) upstreams[name] = u.type === 'pool' ? toPool(u) : toProxy(u, baseDir);
   const { auth, egress, ...rest } = raw;
   const config: Config = {
     ...rest,
     upstreams,
-    egress: { deny: egress?.deny ?? defaultEgressDeny(raw.listen) },
+    egress: { deny: egress?.deny ?? defaultEgressDeny([...raw.listen, ...listening]) },
     dns: toDns(raw.dns),
     limits: toLimits(raw.limits),
     base_dir: baseDir,

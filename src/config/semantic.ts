@@ -12,13 +12,16 @@ import { problem, type ConfigPath, type Issue } from './positions.js';
 import { entries, list, obj, str, type Obj } from './raw.js';
 import { checkRouting } from './semantic-routing.js';
 
-/** Every semantic problem of `raw` (defaults already applied by the schema pass). */
-export function checkSemantics(raw: unknown): Issue[] {
+/**
+ * Every semantic problem of `raw` (defaults already applied by the schema pass). `listening`:
+ * on a reload, the listeners running, which the open-proxy rule holds to as well.
+ */
+export function checkSemantics(raw: unknown, listening: readonly { host: string }[] = []): Issue[] {
   const root = obj(raw);
   if (!root) return [];
   const out: Issue[] = [];
   checkListen(root, out);
-  checkOpenProxy(root, out);
+  checkOpenProxy(root, out, listening);
   checkAuth(root, out);
   checkDns(root, out);
   checkDurations(root, out);
@@ -93,24 +96,29 @@ function checkListen(root: Obj, out: Issue[]): void {
   }
 }
 
-/** PRODUCT.md "Safety defaults": no accidental open proxy on a reachable address. */
-function checkOpenProxy(root: Obj, out: Issue[]): void {
+/**
+ * PRODUCT.md "Safety defaults": no accidental open proxy on a reachable address, whether the
+ * file's `listen` names it or (on a reload) the gateway already listens there.
+ */
+function checkOpenProxy(root: Obj, out: Issue[], listening: readonly { host: string }[]): void {
   if (root['allow_open_proxy'] === true) return;
   const auth = obj(root['auth']);
   const anonymous = auth !== undefined && auth['allow_anonymous'] === true;
   if (auth && !anonymous) return;
+  const why = anonymous ? 'with auth.allow_anonymous: true' : 'without auth';
+  const advice =
+    'anyone who can reach it could use this gateway as an open proxy. ' +
+    'Add an "auth" section with users (and allow_anonymous: false), or set "allow_open_proxy: true" at the top level if an open proxy is intended';
   list(root['listen']).forEach((entry, i) => {
     const host = str(obj(entry)?.['host']);
     if (host === undefined || isIP(host) === 0 || isLoopback(host)) return;
-    const why = anonymous ? 'with auth.allow_anonymous: true' : 'without auth';
-    out.push(
-      problem(
-        ['listen', i, 'host'],
-        `refusing to listen on ${host} (not a loopback address) ${why}: anyone who can reach it could use this gateway as an open proxy. ` +
-          'Add an "auth" section with users (and allow_anonymous: false), or set "allow_open_proxy: true" at the top level if an open proxy is intended',
-      ),
-    );
+    out.push(problem(['listen', i, 'host'], `refusing to listen on ${host} (not a loopback address) ${why}: ${advice}`));
   });
+  const running = listening.find((l) => !isLoopback(l.host));
+  if (running !== undefined) {
+    const msg = `refusing to serve ${why}: the gateway listens on ${running.host} (not a loopback address; listen addresses change only at a restart), and ${advice}`;
+    out.push(problem(['listen'], msg));
+  }
 }
 
 function checkAuth(root: Obj, out: Issue[]): void {

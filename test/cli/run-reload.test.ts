@@ -58,6 +58,31 @@ test('SIGHUP applies a valid config to new requests, open ones continue; an inva
   await echoes(open, 'and after a rejected reload');
 });
 
+test('a reload is held to the listeners running: it cannot drop auth, nor relax the egress default, by naming loopback', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const users = 'auth: { users: [{ username: bob, password: pw }] }\n';
+  const path = await tempConfig(`listen: [{ host: 0.0.0.0, port: 0 }]\n${users}limits: { drain_timeout: 1s }\n`);
+  const gw = await startCliGateway(path);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const asBob = { userId: 'bob', password: 'pw' };
+  await assert.rejects(socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 3_000, asBob), /NotAllowed/, 'loopback is denied by default on 0.0.0.0');
+
+  // The file now says 127.0.0.1 without auth; the gateway still listens on 0.0.0.0.
+  await writeFile(path, BASE);
+  gw.child.kill('SIGHUP');
+  const rejected = await gw.waitFor((l) => l.msg === 'reload rejected; keeping the running configuration');
+  assert.match(JSON.stringify(rejected.errors), /socksgate\.yaml:\d+:\d+: listen: refusing to serve without auth: the gateway listens on 0\.0\.0\.0/);
+  await assert.rejects(socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 3_000), 'no login, still refused');
+
+  // With auth kept, the reload applies, and the egress default is still the one for 0.0.0.0.
+  await writeFile(path, `${BASE}${users}rules: [{ name: added, domains: [full:blocked.test], action: block }]\n`);
+  gw.child.kill('SIGHUP');
+  await gw.waitFor((l) => l.msg === 'configuration reloaded');
+  await assert.rejects(socksConnect(gw.port, { host: 'blocked.test', port: 80 }, 3_000, asBob), /NotAllowed/, 'the reload applied');
+  await assert.rejects(socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 3_000, asBob), /NotAllowed/, 'loopback is still denied');
+});
+
 test('--watch reloads when the file changes, after a bad edit too, and across a rename', async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());
