@@ -325,7 +325,8 @@ function forwardReloads(log: Logger, config: Config, opts: { path: string | unde
   let current = config;
   const watcher = opts.watch && !config.source.startsWith('<') ? new ConfigWatcher(() => reload('watch')) : undefined;
   const reread = (): void => {
-    loadConfig({ path: opts.path ?? current.source })
+    // Held to the listeners running, as each worker's reload is (reload.ts).
+    loadConfig({ path: opts.path ?? current.source, listening: config.listen })
       .then((next) => {
         if (workerCount(next.workers) !== workerCount(current.workers)) log.warn('the number of workers changes after a restart');
         current = next;

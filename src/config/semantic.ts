@@ -109,12 +109,15 @@ function checkOpenProxy(root: Obj, out: Issue[], listening: readonly { host: str
   const advice =
     'anyone who can reach it could use this gateway as an open proxy. ' +
     'Add an "auth" section with users (and allow_anonymous: false), or set "allow_open_proxy: true" at the top level if an open proxy is intended';
+  let named = false;
   list(root['listen']).forEach((entry, i) => {
     const host = str(obj(entry)?.['host']);
     if (host === undefined || isIP(host) === 0 || isLoopback(host)) return;
+    named = true;
     out.push(problem(['listen', i, 'host'], `refusing to listen on ${host} (not a loopback address) ${why}: ${advice}`));
   });
-  const running = listening.find((l) => !isLoopback(l.host));
+  // Said once: when the file names an open address itself, its entry already carries the error.
+  const running = named ? undefined : listening.find((l) => !isLoopback(l.host));
   if (running !== undefined) {
     const msg = `refusing to serve ${why}: the gateway listens on ${running.host} (not a loopback address; listen addresses change only at a restart), and ${advice}`;
     out.push(problem(['listen'], msg));
