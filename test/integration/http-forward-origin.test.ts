@@ -346,6 +346,17 @@ test('Expect: 100-continue: the client is told to send its body once the origin 
   assert.ok(origin.received[0]!.endsWith('\r\n\r\nhello'));
 });
 
+test('a request whose body has not come yet goes to the origin head first: the origin can answer before the body (a 413)', async (t) => {
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope');
+  const { s, received } = await rawClientOf(gw, t);
+  // The head only: the client's body is slow to come, and never does here.
+  s.write(`POST http://127.0.0.1:${origin.port}/upload HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n`, 'latin1');
+  for (let i = 0; i < 100 && !received().includes('nope'); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(origin.received.length, 1, 'the origin was dialed');
+  assert.match(origin.received[0]!, /^POST \/upload HTTP\/1\.1\r\n[\s\S]*\r\n\r\n$/, 'the head reached the origin without its body');
+  assert.match(received(), /^HTTP\/1\.1 413 [\s\S]*nope$/);
+});
+
 test('Expect: 100-continue from an HTTP/1.0 client is ignored: its answer is the final response, with no 1xx before it', async (t) => {
   const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n', {}, (got) => got.endsWith('hello'));
   const { s, received } = await rawClientOf(gw, t);

@@ -305,6 +305,10 @@ function relayMessage(
     });
     req.pipe(out);
     if (throttle) limitReader(req, out, throttle);
+    // A body still to come, none of it here yet (a slow upload, a client waiting for the 100
+    // Continue just sent): node's client would hold the head until the first body byte, and the
+    // origin could neither answer early (a 413, a 401) nor be told apart from a silent one.
+    if (!req.complete && req.readableLength === 0) out.flushHeaders();
     void done(res).then(() => {
       relaying.delete(req);
       finish();
