@@ -63,6 +63,27 @@ test('SOCKS4 with allow_anonymous is served next to authenticated SOCKS5', async
   assert.equal((await readBytes(s, 5)).toString(), 'early');
 });
 
+test('a SOCKS4 request the gateway cannot serve: 0x5B, and the access log has the reply code it stands for', async (t) => {
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  // CD 3 is no SOCKS4 command: 0x07 (command not supported), as SOCKS5 logs it.
+  const cmd = await rawClient(gw.port);
+  t.after(() => cmd.destroy());
+  cmd.write(hex('04 03 0050 7f000001 00'));
+  assert.deepEqual(await readBytes(cmd, 8), hex('00 5b 0000 00000000'));
+  assert.ok(await closedWithin(cmd));
+  const unknown = await gw.accessLog((l) => l.protocol === 'socks4' && l.error === 'socks4 command 3');
+  assert.equal(unknown?.rep, 0x07);
+  // A SOCKS4a request with an empty HOSTNAME: 0x01 (general failure).
+  const empty = await rawClient(gw.port);
+  t.after(() => empty.destroy());
+  empty.write(hex('04 01 0050 00000001 00 00'));
+  assert.deepEqual(await readBytes(empty, 8), hex('00 5b 0000 00000000'));
+  assert.ok(await closedWithin(empty));
+  const line = await gw.accessLog((l) => l.protocol === 'socks4' && l.error === 'socks4a empty hostname');
+  assert.equal(line?.rep, 0x01);
+});
+
 test('SOCKS4 BIND: first reply names the listener, second the peer, then bytes both ways', async (t) => {
   const gw = await startGateway();
   t.after(() => gw.close());

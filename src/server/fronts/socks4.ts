@@ -2,7 +2,7 @@
 // SOCKS4 carries no password, so it is served only where a client may be anonymous: no auth
 // configured, or `allow_anonymous: true`. The USERID field is logged, never trusted.
 
-import { GatewayError, Rep, toRep } from '../../errors.js';
+import { GatewayError, ProtocolError, Rep, toRep } from '../../errors.js';
 import { NEED_DATA } from '../../protocol/address.js';
 import { Socks4Cmd, Socks4Reply } from '../../protocol/constants.js';
 import { decodeSocks4Request, encodeSocks4Reply, type Socks4Request } from '../../protocol/socks4.js';
@@ -35,7 +35,10 @@ export async function socks4Front(conn: ClientConnection, reader: ChunkReader, f
   } catch (err) {
     record.error ??= err instanceof Error ? err.message : String(err);
     reader.detach();
-    if (!client.destroyed) closeClient(client, REJECTED);
+    if (client.destroyed) return;
+    // 0x5B says only "rejected": the log keeps the SOCKS-style code (0x07 for an unknown CD), as SOCKS5 logs it.
+    if (err instanceof ProtocolError) record.rep = err.rep;
+    closeClient(client, REJECTED);
     return;
   }
   reader.detach();
