@@ -104,6 +104,8 @@ export class ClientConnection implements LiveConnection, Cancellation {
   /** Keepalive is on for #remote. */
   #remoteKept = false;
   #inHandshake = true;
+  /** The deadline as a timer of its own, for a front whose reads rearm() never sees (holdDeadline). */
+  #deadlineTimer: NodeJS.Timeout | undefined;
   readonly #shared: Limits;
   #limits: ConnectionLimits | undefined;
   readonly #baseLog: Logger;
@@ -206,10 +208,23 @@ export class ClientConnection implements LiveConnection, Cancellation {
    * client that sends its request at once costs one timer, not one per chunk.
    */
   rearm(): void {
-    if (!this.#inHandshake) return;
+    if (!this.#inHandshake || this.#deadlineTimer) return;
     const left = this.#deadline - performance.now();
     const armed = this.socket.timeout ?? 0;
     if (armed === 0 || armed - left > REARM_SLACK_MS) this.socket.setTimeout(Math.max(1, left));
+  }
+
+  /**
+   * For a front that hands the socket to a reader of its own (HTTP: node's parser): every read
+   * restarts the socket's timer, and rearm() is never called to shorten it, so a head that
+   * drips in would outlast the deadline (node's headersTimeout counts from the first byte, not
+   * from accept). The rest of the deadline becomes one plain timer instead.
+   */
+  holdDeadline(): void {
+    if (!this.#inHandshake || this.#deadlineTimer) return;
+    this.socket.setTimeout(0);
+    this.#deadlineTimer = setTimeout(this.#onHandshakeTimeout, Math.max(1, this.#deadline - performance.now()));
+    this.#deadlineTimer.unref();
   }
 
   /** The request is complete: the deadline ends and the handshake time is observed. */
@@ -221,6 +236,7 @@ export class ClientConnection implements LiveConnection, Cancellation {
     if (!this.#inHandshake) return false;
     this.#inHandshake = false;
     this.#shared.handshakeEnded();
+    clearTimeout(this.#deadlineTimer);
     this.socket.setTimeout(0);
     this.socket.off('timeout', this.#onHandshakeTimeout);
     return true;

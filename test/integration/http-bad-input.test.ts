@@ -121,6 +121,29 @@ for (const drip of [true, false]) {
   });
 }
 
+test('handshake_timeout runs from accept for HTTP too: a head begun late and dripping in gets its 408 at the deadline', async () => {
+  const s = await rawClient(gw.port);
+  const accepted = performance.now();
+  const got: Buffer[] = [];
+  s.on('data', (c: Buffer) => got.push(c));
+  // Silent for most of the 1 s deadline, then a head that never ends, a field every 50 ms.
+  await new Promise((r) => setTimeout(r, 700));
+  s.write(`GET ${web.url}/ HTTP/1.1\r\nHost: x\r\n`);
+  const timer = setInterval(() => s.write('X-Drip: 1\r\n'), 50);
+  let closedAt: number;
+  try {
+    assert.ok(await closedWithin(s, 5_000));
+    closedAt = performance.now() - accepted;
+  } finally {
+    clearInterval(timer);
+    s.destroy();
+  }
+  assert.match(Buffer.concat(got).toString('latin1'), /^HTTP\/1\.1 408 /);
+  // Counted from the first byte instead, the deadline would fall at 1.7 s or later.
+  assert.ok(closedAt < 1_450, `closed ${Math.round(closedAt)} ms after accept, with handshake_timeout 1s`);
+  await stillServes();
+});
+
 test('a malformed or oversize head is logged with a reply code next to its status, like every other refusal', async () => {
   for (const [bytes, status] of [
     ['Hxyz \x01\x02 nonsense\r\n\r\n', 400],

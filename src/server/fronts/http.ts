@@ -77,6 +77,7 @@ export class HttpFront {
     this.#server.keepAliveTimeout = limits.idle_timeout;
     this.#clients.set(conn.socket, conn);
     conn.deadlineAnswer = HEAD_TIMEOUT;
+    conn.holdDeadline(); // node's parser reads from here on: the deadline still runs from accept
     reader.detach();
     conn.socket.unshift(first);
     this.#server.emit('connection', conn.socket);
