@@ -221,13 +221,13 @@ function channel(
   // The header last sent and the destination it names: one destination's run is encoded once.
   let last: { dest: Destination; header: Buffer } | undefined;
   const sendFrame = (dest: Destination, payload: Buffer): void => {
-    if (closed) return drop('upstream_closed');
+    if (closed) return drop('upstream_closed', 'up', payload.length);
     if (last === undefined || last.dest !== dest) {
       const header = headerFor(dest);
-      if (!header) return drop('unsendable');
+      if (!header) return drop('unsendable', 'up', payload.length);
       last = { dest, header };
     }
-    if (!sender.send(last.header, payload)) drop('queue_full');
+    if (!sender.send(last.header, payload)) drop('queue_full', 'up', payload.length);
   };
 
   function send(dest: Destination, payload: Buffer, _egressLift?: AddressSet, resolved?: readonly ResolvedAddress[]): void {

@@ -82,8 +82,11 @@ export interface UdpChannel {
   onMessage(listener: (from: Destination, payload: Buffer) => void): void;
   /** Local address datagrams leave from (for the access log). */
   readonly local?: Destination;
-  /** Datagrams the channel itself had to drop (name not resolved, full queue, unsolicited answer). */
-  onDrop?(listener: (reason: string, direction: 'up' | 'down') => void): void;
+  /**
+   * Datagrams the channel itself had to drop (name not resolved, full queue, unsolicited
+   * answer). `bytes`: the payload of a client datagram `send` took but never handed to a socket.
+   */
+  onDrop?(listener: (reason: string, direction: 'up' | 'down', bytes?: number) => void): void;
   /** The far side ended the channel (an upstream closed its association's control connection): nothing more goes through it. */
   onEnd?(listener: () => void): void;
   close(): void;

@@ -6,7 +6,7 @@ import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
 import { HELD_DATAGRAM_BYTES, type ByteBudget } from './byte-budget.js';
 import type { Destination, UdpChannel } from './types.js';
 
-type DropListener = (reason: string, direction: 'up' | 'down') => void;
+type DropListener = (reason: string, direction: 'up' | 'down', bytes?: number) => void;
 type MessageListener = (from: Destination, payload: Buffer) => void;
 
 export class ChannelEvents {
@@ -20,9 +20,13 @@ export class ChannelEvents {
     for (const l of this.#messages) l(from, payload);
   }
 
-  /** A datagram the channel could not carry: the association counts it. */
-  readonly drop = (reason: string, direction: 'up' | 'down' = 'up'): void => {
-    for (const l of this.#drops) l(reason, direction);
+  /**
+   * A datagram the channel could not carry: the association counts it. `bytes`: the payload of
+   * a client datagram the channel took and then never handed to a socket (the association
+   * counted it as sent when it took it, and takes that back).
+   */
+  readonly drop = (reason: string, direction: 'up' | 'down' = 'up', bytes?: number): void => {
+    for (const l of this.#drops) l(reason, direction, bytes);
   };
 }
 
@@ -35,14 +39,14 @@ export class ChannelEvents {
 export function datagramResolver(
   dns: DnsResolver,
   max: number,
-  drop: (reason: string) => void,
+  drop: (reason: string, direction: 'up', bytes: number) => void,
   budget: ByteBudget,
   log?: Logger,
 ): (host: string, bytes: number, send: (addresses: ResolvedAddress[]) => void) => void {
   let inFlight = 0;
   return (host, payloadBytes, send) => {
     const bytes = payloadBytes + HELD_DATAGRAM_BYTES;
-    if (inFlight >= max || !budget.take(bytes)) return drop('queue_full');
+    if (inFlight >= max || !budget.take(bytes)) return drop('queue_full', 'up', payloadBytes);
     inFlight++;
     const settled = (): void => {
       inFlight--;
@@ -52,12 +56,12 @@ export function datagramResolver(
       (addresses) => {
         settled();
         if (addresses.length > 0) send(addresses);
-        else drop('unresolved');
+        else drop('unresolved', 'up', payloadBytes);
       },
       (err: unknown) => {
         settled();
         log?.debug({ err, host }, 'UDP destination not resolved');
-        drop('unresolved');
+        drop('unresolved', 'up', payloadBytes);
       },
     );
   };

@@ -98,7 +98,7 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
   }
 
   function sendTo(addr: ResolvedAddress, port: number, payload: Buffer): void {
-    if (closed) return drop('closed');
+    if (closed) return drop('closed', 'up', payload.length);
     const fs = socketFor(addr.family);
     if (!fs.shared && !isAsked(fs, addr.address, port) && !route(fs, addr.address, port)) return;
     if (fs.shared) {
@@ -108,8 +108,8 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
         if (peers.size >= maxPeers) peers.delete(peers.values().next().value!);
         peers.add(key);
       }
-      if (!fs.sender.send(undefined, payload, port, addr.address)) drop('queue_full');
-    } else if (!fs.sender.send(undefined, payload)) drop('queue_full');
+      if (!fs.sender.send(undefined, payload, port, addr.address)) drop('queue_full', 'up', payload.length);
+    } else if (!fs.sender.send(undefined, payload)) drop('queue_full', 'up', payload.length);
   }
 
   /**
@@ -143,7 +143,7 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
   }
 
   function send(dest: Destination, payload: Buffer, lift?: AddressSet, resolved?: readonly ResolvedAddress[]): void {
-    if (closed) return drop('closed');
+    if (closed) return drop('closed', 'up', payload.length);
     let c = last;
     if (c === undefined || c.dest !== dest || c.lift !== lift) {
       const family = isIP(dest.host);
@@ -155,7 +155,7 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
       const address: ResolvedAddress = { address: dest.host, family };
       c = last = { dest, lift, address, denied: deps.egress?.denies(dest.host, lift) ?? false };
     }
-    if (c.denied) return denied(c.address.address);
+    if (c.denied) return denied(c.address.address, payload.length);
     sendTo(c.address, dest.port, payload);
   }
 
@@ -167,14 +167,14 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
   function checkedSend(addresses: readonly ResolvedAddress[], port: number, payload: Buffer, lift?: AddressSet): void {
     const egress = deps.egress;
     const allowed = egress ? addresses.find((a) => !egress.denies(a.address, lift)) : addresses[0];
-    if (allowed === undefined) return denied(addresses[0]!.address);
+    if (allowed === undefined) return denied(addresses[0]!.address, payload.length);
     sendTo(allowed, port, payload);
   }
 
-  function denied(address: string): void {
+  function denied(address: string, bytes: number): void {
     deps.egress?.denied('udp');
     deps.log?.debug({ to: address, reason: 'egress denied' }, 'UDP datagram dropped');
-    drop('denied');
+    drop('denied', 'up', bytes);
   }
 
   return {

@@ -11,7 +11,11 @@ import type { CommandContext } from './context.js';
 import { UdpRoutes, type UdpTarget } from './udp-routes.js';
 
 export interface UdpStats {
-  /** Client datagrams handed to an outbound channel (one the channel then fails to send also counts in `dropped`). */
+  /**
+   * Client datagrams handed to a socket (the destination's, or an upstream's relay). One the
+   * kernel then fails to send counts here and under `send_error`; one dropped before
+   * (denied, unresolved, queue_full) only under its reason.
+   */
   sent: number;
   /** Answers relayed back to the client. */
   received: number;
@@ -74,7 +78,11 @@ export class UdpAssociation {
       maxDestinations: opts.maxDestinations,
       retryAfterMs: 5_000,
       onAnswer: (from, payload) => this.#toClient(from, payload),
-      onDrop: (reason, direction) => this.#drop(reason, direction),
+      onDrop: (reason, direction, bytes) => {
+        // A datagram the channel took and then never sent: counted as sent when taken, taken back.
+        if (bytes !== undefined && direction === 'up') this.#unsend(bytes);
+        this.#drop(reason, direction);
+      },
     });
   }
 
@@ -168,10 +176,20 @@ export class UdpAssociation {
 
   #forward(target: UdpTarget, dest: Destination, payload: Buffer): void {
     if (target.kind === 'drop') return this.#drop(target.reason, 'up');
-    target.channel.send(dest, payload, target.egressLift, target.resolved);
+    // Counted before the channel has it: a channel that cannot send it (at once, or after a
+    // lookup) takes the count back through its drop (#unsend), so only what left is counted.
     this.stats.sent++;
     this.#ctx.record.up += payload.length;
     this.#unreportedUp++;
+    target.channel.send(dest, payload, target.egressLift, target.resolved);
+  }
+
+  #unsend(bytes: number): void {
+    if (!this.#finish) return; // the line is written
+    this.stats.sent--;
+    this.#ctx.record.up -= bytes;
+    // May go below 0 when the datagram was already reported: the next ones make up for it.
+    this.#unreportedUp--;
   }
 
   #toClient(from: Destination, payload: Buffer): void {
@@ -197,9 +215,12 @@ export class UdpAssociation {
   }
 
   #reportRelayed(): void {
-    if (this.#unreportedUp > 0) this.#relayedUp.inc(this.#unreportedUp);
+    // Below 0 (taken back after it was reported) is kept for the next report: a counter only grows.
+    if (this.#unreportedUp > 0) {
+      this.#relayedUp.inc(this.#unreportedUp);
+      this.#unreportedUp = 0;
+    }
     if (this.#unreportedDown > 0) this.#relayedDown.inc(this.#unreportedDown);
-    this.#unreportedUp = 0;
     this.#unreportedDown = 0;
   }
 

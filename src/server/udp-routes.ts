@@ -29,7 +29,8 @@ export interface UdpRoutesOptions {
   /** After an outbound failed to open its channel, datagrams for it are dropped this long. */
   retryAfterMs: number;
   onAnswer(from: Destination, payload: Buffer): void;
-  onDrop(reason: string, direction: 'up' | 'down'): void;
+  /** `bytes`: a channel's, for a client datagram it took and never sent (see UdpChannel.onDrop). */
+  onDrop(reason: string, direction: 'up' | 'down', bytes?: number): void;
   /** The association's byte budget: its channels hold their queued datagrams in it. */
   budget: ByteBudget;
 }
@@ -172,8 +173,8 @@ export class UdpRoutes {
     }
     this.#open.set(channel, { action, outbound, users: 0 });
     channel.onMessage((from, payload) => this.#opts.onAnswer(from, payload));
-    channel.onDrop?.((reason, direction) => {
-      this.#opts.onDrop(reason, direction);
+    channel.onDrop?.((reason, direction, bytes) => {
+      this.#opts.onDrop(reason, direction, bytes);
       // The upstream ended its association: the next datagram opens a new one.
       if (reason === 'upstream_closed') this.#forget(outbound, channel);
     });

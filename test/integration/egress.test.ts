@@ -9,6 +9,7 @@ import { rawClient, readBytes, startEchoServer, startGateway, startHttpServer, t
 import { socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
 import { curl } from '../helpers/curl.js';
 import { startDnsServer } from '../helpers/dns-server.js';
+import { metricValue } from '../helpers/metrics.js';
 
 const DENY_ONE = { egress: { deny: ['127.0.0.2/32'] } };
 
@@ -207,5 +208,26 @@ test('a UDP datagram to a name goes to the first address the guard allows, as CO
   assert.deepEqual(internal.peers, []);
   await c.close();
   const line = await gw.accessLog((l) => l['cmd'] === 'udp');
-  assert.deepEqual(line?.['udp'], { sent: 2, received: 1, dropped: { denied: 1 } });
+  // Only what left counts as sent, and in `up`: the denied datagram is counted under its reason alone.
+  assert.deepEqual(line?.['udp'], { sent: 1, received: 1, dropped: { denied: 1 } });
+  assert.equal(line?.['up'], 'to-mixed'.length);
+});
+
+test('a UDP datagram to a name that does not resolve counts under unresolved only: not as sent, not in up, not as relayed', async (t) => {
+  const dns = await startDnsServer({ 'known.test': { A: ['127.0.0.1'] } });
+  t.after(() => dns.close());
+  const echo = await startUdpEchoServer('127.0.0.1');
+  t.after(() => echo.close());
+  const gw = await startGateway({ dns: { servers: [`127.0.0.1:${dns.port}`] } });
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
+  t.after(() => c.close());
+  c.send({ host: 'unknown.test', port: echo.port }, 'lost');
+  c.send({ host: 'known.test', port: echo.port }, 'kept');
+  assert.equal((await c.receive())?.data.toString(), 'kept');
+  await c.close();
+  const line = await gw.accessLog((l) => l['cmd'] === 'udp');
+  assert.deepEqual(line?.['udp'], { sent: 1, received: 1, dropped: { unresolved: 1 } });
+  assert.equal(line?.['up'], 'kept'.length);
+  assert.equal(await metricValue(gw.gw, 'socksgate_udp_datagrams_total', { direction: 'up', result: 'relayed' }), 1);
 });
