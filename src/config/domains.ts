@@ -14,14 +14,28 @@ function plainLabels(name: string): boolean {
   return name.length <= 253 && LABELS.test(name);
 }
 
+// WHATWG URL's "ends in a number": no real name does (no TLD is numeric).
+const NUMERIC_LAST_LABEL = /(?:^|\.)(?:0x[0-9a-f]*|[0-9]+)$/i;
+
+/**
+ * `127.1`, `0x7f000001`, `2130706433`, `127.0.0.1.`: getaddrinfo reads these as IPv4
+ * (inet_aton), so a resolver, ours or an upstream's, would reach an address CIDR rules never saw.
+ * Takes a name in normal form (normalizeName).
+ */
+export function endsInNumber(name: string): boolean {
+  return NUMERIC_LAST_LABEL.test(name);
+}
+
 /**
  * A hostname every resolver reads as we do: ASCII letters, digits, `-` and `_`, labels of
- * 1–63, at most 253 characters and one trailing dot. Anything else (an empty label, a NUL,
- * a backslash escape, UTF-8) is read differently by c-ares or getaddrinfo than by the rules:
- * `bad.test..` or `ba\d.test` matched no rule for bad.test and resolved to it.
+ * 1–63, at most 253 characters and one trailing dot, not ending in a number. Anything else
+ * (an empty label, a NUL, a backslash escape, UTF-8) is read differently by c-ares or
+ * getaddrinfo than by the rules: `bad.test..` or `ba\d.test` matched no rule for bad.test and
+ * resolved to it, and `127.1` sent to an upstream reached 127.0.0.1 past a rule for 127.0.0.0/8.
  */
 export function isHostname(name: string): boolean {
-  return plainLabels(normalizeName(name));
+  const n = normalizeName(name);
+  return plainLabels(n) && !endsInNumber(n);
 }
 
 /** Lower case, one trailing dot dropped: the form every lookup and entry is compared in. */

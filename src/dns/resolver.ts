@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { ConfigError, NameNotResolvedError } from '../errors.js';
 import type { DnsConfig } from '../config/types.js';
 import { serverBackend, systemBackend, type Backend } from './backends.js';
+import { endsInNumber } from '../config/domains.js';
 import { clampTtl, DnsCache } from './cache.js';
 import type { DnsResolver, DnsStats, ResolvedAddress } from './types.js';
 
@@ -50,8 +51,6 @@ function ordered(addresses: readonly ResolvedAddress[], prefer: 4 | 6): readonly
   const rest = addresses.filter((a) => a.family !== prefer);
   return Object.freeze([...first, ...rest].map((a) => Object.freeze({ address: a.address, family: a.family })));
 }
-
-const NUMERIC_LAST_LABEL = /(?:^|\.)(?:0x[0-9a-f]*|[0-9]+)$/i;
 
 /** What a request's routing decision learnt of its destination's name, when it had to look. */
 export interface RoutedName {
@@ -109,10 +108,8 @@ export function createResolver(cfg: DnsConfig, opts: ResolverOptions = {}): DnsR
     if (name === '') return Promise.reject(new NameNotResolvedError(host, 'empty name'));
     const fixed = hosts.get(name);
     if (fixed) return Promise.resolve([...fixed]);
-    // `127.1`, `0x7f000001`, `2130706433`, `127.0.0.1.`: getaddrinfo reads these as IPv4
-    // (inet_aton), so they would reach an address that CIDR rules never saw. No real name
-    // ends in a numeric label (WHATWG URL's "ends in a number"): refuse them.
-    if (NUMERIC_LAST_LABEL.test(name)) return Promise.reject(new NameNotResolvedError(host, 'numeric name is not a hostname'));
+    // Read as IPv4 by getaddrinfo: refused here too, for upstream hosts from the config.
+    if (endsInNumber(name)) return Promise.reject(new NameNotResolvedError(host, 'numeric name is not a hostname'));
 
     const hit = cache.get(name);
     if (hit?.kind === 'positive') {

@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { startDnsServer } from '../helpers/dns-server.js';
 import { readBytes, socks5Rep, startEchoServer, startGateway } from '../helpers/index.js';
+import { startDante } from '../helpers/upstreams.js';
 
 /** An echo server, a name server answering `names` with 127.0.0.1, and a gateway asking it, routed by `routing`; all closed after the test. */
 async function namesSetup(t: TestContext, names: string[], routing: Record<string, unknown>) {
@@ -44,4 +45,37 @@ test('an allow-list for example.com is not widened by a NUL inside the name', as
   assert.equal(await socks5Rep(gw.port, { host: 'www.example.com', port: echo.port }), 0x00);
   assert.equal(await socks5Rep(gw.port, { host: 'evil.test\0.example.com', port: echo.port }), 0x04);
   assert.equal(dns.queries('evil.test'), 0);
+});
+
+test('a cidrs rule holds against numeric spellings of its addresses (127.1, 2130706433, 0x7f000001) bound for an upstream that reads them as IPv4', async (t) => {
+  // Dante resolves with getaddrinfo, whose inet_aton turns these names into 127.0.0.1.
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const dante = await startDante({ host: '127.0.0.183' });
+  t.after(() => dante.close());
+  const gw = await startGateway({
+    upstreams: { dante: { type: 'socks5', host: dante.host, port: dante.port } },
+    rules: [{ name: 'loopback', cidrs: ['127.0.0.0/8'], action: 'block' }],
+    default: 'dante',
+  });
+  t.after(() => gw.close());
+
+  assert.equal(await socks5Rep(gw.port, { host: '127.0.0.1', port: echo.port }), 0x02, 'the rule itself');
+  for (const host of ['127.1', '2130706433', '0x7f000001', '0177.0.0.1', 'a.0x1']) {
+    assert.equal(await socks5Rep(gw.port, { host, port: echo.port }), 0x04, host);
+  }
+  const s4 = connect({ host: '127.0.0.1', port: gw.port });
+  t.after(() => s4.destroy());
+  await once(s4, 'connect');
+  s4.write(Buffer.concat([Buffer.from([4, 1, echo.port >> 8, echo.port & 0xff, 0, 0, 0, 1, 0]), Buffer.from('127.1\0')]));
+  assert.equal((await readBytes(s4, 8))[1], 0x5b, 'SOCKS4a');
+  const h = connect({ host: '127.0.0.1', port: gw.port });
+  t.after(() => h.destroy());
+  await once(h, 'connect');
+  h.write(`CONNECT 127.1:${echo.port} HTTP/1.1\r\nHost: 127.1:${echo.port}\r\n\r\n`);
+  assert.match((await readBytes(h, 12)).toString(), /^HTTP\/1\.1 400/, 'HTTP CONNECT');
+  assert.equal(echo.peers.length, 0, 'nothing reached 127.0.0.1 through the upstream');
+  const line = await gw.accessLog((l) => l['dest'] === `127.1:${echo.port}`);
+  assert.equal(line?.['rule'], undefined, 'refused before any rule');
+  assert.match(String(line?.['error']), /not a hostname/);
 });
