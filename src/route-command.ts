@@ -6,7 +6,7 @@ import { createResolver } from './dns/resolver.js';
 import { silentLogger } from './observe/logger.js';
 import { buildOutbounds, closeOutbounds } from './outbound/build.js';
 import { parseUsername } from './protocol/username.js';
-import { explainRoute } from './route-explain.js';
+import { explainRoute, refusedHost } from './route-explain.js';
 import { compileRouter } from './router/compile.js';
 
 export interface RouteFlags {
@@ -33,6 +33,11 @@ export async function routeCommand(args: readonly string[], flags: RouteFlags): 
             : undefined;
   if (wrong !== undefined || !host) {
     console.error(`${wrong}\nusage: socksgate route HOST PORT [--user U] [--source IP] [--udp | --bind] [--config FILE]`);
+    return 2;
+  }
+  const refused = refusedHost(host);
+  if (refused !== undefined) {
+    console.error(`HOST ${refused}`);
     return 2;
   }
   if (flags.source !== undefined && isIP(flags.source) === 0) {

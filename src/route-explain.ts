@@ -6,6 +6,7 @@ import type { Outbound } from './outbound/types.js';
 import { isPoolOutbound } from './outbound/stats.js';
 import type { Router } from './router/types.js';
 import { splitSessionUser } from './protocol/username.js';
+import { isDestinationHost } from './config/domains.js';
 
 export interface RouteQuery {
   host: string;
@@ -35,18 +36,34 @@ export interface RouteParts {
   readonly outbounds: ReadonlyMap<string, Outbound>;
 }
 
+/** `[::1]` as people type it is the address ::1. */
+function unbracketed(host: string): string {
+  return host.replace(/^\[(.*)\]$/, '$1');
+}
+
+/**
+ * Why no request for `host` gets a decision, or undefined: a name traffic refuses before any
+ * rule (SOCKS 0x04, HTTP 400) must not be shown a rule it would never reach.
+ */
+export function refusedHost(host: string): string | undefined {
+  if (isDestinationHost(unbracketed(host))) return undefined;
+  return `${JSON.stringify(host.slice(0, 100))} is not an IP address or a hostname: a request for it is refused before any rule (SOCKS 0x04, HTTP 400)`;
+}
+
 /** What a request would get from `router` (picking from `outbounds` without side effects). */
 export async function explainRoute(
   parts: RouteParts,
   q: RouteQuery,
 ): Promise<RouteExplanation> {
   const split = q.user === undefined ? undefined : splitSessionUser(q.user);
-  // Callers refuse a malformed username first (exit 2, HTTP 400); a login with it would fail.
+  // Callers refuse a malformed username or host first (exit 2, HTTP 400); traffic would be refused.
   if (q.user !== undefined && !split) throw new RangeError(`user "${q.user}" is not USER(-KEY-VALUE)*`);
+  const refused = refusedHost(q.host);
+  if (refused !== undefined) throw new RangeError(refused);
   const user = split?.user;
   const sessionKey = split?.sessionKey;
   const source = q.source ?? '127.0.0.1';
-  const decision = await parts.router.decide({ dest: { host: q.host.replace(/^\[|\]$/g, ''), port: q.port }, cmd: q.command ?? 'connect', user, source });
+  const decision = await parts.router.decide({ dest: { host: unbracketed(q.host), port: q.port }, cmd: q.command ?? 'connect', user, source });
   const out: RouteExplanation = { rule: decision.rule, action: decision.action, index: decision.ruleIndex };
   if (parts.config.upstreams[decision.action]?.type === 'pool') {
     const pool = parts.outbounds.get(decision.action);

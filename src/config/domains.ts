@@ -1,6 +1,7 @@
 // `domains` entries as the config writes them (`example.com`, `*.example.com`, `full:`,
 // `keyword:`, `regexp:`), and the hostname syntax they share with destinations.
 
+import { isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
 
 export type DomainEntry =
@@ -36,6 +37,11 @@ export function endsInNumber(name: string): boolean {
 export function isHostname(name: string): boolean {
   const n = normalizeName(name);
   return plainLabels(n) && !endsInNumber(n);
+}
+
+/** What a request may name as its destination: an IP literal or a hostname; any other is refused before the rules. */
+export function isDestinationHost(host: string): boolean {
+  return isIP(host) !== 0 || isHostname(host);
 }
 
 /** Lower case, one trailing dot dropped: the form every lookup and entry is compared in. */

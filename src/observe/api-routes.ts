@@ -7,7 +7,7 @@ import { COMMANDS } from '../config/types.js';
 import { isPoolOutbound, isUpstreamOutbound, type MemberStats, type PoolOutbound, type UpstreamStats } from '../outbound/stats.js';
 import { parseUsername } from '../protocol/username.js';
 import type { ReloadOutcome } from '../reload.js';
-import { explainRoute, type RouteParts } from '../route-explain.js';
+import { explainRoute, refusedHost, type RouteParts } from '../route-explain.js';
 import { ref, type JsonSchema } from './api-schemas.js';
 import { HttpError } from './http.js';
 import type { Metrics } from './metrics.js';
@@ -190,6 +190,8 @@ export const ROUTES: readonly ApiRoute[] = [
     responses: { 200: { description: 'The decision', schema: ref('Route') }, 400: badRequest },
     handle: async (req, t) => {
       const q = req.query as { host: string; port: number; user?: string; source?: string; command?: (typeof COMMANDS)[number] };
+      const refused = refusedHost(q.host);
+      if (refused !== undefined) throw new HttpError(400, `host ${refused}`);
       if (q.source !== undefined && isIP(q.source) === 0) throw new HttpError(400, `source must be an IP address, got "${q.source}"`);
       if (q.user !== undefined && parseUsername(q.user) === undefined) throw new HttpError(400, `user must be USER(-KEY-VALUE)*, got "${q.user}"`);
       return ok(await explainRoute(t.snapshot, q));

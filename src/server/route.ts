@@ -1,6 +1,5 @@
-import { isIP } from 'node:net';
 import { GatewayError, ProtocolError, Rep, RuleBlockedError } from '../errors.js';
-import { isHostname } from '../config/domains.js';
+import { isDestinationHost } from '../config/domains.js';
 import type { Outbound } from '../outbound/types.js';
 import type { Decision } from '../router/types.js';
 import type { Command } from '../config/types.js';
@@ -21,7 +20,7 @@ export async function route(ctx: CommandContext, cmd: Command, dest: Address = c
   const { record } = ctx;
   // Rules and resolvers must read a name alike: one that is not a plain hostname is refused
   // (SOCKS 0x04, HTTP 400) before any rule sees it.
-  if (isIP(dest.host) === 0 && !isHostname(dest.host)) {
+  if (!isDestinationHost(dest.host)) {
     throw new ProtocolError(`not a hostname: ${JSON.stringify(dest.host.slice(0, 100))}`, Rep.HOST_UNREACHABLE);
   }
   const decided = snapshot.router.decide({ dest, cmd, user: ctx.user, source: ctx.source });

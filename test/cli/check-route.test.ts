@@ -89,6 +89,20 @@ test('route prints the rule, its index and the action', async () => {
   }
 });
 
+test('route refuses a HOST that a request is refused for before any rule, as traffic is (SOCKS 0x04, HTTP 400)', async () => {
+  const path = await configFile(`${ROUTES}  - { name: loopback, cidrs: [127.0.0.0/8], action: block }\n`);
+  assert.match((await runCli(['route', '127.0.0.1', '80', '--config', path])).stdout, /^rule=loopback action=block index=4$/m);
+  for (const host of ['127.1', '2130706433', 'x.adserver.net..', '.corp.example.com', 'a b.example', 'bücher.example']) {
+    const r = await runCli(['route', host, '80', '--config', path]);
+    assert.equal(r.code, 2, `${host}: ${r.stdout}`);
+    assert.equal(r.stdout, '', host);
+    assert.match(r.stderr, /is not an IP address or a hostname/, host);
+  }
+  for (const host of ['[::1]', '::ffff:10.1.2.3', 'WIKI.corp.example.com.']) {
+    assert.equal((await runCli(['route', host, '80', '--config', path])).code, 0, host);
+  }
+});
+
 test('usage errors exit 2 and say what is wrong: an unknown option, a bad port, two commands, a missing value', async () => {
   const cases: Array<[string[], RegExp]> = [
     [['--bogus'], /Unknown option '--bogus'/],

@@ -178,6 +178,12 @@ test('a ban takes a member out of rotation for new requests at once, an unban br
   assert.equal((await call('POST', `/api/upstreams/corp/members/${encodeURIComponent(memberA.name)}/ban`, { for: '1m' })).status, 404);
   assert.equal((await call('GET', '/api/route?host=example.org')).status, 400, 'port is required');
   assert.equal((await call('GET', '/api/route?host=example.org&port=80&source=nope')).status, 400);
+  // A host every request is refused for before any rule (0x04, HTTP 400) has no decision to show.
+  for (const host of ['127.1', 'example.org..', 'a%20b.org']) {
+    const refused = await call('GET', `/api/route?host=${host}&port=80`);
+    assert.equal(refused.status, 400, host);
+    assert.match(refused.text, /is not an IP address or a hostname/, host);
+  }
   await call('GET', '/api/connections');
   await call('GET', '/api/stats');
   await call('GET', '/api/openapi.json');
