@@ -95,6 +95,32 @@ test('a killed connection ends for its client, on both sockets, and its access-l
   assert.deepEqual((await api.request('GET', '/api/connections')).json, []);
 });
 
+test('a forwarded HTTP request killed before its response: its line says killed, with no status the client never got', async (t) => {
+  // An origin that reads the request and never answers.
+  const origin = await listenTracked(createServer((s) => s.on('error', () => {}).resume()), '127.0.0.1');
+  t.after(() => origin.close());
+  const gw = await startGateway({ metrics: ADMIN, rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }] });
+  t.after(() => gw.close());
+  const api = adminClient(gw.gw, TOKEN);
+  const client = createConnection({ host: '127.0.0.1', port: gw.port });
+  t.after(() => client.destroy());
+  client.on('error', () => {});
+  await once(client, 'connect');
+  const dest = `127.0.0.1:${origin.port}`;
+  client.write(`GET http://${dest}/slow HTTP/1.1\r\nHost: ${dest}\r\n\r\n`);
+  let open: { id: unknown } | undefined;
+  for (let i = 0; i < 100 && open === undefined; i++) {
+    open = ((await api.request('GET', '/api/connections')).json as Array<{ id: unknown; destination?: string }>).find((c) => c.destination === dest);
+    if (open === undefined) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(open, 'the request shows among the open connections');
+  assert.equal((await api.request('DELETE', `/api/connections/${String(open.id)}`)).status, 200);
+  assert.ok(await closedWithin(client, 5_000), 'the client sees the end');
+  const line = await gw.accessLog((l) => l.dest === dest, 5_000);
+  assert.equal(line?.error, 'killed');
+  assert.equal(line?.status, undefined, 'no 502 went out: the client was cut');
+});
+
 test('an open connection through an upstream shows the bytes it relayed, not the upstream handshake', async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());

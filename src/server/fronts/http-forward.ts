@@ -289,6 +289,9 @@ function relayMessage(
     out.on('error', (err: Error) => {
       if (res.headersSent) return afterHead(err);
       record.error ??= err.message;
+      // The client is gone (it left, or was killed, which also cut the origin): no answer
+      // reaches it, and none is logged as given.
+      if (res.socket === null || res.socket.destroyed) return res.destroy();
       record.status = statusOf(err);
       record.rep = toRep(err);
       answer(res, record.status, reasonOf(err));
