@@ -26,8 +26,13 @@ export function createSocks4Outbound(name: string, cfg: Socks4UpstreamConfig, de
 
   const out: UpstreamOutbound & DatagramOutbound = createProxyOutbound(name, { ...proxy, username: cfg.username }, {
     targets,
-    // SOCKS4 has no password: only the USERID goes out.
-    handshake: (socket, to, run) => socksHandshake(4, proxy, socket, to, { ...run, credentials: { username: run.credentials.username } }, deps.connectTimeout),
+    // SOCKS4 has no password: only the USERID goes out. Nor a greeting: the request is the
+    // first thing we send, so a proxy that took our connection is alive, and silence from
+    // then on is the destination's (0x06, not a member fault), as after a SOCKS5 CONNECT.
+    handshake: (socket, to, run) => {
+      run.heard();
+      return socksHandshake(4, proxy, socket, to, { ...run, credentials: { username: run.credentials.username } }, deps.connectTimeout);
+    },
     fromError: fromSocksError,
   }, deps);
   // As for SOCKS5: the control connection goes the way CONNECT's does, through `via` too;

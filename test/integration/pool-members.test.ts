@@ -4,6 +4,8 @@
 // "Crawler sessions").
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
+import { blackhole } from '../helpers/blackhole.js';
+import { socks5Rep, startGateway } from '../helpers/index.js';
 import { startDelayingForwarder, startRecordingSocks } from '../helpers/instruments.js';
 import { poolDestination, poolGateway, poolOf, throughPool } from '../helpers/pool.js';
 import { startDante, startMicrosocks } from '../helpers/upstreams.js';
@@ -94,4 +96,31 @@ test('a member that fails itself is replaced before the client hears, up to max_
   assert.equal(deadStats!.attempts, 2, 'not tried once ejected (its backoff is running)');
   const once = await poolGateway(t, { strategy: 'failover', max_attempts: 1, members: [`socks5://127.0.0.134:${deadPort}`, `socks5://${live.host}:${live.port}`] });
   assert.equal(await throughPool(once, d), 0x05, 'max_attempts 1: the first failure is the answer');
+});
+
+test('a socks4 member (Dante) whose destination never answers: 0x06 within connect_timeout, neither retried nor ejected', async (t) => {
+  const silent = await blackhole(t, '127.0.0.1');
+  const d = await poolDestination(t);
+  const first = await startDante({ host: '127.0.0.137' });
+  t.after(() => first.close());
+  const spare = await startDante({ host: '127.0.0.138' });
+  t.after(() => spare.close());
+  // SOCKS4 sends its request with no greeting before it: from then on, silence is the destination's.
+  const gw = await startGateway({
+    auth: { users: [{ username: 'alice', password: 'pw' }] },
+    upstreams: { crawl: { type: 'pool', strategy: 'failover', ban_after: 2, max_attempts: 3, members: [`socks4://${first.host}:${first.port}`, `socks4://${spare.host}:${spare.port}`] } },
+    default: 'crawl',
+    limits: { connect_timeout: '1s' },
+  });
+  t.after(() => gw.close());
+  for (let i = 0; i < 3; i++) {
+    const started = Date.now();
+    assert.equal(await socks5Rep(gw.port, { host: '127.0.0.1', port: silent }, { user: 'alice', pass: 'pw' }), 0x06, `request ${i}`);
+    assert.ok(Date.now() - started < 1_900, `request ${i}: one connect_timeout, not one per member (${Date.now() - started} ms)`);
+  }
+  const [firstStats, spareStats] = poolOf(gw).stats();
+  assert.equal(firstStats!.healthy, true, 'not ejected for a destination that does not answer');
+  assert.equal(firstStats!.consecutiveFailures, 0);
+  assert.equal(spareStats!.attempts, 0, 'not retried on the other member');
+  assert.equal(await throughPool(gw, d), '127.0.0.137', 'the member still serves');
 });
