@@ -161,10 +161,17 @@ export function proxyDialer(proxy: { host: string; port: number }, deps: ProxyDe
   const connector = deps.connector ?? connectHappyEyeballs;
   return async (signal, ctx) => {
     if (deps.via) {
-      const hop = await deps.via.connect({ host: proxy.host, port: proxy.port }, hopContext(ctx, signal));
-      // What this proxy sent with the previous hop's reply is the start of our handshake's answer.
-      if (hop.head) hop.socket.unshift(hop.head);
-      return hop;
+      const hopCtx = hopContext(ctx, signal);
+      try {
+        const hop = await deps.via.connect({ host: proxy.host, port: proxy.port }, hopCtx);
+        // What this proxy sent with the previous hop's reply is the start of our handshake's answer.
+        if (hop.head) hop.socket.unshift(hop.head);
+        return hop;
+      } finally {
+        // A pool as the hop names the member it tried in the hop's context: a request that
+        // fails there, or later in the chain, is logged with that member as a connected one is.
+        if (hopCtx.member !== undefined) ctx.member = hopCtx.member;
+      }
     }
     const addresses = await deps.dns.lookup(proxy.host);
     return { socket: await connector(addresses, proxy.port, { timeout: deps.connectTimeout, signal }) };

@@ -115,3 +115,29 @@ test('through the gateway: a pool member killed mid-run is retried around and co
   }
   assert.ok(returned, 'the member is used again once its health check passes');
 });
+
+test('through the gateway: a chain whose first hop is a pool names the pool member in the access log, when the last hop connects and when it refuses', async (t) => {
+  const allowed = await startDestination();
+  t.after(() => allowed.close());
+  const blocked = await startDestination('127.0.0.140');
+  t.after(() => blocked.close());
+  const last = await startDante({ host: '127.0.0.139', block: ['127.0.0.140/32'] });
+  t.after(() => last.close());
+  const member = await startMicrosocks({ host: '127.0.0.29' });
+  t.after(() => member.close());
+  const dead = await closedPort('127.0.0.30');
+  const gw = await startGateway({
+    upstreams: {
+      hop: { type: 'pool', strategy: 'failover', members: [`socks5://127.0.0.30:${dead}`, `socks5://${member.host}:${member.port}`] },
+      last: { type: 'socks5', host: last.host, port: last.port, via: 'hop' },
+    },
+    default: 'last',
+  });
+  t.after(() => gw.close());
+  const carrier = `socks5://${member.host}:${member.port}`;
+  assert.equal(await through(gw.port, allowed.port), 'hello 127.0.0.139');
+  assert.equal((await gw.accessLog((l) => l.rep === 0))?.member, carrier, 'a connected chain names the member that carried it');
+  // Dante's `socks block`, reached through the member: its 0x02 is the answer, the member still the carrier.
+  assert.equal(await socks5Rep(gw.port, { host: blocked.host, port: blocked.port }), 0x02);
+  assert.equal((await gw.accessLog((l) => l.rep === 0x02))?.member, carrier, 'a refused chain names the member it went through');
+});
