@@ -28,7 +28,9 @@ export async function handleBind(ctx: CommandContext): Promise<void> {
     const early = Buffer.concat([front.remainder(), watch.stop()]);
     if (got === 'aborted' || client.destroyed) {
       if (typeof got === 'object' && !(got instanceof Error)) got.socket.destroy(); // a peer nobody will read
-      if (left.signal.aborted) record.error = 'client left before the peer connected';
+      // A FIN ends `left`, a reset the connection's own signal: either way the client left
+      // (a gateway stop or an admin kill has said so already).
+      record.error ??= 'client left before the peer connected';
       return;
     }
     if (got === 'timeout' || got instanceof Error) {

@@ -29,6 +29,8 @@ for (const [how, extra] of [['end', 0], ['reset', 0], ['end', 8 * 1024], ['reset
     else s.resetAndDestroy();
     const line = await gw.accessLog((l) => l['cmd'] === 'bind', 2_000);
     assert.ok(line, 'the session ended without waiting for bind_timeout');
+    // A reset says so as a FIN does: the line must not read as a BIND that ended well.
+    assert.equal(line['error'], 'client left before the peer connected');
     assert.ok(await refused(first!.bound.port), 'the listener is closed');
   });
 }
