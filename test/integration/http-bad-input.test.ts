@@ -160,6 +160,18 @@ test('a malformed or oversize head is logged with a reply code next to its statu
   }
 });
 
+test('a client that resets in the middle of its first head is logged with why, as a SOCKS client is', async () => {
+  const s = await rawClient(gw.port);
+  const port = s.localPort;
+  await new Promise<void>((resolve) => s.write(`GET ${web.url}/ HTTP/1.1\r\nHo`, () => resolve()));
+  await new Promise((r) => setTimeout(r, 100)); // the gateway's parser holds the partial head
+  s.resetAndDestroy();
+  const line = await gw.accessLog((l) => l.protocol === 'http' && l.client === `127.0.0.1:${port}`);
+  assert.ok(line, 'one access-log line for the connection');
+  assert.equal(line['error'], 'closed during handshake', JSON.stringify(line));
+  await stillServes();
+});
+
 test('status mapping: blocked 403, refused 502, unknown name 502, connect timeout 504', async () => {
   const status = async (url: string, tunnel: boolean): Promise<string> => {
     // With -p, a refused tunnel's status is the CONNECT response's (http_connect).

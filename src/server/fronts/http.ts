@@ -84,6 +84,9 @@ export class HttpFront {
     conn.socket.resume();
     await closed(conn.socket);
     for (let running = this.#inFlight.get(conn); running?.size; ) await Promise.all(running);
+    // Gone before a first head was whole: a FIN gets its 400, but a reset reaches clientError
+    // with nothing to answer, and the line would read as a connection that ended well.
+    if (conn.logged === 0) conn.record.error ??= 'closed during handshake';
   };
 
   #track(conn: ClientConnection, work: Promise<void>): void {
