@@ -1,6 +1,7 @@
 // One bound for a whole outbound attempt (every hop, every handshake): a signal
 // that aborts when the caller's does or when `ms` pass, whichever is first.
 
+import type { Cancellation } from '../dns/types.js';
 import { GatewayError, Rep } from '../errors.js';
 
 /** A Deadline's own reason for aborting, made once: told apart from its caller's by identity. */
@@ -45,8 +46,9 @@ export class Deadline {
 /**
  * `work` until `signal` aborts: then a rejection with its reason, and `work` is left to
  * finish (or fail) on its own. For steps that take no signal themselves (a name lookup).
+ * A client connection is a Cancellation too: waiting on it makes no AbortSignal.
  */
-export function until<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+export function until<T>(work: Promise<T>, signal: Cancellation): Promise<T> {
   if (signal.aborted) {
     work.catch(() => {}); // its own failure, later, is nobody's
     return Promise.reject(signal.reason);

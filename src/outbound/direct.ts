@@ -6,6 +6,7 @@ import { connectHappyEyeballs } from '../dns/happy-eyeballs.js';
 import { addressesOf, literalAddress } from '../dns/resolver.js';
 import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
 import { GatewayError, toRep } from '../errors.js';
+import { until } from './deadline.js';
 import { EgressDeniedError, OPEN_EGRESS, type EgressGuard } from './egress.js';
 import { openDirectUdp } from './udp-direct.js';
 import type { Connection, DatagramOutbound, Destination, Outbound, OutboundContext, UdpChannel } from './types.js';
@@ -24,8 +25,11 @@ function literalAddresses(host: string): ResolvedAddress[] | undefined {
 
 export function createDirectOutbound(deps: DirectDeps): Outbound & DatagramOutbound {
   async function connect(dest: Destination, ctx: OutboundContext): Promise<Connection> {
-    // An IP literal needs no lookup and no await (most crawler traffic arrives resolved).
-    const resolved = ctx.resolved ?? literalAddresses(dest.host) ?? (await addressesOf(deps.dns, dest.host, ctx));
+    // The dial only listens for the request's end: the connection itself, where it can say so.
+    const cancel = ctx.cancel ?? ctx.signal;
+    // An IP literal needs no lookup and no await (most crawler traffic arrives resolved). A
+    // client gone during a lookup is let go at once; the lookup, shared, runs on for the others.
+    const resolved = ctx.resolved ?? literalAddresses(dest.host) ?? (await until(addressesOf(deps.dns, dest.host, ctx), cancel));
     // The guard sees exactly what will be dialed: no second lookup can swap the answer.
     const guard = deps.egress ?? OPEN_EGRESS;
     const addresses = resolved.filter((a) => !guard.denies(a.address, ctx.egressLift));
@@ -33,13 +37,11 @@ export function createDirectOutbound(deps: DirectDeps): Outbound & DatagramOutbo
       guard.denied(ctx.command ?? 'connect');
       throw new EgressDeniedError(resolved[0]?.address ?? dest.host);
     }
-    // The dial only listens for the request's end: the connection itself, where it can say so.
-    const until = ctx.cancel ?? ctx.signal;
     try {
-      const socket = await connectHappyEyeballs(addresses, dest.port, { timeout: deps.connectTimeout, signal: until });
+      const socket = await connectHappyEyeballs(addresses, dest.port, { timeout: deps.connectTimeout, signal: cancel });
       return { socket };
     } catch (err) {
-      if (err instanceof GatewayError || until.aborted) throw err;
+      if (err instanceof GatewayError || cancel.aborted) throw err;
       // An errno from the last attempt: keep its reply code, name the destination, keep the cause.
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
       throw new GatewayError('GW_ERR_CONNECT', `${dest.host}:${dest.port}: ${code}`, toRep(err), { cause: err });

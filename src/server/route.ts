@@ -1,5 +1,6 @@
 import { GatewayError, ProtocolError, Rep, RuleBlockedError } from '../errors.js';
 import { isDestinationHost } from '../config/domains.js';
+import { until } from '../outbound/deadline.js';
 import type { Outbound } from '../outbound/types.js';
 import type { Decision } from '../router/types.js';
 import type { Command } from '../config/types.js';
@@ -24,7 +25,8 @@ export async function route(ctx: CommandContext, cmd: Command, dest: Address = c
     throw new ProtocolError(`not a hostname: ${JSON.stringify(dest.host.slice(0, 100))}`, Rep.HOST_UNREACHABLE);
   }
   const decided = snapshot.router.decide({ dest, cmd, user: ctx.user, source: ctx.source });
-  const decision = decided instanceof Promise ? await decided : decided;
+  // A rule that resolves the name waits on DNS: a client gone meanwhile is let go at once.
+  const decision = decided instanceof Promise ? await until(decided, ctx.cancel) : decided;
   record.rule = decision.rule;
   record.outbound = decision.action;
   ctx.metrics.ruleHit(decision.rule, decision.action);

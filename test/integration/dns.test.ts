@@ -3,7 +3,7 @@ import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { curl } from '../helpers/curl.js';
 import { startDnsServer } from '../helpers/dns-server.js';
-import { socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
+import { rawClient, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
 import { metricValue } from '../helpers/metrics.js';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
@@ -48,6 +48,30 @@ test('NXDOMAIN and a silent server both give reply 0x04; an AAAA-only name reach
   assert.equal(six.code, 0, six.stderr);
   assert.match(six.stdout, /^hello \/v6 from ::1/);
 });
+
+for (const [where, rules] of [
+  ['the dial', []],
+  ['a rule that resolves', [{ name: 'lan', cidrs: ['10.0.0.0/8'], action: 'block' }]],
+] as const) {
+  test(`a client that resets while ${where} waits on a silent DNS server is let go and logged at once, not at the DNS timeout`, async (t) => {
+    const dns = await startDnsServer({ 'slow.test': { silent: true } });
+    t.after(() => dns.close());
+    const gw = await startGateway({ dns: { servers: [`127.0.0.1:${dns.port}`], timeout: '30s' }, rules });
+    t.after(() => gw.close());
+    const s = await rawClient(gw.port);
+    t.after(() => s.destroy());
+    const name = Buffer.from('slow.test');
+    s.write(Buffer.concat([Buffer.from([5, 1, 0, 5, 1, 0, 3, name.length]), name, Buffer.from([0, 80])]));
+    // The lookup has begun (the method reply goes out with the request's, the two pipelined).
+    for (let i = 0; i < 250 && dns.queries('slow.test', 'A') === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(dns.queries('slow.test', 'A') > 0, 'the gateway asked the DNS server');
+    s.resetAndDestroy();
+    // Held until the lookup gives up, the line came late and blamed the resolver.
+    const line = await gw.accessLog((l) => l.dest === 'slow.test:80', 10_000);
+    assert.ok(line, 'the connection was let go before the DNS timeout');
+    assert.equal(line['error'], 'client closed the connection', JSON.stringify(line));
+  });
+}
 
 test('the DNS cache counters keep counting across a reload that changes the dns section', async (t) => {
   const echo = await startEchoServer();
