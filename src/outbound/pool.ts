@@ -189,15 +189,28 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   let pickNow = 0;
   let pickTried: ReadonlySet<Member> | undefined;
   let pickCan: ((m: Member) => boolean) | undefined;
-  const usable = (m: Member): boolean => m.health.usable(pickNow) && !pickTried?.has(m) && (pickCan === undefined || pickCan(m));
+  let pickHealthy = false;
+  const usable = (m: Member): boolean =>
+    m.health.usable(pickNow) && (!pickHealthy || m.health.healthy) && !pickTried?.has(m) && (pickCan === undefined || pickCan(m));
 
-  function choose(view: View, key: string, params: SessionParams | undefined, tried: ReadonlySet<Member> | undefined, commit: boolean, can?: (m: Member) => boolean): Member | undefined {
+  /** `healthy`: only members in rotation, no ejected member due for its trial. */
+  function choose(
+    view: View,
+    key: string,
+    params: SessionParams | undefined,
+    tried: ReadonlySet<Member> | undefined,
+    commit: boolean,
+    can?: (m: Member) => boolean,
+    healthy = false,
+  ): Member | undefined {
     pickNow = now();
     pickTried = tried;
     pickCan = can;
+    pickHealthy = healthy;
     const m = view.strategy.choose(usable, key, lifetimeMs(params) ?? cfg.sticky_lifetime, pickNow, commit);
     pickTried = undefined;
     pickCan = undefined;
+    pickHealthy = false;
     if (m && commit) {
       turns++;
       m.state.triedAt = pickNow;
@@ -213,8 +226,14 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     /** Members that answered this request with 0x01, and whether each was begun healthy. */
     let gaveOne: Array<[Member, boolean]> | undefined;
     let last: unknown;
+    /**
+     * An ejected member's trial failed: the request's other attempts go to members in rotation
+     * while there are any. Members ejected together come due together, and a rotation over
+     * them would spend every attempt of a request on trials while healthy members wait.
+     */
+    let trialFailed = false;
     for (let i = 0; i < maxAttempts; i++) {
-      const m = choose(view, ctx.sessionKey, ctx.params, tried, true, can);
+      const m = (trialFailed ? choose(view, ctx.sessionKey, ctx.params, tried, true, can, true) : undefined) ?? choose(view, ctx.sessionKey, ctx.params, tried, true, can);
       if (!m) break;
       (tried ??= new Set()).add(m);
       ctx.member = m.name;
@@ -235,6 +254,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
         state.inFlight--;
         state.failures++;
         settle(m, err, !trial);
+        if (trial) trialFailed = true;
         if (ambiguous(err)) (gaveOne ??= []).push([m, !trial]);
         last = err;
         // A reply about the destination (0x02-0x08) goes to the client as it is: another

@@ -165,6 +165,24 @@ test('passive ejection backs off exponentially before a single trial', async () 
   assert.equal(p.stats()[0]!.ejectedForMs, 10_000, 'a failed trial doubles the backoff');
 });
 
+test('members ejected together and due for their trials together: a request tries one, then a member in rotation', async (t) => {
+  const d = await poolDestination(t);
+  const [live] = await poolMembers(t, ['127.0.0.38']);
+  const dead: Outbound[] = [];
+  for (const host of ['127.0.0.39', '127.0.0.40', '127.0.0.39']) dead.push(member({ host, port: await freePort(host) }));
+  let now = 1_000_000;
+  const p = createPoolOutbound('block', pool('round-robin', { ban_after: 1, max_attempts: 3 }), { members: specs([...dead, member(live!)]), log: silent, now: () => now });
+  t.after(() => p.close());
+  // The three dead members in a row: one request ejects them all, the next reaches the live one.
+  await assert.rejects(via(p, d));
+  assert.equal((await via(p, d)).peer, '127.0.0.38');
+  assert.deepEqual(p.stats().map((s) => s.healthy), [false, false, false, true]);
+  // Their backoffs end at once; the rotation is at the first of them again.
+  now += 5_000;
+  for (let i = 0; i < 3; i++) assert.equal((await via(p, d)).peer, '127.0.0.38', 'one trial failed, then the member in rotation');
+  assert.deepEqual(p.stats().map((s) => s.attempts), [2, 2, 2, 4], 'each due member had its trial once, one per request');
+});
+
 test('killing a member mid-run: others take over, retries hide it, health checks bring it back', async (t) => {
   const d = await poolDestination(t);
   const ups = await poolMembers(t, ['127.0.0.24', '127.0.0.25', '127.0.0.26']);
