@@ -154,7 +154,10 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
   // Signals are taken from the start: a SIGHUP while workers boot must not end the process.
   // A second stop signal stops at once (PRODUCT.md "Command line").
   let atOnce = (): void => process.exit(EXIT_STOPPED_AT_ONCE);
-  const stopSignal = stopSignals(() => atOnce());
+  const stopSignal = stopSignals((second) => {
+    log.warn({ signal: second }, 'second signal: stopping at once');
+    atOnce();
+  });
   const workerApi = new WorkerApi();
   const sums = new ClusterMetrics(workerApi);
   countFromWorkers(sums);

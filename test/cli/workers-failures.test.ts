@@ -150,3 +150,31 @@ test('one process: a second stop signal of the other kind stops at once', { time
   assert.equal(code, 1);
   assert.ok(gw.lines.some((l) => l.msg === 'second signal: stopping at once'));
 });
+
+test('workers: a second stop signal stops the primary at once, says so, and takes the workers with it', { timeout: 120_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startCliGateway(await tempConfig(`${BASE}workers: 2\n`), [], [], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const pids = (await gw.waitFor((l) => l.msg === 'workers listening', BOOT_MS)).pids as number[];
+  // A connection held open keeps its worker's drain going for up to 30 s.
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 5_000);
+  t.after(() => (socket as Socket).destroy());
+  gw.child.kill('SIGINT');
+  await gw.waitFor((l) => l.msg === 'draining open connections', 15_000);
+  gw.child.kill('SIGTERM');
+  const code = await Promise.race([gw.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 10_000))]);
+  assert.equal(code, 1);
+  assert.ok(gw.lines.some((l) => l.msg === 'second signal: stopping at once' && l.role === 'primary'));
+  for (let i = 0; i < 100 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(pids.filter(alive), [], 'no worker left behind');
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
