@@ -16,9 +16,8 @@ export type Answer =
   | { kind: 'negative'; reason: string };
 
 export interface Backend {
-  /** DNS questions one lookup costs (A + AAAA = 2), for the `queries` counter. */
-  readonly questionsPerLookup: number;
-  query(name: string): Promise<Answer>;
+  /** `asked` is told the DNS questions sent (A + AAAA = 2 a server, 1 a getaddrinfo), for the `queries` counter. */
+  query(name: string, asked?: (questions: number) => void): Promise<Answer>;
   cancel(): void;
 }
 
@@ -64,22 +63,41 @@ function withDeadline<T>(name: string, p: Promise<T>, ms: number): Promise<T> {
   });
 }
 
+/**
+ * Answers that blame the server, not the name (c-ares' own list): the other servers are asked.
+ * Node runs c-ares with ARES_FLAG_NOCHECKRESP, so its channel hands these back from the first
+ * server that gives one instead of trying the next, as it does for a silent or closed one.
+ */
+const SERVER_AT_FAULT = new Set(['ESERVFAIL', 'EREFUSED', 'ENOTIMP']);
+
+const serverAtFault = (err: unknown): boolean =>
+  err instanceof NameNotResolvedError && SERVER_AT_FAULT.has(errCode(err.cause) ?? '');
+
 export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
   // One try per server: the deadline below and the caller's retry on the next request handle loss.
-  const resolver = new Resolver({ timeout: cfg.timeout, tries: 1 });
-  try {
-    resolver.setServers(servers);
-  } catch (err) {
-    throw new ConfigError([`dns.servers: ${(err as Error).message}`]);
-  }
+  const channel = (list: string[]): Resolver => {
+    const resolver = new Resolver({ timeout: cfg.timeout, tries: 1 });
+    try {
+      resolver.setServers(list);
+    } catch (err) {
+      throw new ConfigError([`dns.servers: ${(err as Error).message}`]);
+    }
+    return resolver;
+  };
+  // All servers in one channel (c-ares moves past a silent or unreachable one, and remembers
+  // it); one channel per server to ask each in turn after a SERVFAIL or REFUSED.
+  const all = channel(servers);
+  const each = servers.length > 1 ? servers.map((s) => channel([s])) : [];
   // Node timers hold at most 2^31-1 ms; a longer one would fire at once.
   const deadline = Math.min(cfg.timeout * servers.length + 1000, 2 ** 31 - 1);
+  const oneDeadline = Math.min(cfg.timeout + 1000, 2 ** 31 - 1);
 
-  async function query(name: string): Promise<Answer> {
+  async function ask(resolver: Resolver, name: string, ms: number, asked?: (questions: number) => void): Promise<Answer> {
+    asked?.(2);
     const [v4, v6] = await withDeadline(
       name,
       Promise.allSettled([resolver.resolve4(name, { ttl: true }), resolver.resolve6(name, { ttl: true })]),
-      deadline,
+      ms,
     );
     const addresses: ResolvedAddress[] = [];
     let ttl = Infinity;
@@ -104,7 +122,30 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
     throw failure(name, errors.find((e) => errCode(e) !== NXDOMAIN && errCode(e) !== NODATA));
   }
 
-  return { questionsPerLookup: 2, query, cancel: () => resolver.cancel() };
+  async function query(name: string, asked?: (questions: number) => void): Promise<Answer> {
+    try {
+      return await ask(all, name, deadline, asked);
+    } catch (err) {
+      if (!serverAtFault(err)) throw err;
+      // Which server failed is not known: each is asked in order, the first definite answer wins.
+      for (const one of each) {
+        try {
+          return await ask(one, name, oneDeadline, asked);
+        } catch {
+          // this one failed too (or is the one that did): the next
+        }
+      }
+      throw err;
+    }
+  }
+
+  return {
+    query,
+    cancel: () => {
+      all.cancel();
+      for (const one of each) one.cancel();
+    },
+  };
 }
 
 /**
@@ -125,7 +166,8 @@ const NOT_WAITED_FOR = new Error('the lookup was no longer waited for');
 
 /** `lookup`: getaddrinfo, or a stand-in for a test (a real one cannot be made to hang without a network name server). */
 export function systemBackend(cfg: DnsConfig, lookup: SystemLookup = systemLookup): Backend {
-  async function query(name: string): Promise<Answer> {
+  async function query(name: string, asked?: (questions: number) => void): Promise<Answer> {
+    asked?.(1);
     let list: SystemAnswer;
     try {
       // getaddrinfo runs on the libuv pool and cannot be cancelled: the deadline only stops the
@@ -149,5 +191,5 @@ export function systemBackend(cfg: DnsConfig, lookup: SystemLookup = systemLooku
     if (addresses.length === 0) return { kind: 'negative', reason: 'no address records' };
     return { kind: 'positive', addresses, ttl: SYSTEM_TTL_SECONDS };
   }
-  return { questionsPerLookup: 1, query, cancel: () => {} };
+  return { query, cancel: () => {} };
 }

@@ -79,10 +79,9 @@ export function createResolver(cfg: DnsConfig, opts: ResolverOptions = {}): DnsR
   const log = opts.log;
 
   async function query(name: string): Promise<readonly ResolvedAddress[]> {
-    counters.queries += backend.questionsPerLookup;
     let answer;
     try {
-      answer = await backend.query(name);
+      answer = await backend.query(name, (questions) => (counters.queries += questions));
     } catch (err) {
       // Transient (timeout, SERVFAIL, refused): not cached, the next request asks again.
       const e = err instanceof NameNotResolvedError ? err : new NameNotResolvedError(name, 'lookup failed', { cause: err });

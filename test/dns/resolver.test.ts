@@ -116,6 +116,47 @@ test('SERVFAIL gives 0x04 and is not cached', async (t) => {
   assert.equal(dns.stats().negativeHits, 0);
 });
 
+test('a SERVFAIL or REFUSED from one server is asked of the next; when every server fails, 0x04', { timeout: 20_000 }, async (t) => {
+  const first = await startDnsServer({ 'sf.test': { servfail: true }, 'rf.test': { refused: true }, 'all.test': { servfail: true } });
+  t.after(() => first.close());
+  const second = await startDnsServer({ 'sf.test': { A: ['192.0.2.21'] }, 'rf.test': { A: ['192.0.2.22'], AAAA: ['2001:db8::22'] }, 'all.test': { refused: true } });
+  t.after(() => second.close());
+  const dns = createResolver({
+    servers: [`127.0.0.1:${first.port}`, `127.0.0.1:${second.port}`],
+    cache_size: 100,
+    negative_ttl: 30_000,
+    timeout: 1_000,
+    prefer: 'ipv4',
+    hosts: {},
+  });
+  t.after(() => dns.close());
+  assert.deepEqual(await dns.lookup('sf.test'), [{ address: '192.0.2.21', family: 4 }]);
+  assert.deepEqual(await dns.lookup('rf.test'), [
+    { address: '192.0.2.22', family: 4 },
+    { address: '2001:db8::22', family: 6 },
+  ]);
+  assert.ok(second.queries('sf.test', 'A') >= 1 && second.queries('rf.test', 'AAAA') >= 1);
+  // The answers the second server gave are cached as any other.
+  const asked = first.queries('sf.test') + second.queries('sf.test');
+  await dns.lookup('sf.test');
+  assert.equal(first.queries('sf.test') + second.queries('sf.test'), asked);
+  // Nobody answers: a failure, not cached.
+  await rejectsWith04(dns.lookup('all.test'));
+  assert.ok(first.queries('all.test', 'A') >= 1 && second.queries('all.test', 'A') >= 1);
+  assert.equal(dns.stats().negativeHits, 0);
+  // Every question sent, the servers asked again included, is counted.
+  const received = ['sf.test', 'rf.test', 'all.test'].reduce((n, name) => n + first.queries(name) + second.queries(name), 0);
+  assert.equal(dns.stats().queries, received);
+});
+
+test('REFUSED from the only server gives 0x04 and is not cached', async (t) => {
+  const { server, dns } = await setup(t, { 'no.test': { refused: true } });
+  await rejectsWith04(dns.lookup('no.test'));
+  await rejectsWith04(dns.lookup('no.test'));
+  assert.equal(server.queries('no.test', 'A'), 2);
+  assert.equal(dns.stats().negativeHits, 0);
+});
+
 test('hosts and IP literals answer without any query', async (t) => {
   const { server, dns } = await setup(t, {}, { hosts: { 'printer.corp': '10.8.3.3', 'v6.corp': '2001:db8::9' } });
   assert.deepEqual(await dns.lookup('printer.corp'), [{ address: '10.8.3.3', family: 4 }]);

@@ -14,13 +14,17 @@ export interface DnsRecord {
   ttl?: number; // seconds, default 60
   nxdomain?: boolean;
   servfail?: boolean;
+  refused?: boolean;
+  truncated?: boolean; // TC bit set and no answers (a client should retry over TCP, which is not served)
+  cname?: string; // answered as a CNAME to this name, followed by that name's records
+  cnameTtl?: number; // seconds, the CNAME record's own TTL (default: ttl)
   silent?: boolean | QueryType[]; // never answers (questions of these types only, when a list)
 }
 
 export type QueryType = 'A' | 'AAAA';
 
 export interface DnsServer {
-  host: '127.0.0.1';
+  host: '127.0.0.1' | '::1';
   port: number;
   /** Questions received for `name` (lower case, no trailing dot), of `type` or of any type. */
   queries(name: string, type?: QueryType): number;
@@ -33,18 +37,20 @@ export interface DnsServer {
 const NOERROR = 0;
 const SERVFAIL = 2;
 const NXDOMAIN = 3;
+const REFUSED = 5;
+const FLAG_TC = 1 << 9;
 const FLAG_AA = 1 << 10;
 const FLAG_RD = 1 << 8;
 const FLAG_RA = 1 << 7;
 
 const norm = (name: string): string => name.toLowerCase().replace(/\.$/, '');
 
-export async function startDnsServer(records: Record<string, DnsRecord>): Promise<DnsServer> {
+export async function startDnsServer(records: Record<string, DnsRecord>, host: '127.0.0.1' | '::1' = '127.0.0.1'): Promise<DnsServer> {
   const table = new Map<string, DnsRecord>();
   for (const [name, rec] of Object.entries(records)) table.set(norm(name), rec);
   const counts = new Map<string, number>();
 
-  const sock = createSocket('udp4');
+  const sock = createSocket(host === '::1' ? 'udp6' : 'udp4');
   sock.on('message', (msg, rinfo) => {
     let query: dnsPacket.Packet;
     try {
@@ -59,14 +65,14 @@ export async function startDnsServer(records: Record<string, DnsRecord>): Promis
     counts.set(key, (counts.get(key) ?? 0) + 1);
     const rec = table.get(name);
     if (rec?.silent === true || (Array.isArray(rec?.silent) && rec.silent.some((t) => t === q.type))) return;
-    const reply = answer(query, q, rec);
+    const reply = answer(query, q, rec, table);
     sock.send(dnsPacket.encode(reply), rinfo.port, rinfo.address);
   });
-  sock.bind(0, '127.0.0.1');
+  sock.bind(0, host);
   await once(sock, 'listening');
 
   return {
-    host: '127.0.0.1',
+    host,
     port: sock.address().port,
     queries(name, type) {
       const n = norm(name);
@@ -80,23 +86,33 @@ export async function startDnsServer(records: Record<string, DnsRecord>): Promis
   };
 }
 
-function answer(query: dnsPacket.Packet, q: dnsPacket.Question, rec: DnsRecord | undefined): dnsPacket.Packet {
+function answer(query: dnsPacket.Packet, q: dnsPacket.Question, rec: DnsRecord | undefined, table: Map<string, DnsRecord>): dnsPacket.Packet {
   let rcode = NOERROR;
+  let flags = FLAG_AA | FLAG_RD | FLAG_RA;
   const answers: dnsPacket.Answer[] = [];
+  // Follow CNAMEs (a bounded number of hops), as a recursive server puts the chain in one answer.
+  let name = q.name;
+  for (let hop = 0; rec?.cname !== undefined && hop < 8; hop++) {
+    answers.push({ type: 'CNAME', name, ttl: rec.cnameTtl ?? rec.ttl ?? 60, class: 'IN', data: rec.cname });
+    name = rec.cname;
+    rec = table.get(norm(name));
+  }
   if (!rec || rec.nxdomain) rcode = NXDOMAIN;
   else if (rec.servfail) rcode = SERVFAIL;
+  else if (rec.refused) rcode = REFUSED;
+  else if (rec.truncated) flags |= FLAG_TC;
   else {
     const ttl = rec.ttl ?? 60;
     const list = q.type === 'A' ? rec.A : q.type === 'AAAA' ? rec.AAAA : undefined;
     for (const data of list ?? []) {
-      if (q.type === 'A') answers.push({ type: 'A', name: q.name, ttl, class: 'IN', data });
-      else answers.push({ type: 'AAAA', name: q.name, ttl, class: 'IN', data });
+      if (q.type === 'A') answers.push({ type: 'A', name, ttl, class: 'IN', data });
+      else answers.push({ type: 'AAAA', name, ttl, class: 'IN', data });
     }
   }
   return {
     id: query.id ?? 0,
     type: 'response',
-    flags: FLAG_AA | FLAG_RD | FLAG_RA | rcode,
+    flags: flags | rcode,
     questions: [q],
     answers,
   };
