@@ -67,8 +67,10 @@ function withDeadline<T>(name: string, p: Promise<T>, ms: number): Promise<T> {
  * Answers that blame the server, not the name (c-ares' own list): the other servers are asked.
  * Node runs c-ares with ARES_FLAG_NOCHECKRESP, so its channel hands these back from the first
  * server that gives one instead of trying the next, as it does for a silent or closed one.
+ * ECONNREFUSED too: a truncated answer (TC) is asked again over TCP, and a refused TCP
+ * connection used up the one try the next server had.
  */
-const SERVER_AT_FAULT = new Set(['ESERVFAIL', 'EREFUSED', 'ENOTIMP']);
+const SERVER_AT_FAULT = new Set(['ESERVFAIL', 'EREFUSED', 'ENOTIMP', 'ECONNREFUSED']);
 
 const serverAtFault = (err: unknown): boolean =>
   err instanceof NameNotResolvedError && SERVER_AT_FAULT.has(errCode(err.cause) ?? '');

@@ -149,6 +149,33 @@ test('a SERVFAIL or REFUSED from one server is asked of the next; when every ser
   assert.equal(dns.stats().queries, received);
 });
 
+test('a truncated answer from a server that takes no TCP is asked of the next server', { timeout: 20_000 }, async (t) => {
+  // The test server answers UDP only: the TCP retry a TC bit calls for is refused.
+  const first = await startDnsServer({ 'big.test': { truncated: true } });
+  t.after(() => first.close());
+  const second = await startDnsServer({ 'big.test': { A: ['192.0.2.23'] } });
+  t.after(() => second.close());
+  const dns = createResolver({
+    servers: [`127.0.0.1:${first.port}`, `127.0.0.1:${second.port}`],
+    cache_size: 100,
+    negative_ttl: 30_000,
+    timeout: 1_000,
+    prefer: 'ipv4',
+    hosts: {},
+  });
+  t.after(() => dns.close());
+  assert.deepEqual(await dns.lookup('big.test'), [{ address: '192.0.2.23', family: 4 }]);
+  assert.ok(first.queries('big.test', 'A') >= 1);
+});
+
+test('a truncated answer from the only server, with no TCP to retry on, gives 0x04 and is not cached', async (t) => {
+  const { server, dns } = await setup(t, { 'big.test': { truncated: true } });
+  await rejectsWith04(dns.lookup('big.test'));
+  await rejectsWith04(dns.lookup('big.test'));
+  assert.equal(server.queries('big.test', 'A'), 2);
+  assert.equal(dns.stats().negativeHits, 0);
+});
+
 test('REFUSED from the only server gives 0x04 and is not cached', async (t) => {
   const { server, dns } = await setup(t, { 'no.test': { refused: true } });
   await rejectsWith04(dns.lookup('no.test'));
