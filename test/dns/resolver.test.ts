@@ -220,6 +220,32 @@ test('LRU eviction at cache_size: counted, and the evicted name is asked again',
   assert.equal(dns.stats().evictions, 2);
 });
 
+test('a CNAME chain is followed and cached no longer than its shortest TTL', async (t) => {
+  const { server, dns } = await setup(t, {
+    'www.test': { cname: 'cdn.test', cnameTtl: 1 },
+    'cdn.test': { A: ['192.0.2.30'], AAAA: ['2001:db8::30'], ttl: 300 },
+  });
+  const want = [
+    { address: '192.0.2.30', family: 4 },
+    { address: '2001:db8::30', family: 6 },
+  ];
+  assert.deepEqual(await dns.lookup('www.test'), want);
+  assert.deepEqual(await dns.lookup('www.test'), want);
+  assert.equal(server.queries('www.test', 'A'), 1);
+  await sleep(1_200);
+  assert.deepEqual(await dns.lookup('www.test'), want);
+  assert.equal(server.queries('www.test', 'A'), 2);
+});
+
+test('an IPv6 server given as [::1]:PORT is asked', async (t) => {
+  const server = await startDnsServer({ 'six.test': { A: ['192.0.2.31'] } }, '::1');
+  t.after(() => server.close());
+  const dns = createResolver({ servers: [`[::1]:${server.port}`], cache_size: 100, negative_ttl: 30_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
+  t.after(() => dns.close());
+  assert.deepEqual(await dns.lookup('six.test'), [{ address: '192.0.2.31', family: 4 }]);
+  assert.equal(server.queries('six.test', 'A'), 1);
+});
+
 test('the preferred family comes first', async (t) => {
   const records = { 'dual.test': { A: ['192.0.2.21', '192.0.2.22'], AAAA: ['2001:db8::21'] } };
   const v6 = await setup(t, records, { prefer: 'ipv6' });
