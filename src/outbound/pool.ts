@@ -8,7 +8,7 @@ import { filterParams, lifetimeMs, RESERVED_PARAMS, type SessionParams } from '.
 import { createHealthChecks, DEFAULT_HEALTH_POLICY, type HealthPolicy, type MemberHealth, type Transition } from './health.js';
 import { AbortedError } from './deadline.js';
 import { takeOver, type MemberState, type PoolMemory } from './member-state.js';
-import { answeredAboutDestination, isUpstreamFault } from './socks5-errors.js';
+import { answeredAboutDestination, isUpstreamFault, UpstreamAuthError } from './socks5-errors.js';
 import type { MemberStats, PoolOutbound } from './stats.js';
 import { createStrategy, FASTEST_STALE_MS, memberHash, type Pickable, type Strategy } from './strategies.js';
 import type { BindHandle, Connection, DatagramOutbound, Destination, MemberSpec, Outbound, OutboundContext, UdpChannel } from './types.js';
@@ -45,6 +45,13 @@ interface Member extends Pickable {
   readonly health: MemberHealth;
   readonly tags: Readonly<Record<string, string>>;
   readonly placeholders: ReadonlySet<string>;
+}
+
+/** The member's username or password holds a `{NAME}` the request gave a value for (`{user}` is a configured name, not the client's choice). */
+function fillsClientValues(m: Member, params: SessionParams | undefined): boolean {
+  if (params === undefined) return false;
+  for (const k of m.placeholders) if (k !== 'user' && params[k] !== undefined && params[k] !== '') return true;
+  return false;
 }
 
 /** A member's 0x01: its own failure or the destination's, which only another member's answer tells apart. */
@@ -157,8 +164,13 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     h.measuredAt = t;
   }
 
-  function settle(m: Member, err: unknown, begunHealthy: boolean): void {
-    if (isUpstreamFault(err) || err instanceof PoolExhaustedError) note(m, m.health.failure(now(), policy, begunHealthy));
+  function settle(m: Member, err: unknown, begunHealthy: boolean, params: SessionParams | undefined): void {
+    // A login refused with the client's own values filled in ({session}, {country}) may be a
+    // refusal of those values: any client could otherwise eject the member for everyone with
+    // a parameter its provider does not know. The member's own credentials are judged by the
+    // health check, which fills in none.
+    if (err instanceof UpstreamAuthError && fillsClientValues(m, params)) m.health.neutral(begunHealthy);
+    else if (isUpstreamFault(err) || err instanceof PoolExhaustedError) note(m, m.health.failure(now(), policy, begunHealthy));
     else if (answeredAboutDestination(err)) note(m, m.health.success());
     else m.health.neutral(begunHealthy); // the client left, local DNS, or an ambiguous 0x01
   }
@@ -253,7 +265,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       } catch (err) {
         state.inFlight--;
         state.failures++;
-        settle(m, err, !trial);
+        settle(m, err, !trial, ctx.params);
         if (trial) trialFailed = true;
         if (ambiguous(err)) (gaveOne ??= []).push([m, !trial]);
         last = err;

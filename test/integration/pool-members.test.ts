@@ -8,7 +8,7 @@ import { blackhole } from '../helpers/blackhole.js';
 import { socks5Rep, startGateway } from '../helpers/index.js';
 import { startDelayingForwarder, startRecordingSocks } from '../helpers/instruments.js';
 import { poolDestination, poolGateway, poolOf, throughPool } from '../helpers/pool.js';
-import { startDante, startMicrosocks } from '../helpers/upstreams.js';
+import { startDante, startMicrosocks, startTinyproxy } from '../helpers/upstreams.js';
 
 test('fastest: each member is probed, then the one without the added delay takes the traffic', async (t) => {
   const d = await poolDestination(t);
@@ -59,6 +59,30 @@ test('templates: a member receives {user}, {session} and {NAME} filled, and part
   const text = JSON.stringify(gw.logs) + JSON.stringify(poolOf(gw).stats());
   assert.ok(!text.includes(secret), 'the member password is in a log line or the stats');
   assert.ok(text.includes('%7Bsession%7D') || text.includes('{session}'), 'the member is named by its template, not a filled username');
+});
+
+test('a login refused for a value the client filled in ({country}) does not eject the member for everyone; a refused login of its own still does', async (t) => {
+  const d = await poolDestination(t);
+  // The providers know country de only: any other value in the filled username is a refused login.
+  const socks = await startMicrosocks({ host: '127.0.0.210', user: 'cust-country-de', pass: 'sec' });
+  t.after(() => socks.close());
+  const http = await startTinyproxy({ host: '127.0.0.211', user: 'hcust-country-de', pass: 'sec' });
+  t.after(() => http.close());
+  const members: Array<[string, string]> = [
+    [`socks5://${encodeURIComponent('cust-country-{country}')}:sec@${socks.host}:${socks.port}`, socks.host],
+    [`http://${encodeURIComponent('hcust-country-{country}')}:sec@${http.host}:${http.port}`, http.host],
+  ];
+  for (const [member, exit] of members) {
+    const gw = await poolGateway(t, { strategy: 'round-robin', ban_after: 2, members: [member] });
+    for (let i = 0; i < 4; i++) assert.equal(await throughPool(gw, d, 'alice-country-zz'), 0x01, `${member}: refused login ${i}`);
+    const [stats] = poolOf(gw).stats();
+    assert.equal(stats!.healthy, true, `${member}: ejected by a client's parameter`);
+    assert.equal(await throughPool(gw, d, 'alice-country-de'), exit, `${member}: another client still served`);
+  }
+  // Without a value of the client's in it, the login that fails is the member's own: ejected.
+  const wrong = await poolGateway(t, { strategy: 'round-robin', ban_after: 2, members: [`socks5://cust-country-de:wrong@${socks.host}:${socks.port}`] });
+  for (let i = 0; i < 2; i++) assert.equal(await throughPool(wrong, d), 0x01);
+  assert.equal(poolOf(wrong).stats()[0]!.healthy, false, 'a member with a wrong password stays in rotation');
 });
 
 test('a member refusing the destination (Dante, socks block: 0x02) is neither retried nor ejected', async (t) => {
