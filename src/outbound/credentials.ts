@@ -5,6 +5,7 @@
 // (`brd-customer-c1-zone-z1-session-{session}-country-{country}`).
 
 import { GatewayError, Rep } from '../errors.js';
+import { MAX_USERID } from '../protocol/constants.js';
 import type { OutboundContext } from './types.js';
 
 export interface Credentials {
@@ -66,8 +67,19 @@ export function assertRfc1929(upstream: string, c: Credentials): void {
   }
 }
 
+/**
+ * SOCKS4 gives USERID no length, but servers bound it (Dante drops a request whose USERID runs
+ * to a couple of KiB, and the pool took that for the member failing). A member template filled
+ * with a long session parameter from an HTTP client could so eject a member for everyone: a
+ * USERID longer than the gateway's own SOCKS4 front accepts is refused here, unsent.
+ */
+export function assertSocks4UserId(upstream: string, username: string | undefined): void {
+  if (username !== undefined && Buffer.byteLength(username, 'utf8') > MAX_USERID) throw new CredentialsTooLongError(upstream, 'USERID');
+}
+
 export class CredentialsTooLongError extends GatewayError {
-  constructor(upstream: string, field: 'username' | 'password') {
-    super('GW_ERR_CREDENTIALS_TOO_LONG', `upstream "${upstream}": ${field} longer than the 255 bytes SOCKS5 can carry`, Rep.GENERAL_FAILURE);
+  constructor(upstream: string, field: 'username' | 'password' | 'USERID') {
+    const carrier = field === 'USERID' ? 'the gateway sends over SOCKS4' : 'SOCKS5 can carry';
+    super('GW_ERR_CREDENTIALS_TOO_LONG', `upstream "${upstream}": ${field} longer than the 255 bytes ${carrier}`, Rep.GENERAL_FAILURE);
   }
 }

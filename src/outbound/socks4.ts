@@ -6,7 +6,7 @@
 import { isIP } from 'node:net';
 import type { Socks4UpstreamConfig } from '../config/types.js';
 import { GatewayError, Rep } from '../errors.js';
-import { credentialsFor } from './credentials.js';
+import { assertSocks4UserId, credentialsFor } from './credentials.js';
 import { assertSendable, createProxyOutbound, heldUntilClose, proxyDialer, resolveHere, type ProxyDeps } from './proxy-outbound.js';
 import { lastHopAddress, openSocks5Bind, type LastHop } from './socks5-bind.js';
 import { fromSocksError } from './socks5-errors.js';
@@ -30,6 +30,7 @@ export function createSocks4Outbound(name: string, cfg: Socks4UpstreamConfig, de
     // first thing we send, so a proxy that took our connection is alive, and silence from
     // then on is the destination's (0x06, not a member fault), as after a SOCKS5 CONNECT.
     handshake: (socket, to, run) => {
+      assertSocks4UserId(name, run.credentials.username);
       run.heard();
       return socksHandshake(4, proxy, socket, to, { ...run, credentials: { username: run.credentials.username } }, deps.connectTimeout);
     },

@@ -8,7 +8,7 @@ import type { DnsResolver } from '../dns/types.js';
 import { ConnectTimeoutError, NameNotResolvedError, type GatewayError } from '../errors.js';
 import { AbortedError, Deadline } from './deadline.js';
 import { keepEarlyData } from './early-data.js';
-import { assertRfc1929 } from './credentials.js';
+import { assertRfc1929, assertSocks4UserId } from './credentials.js';
 import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from './socks5-errors.js';
 import { boundAddress, boundHost, dialLiteral, normalizeIp, type Socks5UdpUpstream, type UpstreamDialer } from './socks5-udp.js';
 import type { BindHandle, Destination, OutboundContext } from './types.js';
@@ -67,7 +67,9 @@ function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest
   const ms = deps.connectTimeout;
   const bnd = (remote: SocksRemoteHost | undefined): Promise<Destination> => bndOf(remote, tcp, deps.lastHop);
   return new Promise((resolve, reject) => {
-    if ((upstream.version ?? 5) === 5) assertRfc1929(name, upstream); // a throw here rejects
+    // A throw here rejects.
+    if ((upstream.version ?? 5) === 5) assertRfc1929(name, upstream);
+    else assertSocks4UserId(name, upstream.username);
     const client = new SocksClient({
       proxy: { host: upstream.host, port: upstream.port, type: upstream.version ?? 5, userId: upstream.username, password: upstream.password },
       command: 'bind',

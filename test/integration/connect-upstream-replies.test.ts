@@ -1,7 +1,7 @@
 // CONNECT through a SOCKS5 upstream when something cannot be carried: a BND.ADDR our own
 // reply cannot encode (the client is refused, the dialed socket closed with it), a reply of
-// an address type RFC 1928 does not have, or member credentials longer than RFC 1929 allows
-// (refused before anything is sent).
+// an address type RFC 1928 does not have, or member credentials longer than RFC 1929 allows,
+// or a SOCKS4 USERID longer than 255 bytes (refused before anything is sent).
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -10,9 +10,10 @@ import { Cmd } from '../../src/protocol/constants.js';
 import { encodeGreeting, encodeRequest } from '../../src/protocol/messages.js';
 import { SocksClient } from 'socks';
 import { closedWithin, readBytes, startEchoServer, startGateway } from '../helpers/index.js';
-import { httpConnectRaw } from '../helpers/raw-proxy.js';
+import { echoOnce, httpConnectRaw } from '../helpers/raw-proxy.js';
+import { isPoolOutbound } from '../../src/outbound/stats.js';
 import { startRecordingSocks, startScriptedSocks } from '../helpers/instruments.js';
-import { startMicrosocks } from '../helpers/upstreams.js';
+import { startDante, startMicrosocks } from '../helpers/upstreams.js';
 
 /** ATYP 3 with 100 bytes that are not UTF-8: the `socks` client reads them as 100 U+FFFD, 300 bytes re-encoded. */
 const UNENCODABLE_BND = Buffer.concat([Buffer.from([5, 0, 0, 3, 100]), Buffer.alloc(100, 0xff), Buffer.from([0x1f, 0x90])]);
@@ -73,6 +74,34 @@ test('a member username filled past the 255 bytes SOCKS5 can carry: the client g
   ok.socket.write('still up');
   assert.equal((await readBytes(ok.socket, 8)).toString(), 'still up');
   assert.deepEqual(recording.logins.map((l) => l.username), ['customer-c1234567-zone-residential-session-short']);
+});
+
+test('a SOCKS4 member USERID filled past 255 bytes by an HTTP client\'s long session is not sent: 502, and the member is not ejected for it', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  // Dante drops a request whose USERID runs to a couple of KiB: sent, it failed the member.
+  const dante = await startDante({ host: '127.0.0.1' });
+  t.after(() => dante.close());
+  const gw = await startGateway({
+    auth: { users: [{ username: 'alice', password: 'alice-pw' }] },
+    upstreams: { crawl: { type: 'pool', ban_after: 2, members: [`socks4://${encodeURIComponent('cust-session-{session}')}@127.0.0.1:${dante.port}`] } },
+    default: 'crawl',
+  });
+  t.after(() => gw.close());
+  for (let i = 0; i < 3; i++) {
+    const long = await httpConnectRaw(gw.port, echo.port, { user: `alice-session-${'s'.repeat(3_000)}`, password: 'alice-pw' });
+    long.socket.destroy();
+    assert.equal(long.code, 502, `long session ${i}`);
+  }
+  const pool = gw.gw.snapshot.outbounds.get('crawl');
+  assert.ok(pool && isPoolOutbound(pool));
+  assert.equal(pool.stats()[0]!.healthy, true, 'the member was ejected for a client\'s session');
+  const line = await gw.accessLog((l) => l['status'] === 502);
+  assert.match(String(line?.['error']), /USERID longer than the 255 bytes/);
+  const ok = await httpConnectRaw(gw.port, echo.port, { user: 'alice-session-short', password: 'alice-pw' });
+  t.after(() => ok.socket.destroy());
+  assert.equal(ok.code, 200);
+  assert.equal(await echoOnce(ok.socket, 'still served'), 'still served');
 });
 
 test('an upstream success reply with an unknown address type (0x09) is a failed handshake: 0x01, and none of its bytes reach the client', async (t) => {
