@@ -53,6 +53,12 @@ export interface AccessRecord {
   ms?: number;
 }
 
+/**
+ * Records whose `user` is the name a refused login gave: logged so the attempt can be traced,
+ * never counted as that user's (metrics.per_user), since anyone can send a configured name.
+ */
+export const refusedLogins = new WeakSet<AccessRecord>();
+
 /** Every key an access record may have, checked complete by the compiler. */
 const ACCESS_KEYS: Readonly<Record<keyof AccessRecord, true>> = {
   sid: true,

@@ -9,7 +9,7 @@ import { lineWriter, type LineWriter } from '../observe/logger.js';
 import type { Metrics, SessionTotals } from '../observe/metrics.js';
 import type { Connection } from '../outbound/types.js';
 import { handleBind } from './bind.js';
-import { ACCESS_RECORD_KEYS, boundOf, type AccessRecord, type CommandContext } from './context.js';
+import { ACCESS_RECORD_KEYS, boundOf, refusedLogins, type AccessRecord, type CommandContext } from './context.js';
 import { outboundContext } from './outbound-context.js';
 import { relay, type RelayResult } from './relay.js';
 import { route } from './route.js';
@@ -114,7 +114,7 @@ export function logAccess(metrics: Metrics, log: Logger, record: AccessRecord, s
   record.ms = Math.round(performance.now() - startedMs);
   const totals: SessionTotals = { protocol: record.protocol ?? 'none', command: record.cmd ?? 'none', rep: String(record.rep ?? 'none'), up: record.up, down: record.down };
   if (record.rule !== undefined) totals.rule = record.rule;
-  if (record.user !== undefined) totals.user = record.user;
+  if (record.user !== undefined && !refusedLogins.has(record)) totals.user = record.user;
   metrics.sessionEnded(totals, config);
   // The record is the line's object as it is (`sid` first, `ms` last): no copy per line.
   accessLine(log)(record);

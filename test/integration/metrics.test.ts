@@ -91,6 +91,25 @@ test('counters move with real traffic, per rule and per configured user; an unkn
   assert.match(after, /^# TYPE socksgate_egress_denials_total counter$/m);
 });
 
+test('a refused login under a configured name is logged with that name but counted as no user\'s connection', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({
+    metrics: { host: '127.0.0.1', port: 0, per_user: true },
+    auth: { users: [{ username: 'alice', password: 'pw-a' }] },
+  });
+  t.after(() => gw.close());
+  // Anyone can send alice's name with a guess: that must not add to alice's connections.
+  for (let i = 0; i < 3; i++) await assert.rejects(socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 3_000, { userId: 'alice', password: `guess-${i}` }));
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 3_000, { userId: 'alice', password: 'pw-a' });
+  socket.destroy();
+  await gw.accessLog((l) => l.user === 'alice' && l.rep === 0);
+  const refused = gw.logs.filter((l) => l.user === 'alice' && l.error === 'authentication failed');
+  assert.equal(refused.length, 3, 'each refused login is logged with the name it gave');
+  const text = await (await fetch(`http://127.0.0.1:${gw.gw.adminAddress!.port}/metrics`)).text();
+  assert.equal(sample(text, 'socksgate_user_connections_total{user="alice"}'), 1);
+});
+
 test('without per_user no user series exist', async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());

@@ -8,7 +8,7 @@ import type { HandshakeEvent } from '../../protocol/types.js';
 import type { Command } from '../../config/types.js';
 import type { ClientConnection } from '../client.js';
 import { closeClient } from '../close.js';
-import { formatAddress } from '../context.js';
+import { formatAddress, refusedLogins } from '../context.js';
 import { serve } from '../pipeline.js';
 import type { ChunkReader } from '../reader.js';
 import type { Front } from '../request.js';
@@ -114,6 +114,7 @@ async function readRequest(
       client.write(hs.authResult(result.ok));
       if (!result.ok) {
         record.user = ev.username;
+        refusedLogins.add(record);
         record.error = 'authentication failed';
         closeClient(client);
         return undefined;
