@@ -84,6 +84,24 @@ test('an HTTP/1.1 absolute-form request without Host gets 400 with a reason, and
   await stillServes();
 });
 
+test('credentials in the userinfo of a CONNECT or absolute-form target: 400, and neither the answer nor the access log repeats them', async () => {
+  const port = Number(new URL(web.url).port);
+  for (const head of [`CONNECT bob:S3cret-PW@127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`, `GET http://bob:S3cret-PW@127.0.0.1:${port}/ HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`]) {
+    const s = await rawClient(gw.port);
+    const client = `127.0.0.1:${s.localPort}`;
+    s.write(head);
+    const text = (await readBytes(s, 4096, 3_000)).toString('latin1');
+    s.destroy();
+    assert.match(text, /^HTTP\/1\.1 400 /);
+    assert.match(text, /userinfo/);
+    assert.doesNotMatch(text, /S3cret/, text);
+    const line = await gw.accessLog((l) => l.client === client);
+    assert.equal(line?.status, 400, JSON.stringify(line));
+    assert.doesNotMatch(JSON.stringify(line), /S3cret/);
+  }
+  await stillServes();
+});
+
 test('garbage after an ASCII first byte: 400, then closed', async () => {
   const { text, closed } = await exchange('Hxyz \x01\x02 nonsense\r\n\r\n');
   assert.match(text, /^HTTP\/1\.1 400 /);

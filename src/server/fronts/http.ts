@@ -280,6 +280,9 @@ function refuseRaw(client: Socket, record: AccessRecord, err: unknown): ReturnTy
 
 /** `host:port` or `[v6]:port`, as CONNECT's authority-form has it (RFC 9112 §3.2.3). */
 export function authority(target: string): Address {
+  // RFC 9112 §3.2.3 has no userinfo here; what a client put there is a password, not to be
+  // repeated in the answer or the access log (as for an absolute-form target).
+  if (target.includes('@')) throw new ProtocolError('userinfo in the CONNECT target');
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]/@\s]+)):(\d{1,5})$/.exec(target);
   const port = m ? Number(m[3]) : 0;
   if (!m || port < 1 || port > 65535) throw new ProtocolError(`CONNECT target "${target.slice(0, 100)}" is not host:port`);
