@@ -244,3 +244,45 @@ test('python3-socks SOCKS4 against a gateway that requires auth: rejected (0x5B)
   assert.equal(line?.rep, 2);
   assert.equal(line?.user, undefined);
 });
+
+// A chunked upload from a generator that fails halfway: requests closes the connection in
+// the middle of the body, as a crawler that gives up on an upload does.
+const GIVE_UP_CLIENT = `
+import sys, time, requests
+def body():
+    yield b"x" * 100000
+    time.sleep(0.5)
+    raise RuntimeError("upload given up")
+with requests.Session() as s:
+    s.trust_env = False
+    try:
+        s.post(sys.argv[1], data=body(), proxies={"http": sys.argv[2]}, timeout=10)
+        print("sent")
+    except RuntimeError:
+        print("gave up")
+`;
+
+test('python3-requests giving up in the middle of an upload: its line says the client closed, and no 400 is logged for it', async (t) => {
+  const tmp = await tempDir('requests-give-up');
+  t.after(() => tmp.remove());
+  // Answers once the whole body is in: never, for this one.
+  const web = await startRecordingHttpServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end('whole\n'));
+  });
+  t.after(() => web.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const r = await runPython(GIVE_UP_CLIENT, [`${web.url}/upload`, `http://127.0.0.1:${gw.port}`], { timeoutMs: 60_000, home: tmp.dir });
+  assert.equal(r.code, 0, `python3-requests exited ${r.code ?? r.signal}${r.timedOut ? ' (timed out)' : ''}: ${r.stderr}`);
+  assert.equal(r.stdout.trim(), 'gave up');
+  const line = await gw.accessLog((l) => l.dest === `127.0.0.1:${web.port}`, 5_000);
+  assert.ok(line, 'the upload has its line');
+  assert.equal(line.error, 'client closed the connection');
+  assert.equal(line.status, undefined, 'nothing was answered');
+  assert.ok(Number(line.up) >= 100_000, 'the part of the body sent went on');
+  for (let waited = 0; gw.gw.activeSessions > 0 && waited < 5_000; waited += 20) await new Promise((res) => setTimeout(res, 20));
+  assert.equal(gw.gw.activeSessions, 0, 'nothing left open');
+  const ended = gw.logs.filter((l) => l.msg === 'session end');
+  assert.equal(ended.length, 1, JSON.stringify(ended));
+});

@@ -580,3 +580,42 @@ test('a client that leaves while the origin has not answered: the access log say
   assert.equal(line['status'], undefined, 'no response went out');
   assert.equal(line['error'], 'client closed the connection');
 });
+
+test('a client that closes in the middle of its upload: one access-log line saying the client closed, no 400 for the rest of its body', async (t) => {
+  // One origin that waits for the whole body (the upload is being forwarded when the client
+  // goes), one that answers at once, before the body (a 413: the rest is read and dropped).
+  const waiting = await startHeldOrigin('');
+  t.after(() => waiting.close());
+  const early = await startScriptedOrigin('HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\nnope');
+  t.after(() => early.close());
+  const gw = await startGateway();
+  t.after(() => gw.close(), { timeout: 10_000 });
+  const upload = (port: number): string => `POST http://127.0.0.1:${port}/upload HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000\r\n\r\n${'x'.repeat(1000)}`;
+
+  const a = await rawClientOf(gw, t);
+  a.s.write(upload(waiting.port), 'latin1');
+  await waiting.requested;
+  a.s.end(); // gives up: a FIN with 999 000 bytes of the body never sent
+  assert.ok(await closedWithin(a.s, 5_000), 'closed without waiting for idle_timeout');
+  assert.equal(a.received(), '', 'nothing answered to a client that left');
+
+  const b = await rawClientOf(gw, t);
+  b.s.write(upload(early.port), 'latin1');
+  for (let i = 0; i < 100 && !b.received().includes('nope'); i++) await new Promise((r) => setTimeout(r, 50));
+  b.s.end();
+  assert.ok(await closedWithin(b.s, 5_000), 'closed without waiting for idle_timeout');
+  assert.equal(b.received().match(/HTTP\/1\.1 /g)?.length, 1, `one answer to one request: ${b.received()}`);
+  assert.match(b.received(), /^HTTP\/1\.1 413 [\s\S]*nope$/);
+
+  assert.ok(await settled(gw), 'both connections ran to their end');
+  const cut = linesTo(gw, waiting.port);
+  assert.equal(cut.length, 1);
+  assert.equal(cut[0]!['status'], undefined, 'no response went out');
+  assert.equal(cut[0]!['error'], 'client closed the connection');
+  const answered = linesTo(gw, early.port);
+  assert.equal(answered.length, 1);
+  assert.equal(answered[0]!['status'], 413);
+  const ended = gw.logs.filter((l) => l['msg'] === 'session end');
+  assert.equal(ended.length, 2, `one line per request, none for the rest of a body: ${JSON.stringify(ended)}`);
+  assert.ok(!ended.some((l) => l['status'] === 400));
+});

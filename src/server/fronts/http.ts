@@ -179,8 +179,13 @@ export class HttpFront {
     // §9.6). Nothing is answered, so nothing is logged with a status the client never got.
     if (err.code === 'HPE_CLOSED_CONNECTION') return;
     if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
-    // In the body of a request (a bad chunk size): that request gets the 400, in its turn.
     const req = this.#latest.get(socket);
+    // The client closed in the middle of a request body (an upload it gave up): it left, and
+    // its FIN ends its requests, as between them. That request's line says the client closed
+    // (its relay ends with the socket); nothing is answered, and the rest of its body is no
+    // request of its own to be refused and logged as a 400.
+    if (err.code === 'HPE_INVALID_EOF_STATE' && req !== undefined && !req.complete) return void socket.destroy();
+    // In the body of a request (a bad chunk size): that request gets the 400, in its turn.
     if (req !== undefined && !req.complete) bodyDidNotParse(req, err.code ?? err.message);
     this.#refuseHead(this.#clients.get(socket), err, socket);
   }
