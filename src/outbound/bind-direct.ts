@@ -1,6 +1,7 @@
 // Direct BIND (RFC 1928 §4): the gateway listens for the one connection the client's
 // application protocol (FTP active mode, say) tells a server to open back to it.
 
+import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { isIP, createServer, type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -9,7 +10,10 @@ import { unmapped } from '../protocol/address.js';
 import type { BindHandle, Destination } from './types.js';
 
 export interface DirectBindOptions {
-  /** Where to listen: the address the client's own connection arrived at, port 0. */
+  /**
+   * Where to listen: the address the client's own connection arrived at, port 0 (unless no
+   * admitted peer is of its family, see listenHost).
+   */
   host: string;
   /** RFC 1928 §4: DST.ADDR "is used to check" the peer; an IP (not a wildcard) admits only itself. */
   expect?: Destination;
@@ -20,6 +24,7 @@ export interface DirectBindOptions {
 
 export async function bindDirect(opts: DirectBindOptions): Promise<BindHandle> {
   const allowed = expectedPeers(opts.expect, opts.resolved);
+  const host = await listenHost(opts.host, allowed);
   const server = createServer({ pauseOnConnect: true, allowHalfOpen: true });
   let settle: { resolve(v: { socket: Socket; peer: Destination }): void; reject(e: Error): void } | undefined;
   const accepted = new Promise<{ socket: Socket; peer: Destination }>((resolve, reject) => {
@@ -48,7 +53,7 @@ export async function bindDirect(opts: DirectBindOptions): Promise<BindHandle> {
     s?.reject(err);
   });
 
-  server.listen({ host: opts.host, port: 0, exclusive: true });
+  server.listen({ host, port: 0, exclusive: true });
   await once(server, 'listening'); // rejects on a listen error
   const a = server.address() as AddressInfo;
   return {
@@ -71,3 +76,32 @@ function expectedPeers(dest: Destination | undefined, resolved: readonly Resolve
   return host === '0.0.0.0' || host === '::' ? undefined : new Set([host]);
 }
 
+
+/**
+ * The client's local address, unless every admitted peer is of the other family: a peer
+ * cannot connect across families (an IPv4 peer never reaches ::1), so such a BIND could only
+ * time out. Then the address this host would reach the first peer from; a peer it has no
+ * route to fails with that errno (0x03/0x04).
+ */
+async function listenHost(local: string, allowed: ReadonlySet<string> | undefined): Promise<string> {
+  if (allowed === undefined || allowed.size === 0) return local;
+  const family = isIP(local);
+  let first: string | undefined;
+  for (const peer of allowed) {
+    if (isIP(peer) === family) return local;
+    first ??= peer;
+  }
+  return sourceToward(first!);
+}
+
+/** The source address the kernel picks toward `peer`: a connected UDP socket, nothing sent. */
+async function sourceToward(peer: string): Promise<string> {
+  const s = createSocket(isIP(peer) === 6 ? 'udp6' : 'udp4');
+  try {
+    s.connect(9, peer);
+    await once(s, 'connect'); // rejects with the socket's error (ENETUNREACH, say)
+    return unmapped(s.address().address);
+  } finally {
+    s.close();
+  }
+}

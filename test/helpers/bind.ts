@@ -26,11 +26,16 @@ export function socksBind(
 
 /**
  * A raw client that sent the no-auth greeting and a BIND for `dest` (with `extra` in the same
- * packet) and read the method reply, returned as `method`. Socket errors are swallowed: the
+ * packet) from `host` and read the method reply, returned as `method`. Socket errors are swallowed: the
  * tests look at replies and closes.
  */
-export async function rawBind(port: number, dest = { host: '0.0.0.0', port: 0 }, extra = Buffer.alloc(0)): Promise<{ s: Socket; method: Buffer }> {
-  const s = await rawClient(port);
+export async function rawBind(
+  port: number,
+  dest = { host: '0.0.0.0', port: 0 },
+  extra = Buffer.alloc(0),
+  host = '127.0.0.1',
+): Promise<{ s: Socket; method: Buffer }> {
+  const s = await rawClient(port, host);
   s.on('error', () => {});
   s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.BIND, dest), extra]));
   return { s, method: await readBytes(s, 2) };

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { rawBind, readReply, socksBind } from '../helpers/bind.js';
-import { closedWithin, startGateway } from '../helpers/index.js';
+import { decodeReply, NEED_DATA } from '../../src/protocol/messages.js';
+import { closedWithin, readBytes, startGateway } from '../helpers/index.js';
 import { startMicrosocks } from '../helpers/upstreams.js';
 
 async function connectFrom(to: { host: string; port: number }, localAddress: string): Promise<Socket> {
@@ -95,6 +96,24 @@ test('BIND: a bind rule that blocks gets 0x02; an upstream without BIND gets 0x0
     t.after(() => s.destroy());
     assert.equal((await readReply(s))?.rep, rep);
     assert.ok(await closedWithin(s));
+  }
+});
+
+test('BIND: a client over IPv6 whose DST.ADDR is IPv4 (and the reverse) gets a listener its peer can reach', async (t) => {
+  const gw = await startGateway({ listen: [{ host: '::', port: 0 }], allow_open_proxy: true, egress: { deny: [] } });
+  t.after(() => gw.close());
+  for (const [client, peerHost, atyp] of [['::1', '127.0.0.1', 0x01], ['127.0.0.1', '::1', 0x04]] as const) {
+    const { s } = await rawBind(gw.port, { host: peerHost, port: 0 }, Buffer.alloc(0), client);
+    t.after(() => s.destroy());
+    const first = decodeReply(await readBytes(s, atyp === 0x01 ? 10 : 22));
+    assert.ok(first !== NEED_DATA);
+    assert.equal(first.value.rep, 0x00);
+    assert.equal(first.value.bound.host, peerHost, 'the listener is in the family of the peer');
+    const p = await connectFrom(first.value.bound, peerHost);
+    t.after(() => p.destroy());
+    const second = decodeReply(await readBytes(s, atyp === 0x01 ? 10 : 22));
+    assert.ok(second !== NEED_DATA);
+    assert.deepEqual([second.value.rep, second.value.bound.host, second.value.bound.port], [0x00, peerHost, p.localPort]);
   }
 });
 
