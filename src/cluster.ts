@@ -31,6 +31,7 @@ import type { ApiTarget } from './observe/api-routes.js';
 import { HttpError } from './observe/http.js';
 import { createLogger } from './observe/logger.js';
 import type { ReloadOutcome } from './reload.js';
+import { formatAddress } from './server/context.js';
 import type { IdSpace } from './server/registry.js';
 
 /** Messages between the primary and its workers (IPC, JSON). `seq` numbers the primary's reloads. */
@@ -437,5 +438,5 @@ async function clusterApi(req: IncomingMessage, res: ServerResponse, url: URL, t
 
 function address(server: Server): string {
   const a = server.address() as AddressInfo;
-  return `${a.address}:${a.port}`;
+  return formatAddress({ host: a.address, port: a.port }); // [::1]:9180, as the access log writes IPv6
 }

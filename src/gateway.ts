@@ -14,7 +14,7 @@ import { compileEgress } from './outbound/egress.js';
 import { compileRouter } from './router/compile.js';
 import { createAuthenticator } from './server/auth.js';
 import { LoginThrottle } from './server/login-throttle.js';
-import type { Snapshot } from './server/context.js';
+import { formatAddress, type Snapshot } from './server/context.js';
 import { runClient, type ClientDeps } from './server/client.js';
 import { HttpFront } from './server/fronts/http.js';
 import { socks4Front } from './server/fronts/socks4.js';
@@ -150,7 +150,7 @@ export class Gateway {
       throw err;
     }
     startOutbounds(gw.#snapshot.outbounds);
-    gw.log.info({ listen: gw.addresses.map((a) => `${a.address}:${a.port}`), config: config.source }, 'socksgate listening');
+    gw.log.info({ listen: gw.addresses.map((a) => formatAddress({ host: a.address, port: a.port })), config: config.source }, 'socksgate listening');
     return gw;
   }
 

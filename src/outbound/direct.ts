@@ -44,7 +44,8 @@ export function createDirectOutbound(deps: DirectDeps): Outbound & DatagramOutbo
       if (err instanceof GatewayError || cancel.aborted) throw err;
       // An errno from the last attempt: keep its reply code, name the destination, keep the cause.
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      throw new GatewayError('GW_ERR_CONNECT', `${dest.host}:${dest.port}: ${code}`, toRep(err), { cause: err });
+      const host = dest.host.includes(':') ? `[${dest.host}]` : dest.host; // as the access log's `dest`
+      throw new GatewayError('GW_ERR_CONNECT', `${host}:${dest.port}: ${code}`, toRep(err), { cause: err });
     }
   }
 

@@ -136,6 +136,18 @@ test('IPv6 destination ::1 through an IPv6 listener', async (t) => {
   assert.equal(chunk.toString(), 'six');
 });
 
+test('IPv6 addresses are written bracketed: the listening line, and the error of a refused ::1 destination', async (t) => {
+  const gw = await startGateway({ listen: [{ host: '::1', port: 0 }] });
+  t.after(() => gw.close());
+  const listening = gw.logs.find((l) => l.msg === 'socksgate listening');
+  assert.deepEqual(listening?.listen, [`[::1]:${gw.port}`]);
+  const port = await closedPort('::1');
+  await assert.rejects(socksConnect(gw.port, { host: '::1', port }, 2_000, { host: '::1' }));
+  const line = await gw.accessLog((l) => l.dest === `[::1]:${port}`, 5_000);
+  assert.equal(line?.rep, 0x05);
+  assert.equal(line?.error, `[::1]:${port}: ECONNREFUSED`);
+});
+
 test('curl --socks5 and --socks5-hostname fetch from a local HTTP server', async (t) => {
   const http = await startHttpServer();
   t.after(() => http.close());
