@@ -11,6 +11,7 @@ import type { Cancellation } from '../dns/types.js';
 import { GatewayError, Rep } from '../errors.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ByteBudget } from '../outbound/byte-budget.js';
+import { unmapped } from '../protocol/address.js';
 import type { Address } from '../protocol/types.js';
 import { closeClient, closed, letGoOnClose } from './close.js';
 import { formatAddress, type AccessRecord, type Snapshot } from './context.js';
@@ -120,7 +121,9 @@ export class ClientConnection implements LiveConnection, Cancellation {
     this.snapshot = deps.snapshot();
     this.metrics = deps.metrics;
     this.#baseLog = deps.log;
-    this.source = { host: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+    // An IPv4 client on a dual-stack listener arrives as ::ffff:a.b.c.d: it is the IPv4 client
+    // it is, for rules, limits, sessions and the log alike, whichever listener it came through.
+    this.source = { host: unmapped(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
     this.udpBudget = deps.udpBudget;
     this.record = this.newRecord();
     this.#deadline = this.#t0 + this.snapshot.config.limits.handshake_timeout;

@@ -202,4 +202,7 @@ test('an IPv4 client is one source whichever listener it comes through, a dual-s
   const other = await socks5Raw(dualStack, echo.port, { from: '127.0.0.2' });
   t.after(() => other.socket.destroy());
   assert.equal(other.code, 0, 'another client IP is served');
+  // The access log names it as the IPv4 client it is, as the other listener does.
+  const refused = await gw.accessLog((l) => l['rep'] === 0x02, 5_000);
+  assert.match(String(refused?.['client']), /^127\.0\.0\.1:\d+$/);
 });
