@@ -82,6 +82,7 @@ test('members_file lines: every form, members_scheme, tags, comments, columns', 
 test('members_file: bad lines say where and why, and never quote a password', () => {
   const bad: [string, number, RegExp][] = [
     ['10.0.0.1', 1, /expected host:port/],
+    ['::1:1080', 1, /an IPv6 host in brackets: \[::1\]:1080/],
     ['10.0.0.1:http:user:SECRET', 1, /bad port in 10\.0\.0\.1:…/],
     ['  10.0.0.1:70000:user:SECRET', 3, /bad port/],
     ['user:SECRET@10.0.0.1:', 1, /bad port/],
