@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
@@ -97,6 +98,8 @@ export class Gateway {
   readonly reloader: ReloadController;
   /** The listeners opened at start (`listen` of the first config): a reload only warns when it names others. */
   readonly listening: readonly ListenConfig[];
+  /** What the first config fixed for the process's life: a reload naming others only warns. */
+  readonly #startedWith: { format: Config['log']['format']; workers: Config['workers']; admin: string | undefined };
   #snapshot: Snapshot;
   readonly #servers: Server[] = [];
   readonly #sessions = new Map<Socket, Promise<void>>();
@@ -134,6 +137,7 @@ export class Gateway {
     };
     observeSnapshot(this.metrics, () => this.#snapshot);
     this.listening = this.#snapshot.config.listen;
+    this.#startedWith = { format: this.#snapshot.config.log.format, workers: this.#snapshot.config.workers, admin: adminAddress(this.#snapshot.config) };
     this.reloader = new ReloadController(this);
     this.#keepAliveSweep = setInterval(() => this.connections.keepAlive(), opts.keepAliveSweepMs ?? KEEPALIVE_SWEEP_MS);
     this.#keepAliveSweep.unref();
@@ -204,11 +208,20 @@ export class Gateway {
     }
     this.#snapshot = next;
     startOutbounds(next.outbounds);
-    if (JSON.stringify(previous.config.listen) !== JSON.stringify(config.listen)) {
+    if (JSON.stringify(this.listening) !== JSON.stringify(config.listen)) {
       this.log.warn('listen addresses changed: they apply after a restart');
     }
-    if (adminAddress(previous.config) !== adminAddress(config)) {
-      this.log.warn({ running: adminAddress(previous.config) ?? 'none', configured: adminAddress(config) ?? 'none' }, 'admin listener address changed: it applies after a restart');
+    // Read once, at start: the output stream is built for its format, and workers are forked
+    // by the process's first config (a workers' primary says so for `workers` itself).
+    const { format, workers, admin } = this.#startedWith;
+    if (format !== config.log.format) {
+      this.log.warn({ running: format, configured: config.log.format }, 'log format changed: it applies after a restart');
+    }
+    if (!cluster.isWorker && String(workers) !== String(config.workers)) {
+      this.log.warn({ running: workers, configured: config.workers }, 'the number of workers changes after a restart');
+    }
+    if (admin !== adminAddress(config)) {
+      this.log.warn({ running: admin ?? 'none', configured: adminAddress(config) ?? 'none' }, 'admin listener address changed: it applies after a restart');
     }
     // The old resolver is not closed: sessions still on the old snapshot may be waiting on
     // its queries. It holds no timers or sockets once those settle, and goes with the snapshot.

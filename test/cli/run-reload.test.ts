@@ -205,3 +205,18 @@ test('an uncaught exception is logged, stops accepting, drains briefly (not drai
   assert.equal(code, 70);
   assert.ok(await closedWithin(open, 1_000), 'the open connection was cut at exit');
 });
+
+test('a reload naming another log format or number of workers says they apply after a restart, each time', async (t) => {
+  const path = await tempConfig(BASE);
+  const gw = await startCliGateway(path);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const changed = `${BASE}log: { format: pretty }\nworkers: 2\n`;
+  for (const round of [1, 2]) {
+    await writeFile(path, changed);
+    gw.child.kill('SIGHUP');
+    await gw.waitFor((l) => l.msg === 'configuration reloaded' && gw.lines.filter((x) => x.msg === 'configuration reloaded').length === round);
+    // Still one process writing JSON lines: neither took effect.
+    assert.equal(gw.lines.filter((l) => l.msg === 'log format changed: it applies after a restart' && l.running === 'json' && l.configured === 'pretty').length, round);
+    assert.equal(gw.lines.filter((l) => l.msg === 'the number of workers changes after a restart' && l.configured === 2).length, round);
+  }
+});
