@@ -6,6 +6,7 @@ import { connectHappyEyeballs } from '../dns/happy-eyeballs.js';
 import { addressesOf, literalAddress } from '../dns/resolver.js';
 import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
 import { GatewayError, toRep } from '../errors.js';
+import { formatAddress } from '../protocol/address.js';
 import { until } from './deadline.js';
 import { EgressDeniedError, OPEN_EGRESS, type EgressGuard } from './egress.js';
 import { openDirectUdp } from './udp-direct.js';
@@ -44,8 +45,7 @@ export function createDirectOutbound(deps: DirectDeps): Outbound & DatagramOutbo
       if (err instanceof GatewayError || cancel.aborted) throw err;
       // An errno from the last attempt: keep its reply code, name the destination, keep the cause.
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      const host = dest.host.includes(':') ? `[${dest.host}]` : dest.host; // as the access log's `dest`
-      throw new GatewayError('GW_ERR_CONNECT', `${host}:${dest.port}: ${code}`, toRep(err), { cause: err });
+      throw new GatewayError('GW_ERR_CONNECT', `${formatAddress(dest)}: ${code}`, toRep(err), { cause: err });
     }
   }
 

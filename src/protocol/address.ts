@@ -200,3 +200,8 @@ export function ipv6ToText(buf: Buffer, off: number): string {
 export function unmapped(ip: string): string {
   return ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
 }
+
+/** `host:port`, an IPv6 host in brackets (`[::1]:1080`), as every log line and message writes it. */
+export function formatAddress(a: Address): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}

@@ -121,9 +121,7 @@ export class ClientConnection implements LiveConnection, Cancellation {
     this.snapshot = deps.snapshot();
     this.metrics = deps.metrics;
     this.#baseLog = deps.log;
-    // An IPv4 client on a dual-stack listener arrives as ::ffff:a.b.c.d: it is the IPv4 client
-    // it is, for rules, limits, sessions and the log alike, whichever listener it came through.
-    this.source = { host: unmapped(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
+    this.source = sourceOf(socket.remoteAddress ?? '', socket.remotePort ?? 0);
     this.udpBudget = deps.udpBudget;
     this.record = this.newRecord();
     this.#deadline = this.#t0 + this.snapshot.config.limits.handshake_timeout;
@@ -389,8 +387,8 @@ export class ClientConnection implements LiveConnection, Cancellation {
     try {
       const claimed = await readProxyHeader(this.socket, policy, Math.max(1, this.#deadline - performance.now()));
       if (claimed) {
-        this.source = claimed;
-        this.record.client = formatAddress(claimed);
+        this.source = sourceOf(claimed.host, claimed.port);
+        this.record.client = formatAddress(this.source);
       }
       this.rearm();
       return true;
@@ -402,6 +400,15 @@ export class ClientConnection implements LiveConnection, Cancellation {
 }
 
 function ignore(): void {}
+
+/**
+ * The client as rules, limits, sessions and the log see it. An IPv4 client on a dual-stack
+ * listener (or in a PROXY header's TCP6) arrives as ::ffff:a.b.c.d: it is the IPv4 client it
+ * is, whichever listener it came through, and holds one per-source share.
+ */
+function sourceOf(host: string, port: number): Address {
+  return { host: unmapped(host), port };
+}
 
 /**
  * Runs one accepted client, registered for the admin API while it is open. Not async: the

@@ -112,9 +112,7 @@ export interface CommandContext {
 /** Runs one command to its end. Throwing before the reply makes the session reply `toRep(err)`. */
 export type CommandHandler = (ctx: CommandContext) => Promise<void>;
 
-export function formatAddress(a: Address): string {
-  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
-}
+export { formatAddress } from '../protocol/address.js';
 
 export function boundOf(socket: Socket): Address {
   return { host: socket.localAddress ?? '0.0.0.0', port: socket.localPort ?? 0 };

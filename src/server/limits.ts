@@ -10,7 +10,6 @@ import type { Counter } from 'prom-client';
 import type { Config, UserConfig } from '../config/types.js';
 import { LimitError, type LimitName } from '../errors.js';
 import type { Metrics } from '../observe/metrics.js';
-import { unmapped } from '../protocol/address.js';
 import { BandwidthLimits, type TokenBucket } from './bandwidth.js';
 import type { ProxyRequest } from './request.js';
 
@@ -26,8 +25,8 @@ export const LIMIT_ERRORS: Readonly<Record<LimitName, LimitError>> = Object.free
 
 /**
  * Open connections by key (client IP, user). A key goes at zero: the map holds live ones only.
- * An IPv4 client is keyed as `a.b.c.d` whichever listener it came through: a dual-stack one
- * reports it as `::ffff:a.b.c.d`, and under two keys it would get its share twice.
+ * Client IPs come unmapped (ClientConnection.source): an IPv4 client is one key whichever
+ * listener it came through.
  */
 export class Counts {
   readonly #n = new Map<string, number>();
@@ -173,7 +172,7 @@ export class ConnectionLimits {
   /** Takes the slots `request` needs, or throws LimitError (counted and logged) and takes none. */
   admit(request: ProxyRequest, config: Config): void {
     const limits = this.#limits;
-    const source = unmapped(request.source.host);
+    const source = request.source.host;
     this.#checkSource(source, config);
     const user = request.user;
     if (user !== this.#user) {
@@ -196,8 +195,7 @@ export class ConnectionLimits {
    * connection stays open after a 407 or a 400, and one never admitted would not count
    * against its source however many such connections it held.
    */
-  admitSource(peer: string, config: Config): void {
-    const source = unmapped(peer);
+  admitSource(source: string, config: Config): void {
     this.#checkSource(source, config);
     this.#takeSource(source);
   }

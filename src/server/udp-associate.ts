@@ -27,7 +27,7 @@ export async function handleUdpAssociate(ctx: CommandContext): Promise<void> {
     record.rep = Rep.SUCCEEDED;
     const association = new UdpAssociation(ctx, relay, {
       // The client's address, which a trusted PROXY header names (not the balancer's).
-      clientHost: unmapped(ctx.source),
+      clientHost: ctx.source, // unmapped already (ClientConnection.source)
       clientPort: ctx.dest.port,
       idleTimeout: snapshot.config.limits.udp_idle_timeout,
       maxQueuedBytes: ASSOCIATION_UDP_BYTES,
