@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { clampTtl } from '../../src/dns/cache.js';
 import { createResolver } from '../../src/dns/resolver.js';
 import { NameNotResolvedError, Rep, toRep } from '../../src/errors.js';
-import { resolverWithServer, startDnsServer } from '../helpers/dns-server.js';
+import { resolverWithServer, resolverWithServers, startDnsServer } from '../helpers/dns-server.js';
 
 const setup = resolverWithServer;
 
@@ -117,19 +117,13 @@ test('SERVFAIL gives 0x04 and is not cached', async (t) => {
 });
 
 test('a SERVFAIL or REFUSED from one server is asked of the next; when every server fails, 0x04', { timeout: 20_000 }, async (t) => {
-  const first = await startDnsServer({ 'sf.test': { servfail: true }, 'rf.test': { refused: true }, 'all.test': { servfail: true } });
-  t.after(() => first.close());
-  const second = await startDnsServer({ 'sf.test': { A: ['192.0.2.21'] }, 'rf.test': { A: ['192.0.2.22'], AAAA: ['2001:db8::22'] }, 'all.test': { refused: true } });
-  t.after(() => second.close());
-  const dns = createResolver({
-    servers: [`127.0.0.1:${first.port}`, `127.0.0.1:${second.port}`],
-    cache_size: 100,
-    negative_ttl: 30_000,
-    timeout: 1_000,
-    prefer: 'ipv4',
-    hosts: {},
-  });
-  t.after(() => dns.close());
+  const {
+    servers: [first, second],
+    dns,
+  } = await resolverWithServers(t, [
+    { 'sf.test': { servfail: true }, 'rf.test': { refused: true }, 'all.test': { servfail: true } },
+    { 'sf.test': { A: ['192.0.2.21'] }, 'rf.test': { A: ['192.0.2.22'], AAAA: ['2001:db8::22'] }, 'all.test': { refused: true } },
+  ]);
   assert.deepEqual(await dns.lookup('sf.test'), [{ address: '192.0.2.21', family: 4 }]);
   assert.deepEqual(await dns.lookup('rf.test'), [
     { address: '192.0.2.22', family: 4 },
@@ -151,19 +145,10 @@ test('a SERVFAIL or REFUSED from one server is asked of the next; when every ser
 
 test('a truncated answer from a server that takes no TCP is asked of the next server', { timeout: 20_000 }, async (t) => {
   // The test server answers UDP only: the TCP retry a TC bit calls for is refused.
-  const first = await startDnsServer({ 'big.test': { truncated: true } });
-  t.after(() => first.close());
-  const second = await startDnsServer({ 'big.test': { A: ['192.0.2.23'] } });
-  t.after(() => second.close());
-  const dns = createResolver({
-    servers: [`127.0.0.1:${first.port}`, `127.0.0.1:${second.port}`],
-    cache_size: 100,
-    negative_ttl: 30_000,
-    timeout: 1_000,
-    prefer: 'ipv4',
-    hosts: {},
-  });
-  t.after(() => dns.close());
+  const {
+    servers: [first],
+    dns,
+  } = await resolverWithServers(t, [{ 'big.test': { truncated: true } }, { 'big.test': { A: ['192.0.2.23'] } }]);
   assert.deepEqual(await dns.lookup('big.test'), [{ address: '192.0.2.23', family: 4 }]);
   assert.ok(first.queries('big.test', 'A') >= 1);
 });

@@ -124,10 +124,24 @@ export async function resolverWithServer(
   records: Record<string, DnsRecord>,
   over: Partial<DnsConfig> = {},
 ): Promise<{ server: DnsServer; dns: DnsResolver }> {
-  const server = await startDnsServer(records);
-  t.after(() => server.close());
+  const { servers, dns } = await resolverWithServers(t, [records], over);
+  return { server: servers[0]!, dns };
+}
+
+/** One DnsServer for each of `records`, and a resolver that asks them in that order; all closed after the test. */
+export async function resolverWithServers<R extends ReadonlyArray<Record<string, DnsRecord>>>(
+  t: { after(fn: () => unknown): void },
+  records: readonly [...R],
+  over: Partial<DnsConfig> = {},
+): Promise<{ servers: { [K in keyof R]: DnsServer }; dns: DnsResolver }> {
+  const servers: DnsServer[] = [];
+  for (const r of records) {
+    const server = await startDnsServer(r);
+    t.after(() => server.close());
+    servers.push(server);
+  }
   const dns = createResolver({
-    servers: [`${server.host}:${server.port}`],
+    servers: servers.map((s) => `${s.host}:${s.port}`),
     cache_size: 100,
     negative_ttl: 30_000,
     timeout: 1_000,
@@ -136,5 +150,5 @@ export async function resolverWithServer(
     ...over,
   });
   t.after(() => dns.close());
-  return { server, dns };
+  return { servers: servers as { [K in keyof R]: DnsServer }, dns };
 }
