@@ -159,13 +159,17 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
  * expectation is ignored: such a client knows no 1xx, and would take one for its answer (§15.2).
  */
 function expectsContinue(req: IncomingMessage): boolean {
-  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return false;
-  return /(^|,)\s*100-continue\s*(,|$)/i.test(req.headers.expect ?? '');
+  return !isHttp10(req) && /(^|,)\s*100-continue\s*(,|$)/i.test(req.headers.expect ?? '');
 }
 
 /** An HTTP/1.1 request expecting something other than 100-continue: nothing the gateway can meet. */
 function unmetExpectation(req: IncomingMessage): boolean {
-  return req.headers.expect !== undefined && !(req.httpVersionMajor === 1 && req.httpVersionMinor === 0) && !expectsContinue(req);
+  return req.headers.expect !== undefined && !isHttp10(req) && !expectsContinue(req);
+}
+
+/** An HTTP/1.0 client: it knows no 1xx and no expectations. */
+function isHttp10(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 1 && req.httpVersionMinor === 0;
 }
 
 /** Resolves once the response is complete or cut off (at once when it already is). */
