@@ -1,16 +1,19 @@
 // `direct`: the gateway connects to the destination itself, with the router's
 // answer when it already resolved the name, else through the DNS cache. Its UDP channel
-// sends with the same resolver and guard: both come from the config that built it.
+// sends with the same resolver and guard: both come from the config that built it. Its BIND
+// listens on this host, where the client's connection arrived.
 
+import { isIP } from 'node:net';
 import { connectHappyEyeballs } from '../dns/happy-eyeballs.js';
 import { addressesOf, literalAddress } from '../dns/resolver.js';
 import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
-import { GatewayError, toRep } from '../errors.js';
+import { GatewayError, Rep, toRep } from '../errors.js';
 import { formatAddress } from '../protocol/address.js';
+import { bindDirect } from './bind-direct.js';
 import { until } from './deadline.js';
 import { EgressDeniedError, OPEN_EGRESS, type EgressGuard } from './egress.js';
 import { openDirectUdp } from './udp-direct.js';
-import type { Connection, DatagramOutbound, Destination, Outbound, OutboundContext, UdpChannel } from './types.js';
+import type { BindHandle, Connection, DatagramOutbound, Destination, Outbound, OutboundContext, UdpChannel } from './types.js';
 
 export interface DirectDeps {
   dns: DnsResolver;
@@ -53,5 +56,20 @@ export function createDirectOutbound(deps: DirectDeps): Outbound & DatagramOutbo
     return openDirectUdp({ dns: deps.dns, log: ctx.log, budget: ctx.udpBudget, egress: deps.egress });
   }
 
-  return { name: 'direct', connect, openUdp, close: async () => {} };
+  /**
+   * BIND (RFC 1928 §4): listens where the client's connection arrived. DST.ADDR checks the
+   * peer: a name by its addresses, looked up as CONNECT's would be (the rules' own answer, or
+   * their failed lookup); one that does not exist gets 0x04.
+   */
+  async function bind(dest: Destination, ctx: OutboundContext): Promise<BindHandle> {
+    const host = ctx.arrivedAt;
+    if (host === undefined) throw new GatewayError('GW_ERR_BIND_LOCAL', 'BIND: no local address to listen on', Rep.GENERAL_FAILURE);
+    if (isIP(dest.host) === 0) {
+      const resolved = await addressesOf(deps.dns, dest.host, ctx);
+      return bindDirect({ host, expect: dest, resolved, log: ctx.log });
+    }
+    return bindDirect({ host, expect: dest, log: ctx.log });
+  }
+
+  return { name: 'direct', connect, openUdp, bind, close: async () => {} };
 }

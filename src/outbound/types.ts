@@ -31,6 +31,8 @@ export interface OutboundContext {
   command?: string;
   /** Set by a pool to the member it is trying: a request that fails is logged with the member that last failed it. */
   member?: string;
+  /** The local address the client's connection arrived at (unmapped): where a BIND the gateway serves itself listens. */
+  arrivedAt?: string;
 }
 
 export interface Connection {

@@ -1,14 +1,11 @@
-import { isIP, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { GatewayError, Rep } from '../errors.js';
-import { addressesOf } from '../dns/resolver.js';
-import { bindDirect } from '../outbound/bind-direct.js';
 import type { BindHandle, DatagramOutbound, Destination, Outbound } from '../outbound/types.js';
 import type { Decision } from '../router/types.js';
 import type { CommandContext } from './context.js';
 import { outboundContext } from './outbound-context.js';
 import { relay } from './relay.js';
 import { route } from './route.js';
-import { unmapped } from '../protocol/address.js';
 
 /**
  * BIND (RFC 1928 §4): listen, first reply with where; wait (bounded by bind_timeout) for
@@ -52,21 +49,17 @@ export async function handleBind(ctx: CommandContext): Promise<void> {
   }
 }
 
+/**
+ * The outbound's BIND, if it has one (direct listens itself; an upstream that speaks SOCKS
+ * asks its own); one without it gets 0x07. It gets the rules' answer for DST.ADDR, as a
+ * CONNECT does, so a name is not looked up twice.
+ */
 async function open(ctx: CommandContext, decision: Decision, outbound: Outbound): Promise<BindHandle> {
-  const action = decision.action;
-  if (action === 'direct') {
-    const host = unmapped(ctx.client.localAddress ?? '127.0.0.1');
-    // DST.ADDR checks the peer (RFC 1928 §4): a name by its addresses, looked up as CONNECT's
-    // would be (the rules' own answer, or their failed lookup); one that does not exist gets 0x04.
-    if (isIP(ctx.dest.host) === 0) {
-      const resolved = await addressesOf(ctx.snapshot.dns, ctx.dest.host, decision);
-      return bindDirect({ host, expect: ctx.dest, resolved, log: ctx.log });
-    }
-    return bindDirect({ host, expect: ctx.dest, log: ctx.log });
-  }
   const bind = (outbound as Outbound & DatagramOutbound).bind;
   if (!bind) throw new GatewayError('GW_ERR_BIND_UNSUPPORTED', `outbound "${outbound.name}" cannot BIND`, Rep.COMMAND_NOT_SUPPORTED);
   const octx = outboundContext(ctx);
+  if (decision.resolved) octx.resolved = decision.resolved;
+  if (decision.unresolved !== undefined) octx.unresolved = decision.unresolved;
   try {
     return await bind.call(outbound, ctx.dest, octx);
   } finally {

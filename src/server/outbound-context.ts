@@ -3,13 +3,14 @@ import type { Cancellation, ResolvedAddress } from '../dns/types.js';
 import type { ByteBudget } from '../outbound/byte-budget.js';
 import type { OutboundContext } from '../outbound/types.js';
 import type { AddressSet } from '../outbound/egress.js';
+import { unmapped } from '../protocol/address.js';
 import type { CommandContext } from './context.js';
 
 /**
  * What an outbound learns of the request: who asks (for member templates and sticky
- * sessions). `log`, `signal` and `cancel` are the connection's, read when an outbound asks: most dials
- * never log, and a child logger made per connection only to be carried along cost CPU on
- * every accept and about half a KiB held for the life of the relay.
+ * sessions). `log`, `signal`, `cancel` and `arrivedAt` are the connection's, read when an
+ * outbound asks: most dials never log, and a child logger made per connection only to be
+ * carried along cost CPU on every accept and about half a KiB held for the life of the relay.
  */
 class RequestOutboundContext implements OutboundContext {
   readonly sessionKey: string;
@@ -40,6 +41,10 @@ class RequestOutboundContext implements OutboundContext {
 
   get cancel(): Cancellation {
     return this.#ctx.cancel;
+  }
+
+  get arrivedAt(): string {
+    return unmapped(this.#ctx.client.localAddress ?? '127.0.0.1');
   }
 }
 

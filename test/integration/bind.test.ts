@@ -1,7 +1,7 @@
 import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { rawBind, readReply, socksBind } from '../helpers/bind.js';
 import { decodeReply, NEED_DATA } from '../../src/protocol/messages.js';
 import { closedWithin, readBytes, startGateway } from '../helpers/index.js';
@@ -97,6 +97,31 @@ test('BIND: a bind rule that blocks gets 0x02; an upstream without BIND gets 0x0
     assert.equal((await readReply(s))?.rep, rep);
     assert.ok(await closedWithin(s));
   }
+});
+
+test('BIND routed to an outbound without BIND (an HTTP upstream) gets 0x07, and the upstream is never dialed', async (t) => {
+  let dialed = 0;
+  const proxy = createServer((s) => {
+    dialed++;
+    s.destroy();
+  });
+  proxy.listen(0, '127.0.0.1');
+  await once(proxy, 'listening');
+  t.after(() => proxy.close());
+  const port = (proxy.address() as { port: number }).port;
+  const gw = await startGateway({
+    upstreams: { web: { type: 'http', host: '127.0.0.1', port } },
+    rules: [{ name: 'via-web', commands: ['bind'], action: 'web' }],
+  });
+  t.after(() => gw.close());
+  const { s } = await rawBind(gw.port, { host: '127.0.0.1', port: 0 });
+  t.after(() => s.destroy());
+  assert.equal((await readReply(s))?.rep, 0x07);
+  assert.ok(await closedWithin(s));
+  const line = await gw.accessLog((l) => l['cmd'] === 'bind');
+  assert.equal(line?.['rep'], 0x07);
+  assert.equal(line?.['error'], 'outbound "web" cannot BIND');
+  assert.equal(dialed, 0);
 });
 
 test('BIND: a client over IPv6 whose DST.ADDR is IPv4 (and the reverse) gets a listener its peer can reach', async (t) => {

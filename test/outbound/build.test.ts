@@ -4,14 +4,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { createResolver } from '../../src/dns/resolver.js';
 import { ConfigError } from '../../src/errors.js';
 import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
 import { parseMemberUrl, redact } from '../../src/config/member-url.js';
 import { parseMembersFile } from '../../src/outbound/members-file.js';
 import { collectStats, isPoolOutbound } from '../../src/outbound/stats.js';
-import type { OutboundContext } from '../../src/outbound/types.js';
+import type { Outbound, OutboundContext } from '../../src/outbound/types.js';
 import { freePort, readAll, startDante, startDestination, startMicrosocks } from '../helpers/upstreams.js';
 
 const log = pino({ level: 'silent' });
@@ -95,6 +95,31 @@ default: direct
   assert.deepEqual(
     stats.upstreams.map((s) => [s.name, s.attempts, s.active]).sort(),
     [['corp', 2, 0], ['egress', 2, 0]],
+  );
+});
+
+test('BIND is a method an outbound has or lacks: direct and SOCKS upstreams, a chain or a pool that ends in one; not HTTP', async (t) => {
+  // Building does no I/O: nothing listens at these addresses, and nothing needs to.
+  const config = parseConfig(
+    `upstreams:
+  s5: { type: socks5, host: 127.0.0.1, port: 9 }
+  s4: { type: socks4, host: 127.0.0.1, port: 9 }
+  web: { type: http, host: 127.0.0.1, port: 9 }
+  s5-via-web: { type: socks5, host: 127.0.0.1, port: 9, via: web }
+  web-via-s5: { type: http, host: 127.0.0.1, port: 9, via: s5 }
+  mixed: { type: pool, members: [web, s5] }
+  webs: { type: pool, members: [web, web-via-s5] }
+`,
+    '/tmp/socksgate-test.yaml',
+    {},
+  );
+  const map = await buildOutbounds(config, { dns, log });
+  t.after(() => closeOutbounds(map));
+  const canBind = (o: Outbound | undefined): boolean => o !== undefined && 'bind' in o && typeof o.bind === 'function';
+  const names = [...map.keys()].sort();
+  assert.deepEqual(
+    names.filter((n) => canBind(map.get(n))),
+    ['direct', 'mixed', 's4', 's5', 's5-via-web'],
   );
 });
 
