@@ -65,7 +65,8 @@ export function createDirectOutbound(deps: DirectDeps): Outbound & DatagramOutbo
     const host = ctx.arrivedAt;
     if (host === undefined) throw new GatewayError('GW_ERR_BIND_LOCAL', 'BIND: no local address to listen on', Rep.GENERAL_FAILURE);
     if (isIP(dest.host) === 0) {
-      const resolved = await addressesOf(deps.dns, dest.host, ctx);
+      // As for CONNECT: a client gone during the lookup is let go at once, the lookup runs on.
+      const resolved = await until(addressesOf(deps.dns, dest.host, ctx), ctx.cancel ?? ctx.signal);
       return bindDirect({ host, expect: dest, resolved, log: ctx.log });
     }
     return bindDirect({ host, expect: dest, log: ctx.log });
