@@ -20,7 +20,7 @@ import { createSocks4Outbound } from './socks4.js';
 import { createSocks5Outbound } from './socks5.js';
 import { isPoolOutbound } from './stats.js';
 import { placeholdersOf } from './credentials.js';
-import type { DatagramOutbound, MemberSpec, Outbound } from './types.js';
+import type { MemberSpec, Outbound } from './types.js';
 
 export interface BuildDeps {
   dns: DnsResolver;
@@ -39,7 +39,7 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
   const cas = new Map<string, Buffer>();
 
   /** One proxy upstream of any type, reached through `via` when given. */
-  async function proxy(name: string, cfg: ProxyUpstreamConfig, via: Outbound | undefined): Promise<Outbound & DatagramOutbound> {
+  async function proxy(name: string, cfg: ProxyUpstreamConfig, via: Outbound | undefined): Promise<Outbound> {
     const common: ProxyDeps = via ? { dns: deps.dns, connectTimeout, via } : { dns: deps.dns, connectTimeout };
     if (cfg.type === 'socks5') return createSocks5Outbound(name, cfg, common);
     if (cfg.type === 'socks4') return createSocks4Outbound(name, cfg, common);

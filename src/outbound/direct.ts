@@ -13,7 +13,7 @@ import { bindDirect } from './bind-direct.js';
 import { until } from './deadline.js';
 import { EgressDeniedError, OPEN_EGRESS, type EgressGuard } from './egress.js';
 import { openDirectUdp } from './udp-direct.js';
-import type { BindHandle, Connection, DatagramOutbound, Destination, Outbound, OutboundContext, UdpChannel } from './types.js';
+import type { BindHandle, Connection, Destination, Outbound, OutboundContext, UdpChannel } from './types.js';
 
 export interface DirectDeps {
   dns: DnsResolver;
@@ -27,7 +27,7 @@ function literalAddresses(host: string): ResolvedAddress[] | undefined {
   return a && [a];
 }
 
-export function createDirectOutbound(deps: DirectDeps): Outbound & DatagramOutbound {
+export function createDirectOutbound(deps: DirectDeps): Outbound {
   async function connect(dest: Destination, ctx: OutboundContext): Promise<Connection> {
     // The dial only listens for the request's end: the connection itself, where it can say so.
     const cancel = ctx.cancel ?? ctx.signal;

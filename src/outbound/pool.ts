@@ -11,7 +11,7 @@ import { takeOver, type MemberState, type PoolMemory } from './member-state.js';
 import { answeredAboutDestination, isUpstreamFault, UpstreamAuthError } from './socks5-errors.js';
 import type { MemberStats, PoolOutbound } from './stats.js';
 import { createStrategy, FASTEST_STALE_MS, memberHash, type Pickable, type Strategy } from './strategies.js';
-import type { BindHandle, Connection, DatagramOutbound, Destination, MemberSpec, Outbound, OutboundContext, UdpChannel } from './types.js';
+import type { BindHandle, Connection, Destination, MemberSpec, Outbound, OutboundContext, UdpChannel } from './types.js';
 
 export interface PoolDeps {
   /** Built already, one per member, each outbound named by its display name (upstream name or URL without password). */
@@ -39,7 +39,7 @@ export class NoMemberMatchesError extends GatewayError {
 }
 
 interface Member extends Pickable {
-  readonly outbound: Outbound & DatagramOutbound;
+  readonly outbound: Outbound;
   /** Health and counts, shared with the pool this one replaces or is replaced by. */
   readonly state: MemberState;
   readonly health: MemberHealth;
@@ -98,7 +98,7 @@ interface View {
   readonly strategy: Strategy<Member>;
 }
 
-export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps): PoolOutbound & DatagramOutbound {
+export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps): PoolOutbound {
   const now = deps.now ?? Date.now;
   const policy = deps.policy ?? { ...DEFAULT_HEALTH_POLICY, ejectAfter: cfg.ban_after };
   // Every line of the pool's own names it once: its logger carries the key.
@@ -368,7 +368,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     return true;
   }
 
-  const pool: PoolOutbound & DatagramOutbound = {
+  const pool: PoolOutbound = {
     name,
     connect,
     pick(key, params) {
@@ -404,6 +404,6 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
 }
 
 /** A member as a pool takes it: weight 1 and no tags unless given, known by its name alone. */
-export function memberSpec(outbound: Outbound & DatagramOutbound, weight = 1, tags: Readonly<Record<string, string>> = {}): MemberSpec {
+export function memberSpec(outbound: Outbound, weight = 1, tags: Readonly<Record<string, string>> = {}): MemberSpec {
   return { outbound, endpoint: outbound.name, weight, tags };
 }

@@ -12,9 +12,9 @@ import { lastHopAddress, openSocks5Bind, type LastHop } from './socks5-bind.js';
 import { fromSocksError } from './socks5-errors.js';
 import { socksHandshake } from './socks5.js';
 import type { UpstreamOutbound } from './stats.js';
-import type { BindHandle, DatagramOutbound, Destination, OutboundContext } from './types.js';
+import type { BindHandle, Destination, OutboundContext } from './types.js';
 
-export function createSocks4Outbound(name: string, cfg: Socks4UpstreamConfig, deps: ProxyDeps): UpstreamOutbound & DatagramOutbound {
+export function createSocks4Outbound(name: string, cfg: Socks4UpstreamConfig, deps: ProxyDeps): UpstreamOutbound {
   const proxy = { host: cfg.host, port: cfg.port };
 
   /** What SOCKS4 can ask for: an IPv4 address, or (SOCKS4a) a name. */
@@ -24,7 +24,7 @@ export function createSocks4Outbound(name: string, cfg: Socks4UpstreamConfig, de
     return cfg.remote_dns ? [assertSendable(dest)] : resolveHere(dest, ctx, deps.dns, 4);
   }
 
-  const out: UpstreamOutbound & DatagramOutbound = createProxyOutbound(name, { ...proxy, username: cfg.username }, {
+  const out: UpstreamOutbound = createProxyOutbound(name, { ...proxy, username: cfg.username }, {
     targets,
     // SOCKS4 has no password: only the USERID goes out. Nor a greeting: the request is the
     // first thing we send, so a proxy that took our connection is alive, and silence from

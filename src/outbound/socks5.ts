@@ -14,13 +14,13 @@ import { lastHopAddress, openSocks5Bind, type LastHop } from './socks5-bind.js';
 import { failedOnReply, fromSocksError, UpstreamHandshakeError } from './socks5-errors.js';
 import { openSocks5Udp, type UpstreamDialer } from './socks5-udp.js';
 import type { UpstreamOutbound } from './stats.js';
-import type { BindHandle, DatagramOutbound, Destination, OutboundContext, UdpChannel } from './types.js';
+import type { BindHandle, Destination, OutboundContext, UdpChannel } from './types.js';
 
 export type Socks5Deps = ProxyDeps;
 
-export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, deps: Socks5Deps): UpstreamOutbound & DatagramOutbound {
+export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, deps: Socks5Deps): UpstreamOutbound {
   const proxy = { host: cfg.host, port: cfg.port };
-  const out: UpstreamOutbound & DatagramOutbound = createProxyOutbound(name, { ...proxy, username: cfg.username, password: cfg.password }, {
+  const out: UpstreamOutbound = createProxyOutbound(name, { ...proxy, username: cfg.username, password: cfg.password }, {
     targets: async (dest, ctx) => (cfg.remote_dns ? [assertSendable(dest)] : resolveHere(dest, ctx, deps.dns)),
     handshake: (socket, to, run) => {
       assertRfc1929(name, run.credentials);

@@ -51,6 +51,9 @@ export interface Connection {
 export interface Outbound {
   readonly name: string;
   connect(dest: Destination, ctx: OutboundContext): Promise<Connection>;
+  /** Capabilities: an outbound that can carry UDP or BIND has these; without one, the client gets 0x07. */
+  openUdp?(ctx: OutboundContext): Promise<UdpChannel>;
+  bind?(dest: Destination, ctx: OutboundContext): Promise<BindHandle>;
   /** Health checks and timers begin only when the snapshot goes live: building does no I/O. */
   start?(): void;
   close(): Promise<void>;
@@ -58,7 +61,7 @@ export interface Outbound {
 
 /** One pool member as the config describes it. */
 export interface MemberSpec {
-  outbound: Outbound & DatagramOutbound;
+  outbound: Outbound;
   /**
    * What the member dials through: a digest of its whole configuration, credentials and `via`
    * hops included. A reload keeps the member's record (health, counts) only while it is unchanged.
@@ -101,11 +104,5 @@ export interface BindHandle {
   /** The first peer that connects (its address is the second reply's BND). */
   accepted(): Promise<{ socket: import('node:net').Socket; peer: Destination; head?: Buffer }>;
   close(): void;
-}
-
-/** Outbounds that can carry UDP or BIND implement these; the others make the client get 0x07. */
-export interface DatagramOutbound {
-  openUdp?(ctx: OutboundContext): Promise<UdpChannel>;
-  bind?(dest: Destination, ctx: OutboundContext): Promise<BindHandle>;
 }
 

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { GatewayError, Rep } from '../errors.js';
-import type { BindHandle, DatagramOutbound, Destination, Outbound } from '../outbound/types.js';
+import type { BindHandle, Destination, Outbound } from '../outbound/types.js';
 import type { Decision } from '../router/types.js';
 import type { CommandContext } from './context.js';
 import { outboundContext } from './outbound-context.js';
@@ -55,7 +55,7 @@ export async function handleBind(ctx: CommandContext): Promise<void> {
  * CONNECT does, so a name is not looked up twice.
  */
 async function open(ctx: CommandContext, decision: Decision, outbound: Outbound): Promise<BindHandle> {
-  const bind = (outbound as Outbound & DatagramOutbound).bind;
+  const bind = outbound.bind;
   if (!bind) throw new GatewayError('GW_ERR_BIND_UNSUPPORTED', `outbound "${outbound.name}" cannot BIND`, Rep.COMMAND_NOT_SUPPORTED);
   const octx = outboundContext(ctx);
   if (decision.resolved) octx.resolved = decision.resolved;

@@ -11,7 +11,7 @@ import type { ResolvedAddress } from '../dns/types.js';
 import { RuleBlockedError } from '../errors.js';
 import type { ByteBudget } from '../outbound/byte-budget.js';
 import type { AddressSet } from '../outbound/egress.js';
-import type { DatagramOutbound, Destination, Outbound, UdpChannel } from '../outbound/types.js';
+import type { Destination, Outbound, UdpChannel } from '../outbound/types.js';
 import type { CommandContext, Snapshot } from './context.js';
 import { outboundContext } from './outbound-context.js';
 import { route } from './route.js';
@@ -21,7 +21,7 @@ export type UdpTarget =
   | { kind: 'channel'; channel: UdpChannel; egressLift?: AddressSet; resolved?: readonly ResolvedAddress[] }
   | { kind: 'drop'; reason: string; retryAt?: number };
 
-type OpenUdp = NonNullable<DatagramOutbound['openUdp']>;
+type OpenUdp = NonNullable<Outbound['openUdp']>;
 
 export interface UdpRoutesOptions {
   /** Destinations whose decision is remembered; the oldest is forgotten beyond this. */
@@ -139,7 +139,7 @@ export class UdpRoutes {
   }
 
   async #channelFor(action: string, outbound: Outbound): Promise<UdpChannel | undefined | 'unsupported'> {
-    const open = (outbound as Outbound & DatagramOutbound).openUdp?.bind(outbound);
+    const open = outbound.openUdp?.bind(outbound);
     if (!open) return 'unsupported';
     let state = this.#channels.get(outbound);
     if (!state || (state.failedAt !== undefined && performance.now() - state.failedAt >= this.#opts.retryAfterMs)) {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DatagramOutbound, MemberSpec, Outbound } from '../../src/outbound/types.js';
+import type { MemberSpec, Outbound } from '../../src/outbound/types.js';
 import { listenTracked } from './servers.js';
 import { requireFile, spawnTied } from './spawn.js';
 
@@ -312,7 +312,7 @@ function parseRequest(b: Buffer): SeenRequest | undefined {
 }
 
 /** Pool members of weight 1 and no tags, for pools built by hand. */
-export function specs(outbounds: (Outbound & DatagramOutbound)[]): MemberSpec[] {
+export function specs(outbounds: (Outbound)[]): MemberSpec[] {
   return outbounds.map((outbound) => memberSpec(outbound));
 }
 
