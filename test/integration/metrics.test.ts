@@ -1,7 +1,8 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { closedPort, closedWithin, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
+import { curl } from '../helpers/curl.js';
+import { closedPort, closedWithin, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
 
 test('the admin listener serves socksgate_* metrics and /healthz', async (t) => {
   const echo = await startEchoServer();
@@ -106,6 +107,31 @@ test('a refused login under a configured name is logged with that name but count
   await gw.accessLog((l) => l.user === 'alice' && l.rep === 0);
   const refused = gw.logs.filter((l) => l.user === 'alice' && l.error === 'authentication failed');
   assert.equal(refused.length, 3, 'each refused login is logged with the name it gave');
+  const text = await (await fetch(`http://127.0.0.1:${gw.gw.adminAddress!.port}/metrics`)).text();
+  assert.equal(sample(text, 'socksgate_user_connections_total{user="alice"}'), 1);
+});
+
+test('an HTTP 407 for a wrong password is logged with the name given, counted as no user\'s (CONNECT and absolute-form)', async (t) => {
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const gw = await startGateway({
+    metrics: { host: '127.0.0.1', port: 0, per_user: true },
+    auth: { users: [{ username: 'alice', password: 'pw-a' }] },
+  });
+  t.after(() => gw.close());
+  const proxy = `http://127.0.0.1:${gw.port}`;
+  const tunnel = await curl(['-p', '-x', proxy, '--proxy-user', 'alice:guess-1', `${web.url}/t`]);
+  assert.match(tunnel.stderr, /407/);
+  const forward = await curl(['-s', '-o', '/dev/null', '-w', '%{http_code}', '-x', proxy, '--proxy-user', 'alice:guess-2', `${web.url}/f`]);
+  assert.equal(forward.stdout, '407');
+  const right = await curl(['-x', proxy, '--proxy-user', 'alice:pw-a', `${web.url}/ok`]);
+  assert.equal(right.code, 0, right.stderr);
+  await gw.accessLog((l) => l.user === 'alice' && l.status === 200);
+  const refused = await gw.accessLog(() => gw.logs.filter((l) => l.status === 407).length >= 2);
+  assert.ok(refused);
+  const lines = gw.logs.filter((l) => l.status === 407);
+  assert.deepEqual(lines.map((l) => [l.cmd, l.user]).sort(), [['connect', 'alice'], ['connect', 'alice']], 'both refusals name the user tried');
+  assert.ok(!JSON.stringify(gw.logs).includes('guess-'), 'no password in the logs');
   const text = await (await fetch(`http://127.0.0.1:${gw.gw.adminAddress!.port}/metrics`)).text();
   assert.equal(sample(text, 'socksgate_user_connections_total{user="alice"}'), 1);
 });

@@ -3,7 +3,7 @@
 
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import { GatewayError, LimitError, ProtocolError, Rep, toRep, UpstreamRefusedError } from '../../errors.js';
-import type { Snapshot } from '../context.js';
+import { refusedLogins, type AccessRecord, type Snapshot } from '../context.js';
 import type { Gone } from '../login-throttle.js';
 import type { SessionParams } from '../request.js';
 
@@ -62,9 +62,23 @@ export class ExpectationError extends ProtocolError {
 
 /** Missing or wrong Proxy-Authorization: 407 (rep 0x02 in the access log). */
 export class ProxyAuthError extends GatewayError {
-  constructor(message: string) {
+  /** The name a refused login gave (its password is never kept). */
+  readonly tried: string | undefined;
+
+  constructor(message: string, tried?: string) {
     super('GW_ERR_PROXY_AUTH', message, Rep.NOT_ALLOWED);
+    this.tried = tried;
   }
+}
+
+/**
+ * A refused login is logged with the name it gave, as a SOCKS5 one is (who is guessing at
+ * which account), and counted as no user's connection: anyone can send a configured name.
+ */
+export function noteRefusedLogin(record: AccessRecord, err: unknown): void {
+  if (!(err instanceof ProxyAuthError) || err.tried === undefined) return;
+  record.user = err.tried;
+  refusedLogins.add(record);
 }
 
 /** A full response with a one-line body, for CONNECT refusals and client errors (the socket closes after it). */
@@ -117,7 +131,7 @@ export function authenticate(snapshot: Snapshot, header: string | undefined, sou
 
 async function verified(snapshot: Snapshot, creds: { user: string; password: string }, source: string | undefined, gone: Gone | undefined): Promise<HttpIdentity> {
   const result = await snapshot.auth.verify(creds.user, creds.password, source, gone);
-  if (!result.ok) throw new ProxyAuthError('authentication failed');
+  if (!result.ok) throw new ProxyAuthError('authentication failed', creds.user);
   const id: HttpIdentity = {};
   if (result.user !== undefined) id.user = result.user;
   if (result.sessionKey !== undefined) id.sessionKey = result.sessionKey;

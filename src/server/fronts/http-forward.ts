@@ -15,7 +15,7 @@ import { formatAddress } from '../context.js';
 import { admit, openConnect, refuse } from '../pipeline.js';
 import { consumed, resetSocket } from '../relay.js';
 import type { Front } from '../request.js';
-import { answer, authenticate, ExpectationError, rawResponse, reasonOf, statusOf } from './http-answer.js';
+import { answer, authenticate, ExpectationError, noteRefusedLogin, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { requestContext } from './context.js';
 
 /** Hop-by-hop fields never forwarded; Transfer-Encoding is redone by node on each side. */
@@ -125,6 +125,7 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
       throw late;
     }
   } catch (err) {
+    noteRefusedLogin(record, err);
     // A client waiting for 100 Continue sends no body: the connection ends with the answer
     // (whether the body follows anyway is the client's choice, and nothing could tell), and
     // what it pipelined behind is not served: node never gives those responses the socket,

@@ -14,7 +14,7 @@ import { formatAddress, type AccessRecord } from '../context.js';
 import { refuse, serve } from '../pipeline.js';
 import type { ChunkReader } from '../reader.js';
 import type { Front } from '../request.js';
-import { answer, authenticate, rawResponse, reasonOf, statusOf } from './http-answer.js';
+import { answer, authenticate, noteRefusedLogin, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { bodyDidNotParse, forward } from './http-forward.js';
 import { requestContext } from './context.js';
 
@@ -269,6 +269,7 @@ async function tunnel(conn: ClientConnection, req: IncomingMessage, head: Buffer
     if (who.user !== undefined) record.user = who.user;
     await serve(requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest, ...who }, snapshot));
   } catch (err) {
+    noteRefusedLogin(record, err);
     const ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest: { host: '', port: 0 } });
     refuse(ctx, err);
   }
