@@ -1,8 +1,8 @@
 // The deployment files (docker/) and the README's examples are documentation users copy. With
 // no container engine here, every file is parsed and held against what the code does: configs
 // pass `check`, probe paths answer on a running gateway, ports and paths agree across files,
-// the grace period covers the drain, and every metric a dashboard or scrape config names is
-// one a running gateway exposes.
+// the grace period covers the drain, and every metric a dashboard, a scrape config or the docs
+// name is one a running gateway exposes.
 import { test, type TestContext } from '../helpers/test.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import assert from 'node:assert/strict';
@@ -327,7 +327,10 @@ test('every probe path the manifests and the image use answers 200 on a running 
 /** Metric names in a PromQL expression (label names and values never start with socksgate_). */
 const metricNames = (expr: string): string[] => [...expr.matchAll(/\bsocksgate_[a-zA-Z0-9_]+/g)].map((m) => m[0]);
 
-test('every metric named by the Grafana dashboard and the Prometheus files is one a running gateway exposes', async (t) => {
+/** Metric names in prose; `socksgate_process_*` is a prefix, kept with its `*`. */
+const proseMetricNames = (text: string): string[] => [...text.matchAll(/\bsocksgate_[a-zA-Z0-9_]+\*?/g)].map((m) => m[0]);
+
+test('every metric named by the Grafana dashboard, the Prometheus files and the docs is one a running gateway exposes', async (t) => {
   const { admin } = await runK8sGateway(t);
   const res = await fetch(`${admin}/metrics`, { signal: AbortSignal.timeout(5_000) });
   assert.equal(res.status, 200);
@@ -358,6 +361,13 @@ test('every metric named by the Grafana dashboard and the Prometheus files is on
   const used = new Set([...exprs, ...(await Promise.all(promFiles.map((f) => readFile(f, 'utf8'))))].flatMap(metricNames));
   const missing = [...used].filter((n) => !known(n));
   assert.deepEqual(missing, [], `exposed: ${[...exposed.keys()].join(' ')}`);
+  // What the docs tell people to graph or alert on: README.md's table, SECURITY.md, docs/.
+  const docs = ['README.md', 'SECURITY.md', 'config.example.yaml', ...(await readdir('docs')).filter((f) => f.endsWith('.md')).map((f) => join('docs', f))];
+  for (const file of docs) {
+    const names = new Set(proseMetricNames(await readFile(file, 'utf8')));
+    const unknown = [...names].filter((n) => (n.endsWith('*') ? ![...exposed.keys()].some((e) => e.startsWith(n.slice(0, -1))) : !known(n)));
+    assert.deepEqual(unknown, [], `${file} names metrics the gateway does not expose`);
+  }
   // Every panel's data source is the dashboard's variable, so the JSON imports anywhere.
   const panels = arr(dashboard.panels).map(obj).filter((p) => p.type !== 'row');
   for (const p of panels) assert.equal(obj(p.datasource).uid, '${datasource}', String(p.title));
