@@ -124,6 +124,16 @@ function checkOpenProxy(root: Obj, out: Issue[], listening: readonly { host: str
   }
 }
 
+/**
+ * RFC 1929 gives the username and the password one length byte each: 255 bytes of UTF-8,
+ * not 255 characters (the schema's maxLength counts characters, and reports longer ones).
+ */
+function checkLoginBytes(text: string | undefined, path: ConfigPath, out: Issue[]): void {
+  if (text === undefined || text.length > 255) return;
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > 255) out.push(problem(path, `is ${bytes} bytes in UTF-8: a SOCKS5 login (RFC 1929) carries at most 255`));
+}
+
 function checkAuth(root: Obj, out: Issue[]): void {
   const seen = new Set<string>();
   list(obj(root['auth'])?.['users']).forEach((entry, i) => {
@@ -138,9 +148,14 @@ function checkAuth(root: Obj, out: Issue[]): void {
           ),
         );
       }
+      // HTTP Basic splits user-id and password at the first ":" (RFC 7617 §2): no client could log in.
+      if (name.includes(':')) {
+        out.push(problem(['auth', 'users', i, 'username'], `"${name}" contains ":", which HTTP Basic auth cannot carry in a username (RFC 7617 §2)`));
+      }
       if (seen.has(name)) out.push(problem(['auth', 'users', i, 'username'], `user "${name}" is defined twice`));
       seen.add(name);
     }
+    for (const key of ['username', 'password'] as const) checkLoginBytes(str(user?.[key]), ['auth', 'users', i, key], out);
     const rate = str(user?.['bandwidth']);
     if (rate !== undefined && new RegExp(RATE_PATTERN).test(rate) && parseRate(rate) === undefined) {
       out.push(problem(['auth', 'users', i, 'bandwidth'], `${rate} is not a usable rate (at least 1B/s)`));

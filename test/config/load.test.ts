@@ -23,6 +23,23 @@ function assertIssue(issues: readonly string[], where: string, re: RegExp): void
   assert.ok(hit, `no issue at ${where} matching ${re}; got:\n${issues.join('\n')}`);
 }
 
+test('a username or password no client could send is refused: a ":" in a username, more than 255 bytes in either', () => {
+  const long = 'é'.repeat(200); // 200 characters, 400 bytes
+  const issues = issuesOf(`auth:
+  users:
+    - { username: "a:b", password: x }
+    - { username: "${long}", password: x }
+    - { username: carol, password: "${long}" }
+    - { username: "zoë.d@corp_1", password: "pässwörd:✓ x" }
+`);
+  assertIssue(issues, '3:19', /"a:b" contains ":", which HTTP Basic auth cannot carry/);
+  assertIssue(issues, '4:19', /username: is 400 bytes in UTF-8: a SOCKS5 login \(RFC 1929\) carries at most 255/);
+  assertIssue(issues, '5:36', /password: is 400 bytes in UTF-8/);
+  assert.ok(!issues.some((i) => i.includes(long)), 'the password is not in the message');
+  assert.ok(!issues.some((i) => i.startsWith('cfg.yaml:6:')), issues.join('\n'));
+  assert.equal(issues.length, 3, issues.join('\n'));
+});
+
 test('an empty file gets every default', () => {
   const c = parseConfig('', '/etc/socksgate/socksgate.yaml', {});
   assert.deepEqual(c.listen, [{ host: '127.0.0.1', port: 1080, protocols: ['socks5', 'socks4', 'http'] }]);
