@@ -154,7 +154,10 @@ export class Gateway {
       throw err;
     }
     startOutbounds(gw.#snapshot.outbounds);
-    gw.log.info({ listen: gw.addresses.map((a) => formatAddress({ host: a.address, port: a.port })), config: config.source }, 'socksgate listening');
+    // With metrics.port 0 this line is the only place that says which port the system picked.
+    const admin = gw.adminAddress;
+    const adminField = admin ? { admin: formatAddress({ host: admin.address, port: admin.port }) } : {};
+    gw.log.info({ listen: gw.addresses.map((a) => formatAddress({ host: a.address, port: a.port })), ...adminField, config: config.source }, 'socksgate listening');
     return gw;
   }
 

@@ -30,6 +30,18 @@ test('the admin listener serves socksgate_* metrics and /healthz', async (t) => 
   assert.equal((await fetch(`http://127.0.0.1:${admin.port}/nope`)).status, 404);
 });
 
+test('with metrics.port 0 the listening line names the admin address the system picked; without metrics it names none', async (t) => {
+  const gw = await startGateway({ metrics: { host: '127.0.0.1', port: 0 } });
+  t.after(() => gw.close());
+  const listening = gw.logs.find((l) => l.msg === 'socksgate listening');
+  assert.equal(typeof listening?.admin, 'string', JSON.stringify(listening));
+  const health = await fetch(`http://${String(listening!.admin)}/healthz`);
+  assert.equal(health.status, 200);
+  const plain = await startGateway();
+  t.after(() => plain.close());
+  assert.ok(!('admin' in plain.logs.find((l) => l.msg === 'socksgate listening')!));
+});
+
 test('a failed outbound connect is counted as such', async (t) => {
   const gw = await startGateway({ metrics: { host: '127.0.0.1', port: 0 } });
   t.after(() => gw.close());
