@@ -84,14 +84,15 @@ const LOOPBACK_V6: ParsedIp = { v: 6, w: Uint32Array.of(0, 0, 0, 1) };
 /**
  * The address as parsed, then the IPv4 address an IPv6 one carries, if any: IPv4-compatible
  * `::a.b.c.d` (RFC 4291 §2.5.5.1) and NAT64 `64:ff9b::a.b.c.d` (RFC 6052 §2.1) reach that IPv4
- * host through a translator. IPv4-mapped `::ffff:a.b.c.d` (§2.5.5.2) is IPv4 already to parseIp's
- * callers; here it is unwrapped too. `::` and `::1` are not read as IPv4-compatible: they are
- * the unspecified and loopback addresses (0.0.0.0/8 is never a real IPv4 host). The unspecified
- * address, and its mapped form, also yield the loopback address it reaches.
+ * host through a translator. IPv4-mapped `::ffff:a.b.c.d` (§2.5.5.2) is dialed as that IPv4
+ * address and is only IPv4 here, as to the router (an IPv6 network such as ::/0 does not hold
+ * it). `::` and `::1` are not read as IPv4-compatible: they are the unspecified and loopback
+ * addresses (0.0.0.0/8 is never a real IPv4 host). The unspecified address, and its mapped
+ * form, also yield the loopback address it reaches.
  */
 export function addressForms(text: string): ParsedIp[] {
   const v4 = parseIPv4(text);
-  if (v4 >= 0) return v4 === 0 ? [{ v: 4, n: 0 }, LOOPBACK_V4] : [{ v: 4, n: v4 }];
+  if (v4 >= 0) return ipv4Forms(v4);
   const host = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
   if (!host.includes(':')) return [];
   const w = parseIPv6(host);
@@ -99,8 +100,12 @@ export function addressForms(text: string): ParsedIp[] {
   if (w.every((x) => x === 0)) return [{ v: 6, w }, LOOPBACK_V6];
   const embedded = embeddedIPv4(w);
   if (embedded === undefined) return [{ v: 6, w }];
-  // A mapped 0.0.0.0 is dialed as IPv4 0.0.0.0: this host too.
-  return embedded === 0 && isMapped(w) ? [{ v: 4, n: 0 }, LOOPBACK_V4, { v: 6, w }] : [{ v: 4, n: embedded }, { v: 6, w }];
+  return isMapped(w) ? ipv4Forms(embedded) : [{ v: 4, n: embedded }, { v: 6, w }];
+}
+
+/** 0.0.0.0 dialed is this host: loopback too. */
+function ipv4Forms(n: number): ParsedIp[] {
+  return n === 0 ? [{ v: 4, n: 0 }, LOOPBACK_V4] : [{ v: 4, n }];
 }
 
 function embeddedIPv4(w: Uint32Array): number | undefined {

@@ -4,8 +4,6 @@
 import { isMapped, parseIp, type ParsedIp } from '../config/ip.js';
 import { parseCidr, wordMask, type Cidr } from '../config/cidr.js';
 
-const MAPPED = new Uint32Array([0, 0, 0xffff, 0]);
-
 export class CidrSetBuilder {
   // start * 64 + prefix stays below 2^38: exact in a double, and sortable as one number.
   readonly #v4: number[] = [];
@@ -17,10 +15,11 @@ export class CidrSetBuilder {
       return;
     }
     this.#v6.push(c);
-    // A network inside ::ffff:0:0/96 (or one that contains it) also holds IPv4 addresses:
-    // destinations arrive as plain IPv4, so give the IPv4 table the same coverage.
+    // A network inside ::ffff:0:0/96 is an IPv4 network written as IPv6, and IPv4 addresses
+    // (mapped ones too, see parseIp) are looked up in the IPv4 table: give it the same range.
+    // A wider IPv6 network (::/0, ::/64) holds IPv6 addresses only, as Go's net.IPNet (Clash,
+    // glider) reads it: "all IPv6" must not take IPv4 traffic.
     if (c.prefix >= 96 && isMapped(c.w)) this.#v4.push(c.w[3]! * 64 + (c.prefix - 96));
-    else if (c.prefix < 96 && contains(c, MAPPED)) this.#v4.push(0);
   }
 
   get size(): number {
@@ -30,11 +29,6 @@ export class CidrSetBuilder {
   build(): CidrSet {
     return new CidrSet(build4(this.#v4), build6(this.#v6));
   }
-}
-
-function contains(c: Cidr & { v: 6 }, w: Uint32Array): boolean {
-  for (let i = 0; i < 4; i++) if (((w[i]! & wordMask(c.prefix - 32 * i)) >>> 0) !== c.w[i]) return false;
-  return true;
 }
 
 interface Table4 {

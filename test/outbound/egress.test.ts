@@ -53,6 +53,14 @@ test('IPv4-mapped, IPv4-compatible and NAT64 forms of a denied IPv4 address are 
   assert.equal(one.denies('127.0.0.3'), false);
 });
 
+test('an IPv6 network (::/0) denies IPv6 addresses only: an IPv4-mapped one is its IPv4 address', () => {
+  const v6 = compileEgress(['::/0']);
+  for (const a of ['::1', '2001:db8::1', '::127.0.0.1', '64:ff9b::7f00:1']) assert.equal(v6.denies(a), true, a);
+  for (const a of ['127.0.0.1', '::ffff:127.0.0.1', '[::ffff:7f00:1]', '8.8.8.8']) assert.equal(v6.denies(a), false, a);
+  assert.equal(ALL.denies('::1', cidrSetOf(['::/0'])), false, 'a rule for ::/0 lifts the guard for IPv6');
+  assert.equal(ALL.denies('::ffff:127.0.0.1', cidrSetOf(['::/0'])), true, 'but not for an IPv4 address');
+});
+
 test('the rule that chose direct lifts the guard for the addresses in its own cidrs only', () => {
   const lift = cidrSetOf(['10.8.0.0/16', '127.0.0.2/32']);
   assert.equal(ALL.denies('10.8.3.3', lift), false);

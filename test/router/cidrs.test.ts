@@ -13,13 +13,25 @@ test('IPv4 networks match their addresses and nothing else', () => {
   }
 });
 
-test('0.0.0.0/0 and ::/0 match every address of their family', () => {
+test('0.0.0.0/0 and ::/0 match every address of their family, and only of their family', () => {
   const v4 = cidrSetOf(['0.0.0.0/0']);
-  assert.ok(v4.hasText('0.0.0.0') && v4.hasText('255.255.255.255'));
+  assert.ok(v4.hasText('0.0.0.0') && v4.hasText('255.255.255.255') && v4.hasText('::ffff:1.2.3.4'));
   assert.ok(!v4.hasText('2001:db8::1'));
   const v6 = cidrSetOf(['::/0']);
   assert.ok(v6.hasText('::') && v6.hasText('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'));
-  assert.ok(v6.hasText('1.2.3.4'), '::/0 holds ::ffff:0:0/96, so IPv4 too');
+  assert.ok(!v6.hasText('1.2.3.4'), 'an IPv4 destination is not in ::/0');
+  assert.ok(!v6.hasText('::ffff:1.2.3.4'), 'nor is its IPv4-mapped form: that is the IPv4 address');
+});
+
+test('only a network inside ::ffff:0:0/96 holds IPv4 addresses, not a wider one around it', () => {
+  for (const [wide, inside] of [['::/64', '::1'], ['::/80', '::2:0:0'], ['::fffe:0:0/95', '::fffe:1:2']] as const) {
+    const set = cidrSetOf([wide]);
+    assert.ok(!set.hasText('10.1.2.3') && !set.hasText('::ffff:10.1.2.3'), wide);
+    assert.ok(set.hasText(inside), `${wide} holds ${inside}`);
+  }
+  const all4 = cidrSetOf(['::ffff:0:0/96']);
+  assert.ok(all4.hasText('10.1.2.3') && all4.hasText('255.255.255.255'));
+  assert.ok(!all4.hasText('::1'));
 });
 
 test('IPv6 networks, at word boundaries and inside words', () => {
