@@ -50,7 +50,12 @@ export function normalizeName(name: string): string {
   return n.toLowerCase();
 }
 
-function normalizeEntryName(raw: string): string | undefined {
+/**
+ * A name as the config writes it, in the form requests arrive in: Unicode labels as A-labels
+ * (`bücher.example` → `xn--bcher-kva.example`, what browsers and curl send), then normalizeName.
+ * Undefined when it is not made of plain labels.
+ */
+export function asciiName(raw: string): string | undefined {
   // eslint-disable-next-line no-control-regex
   const ascii = /^[\x00-\x7f]*$/.test(raw) ? raw : domainToASCII(raw); // IDN → punycode
   const name = normalizeName(ascii);
@@ -71,7 +76,7 @@ export function parseDomainEntry(text: string): DomainEntry | string {
     case 'domain':
     case 'full': {
       const sub = prefix !== 'full' && body.startsWith('*.');
-      const name = normalizeEntryName(sub ? body.slice(2) : body);
+      const name = asciiName(sub ? body.slice(2) : body);
       if (name === undefined) return `invalid domain "${text}"`;
       return { kind: prefix === 'full' ? 'full' : sub ? 'subdomains' : 'suffix', value: name };
     }

@@ -180,6 +180,15 @@ test('hosts and IP literals answer without any query', async (t) => {
   assert.equal(dns.stats().queries, 0);
 });
 
+test('a hosts name written in Unicode answers the A-label (xn--) clients send', async (t) => {
+  const { server, dns } = await setup(t, {}, { hosts: { 'Bücher.Test': '10.8.3.4', 'full.xn--strae-oqa.test': '10.8.3.5' } });
+  assert.deepEqual(await dns.lookup('xn--bcher-kva.test'), [{ address: '10.8.3.4', family: 4 }]);
+  assert.deepEqual(await dns.lookup('XN--BCHER-KVA.test.'), [{ address: '10.8.3.4', family: 4 }]);
+  assert.deepEqual(await dns.lookup('full.xn--strae-oqa.test'), [{ address: '10.8.3.5', family: 4 }]);
+  assert.equal(dns.stats().queries, 0);
+  assert.equal(server.queries('xn--bcher-kva.test'), 0);
+});
+
 test('names are case-insensitive and a trailing dot is ignored', async (t) => {
   const { server, dns } = await setup(t, { 'mixed.test': { A: ['192.0.2.7'] } });
   await dns.lookup('Mixed.TEST.');

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { startDnsServer } from '../helpers/dns-server.js';
-import { readBytes, socks5Rep, startEchoServer, startGateway } from '../helpers/index.js';
+import { readBytes, socks5Rep, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
+import { curl } from '../helpers/curl.js';
 import { startDante } from '../helpers/upstreams.js';
 
 /** An echo server, a name server answering `names` with 127.0.0.1, and a gateway asking it, routed by `routing`; all closed after the test. */
@@ -78,4 +79,28 @@ test('a cidrs rule holds against numeric spellings of its addresses (127.1, 2130
   const line = await gw.accessLog((l) => l['dest'] === `127.1:${echo.port}`);
   assert.equal(line?.['rule'], undefined, 'refused before any rule');
   assert.match(String(line?.['error']), /not a hostname/);
+});
+
+test('a rule and a dns.hosts name written in Unicode meet the A-label (xn--) that clients send', async (t) => {
+  const origin = await startHttpServer();
+  t.after(() => origin.close());
+  // Knows no name: a dns.hosts miss is an NXDOMAIN here, never a query to the system resolver.
+  const dns = await startDnsServer({});
+  t.after(() => dns.close());
+  const gw = await startGateway({
+    dns: { servers: [`127.0.0.1:${dns.port}`], timeout: '1s', hosts: { 'bücher.test': '127.0.0.1' } },
+    rules: [{ name: 'idn', domains: ['bücher.test'], action: 'direct' }],
+    default: 'block',
+  });
+  t.after(() => gw.close());
+
+  assert.equal(await socks5Rep(gw.port, { host: 'xn--bcher-kva.test', port: origin.port }), 0x00);
+  // curl turns the Unicode name of the URL into its A-label (IDNA) before it asks the proxy.
+  for (const proxy of [`socks5h://127.0.0.1:${gw.port}`, `http://127.0.0.1:${gw.port}`]) {
+    const r = await curl(['-x', proxy, `http://bücher.test:${origin.port}/idn`]);
+    assert.match(r.stdout, /^hello \/idn from 127\.0\.0\.1/, proxy);
+  }
+  const line = await gw.accessLog((l) => l['dest'] === `xn--bcher-kva.test:${origin.port}`);
+  assert.equal(line?.['rule'], 'idn');
+  assert.equal(dns.queries('xn--bcher-kva.test'), 0, 'answered from dns.hosts');
 });
