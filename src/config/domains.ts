@@ -50,14 +50,28 @@ export function normalizeName(name: string): string {
   return n.toLowerCase();
 }
 
+// eslint-disable-next-line no-control-regex
+const isAscii = (text: string): boolean => /^[\x00-\x7f]*$/.test(text);
+
+/**
+ * Keywords and regexps are tested on the name as requests carry it, which is ASCII (an IDN
+ * label as its xn-- A-label; anything else is refused before the rules): a non-ASCII
+ * character in one can never be matched, and converting a fragment to punycode means nothing.
+ */
+function neverMatches(text: string, body: string): string {
+  const label = body.split('.').find((l) => !isAscii(l)) ?? body;
+  const ascii = domainToASCII(label);
+  const example = ascii === '' || ascii.includes('.') ? '' : ` (a label ${label} arrives as ${ascii})`;
+  return `"${text}": a non-ASCII character never matches, names are matched in ASCII as clients send them, an IDN label as its xn-- form${example}; write a domain entry (it may be in Unicode) or match the xn-- form`;
+}
+
 /**
  * A name as the config writes it, in the form requests arrive in: Unicode labels as A-labels
  * (`bücher.example` → `xn--bcher-kva.example`, what browsers and curl send), then normalizeName.
  * Undefined when it is not made of plain labels.
  */
 export function asciiName(raw: string): string | undefined {
-  // eslint-disable-next-line no-control-regex
-  const ascii = /^[\x00-\x7f]*$/.test(raw) ? raw : domainToASCII(raw); // IDN → punycode
+  const ascii = isAscii(raw) ? raw : domainToASCII(raw); // IDN → punycode
   const name = normalizeName(ascii);
   return plainLabels(name) ? name : undefined;
 }
@@ -82,8 +96,10 @@ export function parseDomainEntry(text: string): DomainEntry | string {
     }
     case 'keyword':
       if (body === '') return `empty keyword in "${text}"`;
+      if (!isAscii(body)) return neverMatches(text, body);
       return { kind: 'keyword', value: body.toLowerCase() };
     case 'regexp':
+      if (!isAscii(body)) return neverMatches(text, body);
       try {
         return { kind: 'regexp', value: new RegExp(body, 'i') };
       } catch (err) {

@@ -263,6 +263,18 @@ rules:
   assert.equal(issues.length, 13, issues.join('\n'));
 });
 
+test('rule entries: a domain may be written in Unicode; a non-ASCII keyword or regexp is an error at its position', () => {
+  const text = `rules:
+  - name: idn
+    domains: [bücher.example, "keyword:bücher", "regexp:^münchen\\\\.", "keyword:xn--bcher"]
+    action: block
+`;
+  const issues = issuesOf(text);
+  assertIssue(issues, '3:31', /domains\[1\]: "keyword:bücher": a non-ASCII character never matches/);
+  assertIssue(issues, '3:49', /domains\[2\]: "regexp:\^münchen\\\.": a non-ASCII character never matches/);
+  assert.equal(issues.length, 2, issues.join('\n'));
+});
+
 test('listen: host literals, and no open proxy on a reachable address', () => {
   const issues = issuesOf('listen:\n  - host: localhost\n    port: 1080\n  - host: 0.0.0.0\n    port: 1080\n');
   assertIssue(issues, '2:11', /"localhost" is not an IPv4 or IPv6 address literal/);

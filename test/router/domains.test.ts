@@ -45,6 +45,18 @@ test('a top-level entry covers its whole zone; an IDN entry matches its punycode
   assert.ok(matches(['bücher.de'], 'www.xn--bcher-kva.de'));
 });
 
+test('keyword: and regexp: see the name as clients send it, an IDN label as its xn-- form', () => {
+  assert.ok(matches(['keyword:xn--bcher'], 'www.xn--bcher-kva.example'));
+  assert.ok(matches(['regexp:^xn--bcher-kva\\.'], 'xn--bcher-kva.example'));
+  // A non-ASCII character can never be in such a name: an error, not an entry that never matches.
+  for (const dead of ['keyword:bücher', 'regexp:^bücher\\.example$', 'keyword:☃']) {
+    const why = parseDomainEntry(dead);
+    assert.equal(typeof why, 'string', dead);
+    assert.match(String(why), /non-ASCII character never matches.*xn--/, dead);
+  }
+  assert.match(String(parseDomainEntry('keyword:bücher')), /bücher arrives as xn--bcher-kva/);
+});
+
 test('invalid entries are explained', () => {
   for (const bad of ['', 'exa mple.com', 'a..b', 'keyword:', 'regexp:(', 'foo:bar', `${'a'.repeat(64)}.com`, '.']) {
     assert.equal(typeof parseDomainEntry(bad), 'string', bad);
