@@ -77,6 +77,23 @@ export function asciiName(raw: string): string | undefined {
 }
 
 /**
+ * Why the `dns.hosts` name `key` could never answer a lookup, or undefined. A request may only
+ * name a hostname (isHostname) or an IP address, which answers itself; anything else is refused
+ * before the rules, so an entry for it is dead. `1.2.3` most of all: getaddrinfo and URLs read
+ * it as an IPv4 address.
+ */
+export function deadHostsName(key: string): string | undefined {
+  if (isIP(key) !== 0) return `"${key}" is an IP address, which is never looked up`;
+  const name = asciiName(key);
+  const refused = 'a request naming it is refused before any rule, so this entry never answers';
+  if (name === undefined) return `"${key}" is not a hostname (letters, digits, "-" and "_" in labels of 1-63, 253 at most): ${refused}`;
+  if (!endsInNumber(name)) return undefined;
+  const v4 = domainToASCII(name); // the URL standard's IPv4 parser, like inet_aton's
+  const read = isIP(v4) === 4 ? `: it reads as the IPv4 address ${v4} (getaddrinfo, URLs), and` : ', as only an IPv4 address does:';
+  return `"${key}" ends in a number${read} ${refused}`;
+}
+
+/**
  * One `domains` entry: `example.com` (that name and its subdomains; `domain:` accepted too),
  * `*.example.com` (subdomains only), `full:NAME`, `keyword:WORD` or `regexp:RE`.
  * Returns the entry, or why it is invalid.

@@ -7,6 +7,7 @@ import { isLoopback, parseHostPort } from './net.js';
 import { HASH_SHAPE, parsePasswordHash } from './password-hash.js';
 import { parseRate, RATE_PATTERN } from './rate.js';
 import { parseCidr } from './cidr.js';
+import { deadHostsName } from './domains.js';
 import { EGRESS_NAMES } from './types.js';
 import { problem, type ConfigPath, type Issue } from './positions.js';
 import { entries, list, obj, str, type Obj } from './raw.js';
@@ -183,6 +184,8 @@ function checkDns(root: Obj, out: Issue[]): void {
     }
   });
   for (const [name, ip] of entries(dns['hosts'])) {
+    const dead = deadHostsName(name);
+    if (dead !== undefined) out.push({ ...problem(['dns', 'hosts', name], dead), atKey: true });
     const text = str(ip);
     if (text !== undefined && isIP(text) === 0) out.push(problem(['dns', 'hosts', name], `"${text}" is not an IP address`));
   }

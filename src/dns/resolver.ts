@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { ConfigError, NameNotResolvedError } from '../errors.js';
 import type { DnsConfig } from '../config/types.js';
 import { serverBackend, systemBackend, type Backend } from './backends.js';
-import { asciiName, endsInNumber } from '../config/domains.js';
+import { asciiName, deadHostsName, endsInNumber } from '../config/domains.js';
 import { clampTtl, DnsCache } from './cache.js';
 import type { DnsResolver, DnsStats, ResolvedAddress } from './types.js';
 
@@ -39,7 +39,10 @@ function compileHosts(hosts: Record<string, string>): Map<string, readonly Resol
   for (const [name, value] of Object.entries(hosts)) {
     const addr = literalAddress(value);
     // A name written in Unicode is looked up by the A-label (xn--) clients send.
-    if (addr) out.set(asciiName(name) ?? normalizeName(name), Object.freeze([Object.freeze(addr)]));
+    const key = asciiName(name);
+    const dead = deadHostsName(name);
+    if (dead !== undefined || key === undefined) bad.push(`dns.hosts.${name}: ${dead ?? 'not a hostname'}`);
+    else if (addr) out.set(key, Object.freeze([Object.freeze(addr)]));
     else bad.push(`dns.hosts.${name}: "${value}" is not an IP address`);
   }
   if (bad.length > 0) throw new ConfigError(bad);

@@ -329,6 +329,27 @@ auth:
   assert.deepEqual(issues.filter((i) => i.startsWith('cfg.yaml:14:')), ['cfg.yaml:14:39: auth.users[5].password_hash: must be a scrypt hash as printed by `socksgate hash-password` (scrypt$N$r$p$salt$hash)']);
 });
 
+test('dns.hosts: a name no request can look up (ending in a number, an IP, not a hostname) is an error at its key', () => {
+  const issues = issuesOf(`dns:
+  hosts:
+    printer.corp: 10.8.3.3
+    "10": 127.0.0.1
+    1.2.3: 127.0.0.1
+    printer.1: 127.0.0.1
+    127.0.0.1.: 127.0.0.1
+    "::1": 127.0.0.1
+    bad..name: 127.0.0.1
+    bücher.example: 127.0.0.1
+`);
+  assertIssue(issues, '4:5', /dns\.hosts\["10"\]: "10" ends in a number: it reads as the IPv4 address 0\.0\.0\.10 .*refused before any rule/);
+  assertIssue(issues, '5:5', /dns\.hosts\["1\.2\.3"\]: "1\.2\.3" ends in a number: it reads as the IPv4 address 1\.2\.0\.3/);
+  assertIssue(issues, '6:5', /"printer\.1" ends in a number, as only an IPv4 address does/);
+  assertIssue(issues, '7:5', /"127\.0\.0\.1\." ends in a number/);
+  assertIssue(issues, '8:5', /"::1" is an IP address, which is never looked up/);
+  assertIssue(issues, '9:5', /"bad\.\.name" is not a hostname/);
+  assert.equal(issues.length, 6, issues.join('\n'));
+});
+
 test('loadConfig: explicit path, ./socksgate.yaml in cwd, then the embedded default', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'socksgate-cfg-'));
   t.after(() => rm(dir, { recursive: true, force: true }));

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { clampTtl } from '../../src/dns/cache.js';
 import { createResolver } from '../../src/dns/resolver.js';
-import { NameNotResolvedError, Rep, toRep } from '../../src/errors.js';
+import { ConfigError, NameNotResolvedError, Rep, toRep } from '../../src/errors.js';
 import { resolverWithServer, resolverWithServers, startDnsServer } from '../helpers/dns-server.js';
 
 const setup = resolverWithServer;
@@ -288,6 +288,16 @@ test('a host that is not an IP address in `hosts` is a config error', () => {
     () => createResolver({ cache_size: 1, negative_ttl: 1, timeout: 1, prefer: 'ipv4', hosts: { x: 'not-an-ip' } }),
     /dns\.hosts\.x/,
   );
+});
+
+test('a hosts name no request can look up is a config error, not an answer for names ending in a number', () => {
+  for (const name of ['1.2.3', '10', '127.0.0.1', 'bad..name']) {
+    assert.throws(
+      () => createResolver({ cache_size: 1, negative_ttl: 1, timeout: 1, prefer: 'ipv4', hosts: { [name]: '127.0.0.1' } }),
+      (err: unknown) => err instanceof ConfigError && err.issues.some((i) => i.startsWith(`dns.hosts.${name}: `)),
+      name,
+    );
+  }
 });
 
 test('clampTtl converts seconds to ms within the bounds', () => {
