@@ -109,6 +109,10 @@ export function parseDomainEntry(text: string): DomainEntry | string {
       const sub = prefix !== 'full' && body.startsWith('*.');
       const name = asciiName(sub ? body.slice(2) : body);
       if (name === undefined) return `invalid domain "${text}"`;
+      // Such names never reach a domain entry: an IP address is matched by cidrs, and a name
+      // ending in a number is refused before any rule (it would read as an IPv4 address).
+      if (isIP(name) !== 0) return `"${text}" is an IP address, which domain entries never match: write it in cidrs`;
+      if (endsInNumber(name)) return `"${text}" ends in a number: a request naming such a host is refused before any rule, so this entry never matches`;
       return { kind: prefix === 'full' ? 'full' : sub ? 'subdomains' : 'suffix', value: name };
     }
     case 'keyword':

@@ -57,6 +57,17 @@ test('keyword: and regexp: see the name as clients send it, an IDN label as its 
   assert.match(String(parseDomainEntry('keyword:bücher')), /bücher arrives as xn--bcher-kva/);
 });
 
+test('entries no request can reach are errors: an IP address (cidrs match those), a name ending in a number', () => {
+  for (const dead of ['10.0.0.1', 'full:10.0.0.1', '*.1.2.3', 'example.1', 'domain:0x7f']) {
+    assert.equal(typeof parseDomainEntry(dead), 'string', dead);
+  }
+  assert.match(String(parseDomainEntry('10.0.0.1')), /IP address.*cidrs/);
+  assert.match(String(parseDomainEntry('full:1.2.3')), /ends in a number/);
+  // A number inside a name is fine; only the last label decides.
+  assert.deepEqual(parseDomainEntry('1.2.example'), { kind: 'suffix', value: '1.2.example' });
+  assert.deepEqual(parseDomainEntry('*.3com.example'), { kind: 'subdomains', value: '3com.example' });
+});
+
 test('invalid entries are explained', () => {
   for (const bad of ['', 'exa mple.com', 'a..b', 'keyword:', 'regexp:(', 'foo:bar', `${'a'.repeat(64)}.com`, '.']) {
     assert.equal(typeof parseDomainEntry(bad), 'string', bad);
