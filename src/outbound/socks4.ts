@@ -42,10 +42,11 @@ export function createSocks4Outbound(name: string, cfg: Socks4UpstreamConfig, de
   const dial = proxyDialer(proxy, deps);
   const lastHop: LastHop | undefined = deps.via ? (family) => lastHopAddress(proxy.host, deps.dns, family) : undefined;
   out.bind = async (dest: Destination, ctx: OutboundContext): Promise<BindHandle> => {
-    const [to] = await targets(dest, ctx);
     const { username } = credentialsFor({ username: cfg.username }, ctx);
     const dialer = (signal: AbortSignal) => dial(signal, ctx).then(heldUntilClose);
-    return openSocks5Bind({ ...proxy, username, name, version: 4 }, to!, ctx, { connectTimeout: deps.connectTimeout, dial: dialer, lastHop });
+    // DST.ADDR as CONNECT would send it; a lookup here runs inside BIND's deadline and ends with the client.
+    const target = async (d: Destination): Promise<Destination> => (await targets(d, ctx))[0]!;
+    return openSocks5Bind({ ...proxy, username, name, version: 4 }, dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialer, lastHop, target });
   };
   return out;
 }

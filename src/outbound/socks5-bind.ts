@@ -5,8 +5,8 @@
 import { isIP, type Socket } from 'node:net';
 import { SocksClient, type SocksRemoteHost } from 'socks';
 import type { DnsResolver } from '../dns/types.js';
-import { ConnectTimeoutError, NameNotResolvedError, type GatewayError } from '../errors.js';
-import { AbortedError, Deadline } from './deadline.js';
+import { ConnectTimeoutError, GatewayError, NameNotResolvedError } from '../errors.js';
+import { AbortedError, Deadline, until } from './deadline.js';
 import { keepEarlyData } from './early-data.js';
 import { assertRfc1929, assertSocks4UserId } from './credentials.js';
 import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from './socks5-errors.js';
@@ -31,6 +31,11 @@ export interface Socks5BindDeps {
    * a wildcard BND names this instead. Absent, it names the far end.
    */
   lastHop?: LastHop;
+  /**
+   * What DST.ADDR the upstream is asked for, when not `dest` as received (remote_dns false:
+   * an address looked up here). Inside the deadline, as CONNECT's lookup is.
+   */
+  target?: (dest: Destination) => Promise<Destination>;
 }
 
 /** Resolves at the upstream's first reply; `accepted()` settles at its second. */
@@ -43,21 +48,31 @@ export async function openSocks5Bind(
   const name = upstream.name ?? `${upstream.host}:${upstream.port}`;
   const deadline = new Deadline(ctx.signal, deps.connectTimeout);
   let tcp: Socket | undefined;
-  let phase: 'dial' | 'handshake' = 'dial';
+  let phase: Phase = 'resolve';
   try {
+    // A client gone during the lookup is let go at once; the lookup, shared, runs on.
+    const to = deps.target ? await until(deps.target(dest), deadline.signal) : dest;
+    phase = 'dial';
     tcp = await (deps.dial ?? ((signal: AbortSignal) => dialLiteral(upstream, signal)))(deadline.signal);
     phase = 'handshake';
-    return await handshake(tcp, upstream, name, dest, deadline.signal, deps);
+    return await handshake(tcp, upstream, name, to, deadline.signal, deps);
   } catch (err) {
     tcp?.destroy();
-    throw classify(err, name, phase, deadline, ctx, deps.connectTimeout);
+    throw classify(err, name, phase, deadline, ctx, deps.connectTimeout, dest);
   } finally {
     deadline.clear();
   }
 }
 
-function classify(err: unknown, name: string, phase: 'dial' | 'handshake', deadline: Deadline, ctx: OutboundContext, ms: number): GatewayError {
+type Phase = 'resolve' | 'dial' | 'handshake';
+
+function classify(err: unknown, name: string, phase: Phase, deadline: Deadline, ctx: OutboundContext, ms: number, dest: Destination): GatewayError {
   if (ctx.signal.aborted) return new AbortedError(`upstream "${name}" BIND`, { cause: err });
+  if (phase === 'resolve') {
+    // Still looking DST.ADDR up here: the upstream was never asked anything (as for CONNECT).
+    if (deadline.timedOut) return new ConnectTimeoutError(`upstream "${name}" BIND for ${dest.host}`, ms);
+    return err instanceof GatewayError ? err : new NameNotResolvedError(dest.host, 'lookup failed', { cause: err });
+  }
   // The first reply asks no destination (RFC 1928 §4: the upstream only listens): silence until then is the upstream's own.
   if (deadline.timedOut) return new UpstreamUnreachableError(name, new ConnectTimeoutError(`upstream "${name}" BIND`, ms));
   return phase === 'dial' ? new UpstreamUnreachableError(name, err) : fromSocksError(name, err);

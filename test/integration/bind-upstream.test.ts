@@ -5,10 +5,12 @@ import { connect, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { SocksClient, type SocksRemoteHost } from 'socks';
 import { openSocks5Bind } from '../../src/outbound/socks5-bind.js';
+import { Cmd } from '../../src/protocol/constants.js';
+import { encodeGreeting, encodeRequest } from '../../src/protocol/messages.js';
 import { isPoolOutbound, isUpstreamOutbound } from '../../src/outbound/stats.js';
 import { rawBind, readReply } from '../helpers/bind.js';
 import { startDnsServer } from '../helpers/dns-server.js';
-import { startGateway } from '../helpers/index.js';
+import { rawClient, startGateway } from '../helpers/index.js';
 import { startRecordingSocks, startScriptedSocks } from '../helpers/instruments.js';
 import { startDante, startMicrosocks } from '../helpers/upstreams.js';
 
@@ -231,3 +233,32 @@ for (const { how, first } of [
     assert.equal(pool.stats()[0]!.active, 0, 'the pool member');
   });
 }
+
+test('BIND for a name through a socks4 upstream with remote_dns false: a client that resets while the lookup waits on a silent DNS server is let go and logged at once, not at the DNS timeout', async (t) => {
+  const dante = await startDante({ host: '127.0.0.168' });
+  t.after(() => dante.close());
+  const names = await startDnsServer({ 'peer.test': { silent: true } });
+  t.after(() => names.close());
+  const gw = await startGateway({
+    upstreams: { four: { type: 'socks4', host: dante.host, port: dante.port, remote_dns: false } },
+    rules: [{ name: 'bind-out', commands: ['bind'], action: 'four' }],
+    // connect_timeout out of the way: only the client leaving can end the wait before the resolver does.
+    dns: { servers: [`${names.host}:${names.port}`], timeout: '30s' },
+    limits: { connect_timeout: '30s' },
+  });
+  t.after(() => gw.close());
+  const s = await rawClient(gw.port);
+  s.on('error', () => {});
+  t.after(() => s.destroy());
+  // Not waiting for the method reply: it goes out with the request's reply, the two together.
+  s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.BIND, { host: 'peer.test', port: 0 })]));
+  for (let i = 0; i < 250 && names.queries('peer.test', 'A') === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(names.queries('peer.test', 'A') > 0, 'the gateway looked the name up itself');
+  // A reset: until its first reply the gateway does not read the client, so a FIN is not seen yet.
+  s.resetAndDestroy();
+  // The resolver gives up after about 5 s (c-ares caps a query's wait there): well past this.
+  const line = await gw.accessLog((l) => l['cmd'] === 'bind', 2_000);
+  assert.ok(line, 'the session ended within 2 s of the reset, before the lookup did');
+  // As a CONNECT through an upstream logs it: the request was given up, not failed by the resolver.
+  assert.equal(line['error'], 'upstream "four" BIND: aborted', JSON.stringify(line));
+});

@@ -119,3 +119,21 @@ test('remote_dns: false with a name server that never answers: connect_timeout b
   assert.equal(isUpstreamFault(settled), false, 'the proxy was never asked anything');
   assert.equal(out.stats().healthy, true);
 });
+
+test('BIND with remote_dns: false and a name server that never answers: connect_timeout bounds the lookup as it does CONNECT\'s, and the proxy is not blamed', async (t) => {
+  const { dns: slow } = await resolverWithServer(t, { 'mute.test': { silent: true } }, { timeout: 10_000 });
+  const dante = await startDante({ host: '127.0.0.1' });
+  t.after(() => dante.close());
+  const out = createSocks4Outbound('s4', socks4({ host: dante.host, port: dante.port, remote_dns: false }), { dns: slow, connectTimeout: 500 });
+  const settled = await out.bind!({ host: 'mute.test', port: 0 }, ctx()).then(
+    (handle) => {
+      handle.close();
+      return 'bound';
+    },
+    (e: unknown) => e,
+  );
+  assert.ok(settled instanceof GatewayError, String(settled));
+  assert.equal(settled.code, 'GW_ERR_CONNECT_TIMEOUT', 'ended by connect_timeout, not by the resolver\'s timeout');
+  assert.equal(settled.rep, Rep.TTL_EXPIRED);
+  assert.equal(isUpstreamFault(settled), false, 'the proxy was never asked anything');
+});
