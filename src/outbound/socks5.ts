@@ -20,8 +20,11 @@ export type Socks5Deps = ProxyDeps;
 
 export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, deps: Socks5Deps): UpstreamOutbound {
   const proxy = { host: cfg.host, port: cfg.port };
+  /** What DST.ADDR may be: the name as received (remote_dns), or addresses looked up here. */
+  const targets = async (dest: Destination, ctx: OutboundContext): Promise<Destination[]> =>
+    cfg.remote_dns ? [assertSendable(dest)] : resolveHere(dest, ctx, deps.dns);
   const out: UpstreamOutbound = createProxyOutbound(name, { ...proxy, username: cfg.username, password: cfg.password }, {
-    targets: async (dest, ctx) => (cfg.remote_dns ? [assertSendable(dest)] : resolveHere(dest, ctx, deps.dns)),
+    targets,
     handshake: (socket, to, run) => {
       assertRfc1929(name, run.credentials);
       return socksHandshake(5, proxy, socket, to, run, deps.connectTimeout);
@@ -38,8 +41,10 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
   const dialFor = (ctx: OutboundContext): UpstreamDialer => (signal) => dial(signal, ctx).then(heldUntilClose);
   // Through a chain, a wildcard BND names this upstream, not the first hop the stream reaches.
   const lastHop: LastHop | undefined = deps.via ? (family) => lastHopAddress(proxy.host, deps.dns, family) : undefined;
+  // BIND asks for the DST.ADDR CONNECT would (the first address when resolved here: one peer is expected).
+  const bindTarget = (ctx: OutboundContext) => async (dest: Destination): Promise<Destination> => (await targets(dest, ctx))[0]!;
   out.bind = (dest: Destination, ctx: OutboundContext): Promise<BindHandle> =>
-    openSocks5Bind(upstream(ctx), dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialFor(ctx), lastHop });
+    openSocks5Bind(upstream(ctx), dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialFor(ctx), lastHop, target: bindTarget(ctx) });
   if (!deps.via) {
     out.openUdp = (ctx: OutboundContext): Promise<UdpChannel> =>
       openSocks5Udp({ ...upstream(ctx), remoteDns: cfg.remote_dns }, ctx, { connectTimeout: deps.connectTimeout, dns: deps.dns, dial: dialFor(ctx) });

@@ -46,11 +46,12 @@ test('closing a Dante BIND before a peer rejects accepted()', async (t) => {
 });
 
 /**
- * A SOCKS5 BIND through the gateway at `gwPort`: the first reply names `listenHost` (Dante's own
- * address), a peer connects there, the second reply names the peer, and bytes reach it.
+ * A SOCKS5 BIND (for `dest`, the expected peer) through the gateway at `gwPort`: the first reply
+ * names `listenHost` (Dante's own address), a peer connects there from 127.0.0.1, the second
+ * reply names the peer, and bytes reach it.
  */
-async function bindThrough(t: TestContext, gwPort: number, listenHost: string): Promise<void> {
-  const client = new SocksClient({ proxy: { host: '127.0.0.1', port: gwPort, type: 5 }, command: 'bind', destination: { host: '127.0.0.1', port: 0 }, timeout: 5_000 });
+async function bindThrough(t: TestContext, gwPort: number, listenHost: string, dest = { host: '127.0.0.1', port: 0 }): Promise<void> {
+  const client = new SocksClient({ proxy: { host: '127.0.0.1', port: gwPort, type: 5 }, command: 'bind', destination: dest, timeout: 5_000 });
   const first = once(client, 'bound') as Promise<[{ remoteHost?: SocksRemoteHost }]>;
   const established = once(client, 'established') as Promise<[{ socket: Socket; remoteHost?: SocksRemoteHost }]>;
   established.catch(() => {});
@@ -78,6 +79,19 @@ test('BIND routed to a Dante upstream: both replies come from Dante and bytes fl
   });
   t.after(() => gw.close());
   await bindThrough(t, gw.port, '127.0.0.9');
+});
+
+test('BIND for a name only the gateway knows, through a socks5 upstream with remote_dns false: the upstream is asked for the address, listens, and the peer gets through', async (t) => {
+  const dante = await startDante({ host: '127.0.0.169' });
+  t.after(() => dante.close());
+  const gw = await startGateway({
+    upstreams: { dante: { type: 'socks5', host: dante.host, port: dante.port, remote_dns: false } },
+    rules: [{ name: 'bind-out', commands: ['bind'], action: 'dante' }],
+    // Dante cannot resolve it (.test is reserved, RFC 6761): sent the name, it answers 0x04.
+    dns: { hosts: { 'peer.test': '127.0.0.1' } },
+  });
+  t.after(() => gw.close());
+  await bindThrough(t, gw.port, '127.0.0.169', { host: 'peer.test', port: 0 });
 });
 
 for (const type of ['socks5', 'socks4'] as const) {

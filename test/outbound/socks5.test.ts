@@ -180,6 +180,28 @@ test('remote_dns true sends the name, false resolves here and sends the address'
   ]);
 });
 
+test('BIND asks for what CONNECT would: remote_dns true sends the name, false resolves here (or takes the router\'s answer) and sends the address', async (t) => {
+  const seen = await startScriptedSocks();
+  t.after(() => seen.close());
+  const remote = createSocks5Outbound('r', upstream(seen.host, seen.port), { dns, connectTimeout: 3_000 });
+  const local = createSocks5Outbound('l', upstream(seen.host, seen.port, { remote_dns: false }), { dns, connectTimeout: 3_000 });
+  const given = { ...ctx(), resolved: [{ address: '192.0.2.9', family: 4 as const }] };
+  for (const [out, port, c] of [[remote, 81, ctx()], [local, 82, ctx()], [local, 83, given]] as const) {
+    // The recorder's grant is the first reply (RFC 1928 §4); no peer ever comes.
+    const handle = await out.bind!({ host: 'only-here.test', port }, c);
+    assert.deepEqual(handle.listening, { host: '10.9.8.7', port: 4242 });
+    handle.close();
+  }
+  assert.deepEqual(seen.requests, [
+    { atyp: 3, host: 'only-here.test', port: 81 },
+    { atyp: 1, host: '127.0.0.1', port: 82 },
+    { atyp: 1, host: '192.0.2.9', port: 83 },
+  ]);
+  // A name the request cannot carry as sent is refused unsent, as for CONNECT.
+  await assert.rejects(remote.bind!({ host: 'bad name.test', port: 84 }, ctx()), (e: unknown) => e instanceof GatewayError && e.rep === Rep.ADDRESS_TYPE_NOT_SUPPORTED);
+  assert.equal(seen.requests.length, 3);
+});
+
 test('remote_dns false against microsocks: a name only we know works, resolved here', async (t) => {
   const dest = await startDestination();
   t.after(() => dest.close());
