@@ -46,7 +46,10 @@ export async function serve(ctx: CommandContext): Promise<void> {
 
 /** The front answers a failure that came before its grant; after it, the client is just cut. */
 export function refuse(ctx: CommandContext, err: unknown): void {
-  ctx.record.error ??= err instanceof Error ? err.message : String(err);
+  // A request given up because its client left (or the gateway stopped) says so, whatever the
+  // outbound called the wait it cut short (`upstream "x": aborted`): the upstream did nothing wrong.
+  const cause = ctx.cancel.aborted ? ctx.cancel.reason : err;
+  ctx.record.error ??= cause instanceof Error ? cause.message : String(cause);
   if (ctx.client.destroyed) return;
   if (ctx.record.rep === undefined) ctx.record.rep = ctx.front.refused(err);
   else ctx.client.destroy();

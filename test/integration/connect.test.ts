@@ -43,6 +43,23 @@ test('a client that resets while its destination has not answered ends the dial 
   assert.equal(line.error, 'client closed the connection');
 });
 
+test('a client that resets while an upstream has not answered is logged as the client leaving, not as the upstream failing', { timeout: 30_000 }, async (t) => {
+  const port = await blackhole(t, '127.0.0.13');
+  const gw = await startGateway({
+    limits: { connect_timeout: '15s' },
+    upstreams: { slow: { type: 'socks5', host: '127.0.0.13', port } },
+    default: 'slow',
+  });
+  t.after(() => gw.close());
+  const client = await rawClient(gw.port);
+  client.write(Buffer.from([5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, 0, 80]));
+  assert.ok(await dialing('127.0.0.13', port), 'the gateway dials the upstream');
+  client.resetAndDestroy();
+  const line = await gw.accessLog((l) => l.dest === '127.0.0.1:80', 5_000);
+  assert.ok(line, 'no access-log line within 5 s of the reset');
+  assert.equal(line.error, 'client closed the connection');
+});
+
 test('stopping the gateway ends a dial whose destination has not answered, not at connect_timeout', { timeout: 30_000 }, async (t) => {
   const port = await blackhole(t, '127.0.0.11');
   // A dial left to connect_timeout would outlast the test's own timeout: a stop that waited for it fails by name.
