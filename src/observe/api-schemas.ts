@@ -39,7 +39,7 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
     type: 'object',
     required: ['healthy', 'active', 'attempts', 'failures', 'latency_ms'],
     properties: {
-      healthy: { type: 'boolean', description: 'In rotation (false while ejected after failures)' },
+      healthy: { type: 'boolean', description: 'In rotation: false while failing or ejected after failures, and while a pool member is banned (banned_until says until when)' },
       active: { ...count, description: 'Relayed connections open through it now' },
       attempts: { ...count, description: 'Connection attempts (a pool member\'s counted across reloads while the member is unchanged; a lone upstream\'s since the config was loaded)' },
       failures: { ...count, description: 'Failed attempts (counted as attempts are)' },
@@ -64,8 +64,8 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
         required: ['name', 'banned_until', 'ejected_for_ms', 'consecutive_failures'],
         properties: {
           name: { type: 'string', description: 'The member: an upstream name or a URL without its password' },
-          banned_until: { type: ['string', 'null'], format: 'date-time', description: "End of an operator's ban, or null" },
-          ejected_for_ms: { ...count, description: 'Time until an ejected member gets a trial request' },
+          banned_until: { type: ['string', 'null'], format: 'date-time', description: "End of an operator's ban (healthy is false until then), or null" },
+          ejected_for_ms: { ...count, description: 'Time until an ejected member gets a trial request (a ban does not count: a member both banned and ejected shows both)' },
           consecutive_failures: count,
         },
       },

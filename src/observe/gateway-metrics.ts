@@ -18,7 +18,7 @@ const FIELDS: ReadonlyArray<[Field, string]> = [
   ['attempts', 'Connection attempts through the upstream: since the config loaded, a pool member\'s across reloads while it is unchanged'],
   ['failures', 'Failed connection attempts through the upstream, counted as attempts are'],
   ['active', 'Relayed connections open through the upstream now'],
-  ['healthy', '1 when the upstream is in rotation, 0 when ejected'],
+  ['healthy', '1 when the upstream is in rotation, 0 when failing, ejected or banned'],
 ];
 
 /** Every upstream and member with its labels: `pool` is "" for a stand-alone upstream. */

@@ -346,18 +346,22 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
 
   function stats(): MemberStats[] {
     const t = now();
-    return members.map((m) => ({
-      pool: name,
-      name: m.name,
-      attempts: m.state.attempts,
-      failures: m.state.failures,
-      active: m.state.active,
-      healthy: m.health.healthy,
-      consecutiveFailures: m.health.consecutiveFailures,
-      ejectedForMs: m.health.ejectedForMs(t),
-      bannedUntil: m.health.bannedUntil(t),
-      latencyMs: m.latency,
-    }));
+    return members.map((m) => {
+      const bannedUntil = m.health.bannedUntil(t);
+      return {
+        pool: name,
+        name: m.name,
+        attempts: m.state.attempts,
+        failures: m.state.failures,
+        active: m.state.active,
+        // In rotation, as the API and the healthy gauge say: a ban takes a member out as an ejection does.
+        healthy: m.health.healthy && bannedUntil === 0,
+        consecutiveFailures: m.health.consecutiveFailures,
+        ejectedForMs: m.health.ejectedForMs(t),
+        bannedUntil,
+        latencyMs: m.latency,
+      };
+    });
   }
 
   function setBan(member: string, until: number): boolean {

@@ -12,6 +12,7 @@ export interface UpstreamStats {
   failures: number;
   /** Connections handed out and not yet released (a pool member's UDP associations and BINDs included). */
   active: number;
+  /** In rotation: not failing (a lone upstream), neither ejected nor banned (a pool member). */
   healthy: boolean;
   /** Latest measured connect latency (ms), when the upstream measures it (pools: a moving average of real connects and health checks). */
   latencyMs?: number;

@@ -221,6 +221,48 @@ test('a ban takes a member out of rotation for new requests at once, an unban br
   }
 });
 
+test('a banned member reads healthy: false (out of rotation) in /api/upstreams and socksgate_upstream_healthy until the ban is lifted', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const a = await startMicrosocks({ host: '127.0.0.61' });
+  t.after(() => a.close());
+  const b = await startMicrosocks({ host: '127.0.0.62' });
+  t.after(() => b.close());
+  const memberA = `socks5://127.0.0.61:${a.port}`;
+  const memberB = `socks5://127.0.0.62:${b.port}`;
+  const gw = await startGateway({ metrics: ADMIN, upstreams: { crawl: { type: 'pool', strategy: 'round-robin', members: [memberA, memberB] } }, default: 'crawl' });
+  t.after(() => gw.close());
+  const api = adminClient(gw.gw, TOKEN);
+  type Member = { name: string; healthy: boolean; banned_until: string | null };
+  const view = async (): Promise<Array<[string, boolean, boolean]>> => {
+    const body = (await api.request('GET', '/api/upstreams')).json as { pools: Array<{ members: Member[] }> };
+    return body.pools[0]!.members.map((m) => [m.name, m.healthy, m.banned_until !== null]);
+  };
+  const healthyGauge = async (member: string): Promise<string | undefined> => {
+    const text = await (await fetch(`${api.base}/metrics`)).text();
+    return text.split('\n').find((l) => l.startsWith(`socksgate_upstream_healthy{upstream="${member}",pool="crawl"}`))?.split(' ').pop();
+  };
+  const peers = async (n: number): Promise<Set<string>> => {
+    const seen = new Set<string>();
+    for (let i = 0; i < n; i++) {
+      const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: dest.port }, 5_000);
+      seen.add((await readAll(socket)).trim().replace(/^hello /, ''));
+    }
+    return seen;
+  };
+  const banPath = `/api/upstreams/crawl/members/${encodeURIComponent(memberA)}/ban`;
+
+  assert.equal((await api.request('POST', banPath, { body: { for: '10m' } })).status, 200);
+  assert.deepEqual(await view(), [[memberA, false, true], [memberB, true, false]], 'banned: not healthy, with its end');
+  assert.deepEqual([await healthyGauge(memberA), await healthyGauge(memberB)], ['0', '1']);
+  assert.deepEqual(await peers(4), new Set(['127.0.0.62']), 'traffic avoids the banned member');
+
+  assert.equal((await api.request('DELETE', banPath)).status, 200);
+  assert.deepEqual(await view(), [[memberA, true, false], [memberB, true, false]], 'healthy again once the ban is lifted');
+  assert.deepEqual([await healthyGauge(memberA), await healthyGauge(memberB)], ['1', '1']);
+  assert.deepEqual(await peers(4), new Set(['127.0.0.61', '127.0.0.62']));
+});
+
 const BASE_CONFIG = { listen: [{ host: '127.0.0.1', port: 0 }], metrics: ADMIN, limits: { drain_timeout: '5s' } };
 
 test('POST /api/reload applies a valid file, answers FILE:LINE:COL for a broken one and keeps the old routing', async (t) => {
