@@ -4,6 +4,7 @@
 // without the password and without the tags.
 
 import { isIPv6 } from 'node:net';
+import { dialHostProblem } from './net.js';
 import type { MemberScheme, ProxyUpstreamConfig } from './types.js';
 
 export type Tags = Record<string, string>;
@@ -29,6 +30,9 @@ export interface MemberParts {
 const SCHEMES: ReadonlySet<string> = new Set<MemberScheme>(['socks5', 'socks5h', 'socks4', 'socks4a', 'http', 'https']);
 const TAG = /^[A-Za-z0-9_]+$/;
 export const EXPECTED_URL = 'expected socks5://, socks5h://, socks4://, socks4a://, http:// or https:// [user:pass@]host:port';
+
+/** The member has the URL's shape but a host that can never be dialed: the shape needs no reminder. */
+export class MemberHostError extends Error {}
 
 export function looksLikeUrl(member: string): boolean {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(member);
@@ -79,6 +83,8 @@ export function parseMemberUrl(text: string): MemberUrl {
 export function memberOf(parts: MemberParts, shown: () => string): MemberUrl {
   const { scheme, host } = parts;
   if (!host) throw new Error(`no host in ${shown()}`);
+  const badHost = dialHostProblem(host);
+  if (badHost !== undefined) throw new MemberHostError(`bad host in ${shown()}: ${badHost}`);
   const port = parts.port ?? defaultPort(scheme);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`bad port in ${shown()}`);
   const username = parts.username === '' ? undefined : parts.username;

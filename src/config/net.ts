@@ -1,7 +1,9 @@
-// Address syntax for the config checks: loopback (the open-proxy rule), DNS server host:port
-// and health-check targets.
+// Address syntax for the config checks: loopback (the open-proxy rule), DNS server host:port,
+// health-check targets and the hosts upstreams dial.
 
 import { BlockList, isIP } from 'node:net';
+import { domainToASCII } from 'node:url';
+import { endsInNumber } from './domains.js';
 
 const LOOPBACK = new BlockList();
 LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
@@ -47,5 +49,38 @@ export function parseTarget(target: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(target);
   const port = Number(m?.[3]);
   if (!m || port < 1 || port > 65535) throw new Error(`health_check.target must be host:port, got "${target}"`);
-  return { host: (m[1] ?? m[2])!, port };
+  const host = (m[1] ?? m[2])!;
+  const bad = dialHostProblem(host);
+  if (bad !== undefined) throw new Error(`health_check.target's host: ${bad}`);
+  return { host, port };
+}
+
+/** RFC 1123 §2.1 labels (letters, digits, inner hyphens), and `_`, which internal names carry. */
+const DNS_LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/i;
+
+/**
+ * Why `host`, which an upstream, a pool member or a health check dials, never could be, or
+ * undefined for an IP literal (IPv6 without brackets) or a DNS name: labels of 1-63
+ * characters, 253 at most, one trailing dot allowed. A name ending in a number is an IPv4
+ * address mistyped (`10.0.0.256`, `10.1`): getaddrinfo and c-ares would each read it their own way.
+ */
+export function dialHostProblem(host: string): string | undefined {
+  if (isIP(host) !== 0) return undefined;
+  const shown = JSON.stringify(host.length > 100 ? `${host.slice(0, 100)}…` : host);
+  if (host.startsWith('[') && host.endsWith(']') && isIP(host.slice(1, -1)) === 6) return `${shown}: write an IPv6 address without brackets`;
+  const name = host.endsWith('.') ? host.slice(0, -1) : host;
+  if (name.length > 0 && name.length <= 253 && name.split('.').every((label) => DNS_LABEL.test(label))) {
+    return endsInNumber(name.toLowerCase()) ? `${shown} is not an IP address, and a DNS name cannot end in a number` : undefined;
+  }
+  // A member URL's host arrives percent-encoded (socks5://bücher.example), a config value as written.
+  let unicode = host;
+  try {
+    unicode = decodeURIComponent(host);
+  } catch {
+    // not percent-encoding: judged as written
+  }
+  // eslint-disable-next-line no-control-regex
+  const ascii = /[^\x00-\x7f]/.test(unicode) ? domainToASCII(unicode) : '';
+  if (ascii !== '' && dialHostProblem(ascii) === undefined) return `${shown}: write an internationalized name in its ASCII form, "${ascii}"`;
+  return `${shown} is not an IP address or a DNS name (labels of 1-63 letters, digits, "-" and "_", none starting or ending with "-"; 253 characters at most)`;
 }

@@ -4,7 +4,7 @@
 // `check` accepts exactly what start-up accepts.
 
 import { parseTarget } from './net.js';
-import { EXPECTED_URL, looksLikeUrl, parseMemberUrl, redact } from './member-url.js';
+import { EXPECTED_URL, looksLikeUrl, MemberHostError, parseMemberUrl, redact } from './member-url.js';
 import { parseCidr } from './cidr.js';
 import { parseDomainEntry } from './domains.js';
 import { parsePortEntry } from './ports.js';
@@ -76,7 +76,7 @@ function checkMember(m: unknown, path: ConfigPath, upstreams: ReadonlyMap<string
     try {
       parseMemberUrl(member);
     } catch (err) {
-      out.push(problem(where, `${(err as Error).message}: ${EXPECTED_URL}`));
+      out.push(problem(where, err instanceof MemberHostError ? err.message : `${(err as Error).message}: ${EXPECTED_URL}`));
     }
     return;
   }

@@ -3,7 +3,7 @@
 
 import { isIP } from 'node:net';
 import { DURATION_PATTERN, MAX_TIMER_MS, parseDuration } from './duration.js';
-import { isLoopback, parseHostPort } from './net.js';
+import { dialHostProblem, isLoopback, parseHostPort } from './net.js';
 import { HASH_SHAPE, parsePasswordHash } from './password-hash.js';
 import { parseRate, RATE_PATTERN } from './rate.js';
 import { parseCidr } from './cidr.js';
@@ -29,6 +29,7 @@ export function checkSemantics(raw: unknown, listening: readonly { host: string 
   checkIpField(obj(root['udp'])?.['advertise'], ['udp', 'advertise'], out);
   checkIpField(obj(root['metrics'])?.['host'], ['metrics', 'host'], out);
   checkNetworks(root, out);
+  checkUpstreamHosts(root, out);
   checkRouting(root, out);
   return out;
 }
@@ -37,6 +38,15 @@ function checkIpField(value: unknown, path: ConfigPath, out: Issue[]): void {
   const text = str(value);
   if (text !== undefined && isIP(text) === 0) {
     out.push(problem(path, `"${text}" is not an IPv4 or IPv6 address literal`));
+  }
+}
+
+/** An upstream's host is dialed at every request: one that never could be is a config error, not a string of failures. */
+function checkUpstreamHosts(root: Obj, out: Issue[]): void {
+  for (const [name, u] of entries(root['upstreams'])) {
+    const host = str(obj(u)?.['host']);
+    const bad = host === undefined || host === '' ? undefined : dialHostProblem(host);
+    if (bad !== undefined) out.push(problem(['upstreams', name, 'host'], bad));
   }
 }
 
