@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import cluster from 'node:cluster';
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
@@ -21,7 +22,8 @@ const USAGE = `usage:
   socksgate check [--config FILE]          validate the configuration
   socksgate route HOST PORT [--user U] [--source IP] [--udp | --bind] [--config FILE]
                                            print the routing decision
-  socksgate hash-password                  read a password (prompt or stdin), print a password_hash`;
+  socksgate hash-password                  read a password (prompt or stdin), print a password_hash
+  socksgate --version                      print the version`;
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -31,7 +33,17 @@ const OPTIONS = {
   udp: { type: 'boolean' },
   bind: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  // -v as Dante's sockd and Squid have it: there is no verbose flag for it to mean.
+  version: { type: 'boolean', short: 'v' },
 } as const;
+
+/** The package's version: package.json sits one level above both src/ and dist/. */
+async function version(): Promise<string> {
+  const pkg: unknown = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+  const v = typeof pkg === 'object' && pkg !== null && 'version' in pkg ? pkg.version : undefined;
+  if (typeof v !== 'string') throw new Error('package.json has no version');
+  return v;
+}
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -46,6 +58,10 @@ async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parsed;
   if (values.help) {
     console.log(USAGE);
+    return 0;
+  }
+  if (values.version) {
+    console.log(`socksgate ${await version()}`);
     return 0;
   }
   const [command = 'run', ...rest] = positionals;

@@ -1,0 +1,20 @@
+// `socksgate --version`, as Dante (`sockd -v`), Squid (`squid -v`) and gost (`gost -V`) users expect.
+import { test } from '../helpers/test.js';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { runCli } from '../helpers/cli.js';
+
+const PACKAGE = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+test('--version and -v print "socksgate VERSION" from package.json and exit 0, whatever command they come with', async () => {
+  for (const args of [['--version'], ['-v'], ['check', '--version'], ['--version', '--config', '/nonexistent.yaml']]) {
+    const r = await runCli(args);
+    assert.deepEqual([r.code, r.stdout, r.stderr], [0, `socksgate ${PACKAGE.version}\n`, ''], args.join(' '));
+  }
+});
+
+test('--help lists --version', async () => {
+  const r = await runCli(['--help']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^ {2}socksgate --version\b.*print the version/m);
+});
