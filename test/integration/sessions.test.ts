@@ -79,6 +79,38 @@ test('lifetime: a session holds its member within a period and moves at its end,
   assert.notEqual(seen.get(p)!.a[0], seen.get(p + 1)!.a[0], 'at the end of its lifetime the session moved to another member');
 });
 
+test('lifetime: sessions K0..K49 move to their next member at moments spread over the lifetime, not together', { timeout: 90_000 }, async (t) => {
+  // The README's crawler pins 50 keys K0..K49 with a lifetime; keys that differ in a character
+  // must not share one instant to move (docs/load-balancers.md "Lifetimes from the clock").
+  const d = await poolDestination(t);
+  const ups = await members(t, ['127.0.0.184', '127.0.0.185', '127.0.0.186']);
+  const gw = await poolGateway(t, { strategy: 'sticky', members: ups.map(url) });
+  const lifetime = 10_000;
+  const keys = Array.from({ length: 50 }, (_, i) => `K${i}`);
+  const last = new Map<string, { at: number; peer: string }>();
+  const movedAt = new Map<string, number>(); // midpoint of the two probes around a key's move
+  const start = Date.now();
+  // One lifetime and a bit: every key moves once (a period's end always moves it).
+  while (Date.now() - start < lifetime + 1_500) {
+    await Promise.all(
+      keys.map(async (k) => {
+        const peer = await throughPool(gw, d, `alice-session-${k}-lifetime-10s`);
+        const at = Date.now();
+        assert.equal(typeof peer, 'string', `${k}: ${peer}`);
+        const before = last.get(k);
+        if (before && before.peer !== peer && !movedAt.has(k)) movedAt.set(k, (before.at + at) / 2);
+        last.set(k, { at, peer: peer as string });
+      }),
+    );
+    await sleep(200);
+  }
+  assert.equal(movedAt.size, keys.length, `every key moved within a lifetime: ${keys.filter((k) => !movedAt.has(k)).join(',')} did not`);
+  // Uniform moves put about 12 of 50 in a quarter of the lifetime; the most that any quarter holds:
+  const times = [...movedAt.values()];
+  const crowd = Math.max(...times.map((a) => times.filter((b) => b >= a && b < a + lifetime / 4).length));
+  assert.ok(crowd <= 25, `${crowd} of 50 sessions moved within a quarter of their lifetime`);
+});
+
 test('tags: a filter lands only on members tagged so, or 0x04 "no member matches"', async (t) => {
   const d = await poolDestination(t);
   const ups = await members(t, ['127.0.0.117', '127.0.0.118', '127.0.0.119', '127.0.0.120']);
