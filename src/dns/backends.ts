@@ -46,10 +46,10 @@ function failure(name: string, err: unknown): NameNotResolvedError {
   return new NameNotResolvedError(name, (code && REASONS[code]) ?? code ?? 'lookup failed', { cause: err });
 }
 
-/** Rejects with a timeout failure if `p` has not settled after `ms`: a last guard, c-ares has its own. */
+/** Rejects with a timeout failure if `p` has not settled after `ms`: the lookup's own bound. */
 function withDeadline<T>(name: string, p: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new NameNotResolvedError(name, 'resolver timeout')), ms);
+    const timer = setTimeout(() => reject(new NameNotResolvedError(name, 'resolver timeout')), Math.max(0, ms));
     p.then(
       (v) => {
         clearTimeout(timer);
@@ -75,10 +75,29 @@ const SERVER_AT_FAULT = new Set(['ESERVFAIL', 'EREFUSED', 'ENOTIMP', 'ECONNREFUS
 const serverAtFault = (err: unknown): boolean =>
   err instanceof NameNotResolvedError && SERVER_AT_FAULT.has(errCode(err.cause) ?? '');
 
+/** c-ares gave up on every server without an answer: worth asking again while the lookup has time. */
+const cAresTimedOut = (err: unknown): boolean => err instanceof NameNotResolvedError && errCode(err.cause) === 'ETIMEOUT';
+
+/**
+ * The c-ares timeout that ends a try within `share` ms: Node checks c-ares' expiries on a tick of
+ * min(timeout, 1 s) (src/cares_wrap.cc, ChannelWrap::StartTimer), so a try ends up to a tick late.
+ * c-ares itself keeps a try between 250 ms and 5 s.
+ */
+function tryTimeout(share: number): number {
+  return share <= 2000 ? Math.max(1, Math.floor(share / 2)) : share - 1000;
+}
+
+/**
+ * `dns.timeout` bounds the whole lookup, every server included: our timer, not c-ares', ends it.
+ * c-ares alone cannot: it caps a try at 5 s, cuts it to 5x a server's recent latency (250 ms at
+ * least) once that server has answered, and Node checks its expiries on a tick of up to 1 s.
+ */
 export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
-  // One try per server: the deadline below and the caller's retry on the next request handle loss.
+  // Each server gets an equal share of the timeout before the next is asked, so a silent first
+  // one leaves the others time to answer; one try a server per ask, asked again while time remains.
+  const perTry = tryTimeout(Math.floor(cfg.timeout / servers.length));
   const channel = (list: string[]): Resolver => {
-    const resolver = new Resolver({ timeout: cfg.timeout, tries: 1 });
+    const resolver = new Resolver({ timeout: perTry, tries: 1 });
     try {
       resolver.setServers(list);
     } catch (err) {
@@ -90,17 +109,18 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
   // it); one channel per server to ask each in turn after a SERVFAIL or REFUSED.
   const all = channel(servers);
   const each = servers.length > 1 ? servers.map((s) => channel([s])) : [];
-  // Node timers hold at most 2^31-1 ms; a longer one would fire at once.
-  const deadline = Math.min(cfg.timeout * servers.length + 1000, 2 ** 31 - 1);
-  const oneDeadline = Math.min(cfg.timeout + 1000, 2 ** 31 - 1);
 
-  async function ask(resolver: Resolver, name: string, ms: number, asked?: (questions: number) => void): Promise<Answer> {
+  /** `deadline` is a performance.now() time: the end of the whole lookup. */
+  async function ask(resolver: Resolver, name: string, deadline: number, asked?: (questions: number) => void): Promise<Answer> {
     asked?.(2);
-    const [v4, v6] = await withDeadline(
-      name,
-      Promise.allSettled([resolver.resolve4(name, { ttl: true }), resolver.resolve6(name, { ttl: true })]),
-      ms,
-    );
+    // Each family on its own deadline: one that answered in time is used when the other has not.
+    // A query still out then ends on c-ares' own schedule (within about one timeout);
+    // cancel() would end every lookup on the channel, not just this one.
+    const ms = deadline - performance.now();
+    const [v4, v6] = await Promise.allSettled([
+      withDeadline(name, resolver.resolve4(name, { ttl: true }), ms),
+      withDeadline(name, resolver.resolve6(name, { ttl: true }), ms),
+    ]);
     const addresses: ResolvedAddress[] = [];
     let ttl = Infinity;
     const errors: unknown[] = [];
@@ -124,15 +144,29 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
     throw failure(name, errors.find((e) => errCode(e) !== NXDOMAIN && errCode(e) !== NODATA));
   }
 
+  /** Asks every server until an answer, a failure that is not a timeout, or the deadline. */
+  async function askAll(name: string, deadline: number, asked?: (questions: number) => void): Promise<Answer> {
+    for (;;) {
+      try {
+        return await ask(all, name, deadline, asked);
+      } catch (err) {
+        // A c-ares timeout comes 250 ms after the ask at the soonest: this loop cannot spin.
+        if (!cAresTimedOut(err) || performance.now() >= deadline) throw err;
+      }
+    }
+  }
+
   async function query(name: string, asked?: (questions: number) => void): Promise<Answer> {
+    const deadline = performance.now() + cfg.timeout;
     try {
-      return await ask(all, name, deadline, asked);
+      return await askAll(name, deadline, asked);
     } catch (err) {
       if (!serverAtFault(err)) throw err;
       // Which server failed is not known: each is asked in order, the first definite answer wins.
       for (const one of each) {
+        if (performance.now() >= deadline) break;
         try {
-          return await ask(one, name, oneDeadline, asked);
+          return await ask(one, name, deadline, asked);
         } catch {
           // this one failed too (or is the one that did): the next
         }

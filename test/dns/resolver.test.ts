@@ -108,6 +108,50 @@ test('a server that never answers gives 0x04 within the timeout, and is not cach
   assert.deepEqual(await dns.lookup('mute.test'), [{ address: '192.0.2.6', family: 4 }]);
 });
 
+/** How long `lookup` took to fail with 0x04, in ms. */
+async function failsAfter(lookup: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await rejectsWith04(lookup());
+  return performance.now() - started;
+}
+
+test('dns.timeout bounds a lookup that no server answers: it fails after about the timeout, with one server or two, one that answered before or not', { timeout: 30_000 }, async (t) => {
+  // A behaviour bound, not a speed test: never before 0.8x the timeout, never past 1.5x + 1 s.
+  const silent = { 'mute.test': { silent: true } };
+  const answering = { ...silent, 'a.test': { A: ['192.0.2.31'] }, 'b.test': { A: ['192.0.2.32'] } };
+  const cases = [
+    { what: 'one server, 3s', records: [silent], timeout: 3_000 },
+    { what: 'two servers, 3s', records: [silent, silent], timeout: 3_000 },
+    // c-ares cuts a try to 5x the server's recent latency (250 ms at least) once it has answered.
+    { what: 'one server that has answered, 3s', records: [answering], timeout: 3_000, warm: ['a.test', 'b.test'] },
+    { what: 'one server, 500ms', records: [silent], timeout: 500 },
+    { what: 'two servers, 500ms', records: [silent, silent], timeout: 500 },
+  ];
+  const outcomes = await Promise.all(
+    cases.map(async (c) => {
+      const { dns } = await resolverWithServers(t, c.records, { timeout: c.timeout });
+      for (const name of c.warm ?? []) await dns.lookup(name);
+      return { ...c, ms: await failsAfter(() => dns.lookup('mute.test')) };
+    }),
+  );
+  const report = outcomes.map((o) => `${o.what}: ${Math.round(o.ms)} ms`).join('; ');
+  for (const o of outcomes) {
+    assert.ok(o.ms >= 0.8 * o.timeout && o.ms <= 1.5 * o.timeout + 1_000, report);
+  }
+});
+
+test('with two servers, a silent first one leaves the second its share: the answer comes within the timeout', { timeout: 20_000 }, async (t) => {
+  const {
+    servers: [first, second],
+    dns,
+  } = await resolverWithServers(t, [{ 'x.test': { silent: true } }, { 'x.test': { A: ['192.0.2.33'] } }], { timeout: 2_000 });
+  const started = performance.now();
+  assert.deepEqual(await dns.lookup('x.test'), [{ address: '192.0.2.33', family: 4 }]);
+  const ms = performance.now() - started;
+  assert.ok(ms <= 2_000, `answered after ${Math.round(ms)} ms`);
+  assert.ok(first.queries('x.test', 'A') >= 1 && second.queries('x.test', 'A') >= 1);
+});
+
 test('SERVFAIL gives 0x04 and is not cached', async (t) => {
   const { server, dns } = await setup(t, { 'broken.test': { servfail: true } });
   await rejectsWith04(dns.lookup('broken.test'));

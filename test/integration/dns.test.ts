@@ -3,7 +3,7 @@ import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { curl } from '../helpers/curl.js';
 import { startDnsServer } from '../helpers/dns-server.js';
-import { rawClient, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
+import { rawClient, socks5Rep, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
 import { metricValue } from '../helpers/metrics.js';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
@@ -47,6 +47,19 @@ test('NXDOMAIN and a silent server both give reply 0x04; an AAAA-only name reach
   const six = await curl(['--socks5-hostname', `127.0.0.1:${gw.port}`, `http://six.test:${http6.port}/v6`]);
   assert.equal(six.code, 0, six.stderr);
   assert.match(six.stdout, /^hello \/v6 from ::1/);
+});
+
+test('dns.timeout is how long a CONNECT by name waits on name servers that never answer, however many there are', async (t) => {
+  const servers = [await startDnsServer({ 'slow.test': { silent: true } }), await startDnsServer({ 'slow.test': { silent: true } })];
+  for (const s of servers) t.after(() => s.close());
+  const gw = await startGateway({ dns: { servers: servers.map((s) => `127.0.0.1:${s.port}`), timeout: '2s' } });
+  t.after(() => gw.close());
+  const started = performance.now();
+  assert.equal(await socks5Rep(gw.port, { host: 'slow.test', port: 80 }), 0x04);
+  const ms = performance.now() - started;
+  // A behaviour bound, not a speed test: not before 0.8x the timeout, not past 1.5x + 1 s.
+  assert.ok(ms >= 1_600 && ms <= 4_000, `refused after ${Math.round(ms)} ms`);
+  assert.ok(servers.every((s) => s.queries('slow.test', 'A') >= 1), 'both servers were asked');
 });
 
 for (const [where, rules] of [
