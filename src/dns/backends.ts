@@ -75,6 +75,9 @@ const SERVER_AT_FAULT = new Set(['ESERVFAIL', 'EREFUSED', 'ENOTIMP', 'ECONNREFUS
 const serverAtFault = (err: unknown): boolean =>
   err instanceof NameNotResolvedError && SERVER_AT_FAULT.has(errCode(err.cause) ?? '');
 
+/** Asks of all servers in one lookup at most: a backstop only (tries last 250 ms to 5 s, so the deadline comes first). */
+const MAX_ASKS = 10_000;
+
 /** c-ares gave up on every server without an answer: worth asking again while the lookup has time. */
 const cAresTimedOut = (err: unknown): boolean => err instanceof NameNotResolvedError && errCode(err.cause) === 'ETIMEOUT';
 
@@ -146,12 +149,13 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
 
   /** Asks every server until an answer, a failure that is not a timeout, or the deadline. */
   async function askAll(name: string, deadline: number, asked?: (questions: number) => void): Promise<Answer> {
-    for (;;) {
+    // A c-ares timeout comes 250 ms after the ask at the soonest, so the deadline ends this loop;
+    // the count bounds it too, should a timeout ever come back sooner.
+    for (let round = 1; ; round++) {
       try {
         return await ask(all, name, deadline, asked);
       } catch (err) {
-        // A c-ares timeout comes 250 ms after the ask at the soonest: this loop cannot spin.
-        if (!cAresTimedOut(err) || performance.now() >= deadline) throw err;
+        if (!cAresTimedOut(err) || performance.now() >= deadline || round >= MAX_ASKS) throw err;
       }
     }
   }
