@@ -196,16 +196,17 @@ test('a name a cidrs rule could not resolve is refused with 0x04 without a secon
   const server = await startDnsServer({ 'broken.test': { servfail: true }, 'quiet.test': { A: ['127.0.0.1'], silent: true } });
   t.after(() => server.close());
   const gw = await startGateway({
-    dns: { servers: [`${server.host}:${server.port}`], timeout: '1s' },
+    dns: { servers: [`${server.host}:${server.port}`], timeout: '2s' },
     rules: [{ name: 'lan', cidrs: ['10.0.0.0/8'], action: 'block' }],
     default: 'direct',
   });
   t.after(() => gw.close());
   await assert.rejects(socksConnect(gw.port, { host: 'broken.test', port: echo.port }, 5_000), /HostUnreachable/);
   assert.equal(server.queries('broken.test', 'A'), 1, 'the failed answer is the request\'s answer');
-  // A name server that does not answer costs the client one resolver timeout, not two.
+  // A name server that does not answer costs the client one resolver timeout (2 s), not two. The
+  // lookup itself may ask again within its timeout, so the time tells, not the count of queries.
   const started = Date.now();
   await assert.rejects(socksConnect(gw.port, { host: 'quiet.test', port: echo.port }, 10_000), /HostUnreachable/);
-  assert.equal(server.queries('quiet.test', 'A'), 1);
+  assert.ok(server.queries('quiet.test', 'A') >= 1);
   assert.ok(Date.now() - started < 3_500, `refused after ${Date.now() - started} ms`);
 });
