@@ -140,6 +140,10 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   if (worker) gateway.reloader.onSettled(() => worker.applied(gateway.config));
 
   const signal = await stopSignals((second) => {
+    // A worker's "second" signal is most often one signal sent to the whole process group
+    // (a terminal's Ctrl-C, systemd's stop) arriving beside its primary's SIGTERM: it drains
+    // on. Stopping at once is the primary's call: its own second signal kills the workers.
+    if (worker) return;
     log.warn({ signal: second }, 'second signal: stopping at once');
     log.flush(() => process.exit(EXIT_STOPPED_AT_ONCE));
   });

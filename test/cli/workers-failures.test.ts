@@ -9,7 +9,9 @@ import { createServer, type Socket } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { runCli, startCliGateway } from '../helpers/cli.js';
-import { socksConnect, startEchoServer } from '../helpers/index.js';
+import { readBytes, socksConnect, startEchoServer } from '../helpers/index.js';
+import { adminClient } from '../helpers/admin.js';
+import { waitUntil } from '../helpers/workers.js';
 
 const BASE = 'listen: [{ host: 127.0.0.1, port: 0 }]\nmetrics: { host: 127.0.0.1, port: 0 }\nlimits: { drain_timeout: 30s }\n';
 const BOOT_MS = 60_000;
@@ -166,6 +168,46 @@ test('workers: a second stop signal stops the primary at once, says so, and take
   const code = await Promise.race([gw.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 10_000))]);
   assert.equal(code, 1);
   assert.ok(gw.lines.some((l) => l.msg === 'second signal: stopping at once' && l.role === 'primary'));
+  for (let i = 0; i < 100 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(pids.filter(alive), [], 'no worker left behind');
+});
+
+test('workers: a stop signal sent to the whole process group (Ctrl-C) drains every worker; a second one stops at once', { timeout: 180_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const TOKEN = 'cluster-group-signal-token';
+  const config = `listen: [{ host: 127.0.0.1, port: 0 }]\nmetrics: { host: 127.0.0.1, port: 0, api_token: ${TOKEN} }\nlimits: { drain_timeout: 30s }\nworkers: 2\n`;
+  const gw = await startCliGateway(await tempConfig(config), [], [], BOOT_MS, { group: true });
+  t.after(() => gw.child.kill('SIGKILL'));
+  const line = await gw.waitFor((l) => l.msg === 'workers listening', BOOT_MS);
+  const [pids, admin] = [line.pids as number[], line.admin as string];
+  const api = adminClient(admin, TOKEN);
+  // Connections held open in both workers (a worker's ids are its slot's residue mod 2).
+  const held: Socket[] = [];
+  t.after(() => held.forEach((s) => s.destroy()));
+  const residues = async (): Promise<Set<number>> => new Set(((await api.request('GET', '/api/connections')).json as Array<{ id: number }>).map((c) => c.id % 2));
+  for (let batch = 0; batch < 10 && (await residues()).size < 2; batch++) {
+    for (let i = 0; i < 4; i++) held.push((await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 5_000)).socket);
+  }
+  assert.equal((await residues()).size, 2, 'open connections in both workers');
+
+  // A terminal's Ctrl-C reaches the primary and every worker; the primary's SIGTERM follows.
+  process.kill(-gw.child.pid!, 'SIGINT');
+  await gw.waitFor((l) => l.msg === 'stopping: draining every worker', 15_000);
+  await waitUntil('both workers draining', () => gw.lines.filter((l) => l.msg === 'draining open connections').length === 2);
+  for (const [i, s] of held.entries()) {
+    const text = `still here ${i}`;
+    if (!s.destroyed) s.write(text);
+    assert.equal((await readBytes(s, text.length)).toString(), text, `held connection ${i} relayed during the drain`);
+  }
+  assert.ok(!gw.lines.some((l) => l.msg === 'second signal: stopping at once'), 'no worker took the primary\'s SIGTERM for a second signal');
+  assert.equal(gw.child.exitCode, null);
+  assert.equal((await fetchText(admin, '/readyz')).status, 503);
+
+  // A second Ctrl-C: the primary stops at once and takes the workers with it.
+  process.kill(-gw.child.pid!, 'SIGINT');
+  const code = await Promise.race([gw.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 10_000))]);
+  assert.equal(code, 1);
   for (let i = 0; i < 100 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(pids.filter(alive), [], 'no worker left behind');
 });

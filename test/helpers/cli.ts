@@ -46,15 +46,18 @@ export interface RunningGateway {
  * Starts `socksgate --config FILE` as a real process; resolves once it listens (within `readyMs`).
  * It dies with this process (see spawn.ts), so a cancelled test file leaves no gateway behind.
  * `preload`: modules node loads first (`--import`), such as a test's fault injector.
+ * `group`: the gateway leads a process group of its own, as a shell's job does, so that a
+ * signal can go to the whole group (`process.kill(-pid)`: a terminal's Ctrl-C, systemd's stop).
  */
 export async function startCliGateway(
   configPath: string,
   extra: readonly string[] = [],
   preload: readonly string[] = [],
   readyMs = 60_000, // start-up under load: see runCli
+  opts: { group?: boolean } = {},
 ): Promise<RunningGateway> {
   const imports = ['tsx', ...preload].flatMap((m) => ['--import', m]);
-  const child = spawnTied(process.execPath, [...imports, CLI, '--config', configPath, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTied(process.execPath, [...imports, CLI, '--config', configPath, ...extra], { stdio: ['ignore', 'pipe', 'pipe'], detached: opts.group ?? false });
   const lines: Array<Record<string, unknown>> = [];
   let buf = '';
   let stderr = '';
