@@ -100,15 +100,16 @@ async function check(path: string | undefined): Promise<number> {
 }
 
 async function run(path: string | undefined, watchFiles: boolean): Promise<number> {
+  const worker = clusterWorker();
   let config: Config;
   try {
-    config = await loadConfig({ path });
+    // A worker runs what the other workers run (a replacement too), whatever the file says now.
+    config = (await worker?.runningConfig()) ?? (await loadConfig({ path }));
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     for (const issue of err.issues) console.error(issue);
     return 1;
   }
-  const worker = clusterWorker();
   if (!worker && isClusterPrimary(config)) return runPrimary(config, { path, watch: watchFiles });
   const log = worker ? createLogger(config.log).child(worker.bindings) : createLogger(config.log);
   const metrics = new Metrics({ defaults: true });

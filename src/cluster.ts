@@ -1,7 +1,8 @@
 // `workers: N | auto`: N processes sharing the listeners through node:cluster.
 //
-// The primary holds no connections. It forks the workers, forwards reloads (SIGHUP,
-// --watch) to every one of them, replaces a worker that dies, drains them all on
+// The primary holds no connections. It forks the workers (each starts from the text of the
+// config the others run), forwards reloads (SIGHUP, --watch) to every one of them,
+// replaces a worker that dies, drains them all on
 // SIGTERM/SIGINT, and runs the admin listener: /metrics there is the sum over workers
 // (each serving worker sends its registry over IPC; prom-client's AggregatorRegistry adds them up,
 // with what workers that are gone had counted, and reloads counted once: cluster-metrics.ts). It
@@ -18,7 +19,7 @@ import { availableParallelism } from 'node:os';
 import type { Registry } from 'prom-client';
 import { EXIT_STOPPED_AT_ONCE, stopSignals } from './stop-signals.js';
 import type { Logger } from 'pino';
-import { loadConfig } from './config/load.js';
+import { configText, loadConfig, parseConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { ConfigWatcher } from './config/watch.js';
 import { ConfigError } from './errors.js';
@@ -34,15 +35,21 @@ import type { ReloadOutcome } from './reload.js';
 import { formatAddress } from './server/context.js';
 import type { IdSpace } from './server/registry.js';
 
-/** Messages between the primary and its workers (IPC, JSON). `seq` numbers the primary's reloads. */
-type ToWorker = { socksgate: 'reload'; why: string; seq: number };
 /**
- * `applied`: the admin token of the config the worker runs now (at start and after each reload);
+ * Messages between the primary and its workers (IPC, JSON). `seq` numbers the primary's
+ * reloads; `config` answers a starting worker's `config?` with the text of the config the
+ * workers run (null: none known, the worker reads the file).
+ */
+type ToWorker = { socksgate: 'reload'; why: string; seq: number } | { socksgate: 'config'; source: string; text: string | null };
+/**
+ * `applied`: the admin token of the config the worker runs now (at start and after each reload),
+ * and its text when that config is another than the one it reported last;
  * `reloaded`: its outcome of reload `seq`; `stopping`: its registry as it stops, for the sum.
  */
 type ToPrimary =
   | { socksgate: 'ready' }
-  | { socksgate: 'applied'; apiToken: string | null }
+  | { socksgate: 'config?' }
+  | { socksgate: 'applied'; apiToken: string | null; text?: string }
   | { socksgate: 'reloaded'; seq: number; result: ReloadOutcome['result'] }
   | { socksgate: 'stopping'; metrics: WorkerMetrics };
 
@@ -71,6 +78,13 @@ export function isClusterPrimary(config: Config): boolean {
 
 /** What a worker does for its primary; undefined outside a cluster. */
 export interface ClusterWorker {
+  /**
+   * The config the workers run, from the text the primary holds (the one it started with, then
+   * the last one a worker applied), parsed here; undefined when the primary has none to give.
+   * The file may hold an edit no reload applied yet, or one a reload rejected: a replacement
+   * that read it would serve on other rules than the others, or fail to start again and again.
+   */
+  runningConfig(): Promise<Config | undefined>;
   /** Log bindings that tell the workers' lines apart. */
   readonly bindings: { worker: number; pid: number };
   /**
@@ -97,6 +111,9 @@ export interface ClusterWorker {
 /** How long a stopping worker waits for its last registry to be sent. */
 const STOPPING_SEND_MS = 1_000;
 
+/** How long a starting worker waits for the running config's text before it reads the file. */
+const CONFIG_ASK_MS = 10_000;
+
 export function clusterWorker(): ClusterWorker | undefined {
   const self = cluster.worker;
   if (!cluster.isWorker || !self) return undefined;
@@ -105,8 +122,31 @@ export function clusterWorker(): ClusterWorker | undefined {
   const generation = Number(process.env[GENERATION_ENV] ?? 0);
   const sane = [slot, count, generation].every(Number.isSafeInteger) && slot >= 0 && count > slot && generation >= 0;
   let served: Registry | undefined;
+  // The config whose text the primary has: the one started from, then the last one reported.
+  let reported: Config | undefined;
   return {
     bindings: { worker: self.id, pid: process.pid },
+    runningConfig() {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => done(undefined), CONFIG_ASK_MS);
+        const onMessage = (msg: Partial<ToWorker> | null): void => {
+          if (msg?.socksgate === 'config' && typeof msg.source === 'string' && (typeof msg.text === 'string' || msg.text === null)) done({ source: msg.source, text: msg.text });
+        };
+        const done = (running: { source: string; text: string | null } | undefined): void => {
+          clearTimeout(timer);
+          process.off('message', onMessage);
+          if (running?.text == null) return resolve(undefined);
+          try {
+            reported = parseConfig(running.text, running.source);
+            resolve(reported);
+          } catch (err) {
+            reject(err);
+          }
+        };
+        process.on('message', onMessage);
+        send({ socksgate: 'config?' });
+      });
+    },
     connectionIds: sane ? { first: generation * IDS_PER_GENERATION * count + slot + 1, step: count } : { first: 1, step: 1 },
     serve(registry, reload, api, log) {
       served = registry;
@@ -124,7 +164,9 @@ export function clusterWorker(): ClusterWorker | undefined {
       send({ socksgate: 'ready' });
     },
     applied(config) {
-      send({ socksgate: 'applied', apiToken: config.metrics?.api_token ?? null });
+      const text = config === reported ? undefined : configText(config);
+      reported = config;
+      send({ socksgate: 'applied', apiToken: config.metrics?.api_token ?? null, ...(text === undefined ? {} : { text }) });
     },
     async stopping() {
       if (!served || !process.connected) return;
@@ -163,6 +205,7 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
   const sums = new ClusterMetrics(workerApi);
   countFromWorkers(sums);
   const bans = new BanLedger();
+  shareRunningConfig(config);
   const primary = forwardReloads(log, config, opts);
   const { watcher } = primary;
   const workers = superviseWorkers(log, size, (w) => {
@@ -357,6 +400,19 @@ function forwardReloads(log: Logger, config: Config, opts: { path: string | unde
   process.on('SIGHUP', () => reload('SIGHUP'));
   watcher?.watch(current);
   return { watcher, current: () => current, reread, catchUp };
+}
+
+/**
+ * Answers a starting worker with the text of the config the workers run: this process's own
+ * at first, then the last one a worker reported applying (a rejected reload reports none).
+ */
+function shareRunningConfig(config: Config): void {
+  const { source } = config;
+  let text = configText(config) ?? null;
+  cluster.on('message', (w: Worker, msg: Partial<ToPrimary> | null) => {
+    if (msg?.socksgate === 'applied' && typeof msg.text === 'string') text = msg.text;
+    else if (msg?.socksgate === 'config?' && w.isConnected()) w.send({ socksgate: 'config', source, text } satisfies ToWorker);
+  });
 }
 
 /** The workers' reload outcomes, and the registry each sends as it stops, go to the sums. */

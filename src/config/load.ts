@@ -84,7 +84,20 @@ function parseText(withBom: string, source: string, baseDir: string, env: NodeJS
     ...checked.filter((issue) => !interpolation.failed.has(locator.offsetOf(issue))),
   ];
   if (found.length > 0) throw new ConfigError(sortedLines(found, locator));
-  return toConfig(raw as RawConfig, source, baseDir, listening);
+  const config = toConfig(raw as RawConfig, source, baseDir, listening);
+  texts.set(config, withBom);
+  return config;
+}
+
+/** The text each config was parsed from. */
+const texts = new WeakMap<Config, string>();
+
+/**
+ * The text `config` was parsed from: with `workers`, a worker starts from the text of the
+ * config the others run (parseConfig with its source), not from the file as it is now.
+ */
+export function configText(config: Config): string | undefined {
+  return texts.get(config);
 }
 
 /**

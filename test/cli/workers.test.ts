@@ -246,3 +246,50 @@ test('/api with two workers: connections of both listed and killed by id, stats 
   }
   assert.equal((await api.request('GET', '/api/stats')).status, 401, 'the old token no longer opens /api');
 });
+
+test('a replacement worker runs the config the others run, not the file as it is now', { timeout: 180_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const path = await tempConfig(BASE);
+  const gw = await startCliGateway(path, [], [], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const { pids, admin } = await started(gw);
+  const probe = adminClient(admin);
+  const known = new Set(pids);
+  /** Kills `pid` and waits for its replacement to serve, or for the replacement to fail. */
+  const replace = async (pid: number): Promise<number> => {
+    const from = gw.lines.length;
+    process.kill(pid, 'SIGKILL');
+    const next = await gw.waitFor(
+      (l) => gw.lines.indexOf(l) >= from && ((l.msg === 'socksgate listening' && !known.has(l.pid as number)) || (l.msg === 'worker exited; starting a replacement' && l.pid !== pid)),
+      BOOT_MS,
+    );
+    assert.equal(next.msg, 'socksgate listening', `the replacement failed to start: ${JSON.stringify(next)}`);
+    known.add(next.pid as number);
+    return next.pid as number;
+  };
+
+  // A reload both workers reject leaves the bad file on disk: a replacement must not read it.
+  await writeFile(path, `${BASE}rules:\n  - { name: broken, cidrs: [127.0.0.0/8], action: nowhere }\n`);
+  gw.child.kill('SIGHUP');
+  await waitUntil('both workers rejecting the reload', () => gw.lines.filter((l) => l.msg === 'reload rejected; keeping the running configuration').length === 2);
+  const first = await replace(pids[0]!);
+
+  // An edit not reloaded yet (no SIGHUP) does not apply in one worker only.
+  await writeFile(path, `${BASE}rules:\n  - { name: no-loopback, cidrs: [127.0.0.0/8], action: block }\n`);
+  const second = await replace(pids[1]!);
+  for (let waited = 0; (await probe.request('GET', '/readyz')).status !== 200; waited += 100) {
+    assert.ok(waited < 15_000, 'ready again once both replacements serve');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const before = sessionEnds(gw).length;
+  for (let i = 0; i < 8; i++) (await echoOnce(gw.port, echo.port, `unblocked ${i}`)).destroy();
+  await waitUntil('every access-log line', () => sessionEnds(gw).length === before + 8);
+  const servedBy = new Set(sessionEnds(gw).slice(before).map((l) => Number(l.pid)));
+  assert.ok([...servedBy].every((p) => p === first || p === second), `served by the replacements: ${[...servedBy]}`);
+
+  // The edit applies to both once reloaded.
+  gw.child.kill('SIGHUP');
+  await waitUntil('both replacements reloading', () => gw.lines.filter((l) => l.msg === 'configuration reloaded').length === 2);
+  for (let i = 0; i < 4; i++) await assert.rejects(echoOnce(gw.port, echo.port, 'blocked'), /NotAllowed/);
+});
