@@ -84,7 +84,8 @@ function mergeCounters(views: Json[]): Json {
   merged.healthy = views.every((v) => v.healthy === true);
   for (const k of ['active', 'attempts', 'failures']) merged[k] = views.reduce((n, v) => n + num(v[k]), 0);
   const latencies = views.map((v) => v.latency_ms).filter((l): l is number => typeof l === 'number');
-  merged.latency_ms = latencies.length > 0 ? Math.round(latencies.reduce((a, b) => a + b, 0) / latencies.length) : null;
+  // Not rounded: one process gives the measure as it is, and loopback or LAN hops take under 1 ms.
+  merged.latency_ms = latencies.length > 0 ? latencies.reduce((a, b) => a + b, 0) / latencies.length : null;
   if ('banned_until' in merged) {
     const bans = views.map((v) => v.banned_until);
     merged.banned_until = bans.every((b) => typeof b === 'string') ? (bans as string[]).sort()[0] : null;

@@ -71,6 +71,9 @@ test('upstreams: counts added, healthy only where every worker finds it so, a ba
       },
     ],
   });
+  // Sub-millisecond latencies (loopback, a LAN) are the workers' mean as one process gives it, not rounded to 0.
+  const fast = mergeAnswers([answer('listUpstreams', view(member({ latency_ms: 0.25 }), true)), answer('listUpstreams', view(member({ latency_ms: 0.5 }), true))], 2);
+  assert.equal((fast.body as { pools: Array<{ members: Array<{ latency_ms: unknown }> }> }).pools[0]!.members[0]!.latency_ms, 0.375);
   const halfBanned = mergeAnswers([answer('listUpstreams', view(member({ banned_until: later }), true)), answer('listUpstreams', view(member({}), true))], 2);
   assert.equal((halfBanned.body as { pools: Array<{ members: Array<{ banned_until: unknown }> }> }).pools[0]!.members[0]!.banned_until, null);
 });
