@@ -125,7 +125,7 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   // In a cluster worker the primary watches and forwards reloads (src/cluster.ts).
   const watcher = watchFiles && !worker && !config.source.startsWith('<') ? new ConfigWatcher(() => void reload('watch')) : undefined;
   watcher?.watch(config);
-  starting = Gateway.start(config, { log, metrics, admin: !worker, ...(worker ? { connectionIds: worker.connectionIds } : {}) });
+  starting = Gateway.start(config, { log, metrics, admin: !worker, ...(worker ? { connectionIds: worker.connectionIds, reloadsLoggedByPrimary: true } : {}) });
   if (!worker) process.on('SIGHUP', () => void reload('SIGHUP'));
   const gateway = await starting.catch((err: unknown) => {
     watcher?.close();

@@ -120,12 +120,13 @@ export class ClusterMetrics {
   /**
    * A worker's outcome of reload number `seq`. The first worker to report one counts it: the
    * workers read the same files, and each later report (another worker's, or one that caught
-   * up on it while starting) is the same reload.
+   * up on it while starting) is the same reload. False when it was counted already.
    */
-  reloaded(seq: number, result: 'ok' | 'rejected'): void {
-    if (seq <= this.#lastReload) return;
+  reloaded(seq: number, result: 'ok' | 'rejected'): boolean {
+    if (seq <= this.#lastReload) return false;
     this.#lastReload = seq;
     this.#reloads.inc({ result });
+    return true;
   }
 
   /** A reload through POST /api/reload: rejected if any worker refused it, as the merged answer says. */

@@ -31,7 +31,7 @@ import { mergeAnswers } from './observe/api-merge.js';
 import type { ApiTarget } from './observe/api-routes.js';
 import { HttpError } from './observe/http.js';
 import { createLogger } from './observe/logger.js';
-import type { ReloadOutcome } from './reload.js';
+import { logReloadOutcome, type ReloadOutcome } from './reload.js';
 import { formatAddress } from './server/context.js';
 import type { IdSpace } from './server/registry.js';
 
@@ -44,13 +44,13 @@ type ToWorker = { socksgate: 'reload'; why: string; seq: number } | { socksgate:
 /**
  * `applied`: the admin token of the config the worker runs now (at start and after each reload),
  * and its text when that config is another than the one it reported last;
- * `reloaded`: its outcome of reload `seq`; `stopping`: its registry as it stops, for the sum.
+ * `reloaded`: its outcome of reload `seq` (`trigger` as it was told); `stopping`: its registry as it stops, for the sum.
  */
 type ToPrimary =
   | { socksgate: 'ready' }
   | { socksgate: 'config?' }
   | { socksgate: 'applied'; apiToken: string | null; text?: string }
-  | { socksgate: 'reloaded'; seq: number; result: ReloadOutcome['result'] }
+  | { socksgate: 'reloaded'; seq: number; trigger: string; outcome: ReloadOutcome }
   | { socksgate: 'stopping'; metrics: WorkerMetrics };
 
 /**
@@ -153,8 +153,9 @@ export function clusterWorker(): ClusterWorker | undefined {
       process.on('message', (msg: Partial<ToWorker>) => {
         if (msg.socksgate !== 'reload') return;
         const { seq } = msg;
-        void reload(msg.why ?? 'primary').then((outcome) => {
-          if (outcome && typeof seq === 'number') send({ socksgate: 'reloaded', seq, result: outcome.result });
+        const trigger = msg.why ?? 'primary';
+        void reload(trigger).then((outcome) => {
+          if (outcome && typeof seq === 'number') send({ socksgate: 'reloaded', seq, trigger, outcome });
         });
       });
       // Reloads come from the primary. A SIGHUP sent to the whole process group must
@@ -203,7 +204,7 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
   });
   const workerApi = new WorkerApi();
   const sums = new ClusterMetrics(workerApi);
-  countFromWorkers(sums);
+  followReloads(sums, log);
   const bans = new BanLedger();
   shareRunningConfig(config);
   const primary = forwardReloads(log, config, opts);
@@ -233,9 +234,16 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
     settled: (method, answer, answers) => {
       bans.note(method, answer);
       if (answer.operation !== 'reload') return;
-      // One reload however many workers did it: rejected if one refused (the answer says so too).
-      const outcomes = answers.filter((a) => a.status === 200 || a.status === 422);
-      if (outcomes.length > 0) sums.reloadedByApi(outcomes.every((a) => a.status === 200) ? 'ok' : 'rejected');
+      // One reload however many workers did it: rejected if one refused (the answer says so too),
+      // counted and logged once.
+      const outcomes = answers.map((a) => a.body).filter(isReloadOutcome);
+      const refused = outcomes.find((o) => o.result === 'rejected');
+      const outcome = refused ?? outcomes[0];
+      if (outcome) {
+        sums.reloadedByApi(outcome.result);
+        logReloadOutcome(log, 'api', outcome);
+        if (refused && outcomes.some((o) => o.result === 'ok')) log.warn({ trigger: 'api', results: outcomes.map((o) => o.result) }, DIFFERING);
+      }
       if (answer.status === 200) primary.reread();
     },
   };
@@ -415,12 +423,44 @@ function shareRunningConfig(config: Config): void {
   });
 }
 
-/** The workers' reload outcomes, and the registry each sends as it stops, go to the sums. */
-function countFromWorkers(sums: ClusterMetrics): void {
+/** Said when the workers did not all come to the same outcome of one reload. */
+const DIFFERING = "a worker's reload outcome differs from the one logged";
+
+/** How many reloads' logged outcomes are kept, for the reports of workers that come later. */
+const OUTCOMES_KEPT = 16;
+
+/**
+ * The workers' reload outcomes, and the registry each sends as it stops, go to the sums. A
+ * reload is logged once, as it is counted, with the outcome of the first worker to report one
+ * (PRODUCT.md: one line per reload); a worker that reports another outcome of it is logged too.
+ */
+function followReloads(sums: ClusterMetrics, log: Logger): void {
+  const logged = new Map<number, ReloadOutcome['result']>();
   cluster.on('message', (w: Worker, msg: Partial<ToPrimary> | null) => {
-    if (msg?.socksgate === 'reloaded' && typeof msg.seq === 'number' && (msg.result === 'ok' || msg.result === 'rejected')) sums.reloaded(msg.seq, msg.result);
-    else if (msg?.socksgate === 'stopping' && Array.isArray(msg.metrics)) sums.final(w, msg.metrics);
+    if (msg?.socksgate === 'stopping' && Array.isArray(msg.metrics)) return sums.final(w, msg.metrics);
+    if (msg?.socksgate !== 'reloaded' || typeof msg.seq !== 'number' || !isReloadOutcome(msg.outcome)) return;
+    const { seq, outcome } = msg;
+    const trigger = String(msg.trigger);
+    const first = logged.get(seq);
+    if (first !== undefined) {
+      if (first !== outcome.result) log.warn({ worker: w.id, pid: w.process.pid, trigger, result: outcome.result, ...errorsOf(outcome) }, DIFFERING);
+      return;
+    }
+    if (!sums.reloaded(seq, outcome.result)) return; // older than one logged already
+    logged.set(seq, outcome.result);
+    for (const old of logged.keys()) if (logged.size > OUTCOMES_KEPT) logged.delete(old);
+    logReloadOutcome(log, trigger, outcome);
   });
+}
+
+const errorsOf = (o: ReloadOutcome): { errors?: string[] } => (o.result === 'rejected' ? { errors: o.errors } : {});
+
+/** A reload's outcome as a worker sends it (IPC) or answers it (/api/reload). */
+function isReloadOutcome(x: unknown): x is ReloadOutcome {
+  if (typeof x !== 'object' || x === null) return false;
+  const o = x as Partial<Record<'result' | 'config' | 'errors', unknown>>;
+  if (typeof o.config !== 'string') return false;
+  return o.result === 'ok' || (o.result === 'rejected' && Array.isArray(o.errors) && o.errors.every((e) => typeof e === 'string'));
 }
 
 function liveWorkers(): Worker[] {

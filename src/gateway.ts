@@ -33,6 +33,8 @@ export interface GatewayOptions {
   udpBufferBytes?: number;
   /** False in a cluster worker: the primary runs the admin listener (src/cluster.ts). */
   admin?: boolean;
+  /** True in a cluster worker: the primary logs each reload's outcome, once for every worker (src/cluster.ts). */
+  reloadsLoggedByPrimary?: boolean;
   /** How often outbound keepalive is switched on for the connections still open; KEEPALIVE_SWEEP_MS by default. */
   keepAliveSweepMs?: number;
   /** Connection ids: a cluster worker's own share of them (src/cluster.ts); 1, 2, 3 … by default. */
@@ -138,7 +140,7 @@ export class Gateway {
     observeSnapshot(this.metrics, () => this.#snapshot);
     this.listening = this.#snapshot.config.listen;
     this.#startedWith = { format: this.#snapshot.config.log.format, workers: this.#snapshot.config.workers, admin: adminAddress(this.#snapshot.config) };
-    this.reloader = new ReloadController(this);
+    this.reloader = new ReloadController(this, { workerOfCluster: opts.reloadsLoggedByPrimary ?? false });
     this.#keepAliveSweep = setInterval(() => this.connections.keepAlive(), opts.keepAliveSweepMs ?? KEEPALIVE_SWEEP_MS);
     this.#keepAliveSweep.unref();
   }

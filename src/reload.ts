@@ -19,13 +19,25 @@ export interface Reloadable {
   reload(config: Config): Promise<void>;
 }
 
+/**
+ * The one line a reload's outcome is logged with (PRODUCT.md "Logs"). With `workers` the
+ * primary logs it, once for all of them; `debug` is a worker's own line.
+ */
+export function logReloadOutcome(log: Logger, trigger: string, outcome: ReloadOutcome, level?: 'debug'): void {
+  if (outcome.result === 'ok') log[level ?? 'info']({ trigger, result: 'ok', config: outcome.config }, 'configuration reloaded');
+  else log[level ?? 'error']({ trigger, result: 'rejected', errors: outcome.errors }, 'reload rejected; keeping the running configuration');
+}
+
 export class ReloadController {
   readonly #target: Reloadable;
   readonly #settled: Array<(outcome: ReloadOutcome) => void> = [];
   #queue: Promise<unknown> = Promise.resolve();
+  readonly #level: 'debug' | undefined;
 
-  constructor(target: Reloadable) {
+  /** `workerOfCluster`: the primary logs each reload's outcome, so this process's line is debug. */
+  constructor(target: Reloadable, opts: { workerOfCluster?: boolean } = {}) {
     this.#target = target;
+    this.#level = opts.workerOfCluster ? 'debug' : undefined;
   }
 
   /** Called after every attempt, applied or not (--watch re-arms its watches there). */
@@ -55,13 +67,12 @@ export class ReloadController {
       // Only once applied: a rejected config must not silence (or flood) the log.
       gw.log.level = next.log.level;
       outcome = { result: 'ok', config: next.source };
-      gw.log.info({ trigger, result: 'ok', config: next.source }, 'configuration reloaded');
     } catch (err) {
       // An invalid config is reported and the running one stays (PRODUCT.md "Command line").
       const errors = err instanceof ConfigError ? [...err.issues] : [err instanceof Error ? err.message : String(err)];
       outcome = { result: 'rejected', config: source, errors };
-      gw.log.error({ trigger, result: 'rejected', errors }, 'reload rejected; keeping the running configuration');
     }
+    logReloadOutcome(gw.log, trigger, outcome, this.#level);
     gw.metrics.reloads.inc({ result: outcome.result });
     for (const fn of this.#settled) {
       try {

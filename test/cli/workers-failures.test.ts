@@ -13,7 +13,8 @@ import { readBytes, socksConnect, startEchoServer } from '../helpers/index.js';
 import { adminClient } from '../helpers/admin.js';
 import { waitUntil } from '../helpers/workers.js';
 
-const BASE = 'listen: [{ host: 127.0.0.1, port: 0 }]\nmetrics: { host: 127.0.0.1, port: 0 }\nlimits: { drain_timeout: 30s }\n';
+// Debug: a worker's own reload line (the primary logs each reload once, at info or error).
+const BASE = 'listen: [{ host: 127.0.0.1, port: 0 }]\nmetrics: { host: 127.0.0.1, port: 0 }\nlimits: { drain_timeout: 30s }\nlog: { level: debug }\n';
 const BOOT_MS = 60_000;
 const EXIT_WORKER_ON_MARKER = new URL('../helpers/exit-worker-on-marker.ts', import.meta.url).href;
 

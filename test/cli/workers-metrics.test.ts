@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { adminClient } from '../helpers/admin.js';
 import { startCliGateway, type RunningGateway } from '../helpers/cli.js';
 import { startEchoServer } from '../helpers/index.js';
-import { BASE, BOOT_MS, echoOnce, scrape, sessionEnds, started, tempConfig, total, waitUntil } from '../helpers/workers.js';
+import { BASE, BOOT_MS, echoOnce, primaryLines, scrape, sessionEnds, started, tempConfig, total, waitUntil, workerLines } from '../helpers/workers.js';
 
 const FAULT_ON_SIGUSR2 = new URL('../helpers/fault-on-sigusr2.ts', import.meta.url).href;
 
@@ -122,7 +122,7 @@ test('a worker that stops, or dies of an unexpected error, sends what it counted
   assert.equal(total(metrics, 'socksgate_unexpected_errors_total'), 1);
 });
 
-test('one reload counts once in the sum, whichever way it comes and however many workers did it', { timeout: 180_000 }, async (t) => {
+test('one reload counts once in the sum and is logged once, whichever way it comes and however many workers did it', { timeout: 180_000 }, async (t) => {
   const TOKEN = 'cluster-reload-token';
   const config = (extra = ''): string => BASE.replace('port: 0 }\nlimits', `port: 0, api_token: ${TOKEN} }\nlimits`) + extra;
   const path = await tempConfig(config());
@@ -134,8 +134,8 @@ test('one reload counts once in the sum, whichever way it comes and however many
     const text = await scrape(admin);
     return [sample(text, 'socksgate_reloads_total{result="ok"}'), sample(text, 'socksgate_reloads_total{result="rejected"}')];
   };
-  const logged = (msg: string): number => gw.lines.filter((l) => l.msg === msg).length;
-  /** Waits for both workers' log lines, then for the count (a worker reports after it logs). */
+  const logged = (msg: string): number => workerLines(gw, msg).length;
+  /** Waits for both workers' own (debug) log lines, then for the count (a worker reports after it logs). */
   const settle = async (msg: string, lines: number, want: [number, number]): Promise<void> => {
     await waitUntil(`${lines} "${msg}" lines`, () => logged(msg) === lines);
     for (let waited = 0; ; waited += 100) {
@@ -147,6 +147,11 @@ test('one reload counts once in the sum, whichever way it comes and however many
     await new Promise((r) => setTimeout(r, 300)); // a second worker's count would be in by now
     assert.deepEqual(await reloads(), want);
   };
+  /** The primary's outcome lines so far: one per reload, whatever the number of workers. */
+  const outcomes = (): Array<[unknown, unknown, string]> =>
+    gw.lines
+      .filter((l) => l.role === 'primary' && (l.msg === 'configuration reloaded' || l.msg === 'reload rejected; keeping the running configuration'))
+      .map((l) => [l.trigger, l.result, JSON.stringify(l.errors ?? null)]);
   assert.deepEqual(await reloads(), [0, 0]);
 
   await writeFile(path, config('rules:\n  - { name: no-loopback, cidrs: [127.0.0.0/8], action: block }\n'));
@@ -156,6 +161,8 @@ test('one reload counts once in the sum, whichever way it comes and however many
   await writeFile(path, config('rules:\n  - { name: gone, domains_file: no-such-list.txt, action: block }\n'));
   gw.child.kill('SIGHUP');
   await settle('reload rejected; keeping the running configuration', 2, [1, 1]);
+  const [rejectedLine] = primaryLines(gw, 'reload rejected; keeping the running configuration');
+  assert.equal(rejectedLine?.level, 50, "the primary logs the rejection, as an error");
 
   // Through the API: the answer is the workers' merged outcome, and the count matches it.
   const rejected = await api.request('POST', '/api/reload');
@@ -166,4 +173,15 @@ test('one reload counts once in the sum, whichever way it comes and however many
   assert.equal(ok.status, 200, ok.text);
   assert.deepEqual(await reloads(), [2, 2]);
   await waitUntil('both workers logging each reload', () => logged('configuration reloaded') === 4);
+  const lines = outcomes();
+  assert.deepEqual(
+    lines.map(([trigger, result]) => [trigger, result]),
+    [
+      ['SIGHUP', 'ok'],
+      ['SIGHUP', 'rejected'],
+      ['api', 'rejected'],
+      ['api', 'ok'],
+    ],
+  );
+  for (const i of [1, 2]) assert.ok(lines[i]![2].includes('no-such-list.txt'), `the rejection says why: ${lines[i]![2]}`);
 });

@@ -9,7 +9,7 @@ import { adminClient } from '../helpers/admin.js';
 import { startCliGateway } from '../helpers/cli.js';
 import { closedWithin, startEchoServer } from '../helpers/index.js';
 import { socksUdpClient, startUdpEchoServer, type SocksUdpClient } from '../helpers/udp.js';
-import { BASE, BOOT_MS, echoOnce, scrape, sessionEnds, started, tempConfig, total, waitUntil } from '../helpers/workers.js';
+import { BASE, BOOT_MS, echoOnce, primaryLines, scrape, sessionEnds, started, tempConfig, total, waitUntil, workerLines } from '../helpers/workers.js';
 
 test('two workers serve one listener, a SIGHUP reloads both, /metrics sums both, SIGTERM drains and exits 0', { timeout: 120_000 }, async (t) => {
   const echo = await startEchoServer();
@@ -32,13 +32,17 @@ test('two workers serve one listener, a SIGHUP reloads both, /metrics sums both,
 
   await writeFile(path, `${BASE}rules:\n  - { name: no-loopback, cidrs: [127.0.0.0/8], action: block }\n`);
   gw.child.kill('SIGHUP');
-  await waitUntil('a reload in each worker', () => new Set(gw.lines.filter((l) => l.msg === 'configuration reloaded').map((l) => l.pid)).size === 2);
+  await waitUntil('a reload in each worker', () => new Set(workerLines(gw, 'configuration reloaded').map((l) => l.pid)).size === 2);
+  await waitUntil("the primary's line", () => primaryLines(gw, 'configuration reloaded').length === 1);
   for (let i = 0; i < 4; i++) await assert.rejects(echoOnce(gw.port, echo.port, 'blocked'), /NotAllowed/, 'whichever worker takes it');
+  assert.equal(primaryLines(gw, 'configuration reloaded').length, 1, 'one line for the reload, not one per worker');
+  assert.equal(primaryLines(gw, 'configuration reloaded')[0]!.trigger, 'SIGHUP');
+  assert.ok(workerLines(gw, 'configuration reloaded').every((l) => l.level === 20), "a worker's own line is debug");
 
   // One connection stays open across SIGTERM: its worker drains it, then everyone exits.
   await writeFile(path, BASE);
   gw.child.kill('SIGHUP');
-  await waitUntil('the second reload in each worker', () => gw.lines.filter((l) => l.msg === 'configuration reloaded').length === 4);
+  await waitUntil('the second reload in each worker', () => workerLines(gw, 'configuration reloaded').length === 4);
   const open = await echoOnce(gw.port, echo.port, 'before');
   const probe = adminClient(admin);
   assert.equal((await probe.request('GET', '/readyz')).text, 'ready\n');
@@ -63,9 +67,11 @@ test('--watch with two workers: an edit reloads both', { timeout: 120_000 }, asy
   t.after(() => gw.child.kill('SIGKILL'));
   const { pids } = await started(gw);
   await writeFile(path, `${BASE}rules:\n  - { name: no-loopback, cidrs: [127.0.0.0/8], action: block }\n`);
-  await waitUntil('a reload in each worker', () => new Set(gw.lines.filter((l) => l.msg === 'configuration reloaded').map((l) => l.pid)).size === 2);
-  const reloaded = gw.lines.filter((l) => l.msg === 'configuration reloaded').map((l) => l.pid as number);
+  await waitUntil('a reload in each worker', () => new Set(workerLines(gw, 'configuration reloaded').map((l) => l.pid)).size === 2);
+  const reloaded = workerLines(gw, 'configuration reloaded').map((l) => l.pid as number);
   assert.deepEqual([...new Set(reloaded)].sort(), [...pids].sort());
+  await waitUntil("the primary's line", () => primaryLines(gw, 'configuration reloaded').length === 1);
+  assert.equal(primaryLines(gw, 'configuration reloaded')[0]!.trigger, 'watch');
 });
 
 test('a killed worker is replaced, and that is logged; the replacement serves', { timeout: 120_000 }, async (t) => {
@@ -216,18 +222,26 @@ test('/api with two workers: connections of both listed and killed by id, stats 
 
   // A reload the workers reject leaves them, and the token the primary checks, as they were.
   // The file also asks for three workers: the primary says so when it has read the file itself.
-  const rejectedLines = (): number => gw.lines.filter((l) => l.msg === 'reload rejected; keeping the running configuration').length;
+  const rejectedLines = (): number => workerLines(gw, 'reload rejected; keeping the running configuration').length;
+  const loggedRejections = (): Array<Record<string, unknown>> => primaryLines(gw, 'reload rejected; keeping the running configuration');
   const primaryReads = (): number => gw.lines.filter((l) => l.msg === 'the number of workers changes after a restart').length;
   const rejectedConfig = config(NEXT_TOKEN, 'rules:\n  - { name: gone, domains_file: no-such-list.txt, action: block }\n');
   await writeFile(path, rejectedConfig.replace('workers: 2', 'workers: 3'));
   const rejected = await api.request('POST', '/api/reload');
   assert.equal(rejected.status, 422, rejected.text);
   await waitUntil('both workers logging the rejected reload', () => rejectedLines() === 2);
+  // Logged once, with its reason, by the primary.
+  assert.equal(loggedRejections().length, 1);
+  assert.equal(loggedRejections()[0]!.trigger, 'api');
+  assert.match(JSON.stringify(loggedRejections()[0]!.errors), /no-such-list\.txt/);
   assert.equal((await api.request('GET', '/api/stats')).status, 200, 'the running token still opens /api');
   assert.equal((await adminClient(admin, NEXT_TOKEN).request('GET', '/api/stats')).status, 401);
   // The same through SIGHUP, where the primary reads the file itself: the workers' config still rules.
   gw.child.kill('SIGHUP');
   await waitUntil('both workers rejecting the SIGHUP reload', () => rejectedLines() === 4);
+  await waitUntil('the primary logging the SIGHUP reload', () => loggedRejections().length === 2);
+  assert.equal(loggedRejections()[1]!.trigger, 'SIGHUP');
+  assert.match(JSON.stringify(loggedRejections()[1]!.errors), /no-such-list\.txt/);
   await waitUntil("the primary's own reading of the file", () => primaryReads() === 1);
   assert.equal((await api.request('GET', '/api/stats')).status, 200, 'the running token still opens /api after SIGHUP');
   assert.equal((await adminClient(admin, NEXT_TOKEN).request('GET', '/api/stats')).status, 401);
@@ -236,7 +250,7 @@ test('/api with two workers: connections of both listed and killed by id, stats 
   await writeFile(path, config(NEXT_TOKEN));
   const reloaded = await api.request('POST', '/api/reload');
   assert.equal(reloaded.status, 200, reloaded.text);
-  const byApi = (): number[] => gw.lines.filter((l) => l.msg === 'configuration reloaded' && l.trigger === 'api').map((l) => Number(l.pid));
+  const byApi = (): number[] => workerLines(gw, 'configuration reloaded').filter((l) => l.trigger === 'api').map((l) => Number(l.pid));
   await waitUntil('a reload through the API in each worker', () => new Set(byApi()).size === 2);
   assert.deepEqual([...new Set(byApi())].sort(), [pids[1]!, replacement.pid as number].sort());
   const next = adminClient(admin, NEXT_TOKEN);
@@ -272,7 +286,7 @@ test('a replacement worker runs the config the others run, not the file as it is
   // A reload both workers reject leaves the bad file on disk: a replacement must not read it.
   await writeFile(path, `${BASE}rules:\n  - { name: broken, cidrs: [127.0.0.0/8], action: nowhere }\n`);
   gw.child.kill('SIGHUP');
-  await waitUntil('both workers rejecting the reload', () => gw.lines.filter((l) => l.msg === 'reload rejected; keeping the running configuration').length === 2);
+  await waitUntil('both workers rejecting the reload', () => workerLines(gw, 'reload rejected; keeping the running configuration').length === 2);
   const first = await replace(pids[0]!);
 
   // An edit not reloaded yet (no SIGHUP) does not apply in one worker only.
@@ -290,6 +304,6 @@ test('a replacement worker runs the config the others run, not the file as it is
 
   // The edit applies to both once reloaded.
   gw.child.kill('SIGHUP');
-  await waitUntil('both replacements reloading', () => gw.lines.filter((l) => l.msg === 'configuration reloaded').length === 2);
+  await waitUntil('both replacements reloading', () => workerLines(gw, 'configuration reloaded').length === 2);
   for (let i = 0; i < 4; i++) await assert.rejects(echoOnce(gw.port, echo.port, 'blocked'), /NotAllowed/);
 });

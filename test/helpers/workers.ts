@@ -10,7 +10,8 @@ import type { RunningGateway } from './cli.js';
 import { socksConnect } from './index.js';
 import { tempDir } from './temp-dir.js';
 
-export const BASE = 'listen: [{ host: 127.0.0.1, port: 0 }]\nworkers: 2\nmetrics: { host: 127.0.0.1, port: 0 }\nlimits: { drain_timeout: 5s }\n';
+// Debug: each worker's own reload line (the primary logs the reload once, at info or error).
+export const BASE = 'listen: [{ host: 127.0.0.1, port: 0 }]\nworkers: 2\nmetrics: { host: 127.0.0.1, port: 0 }\nlimits: { drain_timeout: 5s }\nlog: { level: debug }\n';
 export const BOOT_MS = 60_000; // three Node processes through tsx on a busy machine
 
 export async function tempConfig(text: string): Promise<string> {
@@ -61,6 +62,12 @@ export async function waitUntil(what: string, cond: () => boolean, ms = 15_000):
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** The workers' own lines with message `msg` so far (not the primary's). */
+export const workerLines = (gw: RunningGateway, msg: string): Array<Record<string, unknown>> => gw.lines.filter((l) => l.msg === msg && l.role !== 'primary');
+
+/** The primary's lines with message `msg` so far. */
+export const primaryLines = (gw: RunningGateway, msg: string): Array<Record<string, unknown>> => gw.lines.filter((l) => l.msg === msg && l.role === 'primary');
 
 /** The workers' access-log lines so far. */
 export const sessionEnds = (gw: RunningGateway): Array<Record<string, unknown>> => gw.lines.filter((l) => l.msg === 'session end');
