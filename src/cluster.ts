@@ -42,14 +42,14 @@ import type { IdSpace } from './server/registry.js';
  */
 type ToWorker = { socksgate: 'reload'; why: string; seq: number } | { socksgate: 'config'; source: string; text: string | null };
 /**
- * `applied`: the admin token of the config the worker runs now (at start and after each reload),
- * and its text when that config is another than the one it reported last;
+ * `applied`: the admin token and log level of the config the worker runs now (at start and after
+ * each reload), and its text when that config is another than the one it reported last;
  * `reloaded`: its outcome of reload `seq` (`trigger` as it was told); `stopping`: its registry as it stops, for the sum.
  */
 type ToPrimary =
   | { socksgate: 'ready' }
   | { socksgate: 'config?' }
-  | { socksgate: 'applied'; apiToken: string | null; text?: string }
+  | { socksgate: 'applied'; apiToken: string | null; logLevel: string; text?: string }
   | { socksgate: 'reloaded'; seq: number; trigger: string; outcome: ReloadOutcome }
   | { socksgate: 'stopping'; metrics: WorkerMetrics };
 
@@ -167,7 +167,7 @@ export function clusterWorker(): ClusterWorker | undefined {
     applied(config) {
       const text = config === reported ? undefined : configText(config);
       reported = config;
-      send({ socksgate: 'applied', apiToken: config.metrics?.api_token ?? null, ...(text === undefined ? {} : { text }) });
+      send({ socksgate: 'applied', apiToken: config.metrics?.api_token ?? null, logLevel: config.log.level, ...(text === undefined ? {} : { text }) });
     },
     async stopping() {
       if (!served || !process.connected) return;
@@ -206,7 +206,7 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
   const sums = new ClusterMetrics(workerApi);
   followReloads(sums, log);
   const bans = new BanLedger();
-  shareRunningConfig(config);
+  shareRunningConfig(config, log);
   const primary = forwardReloads(log, config, opts);
   const { watcher } = primary;
   const workers = superviseWorkers(log, size, (w) => {
@@ -413,13 +413,17 @@ function forwardReloads(log: Logger, config: Config, opts: { path: string | unde
 /**
  * Answers a starting worker with the text of the config the workers run: this process's own
  * at first, then the last one a worker reported applying (a rejected reload reports none).
+ * The primary's own lines take that config's log level, as a single process's do once a
+ * reload is applied.
  */
-function shareRunningConfig(config: Config): void {
+function shareRunningConfig(config: Config, log: Logger): void {
   const { source } = config;
   let text = configText(config) ?? null;
   cluster.on('message', (w: Worker, msg: Partial<ToPrimary> | null) => {
-    if (msg?.socksgate === 'applied' && typeof msg.text === 'string') text = msg.text;
-    else if (msg?.socksgate === 'config?' && w.isConnected()) w.send({ socksgate: 'config', source, text } satisfies ToWorker);
+    if (msg?.socksgate === 'applied') {
+      if (typeof msg.text === 'string') text = msg.text;
+      if (typeof msg.logLevel === 'string' && msg.logLevel in log.levels.values) log.level = msg.logLevel;
+    } else if (msg?.socksgate === 'config?' && w.isConnected()) w.send({ socksgate: 'config', source, text } satisfies ToWorker);
   });
 }
 

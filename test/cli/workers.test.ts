@@ -307,3 +307,34 @@ test('a replacement worker runs the config the others run, not the file as it is
   await waitUntil('both replacements reloading', () => workerLines(gw, 'configuration reloaded').length === 2);
   for (let i = 0; i < 4; i++) await assert.rejects(echoOnce(gw.port, echo.port, 'blocked'), /NotAllowed/);
 });
+
+test("the primary's own lines follow the log level of the config the workers run", { timeout: 120_000 }, async (t) => {
+  const path = await tempConfig(BASE);
+  const gw = await startCliGateway(path, [], [], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const { admin } = await started(gw);
+  const quiet = BASE.replace('log: { level: debug }', 'log: { level: warn }');
+  await writeFile(path, quiet);
+  gw.child.kill('SIGHUP');
+  // At level warn no worker says it reloaded: the count does.
+  for (let waited = 0; !/^socksgate_reloads_total\{result="ok"\} 1$/m.test(await scrape(admin)); waited += 100) {
+    assert.ok(waited < 15_000, 'the reload counted');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  // A rejected reload is an error, still logged at warn; the one before it, info, is not.
+  await writeFile(path, `${quiet}rules:\n  - { name: broken, cidrs: [127.0.0.0/8], action: nowhere }\n`);
+  gw.child.kill('SIGHUP');
+  await waitUntil("the primary's line of the rejected reload", () => primaryLines(gw, 'reload rejected; keeping the running configuration').length === 1);
+  assert.deepEqual(primaryLines(gw, 'configuration reloaded'), [], 'an info line at level warn');
+  // Rejected: the level stays warn in the workers and in the primary.
+  await writeFile(path, quiet);
+  gw.child.kill('SIGHUP');
+  const stoppedAt = gw.lines.length;
+  gw.child.kill('SIGTERM');
+  assert.equal(await gw.exited, 0);
+  assert.deepEqual(
+    gw.lines.slice(stoppedAt).filter((l) => l.role === 'primary' && Number(l.level) < 40).map((l) => l.msg),
+    [],
+    'no info line of the primary at level warn',
+  );
+});
