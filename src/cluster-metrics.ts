@@ -75,8 +75,6 @@ export class ClusterMetrics {
   /** The primary's own: socksgate_reloads_total, one per reload. */
   readonly #own = new Registry();
   readonly #reloads = new Counter({ ...RELOADS, registers: [this.#own] });
-  /** The newest reload a worker reported an outcome for (reloads are numbered by the primary). */
-  #lastReload = 0;
 
   constructor(api: WorkerApi) {
     this.#api = api;
@@ -118,19 +116,10 @@ export class ClusterMetrics {
   }
 
   /**
-   * A worker's outcome of reload number `seq`. The first worker to report one counts it: the
-   * workers read the same files, and each later report (another worker's, or one that caught
-   * up on it while starting) is the same reload. False when it was counted already.
+   * One reload, however many workers did it (src/cluster.ts counts each once: the first
+   * worker's outcome for SIGHUP and --watch, the merged answer for POST /api/reload).
    */
-  reloaded(seq: number, result: 'ok' | 'rejected'): boolean {
-    if (seq <= this.#lastReload) return false;
-    this.#lastReload = seq;
-    this.#reloads.inc({ result });
-    return true;
-  }
-
-  /** A reload through POST /api/reload: rejected if any worker refused it, as the merged answer says. */
-  reloadedByApi(result: 'ok' | 'rejected'): void {
+  reloaded(result: 'ok' | 'rejected'): void {
     this.#reloads.inc({ result });
   }
 

@@ -204,7 +204,7 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
   });
   const workerApi = new WorkerApi();
   const sums = new ClusterMetrics(workerApi);
-  followReloads(sums, log);
+  const outcome = followReloads(sums, log);
   const bans = new BanLedger();
   shareRunningConfig(config, log);
   const primary = forwardReloads(log, config, opts);
@@ -235,13 +235,12 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
       bans.note(method, answer);
       if (answer.operation !== 'reload') return;
       // One reload however many workers did it: rejected if one refused (the answer says so too),
-      // counted and logged once.
+      // counted and logged once. A worker that was starting meanwhile catches up on it.
       const outcomes = answers.map((a) => a.body).filter(isReloadOutcome);
       const refused = outcomes.find((o) => o.result === 'rejected');
-      const outcome = refused ?? outcomes[0];
-      if (outcome) {
-        sums.reloadedByApi(outcome.result);
-        logReloadOutcome(log, 'api', outcome);
+      const merged = refused ?? outcomes[0];
+      if (merged) {
+        outcome(primary.reloaded('api'), 'api', merged);
         if (refused && outcomes.some((o) => o.result === 'ok')) log.warn({ trigger: 'api', results: outcomes.map((o) => o.result) }, DIFFERING);
       }
       if (answer.status === 200) primary.reread();
@@ -370,9 +369,12 @@ interface PrimaryConfig {
   reread(): void;
   /**
    * For a worker that just became ready: a reload sent while it was starting found no
-   * listener (a worker takes messages once it serves), so it is sent again.
+   * listener (a worker takes messages once it serves), and one through the API was not
+   * asked of it, so it is sent again.
    */
   catchUp(w: Worker): void;
+  /** Numbers a reload the serving workers did through the API, for catchUp; its number. */
+  reloaded(why: string): number;
 }
 
 /** SIGHUP and --watch reach every worker; each loads, validates and logs the outcome itself. */
@@ -396,10 +398,13 @@ function forwardReloads(log: Logger, config: Config, opts: { path: string | unde
   let lastWhy = '';
   const forkedAt = new WeakMap<Worker, number>();
   cluster.on('fork', (w: Worker) => forkedAt.set(w, reloads));
-  const reload = (why: string): void => {
-    reloads++;
+  const reloaded = (why: string): number => {
     lastWhy = why;
-    for (const w of liveWorkers()) if (w.isConnected()) w.send({ socksgate: 'reload', why, seq: reloads } satisfies ToWorker);
+    return ++reloads;
+  };
+  const reload = (why: string): void => {
+    const seq = reloaded(why);
+    for (const w of liveWorkers()) if (w.isConnected()) w.send({ socksgate: 'reload', why, seq } satisfies ToWorker);
     reread();
   };
   const catchUp = (w: Worker): void => {
@@ -407,7 +412,7 @@ function forwardReloads(log: Logger, config: Config, opts: { path: string | unde
   };
   process.on('SIGHUP', () => reload('SIGHUP'));
   watcher?.watch(current);
-  return { watcher, current: () => current, reread, catchUp };
+  return { watcher, current: () => current, reread, catchUp, reloaded };
 }
 
 /**
@@ -435,26 +440,35 @@ const OUTCOMES_KEPT = 16;
 
 /**
  * The workers' reload outcomes, and the registry each sends as it stops, go to the sums. A
- * reload is logged once, as it is counted, with the outcome of the first worker to report one
- * (PRODUCT.md: one line per reload); a worker that reports another outcome of it is logged too.
+ * reload is logged once, as it is counted, with the first outcome: a worker's report for
+ * SIGHUP and --watch, the merged answer for the API (PRODUCT.md: one line per reload). A
+ * worker that reports another outcome of it (one catching up on it, say) is logged too.
+ * Returns how the API's outcome is given, with its reload's number.
  */
-function followReloads(sums: ClusterMetrics, log: Logger): void {
+function followReloads(sums: ClusterMetrics, log: Logger): (seq: number, trigger: string, outcome: ReloadOutcome, from?: Worker) => void {
   const logged = new Map<number, ReloadOutcome['result']>();
-  cluster.on('message', (w: Worker, msg: Partial<ToPrimary> | null) => {
-    if (msg?.socksgate === 'stopping' && Array.isArray(msg.metrics)) return sums.final(w, msg.metrics);
-    if (msg?.socksgate !== 'reloaded' || typeof msg.seq !== 'number' || !isReloadOutcome(msg.outcome)) return;
-    const { seq, outcome } = msg;
-    const trigger = String(msg.trigger);
+  let forgotten = 0; // reloads up to this one are no longer in `logged`
+  const settle = (seq: number, trigger: string, outcome: ReloadOutcome, from?: Worker): void => {
     const first = logged.get(seq);
     if (first !== undefined) {
-      if (first !== outcome.result) log.warn({ worker: w.id, pid: w.process.pid, trigger, result: outcome.result, ...errorsOf(outcome) }, DIFFERING);
+      if (first !== outcome.result) log.warn({ worker: from?.id, pid: from?.process.pid, trigger, result: outcome.result, ...errorsOf(outcome) }, DIFFERING);
       return;
     }
-    if (!sums.reloaded(seq, outcome.result)) return; // older than one logged already
+    if (seq <= forgotten) return;
     logged.set(seq, outcome.result);
-    for (const old of logged.keys()) if (logged.size > OUTCOMES_KEPT) logged.delete(old);
+    for (const old of logged.keys()) {
+      if (logged.size <= OUTCOMES_KEPT) break;
+      logged.delete(old);
+      forgotten = Math.max(forgotten, old);
+    }
+    sums.reloaded(outcome.result);
     logReloadOutcome(log, trigger, outcome);
+  };
+  cluster.on('message', (w: Worker, msg: Partial<ToPrimary> | null) => {
+    if (msg?.socksgate === 'stopping' && Array.isArray(msg.metrics)) return sums.final(w, msg.metrics);
+    if (msg?.socksgate === 'reloaded' && typeof msg.seq === 'number' && isReloadOutcome(msg.outcome)) settle(msg.seq, String(msg.trigger), msg.outcome, w);
   });
+  return settle;
 }
 
 const errorsOf = (o: ReloadOutcome): { errors?: string[] } => (o.result === 'rejected' ? { errors: o.errors } : {});

@@ -116,6 +116,38 @@ test('a SIGHUP while a replacement worker starts reaches it once it serves', { t
   assert.equal(reloaded.result, 'ok');
 });
 
+test('a POST /api/reload while a replacement worker starts reaches it once it serves, and counts once', { timeout: 180_000 }, async (t) => {
+  const dir = await tempDir('workers');
+  // A long list: a worker takes a while to start, and the reload lands in that while.
+  await writeFile(join(dir, 'list.txt'), Array.from({ length: 300_000 }, (_, i) => `host${i}.example`).join('\n'));
+  const path = join(dir, 'socksgate.yaml');
+  const TOKEN = 'cluster-api-reload-catch-up';
+  const config = (action: string): string =>
+    `${BASE.replace('port: 0 }\nlimits', `port: 0, api_token: ${TOKEN} }\nlimits`)}workers: 2\nrules:\n  - { name: listed, domains_file: list.txt, action: ${action} }\n`;
+  await writeFile(path, config('block'));
+  const gw = await startCliGateway(path, [], [], BOOT_MS * 2);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const line = await gw.waitFor((l) => l.msg === 'workers listening', BOOT_MS * 2);
+  const [pids, admin] = [line.pids as number[], line.admin as string];
+
+  process.kill(pids[0]!, 'SIGKILL');
+  await gw.waitFor((l) => l.msg === 'worker exited; starting a replacement', 15_000);
+  // Forked at once (it lived long enough): starting now. The API asks the serving worker only.
+  const started = gw.lines.length;
+  await writeFile(path, config('direct'));
+  const reloaded = await adminClient(admin, TOKEN).request('POST', '/api/reload');
+  assert.equal(reloaded.status, 200, reloaded.text);
+  assert.equal(reloaded.headers.get('x-socksgate-workers'), null);
+  const ready = await gw.waitFor((l) => l.msg === 'socksgate listening' && !pids.includes(l.pid as number), BOOT_MS * 2);
+  assert.ok(!gw.lines.slice(0, started).some((l) => l.pid === ready.pid), 'the replacement had not started when the reload came');
+  const caughtUp = await gw.waitFor((l) => l.msg === 'configuration reloaded' && l.pid === ready.pid, 30_000);
+  assert.equal(caughtUp.result, 'ok');
+  // One reload, logged and counted once.
+  const metrics = await fetchText(admin, '/metrics');
+  assert.match(metrics.body, /^socksgate_reloads_total\{result="ok"\} 1$/m);
+  assert.equal(gw.lines.filter((l) => l.role === 'primary' && l.msg === 'configuration reloaded').length, 1);
+});
+
 test('/readyz is not ready while no worker serves, the pause before a restart included', { timeout: 180_000 }, async (t) => {
   const path = await tempConfig(`${BASE}workers: 2\n`);
   const gw = await startCliGateway(path, [], [EXIT_WORKER_ON_MARKER], BOOT_MS);
