@@ -15,13 +15,13 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { availableParallelism } from 'node:os';
 import type { Registry } from 'prom-client';
 import { EXIT_STOPPED_AT_ONCE, stopSignals } from './stop-signals.js';
 import type { Logger } from 'pino';
 import { configText, loadConfig, parseConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { ConfigWatcher } from './config/watch.js';
+import { usableCores, type CgroupFiles } from './cpu-limit.js';
 import { ConfigError } from './errors.js';
 import { answerPrimary, BanLedger, toPrimary, WorkerApi, type WorkerMetrics } from './cluster-api.js';
 import { ClusterMetrics, SNAPSHOT_MS } from './cluster-metrics.js';
@@ -66,9 +66,12 @@ const IDS_PER_GENERATION = 2 ** 32;
 /** A worker that started this recently and died is restarted after a pause, not in a loop. */
 const RESTART_PAUSE_MS = 1_000;
 
-/** How many processes `workers` asks for: `auto` is one per core the process may use. */
-export function workerCount(workers: Config['workers']): number {
-  return workers === 'auto' ? availableParallelism() : workers;
+/**
+ * How many processes `workers` asks for: `auto` is one per core the process may use, a
+ * container's CPU limit included (`cgroup`: where to read it, for tests).
+ */
+export function workerCount(workers: Config['workers'], cgroup?: CgroupFiles): number {
+  return workers === 'auto' ? usableCores(cgroup) : workers;
 }
 
 /** True when this process should fork workers instead of serving itself. */
