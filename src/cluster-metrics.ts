@@ -14,7 +14,7 @@
 // would show one SIGHUP as N reloads (the workers' own counter is `omit`ted from the sum).
 
 import cluster, { type Worker } from 'node:cluster';
-import { AggregatorRegistry, Counter, Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import type { WorkerApi, WorkerMetrics } from './cluster-api.js';
 import { RELOADS } from './observe/metrics.js';
 
@@ -75,10 +75,16 @@ export class ClusterMetrics {
   /** The primary's own: socksgate_reloads_total, one per reload. */
   readonly #own = new Registry();
   readonly #reloads = new Counter({ ...RELOADS, registers: [this.#own] });
+  /**
+   * prom-client leaves the workers' start times out of the sum (`omit`): the gateway's own
+   * process, this one, gives it, so uptime and restart queries work as with one process.
+   */
+  readonly #started = new Gauge({ name: 'socksgate_process_start_time_seconds', help: 'Start time of the process since unix epoch in seconds.', registers: [this.#own] });
 
   constructor(api: WorkerApi) {
     this.#api = api;
     for (const result of ['ok', 'rejected']) this.#reloads.inc({ result }, 0);
+    this.#started.set(Math.round(Date.now() / 1000 - process.uptime())); // as prom-client's own
     cluster.on('exit', (w: Worker) => this.#retire(w));
   }
 

@@ -185,3 +185,16 @@ test('one reload counts once in the sum and is logged once, whichever way it com
   );
   for (const i of [1, 2]) assert.ok(lines[i]![2].includes('no-such-list.txt'), `the rejection says why: ${lines[i]![2]}`);
 });
+
+test("socksgate_process_start_time_seconds is there, as with one process: the primary's start", { timeout: 180_000 }, async (t) => {
+  const before = Math.floor(Date.now() / 1000);
+  const gw = await startCliGateway(await tempConfig(BASE), [], [], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const { admin } = await started(gw);
+  const text = await scrape(admin);
+  // Each worker's is left out of the sum (a sum of start times means nothing); the gateway's
+  // own process, the primary, started once, before its workers.
+  const start = sample(text, 'socksgate_process_start_time_seconds');
+  assert.ok(start >= before - 1 && start <= Date.now() / 1000, `start time ${start}, test began at ${before}`);
+  assert.match(text, /^# TYPE socksgate_process_start_time_seconds gauge$/m);
+});
