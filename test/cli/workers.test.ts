@@ -338,3 +338,34 @@ test("the primary's own lines follow the log level of the config the workers run
     'no info line of the primary at level warn',
   );
 });
+
+test('a reload the workers do not all apply is logged once, and the worker that differs is named', { timeout: 120_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const TOKEN = 'cluster-differing-reload';
+  const config = (extra = ''): string => BASE.replace('port: 0 }\nlimits', `port: 0, api_token: ${TOKEN} }\nlimits`).replace('drain_timeout: 5s', 'drain_timeout: 30s') + extra;
+  const path = await tempConfig(config());
+  const gw = await startCliGateway(path, [], [], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const { pids, admin } = await started(gw);
+  const api = adminClient(admin, TOKEN);
+  // A connection held open in the first worker (slot 0 takes the odd ids) keeps it draining.
+  const held: Socket[] = [];
+  t.after(() => held.forEach((s) => s.destroy()));
+  const inFirst = async (): Promise<boolean> => ((await api.request('GET', '/api/connections')).json as Array<{ id: number }>).some((c) => c.id % 2 === 1);
+  for (let i = 0; i < 20 && !(await inFirst()); i++) held.push(await echoOnce(gw.port, echo.port, `held ${i}`));
+  assert.ok(await inFirst(), 'a connection in the first worker');
+  process.kill(pids[0]!, 'SIGTERM');
+  await gw.waitFor((l) => l.msg === 'draining open connections' && l.pid === pids[0], 15_000);
+
+  // The draining worker cannot apply a reload; the other one does.
+  await writeFile(path, config('rules:\n  - { name: no-loopback, cidrs: [127.0.0.0/8], action: block }\n'));
+  gw.child.kill('SIGHUP');
+  const DIFFERS = "a worker's reload outcome differs from the one logged";
+  const differs = await gw.waitFor((l) => l.msg === DIFFERS, 15_000);
+  const outcomes = gw.lines.filter((l) => l.role === 'primary' && (l.msg === 'configuration reloaded' || l.msg === 'reload rejected; keeping the running configuration'));
+  assert.equal(outcomes.length, 1, 'one line for the reload');
+  assert.notEqual(differs.result, outcomes[0]!.result);
+  assert.ok(pids.includes(differs.pid as number), `the worker that differs: ${JSON.stringify(differs)}`);
+  if (differs.result === 'rejected') assert.match(JSON.stringify(differs.errors), /stopping/);
+});
