@@ -100,7 +100,10 @@ export interface ClusterWorker {
    * reloads on its word, reports ready.
    */
   serve(registry: Registry, reload: (why: string) => Promise<ReloadOutcome | undefined>, api: ApiTarget, log: Logger): void;
-  /** Tells the primary the admin token of the config now running (it checks /api requests with it). */
+  /**
+   * Tells the primary of the config now running: its admin token (/api requests are checked
+   * with it), its log level, and its text for workers that start later.
+   */
   applied(config: Config): void;
   /**
    * Sends the primary this worker's registry one last time (the counts since its last
@@ -138,7 +141,7 @@ export function clusterWorker(): ClusterWorker | undefined {
         const done = (running: { source: string; text: string | null } | undefined): void => {
           clearTimeout(timer);
           process.off('message', onMessage);
-          if (running?.text == null) return resolve(undefined);
+          if (running === undefined || running.text === null) return resolve(undefined);
           try {
             reported = parseConfig(running.text, running.source);
             resolve(reported);
