@@ -173,6 +173,8 @@ test('one reload counts once in the sum and is logged once, whichever way it com
   assert.equal(ok.status, 200, ok.text);
   assert.deepEqual(await reloads(), [2, 2]);
   await waitUntil('both workers logging each reload', () => logged('configuration reloaded') === 4);
+  // The primary logs a reload once the workers have answered: its line can come after theirs.
+  await waitUntil("the primary's four outcome lines", () => outcomes().length >= 4);
   const lines = outcomes();
   assert.deepEqual(
     lines.map(([trigger, result]) => [trigger, result]),
