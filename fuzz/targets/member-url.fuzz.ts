@@ -1,7 +1,8 @@
-// Pool member URLs. A bad one is refused with a plain Error naming the problem, and the
-// password never shows: not in the error, not in the display name.
+// Pool member URLs. A bad one is refused with a plain Error naming the problem (a
+// MemberHostError for a host that can never be dialed), and the password never shows: not in
+// the error, not in the display name.
 
-import { parseMemberUrl } from '../../src/config/member-url.js';
+import { MemberHostError, parseMemberUrl } from '../../src/config/member-url.js';
 import { expect, refusedOrValue } from './check.js';
 
 const SECRET = 'Pw9secretQ7z';
@@ -18,7 +19,7 @@ function parse(text: string, secret?: string): void {
   const member = refusedOrValue(
     () => parseMemberUrl(text),
     (err) => {
-      if (!(err instanceof Error) || err.constructor !== Error) return false;
+      if (!(err instanceof MemberHostError) && (!(err instanceof Error) || err.constructor !== Error)) return false;
       problem = err.message;
       return true;
     },
