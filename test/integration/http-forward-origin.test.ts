@@ -619,3 +619,25 @@ test('a client that closes in the middle of its upload: one access-log line sayi
   assert.equal(ended.length, 2, `one line per request, none for the rest of a body: ${JSON.stringify(ended)}`);
   assert.ok(!ended.some((l) => l['status'] === 400));
 });
+
+test('Max-Forwards (RFC 9110 §7.6.2): TRACE and OPTIONS at 0 are answered by the gateway, not forwarded; above 0 they go on with one less; other methods keep it', async (t) => {
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  const target = `http://127.0.0.1:${origin.port}`;
+  const raw =
+    `TRACE ${target}/t0 HTTP/1.1\r\nHost: h\r\nMax-Forwards: 0\r\nCookie: c=secret\r\nProxy-Authorization: Basic c2VjcmV0\r\nX-Seen: yes\r\n\r\n` +
+    `OPTIONS ${target}/o0 HTTP/1.1\r\nHost: h\r\nMax-Forwards: 0\r\n\r\n` +
+    `OPTIONS ${target}/o5 HTTP/1.1\r\nHost: h\r\nMax-Forwards: 5\r\n\r\n` +
+    `GET ${target}/g5 HTTP/1.1\r\nHost: h\r\nMax-Forwards: 5\r\nConnection: close\r\n\r\n`;
+  const answer = await exchange(gw, raw, t);
+  const responses = answer.split(/(?=HTTP\/1\.1 \d{3} )/);
+  assert.equal(responses.length, 4, answer);
+  assert.match(responses[0]!, /^HTTP\/1\.1 200 [^]*\r\ncontent-type: message\/http\r\n/i);
+  assert.match(responses[0]!, new RegExp(`\r\n\r\nTRACE ${target}/t0 HTTP/1\\.1\r\n[^]*Max-Forwards: 0\r\n[^]*X-Seen: yes\r\n`));
+  assert.doesNotMatch(responses[0]!, /secret|c2VjcmV0/, 'no credentials or cookies echoed');
+  assert.match(responses[1]!, /^HTTP\/1\.1 200 /);
+  assert.deepEqual(origin.received.map((r) => r.split(' ').slice(0, 2).join(' ')), ['OPTIONS /o5', 'GET /g5'], 'the two at 0 never reached the origin');
+  assert.match(origin.received[0]!, /\r\nMax-Forwards: 4\r\n/i);
+  assert.match(origin.received[1]!, /\r\nMax-Forwards: 5\r\n/i);
+  assert.ok(await settled(gw));
+  assert.deepEqual(linesTo(gw, origin.port).map((l) => l['status']), [200, 200, 200, 200], 'one line each');
+});

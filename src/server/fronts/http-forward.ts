@@ -17,6 +17,7 @@ import { consumed, resetSocket } from '../relay.js';
 import type { Front } from '../request.js';
 import { answer, authenticate, ExpectationError, noteRefusedLogin, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { requestContext } from './context.js';
+import { answerAsFinal, hopsLeft, oneHopLess } from './http-max-forwards.js';
 
 /** Hop-by-hop fields never forwarded; Transfer-Encoding is redone by node on each side. */
 const HOP_BY_HOP = new Set([
@@ -116,6 +117,16 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest, ...who }, snapshot);
     const cut = bodyError(conn, req, res);
     if (cut) throw cut; // nothing is dialed for a request that cannot be sent whole
+    if (hopsLeft(req) === 0) {
+      // Its last hop is this one: answered here, nothing routed or dialed (RFC 9110 §7.6.2).
+      req.resume();
+      record.status = 200;
+      record.rep = Rep.SUCCEEDED;
+      answerAsFinal(req, res);
+      await done(res);
+      conn.logRequest(record, started);
+      return;
+    }
     admit(ctx);
     origin = await openConnect(ctx);
     const late = bodyError(conn, req, res);
@@ -196,7 +207,9 @@ function relayMessage(
   const downFrom = consumed(socket);
   socket.setTimeout(conn.snapshot.config.limits.idle_timeout, () => socket.destroy(ORIGIN_IDLE));
   // RFC 9112 §3.2.2: Host is the request target's authority, whatever the client's Host said.
-  const headers = endToEnd(req.rawHeaders).filter(([k]) => k.toLowerCase() !== 'host');
+  const hops = hopsLeft(req);
+  const fields = endToEnd(req.rawHeaders).filter(([k]) => k.toLowerCase() !== 'host');
+  const headers = hops === undefined ? fields : oneHopLess(fields, hops);
   headers.unshift(['Host', target.authority]);
   // A chunked body stays chunked (node's client would send it unframed for GET, DELETE and
   // the like): the coding list as the client sent it, which ends in chunked.
