@@ -641,3 +641,14 @@ test('Max-Forwards (RFC 9110 §7.6.2): TRACE and OPTIONS at 0 are answered by th
   assert.ok(await settled(gw));
   assert.deepEqual(linesTo(gw, origin.port).map((l) => l['status']), [200, 200, 200, 200], 'one line each');
 });
+
+test('1xx from the origin (103 Early Hints, 102) reach an HTTP/1.1 client before the final response, hop-by-hop fields removed; an HTTP/1.0 client gets none (RFC 9110 §15.2)', async (t) => {
+  const interim = 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nConnection: x-hop\r\nX-Hop: 1\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n';
+  const { origin, gw } = await originBehindGateway(t, `${interim}HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok`);
+  const eleven = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);
+  assert.match(eleven, /^HTTP\/1\.1 103 Early Hints\r\nLink: <\/a\.css>; rel=preload\r\n\r\nHTTP\/1\.1 102 Processing\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+  const ten = await exchange(gw, `GET http://127.0.0.1:${origin.port}/ HTTP/1.0\r\n\r\n`, t);
+  assert.match(ten, /^HTTP\/1\.1 200 OK\r\n[^]*ok$/);
+  assert.ok(await settled(gw));
+  assert.deepEqual(linesTo(gw, origin.port).map((l) => l['status']), [200, 200]);
+});

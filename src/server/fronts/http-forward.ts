@@ -237,6 +237,7 @@ function relayMessage(
   // An upstream's stream comes paused (it keeps the bytes that came with its reply), and
   // node's client only listens for 'data': it would never see the response.
   out.once('socket', (s) => s.resume());
+  out.on('information', (info: InformationEvent) => passInterim(req, res, info));
   // Per-user bandwidth, as the relay applies it: bodies both ways charge the user's bucket.
   const throttle = conn.limits.throttle;
   const badGateway = (why: string): void => {
@@ -347,6 +348,28 @@ function relayMessage(
       resolve();
     });
   });
+}
+
+/**
+ * An interim response from the origin, passed on before the final one: a proxy forwards 1xx
+ * (RFC 9110 §15.2), as Squid does. Not 100: the gateway sent the client its own when it asked,
+ * and one it did not ask for tells it nothing. Not to an HTTP/1.0 client, which knows no 1xx.
+ * Dropped when the client is not reading: an origin's stream of them is not buffered here.
+ */
+function passInterim(req: IncomingMessage, res: ServerResponse, info: InformationEvent): void {
+  const client = res.socket;
+  if (info.statusCode === 100 || isHttp10(req) || res.headersSent || !client || client.destroyed || client.writableNeedDrain) return;
+  let head = `HTTP/1.1 ${info.statusCode} ${reasonPhrase(info.statusMessage) ?? ''}\r\n`;
+  // Fields as node's parser read them (valid names and values): written as they came.
+  for (const [k, v] of endToEnd(info.rawHeaders)) head += `${k}: ${v}\r\n`;
+  client.write(`${head}\r\n`, 'latin1');
+}
+
+/** What node's client reports of a 1xx response (its 'information' event). */
+interface InformationEvent {
+  statusCode: number;
+  statusMessage: string;
+  rawHeaders: string[];
 }
 
 /** An origin silent for idle_timeout: 504, as a connect that timed out. */
