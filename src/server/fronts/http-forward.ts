@@ -6,7 +6,6 @@
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { finished } from 'node:stream';
 import { GatewayError, LimitError, ProtocolError, Rep, toRep } from '../../errors.js';
-import type { Address } from '../../protocol/types.js';
 import type { Connection } from '../../outbound/types.js';
 import { limitReader } from '../bandwidth.js';
 import type { ClientConnection } from '../client.js';
@@ -18,19 +17,7 @@ import type { Front } from '../request.js';
 import { answer, authenticate, ExpectationError, noteRefusedLogin, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { requestContext } from './context.js';
 import { answerAsFinal, hopsLeft, oneHopLess } from './http-max-forwards.js';
-
-/** Hop-by-hop fields never forwarded; Transfer-Encoding is redone by node on each side. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authorization',
-  'proxy-authenticate',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
+import { absoluteTarget, endToEnd, isHttp10, passInterim, reasonPhrase, type AbsoluteTarget, type InformationEvent } from './http-message.js';
 
 const EMPTY = Buffer.alloc(0);
 /**
@@ -177,11 +164,6 @@ function expectsContinue(req: IncomingMessage): boolean {
 /** An HTTP/1.1 request expecting something other than 100-continue: nothing the gateway can meet. */
 function unmetExpectation(req: IncomingMessage): boolean {
   return req.headers.expect !== undefined && !isHttp10(req) && !expectsContinue(req);
-}
-
-/** An HTTP/1.0 client: it knows no 1xx and no expectations. */
-function isHttp10(req: IncomingMessage): boolean {
-  return req.httpVersionMajor === 1 && req.httpVersionMinor === 0;
 }
 
 /** Resolves once the response is complete or cut off (at once when it already is). */
@@ -350,84 +332,7 @@ function relayMessage(
   });
 }
 
-/**
- * An interim response from the origin, passed on before the final one: a proxy forwards 1xx
- * (RFC 9110 §15.2), as Squid does. Not 100: the gateway sent the client its own when it asked,
- * and one it did not ask for tells it nothing. Not to an HTTP/1.0 client, which knows no 1xx.
- * Dropped when the client is not reading: an origin's stream of them is not buffered here.
- */
-function passInterim(req: IncomingMessage, res: ServerResponse, info: InformationEvent): void {
-  const client = res.socket;
-  if (info.statusCode === 100 || isHttp10(req) || res.headersSent || !client || client.destroyed || client.writableNeedDrain) return;
-  let head = `HTTP/1.1 ${info.statusCode} ${reasonPhrase(info.statusMessage) ?? ''}\r\n`;
-  // Fields as node's parser read them (valid names and values): written as they came.
-  for (const [k, v] of endToEnd(info.rawHeaders)) head += `${k}: ${v}\r\n`;
-  client.write(`${head}\r\n`, 'latin1');
-}
-
-/** What node's client reports of a 1xx response (its 'information' event). */
-interface InformationEvent {
-  statusCode: number;
-  statusMessage: string;
-  rawHeaders: string[];
-}
-
 /** An origin silent for idle_timeout: 504, as a connect that timed out. */
 const ORIGIN_IDLE = new GatewayError('GW_ERR_ORIGIN_IDLE', 'origin idle timeout', Rep.TTL_EXPIRED);
 /** An origin that closed before the end of its response: 502 while none of its body went out. */
 const ORIGIN_CUT = new GatewayError('GW_ERR_ORIGIN_CUT', 'origin closed before the end of its response', Rep.GENERAL_FAILURE);
-
-/** The origin's reason phrase when node's server can write it again (RFC 9112 §4), else its own. */
-function reasonPhrase(text: string | undefined): string | undefined {
-  return text !== undefined && /^[\t\x20-\x7e\x80-\xff]*$/.test(text) ? text : undefined;
-}
-
-interface AbsoluteTarget {
-  dest: Address;
-  /** host[:port] as the target has it: the Host field sent on. */
-  authority: string;
-  /** path and query exactly as the client sent them (RFC 9110 §7.7: a proxy does not rewrite them). */
-  path: string;
-}
-
-/** `http://authority[/path][?query]`; anything else is not a proxy request (RFC 9112 §3.2.2). */
-function absoluteTarget(target: string): AbsoluteTarget {
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) throw new ProtocolError('origin-form request: a proxy needs an absolute URL');
-  const m = /^http:\/\/([^/?#]*)([^#]*)/i.exec(target);
-  if (!m) throw new ProtocolError(`${target.slice(0, target.indexOf(':'))}:// is not forwarded: use CONNECT`);
-  const authority = m[1]!;
-  // RFC 9110 §4.2.4: no userinfo in an http URI; it would be sent on as part of Host.
-  if (authority.includes('@')) throw new ProtocolError('userinfo in the request target');
-  let url: URL;
-  try {
-    url = new URL(`http://${authority}/`);
-  } catch {
-    throw new ProtocolError('malformed URL');
-  }
-  if (url.hostname === '') throw new ProtocolError('no host in the request target');
-  const rest = m[2]!;
-  return {
-    dest: { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 80) },
-    authority,
-    path: rest === '' ? '/' : rest.startsWith('?') ? `/${rest}` : rest,
-  };
-}
-
-/**
- * Raw header pairs minus hop-by-hop ones and those the Connection field names (RFC 9110 §7.6.1).
- * Content-Length stays whatever Connection says: it frames the message (RFC 9112 §6.2), and a
- * body sent on without it would reach the origin unframed, as requests of its own.
- */
-function endToEnd(raw: readonly string[]): Array<[string, string]> {
-  const named = new Set<string>();
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.toLowerCase() === 'connection') for (const t of raw[i + 1]!.split(',')) named.add(t.trim().toLowerCase());
-  }
-  named.delete('content-length');
-  const out: Array<[string, string]> = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (!HOP_BY_HOP.has(name) && !named.has(name)) out.push([raw[i]!, raw[i + 1]!]);
-  }
-  return out;
-}
