@@ -55,8 +55,9 @@ export class NameNotResolvedError extends GatewayError {
 
 /** An upstream SOCKS server answered with a non-zero REP: the client gets the same code. */
 export class UpstreamRefusedError extends GatewayError {
-  constructor(upstream: string, rep: Rep, options?: ErrorOptions) {
-    super('GW_ERR_UPSTREAM_REFUSED', `upstream "${upstream}" replied ${rep}`, rep, options);
+  /** `said`: the upstream's own words where its protocol has more than a code (an HTTP status line). */
+  constructor(upstream: string, rep: Rep, options?: ErrorOptions, said?: string) {
+    super('GW_ERR_UPSTREAM_REFUSED', `upstream "${upstream}" replied ${rep}${said === undefined ? '' : `: ${said}`}`, rep, options);
   }
 }
 

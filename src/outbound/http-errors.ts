@@ -52,7 +52,9 @@ function fromSquidDetail(detail: string | undefined): Rep | undefined {
 
 function fromStatus(upstream: string, e: HttpProxyRefusal): GatewayError {
   const cause = new Error(e.message);
-  const refused = (rep: Rep): GatewayError => new UpstreamRefusedError(upstream, rep, { cause });
+  // The access log says what the proxy answered (`403 Forbidden`, squid's ERR_ name), not only the code it maps to.
+  const said = e.detail === undefined ? e.message : `${e.message} (${e.detail})`;
+  const refused = (rep: Rep): GatewayError => new UpstreamRefusedError(upstream, rep, { cause }, said);
   const s = e.status;
   if (s === 401 || s === 407) return new UpstreamAuthError(upstream, e.message, { cause });
   if (s === 403) return refused(Rep.NOT_ALLOWED);

@@ -53,6 +53,12 @@ test('the HTTP refusal adapter: each status gets its reply code, and only the pr
     assert.equal(e.rep, rep, `${status} ${detail ?? ''}`);
     assert.equal(isUpstreamFault(e), fault, `${status} ${detail ?? ''} fault`);
   }
+  // The access log gets what the proxy answered, not only the code it maps to.
+  assert.equal(
+    fromHttpError('corp', new HttpProxyRefusal(403, 'Forbidden', 'ERR_ACCESS_DENIED 0')).message,
+    'upstream "corp" replied 2: answered CONNECT with 403 Forbidden (ERR_ACCESS_DENIED 0)',
+  );
+  assert.equal(fromHttpError('corp', new HttpProxyRefusal(504, 'Gateway Timeout', undefined)).message, 'upstream "corp" replied 6: answered CONNECT with 504 Gateway Timeout');
   const tls = Object.assign(new Error('unable to verify the first certificate'), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
   const e = fromHttpError('p', tls);
   assert.ok(isUpstreamFault(e) && e.message.includes('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), e.message);
