@@ -43,7 +43,27 @@ function stdout(): ReturnType<typeof pino.destination> {
 }
 
 /**
- * The process logger: JSON lines on stdout (fd 1), passwords redacted. Writes are
+ * C1 controls (U+0080-U+009F) and DEL pass JSON.stringify and pino-pretty raw, and terminals
+ * that honour 8-bit controls act on them (U+009B is CSI): a client's USERID or destination
+ * name would then steer the terminal showing the log. Every line is written with them as
+ * \u escapes, which JSON reads back as the same characters. Control characters below U+0020
+ * are escaped by JSON.stringify already.
+ */
+const RAW_CONTROL = /[\u007f-\u009f]/;
+const RAW_CONTROLS = /[\u007f-\u009f]/g;
+const escapeControl = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+/** `stream`, its write replaced by one that escapes raw controls (pino and the line writer both write through it). */
+function escapingControls<T extends DestinationStream>(stream: T): T {
+  const write = stream.write.bind(stream);
+  stream.write = (line: string): void => {
+    write(RAW_CONTROL.test(line) ? line.replace(RAW_CONTROLS, escapeControl) : line);
+  };
+  return stream;
+}
+
+/**
+ * The process logger: JSON lines on stdout (fd 1), passwords redacted, C1 controls escaped. Writes are
  * asynchronous and buffered so a slow log consumer (a pipe, a container runtime) does not
  * stall relaying; pending lines are flushed every LOG_FLUSH_MS and before the process exits. `format: pretty` renders
  * the same lines for a person at a terminal (pino-pretty, in this process: no worker).
@@ -51,10 +71,10 @@ function stdout(): ReturnType<typeof pino.destination> {
 export function createLogger(cfg: Pick<LogConfig, 'level'> & Partial<Pick<LogConfig, 'format'>>, destination?: DestinationStream): Logger {
   const opts = { level: cfg.level, redact: { paths: REDACT, censor: '[redacted]' }, base: { name: 'socksgate' } };
   if (cfg.format === 'pretty') {
-    const out = destination ?? stdout();
+    const out = escapingControls(destination ?? stdout());
     return pino(opts, prettyStream({ destination: out, colorize: destination === undefined && process.stdout.isTTY, translateTime: 'SYS:standard', ignore: 'pid,hostname' }));
   }
-  return pino(opts, destination ?? stdout());
+  return pino(opts, escapingControls(destination ?? stdout()));
 }
 
 const S = pino.symbols;

@@ -174,3 +174,22 @@ test('the line writer leaves the line to pino while someone traces pino serializ
   assert.equal(traced.length, 1);
   assert.deepEqual(taken.map((l) => JSON.parse(l).sid), [6, 7]);
 });
+
+test('C1 controls a client sends (U+009B is CSI) are written as escapes, never raw, in both formats', async () => {
+  // SOCKS4 USERID and SOCKS5 DOMAINNAME bytes decode as latin1: byte 0x9B is U+009B.
+  const hostile = 'crawler\u009b2J\u009b31m\u0085\u007fend';
+  for (const format of ['json', 'pretty'] as const) {
+    const { stream, text } = sink();
+    const log = createLogger({ level: 'info', format }, stream);
+    log.info({ userid: hostile }, 'session end');
+    lineWriter(log, 'session end', ACCESS_RECORD_KEYS)({ sid: 1, client: '127.0.0.1:1', up: 0, down: 0, dest: `${hostile}:80` });
+    await settle();
+    const out = text();
+    assert.doesNotMatch(out, /[\u007f-\u009f]/, `${format}: ${JSON.stringify(out)}`);
+    assert.match(out, /crawler\\u009b2J\\u009b31m\\u0085\\u007fend/, format);
+    if (format === 'json') {
+      const [a, b] = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.deepEqual([a!.userid, b!.dest], [hostile, `${hostile}:80`], 'the escapes read back as the characters sent');
+    }
+  }
+});
