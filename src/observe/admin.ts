@@ -5,11 +5,12 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { isLoopback } from '../config/net.js';
 import type { Config, MetricsConfig } from '../config/types.js';
 import type { Logger } from './logger.js';
 import type { ApiTarget } from './api-routes.js';
 import { handleApi } from './api.js';
-import { sendJson } from './http.js';
+import { loopbackHostAllowed, sendJson } from './http.js';
 
 /** What the listener reads of the running gateway. */
 export interface AdminTarget extends ApiTarget {
@@ -71,6 +72,8 @@ export interface AdminSource {
  */
 export async function startAdmin(cfg: MetricsConfig, source: AdminSource): Promise<Server> {
   const pages = await loadStatusPages();
+  // On loopback only this machine's clients can connect, and they name an address or localhost.
+  const checkHost = isLoopback(cfg.host);
   const plain: Readonly<Record<string, (res: ServerResponse) => Promise<void> | void>> = {
     '/metrics': async (res) => {
       const { body, type } = await source.metrics();
@@ -90,6 +93,8 @@ export async function startAdmin(cfg: MetricsConfig, source: AdminSource): Promi
     } catch {
       return text(res, 400, 'bad request\n'); // an absolute-form target no URL parser takes
     }
+    // RFC 9110 §15.5.20: refused before any path is served, /metrics and /healthz included.
+    if (checkHost && !loopbackHostAllowed(req.headers.host)) return text(res, 421, 'misdirected request: this listener answers to an IP address or localhost\n');
     const path = url.pathname;
     // The token is read per request: a reload can set, change or remove it.
     const token = source.apiToken();

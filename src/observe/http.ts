@@ -1,8 +1,9 @@
 // Small pieces of the admin listener's HTTP handling: JSON answers, bounded JSON bodies,
-// and the bearer-token check.
+// the bearer-token check and the Host check.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
 
 /** Bodies the API accepts are a few fields: anything larger is refused unread. */
 const MAX_BODY_BYTES = 16 * 1024;
@@ -65,4 +66,21 @@ export function bearerMatches(header: string | undefined, token: string): boolea
   const m = /^Bearer +(.*?) *$/is.exec(header ?? '');
   const given = digest(Buffer.from(m?.[1] ?? '', 'latin1'));
   return timingSafeEqual(given, digest(Buffer.from(token.trim(), 'utf8'))) && m !== null;
+}
+
+/**
+ * True when a request to a loopback listener names a host it can mean: an IP literal or
+ * localhost. DNS rebinding makes a web page's own name resolve to 127.0.0.1, and the
+ * browser then lets the page read the listener as its own origin; such a request names
+ * the page's host. (No Host at all is HTTP/1.0: node refuses HTTP/1.1 without one.)
+ */
+export function loopbackHostAllowed(host: string | undefined): boolean {
+  if (host === undefined) return true;
+  // RFC 9110 §7.2: uri-host [":" port], an IPv6 literal in brackets.
+  const m = /^(?:\[([^\]]*)\]|([^:]*))(?::\d*)?$/.exec(host);
+  if (!m) return false;
+  if (m[1] !== undefined) return isIP(m[1]) === 6;
+  const name = m[2]!.toLowerCase().replace(/\.$/, '');
+  // RFC 6761 §6.3: localhost and its subdomains are loopback, browsers never ask DNS for them.
+  return isIP(name) === 4 || name === 'localhost' || name.endsWith('.localhost');
 }

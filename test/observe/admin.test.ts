@@ -2,6 +2,7 @@
 // source fails and when the listener itself reports an error.
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import type { MetricsConfig } from '../../src/config/types.js';
@@ -62,4 +63,35 @@ test('an error the listener reports after it listens (a failed accept) is logged
   assert.equal(failures(), 1);
   assert.equal(lines.find((l) => l.msg === 'admin listener error')?.err !== undefined, true);
   assert.equal((await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/healthz`, { signal: AbortSignal.timeout(5_000) })).status, 200);
+});
+
+/** GET `path` from the listener at `port` with `host` as the Host header; the status. */
+function statusWithHost(port: number, path: string, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { host }, timeout: 5_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('on loopback, a request naming another host (DNS rebinding) is refused on every path; addresses and localhost are served', async (t) => {
+  const { source } = recordingSource({
+    apiToken: () => 'admin-token-rebinding',
+    api: async (_req, res) => void res.writeHead(200).end('{}'),
+  });
+  const server = await startAdmin(LISTEN, source);
+  t.after(() => server.close());
+  const port = (server.address() as AddressInfo).port;
+  for (const path of ['/metrics', '/healthz', '/', '/status.js', '/api/connections']) {
+    for (const host of [`rebind.example:${port}`, 'rebind.example', `localhost.rebind.example:${port}`, '127.1']) {
+      assert.equal(await statusWithHost(port, path, host), 421, `${path} Host: ${host}`);
+    }
+    for (const host of [`127.0.0.1:${port}`, '127.0.0.1', `localhost:${port}`, `LocalHost.:${port}`, `status.localhost:${port}`, `[::1]:${port}`]) {
+      assert.equal(await statusWithHost(port, path, host), 200, `${path} Host: ${host}`);
+    }
+  }
 });
