@@ -10,7 +10,7 @@ import type { Config, MetricsConfig } from '../config/types.js';
 import type { Logger } from './logger.js';
 import type { ApiTarget } from './api-routes.js';
 import { handleApi } from './api.js';
-import { loopbackHostAllowed, sendJson } from './http.js';
+import { closeIfUnread, loopbackHostAllowed, sendJson } from './http.js';
 
 /** What the listener reads of the running gateway. */
 export interface AdminTarget extends ApiTarget {
@@ -35,6 +35,17 @@ const PAGE_HEADERS = {
   'cache-control': 'no-cache',
 };
 
+/**
+ * Bounds for whoever can connect: a few scrapers and browser tabs need far fewer
+ * connections, and beyond them new ones are dropped rather than taking the descriptors the
+ * proxy listeners need. A request is a line, a few headers and at most a 16 KiB body.
+ */
+const MAX_CONNECTIONS = 256;
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+/** How often node looks for connections past those timeouts (its default is 30 s). */
+const TIMEOUT_CHECK_MS = 1_000;
+
 /** The status page's files by path, read once. */
 type StatusPages = ReadonlyMap<string, { body: Buffer; type: string }>;
 
@@ -45,6 +56,7 @@ async function loadStatusPages(): Promise<StatusPages> {
 }
 
 function text(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  closeIfUnread(res);
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...headers }).end(body);
 }
 
@@ -104,10 +116,12 @@ export async function startAdmin(cfg: MetricsConfig, source: AdminSource): Promi
     if (!serve && !page) return text(res, 404, 'not found\n');
     // RFC 9110 §15.5.6: a 405 says which methods the path takes.
     if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, 'method not allowed\n', { allow: 'GET, HEAD' });
+    closeIfUnread(res); // a GET or HEAD that came with a body
     if (serve) return serve(res);
     res.writeHead(200, { 'content-type': page!.type, ...PAGE_HEADERS }).end(page!.body);
   };
-  const server = createServer((req, res) => {
+  const timeouts = { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: TIMEOUT_CHECK_MS };
+  const server = createServer(timeouts, (req, res) => {
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
       else res.destroy();
@@ -115,6 +129,7 @@ export async function startAdmin(cfg: MetricsConfig, source: AdminSource): Promi
       source.log.error({ err, url: req.url }, 'admin request failed');
     });
   });
+  server.maxConnections = MAX_CONNECTIONS;
   server.listen(cfg.port, cfg.host);
   await once(server, 'listening'); // rejects on a listen error (EADDRINUSE)
   // A failed accept (EMFILE) is an 'error' on the server: logged, never an uncaught exception.

@@ -20,8 +20,18 @@ export class HttpError extends Error {
   }
 }
 
+/**
+ * Ends the connection after this answer when the request's body has not been read (a 401
+ * or 413 answered first): node would otherwise read and discard the rest of it, however
+ * long the client keeps sending. Call before the head is written.
+ */
+export function closeIfUnread(res: ServerResponse): void {
+  if (!res.req.complete) res.shouldKeepAlive = false;
+}
+
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
+  closeIfUnread(res);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),

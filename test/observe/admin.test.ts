@@ -2,11 +2,14 @@
 // source fails and when the listener itself reports an error.
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createConnection, type AddressInfo, type Socket } from 'node:net';
 import { pino } from 'pino';
 import type { MetricsConfig } from '../../src/config/types.js';
 import { startAdmin, type AdminSource } from '../../src/observe/admin.js';
+import { errorAnswer, readApiRequest, sendAnswer } from '../../src/observe/api.js';
+import { HttpError } from '../../src/observe/http.js';
 
 const LISTEN: MetricsConfig = { host: '127.0.0.1', port: 0, per_user: false };
 
@@ -94,4 +97,76 @@ test('on loopback, a request naming another host (DNS rebinding) is refused on e
       assert.equal(await statusWithHost(port, path, host), 200, `${path} Host: ${host}`);
     }
   }
+});
+
+/** A raw connection to the listener at `port`, and when it closed (ms after it opened). */
+async function rawConnection(port: number): Promise<{ socket: Socket; closed: Promise<number>; received: () => string }> {
+  const started = Date.now();
+  const socket = createConnection({ host: '127.0.0.1', port });
+  socket.on('error', () => {});
+  let received = '';
+  socket.on('data', (c: Buffer) => (received += c.toString('latin1')));
+  const closed = once(socket, 'close').then(() => Date.now() - started);
+  await once(socket, 'connect');
+  return { socket, closed, received: () => received };
+}
+
+const within = <T>(p: Promise<T>, ms: number): Promise<T | 'still open'> =>
+  Promise.race([p, new Promise<'still open'>((r) => setTimeout(() => r('still open'), ms).unref())]);
+
+test('a request head that drips in (slowloris) is cut off after about 10 s, not node\'s 60 s and more', async (t) => {
+  const { source } = recordingSource();
+  const server = await startAdmin(LISTEN, source);
+  t.after(() => server.close());
+  const { socket, closed, received } = await rawConnection((server.address() as AddressInfo).port);
+  t.after(() => socket.destroy());
+  socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+  const drip = setInterval(() => socket.writable && socket.write('x-drip: 1\r\n'), 500);
+  t.after(() => clearInterval(drip));
+  const ms = await within(closed, 20_000);
+  assert.ok(typeof ms === 'number' && ms >= 9_000 && ms < 13_000, `closed after ${String(ms)} ms`);
+  assert.match(received(), /^HTTP\/1\.1 408/);
+});
+
+test('a body sent with a refused request is not read: the 401 ends the connection', async (t) => {
+  const { source } = recordingSource({
+    apiToken: () => 'admin-token-unread-body',
+    api: async (req, res, url, token) => {
+      try {
+        await readApiRequest(req, url, token);
+        res.writeHead(204).end();
+      } catch (err) {
+        if (!(err instanceof HttpError)) throw err;
+        sendAnswer(res, errorAnswer(err));
+      }
+    },
+  });
+  const server = await startAdmin(LISTEN, source);
+  t.after(() => server.close());
+  const { socket, closed, received } = await rawConnection((server.address() as AddressInfo).port);
+  t.after(() => socket.destroy());
+  socket.write('POST /api/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n');
+  // An endless body, as fast as the socket takes it.
+  const chunk = Buffer.concat([Buffer.from('10000\r\n'), Buffer.alloc(0x10000, 0x20), Buffer.from('\r\n')]);
+  const pump = setInterval(() => socket.writable && socket.writableLength < 1 << 20 && socket.write(chunk), 5);
+  t.after(() => clearInterval(pump));
+  assert.notEqual(await within(closed, 5_000), 'still open');
+  assert.match(received(), /^HTTP\/1\.1 401 .*\r\nconnection: close\r\n/is);
+});
+
+test('connections beyond 256 at once are dropped; the listener serves again once they go', async (t) => {
+  const { source } = recordingSource();
+  const server = await startAdmin(LISTEN, source);
+  t.after(() => server.close());
+  const port = (server.address() as AddressInfo).port;
+  const held: Socket[] = [];
+  t.after(() => held.forEach((s) => s.destroy()));
+  for (let i = 0; i < 256; i++) held.push((await rawConnection(port)).socket);
+  const extra = await rawConnection(port);
+  t.after(() => extra.socket.destroy());
+  assert.notEqual(await within(extra.closed, 3_000), 'still open', 'the 257th connection is dropped');
+  assert.equal(held.filter((s) => s.destroyed).length, 0, 'the others stay');
+  held.splice(0).forEach((s) => s.destroy());
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(5_000) })).status, 200);
 });
