@@ -403,3 +403,32 @@ test('HEAD on an /api route that takes GET answers as GET does, without the body
   assert.equal(reload.status, 405);
   assert.equal(reload.headers.get('allow'), 'POST');
 });
+
+test('a web page elsewhere cannot use the API: no CORS grant, a simple cross-origin POST is 401 and does nothing, no token in the query', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({ metrics: ADMIN, rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }] });
+  t.after(() => gw.close());
+  const api = adminClient(gw.gw, TOKEN);
+  const { socket, conn } = await openTunnel(t, gw.port, api, echo.port);
+  const origin = { origin: 'http://attacker.example' };
+  // A preflight (DELETE, or any Authorization header) gets no Access-Control-Allow-Origin: the browser stops there.
+  const preflight = await fetch(`${api.base}/api/connections/${String(conn.id)}`, {
+    method: 'OPTIONS',
+    headers: { ...origin, 'access-control-request-method': 'DELETE', 'access-control-request-headers': 'authorization' },
+  });
+  assert.equal(preflight.headers.get('access-control-allow-origin'), null);
+  // What a form or a no-cors fetch can send without asking: a text/plain POST, no Authorization.
+  for (const path of ['/api/reload', `/api/upstreams/crawl/members/x/ban`, `/api/connections/${String(conn.id)}`]) {
+    const r = await fetch(`${api.base}${path}`, { method: 'POST', headers: { ...origin, 'content-type': 'text/plain' }, body: '{"for":"1h"}' });
+    assert.equal(r.status, 401, path);
+    assert.equal(r.headers.get('access-control-allow-origin'), null, path);
+  }
+  for (const query of [`token=${TOKEN}`, `access_token=${TOKEN}`, `api_token=${TOKEN}`]) {
+    assert.equal((await api.request('GET', `/api/connections?${query}`, { token: null })).status, 401, query);
+  }
+  assert.equal(socket.destroyed, false, 'the connection is still open');
+  const metrics = (await api.request('GET', '/metrics')).text;
+  assert.match(metrics, /^socksgate_reloads_total\{result="ok"\} 0$/m, 'no reload ran');
+  assert.deepEqual(gw.logs.filter((l) => l.trigger === 'api'), []);
+});

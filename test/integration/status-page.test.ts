@@ -4,7 +4,7 @@
 import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { chromium, type Page } from 'playwright-core';
 import { adminClient } from '../helpers/admin.js';
 import { closedWithin, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
@@ -185,4 +185,73 @@ test('the chart takes no rate from totals that cover other workers than the prev
   shown.delete('');
   assert.deepEqual([...shown], ['1.0 KiB/s up, 1.0 KiB/s down']);
   assert.deepEqual(problems, []);
+});
+
+test('strings from clients and configs are shown as text: no markup from them runs, even with the CSP bypassed', async (t) => {
+  const TOKEN_D = 'status-page-token-0004';
+  const payload = (tag: string): string => `<img src=x onerror="window.__pwned=(window.__pwned||[]).concat('${tag}')">`;
+  const gw = await startGateway({
+    metrics: { host: '127.0.0.1', port: 0, api_token: TOKEN_D },
+    auth: { users: [{ username: 'crawler', password: 'page-user-secret' }] },
+    // Enough failures allowed that each wrong login is held for its delay, never blocked outright.
+    limits: { auth_failures: { max: 1000, window: '1m', block: '1m' } },
+    upstreams: { crawl: { type: 'pool', members: [`socks5://${encodeURIComponent(payload('member'))}@127.0.0.65:1080`] } },
+  });
+  t.after(() => gw.close());
+  // Wrong logins, one after another from one address: each waits out a growing delay with its
+  // name listed in /api/connections, as an attacker without a password can make it.
+  let attacking = true;
+  const login = async (name: string): Promise<void> => {
+    const s = createConnection({ host: '127.0.0.1', port: gw.port });
+    s.on('error', () => {});
+    const u = Buffer.from(name);
+    s.write(Buffer.concat([Buffer.from([5, 1, 2, 1, u.length]), u, Buffer.from([1, 0x78])]));
+    await Promise.race([once(s, 'close'), new Promise((r) => setTimeout(r, 5_000))]);
+    s.destroy();
+  };
+  const attacks = Promise.all(
+    [payload('user'), `crawler-session-${payload('session')}`].map(async (name) => {
+      while (attacking) await login(name);
+    }),
+  );
+  t.after(() => {
+    attacking = false;
+    return attacks;
+  });
+
+  for (const bypassCSP of [false, true]) {
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, timeout: 60_000 });
+    t.after(() => browser.close());
+    const page = await (await browser.newContext({ bypassCSP })).newPage();
+    page.setDefaultTimeout(20_000);
+    const dialogs: string[] = [];
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    // Every string column of the connections table gets markup too: destination, rule, member, client.
+    await page.route('**/api/connections', async (route) => {
+      // A poll that outlives the gateway (teardown) has nothing to forge.
+      const answer = await route.fetch().catch(() => undefined);
+      if (!answer) return route.abort().catch(() => {});
+      const real = (await answer.json()) as Array<Record<string, unknown>>;
+      const forged = { ...real[0], id: 99, client: payload('client'), destination: payload('dest'), rule: payload('rule'), member: payload('row-member'), command: payload('cmd'), protocol: payload('proto') };
+      await route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify([...real, ...(real.length ? [forged] : [])]) });
+    });
+    const res = await page.goto(`${adminClient(gw.gw).base}/`);
+    const headers = res!.headers();
+    assert.match(headers['content-security-policy'] ?? '', /script-src 'self'(;|$)/);
+    assert.match(headers['content-security-policy'] ?? '', /frame-ancestors 'none'/);
+    assert.equal(headers['x-content-type-options'], 'nosniff');
+    await page.fill('#token', TOKEN_D);
+    await page.click('#login button[type=submit]');
+    await page.locator('td.member', { hasText: 'onerror' }).waitFor();
+    await page.locator('#connections td', { hasText: payload('user') }).first().waitFor();
+    await page.locator('#connections td', { hasText: payload('session') }).first().waitFor();
+    await page.locator('#connections td', { hasText: payload('dest') }).first().waitFor();
+    await page.waitForTimeout(1_500); // a few more refreshes
+    const ran = await page.evaluate('window.__pwned ?? []');
+    const elements = await page.locator('main img, main script, main svg').count();
+    assert.deepEqual({ ran, elements, dialogs }, { ran: [], elements: 0, dialogs: [] }, `bypassCSP: ${bypassCSP}`);
+  }
 });
