@@ -8,6 +8,7 @@ import { ConfigError, NameNotResolvedError } from '../errors.js';
 import type { DnsConfig } from '../config/types.js';
 import { serverBackend, systemBackend, type Backend } from './backends.js';
 import { asciiName, deadHostsName, endsInNumber } from '../config/domains.js';
+import { ipv6ToBytes, ipv6ToText } from '../protocol/address.js';
 import { clampTtl, DnsCache } from './cache.js';
 import type { DnsResolver, DnsStats, ResolvedAddress } from './types.js';
 
@@ -33,11 +34,22 @@ export function literalAddress(host: string): ResolvedAddress | undefined {
   return family === 4 || family === 6 ? { address: bare, family } : undefined;
 }
 
+/**
+ * A `dns.hosts` value as answers give addresses: IPv6 in RFC 5952 text (`0:0:0:0:0:0:0:1` →
+ * `::1`), as Node names a datagram's source, so a UDP answer from it is known for the
+ * destination it was sent to. A zone (`%eth0`) is kept as written.
+ */
+function hostsAddress(value: string): ResolvedAddress | undefined {
+  const addr = literalAddress(value);
+  if (addr?.family !== 6 || addr.address.includes('%')) return addr;
+  return { address: ipv6ToText(ipv6ToBytes(addr.address), 0), family: 6 };
+}
+
 function compileHosts(hosts: Record<string, string>): Map<string, readonly ResolvedAddress[]> {
   const out = new Map<string, readonly ResolvedAddress[]>();
   const bad: string[] = [];
   for (const [name, value] of Object.entries(hosts)) {
-    const addr = literalAddress(value);
+    const addr = hostsAddress(value);
     // A name written in Unicode is looked up by the A-label (xn--) clients send.
     const key = asciiName(name);
     const dead = deadHostsName(name);

@@ -112,3 +112,26 @@ test('through a SOCKS5 upstream, answers from two destinations in turn each name
   }
   for (const p of [...one.peers, ...two.peers]) assert.match(p, /^127\.0\.0\.5:/);
 });
+
+test('a dns.hosts address written in another form (long IPv6, upper case, hex IPv4-mapped): its answers come back on a shared socket', async (t) => {
+  const first = await startUdpEchoServer('::1');
+  t.after(() => first.close());
+  const v4 = await startUdpEchoServer('127.0.0.1');
+  t.after(() => v4.close());
+  const { echo, gw, c } = await udpAssociation(
+    t,
+    { listen: [{ host: '::1', port: 0 }], dns: { hosts: { 'long.test': '0:0:0:0:0:0:0:1', 'mapped.test': '::FFFF:7F00:1' } } },
+    { host: '::1' },
+  );
+  // A first destination, so the next ones share an unconnected socket and are told apart by their text.
+  c.send({ host: '::1', port: first.port }, 'first');
+  assert.equal((await c.receive())?.data.toString(), 'first');
+  c.send({ host: 'long.test', port: echo.port }, 'long');
+  const a = await c.receive();
+  assert.deepEqual([a?.host, a?.port, a?.data.toString()], ['::1', echo.port, 'long']);
+  c.send({ host: 'mapped.test', port: v4.port }, 'mapped');
+  const b = await c.receive();
+  assert.deepEqual([b?.host, b?.port, b?.data.toString()], ['127.0.0.1', v4.port, 'mapped']);
+  await c.close();
+  assert.deepEqual((await udpLogLine(gw))?.['udp'], { sent: 3, received: 3, dropped: {} });
+});
