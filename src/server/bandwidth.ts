@@ -13,7 +13,7 @@ export interface BucketOptions {
 
 /** Reads of at most this much are typical (a socket's highWaterMark): the smallest sane burst. */
 const MIN_BURST = 64 * 1024;
-/** Longest single wait: a resumed reader re-checks the bucket at least this often. */
+/** Longest single timer: a long wait is served in steps of at most this. */
 const MAX_WAIT_MS = 1_000;
 
 export class TokenBucket {
@@ -80,7 +80,11 @@ export class BandwidthLimits {
 }
 
 /**
- * Charges every chunk `src` emits to `bucket` and pauses `src` while the bucket is in debt.
+ * Charges every chunk `src` emits to `bucket` and pauses `src` while its own chunk is unpaid.
+ * The wait take() returns covers the whole debt, this chunk included: once it is over, `src`
+ * may read again without asking the bucket, which the user's other connections keep in debt:
+ * asking it on waking would put this reader behind every chunk read since, and one
+ * connection could be starved for as long as another kept reading.
  * Works beside `src.pipe(dest)`: when the pipe paused `src` for a full `dest`, the timer
  * leaves it to the pipe's 'drain'. The pipe resumes its source on every 'drain' of `dest`,
  * whoever paused it; while in debt such a resume is taken back before anything flows
@@ -89,17 +93,19 @@ export class BandwidthLimits {
  */
 export function limitReader(src: Readable, dest: Writable, bucket: TokenBucket): () => void {
   let timer: NodeJS.Timeout | undefined;
+  let until = 0; // performance.now() at which this reader's last chunk is paid for
   const resume = (): void => {
     timer = undefined;
-    if (src.destroyed || dest.writableNeedDrain) return; // the pipe resumes it on 'drain'
-    const wait = bucket.take(0);
+    if (src.destroyed) return;
+    const wait = until - performance.now();
     if (wait > 0) timer = setTimeout(resume, Math.min(wait, MAX_WAIT_MS));
-    else src.resume();
+    else if (!dest.writableNeedDrain) src.resume(); // else the pipe resumes it on 'drain'
   };
   const onData = (chunk: Buffer): void => {
     const wait = bucket.take(chunk.length);
     if (wait === 0) return;
     src.pause();
+    until = performance.now() + wait;
     if (timer !== undefined) clearTimeout(timer);
     timer = setTimeout(resume, Math.min(wait, MAX_WAIT_MS));
   };

@@ -154,3 +154,21 @@ test('a paced flow completes intact: bytes are delayed, never dropped', async (t
   assert.equal(await settle(received, 500, 30_000), total);
   assert.equal(digest(), sent);
 });
+
+test("one user's connections share the bucket fairly: none is starved while the others flow", async (t) => {
+  // Shares, not speeds: whatever the rate turns out to be, each of three equal readers
+  // must get a fair part (a quarter at least, a third being even) of what the bucket let through.
+  const bucket = new TokenBucket(512 * KiB, { burst: CHUNK });
+  const chains = await Promise.all([chain(t), chain(t), chain(t)]);
+  for (const c of chains) {
+    c.a.pipe(c.b);
+    t.after(limitReader(c.a, c.b, bucket));
+    pump(c.sender, 64 * 1024 * KiB);
+  }
+  const total = (): number => chains.reduce((n, c) => n + c.received(), 0);
+  for (let waited = 0; total() < 3 * 1024 * KiB && waited < 30_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+  const got = chains.map((c) => c.received());
+  const sum = got.reduce((n, x) => n + x, 0);
+  assert.ok(sum >= 3 * 1024 * KiB, `the bucket let bytes through (${sum})`);
+  for (const [i, n] of got.entries()) assert.ok(n >= sum / 4, `reader ${i} got its share: ${n} of ${sum} (${got.join(', ')})`);
+});
