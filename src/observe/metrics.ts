@@ -163,6 +163,9 @@ export class Metrics {
   constructor(opts: { defaults?: boolean } = {}) {
     // Series that exist from the start read 0 rather than missing (rate() needs a first sample).
     this.refused.inc(0);
+    // An alert on increase() of a series that first appears at 1 never fires for that first block.
+    for (const reason of ['failed', 'blocked']) this.authRefusals.inc({ reason }, 0);
+    this.limitRefusals.inc({ limit: 'auth_failures' }, 0);
     for (const result of ['ok', 'rejected']) this.reloads.inc({ result }, 0);
     if (opts.defaults) collectDefaultMetrics({ register: this.registry, prefix: 'socksgate_' });
   }

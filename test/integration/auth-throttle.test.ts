@@ -103,6 +103,21 @@ test('a guesser is slowed, then refused without hashing, while another address l
   assert.ok(batch <= 2, `six refusals at once are logged at most once a second per address (${batch} lines)`);
 });
 
+test('the refusal series exist at 0 before the first refused login, so the first block shows in increase()', async (t) => {
+  const gw = await startGateway({ auth: AUTH, limits: { auth_failures: { max: 2, window: '1m', block: '1m' } } });
+  t.after(() => gw.close());
+  const scrape = async (): Promise<string> => gw.gw.metrics.registry.metrics();
+  const before = await scrape();
+  assert.match(before, /^socksgate_auth_refusals_total\{reason="failed"\} 0$/m);
+  assert.match(before, /^socksgate_auth_refusals_total\{reason="blocked"\} 0$/m);
+  assert.match(before, /^socksgate_limit_refusals_total\{limit="auth_failures"\} 0$/m);
+  for (const password of ['guess-0', 'guess-1', 'alice-pw']) (await login(gw, 'alice', password)).s.destroy();
+  const after = await scrape();
+  assert.match(after, /^socksgate_auth_refusals_total\{reason="failed"\} 2$/m);
+  assert.match(after, /^socksgate_auth_refusals_total\{reason="blocked"\} 1$/m);
+  assert.match(after, /^socksgate_limit_refusals_total\{limit="auth_failures"\} 1$/m);
+});
+
 test('wrong passwords in flight do not delay a CONNECT by name through the system resolver', async (t) => {
   const echo = await startEchoServer('127.0.0.1');
   t.after(() => echo.close());
