@@ -69,6 +69,9 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
   function classify(err: unknown, phase: Phase, heard: boolean, deadline: Deadline, ctx: OutboundContext, dest: Destination): GatewayError {
     // First: through a chain, the caller's signal is the next hop's deadline, and its end is this hop's timeout.
     if (deadline.timedOut) {
+      // The hop before this proxy timed out on the same deadline and has said who was silent
+      // (itself, or this proxy's address): keep its words rather than blame this proxy's destination.
+      if (phase === 'dial' && deps.via && err instanceof GatewayError && !(err instanceof AbortedError)) return new UpstreamUnreachableError(name, err);
       const timeout = new ConnectTimeoutError(`upstream "${name}" to ${dest.host}:${dest.port}`, deps.connectTimeout);
       // Still resolving the destination's name here: the proxy was never asked anything.
       if (phase === 'resolve') return timeout;

@@ -2,7 +2,8 @@ import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { SocksClient } from 'socks';
 import { closedPort, socks5Rep, startGateway } from '../helpers/index.js';
-import { readAll, startDante, startDestination, startMicrosocks } from '../helpers/upstreams.js';
+import { blackhole } from '../helpers/blackhole.js';
+import { readAll, startDante, startDestination, startMicrosocks, startScriptedSocks } from '../helpers/upstreams.js';
 
 /**
  * CONNECT through the gateway with a `socks` client: the destination's greeting, or, when the
@@ -140,4 +141,48 @@ test('through the gateway: a chain whose first hop is a pool names the pool memb
   // Dante's `socks block`, reached through the member: its 0x02 is the answer, the member still the carrier.
   assert.equal(await socks5Rep(gw.port, { host: blocked.host, port: blocked.port }), 0x02);
   assert.equal((await gw.accessLog((l) => l.rep === 0x02))?.member, carrier, 'a refused chain names the member it went through');
+});
+
+test('through the gateway: a chain with a silent hop times out naming that hop, not the healthy last one', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const first = await startMicrosocks({ host: '127.0.0.200' });
+  t.after(() => first.close());
+  const last = await startMicrosocks({ host: '127.0.0.201' });
+  t.after(() => last.close());
+  // Accepts and never answers: a hop that is up but silent.
+  const mute = await startScriptedSocks({ host: '127.0.0.202', silent: true });
+  t.after(() => mute.close());
+  // Drops the SYN: a hop the one before it can never reach.
+  const hole = await blackhole(t, '127.0.0.203');
+  const users = ['silent_first', 'silent_middle', 'unreachable_middle'];
+  const gw = await startGateway({
+    auth: { users: users.map((username) => ({ username, password: 'pw' })) },
+    limits: { connect_timeout: '500ms' },
+    upstreams: {
+      first: { type: 'socks5', host: first.host, port: first.port },
+      mute: { type: 'socks5', host: mute.host, port: mute.port },
+      mute_via_first: { type: 'socks5', host: mute.host, port: mute.port, via: 'first' },
+      hole_via_first: { type: 'socks5', host: '127.0.0.203', port: hole, via: 'first' },
+      silent_first: { type: 'socks5', host: last.host, port: last.port, via: 'mute' },
+      silent_middle: { type: 'socks5', host: last.host, port: last.port, via: 'mute_via_first' },
+      unreachable_middle: { type: 'socks5', host: last.host, port: last.port, via: 'hole_via_first' },
+    },
+    rules: users.map((name) => ({ name, users: [name], action: name })),
+    default: 'direct',
+  });
+  t.after(() => gw.close());
+  const blamed = [
+    ['silent_first', 'mute'],
+    ['silent_middle', 'mute_via_first'],
+    ['unreachable_middle', 'hole_via_first'],
+  ] as const;
+  for (const [user, hop] of blamed) {
+    assert.equal(await through(gw.port, dest.port, user), 0x06, user);
+    const error = String((await gw.accessLog((l) => l.user === user))?.error);
+    assert.match(error, new RegExp(`upstream "${hop}" unreachable`), `${user}: ${error}`);
+  }
+  // The hop before the unreachable one reached nothing in time: named as waiting on that hop's address.
+  assert.match(String((await gw.accessLog((l) => l.user === 'unreachable_middle'))?.error), /upstream "first" to 127\.0\.0\.203:/);
+  assert.deepEqual(dest.peers, []);
 });
