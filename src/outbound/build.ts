@@ -77,12 +77,13 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
       const weight = typeof m === 'string' ? undefined : m.weight;
       const tags = typeof m === 'string' ? undefined : m.tags;
       if (!looksLikeUrl(text)) {
-        // A named upstream: its own credentials may carry templates too.
+        // A named upstream: its own credentials may carry templates too, and so may those of
+        // each `via` hop before it (every hop fills them for the request).
         const named = await build(text);
-        const up = config.upstreams[text];
-        const creds = up && up.type !== 'pool' ? { username: up.username, password: 'password' in up ? up.password : undefined } : {};
+        const path = hops(config, text);
+        const placeholders = new Set(path.flatMap((up) => (up.type === 'pool' ? [] : placeholdersOf({ username: up.username, password: 'password' in up ? up.password : undefined }))));
         if (members.has(named.name)) continue;
-        members.set(named.name, { outbound: named, endpoint: digest(hops(config, text)), weight: weight ?? 1, tags: tags ?? {}, placeholders: placeholdersOf(creds) });
+        members.set(named.name, { outbound: named, endpoint: digest(path), weight: weight ?? 1, tags: tags ?? {}, placeholders: [...placeholders] });
         continue;
       }
       let parsed: MemberUrl;

@@ -8,7 +8,8 @@ import { filterParams, lifetimeMs, RESERVED_PARAMS, type SessionParams } from '.
 import { createHealthChecks, DEFAULT_HEALTH_POLICY, type HealthPolicy, type MemberHealth, type Transition } from './health.js';
 import { AbortedError } from './deadline.js';
 import { takeOver, type MemberState, type PoolMemory } from './member-state.js';
-import { answeredAboutDestination, isUpstreamFault, UpstreamAuthError } from './socks5-errors.js';
+import { CredentialsTooLongError } from './credentials.js';
+import { answeredAboutDestination, firstFailedHop, isUpstreamFault, UpstreamAuthError } from './socks5-errors.js';
 import type { MemberStats, PoolOutbound } from './stats.js';
 import { createStrategy, FASTEST_STALE_MS, memberHash, type Pickable, type Strategy } from './strategies.js';
 import type { BindHandle, Connection, Destination, MemberSpec, Outbound, OutboundContext, UdpChannel } from './types.js';
@@ -169,7 +170,11 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     // refusal of those values: any client could otherwise eject the member for everyone with
     // a parameter its provider does not know. The member's own credentials are judged by the
     // health check, which fills in none.
-    if (err instanceof UpstreamAuthError && fillsClientValues(m, params)) m.health.neutral(begunHealthy);
+    // So may a hop of the member's chain, whose credentials are filled in too: the login a hop
+    // refused, or one too long to send, is judged as the member's own would be.
+    const first = firstFailedHop(err);
+    if (first instanceof UpstreamAuthError && fillsClientValues(m, params)) m.health.neutral(begunHealthy);
+    else if (first instanceof CredentialsTooLongError) m.health.neutral(begunHealthy);
     else if (isUpstreamFault(err) || err instanceof PoolExhaustedError) note(m, m.health.failure(now(), policy, begunHealthy));
     else if (answeredAboutDestination(err)) note(m, m.health.success());
     else m.health.neutral(begunHealthy); // the client left, local DNS, or an ambiguous 0x01

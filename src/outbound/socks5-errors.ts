@@ -89,6 +89,16 @@ export function fromSocksError(upstream: string, err: unknown): GatewayError {
 }
 
 /**
+ * Where a chained upstream's failure began: through each hop that could not reach the next
+ * (its cause) to the first one that failed on its own account. Bounded, as chains are.
+ */
+export function firstFailedHop(err: unknown): unknown {
+  let e = err;
+  for (let i = 0; i < 64 && e instanceof UpstreamUnreachableError && e.cause instanceof GatewayError; i++) e = e.cause;
+  return e;
+}
+
+/**
  * Whether a failure is the upstream's own fault (unreachable, not speaking SOCKS, refusing our
  * credentials), as opposed to its verdict about the destination. Pools eject members and try
  * another one only for these.

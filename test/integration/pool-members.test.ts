@@ -8,6 +8,7 @@ import { blackhole } from '../helpers/blackhole.js';
 import { socks5Rep, startGateway } from '../helpers/index.js';
 import { startDelayingForwarder, startRecordingSocks } from '../helpers/instruments.js';
 import { poolDestination, poolGateway, poolOf, throughPool } from '../helpers/pool.js';
+import { httpConnectRaw } from '../helpers/raw-proxy.js';
 import { startDante, startMicrosocks, startTinyproxy } from '../helpers/upstreams.js';
 
 test('fastest: each member is probed, then the one without the added delay takes the traffic', async (t) => {
@@ -83,6 +84,36 @@ test('a login refused for a value the client filled in ({country}) does not ejec
   const wrong = await poolGateway(t, { strategy: 'round-robin', ban_after: 2, members: [`socks5://cust-country-de:wrong@${socks.host}:${socks.port}`] });
   for (let i = 0; i < 2; i++) assert.equal(await throughPool(wrong, d), 0x01);
   assert.equal(poolOf(wrong).stats()[0]!.healthy, false, 'a member with a wrong password stays in rotation');
+});
+
+test('a chained member whose hop before it fills the client\'s values: a refused or too long login there ejects no one, and the hop\'s {country} filters', async (t) => {
+  const d = await poolDestination(t);
+  // The entry hop knows one session and country only; the member behind it has no template of its own.
+  const entry = await startMicrosocks({ host: '127.0.0.204', user: 'cust-session-s1-country-de', pass: 'sec' });
+  t.after(() => entry.close());
+  const exit = await startMicrosocks({ host: '127.0.0.205' });
+  t.after(() => exit.close());
+  const gw = await startGateway({
+    auth: { users: [{ username: 'alice', password: 'pw' }] },
+    upstreams: {
+      entry: { type: 'socks5', host: entry.host, port: entry.port, username: 'cust-session-{session}-country-{country}', password: 'sec' },
+      exit: { type: 'socks5', host: exit.host, port: exit.port, via: 'entry' },
+      crawl: { type: 'pool', strategy: 'round-robin', ban_after: 2, members: ['exit'] },
+    },
+    default: 'crawl',
+  });
+  t.after(() => gw.close());
+  // The hop's {country} is the provider's choice, as in a member's own username: not "no member matches".
+  assert.equal(await throughPool(gw, d, 'alice-session-s1-country-de'), exit.host);
+  for (let i = 0; i < 3; i++) assert.equal(await throughPool(gw, d, 'alice-session-s1-country-zz'), 0x01, `refused login ${i}`);
+  for (let i = 0; i < 3; i++) {
+    // Past the 255 bytes RFC 1929 carries once filled in: only an HTTP client can send it.
+    const long = await httpConnectRaw(gw.port, d.port, { user: `alice-session-${'s'.repeat(300)}`, password: 'pw' });
+    long.socket.destroy();
+    assert.equal(long.code, 502, `long session ${i}`);
+  }
+  assert.equal(poolOf(gw).stats()[0]!.healthy, true, 'the member was ejected for a client\'s values');
+  assert.equal(await throughPool(gw, d, 'alice-session-s1-country-de'), exit.host, 'another client still served');
 });
 
 test('a member refusing the destination (Dante, socks block: 0x02) is neither retried nor ejected', async (t) => {
