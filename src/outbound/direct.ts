@@ -28,12 +28,19 @@ function literalAddresses(host: string): ResolvedAddress[] | undefined {
 }
 
 export function createDirectOutbound(deps: DirectDeps): Outbound {
+  /**
+   * The addresses of `dest`'s name: the rules' answer when they looked, else the DNS cache's.
+   * A client gone during the lookup is let go at once; the lookup, shared, runs on for the others.
+   */
+  function lookUp(dest: Destination, ctx: OutboundContext): Promise<ResolvedAddress[]> {
+    return until(addressesOf(deps.dns, dest.host, ctx), ctx.cancel ?? ctx.signal);
+  }
+
   async function connect(dest: Destination, ctx: OutboundContext): Promise<Connection> {
     // The dial only listens for the request's end: the connection itself, where it can say so.
     const cancel = ctx.cancel ?? ctx.signal;
-    // An IP literal needs no lookup and no await (most crawler traffic arrives resolved). A
-    // client gone during a lookup is let go at once; the lookup, shared, runs on for the others.
-    const resolved = ctx.resolved ?? literalAddresses(dest.host) ?? (await until(addressesOf(deps.dns, dest.host, ctx), cancel));
+    // An IP literal needs no lookup and no await (most crawler traffic arrives resolved).
+    const resolved = ctx.resolved ?? literalAddresses(dest.host) ?? (await lookUp(dest, ctx));
     // The guard sees exactly what will be dialed: no second lookup can swap the answer.
     const guard = deps.egress ?? OPEN_EGRESS;
     const addresses = resolved.filter((a) => !guard.denies(a.address, ctx.egressLift));
@@ -58,17 +65,12 @@ export function createDirectOutbound(deps: DirectDeps): Outbound {
 
   /**
    * BIND (RFC 1928 §4): listens where the client's connection arrived. DST.ADDR checks the
-   * peer: a name by its addresses, looked up as CONNECT's would be (the rules' own answer, or
-   * their failed lookup); one that does not exist gets 0x04.
+   * peer: a name by its addresses, looked up as CONNECT's is; one that does not exist gets 0x04.
    */
   async function bind(dest: Destination, ctx: OutboundContext): Promise<BindHandle> {
     const host = ctx.arrivedAt;
     if (host === undefined) throw new GatewayError('GW_ERR_BIND_LOCAL', 'BIND: no local address to listen on', Rep.GENERAL_FAILURE);
-    if (isIP(dest.host) === 0) {
-      // As for CONNECT: a client gone during the lookup is let go at once, the lookup runs on.
-      const resolved = await until(addressesOf(deps.dns, dest.host, ctx), ctx.cancel ?? ctx.signal);
-      return bindDirect({ host, expect: dest, resolved, log: ctx.log });
-    }
+    if (isIP(dest.host) === 0) return bindDirect({ host, expect: dest, resolved: await lookUp(dest, ctx), log: ctx.log });
     return bindDirect({ host, expect: dest, log: ctx.log });
   }
 

@@ -45,8 +45,7 @@ export function createSocks4Outbound(name: string, cfg: Socks4UpstreamConfig, de
     const { username } = credentialsFor({ username: cfg.username }, ctx);
     const dialer = (signal: AbortSignal) => dial(signal, ctx).then(heldUntilClose);
     // DST.ADDR as CONNECT would send it; a lookup here runs inside BIND's deadline and ends with the client.
-    const target = async (d: Destination): Promise<Destination> => (await targets(d, ctx))[0]!;
-    return openSocks5Bind({ ...proxy, username, name, version: 4 }, dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialer, lastHop, target });
+    return openSocks5Bind({ ...proxy, username, name, version: 4 }, dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialer, lastHop, targets: (d) => targets(d, ctx) });
   };
   return out;
 }

@@ -32,10 +32,11 @@ export interface Socks5BindDeps {
    */
   lastHop?: LastHop;
   /**
-   * What DST.ADDR the upstream is asked for, when not `dest` as received (remote_dns false:
-   * an address looked up here). Inside the deadline, as CONNECT's lookup is.
+   * What DST.ADDR may be, as CONNECT's targets: `dest` as received, or (remote_dns false) the
+   * addresses looked up here, of which the first is asked for (BIND expects one peer). Inside
+   * the deadline, as CONNECT's lookup is.
    */
-  target?: (dest: Destination) => Promise<Destination>;
+  targets?: (dest: Destination) => Promise<Destination[]>;
 }
 
 /** Resolves at the upstream's first reply; `accepted()` settles at its second. */
@@ -51,7 +52,7 @@ export async function openSocks5Bind(
   let phase: Phase = 'resolve';
   try {
     // A client gone during the lookup is let go at once; the lookup, shared, runs on.
-    const to = deps.target ? await until(deps.target(dest), deadline.signal) : dest;
+    const to = deps.targets ? (await until(deps.targets(dest), deadline.signal))[0]! : dest;
     phase = 'dial';
     tcp = await (deps.dial ?? ((signal: AbortSignal) => dialLiteral(upstream, signal)))(deadline.signal);
     phase = 'handshake';

@@ -41,10 +41,9 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
   const dialFor = (ctx: OutboundContext): UpstreamDialer => (signal) => dial(signal, ctx).then(heldUntilClose);
   // Through a chain, a wildcard BND names this upstream, not the first hop the stream reaches.
   const lastHop: LastHop | undefined = deps.via ? (family) => lastHopAddress(proxy.host, deps.dns, family) : undefined;
-  // BIND asks for the DST.ADDR CONNECT would (the first address when resolved here: one peer is expected).
-  const bindTarget = (ctx: OutboundContext) => async (dest: Destination): Promise<Destination> => (await targets(dest, ctx))[0]!;
+  // BIND asks for the DST.ADDR CONNECT would.
   out.bind = (dest: Destination, ctx: OutboundContext): Promise<BindHandle> =>
-    openSocks5Bind(upstream(ctx), dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialFor(ctx), lastHop, target: bindTarget(ctx) });
+    openSocks5Bind(upstream(ctx), dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialFor(ctx), lastHop, targets: (d) => targets(d, ctx) });
   if (!deps.via) {
     out.openUdp = (ctx: OutboundContext): Promise<UdpChannel> =>
       openSocks5Udp({ ...upstream(ctx), remoteDns: cfg.remote_dns }, ctx, { connectTimeout: deps.connectTimeout, dns: deps.dns, dial: dialFor(ctx) });
