@@ -5,6 +5,7 @@ import { SocksClient, type SocksRemoteHost } from 'socks';
 import { Cmd } from '../../src/protocol/constants.js';
 import { decodeReply, encodeGreeting, encodeRequest, NEED_DATA } from '../../src/protocol/messages.js';
 import { rawClient, readBytes } from './index.js';
+import type { TestContext } from './test.js';
 
 /** BIND through the `socks` package: resolves at the first reply, `peer` at the second. */
 export function socksBind(
@@ -45,4 +46,20 @@ export async function rawBind(
 export async function readReply(s: Socket): Promise<{ rep: number; bound: { host: string; port: number } } | undefined> {
   const r = decodeReply(await readBytes(s, 10));
   return r === NEED_DATA ? undefined : r.value;
+}
+
+/**
+ * A raw BIND for `name` (greeting and request in one write), reset once `dns` has been asked
+ * for the name: until its first reply the gateway does not read the client, so a FIN would not
+ * be seen yet. Returns how many A queries for the name the server had by then (0: never asked).
+ */
+export async function resetDuringBindLookup(t: TestContext, port: number, dns: { queries(name: string, type?: 'A'): number }, name: string): Promise<number> {
+  const s = await rawClient(port);
+  s.on('error', () => {});
+  t.after(() => s.destroy());
+  // Not waiting for the method reply: it goes out with the request's reply, the two together.
+  s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.BIND, { host: name, port: 0 })]));
+  for (let i = 0; i < 250 && dns.queries(name, 'A') === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  s.resetAndDestroy();
+  return dns.queries(name, 'A');
 }

@@ -1,11 +1,9 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { rawBind, readReply } from '../helpers/bind.js';
+import { rawBind, readReply, resetDuringBindLookup } from '../helpers/bind.js';
 import { startDnsServer } from '../helpers/dns-server.js';
-import { rawClient, readBytes, startGateway } from '../helpers/index.js';
-import { Cmd } from '../../src/protocol/constants.js';
-import { encodeGreeting, encodeRequest } from '../../src/protocol/messages.js';
+import { readBytes, startGateway } from '../helpers/index.js';
 
 /** True when nothing accepts on `port` (ECONNREFUSED). */
 function refused(port: number): Promise<boolean> {
@@ -62,14 +60,7 @@ test('BIND for a name: a client that resets while its lookup waits on a silent D
   t.after(() => dns.close());
   const gw = await startGateway({ dns: { servers: [`127.0.0.1:${dns.port}`], timeout: '30s' } });
   t.after(() => gw.close());
-  const s = await rawClient(gw.port);
-  s.on('error', () => {});
-  t.after(() => s.destroy());
-  s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.BIND, { host: 'peer.test', port: 0 })]));
-  for (let i = 0; i < 250 && dns.queries('peer.test', 'A') === 0; i++) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(dns.queries('peer.test', 'A') > 0, 'the gateway asked the DNS server');
-  // A reset: until its first reply the gateway does not read the client, so a FIN is not seen yet.
-  s.resetAndDestroy();
+  assert.ok((await resetDuringBindLookup(t, gw.port, dns, 'peer.test')) > 0, 'the gateway asked the DNS server');
   // Held until the lookup gives up, the line came at the DNS timeout and blamed the resolver.
   const line = await gw.accessLog((l) => l['cmd'] === 'bind', 5_000);
   assert.ok(line, 'the session ended before the DNS timeout');
