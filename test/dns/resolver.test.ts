@@ -99,9 +99,12 @@ test('a name with no address records is cached as negative', async (t) => {
 test('a server that never answers gives 0x04 within the timeout, and is not cached', { timeout: 10_000 }, async (t) => {
   const { server, dns } = await setup(t, { 'mute.test': { silent: true } }, { timeout: 300 });
   await rejectsWith04(dns.lookup('mute.test'));
-  assert.equal(server.queries('mute.test', 'A'), 1);
+  // One lookup may ask again within its timeout (c-ares' shortest try is 250 ms of the 300):
+  // what tells "not cached" is that the second lookup asks the server anew.
+  const first = server.queries('mute.test', 'A');
+  assert.ok(first >= 1, 'the server was asked');
   await rejectsWith04(dns.lookup('mute.test'));
-  assert.equal(server.queries('mute.test', 'A'), 2);
+  assert.ok(server.queries('mute.test', 'A') > first, 'the second lookup asked the server again');
   assert.equal(dns.stats().negativeHits, 0);
   // Once the server answers, the name resolves: nothing negative was left behind.
   server.set('mute.test', { A: ['192.0.2.6'] });
