@@ -161,6 +161,7 @@ test('one reload counts once in the sum and is logged once, whichever way it com
   await writeFile(path, config('rules:\n  - { name: gone, domains_file: no-such-list.txt, action: block }\n'));
   gw.child.kill('SIGHUP');
   await settle('reload rejected; keeping the running configuration', 2, [1, 1]);
+  await waitUntil("the primary's line of the rejected reload", () => primaryLines(gw, 'reload rejected; keeping the running configuration').length >= 1);
   const [rejectedLine] = primaryLines(gw, 'reload rejected; keeping the running configuration');
   assert.equal(rejectedLine?.level, 50, "the primary logs the rejection, as an error");
 

@@ -230,7 +230,8 @@ test('/api with two workers: connections of both listed and killed by id, stats 
   const rejected = await api.request('POST', '/api/reload');
   assert.equal(rejected.status, 422, rejected.text);
   await waitUntil('both workers logging the rejected reload', () => rejectedLines() === 2);
-  // Logged once, with its reason, by the primary.
+  // Logged once, with its reason, by the primary (after the workers' answers: its line can come after theirs).
+  await waitUntil("the primary's line of the rejected reload", () => loggedRejections().length >= 1);
   assert.equal(loggedRejections().length, 1);
   assert.equal(loggedRejections()[0]!.trigger, 'api');
   assert.match(JSON.stringify(loggedRejections()[0]!.errors), /no-such-list\.txt/);
