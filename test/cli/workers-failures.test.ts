@@ -228,6 +228,13 @@ test('workers: a stop signal sent to the whole process group (Ctrl-C) drains eve
   process.kill(-gw.child.pid!, 'SIGINT');
   await gw.waitFor((l) => l.msg === 'stopping: draining every worker', 15_000);
   await waitUntil('both workers draining', () => gw.lines.filter((l) => l.msg === 'draining open connections').length === 2);
+  // A supervisor repeating its stop (each worker gets SIGTERM and SIGINT again, after the
+  // group's SIGINT and the primary's SIGTERM): a worker drains on, whatever the count.
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGTERM'] as const) {
+    for (const pid of pids) process.kill(pid, sig);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.deepEqual(pids.filter(alive), pids, 'every worker still running after four stop signals');
   for (const [i, s] of held.entries()) {
     const text = `still here ${i}`;
     if (!s.destroyed) s.write(text);
