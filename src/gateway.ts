@@ -295,8 +295,7 @@ export class Gateway {
       this.#sessions.size >= limits.max_connections ? LIMIT_ERRORS.max_connections : this.#limits.handshakes >= limits.max_handshakes ? LIMIT_ERRORS.max_handshakes : undefined;
     if (full) {
       this.#limits.refused(socket.remoteAddress ?? '', full);
-      // Behind a PROXY header the first byte says nothing about the protocol: closed at once.
-      this.#refusals.refuse(socket, protocols.includes('http') && !proxyHeader);
+      this.#refusals.refuse(socket, protocols.includes('http'), proxyHeader);
       return;
     }
     this.metrics.active.inc();

@@ -1,12 +1,14 @@
 // Refusing a client at accept, when the gateway is full (`max_connections`) or has too many
 // handshakes in progress (`max_handshakes`), per PRODUCT.md "Limits": SOCKS clients are closed
 // before their greeting, HTTP clients get 503. Only the first byte tells them apart, so that
-// byte is read, within a short bound, and nothing else is. This runs under overload: no
-// session, no per-client closure or timer (the socket's own timeout bounds it), and only so
+// byte is read, within a short bound, and nothing else is (behind a load balancer's PROXY
+// header, the first byte after it). This runs under overload: no session, no per-client
+// closure or timer beyond the header's (the socket's own timeout bounds the rest), and only so
 // many refused clients at once wait for their first byte; beyond that they are closed at once.
 
 import type { Socket } from 'node:net';
 import { sniff } from './client.js';
+import { readProxyHeader, type ProxyHeaderPolicy } from './proxy-header.js';
 
 /** How long a refused client has to send its first byte, and then to take our answer. */
 export const FIRST_BYTE_MS = 1_000;
@@ -38,9 +40,9 @@ export class AcceptRefusals {
   /**
    * Ends `socket` (paused, nothing read; the caller counted and logged the refusal): closed at
    * once when the listener serves no HTTP or too many refused clients are waiting already;
-   * otherwise its first byte decides.
+   * otherwise its first byte decides, read after the PROXY header when the listener takes one.
    */
-  refuse(socket: Socket, httpServed: boolean): void {
+  refuse(socket: Socket, httpServed: boolean, proxyHeader?: ProxyHeaderPolicy): void {
     if (!httpServed || this.#waiting >= this.#maxWaiting) {
       socket.destroy();
       return;
@@ -48,6 +50,15 @@ export class AcceptRefusals {
     this.#waiting++;
     socket.on('error', ignore);
     socket.once('close', this.#onClose);
+    if (!proxyHeader) return this.#awaitFirstByte(socket);
+    // A header that is missing, malformed or from an untrusted peer closes, as when served.
+    readProxyHeader(socket, proxyHeader, this.#firstByteMs).then(
+      () => this.#awaitFirstByte(socket),
+      () => socket.destroy(),
+    );
+  }
+
+  #awaitFirstByte(socket: Socket): void {
     socket.once('data', onFirstChunk);
     socket.once('end', onEnd);
     socket.on('timeout', onTimeout);

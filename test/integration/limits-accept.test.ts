@@ -4,7 +4,8 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
+import { encodeProxyV1 } from '../../src/protocol/proxy-protocol.js';
 import { AcceptRefusals } from '../../src/server/limits-accept.js';
 import { curl } from '../helpers/curl.js';
 import { closedWithin, rawClient, readBytes, startEchoServer, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
@@ -57,6 +58,45 @@ test('a full gateway: SOCKS and unknown bytes are closed unanswered, HTTP gets 5
   const ok = await curl(['-x', `http://127.0.0.1:${gw.port}`, `${web.url}/room`]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /^hello \/room/);
+});
+
+test('a full gateway behind a load balancer (PROXY header): HTTP after the header gets 503, SOCKS is closed, a missing or untrusted header is closed', async (t) => {
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const gw = await startGateway({ listen: [{ host: '127.0.0.1', port: 0, proxy_protocol: { trusted: ['127.0.0.1/32'] } }], limits: { max_connections: 1 } });
+  t.after(() => gw.close());
+  const v1 = encodeProxyV1({ family: 'inet', source: { host: '198.51.100.7', port: 7000 }, dest: { host: '127.0.0.1', port: gw.port } });
+  const held = await rawClient(gw.port);
+  t.after(() => held.destroy());
+  held.write(v1);
+  assert.equal(await sessions(gw, 1), 1);
+
+  const http = await refusedWith(gw.port, Buffer.concat([v1, Buffer.from(`GET ${web.url}/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)]));
+  assert.match(http.answer, /^HTTP\/1\.1 503 Service Unavailable\r\n/);
+  assert.ok(http.closed);
+  // The header alone first, the request in a later packet, as a balancer may send them.
+  const split = await rawClient(gw.port);
+  t.after(() => split.destroy());
+  split.write(v1);
+  await new Promise((r) => setTimeout(r, 50));
+  split.write(`CONNECT 127.0.0.1:${web.port} HTTP/1.1\r\n\r\n`);
+  assert.match(await readHead(split, 3_000), /^HTTP\/1\.1 503 /);
+  // curl as the balancer's client: it sends the v1 header itself.
+  const viaCurl = await curl(['--haproxy-protocol', '-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${gw.port}`, `${web.url}/full`]);
+  assert.equal(viaCurl.stdout, '503', viaCurl.stderr);
+
+  assert.deepEqual(await refusedWith(gw.port, Buffer.concat([v1, Buffer.from([5, 1, 0])])), { answer: '', closed: true });
+  assert.deepEqual(await refusedWith(gw.port, `GET ${web.url}/ HTTP/1.1\r\n\r\n`), { answer: '', closed: true }, 'a trusted peer without a header');
+  const untrusted = connect({ host: '127.0.0.1', port: gw.port, localAddress: '127.0.0.2' });
+  t.after(() => untrusted.destroy());
+  untrusted.on('error', () => {});
+  await once(untrusted, 'connect');
+  untrusted.write(Buffer.concat([v1, Buffer.from(`GET ${web.url}/ HTTP/1.1\r\n\r\n`)]));
+  assert.equal(await readHead(untrusted, 3_000), '', 'a header from an untrusted peer');
+  assert.ok(await closedWithin(untrusted));
+
+  assert.equal(await refusals(gw.gw, 'max_connections'), 6);
+  assert.equal(gw.gw.activeSessions, 1, 'refused clients never became sessions');
 });
 
 test('max_handshakes: beyond it new clients are closed (HTTP: 503) while handshakes finish; room comes back as they do', async (t) => {
