@@ -2,6 +2,8 @@ import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
 import { createResolver } from '../../src/dns/resolver.js';
 import { GatewayError, Rep, UpstreamRefusedError } from '../../src/errors.js';
@@ -286,4 +288,35 @@ test('bytes the destination sent with the reply wait for a late reader', async (
     await sleep(30); // the relay may start a few turns later
     assert.equal(await readAll(conn.socket), 'hello 127.0.0.7\n');
   }
+});
+
+test('a connection through a SOCKS5 upstream is let go once it ends, though `socks` keeps a timer per handshake; the timer finds nothing to do when it fires', async (t) => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const micro = await startMicrosocks({ host: '127.0.0.2', user: 'u', pass: 'p' });
+  t.after(() => micro.close());
+  // `socks` is given connect_timeout × 2 + 1 s: 1.4 s here, so the timers fire within the test.
+  const out = createSocks5Outbound('micro', upstream(micro.host, micro.port, { username: 'u', password: 'p' }), { dns, connectTimeout: 200 });
+  // In a function of its own: an async function's frame may hold its last value until it returns.
+  const relayed = async (): Promise<WeakRef<object>> => {
+    const conn = await out.connect({ host: '127.0.0.1', port: dest.port }, ctx());
+    assert.equal(await readAll(conn.socket), 'hello 127.0.0.2\n');
+    conn.socket.destroy();
+    conn.release?.();
+    return new WeakRef(conn.socket);
+  };
+  const refs: Array<WeakRef<object>> = [];
+  for (let i = 0; i < 5; i++) refs.push(await relayed());
+  const wrong = createSocks5Outbound('micro-wrong', upstream(micro.host, micro.port, { username: 'u', password: 'nope' }), { dns, connectTimeout: 200 });
+  assert.equal((await rejection(wrong.connect({ host: '127.0.0.1', port: dest.port }, ctx()))).rep, Rep.GENERAL_FAILURE);
+  await sleep(50);
+  gc();
+  await sleep(10);
+  gc();
+  assert.deepEqual(refs.map((r, i) => (r.deref() === undefined ? -1 : i)).filter((i) => i >= 0), [], 'every ended connection collected, before the timers fired');
+  // The timers of the five and of the refused one fire here; an exception would fail the test.
+  await sleep(1_600);
+  assert.equal((await readAll((await out.connect({ host: '127.0.0.1', port: dest.port }, ctx())).socket)), 'hello 127.0.0.2\n');
 });
