@@ -161,6 +161,9 @@ export class UdpRoutes {
     try {
       channel = await open(octx);
     } catch (err) {
+      // The access line says why datagrams went as `upstream_failed`: the first failure (an
+      // association that ends by idling or a socket error says that instead).
+      ctx.record.error ??= err instanceof Error ? err.message : String(err);
       ctx.log.debug({ err, outbound: action }, 'UDP channel not opened');
       return undefined;
     } finally {

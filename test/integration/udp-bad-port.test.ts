@@ -63,5 +63,7 @@ test('an upstream whose ASSOCIATE reply names port 0 is a failed upstream, not a
   c.send({ host: '127.0.0.1', port: echo.port }, 'b');
   assert.equal(await c.receive(300), undefined);
   await c.close();
-  assert.deepEqual((await udpLogLine(gw, 2_000))?.['udp'], { sent: 0, received: 0, dropped: { upstream_failed: 2 } });
+  const line = await udpLogLine(gw, 2_000);
+  assert.deepEqual(line?.['udp'], { sent: 0, received: 0, dropped: { upstream_failed: 2 } });
+  assert.equal(line?.['error'], 'upstream "up": UDP ASSOCIATE reply names port 0', 'the access line says why');
 });
