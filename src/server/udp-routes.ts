@@ -61,6 +61,8 @@ export class UdpRoutes {
   #closed = false;
   /** Destinations whose route is being decided now. */
   #routing = 0;
+  /** The rule and outbound of the last destination given a channel: what the access line names. */
+  #carried: { rule: string; outbound: string } | undefined;
 
   constructor(ctx: CommandContext, opts: UdpRoutesOptions) {
     this.#ctx = ctx;
@@ -113,29 +115,49 @@ export class UdpRoutes {
       this.#closeUnused();
     }
     let outbound: Outbound;
+    let rule: string;
     let action: string;
     let lift: AddressSet | undefined;
     let resolved: readonly ResolvedAddress[] | undefined;
     try {
       const routed = await route(this.#ctx, 'udp', dest, snapshot);
       outbound = routed.outbound;
+      rule = routed.decision.rule;
       action = routed.decision.action;
       lift = routed.decision.cidrs;
       // The addresses the rules decided on: the decision is remembered, so the datagrams go
       // there, as a relay keeps the address it dialed (no later answer escapes the rules).
       resolved = routed.decision.resolved;
     } catch (err) {
+      this.#keepCarried();
       if (err instanceof RuleBlockedError) return { kind: 'drop', reason: 'blocked' };
       this.#ctx.log.debug({ err, dest }, 'UDP destination not routed');
       return { kind: 'drop', reason: 'unrouted' };
     }
     const channel = await this.#channelFor(action, outbound);
-    if (channel === 'unsupported') return { kind: 'drop', reason: 'unsupported' };
-    if (!channel) return { kind: 'drop', reason: 'upstream_failed', retryAt: performance.now() + this.#opts.retryAfterMs };
+    if (!channel || channel === 'unsupported') {
+      this.#keepCarried();
+      return channel ? { kind: 'drop', reason: 'unsupported' } : { kind: 'drop', reason: 'upstream_failed', retryAt: performance.now() + this.#opts.retryAfterMs };
+    }
+    // Set here, not left to route(): a destination decided meanwhile may have written its own.
+    this.#carried = { rule, outbound: action };
+    this.#keepCarried();
     const target: UdpTarget = { kind: 'channel', channel };
     if (lift) target.egressLift = lift;
     if (resolved && resolved.length > 0) target.resolved = resolved;
     return target;
+  }
+
+  /**
+   * route() records every decision in the access record; a destination whose datagrams are
+   * dropped (blocked, say) must not rename the association's relayed traffic after its rule:
+   * the line, and the rule's byte counter, name the route that carried datagrams, if any did.
+   */
+  #keepCarried(): void {
+    const carried = this.#carried;
+    if (carried === undefined) return;
+    this.#ctx.record.rule = carried.rule;
+    this.#ctx.record.outbound = carried.outbound;
   }
 
   async #channelFor(action: string, outbound: Outbound): Promise<UdpChannel | undefined | 'unsupported'> {

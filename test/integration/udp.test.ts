@@ -4,6 +4,7 @@ import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { startDnsServer } from '../helpers/dns-server.js';
 import { startGateway } from '../helpers/index.js';
+import { metricValue } from '../helpers/metrics.js';
 import { closeDgram, rawFrame, sendRaw, socksUdpClient, startUdpEchoServer, udpAssociation, udpLogLine } from '../helpers/udp.js';
 
 test('UDP ASSOCIATE relays an IPv4 round trip and replies with the real relay address', async (t) => {
@@ -100,6 +101,30 @@ test('a blocked UDP destination is dropped', async (t) => {
   await c.close();
   const line = await udpLogLine(gw);
   assert.deepEqual(line?.['udp'], { sent: 1, received: 1, dropped: { blocked: 1 } });
+});
+
+test('a destination its rule blocks does not rename the traffic relayed before it: the line and the rule byte counts name the rule that carried it', async (t) => {
+  const { echo, gw, c } = await udpAssociation(t, {
+    dns: { hosts: { 'blocked.test': '127.0.0.1' } },
+    rules: [
+      { name: 'no-udp', domains: ['blocked.test'], action: 'block' },
+      { name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' },
+    ],
+  });
+  const dest = { host: '127.0.0.1', port: echo.port };
+  c.send(dest, 'one');
+  assert.equal((await c.receive())?.data.toString(), 'one');
+  c.send({ host: 'blocked.test', port: echo.port }, 'nope');
+  c.send(dest, 'two'); // answered after the blocked datagram was decided: both come in order on one socket
+  assert.equal((await c.receive())?.data.toString(), 'two');
+  await c.close();
+  const line = await udpLogLine(gw);
+  assert.deepEqual(line?.['udp'], { sent: 2, received: 2, dropped: { blocked: 1 } });
+  assert.equal(line?.['rule'], 'lo');
+  assert.equal(line?.['outbound'], 'direct');
+  assert.equal(await metricValue(gw.gw, 'socksgate_rule_bytes_total', { rule: 'lo', direction: 'up' }), 6);
+  assert.ok(Number.isNaN(await metricValue(gw.gw, 'socksgate_rule_bytes_total', { rule: 'no-udp', direction: 'up' })), 'a block rule relays nothing');
+  assert.equal(await metricValue(gw.gw, 'socksgate_rule_matches_total', { rule: 'no-udp', action: 'block' }), 1);
 });
 
 test('when the control connection closes the relay socket is closed', async (t) => {
