@@ -36,8 +36,11 @@ export interface UdpRoutesOptions {
 }
 
 type ChannelState = { channel: Promise<UdpChannel | undefined>; failedAt?: number };
-/** An open channel: whose it is (the decision's action, the outbound a config built) and how many remembered destinations use it. */
-type OpenChannel = { action: string; outbound: Outbound; users: number };
+/**
+ * An open channel: whose it is (the decision's action, the outbound a config built, the pool
+ * member that carries it) and how many remembered destinations use it.
+ */
+type OpenChannel = { action: string; outbound: Outbound; member: string | undefined; users: number };
 
 /**
  * Destinations being routed at once (a `cidrs` rule resolves each name first): a datagram
@@ -61,8 +64,8 @@ export class UdpRoutes {
   #closed = false;
   /** Destinations whose route is being decided now. */
   #routing = 0;
-  /** The rule and outbound of the last destination given a channel: what the access line names. */
-  #carried: { rule: string; outbound: string } | undefined;
+  /** The route of the last destination given a channel: what the access line names. */
+  #carried: { rule: string; outbound: string; member: string | undefined } | undefined;
 
   constructor(ctx: CommandContext, opts: UdpRoutesOptions) {
     this.#ctx = ctx;
@@ -140,7 +143,7 @@ export class UdpRoutes {
       return channel ? { kind: 'drop', reason: 'unsupported' } : { kind: 'drop', reason: 'upstream_failed', retryAt: performance.now() + this.#opts.retryAfterMs };
     }
     // Set here, not left to route(): a destination decided meanwhile may have written its own.
-    this.#carried = { rule, outbound: action };
+    this.#carried = { rule, outbound: action, member: this.#open.get(channel)?.member };
     this.#keepCarried();
     const target: UdpTarget = { kind: 'channel', channel };
     if (lift) target.egressLift = lift;
@@ -151,13 +154,16 @@ export class UdpRoutes {
   /**
    * route() records every decision in the access record; a destination whose datagrams are
    * dropped (blocked, say) must not rename the association's relayed traffic after its rule:
-   * the line, and the rule's byte counter, name the route that carried datagrams, if any did.
+   * the line, and the rule's byte counter, name the route (and member) that carried datagrams,
+   * if any did.
    */
   #keepCarried(): void {
     const carried = this.#carried;
     if (carried === undefined) return;
-    this.#ctx.record.rule = carried.rule;
-    this.#ctx.record.outbound = carried.outbound;
+    const { record } = this.#ctx;
+    record.rule = carried.rule;
+    record.outbound = carried.outbound;
+    record.member = carried.member;
   }
 
   async #channelFor(action: string, outbound: Outbound): Promise<UdpChannel | undefined | 'unsupported'> {
@@ -187,16 +193,15 @@ export class UdpRoutes {
       // association that ends by idling or a socket error says that instead).
       ctx.record.error ??= err instanceof Error ? err.message : String(err);
       ctx.log.debug({ err, outbound: action }, 'UDP channel not opened');
-      return undefined;
-    } finally {
-      // A pool names the member it tried last: the one that carries the channel, or that failed it.
+      // A pool names the member it tried last, which failed it (kept only while nothing was relayed).
       if (octx.member !== undefined) ctx.record.member = octx.member;
+      return undefined;
     }
     if (this.#closed) {
       channel.close();
       return undefined;
     }
-    this.#open.set(channel, { action, outbound, users: 0 });
+    this.#open.set(channel, { action, outbound, member: octx.member, users: 0 });
     channel.onMessage((from, payload) => this.#opts.onAnswer(from, payload));
     channel.onDrop?.((reason, direction, bytes) => {
       this.#opts.onDrop(reason, direction, bytes);

@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { openSocks5Udp } from '../../src/outbound/socks5-udp.js';
 import type { Destination } from '../../src/outbound/types.js';
 import { freePort, startDante, startMicrosocks } from '../helpers/upstreams.js';
+import { metricValue } from '../helpers/metrics.js';
 import { startUdpEchoServer, udpAssociation, udpLogLine } from '../helpers/udp.js';
 
 /** Gateway config routing UDP through the Dante at `dante`. */
@@ -99,4 +100,34 @@ test('UDP through a pool: the access-log line names the member that carried it',
   const line = await udpLogLine(gw);
   assert.equal(line?.['outbound'], 'carry');
   assert.equal(line?.['member'], carrier);
+});
+
+test('a pool that fails to carry a later destination leaves the line naming the route and member that carried the datagrams', async (t) => {
+  const dante = await startDante({ host: '127.0.0.5' });
+  t.after(() => dante.close());
+  const carrier = `socks5://${dante.host}:${dante.port}`;
+  const { echo, gw, c } = await udpAssociation(t, {
+    dns: { hosts: { 'dead.test': '127.0.0.1' } },
+    upstreams: {
+      carry: { type: 'pool', members: [carrier] },
+      dead: { type: 'pool', members: [`socks5://127.0.0.1:${await freePort('127.0.0.1')}`] },
+    },
+    rules: [
+      { name: 'to-dead', domains: ['dead.test'], action: 'dead' },
+      { name: 'udp-out', commands: ['udp'], action: 'carry' },
+    ],
+  });
+  c.send({ host: '127.0.0.1', port: echo.port }, 'carried');
+  assert.equal((await c.receive())?.data.toString(), 'carried');
+  c.send({ host: 'dead.test', port: echo.port }, 'lost');
+  const failed = (): Promise<number> => metricValue(gw.gw, 'socksgate_udp_datagrams_total', { direction: 'up', result: 'upstream_failed' });
+  for (let i = 0; i < 100 && !((await failed()) > 0); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(await failed(), 1);
+  await c.close();
+  const line = await udpLogLine(gw);
+  assert.deepEqual(line?.['udp'], { sent: 1, received: 1, dropped: { upstream_failed: 1 } });
+  assert.equal(line?.['rule'], 'udp-out');
+  assert.equal(line?.['outbound'], 'carry');
+  assert.equal(line?.['member'], carrier);
+  assert.match(String(line?.['error']), /dead|127\.0\.0\.1/, 'the error still says why datagrams were dropped');
 });
