@@ -135,3 +135,27 @@ test('a dns.hosts address written in another form (long IPv6, upper case, hex IP
   await c.close();
   assert.deepEqual((await udpLogLine(gw))?.['udp'], { sent: 3, received: 3, dropped: {} });
 });
+
+test('an IPv6 destination the client names as text in another form (ATYP 3: long, upper-case IPv4-mapped): its answers come back on a shared socket', async (t) => {
+  const first = await startUdpEchoServer('::1');
+  t.after(() => first.close());
+  const v4 = await startUdpEchoServer('127.0.0.1');
+  t.after(() => v4.close());
+  const { echo, gw, c } = await udpAssociation(t, { listen: [{ host: '::1', port: 0 }] }, { host: '::1' });
+  // A first destination, so the next ones share an unconnected socket and are told apart by their text.
+  c.send({ host: '::1', port: first.port }, 'first');
+  assert.equal((await c.receive())?.data.toString(), 'first');
+  // RFC 1928 §7 with ATYP 3: the address goes as the text the client wrote (`socks` would send ATYP 4).
+  const byName = (name: string, port: number, data: string): void => {
+    const head = Buffer.from([0, 0, 0, 3, name.length, ...Buffer.from(name, 'latin1'), port >> 8, port & 0xff]);
+    c.socket.send(Buffer.concat([head, Buffer.from(data)]), c.relay.port, c.relay.host);
+  };
+  byName('0:0:0:0:0:0:0:1', echo.port, 'long');
+  const a = await c.receive();
+  assert.deepEqual([a?.host, a?.port, a?.data.toString()], ['::1', echo.port, 'long']);
+  byName('::FFFF:7F00:1', v4.port, 'mapped');
+  const b = await c.receive();
+  assert.deepEqual([b?.host, b?.port, b?.data.toString()], ['127.0.0.1', v4.port, 'mapped']);
+  await c.close();
+  assert.deepEqual((await udpLogLine(gw))?.['udp'], { sent: 3, received: 3, dropped: {} });
+});
