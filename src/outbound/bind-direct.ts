@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { isIP, createServer, type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ResolvedAddress } from '../dns/types.js';
-import { unmapped } from '../protocol/address.js';
+import { peerText, unmapped } from '../protocol/address.js';
 import type { BindHandle, Destination } from './types.js';
 
 export interface DirectBindOptions {
@@ -72,7 +72,8 @@ function expectedPeers(dest: Destination | undefined, resolved: readonly Resolve
   if (!dest) return undefined;
   // A name admits its addresses, not anyone: it checks the peer as an address does.
   if (isIP(dest.host) === 0) return resolved && new Set(resolved.map((a) => unmapped(a.address)));
-  const host = unmapped(dest.host);
+  // Compared with the peer's address as Node gives it: DST.ADDR as text may be in any form.
+  const host = unmapped(peerText(dest.host));
   return host === '0.0.0.0' || host === '::' ? undefined : new Set([host]);
 }
 

@@ -5,7 +5,7 @@
 // only that destination's answers.
 
 import { literalLookup } from '../dns/literal-lookup.js';
-import { ipv6ToBytes, ipv6ToText } from '../protocol/address.js';
+import { peerText } from '../protocol/address.js';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
@@ -153,7 +153,9 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
         if (resolved !== undefined && resolved.length > 0) return checkedSend(resolved, dest.port, payload, lift);
         return resolve(dest.host, payload.length, (addresses) => checkedSend(addresses, dest.port, payload, lift));
       }
-      const address: ResolvedAddress = { address: family === 6 ? sourceForm(dest.host) : dest.host, family };
+      // A header with ATYP 3 carries the text the client wrote: once the socket is shared,
+      // answers are matched by the text Node gives their source.
+      const address: ResolvedAddress = { address: peerText(dest.host), family };
       c = last = { dest, lift, address, denied: deps.egress?.denies(dest.host, lift) ?? false };
     }
     if (c.denied) return denied(c.address.address, payload.length);
@@ -205,15 +207,6 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
       last = undefined;
     },
   };
-}
-
-/**
- * An IPv6 literal as Node names a datagram's source (RFC 5952: `0:0:0:0:0:0:0:1` → `::1`):
- * a header with ATYP 3 carries the text the client wrote, and once the socket is shared its
- * answers are matched by that text. A zone (`%eth0`) is kept as written.
- */
-function sourceForm(host: string): string {
-  return host.includes('%') ? host : ipv6ToText(ipv6ToBytes(host), 0);
 }
 
 function isAsked(fs: FamilySocket, address: string, port: number): boolean {

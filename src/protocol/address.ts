@@ -196,6 +196,16 @@ export function ipv6ToText(buf: Buffer, off: number): string {
   return s;
 }
 
+/**
+ * An IP literal in the text Node gives a socket's peer or a datagram's source: IPv6 in RFC
+ * 5952 form (`0:0:0:0:0:0:0:1` → `::1`, `::FFFF:7F00:1` → `::ffff:127.0.0.1`), so that text a
+ * client wrote (a name field carries any form) compares equal to it. IPv4, and an address
+ * with a zone (`fe80::1%eth0`), as written.
+ */
+export function peerText(ip: string): string {
+  return ip.includes(':') && !ip.includes('%') && isIPv6(ip) ? ipv6ToText(ipv6ToBytes(ip), 0) : ip;
+}
+
 /** `::ffff:a.b.c.d` (what a dual-stack socket reports for an IPv4 peer) as plain `a.b.c.d`. */
 export function unmapped(ip: string): string {
   return ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;

@@ -107,6 +107,24 @@ test('SOCKS4 BIND: first reply names the listener, second the peer, then bytes b
   assert.equal((await readBytes(peer, 11)).toString(), 'from client');
 });
 
+test('SOCKS4a BIND naming its peer as IPv6 text in another form (0:0:0:0:0:0:0:1) admits that peer', async (t) => {
+  const gw = await startGateway({ listen: [{ host: '::1', port: 0 }] });
+  t.after(() => gw.close());
+  const s = await rawClient(gw.port, '::1');
+  t.after(() => s.destroy());
+  s.write(Buffer.concat([hex('04 02 0000 00000001 00'), Buffer.from('0:0:0:0:0:0:0:1\0', 'latin1')]));
+  const first = await readBytes(s, 8);
+  assert.equal(first[1], 0x5a);
+  const peer = connect({ host: '::1', port: first.readUInt16BE(2) });
+  t.after(() => peer.destroy());
+  await once(peer, 'connect');
+  const second = await readBytes(s, 8); // a peer refused as a stranger leaves this to bind_timeout
+  assert.equal(second[1], 0x5a);
+  assert.equal(second.readUInt16BE(2), peer.localPort);
+  peer.write('from peer');
+  assert.equal((await readBytes(s, 9)).toString(), 'from peer');
+});
+
 test('listen.protocols restricts a listener: a client speaking another protocol is closed', async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());
