@@ -16,6 +16,11 @@ export interface ConnectionInfo {
   member?: string;
   up: number; // bytes client → destination so far
   down: number;
+  /**
+   * The request's access-log line is written, so its bytes are in the counters already: an
+   * HTTP keep-alive connection between requests shows its last one.
+   */
+  logged?: boolean;
   started: number; // Date.now() at accept
 }
 

@@ -25,6 +25,8 @@ export async function readStats(metrics: Metrics, connections: OpenConnections):
     metrics.ruleBytes.get(),
   ]);
   const open = connections.list();
+  // Bytes of a request whose line is written are in the counters: added once, from there.
+  const moving = open.filter((c) => !c.logged);
   const rules = new Map<string, Stats['rules'][number]>();
   const ruleOf = (name: string): Stats['rules'][number] => {
     let r = rules.get(name);
@@ -33,7 +35,7 @@ export async function readStats(metrics: Metrics, connections: OpenConnections):
   };
   for (const v of matches.values) ruleOf(String(v.labels.rule)).matches += v.value;
   for (const v of ruleBytes.values) ruleOf(String(v.labels.rule))[v.labels.direction === 'up' ? 'up' : 'down'] += v.value;
-  for (const c of open) {
+  for (const c of moving) {
     if (c.rule === undefined) continue;
     const r = ruleOf(c.rule);
     r.up += c.up;
@@ -43,8 +45,8 @@ export async function readStats(metrics: Metrics, connections: OpenConnections):
     time: Date.now(),
     connections: { open: open.length, finished: sum(finished.values) },
     bytes: {
-      up: sum(bytes.values, (l) => l.direction === 'up') + open.reduce((n, c) => n + c.up, 0),
-      down: sum(bytes.values, (l) => l.direction === 'down') + open.reduce((n, c) => n + c.down, 0),
+      up: sum(bytes.values, (l) => l.direction === 'up') + moving.reduce((n, c) => n + c.up, 0),
+      down: sum(bytes.values, (l) => l.direction === 'down') + moving.reduce((n, c) => n + c.down, 0),
     },
     rules: [...rules.values()],
   };

@@ -111,6 +111,8 @@ export class ClientConnection implements LiveConnection, Cancellation {
   #limits: ConnectionLimits | undefined;
   readonly #baseLog: Logger;
   #log: Logger | undefined;
+  /** The record whose line logRequest wrote last: its bytes are in the counters. */
+  #counted: AccessRecord | undefined;
   readonly #onClose: () => void;
   readonly #onHandshakeTimeout: () => void;
 
@@ -246,6 +248,7 @@ export class ClientConnection implements LiveConnection, Cancellation {
   /** Writes the access-log line of one request (HTTP) and counts it. */
   logRequest(record: AccessRecord, startedMs: number): void {
     this.logged++;
+    this.#counted = record;
     logAccess(this.metrics, this.#baseLog, record, startedMs, this.snapshot.config);
   }
 
@@ -259,6 +262,7 @@ export class ClientConnection implements LiveConnection, Cancellation {
     if (r.rule) info.rule = r.rule;
     if (r.outbound) info.outbound = r.outbound;
     if (r.member) info.member = r.member;
+    if (r === this.#counted) info.logged = true;
     // Live counts while relaying: what crossed the outbound socket so far.
     const remote = this.#remote;
     if (remote && r.up === 0 && r.down === 0) {

@@ -9,7 +9,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { adminClient, type AdminAnswer } from '../helpers/admin.js';
-import { closedWithin, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
+import { closedWithin, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
+import { metricValue } from '../helpers/metrics.js';
 import { listenTracked } from '../helpers/servers.js';
 import { readAll, startDestination, startMicrosocks } from '../helpers/upstreams.js';
 
@@ -136,6 +137,31 @@ test('an open connection through an upstream shows the bytes it relayed, not the
   socket.destroy();
   const line = await gw.accessLog((l) => l.dest === `127.0.0.1:${echo.port}`, 5_000);
   assert.deepEqual([line?.up, line?.down], [4, 4], 'the access log agrees');
+});
+
+test('an HTTP keep-alive connection between requests: /api/stats counts its last request once, as /metrics and the access log do', async (t) => {
+  const origin = await startHttpServer();
+  t.after(() => origin.close());
+  const gw = await startGateway({ metrics: ADMIN, rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }] });
+  t.after(() => gw.close());
+  const api = adminClient(gw.gw, TOKEN);
+  const client = createConnection({ host: '127.0.0.1', port: gw.port });
+  t.after(() => client.destroy());
+  client.on('error', () => {});
+  await once(client, 'connect');
+  const dest = `127.0.0.1:${origin.port}`;
+  client.write(`GET http://${dest}/a HTTP/1.1\r\nHost: ${dest}\r\n\r\n`);
+  const line = await gw.accessLog((l) => l.dest === dest, 5_000);
+  assert.equal(line?.status, 200);
+  // The client keeps the connection open for its next request.
+  const open = (await api.request('GET', '/api/connections')).json as unknown[];
+  assert.equal(open.length, 1, JSON.stringify(open));
+  const stats = (await api.request('GET', '/api/stats')).json as { bytes: { up: number; down: number }; rules: Array<{ rule: string; up: number; down: number }> };
+  const logged = { up: line.up, down: line.down };
+  assert.deepEqual(stats.bytes, logged, JSON.stringify(stats));
+  const lo = stats.rules.find((r) => r.rule === 'lo');
+  assert.deepEqual({ up: lo?.up, down: lo?.down }, logged, JSON.stringify(stats));
+  assert.deepEqual({ up: await metricValue(gw.gw, 'socksgate_bytes_total', { direction: 'up' }), down: await metricValue(gw.gw, 'socksgate_bytes_total', { direction: 'down' }) }, logged);
 });
 
 test('a ban takes a member out of rotation for new requests at once, an unban brings it back; no password in any answer', async (t) => {
