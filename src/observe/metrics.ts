@@ -166,6 +166,7 @@ export class Metrics {
     // An alert on increase() of a series that first appears at 1 never fires for that first block.
     for (const reason of ['failed', 'blocked']) this.authRefusals.inc({ reason }, 0);
     this.limitRefusals.inc({ limit: 'auth_failures' }, 0);
+    for (const command of ['connect', 'http', 'udp']) this.egressDenials.inc({ command }, 0);
     for (const result of ['ok', 'rejected']) this.reloads.inc({ result }, 0);
     if (opts.defaults) collectDefaultMetrics({ register: this.registry, prefix: 'socksgate_' });
   }

@@ -40,6 +40,19 @@ async function deniedCount(gw: TestGateway, command: string): Promise<number> {
   return m?.values.find((v) => v.labels['command'] === command)?.value ?? 0;
 }
 
+test('the denial series exist at 0 before the first denial, so the first one shows in increase()', async (t) => {
+  const internal = await startEchoServer('127.0.0.2');
+  t.after(() => internal.close());
+  const gw = await startGateway(DENY_ONE);
+  t.after(() => gw.close());
+  const before = await gw.gw.metrics.registry.metrics();
+  for (const command of ['connect', 'http', 'udp']) assert.match(before, new RegExp(`^socksgate_egress_denials_total\\{command="${command}"\\} 0$`, 'm'));
+  const denied = await connectRaw(gw.port, v4('127.0.0.2'), internal.port);
+  t.after(() => denied.s.destroy());
+  assert.equal(denied.rep, 0x02);
+  assert.match(await gw.gw.metrics.registry.metrics(), /^socksgate_egress_denials_total\{command="connect"\} 1$/m);
+});
+
 test('CONNECT to a denied address gets 0x02, logged as egress denied and counted; others pass', async (t) => {
   const internal = await startEchoServer('127.0.0.2');
   t.after(() => internal.close());
