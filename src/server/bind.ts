@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { GatewayError, Rep } from '../errors.js';
 import type { BindHandle, Destination, Outbound } from '../outbound/types.js';
 import type { Decision } from '../router/types.js';
-import type { CommandContext } from './context.js';
+import { CLIENT_LEFT, type CommandContext } from './context.js';
 import { outboundContext } from './outbound-context.js';
 import { relay } from './relay.js';
 import { route } from './route.js';
@@ -16,7 +16,10 @@ export async function handleBind(ctx: CommandContext): Promise<void> {
   const { decision, outbound } = await route(ctx, 'bind');
   const handle = await open(ctx, decision, outbound);
   try {
-    if (client.destroyed) return;
+    if (client.destroyed) {
+      record.error ??= CLIENT_LEFT;
+      return;
+    }
     front.granted(() => handle.listening);
     record.rep = Rep.SUCCEEDED;
     const left = new AbortController();

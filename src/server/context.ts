@@ -81,6 +81,12 @@ const ACCESS_KEYS: Readonly<Record<keyof AccessRecord, true>> = {
 };
 export const ACCESS_RECORD_KEYS: readonly string[] = Object.keys(ACCESS_KEYS);
 
+/**
+ * The access log's reason for a client that left while its request was served (a dial, a
+ * BIND or a relay socket still to come): no reply went out, and the line says why.
+ */
+export const CLIENT_LEFT = 'client closed the connection';
+
 /** What a command handler gets once the request is decoded (the client socket is paused). */
 export interface CommandContext {
   readonly client: Socket;

@@ -9,7 +9,7 @@ import { lineWriter, type LineWriter } from '../observe/logger.js';
 import type { Metrics, SessionTotals } from '../observe/metrics.js';
 import type { Connection } from '../outbound/types.js';
 import { handleBind } from './bind.js';
-import { ACCESS_RECORD_KEYS, boundOf, refusedLogins, type AccessRecord, type CommandContext } from './context.js';
+import { ACCESS_RECORD_KEYS, boundOf, CLIENT_LEFT, refusedLogins, type AccessRecord, type CommandContext } from './context.js';
 import { outboundContext } from './outbound-context.js';
 import { relay, type RelayResult } from './relay.js';
 import { route } from './route.js';
@@ -88,6 +88,8 @@ function relayConnect(ctx: CommandContext, conn: Connection): Promise<void> | un
   let relaying: Promise<RelayResult>;
   try {
     if (client.destroyed) {
+      // Gone while dialing, its close not yet reported (so the dial was not aborted).
+      record.error ??= CLIENT_LEFT;
       conn.socket.destroy();
       conn.release?.();
       return undefined;

@@ -3,7 +3,7 @@ import { literalLookup } from '../dns/literal-lookup.js';
 import { isIPv6 } from 'node:net';
 import { Rep } from '../errors.js';
 import { ASSOCIATION_UDP_BYTES } from '../outbound/byte-budget.js';
-import type { CommandContext } from './context.js';
+import { CLIENT_LEFT, type CommandContext } from './context.js';
 import { unmapped } from '../protocol/address.js';
 import { UdpAssociation } from './udp-association.js';
 
@@ -20,7 +20,10 @@ export async function handleUdpAssociate(ctx: CommandContext): Promise<void> {
   const local = unmapped(client.localAddress ?? '127.0.0.1');
   const relay = await bindRelay(local);
   try {
-    if (client.destroyed) return;
+    if (client.destroyed) {
+      record.error ??= CLIENT_LEFT;
+      return;
+    }
     const port = relay.address().port;
     const bound = { host: snapshot.config.udp.advertise ?? local, port };
     front.granted(() => bound);

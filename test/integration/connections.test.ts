@@ -2,7 +2,9 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { createServer, type Socket } from 'node:net';
 import { closedWithin, rawClient, readBytes, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
+import { listenTracked } from '../helpers/servers.js';
 
 test('open connections are listed with protocol, user, destination, rule and live bytes; kill ends both sides and logs', async (t) => {
   const echo = await startEchoServer();
@@ -47,4 +49,39 @@ test('open connections are listed with protocol, user, destination, rule and liv
   assert.equal(gw.gw.connections.list().length, 1);
   tunnel.write('more');
   assert.equal((await readBytes(tunnel, 4)).toString(), 'more', 'the other connection is untouched');
+});
+
+test('a client that resets while its upstream is being dialed: the line says it left, for SOCKS5, SOCKS4 and HTTP CONNECT', async (t) => {
+  // An HTTP upstream that holds each CONNECT until the test answers it.
+  const held: Socket[] = [];
+  const upstream = createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => {
+      held.push(s);
+      upstream.emit('head');
+    });
+  });
+  const up = await listenTracked(upstream, '127.0.0.1');
+  t.after(() => up.close());
+  const gw = await startGateway({ upstreams: { up: { type: 'http', host: '127.0.0.1', port: up.port } }, default: 'up' });
+  t.after(() => gw.close());
+  const requests = {
+    socks5: Buffer.from([5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, 0, 9]),
+    socks4: Buffer.from([4, 1, 0, 9, 127, 0, 0, 1, 0]),
+    http: Buffer.from('CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n'),
+  };
+  for (const [protocol, request] of Object.entries(requests)) {
+    const client = await rawClient(gw.port);
+    client.on('error', () => {});
+    const dialing = once(upstream, 'head');
+    client.write(request);
+    await dialing;
+    // The reset and the upstream's grant reach the gateway together: the dial completes
+    // for a client already gone.
+    client.resetAndDestroy();
+    held.at(-1)!.write('HTTP/1.1 200 Connection established\r\n\r\n');
+    const line = await gw.accessLog((l) => l.protocol === protocol, 5_000);
+    assert.equal(line?.error, 'client closed the connection', JSON.stringify(line));
+    assert.equal(line?.rep, undefined, 'no reply went out');
+  }
 });
