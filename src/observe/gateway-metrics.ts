@@ -1,4 +1,4 @@
-// Gauges read at scrape time from whatever snapshot is live: DNS cache counters and the
+// Series read at scrape time from whatever snapshot is live: DNS cache counters and the
 // state of every upstream and pool member. Labels come from names in the config only.
 
 import type { DnsResolver } from '../dns/types.js';
@@ -31,7 +31,7 @@ function everyUpstream(snapshot: Scraped): Array<{ labels: { upstream: string; p
 }
 
 export function observeSnapshot(metrics: Metrics, current: () => Scraped): void {
-  metrics.collect('socksgate_dns_cache', 'DNS cache counters (hits, misses, negativeHits, evictions, inflightWaits, queries)', ['counter'], () =>
+  metrics.collectCounter('socksgate_dns_cache', 'DNS cache counters (hits, misses, negativeHits, evictions, inflightWaits, queries)', ['counter'], () =>
     Object.entries(current().dns.stats()).map(([counter, value]) => ({ labels: { counter }, value })),
   );
   for (const [field, help] of FIELDS) {

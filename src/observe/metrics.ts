@@ -254,7 +254,25 @@ export class Metrics {
   }
 
   /**
-   * Adds a gauge whose value is read at scrape time (DNS cache, upstream health). With
+   * Adds a counter whose values are read at scrape time from counts kept elsewhere (the DNS
+   * cache's). Not a gauge: with `workers`, a gone worker's counters stay in the primary's sum
+   * (src/cluster-metrics.ts), its gauges do not, and a sum that drops reads as a reset.
+   */
+  collectCounter(name: string, help: string, labelNames: readonly string[], read: () => Array<{ labels: Record<string, string>; value: number }>): void {
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const { labels, value } of read()) this.inc(labels, value);
+      },
+    });
+  }
+
+  /**
+   * Adds a gauge whose value is read at scrape time (upstream health, UDP bytes held). With
    * `workers`, the primary's /metrics combines the workers' values with `aggregator`: a sum
    * unless the value is a state or a measure (healthy in every worker, a mean latency).
    */

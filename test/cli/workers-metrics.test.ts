@@ -21,6 +21,7 @@ const PER_CONNECTION = [
   'socksgate_handshake_seconds_count',
   'socksgate_handshake_seconds_sum',
   'socksgate_connect_seconds_count',
+  'socksgate_dns_cache',
 ];
 
 /** `name{labels}`'s value in Prometheus text; NaN when there is no such sample. */
@@ -45,7 +46,8 @@ test('a worker killed and replaced: no counter of the sum goes down, its gauges 
   // Finished connections in both workers (the kernel spreads accepts, not strictly in turn).
   let finished = 0;
   for (let batch = 0; batch < 10 && new Set(sessionEnds(gw).map((l) => l.pid)).size < 2; batch++) {
-    for (let i = 0; i < 4; i++) (await echoOnce(gw.port, echo.port, `finished ${batch}.${i}`)).destroy();
+    // By name: each one is a DNS cache miss or hit too, counted by the worker that served it.
+    for (let i = 0; i < 4; i++) (await echoOnce(gw.port, echo.port, `finished ${batch}.${i}`, 'localhost')).destroy();
     finished += 4;
     await waitUntil('every access-log line', () => sessionEnds(gw).length === finished);
   }
@@ -67,6 +69,8 @@ test('a worker killed and replaced: no counter of the sum goes down, its gauges 
 
   const before = await scrape(admin);
   assert.equal(total(before, 'socksgate_connections_total'), finished);
+  const lookups = (text: string): number => sample(text, 'socksgate_dns_cache{counter="hits"}') + sample(text, 'socksgate_dns_cache{counter="misses"}');
+  assert.equal(lookups(before), finished, 'one lookup per connection by name');
   assert.equal(total(before, 'socksgate_connections_active'), held.length);
   process.kill(victim, 'SIGKILL');
   const exited = await gw.waitFor((l) => l.msg === 'worker exited; starting a replacement', 15_000);

@@ -27,8 +27,8 @@ export async function started(gw: RunningGateway): Promise<{ pids: number[]; adm
 }
 
 /** A SOCKS5 tunnel to the echo server at `destPort`, `text` sent through it and echoed. */
-export async function echoOnce(port: number, destPort: number, text: string): Promise<Socket> {
-  const { socket } = await socksConnect(port, { host: '127.0.0.1', port: destPort }, 5_000);
+export async function echoOnce(port: number, destPort: number, text: string, host = '127.0.0.1'): Promise<Socket> {
+  const { socket } = await socksConnect(port, { host, port: destPort }, 5_000);
   socket.write(text);
   const [chunk] = (await once(socket, 'data')) as [Buffer];
   assert.equal(chunk.toString(), text);
