@@ -63,12 +63,14 @@ export async function explainRoute(
   const user = split?.user;
   const sessionKey = split?.sessionKey;
   const source = q.source ?? '127.0.0.1';
-  const decision = await parts.router.decide({ dest: { host: unbracketed(q.host), port: q.port }, cmd: q.command ?? 'connect', user, source });
+  const cmd = q.command ?? 'connect';
+  const decision = await parts.router.decide({ dest: { host: unbracketed(q.host), port: q.port }, cmd, user, source });
   const out: RouteExplanation = { rule: decision.rule, action: decision.action, index: decision.ruleIndex };
   if (parts.config.upstreams[decision.action]?.type === 'pool') {
     const pool = parts.outbounds.get(decision.action);
-    // The same key a session would use (server/session.ts): session parameters, user, source.
-    out.member = (pool && isPoolOutbound(pool) ? pool.pick(sessionKey ?? user ?? source, split?.params) : undefined) ?? null;
+    // The same key a session would use (server/session.ts): session parameters, user, source;
+    // UDP and BIND only through members that can carry them, as the pool picks for them.
+    out.member = (pool && isPoolOutbound(pool) ? pool.pick(sessionKey ?? user ?? source, split?.params, cmd) : undefined) ?? null;
   }
   if (decision.resolved) out.resolved = decision.resolved.map((a) => a.address);
   return out;

@@ -2,7 +2,7 @@
 // a failed member replaced by another before the client gets its reply (bounded).
 
 import type { Logger } from 'pino';
-import type { PoolConfig } from '../config/types.js';
+import type { Command, PoolConfig } from '../config/types.js';
 import { GatewayError, Rep, UpstreamRefusedError } from '../errors.js';
 import { filterParams, lifetimeMs, RESERVED_PARAMS, type SessionParams } from '../protocol/username.js';
 import { createHealthChecks, DEFAULT_HEALTH_POLICY, type HealthPolicy, type MemberHealth, type Transition } from './health.js';
@@ -47,6 +47,13 @@ interface Member extends Pickable {
   readonly tags: Readonly<Record<string, string>>;
   readonly placeholders: ReadonlySet<string>;
 }
+
+/** The members a command can go through (a chained member carries no UDP); undefined: any. */
+const CARRIES: Readonly<Record<Command, ((m: Member) => boolean) | undefined>> = {
+  connect: undefined,
+  udp: (m) => m.outbound.openUdp !== undefined,
+  bind: (m) => m.outbound.bind !== undefined,
+};
 
 /** The member's username or password holds a `{NAME}` the request gave a value for (`{user}` is a configured name, not the client's choice). */
 function fillsClientValues(m: Member, params: SessionParams | undefined): boolean {
@@ -380,9 +387,9 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   const pool: PoolOutbound = {
     name,
     connect,
-    pick(key, params) {
+    pick(key, params, command = 'connect') {
       const view = viewFor(params);
-      return view ? choose(view, key, params, undefined, false)?.name : undefined;
+      return view ? choose(view, key, params, undefined, false, CARRIES[command])?.name : undefined;
     },
     stats,
     memory: () => ({ states: new Map(members.map((m) => [m.name, m.state])), turns }),
@@ -399,13 +406,13 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   // UDP and BIND go through a member that can carry them (not a chained one).
   if (members.some((m) => m.outbound.openUdp)) {
     pool.openUdp = async (ctx: OutboundContext): Promise<UdpChannel> => {
-      const { m, value } = await attempt(ctx, (x) => x.outbound.openUdp!(ctx), (x) => x.outbound.openUdp !== undefined);
+      const { m, value } = await attempt(ctx, (x) => x.outbound.openUdp!(ctx), CARRIES.udp);
       return heldOpen(m, value);
     };
   }
   if (members.some((m) => m.outbound.bind)) {
     pool.bind = async (dest: Destination, ctx: OutboundContext): Promise<BindHandle> => {
-      const { m, value } = await attempt(ctx, (x) => x.outbound.bind!(dest, ctx), (x) => x.outbound.bind !== undefined);
+      const { m, value } = await attempt(ctx, (x) => x.outbound.bind!(dest, ctx), CARRIES.bind);
       return heldOpen(m, value);
     };
   }

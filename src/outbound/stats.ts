@@ -1,5 +1,6 @@
 // Per-upstream counters for metrics: read with `stats()`, never reset.
 
+import type { Command } from '../config/types.js';
 import type { SessionParams } from '../protocol/username.js';
 import type { PoolMemory } from './member-state.js';
 import type { Outbound } from './types.js';
@@ -35,9 +36,10 @@ export interface UpstreamOutbound extends Outbound {
 export interface PoolOutbound extends Outbound {
   /**
    * The member that would be chosen now for `sessionKey` with the session's parameters (tag
-   * filters, lifetime), without side effects; undefined when none is usable or matches.
+   * filters, lifetime) among those that can carry `command` (default connect), without side
+   * effects; undefined when none is usable or matches.
    */
-  pick(sessionKey: string, params?: SessionParams): string | undefined;
+  pick(sessionKey: string, params?: SessionParams, command?: Command): string | undefined;
   stats(): MemberStats[];
   /** Its members' records and its rotation, for the pool that replaces this one on reload. */
   memory(): PoolMemory;

@@ -130,6 +130,32 @@ test('route names the pool member, the same for one session key, without its pas
   assert.ok(!a.stdout.includes('secret'));
 });
 
+test('route --udp and --bind name the pool member that can carry the command, as a request would get', async () => {
+  // failover: the first member in order that can carry it; HTTP carries neither, SOCKS4 only BIND.
+  const path = await configFile(`
+upstreams:
+  mix:
+    type: pool
+    strategy: failover
+    members: ["http://10.0.0.1:3128", "socks4://10.0.0.2:1080", "socks5://10.0.0.3:1080"]
+  web: { type: pool, members: ["http://10.0.0.4:3128"] }
+rules:
+  - { name: web, ports: [8080], action: web }
+default: mix
+`);
+  const cases: Array<[string[], string]> = [
+    [['443'], 'rule=default action=mix member=http://10.0.0.1:3128 index=-1'],
+    [['443', '--bind'], 'rule=default action=mix member=socks4://10.0.0.2:1080 index=-1'],
+    [['443', '--udp'], 'rule=default action=mix member=socks5://10.0.0.3:1080 index=-1'],
+    [['8080', '--udp'], 'rule=web action=web member=none index=0'],
+  ];
+  for (const [args, expected] of cases) {
+    const r = await runCli(['route', 'example.org', ...args, '--config', path]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), expected, args.join(' '));
+  }
+});
+
 test('hash-password prints a value that logs the password in through the gateway, and no other', async (t) => {
   const r = await runCli(['hash-password'], { input: 'correct horse\n' });
   assert.equal(r.code, 0, r.stderr);
