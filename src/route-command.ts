@@ -6,7 +6,7 @@ import { createResolver } from './dns/resolver.js';
 import { silentLogger } from './observe/logger.js';
 import { buildOutbounds, closeOutbounds } from './outbound/build.js';
 import { parseUsername } from './protocol/username.js';
-import { explainRoute, refusedHost } from './route-explain.js';
+import { explainRoute, refusedHost, refusedUser } from './route-explain.js';
 import { compileRouter } from './router/compile.js';
 
 export interface RouteFlags {
@@ -54,6 +54,12 @@ export async function routeCommand(args: readonly string[], flags: RouteFlags): 
   }
   if (flags.user !== undefined && parseUsername(flags.user) === undefined) {
     console.error(`--user must be USER(-KEY-VALUE)* with letters, digits and "_" in keys and values, got "${flags.user}"`);
+    return 2;
+  }
+  // A decision for a login the gateway refuses (or cannot take) would show a route no request gets.
+  const noUser = flags.user === undefined ? undefined : refusedUser(config, flags.user);
+  if (noUser !== undefined) {
+    console.error(`--user ${noUser}`);
     return 2;
   }
   const log = silentLogger();

@@ -50,15 +50,26 @@ export function refusedHost(host: string): string | undefined {
   return `${JSON.stringify(host.slice(0, 100))} is not an IP address or a hostname: a request for it is refused before any rule (SOCKS 0x04, HTTP 400)`;
 }
 
+/**
+ * Why no request carries `user` (a well-formed username, parameters allowed), or undefined:
+ * without `auth` no request has a user, and a name not in auth.users cannot log in.
+ */
+export function refusedUser(config: Config, user: string): string | undefined {
+  const name = splitSessionUser(user)?.user ?? user;
+  if (config.auth === undefined) return `${JSON.stringify(name)}: the configuration has no auth section, so no request carries a user`;
+  if (!config.auth.users.some((u) => u.username === name)) return `${JSON.stringify(name)} is not in auth.users: its login is refused before any rule`;
+  return undefined;
+}
+
 /** What a request would get from `router` (picking from `outbounds` without side effects). */
 export async function explainRoute(
   parts: RouteParts,
   q: RouteQuery,
 ): Promise<RouteExplanation> {
   const split = q.user === undefined ? undefined : splitSessionUser(q.user);
-  // Callers refuse a malformed username or host first (exit 2, HTTP 400); traffic would be refused.
+  // Callers refuse a malformed or unknown username or host first (exit 2, HTTP 400); traffic would be refused.
   if (q.user !== undefined && !split) throw new RangeError(`user "${q.user}" is not USER(-KEY-VALUE)*`);
-  const refused = refusedHost(q.host);
+  const refused = refusedHost(q.host) ?? (q.user === undefined ? undefined : refusedUser(parts.config, q.user));
   if (refused !== undefined) throw new RangeError(refused);
   const user = split?.user;
   const sessionKey = split?.sessionKey;

@@ -7,7 +7,7 @@ import { COMMANDS } from '../config/types.js';
 import { isPoolOutbound, isUpstreamOutbound, type MemberStats, type PoolOutbound, type UpstreamStats } from '../outbound/stats.js';
 import { parseUsername } from '../protocol/username.js';
 import type { ReloadOutcome } from '../reload.js';
-import { explainRoute, refusedHost, type RouteParts } from '../route-explain.js';
+import { explainRoute, refusedHost, refusedUser, type RouteParts } from '../route-explain.js';
 import { ref, type JsonSchema } from './api-schemas.js';
 import { HttpError } from './http.js';
 import type { Metrics } from './metrics.js';
@@ -194,6 +194,8 @@ export const ROUTES: readonly ApiRoute[] = [
       if (refused !== undefined) throw new HttpError(400, `host ${refused}`);
       if (q.source !== undefined && isIP(q.source) === 0) throw new HttpError(400, `source must be an IP address, got "${q.source}"`);
       if (q.user !== undefined && parseUsername(q.user) === undefined) throw new HttpError(400, `user must be USER(-KEY-VALUE)*, got "${q.user}"`);
+      const noUser = q.user === undefined ? undefined : refusedUser(t.snapshot.config, q.user);
+      if (noUser !== undefined) throw new HttpError(400, `user ${noUser}`);
       return ok(await explainRoute(t.snapshot, q));
     },
   },

@@ -56,3 +56,30 @@ test('route --user: tag filters pick the member; a malformed username is refused
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--user must be USER\(-KEY-VALUE\)\*/);
 });
+
+test('route --user: a name that cannot log in (not in auth.users, or no auth at all) is refused, not given a route', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-route-user-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'socksgate.yaml');
+  await writeFile(path, CONFIG);
+  const open = join(dir, 'open.yaml');
+  // No auth: a login's parameters reach no pool, which keys on the client's address.
+  await writeFile(open, CONFIG.replace(/^auth:\n.*\n/m, '').replace(/users: \[alice\], /, ''));
+
+  const unknown = await runCli(['route', 'example.org', '443', '--user', 'bob-country-de', '--config', path]);
+  assert.equal(unknown.code, 2, unknown.stdout);
+  assert.equal(unknown.stdout, '');
+  assert.match(unknown.stderr, /--user "bob" is not in auth\.users/);
+  const anonymous = await runCli(['route', 'example.org', '443', '--user', 'alice-country-de', '--config', open]);
+  assert.equal(anonymous.code, 2, anonymous.stdout);
+  assert.match(anonymous.stderr, /--user "alice": the configuration has no auth section/);
+  const ok = await runCli(['route', 'example.org', '443', '--config', open]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /^rule=crawler action=crawl member=socks5:\/\/\S+ index=0$/m);
+
+  const config = await loadConfig({ path });
+  const dns = createResolver(config.dns, { log: pino({ level: 'silent' }) });
+  t.after(() => dns.close());
+  const parts = { config, router: await compileRouter(config, { dns }), outbounds: new Map() };
+  await assert.rejects(explainRoute(parts, { host: 'example.org', port: 443, user: 'bob' }), /not in auth\.users/);
+});

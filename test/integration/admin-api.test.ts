@@ -230,6 +230,10 @@ test('a ban takes a member out of rotation for new requests at once, an unban br
   assert.equal((await call('POST', `/api/upstreams/corp/members/${encodeURIComponent(memberA.name)}/ban`, { for: '1m' })).status, 404);
   assert.equal((await call('GET', '/api/route?host=example.org')).status, 400, 'port is required');
   assert.equal((await call('GET', '/api/route?host=example.org&port=80&source=nope')).status, 400);
+  // A login the gateway refuses gets no route: it would show one no request takes.
+  const stranger = await call('GET', '/api/route?host=example.org&port=80&user=bob-country-de');
+  assert.equal(stranger.status, 400, stranger.text);
+  assert.match(stranger.text, /not in auth\.users/);
   // A host every request is refused for before any rule (0x04, HTTP 400) has no decision to show.
   for (const host of ['127.1', 'example.org..', 'a%20b.org']) {
     const refused = await call('GET', `/api/route?host=${host}&port=80`);
