@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { DURATION_PATTERN } from './duration.js';
+import { RATE_PATTERN } from './rate.js';
 import { problem, type ConfigPath, type Issue } from './positions.js';
 
 // ajv-formats is CommonJS: under NodeNext the default import is `module.exports`, which is the
@@ -36,12 +37,21 @@ export function validateSchema(raw: unknown): Issue[] {
   return collapse(validate.errors ?? []).map((e) => toIssue(e, raw));
 }
 
-/** An anyOf/oneOf failure is one problem: drop the per-branch errors beneath it. */
+/**
+ * One line per problem. An anyOf/oneOf failure drops its branches' errors about the value
+ * itself (each branch's "must be ..."), unless a branch went deeper: then the value had that
+ * branch's shape (a pool member's object form) and the deeper errors say what is wrong in it.
+ * A discriminator with no tag at all is the `required` error already reported beside it.
+ */
 function collapse(errors: readonly ErrorObject[]): ErrorObject[] {
   const combinators = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
-  return errors.filter(
-    (e) => !combinators.some((c) => c !== e && e.instancePath === c.instancePath && e.schemaPath.startsWith(`${c.schemaPath}/`)),
-  );
+  const under = (e: ErrorObject, c: ErrorObject): boolean => c !== e && e.schemaPath.startsWith(`${c.schemaPath}/`);
+  const deeper = (c: ErrorObject): boolean => errors.some((e) => under(e, c) && e.instancePath.startsWith(`${c.instancePath}/`));
+  return errors.filter((e) => {
+    if (e.keyword === 'discriminator' && (e.params as { tagValue?: unknown }).tagValue === undefined) return false;
+    if ((e.keyword === 'anyOf' || e.keyword === 'oneOf') && deeper(e)) return false;
+    return !combinators.some((c) => under(e, c) && e.instancePath === c.instancePath);
+  });
 }
 
 function toIssue(e: ErrorObject, raw: unknown): Issue {
@@ -58,8 +68,12 @@ function toIssue(e: ErrorObject, raw: unknown): Issue {
       return issue(path, `missing required key "${String(params['missingProperty'])}"`);
     case 'dependentRequired':
       return issue(path, `"${String(params['property'])}" requires "${String(params['missingProperty'])}" as well`);
-    case 'type':
-      return { ...issue(path, `must be ${TYPE_NAMES[String(params['type'])] ?? String(params['type'])}`), expectedType: String(params['type']) };
+    case 'type': {
+      // `idle_timeout: 5` is a duration without its unit: "must be a string" would not say so.
+      const pattern = (e.parentSchema as { pattern?: unknown } | undefined)?.pattern;
+      const shape = typeof pattern === 'string' ? NAMED_PATTERNS[pattern] : undefined;
+      return { ...issue(path, shape ?? `must be ${TYPE_NAMES[String(params['type'])] ?? String(params['type'])}`), expectedType: String(params['type']) };
+    }
     case 'enum':
       return issue(path, `must be one of: ${(params['allowedValues'] as unknown[]).map(String).join(', ')}`);
     case 'const':
@@ -71,7 +85,8 @@ function toIssue(e: ErrorObject, raw: unknown): Issue {
     case 'minLength':
       return issue(path, params['limit'] === 1 ? 'must not be empty' : e.message ?? 'too short');
     case 'discriminator':
-      return issue(path, discriminatorMessage(params));
+      // At the tag's own value (`type: sock5`), not at the first key of its mapping.
+      return issue([...path, String(params['tag'])], discriminatorMessage(params));
     case 'oneOf':
     case 'anyOf': {
       // `workers: ${WORKERS}` is a string once substituted: a branch wanting a number or a
@@ -95,16 +110,23 @@ const TYPE_NAMES: Readonly<Record<string, string>> = {
   null: 'null',
 };
 
+/** The schema's patterns in words. */
+const NAMED_PATTERNS: Readonly<Record<string, string>> = {
+  [DURATION_PATTERN]: 'must be a duration like 500ms, 10s, 5m or 1h',
+  [RATE_PATTERN]: 'must be a rate like 500KiB/s, 20MiB/s or 1GB/s (B, KB, KiB, MB, MiB, GB or GiB, then /s)',
+  '^[A-Za-z0-9_]+$': 'must be letters, digits and _',
+};
+
 function patternMessage(pattern: string): string {
-  if (pattern === DURATION_PATTERN) return 'must be a duration like 500ms, 10s, 5m or 1h';
+  const named = NAMED_PATTERNS[pattern];
+  if (named !== undefined) return named;
   if (pattern.startsWith('^scrypt')) return 'must be a scrypt hash as printed by `socksgate hash-password` (scrypt$N$r$p$salt$hash)';
   return `must match ${pattern}`;
 }
 
 function discriminatorMessage(params: Record<string, unknown>): string {
-  const tag = String(params['tag']);
-  if (params['error'] === 'tag') return `"${tag}" must be a string`;
-  return `"${tag}" must be one of: socks5, socks4, http, pool`;
+  if (params['error'] === 'tag') return 'must be a string';
+  return 'must be one of: socks5, socks4, http, pool';
 }
 
 interface Branch {

@@ -168,9 +168,34 @@ log: { level: loud }
   );
   assertIssue(issues, '2:5', /listen\[0\]: missing required key "port"/);
   assertIssue(issues, '3:5', /listen\[0\]\.prot: unknown key \(expected one of: host, port, protocols, proxy_protocol\)/);
-  assertIssue(issues, '5:17', /limits\.idle_timeout: must be a string/);
+  // A number where a duration goes is one without its unit: said as such, not "must be a string".
+  assertIssue(issues, '5:17', /limits\.idle_timeout: must be a duration like 500ms, 10s, 5m or 1h/);
   assertIssue(issues, '6:20', /limits\.connect_timeout: must be a duration like 500ms, 10s, 5m or 1h/);
   assertIssue(issues, '7:15', /log\.level: must be one of: fatal, error, warn, info, debug, trace, silent/);
+});
+
+test('schema problems are one line each, in words, where the value is: a rate, a tag, an upstream type, a member object', () => {
+  const issues = issuesOf(
+    `auth:
+  users:
+    - { username: a, password: b, bandwidth: 20MBps }
+    - { username: c, password: d, bandwidth: 1000000 }
+upstreams:
+  u:
+    host: h
+    type: sock5
+    port: 1
+  v: { host: h, port: 1 }
+  p: { type: pool, members: [{ url: "socks5://h:1", tags: { country: "d e" } }] }
+`,
+  );
+  const rate = /must be a rate like 500KiB\/s, 20MiB\/s or 1GB\/s/;
+  assertIssue(issues, '3:46', rate);
+  assertIssue(issues, '4:46', rate);
+  assertIssue(issues, '8:11', /upstreams\.u\.type: must be one of: socks5, socks4, http, pool/);
+  assertIssue(issues, '10:6', /upstreams\.v: missing required key "type"/);
+  assertIssue(issues, '11:70', /upstreams\.p\.members\[0\]\.tags\.country: must be letters, digits and _/);
+  assert.equal(issues.length, 5, issues.join('\n'));
 });
 
 test('all problems are reported at once, in file order', () => {
@@ -197,7 +222,7 @@ test('upstream and pool mistakes', () => {
   );
   assertIssue(issues, '2:45', /upstreams\.a\.via: "nobody" names no upstream/);
   assertIssue(issues, '3:6', /"username" requires "password"/);
-  assertIssue(issues, '4:6', /"type" must be one of: socks5, socks4, http, pool/);
+  assertIssue(issues, '4:14', /upstreams\.c\.type: must be one of: socks5, socks4, http, pool/);
   assertIssue(issues, '7:18', /members\[1\]: no host in socks5:\/\/\/path: expected socks5:\/\/, .* http:\/\/ or https:\/\/ \[user:pass@\]host:port/);
   assertIssue(issues, '7:36', /members\[2\]: not a URL/);
   assertIssue(issues, '7:56', /members\[3\]: unsupported scheme "ftp:"/);
