@@ -7,6 +7,7 @@ import { dialHostProblem, isLoopback, parseHostPort } from './net.js';
 import { HASH_SHAPE, parsePasswordHash } from './password-hash.js';
 import { parseRate, RATE_PATTERN } from './rate.js';
 import { parseCidr } from './cidr.js';
+import { parseIp, type ParsedIp } from './ip.js';
 import { deadHostsName } from './domains.js';
 import { EGRESS_NAMES } from './types.js';
 import { problem, type ConfigPath, type Issue } from './positions.js';
@@ -74,11 +75,27 @@ interface Bound {
 /**
  * Two binds on one port that the kernel refuses together (EADDRINUSE at start): the same
  * address; a wildcard and an address of its family; `::` (dual-stack in node) and anything.
+ * Addresses are compared as numbers: `0:0::1` is ::1, and an IPv4-mapped address binds the
+ * IPv4 one it holds (::ffff:0.0.0.0 the IPv4 wildcard).
  */
 function clash(a: Bound, b: Bound): boolean {
   if (a.port === 0 || a.port !== b.port) return false;
-  if (a.host === b.host || a.host === '::' || b.host === '::') return true;
-  return (a.host === '0.0.0.0' && isIP(b.host) === 4) || (b.host === '0.0.0.0' && isIP(a.host) === 4);
+  const x = parseIp(a.host);
+  const y = parseIp(b.host);
+  if (!x || !y) return a.host === b.host;
+  if (isAny6(x) || isAny6(y)) return true;
+  if (x.v === 4 && y.v === 4) return x.n === y.n || x.n === 0 || y.n === 0;
+  // A zone (fe80::1%eth0) scopes a link-local address: the same address on two links is two.
+  return x.v === 6 && y.v === 6 && x.w.every((word, i) => word === y.w[i]) && zone(a.host) === zone(b.host);
+}
+
+function isAny6(ip: ParsedIp): boolean {
+  return ip.v === 6 && ip.w.every((word) => word === 0);
+}
+
+function zone(host: string): string {
+  const at = host.indexOf('%');
+  return at === -1 ? '' : host.slice(at);
 }
 
 function checkListen(root: Obj, out: Issue[]): void {

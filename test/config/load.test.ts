@@ -508,8 +508,13 @@ test('binds the kernel refuses together are config errors, not a start-up EADDRI
   assertIssue(issuesOf(`${listen('0.0.0.0|1080', '127.0.0.1|1080')}allow_open_proxy: true\n`), '3:5', /beside listen\[0\] \(0\.0\.0\.0 port 1080\)/);
   assertIssue(issuesOf(`${listen('::|1080', '127.0.0.1|1080')}allow_open_proxy: true\n`), '3:5', /beside listen\[0\] \(:: port 1080\)/);
   assertIssue(issuesOf(`${listen('127.0.0.1|1080')}metrics: { port: 1080 }\n`), '3:10', /admin listener 127\.0\.0\.1 port 1080 cannot be bound beside listen\[0\]/);
+  // One address however it is spelled: an IPv6 address in another form, an IPv4 one mapped.
+  assertIssue(issuesOf(listen('::1|1080', '0:0:0:0:0:0:0:1|1080')), '3:5', /listener 0:0:0:0:0:0:0:1 port 1080 cannot be bound beside listen\[0\] \(::1 port 1080\)/);
+  assertIssue(issuesOf(listen('127.0.0.1|1080', '::ffff:127.0.0.1|1080')), '3:5', /beside listen\[0\] \(127\.0\.0\.1 port 1080\)/);
+  assertIssue(issuesOf(`${listen('0:0::0|1080', '127.0.0.1|1080')}allow_open_proxy: true\n`), '3:5', /beside listen\[0\] \(0:0::0 port 1080\)/);
+  assertIssue(issuesOf(`${listen('::ffff:0.0.0.0|1080', '127.0.0.1|1080')}allow_open_proxy: true\n`), '3:5', /beside listen\[0\]/);
   // Binds that coexist: other families, other addresses, other ports, port 0.
-  for (const ok of [listen('::1|1080', '127.0.0.1|1080'), listen('127.0.0.1|1080', '127.0.0.2|1080'), listen('127.0.0.1|0', '127.0.0.1|0'), `${listen('127.0.0.2|9180')}metrics: {}\n`]) {
+  for (const ok of [listen('::1|1080', '127.0.0.1|1080'), listen('::1|1080', '::ffff:127.0.0.2|1080'), listen('127.0.0.1|1080', '::ffff:127.0.0.2|1080'), listen('127.0.0.1|1080', '127.0.0.2|1080'), listen('127.0.0.1|0', '127.0.0.1|0'), `${listen('127.0.0.2|9180')}metrics: {}\n`]) {
     assert.doesNotThrow(() => parseConfig(ok, 'cfg.yaml', {}), ok);
   }
 });
