@@ -162,6 +162,12 @@ async function printHash(): Promise<number> {
     console.error('hash-password: empty password');
     return 1;
   }
+  // The limit check puts on a plain password: a longer one could never log in over SOCKS5.
+  const bytes = Buffer.byteLength(password, 'utf8');
+  if (bytes > 255) {
+    console.error(`hash-password: the password is ${bytes} bytes in UTF-8: a SOCKS5 login (RFC 1929) carries at most 255`);
+    return 1;
+  }
   console.log(await hashPassword(password));
   return 0;
 }

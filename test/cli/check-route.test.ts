@@ -176,6 +176,18 @@ test('hash-password prints a value that logs the password in through the gateway
   assert.ok(await gw.accessLog((l) => l.user === 'carol' && l.rep === 0));
 });
 
+test('hash-password refuses a password no SOCKS5 login can carry (over 255 bytes), as check refuses it in plain text', async () => {
+  const long = 'é'.repeat(128); // 128 characters, 256 bytes
+  const r = await runCli(['hash-password'], { input: `${long}\n` });
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /256 bytes in UTF-8: a SOCKS5 login \(RFC 1929\) carries at most 255/);
+  assert.ok(!r.stderr.includes(long));
+  const fits = await runCli(['hash-password'], { input: `${'é'.repeat(127)}a\n` });
+  assert.equal(fits.code, 0, fits.stderr);
+  assert.match(fits.stdout, /^scrypt\$/);
+});
+
 test('hash-password on a terminal prompts without echoing the password', async () => {
   // script(1) runs the command on a real pseudo-terminal: what we type goes through it,
   // and everything the terminal showed comes back on stdout.
