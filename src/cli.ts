@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: from here on a SIGHUP no longer ends the process (see hangup.ts).
+import { onHangup, releaseHangup } from './hangup.js';
 import cluster from 'node:cluster';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -71,6 +73,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(`${command}: unexpected argument "${rest[0]}"${hint}\n${USAGE}`);
     return 2;
   }
+  if (command !== 'run') releaseHangup();
   switch (command) {
     case 'run':
       return run(values.config, values.watch ?? false);
@@ -126,7 +129,8 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   const watcher = watchFiles && !worker && !config.source.startsWith('<') ? new ConfigWatcher(() => void reload('watch')) : undefined;
   watcher?.watch(config);
   starting = Gateway.start(config, { log, metrics, admin: !worker, ...(worker ? { connectionIds: worker.connectionIds, reloadsLoggedByPrimary: true } : {}) });
-  if (!worker) process.on('SIGHUP', () => void reload('SIGHUP'));
+  // A worker's reloads come from its primary (src/cluster.ts).
+  if (!worker) onHangup(() => void reload('SIGHUP'));
   const gateway = await starting.catch((err: unknown) => {
     watcher?.close();
     throw err;

@@ -16,6 +16,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { onHangup } from './hangup.js';
 import { EXIT_STOPPED_AT_ONCE, stopSignals } from './stop-signals.js';
 import type { Logger } from 'pino';
 import { configText, loadConfig, parseConfig } from './config/load.js';
@@ -230,6 +231,8 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
     watcher?.close();
     return 1;
   }
+  // Once the first workers serve: a SIGHUP held since start-up (hangup.ts) reaches them all.
+  onHangup(() => primary.reload('SIGHUP'));
   const api: ClusterApi = {
     // The token of the config the workers run (a reload they rejected leaves theirs), else the primary's own.
     token: () => {
@@ -381,6 +384,8 @@ interface PrimaryConfig {
   catchUp(w: Worker): void;
   /** Numbers a reload the serving workers did through the API, for catchUp; its number. */
   reloaded(why: string): number;
+  /** Sends a reload (SIGHUP, --watch) to every worker and reads the file again. */
+  reload(why: string): void;
 }
 
 /** SIGHUP and --watch reach every worker; each loads, validates and logs the outcome itself. */
@@ -416,9 +421,8 @@ function forwardReloads(log: Logger, config: Config, opts: { path: string | unde
   const catchUp = (w: Worker): void => {
     if ((forkedAt.get(w) ?? reloads) < reloads && w.isConnected()) w.send({ socksgate: 'reload', why: `${lastWhy} (while starting)`, seq: reloads } satisfies ToWorker);
   };
-  process.on('SIGHUP', () => reload('SIGHUP'));
   watcher?.watch(current);
-  return { watcher, current: () => current, reread, catchUp, reloaded };
+  return { watcher, current: () => current, reread, catchUp, reloaded, reload };
 }
 
 /**

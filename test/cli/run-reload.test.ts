@@ -12,6 +12,7 @@ import { startCliGateway } from '../helpers/cli.js';
 import { closedWithin, socksConnect, startEchoServer } from '../helpers/index.js';
 
 const FAULT_ON_SIGUSR2 = new URL('../helpers/fault-on-sigusr2.ts', import.meta.url).href;
+const HANGUP_ON_CONFIG_READ = new URL('../helpers/hangup-on-config-read.ts', import.meta.url).href;
 
 const BASE = 'listen: [{ host: 127.0.0.1, port: 0 }]\nlimits: { drain_timeout: 1s }\n';
 const BLOCK_LOOPBACK = `${BASE}rules:\n  - { name: no-loopback, cidrs: [127.0.0.0/8], action: block }\n`;
@@ -56,6 +57,15 @@ test('SIGHUP applies a valid config to new requests, open ones continue; an inva
   assert.match(JSON.stringify(rejected.errors), /socksgate\.yaml:\d+:\d+: .*nowhere/);
   await assert.rejects(connectVia(gw.port, echo.port), /NotAllowed/, 'old rules stay');
   await echoes(open, 'and after a rejected reload');
+});
+
+test('a SIGHUP that arrives while the gateway is still reading its config reloads once it is up, instead of ending it', async (t) => {
+  const path = await tempConfig(BASE);
+  const gw = await startCliGateway(path, [], [HANGUP_ON_CONFIG_READ]);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const reloaded = await gw.waitFor((l) => l.msg === 'configuration reloaded');
+  assert.equal(reloaded.trigger, 'SIGHUP');
+  assert.equal(gw.child.exitCode, null);
 });
 
 test('a reload is held to the listeners running: it cannot drop auth, nor relax the egress default, by naming loopback', async (t) => {

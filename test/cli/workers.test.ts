@@ -11,6 +11,8 @@ import { closedWithin, startEchoServer } from '../helpers/index.js';
 import { socksUdpClient, startUdpEchoServer, type SocksUdpClient } from '../helpers/udp.js';
 import { BASE, BOOT_MS, echoOnce, primaryLines, scrape, sessionEnds, started, tempConfig, total, waitUntil, workerLines } from '../helpers/workers.js';
 
+const HANGUP_ON_CONFIG_READ = new URL('../helpers/hangup-on-config-read.ts', import.meta.url).href;
+
 test('two workers serve one listener, a SIGHUP reloads both, /metrics sums both, SIGTERM drains and exits 0', { timeout: 120_000 }, async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());
@@ -59,6 +61,16 @@ test('two workers serve one listener, a SIGHUP reloads both, /metrics sums both,
   const code = await Promise.race([gw.exited, new Promise<string>((r) => setTimeout(() => r('still running'), 30_000))]);
   assert.equal(code, 0);
   assert.equal(gw.lines.filter((l) => l.msg === 'stopped' && l.pid !== undefined).length, 2, 'both workers stopped');
+});
+
+test('a SIGHUP that arrives while the primary reads its config reloads both workers once they serve', { timeout: 120_000 }, async (t) => {
+  const path = await tempConfig(BASE);
+  const gw = await startCliGateway(path, [], [HANGUP_ON_CONFIG_READ], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  await started(gw);
+  await waitUntil('a reload in each worker', () => new Set(workerLines(gw, 'configuration reloaded').map((l) => l.pid)).size === 2);
+  assert.match(String(workerLines(gw, 'configuration reloaded')[0]!.trigger), /^SIGHUP/);
+  assert.equal(gw.child.exitCode, null);
 });
 
 test('--watch with two workers: an edit reloads both', { timeout: 120_000 }, async (t) => {

@@ -80,7 +80,7 @@ export async function startCliGateway(
     for (let waited = 0; waited <= timeoutMs; waited += 25) {
       const hit = lines.find(pred);
       if (hit) return hit;
-      if (child.exitCode !== null) break;
+      if (child.exitCode !== null || child.signalCode !== null) break;
       await new Promise((r) => setTimeout(r, 25));
     }
     throw new Error(`no matching log line; stderr: ${stderr}; lines: ${JSON.stringify(lines)}`);
