@@ -126,7 +126,7 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   // Armed before start-up begins reading the list files, and so before "listening" is logged:
   // a change made after the config was read is seen (it reloads once the gateway is up).
   // In a cluster worker the primary watches and forwards reloads (src/cluster.ts).
-  const watcher = watchFiles && !worker && !config.source.startsWith('<') ? new ConfigWatcher(() => void reload('watch')) : undefined;
+  const watcher = watchFiles && !worker ? new ConfigWatcher(() => void reload('watch')) : undefined;
   watcher?.watch(config);
   starting = Gateway.start(config, { log, metrics, admin: !worker, ...(worker ? { connectionIds: worker.connectionIds, reloadsLoggedByPrimary: true } : {}) });
   // A worker's reloads come from its primary (src/cluster.ts).

@@ -391,7 +391,7 @@ interface PrimaryConfig {
 /** SIGHUP and --watch reach every worker; each loads, validates and logs the outcome itself. */
 function forwardReloads(log: Logger, config: Config, opts: { path: string | undefined; watch: boolean }): PrimaryConfig {
   let current = config;
-  const watcher = opts.watch && !config.source.startsWith('<') ? new ConfigWatcher(() => reload('watch')) : undefined;
+  const watcher = opts.watch ? new ConfigWatcher(() => reload('watch')) : undefined;
   const reread = (): void => {
     // Held to the listeners running, as each worker's reload is (reload.ts).
     loadConfig({ path: opts.path ?? current.source, listening: config.listen })

@@ -1,13 +1,17 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
+import { DEFAULT_CONFIG_FILE, EMBEDDED_SOURCE } from './load.js';
 import type { Config } from './types.js';
 
 /** Debounce: editors write a file in several steps. */
 const SETTLE_MS = 200;
 
-/** The config file and every list file it names: a change to any of them reloads. */
+/**
+ * The config file and every list file it names: a change to any of them reloads. The embedded
+ * default has no file: ./socksgate.yaml is watched, the file a reload would find (load.ts).
+ */
 export function watchedFiles(config: Config): string[] {
-  const files = new Set<string>([config.source]);
+  const files = new Set<string>([config.source === EMBEDDED_SOURCE ? resolve(config.base_dir, DEFAULT_CONFIG_FILE) : config.source]);
   const add = (f: string | undefined): void => {
     if (f) files.add(resolve(config.base_dir, f));
   };
