@@ -255,11 +255,17 @@ function checkDurations(root: Obj, out: Issue[]): void {
     if (lifetime !== undefined && parseDuration(lifetime) === 0) {
       out.push(problem(['upstreams', name, 'sticky_lifetime'], 'must be longer than 0 (leave it out to keep a session on its member while that member is healthy)'));
     }
+    checkLength(obj(u)?.['sticky_lifetime'], ['upstreams', name, 'sticky_lifetime'], out);
   }
-  for (const key of DNS_TTLS) {
-    const text = durationText(obj(root['dns'])?.[key]);
-    if (text !== undefined && parseDuration(text) === undefined) out.push(problem(['dns', key], `${text} is too long`));
-  }
+  for (const key of DNS_TTLS) checkLength(obj(root['dns'])?.[key], ['dns', key], out);
+  const failures = obj(obj(root['limits'])?.['auth_failures']);
+  for (const key of ['window', 'block']) checkLength(failures?.[key], ['limits', 'auth_failures', key], out);
+}
+
+/** Durations only compared with the clock: any length will do, up to what milliseconds can count exactly. */
+function checkLength(value: unknown, path: ConfigPath, out: Issue[]): void {
+  const text = durationText(value);
+  if (text !== undefined && parseDuration(text) === undefined) out.push(problem(path, `${text} is too long`));
 }
 
 function checkTimer(value: unknown, path: ConfigPath, zero: 'off' | 'refused', out: Issue[]): void {

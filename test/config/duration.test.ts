@@ -66,6 +66,19 @@ test('a duration too long for a timer is a config error at its line, not a crash
   assert.equal(parseConfig('limits: { idle_timeout: 596h }\ndns: { max_ttl: 1000h }\n', 'cfg.yaml', {}).limits.idle_timeout, 596 * 3_600_000);
 });
 
+test('a duration only compared with the clock, but past what milliseconds count exactly, is a config error at its line, not a crash', () => {
+  const issues = issuesOf(
+    'limits:\n  auth_failures: { window: 99999999999999999999h, block: 9999999999999h }\n' +
+      'upstreams:\n  p: { type: pool, members: ["socks5://127.0.0.1:1"], sticky_lifetime: 9999999999999h }\n',
+  );
+  assert.ok(issues.some((i) => /^cfg\.yaml:2:28: limits\.auth_failures\.window: 99999999999999999999h is too long$/.test(i)), issues.join('\n'));
+  assert.ok(issues.some((i) => /^cfg\.yaml:2:58: limits\.auth_failures\.block: 9999999999999h is too long$/.test(i)), issues.join('\n'));
+  assert.ok(issues.some((i) => /^cfg\.yaml:4:72: upstreams\.p\.sticky_lifetime: 9999999999999h is too long$/.test(i)), issues.join('\n'));
+  assert.equal(issues.length, 3, issues.join('\n'));
+  const c = parseConfig('limits:\n  auth_failures: { window: 100000h, block: 100000h }\n', 'cfg.yaml', {});
+  assert.equal(c.limits.auth_failures.block, 100_000 * 3_600_000);
+});
+
 test('0 is refused where it would fire at once, accepted where it means "off" or "do not cache"', () => {
   const issues = issuesOf(
     'limits: { handshake_timeout: 0s, connect_timeout: 0ms, bind_timeout: 0m }\ndns: { timeout: 0s }\n' +
