@@ -117,7 +117,7 @@ export function renderReference(root: Schema): string {
   }
   out.push('## Formats', '');
   for (const name of ['duration', 'rate'] as const) out.push(`- **${name}**: ${defs[name]?.description ?? ''}`);
-  out.push('- **${VAR}**: every `${VAR}` or `${VAR:-fallback}` in a string value is replaced from the environment; an unset variable without a fallback is an error naming it.', '');
+  out.push('- **${VAR}**: every `${VAR}` or `${VAR:-fallback}` in a string value is replaced from the environment; an unset variable without a fallback is an error naming it. `$${` writes a literal `${` (a password holding one: `pa$${ss` is `pa${ss`).', '');
   return out.join('\n');
 }
 

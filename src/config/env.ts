@@ -8,7 +8,7 @@ import { isPair, isScalar, visit, type Document, type Scalar } from 'yaml';
 import type { Issue } from './positions.js';
 
 const EXPR_RE = /^([A-Za-z_][A-Za-z0-9_]*)(?::-([\s\S]*))?$/;
-const USAGE = 'expected "${VAR}" or "${VAR:-fallback}"';
+const USAGE = 'expected "${VAR}" or "${VAR:-fallback}" (write "$${" for a literal "${")';
 
 export interface Interpolated {
   value: string;

@@ -22,6 +22,9 @@ test('unset variables and malformed expressions are problems at their index', ()
   assert.match(unset.problems[0]!.message, /environment variable MISSING is not set/);
   assert.match(interpolate('${1BAD}', {}).problems[0]!.message, /invalid "\$\{1BAD\}"/);
   assert.match(interpolate('x ${OPEN', {}).problems[0]!.message, /unterminated/);
+  // A password that holds "${" itself is told how to write it.
+  assert.match(interpolate('pa${ss', {}, true).problems[0]!.message, /write "\$\$\{" for a literal "\$\{"/);
+  assert.deepEqual(interpolate('pa$${ss', {}), { value: 'pa${ss', problems: [] });
 });
 
 test('a fallback may hold its own ${VAR}, as in the shell', () => {
