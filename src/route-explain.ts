@@ -7,6 +7,8 @@ import { isPoolOutbound } from './outbound/stats.js';
 import type { Router } from './router/types.js';
 import { splitSessionUser } from './protocol/username.js';
 import { isDestinationHost } from './config/domains.js';
+import { parseIPv6 } from './config/ip.js';
+import { ipv6ToText, unmapped } from './protocol/address.js';
 
 export interface RouteQuery {
   host: string;
@@ -34,6 +36,20 @@ export interface RouteParts {
   readonly config: Config;
   readonly router: Router;
   readonly outbounds: ReadonlyMap<string, Outbound>;
+}
+
+/**
+ * The client address as the gateway has it for a connection from `ip`: Node's text of it
+ * (RFC 5952), an IPv4-mapped one as the IPv4 address (server/client.ts). A sticky pool keys a
+ * session without a user or session parameter on that text.
+ */
+function clientText(ip: string): string {
+  const zone = ip.indexOf('%');
+  const words = ip.includes(':') ? parseIPv6(ip) : undefined;
+  if (!words) return ip;
+  const bytes = Buffer.alloc(16);
+  words.forEach((word, i) => bytes.writeUInt32BE(word, 4 * i));
+  return unmapped(ipv6ToText(bytes, 0)) + (zone === -1 ? '' : ip.slice(zone));
 }
 
 /** `[::1]` as people type it is the address ::1. */
@@ -73,7 +89,7 @@ export async function explainRoute(
   if (refused !== undefined) throw new RangeError(refused);
   const user = split?.user;
   const sessionKey = split?.sessionKey;
-  const source = q.source ?? '127.0.0.1';
+  const source = clientText(q.source ?? '127.0.0.1');
   const cmd = q.command ?? 'connect';
   const decision = await parts.router.decide({ dest: { host: unbracketed(q.host), port: q.port }, cmd, user, source });
   const out: RouteExplanation = { rule: decision.rule, action: decision.action, index: decision.ruleIndex };

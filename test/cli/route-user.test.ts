@@ -83,3 +83,24 @@ test('route --user: a name that cannot log in (not in auth.users, or no auth at 
   const parts = { config, router: await compileRouter(config, { dns }), outbounds: new Map() };
   await assert.rejects(explainRoute(parts, { host: 'example.org', port: 443, user: 'bob' }), /not in auth\.users/);
 });
+
+test('route --source: a sticky pool keys an anonymous session on the address as the gateway has it, however it is spelled', async (t) => {
+  const members = Array.from({ length: 16 }, (_, i) => `"socks5://127.0.1.${i + 1}:1080"`).join(', ');
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-route-source-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'socksgate.yaml');
+  await writeFile(path, `upstreams:\n  crawl: { type: pool, strategy: sticky, members: [${members}] }\ndefault: crawl\n`);
+  const config = await loadConfig({ path });
+  const log = pino({ level: 'silent' });
+  const dns = createResolver(config.dns, { log });
+  t.after(() => dns.close());
+  const parts = { config, router: await compileRouter(config, { dns }), outbounds: await buildOutbounds(config, { dns, log }) };
+  t.after(() => closeOutbounds(parts.outbounds));
+  const member = async (source: string): Promise<string | null | undefined> => (await explainRoute(parts, { host: 'example.org', port: 443, source })).member;
+  // A dual-stack listener reports an IPv4 client as ::ffff:a.b.c.d, and the gateway unmaps it;
+  // Node writes IPv6 peers in RFC 5952's form.
+  for (let i = 1; i <= 10; i++) {
+    assert.equal(await member(`::ffff:10.0.0.${i}`), await member(`10.0.0.${i}`), `10.0.0.${i}`);
+    assert.equal(await member(`2001:DB8:0:0::${i}`), await member(`2001:db8::${i}`), `2001:db8::${i}`);
+  }
+});
