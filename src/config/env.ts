@@ -8,6 +8,8 @@ import { isPair, isScalar, visit, type Document, type Scalar } from 'yaml';
 import type { Issue } from './positions.js';
 
 const EXPR_RE = /^([A-Za-z_][A-Za-z0-9_]*)(?::-([\s\S]*))?$/;
+/** Keys whose value is a secret: a malformed expression in one is not quoted back. */
+const SECRET_KEYS: ReadonlySet<string> = new Set(['password', 'api_token']);
 const USAGE = 'expected "${VAR}" or "${VAR:-fallback}" (write "$${" for a literal "${")';
 
 export interface Interpolated {
@@ -111,8 +113,8 @@ export function interpolateDocument(doc: Document, text: string, env: NodeJS.Pro
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
       const original = node.value;
       const parent = path[path.length - 1];
-      // A password, or a member URL with user:password@.
-      const secret = (isPair(parent) && isScalar(parent.key) && parent.key.value === 'password') || /:\/\/[^/]*@/.test(original);
+      // A password, the admin API's token, or a member URL with user:password@.
+      const secret = (isPair(parent) && isScalar(parent.key) && SECRET_KEYS.has(String(parent.key.value))) || /:\/\/[^/]*@/.test(original);
       const { value, problems } = interpolate(original, env, secret);
       node.value = value;
       if (problems.length > 0 && node.range) failed.add(node.range[0]);

@@ -419,13 +419,15 @@ test('${...} inside a fallback is replaced too; nothing of it is left behind', (
   assert.equal(c.auth?.users[0]?.password, 'secret');
 });
 
-test('a malformed ${...} in a password is located without showing the password', () => {
+test('a malformed ${...} in a password or the API token is located without showing it', () => {
   const issues = issuesOf(
-    'auth:\n  users:\n    - username: a\n      password: "hunter${2-x}two"\nupstreams:\n  p: { type: pool, members: ["socks5://u:hunter${3-y}@127.0.0.1:1"] }\n',
+    'auth:\n  users:\n    - username: a\n      password: "hunter${2-x}two"\nupstreams:\n  p: { type: pool, members: ["socks5://u:hunter${3-y}@127.0.0.1:1"] }\n' +
+      'metrics:\n  api_token: "tok3n-${4-z}-0123456789"\n',
   );
   assertIssue(issues, '4:24', /invalid "\$\{\.\.\.\}"/);
   assertIssue(issues, '6:48', /invalid "\$\{\.\.\.\}"/);
-  assert.ok(!issues.some((i) => /hunter|2-x|3-y/.test(i)), issues.join('\n'));
+  assertIssue(issues, '8:21', /invalid "\$\{\.\.\.\}"/);
+  assert.ok(!issues.some((i) => /hunter|2-x|3-y|4-z/.test(i)), issues.join('\n'));
 });
 
 test('a pool member missing its scheme is reported without its password', () => {
