@@ -66,6 +66,11 @@ async function main(argv: string[]): Promise<number> {
     console.log(`socksgate ${await version()}`);
     return 0;
   }
+  // `--config "$CONFIG"` with the variable unset: no file to name, not the current directory.
+  if (values.config === '') {
+    console.error(`--config needs a file name, got ""\n${USAGE}`);
+    return 2;
+  }
   const [command = 'run', ...rest] = positionals;
   // Only `route` takes arguments: `check gateway.yaml` must not check the embedded default and say ok.
   if (command !== 'route' && rest.length > 0) {

@@ -107,6 +107,8 @@ test('usage errors exit 2 and say what is wrong: an unknown option, a bad port, 
   const cases: Array<[string[], RegExp]> = [
     [['--bogus'], /Unknown option '--bogus'/],
     [['check', '--config'], /argument missing/],
+    [['check', '--config', ''], /--config needs a file name, got ""/],
+    [['route', 'h', '80', '--config='], /--config needs a file name/],
     [['route', 'h', '99999'], /PORT must be a number from 0 to 65535, got "99999"/],
     [['route', 'h'], /HOST and PORT are required/],
     [['route', 'h', '80', '--udp', '--bind'], /--udp and --bind name two commands/],
