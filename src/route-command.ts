@@ -5,6 +5,7 @@ import { ConfigError } from './errors.js';
 import { createResolver } from './dns/resolver.js';
 import { silentLogger } from './observe/logger.js';
 import { buildOutbounds, closeOutbounds } from './outbound/build.js';
+import { compileEgress } from './outbound/egress.js';
 import { parseUsername } from './protocol/username.js';
 import { explainRoute, refusedHost, refusedUser } from './route-explain.js';
 import { compileRouter } from './router/compile.js';
@@ -67,11 +68,12 @@ export async function routeCommand(args: readonly string[], flags: RouteFlags): 
   const router = await compileRouter(config, { dns });
   const cmd: Command = flags.udp ? 'udp' : flags.bind ? 'bind' : 'connect';
   const query = { host, port, user: flags.user, source: flags.source, command: cmd };
-  let e = await explainRoute({ config, router, outbounds: new Map() }, query);
+  const egress = compileEgress(config.egress.deny);
+  let e = await explainRoute({ config, router, outbounds: new Map(), egress }, query);
   if (e.member !== undefined) {
     // Pools are built only when the decision names one (members files are read then).
     const outbounds = await buildOutbounds(config, { dns, log });
-    e = await explainRoute({ config, router, outbounds }, query);
+    e = await explainRoute({ config, router, outbounds, egress }, query);
     await closeOutbounds(outbounds);
   }
   // PRODUCT.md's documented prefix `rule=NAME action=ACTION [member=URL]` first; extras after.
@@ -79,6 +81,7 @@ export async function routeCommand(args: readonly string[], flags: RouteFlags): 
   if (e.member !== undefined) parts.push(`member=${e.member ?? 'none'}`);
   parts.push(`index=${e.index}`);
   if (e.resolved) parts.push(`resolved=${e.resolved.join(',')}`);
+  if (e.egress) parts.push(`egress=${e.egress}`);
   console.log(parts.join(' '));
   dns.close();
   return 0;

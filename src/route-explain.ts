@@ -2,6 +2,8 @@
 // GET /api/route answers it: the rule, its action and, for a pool, the member it would pick.
 
 import type { Command, Config } from './config/types.js';
+import { isIP } from 'node:net';
+import type { EgressGuard } from './outbound/egress.js';
 import type { Outbound } from './outbound/types.js';
 import { isPoolOutbound } from './outbound/stats.js';
 import type { Router } from './router/types.js';
@@ -29,6 +31,11 @@ export interface RouteExplanation {
   member?: string | null;
   /** Addresses the name resolved to, when a rule needed them. */
   resolved?: string[];
+  /**
+   * `denied` when the action is `direct` and every address it would dial (an IP literal, or
+   * the rules' answer for a name) is in `egress.deny`: the request gets 0x02 (HTTP 403).
+   */
+  egress?: 'denied';
 }
 
 /** The running configuration and what was built from it: all a routing decision reads. */
@@ -36,6 +43,8 @@ export interface RouteParts {
   readonly config: Config;
   readonly router: Router;
   readonly outbounds: ReadonlyMap<string, Outbound>;
+  /** The compiled `egress.deny`; without it the guard is not consulted. */
+  readonly egress?: EgressGuard;
 }
 
 /**
@@ -91,7 +100,8 @@ export async function explainRoute(
   const sessionKey = split?.sessionKey;
   const source = clientText(q.source ?? '127.0.0.1');
   const cmd = q.command ?? 'connect';
-  const decision = await parts.router.decide({ dest: { host: unbracketed(q.host), port: q.port }, cmd, user, source });
+  const dest = { host: unbracketed(q.host), port: q.port };
+  const decision = await parts.router.decide({ dest, cmd, user, source });
   const out: RouteExplanation = { rule: decision.rule, action: decision.action, index: decision.ruleIndex };
   if (parts.config.upstreams[decision.action]?.type === 'pool') {
     const pool = parts.outbounds.get(decision.action);
@@ -100,5 +110,12 @@ export async function explainRoute(
     out.member = (pool && isPoolOutbound(pool) ? pool.pick(sessionKey ?? user ?? source, split?.params, cmd) : undefined) ?? null;
   }
   if (decision.resolved) out.resolved = decision.resolved.map((a) => a.address);
+  // What `direct` checks before it dials (outbound/direct.ts), CONNECT and UDP alike; BIND dials nothing.
+  // A name no rule resolved is looked up only at the dial: its addresses are not known here.
+  const dialed = decision.resolved?.map((a) => a.address) ?? (isIP(dest.host) !== 0 ? [dest.host] : []);
+  const guard = parts.egress;
+  if (decision.action === 'direct' && cmd !== 'bind' && guard && dialed.length > 0 && dialed.every((a) => guard.denies(a, decision.cidrs))) {
+    out.egress = 'denied';
+  }
   return out;
 }

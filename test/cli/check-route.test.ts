@@ -158,6 +158,32 @@ default: mix
   }
 });
 
+test('route says egress=denied when direct would refuse every address it dials, as the gateway does (0x02, HTTP 403)', async () => {
+  // A listener beyond loopback: the guard's default denies private, loopback and link-local networks.
+  const path = await configFile(`
+listen: [{ host: 0.0.0.0, port: 0 }]
+auth: { users: [{ username: a, password: b }] }
+dns: { hosts: { "intranet.test": 10.1.2.3, "meta.test": 169.254.169.254 } }
+rules:
+  - { name: lan, cidrs: [10.0.0.0/8], action: direct }
+  - { name: meta, domains: [meta.test], action: direct }
+`);
+  const cases: Array<[string[], string]> = [
+    [['10.1.2.3'], 'rule=lan action=direct index=0'], // the rule's own cidrs lift the guard
+    [['intranet.test'], 'rule=lan action=direct index=0 resolved=10.1.2.3'],
+    [['192.168.1.1'], 'rule=default action=direct index=-1 egress=denied'],
+    [['::ffff:127.0.0.1', '--udp'], 'rule=default action=direct index=-1 egress=denied'],
+    [['meta.test'], 'rule=meta action=direct index=1 resolved=169.254.169.254 egress=denied'],
+    [['192.168.1.1', '--bind'], 'rule=default action=direct index=-1'], // BIND dials nothing
+    [['203.0.113.9'], 'rule=default action=direct index=-1'],
+  ];
+  for (const [[host, ...flags], expected] of cases) {
+    const r = await runCli(['route', host!, '80', ...flags, '--config', path]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), expected, host);
+  }
+});
+
 test('hash-password prints a value that logs the password in through the gateway, and no other', async (t) => {
   const r = await runCli(['hash-password'], { input: 'correct horse\n' });
   assert.equal(r.code, 0, r.stderr);

@@ -231,6 +231,9 @@ test('a ban takes a member out of rotation for new requests at once, an unban br
   assert.equal((await call('GET', '/api/route?host=example.org')).status, 400, 'port is required');
   assert.equal((await call('GET', '/api/route?host=example.org&port=80&source=nope')).status, 400);
   // A login the gateway refuses gets no route: it would show one no request takes.
+  // The metadata address: a loopback gateway's default egress.deny refuses it to `direct`.
+  const metadata = await call('GET', '/api/route?host=169.254.169.254&port=80');
+  assert.deepEqual(metadata.json, { rule: 'default', action: 'direct', index: -1, egress: 'denied' });
   const stranger = await call('GET', '/api/route?host=example.org&port=80&user=bob-country-de');
   assert.equal(stranger.status, 400, stranger.text);
   assert.match(stranger.text, /not in auth\.users/);
