@@ -9,8 +9,7 @@ import { isPoolOutbound } from './outbound/stats.js';
 import type { Router } from './router/types.js';
 import { splitSessionUser } from './protocol/username.js';
 import { isDestinationHost } from './config/domains.js';
-import { parseIPv6 } from './config/ip.js';
-import { ipv6ToText, unmapped } from './protocol/address.js';
+import { peerText, unmapped } from './protocol/address.js';
 
 export interface RouteQuery {
   host: string;
@@ -54,11 +53,7 @@ export interface RouteParts {
  */
 function clientText(ip: string): string {
   const zone = ip.indexOf('%');
-  const words = ip.includes(':') ? parseIPv6(ip) : undefined;
-  if (!words) return ip;
-  const bytes = Buffer.alloc(16);
-  words.forEach((word, i) => bytes.writeUInt32BE(word, 4 * i));
-  return unmapped(ipv6ToText(bytes, 0)) + (zone === -1 ? '' : ip.slice(zone));
+  return zone === -1 ? unmapped(peerText(ip)) : unmapped(peerText(ip.slice(0, zone))) + ip.slice(zone);
 }
 
 /** `[::1]` as people type it is the address ::1. */
