@@ -2,9 +2,11 @@
 // forwarding, Basic auth carrying session parameters, keep-alive with each request routed.
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
-import { Agent, request, type IncomingMessage } from 'node:http';
+import { Agent, createServer, request, type IncomingMessage } from 'node:http';
 import { curl } from '../helpers/curl.js';
 import { echoAndGateway, rawClient, readBytes, startGateway, startHttpServer } from '../helpers/index.js';
+import { readHead } from '../helpers/raw-proxy.js';
+import { listenTracked } from '../helpers/servers.js';
 
 test('curl -x http:// fetches absolute-form and through CONNECT (-p); each is one access-log line', async (t) => {
   const web = await startHttpServer();
@@ -38,6 +40,23 @@ test('CONNECT relays raw bytes both ways, bytes sent behind the head first', asy
   assert.equal(line?.up, 9);
   assert.equal(line?.down, 9);
   assert.equal(line?.status, 200);
+});
+
+test('a CONNECT pipelined behind a GET whose response outgrows the socket buffer: the whole response, then the tunnel', async (t) => {
+  const body = Buffer.alloc(4 * 1024 * 1024, 0x62);
+  const origin = await listenTracked(createServer((_req, res) => res.end(body)));
+  t.after(() => origin.close());
+  const { echo, gw } = await echoAndGateway(t);
+  const s = await rawClient(gw.port);
+  t.after(() => s.destroy());
+  // One write: node parses the CONNECT head while the GET's response is still to be written.
+  s.write(`GET http://127.0.0.1:${origin.port}/big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nCONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\n\r\nearly`);
+  const head = await readHead(s, 5_000);
+  assert.match(head, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.match(head, new RegExp(`\r\ncontent-length: ${body.length}\r\n`, 'i'));
+  assert.equal((await readBytes(s, body.length, 10_000)).length, body.length, 'the whole response body');
+  const established = 'HTTP/1.1 200 Connection established\r\n\r\n';
+  assert.equal((await readBytes(s, established.length + 5)).toString(), `${established}early`);
 });
 
 test('Proxy-Authorization Basic: missing or wrong → 407 with Proxy-Authenticate; alice-session-K1 passes as alice', async (t) => {

@@ -15,6 +15,7 @@ import { refuse, serve } from '../pipeline.js';
 import type { ChunkReader } from '../reader.js';
 import type { Front } from '../request.js';
 import { answer, authenticate, noteRefusedLogin, rawResponse, reasonOf, statusOf } from './http-answer.js';
+import { passDrainToResponse } from './http-drain.js';
 import { bodyDidNotParse, forward } from './http-forward.js';
 import { requestContext } from './context.js';
 
@@ -139,9 +140,14 @@ export class HttpFront {
     const conn = this.#clients.get(socket);
     if (!conn) return void socket.destroy();
     if (tooManyFields(req)) return this.#refuseHead(conn, TOO_MANY_FIELDS, socket);
+    // Responses to requests pipelined ahead of this one are still to be written whole.
+    const stopDraining = passDrainToResponse(socket);
     this.#inTurn(
       conn,
-      () => tunnel(conn, req, head),
+      () => {
+        stopDraining();
+        return tunnel(conn, req, head);
+      },
       (err) => {
         conn.log.error({ err }, 'CONNECT failed');
         socket.destroy();
