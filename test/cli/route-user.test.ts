@@ -1,6 +1,6 @@
 // `socksgate route --user` and GET /api/route take the whole username grammar: session,
 // lifetime and tag filters pick the member a login with that username would get.
-import { test } from '../helpers/test.js';
+import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.js';
 import { createResolver } from '../../src/dns/resolver.js';
 import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
-import { explainRoute } from '../../src/route-explain.js';
+import { explainRoute, type RouteParts } from '../../src/route-explain.js';
 import { compileRouter } from '../../src/router/compile.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -28,18 +28,23 @@ rules:
   - { name: crawler, users: [alice], action: crawl }
 `;
 
-test('route --user: tag filters pick the member; a malformed username is refused', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'socksgate-route-user-'));
+/** `text` written to a temporary socksgate.yaml, and what a routing decision reads, built from it. */
+async function routeParts(t: TestContext, text: string, prefix = 'socksgate-route-user-'): Promise<{ dir: string; path: string; parts: RouteParts }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, 'socksgate.yaml');
-  await writeFile(path, CONFIG);
-
+  await writeFile(path, text);
   const config = await loadConfig({ path });
   const log = pino({ level: 'silent' });
   const dns = createResolver(config.dns, { log });
   t.after(() => dns.close());
   const parts = { config, router: await compileRouter(config, { dns }), outbounds: await buildOutbounds(config, { dns, log }) };
   t.after(() => closeOutbounds(parts.outbounds));
+  return { dir, path, parts };
+}
+
+test('route --user: tag filters pick the member; a malformed username is refused', async (t) => {
+  const { path, parts } = await routeParts(t, CONFIG);
   const member = async (user: string): Promise<string | null | undefined> => (await explainRoute(parts, { host: 'example.org', port: 443, user })).member;
   for (let k = 0; k < 20; k++) {
     assert.match(String(await member(`alice-session-k${k}-lifetime-10m-country-de`)), /^socks5:\/\/127\.0\.0\.1[12]:1080$/);
@@ -58,10 +63,7 @@ test('route --user: tag filters pick the member; a malformed username is refused
 });
 
 test('route --user: a name that cannot log in (not in auth.users, or no auth at all) is refused, not given a route', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'socksgate-route-user-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const path = join(dir, 'socksgate.yaml');
-  await writeFile(path, CONFIG);
+  const { dir, path, parts } = await routeParts(t, CONFIG);
   const open = join(dir, 'open.yaml');
   // No auth: a login's parameters reach no pool, which keys on the client's address.
   await writeFile(open, CONFIG.replace(/^auth:\n.*\n/m, '').replace(/users: \[alice\], /, ''));
@@ -77,25 +79,12 @@ test('route --user: a name that cannot log in (not in auth.users, or no auth at 
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /^rule=crawler action=crawl member=socks5:\/\/\S+ index=0$/m);
 
-  const config = await loadConfig({ path });
-  const dns = createResolver(config.dns, { log: pino({ level: 'silent' }) });
-  t.after(() => dns.close());
-  const parts = { config, router: await compileRouter(config, { dns }), outbounds: new Map() };
   await assert.rejects(explainRoute(parts, { host: 'example.org', port: 443, user: 'bob' }), /not in auth\.users/);
 });
 
 test('route --source: a sticky pool keys an anonymous session on the address as the gateway has it, however it is spelled', async (t) => {
   const members = Array.from({ length: 16 }, (_, i) => `"socks5://127.0.1.${i + 1}:1080"`).join(', ');
-  const dir = await mkdtemp(join(tmpdir(), 'socksgate-route-source-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const path = join(dir, 'socksgate.yaml');
-  await writeFile(path, `upstreams:\n  crawl: { type: pool, strategy: sticky, members: [${members}] }\ndefault: crawl\n`);
-  const config = await loadConfig({ path });
-  const log = pino({ level: 'silent' });
-  const dns = createResolver(config.dns, { log });
-  t.after(() => dns.close());
-  const parts = { config, router: await compileRouter(config, { dns }), outbounds: await buildOutbounds(config, { dns, log }) };
-  t.after(() => closeOutbounds(parts.outbounds));
+  const { parts } = await routeParts(t, `upstreams:\n  crawl: { type: pool, strategy: sticky, members: [${members}] }\ndefault: crawl\n`, 'socksgate-route-source-');
   const member = async (source: string): Promise<string | null | undefined> => (await explainRoute(parts, { host: 'example.org', port: 443, source })).member;
   // A dual-stack listener reports an IPv4 client as ::ffff:a.b.c.d, and the gateway unmaps it;
   // Node writes IPv6 peers in RFC 5952's form.
