@@ -164,3 +164,42 @@ test('wrong password: status ≠ 0, then close; pipelined greeting + auth + requ
     await auth.close();
   }
 });
+
+/**
+ * Sends `bytes` after the gateway's last answer and its FIN, then half-closes: resolves to
+ * whether the connection ended in an error (a reset) rather than a clean close.
+ */
+async function resetAfterSending(s: import('node:net').Socket, bytes: number): Promise<boolean> {
+  let failed = false;
+  s.on('error', () => (failed = true));
+  const closed = new Promise<boolean>((resolve) => s.once('close', resolve));
+  s.resume();
+  if (!s.readableEnded) await once(s, 'end');
+  s.end(Buffer.alloc(bytes));
+  return (await closed) || failed;
+}
+
+// More than loopback's socket buffers hold, so a gateway that stopped reading would have to
+// reset the connection to close it.
+const AFTER_REFUSAL = 16 * 1024 * 1024;
+
+test('a client refused at method selection that keeps sending is read to its end, not reset', async () => {
+  const s = await rawClient(gw.port);
+  s.write(hex('05 01 01'));
+  assert.deepEqual(await readBytes(s, 2), hex('05 ff'));
+  assert.equal(await resetAfterSending(s, AFTER_REFUSAL), false);
+  await stillServes();
+});
+
+test('a client refused at login that keeps sending is read to its end, not reset', async () => {
+  const auth = await startGateway({ auth: { users: [{ username: 'bob', password: 'pw' }] } });
+  try {
+    const s = await rawClient(auth.port);
+    const login = Buffer.concat([hex('01 03'), Buffer.from('bob'), hex('02'), Buffer.from('no')]);
+    s.write(Buffer.concat([hex('05 01 02'), login]));
+    assert.deepEqual(await readBytes(s, 4), hex('05 02 01 01'));
+    assert.equal(await resetAfterSending(s, AFTER_REFUSAL), false);
+  } finally {
+    await auth.close();
+  }
+});

@@ -104,6 +104,7 @@ async function readRequest(
       held.add(hs.selectMethod(method));
       if (method === Method.NO_ACCEPTABLE) {
         record.error = 'no acceptable auth method';
+        reader.detach(); // before closeClient: a reader detached after it re-pauses what it drains
         closeClient(client, held.with());
         return undefined;
       }
@@ -115,6 +116,7 @@ async function readRequest(
         record.user = ev.username;
         refusedLogins.add(record);
         record.error = 'authentication failed';
+        reader.detach();
         closeClient(client, held.with());
         return undefined;
       }
