@@ -1,5 +1,5 @@
 /* The target servers (included by loadgen.c), one epoll loop on 127.0.0.1:
- * sink (reads to EOF, answers "done"), source (sends as many bytes as the 8-byte count,
+ * sink (reads to EOF, answers with the count of bytes it read: 8 bytes, host order), source (sends as many bytes as the 8-byte count,
  * host order, it is sent, then closes), echo, echo_close (echoes 64 bytes, then closes
  * first: the cycles target), HTTP (200 "ok" to every request, keep-alive) and UDP echo.
  * It ends with its parent.
@@ -21,7 +21,7 @@ struct peer {
   enum kind kind;
   unsigned char *pending; /* echo bytes the socket did not take yet */
   size_t pending_len, pending_off;
-  uint64_t left; /* source: bytes still to send; echo_close: bytes still to echo */
+  uint64_t left; /* source: bytes still to send; echo_close: bytes still to echo; sink: bytes read */
   unsigned char head[8];
   size_t head_got;
 };
@@ -109,8 +109,12 @@ static void on_peer(int fd, uint32_t events) {
   ssize_t r = read(fd, block, sizeof block);
   if (r < 0) return errno == EAGAIN ? (void)0 : drop(fd);
   if (r == 0) {
-    if (p->kind == SINK) (void)!write(fd, "done", 4);
+    if (p->kind == SINK) (void)!write(fd, &p->left, 8);
     return drop(fd);
+  }
+  if (p->kind == SINK) {
+    p->left += r;
+    return;
   }
   if (p->kind == ECHO) return send_back(fd, block, r);
   if (p->kind == ECHO_CLOSE) {

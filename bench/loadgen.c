@@ -161,13 +161,23 @@ static void *stream(void *arg) {
   int s = *(int *)arg;
   static char block[256 * 1024];
   if (direction_up) {
+    /* Exactly stream_bytes (the figure divides by it), then the sink's count of what arrived:
+     * a relay that drops bytes and closes must not pass for a fast one. */
     for (long long sent = 0; sent < stream_bytes;) {
-      ssize_t w = write(s, block, sizeof block);
+      long long left = stream_bytes - sent;
+      ssize_t w = write(s, block, left < (long long)sizeof block ? (size_t)left : sizeof block);
       if (w <= 0) die("write");
       sent += w;
     }
     shutdown(s, SHUT_WR);
-    while (read(s, block, sizeof block) > 0) {}
+    uint64_t arrived = 0;
+    size_t got = 0;
+    ssize_t r;
+    while (got < 8 && (r = read(s, (char *)&arrived + got, 8 - got)) > 0) got += r;
+    if (got < 8 || arrived != (uint64_t)stream_bytes) {
+      fprintf(stderr, "loadgen: the sink got %llu of %lld bytes\n", got < 8 ? 0ULL : (unsigned long long)arrived, stream_bytes);
+      exit(5);
+    }
   } else {
     uint64_t want = stream_bytes;
     if (write(s, &want, 8) != 8) die("write");
