@@ -256,7 +256,8 @@ static int udp_rt(int pport, int dport, int inflight, double seconds) {
       for (int i = 0; i < inflight; i++) sendto(u, frame, flen, 0, (struct sockaddr *)&relay, sizeof relay);
       continue;
     }
-    if ((size_t)r == flen) answered++;
+    /* A round trip counts when the payload came back intact, not merely its length. */
+    if ((size_t)r == flen && !memcmp(buf + head, frame + head, 512)) answered++;
     sendto(u, frame, flen, 0, (struct sockaddr *)&relay, sizeof relay);
   }
   printf("{\"per_s\":%.1f,\"refills\":%lld}\n", answered / (now() - t0), lost / (inflight ? inflight : 1));
