@@ -169,9 +169,12 @@ export async function run(): Promise<void> {
     // Every relay up at once (idle ones cost nothing), each pinned to core 0 in its own process.
     const started: RelayProcess[] = [];
     const subjects: Subject[] = [{ col: { name: 'direct', values: {} }, via: DIRECT, udp: true }];
-    const add = async (start: () => Promise<RelayProcess | undefined>, name: string, udpToo: boolean): Promise<void> => {
-      const relay = await attempt(`${name} start`, start);
-      if (!relay) return;
+    // A relay that cannot start (not installed, no port) fails the section: a table without
+    // its column would read as a complete comparison.
+    const add = async (start: () => Promise<RelayProcess>, name: string, udpToo: boolean): Promise<void> => {
+      const relay = await start().catch((err: unknown) => {
+        throw new Error(`${name} start: ${err instanceof Error ? err.message : String(err)}`);
+      });
       started.push(relay);
       subjects.push({ col: { name, values: {} }, via: { kind: relay.kind, port: relay.port }, relay, udp: udpToo });
     };

@@ -157,14 +157,19 @@ export async function startProxyChainProcess(): Promise<RelayProcess> {
   return start('proxy-chain', 'http', process.execPath, ['bench/.build/bench/proxy-chain-main.js', String(port)], port);
 }
 
-export async function startMicrosocksProcess(): Promise<RelayProcess | undefined> {
-  if (!existsSync('/usr/bin/microsocks')) return undefined;
+/** The comparison needs every peer: a missing one fails the run rather than dropping its column. */
+function required(path: string, pkg: string): void {
+  if (!existsSync(path)) throw new Error(`${path} not found: install the Debian package ${pkg}`);
+}
+
+export async function startMicrosocksProcess(): Promise<RelayProcess> {
+  required('/usr/bin/microsocks', 'microsocks');
   const port = await freePort();
   return start('microsocks', 'socks5-lockstep', '/usr/bin/microsocks', ['-i', '127.0.0.1', '-p', String(port)], port);
 }
 
-export async function startDanteProcess(): Promise<RelayProcess | undefined> {
-  if (!existsSync('/usr/sbin/danted')) return undefined;
+export async function startDanteProcess(): Promise<RelayProcess> {
+  required('/usr/sbin/danted', 'dante-server');
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'socksgate-bench-dante-'));
   const conf = [
