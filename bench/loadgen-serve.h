@@ -1,6 +1,7 @@
 /* The target servers (included by loadgen.c), one epoll loop on 127.0.0.1:
- * sink (reads to EOF, answers with the count of bytes it read: 8 bytes, host order), source (sends as many bytes as the 8-byte count,
- * host order, it is sent, then closes), echo, echo_close (echoes 64 bytes, then closes
+ * sink (reads an 8-byte count, host order, then that many bytes, and answers with the count
+ * it read: no FIN needed, which relays without half-close do not pass on), source (sends as
+ * many bytes as the 8-byte count, host order, it is sent, then closes), echo, echo_close (echoes 64 bytes, then closes
  * first: the cycles target), HTTP (200 "ok" to every request, keep-alive) and UDP echo.
  * It ends with its parent.
  *
@@ -24,6 +25,7 @@ struct peer {
   uint64_t left; /* source: bytes still to send; echo_close: bytes still to echo; sink: bytes read */
   unsigned char head[8];
   size_t head_got;
+  int answered; /* sink: the count went back */
 };
 
 static struct peer *peers;
@@ -108,12 +110,17 @@ static void on_peer(int fd, uint32_t events) {
   }
   ssize_t r = read(fd, block, sizeof block);
   if (r < 0) return errno == EAGAIN ? (void)0 : drop(fd);
-  if (r == 0) {
-    if (p->kind == SINK) (void)!write(fd, &p->left, 8);
-    return drop(fd);
-  }
+  if (r == 0) return drop(fd);
   if (p->kind == SINK) {
-    p->left += r;
+    ssize_t i = 0;
+    while (i < r && p->head_got < 8) p->head[p->head_got++] = block[i++];
+    p->left += r - i;
+    uint64_t want;
+    memcpy(&want, p->head, 8);
+    if (p->head_got == 8 && p->left >= want && !p->answered) {
+      p->answered = 1;
+      (void)!write(fd, &p->left, 8);
+    }
     return;
   }
   if (p->kind == ECHO) return send_back(fd, block, r);

@@ -161,15 +161,18 @@ static void *stream(void *arg) {
   int s = *(int *)arg;
   static char block[256 * 1024];
   if (direction_up) {
-    /* Exactly stream_bytes (the figure divides by it), then the sink's count of what arrived:
-     * a relay that drops bytes and closes must not pass for a fast one. */
+    /* The count first, then exactly that many bytes; the run ends when the sink says it read
+     * them all. Not at a close after our FIN: a relay without half-close (the bare relay,
+     * microsocks) closes as soon as it reads the FIN, with bytes still in its buffers, and a
+     * relay that drops bytes must not pass for a fast one. */
+    uint64_t want = stream_bytes;
+    if (write(s, &want, 8) != 8) die("write");
     for (long long sent = 0; sent < stream_bytes;) {
       long long left = stream_bytes - sent;
       ssize_t w = write(s, block, left < (long long)sizeof block ? (size_t)left : sizeof block);
       if (w <= 0) die("write");
       sent += w;
     }
-    shutdown(s, SHUT_WR);
     uint64_t arrived = 0;
     size_t got = 0;
     ssize_t r;
