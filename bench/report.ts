@@ -14,9 +14,12 @@ export interface Column {
   values: Record<string, number | undefined>;
 }
 
+/** The median; of an even count (a round that failed leaves two), the mean of the middle two. */
 export function median(xs: number[]): number {
+  if (xs.length === 0) throw new Error('median: no values');
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 function cell(v: number | undefined, key: string): string {
