@@ -116,7 +116,7 @@ async function membersFileCompile(): Promise<void> {
 
 /**
  * `open()` then one echo round trip, CONNECTIONS times with CONCURRENCY in flight.
- * Connections per second, and how many failed (a busy host can run out of ephemeral ports).
+ * Connections per second that echoed, and how many failed (a busy host can run out of ephemeral ports).
  */
 async function perSecond(open: () => Promise<{ socket: Socket; done?: () => void }>): Promise<{ rate: number; failed: number }> {
   let next = 0;
@@ -137,7 +137,8 @@ async function perSecond(open: () => Promise<{ socket: Socket; done?: () => void
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  return { rate: CONNECTIONS / ((performance.now() - start) / 1000), failed };
+  // Only connections that echoed count toward the rate; a failed one is not a connection made.
+  return { rate: (CONNECTIONS - failed) / ((performance.now() - start) / 1000), failed };
 }
 
 const show = (r: { rate: number; failed: number }): string => `${fmt(r.rate, 0)}${r.failed ? ` (${r.failed} failed)` : ''}`;
