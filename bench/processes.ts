@@ -53,12 +53,43 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Every process the bench started and has not seen exit. */
+const live = new Set<ChildProcess>();
+let watching = false;
+
+/**
+ * A bench that dies on an exception or is told to stop must not leave relays (danted,
+ * microsocks, gateways) or load generators running: each is signalled by its pid on the way
+ * out. SIGTERM, not SIGKILL: danted stops its own children on SIGTERM. Installed with the
+ * first process, so that importing this module changes nothing.
+ */
+function stopAllOnExit(): void {
+  if (watching) return;
+  watching = true;
+  process.once('exit', () => {
+    for (const child of live) child.kill('SIGTERM');
+  });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1)));
+  }
+}
+
 /** `cmd args` on `core` with the raised descriptor limit; prlimit and taskset exec, so the pid is the command's. */
 export function spawnPinned(core: string, cmd: string, args: string[], opts: { stdout?: 'ignore' | 'pipe'; cwd?: string } = {}): ChildProcess {
-  return spawn('prlimit', [`--nofile=${NOFILE}:${NOFILE}`, 'taskset', '-c', core, cmd, ...args], {
+  const child = spawn('prlimit', [`--nofile=${NOFILE}:${NOFILE}`, 'taskset', '-c', core, cmd, ...args], {
     cwd: opts.cwd ?? ROOT,
     stdio: ['ignore', opts.stdout ?? 'ignore', 'pipe'],
   });
+  stopAllOnExit();
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  // A spawn failure (prlimit or taskset missing) arrives as 'error', then 'exit' or 'close';
+  // unheard, it would end the bench at once with everything else still running.
+  child.once('error', (err) => {
+    live.delete(child);
+    console.log(`  ${cmd}: ${err.message}`);
+  });
+  return child;
 }
 
 /** Resolves once something accepts on the port (bounded: 600 tries, 50 ms apart: tsx start-up on a busy machine). */
