@@ -72,8 +72,14 @@ export async function cycles(lg: Loadgen, via: Via, ports: TargetPorts, seconds 
 async function idleKiB(lg: Loadgen, relay: RelayProcess, ports: TargetPorts): Promise<number> {
   const before = await treeRssKiB(relay.pid);
   const h = await lg.hold({ kind: relay.kind, port: relay.port }, ports.echo, IDLE);
-  await new Promise((r) => setTimeout(r, 1_000)); // let the relay settle (lazy allocations, GC)
-  const during = await treeRssKiB(relay.pid);
+  let during: number;
+  try {
+    await new Promise((r) => setTimeout(r, 1_000)); // let the relay settle (lazy allocations, GC)
+    during = await treeRssKiB(relay.pid);
+  } catch (err) {
+    h.stop();
+    throw err;
+  }
   const after = await h.release();
   if (h.held.held !== IDLE || after.mismatches! > 0 || after.verified !== IDLE) {
     console.log(`  (${relay.name}: held ${h.held.held} of ${IDLE}, then ${after.verified} echoed back, ${after.mismatches} mismatched)`);

@@ -157,7 +157,6 @@ static void on_udp(int fd) {
 }
 
 static int serve(void) {
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
   struct rlimit rl;
   getrlimit(RLIMIT_NOFILE, &rl);
   peers = calloc(rl.rlim_cur, sizeof *peers);

@@ -214,6 +214,8 @@ static int throughput(long long bytes, int streams) {
 #include "loadgen-serve.h"
 
 int main(int argc, char **argv) {
+  /* Every mode ends with the bench, even one killed outright: hold waits for SIGUSR1 unbounded. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGALRM, on_alarm);
   raise_nofile();

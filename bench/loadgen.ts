@@ -91,7 +91,7 @@ export class Loadgen {
    * `n` relayed connections, each having echoed 64 bytes, held open. release() has each
    * echo again (compared byte for byte) and close; it resolves with that run's figures.
    */
-  async hold(via: Via, echoPort: number, n: number): Promise<{ held: Figures; release(): Promise<Figures> }> {
+  async hold(via: Via, echoPort: number, n: number): Promise<{ held: Figures; release(): Promise<Figures>; stop(): void }> {
     const child = spawnPinned(CLIENT_CORE, this.bin, ['hold', via.kind, via.port, echoPort, n].map(String), { stdout: 'pipe' });
     const err = stderrOf(child);
     const results: Figures[] = [];
@@ -125,6 +125,8 @@ export class Loadgen {
         child.kill('SIGUSR1');
         return next(150_000).finally(() => child.kill('SIGKILL'));
       },
+      // Waiting for SIGUSR1 has no deadline: a run that fails before release() must end it.
+      stop: () => void child.kill('SIGKILL'),
     };
   }
 }

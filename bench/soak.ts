@@ -42,10 +42,14 @@ async function settled(metricsPort: number, base: Gauges, ms: number): Promise<G
 export async function run(): Promise<void> {
   const lg = new Loadgen(await buildLoadgen());
   const targets = await lg.serve();
-  const gw = await startGatewayProcess();
+  const gw = await startGatewayProcess().catch((err: unknown) => {
+    targets.stop();
+    throw err;
+  });
   const via = { kind: gw.kind, port: gw.port };
   const metricsPort = gw.metricsPort!;
   let failed = false;
+  let holding: { stop(): void } | undefined;
   try {
     await lg.run(['churn', via.kind, via.port, targets.ports.echo, 50, 2], 60_000); // warm-up: JIT, pools
     const base = await settled(metricsPort, { handles: Infinity, active: 0 }, 5_000);
@@ -53,6 +57,7 @@ export async function run(): Promise<void> {
     console.log(`baseline: ${base.handles} handles, ${base.active} open connections, RSS ${fmt(rss0 / 1024, 1)} MiB`);
 
     const h = await lg.hold(via, targets.ports.echo, HELD);
+    holding = h;
     await new Promise((r) => setTimeout(r, 1_000));
     const rss1 = await treeRssKiB(gw.pid);
     const open = await gauges(metricsPort);
@@ -80,6 +85,7 @@ export async function run(): Promise<void> {
     );
     failed = churn.mismatches! > 0 || after.mismatches! > 0 || h.held.mismatches! > 0 || end.handles > base.handles || end.active !== 0;
   } finally {
+    holding?.stop();
     await gw.stop();
     targets.stop();
   }
