@@ -71,7 +71,7 @@ export async function run(): Promise<void> {
     const lag = await lagP99(metricsPort);
     console.log(
       `churn beside them, ${CHURN_SECONDS} s: ${fmt(churn.cycles!, 0)} transfers of 1..64 KiB (${fmt(churn.per_s!, 0)}/s), ` +
-        `${churn.errors} failed, ${churn.mismatches} not byte-identical; event-loop lag p99 ${fmt(lag.lag, 1)} ms past the ${LAG_SAMPLING_MS} ms sampling (the metric read ${fmt(lag.raw, 1)} ms)`,
+        `${churn.errors} failed, ${churn.mismatches} not byte-identical, ${churn.unfinished} unfinished; event-loop lag p99 ${fmt(lag.lag, 1)} ms past the ${LAG_SAMPLING_MS} ms sampling (the metric read ${fmt(lag.raw, 1)} ms)`,
     );
 
     const after = await h.release();
@@ -83,7 +83,20 @@ export async function run(): Promise<void> {
         `(${end.handles <= base.handles && end.active === 0 ? 'back at baseline' : 'NOT back at baseline'}); ` +
         `RSS ${fmt(rss2 / 1024, 1)} MiB (V8's heap and malloc keep the size they grew to)`,
     );
-    failed = churn.mismatches! > 0 || after.mismatches! > 0 || h.held.mismatches! > 0 || end.handles > base.handles || end.active !== 0;
+    // Failed transfers and connections not held fail the soak as mismatches do: the claim is
+    // that every connection was held, and every transfer came back byte-identical.
+    failed =
+      h.held.held !== HELD ||
+      h.held.errors! > 0 ||
+      h.held.mismatches! > 0 ||
+      churn.errors! > 0 ||
+      churn.mismatches! > 0 ||
+      churn.unfinished! > 0 ||
+      after.verified !== h.held.held ||
+      after.errors! > 0 ||
+      after.mismatches! > 0 ||
+      end.handles > base.handles ||
+      end.active !== 0;
   } finally {
     holding?.stop();
     await gw.stop();
