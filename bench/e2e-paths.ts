@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDnsServer, type DnsRecord } from '../test/helpers/dns-server.js';
 import { attempt, cycles, REPEAT, SECONDS, throughput } from './e2e.js';
-import { closeServer, echoServer, fmt, listen, socksConnect, type Connector } from './lib.js';
+import { closeServer, echoServer, fmt, listen, nextChunk, socksConnect, type Connector } from './lib.js';
 import { buildLoadgen, Loadgen, type TargetPorts, type Via } from './loadgen.js';
 import { startGatewayProcess, startMicrosocksProcess, startProxyChainProcess, treeRssKiB, TWO_RULES, type RelayProcess } from './processes.js';
 import { median, scrape } from './report.js';
@@ -217,29 +217,32 @@ async function domainConnects(): Promise<void> {
   const records: Record<string, DnsRecord> = { 'warm.bench': { A: ['127.0.0.1'], ttl: 3600 } };
   for (let i = 0; i < N; i++) records[`n${i}.bench`] = { A: ['127.0.0.1'], ttl: 3600 };
   const dns = await startDnsServer(records);
-  await using(await startGatewayProcess({ yaml: `dns: { servers: ["127.0.0.1:${dns.port}"] }\n` }), async (gw) => {
-    const perSecond = async (name: (i: number) => string): Promise<number> => {
-      let next = 0;
-      const connectTo: Connector = (p, d) => socksConnect(p, d, name(next++));
-      const worker = async (): Promise<void> => {
-        while (next < N) {
-          const s = await connectTo(gw.port, echoPort);
-          s.write('x');
-          s.resume();
-          await once(s, 'data');
-          s.destroy();
-        }
+  // Servers left open by a failed run would keep the bench from ever exiting.
+  try {
+    await using(await startGatewayProcess({ yaml: `dns: { servers: ["127.0.0.1:${dns.port}"] }\n` }), async (gw) => {
+      const perSecond = async (name: (i: number) => string): Promise<number> => {
+        let next = 0;
+        const connectTo: Connector = (p, d) => socksConnect(p, d, name(next++));
+        const worker = async (): Promise<void> => {
+          while (next < N) {
+            const s = await connectTo(gw.port, echoPort);
+            s.write('x');
+            s.resume();
+            await nextChunk(s, 'echo').finally(() => s.destroy());
+          }
+        };
+        const t0 = performance.now();
+        await Promise.all(Array.from({ length: 20 }, worker));
+        return N / ((performance.now() - t0) / 1000);
       };
-      const t0 = performance.now();
-      await Promise.all(Array.from({ length: 20 }, worker));
-      return N / ((performance.now() - t0) / 1000);
-    };
-    const warm = await perSecond(() => 'warm.bench');
-    const cold = await perSecond((i) => `n${i}.bench`);
-    console.log(`CONNECT by name (Node clients): ${fmt(warm, 0)} conn/s warm cache, ${fmt(cold, 0)} conn/s cold (A+AAAA query each)`);
-  });
-  await dns.close();
-  await closeServer(echo);
+      const warm = await perSecond(() => 'warm.bench');
+      const cold = await perSecond((i) => `n${i}.bench`);
+      console.log(`CONNECT by name (Node clients): ${fmt(warm, 0)} conn/s warm cache, ${fmt(cold, 0)} conn/s cold (A+AAAA query each)`);
+    });
+  } finally {
+    await dns.close();
+    await closeServer(echo);
+  }
 }
 
 /** BENCH_PATHS=workers,http,… runs only those sections (default: all). */

@@ -82,6 +82,37 @@ export function minimalRelay(duties?: RelayDuties): Server {
 }
 
 /**
+ * The next chunk the socket reads; rejects when it ends or closes first. `once(s, 'data')`
+ * rejects only on 'error', and waits forever on a proxy that closes cleanly.
+ */
+export function nextChunk(s: Socket, what: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      off();
+      resolve(chunk);
+    };
+    const onEnd = (): void => {
+      off();
+      reject(new Error(`${what}: the connection closed`));
+    };
+    const onError = (err: Error): void => {
+      off();
+      reject(err);
+    };
+    const off = (): void => {
+      s.off('data', onData);
+      s.off('end', onEnd);
+      s.off('close', onEnd);
+      s.off('error', onError);
+    };
+    s.on('data', onData);
+    s.on('end', onEnd);
+    s.on('close', onEnd);
+    s.on('error', onError);
+  });
+}
+
+/**
  * SOCKS5 CONNECT with no auth; resolves once the reply is in. Greeting and request go in
  * one packet, as curl and most clients send them, unless `lockstep` (for servers that
  * read the greeting and drop what came with it, such as microsocks).
@@ -101,8 +132,7 @@ export async function socksConnect(proxyPort: number, destPort: number, destHost
       s.write(request);
       requested = true;
     }
-    const [chunk] = (await once(s, 'data')) as [Buffer];
-    got = Buffer.concat([got, chunk]);
+    got = Buffer.concat([got, await nextChunk(s, 'SOCKS5 handshake')]);
   }
   if (reply.value.rep !== 0) throw new Error(`reply ${reply.value.rep}`);
   s.pause();
@@ -120,8 +150,7 @@ export async function httpConnect(proxyPort: number, destPort: number, destHost 
   let got = Buffer.alloc(0);
   let end = -1;
   while ((end = got.indexOf('\r\n\r\n')) === -1) {
-    const [chunk] = (await once(s, 'data')) as [Buffer];
-    got = Buffer.concat([got, chunk]);
+    got = Buffer.concat([got, await nextChunk(s, 'HTTP CONNECT')]);
   }
   if (!got.subarray(0, 12).toString().startsWith('HTTP/1.1 200')) throw new Error(`CONNECT answered ${got.subarray(0, 12).toString()}`);
   s.pause();
