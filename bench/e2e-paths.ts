@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDnsServer, type DnsRecord } from '../test/helpers/dns-server.js';
-import { attempt, cycles, REPEAT, SECONDS, throughput } from './e2e.js';
+import { attempt, cycles, REPEAT, SECONDS, throughput, warmUp } from './e2e.js';
 import { closeServer, echoServer, fmt, listen, nextChunk, socksConnect, type Connector } from './lib.js';
 import { buildLoadgen, Loadgen, type TargetPorts, type Via } from './loadgen.js';
 import { startGatewayProcess, startMicrosocksProcess, startProxyChainProcess, treeRssKiB, TWO_RULES, type RelayProcess } from './processes.js';
@@ -36,8 +36,10 @@ interface Figures {
   absolute?: number;
 }
 
-/** One throughput run each way (the main table takes medians), then a cycles run. */
+/** A warm-up pass, one throughput run each way (the main table takes medians), then a cycles run. */
 async function basic(lg: Loadgen, ports: TargetPorts, name: string, via: Via): Promise<Figures> {
+  // Without it a gateway's first figures time its JIT warming up, against peers in C.
+  await attempt(`${name} warm-up`, () => warmUp(lg, ports, via));
   return {
     up1: await attempt(`${name} up`, () => throughput(lg, via, ports, 'up', 1, 1)),
     down1: await attempt(`${name} down`, () => throughput(lg, via, ports, 'down', 1, 1)),
@@ -79,6 +81,7 @@ async function bigLists(lg: Loadgen, ports: TargetPorts, plainCycles: number | u
     const c = await using(await startGatewayProcess({ yaml }), async (gw) => {
       const ready = performance.now() - started;
       console.log(`${fmt(LIST_SIZE, 0)} domains + ${fmt(LIST_SIZE, 0)} CIDRs loaded: started in ${fmt(ready / 1000, 1)} s`);
+      await warmUp(lg, ports, viaOf(gw)); // as the reference run was
       return cycles(lg, viaOf(gw), ports);
     });
     if (c !== undefined) show('socksgate, lists loaded', { cycles: c }, plainCycles ? { cycles: plainCycles } : undefined);

@@ -122,20 +122,16 @@ async function interleaved(subjects: Subject[], key: string, what: string, once:
  * One short pass of every kind of run through each relay before any is measured: the first
  * round would otherwise time the Node relays' JIT and buffer pools warming up.
  */
-async function warmUp(lg: Loadgen, ports: TargetPorts, subjects: Subject[]): Promise<void> {
+export async function warmUp(lg: Loadgen, ports: TargetPorts, via: Via, udpPort?: number): Promise<void> {
   const bytes = Math.min(BYTES, 64 * 1024 ** 2);
-  for (const s of subjects) {
-    await attempt(`${s.col.name} warm-up`, async () => {
-      await lg.run(['up', s.via.kind, s.via.port, ports.sink, bytes, 1], 240_000);
-      await lg.run(['down', s.via.kind, s.via.port, ports.source, bytes, 8], 240_000);
-      await cycles(lg, s.via, ports, 2);
-      if (s.udp) await lg.run(['udp', s.relay?.port ?? 0, ports.udp, UDP_IN_FLIGHT, 1], 60_000);
-    });
-  }
+  await lg.run(['up', via.kind, via.port, ports.sink, bytes, 1], 240_000);
+  await lg.run(['down', via.kind, via.port, ports.source, bytes, 8], 240_000);
+  await cycles(lg, via, ports, 2);
+  if (udpPort !== undefined) await lg.run(['udp', udpPort, ports.udp, UDP_IN_FLIGHT, 1], 60_000);
 }
 
 async function measureAll(lg: Loadgen, ports: TargetPorts, subjects: Subject[]): Promise<void> {
-  await warmUp(lg, ports, subjects);
+  for (const s of subjects) await attempt(`${s.col.name} warm-up`, () => warmUp(lg, ports, s.via, s.udp ? (s.relay?.port ?? 0) : undefined));
   await interleaved(subjects, 'up1', 'up', (s) => throughput(lg, s.via, ports, 'up', 1, 1));
   await interleaved(subjects, 'down1', 'down', (s) => throughput(lg, s.via, ports, 'down', 1, 1));
   await interleaved(subjects, 'down8', 'down x8', (s) => throughput(lg, s.via, ports, 'down', 8, 1));
