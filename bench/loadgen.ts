@@ -22,6 +22,29 @@ export interface TargetPorts {
 
 export type Figures = Record<string, number>;
 
+const TARGETS: Array<keyof TargetPorts> = ['sink', 'source', 'echo', 'echo_close', 'http', 'udp'];
+
+/**
+ * One line of the load generator's output: a JSON object of numbers. Throws on anything
+ * else, so that a garbled line fails its run (inside an event handler, JSON.parse's own
+ * throw would end the whole bench) and no NaN or string reaches a figure.
+ */
+export function parseFigures(line: string): Figures {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw new Error(`loadgen printed ${JSON.stringify(line.slice(0, 200))}, not JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`loadgen printed ${JSON.stringify(line.slice(0, 200))}, not an object`);
+  const figures: Figures = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`loadgen printed ${k}=${JSON.stringify(v)}, not a number`);
+    figures[k] = v;
+  }
+  return figures;
+}
+
 /** The proxy argument of a run: straight to the target, or through a relay. */
 export interface Via {
   kind: ProxyKind | 'none';
@@ -65,7 +88,17 @@ export class Loadgen {
     const child = spawnPinned(CLIENT_CORE, this.bin, ['serve'], { stdout: 'pipe' });
     const err = stderrOf(child);
     const ports = await new Promise<TargetPorts>((resolve, reject) => {
-      lines(child, (l) => resolve(JSON.parse(l) as TargetPorts));
+      lines(child, (l) => {
+        try {
+          const f = parseFigures(l);
+          const missing = TARGETS.filter((k) => f[k] === undefined);
+          if (missing.length > 0) throw new Error(`loadgen serve printed no port for ${missing.join(', ')}`);
+          resolve({ sink: f.sink!, source: f.source!, echo: f.echo!, echo_close: f.echo_close!, http: f.http!, udp: f.udp! });
+        } catch (err) {
+          child.kill('SIGKILL');
+          reject(err as Error);
+        }
+      });
       child.on('exit', (code) => reject(new Error(`loadgen serve exited ${code}: ${err()}`)));
     });
     return { ports, stop: () => child.kill('SIGKILL') };
@@ -81,8 +114,13 @@ export class Loadgen {
       const timer = setTimeout(() => child.kill('SIGKILL'), deadlineMs);
       child.on('exit', (code, signal) => {
         clearTimeout(timer);
-        if (code === 0 && last) resolve(JSON.parse(last) as Figures);
-        else reject(new Error(`loadgen ${args.join(' ')}: ${signal ?? code} ${err()}`));
+        if (code === 0 && last) {
+          try {
+            resolve(parseFigures(last));
+          } catch (e) {
+            reject(e as Error);
+          }
+        } else reject(new Error(`loadgen ${args.join(' ')}: ${signal ?? code} ${err()}`));
       });
     });
   }
@@ -96,8 +134,15 @@ export class Loadgen {
     const err = stderrOf(child);
     const results: Figures[] = [];
     const waiters: Array<() => void> = [];
+    let garbled: Error | undefined;
     lines(child, (l) => {
-      results.push(JSON.parse(l) as Figures);
+      try {
+        results.push(parseFigures(l));
+      } catch (err) {
+        garbled = err as Error;
+        child.kill('SIGKILL'); // its exit rejects the waiting step with `garbled`
+        return;
+      }
       waiters.shift()?.();
     });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -112,7 +157,7 @@ export class Loadgen {
         else waiters.push(done);
         void exited.then((code) => {
           clearTimeout(timer);
-          if (results.length === 0) reject(new Error(`loadgen hold exited ${code}: ${err()}`));
+          if (results.length === 0) reject(garbled ?? new Error(`loadgen hold exited ${code}: ${err()}`));
         });
       });
     const held = await next(150_000).catch((e: unknown) => {
