@@ -97,7 +97,7 @@ export async function run(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'socksgate-bench-router-'));
   try {
     console.log('router: domains_file + cidrs_file of N entries each (4 rules), median ns per decision');
-    console.log('N        compile_ms  held_MB  domain_hit  domain_miss  ip_hit  ip_miss');
+    console.log('N        compile_ms held_MiB  domain_hit  domain_miss  ip_hit  ip_miss');
     for (const n of [1_000, ...SIZES]) {
       const report = n !== 1_000; // the first pass only warms the JIT up
       await writeLists(dir, n);
