@@ -22,12 +22,32 @@ export function echoServer(): Server {
   });
 }
 
-/** Reads and discards everything; answers "done" after the client's FIN. */
+/**
+ * Reads an 8-byte count (big-endian), then discards that many bytes and answers with the
+ * count it read. Not at the client's FIN: a relay without half-close (microsocks) closes the
+ * client's side as soon as it reads the FIN, with bytes still on their way.
+ */
 export function sinkServer(): Server {
-  return createServer({ allowHalfOpen: true }, (s) => {
+  return createServer((s) => {
     s.on('error', () => {});
-    s.on('end', () => s.end('done'));
-    s.resume();
+    let head = Buffer.alloc(0);
+    let want = -1n;
+    let got = 0n;
+    s.on('data', (chunk: Buffer) => {
+      if (want < 0n) {
+        head = Buffer.concat([head, chunk]);
+        if (head.length < 8) return;
+        want = head.readBigUInt64BE(0);
+        chunk = head.subarray(8);
+      }
+      const before = got;
+      got += BigInt(chunk.length);
+      if (before < want && got >= want) {
+        const answer = Buffer.alloc(8);
+        answer.writeBigUInt64BE(got);
+        s.write(answer);
+      }
+    });
   });
 }
 

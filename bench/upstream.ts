@@ -20,7 +20,7 @@ import type { MemberSpec } from '../src/outbound/types.js';
 import type { SessionParams } from '../src/protocol/username.js';
 import { startMicrosocks } from '../test/helpers/upstreams.js';
 import { SocksClient } from 'socks';
-import { closeServer, echoServer, fmt, listen, sinkServer } from './lib.js';
+import { closeServer, echoServer, fmt, listen, nextChunk, sinkServer } from './lib.js';
 
 const MEMBERS = 1_000;
 const PICKS = 20_000;
@@ -143,14 +143,22 @@ async function perSecond(open: () => Promise<{ socket: Socket; done?: () => void
 
 const show = (r: { rate: number; failed: number }): string => `${fmt(r.rate, 0)}${r.failed ? ` (${r.failed} failed)` : ''}`;
 
+/** BYTES up to the sink; the clock stops when the sink says it read them all (see sinkServer). */
 async function pushThrough(s: Socket): Promise<number> {
   const block = Buffer.alloc(256 * 1024, 0x61);
+  const count = Buffer.alloc(8);
+  count.writeBigUInt64BE(BigInt(BYTES));
   const start = performance.now();
+  s.write(count);
   for (let sent = 0; sent < BYTES; sent += block.length) if (!s.write(block)) await once(s, 'drain');
-  s.end();
-  s.resume();
-  await once(s, 'end');
-  s.destroy();
+  let answer = Buffer.alloc(0);
+  try {
+    while (answer.length < 8) answer = Buffer.concat([answer, await nextChunk(s, 'sink')]);
+  } finally {
+    s.destroy();
+  }
+  const arrived = answer.readBigUInt64BE(0);
+  if (arrived !== BigInt(BYTES)) throw new Error(`the sink read ${arrived} of ${BYTES} bytes`);
   return BYTES / 1024 / 1024 / ((performance.now() - start) / 1000);
 }
 
