@@ -111,6 +111,13 @@ export class MemberHealth {
   }
 }
 
+/**
+ * How one check ended: `connected` through the member to the target; `answered`: the member
+ * refused the target (0x02-0x08, an HTTP 403 or 504), alive but no news that the target is up;
+ * `failed`, with the error.
+ */
+export type CheckOutcome = 'connected' | 'answered' | 'failed';
+
 export interface CheckedMember {
   readonly name: string;
   readonly outbound: Outbound;
@@ -136,7 +143,7 @@ export function createHealthChecks<T extends CheckedMember>(
   members: readonly T[],
   cfg: HealthCheckConfig,
   log: Logger,
-  report: (member: T, ok: boolean, latencyMs: number, err?: unknown) => void,
+  report: (member: T, outcome: CheckOutcome, latencyMs: number, err?: unknown) => void,
 ): HealthChecks {
   const target = parseTarget(cfg.target);
   const inFlight = new Map<T, AbortController>();
@@ -153,12 +160,12 @@ export function createHealthChecks<T extends CheckedMember>(
       const conn = await m.outbound.connect(target, { signal: controller.signal, log, sessionKey: `health-check:${m.name}` });
       conn.socket.destroy();
       conn.release?.();
-      if (state === 'running') report(m, true, performance.now() - started);
+      if (state === 'running') report(m, 'connected', performance.now() - started);
     } catch (err) {
       // The member's answer about the target (0x02-0x08, an HTTP 403): it is alive, as a
       // request would count it. A target down or blocked must not eject every member.
       const answered = answeredAboutDestination(err);
-      if (state === 'running') report(m, answered, performance.now() - started, answered ? undefined : err);
+      if (state === 'running') report(m, answered ? 'answered' : 'failed', performance.now() - started, answered ? undefined : err);
     } finally {
       clearTimeout(deadline);
       inFlight.delete(m);

@@ -339,11 +339,18 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   /** When a health check last reached its target through some member (the pool's clock, ms). */
   let targetReachedAt = -Infinity;
   const checks = cfg.health_check
-    ? createHealthChecks(members, cfg.health_check, log, (m, ok, ms, err) => {
+    ? createHealthChecks(members, cfg.health_check, log, (m, outcome, ms, err) => {
         const t = now();
-        if (ok) {
+        if (outcome === 'connected') {
           targetReachedAt = t;
           measured(m, ms);
+          note(m, m.health.success());
+          return;
+        }
+        // A refusal of the target (squid's 503 or 504 when the target is down) shows the member
+        // alive, not the target up: it must not make other members' silence their own fault.
+        // Nor is its time a connect latency (it may be the member's own timeout), as in requests.
+        if (outcome === 'answered') {
           note(m, m.health.success());
           return;
         }

@@ -170,8 +170,11 @@ export async function startTinyproxy(opts: TinyproxyOptions): Promise<RunningUps
   return spawnUpstream('/usr/bin/tinyproxy', ['-d', '-c', file], opts.host, port, () => rm(dir, { recursive: true, force: true }));
 }
 
-/** Squid without a cache, CONNECT allowed to every port from loopback, outgoing from `host`. */
-export async function startSquid(opts: { host: string; port?: number }): Promise<RunningUpstream> {
+/**
+ * Squid without a cache, CONNECT allowed to every port from loopback, outgoing from `host`.
+ * `connectTimeout`: squid's own `connect_timeout` (`1 second`), after which it answers 503.
+ */
+export async function startSquid(opts: { host: string; port?: number; connectTimeout?: string }): Promise<RunningUpstream> {
   const port = opts.port ?? (await freePort(opts.host));
   const dir = await mkdtemp(join(tmpdir(), 'socksgate-squid-'));
   await chmod(dir, 0o777); // squid drops to its own user for its logs
@@ -186,6 +189,7 @@ export async function startSquid(opts: { host: string; port?: number }): Promise
     `access_log stdio:${join(dir, 'access.log')}`,
     'logfile_rotate 0',
     'shutdown_lifetime 0 seconds',
+    ...(opts.connectTimeout !== undefined ? [`connect_timeout ${opts.connectTimeout}`] : []),
     // Names are never resolved by squid in the tests (IP destinations only); keep it off the machine resolver.
     'dns_nameservers 127.0.0.1',
     'acl local src 127.0.0.0/8',

@@ -6,13 +6,14 @@ import type { PoolConfig, PoolStrategy } from '../../src/config/types.js';
 import { createResolver } from '../../src/dns/resolver.js';
 import { GatewayError, Rep } from '../../src/errors.js';
 import { createPoolOutbound, memberSpec, PoolExhaustedError } from '../../src/outbound/pool.js';
+import { createHttpOutbound } from '../../src/outbound/http.js';
 import { createSocks5Outbound } from '../../src/outbound/socks5.js';
 import type { MemberSpec, Outbound, OutboundContext } from '../../src/outbound/types.js';
 import { blackhole } from '../helpers/blackhole.js';
 import { startScriptedSocks } from '../helpers/instruments.js';
 import { poolDestination, poolMembers } from '../helpers/pool.js';
 import { startUdpEchoServer } from '../helpers/udp.js';
-import { freePort, readAll, startDante, startMicrosocks, startScriptedSocks as startRespondingSocks, type Destination } from '../helpers/upstreams.js';
+import { freePort, readAll, startDante, startMicrosocks, startScriptedSocks as startRespondingSocks, startSquid, startTinyproxy, type Destination } from '../helpers/upstreams.js';
 
 const silent = pino({ level: 'silent' });
 const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
@@ -229,6 +230,34 @@ test('a health-check target that hangs for every member ejects none; a member th
   const up = checked(`127.0.0.1:${d.port}`, [member(ups[0]!), member(stuck)]);
   for (let i = 0; i < 60 && up.stats()[1]!.healthy; i++) await sleep(50);
   assert.deepEqual(up.stats().map((s) => s.healthy), [true, false]);
+});
+
+test('a member that refuses a down check target (squid\'s 503) does not make another member\'s silence on it a fault', async (t) => {
+  const target = `127.0.0.1:${await blackhole(t, '127.0.0.1')}`;
+  // squid gives up on the target after its connect_timeout and answers 503 (ERR_CONNECT_FAIL 110);
+  // tinyproxy keeps waiting on it past the check's timeout. Neither reached the target.
+  const squid = await startSquid({ host: '127.0.0.176', connectTimeout: '1 second' });
+  t.after(() => squid.close());
+  const tiny = await startTinyproxy({ host: '127.0.0.177' });
+  t.after(() => tiny.close());
+  const httpMember = (u: { host: string; port: number }): Outbound =>
+    createHttpOutbound(`http://${u.host}:${u.port}`, { type: 'http', host: u.host, port: u.port, tls: false, remote_dns: true }, { dns, connectTimeout: 10_000 });
+  const waiting = httpMember(tiny);
+  let settled = 0;
+  const counted: Outbound = { name: waiting.name, connect: (d, c) => waiting.connect(d, c).finally(() => void settled++), close: () => waiting.close() };
+  const p = createPoolOutbound('hc', pool('round-robin', { ban_after: 1, health_check: { interval: 200, timeout: 3_000, target } }), {
+    members: specs([httpMember(squid), counted]),
+    log: silent,
+  });
+  p.start?.();
+  t.after(() => p.close());
+  for (let i = 0; i < 200 && settled === 0; i++) await sleep(50); // tinyproxy's first check gives up at 3 s
+  await sleep(50); // and the pool reads its outcome
+  assert.equal(settled > 0, true, 'no check of the tinyproxy member ended');
+  const [answered, silentOne] = p.stats();
+  assert.deepEqual([silentOne!.healthy, silentOne!.consecutiveFailures], [true, 0], 'the silent member was blamed for a target nobody reached');
+  assert.deepEqual([answered!.healthy, answered!.consecutiveFailures], [true, 0]);
+  assert.equal(answered!.latencyMs, undefined, 'a refusal after squid\'s own timeout is no connect latency');
 });
 
 test('a UDP association the upstream ends no longer counts in its member\'s active connections', async (t) => {
