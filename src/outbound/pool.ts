@@ -3,7 +3,7 @@
 
 import type { Logger } from 'pino';
 import type { Command, PoolConfig } from '../config/types.js';
-import { GatewayError, Rep, UpstreamRefusedError } from '../errors.js';
+import { ConnectTimeoutError, GatewayError, Rep, UpstreamRefusedError } from '../errors.js';
 import { filterParams, lifetimeMs, RESERVED_PARAMS, type SessionParams } from '../protocol/username.js';
 import { createHealthChecks, DEFAULT_HEALTH_POLICY, type HealthPolicy, type MemberHealth, type Transition } from './health.js';
 import { AbortedError } from './deadline.js';
@@ -358,7 +358,9 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
         // the member or the target: only another member reaching the target lately (this round
         // or the last) says it was the member's own. A target that hangs for every member must
         // not eject them all.
-        const aboutTarget = ambiguous(err) || (err instanceof AbortedError && err.awaitingDestination);
+        // A member's own connect_timeout shorter than the check's ends the same wait: its bare
+        // ConnectTimeoutError says the member had answered and was waiting on the target.
+        const aboutTarget = ambiguous(err) || (err instanceof AbortedError && err.awaitingDestination) || err instanceof ConnectTimeoutError;
         if (!aboutTarget || t - targetReachedAt <= cfg.health_check!.interval + cfg.health_check!.timeout) note(m, m.health.failure(t, policy));
       })
     : undefined;

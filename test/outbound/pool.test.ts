@@ -260,6 +260,37 @@ test('a member that refuses a down check target (squid\'s 503) does not make ano
   assert.equal(answered!.latencyMs, undefined, 'a refusal after squid\'s own timeout is no connect latency');
 });
 
+test('a check that outlasts the member\'s connect_timeout: waiting on a target down for all ejects none; waiting while another member reaches it does', async (t) => {
+  const tiny = await startTinyproxy({ host: '127.0.0.178' });
+  t.after(() => tiny.close());
+  // limits.connect_timeout (300 ms here) shorter than health_check.timeout: the member's own
+  // deadline, not the check's, ends the wait for the target.
+  const waiting = createHttpOutbound('tiny', { type: 'http', host: tiny.host, port: tiny.port, tls: false, remote_dns: true }, { dns, connectTimeout: 300 });
+  let settled = 0;
+  const counted: Outbound = { name: waiting.name, connect: (d, c) => waiting.connect(d, c).finally(() => void settled++), close: () => waiting.close() };
+  const checked = (target: string, outbounds: Outbound[]) => {
+    const p = createPoolOutbound('hc', pool('round-robin', { ban_after: 1, health_check: { interval: 100, timeout: 3_000, target } }), { members: specs(outbounds), log: silent });
+    p.start?.();
+    t.after(() => p.close());
+    return p;
+  };
+  const down = checked(`127.0.0.1:${await blackhole(t, '127.0.0.1')}`, [counted]);
+  for (let i = 0; i < 100 && settled < 3; i++) await sleep(50);
+  await sleep(50); // the pool reads the last outcome
+  assert.ok(settled >= 3, 'the checks did not end');
+  assert.deepEqual(down.stats().map((s) => [s.healthy, s.consecutiveFailures]), [[true, 0]]);
+  await down.close();
+  // Answers the greeting, then never the CONNECT, while microsocks reaches the target: its own fault.
+  const d = await poolDestination(t);
+  const [reaching] = await poolMembers(t, ['127.0.0.179']);
+  const stuck = await startScriptedSocks(Buffer.alloc(0), '127.0.0.1');
+  t.after(() => stuck.close());
+  const stuckMember = createSocks5Outbound('stuck', { type: 'socks5', host: stuck.host, port: stuck.port, remote_dns: true }, { dns, connectTimeout: 300 });
+  const up = checked(`127.0.0.1:${d.port}`, [member(reaching!), stuckMember]);
+  for (let i = 0; i < 100 && up.stats()[1]!.healthy; i++) await sleep(50);
+  assert.deepEqual(up.stats().map((s) => s.healthy), [true, false]);
+});
+
 test('a UDP association the upstream ends no longer counts in its member\'s active connections', async (t) => {
   const relay = await startUdpEchoServer();
   t.after(() => relay.close());
