@@ -15,7 +15,8 @@
 //                        0x01: not counted against the member, another member tried)
 //   504                  the destination did not answer in the proxy's time: 0x06
 //   other 5xx            0x01, as 502
-//   1xx, 3xx, no answer  the proxy does not speak CONNECT as we need: 0x01, a member fault
+//   101, 3xx, no answer  the proxy does not speak CONNECT as we need: 0x01, a member fault
+//                        (other 1xx are interim, read past up to a bound in http.ts)
 //   TLS failures         (an https:// proxy whose certificate does not verify): a member fault
 
 import { constants } from 'node:os';

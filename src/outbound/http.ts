@@ -4,7 +4,7 @@
 // own connector (proxy-outbound.ts); TLS runs on top of it, so an https:// proxy can sit
 // anywhere in a chain.
 
-import { request } from 'node:http';
+import { request, type ClientRequest } from 'node:http';
 import { isIP, isIPv6, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { HttpUpstreamConfig } from '../config/types.js';
@@ -90,49 +90,68 @@ function startTls(socket: Socket, cfg: HttpUpstreamConfig, ca: Buffer | undefine
   });
 }
 
+/** Interim responses read past before the final one; more than this many is not a proxy we can use. */
+const MAX_INTERIM = 8;
+
+/** RFC 9110 §15.2: a 1xx other than 101 comes before the final response, which the client must wait for. */
+const isInterim = (status: number | undefined): boolean => status !== undefined && status >= 100 && status < 200 && status !== 101;
+
 /** CONNECT on `stream`; resolves at a 2xx with the tunnel, rejects with HttpProxyRefusal otherwise. */
 function connectThrough(stream: Socket, to: Destination, run: HandshakeRun): Promise<Established> {
   const authority = `${isIPv6(to.host) ? `[${to.host}]` : to.host}:${to.port}`;
   return new Promise((resolve, reject) => {
-    const req = request({
-      method: 'CONNECT',
-      path: authority,
-      setHost: false,
-      headers: { host: authority, ...basicAuth(run.credentials) },
-      createConnection: () => stream,
-    });
+    let req: ClientRequest | undefined;
+    let interim = 0;
     // Settles here too: node's client reports nothing for a stream that closed before it
     // took it (its 'close' has passed), so only the deadline ends such a request.
     const onAbort = (): void => {
-      req.destroy();
+      req?.destroy();
       stream.destroy();
       reject(new Error('CONNECT to the proxy cut short'));
     };
     run.signal.addEventListener('abort', onAbort, { once: true });
-    // A hop's stream arrives paused (see keepEarlyData), maybe with bytes put back in front:
-    // it flows once the client's parser listens, so none of them is lost.
-    req.once('socket', (s: Socket) => s.resume());
-    req.once('connect', (res, socket: Socket, head: Buffer) => {
-      run.signal.removeEventListener('abort', onAbort);
-      // Paused here, in the parser's callback, so nothing after the head is read before the relay;
-      // the HTTP client no longer listens for 'error', and until the relay does a reset must not crash us.
-      socket.pause();
-      socket.on('error', () => {});
-      if (res.statusCode === undefined || res.statusCode < 200 || res.statusCode > 299) {
-        socket.destroy();
-        const squid = res.headers['x-squid-error'];
-        reject(new HttpProxyRefusal(res.statusCode ?? 0, res.statusMessage ?? '', typeof squid === 'string' ? squid : undefined));
-        return;
-      }
-      // Bytes the destination sent right after the proxy's 200 came in the same read: the client gets them first.
-      resolve({ socket, head: head.length > 0 ? head : undefined });
-    });
-    req.once('error', (err) => {
-      run.signal.removeEventListener('abort', onAbort);
-      stream.destroy();
-      reject(err);
-    });
-    req.end();
+    /** Sends the CONNECT (`send`), or only reads the next response to it on the same stream. */
+    const ask = (send: boolean): void => {
+      req = request({
+        method: 'CONNECT',
+        path: authority,
+        setHost: false,
+        headers: { host: authority, ...basicAuth(run.credentials) },
+        createConnection: () => stream,
+      });
+      // A hop's stream arrives paused (see keepEarlyData), maybe with bytes put back in front:
+      // it flows once the client's parser listens, so none of them is lost.
+      req.once('socket', (s: Socket) => s.resume());
+      req.once('connect', (res, socket: Socket, head: Buffer) => {
+        // Paused here, in the parser's callback, so nothing after the head is read before the relay.
+        socket.pause();
+        // Node's client takes any response to CONNECT for the final one: a 1xx before it
+        // (a 100, a 102 while the proxy dials) is read past, its bytes after it put back.
+        if (isInterim(res.statusCode) && ++interim <= MAX_INTERIM) {
+          if (head.length > 0) socket.unshift(head);
+          ask(false);
+          return;
+        }
+        run.signal.removeEventListener('abort', onAbort);
+        // The HTTP client no longer listens for 'error', and until the relay does a reset must not crash us.
+        socket.on('error', () => {});
+        if (res.statusCode === undefined || res.statusCode < 200 || res.statusCode > 299) {
+          socket.destroy();
+          const squid = res.headers['x-squid-error'];
+          reject(new HttpProxyRefusal(res.statusCode ?? 0, res.statusMessage ?? '', typeof squid === 'string' ? squid : undefined));
+          return;
+        }
+        // Bytes the destination sent right after the proxy's 200 came in the same read: the client gets them first.
+        resolve({ socket, head: head.length > 0 ? head : undefined });
+      });
+      req.once('error', (err) => {
+        run.signal.removeEventListener('abort', onAbort);
+        stream.destroy();
+        reject(err);
+      });
+      if (send) req.end();
+    };
+    ask(true);
   });
 }
 

@@ -183,6 +183,56 @@ test('bytes the proxy sends right after its 200 reach the client; the CONNECT ca
   assert.ok(!/proxy-authorization/i.test(eager.requests[1]!), 'no credentials configured, none sent');
 });
 
+/**
+ * A scripted HTTP proxy (not a real one: none here sends 1xx to a CONNECT) that answers the
+ * CONNECT head with `replies`, one write each, then closes; it records every byte it got.
+ */
+async function startInterimProxy(host: string, replies: string[]): Promise<{ host: string; port: number; received: () => string; close(): Promise<void> }> {
+  let got = '';
+  const srv = createServer((s: Socket) => {
+    s.on('error', () => {});
+    s.on('data', (b: Buffer) => {
+      const before = got.includes('\r\n\r\n');
+      got += b.toString('latin1');
+      if (before || !got.includes('\r\n\r\n')) return;
+      const next = (i: number): void => {
+        if (i === replies.length) return void s.end();
+        s.write(replies[i]!);
+        setTimeout(() => next(i + 1), 20); // apart, so each reaches the client in its own read
+      };
+      next(0);
+    });
+  });
+  return { host, received: () => got, ...(await listenTracked(srv, host)) };
+}
+
+test('interim 1xx answers before the proxy\'s 200 are read past (RFC 9110 §15.2); the CONNECT is sent once', async (t) => {
+  const to = { host: '127.0.0.1', port: 9 };
+  const bounded = (p: Promise<Connection>): Promise<Connection> =>
+    Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the dial never settled')), 10_000))]);
+  const through = async (replies: string[]): Promise<{ out: ReturnType<typeof createHttpOutbound>; conn: Promise<Connection>; received: () => string }> => {
+    const proxy = await startInterimProxy('127.0.0.1', replies);
+    t.after(() => proxy.close());
+    const out = createHttpOutbound('interim', http({ host: proxy.host, port: proxy.port }), { dns, connectTimeout: 5_000 });
+    return { out, conn: bounded(out.connect(to, ctx())), received: proxy.received };
+  };
+  // Apart, and together in one segment with the 200 and the destination's first bytes.
+  const apart = await through(['HTTP/1.1 100 Continue\r\n\r\n', 'HTTP/1.1 102 Processing\r\n\r\n', 'HTTP/1.1 200 Connection established\r\n\r\n', 'banner\r\n']);
+  assert.equal(await received(await apart.conn), 'banner\r\n');
+  assert.equal(apart.received().match(/CONNECT /g)?.length, 1);
+  const together = await through(['HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\n\r\nbanner\r\n']);
+  assert.equal(await received(await together.conn), 'banner\r\n');
+  assert.equal(together.out.stats().failures, 0);
+  // The final answer is what counts: a refusal after a 1xx is that refusal.
+  const refused = await through(['HTTP/1.1 100 Continue\r\n\r\n', 'HTTP/1.1 403 Forbidden\r\n\r\n']);
+  await assert.rejects(refused.conn, (e: unknown) => e instanceof GatewayError && e.rep === Rep.NOT_ALLOWED && !isUpstreamFault(e));
+  // A proxy that closes after a 1xx, or sends 1xx without end, is at fault, and the dial ends.
+  const closed = await through(['HTTP/1.1 100 Continue\r\n\r\n']);
+  await assert.rejects(closed.conn, (e: unknown) => e instanceof GatewayError && isUpstreamFault(e));
+  const endless = await through(Array.from({ length: 12 }, () => 'HTTP/1.1 102 Processing\r\n\r\n'));
+  await assert.rejects(endless.conn, (e: unknown) => e instanceof GatewayError && isUpstreamFault(e));
+});
+
 test('an http member fills {session} in its username per request: tinyproxy lets only the filled name in', async (t) => {
   const dest = await startDestination();
   t.after(() => dest.close());
