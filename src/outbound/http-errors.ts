@@ -69,8 +69,12 @@ function fromStatus(upstream: string, e: HttpProxyRefusal): GatewayError {
 export function fromHttpError(upstream: string, err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
   if (err instanceof HttpProxyRefusal) return fromStatus(upstream, err);
-  const message = err instanceof Error ? err.message : String(err);
   const code = (err as NodeJS.ErrnoException | null)?.code;
+  const reason = (err as { reason?: unknown } | null)?.reason;
+  // OpenSSL's own message is its error queue line (an address, a source path, a newline):
+  // its reason says it ("wrong version number": tls: true towards a plain proxy).
+  const message =
+    typeof reason === 'string' && code?.startsWith('ERR_SSL_') ? `TLS with the proxy failed: ${reason}` : err instanceof Error ? err.message : String(err);
   // Node's messages name no credentials; the code says which TLS check or parse step failed.
   return new UpstreamHandshakeError(upstream, code ? `${message} (${code})` : message, { cause: new Error(message) });
 }

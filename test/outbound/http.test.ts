@@ -18,7 +18,7 @@ import type { Connection, Outbound, OutboundContext } from '../../src/outbound/t
 import { readFile } from 'node:fs/promises';
 import { listenTracked } from '../helpers/servers.js';
 import { socksConnect, startGateway } from '../helpers/index.js';
-import { makePki, readAll, specs, startDestination, startMicrosocks, startTinyproxy, startTlsTerminator } from '../helpers/upstreams.js';
+import { makePki, readAll, specs, startDestination, startMicrosocks, startSquid, startTinyproxy, startTlsTerminator } from '../helpers/upstreams.js';
 
 const log = pino({ level: 'silent' });
 const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
@@ -110,6 +110,18 @@ test('an https:// proxy: TLS verified against the configured CA (by servername o
   // Without `ca` the default store is used: a private CA does not verify.
   const noCa = createHttpOutbound('https-default', http(base), { dns, connectTimeout: 5_000 });
   await assert.rejects(noCa.connect(to, ctx()), (e: unknown) => e instanceof GatewayError && isUpstreamFault(e));
+});
+
+test('tls: true towards a plain HTTP proxy fails as the proxy\'s fault, said in one readable line', async (t) => {
+  // squid answers the TLS hello with an HTTP 400, which is no TLS record.
+  const squid = await startSquid({ host: '127.0.0.67' });
+  t.after(() => squid.close());
+  const out = createHttpOutbound('not-tls', http({ host: squid.host, port: squid.port, tls: true }), { dns, connectTimeout: 5_000 });
+  await assert.rejects(out.connect({ host: '127.0.0.1', port: 9 }, ctx()), (e: unknown) => {
+    assert.ok(e instanceof GatewayError && isUpstreamFault(e), String(e));
+    assert.match(e.message, /^upstream "not-tls": TLS with the proxy failed: [a-z ]+ \(ERR_SSL_[A-Z_]+\)$/);
+    return true;
+  });
 });
 
 test('a pool with a wrong-password member: the member is counted as failed and another one serves', async (t) => {
