@@ -3,7 +3,7 @@
 
 import type { Logger } from 'pino';
 import type { Command, PoolConfig } from '../config/types.js';
-import { ConnectTimeoutError, GatewayError, Rep, UpstreamRefusedError } from '../errors.js';
+import { ConnectTimeoutError, GatewayError, NameNotResolvedError, Rep, UpstreamRefusedError } from '../errors.js';
 import { filterParams, lifetimeMs, RESERVED_PARAMS, type SessionParams } from '../protocol/username.js';
 import { createHealthChecks, DEFAULT_HEALTH_POLICY, type HealthPolicy, type MemberHealth, type Transition } from './health.js';
 import { AbortedError } from './deadline.js';
@@ -354,6 +354,9 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
           note(m, m.health.success());
           return;
         }
+        // The target's name failed to resolve here (a member with remote_dns: false takes an
+        // address): the member was never asked, and a request failing so blames none either.
+        if (err instanceof NameNotResolvedError) return;
         // A check given up while the member was waiting on the target, or answered 0x01, blames
         // the member or the target: only another member reaching the target lately (this round
         // or the last) says it was the member's own. A target that hangs for every member must

@@ -7,9 +7,11 @@ import { createResolver } from '../../src/dns/resolver.js';
 import { GatewayError, Rep } from '../../src/errors.js';
 import { createPoolOutbound, memberSpec, PoolExhaustedError } from '../../src/outbound/pool.js';
 import { createHttpOutbound } from '../../src/outbound/http.js';
+import { createSocks4Outbound } from '../../src/outbound/socks4.js';
 import { createSocks5Outbound } from '../../src/outbound/socks5.js';
 import type { MemberSpec, Outbound, OutboundContext } from '../../src/outbound/types.js';
 import { blackhole } from '../helpers/blackhole.js';
+import { resolverWithServer } from '../helpers/dns-server.js';
 import { startScriptedSocks } from '../helpers/instruments.js';
 import { poolDestination, poolMembers } from '../helpers/pool.js';
 import { startUdpEchoServer } from '../helpers/udp.js';
@@ -289,6 +291,26 @@ test('a check that outlasts the member\'s connect_timeout: waiting on a target d
   const up = checked(`127.0.0.1:${d.port}`, [member(reaching!), stuckMember]);
   for (let i = 0; i < 100 && up.stats()[1]!.healthy; i++) await sleep(50);
   assert.deepEqual(up.stats().map((s) => s.healthy), [true, false]);
+});
+
+test('a check target this gateway cannot resolve (remote_dns: false) is no fault of the members: none is ejected', async (t) => {
+  // The gateway's DNS answers SERVFAIL for the target: socks4 members take addresses, so the name is resolved here.
+  const { dns: failing } = await resolverWithServer(t, { 'target.test': { servfail: true } }, { negative_ttl: 100 });
+  const dante = await startDante({ host: '127.0.0.180' });
+  t.after(() => dante.close());
+  const four = createSocks4Outbound('four', { type: 'socks4', host: dante.host, port: dante.port, remote_dns: false }, { dns: failing, connectTimeout: 2_000 });
+  let settled = 0;
+  const counted: Outbound = { name: four.name, connect: (d, c) => four.connect(d, c).finally(() => void settled++), close: () => four.close() };
+  const p = createPoolOutbound('hc', pool('round-robin', { ban_after: 1, health_check: { interval: 100, timeout: 2_000, target: 'target.test:80' } }), {
+    members: specs([counted]),
+    log: silent,
+  });
+  p.start?.();
+  t.after(() => p.close());
+  for (let i = 0; i < 100 && settled < 3; i++) await sleep(50);
+  await sleep(50); // the pool reads the last outcome
+  assert.ok(settled >= 3, 'the checks did not end');
+  assert.deepEqual(p.stats().map((s) => [s.healthy, s.consecutiveFailures]), [[true, 0]]);
 });
 
 test('a UDP association the upstream ends no longer counts in its member\'s active connections', async (t) => {
