@@ -96,6 +96,8 @@ export function memberOf(parts: MemberParts, shown: () => string): MemberUrl {
     if (password !== undefined) throw new Error(`SOCKS4 has no password: ${shown()}`);
     config = { type: 'socks4', host, port, remote_dns: parts.remoteDns ?? scheme === 'socks4a', ...creds };
   } else if (scheme === 'http' || scheme === 'https') {
+    // HTTP Basic splits user-id and password at the first ":" (RFC 7617 §2): the proxy would refuse every login.
+    if (username?.includes(':')) throw new Error(`a ":" in the username, which HTTP Basic auth cannot carry (RFC 7617 §2): ${shown()}`);
     config = { type: 'http', host, port, tls: scheme === 'https', remote_dns: parts.remoteDns ?? true, ...creds };
   } else {
     config = { type: 'socks5', host, port, remote_dns: parts.remoteDns ?? true, ...creds };

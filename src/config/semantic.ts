@@ -48,6 +48,11 @@ function checkUpstreamHosts(root: Obj, out: Issue[]): void {
     const host = str(obj(u)?.['host']);
     const bad = host === undefined || host === '' ? undefined : dialHostProblem(host);
     if (bad !== undefined) out.push(problem(['upstreams', name, 'host'], bad));
+    // HTTP Basic splits user-id and password at the first ":" (RFC 7617 §2): the proxy would refuse every login.
+    const username = str(obj(u)?.['username']);
+    if (str(obj(u)?.['type']) === 'http' && username?.includes(':')) {
+      out.push(problem(['upstreams', name, 'username'], `contains ":", which HTTP Basic auth cannot carry in a username (RFC 7617 §2)`));
+    }
   }
 }
 

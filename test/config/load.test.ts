@@ -473,6 +473,17 @@ test('pool members of every scheme and the object form pass; bad tags, a SOCKS4 
   assert.ok(!bad.some((i) => /hunter/.test(i)), bad.join('\n'));
 });
 
+test('an http upstream or member whose username holds ":" is refused: HTTP Basic would send the rest as the password', () => {
+  const bad = issuesOf(`upstreams:
+  corp: { type: http, host: 127.0.0.1, port: 3128, username: "a:b", password: hunter6 }
+  p: { type: pool, members: ["http://a%3Ab:hunter7@127.0.0.1:3128", "socks5://a%3Ab:c@127.0.0.1:1080", "http://a:b%3Ac@127.0.0.1:3129"] }
+`);
+  assertIssue(bad, '2:62', /upstreams\.corp\.username: contains ":", which HTTP Basic auth cannot carry/);
+  assertIssue(bad, '3:30', /members\[0\]: a ":" in the username, which HTTP Basic auth cannot carry/);
+  assert.equal(bad.length, 2, bad.join('\n'));
+  assert.ok(!bad.some((i) => /hunter/.test(i)), bad.join('\n'));
+});
+
 test('a plain value that is only ${VAR} takes the type the schema wants (port: ${PORT})', () => {
   const env = { PORT: '1081', PW: '12345', MAXC: '500', OPEN: 'true', BAD: 'eighty' };
   const c = parseConfig(
