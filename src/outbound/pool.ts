@@ -72,6 +72,11 @@ function retryable(err: unknown): boolean {
   return isUpstreamFault(err) || err instanceof PoolExhaustedError || ambiguous(err);
 }
 
+/** A failure's message for the log (GatewayErrors name no credentials); undefined when there is none. */
+function reasonOf(err: unknown): string | undefined {
+  return err instanceof Error ? err.message : err === undefined ? undefined : String(err);
+}
+
 /** Weight of a latency sample in the moving average: recent connects count most. */
 const LATENCY_ALPHA = 0.3;
 /** Tag-filter views kept per pool; clients choose the filters, so the cache is bounded. */
@@ -152,10 +157,13 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   // Inherited health may already be all down: the old pool said so, this one must not miss the recovery.
   let allDown = members.length > 0 && members.every((m) => !m.health.healthy);
 
-  /** Logs transitions only: a dead pool costs one line, not one per request. */
-  function note(m: Member, t: Transition): void {
+  /**
+   * Logs transitions only: a dead pool costs one line, not one per request. An ejection says
+   * the failure that made it (a health check's is logged nowhere else: no request carried it).
+   */
+  function note(m: Member, t: Transition, why?: unknown): void {
     if (t === undefined) return;
-    if (t === 'ejected') log.warn({ member: m.name, failures: m.health.consecutiveFailures }, 'pool member ejected');
+    if (t === 'ejected') log.warn({ member: m.name, failures: m.health.consecutiveFailures, error: reasonOf(why) }, 'pool member ejected');
     else log.info({ member: m.name }, 'pool member re-admitted');
     const down = members.every((x) => !x.health.healthy);
     if (down === allDown) return;
@@ -182,7 +190,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     const first = firstFailedHop(err);
     if (first instanceof UpstreamAuthError && fillsClientValues(m, params)) m.health.neutral(begunHealthy);
     else if (first instanceof CredentialsTooLongError) m.health.neutral(begunHealthy);
-    else if (isUpstreamFault(err) || err instanceof PoolExhaustedError) note(m, m.health.failure(now(), policy, begunHealthy));
+    else if (isUpstreamFault(err) || err instanceof PoolExhaustedError) note(m, m.health.failure(now(), policy, begunHealthy), err);
     else if (answeredAboutDestination(err)) note(m, m.health.success());
     else m.health.neutral(begunHealthy); // the client left, local DNS, or an ambiguous 0x01
   }
@@ -247,8 +255,8 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     const view = viewFor(ctx.params);
     if (!view) throw new NoMemberMatchesError(name, filterParams(ctx.params));
     let tried: Set<Member> | undefined;
-    /** Members that answered this request with 0x01, and whether each was begun healthy. */
-    let gaveOne: Array<[Member, boolean]> | undefined;
+    /** Members that answered this request with 0x01, whether each was begun healthy, and the answer. */
+    let gaveOne: Array<[Member, boolean, unknown]> | undefined;
     let last: unknown;
     /**
      * An ejected member's trial failed: the request's other attempts go to members in rotation
@@ -272,14 +280,14 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
         measured(m, performance.now() - started);
         note(m, m.health.success());
         // Another member reached the destination: the 0x01s before were their members' own failures.
-        if (gaveOne) for (const [x, begunHealthy] of gaveOne) note(x, x.health.failure(now(), policy, begunHealthy));
+        if (gaveOne) for (const [x, begunHealthy, said] of gaveOne) note(x, x.health.failure(now(), policy, begunHealthy), said);
         return { m, value };
       } catch (err) {
         state.inFlight--;
         state.failures++;
         settle(m, err, !trial, ctx.params);
         if (trial) trialFailed = true;
-        if (ambiguous(err)) (gaveOne ??= []).push([m, !trial]);
+        if (ambiguous(err)) (gaveOne ??= []).push([m, !trial, err]);
         last = err;
         // A reply about the destination (0x02-0x08) goes to the client as it is: another
         // member would get the same answer, and this one did its job.
@@ -364,7 +372,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
         // A member's own connect_timeout shorter than the check's ends the same wait: its bare
         // ConnectTimeoutError says the member had answered and was waiting on the target.
         const aboutTarget = ambiguous(err) || (err instanceof AbortedError && err.awaitingDestination) || err instanceof ConnectTimeoutError;
-        if (!aboutTarget || t - targetReachedAt <= cfg.health_check!.interval + cfg.health_check!.timeout) note(m, m.health.failure(t, policy));
+        if (!aboutTarget || t - targetReachedAt <= cfg.health_check!.interval + cfg.health_check!.timeout) note(m, m.health.failure(t, policy), err);
       })
     : undefined;
 

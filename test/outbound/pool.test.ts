@@ -1,5 +1,8 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
 import type { PoolConfig, PoolStrategy } from '../../src/config/types.js';
@@ -15,7 +18,7 @@ import { resolverWithServer } from '../helpers/dns-server.js';
 import { startScriptedSocks } from '../helpers/instruments.js';
 import { poolDestination, poolMembers } from '../helpers/pool.js';
 import { startUdpEchoServer } from '../helpers/udp.js';
-import { freePort, readAll, startDante, startMicrosocks, startScriptedSocks as startRespondingSocks, startSquid, startTinyproxy, type Destination } from '../helpers/upstreams.js';
+import { freePort, makePki, readAll, startDante, startMicrosocks, startScriptedSocks as startRespondingSocks, startSquid, startTinyproxy, startTlsTerminator, type Destination } from '../helpers/upstreams.js';
 
 const silent = pino({ level: 'silent' });
 const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
@@ -311,6 +314,26 @@ test('a check target this gateway cannot resolve (remote_dns: false) is no fault
   await sleep(50); // the pool reads the last outcome
   assert.ok(settled >= 3, 'the checks did not end');
   assert.deepEqual(p.stats().map((s) => [s.healthy, s.consecutiveFailures]), [[true, 0]]);
+});
+
+test('a member ejected by its health checks alone is logged with the failure that ejected it (an https member whose certificate does not verify)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-pool-tls-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const pki = await makePki(dir, { names: ['proxy.test'], ips: ['127.0.0.181'] });
+  const tiny = await startTinyproxy({ host: '127.0.0.182' });
+  t.after(() => tiny.close());
+  const front = await startTlsTerminator('127.0.0.181', pki, tiny);
+  t.after(() => front.close());
+  // No `ca`: the system store, which does not know this CA.
+  const https = createHttpOutbound(`https://${front.host}:${front.port}`, { type: 'http', host: front.host, port: front.port, tls: true, remote_dns: true }, { dns, connectTimeout: 2_000 });
+  const { log, lines } = capture();
+  const p = createPoolOutbound('hc', pool('round-robin', { ban_after: 1, health_check: { interval: 100, timeout: 2_000, target: '127.0.0.1:9' } }), { members: specs([https]), log });
+  p.start?.();
+  t.after(() => p.close());
+  for (let i = 0; i < 100 && !lines.some((l) => l.msg === 'pool member ejected'); i++) await sleep(50);
+  const ejected = lines.find((l) => l.msg === 'pool member ejected') as { error?: string } | undefined;
+  assert.ok(ejected, 'the member was not ejected');
+  assert.match(ejected.error ?? '', /UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
 });
 
 test('a UDP association the upstream ends no longer counts in its member\'s active connections', async (t) => {
