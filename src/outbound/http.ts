@@ -4,7 +4,7 @@
 // own connector (proxy-outbound.ts); TLS runs on top of it, so an https:// proxy can sit
 // anywhere in a chain.
 
-import { request, type ClientRequest } from 'node:http';
+import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { isIP, isIPv6, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { HttpUpstreamConfig } from '../config/types.js';
@@ -135,14 +135,11 @@ function connectThrough(stream: Socket, to: Destination, run: HandshakeRun): Pro
         run.signal.removeEventListener('abort', onAbort);
         // The HTTP client no longer listens for 'error', and until the relay does a reset must not crash us.
         socket.on('error', () => {});
-        if (res.statusCode === undefined || res.statusCode < 200 || res.statusCode > 299) {
-          socket.destroy();
-          const squid = res.headers['x-squid-error'];
-          reject(new HttpProxyRefusal(res.statusCode ?? 0, res.statusMessage ?? '', typeof squid === 'string' ? squid : undefined));
-          return;
+        try {
+          resolve(finalAnswer(res, socket, head));
+        } catch (err) {
+          reject(err);
         }
-        // Bytes the destination sent right after the proxy's 200 came in the same read: the client gets them first.
-        resolve({ socket, head: head.length > 0 ? head : undefined });
       });
       req.once('error', (err) => {
         run.signal.removeEventListener('abort', onAbort);
@@ -153,6 +150,18 @@ function connectThrough(stream: Socket, to: Destination, run: HandshakeRun): Pro
     };
     ask(true);
   });
+}
+
+/** The tunnel at a 2xx; otherwise the stream is closed and the refusal thrown, read off the head (never a body). */
+function finalAnswer(res: IncomingMessage, socket: Socket, head: Buffer): Established {
+  const status = res.statusCode;
+  if (status === undefined || status < 200 || status > 299) {
+    socket.destroy();
+    const squid = res.headers['x-squid-error'];
+    throw new HttpProxyRefusal(status ?? 0, res.statusMessage ?? '', typeof squid === 'string' ? squid : undefined);
+  }
+  // Bytes the destination sent right after the proxy's 200 came in the same read: the client gets them first.
+  return { socket, head: head.length > 0 ? head : undefined };
 }
 
 /** RFC 7617 §2: `user-id ":" password` in UTF-8, base64. */
