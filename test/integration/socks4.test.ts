@@ -151,6 +151,8 @@ test('handshake_timeout bounds a SOCKS4 request that trickles in, however active
   t.after(() => gw.close());
   const s = await rawClient(gw.port);
   t.after(() => s.destroy());
+  // A byte written as the gateway closes may come back as a reset: an end like any other here.
+  s.on('error', () => {});
   s.write(hex('04 01 0050 7f000001'));
   const timer = setInterval(() => s.write('a'), 100); // a USERID that never ends, 1 byte at a time
   t.after(() => clearInterval(timer));
