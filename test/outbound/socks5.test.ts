@@ -297,7 +297,7 @@ test('a connection through a SOCKS5 upstream is let go once it ends, though `soc
   t.after(() => dest.close());
   const micro = await startMicrosocks({ host: '127.0.0.2', user: 'u', pass: 'p' });
   t.after(() => micro.close());
-  // `socks` is given connect_timeout × 2 + 1 s: 1.4 s here, so the timers fire within the test.
+  // `socks` is given connect_timeout + 1 s: 1.2 s here, so the timers fire within the test.
   const out = createSocks5Outbound('micro', upstream(micro.host, micro.port, { username: 'u', password: 'p' }), { dns, connectTimeout: 200 });
   // In a function of its own: an async function's frame may hold its last value until it returns.
   const relayed = async (): Promise<WeakRef<object>> => {
