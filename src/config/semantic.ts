@@ -42,17 +42,18 @@ function checkIpField(value: unknown, path: ConfigPath, out: Issue[]): void {
   }
 }
 
+/** HTTP Basic splits user-id and password at the first ":" (RFC 7617 §2): a username holding one cannot log in. */
+const BASIC_COLON = 'contains ":", which HTTP Basic auth cannot carry in a username (RFC 7617 §2)';
+
 /** An upstream's host is dialed at every request: one that never could be is a config error, not a string of failures. */
 function checkUpstreamHosts(root: Obj, out: Issue[]): void {
   for (const [name, u] of entries(root['upstreams'])) {
     const host = str(obj(u)?.['host']);
     const bad = host === undefined || host === '' ? undefined : dialHostProblem(host);
     if (bad !== undefined) out.push(problem(['upstreams', name, 'host'], bad));
-    // HTTP Basic splits user-id and password at the first ":" (RFC 7617 §2): the proxy would refuse every login.
+    // The proxy would refuse every login.
     const username = str(obj(u)?.['username']);
-    if (str(obj(u)?.['type']) === 'http' && username?.includes(':')) {
-      out.push(problem(['upstreams', name, 'username'], `contains ":", which HTTP Basic auth cannot carry in a username (RFC 7617 §2)`));
-    }
+    if (str(obj(u)?.['type']) === 'http' && username?.includes(':')) out.push(problem(['upstreams', name, 'username'], BASIC_COLON));
   }
 }
 
@@ -181,10 +182,8 @@ function checkAuth(root: Obj, out: Issue[]): void {
           ),
         );
       }
-      // HTTP Basic splits user-id and password at the first ":" (RFC 7617 §2): no client could log in.
-      if (name.includes(':')) {
-        out.push(problem(['auth', 'users', i, 'username'], `"${name}" contains ":", which HTTP Basic auth cannot carry in a username (RFC 7617 §2)`));
-      }
+      // No client could log in over HTTP.
+      if (name.includes(':')) out.push(problem(['auth', 'users', i, 'username'], `"${name}" ${BASIC_COLON}`));
       if (seen.has(name)) out.push(problem(['auth', 'users', i, 'username'], `user "${name}" is defined twice`));
       seen.add(name);
     }

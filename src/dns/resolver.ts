@@ -8,7 +8,7 @@ import { ConfigError, NameNotResolvedError } from '../errors.js';
 import type { DnsConfig } from '../config/types.js';
 import { serverBackend, systemBackend, type Backend } from './backends.js';
 import { asciiName, deadHostsName, endsInNumber } from '../config/domains.js';
-import { ipv6ToBytes, ipv6ToText } from '../protocol/address.js';
+import { peerText } from '../protocol/address.js';
 import { clampTtl, DnsCache } from './cache.js';
 import type { DnsResolver, DnsStats, ResolvedAddress } from './types.js';
 
@@ -41,8 +41,7 @@ export function literalAddress(host: string): ResolvedAddress | undefined {
  */
 function hostsAddress(value: string): ResolvedAddress | undefined {
   const addr = literalAddress(value);
-  if (addr?.family !== 6 || addr.address.includes('%')) return addr;
-  return { address: ipv6ToText(ipv6ToBytes(addr.address), 0), family: 6 };
+  return addr?.family === 6 ? { address: peerText(addr.address), family: 6 } : addr;
 }
 
 function compileHosts(hosts: Record<string, string>): Map<string, readonly ResolvedAddress[]> {

@@ -135,9 +135,9 @@ interface SocksClientHolds {
  * `socks` starts a timer per handshake that it never clears: it fires at `timeout` and finds
  * the handshake over (state established or error, when it does nothing). Until then it holds
  * the client, and the client held the socket, its options and a 4 KB receive buffer: about
- * 6 KB for every connection through an upstream, for 11 s by default (21 s before its timeout
- * was cut to connect_timeout + 1 s), hundreds of MB at a few thousand connections a second.
- * Emptied once the handshake is over, it holds a husk (about 1 KB).
+ * 6 KB for every connection through an upstream, for connect_timeout + 1 s (11 s by default),
+ * hundreds of MB at a few thousand connections a second. Emptied once the handshake is over,
+ * it holds a husk (about 1 KB).
  */
 function letGo(client: SocksClient): void {
   Object.assign(client as unknown as SocksClientHolds, { socket: undefined, options: undefined, receiveBuffer: undefined });
