@@ -5,6 +5,7 @@ import cluster from 'node:cluster';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.js';
+import { loginBytesProblem } from './config/semantic.js';
 import type { Config } from './config/types.js';
 import { ConfigError } from './errors.js';
 import { compileConfig, Gateway } from './gateway.js';
@@ -172,9 +173,9 @@ async function printHash(): Promise<number> {
     return 1;
   }
   // The limit check puts on a plain password: a longer one could never log in over SOCKS5.
-  const bytes = Buffer.byteLength(password, 'utf8');
-  if (bytes > 255) {
-    console.error(`hash-password: the password is ${bytes} bytes in UTF-8: a SOCKS5 login (RFC 1929) carries at most 255`);
+  const tooLong = loginBytesProblem(password);
+  if (tooLong !== undefined) {
+    console.error(`hash-password: the password ${tooLong}`);
     return 1;
   }
   console.log(await hashPassword(password));

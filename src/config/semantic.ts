@@ -158,14 +158,16 @@ function checkOpenProxy(root: Obj, out: Issue[], listening: readonly { host: str
   }
 }
 
-/**
- * RFC 1929 gives the username and the password one length byte each: 255 bytes of UTF-8,
- * not 255 characters (the schema's maxLength counts characters, and reports longer ones).
- */
-function checkLoginBytes(text: string | undefined, path: ConfigPath, out: Issue[]): void {
-  if (text === undefined || text.length > 255) return;
+/** RFC 1929 gives the username and the password one length byte each: 255 bytes of UTF-8, not 255 characters. */
+export function loginBytesProblem(text: string): string | undefined {
   const bytes = Buffer.byteLength(text, 'utf8');
-  if (bytes > 255) out.push(problem(path, `is ${bytes} bytes in UTF-8: a SOCKS5 login (RFC 1929) carries at most 255`));
+  return bytes > 255 ? `is ${bytes} bytes in UTF-8: a SOCKS5 login (RFC 1929) carries at most 255` : undefined;
+}
+
+/** Past 255 characters the schema's maxLength reports it already. */
+function checkLoginBytes(text: string | undefined, path: ConfigPath, out: Issue[]): void {
+  const bad = text === undefined || text.length > 255 ? undefined : loginBytesProblem(text);
+  if (bad !== undefined) out.push(problem(path, bad));
 }
 
 function checkAuth(root: Obj, out: Issue[]): void {
