@@ -35,8 +35,11 @@ export class UpstreamAuthError extends GatewayError {
   }
 }
 
-// `socks` writes `Socks5Response[rep]` (its enum's member names) after this prefix.
+// `socks` writes `Socks5Response[rep]` (its enum's member names) after the first prefix for the
+// reply to our request, after the second for BIND's second reply (RFC 1928 §4; Dante answers a
+// peer from another address than DST.ADDR with 0x02).
 const REJECTED_PREFIX = 'Socks5 proxy rejected connection - ';
+const REJECTED_PEER_PREFIX = 'Socks5 Proxy rejected incoming bound connection - ';
 const REP_BY_NAME: Readonly<Record<string, Rep>> = {
   Failure: Rep.GENERAL_FAILURE,
   NotAllowed: Rep.NOT_ALLOWED,
@@ -74,9 +77,10 @@ export function fromSocksError(upstream: string, err: unknown): GatewayError {
   const message = err instanceof Error ? err.message : String(err);
   // Not the original as the cause: a SocksClientError carries the options, password included.
   const cause = new Error(message);
-  if (message.startsWith(REJECTED_PREFIX)) {
+  const prefix = [REJECTED_PREFIX, REJECTED_PEER_PREFIX].find((p) => message.startsWith(p));
+  if (prefix !== undefined) {
     // An unknown REP (> 0x08) prints as "undefined": RFC 1928 §6 lists no such code, so 0x01.
-    const rep = REP_BY_NAME[message.slice(REJECTED_PREFIX.length)] ?? Rep.GENERAL_FAILURE;
+    const rep = REP_BY_NAME[message.slice(prefix.length)] ?? Rep.GENERAL_FAILURE;
     return new UpstreamRefusedError(upstream, rep, { cause });
   }
   const socks4 = SOCKS4_REJECTED.exec(message);

@@ -79,6 +79,28 @@ test('BIND routed to a Dante upstream: both replies come from Dante and bytes fl
   await bindThrough(t, gw.port, '127.0.0.9');
 });
 
+test("BIND routed to Dante, a peer from another address than DST.ADDR: Dante's second reply 0x02 reaches the client as 0x02", async (t) => {
+  const dante = await startDante({ host: '127.0.0.9' });
+  t.after(() => dante.close());
+  const gw = await startGateway({
+    upstreams: { dante: { type: 'socks5', host: dante.host, port: dante.port } },
+    rules: [{ name: 'bind-out', commands: ['bind'], action: 'dante' }],
+  });
+  t.after(() => gw.close());
+  const { s } = await rawBind(gw.port, { host: '127.0.0.8', port: 0 });
+  t.after(() => s.destroy());
+  const first = await readReply(s);
+  assert.equal(first?.rep, 0);
+  assert.equal(first?.bound.host, '127.0.0.9');
+  // Dante expects 127.0.0.8 (RFC 1928 §4: DST.ADDR checks the peer); this one comes from 127.0.0.1.
+  const peer = connect({ host: first!.bound.host, port: first!.bound.port, localAddress: '127.0.0.1' });
+  peer.on('error', () => {});
+  t.after(() => peer.destroy());
+  assert.equal((await readReply(s))?.rep, 0x02, "the upstream's own code, as for its first reply and for CONNECT");
+  const line = await gw.accessLog((l) => l['cmd'] === 'bind');
+  assert.equal(line?.['rep'], 0x02);
+});
+
 test('BIND for a name only the gateway knows, through a socks5 upstream with remote_dns false: the upstream is asked for the address, listens, and the peer gets through', async (t) => {
   const dante = await startDante({ host: '127.0.0.169' });
   t.after(() => dante.close());

@@ -156,6 +156,8 @@ test('the REP codes no local server can be made to send pass through too (script
 test('the socks error adapter: reply codes by name, auth, anything else', () => {
   assert.equal(fromSocksError('u', new Error('Socks5 proxy rejected connection - TTLExpired')).rep, Rep.TTL_EXPIRED);
   assert.equal(fromSocksError('u', new Error('Socks5 proxy rejected connection - undefined')).rep, Rep.GENERAL_FAILURE);
+  // BIND's second reply is worded otherwise by `socks`.
+  assert.equal(fromSocksError('u', new Error('Socks5 Proxy rejected incoming bound connection - ConnectionRefused')).rep, Rep.CONNECTION_REFUSED);
   assert.ok(fromSocksError('u', new Error('Socks5 Authentication failed')) instanceof UpstreamAuthError);
   const other = fromSocksError('u', new Error('Socket closed'));
   assert.equal(other.code, 'GW_ERR_UPSTREAM_HANDSHAKE');
