@@ -176,7 +176,9 @@ export function proxyDialer(proxy: { host: string; port: number }, deps: ProxyDe
         if (hopCtx.member !== undefined) ctx.member = hopCtx.member;
       }
     }
-    const addresses = await deps.dns.lookup(proxy.host);
+    // The proxy's own name is looked up inside the attempt's deadline too (a name server that
+    // never answers would hold the request for dns.timeout), and given up when the client leaves.
+    const addresses = await until(deps.dns.lookup(proxy.host), signal);
     return { socket: await connector(addresses, proxy.port, { timeout: deps.connectTimeout, signal }) };
   };
 }

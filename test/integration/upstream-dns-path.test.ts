@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { SocksClient, type SocksRemoteHost } from 'socks';
-import { startGateway } from '../helpers/index.js';
+import { rawBind, readReply } from '../helpers/bind.js';
+import { startDnsServer } from '../helpers/dns-server.js';
+import { socks5Rep, startGateway } from '../helpers/index.js';
 import { socksUdpClient, startUdpEchoServer } from '../helpers/udp.js';
 import { startDante } from '../helpers/upstreams.js';
 
@@ -69,4 +71,25 @@ test('a numeric upstream name is refused by the config, before any UDP or CONNEC
     startGateway({ upstreams: { dante: { type: 'socks5', host: '2130706445', port: 1080 } }, default: 'dante' }),
     /upstreams\.dante\.host: "2130706445" is not an IP address, and a DNS name cannot end in a number/,
   );
+});
+
+test("an upstream whose own name the name server never answers: connect_timeout ends CONNECT and BIND (0x06), not the resolver's timeout", async (t) => {
+  const dns = await startDnsServer({ 'mute-proxy.test': { silent: true } });
+  t.after(() => dns.close());
+  const gw = await startGateway({
+    dns: { servers: [`127.0.0.1:${dns.port}`], timeout: '20s' },
+    limits: { connect_timeout: '500ms' },
+    upstreams: { up: { type: 'socks5', host: 'mute-proxy.test', port: 1080 } },
+    default: 'up',
+  });
+  t.after(() => gw.close());
+  let started = performance.now();
+  assert.equal(await socks5Rep(gw.port, { host: '127.0.0.1', port: 80 }), 0x06);
+  assert.ok(performance.now() - started < 5_000, `CONNECT answered after ${Math.round(performance.now() - started)} ms`);
+  assert.ok(dns.queries('mute-proxy.test') > 0, 'the name server was asked');
+  started = performance.now();
+  const { s } = await rawBind(gw.port, { host: '127.0.0.1', port: 0 });
+  t.after(() => s.destroy());
+  assert.equal((await readReply(s))?.rep, 0x06);
+  assert.ok(performance.now() - started < 5_000, `BIND answered after ${Math.round(performance.now() - started)} ms`);
 });
