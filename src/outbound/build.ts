@@ -66,11 +66,20 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
   async function buildPool(name: string, cfg: PoolConfig): Promise<Outbound> {
     const where = `${config.source}: upstreams.${name}.members`;
     const members = new Map<string, MemberSpec>();
+    /** Per display name, the endpoints of the URL members shown by it (a provider's list may share one name). */
+    const shown = new Map<string, Set<string>>();
     const add = async (m: MemberUrl, weight = 1, tags: Tags = {}): Promise<void> => {
       // The same URL twice is one member: sticky hashing needs distinct names.
-      if (members.has(m.display)) return;
-      const outbound = await proxy(m.display, m.config, undefined);
-      members.set(m.display, { outbound, endpoint: digest([m.config]), weight, tags: { ...m.tags, ...tags }, placeholders: placeholdersOf(m.config) });
+      const endpoint = digest([m.config]);
+      let same = shown.get(m.display);
+      if (same?.has(endpoint)) return;
+      if (!same) shown.set(m.display, (same = new Set()));
+      // Members apart only in what the display leaves out (a provider that reads its session
+      // from the password) are members all the same: numbered in order, never named by the secret.
+      const memberName = same.size === 0 ? m.display : `${m.display}#${same.size + 1}`;
+      same.add(endpoint);
+      const outbound = await proxy(memberName, m.config, undefined);
+      members.set(memberName, { outbound, endpoint, weight, tags: { ...m.tags, ...tags }, placeholders: placeholdersOf(m.config) });
     };
     for (const [i, m] of cfg.members.entries()) {
       const text = typeof m === 'string' ? m : m.url;

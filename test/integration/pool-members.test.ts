@@ -179,3 +179,28 @@ test('a socks4 member (Dante) whose destination never answers: 0x06 within conne
   assert.equal(spareStats!.attempts, 0, 'not retried on the other member');
   assert.equal(await throughPool(gw, d), '127.0.0.137', 'the member still serves');
 });
+
+test('members that differ only in their password (a provider that reads its session from it) are distinct members, named apart without it', async (t) => {
+  const d = await poolDestination(t);
+  const relay = await startMicrosocks({ host: '127.0.0.220' });
+  t.after(() => relay.close());
+  const provider = await startRecordingSocks('127.0.0.221', relay);
+  t.after(() => provider.close());
+  // IPRoyal's form: the same user and endpoint, the session and country in the password.
+  const passwords = ['s3cret_country-de_session-aaa', 's3cret_country-de_session-bbb', 's3cret_country-us_session-ccc'];
+  const gw = await poolGateway(t, {
+    strategy: 'round-robin',
+    members: [...passwords.map((p) => `socks5://cust:${encodeURIComponent(p)}@${provider.host}:${provider.port}`), `socks5://cust:${encodeURIComponent(passwords[0]!)}@${provider.host}:${provider.port}`],
+  });
+  for (let i = 0; i < 6; i++) assert.equal(await throughPool(gw, d), '127.0.0.220', `request ${i}`);
+  assert.deepEqual(
+    provider.logins.map((l) => l.password),
+    [...passwords, ...passwords],
+    'every member in turn, the one given twice once',
+  );
+  const names = poolOf(gw).stats().map((s) => s.name);
+  const plain = `socks5://cust@${provider.host}:${provider.port}`;
+  assert.deepEqual(names, [plain, `${plain}#2`, `${plain}#3`], 'the first keeps its plain name, the others are numbered in list order');
+  const text = JSON.stringify(gw.logs) + JSON.stringify(poolOf(gw).stats());
+  assert.ok(!text.includes('s3cret'), 'a member password is in a log line or the stats');
+});
