@@ -39,6 +39,14 @@ export class NoMemberMatchesError extends GatewayError {
   }
 }
 
+/** The members the session's tag filters leave can none of them carry the command (an http member cannot BIND): 0x07, as an outbound without it. */
+export class NoMemberCarriesError extends GatewayError {
+  constructor(pool: string, command: Command, filters: readonly [string, string][]) {
+    const matching = filters.length === 0 ? '' : ` matching ${filters.map(([k, v]) => `${k}=${v}`).join(',')}`;
+    super('GW_ERR_POOL_CANNOT_CARRY', `pool "${pool}": no member${matching} can carry ${command}`, Rep.COMMAND_NOT_SUPPORTED);
+  }
+}
+
 interface Member extends Pickable {
   readonly outbound: Outbound;
   /** Health and counts, shared with the pool this one replaces or is replaced by. */
@@ -251,9 +259,12 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   }
 
   /** Runs `op` on one member after another (strategy order, never one twice) until one succeeds. */
-  async function attempt<T>(ctx: OutboundContext, op: (m: Member) => Promise<T>, can?: (m: Member) => boolean): Promise<{ m: Member; value: T }> {
+  async function attempt<T>(ctx: OutboundContext, op: (m: Member) => Promise<T>, command: Command = 'connect'): Promise<{ m: Member; value: T }> {
     const view = viewFor(ctx.params);
     if (!view) throw new NoMemberMatchesError(name, filterParams(ctx.params));
+    const can = CARRIES[command];
+    // Not a dead pool: healthy or not, no member the filters leave could ever carry it.
+    if (can !== undefined && !view.members.some(can)) throw new NoMemberCarriesError(name, command, filterParams(ctx.params));
     let tried: Set<Member> | undefined;
     /** Members that answered this request with 0x01, whether each was begun healthy, and the answer. */
     let gaveOne: Array<[Member, boolean, unknown]> | undefined;
@@ -426,13 +437,13 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   // UDP and BIND go through a member that can carry them (not a chained one).
   if (members.some((m) => m.outbound.openUdp)) {
     pool.openUdp = async (ctx: OutboundContext): Promise<UdpChannel> => {
-      const { m, value } = await attempt(ctx, (x) => x.outbound.openUdp!(ctx), CARRIES.udp);
+      const { m, value } = await attempt(ctx, (x) => x.outbound.openUdp!(ctx), 'udp');
       return heldOpen(m, value);
     };
   }
   if (members.some((m) => m.outbound.bind)) {
     pool.bind = async (dest: Destination, ctx: OutboundContext): Promise<BindHandle> => {
-      const { m, value } = await attempt(ctx, (x) => x.outbound.bind!(dest, ctx), CARRIES.bind);
+      const { m, value } = await attempt(ctx, (x) => x.outbound.bind!(dest, ctx), 'bind');
       return heldOpen(m, value);
     };
   }

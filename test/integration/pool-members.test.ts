@@ -4,6 +4,9 @@
 // "Crawler sessions").
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { SocksClient } from 'socks';
+import { fromSocksError } from '../../src/outbound/socks5-errors.js';
 import { blackhole } from '../helpers/blackhole.js';
 import { socks5Rep, startGateway } from '../helpers/index.js';
 import { startDelayingForwarder, startRecordingSocks } from '../helpers/instruments.js';
@@ -203,4 +206,34 @@ test('members that differ only in their password (a provider that reads its sess
   assert.deepEqual(names, [plain, `${plain}#2`, `${plain}#3`], 'the first keeps its plain name, the others are numbered in list order');
   const text = JSON.stringify(gw.logs) + JSON.stringify(poolOf(gw).stats());
   assert.ok(!text.includes('s3cret'), 'a member password is in a log line or the stats');
+});
+
+/** A SOCKS5 BIND through the gateway as `username`: the first reply's code (0 when it listens). */
+async function bindRep(port: number, username: string): Promise<number> {
+  const client = new SocksClient({ proxy: { host: '127.0.0.1', port, type: 5, userId: username, password: 'pw' }, command: 'bind', destination: { host: '127.0.0.1', port: 0 }, timeout: 5_000 });
+  const bound = once(client, 'bound'); // an 'error' event rejects it
+  client.connect();
+  try {
+    const [info] = (await bound) as [{ socket: { destroy(): void } }];
+    client.on('error', () => {}); // the close that follows
+    info.socket.destroy();
+    return 0;
+  } catch (err) {
+    return fromSocksError('gateway', err).rep;
+  }
+}
+
+test('a tag filter that leaves only members unable to BIND (http) gets 0x07 for a BIND, not a dead pool\'s 0x01; the members stay in rotation', async (t) => {
+  const d = await poolDestination(t);
+  const dante = await startDante({ host: '127.0.0.222' });
+  t.after(() => dante.close());
+  const http = await startTinyproxy({ host: '127.0.0.223' });
+  t.after(() => http.close());
+  const gw = await poolGateway(t, { strategy: 'round-robin', members: [`socks5://${dante.host}:${dante.port}#country=de`, `http://${http.host}:${http.port}#country=us`] });
+  assert.equal(await bindRep(gw.port, 'alice-country-de'), 0, 'the socks5 member BINDs');
+  assert.equal(await bindRep(gw.port, 'alice-country-us'), 0x07, 'no member tagged us can BIND');
+  const line = await gw.accessLog((l) => l['rep'] === 0x07);
+  assert.match(String(line?.['error']), /bind/i, `the line says the command is what no member carries: ${String(line?.['error'])}`);
+  assert.deepEqual(poolOf(gw).stats().map((s) => [s.healthy, s.consecutiveFailures]), [[true, 0], [true, 0]]);
+  assert.equal(await throughPool(gw, d, 'alice-country-us'), '127.0.0.223', 'the http member still CONNECTs');
 });
