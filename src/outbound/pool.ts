@@ -75,9 +75,17 @@ function ambiguous(err: unknown): boolean {
   return err instanceof UpstreamRefusedError && err.rep === Rep.GENERAL_FAILURE;
 }
 
-/** Another member is worth trying: this one failed itself, or gave the ambiguous 0x01. */
-function retryable(err: unknown): boolean {
-  return isUpstreamFault(err) || err instanceof PoolExhaustedError || ambiguous(err);
+/**
+ * A member's 0x07 to UDP ASSOCIATE or BIND: the member does not do the command (microsocks does
+ * CONNECT only), which says nothing of the destination; another member may do it.
+ */
+function notCarried(err: unknown, command: Command): boolean {
+  return command !== 'connect' && err instanceof UpstreamRefusedError && err.rep === Rep.COMMAND_NOT_SUPPORTED;
+}
+
+/** Another member is worth trying: this one failed itself, gave the ambiguous 0x01, or does not do the command. */
+function retryable(err: unknown, command: Command): boolean {
+  return isUpstreamFault(err) || err instanceof PoolExhaustedError || ambiguous(err) || notCarried(err, command);
 }
 
 /** A failure's message for the log (GatewayErrors name no credentials); undefined when there is none. */
@@ -302,7 +310,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
         last = err;
         // A reply about the destination (0x02-0x08) goes to the client as it is: another
         // member would get the same answer, and this one did its job.
-        if (ctx.signal.aborted || !retryable(err)) throw err;
+        if (ctx.signal.aborted || !retryable(err, command)) throw err;
         ctx.log.debug({ pool: name, member: m.name, err: (err as Error).message }, 'pool member failed; trying another');
       }
     }

@@ -2,7 +2,9 @@ import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { openSocks5Udp } from '../../src/outbound/socks5-udp.js';
+import { isPoolOutbound } from '../../src/outbound/stats.js';
 import type { Destination } from '../../src/outbound/types.js';
+import { socksBind } from '../helpers/bind.js';
 import { freePort, startDante, startMicrosocks } from '../helpers/upstreams.js';
 import { metricValue } from '../helpers/metrics.js';
 import { startUdpEchoServer, udpAssociation, udpLogLine } from '../helpers/udp.js';
@@ -130,4 +132,22 @@ test('a pool that fails to carry a later destination leaves the line naming the 
   assert.equal(line?.['outbound'], 'carry');
   assert.equal(line?.['member'], carrier);
   assert.match(String(line?.['error']), /dead|127\.0\.0\.1/, 'the error still says why datagrams were dropped');
+});
+
+test('a pool member that answers UDP ASSOCIATE or BIND with 0x07 (microsocks: CONNECT only) is passed over for one that carries it, and stays in rotation', async (t) => {
+  const connectOnly = await startMicrosocks({ host: '127.0.0.224' });
+  t.after(() => connectOnly.close());
+  const dante = await startDante({ host: '127.0.0.225' });
+  t.after(() => dante.close());
+  const members = [`socks5://${connectOnly.host}:${connectOnly.port}`, `socks5://${dante.host}:${dante.port}`];
+  // failover: the CONNECT-only member is asked first every time.
+  const { echo, gw, c } = await udpAssociation(t, { upstreams: { carry: { type: 'pool', strategy: 'failover', members } }, default: 'carry' });
+  c.send({ host: '127.0.0.1', port: echo.port }, 'carried');
+  assert.equal((await c.receive(3_000))?.data.toString(), 'carried', 'the datagram went through the member that carries UDP');
+  const bound = await socksBind(gw.port);
+  bound.peer.catch(() => {});
+  assert.equal(bound.bound.host, dante.host, 'the BIND went to the member that carries it');
+  const pool = gw.gw.snapshot.outbounds.get('carry');
+  assert.ok(pool && isPoolOutbound(pool));
+  assert.deepEqual(pool.stats().map((s) => [s.healthy, s.consecutiveFailures]), [[true, 0], [true, 0]], 'a member without UDP or BIND is no dead member');
 });
