@@ -8,7 +8,7 @@
 // channels (and upstream associations) for as long as the association lives.
 
 import type { ResolvedAddress } from '../dns/types.js';
-import { RuleBlockedError } from '../errors.js';
+import { Rep, RuleBlockedError, toRep } from '../errors.js';
 import type { ByteBudget } from '../outbound/byte-budget.js';
 import type { AddressSet } from '../outbound/egress.js';
 import type { Destination, Outbound, UdpChannel } from '../outbound/types.js';
@@ -35,7 +35,9 @@ export interface UdpRoutesOptions {
   budget: ByteBudget;
 }
 
-type ChannelState = { channel: Promise<UdpChannel | undefined>; failedAt?: number };
+/** A channel; undefined when it failed to open, 'unsupported' when the outbound cannot carry UDP (both asked again later). */
+type Opened = UdpChannel | undefined | 'unsupported';
+type ChannelState = { channel: Promise<Opened>; failedAt?: number };
 /**
  * An open channel: whose it is (the decision's action, the outbound a config built, the pool
  * member that carries it) and how many remembered destinations use it.
@@ -166,14 +168,15 @@ export class UdpRoutes {
     record.member = carried.member;
   }
 
-  async #channelFor(action: string, outbound: Outbound): Promise<UdpChannel | undefined | 'unsupported'> {
+  async #channelFor(action: string, outbound: Outbound): Promise<Opened> {
     const open = outbound.openUdp?.bind(outbound);
     if (!open) return 'unsupported';
     let state = this.#channels.get(outbound);
     if (!state || (state.failedAt !== undefined && performance.now() - state.failedAt >= this.#opts.retryAfterMs)) {
       const s: ChannelState = { channel: this.#openChannel(outbound, action, open) };
       void s.channel.then((c) => {
-        if (!c) s.failedAt = performance.now();
+        // Asked again after a while either way; and a replaced config's outbound is let go after a reload (#closeUnused).
+        if (c === undefined || c === 'unsupported') s.failedAt = performance.now();
       });
       state = s;
       this.#channels.set(outbound, state);
@@ -181,7 +184,7 @@ export class UdpRoutes {
     return state.channel;
   }
 
-  async #openChannel(outbound: Outbound, action: string, open: OpenUdp): Promise<UdpChannel | undefined> {
+  async #openChannel(outbound: Outbound, action: string, open: OpenUdp): Promise<Opened> {
     const ctx = this.#ctx;
     let channel: UdpChannel;
     const octx = outboundContext(ctx);
@@ -195,7 +198,9 @@ export class UdpRoutes {
       ctx.log.debug({ err, outbound: action }, 'UDP channel not opened');
       // A pool names the member it tried last, which failed it (kept only while nothing was relayed).
       if (octx.member !== undefined) ctx.record.member = octx.member;
-      return undefined;
+      // The outbound cannot carry UDP after all (a pool whose tag filters leave no member that
+      // can, an upstream answering 0x07): unsupported, as one without openUdp.
+      return toRep(err) === Rep.COMMAND_NOT_SUPPORTED ? 'unsupported' : undefined;
     }
     if (this.#closed) {
       channel.close();

@@ -76,14 +76,17 @@ export interface SocksUdpClient {
   close(): Promise<void>;
 }
 
-export async function socksUdpClient(proxy: { host: string; port: number }, opts: { declarePort?: boolean; family?: 4 | 6 } = {}): Promise<SocksUdpClient> {
+export async function socksUdpClient(
+  proxy: { host: string; port: number },
+  opts: { declarePort?: boolean; family?: 4 | 6; login?: { user: string; pass: string } } = {},
+): Promise<SocksUdpClient> {
   const family = opts.family ?? (proxy.host.includes(':') ? 6 : 4);
   const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4' });
   socket.bind(0, family === 6 ? '::1' : '127.0.0.1');
   await once(socket, 'listening');
   const declared = opts.declarePort === false ? 0 : socket.address().port;
   const info = await associate({
-    proxy: { host: proxy.host, port: proxy.port, type: 5 },
+    proxy: { host: proxy.host, port: proxy.port, type: 5, ...(opts.login ? { userId: opts.login.user, password: opts.login.pass } : {}) },
     command: 'associate',
     destination: { host: family === 6 ? '::' : '0.0.0.0', port: declared },
     timeout: 3_000,

@@ -5,9 +5,10 @@ import { openSocks5Udp } from '../../src/outbound/socks5-udp.js';
 import { isPoolOutbound } from '../../src/outbound/stats.js';
 import type { Destination } from '../../src/outbound/types.js';
 import { socksBind } from '../helpers/bind.js';
-import { freePort, startDante, startMicrosocks } from '../helpers/upstreams.js';
+import { freePort, startDante, startMicrosocks, startTinyproxy } from '../helpers/upstreams.js';
 import { metricValue } from '../helpers/metrics.js';
-import { startUdpEchoServer, udpAssociation, udpLogLine } from '../helpers/udp.js';
+import { startGateway } from '../helpers/index.js';
+import { startUdpEchoServer, socksUdpClient, udpAssociation, udpLogLine } from '../helpers/udp.js';
 
 /** Gateway config routing UDP through the Dante at `dante`. */
 const udpThrough = (dante: { host: string; port: number }) => ({
@@ -150,4 +151,33 @@ test('a pool member that answers UDP ASSOCIATE or BIND with 0x07 (microsocks: CO
   const pool = gw.gw.snapshot.outbounds.get('carry');
   assert.ok(pool && isPoolOutbound(pool));
   assert.deepEqual(pool.stats().map((s) => [s.healthy, s.consecutiveFailures]), [[true, 0], [true, 0]], 'a member without UDP or BIND is no dead member');
+});
+
+test('a session whose tag filters leave only members that cannot carry UDP (http) has its datagrams dropped as unsupported, not as a failed upstream retried', async (t) => {
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const dante = await startDante({ host: '127.0.0.226' });
+  t.after(() => dante.close());
+  const http = await startTinyproxy({ host: '127.0.0.227' });
+  t.after(() => http.close());
+  const gw = await startGateway({
+    auth: { users: [{ username: 'alice', password: 'pw' }] },
+    upstreams: { crawl: { type: 'pool', members: [`socks5://${dante.host}:${dante.port}#country=de`, `http://${http.host}:${http.port}#country=us`] } },
+    default: 'crawl',
+  });
+  t.after(() => gw.close());
+  // A series counted nowhere yet reads NaN: none.
+  const result = async (r: string): Promise<number> => (await metricValue(gw.gw, 'socksgate_udp_datagrams_total', { direction: 'up', result: r })) || 0;
+  const de = await socksUdpClient({ host: '127.0.0.1', port: gw.port }, { login: { user: 'alice-country-de', pass: 'pw' } });
+  t.after(() => de.close());
+  de.send({ host: '127.0.0.1', port: echo.port }, 'de');
+  assert.equal((await de.receive(3_000))?.data.toString(), 'de', 'the member tagged de carries UDP');
+  const us = await socksUdpClient({ host: '127.0.0.1', port: gw.port }, { login: { user: 'alice-country-us', pass: 'pw' } });
+  t.after(() => us.close());
+  us.send({ host: '127.0.0.1', port: echo.port }, 'us');
+  for (let i = 0; i < 100 && (await result('unsupported')) + (await result('upstream_failed')) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual([await result('unsupported'), await result('upstream_failed')], [1, 0]);
+  await us.close();
+  const line = await gw.accessLog((l) => l['user'] === 'alice' && JSON.stringify(l['udp'] ?? {}).includes('unsupported'));
+  assert.match(String(line?.['error']), /no member matching country=us can carry udp/);
 });
