@@ -295,6 +295,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       const started = performance.now();
       try {
         const value = await op(m);
+        ctx.member = m.name; // a member chained through a pool hop wrote that pool's member here
         state.inFlight--;
         measured(m, performance.now() - started);
         note(m, m.health.success());
@@ -302,6 +303,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
         if (gaveOne) for (const [x, begunHealthy, said] of gaveOne) note(x, x.health.failure(now(), policy, begunHealthy), said);
         return { m, value };
       } catch (err) {
+        ctx.member = m.name;
         state.inFlight--;
         state.failures++;
         settle(m, err, !trial, ctx.params);
@@ -339,7 +341,8 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     const letGo = hold(m);
     return {
       ...conn,
-      member: conn.member ?? m.name,
+      // This pool's member, which its stats and bans know, not the member of a pool the member is chained through.
+      member: m.name,
       release: () => {
         if (letGo()) conn.release?.();
       },

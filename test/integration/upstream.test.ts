@@ -143,6 +143,30 @@ test('through the gateway: a chain whose first hop is a pool names the pool memb
   assert.equal((await gw.accessLog((l) => l.rep === 0x02))?.member, carrier, 'a refused chain names the member it went through');
 });
 
+test('a pool whose member is a chain through another pool names its own member in the access log, the one its stats and bans know', async (t) => {
+  const allowed = await startDestination();
+  t.after(() => allowed.close());
+  const blocked = await startDestination('127.0.0.231');
+  t.after(() => blocked.close());
+  const exit = await startDante({ host: '127.0.0.228', block: ['127.0.0.231/32'] });
+  t.after(() => exit.close());
+  const entry = await startMicrosocks({ host: '127.0.0.229' });
+  t.after(() => entry.close());
+  const gw = await startGateway({
+    upstreams: {
+      entry: { type: 'pool', members: [`socks5://${entry.host}:${entry.port}`] },
+      exit: { type: 'socks5', host: exit.host, port: exit.port, via: 'entry' },
+      crawl: { type: 'pool', members: ['exit'] },
+    },
+    default: 'crawl',
+  });
+  t.after(() => gw.close());
+  assert.equal(await through(gw.port, allowed.port), 'hello 127.0.0.228');
+  assert.equal((await gw.accessLog((l) => l.rep === 0))?.member, 'exit', 'a connected request names the pool member it went through');
+  assert.equal(await socks5Rep(gw.port, { host: blocked.host, port: blocked.port }), 0x02);
+  assert.equal((await gw.accessLog((l) => l.rep === 0x02))?.member, 'exit', 'a refused request names the pool member that refused');
+});
+
 test('through the gateway: a chain with a silent hop times out naming that hop, not the healthy last one', async (t) => {
   const dest = await startDestination();
   t.after(() => dest.close());
