@@ -268,7 +268,9 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
 
   /** Runs `op` on one member after another (strategy order, never one twice) until one succeeds. */
   async function attempt<T>(ctx: OutboundContext, op: (m: Member) => Promise<T>, command: Command = 'connect'): Promise<{ m: Member; value: T }> {
-    const view = viewFor(ctx.params);
+    // As a hop, every member: a filter no entry proxy is tagged for would refuse the chain,
+    // and be counted against the route's member, which a client's parameter must not eject.
+    const view = ctx.viaHop ? all : viewFor(ctx.params);
     if (!view) throw new NoMemberMatchesError(name, filterParams(ctx.params));
     const can = CARRIES[command];
     // Not a dead pool: healthy or not, no member the filters leave could ever carry it.

@@ -203,7 +203,7 @@ export function heldUntilClose(conn: Connection): Socket {
  * copied one by one: a context may keep `log` and `signal` behind getters, which a spread drops.
  */
 function hopContext(ctx: OutboundContext, signal: AbortSignal): OutboundContext {
-  const hop: OutboundContext = { signal, log: ctx.log, sessionKey: ctx.sessionKey };
+  const hop: OutboundContext = { signal, log: ctx.log, sessionKey: ctx.sessionKey, viaHop: true };
   if (ctx.user !== undefined) hop.user = ctx.user;
   if (ctx.params !== undefined) hop.params = ctx.params;
   if (ctx.udpBudget !== undefined) hop.udpBudget = ctx.udpBudget;

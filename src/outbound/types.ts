@@ -29,6 +29,11 @@ export interface OutboundContext {
   egressLift?: AddressSet;
   /** What the client asked for (connect, http), for the egress-denial metric. */
   command?: string;
+  /**
+   * Reached as a `via` hop: a pool takes any of its members. The session's tag filters pick
+   * the route's own member (they still fill templates): entry proxies carry no exit's tags.
+   */
+  viaHop?: boolean;
   /** Set by a pool to the member it is trying: a request that fails is logged with the member that last failed it. */
   member?: string;
   /** The local address the client's connection arrived at (unmapped): where a BIND the gateway serves itself listens. */

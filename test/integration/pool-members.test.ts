@@ -237,3 +237,29 @@ test('a tag filter that leaves only members unable to BIND (http) gets 0x07 for 
   assert.deepEqual(poolOf(gw).stats().map((s) => [s.healthy, s.consecutiveFailures]), [[true, 0], [true, 0]]);
   assert.equal(await throughPool(gw, d, 'alice-country-us'), '127.0.0.223', 'the http member still CONNECTs');
 });
+
+test('a pool reached as a via hop takes any of its members: a session\'s tag filter neither refuses the chain (0x04) nor ejects the route\'s pool member for everyone', async (t) => {
+  const d = await poolDestination(t);
+  const direct = await poolDestination(t);
+  const exit = await startDante({ host: '127.0.0.232' });
+  t.after(() => exit.close());
+  const entry = await startMicrosocks({ host: '127.0.0.233' });
+  t.after(() => entry.close());
+  const gw = await startGateway({
+    auth: { users: [{ username: 'alice', password: 'pw' }] },
+    upstreams: {
+      // Untagged entry proxies in front of a provider that reads the country from its username.
+      entry: { type: 'pool', members: [`socks5://${entry.host}:${entry.port}`] },
+      exit: { type: 'socks5', host: exit.host, port: exit.port, via: 'entry', username: 'cust-country-{country}', password: 'x' },
+      crawl: { type: 'pool', ban_after: 2, members: ['exit'] },
+    },
+    // The chain named by a rule itself, for one destination port.
+    rules: [{ name: 'chain', ports: [direct.port], action: 'exit' }],
+    default: 'crawl',
+  });
+  t.after(() => gw.close());
+  for (let i = 0; i < 3; i++) assert.equal(await throughPool(gw, d, 'alice-country-de'), '127.0.0.232', `request ${i} through the pool`);
+  assert.deepEqual(poolOf(gw).stats().map((s) => [s.healthy, s.failures]), [[true, 0]]);
+  assert.equal(await throughPool(gw, d, 'alice'), '127.0.0.232', 'the member serves a session without the filter');
+  assert.equal(await throughPool(gw, direct, 'alice-country-de'), '127.0.0.232', 'the chain a rule names serves a session with a filter');
+});
