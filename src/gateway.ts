@@ -124,7 +124,7 @@ export class Gateway {
     this.connections = new ConnectionRegistry(opts.connectionIds);
     this.metrics = opts.metrics ?? new Metrics();
     this.#udpBudget = new ByteBudget(opts.udpBufferBytes ?? GATEWAY_UDP_BYTES);
-    this.#limits = new Limits(this.metrics, this.log);
+    this.#limits = new Limits(this.metrics, this.log, snapshot.config);
     this.metrics.collect('socksgate_udp_buffered_bytes', 'Bytes of UDP datagrams held now (waiting for a route, a name or a socket)', [], () => [
       { labels: {}, value: this.#udpBudget.used },
     ]);
@@ -212,6 +212,7 @@ export class Gateway {
       return;
     }
     this.#snapshot = next;
+    this.#limits.reconfigure(config);
     startOutbounds(next.outbounds);
     if (JSON.stringify(this.listening) !== JSON.stringify(config.listen)) {
       this.log.warn('listen addresses changed: they apply after a restart');

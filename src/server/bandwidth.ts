@@ -17,19 +17,42 @@ const MIN_BURST = 64 * 1024;
 const MAX_WAIT_MS = 1_000;
 
 export class TokenBucket {
-  readonly rate: number; // bytes per second
-  readonly burst: number;
+  #rate: number; // bytes per second; Infinity once lifted
+  #burst: number;
+  readonly #fixedBurst: number | undefined;
   readonly #now: () => number;
   #tokens: number;
   #at: number;
 
   constructor(rate: number, opts: BucketOptions = {}) {
-    if (!(rate > 0)) throw new RangeError(`bandwidth must be positive, got ${rate}`);
-    this.rate = rate;
-    this.burst = opts.burst ?? Math.max(rate, MIN_BURST);
+    this.#fixedBurst = opts.burst;
+    this.#rate = positive(rate);
+    this.#burst = this.#burstFor(this.#rate);
     this.#now = opts.now ?? (() => performance.now());
-    this.#tokens = this.burst;
+    this.#tokens = this.#burst;
     this.#at = this.#now();
+  }
+
+  get rate(): number {
+    return this.#rate;
+  }
+
+  get burst(): number {
+    return this.#burst;
+  }
+
+  /**
+   * A reload changed the user's `bandwidth`: the bucket its connections share goes on at the
+   * new rate (undefined: no limit any more), with what it holds or owes now. The debt a reader
+   * is waiting out was reckoned at the old rate; its next chunk pays at the new one.
+   */
+  retune(rate: number | undefined): void {
+    const lifted = this.#rate === Infinity;
+    this.#refill();
+    this.#rate = rate === undefined ? Infinity : positive(rate);
+    this.#burst = this.#burstFor(this.#rate);
+    // Limited again after a spell without a limit: a fresh start, not a debt from before it.
+    this.#tokens = lifted ? this.#burst : Math.min(this.#tokens, this.#burst);
   }
 
   /**
@@ -38,17 +61,33 @@ export class TokenBucket {
    * is paid by waiting, so the long-run rate stays at `rate` whatever the chunk sizes.
    */
   take(n: number): number {
-    const now = this.#now();
-    this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#at) * this.rate) / 1000);
-    this.#at = now;
+    if (this.#rate === Infinity) return 0;
+    this.#refill();
     this.#tokens -= n;
-    return this.#tokens >= 0 ? 0 : Math.ceil((-this.#tokens * 1000) / this.rate);
+    return this.#tokens >= 0 ? 0 : Math.ceil((-this.#tokens * 1000) / this.#rate);
+  }
+
+  #refill(): void {
+    const now = this.#now();
+    if (this.#rate !== Infinity) this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#at) * this.#rate) / 1000);
+    this.#at = now;
+  }
+
+  #burstFor(rate: number): number {
+    return this.#fixedBurst ?? Math.max(rate, MIN_BURST);
   }
 }
 
+function positive(rate: number): number {
+  if (!(rate > 0)) throw new RangeError(`bandwidth must be positive, got ${rate}`);
+  return rate;
+}
+
 /**
- * Buckets by user, shared while any connection of that user holds one. A user's rate is
- * read from the config each time a connection starts; a changed rate starts a new bucket.
+ * One bucket per user, shared while any connection of that user holds it. A reload that
+ * changes the user's rate retunes that bucket (retune below; acquire at another rate does
+ * too): a second bucket at the new rate beside the open connections' one would let the user
+ * through at both rates together.
  */
 export class BandwidthLimits {
   readonly #buckets = new Map<string, { bucket: TokenBucket; users: number }>();
@@ -56,9 +95,11 @@ export class BandwidthLimits {
   /** The user's bucket for one connection; call `release` once when the connection ends. */
   acquire(user: string, rate: number): { bucket: TokenBucket; release: () => void } {
     let entry = this.#buckets.get(user);
-    if (entry === undefined || entry.bucket.rate !== rate) {
+    if (entry === undefined) {
       entry = { bucket: new TokenBucket(rate), users: 0 };
       this.#buckets.set(user, entry);
+    } else if (entry.bucket.rate !== rate) {
+      entry.bucket.retune(rate);
     }
     const held = entry;
     held.users++;
@@ -68,9 +109,21 @@ export class BandwidthLimits {
       release: () => {
         if (released) return;
         released = true;
-        if (--held.users === 0 && this.#buckets.get(user) === held) this.#buckets.delete(user);
+        if (--held.users === 0) this.#buckets.delete(user);
       },
     };
+  }
+
+  /**
+   * A reload: every user's bucket takes the user's `bandwidth` in `users` (none: no limit now).
+   * A user the reload removed keeps the limit their open connections had: gone from the
+   * config is no reason to go faster.
+   */
+  retune(users: ReadonlyMap<string, { readonly bandwidth?: number | undefined }>): void {
+    for (const [user, { bucket }] of this.#buckets) {
+      const cfg = users.get(user);
+      if (cfg !== undefined && (cfg.bandwidth ?? Infinity) !== bucket.rate) bucket.retune(cfg.bandwidth);
+    }
   }
 
   /** Users with a bucket now (for tests and metrics). */

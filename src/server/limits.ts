@@ -112,8 +112,11 @@ export class Limits {
   readonly #refusalLog: RefusalLog;
   readonly #counters: Readonly<Record<LimitName, Counter.Internal>>;
   #handshakes = 0;
+  /** The users of the config live now: a user's bandwidth follows it, whichever config a request began on. */
+  #liveUsers: ReadonlyMap<string, UserConfig>;
 
-  constructor(metrics: Metrics, log: Logger, refusalLog = new RefusalLog()) {
+  constructor(metrics: Metrics, log: Logger, config: Config, refusalLog = new RefusalLog()) {
+    this.#liveUsers = usersOf(config);
     this.#log = log;
     this.#refusalLog = refusalLog;
     const counters = {} as Record<LimitName, Counter.Internal>;
@@ -141,6 +144,25 @@ export class Limits {
   refused(client: string, err: LimitError): void {
     this.#counters[err.limit].inc();
     if (this.#refusalLog.shouldLog(client)) this.#log.warn({ client, limit: err.limit, reason: err.message }, 'client refused by a limit');
+  }
+
+  /**
+   * A reload: each user's shared bucket takes the user's new `bandwidth`, so the connections
+   * already open are held to the rate the next ones get (no limit any more: none for them either).
+   */
+  reconfigure(config: Config): void {
+    this.#liveUsers = usersOf(config);
+    this.bandwidth.retune(this.#liveUsers);
+  }
+
+  /**
+   * The user's `bandwidth` in the config live now, not in `config`, the request's own: a SOCKS
+   * request whose handshake began before a reload runs on the config before it, and would set
+   * the user's one bucket back to the rate the reload changed. A user the reload removed keeps
+   * the limit of the config the request began on.
+   */
+  bandwidthOf(user: string, config: Config): number | undefined {
+    return (this.#liveUsers.get(user) ?? usersOf(config).get(user))?.bandwidth;
   }
 
   /** The slots of one client connection, empty until its first request is admitted. */
@@ -184,10 +206,22 @@ export class ConnectionLimits {
       if (user !== undefined) {
         limits.users.add(user);
         this.#user = user;
-        if (cfg?.bandwidth !== undefined) this.#bandwidth = limits.bandwidth.acquire(user, cfg.bandwidth);
       }
     }
+    // Per request, not per user change: a reload may have given the user of a kept-alive HTTP
+    // connection a bandwidth, or taken it away, since its last request.
+    if (user !== undefined) this.#holdBandwidth(user, limits.bandwidthOf(user, config));
     this.#takeSource(source);
+  }
+
+  /** A bucket held is the user's one bucket, which every reload retunes to the live rate. */
+  #holdBandwidth(user: string, rate: number | undefined): void {
+    if (rate !== undefined) {
+      this.#bandwidth ??= this.#limits.bandwidth.acquire(user, rate);
+      return;
+    }
+    this.#bandwidth?.release();
+    this.#bandwidth = undefined;
   }
 
   /**

@@ -9,7 +9,10 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
-import { startGateway } from '../helpers/index.js';
+import { stringify } from 'yaml';
+import { parseConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/types.js';
+import { readBytes, startGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
 import { socks5Raw } from '../helpers/raw-proxy.js';
 
@@ -170,4 +173,133 @@ test("forwarded HTTP requests charge the same bucket: a user's absolute-form dow
   const line = await gw.accessLog((l) => l.user === 'alice' && l.status === 200, 10_000);
   assert.ok(line, 'the request was served');
   assert.ok(got.count() > body.length, `the whole body arrived (${got.count()} bytes with the head)`);
+});
+
+/** Sends to whoever connects as fast as it reads, until it closes. */
+async function startEndlessSource() {
+  const chunk = payload(64 * KiB, 1);
+  const server = createServer((s) => {
+    s.on('error', () => {});
+    s.resume();
+    const pump = (): void => {
+      while (!s.destroyed && s.write(chunk));
+    };
+    s.on('drain', pump);
+    pump();
+  });
+  return listenTracked(server);
+}
+
+function configOf(partial: Record<string, unknown>): Config {
+  return parseConfig(stringify({ listen: [{ host: '127.0.0.1', port: 0 }], ...partial }), '/tmp/socksgate-test.yaml', {});
+}
+
+test("a reload that changes a user's bandwidth holds the connections already open to it too: one bucket at the new rate", async (t) => {
+  const source = await startEndlessSource();
+  t.after(() => source.close());
+  const FAST = 1024 * KiB;
+  const SLOW = 128 * KiB;
+  const config = (rate: number) => ({ auth: { users: [{ username: 'alice', password: 'pw', bandwidth: `${rate}B/s` }] }, limits: { idle_timeout: '60s' } });
+  const gw = await startGateway(config(FAST));
+  t.after(() => gw.close());
+
+  const before = await socks5Raw(gw.port, source.port, { user: 'alice', password: 'pw' });
+  t.after(() => before.socket.destroy());
+  assert.equal(before.code, 0);
+  const old = drain(before.socket);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(old.count() > 0, 'the first connection is under way');
+
+  await gw.gw.reload(configOf(config(SLOW)));
+  const t0 = performance.now();
+  const from = old.count();
+  // The new rate's burst is one second's worth of it; what the old connection was waiting
+  // out when the rate changed is within the margin.
+  const budget = (): number => SLOW + (SLOW * (performance.now() - t0)) / 1000 + MARGIN;
+  const after = await socks5Raw(gw.port, source.port, { user: 'alice', password: 'pw' });
+  t.after(() => after.socket.destroy());
+  assert.equal(after.code, 0);
+  const fresh = drain(after.socket);
+
+  const over: string[] = [];
+  const deadline = performance.now() + 3_000;
+  while (performance.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+    const alice = old.count() - from + fresh.count();
+    const allowed = budget();
+    if (alice > allowed) over.push(`${alice} > ${Math.round(allowed)}`);
+  }
+  assert.deepEqual(over.slice(0, 3), [], "after the reload alice's connections, old and new, move no more than the new rate allows");
+  assert.ok(fresh.count() > 0, 'the new connection is served');
+});
+
+test('a SOCKS5 request whose handshake began before the reload is held to the reloaded rate', async (t) => {
+  const source = await startEndlessSource();
+  t.after(() => source.close());
+  const config = (rate: number) => ({ auth: { users: [{ username: 'alice', password: 'pw', bandwidth: `${rate}B/s` }] }, limits: { idle_timeout: '60s' } });
+  const gw = await startGateway(config(1024 * KiB));
+  t.after(() => gw.close());
+
+  // Greeting and login on the config before the reload; the request after it.
+  const s = connect({ host: '127.0.0.1', port: gw.port });
+  t.after(() => s.destroy());
+  s.on('error', () => {});
+  await once(s, 'connect');
+  s.write(Buffer.from([5, 1, 2, 1, 5, ...Buffer.from('alice'), 2, ...Buffer.from('pw')]));
+  assert.equal((await readBytes(s, 4)).toString('hex'), '05020100', 'logged in');
+  await gw.gw.reload(configOf(config(RATE)));
+  const t0 = performance.now();
+  s.write(Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, source.port >> 8, source.port & 0xff]));
+  assert.equal((await readBytes(s, 10))[1], 0, 'granted');
+  const got = drain(s);
+  const budget = (): number => BURST + (RATE * (performance.now() - t0)) / 1000 + MARGIN;
+  const over: string[] = [];
+  const deadline = performance.now() + 2_500;
+  while (performance.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+    const n = got.count();
+    const allowed = budget();
+    if (n > allowed) over.push(`${n} > ${Math.round(allowed)}`);
+  }
+  assert.deepEqual(over.slice(0, 3), [], 'held to the rate the reload set, not the one its handshake began on');
+  assert.ok(got.count() > 0, 'served');
+});
+
+test('a reload that gives a user a bandwidth reaches the next request on a kept-alive HTTP connection', async (t) => {
+  const body = payload(EACH * 2, 9);
+  const web = createHttpServer((_req, res) => {
+    res.writeHead(200, { 'content-length': body.length });
+    res.end(body);
+  });
+  const listening = await listenTracked(web);
+  t.after(() => listening.close());
+  const users = (bandwidth?: string) => ({ auth: { users: [{ username: 'alice', password: 'pw', ...(bandwidth ? { bandwidth } : {}) }] } });
+  const gw = await startGateway(users());
+  t.after(() => gw.close());
+
+  const s = connect({ host: '127.0.0.1', port: gw.port });
+  t.after(() => s.destroy());
+  await once(s, 'connect');
+  const auth = Buffer.from('alice:pw').toString('base64');
+  const get = `GET http://127.0.0.1:${listening.port}/big HTTP/1.1\r\nHost: 127.0.0.1\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`;
+  let received = 0;
+  s.on('data', (c: Buffer) => (received += c.length));
+  s.write(get);
+  for (let i = 0; i < 500 && received < body.length; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(received > body.length, 'the first response came whole, unlimited');
+
+  await gw.gw.reload(configOf(users(`${RATE}B/s`)));
+  const t0 = performance.now();
+  const from = received;
+  const budget = (): number => BURST + (RATE * (performance.now() - t0)) / 1000 + MARGIN;
+  s.write(get); // the same connection: node's parser serves it as the next request
+  const over: string[] = [];
+  for (let i = 0; i < 500 && received - from <= body.length; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    const n = received - from;
+    const allowed = budget();
+    if (n > allowed) over.push(`${n} > ${Math.round(allowed)}`);
+  }
+  assert.deepEqual(over.slice(0, 3), [], 'the next request is held to the bandwidth the reload gave alice');
+  assert.ok(received - from > body.length, 'the second response came whole, on the same connection');
 });

@@ -23,6 +23,34 @@ test('TokenBucket: the burst passes, then each byte costs 1000/rate ms; refill i
   assert.throws(() => new TokenBucket(0), RangeError);
 });
 
+test("a changed rate retunes the user's one bucket: what it owes is paid at the new rate; no rate lifts it", () => {
+  let t = 0;
+  const b = new TokenBucket(1000, { burst: 1000, now: () => t });
+  assert.equal(b.take(1500), 500, '500 bytes of debt at 1000 B/s');
+  b.retune(250);
+  assert.equal(b.rate, 250);
+  assert.equal(b.take(0), 2000, 'the same debt at 250 B/s');
+  b.retune(undefined);
+  assert.equal(b.take(10_000_000), 0, 'no limit any more');
+  t += 1;
+  b.retune(1000);
+  assert.equal(b.take(1000), 0, 'limited again: a full burst, no debt carried from before the lift');
+  assert.equal(b.take(500), 500);
+
+  const limits = new BandwidthLimits();
+  const open = limits.acquire('alice', 1000);
+  const next = limits.acquire('alice', 2000); // a connection on the reloaded config
+  assert.equal(next.bucket, open.bucket, 'one bucket for both, not one per rate');
+  assert.equal(open.bucket.rate, 2000);
+  const bob = limits.acquire('bob', 300);
+  limits.retune(new Map([['alice', { bandwidth: 500 }]]));
+  assert.equal(open.bucket.rate, 500);
+  assert.equal(bob.bucket.rate, 300, 'a user the reload removed keeps the limit their connections had');
+  limits.retune(new Map([['alice', {}], ['bob', {}]]));
+  assert.equal(open.bucket.take(10_000_000), 0, 'a limit removed is lifted');
+  assert.equal(bob.bucket.take(10_000_000), 0);
+});
+
 /** sender → [a ⇒ b] → sink: `a` and `b` are the middle's two sockets, as in the relay. */
 async function chain(t: { after: (fn: () => unknown) => void }): Promise<{ sender: Socket; a: Socket; b: Socket; received: () => number; digest: () => string; ended: Promise<unknown> }> {
   let got = 0;

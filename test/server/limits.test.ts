@@ -35,17 +35,14 @@ test('RefusalLog: the table of IPs is bounded; stale entries are pruned at most 
   assert.equal(log.size, 1);
 });
 
-const CONFIG = parseConfig(
-  `listen: [{ host: 127.0.0.1, port: 0 }]
+const TEXT = `listen: [{ host: 127.0.0.1, port: 0 }]
 auth:
   users:
     - { username: alice, password: a, max_connections: 2, bandwidth: 1000B/s }
     - { username: bob, password: b }
 limits: { max_connections_per_source: 3 }
-`,
-  '/tmp/limits-unit.yaml',
-  {},
-);
+`;
+const CONFIG = parseConfig(TEXT, '/tmp/limits-unit.yaml', {});
 
 const request = (source: string, user?: string): ProxyRequest => ({
   protocol: 'socks5',
@@ -60,7 +57,7 @@ const request = (source: string, user?: string): ProxyRequest => ({
 function setup(): { limits: Limits; metrics: Metrics; logs: Array<Record<string, unknown>> } {
   const metrics = new Metrics();
   const { log, logs } = memoryLogger();
-  return { limits: new Limits(metrics, log), metrics, logs };
+  return { limits: new Limits(metrics, log, CONFIG), metrics, logs };
 }
 
 test('a user slot: refused past max_connections (counted, logged), given back once however often release runs', async () => {
@@ -119,4 +116,26 @@ test('max_connections_per_source counts per IP; connections of one user share on
   assert.equal(x.throttle, y.throttle);
   conns[0]!.release();
   limits.connection().admit(request('10.0.0.9'), CONFIG);
+});
+
+test("a reload retunes a user's one bucket; a request that began on the config before it takes that bucket at the live rate", () => {
+  const { limits } = setup();
+  const open = limits.connection();
+  open.admit(request('10.0.0.1', 'alice'), CONFIG);
+  assert.equal(open.throttle?.rate, 1000);
+  const reloaded = parseConfig(TEXT.replace('1000B/s', '2000B/s').replace('{ username: bob, password: b }', '{ username: bob, password: b, bandwidth: 500B/s }'), '/tmp/limits-unit.yaml', {});
+  limits.reconfigure(reloaded);
+  assert.equal(open.throttle?.rate, 2000, 'the open connection is held to the new rate');
+  const late = limits.connection();
+  late.admit(request('10.0.0.2', 'alice'), CONFIG); // its handshake began before the reload
+  assert.equal(late.throttle, open.throttle, 'one bucket');
+  assert.equal(late.throttle?.rate, 2000, 'at the live rate, not the one of its config');
+  const keptAlive = limits.connection();
+  keptAlive.admit(request('10.0.0.3', 'bob'), CONFIG);
+  assert.equal(keptAlive.throttle?.rate, 500, 'bob has a bandwidth now');
+  limits.reconfigure(CONFIG);
+  keptAlive.admit(request('10.0.0.3', 'bob'), CONFIG); // its next request
+  assert.equal(keptAlive.throttle, undefined, 'and none once a reload took it away');
+  for (const c of [open, late, keptAlive]) c.release();
+  assert.equal(limits.bandwidth.size, 0);
 });
