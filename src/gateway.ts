@@ -12,6 +12,7 @@ import { Metrics } from './observe/metrics.js';
 import { buildOutbounds, closeOutbounds, startOutbounds } from './outbound/build.js';
 import { ByteBudget, GATEWAY_UDP_BYTES } from './outbound/byte-budget.js';
 import { compileEgress } from './outbound/egress.js';
+import { unmapped } from './protocol/address.js';
 import { compileRouter } from './router/compile.js';
 import { createAuthenticator } from './server/auth.js';
 import { LoginThrottle } from './server/login-throttle.js';
@@ -295,7 +296,8 @@ export class Gateway {
     const full =
       this.#sessions.size >= limits.max_connections ? LIMIT_ERRORS.max_connections : this.#limits.handshakes >= limits.max_handshakes ? LIMIT_ERRORS.max_handshakes : undefined;
     if (full) {
-      this.#limits.refused(socket.remoteAddress ?? '', full);
+      // Unmapped, as the connection's own lines name it (client.ts): one client, one spelling, one once-a-second entry.
+      this.#limits.refused(unmapped(socket.remoteAddress ?? ''), full);
       this.#refusals.refuse(socket, protocols.includes('http'), proxyHeader);
       return;
     }

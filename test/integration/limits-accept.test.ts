@@ -192,3 +192,23 @@ test('a refused HTTP client that keeps sending after its 503 is still closed wit
   assert.ok(closed, 'closed, though it never went silent');
   assert.equal(refusals.waiting, 0);
 });
+
+test('a full dual-stack listener logs a refused IPv4 client as the IPv4 client it is, as every other line names it', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  // An IPv6 socket: it reports an IPv4 peer as ::ffff:127.0.0.1.
+  const gw = await startGateway({ listen: [{ host: '::ffff:127.0.0.1', port: 0 }], limits: { max_connections: 1 } });
+  t.after(() => gw.close());
+  const held = await socks5Raw(gw.port, echo.port);
+  t.after(() => held.socket.destroy());
+  assert.equal(held.code, 0);
+  assert.deepEqual(await refusedWith(gw.port, Buffer.from([5, 1, 0])), { answer: '', closed: true });
+  const refused = gw.logs.filter((l) => l.msg === 'client refused by a limit');
+  assert.deepEqual(
+    refused.map((l) => [l['client'], l['limit']]),
+    [['127.0.0.1', 'max_connections']],
+  );
+  held.socket.destroy();
+  const line = await gw.accessLog((l) => l['rep'] === 0, 5_000);
+  assert.match(String(line?.['client']), /^127\.0\.0\.1:\d+$/, 'the access log names the same client');
+});
