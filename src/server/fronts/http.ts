@@ -17,6 +17,7 @@ import type { Front } from '../request.js';
 import { answer, authenticate, noteRefusedLogin, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { passDrainToResponse } from './http-drain.js';
 import { bodyDidNotParse, forward } from './http-forward.js';
+import { headWithoutUpgrade } from './http-upgrade.js';
 import { requestContext } from './context.js';
 
 /** Request heads beyond these are refused (431/400) before anything is routed. */
@@ -64,6 +65,8 @@ export class HttpFront {
     // Any other expectation: node would answer 417 itself, unlogged; forward() answers it, in
     // turn, with its access-log line.
     this.#server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
+    // An offer to switch protocols: parsed again as a plain request (http-upgrade.ts).
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket as Socket, head));
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket as Socket));
     // node starts checking headersTimeout when a server listens; this one never does (the
     // gateway's listener accepts), so it is told it is listening. close() stops the checks.
@@ -80,9 +83,7 @@ export class HttpFront {
     conn.deadlineAnswer = HEAD_TIMEOUT;
     conn.holdDeadline(); // node's parser reads from here on: the deadline still runs from accept
     reader.detach();
-    conn.socket.unshift(first);
-    this.#server.emit('connection', conn.socket);
-    conn.socket.resume();
+    this.#parse(conn.socket, first);
     await closed(conn.socket);
     for (let running = this.#inFlight.get(conn); running?.size; ) await Promise.all(running);
     // Gone before a first head was whole: a FIN gets its 400, but a reset reaches clientError
@@ -153,6 +154,29 @@ export class HttpFront {
         socket.destroy();
       },
     );
+  }
+
+  #onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.pause(); // node no longer reads for us, as after a CONNECT head
+    const conn = this.#clients.get(socket);
+    if (!conn) return void socket.destroy();
+    if (tooManyFields(req)) return this.#refuseHead(conn, TOO_MANY_FIELDS, socket);
+    // A new parser takes the socket once the responses ahead are written whole (node queues the next on the last).
+    const stopDraining = passDrainToResponse(socket);
+    const again = async (): Promise<void> => {
+      stopDraining();
+      // Gone, or its FIN in, while those were answered: its requests end with it.
+      if (socket.destroyed || socket.readableEnded) return void socket.destroy();
+      this.#parse(socket, Buffer.concat([headWithoutUpgrade(req), head]));
+    };
+    this.#inTurn(conn, again, () => socket.destroy());
+  }
+
+  /** Hands `socket` to node's parser, `bytes` first. */
+  #parse(socket: Socket, bytes: Buffer): void {
+    socket.unshift(bytes);
+    this.#server.emit('connection', socket);
+    socket.resume();
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
