@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
+import { stringify } from 'yaml';
+import { parseConfig } from '../../src/config/load.js';
 import { closedWithin, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
 
@@ -199,6 +201,20 @@ test('an origin that sends its head and then goes silent past idle_timeout is a 
   assert.match(answer, /^HTTP\/1\.1 504 /);
   const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
   assert.deepEqual([line?.['status'], line?.['rep'], line?.['error']], [504, 0x06, 'origin idle timeout']);
+});
+
+test('a request on a kept-alive connection waits for its origin as long as the config live now says, not the one the connection began under', async (t) => {
+  const { origin, gw } = await originBehindGateway(t, undefined, { limits: { idle_timeout: '60s' } });
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const { s, received } = await rawClientOf(gw, t);
+  s.write(get(web.port, '/first'), 'latin1');
+  for (let waited = 0; !received().includes('hello /first') && waited < 5_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  assert.match(received(), /^HTTP\/1\.1 200 /, 'the first request is answered, the connection kept');
+  await gw.gw.reload(parseConfig(stringify({ listen: [{ host: '127.0.0.1', port: 0 }], limits: { idle_timeout: '300ms' } }), '/tmp/socksgate-test.yaml', {}));
+  s.write(get(origin.port, '/silent', 'Connection: close\r\n'), 'latin1');
+  assert.ok(await closedWithin(s, 5_000), 'answered and closed within 5 s, not at the 60 s the connection began under');
+  assert.match(received().slice(received().lastIndexOf('HTTP/1.1 ')), /^HTTP\/1\.1 504 /);
 });
 
 for (const [framing, head] of [

@@ -148,7 +148,8 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     record.error ??= 'client closed the connection';
   } else {
     if (expectsContinue(req)) res.writeContinue();
-    await relayMessage(conn, req, res, target, origin, record);
+    // The idle wait is the config's this request was routed on, not the one the connection began under.
+    await relayMessage(conn, req, res, target, origin, record, ctx.snapshot.config.limits.idle_timeout);
   }
   conn.logRequest(record, started);
 }
@@ -179,6 +180,7 @@ function relayMessage(
   target: AbsoluteTarget,
   origin: Connection,
   record: ClientConnection['record'],
+  idleTimeout: number,
 ): Promise<void> {
   const socket = origin.socket;
   if (origin.head?.length && !socket.readableEnded) socket.unshift(origin.head);
@@ -187,7 +189,7 @@ function relayMessage(
   // origin's (in the stream's buffer, counted once they are read from it).
   const upFrom = socket.bytesWritten;
   const downFrom = consumed(socket);
-  socket.setTimeout(conn.snapshot.config.limits.idle_timeout, () => socket.destroy(ORIGIN_IDLE));
+  socket.setTimeout(idleTimeout, () => socket.destroy(ORIGIN_IDLE));
   // RFC 9112 §3.2.2: Host is the request target's authority, whatever the client's Host said.
   const hops = hopsLeft(req);
   const fields = endToEnd(req.rawHeaders).filter(([k]) => k.toLowerCase() !== 'host');
