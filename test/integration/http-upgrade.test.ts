@@ -1,12 +1,16 @@
-// Absolute-form requests that offer to switch protocols (Upgrade: a WebSocket handshake, curl's
-// h2c offer with --http2): node's parser stops at such a request, and what the client sent
-// behind it in the same read must still be served, not dropped.
+// Absolute-form requests that offer to switch protocols. curl's h2c offer (--http2) is served as
+// a plain request, and what the client sent behind it in the same read is served in turn, not
+// dropped (node's parser stops at such a request). A WebSocket handshake is tunnelled once the
+// origin switches, with node's HTTP client as the WebSocket client (as `ws` through
+// http-proxy-agent) and a node HTTP server as the origin.
 import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { createServer as createHttpServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { startRecordingHttpServer, type RecordingHttpServer } from '../helpers/clients.js';
 import { closedWithin, startGateway, type TestGateway } from '../helpers/index.js';
+import { listenTracked } from '../helpers/servers.js';
 
 /** A real web server answering "got METHOD PATH BODY" and a gateway in front of it, both closed after the test. */
 async function webBehindGateway(t: TestContext): Promise<{ web: RecordingHttpServer; gw: TestGateway }> {
@@ -59,8 +63,8 @@ test('the body of a request pipelined behind an Upgrade offer reaches its origin
 });
 
 for (const [what, offer] of [
-  ['a WebSocket handshake', 'GET {URL}/ws HTTP/1.1\r\nHost: {HOST}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'],
-  // As curl --http2 -d hello sends it through a proxy.
+  // As curl --http2 sends them through a proxy, without and with -d hello.
+  ['an h2c offer', 'GET {URL}/ws HTTP/1.1\r\nHost: {HOST}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n'],
   ['an h2c offer with a body', 'POST {URL}/post HTTP/1.1\r\nHost: {HOST}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nContent-Length: 5\r\n\r\nhello'],
 ] as const) {
   test(`a request pipelined behind ${what} is served in its turn, not dropped`, async (t) => {
@@ -76,3 +80,104 @@ for (const [what, offer] of [
     assert.equal(web.seen[0]!.headers.upgrade, undefined, 'Upgrade is hop-by-hop: not forwarded');
   });
 }
+
+interface WebSocketOrigin {
+  port: number;
+  /** The handshake each connection sent, as the origin's server read it. */
+  handshakes: Array<{ url: string; headers: IncomingHttpHeaders }>;
+  close(): Promise<void>;
+}
+
+/**
+ * A web server that switches a WebSocket handshake to an echo (the frames are not the point:
+ * every byte after the 101 comes back, after "hi from origin"), and answers `refuse` (a status)
+ * to one whose path is /refused.
+ */
+async function startWebSocketOrigin(): Promise<WebSocketOrigin> {
+  const handshakes: WebSocketOrigin['handshakes'] = [];
+  const server = createHttpServer((_req, res) => res.writeHead(426, { 'content-type': 'text/plain' }).end('upgrade required\n'));
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    handshakes.push({ url: req.url ?? '', headers: req.headers });
+    socket.on('error', () => {});
+    if (req.url === '/refused') return void socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 8\r\nConnection: close\r\n\r\nrefused\n');
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\nhi from origin');
+    if (head.length) socket.write(head);
+    socket.pipe(socket);
+  });
+  const { port, close } = await listenTracked(server);
+  return { port, handshakes, close };
+}
+
+/** node's HTTP client as a WebSocket client through an HTTP proxy, as `ws` with http-proxy-agent does it: absolute-form, Upgrade. */
+function handshake(gwPort: number, url: string, headers: Record<string, string> = {}): Promise<{ res: IncomingMessage; socket?: Socket; head?: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({
+      host: '127.0.0.1',
+      port: gwPort,
+      path: url,
+      headers: { host: new URL(url).host, connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers },
+      agent: false,
+    });
+    req.on('upgrade', (res, socket, head) => resolve({ res, socket, head }));
+    req.on('response', (res) => resolve({ res }));
+    req.on('error', reject);
+    req.setTimeout(5_000, () => req.destroy(new Error('no answer within 5 s')));
+    req.end();
+  });
+}
+
+/** Reads from `s` until `text` has all come (or 5 s pass); returns what came. */
+async function readUntil(s: Socket, text: string): Promise<string> {
+  let got = '';
+  s.setEncoding('latin1');
+  for (const deadline = Date.now() + 5_000; got.length < text.length && Date.now() < deadline; ) {
+    const chunk = s.read() as string | null;
+    if (chunk !== null) got += chunk;
+    else await Promise.race([once(s, 'readable'), new Promise((r) => setTimeout(r, 100))]);
+  }
+  return got;
+}
+
+test('a WebSocket handshake in absolute-form reaches the origin with its Upgrade, and its 101 turns the connection into a tunnel both ways', async (t) => {
+  const origin = await startWebSocketOrigin();
+  t.after(() => origin.close());
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'alice-pw' }] } });
+  t.after(() => gw.close(), { timeout: 10_000 });
+  const auth = `Basic ${Buffer.from('alice:alice-pw').toString('base64')}`;
+  const { res, socket, head } = await handshake(gw.port, `http://127.0.0.1:${origin.port}/chat?room=1`, { 'proxy-authorization': auth });
+  assert.equal(res.statusCode, 101, 'switched');
+  assert.ok(socket);
+  t.after(() => socket.destroy());
+  assert.equal(res.headers['sec-websocket-accept'], 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=', "the origin's own answer");
+  socket.unshift(head ?? Buffer.alloc(0));
+  assert.equal(await readUntil(socket, 'hi from origin'), 'hi from origin', 'bytes the origin sent with its 101');
+  socket.write('ping');
+  assert.equal(await readUntil(socket, 'ping'), 'ping', 'the tunnel carries the client’s bytes and the origin’s answer');
+  const seen = origin.handshakes[0];
+  assert.equal(seen?.url, '/chat?room=1');
+  assert.equal(seen?.headers.upgrade, 'websocket');
+  assert.match(seen?.headers.connection ?? '', /upgrade/i);
+  assert.equal(seen?.headers['sec-websocket-key'], 'dGhlIHNhbXBsZSBub25jZQ==');
+  assert.equal(seen?.headers['proxy-authorization'], undefined, 'the gateway’s credentials stay with the gateway');
+  socket.end();
+  const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
+  assert.deepEqual([line?.['status'], line?.['rep'], line?.['user']], [101, 0, 'alice']);
+  assert.ok(Number(line?.['up']) > 'ping'.length && Number(line?.['down']) > 'hi from originping'.length, `bytes counted: ${JSON.stringify(line)}`);
+});
+
+test('a WebSocket handshake the origin refuses gets the origin’s answer, then the close; one without credentials gets 407', async (t) => {
+  const origin = await startWebSocketOrigin();
+  t.after(() => origin.close());
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'alice-pw' }] } });
+  t.after(() => gw.close(), { timeout: 10_000 });
+  const auth = `Basic ${Buffer.from('alice:alice-pw').toString('base64')}`;
+  const refused = await handshake(gw.port, `http://127.0.0.1:${origin.port}/refused`, { 'proxy-authorization': auth });
+  assert.equal(refused.res.statusCode, 403);
+  let body = '';
+  for await (const c of refused.res) body += String(c);
+  assert.equal(body, 'refused\n');
+  const anonymous = await handshake(gw.port, `http://127.0.0.1:${origin.port}/chat`);
+  assert.equal(anonymous.res.statusCode, 407);
+  assert.equal(anonymous.res.headers['proxy-authenticate'], 'Basic realm="socksgate"');
+  assert.equal(origin.handshakes.length, 1, 'nothing dialed for the refused login');
+});

@@ -2,7 +2,9 @@
 // credentials, and the short answers it writes itself.
 
 import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { GatewayError, LimitError, ProtocolError, Rep, toRep, UpstreamRefusedError } from '../../errors.js';
+import { closeClient } from '../close.js';
 import { refusedLogins, type AccessRecord, type Snapshot } from '../context.js';
 import type { Gone } from '../login-throttle.js';
 import type { SessionParams } from '../request.js';
@@ -89,6 +91,14 @@ export function rawResponse(status: number, line: string): string {
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\n${auth}Connection: close\r\n\r\n${body}`
   );
+}
+
+/** A refusal written on the socket itself (CONNECT, a WebSocket handshake): the connection closes after it. */
+export function refuseRaw(client: Socket, record: AccessRecord, err: unknown): Rep {
+  const status = statusOf(err);
+  record.status = status;
+  closeClient(client, rawResponse(status, reasonOf(err)));
+  return toRep(err);
 }
 
 /** The same answer through node's response (absolute-form requests keep the connection alive). */

@@ -25,7 +25,7 @@ const EMPTY = Buffer.alloc(0);
  * default, 16 KiB, made a 502 of real responses with a long Content-Security-Policy or many
  * cookies, which browsers and curl take as they are.
  */
-const MAX_RESPONSE_HEAD = 64 * 1024;
+export const MAX_RESPONSE_HEAD = 64 * 1024;
 
 /**
  * Requests whose body stopped parsing (a bad chunk size): node's parser tells the front, never
@@ -335,6 +335,6 @@ function relayMessage(
 }
 
 /** An origin silent for idle_timeout: 504, as a connect that timed out. */
-const ORIGIN_IDLE = new GatewayError('GW_ERR_ORIGIN_IDLE', 'origin idle timeout', Rep.TTL_EXPIRED);
+export const ORIGIN_IDLE = new GatewayError('GW_ERR_ORIGIN_IDLE', 'origin idle timeout', Rep.TTL_EXPIRED);
 /** An origin that closed before the end of its response: 502 while none of its body went out. */
 const ORIGIN_CUT = new GatewayError('GW_ERR_ORIGIN_CUT', 'origin closed before the end of its response', Rep.GENERAL_FAILURE);

@@ -6,18 +6,19 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ProtocolError, Rep, toRep } from '../../errors.js';
+import { ProtocolError, Rep } from '../../errors.js';
 import type { Address } from '../../protocol/types.js';
 import type { ClientConnection } from '../client.js';
 import { closeClient, closed } from '../close.js';
-import { formatAddress, type AccessRecord } from '../context.js';
+import { formatAddress } from '../context.js';
 import { refuse, serve } from '../pipeline.js';
 import type { ChunkReader } from '../reader.js';
 import type { Front } from '../request.js';
-import { answer, authenticate, noteRefusedLogin, rawResponse, reasonOf, statusOf } from './http-answer.js';
+import { answer, authenticate, noteRefusedLogin, rawResponse, refuseRaw } from './http-answer.js';
 import { passDrainToResponse } from './http-drain.js';
 import { bodyDidNotParse, forward } from './http-forward.js';
 import { headWithoutUpgrade } from './http-upgrade.js';
+import { isWebSocketHandshake, webSocket } from './http-websocket.js';
 import { requestContext } from './context.js';
 
 /** Request heads beyond these are refused (431/400) before anything is routed. */
@@ -65,7 +66,8 @@ export class HttpFront {
     // Any other expectation: node would answer 417 itself, unlogged; forward() answers it, in
     // turn, with its access-log line.
     this.#server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
-    // An offer to switch protocols: parsed again as a plain request (http-upgrade.ts).
+    // An offer to switch protocols: a WebSocket handshake is tunnelled on its 101
+    // (http-websocket.ts), any other parsed again as a plain request (http-upgrade.ts).
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket as Socket, head));
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket as Socket));
     // node starts checking headersTimeout when a server listens; this one never does (the
@@ -167,6 +169,7 @@ export class HttpFront {
       stopDraining();
       // Gone, or its FIN in, while those were answered: its requests end with it.
       if (socket.destroyed || socket.readableEnded) return void socket.destroy();
+      if (isWebSocketHandshake(req)) return webSocket(conn, req, head);
       this.#parse(socket, Buffer.concat([headWithoutUpgrade(req), head]));
     };
     this.#inTurn(conn, again, () => socket.destroy());
@@ -305,13 +308,6 @@ async function tunnel(conn: ClientConnection, req: IncomingMessage, head: Buffer
   }
   await closed(client);
   conn.logRequest(record, started);
-}
-
-function refuseRaw(client: Socket, record: AccessRecord, err: unknown): ReturnType<typeof toRep> {
-  const status = statusOf(err);
-  record.status = status;
-  closeClient(client, rawResponse(status, reasonOf(err)));
-  return toRep(err);
 }
 
 /** `host:port` or `[v6]:port`, as CONNECT's authority-form has it (RFC 9112 §3.2.3). */

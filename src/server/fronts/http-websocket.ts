@@ -1,0 +1,168 @@
+// A WebSocket handshake in absolute-form (RFC 6455 §4.1 through a proxy, as `ws` with
+// http-proxy-agent sends it): routed as any request, sent to the origin with its Upgrade, and
+// on the origin's 101 the connection becomes a tunnel through the pipeline's one relay, as
+// gost and Clash do. Any other answer is passed on and ends the connection: what the client
+// sent behind its handshake was meant for the new protocol.
+
+import { request as httpRequest, STATUS_CODES, type ClientRequest, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { ProtocolError, Rep, toRep } from '../../errors.js';
+import type { Connection } from '../../outbound/types.js';
+import type { ClientConnection } from '../client.js';
+import { closeClient, closed } from '../close.js';
+import { formatAddress, type CommandContext } from '../context.js';
+import { admit, openConnect, refuse } from '../pipeline.js';
+import { consumed, relay, resetSocket } from '../relay.js';
+import type { Front } from '../request.js';
+import { authenticate, noteRefusedLogin, rawResponse, reasonOf, refuseRaw, statusOf } from './http-answer.js';
+import { requestContext } from './context.js';
+import { MAX_RESPONSE_HEAD, ORIGIN_IDLE } from './http-forward.js';
+import { absoluteTarget, endToEnd, reasonPhrase, type AbsoluteTarget } from './http-message.js';
+
+const EMPTY = Buffer.alloc(0);
+
+/** A WebSocket opening handshake: a GET asking for `websocket`, with no body (RFC 6455 §4.1). */
+export function isWebSocketHandshake(req: IncomingMessage): boolean {
+  return (
+    req.method === 'GET' &&
+    /^\s*websocket\s*$/i.test(req.headers.upgrade ?? '') &&
+    req.headers['content-length'] === undefined &&
+    req.headers['transfer-encoding'] === undefined
+  );
+}
+
+/** Serves one handshake, and the tunnel after it; resolves once the client is closed and the request logged. */
+export async function webSocket(conn: ClientConnection, req: IncomingMessage, head: Buffer): Promise<void> {
+  conn.handshakeDone();
+  // The connection is the tunnel's now, or ends with the answer: nothing behind it is parsed.
+  conn.closing = true;
+  const started = performance.now();
+  const client = conn.socket;
+  const record = conn.newRecord('http');
+  record.cmd = 'connect';
+  const front: Front = { granted: () => {}, refused: (err) => refuseRaw(client, record, err), remainder: () => EMPTY };
+  let ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest: { host: '', port: 0 } });
+  try {
+    conn.limits.admitSource(conn.source.host, conn.current().config);
+    const target = absoluteTarget(req.url ?? '');
+    record.dest = formatAddress(target.dest);
+    if (req.headers.host === undefined) throw new ProtocolError('HTTP/1.1 request without a Host header');
+    const snapshot = conn.current();
+    const checked = authenticate(snapshot, req.headers['proxy-authorization'], conn.source.host, conn);
+    const who = checked instanceof Promise ? await checked : checked;
+    if (who.user !== undefined) record.user = who.user;
+    ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest: target.dest, ...who }, snapshot);
+    admit(ctx);
+    const origin = await openConnect(ctx);
+    record.rep = Rep.SUCCEEDED;
+    await switchProtocols(ctx, req, head, target, origin);
+  } catch (err) {
+    noteRefusedLogin(record, err);
+    refuse(ctx, err);
+  }
+  await closed(client);
+  conn.logRequest(record, started);
+}
+
+/** The handshake to the origin and its answer back; on a 101, the relay both ways. */
+function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer, target: AbsoluteTarget, origin: Connection): Promise<void> {
+  const { client, record } = ctx;
+  const socket = origin.socket;
+  if (origin.head?.length && !socket.readableEnded) socket.unshift(origin.head);
+  // Counted as a forwarded request is: what crossed to and from the origin, no upstream handshake.
+  const upFrom = socket.bytesWritten;
+  const downFrom = consumed(socket);
+  const count = (): void => {
+    record.up = socket.bytesWritten - upFrom;
+    record.down = consumed(socket) - downFrom;
+  };
+  const idleTimeout = ctx.snapshot.config.limits.idle_timeout;
+  socket.setTimeout(idleTimeout, () => socket.destroy(ORIGIN_IDLE));
+  // Upgrade and the Connection token naming it go on: they are the request (RFC 9110 §7.8).
+  const fields = endToEnd(req.rawHeaders).filter(([k]) => k.toLowerCase() !== 'host');
+  fields.unshift(['Host', target.authority]);
+  fields.push(['Connection', 'Upgrade'], ['Upgrade', req.headers.upgrade ?? 'websocket']);
+  let out: ClientRequest;
+  try {
+    out = httpRequest({ method: 'GET', path: target.path, headers: fields.flat(), createConnection: () => socket, setHost: false, maxHeaderSize: MAX_RESPONSE_HEAD });
+  } catch (err) {
+    // Nothing node's server let through should be refused by its client; if it is, 502.
+    record.error ??= err instanceof Error ? err.message : String(err);
+    socket.destroy();
+    origin.release?.();
+    record.status = 502;
+    record.rep = Rep.GENERAL_FAILURE;
+    closeClient(client, rawResponse(502, 'bad gateway: the request could not be forwarded'));
+    return Promise.resolve();
+  }
+  // An upstream's stream comes paused (http-forward.ts).
+  out.once('socket', (s: Socket) => s.resume());
+  // The client leaving while the origin has not answered: the origin goes too.
+  const leave = (): void => {
+    record.error ??= 'client closed the connection';
+    socket.destroy();
+  };
+  client.once('close', leave);
+  return new Promise((resolve) => {
+    out.on('upgrade', (ores: IncomingMessage, tunnel: Socket, early: Buffer) => {
+      client.off('close', leave);
+      tunnel.setTimeout(0);
+      record.status = 101;
+      client.write(responseHead(ores, [['Connection', 'Upgrade'], ['Upgrade', ores.headers.upgrade ?? 'websocket']]), 'latin1');
+      if (early.length) client.write(early);
+      // What the client sent behind its handshake goes first, as after CONNECT.
+      void relay(client, tunnel, { idleTimeout, early: head, throttle: ctx.limits.throttle }).then((result) => {
+        count();
+        if (result.reason !== 'closed') record.error ??= result.error?.message ?? result.reason;
+        origin.release?.();
+        resolve();
+      });
+    });
+    /** A failure before any answer went out: the client gets its status (once answered, the answer's own path ends it). */
+    const failed = (err: Error): void => {
+      record.error ??= err.message;
+      if (record.status !== undefined || client.destroyed) return;
+      record.status = statusOf(err);
+      record.rep = toRep(err);
+      closeClient(client, rawResponse(record.status, reasonOf(err)));
+    };
+    out.on('response', (ores: IncomingMessage) => {
+      const status = ores.statusCode ?? 0;
+      // node's client takes statuses 000-099, which no client could read (RFC 9110 §15: 100-599).
+      if (status < 100) {
+        socket.destroy();
+        return void failed(new Error(`origin answered status ${status}`));
+      }
+      record.status = status;
+      passOn(ores, client);
+    });
+    out.on('error', failed);
+    out.on('close', () => {
+      if (record.status === 101) return; // the relay's now
+      count();
+      origin.release?.();
+      if (record.status === undefined) closeClient(client, rawResponse(502, 'bad gateway: origin closed without a response'));
+      resolve();
+    });
+    out.end();
+  });
+}
+
+/** An answer other than 101: passed on, its body decoded from its own framing and ended by the close. */
+function passOn(ores: IncomingMessage, client: Socket): void {
+  client.write(responseHead(ores, [['Connection', 'close']]), 'latin1');
+  ores.pipe(client, { end: false });
+  // closeClient's linger runs from its call: called once the body has left for the client.
+  ores.on('end', () => (client.writableNeedDrain ? client.once('drain', () => closeClient(client)) : closeClient(client)));
+  // Cut short: only a reset can say so, a FIN would end a close-delimited body as if whole.
+  ores.on('error', () => resetSocket(client));
+}
+
+/** The origin's status line and end-to-end fields, with `last` after them (no framing of its own: the body is decoded). */
+function responseHead(ores: IncomingMessage, last: Array<[string, string]>): string {
+  const status = ores.statusCode ?? 502;
+  let head = `HTTP/1.1 ${status} ${reasonPhrase(ores.statusMessage) ?? STATUS_CODES[status] ?? ''}\r\n`;
+  // Fields as node's parser read them (valid names and values): written as they came.
+  for (const [k, v] of [...endToEnd(ores.rawHeaders), ...last]) head += `${k}: ${v}\r\n`;
+  return `${head}\r\n`;
+}
