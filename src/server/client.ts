@@ -245,11 +245,15 @@ export class ClientConnection implements LiveConnection, Cancellation {
     return true;
   }
 
-  /** Writes the access-log line of one request (HTTP) and counts it. */
+  /**
+   * Writes the access-log line of one request (HTTP) and counts it, on the config live now:
+   * each request runs on the config live at its head, not the one the connection began on
+   * (a user a reload added is counted as per_user names them).
+   */
   logRequest(record: AccessRecord, startedMs: number): void {
     this.logged++;
     this.#counted = record;
-    logAccess(this.metrics, this.#baseLog, record, startedMs, this.snapshot.config);
+    logAccess(this.metrics, this.#baseLog, record, startedMs, this.current().config);
   }
 
   info(): ConnectionInfo {

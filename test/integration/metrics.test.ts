@@ -1,6 +1,10 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { connect } from 'node:net';
+import { stringify } from 'yaml';
+import { parseConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/types.js';
 import { curl } from '../helpers/curl.js';
 import { closedPort, closedWithin, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
 
@@ -56,6 +60,10 @@ test('a failed outbound connect is counted as such', async (t) => {
 });
 
 /** One sample from Prometheus text, or undefined when the series does not exist. */
+function configOf(partial: Record<string, unknown>): Config {
+  return parseConfig(stringify({ listen: [{ host: '127.0.0.1', port: 0 }], ...partial }), '/tmp/socksgate-test.yaml', {});
+}
+
 function sample(text: string, series: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
@@ -146,6 +154,39 @@ test('an HTTP 407 for a wrong password is logged with the name given, counted as
   assert.ok(!JSON.stringify(gw.logs).includes('guess-'), 'no password in the logs');
   const text = await (await fetch(`http://127.0.0.1:${gw.gw.adminAddress!.port}/metrics`)).text();
   assert.equal(sample(text, 'socksgate_user_connections_total{user="alice"}'), 1);
+});
+
+test('a request on a kept-alive HTTP connection is counted for its user by the config live when it ends, not the one the connection began under', async (t) => {
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const alice = { username: 'alice', password: 'pw-a' };
+  const settings = (users: Array<{ username: string; password: string }>) => ({
+    metrics: { host: '127.0.0.1', port: 0, per_user: true },
+    auth: { users },
+    rules: [{ name: 'lo', cidrs: ['127.0.0.0/8'], action: 'direct' }],
+  });
+  const gw = await startGateway(settings([alice]));
+  t.after(() => gw.close());
+  const s = connect(gw.port, '127.0.0.1');
+  t.after(() => s.destroy());
+  let received = '';
+  s.setEncoding('latin1').on('data', (d: string) => (received += d));
+  const get = (path: string, user: string, password: string): string =>
+    `GET ${web.url}${path} HTTP/1.1\r\nHost: 127.0.0.1:${web.port}\r\nProxy-Authorization: Basic ${Buffer.from(`${user}:${password}`).toString('base64')}\r\n\r\n`;
+  const answered = async (path: string): Promise<void> => {
+    for (let waited = 0; !received.includes(`hello ${path}`) && waited < 5_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(received.includes(`hello ${path}`), `${path} answered on the kept-alive connection`);
+  };
+  s.write(get('/first', 'alice', 'pw-a'));
+  await answered('/first');
+  // bob comes with the reload: his request on the connection alice's began is his.
+  await gw.gw.reload(configOf(settings([alice, { username: 'bob', password: 'pw-b' }])));
+  s.write(get('/second', 'bob', 'pw-b'));
+  await answered('/second');
+  await gw.accessLog((l) => l.user === 'bob' && l.status === 200);
+  const text = await (await fetch(`http://127.0.0.1:${gw.gw.adminAddress!.port}/metrics`)).text();
+  assert.equal(sample(text, 'socksgate_user_connections_total{user="alice"}'), 1);
+  assert.equal(sample(text, 'socksgate_user_connections_total{user="bob"}'), 1);
 });
 
 test('without per_user no user series exist', async (t) => {
