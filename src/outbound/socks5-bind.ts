@@ -9,6 +9,7 @@ import { ConnectTimeoutError, GatewayError, NameNotResolvedError } from '../erro
 import { AbortedError, Deadline, until } from './deadline.js';
 import { keepEarlyData } from './early-data.js';
 import { assertRfc1929, assertSocks4UserId } from './credentials.js';
+import { releaseWhenDone } from './socks-client-release.js';
 import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from './socks5-errors.js';
 import { boundAddress, boundHost, dialLiteral, normalizeIp, type Socks5UdpUpstream, type UpstreamDialer } from './socks5-udp.js';
 import type { BindHandle, Destination, OutboundContext } from './types.js';
@@ -91,7 +92,10 @@ function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest
       command: 'bind',
       destination: dest,
       existing_socket: tcp,
-      timeout: ms * 2 + 1_000, // our deadline decides the first reply; the caller the second
+      // Our deadline decides the first reply (connect_timeout from before the dial), the caller the
+      // second (`socks` does not time out a BIND waiting for its peer). Its timer, never cleared,
+      // holds a husk of the client until it fires.
+      timeout: ms + 1_000,
     });
     let settlePeer: { resolve(p: Peer): void; reject(e: Error): void } | undefined;
     const accepted = new Promise<Peer>((res, rej) => {
@@ -109,7 +113,7 @@ function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest
     const unknownType = (info: { remoteHost?: unknown }): boolean => (upstream.version ?? 5) === 5 && info.remoteHost === undefined;
     client.once('bound', (info) => {
       if (unknownType(info)) {
-        client.removeAllListeners();
+        releaseWhenDone(client);
         signal.removeEventListener('abort', onAbort);
         return reject(new UpstreamHandshakeError(name, 'BIND reply with an unknown address type'));
       }
@@ -136,7 +140,7 @@ function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest
       );
     });
     client.once('established', (info) => {
-      client.removeAllListeners();
+      releaseWhenDone(client);
       const s = settlePeer;
       settlePeer = undefined;
       if (!s) return;
@@ -154,7 +158,7 @@ function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest
       );
     });
     client.once('error', (err) => {
-      client.removeAllListeners();
+      releaseWhenDone(client);
       signal.removeEventListener('abort', onAbort);
       if (!bound) return reject(err);
       settlePeer?.reject(fromSocksError(name, err));

@@ -12,6 +12,7 @@ import { ipv6ToBytes, ipv6ToText, unmapped } from '../protocol/address.js';
 import { decodeUdpDatagram, encodeUdpHeader, hasUdpHeader } from '../protocol/messages.js';
 import { AbortedError, Deadline } from './deadline.js';
 import { assertRfc1929 } from './credentials.js';
+import { releaseWhenDone } from './socks-client-release.js';
 import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from './socks5-errors.js';
 import { ASSOCIATION_UDP_BYTES, ByteBudget } from './byte-budget.js';
 import { ChannelEvents, datagramResolver } from './udp-channel-events.js';
@@ -134,7 +135,9 @@ function associate(tcp: Socket, upstream: Socks5UdpUpstream, from: Destination, 
       // RFC 1928 §7: DST is the address and port the datagrams will come from.
       destination: from,
       existing_socket: tcp,
-      timeout: ms * 2 + 1_000, // our deadline decides
+      // Our deadline decides (connect_timeout from before the dial); this only keeps `socks` from
+      // timing out first, and its timer, never cleared, holds a husk of the client until it fires.
+      timeout: ms + 1_000,
     });
     const onAbort = (): void => {
       tcp.destroy();
@@ -142,12 +145,12 @@ function associate(tcp: Socket, upstream: Socks5UdpUpstream, from: Destination, 
     signal.addEventListener('abort', onAbort, { once: true });
     client.once('established', (info) => {
       signal.removeEventListener('abort', onAbort);
-      client.removeAllListeners();
+      releaseWhenDone(client);
       resolve(info.remoteHost);
     });
     client.once('error', (err) => {
       signal.removeEventListener('abort', onAbort);
-      client.removeAllListeners();
+      releaseWhenDone(client);
       reject(err);
     });
     client.connect(tcp);

@@ -9,6 +9,7 @@ import type { Socks5UpstreamConfig } from '../config/types.js';
 import type { Address } from '../protocol/types.js';
 import { assertRfc1929, credentialsFor } from './credentials.js';
 import { keepEarlyData } from './early-data.js';
+import { releaseWhenDone } from './socks-client-release.js';
 import { assertSendable, createProxyOutbound, heldUntilClose, proxyDialer, resolveHere, type Established, type HandshakeRun, type ProxyDeps } from './proxy-outbound.js';
 import { lastHopAddress, openSocks5Bind, type LastHop } from './socks5-bind.js';
 import { failedOnReply, fromSocksError, UpstreamHandshakeError } from './socks5-errors.js';
@@ -117,30 +118,7 @@ function established(client: SocksClient, socket: Socket): Promise<{ remoteHost?
     client.once('established', resolve);
     client.once('error', reject);
     client.connect(socket);
-  }).finally(() => {
-    client.removeAllListeners();
-    // After `socks`'s own setImmediate that hands on the bytes it read past the reply.
-    setImmediate(letGo, client);
-  });
-}
-
-/** The fields of a SocksClient that hold the connection (private in its types). */
-interface SocksClientHolds {
-  socket: unknown;
-  options: unknown;
-  receiveBuffer: unknown;
-}
-
-/**
- * `socks` starts a timer per handshake that it never clears: it fires at `timeout` and finds
- * the handshake over (state established or error, when it does nothing). Until then it holds
- * the client, and the client held the socket, its options and a 4 KB receive buffer: about
- * 6 KB for every connection through an upstream, for connect_timeout + 1 s (11 s by default),
- * hundreds of MB at a few thousand connections a second. Emptied once the handshake is over,
- * it holds a husk (about 1 KB).
- */
-function letGo(client: SocksClient): void {
-  Object.assign(client as unknown as SocksClientHolds, { socket: undefined, options: undefined, receiveBuffer: undefined });
+  }).finally(() => releaseWhenDone(client));
 }
 
 /** The method choice (2 bytes), RFC 1929's status when it chose 0x02 (2 more), then the reply's VER. */
