@@ -1,5 +1,5 @@
-// Happy eyeballs (RFC 8305 §5): try the addresses in the order given, starting
-// the next one when the previous attempt fails or after the connection
+// Happy eyeballs (RFC 8305 §5): try the addresses with the families taking turns (§4),
+// starting the next one when the previous attempt fails or after the connection
 // attempt delay, whichever comes first. The first connection wins; every
 // other attempt is destroyed. When all fail, the last real error decides the reply.
 
@@ -27,8 +27,29 @@ export const connectHappyEyeballs: TcpConnector = (addresses, port, opts) =>
   new Promise<Socket>((resolve, reject) => {
     if (addresses.length === 0) return reject(new NameNotResolvedError(`port ${port}`, 'no addresses to connect to'));
     if (opts.signal?.aborted) return reject(abortError(opts.signal));
-    new Attempts(addresses, port, opts, resolve, reject).start();
+    new Attempts(interleaved(addresses), port, opts, resolve, reject).start();
   });
+
+/**
+ * RFC 8305 §4: the first address keeps its place (its family is the preferred one), then the
+ * families alternate. In the resolver's order (all of one family, then the other) a family
+ * whose path blackholes held the other back one attempt delay per address of its own: a
+ * working IPv6 address behind 8 A records that never answer waited 2 s, past a short
+ * connect_timeout, where curl, Go and Node's own dialer reach it in one delay.
+ */
+function interleaved(addresses: readonly ResolvedAddress[]): readonly ResolvedAddress[] {
+  const first = addresses[0]!.family;
+  // Most dials have one family (one address, or a name with A records only): no copy.
+  if (addresses.every((a) => a.family === first)) return addresses;
+  const same = addresses.filter((a) => a.family === first);
+  const other = addresses.filter((a) => a.family !== first);
+  const out: ResolvedAddress[] = [];
+  for (let i = 0; i < Math.max(same.length, other.length); i++) {
+    if (i < same.length) out.push(same[i]!);
+    if (i < other.length) out.push(other[i]!);
+  }
+  return out;
+}
 
 function describe(addr: ResolvedAddress, port: number): string {
   return `${addr.family === 6 ? `[${addr.address}]` : addr.address}:${port}`;

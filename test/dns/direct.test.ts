@@ -210,3 +210,22 @@ test('a name a cidrs rule could not resolve is refused with 0x04 without a secon
   assert.ok(server.queries('quiet.test', 'A') >= 1);
   assert.ok(Date.now() - started < 3_500, `refused after ${Date.now() - started} ms`);
 });
+
+test('happy eyeballs takes the families in turn (RFC 8305 §4): a working AAAA behind six A records that never answer is reached within a short connect_timeout', { timeout: 20_000 }, async (t) => {
+  const echo = await startEchoServer('::1');
+  t.after(() => echo.close());
+  // Six IPv4 addresses that blackhole the echo server's port.
+  const v4 = ['127.0.0.212', '127.0.0.213', '127.0.0.214', '127.0.0.215', '127.0.0.216', '127.0.0.217'];
+  for (const host of v4) await blackhole(t, host, echo.port);
+  const server = await startDnsServer({ 'dual.test': { A: v4, AAAA: ['::1'] } });
+  t.after(() => server.close());
+  // IPv4 first (the default): ::1 after six attempt delays (1.5 s) in turn, after one (250 ms) alternating.
+  const gw = await startGateway({ dns: { servers: [`${server.host}:${server.port}`] }, limits: { connect_timeout: '1200ms' } });
+  t.after(() => gw.close());
+  const { socket } = await socksConnect(gw.port, { host: 'dual.test', port: echo.port }, 5_000);
+  t.after(() => socket.destroy());
+  socket.write('ping');
+  const [chunk] = (await once(socket, 'data')) as [Buffer];
+  assert.equal(chunk.toString(), 'ping');
+  assert.deepEqual(echo.peers, ['::1']);
+});
