@@ -3,8 +3,9 @@
 // and `localhost` work, but without TTLs). One adapter each; both tell an
 // authoritative "does not exist" apart from a failure to find out.
 
-import { lookup as systemLookup, Resolver } from 'node:dns/promises';
-import { ConfigError, NameNotResolvedError } from '../errors.js';
+import { lookup as systemLookup } from 'node:dns/promises';
+import { NameNotResolvedError } from '../errors.js';
+import { Channel } from './channel.js';
 import { Semaphore } from '../semaphore.js';
 import type { DnsConfig } from '../config/types.js';
 import type { ResolvedAddress } from './types.js';
@@ -99,31 +100,22 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
   // Each server gets an equal share of the timeout before the next is asked, so a silent first
   // one leaves the others time to answer; one try a server per ask, asked again while time remains.
   const perTry = tryTimeout(Math.floor(cfg.timeout / servers.length));
-  const channel = (list: string[]): Resolver => {
-    const resolver = new Resolver({ timeout: perTry, tries: 1 });
-    try {
-      resolver.setServers(list);
-    } catch (err) {
-      throw new ConfigError([`dns.servers: ${(err as Error).message}`]);
-    }
-    return resolver;
-  };
   // All servers in one channel (c-ares moves past a silent or unreachable one, and remembers
   // it); one channel per server to ask each in turn after a SERVFAIL or REFUSED.
-  const all = channel(servers);
-  const each = servers.length > 1 ? servers.map((s) => channel([s])) : [];
+  const all = new Channel(servers, perTry);
+  const each = servers.length > 1 ? servers.map((s) => new Channel([s], perTry)) : [];
 
   /** `deadline` is a performance.now() time: the end of the whole lookup. */
-  async function ask(resolver: Resolver, name: string, deadline: number, asked?: (questions: number) => void): Promise<Answer> {
+  async function ask(channel: Channel, name: string, deadline: number, asked?: (questions: number) => void): Promise<Answer> {
+    const questions = channel.ask(name);
+    // A full channel fails the lookup (not cached), as a silent server would, without waiting.
+    if (questions === undefined) throw new NameNotResolvedError(name, 'too many lookups in flight');
     asked?.(2);
     // Each family on its own deadline: one that answered in time is used when the other has not.
     // A query still out then ends on c-ares' own schedule (within about one timeout);
     // cancel() would end every lookup on the channel, not just this one.
     const ms = deadline - performance.now();
-    const [v4, v6] = await Promise.allSettled([
-      withDeadline(name, resolver.resolve4(name, { ttl: true }), ms),
-      withDeadline(name, resolver.resolve6(name, { ttl: true }), ms),
-    ]);
+    const [v4, v6] = await Promise.allSettled([withDeadline(name, questions[0], ms), withDeadline(name, questions[1], ms)]);
     const addresses: ResolvedAddress[] = [];
     let ttl = Infinity;
     const errors: unknown[] = [];
