@@ -111,16 +111,21 @@ async function check(path: string | undefined): Promise<number> {
 async function run(path: string | undefined, watchFiles: boolean): Promise<number> {
   const worker = clusterWorker();
   let config: Config;
+  let startedWith: Config;
   try {
-    // A worker runs what the other workers run (a replacement too), whatever the file says now.
-    config = (await worker?.runningConfig()) ?? (await loadConfig({ path }));
+    // A worker runs what the other workers run (a replacement too), whatever the file says now,
+    // on the listeners and in the log format the cluster started with.
+    const running = await worker?.runningConfig();
+    config = running?.config ?? (await loadConfig({ path }));
+    startedWith = running?.started ?? config;
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     for (const issue of err.issues) console.error(issue);
     return 1;
   }
   if (!worker && isClusterPrimary(config)) return runPrimary(config, { path, watch: watchFiles });
-  const log = worker ? createLogger(config.log).child(worker.bindings) : createLogger(config.log);
+  const logConfig = { level: config.log.level, format: startedWith.log.format };
+  const log = worker ? createLogger(logConfig).child(worker.bindings) : createLogger(logConfig);
   const metrics = new Metrics({ defaults: true });
   let started: Gateway | undefined;
   exitOnUnexpected(log, metrics, () => started, () => worker?.stopping());
@@ -134,7 +139,7 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   // In a cluster worker the primary watches and forwards reloads (src/cluster.ts).
   const watcher = watchFiles && !worker ? new ConfigWatcher(() => void reload('watch')) : undefined;
   watcher?.watch(config);
-  starting = Gateway.start(config, { log, metrics, admin: !worker, ...(worker ? { connectionIds: worker.connectionIds, reloadsLoggedByPrimary: true } : {}) });
+  starting = Gateway.start(config, { log, metrics, admin: !worker, started: startedWith, ...(worker ? { connectionIds: worker.connectionIds, reloadsLoggedByPrimary: true } : {}) });
   // A worker's reloads come from its primary (src/cluster.ts).
   if (!worker) onHangup(() => void reload('SIGHUP'));
   const gateway = await starting.catch((err: unknown) => {

@@ -39,9 +39,10 @@ import type { IdSpace } from './server/registry.js';
 /**
  * Messages between the primary and its workers (IPC, JSON). `seq` numbers the primary's
  * reloads; `config` answers a starting worker's `config?` with the text of the config the
- * workers run (null: none known, the worker reads the file).
+ * workers run (null: none known, the worker reads the file), and `started`, the text of the
+ * one the primary started with: it fixed the listeners and the log format for the process's life.
  */
-type ToWorker = { socksgate: 'reload'; why: string; seq: number } | { socksgate: 'config'; source: string; text: string | null };
+type ToWorker = { socksgate: 'reload'; why: string; seq: number } | { socksgate: 'config'; source: string; text: string | null; started: string | null };
 /**
  * `applied`: the admin token and log level of the config the worker runs now (at start and after
  * each reload), and its text when that config is another than the one it reported last;
@@ -80,6 +81,16 @@ export function isClusterPrimary(config: Config): boolean {
   return cluster.isPrimary && workerCount(config.workers) > 1;
 }
 
+/**
+ * What a starting worker runs: `config`, on the listeners and in the log format of `started`,
+ * the config the cluster started with (a reload changes neither: each worker opened them at
+ * its start, and a replacement must not serve other ports than the workers beside it).
+ */
+export interface RunningConfig {
+  config: Config;
+  started: Config;
+}
+
 /** What a worker does for its primary; undefined outside a cluster. */
 export interface ClusterWorker {
   /**
@@ -88,7 +99,7 @@ export interface ClusterWorker {
    * The file may hold an edit no reload applied yet, or one a reload rejected: a replacement
    * that read it would serve on other rules than the others, or fail to start again and again.
    */
-  runningConfig(): Promise<Config | undefined>;
+  runningConfig(): Promise<RunningConfig | undefined>;
   /** Log bindings that tell the workers' lines apart. */
   readonly bindings: { worker: number; pid: number };
   /**
@@ -136,16 +147,19 @@ export function clusterWorker(): ClusterWorker | undefined {
     runningConfig() {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => done(undefined), CONFIG_ASK_MS);
+        const isText = (x: unknown): x is string | null => typeof x === 'string' || x === null;
         const onMessage = (msg: Partial<ToWorker> | null): void => {
-          if (msg?.socksgate === 'config' && typeof msg.source === 'string' && (typeof msg.text === 'string' || msg.text === null)) done({ source: msg.source, text: msg.text });
+          if (msg?.socksgate === 'config' && typeof msg.source === 'string' && isText(msg.text) && isText(msg.started)) done({ source: msg.source, text: msg.text, started: msg.started });
         };
-        const done = (running: { source: string; text: string | null } | undefined): void => {
+        const done = (running: { source: string; text: string | null; started: string | null } | undefined): void => {
           clearTimeout(timer);
           process.off('message', onMessage);
           if (running === undefined || running.text === null) return resolve(undefined);
           try {
-            reported = parseConfig(running.text, running.source);
-            resolve(reported);
+            const started = running.started === null ? undefined : parseConfig(running.started, running.source);
+            // Held to the listeners running, as the reload that applied it was (reload.ts).
+            reported = running.text === running.started && started ? started : parseConfig(running.text, running.source, process.env, started?.listen);
+            resolve({ config: reported, started: started ?? reported });
           } catch (err) {
             reject(err);
           }
@@ -427,18 +441,20 @@ function forwardReloads(log: Logger, config: Config, opts: { path: string | unde
 
 /**
  * Answers a starting worker with the text of the config the workers run: this process's own
- * at first, then the last one a worker reported applying (a rejected reload reports none).
+ * at first, then the last one a worker reported applying (a rejected reload reports none);
+ * and with this process's own, whose listeners and log format every worker keeps.
  * The primary's own lines take that config's log level, as a single process's do once a
  * reload is applied.
  */
 function shareRunningConfig(config: Config, log: Logger): void {
   const { source } = config;
-  let text = configText(config) ?? null;
+  const started = configText(config) ?? null;
+  let text = started;
   cluster.on('message', (w: Worker, msg: Partial<ToPrimary> | null) => {
     if (msg?.socksgate === 'applied') {
       if (typeof msg.text === 'string') text = msg.text;
       if (typeof msg.logLevel === 'string' && msg.logLevel in log.levels.values) log.level = msg.logLevel;
-    } else if (msg?.socksgate === 'config?' && w.isConnected()) w.send({ socksgate: 'config', source, text } satisfies ToWorker);
+    } else if (msg?.socksgate === 'config?' && w.isConnected()) w.send({ socksgate: 'config', source, text, started } satisfies ToWorker);
   });
 }
 

@@ -40,6 +40,12 @@ export interface GatewayOptions {
   keepAliveSweepMs?: number;
   /** Connection ids: a cluster worker's own share of them (src/cluster.ts); 1, 2, 3 … by default. */
   connectionIds?: IdSpace;
+  /**
+   * The config the process started with, when it is not the one served: a cluster's replacement
+   * worker serves the config the others run now, on the listeners the cluster opened at its
+   * start (src/cluster.ts). Its listeners, log format and admin address are the ones fixed.
+   */
+  started?: Config;
 }
 
 /**
@@ -139,8 +145,9 @@ export class Gateway {
       fronts: { socks5: socks5Front, socks4: socks4Front, http: this.#http.run },
     };
     observeSnapshot(this.metrics, () => this.#snapshot);
-    this.listening = this.#snapshot.config.listen;
-    this.#startedWith = { format: this.#snapshot.config.log.format, workers: this.#snapshot.config.workers, admin: adminAddress(this.#snapshot.config) };
+    const first = opts.started ?? this.#snapshot.config;
+    this.listening = first.listen;
+    this.#startedWith = { format: first.log.format, workers: first.workers, admin: adminAddress(first) };
     this.reloader = new ReloadController(this, { workerOfCluster: opts.reloadsLoggedByPrimary ?? false });
     this.#keepAliveSweep = setInterval(() => this.connections.keepAlive(), opts.keepAliveSweepMs ?? KEEPALIVE_SWEEP_MS);
     this.#keepAliveSweep.unref();
@@ -150,7 +157,7 @@ export class Gateway {
     const metrics = opts.metrics ?? new Metrics();
     const gw = new Gateway(await buildSnapshot(config, opts.log, undefined, metrics), { ...opts, metrics });
     try {
-      for (const l of config.listen) gw.#servers.push(await gw.#listen(l));
+      for (const l of gw.listening) gw.#servers.push(await gw.#listen(l));
       if (config.metrics && opts.admin !== false) gw.#admin = await startAdmin(config.metrics, gatewayAdmin(gw));
     } catch (err) {
       await gw.close(0);

@@ -57,9 +57,12 @@ export async function loadConfig(opts: LoadOptions = {}): Promise<Config> {
   return parseText(text, file, dirname(abs), env, opts.listening);
 }
 
-/** Parses config text; `source` names it in messages and its directory anchors *_file paths. */
-export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): Config {
-  return parseText(text, source, resolve(dirname(source)), env);
+/**
+ * Parses config text; `source` names it in messages and its directory anchors *_file paths.
+ * `listening`: the listeners running, as for a reload (LoadOptions).
+ */
+export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env, listening?: readonly ListenConfig[]): Config {
+  return parseText(text, source, resolve(dirname(source)), env, listening);
 }
 
 function parseText(withBom: string, source: string, baseDir: string, env: NodeJS.ProcessEnv, listening?: readonly ListenConfig[]): Config {

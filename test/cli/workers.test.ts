@@ -4,10 +4,10 @@ import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
-import type { Socket } from 'node:net';
+import { createConnection, type Socket } from 'node:net';
 import { adminClient } from '../helpers/admin.js';
 import { startCliGateway } from '../helpers/cli.js';
-import { closedWithin, startEchoServer } from '../helpers/index.js';
+import { closedPort, closedWithin, startEchoServer } from '../helpers/index.js';
 import { socksUdpClient, startUdpEchoServer, type SocksUdpClient } from '../helpers/udp.js';
 import { BASE, BOOT_MS, echoOnce, primaryLines, scrape, sessionEnds, started, tempConfig, total, waitUntil, workerLines } from '../helpers/workers.js';
 
@@ -319,6 +319,35 @@ test('a replacement worker runs the config the others run, not the file as it is
   gw.child.kill('SIGHUP');
   await waitUntil('both replacements reloading', () => workerLines(gw, 'configuration reloaded').length === 2);
   for (let i = 0; i < 4; i++) await assert.rejects(echoOnce(gw.port, echo.port, 'blocked'), /NotAllowed/);
+});
+
+test('a replacement worker listens where the cluster started, in its log format, whatever a reload named since', { timeout: 180_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const path = await tempConfig(BASE);
+  const gw = await startCliGateway(path, [], [], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const { pids } = await started(gw);
+  const listening = workerLines(gw, 'socksgate listening')[0]!.listen;
+  // Listen addresses and the log format apply after a restart: the workers say so, and keep theirs.
+  const moved = await closedPort();
+  await writeFile(path, BASE.replace('listen: [{ host: 127.0.0.1, port: 0 }]', `listen: [{ host: 127.0.0.1, port: ${moved} }]`).replace('log: { level: debug }', 'log: { level: debug, format: pretty }'));
+  gw.child.kill('SIGHUP');
+  await waitUntil('the reload', () => primaryLines(gw, 'configuration reloaded').length === 1);
+  await waitUntil('both workers saying the listeners stay', () => workerLines(gw, 'listen addresses changed: they apply after a restart').length === 2);
+
+  const from = gw.lines.length;
+  process.kill(pids[0]!, 'SIGKILL');
+  const replacement = await gw.waitFor(
+    (l) => gw.lines.indexOf(l) >= from && ((l.msg === 'socksgate listening' && !pids.includes(l.pid as number)) || String(l.raw ?? '').includes('socksgate listening')),
+    BOOT_MS,
+  );
+  assert.equal(replacement.msg, 'socksgate listening', `the replacement logs JSON lines, as the cluster started: ${JSON.stringify(replacement)}`);
+  assert.deepEqual(replacement.listen, listening, 'the replacement listens where the other worker does');
+  const stray = createConnection({ host: '127.0.0.1', port: moved });
+  const [err] = (await once(stray, 'error')) as [NodeJS.ErrnoException];
+  assert.equal(err.code, 'ECONNREFUSED', `nothing serves port ${moved} before a restart`);
+  for (let i = 0; i < 4; i++) (await echoOnce(gw.port, echo.port, `served ${i}`)).destroy();
 });
 
 test("the primary's own lines follow the log level of the config the workers run", { timeout: 120_000 }, async (t) => {
