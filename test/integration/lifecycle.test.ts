@@ -1,11 +1,13 @@
 // The gateway object's own lifecycle: what reload and close leave behind.
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
+import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { startGateway } from '../helpers/index.js';
+import { listenTracked } from '../helpers/servers.js';
 
 test('a reload that lands after close() applies nothing: no health checks run for a stopped gateway', async (t) => {
   const seen: Socket[] = [];
@@ -89,3 +91,64 @@ test('what is still open when the drain ends is cut, and its access-log line say
     assert.equal(line.error, 'gateway stopped', `${what}: ${JSON.stringify(line)}`);
   }
 });
+
+test('a drain lets kept-alive HTTP clients go after the answer they wait for: "Connection: close", nothing cut, no wait for drain_timeout', async (t) => {
+  // The origin holds both answers until the drain has begun: one has not begun, one is half sent.
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const asked: string[] = [];
+  const origin = createHttpServer((req, res) => {
+    asked.push(req.url ?? '');
+    if (req.url === '/begun') res.writeHead(200, { 'content-type': 'text/plain' }).write('first half, ');
+    void released.then(() => res.end(req.url === '/begun' ? 'second half' : 'whole'));
+  });
+  const { port: dest, close } = await listenTracked(origin);
+  t.after(close);
+  const gw = await startGateway({ limits: { drain_timeout: '20s' } });
+  t.after(() => gw.close());
+
+  const clients = ['/waiting', '/begun'].map((path) => {
+    const s = connect(gw.port, '127.0.0.1');
+    s.on('error', () => {});
+    t.after(() => s.destroy());
+    s.write(`GET http://127.0.0.1:${dest}${path} HTTP/1.1\r\nHost: 127.0.0.1:${dest}\r\n\r\n`);
+    return received(s, 8_000);
+  });
+  // Both requests at the origin, and the second answer's head out (keep-alive) with half its body.
+  for (let waited = 0; asked.length < 2 || !clients[1]!.text.includes('first half'); waited += 20) {
+    assert.ok(waited < 5_000, 'the origin has both requests');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+
+  const began = performance.now();
+  const closing = gw.gw.close(20_000);
+  await new Promise((r) => setTimeout(r, 100));
+  release();
+  await Promise.all(clients.map((c) => c.end));
+  const [waiting, begun] = clients;
+  assert.ok(waiting!.ended, `the client waiting is let go after its answer: ${JSON.stringify(waiting!.text)}`);
+  assert.match(waiting!.text, /^HTTP\/1\.1 200 [^]*\r\nconnection: close\r\n(?:[^]*\r\n)?\r\nwhole$/i);
+  assert.ok(begun!.ended, `the client whose answer had begun is let go after it: ${JSON.stringify(begun!.text)}`);
+  assert.match(begun!.text, /first half, [^]*second half\r\n0\r\n\r\n$/);
+  await closing;
+  assert.ok(performance.now() - began < 5_000, `the drain ended with its last answer, not at drain_timeout (${Math.round(performance.now() - began)} ms)`);
+  for (const path of ['/waiting', '/begun']) {
+    const line = await gw.accessLog((l) => l.protocol === 'http' && l.dest === `127.0.0.1:${dest}` && l.status === 200 && l.error === undefined);
+    assert.ok(line, `${path}: logged as answered, not cut`);
+  }
+});
+
+/** What `s` has received so far, and whether the peer has ended it; `end` settles on the end, or after `ms`. */
+function received(s: Socket, ms: number): { text: string; ended: boolean; end: Promise<void> } {
+  const got = { text: '', ended: false, end: Promise.resolve() };
+  s.on('data', (c: Buffer) => (got.text += c.toString('latin1')));
+  got.end = new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    s.once('end', () => {
+      got.ended = true;
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  return got;
+}

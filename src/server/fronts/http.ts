@@ -47,6 +47,10 @@ export class HttpFront {
   readonly #unparsable = new WeakSet<Socket>();
   /** Each client's latest absolute-form request: while incomplete, node's parser is in its body. */
   readonly #latest = new WeakMap<Socket, IncomingMessage>();
+  /** Responses being served now (forward runs): drain() marks those whose head is still to go. */
+  readonly #serving = new Set<ServerResponse>();
+  /** Set by drain(): every answer from then on is its connection's last. */
+  #draining = false;
 
   constructor() {
     // requireHostHeader off: node would answer an HTTP/1.1 request without Host itself (an empty
@@ -129,8 +133,15 @@ export class HttpFront {
     return true;
   }
 
-  /** Shutdown: keep-alive clients waiting for their next request are closed, so they do not hold the drain. */
-  closeIdle(): void {
+  /**
+   * Shutdown: no client is kept alive for a next request, which would hold the drain and be
+   * cut at its end (RFC 9112 §9.6). Clients waiting for one are closed now; an answer whose
+   * head is still to go says "Connection: close" and ends its connection; one already sent
+   * keep-alive is followed by the close once it is whole (#served).
+   */
+  drain(): void {
+    this.#draining = true;
+    for (const res of this.#serving) if (!res.headersSent) res.shouldKeepAlive = false;
     this.#server.closeIdleConnections();
   }
 
@@ -191,13 +202,27 @@ export class HttpFront {
     if (tooManyFields(req)) return this.#refuseHead(conn, TOO_MANY_FIELDS, req.socket as Socket, res);
     const queued = this.#inTurn(
       conn,
-      () => forward(conn, req, res),
+      () => this.#served(res, forward(conn, req, res)),
       (err) => {
         conn.log.error({ err }, 'HTTP request failed');
         res.destroy();
       },
     );
     if (!queued) res.destroy();
+  }
+
+  /** Tracks `res` while `serving` runs; during a drain, its connection is closed once it is answered. */
+  async #served(res: ServerResponse, serving: Promise<void>): Promise<void> {
+    if (this.#draining) res.shouldKeepAlive = false;
+    this.#serving.add(res);
+    try {
+      await serving;
+    } finally {
+      this.#serving.delete(res);
+      // Its head went out keep-alive before the drain began: now whole, its connection is idle.
+      // (Only those: the others close their connection themselves, and each call looks at all.)
+      if (this.#draining && res.shouldKeepAlive) this.#server.closeIdleConnections();
+    }
   }
 
   #onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
