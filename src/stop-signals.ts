@@ -1,25 +1,50 @@
 // SIGTERM and SIGINT (PRODUCT.md "Command line"): the first stops accepting and drains; a
 // second one, of either kind, stops at once. A `docker stop` after a Ctrl-C is a second signal.
+//
+// Taken from the moment the CLI loads (it imports this module first, before any config is
+// read): a process that is PID 1 in its container ignores a signal it has no handler for, so
+// a `docker stop` or a pod deletion that came while the gateway was starting was lost, and
+// the gateway ran on until SIGKILL. One that arrives while starting is held and handed to
+// stopSignals() once the gateway runs; a second one meanwhile stops the process at once.
+
+/** Exit code of a process cut short by a second signal. */
+export const EXIT_STOPPED_AT_ONCE = 1;
+
+let held: NodeJS.Signals | undefined;
+let handler: ((signal: NodeJS.Signals) => void) | undefined;
+
+const take = (signal: NodeJS.Signals): void => {
+  if (handler) return handler(signal);
+  if (held !== undefined) process.exit(EXIT_STOPPED_AT_ONCE);
+  held = signal;
+};
+const onTerm = (): void => take('SIGTERM');
+const onInt = (): void => take('SIGINT');
+process.on('SIGTERM', onTerm);
+process.on('SIGINT', onInt);
+
+/** For a command that runs no gateway: SIGTERM and SIGINT end it again, one held included. */
+export function releaseStopSignals(): void {
+  process.off('SIGTERM', onTerm);
+  process.off('SIGINT', onInt);
+  if (held !== undefined) process.kill(process.pid, held);
+}
 
 /**
- * Resolves with the first stop signal's name; from then on, every further one runs `now`.
- * The listeners stay installed for good: removing a signal's last listener gives the signal
- * back its default action (terminate) until one is added again, and a signal landing in that
- * gap, such as a primary's SIGTERM arriving beside the terminal's SIGINT to the whole group,
- * killed the process without its drain.
+ * Resolves with the first stop signal's name (at once for one held since start-up); from
+ * then on, every further one runs `now`. The listeners stay installed for good: removing a
+ * signal's last listener gives the signal back its default action (terminate) until one is
+ * added again, and a signal landing in that gap, such as a primary's SIGTERM arriving beside
+ * the terminal's SIGINT to the whole group, killed the process without its drain.
  */
 export function stopSignals(now: (signal: string) => void): Promise<string> {
   return new Promise((resolve) => {
     let stopping = false;
-    const take = (signal: string): void => {
+    handler = (signal) => {
       if (stopping) return now(signal);
       stopping = true;
       resolve(signal);
     };
-    process.on('SIGTERM', () => take('SIGTERM'));
-    process.on('SIGINT', () => take('SIGINT'));
+    if (held !== undefined) handler(held);
   });
 }
-
-/** Exit code of a process cut short by a second signal. */
-export const EXIT_STOPPED_AT_ONCE = 1;

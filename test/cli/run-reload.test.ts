@@ -13,6 +13,7 @@ import { closedWithin, socksConnect, startEchoServer } from '../helpers/index.js
 
 const FAULT_ON_SIGUSR2 = new URL('../helpers/fault-on-sigusr2.ts', import.meta.url).href;
 const HANGUP_ON_CONFIG_READ = new URL('../helpers/hangup-on-config-read.ts', import.meta.url).href;
+const STOP_ON_CONFIG_READ = new URL('../helpers/stop-on-config-read.ts', import.meta.url).href;
 
 const BASE = 'listen: [{ host: 127.0.0.1, port: 0 }]\nlimits: { drain_timeout: 1s }\n';
 const BLOCK_LOOPBACK = `${BASE}rules:\n  - { name: no-loopback, cidrs: [127.0.0.0/8], action: block }\n`;
@@ -66,6 +67,18 @@ test('a SIGHUP that arrives while the gateway is still reading its config reload
   const reloaded = await gw.waitFor((l) => l.msg === 'configuration reloaded');
   assert.equal(reloaded.trigger, 'SIGHUP');
   assert.equal(gw.child.exitCode, null);
+});
+
+test('a SIGTERM that arrives while the gateway is still starting stops it once it is up, drained and exit 0, instead of being lost', async (t) => {
+  // A process that is PID 1 in its container ignores a signal it has no handler for: one that
+  // came before the gateway took it was lost, and `docker stop` waited for its SIGKILL.
+  const path = await tempConfig(BASE);
+  const gw = await startCliGateway(path, [], [STOP_ON_CONFIG_READ]);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const stopping = await gw.waitFor((l) => l.msg === 'stopping');
+  assert.equal(stopping.signal, 'SIGTERM');
+  const code = await Promise.race([gw.exited, new Promise<string>((r) => setTimeout(() => r('still running'), 30_000))]);
+  assert.equal(code, 0);
 });
 
 test('a reload is held to the listeners running: it cannot drop auth, nor relax the egress default, by naming loopback', async (t) => {
