@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, join, posix } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
@@ -222,9 +222,13 @@ test('compose: the config passes check, the mounts, ports, health check and scra
   const volumes = arr(gw.volumes).map(String);
   const cmd = arr(gw.command).map(String);
   const file = cmd[cmd.indexOf('--config') + 1]!;
-  const mounted = volumes.map((v) => v.split(':')).find(([, target]) => target === file);
-  assert.ok(mounted, `${file} is mounted`);
-  const config = await loadConfig({ path: join('docker', mounted[0]!), env: { ALICE_PASSWORD: 'x' } });
+  // Its directory, not the file: an editor (vim, sed -i, an IDE's safe write) saves a new file
+  // in the old one's place, and a bind mount of the file itself keeps showing the old one, so
+  // --watch and SIGHUP would reload the old config and log it as reloaded.
+  const dir = posix.dirname(file);
+  const mounted = volumes.map((v) => v.split(':')).find(([, target]) => target === dir);
+  assert.ok(mounted, `${dir}, the directory of ${file}, is mounted: ${volumes.join(', ')}`);
+  const config = await loadConfig({ path: join('docker', mounted[0]!, posix.basename(file)), env: { ALICE_PASSWORD: 'x' } });
   // Build contexts, Dockerfiles and mounted files exist.
   for (const svc of Object.values(services).map(obj)) {
     const build = obj(svc.build);
