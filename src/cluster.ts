@@ -238,7 +238,21 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
     workers.kill();
     process.exit(EXIT_STOPPED_AT_ONCE);
   };
-  const failed = await Promise.race([workers.started, stopSignal.then(() => undefined)]);
+  /** SIGTERM to every worker (each drains as one process does); 0 once they have all exited. */
+  const stop = async (signal: string): Promise<number> => {
+    watcher?.close();
+    log.info({ signal, workers: liveWorkers().length }, 'stopping: draining every worker');
+    await workers.drain();
+    return 0;
+  };
+  const first = await Promise.race([workers.started.then((failed) => ({ failed })), stopSignal.then((signal) => ({ signal }))]);
+  // Stopped while the workers start: none is said to listen, and no admin listener opens.
+  if ('signal' in first) {
+    const code = await stop(first.signal);
+    log.info('stopped');
+    return code;
+  }
+  const { failed } = first;
   if (failed) {
     log.error({ worker: failed.id, code: failed.process.exitCode }, 'a worker failed to start');
     workers.kill();
@@ -288,13 +302,11 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
   const signal = await stopSignal;
   clearInterval(snapshots);
   draining = true; // a load balancer stops sending here while the workers drain
-  watcher?.close();
-  log.info({ signal, workers: liveWorkers().length }, 'stopping: draining every worker');
-  await workers.drain();
+  const code = await stop(signal);
   admin?.closeAllConnections();
   admin?.close();
   log.info('stopped');
-  return 0;
+  return code;
 }
 
 /**

@@ -8,7 +8,8 @@ import { get } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { runCli, startCliGateway } from '../helpers/cli.js';
+import { CLI, runCli, startCliGateway } from '../helpers/cli.js';
+import { spawnTied } from '../helpers/spawn.js';
 import { readBytes, socksConnect, startEchoServer } from '../helpers/index.js';
 import { adminClient } from '../helpers/admin.js';
 import { waitUntil } from '../helpers/workers.js';
@@ -17,6 +18,7 @@ import { waitUntil } from '../helpers/workers.js';
 const BASE = 'listen: [{ host: 127.0.0.1, port: 0 }]\nmetrics: { host: 127.0.0.1, port: 0 }\nlimits: { drain_timeout: 30s }\nlog: { level: debug }\n';
 const BOOT_MS = 60_000;
 const EXIT_WORKER_ON_MARKER = new URL('../helpers/exit-worker-on-marker.ts', import.meta.url).href;
+const STOP_ON_CONFIG_READ = new URL('../helpers/stop-on-config-read.ts', import.meta.url).href;
 
 async function tempConfig(text: string): Promise<string> {
   const path = join(await tempDir('workers'), 'socksgate.yaml');
@@ -260,3 +262,18 @@ function alive(pid: number): boolean {
     return false;
   }
 }
+
+test('workers: a stop signal while the workers start drains them and exits 0, without saying they listen or opening the admin listener', { timeout: 120_000 }, async (t) => {
+  const path = await tempConfig(`${BASE}workers: 2\n`);
+  // Not startCliGateway: it waits for a worker to say it listens, which a stopped start need not.
+  const child = spawnTied(process.execPath, ['--import', 'tsx', '--import', STOP_ON_CONFIG_READ, CLI, '--config', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 60_000))]);
+  assert.equal(code, 0);
+  const lines = out.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const primary = lines.filter((l) => l.role === 'primary').map((l) => l.msg);
+  assert.deepEqual(primary, ['stopping: draining every worker', 'stopped'], JSON.stringify(lines));
+});
