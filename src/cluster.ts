@@ -33,6 +33,7 @@ import type { ApiTarget } from './observe/api-routes.js';
 import { HttpError } from './observe/http.js';
 import { createLogger } from './observe/logger.js';
 import { logReloadOutcome, type ReloadOutcome } from './reload.js';
+import { startedWith, warnRestartOnly } from './restart-only.js';
 import { formatAddress } from './server/context.js';
 import type { IdSpace } from './server/registry.js';
 
@@ -417,12 +418,15 @@ interface PrimaryConfig {
 /** SIGHUP and --watch reach every worker; each loads, validates and logs the outcome itself. */
 function forwardReloads(log: Logger, config: Config, opts: { path: string | undefined; watch: boolean }): PrimaryConfig {
   let current = config;
+  const started = startedWith(config);
   const watcher = opts.watch ? new ConfigWatcher(() => reload('watch')) : undefined;
   const reread = (): void => {
     // Held to the listeners running, as each worker's reload is (reload.ts).
     loadConfig({ path: opts.path ?? current.source, listening: config.listen })
       .then((next) => {
-        if (workerCount(next.workers) !== workerCount(current.workers)) log.warn('the number of workers changes after a restart');
+        // Said here once for every worker (theirs is debug): what waits for a restart.
+        warnRestartOnly(log, started, next, { workers: false });
+        if (workerCount(next.workers) !== workerCount(config.workers)) log.warn({ running: config.workers, configured: next.workers }, 'the number of workers changes after a restart');
         current = next;
       })
       .catch((err: unknown) => {

@@ -26,6 +26,7 @@ import { LIMIT_ERRORS, Limits } from './server/limits.js';
 import { AcceptRefusals } from './server/limits-accept.js';
 import { ConnectionRegistry, type IdSpace } from './server/registry.js';
 import { ReloadController } from './reload.js';
+import { startedWith, warnRestartOnly, type StartedWith } from './restart-only.js';
 
 export interface GatewayOptions {
   log: Logger;
@@ -108,7 +109,9 @@ export class Gateway {
   /** The listeners opened at start (`listen` of the first config): a reload only warns when it names others. */
   readonly listening: readonly ListenConfig[];
   /** What the first config fixed for the process's life: a reload naming others only warns. */
-  readonly #startedWith: { format: Config['log']['format']; workers: Config['workers']; admin: string | undefined };
+  readonly #startedWith: StartedWith;
+  /** 'debug' in a cluster's worker: its primary warns once of what waits for a restart. */
+  readonly #restartOnlyLevel: 'warn' | 'debug';
   #snapshot: Snapshot;
   readonly #servers: Server[] = [];
   readonly #sessions = new Map<Socket, Promise<void>>();
@@ -147,7 +150,8 @@ export class Gateway {
     observeSnapshot(this.metrics, () => this.#snapshot);
     const first = opts.started ?? this.#snapshot.config;
     this.listening = first.listen;
-    this.#startedWith = { format: first.log.format, workers: first.workers, admin: adminAddress(first) };
+    this.#startedWith = startedWith(first);
+    this.#restartOnlyLevel = opts.reloadsLoggedByPrimary ? 'debug' : 'warn';
     this.reloader = new ReloadController(this, { workerOfCluster: opts.reloadsLoggedByPrimary ?? false });
     this.#keepAliveSweep = setInterval(() => this.connections.keepAlive(), opts.keepAliveSweepMs ?? KEEPALIVE_SWEEP_MS);
     this.#keepAliveSweep.unref();
@@ -222,21 +226,9 @@ export class Gateway {
     this.#snapshot = next;
     this.#limits.reconfigure(config);
     startOutbounds(next.outbounds);
-    if (JSON.stringify(this.listening) !== JSON.stringify(config.listen)) {
-      this.log.warn('listen addresses changed: they apply after a restart');
-    }
     // Read once, at start: the output stream is built for its format, and workers are forked
     // by the process's first config (a workers' primary says so for `workers` itself).
-    const { format, workers, admin } = this.#startedWith;
-    if (format !== config.log.format) {
-      this.log.warn({ running: format, configured: config.log.format }, 'log format changed: it applies after a restart');
-    }
-    if (!cluster.isWorker && String(workers) !== String(config.workers)) {
-      this.log.warn({ running: workers, configured: config.workers }, 'the number of workers changes after a restart');
-    }
-    if (admin !== adminAddress(config)) {
-      this.log.warn({ running: admin ?? 'none', configured: adminAddress(config) ?? 'none' }, 'admin listener address changed: it applies after a restart');
-    }
+    warnRestartOnly(this.log, this.#startedWith, config, { level: this.#restartOnlyLevel, workers: !cluster.isWorker });
     // The old resolver is not closed: sessions still on the old snapshot may be waiting on
     // its queries. It holds no timers or sockets once those settle, and goes with the snapshot.
     // Old outbounds stop their health checks; connections they opened live on.
@@ -327,7 +319,3 @@ export class Gateway {
   }
 }
 
-/** Where the admin listener binds (host:port), or undefined without one: bound once, at start. */
-function adminAddress(config: Config): string | undefined {
-  return config.metrics ? `${config.metrics.host}:${config.metrics.port}` : undefined;
-}

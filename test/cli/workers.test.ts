@@ -329,12 +329,12 @@ test('a replacement worker listens where the cluster started, in its log format,
   t.after(() => gw.child.kill('SIGKILL'));
   const { pids } = await started(gw);
   const listening = workerLines(gw, 'socksgate listening')[0]!.listen;
-  // Listen addresses and the log format apply after a restart: the workers say so, and keep theirs.
+  // Listen addresses and the log format apply after a restart: the primary says so, the workers keep theirs.
   const moved = await closedPort();
   await writeFile(path, BASE.replace('listen: [{ host: 127.0.0.1, port: 0 }]', `listen: [{ host: 127.0.0.1, port: ${moved} }]`).replace('log: { level: debug }', 'log: { level: debug, format: pretty }'));
   gw.child.kill('SIGHUP');
   await waitUntil('the reload', () => primaryLines(gw, 'configuration reloaded').length === 1);
-  await waitUntil('both workers saying the listeners stay', () => workerLines(gw, 'listen addresses changed: they apply after a restart').length === 2);
+  await waitUntil('both workers reloading', () => workerLines(gw, 'configuration reloaded').length === 2);
 
   const from = gw.lines.length;
   process.kill(pids[0]!, 'SIGKILL');
@@ -348,6 +348,28 @@ test('a replacement worker listens where the cluster started, in its log format,
   const [err] = (await once(stray, 'error')) as [NodeJS.ErrnoException];
   assert.equal(err.code, 'ECONNREFUSED', `nothing serves port ${moved} before a restart`);
   for (let i = 0; i < 4; i++) (await echoOnce(gw.port, echo.port, `served ${i}`)).destroy();
+});
+
+test('what a reload cannot change is said once, by the primary, not by every worker', { timeout: 120_000 }, async (t) => {
+  const path = await tempConfig(BASE);
+  const gw = await startCliGateway(path, [], [], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  await started(gw);
+  const [moved, admin] = [await closedPort(), await closedPort()];
+  const next = BASE.replace('listen: [{ host: 127.0.0.1, port: 0 }]', `listen: [{ host: 127.0.0.1, port: ${moved} }]`)
+    .replace('metrics: { host: 127.0.0.1, port: 0 }', `metrics: { host: 127.0.0.1, port: ${admin} }`)
+    .replace('log: { level: debug }', 'log: { level: debug, format: pretty }');
+  for (let round = 1; round <= 2; round++) {
+    await writeFile(path, round === 1 ? next : `${next}# round ${round}\n`);
+    gw.child.kill('SIGHUP');
+    await waitUntil('both workers reloading', () => workerLines(gw, 'configuration reloaded').length === 2 * round);
+    for (const msg of ['listen addresses changed: they apply after a restart', 'log format changed: it applies after a restart', 'admin listener address changed: it applies after a restart']) {
+      await waitUntil(`the primary: ${msg}`, () => primaryLines(gw, msg).length === round);
+      const warned = gw.lines.filter((l) => l.msg === msg && l.level === 40);
+      assert.deepEqual(warned.map((l) => l.role), Array(round).fill('primary'), `${msg}: once a reload, by the primary`);
+      assert.equal(workerLines(gw, msg).filter((l) => l.level === 20).length, 2 * round, `${msg}: each worker's own line is debug`);
+    }
+  }
 });
 
 test("the primary's own lines follow the log level of the config the workers run", { timeout: 120_000 }, async (t) => {

@@ -1,0 +1,42 @@
+// What a reload cannot change: the listeners, the log format, the admin listener and the
+// number of workers are fixed by the config the process started with (PRODUCT.md "Command
+// line"). A reload naming others applies the rest and says, each time, what waits for a restart.
+
+import type { Logger } from 'pino';
+import type { Config } from './config/types.js';
+
+/**
+ * What the first config fixed, kept as values: holding that config itself would keep its
+ * rules and lists alive for the process's life.
+ */
+export interface StartedWith {
+  readonly listen: string;
+  readonly format: Config['log']['format'];
+  readonly workers: Config['workers'];
+  readonly admin: string | undefined;
+}
+
+export function startedWith(config: Config): StartedWith {
+  return { listen: JSON.stringify(config.listen), format: config.log.format, workers: config.workers, admin: adminAddress(config) };
+}
+
+/**
+ * Warns of each setting of `next` that differs from the started ones. `level`: 'debug' in a
+ * cluster's worker, whose primary says it once for all of them. `workers: false` leaves the
+ * number of workers to the primary (a worker does not fork).
+ */
+export function warnRestartOnly(log: Logger, started: StartedWith, next: Config, opts: { level?: 'warn' | 'debug'; workers?: boolean } = {}): void {
+  const say = (fields: object, msg: string): void => log[opts.level ?? 'warn'](fields, msg);
+  if (started.listen !== JSON.stringify(next.listen)) say({}, 'listen addresses changed: they apply after a restart');
+  if (started.format !== next.log.format) say({ running: started.format, configured: next.log.format }, 'log format changed: it applies after a restart');
+  if ((opts.workers ?? true) && String(started.workers) !== String(next.workers)) {
+    say({ running: started.workers, configured: next.workers }, 'the number of workers changes after a restart');
+  }
+  const admin = adminAddress(next);
+  if (started.admin !== admin) say({ running: started.admin ?? 'none', configured: admin ?? 'none' }, 'admin listener address changed: it applies after a restart');
+}
+
+/** Where the admin listener binds (host:port), or undefined without one: bound once, at start. */
+function adminAddress(config: Config): string | undefined {
+  return config.metrics ? `${config.metrics.host}:${config.metrics.port}` : undefined;
+}
