@@ -166,6 +166,9 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
     log.flush(() => process.exit(EXIT_STOPPED_AT_ONCE));
   });
   log.info({ signal }, 'stopping');
+  // A stopping gateway applies no config: an edit now (a ConfigMap updated during a rolling
+  // restart) would only be logged as a rejected reload.
+  watcher?.close();
   await gateway.close();
   log.info('stopped');
   await worker?.stopping();

@@ -38,6 +38,8 @@ export class ConfigWatcher {
   /** Directory → its watcher and the names in it that matter. */
   readonly #dirs = new Map<string, { watcher: FSWatcher; names: Set<string> }>();
   #timer: NodeJS.Timeout | undefined;
+  /** Closed for good: a reload settling after the stop must not arm it again. */
+  #closed = false;
 
   constructor(onChange: () => void) {
     this.#onChange = onChange;
@@ -45,6 +47,7 @@ export class ConfigWatcher {
 
   /** (Re)arms the watchers for the files of `config` (list files may differ after a reload). */
   watch(config: Config): void {
+    if (this.#closed) return;
     for (const w of this.#files) w.close();
     this.#files = [];
     const wanted = new Map<string, Set<string>>();
@@ -75,6 +78,7 @@ export class ConfigWatcher {
   }
 
   close(): void {
+    this.#closed = true;
     clearTimeout(this.#timer);
     for (const w of this.#files) w.close();
     this.#files = [];

@@ -191,6 +191,24 @@ test('SIGTERM stops accepting, drains for drain_timeout, exits 0', async (t) => 
   assert.ok(gw.lines.some((l) => l.msg === 'stopped'));
 });
 
+test('--watch stops watching once the gateway stops: an edit during the drain is no rejected reload', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const path = await tempConfig(BASE.replace('drain_timeout: 1s', 'drain_timeout: 20s'));
+  const gw = await startCliGateway(path, ['--watch']);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const open = await connectVia(gw.port, echo.port);
+  await echoes(open, 'hello');
+  gw.child.kill('SIGTERM');
+  await gw.waitFor((l) => l.msg === 'draining open connections');
+  // A ConfigMap update landing during a rolling restart: the stopping gateway has nothing to reload.
+  await writeFile(path, BLOCK_LOOPBACK);
+  await new Promise((r) => setTimeout(r, 1_500)); // the watch's debounce is 200 ms
+  open.end();
+  assert.equal(await gw.exited, 0);
+  assert.deepEqual(gw.lines.filter((l) => l.trigger === 'watch').map((l) => l.msg), []);
+});
+
 test('--watch also reloads when a list file named by a rule changes', async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());
