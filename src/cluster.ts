@@ -358,7 +358,12 @@ function superviseWorkers(log: Logger, size: number, onReady: (w: Worker) => voi
     born.delete(w);
     slots.delete(w);
     tokens.delete(w);
-    if (stopping) return;
+    if (stopping) {
+      // Its open connections are gone without their drain: said, unless it is the SIGTERM the
+      // drain sent (a worker still starting has no handler yet) or a drain that ended well.
+      if ((code !== 0 || signal !== null) && signal !== 'SIGTERM') log.warn({ worker: w.id, pid: w.process.pid, code, signal }, 'worker exited while draining');
+      return;
+    }
     log.warn({ worker: w.id, pid: w.process.pid, code, signal }, 'worker exited; starting a replacement');
     setTimeout(() => stopping || fork(slot), lived < RESTART_PAUSE_MS ? RESTART_PAUSE_MS : 0);
   };

@@ -277,3 +277,23 @@ test('workers: a stop signal while the workers start drains them and exits 0, wi
   const primary = lines.filter((l) => l.role === 'primary').map((l) => l.msg);
   assert.deepEqual(primary, ['stopping: draining every worker', 'stopped'], JSON.stringify(lines));
 });
+
+test('workers: a worker that dies while draining is logged by the primary, with how it died; the others drain on', { timeout: 120_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const path = await tempConfig(`${BASE}workers: 2\n`);
+  const gw = await startCliGateway(path, [], [], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const { pids } = (await gw.waitFor((l) => l.msg === 'workers listening', BOOT_MS)) as { pids?: number[] };
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 5_000);
+  socket.on('error', () => {});
+  t.after(() => socket.destroy());
+  gw.child.kill('SIGTERM');
+  // The worker holding the connection is the one still running: the OOM killer takes it.
+  const holder = await gw.waitFor((l) => l.msg === 'draining open connections');
+  process.kill(holder.pid as number, 'SIGKILL');
+  assert.equal(await gw.exited, 0);
+  const died = gw.lines.filter((l) => l.role === 'primary' && l.msg === 'worker exited while draining');
+  assert.deepEqual(died.map((l) => [l.pid, l.signal]), [[holder.pid, 'SIGKILL']], JSON.stringify(gw.lines.filter((l) => l.role === 'primary')));
+  assert.ok(pids?.includes(holder.pid as number));
+});
