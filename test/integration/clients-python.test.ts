@@ -4,6 +4,7 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { startGateway, startHttpServer } from '../helpers/index.js';
+import { request } from 'node:http';
 import { runPython, startHttpsServer, startRecordingHttpServer, tempDir } from '../helpers/clients.js';
 
 // One requests.Session for every request (so http:// requests share a keep-alive connection to
@@ -136,6 +137,39 @@ test('python3-requests with proxy auth: alice and alice-session-K1 pass, no or w
   // No credentials: no user; a wrong password: the name it gave (never the password).
   assert.deepEqual(refusals.map((l) => l.user ?? null).sort(), ['alice', null, null]);
   assert.ok(!JSON.stringify(gw.logs).includes('py-pw-1'), 'no password in the logs');
+});
+
+test('python3-requests sends Basic credentials in ISO-8859-1: a non-ASCII name and password log in, as curl\'s UTF-8 ones do', async (t) => {
+  const tmp = await tempDir('requests-latin1');
+  t.after(() => tmp.remove());
+  const web = await startRecordingHttpServer((req, res) => res.end(`origin ${req.url ?? ''}\n`));
+  t.after(() => web.close());
+  const tls = await startHttpsServer(tmp.dir);
+  t.after(() => tls.close());
+  const gw = await startGateway({ auth: { users: [{ username: 'jürgen', password: 'pässwört' }] } });
+  t.after(() => gw.close());
+  // Percent-encoded in the URL as the README shows; requests unquotes and encodes them in ISO-8859-1.
+  const proxy = `http://${encodeURIComponent('jürgen-session-K1')}:${encodeURIComponent('pässwört')}@127.0.0.1:${gw.port}`;
+  const got = await pythonRequests(tmp.dir, [
+    { url: `${web.url}/plain`, proxy },
+    { url: `${tls.url}/tunnel`, proxy, verify: false },
+    { url: `${web.url}/wrong`, proxy: `http://${encodeURIComponent('jürgen')}:${encodeURIComponent('passwort')}@127.0.0.1:${gw.port}` },
+  ]);
+  assert.deepEqual(
+    got.map((r) => r.status ?? r.error),
+    [200, 200, 407],
+    JSON.stringify(got),
+  );
+  assert.equal(got[0]!.body, 'origin /plain\n');
+  assert.equal(got[1]!.body, 'secure /tunnel\n');
+  const line = await gw.accessLog((l) => l.dest === `127.0.0.1:${web.port}` && l.status === 200, 5_000);
+  assert.equal(line?.user, 'jürgen');
+
+  // The same credentials in UTF-8 (curl, Chromium) still pass.
+  const utf8 = await fetchThrough(gw.port, `${web.url}/utf8`, Buffer.from('jürgen:pässwört', 'utf8'));
+  assert.equal(utf8, 200);
+  const latin1 = await fetchThrough(gw.port, `${web.url}/latin1`, Buffer.from('jürgen:pässwört', 'latin1'));
+  assert.equal(latin1, 200);
 });
 
 test('python3-requests to IPv6 origins: [::1] in absolute-form and in the CONNECT authority; a POST body goes through', async (t) => {
@@ -289,3 +323,17 @@ test('python3-requests giving up in the middle of an upload: its line says the c
   const ended = gw.logs.filter((l) => l.msg === 'session end');
   assert.equal(ended.length, 1, JSON.stringify(ended));
 });
+
+/** GET `url` through the HTTP proxy on `port` with these raw Basic credential bytes: the status. */
+function fetchThrough(port: number, url: string, credentials: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: url, headers: { host: new URL(url).host, 'proxy-authorization': `Basic ${credentials.toString('base64')}` }, agent: false, timeout: 10_000 });
+    req.once('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.once('timeout', () => req.destroy(new Error('no answer within 10 s')));
+    req.once('error', reject);
+    req.end();
+  });
+}

@@ -149,10 +149,26 @@ async function verified(snapshot: Snapshot, creds: { user: string; password: str
   return id;
 }
 
+/** Throws on bytes that are not UTF-8, so they can be read as ISO-8859-1 instead. */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * RFC 7617 leaves the charset to the client: curl and Chromium send UTF-8, python-requests and
+ * Scrapy (HTTPPROXY_AUTH_ENCODING) ISO-8859-1. Bytes that are valid UTF-8 are read as UTF-8,
+ * any others as ISO-8859-1, so `pässwort` logs in from either.
+ */
+function decodeCredentials(bytes: Buffer): string {
+  try {
+    return STRICT_UTF8.decode(bytes);
+  } catch {
+    return bytes.toString('latin1');
+  }
+}
+
 function parseBasic(header: string | undefined): { user: string; password: string } | undefined {
   const m = header === undefined ? null : /^\s*basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
   if (!m) return undefined;
-  const text = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const text = decodeCredentials(Buffer.from(m[1]!, 'base64'));
   const colon = text.indexOf(':');
   if (colon < 0) return undefined;
   return { user: text.slice(0, colon), password: text.slice(colon + 1) };
