@@ -170,6 +170,7 @@ export class ClientConnection implements LiveConnection, Cancellation {
       down: 0,
       protocol,
       user: undefined,
+      session: undefined,
       userid: undefined,
       dest: undefined,
       cmd: undefined,

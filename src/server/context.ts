@@ -34,6 +34,8 @@ export interface AccessRecord {
   client: string;
   protocol?: Protocol;
   user?: string;
+  /** The `session` parameter of the login (`alice-session-K1`): which crawler identity, as the pool pins it. */
+  session?: string;
   /** SOCKS4's USERID field: logged, never trusted. */
   userid?: string;
   cmd?: Command;
@@ -65,6 +67,7 @@ const ACCESS_KEYS: Readonly<Record<keyof AccessRecord, true>> = {
   client: true,
   protocol: true,
   user: true,
+  session: true,
   userid: true,
   cmd: true,
   dest: true,

@@ -180,3 +180,37 @@ test('weights: random picks follow the weights within binomial bounds', async (t
   // p = 3/4: 225 expected, sd 7.5; outside ±6 sd happens about once in 10^9 runs.
   assert.ok(heavy > 180 && heavy < 270, `weight 3 of 4 got ${heavy} of ${n}`);
 });
+
+test('access log: each line names the session its login gave, beside the user and the member that carried it', async (t) => {
+  const d = await poolDestination(t);
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const ups = await members(t, ['127.0.0.241', '127.0.0.242']);
+  const gw = await poolGateway(t, { strategy: 'sticky', members: [`${url(ups[0]!)}#country=de`, `${url(ups[1]!)}#country=us`] });
+  const seen = async (pred: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => {
+    const line = await gw.accessLog(pred, 5_000);
+    assert.ok(line, 'an access-log line');
+    return line;
+  };
+
+  // SOCKS5 (RFC 1929) and HTTP (Basic), as Scrapy and Playwright log in.
+  assert.equal(await throughPool(gw, d, 'alice-session-K7-country-us'), ups[1]!.host);
+  const socks = await seen((l) => l.protocol === 'socks5' && l.dest === `127.0.0.1:${d.port}`);
+  assert.equal(socks.user, 'alice');
+  assert.equal(socks.session, 'K7');
+  assert.equal(socks.member, url(ups[1]!));
+
+  const r = await curl(['-x', `http://127.0.0.1:${gw.port}`, '-U', 'alice-country-de-session-K8:pw', `${web.url}/page`]);
+  assert.equal(r.code, 0, r.stderr);
+  const http = await seen((l) => l.protocol === 'http' && l.dest === `127.0.0.1:${web.port}`);
+  assert.equal(http.status, 200);
+  assert.equal(http.user, 'alice');
+  assert.equal(http.session, 'K8');
+  assert.equal(http.member, url(ups[0]!));
+
+  // No session given: none named (the key the pool pins such a login by is the user's, not a session).
+  assert.equal(typeof (await throughPool(gw, d, 'alice-country-de')), 'string');
+  const none = await seen((l) => l.protocol === 'socks5' && l.dest === `127.0.0.1:${d.port}` && l.sid !== socks.sid);
+  assert.equal(none.user, 'alice');
+  assert.equal('session' in none, false);
+});

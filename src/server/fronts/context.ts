@@ -22,6 +22,8 @@ const NO_PARAMS: SessionParams = Object.freeze({});
  */
 export function requestContext(conn: ClientConnection, front: Front, record: AccessRecord, d: Decoded, snapshot = conn.snapshot): CommandContext {
   const params = d.params ?? (d.sessionKey !== undefined ? Object.freeze({ session: d.sessionKey }) : NO_PARAMS);
+  // The line names the session the client asked for, not the key a request without one is pinned by.
+  if (d.sessionKey !== undefined) record.session = d.sessionKey;
   const sessionKey = d.sessionKey ?? d.user ?? conn.source.host;
   const request: ProxyRequest = { protocol: d.protocol, command: d.command, dest: d.dest, params, sessionKey, source: conn.source, ...(d.user !== undefined ? { user: d.user } : {}) };
   return new RequestContext(conn, front, record, request, d.user, snapshot);
