@@ -104,7 +104,8 @@ const MAX_VIEWS = 256;
 const MAX_VIEW_MEMBERS = 8_192;
 
 /**
- * The cache key of a session's tag filters: sorted `KEY=VALUE`s joined by commas, "" for none.
+ * The cache key of a session's tag filters: sorted `KEY=VALUE`s joined by commas, "" for none,
+ * values in lower case (they match tags in any case).
  * Built on every pick, so no arrays unless there are two filters or more (keys and values are
  * tokens: neither `=` nor `,` occurs in them).
  */
@@ -114,7 +115,7 @@ function filterSignature(params: SessionParams | undefined, noFilter: ReadonlySe
   let many: string[] | undefined;
   for (const k in params) {
     if (RESERVED_PARAMS.has(k) || noFilter.has(k)) continue;
-    const kv = `${k}=${params[k]!}`;
+    const kv = `${k}=${params[k]!.toLowerCase()}`;
     if (one === '') one = kv;
     else (many ??= [one]).push(kv);
   }
@@ -221,7 +222,8 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     const known = views.get(signature);
     if (known !== undefined) return known;
     const filters = filterParams(params);
-    const left = members.filter((m) => filters.every(([k, v]) => m.tags[k] === v || m.placeholders.has(k)));
+    // Values in any case: `country-DE` is the member tagged `country=de` (templates get the client's spelling).
+    const left = members.filter((m) => filters.every(([k, v]) => m.tags[k]?.toLowerCase() === v.toLowerCase() || m.placeholders.has(k)));
     // A new view's rotation starts where the pool's is, not at its first member.
     const view = left.length === 0 ? null : { members: left, strategy: createStrategy(cfg.strategy, left, turns) };
     if (views.size >= MAX_VIEWS || viewMembers + left.length > MAX_VIEW_MEMBERS) {

@@ -134,6 +134,11 @@ test('tags: a filter lands only on members tagged so, or 0x04 "no member matches
   assert.deepEqual([...de].sort(), ['127.0.0.117', '127.0.0.118']);
   assert.deepEqual([...berlin], ['127.0.0.117']);
   assert.equal(any.size, 4, 'no filter: every member');
+  // A value in another case is the same tag: providers and crawlers write country codes both ways.
+  const upper = new Set<string | number>();
+  for (let i = 0; i < 4; i++) upper.add(await throughPool(gw, d, 'alice-country-DE-city-Berlin'));
+  assert.deepEqual([...upper], ['127.0.0.117']);
+  assert.equal(await throughPool(gw, d, 'alice-country-US'), '127.0.0.119');
   assert.equal(await throughPool(gw, d, 'alice-country-fr'), 0x04);
   assert.equal(await throughPool(gw, d, 'alice-country-us-city-berlin'), 0x04);
   const line = await gw.accessLog((l) => l['rep'] === 0x04);
