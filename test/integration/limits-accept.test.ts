@@ -4,7 +4,7 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { encodeProxyV1 } from '../../src/protocol/proxy-protocol.js';
 import { AcceptRefusals } from '../../src/server/limits-accept.js';
 import { curl } from '../helpers/curl.js';
@@ -211,4 +211,48 @@ test('a full dual-stack listener logs a refused IPv4 client as the IPv4 client i
   held.socket.destroy();
   const line = await gw.accessLog((l) => l['rep'] === 0, 5_000);
   assert.match(String(line?.['client']), /^127\.0\.0\.1:\d+$/, 'the access log names the same client');
+});
+
+test('an HTTP client refused its login stays in its handshake: held under max_handshakes and closed at handshake_timeout, however often it asks again', async (t) => {
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'pw' }] }, limits: { max_handshakes: 1, handshake_timeout: '1s' } });
+  t.after(() => gw.close());
+  const get = (auth: boolean): string => `GET ${web.url}/x HTTP/1.1\r\nHost: x\r\n${auth ? 'Proxy-Authorization: Basic YWxpY2U6cHc=\r\n' : ''}\r\n`;
+  /** Sends `request` on `s` and reads its whole response (bounded); returns the status code. */
+  const ask = async (s: Socket, request: string): Promise<string> => {
+    s.write(request);
+    let got = '';
+    for (let waited = 0; waited < 3_000; waited += 10) {
+      const end = got.indexOf('\r\n\r\n');
+      const length = /\r\ncontent-length: (\d+)\r\n/i.exec(got);
+      if (end >= 0 && length && got.length >= end + 4 + Number(length[1])) break;
+      got += (await readBytes(s, 1 << 16, 10)).toString('latin1');
+    }
+    return got.slice(9, 12);
+  };
+
+  const guesser = await rawClient(gw.port);
+  t.after(() => guesser.destroy());
+  guesser.on('error', () => {});
+  const accepted = performance.now();
+  assert.equal(await ask(guesser, get(false)), '407');
+  // Still in its handshake: the one place max_handshakes allows is taken.
+  const other = await rawClient(gw.port);
+  t.after(() => other.destroy());
+  assert.equal(await ask(other, get(true)), '503', 'a client refused its login still counts as a handshake');
+  assert.equal(await refusals(gw.gw, 'max_handshakes'), 1);
+  // Asking again without a password does not make it a served client: the deadline from accept closes it.
+  assert.equal(await ask(guesser, get(false)), '407');
+  assert.ok(await closedWithin(guesser, 3_000), 'closed at handshake_timeout, not kept alive for idle_timeout');
+  assert.ok(performance.now() - accepted < 2_500, `closed ${Math.round(performance.now() - accepted)} ms after accept, with handshake_timeout 1s`);
+
+  assert.equal(await sessions(gw, 0), 0);
+  // A client that logs in after its 407 (a browser's retry) is served and kept alive past the deadline.
+  const browser = await rawClient(gw.port);
+  t.after(() => browser.destroy());
+  assert.equal(await ask(browser, get(false)), '407');
+  assert.equal(await ask(browser, get(true)), '200');
+  await new Promise((r) => setTimeout(r, 1_300));
+  assert.equal(await ask(browser, get(true)), '200', 'a logged-in connection outlives handshake_timeout');
 });

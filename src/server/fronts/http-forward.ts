@@ -54,7 +54,6 @@ function bodyError(conn: ClientConnection, req: IncomingMessage, res: ServerResp
 }
 
 export async function forward(conn: ClientConnection, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  conn.handshakeDone();
   // An answer before this one was the connection's last (to an HTTP/1.0 client, a response
   // without a length ends at the close): node never hands this response the socket, so it
   // could never finish. Neither it nor anything behind it is served, as after a 431.
@@ -87,7 +86,7 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
   let origin: Connection;
   try {
     // The connection counts against its source from its first request on, answered or not:
-    // a 407 or a 400 keeps it open.
+    // a 407 or a 400 keeps it open, within the handshake deadline.
     conn.limits.admitSource(conn.source.host, conn.current().config);
     target = absoluteTarget(req.url ?? '');
     const { dest } = target;
@@ -100,6 +99,11 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     const snapshot = conn.current();
     const checked = authenticate(snapshot, req.headers['proxy-authorization'], conn.source.host, conn);
     const who = checked instanceof Promise ? await checked : checked;
+    // The handshake ends with the first request that logged in, not with the first head: a
+    // client refused (407, 400) stays in it, under handshake_timeout and max_handshakes, as a
+    // SOCKS5 client is until its login. Kept alive otherwise, a 407 every idle_timeout held a
+    // connection for ever without a password, and enough of them filled max_connections.
+    conn.handshakeDone();
     if (who.user !== undefined) record.user = who.user;
     ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest, ...who }, snapshot);
     const cut = bodyError(conn, req, res);
