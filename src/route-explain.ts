@@ -7,7 +7,7 @@ import type { EgressGuard } from './outbound/egress.js';
 import type { Outbound } from './outbound/types.js';
 import { isPoolOutbound } from './outbound/stats.js';
 import type { Router } from './router/types.js';
-import { splitSessionUser } from './protocol/username.js';
+import { splitSessionUser, stickyKey } from './protocol/username.js';
 import { isDestinationHost } from './config/domains.js';
 import { peerText, unmapped } from './protocol/address.js';
 
@@ -100,9 +100,9 @@ export async function explainRoute(
   const out: RouteExplanation = { rule: decision.rule, action: decision.action, index: decision.ruleIndex };
   if (parts.config.upstreams[decision.action]?.type === 'pool') {
     const pool = parts.outbounds.get(decision.action);
-    // The same key a session would use (server/session.ts): session parameters, user, source;
-    // UDP and BIND only through members that can carry them, as the pool picks for them.
-    out.member = (pool && isPoolOutbound(pool) ? pool.pick(sessionKey ?? user ?? source, split?.params, cmd) : undefined) ?? null;
+    // The same key a request would use (stickyKey): the user's session, else the user, else the
+    // source; UDP and BIND only through members that can carry them, as the pool picks for them.
+    out.member = (pool && isPoolOutbound(pool) ? pool.pick(stickyKey(user, sessionKey, source), split?.params, cmd) : undefined) ?? null;
   }
   if (decision.resolved) out.resolved = decision.resolved.map((a) => a.address);
   // What `direct` checks before it dials (outbound/direct.ts), CONNECT and UDP alike; BIND dials nothing.

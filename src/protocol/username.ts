@@ -56,6 +56,18 @@ export function formatUsername(user: string, params: SessionParams): string {
   return out;
 }
 
+/**
+ * The key a `sticky` pool hashes for one request. A session is its user's own: under the
+ * bare session value, `bob-session-K1` took alice's member of session K1, and `bob-session-alice`
+ * the member of alice's traffic without a session (keyed on her name). Written as the username
+ * spells it: no configured name holds a "-", so it never equals one. Without a session, the
+ * user, else the client's address.
+ */
+export function stickyKey(user: string | undefined, session: string | undefined, source: string): string {
+  if (user === undefined) return session ?? source;
+  return session === undefined ? user : formatUsername(user, { session });
+}
+
 /** The session's `lifetime` in ms, undefined when absent or not a duration. */
 export function lifetimeMs(params: SessionParams | undefined): number | undefined {
   const text = params?.['lifetime'];

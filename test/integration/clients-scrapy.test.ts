@@ -7,7 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseUsername } from '../../src/protocol/username.js';
+import { parseUsername, stickyKey } from '../../src/protocol/username.js';
 import { startGateway, type TestGateway } from '../helpers/index.js';
 import { SYSTEM_PYTHON, cleanEnv, runProcess, startHttpsServer, startRecordingHttpServer, tempDir } from '../helpers/clients.js';
 import { poolOf } from '../helpers/pool.js';
@@ -204,8 +204,8 @@ test('scrapy sessions through a sticky pool: each stays on its member, country-u
   const users = [...Array.from({ length: 10 }, (_, i) => `alice-session-K${i}`), ...Array.from({ length: 6 }, (_, i) => `alice-session-U${i}-country-us`)];
   const hostOf = (member: string | undefined): string => new URL(member ?? 'socks5://none').hostname;
   const pickIn = (g: TestGateway, user: string): string => {
-    const { params } = parseUsername(user)!;
-    return hostOf(poolOf(g).pick(params['session']!, params));
+    const { user: name, params } = parseUsername(user)!;
+    return hostOf(poolOf(g).pick(stickyKey(name, params['session'], '127.0.0.1'), params));
   };
   const before = new Map(users.map((u) => [u, pickIn(gw, u)]));
   // The victim: the us member holding most of the country-us sessions (at least three of six).

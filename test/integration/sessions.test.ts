@@ -5,9 +5,9 @@ import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fnv1a32, sessionPeriod } from '../../src/outbound/strategies.js';
-import { parseUsername } from '../../src/protocol/username.js';
+import { parseUsername, stickyKey } from '../../src/protocol/username.js';
 import { curl } from '../helpers/curl.js';
-import { startHttpServer, type TestGateway } from '../helpers/index.js';
+import { startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
 import { poolDestination, poolGateway, poolOf, throughPool } from '../helpers/pool.js';
 import { startMicrosocks, type RunningUpstream } from '../helpers/upstreams.js';
 
@@ -22,7 +22,7 @@ const url = (u: RunningUpstream): string => `socks5://${u.host}:${u.port}`;
 /** The loopback address of the member the pool would pick for `username` now. */
 function expected(gw: TestGateway, username: string): string | undefined {
   const parsed = parseUsername(username)!;
-  const name = poolOf(gw).pick(parsed.params['session'] ?? parsed.user, parsed.params);
+  const name = poolOf(gw).pick(stickyKey(parsed.user, parsed.params['session'], '127.0.0.1'), parsed.params);
   return name === undefined ? undefined : new URL(name).hostname;
 }
 
@@ -44,6 +44,29 @@ test('sticky: two gateway instances send each session key to the same member, al
   assert.ok(used.size > 1, 'twelve session keys all on one member');
 });
 
+test("sticky: a session is its user's own: another user naming the same session, or naming a user as its session, is not sent to that user's member by it", async (t) => {
+  const d = await poolDestination(t);
+  const ups = await members(t, ['127.0.0.131', '127.0.0.132', '127.0.0.133', '127.0.0.134']);
+  const users = ['alice', 'bob', 'carol', 'dave', 'erin'].map((username) => ({ username, password: 'pw' }));
+  const gw = await startGateway({ auth: { users }, upstreams: { crawl: { type: 'pool', strategy: 'sticky', members: ups.map(url) } }, default: 'crawl' });
+  t.after(() => gw.close());
+  /** The member that carried a CONNECT as `username`, checked against the pool's own pick for it. */
+  const via = async (username: string): Promise<string> => {
+    const peer = await throughPool(gw, d, username);
+    assert.equal(typeof peer, 'string', `${username}: ${peer}`);
+    assert.equal(peer, expected(gw, username), username);
+    return peer as string;
+  };
+  // Twelve session names both alice and bob use: under a shared key every one would land alike.
+  let alike = 0;
+  for (let k = 0; k < 12; k++) if ((await via(`alice-session-s${k}`)) === (await via(`bob-session-s${k}`))) alike++;
+  assert.ok(alike < 12, 'bob-session-K took the member of alice-session-K for every K');
+  // Another user's name as the session: under a shared key, that user's own member every time.
+  let taken = 0;
+  for (const victim of ['bob', 'carol', 'dave', 'erin']) if ((await via(`alice-session-${victim}`)) === (await via(victim))) taken++;
+  assert.ok(taken < 4, "alice-session-USER took USER's member for every USER");
+});
+
 test('lifetime: a session holds its member within a period and moves at its end, the same on both instances', async (t) => {
   const d = await poolDestination(t);
   const ups = await members(t, ['127.0.0.114', '127.0.0.115', '127.0.0.116']);
@@ -51,7 +74,7 @@ test('lifetime: a session holds its member within a period and moves at its end,
   const b = await poolGateway(t, { strategy: 'sticky', members: ups.map(url) });
   const lifetime = 3_000;
   const user = 'alice-session-moving-lifetime-3s';
-  const keyHash = fnv1a32('moving');
+  const keyHash = fnv1a32(stickyKey('alice', 'moving', '127.0.0.1'));
   const periodAt = (ms: number): number => sessionPeriod(keyHash, lifetime, ms);
   // The period a pick fell in is read off the clock before and after its CONNECT; a CONNECT
   // that spans a boundary says nothing and is left out, so no speed is assumed. Both instances

@@ -1,5 +1,6 @@
 import type { Command, Protocol } from '../../config/types.js';
 import type { Address } from '../../protocol/types.js';
+import { stickyKey } from '../../protocol/username.js';
 import type { ClientConnection } from '../client.js';
 import type { AccessRecord, CommandContext } from '../context.js';
 import type { Front, ProxyRequest, SessionParams } from '../request.js';
@@ -24,7 +25,7 @@ export function requestContext(conn: ClientConnection, front: Front, record: Acc
   const params = d.params ?? (d.sessionKey !== undefined ? Object.freeze({ session: d.sessionKey }) : NO_PARAMS);
   // The line names the session the client asked for, not the key a request without one is pinned by.
   if (d.sessionKey !== undefined) record.session = d.sessionKey;
-  const sessionKey = d.sessionKey ?? d.user ?? conn.source.host;
+  const sessionKey = stickyKey(d.user, d.sessionKey, conn.source.host);
   const request: ProxyRequest = { protocol: d.protocol, command: d.command, dest: d.dest, params, sessionKey, source: conn.source, ...(d.user !== undefined ? { user: d.user } : {}) };
   return new RequestContext(conn, front, record, request, d.user, snapshot);
 }
