@@ -102,6 +102,21 @@ test('credentials in the userinfo of a CONNECT or absolute-form target: 400, and
   await stillServes();
 });
 
+test('Transfer-Encoding in an HTTP/1.0 request: 400, then closed, and what followed it is not served as a request of its own (RFC 9112 §6.1)', async () => {
+  // A front that reads HTTP/1.0 without chunked coding takes all of this for one request's body.
+  const smuggled = `GET ${web.url}/smuggled HTTP/1.1\r\nHost: x\r\n\r\n`;
+  const { text, closed } = await exchange(
+    `POST ${web.url}/first HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n${smuggled}`,
+  );
+  assert.match(text, /^HTTP\/1\.1 400 /);
+  assert.match(text, /Transfer-Encoding in an HTTP\/1\.0 request/);
+  assert.doesNotMatch(text, /hello/, 'nothing reached the origin');
+  assert.ok(closed, 'closed after the answer');
+  const line = await gw.accessLog((l) => l['status'] === 400 && /HTTP\/1\.0/.test(String(l['error'])));
+  assert.equal(line?.['rep'], 1);
+  await stillServes();
+});
+
 test('garbage after an ASCII first byte: 400, then closed', async () => {
   const { text, closed } = await exchange('Hxyz \x01\x02 nonsense\r\n\r\n');
   assert.match(text, /^HTTP\/1\.1 400 /);

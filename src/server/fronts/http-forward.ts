@@ -93,6 +93,7 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     record.dest = formatAddress(dest);
     // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400, though the target names the host.
     if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) throw new ProtocolError('HTTP/1.1 request without a Host header');
+    if (faultyFraming(req)) throw new ProtocolError('Transfer-Encoding in an HTTP/1.0 request');
     if (unmetExpectation(req)) throw new ExpectationError(req.headers.expect ?? '');
     // Each request on a kept-alive connection is checked and routed on the config live now:
     // a reload that revokes a password or blocks a destination reaches it.
@@ -133,8 +134,9 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     // what it pipelined behind is not served: node never gives those responses the socket,
     // so one served anyway would wait for its response to finish for ever. A connection its
     // source has no room for ends with its 429 too: kept open, it would hold a place in the
-    // gateway that counts against nobody.
-    if (expectsContinue(req) || (err instanceof LimitError && err.limit === 'max_connections_per_source')) {
+    // gateway that counts against nobody. So does a request whose framing cannot be trusted:
+    // what node read after it as a request may be the rest of its body.
+    if (expectsContinue(req) || faultyFraming(req) || (err instanceof LimitError && err.limit === 'max_connections_per_source')) {
       res.shouldKeepAlive = false;
       conn.closing = true;
     }
@@ -164,6 +166,16 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
  */
 function expectsContinue(req: IncomingMessage): boolean {
   return !isHttp10(req) && /(^|,)\s*100-continue\s*(,|$)/i.test(req.headers.expect ?? '');
+}
+
+/**
+ * RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding is to be treated as faulty framing,
+ * and the connection closed after it. HTTP/1.0 has no chunked coding: a proxy or balancer in
+ * front that reads such a body by its Content-Length, or to the close, sees the bytes that
+ * node's parser takes for the next request as this one's body (request smuggling).
+ */
+function faultyFraming(req: IncomingMessage): boolean {
+  return isHttp10(req) && req.headers['transfer-encoding'] !== undefined;
 }
 
 /** An HTTP/1.1 request expecting something other than 100-continue: nothing the gateway can meet. */
