@@ -16,8 +16,9 @@ export const EGRESS_RANGES: Readonly<Record<EgressName, readonly string[]>> = {
   loopback: ['127.0.0.0/8', '::1/128'],
   private: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', 'fc00::/7'],
   'link-local': ['169.254.0.0/16', 'fe80::/10'],
-  // AWS/GCP/Azure/OpenStack (169.254.169.254), Alibaba (100.100.100.200), AWS IPv6 IMDS.
-  metadata: ['169.254.169.254/32', '100.100.100.200/32', 'fd00:ec2::254/128'],
+  // AWS/GCP/Azure/OpenStack (169.254.169.254), Alibaba (100.100.100.200), and the IPv6 servers
+  // of AWS (fd00:ec2::254) and Google Cloud (fd20:ce::254), which no other name here holds on loopback listeners.
+  metadata: ['169.254.169.254/32', '100.100.100.200/32', 'fd00:ec2::254/128', 'fd20:ce::254/128'],
   unspecified: ['0.0.0.0/8', '::/128'],
 };
 

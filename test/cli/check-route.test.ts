@@ -184,6 +184,18 @@ rules:
   }
 });
 
+test("route on a gateway serving loopback only: the default guard denies every cloud's metadata server, Google Cloud's IPv6 one included", async () => {
+  // On loopback listeners the default is [link-local, metadata]: fd20:ce::254 is in neither unless metadata names it.
+  const path = await configFile('listen: [{ host: 127.0.0.1, port: 0 }]\n');
+  for (const host of ['169.254.169.254', '100.100.100.200', 'fd00:ec2::254', 'fd20:ce::254', '::ffff:169.254.169.254']) {
+    const r = await runCli(['route', host, '80', '--config', path]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'rule=default action=direct index=-1 egress=denied', host);
+  }
+  const open = await runCli(['route', 'fd20:ce::253', '80', '--config', path]);
+  assert.equal(open.stdout.trim(), 'rule=default action=direct index=-1', 'its neighbour is no metadata server');
+});
+
 test('hash-password prints a value that logs the password in through the gateway, and no other', async (t) => {
   const r = await runCli(['hash-password'], { input: 'correct horse\n' });
   assert.equal(r.code, 0, r.stderr);

@@ -18,7 +18,10 @@ test('every name of egress.deny has its ranges, and each name denies what PRODUC
       allowed: ['172.32.0.1', '172.15.255.255', '100.128.0.1', '192.169.0.1', 'fe00::1', '127.0.0.1'],
     },
     'link-local': { denied: ['169.254.0.1', '169.254.169.254', 'fe80::1', 'febf::1'], allowed: ['169.255.0.1', 'fec0::1'] },
-    metadata: { denied: ['169.254.169.254', '100.100.100.200', 'fd00:ec2::254'], allowed: ['169.254.169.253', '100.100.100.201', 'fd00:ec2::253'] },
+    metadata: {
+      denied: ['169.254.169.254', '100.100.100.200', 'fd00:ec2::254', 'fd20:ce::254', 'FD20:CE:0:0:0:0:0:254'],
+      allowed: ['169.254.169.253', '100.100.100.201', 'fd00:ec2::253', 'fd20:ce::253'],
+    },
     unspecified: { denied: ['0.0.0.0', '0.1.2.3', '::'], allowed: ['1.0.0.0', '::1'] },
   };
   for (const [name, { denied, allowed }] of Object.entries(cases)) {
