@@ -35,6 +35,8 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
   const connectTimeout = config.limits.connect_timeout;
   const built = new Map<string, Outbound>();
   const building = new Set<string>();
+  // An upstream that failed fails each one built on it with the same error, read once.
+  const failed = new Map<string, ConfigError>();
   built.set('direct', createDirectOutbound({ dns: deps.dns, connectTimeout, egress: deps.egress }));
   const cas = new Map<string, Buffer>();
 
@@ -52,15 +54,23 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
   async function build(name: string): Promise<Outbound> {
     const done = built.get(name);
     if (done) return done;
+    const failure = failed.get(name);
+    if (failure) throw failure;
     const cfg = config.upstreams[name];
     if (!cfg) throw new ConfigError([`${config.source}: upstream "${name}" is not defined`]);
     if (building.has(name)) throw new ConfigError([`${config.source}: upstream "${name}" is part of a via cycle`]);
     building.add(name);
-    const out =
-      cfg.type === 'pool' ? await buildPool(name, cfg) : await proxy(name, cfg, cfg.via === undefined ? undefined : await build(cfg.via));
-    building.delete(name);
-    built.set(name, out);
-    return out;
+    try {
+      const out =
+        cfg.type === 'pool' ? await buildPool(name, cfg) : await proxy(name, cfg, cfg.via === undefined ? undefined : await build(cfg.via));
+      built.set(name, out);
+      return out;
+    } catch (err) {
+      if (err instanceof ConfigError) failed.set(name, err);
+      throw err;
+    } finally {
+      building.delete(name);
+    }
   }
 
   async function buildPool(name: string, cfg: PoolConfig): Promise<Outbound> {
@@ -109,12 +119,23 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
     return createPoolOutbound(name, cfg, { members: [...members.values()], log: deps.log, inherit });
   }
 
+  // Every upstream is built, so that one run of `check` names every bad members file or CA file.
+  const issues = new Set<string>();
   try {
-    for (const name of Object.keys(config.upstreams)) await build(name);
+    for (const name of Object.keys(config.upstreams)) {
+      await build(name).catch((err: unknown) => {
+        if (!(err instanceof ConfigError)) throw err;
+        for (const issue of err.issues) issues.add(issue);
+      });
+    }
   } catch (err) {
     // A config that fails part-way must not leave the pools already built checking health.
     await closeOutbounds(built);
     throw err;
+  }
+  if (issues.size > 0) {
+    await closeOutbounds(built);
+    throw new ConfigError([...issues]);
   }
   return built;
 }

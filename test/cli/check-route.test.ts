@@ -264,6 +264,21 @@ test('check validates the list files and members files a config names, with thei
   assert.match(badPool.stderr, /proxies\.txt:2:1: /);
 });
 
+test('check reports every bad list file and members file at once, not only the first it read', async () => {
+  const path = await configFile(
+    'upstreams:\n  a: { type: pool, members_file: a.txt }\n  b: { type: pool, members_file: b.txt }\n' +
+      'rules:\n  - { name: lan, cidrs_file: lan.txt, action: a }\n',
+  );
+  await writeFile(join(path, '..', 'a.txt'), 'socks5://127.0.0.1:1080\nnot a url\n');
+  await writeFile(join(path, '..', 'b.txt'), 'also bad\n');
+  await writeFile(join(path, '..', 'lan.txt'), 'bogus\n');
+  const r = await runCli(['check', '--config', path]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /lan\.txt:1:1: .*bogus/);
+  assert.match(r.stderr, /a\.txt:2:1: /);
+  assert.match(r.stderr, /b\.txt:1:1: /);
+});
+
 test('check: a byte order mark at the start of a list file does not shift its first line\'s column', async () => {
   const path = await configFile('rules:\n  - { name: lan, cidrs_file: lan.txt, domains_file: names.txt, action: direct }\n');
   await writeFile(join(path, '..', 'lan.txt'), '\uFEFFbogus\n');
