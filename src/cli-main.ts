@@ -20,12 +20,15 @@ import { exitOnUnexpected } from './unexpected.js';
 import { clusterWorker, isClusterPrimary, runPrimary } from './cluster.js';
 
 const USAGE = `usage:
-  socksgate [--config FILE] [--watch]      run the gateway
-  socksgate check [--config FILE]          validate the configuration
+  socksgate [--config FILE] [--watch]      run the gateway (SIGHUP or --watch reloads the config)
+  socksgate check [--config FILE]          validate the configuration (errors: FILE:LINE:COL: message, exit 1)
   socksgate route HOST PORT [--user U] [--source IP] [--udp | --bind] [--config FILE]
                                            print the routing decision
   socksgate hash-password                  read a password (prompt or stdin), print a password_hash
-  socksgate --version                      print the version`;
+  socksgate --version                      print the version
+  socksgate --help                         print this
+short forms: -c FILE (--config), -w (--watch), -v (--version), -h (--help)
+without --config: ./socksgate.yaml, or the embedded default (127.0.0.1:1080, no auth, all direct)`;
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },

@@ -18,3 +18,24 @@ test('--help lists --version', async () => {
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^ {2}socksgate --version\b.*print the version/m);
 });
+
+test('--help names every option the command line takes, short forms included', async () => {
+  const r = await runCli(['--help']);
+  assert.equal(r.code, 0, r.stderr);
+  for (const option of ['--config', '--watch', '--user', '--source', '--udp', '--bind', '--version', '--help', '-c FILE', '-w', '-v', '-h']) {
+    assert.ok(r.stdout.includes(option), `${option} in:\n${r.stdout}`);
+  }
+  // What they mean: each short form beside its long one.
+  for (const [short, long] of [['-c FILE', '--config'], ['-w', '--watch'], ['-v', '--version'], ['-h', '--help']]) {
+    assert.match(r.stdout, new RegExp(`${short} \\(${long}\\)`));
+  }
+});
+
+test('the short forms the help names work: -c FILE is --config FILE, -h is --help', async () => {
+  const help = await runCli(['-h']);
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /^usage:/);
+  const checked = await runCli(['check', '-c', 'config.example.yaml']);
+  assert.equal(checked.code, 0, checked.stderr);
+  assert.match(checked.stdout, /^config\.example\.yaml: ok$/m);
+});
