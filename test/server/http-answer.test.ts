@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { ConnectTimeoutError, LimitError, NameNotResolvedError, ProtocolError, Rep, RuleBlockedError, UpstreamRefusedError } from '../../src/errors.js';
 import { ProxyAuthError, reasonOf, statusOf } from '../../src/server/fronts/http-answer.js';
 import { authority } from '../../src/server/fronts/http.js';
+import { EgressDeniedError } from '../../src/outbound/egress.js';
 
 test('every outcome has the contract status', () => {
   const errno = (code: string): Error => Object.assign(new Error(code), { code });
@@ -34,6 +35,9 @@ test('the reason line never repeats an internal message', () => {
   assert.equal(reasonOf(new ConnectTimeoutError('x', 10)), 'connect timeout');
   assert.equal(reasonOf(new RuleBlockedError('ads')), 'not allowed by the gateway rules');
   assert.equal(reasonOf(new UpstreamRefusedError('corp', Rep.NOT_ALLOWED)), 'not allowed by the upstream proxy');
+  // The guard is no rule of `rules`: a 403 that blamed them sent people looking for one.
+  assert.equal(statusOf(new EgressDeniedError('169.254.169.254')), 403);
+  assert.equal(reasonOf(new EgressDeniedError('169.254.169.254')), 'destination denied by the egress guard');
 });
 
 test('CONNECT targets: host:port and [v6]:port; anything else is a ProtocolError', () => {

@@ -4,6 +4,7 @@
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { GatewayError, LimitError, ProtocolError, Rep, toRep, UpstreamRefusedError } from '../../errors.js';
+import { EgressDeniedError } from '../../outbound/egress.js';
 import { closeClient } from '../close.js';
 import { refusedLogins, type AccessRecord, type Snapshot } from '../context.js';
 import type { Gone } from '../login-throttle.js';
@@ -52,6 +53,8 @@ export function reasonOf(err: unknown): string {
   const rep = toRep(err);
   // The upstream's own refusal: the gateway's rules let the request through.
   if (err instanceof UpstreamRefusedError && rep === Rep.NOT_ALLOWED) return 'not allowed by the upstream proxy';
+  // Not a rule of `rules`: egress.deny (SECURITY.md "SSRF through direct").
+  if (err instanceof EgressDeniedError) return 'destination denied by the egress guard';
   return REP_TEXT[rep] ?? 'upstream failure';
 }
 
