@@ -9,7 +9,7 @@ import { loginBytesProblem } from './config/semantic.js';
 import type { Config } from './config/types.js';
 import { ConfigError } from './errors.js';
 import { compileConfig, Gateway } from './gateway.js';
-import { createLogger, silentLogger } from './observe/logger.js';
+import { createLogger, flushLog, silentLogger } from './observe/logger.js';
 import { Metrics } from './observe/metrics.js';
 import { ConfigWatcher } from './config/watch.js';
 import { routeCommand } from './route-command.js';
@@ -175,6 +175,7 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   await gateway.close();
   log.info('stopped');
   await worker?.stopping();
+  await flushLog(log);
   worker?.stopped();
   return 0;
 }

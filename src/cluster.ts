@@ -31,7 +31,7 @@ import { errorAnswer, readApiRequest, sendAnswer, type ApiAnswer } from './obser
 import { mergeAnswers } from './observe/api-merge.js';
 import type { ApiTarget } from './observe/api-routes.js';
 import { HttpError } from './observe/http.js';
-import { createLogger } from './observe/logger.js';
+import { createLogger, flushLog } from './observe/logger.js';
 import { logReloadOutcome, type ReloadOutcome } from './reload.js';
 import { startedWith, warnRestartOnly } from './restart-only.js';
 import { formatAddress } from './server/context.js';
@@ -251,6 +251,7 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
   if ('signal' in first) {
     const code = await stop(first.signal);
     log.info('stopped');
+    await flushLog(log);
     return code;
   }
   const { failed } = first;
@@ -307,6 +308,7 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
   admin?.closeAllConnections();
   admin?.close();
   log.info('stopped');
+  await flushLog(log);
   return code;
 }
 

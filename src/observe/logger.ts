@@ -27,6 +27,9 @@ const LOG_BUFFER_BYTES = 4096;
 /** A quiet gateway's lines still reach the consumer within this long. */
 const LOG_FLUSH_MS = 100;
 
+/** Every stdout stream made: flushLog writes out theirs too (under pino-pretty, pino's flush does not reach them). */
+const stdoutStreams = new Set<ReturnType<typeof pino.destination>>();
+
 /**
  * stdout, asynchronous and buffered; pino flushes it synchronously on exit (normal or
  * process.exit). Buffer mode: sonic-boom keeps the lines as a list and joins them once per
@@ -36,6 +39,7 @@ const LOG_FLUSH_MS = 100;
  */
 function stdout(): ReturnType<typeof pino.destination> {
   const boom = pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES, periodicFlush: LOG_FLUSH_MS, contentMode: 'buffer' });
+  stdoutStreams.add(boom);
   // pino (and pino-pretty) write strings; buffer mode takes Buffers.
   const writeBuffer = boom.write.bind(boom) as unknown as (chunk: Buffer) => boolean;
   boom.write = (line: string): boolean => writeBuffer(Buffer.from(line));
@@ -135,6 +139,33 @@ export function lineWriter(log: Logger, msg: string, keys: readonly string[]): L
     const head = (internals[S.lsCacheSym] as Record<number, string>)[info]!;
     stream.write(head + time.call(log) + (internals[S.chindingsSym] as string) + props + tail);
   };
+}
+
+/** How long a stopping process waits for its last lines to be written before it exits anyway. */
+const LAST_FLUSH_MS = 1_000;
+
+/**
+ * Writes the pending lines before a normal exit, asynchronously. pino's own flush at exit is
+ * synchronous, and sonic-boom retries a failed synchronous write forever, whatever the error:
+ * with nobody reading stdout any more (EPIPE: the log collector died, `socksgate | head`), the
+ * process never exited. An asynchronous write that fails with EPIPE has pino drop the stream's
+ * output instead, and the flush at exit then has nothing to write. Bounded: a reader that is
+ * there but does not read leaves the rest to that flush, as before.
+ */
+export async function flushLog(log: Logger): Promise<void> {
+  const flushed = (flush: (cb: () => void) => void): Promise<void> =>
+    new Promise((resolve) => {
+      try {
+        flush(() => resolve());
+      } catch {
+        resolve(); // a stream already closed: nothing left to write
+      }
+    });
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, LAST_FLUSH_MS)));
+  const all = flushed((cb) => log.flush(cb)).then(() => Promise.all([...stdoutStreams].map((s) => flushed((cb) => s.flush(cb)))));
+  await Promise.race([all, late]);
+  clearTimeout(timer);
 }
 
 /** A logger that drops everything: for tests and library use without output. */
