@@ -142,6 +142,22 @@ export async function rawClient(port: number, host = '127.0.0.1'): Promise<Socke
   return s;
 }
 
+/**
+ * Writes `request` on `s` and reads its whole response (the head and a Content-Length body;
+ * bounded to 3 s); returns the response as latin1 text, possibly cut short.
+ */
+export async function httpExchange(s: Socket, request: string): Promise<string> {
+  s.write(request);
+  let got = '';
+  for (let waited = 0; waited < 3_000; waited += 10) {
+    const end = got.indexOf('\r\n\r\n');
+    const length = /\r\ncontent-length: (\d+)\r\n/i.exec(got);
+    if (end >= 0 && length && got.length >= end + 4 + Number(length[1])) break;
+    got += (await readBytes(s, 1 << 16, 10)).toString('latin1');
+  }
+  return got;
+}
+
 /** Reads until `n` bytes arrived or the socket ended; returns what came. */
 export async function readBytes(s: Socket, n: number, timeoutMs = 3_000): Promise<Buffer> {
   const chunks: Buffer[] = [];

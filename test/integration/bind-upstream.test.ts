@@ -8,7 +8,7 @@ import { openSocks5Bind } from '../../src/outbound/socks5-bind.js';
 import { isPoolOutbound, isUpstreamOutbound } from '../../src/outbound/stats.js';
 import { rawBind, readReply, resetDuringBindLookup } from '../helpers/bind.js';
 import { startDnsServer } from '../helpers/dns-server.js';
-import { startGateway } from '../helpers/index.js';
+import { startGateway, type TestGateway } from '../helpers/index.js';
 import { startRecordingSocks, startScriptedSocks } from '../helpers/instruments.js';
 import { startDante, startMicrosocks } from '../helpers/upstreams.js';
 
@@ -68,7 +68,8 @@ async function bindThrough(t: TestContext, gwPort: number, listenHost: string, d
   assert.equal(chunk.toString(), 'to peer');
 }
 
-test('BIND routed to a Dante upstream: both replies come from Dante and bytes flow', async (t) => {
+/** A gateway whose BIND requests go to a Dante on 127.0.0.9; both stop with the test. */
+async function bindingThroughDante(t: TestContext): Promise<TestGateway> {
   const dante = await startDante({ host: '127.0.0.9' });
   t.after(() => dante.close());
   const gw = await startGateway({
@@ -76,17 +77,16 @@ test('BIND routed to a Dante upstream: both replies come from Dante and bytes fl
     rules: [{ name: 'bind-out', commands: ['bind'], action: 'dante' }],
   });
   t.after(() => gw.close());
+  return gw;
+}
+
+test('BIND routed to a Dante upstream: both replies come from Dante and bytes flow', async (t) => {
+  const gw = await bindingThroughDante(t);
   await bindThrough(t, gw.port, '127.0.0.9');
 });
 
 test("BIND routed to Dante, a peer from another address than DST.ADDR: Dante's second reply 0x02 reaches the client as 0x02", async (t) => {
-  const dante = await startDante({ host: '127.0.0.9' });
-  t.after(() => dante.close());
-  const gw = await startGateway({
-    upstreams: { dante: { type: 'socks5', host: dante.host, port: dante.port } },
-    rules: [{ name: 'bind-out', commands: ['bind'], action: 'dante' }],
-  });
-  t.after(() => gw.close());
+  const gw = await bindingThroughDante(t);
   const { s } = await rawBind(gw.port, { host: '127.0.0.8', port: 0 });
   t.after(() => s.destroy());
   const first = await readReply(s);

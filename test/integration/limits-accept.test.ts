@@ -8,7 +8,7 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { encodeProxyV1 } from '../../src/protocol/proxy-protocol.js';
 import { AcceptRefusals } from '../../src/server/limits-accept.js';
 import { curl } from '../helpers/curl.js';
-import { closedWithin, rawClient, readBytes, startEchoServer, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
+import { closedWithin, httpExchange, rawClient, readBytes, startEchoServer, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
 import { echoOnce, readHead, socks5Raw } from '../helpers/raw-proxy.js';
 import { refusals } from '../helpers/metrics.js';
 
@@ -219,18 +219,8 @@ test('an HTTP client refused its login stays in its handshake: held under max_ha
   const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'pw' }] }, limits: { max_handshakes: 1, handshake_timeout: '1s' } });
   t.after(() => gw.close());
   const get = (auth: boolean): string => `GET ${web.url}/x HTTP/1.1\r\nHost: x\r\n${auth ? 'Proxy-Authorization: Basic YWxpY2U6cHc=\r\n' : ''}\r\n`;
-  /** Sends `request` on `s` and reads its whole response (bounded); returns the status code. */
-  const ask = async (s: Socket, request: string): Promise<string> => {
-    s.write(request);
-    let got = '';
-    for (let waited = 0; waited < 3_000; waited += 10) {
-      const end = got.indexOf('\r\n\r\n');
-      const length = /\r\ncontent-length: (\d+)\r\n/i.exec(got);
-      if (end >= 0 && length && got.length >= end + 4 + Number(length[1])) break;
-      got += (await readBytes(s, 1 << 16, 10)).toString('latin1');
-    }
-    return got.slice(9, 12);
-  };
+  /** Sends `request` on `s` and reads its whole response; returns the status code. */
+  const ask = async (s: Socket, request: string): Promise<string> => (await httpExchange(s, request)).slice(9, 12);
 
   const guesser = await rawClient(gw.port);
   t.after(() => guesser.destroy());

@@ -6,7 +6,7 @@ import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { curl } from '../helpers/curl.js';
 import type { Socket } from 'node:net';
-import { closedWithin, rawClient, readBytes, startEchoServer, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
+import { closedWithin, httpExchange, rawClient, startEchoServer, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
 import { encodeProxyV1 } from '../../src/protocol/proxy-protocol.js';
 import { refusals } from '../helpers/metrics.js';
 import { echoOnce, httpConnectRaw, socks4Raw, socks5Raw } from '../helpers/raw-proxy.js';
@@ -79,18 +79,8 @@ test('max_connections_per_source counts HTTP keep-alive connections a 407 or a 4
   t.after(() => gw.close());
   const open: Socket[] = [];
   t.after(() => open.forEach((s) => s.destroy()));
-  /** Sends `request`, reads its whole response (head and Content-Length body), returns the status line's start. */
-  const status = async (s: Socket, request: string): Promise<string> => {
-    s.write(request);
-    let got = '';
-    for (let waited = 0; waited < 3_000; waited += 10) {
-      const end = got.indexOf('\r\n\r\n');
-      const length = /\r\ncontent-length: (\d+)\r\n/i.exec(got);
-      if (end >= 0 && length && got.length >= end + 4 + Number(length[1])) break;
-      got += (await readBytes(s, 1 << 16, 10)).toString('latin1');
-    }
-    return got.slice(0, 12);
-  };
+  /** Sends `request`, reads its whole response, returns the status line's start. */
+  const status = async (s: Socket, request: string): Promise<string> => (await httpExchange(s, request)).slice(0, 12);
   for (const request of [`GET ${web.url}/x HTTP/1.1\r\nHost: x\r\n\r\n`, 'GET /origin-form HTTP/1.1\r\nHost: x\r\n\r\n']) {
     const s = await rawClient(gw.port);
     open.push(s);
