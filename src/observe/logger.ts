@@ -163,10 +163,23 @@ export async function flushLog(log: Logger): Promise<void> {
     });
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, LAST_FLUSH_MS)));
-  const all = flushed((cb) => log.flush(cb)).then(() => Promise.all([...stdoutStreams].map((s) => flushed((cb) => s.flush(cb)))));
+  // Under pino-pretty the last lines are still in its transform when pino's flush returns, and
+  // reach stdout's stream a few turns later: flushed then, not left to the exit's synchronous
+  // flush, which would retry a broken pipe for ever. Rounds, each after the loop has turned.
+  const all = (async (): Promise<void> => {
+    for (let round = 0; round < FLUSH_ROUNDS; round++) {
+      await flushed((cb) => log.flush(cb));
+      await new Promise((resolve) => setTimeout(resolve, FLUSH_ROUND_MS));
+      await Promise.all([...stdoutStreams].map((s) => flushed((cb) => s.flush(cb))));
+    }
+  })();
   await Promise.race([all, late]);
   clearTimeout(timer);
 }
+
+/** flushLog's rounds: the pretty transform passes a line on within a turn or two of the loop. */
+const FLUSH_ROUNDS = 3;
+const FLUSH_ROUND_MS = 10;
 
 /** A logger that drops everything: for tests and library use without output. */
 export function silentLogger(): Logger {
