@@ -80,6 +80,16 @@ export function endToEnd(raw: readonly string[]): Array<[string, string]> {
 }
 
 /**
+ * A message head as text: the start line, then each field, then the empty line. For fields
+ * node's parser read (valid names and values), written as they came; latin1, as it decodes them.
+ */
+export function headText(startLine: string, fields: Iterable<readonly [string, string]>): string {
+  let head = `${startLine}\r\n`;
+  for (const [k, v] of fields) head += `${k}: ${v}\r\n`;
+  return `${head}\r\n`;
+}
+
+/**
  * An interim response from the origin, passed on before the final one: a proxy forwards 1xx
  * (RFC 9110 §15.2), as Squid does. Not 100: the gateway sent the client its own when it asked,
  * and one it did not ask for tells it nothing. Not to an HTTP/1.0 client, which knows no 1xx.
@@ -88,10 +98,7 @@ export function endToEnd(raw: readonly string[]): Array<[string, string]> {
 export function passInterim(req: IncomingMessage, res: ServerResponse, info: InformationEvent): void {
   const client = res.socket;
   if (info.statusCode === 100 || isHttp10(req) || res.headersSent || !client || client.destroyed || client.writableNeedDrain) return;
-  let head = `HTTP/1.1 ${info.statusCode} ${reasonPhrase(info.statusMessage) ?? ''}\r\n`;
-  // Fields as node's parser read them (valid names and values): written as they came.
-  for (const [k, v] of endToEnd(info.rawHeaders)) head += `${k}: ${v}\r\n`;
-  client.write(`${head}\r\n`, 'latin1');
+  client.write(headText(`HTTP/1.1 ${info.statusCode} ${reasonPhrase(info.statusMessage) ?? ''}`, endToEnd(info.rawHeaders)), 'latin1');
 }
 
 /** What node's client reports of a 1xx response (its 'information' event). */

@@ -8,12 +8,12 @@
 // §7.6.1), as Squid does.
 
 import type { IncomingMessage } from 'node:http';
+import { headText } from './http-message.js';
 
 /** The request head as node read it (latin1, as its parser decodes it), less its Upgrade field. */
 export function headWithoutUpgrade(req: IncomingMessage): Buffer {
-  let head = `${req.method ?? ''} ${req.url ?? ''} HTTP/${req.httpVersion}\r\n`;
   const raw = req.rawHeaders;
-  // Fields as node's parser read them (valid names and values): written as they came.
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() !== 'upgrade') head += `${raw[i]}: ${raw[i + 1]}\r\n`;
-  return Buffer.from(`${head}\r\n`, 'latin1');
+  const fields: Array<[string, string]> = [];
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() !== 'upgrade') fields.push([raw[i]!, raw[i + 1]!]);
+  return Buffer.from(headText(`${req.method ?? ''} ${req.url ?? ''} HTTP/${req.httpVersion}`, fields), 'latin1');
 }

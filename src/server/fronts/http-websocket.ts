@@ -17,7 +17,7 @@ import type { Front } from '../request.js';
 import { authenticate, noteRefusedLogin, rawResponse, reasonOf, refuseRaw, statusOf } from './http-answer.js';
 import { requestContext } from './context.js';
 import { MAX_RESPONSE_HEAD, ORIGIN_IDLE } from './http-forward.js';
-import { absoluteTarget, endToEnd, reasonPhrase, type AbsoluteTarget } from './http-message.js';
+import { absoluteTarget, endToEnd, headText, reasonPhrase, type AbsoluteTarget } from './http-message.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -161,8 +161,5 @@ function passOn(ores: IncomingMessage, client: Socket): void {
 /** The origin's status line and end-to-end fields, with `last` after them (no framing of its own: the body is decoded). */
 function responseHead(ores: IncomingMessage, last: Array<[string, string]>): string {
   const status = ores.statusCode ?? 502;
-  let head = `HTTP/1.1 ${status} ${reasonPhrase(ores.statusMessage) ?? STATUS_CODES[status] ?? ''}\r\n`;
-  // Fields as node's parser read them (valid names and values): written as they came.
-  for (const [k, v] of [...endToEnd(ores.rawHeaders), ...last]) head += `${k}: ${v}\r\n`;
-  return `${head}\r\n`;
+  return headText(`HTTP/1.1 ${status} ${reasonPhrase(ores.statusMessage) ?? STATUS_CODES[status] ?? ''}`, [...endToEnd(ores.rawHeaders), ...last]);
 }
