@@ -181,3 +181,24 @@ test('a WebSocket handshake the origin refuses gets the origin’s answer, then 
   assert.equal(anonymous.res.headers['proxy-authenticate'], 'Basic realm="socksgate"');
   assert.equal(origin.handshakes.length, 1, 'nothing dialed for the refused login');
 });
+
+test('a WebSocket handshake passes the checks of any forwarded request: an expectation the gateway cannot meet gets 417, a refused login does not end the handshake', async (t) => {
+  const origin = await startWebSocketOrigin();
+  t.after(() => origin.close());
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'alice-pw' }] } });
+  t.after(() => gw.close(), { timeout: 10_000 });
+  const handshakesDone = async (): Promise<number> =>
+    (await gw.gw.metrics.registry.getSingleMetric('socksgate_handshake_seconds')?.get())?.values.find((v) => (v as { metricName?: string }).metricName === 'socksgate_handshake_seconds_count')?.value ?? Number.NaN;
+  const url = `http://127.0.0.1:${origin.port}/chat`;
+  const wrong = await handshake(gw.port, url, { 'proxy-authorization': `Basic ${Buffer.from('alice:wrong').toString('base64')}` });
+  assert.equal(wrong.res.statusCode, 407);
+  assert.equal(await handshakesDone(), 0, 'a refused login is no finished handshake');
+  const auth = `Basic ${Buffer.from('alice:alice-pw').toString('base64')}`;
+  const expecting = await handshake(gw.port, url, { 'proxy-authorization': auth, expect: 'x-telepathy' });
+  assert.equal(expecting.res.statusCode, 417);
+  assert.equal(origin.handshakes.length, 0, 'nothing dialed for the refused requests');
+  const good = await handshake(gw.port, url, { 'proxy-authorization': auth });
+  assert.equal(good.res.statusCode, 101);
+  good.socket?.destroy();
+  assert.equal(await handshakesDone(), 1, 'the one request that logged in');
+});

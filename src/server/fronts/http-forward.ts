@@ -10,14 +10,13 @@ import type { Connection } from '../../outbound/types.js';
 import { limitReader } from '../bandwidth.js';
 import type { ClientConnection } from '../client.js';
 import { closeClient } from '../close.js';
-import { formatAddress } from '../context.js';
 import { admit, openConnect, refuse } from '../pipeline.js';
 import { consumed, resetSocket } from '../relay.js';
 import type { Front } from '../request.js';
-import { answer, authenticate, ExpectationError, noteRefusedLogin, rawResponse, reasonOf, statusOf } from './http-answer.js';
-import { requestContext } from './context.js';
+import { admitRequest, expectsContinue, faultyFraming, refusalContext } from './http-admission.js';
+import { answer, noteRefusedLogin, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { answerAsFinal, hopsLeft, oneHopLess } from './http-max-forwards.js';
-import { absoluteTarget, endToEnd, isHttp10, passInterim, reasonPhrase, type AbsoluteTarget, type InformationEvent } from './http-message.js';
+import { endToEnd, passInterim, reasonPhrase, type AbsoluteTarget, type InformationEvent } from './http-message.js';
 
 const EMPTY = Buffer.alloc(0);
 /**
@@ -81,32 +80,11 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     },
     remainder: () => EMPTY,
   };
-  let ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest: { host: '', port: 0 } });
+  let ctx = refusalContext(conn, front, record);
   let target: AbsoluteTarget;
   let origin: Connection;
   try {
-    // The connection counts against its source from its first request on, answered or not:
-    // a 407 or a 400 keeps it open, within the handshake deadline.
-    conn.limits.admitSource(conn.source.host, conn.current().config);
-    target = absoluteTarget(req.url ?? '');
-    const { dest } = target;
-    record.dest = formatAddress(dest);
-    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400, though the target names the host.
-    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) throw new ProtocolError('HTTP/1.1 request without a Host header');
-    if (faultyFraming(req)) throw new ProtocolError('Transfer-Encoding in an HTTP/1.0 request');
-    if (unmetExpectation(req)) throw new ExpectationError(req.headers.expect ?? '');
-    // Each request on a kept-alive connection is checked and routed on the config live now:
-    // a reload that revokes a password or blocks a destination reaches it.
-    const snapshot = conn.current();
-    const checked = authenticate(snapshot, req.headers['proxy-authorization'], conn.source.host, conn);
-    const who = checked instanceof Promise ? await checked : checked;
-    // The handshake ends with the first request that logged in, not with the first head: a
-    // client refused (407, 400) stays in it, under handshake_timeout and max_handshakes, as a
-    // SOCKS5 client is until its login. Kept alive otherwise, a 407 every idle_timeout held a
-    // connection for ever without a password, and enough of them filled max_connections.
-    conn.handshakeDone();
-    if (who.user !== undefined) record.user = who.user;
-    ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest, ...who }, snapshot);
+    ({ ctx, target } = await admitRequest(conn, req, front, record));
     const cut = bodyError(conn, req, res);
     if (cut) throw cut; // nothing is dialed for a request that cannot be sent whole
     if (hopsLeft(req) === 0) {
@@ -160,28 +138,8 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
   conn.logRequest(record, started);
 }
 
-/**
- * The request waits for 100 Continue before its body (RFC 9110 §10.1.1). An HTTP/1.0 request's
- * expectation is ignored: such a client knows no 1xx, and would take one for its answer (§15.2).
- */
-function expectsContinue(req: IncomingMessage): boolean {
-  return !isHttp10(req) && /(^|,)\s*100-continue\s*(,|$)/i.test(req.headers.expect ?? '');
-}
 
-/**
- * RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding is to be treated as faulty framing,
- * and the connection closed after it. HTTP/1.0 has no chunked coding: a proxy or balancer in
- * front that reads such a body by its Content-Length, or to the close, sees the bytes that
- * node's parser takes for the next request as this one's body (request smuggling).
- */
-function faultyFraming(req: IncomingMessage): boolean {
-  return isHttp10(req) && req.headers['transfer-encoding'] !== undefined;
-}
 
-/** An HTTP/1.1 request expecting something other than 100-continue: nothing the gateway can meet. */
-function unmetExpectation(req: IncomingMessage): boolean {
-  return req.headers.expect !== undefined && !isHttp10(req) && !expectsContinue(req);
-}
 
 /** Resolves once the response is complete or cut off (at once when it already is). */
 function done(res: ServerResponse): Promise<void> {

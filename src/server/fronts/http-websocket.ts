@@ -6,18 +6,18 @@
 
 import { request as httpRequest, STATUS_CODES, type ClientRequest, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { ProtocolError, Rep, toRep } from '../../errors.js';
+import { Rep, toRep } from '../../errors.js';
 import type { Connection } from '../../outbound/types.js';
 import type { ClientConnection } from '../client.js';
 import { closeClient, closed } from '../close.js';
-import { formatAddress, type CommandContext } from '../context.js';
+import type { CommandContext } from '../context.js';
 import { admit, openConnect, refuse } from '../pipeline.js';
 import { consumed, relay, resetSocket } from '../relay.js';
 import type { Front } from '../request.js';
-import { authenticate, noteRefusedLogin, rawResponse, reasonOf, refuseRaw, statusOf } from './http-answer.js';
-import { requestContext } from './context.js';
+import { admitRequest, refusalContext } from './http-admission.js';
+import { noteRefusedLogin, rawResponse, reasonOf, refuseRaw, statusOf } from './http-answer.js';
 import { MAX_RESPONSE_HEAD, ORIGIN_IDLE } from './http-forward.js';
-import { absoluteTarget, endToEnd, headText, reasonPhrase, type AbsoluteTarget } from './http-message.js';
+import { endToEnd, headText, reasonPhrase, type AbsoluteTarget } from './http-message.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -33,7 +33,6 @@ export function isWebSocketHandshake(req: IncomingMessage): boolean {
 
 /** Serves one handshake, and the tunnel after it; resolves once the client is closed and the request logged. */
 export async function webSocket(conn: ClientConnection, req: IncomingMessage, head: Buffer): Promise<void> {
-  conn.handshakeDone();
   // The connection is the tunnel's now, or ends with the answer: nothing behind it is parsed.
   conn.closing = true;
   const started = performance.now();
@@ -41,17 +40,10 @@ export async function webSocket(conn: ClientConnection, req: IncomingMessage, he
   const record = conn.newRecord('http');
   record.cmd = 'connect';
   const front: Front = { granted: () => {}, refused: (err) => refuseRaw(client, record, err), remainder: () => EMPTY };
-  let ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest: { host: '', port: 0 } });
+  let ctx = refusalContext(conn, front, record);
   try {
-    conn.limits.admitSource(conn.source.host, conn.current().config);
-    const target = absoluteTarget(req.url ?? '');
-    record.dest = formatAddress(target.dest);
-    if (req.headers.host === undefined) throw new ProtocolError('HTTP/1.1 request without a Host header');
-    const snapshot = conn.current();
-    const checked = authenticate(snapshot, req.headers['proxy-authorization'], conn.source.host, conn);
-    const who = checked instanceof Promise ? await checked : checked;
-    if (who.user !== undefined) record.user = who.user;
-    ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest: target.dest, ...who }, snapshot);
+    let target: AbsoluteTarget;
+    ({ ctx, target } = await admitRequest(conn, req, front, record));
     admit(ctx);
     const origin = await openConnect(ctx);
     record.rep = Rep.SUCCEEDED;

@@ -1,0 +1,70 @@
+// What every absolute-form request passes before it is routed, forwarded or upgraded alike
+// (http-forward.ts, http-websocket.ts): its source's place, its target, its framing, its
+// login. One function, so that a check added for one kind of request reaches the other.
+
+import type { IncomingMessage } from 'node:http';
+import { ProtocolError } from '../../errors.js';
+import type { ClientConnection } from '../client.js';
+import { formatAddress, type AccessRecord, type CommandContext } from '../context.js';
+import type { Front } from '../request.js';
+import { authenticate, ExpectationError } from './http-answer.js';
+import { requestContext } from './context.js';
+import { absoluteTarget, isHttp10, type AbsoluteTarget } from './http-message.js';
+
+/** Where a request is refused before its target is known: the refusal needs a context, not a destination. */
+const NOWHERE = { host: '', port: 0 };
+
+/** A context to refuse a request with before it has passed its checks (no login, no destination yet). */
+export function refusalContext(conn: ClientConnection, front: Front, record: AccessRecord): CommandContext {
+  return requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest: NOWHERE });
+}
+
+/**
+ * The request's checks, in the order a refusal is chosen by: its source's connection limit, its
+ * target (400), its Host (400), its framing (400), its expectation (417), its login (407). A
+ * request that logged in ends the connection's handshake; one refused stays in it, under
+ * handshake_timeout and max_handshakes, as a SOCKS5 client does until its login (kept alive
+ * otherwise, a 407 every idle_timeout held a connection for ever without a password). Throws
+ * the refusal; returns the request's context on the config live now (a reload that revokes a
+ * password or blocks a destination reaches a kept-alive connection's next request).
+ */
+export async function admitRequest(conn: ClientConnection, req: IncomingMessage, front: Front, record: AccessRecord): Promise<{ ctx: CommandContext; target: AbsoluteTarget }> {
+  // The connection counts against its source from its first request on, answered or not:
+  // a 407 or a 400 keeps it open, within the handshake deadline.
+  conn.limits.admitSource(conn.source.host, conn.current().config);
+  const target = absoluteTarget(req.url ?? '');
+  record.dest = formatAddress(target.dest);
+  // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400, though the target names the host.
+  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) throw new ProtocolError('HTTP/1.1 request without a Host header');
+  if (faultyFraming(req)) throw new ProtocolError('Transfer-Encoding in an HTTP/1.0 request');
+  if (unmetExpectation(req)) throw new ExpectationError(req.headers.expect ?? '');
+  const snapshot = conn.current();
+  const checked = authenticate(snapshot, req.headers['proxy-authorization'], conn.source.host, conn);
+  const who = checked instanceof Promise ? await checked : checked;
+  conn.handshakeDone();
+  if (who.user !== undefined) record.user = who.user;
+  return { ctx: requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest: target.dest, ...who }, snapshot), target };
+}
+
+/**
+ * The request waits for 100 Continue before its body (RFC 9110 §10.1.1). An HTTP/1.0 request's
+ * expectation is ignored: such a client knows no 1xx, and would take one for its answer (§15.2).
+ */
+export function expectsContinue(req: IncomingMessage): boolean {
+  return !isHttp10(req) && /(^|,)\s*100-continue\s*(,|$)/i.test(req.headers.expect ?? '');
+}
+
+/**
+ * RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding is to be treated as faulty framing,
+ * and the connection closed after it. HTTP/1.0 has no chunked coding: a proxy or balancer in
+ * front that reads such a body by its Content-Length, or to the close, sees the bytes that
+ * node's parser takes for the next request as this one's body (request smuggling).
+ */
+export function faultyFraming(req: IncomingMessage): boolean {
+  return isHttp10(req) && req.headers['transfer-encoding'] !== undefined;
+}
+
+/** An HTTP/1.1 request expecting something other than 100-continue: nothing the gateway can meet. */
+function unmetExpectation(req: IncomingMessage): boolean {
+  return req.headers.expect !== undefined && !isHttp10(req) && !expectsContinue(req);
+}
