@@ -81,6 +81,11 @@ export function encodeSocks4Request(cmd: number, dest: Address, userId = ''): Bu
   return Buffer.concat([head, user, Buffer.from(dest.host, 'latin1'), Buffer.from([0])]);
 }
 
+/** Whether DSTIP can carry `host`: IPv4, in either form a socket reports it. */
+export function fitsSocks4Reply(host: string): boolean {
+  return ipv4Bytes(host, MAPPED_QUAD) !== undefined;
+}
+
 /**
  * The 8-byte reply. DSTPORT/DSTIP matter only for BIND (where the client must connect, then
  * who did); SOCKS4 has no IPv6, so a non-IPv4 address is sent as 0.0.0.0.

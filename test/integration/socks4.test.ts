@@ -6,6 +6,7 @@ import { connect } from 'node:net';
 import { once } from 'node:events';
 import { curl } from '../helpers/curl.js';
 import { startDnsServer } from '../helpers/dns-server.js';
+import { startScriptedSocks } from '../helpers/instruments.js';
 import { closedWithin, rawClient, readBytes, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -160,4 +161,48 @@ test('handshake_timeout bounds a SOCKS4 request that trickles in, however active
   clearInterval(timer);
   const line = await gw.accessLog((l) => l.protocol === 'socks4');
   assert.equal(line?.error, 'handshake timeout');
+});
+
+test('SOCKS4 BIND whose listener is IPv6 while the client came over IPv4: 0x5B (logged 0x08), not a grant naming 0.0.0.0', async (t) => {
+  // Direct: a 4a peer named ::1 can only reach a listener on ::1, which SOCKS4's 4-byte DSTIP
+  // cannot name, and 0.0.0.0 would send the peer to 127.0.0.1, where nothing listens for it.
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const s = await rawClient(gw.port);
+  t.after(() => s.destroy());
+  s.write(Buffer.concat([hex('04 02 0000 00000001 00'), Buffer.from('::1\0', 'latin1')]));
+  assert.deepEqual(await readBytes(s, 8), hex('00 5b 0000 00000000'));
+  assert.ok(await closedWithin(s));
+  const line = await gw.accessLog((l) => l.protocol === 'socks4' && l.cmd === 'bind');
+  assert.equal(line?.rep, 0x08);
+  assert.match(String(line?.error), /cannot name/);
+
+  // Through an upstream whose first reply names an IPv6 listener: the same, and the upstream's BIND is closed.
+  const v6 = Buffer.from([5, 0, 0, 4, ...Array<number>(15).fill(0), 1, 0x1f, 0x90]); // [::1]:8080
+  const up = await startScriptedSocks(v6);
+  t.after(() => up.close());
+  const gw2 = await startGateway({ upstreams: { up: { type: 'socks5', host: up.host, port: up.port } }, rules: [{ name: 'bind-out', commands: ['bind'], action: 'up' }] });
+  t.after(() => gw2.close());
+  const s2 = await rawClient(gw2.port);
+  t.after(() => s2.destroy());
+  s2.write(hex('04 02 0000 7f000001 00'));
+  assert.deepEqual(await readBytes(s2, 8), hex('00 5b 0000 00000000'));
+  assert.ok(await closedWithin(s2));
+  assert.ok(await closedWithin(await up.accepted), 'the upstream BIND is closed');
+  assert.equal((await gw2.accessLog((l) => l.protocol === 'socks4' && l.cmd === 'bind'))?.rep, 0x08);
+});
+
+test('SOCKS4 BIND from a client that came over IPv6, on a listener at that same address: 0x5A with 0.0.0.0, "the address you reached"', async (t) => {
+  const gw = await startGateway({ listen: [{ host: '::1', port: 0 }] });
+  t.after(() => gw.close());
+  const s = await rawClient(gw.port, '::1');
+  t.after(() => s.destroy());
+  s.write(hex('04 02 0000 00000000 00')); // DSTIP 0.0.0.0: any peer
+  const first = await readBytes(s, 8);
+  assert.equal(first[1], 0x5a);
+  assert.deepEqual([...first.subarray(4)], [0, 0, 0, 0]);
+  const peer = connect({ host: '::1', port: first.readUInt16BE(2) });
+  t.after(() => peer.destroy());
+  await once(peer, 'connect');
+  assert.equal((await readBytes(s, 8))[1], 0x5a);
 });

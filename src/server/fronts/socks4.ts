@@ -3,9 +3,10 @@
 // configured, or `allow_anonymous: true`. The USERID field is logged, never trusted.
 
 import { GatewayError, ProtocolError, Rep, toRep } from '../../errors.js';
-import { NEED_DATA } from '../../protocol/address.js';
+import { NEED_DATA, peerText, unmapped } from '../../protocol/address.js';
 import { Socks4Cmd, Socks4Reply } from '../../protocol/constants.js';
-import { decodeSocks4Request, encodeSocks4Reply, type Socks4Request } from '../../protocol/socks4.js';
+import { decodeSocks4Request, encodeSocks4Reply, fitsSocks4Reply, type Socks4Request } from '../../protocol/socks4.js';
+import type { Address } from '../../protocol/types.js';
 import type { ClientConnection } from '../client.js';
 import { closeClient } from '../close.js';
 import { formatAddress } from '../context.js';
@@ -48,8 +49,13 @@ export async function socks4Front(conn: ClientConnection, reader: ChunkReader, f
   record.cmd = cmd === Socks4Cmd.BIND ? 'bind' : 'connect';
   record.dest = formatAddress(dest);
   let rest = buf.subarray(decoded.size);
+  let grants = 0;
   const front: Front = {
-    granted: (bound) => client.write(encodeSocks4Reply(Socks4Reply.GRANTED, bound())),
+    granted(bound) {
+      const at = bound();
+      if (cmd === Socks4Cmd.BIND && grants++ === 0) assertNameable(at, client.localAddress);
+      client.write(encodeSocks4Reply(Socks4Reply.GRANTED, at));
+    },
     refused(err) {
       closeClient(client, REJECTED);
       return toRep(err);
@@ -67,4 +73,16 @@ export async function socks4Front(conn: ClientConnection, reader: ChunkReader, f
     return;
   }
   await serve(requestContext(conn, front, record, { protocol: 'socks4', command: record.cmd, dest }));
+}
+
+/**
+ * BIND's first reply tells the client where its peer must connect, in DSTIP's four bytes. An
+ * IPv6 listener fits only as 0.0.0.0, which the client reads as "the address you reached me
+ * on" (SOCKS4 spec): true only when that is the listener's own address. Anything else would
+ * send the peer somewhere nobody waits for it, so the BIND is refused (logged 0x08).
+ */
+function assertNameable(at: Address, local: string | undefined): void {
+  if (fitsSocks4Reply(at.host)) return;
+  if (local !== undefined && unmapped(peerText(local)) === unmapped(peerText(at.host))) return;
+  throw new GatewayError('GW_ERR_SOCKS4_FAMILY', `SOCKS4 cannot name the BIND listener ${formatAddress(at)}`, Rep.ADDRESS_TYPE_NOT_SUPPORTED);
 }
