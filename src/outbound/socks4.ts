@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import type { Socks4UpstreamConfig } from '../config/types.js';
 import { GatewayError, Rep } from '../errors.js';
+import { peerText, unmapped } from '../protocol/address.js';
 import { assertSocks4UserId, credentialsFor } from './credentials.js';
 import { assertSendable, createProxyOutbound, heldUntilClose, proxyDialer, resolveHere, type ProxyDeps } from './proxy-outbound.js';
 import { lastHopAddress, openSocks5Bind, type LastHop } from './socks5-bind.js';
@@ -19,7 +20,12 @@ export function createSocks4Outbound(name: string, cfg: Socks4UpstreamConfig, de
 
   /** What SOCKS4 can ask for: an IPv4 address, or (SOCKS4a) a name. */
   async function targets(dest: Destination, ctx: OutboundContext): Promise<Destination[]> {
-    if (isIP(dest.host) === 6) throw new IPv6NotCarriedError(name, dest.host);
+    if (isIP(dest.host) === 6) {
+      // ::ffff:a.b.c.d is an IPv4 address: sent as one, as SOCKS5's codec does (toWire).
+      const v4 = unmapped(peerText(dest.host));
+      if (isIP(v4) !== 4) throw new IPv6NotCarriedError(name, dest.host);
+      return [{ host: v4, port: dest.port }];
+    }
     if (isIP(dest.host) === 4) return [dest];
     return cfg.remote_dns ? [assertSendable(dest)] : resolveHere(dest, ctx, deps.dns, 4);
   }

@@ -137,3 +137,17 @@ test('BIND with remote_dns: false and a name server that never answers: connect_
   assert.equal(settled.rep, Rep.TTL_EXPIRED);
   assert.equal(isUpstreamFault(settled), false, 'the proxy was never asked anything');
 });
+
+test('an IPv4-mapped IPv6 address (::ffff:127.0.0.1, in any spelling) goes to a SOCKS4 upstream as the IPv4 address it is', async (t) => {
+  const rec = await startRecordingSocks4('127.0.0.72');
+  t.after(() => rec.close());
+  for (const remote_dns of [true, false]) {
+    const out = createSocks4Outbound('4', socks4({ host: rec.host, port: rec.port, remote_dns }), { dns, connectTimeout: 3_000 });
+    for (const host of ['::ffff:127.0.0.1', '::FFFF:7f00:1']) {
+      const conn = await out.connect({ host, port: 8080 }, ctx());
+      assert.equal(await readAll(conn.socket), 'ok');
+      conn.release?.();
+      assert.deepEqual(rec.requests.at(-1), Buffer.from([4, 1, 0x1f, 0x90, 127, 0, 0, 1, 0]), host);
+    }
+  }
+});
