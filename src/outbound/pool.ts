@@ -83,9 +83,18 @@ function notCarried(err: unknown, command: Command): boolean {
   return command !== 'connect' && err instanceof UpstreamRefusedError && err.rep === Rep.COMMAND_NOT_SUPPORTED;
 }
 
-/** Another member is worth trying: this one failed itself, gave the ambiguous 0x01, or does not do the command. */
+/**
+ * A destination the member cannot be asked for, refused here unsent: an IPv6 address (or a name
+ * with only IPv6 addresses) to a SOCKS4 member. Its 0x08 is not an upstream's answer about the
+ * destination; a SOCKS5 or HTTP member can carry it.
+ */
+function notSayable(err: unknown): boolean {
+  return err instanceof GatewayError && err.code === 'GW_ERR_UPSTREAM_FAMILY';
+}
+
+/** Another member is worth trying: this one failed itself, gave the ambiguous 0x01, or cannot carry the command or the address. */
 function retryable(err: unknown, command: Command): boolean {
-  return isUpstreamFault(err) || err instanceof PoolExhaustedError || ambiguous(err) || notCarried(err, command);
+  return isUpstreamFault(err) || err instanceof PoolExhaustedError || ambiguous(err) || notCarried(err, command) || notSayable(err);
 }
 
 /** A failure's message for the log (GatewayErrors name no credentials); undefined when there is none. */

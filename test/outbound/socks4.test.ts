@@ -9,11 +9,12 @@ import { GatewayError, Rep } from '../../src/errors.js';
 import { createHttpOutbound } from '../../src/outbound/http.js';
 import { createPoolOutbound } from '../../src/outbound/pool.js';
 import { createSocks4Outbound } from '../../src/outbound/socks4.js';
+import { createSocks5Outbound } from '../../src/outbound/socks5.js';
 import type { OutboundContext } from '../../src/outbound/types.js';
 import { isUpstreamFault } from '../../src/outbound/socks5-errors.js';
 import { resolverWithServer } from '../helpers/dns-server.js';
 import { listenTracked } from '../helpers/servers.js';
-import { readAll, specs, startDante } from '../helpers/upstreams.js';
+import { readAll, specs, startDante, startScriptedSocks } from '../helpers/upstreams.js';
 
 const log = pino({ level: 'silent' });
 const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: { 'v6only.test': '::1', 'dest.test': '127.0.0.1' } });
@@ -150,4 +151,26 @@ test('an IPv4-mapped IPv6 address (::ffff:127.0.0.1, in any spelling) goes to a 
       assert.deepEqual(rec.requests.at(-1), Buffer.from([4, 1, 0x1f, 0x90, 127, 0, 0, 1, 0]), host);
     }
   }
+});
+
+test('a pool passes over a socks4 member for an IPv6 destination it cannot carry: another member serves it, and the socks4 one stays in rotation', async (t) => {
+  const four = await startRecordingSocks4('127.0.0.73');
+  t.after(() => four.close());
+  const five = await startScriptedSocks({ host: '127.0.0.74' });
+  t.after(() => five.close());
+  const deps = { dns, connectTimeout: 3_000 };
+  const m4 = createSocks4Outbound('four', socks4({ host: four.host, port: four.port }), deps);
+  const m5 = createSocks5Outbound('five', { type: 'socks5', host: five.host, port: five.port, remote_dns: true }, deps);
+  const cfg: PoolConfig = { type: 'pool', members: [], members_scheme: 'socks5', strategy: 'failover', ban_after: 1 };
+  const pool = createPoolOutbound('mixed', cfg, { members: specs([m4, m5]), log });
+  const conn = await pool.connect({ host: '::1', port: 8080 }, ctx());
+  assert.equal(await readAll(conn.socket), 'ok');
+  conn.release?.();
+  assert.equal(conn.member, 'five');
+  assert.equal(four.requests.length, 0, 'nothing was sent to the socks4 member');
+  // Not counted against it (ban_after 1): the next IPv4 request is its again, first in failover order.
+  const again = await pool.connect({ host: '127.0.0.1', port: 8080 }, ctx());
+  assert.equal(await readAll(again.socket), 'ok');
+  again.release?.();
+  assert.equal(again.member, 'four');
 });
