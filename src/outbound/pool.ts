@@ -398,8 +398,9 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
           return;
         }
         // The target's name failed to resolve here (a member with remote_dns: false takes an
-        // address): the member was never asked, and a request failing so blames none either.
-        if (err instanceof NameNotResolvedError) return;
+        // address), or the target cannot be said to it (IPv6 to a socks4 member): the member
+        // was never asked, and a request failing so blames none either.
+        if (err instanceof NameNotResolvedError || notSayable(err)) return;
         // A check given up while the member was waiting on the target, or answered 0x01, blames
         // the member or the target: only another member reaching the target lately (this round
         // or the last) says it was the member's own. A target that hangs for every member must

@@ -174,3 +174,20 @@ test('a pool passes over a socks4 member for an IPv6 destination it cannot carry
   again.release?.();
   assert.equal(again.member, 'four');
 });
+
+test('a health check target a socks4 member cannot be asked for (an IPv6 address) blames no member', async (t) => {
+  const four = await startRecordingSocks4('127.0.0.75');
+  t.after(() => four.close());
+  const m4 = createSocks4Outbound('four', socks4({ host: four.host, port: four.port }), { dns, connectTimeout: 2_000 });
+  let settled = 0;
+  const counted = { name: m4.name, connect: (d: { host: string; port: number }, c: OutboundContext) => m4.connect(d, c).finally(() => void settled++), close: () => m4.close() };
+  const cfg: PoolConfig = { type: 'pool', members: [], members_scheme: 'socks4', strategy: 'round-robin', ban_after: 1, health_check: { interval: 100, timeout: 2_000, target: '[::1]:80' } };
+  const pool = createPoolOutbound('hc', cfg, { members: specs([counted]), log });
+  pool.start?.();
+  t.after(() => pool.close());
+  for (let i = 0; i < 100 && settled < 3; i++) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 50)); // the pool reads the last outcome
+  assert.ok(settled >= 3, 'the checks did not end');
+  assert.deepEqual(pool.stats().map((s) => [s.healthy, s.consecutiveFailures]), [[true, 0]]);
+  assert.equal(four.requests.length, 0);
+});
