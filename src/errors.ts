@@ -53,6 +53,25 @@ export class NameNotResolvedError extends GatewayError {
   }
 }
 
+/**
+ * The gateway had no file descriptor for a socket of its own (EMFILE, ENFILE): its own
+ * shortage, which no upstream or destination caused and another member would meet as well.
+ */
+export class OutOfDescriptorsError extends GatewayError {
+  constructor(what: string, options?: ErrorOptions) {
+    super('GW_ERR_NO_DESCRIPTORS', `${what}: out of file descriptors`, Rep.GENERAL_FAILURE, options);
+  }
+}
+
+const NO_DESCRIPTOR_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE']);
+
+/** `err` as an OutOfDescriptorsError when it is one or an EMFILE/ENFILE (only our own syscalls give those); else undefined. */
+export function asOutOfDescriptors(what: string, err: unknown): OutOfDescriptorsError | undefined {
+  if (err instanceof OutOfDescriptorsError) return err;
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code !== undefined && NO_DESCRIPTOR_CODES.has(code) ? new OutOfDescriptorsError(what, { cause: err }) : undefined;
+}
+
 /** An upstream SOCKS server answered with a non-zero REP: the client gets the same code. */
 export class UpstreamRefusedError extends GatewayError {
   /** `said`: the upstream's own words where its protocol has more than a code (an HTTP status line). */

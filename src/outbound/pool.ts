@@ -3,7 +3,7 @@
 
 import type { Logger } from 'pino';
 import type { Command, PoolConfig } from '../config/types.js';
-import { ConnectTimeoutError, GatewayError, NameNotResolvedError, Rep, UpstreamRefusedError } from '../errors.js';
+import { ConnectTimeoutError, GatewayError, NameNotResolvedError, OutOfDescriptorsError, Rep, UpstreamRefusedError } from '../errors.js';
 import { filterParams, lifetimeMs, RESERVED_PARAMS, type SessionParams } from '../protocol/username.js';
 import { createHealthChecks, DEFAULT_HEALTH_POLICY, type HealthPolicy, type MemberHealth, type Transition } from './health.js';
 import { AbortedError } from './deadline.js';
@@ -401,6 +401,8 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
         // address), or the target cannot be said to it (IPv6 to a socks4 member): the member
         // was never asked, and a request failing so blames none either.
         if (err instanceof NameNotResolvedError || notSayable(err)) return;
+        // Nor does a check the gateway had no socket for.
+        if (err instanceof OutOfDescriptorsError) return;
         // A check given up while the member was waiting on the target, or answered 0x01, blames
         // the member or the target: only another member reaching the target lately (this round
         // or the last) says it was the member's own. A target that hangs for every member must

@@ -7,7 +7,7 @@ import { isIP, type Socket } from 'node:net';
 import { connectHappyEyeballs } from '../dns/happy-eyeballs.js';
 import { addressesOf } from '../dns/resolver.js';
 import type { DnsResolver, TcpConnector } from '../dns/types.js';
-import { ConnectTimeoutError, GatewayError, NameNotResolvedError, Rep, UpstreamRefusedError } from '../errors.js';
+import { asOutOfDescriptors, ConnectTimeoutError, GatewayError, NameNotResolvedError, Rep, UpstreamRefusedError } from '../errors.js';
 import type { Address } from '../protocol/types.js';
 import { credentialsFor, type Credentials } from './credentials.js';
 import { AbortedError, Deadline, until } from './deadline.js';
@@ -81,6 +81,9 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
     }
     // No cause: a client error may hold the password.
     if (ctx.signal.aborted) return new AbortedError(`upstream "${name}"`, undefined, phase === 'handshake' && heard);
+    // No socket to be had, here or at a hop before: the gateway's shortage, not this proxy's fault.
+    const shortage = asOutOfDescriptors(`upstream "${name}"`, err);
+    if (shortage) return shortage;
     if (phase === 'dial') return new UpstreamUnreachableError(name, err);
     if (phase === 'handshake') return protocol.fromError(name, err);
     return err instanceof GatewayError ? err : new NameNotResolvedError(dest.host, 'lookup failed', { cause: err });

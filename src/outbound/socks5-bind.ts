@@ -5,7 +5,7 @@
 import { isIP, type Socket } from 'node:net';
 import { SocksClient, type SocksRemoteHost } from 'socks';
 import type { DnsResolver } from '../dns/types.js';
-import { ConnectTimeoutError, GatewayError, NameNotResolvedError } from '../errors.js';
+import { asOutOfDescriptors, ConnectTimeoutError, GatewayError, NameNotResolvedError } from '../errors.js';
 import { AbortedError, Deadline, until } from './deadline.js';
 import { keepEarlyData } from './early-data.js';
 import { assertRfc1929, assertSocks4UserId } from './credentials.js';
@@ -70,6 +70,9 @@ type Phase = 'resolve' | 'dial' | 'handshake';
 
 function classify(err: unknown, name: string, phase: Phase, deadline: Deadline, ctx: OutboundContext, ms: number, dest: Destination): GatewayError {
   if (ctx.signal.aborted) return new AbortedError(`upstream "${name}" BIND`, { cause: err });
+  // No socket to be had: the gateway's shortage, not the upstream's fault.
+  const shortage = asOutOfDescriptors(`upstream "${name}" BIND`, err);
+  if (shortage) return shortage;
   if (phase === 'resolve') {
     // Still looking DST.ADDR up here: the upstream was never asked anything (as for CONNECT).
     if (deadline.timedOut) return new ConnectTimeoutError(`upstream "${name}" BIND for ${dest.host}`, ms);

@@ -7,7 +7,7 @@ import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:
 import { connect as tcpConnect, isIP, isIPv6, type Socket } from 'node:net';
 import { SocksClient, type SocksRemoteHost } from 'socks';
 import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
-import { ConnectTimeoutError, type GatewayError } from '../errors.js';
+import { asOutOfDescriptors, ConnectTimeoutError, type GatewayError } from '../errors.js';
 import { ipv6ToBytes, ipv6ToText, unmapped } from '../protocol/address.js';
 import { decodeUdpDatagram, encodeUdpHeader, hasUdpHeader } from '../protocol/messages.js';
 import { AbortedError, Deadline } from './deadline.js';
@@ -75,6 +75,9 @@ export async function openSocks5Udp(upstream: Socks5UdpUpstream, ctx: OutboundCo
 
 function classify(err: unknown, name: string, phase: 'dial' | 'handshake', deadline: Deadline, ctx: OutboundContext, ms: number): GatewayError {
   if (ctx.signal.aborted) return new AbortedError(`upstream "${name}" UDP`, { cause: err });
+  // No socket to be had (the TCP one, or the UDP one beside it): the gateway's shortage, not the upstream's fault.
+  const shortage = asOutOfDescriptors(`upstream "${name}" UDP`, err);
+  if (shortage) return shortage;
   // No destination is asked before the reply (RFC 1928 §7): silence until then is the upstream's own.
   if (deadline.timedOut) return new UpstreamUnreachableError(name, new ConnectTimeoutError(`upstream "${name}" UDP ASSOCIATE`, ms));
   return phase === 'dial' ? new UpstreamUnreachableError(name, err) : fromSocksError(name, err);

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { spawnTied } from './spawn.js';
+import { requireFile, spawnTied } from './spawn.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 
@@ -48,16 +48,19 @@ export interface RunningGateway {
  * `preload`: modules node loads first (`--import`), such as a test's fault injector.
  * `group`: the gateway leads a process group of its own, as a shell's job does, so that a
  * signal can go to the whole group (`process.kill(-pid)`: a terminal's Ctrl-C, systemd's stop).
+ * `nofile`: the process's limit of open file descriptors (prlimit(1), which execs it in place).
  */
 export async function startCliGateway(
   configPath: string,
   extra: readonly string[] = [],
   preload: readonly string[] = [],
   readyMs = 60_000, // start-up under load: see runCli
-  opts: { group?: boolean } = {},
+  opts: { group?: boolean; nofile?: number } = {},
 ): Promise<RunningGateway> {
   const imports = ['tsx', ...preload].flatMap((m) => ['--import', m]);
-  const child = spawnTied(process.execPath, [...imports, CLI, '--config', configPath, ...extra], { stdio: ['ignore', 'pipe', 'pipe'], detached: opts.group ?? false });
+  const node = [process.execPath, ...imports, CLI, '--config', configPath, ...extra];
+  const [cmd, ...args] = opts.nofile === undefined ? node : [requireFile('/usr/bin/prlimit', 'util-linux'), `--nofile=${opts.nofile}:${opts.nofile}`, ...node];
+  const child = spawnTied(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: opts.group ?? false });
   const lines: Array<Record<string, unknown>> = [];
   let buf = '';
   let stderr = '';
