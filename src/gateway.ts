@@ -24,6 +24,7 @@ import { socks5Front } from './server/fronts/socks5.js';
 import { proxyHeaderPolicy, type ProxyHeaderPolicy } from './server/proxy-header.js';
 import { LIMIT_ERRORS, Limits } from './server/limits.js';
 import { AcceptRefusals } from './server/limits-accept.js';
+import { watchDescriptors } from './server/descriptor-watch.js';
 import { ConnectionRegistry, type IdSpace } from './server/registry.js';
 import { ReloadController } from './reload.js';
 import { startedWith, warnRestartOnly, type StartedWith } from './restart-only.js';
@@ -141,6 +142,7 @@ export class Gateway {
 
   #closing: Promise<void> | undefined;
   readonly #keepAliveSweep: NodeJS.Timeout;
+  #stopDescriptorWatch: (() => void) | undefined;
   /** The reload in progress, if any: each one builds on the snapshot the previous left. */
   #reloading: Promise<void> = Promise.resolve();
 
@@ -184,6 +186,7 @@ export class Gateway {
       throw err;
     }
     startOutbounds(gw.#snapshot.outbounds);
+    gw.#stopDescriptorWatch = watchDescriptors(gw.log);
     // With metrics.port 0 this line is the only place that says which port the system picked.
     const admin = gw.adminAddress;
     const adminField = admin ? { admin: formatAddress({ host: admin.address, port: admin.port }) } : {};
@@ -269,6 +272,7 @@ export class Gateway {
     this.#admin?.closeAllConnections();
     this.#stopped = true;
     clearInterval(this.#keepAliveSweep);
+    this.#stopDescriptorWatch?.();
     this.connections.stopAll();
     const ending = [...this.#sessions.values()];
     for (const s of this.#sessions.keys()) s.destroy();

@@ -4,7 +4,7 @@
 // authoritative "does not exist" apart from a failure to find out.
 
 import { lookup as systemLookup } from 'node:dns/promises';
-import { closeSync, openSync } from 'node:fs';
+import { descriptorFree } from '../descriptors.js';
 import { NameNotResolvedError } from '../errors.js';
 import { Channel } from './channel.js';
 import { Semaphore } from '../semaphore.js';
@@ -190,22 +190,6 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
 const SYSTEM_LOOKUP_SLOTS = 2;
 const systemLookupSlots = new Semaphore(SYSTEM_LOOKUP_SLOTS);
 
-/**
- * glibc's getaddrinfo says EAI_NONAME ("not found") when it could not open /etc/hosts or a
- * socket for want of a descriptor (EMFILE, ENFILE): its "not found" is then no answer, and
- * cached it would refuse the name for negative_ttl after descriptors are free again. Checked
- * on "not found" only, by opening one.
- */
-function outOfDescriptors(): boolean {
-  try {
-    closeSync(openSync('/dev/null', 'r'));
-    return false;
-  } catch (err) {
-    const code = errCode(err);
-    return code === 'EMFILE' || code === 'ENFILE';
-  }
-}
-
 type SystemAnswer = { address: string; family: number }[];
 /** getaddrinfo as node:dns/promises offers it (`all`, `verbatim`). */
 export type SystemLookup = (name: string, opts: { all: true; verbatim: true }) => Promise<SystemAnswer>;
@@ -226,7 +210,10 @@ export function systemBackend(cfg: DnsConfig, lookup: SystemLookup = systemLooku
       list = await withDeadline(name, inTurn, cfg.timeout).finally(() => (waiting = false));
     } catch (err) {
       const code = errCode(err);
-      if ((code === NXDOMAIN || code === NODATA) && outOfDescriptors()) throw new NameNotResolvedError(name, 'out of file descriptors', { cause: err });
+      // glibc's getaddrinfo says EAI_NONAME ("not found") when it could not open /etc/hosts or a
+      // socket for want of a descriptor: no answer then, which cached would refuse the name for
+      // negative_ttl after descriptors are free again.
+      if ((code === NXDOMAIN || code === NODATA) && !descriptorFree()) throw new NameNotResolvedError(name, 'out of file descriptors', { cause: err });
       if (code === NXDOMAIN) return { kind: 'negative', reason: 'NXDOMAIN' };
       if (code === NODATA) return { kind: 'negative', reason: 'no address records' };
       throw failure(name, err);

@@ -79,3 +79,29 @@ test('out of file descriptors, a pool is not blamed by requests or health checks
   const line = gw.lines.find((l) => l.msg === 'session end' && l.rep === 1);
   assert.match(String(line?.error), /out of file descriptors/);
 });
+
+test('clients dropped at accept for want of a descriptor are logged once while it lasts, and its end once', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const dir = await tempDir('descriptors');
+  const config = join(dir, 'socksgate.yaml');
+  await writeFile(config, 'listen: [{ host: 127.0.0.1, port: 0 }]\nlimits: { handshake_timeout: 30s }\n');
+  const gw = await startCliGateway(config, [], [], 60_000, { nofile: NOFILE });
+  t.after(() => void gw.child.kill('SIGKILL'));
+  const short = (): Array<Record<string, unknown>> => gw.lines.filter((l) => l.msg === 'out of file descriptors');
+
+  const idle = await fillDescriptors(gw.port, NOFILE + 64);
+  t.after(() => idle.forEach((s) => s.destroy()));
+  assert.ok(idle.length < NOFILE, `kept ${idle.length} idle clients`);
+  await gw.waitFor((l) => l.msg === 'out of file descriptors', 5_000);
+  // More clients dropped while it lasts: no more lines.
+  const more = await fillDescriptors(gw.port, 64);
+  assert.deepEqual(more, []);
+  await sleep(2_500);
+  assert.equal(short().length, 1);
+
+  for (const s of idle.splice(0)) s.destroy();
+  await gw.waitFor((l) => l.msg === 'file descriptors available again', 5_000);
+  assert.equal(await socks5Rep(gw.port, echo), 0, 'served again');
+  assert.equal(short().length, 1);
+});
