@@ -31,7 +31,7 @@ function everyUpstream(snapshot: Scraped): Array<{ labels: { upstream: string; p
 }
 
 export function observeSnapshot(metrics: Metrics, current: () => Scraped): void {
-  metrics.collectCounter('socksgate_dns_cache', 'DNS cache counters (hits, misses, negativeHits, evictions, inflightWaits, queries)', ['counter'], () =>
+  metrics.collectCounter('socksgate_dns_cache_total', 'DNS cache counters (hits, misses, negativeHits, evictions, inflightWaits, queries)', ['counter'], () =>
     Object.entries(current().dns.stats()).map(([counter, value]) => ({ labels: { counter }, value })),
   );
   for (const [field, help] of FIELDS) {

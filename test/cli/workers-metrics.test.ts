@@ -21,7 +21,7 @@ const PER_CONNECTION = [
   'socksgate_handshake_seconds_count',
   'socksgate_handshake_seconds_sum',
   'socksgate_connect_seconds_count',
-  'socksgate_dns_cache',
+  'socksgate_dns_cache_total',
 ];
 
 /** `name{labels}`'s value in Prometheus text; NaN when there is no such sample. */
@@ -69,7 +69,7 @@ test('a worker killed and replaced: no counter of the sum goes down, its gauges 
 
   const before = await scrape(admin);
   assert.equal(total(before, 'socksgate_connections_total'), finished);
-  const lookups = (text: string): number => sample(text, 'socksgate_dns_cache{counter="hits"}') + sample(text, 'socksgate_dns_cache{counter="misses"}');
+  const lookups = (text: string): number => sample(text, 'socksgate_dns_cache_total{counter="hits"}') + sample(text, 'socksgate_dns_cache_total{counter="misses"}');
   assert.equal(lookups(before), finished, 'one lookup per connection by name');
   assert.equal(total(before, 'socksgate_connections_active'), held.length);
   process.kill(victim, 'SIGKILL');

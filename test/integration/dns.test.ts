@@ -98,14 +98,14 @@ test('the DNS cache counters keep counting across a reload that changes the dns 
   const gw = await startGateway(config(100));
   t.after(() => gw.close());
   const visit = (host: string): Promise<void> => socksConnect(gw.port, { host, port: echo.port }, 3_000).then(({ socket }) => void socket.destroy());
-  const misses = (): Promise<number> => metricValue(gw.gw, 'socksgate_dns_cache', { counter: 'misses' });
+  const misses = (): Promise<number> => metricValue(gw.gw, 'socksgate_dns_cache_total', { counter: 'misses' });
   await visit('a.test');
   await visit('a.test');
   assert.equal(await misses(), 1);
-  const hits = await metricValue(gw.gw, 'socksgate_dns_cache', { counter: 'hits' });
+  const hits = await metricValue(gw.gw, 'socksgate_dns_cache_total', { counter: 'hits' });
   await gw.gw.reload(parseConfig(stringify({ listen: [{ host: '127.0.0.1', port: 0 }], ...config(200) }), '/tmp/socksgate-test.yaml', {}));
   await visit('b.test');
   // A counter back at 0 reads to Prometheus as a restart (and, summed over workers, as a burst).
   assert.equal(await misses(), 2);
-  assert.equal(await metricValue(gw.gw, 'socksgate_dns_cache', { counter: 'hits' }), hits);
+  assert.equal(await metricValue(gw.gw, 'socksgate_dns_cache_total', { counter: 'hits' }), hits);
 });

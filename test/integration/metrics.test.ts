@@ -28,10 +28,39 @@ test('the admin listener serves socksgate_* metrics and /healthz', async (t) => 
   assert.match(text, /^socksgate_rule_matches_total\{rule="lo",action="direct"\} 1$/m);
   assert.match(text, /^socksgate_handshake_seconds_count 1$/m);
   assert.match(text, /^socksgate_connect_seconds_count\{outbound="direct"\} 1$/m);
-  assert.match(text, /^socksgate_dns_cache\{counter="hits"\} \d+$/m);
+  assert.match(text, /^socksgate_dns_cache_total\{counter="hits"\} \d+$/m);
   assert.match(text, /^socksgate_upstream_healthy\{upstream="spare",pool=""\} 1$/m);
   assert.match(text, /^socksgate_outbound_requests_total\{outbound="direct",result="ok"\} 1$/m);
   assert.equal((await fetch(`http://127.0.0.1:${admin.port}/nope`)).status, 404);
+});
+
+/** Every family in Prometheus text: its TYPE and whether a HELP line came with it. */
+function families(text: string): Map<string, { type: string; help: boolean }> {
+  const out = new Map<string, { type: string; help: boolean }>();
+  const helped = new Set<string>();
+  for (const line of text.split('\n')) {
+    const help = /^# HELP (\S+) /.exec(line);
+    if (help) helped.add(help[1]!);
+    const type = /^# TYPE (\S+) (\S+)$/.exec(line);
+    if (type) out.set(type[1]!, { type: type[2]!, help: helped.has(type[1]!) });
+  }
+  return out;
+}
+
+test('every family the admin listener serves has HELP and TYPE, and every counter is named *_total (Prometheus naming)', async (t) => {
+  const gw = await startGateway({ metrics: { host: '127.0.0.1', port: 0 } });
+  t.after(() => gw.close());
+  const text = await (await fetch(`http://127.0.0.1:${gw.gw.adminAddress!.port}/metrics`)).text();
+  const all = families(text);
+  assert.ok(all.size > 20, text);
+  for (const [name, { type, help }] of all) {
+    assert.ok(help, `${name} has no HELP line`);
+    assert.ok(name.startsWith('socksgate_'), name);
+    if (type === 'counter') assert.match(name, /_total$/, `counter ${name} is not named *_total`);
+  }
+  // The DNS cache's counters (PRODUCT.md: hits and misses), under a counter's name.
+  assert.match(text, /^socksgate_dns_cache_total\{counter="hits"\} \d+$/m);
+  assert.match(text, /^socksgate_dns_cache_total\{counter="misses"\} \d+$/m);
 });
 
 test('with metrics.port 0 the listening line names the admin address the system picked; without metrics it names none', async (t) => {
