@@ -130,6 +130,8 @@ function checkRules(root: Obj, names: readonly string[], users: ReadonlySet<stri
     const at = (...rest: (string | number)[]): ConfigPath => ['rules', i, ...rest];
     const name = str(rule['name']);
     if (name !== undefined && seen.has(name)) out.push(problem(at('name'), `rule name "${name}" is used twice`));
+    // The access log, the rule labels of /metrics, /api/stats and `route` call the fallback so.
+    if (name === 'default') out.push(problem(at('name'), 'rule name "default" is reserved: it names the `default` action where no rule matched'));
     if (name !== undefined) seen.add(name);
     checkAction(rule['action'], at('action'), names, out);
     checkEntries(rule['domains'], at('domains'), parseDomainEntry, out);

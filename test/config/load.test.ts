@@ -288,6 +288,18 @@ rules:
   assert.equal(issues.length, 13, issues.join('\n'));
 });
 
+test('a rule may not be named "default": logs, metrics, /api/stats and route name the fallback so, and the two would read as one', () => {
+  const issues = issuesOf(
+    `rules:
+  - name: default
+    ports: [25]
+    action: block
+`,
+  );
+  assert.equal(issues.length, 1, issues.join('\n'));
+  assertIssue(issues, '2:11', /rule name "default" is reserved/);
+});
+
 test('rule entries: a domain may be written in Unicode; a non-ASCII keyword or regexp is an error at its position', () => {
   const text = `rules:
   - name: idn
