@@ -43,7 +43,7 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
       active: { ...count, description: 'Relayed connections open through it now' },
       attempts: { ...count, description: 'Connection attempts (a pool member\'s counted across reloads while the member is unchanged; a lone upstream\'s since the config was loaded)' },
       failures: { ...count, description: 'Failed attempts (counted as attempts are)' },
-      latency_ms: { ...nullable('number'), description: 'Latest measured connect latency, when measured' },
+      latency_ms: { ...nullable('number'), description: 'Connect latency: a moving average of recent successful connects (and of a pool member\'s health checks); null until one is measured' },
     },
   },
   Upstream: {

@@ -10,7 +10,7 @@ import { AbortedError } from './deadline.js';
 import { takeOver, type MemberState, type PoolMemory } from './member-state.js';
 import { CredentialsTooLongError } from './credentials.js';
 import { answeredAboutDestination, firstFailedHop, isUpstreamFault, UpstreamAuthError } from './socks5-errors.js';
-import type { MemberStats, PoolOutbound } from './stats.js';
+import { movingLatency, type MemberStats, type PoolOutbound } from './stats.js';
 import { createStrategy, FASTEST_STALE_MS, memberHash, type Pickable, type Strategy } from './strategies.js';
 import type { BindHandle, Connection, Destination, MemberSpec, Outbound, OutboundContext, UdpChannel } from './types.js';
 
@@ -102,8 +102,6 @@ function reasonOf(err: unknown): string | undefined {
   return err instanceof Error ? err.message : err === undefined ? undefined : String(err);
 }
 
-/** Weight of a latency sample in the moving average: recent connects count most. */
-const LATENCY_ALPHA = 0.3;
 /** Tag-filter views kept per pool; clients choose the filters, so the cache is bounded. */
 const MAX_VIEWS = 256;
 /**
@@ -202,7 +200,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   function measured(m: Member, ms: number): void {
     const h = m.health;
     const t = now();
-    h.latency = h.latency === undefined || t - h.measuredAt >= FASTEST_STALE_MS ? ms : h.latency + LATENCY_ALPHA * (ms - h.latency);
+    h.latency = movingLatency(t - h.measuredAt >= FASTEST_STALE_MS ? undefined : h.latency, ms);
     h.measuredAt = t;
   }
 

@@ -12,7 +12,7 @@ import type { Address } from '../protocol/types.js';
 import { credentialsFor, type Credentials } from './credentials.js';
 import { AbortedError, Deadline, until } from './deadline.js';
 import { isUpstreamFault, UpstreamUnreachableError } from './socks5-errors.js';
-import type { UpstreamOutbound, UpstreamStats } from './stats.js';
+import { movingLatency, type UpstreamOutbound, type UpstreamStats } from './stats.js';
 import type { Connection, Destination, Outbound, OutboundContext } from './types.js';
 
 export interface ProxyDeps {
@@ -64,6 +64,8 @@ type Phase = 'resolve' | 'dial' | 'handshake';
 
 export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol: ProxyProtocol, deps: ProxyDeps): UpstreamOutbound {
   const counters = { attempts: 0, failures: 0, active: 0, consecutiveFaults: 0 };
+  /** Connect latency (ms), a moving average of successful connects, as a pool keeps its members'. */
+  let latencyMs: number | undefined;
   const dial = proxyDialer(proxy, deps);
 
   function classify(err: unknown, phase: Phase, heard: boolean, deadline: Deadline, ctx: OutboundContext, dest: Destination): GatewayError {
@@ -91,6 +93,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
 
   async function connect(dest: Destination, ctx: OutboundContext): Promise<Connection> {
     counters.attempts++;
+    const started = performance.now();
     const deadline = new Deadline(ctx.signal, deps.connectTimeout);
     const credentials = credentialsFor({ username: proxy.username, password: proxy.password }, ctx);
     let phase: Phase = 'resolve';
@@ -116,6 +119,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
         }
       }
       counters.consecutiveFaults = 0;
+      latencyMs = movingLatency(latencyMs, performance.now() - started);
       return handOut(hop!, done);
     } catch (err) {
       hop?.socket.destroy();
@@ -153,6 +157,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
       failures: counters.failures,
       active: counters.active,
       healthy: counters.consecutiveFaults < UNHEALTHY_AFTER,
+      ...(latencyMs === undefined ? {} : { latencyMs }),
     };
   }
 

@@ -15,7 +15,7 @@ export interface UpstreamStats {
   active: number;
   /** In rotation: not failing (a lone upstream), neither ejected nor banned (a pool member). */
   healthy: boolean;
-  /** Latest measured connect latency (ms), when the upstream measures it (pools: a moving average of real connects and health checks). */
+  /** Connect latency (ms): a moving average of successful connects (a pool member's health checks too); undefined until measured. */
   latencyMs?: number;
 }
 
@@ -26,6 +26,14 @@ export interface MemberStats extends UpstreamStats {
   ejectedForMs: number;
   /** Epoch ms an operator's ban lasts until; 0 when not banned. */
   bannedUntil: number;
+}
+
+/** Weight of a new connect's latency in an upstream's moving average: recent connects count most. */
+export const LATENCY_ALPHA = 0.3;
+
+/** `latest` folded into the moving average `average` (undefined before the first measure). */
+export function movingLatency(average: number | undefined, latest: number): number {
+  return average === undefined ? latest : average + LATENCY_ALPHA * (latest - average);
 }
 
 /** A socks5 upstream (or chain end). */

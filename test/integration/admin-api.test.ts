@@ -296,6 +296,27 @@ test('a banned member reads healthy: false (out of rotation) in /api/upstreams a
   assert.deepEqual(await peers(4), new Set(['127.0.0.61', '127.0.0.62']));
 });
 
+test('an upstream a rule names directly shows its connect latency, as a pool member does: /api/upstreams and socksgate_upstream_latency_seconds', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const up = await startMicrosocks({ host: '127.0.0.63' });
+  t.after(() => up.close());
+  const gw = await startGateway({ metrics: ADMIN, upstreams: { corp: { type: 'socks5', host: '127.0.0.63', port: up.port } }, default: 'corp' });
+  t.after(() => gw.close());
+  const api = adminClient(gw.gw, TOKEN);
+  const corp = async (): Promise<{ attempts: number; latency_ms: number | null }> =>
+    ((await api.request('GET', '/api/upstreams')).json as { upstreams: Array<{ name: string; attempts: number; latency_ms: number | null }> }).upstreams.find((u) => u.name === 'corp')!;
+  assert.equal((await corp()).latency_ms, null, 'nothing measured yet');
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: dest.port }, 5_000);
+  await readAll(socket);
+  const seen = await corp();
+  assert.equal(seen.attempts, 1);
+  assert.equal(typeof seen.latency_ms, 'number', JSON.stringify(seen));
+  assert.ok(seen.latency_ms! > 0 && seen.latency_ms! < 5_000, JSON.stringify(seen));
+  const text = await (await fetch(`${api.base}/metrics`)).text();
+  assert.match(text, /^socksgate_upstream_latency_seconds\{upstream="corp",pool=""\} [0-9.e-]+$/m);
+});
+
 const BASE_CONFIG = { listen: [{ host: '127.0.0.1', port: 0 }], metrics: ADMIN, limits: { drain_timeout: '5s' } };
 
 test('POST /api/reload applies a valid file, answers FILE:LINE:COL for a broken one and keeps the old routing', async (t) => {
