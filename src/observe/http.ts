@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 
 /** Bodies the API accepts are a few fields: anything larger is refused unread. */
-const MAX_BODY_BYTES = 16 * 1024;
+export const MAX_BODY_BYTES = 16 * 1024;
 
 /** A failure with the HTTP status it is answered with. */
 export class HttpError extends Error {

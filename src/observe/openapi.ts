@@ -2,11 +2,21 @@
 
 import type { ApiRoute } from './api-routes.js';
 import { SCHEMAS, ref, type JsonSchema } from './api-schemas.js';
+import { MAX_BODY_BYTES } from './http.js';
 
-const unauthorized = { description: 'Missing or wrong bearer token', content: { 'application/json': { schema: ref('Error') } } };
-const unconfirmed = {
-  description: 'With `workers`: no worker answered, or a change or a kill was not confirmed by every worker (it may have reached only some: repeat it)',
-  content: { 'application/json': { schema: ref('Error') } },
+const refusal = (description: string): Record<string, unknown> => ({ description, content: { 'application/json': { schema: ref('Error') } } });
+const unauthorized = refusal('Missing or wrong bearer token');
+const unconfirmed = refusal('With `workers`: no worker answered, or a change or a kill was not confirmed by every worker (it may have reached only some: repeat it)');
+
+/**
+ * What any operation may answer before its own handler runs (src/observe/http.ts reads every
+ * request's body first): a body too large, one that is not JSON, and, where the route sets
+ * no 400 of its own, a body it does not take.
+ */
+const BODY_REFUSALS = {
+  400: refusal('The request does not match its schema (a route that takes no body refuses one)'),
+  413: refusal(`The body is larger than ${MAX_BODY_BYTES} bytes`),
+  415: refusal('The body is not application/json'),
 };
 
 function operation(r: ApiRoute): Record<string, unknown> {
@@ -14,7 +24,7 @@ function operation(r: ApiRoute): Record<string, unknown> {
     ...Object.entries(r.params ?? {}).map(([name, schema]) => ({ name, in: 'path', required: true, schema })),
     ...Object.entries(r.query?.properties ?? {}).map(([name, schema]) => ({ name, in: 'query', required: r.query?.required?.includes(name) ?? false, schema })),
   ];
-  const responses: Record<string, unknown> = { 401: unauthorized, 503: unconfirmed };
+  const responses: Record<string, unknown> = { ...BODY_REFUSALS, 401: unauthorized, 503: unconfirmed };
   for (const [status, { description, schema }] of Object.entries(r.responses)) {
     responses[status] = { description, content: { 'application/json': { schema } } };
   }
