@@ -29,11 +29,26 @@ export function checkSemantics(raw: unknown, listening: readonly { host: string 
   checkDurations(root, out);
   checkIpField(obj(root['udp'])?.['advertise'], ['udp', 'advertise'], out);
   checkIpField(obj(root['metrics'])?.['host'], ['metrics', 'host'], out);
+  checkApiToken(obj(root['metrics'])?.['api_token'], out);
   checkNetworks(root, out);
   checkUpstreamHosts(root, out);
   checkRouting(root, out);
   return out;
 }
+
+/**
+ * The schema counts the token as written; the API compares it without the whitespace around
+ * it (observe/http.ts), so that is what must be long enough. Its text is never quoted back.
+ */
+function checkApiToken(value: unknown, out: Issue[]): void {
+  const text = str(value);
+  const token = text?.trim();
+  // A token shorter as written is the schema's to report (minLength).
+  if (text !== undefined && token !== undefined && text.length >= API_TOKEN_MIN && token.length < API_TOKEN_MIN) {
+    out.push(problem(['metrics', 'api_token'], `${API_TOKEN_MIN} characters at least, not counting the whitespace around it (it has ${token.length})`));
+  }
+}
+const API_TOKEN_MIN = 16;
 
 function checkIpField(value: unknown, path: ConfigPath, out: Issue[]): void {
   const text = str(value);

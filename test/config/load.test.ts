@@ -442,6 +442,15 @@ test('a malformed ${...} in a password or the API token is located without showi
   assert.ok(!issues.some((i) => /hunter|2-x|3-y|4-z/.test(i)), issues.join('\n'));
 });
 
+test('metrics.api_token needs 16 characters besides the whitespace around it, which the API leaves out (a secret file\'s newline); the token is not shown', () => {
+  const issues = issuesOf('metrics:\n  api_token: "   s3cret-pad       \\n"\n');
+  assert.equal(issues.length, 1, issues.join('\n'));
+  assertIssue(issues, '2:14', /metrics\.api_token: 16 characters at least, not counting the whitespace around it \(it has 10\)/);
+  assert.ok(!issues.some((i) => i.includes('s3cret')), issues.join('\n'));
+  const ok = parseConfig('metrics:\n  api_token: "0123456789abcdef\\n"\n', 'cfg.yaml', {});
+  assert.equal(ok.metrics?.api_token, '0123456789abcdef\n');
+});
+
 test('a pool member missing its scheme is reported without its password', () => {
   const issues = issuesOf(
     'upstreams:\n  p: { type: pool, members: ["u:hunter2@127.0.0.1:1080", "127.0.0.2:1080:u:hunter3", { url: "10.0.0.1:80:u:hunter4" }] }\n',
