@@ -101,8 +101,9 @@ export async function explainRoute(
   if (parts.config.upstreams[decision.action]?.type === 'pool') {
     const pool = parts.outbounds.get(decision.action);
     // The same key a request would use (stickyKey): the user's session, else the user, else the
-    // source; UDP and BIND only through members that can carry them, as the pool picks for them.
-    out.member = (pool && isPoolOutbound(pool) ? pool.pick(stickyKey(user, sessionKey, source), split?.params, cmd) : undefined) ?? null;
+    // source; UDP and BIND only through members that can carry them, and an IPv6 address not
+    // through a socks4 member, as the pool picks for them.
+    out.member = (pool && isPoolOutbound(pool) ? pool.pick(stickyKey(user, sessionKey, source), split?.params, cmd, dest) : undefined) ?? null;
   }
   if (decision.resolved) out.resolved = decision.resolved.map((a) => a.address);
   // What `direct` checks before it dials (outbound/direct.ts), CONNECT and UDP alike; BIND dials nothing.

@@ -173,6 +173,21 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     };
   });
   const byName = new Map(members.map((m) => [m.name, m]));
+  /** Some member cannot be asked for some destinations (a socks4 one): only then are they looked at per request. */
+  const partial = members.some((m) => m.outbound.carries !== undefined);
+
+  /**
+   * The members a request can go through: those that carry `command` and, when some of the
+   * view's can be asked for `dest`, only those. A member that cannot be asked for it (IPv6 to
+   * socks4) would fail before sending anything and spend one of `max_attempts`; when no member
+   * can, they are tried all the same and the client gets their 0x08.
+   */
+  function carrying(view: View, command: Command, dest: Destination | undefined): ((m: Member) => boolean) | undefined {
+    const forCommand = CARRIES[command];
+    if (!partial || dest === undefined) return forCommand;
+    const forDest = (m: Member): boolean => (forCommand === undefined || forCommand(m)) && m.outbound.carries?.(dest) !== false;
+    return view.members.some(forDest) ? forDest : forCommand;
+  }
   const all: View = { members, strategy: createStrategy(cfg.strategy, members, turns) };
   const views = new Map<string, View | null>();
   let viewMembers = 0;
@@ -276,14 +291,15 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   }
 
   /** Runs `op` on one member after another (strategy order, never one twice) until one succeeds. */
-  async function attempt<T>(ctx: OutboundContext, op: (m: Member) => Promise<T>, command: Command = 'connect'): Promise<{ m: Member; value: T }> {
+  async function attempt<T>(ctx: OutboundContext, op: (m: Member) => Promise<T>, command: Command, dest: Destination | undefined): Promise<{ m: Member; value: T }> {
     // As a hop, every member: a filter no entry proxy is tagged for would refuse the chain,
     // and be counted against the route's member, which a client's parameter must not eject.
     const view = ctx.viaHop ? all : viewFor(ctx.params);
     if (!view) throw new NoMemberMatchesError(name, filterParams(ctx.params));
-    const can = CARRIES[command];
+    const forCommand = CARRIES[command];
     // Not a dead pool: healthy or not, no member the filters leave could ever carry it.
-    if (can !== undefined && !view.members.some(can)) throw new NoMemberCarriesError(name, command, filterParams(ctx.params));
+    if (forCommand !== undefined && !view.members.some(forCommand)) throw new NoMemberCarriesError(name, command, filterParams(ctx.params));
+    const can = carrying(view, command, dest);
     let tried: Set<Member> | undefined;
     /** Members that answered this request with 0x01, whether each was begun healthy, and the answer. */
     let gaveOne: Array<[Member, boolean, unknown]> | undefined;
@@ -331,7 +347,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   }
 
   async function connect(dest: Destination, ctx: OutboundContext): Promise<Connection> {
-    const { m, value } = await attempt(ctx, (x) => x.outbound.connect(dest, ctx));
+    const { m, value } = await attempt(ctx, (x) => x.outbound.connect(dest, ctx), 'connect', dest);
     return handOut(m, value);
   }
 
@@ -443,9 +459,9 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   const pool: PoolOutbound = {
     name,
     connect,
-    pick(key, params, command = 'connect') {
+    pick(key, params, command = 'connect', dest) {
       const view = viewFor(params);
-      return view ? choose(view, key, params, undefined, false, CARRIES[command])?.name : undefined;
+      return view ? choose(view, key, params, undefined, false, carrying(view, command, dest))?.name : undefined;
     },
     stats,
     memory: () => ({ states: new Map(members.map((m) => [m.name, m.state])), turns }),
@@ -462,16 +478,18 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   // UDP and BIND go through a member that can carry them (not a chained one).
   if (members.some((m) => m.outbound.openUdp)) {
     pool.openUdp = async (ctx: OutboundContext): Promise<UdpChannel> => {
-      const { m, value } = await attempt(ctx, (x) => x.outbound.openUdp!(ctx), 'udp');
+      const { m, value } = await attempt(ctx, (x) => x.outbound.openUdp!(ctx), 'udp', undefined);
       return heldOpen(m, value);
     };
   }
   if (members.some((m) => m.outbound.bind)) {
     pool.bind = async (dest: Destination, ctx: OutboundContext): Promise<BindHandle> => {
-      const { m, value } = await attempt(ctx, (x) => x.outbound.bind!(dest, ctx), 'bind');
+      const { m, value } = await attempt(ctx, (x) => x.outbound.bind!(dest, ctx), 'bind', dest);
       return heldOpen(m, value);
     };
   }
+  // A pool as a member of another, or as a hop: what none of its members can be asked for, it cannot.
+  if (partial) pool.carries = (dest) => members.some((m) => m.outbound.carries?.(dest) !== false);
   return pool;
 }
 

@@ -21,9 +21,8 @@ export function createSocks4Outbound(name: string, cfg: Socks4UpstreamConfig, de
   /** What SOCKS4 can ask for: an IPv4 address, or (SOCKS4a) a name. */
   async function targets(dest: Destination, ctx: OutboundContext): Promise<Destination[]> {
     if (isIP(dest.host) === 6) {
-      // ::ffff:a.b.c.d is an IPv4 address: sent as one, as SOCKS5's codec does (toWire).
-      const v4 = unmapped(peerText(dest.host));
-      if (isIP(v4) !== 4) throw new IPv6NotCarriedError(name, dest.host);
+      const v4 = asIPv4(dest.host);
+      if (v4 === undefined) throw new IPv6NotCarriedError(name, dest.host);
       return [{ host: v4, port: dest.port }];
     }
     if (isIP(dest.host) === 4) return [dest];
@@ -53,7 +52,15 @@ export function createSocks4Outbound(name: string, cfg: Socks4UpstreamConfig, de
     // DST.ADDR as CONNECT would send it; a lookup here runs inside BIND's deadline and ends with the client.
     return openSocks5Bind({ ...proxy, username, name, version: 4 }, dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialer, lastHop, targets: (d) => targets(d, ctx) });
   };
+  // A name is carried (SOCKS4a, or resolved here); whether it has IPv4 addresses shows only at the dial.
+  out.carries = (dest) => isIP(dest.host) !== 6 || asIPv4(dest.host) !== undefined;
   return out;
+}
+
+/** ::ffff:a.b.c.d is an IPv4 address: sent as one, as SOCKS5's codec does (toWire); undefined for any other IPv6 address. */
+function asIPv4(v6: string): string | undefined {
+  const v4 = unmapped(peerText(v6));
+  return isIP(v4) === 4 ? v4 : undefined;
 }
 
 /** SOCKS4 has no IPv6 form (not even in 4a's name field: a literal there is not a name). */

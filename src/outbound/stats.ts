@@ -3,7 +3,7 @@
 import type { Command } from '../config/types.js';
 import type { SessionParams } from '../protocol/username.js';
 import type { PoolMemory } from './member-state.js';
-import type { Outbound } from './types.js';
+import type { Destination, Outbound } from './types.js';
 
 export interface UpstreamStats {
   name: string;
@@ -44,10 +44,11 @@ export interface UpstreamOutbound extends Outbound {
 export interface PoolOutbound extends Outbound {
   /**
    * The member that would be chosen now for `sessionKey` with the session's parameters (tag
-   * filters, lifetime) among those that can carry `command` (default connect), without side
-   * effects; undefined when none is usable or matches.
+   * filters, lifetime) among those that can carry `command` (default connect) and be asked for
+   * `dest`, as a request's first attempt would choose, without side effects; undefined when
+   * none is usable or matches.
    */
-  pick(sessionKey: string, params?: SessionParams, command?: Command): string | undefined;
+  pick(sessionKey: string, params?: SessionParams, command?: Command, dest?: Destination): string | undefined;
   stats(): MemberStats[];
   /** Its members' records and its rotation, for the pool that replaces this one on reload. */
   memory(): PoolMemory;

@@ -59,6 +59,11 @@ export interface Outbound {
   /** Capabilities: an outbound that can carry UDP or BIND has these; without one, the client gets 0x07. */
   openUdp?(ctx: OutboundContext): Promise<UdpChannel>;
   bind?(dest: Destination, ctx: OutboundContext): Promise<BindHandle>;
+  /**
+   * False for a destination that cannot be put to this upstream at all, known without asking
+   * it (an IPv6 address to a SOCKS4 upstream); absent: any. A pool passes such a member over.
+   */
+  carries?(dest: Destination): boolean;
   /** Health checks and timers begin only when the snapshot goes live: building does no I/O. */
   start?(): void;
   close(): Promise<void>;

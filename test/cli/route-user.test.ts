@@ -93,3 +93,21 @@ test('route --source: a sticky pool keys an anonymous session on the address as 
     assert.equal(await member(`2001:DB8:0:0::${i}`), await member(`2001:db8::${i}`), `2001:db8::${i}`);
   }
 });
+
+test('route: an IPv6 destination names the member a request gets, never a socks4 member that cannot be asked for it', async (t) => {
+  const { path, parts } = await routeParts(t, `
+upstreams:
+  mixed:
+    type: pool
+    strategy: failover
+    max_attempts: 1
+    members: ["socks4://127.0.0.20:1080", "http://127.0.0.21:3128"]
+default: mixed
+`);
+  assert.equal((await explainRoute(parts, { host: '[2001:db8::1]', port: 443 })).member, 'http://127.0.0.21:3128');
+  assert.equal((await explainRoute(parts, { host: '::ffff:192.0.2.1', port: 443 })).member, 'socks4://127.0.0.20:1080');
+  assert.equal((await explainRoute(parts, { host: 'example.org', port: 443 })).member, 'socks4://127.0.0.20:1080');
+  const out = await runCli(['route', '2001:db8::1', '443', '--config', path]);
+  assert.equal(out.code, 0, out.stderr);
+  assert.match(out.stdout, /^rule=default action=mixed member=http:\/\/127\.0\.0\.21:3128 /);
+});

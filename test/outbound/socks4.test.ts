@@ -191,3 +191,29 @@ test('a health check target a socks4 member cannot be asked for (an IPv6 address
   assert.deepEqual(pool.stats().map((s) => [s.healthy, s.consecutiveFailures]), [[true, 0]]);
   assert.equal(four.requests.length, 0);
 });
+
+test('a pool does not spend an attempt on a socks4 member for an IPv6 literal, and pick names the member such a request gets', async (t) => {
+  const four = await startRecordingSocks4('127.0.0.75');
+  t.after(() => four.close());
+  const five = await startScriptedSocks({ host: '127.0.0.76' });
+  t.after(() => five.close());
+  const deps = { dns, connectTimeout: 3_000 };
+  const m4 = createSocks4Outbound('four', socks4({ host: four.host, port: four.port }), deps);
+  const m5 = createSocks5Outbound('five', { type: 'socks5', host: five.host, port: five.port, remote_dns: true }, deps);
+  for (const strategy of ['failover', 'round-robin', 'sticky'] as const) {
+    const cfg: PoolConfig = { type: 'pool', members: [], members_scheme: 'socks5', strategy, max_attempts: 1, ban_after: 3 };
+    const pool = createPoolOutbound(`mixed-${strategy}`, cfg, { members: specs([m4, m5]), log });
+    for (let i = 0; i < 3; i++) {
+      const v6 = { host: '::1', port: 8080 };
+      // What `socksgate route` and GET /api/route show: the member the request below is served by.
+      assert.equal(pool.pick('k', undefined, 'connect', v6), 'five', strategy);
+      const conn = await pool.connect(v6, ctx());
+      assert.equal(await readAll(conn.socket), 'ok');
+      conn.release?.();
+      assert.equal(conn.member, 'five', strategy);
+    }
+    // IPv4-mapped is IPv4 to a socks4 member: it is not passed over for it.
+    assert.equal(pool.pick('k', undefined, 'connect', { host: '::ffff:127.0.0.1', port: 8080 }), pool.pick('k', undefined, 'connect', { host: '127.0.0.1', port: 8080 }));
+  }
+  assert.equal(four.requests.length, 0);
+});
