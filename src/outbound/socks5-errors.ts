@@ -7,13 +7,22 @@ import { GatewayError, Rep, toRep, UpstreamRefusedError } from '../errors.js';
 /**
  * We could not reach the upstream itself (TCP to it, or the hop before it in a chain).
  * The client gets the reply code of what really failed (ECONNREFUSED → 0x05, a timeout → 0x06,
- * a hop's own REP as it was).
+ * a hop's 0x03–0x06 as it was). A hop's other answers about this upstream's address are no
+ * answer about the client's destination: its 0x02 (a proxy's rules refusing the port, tinyproxy's
+ * ConnectPort, squid's SSL_ports) would read as a rule blocking the destination (HTTP 403), its
+ * 0x07 or 0x08 as the client's own request being wrong; they are 0x01, as a failed login to it is.
  */
 export class UpstreamUnreachableError extends GatewayError {
   constructor(upstream: string, cause: unknown) {
     const why = cause instanceof Error ? cause.message : String(cause);
-    super('GW_ERR_UPSTREAM_UNREACHABLE', `upstream "${upstream}" unreachable: ${why}`, toRep(cause), { cause });
+    super('GW_ERR_UPSTREAM_UNREACHABLE', `upstream "${upstream}" unreachable: ${why}`, reachingRep(cause), { cause });
   }
+}
+
+/** Why a proxy could not be reached, as a reply code: unreachable, refused, timed out, else 0x01. */
+function reachingRep(cause: unknown): Rep {
+  const rep = toRep(cause);
+  return rep === Rep.NETWORK_UNREACHABLE || rep === Rep.HOST_UNREACHABLE || rep === Rep.CONNECTION_REFUSED || rep === Rep.TTL_EXPIRED ? rep : Rep.GENERAL_FAILURE;
 }
 
 /** The upstream spoke, but not in a way we can use (bad version, no method we offer, early close). */

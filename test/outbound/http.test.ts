@@ -12,6 +12,7 @@ import { GatewayError, Rep } from '../../src/errors.js';
 import { createHttpOutbound } from '../../src/outbound/http.js';
 import { fromHttpError, HttpProxyRefusal } from '../../src/outbound/http-errors.js';
 import { createPoolOutbound } from '../../src/outbound/pool.js';
+import { createSocks4Outbound } from '../../src/outbound/socks4.js';
 import { createSocks5Outbound } from '../../src/outbound/socks5.js';
 import { isUpstreamFault } from '../../src/outbound/socks5-errors.js';
 import type { Connection, Outbound, OutboundContext } from '../../src/outbound/types.js';
@@ -301,4 +302,42 @@ test('an http or https proxy whose stream from the hop before it has already clo
     await assert.rejects(bounded(out.connect({ host: '127.0.0.1', port: 9 }, ctx())), (e: unknown) => e instanceof GatewayError && isUpstreamFault(e));
     assert.ok(performance.now() - started < 2_500, `tls ${tls}: failed at once, not at connect_timeout`);
   }
+});
+
+/** An HTTP proxy that answers every CONNECT with `status` (a real one's refusal of a port, as tinyproxy's ConnectPort or squid's SSL_ports). */
+async function startRefusingProxy(host: string, status: string): Promise<{ host: string; port: number; close(): Promise<void> }> {
+  const srv = createServer((s: Socket) => {
+    s.on('error', () => {});
+    let head = '';
+    s.on('data', (b: Buffer) => {
+      head += b.toString('latin1');
+      if (head.includes('\r\n\r\n')) s.end(`HTTP/1.1 ${status}\r\nContent-Length: 0\r\n\r\n`);
+    });
+  });
+  return { host, ...(await listenTracked(srv, host)) };
+}
+
+test('a via hop that refuses to reach the next proxy (403) or cannot carry its address: 0x01, the next proxy unreachable, not a refusal of the destination', async (t) => {
+  const hop = await startRefusingProxy('127.0.0.66', '403 Access violation');
+  t.after(() => hop.close());
+  const deps = { dns, connectTimeout: 3_000 };
+  const via = createHttpOutbound('hop', http({ host: hop.host, port: hop.port }), deps);
+  const last = createSocks5Outbound('last', { type: 'socks5', host: '127.0.0.67', port: 1080, remote_dns: true }, { ...deps, via });
+  const err = await last.connect({ host: '127.0.0.1', port: 80 }, ctx()).then(
+    () => assert.fail('connected'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof GatewayError);
+  assert.equal(err.rep, Rep.GENERAL_FAILURE, err.message);
+  assert.ok(isUpstreamFault(err));
+  assert.match(err.message, /upstream "last" unreachable: .*403 Access violation/);
+  // A socks4 hop asked for the next proxy's IPv6 address: not the client's address type.
+  const four = createSocks4Outbound('four', { type: 'socks4', host: '127.0.0.68', port: 1080, remote_dns: true }, deps);
+  const behind = createHttpOutbound('behind', http({ host: '::1', port: 3128 }), { ...deps, via: four });
+  const e2 = await behind.connect({ host: '127.0.0.1', port: 80 }, ctx()).then(
+    () => assert.fail('connected'),
+    (e: unknown) => e,
+  );
+  assert.ok(e2 instanceof GatewayError);
+  assert.equal(e2.rep, Rep.GENERAL_FAILURE, e2.message);
 });
