@@ -57,18 +57,28 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
+/** Polls `logs` until a line with message `msg` matches `pred`; bounded by `timeoutMs`. */
+export async function waitForLogMessage(
+  logs: Array<Record<string, unknown>>,
+  msg: string,
+  pred: (line: Record<string, unknown>) => boolean = () => true,
+  timeoutMs = 3_000,
+): Promise<Record<string, unknown> | undefined> {
+  for (let waited = 0; waited <= timeoutMs; waited += 20) {
+    const line = logs.find((l) => l.msg === msg && pred(l));
+    if (line) return line;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return undefined;
+}
+
 /** Polls `logs` until a `session end` line matches; bounded by `timeoutMs`. */
 export async function waitForLog(
   logs: Array<Record<string, unknown>>,
   pred: (line: Record<string, unknown>) => boolean,
   timeoutMs = 3_000,
 ): Promise<Record<string, unknown> | undefined> {
-  for (let waited = 0; waited <= timeoutMs; waited += 20) {
-    const line = logs.find((l) => l.msg === 'session end' && pred(l));
-    if (line) return line;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return undefined;
+  return waitForLogMessage(logs, 'session end', pred, timeoutMs);
 }
 
 /** A logger whose JSON lines land in `logs` (for access-log assertions). */
@@ -87,10 +97,14 @@ export function memoryLogger(level = 'info'): { log: Logger; logs: Array<Record<
  * Starts a gateway from a config object written as YAML would be (durations as strings),
  * through the real loader, listening on 127.0.0.1:0 unless `listen` is given.
  */
-export async function startGateway(partial: Record<string, unknown> = {}, opts: { source?: string; keepAliveSweepMs?: number } = {}): Promise<TestGateway> {
+export async function startGateway(
+  partial: Record<string, unknown> = {},
+  opts: { source?: string; keepAliveSweepMs?: number; logLevel?: string } = {},
+): Promise<TestGateway> {
   const text = stringify({ listen: [{ host: '127.0.0.1', port: 0 }], ...partial });
   const config = parseConfig(text, opts.source ?? '/tmp/socksgate-test.yaml', {});
-  const { log, logs } = memoryLogger();
+  // `logLevel: 'debug'` for a test that waits on an internal event only a debug line tells of.
+  const { log, logs } = memoryLogger(opts.logLevel);
   const gw = await Gateway.start(config, opts.keepAliveSweepMs === undefined ? { log } : { log, keepAliveSweepMs: opts.keepAliveSweepMs });
   const addr = gw.addresses[0]!;
   return { gw, host: addr.address, port: addr.port, logs, accessLog: (pred, ms) => waitForLog(logs, pred, ms), close: () => gw.close(0) };

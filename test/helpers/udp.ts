@@ -189,8 +189,8 @@ export async function udpAssociation(
  * A gateway that sends everything through the SOCKS5 upstream on 127.0.0.1:`upstreamPort`
  * (a scripted one, as a test instrument), and a UDP client of it; both closed after the test.
  */
-export async function udpThroughUpstream(t: TestContext, upstreamPort: number): Promise<{ gw: TestGateway; c: SocksUdpClient }> {
-  const gw = await startGateway({ upstreams: { up: { type: 'socks5', host: '127.0.0.1', port: upstreamPort } }, default: 'up' });
+export async function udpThroughUpstream(t: TestContext, upstreamPort: number, opts: { logLevel?: string } = {}): Promise<{ gw: TestGateway; c: SocksUdpClient }> {
+  const gw = await startGateway({ upstreams: { up: { type: 'socks5', host: '127.0.0.1', port: upstreamPort } }, default: 'up' }, opts);
   t.after(() => gw.close());
   const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
   t.after(() => c.close());

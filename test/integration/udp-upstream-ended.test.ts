@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { createServer, type Socket } from 'node:net';
+import { waitForLogMessage } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
 import { closeDgram, udpLogLine, udpThroughUpstream } from '../helpers/udp.js';
 
@@ -51,11 +52,12 @@ async function startEndingUpstream(): Promise<{ port: number; associations: () =
 test('once the upstream has ended its UDP association, the very next datagram goes through a new one', async (t) => {
   const upstream = await startEndingUpstream();
   t.after(() => upstream.close());
-  const { gw, c } = await udpThroughUpstream(t, upstream.port);
+  const { gw, c } = await udpThroughUpstream(t, upstream.port, { logLevel: 'debug' });
   c.send({ host: '127.0.0.1', port: 9 }, 'before');
   assert.equal((await c.receive())?.data.toString(), 'before');
   upstream.endAssociations();
-  await new Promise((resolve) => setTimeout(resolve, 200)); // the gateway has seen its control connection close
+  // Not a sleep: on a loaded machine the close may take longer to be read, and the datagram would go first.
+  assert.ok(await waitForLogMessage(gw.logs, 'upstream ended the UDP association'), 'the gateway saw its control connection close');
   c.send({ host: '127.0.0.1', port: 9 }, 'after');
   assert.equal((await c.receive())?.data.toString(), 'after', 'not lost to the association that had ended');
   assert.equal(upstream.associations(), 2);
