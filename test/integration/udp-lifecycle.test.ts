@@ -4,7 +4,7 @@ import { createSocket } from 'node:dgram';
 import { createServer, type Socket } from 'node:net';
 import { Cmd } from '../../src/protocol/constants.js';
 import { decodeReply, encodeGreeting, encodeRequest, NEED_DATA } from '../../src/protocol/messages.js';
-import { rawClient, readBytes, startGateway, type TestGateway } from '../helpers/index.js';
+import { rawClient, readBytes, startGateway, waitForLogMessage, type TestGateway } from '../helpers/index.js';
 import { rawFrame, startUdpEchoServer, udpLogLine } from '../helpers/udp.js';
 import { listenTracked } from '../helpers/servers.js';
 import { startDnsServer } from '../helpers/dns-server.js';
@@ -85,18 +85,20 @@ test('UDP ASSOCIATE: a datagram whose name is still being looked up when the ass
   t.after(() => dns.close());
   const echo = await startUdpEchoServer();
   t.after(() => echo.close());
-  const gw = await startGateway({ dns: { servers: [`127.0.0.1:${dns.port}`], timeout: '300ms' } });
+  const gw = await startGateway({ dns: { servers: [`127.0.0.1:${dns.port}`], timeout: '300ms' } }, { logLevel: 'debug' });
   t.after(() => gw.close());
   const { s, relayPort } = await rawAssociate(gw);
   t.after(() => s.destroy());
   const d = createSocket('udp4');
   t.after(() => d.close());
   d.send(Buffer.concat([Buffer.from([0, 0, 0, 3, 9]), Buffer.from('slow.test'), Buffer.from([echo.port >> 8, echo.port & 0xff]), Buffer.from('x')]), relayPort, '127.0.0.1');
-  await new Promise((resolve) => setTimeout(resolve, 100)); // the lookup is under way
+  for (let waited = 0; waited < 3_000 && dns.queries('slow.test') === 0; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.ok(dns.queries('slow.test') > 0, 'the lookup is under way');
   s.destroy();
   const line = await udpLogLine(gw, 2_000);
   assert.deepEqual(line?.['udp'], { sent: 1, received: 0, dropped: {} });
-  await new Promise((resolve) => setTimeout(resolve, 1_000)); // the lookup has failed by now
+  // The drop would come when the lookup fails: wait for that, not for a time it has usually failed by.
+  assert.ok(await waitForLogMessage(gw.logs, 'UDP destination not resolved', (l) => l['host'] === 'slow.test'), 'the lookup failed');
   const unresolved = await metricValue(gw.gw, 'socksgate_udp_datagrams_total', { direction: 'up', result: 'unresolved' });
   assert.ok(Number.isNaN(unresolved), 'no drop the access log does not have');
   assert.equal(await metricValue(gw.gw, 'socksgate_udp_datagrams_total', { direction: 'up', result: 'relayed' }), 1);
