@@ -3,7 +3,7 @@
 // timeout and aborted by the pool's close.
 import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { parseConfig } from '../../src/config/load.js';
@@ -81,7 +81,22 @@ test('a health check the member answers with a refusal of the target (0x02) keep
   // Dante refuses the check's target by its own rule: its answer is about the target.
   const dante = await startDante({ host: '127.0.0.1', block: ['127.0.0.9/32'] });
   t.after(() => dante.close());
-  const text = `upstreams:\n  crawl: { type: pool, ban_after: 1, members: ["socks5://127.0.0.1:${dante.port}"], health_check: { interval: 100ms, timeout: 2s, target: "127.0.0.9:9" } }\ndefault: crawl\n`;
+  // The checks reach Dante through a forwarder that counts those that have ended.
+  let checked = 0;
+  const counting = createServer((s) => {
+    s.on('error', () => {});
+    const up = connect({ host: dante.host, port: dante.port });
+    up.on('error', () => s.destroy());
+    s.on('close', () => {
+      checked++;
+      up.destroy();
+    });
+    up.on('close', () => s.destroy());
+    s.pipe(up).pipe(s);
+  });
+  const forwarder = await listenTracked(counting);
+  t.after(forwarder.close);
+  const text = `upstreams:\n  crawl: { type: pool, ban_after: 1, members: ["socks5://127.0.0.1:${forwarder.port}"], health_check: { interval: 100ms, timeout: 2s, target: "127.0.0.9:9" } }\ndefault: crawl\n`;
   const cfg = parseConfig(text, '/tmp/socksgate-health-refused.yaml', {});
   const dns = createResolver(cfg.dns, { log });
   t.after(() => dns.close());
@@ -89,7 +104,8 @@ test('a health check the member answers with a refusal of the target (0x02) keep
   t.after(() => closeOutbounds(built));
   startOutbounds(built);
   const pool = [...built.values()].find(isPoolOutbound)!;
-  await sleep(600); // several checks
+  // Several checks answered, however long they take to come: with ban_after 1, one failure would eject it.
+  assert.ok(await until(() => checked >= 3, 10_000), `${checked} checks ended`);
   const [member] = pool.stats();
   assert.equal(member?.healthy, true, JSON.stringify(member));
   assert.equal(member?.consecutiveFailures, 0);
