@@ -117,6 +117,14 @@ async function rawClientOf(gw: TestGateway, t: TestContext): Promise<{ s: Socket
   return { s, received: () => Buffer.concat(chunks).toString('latin1') };
 }
 
+/** Waits for `pred` to hold, failing with `what` after `ms`: a socket that closes early must not leave the test waiting until its timeout. */
+async function until(pred: () => boolean, what: string, ms = 5_000): Promise<void> {
+  for (let waited = 0; !pred(); waited += 10) {
+    assert.ok(waited < ms, what);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** Writes `raw` to the gateway and collects what comes back until it closes (or `ms` pass). */
 async function exchange(gw: TestGateway, raw: string, t: TestContext, ms = 5_000): Promise<string> {
   const { s, received } = await rawClientOf(gw, t);
@@ -237,7 +245,7 @@ test('an origin that closes in the middle of its body: the client sees the body 
   t.after(() => gw.close());
   const { s, received } = await rawClientOf(gw, t);
   s.write(get(origin.port), 'latin1');
-  while (!received().endsWith('abc')) await once(s, 'data');
+  await until(() => received().endsWith('abc'), 'the first part of the body reached the client');
   origin.release();
   assert.ok(await closedWithin(s), 'the connection closes: the only way to say the body is short');
   assert.match(received(), /^HTTP\/1\.1 200 [^]*\r\n\r\nabc$/);
@@ -252,7 +260,7 @@ test('an origin that closes in the middle of a body without a length: an HTTP/1.
   t.after(() => gw.close());
   const { s, received } = await rawClientOf(gw, t);
   s.write(`GET http://127.0.0.1:${origin.port}/ HTTP/1.0\r\n\r\n`, 'latin1');
-  while (!received().endsWith('abc')) await once(s, 'data');
+  await until(() => received().endsWith('abc'), 'the first part of the body reached the client');
   assert.doesNotMatch(received(), /content-length|transfer-encoding/i, 'the body is delimited by the close');
   const closing = new Promise<boolean>((resolve) => s.once('close', resolve));
   origin.release();
@@ -377,7 +385,7 @@ test('Expect: 100-continue from an HTTP/1.0 client is ignored: its answer is the
   const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n', {}, (got) => got.endsWith('hello'));
   const { s, received } = await rawClientOf(gw, t);
   s.write(`POST http://127.0.0.1:${origin.port}/up HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n`);
-  while (origin.received.length === 0) await new Promise((r) => setTimeout(r, 10));
+  await until(() => origin.received.length > 0, 'the head reached the origin');
   s.write('hello');
   await closedWithin(s, 5_000);
   assert.match(received(), /^HTTP\/1\.1 201 Created\r\n/, 'an HTTP/1.0 client takes any status line for its response (RFC 9110 §15.2)');
