@@ -118,8 +118,10 @@ test('fastest: a member measured slow once is tried again when its figure is no 
   for (let i = 0; i < 4; i++) assert.equal(await peerVia(p, d), '127.0.0.150', 'a recent figure still counts');
   now += FASTEST_STALE_MS;
   assert.equal(await peerVia(p, d), '127.0.0.156', 'tried again once its figure is old');
+  // The old figure is two held round trips (600 ms and more): averaged in (by 0.3) it would leave 420 ms at least;
+  // replaced, what is left is one loopback handshake, with room for a loaded machine.
   const latency = p.stats()[0]!.latencyMs!;
-  assert.ok(latency < 150, `the new figure replaces the old one rather than being averaged into it: ${latency} ms`);
+  assert.ok(latency < 300, `the new figure replaces the old one rather than being averaged into it: ${latency} ms`);
 });
 
 test('a member answering 0x01 counts against itself when another member then reaches the destination, and is ejected', async (t) => {
