@@ -207,7 +207,7 @@ test("a reload that changes a user's bandwidth holds the connections already ope
   t.after(() => before.socket.destroy());
   assert.equal(before.code, 0);
   const old = drain(before.socket);
-  await new Promise((r) => setTimeout(r, 300));
+  for (let waited = 0; waited < 5_000 && old.count() === 0; waited += 20) await new Promise((r) => setTimeout(r, 20));
   assert.ok(old.count() > 0, 'the first connection is under way');
 
   await gw.gw.reload(configOf(config(SLOW)));
