@@ -175,15 +175,19 @@ test('destinations routed at once are bounded: datagrams to more new names than 
   const c = await socksUdpClient({ host: '127.0.0.1', port: gw.addresses[0]!.port });
   t.after(() => c.close());
 
-  // In batches: a burst of 600 would overflow the relay socket's receive buffer.
-  for (let i = 0; i < names.length; i += 50) {
-    for (const name of names.slice(i, i + 50)) c.socket.send(encodeUdpDatagram({ host: name, port: 9 }, Buffer.from('x')), c.relay.port, c.relay.host);
-    await new Promise((r) => setTimeout(r, 20));
-  }
   const asked = (): number => names.filter((n) => dns.queries(n) > 0).length;
   // No series until the first drop.
   const queueFull = async (): Promise<number> => (await metricValue(gw, 'socksgate_udp_datagrams_total', { direction: 'up', result: 'queue_full' })) || 0;
-  for (let waited = 0; asked() + (await queueFull()) < names.length && waited < 10_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  /** Waits (bounded) until the gateway has taken `n` datagrams: looked their name up or dropped them. */
+  const taken = async (n: number): Promise<void> => {
+    for (let waited = 0; asked() + (await queueFull()) < n && waited < 10_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  };
+  // In batches, each once the gateway has read the one before: a burst of 600 would overflow the relay socket's
+  // receive buffer, and so would a batch sent after a pause the gateway, on a loaded machine, had not kept up with.
+  for (let i = 0; i < names.length; i += 50) {
+    for (const name of names.slice(i, i + 50)) c.socket.send(encodeUdpDatagram({ host: name, port: 9 }, Buffer.from('x')), c.relay.port, c.relay.host);
+    await taken(Math.min(i + 50, names.length));
+  }
   const localPort = c.control.localPort;
   assert.ok(asked() <= 256, `at most 256 names looked up at once (${asked()} of ${names.length})`);
   assert.equal(asked() + (await queueFull()), names.length, 'every other datagram dropped as queue_full');
