@@ -147,11 +147,13 @@ test('hop-by-hop headers are not forwarded; end-to-end ones are; bodies go both 
   const gw = await startGateway();
   t.after(() => gw.close());
   const r = await curl([
-    '-i', '-x', `http://127.0.0.1:${gw.port}`, '--data-binary', 'x'.repeat(100_000),
+    // -U: a client configured with a login sends Proxy-Authorization whether or not the gateway asks for one.
+    '-i', '-v', '-x', `http://127.0.0.1:${gw.port}`, '-U', 'alice:pw', '--data-binary', 'x'.repeat(100_000),
     '-H', 'Connection: x-secret', '-H', 'X-Secret: 1', '-H', 'X-Kept: 2', '-H', 'Proxy-Connection: keep-alive', '-H', 'TE: trailers',
     `http://127.0.0.1:${o.port}/post`,
   ]);
   assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /^> Proxy-Authorization: Basic /m, 'curl sent the field the origin must not see');
   assert.match(r.stdout, /got 100000$/);
   assert.match(r.stdout, /^x-origin: yes\r$/im);
   assert.doesNotMatch(r.stdout, /timeout=99/);
