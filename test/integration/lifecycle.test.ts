@@ -52,7 +52,9 @@ test('a port already taken fails start-up with EADDRINUSE, the proxy listener as
 
 test('what is still open when the drain ends is cut, and its access-log line says so: SOCKS relay, CONNECT tunnel, forwarded request', async (t) => {
   // An origin that reads and never answers: the forwarded request is still waiting at the cut.
+  let reached = 0;
   const silent = createServer((s) => {
+    reached++;
     s.on('error', () => {});
     s.resume();
   });
@@ -74,10 +76,8 @@ test('what is still open when the drain ends is cut, and its access-log line say
   request.write(`GET http://127.0.0.1:${dest}/ HTTP/1.1\r\nHost: 127.0.0.1:${dest}\r\n\r\n`);
   t.after(() => [socks, tunnel, request].forEach((s) => s.destroy()));
   // Each is relaying (or waiting on the origin) once the origin has its three connections.
-  for (let waited = 0; waited < 5_000 && gw.gw.connections.list().filter((c) => c.rule !== undefined).length < 3; waited += 20) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  await new Promise((r) => setTimeout(r, 100));
+  for (let waited = 0; waited < 5_000 && reached < 3; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(reached, 3, 'the origin has the three connections');
 
   await gw.gw.close(100);
   const of = (protocol: string, status?: number) => (l: Record<string, unknown>) => l.protocol === protocol && l.status === status;
@@ -121,8 +121,7 @@ test('a drain lets kept-alive HTTP clients go after the answer they wait for: "C
   }
 
   const began = performance.now();
-  const closing = gw.gw.close(20_000);
-  await new Promise((r) => setTimeout(r, 100));
+  const closing = gw.gw.close(20_000); // the drain begins here, before close() returns
   release();
   await Promise.all(clients.map((c) => c.end));
   const [waiting, begun] = clients;
