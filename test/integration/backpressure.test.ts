@@ -45,8 +45,11 @@ test('a client that does not read holds its destination back; nothing piles up i
   const heap = process.memoryUsage().arrayBuffers;
   assert.ok(heap < BOUND, `buffers held: ${heap}`);
 
-  // Reading again lets everything through.
-  stop = true;
+  // Reading again lets the destination go on: its writes move well past where they stalled.
+  const stalled = written;
   socket.resume();
+  for (let waited = 0; waited < 10_000 && written < stalled + BOUND; waited += 50) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(written >= stalled + BOUND, `the destination got ${written - stalled} bytes more out once the client read again`);
+  stop = true;
   socket.destroy();
 });
