@@ -29,6 +29,23 @@ async function gauges(metricsPort: number): Promise<Gauges> {
   };
 }
 
+/**
+ * The gateway at rest, for the baseline: no open connection, and the same handle count on two
+ * reads in a row (bounded). Read once as soon as nothing is open, handles still closing after
+ * the warm-up would count in it, and the leak check afterwards would let as many pass.
+ */
+async function atRest(metricsPort: number, ms: number): Promise<Gauges> {
+  let g = await gauges(metricsPort);
+  for (let waited = 0; waited < ms; waited += 250) {
+    await new Promise((r) => setTimeout(r, 250));
+    const again = await gauges(metricsPort);
+    const steady = g.active === 0 && again.active === 0 && again.handles === g.handles;
+    g = again;
+    if (steady) break;
+  }
+  return g;
+}
+
 /** Polls until the gateway's open connections and handles are back at `base` (bounded). */
 async function settled(metricsPort: number, base: Gauges, ms: number): Promise<Gauges> {
   let g = await gauges(metricsPort);
@@ -52,7 +69,7 @@ export async function run(): Promise<void> {
   let holding: { stop(): void } | undefined;
   try {
     await lg.run(['churn', via.kind, via.port, targets.ports.echo, 50, 2], 60_000); // warm-up: JIT, pools
-    const base = await settled(metricsPort, { handles: Infinity, active: 0 }, 5_000);
+    const base = await atRest(metricsPort, 10_000);
     const rss0 = await treeRssKiB(gw.pid);
     console.log(`baseline: ${base.handles} handles, ${base.active} open connections, RSS ${fmt(rss0 / 1024, 1)} MiB`);
 
