@@ -4,9 +4,9 @@
 import { memberSpec } from '../../src/outbound/pool.js';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { chmod, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { createConnection, createServer, isIPv4, type AddressInfo, type Socket } from 'node:net';
+import { endianness, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -42,13 +42,47 @@ function canConnect(host: string, port: number): Promise<boolean> {
   });
 }
 
+/**
+ * The daemon did not get its port: it exited before listening, or another process answers
+ * there (a port found free and taken before the daemon bound it).
+ */
+class PortLost extends Error {}
+
+/** The inodes of the sockets listening on IPv4 `host`:`port`, from /proc/net/tcp (addresses in host byte order). */
+async function listeningInodes(host: string, port: number): Promise<Set<string>> {
+  const bytes = host.split('.').map((b) => Number(b).toString(16).padStart(2, '0').toUpperCase());
+  const want = `${(endianness() === 'LE' ? bytes.reverse() : bytes).join('')}:${port.toString(16).padStart(4, '0').toUpperCase()}`;
+  const inodes = new Set<string>();
+  for (const line of (await readFile('/proc/net/tcp', 'utf8')).split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === want && f[3] === '0A') inodes.add(f[9]!); // 0A: LISTEN
+  }
+  return inodes;
+}
+
+/** Whether process `pid` holds the socket listening on `host`:`port`, rather than some other process. */
+async function holdsListener(pid: number, host: string, port: number): Promise<boolean> {
+  if (!isIPv4(host)) return true; // every daemon here listens on an IPv4 loopback address
+  const inodes = await listeningInodes(host, port);
+  const fds = await readdir(`/proc/${pid}/fd`).catch(() => []);
+  for (const fd of fds) {
+    const m = /^socket:\[(\d+)\]$/.exec(await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ''));
+    if (m && inodes.has(m[1]!)) return true;
+  }
+  return false;
+}
+
 /** Waits until `host:port` accepts, failing early if the process exits. At most ~5 s. */
 async function waitForPort(child: ChildProcess, host: string, port: number, what: string, stderr: () => string): Promise<void> {
   for (let i = 0; i < 100; i++) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}): ${stderr()}`);
+      throw new PortLost(`${what} exited (${child.exitCode ?? child.signalCode}): ${stderr()}`);
     }
-    if (await canConnect(host, port)) return;
+    if (await canConnect(host, port)) {
+      // What answers may be another process that took the port first: the daemon then fails to bind and exits.
+      if (await holdsListener(child.pid!, host, port)) return;
+      throw new PortLost(`${what}: another process listens on ${host}:${port}`);
+    }
     await sleep(50);
   }
   throw new Error(`${what} did not listen on ${host}:${port}: ${stderr()}`);
@@ -84,6 +118,22 @@ function spawnUpstream(cmd: string, args: string[], host: string, port: number, 
   );
 }
 
+/**
+ * Starts a daemon on `port`, or on a free one. A port found free is released before the daemon
+ * binds it, and a test file running alongside may take it in between: the daemon then cannot
+ * bind it, and another port is tried, three at most. A given port is not changed: taken, it fails.
+ */
+async function onPort(host: string, port: number | undefined, start: (port: number) => Promise<RunningUpstream>): Promise<RunningUpstream> {
+  if (port !== undefined) return start(port);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(await freePort(host));
+    } catch (err) {
+      if (!(err instanceof PortLost) || attempt === 3) throw err;
+    }
+  }
+}
+
 export interface MicrosocksOptions {
   host: string;
   /** Listen on this port (e.g. to restart a member on the same address); a free one when absent. */
@@ -94,13 +144,14 @@ export interface MicrosocksOptions {
   bind?: string | null;
 }
 
-export async function startMicrosocks(opts: MicrosocksOptions): Promise<RunningUpstream> {
-  const port = opts.port ?? (await freePort(opts.host));
-  const args = ['-i', opts.host, '-p', String(port)];
-  const bind = opts.bind === undefined ? opts.host : opts.bind;
-  if (bind !== null) args.push('-b', bind);
-  if (opts.user !== undefined) args.push('-u', opts.user, '-P', opts.pass ?? '');
-  return spawnUpstream(requireFile('/usr/bin/microsocks', 'microsocks'), args, opts.host, port);
+export function startMicrosocks(opts: MicrosocksOptions): Promise<RunningUpstream> {
+  return onPort(opts.host, opts.port, (port) => {
+    const args = ['-i', opts.host, '-p', String(port)];
+    const bind = opts.bind === undefined ? opts.host : opts.bind;
+    if (bind !== null) args.push('-b', bind);
+    if (opts.user !== undefined) args.push('-u', opts.user, '-P', opts.pass ?? '');
+    return spawnUpstream(requireFile('/usr/bin/microsocks', 'microsocks'), args, opts.host, port);
+  });
 }
 
 export interface DanteOptions {
@@ -112,8 +163,11 @@ export interface DanteOptions {
   external?: string[];
 }
 
-export async function startDante(opts: DanteOptions): Promise<RunningUpstream> {
-  const port = opts.port ?? (await freePort(opts.host));
+export function startDante(opts: DanteOptions): Promise<RunningUpstream> {
+  return onPort(opts.host, opts.port, (port) => spawnDante(opts, port));
+}
+
+async function spawnDante(opts: DanteOptions, port: number): Promise<RunningUpstream> {
   const dir = await mkdtemp(join(tmpdir(), 'socksgate-dante-'));
   const conf = [
     'logoutput: stderr',
@@ -147,8 +201,11 @@ export interface TinyproxyOptions {
 }
 
 /** tinyproxy in the foreground (`-d`), CONNECT allowed to every port, outgoing from `host`. */
-export async function startTinyproxy(opts: TinyproxyOptions): Promise<RunningUpstream> {
-  const port = opts.port ?? (await freePort(opts.host));
+export function startTinyproxy(opts: TinyproxyOptions): Promise<RunningUpstream> {
+  return onPort(opts.host, opts.port, (port) => spawnTinyproxy(opts, port));
+}
+
+async function spawnTinyproxy(opts: TinyproxyOptions, port: number): Promise<RunningUpstream> {
   const dir = await mkdtemp(join(tmpdir(), 'socksgate-tinyproxy-'));
   const conf = [
     `Port ${port}`,
@@ -174,8 +231,11 @@ export async function startTinyproxy(opts: TinyproxyOptions): Promise<RunningUps
  * Squid without a cache, CONNECT allowed to every port from loopback, outgoing from `host`.
  * `connectTimeout`: squid's own `connect_timeout` (`1 second`), after which it answers 503.
  */
-export async function startSquid(opts: { host: string; port?: number; connectTimeout?: string }): Promise<RunningUpstream> {
-  const port = opts.port ?? (await freePort(opts.host));
+export function startSquid(opts: { host: string; port?: number; connectTimeout?: string }): Promise<RunningUpstream> {
+  return onPort(opts.host, opts.port, (port) => spawnSquid(opts, port));
+}
+
+async function spawnSquid(opts: { host: string; port?: number; connectTimeout?: string }, port: number): Promise<RunningUpstream> {
   const dir = await mkdtemp(join(tmpdir(), 'socksgate-squid-'));
   await chmod(dir, 0o777); // squid drops to its own user for its logs
   const conf = [
