@@ -62,7 +62,17 @@ const UNHEALTHY_AFTER = 3;
 
 type Phase = 'resolve' | 'dial' | 'handshake';
 
-export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol: ProxyProtocol, deps: ProxyDeps): UpstreamOutbound {
+/** What `held` counts: a handle closed once it is done with, which the upstream may end first. */
+export interface HeldHandle {
+  close(): void;
+  onEnd?(listener: () => void): void;
+}
+
+export interface ProxyOutbound extends UpstreamOutbound {
+  held<T extends HeldHandle>(open: () => Promise<T>): Promise<T>;
+}
+
+export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol: ProxyProtocol, deps: ProxyDeps): ProxyOutbound {
   const counters = { attempts: 0, failures: 0, active: 0, consecutiveFaults: 0 };
   /** Connect latency (ms), a moving average of successful connects, as a pool keeps its members'. */
   let latencyMs: number | undefined;
@@ -124,14 +134,45 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
     } catch (err) {
       hop?.socket.destroy();
       hop?.release?.();
-      counters.failures++;
-      const e = classify(err, phase, heard, deadline, ctx, dest);
-      if (isUpstreamFault(e)) counters.consecutiveFaults++;
-      else if (e.code === 'GW_ERR_UPSTREAM_REFUSED') counters.consecutiveFaults = 0; // it answered: alive
-      throw e;
+      throw failed(classify(err, phase, heard, deadline, ctx, dest));
     } finally {
       deadline.clear();
     }
+  }
+
+  function failed(e: GatewayError): GatewayError {
+    counters.failures++;
+    if (isUpstreamFault(e)) counters.consecutiveFaults++;
+    else if (e.code === 'GW_ERR_UPSTREAM_REFUSED') counters.consecutiveFaults = 0; // it answered: alive
+    return e;
+  }
+
+  /**
+   * A UDP association (or any handle that outlives its opening) through this upstream counts as
+   * a pool member's does: an attempt, a failure when it cannot be opened, and one active
+   * connection until it is closed or the upstream ends it, once.
+   */
+  async function held<T extends HeldHandle>(open: () => Promise<T>): Promise<T> {
+    counters.attempts++;
+    let handle: T;
+    try {
+      handle = await open();
+    } catch (err) {
+      throw err instanceof GatewayError ? failed(err) : err;
+    }
+    counters.consecutiveFaults = 0;
+    counters.active++;
+    let released = false;
+    const close = handle.close.bind(handle);
+    handle.close = () => {
+      if (!released) {
+        released = true;
+        counters.active--;
+      }
+      close();
+    };
+    handle.onEnd?.(() => handle.close());
+    return handle;
   }
 
   function handOut(hop: Connection, done: Established): Connection {
@@ -161,7 +202,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
     };
   }
 
-  return { name, connect, stats, close: async () => {} };
+  return { name, connect, held, stats, close: async () => {} };
 }
 
 /**

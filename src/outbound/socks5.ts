@@ -24,7 +24,7 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
   /** What DST.ADDR may be: the name as received (remote_dns), or addresses looked up here. */
   const targets = async (dest: Destination, ctx: OutboundContext): Promise<Destination[]> =>
     cfg.remote_dns ? [assertSendable(dest)] : resolveHere(dest, ctx, deps.dns);
-  const out: UpstreamOutbound = createProxyOutbound(name, { ...proxy, username: cfg.username, password: cfg.password }, {
+  const out = createProxyOutbound(name, { ...proxy, username: cfg.username, password: cfg.password }, {
     targets,
     handshake: (socket, to, run) => {
       assertRfc1929(name, run.credentials);
@@ -47,7 +47,7 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
     openSocks5Bind(upstream(ctx), dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialFor(ctx), lastHop, targets: (d) => targets(d, ctx) });
   if (!deps.via) {
     out.openUdp = (ctx: OutboundContext): Promise<UdpChannel> =>
-      openSocks5Udp({ ...upstream(ctx), remoteDns: cfg.remote_dns }, ctx, { connectTimeout: deps.connectTimeout, dns: deps.dns, dial: dialFor(ctx) });
+      out.held(() => openSocks5Udp({ ...upstream(ctx), remoteDns: cfg.remote_dns }, ctx, { connectTimeout: deps.connectTimeout, dns: deps.dns, dial: dialFor(ctx) }));
   }
   return out;
 }

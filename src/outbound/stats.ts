@@ -7,11 +7,11 @@ import type { Destination, Outbound } from './types.js';
 
 export interface UpstreamStats {
   name: string;
-  /** connect() calls. */
+  /** connect() calls, and UDP associations asked for. */
   attempts: number;
-  /** connect() calls that did not give a connection. */
+  /** Attempts that did not give a connection (or an association). */
   failures: number;
-  /** Connections handed out and not yet released (a pool member's UDP associations and BINDs included). */
+  /** Connections handed out and not yet released (UDP associations included; a pool member's BINDs too). */
   active: number;
   /** In rotation: not failing (a lone upstream), neither ejected nor banned (a pool member). */
   healthy: boolean;

@@ -1,6 +1,11 @@
 import { test } from '../helpers/test.js';
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { createServer, type Socket } from 'node:net';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
+import { createResolver } from '../../src/dns/resolver.js';
+import { createSocks5Outbound } from '../../src/outbound/socks5.js';
 import { openSocks5Udp } from '../../src/outbound/socks5-udp.js';
 import { isPoolOutbound } from '../../src/outbound/stats.js';
 import type { Destination } from '../../src/outbound/types.js';
@@ -8,6 +13,7 @@ import { socksBind } from '../helpers/bind.js';
 import { freePort, startDante, startMicrosocks, startTinyproxy } from '../helpers/upstreams.js';
 import { metricValue } from '../helpers/metrics.js';
 import { startGateway } from '../helpers/index.js';
+import { listenTracked } from '../helpers/servers.js';
 import { startUdpEchoServer, socksUdpClient, udpAssociation, udpLogLine } from '../helpers/udp.js';
 
 /** Gateway config routing UDP through the Dante at `dante`. */
@@ -180,4 +186,43 @@ test('a session whose tag filters leave only members that cannot carry UDP (http
   await us.close();
   const line = await gw.accessLog((l) => l['user'] === 'alice' && JSON.stringify(l['udp'] ?? {}).includes('unsupported'));
   assert.match(String(line?.['error']), /no member matching country=us can carry udp/);
+});
+
+test('a stand-alone SOCKS5 upstream counts its UDP associations as a pool member does: attempts, failures, active until each ends', async (t) => {
+  // Grants every ASSOCIATE (BND: a UDP socket of its own) and keeps each control connection until told.
+  const relay = createSocket('udp4');
+  relay.bind(0, '127.0.0.1');
+  await once(relay, 'listening');
+  t.after(() => relay.close());
+  const controls: Socket[] = [];
+  const srv = createServer((s) => {
+    controls.push(s);
+    s.on('error', () => {});
+    s.once('data', () => {
+      s.write(Buffer.from([5, 0]));
+      s.once('data', () => s.write(Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, relay.address().port >> 8, relay.address().port & 0xff])));
+    });
+  });
+  const upstream = await listenTracked(srv, '127.0.0.1');
+  t.after(() => upstream.close());
+  const dns = createResolver({ cache_size: 10, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
+  const out = createSocks5Outbound('up', { type: 'socks5', host: '127.0.0.1', port: upstream.port, remote_dns: true }, { dns, connectTimeout: 3_000 });
+  const channel = await out.openUdp!(ctx());
+  t.after(() => channel.close());
+  assert.deepEqual(out.stats(), { name: 'up', attempts: 1, failures: 0, active: 1, healthy: true }, 'an open association is an active connection');
+  channel.close();
+  channel.close();
+  assert.deepEqual(out.stats(), { name: 'up', attempts: 1, failures: 0, active: 0, healthy: true }, 'closed (twice): let go once');
+  // Ended by the upstream: no longer active, whether or not its user closes it.
+  const ended = await out.openUdp!(ctx());
+  t.after(() => ended.close());
+  assert.equal(out.stats().active, 1);
+  const gone = new Promise<void>((resolve) => ended.onEnd?.(resolve));
+  controls.at(-1)!.destroy();
+  await gone;
+  assert.equal(out.stats().active, 0);
+  // The upstream is down: each ASSOCIATE that cannot reach it is a failure of its own.
+  await upstream.close();
+  for (let i = 0; i < 3; i++) await assert.rejects(out.openUdp!(ctx()));
+  assert.deepEqual(out.stats(), { name: 'up', attempts: 5, failures: 3, active: 0, healthy: false });
 });
