@@ -16,7 +16,7 @@ import { silentLogger } from '../../src/observe/logger.js';
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {});
 
-const ENV = { ALICE_PASSWORD: 'a' };
+const ENV = { ALICE_PASSWORD: 'a', PUBLIC_IP: '192.0.2.10' };
 const ANNOTATION = /^service\.beta\.kubernetes\.io\//;
 
 interface Block {
