@@ -57,8 +57,7 @@ export async function openSocks5Udp(upstream: Socks5UdpUpstream, ctx: OutboundCo
     tcp = await (deps.dial ?? ((signal: AbortSignal) => dialLiteral(upstream, signal)))(deadline.signal);
     phase = 'handshake';
     udp = await bindBeside(tcp);
-    const a = udp.address();
-    const remote = await associate(tcp, upstream, { host: a.address, port: a.port }, deadline.signal, deps.connectTimeout);
+    const remote = await associate(tcp, upstream, unknownSource(udp), deadline.signal, deps.connectTimeout);
     // RFC 1928 §7: BND is where datagrams go; a wildcard means "the address you reached me on".
     const relay = boundAddress(remote, tcp);
     if (relay.port === 0) throw new UpstreamHandshakeError(name, 'UDP ASSOCIATE reply names port 0');
@@ -109,7 +108,7 @@ export function dialLiteral(upstream: { host: string; port: number }, signal: Ab
   });
 }
 
-/** The datagram socket goes on the address our TCP connection left from: the upstream sees one client. */
+/** The datagram socket goes on the address our TCP connection left from: the upstream sees one client, the one its zeros DST stands for. */
 function bindBeside(tcp: Socket): Promise<DgramSocket> {
   const local = unmapped(tcp.localAddress ?? '0.0.0.0');
   const udp = createSocket({ type: isIPv6(local) ? 'udp6' : 'udp4', lookup: literalLookup });
@@ -128,6 +127,17 @@ function bindBeside(tcp: Socket): Promise<DgramSocket> {
   });
 }
 
+/**
+ * RFC 1928 §7: DST names where the datagrams will come from, and all zeros when the client does
+ * not know. Behind NAT (a container, a cloud network) the upstream sees neither our address nor,
+ * often, our port: a server that holds us to a DST naming them (Dante does) drops every datagram,
+ * or refuses the ASSOCIATE when its rules do not pass that address. Zeros have it take our
+ * datagrams from the address our TCP connection reaches it from, as it sees it.
+ */
+function unknownSource(udp: DgramSocket): Destination {
+  return { host: udp.address().family === 'IPv6' ? '::' : '0.0.0.0', port: 0 };
+}
+
 function associate(tcp: Socket, upstream: Socks5UdpUpstream, from: Destination, signal: AbortSignal, ms: number): Promise<SocksRemoteHost | undefined> {
   return new Promise((resolve, reject) => {
     assertRfc1929(upstream.name ?? `${upstream.host}:${upstream.port}`, upstream); // a throw here rejects
@@ -135,7 +145,6 @@ function associate(tcp: Socket, upstream: Socks5UdpUpstream, from: Destination, 
     const client = new SocksClient({
       proxy: { host: upstream.host, port: upstream.port, type: 5, userId: upstream.username, password: upstream.password },
       command: 'associate',
-      // RFC 1928 §7: DST is the address and port the datagrams will come from.
       destination: from,
       existing_socket: tcp,
       // Our deadline decides (connect_timeout from before the dial); this only keeps `socks` from

@@ -2,6 +2,7 @@
 // the `socks` package (its associate command and UDP frame helpers).
 
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import type { TestContext } from 'node:test';
@@ -195,4 +196,29 @@ export async function udpThroughUpstream(t: TestContext, upstreamPort: number, o
   const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port });
   t.after(() => c.close());
   return { gw, c };
+}
+
+/**
+ * Ports of this process's UDP sockets bound on the IPv4 address `host` (Linux /proc): how a
+ * test finds a socket the gateway opened for itself, which it has no handle on.
+ */
+export function ownUdpPorts(host = '127.0.0.1'): Set<number> {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  // /proc/net/udp writes an IPv4 address as the hex of its 32 bits in host (little-endian) order.
+  const hex = host.split('.').map((b) => Number(b).toString(16).padStart(2, '0').toUpperCase()).reverse().join('');
+  const ports = new Set<number>();
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    const [addr, port] = (f[1] ?? '').split(':');
+    if (addr === hex && port !== undefined && inodes.has(f[9] ?? '')) ports.add(parseInt(port, 16));
+  }
+  return ports;
 }
