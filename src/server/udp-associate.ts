@@ -11,6 +11,14 @@ import { UdpAssociation } from './udp-association.js';
 export const MAX_DESTINATIONS = 1024;
 
 /**
+ * Keepalive probes on the control connection start after this much silence. Nothing else
+ * crosses it, and answers keep the idle timer from firing, so without them a client gone
+ * without a FIN or RST (powered off, its NAT mapping dropped) kept its association for as
+ * long as a destination sent to it.
+ */
+const CONTROL_KEEPALIVE_MS = 60_000;
+
+/**
  * UDP ASSOCIATE (RFC 1928 §7): a relay socket on the address the client's TCP connection
  * arrived at (so BND.ADDR is never a wildcard), the reply naming it, then datagrams both
  * ways until the control connection closes or the association goes idle.
@@ -28,6 +36,7 @@ export async function handleUdpAssociate(ctx: CommandContext): Promise<void> {
     const bound = { host: snapshot.config.udp.advertise ?? local, port };
     front.granted(() => bound);
     record.rep = Rep.SUCCEEDED;
+    client.setKeepAlive(true, CONTROL_KEEPALIVE_MS);
     const association = new UdpAssociation(ctx, relay, {
       // The client's address, which a trusted PROXY header names (not the balancer's).
       clientHost: ctx.source, // unmapped already (ClientConnection.source)

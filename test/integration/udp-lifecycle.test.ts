@@ -1,6 +1,7 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { Cmd } from '../../src/protocol/constants.js';
 import { decodeReply, encodeGreeting, encodeRequest, NEED_DATA } from '../../src/protocol/messages.js';
@@ -102,4 +103,28 @@ test('UDP ASSOCIATE: a datagram whose name is still being looked up when the ass
   const unresolved = await metricValue(gw.gw, 'socksgate_udp_datagrams_total', { direction: 'up', result: 'unresolved' });
   assert.ok(Number.isNaN(unresolved), 'no drop the access log does not have');
   assert.equal(await metricValue(gw.gw, 'socksgate_udp_datagrams_total', { direction: 'up', result: 'relayed' }), 1);
+});
+
+/**
+ * The kernel's timer on the gateway's end of the TCP connection from `clientPort` to
+ * `gatewayPort` on 127.0.0.1, from /proc/net/tcp: 2 while keepalive probes are due (an
+ * established socket's sk_timer), 0 when no timer runs.
+ */
+function gatewaySideTimer(gatewayPort: number, clientPort: number): number | undefined {
+  const at = (port: number): string => `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === at(gatewayPort) && f[2] === at(clientPort)) return parseInt(f[5]!.split(':')[0]!, 16);
+  }
+  return undefined;
+}
+
+test('UDP ASSOCIATE: the control connection has TCP keepalive, so a client that vanished (no FIN, no RST) ends its association though answers keep coming', async (t) => {
+  const gw = await startGateway({ limits: { udp_idle_timeout: '20s' } });
+  t.after(() => gw.close());
+  const { s } = await rawAssociate(gw);
+  t.after(() => s.destroy());
+  // Nothing else crosses the connection: only the kernel's probes can find the client gone,
+  // and answers from a destination keep the idle timer from ever firing.
+  assert.equal(gatewaySideTimer(gw.port, s.localPort!), 2, 'keepalive probes due on the gateway side');
 });
