@@ -46,6 +46,9 @@ export interface Socks5UdpDeps {
 }
 
 
+/** Silence on an association's control connection after which keepalive probes start. */
+const CONTROL_KEEPALIVE_MS = 60_000;
+
 /** Opens an association on `upstream`; rejects with a GatewayError (as CONNECT would). */
 export async function openSocks5Udp(upstream: Socks5UdpUpstream, ctx: OutboundContext, deps: Socks5UdpDeps): Promise<UdpChannel> {
   const name = upstream.name ?? `${upstream.host}:${upstream.port}`;
@@ -217,7 +220,10 @@ function channel(
     tcp.destroy();
     udp.close();
   };
-  // The association lives as long as this connection (RFC 1928 §7); nothing more comes on it.
+  // The association lives as long as this connection (RFC 1928 §7); nothing more comes on it,
+  // so only keepalive probes find an upstream gone without a FIN: the channel then ends, and
+  // the next datagram opens another association (through another member, in a pool).
+  tcp.setKeepAlive(true, CONTROL_KEEPALIVE_MS);
   tcp.on('data', () => {});
   tcp.on('error', (err) => ctx.log.debug({ err, upstream: name }, 'UDP control connection error'));
   tcp.once('close', () => {

@@ -1,5 +1,6 @@
 import { test } from '../helpers/test.js';
 import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer, type Socket } from 'node:net';
 import assert from 'node:assert/strict';
@@ -225,4 +226,19 @@ test('a stand-alone SOCKS5 upstream counts its UDP associations as a pool member
   await upstream.close();
   for (let i = 0; i < 3; i++) await assert.rejects(out.openUdp!(ctx()));
   assert.deepEqual(out.stats(), { name: 'up', attempts: 5, failures: 3, active: 0, healthy: false });
+});
+
+test("the control connection of a UDP association through an upstream has TCP keepalive, so an upstream gone without a FIN is found (the channel then ends like one the upstream closed)", async (t) => {
+  const dante = await startDante({ host: '127.0.0.5' });
+  t.after(() => dante.close());
+  const channel = await openSocks5Udp({ host: dante.host, port: dante.port }, ctx(), { connectTimeout: 3_000 });
+  t.after(() => channel.close());
+  // Nothing crosses it after the reply: only the kernel's probes can find the upstream gone.
+  const at = (host: string, port: number): string => `${host.split('.').map((b) => Number(b).toString(16).toUpperCase().padStart(2, '0')).reverse().join('')}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const timers = readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[2] === at(dante.host, dante.port) && f[3] === '01')
+    .map((f) => parseInt(f[5]!.split(':')[0]!, 16));
+  assert.deepEqual(timers, [2], "keepalive probes due on the gateway's end (an established socket's sk_timer)");
 });
