@@ -70,8 +70,8 @@ export async function routeCommand(args: readonly string[], flags: RouteFlags): 
   const query = { host, port, user: flags.user, source: flags.source, command: cmd };
   const egress = compileEgress(config.egress.deny);
   let e = await explainRoute({ config, router, outbounds: new Map(), egress }, query);
-  if (e.member !== undefined) {
-    // Pools are built only when the decision names one (members files are read then).
+  if (e.member !== undefined || cmd !== 'connect') {
+    // Outbounds are built only when a pool's pick or a capability is asked (members files are read then).
     const outbounds = await buildOutbounds(config, { dns, log });
     e = await explainRoute({ config, router, outbounds, egress }, query);
     await closeOutbounds(outbounds);
@@ -82,6 +82,7 @@ export async function routeCommand(args: readonly string[], flags: RouteFlags): 
   parts.push(`index=${e.index}`);
   if (e.resolved) parts.push(`resolved=${e.resolved.join(',')}`);
   if (e.egress) parts.push(`egress=${e.egress}`);
+  if (e.unsupported) parts.push(`unsupported=${e.unsupported}`);
   console.log(parts.join(' '));
   dns.close();
   return 0;

@@ -35,6 +35,11 @@ export interface RouteExplanation {
    * the rules' answer for a name) is in `egress.deny`: the request gets 0x02 (HTTP 403).
    */
   egress?: 'denied';
+  /**
+   * The command (udp, bind) its action cannot carry: a request's datagrams are dropped and
+   * counted as `unsupported`, a BIND gets 0x07.
+   */
+  unsupported?: 'udp' | 'bind';
 }
 
 /** The running configuration and what was built from it: all a routing decision reads. */
@@ -104,6 +109,11 @@ export async function explainRoute(
     // source; UDP and BIND only through members that can carry them, and an IPv6 address not
     // through a socks4 member, as the pool picks for them.
     out.member = (pool && isPoolOutbound(pool) ? pool.pick(stickyKey(user, sessionKey, source), split?.params, cmd, dest) : undefined) ?? null;
+  }
+  // As the pipeline finds it: an outbound carries UDP or BIND only with the capability.
+  if (cmd !== 'connect') {
+    const outbound = parts.outbounds.get(decision.action);
+    if (outbound && !(cmd === 'udp' ? outbound.openUdp : outbound.bind)) out.unsupported = cmd;
   }
   if (decision.resolved) out.resolved = decision.resolved.map((a) => a.address);
   // What `direct` checks before it dials (outbound/direct.ts), CONNECT and UDP alike; BIND dials nothing.

@@ -107,6 +107,7 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
       member: { ...nullable('string'), description: 'For a pool: the member a request would get now (null: none usable)' },
       resolved: { type: 'array', items: { type: 'string' }, description: 'Addresses the name resolved to, when a rule needed them' },
       egress: { type: 'string', enum: ['denied'], description: 'For direct: every address it would dial (an IP literal or the rules\' answer) is in egress.deny, so the request is refused (0x02, HTTP 403)' },
+      unsupported: { type: 'string', enum: ['udp', 'bind'], description: 'The command the action cannot carry: datagrams are dropped and counted as unsupported, a BIND gets 0x07' },
     },
   },
   ReloadOutcome: {

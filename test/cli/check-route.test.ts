@@ -149,7 +149,7 @@ default: mix
     [['443'], 'rule=default action=mix member=http://10.0.0.1:3128 index=-1'],
     [['443', '--bind'], 'rule=default action=mix member=socks4://10.0.0.2:1080 index=-1'],
     [['443', '--udp'], 'rule=default action=mix member=socks5://10.0.0.3:1080 index=-1'],
-    [['8080', '--udp'], 'rule=web action=web member=none index=0'],
+    [['8080', '--udp'], 'rule=web action=web member=none index=0 unsupported=udp'],
   ];
   for (const [args, expected] of cases) {
     const r = await runCli(['route', 'example.org', ...args, '--config', path]);

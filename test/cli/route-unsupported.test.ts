@@ -1,0 +1,72 @@
+// `socksgate route --udp | --bind` and GET /api/route say when the action cannot carry the
+// command, as a request finds: its datagrams are dropped as `unsupported`, a BIND gets 0x07.
+import { test, type TestContext } from '../helpers/test.js';
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { loadConfig } from '../../src/config/load.js';
+import { createResolver } from '../../src/dns/resolver.js';
+import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
+import { explainRoute, type RouteParts } from '../../src/route-explain.js';
+import { compileRouter } from '../../src/router/compile.js';
+import { runCli } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+const CONFIG = `
+upstreams:
+  web: { type: http, host: 10.0.0.1, port: 3128 }
+  s4: { type: socks4, host: 10.0.0.2, port: 1080 }
+  entry: { type: socks5, host: 10.0.0.3, port: 1080 }
+  chained: { type: socks5, host: 10.0.0.4, port: 1080, via: entry }
+  webpool: { type: pool, members: ["http://10.0.0.5:3128"] }
+rules:
+  - { name: w, ports: [1], action: web }
+  - { name: f, ports: [2], action: s4 }
+  - { name: c, ports: [3], action: chained }
+  - { name: p, ports: [4], action: webpool }
+  - { name: e, ports: [5], action: entry }
+`;
+
+async function configFile(text: string): Promise<string> {
+  const path = join(await tempDir('route-unsupported'), 'socksgate.yaml');
+  await writeFile(path, text);
+  return path;
+}
+
+async function routeParts(t: TestContext, path: string): Promise<RouteParts> {
+  const config = await loadConfig({ path });
+  const log = pino({ level: 'silent' });
+  const dns = createResolver(config.dns, { log });
+  t.after(() => dns.close());
+  const parts = { config, router: await compileRouter(config, { dns }), outbounds: await buildOutbounds(config, { dns, log }) };
+  t.after(() => closeOutbounds(parts.outbounds));
+  return parts;
+}
+
+test('route --udp and --bind say unsupported= when the action cannot carry the command, as a request would find', async (t) => {
+  const path = await configFile(CONFIG);
+  const parts = await routeParts(t, path);
+  const unsupported = async (port: number, command: 'connect' | 'udp' | 'bind'): Promise<string | undefined> =>
+    (await explainRoute(parts, { host: '10.9.9.9', port, command })).unsupported;
+  const cases: Array<[number, 'connect' | 'udp' | 'bind', string | undefined]> = [
+    [1, 'udp', 'udp'], // http
+    [1, 'bind', 'bind'],
+    [1, 'connect', undefined],
+    [2, 'udp', 'udp'], // socks4
+    [2, 'bind', undefined],
+    [3, 'udp', 'udp'], // a chain: its datagrams would have to cross the hops
+    [3, 'bind', undefined],
+    [4, 'udp', 'udp'], // a pool of http members
+    [5, 'udp', undefined], // socks5 reached directly
+    [6, 'udp', undefined], // direct
+    [6, 'bind', undefined],
+  ];
+  for (const [port, command, expected] of cases) assert.equal(await unsupported(port, command), expected, `${port} ${command}`);
+
+  const cli = await runCli(['route', '10.9.9.9', '1', '--udp', '--config', path]);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.equal(cli.stdout.trim(), 'rule=w action=web index=0 unsupported=udp');
+  const carried = await runCli(['route', '10.9.9.9', '5', '--udp', '--config', path]);
+  assert.equal(carried.stdout.trim(), 'rule=e action=entry index=4');
+});
