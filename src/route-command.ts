@@ -7,6 +7,7 @@ import { silentLogger } from './observe/logger.js';
 import { buildOutbounds, closeOutbounds } from './outbound/build.js';
 import { compileEgress } from './outbound/egress.js';
 import { parseUsername } from './protocol/username.js';
+import { destinationName } from './protocol/name.js';
 import { explainRoute, refusedHost, refusedUser } from './route-explain.js';
 import { compileRouter } from './router/compile.js';
 
@@ -20,7 +21,8 @@ export interface RouteFlags {
 
 /** `socksgate route HOST PORT`: one line with the rule and action (and the pool member). */
 export async function routeCommand(args: readonly string[], flags: RouteFlags): Promise<number> {
-  const [host, portText] = args;
+  const [typed, portText] = args;
+  const host = typed === undefined ? undefined : destinationName(typed);
   const port = Number(portText);
   const wrong =
     !host || portText === undefined

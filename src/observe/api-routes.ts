@@ -6,6 +6,7 @@ import { parseDuration, MAX_TIMER_MS } from '../config/duration.js';
 import { COMMANDS } from '../config/types.js';
 import { isPoolOutbound, isUpstreamOutbound, type MemberStats, type PoolOutbound, type UpstreamStats } from '../outbound/stats.js';
 import { parseUsername } from '../protocol/username.js';
+import { destinationName } from '../protocol/name.js';
 import type { ReloadOutcome } from '../reload.js';
 import { explainRoute, refusedHost, refusedUser, type RouteParts } from '../route-explain.js';
 import { ref, type JsonSchema } from './api-schemas.js';
@@ -189,7 +190,8 @@ export const ROUTES: readonly ApiRoute[] = [
     },
     responses: { 200: { description: 'The decision', schema: ref('Route') }, 400: badRequest },
     handle: async (req, t) => {
-      const q = req.query as { host: string; port: number; user?: string; source?: string; command?: (typeof COMMANDS)[number] };
+      const asked = req.query as { host: string; port: number; user?: string; source?: string; command?: (typeof COMMANDS)[number] };
+      const q = { ...asked, host: destinationName(asked.host) };
       const refused = refusedHost(q.host);
       if (refused !== undefined) throw new HttpError(400, `host ${refused}`);
       if (q.source !== undefined && isIP(q.source) === 0) throw new HttpError(400, `source must be an IP address, got "${q.source}"`);

@@ -3,6 +3,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { ProtocolError, Rep } from '../errors.js';
 import { Atyp } from './constants.js';
+import { decodeName } from './name.js';
 import type { Address } from './types.js';
 
 /** What a decoder returns when the buffer holds only a prefix of the message. */
@@ -35,8 +36,8 @@ export function decodeAddressAt(buf: Buffer, off: number): DecodedAddress | type
       const len = buf[off + 1]!;
       if (len === 0) throw new ProtocolError('zero-length domain name', Rep.GENERAL_FAILURE);
       if (buf.length < off + 4 + len) return NEED_DATA;
-      // RFC 1928 §5: octets, no encoding given; latin1 keeps every byte as one char.
-      host = buf.toString('latin1', off + 2, off + 2 + len);
+      // RFC 1928 §5: octets, no encoding given; clients send UTF-8 when they send non-ASCII.
+      host = decodeName(buf, off + 2, off + 2 + len);
       p = off + 2 + len;
       break;
     }
@@ -98,7 +99,8 @@ export function writeWire(out: Buffer, off: number, w: WireAddress): number {
 }
 
 function domainBytes(host: string): Buffer {
-  // latin1 mirrors decoding (one byte per char); anything beyond latin1 goes out as UTF-8.
+  // latin1 mirrors the decoding of bytes that are not UTF-8 (one byte per char); anything
+  // beyond latin1 goes out as UTF-8. Requests carry ASCII names only (see decodeName).
   const name = /^[\x00-\xff]*$/.test(host) ? Buffer.from(host, 'latin1') : Buffer.from(host, 'utf8');
   if (name.length === 0) throw new ProtocolError('empty domain name', Rep.GENERAL_FAILURE);
   if (name.length > 255) {

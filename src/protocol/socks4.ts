@@ -7,6 +7,7 @@
 
 import { ProtocolError, Rep } from '../errors.js';
 import { NEED_DATA } from './address.js';
+import { decodeName } from './name.js';
 import { MAX_HOSTNAME, MAX_USERID, SOCKS4_VERSION, Socks4Cmd, type Socks4Reply } from './constants.js';
 import type { Decoded } from './messages.js';
 import type { Address } from './types.js';
@@ -36,7 +37,7 @@ export function decodeSocks4Request(buf: Buffer): Decoded<Socks4Request> {
   if (!is4a) return { value: { cmd, dest: { host: ip, port }, userId }, size: userEnd + 1 };
   const nameEnd = terminator(buf, userEnd + 1, MAX_HOSTNAME, 'HOSTNAME');
   if (nameEnd === NEED_DATA) return NEED_DATA;
-  const host = buf.toString('latin1', userEnd + 1, nameEnd);
+  const host = decodeName(buf, userEnd + 1, nameEnd);
   if (host === '') throw new ProtocolError('socks4a empty hostname', Rep.GENERAL_FAILURE);
   return { value: { cmd, dest: { host, port }, userId }, size: nameEnd + 1 };
 }

@@ -92,7 +92,7 @@ test('route prints the rule, its index and the action', async () => {
 test('route refuses a HOST that a request is refused for before any rule, as traffic is (SOCKS 0x04, HTTP 400)', async () => {
   const path = await configFile(`${ROUTES}  - { name: loopback, cidrs: [127.0.0.0/8], action: block }\n`);
   assert.match((await runCli(['route', '127.0.0.1', '80', '--config', path])).stdout, /^rule=loopback action=block index=4$/m);
-  for (const host of ['127.1', '2130706433', 'x.adserver.net..', '.corp.example.com', 'a b.example', 'bücher.example']) {
+  for (const host of ['127.1', '2130706433', 'x.adserver.net..', '.corp.example.com', 'a b.example', 'bü cher.example']) {
     const r = await runCli(['route', host, '80', '--config', path]);
     assert.equal(r.code, 2, `${host}: ${r.stdout}`);
     assert.equal(r.stdout, '', host);
@@ -100,6 +100,15 @@ test('route refuses a HOST that a request is refused for before any rule, as tra
   }
   for (const host of ['[::1]', '::ffff:10.1.2.3', 'WIKI.corp.example.com.']) {
     assert.equal((await runCli(['route', host, '80', '--config', path])).code, 0, host);
+  }
+});
+
+test('route reads a HOST in Unicode as its A-label, as a request naming it in UTF-8 is read', async () => {
+  const path = await configFile(`${ROUTES}  - { name: idn, domains: ["full:xn--bcher-kva.example"], action: block }\n`);
+  for (const host of ['bücher.example', 'BÜCHER.example']) {
+    const r = await runCli(['route', host, '443', '--config', path]);
+    assert.equal(r.code, 0, `${host}: ${r.stderr}`);
+    assert.match(r.stdout, /^rule=idn action=block index=4$/m, host);
   }
 });
 

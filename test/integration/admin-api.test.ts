@@ -243,6 +243,9 @@ test('a ban takes a member out of rotation for new requests at once, an unban br
     assert.equal(refused.status, 400, host);
     assert.match(refused.text, /is not an IP address or a hostname/, host);
   }
+  // A name in Unicode is asked about as its A-label, the form a request naming it is routed in.
+  const idn = await call('GET', '/api/route?host=b%C3%BCcher.example&port=80');
+  assert.equal(idn.status, 200, idn.text);
   await call('GET', '/api/connections');
   await call('GET', '/api/stats');
   await call('GET', '/api/openapi.json');

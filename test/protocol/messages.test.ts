@@ -92,6 +92,22 @@ test('request', () => {
   assert.throws(() => decodeRequest(hex('05 00 00 01 7f000001 0050')), isProtocol(Rep.COMMAND_NOT_SUPPORTED));
 });
 
+test('a name in UTF-8 decodes to its A-label (IDNA); one IDNA refuses, or bytes that are not UTF-8, stay as sent', () => {
+  const request = (name: Buffer): Buffer => Buffer.concat([hex('05 01 00 03'), Buffer.from([name.length]), name, hex('0050')]);
+  const host = (name: Buffer): unknown => {
+    const d = decodeRequest(request(name));
+    return d === NEED_DATA ? d : d.value.dest.host;
+  };
+  assert.equal(host(Buffer.from('bücher.example', 'utf8')), 'xn--bcher-kva.example');
+  assert.equal(host(Buffer.from('BÜCHER.Example.', 'utf8')), 'xn--bcher-kva.example.', 'lower-cased, as rules read names');
+  assert.equal(host(Buffer.from('例え.テスト', 'utf8')), 'xn--r8jz45g.xn--zckzah');
+  assert.equal(host(Buffer.from('bü cher.example', 'utf8')), 'bü cher.example');
+  assert.equal(host(Buffer.from('62ff722e74657374', 'hex')), 'b\u00ffr.test');
+  assert.equal(host(Buffer.from('127.1')), '127.1', 'ASCII stays as it came');
+  const udp = decodeUdpDatagram(Buffer.concat([hex('0000 00 03'), Buffer.from([15]), Buffer.from('bücher.example'), hex('0035 ff')]));
+  assert.deepEqual(udp.dest, { host: 'xn--bcher-kva.example', port: 53 }, 'UDP headers alike');
+});
+
 test('reply', () => {
   assert.deepEqual(encodeReply(Rep.CONNECTION_REFUSED), hex('05 05 00 01 00000000 0000'));
   assert.deepEqual(encodeReply(Rep.SUCCEEDED, { host: '::1', port: 8080 }), hex('05 00 00 04 00000000000000000000000000000001 1f90'));

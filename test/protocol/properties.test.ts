@@ -3,6 +3,7 @@
 import { test } from '../helpers/test.js';
 import { strict as assert } from 'node:assert';
 import { isIP, SocketAddress } from 'node:net';
+import { domainToASCII } from 'node:url';
 import fc from 'fast-check';
 import { ProtocolError, Rep } from '../../src/errors.js';
 import { Cmd, Method } from '../../src/protocol/constants.js';
@@ -42,8 +43,25 @@ const address: fc.Arbitrary<Address> = fc.record({ host, port }, { noNullPrototy
 const cmd = fc.constantFrom(Cmd.CONNECT, Cmd.BIND, Cmd.UDP_ASSOCIATE);
 const credential = fc.string({ maxLength: 60 }).filter((s) => Buffer.byteLength(s) <= 255);
 
-/** What `host` decodes back to: IPv6 in Node's text, IPv4-mapped IPv6 as plain IPv4. */
+/**
+ * What a name's wire bytes (latin1 for a string within it, else UTF-8) decode to: non-ASCII
+ * bytes that are UTF-8 are read so, then as their A-label when IDNA (the URL standard) takes them.
+ */
+function decodedName(host: string): string {
+  const bytes = /^[\x00-\xff]*$/.test(host) ? Buffer.from(host, 'latin1') : Buffer.from(host, 'utf8');
+  if (/^[\x00-\x7f]*$/.test(host)) return host;
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return host;
+  }
+  return domainToASCII(text) || text;
+}
+
+/** What `host` decodes back to: IPv6 in Node's text, IPv4-mapped IPv6 as plain IPv4, a name as decodedName reads it. */
 function canonical(a: Address): Address {
+  if (isIP(a.host) === 0) return { host: decodedName(a.host), port: a.port };
   if (isIP(a.host) !== 6) return a;
   const text = nodeText(a.host);
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(text);

@@ -101,3 +101,10 @@ test('names that only look like addresses go as SOCKS4a names, never as another 
   }
   assert.deepEqual([...encodeSocks4Request(Socks4Cmd.CONNECT, { host: '10.0.0.255', port: 80 }).subarray(4, 8)], [10, 0, 0, 255]);
 });
+
+test('a SOCKS4a HOSTNAME in UTF-8 decodes to its A-label (IDNA)', () => {
+  const wire = Buffer.concat([Buffer.from([4, 1, 0, 80, 0, 0, 0, 1, 0]), Buffer.from('bücher.example\0', 'utf8')]);
+  const d = decodeSocks4Request(wire);
+  assert.ok(d !== NEED_DATA);
+  assert.deepEqual(d.value.dest, { host: 'xn--bcher-kva.example', port: 80 });
+});
