@@ -31,7 +31,8 @@ export function decodeSocks4Request(buf: Buffer): Decoded<Socks4Request> {
   if (userEnd === NEED_DATA) return NEED_DATA;
   const port = buf.readUInt16BE(2);
   const ip = `${buf[4]}.${buf[5]}.${buf[6]}.${buf[7]}`;
-  const userId = buf.toString('latin1', HEADER, userEnd);
+  // No encoding is given; read as UTF-8, as RFC 1929 usernames are (what clients send today).
+  const userId = buf.toString('utf8', HEADER, userEnd);
   // SOCKS4a: DSTIP 0.0.0.x (x non-zero) means "the name follows the USERID".
   const is4a = buf[4] === 0 && buf[5] === 0 && buf[6] === 0 && buf[7] !== 0;
   if (!is4a) return { value: { cmd, dest: { host: ip, port }, userId }, size: userEnd + 1 };
@@ -73,7 +74,7 @@ export function encodeSocks4Request(cmd: number, dest: Address, userId = ''): Bu
   head[0] = SOCKS4_VERSION;
   head[1] = cmd;
   head.writeUInt16BE(dest.port, 2);
-  const user = Buffer.concat([Buffer.from(userId, 'latin1'), Buffer.from([0])]);
+  const user = Buffer.concat([Buffer.from(userId, 'utf8'), Buffer.from([0])]);
   if (v4) {
     head.set(v4, 4);
     return Buffer.concat([head, user]);

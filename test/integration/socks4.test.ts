@@ -206,3 +206,30 @@ test('SOCKS4 BIND from a client that came over IPv6, on a listener at that same 
   await once(peer, 'connect');
   assert.equal((await readBytes(s, 8))[1], 0x5a);
 });
+
+test('a SOCKS4 USERID is read as UTF-8, as SOCKS5 usernames are, and an empty one is left out of the line', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  // jörg and Ābel: Ā's second UTF-8 byte is 0x80, a C1 control when each byte is read as a char.
+  for (const userId of ['jörg', 'Ābel', '']) {
+    const s = await rawClient(gw.port);
+    t.after(() => s.destroy());
+    s.write(Buffer.concat([hex(`04 01 ${portHex(echo.port)} 7f000001`), Buffer.from(`${userId}\0`, 'utf8')]));
+    assert.equal((await readBytes(s, 8))[1], 0x5a, userId);
+    s.write(`from ${userId || 'nobody'}`);
+    await readBytes(s, Buffer.byteLength(`from ${userId || 'nobody'}`));
+    s.end();
+  }
+  for (const userId of ['jörg', 'Ābel']) {
+    const line = await gw.accessLog((l) => l['userid'] === userId);
+    assert.equal(line?.['rep'], 0, `${userId}: logged as sent`);
+  }
+  await gw.accessLog((l) => l['protocol'] === 'socks4' && Number(l['up']) === 'from nobody'.length);
+  const lines = gw.logs.filter((l) => l.msg === 'session end' && l['protocol'] === 'socks4');
+  assert.equal(lines.length, 3);
+  const empty = lines.find((l) => Number(l['up']) === 'from nobody'.length);
+  assert.ok(empty);
+  assert.equal('userid' in empty, false, 'no USERID sent: no field, as any other field left undefined');
+});

@@ -73,7 +73,7 @@ test('property: random bytes only ever give NEED_DATA, a request, or a ProtocolE
 test('property: any split of a valid request decodes to the same request', () => {
   // 0.0.0.x (x ≠ 0) is SOCKS4a's marker, never a destination.
   const host = fc.oneof(fc.ipV4().filter((ip) => !ip.startsWith('0.0.0.')), fc.domain());
-  const userId = fc.string({ maxLength: 40 }).filter((s) => !s.includes('\0') && Buffer.byteLength(s, 'latin1') === s.length);
+  const userId = fc.string({ unit: 'grapheme', maxLength: 40 }).filter((s) => !s.includes('\0') && Buffer.byteLength(s) <= 255);
   fc.assert(
     fc.property(host, fc.integer({ min: 0, max: 0xffff }), userId, fc.nat(), (h, port, user, cutSeed) => {
       const wire = encodeSocks4Request(Socks4Cmd.CONNECT, { host: h, port }, user);
@@ -107,4 +107,11 @@ test('a SOCKS4a HOSTNAME in UTF-8 decodes to its A-label (IDNA)', () => {
   const d = decodeSocks4Request(wire);
   assert.ok(d !== NEED_DATA);
   assert.deepEqual(d.value.dest, { host: 'xn--bcher-kva.example', port: 80 });
+});
+
+test('a USERID is read as UTF-8, as RFC 1929 usernames are', () => {
+  const wire = Buffer.concat([Buffer.from([4, 1, 0, 80, 127, 0, 0, 1]), Buffer.from('jörg Ābel\0', 'utf8')]);
+  const d = decodeSocks4Request(wire);
+  assert.ok(d !== NEED_DATA);
+  assert.equal(d.value.userId, 'jörg Ābel');
 });

@@ -45,7 +45,8 @@ export async function socks4Front(conn: ClientConnection, reader: ChunkReader, f
   reader.detach();
   conn.handshakeDone();
   const { cmd, dest, userId } = decoded.value;
-  record.userid = userId;
+  // An empty USERID is none sent: left out of the line, as every field without a value is.
+  if (userId !== '') record.userid = userId;
   record.cmd = cmd === Socks4Cmd.BIND ? 'bind' : 'connect';
   record.dest = formatAddress(dest);
   let rest = buf.subarray(decoded.size);
