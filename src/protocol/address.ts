@@ -3,7 +3,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { ProtocolError, Rep } from '../errors.js';
 import { Atyp } from './constants.js';
-import { decodeName } from './name.js';
+import { decodeName, nameBytes } from './name.js';
 import type { Address } from './types.js';
 
 /** What a decoder returns when the buffer holds only a prefix of the message. */
@@ -99,9 +99,8 @@ export function writeWire(out: Buffer, off: number, w: WireAddress): number {
 }
 
 function domainBytes(host: string): Buffer {
-  // latin1 mirrors the decoding of bytes that are not UTF-8 (one byte per char); anything
-  // beyond latin1 goes out as UTF-8. Requests carry ASCII names only (see decodeName).
-  const name = /^[\x00-\xff]*$/.test(host) ? Buffer.from(host, 'latin1') : Buffer.from(host, 'utf8');
+  // Requests carry ASCII names only (see decodeName); nameBytes mirrors its decoding otherwise.
+  const name = nameBytes(host);
   if (name.length === 0) throw new ProtocolError('empty domain name', Rep.GENERAL_FAILURE);
   if (name.length > 255) {
     throw new ProtocolError(`domain name of ${name.length} bytes (max 255)`, Rep.GENERAL_FAILURE);

@@ -33,3 +33,14 @@ export function decodeName(buf: Buffer, start: number, end: number): string {
     return latin1;
   }
 }
+
+/**
+ * A name's bytes as decodeName read them: one byte a char when every char fits (a name whose
+ * bytes were not UTF-8 goes back as those bytes), else UTF-8 (a name IDNA refused, kept as sent).
+ */
+export function nameBytes(name: string): Buffer {
+  return LATIN1.test(name) ? Buffer.from(name, 'latin1') : Buffer.from(name, 'utf8');
+}
+
+// eslint-disable-next-line no-control-regex
+const LATIN1 = /^[\x00-\xff]*$/;

@@ -5,9 +5,10 @@
 //   request: VN=4 CD DSTPORT(2) DSTIP(4) USERID NUL [HOSTNAME NUL when DSTIP is 0.0.0.x, x≠0]
 //   reply:   VN=0 CD DSTPORT(2) DSTIP(4), CD 90 granted, 91 rejected or failed
 
+import { isUtf8 } from 'node:buffer';
 import { ProtocolError, Rep } from '../errors.js';
 import { NEED_DATA } from './address.js';
-import { decodeName } from './name.js';
+import { decodeName, nameBytes } from './name.js';
 import { MAX_HOSTNAME, MAX_USERID, SOCKS4_VERSION, Socks4Cmd, type Socks4Reply } from './constants.js';
 import type { Decoded } from './messages.js';
 import type { Address } from './types.js';
@@ -32,7 +33,9 @@ export function decodeSocks4Request(buf: Buffer): Decoded<Socks4Request> {
   const port = buf.readUInt16BE(2);
   const ip = `${buf[4]}.${buf[5]}.${buf[6]}.${buf[7]}`;
   // No encoding is given; read as UTF-8, as RFC 1929 usernames are (what clients send today).
-  const userId = buf.toString('utf8', HEADER, userEnd);
+  // Bytes that are not UTF-8 are read one char a byte: the log shows what was sent, and a
+  // replacement character per byte would triple its length.
+  const userId = buf.toString(isUtf8(buf.subarray(HEADER, userEnd)) ? 'utf8' : 'latin1', HEADER, userEnd);
   // SOCKS4a: DSTIP 0.0.0.x (x non-zero) means "the name follows the USERID".
   const is4a = buf[4] === 0 && buf[5] === 0 && buf[6] === 0 && buf[7] !== 0;
   if (!is4a) return { value: { cmd, dest: { host: ip, port }, userId }, size: userEnd + 1 };
@@ -80,7 +83,7 @@ export function encodeSocks4Request(cmd: number, dest: Address, userId = ''): Bu
     return Buffer.concat([head, user]);
   }
   head[7] = 1; // 0.0.0.1: SOCKS4a
-  return Buffer.concat([head, user, Buffer.from(dest.host, 'latin1'), Buffer.from([0])]);
+  return Buffer.concat([head, user, nameBytes(dest.host), Buffer.from([0])]);
 }
 
 /** Whether DSTIP can carry `host`: IPv4, in either form a socket reports it. */
