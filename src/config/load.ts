@@ -32,6 +32,7 @@ export interface LoadOptions {
   /**
    * For a reload: the listeners the gateway runs. A reload cannot move them (a restart does),
    * so the open-proxy check and the egress default see them as well as the file's `listen`.
+   * An empty file is refused then: it is one being rewritten, not a wish for every default.
    */
   listening?: readonly ListenConfig[];
 }
@@ -75,6 +76,11 @@ function parseText(withBom: string, source: string, baseDir: string, env: NodeJS
     // A broken document has no reliable structure: report the syntax and stop there.
     const issues = doc.errors.map((e) => `${source}:${locator.position(e.pos[0])}: ${firstLine(e.message)}`);
     throw new ConfigError(issues);
+  }
+  // `render > socksgate.yaml` truncates at once and writes later: reloading the empty file in
+  // between would run the defaults, without the rules and users. `{}` still asks for them.
+  if (listening !== undefined && doc.contents === null) {
+    throw new ConfigError([`${source}:1:1: the file is empty (still being written?); write "{}" for every default`]);
   }
   const interpolation = interpolateDocument(doc, text, env);
   const raw: unknown = doc.contents === null ? {} : toJS(doc, source, locator);

@@ -139,6 +139,23 @@ test('--watch: a deleted config is rejected, the gateway keeps serving, and the 
   await assert.rejects(connectVia(gw.port, echo.port), /NotAllowed/);
 });
 
+test('--watch: a config emptied for rewriting (render > socksgate.yaml) is rejected, not run as the defaults without its rules', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const path = await tempConfig(BLOCK_LOOPBACK);
+  const gw = await startCliGateway(path, ['--watch']);
+  t.after(() => gw.child.kill('SIGKILL'));
+  // The shell truncates the file at once; the program writing it may take seconds.
+  await writeFile(path, '# rendered by deploy.sh\n');
+  const rejected = await gw.waitFor((l) => l.msg === 'reload rejected; keeping the running configuration' || l.msg === 'configuration reloaded');
+  assert.equal(rejected.msg, 'reload rejected; keeping the running configuration');
+  assert.match(JSON.stringify(rejected.errors), /socksgate\.yaml:1:1: .*empty/);
+  await assert.rejects(connectVia(gw.port, echo.port), /NotAllowed/, 'the running rules stay');
+  await writeFile(path, BASE);
+  await gw.waitFor((l) => l.msg === 'configuration reloaded');
+  (await connectVia(gw.port, echo.port)).destroy();
+});
+
 test('--watch sees a change made while the gateway was still starting, before it said "listening"', async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());
