@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument, visit, type Document } from 'yaml';
+import { LineCounter, parseDocument, visit, type Document, type YAMLError } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { interpolateDocument } from './env.js';
 import { toConfig, type RawConfig } from './normalize.js';
@@ -74,7 +74,7 @@ function parseText(withBom: string, source: string, baseDir: string, env: NodeJS
   const locator = new SourceLocator(doc, lines, source);
   if (doc.errors.length > 0) {
     // A broken document has no reliable structure: report the syntax and stop there.
-    const issues = doc.errors.map((e) => `${source}:${locator.position(e.pos[0])}: ${firstLine(e.message)}`);
+    const issues = doc.errors.map((e) => `${source}:${locator.position(e.pos[0])}: ${syntaxMessage(e)}`);
     throw new ConfigError(issues);
   }
   // `render > socksgate.yaml` truncates at once and writes later: reloading the empty file in
@@ -165,6 +165,12 @@ function sortedLines(issues: readonly Issue[], locator: SourceLocator): string[]
   const placed = issues.map((issue, i) => ({ i, offset: locator.offsetOf(issue), line: locator.format(issue) }));
   placed.sort((a, b) => a.offset - b.offset || a.i - b.i);
   return [...new Set(placed.map((p) => p.line))];
+}
+
+/** yaml's own words, except where they name its API instead of the fix. */
+function syntaxMessage(e: YAMLError): string {
+  if (e.code === 'MULTIPLE_DOCS') return 'a second document starts here, and a config file is one YAML document: merge the two, or remove this one';
+  return firstLine(e.message);
 }
 
 function firstLine(message: string): string {

@@ -155,6 +155,14 @@ test('YAML syntax errors carry line and column', () => {
   assertIssue(dup, '3:1', /unique/);
 });
 
+test('a second YAML document is an error at its "---" that says what to do, not which library function to call', () => {
+  const issues = issuesOf('listen:\n  - { host: 127.0.0.1, port: 1080 }\n---\nlog: {}\n');
+  assert.equal(issues.length, 1, issues.join('\n'));
+  assertIssue(issues, '3:1', /one YAML document/);
+  assert.match(issues[0]!, /merge the two/);
+  assert.doesNotMatch(issues[0]!, /parseAllDocuments/);
+});
+
 test('schema violations point at the offending key or value', () => {
   const issues = issuesOf(
     `listen:
