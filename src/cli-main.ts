@@ -5,7 +5,7 @@ import cluster from 'node:cluster';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.js';
-import { loginBytesProblem } from './config/semantic.js';
+import { loginBytesProblem, MAX_LOGIN_BYTES } from './config/semantic.js';
 import type { Config } from './config/types.js';
 import { ConfigError } from './errors.js';
 import { compileConfig, Gateway } from './gateway.js';
@@ -13,7 +13,7 @@ import { createLogger, flushLog, silentLogger } from './observe/logger.js';
 import { Metrics } from './observe/metrics.js';
 import { ConfigWatcher } from './config/watch.js';
 import { routeCommand } from './route-command.js';
-import { readPassword } from './password-prompt.js';
+import { PasswordTooLongError, readPassword } from './password-prompt.js';
 import { hashPassword } from './server/auth.js';
 import type { ReloadOutcome } from './reload.js';
 import { exitOnUnexpected } from './unexpected.js';
@@ -181,7 +181,14 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
 }
 
 async function printHash(): Promise<number> {
-  const password = await readPassword('Password: ');
+  let password: string;
+  try {
+    password = await readPassword('Password: ', MAX_LOGIN_BYTES);
+  } catch (err) {
+    if (!(err instanceof PasswordTooLongError)) throw err;
+    console.error(`hash-password: ${err.message}: a SOCKS5 login (RFC 1929) carries at most ${MAX_LOGIN_BYTES}`);
+    return 1;
+  }
   if (password.length === 0) {
     console.error('hash-password: empty password');
     return 1;

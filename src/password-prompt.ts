@@ -1,9 +1,29 @@
-/** Reads a password: a hidden prompt on a terminal, else everything on stdin (one trailing newline dropped). */
-export async function readPassword(prompt: string): Promise<string> {
+/** Input that goes on past the longest password the caller takes (`yes | socksgate hash-password`). */
+export class PasswordTooLongError extends Error {
+  constructor(maxBytes: number) {
+    super(`the password is over ${maxBytes} bytes`);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * Reads a password: a hidden prompt on a terminal, else everything on stdin (one trailing
+ * newline dropped). A pipe is read up to `maxBytes` and its newline: past them it is no
+ * password, and an endless one would be buffered until memory runs out.
+ */
+export async function readPassword(prompt: string, maxBytes: number): Promise<string> {
   const stdin = process.stdin;
   if (!stdin.isTTY) {
     const chunks: Buffer[] = [];
-    for await (const chunk of stdin) chunks.push(chunk as Buffer);
+    let size = 0;
+    for await (const chunk of stdin) {
+      chunks.push(chunk as Buffer);
+      size += (chunk as Buffer).length;
+      if (size > maxBytes + 2) {
+        stdin.destroy();
+        throw new PasswordTooLongError(maxBytes);
+      }
+    }
     return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
   }
   stdin.setRawMode(true); // echo off before the prompt invites typing

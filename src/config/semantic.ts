@@ -174,9 +174,11 @@ function checkOpenProxy(root: Obj, out: Issue[], listening: readonly { host: str
 }
 
 /** RFC 1929 gives the username and the password one length byte each: 255 bytes of UTF-8, not 255 characters. */
+export const MAX_LOGIN_BYTES = 255;
+
 export function loginBytesProblem(text: string): string | undefined {
   const bytes = Buffer.byteLength(text, 'utf8');
-  return bytes > 255 ? `is ${bytes} bytes in UTF-8: a SOCKS5 login (RFC 1929) carries at most 255` : undefined;
+  return bytes > MAX_LOGIN_BYTES ? `is ${bytes} bytes in UTF-8: a SOCKS5 login (RFC 1929) carries at most ${MAX_LOGIN_BYTES}` : undefined;
 }
 
 /** Past 255 characters the schema's maxLength reports it already. */

@@ -237,6 +237,26 @@ test('hash-password refuses a password no SOCKS5 login can carry (over 255 bytes
   assert.match(fits.stdout, /^scrypt\$/);
 });
 
+test('hash-password stops reading a pipe that goes on past what a password can be (yes | socksgate hash-password)', async (t) => {
+  const child = spawnTied(process.execPath, ['--import', 'tsx', CLI, 'hash-password'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  t.after(() => child.kill('SIGKILL'));
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdin!.on('error', () => {}); // it stops reading: EPIPE here is the point
+  // An input that never ends: before, the whole of it was buffered, gigabytes a minute.
+  const line = Buffer.from('y\n'.repeat(8_192));
+  const feed = setInterval(() => child.stdin!.writable && child.stdin!.write(line), 5);
+  t.after(() => clearInterval(feed));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  assert.equal(code, 1, `exit ${code}; stderr: ${stderr}`);
+  assert.equal(stdout, '');
+  assert.match(stderr, /hash-password: the password is over 255 bytes/);
+});
+
 test('hash-password on a terminal prompts without echoing the password', async () => {
   // script(1) runs the command on a real pseudo-terminal: what we type goes through it,
   // and everything the terminal showed comes back on stdout.
