@@ -42,6 +42,14 @@ const OPTIONS = {
   version: { type: 'boolean', short: 'v' },
 } as const;
 
+/** The options each command takes (--help and --version end before any command runs). */
+const COMMAND_OPTIONS: Readonly<Record<string, readonly (keyof typeof OPTIONS)[]>> = {
+  run: ['config', 'watch'],
+  check: ['config'],
+  route: ['config', 'user', 'source', 'udp', 'bind'],
+  'hash-password': [],
+};
+
 /** The package's version: package.json sits one level above both src/ and dist/. */
 async function version(): Promise<string> {
   const pkg: unknown = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
@@ -79,6 +87,14 @@ async function main(argv: string[]): Promise<number> {
   if (command !== 'route' && rest.length > 0) {
     const hint = command === 'hash-password' ? '' : ' (the config file is given with --config FILE)';
     console.error(`${command}: unexpected argument "${rest[0]}"${hint}\n${USAGE}`);
+    return 2;
+  }
+  // An option another command takes would be dropped without a word (`check --watch`
+  // watches nothing): a usage error, as a stray argument is.
+  const allowed = COMMAND_OPTIONS[command];
+  const foreign = allowed && Object.keys(values).find((name) => !(allowed as readonly string[]).includes(name));
+  if (foreign) {
+    console.error(`--${foreign} is not an option of ${command}\n${USAGE}`);
     return 2;
   }
   if (command !== 'run') {

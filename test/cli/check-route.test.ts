@@ -131,6 +131,23 @@ test('usage errors exit 2 and say what is wrong: an unknown option, a bad port, 
   }
 });
 
+test("an option of another command is a usage error, not silently dropped: check --watch, hash-password --config", async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['check', '--watch', '--config', 'config.example.yaml'], /--watch is not an option of check/],
+    [['check', '--user', 'alice', '--config', 'config.example.yaml'], /--user is not an option of check/],
+    [['hash-password', '--config', 'config.example.yaml'], /--config is not an option of hash-password/],
+    [['--udp', '--config', 'no-such-file.yaml'], /--udp is not an option of run/],
+    [['route', 'h', '80', '-w', '--config', 'config.example.yaml'], /--watch is not an option of route/],
+  ];
+  for (const [args, expected] of cases) {
+    const r = await runCli(args, { input: 'secret\n' });
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, expected, args.join(' '));
+    assert.match(r.stderr, /usage:/, args.join(' '));
+    assert.equal(r.stdout, '', args.join(' '));
+  }
+});
+
 test('route names the pool member, the same for one session key, without its password', async () => {
   const path = await configFile(ROUTES);
   const a = await runCli(['route', 'example.org', '443', '--user', 'alice-session-42', '--config', path]);
