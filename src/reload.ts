@@ -32,6 +32,8 @@ export class ReloadController {
   readonly #target: Reloadable;
   readonly #settled: Array<(outcome: ReloadOutcome) => void> = [];
   #queue: Promise<unknown> = Promise.resolve();
+  /** The attempt queued behind the running one, not begun yet. */
+  #waiting: Promise<ReloadOutcome> | undefined;
   readonly #level: 'debug' | undefined;
 
   /** `workerOfCluster`: the primary logs each reload's outcome, so this process's line is debug. */
@@ -45,9 +47,18 @@ export class ReloadController {
     this.#settled.push(fn);
   }
 
-  /** Reads the config file again and applies it; never throws. `trigger` is logged. */
+  /**
+   * Reads the config file again and applies it; never throws. `trigger` is logged. A reload
+   * asked for while another waits its turn joins that one: it reads the file after both
+   * asks, so a storm of SIGHUPs costs one more rebuild, not one per signal.
+   */
   reload(trigger: string): Promise<ReloadOutcome> {
-    const attempt = this.#queue.then(() => this.#attempt(trigger));
+    if (this.#waiting) return this.#waiting;
+    const attempt = this.#queue.then(() => {
+      this.#waiting = undefined; // from here on the file may already have been read
+      return this.#attempt(trigger);
+    });
+    this.#waiting = attempt;
     this.#queue = attempt.catch(() => {});
     return attempt;
   }

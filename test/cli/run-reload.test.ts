@@ -156,6 +156,34 @@ test('--watch: a config emptied for rewriting (render > socksgate.yaml) is rejec
   (await connectVia(gw.port, echo.port)).destroy();
 });
 
+test('a storm of SIGHUPs while a reload runs gives one more reload, not one per signal', async (t) => {
+  const path = await tempConfig(BASE);
+  // A list big enough that each reload takes a while, as a real blocklist does.
+  const list = join(path, '..', 'domains.txt');
+  await writeFile(list, Array.from({ length: 100_000 }, (_, i) => `host${i}.example${i % 97}.com\n`).join(''));
+  await writeFile(path, `${BASE}rules:\n  - { name: big, domains_file: domains.txt, action: block }\n`);
+  const gw = await startCliGateway(path);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const reloads = (): number => gw.lines.filter((l) => l.msg === 'configuration reloaded').length;
+  gw.child.kill('SIGHUP');
+  await gw.waitFor((l) => l.msg === 'configuration reloaded', 20_000).catch(() => undefined);
+  const before = reloads();
+  // A burst, all of it well within one reload (each signal is its own delivery to the process).
+  for (let i = 0; i < 30; i++) {
+    gw.child.kill('SIGHUP');
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  // Settled: no new line for a while.
+  let seen = -1;
+  while (seen !== reloads()) {
+    seen = reloads();
+    await new Promise((r) => setTimeout(r, 1_500));
+  }
+  const storm = reloads() - before;
+  assert.ok(storm >= 1, 'the file was read again after the signals');
+  assert.ok(storm <= 3, `${storm} reloads for 30 signals`);
+});
+
 test('--watch sees a change made while the gateway was still starting, before it said "listening"', async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());
