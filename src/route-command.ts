@@ -67,17 +67,27 @@ export async function routeCommand(args: readonly string[], flags: RouteFlags): 
   }
   const log = silentLogger();
   const dns = createResolver(config.dns, { log });
-  const router = await compileRouter(config, { dns });
+  // Everything start-up builds (list files, members files, CA files; no network), whatever
+  // the decision: a config the gateway would refuse gets no decision, as check reports it.
+  const issues: string[] = [];
+  const collect = (err: unknown): undefined => {
+    if (!(err instanceof ConfigError)) throw err;
+    issues.push(...err.issues);
+    return undefined;
+  };
+  const router = await compileRouter(config, { dns }).catch(collect);
+  const outbounds = await buildOutbounds(config, { dns, log }).catch(collect);
+  if (!router || !outbounds) {
+    if (outbounds) await closeOutbounds(outbounds);
+    dns.close();
+    for (const issue of issues) console.error(issue);
+    return 1;
+  }
   const cmd: Command = flags.udp ? 'udp' : flags.bind ? 'bind' : 'connect';
   const query = { host, port, user: flags.user, source: flags.source, command: cmd };
   const egress = compileEgress(config.egress.deny);
-  let e = await explainRoute({ config, router, outbounds: new Map(), egress }, query);
-  if (e.member !== undefined || cmd !== 'connect') {
-    // Outbounds are built only when a pool's pick or a capability is asked (members files are read then).
-    const outbounds = await buildOutbounds(config, { dns, log });
-    e = await explainRoute({ config, router, outbounds, egress }, query);
-    await closeOutbounds(outbounds);
-  }
+  const e = await explainRoute({ config, router, outbounds, egress }, query);
+  await closeOutbounds(outbounds);
   // PRODUCT.md's documented prefix `rule=NAME action=ACTION [member=URL]` first; extras after.
   const parts = [`rule=${e.rule}`, `action=${e.action}`];
   if (e.member !== undefined) parts.push(`member=${e.member ?? 'none'}`);

@@ -325,6 +325,17 @@ test('check reports every bad list file and members file at once, not only the f
   assert.match(r.stderr, /b\.txt:1:1: /);
 });
 
+test('route refuses a config whose members file is bad, as start-up and check do, whatever the decision', async () => {
+  const path = await configFile('upstreams:\n  p: { type: pool, members_file: proxies.txt }\nrules:\n  - { name: web, ports: [80], action: p }\n');
+  await writeFile(join(path, '..', 'proxies.txt'), 'socks5://127.0.0.1:1080\nnot a url\n');
+  for (const port of ['80', '443']) {
+    const r = await runCli(['route', 'example.com', port, '--config', path]);
+    assert.equal(r.code, 1, `port ${port}: ${r.stdout}`);
+    assert.equal(r.stdout, '', `port ${port}`);
+    assert.match(r.stderr, /proxies\.txt:2:1: /, `port ${port}`);
+  }
+});
+
 test('check: a byte order mark at the start of a list file does not shift its first line\'s column', async () => {
   const path = await configFile('rules:\n  - { name: lan, cidrs_file: lan.txt, domains_file: names.txt, action: direct }\n');
   await writeFile(join(path, '..', 'lan.txt'), '\uFEFFbogus\n');
