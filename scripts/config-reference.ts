@@ -117,7 +117,7 @@ export function renderReference(root: Schema): string {
   }
   out.push('## Formats', '');
   for (const name of ['duration', 'rate'] as const) out.push(`- **${name}**: ${defs[name]?.description ?? ''}`);
-  out.push('- **${VAR}**: every `${VAR}` or `${VAR:-fallback}` in a string value is replaced from the environment; an unset variable without a fallback is an error naming it. `$${` writes a literal `${` (a password holding one: `pa$${ss` is `pa${ss`).', '');
+  out.push('- **${VAR}**: every `${VAR}` or `${VAR:-fallback}` in a string value is replaced from the environment; an unset variable without a fallback is an error naming it. `$${` writes a literal `${` (a password holding one: `pa$${ss` is `pa${ss`). A value that is one `${VAR}` and nothing else, quoted or not, is read as the number or boolean it spells where one is wanted: `port: ${PORT}`, or `{ port: "${PORT}" }` in a flow mapping.', '');
   return out.join('\n');
 }
 

@@ -1,8 +1,9 @@
 // `${VAR}` and `${VAR:-fallback}` in string values, replaced from the environment before
 // validation (so patterns check the final text). `$${` stays a literal `${`.
-// Only string scalars are touched. A plain (unquoted) scalar that is exactly one `${...}` may then
-// take the type the schema wants there (`port: ${PORT}`), as if the text had been substituted
-// before parsing: see `whole` and load.ts.
+// Only string scalars are touched. A scalar that is exactly one `${...}` may then take the type
+// the schema wants there (`port: ${PORT}`), as if the text had been substituted before parsing;
+// a quoted one too (`port: "${PORT}"`), as Docker Compose reads it: in a flow mapping
+// (`{ port: ${PORT} }` opens a mapping) quoting is the only way to write one. See `whole` and load.ts.
 
 import { isPair, isScalar, visit, type Document, type Scalar } from 'yaml';
 import type { Issue } from './positions.js';
@@ -99,7 +100,7 @@ export interface DocumentInterpolation {
   issues: Issue[];
   /** Start offsets of the scalars that could not be interpolated: later complaints about them are noise. */
   failed: Set<number>;
-  /** Start offsets of plain scalars that were one `${...}` and nothing else. */
+  /** Start offsets of scalars that were one `${...}` and nothing else. */
   whole: Set<number>;
 }
 
@@ -119,7 +120,7 @@ export function interpolateDocument(doc: Document, text: string, env: NodeJS.Pro
       node.value = value;
       if (problems.length > 0 && node.range) failed.add(node.range[0]);
       const single = original.startsWith('${') && closingBrace(original, 2, original.length) === original.length - 1;
-      if (single && problems.length === 0 && node.type === 'PLAIN' && node.range) whole.add(node.range[0]);
+      if (single && problems.length === 0 && node.range) whole.add(node.range[0]);
       for (const p of problems) {
         issues.push({ path: [], message: p.message, offset: sourceOffset(node, text, original, p.index) });
       }

@@ -131,8 +131,8 @@ function toJS(doc: Document, source: string, locator: SourceLocator): unknown {
 
 /**
  * `port: ${PORT}` is a string once substituted; where the schema wants a number or a boolean
- * and the whole plain scalar was that one variable, the text is read as the value it spells
- * (what substituting before parsing would give, as Docker Compose and envsubst users expect).
+ * and the whole scalar (quoted or not) was that one variable, the text is read as the value it
+ * spells (what substituting before parsing would give, as Docker Compose and envsubst users expect).
  * Returns whether anything changed.
  */
 function retype(raw: unknown, issues: readonly Issue[], locator: SourceLocator, whole: ReadonlySet<number>): boolean {

@@ -526,11 +526,21 @@ test('a plain value that is only ${VAR} takes the type the schema wants (port: $
   assert.equal(c.limits.max_connections, 500);
   assert.equal(c.auth?.users[0]?.password, '12345'); // a string where the schema wants one
   assert.equal(c.metrics?.port, 9181);
-  // Not a number, quoted (a string by choice), or more than the variable: still refused where it is.
-  const issues = issuesOf('listen:\n  - host: 127.0.0.1\n    port: ${BAD}\n  - host: 127.0.0.2\n    port: "${PORT}"\n  - host: 127.0.0.3\n    port: 1${PORT}\n', env);
+  // Not a number, or more than the variable: still refused where it is.
+  const issues = issuesOf('listen:\n  - host: 127.0.0.1\n    port: ${BAD}\n  - host: 127.0.0.3\n    port: 1${PORT}\n  - host: 127.0.0.4\n    port: "1081"\n', env);
   assertIssue(issues, '3:11', /listen\[0\]\.port: must be an integer/);
   assertIssue(issues, '5:11', /listen\[1\]\.port: must be an integer/);
   assertIssue(issues, '7:11', /listen\[2\]\.port: must be an integer/);
+  assert.equal(issues.length, 3, issues.join('\n'));
+});
+
+test('a quoted value that is only ${VAR} takes the type the schema wants too: in a flow mapping nothing else can hold one', () => {
+  // `{ port: ${PORT} }` is a YAML syntax error ("{" opens a mapping there): quoting is the only way.
+  const c = parseConfig('listen: [{ host: 127.0.0.1, port: "${PORT}" }]\nupstreams:\n  corp: { type: socks5, host: 10.8.0.1, port: \'${CORP_PORT:-1080}\' }\nallow_open_proxy: "${OPEN}"\n', 'cfg.yaml', { PORT: '1081', OPEN: 'false' });
+  assert.deepEqual(c.listen, [{ host: '127.0.0.1', port: 1081, protocols: ['socks5', 'socks4', 'http'] }]);
+  assert.equal(c.upstreams.corp?.type === 'socks5' && c.upstreams.corp.port, 1080);
+  assert.equal(c.allow_open_proxy, false);
+  assertIssue(issuesOf('listen: [{ host: 127.0.0.1, port: "${PORT}" }]\n', { PORT: 'eighty' }), '1:35', /listen\[0\]\.port: must be an integer/);
 });
 
 test('a ${VAR} where the schema takes one of several forms takes the scalar one it spells (workers: ${WORKERS:-2}, a port in a rule)', () => {
