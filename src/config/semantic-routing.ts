@@ -37,7 +37,8 @@ function checkUpstreams(upstreams: ReadonlyMap<string, Obj | undefined>, out: Is
       out.push({ ...problem(at(), `"${name}" is a built-in action and cannot name an upstream`), atKey: true });
     }
     if (!u) continue;
-    const via = str(u['via']);
+    // A pool has no `via` (the schema reports the key): no name to look up as well.
+    const via = u['type'] === 'pool' ? undefined : str(u['via']);
     if (via !== undefined && !upstreams.has(via)) {
       out.push(problem(at('via'), `"${via}" names no upstream (defined: ${[...upstreams.keys()].join(', ')})`));
     }
@@ -95,7 +96,7 @@ function checkMember(m: unknown, path: ConfigPath, upstreams: ReadonlyMap<string
 function checkCycles(upstreams: ReadonlyMap<string, Obj | undefined>, out: Issue[]): void {
   const edges = (name: string): [string, ConfigPath][] => {
     const u = upstreams.get(name);
-    const via = str(u?.['via']);
+    const via = u?.['type'] === 'pool' ? undefined : str(u?.['via']);
     if (via !== undefined) return upstreams.has(via) ? [[via, ['upstreams', name, 'via']]] : [];
     if (u?.['type'] !== 'pool') return [];
     return list(u['members']).flatMap((m, i): [string, ConfigPath][] => {

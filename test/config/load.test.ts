@@ -240,6 +240,12 @@ test('upstream and pool mistakes', () => {
   assertIssue(issues, '10:58', /health_check\.target must be host:port, got "no-port"/);
 });
 
+test('a via on a pool is one problem, the unknown key, not also a name to look up', () => {
+  const issues = issuesOf('upstreams:\n  p: { type: pool, members: ["socks5://127.0.0.1:1"], via: corp }\n');
+  assertIssue(issues, '2:55', /upstreams\.p\.via: unknown key/);
+  assert.equal(issues.length, 1, issues.join('\n'));
+});
+
 test('a via cycle is an error at the via that closes it', () => {
   const issues = issuesOf(
     `upstreams:
