@@ -332,7 +332,9 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       } catch (err) {
         ctx.member = m.name;
         state.inFlight--;
-        state.failures++;
+        // A request its client gave up (or an operator killed) is withdrawn, not the member's failure.
+        if (err instanceof AbortedError) state.attempts--;
+        else state.failures++;
         settle(m, err, !trial, ctx.params);
         if (trial) trialFailed = true;
         if (ambiguous(err)) (gaveOne ??= []).push([m, !trial, err]);

@@ -141,7 +141,10 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
   }
 
   function failed(e: GatewayError): GatewayError {
-    counters.failures++;
+    // Given up by the caller (client gone, connection killed), not ended by the upstream:
+    // withdrawn from the counts rather than a failure of it.
+    if (e instanceof AbortedError) counters.attempts--;
+    else counters.failures++;
     if (isUpstreamFault(e)) counters.consecutiveFaults++;
     else if (e.code === 'GW_ERR_UPSTREAM_REFUSED') counters.consecutiveFaults = 0; // it answered: alive
     return e;

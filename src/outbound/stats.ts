@@ -7,7 +7,7 @@ import type { Destination, Outbound } from './types.js';
 
 export interface UpstreamStats {
   name: string;
-  /** connect() calls, and UDP associations asked for. */
+  /** connect() calls and UDP associations asked for, less those the caller gave up before they ended (a client gone, a connection killed). */
   attempts: number;
   /** Attempts that did not give a connection (or an association). */
   failures: number;

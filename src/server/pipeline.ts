@@ -68,7 +68,8 @@ export async function openConnect(ctx: CommandContext): Promise<Connection> {
   try {
     conn = await outbound.connect(ctx.dest, octx);
   } catch (err) {
-    ctx.metrics.outboundAttempt(outbound.name, false, (performance.now() - started) / 1000);
+    // Given up by its client (or killed, or the gateway stopping): no outcome of the outbound's.
+    if (!ctx.cancel.aborted) ctx.metrics.outboundAttempt(outbound.name, false, (performance.now() - started) / 1000);
     if (octx.member !== undefined) ctx.record.member = octx.member;
     throw err;
   }
