@@ -4,11 +4,12 @@
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { isLoopback } from '../config/net.js';
 import type { Config, MetricsConfig } from '../config/types.js';
 import type { Logger } from './logger.js';
 import type { ApiTarget } from './api-routes.js';
+import { AdminConnections } from './admin-connections.js';
 import { handleApi } from './api.js';
 import { closeIfUnread, loopbackHostAllowed, sendJson } from './http.js';
 
@@ -36,11 +37,13 @@ const PAGE_HEADERS = {
 };
 
 /**
- * Bounds for whoever can connect: a few scrapers and browser tabs need far fewer
+ * Bounds for whoever can connect: a few scrapers, probes and browser tabs need far fewer
  * connections, and beyond them new ones are dropped rather than taking the descriptors the
- * proxy listeners need. A request is a line, a few headers and at most a 16 KiB body.
+ * proxy listeners need; one address gets an eighth, and when the listener is full a new
+ * connection replaces an idle one (admin-connections.ts), so idle connections held open
+ * cannot lock out a probe. A request is a line, a few headers and at most a 16 KiB body.
  */
-const MAX_CONNECTIONS = 256;
+const CONNECTION_LIMITS = { total: 256, perSource: 32 } as const;
 const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 /** How often node looks for connections past those timeouts (its default is 30 s). */
@@ -121,7 +124,9 @@ export async function startAdmin(cfg: MetricsConfig, source: AdminSource): Promi
     res.writeHead(200, { 'content-type': page!.type, ...PAGE_HEADERS }).end(page!.body);
   };
   const timeouts = { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: TIMEOUT_CHECK_MS };
+  const connections = new AdminConnections(CONNECTION_LIMITS);
   const server = createServer(timeouts, (req, res) => {
+    res.once('close', connections.serving(req.socket));
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
       else res.destroy();
@@ -129,7 +134,7 @@ export async function startAdmin(cfg: MetricsConfig, source: AdminSource): Promi
       source.log.error({ err, url: req.url }, 'admin request failed');
     });
   });
-  server.maxConnections = MAX_CONNECTIONS;
+  server.on('connection', (socket: Socket) => void connections.admit(socket));
   server.listen(cfg.port, cfg.host);
   await once(server, 'listening'); // rejects on a listen error (EADDRINUSE)
   // A failed accept (EMFILE) is an 'error' on the server: logged, never an uncaught exception.
