@@ -102,7 +102,7 @@ export class Metrics {
   });
   readonly outboundRequests = this.#tallied('outboundRequests', {
     name: 'socksgate_outbound_requests_total',
-    help: 'Outbound connection attempts by outbound and result',
+    help: 'Outbound connection attempts (CONNECT, HTTP requests, BIND; not those their client gave up) by outbound and result',
     labelNames: ['outbound', 'result'] as const,
     registers: [this.registry],
   });
@@ -150,7 +150,7 @@ export class Metrics {
   });
   readonly connectSeconds = new Histogram({
     name: 'socksgate_connect_seconds',
-    help: 'Time to open the outbound connection',
+    help: 'Time to open the outbound connection (for BIND, until the listener is open)',
     labelNames: ['outbound'] as const,
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10],
     registers: [this.registry],

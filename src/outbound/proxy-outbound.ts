@@ -13,7 +13,7 @@ import { credentialsFor, type Credentials } from './credentials.js';
 import { AbortedError, Deadline, until } from './deadline.js';
 import { isUpstreamFault, UpstreamUnreachableError } from './socks5-errors.js';
 import { movingLatency, type UpstreamOutbound, type UpstreamStats } from './stats.js';
-import type { Connection, Destination, Outbound, OutboundContext } from './types.js';
+import type { BindHandle, Connection, Destination, Outbound, OutboundContext, UdpChannel } from './types.js';
 
 export interface ProxyDeps {
   dns: DnsResolver;
@@ -62,17 +62,13 @@ const UNHEALTHY_AFTER = 3;
 
 type Phase = 'resolve' | 'dial' | 'handshake';
 
-/** What `held` counts: a handle closed once it is done with, which the upstream may end first. */
-export interface HeldHandle {
-  close(): void;
-  onEnd?(listener: () => void): void;
+/** What a proxy carries besides CONNECT (SOCKS BIND, SOCKS5 UDP ASSOCIATE): counted as its connects are. */
+export interface ProxyCommands {
+  bind?(dest: Destination, ctx: OutboundContext): Promise<BindHandle>;
+  openUdp?(ctx: OutboundContext): Promise<UdpChannel>;
 }
 
-export interface ProxyOutbound extends UpstreamOutbound {
-  held<T extends HeldHandle>(open: () => Promise<T>): Promise<T>;
-}
-
-export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol: ProxyProtocol, deps: ProxyDeps): ProxyOutbound {
+export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol: ProxyProtocol, deps: ProxyDeps, commands: ProxyCommands = {}): UpstreamOutbound {
   const counters = { attempts: 0, failures: 0, active: 0, consecutiveFaults: 0 };
   /** Connect latency (ms), a moving average of successful connects, as a pool keeps its members'. */
   let latencyMs: number | undefined;
@@ -150,34 +146,6 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
     return e;
   }
 
-  /**
-   * A UDP association (or any handle that outlives its opening) through this upstream counts as
-   * a pool member's does: an attempt, a failure when it cannot be opened, and one active
-   * connection until it is closed or the upstream ends it, once.
-   */
-  async function held<T extends HeldHandle>(open: () => Promise<T>): Promise<T> {
-    counters.attempts++;
-    let handle: T;
-    try {
-      handle = await open();
-    } catch (err) {
-      throw err instanceof GatewayError ? failed(err) : err;
-    }
-    counters.consecutiveFaults = 0;
-    counters.active++;
-    let released = false;
-    const close = handle.close.bind(handle);
-    handle.close = () => {
-      if (!released) {
-        released = true;
-        counters.active--;
-      }
-      close();
-    };
-    handle.onEnd?.(() => handle.close());
-    return handle;
-  }
-
   function handOut(hop: Connection, done: Established): Connection {
     counters.active++;
     let released = false;
@@ -205,7 +173,41 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
     };
   }
 
-  return { name, connect, held, stats, close: async () => {} };
+  /**
+   * A BIND or an association counts as a pool counts its member's: an attempt, a failure when
+   * it does not open (not when its caller gave up), and active until it is closed or ends.
+   */
+  async function held<T extends { close(): void; onEnd?(listener: () => void): void }>(open: () => Promise<T>): Promise<T> {
+    counters.attempts++;
+    const started = performance.now();
+    let value: T;
+    try {
+      value = await open();
+    } catch (err) {
+      if (err instanceof GatewayError) throw failed(err);
+      counters.failures++;
+      throw err;
+    }
+    counters.consecutiveFaults = 0;
+    latencyMs = movingLatency(latencyMs, performance.now() - started);
+    counters.active++;
+    let released = false;
+    const close = value.close.bind(value);
+    value.close = () => {
+      if (released) return;
+      released = true;
+      counters.active--;
+      close();
+    };
+    value.onEnd?.(() => value.close());
+    return value;
+  }
+
+  const out: UpstreamOutbound = { name, connect, stats, close: async () => {} };
+  const { bind, openUdp } = commands;
+  if (bind) out.bind = (dest, ctx) => held(() => bind(dest, ctx));
+  if (openUdp) out.openUdp = (ctx) => held(() => openUdp(ctx));
+  return out;
 }
 
 /**

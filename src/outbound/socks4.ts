@@ -29,6 +29,17 @@ export function createSocks4Outbound(name: string, cfg: Socks4UpstreamConfig, de
     return cfg.remote_dns ? [assertSendable(dest)] : resolveHere(dest, ctx, deps.dns, 4);
   }
 
+  // As for SOCKS5: the control connection goes the way CONNECT's does, through `via` too;
+  // the peer connects to the upstream's own listening address (for a wildcard BND through a
+  // chain, this upstream's host rather than the first hop's).
+  const dial = proxyDialer(proxy, deps);
+  const lastHop: LastHop | undefined = deps.via ? (family) => lastHopAddress(proxy.host, deps.dns, family) : undefined;
+  const bind = async (dest: Destination, ctx: OutboundContext): Promise<BindHandle> => {
+    const { username } = credentialsFor({ username: cfg.username }, ctx);
+    const dialer = (signal: AbortSignal) => dial(signal, ctx).then(heldUntilClose);
+    // DST.ADDR as CONNECT would send it; a lookup here runs inside BIND's deadline and ends with the client.
+    return openSocks5Bind({ ...proxy, username, name, version: 4 }, dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialer, lastHop, targets: (d) => targets(d, ctx) });
+  };
   const out: UpstreamOutbound = createProxyOutbound(name, { ...proxy, username: cfg.username }, {
     targets,
     // SOCKS4 has no password: only the USERID goes out. Nor a greeting: the request is the
@@ -40,18 +51,7 @@ export function createSocks4Outbound(name: string, cfg: Socks4UpstreamConfig, de
       return socksHandshake(4, proxy, socket, to, { ...run, credentials: { username: run.credentials.username } }, deps.connectTimeout);
     },
     fromError: fromSocksError,
-  }, deps);
-  // As for SOCKS5: the control connection goes the way CONNECT's does, through `via` too;
-  // the peer connects to the upstream's own listening address (for a wildcard BND through a
-  // chain, this upstream's host rather than the first hop's).
-  const dial = proxyDialer(proxy, deps);
-  const lastHop: LastHop | undefined = deps.via ? (family) => lastHopAddress(proxy.host, deps.dns, family) : undefined;
-  out.bind = async (dest: Destination, ctx: OutboundContext): Promise<BindHandle> => {
-    const { username } = credentialsFor({ username: cfg.username }, ctx);
-    const dialer = (signal: AbortSignal) => dial(signal, ctx).then(heldUntilClose);
-    // DST.ADDR as CONNECT would send it; a lookup here runs inside BIND's deadline and ends with the client.
-    return openSocks5Bind({ ...proxy, username, name, version: 4 }, dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialer, lastHop, targets: (d) => targets(d, ctx) });
-  };
+  }, deps, { bind });
   // A name is carried (SOCKS4a, or resolved here); whether it has IPv4 addresses shows only at the dial.
   out.carries = (dest) => isIP(dest.host) !== 6 || asIPv4(dest.host) !== undefined;
   return out;

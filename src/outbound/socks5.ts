@@ -10,7 +10,7 @@ import type { Address } from '../protocol/types.js';
 import { assertRfc1929, credentialsFor } from './credentials.js';
 import { keepEarlyData } from './early-data.js';
 import { releaseWhenDone } from './socks-client-release.js';
-import { assertSendable, createProxyOutbound, heldUntilClose, proxyDialer, resolveHere, type Established, type HandshakeRun, type ProxyDeps } from './proxy-outbound.js';
+import { assertSendable, createProxyOutbound, heldUntilClose, proxyDialer, resolveHere, type Established, type HandshakeRun, type ProxyCommands, type ProxyDeps } from './proxy-outbound.js';
 import { lastHopAddress, openSocks5Bind, type LastHop } from './socks5-bind.js';
 import { failedOnReply, fromSocksError, UpstreamHandshakeError } from './socks5-errors.js';
 import { openSocks5Udp, type UpstreamDialer } from './socks5-udp.js';
@@ -24,14 +24,6 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
   /** What DST.ADDR may be: the name as received (remote_dns), or addresses looked up here. */
   const targets = async (dest: Destination, ctx: OutboundContext): Promise<Destination[]> =>
     cfg.remote_dns ? [assertSendable(dest)] : resolveHere(dest, ctx, deps.dns);
-  const out = createProxyOutbound(name, { ...proxy, username: cfg.username, password: cfg.password }, {
-    targets,
-    handshake: (socket, to, run) => {
-      assertRfc1929(name, run.credentials);
-      return socksHandshake(5, proxy, socket, to, run, deps.connectTimeout);
-    },
-    fromError: fromSocksError,
-  }, deps);
   // Both reach the upstream with the same dialer as CONNECT (through `via`, or dns.hosts, the
   // cache and the guard). BIND's control connection runs through a chain as CONNECT's does:
   // the peer connects to the upstream's own listening address, not through the gateway.
@@ -42,13 +34,23 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
   const dialFor = (ctx: OutboundContext): UpstreamDialer => (signal) => dial(signal, ctx).then(heldUntilClose);
   // Through a chain, a wildcard BND names this upstream, not the first hop the stream reaches.
   const lastHop: LastHop | undefined = deps.via ? (family) => lastHopAddress(proxy.host, deps.dns, family) : undefined;
-  // BIND asks for the DST.ADDR CONNECT would.
-  out.bind = (dest: Destination, ctx: OutboundContext): Promise<BindHandle> =>
-    openSocks5Bind(upstream(ctx), dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialFor(ctx), lastHop, targets: (d) => targets(d, ctx) });
+  const commands: ProxyCommands = {
+    // BIND asks for the DST.ADDR CONNECT would.
+    bind: (dest: Destination, ctx: OutboundContext): Promise<BindHandle> =>
+      openSocks5Bind(upstream(ctx), dest, ctx, { connectTimeout: deps.connectTimeout, dial: dialFor(ctx), lastHop, targets: (d) => targets(d, ctx) }),
+  };
   if (!deps.via) {
-    out.openUdp = (ctx: OutboundContext): Promise<UdpChannel> =>
-      out.held(() => openSocks5Udp({ ...upstream(ctx), remoteDns: cfg.remote_dns }, ctx, { connectTimeout: deps.connectTimeout, dns: deps.dns, dial: dialFor(ctx) }));
+    commands.openUdp = (ctx: OutboundContext): Promise<UdpChannel> =>
+      openSocks5Udp({ ...upstream(ctx), remoteDns: cfg.remote_dns }, ctx, { connectTimeout: deps.connectTimeout, dns: deps.dns, dial: dialFor(ctx) });
   }
+  const out: UpstreamOutbound = createProxyOutbound(name, { ...proxy, username: cfg.username, password: cfg.password }, {
+    targets,
+    handshake: (socket, to, run) => {
+      assertRfc1929(name, run.credentials);
+      return socksHandshake(5, proxy, socket, to, run, deps.connectTimeout);
+    },
+    fromError: fromSocksError,
+  }, deps, commands);
   return out;
 }
 

@@ -11,7 +11,7 @@ export interface UpstreamStats {
   attempts: number;
   /** Attempts that did not give a connection (or an association). */
   failures: number;
-  /** Connections handed out and not yet released (UDP associations included; a pool member's BINDs too). */
+  /** Connections handed out and not yet released, UDP associations and BINDs included. */
   active: number;
   /** In rotation: not failing (a lone upstream), neither ejected nor banned (a pool member). */
   healthy: boolean;

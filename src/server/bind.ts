@@ -63,8 +63,16 @@ async function open(ctx: CommandContext, decision: Decision, outbound: Outbound)
   const octx = outboundContext(ctx);
   if (decision.resolved) octx.resolved = decision.resolved;
   if (decision.unresolved !== undefined) octx.unresolved = decision.unresolved;
+  // Counted as a CONNECT's dial is, up to the first reply: the listener is open (here or at the upstream).
+  const started = performance.now();
   try {
-    return await bind.call(outbound, ctx.dest, octx);
+    const handle = await bind.call(outbound, ctx.dest, octx);
+    ctx.metrics.outboundAttempt(outbound.name, true, (performance.now() - started) / 1000);
+    return handle;
+  } catch (err) {
+    // Given up by its client (or killed, or the gateway stopping): no outcome of the outbound's.
+    if (!ctx.cancel.aborted) ctx.metrics.outboundAttempt(outbound.name, false, (performance.now() - started) / 1000);
+    throw err;
   } finally {
     // A pool names the member it tried last: the one that carries the BIND, or that refused it.
     if (octx.member !== undefined) ctx.record.member = octx.member;
