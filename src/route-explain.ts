@@ -1,10 +1,10 @@
 // The routing decision for one hypothetical request, as `socksgate route` prints it and
 // GET /api/route answers it: the rule, its action and, for a pool, the member it would pick.
 
-import type { Command, Config } from './config/types.js';
+import type { Command, Config, ProxyUpstreamConfig } from './config/types.js';
 import { isIP } from 'node:net';
 import type { EgressGuard } from './outbound/egress.js';
-import type { Outbound } from './outbound/types.js';
+import type { Destination, Outbound } from './outbound/types.js';
 import { isPoolOutbound } from './outbound/stats.js';
 import type { Router } from './router/types.js';
 import { splitSessionUser, stickyKey } from './protocol/username.js';
@@ -26,7 +26,10 @@ export interface RouteExplanation {
   action: string;
   /** Index in `rules`, -1 for the default. */
   index: number;
-  /** For a pool: the member picked now (a URL without its password), or null when none is usable. */
+  /**
+   * For a pool, or an upstream reached `via` a pool: the member picked now (a URL without its
+   * password), or null when none is usable.
+   */
   member?: string | null;
   /** Addresses the name resolved to, when a rule needed them. */
   resolved?: string[];
@@ -86,6 +89,27 @@ export function refusedUser(config: Config, user: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The pool whose member a request's access-log line names: the action's own, else the first
+ * pool on the action's `via` chain (the hop nearest the action writes the member last), with
+ * the upstream it dials for. Undefined when there is none, or the action cannot carry `cmd`
+ * (UDP goes through no chained upstream, BIND through no HTTP one): no hop is dialed then.
+ */
+function memberPool(config: Config, action: string, cmd: Command): { pool: string; hopTo?: Destination } | undefined {
+  const first = config.upstreams[action];
+  if (first?.type === 'pool') return { pool: action };
+  if (!first || cmd === 'udp' || (cmd === 'bind' && first.type === 'http')) return undefined;
+  // Bounded by the number of upstreams: a `via` cycle is a config error, but a walk never trusts that.
+  let at: ProxyUpstreamConfig = first;
+  for (let hops = 0; hops < Object.keys(config.upstreams).length; hops++) {
+    const next = at.via === undefined ? undefined : config.upstreams[at.via];
+    if (!next) return undefined;
+    if (next.type === 'pool') return { pool: at.via!, hopTo: { host: at.host, port: at.port } };
+    at = next;
+  }
+  return undefined;
+}
+
 /** What a request would get from `router` (picking from `outbounds` without side effects). */
 export async function explainRoute(
   parts: RouteParts,
@@ -103,12 +127,16 @@ export async function explainRoute(
   const dest = { host: unbracketed(q.host), port: q.port };
   const decision = await parts.router.decide({ dest, cmd, user, source });
   const out: RouteExplanation = { rule: decision.rule, action: decision.action, index: decision.ruleIndex };
-  if (parts.config.upstreams[decision.action]?.type === 'pool') {
-    const pool = parts.outbounds.get(decision.action);
+  const named = memberPool(parts.config, decision.action, cmd);
+  if (named) {
+    const pool = parts.outbounds.get(named.pool);
     // The same key a request would use (stickyKey): the user's session, else the user, else the
     // source; UDP and BIND only through members that can carry them, and an IPv6 address not
-    // through a socks4 member, as the pool picks for them.
-    out.member = (pool && isPoolOutbound(pool) ? pool.pick(stickyKey(user, sessionKey, source), split?.params, cmd, dest) : undefined) ?? null;
+    // through a socks4 member, as the pool picks for them. As a hop, the pool is asked for a
+    // CONNECT to the upstream behind it.
+    const key = stickyKey(user, sessionKey, source);
+    const picked = !pool || !isPoolOutbound(pool) ? undefined : named.hopTo ? pool.pick(key, split?.params, 'connect', named.hopTo, true) : pool.pick(key, split?.params, cmd, dest);
+    out.member = picked ?? null;
   }
   // As the pipeline finds it: an outbound carries UDP or BIND only with the capability.
   if (cmd !== 'connect') {

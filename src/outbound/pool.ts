@@ -461,8 +461,9 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   const pool: PoolOutbound = {
     name,
     connect,
-    pick(key, params, command = 'connect', dest) {
-      const view = viewFor(params);
+    pick(key, params, command = 'connect', dest, asHop = false) {
+      // As attempt() takes its view.
+      const view = asHop ? all : viewFor(params);
       return view ? choose(view, key, params, undefined, false, carrying(view, command, dest))?.name : undefined;
     },
     stats,

@@ -46,9 +46,10 @@ export interface PoolOutbound extends Outbound {
    * The member that would be chosen now for `sessionKey` with the session's parameters (tag
    * filters, lifetime) among those that can carry `command` (default connect) and be asked for
    * `dest`, as a request's first attempt would choose, without side effects; undefined when
-   * none is usable or matches.
+   * none is usable or matches. `asHop`: as a chain's hop (an upstream's `via`) picks, among
+   * every member whatever the session's tag filters (those are for the route's own pool).
    */
-  pick(sessionKey: string, params?: SessionParams, command?: Command, dest?: Destination): string | undefined;
+  pick(sessionKey: string, params?: SessionParams, command?: Command, dest?: Destination, asHop?: boolean): string | undefined;
   stats(): MemberStats[];
   /** Its members' records and its rotation, for the pool that replaces this one on reload. */
   memory(): PoolMemory;
