@@ -1,16 +1,12 @@
 // `socksgate route --udp | --bind` and GET /api/route say when the action cannot carry the
 // command, as a request finds: its datagrams are dropped as `unsupported`, a BIND gets 0x07.
-import { test, type TestContext } from '../helpers/test.js';
+import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { loadConfig } from '../../src/config/load.js';
-import { createResolver } from '../../src/dns/resolver.js';
-import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
-import { explainRoute, type RouteParts } from '../../src/route-explain.js';
-import { compileRouter } from '../../src/router/compile.js';
+import { explainRoute } from '../../src/route-explain.js';
 import { runCli } from '../helpers/cli.js';
+import { routePartsOf } from '../helpers/route.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const CONFIG = `
@@ -34,19 +30,10 @@ async function configFile(text: string): Promise<string> {
   return path;
 }
 
-async function routeParts(t: TestContext, path: string): Promise<RouteParts> {
-  const config = await loadConfig({ path });
-  const log = pino({ level: 'silent' });
-  const dns = createResolver(config.dns, { log });
-  t.after(() => dns.close());
-  const parts = { config, router: await compileRouter(config, { dns }), outbounds: await buildOutbounds(config, { dns, log }) };
-  t.after(() => closeOutbounds(parts.outbounds));
-  return parts;
-}
 
 test('route --udp and --bind say unsupported= when the action cannot carry the command, as a request would find', async (t) => {
   const path = await configFile(CONFIG);
-  const parts = await routeParts(t, path);
+  const parts = await routePartsOf(t, path);
   const unsupported = async (port: number, command: 'connect' | 'udp' | 'bind'): Promise<string | undefined> =>
     (await explainRoute(parts, { host: '10.9.9.9', port, command })).unsupported;
   const cases: Array<[number, 'connect' | 'udp' | 'bind', string | undefined]> = [

@@ -5,13 +5,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { loadConfig } from '../../src/config/load.js';
-import { createResolver } from '../../src/dns/resolver.js';
-import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
 import { explainRoute, type RouteParts } from '../../src/route-explain.js';
-import { compileRouter } from '../../src/router/compile.js';
 import { runCli } from '../helpers/cli.js';
+import { routePartsOf } from '../helpers/route.js';
 
 const CONFIG = `
 auth:
@@ -34,13 +30,7 @@ async function routeParts(t: TestContext, text: string, prefix = 'socksgate-rout
   t.after(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, 'socksgate.yaml');
   await writeFile(path, text);
-  const config = await loadConfig({ path });
-  const log = pino({ level: 'silent' });
-  const dns = createResolver(config.dns, { log });
-  t.after(() => dns.close());
-  const parts = { config, router: await compileRouter(config, { dns }), outbounds: await buildOutbounds(config, { dns, log }) };
-  t.after(() => closeOutbounds(parts.outbounds));
-  return { dir, path, parts };
+  return { dir, path, parts: await routePartsOf(t, path) };
 }
 
 test('route --user: tag filters pick the member; a malformed username is refused', async (t) => {

@@ -32,9 +32,9 @@ default: mid
     [['80'], 'rule=default action=mid member=socks5://u@10.0.0.1:1080 index=-1'],
     [['81'], 'rule=deep action=exit member=socks5://u@10.0.0.1:1080 index=0'],
     [['81', '--bind'], 'rule=deep action=exit member=socks5://u@10.0.0.1:1080 index=0'],
-    [['81', '--udp'], 'rule=deep action=exit index=0'],
+    [['81', '--udp'], 'rule=deep action=exit index=0 unsupported=udp'],
     [['82'], 'rule=web action=web member=socks5://u@10.0.0.1:1080 index=1'],
-    [['82', '--bind'], 'rule=web action=web index=1'],
+    [['82', '--bind'], 'rule=web action=web index=1 unsupported=bind'],
     [['83'], 'rule=lone action=lone index=2'],
   ];
   for (const [args, expected] of cases) {
