@@ -180,7 +180,7 @@ export const ROUTES: readonly ApiRoute[] = [
     summary: 'The routing decision for a request, as `socksgate route` prints it (with the live pools)',
     query: {
       properties: {
-        host: { type: 'string', minLength: 1, maxLength: 255 },
+        host: { type: 'string', minLength: 1, maxLength: 255, description: 'An IP address or a name; a name in Unicode is routed in its xn-- (IDNA A-label) form, as a request for it is' },
         port: { type: 'integer', minimum: 0, maximum: 65535 },
         user: { type: 'string', description: 'As a client sends it: session parameters allowed' },
         source: { type: 'string', description: 'Client IP (default 127.0.0.1)' },
