@@ -15,9 +15,9 @@ interface Scraped {
 type Field = 'attempts' | 'failures' | 'active' | 'healthy';
 
 const FIELDS: ReadonlyArray<[Field, string]> = [
-  ['attempts', 'Connection attempts through the upstream, UDP ASSOCIATEs included (not those their client gave up): since the config loaded, a pool member\'s across reloads while it is unchanged'],
+  ['attempts', 'Connection attempts through the upstream, BINDs and UDP ASSOCIATEs included (not those their client gave up or an operator killed): since the config loaded, a pool member\'s across reloads while it is unchanged'],
   ['failures', 'Failed connection attempts through the upstream, counted as attempts are'],
-  ['active', 'Relayed connections open through the upstream now, UDP associations included'],
+  ['active', 'Relayed connections open through the upstream now, BINDs and UDP associations included until they end'],
   ['healthy', '1 when the upstream is in rotation, 0 when failing, ejected or banned'],
 ];
 
@@ -53,7 +53,7 @@ export function observeSnapshot(metrics: Metrics, current: () => Scraped): void 
   );
   metrics.collect(
     'socksgate_upstream_latency_seconds',
-    'Latest measured connect latency through the upstream',
+    'Connect latency through the upstream: a moving average of its recent successful connects (and of a pool member\'s health checks)',
     ['upstream', 'pool'],
     () => everyUpstream(current()).flatMap(({ labels, s }) => (s.latencyMs === undefined ? [] : [{ labels, value: s.latencyMs / 1000 }])),
     'average', // with workers: the workers' mean, as /api/upstreams gives it

@@ -102,7 +102,7 @@ export class Metrics {
   });
   readonly outboundRequests = this.#tallied('outboundRequests', {
     name: 'socksgate_outbound_requests_total',
-    help: 'Outbound connection attempts (CONNECT, HTTP requests, BIND; not those their client gave up) by outbound and result',
+    help: 'Outbound connection attempts (CONNECT, HTTP requests, BIND; not those their client gave up or an operator killed; UDP associations are not in it) by outbound and result',
     labelNames: ['outbound', 'result'] as const,
     registers: [this.registry],
   });
