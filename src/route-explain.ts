@@ -92,13 +92,13 @@ export function refusedUser(config: Config, user: string): string | undefined {
 /**
  * The pool whose member a request's access-log line names: the action's own, else the first
  * pool on the action's `via` chain (the hop nearest the action writes the member last), with
- * the upstream it dials for. Undefined when there is none, or the action cannot carry `cmd`
- * (UDP goes through no chained upstream, BIND through no HTTP one): no hop is dialed then.
+ * the upstream it dials for. Undefined when there is none, or (`carried` false) the action
+ * cannot carry the command: it is refused before any hop is dialed.
  */
-function memberPool(config: Config, action: string, cmd: Command): { pool: string; hopTo?: Destination } | undefined {
+function memberPool(config: Config, action: string, carried: boolean): { pool: string; hopTo?: Destination } | undefined {
   const first = config.upstreams[action];
   if (first?.type === 'pool') return { pool: action };
-  if (!first || cmd === 'udp' || (cmd === 'bind' && first.type === 'http')) return undefined;
+  if (!first || !carried) return undefined;
   // Bounded by the number of upstreams: a `via` cycle is a config error, but a walk never trusts that.
   let at: ProxyUpstreamConfig = first;
   for (let hops = 0; hops < Object.keys(config.upstreams).length; hops++) {
@@ -127,7 +127,10 @@ export async function explainRoute(
   const dest = { host: unbracketed(q.host), port: q.port };
   const decision = await parts.router.decide({ dest, cmd, user, source });
   const out: RouteExplanation = { rule: decision.rule, action: decision.action, index: decision.ruleIndex };
-  const named = memberPool(parts.config, decision.action, cmd);
+  // As the pipeline finds it: an outbound carries UDP or BIND only with the capability.
+  const action = parts.outbounds.get(decision.action);
+  const carried = cmd === 'connect' || !action || (cmd === 'udp' ? !!action.openUdp : !!action.bind);
+  const named = memberPool(parts.config, decision.action, carried);
   if (named) {
     const pool = parts.outbounds.get(named.pool);
     // The same key a request would use (stickyKey): the user's session, else the user, else the
@@ -138,11 +141,7 @@ export async function explainRoute(
     const picked = !pool || !isPoolOutbound(pool) ? undefined : named.hopTo ? pool.pick(key, split?.params, 'connect', named.hopTo, true) : pool.pick(key, split?.params, cmd, dest);
     out.member = picked ?? null;
   }
-  // As the pipeline finds it: an outbound carries UDP or BIND only with the capability.
-  if (cmd !== 'connect') {
-    const outbound = parts.outbounds.get(decision.action);
-    if (outbound && !(cmd === 'udp' ? outbound.openUdp : outbound.bind)) out.unsupported = cmd;
-  }
+  if (!carried) out.unsupported = cmd;
   if (decision.resolved) out.resolved = decision.resolved.map((a) => a.address);
   // What `direct` checks before it dials (outbound/direct.ts), CONNECT and UDP alike; BIND dials nothing.
   // A name no rule resolved is looked up only at the dial: its addresses are not known here.
