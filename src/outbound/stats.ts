@@ -7,15 +7,15 @@ import type { Destination, Outbound } from './types.js';
 
 export interface UpstreamStats {
   name: string;
-  /** connect() calls and UDP associations asked for, less those the caller gave up before they ended (a client gone, a connection killed). */
+  /** connect() calls, BINDs and UDP associations asked for, less those the caller gave up before they opened (a client gone, a connection killed). */
   attempts: number;
-  /** Attempts that did not give a connection (or an association). */
+  /** Attempts that did not give a connection (or a BIND's listener, or an association). */
   failures: number;
   /** Connections handed out and not yet released, UDP associations and BINDs included. */
   active: number;
   /** In rotation: not failing (a lone upstream), neither ejected nor banned (a pool member). */
   healthy: boolean;
-  /** Connect latency (ms): a moving average of successful connects (a pool member's health checks too); undefined until measured. */
+  /** Connect latency (ms): a moving average of successful connects, BINDs and associations (a pool member's health checks too); undefined until measured. */
   latencyMs?: number;
 }
 
