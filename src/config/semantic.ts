@@ -36,6 +36,9 @@ export function checkSemantics(raw: unknown, listening: readonly { host: string 
   return out;
 }
 
+/** The schema's minLength for metrics.api_token. */
+const API_TOKEN_MIN = 16;
+
 /**
  * The schema counts the token as written; the API compares it without the whitespace around
  * it (observe/http.ts), so that is what must be long enough. Its text is never quoted back.
@@ -48,7 +51,6 @@ function checkApiToken(value: unknown, out: Issue[]): void {
     out.push(problem(['metrics', 'api_token'], `${API_TOKEN_MIN} characters at least, not counting the whitespace around it (it has ${token.length})`));
   }
 }
-const API_TOKEN_MIN = 16;
 
 function checkIpField(value: unknown, path: ConfigPath, out: Issue[]): void {
   const text = str(value);
@@ -176,6 +178,7 @@ function checkOpenProxy(root: Obj, out: Issue[], listening: readonly { host: str
 /** RFC 1929 gives the username and the password one length byte each: 255 bytes of UTF-8, not 255 characters. */
 export const MAX_LOGIN_BYTES = 255;
 
+/** Why `text` cannot be a SOCKS5 username or password, or undefined when it can. */
 export function loginBytesProblem(text: string): string | undefined {
   const bytes = Buffer.byteLength(text, 'utf8');
   return bytes > MAX_LOGIN_BYTES ? `is ${bytes} bytes in UTF-8: a SOCKS5 login (RFC 1929) carries at most ${MAX_LOGIN_BYTES}` : undefined;
