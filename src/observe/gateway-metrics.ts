@@ -15,7 +15,7 @@ interface Scraped {
 type Field = 'attempts' | 'failures' | 'active' | 'healthy';
 
 const FIELDS: ReadonlyArray<[Field, string]> = [
-  ['attempts', 'Connection attempts through the upstream, BINDs and UDP ASSOCIATEs included (not those their client gave up or an operator killed): since the config loaded, a pool member\'s across reloads while it is unchanged'],
+  ['attempts', 'Connection attempts through the upstream, BINDs and UDP ASSOCIATEs included (not those their client gave up or an operator killed, nor those the gateway had no file descriptor for): since the config loaded, a pool member\'s across reloads while it is unchanged'],
   ['failures', 'Failed connection attempts through the upstream, counted as attempts are'],
   ['active', 'Relayed connections open through the upstream now, BINDs and UDP associations included until they end'],
   ['healthy', '1 when the upstream is in rotation, 0 when failing, ejected or banned'],

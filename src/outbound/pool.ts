@@ -10,7 +10,7 @@ import { AbortedError } from './deadline.js';
 import { takeOver, type MemberState, type PoolMemory } from './member-state.js';
 import { CredentialsTooLongError } from './credentials.js';
 import { answeredAboutDestination, firstFailedHop, isUpstreamFault, UpstreamAuthError } from './socks5-errors.js';
-import { movingLatency, type MemberStats, type PoolOutbound } from './stats.js';
+import { movingLatency, withdrawn, type MemberStats, type PoolOutbound } from './stats.js';
 import { createStrategy, FASTEST_STALE_MS, memberHash, type Pickable, type Strategy } from './strategies.js';
 import type { BindHandle, Connection, Destination, MemberSpec, Outbound, OutboundContext, UdpChannel } from './types.js';
 
@@ -332,8 +332,8 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       } catch (err) {
         ctx.member = m.name;
         state.inFlight--;
-        // A request its client gave up (or an operator killed) is withdrawn, not the member's failure.
-        if (err instanceof AbortedError) state.attempts--;
+        // Not the member's doing (a caller gone, no descriptor): taken back, not a failure of it.
+        if (withdrawn(err)) state.attempts--;
         else state.failures++;
         settle(m, err, !trial, ctx.params);
         if (trial) trialFailed = true;

@@ -12,7 +12,7 @@ import type { Address } from '../protocol/types.js';
 import { credentialsFor, type Credentials } from './credentials.js';
 import { AbortedError, Deadline, until } from './deadline.js';
 import { isUpstreamFault, UpstreamUnreachableError } from './socks5-errors.js';
-import { movingLatency, type UpstreamOutbound, type UpstreamStats } from './stats.js';
+import { movingLatency, withdrawn, type UpstreamOutbound, type UpstreamStats } from './stats.js';
 import type { BindHandle, Connection, Destination, Outbound, OutboundContext, UdpChannel } from './types.js';
 
 export interface ProxyDeps {
@@ -137,9 +137,8 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
   }
 
   function failed(e: GatewayError): GatewayError {
-    // Given up by the caller (client gone, connection killed), not ended by the upstream:
-    // withdrawn from the counts rather than a failure of it.
-    if (e instanceof AbortedError) counters.attempts--;
+    // Not this upstream's doing (a caller gone, no descriptor): taken back, not a failure of it.
+    if (withdrawn(e)) counters.attempts--;
     else counters.failures++;
     if (isUpstreamFault(e)) counters.consecutiveFaults++;
     else if (e.code === 'GW_ERR_UPSTREAM_REFUSED') counters.consecutiveFaults = 0; // it answered: alive
@@ -175,7 +174,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
 
   /**
    * A BIND or an association counts as a pool counts its member's: an attempt, a failure when
-   * it does not open (not when its caller gave up), and active until it is closed or ends.
+   * it does not open (unless withdrawn), and active until it is closed or ends.
    */
   async function held<T extends { close(): void; onEnd?(listener: () => void): void }>(open: () => Promise<T>): Promise<T> {
     counters.attempts++;

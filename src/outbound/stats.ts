@@ -1,13 +1,15 @@
 // Per-upstream counters for metrics: read with `stats()`, never reset.
 
 import type { Command } from '../config/types.js';
+import { OutOfDescriptorsError } from '../errors.js';
 import type { SessionParams } from '../protocol/username.js';
+import { AbortedError } from './deadline.js';
 import type { PoolMemory } from './member-state.js';
 import type { Destination, Outbound } from './types.js';
 
 export interface UpstreamStats {
   name: string;
-  /** connect() calls, BINDs and UDP associations asked for, less those the caller gave up before they opened (a client gone, a connection killed). */
+  /** connect() calls, BINDs and UDP associations asked for, less those withdrawn (see `withdrawn`). */
   attempts: number;
   /** Attempts that did not give a connection (or a BIND's listener, or an association). */
   failures: number;
@@ -26,6 +28,15 @@ export interface MemberStats extends UpstreamStats {
   ejectedForMs: number;
   /** Epoch ms an operator's ban lasts until; 0 when not banned. */
   bannedUntil: number;
+}
+
+/**
+ * An attempt that ended for no reason of the upstream's, taken back out of its attempts rather
+ * than counted a failure: its caller gave up (a client gone, a connection killed), or the
+ * gateway had no file descriptor for its own socket.
+ */
+export function withdrawn(err: unknown): boolean {
+  return err instanceof AbortedError || err instanceof OutOfDescriptorsError;
 }
 
 /** Weight of a new connect's latency in an upstream's moving average: recent connects count most. */
