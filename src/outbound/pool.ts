@@ -3,11 +3,12 @@
 
 import type { Logger } from 'pino';
 import type { Command, PoolConfig } from '../config/types.js';
-import { ConnectTimeoutError, GatewayError, NameNotResolvedError, OutOfDescriptorsError, Rep, UpstreamRefusedError } from '../errors.js';
+import { ConnectTimeoutError, NameNotResolvedError, OutOfDescriptorsError } from '../errors.js';
 import { filterParams, lifetimeMs, RESERVED_PARAMS, type SessionParams } from '../protocol/username.js';
 import { createHealthChecks, DEFAULT_HEALTH_POLICY, type HealthPolicy, type MemberHealth, type Transition } from './health.js';
 import { AbortedError } from './deadline.js';
 import { takeOver, type MemberState, type PoolMemory } from './member-state.js';
+import { ambiguous, NoMemberCarriesError, NoMemberMatchesError, notSayable, PoolExhaustedError, retryable } from './pool-errors.js';
 import { CredentialsTooLongError } from './credentials.js';
 import { answeredAboutDestination, firstFailedHop, isUpstreamFault, UpstreamAuthError } from './socks5-errors.js';
 import { movingLatency, withdrawn, type MemberStats, type PoolOutbound } from './stats.js';
@@ -23,28 +24,6 @@ export interface PoolDeps {
   policy?: HealthPolicy;
   /** The records of the pool this one replaces (a reload): its members' health and counts, its rotation. */
   inherit?: PoolMemory;
-}
-
-/** No member could even be tried: all ejected (and none due for a trial), or the pool is empty. */
-export class PoolExhaustedError extends GatewayError {
-  constructor(pool: string) {
-    super('GW_ERR_POOL_DOWN', `pool "${pool}": no usable member`, Rep.GENERAL_FAILURE);
-  }
-}
-
-/** The session's tag filters leave no member (whatever their health): 0x04, as PRODUCT.md says. */
-export class NoMemberMatchesError extends GatewayError {
-  constructor(pool: string, filters: readonly [string, string][]) {
-    super('GW_ERR_NO_MEMBER_MATCH', `pool "${pool}": no member matches ${filters.map(([k, v]) => `${k}=${v}`).join(',')}`, Rep.HOST_UNREACHABLE);
-  }
-}
-
-/** The members the session's tag filters leave can none of them carry the command (an http member cannot BIND): 0x07, as an outbound without it. */
-export class NoMemberCarriesError extends GatewayError {
-  constructor(pool: string, command: Command, filters: readonly [string, string][]) {
-    const matching = filters.length === 0 ? '' : ` matching ${filters.map(([k, v]) => `${k}=${v}`).join(',')}`;
-    super('GW_ERR_POOL_CANNOT_CARRY', `pool "${pool}": no member${matching} can carry ${command}`, Rep.COMMAND_NOT_SUPPORTED);
-  }
 }
 
 interface Member extends Pickable {
@@ -68,33 +47,6 @@ function fillsClientValues(m: Member, params: SessionParams | undefined): boolea
   if (params === undefined) return false;
   for (const k of m.placeholders) if (k !== 'user' && params[k] !== undefined && params[k] !== '') return true;
   return false;
-}
-
-/** A member's 0x01: its own failure or the destination's, which only another member's answer tells apart. */
-function ambiguous(err: unknown): boolean {
-  return err instanceof UpstreamRefusedError && err.rep === Rep.GENERAL_FAILURE;
-}
-
-/**
- * A member's 0x07 to UDP ASSOCIATE or BIND: the member does not do the command (microsocks does
- * CONNECT only), which says nothing of the destination; another member may do it.
- */
-function notCarried(err: unknown, command: Command): boolean {
-  return command !== 'connect' && err instanceof UpstreamRefusedError && err.rep === Rep.COMMAND_NOT_SUPPORTED;
-}
-
-/**
- * A destination the member cannot be asked for, refused here unsent: an IPv6 address (or a name
- * with only IPv6 addresses) to a SOCKS4 member. Its 0x08 is not an upstream's answer about the
- * destination; a SOCKS5 or HTTP member can carry it.
- */
-function notSayable(err: unknown): boolean {
-  return err instanceof GatewayError && err.code === 'GW_ERR_UPSTREAM_FAMILY';
-}
-
-/** Another member is worth trying: this one failed itself, gave the ambiguous 0x01, or cannot carry the command or the address. */
-function retryable(err: unknown, command: Command): boolean {
-  return isUpstreamFault(err) || err instanceof PoolExhaustedError || ambiguous(err) || notCarried(err, command) || notSayable(err);
 }
 
 /** A failure's message for the log (GatewayErrors name no credentials); undefined when there is none. */

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import type { PoolConfig, PoolStrategy } from '../../src/config/types.js';
 import { credentialsFor, placeholdersOf } from '../../src/outbound/credentials.js';
-import { createPoolOutbound, NoMemberMatchesError } from '../../src/outbound/pool.js';
+import { createPoolOutbound } from '../../src/outbound/pool.js';
+import { NoMemberMatchesError } from '../../src/outbound/pool-errors.js';
 import { createStrategy, FASTEST_STALE_MS, fnv1a32, memberHash, sessionPeriod, type Pickable } from '../../src/outbound/strategies.js';
 import type { MemberSpec, OutboundContext } from '../../src/outbound/types.js';
 
