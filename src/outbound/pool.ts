@@ -4,16 +4,18 @@
 import type { Logger } from 'pino';
 import type { Command, PoolConfig } from '../config/types.js';
 import { ConnectTimeoutError, NameNotResolvedError, OutOfDescriptorsError } from '../errors.js';
-import { filterParams, lifetimeMs, RESERVED_PARAMS, type SessionParams } from '../protocol/username.js';
-import { createHealthChecks, DEFAULT_HEALTH_POLICY, type HealthPolicy, type MemberHealth, type Transition } from './health.js';
+import { filterParams, lifetimeMs, type SessionParams } from '../protocol/username.js';
+import { createHealthChecks, DEFAULT_HEALTH_POLICY, type HealthPolicy, type Transition } from './health.js';
 import { AbortedError } from './deadline.js';
-import { takeOver, type MemberState, type PoolMemory } from './member-state.js';
+import { takeOver, type PoolMemory } from './member-state.js';
 import { ambiguous, NoMemberCarriesError, NoMemberMatchesError, notSayable, PoolExhaustedError, retryable } from './pool-errors.js';
+import { CARRIES, handOut, heldOpen, poolMember, type Member } from './pool-member.js';
+import { createViews, type View } from './pool-views.js';
 import { CredentialsTooLongError } from './credentials.js';
 import { answeredAboutDestination, firstFailedHop, isUpstreamFault, UpstreamAuthError } from './socks5-errors.js';
 import { movingLatency, withdrawn, type MemberStats, type PoolOutbound } from './stats.js';
-import { createStrategy, FASTEST_STALE_MS, memberHash, type Pickable, type Strategy } from './strategies.js';
-import type { BindHandle, Connection, Destination, MemberSpec, Outbound, OutboundContext, UdpChannel } from './types.js';
+import { FASTEST_STALE_MS } from './strategies.js';
+import type { BindHandle, Connection, Destination, MemberSpec, OutboundContext, UdpChannel } from './types.js';
 
 export interface PoolDeps {
   /** Built already, one per member, each outbound named by its display name (upstream name or URL without password). */
@@ -26,22 +28,6 @@ export interface PoolDeps {
   inherit?: PoolMemory;
 }
 
-interface Member extends Pickable {
-  readonly outbound: Outbound;
-  /** Health and counts, shared with the pool this one replaces or is replaced by. */
-  readonly state: MemberState;
-  readonly health: MemberHealth;
-  readonly tags: Readonly<Record<string, string>>;
-  readonly placeholders: ReadonlySet<string>;
-}
-
-/** The members a command can go through (a chained member carries no UDP); undefined: any. */
-const CARRIES: Readonly<Record<Command, ((m: Member) => boolean) | undefined>> = {
-  connect: undefined,
-  udp: (m) => m.outbound.openUdp !== undefined,
-  bind: (m) => m.outbound.bind !== undefined,
-};
-
 /** The member's username or password holds a `{NAME}` the request gave a value for (`{user}` is a configured name, not the client's choice). */
 function fillsClientValues(m: Member, params: SessionParams | undefined): boolean {
   if (params === undefined) return false;
@@ -52,39 +38,6 @@ function fillsClientValues(m: Member, params: SessionParams | undefined): boolea
 /** A failure's message for the log (GatewayErrors name no credentials); undefined when there is none. */
 function reasonOf(err: unknown): string | undefined {
   return err instanceof Error ? err.message : err === undefined ? undefined : String(err);
-}
-
-/** Tag-filter views kept per pool; clients choose the filters, so the cache is bounded. */
-const MAX_VIEWS = 256;
-/**
- * Members held by the cached views, in all: a sticky view builds up to about 2 KiB a member
- * (rendezvous halves), so this bounds a pool's views at about 16 MiB however large it is.
- */
-const MAX_VIEW_MEMBERS = 8_192;
-
-/**
- * The cache key of a session's tag filters: sorted `KEY=VALUE`s joined by commas, "" for none,
- * values in lower case (they match tags in any case).
- * Built on every pick, so no arrays unless there are two filters or more (keys and values are
- * tokens: neither `=` nor `,` occurs in them).
- */
-function filterSignature(params: SessionParams | undefined, noFilter: ReadonlySet<string>): string {
-  if (params === undefined) return '';
-  let one = '';
-  let many: string[] | undefined;
-  for (const k in params) {
-    if (RESERVED_PARAMS.has(k) || noFilter.has(k)) continue;
-    const kv = `${k}=${params[k]!.toLowerCase()}`;
-    if (one === '') one = kv;
-    else (many ??= [one]).push(kv);
-  }
-  return many ? many.sort().join(',') : one;
-}
-
-/** The members one set of tag filters leaves, with a strategy built over them. */
-interface View {
-  readonly members: readonly Member[];
-  readonly strategy: Strategy<Member>;
 }
 
 export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps): PoolOutbound {
@@ -99,31 +52,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   const states = takeOver(deps.members.map((spec) => ({ name: spec.outbound.name, endpoint: spec.endpoint })), deps.inherit);
   /** Picks made so far (the old pool's included): where each new rotation starts. */
   let turns = deps.inherit?.turns ?? 0;
-  const members: Member[] = deps.members.map((spec, i) => {
-    const state = states[i]!;
-    return {
-      name: spec.outbound.name,
-      hash: memberHash(spec.outbound.name),
-      weight: spec.weight > 0 ? spec.weight : 1,
-      tags: spec.tags,
-      placeholders: new Set(spec.placeholders),
-      outbound: spec.outbound,
-      state,
-      health: state.health,
-      get latency() {
-        return state.health.latency;
-      },
-      get attempts() {
-        return state.attempts;
-      },
-      get triedAt() {
-        return state.triedAt;
-      },
-      load() {
-        return state.active + state.inFlight;
-      },
-    };
-  });
+  const members: Member[] = deps.members.map((spec, i) => poolMember(spec, states[i]!));
   const byName = new Map(members.map((m) => [m.name, m]));
   /** Some member cannot be asked for some destinations (a socks4 one): only then are they looked at per request. */
   const partial = members.some((m) => m.outbound.carries !== undefined);
@@ -140,11 +69,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     const forDest = (m: Member): boolean => (forCommand === undefined || forCommand(m)) && m.outbound.carries?.(dest) !== false;
     return view.members.some(forDest) ? forDest : forCommand;
   }
-  const all: View = { members, strategy: createStrategy(cfg.strategy, members, turns) };
-  const views = new Map<string, View | null>();
-  let viewMembers = 0;
-  /** Parameters every member fills into its username: they leave every member, so they filter nothing. */
-  const noFilter = new Set(members.length === 0 ? [] : [...members[0]!.placeholders].filter((k) => members.every((m) => m.placeholders.has(k))));
+  const { all, viewFor } = createViews(members, cfg.strategy, turns);
   // Inherited health may already be all down: the old pool said so, this one must not miss the recovery.
   let allDown = members.length > 0 && members.every((m) => !m.health.healthy);
 
@@ -186,29 +111,6 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     else m.health.neutral(begunHealthy); // the client left, local DNS, or an ambiguous 0x01
   }
 
-  /**
-   * The members the session's tag filters leave: tagged with every KEY=VALUE, or filling KEY
-   * into their username (the provider behind them chooses). Null when none is left.
-   */
-  function viewFor(params: SessionParams | undefined): View | null {
-    const signature = filterSignature(params, noFilter);
-    if (signature === '') return all;
-    const known = views.get(signature);
-    if (known !== undefined) return known;
-    const filters = filterParams(params);
-    // Values in any case: `country-DE` is the member tagged `country=de` (templates get the client's spelling).
-    const left = members.filter((m) => filters.every(([k, v]) => m.tags[k]?.toLowerCase() === v.toLowerCase() || m.placeholders.has(k)));
-    // A new view's rotation starts where the pool's is, not at its first member.
-    const view = left.length === 0 ? null : { members: left, strategy: createStrategy(cfg.strategy, left, turns) };
-    if (views.size >= MAX_VIEWS || viewMembers + left.length > MAX_VIEW_MEMBERS) {
-      views.clear();
-      viewMembers = 0;
-    }
-    views.set(signature, view);
-    viewMembers += left.length;
-    return view;
-  }
-
   // What `usable` reads: set right before each (synchronous) choice, so no closure per pick.
   let pickNow = 0;
   let pickTried: ReadonlySet<Member> | undefined;
@@ -246,7 +148,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   async function attempt<T>(ctx: OutboundContext, op: (m: Member) => Promise<T>, command: Command, dest: Destination | undefined): Promise<{ m: Member; value: T }> {
     // As a hop, every member: a filter no entry proxy is tagged for would refuse the chain,
     // and be counted against the route's member, which a client's parameter must not eject.
-    const view = ctx.viaHop ? all : viewFor(ctx.params);
+    const view = ctx.viaHop ? all : viewFor(ctx.params, turns);
     if (!view) throw new NoMemberMatchesError(name, filterParams(ctx.params));
     const forCommand = CARRIES[command];
     // Not a dead pool: healthy or not, no member the filters leave could ever carry it.
@@ -303,48 +205,6 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   async function connect(dest: Destination, ctx: OutboundContext): Promise<Connection> {
     const { m, value } = await attempt(ctx, (x) => x.outbound.connect(dest, ctx), 'connect', dest);
     return handOut(m, value);
-  }
-
-  /** One more open connection on `m`, until the returned function first runs (it says whether that was now). */
-  function hold(m: Member): () => boolean {
-    const state = m.state;
-    state.active++;
-    let released = false;
-    return () => {
-      if (released) return false;
-      released = true;
-      state.active--;
-      return true;
-    };
-  }
-
-  function handOut(m: Member, conn: Connection): Connection {
-    const letGo = hold(m);
-    return {
-      ...conn,
-      // This pool's member, which its stats and bans know, not the member of a pool the member is chained through.
-      member: m.name,
-      release: () => {
-        if (letGo()) conn.release?.();
-      },
-    };
-  }
-
-  /**
-   * A UDP association or a BIND holds a connection to the member as a relayed connection does:
-   * counted in `active` (least-connections balances on it) until closed, once. The member's
-   * object is fresh per call, so its own `close` is wrapped in place (getters such as a
-   * BIND's `listening` stay as they are). A channel the upstream ends is no longer held,
-   * whether or not its user ever calls `close`.
-   */
-  function heldOpen<T extends { close(): void; onEnd?(listener: () => void): void }>(m: Member, held: T): T {
-    const letGo = hold(m);
-    const close = held.close.bind(held);
-    held.close = () => {
-      if (letGo()) close();
-    };
-    held.onEnd?.(() => held.close());
-    return held;
   }
 
   /** When a health check last reached its target through some member (the pool's clock, ms). */
@@ -415,7 +275,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     connect,
     pick(key, params, command = 'connect', dest, asHop = false) {
       // As attempt() takes its view.
-      const view = asHop ? all : viewFor(params);
+      const view = asHop ? all : viewFor(params, turns);
       return view ? choose(view, key, params, undefined, false, carrying(view, command, dest))?.name : undefined;
     },
     stats,
@@ -446,9 +306,4 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   // A pool as a member of another, or as a hop: what none of its members can be asked for, it cannot.
   if (partial) pool.carries = (dest) => members.some((m) => m.outbound.carries?.(dest) !== false);
   return pool;
-}
-
-/** A member as a pool takes it: weight 1 and no tags unless given, known by its name alone. */
-export function memberSpec(outbound: Outbound, weight = 1, tags: Readonly<Record<string, string>> = {}): MemberSpec {
-  return { outbound, endpoint: outbound.name, weight, tags };
 }

@@ -1,7 +1,7 @@
 // Real upstreams from Debian packages (dante-server, microsocks, tinyproxy, squid), each on
 // its own loopback address so a destination can tell which hop reached it by the peer address.
 
-import { memberSpec } from '../../src/outbound/pool.js';
+import { memberSpec } from '../../src/outbound/pool-member.js';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';

@@ -7,7 +7,8 @@ import { pino } from 'pino';
 import { createResolver } from '../../src/dns/resolver.js';
 import type { TcpConnector } from '../../src/dns/types.js';
 import { OutOfDescriptorsError } from '../../src/errors.js';
-import { createPoolOutbound, memberSpec } from '../../src/outbound/pool.js';
+import { memberSpec } from '../../src/outbound/pool-member.js';
+import { createPoolOutbound } from '../../src/outbound/pool.js';
 import { createSocks5Outbound } from '../../src/outbound/socks5.js';
 import type { OutboundContext } from '../../src/outbound/types.js';
 
