@@ -1,11 +1,12 @@
 // A pool's member as the pool holds it: built from its spec and its record, what commands it
-// can carry, and the count of the connections, associations and BINDs held open through it.
+// can carry, and the connections handed out through it (counted in its record's `active`).
 
 import type { Command } from '../config/types.js';
 import type { MemberHealth } from './health.js';
 import type { MemberState } from './member-state.js';
 import type { Pickable } from './pickable.js';
 import { memberHash } from './strategies.js';
+import { holdOne } from './stats.js';
 import type { Connection, MemberSpec, Outbound } from './types.js';
 
 export interface Member extends Pickable {
@@ -55,21 +56,8 @@ export function memberSpec(outbound: Outbound, weight = 1, tags: Readonly<Record
   return { outbound, endpoint: outbound.name, weight, tags };
 }
 
-/** One more open connection on `m`, until the returned function first runs (it says whether that was now). */
-function hold(m: Member): () => boolean {
-  const state = m.state;
-  state.active++;
-  let released = false;
-  return () => {
-    if (released) return false;
-    released = true;
-    state.active--;
-    return true;
-  };
-}
-
 export function handOut(m: Member, conn: Connection): Connection {
-  const letGo = hold(m);
+  const letGo = holdOne(m.state);
   return {
     ...conn,
     // This pool's member, which its stats and bans know, not the member of a pool the member is chained through.
@@ -78,21 +66,4 @@ export function handOut(m: Member, conn: Connection): Connection {
       if (letGo()) conn.release?.();
     },
   };
-}
-
-/**
- * A UDP association or a BIND holds a connection to the member as a relayed connection does:
- * counted in `active` (least-connections balances on it) until closed, once. The member's
- * object is fresh per call, so its own `close` is wrapped in place (getters such as a
- * BIND's `listening` stay as they are). A channel the upstream ends is no longer held,
- * whether or not its user ever calls `close`.
- */
-export function heldOpen<T extends { close(): void; onEnd?(listener: () => void): void }>(m: Member, held: T): T {
-  const letGo = hold(m);
-  const close = held.close.bind(held);
-  held.close = () => {
-    if (letGo()) close();
-  };
-  held.onEnd?.(() => held.close());
-  return held;
 }

@@ -9,11 +9,11 @@ import { createHealthChecks, DEFAULT_HEALTH_POLICY, type HealthPolicy, type Tran
 import { AbortedError } from './deadline.js';
 import { takeOver, type PoolMemory } from './member-state.js';
 import { ambiguous, NoMemberCarriesError, NoMemberMatchesError, notSayable, PoolExhaustedError, retryable } from './pool-errors.js';
-import { CARRIES, handOut, heldOpen, poolMember, type Member } from './pool-member.js';
+import { CARRIES, handOut, poolMember, type Member } from './pool-member.js';
 import { createViews, type View } from './pool-views.js';
 import { CredentialsTooLongError } from './credentials.js';
 import { answeredAboutDestination, firstFailedHop, isUpstreamFault, UpstreamAuthError } from './socks5-errors.js';
-import { movingLatency, withdrawn, type MemberStats, type PoolOutbound } from './stats.js';
+import { heldOpen, movingLatency, withdrawn, type MemberStats, type PoolOutbound } from './stats.js';
 import { FASTEST_STALE_MS } from './strategies.js';
 import type { BindHandle, Connection, Destination, MemberSpec, OutboundContext, UdpChannel } from './types.js';
 
@@ -290,17 +290,18 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       await Promise.all(members.map((m) => m.outbound.close()));
     },
   };
-  // UDP and BIND go through a member that can carry them (not a chained one).
+  // UDP and BIND go through a member that can carry them (not a chained one), each held open
+  // in the member's `active` (least-connections balances on it) until it is closed or ends.
   if (members.some((m) => m.outbound.openUdp)) {
     pool.openUdp = async (ctx: OutboundContext): Promise<UdpChannel> => {
       const { m, value } = await attempt(ctx, (x) => x.outbound.openUdp!(ctx), 'udp', undefined);
-      return heldOpen(m, value);
+      return heldOpen(m.state, value);
     };
   }
   if (members.some((m) => m.outbound.bind)) {
     pool.bind = async (dest: Destination, ctx: OutboundContext): Promise<BindHandle> => {
       const { m, value } = await attempt(ctx, (x) => x.outbound.bind!(dest, ctx), 'bind', dest);
-      return heldOpen(m, value);
+      return heldOpen(m.state, value);
     };
   }
   // A pool as a member of another, or as a hop: what none of its members can be asked for, it cannot.

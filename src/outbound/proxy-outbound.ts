@@ -12,7 +12,7 @@ import type { Address } from '../protocol/types.js';
 import { credentialsFor, type Credentials } from './credentials.js';
 import { AbortedError, Deadline, until } from './deadline.js';
 import { isUpstreamFault, UpstreamUnreachableError } from './socks5-errors.js';
-import { movingLatency, withdrawn, type UpstreamOutbound, type UpstreamStats } from './stats.js';
+import { heldOpen, holdOne, movingLatency, withdrawn, type HeldHandle, type UpstreamOutbound, type UpstreamStats } from './stats.js';
 import type { BindHandle, Connection, Destination, Outbound, OutboundContext, UdpChannel } from './types.js';
 
 export interface ProxyDeps {
@@ -146,13 +146,9 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
   }
 
   function handOut(hop: Connection, done: Established): Connection {
-    counters.active++;
-    let released = false;
+    const letGo = holdOne(counters);
     const release = (): void => {
-      if (released) return;
-      released = true;
-      counters.active--;
-      hop.release?.();
+      if (letGo()) hop.release?.();
     };
     const conn: Connection = { socket: done.socket, release };
     if (done.bound) conn.bound = done.bound;
@@ -176,7 +172,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
    * A BIND or an association counts as a pool counts its member's: an attempt, a failure when
    * it does not open (unless withdrawn), and active until it is closed or ends.
    */
-  async function held<T extends { close(): void; onEnd?(listener: () => void): void }>(open: () => Promise<T>): Promise<T> {
+  async function held<T extends HeldHandle>(open: () => Promise<T>): Promise<T> {
     counters.attempts++;
     const started = performance.now();
     let value: T;
@@ -189,17 +185,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
     }
     counters.consecutiveFaults = 0;
     latencyMs = movingLatency(latencyMs, performance.now() - started);
-    counters.active++;
-    let released = false;
-    const close = value.close.bind(value);
-    value.close = () => {
-      if (released) return;
-      released = true;
-      counters.active--;
-      close();
-    };
-    value.onEnd?.(() => value.close());
-    return value;
+    return heldOpen(counters, value);
   }
 
   const out: UpstreamOutbound = { name, connect, stats, close: async () => {} };

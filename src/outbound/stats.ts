@@ -1,4 +1,5 @@
-// Per-upstream counters for metrics: read with `stats()`, never reset.
+// Per-upstream counters for metrics: read with `stats()`, never reset; and the holding of an
+// open connection, BIND or association in them, released once.
 
 import type { Command } from '../config/types.js';
 import { OutOfDescriptorsError } from '../errors.js';
@@ -45,6 +46,45 @@ export const LATENCY_ALPHA = 0.3;
 /** `latest` folded into the moving average `average` (undefined before the first measure). */
 export function movingLatency(average: number | undefined, latest: number): number {
   return average === undefined ? latest : average + LATENCY_ALPHA * (latest - average);
+}
+
+/** Something whose open count is `active`: a pool member's record, a lone upstream's counters. */
+export interface ActiveCount {
+  active: number;
+}
+
+/** A BIND or a UDP channel as it is held open: closed by its user, or ended by its upstream. */
+export interface HeldHandle {
+  close(): void;
+  onEnd?(listener: () => void): void;
+}
+
+/** One more open connection in `count`, until the returned function first runs (it says whether that was now). */
+export function holdOne(count: ActiveCount): () => boolean {
+  count.active++;
+  let released = false;
+  return () => {
+    if (released) return false;
+    released = true;
+    count.active--;
+    return true;
+  };
+}
+
+/**
+ * A UDP association or a BIND holds a connection as a relayed connection does: counted in
+ * `active` until closed, once. The handle is fresh per call, so its own `close` is wrapped in
+ * place (getters such as a BIND's `listening` stay as they are). A handle its upstream ends is
+ * no longer held, whether or not its user ever calls `close`.
+ */
+export function heldOpen<T extends HeldHandle>(count: ActiveCount, handle: T): T {
+  const letGo = holdOne(count);
+  const close = handle.close.bind(handle);
+  handle.close = () => {
+    if (letGo()) close();
+  };
+  handle.onEnd?.(() => handle.close());
+  return handle;
 }
 
 /** A socks5 upstream (or chain end). */
