@@ -3,7 +3,7 @@ import { GatewayError, Rep } from '../errors.js';
 import type { BindHandle, Destination, Outbound } from '../outbound/types.js';
 import type { Decision } from '../router/types.js';
 import { CLIENT_LEFT, type CommandContext } from './context.js';
-import { outboundContext } from './outbound-context.js';
+import { countAttempt, outboundContext } from './outbound-context.js';
 import { relay } from './relay.js';
 import { route } from './route.js';
 
@@ -67,11 +67,10 @@ async function open(ctx: CommandContext, decision: Decision, outbound: Outbound)
   const started = performance.now();
   try {
     const handle = await bind.call(outbound, ctx.dest, octx);
-    ctx.metrics.outboundAttempt(outbound.name, true, (performance.now() - started) / 1000);
+    countAttempt(ctx, outbound.name, started, true);
     return handle;
   } catch (err) {
-    // Given up by its client (or killed, or the gateway stopping): no outcome of the outbound's.
-    if (!ctx.cancel.aborted) ctx.metrics.outboundAttempt(outbound.name, false, (performance.now() - started) / 1000);
+    countAttempt(ctx, outbound.name, started, false);
     throw err;
   } finally {
     // A pool names the member it tried last: the one that carries the BIND, or that refused it.

@@ -51,3 +51,13 @@ class RequestOutboundContext implements OutboundContext {
 export function outboundContext(ctx: CommandContext): OutboundContext {
   return new RequestOutboundContext(ctx);
 }
+
+/**
+ * The outcome of one dial or BIND through `outbound`, timed from `started`
+ * (socksgate_outbound_requests_total, socksgate_connect_seconds). One its client gave up (or
+ * that was killed, or cut by the stop) is no outcome of the outbound's, and is not counted.
+ */
+export function countAttempt(ctx: CommandContext, outbound: string, started: number, ok: boolean): void {
+  if (!ok && ctx.cancel.aborted) return;
+  ctx.metrics.outboundAttempt(outbound, ok, (performance.now() - started) / 1000);
+}

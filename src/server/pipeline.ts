@@ -10,7 +10,7 @@ import type { Metrics, SessionTotals } from '../observe/metrics.js';
 import type { Connection } from '../outbound/types.js';
 import { handleBind } from './bind.js';
 import { ACCESS_RECORD_KEYS, boundOf, CLIENT_LEFT, refusedLogins, type AccessRecord, type CommandContext } from './context.js';
-import { outboundContext } from './outbound-context.js';
+import { countAttempt, outboundContext } from './outbound-context.js';
 import { relay, type RelayResult } from './relay.js';
 import { route } from './route.js';
 import { handleUdpAssociate } from './udp-associate.js';
@@ -68,12 +68,11 @@ export async function openConnect(ctx: CommandContext): Promise<Connection> {
   try {
     conn = await outbound.connect(ctx.dest, octx);
   } catch (err) {
-    // Given up by its client (or killed, or the gateway stopping): no outcome of the outbound's.
-    if (!ctx.cancel.aborted) ctx.metrics.outboundAttempt(outbound.name, false, (performance.now() - started) / 1000);
+    countAttempt(ctx, outbound.name, started, false);
     if (octx.member !== undefined) ctx.record.member = octx.member;
     throw err;
   }
-  ctx.metrics.outboundAttempt(outbound.name, true, (performance.now() - started) / 1000);
+  countAttempt(ctx, outbound.name, started, true);
   if (conn.member) ctx.record.member = conn.member;
   ctx.attach(conn.socket);
   return conn;
