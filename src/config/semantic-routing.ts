@@ -37,8 +37,7 @@ function checkUpstreams(upstreams: ReadonlyMap<string, Obj | undefined>, out: Is
       out.push({ ...problem(at(), `"${name}" is a built-in action and cannot name an upstream`), atKey: true });
     }
     if (!u) continue;
-    // A pool has no `via` (the schema reports the key): no name to look up as well.
-    const via = u['type'] === 'pool' ? undefined : str(u['via']);
+    const via = viaOf(u);
     if (via !== undefined && !upstreams.has(via)) {
       out.push(problem(at('via'), `"${via}" names no upstream (defined: ${[...upstreams.keys()].join(', ')})`));
     }
@@ -92,11 +91,16 @@ function checkMember(m: unknown, path: ConfigPath, upstreams: ReadonlyMap<string
   }
 }
 
+/** The upstream `u` is reached through. A pool has no `via` (the schema reports the key): no name to look up as well. */
+function viaOf(u: Obj | undefined): string | undefined {
+  return u?.['type'] === 'pool' ? undefined : str(u?.['via']);
+}
+
 /** A `via` chain (or a pool's member's chain) that comes back to where it started. */
 function checkCycles(upstreams: ReadonlyMap<string, Obj | undefined>, out: Issue[]): void {
   const edges = (name: string): [string, ConfigPath][] => {
     const u = upstreams.get(name);
-    const via = u?.['type'] === 'pool' ? undefined : str(u?.['via']);
+    const via = viaOf(u);
     if (via !== undefined) return upstreams.has(via) ? [[via, ['upstreams', name, 'via']]] : [];
     if (u?.['type'] !== 'pool') return [];
     return list(u['members']).flatMap((m, i): [string, ConfigPath][] => {
