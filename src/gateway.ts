@@ -9,11 +9,10 @@ import type { DnsResolver } from './dns/types.js';
 import { gatewayAdmin, startAdmin } from './observe/admin.js';
 import { observeSnapshot } from './observe/gateway-metrics.js';
 import { Metrics } from './observe/metrics.js';
-import { buildOutbounds, closeOutbounds, startOutbounds } from './outbound/build.js';
+import { closeOutbounds, startOutbounds } from './outbound/build.js';
 import { ByteBudget, GATEWAY_UDP_BYTES } from './outbound/byte-budget.js';
 import { compileEgress } from './outbound/egress.js';
 import { unmapped } from './protocol/address.js';
-import { compileRouter } from './router/compile.js';
 import { createAuthenticator } from './server/auth.js';
 import { LoginThrottle } from './server/login-throttle.js';
 import { formatAddress, type Snapshot } from './server/context.js';
@@ -28,7 +27,7 @@ import { watchDescriptors } from './server/descriptor-watch.js';
 import { ConnectionRegistry, type IdSpace } from './server/registry.js';
 import { ReloadController } from './reload.js';
 import { startedWith, warnRestartOnly, type StartedWith } from './restart-only.js';
-import { ConfigError } from './errors.js';
+import { buildRouting } from './routing-build.js';
 
 export interface GatewayOptions {
   log: Logger;
@@ -67,29 +66,13 @@ async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot, m
   const same = <T>(pick: (c: Config) => T): boolean => previous !== undefined && JSON.stringify(pick(previous.config)) === JSON.stringify(pick(config));
   const dns: DnsResolver = previous && same((c) => c.dns) ? previous.dns : createResolver(config.dns, { log, ...(previous ? { replaces: previous.dns } : {}) });
   const egress = compileEgress(config.egress.deny, egressDenialCounter(metrics));
-  // Both are built even when the first fails: `check` names every bad list file and members file.
-  const issues: string[] = [];
-  const router = await compileRouter(config, { dns }).catch(configIssues(issues));
-  const outbounds = await buildOutbounds(config, { dns, log, previous: previous?.outbounds, egress }).catch(configIssues(issues));
-  if (!router || !outbounds) {
-    if (outbounds) await closeOutbounds(outbounds);
-    throw new ConfigError(issues);
-  }
+  const { router, outbounds } = await buildRouting(config, { dns, log, previous: previous?.outbounds, egress });
   const limits = config.limits.auth_failures;
   const keepAuth = previous !== undefined && same((c) => [c.auth, c.limits.auth_failures]);
   // A changed auth still keeps the failures counted and the blocks in force (see withLimits).
   const throttle = keepAuth ? previous.throttle : (previous?.throttle.withLimits(limits) ?? new LoginThrottle(limits, { log, metrics }));
   const auth = keepAuth ? previous.auth : createAuthenticator(config.auth, { throttle });
   return Object.freeze({ config, router, outbounds, auth, throttle, dns, egress });
-}
-
-/** A rejection handler that adds a ConfigError's issues to `issues` (and gives undefined); rethrows anything else. */
-function configIssues(issues: string[]): (err: unknown) => undefined {
-  return (err) => {
-    if (!(err instanceof ConfigError)) throw err;
-    issues.push(...err.issues);
-    return undefined;
-  };
 }
 
 /**

@@ -4,12 +4,12 @@ import type { Command } from './config/types.js';
 import { ConfigError } from './errors.js';
 import { createResolver } from './dns/resolver.js';
 import { silentLogger } from './observe/logger.js';
-import { buildOutbounds, closeOutbounds } from './outbound/build.js';
+import { closeOutbounds } from './outbound/build.js';
 import { compileEgress } from './outbound/egress.js';
 import { parseUsername } from './protocol/username.js';
 import { destinationName } from './protocol/name.js';
 import { explainRoute, refusedHost, refusedUser } from './route-explain.js';
-import { compileRouter } from './router/compile.js';
+import { buildRouting } from './routing-build.js';
 
 export interface RouteFlags {
   config?: string | undefined;
@@ -69,20 +69,16 @@ export async function routeCommand(args: readonly string[], flags: RouteFlags): 
   const dns = createResolver(config.dns, { log });
   // Everything start-up builds (list files, members files, CA files; no network), whatever
   // the decision: a config the gateway would refuse gets no decision, as check reports it.
-  const issues: string[] = [];
-  const collect = (err: unknown): undefined => {
-    if (!(err instanceof ConfigError)) throw err;
-    issues.push(...err.issues);
-    return undefined;
-  };
-  const router = await compileRouter(config, { dns }).catch(collect);
-  const outbounds = await buildOutbounds(config, { dns, log }).catch(collect);
-  if (!router || !outbounds) {
-    if (outbounds) await closeOutbounds(outbounds);
+  let routing;
+  try {
+    routing = await buildRouting(config, { dns, log });
+  } catch (err) {
     dns.close();
-    for (const issue of issues) console.error(issue);
+    if (!(err instanceof ConfigError)) throw err;
+    for (const issue of err.issues) console.error(issue);
     return 1;
   }
+  const { router, outbounds } = routing;
   const cmd: Command = flags.udp ? 'udp' : flags.bind ? 'bind' : 'connect';
   const query = { host, port, user: flags.user, source: flags.source, command: cmd };
   const egress = compileEgress(config.egress.deny);
