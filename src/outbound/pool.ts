@@ -13,7 +13,7 @@ import { CARRIES, handOut, poolMember, type Member } from './pool-member.js';
 import { createViews, type View } from './pool-views.js';
 import { CredentialsTooLongError } from './credentials.js';
 import { answeredAboutDestination, firstFailedHop, isUpstreamFault, UpstreamAuthError } from './socks5-errors.js';
-import { heldOpen, movingLatency, withdrawn, type MemberStats, type PoolOutbound } from './stats.js';
+import { countFailed, heldOpen, movingLatency, type MemberStats, type PoolOutbound } from './stats.js';
 import { FASTEST_STALE_MS } from './strategies.js';
 import type { BindHandle, Connection, Destination, MemberSpec, OutboundContext, UdpChannel } from './types.js';
 
@@ -186,9 +186,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       } catch (err) {
         ctx.member = m.name;
         state.inFlight--;
-        // Not the member's doing (a caller gone, no descriptor): taken back, not a failure of it.
-        if (withdrawn(err)) state.attempts--;
-        else state.failures++;
+        countFailed(state, err); // not a failure of the member when not its doing (a caller gone, no descriptor)
         settle(m, err, !trial, ctx.params);
         if (trial) trialFailed = true;
         if (ambiguous(err)) (gaveOne ??= []).push([m, !trial, err]);

@@ -12,7 +12,7 @@ import type { Address } from '../protocol/types.js';
 import { credentialsFor, type Credentials } from './credentials.js';
 import { AbortedError, Deadline, until } from './deadline.js';
 import { isUpstreamFault, UpstreamUnreachableError } from './socks5-errors.js';
-import { heldOpen, holdOne, movingLatency, withdrawn, type HeldHandle, type UpstreamOutbound, type UpstreamStats } from './stats.js';
+import { countFailed, heldOpen, holdOne, movingLatency, type HeldHandle, type UpstreamOutbound, type UpstreamStats } from './stats.js';
 import type { BindHandle, Connection, Destination, Outbound, OutboundContext, UdpChannel } from './types.js';
 
 export interface ProxyDeps {
@@ -137,9 +137,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
   }
 
   function failed(e: GatewayError): GatewayError {
-    // Not this upstream's doing (a caller gone, no descriptor): taken back, not a failure of it.
-    if (withdrawn(e)) counters.attempts--;
-    else counters.failures++;
+    countFailed(counters, e); // not a failure of this upstream when not its doing (a caller gone, no descriptor)
     if (isUpstreamFault(e)) counters.consecutiveFaults++;
     else if (e.code === 'GW_ERR_UPSTREAM_REFUSED') counters.consecutiveFaults = 0; // it answered: alive
     return e;

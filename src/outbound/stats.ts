@@ -10,7 +10,7 @@ import type { Destination, Outbound } from './types.js';
 
 export interface UpstreamStats {
   name: string;
-  /** connect() calls, BINDs and UDP associations asked for, less those withdrawn (see `withdrawn`). */
+  /** connect() calls, BINDs and UDP associations asked for, less those withdrawn (see `countFailed`). */
   attempts: number;
   /** Attempts that did not give a connection (or a BIND's listener, or an association). */
   failures: number;
@@ -32,12 +32,13 @@ export interface MemberStats extends UpstreamStats {
 }
 
 /**
- * An attempt that ended for no reason of the upstream's, taken back out of its attempts rather
- * than counted a failure: its caller gave up (a client gone, a connection killed), or the
- * gateway had no file descriptor for its own socket.
+ * An attempt that failed with `err`, in `counts`: a failure of the upstream, or, when it ended
+ * for no reason of the upstream's, taken back out of its attempts: its caller gave up (a client
+ * gone, a connection killed), or the gateway had no file descriptor for its own socket.
  */
-export function withdrawn(err: unknown): boolean {
-  return err instanceof AbortedError || err instanceof OutOfDescriptorsError;
+export function countFailed(counts: { attempts: number; failures: number }, err: unknown): void {
+  if (err instanceof AbortedError || err instanceof OutOfDescriptorsError) counts.attempts--;
+  else counts.failures++;
 }
 
 /** Weight of a new connect's latency in an upstream's moving average: recent connects count most. */
