@@ -38,6 +38,7 @@ const REASONS: Readonly<Record<string, string>> = {
   ECONNREFUSED: 'resolver unreachable',
   EAI_AGAIN: 'temporary resolver failure',
   ECANCELLED: 'lookup cancelled',
+  EBADRESP: 'malformed answer',
 };
 
 const errCode = (err: unknown): string | undefined => (err as NodeJS.ErrnoException | null)?.code;
@@ -76,6 +77,14 @@ const SERVER_AT_FAULT = new Set(['ESERVFAIL', 'EREFUSED', 'ENOTIMP', 'ECONNREFUS
 
 const serverAtFault = (err: unknown): boolean =>
   err instanceof NameNotResolvedError && SERVER_AT_FAULT.has(errCode(err.cause) ?? '');
+
+/**
+ * c-ares read a datagram from the server's address and port that is no DNS message it can
+ * parse (its ID and question unread): it ends every question out on that socket, on the first
+ * one. Anyone who can send from that address (a forger who guessed the port, without the ID)
+ * could fail a lookup with one datagram, so the question is asked again, of each server.
+ */
+const malformed = (err: unknown): boolean => err instanceof NameNotResolvedError && errCode(err.cause) === 'EBADRESP';
 
 /** Asks of all servers in one lookup at most: a backstop only (tries last 250 ms to 5 s, so the deadline comes first). */
 const MAX_ASKS = 10_000;
@@ -158,9 +167,11 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
     try {
       return await askAll(name, deadline, asked);
     } catch (err) {
-      if (!serverAtFault(err)) throw err;
+      const bad = malformed(err);
+      if (!serverAtFault(err) && !bad) throw err;
       // Which server failed is not known: each is asked in order, the first definite answer wins.
-      for (const one of each) {
+      // The only server is asked once more after a malformed datagram; after a SERVFAIL, not.
+      for (const one of each.length > 0 ? each : bad ? [all] : []) {
         if (performance.now() >= deadline) break;
         try {
           return await ask(one, name, deadline, asked);

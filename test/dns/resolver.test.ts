@@ -216,6 +216,31 @@ test('REFUSED from the only server gives 0x04 and is not cached', async (t) => {
   assert.equal(dns.stats().negativeHits, 0);
 });
 
+test('a malformed datagram from the server before its answer does not fail the lookup: the question is asked again', async (t) => {
+  const { server, dns } = await setup(t, { 'mangled.test': { A: ['192.0.2.24'], malformed: 'first' } });
+  assert.deepEqual(await dns.lookup('mangled.test'), [{ address: '192.0.2.24', family: 4 }]);
+  assert.equal(server.queries('mangled.test', 'A'), 2);
+});
+
+test('a server that answers only malformed datagrams is passed over for the next; alone, it gives 0x04, not cached', { timeout: 20_000 }, async (t) => {
+  const {
+    servers: [first],
+    dns,
+  } = await resolverWithServers(t, [{ 'mangled.test': { malformed: 'always' } }, { 'mangled.test': { A: ['192.0.2.25'] } }]);
+  assert.deepEqual(await dns.lookup('mangled.test'), [{ address: '192.0.2.25', family: 4 }]);
+  assert.ok(first.queries('mangled.test', 'A') >= 1);
+  const { server, dns: alone } = await setup(t, { 'mangled.test': { malformed: 'always' } });
+  await assert.rejects(alone.lookup('mangled.test'), (err: unknown) => {
+    assert.ok(err instanceof NameNotResolvedError && toRep(err) === Rep.HOST_UNREACHABLE, String(err));
+    assert.match(err.message, /malformed answer/);
+    return true;
+  });
+  const asked = server.queries('mangled.test', 'A');
+  await rejectsWith04(alone.lookup('mangled.test'));
+  assert.ok(server.queries('mangled.test', 'A') > asked, 'a failure is not cached');
+  assert.equal(alone.stats().negativeHits, 0);
+});
+
 test('hosts and IP literals answer without any query', async (t) => {
   const { server, dns } = await setup(t, {}, { hosts: { 'printer.corp': '10.8.3.3', 'v6.corp': '2001:db8::9' } });
   assert.deepEqual(await dns.lookup('printer.corp'), [{ address: '10.8.3.3', family: 4 }]);

@@ -19,6 +19,9 @@ export interface DnsRecord {
   cname?: string; // answered as a CNAME to this name, followed by that name's records
   cnameTtl?: number; // seconds, the CNAME record's own TTL (default: ttl)
   silent?: boolean | QueryType[]; // never answers (questions of these types only, when a list)
+  // A datagram that is no DNS message (2 bytes) goes to the asker: before the answer to the
+  // first question for this name ('first'), or instead of every answer ('always').
+  malformed?: 'first' | 'always';
 }
 
 export type QueryType = 'A' | 'AAAA';
@@ -65,6 +68,8 @@ export async function startDnsServer(records: Record<string, DnsRecord>, host: '
     counts.set(key, (counts.get(key) ?? 0) + 1);
     const rec = table.get(name);
     if (rec?.silent === true || (Array.isArray(rec?.silent) && rec.silent.some((t) => t === q.type))) return;
+    if (rec?.malformed === 'always' || (rec?.malformed === 'first' && counts.get(key) === 1)) sock.send(Buffer.from([0xff, 0xff]), rinfo.port, rinfo.address);
+    if (rec?.malformed === 'always') return;
     const reply = answer(query, q, rec, table);
     sock.send(dnsPacket.encode(reply), rinfo.port, rinfo.address);
   });
