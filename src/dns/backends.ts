@@ -49,6 +49,12 @@ function failure(name: string, err: unknown): NameNotResolvedError {
   return new NameNotResolvedError(name, (code && REASONS[code]) ?? code ?? 'lookup failed', { cause: err });
 }
 
+/**
+ * RFC 2181 §8: a TTL is 31 bits; one with the top bit set is read as 0. c-ares hands the 32 bits
+ * on as they came, and 2^32 - 1 s kept an answer for 136 years (without max_ttl).
+ */
+const answerTtl = (seconds: number): number => (seconds >= 2 ** 31 ? 0 : seconds);
+
 /** Rejects with a timeout failure if `p` has not settled after `ms`: the lookup's own bound. */
 function withDeadline<T>(name: string, p: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -134,7 +140,7 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
       else
         for (const rr of result.value) {
           addresses.push({ address: rr.address, family });
-          ttl = Math.min(ttl, rr.ttl);
+          ttl = Math.min(ttl, answerTtl(rr.ttl));
         }
     }
     const codes = errors.map(errCode);

@@ -66,6 +66,18 @@ test('a zero TTL without min_ttl is not cached', async (t) => {
   assert.equal(server.queries('zero.test', 'A'), 2);
 });
 
+test('a TTL with its top bit set is read as 0 (RFC 2181 §8): not cached for 68 years', async (t) => {
+  const { server, dns } = await setup(t, { 'odd.test': { A: ['192.0.2.6'], ttl: 2 ** 31 }, 'max.test': { A: ['192.0.2.7'], ttl: 2 ** 32 - 1 }, 'top.test': { A: ['192.0.2.8'], ttl: 2 ** 31 - 1 } });
+  for (const name of ['odd.test', 'max.test', 'top.test']) {
+    await dns.lookup(name);
+    await dns.lookup(name);
+  }
+  assert.equal(server.queries('odd.test', 'A'), 2);
+  assert.equal(server.queries('max.test', 'A'), 2);
+  // The largest TTL a server may give is honoured.
+  assert.equal(server.queries('top.test', 'A'), 1);
+});
+
 test('100 concurrent lookups of a new name share one query', async (t) => {
   const { server, dns } = await setup(t, { 'busy.test': { A: ['192.0.2.5'] } });
   const all = await Promise.all(Array.from({ length: 100 }, () => dns.lookup('busy.test')));
