@@ -92,6 +92,9 @@ const serverAtFault = (err: unknown): boolean =>
  */
 const malformed = (err: unknown): boolean => err instanceof NameNotResolvedError && errCode(err.cause) === 'EBADRESP';
 
+/** An answer, and whether a family missing from it was the server's fault (SERVFAIL, REFUSED, NOTIMP, malformed). */
+type Asked = Answer & { blamed?: boolean };
+
 /** Asks of all servers in one lookup at most: a backstop only (tries last 250 ms to 5 s, so the deadline comes first). */
 const MAX_ASKS = 10_000;
 
@@ -122,7 +125,7 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
   const each = servers.length > 1 ? servers.map((s) => new Channel([s], perTry)) : [];
 
   /** `deadline` is a performance.now() time: the end of the whole lookup. */
-  async function ask(channel: Channel, name: string, deadline: number, asked?: (questions: number) => void): Promise<Answer> {
+  async function ask(channel: Channel, name: string, deadline: number, asked?: (questions: number) => void): Promise<Asked> {
     const questions = channel.ask(name);
     // A full channel fails the lookup (not cached), as a silent server would, without waiting.
     if (questions === undefined) throw new NameNotResolvedError(name, 'too many lookups in flight');
@@ -146,7 +149,8 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
     const codes = errors.map(errCode);
     if (addresses.length > 0) {
       const partial = codes.some((c) => c !== NXDOMAIN && c !== NODATA);
-      return { kind: 'positive', addresses, ttl, partial };
+      const blamed = codes.some((c) => c !== undefined && (SERVER_AT_FAULT.has(c) || c === 'EBADRESP'));
+      return { kind: 'positive', addresses, ttl, partial, blamed };
     }
     // NXDOMAIN is about the name, whatever the type; otherwise every type must be NODATA.
     if (codes.includes(NXDOMAIN) && codes.every((c) => c === NXDOMAIN || c === NODATA))
@@ -156,7 +160,7 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
   }
 
   /** Asks every server until an answer, a failure that is not a timeout, or the deadline. */
-  async function askAll(name: string, deadline: number, asked?: (questions: number) => void): Promise<Answer> {
+  async function askAll(name: string, deadline: number, asked?: (questions: number) => void): Promise<Asked> {
     // A c-ares timeout comes 250 ms after the ask at the soonest, so the deadline ends this loop;
     // the count bounds it too, should a timeout ever come back sooner.
     for (let round = 1; ; round++) {
@@ -170,23 +174,43 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
 
   async function query(name: string, asked?: (questions: number) => void): Promise<Answer> {
     const deadline = performance.now() + cfg.timeout;
+    let answer: Asked;
     try {
-      return await askAll(name, deadline, asked);
+      answer = await askAll(name, deadline, asked);
     } catch (err) {
-      const bad = malformed(err);
-      if (!serverAtFault(err) && !bad) throw err;
-      // Which server failed is not known: each is asked in order, the first definite answer wins.
-      // The only server is asked once more after a malformed datagram; after a SERVFAIL, not.
-      for (const one of each.length > 0 ? each : bad ? [all] : []) {
-        if (performance.now() >= deadline) break;
-        try {
-          return await ask(one, name, deadline, asked);
-        } catch {
-          // this one failed too (or is the one that did): the next
-        }
-      }
-      throw err;
+      return await failOver(name, deadline, err, asked);
     }
+    if (!answer.blamed) return answer;
+    // One family failed by a server (a SERVFAIL for A, say) while the other answered: the
+    // others are asked for the whole answer, as when both fail; the half is used if none has it.
+    // Kept as it came, a name with an IPv4-only target had only its IPv6 address for negative_ttl.
+    for (const one of each) {
+      if (performance.now() >= deadline) break;
+      try {
+        const whole = await ask(one, name, deadline, asked);
+        if (whole.kind === 'positive' && !whole.partial) return whole;
+      } catch {
+        // no better: the next
+      }
+    }
+    return answer;
+  }
+
+  /** After `err` from asking every server: each is asked in turn when a server is to blame, else `err`. */
+  async function failOver(name: string, deadline: number, err: unknown, asked?: (questions: number) => void): Promise<Answer> {
+    const bad = malformed(err);
+    if (!serverAtFault(err) && !bad) throw err;
+    // Which server failed is not known: each is asked in order, the first definite answer wins.
+    // The only server is asked once more after a malformed datagram; after a SERVFAIL, not.
+    for (const one of each.length > 0 ? each : bad ? [all] : []) {
+      if (performance.now() >= deadline) break;
+      try {
+        return await ask(one, name, deadline, asked);
+      } catch {
+        // this one failed too (or is the one that did): the next
+      }
+    }
+    throw err;
   }
 
   return {

@@ -202,6 +202,24 @@ test('a SERVFAIL or REFUSED from one server is asked of the next; when every ser
   assert.equal(dns.stats().queries, received);
 });
 
+test('a SERVFAIL for one family while the other answers is asked of the next server: the whole answer, not the half', { timeout: 20_000 }, async (t) => {
+  const {
+    servers: [, second],
+    dns,
+  } = await resolverWithServers(t, [
+    { 'half.test': { A: ['192.0.2.26'], AAAA: ['2001:db8::26'], servfail: ['A'] } },
+    { 'half.test': { A: ['192.0.2.26'], AAAA: ['2001:db8::26'] } },
+  ]);
+  assert.deepEqual(await dns.lookup('half.test'), [
+    { address: '192.0.2.26', family: 4 },
+    { address: '2001:db8::26', family: 6 },
+  ]);
+  assert.ok(second.queries('half.test', 'A') >= 1);
+  // With no other server, the half that answered is used (kept no longer than negative_ttl).
+  const { dns: alone } = await setup(t, { 'half.test': { A: ['192.0.2.26'], AAAA: ['2001:db8::26'], servfail: ['A'] } });
+  assert.deepEqual(await alone.lookup('half.test'), [{ address: '2001:db8::26', family: 6 }]);
+});
+
 test('a truncated answer from a server that takes no TCP is asked of the next server', { timeout: 20_000 }, async (t) => {
   // The test server answers UDP only: the TCP retry a TC bit calls for is refused.
   const {

@@ -13,7 +13,7 @@ export interface DnsRecord {
   AAAA?: string[];
   ttl?: number; // seconds, default 60
   nxdomain?: boolean;
-  servfail?: boolean;
+  servfail?: boolean | QueryType[]; // SERVFAIL (to questions of these types only, when a list)
   refused?: boolean;
   truncated?: boolean; // TC bit set and no answers (a client should retry over TCP, which is not served)
   cname?: string; // answered as a CNAME to this name, followed by that name's records
@@ -103,7 +103,7 @@ function answer(query: dnsPacket.Packet, q: dnsPacket.Question, rec: DnsRecord |
     rec = table.get(norm(name));
   }
   if (!rec || rec.nxdomain) rcode = NXDOMAIN;
-  else if (rec.servfail) rcode = SERVFAIL;
+  else if (rec.servfail === true || (Array.isArray(rec.servfail) && rec.servfail.some((t) => t === q.type))) rcode = SERVFAIL;
   else if (rec.refused) rcode = REFUSED;
   else if (rec.truncated) flags |= FLAG_TC;
   else {
