@@ -39,6 +39,8 @@ const REASONS: Readonly<Record<string, string>> = {
   EAI_AGAIN: 'temporary resolver failure',
   ECANCELLED: 'lookup cancelled',
   EBADRESP: 'malformed answer',
+  ENOTIMP: 'NOTIMP',
+  EFORMERR: 'FORMERR',
 };
 
 const errCode = (err: unknown): string | undefined => (err as NodeJS.ErrnoException | null)?.code;
@@ -77,9 +79,10 @@ function withDeadline<T>(name: string, p: Promise<T>, ms: number): Promise<T> {
  * Node runs c-ares with ARES_FLAG_NOCHECKRESP, so its channel hands these back from the first
  * server that gives one instead of trying the next, as it does for a silent or closed one.
  * ECONNREFUSED too: a truncated answer (TC) is asked again over TCP, and a refused TCP
- * connection used up the one try the next server had.
+ * connection used up the one try the next server had. And FORMERR, which c-ares does not list:
+ * that server could not read a plain question, which another may (Go's resolver moves on too).
  */
-const SERVER_AT_FAULT = new Set(['ESERVFAIL', 'EREFUSED', 'ENOTIMP', 'ECONNREFUSED']);
+const SERVER_AT_FAULT = new Set(['ESERVFAIL', 'EREFUSED', 'ENOTIMP', 'ECONNREFUSED', 'EFORMERR']);
 
 const serverAtFault = (err: unknown): boolean =>
   err instanceof NameNotResolvedError && SERVER_AT_FAULT.has(errCode(err.cause) ?? '');

@@ -202,6 +202,19 @@ test('a SERVFAIL or REFUSED from one server is asked of the next; when every ser
   assert.equal(dns.stats().queries, received);
 });
 
+test('a FORMERR from one server is asked of the next; from the only one, 0x04, not cached', { timeout: 20_000 }, async (t) => {
+  const {
+    servers: [first],
+    dns,
+  } = await resolverWithServers(t, [{ 'fe.test': { formerr: true } }, { 'fe.test': { A: ['192.0.2.28'] } }]);
+  assert.deepEqual(await dns.lookup('fe.test'), [{ address: '192.0.2.28', family: 4 }]);
+  assert.ok(first.queries('fe.test', 'A') >= 1);
+  const { server, dns: alone } = await setup(t, { 'fe.test': { formerr: true } });
+  await assert.rejects(alone.lookup('fe.test'), (err: unknown) => err instanceof NameNotResolvedError && /FORMERR/.test(err.message));
+  await rejectsWith04(alone.lookup('fe.test'));
+  assert.equal(server.queries('fe.test', 'A'), 2);
+});
+
 test('a SERVFAIL for one family while the other answers is asked of the next server: the whole answer, not the half', { timeout: 20_000 }, async (t) => {
   const {
     servers: [, second],

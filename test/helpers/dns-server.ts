@@ -15,6 +15,7 @@ export interface DnsRecord {
   nxdomain?: boolean;
   servfail?: boolean | QueryType[]; // SERVFAIL (to questions of these types only, when a list)
   refused?: boolean;
+  formerr?: boolean; // FORMERR: the server could not read the question
   truncated?: boolean; // TC bit set and no answers (a client should retry over TCP, which is not served)
   cname?: string; // answered as a CNAME to this name, followed by that name's records
   cnameTtl?: number; // seconds, the CNAME record's own TTL (default: ttl)
@@ -41,6 +42,7 @@ const NOERROR = 0;
 const SERVFAIL = 2;
 const NXDOMAIN = 3;
 const REFUSED = 5;
+const FORMERR = 1;
 const FLAG_TC = 1 << 9;
 const FLAG_AA = 1 << 10;
 const FLAG_RD = 1 << 8;
@@ -105,6 +107,7 @@ function answer(query: dnsPacket.Packet, q: dnsPacket.Question, rec: DnsRecord |
   if (!rec || rec.nxdomain) rcode = NXDOMAIN;
   else if (rec.servfail === true || (Array.isArray(rec.servfail) && rec.servfail.some((t) => t === q.type))) rcode = SERVFAIL;
   else if (rec.refused) rcode = REFUSED;
+  else if (rec.formerr) rcode = FORMERR;
   else if (rec.truncated) flags |= FLAG_TC;
   else {
     const ttl = rec.ttl ?? 60;
