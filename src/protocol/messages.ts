@@ -65,6 +65,18 @@ function isCmd(c: number): c is Cmd {
   return c === Cmd.CONNECT || c === Cmd.BIND || c === Cmd.UDP_ASSOCIATE;
 }
 
+/**
+ * RFC 1928 §4 CMD the gateway does not carry (Tor's RESOLVE 0xF0, say): 0x07. The request was
+ * read whole, so its destination is known and goes in the access log with the refusal.
+ */
+export class UnknownCommandError extends ProtocolError {
+  readonly dest: Address;
+  constructor(cmd: number, dest: Address) {
+    super(`unknown command ${cmd}`, Rep.COMMAND_NOT_SUPPORTED);
+    this.dest = dest;
+  }
+}
+
 // RFC 1928 §4: VER CMD RSV ATYP DST.ADDR DST.PORT. RSV is ignored. An unknown CMD is only
 // reported once the whole request is in, so the client gets 0x07 rather than a truncated read.
 export function decodeRequest(buf: Buffer): Decoded<{ cmd: Cmd; dest: Address }> {
@@ -74,7 +86,7 @@ export function decodeRequest(buf: Buffer): Decoded<{ cmd: Cmd; dest: Address }>
   const a = decodeAddressAt(buf, 3);
   if (a === NEED_DATA) return NEED_DATA;
   const cmd = buf[1]!;
-  if (!isCmd(cmd)) throw new ProtocolError(`unknown command ${cmd}`, Rep.COMMAND_NOT_SUPPORTED);
+  if (!isCmd(cmd)) throw new UnknownCommandError(cmd, a.address);
   return { value: { cmd, dest: a.address }, size: a.end };
 }
 

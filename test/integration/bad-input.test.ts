@@ -63,6 +63,19 @@ test('unsupported command: reply 0x07', async () => {
   await stillServes();
 });
 
+test('unsupported command: the access-log line names the destination and 0x07, once', async () => {
+  const s = await rawClient(gw.port);
+  // 0xF0 is Tor's RESOLVE: a real client sends it with the name it wants resolved.
+  s.write(hex(`05 01 00  05 f0 00 03 0b 6578616d706c652e636f6d ${portHex(echo.port)}`));
+  assert.deepEqual(await readBytes(s, 12), hex('05 00  05 07 00 01 00000000 0000'));
+  assert.ok(await closedWithin(s));
+  const line = await gw.accessLog((l) => l['dest'] === `example.com:${echo.port}`);
+  assert.ok(line, 'the line names the destination the client sent');
+  assert.equal(line['rep'], 0x07);
+  assert.equal(line['error'], 'unknown command 240');
+  assert.equal(gw.logs.filter((l) => l.msg === 'session end' && l['sid'] === line['sid']).length, 1);
+});
+
 test('bad address type: reply 0x08', async () => {
   const s = await rawClient(gw.port);
   s.write(hex('05 01 00  05 01 00 07 7f000001 0050'));

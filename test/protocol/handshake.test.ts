@@ -3,7 +3,7 @@ import { strict as assert } from 'node:assert';
 import { ProtocolError, Rep } from '../../src/errors.js';
 import { Cmd, MAX_HANDSHAKE_BYTES, Method } from '../../src/protocol/constants.js';
 import { ServerHandshake } from '../../src/protocol/handshake.js';
-import { encodeAuthRequest, encodeGreeting, encodeRequest } from '../../src/protocol/messages.js';
+import { encodeAuthRequest, encodeGreeting, encodeRequest, UnknownCommandError } from '../../src/protocol/messages.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const CONNECT_EXAMPLE = hex('05 01 00 03 0b 6578616d706c652e636f6d 0050'); // CONNECT example.com:80
@@ -150,6 +150,8 @@ test('unknown command: the whole request is read, then 0x07', () => {
   const wire = hex('05 09 00 01 7f000001 0050');
   assert.deepEqual(hs.receive(wire.subarray(0, wire.length - 1)), [], 'waits for the whole request');
   const err = throwsProtocol(() => hs.receive(wire.subarray(wire.length - 1)), Rep.COMMAND_NOT_SUPPORTED);
+  assert.ok(err instanceof UnknownCommandError);
+  assert.deepEqual(err.dest, { host: '127.0.0.1', port: 80 }, 'the destination, for the access log');
   assert.deepEqual(hs.failure(err), hex('05 07 00 01 00000000 0000'));
 });
 

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { ProtocolError, Rep, toRep } from '../../errors.js';
 import { Cmd, Method } from '../../protocol/constants.js';
 import { ServerHandshake } from '../../protocol/handshake.js';
+import { UnknownCommandError } from '../../protocol/messages.js';
 import type { HandshakeEvent } from '../../protocol/types.js';
 import type { Command } from '../../config/types.js';
 import type { ClientConnection } from '../client.js';
@@ -14,7 +15,8 @@ import type { ChunkReader } from '../reader.js';
 import type { Front } from '../request.js';
 import { requestContext } from './context.js';
 
-const COMMANDS: Readonly<Record<number, Command>> = {
+// The codec hands over these three only: any other CMD is refused there (UnknownCommandError).
+const COMMANDS: Readonly<Record<Cmd, Command>> = {
   [Cmd.CONNECT]: 'connect',
   [Cmd.BIND]: 'bind',
   [Cmd.UDP_ASSOCIATE]: 'udp',
@@ -41,6 +43,7 @@ export async function socks5Front(conn: ClientConnection, reader: ChunkReader, f
     reader.detach(); // a failed handshake must not keep pausing what closeClient drains
     if (client.destroyed || !(err instanceof ProtocolError)) return;
     if (hs.state === 'request') record.rep = err.rep;
+    if (err instanceof UnknownCommandError) record.dest = formatAddress(err.dest);
     closeClient(client, held.with(hs.failure(err)));
     return;
   }
@@ -63,12 +66,7 @@ export async function socks5Front(conn: ClientConnection, reader: ChunkReader, f
   const { event, auth } = request;
   record.dest = formatAddress(event.dest);
   const command = COMMANDS[event.cmd];
-  const ctx = requestContext(conn, front, record, { protocol: 'socks5', command: command ?? 'connect', dest: event.dest, ...auth });
-  if (!command) {
-    ctx.record.error = `command ${event.cmd}`;
-    ctx.record.rep = front.refused(new ProtocolError(`command ${event.cmd}`, Rep.COMMAND_NOT_SUPPORTED));
-    return;
-  }
+  const ctx = requestContext(conn, front, record, { protocol: 'socks5', command, dest: event.dest, ...auth });
   record.cmd = command;
   // Returned, not awaited: nothing is left to do here, and this frame need not stay
   // suspended for the life of the relay.
