@@ -300,6 +300,40 @@ test('a chunked body on a DELETE reaches the origin chunked, not as bytes behind
   assert.equal(body, '5\r\nhello\r\n0\r\n\r\n');
 });
 
+test('a Transfer-Encoding that is not chunked alone is refused, nothing dialed, and the connection closes: no coding or chunked not last 400, another coding 501 (RFC 9112 §6.1, §6.3)', async (t) => {
+  const inner = 'GET /admin HTTP/1.1\r\nHost: admin.internal\r\n\r\n';
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 204 No Content\r\n\r\n');
+  const cases = [
+    // node reads this body by its Content-Length; an origin that sees Transfer-Encoding too may not.
+    { te: '', body: `Content-Length: ${inner.length}\r\n\r\n${inner}`, status: 400 },
+    { te: 'gzip, chunked', body: `\r\n${inner.length.toString(16)}\r\n${inner}\r\n0\r\n\r\n`, status: 501 },
+    { te: 'identity, chunked', body: `\r\n${inner.length.toString(16)}\r\n${inner}\r\n0\r\n\r\n`, status: 501 },
+  ];
+  for (const { te, body, status } of cases) {
+    const raw = `POST http://127.0.0.1:${origin.port}/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ${te}\r\n${body}${get(origin.port, '/next')}`;
+    const answer = await exchange(gw, raw, t);
+    assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), `Transfer-Encoding: ${te}: ${answer}`);
+    assert.match(answer, /Transfer-Encoding/, 'the answer says why');
+    assert.equal(answer.match(/HTTP\/1\.1 /g)?.length, 1, `one answer, then the close: ${answer}`);
+  }
+  assert.deepEqual(origin.received, [], 'nothing reached the origin');
+  const lines = linesTo(gw, origin.port);
+  assert.deepEqual(lines.map((l) => l['status']), [400, 501, 501]);
+});
+
+test('a chunked body reaches the origin as "Transfer-Encoding: chunked", however the client spelled it', async (t) => {
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 204 No Content\r\n\r\n', {}, (got) => got.includes('\r\n0\r\n\r\n'));
+  for (const te of ['Chunked', ', chunked', ' chunked ']) {
+    const raw = `POST http://127.0.0.1:${origin.port}/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:${te}\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n`;
+    assert.match(await exchange(gw, raw, t), /^HTTP\/1\.1 204 /);
+  }
+  for (const sent of origin.received) {
+    const head = sent.slice(0, sent.indexOf('\r\n\r\n'));
+    assert.deepEqual(head.split('\r\n').filter((l) => /^transfer-encoding:/i.test(l)), ['Transfer-Encoding: chunked'], head);
+  }
+  assert.equal(origin.received.length, 3);
+});
+
 test('a Content-Length the Connection field names still frames the body, which never reaches the origin as a request of its own', async (t) => {
   const inner = 'GET /admin HTTP/1.1\r\nHost: admin.internal\r\n\r\n';
   const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 204 No Content\r\n\r\n', {}, (got) => got.endsWith(inner));

@@ -7,7 +7,7 @@ import { ProtocolError } from '../../errors.js';
 import type { ClientConnection } from '../client.js';
 import { formatAddress, type AccessRecord, type CommandContext } from '../context.js';
 import type { Front } from '../request.js';
-import { authenticate, ExpectationError } from './http-answer.js';
+import { authenticate, ExpectationError, UnsupportedCodingError } from './http-answer.js';
 import { requestContext } from './context.js';
 import { absoluteTarget, isHttp10, type AbsoluteTarget } from './http-message.js';
 
@@ -36,7 +36,15 @@ export async function admitRequest(conn: ClientConnection, req: IncomingMessage,
   record.dest = formatAddress(target.dest);
   // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400, though the target names the host.
   if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) throw new ProtocolError('HTTP/1.1 request without a Host header');
-  if (faultyFraming(req)) throw new ProtocolError('Transfer-Encoding in an HTTP/1.0 request');
+  if (isHttp10(req) && req.headers['transfer-encoding'] !== undefined) throw new ProtocolError('Transfer-Encoding in an HTTP/1.0 request');
+  const codings = transferCodings(req);
+  // RFC 9112 §6.3: no coding, or chunked not last, and the body's length cannot be known. node
+  // reads an empty Transfer-Encoding as none and frames by Content-Length; an origin that sees
+  // the field may not.
+  if (codings !== undefined && codings.at(-1) !== 'chunked') throw new ProtocolError('Transfer-Encoding does not end in chunked');
+  // RFC 9112 §6.1: a coding before chunked is one the gateway does not apply or remove (501), as
+  // Squid, nginx and Apache refuse it; an origin may not know it either and read the body otherwise.
+  if (codings !== undefined && codings.length > 1) throw new UnsupportedCodingError(codings.join(', '));
   if (unmetExpectation(req)) throw new ExpectationError(req.headers.expect ?? '');
   const snapshot = conn.current();
   const checked = authenticate(snapshot, req.headers['proxy-authorization'], conn.source.host, conn);
@@ -58,10 +66,28 @@ export function expectsContinue(req: IncomingMessage): boolean {
  * RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding is to be treated as faulty framing,
  * and the connection closed after it. HTTP/1.0 has no chunked coding: a proxy or balancer in
  * front that reads such a body by its Content-Length, or to the close, sees the bytes that
- * node's parser takes for the next request as this one's body (request smuggling).
+ * node's parser takes for the next request as this one's body (request smuggling). So is any
+ * Transfer-Encoding other than chunked alone (§6.3): it is refused, and what node read after it
+ * may be the rest of its body.
  */
 export function faultyFraming(req: IncomingMessage): boolean {
-  return isHttp10(req) && req.headers['transfer-encoding'] !== undefined;
+  if (req.headers['transfer-encoding'] === undefined) return false;
+  const codings = transferCodings(req);
+  return isHttp10(req) || codings?.length !== 1 || codings[0] !== 'chunked';
+}
+
+/**
+ * The transfer codings of every Transfer-Encoding field, in order, lower-cased, empty list
+ * elements left out (RFC 9110 §5.6.1); undefined when the request has none.
+ */
+function transferCodings(req: IncomingMessage): string[] | undefined {
+  let codings: string[] | undefined;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    if (req.rawHeaders[i]!.toLowerCase() !== 'transfer-encoding') continue;
+    codings ??= [];
+    for (const c of req.rawHeaders[i + 1]!.split(',')) if (c.trim() !== '') codings.push(c.trim().toLowerCase());
+  }
+  return codings;
 }
 
 /** An HTTP/1.1 request expecting something other than 100-continue: nothing the gateway can meet. */

@@ -22,6 +22,7 @@ export function statusOf(err: unknown): number {
   if (err instanceof ProxyAuthError) return AUTH_REQUIRED_STATUS;
   if (err instanceof LimitError) return err.gatewayFull ? 503 : 429;
   if (err instanceof ExpectationError) return 417;
+  if (err instanceof UnsupportedCodingError) return 501;
   if (err instanceof ProtocolError) return 400;
   switch (toRep(err)) {
     case Rep.NOT_ALLOWED:
@@ -48,7 +49,7 @@ const REP_TEXT: Readonly<Record<number, string>> = {
 export function reasonOf(err: unknown): string {
   if (err instanceof ProxyAuthError) return err.message;
   if (err instanceof LimitError) return err.gatewayFull ? 'gateway full' : 'too many connections';
-  if (err instanceof ExpectationError) return err.message;
+  if (err instanceof ExpectationError || err instanceof UnsupportedCodingError) return err.message;
   if (err instanceof ProtocolError) return `bad request: ${err.message}`;
   const rep = toRep(err);
   // The upstream's own refusal: the gateway's rules let the request through.
@@ -62,6 +63,13 @@ export function reasonOf(err: unknown): string {
 export class ExpectationError extends ProtocolError {
   constructor(expect: string) {
     super(`expectation not supported: ${JSON.stringify(expect.slice(0, 100))}`);
+  }
+}
+
+/** A request body in a transfer coding besides chunked: 501, nothing dialed (RFC 9112 §6.1). */
+export class UnsupportedCodingError extends ProtocolError {
+  constructor(codings: string) {
+    super(`Transfer-Encoding not supported: ${JSON.stringify(codings.slice(0, 100))}`);
   }
 }
 

@@ -170,9 +170,8 @@ function relayMessage(
   const headers = hops === undefined ? fields : oneHopLess(fields, hops);
   headers.unshift(['Host', target.authority]);
   // A chunked body stays chunked (node's client would send it unframed for GET, DELETE and
-  // the like): the coding list as the client sent it, which ends in chunked.
-  const coding = req.headers['transfer-encoding'];
-  if (coding !== undefined) headers.push(['Transfer-Encoding', coding]);
+  // the like), said one way only: admitRequest let through chunked alone, however spelled.
+  if (req.headers['transfer-encoding'] !== undefined) headers.push(['Transfer-Encoding', 'chunked']);
   const finish = (): void => {
     record.up = socket.bytesWritten - upFrom;
     record.down = consumed(socket) - downFrom;
