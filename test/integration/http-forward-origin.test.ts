@@ -289,6 +289,15 @@ test('the request target goes on as the client wrote it, and Host is the targetâ
   assert.deepEqual(hosts, [`Host: 127.0.0.1:${origin.port}`]);
 });
 
+test('OPTIONS for a server as a whole (an absolute URI with no path) reaches the origin as "OPTIONS *"; with a path it keeps it (RFC 9112 Â§3.2.4)', async (t) => {
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nAllow: GET\r\nContent-Length: 0\r\n\r\n');
+  for (const path of ['', '/', '?q']) {
+    const raw = `OPTIONS http://127.0.0.1:${origin.port}${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`;
+    assert.match(await exchange(gw, raw, t), /^HTTP\/1\.1 200 /);
+  }
+  assert.deepEqual(origin.received.map((r) => r.slice(0, r.indexOf('\r\n'))), ['OPTIONS * HTTP/1.1', 'OPTIONS / HTTP/1.1', 'OPTIONS /?q HTTP/1.1']);
+});
+
 test('a chunked body on a DELETE reaches the origin chunked, not as bytes behind a bodiless request', async (t) => {
   const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 204 No Content\r\n\r\n', {}, (got) => got.includes('\r\n0\r\n\r\n'));
   const raw = `DELETE http://127.0.0.1:${origin.port}/x HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n`;

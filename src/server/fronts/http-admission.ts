@@ -32,7 +32,7 @@ export async function admitRequest(conn: ClientConnection, req: IncomingMessage,
   // The connection counts against its source from its first request on, answered or not:
   // a 407 or a 400 keeps it open, within the handshake deadline.
   conn.limits.admitSource(conn.source.host, conn.current().config);
-  const target = absoluteTarget(req.url ?? '');
+  const target = absoluteTarget(req.url ?? '', req.method);
   record.dest = formatAddress(target.dest);
   // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400, though the target names the host.
   if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) throw new ProtocolError('HTTP/1.1 request without a Host header');

@@ -33,12 +33,16 @@ export interface AbsoluteTarget {
   dest: Address;
   /** host[:port] as the target has it: the Host field sent on. */
   authority: string;
-  /** path and query exactly as the client sent them (RFC 9110 §7.7: a proxy does not rewrite them). */
+  /** path and query exactly as the client sent them (RFC 9110 §7.7: a proxy does not rewrite them); `*` for a server-wide OPTIONS. */
   path: string;
 }
 
-/** `http://authority[/path][?query]`; anything else is not a proxy request (RFC 9112 §3.2.2). */
-export function absoluteTarget(target: string): AbsoluteTarget {
+/**
+ * `http://authority[/path][?query]`; anything else is not a proxy request (RFC 9112 §3.2.2).
+ * `method`: an OPTIONS with neither path nor query asks about the server as a whole, and goes
+ * on as `*` (RFC 9112 §3.2.4: the last proxy MUST send the asterisk-form).
+ */
+export function absoluteTarget(target: string, method?: string): AbsoluteTarget {
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) throw new ProtocolError('origin-form request: a proxy needs an absolute URL');
   const m = /^http:\/\/([^/?#]*)([^#]*)/i.exec(target);
   if (!m) throw new ProtocolError(`${target.slice(0, target.indexOf(':'))}:// is not forwarded: use CONNECT`);
@@ -56,7 +60,7 @@ export function absoluteTarget(target: string): AbsoluteTarget {
   return {
     dest: { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 80) },
     authority,
-    path: rest === '' ? '/' : rest.startsWith('?') ? `/${rest}` : rest,
+    path: rest === '' ? (method === 'OPTIONS' ? '*' : '/') : rest.startsWith('?') ? `/${rest}` : rest,
   };
 }
 
