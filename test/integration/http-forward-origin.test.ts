@@ -298,6 +298,20 @@ test('OPTIONS for a server as a whole (an absolute URI with no path) reaches the
   assert.deepEqual(origin.received.map((r) => r.slice(0, r.indexOf('\r\n'))), ['OPTIONS * HTTP/1.1', 'OPTIONS / HTTP/1.1', 'OPTIONS /?q HTTP/1.1']);
 });
 
+test('a POST or PUT without a body reaches the origin without one (Content-Length: 0), not with an empty chunked body', async (t) => {
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 204 No Content\r\n\r\n');
+  for (const [method, version] of [['POST', '1.1'], ['PUT', '1.0'], ['PROPFIND', '1.1']] as const) {
+    const raw = `${method} http://127.0.0.1:${origin.port}/x HTTP/${version}\r\nHost: x\r\nConnection: close\r\n\r\n`;
+    assert.match(await exchange(gw, raw, t), /^HTTP\/1\.1 204 /);
+  }
+  for (const sent of origin.received) {
+    assert.doesNotMatch(sent, /transfer-encoding/i, sent);
+    assert.match(sent, /\r\nContent-Length: 0\r\n/, sent);
+    assert.ok(sent.endsWith('\r\n\r\n'), `nothing after the head: ${JSON.stringify(sent)}`);
+  }
+  assert.equal(origin.received.length, 3);
+});
+
 test('a chunked body on a DELETE reaches the origin chunked, not as bytes behind a bodiless request', async (t) => {
   const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 204 No Content\r\n\r\n', {}, (got) => got.includes('\r\n0\r\n\r\n'));
   const raw = `DELETE http://127.0.0.1:${origin.port}/x HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n`;

@@ -19,6 +19,8 @@ import { answerAsFinal, hopsLeft, oneHopLess } from './http-max-forwards.js';
 import { endToEnd, passInterim, reasonPhrase, type AbsoluteTarget, type InformationEvent } from './http-message.js';
 
 const EMPTY = Buffer.alloc(0);
+/** Methods node's client sends without a body when it is given no length (lib/_http_client.js); it chunks all others. */
+const UNFRAMED_BY_NODE = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
 /**
  * The largest origin response head passed on (Squid's reply_header_max_size). node's client
  * default, 16 KiB, made a 502 of real responses with a long Content-Security-Policy or many
@@ -172,6 +174,10 @@ function relayMessage(
   // A chunked body stays chunked (node's client would send it unframed for GET, DELETE and
   // the like), said one way only: admitRequest let through chunked alone, however spelled.
   if (req.headers['transfer-encoding'] !== undefined) headers.push(['Transfer-Encoding', 'chunked']);
+  // No Content-Length and no Transfer-Encoding: no body (RFC 9112 §6.3). node's client would
+  // give a POST, PUT or PROPFIND an empty chunked one, which an origin may refuse (411, 501):
+  // it is told the length instead, as RFC 9110 §8.6 asks of a client sending such a method.
+  else if (req.headers['content-length'] === undefined && !UNFRAMED_BY_NODE.has(req.method ?? '')) headers.push(['Content-Length', '0']);
   const finish = (): void => {
     record.up = socket.bytesWritten - upFrom;
     record.down = consumed(socket) - downFrom;
