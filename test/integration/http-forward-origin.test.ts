@@ -733,3 +733,15 @@ test('1xx from the origin (103 Early Hints, 102) reach an HTTP/1.1 client before
   assert.ok(await settled(gw));
   assert.deepEqual(linesTo(gw, origin.port).map((l) => l['status']), [200, 200]);
 });
+
+test('a Content-Length an origin sends on a 204 or a 1xx is not passed on (RFC 9110 §8.6), and the next request on the connection gets its own answer', async (t) => {
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 103 Early Hints\r\nContent-Length: 7\r\nLink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\nContent-Length: 7\r\nX-A: 1\r\n\r\n');
+  const { s, received } = await rawClientOf(gw, t);
+  s.write(get(origin.port, '/one'));
+  await until(() => /\r\n\r\n[^]*\r\n\r\n/.test(received()), 'the 103 and the 204');
+  s.write(get(origin.port, '/two', 'Connection: close\r\n'));
+  await closedWithin(s, 5_000);
+  const answers = received().split('HTTP/1.1 ').slice(1);
+  assert.deepEqual(answers.map((a) => a.slice(0, 3)), ['103', '204', '103', '204'], received());
+  for (const a of answers) assert.doesNotMatch(a, /content-length/i, a);
+});

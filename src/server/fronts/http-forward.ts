@@ -16,7 +16,7 @@ import type { Front } from '../request.js';
 import { admitRequest, expectsContinue, faultyFraming, refusalContext } from './http-admission.js';
 import { answer, noteRefusedLogin, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { answerAsFinal, hopsLeft, oneHopLess } from './http-max-forwards.js';
-import { endToEnd, passInterim, reasonPhrase, type AbsoluteTarget, type InformationEvent } from './http-message.js';
+import { endToEnd, passInterim, reasonPhrase, responseFields, type AbsoluteTarget, type InformationEvent } from './http-message.js';
 
 const EMPTY = Buffer.alloc(0);
 /** Methods node's client sends without a body when it is given no length (lib/_http_client.js); it chunks all others. */
@@ -221,7 +221,7 @@ function relayMessage(
       if (status < 100 || status > 999) return badGateway(`origin answered status ${status}`);
       record.status = status;
       try {
-        res.writeHead(status, reasonPhrase(ores.statusMessage), endToEnd(ores.rawHeaders).flat());
+        res.writeHead(status, reasonPhrase(ores.statusMessage), responseFields(status, ores.rawHeaders).flat());
       } catch (err) {
         return badGateway(`origin response not forwardable (${err instanceof Error ? err.message : String(err)})`);
       }

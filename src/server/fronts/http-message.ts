@@ -84,6 +84,16 @@ export function endToEnd(raw: readonly string[]): Array<[string, string]> {
 }
 
 /**
+ * An origin response's fields as the client gets them: end-to-end ones, less a Content-Length
+ * on a 1xx or a 204, which never have content (RFC 9110 §8.6): passed on, it would tell a
+ * client that trusts it to take the next response's first bytes for this one's body.
+ */
+export function responseFields(status: number, raw: readonly string[]): Array<[string, string]> {
+  const fields = endToEnd(raw);
+  return status < 200 || status === 204 ? fields.filter(([k]) => k.toLowerCase() !== 'content-length') : fields;
+}
+
+/**
  * A message head as text: the start line, then each field, then the empty line. For fields
  * node's parser read (valid names and values), written as they came; latin1, as it decodes them.
  */
@@ -102,7 +112,7 @@ export function headText(startLine: string, fields: Iterable<readonly [string, s
 export function passInterim(req: IncomingMessage, res: ServerResponse, info: InformationEvent): void {
   const client = res.socket;
   if (info.statusCode === 100 || isHttp10(req) || res.headersSent || !client || client.destroyed || client.writableNeedDrain) return;
-  client.write(headText(`HTTP/1.1 ${info.statusCode} ${reasonPhrase(info.statusMessage) ?? ''}`, endToEnd(info.rawHeaders)), 'latin1');
+  client.write(headText(`HTTP/1.1 ${info.statusCode} ${reasonPhrase(info.statusMessage) ?? ''}`, responseFields(info.statusCode, info.rawHeaders)), 'latin1');
 }
 
 /** What node's client reports of a 1xx response (its 'information' event). */

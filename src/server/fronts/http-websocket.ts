@@ -17,7 +17,7 @@ import type { Front } from '../request.js';
 import { admitRequest, refusalContext } from './http-admission.js';
 import { noteRefusedLogin, rawResponse, reasonOf, refuseRaw, statusOf } from './http-answer.js';
 import { MAX_RESPONSE_HEAD, ORIGIN_IDLE } from './http-forward.js';
-import { endToEnd, headText, reasonPhrase, type AbsoluteTarget } from './http-message.js';
+import { endToEnd, headText, reasonPhrase, responseFields, type AbsoluteTarget } from './http-message.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -153,5 +153,5 @@ function passOn(ores: IncomingMessage, client: Socket): void {
 /** The origin's status line and end-to-end fields, with `last` after them (no framing of its own: the body is decoded). */
 function responseHead(ores: IncomingMessage, last: Array<[string, string]>): string {
   const status = ores.statusCode ?? 502;
-  return headText(`HTTP/1.1 ${status} ${reasonPhrase(ores.statusMessage) ?? STATUS_CODES[status] ?? ''}`, [...endToEnd(ores.rawHeaders), ...last]);
+  return headText(`HTTP/1.1 ${status} ${reasonPhrase(ores.statusMessage) ?? STATUS_CODES[status] ?? ''}`, [...responseFields(status, ores.rawHeaders), ...last]);
 }
