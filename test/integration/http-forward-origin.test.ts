@@ -745,3 +745,28 @@ test('a Content-Length an origin sends on a 204 or a 1xx is not passed on (RFC 9
   assert.deepEqual(answers.map((a) => a.slice(0, 3)), ['103', '204', '103', '204'], received());
   for (const a of answers) assert.doesNotMatch(a, /content-length/i, a);
 });
+
+for (const [what, answer] of [
+  ['gzip, chunked', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'],
+  ['gzip alone, to the close', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nhello'],
+] as const) {
+  test(`an origin response in a transfer coding besides chunked (${what}) is a 502, not its coded bytes passed on as the content`, async (t) => {
+    const { origin, gw } = await originBehindGateway(t, answer);
+    const got = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);
+    assert.match(got, /^HTTP\/1\.1 502 /, got);
+    assert.doesNotMatch(got, /hello/);
+    const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
+    assert.equal(line?.['status'], 502);
+    assert.match(String(line?.['error']), /transfer coding/);
+    await stillServes(gw, t);
+  });
+}
+
+test('a response that has no content (to a HEAD, a 304) is passed on whatever transfer coding it names', async (t) => {
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nETag: "e"\r\n\r\n');
+  const head = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n').replace(/^GET/, 'HEAD'), t);
+  assert.match(head, /^HTTP\/1\.1 200 [^]*ETag: "e"/, head);
+  const { origin: o304, gw: gw304 } = await originBehindGateway(t, 'HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: gzip, chunked\r\nETag: "e"\r\n\r\n');
+  const notModified = await exchange(gw304, get(o304.port, '/', 'Connection: close\r\n'), t);
+  assert.match(notModified, /^HTTP\/1\.1 304 [^]*ETag: "e"/, notModified);
+});

@@ -9,7 +9,7 @@ import { formatAddress, type AccessRecord, type CommandContext } from '../contex
 import type { Front } from '../request.js';
 import { authenticate, ExpectationError, UnsupportedCodingError } from './http-answer.js';
 import { requestContext } from './context.js';
-import { absoluteTarget, isHttp10, type AbsoluteTarget } from './http-message.js';
+import { absoluteTarget, isHttp10, transferCodings, type AbsoluteTarget } from './http-message.js';
 
 /** Where a request is refused before its target is known: the refusal needs a context, not a destination. */
 const NOWHERE = { host: '', port: 0 };
@@ -74,20 +74,6 @@ export function faultyFraming(req: IncomingMessage): boolean {
   if (req.headers['transfer-encoding'] === undefined) return false;
   const codings = transferCodings(req);
   return isHttp10(req) || codings?.length !== 1 || codings[0] !== 'chunked';
-}
-
-/**
- * The transfer codings of every Transfer-Encoding field, in order, lower-cased, empty list
- * elements left out (RFC 9110 §5.6.1); undefined when the request has none.
- */
-function transferCodings(req: IncomingMessage): string[] | undefined {
-  let codings: string[] | undefined;
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    if (req.rawHeaders[i]!.toLowerCase() !== 'transfer-encoding') continue;
-    codings ??= [];
-    for (const c of req.rawHeaders[i + 1]!.split(',')) if (c.trim() !== '') codings.push(c.trim().toLowerCase());
-  }
-  return codings;
 }
 
 /** An HTTP/1.1 request expecting something other than 100-continue: nothing the gateway can meet. */

@@ -16,7 +16,7 @@ import type { Front } from '../request.js';
 import { admitRequest, expectsContinue, faultyFraming, refusalContext } from './http-admission.js';
 import { answer, noteRefusedLogin, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { answerAsFinal, hopsLeft, oneHopLess } from './http-max-forwards.js';
-import { endToEnd, passInterim, reasonPhrase, responseFields, type AbsoluteTarget, type InformationEvent } from './http-message.js';
+import { endToEnd, passInterim, reasonPhrase, responseFields, transferCodings, type AbsoluteTarget, type InformationEvent } from './http-message.js';
 
 const EMPTY = Buffer.alloc(0);
 /** Methods node's client sends without a body when it is given no length (lib/_http_client.js); it chunks all others. */
@@ -219,6 +219,14 @@ function relayMessage(
       const status = ores.statusCode ?? 0;
       // node's client takes statuses 000-099 that its server refuses to write (RFC 9110 §15: 100-599).
       if (status < 100 || status > 999) return badGateway(`origin answered status ${status}`);
+      // A coding besides chunked (gzip, chunked): node's client removes the chunked only, and the
+      // client would get the coded bytes as the content, its Transfer-Encoding being hop-by-hop.
+      // A response without content (to a HEAD, a 204, a 304) only names what a GET would get.
+      const codings = transferCodings(ores);
+      const content = req.method !== 'HEAD' && status !== 204 && status !== 304;
+      if (content && codings !== undefined && (codings.length !== 1 || codings[0] !== 'chunked')) {
+        return badGateway(`origin response in a transfer coding the gateway does not remove (${codings.join(', ').slice(0, 100)})`);
+      }
       record.status = status;
       try {
         res.writeHead(status, reasonPhrase(ores.statusMessage), responseFields(status, ores.rawHeaders).flat());

@@ -65,6 +65,20 @@ export function absoluteTarget(target: string, method?: string): AbsoluteTarget 
 }
 
 /**
+ * The transfer codings of every Transfer-Encoding field, in order, lower-cased, empty list
+ * elements left out (RFC 9110 §5.6.1); undefined when the message has none.
+ */
+export function transferCodings(message: IncomingMessage): string[] | undefined {
+  let codings: string[] | undefined;
+  for (let i = 0; i < message.rawHeaders.length; i += 2) {
+    if (message.rawHeaders[i]!.toLowerCase() !== 'transfer-encoding') continue;
+    codings ??= [];
+    for (const c of message.rawHeaders[i + 1]!.split(',')) if (c.trim() !== '') codings.push(c.trim().toLowerCase());
+  }
+  return codings;
+}
+
+/**
  * Raw header pairs minus hop-by-hop ones and those the Connection field names (RFC 9110 §7.6.1).
  * Content-Length stays whatever Connection says: it frames the message (RFC 9112 §6.2), and a
  * body sent on without it would reach the origin unframed, as requests of its own.
