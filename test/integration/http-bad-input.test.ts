@@ -117,6 +117,21 @@ test('Transfer-Encoding in an HTTP/1.0 request: 400, then closed, and what follo
   await stillServes();
 });
 
+test('a request line claiming an HTTP major version other than 1 (HTTP/2.0, HTTP/0.9) gets 505, absolute-form and CONNECT alike, nothing forwarded, then closed', async () => {
+  const port = Number(new URL(web.url).port);
+  for (const version of ['2.0', '0.9']) {
+    for (const request of [`GET ${web.url}/v HTTP/${version}\r\nHost: x\r\n\r\n`, `CONNECT 127.0.0.1:${port} HTTP/${version}\r\nHost: x\r\n\r\nGET /in-tunnel HTTP/1.1\r\nHost: x\r\n\r\n`]) {
+      const { text, closed } = await exchange(request);
+      assert.match(text, /^HTTP\/1\.1 505 /, `${request.split('\r\n')[0]}: ${text}`);
+      assert.doesNotMatch(text, /hello|200 Connection established/, 'nothing forwarded');
+      assert.ok(closed, 'closed after the answer');
+    }
+  }
+  const line = await gw.accessLog((l) => l['status'] === 505);
+  assert.equal(line?.['rep'], 1);
+  await stillServes();
+});
+
 test('garbage after an ASCII first byte: 400, then closed', async () => {
   const { text, closed } = await exchange('Hxyz \x01\x02 nonsense\r\n\r\n');
   assert.match(text, /^HTTP\/1\.1 400 /);

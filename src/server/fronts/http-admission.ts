@@ -7,7 +7,7 @@ import { ProtocolError } from '../../errors.js';
 import type { ClientConnection } from '../client.js';
 import { formatAddress, type AccessRecord, type CommandContext } from '../context.js';
 import type { Front } from '../request.js';
-import { authenticate, ExpectationError, UnsupportedCodingError } from './http-answer.js';
+import { authenticate, ExpectationError, UnsupportedCodingError, VersionError } from './http-answer.js';
 import { requestContext } from './context.js';
 import { absoluteTarget, isHttp10, transferCodings, type AbsoluteTarget } from './http-message.js';
 
@@ -21,17 +21,19 @@ export function refusalContext(conn: ClientConnection, front: Front, record: Acc
 
 /**
  * The request's checks, in the order a refusal is chosen by: its source's connection limit, its
- * target (400), its Host (400), its framing (400), its expectation (417), its login (407). A
- * request that logged in ends the connection's handshake; one refused stays in it, under
- * handshake_timeout and max_handshakes, as a SOCKS5 client does until its login (kept alive
- * otherwise, a 407 every idle_timeout held a connection for ever without a password). Throws
- * the refusal; returns the request's context on the config live now (a reload that revokes a
- * password or blocks a destination reaches a kept-alive connection's next request).
+ * version (505), its target (400), its Host (400), its framing (400, 501), its expectation
+ * (417), its login (407). A request that logged in ends the connection's handshake; one
+ * refused stays in it, under handshake_timeout and max_handshakes, as a SOCKS5 client does
+ * until its login (kept alive otherwise, a 407 every idle_timeout held a connection for ever
+ * without a password). Throws the refusal; returns the request's context on the config live
+ * now (a reload that revokes a password or blocks a destination reaches a kept-alive
+ * connection's next request).
  */
 export async function admitRequest(conn: ClientConnection, req: IncomingMessage, front: Front, record: AccessRecord): Promise<{ ctx: CommandContext; target: AbsoluteTarget }> {
   // The connection counts against its source from its first request on, answered or not:
   // a 407 or a 400 keeps it open, within the handshake deadline.
   conn.limits.admitSource(conn.source.host, conn.current().config);
+  checkVersion(req);
   const target = absoluteTarget(req.url ?? '', req.method);
   record.dest = formatAddress(target.dest);
   // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400, though the target names the host.
@@ -79,4 +81,9 @@ export function faultyFraming(req: IncomingMessage): boolean {
 /** An HTTP/1.1 request expecting something other than 100-continue: nothing the gateway can meet. */
 function unmetExpectation(req: IncomingMessage): boolean {
   return req.headers.expect !== undefined && !isHttp10(req) && !expectsContinue(req);
+}
+
+/** Throws VersionError for a request line claiming a major version other than 1 (CONNECT too). */
+export function checkVersion(req: IncomingMessage): void {
+  if (req.httpVersionMajor !== 1) throw new VersionError(req.httpVersion);
 }

@@ -23,6 +23,7 @@ export function statusOf(err: unknown): number {
   if (err instanceof LimitError) return err.gatewayFull ? 503 : 429;
   if (err instanceof ExpectationError) return 417;
   if (err instanceof UnsupportedCodingError) return 501;
+  if (err instanceof VersionError) return 505;
   if (err instanceof ProtocolError) return 400;
   switch (toRep(err)) {
     case Rep.NOT_ALLOWED:
@@ -49,7 +50,7 @@ const REP_TEXT: Readonly<Record<number, string>> = {
 export function reasonOf(err: unknown): string {
   if (err instanceof ProxyAuthError) return err.message;
   if (err instanceof LimitError) return err.gatewayFull ? 'gateway full' : 'too many connections';
-  if (err instanceof ExpectationError || err instanceof UnsupportedCodingError) return err.message;
+  if (err instanceof ExpectationError || err instanceof UnsupportedCodingError || err instanceof VersionError) return err.message;
   if (err instanceof ProtocolError) return `bad request: ${err.message}`;
   const rep = toRep(err);
   // The upstream's own refusal: the gateway's rules let the request through.
@@ -70,6 +71,17 @@ export class ExpectationError extends ProtocolError {
 export class UnsupportedCodingError extends ProtocolError {
   constructor(codings: string) {
     super(`Transfer-Encoding not supported: ${JSON.stringify(codings.slice(0, 100))}`);
+  }
+}
+
+/**
+ * A request line claiming a major version other than 1: 505 (RFC 9112 §2.3), as Squid answers
+ * it. node's parser takes HTTP/2.0 and HTTP/0.9 in a text request line; neither is what the
+ * gateway speaks, and forwarding either as HTTP/1.1 would say the client said so.
+ */
+export class VersionError extends ProtocolError {
+  constructor(version: string) {
+    super(`HTTP/${version.slice(0, 10)} not supported`);
   }
 }
 

@@ -15,6 +15,7 @@ import { refuse, serve } from '../pipeline.js';
 import type { ChunkReader } from '../reader.js';
 import type { Front } from '../request.js';
 import { answer, authenticate, noteRefusedLogin, rawResponse, refuseRaw } from './http-answer.js';
+import { checkVersion } from './http-admission.js';
 import { passDrainToResponse } from './http-drain.js';
 import { bodyDidNotParse, forward } from './http-forward.js';
 import { headWithoutUpgrade } from './http-upgrade.js';
@@ -317,6 +318,7 @@ async function tunnel(conn: ClientConnection, req: IncomingMessage, head: Buffer
     },
   };
   try {
+    checkVersion(req);
     const dest = authority(req.url ?? '');
     record.dest = formatAddress(dest);
     // Each request on a kept-alive connection is checked and routed on the config live now:
