@@ -84,6 +84,16 @@ test('an HTTP/1.1 absolute-form request without Host gets 400 with a reason, and
   await stillServes();
 });
 
+test('an absolute-form request with more than one Host field, or a Host with whitespace in it, gets 400 and nothing is forwarded (RFC 9112 §3.2)', async () => {
+  for (const hosts of ['Host: a.example\r\nHost: b.example\r\n', 'Host: a.example b.example\r\n']) {
+    const { text } = await exchange(`GET ${web.url}/two-hosts HTTP/1.1\r\n${hosts}Connection: close\r\n\r\n`);
+    assert.match(text, /^HTTP\/1\.1 400 /, text);
+    assert.match(text, /Host/, text);
+    assert.doesNotMatch(text, /hello/, 'nothing reached the origin');
+  }
+  await stillServes();
+});
+
 test('credentials in the userinfo of a CONNECT or absolute-form target: 400, and neither the answer nor the access log repeats them', async () => {
   const port = Number(new URL(web.url).port);
   for (const head of [`CONNECT bob:S3cret-PW@127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`, `GET http://bob:S3cret-PW@127.0.0.1:${port}/ HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`]) {

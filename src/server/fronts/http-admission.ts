@@ -38,6 +38,11 @@ export async function admitRequest(conn: ClientConnection, req: IncomingMessage,
   record.dest = formatAddress(target.dest);
   // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400, though the target names the host.
   if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) throw new ProtocolError('HTTP/1.1 request without a Host header');
+  // RFC 9112 §3.2: more than one Host, or one that is no host[:port], is a 400 too. node keeps
+  // the first of several; a front or an origin that reads another would disagree on the host.
+  const hosts = fieldCount(req, 'host');
+  if (hosts > 1) throw new ProtocolError('more than one Host header');
+  if (hosts === 1 && /[\s@/\\?#]/.test(req.headers.host ?? '')) throw new ProtocolError('malformed Host header');
   if (isHttp10(req) && req.headers['transfer-encoding'] !== undefined) throw new ProtocolError('Transfer-Encoding in an HTTP/1.0 request');
   const codings = transferCodings(req);
   // RFC 9112 §6.3: no coding, or chunked not last, and the body's length cannot be known. node
@@ -86,4 +91,11 @@ function unmetExpectation(req: IncomingMessage): boolean {
 /** Throws VersionError for a request line claiming a major version other than 1 (CONNECT too). */
 export function checkVersion(req: IncomingMessage): void {
   if (req.httpVersionMajor !== 1) throw new VersionError(req.httpVersion);
+}
+
+/** How many `name` (lower-case) fields the request has. */
+function fieldCount(req: IncomingMessage, name: string): number {
+  let n = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === name) n++;
+  return n;
 }
