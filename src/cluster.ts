@@ -66,8 +66,22 @@ const GENERATION_ENV = 'SOCKSGATE_WORKER_GENERATION';
 /** Connection ids of one generation of a slot: its share of a block this large. */
 const IDS_PER_GENERATION = 2 ** 32;
 
-/** A worker that started this recently and died is restarted after a pause, not in a loop. */
+/**
+ * A worker that dies before it served, or within STEADY_MS of serving, is one death in a row of
+ * its slot. The first is replaced at once, as one that served longer is; from the second on,
+ * the restart waits a pause that doubles each time, up to RESTART_PAUSE_MAX_MS (systemd's and
+ * PM2's restart backoff): a worker that cannot start (a list file gone, a volume not mounted)
+ * costs a start every half minute, not every second forever, and is back within that time
+ * once the cause is gone.
+ */
 const RESTART_PAUSE_MS = 1_000;
+const RESTART_PAUSE_MAX_MS = 30_000;
+const STEADY_MS = 10_000;
+
+/** The pause before restarting a slot whose workers died `inARow` times in a row soon after they started. */
+function restartPause(inARow: number): number {
+  return inARow <= 1 ? 0 : Math.min(RESTART_PAUSE_MS * 2 ** Math.min(inARow - 2, 30), RESTART_PAUSE_MAX_MS);
+}
 
 /**
  * How many processes `workers` asks for: `auto` is one per core the process may use, a
@@ -318,13 +332,18 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
  */
 function superviseWorkers(log: Logger, size: number, onReady: (w: Worker) => void) {
   const ready = new Set<Worker>();
-  const born = new Map<Worker, number>();
+  // When each worker began to serve; and per slot, how many of its workers in a row died soon after starting.
+  const servedAt = new Map<Worker, number>();
+  const earlyExits = new Map<number, number>();
+  // Restarts waiting out their pause: a stop cancels them, so the process exits without waiting.
+  const pending = new Set<NodeJS.Timeout>();
   const tokens = new Map<Worker, string | null>();
   let stopping = false;
   // Registered before allReady's listener, so a worker is in `ready` when that one looks.
   cluster.on('message', (w: Worker, msg: Partial<ToPrimary> | null) => {
     if (msg?.socksgate === 'ready') {
       ready.add(w);
+      servedAt.set(w, Date.now());
       onReady(w);
     } else if (msg?.socksgate === 'applied' && 'apiToken' in msg) tokens.set(w, msg.apiToken ?? null);
   });
@@ -342,7 +361,6 @@ function superviseWorkers(log: Logger, size: number, onReady: (w: Worker) => voi
     // A message to a worker whose channel just closed (EPIPE) is an 'error' here: logged,
     // never thrown in the primary; the worker's exit is handled by 'exit'.
     w.on('error', (err: Error) => log.warn({ err, worker: w.id }, 'worker channel error'));
-    born.set(w, Date.now());
     slots.set(w, slot);
     return w;
   };
@@ -355,9 +373,9 @@ function superviseWorkers(log: Logger, size: number, onReady: (w: Worker) => voi
   });
   const replace = (w: Worker, code: number | null, signal: string | null): void => {
     ready.delete(w);
-    const lived = Date.now() - (born.get(w) ?? 0);
+    const served = servedAt.get(w);
     const slot = slots.get(w) ?? 0;
-    born.delete(w);
+    servedAt.delete(w);
     slots.delete(w);
     tokens.delete(w);
     if (stopping) {
@@ -366,15 +384,30 @@ function superviseWorkers(log: Logger, size: number, onReady: (w: Worker) => voi
       if ((code !== 0 || signal !== null) && signal !== 'SIGTERM') log.warn({ worker: w.id, pid: w.process.pid, code, signal }, 'worker exited while draining');
       return;
     }
-    log.warn({ worker: w.id, pid: w.process.pid, code, signal }, 'worker exited; starting a replacement');
-    setTimeout(() => stopping || fork(slot), lived < RESTART_PAUSE_MS ? RESTART_PAUSE_MS : 0);
+    const steady = served !== undefined && Date.now() - served >= STEADY_MS;
+    const inARow = steady ? 0 : (earlyExits.get(slot) ?? 0) + 1;
+    earlyExits.set(slot, inARow);
+    const pause = restartPause(inARow);
+    // Error, not warn, for one that never served: it failed to start, which a restart alone may not mend.
+    const level = served === undefined ? 'error' : 'warn';
+    log[level]({ worker: w.id, pid: w.process.pid, code, signal, restartInMs: pause, ...(inARow > 0 ? { exitsInARow: inARow } : {}) }, 'worker exited; starting a replacement');
+    const timer = setTimeout(() => {
+      pending.delete(timer);
+      if (!stopping) fork(slot);
+    }, pause);
+    pending.add(timer);
+  };
+  const cancelRestarts = (): void => {
+    stopping = true;
+    for (const timer of pending) clearTimeout(timer);
+    pending.clear();
   };
   const serving = (): Worker[] => liveWorkers().filter((w) => ready.has(w)).sort((a, b) => (slots.get(a) ?? 0) - (slots.get(b) ?? 0));
   return {
     started,
     /**
      * Every slot has a worker that serves. Counting the live ones would not do: a worker that
-     * died is gone from them before its replacement is forked (up to RESTART_PAUSE_MS later).
+     * died is gone from them before its replacement is forked (after its restartPause).
      */
     allReady: (): boolean => serving().length === size,
     /**
@@ -388,12 +421,12 @@ function superviseWorkers(log: Logger, size: number, onReady: (w: Worker) => voi
       return first === undefined ? undefined : tokens.get(first);
     },
     kill(): void {
-      stopping = true;
+      cancelRestarts();
       for (const w of liveWorkers()) w.process.kill('SIGKILL');
     },
     /** SIGTERM to every worker (each drains as a single process does); resolves when all exited. */
     drain(): Promise<void> {
-      stopping = true;
+      cancelRestarts();
       const exits = liveWorkers().map((w) => {
         const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
         w.process.kill('SIGTERM');
