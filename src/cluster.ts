@@ -331,18 +331,17 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
  * for each once it serves (a replacement too).
  */
 function superviseWorkers(log: Logger, size: number, onReady: (w: Worker) => void) {
-  const ready = new Set<Worker>();
-  // When each worker began to serve; and per slot, how many of its workers in a row died soon after starting.
+  // When each worker began to serve (one not in it is still starting); and per slot, how many
+  // of its workers in a row died soon after they started.
   const servedAt = new Map<Worker, number>();
   const earlyExits = new Map<number, number>();
   // Restarts waiting out their pause: a stop cancels them, so the process exits without waiting.
   const pending = new Set<NodeJS.Timeout>();
   const tokens = new Map<Worker, string | null>();
   let stopping = false;
-  // Registered before allReady's listener, so a worker is in `ready` when that one looks.
+  // Registered before the start-up's listener, so a worker is in `servedAt` when that one looks.
   cluster.on('message', (w: Worker, msg: Partial<ToPrimary> | null) => {
     if (msg?.socksgate === 'ready') {
-      ready.add(w);
       servedAt.set(w, Date.now());
       onReady(w);
     } else if (msg?.socksgate === 'applied' && 'apiToken' in msg) tokens.set(w, msg.apiToken ?? null);
@@ -364,15 +363,27 @@ function superviseWorkers(log: Logger, size: number, onReady: (w: Worker) => voi
     slots.set(w, slot);
     return w;
   };
-  const first = Array.from({ length: size }, (_, slot) => fork(slot));
-  // Start-up: every worker must come up, or the process fails as one process would
-  // (a port in use, a list file that vanished between load and fork).
-  const started = allReady(first, ready).then((failed) => {
-    if (!failed) cluster.on('exit', replace);
-    return failed;
+  for (let slot = 0; slot < size; slot++) fork(slot);
+  // Start-up: every slot must come to serve, or the process fails as one process would (a port
+  // in use, a list file that vanished between load and fork): a worker that exits before it
+  // served ends it. One that exits after it served is replaced, even while others still start
+  // (the OOM killer as they all load their lists): waited for, it would hold the start-up, and
+  // /readyz, for good.
+  let phase: 'starting' | 'running' | 'failed' = 'starting';
+  let settle: (failed: Worker | undefined) => void = () => {};
+  const started = new Promise<Worker | undefined>((resolve) => (settle = resolve));
+  cluster.on('message', () => {
+    if (phase !== 'starting' || serving().length < size) return;
+    phase = 'running';
+    settle(undefined);
+  });
+  cluster.on('exit', (w: Worker, code: number | null, signal: string | null) => {
+    if (phase === 'starting' && !servedAt.has(w)) {
+      phase = 'failed';
+      settle(w);
+    } else if (phase !== 'failed') replace(w, code, signal);
   });
   const replace = (w: Worker, code: number | null, signal: string | null): void => {
-    ready.delete(w);
     const served = servedAt.get(w);
     const slot = slots.get(w) ?? 0;
     servedAt.delete(w);
@@ -402,7 +413,7 @@ function superviseWorkers(log: Logger, size: number, onReady: (w: Worker) => voi
     for (const timer of pending) clearTimeout(timer);
     pending.clear();
   };
-  const serving = (): Worker[] => liveWorkers().filter((w) => ready.has(w)).sort((a, b) => (slots.get(a) ?? 0) - (slots.get(b) ?? 0));
+  const serving = (): Worker[] => liveWorkers().filter((w) => servedAt.has(w)).sort((a, b) => (slots.get(a) ?? 0) - (slots.get(b) ?? 0));
   return {
     started,
     /**
@@ -565,25 +576,6 @@ function isReloadOutcome(x: unknown): x is ReloadOutcome {
 
 function liveWorkers(): Worker[] {
   return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
-}
-
-/** Resolves undefined once every worker is ready, or with the first that exits before. */
-function allReady(workers: Worker[], ready: Set<Worker>): Promise<Worker | undefined> {
-  return new Promise((resolve) => {
-    const check = (): void => {
-      if (workers.every((w) => ready.has(w))) finish(undefined);
-    };
-    const onExit = (w: Worker): void => {
-      if (workers.includes(w) && !ready.has(w)) finish(w);
-    };
-    const finish = (failed: Worker | undefined): void => {
-      cluster.off('message', check);
-      cluster.off('exit', onExit);
-      resolve(failed);
-    };
-    cluster.on('message', check);
-    cluster.on('exit', onExit);
-  });
 }
 
 /** What the primary's admin listener needs for /api: the token now, and the workers to ask. */

@@ -1,15 +1,18 @@
-// `workers: 2` when a worker keeps dying as it starts (a list file gone since start-up, a
-// broken volume): its slot is restarted after pauses that grow, never in a loop that burns
-// the CPU and the log forever; the other worker serves on, and a stop does not wait for a pause.
+// `workers: 2` replacing its workers: one that keeps dying as it starts (a list file gone since
+// start-up, a broken volume) is restarted after pauses that grow, never in a loop that burns the
+// CPU and the log forever, while the other serves on and a stop does not wait for a pause; one
+// that dies while the others are still starting is replaced like any other.
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { startCliGateway } from '../helpers/cli.js';
 import { startEchoServer } from '../helpers/index.js';
+import { adminClient } from '../helpers/admin.js';
 import { BASE, BOOT_MS, echoOnce, primaryLines, started, tempConfig, waitUntil } from '../helpers/workers.js';
 
 const EXIT_WORKER_ON_MARKER = new URL('../helpers/exit-worker-on-marker.ts', import.meta.url).href;
+const DELAY_SECOND_WORKER = new URL('../helpers/delay-second-worker.ts', import.meta.url).href;
 const REPLACED = 'worker exited; starting a replacement';
 
 test('a worker that keeps failing to start is restarted after pauses that double, says so, and the other serves on', { timeout: 180_000 }, async (t) => {
@@ -70,4 +73,36 @@ test('a stop during the pause before a restart exits at once, without waiting fo
   const took = Date.now() - stoppedAt;
   assert.ok(took < 4_000, `exited ${took} ms after the stop, in a pause of 8 s`);
   assert.ok(!gw.lines.some((l) => l.pid !== undefined && l.time !== undefined && (l.time as number) > stoppedAt && l.msg === 'socksgate listening'), 'no worker started after the stop');
+});
+
+test('a worker that dies after it served, while the others still start, is replaced: the gateway becomes ready', { timeout: 180_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startCliGateway(await tempConfig(BASE), [], [DELAY_SECOND_WORKER], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  // The first worker serves; the second is still starting when the first is killed (the OOM
+  // killer, as both load their lists under one memory limit).
+  const first = await gw.waitFor((l) => l.msg === 'socksgate listening', BOOT_MS);
+  assert.ok(!gw.lines.some((l) => l.msg === 'workers listening'), 'the second worker still starts');
+  process.kill(first.pid as number, 'SIGKILL');
+  const replaced = await gw.waitFor((l) => l.role === 'primary' && l.msg === REPLACED, 30_000);
+  assert.equal(replaced.pid, first.pid);
+  const { pids, admin } = await started(gw);
+  await waitUntil('two workers serving', () => gw.lines.filter((l) => l.msg === 'socksgate listening' && l.pid !== first.pid).length === 2, 60_000);
+  assert.ok(!pids.includes(first.pid as number), `the workers listed as listening are alive: ${JSON.stringify(pids)}`);
+  const api = adminClient(admin);
+  let ready = await api.request('GET', '/readyz');
+  for (let waited = 0; ready.status !== 200 && waited < 30_000; waited += 100) {
+    await new Promise((r) => setTimeout(r, 100));
+    ready = await api.request('GET', '/readyz');
+  }
+  assert.equal(ready.status, 200, ready.text);
+  // With `port: 0` the listener the first worker opened closed with it (no worker held it):
+  // the workers now share the one the second opened.
+  const listening = gw.lines.filter((l) => l.msg === 'socksgate listening' && l.pid !== first.pid).map((l) => l.listen);
+  assert.equal(new Set(listening.map((l) => JSON.stringify(l))).size, 1, JSON.stringify(listening));
+  const port = Number((listening[0] as string[])[0]!.split(':').pop());
+  (await echoOnce(port, echo.port, 'served')).destroy();
+  gw.child.kill('SIGTERM');
+  assert.equal(await gw.exited, 0);
 });
