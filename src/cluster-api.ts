@@ -8,14 +8,17 @@ import type { Registry } from 'prom-client';
 import { answerApi, type ApiAnswer } from './observe/api.js';
 import type { ApiTarget } from './observe/api-routes.js';
 
-/** An /api request, as the primary hands it to a worker. */
-export interface ApiAsk {
-  socksgate: 'api';
-  id: number;
+/** An /api request as the primary reads it: method, path and query, the parsed body. */
+export interface ApiRequest {
   method: string;
-  /** Path and query. */
   url: string;
   body: unknown;
+}
+
+/** An /api request, as the primary hands it to a worker. */
+export interface ApiAsk extends ApiRequest {
+  socksgate: 'api';
+  id: number;
 }
 
 export interface ApiReply {
@@ -153,6 +156,15 @@ export class BanLedger {
     const until = Date.parse(String(body.banned_until ?? ''));
     if (method === 'POST' && Number.isFinite(until)) this.#until.set(key, { pool: body.pool, member: body.member, until });
     else this.#until.delete(key);
+  }
+
+  /**
+   * A ban or an unban the workers asked accepted goes to `late` too: workers that came to serve
+   * while it was being asked (a replacement) were given the bans as they stood then, without it.
+   */
+  forward(api: WorkerApi, request: ApiRequest, answer: ApiAnswer, late: readonly Worker[]): void {
+    if (answer.status !== 200 || (answer.operation !== 'banMember' && answer.operation !== 'unbanMember')) return;
+    for (const w of late) void api.askOne(w, request.method, request.url, request.body);
   }
 
   /** Gives `worker` every ban still running. */

@@ -24,7 +24,7 @@ import type { Config } from './config/types.js';
 import { ConfigWatcher } from './config/watch.js';
 import { usableCores, type CgroupFiles } from './cpu-limit.js';
 import { ConfigError } from './errors.js';
-import { answerPrimary, BanLedger, toPrimary, WorkerApi, type WorkerMetrics } from './cluster-api.js';
+import { answerPrimary, BanLedger, toPrimary, WorkerApi, type ApiRequest, type WorkerMetrics } from './cluster-api.js';
 import { ClusterMetrics, SNAPSHOT_MS } from './cluster-metrics.js';
 import { startAdmin, type AdminSource } from './observe/admin.js';
 import { errorAnswer, readApiRequest, sendAnswer, type ApiAnswer } from './observe/api.js';
@@ -283,9 +283,13 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
       const applied = workers.appliedToken();
       return applied === undefined ? primary.current().metrics?.api_token : (applied ?? undefined);
     },
-    ask: (method, url, body) => workerApi.ask(workers.serving(), method, url, body),
-    settled: (method, answer, answers) => {
+    ask: async (method, url, body) => {
+      const asked = workers.serving();
+      return { answers: (await workerApi.ask(asked, method, url, body)).answers, asked };
+    },
+    settled: ({ method, url, body }, asked, answer, answers) => {
       bans.note(method, answer);
+      bans.forward(workerApi, { method, url, body }, answer, workers.serving().filter((w) => !asked.includes(w)));
       if (answer.operation !== 'reload') return;
       // One reload however many workers did it: rejected if one refused (the answer says so too),
       // counted and logged once. A worker that was starting meanwhile catches up on it.
@@ -581,9 +585,13 @@ function liveWorkers(): Worker[] {
 /** What the primary's admin listener needs for /api: the token now, and the workers to ask. */
 interface ClusterApi {
   token(): string | undefined;
-  ask(method: string, url: string, body: unknown): Promise<{ answers: ApiAnswer[]; asked: number }>;
-  /** The merged answer to a request (and the workers' own): bans to keep for later workers, a reload to follow and count. */
-  settled(method: string, answer: ApiAnswer, answers: readonly ApiAnswer[]): void;
+  /** The answers of the workers asked (those serving now) that answered, and the workers asked. */
+  ask(method: string, url: string, body: unknown): Promise<{ answers: ApiAnswer[]; asked: readonly Worker[] }>;
+  /**
+   * The merged answer to a request (and the workers' own): bans to keep for later workers and
+   * to give one that came to serve meanwhile, a reload to follow and count.
+   */
+  settled(request: ApiRequest, asked: readonly Worker[], answer: ApiAnswer, answers: readonly ApiAnswer[]): void;
 }
 
 /**
@@ -615,8 +623,8 @@ async function clusterApi(req: IncomingMessage, res: ServerResponse, url: URL, t
     const method = req.method ?? '';
     const path = url.pathname + url.search;
     const { answers, asked } = await api.ask(method, path, body);
-    answer = mergeAnswers(answers, asked);
-    api.settled(method, answer, answers);
+    answer = mergeAnswers(answers, asked.length);
+    api.settled({ method, url: path, body }, asked, answer, answers);
   } catch (err) {
     if (!(err instanceof HttpError)) throw err; // the listener answers 500 and logs it
     answer = errorAnswer(err);

@@ -1,9 +1,12 @@
-// `workers: 2`: bans given through the API, as the primary keeps them for replacement workers.
+// `workers: 2`: bans given through the API, as the primary keeps them for replacement workers
+// and gives them to one that came to serve while they were being asked.
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { adminClient } from '../helpers/admin.js';
 import { startCliGateway } from '../helpers/cli.js';
 import { BASE, BOOT_MS, started, tempConfig } from '../helpers/workers.js';
+
+const SLOW_API_ANSWERS = new URL('../helpers/slow-api-answers.ts', import.meta.url).href;
 
 type Upstreams = { pools: Array<{ name: string; members: Array<{ name: string; banned_until: string | null }> }> };
 
@@ -43,4 +46,35 @@ test('a ban lifted with the member spelled another way stays lifted in replaceme
     ['socks5://127.0.0.61:9', null],
     ['socks5://127.0.0.62:9', null],
   ]);
+});
+
+test('a ban given while a replacement worker comes to serve reaches it too', { timeout: 180_000 }, async (t) => {
+  const TOKEN = 'cluster-ban-in-flight-token';
+  const pool = 'upstreams:\n  crawl: { type: pool, strategy: round-robin, members: ["socks5://127.0.0.61:9", "socks5://127.0.0.62:9"] }\n';
+  const path = await tempConfig(BASE.replace('port: 0 }\nlimits', `port: 0, api_token: ${TOKEN} }\nlimits`) + pool);
+  const gw = await startCliGateway(path, [], [SLOW_API_ANSWERS], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const api = adminClient((await started(gw)).admin, TOKEN);
+
+  // The first slot's worker dies; while its replacement starts, a ban is asked of the other,
+  // which answers late: the replacement comes to serve before the ban is settled.
+  const first = await gw.waitFor((l) => l.msg === 'socksgate listening' && l.worker === 1);
+  process.kill(first.pid as number, 'SIGKILL');
+  await gw.waitFor((l) => l.role === 'primary' && l.msg === 'worker exited; starting a replacement', 30_000);
+  const banned = await api.request('POST', `/api/upstreams/crawl/members/${encodeURIComponent('socks5://127.0.0.61:9')}/ban`, { body: { for: '10m' } });
+  const settledAt = Date.now();
+  assert.equal(banned.status, 200, banned.text);
+  const replacement = gw.lines.find((l) => l.msg === 'socksgate listening' && l.pid !== first.pid && l.worker !== 2);
+  assert.ok(replacement && (replacement.time as number) < settledAt, 'the replacement served before the ban was settled');
+
+  // Every worker holds the ban: the merged view shows it (a member is banned only where all hold it).
+  let members: Upstreams['pools'][number]['members'] = [];
+  // Each read waits for the late worker's answer: a few reads at most.
+  for (const until = Date.now() + 30_000; ; ) {
+    const view = await api.request('GET', '/api/upstreams');
+    members = (view.json as Upstreams).pools.find((p) => p.name === 'crawl')!.members;
+    if (view.headers.get('x-socksgate-workers') === '2/2' && members[0]!.banned_until !== null) break;
+    assert.ok(Date.now() < until, `the ban reaches every worker: ${JSON.stringify(members)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 });
