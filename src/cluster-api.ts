@@ -42,7 +42,7 @@ export interface MetricsReply {
 export type WorkerMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
 /** A worker whose registry has not come in this long fails the scrape (Prometheus times out at 10 s): cluster-metrics.ts. */
-const WORKER_METRICS_MS = 5_000;
+export const WORKER_METRICS_MS = 5_000;
 
 /** A worker that has not answered in this long is left out of the merge (busy, or dying). */
 const WORKER_ANSWER_MS = 10_000;

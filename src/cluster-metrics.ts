@@ -15,7 +15,8 @@
 
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
-import type { WorkerApi, WorkerMetrics } from './cluster-api.js';
+import { WORKER_METRICS_MS, type WorkerApi, type WorkerMetrics } from './cluster-api.js';
+import { HttpError } from './observe/http.js';
 import { RELOADS } from './observe/metrics.js';
 
 /** How often the primary collects every worker's registry between scrapes. */
@@ -90,14 +91,15 @@ export class ClusterMetrics {
 
   /**
    * Collects the registry of every one of `workers` and sums it with what the others left.
-   * Rejects when a worker still connected did not answer in time: leaving its gauges out
-   * would be wrong, and its stale ones too. One that died or let go of its channel meanwhile
-   * is left out of the gauges; its counters come from its last collection.
+   * Rejects (HttpError 503) when a worker still connected did not answer in time: leaving its
+   * gauges out would be wrong, and its stale ones too. One that died or let go of its channel
+   * meanwhile is left out of the gauges; its counters come from its last collection.
    */
   async scrape(workers: readonly Worker[]): Promise<Registry> {
     const fresh = await this.collect(workers);
     const missing = workers.find((w) => !fresh.has(w) && !w.isDead() && w.isConnected());
-    if (missing) throw new Error(`worker ${missing.id} sent no metrics in time`);
+    // Unavailable, not an internal error: the scrape is refused until that worker answers again.
+    if (missing) throw new HttpError(503, `worker ${missing.id} (pid ${missing.process.pid}) sent no metrics within ${WORKER_METRICS_MS / 1000} s`);
     const registries: WorkerMetrics[] = [this.#gone.registry()];
     for (const [w, { registry }] of this.#last) registries.push(fresh.has(w) ? registry : registry.filter(keptWhenGone));
     return Registry.merge([AggregatorRegistry.aggregate(registries), this.#own]);

@@ -11,7 +11,7 @@ import type { Logger } from './logger.js';
 import type { ApiTarget } from './api-routes.js';
 import { AdminConnections } from './admin-connections.js';
 import { handleApi } from './api.js';
-import { closeIfUnread, loopbackHostAllowed, sendJson } from './http.js';
+import { closeIfUnread, HttpError, loopbackHostAllowed, sendJson } from './http.js';
 
 /** What the listener reads of the running gateway. */
 export interface AdminTarget extends ApiTarget {
@@ -91,8 +91,16 @@ export async function startAdmin(cfg: MetricsConfig, source: AdminSource): Promi
   const checkHost = isLoopback(cfg.host);
   const plain: Readonly<Record<string, (res: ServerResponse) => Promise<void> | void>> = {
     '/metrics': async (res) => {
-      const { body, type } = await source.metrics();
-      res.writeHead(200, { 'content-type': type }).end(body);
+      let metrics: { body: string; type: string };
+      try {
+        metrics = await source.metrics();
+      } catch (err) {
+        // A scrape the source refuses for a reason it names (a worker that does not answer).
+        if (!(err instanceof HttpError)) throw err;
+        source.log.warn({ reason: err.message }, 'metrics not served');
+        return text(res, err.status, `${err.message}\n`);
+      }
+      res.writeHead(200, { 'content-type': metrics.type }).end(metrics.body);
     },
     '/healthz': (res) => text(res, 200, 'ok\n'),
     // Listening with a loaded config: the admin listener starts after the proxy listeners.

@@ -205,3 +205,22 @@ test("socksgate_process_start_time_seconds is there, as with one process: the pr
   assert.ok(start >= before - 1 && start <= Date.now() / 1000, `start time ${start}, test began at ${before}`);
   assert.match(text, /^# TYPE socksgate_process_start_time_seconds gauge$/m);
 });
+
+test('a scrape while a worker does not answer (stopped, its event loop blocked) is a 503 that names it, logged as a warning', { timeout: 180_000 }, async (t) => {
+  const gw = await startCliGateway(await tempConfig(BASE), [], [], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const { pids, admin } = await started(gw);
+  process.kill(pids[0]!, 'SIGSTOP');
+  t.after(() => process.kill(pids[0]!, 'SIGCONT'));
+  const res = await fetch(`http://${admin}/metrics`, { signal: AbortSignal.timeout(15_000) });
+  const body = await res.text();
+  assert.equal(res.status, 503, body);
+  assert.match(body, new RegExp(`worker 1 \\(pid ${pids[0]}\\) sent no metrics within 5 s`));
+  await waitUntil('the warning', () => gw.lines.some((l) => l.role === 'primary' && l.msg === 'metrics not served'));
+  const line = gw.lines.find((l) => l.msg === 'metrics not served')!;
+  assert.equal(line.level, 40);
+  assert.ok(!gw.lines.some((l) => l.msg === 'admin request failed'), 'not taken for a failure of the gateway');
+  // Once it answers again, so does /metrics.
+  process.kill(pids[0]!, 'SIGCONT');
+  await scrape(admin);
+});
