@@ -288,8 +288,11 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
       return { answers: (await workerApi.ask(asked, method, url, body)).answers, asked };
     },
     settled: ({ method, url, body }, asked, answer, answers) => {
+      // Workers that came to serve while the others were asked (a replacement): given the bans
+      // and the config as they stood when they started, they get this change too.
+      const late = workers.serving().filter((w) => !asked.includes(w));
       bans.note(method, answer);
-      bans.forward(workerApi, { method, url, body }, answer, workers.serving().filter((w) => !asked.includes(w)));
+      bans.forward(workerApi, { method, url, body }, answer, late);
       if (answer.operation !== 'reload') return;
       // One reload however many workers did it: rejected if one refused (the answer says so too),
       // counted and logged once. A worker that was starting meanwhile catches up on it.
@@ -299,6 +302,7 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
       if (merged) {
         outcome(primary.reloaded('api'), 'api', merged);
         if (refused && outcomes.some((o) => o.result === 'ok')) log.warn({ trigger: 'api', results: outcomes.map((o) => o.result) }, DIFFERING);
+        for (const w of late) primary.catchUp(w);
       }
       if (answer.status === 200) primary.reread();
     },

@@ -1,7 +1,9 @@
 // `workers: 2`: bans given through the API, as the primary keeps them for replacement workers
-// and gives them to one that came to serve while they were being asked.
+// and gives them to one that came to serve while they were being asked; a reload through the
+// API likewise.
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
 import { adminClient } from '../helpers/admin.js';
 import { startCliGateway } from '../helpers/cli.js';
 import { BASE, BOOT_MS, started, tempConfig } from '../helpers/workers.js';
@@ -77,4 +79,26 @@ test('a ban given while a replacement worker comes to serve reaches it too', { t
     assert.ok(Date.now() < until, `the ban reaches every worker: ${JSON.stringify(members)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+});
+
+test('a POST /api/reload settled while a replacement worker comes to serve reaches it too', { timeout: 180_000 }, async (t) => {
+  const TOKEN = 'cluster-reload-in-flight-token';
+  const config = (action: string): string =>
+    `${BASE.replace('port: 0 }\nlimits', `port: 0, api_token: ${TOKEN} }\nlimits`)}rules:\n  - { name: r, domains: [example.com], action: ${action} }\n`;
+  const path = await tempConfig(config('block'));
+  const gw = await startCliGateway(path, [], [SLOW_API_ANSWERS], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const api = adminClient((await started(gw)).admin, TOKEN);
+  const first = await gw.waitFor((l) => l.msg === 'socksgate listening' && l.worker === 1);
+  process.kill(first.pid as number, 'SIGKILL');
+  await gw.waitFor((l) => l.role === 'primary' && l.msg === 'worker exited; starting a replacement', 30_000);
+  await writeFile(path, config('direct'));
+  const reloaded = await api.request('POST', '/api/reload');
+  const settledAt = Date.now();
+  assert.equal(reloaded.status, 200, reloaded.text);
+  const replacement = gw.lines.find((l) => l.msg === 'socksgate listening' && l.pid !== first.pid && l.worker !== 2);
+  assert.ok(replacement && (replacement.time as number) < settledAt, 'the replacement served before the reload was settled');
+  // It started from the config the workers ran then (block): it must reload too.
+  const caughtUp = await gw.waitFor((l) => l.msg === 'configuration reloaded' && l.pid === replacement.pid, 30_000);
+  assert.equal(caughtUp.result, 'ok');
 });
