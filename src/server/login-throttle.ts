@@ -29,12 +29,16 @@ const BASE_DELAY_MS = 100;
 const MAX_DELAY_MS = 3_000;
 /** Addresses remembered (failures, log times); the least recently seen is forgotten. */
 const MAX_SOURCES = 50_000;
+/** Least recently seen addresses looked at, and forgotten when idle, as each new one comes. */
+const SWEEP = 2;
 
 interface SourceState {
   failures: number[]; // times of the failures still inside the window, oldest first
   blockedUntil: number;
   /** The end of this address's hash queue: its next hash starts after it. */
   tail: Promise<unknown>;
+  /** Logins of this address queued or running now. */
+  pending: number;
   lastLogged: number;
 }
 
@@ -83,6 +87,7 @@ export class LoginThrottle {
   async guard(source: string, check: () => Promise<boolean | undefined>, gone?: Gone): Promise<boolean> {
     if (this.blocked(source)) return this.#refuse(source, 'blocked');
     const s = this.#state(source);
+    s.pending++;
     const turn = s.tail.then(async (): Promise<number | 'blocked' | 'ok' | 'gone'> => {
       if (gone?.aborted) return 'gone';
       if (this.blocked(source)) return 'blocked';
@@ -90,7 +95,13 @@ export class LoginThrottle {
       return ok === undefined ? 'gone' : ok ? 'ok' : this.failed(source);
     });
     s.tail = turn.catch(() => undefined);
-    const outcome = await turn;
+    let outcome;
+    try {
+      outcome = await turn;
+    } finally {
+      s.pending--;
+      this.#forgetIfIdle(sourceKey(source), s);
+    }
     if (outcome === 'ok') return true;
     if (outcome === 'gone') return false;
     if (outcome === 'blocked') return this.#refuse(source, 'blocked');
@@ -136,11 +147,45 @@ export class LoginThrottle {
     return false;
   }
 
+  /**
+   * An address is remembered while it has something to act on: a failure inside the window,
+   * a block, a login queued or running. Else every client that ever logged in, or failed
+   * once long ago, would keep an entry (about 200 bytes) until MAX_SOURCES others pushed it
+   * out, in every worker.
+   */
+  #idle(s: SourceState, now: number): boolean {
+    const since = now - this.#limits.window;
+    return s.pending === 0 && s.blockedUntil <= now && !s.failures.some((at) => at > since);
+  }
+
+  #forgetIfIdle(key: string, s: SourceState): void {
+    if (this.#sources.peek(key) === s && this.#idle(s, this.#now())) this.#sources.delete(key);
+  }
+
+  /** Forgets the idle ones among the SWEEP least recently seen addresses: no timer, no scan of the table. */
+  #sweep(): void {
+    const now = this.#now();
+    const idle: string[] = [];
+    let seen = 0;
+    for (const key of this.#sources.rkeys()) {
+      if (seen++ === SWEEP) break;
+      const s = this.#sources.peek(key); // peek: looking must not make it recent
+      if (s !== undefined && this.#idle(s, now)) idle.push(key);
+    }
+    for (const key of idle) this.#sources.delete(key);
+  }
+
+  /** Addresses remembered now (for tests). */
+  get size(): number {
+    return this.#sources.size;
+  }
+
   #state(source: string): SourceState {
     const key = sourceKey(source);
     let s = this.#sources.get(key);
     if (s === undefined) {
-      s = { failures: [], blockedUntil: 0, tail: Promise.resolve(), lastLogged: -Infinity };
+      this.#sweep();
+      s = { failures: [], blockedUntil: 0, tail: Promise.resolve(), pending: 0, lastLogged: -Infinity };
       this.#sources.set(key, s);
     }
     return s;

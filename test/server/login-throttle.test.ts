@@ -79,6 +79,50 @@ test('guard: a burst of guesses from one address runs one check at a time and st
   assert.equal(checks, 3, 'the guesses queued behind the limit never ran');
 });
 
+test('guard: an address with nothing left to remember is forgotten, one inside its window or block is kept', async () => {
+  const c = clock();
+  const th = new LoginThrottle({ max: 3, window: 10_000, block: 60_000 }, { now: c.now });
+  const right = async (): Promise<boolean> => true;
+  const wrong = async (): Promise<boolean> => false;
+  // Every client that ever logged in would otherwise hold an entry until MAX_SOURCES others pushed it out.
+  for (let i = 0; i < 200; i++) assert.equal(await th.guard(`198.51.100.${i}`, right), true);
+  assert.equal(th.size, 0, 'successful logins leave nothing behind');
+  th.failed('192.0.2.1');
+  assert.equal(await th.guard('192.0.2.1', right), true);
+  assert.equal(th.size, 1, 'a failure inside the window is remembered across a success');
+  c.advance(10_001);
+  assert.equal(await th.guard('192.0.2.1', right), true);
+  assert.equal(th.size, 0, 'and forgotten once it has left the window');
+  for (let i = 0; i < 3; i++) th.failed('192.0.2.2');
+  assert.equal(await th.guard('192.0.2.2', right), false);
+  assert.equal(th.size, 1, 'a block is remembered');
+  c.advance(60_000);
+  assert.equal(await th.guard('192.0.2.2', right), true);
+  assert.equal(th.size, 0, 'until it has ended');
+  const slow = th.guard('192.0.2.3', () => new Promise((r) => setTimeout(() => r(true), 20)));
+  const queued = th.guard('192.0.2.3', wrong);
+  assert.equal(await slow, true);
+  assert.equal(th.size, 1, 'a login queued behind keeps the address');
+  assert.equal(await queued, false);
+  assert.equal(th.size, 1, 'and so does its failure');
+});
+
+test('an address whose failures have left the window is forgotten as new addresses come, one still inside it is kept', async () => {
+  const c = clock();
+  const th = new LoginThrottle({ max: 3, window: 10_000, block: 60_000 }, { now: c.now });
+  for (let i = 0; i < 100; i++) th.failed(`192.0.2.${i}`);
+  for (let i = 0; i < 3; i++) th.failed('203.0.113.1');
+  c.advance(5_000);
+  th.failed('203.0.113.2');
+  assert.equal(th.size, 102);
+  c.advance(5_001);
+  // Each new address looks at the least recently seen ones: no timer, no scan of the table.
+  for (let i = 0; i < 60; i++) assert.equal(await th.guard(`198.51.100.${i}`, async () => true), true);
+  assert.equal(th.size, 2, 'the block and the failure still inside the window are kept');
+  assert.equal(th.blocked('203.0.113.1'), true);
+  assert.equal(th.failed('203.0.113.2'), 200, 'the failure inside the window still counts');
+});
+
 test('Semaphore: at most `size` tasks at once, every task runs, a throwing task frees its slot', async () => {
   const sem = new Semaphore(2);
   let running = 0;
