@@ -192,10 +192,13 @@ test('an origin switching protocols unasked (101) gets the client a 502, not a w
   assert.match(answer, /^HTTP\/1\.1 502 /);
 });
 
-test('an origin silent past idle_timeout is a 504', async (t) => {
+test('an origin silent past idle_timeout is a 504 that says the origin did not answer, not that the connect timed out', async (t) => {
   const { origin, gw } = await originBehindGateway(t, undefined, { limits: { idle_timeout: '300ms' } });
   const answer = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);
   assert.match(answer, /^HTTP\/1\.1 504 /);
+  const body = answer.slice(answer.indexOf('\r\n\r\n') + 4);
+  assert.match(body, /origin did not answer/);
+  assert.doesNotMatch(body, /connect/);
   const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
   assert.deepEqual([line?.['status'], line?.['rep']], [504, 0x06]);
 });

@@ -46,9 +46,20 @@ const REP_TEXT: Readonly<Record<number, string>> = {
   [Rep.ADDRESS_TYPE_NOT_SUPPORTED]: 'address type not supported',
 };
 
+/**
+ * An origin that took the request and then said nothing for idle_timeout (before its head or
+ * within its body): 504 and rep 0x06 as a connect that timed out, but the client is told which.
+ */
+export class OriginIdleError extends GatewayError {
+  constructor() {
+    super('GW_ERR_ORIGIN_IDLE', 'origin idle timeout', Rep.TTL_EXPIRED);
+  }
+}
+
 /** One short line saying why; never an internal message (it could name a member's URL). */
 export function reasonOf(err: unknown): string {
   if (err instanceof ProxyAuthError) return err.message;
+  if (err instanceof OriginIdleError) return 'origin did not answer in time';
   if (err instanceof LimitError) return err.gatewayFull ? 'gateway full' : 'too many connections';
   if (err instanceof ExpectationError || err instanceof UnsupportedCodingError || err instanceof VersionError) return err.message;
   if (err instanceof ProtocolError) return `bad request: ${err.message}`;

@@ -14,7 +14,7 @@ import { admit, openConnect, refuse } from '../pipeline.js';
 import { consumed, resetSocket } from '../relay.js';
 import type { Front } from '../request.js';
 import { admitRequest, expectsContinue, faultyFraming, refusalContext } from './http-admission.js';
-import { answer, noteRefusedLogin, rawResponse, reasonOf, statusOf } from './http-answer.js';
+import { answer, noteRefusedLogin, OriginIdleError, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { answerAsFinal, hopsLeft, oneHopLess } from './http-max-forwards.js';
 import { endToEnd, passInterim, reasonPhrase, responseFields, transferCodings, type AbsoluteTarget, type InformationEvent } from './http-message.js';
 
@@ -322,6 +322,6 @@ function relayMessage(
 }
 
 /** An origin silent for idle_timeout: 504, as a connect that timed out. */
-export const ORIGIN_IDLE = new GatewayError('GW_ERR_ORIGIN_IDLE', 'origin idle timeout', Rep.TTL_EXPIRED);
+export const ORIGIN_IDLE = new OriginIdleError();
 /** An origin that closed before the end of its response: 502 while none of its body went out. */
 const ORIGIN_CUT = new GatewayError('GW_ERR_ORIGIN_CUT', 'origin closed before the end of its response', Rep.GENERAL_FAILURE);
