@@ -162,17 +162,24 @@ export class LoginThrottle {
     if (this.#sources.peek(key) === s && this.#idle(s, this.#now())) this.#sources.delete(key);
   }
 
-  /** Forgets the idle ones among the SWEEP least recently seen addresses: no timer, no scan of the table. */
+  /**
+   * Forgets the idle ones among the SWEEP least recently seen addresses: no timer, no scan of
+   * the table. One still held (a block in force) is made recent, so the next sweep looks past
+   * it: left last, two silent blocked guessers kept every idle address behind them for `block`.
+   */
   #sweep(): void {
     const now = this.#now();
-    const idle: string[] = [];
-    let seen = 0;
+    const looked: Array<[string, boolean]> = [];
     for (const key of this.#sources.rkeys()) {
-      if (seen++ === SWEEP) break;
-      const s = this.#sources.peek(key); // peek: looking must not make it recent
-      if (s !== undefined && this.#idle(s, now)) idle.push(key);
+      if (looked.length === SWEEP) break;
+      const s = this.#sources.peek(key); // peek: an idle one is not made recent by looking
+      looked.push([key, s === undefined || this.#idle(s, now)]);
     }
-    for (const key of idle) this.#sources.delete(key);
+    // After the walk: get() and delete() reorder the list it walks.
+    for (const [key, idle] of looked) {
+      if (idle) this.#sources.delete(key);
+      else this.#sources.get(key);
+    }
   }
 
   /** Addresses remembered now (for tests). */

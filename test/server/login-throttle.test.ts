@@ -123,6 +123,19 @@ test('an address whose failures have left the window is forgotten as new address
   assert.equal(th.failed('203.0.113.2'), 200, 'the failure inside the window still counts');
 });
 
+test('a block in force among the least recently seen addresses does not keep idle ones behind it remembered', async () => {
+  const c = clock();
+  const th = new LoginThrottle({ max: 3, window: 10_000, block: 300_000 }, { now: c.now });
+  // Two guessers blocked first, then silent: the least recently seen, for the whole block.
+  for (const a of ['203.0.113.1', '203.0.113.2']) for (let i = 0; i < 3; i++) th.failed(a);
+  for (let i = 0; i < 100; i++) th.failed(`192.0.2.${i}`);
+  c.advance(10_001);
+  for (let i = 0; i < 60; i++) assert.equal(await th.guard(`198.51.100.${i}`, async () => true), true);
+  assert.equal(th.size, 2, 'the failures that left the window are forgotten; the blocks are kept');
+  assert.equal(th.blocked('203.0.113.1'), true);
+  assert.equal(th.blocked('203.0.113.2'), true);
+});
+
 test('Semaphore: at most `size` tasks at once, every task runs, a throwing task frees its slot', async () => {
   const sem = new Semaphore(2);
   let running = 0;
