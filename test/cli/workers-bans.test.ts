@@ -5,10 +5,25 @@ import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { adminClient } from '../helpers/admin.js';
-import { startCliGateway } from '../helpers/cli.js';
+import { startCliGateway, type RunningGateway } from '../helpers/cli.js';
 import { BASE, BOOT_MS, started, tempConfig } from '../helpers/workers.js';
 
 const SLOW_API_ANSWERS = new URL('../helpers/slow-api-answers.ts', import.meta.url).href;
+
+/** Kills the first slot's worker and waits until the primary says it starts a replacement; the dead worker's line. */
+async function killFirstWorker(gw: RunningGateway): Promise<Record<string, unknown>> {
+  const first = await gw.waitFor((l) => l.msg === 'socksgate listening' && l.worker === 1);
+  process.kill(first.pid as number, 'SIGKILL');
+  await gw.waitFor((l) => l.role === 'primary' && l.msg === 'worker exited; starting a replacement', 30_000);
+  return first;
+}
+
+/** The replacement of `first` came to serve before `what` was settled (at `settledAt`): the race under test happened. Its line. */
+function servedBefore(gw: RunningGateway, first: Record<string, unknown>, settledAt: number, what: string): Record<string, unknown> {
+  const replacement = gw.lines.find((l) => l.msg === 'socksgate listening' && l.pid !== first.pid && l.worker !== 2);
+  assert.ok(replacement && (replacement.time as number) < settledAt, `the replacement served before ${what} was settled`);
+  return replacement;
+}
 
 type Upstreams = { pools: Array<{ name: string; members: Array<{ name: string; banned_until: string | null }> }> };
 
@@ -60,14 +75,11 @@ test('a ban given while a replacement worker comes to serve reaches it too', { t
 
   // The first slot's worker dies; while its replacement starts, a ban is asked of the other,
   // which answers late: the replacement comes to serve before the ban is settled.
-  const first = await gw.waitFor((l) => l.msg === 'socksgate listening' && l.worker === 1);
-  process.kill(first.pid as number, 'SIGKILL');
-  await gw.waitFor((l) => l.role === 'primary' && l.msg === 'worker exited; starting a replacement', 30_000);
+  const first = await killFirstWorker(gw);
   const banned = await api.request('POST', `/api/upstreams/crawl/members/${encodeURIComponent('socks5://127.0.0.61:9')}/ban`, { body: { for: '10m' } });
   const settledAt = Date.now();
   assert.equal(banned.status, 200, banned.text);
-  const replacement = gw.lines.find((l) => l.msg === 'socksgate listening' && l.pid !== first.pid && l.worker !== 2);
-  assert.ok(replacement && (replacement.time as number) < settledAt, 'the replacement served before the ban was settled');
+  servedBefore(gw, first, settledAt, 'the ban');
 
   // Every worker holds the ban: the merged view shows it (a member is banned only where all hold it).
   let members: Upstreams['pools'][number]['members'] = [];
@@ -89,15 +101,12 @@ test('a POST /api/reload settled while a replacement worker comes to serve reach
   const gw = await startCliGateway(path, [], [SLOW_API_ANSWERS], BOOT_MS);
   t.after(() => gw.child.kill('SIGKILL'));
   const api = adminClient((await started(gw)).admin, TOKEN);
-  const first = await gw.waitFor((l) => l.msg === 'socksgate listening' && l.worker === 1);
-  process.kill(first.pid as number, 'SIGKILL');
-  await gw.waitFor((l) => l.role === 'primary' && l.msg === 'worker exited; starting a replacement', 30_000);
+  const first = await killFirstWorker(gw);
   await writeFile(path, config('direct'));
   const reloaded = await api.request('POST', '/api/reload');
   const settledAt = Date.now();
   assert.equal(reloaded.status, 200, reloaded.text);
-  const replacement = gw.lines.find((l) => l.msg === 'socksgate listening' && l.pid !== first.pid && l.worker !== 2);
-  assert.ok(replacement && (replacement.time as number) < settledAt, 'the replacement served before the reload was settled');
+  const replacement = servedBefore(gw, first, settledAt, 'the reload');
   // It started from the config the workers ran then (block): it must reload too.
   const caughtUp = await gw.waitFor((l) => l.msg === 'configuration reloaded' && l.pid === replacement.pid, 30_000);
   assert.equal(caughtUp.result, 'ok');
