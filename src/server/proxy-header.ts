@@ -32,12 +32,17 @@ const V2_START = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
  * stays the client: a v2 LOCAL or v1 UNKNOWN header (the balancer's own health check), or an
  * untrusted peer that sent no header. Rejects with ProtocolError when a trusted peer sends
  * none or a malformed one (a balancer set up for the protocol always sends one, so anything
- * else is not from it), when an untrusted peer sends one, when the socket closes first, or
- * with "handshake timeout" after `timeoutMs`, what is left of handshake_timeout (0: bounded
- * only by whoever destroys the socket).
+ * else is not from it), when an untrusted peer sends one, when the socket closes first or was
+ * reset before it was accepted (its peer unknown), or with "handshake timeout" after
+ * `timeoutMs`, what is left of handshake_timeout (0: bounded only by whoever destroys the
+ * socket).
  */
 export function readProxyHeader(socket: Socket, policy: ProxyHeaderPolicy, timeoutMs = 0): Promise<Address | undefined> {
-  const peer = unmapped(socket.remoteAddress ?? '');
+  // No peer address: the connection was reset before it was accepted (HAProxy's checks send
+  // their header and reset at once), so whether the peer is trusted cannot be told, and
+  // nothing could be sent back to it anyway.
+  if (socket.remoteAddress === undefined) return Promise.reject(new ProtocolError('reset before its PROXY header was read'));
+  const peer = unmapped(socket.remoteAddress);
   const step = policy.trusted.hasText(peer) ? decodeProxyHeader : untrusted(peer);
   return new Promise((resolve, reject) => {
     let buf: Buffer = Buffer.alloc(0);

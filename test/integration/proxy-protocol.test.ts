@@ -3,6 +3,7 @@
 import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { SocksClient } from 'socks';
@@ -137,6 +138,25 @@ test('a trusted peer that sends no header is closed (a balancer set up for it al
   assert.ok(await closedWithin(s));
   const line = await gw.accessLog((l) => typeof l.client === 'string' && l.client.startsWith(`${TRUSTED}:`));
   assert.equal(line?.error, 'PROXY header: none sent');
+});
+
+// What HAProxy's `check-send-proxy` does: connect, send a v2 LOCAL header, reset (SO_LINGER 0).
+const CHECK_AND_RESET = `
+import socket, struct, sys
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), source_address=(sys.argv[2], 0))
+s.sendall(bytes.fromhex(sys.argv[3]))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+s.close()
+`;
+
+test("a balancer's check that sends its header and resets is logged as reset, not as an untrusted peer", async (t) => {
+  const gw = await gateway(t);
+  // Run synchronously, so the connection is gone before this process (the gateway's) accepts
+  // it, as it is for a check sent to a busy gateway: the peer's address can no longer be read.
+  const check = spawnSync('/usr/bin/python3', ['-c', CHECK_AND_RESET, String(gw.port), TRUSTED, encodeProxyV2({ command: 'local' }).toString('hex')], { timeout: 10_000 });
+  assert.equal(check.status, 0, String(check.stderr));
+  const line = await gw.accessLog((l) => typeof l.error === 'string');
+  assert.equal(line?.error, 'reset before its PROXY header was read');
 });
 
 test('a header that never completes is closed at handshake_timeout', async (t) => {
