@@ -12,7 +12,6 @@ import { Metrics } from './observe/metrics.js';
 import { closeOutbounds, startOutbounds } from './outbound/build.js';
 import { ByteBudget, GATEWAY_UDP_BYTES } from './outbound/byte-budget.js';
 import { compileEgress } from './outbound/egress.js';
-import { unmapped } from './protocol/address.js';
 import { createAuthenticator } from './server/auth.js';
 import { LoginThrottle } from './server/login-throttle.js';
 import { formatAddress, type Snapshot } from './server/context.js';
@@ -298,9 +297,9 @@ export class Gateway {
     const full =
       this.#sessions.size >= limits.max_connections ? LIMIT_ERRORS.max_connections : this.#limits.handshakes >= limits.max_handshakes ? LIMIT_ERRORS.max_handshakes : undefined;
     if (full) {
-      // Unmapped, as the connection's own lines name it (client.ts): one client, one spelling, one once-a-second entry.
-      this.#limits.refused(unmapped(socket.remoteAddress ?? ''), full);
-      this.#refusals.refuse(socket, protocols.includes('http'), proxyHeader);
+      // Counted and logged once the client is known (after a PROXY header), unmapped as the
+      // connection's own lines name it (client.ts): one client, one spelling, one once-a-second entry.
+      this.#refusals.refuse(socket, protocols.includes('http'), proxyHeader, (client) => this.#limits.refused(client, full));
       return;
     }
     this.metrics.active.inc();

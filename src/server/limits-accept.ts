@@ -7,6 +7,7 @@
 // many refused clients at once wait for their first byte; beyond that they are closed at once.
 
 import type { Socket } from 'node:net';
+import { unmapped } from '../protocol/address.js';
 import { sniff } from './client.js';
 import { readProxyHeader, type ProxyHeaderPolicy } from './proxy-header.js';
 
@@ -38,23 +39,36 @@ export class AcceptRefusals {
   }
 
   /**
-   * Ends `socket` (paused, nothing read; the caller counted and logged the refusal): closed at
-   * once when the listener serves no HTTP or too many refused clients are waiting already;
-   * otherwise its first byte decides, read after the PROXY header when the listener takes one.
+   * Ends `socket` (paused, nothing read): closed at once when the listener serves no HTTP or
+   * too many refused clients are waiting already; otherwise its first byte decides, read after
+   * the PROXY header when the listener takes one. `noted` (the caller counts and logs the
+   * refusal) is called once with the client: the header's when one is read (behind a balancer
+   * the peer is the balancer, the same for every client), else the peer's own address.
    */
-  refuse(socket: Socket, httpServed: boolean, proxyHeader?: ProxyHeaderPolicy): void {
+  refuse(socket: Socket, httpServed: boolean, proxyHeader?: ProxyHeaderPolicy, noted: (client: string) => void = ignore): void {
+    const peer = unmapped(socket.remoteAddress ?? '');
     if (!httpServed || this.#waiting >= this.#maxWaiting) {
+      noted(peer);
       socket.destroy();
       return;
     }
     this.#waiting++;
     socket.on('error', ignore);
     socket.once('close', this.#onClose);
-    if (!proxyHeader) return this.#awaitFirstByte(socket);
+    if (!proxyHeader) {
+      noted(peer);
+      return this.#awaitFirstByte(socket);
+    }
     // A header that is missing, malformed or from an untrusted peer closes, as when served.
     readProxyHeader(socket, proxyHeader, this.#firstByteMs).then(
-      () => this.#awaitFirstByte(socket),
-      () => socket.destroy(),
+      (claimed) => {
+        noted(claimed ? unmapped(claimed.host) : peer);
+        this.#awaitFirstByte(socket);
+      },
+      () => {
+        noted(peer);
+        socket.destroy();
+      },
     );
   }
 

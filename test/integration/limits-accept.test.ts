@@ -251,3 +251,29 @@ test('an HTTP client refused its login stays in its handshake: held under max_ha
   await new Promise((r) => setTimeout(r, 2_300));
   assert.equal(await ask(browser, get(true)), '200', 'a logged-in connection outlives handshake_timeout');
 });
+
+test("a full gateway behind a load balancer logs a refused client by the PROXY header's address, not the balancer's", async (t) => {
+  const web = await startHttpServer();
+  t.after(() => web.close());
+  const gw = await startGateway({ listen: [{ host: '127.0.0.1', port: 0, proxy_protocol: { trusted: ['127.0.0.1/32'] } }], limits: { max_connections: 1 } });
+  t.after(() => gw.close());
+  const header = (client: string): Buffer => encodeProxyV1({ family: 'inet', source: { host: client, port: 7000 }, dest: { host: '127.0.0.1', port: gw.port } });
+  const held = await rawClient(gw.port);
+  t.after(() => held.destroy());
+  held.write(header('198.51.100.1'));
+  assert.equal(await sessions(gw, 1), 1);
+
+  // Two clients behind the one balancer, within the same second: each has its own line.
+  const http = await refusedWith(gw.port, Buffer.concat([header('198.51.100.7'), Buffer.from(`GET ${web.url}/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)]));
+  assert.match(http.answer, /^HTTP\/1\.1 503 /);
+  assert.deepEqual(await refusedWith(gw.port, Buffer.concat([header('198.51.100.8'), Buffer.from([5, 1, 0])])), { answer: '', closed: true });
+  const refused = gw.logs.filter((l) => l.msg === 'client refused by a limit');
+  assert.deepEqual(
+    refused.map((l) => [l['client'], l['limit']]),
+    [
+      ['198.51.100.7', 'max_connections'],
+      ['198.51.100.8', 'max_connections'],
+    ],
+  );
+  assert.equal(await refusals(gw.gw, 'max_connections'), 2);
+});
