@@ -4,6 +4,7 @@
 
 import { ProtocolError, Rep } from '../errors.js';
 import { decodeAddressAt, encodeAddress, NEED_DATA, toWire, writeWire } from './address.js';
+import { decodeCredential } from './charset.js';
 import { AUTH_VERSION, Cmd, VERSION } from './constants.js';
 import type { Address, UdpDatagram } from './types.js';
 
@@ -33,7 +34,7 @@ export function encodeMethod(m: number): Buffer {
 }
 
 // RFC 1929 §2: VER ULEN UNAME PLEN PASSWD. Names and passwords are read as UTF-8, the way a
-// config file spells them.
+// config file spells them, or as ISO-8859-1 when their bytes are not UTF-8 (Java's clients).
 export function decodeAuthRequest(buf: Buffer): Decoded<{ username: string; password: string }> {
   if (buf.length < 1) return NEED_DATA;
   if (buf[0] !== AUTH_VERSION) throw new ProtocolError(`auth version ${buf[0]}`, Rep.GENERAL_FAILURE);
@@ -44,7 +45,7 @@ export function decodeAuthRequest(buf: Buffer): Decoded<{ username: string; pass
   const size = 3 + ulen + plen;
   if (buf.length < size) return NEED_DATA;
   return {
-    value: { username: buf.toString('utf8', 2, 2 + ulen), password: buf.toString('utf8', 3 + ulen, size) },
+    value: { username: decodeCredential(buf.subarray(2, 2 + ulen)), password: decodeCredential(buf.subarray(3 + ulen, size)) },
     size,
   };
 }

@@ -3,6 +3,8 @@
 // socks4.test.ts.
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { hashPassword } from '../../src/server/auth.js';
 import { curl } from '../helpers/curl.js';
 import { readBytes, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
@@ -60,4 +62,25 @@ test('allow_anonymous: a client offering no auth gets in as nobody, credentials 
   assert.equal((await gw.accessLog((l) => l.user === 'alice'))?.rule, 'alice-only');
   // Offering credentials picks method 0x02, so a wrong password is refused, not let in anonymously.
   await assert.rejects(socksConnect(gw.port, dest, 5_000, { userId: 'alice', password: 'wrong' }), /Authentication failed/);
+});
+
+/** A raw RFC 1929 login with the name and password as `bytes` give them; the status byte, or undefined on a close. */
+async function rawLogin(port: number, user: Buffer, password: Buffer): Promise<number | undefined> {
+  const s = connect({ host: '127.0.0.1', port });
+  s.on('error', () => {});
+  await once(s, 'connect');
+  s.write(Buffer.concat([Buffer.from([5, 1, 2, 1, user.length]), user, Buffer.from([password.length]), password]));
+  const reply = await readBytes(s, 4, 5_000);
+  s.destroy();
+  return reply.length === 4 ? reply[3] : undefined;
+}
+
+test('a non-ASCII name and password log in over SOCKS5 in ISO-8859-1 (Java) as in UTF-8, as over HTTP Basic', async (t) => {
+  const gw = await startGateway({ auth: { users: [{ username: 'jürgen', password: 'pässwört' }] } });
+  t.after(() => gw.close());
+  assert.equal(await rawLogin(gw.port, Buffer.from('jürgen-session-K1', 'utf8'), Buffer.from('pässwört', 'utf8')), 0);
+  assert.equal(await rawLogin(gw.port, Buffer.from('jürgen-session-K1', 'latin1'), Buffer.from('pässwört', 'latin1')), 0);
+  assert.equal(await rawLogin(gw.port, Buffer.from('jürgen', 'latin1'), Buffer.from('passwort', 'latin1')), 1);
+  const refused = await gw.accessLog((l) => l.error === 'authentication failed');
+  assert.equal(refused?.user, 'jürgen', 'the refused login is logged with the name as the client meant it');
 });

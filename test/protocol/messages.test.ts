@@ -74,6 +74,12 @@ test('auth request and status', () => {
   for (let cut = 0; cut < wire.length; cut++) assert.equal(decodeAuthRequest(wire.subarray(0, cut)), NEED_DATA);
   assert.deepEqual(decodeAuthRequest(hex('01 00 00')), { value: { username: '', password: '' }, size: 3 });
   assert.throws(() => decodeAuthRequest(hex('05')), isProtocol(Rep.GENERAL_FAILURE));
+  // Java's SocksSocketImpl sends ISO-8859-1: bytes that are not UTF-8 are read one char a byte,
+  // not as U+FFFD (which made every such password one string, and none of them the configured one).
+  const latin1 = Buffer.concat([hex('01 06'), Buffer.from('jürgen', 'latin1'), hex('08'), Buffer.from('pässwort', 'latin1')]);
+  assert.deepEqual(decodeAuthRequest(latin1), { value: { username: 'jürgen', password: 'pässwort' }, size: latin1.length });
+  const mixed = Buffer.concat([hex('01 05'), Buffer.from('alice'), hex('02 ff fe')]);
+  assert.deepEqual(decodeAuthRequest(mixed), { value: { username: 'alice', password: 'ÿþ' }, size: mixed.length });
   assert.deepEqual(encodeAuthStatus(true), hex('0100'));
   assert.deepEqual(encodeAuthStatus(false), hex('0101'));
 });

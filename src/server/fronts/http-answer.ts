@@ -5,6 +5,7 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { GatewayError, LimitError, ProtocolError, Rep, toRep, UpstreamRefusedError } from '../../errors.js';
 import { EgressDeniedError } from '../../outbound/egress.js';
+import { decodeCredential } from '../../protocol/charset.js';
 import { closeClient } from '../close.js';
 import { refusedLogins, type AccessRecord, type Snapshot } from '../context.js';
 import type { Gone } from '../login-throttle.js';
@@ -183,26 +184,11 @@ async function verified(snapshot: Snapshot, creds: { user: string; password: str
   return id;
 }
 
-/** Throws on bytes that are not UTF-8, so they can be read as ISO-8859-1 instead. */
-const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
-
-/**
- * RFC 7617 leaves the charset to the client: curl and Chromium send UTF-8, python-requests and
- * Scrapy (HTTPPROXY_AUTH_ENCODING) ISO-8859-1. Bytes that are valid UTF-8 are read as UTF-8,
- * any others as ISO-8859-1, so `pässwort` logs in from either.
- */
-function decodeCredentials(bytes: Buffer): string {
-  try {
-    return STRICT_UTF8.decode(bytes);
-  } catch {
-    return bytes.toString('latin1');
-  }
-}
-
 function parseBasic(header: string | undefined): { user: string; password: string } | undefined {
   const m = header === undefined ? null : /^\s*basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
   if (!m) return undefined;
-  const text = decodeCredentials(Buffer.from(m[1]!, 'base64'));
+  // RFC 7617 leaves the charset to the client (charset.ts): UTF-8, else ISO-8859-1.
+  const text = decodeCredential(Buffer.from(m[1]!, 'base64'));
   const colon = text.indexOf(':');
   if (colon < 0) return undefined;
   return { user: text.slice(0, colon), password: text.slice(colon + 1) };
