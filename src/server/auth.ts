@@ -1,7 +1,8 @@
 // Client authentication: RFC 1928 §3 method selection and RFC 1929 username/password.
 // Every verification does the same work whoever asks: plain passwords are compared as
 // SHA-256 digests (equal length, so timingSafeEqual leaks nothing about the length), and
-// when any user has an scrypt hash, every attempt (unknown users included) runs one scrypt.
+// when users have scrypt hashes, every attempt (unknown users included) runs one scrypt of
+// each cost they use: the user's own hash at its cost, a decoy at the others.
 // Credentials that passed are remembered (as a keyed MAC, never as text) for a while, so a
 // crawler opening hundreds of connections a second pays scrypt once, not per connection;
 // a wrong password always pays the full price.
@@ -70,10 +71,13 @@ export function createAuthenticator(auth: AuthConfig | undefined, opts: Authenti
   }
   const users = new Map<string, Credential>();
   for (const u of auth.users) users.set(u.username, credentialOf(u.password, u.password_hash));
-  // What an unknown user (or a plain-password user) is checked against when hashes exist,
-  // so its attempt costs one scrypt like everyone's.
-  const firstHash = [...users.values()].find((c) => c.scrypt)?.scrypt;
-  const decoy: ScryptHash | undefined = firstHash && { ...firstHash, salt: randomBytes(16), hash: randomBytes(firstHash.hash.length) };
+  // One decoy per scrypt cost among the hashes. A single decoy at the first hash's cost let a
+  // wrong password for a user with a costlier hash take longer than one for a name nobody
+  // has, which told a guesser the user exists; every attempt now runs each cost once.
+  const decoys = new Map<string, ScryptHash>();
+  for (const c of users.values()) {
+    if (c.scrypt && !decoys.has(costOf(c.scrypt))) decoys.set(costOf(c.scrypt), { ...c.scrypt, salt: randomBytes(16), hash: randomBytes(c.scrypt.hash.length) });
+  }
   const unknown: Credential = { digest: randomBytes(32) };
   const allowAnonymous = auth.allow_anonymous;
   // A fresh key per authenticator: the remembered MACs mean nothing outside this process.
@@ -109,16 +113,27 @@ export function createAuthenticator(auth: AuthConfig | undefined, opts: Authenti
     const secret = Buffer.from(password, 'utf8');
     // Both comparisons always run; `&&` would skip the second and show in the timing.
     const plainOk = timingSafeEqual(sha256(secret), cred.digest);
-    const target = cred.scrypt ?? decoy;
     let hashOk = false;
-    if (target) {
-      const key = await hashLimited(() => scryptAsync(secret, target.salt, target.hash.length, target), gone);
-      if (key === undefined) return undefined;
-      hashOk = timingSafeEqual(key, target.hash);
+    if (decoys.size > 0) {
+      // One hashing slot for the whole attempt: its hashes run one after another.
+      const matched = await hashLimited(() => hashEveryCost(secret, cred.scrypt), gone);
+      if (matched === undefined) return undefined;
+      hashOk = matched;
     }
     const ok = known !== undefined && (cred.scrypt ? hashOk : plainOk);
     if (ok) verified.set(mac, true);
     return ok;
+  }
+
+  /** Runs one scrypt per cost in use: `own` at its own cost, a decoy at each other; true when `own` matched. */
+  async function hashEveryCost(secret: Buffer, own: ScryptHash | undefined): Promise<boolean> {
+    let matched = false;
+    for (const [cost, decoy] of decoys) {
+      const target = own && costOf(own) === cost ? own : decoy;
+      const key = await scryptAsync(secret, target.salt, target.hash.length, target);
+      if (target === own) matched = timingSafeEqual(key, own.hash);
+    }
+    return matched;
   }
 }
 
@@ -128,6 +143,11 @@ function credentialOf(password: string | undefined, passwordHash: string | undef
   // The loader already refused malformed hashes; a bad one here can only fail closed.
   if (typeof parsed === 'string') throw new RangeError(`invalid password_hash: ${parsed}`);
   return { digest: randomBytes(32), scrypt: parsed };
+}
+
+/** What a hash costs to check: two hashes with the same take as long. */
+function costOf(h: ScryptHash): string {
+  return `${h.N}$${h.r}$${h.p}$${h.hash.length}`;
 }
 
 function sha256(data: Buffer): Buffer {

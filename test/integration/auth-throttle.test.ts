@@ -16,8 +16,9 @@ import { stringify } from 'yaml';
 
 const BOB_HASH = await hashPassword('bob-pw');
 // Carol's hash matches no password and costs sixteen of bob's (p = 16: the same memory, 16
-// passes). A wrong guess for her holds a hashing slot that long, whatever the machine's
-// speed: what must not wait for it (another address's login, a name lookup) is bob's cost or less.
+// passes). Every login runs each configured cost once (her cost and bob's), so each holds a
+// hashing slot that long, whatever the machine's speed: what must not wait for a guess (another
+// address's login, a name lookup) runs beside it.
 const CAROL_HASH = `scrypt$32768$8$16$${randomBytes(16).toString('base64')}$${randomBytes(32).toString('base64')}`;
 const AUTH = {
   users: [
@@ -59,15 +60,18 @@ test('a guesser is slowed, then refused without hashing, while another address l
     r.s.destroy();
     assert.equal(r.status, 1);
   }
-  // The fifth failure, a guess for carol, takes sixteen of bob's hashes to check (then a 1.6 s
-  // delay); a login from another address meanwhile does not wait for it.
+  // The fifth failure takes carol's cost, sixteen of bob's, to check (then a 1.6 s delay), as
+  // every login does now that her hash is configured; a login from another address meanwhile
+  // is hashed beside it, in the second slot, not after it.
   const hashesAtFifth = hashCount();
   const slow = login(gw, 'carol', 'guess-4');
   assert.ok(await until(() => hashCount() > hashesAtFifth), "the guesser's fifth password is being hashed");
-  const other = await login(gw, 'bob', 'bob-pw', '127.0.0.2');
+  const otherLogin = login(gw, 'bob', 'bob-pw', '127.0.0.2');
+  assert.ok(await until(() => hashCount() > hashesAtFifth + 1), "the other address's password is being hashed");
+  assert.equal(await refusals(gw, 'failed'), 4, "the other address's login is hashed while the guesser's fifth is still being checked");
+  const other = await otherLogin;
   t.after(() => other.s.destroy());
   assert.equal(other.status, 0);
-  assert.equal(await refusals(gw, 'failed'), 4, "the other address's login completed while the guesser's fifth was still being checked");
   const fifth = await slow;
   fifth.s.destroy();
   assert.equal(fifth.status, 1);

@@ -1,5 +1,6 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { parsePasswordHash } from '../../src/config/password-hash.js';
 import type { AuthConfig } from '../../src/config/types.js';
 import { Method } from '../../src/protocol/constants.js';
@@ -91,4 +92,38 @@ test('a remembered credential still checks the password, and a changed config fo
   assert.equal((await auth.verify('bob-session-7', 'bob-pw')).sessionKey, '7');
   const changed = createAuthenticator({ users: [{ username: 'bob', password: 'new-pw' }], allow_anonymous: false });
   assert.equal((await changed.verify('bob', 'bob-pw')).ok, false);
+});
+
+/** A scrypt hash with these costs that matches no password. */
+function costlyHash(N: number, p: number): string {
+  return `scrypt$${N}$8$${p}$${randomBytes(16).toString('base64')}$${randomBytes(32).toString('base64')}`;
+}
+
+/** The median time of three wrong logins as `user`, in ms. */
+async function wrongLoginMs(auth: ReturnType<typeof createAuthenticator>, user: string): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const started = performance.now();
+    assert.deepEqual(await auth.verify(user, `guess-${i}`), { ok: false });
+    times.push(performance.now() - started);
+  }
+  return times.sort((a, b) => a - b)[1]!;
+}
+
+test('users whose hashes cost differently cannot be told from unknown names by how long a wrong password takes', async () => {
+  // carol's hash costs eight of dave's: a wrong password for her took eight times as long
+  // as one for a name nobody has, which told a guesser that she exists.
+  const auth = createAuthenticator({
+    users: [
+      { username: 'dave', password_hash: costlyHash(2 ** 14, 1) },
+      { username: 'carol', password_hash: costlyHash(2 ** 14, 8) },
+      { username: 'alice', password: 'alice-pw' },
+    ],
+    allow_anonymous: false,
+  });
+  const carol = await wrongLoginMs(auth, 'carol');
+  for (const name of ['nobody', 'alice', 'dave', 'carol-session-x-', 'zed-session-K1']) {
+    const ms = await wrongLoginMs(auth, name);
+    assert.ok(ms > carol * 0.6, `a wrong login as ${name} took ${ms.toFixed(0)} ms, carol's ${carol.toFixed(0)} ms`);
+  }
 });
