@@ -84,16 +84,19 @@ function withDeadline<T>(name: string, p: Promise<T>, ms: number): Promise<T> {
  */
 const SERVER_AT_FAULT = new Set(['ESERVFAIL', 'EREFUSED', 'ENOTIMP', 'ECONNREFUSED', 'EFORMERR']);
 
-const serverAtFault = (err: unknown): boolean =>
-  err instanceof NameNotResolvedError && SERVER_AT_FAULT.has(errCode(err.cause) ?? '');
-
 /**
  * c-ares read a datagram from the server's address and port that is no DNS message it can
  * parse (its ID and question unread): it ends every question out on that socket, on the first
  * one. Anyone who can send from that address (a forger who guessed the port, without the ID)
  * could fail a lookup with one datagram, so the question is asked again, of each server.
  */
-const malformed = (err: unknown): boolean => err instanceof NameNotResolvedError && errCode(err.cause) === 'EBADRESP';
+const MALFORMED = 'EBADRESP';
+
+/** A c-ares code that blames the server the question went to, not the name. */
+const blamesServer = (code: string | undefined): boolean => code !== undefined && (SERVER_AT_FAULT.has(code) || code === MALFORMED);
+
+/** The c-ares code behind a failed lookup. */
+const causeCode = (err: unknown): string | undefined => (err instanceof NameNotResolvedError ? errCode(err.cause) : undefined);
 
 /** An answer, and whether a family missing from it was the server's fault (SERVFAIL, REFUSED, NOTIMP, malformed). */
 type Asked = Answer & { blamed?: boolean };
@@ -152,7 +155,7 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
     const codes = errors.map(errCode);
     if (addresses.length > 0) {
       const partial = codes.some((c) => c !== NXDOMAIN && c !== NODATA);
-      const blamed = codes.some((c) => c !== undefined && (SERVER_AT_FAULT.has(c) || c === 'EBADRESP'));
+      const blamed = codes.some(blamesServer);
       return { kind: 'positive', addresses, ttl, partial, blamed };
     }
     // NXDOMAIN is about the name, whatever the type; otherwise every type must be NODATA.
@@ -187,33 +190,33 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
     // One family failed by a server (a SERVFAIL for A, say) while the other answered: the
     // others are asked for the whole answer, as when both fail; the half is used if none has it.
     // Kept as it came, a name with an IPv4-only target had only its IPv6 address for negative_ttl.
-    for (const one of each) {
-      if (performance.now() >= deadline) break;
-      try {
-        const whole = await ask(one, name, deadline, asked);
-        if (whole.kind === 'positive' && !whole.partial) return whole;
-      } catch {
-        // no better: the next
-      }
-    }
-    return answer;
+    return (await inTurn(each, name, deadline, asked, (a) => a.kind === 'positive' && !a.partial)) ?? answer;
   }
 
   /** After `err` from asking every server: each is asked in turn when a server is to blame, else `err`. */
   async function failOver(name: string, deadline: number, err: unknown, asked?: (questions: number) => void): Promise<Answer> {
-    const bad = malformed(err);
-    if (!serverAtFault(err) && !bad) throw err;
+    const code = causeCode(err);
+    if (!blamesServer(code)) throw err;
     // Which server failed is not known: each is asked in order, the first definite answer wins.
     // The only server is asked once more after a malformed datagram; after a SERVFAIL, not.
-    for (const one of each.length > 0 ? each : bad ? [all] : []) {
+    const channels = each.length > 0 ? each : code === MALFORMED ? [all] : [];
+    const answer = await inTurn(channels, name, deadline, asked, () => true);
+    if (answer === undefined) throw err;
+    return answer;
+  }
+
+  /** Asks `channels` one after another until the deadline: the first answer `good` takes, else undefined. */
+  async function inTurn(channels: readonly Channel[], name: string, deadline: number, asked: ((questions: number) => void) | undefined, good: (a: Asked) => boolean): Promise<Asked | undefined> {
+    for (const one of channels) {
       if (performance.now() >= deadline) break;
       try {
-        return await ask(one, name, deadline, asked);
+        const answer = await ask(one, name, deadline, asked);
+        if (good(answer)) return answer;
       } catch {
         // this one failed too (or is the one that did): the next
       }
     }
-    throw err;
+    return undefined;
   }
 
   return {
