@@ -43,15 +43,8 @@ export async function admitRequest(conn: ClientConnection, req: IncomingMessage,
   const hosts = fieldCount(req, 'host');
   if (hosts > 1) throw new ProtocolError('more than one Host header');
   if (hosts === 1 && /[\s@/\\?#]/.test(req.headers.host ?? '')) throw new ProtocolError('malformed Host header');
-  if (isHttp10(req) && req.headers['transfer-encoding'] !== undefined) throw new ProtocolError('Transfer-Encoding in an HTTP/1.0 request');
-  const codings = transferCodings(req);
-  // RFC 9112 §6.3: no coding, or chunked not last, and the body's length cannot be known. node
-  // reads an empty Transfer-Encoding as none and frames by Content-Length; an origin that sees
-  // the field may not.
-  if (codings !== undefined && codings.at(-1) !== 'chunked') throw new ProtocolError('Transfer-Encoding does not end in chunked');
-  // RFC 9112 §6.1: a coding before chunked is one the gateway does not apply or remove (501), as
-  // Squid, nginx and Apache refuse it; an origin may not know it either and read the body otherwise.
-  if (codings !== undefined && codings.length > 1) throw new UnsupportedCodingError(codings.join(', '));
+  const framing = framingRefusal(req);
+  if (framing) throw framing;
   if (unmetExpectation(req)) throw new ExpectationError(req.headers.expect ?? '');
   const snapshot = conn.current();
   const checked = authenticate(snapshot, req.headers['proxy-authorization'], conn.source.host, conn);
@@ -70,17 +63,30 @@ export function expectsContinue(req: IncomingMessage): boolean {
 }
 
 /**
- * RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding is to be treated as faulty framing,
- * and the connection closed after it. HTTP/1.0 has no chunked coding: a proxy or balancer in
- * front that reads such a body by its Content-Length, or to the close, sees the bytes that
- * node's parser takes for the next request as this one's body (request smuggling). So is any
- * Transfer-Encoding other than chunked alone (§6.3): it is refused, and what node read after it
- * may be the rest of its body.
+ * The refusal a request's Transfer-Encoding earns, or undefined (none, or chunked alone in
+ * HTTP/1.1). A refused one is faulty framing: the connection closes after the answer, for what
+ * node read after it may be the rest of its body.
+ * - RFC 9112 §6.1: HTTP/1.0 has no chunked coding. A proxy or balancer in front that reads such a
+ *   body by its Content-Length, or to the close, sees the bytes that node's parser takes for the
+ *   next request as this one's body (request smuggling).
+ * - §6.3: no coding, or chunked not last, and the body's length cannot be known. node reads an
+ *   empty Transfer-Encoding as none and frames by Content-Length; an origin that sees the field
+ *   may not.
+ * - §6.1: a coding before chunked is one the gateway does not apply or remove (501), as Squid,
+ *   nginx and Apache refuse it; an origin may not know it either and read the body otherwise.
  */
-export function faultyFraming(req: IncomingMessage): boolean {
-  if (req.headers['transfer-encoding'] === undefined) return false;
+function framingRefusal(req: IncomingMessage): ProtocolError | undefined {
   const codings = transferCodings(req);
-  return isHttp10(req) || codings?.length !== 1 || codings[0] !== 'chunked';
+  if (codings === undefined) return undefined;
+  if (isHttp10(req)) return new ProtocolError('Transfer-Encoding in an HTTP/1.0 request');
+  if (codings.at(-1) !== 'chunked') return new ProtocolError('Transfer-Encoding does not end in chunked');
+  if (codings.length > 1) return new UnsupportedCodingError(codings.join(', '));
+  return undefined;
+}
+
+/** A request refused for its Transfer-Encoding (framingRefusal): its connection closes after the answer. */
+export function faultyFraming(req: IncomingMessage): boolean {
+  return framingRefusal(req) !== undefined;
 }
 
 /** An HTTP/1.1 request expecting something other than 100-continue: nothing the gateway can meet. */
