@@ -1,9 +1,10 @@
 // The other paths of issue 13, in the same run and with the same load generator as
 // bench/e2e.ts: one upstream hop, 100 000 domains + 100 000 CIDRs loaded, HTTP CONNECT
 // and absolute-form requests (socksgate once its HTTP front answers; apify's proxy-chain
-// as the Node HTTP proxy to compare with), `workers: 2` against one, CONNECT by name, and a
-// larger young generation (a node flag an operator may set) against Node's default.
-// BENCH_PATHS=upstream,lists,http,workers,names,young runs only those sections.
+// as the Node HTTP proxy to compare with), `workers: 2` against one, CONNECT by name, a
+// larger young generation (a node flag an operator may set) against Node's default, and the
+// floor under cycles/s: a relay on libuv's handles, below net.Socket.
+// BENCH_PATHS=upstream,lists,http,workers,names,young,floor runs only those sections.
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -13,7 +14,16 @@ import { startDnsServer, type DnsRecord } from '../test/helpers/dns-server.js';
 import { attempt, cycles, REPEAT, SECONDS, throughput, warmUp } from './e2e.js';
 import { closeServer, echoServer, fmt, listen, nextChunk, socksConnect, type Connector } from './lib.js';
 import { buildLoadgen, Loadgen, type TargetPorts, type Via } from './loadgen.js';
-import { startGatewayProcess, startMicrosocksProcess, startProxyChainProcess, treeRssKiB, TWO_RULES, type RelayProcess } from './processes.js';
+import {
+  startGatewayProcess,
+  startHandleRelayProcess,
+  startMicrosocksProcess,
+  startMinimalRelayProcess,
+  startProxyChainProcess,
+  treeRssKiB,
+  TWO_RULES,
+  type RelayProcess,
+} from './processes.js';
 import { median, scrape } from './report.js';
 import { writeLists } from './router.js';
 
@@ -173,6 +183,28 @@ async function workers(lg: Loadgen, ports: TargetPorts): Promise<void> {
   }
 }
 
+/**
+ * The floor under cycles/s: the bare relay (net.Socket and a.pipe(b)) against a relay on
+ * libuv's handles (no net.Socket, no streams: bench/handle-relay-main.ts) and socksgate, all
+ * on core 0, each warmed, then runs in turn (medians of REPEAT). What the handles gain over
+ * the bare relay is what net.Socket and its streams cost per connection.
+ */
+async function floor(lg: Loadgen, ports: TargetPorts): Promise<void> {
+  const relays = [await startMinimalRelayProcess(), await startHandleRelayProcess(), await startGatewayProcess()];
+  try {
+    for (const r of relays) await cycles(lg, viaOf(r), ports, 2);
+    const runs: number[][] = relays.map(() => []);
+    for (let i = 0; i < REPEAT; i++) for (const [k, r] of relays.entries()) runs[k]!.push(await cycles(lg, viaOf(r), ports));
+    const [bare, handles, gateway] = runs.map(median) as [number, number, number];
+    console.log(`cycles/s below net.Socket (median of ${REPEAT} runs in turn):`);
+    show('bare Node relay (a.pipe(b))', { cycles: bare });
+    show('relay on libuv handles (× bare)', { cycles: handles }, { cycles: bare });
+    show('socksgate (× bare)', { cycles: gateway }, { cycles: bare });
+  } finally {
+    for (const r of relays) await r.stop();
+  }
+}
+
 /** The young-generation size an operator may give node (NODE_OPTIONS): fewer scavenges per connection. */
 const YOUNG_FLAG = '--max-semi-space-size=64';
 
@@ -264,6 +296,7 @@ export async function run(): Promise<void> {
     if (wanted('http')) await attempt('HTTP', () => httpProxies(lg, ports, socks));
     if (wanted('workers')) await attempt('workers', () => workers(lg, ports));
     if (wanted('young')) await attempt('young generation', () => youngGeneration(lg, ports));
+    if (wanted('floor')) await attempt('floor', () => floor(lg, ports));
   } finally {
     targets.stop();
   }

@@ -181,6 +181,13 @@ export async function startMinimalRelayProcess(duties = false): Promise<RelayPro
   return start(duties ? 'bare relay + duties' : 'bare Node relay', 'socks5', process.execPath, args, port);
 }
 
+/** The relay on libuv's handles (bench/handle-relay-main.ts): the floor below net.Socket, for cycles only. */
+export async function startHandleRelayProcess(): Promise<RelayProcess> {
+  const port = await freePort();
+  buildOnce();
+  return start('relay on libuv handles', 'socks5', process.execPath, ['bench/.build/bench/handle-relay-main.js', String(port)], port);
+}
+
 /** apify's proxy-chain, the Node HTTP proxy to compare the HTTP front with. */
 export async function startProxyChainProcess(): Promise<RelayProcess> {
   const port = await freePort();
