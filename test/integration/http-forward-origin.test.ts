@@ -387,12 +387,23 @@ test('pipelined requests are served one at a time, in order, each answered and l
   assert.ok(await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}` && gw.logs.filter((x) => x['status'] === 200).length === N), 'one line each');
 });
 
-test('a client pipelining far more requests than are served in turn is closed, and nothing is dialed for the rest', async (t) => {
+test('a client pipelining far more requests than are served in turn gets the answers to those waiting, the last with the close; nothing is dialed for the rest', async (t) => {
   const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
-  const raw = Array.from({ length: 300 }, (_, i) => get(origin.port, `/p${i}`)).join('');
-  await exchange(gw, raw, t, 10_000);
-  assert.ok(origin.received.length <= 1, `origin connections: ${origin.received.length}`);
-  assert.equal(gw.logs.filter((l) => l['msg'] === 'too many pipelined requests; connection closed').length, 1, 'said once');
+  const N = 300;
+  const raw = Array.from({ length: N }, (_, i) => get(origin.port, `/p${i}`)).join('');
+  const answer = await exchange(gw, raw, t, 15_000);
+  const heads = answer.split('\r\n\r\nok').filter((h) => h.length > 0);
+  // A client that retries what was not answered (RFC 9112 §9.3.2) gets somewhere each time.
+  assert.ok(heads.length >= 16 && heads.length < N, `answered ${heads.length} of ${N}`);
+  assert.ok(heads.every((h) => h.startsWith('HTTP/1.1 200 OK')), answer.slice(0, 300));
+  assert.deepEqual(
+    origin.received.map((r) => r.split(' ')[1]),
+    Array.from({ length: heads.length }, (_, i) => `/p${i}`),
+    'the ones answered, dialed in order; none of the rest',
+  );
+  assert.match(heads.at(-1)!, /\r\nConnection: close(\r\n|$)/i, 'the last answer says the connection closes');
+  assert.ok(heads.slice(0, -1).every((h) => !/\r\nConnection: close/i.test(h)), 'only the last');
+  assert.equal(gw.logs.filter((l) => l['msg'] === 'too many pipelined requests; the connection closes after those waiting').length, 1, 'said once');
   await stillServes(gw, t);
 });
 

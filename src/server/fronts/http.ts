@@ -28,8 +28,11 @@ const MAX_HEADERS = 100;
 /**
  * Requests one connection may have pipelined behind the one being served. They are served
  * one at a time, in order (each is routed, dialed and logged on its own), so a client that
- * pipelines a thousand requests in one write cannot open a thousand origin connections;
- * past this many waiting, the connection is closed.
+ * pipelines a thousand requests in one write cannot open a thousand origin connections.
+ * Past this many waiting, those waiting are still answered, the last with "Connection:
+ * close", and nothing after them is served: the client retries the rest on a new connection
+ * (RFC 9112 §9.3.2) and gets somewhere each time, where a close with no answer at all would
+ * have it send the same flood again.
  */
 const MAX_PIPELINED = 16;
 /** A first request head still incomplete at handshake_timeout (RFC 9110 §15.5.9). */
@@ -42,8 +45,8 @@ export class HttpFront {
   readonly #clients = new WeakMap<Socket, ClientConnection>();
   /** Requests of each client still running: the client is done once they have logged. */
   readonly #inFlight = new WeakMap<ClientConnection, Set<Promise<void>>>();
-  /** Each client's request queue: the last one's end, and how many wait behind the one served. */
-  readonly #queues = new WeakMap<ClientConnection, { tail: Promise<void>; waiting: number }>();
+  /** Each client's request queue (see RequestQueue). */
+  readonly #queues = new WeakMap<ClientConnection, RequestQueue>();
   /** Clients whose head did not parse: node's parser stays failed and reports every later read again. */
   readonly #unparsable = new WeakSet<Socket>();
   /** Each client's latest absolute-form request: while incomplete, node's parser is in its body. */
@@ -108,20 +111,26 @@ export class HttpFront {
 
   /**
    * Runs `serve` once the client's earlier requests are done (a CONNECT pipelined behind a
-   * GET too: its tunnel must not start inside the GET's response). False, with the client
-   * closed, when too many already wait.
+   * GET too: its tunnel must not start inside the GET's response). `res`: the response of an
+   * absolute-form request, which the close is put on when the queue overflows behind it.
+   * False when too many already wait: the request is not served, nor answered.
    */
-  #inTurn(conn: ClientConnection, serve: () => Promise<void>, failed: (err: unknown) => void): boolean {
+  #inTurn(conn: ClientConnection, serve: () => Promise<void>, failed: (err: unknown) => void, res?: ServerResponse): boolean {
     let queue = this.#queues.get(conn);
-    if (!queue) this.#queues.set(conn, (queue = { tail: Promise.resolve(), waiting: 0 }));
+    if (!queue) this.#queues.set(conn, (queue = { tail: Promise.resolve(), waiting: 0, last: undefined, full: false }));
+    if (queue.full) return false;
     if (queue.waiting >= MAX_PIPELINED) {
-      // The parser goes on with the rest of the chunk it holds: said once.
-      if (!conn.socket.destroyed) conn.log.warn({ client: conn.record.client, waiting: queue.waiting }, 'too many pipelined requests; connection closed');
-      conn.socket.destroy();
+      queue.full = true;
+      conn.log.warn({ client: conn.record.client, waiting: queue.waiting }, 'too many pipelined requests; the connection closes after those waiting');
+      // No more is read; node's parser goes on with the chunk it holds, whose requests are dropped.
+      conn.socket.pause();
+      // The last one waiting says so; one that is a refusal, or a tunnel, ends the connection itself.
+      if (queue.last) queue.last.shouldKeepAlive = false;
       return false;
     }
     const q = queue;
     q.waiting++;
+    q.last = res;
     const work = q.tail.then(() => {
       q.waiting--;
       // An answer ahead of this request closed the connection (a 400, a 431, a response the
@@ -201,15 +210,16 @@ export class HttpFront {
     // node parsed this head whole and goes on with what follows it: the 431 goes out through
     // its response, in turn, and closes the connection, so nothing behind it is served.
     if (tooManyFields(req)) return this.#refuseHead(conn, TOO_MANY_FIELDS, req.socket as Socket, res);
-    const queued = this.#inTurn(
+    // Past the queue's bound it is left unanswered: the connection ends after those waiting.
+    this.#inTurn(
       conn,
       () => this.#served(res, forward(conn, req, res)),
       (err) => {
         conn.log.error({ err }, 'HTTP request failed');
         res.destroy();
       },
+      res,
     );
-    if (!queued) res.destroy();
   }
 
   /** Tracks `res` while `serving` runs; during a drain, its connection is closed once it is answered. */
@@ -288,6 +298,18 @@ export class HttpFront {
       () => socket.destroy(),
     );
   }
+}
+
+/** One client's requests in turn. */
+interface RequestQueue {
+  /** The end of the last one queued: the next starts after it. */
+  tail: Promise<void>;
+  /** How many wait behind the one served. */
+  waiting: number;
+  /** The response of the last one queued, when it is an absolute-form request. */
+  last: ServerResponse | undefined;
+  /** Overflowed: nothing more is queued, and the connection ends after those waiting. */
+  full: boolean;
 }
 
 /** A head with more fields than MAX_HEADERS (node kept one more than allowed, so it shows). */
