@@ -122,7 +122,8 @@ export class HttpFront {
     if (queue.waiting >= MAX_PIPELINED) {
       queue.full = true;
       conn.log.warn({ client: conn.record.client, waiting: queue.waiting }, 'too many pipelined requests; the connection closes after those waiting');
-      // No more is read; node's parser goes on with the chunk it holds, whose requests are dropped.
+      // No more is read (every request waiting is whole: the parser reached this one past their
+      // bodies); node's parser goes on with the chunk it holds, whose requests are dropped.
       conn.socket.pause();
       // The last one waiting says so; one that is a refusal, or a tunnel, ends the connection itself.
       if (queue.last) queue.last.shouldKeepAlive = false;
