@@ -147,8 +147,20 @@ test('one image name and tag everywhere: package version in Dockerfile, compose,
   const tags = [...builds.matchAll(/docker build [^\n]*-t (\S+)/g)].map((m) => m[1]);
   assert.ok(tags.length >= 2, 'build commands in the Dockerfile and the README');
   for (const t of tags) assert.equal(t, image);
-  const runs = [...builds.matchAll(/docker run [^\n]*?(socksgate:\S+)/g)].map((m) => m[1]);
+  const runs = [...builds.matchAll(/docker run [^\n]*?\s(socksgate:\S+)/g)].map((m) => m[1]); // the image, a word of its own
   for (const r of runs) assert.equal(r, image);
+});
+
+test("the README's docker run mounts the directory of the image's config path, not the file", async () => {
+  const dockerCmd = execForm((await dockerfile('docker/Dockerfile')).findLast((i) => i.op === 'CMD')!.args);
+  const dir = posix.dirname(dockerCmd[dockerCmd.indexOf('--config') + 1]!);
+  const runs = [...(await readFile('README.md', 'utf8')).matchAll(/^docker run .*$/gm)].map((m) => m[0]);
+  assert.ok(runs.length >= 1, 'a docker run command');
+  for (const run of runs) {
+    // An editor's save replaces the file: a bind mount of the file alone keeps showing the old one.
+    const targets = [...run.matchAll(/(?:-v|--volume)[ =]"?[^:\s"]+:([^:\s"]+)/g)].map((m) => m[1]);
+    assert.deepEqual(targets, [dir], `${run}: mounts ${dir}`);
+  }
 });
 
 test('Kubernetes: the ConfigMap config passes check, ports and paths agree, the grace period covers the drain', async () => {
