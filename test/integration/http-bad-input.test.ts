@@ -94,6 +94,21 @@ test('an absolute-form request with more than one Host field, or a Host with whi
   await stillServes();
 });
 
+test('a 400 for its Host keeps the connection: the refused request body is dropped, not read as a request, and the next one is served', async () => {
+  const smuggled = `GET ${web.url}/smuggled HTTP/1.1\r\nHost: x\r\n\r\n`;
+  for (const hosts of ['Host: a.example\r\nHost: b.example\r\n', '', 'Host: a.example b.example\r\n']) {
+    const s = await rawClient(gw.port);
+    const text: Buffer[] = [];
+    s.on('data', (d: Buffer) => text.push(d));
+    s.write(`POST ${web.url}/first HTTP/1.1\r\n${hosts}Content-Length: ${smuggled.length}\r\n\r\n${smuggled}`);
+    s.write(`GET ${web.url}/next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    assert.ok(await closedWithin(s, 3_000), 'closed after the second answer');
+    const got = Buffer.concat(text).toString('latin1');
+    assert.match(got, /^HTTP\/1\.1 400 [\s\S]*Host[\s\S]*HTTP\/1\.1 200 [\s\S]*hello \/next/, JSON.stringify(hosts));
+    assert.doesNotMatch(got, /smuggled|\/first/);
+  }
+});
+
 test('credentials in the userinfo of a CONNECT or absolute-form target: 400, and neither the answer nor the access log repeats them', async () => {
   const port = Number(new URL(web.url).port);
   for (const head of [`CONNECT bob:S3cret-PW@127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`, `GET http://bob:S3cret-PW@127.0.0.1:${port}/ HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`]) {
