@@ -64,6 +64,15 @@ test('an IPv6 network (::/0) denies IPv6 addresses only: an IPv4-mapped one is i
   assert.equal(ALL.denies('::ffff:127.0.0.1', cidrSetOf(['::/0'])), true, 'but not for an IPv4 address');
 });
 
+test('the unspecified address is denied with the loopback address of its own family: 0.0.0.0 with 127.0.0.1, :: with ::1', () => {
+  const v4 = compileEgress(['127.0.0.0/8']);
+  for (const a of ['0.0.0.0', '::ffff:0.0.0.0']) assert.equal(v4.denies(a), true, a);
+  for (const a of ['::', '::1']) assert.equal(v4.denies(a), false, a);
+  const v6 = compileEgress(['::1/128']);
+  assert.equal(v6.denies('::'), true);
+  for (const a of ['0.0.0.0', '127.0.0.1']) assert.equal(v6.denies(a), false, a);
+});
+
 test('the rule that chose direct lifts the guard for the addresses in its own cidrs only', () => {
   const lift = cidrSetOf(['10.8.0.0/16', '127.0.0.2/32']);
   assert.equal(ALL.denies('10.8.3.3', lift), false);
