@@ -1,4 +1,4 @@
-// The YAML blocks of docs/*.md are what people copy into their files. A block is either a
+// The YAML blocks of docs/*.md and SECURITY.md are what people copy into their files. A block is either a
 // socksgate config, which must pass `socksgate check` as written, or the Kubernetes Service
 // annotations docs/load-balancers.md shows, which must be the ones docker/kubernetes.yaml
 // carries (the page says they are). README.md's blocks have their own test
@@ -16,7 +16,9 @@ import { silentLogger } from '../../src/observe/logger.js';
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {});
 
-const ENV = { ALICE_PASSWORD: 'a', PUBLIC_IP: '192.0.2.10' };
+// A password_hash as hash-password prints it (config.example.yaml's, of "bob-example-password").
+const HASH = 'scrypt$32768$8$1$gGAqZNIXtZ1ypEXb7UYV7Q==$af+39I2jyO326OVK55acSS70vrQv5jWKT/OaCvpgHOo=';
+const ENV = { ALICE_PASSWORD: 'a', PUBLIC_IP: '192.0.2.10', CRAWLER_PASSWORD_HASH: HASH, SOCKSGATE_API_TOKEN: 'a-token-of-sixteen-chars' };
 const ANNOTATION = /^service\.beta\.kubernetes\.io\//;
 
 interface Block {
@@ -26,14 +28,15 @@ interface Block {
 
 async function docBlocks(): Promise<Block[]> {
   const out: Block[] = [];
-  for (const name of (await readdir('docs')).filter((f) => f.endsWith('.md')).sort()) {
-    const text = await readFile(join('docs', name), 'utf8');
+  const pages = (await readdir('docs')).filter((f) => f.endsWith('.md')).sort().map((f) => join('docs', f));
+  for (const page of [...pages, 'SECURITY.md']) {
+    const text = await readFile(page, 'utf8');
     for (const m of text.matchAll(/^( *)```ya?ml\n([\s\S]*?)^\1```/gm)) {
       const line = text.slice(0, m.index).split('\n').length;
       // A block indented inside a list item: its lines carry the item's indentation.
       const indent = m[1]!;
       const yaml = m[2]!.split('\n').map((l) => (l.startsWith(indent) ? l.slice(indent.length) : l)).join('\n');
-      out.push({ where: `docs/${name}:${line}`, yaml });
+      out.push({ where: `${page}:${line}`, yaml });
     }
   }
   return out;
@@ -45,7 +48,7 @@ async function k8sAnnotations(): Promise<Obj> {
   return Object.assign({}, ...docs.filter((d) => d.kind === 'Service').map((d) => obj(obj(d.metadata).annotations))) as Obj;
 }
 
-test('every YAML block of docs/*.md passes check, or is Service annotations that docker/kubernetes.yaml carries', async () => {
+test('every YAML block of docs/*.md and SECURITY.md passes check, or is Service annotations that docker/kubernetes.yaml carries', async () => {
   const blocks = await docBlocks();
   assert.ok(blocks.length >= 2, `${blocks.length} blocks`);
   const annotations = await k8sAnnotations();
