@@ -103,6 +103,19 @@ export function isMapped(w: Uint32Array): boolean {
   return w[0] === 0 && w[1] === 0 && w[2] === 0xffff;
 }
 
+const LOOPBACK_V4: ParsedIp = { v: 4, n: 0x7f000001 };
+const LOOPBACK_V6: ParsedIp = { v: 6, w: Uint32Array.of(0, 0, 0, 1) };
+
+/**
+ * The loopback address a connection or a datagram to `ip` reaches when `ip` is the unspecified
+ * address (0.0.0.0, `::`, `::ffff:0.0.0.0`): Linux, as the BSDs do, delivers it to this host.
+ * Undefined for any other address.
+ */
+export function loopbackOfUnspecified(ip: ParsedIp): ParsedIp | undefined {
+  if (ip.v === 4) return ip.n === 0 ? LOOPBACK_V4 : undefined;
+  return ip.w[0] === 0 && ip.w[1] === 0 && ip.w[2] === 0 && ip.w[3] === 0 ? LOOPBACK_V6 : undefined;
+}
+
 /** Any IP text → ParsedIp (mapped IPv6 becomes IPv4), or undefined for a name. */
 export function parseIp(text: string): ParsedIp | undefined {
   const n = parseIPv4(text);

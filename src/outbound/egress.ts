@@ -7,7 +7,7 @@ import { EGRESS_NAMES } from '../config/types.js';
 import { GatewayError, Rep } from '../errors.js';
 import { parseCidr } from '../config/cidr.js';
 import { CidrSetBuilder } from '../router/cidrs.js';
-import { isMapped, parseIPv4, parseIPv6, parseIp, type ParsedIp } from '../config/ip.js';
+import { isMapped, loopbackOfUnspecified, parseIPv4, parseIPv6, parseIp, type ParsedIp } from '../config/ip.js';
 
 type EgressName = (typeof EGRESS_NAMES)[number];
 
@@ -76,13 +76,6 @@ export function compileEgress(deny: readonly string[], onDenied: (command: strin
 }
 
 /**
- * Dialed, the unspecified address is this host: Linux connects 0.0.0.0 to 127.0.0.1 and `::`
- * to ::1 (as the BSDs do), so a guard that denies loopback must deny them as well.
- */
-const LOOPBACK_V4: ParsedIp = { v: 4, n: 0x7f000001 };
-const LOOPBACK_V6: ParsedIp = { v: 6, w: Uint32Array.of(0, 0, 0, 1) };
-
-/**
  * The address as parsed, then the IPv4 address an IPv6 one carries, if any: IPv4-compatible
  * `::a.b.c.d` (RFC 4291 §2.5.5.1) and NAT64 `64:ff9b::a.b.c.d` (RFC 6052 §2.1) reach that IPv4
  * host through a translator. IPv4-mapped `::ffff:a.b.c.d` (§2.5.5.2) is dialed as that IPv4
@@ -98,7 +91,8 @@ export function addressForms(text: string): ParsedIp[] {
   if (!host.includes(':')) return [];
   const w = parseIPv6(host);
   if (w === undefined) return [];
-  if (w.every((x) => x === 0)) return [{ v: 6, w }, LOOPBACK_V6];
+  // Dialed, the unspecified address is this host: a guard that denies loopback denies it too.
+  if (w.every((x) => x === 0)) return [{ v: 6, w }, loopbackOfUnspecified({ v: 6, w })!];
   const embedded = embeddedIPv4(w);
   if (embedded === undefined) return [{ v: 6, w }];
   return isMapped(w) ? ipv4Forms(embedded) : [{ v: 4, n: embedded }, { v: 6, w }];
@@ -106,7 +100,9 @@ export function addressForms(text: string): ParsedIp[] {
 
 /** 0.0.0.0 dialed is this host: loopback too. */
 function ipv4Forms(n: number): ParsedIp[] {
-  return n === 0 ? [{ v: 4, n: 0 }, LOOPBACK_V4] : [{ v: 4, n }];
+  const ip: ParsedIp = { v: 4, n };
+  const loopback = loopbackOfUnspecified(ip);
+  return loopback ? [ip, loopback] : [ip];
 }
 
 function embeddedIPv4(w: Uint32Array): number | undefined {

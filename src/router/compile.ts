@@ -1,11 +1,11 @@
 // The compiled rule list: first match wins (PRODUCT.md "Rule matching"). A compiled router is
 // immutable; a reload compiles a new one and the gateway swaps one reference.
 
-import type { Config } from '../config/types.js';
+import type { Command, Config } from '../config/types.js';
 import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
 import { ConfigError } from '../errors.js';
 import { normalizeName } from '../config/domains.js';
-import { parseIp, type ParsedIp } from '../config/ip.js';
+import { loopbackOfUnspecified, parseIp, type ParsedIp } from '../config/ip.js';
 import { cheapHolds, compileRule, type CompiledRule, type Facts } from './rule.js';
 import type { Decision, RouteRequest, Router } from './types.js';
 
@@ -79,6 +79,7 @@ class CompiledRouter implements Router {
   decide(req: RouteRequest): Decision | Promise<Decision> {
     const facts = new RequestFacts(req);
     const ip = parseIp(unbracketed(req.dest.host));
+    const reached = ip === undefined ? undefined : reachedLoopback(ip, req.cmd);
     const name = ip === undefined ? normalizeName(req.dest.host) : '';
     const rules = this.#rules;
     for (let i = 0; i < rules.length; i++) {
@@ -87,7 +88,7 @@ class CompiledRouter implements Router {
       if (!r.hasDestination) return decision(r, undefined);
       if (ip !== undefined) {
         // Domains match names only; an IP literal meets the CIDRs directly.
-        if (r.cidrs?.has(ip)) return decision(r, undefined);
+        if (r.cidrs !== undefined && (r.cidrs.has(ip) || (reached !== undefined && r.cidrs.has(reached)))) return decision(r, undefined);
         continue;
       }
       if (r.domains?.matches(name)) return decision(r, undefined);
@@ -98,7 +99,7 @@ class CompiledRouter implements Router {
 
   /** From rule `from` on, with the name looked up once (a failure is not retried for this request). */
   async #decideResolved(from: number, facts: RequestFacts, name: string): Promise<Decision> {
-    const lookup = await this.#resolve(name);
+    const lookup = await this.#resolve(name, facts.cmd);
     const rules = this.#rules;
     for (let i = from; i < rules.length; i++) {
       const r = rules[i]!;
@@ -114,13 +115,17 @@ class CompiledRouter implements Router {
    * A failed lookup means "no CIDR match" for the rules; the connection reports it if it
    * matters (a direct dial, a name resolved for an upstream), without asking again.
    */
-  async #resolve(host: string): Promise<Lookup> {
+  async #resolve(host: string, cmd: Command): Promise<Lookup> {
     try {
       const addresses = await this.#dns.lookup(host);
       const ips: ParsedIp[] = [];
       for (const a of addresses) {
         const p = parseIp(a.address);
-        if (p !== undefined) ips.push(p);
+        if (p === undefined) continue;
+        ips.push(p);
+        // A name answered with 0.0.0.0 (as sinkholing resolvers answer) reaches loopback too.
+        const reached = reachedLoopback(p, cmd);
+        if (reached !== undefined) ips.push(reached);
       }
       return { addresses, ips };
     } catch (err) {
@@ -140,6 +145,16 @@ function withLookup(d: Decision, lookup: Lookup | undefined): Decision {
   if (lookup?.failure !== undefined) d.unresolved = lookup.failure;
   else if (lookup) d.resolved = lookup.addresses;
   return d;
+}
+
+/**
+ * The loopback address a connection or datagram to `ip` reaches, when `ip` is 0.0.0.0 or `::`
+ * (the kernel delivers them to this host): rules for loopback networks hold for them too, or a
+ * block on 127.0.0.0/8 would let 0.0.0.0 through to every service on the gateway's host. A
+ * BIND's address names the peer expected to connect (0.0.0.0: any), and nothing is dialed.
+ */
+function reachedLoopback(ip: ParsedIp, cmd: Command): ParsedIp | undefined {
+  return cmd === 'bind' ? undefined : loopbackOfUnspecified(ip);
 }
 
 /** `[::1]` sent as a name is the address ::1: the DNS layer connects it without a query. */

@@ -240,3 +240,24 @@ test('a bracketed IP literal sent as a name meets the CIDRs as the address it is
   assert.equal(await route(r, '[::ffff:10.1.2.3]'), 'lan#1:corp');
   assert.equal(await route(r, '[::2]'), 'default#-1:direct');
 });
+
+test('0.0.0.0 and :: meet the rules for the loopback address they reach; a BIND naming them (any peer) does not', async (t) => {
+  const { dns } = await dnsWith(t, { 'sink.test': { A: ['0.0.0.0'] }, 'sink6.test': { AAAA: ['::'] } });
+  const r = await compileRouter(
+    routerConfig([
+      { name: 'loopback4', cidrs: ['127.0.0.0/8'], action: 'block' },
+      { name: 'loopback6', cidrs: ['::1/128'], action: 'corp' },
+    ]),
+    { dns },
+  );
+  for (const host of ['0.0.0.0', '::ffff:0.0.0.0', '[0.0.0.0]', 'sink.test']) {
+    assert.equal(await route(r, host), 'loopback4#0:block', host);
+    assert.equal(await route(r, host, 53, { cmd: 'udp' }), 'loopback4#0:block', `${host} udp`);
+    assert.equal(await route(r, host, 21, { cmd: 'bind' }), 'default#-1:direct', `${host} bind`);
+  }
+  for (const host of ['::', '0:0:0:0:0:0:0:0', '[::]', '::%lo', 'sink6.test']) {
+    assert.equal(await route(r, host), 'loopback6#1:corp', host);
+    assert.equal(await route(r, host, 21, { cmd: 'bind' }), 'default#-1:direct', `${host} bind`);
+  }
+  assert.equal(await route(r, '0.0.0.1'), 'default#-1:direct', 'only the unspecified address itself');
+});
