@@ -50,7 +50,9 @@ function sendableName(to: Destination): Destination {
 
 /** TLS to the proxy, verified against `ca` or the default store, with SNI unless the proxy is an IP literal (RFC 6066 §3). */
 function startTls(socket: Socket, cfg: HttpUpstreamConfig, ca: Buffer | undefined, signal: AbortSignal): Promise<TLSSocket> {
-  const identity = cfg.servername ?? cfg.host;
+  // RFC 6066 §3: a name goes in SNI without its trailing dot (`proxy.corp.example.` is an
+  // absolute name, the same host), or a server picking its certificate by SNI finds none.
+  const identity = (cfg.servername ?? cfg.host).replace(/\.$/, '');
   socket.resume(); // a hop's stream arrives paused (see keepEarlyData); a TLS server says nothing before our hello
   return new Promise((resolve, reject) => {
     const tls = tlsConnect({

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { HttpUpstreamConfig, PoolConfig } from '../../src/config/types.js';
@@ -111,6 +112,40 @@ test('an https:// proxy: TLS verified against the configured CA (by servername o
   // Without `ca` the default store is used: a private CA does not verify.
   const noCa = createHttpOutbound('https-default', http(base), { dns, connectTimeout: 5_000 });
   await assert.rejects(noCa.connect(to, ctx()), (e: unknown) => e instanceof GatewayError && isUpstreamFault(e));
+});
+
+test('an https:// proxy by name gets that name in SNI without a trailing dot, one by IP literal no SNI (RFC 6066 §3)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'socksgate-sni-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const pki = await makePki(dir, { names: ['proxy.test'], ips: ['127.0.0.68'] });
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  // Test instrument: a TLS proxy that records the SNI of each client and grants every CONNECT to `dest`.
+  const sent: (string | false | null)[] = [];
+  const srv = createTlsServer({ key: pki.key, cert: pki.cert }, (s) => {
+    sent.push((s as TLSSocket).servername);
+    s.on('error', () => {});
+    s.once('data', () => {
+      const up = connect(dest.port, '127.0.0.1');
+      up.on('error', () => s.destroy());
+      up.once('connect', () => {
+        s.write('HTTP/1.1 200 Connection established\r\n\r\n');
+        up.pipe(s);
+      });
+    });
+  });
+  const front = await listenTracked(srv, '127.0.0.68');
+  t.after(() => front.close());
+  const named = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: { 'proxy.test': '127.0.0.68' } });
+  const ca = await readFile(pki.caFile);
+  const to = { host: '127.0.0.1', port: dest.port };
+  for (const host of ['proxy.test.', '127.0.0.68']) {
+    const out = createHttpOutbound('sni', http({ host, port: front.port, tls: true }), { dns: named, connectTimeout: 5_000, ca });
+    const conn = await out.connect(to, ctx());
+    assert.equal(await received(conn), 'hello 127.0.0.1\n');
+    conn.release?.();
+  }
+  assert.deepEqual(sent, ['proxy.test', false]);
 });
 
 test('tls: true towards a plain HTTP proxy fails as the proxy\'s fault, said in one readable line', async (t) => {
