@@ -143,7 +143,8 @@ export function createHealthChecks<T extends CheckedMember>(
   members: readonly T[],
   cfg: HealthCheckConfig,
   log: Logger,
-  report: (member: T, outcome: CheckOutcome, latencyMs: number, err?: unknown) => void,
+  /** `said`: what to log for a failure its error does not explain (the check's own timeout). */
+  report: (member: T, outcome: CheckOutcome, latencyMs: number, err?: unknown, said?: string) => void,
 ): HealthChecks {
   const target = parseTarget(cfg.target);
   const inFlight = new Map<T, AbortController>();
@@ -153,7 +154,8 @@ export function createHealthChecks<T extends CheckedMember>(
   async function check(m: T): Promise<void> {
     const controller = new AbortController();
     inFlight.set(m, controller);
-    const deadline = setTimeout(() => controller.abort(new Error(`health check timed out after ${cfg.timeout}ms`)), cfg.timeout);
+    const timedOut = new Error(`upstream "${m.name}": health check timed out after ${cfg.timeout}ms`);
+    const deadline = setTimeout(() => controller.abort(timedOut), cfg.timeout);
     deadline.unref();
     const started = performance.now();
     try {
@@ -165,7 +167,10 @@ export function createHealthChecks<T extends CheckedMember>(
       // The member's answer about the target (0x02-0x08, an HTTP 403): it is alive, as a
       // request would count it. A target down or blocked must not eject every member.
       const answered = answeredAboutDestination(err);
-      if (state === 'running') report(m, answered ? 'answered' : 'failed', performance.now() - started, answered ? undefined : err);
+      // Cut by the check's own timeout, the member only says it was aborted: the log says
+      // what ran out (a proxy whose TLS never answers, a target it waits on).
+      const said = controller.signal.reason === timedOut ? timedOut.message : undefined;
+      if (state === 'running') report(m, answered ? 'answered' : 'failed', performance.now() - started, answered ? undefined : err, said);
     } finally {
       clearTimeout(deadline);
       inFlight.delete(m);

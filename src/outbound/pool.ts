@@ -208,7 +208,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   /** When a health check last reached its target through some member (the pool's clock, ms). */
   let targetReachedAt = -Infinity;
   const checks = cfg.health_check
-    ? createHealthChecks(members, cfg.health_check, log, (m, outcome, ms, err) => {
+    ? createHealthChecks(members, cfg.health_check, log, (m, outcome, ms, err, said) => {
         const t = now();
         if (outcome === 'connected') {
           targetReachedAt = t;
@@ -236,7 +236,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
         // A member's own connect_timeout shorter than the check's ends the same wait: its bare
         // ConnectTimeoutError says the member had answered and was waiting on the target.
         const aboutTarget = ambiguous(err) || (err instanceof AbortedError && err.awaitingDestination) || err instanceof ConnectTimeoutError;
-        if (!aboutTarget || t - targetReachedAt <= cfg.health_check!.interval + cfg.health_check!.timeout) note(m, m.health.failure(t, policy), err);
+        if (!aboutTarget || t - targetReachedAt <= cfg.health_check!.interval + cfg.health_check!.timeout) note(m, m.health.failure(t, policy), said ?? err);
       })
     : undefined;
 

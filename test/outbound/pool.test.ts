@@ -1,6 +1,7 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,6 +18,7 @@ import { createSocks5Outbound } from '../../src/outbound/socks5.js';
 import type { MemberSpec, Outbound, OutboundContext } from '../../src/outbound/types.js';
 import { blackhole } from '../helpers/blackhole.js';
 import { resolverWithServer } from '../helpers/dns-server.js';
+import { listenTracked } from '../helpers/servers.js';
 import { startScriptedSocks } from '../helpers/instruments.js';
 import { poolDestination, poolMembers } from '../helpers/pool.js';
 import { startUdpEchoServer } from '../helpers/udp.js';
@@ -336,6 +338,23 @@ test('a member ejected by its health checks alone is logged with the failure tha
   const ejected = lines.find((l) => l.msg === 'pool member ejected') as { error?: string } | undefined;
   assert.ok(ejected, 'the member was not ejected');
   assert.match(ejected.error ?? '', /UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
+});
+
+test('a member whose health checks time out is logged as timing out (an https member that takes the connection and never answers TLS)', async (t) => {
+  const held: Socket[] = [];
+  // Test instrument: accepts and says nothing, as a proxy whose TLS front hangs.
+  const silent = await listenTracked(createServer((s) => void held.push(s.on('error', () => {}))), '127.0.0.183');
+  t.after(() => silent.close());
+  t.after(() => held.forEach((s) => s.destroy()));
+  const https = createHttpOutbound(`https://127.0.0.183:${silent.port}`, { type: 'http', host: '127.0.0.183', port: silent.port, tls: true, remote_dns: true }, { dns, connectTimeout: 10_000 });
+  const { log, lines } = capture();
+  const p = createPoolOutbound('hc', pool('round-robin', { ban_after: 1, health_check: { interval: 100, timeout: 300, target: '127.0.0.1:9' } }), { members: specs([https]), log });
+  p.start?.();
+  t.after(() => p.close());
+  for (let i = 0; i < 100 && !lines.some((l) => l.msg === 'pool member ejected'); i++) await sleep(50);
+  const ejected = lines.find((l) => l.msg === 'pool member ejected') as { error?: string } | undefined;
+  assert.ok(ejected, 'the member was not ejected');
+  assert.match(ejected.error ?? '', /health check timed out after 300ms/);
 });
 
 test('a UDP association the upstream ends no longer counts in its member\'s active connections', async (t) => {
