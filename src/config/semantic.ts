@@ -62,7 +62,10 @@ function checkIpField(value: unknown, path: ConfigPath, out: Issue[]): void {
 /** HTTP Basic splits user-id and password at the first ":" (RFC 7617 §2): a username holding one cannot log in. */
 const BASIC_COLON = 'contains ":", which HTTP Basic auth cannot carry in a username (RFC 7617 §2)';
 
-/** An upstream's host is dialed at every request: one that never could be is a config error, not a string of failures. */
+/**
+ * An upstream's host is dialed at every request: one that never could be is a config error, not a string of failures.
+ * Nor may an http upstream carry TLS settings without TLS.
+ */
 function checkUpstreamHosts(root: Obj, out: Issue[]): void {
   for (const [name, u] of entries(root['upstreams'])) {
     const host = str(obj(u)?.['host']);
@@ -71,8 +74,17 @@ function checkUpstreamHosts(root: Obj, out: Issue[]): void {
     // The proxy would refuse every login.
     const username = str(obj(u)?.['username']);
     if (str(obj(u)?.['type']) === 'http' && username?.includes(':')) out.push(problem(['upstreams', name, 'username'], BASIC_COLON));
+    // A CA file or a server name shows TLS was meant: without `tls: true` both would be
+    // ignored, and the proxy asked in plain text, its password in every request.
+    if (str(obj(u)?.['type']) === 'http' && obj(u)?.['tls'] !== true) {
+      for (const key of ['ca', 'servername']) {
+        if (obj(u)?.[key] !== undefined) out.push(problem(['upstreams', name, key], TLS_ONLY));
+      }
+    }
   }
 }
+
+const TLS_ONLY = 'applies only with tls: true; without it the proxy is spoken to in plain text, credentials included';
 
 /** CIDR lists outside the rules: trusted PROXY protocol peers and the egress guard. */
 function checkNetworks(root: Obj, out: Issue[]): void {
