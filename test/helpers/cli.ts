@@ -49,18 +49,20 @@ export interface RunningGateway {
  * `group`: the gateway leads a process group of its own, as a shell's job does, so that a
  * signal can go to the whole group (`process.kill(-pid)`: a terminal's Ctrl-C, systemd's stop).
  * `nofile`: the process's limit of open file descriptors (prlimit(1), which execs it in place).
+ * `env`: variables set for it on top of this process's own.
  */
 export async function startCliGateway(
   configPath: string,
   extra: readonly string[] = [],
   preload: readonly string[] = [],
   readyMs = 60_000, // start-up under load: see runCli
-  opts: { group?: boolean; nofile?: number } = {},
+  opts: { group?: boolean; nofile?: number; env?: NodeJS.ProcessEnv } = {},
 ): Promise<RunningGateway> {
   const imports = ['tsx', ...preload].flatMap((m) => ['--import', m]);
   const node = [process.execPath, ...imports, CLI, '--config', configPath, ...extra];
   const [cmd, ...args] = opts.nofile === undefined ? node : [requireFile('/usr/bin/prlimit', 'util-linux'), `--nofile=${opts.nofile}:${opts.nofile}`, ...node];
-  const child = spawnTied(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: opts.group ?? false });
+  const env = opts.env === undefined ? process.env : { ...process.env, ...opts.env };
+  const child = spawnTied(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: opts.group ?? false, env });
   const lines: Array<Record<string, unknown>> = [];
   let buf = '';
   let stderr = '';
