@@ -41,8 +41,9 @@ export class RuleBlockedError extends GatewayError {
 }
 
 export class ConnectTimeoutError extends GatewayError {
-  constructor(what: string, ms: number) {
-    super('GW_ERR_CONNECT_TIMEOUT', `${what}: no connection within ${ms}ms`, Rep.TTL_EXPIRED);
+  /** `missing`: what did not come in time, when a connection did (an upstream's answer). */
+  constructor(what: string, ms: number, missing = 'no connection') {
+    super('GW_ERR_CONNECT_TIMEOUT', `${what}: ${missing} within ${ms}ms`, Rep.TTL_EXPIRED);
   }
 }
 

@@ -33,6 +33,7 @@ export function createHttpOutbound(name: string, cfg: HttpUpstreamConfig, deps: 
     handshake: async (socket, to, run) => {
       // A hop's stream the proxy has already closed: nothing can answer on it (as in socks5.ts).
       if (socket.destroyed) throw new Error('the proxy closed the connection before CONNECT');
+      if (cfg.tls) run.asking('the TLS handshake');
       const stream = cfg.tls ? await startTls(socket, cfg, deps.ca, run.signal) : socket;
       // Without TLS nothing comes back before the proxy has reached the destination: a proxy
       // that took our connection counts as alive, and a timeout is about the destination.

@@ -39,6 +39,8 @@ export interface HandshakeRun {
   credentials: Credentials;
   /** The proxy has answered all it answers before it tries the destination: a timeout from now on is about the destination. */
   heard(): void;
+  /** What the proxy is being asked before it has answered (`the TLS handshake`): named if it stays silent. */
+  asking(what: string): void;
 }
 
 /** One proxy protocol: what it sends as the destination, how it asks, how its refusals read. */
@@ -74,7 +76,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
   let latencyMs: number | undefined;
   const dial = proxyDialer(proxy, deps);
 
-  function classify(err: unknown, phase: Phase, heard: boolean, deadline: Deadline, ctx: OutboundContext, dest: Destination): GatewayError {
+  function classify(err: unknown, phase: Phase, heard: boolean, asking: string, deadline: Deadline, ctx: OutboundContext, dest: Destination): GatewayError {
     // First: through a chain, the caller's signal is the next hop's deadline, and its end is this hop's timeout.
     if (deadline.timedOut) {
       // The hop before this proxy timed out on the same deadline and has said who was silent
@@ -85,7 +87,11 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
       if (phase === 'resolve') return timeout;
       // Silent since our request: the proxy is at fault. Once it has shown it is alive, it is
       // waiting on the destination: a timeout about the destination.
-      return phase === 'handshake' && heard ? timeout : new UpstreamUnreachableError(name, timeout);
+      if (phase === 'dial') return new UpstreamUnreachableError(name, timeout);
+      if (heard) return timeout;
+      // Connected, and silent: said so, or the line sends people to the network (a plain
+      // proxy's port given tls: true waits for a request line that never comes).
+      return new UpstreamUnreachableError(name, new ConnectTimeoutError(`upstream "${name}" to ${dest.host}:${dest.port}`, deps.connectTimeout, `connected, no answer to ${asking}`), 'silent');
     }
     // No cause: a client error may hold the password.
     if (ctx.signal.aborted) return new AbortedError(`upstream "${name}"`, undefined, phase === 'handshake' && heard);
@@ -105,7 +111,8 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
     let phase: Phase = 'resolve';
     let hop: Connection | undefined;
     let heard = false;
-    const run: HandshakeRun = { signal: deadline.signal, credentials, heard: () => void (heard = true) };
+    let asking = 'our handshake';
+    const run: HandshakeRun = { signal: deadline.signal, credentials, heard: () => void (heard = true), asking: (what) => void (asking = what) };
     try {
       // A name resolved here (remote_dns: false) is inside the deadline too.
       const candidates = await until(protocol.targets(dest, ctx), deadline.signal);
@@ -113,6 +120,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
       for (let i = 0; !done; i++) {
         phase = 'dial';
         heard = false;
+        asking = 'our handshake';
         hop = await dial(deadline.signal, ctx);
         phase = 'handshake';
         try {
@@ -130,7 +138,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
     } catch (err) {
       hop?.socket.destroy();
       hop?.release?.();
-      throw failed(classify(err, phase, heard, deadline, ctx, dest));
+      throw failed(classify(err, phase, heard, asking, deadline, ctx, dest));
     } finally {
       deadline.clear();
     }
