@@ -7,8 +7,9 @@ import type { Config } from './types.js';
 const SETTLE_MS = 200;
 
 /**
- * The config file and every list file it names: a change to any of them reloads. The embedded
- * default has no file: ./socksgate.yaml is watched, the file a reload would find (load.ts).
+ * The config file and every file it names (lists, members files, CA files): a change to any
+ * of them reloads. The embedded default has no file: ./socksgate.yaml is watched, the file a
+ * reload would find (load.ts).
  */
 export function watchedFiles(config: Config): string[] {
   const files = new Set<string>([config.source === EMBEDDED_SOURCE ? resolve(config.base_dir, DEFAULT_CONFIG_FILE) : config.source]);
@@ -19,7 +20,11 @@ export function watchedFiles(config: Config): string[] {
     add(rule.domains_file);
     add(rule.cidrs_file);
   }
-  for (const upstream of Object.values(config.upstreams)) if (upstream.type === 'pool') add(upstream.members_file);
+  for (const upstream of Object.values(config.upstreams)) {
+    if (upstream.type === 'pool') add(upstream.members_file);
+    // Read at every build as well: a CA rotated in place (a Kubernetes Secret) is taken as a list is.
+    if (upstream.type === 'http') add(upstream.ca);
+  }
   return [...files];
 }
 

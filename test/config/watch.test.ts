@@ -25,3 +25,11 @@ test('with the embedded default, --watch waits for ./socksgate.yaml, the file a 
   await seen;
   assert.equal((await loadConfig({ cwd: dir, env: {} })).source, join(dir, 'socksgate.yaml'));
 });
+
+test('--watch follows an https upstream\'s ca file, which each build reads: a rotated CA is trusted without a SIGHUP', async () => {
+  const dir = await tempDir('watch-ca');
+  const path = join(dir, 'socksgate.yaml');
+  await writeFile(path, 'upstreams:\n  corp: { type: http, host: 10.0.0.1, port: 443, tls: true, ca: certs/corp-ca.pem }\ndefault: corp\n');
+  const config = await loadConfig({ path, env: {} });
+  assert.deepEqual(watchedFiles(config), [path, join(dir, 'certs', 'corp-ca.pem')]);
+});
