@@ -64,7 +64,7 @@ const BASIC_COLON = 'contains ":", which HTTP Basic auth cannot carry in a usern
 
 /**
  * An upstream's host is dialed at every request: one that never could be is a config error, not a string of failures.
- * Nor may an http upstream carry TLS settings without TLS.
+ * Nor may an http upstream's TLS settings be ones that cannot work.
  */
 function checkUpstreamHosts(root: Obj, out: Issue[]): void {
   for (const [name, u] of entries(root['upstreams'])) {
@@ -74,13 +74,20 @@ function checkUpstreamHosts(root: Obj, out: Issue[]): void {
     // The proxy would refuse every login.
     const username = str(obj(u)?.['username']);
     if (str(obj(u)?.['type']) === 'http' && username?.includes(':')) out.push(problem(['upstreams', name, 'username'], BASIC_COLON));
-    // A CA file or a server name shows TLS was meant: without `tls: true` both would be
-    // ignored, and the proxy asked in plain text, its password in every request.
-    if (str(obj(u)?.['type']) === 'http' && obj(u)?.['tls'] !== true) {
-      for (const key of ['ca', 'servername']) {
-        if (obj(u)?.[key] !== undefined) out.push(problem(['upstreams', name, key], TLS_ONLY));
-      }
-    }
+    if (str(obj(u)?.['type']) === 'http') checkUpstreamTls(name, obj(u) ?? {}, out);
+  }
+}
+
+function checkUpstreamTls(name: string, u: Obj, out: Issue[]): void {
+  // The name sent in SNI and checked against the certificate: a name as a host is, never a URL.
+  const servername = str(u['servername']);
+  const bad = servername === undefined ? undefined : dialHostProblem(servername);
+  if (bad !== undefined) out.push(problem(['upstreams', name, 'servername'], bad));
+  // A CA file or a server name shows TLS was meant: without `tls: true` both would be
+  // ignored, and the proxy asked in plain text, its password in every request.
+  if (u['tls'] === true) return;
+  for (const key of ['ca', 'servername']) {
+    if (u[key] !== undefined) out.push(problem(['upstreams', name, key], TLS_ONLY));
   }
 }
 

@@ -32,3 +32,15 @@ test('ca and servername with tls: true are taken', () => {
   assert.ok(u?.type === 'http');
   assert.deepEqual([u.tls, u.ca, u.servername], [true, '/etc/socksgate/corp-ca.pem', 'proxy.corp.example']);
 });
+
+test('a servername that is no host name or IP address is refused at its line and column, as a host is', () => {
+  for (const [value, re] of [['"https://proxy.corp.example/"', /is not an IP address or a DNS name/], ['"proxy corp"', /is not an IP address or a DNS name/], ['"[::1]"', /without brackets/]] as const) {
+    const issues = issuesOf(`upstreams:\n  u:\n    type: http\n    host: 10.0.0.1\n    port: 443\n    tls: true\n    servername: ${value}\ndefault: u\n`);
+    assert.equal(issues.length, 1, issues.join('\n'));
+    assert.ok(issues[0]!.startsWith('cfg.yaml:7:17: upstreams.u.servername: '), issues[0]);
+    assert.match(issues[0]!, re);
+  }
+  for (const good of ['proxy.corp.example', 'proxy.corp.example.', '10.0.0.1', '::1']) {
+    parseConfig(`upstreams:\n  u: { type: http, host: 10.0.0.1, port: 443, tls: true, servername: "${good}" }\ndefault: u\n`, 'cfg.yaml', {});
+  }
+});
