@@ -3,6 +3,7 @@
 // budget is paused until its debt is paid, so the kernel's socket buffers fill and TCP flow
 // control slows the sender. Nothing is dropped and nothing is queued here.
 
+import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 
 export interface BucketOptions {
@@ -133,6 +134,32 @@ export class BandwidthLimits {
 }
 
 /**
+ * A connection's idle timer (its socket's setTimeout), held off while any of its readers waits
+ * out a debt: the reader has just moved data and will move more once paid, so the connection is
+ * moving data at its user's limit, not idle. A debt can outlast idle_timeout when the user's
+ * other connections keep the bucket owing. The timer starts afresh once no reader owes.
+ */
+export class IdleHold {
+  readonly #socket: Socket;
+  readonly #ms: number;
+  #owing = 0;
+
+  constructor(socket: Socket, ms: number) {
+    this.#socket = socket;
+    this.#ms = ms;
+  }
+
+  owe(): void {
+    if (this.#owing++ === 0 && this.#ms > 0) this.#socket.setTimeout(0);
+  }
+
+  paid(): void {
+    // A closed socket's timer stays off: a 'timeout' after the end would fail a finished relay.
+    if (--this.#owing === 0 && this.#ms > 0 && !this.#socket.destroyed) this.#socket.setTimeout(this.#ms);
+  }
+}
+
+/**
  * Charges every chunk `src` emits to `bucket` and pauses `src` while its own chunk is unpaid.
  * The wait take() returns covers the whole debt, this chunk included: once it is over, `src`
  * may read again without asking the bucket, which the user's other connections keep in debt:
@@ -141,18 +168,21 @@ export class BandwidthLimits {
  * Works beside `src.pipe(dest)`: when the pipe paused `src` for a full `dest`, the timer
  * leaves it to the pipe's 'drain'. The pipe resumes its source on every 'drain' of `dest`,
  * whoever paused it; while in debt such a resume is taken back before anything flows
- * (Readable emits 'resume' just before it starts flowing again). Returns a function that
- * detaches the limiter (idempotent).
+ * (Readable emits 'resume' just before it starts flowing again). `idle`, when given, is held
+ * off while the debt is waited out. Returns a function that detaches the limiter (idempotent).
  */
-export function limitReader(src: Readable, dest: Writable, bucket: TokenBucket): () => void {
+export function limitReader(src: Readable, dest: Writable, bucket: TokenBucket, idle?: IdleHold): () => void {
   let timer: NodeJS.Timeout | undefined;
   let until = 0; // performance.now() at which this reader's last chunk is paid for
-  const resume = (): void => {
+  const settle = (): void => {
     timer = undefined;
-    if (src.destroyed) return;
+    idle?.paid();
+  };
+  const resume = (): void => {
     const wait = until - performance.now();
-    if (wait > 0) timer = setTimeout(resume, Math.min(wait, MAX_WAIT_MS));
-    else if (!dest.writableNeedDrain) src.resume(); // else the pipe resumes it on 'drain'
+    if (wait > 0 && !src.destroyed) return void (timer = setTimeout(resume, Math.min(wait, MAX_WAIT_MS)));
+    settle();
+    if (!src.destroyed && !dest.writableNeedDrain) src.resume(); // else the pipe resumes it on 'drain'
   };
   const onData = (chunk: Buffer): void => {
     const wait = bucket.take(chunk.length);
@@ -160,6 +190,7 @@ export function limitReader(src: Readable, dest: Writable, bucket: TokenBucket):
     src.pause();
     until = performance.now() + wait;
     if (timer !== undefined) clearTimeout(timer);
+    else idle?.owe();
     timer = setTimeout(resume, Math.min(wait, MAX_WAIT_MS));
   };
   const onResume = (): void => {
@@ -171,7 +202,7 @@ export function limitReader(src: Readable, dest: Writable, bucket: TokenBucket):
     src.off('close', detach);
     if (timer === undefined) return;
     clearTimeout(timer);
-    timer = undefined;
+    settle();
     if (!src.destroyed && !dest.writableNeedDrain) src.resume();
   };
   src.on('data', onData);

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { limitReader, type TokenBucket } from './bandwidth.js';
+import { IdleHold, limitReader, type TokenBucket } from './bandwidth.js';
 import { forward } from './forward.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -107,7 +107,7 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
     }
     if (opts.throttle) {
       // A limited relay pipes: the limiter charges each chunk as its stream emits it.
-      throttle(client, remote, opts.throttle);
+      throttle(client, remote, opts.throttle, new IdleHold(client, opts.idleTimeout));
       // A client whose FIN came with its payload may have emitted 'end' already, and unshift()
       // after 'end' is an error: then the bytes go straight to the remote, ahead of the FIN.
       if (early.length > 0 && client.readableEnded) remote.write(early);
@@ -148,9 +148,10 @@ export function resetSocket(socket: Socket): void {
 /**
  * Both readers charge one bucket (the user's, shared with their other connections) and pause
  * while it is in debt: TCP flow control then slows the senders, and nothing waits here beyond
- * the socket buffers. Each limiter detaches when its reader closes.
+ * the socket buffers. A reader waiting out its debt holds the idle timer off. Each limiter
+ * detaches when its reader closes.
  */
-function throttle(client: Socket, remote: Socket, bucket: TokenBucket): void {
-  limitReader(client, remote, bucket);
-  limitReader(remote, client, bucket);
+function throttle(client: Socket, remote: Socket, bucket: TokenBucket, idle: IdleHold): void {
+  limitReader(client, remote, bucket, idle);
+  limitReader(remote, client, bucket, idle);
 }

@@ -303,3 +303,74 @@ test('a reload that gives a user a bandwidth reaches the next request on a kept-
   assert.deepEqual(over.slice(0, 3), [], 'the next request is held to the bandwidth the reload gave alice');
   assert.ok(received - from > body.length, 'the second response came whole, on the same connection');
 });
+
+test("a connection waiting out its user's debt is not idle: several of one user's transfers past idle_timeout all complete", async (t) => {
+  // Six connections share 128 KiB/s: each one's share comes to a read every few seconds, past
+  // the one-second idle_timeout, while the user moves data at the limit all along.
+  const RATE_SLOW = 128 * KiB;
+  const down = payload(RATE_SLOW, 13);
+  const source = await startSource(down);
+  t.after(() => source.close());
+  const gw = await startGateway({
+    auth: { users: [{ username: 'alice', password: 'pw', bandwidth: `${RATE_SLOW}B/s` }] },
+    limits: { idle_timeout: '1s' },
+  });
+  t.after(() => gw.close());
+  const digests = await Promise.all(
+    Array.from({ length: 6 }, async () => {
+      const c = await socks5Raw(gw.port, source.port, { user: 'alice', password: 'pw' });
+      t.after(() => c.socket.destroy());
+      assert.equal(c.code, 0);
+      c.socket.on('end', () => c.socket.end());
+      const got = drain(c.socket);
+      return { count: got.count, digest: await got.digest };
+    }),
+  );
+  for (const d of digests) {
+    assert.equal(d.count(), down.length, 'every byte arrived');
+    assert.equal(d.digest, sha(down));
+  }
+  for (let i = 0; i < 100 && gw.logs.filter((l) => l.msg === 'session end').length < 6; i++) await new Promise((r) => setTimeout(r, 20));
+  const ends = gw.logs.filter((l) => l.msg === 'session end');
+  assert.deepEqual(
+    ends.map((l) => [l.down, l.error]),
+    ends.map(() => [down.length, undefined]),
+    'none cut as idle',
+  );
+});
+
+test("an absolute-form download waiting out its user's debt past idle_timeout is not cut as an idle origin", async (t) => {
+  const RATE_SLOW = 128 * KiB;
+  const body = payload(RATE_SLOW, 17);
+  const web = createHttpServer((_req, res) => {
+    res.writeHead(200, { 'content-length': body.length });
+    res.end(body);
+  });
+  const listening = await listenTracked(web);
+  t.after(() => listening.close());
+  const gw = await startGateway({
+    auth: { users: [{ username: 'alice', password: 'pw', bandwidth: `${RATE_SLOW}B/s` }] },
+    limits: { idle_timeout: '1s' },
+  });
+  t.after(() => gw.close());
+  const auth = Buffer.from('alice:pw').toString('base64');
+  const counts = await Promise.all(
+    Array.from({ length: 6 }, async () => {
+      const s = connect({ host: '127.0.0.1', port: gw.port });
+      t.after(() => s.destroy());
+      s.on('error', () => {});
+      await once(s, 'connect');
+      s.write(`GET http://127.0.0.1:${listening.port}/ HTTP/1.1\r\nHost: 127.0.0.1\r\nProxy-Authorization: Basic ${auth}\r\nConnection: close\r\n\r\n`);
+      const got = drain(s);
+      await got.digest;
+      return got.count();
+    }),
+  );
+  for (const n of counts) assert.ok(n > body.length, `the whole body arrived (${n} bytes with the head)`);
+  const lines = gw.logs.filter((l) => l.msg === 'session end' || l.status !== undefined);
+  assert.deepEqual(
+    lines.filter((l) => l.error !== undefined).map((l) => l.error),
+    [],
+    'none cut as idle',
+  );
+});

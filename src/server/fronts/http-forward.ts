@@ -7,7 +7,7 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage, type 
 import { finished } from 'node:stream';
 import { GatewayError, LimitError, ProtocolError, Rep, toRep } from '../../errors.js';
 import type { Connection } from '../../outbound/types.js';
-import { limitReader } from '../bandwidth.js';
+import { IdleHold, limitReader } from '../bandwidth.js';
 import type { ClientConnection } from '../client.js';
 import { closeClient } from '../close.js';
 import { admit, openConnect, refuse } from '../pipeline.js';
@@ -203,6 +203,8 @@ function relayMessage(
   out.on('information', (info: InformationEvent) => passInterim(req, res, info));
   // Per-user bandwidth, as the relay applies it: bodies both ways charge the user's bucket.
   const throttle = conn.limits.throttle;
+  // The origin's idle timer is held off while either body waits out the user's debt.
+  const idle = new IdleHold(socket, idleTimeout);
   const badGateway = (why: string): void => {
     record.error ??= why;
     socket.destroy();
@@ -235,7 +237,7 @@ function relayMessage(
       }
       ores.once('data', () => (bodyStarted = true));
       ores.pipe(res);
-      if (throttle) limitReader(ores, res, throttle);
+      if (throttle) limitReader(ores, res, throttle, idle);
       // node's client reports an origin that closes (a FIN, no error) before the end of its
       // body only here: it is the same failure as a reset. (A client that left first has the
       // origin's connection closed under it: nothing to answer.)
@@ -297,7 +299,7 @@ function relayMessage(
       socket.destroy(err);
     });
     req.pipe(out);
-    if (throttle) limitReader(req, out, throttle);
+    if (throttle) limitReader(req, out, throttle, idle);
     // A body still to come, none of it here yet (a slow upload, a client waiting for the 100
     // Continue just sent): node's client would hold the head until the first body byte, and the
     // origin could neither answer early (a 413, a 401) nor be told apart from a silent one.
