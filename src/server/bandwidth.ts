@@ -16,6 +16,8 @@ export interface BucketOptions {
 const MIN_BURST = 64 * 1024;
 /** Longest single timer: a long wait is served in steps of at most this. */
 const MAX_WAIT_MS = 1_000;
+/** setTimeout's own ceiling (a longer delay fires at once): a longer refill is asked again. */
+const MAX_TIMER_MS = 0x7fff_ffff;
 
 export class TokenBucket {
   #rate: number; // bytes per second; Infinity once lifted
@@ -68,6 +70,13 @@ export class TokenBucket {
     return this.#tokens >= 0 ? 0 : Math.ceil((-this.#tokens * 1000) / this.#rate);
   }
 
+  /** How long until the bucket holds a full burst again (0: it does, or there is no limit). */
+  msUntilFull(): number {
+    if (this.#rate === Infinity) return 0;
+    this.#refill();
+    return Math.max(0, Math.ceil(((this.#burst - this.#tokens) * 1000) / this.#rate));
+  }
+
   #refill(): void {
     const now = this.#now();
     if (this.#rate !== Infinity) this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#at) * this.#rate) / 1000);
@@ -79,6 +88,13 @@ export class TokenBucket {
   }
 }
 
+interface Held {
+  bucket: TokenBucket;
+  users: number;
+  /** While no connection holds the bucket: the timer that forgets it once full. */
+  forget: NodeJS.Timeout | undefined;
+}
+
 function positive(rate: number): number {
   if (!(rate > 0)) throw new RangeError(`bandwidth must be positive, got ${rate}`);
   return rate;
@@ -88,21 +104,25 @@ function positive(rate: number): number {
  * One bucket per user, shared while any connection of that user holds it. A reload that
  * changes the user's rate retunes that bucket (retune below; acquire at another rate does
  * too): a second bucket at the new rate beside the open connections' one would let the user
- * through at both rates together.
+ * through at both rates together. A bucket outlives the user's last connection until it has
+ * refilled: forgotten at once, it would hand the next connection a full burst whatever the
+ * last one spent, and short transfers one after another would all go at full speed.
  */
 export class BandwidthLimits {
-  readonly #buckets = new Map<string, { bucket: TokenBucket; users: number }>();
+  readonly #buckets = new Map<string, Held>();
 
   /** The user's bucket for one connection; call `release` once when the connection ends. */
   acquire(user: string, rate: number): { bucket: TokenBucket; release: () => void } {
     let entry = this.#buckets.get(user);
     if (entry === undefined) {
-      entry = { bucket: new TokenBucket(rate), users: 0 };
+      entry = { bucket: new TokenBucket(rate), users: 0, forget: undefined };
       this.#buckets.set(user, entry);
     } else if (entry.bucket.rate !== rate) {
       entry.bucket.retune(rate);
     }
     const held = entry;
+    if (held.forget !== undefined) clearTimeout(held.forget);
+    held.forget = undefined;
     held.users++;
     let released = false;
     return {
@@ -110,9 +130,24 @@ export class BandwidthLimits {
       release: () => {
         if (released) return;
         released = true;
-        if (--held.users === 0) this.#buckets.delete(user);
+        if (--held.users === 0) this.#rest(user, held);
       },
     };
+  }
+
+  /** No connection holds `held` any more: it goes once full (a fresh bucket is the same then). */
+  #rest(user: string, held: Held): void {
+    const ms = held.bucket.msUntilFull();
+    if (ms === 0) {
+      this.#buckets.delete(user);
+      return;
+    }
+    // Asked again when the timer fires: a reload may have changed the rate meanwhile.
+    held.forget = setTimeout(() => {
+      held.forget = undefined;
+      if (held.users === 0) this.#rest(user, held);
+    }, Math.min(ms, MAX_TIMER_MS));
+    held.forget.unref();
   }
 
   /**
@@ -127,7 +162,7 @@ export class BandwidthLimits {
     }
   }
 
-  /** Users with a bucket now (for tests and metrics). */
+  /** Users with a bucket now, held or refilling (for tests and metrics). */
   get size(): number {
     return this.#buckets.size;
   }

@@ -374,3 +374,28 @@ test("an absolute-form download waiting out its user's debt past idle_timeout is
     'none cut as idle',
   );
 });
+
+test("one user's connections one after another share the bucket too: short transfers in a row are held to the rate", async (t) => {
+  // Each transfer fits in the burst: a bucket forgotten with its last connection would let
+  // every one of them through at full speed.
+  const RATE_SLOW = 128 * KiB;
+  const down = payload(RATE_SLOW, 19);
+  const source = await startSource(down);
+  t.after(() => source.close());
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'pw', bandwidth: `${RATE_SLOW}B/s` }] }, limits: { idle_timeout: '60s' } });
+  t.after(() => gw.close());
+  const t0 = performance.now();
+  let total = 0;
+  for (let i = 0; i < 4; i++) {
+    const c = await socks5Raw(gw.port, source.port, { user: 'alice', password: 'pw' });
+    t.after(() => c.socket.destroy());
+    assert.equal(c.code, 0);
+    c.socket.on('end', () => c.socket.end());
+    const got = drain(c.socket);
+    assert.equal(await got.digest, sha(down), 'intact');
+    await once(c.socket, 'close');
+    total += got.count();
+    const allowed = RATE_SLOW + (RATE_SLOW * (performance.now() - t0)) / 1000 + MARGIN;
+    assert.ok(total <= allowed, `after ${i + 1} transfers: ${total} bytes, no more than the budget (${Math.round(allowed)})`);
+  }
+});

@@ -169,8 +169,25 @@ test("one user's connections share one bucket, both directions; another user has
   assert.equal(limits.size, 2, 'alice still has a connection');
   two.release();
   bob.release();
-  assert.equal(limits.size, 0);
-  assert.notEqual(limits.acquire('alice', 1).bucket, one.bucket, 'a later connection starts a fresh bucket');
+  assert.equal(limits.size, 2, 'spent buckets outlive their connections while they refill');
+  assert.equal(limits.acquire('alice', 1).bucket, one.bucket, "a later connection goes on with what alice's last one owed");
+});
+
+test("a user's bucket is forgotten once it has refilled after the last connection, and not before", async () => {
+  const limits = new BandwidthLimits();
+  const idle = limits.acquire('carol', 10 * 1024 * KiB);
+  idle.release();
+  assert.equal(limits.size, 0, 'a full bucket goes at once: a fresh one is the same');
+
+  const spent = limits.acquire('alice', 10 * 1024 * KiB); // burst: one second's worth, 10 MiB
+  spent.bucket.take(1024 * KiB); // 100 ms to refill
+  spent.release();
+  assert.equal(limits.size, 1, 'kept while it refills');
+  const again = limits.acquire('alice', 10 * 1024 * KiB);
+  assert.equal(again.bucket, spent.bucket, 'a connection meanwhile goes on with it');
+  again.release();
+  for (let waited = 0; waited < 3_000 && limits.size > 0; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(limits.size, 0, 'forgotten once full');
 });
 
 test('a paced flow completes intact: bytes are delayed, never dropped', async (t) => {
