@@ -26,6 +26,8 @@ export class TokenBucket {
   readonly #now: () => number;
   #tokens: number;
   #at: number;
+  /** Bytes the bucket has been credited with since it was made, at whatever rate was set. */
+  #earned = 0;
 
   constructor(rate: number, opts: BucketOptions = {}) {
     this.#fixedBurst = opts.burst;
@@ -46,8 +48,8 @@ export class TokenBucket {
 
   /**
    * A reload changed the user's `bandwidth`: the bucket its connections share goes on at the
-   * new rate (undefined: no limit any more), with what it holds or owes now. The debt a reader
-   * is waiting out was reckoned at the old rate; its next chunk pays at the new one.
+   * new rate (undefined: no limit any more), with what it holds or owes now. A reader waiting
+   * out a debt owes bytes, not time (paidAt): the rest of its wait goes at the new rate.
    */
   retune(rate: number | undefined): void {
     const lifted = this.#rate === Infinity;
@@ -70,6 +72,22 @@ export class TokenBucket {
     return this.#tokens >= 0 ? 0 : Math.ceil((-this.#tokens * 1000) / this.#rate);
   }
 
+  /**
+   * Where the debt stands now, on the scale of what the bucket is credited with: once it
+   * has been credited this much (msUntil), everything spent so far is paid for.
+   */
+  paidAt(): number {
+    this.#refill();
+    return this.#earned + Math.max(0, -this.#tokens);
+  }
+
+  /** How long until the bucket has been credited with `mark` (paidAt) at its rate now; 0: it has, or no limit. */
+  msUntil(mark: number): number {
+    if (this.#rate === Infinity) return 0;
+    this.#refill();
+    return Math.max(0, Math.ceil(((mark - this.#earned) * 1000) / this.#rate));
+  }
+
   /** How long until the bucket holds a full burst again (0: it does, or there is no limit). */
   msUntilFull(): number {
     if (this.#rate === Infinity) return 0;
@@ -79,7 +97,11 @@ export class TokenBucket {
 
   #refill(): void {
     const now = this.#now();
-    if (this.#rate !== Infinity) this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#at) * this.#rate) / 1000);
+    if (this.#rate !== Infinity) {
+      const credit = ((now - this.#at) * this.#rate) / 1000;
+      this.#tokens = Math.min(this.#burst, this.#tokens + credit);
+      this.#earned += credit;
+    }
     this.#at = now;
   }
 
@@ -204,17 +226,19 @@ export class IdleHold {
  * leaves it to the pipe's 'drain'. The pipe resumes its source on every 'drain' of `dest`,
  * whoever paused it; while in debt such a resume is taken back before anything flows
  * (Readable emits 'resume' just before it starts flowing again). `idle`, when given, is held
- * off while the debt is waited out. Returns a function that detaches the limiter (idempotent).
+ * off while the debt is waited out. The debt is waited out in bytes the bucket is credited
+ * with, not in time: a reload that raises or lifts the rate shortens the wait under way (within
+ * a step of MAX_WAIT_MS). Returns a function that detaches the limiter (idempotent).
  */
 export function limitReader(src: Readable, dest: Writable, bucket: TokenBucket, idle?: IdleHold): () => void {
   let timer: NodeJS.Timeout | undefined;
-  let until = 0; // performance.now() at which this reader's last chunk is paid for
+  let mark = 0; // the bucket's paidAt() at which this reader's last chunk is paid for
   const settle = (): void => {
     timer = undefined;
     idle?.paid();
   };
   const resume = (): void => {
-    const wait = until - performance.now();
+    const wait = bucket.msUntil(mark);
     if (wait > 0 && !src.destroyed) return void (timer = setTimeout(resume, Math.min(wait, MAX_WAIT_MS)));
     settle();
     if (!src.destroyed && !dest.writableNeedDrain) src.resume(); // else the pipe resumes it on 'drain'
@@ -223,7 +247,7 @@ export function limitReader(src: Readable, dest: Writable, bucket: TokenBucket, 
     const wait = bucket.take(chunk.length);
     if (wait === 0) return;
     src.pause();
-    until = performance.now() + wait;
+    mark = bucket.paidAt();
     if (timer !== undefined) clearTimeout(timer);
     else idle?.owe();
     timer = setTimeout(resume, Math.min(wait, MAX_WAIT_MS));

@@ -399,3 +399,32 @@ test("one user's connections one after another share the bucket too: short trans
     assert.ok(total <= allowed, `after ${i + 1} transfers: ${total} bytes, no more than the budget (${Math.round(allowed)})`);
   }
 });
+
+test("a reload that lifts or raises a user's bandwidth frees the transfers under way at once, not after the debt the old rate reckoned", async (t) => {
+  // Four connections at 32 KiB/s owe seconds each after their first reads; once the limit is
+  // lifted, what is left of the megabyte goes at loopback speed.
+  const down = payload(256 * KiB, 23);
+  const source = await startSource(down);
+  t.after(() => source.close());
+  const config = (bandwidth?: string) => ({ auth: { users: [{ username: 'alice', password: 'pw', ...(bandwidth ? { bandwidth } : {}) }] }, limits: { idle_timeout: '60s' } });
+  for (const to of [undefined, '1GiB/s']) {
+    const gw = await startGateway(config('32KiB/s'));
+    t.after(() => gw.close());
+    const transfers = Array.from({ length: 4 }, async () => {
+      const c = await socks5Raw(gw.port, source.port, { user: 'alice', password: 'pw' });
+      t.after(() => c.socket.destroy());
+      assert.equal(c.code, 0);
+      c.socket.on('end', () => c.socket.end());
+      const got = drain(c.socket);
+      assert.equal(await got.digest, sha(down), 'intact');
+      return performance.now();
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    await gw.gw.reload(configOf(config(to)));
+    const reloaded = performance.now();
+    const done = await Promise.all(transfers);
+    const late = Math.max(...done) - reloaded;
+    assert.ok(late < 2_500, `${to ?? 'no limit'}: all done ${Math.round(late)} ms after the reload`);
+    await gw.close();
+  }
+});

@@ -23,6 +23,23 @@ test('TokenBucket: the burst passes, then each byte costs 1000/rate ms; refill i
   assert.throws(() => new TokenBucket(0), RangeError);
 });
 
+test("a reader's debt is owed in bytes: a rate raised or lifted while it waits shortens the wait under way", () => {
+  let t = 0;
+  const b = new TokenBucket(1000, { burst: 1000, now: () => t });
+  assert.equal(b.take(3000), 2000, '2000 bytes of debt at 1000 B/s');
+  const mark = b.paidAt();
+  t += 500;
+  assert.equal(b.msUntil(mark), 1500);
+  b.retune(10_000);
+  assert.equal(b.msUntil(mark), 150, 'the 1500 bytes still owed, at the new rate');
+  t += 150;
+  assert.equal(b.msUntil(mark), 0, 'paid');
+  assert.equal(b.take(3000), 300, '3000 bytes of debt at 10 000 B/s');
+  const owed = b.paidAt();
+  b.retune(undefined);
+  assert.equal(b.msUntil(owed), 0, 'no limit any more: nothing to wait out');
+});
+
 test("a changed rate retunes the user's one bucket: what it owes is paid at the new rate; no rate lifts it", () => {
   let t = 0;
   const b = new TokenBucket(1000, { burst: 1000, now: () => t });
