@@ -109,9 +109,13 @@ export function relay(client: Socket, remote: Socket, opts: RelayOptions): Promi
       // A limited relay pipes: the limiter charges each chunk as its stream emits it.
       throttle(client, remote, opts.throttle, new IdleHold(client, opts.idleTimeout));
       // A client whose FIN came with its payload may have emitted 'end' already, and unshift()
-      // after 'end' is an error: then the bytes go straight to the remote, ahead of the FIN.
-      if (early.length > 0 && client.readableEnded) remote.write(early);
-      else if (early.length > 0) client.unshift(early);
+      // after 'end' is an error: then the bytes go straight to the remote, ahead of the FIN,
+      // charged all the same: the debt is waited out by the user's next reads, this remote's
+      // among them.
+      if (early.length > 0 && client.readableEnded) {
+        opts.throttle.take(early.length);
+        remote.write(early);
+      } else if (early.length > 0) client.unshift(early);
       client.pipe(remote);
       remote.pipe(client);
       // A side that ended before the relay started (pipelined EOF) still has its end passed on.

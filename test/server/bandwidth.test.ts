@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { connect, createServer, type Socket } from 'node:net';
 import { BandwidthLimits, limitReader, TokenBucket } from '../../src/server/bandwidth.js';
+import { relay } from '../../src/server/relay.js';
 
 const KiB = 1024;
 const CHUNK = 64 * KiB;
@@ -233,4 +234,22 @@ test("one user's connections share the bucket fairly: none is starved while the 
   const sum = got.reduce((n, x) => n + x, 0);
   assert.ok(sum >= 3 * 1024 * KiB, `the bucket let bytes through (${sum})`);
   for (const [i, n] of got.entries()) assert.ok(n >= sum / 4, `reader ${i} got its share: ${n} of ${sum} (${got.join(', ')})`);
+});
+
+test("bytes a client sent with its request and its FIN are charged to the user's bucket like every other byte", async (t) => {
+  const { sender, a, b, received, ended } = await chain(t);
+  // The client's request, payload and FIN all came before the relay: its stream has ended.
+  sender.end();
+  a.resume();
+  await once(a, 'end');
+  let now = 0;
+  const bucket = new TokenBucket(1000, { burst: 1000, now: () => now });
+  const early = Buffer.alloc(5000, 0x61);
+  const done = relay(a, b, { idleTimeout: 0, early, throttle: bucket });
+  await ended;
+  assert.equal(received(), early.length, 'the early bytes went on, ahead of the FIN');
+  assert.equal(bucket.take(0), 4000, 'and are owed: 4000 bytes past the burst at 1000 B/s');
+  now += 10_000; // paid: the remote's end is no longer held back
+  b.destroy();
+  await done;
 });
