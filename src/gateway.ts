@@ -39,12 +39,12 @@ export interface GatewayOptions {
   reloadsLoggedByPrimary?: boolean;
   /** How often outbound keepalive is switched on for the connections still open; KEEPALIVE_SWEEP_MS by default. */
   keepAliveSweepMs?: number;
-  /** Connection ids: a cluster worker's own share of them (src/cluster.ts); 1, 2, 3 … by default. */
+  /** Connection ids: a cluster worker's own share of them (src/cluster-worker.ts); 1, 2, 3 … by default. */
   connectionIds?: IdSpace;
   /**
    * The config the process started with, when it is not the one served: a cluster's replacement
    * worker serves the config the others run now, on the listeners the cluster opened at its
-   * start (src/cluster.ts). Its listeners, log format and admin address are the ones fixed.
+   * start (src/cluster-worker.ts). Its listeners, log format and admin address are the ones fixed.
    */
   started?: Config;
 }

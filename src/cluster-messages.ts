@@ -1,0 +1,31 @@
+// The messages between the primary and its workers over IPC for start-up, reloads and
+// stopping (the /api requests and scrapes are cluster-api.ts's), and what a worker is told at fork.
+import type { WorkerMetrics } from './cluster-api.js';
+import type { ReloadOutcome } from './reload.js';
+
+/**
+ * Messages between the primary and its workers (IPC, JSON). `seq` numbers the primary's
+ * reloads; `config` answers a starting worker's `config?` with the text of the config the
+ * workers run (null: none known, the worker reads the file), and `started`, the text of the
+ * one the primary started with: it fixed the listeners and the log format for the process's life.
+ */
+export type ToWorker = { socksgate: 'reload'; why: string; seq: number } | { socksgate: 'config'; source: string; text: string | null; started: string | null };
+/**
+ * `applied`: the admin token and log level of the config the worker runs now (at start and after
+ * each reload), and its text when that config is another than the one it reported last;
+ * `reloaded`: its outcome of reload `seq` (`trigger` as it was told); `stopping`: its registry as it stops, for the sum.
+ */
+export type ToPrimary =
+  | { socksgate: 'ready' }
+  | { socksgate: 'config?' }
+  | { socksgate: 'applied'; apiToken: string | null; logLevel: string; text?: string }
+  | { socksgate: 'reloaded'; seq: number; trigger: string; outcome: ReloadOutcome }
+  | { socksgate: 'stopping'; metrics: WorkerMetrics };
+
+/**
+ * What a worker is told at fork: its slot (a replacement takes the dead one's), how many
+ * workers there are, and how many have held its slot before it (its generation).
+ */
+export const SLOT_ENV = 'SOCKSGATE_WORKER_SLOT';
+export const COUNT_ENV = 'SOCKSGATE_WORKERS';
+export const GENERATION_ENV = 'SOCKSGATE_WORKER_GENERATION';
