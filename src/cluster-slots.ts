@@ -1,0 +1,149 @@
+// The primary's worker slots with `workers: N`: it forks one worker a slot, replaces one that
+// dies (after a pause that grows while they die young), waits at start-up for every slot to
+// serve, and drains or kills them all on a stop (cluster.ts).
+import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+import { COUNT_ENV, GENERATION_ENV, SLOT_ENV, type ToPrimary } from './cluster-messages.js';
+
+/**
+ * A worker that dies before it served, or within STEADY_MS of serving, is one death in a row of
+ * its slot. The first is replaced at once, as one that served longer is; from the second on,
+ * the restart waits a pause that doubles each time, up to RESTART_PAUSE_MAX_MS (systemd's and
+ * PM2's restart backoff): a worker that cannot start (a list file gone, a volume not mounted)
+ * costs a start every half minute, not every second forever, and is back within that time
+ * once the cause is gone.
+ */
+const RESTART_PAUSE_MS = 1_000;
+const RESTART_PAUSE_MAX_MS = 30_000;
+const STEADY_MS = 10_000;
+
+/** The pause before restarting a slot whose workers died `inARow` times in a row soon after they started. */
+function restartPause(inARow: number): number {
+  return inARow <= 1 ? 0 : Math.min(RESTART_PAUSE_MS * 2 ** Math.min(inARow - 2, 30), RESTART_PAUSE_MAX_MS);
+}
+
+/**
+ * Forks `size` workers and keeps that many running until drain() or kill(); `onReady` runs
+ * for each once it serves (a replacement too).
+ */
+export function superviseWorkers(log: Logger, size: number, onReady: (w: Worker) => void) {
+  // When each worker began to serve (one not in it is still starting); and per slot, how many
+  // of its workers in a row died soon after they started.
+  const servedAt = new Map<Worker, number>();
+  const earlyExits = new Map<number, number>();
+  // Restarts waiting out their pause: a stop cancels them, so the process exits without waiting.
+  const pending = new Set<NodeJS.Timeout>();
+  const tokens = new Map<Worker, string | null>();
+  let stopping = false;
+  // Registered before the start-up's listener, so a worker is in `servedAt` when that one looks.
+  cluster.on('message', (w: Worker, msg: Partial<ToPrimary> | null) => {
+    if (msg?.socksgate === 'ready') {
+      servedAt.set(w, Date.now());
+      onReady(w);
+    } else if (msg?.socksgate === 'applied' && 'apiToken' in msg) tokens.set(w, msg.apiToken ?? null);
+  });
+  // The kernel hands each accept to whichever worker is waiting (SCHED_NONE), instead of the
+  // primary accepting every connection and passing it over IPC in turn (SCHED_RR, Node's
+  // default outside Windows): the primary's accept loop and the handle passing cost as much
+  // as a second worker gained. NODE_CLUSTER_SCHED_POLICY still overrides it.
+  if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
+  const slots = new Map<Worker, number>();
+  const generations = new Map<number, number>();
+  const fork = (slot: number): Worker => {
+    const generation = generations.get(slot) ?? 0;
+    generations.set(slot, generation + 1);
+    const w = cluster.fork({ [SLOT_ENV]: String(slot), [COUNT_ENV]: String(size), [GENERATION_ENV]: String(generation) });
+    // A message to a worker whose channel just closed (EPIPE) is an 'error' here: logged,
+    // never thrown in the primary; the worker's exit is handled by 'exit'.
+    w.on('error', (err: Error) => log.warn({ err, worker: w.id }, 'worker channel error'));
+    slots.set(w, slot);
+    return w;
+  };
+  for (let slot = 0; slot < size; slot++) fork(slot);
+  // Start-up: every slot must come to serve, or the process fails as one process would (a port
+  // in use, a list file that vanished between load and fork): a worker that exits before it
+  // served ends it. One that exits after it served is replaced, even while others still start
+  // (the OOM killer as they all load their lists): waited for, it would hold the start-up, and
+  // /readyz, for good.
+  let phase: 'starting' | 'running' | 'failed' = 'starting';
+  let settle: (failed: Worker | undefined) => void = () => {};
+  const started = new Promise<Worker | undefined>((resolve) => (settle = resolve));
+  cluster.on('message', () => {
+    if (phase !== 'starting' || serving().length < size) return;
+    phase = 'running';
+    settle(undefined);
+  });
+  cluster.on('exit', (w: Worker, code: number | null, signal: string | null) => {
+    if (phase === 'starting' && !servedAt.has(w)) {
+      phase = 'failed';
+      settle(w);
+    } else if (phase !== 'failed') replace(w, code, signal);
+  });
+  const replace = (w: Worker, code: number | null, signal: string | null): void => {
+    const served = servedAt.get(w);
+    const slot = slots.get(w) ?? 0;
+    servedAt.delete(w);
+    slots.delete(w);
+    tokens.delete(w);
+    if (stopping) {
+      // Its open connections are gone without their drain: said, unless it is the SIGTERM the
+      // drain sent (a worker still starting has no handler yet) or a drain that ended well.
+      if ((code !== 0 || signal !== null) && signal !== 'SIGTERM') log.warn({ worker: w.id, pid: w.process.pid, code, signal }, 'worker exited while draining');
+      return;
+    }
+    const steady = served !== undefined && Date.now() - served >= STEADY_MS;
+    const inARow = steady ? 0 : (earlyExits.get(slot) ?? 0) + 1;
+    earlyExits.set(slot, inARow);
+    const pause = restartPause(inARow);
+    // Error, not warn, for one that never served: it failed to start, which a restart alone may not mend.
+    const level = served === undefined ? 'error' : 'warn';
+    log[level]({ worker: w.id, pid: w.process.pid, code, signal, restartInMs: pause, ...(inARow > 0 ? { exitsInARow: inARow } : {}) }, 'worker exited; starting a replacement');
+    const timer = setTimeout(() => {
+      pending.delete(timer);
+      if (!stopping) fork(slot);
+    }, pause);
+    pending.add(timer);
+  };
+  const cancelRestarts = (): void => {
+    stopping = true;
+    for (const timer of pending) clearTimeout(timer);
+    pending.clear();
+  };
+  const serving = (): Worker[] => liveWorkers().filter((w) => servedAt.has(w)).sort((a, b) => (slots.get(a) ?? 0) - (slots.get(b) ?? 0));
+  return {
+    started,
+    /**
+     * Every slot has a worker that serves. Counting the live ones would not do: a worker that
+     * died is gone from them before its replacement is forked (after its restartPause).
+     */
+    allReady: (): boolean => serving().length === size,
+    /**
+     * The workers serving, in slot order: the order their /api answers are merged in. One still
+     * starting (a replacement) is not asked: it could not answer yet.
+     */
+    serving,
+    /** The admin token the first serving worker runs with (null: none); undefined before one reported. */
+    appliedToken(): string | null | undefined {
+      const first = serving().find((w) => tokens.has(w));
+      return first === undefined ? undefined : tokens.get(first);
+    },
+    kill(): void {
+      cancelRestarts();
+      for (const w of liveWorkers()) w.process.kill('SIGKILL');
+    },
+    /** SIGTERM to every worker (each drains as a single process does); resolves when all exited. */
+    drain(): Promise<void> {
+      cancelRestarts();
+      const exits = liveWorkers().map((w) => {
+        const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+        w.process.kill('SIGTERM');
+        return exited;
+      });
+      return Promise.all(exits).then(() => {});
+    },
+  };
+}
+
+export function liveWorkers(): Worker[] {
+  return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
+}
