@@ -17,7 +17,8 @@ import { PasswordTooLongError, readPassword } from './password-prompt.js';
 import { hashPassword } from './server/auth.js';
 import type { ReloadOutcome } from './reload.js';
 import { exitOnUnexpected } from './unexpected.js';
-import { isClusterPrimary, runPrimary } from './cluster.js';
+import { runPrimary } from './cluster.js';
+import { isClusterPrimary } from './cluster-count.js';
 import { clusterWorker } from './cluster-worker.js';
 
 const USAGE = `usage:

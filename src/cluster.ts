@@ -21,9 +21,9 @@ import type { Logger } from 'pino';
 import { configText, loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { ConfigWatcher } from './config/watch.js';
-import { usableCores, type CgroupFiles } from './cpu-limit.js';
 import { ConfigError } from './errors.js';
 import { BanLedger, WorkerApi, type ApiRequest } from './cluster-api.js';
+import { workerCount } from './cluster-count.js';
 import type { ToPrimary, ToWorker } from './cluster-messages.js';
 import { ClusterMetrics, SNAPSHOT_MS } from './cluster-metrics.js';
 import { liveWorkers, superviseWorkers } from './cluster-slots.js';
@@ -35,19 +35,6 @@ import { createLogger, flushLog } from './observe/logger.js';
 import { logReloadOutcome, type ReloadOutcome } from './reload.js';
 import { startedWith, warnRestartOnly } from './restart-only.js';
 import { formatAddress } from './server/context.js';
-
-/**
- * How many processes `workers` asks for: `auto` is one per core the process may use, a
- * container's CPU limit included (`cgroup`: where to read it, for tests).
- */
-export function workerCount(workers: Config['workers'], cgroup?: CgroupFiles): number {
-  return workers === 'auto' ? usableCores(cgroup) : workers;
-}
-
-/** True when this process should fork workers instead of serving itself. */
-export function isClusterPrimary(config: Config): boolean {
-  return cluster.isPrimary && workerCount(config.workers) > 1;
-}
 
 /** Runs the primary until SIGTERM/SIGINT has drained every worker; the exit code. */
 export async function runPrimary(config: Config, opts: { path: string | undefined; watch: boolean }): Promise<number> {
