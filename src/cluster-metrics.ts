@@ -124,8 +124,8 @@ export class ClusterMetrics {
   }
 
   /**
-   * One reload, however many workers did it (src/cluster.ts counts each once: the first
-   * worker's outcome for SIGHUP and --watch, the merged answer for POST /api/reload).
+   * One reload, however many workers did it (src/cluster-reload-outcomes.ts counts each once:
+   * the first worker's outcome for SIGHUP and --watch, the merged answer for POST /api/reload).
    */
   reloaded(result: 'ok' | 'rejected'): void {
     this.#reloads.inc({ result });

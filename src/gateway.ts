@@ -35,7 +35,7 @@ export interface GatewayOptions {
   udpBufferBytes?: number;
   /** False in a cluster worker: the primary runs the admin listener (src/cluster.ts). */
   admin?: boolean;
-  /** True in a cluster worker: the primary logs each reload's outcome, once for every worker (src/cluster.ts). */
+  /** True in a cluster worker: the primary logs each reload's outcome, once for every worker (src/cluster-reload-outcomes.ts). */
   reloadsLoggedByPrimary?: boolean;
   /** How often outbound keepalive is switched on for the connections still open; KEEPALIVE_SWEEP_MS by default. */
   keepAliveSweepMs?: number;
