@@ -22,6 +22,9 @@ function restartPause(inARow: number): number {
   return inARow <= 1 ? 0 : Math.min(RESTART_PAUSE_MS * 2 ** Math.min(inARow - 2, 30), RESTART_PAUSE_MAX_MS);
 }
 
+/** The primary's workers, slot by slot: what superviseWorkers returns. */
+export type WorkerSlots = ReturnType<typeof superviseWorkers>;
+
 /**
  * Forks `size` workers and keeps that many running until drain() or kill(); `onReady` runs
  * for each once it serves (a replacement too).

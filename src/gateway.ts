@@ -33,7 +33,7 @@ export interface GatewayOptions {
   metrics?: Metrics;
   /** Bytes of UDP datagrams all associations together may hold; GATEWAY_UDP_BYTES by default. */
   udpBufferBytes?: number;
-  /** False in a cluster worker: the primary runs the admin listener (src/cluster.ts). */
+  /** False in a cluster worker: the primary runs the admin listener (src/cluster-admin.ts). */
   admin?: boolean;
   /** True in a cluster worker: the primary logs each reload's outcome, once for every worker (src/cluster-reload-outcomes.ts). */
   reloadsLoggedByPrimary?: boolean;
