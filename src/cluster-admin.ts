@@ -3,7 +3,8 @@
 import type { Worker } from 'node:cluster';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { ApiRequest, BanLedger, WorkerApi } from './cluster-api.js';
+import type { ApiRequest, WorkerApi } from './cluster-api.js';
+import type { BanLedger } from './cluster-bans.js';
 import type { ClusterMetrics } from './cluster-metrics.js';
 import { DIFFERING, isReloadOutcome, type followReloads } from './cluster-reload-outcomes.js';
 import type { PrimaryConfig } from './cluster-reloads.js';
