@@ -1,16 +1,18 @@
 // `workers: N | auto`: N processes sharing the listeners through node:cluster.
 //
-// The primary holds no connections. It forks the workers (each starts from the text of the
-// config the others run), forwards reloads (SIGHUP, --watch) to every one of them,
+// The primary holds no connections. It forks the workers (cluster-slots.ts; each starts from the
+// text of the config the others run, cluster-worker.ts), forwards reloads (SIGHUP, --watch) to
+// every one of them (cluster-reloads.ts, outcomes logged once: cluster-reload-outcomes.ts),
 // replaces a worker that dies, drains them all on
-// SIGTERM/SIGINT, and runs the admin listener: /metrics there is the sum over workers
+// SIGTERM/SIGINT, and runs the admin listener (cluster-admin.ts): /metrics there is the sum over workers
 // (each serving worker sends its registry over IPC; prom-client's AggregatorRegistry adds them up,
 // with what workers that are gone had counted, and reloads counted once: cluster-metrics.ts). It
 // lives in the primary because the primary outlives any worker, so a scrape never
 // depends on one worker being up. The per-connection admin API needs one process's
 // open connections: the primary asks every worker and merges their answers (cluster-api.ts).
+// This file wires those parts together and runs the primary from start to stop.
 //
-// `workers: 1` (or `auto` on one core) never reaches this module's primary path:
+// `workers: 1` (or `auto` on one core, cluster-count.ts) never reaches this module:
 // the process runs the gateway itself, as without a cluster.
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
