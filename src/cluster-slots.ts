@@ -1,9 +1,10 @@
 // The primary's worker slots with `workers: N`: it forks one worker a slot, replaces one that
 // dies (after a pause that grows while they die young), waits at start-up for every slot to
-// serve, and drains or kills them all on a stop (cluster.ts).
+// serve (cluster-startup.ts), and drains or kills them all on a stop (cluster.ts).
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { COUNT_ENV, GENERATION_ENV, SLOT_ENV, type ToPrimary } from './cluster-messages.js';
+import { everySlotServing } from './cluster-startup.js';
 
 /**
  * A worker that dies before it served, or within STEADY_MS of serving, is one death in a row of
@@ -63,25 +64,7 @@ export function superviseWorkers(log: Logger, size: number, onReady: (w: Worker)
     return w;
   };
   for (let slot = 0; slot < size; slot++) fork(slot);
-  // Start-up: every slot must come to serve, or the process fails as one process would (a port
-  // in use, a list file that vanished between load and fork): a worker that exits before it
-  // served ends it. One that exits after it served is replaced, even while others still start
-  // (the OOM killer as they all load their lists): waited for, it would hold the start-up, and
-  // /readyz, for good.
-  let phase: 'starting' | 'running' | 'failed' = 'starting';
-  let settle: (failed: Worker | undefined) => void = () => {};
-  const started = new Promise<Worker | undefined>((resolve) => (settle = resolve));
-  cluster.on('message', () => {
-    if (phase !== 'starting' || serving().length < size) return;
-    phase = 'running';
-    settle(undefined);
-  });
-  cluster.on('exit', (w: Worker, code: number | null, signal: string | null) => {
-    if (phase === 'starting' && !servedAt.has(w)) {
-      phase = 'failed';
-      settle(w);
-    } else if (phase !== 'failed') replace(w, code, signal);
-  });
+  const started = everySlotServing(size, () => serving(), (w) => servedAt.has(w), (w, code, signal) => replace(w, code, signal));
   const replace = (w: Worker, code: number | null, signal: string | null): void => {
     const served = servedAt.get(w);
     const slot = slots.get(w) ?? 0;
