@@ -17,9 +17,9 @@ import { PasswordTooLongError, readPassword } from './password-prompt.js';
 import { hashPassword } from './server/auth.js';
 import type { ReloadOutcome } from './reload.js';
 import { exitOnUnexpected } from './unexpected.js';
-import { runPrimary } from './cluster.js';
-import { isClusterPrimary } from './cluster-count.js';
-import { clusterWorker } from './cluster-worker.js';
+import { runPrimary } from './cluster/primary.js';
+import { isClusterPrimary } from './cluster/count.js';
+import { clusterWorker } from './cluster/worker.js';
 
 const USAGE = `usage:
   socksgate [--config FILE] [--watch]      run the gateway (SIGHUP or --watch reloads the config)
@@ -159,11 +159,11 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
     starting?.then((gateway) => gateway.reloader.reload(why), () => undefined) ?? Promise.resolve(undefined);
   // Armed before start-up begins reading the list files, and so before "listening" is logged:
   // a change made after the config was read is seen (it reloads once the gateway is up).
-  // In a cluster worker the primary watches and forwards reloads (src/cluster-reloads.ts).
+  // In a cluster worker the primary watches and forwards reloads (src/cluster/reloads.ts).
   const watcher = watchFiles && !worker ? new ConfigWatcher(() => void reload('watch')) : undefined;
   watcher?.watch(config);
   starting = Gateway.start(config, { log, metrics, admin: !worker, started: startedWith, ...(worker ? { connectionIds: worker.connectionIds, reloadsLoggedByPrimary: true } : {}) });
-  // A worker's reloads come from its primary (src/cluster-reloads.ts).
+  // A worker's reloads come from its primary (src/cluster/reloads.ts).
   if (!worker) onHangup(() => void reload('SIGHUP'));
   const gateway = await starting.catch((err: unknown) => {
     watcher?.close();

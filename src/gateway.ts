@@ -33,18 +33,18 @@ export interface GatewayOptions {
   metrics?: Metrics;
   /** Bytes of UDP datagrams all associations together may hold; GATEWAY_UDP_BYTES by default. */
   udpBufferBytes?: number;
-  /** False in a cluster worker: the primary runs the admin listener (src/cluster-admin.ts). */
+  /** False in a cluster worker: the primary runs the admin listener (src/cluster/admin.ts). */
   admin?: boolean;
-  /** True in a cluster worker: the primary logs each reload's outcome, once for every worker (src/cluster-reload-outcomes.ts). */
+  /** True in a cluster worker: the primary logs each reload's outcome, once for every worker (src/cluster/reload-outcomes.ts). */
   reloadsLoggedByPrimary?: boolean;
   /** How often outbound keepalive is switched on for the connections still open; KEEPALIVE_SWEEP_MS by default. */
   keepAliveSweepMs?: number;
-  /** Connection ids: a cluster worker's own share of them (src/cluster-worker.ts); 1, 2, 3 … by default. */
+  /** Connection ids: a cluster worker's own share of them (src/cluster/worker.ts); 1, 2, 3 … by default. */
   connectionIds?: IdSpace;
   /**
    * The config the process started with, when it is not the one served: a cluster's replacement
    * worker serves the config the others run now, on the listeners the cluster opened at its
-   * start (src/cluster-worker.ts). Its listeners, log format and admin address are the ones fixed.
+   * start (src/cluster/worker.ts). Its listeners, log format and admin address are the ones fixed.
    */
   started?: Config;
 }

@@ -1,4 +1,4 @@
-// With `workers`, every /api request goes to every worker (src/cluster-admin.ts) and their answers
+// With `workers`, every /api request goes to every worker (src/cluster/admin.ts) and their answers
 // become one here: what each worker holds (its connections, its counters) is added up, what
 // each one was told to do (kill, ban, reload) succeeded if it succeeded where it could, and
 // what every worker answers alike (a route's decision, the document) is the first's.

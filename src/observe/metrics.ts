@@ -117,7 +117,7 @@ export class Metrics {
       for (const report of this.#udpReports) report();
     },
   });
-  /** With `workers`, the primary counts reloads (src/cluster-metrics.ts): left out of the workers' sum. */
+  /** With `workers`, the primary counts reloads (src/cluster/metrics.ts): left out of the workers' sum. */
   readonly reloads = new Counter({ ...RELOADS, aggregator: 'omit', registers: [this.registry] });
   readonly userConnections = this.#tallied('userConnections', {
     name: 'socksgate_user_connections_total',
@@ -256,7 +256,7 @@ export class Metrics {
   /**
    * Adds a counter whose values are read at scrape time from counts kept elsewhere (the DNS
    * cache's). Not a gauge: with `workers`, a gone worker's counters stay in the primary's sum
-   * (src/cluster-metrics.ts), its gauges do not, and a sum that drops reads as a reset.
+   * (src/cluster/metrics.ts), its gauges do not, and a sum that drops reads as a reset.
    */
   collectCounter(name: string, help: string, labelNames: readonly string[], read: () => Array<{ labels: Record<string, string>; value: number }>): void {
     new Counter({

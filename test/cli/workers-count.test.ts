@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { workerCount } from '../../src/cluster-count.js';
+import { workerCount } from '../../src/cluster/count.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 /** A cgroup mount and a /proc/self/cgroup of our own: files at their paths under `root`. */

@@ -1,16 +1,16 @@
 // Reloads with `workers: N`: SIGHUP and --watch go to every worker, a worker that was starting
 // meanwhile catches up once it serves, the primary reads the file again for its own copy, and a
-// starting worker is handed the text of the config the others run (cluster.ts).
+// starting worker is handed the text of the config the others run (primary.ts).
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
-import { workerCount } from './cluster-count.js';
-import type { ToPrimary, ToWorker } from './cluster-messages.js';
-import { liveWorkers } from './cluster-slots.js';
-import { configText, loadConfig } from './config/load.js';
-import type { Config } from './config/types.js';
-import { ConfigWatcher } from './config/watch.js';
-import { ConfigError } from './errors.js';
-import { startedWith, warnRestartOnly } from './restart-only.js';
+import { workerCount } from './count.js';
+import type { ToPrimary, ToWorker } from './messages.js';
+import { liveWorkers } from './slots.js';
+import { configText, loadConfig } from '../config/load.js';
+import type { Config } from '../config/types.js';
+import { ConfigWatcher } from '../config/watch.js';
+import { ConfigError } from '../errors.js';
+import { startedWith, warnRestartOnly } from '../restart-only.js';
 
 /** The primary's copy of the config: which files to watch; the admin API's token until a worker reports the one it runs. */
 export interface PrimaryConfig {

@@ -1,4 +1,4 @@
-// The start-up of `workers: N`: over once every slot has a worker that serves (cluster-slots.ts).
+// The start-up of `workers: N`: over once every slot has a worker that serves (slots.ts).
 import cluster, { type Worker } from 'node:cluster';
 
 /**

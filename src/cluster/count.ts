@@ -1,8 +1,8 @@
-// How many workers `workers` asks for, and whether this process forks them (cluster.ts) or
+// How many workers `workers` asks for, and whether this process forks them (primary.ts) or
 // serves the gateway itself.
 import cluster from 'node:cluster';
-import type { Config } from './config/types.js';
-import { usableCores, type CgroupFiles } from './cpu-limit.js';
+import type { Config } from '../config/types.js';
+import { usableCores, type CgroupFiles } from '../cpu-limit.js';
 
 /**
  * How many processes `workers` asks for: `auto` is one per core the process may use, a

@@ -15,9 +15,9 @@
 
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
-import { WORKER_METRICS_MS, type WorkerApi, type WorkerMetrics } from './cluster-api.js';
-import { HttpError } from './observe/http.js';
-import { RELOADS } from './observe/metrics.js';
+import { WORKER_METRICS_MS, type WorkerApi, type WorkerMetrics } from './api.js';
+import { HttpError } from '../observe/http.js';
+import { RELOADS } from '../observe/metrics.js';
 
 /** How often the primary collects every worker's registry between scrapes. */
 export const SNAPSHOT_MS = 10_000;
@@ -124,7 +124,7 @@ export class ClusterMetrics {
   }
 
   /**
-   * One reload, however many workers did it (src/cluster-reload-outcomes.ts counts each once:
+   * One reload, however many workers did it (reload-outcomes.ts counts each once:
    * the first worker's outcome for SIGHUP and --watch, the merged answer for POST /api/reload).
    */
   reloaded(result: 'ok' | 'rejected'): void {

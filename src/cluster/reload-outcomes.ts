@@ -1,11 +1,11 @@
 // The workers' reports to the primary's log and sums with `workers: N`: each reload logged and
 // counted once, however many workers did it, a worker that came to another outcome of it named,
-// and the registry a stopping worker sends kept for the sum (cluster.ts).
+// and the registry a stopping worker sends kept for the sum (primary.ts).
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
-import type { ToPrimary } from './cluster-messages.js';
-import type { ClusterMetrics } from './cluster-metrics.js';
-import { logReloadOutcome, type ReloadOutcome } from './reload.js';
+import type { ToPrimary } from './messages.js';
+import type { ClusterMetrics } from './metrics.js';
+import { logReloadOutcome, type ReloadOutcome } from '../reload.js';
 
 /** Said when the workers did not all come to the same outcome of one reload. */
 export const DIFFERING = "a worker's reload outcome differs from the one logged";

@@ -1,9 +1,9 @@
 // With `workers: N`, bans and unbans given through the API are the primary's to keep and pass
 // on: to a worker that comes to serve later, and to one that came while they were asked
-// (cluster-admin.ts).
+// (admin.ts).
 import type { Worker } from 'node:cluster';
-import type { ApiRequest, WorkerApi } from './cluster-api.js';
-import type { ApiAnswer } from './observe/api.js';
+import type { ApiRequest, WorkerApi } from './api.js';
+import type { ApiAnswer } from '../observe/api.js';
 
 /**
  * Bans given through the API, kept by the primary: a worker that starts later (a replacement)

@@ -5,8 +5,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { answerApi, type ApiAnswer } from './observe/api.js';
-import type { ApiTarget } from './observe/api-routes.js';
+import { answerApi, type ApiAnswer } from '../observe/api.js';
+import type { ApiTarget } from '../observe/api-routes.js';
 
 /** An /api request as the primary reads it: method, path and query, the parsed body. */
 export interface ApiRequest {
@@ -41,7 +41,7 @@ export interface MetricsReply {
 
 export type WorkerMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
-/** A worker whose registry has not come in this long fails the scrape (Prometheus times out at 10 s): cluster-metrics.ts. */
+/** A worker whose registry has not come in this long fails the scrape (Prometheus times out at 10 s): metrics.ts. */
 export const WORKER_METRICS_MS = 5_000;
 
 /** A worker that has not answered in this long is left out of the merge (busy, or dying). */

@@ -1,15 +1,15 @@
 // The worker's side of `workers: N`: it starts from the config the primary hands it, serves the
-// primary's reloads, /api requests and scrapes, and tells it what it runs (cluster.ts).
+// primary's reloads, /api requests and scrapes, and tells it what it runs (primary.ts).
 import cluster from 'node:cluster';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { answerPrimary, toPrimary } from './cluster-api.js';
-import { COUNT_ENV, GENERATION_ENV, SLOT_ENV, type ToPrimary, type ToWorker } from './cluster-messages.js';
-import { configText, parseConfig } from './config/load.js';
-import type { Config } from './config/types.js';
-import type { ApiTarget } from './observe/api-routes.js';
-import type { ReloadOutcome } from './reload.js';
-import type { IdSpace } from './server/registry.js';
+import { answerPrimary, toPrimary } from './api.js';
+import { COUNT_ENV, GENERATION_ENV, SLOT_ENV, type ToPrimary, type ToWorker } from './messages.js';
+import { configText, parseConfig } from '../config/load.js';
+import type { Config } from '../config/types.js';
+import type { ApiTarget } from '../observe/api-routes.js';
+import type { ReloadOutcome } from '../reload.js';
+import type { IdSpace } from '../server/registry.js';
 
 /** Connection ids of one generation of a slot: its share of a block this large. */
 const IDS_PER_GENERATION = 2 ** 32;

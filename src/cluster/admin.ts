@@ -1,18 +1,18 @@
 // The primary's admin listener with `workers: N`: /metrics summed over the workers, /readyz
-// from the primary, and /api asked of every worker serving, their answers merged (cluster.ts).
+// from the primary, and /api asked of every worker serving, their answers merged (primary.ts).
 import type { Worker } from 'node:cluster';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { ApiRequest, WorkerApi } from './cluster-api.js';
-import type { BanLedger } from './cluster-bans.js';
-import type { ClusterMetrics } from './cluster-metrics.js';
-import { DIFFERING, isReloadOutcome, type followReloads } from './cluster-reload-outcomes.js';
-import type { PrimaryConfig } from './cluster-reloads.js';
-import type { WorkerSlots } from './cluster-slots.js';
-import type { AdminSource } from './observe/admin.js';
-import { errorAnswer, readApiRequest, sendAnswer, type ApiAnswer } from './observe/api.js';
-import { mergeAnswers } from './observe/api-merge.js';
-import { HttpError } from './observe/http.js';
+import type { ApiRequest, WorkerApi } from './api.js';
+import type { BanLedger } from './bans.js';
+import type { ClusterMetrics } from './metrics.js';
+import { DIFFERING, isReloadOutcome, type followReloads } from './reload-outcomes.js';
+import type { PrimaryConfig } from './reloads.js';
+import type { WorkerSlots } from './slots.js';
+import type { AdminSource } from '../observe/admin.js';
+import { errorAnswer, readApiRequest, sendAnswer, type ApiAnswer } from '../observe/api.js';
+import { mergeAnswers } from '../observe/api-merge.js';
+import { HttpError } from '../observe/http.js';
 
 /** What the primary's admin listener needs for /api: the token now, and the workers to ask. */
 interface ClusterApi {

@@ -1,35 +1,35 @@
 // `workers: N | auto`: N processes sharing the listeners through node:cluster.
 //
-// The primary holds no connections. It forks the workers (cluster-slots.ts; each starts from the
-// text of the config the others run, cluster-worker.ts), forwards reloads (SIGHUP, --watch) to
-// every one of them (cluster-reloads.ts, outcomes logged once: cluster-reload-outcomes.ts),
+// The primary holds no connections. It forks the workers (slots.ts; each starts from the
+// text of the config the others run, worker.ts), forwards reloads (SIGHUP, --watch) to
+// every one of them (reloads.ts, outcomes logged once: reload-outcomes.ts),
 // replaces a worker that dies, drains them all on
-// SIGTERM/SIGINT, and runs the admin listener (cluster-admin.ts): /metrics there is the sum over workers
+// SIGTERM/SIGINT, and runs the admin listener (admin.ts): /metrics there is the sum over workers
 // (each serving worker sends its registry over IPC; prom-client's AggregatorRegistry adds them up,
-// with what workers that are gone had counted, and reloads counted once: cluster-metrics.ts). It
+// with what workers that are gone had counted, and reloads counted once: metrics.ts). It
 // lives in the primary because the primary outlives any worker, so a scrape never
 // depends on one worker being up. The per-connection admin API needs one process's
-// open connections: the primary asks every worker and merges their answers (cluster-api.ts).
+// open connections: the primary asks every worker and merges their answers (api.ts).
 // This file wires those parts together and runs the primary from start to stop.
 //
-// `workers: 1` (or `auto` on one core, cluster-count.ts) never reaches this module:
+// `workers: 1` (or `auto` on one core, count.ts) never reaches this module:
 // the process runs the gateway itself, as without a cluster.
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { onHangup } from './hangup.js';
-import { EXIT_STOPPED_AT_ONCE, stopSignals } from './stop-signals.js';
-import type { Config } from './config/types.js';
-import { clusterAdmin, primaryApi } from './cluster-admin.js';
-import { WorkerApi } from './cluster-api.js';
-import { BanLedger } from './cluster-bans.js';
-import { workerCount } from './cluster-count.js';
-import { ClusterMetrics, SNAPSHOT_MS } from './cluster-metrics.js';
-import { followReloads } from './cluster-reload-outcomes.js';
-import { forwardReloads, shareRunningConfig } from './cluster-reloads.js';
-import { liveWorkers, superviseWorkers } from './cluster-slots.js';
-import { startAdmin } from './observe/admin.js';
-import { createLogger, flushLog } from './observe/logger.js';
-import { formatAddress } from './server/context.js';
+import { onHangup } from '../hangup.js';
+import { EXIT_STOPPED_AT_ONCE, stopSignals } from '../stop-signals.js';
+import type { Config } from '../config/types.js';
+import { clusterAdmin, primaryApi } from './admin.js';
+import { WorkerApi } from './api.js';
+import { BanLedger } from './bans.js';
+import { workerCount } from './count.js';
+import { ClusterMetrics, SNAPSHOT_MS } from './metrics.js';
+import { followReloads } from './reload-outcomes.js';
+import { forwardReloads, shareRunningConfig } from './reloads.js';
+import { liveWorkers, superviseWorkers } from './slots.js';
+import { startAdmin } from '../observe/admin.js';
+import { createLogger, flushLog } from '../observe/logger.js';
+import { formatAddress } from '../server/context.js';
 
 /** Runs the primary until SIGTERM/SIGINT has drained every worker; the exit code. */
 export async function runPrimary(config: Config, opts: { path: string | undefined; watch: boolean }): Promise<number> {

@@ -1,10 +1,10 @@
 // The primary's worker slots with `workers: N`: it forks one worker a slot, replaces one that
 // dies (after a pause that grows while they die young), waits at start-up for every slot to
-// serve (cluster-startup.ts), and drains or kills them all on a stop (cluster.ts).
+// serve (startup.ts), and drains or kills them all on a stop (primary.ts).
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
-import { COUNT_ENV, GENERATION_ENV, SLOT_ENV, type ToPrimary } from './cluster-messages.js';
-import { everySlotServing } from './cluster-startup.js';
+import { COUNT_ENV, GENERATION_ENV, SLOT_ENV, type ToPrimary } from './messages.js';
+import { everySlotServing } from './startup.js';
 
 /**
  * A worker that dies before it served, or within STEADY_MS of serving, is one death in a row of

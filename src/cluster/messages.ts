@@ -1,7 +1,7 @@
 // The messages between the primary and its workers over IPC for start-up, reloads and
-// stopping (the /api requests and scrapes are cluster-api.ts's), and what a worker is told at fork.
-import type { WorkerMetrics } from './cluster-api.js';
-import type { ReloadOutcome } from './reload.js';
+// stopping (the /api requests and scrapes are api.ts's), and what a worker is told at fork.
+import type { WorkerMetrics } from './api.js';
+import type { ReloadOutcome } from '../reload.js';
 
 /**
  * Messages between the primary and its workers (IPC, JSON). `seq` numbers the primary's
