@@ -2,7 +2,7 @@ import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { DURATION_PATTERN, durationMs, parseDuration } from '../../src/config/duration.js';
 import { parseConfig } from '../../src/config/load.js';
-import { ConfigError } from '../../src/errors.js';
+import { issuesOf } from '../helpers/config.js';
 
 test('durations convert to milliseconds', () => {
   assert.equal(parseDuration('0s'), 0);
@@ -46,15 +46,6 @@ upstreams:
 });
 
 /** The issue lines of a config that must fail. */
-function issuesOf(text: string): readonly string[] {
-  try {
-    parseConfig(text, 'cfg.yaml', {});
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `not a ConfigError: ${String(err)}`);
-    return err.issues;
-  }
-  assert.fail('config was accepted');
-}
 
 test('a duration too long for a timer is a config error at its line, not a crash', () => {
   // setTimeout caps at 2^31-1 ms (24.8 days): beyond it Node fires after 1 ms instead.

@@ -5,17 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
+import { issuesOf } from '../helpers/config.js';
 
 /** The issue lines of a config that must fail. */
-function issuesOf(text: string, env: NodeJS.ProcessEnv = {}): readonly string[] {
-  try {
-    parseConfig(text, 'cfg.yaml', env);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, String(err));
-    return err.issues;
-  }
-  assert.fail('config was accepted');
-}
 
 /** Asserts one issue starts with `cfg.yaml:LINE:COL: ` and matches `re`. */
 function assertIssue(issues: readonly string[], where: string, re: RegExp): void {

@@ -5,19 +5,10 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
-import { ConfigError } from '../../src/errors.js';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { issuesOf } from '../helpers/config.js';
 
-function issuesOf(text: string): readonly string[] {
-  try {
-    parseConfig(text, 'cfg.yaml', {});
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, String(err));
-    return err.issues;
-  }
-  assert.fail('config was accepted');
-}
 
 const NOT_A_HOST = /is not an IP address or a DNS name/;
 

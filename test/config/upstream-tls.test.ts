@@ -3,17 +3,8 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../src/config/load.js';
-import { ConfigError } from '../../src/errors.js';
+import { issuesOf } from '../helpers/config.js';
 
-function issuesOf(text: string): readonly string[] {
-  try {
-    parseConfig(text, 'cfg.yaml', {});
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, String(err));
-    return err.issues;
-  }
-  assert.fail('config was accepted');
-}
 
 test('ca or servername on an http upstream without tls: true is refused at its line and column', () => {
   for (const tls of ['', '    tls: false\n']) {

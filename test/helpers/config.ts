@@ -1,7 +1,10 @@
 // A complete, already normalised Config for code that takes one directly (the router
 // compiler) without going through the YAML loader: fixed limits and DNS settings, the
 // caller's rules.
+import assert from 'node:assert/strict';
+import { parseConfig } from '../../src/config/load.js';
 import type { Config, RuleConfig } from '../../src/config/types.js';
+import { ConfigError } from '../../src/errors.js';
 
 /** `rules` over fixed settings; list files (`domains_file`, `cidrs_file`) are read from `baseDir`. */
 export function routerConfig(rules: RuleConfig[], baseDir = '/nonexistent', def = 'direct', source = '/etc/socksgate.yaml'): Config {
@@ -31,4 +34,15 @@ export function routerConfig(rules: RuleConfig[], baseDir = '/nonexistent', def 
     base_dir: baseDir,
     source,
   };
+}
+
+/** The issues `check` would print for `text` (as cfg.yaml); fails the test when the config is accepted. */
+export function issuesOf(text: string, env: NodeJS.ProcessEnv = {}): readonly string[] {
+  try {
+    parseConfig(text, 'cfg.yaml', env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `not a ConfigError: ${String(err)}`);
+    return err.issues;
+  }
+  assert.fail('config was accepted');
 }
