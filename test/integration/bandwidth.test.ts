@@ -3,7 +3,7 @@
 // budget (burst + rate × elapsed, on the test's own clock, which starts before the bucket
 // exists) is an upper bound on what can have crossed, whatever the machine's load; an
 // unlimited user must cross more than that budget allows; every byte arrives intact.
-import { test } from '../helpers/test.js';
+import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -12,7 +12,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
-import { readBytes, startGateway } from '../helpers/index.js';
+import { readBytes, startGateway, type TestGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
 import { socks5Raw } from '../helpers/raw-proxy.js';
 
@@ -304,6 +304,13 @@ test('a reload that gives a user a bandwidth reaches the next request on a kept-
   assert.ok(received - from > body.length, 'the second response came whole, on the same connection');
 });
 
+/** A gateway whose user alice (password pw) is held to `rate` bytes/s, with `idle_timeout`; closed after the test. */
+async function slowAlice(t: TestContext, rate: number, idleTimeout: string): Promise<TestGateway> {
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'pw', bandwidth: `${rate}B/s` }] }, limits: { idle_timeout: idleTimeout } });
+  t.after(() => gw.close());
+  return gw;
+}
+
 test("a connection waiting out its user's debt is not idle: several of one user's transfers past idle_timeout all complete", async (t) => {
   // Six connections share 128 KiB/s: each one's share comes to a read every few seconds, past
   // the one-second idle_timeout, while the user moves data at the limit all along.
@@ -311,11 +318,7 @@ test("a connection waiting out its user's debt is not idle: several of one user'
   const down = payload(RATE_SLOW, 13);
   const source = await startSource(down);
   t.after(() => source.close());
-  const gw = await startGateway({
-    auth: { users: [{ username: 'alice', password: 'pw', bandwidth: `${RATE_SLOW}B/s` }] },
-    limits: { idle_timeout: '1s' },
-  });
-  t.after(() => gw.close());
+  const gw = await slowAlice(t, RATE_SLOW, '1s');
   const digests = await Promise.all(
     Array.from({ length: 6 }, async () => {
       const c = await socks5Raw(gw.port, source.port, { user: 'alice', password: 'pw' });
@@ -348,11 +351,7 @@ test("an absolute-form download waiting out its user's debt past idle_timeout is
   });
   const listening = await listenTracked(web);
   t.after(() => listening.close());
-  const gw = await startGateway({
-    auth: { users: [{ username: 'alice', password: 'pw', bandwidth: `${RATE_SLOW}B/s` }] },
-    limits: { idle_timeout: '1s' },
-  });
-  t.after(() => gw.close());
+  const gw = await slowAlice(t, RATE_SLOW, '1s');
   const auth = Buffer.from('alice:pw').toString('base64');
   const counts = await Promise.all(
     Array.from({ length: 6 }, async () => {
@@ -382,8 +381,7 @@ test("one user's connections one after another share the bucket too: short trans
   const down = payload(RATE_SLOW, 19);
   const source = await startSource(down);
   t.after(() => source.close());
-  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'pw', bandwidth: `${RATE_SLOW}B/s` }] }, limits: { idle_timeout: '60s' } });
-  t.after(() => gw.close());
+  const gw = await slowAlice(t, RATE_SLOW, '60s');
   const t0 = performance.now();
   let total = 0;
   for (let i = 0; i < 4; i++) {
