@@ -4,6 +4,7 @@
 
 import type { Logger } from 'pino';
 import type { Config } from './config/types.js';
+import { formatAddress } from './protocol/address.js';
 
 /**
  * What the first config fixed, kept as values: holding that config itself would keep its
@@ -38,5 +39,5 @@ export function warnRestartOnly(log: Logger, started: StartedWith, next: Config,
 
 /** Where the admin listener binds (host:port), or undefined without one: bound once, at start. */
 function adminAddress(config: Config): string | undefined {
-  return config.metrics ? `${config.metrics.host}:${config.metrics.port}` : undefined;
+  return config.metrics ? formatAddress(config.metrics) : undefined;
 }

@@ -8,6 +8,7 @@ import { connectHappyEyeballs } from '../dns/happy-eyeballs.js';
 import { addressesOf } from '../dns/resolver.js';
 import type { DnsResolver, TcpConnector } from '../dns/types.js';
 import { asOutOfDescriptors, ConnectTimeoutError, GatewayError, NameNotResolvedError, Rep, UpstreamRefusedError } from '../errors.js';
+import { formatAddress } from '../protocol/address.js';
 import type { Address } from '../protocol/types.js';
 import { credentialsFor, type Credentials } from './credentials.js';
 import { AbortedError, Deadline, until } from './deadline.js';
@@ -82,7 +83,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
       // The hop before this proxy timed out on the same deadline and has said who was silent
       // (itself, or this proxy's address): keep its words rather than blame this proxy's destination.
       if (phase === 'dial' && deps.via && err instanceof GatewayError && !(err instanceof AbortedError)) return new UpstreamUnreachableError(name, err);
-      const timeout = new ConnectTimeoutError(`upstream "${name}" to ${dest.host}:${dest.port}`, deps.connectTimeout);
+      const timeout = new ConnectTimeoutError(`upstream "${name}" to ${formatAddress(dest)}`, deps.connectTimeout);
       // Still resolving the destination's name here: the proxy was never asked anything.
       if (phase === 'resolve') return timeout;
       // Silent since our request: the proxy is at fault. Once it has shown it is alive, it is
@@ -91,7 +92,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
       if (heard) return timeout;
       // Connected, and silent: said so, or the line sends people to the network (a plain
       // proxy's port given tls: true waits for a request line that never comes).
-      return new UpstreamUnreachableError(name, new ConnectTimeoutError(`upstream "${name}" to ${dest.host}:${dest.port}`, deps.connectTimeout, `connected, no answer to ${asking}`), 'silent');
+      return new UpstreamUnreachableError(name, new ConnectTimeoutError(`upstream "${name}" to ${formatAddress(dest)}`, deps.connectTimeout, `connected, no answer to ${asking}`), 'silent');
     }
     // No cause: a client error may hold the password.
     if (ctx.signal.aborted) return new AbortedError(`upstream "${name}"`, undefined, phase === 'handshake' && heard);

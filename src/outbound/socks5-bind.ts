@@ -6,6 +6,7 @@ import { isIP, type Socket } from 'node:net';
 import { SocksClient, type SocksRemoteHost } from 'socks';
 import type { DnsResolver } from '../dns/types.js';
 import { asOutOfDescriptors, ConnectTimeoutError, GatewayError, NameNotResolvedError } from '../errors.js';
+import { formatAddress } from '../protocol/address.js';
 import { AbortedError, Deadline, until } from './deadline.js';
 import { keepEarlyData } from './early-data.js';
 import { assertRfc1929, assertSocks4UserId } from './credentials.js';
@@ -47,7 +48,7 @@ export async function openSocks5Bind(
   ctx: OutboundContext,
   deps: Socks5BindDeps,
 ): Promise<BindHandle> {
-  const name = upstream.name ?? `${upstream.host}:${upstream.port}`;
+  const name = upstream.name ?? formatAddress(upstream);
   const deadline = new Deadline(ctx.signal, deps.connectTimeout);
   let tcp: Socket | undefined;
   let phase: Phase = 'resolve';

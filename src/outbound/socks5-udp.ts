@@ -8,7 +8,7 @@ import { connect as tcpConnect, isIP, isIPv6, type Socket } from 'node:net';
 import { SocksClient, type SocksRemoteHost } from 'socks';
 import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
 import { asOutOfDescriptors, ConnectTimeoutError, type GatewayError } from '../errors.js';
-import { ipv6ToBytes, ipv6ToText, unmapped } from '../protocol/address.js';
+import { formatAddress, ipv6ToBytes, ipv6ToText, unmapped } from '../protocol/address.js';
 import { decodeUdpDatagram, encodeUdpHeader, hasUdpHeader } from '../protocol/messages.js';
 import { AbortedError, Deadline } from './deadline.js';
 import { assertRfc1929 } from './credentials.js';
@@ -51,7 +51,7 @@ const CONTROL_KEEPALIVE_MS = 60_000;
 
 /** Opens an association on `upstream`; rejects with a GatewayError (as CONNECT would). */
 export async function openSocks5Udp(upstream: Socks5UdpUpstream, ctx: OutboundContext, deps: Socks5UdpDeps): Promise<UdpChannel> {
-  const name = upstream.name ?? `${upstream.host}:${upstream.port}`;
+  const name = upstream.name ?? formatAddress(upstream);
   const deadline = new Deadline(ctx.signal, deps.connectTimeout);
   let tcp: Socket | undefined;
   let udp: DgramSocket | undefined;
@@ -143,7 +143,7 @@ function unknownSource(udp: DgramSocket): Destination {
 
 function associate(tcp: Socket, upstream: Socks5UdpUpstream, from: Destination, signal: AbortSignal, ms: number): Promise<SocksRemoteHost | undefined> {
   return new Promise((resolve, reject) => {
-    assertRfc1929(upstream.name ?? `${upstream.host}:${upstream.port}`, upstream); // a throw here rejects
+    assertRfc1929(upstream.name ?? formatAddress(upstream), upstream); // a throw here rejects
     // `createConnection` takes CONNECT only; ASSOCIATE runs on a client of its own.
     const client = new SocksClient({
       proxy: { host: upstream.host, port: upstream.port, type: 5, userId: upstream.username, password: upstream.password },
@@ -180,7 +180,7 @@ function associate(tcp: Socket, upstream: Socks5UdpUpstream, from: Destination, 
 function connectTo(udp: DgramSocket, relay: Destination, name: string): void {
   // The callback takes a failure that would otherwise be emitted after this returns.
   udp.connect(relay.port, relay.host, () => {});
-  if (!connectedPeer(udp)) throw new UpstreamHandshakeError(name, `UDP ASSOCIATE reply names ${relay.host}:${relay.port}, which this socket cannot reach`);
+  if (!connectedPeer(udp)) throw new UpstreamHandshakeError(name, `UDP ASSOCIATE reply names ${formatAddress(relay)}, which this socket cannot reach`);
 }
 
 /** A BND from the upstream; a wildcard (or nothing) means the address we reached it on. */

@@ -182,9 +182,14 @@ test('a reload that moves the admin listener says it applies after a restart; on
   await gw.gw.reload(configOf({ metrics: { host: '127.0.0.1', port: 0 }, rules: [NEW_RULE] }));
   assert.equal(warned().length, 0);
   await gw.gw.reload(configOf({ metrics: { host: '127.0.0.1', port: 19181 } }));
+  // An IPv6 host is bracketed: "::1:19182" would read as an address with no port.
+  await gw.gw.reload(configOf({ metrics: { host: '::1', port: 19182 } }));
   assert.deepEqual(
     warned().map((l) => [l['level'], l['running'], l['configured']]),
-    [[40, '127.0.0.1:0', '127.0.0.1:19181']],
+    [
+      [40, '127.0.0.1:0', '127.0.0.1:19181'],
+      [40, '127.0.0.1:0', '[::1]:19182'],
+    ],
   );
 });
 

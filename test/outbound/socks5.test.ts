@@ -324,3 +324,19 @@ test('a connection through a SOCKS5 upstream is let go once it ends, though `soc
   await sleep(1_600);
   assert.equal((await readAll((await out.connect({ host: '127.0.0.1', port: dest.port }, ctx())).socket)), 'hello 127.0.0.2\n');
 });
+
+test('an IPv6 destination is bracketed in the timeout messages: "to [::1]:9", never the ambiguous "::1:9"', async (t) => {
+  const mute = await startScriptedSocks({ host: '::1', silent: true });
+  t.after(() => mute.close());
+  const silent = await rejection(createSocks5Outbound('mute', upstream('::1', mute.port), { dns, connectTimeout: 200 }).connect({ host: '::1', port: 9 }, ctx()));
+  assert.equal(silent.message, 'upstream "mute" silent: upstream "mute" to [::1]:9: connected, no answer to our handshake within 200ms');
+  // Asked, and waiting on the destination: the timeout is about the destination.
+  const srv = createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => s.write(Buffer.from([5, 0])));
+  });
+  const waiting = await listenTracked(srv, '::1');
+  t.after(waiting.close);
+  const slow = await rejection(createSocks5Outbound('slow', upstream('::1', waiting.port), { dns, connectTimeout: 200 }).connect({ host: '2001:db8::1', port: 443 }, ctx()));
+  assert.equal(slow.message, 'upstream "slow" to [2001:db8::1]:443: no connection within 200ms');
+});
