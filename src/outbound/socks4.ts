@@ -48,7 +48,7 @@ export function createSocks4Outbound(name: string, cfg: Socks4UpstreamConfig, de
     handshake: (socket, to, run) => {
       assertSocks4UserId(name, run.credentials.username);
       run.heard();
-      return socksHandshake(4, proxy, socket, to, { ...run, credentials: { username: run.credentials.username } }, deps.connectTimeout);
+      return socksHandshake(4, { ...proxy, name }, socket, to, { ...run, credentials: { username: run.credentials.username } }, deps.connectTimeout);
     },
     fromError: fromSocksError,
   }, deps, { bind });

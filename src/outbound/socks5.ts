@@ -47,7 +47,7 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
     targets,
     handshake: (socket, to, run) => {
       assertRfc1929(name, run.credentials);
-      return socksHandshake(5, proxy, socket, to, run, deps.connectTimeout);
+      return socksHandshake(5, { ...proxy, name }, socket, to, run, deps.connectTimeout);
     },
     fromError: fromSocksError,
   }, deps, commands);
@@ -60,7 +60,7 @@ export function createSocks5Outbound(name: string, cfg: Socks5UpstreamConfig, de
  */
 export async function socksHandshake(
   version: 4 | 5,
-  proxy: { host: string; port: number },
+  proxy: { host: string; port: number; name: string },
   socket: Socket,
   to: Destination,
   run: HandshakeRun,
@@ -101,12 +101,12 @@ export async function socksHandshake(
     const info = await established(client, socket);
     // A reply whose address type `socks` does not know (RFC 1928 §6 has 1, 3, 4) comes back
     // "established" with no address, its bytes left in the stream for the client: not a reply.
-    if (version === 5 && info.remoteHost === undefined) throw new UpstreamHandshakeError(`${proxy.host}:${proxy.port}`, 'reply with an unknown address type');
+    if (version === 5 && info.remoteHost === undefined) throw new UpstreamHandshakeError(proxy.name, 'reply with an unknown address type');
     const head = await keepEarlyData(socket);
     return { socket, bound: boundOf(info.remoteHost), head };
   } catch (err) {
     const ver = version === 5 && failedOnReply(err) ? replyVersion(first, got) : undefined;
-    if (ver !== undefined && ver !== 5) throw new UpstreamHandshakeError(`${proxy.host}:${proxy.port}`, `reply with version ${ver}`);
+    if (ver !== undefined && ver !== 5) throw new UpstreamHandshakeError(proxy.name, `reply with version ${ver}`);
     throw err;
   } finally {
     run.signal.removeEventListener('abort', onAbort);
