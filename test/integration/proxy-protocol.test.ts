@@ -276,3 +276,35 @@ test("UDP ASSOCIATE behind a trusted balancer: datagrams from the client the hea
   assert.deepEqual(udp?.dropped, { source: 1 });
   assert.equal(echo.peers.length, 1, 'only the client datagram reached the destination');
 });
+
+test('a v1 TCP6 header names its client in any spelling of the address: it is that client, for the log, limits and its datagrams', async (t) => {
+  const echo = await startUdpEchoServer('::1');
+  t.after(() => echo.close());
+  const gw = await startGateway({ listen: [{ host: '::1', port: 0, proxy_protocol: { trusted: ['::1'] } }], limits: { max_connections_per_source: 1 } });
+  t.after(() => gw.close());
+  const client = createSocket('udp6');
+  t.after(() => closeDgram(client));
+  client.bind(0, '::1');
+  await once(client, 'listening');
+
+  // ::1 written out in full, as a hand-written or non-canonical v1 line may have it.
+  const s = await from('::1', gw.port, t, '::1');
+  s.write(`PROXY TCP6 0:0:0:0:0:0:0:1 ::1 40000 ${gw.port}\r\n`);
+  const associating = new SocksClient({ proxy: { host: '::1', port: 0, type: 5 }, command: 'associate', destination: { host: '::', port: client.address().port }, timeout: 3_000 });
+  const established = once(associating, 'established') as Promise<[{ remoteHost?: { host: string; port: number } }]>;
+  associating.connect(s);
+  const [{ remoteHost }] = await established;
+  const answers: Buffer[] = [];
+  client.on('message', (msg: Buffer) => answers.push(SocksClient.parseUDPFrame(msg).data));
+  client.send(SocksClient.createUDPFrame({ remoteHost: { host: '::1', port: echo.port }, data: Buffer.from('from ::1') }), remoteHost?.port ?? 0, remoteHost?.host ?? '');
+  for (let waited = 0; answers.length === 0 && waited < 3_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(answers.map(String), ['from ::1'], 'the datagram from the client the header names is relayed');
+
+  // The same client in its short form holds the same per-source share: refused while the first is open.
+  const second = await from('::1', gw.port, t, '::1');
+  second.write(`PROXY TCP6 ::1 ::1 40001 ${gw.port}\r\n`);
+  await assert.rejects(socksOver(second, echo.port));
+  s.end();
+  const line = await gw.accessLog((l) => l['cmd'] === 'udp');
+  assert.equal(line?.['client'], '[::1]:40000');
+});

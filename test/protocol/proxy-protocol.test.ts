@@ -66,6 +66,14 @@ test('valid headers decode, with the bytes after them left alone', () => {
   }
 });
 
+test('v1 TCP6 addresses decode in RFC 5952 form, as v2 gives them: one spelling per address', () => {
+  const wire = text('PROXY TCP6 ::FFFF:7F00:1 2001:DB8:0:0::7 40000 1080\r\n');
+  const decoded = decodeProxyHeader(wire);
+  assert.notEqual(decoded, NEED_DATA);
+  const value = (decoded as { value: ProxyHeader }).value;
+  assert.deepEqual(value, { version: 1, command: 'proxy', family: 'inet6', source: { host: '::ffff:127.0.0.1', port: 40000 }, dest: { host: '2001:db8::7', port: 1080 } });
+});
+
 test('every split of a header decodes the same: each proper prefix needs data', () => {
   for (const { name, wire, header } of VALID) {
     for (let cut = 0; cut < wire.length; cut++) assert.equal(decodeProxyHeader(wire.subarray(0, cut)), NEED_DATA, `${name} cut at ${cut}`);
