@@ -81,10 +81,11 @@ export function parseMemberUrl(text: string): MemberUrl {
 
 /** A member from its parts (a URL's or a proxy-list line's); throws on a bad host, port or credential. */
 export function memberOf(parts: MemberParts, shown: () => string): MemberUrl {
-  const { scheme, host } = parts;
-  if (!host) throw new Error(`no host in ${shown()}`);
-  const badHost = dialHostProblem(host);
+  const { scheme } = parts;
+  if (!parts.host) throw new Error(`no host in ${shown()}`);
+  const badHost = dialHostProblem(parts.host);
   if (badHost !== undefined) throw new MemberHostError(`bad host in ${shown()}: ${badHost}`);
+  const host = canonicalIPv6(parts.host);
   const port = parts.port ?? defaultPort(scheme);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`bad port in ${shown()}`);
   const username = parts.username === '' ? undefined : parts.username;
@@ -105,6 +106,16 @@ export function memberOf(parts: MemberParts, shown: () => string): MemberUrl {
   const shownScheme = scheme === 'socks5h' ? 'socks5' : scheme;
   const user = username === undefined ? '' : `${displayUser(username)}@`;
   return { display: `${shownScheme}://${user}${isIPv6(host) ? `[${host}]` : host}:${port}`, config, tags: {} };
+}
+
+/**
+ * An IPv6 host as the URL parser writes it (lower case, zeros compressed, a mapped IPv4
+ * address in hex): a list line's `[0:0::1]:1080` is then the member a URL's [::1] is, with one
+ * name in logs, metrics, the API and sticky hashing, and one member, not two, for one proxy.
+ */
+function canonicalIPv6(host: string): string {
+  if (!isIPv6(host) || host.includes('%')) return host;
+  return new URL(`http://[${host}]/`).hostname.slice(1, -1);
 }
 
 function defaultPort(scheme: MemberScheme): number {

@@ -164,3 +164,23 @@ test('a reload with a bad members_file line is refused at FILE:LINE:COL and the 
   const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: dest.port }, 10_000);
   assert.equal(await readAll(socket), 'hello 127.0.0.82\n');
 });
+
+test('an IPv6 member is one name however its address is spelt, in a list line as in a URL: the same proxy is one member', () => {
+  const listed = (line: string) => {
+    const [entry] = parseMembersFile(line, 'socks5');
+    assert.ok(entry && 'member' in entry, line);
+    return entry.member;
+  };
+  for (const [spellings, name] of [
+    [['[::1]:1080', '[0:0::1]:1080', '[0:0:0:0:0:0:0:1]:1080', 'socks5://[0::1]:1080'], 'socks5://[::1]:1080'],
+    [['[2001:DB8::7]:1080', 'socks5://[2001:db8:0::7]:1080'], 'socks5://[2001:db8::7]:1080'],
+  ] as const) {
+    for (const s of spellings) {
+      assert.equal(listed(s).display, name, s);
+      assert.equal(listed(s).display, parseMemberUrl(`socks5://${s.replace(/^socks5:\/\//, '')}`).display, s);
+    }
+  }
+  // A mapped IPv4 address reads as the URL parser writes it, whichever form it came in.
+  assert.equal(listed('[::FFFF:127.0.0.1]:1080').display, parseMemberUrl('socks5://[::ffff:7f00:1]:1080').display);
+  assert.equal(listed('[0::1]:1080').config.host, '::1');
+});
