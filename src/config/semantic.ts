@@ -131,6 +131,18 @@ function clash(a: Bound, b: Bound): boolean {
   return x.v === 6 && y.v === 6 && x.w.every((word, i) => word === y.w[i]) && zone(a.host) === zone(b.host);
 }
 
+/**
+ * Dante and nginx bind :: IPv6-only, so their users list 0.0.0.0 beside it on one port; here
+ * :: is dual-stack (node's default) and already serves IPv4 clients, which the bare clash
+ * does not tell them.
+ */
+function dualStackHint(a: Bound, b: Bound): string {
+  const x = parseIp(a.host);
+  const y = parseIp(b.host);
+  if (!x || !y || x.v === y.v) return '';
+  return isAny6(x) || isAny6(y) ? ': "::" takes IPv4 clients as well (dual-stack), so list it alone for both families' : '';
+}
+
 function isAny6(ip: ParsedIp): boolean {
   return ip.v === 6 && ip.w.every((word) => word === 0);
 }
@@ -144,7 +156,7 @@ function checkListen(root: Obj, out: Issue[]): void {
   const bound: Bound[] = [];
   const bind = (b: Bound, what: string): void => {
     const other = bound.find((x) => clash(x, b));
-    if (other) out.push(problem(b.at, `${what} ${b.host} port ${b.port} cannot be bound beside ${other.at.join('.').replace(/\.(\d+)/g, '[$1]')} (${other.host} port ${other.port})`));
+    if (other) out.push(problem(b.at, `${what} ${b.host} port ${b.port} cannot be bound beside ${other.at.join('.').replace(/\.(\d+)/g, '[$1]')} (${other.host} port ${other.port})${dualStackHint(other, b)}`));
     bound.push(b);
   };
   list(root['listen']).forEach((entry, i) => {

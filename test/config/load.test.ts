@@ -557,6 +557,15 @@ test('binds the kernel refuses together are config errors, not a start-up EADDRI
   assertIssue(issuesOf(listen('127.0.0.1|1080', '127.0.0.1|1080')), '3:5', /listener 127\.0\.0\.1 port 1080 cannot be bound beside listen\[0\]/);
   assertIssue(issuesOf(`${listen('0.0.0.0|1080', '127.0.0.1|1080')}allow_open_proxy: true\n`), '3:5', /beside listen\[0\] \(0\.0\.0\.0 port 1080\)/);
   assertIssue(issuesOf(`${listen('::|1080', '127.0.0.1|1080')}allow_open_proxy: true\n`), '3:5', /beside listen\[0\] \(:: port 1080\)/);
+  // 0.0.0.0 and :: on one port, as Dante (and nginx) take them: the message says :: alone does both.
+  for (const [first, second] of [['::', '0.0.0.0'], ['0.0.0.0', '::']]) {
+    assertIssue(
+      issuesOf(`${listen(`${first}|1080`, `${second}|1080`)}allow_open_proxy: true\n`),
+      '3:5',
+      /beside listen\[0\] \([:.0]+ port 1080\): "::" takes IPv4 clients as well \(dual-stack\), so list it alone for both families$/,
+    );
+  }
+  assertIssue(issuesOf(`${listen('::|1080', '::1|1080')}allow_open_proxy: true\n`), '3:5', /beside listen\[0\] \(:: port 1080\)$/);
   assertIssue(issuesOf(`${listen('127.0.0.1|1080')}metrics: { port: 1080 }\n`), '3:10', /admin listener 127\.0\.0\.1 port 1080 cannot be bound beside listen\[0\]/);
   // One address however it is spelled: an IPv6 address in another form, an IPv4 one mapped.
   assertIssue(issuesOf(listen('::1|1080', '0:0:0:0:0:0:0:1|1080')), '3:5', /listener 0:0:0:0:0:0:0:1 port 1080 cannot be bound beside listen\[0\] \(::1 port 1080\)/);
