@@ -33,7 +33,7 @@ export async function handleUdpAssociate(ctx: CommandContext): Promise<void> {
       return;
     }
     const port = relay.address().port;
-    const bound = { host: snapshot.config.udp.advertise ?? local, port };
+    const bound = { host: advertised(snapshot.config.udp.advertise, local), port };
     front.granted(() => bound);
     record.rep = Rep.SUCCEEDED;
     client.setKeepAlive(true, CONTROL_KEEPALIVE_MS);
@@ -51,6 +51,16 @@ export async function handleUdpAssociate(ctx: CommandContext): Promise<void> {
   } finally {
     closeQuietly(relay);
   }
+}
+
+/**
+ * `udp.advertise` names the relays of its own family only. A relay takes the family of the
+ * address the client came to, and a client sends to the family it is given: an IPv4 address
+ * behind NAT handed to an IPv6 client (on "::" or beside a ::1 listener) would send its
+ * datagrams where no relay of its family listens. The other family keeps the relay's own.
+ */
+function advertised(advertise: string | undefined, local: string): string {
+  return advertise !== undefined && isIPv6(advertise) === isIPv6(local) ? advertise : local;
 }
 
 /** Binds port 0 on `host`; rejects with the errno (EADDRNOTAVAIL → 0x03) before any reply. */

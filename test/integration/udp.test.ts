@@ -2,6 +2,7 @@ import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
+import { peerText } from '../../src/protocol/address.js';
 import { startDnsServer } from '../helpers/dns-server.js';
 import { startGateway } from '../helpers/index.js';
 import { metricValue } from '../helpers/metrics.js';
@@ -164,6 +165,22 @@ test('udp.advertise replaces the address in the reply, not the port', async (t) 
   t.after(() => c.close());
   assert.equal(c.relay.host, '192.0.2.7');
   assert.notEqual(c.relay.port, 0);
+});
+
+test('udp.advertise names the relays of its own family: an IPv4 address behind NAT leaves IPv6 clients their own relay address', async (t) => {
+  const echo = await startUdpEchoServer('::1');
+  t.after(() => echo.close());
+  const gw = await startGateway({ listen: [{ host: '127.0.0.1', port: 0 }, { host: '::1', port: 0 }], udp: { advertise: '192.0.2.7' } });
+  t.after(() => gw.close());
+  const v4 = await socksUdpClient({ host: '127.0.0.1', port: gw.gw.addresses[0]!.port });
+  t.after(() => v4.close());
+  assert.equal(v4.relay.host, '192.0.2.7');
+  // An IPv6 client could not reach an IPv6 relay at an IPv4 address: it keeps the relay's own.
+  const v6 = await socksUdpClient({ host: '::1', port: gw.gw.addresses[1]!.port });
+  t.after(() => v6.close());
+  assert.equal(peerText(v6.relay.host), '::1'); // `socks` writes it out in full
+  v6.send({ host: '::1', port: echo.port }, 'six');
+  assert.equal((await v6.receive())?.data.toString(), 'six');
 });
 
 test('a dual-stack listener gives an IPv4 client an IPv4 relay', async (t) => {
