@@ -1,10 +1,17 @@
-import { watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { DEFAULT_CONFIG_FILE, EMBEDDED_SOURCE } from './load.js';
 import type { Config } from './types.js';
 
 /** Debounce: editors write a file in several steps. */
 const SETTLE_MS = 200;
+/**
+ * How long a reload waits while a watched file is empty or missing: `generate > list.txt`
+ * truncates at once and writes when it is done, an editor deletes then writes back. Reading
+ * it meanwhile applies an empty block list (a list file is read as it is) or logs a rejected
+ * config. After this it reloads anyway: a file emptied or removed on purpose is not ignored.
+ */
+const HOLD_EMPTY_MS = 2_000;
 
 /**
  * The config file and every file it names (lists, members files, CA files): a change to any
@@ -43,6 +50,10 @@ export class ConfigWatcher {
   /** Directory → its watcher and the names in it that matter. */
   readonly #dirs = new Map<string, { watcher: FSWatcher; names: Set<string> }>();
   #timer: NodeJS.Timeout | undefined;
+  /** The files of the last watch(): checked before a reload, in case one is mid-write. */
+  #wanted: string[] = [];
+  /** When the first change of the pending reload came (the hold on empty files counts from it). */
+  #since: number | undefined;
   /** Closed for good: a reload settling after the stop must not arm it again. */
   #closed = false;
 
@@ -56,7 +67,8 @@ export class ConfigWatcher {
     for (const w of this.#files) w.close();
     this.#files = [];
     const wanted = new Map<string, Set<string>>();
-    for (const file of watchedFiles(config)) {
+    this.#wanted = watchedFiles(config);
+    for (const file of this.#wanted) {
       const dir = dirname(file);
       wanted.set(dir, (wanted.get(dir) ?? new Set()).add(basename(file)));
       // Missing now (deleted, not yet written back): its directory's watch waits for it.
@@ -104,8 +116,32 @@ export class ConfigWatcher {
   }
 
   #changed(): void {
+    this.#since ??= Date.now();
+    this.#settle();
+  }
+
+  #settle(): void {
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(this.#onChange, SETTLE_MS);
+    this.#timer = setTimeout(() => this.#fire(), SETTLE_MS);
     this.#timer.unref();
+  }
+
+  #fire(): void {
+    if (this.#closed) return;
+    if (this.#wanted.some(empty) && Date.now() - (this.#since ?? 0) < HOLD_EMPTY_MS) {
+      this.#settle();
+      return;
+    }
+    this.#since = undefined;
+    this.#onChange();
+  }
+}
+
+/** Empty or missing (through a symlink, its target): being written, most likely. */
+function empty(file: string): boolean {
+  try {
+    return statSync(file).size === 0;
+  } catch {
+    return true;
   }
 }

@@ -33,3 +33,42 @@ test('--watch follows an https upstream\'s ca file, which each build reads: a ro
   const config = await loadConfig({ path, env: {} });
   assert.deepEqual(watchedFiles(config), [path, join(dir, 'certs', 'corp-ca.pem')]);
 });
+
+test('--watch holds a reload while a watched file is empty mid-write (truncated, written later), and not for ever', async (t) => {
+  const dir = await tempDir('watch-empty');
+  const path = join(dir, 'socksgate.yaml');
+  const list = join(dir, 'blocked.txt');
+  await writeFile(path, 'rules:\n  - { name: blocked, domains_file: blocked.txt, action: block }\n');
+  await writeFile(list, 'ads.example\n');
+  const config = await loadConfig({ path, env: {} });
+  const reloads: number[] = [];
+  let reloaded: () => void = () => {};
+  const watcher = new ConfigWatcher(() => {
+    reloads.push(Date.now());
+    reloaded();
+  });
+  t.after(() => watcher.close());
+  watcher.watch(config);
+  const next = (): Promise<void> => new Promise((resolve) => (reloaded = resolve));
+  const alive = setInterval(() => {}, 1_000); // the watches do not hold the process open
+  t.after(() => clearInterval(alive));
+
+  // `generate > blocked.txt`: truncated at once, written 600 ms later (past the settle delay).
+  // Reloading in between would apply an empty block list: nothing blocked for a moment.
+  let seen = next();
+  await writeFile(list, '');
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal(reloads.length, 0, 'no reload while the list is empty');
+  await writeFile(list, 'ads.example\ntracker.example\n');
+  await seen;
+  await new Promise((r) => setTimeout(r, 400));
+  assert.equal(reloads.length, 1, 'one reload once it is written');
+
+  // Emptied on purpose and left so: reloaded after the hold, not missed.
+  seen = next();
+  const emptied = Date.now();
+  await writeFile(list, '');
+  await seen;
+  assert.ok(Date.now() - emptied >= 1_500, 'held for a while first');
+  assert.equal(reloads.length, 2);
+});
