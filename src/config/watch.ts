@@ -1,5 +1,5 @@
-import { statSync, watch, type FSWatcher } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { readlinkSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, isAbsolute, resolve, sep } from 'node:path';
 import { DEFAULT_CONFIG_FILE, EMBEDDED_SOURCE } from './load.js';
 import type { Config } from './types.js';
 
@@ -42,7 +42,9 @@ export function watchedFiles(config: Config): string[] {
  * or a file written back is seen whenever it happens, a reload in progress included. The
  * file itself is watched as well, re-armed after every reload: through a symlink (a
  * Kubernetes ConfigMap swaps the directory a link points to) only the file's own watch
- * sees the target go away.
+ * sees the target go away. That watch is re-armed only after the reload: an update landing
+ * meanwhile (kubelet renames a new `..data` over the old one) is seen by the directory's
+ * watch, which also takes the name the file's link goes through.
  */
 export class ConfigWatcher {
   readonly #onChange: () => void;
@@ -70,7 +72,11 @@ export class ConfigWatcher {
     this.#wanted = watchedFiles(config);
     for (const file of this.#wanted) {
       const dir = dirname(file);
-      wanted.set(dir, (wanted.get(dir) ?? new Set()).add(basename(file)));
+      const names = wanted.get(dir) ?? new Set<string>();
+      names.add(basename(file));
+      const via = linkedThrough(file);
+      if (via) names.add(via);
+      wanted.set(dir, names);
       // Missing now (deleted, not yet written back): its directory's watch waits for it.
       const w = this.#arm(file, () => this.#changed());
       if (w) this.#files.push(w);
@@ -144,4 +150,20 @@ function empty(file: string): boolean {
   } catch {
     return true;
   }
+}
+
+/**
+ * `..data` for a Kubernetes ConfigMap or Secret file (`name -> ..data/name`): the first name
+ * of a relative link that goes through its own directory, which an update swaps.
+ */
+function linkedThrough(file: string): string | undefined {
+  let target: string;
+  try {
+    target = readlinkSync(file);
+  } catch {
+    return undefined; // not a link, or missing
+  }
+  if (isAbsolute(target)) return undefined;
+  const first = target.split(sep)[0];
+  return first && first !== '.' && first !== '..' && first !== target ? first : undefined;
 }
