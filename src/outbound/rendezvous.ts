@@ -140,19 +140,20 @@ interface WeightClass<T> {
 }
 
 /**
- * Lifetimes in pools above EXACT_SPLIT members: a key's two halves are one of SPLITS fixed,
- * independent splits of the members (bit p of each member's side hashes), picked by the key. A
- * scan then draws only the members of the period's half: half the work of testing every member.
+ * Lifetimes: a key's two halves are one of SPLITS fixed, independent splits of the members
+ * (bit p of each member's side hashes), picked by the key. A scan then draws only the members
+ * of the period's half: half the work of testing every member.
  * The halves of one split are unequal by chance (50 ± 5 of 100), and a member's share of keys
  * follows the size of its halves: averaged over 256 splits, shares stay within about 1 % of
  * even (a chi-square test over 1 000 000 keys and 100 members passes). The lists are built as keys first need them (at most
  * 8 bytes a member a split). A member's sides never depend on the others: removing one moves
- * only the keys it held.
+ * only the keys it held. (A split at the median of the members' draws, as small pools had,
+ * depends on every member: removing one of four moved a quarter of the other members' keys.)
  */
 const SPLITS = 256;
 const WORDS = SPLITS / 32;
-/** Smaller pools split exactly at the median of a per-key draw, so their halves are equal. */
-const EXACT_SPLIT = 32;
+/** Two members split exactly, one on each side: a coin flip would leave half the keys one-sided. */
+const EXACT_SPLIT = 2;
 
 /** A member's SPLITS coin flips, WORDS words from its hash. */
 function sideWords(hashes: Int32Array): Int32Array {
@@ -249,9 +250,27 @@ export function sticky<T extends Pickable>(members: readonly T[]): Strategy<T> {
     return bestUsable(keyHash, usable, side === -1 ? undefined : (c, i) => sideIn(c.sides, i, split), side);
   }
 
-  /** One lifetime period's pick in the half the period is on; a half with no usable member leaves it to all. */
-  function inHalf(periodHash: number, usable: (m: T) => boolean, sideKey: number, side: number): T | undefined {
-    if (total > EXACT_SPLIT) return best(periodHash, usable, sideKey >>> 24, side);
+  /** Whether `side` of `split` holds no member at all (usable or not): every member is on the other side. */
+  function emptySide(split: number, side: number): boolean {
+    for (const c of classes) if (halfOf(c, split, side).hashes.length > 0) return false;
+    return true;
+  }
+
+  /**
+   * One lifetime period's pick in the half the period is on; a half with no usable member leaves it to all.
+   * A split that leaves the period's half empty (all of a small pool's members drew one side)
+   * takes the best member other than the neighbouring periods' (whose half holds every member,
+   * so they pick among all): the session still moves at both ends of the period, and no other
+   * member's side changes what it picks.
+   */
+  function inHalf(keyHash: number, period: number, periodHash: number, usable: (m: T) => boolean, sideKey: number, side: number): T | undefined {
+    if (total > EXACT_SPLIT) {
+      const split = sideKey >>> 24;
+      if (!emptySide(split, side)) return best(periodHash, usable, split, side);
+      const before = top(periodKeyHash(keyHash, period - 1), 0, -1);
+      const after = top(periodKeyHash(keyHash, period + 1), 0, -1);
+      return bestUsable(periodHash, (m) => m !== before && m !== after && usable(m), undefined, -1) ?? bestUsable(periodHash, (m) => m !== before && usable(m), undefined, -1);
+    }
     const median = medianAt(sideKey);
     return bestUsable(periodHash, usable, (c, i) => (sideDraw(sideKey ^ c.hashes[i]!) >= median ? 1 : 0), side);
   }
@@ -269,7 +288,7 @@ export function sticky<T extends Pickable>(members: readonly T[]): Strategy<T> {
       // The key's own bit turns which half comes first: at any instant the keys in odd periods are
       // not half of all (it depends on where the clock is in the lifetime), so parity alone would
       // load one half of every split more than the other.
-      return inHalf(periodHash, usable, sideKey, (period ^ sideKey) & 1) ?? best(periodHash, usable, 0, -1);
+      return inHalf(keyHash, period, periodHash, usable, sideKey, (period ^ sideKey) & 1) ?? best(periodHash, usable, 0, -1);
     },
   };
 }

@@ -92,6 +92,26 @@ test('sticky: removing a member moves only the keys it held, with and without a 
   assert.ok(moved > 5 && moved < 80, `${moved} choices were on the removed members`);
 });
 
+test('sticky with a lifetime: removing a member of a small pool moves only the keys it held', () => {
+  // Pools of a few members are the common case: every member's side of a key's split must not
+  // depend on the others, or a reload without one member moves sessions it never held.
+  for (const [size, most] of [[4, 0.03], [8, 0.002], [12, 0], [32, 0], [33, 0]] as const) {
+    const members = Array.from({ length: size }, (_, i) => pickable(`socks5://10.0.${i}.1:1080`));
+    const full = createStrategy('sticky', members);
+    const less = createStrategy('sticky', members.slice(1));
+    let kept = 0;
+    let moved = 0;
+    for (let k = 0; k < 10_000; k++) {
+      const at = 1_764_700_000_000 + k * 977;
+      const before = full.choose(() => true, `k${k}`, 3_600_000, at, false)!;
+      if (before === members[0]) continue;
+      kept++;
+      if (less.choose(() => true, `k${k}`, 3_600_000, at, false) !== before) moved++;
+    }
+    assert.ok(moved <= kept * most, `${size} members: ${moved} of ${kept} sessions not on the removed member moved`);
+  }
+});
+
 test('sticky lifetimes: the member holds within a period, changes every period, and two instances agree', () => {
   const names = ['m0', 'm1', 'm2', 'm3', 'm4'];
   for (const size of [2, 3, 5, 40]) {
