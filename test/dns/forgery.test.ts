@@ -140,7 +140,10 @@ test('query IDs are unpredictable (never repeated, not a constant step) and look
   const server = await serve(t, (q, qq, send) => send(response(q, qq, { answers: [] })));
   for (let i = 0; i < 20; i++) await assert.rejects(server.dns.lookup(`n${i}.test`), NameNotResolvedError);
   const ids = server.asked.map((a) => a.id);
-  assert.equal(new Set(ids).size, ids.length, 'no ID twice');
+  // Random 16-bit IDs do meet by chance: two of 40 share one in about 1 lookup run of 85
+  // (the birthday bound), three pairs in about one of 3 million. A counter or a fixed ID
+  // repeats far more.
+  assert.ok(new Set(ids).size >= ids.length - 2, `IDs repeat: ${ids.join(' ')}`);
   const steps = new Set(ids.slice(1).map((id, i) => (id - ids[i]! + 0x10000) & 0xffff));
   assert.ok(steps.size > 1, `IDs step by a constant: ${ids.join(' ')}`);
   const ports = new Set(server.asked.map((a) => a.port));
