@@ -5,7 +5,7 @@
 
 import { isIPv4, isIPv6 } from 'node:net';
 import { ProtocolError, Rep } from '../errors.js';
-import { NEED_DATA, ipv6ToBytes, ipv6ToText } from './address.js';
+import { NEED_DATA, ipv6ToBytes, ipv6ToText, peerText } from './address.js';
 import type { Address } from './types.js';
 
 export { NEED_DATA };
@@ -68,17 +68,17 @@ function decodeV1(buf: Buffer): DecodedHeader {
   const [, src, dst, sport, dport] = parts as [string, string, string, string, string];
   const valid = proto === 'TCP4' ? isIPv4 : (a: string) => isIPv6(a) && !a.includes('%');
   if (!valid(src) || !valid(dst)) return fail(`v1 ${proto} address`);
-  // RFC 5952 text, as v2 and a socket's peer give it: one spelling per client (`0:0:…:1`,
-  // `2001:DB8::7` and `::FFFF:7F00:1` are ::1, 2001:db8::7 and the IPv4 client 127.0.0.1), or
-  // limits count it twice and its datagrams, compared with their sender's text, are dropped.
-  const text = (a: string): string => (proto === 'TCP4' ? a : ipv6ToText(ipv6ToBytes(a), 0));
+  // RFC 5952 text, as v2 and a socket's peer give it (peerText): one spelling per client
+  // (`0:0:…:1`, `2001:DB8::7` and `::FFFF:7F00:1` are ::1, 2001:db8::7 and the IPv4 client
+  // 127.0.0.1), or limits count it twice and its datagrams, compared with their sender's text,
+  // are dropped.
   return {
     value: {
       version: 1,
       command: 'proxy',
       family: proto === 'TCP4' ? 'inet' : 'inet6',
-      source: { host: text(src), port: v1Port(sport) },
-      dest: { host: text(dst), port: v1Port(dport) },
+      source: { host: peerText(src), port: v1Port(sport) },
+      dest: { host: peerText(dst), port: v1Port(dport) },
     },
     size,
   };
