@@ -1,7 +1,8 @@
 // The other paths of issue 13, in the same run and with the same load generator as
 // bench/e2e.ts: one upstream hop, 100 000 domains + 100 000 CIDRs loaded, HTTP CONNECT
 // and absolute-form requests (socksgate once its HTTP front answers; apify's proxy-chain
-// as the Node HTTP proxy to compare with), `workers: 2` against one, CONNECT by name, a
+// as the Node HTTP proxy to compare with; a bare HTTP CONNECT relay on node's HTTP server
+// against the bare SOCKS5 relay), `workers: 2` against one, CONNECT by name, a
 // larger young generation (a node flag an operator may set) against Node's default, and the
 // floor under cycles/s: a relay on libuv's handles, below net.Socket.
 // BENCH_PATHS=upstream,lists,http,workers,names,young,floor runs only those sections.
@@ -18,6 +19,7 @@ import {
   startGatewayProcess,
   startHandleRelayProcess,
   startMicrosocksProcess,
+  startMinimalConnectRelayProcess,
   startMinimalRelayProcess,
   startProxyChainProcess,
   treeRssKiB,
@@ -135,6 +137,26 @@ async function httpProxies(lg: Loadgen, ports: TargetPorts, socks: Figures): Pro
     if (chain) show('socksgate HTTP (× proxy-chain)', f, chain);
     await frontsAlternating(lg, ports, gw);
   });
+  await bareFronts(lg, ports);
+}
+
+/**
+ * The bare relays, SOCKS5 and HTTP CONNECT (node's HTTP server), each alone on core 0, warmed,
+ * cycles runs in turn (medians of REPEAT): what node's HTTP server alone costs a tunnel against
+ * the SOCKS5 handshake, the part of socksgate's HTTP-to-SOCKS5 ratio no gateway code can win back.
+ */
+async function bareFronts(lg: Loadgen, ports: TargetPorts): Promise<void> {
+  const relays = [await startMinimalRelayProcess(), await startMinimalConnectRelayProcess()];
+  try {
+    for (const r of relays) await cycles(lg, viaOf(r), ports, 2);
+    const runs: number[][] = relays.map(() => []);
+    for (let i = 0; i < REPEAT; i++) for (const [k, r] of relays.entries()) runs[k]!.push(await cycles(lg, viaOf(r), ports));
+    const [socks, http] = runs.map(median) as [number, number];
+    show('bare SOCKS5 relay (a.pipe(b))', { cycles: socks });
+    show('bare HTTP CONNECT relay (× it)', { cycles: http }, { cycles: socks });
+  } finally {
+    for (const r of relays) await r.stop();
+  }
 }
 
 /**

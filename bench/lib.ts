@@ -1,6 +1,8 @@
 // Shared benchmark pieces: servers, a minimal SOCKS5 client and a minimal Node relay to compare with.
 import { once } from 'node:events';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { decodeReply, encodeGreeting, encodeRequest, NEED_DATA } from '../src/protocol/messages.js';
 import { Cmd } from '../src/protocol/constants.js';
@@ -99,6 +101,29 @@ export function minimalRelay(duties?: RelayDuties): Server {
       else c.once('data', onRequest);
     });
   });
+}
+
+/**
+ * minimalRelay's counterpart on node's own HTTP server: `CONNECT host:port`, a dial, "200",
+ * pipe both ways, nothing else. Beside minimalRelay, it shows what node's HTTP server (its
+ * parser, the request object, the hand-over at CONNECT) costs a tunnel before any gateway
+ * work: the floor under socksgate's HTTP CONNECT cycles.
+ */
+export function minimalConnectRelay(): HttpServer {
+  const server = createHttpServer();
+  server.on('connect', (req: IncomingMessage, c: Duplex, head: Buffer) => {
+    c.on('error', () => {});
+    const m = /^(.+):(\d+)$/.exec(req.url ?? '');
+    if (!m) return void c.destroy();
+    const r = connect({ host: m[1]!, port: Number(m[2]) }, () => {
+      c.write('HTTP/1.1 200 Connection established\r\n\r\n');
+      if (head.length > 0) r.write(head);
+      c.pipe(r);
+      r.pipe(c);
+    });
+    r.on('error', () => c.destroy());
+  });
+  return server;
 }
 
 /**

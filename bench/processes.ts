@@ -181,6 +181,13 @@ export async function startMinimalRelayProcess(duties = false): Promise<RelayPro
   return start(duties ? 'bare relay + duties' : 'bare Node relay', 'socks5', process.execPath, args, port);
 }
 
+/** The minimal HTTP CONNECT relay of bench/lib.ts (node's HTTP server, a dial, pipe), alone in a process. */
+export async function startMinimalConnectRelayProcess(): Promise<RelayProcess> {
+  const port = await freePort();
+  buildOnce();
+  return start('bare HTTP CONNECT relay', 'http', process.execPath, ['bench/.build/bench/minimal-relay-main.js', String(port), 'http'], port);
+}
+
 /** The relay on libuv's handles (bench/handle-relay-main.ts): the floor below net.Socket, for cycles only. */
 export async function startHandleRelayProcess(): Promise<RelayProcess> {
   const port = await freePort();
