@@ -27,7 +27,6 @@ export function decodeSocks4Request(buf: Buffer): Decoded<Socks4Request> {
   if (buf[0] !== SOCKS4_VERSION) throw new ProtocolError(`socks4 version ${buf[0]}`, Rep.GENERAL_FAILURE);
   if (buf.length < 2) return NEED_DATA;
   const cmd = buf[1]!;
-  if (cmd !== Socks4Cmd.CONNECT && cmd !== Socks4Cmd.BIND) throw new ProtocolError(`socks4 command ${cmd}`, Rep.COMMAND_NOT_SUPPORTED);
   const userEnd = terminator(buf, HEADER, MAX_USERID, 'USERID');
   if (userEnd === NEED_DATA) return NEED_DATA;
   const port = buf.readUInt16BE(2);
@@ -38,12 +37,31 @@ export function decodeSocks4Request(buf: Buffer): Decoded<Socks4Request> {
   const userId = buf.toString(isUtf8(buf.subarray(HEADER, userEnd)) ? 'utf8' : 'latin1', HEADER, userEnd);
   // SOCKS4a: DSTIP 0.0.0.x (x non-zero) means "the name follows the USERID".
   const is4a = buf[4] === 0 && buf[5] === 0 && buf[6] === 0 && buf[7] !== 0;
-  if (!is4a) return { value: { cmd, dest: { host: ip, port }, userId }, size: userEnd + 1 };
+  if (!is4a) return request(cmd, { host: ip, port }, userId, userEnd + 1);
   const nameEnd = terminator(buf, userEnd + 1, MAX_HOSTNAME, 'HOSTNAME');
   if (nameEnd === NEED_DATA) return NEED_DATA;
   const host = decodeName(buf, userEnd + 1, nameEnd);
   if (host === '') throw new ProtocolError('socks4a empty hostname', Rep.GENERAL_FAILURE);
-  return { value: { cmd, dest: { host, port }, userId }, size: nameEnd + 1 };
+  return request(cmd, { host, port }, userId, nameEnd + 1);
+}
+
+/**
+ * A CD the gateway does not carry: 0x07 in the log (the client sees 0x5B). Like SOCKS5's
+ * UnknownCommandError, reported once the request is in, so the log names what was asked for.
+ */
+export class UnknownSocks4CommandError extends ProtocolError {
+  readonly dest: Address;
+  readonly userId: string;
+  constructor(cmd: number, dest: Address, userId: string) {
+    super(`socks4 command ${cmd}`, Rep.COMMAND_NOT_SUPPORTED);
+    this.dest = dest;
+    this.userId = userId;
+  }
+}
+
+function request(cmd: number, dest: Address, userId: string, size: number): Decoded<Socks4Request> {
+  if (cmd !== Socks4Cmd.CONNECT && cmd !== Socks4Cmd.BIND) throw new UnknownSocks4CommandError(cmd, dest, userId);
+  return { value: { cmd, dest, userId }, size };
 }
 
 /** Index of the NUL ending the field that starts at `from`, NEED_DATA, or a ProtocolError past `max`. */

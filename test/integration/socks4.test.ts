@@ -70,11 +70,19 @@ test('a SOCKS4 request the gateway cannot serve: 0x5B, and the access log has th
   // CD 3 is no SOCKS4 command: 0x07 (command not supported), as SOCKS5 logs it.
   const cmd = await rawClient(gw.port);
   t.after(() => cmd.destroy());
-  cmd.write(hex('04 03 0050 7f000001 00'));
+  cmd.write(hex('04 03 0050 7f000001 626f6200')); // USERID "bob"
   assert.deepEqual(await readBytes(cmd, 8), hex('00 5b 0000 00000000'));
   assert.ok(await closedWithin(cmd));
   const unknown = await gw.accessLog((l) => l.protocol === 'socks4' && l.error === 'socks4 command 3');
   assert.equal(unknown?.rep, 0x07);
+  // The address fields were read: the line names what was asked for, as SOCKS5's does.
+  assert.equal(unknown?.dest, '127.0.0.1:80');
+  assert.equal(unknown?.userid, 'bob');
+  const named = await rawClient(gw.port);
+  t.after(() => named.destroy());
+  named.write(Buffer.concat([hex('04 80 01bb 00000001 00'), Buffer.from('example.com\0', 'latin1')]));
+  assert.deepEqual(await readBytes(named, 8), hex('00 5b 0000 00000000'));
+  assert.equal((await gw.accessLog((l) => l.protocol === 'socks4' && l.error === 'socks4 command 128'))?.dest, 'example.com:443');
   // A SOCKS4a request with an empty HOSTNAME: 0x01 (general failure).
   const empty = await rawClient(gw.port);
   t.after(() => empty.destroy());

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { ProtocolError, Rep } from '../../src/errors.js';
 import { Socks4Cmd, Socks4Reply } from '../../src/protocol/constants.js';
 import { NEED_DATA } from '../../src/protocol/messages.js';
-import { decodeSocks4Reply, decodeSocks4Request, encodeSocks4Reply, encodeSocks4Request } from '../../src/protocol/socks4.js';
+import { decodeSocks4Reply, decodeSocks4Request, encodeSocks4Reply, encodeSocks4Request, UnknownSocks4CommandError } from '../../src/protocol/socks4.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -40,9 +40,32 @@ test('bad input: wrong version, unknown command, unterminated fields, empty 4a n
     assert.throws(() => decodeSocks4Request(wire), (e: unknown) => e instanceof ProtocolError && e.rep === rep);
   rejects(hex('05 01'), Rep.GENERAL_FAILURE);
   rejects(hex('04 03 0050 7f000001 00'), Rep.COMMAND_NOT_SUPPORTED);
+  rejects(Buffer.concat([hex('04 03 0050 7f000001'), Buffer.alloc(300, 0x41)]), Rep.GENERAL_FAILURE);
   rejects(Buffer.concat([hex('04 01 0050 7f000001'), Buffer.alloc(300, 0x41)]), Rep.GENERAL_FAILURE);
   rejects(Buffer.concat([hex('04 01 0050 00000001 00'), Buffer.alloc(300, 0x41)]), Rep.GENERAL_FAILURE);
   rejects(hex('04 01 0050 00000001 00 00'), Rep.GENERAL_FAILURE);
+});
+
+test('an unknown CD is reported once the request is in, with the destination and USERID it named', () => {
+  assert.equal(decodeSocks4Request(hex('04 03 0050 7f000001')), NEED_DATA, 'the USERID is still to come');
+  assert.equal(decodeSocks4Request(hex('04 03 0050 00000001 626f6200 6578')), NEED_DATA, 'so is the 4a name');
+  const unknown = (wire: Buffer): UnknownSocks4CommandError => {
+    try {
+      decodeSocks4Request(wire);
+    } catch (e) {
+      if (e instanceof UnknownSocks4CommandError) return e;
+      throw e;
+    }
+    assert.fail('decoded');
+  };
+  const v4 = unknown(hex('04 03 0050 7f000001 626f6200'));
+  assert.equal(v4.rep, Rep.COMMAND_NOT_SUPPORTED);
+  assert.equal(v4.message, 'socks4 command 3');
+  assert.deepEqual(v4.dest, { host: '127.0.0.1', port: 80 });
+  assert.equal(v4.userId, 'bob');
+  const v4a = unknown(Buffer.concat([hex('04 ff 01bb 00000001 00'), Buffer.from('example.com\0', 'latin1')]));
+  assert.deepEqual(v4a.dest, { host: 'example.com', port: 443 });
+  assert.equal(v4a.userId, '');
 });
 
 test('encode → decode round-trips requests; replies carry code, port and IPv4', () => {
