@@ -95,7 +95,8 @@ export function fromSocksError(upstream: string, err: unknown): GatewayError {
   }
   const socks4 = SOCKS4_REJECTED.exec(message);
   if (socks4) {
-    if (socks4[1] === 'Failed') return new UpstreamRefusedError(upstream, Rep.GENERAL_FAILURE, { cause });
+    // Its own code in the line: "replied 1" alone reads as a SOCKS5 REP it never sent.
+    if (socks4[1] === 'Failed') return new UpstreamRefusedError(upstream, Rep.GENERAL_FAILURE, { cause }, 'answered with SOCKS4 0x5B (rejected or failed)');
     if (SOCKS4_AUTH.has(socks4[1]!)) return new UpstreamAuthError(upstream, message, { cause });
   }
   if (AUTH_FAILURES.has(message)) return new UpstreamAuthError(upstream, message, { cause });

@@ -13,6 +13,7 @@ import { createSocks5Outbound } from '../../src/outbound/socks5.js';
 import type { OutboundContext } from '../../src/outbound/types.js';
 import { isUpstreamFault } from '../../src/outbound/socks5-errors.js';
 import { resolverWithServer } from '../helpers/dns-server.js';
+import { closedPort } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
 import { readAll, specs, startDante, startScriptedSocks } from '../helpers/upstreams.js';
 
@@ -103,6 +104,22 @@ test('BIND through a SOCKS4 upstream (Dante): it listens, the peer connects ther
   socket.resume();
   const [chunk] = (await once(socket, 'data')) as [Buffer];
   assert.equal(chunk.toString(), 'hello binder');
+});
+
+test('a SOCKS4 upstream\'s 0x5B (Dante, for a refused port) is 0x01 to the client, and the error says what the upstream answered', async (t) => {
+  const dante = await startDante({ host: '127.0.0.76' });
+  t.after(() => dante.close());
+  const port = await closedPort();
+  for (const remote_dns of [true, false]) {
+    const out = createSocks4Outbound('dante4', socks4({ host: dante.host, port: dante.port, remote_dns }), { dns, connectTimeout: 3_000 });
+    await assert.rejects(out.connect({ host: remote_dns ? 'localhost' : '127.0.0.1', port }, ctx()), (e: unknown) => {
+      assert.ok(e instanceof GatewayError);
+      assert.equal(e.rep, Rep.GENERAL_FAILURE);
+      // "replied 1" alone reads as a SOCKS5 REP the upstream never sent.
+      assert.equal(e.message, 'upstream "dante4" replied 1: answered with SOCKS4 0x5B (rejected or failed)');
+      return true;
+    });
+  }
 });
 
 test('remote_dns: false with a name server that never answers: connect_timeout bounds the lookup, and the proxy is not blamed', async (t) => {
