@@ -38,40 +38,45 @@ export function decodeSocks4Request(buf: Buffer): Decoded<Socks4Request> {
   // SOCKS4a: DSTIP 0.0.0.x (x non-zero) means "the name follows the USERID".
   const is4a = buf[4] === 0 && buf[5] === 0 && buf[6] === 0 && buf[7] !== 0;
   if (!is4a) return request(cmd, { host: ip, port }, userId, userEnd + 1);
-  const nameEnd = terminator(buf, userEnd + 1, MAX_HOSTNAME, 'HOSTNAME');
+  const nameEnd = terminator(buf, userEnd + 1, MAX_HOSTNAME, 'HOSTNAME', userId);
   if (nameEnd === NEED_DATA) return NEED_DATA;
   const host = decodeName(buf, userEnd + 1, nameEnd);
-  if (host === '') throw new ProtocolError('socks4a empty hostname', Rep.GENERAL_FAILURE);
+  if (host === '') throw new Socks4RequestError('socks4a empty hostname', Rep.GENERAL_FAILURE, userId);
   return request(cmd, { host, port }, userId, nameEnd + 1);
 }
 
 /**
- * A CD the gateway does not carry: 0x07 in the log (the client sees 0x5B). Like SOCKS5's
- * UnknownCommandError, reported once the request is in, so the log names what was asked for.
+ * A request refused once its USERID was read: the log keeps the USERID, and the destination
+ * when that was read too (an unknown CD: reported once the request is in, as SOCKS5's
+ * UnknownCommandError is, so the log names what was asked for; 0x07 there, 0x5B to the client).
  */
-export class UnknownSocks4CommandError extends ProtocolError {
-  readonly dest: Address;
+export class Socks4RequestError extends ProtocolError {
   readonly userId: string;
-  constructor(cmd: number, dest: Address, userId: string) {
-    super(`socks4 command ${cmd}`, Rep.COMMAND_NOT_SUPPORTED);
-    this.dest = dest;
+  readonly dest: Address | undefined;
+  constructor(message: string, rep: Rep, userId: string, dest?: Address) {
+    super(message, rep);
     this.userId = userId;
+    this.dest = dest;
   }
 }
 
 function request(cmd: number, dest: Address, userId: string, size: number): Decoded<Socks4Request> {
-  if (cmd !== Socks4Cmd.CONNECT && cmd !== Socks4Cmd.BIND) throw new UnknownSocks4CommandError(cmd, dest, userId);
+  if (cmd !== Socks4Cmd.CONNECT && cmd !== Socks4Cmd.BIND) throw new Socks4RequestError(`socks4 command ${cmd}`, Rep.COMMAND_NOT_SUPPORTED, userId, dest);
   return { value: { cmd, dest, userId }, size };
 }
 
-/** Index of the NUL ending the field that starts at `from`, NEED_DATA, or a ProtocolError past `max`. */
-function terminator(buf: Buffer, from: number, max: number, what: string): number | typeof NEED_DATA {
+/**
+ * Index of the NUL ending the field that starts at `from`, NEED_DATA, or a ProtocolError past
+ * `max` (carrying `userId` when that was read before the field).
+ */
+function terminator(buf: Buffer, from: number, max: number, what: string, userId?: string): number | typeof NEED_DATA {
   if (buf.length < from) return NEED_DATA;
   const end = buf.indexOf(0, from);
   const limit = from + max;
   if (end !== -1 && end <= limit) return end;
   if (end === -1 && buf.length <= limit) return NEED_DATA;
-  throw new ProtocolError(`socks4 ${what} longer than ${max} bytes`, Rep.GENERAL_FAILURE);
+  const message = `socks4 ${what} longer than ${max} bytes`;
+  throw userId === undefined ? new ProtocolError(message, Rep.GENERAL_FAILURE) : new Socks4RequestError(message, Rep.GENERAL_FAILURE, userId);
 }
 
 const DOTTED_QUAD = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;

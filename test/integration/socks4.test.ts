@@ -83,14 +83,20 @@ test('a SOCKS4 request the gateway cannot serve: 0x5B, and the access log has th
   named.write(Buffer.concat([hex('04 80 01bb 00000001 00'), Buffer.from('example.com\0', 'latin1')]));
   assert.deepEqual(await readBytes(named, 8), hex('00 5b 0000 00000000'));
   assert.equal((await gw.accessLog((l) => l.protocol === 'socks4' && l.error === 'socks4 command 128'))?.dest, 'example.com:443');
-  // A SOCKS4a request with an empty HOSTNAME: 0x01 (general failure).
+  // A SOCKS4a request with an empty HOSTNAME: 0x01 (general failure); the USERID before it was read, and is logged.
   const empty = await rawClient(gw.port);
   t.after(() => empty.destroy());
-  empty.write(hex('04 01 0050 00000001 00 00'));
+  empty.write(hex('04 01 0050 00000001 616c696365 00 00'));
   assert.deepEqual(await readBytes(empty, 8), hex('00 5b 0000 00000000'));
   assert.ok(await closedWithin(empty));
   const line = await gw.accessLog((l) => l.protocol === 'socks4' && l.error === 'socks4a empty hostname');
   assert.equal(line?.rep, 0x01);
+  assert.equal(line?.userid, 'alice');
+  const long = await rawClient(gw.port);
+  t.after(() => long.destroy());
+  long.write(Buffer.concat([hex('04 01 0050 00000001 6361726f6c 00'), Buffer.alloc(300, 0x61)]));
+  assert.deepEqual(await readBytes(long, 8), hex('00 5b 0000 00000000'));
+  assert.equal((await gw.accessLog((l) => l.protocol === 'socks4' && l.error === 'socks4 HOSTNAME longer than 255 bytes'))?.userid, 'carol');
 });
 
 test('SOCKS4 BIND: first reply names the listener, second the peer, then bytes both ways', async (t) => {

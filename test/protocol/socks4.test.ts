@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { ProtocolError, Rep } from '../../src/errors.js';
 import { Socks4Cmd, Socks4Reply } from '../../src/protocol/constants.js';
 import { NEED_DATA } from '../../src/protocol/messages.js';
-import { decodeSocks4Reply, decodeSocks4Request, encodeSocks4Reply, encodeSocks4Request, UnknownSocks4CommandError } from '../../src/protocol/socks4.js';
+import { decodeSocks4Reply, decodeSocks4Request, encodeSocks4Reply, encodeSocks4Request, Socks4RequestError } from '../../src/protocol/socks4.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -46,14 +46,14 @@ test('bad input: wrong version, unknown command, unterminated fields, empty 4a n
   rejects(hex('04 01 0050 00000001 00 00'), Rep.GENERAL_FAILURE);
 });
 
-test('an unknown CD is reported once the request is in, with the destination and USERID it named', () => {
+test('an unknown CD is reported once the request is in, with the destination and USERID it named; a bad 4a name with the USERID', () => {
   assert.equal(decodeSocks4Request(hex('04 03 0050 7f000001')), NEED_DATA, 'the USERID is still to come');
   assert.equal(decodeSocks4Request(hex('04 03 0050 00000001 626f6200 6578')), NEED_DATA, 'so is the 4a name');
-  const unknown = (wire: Buffer): UnknownSocks4CommandError => {
+  const unknown = (wire: Buffer): Socks4RequestError => {
     try {
       decodeSocks4Request(wire);
     } catch (e) {
-      if (e instanceof UnknownSocks4CommandError) return e;
+      if (e instanceof Socks4RequestError) return e;
       throw e;
     }
     assert.fail('decoded');
@@ -66,6 +66,12 @@ test('an unknown CD is reported once the request is in, with the destination and
   const v4a = unknown(Buffer.concat([hex('04 ff 01bb 00000001 00'), Buffer.from('example.com\0', 'latin1')]));
   assert.deepEqual(v4a.dest, { host: 'example.com', port: 443 });
   assert.equal(v4a.userId, '');
+  // A 4a name refused after the USERID was read: the error keeps the USERID, and no destination.
+  const empty = unknown(hex('04 01 0050 00000001 626f6200 00'));
+  assert.equal(empty.rep, Rep.GENERAL_FAILURE);
+  assert.equal(empty.userId, 'bob');
+  assert.equal(empty.dest, undefined);
+  assert.equal(unknown(Buffer.concat([hex('04 02 0050 00000001 626f6200'), Buffer.alloc(300, 0x41)])).userId, 'bob');
 });
 
 test('encode → decode round-trips requests; replies carry code, port and IPv4', () => {

@@ -5,7 +5,7 @@
 import { GatewayError, ProtocolError, Rep, toRep } from '../../errors.js';
 import { NEED_DATA, peerText, unmapped } from '../../protocol/address.js';
 import { Socks4Cmd, Socks4Reply } from '../../protocol/constants.js';
-import { decodeSocks4Request, encodeSocks4Reply, fitsSocks4Reply, UnknownSocks4CommandError, type Socks4Request } from '../../protocol/socks4.js';
+import { decodeSocks4Request, encodeSocks4Reply, fitsSocks4Reply, Socks4RequestError, type Socks4Request } from '../../protocol/socks4.js';
 import type { Address } from '../../protocol/types.js';
 import type { ClientConnection } from '../client.js';
 import { closeClient } from '../close.js';
@@ -39,8 +39,8 @@ export async function socks4Front(conn: ClientConnection, reader: ChunkReader, f
     if (client.destroyed) return;
     // 0x5B says only "rejected": the log keeps the SOCKS-style code (0x07 for an unknown CD), as SOCKS5 logs it.
     if (err instanceof ProtocolError) record.rep = err.rep;
-    if (err instanceof UnknownSocks4CommandError) {
-      record.dest = formatAddress(err.dest);
+    if (err instanceof Socks4RequestError) {
+      if (err.dest) record.dest = formatAddress(err.dest);
       if (err.userId !== '') record.userid = err.userId;
     }
     closeClient(client, REJECTED);
