@@ -12,11 +12,14 @@ interface Scraped {
   readonly outbounds: ReadonlyMap<string, Outbound>;
 }
 
-type Field = 'attempts' | 'failures' | 'active' | 'healthy';
-
-const FIELDS: ReadonlyArray<[Field, string]> = [
+/** Counts that only grow: counters (`_total`), so rate() and increase() read them right. */
+const COUNTS: ReadonlyArray<['attempts' | 'failures', string]> = [
   ['attempts', 'Connection attempts through the upstream, BINDs and UDP ASSOCIATEs included (not those their client gave up or an operator killed, nor those the gateway had no file descriptor for): since the config loaded, a pool member\'s across reloads while it is unchanged'],
   ['failures', 'Failed connection attempts through the upstream, counted as attempts are'],
+];
+
+/** States read now: gauges. */
+const STATES: ReadonlyArray<['active' | 'healthy', string]> = [
   ['active', 'Relayed connections open through the upstream now, BINDs and UDP associations included until they end'],
   ['healthy', '1 when the upstream is in rotation, 0 when failing, ejected or banned'],
 ];
@@ -34,7 +37,13 @@ export function observeSnapshot(metrics: Metrics, current: () => Scraped): void 
   metrics.collectCounter('socksgate_dns_cache_total', 'DNS cache counters (hits, misses, negativeHits, evictions, inflightWaits, queries)', ['counter'], () =>
     Object.entries(current().dns.stats()).map(([counter, value]) => ({ labels: { counter }, value })),
   );
-  for (const [field, help] of FIELDS) {
+  for (const [field, help] of COUNTS) {
+    // With `workers`, summed; a gone worker's stay in the sum (src/cluster/metrics.ts).
+    metrics.collectCounter(`socksgate_upstream_${field}_total`, help, ['upstream', 'pool'], () =>
+      everyUpstream(current()).map(({ labels, s }) => ({ labels, value: s[field] })),
+    );
+  }
+  for (const [field, help] of STATES) {
     metrics.collect(
       `socksgate_upstream_${field}`,
       help,

@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { adminClient } from '../helpers/admin.js';
 import { startCliGateway, type RunningGateway } from '../helpers/cli.js';
 import { startEchoServer } from '../helpers/index.js';
+import { startMicrosocks } from '../helpers/upstreams.js';
 import { BASE, BOOT_MS, echoOnce, primaryLines, scrape, sessionEnds, started, tempConfig, total, waitUntil, workerLines } from '../helpers/workers.js';
 
 const FAULT_ON_SIGUSR2 = new URL('../helpers/fault-on-sigusr2.ts', import.meta.url).href;
@@ -99,6 +100,37 @@ test('a worker killed and replaced: no counter of the sum goes down, its gauges 
   assert.equal(total(last, 'socksgate_handshake_seconds_count'), total(before, 'socksgate_handshake_seconds_count') + later);
   for (const name of PER_CONNECTION) assert.ok(total(last, name) >= total(after, name), `${name} at the end`);
   assert.equal(total(last, 'socksgate_connections_active'), 0);
+});
+
+test('upstream attempts and failures are counters of the sum: each worker\'s added, a killed one\'s kept', { timeout: 180_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const up = await startMicrosocks({ host: '127.0.0.1' });
+  t.after(() => up.close());
+  const gw = await startCliGateway(await tempConfig(`${BASE}upstreams:\n  up: { type: socks5, host: 127.0.0.1, port: ${up.port} }\ndefault: up\n`), [], [], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const { pids, admin } = await started(gw);
+  const first = await scrape(admin);
+  // rate() and increase() want counters: Grafana and promtool flag a gauge named like one.
+  for (const name of ['socksgate_upstream_attempts_total', 'socksgate_upstream_failures_total']) {
+    assert.match(first, new RegExp(`^# TYPE ${name} counter$`, 'm'));
+  }
+
+  let finished = 0;
+  for (let batch = 0; batch < 10 && new Set(sessionEnds(gw).map((l) => l.pid)).size < 2; batch++) {
+    for (let i = 0; i < 4; i++) (await echoOnce(gw.port, echo.port, `through up ${batch}.${i}`)).destroy();
+    finished += 4;
+    await waitUntil('every access-log line', () => sessionEnds(gw).length === finished);
+  }
+  assert.equal(new Set(sessionEnds(gw).map((l) => l.pid)).size, 2, 'both workers went through the upstream');
+  const attempts = (text: string): number => sample(text, 'socksgate_upstream_attempts_total{upstream="up",pool=""}');
+  const before = await scrape(admin);
+  assert.equal(attempts(before), finished, 'the sum over the workers');
+  assert.equal(sample(before, 'socksgate_upstream_failures_total{upstream="up",pool=""}'), 0);
+  process.kill(pids[0]!, 'SIGKILL');
+  await gw.waitFor((l) => l.msg === 'worker exited; starting a replacement', 15_000);
+  // What the killed worker counted stays: a sum that went down would read as a reset.
+  assert.equal(attempts(await scrape(admin)), finished, 'after a worker is killed');
 });
 
 test('a worker that stops, or dies of an unexpected error, sends what it counted since the last scrape', { timeout: 180_000 }, async (t) => {

@@ -68,8 +68,8 @@ for (const how of ['the client leaves', 'the connection is killed'] as const) {
     assert.deepEqual(pick(body.upstreams.find((u) => u.name === 'lone')!), { attempts: 0, failures: 0, active: 0 });
     assert.deepEqual(pick(body.pools[0]!.members[0]!), { attempts: 0, failures: 0, active: 0 });
     for (const upstream of ['lone', `socks5://127.0.0.1:${member.port}`]) {
-      assert.equal(await metricValue(gw.gw, 'socksgate_upstream_attempts', { upstream }), 0, upstream);
-      assert.equal(await metricValue(gw.gw, 'socksgate_upstream_failures', { upstream }), 0, upstream);
+      assert.equal(await metricValue(gw.gw, 'socksgate_upstream_attempts_total', { upstream }), 0, upstream);
+      assert.equal(await metricValue(gw.gw, 'socksgate_upstream_failures_total', { upstream }), 0, upstream);
     }
     for (const outbound of ['lone', 'crawl']) {
       assert.ok(Number.isNaN(await metricValue(gw.gw, 'socksgate_outbound_requests_total', { outbound, result: 'fail' })), outbound);

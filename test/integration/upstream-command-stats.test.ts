@@ -15,7 +15,7 @@ type Counts = { attempts: number; failures: number; active: number };
 
 async function counts(gw: TestGateway, upstream: string): Promise<Counts> {
   const read = (f: string): Promise<number> => metricValue(gw.gw, `socksgate_upstream_${f}`, { upstream, pool: '' });
-  return { attempts: await read('attempts'), failures: await read('failures'), active: await read('active') };
+  return { attempts: await read('attempts_total'), failures: await read('failures_total'), active: await read('active') };
 }
 
 /** `want` once the counts read it (a close is seen a little later), else the last counts read. */
