@@ -157,7 +157,7 @@ function digest(configs: readonly unknown[]): string {
   return createHash('sha256').update(JSON.stringify(configs)).digest('base64url');
 }
 
-/** Every line's member, or one ConfigError naming each bad line at `FILE:LINE:COL`. */
+/** Every line's member, or one ConfigError naming each bad line at `FILE:LINE:COL` (or a file with none). */
 async function readMembersFile(config: Config, pool: PoolConfig): Promise<MemberUrl[]> {
   const path = resolve(config.base_dir, pool.members_file!);
   let text: string;
@@ -170,6 +170,9 @@ async function readMembersFile(config: Config, pool: PoolConfig): Promise<Member
   const entries = parseMembersFile(text, pool.members_scheme);
   const bad = entries.flatMap((e) => ('error' in e ? [`${path}:${e.line}:${e.col}: ${e.error}`] : []));
   if (bad.length > 0) throw new ConfigError(bad);
+  // A list caught half-written (`fetch > proxies.txt`) or not fetched yet: refused as an emptied
+  // config file is, so a reload keeps the running members instead of a pool that fails every request.
+  if (entries.length === 0) throw new ConfigError([`${path}:1:1: members_file holds no member (blank lines and comments only)`]);
   return entries.flatMap((e) => ('member' in e ? [e.member] : []));
 }
 

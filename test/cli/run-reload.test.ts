@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { startCliGateway } from '../helpers/cli.js';
 import { closedWithin, socksConnect, startEchoServer } from '../helpers/index.js';
+import { startMicrosocks } from '../helpers/upstreams.js';
 
 const FAULT_ON_SIGUSR2 = new URL('../helpers/fault-on-sigusr2.ts', import.meta.url).href;
 const HANGUP_ON_CONFIG_READ = new URL('../helpers/hangup-on-config-read.ts', import.meta.url).href;
@@ -252,6 +253,24 @@ test('--watch stops watching once the gateway stops: an edit during the drain is
   open.end();
   assert.equal(await gw.exited, 0);
   assert.deepEqual(gw.lines.filter((l) => l.trigger === 'watch').map((l) => l.msg), []);
+});
+
+test('--watch: a members_file emptied for rewriting (fetch > proxies.txt) is rejected, and the pool keeps its members', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const member = await startMicrosocks({ host: '127.0.0.1' });
+  t.after(() => member.close());
+  const path = await tempConfig(`${BASE}upstreams:\n  crawl: { type: pool, members_file: proxies.txt }\ndefault: crawl\n`);
+  const list = join(path, '..', 'proxies.txt');
+  await writeFile(list, `127.0.0.1:${member.port}\n`);
+  const gw = await startCliGateway(path, ['--watch']);
+  t.after(() => gw.child.kill('SIGKILL'));
+  await echoes(await connectVia(gw.port, echo.port), 'before');
+  await writeFile(list, '# fetched hourly from the provider\n');
+  const rejected = await gw.waitFor((l) => l.msg === 'reload rejected; keeping the running configuration' || l.msg === 'configuration reloaded');
+  assert.equal(rejected.msg, 'reload rejected; keeping the running configuration');
+  assert.deepEqual(rejected.errors, [`${list}:1:1: members_file holds no member (blank lines and comments only)`]);
+  await echoes(await connectVia(gw.port, echo.port), 'the running members stay');
 });
 
 test('--watch also reloads when a list file named by a rule changes', async (t) => {

@@ -1,12 +1,13 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
+import type { Config } from '../../src/config/types.js';
 import { createResolver } from '../../src/dns/resolver.js';
 import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
 import { parseMemberUrl } from '../../src/config/member-url.js';
@@ -163,6 +164,58 @@ test('a reload with a bad members_file line is refused at FILE:LINE:COL and the 
   });
   const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: dest.port }, 10_000);
   assert.equal(await readAll(socket), 'hello 127.0.0.82\n');
+});
+
+test('a members_file with no member (empty, blank lines, comments only) is an error at FILE:1:1 for check and at start-up', async (t) => {
+  const dir = await tempDir(t);
+  const list = join(dir, 'proxies.txt');
+  const file = join(dir, 'socksgate.yaml');
+  await writeFile(file, 'upstreams:\n  p: { type: pool, members_file: proxies.txt }\ndefault: p\n');
+  for (const text of ['', '\n  \n', '# refreshed by cron\n\n   # nothing yet\n']) {
+    await writeFile(list, text);
+    const res = await runCli(['check', '--config', file]);
+    assert.equal(res.code, 1, `${JSON.stringify(text)}: ${res.stdout}`);
+    assert.equal(res.stderr.trim(), `${list}:1:1: members_file holds no member (blank lines and comments only)`);
+  }
+  // Start-up as well: not a gateway whose every request through the pool fails for a reason it does not give.
+  const partial = { upstreams: { p: { type: 'pool', members_file: 'proxies.txt' } }, default: 'p' };
+  await assert.rejects(startGateway(partial, { source: file }), (e: unknown) => e instanceof ConfigError && /proxies\.txt:1:1: members_file holds no member/.test(e.message));
+});
+
+test('a reload whose members_file is emptied, deleted or unreadable is refused and the running pool keeps serving', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const tiny = await startTinyproxy({ host: '127.0.0.83', user: 'user', pass: 'pass' });
+  t.after(() => tiny.close());
+  const dir = await tempDir(t);
+  const list = join(dir, 'proxies.txt');
+  await writeFile(list, `${tiny.host}:${tiny.port}:user:pass\n`);
+  const partial = { upstreams: { p: { type: 'pool', members_file: 'proxies.txt', members_scheme: 'http' } }, default: 'p' };
+  const source = join(dir, 'socksgate.yaml');
+  const gw = await startGateway(partial, { source });
+  t.after(() => gw.close());
+  const next = (): Config => parseConfig(stringify({ listen: [{ host: '127.0.0.1', port: 0 }], ...partial }), source, {});
+  const serves = async (): Promise<void> => {
+    const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: dest.port }, 10_000);
+    assert.equal(await readAll(socket), 'hello 127.0.0.83\n');
+  };
+  const cases: Array<[string, () => Promise<void>, RegExp]> = [
+    // A provider list being rewritten (`fetch > proxies.txt`) is empty for a moment.
+    ['emptied', () => writeFile(list, '# provider list, rewritten hourly\n'), /proxies\.txt:1:1: members_file holds no member/],
+    ['deleted', () => rm(list), /proxies\.txt:1:1: cannot read members_file \(ENOENT\)/],
+    // A directory in its place: unreadable whoever runs the test.
+    ['unreadable', async () => {
+      await rm(list);
+      await mkdir(list);
+    }, /proxies\.txt:1:1: cannot read members_file \(EISDIR\)/],
+  ];
+  for (const [what, change, error] of cases) {
+    await change();
+    await assert.rejects(gw.gw.reload(next()), (e: unknown) => e instanceof ConfigError && error.test(e.message), what);
+    await serves();
+    await rm(list, { recursive: true, force: true });
+    await writeFile(list, `${tiny.host}:${tiny.port}:user:pass\n`);
+  }
 });
 
 test('an IPv6 member is one name however its address is spelt, in a list line as in a URL: the same proxy is one member', () => {
