@@ -247,7 +247,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
       return {
         pool: name,
         name: m.name,
-        attempts: m.state.attempts,
+        attempts: m.state.attempts - m.state.inFlight, // see UpstreamStats.attempts
         failures: m.state.failures,
         active: m.state.active,
         // In rotation, as the API and the healthy gauge say: a ban takes a member out as an ejection does.

@@ -72,7 +72,8 @@ export interface ProxyCommands {
 }
 
 export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol: ProxyProtocol, deps: ProxyDeps, commands: ProxyCommands = {}): UpstreamOutbound {
-  const counters = { attempts: 0, failures: 0, active: 0, consecutiveFaults: 0 };
+  /** `inFlight`: attempts not yet ended, left out of what stats() says (see UpstreamStats.attempts). */
+  const counters = { attempts: 0, inFlight: 0, failures: 0, active: 0, consecutiveFaults: 0 };
   /** Connect latency (ms), a moving average of successful connects, as a pool keeps its members'. */
   let latencyMs: number | undefined;
   const dial = proxyDialer(proxy, deps);
@@ -106,6 +107,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
 
   async function connect(dest: Destination, ctx: OutboundContext): Promise<Connection> {
     counters.attempts++;
+    counters.inFlight++;
     const started = performance.now();
     const deadline = new Deadline(ctx.signal, deps.connectTimeout);
     const credentials = credentialsFor({ username: proxy.username, password: proxy.password }, ctx);
@@ -141,6 +143,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
       hop?.release?.();
       throw failed(classify(err, phase, heard, asking, deadline, ctx, dest));
     } finally {
+      counters.inFlight--;
       deadline.clear();
     }
   }
@@ -167,7 +170,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
   function stats(): UpstreamStats {
     return {
       name,
-      attempts: counters.attempts,
+      attempts: counters.attempts - counters.inFlight,
       failures: counters.failures,
       active: counters.active,
       healthy: counters.consecutiveFaults < UNHEALTHY_AFTER,
@@ -181,6 +184,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
    */
   async function held<T extends HeldHandle>(open: () => Promise<T>): Promise<T> {
     counters.attempts++;
+    counters.inFlight++;
     const started = performance.now();
     let value: T;
     try {
@@ -189,6 +193,8 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
       if (err instanceof GatewayError) throw failed(err);
       counters.failures++;
       throw err;
+    } finally {
+      counters.inFlight--;
     }
     counters.consecutiveFaults = 0;
     latencyMs = movingLatency(latencyMs, performance.now() - started);

@@ -10,7 +10,11 @@ import type { Destination, Outbound } from './types.js';
 
 export interface UpstreamStats {
   name: string;
-  /** connect() calls, BINDs and UDP associations asked for, less those withdrawn (see `countFailed`). */
+  /**
+   * connect() calls, BINDs and UDP associations asked for, less those withdrawn (see `countFailed`),
+   * each counted once it ends: one still in progress may yet be withdrawn, and a counter
+   * (socksgate_upstream_attempts_total) must never go down.
+   */
   attempts: number;
   /** Attempts that did not give a connection (or a BIND's listener, or an association). */
   failures: number;

@@ -49,9 +49,12 @@ for (const how of ['the client leaves', 'the connection is killed'] as const) {
     });
     t.after(() => gw.close());
     const api = adminClient(gw.gw, TOKEN);
-    for (const [port, proxy] of [[9, lone], [19, member]] as const) {
+    for (const [port, proxy, upstream] of [[9, lone, 'lone'], [19, member, `socks5://127.0.0.1:${member.port}`]] as const) {
       const s = await connectRequest(t, gw.port, port);
       await proxy.accepted;
+      // Not counted while it is being asked: socksgate_upstream_attempts_total is a counter, and
+      // one that took this attempt back once cancelled would go down, which Prometheus reads as a reset.
+      assert.equal(await metricValue(gw.gw, 'socksgate_upstream_attempts_total', { upstream }), 0, `${upstream} while asked`);
       // A reset: a FIN alone is a half-close, which a client may send and still wait for its reply.
       if (how === 'the client leaves') s.resetAndDestroy();
       else {
