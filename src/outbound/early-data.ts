@@ -14,9 +14,7 @@ export async function keepEarlyData(socket: Socket): Promise<Buffer | undefined>
     early.push(b);
   };
   socket.on('data', onData);
-  // Until the relay starts nobody listens for 'error'; an error in between must not
-  // crash the process (the relay sees the close all the same).
-  socket.on('error', () => {});
+  guardErrors(socket);
   await new Promise<void>((resolve) => setImmediate(resolve));
   socket.pause();
   socket.off('data', onData);
@@ -24,4 +22,17 @@ export async function keepEarlyData(socket: Socket): Promise<Buffer | undefined>
   if (socket.readableEnded) return Buffer.concat(early);
   for (let i = early.length - 1; i >= 0; i--) socket.unshift(early[i]!);
   return undefined;
+}
+
+/** The one no-op every hop shares, so that a socket carries it once. */
+function ignoreError(): void {}
+
+/**
+ * Until the relay starts nobody listens for 'error'; an error in between must not crash the
+ * process (the relay sees the close all the same). Added once per socket: a chain hands the
+ * same socket through every hop's handshake, and one listener per hop made ten hops a
+ * MaxListenersExceededWarning ("memory leak detected") on every connection.
+ */
+export function guardErrors(socket: Socket): void {
+  if (!socket.listeners('error').includes(ignoreError)) socket.on('error', ignoreError);
 }

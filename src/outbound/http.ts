@@ -10,6 +10,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { HttpUpstreamConfig } from '../config/types.js';
 import { GatewayError, Rep } from '../errors.js';
 import type { Credentials } from './credentials.js';
+import { guardErrors } from './early-data.js';
 import { fromHttpError, HttpProxyRefusal } from './http-errors.js';
 import { createProxyOutbound, resolveHere, type Established, type HandshakeRun, type ProxyDeps } from './proxy-outbound.js';
 import type { UpstreamOutbound } from './stats.js';
@@ -137,7 +138,7 @@ function connectThrough(stream: Socket, to: Destination, run: HandshakeRun): Pro
         }
         run.signal.removeEventListener('abort', onAbort);
         // The HTTP client no longer listens for 'error', and until the relay does a reset must not crash us.
-        socket.on('error', () => {});
+        guardErrors(socket);
         try {
           resolve(finalAnswer(res, socket, head));
         } catch (err) {
