@@ -12,7 +12,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MemberSpec, Outbound } from '../../src/outbound/types.js';
 import { listenTracked } from './servers.js';
-import { requireFile, spawnTied } from './spawn.js';
+import { requireFile, spawnTiedDaemon } from './spawn.js';
 
 export interface RunningUpstream {
   host: string;
@@ -90,7 +90,7 @@ async function waitForPort(child: ChildProcess, host: string, port: number, what
 
 function spawnUpstream(cmd: string, args: string[], host: string, port: number, cleanup?: () => Promise<void>): Promise<RunningUpstream> {
   // Some log to stdout: read it with stderr so a failed start says why, and so no full pipe blocks them.
-  const child = spawnTied(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTiedDaemon(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.on('data', (b: Buffer) => {
     if (err.length < 4096) err += b.toString();
   });
