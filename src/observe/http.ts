@@ -23,10 +23,17 @@ export class HttpError extends Error {
 /**
  * Ends the connection after this answer when the request's body has not been read (a 401
  * or 413 answered first): node would otherwise read and discard the rest of it, however
- * long the client keeps sending. Call before the head is written.
+ * long the client keeps sending. Call before the head is written. A request without a body
+ * is not complete yet when its handler runs, but there is nothing left to read: its
+ * connection stays open for the next request (a probe's, a scrape's, the page's).
  */
 export function closeIfUnread(res: ServerResponse): void {
-  if (!res.req.complete) res.shouldKeepAlive = false;
+  if (!res.req.complete && hasBody(res.req)) res.shouldKeepAlive = false;
+}
+
+/** RFC 9112 §6.3: a request has a body only when it says so, in Transfer-Encoding or Content-Length. */
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) !== 0;
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

@@ -153,3 +153,21 @@ test('a body sent with a refused request is not read: the 401 ends the connectio
   assert.notEqual(await within(closed, 5_000), 'still open');
   assert.match(received(), /^HTTP\/1\.1 401 .*\r\nconnection: close\r\n/is);
 });
+
+test('GETs without a body (probes, scrapes, the page) keep their connection for the next request; a 404 and a 405 too', async (t) => {
+  const { source } = recordingSource({ apiToken: () => 'admin-token-keep-alive' });
+  const server = await startAdmin(LISTEN, source);
+  t.after(() => server.close());
+  const { socket, closed, received } = await rawConnection((server.address() as AddressInfo).port);
+  t.after(() => socket.destroy());
+  const paths = ['/healthz', '/readyz', '/metrics', '/', '/status.js', '/nothing'];
+  for (const path of paths) socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+  socket.write('DELETE /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  for (let waited = 0; waited < 5_000 && (received().match(/^HTTP\/1\.1 /gm) ?? []).length < paths.length + 1; waited += 20) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const statuses = [...received().matchAll(/^HTTP\/1\.1 (\d+)/gm)].map((m) => Number(m[1]));
+  assert.deepEqual(statuses, [200, 200, 200, 200, 200, 404, 405]);
+  assert.doesNotMatch(received(), /^connection: close/im);
+  assert.equal(await within(closed, 500), 'still open');
+});
