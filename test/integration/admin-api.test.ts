@@ -417,6 +417,40 @@ test('an api_token with spaces and non-ASCII letters works as written; a token c
   assert.equal((await fetch(`${base}/api/connections`, { headers: { authorization: header(`${token} x`) } })).status, 401);
 });
 
+test('a wrong token with a long run of spaces inside is refused without stalling the proxy: bytes keep flowing meanwhile', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({ metrics: ADMIN });
+  t.after(() => gw.close());
+  const adminPort = gw.gw.adminAddress!.port;
+  const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 3_000);
+  t.after(() => socket.destroy());
+  // Anyone who can reach the listener may send this: a head near node's 16 KiB limit, three
+  // pipelined on each of 30 connections, all there before the bytes to relay.
+  const request = `GET /api/connections HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer x${' '.repeat(15_000)}y\r\n\r\n`;
+  const clients: Socket[] = [];
+  for (let i = 0; i < 30; i++) {
+    const c = createConnection({ host: '127.0.0.1', port: adminPort });
+    c.on('error', () => {});
+    t.after(() => c.destroy());
+    await once(c, 'connect');
+    clients.push(c);
+  }
+  let refused = 0;
+  for (const c of clients) {
+    c.on('data', (chunk: Buffer) => (refused += (chunk.toString('latin1').match(/HTTP\/1\.1 401 /g) ?? []).length));
+    c.write(request.repeat(3));
+  }
+  socket.write('still relaying');
+  const echoed = await Promise.race([
+    once(socket, 'data').then(([c]) => (c as Buffer).toString()),
+    new Promise<string>((r) => setTimeout(() => r('no echo within 5 s'), 5_000).unref()),
+  ]);
+  assert.equal(echoed, 'still relaying');
+  for (let waited = 0; waited < 30_000 && refused < 90; waited += 50) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(refused, 90);
+});
+
 test('an api_token with whitespace around it (a secret file\'s newline) is sent without it and accepted', async (t) => {
   for (const token of ['admin-token-from-a-file-0001\n', '  padded-admin-token-0002  ']) {
     const gw = await startGateway({ metrics: { host: '127.0.0.1', port: 0, api_token: token } });
