@@ -407,6 +407,25 @@ test('a client pipelining far more requests than are served in turn gets the ans
   await stillServes(gw, t);
 });
 
+test('the requests a client pipelined past the bound are in the access log: one line for the connection says how many were not served, and why', async (t) => {
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  const N = 40; // about 2.5 KB: one write, one chunk, every head parsed
+  const raw = Array.from({ length: N }, (_, i) => get(origin.port, `/p${i}`)).join('');
+  const answer = await exchange(gw, raw, t, 15_000);
+  const answered = answer.split('\r\n\r\nok').filter((h) => h.length > 0).length;
+  assert.ok(answered < N, `answered ${answered} of ${N}`);
+  assert.ok(await settled(gw), 'the connection ended');
+  const lines = gw.logs.filter((l) => l['msg'] === 'session end');
+  assert.equal(lines.filter((l) => l['status'] === 200).length, answered, 'one line per answered request');
+  const unserved = lines.filter((l) => l['status'] === undefined);
+  assert.equal(unserved.length, 1, `one line for the rest, however many: ${JSON.stringify(unserved)}`);
+  const [line] = unserved;
+  assert.equal(line!['sid'], lines[0]!['sid'], 'the same connection');
+  assert.equal(line!['protocol'], 'http');
+  assert.match(String(line!['error']), new RegExp(`^${N - answered} pipelined requests not served: more than 16 were waiting`), String(line!['error']));
+  assert.equal(lines.at(-1), line, 'written after the answered ones');
+});
+
 test('with auth, a failing request pipelined before a good one gets its own answer, then the good one its own', async (t) => {
   const web = await startHttpServer();
   t.after(() => web.close());
@@ -572,7 +591,7 @@ test('a head with more fields than allowed is refused with 431, not forwarded wi
   await stillServes(gw, t);
 });
 
-test('a 431 closes the connection: the request before it is answered, nothing pipelined behind it is forwarded', async (t) => {
+test('a 431 closes the connection: the request before it is answered, nothing pipelined behind it is forwarded, and the access log says it was not served', async (t) => {
   const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
   const behind = await startScriptedOrigin('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
   t.after(() => behind.close());
@@ -588,6 +607,8 @@ test('a 431 closes the connection: the request before it is answered, nothing pi
   assert.deepEqual(origin.received.map((r) => r.split(' ')[1]), ['/before']);
   assert.equal(behind.received.length, 0, 'nothing behind the 431 reached an origin');
   assert.deepEqual(linesTo(gw, behind.port), [], 'nor was it routed');
+  const unserved = gw.logs.filter((l) => l['msg'] === 'session end' && l['status'] === undefined);
+  assert.deepEqual(unserved.map((l) => l['error']), ['1 pipelined request not served: an answer ahead closed the connection'], 'but the access log says it was dropped');
 });
 
 test('a malformed request pipelined behind a good one: the good one is answered first, then the connection closes', async (t) => {

@@ -96,6 +96,7 @@ export class HttpFront {
     this.#parse(conn.socket, first);
     await closed(conn.socket);
     for (let running = this.#inFlight.get(conn); running?.size; ) await Promise.all(running);
+    logUnserved(conn, this.#queues.get(conn));
     // Gone before a first head was whole: a FIN gets its 400, but a reset reaches clientError
     // with nothing to answer, and the line would read as a connection that ended well.
     if (conn.logged === 0) conn.record.error ??= 'closed during handshake';
@@ -113,14 +114,19 @@ export class HttpFront {
    * Runs `serve` once the client's earlier requests are done (a CONNECT pipelined behind a
    * GET too: its tunnel must not start inside the GET's response). `res`: the response of an
    * absolute-form request, which the close is put on when the queue overflows behind it.
-   * False when too many already wait: the request is not served, nor answered.
+   * False when too many already wait: the request is not served, nor answered, only counted
+   * for the connection's last access-log line (logUnserved).
    */
   #inTurn(conn: ClientConnection, serve: () => Promise<void>, failed: (err: unknown) => void, res?: ServerResponse): boolean {
     let queue = this.#queues.get(conn);
-    if (!queue) this.#queues.set(conn, (queue = { tail: Promise.resolve(), waiting: 0, last: undefined, full: false }));
-    if (queue.full) return false;
+    if (!queue) this.#queues.set(conn, (queue = { tail: Promise.resolve(), waiting: 0, last: undefined, full: false, unserved: 0, why: undefined, since: 0 }));
+    if (queue.full) {
+      notServed(queue, OVERFLOWED);
+      return false;
+    }
     if (queue.waiting >= MAX_PIPELINED) {
       queue.full = true;
+      notServed(queue, OVERFLOWED);
       conn.log.warn({ client: conn.record.client, waiting: queue.waiting }, 'too many pipelined requests; the connection closes after those waiting');
       // No more is read (every request waiting is whole: the parser reached this one past their
       // bodies); node's parser goes on with the chunk it holds, whose requests are dropped.
@@ -137,7 +143,9 @@ export class HttpFront {
       // An answer ahead of this request closed the connection (a 400, a 431, a response the
       // origin sent bytes after): what was pipelined behind it is not served; the client
       // retries it (RFC 9112 §9.3.2).
-      return conn.closing ? undefined : serve();
+      if (!conn.closing) return serve();
+      notServed(q, CLOSED_AHEAD);
+      return undefined;
     });
     q.tail = work.catch(failed);
     this.#track(conn, q.tail);
@@ -311,6 +319,34 @@ interface RequestQueue {
   last: ServerResponse | undefined;
   /** Overflowed: nothing more is queued, and the connection ends after those waiting. */
   full: boolean;
+  /** Requests parsed but never served nor answered, why the first of them was not, and when. */
+  unserved: number;
+  why: string | undefined;
+  since: number;
+}
+
+const OVERFLOWED = `more than ${MAX_PIPELINED} were waiting; the connection closed after answering those`;
+const CLOSED_AHEAD = 'an answer ahead closed the connection';
+
+function notServed(queue: RequestQueue, why: string): void {
+  if (queue.unserved++ === 0) {
+    queue.why = why;
+    queue.since = performance.now();
+  }
+}
+
+/**
+ * One access-log line for the requests a connection's client pipelined that got no answer:
+ * however many there were, so one write cannot make a line each; after the answered ones'.
+ * No status and no reply code, as nothing was sent for them; the client retries them on a
+ * new connection (RFC 9112 §9.3.2), and the reason says why they were dropped.
+ */
+function logUnserved(conn: ClientConnection, queue: RequestQueue | undefined): void {
+  if (!queue?.unserved) return;
+  const record = conn.newRecord('http');
+  const n = queue.unserved;
+  record.error = `${n} pipelined request${n === 1 ? '' : 's'} not served: ${queue.why}`;
+  conn.logRequest(record, queue.since);
 }
 
 /** A head with more fields than MAX_HEADERS (node kept one more than allowed, so it shows). */
