@@ -16,12 +16,16 @@
 //   504                  the destination did not answer in the proxy's time: 0x06
 //   other 5xx            0x01, as 502
 //   101, 3xx, no answer  the proxy does not speak CONNECT as we need: 0x01, a member fault
-//                        (other 1xx are interim, read past up to a bound in http.ts)
-//   TLS failures         (an https:// proxy whose certificate does not verify): a member fault
+//                        (other 1xx are interim, read past up to a bound in http.ts); a close
+//                        before any answer, or bytes that are no response, say so, with the
+//                        kind of server such bytes come from (notAnHttpAnswer)
+//   TLS failures         (an https:// proxy whose certificate does not verify): a member fault;
+//                        a plain-text answer to our hello says it is no TLS port
 
 import { constants } from 'node:os';
 import { GatewayError, Rep, toRep, UpstreamRefusedError } from '../errors.js';
 import { UpstreamAuthError, UpstreamHandshakeError } from './socks5-errors.js';
+import { describeAnswer, PLAIN_NOT_TLS, TLS_NOT_PLAIN } from './wrong-kind.js';
 
 /** A non-2xx answer to our CONNECT, as read off the response head (never its body). */
 export class HttpProxyRefusal extends Error {
@@ -65,6 +69,20 @@ function fromStatus(upstream: string, e: HttpProxyRefusal): GatewayError {
   return new UpstreamHandshakeError(upstream, e.message, { cause });
 }
 
+/**
+ * What node's client failed with, when the proxy answered CONNECT as no HTTP proxy does: it
+ * closed before any byte of an answer (a TLS port given without tls: true closes on a request
+ * it cannot read), or sent bytes that are no response (a SOCKS server's method choice), which
+ * node's parse error carries as `rawPacket`. Else `err` itself.
+ */
+export function notAnHttpAnswer(err: unknown, answered: boolean, tls: boolean): unknown {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (!answered && (code === 'ECONNRESET' || code === 'EPIPE')) return new Error(`closed the connection before answering CONNECT${tls ? '' : ` (${TLS_NOT_PLAIN})`}`);
+  const raw = (err as { rawPacket?: unknown } | null)?.rawPacket;
+  if (code?.startsWith('HPE_') && Buffer.isBuffer(raw) && !raw.toString('latin1', 0, 5).startsWith('HTTP/')) return new Error(`not an HTTP proxy: ${describeAnswer(raw)}`);
+  return err;
+}
+
 /** Turns whatever the CONNECT exchange (or the TLS under it) failed with into a GatewayError. */
 export function fromHttpError(upstream: string, err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
@@ -76,5 +94,8 @@ export function fromHttpError(upstream: string, err: unknown): GatewayError {
   const message =
     typeof reason === 'string' && code?.startsWith('ERR_SSL_') ? `TLS with the proxy failed: ${reason}` : err instanceof Error ? err.message : String(err);
   // Node's messages name no credentials; the code says which TLS check or parse step failed.
-  return new UpstreamHandshakeError(upstream, code ? `${message} (${code})` : message, { cause: new Error(message) });
+  const said = code ? `${message} (${code})` : message;
+  // A record that is no TLS at all: the proxy answered our hello in plain text.
+  const hint = code === 'ERR_SSL_WRONG_VERSION_NUMBER' ? `: not a TLS port (${PLAIN_NOT_TLS})` : '';
+  return new UpstreamHandshakeError(upstream, said + hint, { cause: new Error(message) });
 }

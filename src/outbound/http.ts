@@ -11,7 +11,7 @@ import type { HttpUpstreamConfig } from '../config/types.js';
 import { GatewayError, Rep } from '../errors.js';
 import type { Credentials } from './credentials.js';
 import { guardErrors } from './early-data.js';
-import { fromHttpError, HttpProxyRefusal } from './http-errors.js';
+import { fromHttpError, HttpProxyRefusal, notAnHttpAnswer } from './http-errors.js';
 import { createProxyOutbound, resolveHere, type Established, type HandshakeRun, type ProxyDeps } from './proxy-outbound.js';
 import type { UpstreamOutbound } from './stats.js';
 import type { Destination } from './types.js';
@@ -39,7 +39,7 @@ export function createHttpOutbound(name: string, cfg: HttpUpstreamConfig, deps: 
       // Without TLS nothing comes back before the proxy has reached the destination: a proxy
       // that took our connection counts as alive, and a timeout is about the destination.
       run.heard();
-      return connectThrough(stream, to, run);
+      return connectThrough(stream, to, run, cfg.tls);
     },
     fromError: fromHttpError,
   }, deps);
@@ -101,11 +101,13 @@ const MAX_INTERIM = 8;
 const isInterim = (status: number | undefined): boolean => status !== undefined && status >= 100 && status < 200 && status !== 101;
 
 /** CONNECT on `stream`; resolves at a 2xx with the tunnel, rejects with HttpProxyRefusal otherwise. */
-function connectThrough(stream: Socket, to: Destination, run: HandshakeRun): Promise<Established> {
+function connectThrough(stream: Socket, to: Destination, run: HandshakeRun, tls: boolean): Promise<Established> {
   const authority = `${isIPv6(to.host) ? `[${to.host}]` : to.host}:${to.port}`;
   return new Promise((resolve, reject) => {
     let req: ClientRequest | undefined;
     let interim = 0;
+    /** Some bytes of an answer came: a close from then on is no close before answering. */
+    let answered = false;
     // Settles here too: node's client reports nothing for a stream that closed before it
     // took it (its 'close' has passed), so only the deadline ends such a request.
     const onAbort = (): void => {
@@ -125,7 +127,11 @@ function connectThrough(stream: Socket, to: Destination, run: HandshakeRun): Pro
       });
       // A hop's stream arrives paused (see keepEarlyData), maybe with bytes put back in front:
       // it flows once the client's parser listens, so none of them is lost.
-      req.once('socket', (s: Socket) => s.resume());
+      req.once('socket', (s: Socket) => {
+        // After node's client has its own listener on the stream, so nothing flows past it.
+        if (!answered) s.once('data', () => void (answered = true));
+        s.resume();
+      });
       req.once('connect', (res, socket: Socket, head: Buffer) => {
         // Paused here, in the parser's callback, so nothing after the head is read before the relay.
         socket.pause();
@@ -148,7 +154,7 @@ function connectThrough(stream: Socket, to: Destination, run: HandshakeRun): Pro
       req.once('error', (err) => {
         run.signal.removeEventListener('abort', onAbort);
         stream.destroy();
-        reject(err);
+        reject(notAnHttpAnswer(err, answered, tls));
       });
       if (send) req.end();
     };

@@ -1,0 +1,85 @@
+// Upstreams pointed at the wrong kind of server, as a config typo makes them: an http upstream
+// at an https proxy's TLS port or at a SOCKS5 server, an https one at a plain HTTP proxy, a
+// socks5 one at an HTTP server, a socks4 one at a SOCKS5-only server. Each is the upstream's
+// own failure (SOCKS5 0x01, HTTP 502; a pool tries another member and counts it against this
+// one), and the access log names the upstream and says what it answered instead.
+import { test, type TestContext } from '../helpers/test.js';
+import assert from 'node:assert/strict';
+import { isPoolOutbound } from '../../src/outbound/stats.js';
+import { startEchoServer, startGateway, type TestGateway } from '../helpers/index.js';
+import { httpConnectRaw, socks5Raw } from '../helpers/raw-proxy.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { makePki, startMicrosocks, startSquid, startTinyproxy, startTlsTerminator } from '../helpers/upstreams.js';
+
+/** A gateway whose every request goes to the upstream `wrong` (`cfg`); both closed by `t.after`. */
+async function gatewayTo(t: TestContext, cfg: Record<string, unknown>): Promise<{ gw: TestGateway; port: number }> {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await startGateway({ upstreams: { wrong: cfg }, limits: { connect_timeout: '5s' }, default: 'wrong' });
+  t.after(() => gw.close());
+  return { gw, port: echo.port };
+}
+
+/** SOCKS5 and HTTP CONNECT through the gateway: the reply code and status, and the access log's reason (the same for both). */
+async function outcome(gw: TestGateway, port: number): Promise<{ rep: number; status: number; error: string }> {
+  const socks = await socks5Raw(gw.port, port, { timeoutMs: 8_000 });
+  socks.socket.destroy();
+  const http = await httpConnectRaw(gw.port, port, { timeoutMs: 8_000 });
+  http.socket.destroy();
+  const lines = [await gw.accessLog((l) => l['protocol'] === 'socks5'), await gw.accessLog((l) => l['protocol'] === 'http')];
+  assert.equal(lines[0]?.['error'], lines[1]?.['error'], 'one reason whichever front asked');
+  return { rep: socks.code, status: http.code, error: String(lines[0]?.['error']) };
+}
+
+test('an http upstream without tls at an https proxy\'s TLS port: 0x01 / 502, and the log says it closed before answering CONNECT, a TLS port', async (t) => {
+  const dir = await tempDir('wrong-kind');
+  const pki = await makePki(dir, { names: ['proxy.test'], ips: ['127.0.0.1'] });
+  const tiny = await startTinyproxy({ host: '127.0.0.1' });
+  t.after(() => tiny.close());
+  const front = await startTlsTerminator('127.0.0.1', pki, tiny);
+  t.after(() => front.close());
+  const { gw, port } = await gatewayTo(t, { type: 'http', host: front.host, port: front.port, tls: false });
+  assert.deepEqual(await outcome(gw, port), {
+    rep: 0x01,
+    status: 502,
+    error: 'upstream "wrong": closed the connection before answering CONNECT (a TLS port? tls: true / https://)',
+  });
+});
+
+test('an http upstream at a SOCKS5 server (microsocks): 0x01 / 502, and the log says it is not an HTTP proxy and what it answered', async (t) => {
+  const micro = await startMicrosocks({ host: '127.0.0.1' });
+  t.after(() => micro.close());
+  const { gw, port } = await gatewayTo(t, { type: 'http', host: micro.host, port: micro.port });
+  assert.deepEqual(await outcome(gw, port), {
+    rep: 0x01,
+    status: 502,
+    error: 'upstream "wrong": not an HTTP proxy: answered 05 ff (a SOCKS5 server? type: socks5 / socks5://)',
+  });
+});
+
+test('an https upstream at a plain HTTP proxy (squid): 0x01 / 502, and the log says it is not a TLS port', async (t) => {
+  const squid = await startSquid({ host: '127.0.0.1' });
+  t.after(() => squid.close());
+  const { gw, port } = await gatewayTo(t, { type: 'http', host: squid.host, port: squid.port, tls: true });
+  const got = await outcome(gw, port);
+  assert.deepEqual([got.rep, got.status], [0x01, 502]);
+  assert.equal(got.error, 'upstream "wrong": TLS with the proxy failed: wrong version number (ERR_SSL_WRONG_VERSION_NUMBER): not a TLS port (a plain HTTP proxy? tls: false / http://)');
+});
+
+test('a pool whose http:// member is a TLS port: the next member carries the request, and the failure is counted against the first', async (t) => {
+  const dir = await tempDir('wrong-kind');
+  const pki = await makePki(dir, { names: ['proxy.test'], ips: ['127.0.0.1'] });
+  const tiny = await startTinyproxy({ host: '127.0.0.1' });
+  t.after(() => tiny.close());
+  const front = await startTlsTerminator('127.0.0.1', pki, tiny);
+  t.after(() => front.close());
+  const wrongUrl = `http://127.0.0.1:${front.port}`;
+  const { gw, port } = await gatewayTo(t, { type: 'pool', strategy: 'failover', members: [wrongUrl, `http://127.0.0.1:${tiny.port}`] });
+  const socks = await socks5Raw(gw.port, port, { timeoutMs: 8_000 });
+  t.after(() => socks.socket.destroy());
+  assert.equal(socks.code, 0x00, 'the second member carried it');
+  const pool = gw.gw.snapshot.outbounds.get('wrong');
+  assert.ok(pool && isPoolOutbound(pool));
+  const first = pool.stats().find((m) => m.name === wrongUrl);
+  assert.deepEqual([first?.attempts, first?.failures, first?.consecutiveFailures], [1, 1, 1]);
+});
