@@ -14,6 +14,7 @@ import { assertSendable, createProxyOutbound, heldUntilClose, proxyDialer, resol
 import { lastHopAddress, openSocks5Bind, type LastHop } from './socks5-bind.js';
 import { failedOnReply, fromSocksError, UpstreamHandshakeError } from './socks5-errors.js';
 import { openSocks5Udp, type UpstreamDialer } from './socks5-udp.js';
+import { describeAnswer } from './wrong-kind.js';
 import type { UpstreamOutbound } from './stats.js';
 import type { BindHandle, Destination, OutboundContext, UdpChannel } from './types.js';
 
@@ -105,6 +106,10 @@ export async function socksHandshake(
     const head = await keepEarlyData(socket);
     return { socket, bound: boundOf(info.remoteHost), head };
   } catch (err) {
+    // Another kind of server, or one that closed at our first bytes: said so, rather than in
+    // `socks`'s words for whichever step its bytes then failed.
+    const wrong = wrongServer(version, first.subarray(0, got), socket.readableEnded);
+    if (wrong !== undefined && !run.signal.aborted) throw new UpstreamHandshakeError(proxy.name, wrong);
     const ver = version === 5 && failedOnReply(err) ? replyVersion(first, got) : undefined;
     if (ver !== undefined && ver !== 5) throw new UpstreamHandshakeError(proxy.name, `reply with version ${ver}`);
     throw err;
@@ -135,6 +140,18 @@ function replyAt(version: 4 | 5, first: Buffer, got: number): number | undefined
   if (version === 4) return 0;
   if (got < 2) return undefined;
   return first[1] === 0x02 ? 4 : 2;
+}
+
+/**
+ * Why the upstream is no SOCKS server of `version`, from its first bytes: none before its FIN
+ * (`ended`: it closed on our greeting, or our SOCKS4 request), or a first byte that is no VER
+ * of that version (RFC 1928 §3's method choice; SOCKS4's reply has VN 0, or 4 from some
+ * servers). Undefined otherwise.
+ */
+function wrongServer(version: 4 | 5, answered: Buffer, ended: boolean): string | undefined {
+  if (answered.length === 0) return ended ? `closed the connection before answering ${version === 5 ? 'our greeting' : 'CONNECT'}` : undefined;
+  const ok = version === 5 ? answered[0] === 5 : answered[0] === 0 || answered[0] === 4;
+  return ok ? undefined : `not a SOCKS${version} server: ${describeAnswer(answered)}`;
 }
 
 /** RFC 1928 §6: VER of the upstream's reply to our request, when its bytes have come. */

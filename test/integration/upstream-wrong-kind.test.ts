@@ -5,9 +5,11 @@
 // one), and the access log names the upstream and says what it answered instead.
 import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { isPoolOutbound } from '../../src/outbound/stats.js';
 import { startEchoServer, startGateway, type TestGateway } from '../helpers/index.js';
 import { httpConnectRaw, socks5Raw } from '../helpers/raw-proxy.js';
+import { listenTracked } from '../helpers/servers.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { makePki, startMicrosocks, startSquid, startTinyproxy, startTlsTerminator } from '../helpers/upstreams.js';
 
@@ -64,6 +66,29 @@ test('an https upstream at a plain HTTP proxy (squid): 0x01 / 502, and the log s
   const got = await outcome(gw, port);
   assert.deepEqual([got.rep, got.status], [0x01, 502]);
   assert.equal(got.error, 'upstream "wrong": TLS with the proxy failed: wrong version number (ERR_SSL_WRONG_VERSION_NUMBER): not a TLS port (a plain HTTP proxy? tls: false / http://)');
+});
+
+test('a socks4 upstream at a SOCKS5-only server (microsocks): 0x01 / 502, and the log says it is not a SOCKS4 server', async (t) => {
+  const micro = await startMicrosocks({ host: '127.0.0.1' });
+  t.after(() => micro.close());
+  const { gw, port } = await gatewayTo(t, { type: 'socks4', host: micro.host, port: micro.port });
+  assert.deepEqual(await outcome(gw, port), {
+    rep: 0x01,
+    status: 502,
+    error: 'upstream "wrong": not a SOCKS4 server: answered 05 ff (a SOCKS5 server? type: socks5 / socks5://)',
+  });
+});
+
+test('a socks5 upstream at an HTTP server that answers at once: 0x01 / 502, and the log says it is not a SOCKS5 server', async (t) => {
+  const web = createServer((_req, res) => res.end('x'));
+  const { port: webPort, close } = await listenTracked(web);
+  t.after(() => close());
+  const { gw, port } = await gatewayTo(t, { type: 'socks5', host: '127.0.0.1', port: webPort });
+  assert.deepEqual(await outcome(gw, port), {
+    rep: 0x01,
+    status: 502,
+    error: 'upstream "wrong": not a SOCKS5 server: answered "HTTP/" (an HTTP proxy? type: http / http://)',
+  });
 });
 
 test('a pool whose http:// member is a TLS port: the next member carries the request, and the failure is counted against the first', async (t) => {
