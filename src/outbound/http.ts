@@ -15,6 +15,7 @@ import { fromHttpError, HttpProxyRefusal, notAnHttpAnswer } from './http-errors.
 import { createProxyOutbound, resolveHere, type Established, type HandshakeRun, type ProxyDeps } from './proxy-outbound.js';
 import type { UpstreamOutbound } from './stats.js';
 import type { Destination } from './types.js';
+import { PLAIN_NOT_TLS } from './wrong-kind.js';
 
 export interface HttpDeps extends ProxyDeps {
   /** PEM of the CA file `ca` names, read when the config is built; absent: Node's default trust store. */
@@ -34,7 +35,8 @@ export function createHttpOutbound(name: string, cfg: HttpUpstreamConfig, deps: 
     handshake: async (socket, to, run) => {
       // A hop's stream the proxy has already closed: nothing can answer on it (as in socks5.ts).
       if (socket.destroyed) throw new Error('the proxy closed the connection before CONNECT');
-      if (cfg.tls) run.asking('the TLS handshake');
+      // A plain proxy waits for a request line that never comes: said, if it stays silent.
+      if (cfg.tls) run.asking(`the TLS handshake (${PLAIN_NOT_TLS})`);
       const stream = cfg.tls ? await startTls(socket, cfg, deps.ca, run.signal) : socket;
       // Without TLS nothing comes back before the proxy has reached the destination: a proxy
       // that took our connection counts as alive, and a timeout is about the destination.

@@ -14,7 +14,7 @@ import { assertSendable, createProxyOutbound, heldUntilClose, proxyDialer, resol
 import { lastHopAddress, openSocks5Bind, type LastHop } from './socks5-bind.js';
 import { failedOnReply, fromSocksError, UpstreamHandshakeError } from './socks5-errors.js';
 import { openSocks5Udp, type UpstreamDialer } from './socks5-udp.js';
-import { describeAnswer } from './wrong-kind.js';
+import { describeAnswer, HTTP_NOT_SOCKS } from './wrong-kind.js';
 import type { UpstreamOutbound } from './stats.js';
 import type { BindHandle, Destination, OutboundContext, UdpChannel } from './types.js';
 
@@ -78,7 +78,10 @@ export async function socksHandshake(
   // REP, which only these bytes tell apart.
   const first = Buffer.alloc(FIRST_BYTES);
   let got = 0;
+  // An HTTP proxy (tinyproxy, squid) waits for a request line in silence: said, if nothing comes.
+  if (version === 5) run.asking(`our greeting (${HTTP_NOT_SOCKS})`);
   const onData = (chunk: Buffer): void => {
+    if (got === 0) run.asking('our handshake');
     got += chunk.copy(first, got);
     const at = replyAt(version, first, got);
     if (at !== undefined && got >= at) run.heard();

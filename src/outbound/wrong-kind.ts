@@ -2,6 +2,9 @@
 // in words for the access log: the first bytes it sent, and which kind of server sends those,
 // with the setting that would match it. Pure: bytes in, text out.
 
+/** For an HTTP proxy's answer, or its silence, where a SOCKS server was expected: it waits for a request line. */
+export const HTTP_NOT_SOCKS = 'an HTTP proxy? type: http / http://';
+
 /** At most this many of the bytes are shown. */
 const SHOWN = 8;
 
@@ -13,7 +16,7 @@ const KINDS: ReadonlyArray<{ test: (b: Buffer) => boolean; hint: string }> = [
   { test: (b) => b.length >= 2 && b[0] === 0x00 && b[1]! >= 0x5a && b[1]! <= 0x5d, hint: 'a SOCKS4 server? type: socks4 / socks4://' },
   // RFC 8446 §5.1: a TLS record (handshake 0x16 or alert 0x15), legacy version 3.x.
   { test: (b) => b.length >= 2 && (b[0] === 0x15 || b[0] === 0x16) && b[1] === 0x03, hint: 'a TLS port? tls: true / https://' },
-  { test: (b) => b.subarray(0, 5).toString('latin1') === 'HTTP/', hint: 'an HTTP proxy? type: http / http://' },
+  { test: (b) => b.subarray(0, 5).toString('latin1') === 'HTTP/', hint: HTTP_NOT_SOCKS },
 ];
 
 /** `answered 05 ff (a SOCKS5 server? ...)`, or `answered "HTTP/"` as text when it is printable ASCII. */
@@ -25,7 +28,7 @@ export function describeAnswer(bytes: Buffer): string {
   return kind ? `answered ${shown} (${kind.hint})` : `answered ${shown}`;
 }
 
-/** For a plain-text answer where TLS was expected (tls: true towards a plain HTTP proxy). */
+/** For a plain-text answer, or silence, where TLS was expected (tls: true towards a plain HTTP proxy). */
 export const PLAIN_NOT_TLS = 'a plain HTTP proxy? tls: false / http://';
 /** For a close with no answer where plain HTTP was expected: a TLS server closes on a request it cannot read. */
 export const TLS_NOT_PLAIN = 'a TLS port? tls: true / https://';

@@ -108,3 +108,26 @@ test('a pool whose http:// member is a TLS port: the next member carries the req
   const first = pool.stats().find((m) => m.name === wrongUrl);
   assert.deepEqual([first?.attempts, first?.failures, first?.consecutiveFailures], [1, 1, 1]);
 });
+
+// A server waiting for a request of its own kind says nothing: given up at connect_timeout as
+// a silent upstream (0x06 / 504, as any proxy that takes the connection and never answers),
+// with what it may be instead.
+for (const [what, cfg, said] of [
+  ['an https upstream at tinyproxy', { tls: true, type: 'http' }, 'the TLS handshake (a plain HTTP proxy? tls: false / http://)'],
+  ['a socks5 upstream at tinyproxy', { type: 'socks5' }, 'our greeting (an HTTP proxy? type: http / http://)'],
+] as const) {
+  test(`${what}, which waits in silence: given up at connect_timeout, and the log says what it may be`, async (t) => {
+    const tiny = await startTinyproxy({ host: '127.0.0.1' });
+    t.after(() => tiny.close());
+    const echo = await startEchoServer();
+    t.after(() => echo.close());
+    const gw = await startGateway({ upstreams: { wrong: { ...cfg, host: tiny.host, port: tiny.port } }, limits: { connect_timeout: '500ms' }, default: 'wrong' });
+    t.after(() => gw.close());
+    const got = await outcome(gw, echo.port);
+    assert.deepEqual(got, {
+      rep: 0x06,
+      status: 504,
+      error: `upstream "wrong" silent: upstream "wrong" to 127.0.0.1:${echo.port}: connected, no answer to ${said} within 500ms`,
+    });
+  });
+}

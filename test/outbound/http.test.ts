@@ -310,7 +310,7 @@ test('an https:// proxy that never answers the TLS hello, or closes during it: t
   await assert.rejects(bounded(mute.connect(to, ctx())), (e: unknown) => {
     assert.ok(e instanceof GatewayError && isUpstreamFault(e), String(e));
     // Said as what it is (a plain proxy's port given tls: true waits so), not as a network fault.
-    assert.equal(e.message, 'upstream "mute" silent: upstream "mute" to 127.0.0.1:9: connected, no answer to the TLS handshake within 500ms');
+    assert.equal(e.message, 'upstream "mute" silent: upstream "mute" to 127.0.0.1:9: connected, no answer to the TLS handshake (a plain HTTP proxy? tls: false / http://) within 500ms');
     assert.equal(e.rep, Rep.TTL_EXPIRED);
     return true;
   });

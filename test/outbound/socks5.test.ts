@@ -329,7 +329,7 @@ test('an IPv6 destination is bracketed in the timeout messages: "to [::1]:9", ne
   const mute = await startScriptedSocks({ host: '::1', silent: true });
   t.after(() => mute.close());
   const silent = await rejection(createSocks5Outbound('mute', upstream('::1', mute.port), { dns, connectTimeout: 200 }).connect({ host: '::1', port: 9 }, ctx()));
-  assert.equal(silent.message, 'upstream "mute" silent: upstream "mute" to [::1]:9: connected, no answer to our handshake within 200ms');
+  assert.equal(silent.message, 'upstream "mute" silent: upstream "mute" to [::1]:9: connected, no answer to our greeting (an HTTP proxy? type: http / http://) within 200ms');
   // Asked, and waiting on the destination: the timeout is about the destination.
   const srv = createServer((s) => {
     s.on('error', () => {});
