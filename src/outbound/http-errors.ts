@@ -72,7 +72,7 @@ function fromStatus(upstream: string, e: HttpProxyRefusal): GatewayError {
 /**
  * What node's client failed with, when the proxy answered CONNECT as no HTTP proxy does: it
  * closed before any byte of an answer (a TLS port given without tls: true closes on a request
- * it cannot read), or sent bytes that are no response (a SOCKS server's method choice), which
+ * it cannot read, Dante on one that is no SOCKS), or sent bytes that are no response (a SOCKS server's method choice), which
  * node's parse error carries as `rawPacket`. Else `err` itself.
  */
 export function notAnHttpAnswer(err: unknown, answered: boolean, tls: boolean): unknown {

@@ -30,5 +30,8 @@ export function describeAnswer(bytes: Buffer): string {
 
 /** For a plain-text answer, or silence, where TLS was expected (tls: true towards a plain HTTP proxy). */
 export const PLAIN_NOT_TLS = 'a plain HTTP proxy? tls: false / http://';
-/** For a close with no answer where plain HTTP was expected: a TLS server closes on a request it cannot read. */
-export const TLS_NOT_PLAIN = 'a TLS port? tls: true / https://';
+/**
+ * For a close with no answer where plain HTTP was expected: a TLS server closes on a request
+ * it cannot read (openssl s_server, node's tls), and so does Dante on one that is no SOCKS.
+ */
+export const TLS_NOT_PLAIN = 'a TLS port? tls: true / https://; a SOCKS server? type: socks5 / socks5://';

@@ -11,7 +11,7 @@ import { startEchoServer, startGateway, type TestGateway } from '../helpers/inde
 import { httpConnectRaw, socks5Raw } from '../helpers/raw-proxy.js';
 import { listenTracked } from '../helpers/servers.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { makePki, startMicrosocks, startSquid, startTinyproxy, startTlsTerminator } from '../helpers/upstreams.js';
+import { makePki, startDante, startMicrosocks, startSquid, startTinyproxy, startTlsTerminator } from '../helpers/upstreams.js';
 
 /** A gateway whose every request goes to the upstream `wrong` (`cfg`); both closed by `t.after`. */
 async function gatewayTo(t: TestContext, cfg: Record<string, unknown>): Promise<{ gw: TestGateway; port: number }> {
@@ -44,7 +44,7 @@ test('an http upstream without tls at an https proxy\'s TLS port: 0x01 / 502, an
   assert.deepEqual(await outcome(gw, port), {
     rep: 0x01,
     status: 502,
-    error: 'upstream "wrong": closed the connection before answering CONNECT (a TLS port? tls: true / https://)',
+    error: 'upstream "wrong": closed the connection before answering CONNECT (a TLS port? tls: true / https://; a SOCKS server? type: socks5 / socks5://)',
   });
 });
 
@@ -56,6 +56,17 @@ test('an http upstream at a SOCKS5 server (microsocks): 0x01 / 502, and the log 
     rep: 0x01,
     status: 502,
     error: 'upstream "wrong": not an HTTP proxy: answered 05 ff (a SOCKS5 server? type: socks5 / socks5://)',
+  });
+});
+
+test('an http upstream at a SOCKS5 server that closes on it (Dante): 0x01 / 502, and the log says it closed before answering CONNECT', async (t) => {
+  const dante = await startDante({ host: '127.0.0.1' });
+  t.after(() => dante.close());
+  const { gw, port } = await gatewayTo(t, { type: 'http', host: dante.host, port: dante.port });
+  assert.deepEqual(await outcome(gw, port), {
+    rep: 0x01,
+    status: 502,
+    error: 'upstream "wrong": closed the connection before answering CONNECT (a TLS port? tls: true / https://; a SOCKS server? type: socks5 / socks5://)',
   });
 });
 
