@@ -12,6 +12,7 @@ import { keepEarlyData } from './early-data.js';
 import { assertRfc1929, assertSocks4UserId } from './credentials.js';
 import { releaseWhenDone } from './socks-client-release.js';
 import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from './socks5-errors.js';
+import { unanswered, watchFirstBytes, wrongSocksServer, type FirstBytes } from './socks-first-bytes.js';
 import { boundAddress, boundHost, dialLiteral, normalizeIp, type Socks5UdpUpstream, type UpstreamDialer } from './socks5-udp.js';
 import type { BindHandle, Destination, OutboundContext } from './types.js';
 
@@ -52,24 +53,36 @@ export async function openSocks5Bind(
   const deadline = new Deadline(ctx.signal, deps.connectTimeout);
   let tcp: Socket | undefined;
   let phase: Phase = 'resolve';
+  let first: FirstBytes | undefined;
   try {
     // A client gone during the lookup is let go at once; the lookup, shared, runs on.
     const to = deps.targets ? (await until(deps.targets(dest), deadline.signal))[0]! : dest;
     phase = 'dial';
     tcp = await (deps.dial ?? ((signal: AbortSignal) => dialLiteral(upstream, signal)))(deadline.signal);
     phase = 'handshake';
+    first = watchFirstBytes(tcp);
     return await handshake(tcp, upstream, name, to, deadline.signal, deps);
   } catch (err) {
+    const ended = tcp?.readableEnded ?? false;
     tcp?.destroy();
-    throw classify(err, name, phase, deadline, ctx, deps.connectTimeout, dest);
+    const seen = first && { version: upstream.version ?? 5, answered: first.answered(), ended };
+    throw classify(err, name, phase, deadline, ctx, deps.connectTimeout, dest, seen);
   } finally {
+    first?.stop();
     deadline.clear();
   }
 }
 
 type Phase = 'resolve' | 'dial' | 'handshake';
 
-function classify(err: unknown, name: string, phase: Phase, deadline: Deadline, ctx: OutboundContext, ms: number, dest: Destination): GatewayError {
+/** What the upstream sent in the handshake: a server of another kind is said to be one. */
+interface Seen {
+  version: 4 | 5;
+  answered: Buffer;
+  ended: boolean;
+}
+
+function classify(err: unknown, name: string, phase: Phase, deadline: Deadline, ctx: OutboundContext, ms: number, dest: Destination, seen?: Seen): GatewayError {
   if (ctx.signal.aborted) return new AbortedError(`upstream "${name}" BIND`, { cause: err });
   // No socket to be had: the gateway's shortage, not the upstream's fault.
   const shortage = asOutOfDescriptors(`upstream "${name}" BIND`, err);
@@ -80,8 +93,14 @@ function classify(err: unknown, name: string, phase: Phase, deadline: Deadline, 
     return err instanceof GatewayError ? err : new NameNotResolvedError(dest.host, 'lookup failed', { cause: err });
   }
   // The first reply asks no destination (RFC 1928 §4: the upstream only listens): silence until then is the upstream's own.
+  if (deadline.timedOut && seen) {
+    const missing = `connected, no answer to ${unanswered(seen.version, seen.answered.length, 'BIND')}`;
+    return new UpstreamUnreachableError(name, new ConnectTimeoutError(`upstream "${name}" BIND`, ms, missing), 'silent');
+  }
   if (deadline.timedOut) return new UpstreamUnreachableError(name, new ConnectTimeoutError(`upstream "${name}" BIND`, ms));
-  return phase === 'dial' ? new UpstreamUnreachableError(name, err) : fromSocksError(name, err);
+  if (phase === 'dial') return new UpstreamUnreachableError(name, err);
+  const wrong = seen && wrongSocksServer(seen.version, seen.answered, seen.ended, 'BIND');
+  return wrong === undefined ? fromSocksError(name, err) : new UpstreamHandshakeError(name, wrong);
 }
 
 function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest: Destination, signal: AbortSignal, deps: Socks5BindDeps): Promise<BindHandle> {

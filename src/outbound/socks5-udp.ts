@@ -14,6 +14,7 @@ import { AbortedError, Deadline } from './deadline.js';
 import { assertRfc1929 } from './credentials.js';
 import { releaseWhenDone } from './socks-client-release.js';
 import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from './socks5-errors.js';
+import { unanswered, watchFirstBytes, wrongSocksServer, type FirstBytes } from './socks-first-bytes.js';
 import { ASSOCIATION_UDP_BYTES, ByteBudget } from './byte-budget.js';
 import { ChannelEvents, datagramResolver } from './udp-channel-events.js';
 import { DatagramSender } from './udp-send.js';
@@ -56,9 +57,11 @@ export async function openSocks5Udp(upstream: Socks5UdpUpstream, ctx: OutboundCo
   let tcp: Socket | undefined;
   let udp: DgramSocket | undefined;
   let phase: 'dial' | 'handshake' = 'dial';
+  let first: FirstBytes | undefined;
   try {
     tcp = await (deps.dial ?? ((signal: AbortSignal) => dialLiteral(upstream, signal)))(deadline.signal);
     phase = 'handshake';
+    first = watchFirstBytes(tcp);
     udp = await bindBeside(tcp);
     const remote = await associate(tcp, upstream, unknownSource(udp), deadline.signal, deps.connectTimeout);
     // RFC 1928 §7: BND is where datagrams go; a wildcard means "the address you reached me on".
@@ -67,22 +70,39 @@ export async function openSocks5Udp(upstream: Socks5UdpUpstream, ctx: OutboundCo
     connectTo(udp, relay, name);
     return channel(name, tcp, udp, relay, upstream, ctx, deps);
   } catch (err) {
+    const ended = tcp?.readableEnded ?? false;
     tcp?.destroy();
     if (udp) udp.close();
-    throw classify(err, name, phase, deadline, ctx, deps.connectTimeout);
+    throw classify(err, name, phase, deadline, ctx, deps.connectTimeout, first && { answered: first.answered(), ended });
   } finally {
+    first?.stop();
     deadline.clear();
   }
 }
 
-function classify(err: unknown, name: string, phase: 'dial' | 'handshake', deadline: Deadline, ctx: OutboundContext, ms: number): GatewayError {
+function classify(
+  err: unknown,
+  name: string,
+  phase: 'dial' | 'handshake',
+  deadline: Deadline,
+  ctx: OutboundContext,
+  ms: number,
+  seen?: { answered: Buffer; ended: boolean },
+): GatewayError {
   if (ctx.signal.aborted) return new AbortedError(`upstream "${name}" UDP`, { cause: err });
   // No socket to be had (the TCP one, or the UDP one beside it): the gateway's shortage, not the upstream's fault.
   const shortage = asOutOfDescriptors(`upstream "${name}" UDP`, err);
   if (shortage) return shortage;
   // No destination is asked before the reply (RFC 1928 §7): silence until then is the upstream's own.
+  if (deadline.timedOut && seen) {
+    const missing = `connected, no answer to ${unanswered(5, seen.answered.length)}`;
+    return new UpstreamUnreachableError(name, new ConnectTimeoutError(`upstream "${name}" UDP ASSOCIATE`, ms, missing), 'silent');
+  }
   if (deadline.timedOut) return new UpstreamUnreachableError(name, new ConnectTimeoutError(`upstream "${name}" UDP ASSOCIATE`, ms));
-  return phase === 'dial' ? new UpstreamUnreachableError(name, err) : fromSocksError(name, err);
+  if (phase === 'dial') return new UpstreamUnreachableError(name, err);
+  // A server of another kind is said to be one (socks-first-bytes.ts).
+  const wrong = seen && wrongSocksServer(5, seen.answered, seen.ended);
+  return wrong === undefined ? fromSocksError(name, err) : new UpstreamHandshakeError(name, wrong);
 }
 
 /**

@@ -14,7 +14,7 @@ import { assertSendable, createProxyOutbound, heldUntilClose, proxyDialer, resol
 import { lastHopAddress, openSocks5Bind, type LastHop } from './socks5-bind.js';
 import { failedOnReply, fromSocksError, UpstreamHandshakeError } from './socks5-errors.js';
 import { openSocks5Udp, type UpstreamDialer } from './socks5-udp.js';
-import { describeAnswer, HTTP_NOT_SOCKS } from './wrong-kind.js';
+import { FIRST_BYTES, unanswered, wrongSocksServer } from './socks-first-bytes.js';
 import type { UpstreamOutbound } from './stats.js';
 import type { BindHandle, Destination, OutboundContext, UdpChannel } from './types.js';
 
@@ -78,10 +78,10 @@ export async function socksHandshake(
   // REP, which only these bytes tell apart.
   const first = Buffer.alloc(FIRST_BYTES);
   let got = 0;
-  // An HTTP proxy (tinyproxy, squid) waits for a request line in silence: said, if nothing comes.
-  if (version === 5) run.asking(`our greeting (${HTTP_NOT_SOCKS})`);
+  // Said if it stays silent: what it was not answering (SOCKS4's request is covered by heard()).
+  if (version === 5) run.asking(unanswered(5, 0));
   const onData = (chunk: Buffer): void => {
-    if (got === 0) run.asking('our handshake');
+    if (got === 0) run.asking(unanswered(5, chunk.length));
     got += chunk.copy(first, got);
     const at = replyAt(version, first, got);
     if (at !== undefined && got >= at) run.heard();
@@ -111,7 +111,7 @@ export async function socksHandshake(
   } catch (err) {
     // Another kind of server, or one that closed at our first bytes: said so, rather than in
     // `socks`'s words for whichever step its bytes then failed.
-    const wrong = wrongServer(version, first.subarray(0, got), socket.readableEnded);
+    const wrong = wrongSocksServer(version, first.subarray(0, got), socket.readableEnded);
     if (wrong !== undefined && !run.signal.aborted) throw new UpstreamHandshakeError(proxy.name, wrong);
     const ver = version === 5 && failedOnReply(err) ? replyVersion(first, got) : undefined;
     if (ver !== undefined && ver !== 5) throw new UpstreamHandshakeError(proxy.name, `reply with version ${ver}`);
@@ -131,9 +131,6 @@ function established(client: SocksClient, socket: Socket): Promise<{ remoteHost?
   }).finally(() => releaseWhenDone(client));
 }
 
-/** The method choice (2 bytes), RFC 1929's status when it chose 0x02 (2 more), then the reply's VER. */
-const FIRST_BYTES = 5;
-
 /**
  * Where the reply to our request starts in the upstream's bytes: SOCKS4 says nothing before
  * it; SOCKS5 first chooses a method (RFC 1928 §3), then answers RFC 1929 auth if it chose
@@ -143,18 +140,6 @@ function replyAt(version: 4 | 5, first: Buffer, got: number): number | undefined
   if (version === 4) return 0;
   if (got < 2) return undefined;
   return first[1] === 0x02 ? 4 : 2;
-}
-
-/**
- * Why the upstream is no SOCKS server of `version`, from its first bytes: none before its FIN
- * (`ended`: it closed on our greeting, or our SOCKS4 request), or a first byte that is no VER
- * of that version (RFC 1928 §3's method choice; SOCKS4's reply has VN 0, or 4 from some
- * servers). Undefined otherwise.
- */
-function wrongServer(version: 4 | 5, answered: Buffer, ended: boolean): string | undefined {
-  if (answered.length === 0) return ended ? `closed the connection before answering ${version === 5 ? 'our greeting' : 'CONNECT'}` : undefined;
-  const ok = version === 5 ? answered[0] === 5 : answered[0] === 0 || answered[0] === 4;
-  return ok ? undefined : `not a SOCKS${version} server: ${describeAnswer(answered)}`;
 }
 
 /** RFC 1928 §6: VER of the upstream's reply to our request, when its bytes have come. */

@@ -10,6 +10,8 @@ import { isPoolOutbound } from '../../src/outbound/stats.js';
 import { startEchoServer, startGateway, type TestGateway } from '../helpers/index.js';
 import { httpConnectRaw, socks5Raw } from '../helpers/raw-proxy.js';
 import { listenTracked } from '../helpers/servers.js';
+import { rawBind, readReply } from '../helpers/bind.js';
+import { udpLogLine, udpThroughUpstream } from '../helpers/udp.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { makePki, startDante, startMicrosocks, startSquid, startTinyproxy, startTlsTerminator } from '../helpers/upstreams.js';
 
@@ -142,3 +144,50 @@ for (const [what, cfg, said] of [
     });
   });
 }
+
+// BIND and UDP ASSOCIATE run their own handshakes with the upstream: the same words for the same servers.
+test('BIND through a socks5 upstream at an HTTP server, a socks4 one at microsocks, a socks5 one at tinyproxy: the reasons say what each is', async (t) => {
+  const web = createServer((_req, res) => res.end('x'));
+  const { port: webPort, close } = await listenTracked(web);
+  t.after(() => close());
+  const micro = await startMicrosocks({ host: '127.0.0.1' });
+  t.after(() => micro.close());
+  const tiny = await startTinyproxy({ host: '127.0.0.1' });
+  t.after(() => tiny.close());
+  const gw = await startGateway({
+    upstreams: {
+      web: { type: 'socks5', host: '127.0.0.1', port: webPort },
+      micro: { type: 'socks4', host: micro.host, port: micro.port },
+      tiny: { type: 'socks5', host: tiny.host, port: tiny.port },
+    },
+    limits: { connect_timeout: '500ms' },
+    rules: [
+      { name: 'web', ports: [1001], action: 'web' },
+      { name: 'micro', ports: [1002], action: 'micro' },
+      { name: 'tiny', ports: [1003], action: 'tiny' },
+    ],
+  });
+  t.after(() => gw.close());
+  for (const [port, rep, error] of [
+    [1001, 0x01, 'upstream "web": not a SOCKS5 server: answered "HTTP/" (an HTTP proxy? type: http / http://)'],
+    [1002, 0x01, 'upstream "micro": not a SOCKS4 server: answered 05 ff (a SOCKS5 server? type: socks5 / socks5://)'],
+    [1003, 0x06, 'upstream "tiny" silent: upstream "tiny" BIND: connected, no answer to our greeting (an HTTP proxy? type: http / http://) within 500ms'],
+  ] as const) {
+    const { s } = await rawBind(gw.port, { host: '127.0.0.1', port });
+    t.after(() => s.destroy());
+    assert.equal((await readReply(s))?.rep, rep, String(port));
+    assert.equal((await gw.accessLog((l) => l['dest'] === `127.0.0.1:${port}`))?.['error'], error);
+  }
+});
+
+test('UDP through a socks5 upstream at an HTTP server: the datagram is dropped and the association\'s line says the upstream is not a SOCKS5 server', async (t) => {
+  const web = createServer((_req, res) => res.end('x'));
+  const { port: webPort, close } = await listenTracked(web);
+  t.after(() => close());
+  const { gw, c } = await udpThroughUpstream(t, webPort);
+  c.send({ host: '127.0.0.1', port: 9 }, 'x');
+  assert.equal(await c.receive(500), undefined);
+  await c.close();
+  const line = await udpLogLine(gw);
+  assert.equal(line?.['error'], 'upstream "up": not a SOCKS5 server: answered "HTTP/" (an HTTP proxy? type: http / http://)');
+});
