@@ -649,7 +649,7 @@ test('bytes after a malformed request are not answered again: the slow good one 
 
 const chunkedPost = (port: number): string => `POST http://127.0.0.1:${port}/upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`;
 
-test('a request body that stops parsing while it is forwarded (a bad chunk size) is a 400 at once, and the connection closes', async (t) => {
+test('a request body that stops parsing while it is forwarded (a bad chunk size) is a 400 at once, and the connection closes, with one access-log line', async (t) => {
   // Silent until released: the origin waits for the rest of the body, as any would.
   const origin = await startHeldOrigin('');
   t.after(() => origin.close());
@@ -666,6 +666,8 @@ test('a request body that stops parsing while it is forwarded (a bad chunk size)
   const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
   assert.equal(line?.['status'], 400);
   assert.match(String(line?.['error']), /HPE_INVALID_CHUNK_SIZE/);
+  assert.ok(await settled(gw));
+  assert.deepEqual(gw.logs.filter((l) => l['msg'] === 'session end').map((l) => l['status']), [400], 'one line: its body is no request of its own');
 });
 
 test('a request whose body does not parse, pipelined behind one still answered, is a 400 in its turn, and nothing is dialed for it', async (t) => {
@@ -683,6 +685,8 @@ test('a request whose body does not parse, pipelined behind one still answered, 
   const got = received();
   assert.deepEqual([...got.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1])), [200, 400]);
   assert.equal(second.received.length, 0, 'nothing reached the second origin');
+  assert.ok(await settled(gw));
+  assert.deepEqual(gw.logs.filter((l) => l['msg'] === 'session end').map((l) => l['status']), [200, 400], 'a line each, and none for a request not served');
 });
 
 test('a client that leaves while the origin has not answered: the access log says the client closed, not a request served', async (t) => {

@@ -115,18 +115,19 @@ export class HttpFront {
    * GET too: its tunnel must not start inside the GET's response). `res`: the response of an
    * absolute-form request, which the close is put on when the queue overflows behind it.
    * False when too many already wait: the request is not served, nor answered, only counted
-   * for the connection's last access-log line (logUnserved).
+   * for the connection's last access-log line (logUnserved). `request` false: the work is no
+   * request of its own (the 400 for a body that did not parse), not counted when skipped.
    */
-  #inTurn(conn: ClientConnection, serve: () => Promise<void>, failed: (err: unknown) => void, res?: ServerResponse): boolean {
+  #inTurn(conn: ClientConnection, serve: () => Promise<void>, failed: (err: unknown) => void, res?: ServerResponse, request = true): boolean {
     let queue = this.#queues.get(conn);
     if (!queue) this.#queues.set(conn, (queue = { tail: Promise.resolve(), waiting: 0, last: undefined, full: false, unserved: 0, why: undefined, since: 0 }));
     if (queue.full) {
-      notServed(queue, OVERFLOWED);
+      if (request) notServed(queue, OVERFLOWED);
       return false;
     }
     if (queue.waiting >= MAX_PIPELINED) {
       queue.full = true;
-      notServed(queue, OVERFLOWED);
+      if (request) notServed(queue, OVERFLOWED);
       conn.log.warn({ client: conn.record.client, waiting: queue.waiting }, 'too many pipelined requests; the connection closes after those waiting');
       // No more is read (every request waiting is whole: the parser reached this one past their
       // bodies); node's parser goes on with the chunk it holds, whose requests are dropped.
@@ -144,7 +145,7 @@ export class HttpFront {
       // origin sent bytes after): what was pipelined behind it is not served; the client
       // retries it (RFC 9112 §9.3.2).
       if (!conn.closing) return serve();
-      notServed(q, CLOSED_AHEAD);
+      if (request) notServed(q, CLOSED_AHEAD);
       return undefined;
     });
     q.tail = work.catch(failed);
@@ -264,17 +265,19 @@ export class HttpFront {
     // request of its own to be refused and logged as a 400.
     if (err.code === 'HPE_INVALID_EOF_STATE' && req !== undefined && !req.complete) return void socket.destroy();
     // In the body of a request (a bad chunk size): that request gets the 400, in its turn.
-    if (req !== undefined && !req.complete) bodyDidNotParse(req, err.code ?? err.message);
-    this.#refuseHead(this.#clients.get(socket), err, socket);
+    const inBody = req !== undefined && !req.complete;
+    if (inBody) bodyDidNotParse(req, err.code ?? err.message);
+    this.#refuseHead(this.#clients.get(socket), err, socket, undefined, !inBody);
   }
 
   /**
    * Malformed heads (400), oversize ones (431), heads that never end (408): answered, then
    * closed, once the requests before them are answered (a bad one pipelined behind a good
    * one must not cost the good one its response); nothing pipelined behind is served.
-   * `res` is node's response to the refused request, when node parsed it whole.
+   * `res` is node's response to the refused request, when node parsed it whole. `request`
+   * false: the error is in the body of a request already queued, no request of its own.
    */
-  #refuseHead(conn: ClientConnection | undefined, err: NodeJS.ErrnoException, socket: Socket, res?: ServerResponse): void {
+  #refuseHead(conn: ClientConnection | undefined, err: NodeJS.ErrnoException, socket: Socket, res?: ServerResponse, request = true): void {
     const reply = (): void => {
       // An answer ahead of this one closes the connection already (the request whose body
       // this error cut short got the 400): nothing more is said or logged.
@@ -305,6 +308,8 @@ export class HttpFront {
       conn,
       async () => reply(),
       () => socket.destroy(),
+      undefined,
+      request,
     );
   }
 }
