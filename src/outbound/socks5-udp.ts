@@ -61,8 +61,9 @@ export async function openSocks5Udp(upstream: Socks5UdpUpstream, ctx: OutboundCo
   try {
     tcp = await (deps.dial ?? ((signal: AbortSignal) => dialLiteral(upstream, signal)))(deadline.signal);
     phase = 'handshake';
-    first = watchFirstBytes(tcp);
     udp = await bindBeside(tcp);
+    // Watched from the tick `socks` starts reading it in: nothing flows to this listener alone.
+    first = watchFirstBytes(tcp);
     const remote = await associate(tcp, upstream, unknownSource(udp), deadline.signal, deps.connectTimeout);
     // RFC 1928 §7: BND is where datagrams go; a wildcard means "the address you reached me on".
     const relay = boundAddress(remote, tcp);

@@ -134,13 +134,13 @@ for (const [what, cfg, said] of [
     t.after(() => tiny.close());
     const echo = await startEchoServer();
     t.after(() => echo.close());
-    const gw = await startGateway({ upstreams: { wrong: { ...cfg, host: tiny.host, port: tiny.port } }, limits: { connect_timeout: '500ms' }, default: 'wrong' });
+    const gw = await startGateway({ upstreams: { wrong: { ...cfg, host: tiny.host, port: tiny.port } }, limits: { connect_timeout: '1s' }, default: 'wrong' });
     t.after(() => gw.close());
     const got = await outcome(gw, echo.port);
     assert.deepEqual(got, {
       rep: 0x06,
       status: 504,
-      error: `upstream "wrong" silent: upstream "wrong" to 127.0.0.1:${echo.port}: connected, no answer to ${said} within 500ms`,
+      error: `upstream "wrong" silent: upstream "wrong" to 127.0.0.1:${echo.port}: connected, no answer to ${said} within 1000ms`,
     });
   });
 }
@@ -160,7 +160,7 @@ test('BIND through a socks5 upstream at an HTTP server, a socks4 one at microsoc
       micro: { type: 'socks4', host: micro.host, port: micro.port },
       tiny: { type: 'socks5', host: tiny.host, port: tiny.port },
     },
-    limits: { connect_timeout: '500ms' },
+    limits: { connect_timeout: '1s' },
     rules: [
       { name: 'web', ports: [1001], action: 'web' },
       { name: 'micro', ports: [1002], action: 'micro' },
@@ -171,7 +171,7 @@ test('BIND through a socks5 upstream at an HTTP server, a socks4 one at microsoc
   for (const [port, rep, error] of [
     [1001, 0x01, 'upstream "web": not a SOCKS5 server: answered "HTTP/" (an HTTP proxy? type: http / http://)'],
     [1002, 0x01, 'upstream "micro": not a SOCKS4 server: answered 05 ff (a SOCKS5 server? type: socks5 / socks5://)'],
-    [1003, 0x06, 'upstream "tiny" silent: upstream "tiny" BIND: connected, no answer to our greeting (an HTTP proxy? type: http / http://) within 500ms'],
+    [1003, 0x06, 'upstream "tiny" silent: upstream "tiny" BIND: connected, no answer to our greeting (an HTTP proxy? type: http / http://) within 1000ms'],
   ] as const) {
     const { s } = await rawBind(gw.port, { host: '127.0.0.1', port });
     t.after(() => s.destroy());
