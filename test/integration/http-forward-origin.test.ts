@@ -611,6 +611,19 @@ test('a 431 closes the connection: the request before it is answered, nothing pi
   assert.deepEqual(unserved.map((l) => l['error']), ['1 pipelined request not served: an answer ahead closed the connection'], 'but the access log says it was dropped');
 });
 
+test('a 431 as the first request, with one pipelined behind it: the 431 has its access-log line, then the one not served', async (t) => {
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  const fields = Array.from({ length: 120 }, (_, i) => `X-Field-${i}: ${i}\r\n`).join('');
+  const got = await exchange(gw, get(origin.port, '/big', fields) + get(origin.port, '/behind'), t);
+  assert.match(got, /^HTTP\/1\.1 431 /);
+  assert.ok(await settled(gw));
+  const lines = gw.logs.filter((l) => l['msg'] === 'session end');
+  assert.deepEqual(lines.map((l) => [l['status'], l['error']]), [
+    [431, 'bad request (HPE_HEADER_OVERFLOW)'],
+    [undefined, '1 pipelined request not served: an answer ahead closed the connection'],
+  ]);
+});
+
 test('a malformed request pipelined behind a good one: the good one is answered first, then the connection closes', async (t) => {
   const web = await startHttpServer();
   t.after(() => web.close());

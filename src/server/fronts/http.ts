@@ -348,6 +348,9 @@ function notServed(queue: RequestQueue, why: string): void {
  */
 function logUnserved(conn: ClientConnection, queue: RequestQueue | undefined): void {
   if (!queue?.unserved) return;
+  // The first request's line is the connection's own, written at its end once nothing else
+  // is (a 400 or 431 refusing it): written here first, or this line would take its place.
+  if (conn.logged === 0) conn.logRequest(conn.record, conn.started);
   const record = conn.newRecord('http');
   const n = queue.unserved;
   record.error = `${n} pipelined request${n === 1 ? '' : 's'} not served: ${queue.why}`;
