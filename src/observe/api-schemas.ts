@@ -41,7 +41,7 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
     properties: {
       healthy: { type: 'boolean', description: 'In rotation: false while failing or ejected after failures, and while a pool member is banned (banned_until says until when)' },
       active: { ...count, description: 'Relayed connections open through it now, BINDs and UDP associations included until they end' },
-      attempts: { ...count, description: 'Connection attempts, BINDs and UDP ASSOCIATEs included, not those their client gave up or an operator killed, each counted once it has ended (a pool member\'s counted across reloads while the member is unchanged; a lone upstream\'s since the config was loaded)' },
+      attempts: { ...count, description: 'Connection attempts, BINDs and UDP ASSOCIATEs included, not those their client gave up or an operator killed, each counted once it has ended (kept across reloads while the upstream, its `via` hops, or the pool member are unchanged; from 0 again once they change)' },
       failures: { ...count, description: 'Failed attempts (counted as attempts are)' },
       latency_ms: { ...nullable('number'), description: 'Connect latency: a moving average of recent successful connects (and of a pool member\'s health checks); null until one is measured' },
     },

@@ -14,7 +14,7 @@ interface Scraped {
 
 /** Counts that only grow: counters (`_total`), so rate() and increase() read them right. */
 const COUNTS: ReadonlyArray<['attempts' | 'failures', string]> = [
-  ['attempts', 'Connection attempts through the upstream, BINDs and UDP ASSOCIATEs included (not those their client gave up or an operator killed, nor those the gateway had no file descriptor for), each counted once it has ended: since the config loaded, a pool member\'s across reloads while it is unchanged'],
+  ['attempts', 'Connection attempts through the upstream, BINDs and UDP ASSOCIATEs included (not those their client gave up or an operator killed, nor those the gateway had no file descriptor for), each counted once it has ended; kept across reloads while the upstream (and each `via` hop behind it) or the pool member is unchanged, from 0 again once its type, host, port, credentials or chain change'],
   ['failures', 'Failed connection attempts through the upstream, counted as attempts are'],
 ];
 

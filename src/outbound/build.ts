@@ -21,11 +21,12 @@ import { createSocks5Outbound } from './socks5.js';
 import { isPoolOutbound } from './stats.js';
 import { placeholdersOf } from './credentials.js';
 import type { MemberSpec, Outbound } from './types.js';
+import { takeOverUpstream, type UpstreamState } from './upstream-state.js';
 
 export interface BuildDeps {
   dns: DnsResolver;
   log: Logger;
-  /** The outbounds of the config being replaced: pools take over their members' health. */
+  /** The outbounds of the config being replaced: pools take over their members' records, unchanged upstreams theirs. */
   previous?: ReadonlyMap<string, Outbound>;
   /** What `direct` may not dial (the compiled `egress.deny`). */
   egress?: EgressGuard;
@@ -40,14 +41,20 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
   built.set('direct', createDirectOutbound({ dns: deps.dns, connectTimeout, egress: deps.egress }));
   const cas = new Map<string, Buffer>();
 
-  /** One proxy upstream of any type, reached through `via` when given. */
-  async function proxy(name: string, cfg: ProxyUpstreamConfig, via: Outbound | undefined): Promise<Outbound> {
-    const common: ProxyDeps = via ? { dns: deps.dns, connectTimeout, via } : { dns: deps.dns, connectTimeout };
+  /** One proxy upstream of any type, reached through `via` when given; `state`: a named upstream's record. */
+  async function proxy(name: string, cfg: ProxyUpstreamConfig, via: Outbound | undefined, state?: UpstreamState): Promise<Outbound> {
+    const common: ProxyDeps = { dns: deps.dns, connectTimeout, ...(via ? { via } : {}), ...(state ? { state } : {}) };
     if (cfg.type === 'socks5') return createSocks5Outbound(name, cfg, common);
     if (cfg.type === 'socks4') return createSocks4Outbound(name, cfg, common);
     if (cfg.ca === undefined) return createHttpOutbound(name, cfg, common);
     return createHttpOutbound(name, cfg, { ...common, ca: await readCa(name, cfg.ca, cas) });
   }
+
+  /**
+   * A named upstream's record from the config being replaced: kept while it and each `via` hop
+   * behind it are unchanged, compared as a pool compares its named members (a fresh one else).
+   */
+  const recordOf = (name: string): UpstreamState => takeOverUpstream(digest(hops(config, name)), deps.previous?.get(name));
 
   // Recursion in dependency order; the loader already rejects cycles and dangling names,
   // the guard only keeps a bad config from overflowing the stack.
@@ -62,7 +69,7 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
     building.add(name);
     try {
       const out =
-        cfg.type === 'pool' ? await buildPool(name, cfg) : await proxy(name, cfg, cfg.via === undefined ? undefined : await build(cfg.via));
+        cfg.type === 'pool' ? await buildPool(name, cfg) : await proxy(name, cfg, cfg.via === undefined ? undefined : await build(cfg.via), recordOf(name));
       built.set(name, out);
       return out;
     } catch (err) {

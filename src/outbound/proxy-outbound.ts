@@ -15,6 +15,7 @@ import { AbortedError, Deadline, until } from './deadline.js';
 import { isUpstreamFault, UpstreamUnreachableError } from './socks5-errors.js';
 import { countFailed, heldOpen, holdOne, movingLatency, type HeldHandle, type UpstreamOutbound, type UpstreamStats } from './stats.js';
 import type { BindHandle, Connection, Destination, Outbound, OutboundContext, UdpChannel } from './types.js';
+import { UpstreamState } from './upstream-state.js';
 
 export interface ProxyDeps {
   dns: DnsResolver;
@@ -24,6 +25,8 @@ export interface ProxyDeps {
   via?: Outbound;
   /** How to reach the proxy when there is no `via`; happy eyeballs by default. */
   connector?: TcpConnector;
+  /** What the same upstream of the config being replaced counted (upstream-state.ts); a fresh record by default. */
+  state?: UpstreamState;
 }
 
 /** A stream through the proxy to the destination. */
@@ -73,9 +76,7 @@ export interface ProxyCommands {
 
 export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol: ProxyProtocol, deps: ProxyDeps, commands: ProxyCommands = {}): UpstreamOutbound {
   /** `inFlight`: attempts not yet ended, left out of what stats() says (see UpstreamStats.attempts). */
-  const counters = { attempts: 0, inFlight: 0, failures: 0, active: 0, consecutiveFaults: 0 };
-  /** Connect latency (ms), a moving average of successful connects, as a pool keeps its members'. */
-  let latencyMs: number | undefined;
+  const counters = deps.state ?? new UpstreamState('');
   const dial = proxyDialer(proxy, deps);
 
   function classify(err: unknown, phase: Phase, heard: boolean, asking: string, deadline: Deadline, ctx: OutboundContext, dest: Destination): GatewayError {
@@ -136,7 +137,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
         }
       }
       counters.consecutiveFaults = 0;
-      latencyMs = movingLatency(latencyMs, performance.now() - started);
+      counters.latencyMs = movingLatency(counters.latencyMs, performance.now() - started);
       return handOut(hop!, done);
     } catch (err) {
       hop?.socket.destroy();
@@ -168,6 +169,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
   }
 
   function stats(): UpstreamStats {
+    const { latencyMs } = counters;
     return {
       name,
       attempts: counters.attempts - counters.inFlight,
@@ -197,11 +199,11 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
       counters.inFlight--;
     }
     counters.consecutiveFaults = 0;
-    latencyMs = movingLatency(latencyMs, performance.now() - started);
+    counters.latencyMs = movingLatency(counters.latencyMs, performance.now() - started);
     return heldOpen(counters, value);
   }
 
-  const out: UpstreamOutbound = { name, connect, stats, close: async () => {} };
+  const out: UpstreamOutbound = { name, connect, stats, memory: () => counters, close: async () => {} };
   const { bind, openUdp } = commands;
   if (bind) out.bind = (dest, ctx) => held(() => bind(dest, ctx));
   if (openUdp) out.openUdp = (ctx) => held(() => openUdp(ctx));

@@ -6,6 +6,7 @@ import { OutOfDescriptorsError } from '../errors.js';
 import type { SessionParams } from '../protocol/username.js';
 import { AbortedError } from './deadline.js';
 import type { PoolMemory } from './member-state.js';
+import type { UpstreamState } from './upstream-state.js';
 import type { Destination, Outbound } from './types.js';
 
 export interface UpstreamStats {
@@ -95,6 +96,8 @@ export function heldOpen<T extends HeldHandle>(count: ActiveCount, handle: T): T
 /** A socks5 upstream (or chain end). */
 export interface UpstreamOutbound extends Outbound {
   stats(): UpstreamStats;
+  /** Its record, for the upstream that replaces this one on reload when unchanged (upstream-state.ts). */
+  memory(): UpstreamState;
 }
 
 export interface PoolOutbound extends Outbound {

@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { adminClient } from '../helpers/admin.js';
 import { startCliGateway, type RunningGateway } from '../helpers/cli.js';
+import { countersDown } from '../helpers/metrics.js';
 import { startEchoServer } from '../helpers/index.js';
 import { startMicrosocks } from '../helpers/upstreams.js';
 import { BASE, BOOT_MS, echoOnce, primaryLines, scrape, sessionEnds, started, tempConfig, total, waitUntil, workerLines } from '../helpers/workers.js';
@@ -107,7 +108,9 @@ test('upstream attempts and failures are counters of the sum: each worker\'s add
   t.after(() => echo.close());
   const up = await startMicrosocks({ host: '127.0.0.1' });
   t.after(() => up.close());
-  const gw = await startCliGateway(await tempConfig(`${BASE}upstreams:\n  up: { type: socks5, host: 127.0.0.1, port: ${up.port} }\ndefault: up\n`), [], [], BOOT_MS);
+  const text = `${BASE}upstreams:\n  up: { type: socks5, host: 127.0.0.1, port: ${up.port} }\ndefault: up\n`;
+  const path = await tempConfig(text);
+  const gw = await startCliGateway(path, [], [], BOOT_MS);
   t.after(() => gw.child.kill('SIGKILL'));
   const { pids, admin } = await started(gw);
   const first = await scrape(admin);
@@ -131,6 +134,17 @@ test('upstream attempts and failures are counters of the sum: each worker\'s add
   await gw.waitFor((l) => l.msg === 'worker exited; starting a replacement', 15_000);
   // What the killed worker counted stays: a sum that went down would read as a reset.
   assert.equal(attempts(await scrape(admin)), finished, 'after a worker is killed');
+
+  // A reload that only adds a rule: the live workers' counts go on from where they were, so
+  // the sum does not fall back to the killed worker's share.
+  await replacementOf(gw, pids);
+  const beforeReload = await scrape(admin);
+  await writeFile(path, `${text}rules:\n  - { name: added, ports: [9], action: block }\n`);
+  gw.child.kill('SIGHUP');
+  await waitUntil('both live workers reloading', () => workerLines(gw, 'configuration reloaded').length === 2, 30_000);
+  const afterReload = await scrape(admin);
+  assert.deepEqual(countersDown(beforeReload, afterReload), [], 'no counter of the sum went down');
+  assert.equal(attempts(afterReload), finished, 'after the reload');
 });
 
 test('a worker that stops, or dies of an unexpected error, sends what it counted since the last scrape', { timeout: 180_000 }, async (t) => {

@@ -10,3 +10,31 @@ export async function metricValue(gw: Gateway, name: string, labels: Record<stri
 
 /** socksgate_limit_refusals_total for one limit. */
 export const refusals = (gw: Gateway, limit: string): Promise<number> => metricValue(gw, 'socksgate_limit_refusals_total', { limit });
+
+/**
+ * The samples of counters (and of histograms: their buckets, sums and counts only grow) in
+ * Prometheus text `before` that are lower, or gone, in `after`: what Prometheus would read as
+ * a reset, over-counting in increase() and rate().
+ */
+export function countersDown(before: string, after: string): string[] {
+  const grows = (text: string): Map<string, number> => {
+    const types = new Map<string, string>();
+    const samples = new Map<string, number>();
+    for (const line of text.split('\n')) {
+      const type = /^# TYPE (\S+) (\S+)$/.exec(line);
+      if (type) types.set(type[1]!, type[2]!);
+      if (line === '' || line.startsWith('#')) continue;
+      const series = line.slice(0, line.lastIndexOf(' '));
+      const name = series.replace(/\{.*$/, '');
+      const family = types.get(name) === undefined ? name.replace(/_(bucket|sum|count)$/, '') : name;
+      const kind = types.get(family);
+      if (kind === 'counter' || kind === 'histogram') samples.set(series, Number(line.slice(series.length + 1)));
+    }
+    return samples;
+  };
+  const later = grows(after);
+  return [...grows(before)].flatMap(([series, value]) => {
+    const now = later.get(series);
+    return now !== undefined && now >= value ? [] : [`${series}: ${value} → ${now ?? 'gone'}`];
+  });
+}

@@ -12,7 +12,8 @@ import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { socksBind } from '../helpers/bind.js';
 import { startDnsServer } from '../helpers/dns-server.js';
-import { socks5Rep, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
+import { closedPort, socks5Rep, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
+import { countersDown, metricValue } from '../helpers/metrics.js';
 import { listenTracked } from '../helpers/servers.js';
 import { startUdpEchoServer, udpAssociation, udpLogLine } from '../helpers/udp.js';
 import { readAll, startDestination, startMicrosocks } from '../helpers/upstreams.js';
@@ -89,6 +90,67 @@ test('the DNS cache survives a reload that keeps the dns section: the server is 
   await reloadAndConfirm(gw, config);
   assert.equal(await roundTrip('second'), 'second');
   assert.equal(dns.queries('web.test'), asked, 'the lookup after the reload was a cache hit');
+});
+
+test('upstream counters carry across a reload that leaves the upstream unchanged; one whose host or port changes starts again', async (t) => {
+  const first = await startMicrosocks({ host: '127.0.0.1' });
+  t.after(() => first.close());
+  const second = await startMicrosocks({ host: '127.0.0.1' });
+  t.after(() => second.close());
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const other = await startDestination();
+  t.after(() => other.close());
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const deadPort = await closedPort();
+  const configFor = (port: number): Record<string, unknown> => ({
+    upstreams: {
+      up: { type: 'socks5', host: '127.0.0.1', port },
+      chained: { type: 'socks5', host: '127.0.0.1', port: second.port, via: 'up' },
+      dead: { type: 'socks5', host: '127.0.0.1', port: deadPort },
+    },
+    rules: [
+      { name: 'chain', ports: [other.port], action: 'chained' },
+      { name: 'nowhere', ports: [9], action: 'dead' },
+    ],
+    default: 'up',
+  });
+  const gw = await startGateway(configFor(first.port));
+  t.after(() => gw.close());
+  const fetch = async (port: number): Promise<string> => readAll((await socksConnect(gw.port, { host: '127.0.0.1', port }, 5_000)).socket);
+  for (let i = 0; i < 3; i++) assert.equal(await fetch(dest.port), 'hello 127.0.0.1\n');
+  assert.equal(await fetch(other.port), 'hello 127.0.0.1\n');
+  assert.equal(await socks5Rep(gw.port, { host: '127.0.0.1', port: 9 }), 0x05, 'the dead upstream refuses');
+  const attempts = (upstream: string): Promise<number> => metricValue(gw.gw, 'socksgate_upstream_attempts_total', { upstream, pool: '' });
+  const failures = (upstream: string): Promise<number> => metricValue(gw.gw, 'socksgate_upstream_failures_total', { upstream, pool: '' });
+  const active = (upstream: string): Promise<number> => metricValue(gw.gw, 'socksgate_upstream_active', { upstream, pool: '' });
+  // A tunnel through `up` held open across the reload.
+  const { socket: held } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 5_000);
+  t.after(() => held.destroy());
+  // `up` is tried for `chained` too: its hop.
+  assert.deepEqual([await attempts('up'), await attempts('chained'), await attempts('dead'), await failures('dead')], [5, 1, 1, 1]);
+  assert.equal(await active('up'), 1);
+  const before = await gw.gw.metrics.registry.metrics();
+
+  // Only a rule is added: every upstream is the same, and so is every count.
+  await reloadAndConfirm(gw, configFor(first.port));
+  const after = await gw.gw.metrics.registry.metrics();
+  assert.deepEqual(countersDown(before, after), [], 'no counter went down');
+  assert.deepEqual([await attempts('up'), await attempts('chained'), await attempts('dead'), await failures('dead')], [5, 1, 1, 1]);
+  assert.equal(await active('up'), 1, 'the tunnel opened before the reload is still open through it');
+  held.write('still');
+  assert.equal(String((await once(held, 'data'))[0]), 'still');
+  held.destroy();
+  for (let i = 0; i < 200 && (await active('up')) > 0; i++) await new Promise((r) => setTimeout(r, 25));
+  assert.equal(await active('up'), 0, 'and released into the same count when it closes');
+  assert.equal(await fetch(dest.port), 'hello 127.0.0.1\n');
+  assert.equal(await attempts('up'), 6, 'later attempts add to the kept count');
+
+  // `up` now names another proxy: what was counted was another proxy's, and so is the path
+  // `chained` is reached by. `dead` is unchanged.
+  await reloadAndConfirm(gw, configFor(second.port));
+  assert.deepEqual([await attempts('up'), await attempts('chained'), await attempts('dead'), await failures('dead')], [0, 0, 1, 1]);
 });
 
 test('an open UDP association keeps relaying after a reload', async (t) => {
