@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { startCliGateway } from '../helpers/cli.js';
 import { closedWithin, socksConnect, startEchoServer } from '../helpers/index.js';
+import { countersDown } from '../helpers/metrics.js';
 import { startMicrosocks } from '../helpers/upstreams.js';
+import { scrape } from '../helpers/workers.js';
 
 const FAULT_ON_SIGUSR2 = new URL('../helpers/fault-on-sigusr2.ts', import.meta.url).href;
 const HANGUP_ON_CONFIG_READ = new URL('../helpers/hangup-on-config-read.ts', import.meta.url).href;
@@ -324,4 +326,31 @@ test('a reload naming another log format or number of workers says they apply af
     assert.equal(gw.lines.filter((l) => l.msg === 'log format changed: it applies after a restart' && l.running === 'json' && l.configured === 'pretty').length, round);
     assert.equal(gw.lines.filter((l) => l.msg === 'the number of workers changes after a restart' && l.configured === 2).length, round);
   }
+});
+
+test('SIGHUP that adds a rule: no counter in /metrics goes down, an upstream\'s attempts included', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const up = await startMicrosocks({ host: '127.0.0.1' });
+  t.after(() => up.close());
+  const text = `${BASE}metrics: { host: 127.0.0.1, port: 0 }\nupstreams:\n  up: { type: socks5, host: 127.0.0.1, port: ${up.port} }\ndefault: up\n`;
+  const path = await tempConfig(text);
+  const gw = await startCliGateway(path);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const admin = (await gw.waitFor((l) => l.msg === 'socksgate listening')).admin as string;
+  for (let i = 0; i < 3; i++) {
+    const s = await connectVia(gw.port, echo.port);
+    await echoes(s, `through up ${i}`);
+    s.destroy();
+  }
+  const attempts = (metrics: string): string | undefined => metrics.split('\n').find((l) => l.startsWith('socksgate_upstream_attempts_total{upstream="up",pool=""} '));
+  const before = await scrape(admin);
+  assert.equal(attempts(before), 'socksgate_upstream_attempts_total{upstream="up",pool=""} 3');
+
+  await writeFile(path, `${text}rules:\n  - { name: added, ports: [9], action: block }\n`);
+  gw.child.kill('SIGHUP');
+  await gw.waitFor((l) => l.msg === 'configuration reloaded');
+  const after = await scrape(admin);
+  assert.deepEqual(countersDown(before, after), []);
+  assert.equal(attempts(after), 'socksgate_upstream_attempts_total{upstream="up",pool=""} 3');
 });
