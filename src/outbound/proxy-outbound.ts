@@ -75,7 +75,7 @@ export interface ProxyCommands {
 }
 
 export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol: ProxyProtocol, deps: ProxyDeps, commands: ProxyCommands = {}): UpstreamOutbound {
-  /** `inFlight`: attempts not yet ended, left out of what stats() says (see UpstreamStats.attempts). */
+  /** The replaced config's record when unchanged; `inFlight` is left out of stats() (see UpstreamStats.attempts). */
   const counters = deps.state ?? new UpstreamState('');
   const dial = proxyDialer(proxy, deps);
 
@@ -169,14 +169,13 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
   }
 
   function stats(): UpstreamStats {
-    const { latencyMs } = counters;
     return {
       name,
       attempts: counters.attempts - counters.inFlight,
       failures: counters.failures,
       active: counters.active,
       healthy: counters.consecutiveFaults < UNHEALTHY_AFTER,
-      ...(latencyMs === undefined ? {} : { latencyMs }),
+      ...(counters.latencyMs === undefined ? {} : { latencyMs: counters.latencyMs }),
     };
   }
 
