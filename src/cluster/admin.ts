@@ -11,8 +11,9 @@ import type { PrimaryConfig } from './reloads.js';
 import type { WorkerSlots } from './slots.js';
 import type { AdminSource } from '../observe/admin.js';
 import { errorAnswer, readApiRequest, sendAnswer, type ApiAnswer } from '../observe/api.js';
-import { mergeAnswers } from '../observe/api-merge.js';
+import { mergeAnswers, withGoneStats } from '../observe/api-merge.js';
 import { HttpError } from '../observe/http.js';
+import { countedStats, type Stats } from '../observe/traffic.js';
 
 /** What the primary's admin listener needs for /api: the token now, and the workers to ask. */
 interface ClusterApi {
@@ -85,13 +86,14 @@ export function clusterAdmin(api: ClusterApi, sums: ClusterMetrics, serving: () 
       return { body: await registry.metrics(), type: registry.contentType };
     },
     notReady,
-    api: (req, res, url, token) => clusterApi(req, res, url, token, api),
+    // /api/stats, like /metrics, keeps what replaced workers counted: its totals never go down.
+    api: (req, res, url, token) => clusterApi(req, res, url, token, api, () => countedStats(sums.goneCounters())),
     log,
   };
 }
 
 /** One /api request: the token and body checked here, the answer every worker's, merged. */
-async function clusterApi(req: IncomingMessage, res: ServerResponse, url: URL, token: string, api: ClusterApi): Promise<void> {
+async function clusterApi(req: IncomingMessage, res: ServerResponse, url: URL, token: string, api: ClusterApi, gone: () => Stats): Promise<void> {
   let answer: ApiAnswer;
   try {
     // Checked here, in the single process's order; each worker matches the route again for itself.
@@ -99,7 +101,7 @@ async function clusterApi(req: IncomingMessage, res: ServerResponse, url: URL, t
     const method = req.method ?? '';
     const path = url.pathname + url.search;
     const { answers, asked } = await api.ask(method, path, body);
-    answer = mergeAnswers(answers, asked.length);
+    answer = withGoneStats(mergeAnswers(answers, asked.length), gone);
     api.settled({ method, url: path, body }, asked, answer, answers);
   } catch (err) {
     if (!(err instanceof HttpError)) throw err; // the listener answers 500 and logs it

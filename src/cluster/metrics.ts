@@ -118,6 +118,11 @@ export class ClusterMetrics {
     return fresh;
   }
 
+  /** The counters of the workers gone since start, as one more worker's registry (for /api/stats). */
+  goneCounters(): WorkerMetrics {
+    return this.#gone.registry();
+  }
+
   /** The registry a worker sent as it stopped: newer than any collection. */
   final(w: Worker, registry: WorkerMetrics): void {
     this.#note(w, Infinity, registry);

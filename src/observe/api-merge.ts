@@ -49,6 +49,15 @@ export function mergeAnswers(answers: readonly ApiAnswer[], asked: number): ApiA
   }
 }
 
+/**
+ * A merged /api/stats answer with what the workers gone since start counted (`gone` reads it:
+ * the primary keeps it as it does for /metrics): a replaced worker takes none of the totals with it.
+ */
+export function withGoneStats(answer: ApiAnswer, gone: () => unknown): ApiAnswer {
+  if (answer.operation !== 'stats' || answer.status !== 200) return answer;
+  return { ...answer, body: sumStats([answer.body, gone()]) };
+}
+
 function sumStats(bodies: unknown[]): Json {
   const rules = new Map<string, { rule: string; matches: number; up: number; down: number }>();
   let time = 0;

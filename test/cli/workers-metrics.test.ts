@@ -270,3 +270,33 @@ test('a scrape while a worker does not answer (stopped, its event loop blocked) 
   process.kill(pids[0]!, 'SIGCONT');
   await scrape(admin);
 });
+
+test('/api/stats with a worker killed and replaced: its finished connections, bytes and rule counts stay in the totals, as in /metrics', { timeout: 180_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const TOKEN = 'cluster-stats-token-one';
+  const gw = await startCliGateway(await tempConfig(BASE.replace('port: 0 }\nlimits', `port: 0, api_token: ${TOKEN} }\nlimits`)), [], [], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const { pids, admin } = await started(gw);
+  const api = adminClient(admin, TOKEN);
+  let finished = 0;
+  for (let batch = 0; batch < 10 && new Set(sessionEnds(gw).map((l) => l.pid)).size < 2; batch++) {
+    for (let i = 0; i < 4; i++) (await echoOnce(gw.port, echo.port, `finished ${batch}.${i}`)).destroy();
+    finished += 4;
+    await waitUntil('every access-log line', () => sessionEnds(gw).length === finished);
+  }
+  assert.equal(new Set(sessionEnds(gw).map((l) => l.pid)).size, 2, 'both workers finished connections');
+  await scrape(admin); // the primary holds every worker's counters from here on
+  type Stats = { connections: { finished: number }; bytes: { up: number; down: number }; rules: Array<{ rule: string; matches: number; up: number }> };
+  const stats = async (): Promise<Stats> => (await api.request('GET', '/api/stats')).json as Stats;
+  const before = await stats();
+  assert.equal(before.connections.finished, finished);
+  assert.ok(before.bytes.up > 0 && before.rules.length > 0, JSON.stringify(before));
+
+  process.kill(pids[0]!, 'SIGKILL');
+  await gw.waitFor((l) => l.msg === 'worker exited; starting a replacement' && l.pid === pids[0], 15_000);
+  const after = await stats();
+  assert.deepEqual({ ...after, time: 0 }, { ...before, time: 0 }, 'nothing finished meanwhile: the totals are the same');
+  await gw.waitFor((l) => l.msg === 'socksgate listening' && !pids.includes(l.pid as number), BOOT_MS);
+  assert.deepEqual({ ...(await stats()), time: 0 }, { ...before, time: 0 }, 'and the same once the replacement serves');
+});
