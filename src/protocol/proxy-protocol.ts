@@ -12,8 +12,8 @@ export { NEED_DATA };
 
 /**
  * `proxy` with addresses: the connection was relayed for `source`. `unspec` (v1 UNKNOWN, v2
- * AF_UNSPEC or AF_UNIX) and `local` (v2 LOCAL: the balancer's own health check) carry no
- * usable client: the receiver keeps the real peer address (spec §2.1, §2.2).
+ * AF_UNSPEC, AF_UNIX or transport UNSPEC) and `local` (v2 LOCAL: the balancer's own health
+ * check) carry no usable client: the receiver keeps the real peer address (spec §2.1, §2.2).
  */
 export type ProxyHeader =
   | { version: 1 | 2; command: 'proxy'; family: 'inet' | 'inet6'; source: Address; dest: Address }
@@ -113,11 +113,15 @@ function decodeV2(buf: Buffer): DecodedHeader {
   // LOCAL: "the receiver must accept this connection as valid and must use the real
   // connection endpoints and discard the protocol block including the family".
   if (cmd === 0) return { value: { version: 2, command: 'local', family: 'unspec' }, size };
+  // Transport UNSPEC: "The receiver should ignore address information", whatever the family.
+  if (af === AF_UNSPEC || transport === 0) return { value: { version: 2, command: 'proxy', family: 'unspec' }, size };
   // The rest of the block past the addresses is TLVs: nothing here needs them.
   if (af === AF_INET) return v2Addresses(buf, size, 4, 'inet');
   if (af === AF_INET6) return v2Addresses(buf, size, 16, 'inet6');
-  if (af === AF_UNSPEC || af === AF_UNIX) return { value: { version: 2, command: 'proxy', family: 'unspec' }, size };
-  return fail(`v2 family ${af}`);
+  // AF_UNIX: "The addresses are exactly 108 bytes each"; the peer stays the client, but a
+  // block too short for them is as malformed as a short AF_INET one.
+  if (size < 16 + 2 * 108) fail(`v2 unix block of ${size - 16} bytes`);
+  return { value: { version: 2, command: 'proxy', family: 'unspec' }, size };
 }
 
 function v2Addresses(buf: Buffer, size: number, len: 4 | 16, family: 'inet' | 'inet6'): DecodedHeader {

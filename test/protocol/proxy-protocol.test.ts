@@ -56,6 +56,17 @@ const VALID: Array<{ name: string; wire: Buffer; header: ProxyHeader }> = [
   { name: 'v2 LOCAL with a block', wire: hex(`${SIG} 20 11 000c c0000201 c6336407 d431 01bb`), header: { version: 2, command: 'local', family: 'unspec' } },
   { name: 'v2 PROXY AF_UNSPEC', wire: hex(`${SIG} 21 00 0000`), header: { version: 2, command: 'proxy', family: 'unspec' } },
   { name: 'v2 PROXY AF_UNIX', wire: hex(`${SIG} 21 31 00d8 ${'00'.repeat(216)}`), header: { version: 2, command: 'proxy', family: 'unspec' } },
+  {
+    // §2.2, transport UNSPEC: "The receiver should ignore address information", whatever the family.
+    name: 'v2 PROXY AF_INET over transport UNSPEC',
+    wire: hex(`${SIG} 21 10 000c c0000201 c6336407 d431 01bb`),
+    header: { version: 2, command: 'proxy', family: 'unspec' },
+  },
+  {
+    name: 'v2 PROXY AF_INET6 over transport UNSPEC',
+    wire: hex(`${SIG} 21 20 0024 20010db8000000000000000000000001 20010db8000000000000000000000002 1f90 0050`),
+    header: { version: 2, command: 'proxy', family: 'unspec' },
+  },
 ];
 
 test('valid headers decode, with the bytes after them left alone', () => {
@@ -107,6 +118,9 @@ const MALFORMED: Array<[string, Buffer]> = [
   ['v2 transport 3', hex(`${SIG} 21 13 000c c0000201 c6336407 d431 01bb`)],
   ['v2 AF_INET block too short', hex(`${SIG} 21 11 0008 c0000201 c6336407`)],
   ['v2 AF_INET6 block too short', hex(`${SIG} 21 21 000c c0000201 c6336407 d431 01bb`)],
+  // §2.2: AF_UNIX addresses "are exactly 108 bytes each".
+  ['v2 AF_UNIX block too short', hex(`${SIG} 21 31 000c c0000201 c6336407 d431 01bb`)],
+  ['v2 AF_UNIX block empty', hex(`${SIG} 21 31 0000`)],
   ['v2 oversize', hex(`${SIG} 21 11 ${(V2_MAX_LENGTH - 15).toString(16).padStart(4, '0')}`)],
   ['v2 largest length field', hex(`${SIG} 21 11 ffff`)],
 ];
