@@ -165,7 +165,8 @@ export class ClientConnection implements LiveConnection, Cancellation {
     // life of the connection. Undefined fields are left out of the line.
     const record: AccessRecord = {
       sid: this.id,
-      client: formatAddress(this.source),
+      // A connection reset before it was accepted has no peer address: no client to name.
+      client: this.source.host === '' ? undefined : formatAddress(this.source),
       up: 0,
       down: 0,
       protocol,
@@ -259,7 +260,7 @@ export class ClientConnection implements LiveConnection, Cancellation {
 
   info(): ConnectionInfo {
     const r = this.record;
-    const info: ConnectionInfo = { id: this.id, client: r.client, up: r.up, down: r.down, started: this.#started };
+    const info: ConnectionInfo = { id: this.id, client: r.client ?? '', up: r.up, down: r.down, started: this.#started };
     if (r.protocol) info.protocol = r.protocol;
     if (r.user !== undefined) info.user = r.user;
     if (r.cmd) info.command = r.cmd;

@@ -31,7 +31,8 @@ export interface Snapshot {
 export interface AccessRecord {
   /** The connection's id; first, where a child logger's binding would put it. */
   sid: number;
-  client: string;
+  /** "ip:port" after PROXY protocol; undefined when the peer's address was never known. */
+  client?: string;
   protocol?: Protocol;
   user?: string;
   /** The `session` parameter of the login (`alice-session-K1`): which crawler identity, as the pool pins it. */

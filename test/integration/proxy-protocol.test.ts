@@ -157,6 +157,8 @@ test("a balancer's check that sends its header and resets is logged as reset, no
   assert.equal(check.status, 0, String(check.stderr));
   const line = await gw.accessLog((l) => typeof l.error === 'string');
   assert.equal(line?.error, 'reset before its PROXY header was read');
+  // Its address is unknown: no `client` field, as any field without a value (not ":0").
+  assert.equal(line?.client, undefined);
 });
 
 test('a header that never completes is closed at handshake_timeout', async (t) => {
