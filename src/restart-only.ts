@@ -11,14 +11,14 @@ import { formatAddress } from './protocol/address.js';
  * rules and lists alive for the process's life.
  */
 export interface StartedWith {
-  readonly listen: string;
+  readonly listen: Config['listen'];
   readonly format: Config['log']['format'];
   readonly workers: Config['workers'];
   readonly admin: string | undefined;
 }
 
 export function startedWith(config: Config): StartedWith {
-  return { listen: JSON.stringify(config.listen), format: config.log.format, workers: config.workers, admin: adminAddress(config) };
+  return { listen: config.listen, format: config.log.format, workers: config.workers, admin: adminAddress(config) };
 }
 
 /**
@@ -28,7 +28,17 @@ export function startedWith(config: Config): StartedWith {
  */
 export function warnRestartOnly(log: Logger, started: StartedWith, next: Config, opts: { level?: 'warn' | 'debug'; workers?: boolean } = {}): void {
   const say = (fields: object, msg: string): void => log[opts.level ?? 'warn'](fields, msg);
-  if (started.listen !== JSON.stringify(next.listen)) say({}, 'listen addresses changed: they apply after a restart');
+  if (addresses(started.listen) !== addresses(next.listen)) say({}, 'listen addresses changed: they apply after a restart');
+  else {
+    // Same addresses, other settings: named, since a trusted balancer added or removed is no
+    // moved listener, and whoever reloaded it must know the old list is still the one in force.
+    const listeners = next.listen.flatMap((l, i) => {
+      const was = started.listen[i]!;
+      const keys = LISTENER_SETTINGS.filter((k) => JSON.stringify(l[k]) !== JSON.stringify(was[k]));
+      return keys.length > 0 ? [`${formatAddress(l)} ${keys.join(' ')}`] : [];
+    });
+    if (listeners.length > 0) say({ listeners }, 'listener settings changed: they apply after a restart');
+  }
   if (started.format !== next.log.format) say({ running: started.format, configured: next.log.format }, 'log format changed: it applies after a restart');
   if ((opts.workers ?? true) && String(started.workers) !== String(next.workers)) {
     say({ running: started.workers, configured: next.workers }, 'the number of workers changes after a restart');
@@ -36,6 +46,11 @@ export function warnRestartOnly(log: Logger, started: StartedWith, next: Config,
   const admin = adminAddress(next);
   if (started.admin !== admin) say({ running: started.admin ?? 'none', configured: admin ?? 'none' }, 'admin listener address changed: it applies after a restart');
 }
+
+/** What a listener has besides its address; like the address, fixed when it starts listening. */
+const LISTENER_SETTINGS = ['protocols', 'proxy_protocol'] as const;
+
+const addresses = (listen: Config['listen']): string => listen.map(formatAddress).join(' ');
 
 /** Where the admin listener binds (host:port), or undefined without one: bound once, at start. */
 function adminAddress(config: Config): string | undefined {

@@ -8,7 +8,9 @@ import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { SocksClient } from 'socks';
 import { encodeProxyV1, encodeProxyV2 } from '../../src/protocol/proxy-protocol.js';
-import { closedWithin, readBytes, startEchoServer, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
+import { stringify } from 'yaml';
+import { parseConfig } from '../../src/config/load.js';
+import { closedWithin, readBytes, startEchoServer, startGateway, startHttpServer, waitForLogMessage, type TestGateway } from '../helpers/index.js';
 import { closeDgram, startUdpEchoServer } from '../helpers/udp.js';
 
 const TRUSTED = '127.0.0.1';
@@ -309,4 +311,22 @@ test('a v1 TCP6 header names its client in any spelling of the address: it is th
   s.end();
   const line = await gw.accessLog((l) => l['cmd'] === 'udp');
   assert.equal(line?.['client'], '[::1]:40000');
+});
+
+test('a reload that changes only a listener\'s trusted balancers says that is what waits for a restart, not its address', async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await gateway(t);
+  const next = { listen: [{ host: '127.0.0.1', port: 0, proxy_protocol: { trusted: [`${UNTRUSTED}/32`] } }], rules: [{ name: 'any', sources: ['0.0.0.0/0'], action: 'direct' }] };
+  await gw.gw.reload(parseConfig(stringify(next), '/tmp/socksgate-test.yaml', {}));
+  const warned = await waitForLogMessage(gw.logs, 'listener settings changed: they apply after a restart');
+  assert.deepEqual(warned?.['listeners'], [`127.0.0.1:0 proxy_protocol`]);
+  assert.equal(gw.logs.find((l) => l.msg === 'listen addresses changed: they apply after a restart'), undefined, 'the address did not change');
+  // As the line says: the balancer trusted at start still is, until a restart.
+  const s = await from(TRUSTED, gw.port, t);
+  s.write(encodeProxyV1({ family: 'inet', source: { host: '198.51.100.60', port: 6060 }, dest: { host: '127.0.0.1', port: 1080 } }));
+  const tunnel = await socksOver(s, echo.port);
+  await echoes(tunnel, 'still trusted');
+  tunnel.end();
+  assert.equal((await gw.accessLog((l) => l.client === '198.51.100.60:6060'))?.rule, 'any');
 });
