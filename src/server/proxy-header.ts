@@ -34,8 +34,8 @@ const V2_START = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
  * none or a malformed one (a balancer set up for the protocol always sends one, so anything
  * else is not from it), when an untrusted peer sends one, when the socket closes first or was
  * reset before it was accepted (its peer unknown), or with "handshake timeout" after
- * `timeoutMs`, what is left of handshake_timeout (0: bounded only by whoever destroys the
- * socket).
+ * `timeoutMs`, what is left of handshake_timeout, the socket destroyed (0: bounded only by
+ * whoever destroys the socket).
  */
 export function readProxyHeader(socket: Socket, policy: ProxyHeaderPolicy, timeoutMs = 0): Promise<Address | undefined> {
   // No peer address: the connection was reset before it was accepted (HAProxy's checks send
@@ -46,7 +46,13 @@ export function readProxyHeader(socket: Socket, policy: ProxyHeaderPolicy, timeo
   const step = policy.trusted.hasText(peer) ? decodeProxyHeader : untrusted(peer);
   return new Promise((resolve, reject) => {
     let buf: Buffer = Buffer.alloc(0);
-    const timer = timeoutMs > 0 ? setTimeout(() => finish(new ProtocolError('handshake timeout')), timeoutMs) : undefined;
+    // Cut at the deadline, as the handshake's own timeout cuts a greeting: nothing to answer,
+    // and a peer still sending (each byte restarts the socket's idle timer) is read no longer.
+    const onTimeout = (): void => {
+      socket.destroy();
+      finish(new ProtocolError('handshake timeout'));
+    };
+    const timer = timeoutMs > 0 ? setTimeout(onTimeout, timeoutMs) : undefined;
     const finish = (err: unknown, found?: { value: Address | undefined; rest: Buffer }): void => {
       clearTimeout(timer);
       socket.off('data', onData);

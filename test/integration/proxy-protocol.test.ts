@@ -172,6 +172,32 @@ test('a header that never completes is closed at handshake_timeout', async (t) =
   assert.equal(line?.error, 'handshake timeout');
 });
 
+test('a header still trickling in at handshake_timeout is cut there, as a greeting is, not read on for two more seconds', async (t) => {
+  const gw = await gateway(t, { handshake_timeout: '300ms' });
+  const s = await from(TRUSTED, gw.port, t);
+  s.setNoDelay(true);
+  // Each byte restarts the socket's idle timer, so only the deadline itself can end this.
+  let closedSide = false; // the gateway has closed its side (FIN or reset)
+  let cut = false; // the connection is gone
+  s.on('end', () => (closedSide = true));
+  s.on('error', () => (closedSide = cut = true));
+  s.on('close', () => (closedSide = cut = true));
+  s.resume();
+  let afterClose = 0;
+  const bytes = Buffer.from(`PROXY UNKNOWN ${'x'.repeat(200)}`, 'latin1');
+  for (const byte of bytes) {
+    if (cut) break;
+    if (closedSide) afterClose++;
+    s.write(Buffer.from([byte]));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(cut, 'the connection is gone');
+  // A refusal's linger (2 s) would have taken ~100 more bytes, read and dropped.
+  assert.ok(afterClose < 20, `${afterClose} bytes written after the gateway closed`);
+  const line = await gw.accessLog((l) => typeof l.client === 'string' && l.client.startsWith(`${TRUSTED}:`));
+  assert.equal(line?.error, 'handshake timeout');
+});
+
 test('a header sent a byte at a time is read whole', async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());
