@@ -25,10 +25,12 @@ export type DecodedHeader = { value: ProxyHeader; size: number } | typeof NEED_D
 /** §2.1: "a receiver … must not try to parse a line longer than 107 bytes" (CRLF included). */
 export const V1_MAX_LENGTH = 107;
 /**
- * §2.2 allows 16 + 65535 bytes; TLVs (AWS's VPC endpoint id, GCP's PSC connection id, Azure's
- * link id) are tens of bytes, so anything past this is refused rather than buffered.
+ * §2.2 allows 16 + 65535 bytes. The TLVs cloud balancers add (AWS's VPC endpoint id, GCP's
+ * PSC connection id, Azure's link id) are tens of bytes, but HAProxy (`set-proxy-v2-tlv-fmt`)
+ * and Envoy can be told to add TLVs of their own: 4 KiB in all holds those, and anything past
+ * it is refused rather than buffered.
  */
-export const V2_MAX_LENGTH = 16 + 1024;
+export const V2_MAX_LENGTH = 4096;
 
 const V1_PREFIX = Buffer.from('PROXY ', 'latin1');
 // §2.2: \r\n\r\n\0\r\nQUIT\n — cannot be mistaken for any v1 or SOCKS/HTTP first bytes.
