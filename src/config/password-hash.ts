@@ -14,6 +14,14 @@ const MAX_N = 2 ** 20;
 const MAX_R = 32;
 const MAX_P = 16;
 const MAX_MEMORY = 256 * 1024 * 1024; // 128·N·r bytes per scrypt call
+/** N·r·p of the hashes `hash-password` prints (N=2^15, r=8, p=1): about 0.1 s on one core. */
+const HASH_PASSWORD_WORK = 2 ** 18;
+/**
+ * Every login runs each cost in use (src/server/auth.ts), two at a time for the process: past
+ * 16 times hash-password's work (about 1.5 s), the largest memory with p = 16 took 10 s, the
+ * whole handshake_timeout, and no login at all got through.
+ */
+const MAX_WORK_FACTOR = 16;
 const MIN_HASH_BYTES = 16;
 
 /** What parsePasswordHash says of text that is not six `$`-separated fields (the schema's pattern says it too). */
@@ -30,6 +38,8 @@ export function parsePasswordHash(text: string): ScryptHash | string {
   if (!Number.isSafeInteger(r) || r < 1 || r > MAX_R) return `scrypt r must be between 1 and ${MAX_R}`;
   if (!Number.isSafeInteger(p) || p < 1 || p > MAX_P) return `scrypt p must be between 1 and ${MAX_P}`;
   if (128 * N * r > MAX_MEMORY) return `scrypt N·r needs ${(128 * N * r) / 2 ** 20} MiB per login; at most ${MAX_MEMORY / 2 ** 20} MiB is allowed`;
+  const work = (N * r * p) / HASH_PASSWORD_WORK;
+  if (work > MAX_WORK_FACTOR) return `scrypt N·r·p is ${work} times the work of a hash-password hash; at most ${MAX_WORK_FACTOR} times is allowed`;
   const salt = Buffer.from(parts[4]!, 'base64');
   const hash = Buffer.from(parts[5]!, 'base64');
   if (salt.length === 0) return 'scrypt salt is empty';

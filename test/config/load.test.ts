@@ -582,3 +582,22 @@ test('a UTF-8 byte order mark (Windows editors) does not shift first-line column
   assertIssue(issuesOf('\uFEFFlisten: 5\n'), '1:9', /listen: must be a list/);
   assertIssue(issuesOf('\uFEFFbogus: 1\n'), '1:1', /bogus: unknown key/);
 });
+
+test('a password_hash whose scrypt work would outlast a login is refused; the costliest one allowed is accepted', () => {
+  const hash = (n: number, r: number, p: number) => `"scrypt$${n}$${r}$${p}$c2FsdHNhbHQ=$aGFzaGhhc2hoYXNoaGFzaA=="`;
+  // 256 MiB of memory each (the memory cap), run 16 times over: about 10 s a login, and every
+  // login runs each cost in use, so with the 10 s handshake_timeout nobody could log in.
+  const issues = issuesOf(`auth:
+  users:
+    - { username: a, password_hash: ${hash(2 ** 18, 8, 16)} }
+    - { username: b, password_hash: ${hash(2 ** 20, 2, 16)} }
+    - { username: c, password_hash: ${hash(2 ** 15, 8, 17)} }
+`);
+  assertIssue(issues, '3:37', /scrypt N·r·p is 128 times the work of a hash-password hash; at most 16 times is allowed/);
+  assertIssue(issues, '4:37', /scrypt N·r·p is 128 times the work/);
+  assertIssue(issues, '5:37', /scrypt p must be between 1 and 16/);
+  // Sixteen times hash-password's work, as the largest memory (N·r) with p = 2 or 2^15·8 with p = 16.
+  for (const ok of [hash(2 ** 15, 8, 16), hash(2 ** 18, 8, 2), hash(2 ** 20, 2, 2)]) {
+    assert.doesNotThrow(() => parseConfig(`auth:\n  users:\n    - { username: a, password_hash: ${ok} }\n`, 'cfg.yaml', {}), ok);
+  }
+});
