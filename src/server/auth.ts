@@ -22,6 +22,8 @@ export interface AuthResult {
   sessionKey?: string;
   /** Every `-KEY-VALUE` of the username (`session` and `lifetime` included); empty when none. */
   params?: SessionParams;
+  /** Refused unchecked: the client's address is blocked for too many failed logins (`limits.auth_failures`). */
+  blocked?: true;
 }
 
 export interface Authenticator {
@@ -97,6 +99,7 @@ export function createAuthenticator(auth: AuthConfig | undefined, opts: Authenti
       // "-"), so its answer takes as long as a wrong password's.
       const name = split?.user ?? username;
       const ok = throttle && source !== undefined ? await throttle.guard(source, () => check(name, password, gone), gone) : (await check(name, password, gone)) === true;
+      if (ok === 'blocked') return { ok: false, blocked: true };
       if (!ok || !split) return { ok: false };
       const { user, sessionKey, params } = split;
       return sessionKey === undefined ? { ok: true, user, params } : { ok: true, user, sessionKey, params };

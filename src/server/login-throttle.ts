@@ -24,6 +24,8 @@ export interface ThrottleLimits {
 
 /** Scrypt runs at once for the whole process: half the default threadpool at most. */
 export const HASH_SLOTS = 2;
+/** Why a login is refused, right password or not, while its address is blocked. */
+export const TOO_MANY_FAILURES = 'too many failed logins';
 /** The first failure's delay; each further one doubles it, up to MAX_DELAY_MS. */
 const BASE_DELAY_MS = 100;
 const MAX_DELAY_MS = 3_000;
@@ -82,10 +84,14 @@ export class LoginThrottle {
    * Runs one login's `check` for `source`: refused at once while blocked; else after this
    * address's previous check (so a burst of guesses cannot outrun the count), and a
    * failure is answered after the address's current delay. A client `gone` by its turn is
-   * not checked, and not counted: nobody is left to answer.
+   * not checked, and not counted: nobody is left to answer. `blocked` when refused unchecked
+   * for the address's block, so the refusal is not logged as a wrong password.
    */
-  async guard(source: string, check: () => Promise<boolean | undefined>, gone?: Gone): Promise<boolean> {
-    if (this.blocked(source)) return this.#refuse(source, 'blocked');
+  async guard(source: string, check: () => Promise<boolean | undefined>, gone?: Gone): Promise<boolean | 'blocked'> {
+    if (this.blocked(source)) {
+      this.#refuse(source, 'blocked');
+      return 'blocked';
+    }
     const s = this.#state(source);
     s.pending++;
     const turn = s.tail.then(async (): Promise<number | 'blocked' | 'ok' | 'gone'> => {
@@ -104,7 +110,10 @@ export class LoginThrottle {
     }
     if (outcome === 'ok') return true;
     if (outcome === 'gone') return false;
-    if (outcome === 'blocked') return this.#refuse(source, 'blocked');
+    if (outcome === 'blocked') {
+      this.#refuse(source, 'blocked');
+      return 'blocked';
+    }
     this.#refuse(source, 'failed');
     if (outcome > 0 && !gone?.aborted) await new Promise((resolve) => setTimeout(resolve, outcome));
     return false;
@@ -134,7 +143,7 @@ export class LoginThrottle {
     return Math.min(BASE_DELAY_MS * 2 ** (s.failures.length - 1), MAX_DELAY_MS);
   }
 
-  #refuse(source: string, reason: 'failed' | 'blocked'): false {
+  #refuse(source: string, reason: 'failed' | 'blocked'): void {
     this.#metrics?.authRefusals.inc({ reason });
     if (reason === 'blocked') this.#metrics?.limitRefusals.inc({ limit: 'auth_failures' });
     const s = this.#state(source);
@@ -142,9 +151,8 @@ export class LoginThrottle {
     // Logged at most once a second per address: a flood of guesses must not flood the log.
     if (now - s.lastLogged >= 1_000) {
       s.lastLogged = now;
-      this.#log?.warn({ client: source, reason: reason === 'blocked' ? 'too many failed logins' : 'authentication failed' }, 'login refused');
+      this.#log?.warn({ client: source, reason: reason === 'blocked' ? TOO_MANY_FAILURES : 'authentication failed' }, 'login refused');
     }
-    return false;
   }
 
   /**

@@ -11,7 +11,8 @@ import { encodeAuthRequest, encodeGreeting, encodeRequest } from '../../src/prot
 import { Cmd } from '../../src/protocol/constants.js';
 import { hashPassword } from '../../src/server/auth.js';
 import { HASH_SLOTS, hashCount, hashesWaiting } from '../../src/server/login-throttle.js';
-import { readBytes, startEchoServer, startGateway, type TestGateway } from '../helpers/index.js';
+import { curl } from '../helpers/curl.js';
+import { readBytes, startEchoServer, startGateway, startHttpServer, type TestGateway } from '../helpers/index.js';
 import { stringify } from 'yaml';
 
 const BOB_HASH = await hashPassword('bob-pw');
@@ -254,4 +255,28 @@ test('a reload that changes auth keeps the failures counted and the addresses bl
   await gw.gw.reload(cfg({ users }, 5));
   assert.equal(await attempt('alice-pw'), 1, 'still blocked after a reload that changed auth and auth_failures');
   assert.equal(await attempt('alice-pw', '127.0.0.2'), 0, 'another address logs in');
+});
+
+test('a login refused because its address is blocked is logged as such, not as a wrong password (SOCKS5 and HTTP)', async (t) => {
+  const http = await startHttpServer();
+  t.after(() => http.close());
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'alice-pw' }] }, limits: { auth_failures: { max: 2, window: '1m', block: '5m' } } });
+  t.after(() => gw.close());
+  for (const guess of ['guess-1', 'guess-2']) {
+    const r = await login(gw, 'alice', guess);
+    r.s.destroy();
+    assert.equal(r.status, 1);
+  }
+  const wrong = (): number => gw.logs.filter((l) => l['msg'] === 'session end' && l['error'] === 'authentication failed').length;
+  assert.ok(await until(() => wrong() === 2), 'the wrong passwords are logged as such');
+
+  const right = await login(gw, 'alice', 'alice-pw');
+  right.s.destroy();
+  assert.equal(right.status, 1, 'refused while blocked');
+  const socks = await gw.accessLog((l) => l.protocol === 'socks5' && l.error !== 'authentication failed');
+  assert.equal(socks?.error, 'too many failed logins', 'the right password was not what was wrong');
+
+  const res = await curl(['-w', '\n%{http_code}', '-x', `http://alice:alice-pw@127.0.0.1:${gw.port}`, `${http.url}/`]);
+  assert.equal(res.stdout, 'too many failed logins\n\n407');
+  assert.equal((await gw.accessLog((l) => l.protocol === 'http'))?.error, 'too many failed logins');
 });

@@ -10,6 +10,7 @@ import type { Command } from '../../config/types.js';
 import type { ClientConnection } from '../client.js';
 import { closeClient } from '../close.js';
 import { formatAddress, refusedLogins } from '../context.js';
+import { TOO_MANY_FAILURES } from '../login-throttle.js';
 import { serve } from '../pipeline.js';
 import type { ChunkReader } from '../reader.js';
 import type { Front } from '../request.js';
@@ -113,7 +114,7 @@ async function readRequest(
       if (!result.ok) {
         record.user = ev.username;
         refusedLogins.add(record);
-        record.error = 'authentication failed';
+        record.error = result.blocked ? TOO_MANY_FAILURES : 'authentication failed';
         reader.detach();
         closeClient(client, held.with());
         return undefined;
