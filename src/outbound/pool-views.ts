@@ -66,7 +66,9 @@ export function createViews(members: readonly Member[], strategy: PoolStrategy, 
     if (known !== undefined) return known;
     const filters = filterParams(params);
     // Values in any case: `country-DE` is the member tagged `country=de` (templates get the client's spelling).
-    const left = members.filter((m) => filters.every(([k, v]) => m.tags[k]?.toLowerCase() === v.toLowerCase() || m.placeholders.has(k)));
+    // Own tags only: the key is the client's, and `constructor` or `toString` found Object's
+    // own members on a plain object, whose call failed the request with 0x01.
+    const left = members.filter((m) => filters.every(([k, v]) => (Object.hasOwn(m.tags, k) && m.tags[k]!.toLowerCase() === v.toLowerCase()) || m.placeholders.has(k)));
     // A new view's rotation starts where the pool's is, not at its first member.
     const view = left.length === 0 ? null : { members: left, strategy: createStrategy(strategy, left, turns) };
     if (views.size >= MAX_VIEWS || viewMembers + left.length > MAX_VIEW_MEMBERS) {

@@ -182,6 +182,18 @@ test('tags: a filter lands only on members tagged so, or 0x04 "no member matches
   assert.match(malformed.stdout, /^HTTP\/1\.1 407 /);
 });
 
+test('tags: a parameter named like a property every object has (constructor, toString) is a filter no member matches', async (t) => {
+  const d = await poolDestination(t);
+  const ups = await members(t, ['127.0.0.117']);
+  const gw = await poolGateway(t, { strategy: 'round-robin', members: [`${url(ups[0]!)}#country=de`] });
+  const keys = ['constructor', 'toString', '__proto__', 'hasOwnProperty'];
+  for (const key of keys) assert.equal(await throughPool(gw, d, `alice-${key}-x`), 0x04, key);
+  // Each refusal's line, once all are written: the reason is the filter, not a TypeError.
+  assert.ok(await gw.accessLog(() => gw.logs.filter((l) => l['msg'] === 'session end' && l['rep'] === 0x04).length === keys.length));
+  for (const l of gw.logs.filter((l) => l['msg'] === 'session end' && l['rep'] !== 0)) assert.match(String(l['error']), /no member matches/);
+  assert.equal(await throughPool(gw, d, 'alice-country-de'), '127.0.0.117');
+});
+
 test('weights: sticky shares follow the weights, key by key as the hash says', async (t) => {
   const d = await poolDestination(t);
   const ups = await members(t, ['127.0.0.121', '127.0.0.122']);
