@@ -1,3 +1,5 @@
+import { decodeCredential } from './protocol/charset.js';
+
 /** Input that goes on past the longest password the caller takes (`yes | socksgate hash-password`). */
 export class PasswordTooLongError extends Error {
   constructor(maxBytes: number) {
@@ -24,7 +26,9 @@ export async function readPassword(prompt: string, maxBytes: number): Promise<st
         throw new PasswordTooLongError(maxBytes);
       }
     }
-    return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+    // As a login's bytes are read (charset.ts): from a Latin-1 file, `päss` read as UTF-8 was
+    // "p\uFFFDss", hashed as such, and no client's password ever matched it.
+    return decodeCredential(Buffer.concat(chunks)).replace(/\r?\n$/, '');
   }
   stdin.setRawMode(true); // echo off before the prompt invites typing
   process.stderr.write(prompt);

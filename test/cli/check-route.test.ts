@@ -242,6 +242,15 @@ test('hash-password prints a value that logs the password in through the gateway
   assert.ok(await gw.accessLog((l) => l.user === 'carol' && l.rep === 0));
 });
 
+test('hash-password reads a piped password that is not UTF-8 as ISO-8859-1, as a login reads those bytes', async () => {
+  // `päss` from a Latin-1 file or terminal: read as UTF-8 it became "p\uFFFDss", a hash no login matched.
+  const r = await runCli(['hash-password'], { input: Buffer.from('p\xe4ss\n', 'latin1') });
+  assert.equal(r.code, 0, r.stderr);
+  const auth = createAuthenticator({ users: [{ username: 'carol', password_hash: r.stdout.trim() }], allow_anonymous: false });
+  assert.equal((await auth.verify('carol', 'p\u00e4ss')).ok, true, 'the password a SOCKS5 or Basic login of those bytes (or of its UTF-8) gives');
+  assert.equal((await auth.verify('carol', 'p\uFFFDss')).ok, false);
+});
+
 test('hash-password refuses a password no SOCKS5 login can carry (over 255 bytes), as check refuses it in plain text', async () => {
   const long = 'é'.repeat(128); // 128 characters, 256 bytes
   const r = await runCli(['hash-password'], { input: `${long}\n` });

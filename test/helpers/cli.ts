@@ -11,7 +11,7 @@ export interface CliResult {
 }
 
 /** Runs `socksgate ARGS` to completion (bounded by timeoutMs); the process dies with this one. */
-export function runCli(args: readonly string[], opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(args: readonly string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawnTied(process.execPath, ['--import', 'tsx', CLI, ...args], {
       cwd: opts.cwd,
