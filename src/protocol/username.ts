@@ -16,6 +16,9 @@ export interface ParsedUsername {
 /** Keys and values: letters, digits and `_` (PRODUCT.md "Crawler sessions"). */
 const TOKEN = /^[A-Za-z0-9_]+$/;
 
+/** Why a login whose `-KEY-VALUE` part does not parse is refused, whatever its password. */
+export const MALFORMED_USERNAME = 'malformed session parameters in the username (USER-KEY-VALUE..., letters, digits and _)';
+
 /** Keys the pool reads itself; every other key filters members by tag. */
 export const RESERVED_PARAMS: ReadonlySet<string> = new Set(['session', 'lifetime']);
 

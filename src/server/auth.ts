@@ -12,8 +12,8 @@ import { LRUCache } from 'lru-cache';
 import { parsePasswordHash, scryptMaxmem, type ScryptHash } from '../config/password-hash.js';
 import type { AuthConfig } from '../config/types.js';
 import { Method } from '../protocol/constants.js';
-import { splitSessionUser, type SessionParams } from '../protocol/username.js';
-import { hashLimited, LoginThrottle, type Gone, type ThrottleLimits, type ThrottleOptions } from './login-throttle.js';
+import { MALFORMED_USERNAME, splitSessionUser, type SessionParams } from '../protocol/username.js';
+import { hashLimited, LoginThrottle, TOO_MANY_FAILURES, type Gone, type ThrottleLimits, type ThrottleOptions } from './login-throttle.js';
 
 export interface AuthResult {
   ok: boolean;
@@ -24,6 +24,14 @@ export interface AuthResult {
   params?: SessionParams;
   /** Refused unchecked: the client's address is blocked for too many failed logins (`limits.auth_failures`). */
   blocked?: true;
+  /** Refused whatever the password: the `-KEY-VALUE` part of the username does not parse. */
+  malformed?: true;
+}
+
+/** What the access log and a 407 say of a refused login. */
+export function refusalReason(r: AuthResult): string {
+  if (r.blocked) return TOO_MANY_FAILURES;
+  return r.malformed ? MALFORMED_USERNAME : 'authentication failed';
 }
 
 export interface Authenticator {
@@ -100,6 +108,8 @@ export function createAuthenticator(auth: AuthConfig | undefined, opts: Authenti
       const name = split?.user ?? username;
       const ok = throttle && source !== undefined ? await throttle.guard(source, () => check(name, password, gone), gone) : (await check(name, password, gone)) === true;
       if (ok === 'blocked') return { ok: false, blocked: true };
+      // Said after the check, so it answers no sooner; a name without "-" is no malformed session.
+      if (!split && username.includes('-')) return { ok: false, malformed: true };
       if (!ok || !split) return { ok: false };
       const { user, sessionKey, params } = split;
       return sessionKey === undefined ? { ok: true, user, params } : { ok: true, user, sessionKey, params };

@@ -84,3 +84,21 @@ test('a non-ASCII name and password log in over SOCKS5 in ISO-8859-1 (Java) as i
   const refused = await gw.accessLog((l) => l.error === 'authentication failed');
   assert.equal(refused?.user, 'jürgen', 'the refused login is logged with the name as the client meant it');
 });
+
+test('a login whose session parameters do not parse is logged as such, not as a wrong password (SOCKS5 and HTTP)', async (t) => {
+  const http = await startHttpServer();
+  t.after(() => http.close());
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'alice-pw' }] } });
+  t.after(() => gw.close());
+  // The right password: a session value with a "." (or an empty one) is what is wrong.
+  assert.equal(await rawLogin(gw.port, Buffer.from('alice-session-a.b'), Buffer.from('alice-pw')), 1);
+  const socks = await gw.accessLog((l) => l.protocol === 'socks5' && l.user === 'alice-session-a.b');
+  assert.match(String(socks?.error), /^malformed session parameters in the username/);
+
+  const res = await curl(['-w', '\n%{http_code}', '-x', `http://alice-session-:alice-pw@127.0.0.1:${gw.port}`, `${http.url}/`]);
+  assert.match(res.stdout, /^malformed session parameters in the username.*\n\n407$/);
+  assert.match(String((await gw.accessLog((l) => l.protocol === 'http'))?.error), /^malformed session parameters/);
+
+  assert.equal(await rawLogin(gw.port, Buffer.from('alice'), Buffer.from('wrong')), 1);
+  assert.ok(await gw.accessLog((l) => l.user === 'alice' && l.error === 'authentication failed'), 'a wrong password is still a failed login');
+});

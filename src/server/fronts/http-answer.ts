@@ -6,9 +6,10 @@ import type { Socket } from 'node:net';
 import { GatewayError, LimitError, ProtocolError, Rep, toRep, UpstreamRefusedError } from '../../errors.js';
 import { EgressDeniedError } from '../../outbound/egress.js';
 import { decodeCredential } from '../../protocol/charset.js';
+import { refusalReason } from '../auth.js';
 import { closeClient } from '../close.js';
 import { refusedLogins, type AccessRecord, type Snapshot } from '../context.js';
-import { TOO_MANY_FAILURES, type Gone } from '../login-throttle.js';
+import type { Gone } from '../login-throttle.js';
 import type { SessionParams } from '../request.js';
 
 export const AUTH_REQUIRED_STATUS = 407;
@@ -176,7 +177,7 @@ export function authenticate(snapshot: Snapshot, header: string | undefined, sou
 
 async function verified(snapshot: Snapshot, creds: { user: string; password: string }, source: string | undefined, gone: Gone | undefined): Promise<HttpIdentity> {
   const result = await snapshot.auth.verify(creds.user, creds.password, source, gone);
-  if (!result.ok) throw new ProxyAuthError(result.blocked ? TOO_MANY_FAILURES : 'authentication failed', creds.user);
+  if (!result.ok) throw new ProxyAuthError(refusalReason(result), creds.user);
   const id: HttpIdentity = {};
   if (result.user !== undefined) id.user = result.user;
   if (result.sessionKey !== undefined) id.sessionKey = result.sessionKey;

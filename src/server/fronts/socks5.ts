@@ -7,10 +7,10 @@ import { ServerHandshake } from '../../protocol/handshake.js';
 import { UnknownCommandError } from '../../protocol/messages.js';
 import type { HandshakeEvent } from '../../protocol/types.js';
 import type { Command } from '../../config/types.js';
+import { refusalReason } from '../auth.js';
 import type { ClientConnection } from '../client.js';
 import { closeClient } from '../close.js';
 import { formatAddress, refusedLogins } from '../context.js';
-import { TOO_MANY_FAILURES } from '../login-throttle.js';
 import { serve } from '../pipeline.js';
 import type { ChunkReader } from '../reader.js';
 import type { Front } from '../request.js';
@@ -114,7 +114,7 @@ async function readRequest(
       if (!result.ok) {
         record.user = ev.username;
         refusedLogins.add(record);
-        record.error = result.blocked ? TOO_MANY_FAILURES : 'authentication failed';
+        record.error = refusalReason(result);
         reader.detach();
         closeClient(client, held.with());
         return undefined;
