@@ -277,6 +277,7 @@ test('a login refused because its address is blocked is logged as such, not as a
   assert.equal(socks?.error, 'too many failed logins', 'the right password was not what was wrong');
 
   const res = await curl(['-w', '\n%{http_code}', '-x', `http://alice:alice-pw@127.0.0.1:${gw.port}`, `${http.url}/`]);
-  assert.equal(res.stdout, 'too many failed logins\n\n407');
+  // 429, as PRODUCT.md answers a per-source limit: a 407 would ask again for a password that is right.
+  assert.equal(res.stdout, 'too many failed logins\n\n429');
   assert.equal((await gw.accessLog((l) => l.protocol === 'http'))?.error, 'too many failed logins');
 });

@@ -21,7 +21,9 @@ const PROXY_AUTHENTICATE = 'Basic realm="socksgate"';
  * upstream could not do, an upstream failure (502).
  */
 export function statusOf(err: unknown): number {
-  if (err instanceof ProxyAuthError) return AUTH_REQUIRED_STATUS;
+  // A blocked address is refused by a limit (auth_failures), not for its credentials: a 407
+  // would have a browser ask again for a password that may well be right.
+  if (err instanceof ProxyAuthError) return err.blocked ? 429 : AUTH_REQUIRED_STATUS;
   if (err instanceof LimitError) return err.gatewayFull ? 503 : 429;
   if (err instanceof ExpectationError) return 417;
   if (err instanceof UnsupportedCodingError) return 501;
@@ -102,10 +104,13 @@ export class VersionError extends ProtocolError {
 export class ProxyAuthError extends GatewayError {
   /** The name a refused login gave (its password is never kept). */
   readonly tried: string | undefined;
+  /** Refused unchecked: the client's address is blocked for too many failed logins (429). */
+  readonly blocked: boolean;
 
-  constructor(message: string, tried?: string) {
+  constructor(message: string, tried?: string, blocked = false) {
     super('GW_ERR_PROXY_AUTH', message, Rep.NOT_ALLOWED);
     this.tried = tried;
+    this.blocked = blocked;
   }
 }
 
@@ -177,7 +182,7 @@ export function authenticate(snapshot: Snapshot, header: string | undefined, sou
 
 async function verified(snapshot: Snapshot, creds: { user: string; password: string }, source: string | undefined, gone: Gone | undefined): Promise<HttpIdentity> {
   const result = await snapshot.auth.verify(creds.user, creds.password, source, gone);
-  if (!result.ok) throw new ProxyAuthError(refusalReason(result), creds.user);
+  if (!result.ok) throw new ProxyAuthError(refusalReason(result), creds.user, result.blocked === true);
   const id: HttpIdentity = {};
   if (result.user !== undefined) id.user = result.user;
   if (result.sessionKey !== undefined) id.sessionKey = result.sessionKey;
