@@ -18,10 +18,10 @@ import { createPoolOutbound } from './pool.js';
 import type { ProxyDeps } from './proxy-outbound.js';
 import { createSocks4Outbound } from './socks4.js';
 import { createSocks5Outbound } from './socks5.js';
-import { isPoolOutbound } from './stats.js';
+import { isPoolOutbound, isUpstreamOutbound } from './stats.js';
 import { placeholdersOf } from './credentials.js';
 import type { MemberSpec, Outbound } from './types.js';
-import { takeOverUpstream, type UpstreamState } from './upstream-state.js';
+import { UpstreamState } from './upstream-state.js';
 
 export interface BuildDeps {
   dns: DnsResolver;
@@ -209,4 +209,14 @@ export function startOutbounds(outbounds: ReadonlyMap<string, Outbound>): void {
 /** Stops health checks and timers of every outbound in the map (each once). */
 export async function closeOutbounds(outbounds: ReadonlyMap<string, Outbound>): Promise<void> {
   await Promise.all([...new Set(outbounds.values())].map((o) => o.close()));
+}
+
+/**
+ * The record of the upstream `previous` when it was built from the same `endpoint`, or a
+ * fresh one. A name is not enough: an upstream keeps its name when its host, port,
+ * credentials or chain change, and what was counted of the old proxy says nothing of the new one.
+ */
+function takeOverUpstream(endpoint: string, previous: Outbound | undefined): UpstreamState {
+  const known = previous && isUpstreamOutbound(previous) ? previous.memory() : undefined;
+  return known?.endpoint === endpoint ? known : new UpstreamState(endpoint);
 }

@@ -3,9 +3,6 @@
 // so its counters never start again at zero, connections opened before the reload are released
 // into the open count the gauge reads, and its health and latency go on from where they were.
 
-import { isUpstreamOutbound } from './stats.js';
-import type { Outbound } from './types.js';
-
 export class UpstreamState {
   /** A fingerprint of the upstream's config and of each `via` hop behind it when this record was made. */
   readonly endpoint: string;
@@ -23,14 +20,4 @@ export class UpstreamState {
   constructor(endpoint: string) {
     this.endpoint = endpoint;
   }
-}
-
-/**
- * The record of the upstream `previous` when it was built from the same `endpoint`, or a
- * fresh one. A name is not enough: an upstream keeps its name when its host, port,
- * credentials or chain change, and what was counted of the old proxy says nothing of the new one.
- */
-export function takeOverUpstream(endpoint: string, previous: Outbound | undefined): UpstreamState {
-  const known = previous && isUpstreamOutbound(previous) ? previous.memory() : undefined;
-  return known?.endpoint === endpoint ? known : new UpstreamState(endpoint);
 }
