@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import { ProtocolError } from '../../errors.js';
 import type { ClientConnection } from '../client.js';
 import { formatAddress, type AccessRecord, type CommandContext } from '../context.js';
+import { clipForLog } from '../log-clip.js';
 import type { Front } from '../request.js';
 import { authenticate, ExpectationError, UnsupportedCodingError, VersionError } from './http-answer.js';
 import { requestContext } from './context.js';
@@ -35,7 +36,7 @@ export async function admitRequest(conn: ClientConnection, req: IncomingMessage,
   conn.limits.admitSource(conn.source.host, conn.current().config);
   checkVersion(req);
   const target = absoluteTarget(req.url ?? '', req.method);
-  record.dest = formatAddress(target.dest);
+  record.dest = clipForLog(formatAddress(target.dest));
   // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400, though the target names the host.
   if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) throw new ProtocolError('HTTP/1.1 request without a Host header');
   // RFC 9112 §3.2: more than one Host, or one that is no host[:port], is a 400 too. node keeps

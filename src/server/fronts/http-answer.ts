@@ -8,6 +8,7 @@ import { EgressDeniedError } from '../../outbound/egress.js';
 import { decodeCredential } from '../../protocol/charset.js';
 import { refusalReason } from '../auth.js';
 import { closeClient } from '../close.js';
+import { clipForLog } from '../log-clip.js';
 import { refusedLogins, type AccessRecord, type Snapshot } from '../context.js';
 import type { Gone } from '../login-throttle.js';
 import type { SessionParams } from '../request.js';
@@ -117,10 +118,11 @@ export class ProxyAuthError extends GatewayError {
 /**
  * A refused login is logged with the name it gave, as a SOCKS5 one is (who is guessing at
  * which account), and counted as no user's connection: anyone can send a configured name.
+ * Cut to 255 bytes as RFC 1929 bounds a SOCKS5 one: Basic carries up to node's 16 KiB of header.
  */
 export function noteRefusedLogin(record: AccessRecord, err: unknown): void {
   if (!(err instanceof ProxyAuthError) || err.tried === undefined) return;
-  record.user = err.tried;
+  record.user = clipForLog(err.tried);
   refusedLogins.add(record);
 }
 

@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ProtocolError } from '../../errors.js';
 import type { Address } from '../../protocol/types.js';
+import { clipForLog } from '../log-clip.js';
 
 /** Hop-by-hop fields never forwarded; Transfer-Encoding is redone by node on each side. */
 const HOP_BY_HOP = new Set([
@@ -45,7 +46,7 @@ export interface AbsoluteTarget {
 export function absoluteTarget(target: string, method?: string): AbsoluteTarget {
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) throw new ProtocolError('origin-form request: a proxy needs an absolute URL');
   const m = /^http:\/\/([^/?#]*)([^#]*)/i.exec(target);
-  if (!m) throw new ProtocolError(`${target.slice(0, target.indexOf(':'))}:// is not forwarded: use CONNECT`);
+  if (!m) throw new ProtocolError(`${clipForLog(target.slice(0, target.indexOf(':')))}:// is not forwarded: use CONNECT`);
   const authority = m[1]!;
   // RFC 9110 §4.2.4: no userinfo in an http URI; it would be sent on as part of Host.
   if (authority.includes('@')) throw new ProtocolError('userinfo in the request target');

@@ -13,6 +13,7 @@ import { closeClient, closed } from '../close.js';
 import { formatAddress } from '../context.js';
 import { refuse, serve } from '../pipeline.js';
 import type { ChunkReader } from '../reader.js';
+import { clipForLog } from '../log-clip.js';
 import type { Front } from '../request.js';
 import { answer, authenticate, noteRefusedLogin, rawResponse, refuseRaw } from './http-answer.js';
 import { checkVersion } from './http-admission.js';
@@ -387,7 +388,7 @@ async function tunnel(conn: ClientConnection, req: IncomingMessage, head: Buffer
   try {
     checkVersion(req);
     const dest = authority(req.url ?? '');
-    record.dest = formatAddress(dest);
+    record.dest = clipForLog(formatAddress(dest));
     // Each request on a kept-alive connection is checked and routed on the config live now:
     // a reload that revokes a password or blocks a destination reaches it.
     const snapshot = conn.current();
