@@ -316,7 +316,14 @@ function checkDurations(root: Obj, out: Issue[]): void {
   }
   for (const key of DNS_TTLS) checkLength(obj(root['dns'])?.[key], ['dns', key], out);
   const failures = obj(obj(root['limits'])?.['auth_failures']);
-  for (const key of ['window', 'block']) checkLength(failures?.[key], ['limits', 'auth_failures', key], out);
+  for (const key of ['window', 'block']) {
+    // A window of 0 counts no failure twice and a block of 0 blocks nothing: the block would be
+    // off in silence, only the delay left. Turning it off is said with `max`.
+    if (parseDuration(durationText(failures?.[key]) ?? '') === 0) {
+      out.push(problem(['limits', 'auth_failures', key], 'must be longer than 0 (to never block, give `max` a number no client reaches: failures are still answered after a growing delay)'));
+    }
+    checkLength(failures?.[key], ['limits', 'auth_failures', key], out);
+  }
 }
 
 /** Durations only compared with the clock: any length will do, up to what milliseconds can count exactly. */

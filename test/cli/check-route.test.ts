@@ -387,3 +387,10 @@ test('a stray argument is a usage error: `check FILE` does not check the embedde
     assert.match(r.stderr, /usage:/, args.join(' '));
   }
 });
+
+test('check: an auth_failures block of 0s is refused at its line, not taken as no block', async () => {
+  const path = await configFile('limits:\n  auth_failures:\n    max: 5\n    block: 0s\n');
+  const r = await runCli(['check', '--config', path]);
+  assert.equal(r.code, 1, r.stdout);
+  assert.match(r.stderr, new RegExp(`${path}:4:12: limits\\.auth_failures\\.block: must be longer than 0`));
+});

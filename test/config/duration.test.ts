@@ -88,3 +88,11 @@ test("a pool's sticky_lifetime of 0 is refused: it would keep a session's member
   const pool = parseConfig('upstreams:\n  p: { type: pool, members: ["socks5://127.0.0.1:1"], sticky_lifetime: 1ms }\n', 'cfg.yaml', {}).upstreams['p'];
   assert.equal(pool?.type === 'pool' ? pool.sticky_lifetime : undefined, 1);
 });
+
+test('auth_failures with a window or block of 0 is refused: it would turn the block off, saying how to do that', () => {
+  const issues = issuesOf('limits:\n  auth_failures: { max: 5, window: 0s, block: 0ms }\n');
+  assert.ok(issues.some((i) => /^cfg\.yaml:2:36: limits\.auth_failures\.window: must be longer than 0 .*give `max` a number/.test(i)), issues.join('\n'));
+  assert.ok(issues.some((i) => /^cfg\.yaml:2:47: limits\.auth_failures\.block: must be longer than 0 .*give `max` a number/.test(i)), issues.join('\n'));
+  const c = parseConfig('limits:\n  auth_failures: { max: 1000000000, window: 1ms, block: 1ms }\n', 'cfg.yaml', {});
+  assert.deepEqual([c.limits.auth_failures.window, c.limits.auth_failures.block], [1, 1]);
+});
