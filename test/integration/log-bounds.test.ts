@@ -1,4 +1,4 @@
-// What a client writes reaches the access log bounded: a refused HTTP login's name, a CONNECT
+// What a client writes reaches the access log bounded: a refused HTTP login's name, a session, a CONNECT
 // or absolute-form host, a scheme, each cut to 255 bytes and "…" (RFC 1929's bound on a SOCKS5
 // name, and SOCKS4's on its USERID and HOSTNAME), so a 12 KB header is not a 12 KB log line.
 import { test } from '../helpers/test.js';
@@ -51,4 +51,14 @@ test('a 12 KB CONNECT host, absolute-form host or scheme is logged cut to 255 by
   }
   assert.equal((await gw.accessLog((l) => l.sid === 1))?.dest, `${'a'.repeat(255)}…`);
   assert.match(String((await gw.accessLog((l) => l.sid === 3))?.error), /^a{255}…:\/\/ is not forwarded/);
+});
+
+test('a logged-in HTTP client naming a 12 KB session has it logged cut to 255 bytes', async (t) => {
+  const gw = await startGateway({ auth: { users: [{ username: 'bob', password: 'pw' }] } });
+  t.after(() => gw.close());
+  const auth = `Proxy-Authorization: Basic ${basic(`bob-session-${LONG}`, 'pw')}\r\n`;
+  assert.match(await status(gw.port, `CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n${auth}\r\n`), /^HTTP\/1\.1 5\d\d/);
+  const line = await gw.accessLog((l) => l.msg === 'session end');
+  assert.equal(line?.user, 'bob');
+  assert.equal(line?.session, `${'a'.repeat(255)}…`);
 });

@@ -3,6 +3,7 @@ import type { Address } from '../../protocol/types.js';
 import { stickyKey } from '../../protocol/username.js';
 import type { ClientConnection } from '../client.js';
 import type { AccessRecord, CommandContext } from '../context.js';
+import { clipForLog } from '../log-clip.js';
 import type { Front, ProxyRequest, SessionParams } from '../request.js';
 
 export interface Decoded {
@@ -23,8 +24,9 @@ const NO_PARAMS: SessionParams = Object.freeze({});
  */
 export function requestContext(conn: ClientConnection, front: Front, record: AccessRecord, d: Decoded, snapshot = conn.snapshot): CommandContext {
   const params = d.params ?? (d.sessionKey !== undefined ? Object.freeze({ session: d.sessionKey }) : NO_PARAMS);
-  // The line names the session the client asked for, not the key a request without one is pinned by.
-  if (d.sessionKey !== undefined) record.session = d.sessionKey;
+  // The line names the session the client asked for, not the key a request without one is pinned by;
+  // cut as a name is (an HTTP Basic name, unlike RFC 1929's, may run to node's 16 KiB header).
+  if (d.sessionKey !== undefined) record.session = clipForLog(d.sessionKey);
   const sessionKey = stickyKey(d.user, d.sessionKey, conn.source.host);
   const request: ProxyRequest = { protocol: d.protocol, command: d.command, dest: d.dest, params, sessionKey, source: conn.source, ...(d.user !== undefined ? { user: d.user } : {}) };
   return new RequestContext(conn, front, record, request, d.user, snapshot);
