@@ -308,22 +308,22 @@ function checkDurations(root: Obj, out: Issue[]): void {
     for (const key of HEALTH_DURATIONS) checkTimer(hc?.[key], ['upstreams', name, 'health_check', key], 'refused', out);
     // A lifetime of 0 would read as none (a session keeps its member while it is healthy), the
     // opposite of what it says; a login's `lifetime-0s` is refused the same way.
-    const lifetime = durationText(obj(u)?.['sticky_lifetime']);
-    if (lifetime !== undefined && parseDuration(lifetime) === 0) {
-      out.push(problem(['upstreams', name, 'sticky_lifetime'], 'must be longer than 0 (leave it out to keep a session on its member while that member is healthy)'));
-    }
-    checkLength(obj(u)?.['sticky_lifetime'], ['upstreams', name, 'sticky_lifetime'], out);
+    checkNonZeroLength(obj(u)?.['sticky_lifetime'], ['upstreams', name, 'sticky_lifetime'], 'leave it out to keep a session on its member while that member is healthy', out);
   }
   for (const key of DNS_TTLS) checkLength(obj(root['dns'])?.[key], ['dns', key], out);
   const failures = obj(obj(root['limits'])?.['auth_failures']);
+  // A window of 0 counts no failure twice and a block of 0 blocks nothing: the block would be
+  // off in silence, only the delay left. Turning it off is said with `max`.
   for (const key of ['window', 'block']) {
-    // A window of 0 counts no failure twice and a block of 0 blocks nothing: the block would be
-    // off in silence, only the delay left. Turning it off is said with `max`.
-    if (parseDuration(durationText(failures?.[key]) ?? '') === 0) {
-      out.push(problem(['limits', 'auth_failures', key], 'must be longer than 0 (to never block, give `max` a number no client reaches: failures are still answered after a growing delay)'));
-    }
-    checkLength(failures?.[key], ['limits', 'auth_failures', key], out);
+    checkNonZeroLength(failures?.[key], ['limits', 'auth_failures', key], 'to never block, give `max` a number no client reaches: failures are still answered after a growing delay', out);
   }
+}
+
+/** A duration checkLength reads, where 0 would silently mean something else: refused, `hint` saying how to say that. */
+function checkNonZeroLength(value: unknown, path: ConfigPath, hint: string, out: Issue[]): void {
+  const text = durationText(value);
+  if (text !== undefined && parseDuration(text) === 0) out.push(problem(path, `must be longer than 0 (${hint})`));
+  checkLength(value, path, out);
 }
 
 /** Durations only compared with the clock: any length will do, up to what milliseconds can count exactly. */
