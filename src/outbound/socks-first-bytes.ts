@@ -4,6 +4,8 @@
 // step the bytes then failed.
 
 import type { Socket } from 'node:net';
+import { ConnectTimeoutError, type GatewayError } from '../errors.js';
+import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from './socks5-errors.js';
 import { describeAnswer, HTTP_NOT_SOCKS } from './wrong-kind.js';
 
 /** The method choice (2 bytes), RFC 1929's status when it chose 0x02 (2 more), then the reply's VER. */
@@ -45,4 +47,25 @@ export function unanswered(version: 4 | 5, got: number, request = 'CONNECT'): st
   if (got > 0) return 'our handshake';
   // An HTTP proxy (tinyproxy, squid) waits for a request line in silence.
   return version === 5 ? `our greeting (${HTTP_NOT_SOCKS})` : request;
+}
+
+/** What the upstream sent before a handshake on a connection of its own failed. */
+export interface Seen {
+  version: 4 | 5;
+  answered: Buffer;
+  ended: boolean;
+}
+
+/**
+ * A BIND's or UDP ASSOCIATE's handshake failure (`what`), read with what the upstream sent: silent
+ * to the deadline (`timedOut`, after `ms`), a server of another kind, else `socks`'s own words.
+ * `request`: what a SOCKS4 upstream was sent, for the words.
+ */
+export function handshakeFailure(name: string, what: string, err: unknown, seen: Seen, timedOut: boolean, ms: number, request = 'CONNECT'): GatewayError {
+  if (timedOut) {
+    const missing = `connected, no answer to ${unanswered(seen.version, seen.answered.length, request)}`;
+    return new UpstreamUnreachableError(name, new ConnectTimeoutError(`upstream "${name}" ${what}`, ms, missing), 'silent');
+  }
+  const wrong = wrongSocksServer(seen.version, seen.answered, seen.ended, request);
+  return wrong === undefined ? fromSocksError(name, err) : new UpstreamHandshakeError(name, wrong);
 }

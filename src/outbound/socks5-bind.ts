@@ -12,7 +12,7 @@ import { keepEarlyData } from './early-data.js';
 import { assertRfc1929, assertSocks4UserId } from './credentials.js';
 import { releaseWhenDone } from './socks-client-release.js';
 import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from './socks5-errors.js';
-import { unanswered, watchFirstBytes, wrongSocksServer, type FirstBytes } from './socks-first-bytes.js';
+import { handshakeFailure, watchFirstBytes, type FirstBytes, type Seen } from './socks-first-bytes.js';
 import { boundAddress, boundHost, dialLiteral, normalizeIp, type Socks5UdpUpstream, type UpstreamDialer } from './socks5-udp.js';
 import type { BindHandle, Destination, OutboundContext } from './types.js';
 
@@ -75,13 +75,6 @@ export async function openSocks5Bind(
 
 type Phase = 'resolve' | 'dial' | 'handshake';
 
-/** What the upstream sent in the handshake: a server of another kind is said to be one. */
-interface Seen {
-  version: 4 | 5;
-  answered: Buffer;
-  ended: boolean;
-}
-
 function classify(err: unknown, name: string, phase: Phase, deadline: Deadline, ctx: OutboundContext, ms: number, dest: Destination, seen?: Seen): GatewayError {
   if (ctx.signal.aborted) return new AbortedError(`upstream "${name}" BIND`, { cause: err });
   // No socket to be had: the gateway's shortage, not the upstream's fault.
@@ -93,14 +86,10 @@ function classify(err: unknown, name: string, phase: Phase, deadline: Deadline, 
     return err instanceof GatewayError ? err : new NameNotResolvedError(dest.host, 'lookup failed', { cause: err });
   }
   // The first reply asks no destination (RFC 1928 §4: the upstream only listens): silence until then is the upstream's own.
-  if (deadline.timedOut && seen) {
-    const missing = `connected, no answer to ${unanswered(seen.version, seen.answered.length, 'BIND')}`;
-    return new UpstreamUnreachableError(name, new ConnectTimeoutError(`upstream "${name}" BIND`, ms, missing), 'silent');
-  }
+  // In the handshake: what the upstream sent says whether it was silent or of another kind.
+  if (seen) return handshakeFailure(name, 'BIND', err, seen, deadline.timedOut, ms, 'BIND');
   if (deadline.timedOut) return new UpstreamUnreachableError(name, new ConnectTimeoutError(`upstream "${name}" BIND`, ms));
-  if (phase === 'dial') return new UpstreamUnreachableError(name, err);
-  const wrong = seen && wrongSocksServer(seen.version, seen.answered, seen.ended, 'BIND');
-  return wrong === undefined ? fromSocksError(name, err) : new UpstreamHandshakeError(name, wrong);
+  return phase === 'dial' ? new UpstreamUnreachableError(name, err) : fromSocksError(name, err);
 }
 
 function handshake(tcp: Socket, upstream: Socks5BindUpstream, name: string, dest: Destination, signal: AbortSignal, deps: Socks5BindDeps): Promise<BindHandle> {

@@ -14,7 +14,7 @@ import { AbortedError, Deadline } from './deadline.js';
 import { assertRfc1929 } from './credentials.js';
 import { releaseWhenDone } from './socks-client-release.js';
 import { fromSocksError, UpstreamHandshakeError, UpstreamUnreachableError } from './socks5-errors.js';
-import { unanswered, watchFirstBytes, wrongSocksServer, type FirstBytes } from './socks-first-bytes.js';
+import { handshakeFailure, watchFirstBytes, type FirstBytes, type Seen } from './socks-first-bytes.js';
 import { ASSOCIATION_UDP_BYTES, ByteBudget } from './byte-budget.js';
 import { ChannelEvents, datagramResolver } from './udp-channel-events.js';
 import { DatagramSender } from './udp-send.js';
@@ -74,7 +74,7 @@ export async function openSocks5Udp(upstream: Socks5UdpUpstream, ctx: OutboundCo
     const ended = tcp?.readableEnded ?? false;
     tcp?.destroy();
     if (udp) udp.close();
-    throw classify(err, name, phase, deadline, ctx, deps.connectTimeout, first && { answered: first.answered(), ended });
+    throw classify(err, name, phase, deadline, ctx, deps.connectTimeout, first && { version: 5, answered: first.answered(), ended });
   } finally {
     first?.stop();
     deadline.clear();
@@ -88,22 +88,17 @@ function classify(
   deadline: Deadline,
   ctx: OutboundContext,
   ms: number,
-  seen?: { answered: Buffer; ended: boolean },
+  seen?: Seen,
 ): GatewayError {
   if (ctx.signal.aborted) return new AbortedError(`upstream "${name}" UDP`, { cause: err });
   // No socket to be had (the TCP one, or the UDP one beside it): the gateway's shortage, not the upstream's fault.
   const shortage = asOutOfDescriptors(`upstream "${name}" UDP`, err);
   if (shortage) return shortage;
   // No destination is asked before the reply (RFC 1928 §7): silence until then is the upstream's own.
-  if (deadline.timedOut && seen) {
-    const missing = `connected, no answer to ${unanswered(5, seen.answered.length)}`;
-    return new UpstreamUnreachableError(name, new ConnectTimeoutError(`upstream "${name}" UDP ASSOCIATE`, ms, missing), 'silent');
-  }
+  // In the handshake: what the upstream sent says whether it was silent or of another kind.
+  if (seen) return handshakeFailure(name, 'UDP ASSOCIATE', err, seen, deadline.timedOut, ms);
   if (deadline.timedOut) return new UpstreamUnreachableError(name, new ConnectTimeoutError(`upstream "${name}" UDP ASSOCIATE`, ms));
-  if (phase === 'dial') return new UpstreamUnreachableError(name, err);
-  // A server of another kind is said to be one (socks-first-bytes.ts).
-  const wrong = seen && wrongSocksServer(5, seen.answered, seen.ended);
-  return wrong === undefined ? fromSocksError(name, err) : new UpstreamHandshakeError(name, wrong);
+  return phase === 'dial' ? new UpstreamUnreachableError(name, err) : fromSocksError(name, err);
 }
 
 /**
