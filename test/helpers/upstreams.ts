@@ -121,10 +121,22 @@ function spawnUpstream(cmd: string, args: string[], host: string, port: number, 
 /**
  * Starts a daemon on `port`, or on a free one. A port found free is released before the daemon
  * binds it, and a test file running alongside may take it in between: the daemon then cannot
- * bind it, and another port is tried, three at most. A given port is not changed: taken, it fails.
+ * bind it, and another port is tried, three at most. A given port (a daemon restarted where it
+ * was) is not changed: released by the daemon before, it may be held for a moment by a socket
+ * of another test file (a port probe, an outgoing connection bound to the same address), so it
+ * is tried again for up to 2 s before the start fails.
  */
 async function onPort(host: string, port: number | undefined, start: (port: number) => Promise<RunningUpstream>): Promise<RunningUpstream> {
-  if (port !== undefined) return start(port);
+  if (port !== undefined) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await start(port);
+      } catch (err) {
+        if (!(err instanceof PortLost) || attempt === 20) throw err;
+        await sleep(100);
+      }
+    }
+  }
   for (let attempt = 1; ; attempt++) {
     try {
       return await start(await freePort(host));

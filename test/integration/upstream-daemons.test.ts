@@ -3,7 +3,9 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
+import { once } from 'node:events';
+import { startDante } from '../helpers/upstreams.js';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -40,4 +42,21 @@ test('tinyproxy, Dante and squid started by a test file that is then killed stop
     if (up) still.push(port);
   }
   assert.deepEqual(still, [], `still listening on ${HOST}: ${still.join(', ')} (tinyproxy, Dante, squid in that order: ${ports.join(', ')})`);
+});
+
+test('a daemon restarted on its port waits out another socket holding that port for a moment', async (t) => {
+  const first = await startDante({ host: HOST });
+  await first.close();
+  // What a port probe or a short-lived socket of a test file running alongside does in the gap.
+  const holder = createServer().listen(first.port, HOST);
+  await once(holder, 'listening');
+  setTimeout(() => holder.close(), 400);
+  const again = await startDante({ host: HOST, port: first.port });
+  t.after(() => again.close());
+  // Dante, not the holder, answers a SOCKS5 greeting there.
+  const s = connect(again.port, HOST);
+  t.after(() => s.destroy());
+  s.write(Buffer.from([5, 1, 0]));
+  const [answer] = (await once(s, 'data')) as [Buffer];
+  assert.deepEqual([...answer], [5, 0]);
 });
