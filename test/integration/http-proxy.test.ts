@@ -42,6 +42,35 @@ test('CONNECT relays raw bytes both ways, bytes sent behind the head first', asy
   assert.equal(line?.status, 200);
 });
 
+test('a CONNECT head split over several writes is served as one whole in the first write: the same answer, bytes and access-log line', async (t) => {
+  const { echo, gw } = await echoAndGateway(t);
+  const head = `CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\nUser-Agent: t\r\n\r\n`;
+  const lines: Array<Record<string, unknown>> = [];
+  for (const pieces of [[`${head}early`], [head.slice(0, 9), head.slice(9, 40), `${head.slice(40)}early`]]) {
+    const s = await rawClient(gw.port);
+    t.after(() => s.destroy());
+    for (const p of pieces) {
+      s.write(p);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    const answer = 'HTTP/1.1 200 Connection established\r\n\r\n';
+    assert.equal((await readBytes(s, answer.length + 5)).toString(), `${answer}early`, `${pieces.length} writes`);
+    s.end('late');
+    assert.equal((await readBytes(s, 4)).toString(), 'late');
+    const n = lines.length;
+    const line = await gw.accessLog((l) => l.protocol === 'http' && l.cmd === 'connect' && !lines.includes(l) && l.sid !== lines[n - 1]?.sid);
+    assert.ok(line, `an access-log line for the tunnel in ${pieces.length} writes`);
+    lines.push(line);
+  }
+  const fieldsOf = (l: Record<string, unknown>): Record<string, unknown> => {
+    const { sid: _s, time: _t, ms: _m, client: _c, pid: _p, hostname: _h, ...rest } = l;
+    return rest;
+  };
+  assert.deepEqual(fieldsOf(lines[1]!), fieldsOf(lines[0]!));
+  assert.equal(lines[0]!.up, 9);
+  assert.equal(lines[0]!.down, 9);
+});
+
 test('a CONNECT pipelined behind a GET whose response outgrows the socket buffer: the whole response, then the tunnel', async (t) => {
   const body = Buffer.alloc(4 * 1024 * 1024, 0x62);
   const origin = await listenTracked(createServer((_req, res) => res.end(body)));

@@ -19,6 +19,7 @@ import { answer, authenticate, noteRefusedLogin, rawResponse, refuseRaw } from '
 import { checkVersion } from './http-admission.js';
 import { passDrainToResponse } from './http-drain.js';
 import { bodyDidNotParse, forward } from './http-forward.js';
+import { connectInFirstRead, type HeadLimits } from './http-first-connect.js';
 import { headWithoutUpgrade } from './http-upgrade.js';
 import { isWebSocketHandshake, webSocket } from './http-websocket.js';
 import { requestContext } from './context.js';
@@ -36,6 +37,8 @@ const MAX_HEADERS = 100;
  * have it send the same flood again.
  */
 const MAX_PIPELINED = 16;
+/** The server's limits, for a head parsed without it. */
+const HEAD_LIMITS: HeadLimits = { maxHeaderSize: MAX_HEADER_BYTES, maxHeadersCount: MAX_HEADERS + 1 };
 /** A first request head still incomplete at handshake_timeout (RFC 9110 §15.5.9). */
 const HEAD_TIMEOUT = { status: 408, bytes: rawResponse(408, 'request head timeout') };
 /** Encoded once: a tunnel's reply is always these bytes. */
@@ -60,10 +63,10 @@ export class HttpFront {
   constructor() {
     // requireHostHeader off: node would answer an HTTP/1.1 request without Host itself (an empty
     // 400, never logged); forward() refuses it with its reason and an access-log line instead.
-    this.#server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, connectionsCheckingInterval: 250, requireHostHeader: false });
+    this.#server = createServer({ maxHeaderSize: HEAD_LIMITS.maxHeaderSize, requestTimeout: 0, connectionsCheckingInterval: 250, requireHostHeader: false });
     // node keeps the first maxHeadersCount fields and drops the rest silently: one more than
     // allowed is kept, so a head with too many is seen, and refused (431), not cut short.
-    this.#server.maxHeadersCount = MAX_HEADERS + 1;
+    this.#server.maxHeadersCount = HEAD_LIMITS.maxHeadersCount;
     // A client's FIN ends its requests (node's default, and Squid's half_closed_clients off):
     // a crawler that gives up closes, and the origin connection goes at once, not at
     // idle_timeout. A client that half-closes after its request (`nc -N`) gets no answer.
@@ -86,6 +89,13 @@ export class HttpFront {
 
   /** Hands the client to node's parser, the sniffed bytes first; resolves when it is closed. */
   run = async (conn: ClientConnection, reader: ChunkReader, first: Buffer): Promise<void> => {
+    // The usual opening, a CONNECT whole in the first read, needs no server (http-first-connect.ts);
+    // one with too many fields goes to the server, which refuses it.
+    const opening = connectInFirstRead(conn.socket, first, HEAD_LIMITS);
+    if (opening && !tooManyFields(opening.req)) {
+      reader.detach();
+      return tunnel(conn, opening.req, opening.rest);
+    }
     const { limits } = conn.snapshot.config;
     // Server-wide, read at check time: the latest config applies.
     this.#server.headersTimeout = limits.handshake_timeout;
