@@ -12,7 +12,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDnsServer, type DnsRecord } from '../test/helpers/dns-server.js';
-import { attempt, cycles, REPEAT, SECONDS, throughput, warmUp } from './e2e.js';
+import { attempt, cycles, IDLE, idleKiB, REPEAT, SECONDS, throughput, warmUp } from './e2e.js';
 import { closeServer, echoServer, fmt, listen, nextChunk, socksConnect, type Connector } from './lib.js';
 import { buildLoadgen, Loadgen, type TargetPorts, type Via } from './loadgen.js';
 import {
@@ -138,6 +138,29 @@ async function httpProxies(lg: Loadgen, ports: TargetPorts, socks: Figures): Pro
     await frontsAlternating(lg, ports, gw);
   });
   await bareFronts(lg, ports);
+  await idleFronts(lg, ports);
+}
+
+/**
+ * RSS per idle tunnel, SOCKS5 against HTTP CONNECT, each front in a gateway of its own (one
+ * that held connections before keeps the heap they grew), warmed through that front as the
+ * main table's gateway is before its hold (throughput both ways, then cycles): what is left is
+ * what each held connection costs, not the heap's first growth.
+ */
+async function idleFronts(lg: Loadgen, ports: TargetPorts): Promise<void> {
+  const kib: Partial<Record<'socks5' | 'http', number>> = {};
+  for (const kind of ['socks5', 'http'] as const) {
+    kib[kind] = await using(await startGatewayProcess(), (gw) =>
+      attempt(`socksgate ${kind} KiB/conn`, async () => {
+        await warmUp(lg, ports, { kind, port: gw.port });
+        await cycles(lg, { kind, port: gw.port }, ports);
+        return idleKiB(lg, { ...gw, kind }, ports);
+      }),
+    );
+  }
+  const { socks5, http } = kib;
+  if (socks5 === undefined || http === undefined) return;
+  console.log(`  idle tunnels, ${fmt(IDLE, 0)} held, each front in a gateway of its own, warmed: SOCKS5 ${fmt(socks5, 1)} KiB/conn, HTTP CONNECT ${fmt(http, 1)} KiB/conn (${(http / socks5).toFixed(2)}×)`);
 }
 
 /**

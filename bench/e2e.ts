@@ -26,7 +26,7 @@ export const BYTES = Number(process.env.BENCH_BYTES ?? 512 * 1024 ** 2);
 export const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 export const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 /** 10 000 where the descriptor limit allows; a relay needs two per connection, and a few more. */
-const IDLE = Number(process.env.BENCH_IDLE ?? Math.min(10_000, Math.floor((NOFILE - 200) / 200) * 100));
+export const IDLE = Number(process.env.BENCH_IDLE ?? Math.min(10_000, Math.floor((NOFILE - 200) / 200) * 100));
 const PROFILE = process.env.BENCH_PROFILE;
 const CONCURRENCY = 50;
 const UDP_IN_FLIGHT = 32;
@@ -69,7 +69,7 @@ export async function cycles(lg: Loadgen, via: Via, ports: TargetPorts, seconds 
 }
 
 /** RSS growth of the relay (and its children) per idle relayed connection, in KiB. */
-async function idleKiB(lg: Loadgen, relay: RelayProcess, ports: TargetPorts): Promise<number> {
+export async function idleKiB(lg: Loadgen, relay: RelayProcess, ports: TargetPorts): Promise<number> {
   const before = await treeRssKiB(relay.pid);
   const h = await lg.hold({ kind: relay.kind, port: relay.port }, ports.echo, IDLE);
   let during: number;
