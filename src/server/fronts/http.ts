@@ -1,7 +1,8 @@
 // The HTTP proxy front (RFC 9110 §9.3.6, RFC 9112): glue around node's own HTTP parser, never
-// parsing a byte itself. The accepted socket, with the bytes the sniffer read put back, is
-// handed to an http.Server; CONNECT becomes a tunnel through the pipeline's one relay, and
-// absolute-form requests are forwarded one by one (http-forward.ts).
+// parsing a byte itself. A CONNECT whose head is whole in the first read is read by that parser
+// alone (http-first-connect.ts); otherwise the accepted socket, with the bytes the sniffer read
+// put back, is handed to an http.Server. CONNECT becomes a tunnel through the pipeline's one
+// relay, and absolute-form requests are forwarded one by one (http-forward.ts).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
