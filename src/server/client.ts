@@ -360,7 +360,7 @@ export class ClientConnection implements LiveConnection, Cancellation {
       // PROXY protocol comes before the protocol's first byte, inside the same deadline.
       if (proxyHeader && !(await this.#readProxyHeader(proxyHeader))) return;
       reader = new ChunkReader(socket);
-      const first = await reader.next();
+      let first = await reader.next();
       this.rearm();
       if (first === null || first.length === 0) {
         this.record.error ??= 'closed before greeting';
@@ -372,7 +372,11 @@ export class ClientConnection implements LiveConnection, Cancellation {
         return;
       }
       this.record.protocol = protocol;
-      await fronts[protocol](this, reader, first);
+      const running = fronts[protocol](this, reader, first);
+      // This frame waits for the connection's end: the first read (with any payload behind
+      // the request, up to 64 KiB) is the front's to let go once relayed, not held here.
+      first = null;
+      await running;
     } catch (err) {
       this.record.error ??= err instanceof Error ? err.message : String(err);
       this.log.error({ err }, 'front failed');
