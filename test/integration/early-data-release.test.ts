@@ -44,6 +44,8 @@ const ESTABLISHED = 'HTTP/1.1 200 Connection established\r\n\r\n'.length;
 /** How a client opens its tunnel: the writes before the one that carries the early bytes, and that one's start. */
 const openings: Array<{ name: string; before: (port: number) => Buffer[]; with: (port: number) => Buffer; answer: number }> = [
   { name: 'an HTTP CONNECT head', before: () => [], with: CONNECT_HEAD, answer: ESTABLISHED },
+  // The head split over two reads: node's http.Server reads it.
+  { name: 'the end of an HTTP CONNECT head', before: (port) => [CONNECT_HEAD(port).subarray(0, 1)], with: (port) => CONNECT_HEAD(port).subarray(1), answer: ESTABLISHED },
   { name: 'a SOCKS5 greeting and request', before: () => [], with: (port) => Buffer.from([5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, port >> 8, port & 0xff]), answer: 2 + 10 },
 ];
 

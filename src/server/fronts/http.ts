@@ -188,10 +188,15 @@ export class HttpFront {
     if (tooManyFields(req)) return this.#refuseHead(conn, TOO_MANY_FIELDS, socket);
     // Responses to requests pipelined ahead of this one are still to be written whole.
     const stopDraining = passDrainToResponse(socket);
+    // Taken once the tunnel starts: the failure handler below shares this scope and is held
+    // until the tunnel ends, and must not keep the message and the read behind `head` with it.
+    let opening: { req: IncomingMessage; head: Buffer } | undefined = { req, head };
     this.#inTurn(
       conn,
       () => {
         stopDraining();
+        const { req, head } = opening!;
+        opening = undefined;
         return tunnel(conn, req, head);
       },
       (err) => {
