@@ -7,8 +7,8 @@
 // sniffer already holds, with no server involved. Anything else (another method, a head still
 // incomplete, a head the parser refuses) is left to the http.Server, with the same bytes, which
 // answers it as it always does. Where this Node's module does not look as expected, every
-// connection goes to the http.Server. (Node documents `_http_common` as deprecated, DEP0199,
-// without a runtime warning on Node 20; a Node that drops it sends every head to the server.)
+// connection goes to the http.Server. (`_http_common` is one of node's internal `_http_*`
+// modules, a later Node may deprecate or drop it; without it every head goes to the server.)
 
 import type { IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
