@@ -96,7 +96,7 @@ function unmetExpectation(req: IncomingMessage): boolean {
 }
 
 /** Throws VersionError for a request line claiming a major version other than 1 (CONNECT too). */
-export function checkVersion(req: Pick<IncomingMessage, 'httpVersionMajor' | 'httpVersion'>): void {
+export function checkVersion(req: IncomingMessage): void {
   if (req.httpVersionMajor !== 1) throw new VersionError(req.httpVersion);
 }
 

@@ -381,21 +381,8 @@ function tooManyFields(req: IncomingMessage): boolean {
 
 const TOO_MANY_FIELDS: NodeJS.ErrnoException = Object.assign(new Error('too many header fields'), { code: 'HPE_HEADER_OVERFLOW' });
 
-/** What a tunnel needs of its CONNECT head, taken out of node's message, which is not held for the tunnel's life. */
-interface ConnectHead {
-  target: string;
-  httpVersionMajor: number;
-  httpVersion: string;
-  proxyAuthorization: string | undefined;
-}
-
 /** CONNECT host:port: "200 Connection established", then raw bytes both ways (RFC 9110 §9.3.6). */
 function tunnel(conn: ClientConnection, req: IncomingMessage, head: Buffer): Promise<void> {
-  const connect: ConnectHead = { target: req.url ?? '', httpVersionMajor: req.httpVersionMajor, httpVersion: req.httpVersion, proxyAuthorization: req.headers['proxy-authorization'] };
-  return tunnelTo(conn, connect, head);
-}
-
-function tunnelTo(conn: ClientConnection, req: ConnectHead, head: Buffer): Promise<void> {
   conn.handshakeDone();
   const started = performance.now();
   const client = conn.socket;
@@ -414,23 +401,23 @@ function tunnelTo(conn: ClientConnection, req: ConnectHead, head: Buffer): Promi
       return r;
     },
   };
-  // Chained rather than awaited in an async function of its own: no frame, with everything
-  // the checks used, stays suspended for the life of the tunnel (memory per idle tunnel).
+  // Chained rather than awaited in an async function of its own: no frame, with node's message
+  // and everything the checks used, stays suspended for the life of the tunnel (memory per idle tunnel).
   return open(conn, req, front, record)
     .then(() => closed(client))
     .then(() => conn.logRequest(record, started));
 }
 
 /** Checks, routes and serves the CONNECT, or refuses it; resolves once the relay has ended. Never rejects. */
-async function open(conn: ClientConnection, req: ConnectHead, front: Front, record: AccessRecord): Promise<void> {
+async function open(conn: ClientConnection, req: IncomingMessage, front: Front, record: AccessRecord): Promise<void> {
   try {
     checkVersion(req);
-    const dest = authority(req.target);
+    const dest = authority(req.url ?? '');
     record.dest = clipForLog(formatAddress(dest));
     // Each request on a kept-alive connection is checked and routed on the config live now:
     // a reload that revokes a password or blocks a destination reaches it.
     const snapshot = conn.current();
-    const checked = authenticate(snapshot, req.proxyAuthorization, conn.source.host, conn);
+    const checked = authenticate(snapshot, req.headers['proxy-authorization'], conn.source.host, conn);
     const who = checked instanceof Promise ? await checked : checked;
     if (who.user !== undefined) record.user = who.user;
     // Returned, not awaited (serve never rejects): this frame ends here.
