@@ -74,5 +74,5 @@ export function createDirectOutbound(deps: DirectDeps): Outbound {
     return bindDirect({ host, expect: dest, log: ctx.log });
   }
 
-  return { name: 'direct', connect, openUdp, bind, close: async () => {} };
+  return { name: 'direct', samePath: true, connect, openUdp, bind, close: async () => {} };
 }

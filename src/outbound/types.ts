@@ -64,6 +64,13 @@ export interface Outbound {
    * it (an IPv6 address to a SOCKS4 upstream); absent: any. A pool passes such a member over.
    */
   carries?(dest: Destination): boolean;
+  /**
+   * True when every connect to one destination, for one user and session, goes the same way
+   * (direct, an upstream, a chain of them): a connection it gave may carry that client's next
+   * HTTP request to that destination. Absent on a pool, whose every request picks its member
+   * afresh: a kept connection would pin the member rotation is meant to change.
+   */
+  readonly samePath?: boolean;
   /** Health checks and timers begin only when the snapshot goes live: building does no I/O. */
   start?(): void;
   close(): Promise<void>;

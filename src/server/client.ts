@@ -193,15 +193,16 @@ export class ClientConnection implements LiveConnection, Cancellation {
    * The socket on the far side of the request in progress, ended too by kill(). The dial is
    * over: nothing waits on the signal any more (the dial's listeners are gone), so it is let
    * go rather than held, and aborted, for the life of the relay. Kept when anything still
-   * listens (BIND, UDP); a later request on the connection gets a fresh one.
+   * listens (BIND, UDP); a later request on the connection gets a fresh one. `again`: a socket
+   * attached before, kept for this request (an HTTP origin connection), whose hooks are set.
    */
-  attach(remote: Socket): void {
+  attach(remote: Socket, again = false): void {
     this.#remote = remote;
     // Bytes read with the upstream's reply but not consumed yet are the destination's.
     this.#remoteUpFrom = remote.bytesWritten;
     this.#remoteDownFrom = consumed(remote);
     this.#remoteKept = false;
-    remote.on('close', letGoOnClose);
+    if (!again) remote.on('close', letGoOnClose);
     if (this.#controller && getEventListeners(this.#controller.signal, 'abort').length === 0) this.#controller = undefined;
   }
 

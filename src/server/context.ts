@@ -116,7 +116,7 @@ export interface CommandContext {
   /** The client connection's limit slots: admission, and its user's bandwidth bucket. */
   readonly limits: ConnectionLimits;
   /** Names the socket on the far side, so that a kill ends both at once. */
-  readonly attach: (remote: Socket) => void;
+  readonly attach: (remote: Socket, again?: boolean) => void;
 }
 
 /** Runs one command to its end. Throwing before the reply makes the session reply `toRep(err)`. */

@@ -12,7 +12,7 @@ import { handleBind } from './bind.js';
 import { ACCESS_RECORD_KEYS, boundOf, CLIENT_LEFT, refusedLogins, type AccessRecord, type CommandContext } from './context.js';
 import { countAttempt, outboundContext } from './outbound-context.js';
 import { relay, type RelayResult } from './relay.js';
-import { route } from './route.js';
+import { route, type Routed } from './route.js';
 import { handleUdpAssociate } from './udp-associate.js';
 
 /**
@@ -55,9 +55,12 @@ export function refuse(ctx: CommandContext, err: unknown): void {
   else ctx.client.destroy();
 }
 
-/** Route and dial (CONNECT, and each forwarded HTTP request): the connection, or a GatewayError to refuse with. */
-export async function openConnect(ctx: CommandContext): Promise<Connection> {
-  const { decision, outbound } = await route(ctx, 'connect');
+/**
+ * Route and dial (CONNECT, and each forwarded HTTP request): the connection, or a GatewayError
+ * to refuse with. `routed`: the request's route, when the caller has taken it already.
+ */
+export async function openConnect(ctx: CommandContext, routed?: Routed): Promise<Connection> {
+  const { decision, outbound } = routed ?? (await route(ctx, 'connect'));
   const started = performance.now();
   const octx = outboundContext(ctx);
   if (decision.resolved) octx.resolved = decision.resolved;

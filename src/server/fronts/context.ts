@@ -84,7 +84,7 @@ class RequestContext implements CommandContext {
     return this.#conn;
   }
 
-  attach(remote: Parameters<CommandContext['attach']>[0]): void {
-    this.#conn.attach(remote);
+  attach(remote: Parameters<CommandContext['attach']>[0], again = false): void {
+    this.#conn.attach(remote, again);
   }
 }

@@ -1,7 +1,8 @@
 // Absolute-form requests (RFC 9112 §3.2.2): each one routed on its own through the pipeline's
 // route and outbound, forwarded to the origin over the outbound's socket with hop-by-hop
 // headers removed (RFC 9110 §7.6.1), bodies streamed both ways with backpressure (pipe).
-// The client connection stays alive for the next request; the origin connection does not.
+// The client connection stays alive for the next request, and so may the origin connection,
+// for the client's next request on the same path (http-origin-slot.ts).
 
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { finished } from 'node:stream';
@@ -10,12 +11,15 @@ import type { Connection } from '../../outbound/types.js';
 import { IdleHold, limitReader } from '../bandwidth.js';
 import type { ClientConnection } from '../client.js';
 import { closeClient } from '../close.js';
+import type { CommandContext, Snapshot } from '../context.js';
 import { admit, openConnect, refuse } from '../pipeline.js';
+import { route, type Routed } from '../route.js';
 import { consumed, resetSocket } from '../relay.js';
 import type { Front } from '../request.js';
 import { admitRequest, expectsContinue, faultyFraming, refusalContext } from './http-admission.js';
 import { answer, noteRefusedLogin, OriginIdleError, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { answerAsFinal, hopsLeft, oneHopLess } from './http-max-forwards.js';
+import { keepOrigin, pathKey, takeOrigin } from './http-origin-slot.js';
 import { endToEnd, passInterim, reasonPhrase, responseFields, transferCodings, type AbsoluteTarget, type InformationEvent } from './http-message.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -85,6 +89,10 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
   let ctx = refusalContext(conn, front, record);
   let target: AbsoluteTarget;
   let origin: Connection;
+  let routed: Routed;
+  /** What a kept origin connection must match to carry this request; undefined: none is kept. */
+  let key: string | undefined;
+  let reused = false;
   try {
     ({ ctx, target } = await admitRequest(conn, req, front, record));
     const cut = bodyError(conn, req, res);
@@ -100,7 +108,14 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
       return;
     }
     admit(ctx);
-    origin = await openConnect(ctx);
+    routed = await route(ctx, 'connect');
+    key = pathKey(ctx, routed.decision.rule, routed.outbound);
+    // A request that could not be sent again, were the kept connection closed under it, gets
+    // a new one (RFC 9112 §9.3.1: no automatic retry of a non-idempotent request).
+    const kept = key === undefined || !replayable(req) ? undefined : takeOrigin(conn, key, ctx.snapshot);
+    if (kept) ctx.attach(kept.socket, true);
+    origin = kept ?? (await openConnect(ctx, routed));
+    reused = kept !== undefined;
     const late = bodyError(conn, req, res);
     if (late) {
       origin.socket.destroy();
@@ -135,9 +150,47 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
   } else {
     if (expectsContinue(req)) res.writeContinue();
     // The idle wait is the config's this request was routed on, not the one the connection began under.
-    await relayMessage(conn, req, res, target, origin, record, ctx.snapshot.config.limits.idle_timeout);
+    const idleTimeout = ctx.snapshot.config.limits.idle_timeout;
+    const keep = key === undefined ? undefined : { key, snapshot: ctx.snapshot };
+    const outcome = await relayMessage(conn, req, res, target, origin, record, idleTimeout, keep, reused);
+    if (outcome === SEND_AGAIN) await sendAgain(conn, req, res, target, ctx, routed!, idleTimeout, keep);
   }
   conn.logRequest(record, started);
+}
+
+/**
+ * A kept connection the origin closed as the request went out on it (its keep-alive timeout
+ * met ours): the request never reached it, and one without a body is sent again on a new
+ * connection, as node's agent lets a client do and browsers do (RFC 9112 §9.3.1).
+ */
+async function sendAgain(
+  conn: ClientConnection,
+  req: IncomingMessage,
+  res: ServerResponse,
+  target: AbsoluteTarget,
+  ctx: CommandContext,
+  routed: Routed,
+  idleTimeout: number,
+  keep: Keep | undefined,
+): Promise<void> {
+  const { record } = ctx;
+  record.rep = undefined;
+  record.error = undefined;
+  let origin: Connection;
+  try {
+    origin = await openConnect(ctx, routed);
+  } catch (err) {
+    refuse(ctx, err);
+    return done(res);
+  }
+  record.rep = Rep.SUCCEEDED;
+  if (res.destroyed || conn.socket.destroyed) {
+    origin.socket.destroy();
+    origin.release?.();
+    record.error ??= 'client closed the connection';
+    return;
+  }
+  await relayMessage(conn, req, res, target, origin, record, idleTimeout, keep, false);
 }
 
 
@@ -148,7 +201,21 @@ function done(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => finished(res, () => resolve()));
 }
 
-/** One request to the origin and its response back; resolves when the client's response is done. */
+/** Where a connection that ends its response cleanly may be kept for the client's next request. */
+interface Keep {
+  key: string;
+  snapshot: Snapshot;
+}
+
+/** relayMessage's word that the request did not reach the origin on a kept connection, and may be sent again. */
+const SEND_AGAIN = Symbol('send again');
+
+/**
+ * One request to the origin and its response back; resolves when the client's response is
+ * done, or with SEND_AGAIN (nothing answered) when `reused` connection turned out closed
+ * before any of the response, for a request that can be sent again. With `keep`, a connection
+ * whose response ends cleanly is kept for the client's next request rather than closed.
+ */
 function relayMessage(
   conn: ClientConnection,
   req: IncomingMessage,
@@ -157,20 +224,26 @@ function relayMessage(
   origin: Connection,
   record: ClientConnection['record'],
   idleTimeout: number,
-): Promise<void> {
+  keep: Keep | undefined,
+  reused: boolean,
+): Promise<void | typeof SEND_AGAIN> {
   const socket = origin.socket;
   if (origin.head?.length && !socket.readableEnded) socket.unshift(origin.head);
+  origin.head = undefined; // a kept connection's next request finds its stream as the last left it
   // Counted from here, as the relay counts: through an upstream the socket's totals already
   // hold the proxy handshake, and bytes read with its reply but not yet consumed are the
   // origin's (in the stream's buffer, counted once they are read from it).
   const upFrom = socket.bytesWritten;
   const downFrom = consumed(socket);
-  socket.setTimeout(idleTimeout, () => socket.destroy(ORIGIN_IDLE));
+  const onIdle = (): void => void socket.destroy(ORIGIN_IDLE);
+  socket.setTimeout(idleTimeout, onIdle);
   // RFC 9112 §3.2.2: Host is the request target's authority, whatever the client's Host said.
   const hops = hopsLeft(req);
   const fields = endToEnd(req.rawHeaders).filter(([k]) => k.toLowerCase() !== 'host');
   const headers = hops === undefined ? fields : oneHopLess(fields, hops);
   headers.unshift(['Host', target.authority]);
+  // node's client says "close" unless told otherwise: asked to stay open when it may be kept.
+  if (keep) headers.push(['Connection', 'keep-alive']);
   // A chunked body stays chunked (node's client would send it unframed for GET, DELETE and
   // the like), said one way only: admitRequest let through chunked alone, however spelled.
   if (req.headers['transfer-encoding'] !== undefined) headers.push(['Transfer-Encoding', 'chunked']);
@@ -178,9 +251,23 @@ function relayMessage(
   // give a POST, PUT or PROPFIND an empty chunked one, which an origin may refuse (411, 501):
   // it is told the length instead, as RFC 9110 §8.6 asks of a client sending such a method.
   else if (req.headers['content-length'] === undefined && !UNFRAMED_BY_NODE.has(req.method ?? '')) headers.push(['Content-Length', '0']);
+  // node's client frees a connection whose response ended and that both sides left open
+  // (lib/_http_client.js, responseKeepAlive: its listeners and parser are gone from it).
+  let freed = false;
+  const onFree = (): void => void (freed = true);
+  if (keep) socket.once('free', onFree);
+
+  /** Settled: answered, or given up to be sent again; whatever reports after is too late. */
+  let over = false;
   const finish = (): void => {
     record.up = socket.bytesWritten - upFrom;
     record.down = consumed(socket) - downFrom;
+    socket.off('timeout', onIdle);
+    socket.off('free', onFree);
+    const clientStays = res.writableFinished && res.shouldKeepAlive && !conn.closing && !conn.socket.destroyed;
+    if (keep && freed && clientStays && record.error === undefined && req.complete && !socket.destroyed) {
+      return keepOrigin(conn, keep.key, keep.snapshot, origin, idleTimeout);
+    }
     socket.destroy();
     origin.release?.();
   };
@@ -197,6 +284,11 @@ function relayMessage(
     answer(res, 502, 'bad gateway: the request could not be forwarded');
     return done(res);
   }
+  // node's client sends the fields it is given as an array at once, our "Connection:
+  // keep-alive" among them, then, having no agent, marks itself to close after the response
+  // all the same: told again, it frees the connection once the response ends (keep-alive on
+  // both sides), as it does for an agent.
+  if (keep) out.shouldKeepAlive = true;
   // An upstream's stream comes paused (it keeps the bytes that came with its reply), and
   // node's client only listens for 'data': it would never see the response.
   out.once('socket', (s) => s.resume());
@@ -216,6 +308,19 @@ function relayMessage(
   /** Bytes of the origin's body have been passed on: the head went out with the first of them. */
   let bodyStarted = false;
   return new Promise((resolve) => {
+    /** The kept connection was closed under the request, before any of its response: it goes again on a new one. */
+    const again = (err: Error): boolean => {
+      if (!reused || response !== undefined || res.headersSent || !replayable(req) || !CLOSED_UNDER.has((err as NodeJS.ErrnoException).code ?? '')) return false;
+      over = true;
+      record.error = undefined;
+      relaying.delete(req);
+      req.unpipe(out);
+      socket.off('timeout', onIdle);
+      socket.destroy(err);
+      origin.release?.();
+      resolve(SEND_AGAIN);
+      return true;
+    };
     out.on('response', (ores: IncomingMessage) => {
       response = ores;
       const status = ores.statusCode ?? 0;
@@ -279,7 +384,9 @@ function relayMessage(
       }
     };
     out.on('error', (err: Error) => {
+      if (over) return;
       if (res.headersSent) return afterHead(err);
+      if (again(err)) return;
       record.error ??= err.message;
       // The client is gone (it left, or was killed, which also cut the origin): no answer
       // reaches it, and none is logged as given.
@@ -291,6 +398,7 @@ function relayMessage(
     // Closed with no response and no error: node's client does this on a 101 it did not
     // ask for (it hands the socket to nobody). The client is not left waiting.
     out.on('close', () => {
+      if (over) return;
       if (!res.headersSent && !res.destroyed) badGateway('origin closed without a response');
     });
     // A body that stops parsing on the way: the origin connection goes, and out's 'error' answers.
@@ -305,6 +413,8 @@ function relayMessage(
     // origin could neither answer early (a 413, a 401) nor be told apart from a silent one.
     if (!req.complete && req.readableLength === 0) out.flushHeaders();
     void done(res).then(() => {
+      if (over) return;
+      over = true;
       relaying.delete(req);
       finish();
       // The client went away before its response was whole (or had begun): without a reason
@@ -322,6 +432,21 @@ function relayMessage(
     });
   });
 }
+
+/**
+ * A request that can be sent again whole: an idempotent method (RFC 9110 §9.2.2) with no body,
+ * so nothing of it was read that a second send would lack.
+ */
+function replayable(req: IncomingMessage): boolean {
+  if (!IDEMPOTENT.has(req.method ?? '')) return false;
+  if (req.headers['transfer-encoding'] !== undefined) return false;
+  const length = req.headers['content-length'];
+  return length === undefined || Number(length) === 0;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** How node's client reports a connection the origin closed (a reset, or a FIN: "socket hang up"); not an origin gone silent. */
+const CLOSED_UNDER = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
 /** An origin silent for idle_timeout: 504, as a connect that timed out. */
 export const ORIGIN_IDLE = new OriginIdleError();

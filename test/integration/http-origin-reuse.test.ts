@@ -1,0 +1,318 @@
+// Origin connections kept between the absolute-form requests of one client connection: the
+// next request to the same place, by the same path, goes on the connection the last one left
+// open; a pool's requests, another destination, another user, a reload, a request with a body
+// take a new one; a kept connection goes when it idles, when the origin closes it, and when
+// the client leaves; one the origin closed as a request went out on it does not cost the
+// client that request.
+import { test, type TestContext } from '../helpers/test.js';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { Agent, createServer as createHttpServer, request, type IncomingHttpHeaders, type Server as HttpServer } from 'node:http';
+import { connect, createServer, Socket } from 'node:net';
+import { stringify } from 'yaml';
+import { parseConfig } from '../../src/config/load.js';
+import { curl } from '../helpers/curl.js';
+import { startGateway, type TestGateway } from '../helpers/index.js';
+import { listenTracked } from '../helpers/servers.js';
+import { startMicrosocks } from '../helpers/upstreams.js';
+
+/** Test instrument (counting origin): node's HTTP server, answering `<path> #<n-th request on its connection>`, keeping each connection it accepted. */
+interface CountingOrigin {
+  port: number;
+  server: HttpServer;
+  sockets: Socket[];
+  /** Each connection's peer address, as it came. */
+  sources: string[];
+  /** Sockets closed so far. */
+  closed: Set<Socket>;
+  /** Each request's path and the index of the connection it came on. */
+  requests: Array<{ path: string; conn: number; body: string }>;
+}
+
+async function countingOrigin(t: TestContext, keepAliveTimeout = 5_000): Promise<CountingOrigin> {
+  const origin: CountingOrigin = { port: 0, server: createHttpServer(), sockets: [], sources: [], closed: new Set(), requests: [] };
+  const served = new WeakMap<Socket, number>();
+  origin.server.keepAliveTimeout = keepAliveTimeout;
+  origin.server.on('connection', (s: Socket) => {
+    origin.sockets.push(s);
+    origin.sources.push(s.remoteAddress ?? '');
+    s.once('close', () => origin.closed.add(s));
+  });
+  origin.server.on('request', (req, res) => {
+    const s = req.socket as Socket;
+    const n = (served.get(s) ?? 0) + 1;
+    served.set(s, n);
+    let body = '';
+    req.setEncoding('latin1');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      origin.requests.push({ path: req.url ?? '', conn: origin.sockets.indexOf(s), body });
+      res.end(`${req.url} #${n}`);
+    });
+  });
+  const { port, close } = await listenTracked(origin.server);
+  origin.port = port;
+  t.after(close);
+  return origin;
+}
+
+interface Answer {
+  status: number;
+  body: string;
+}
+
+/** A real client: node's own, one keep-alive connection to the gateway as its proxy. */
+function proxyClient(t: TestContext, gw: TestGateway): (url: string, init?: { method?: string; body?: string; headers?: IncomingHttpHeaders }) => Promise<Answer> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  return (url, init = {}) =>
+    new Promise((resolve, reject) => {
+      const r = request({ host: gw.host, port: gw.port, path: url, method: init.method ?? 'GET', agent, headers: { host: new URL(url).host, ...init.headers } }, (res) => {
+        let body = '';
+        res.setEncoding('latin1');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', reject);
+      });
+      r.on('error', reject);
+      r.end(init.body);
+    });
+}
+
+async function gateway(t: TestContext, partial: Record<string, unknown> = {}): Promise<TestGateway> {
+  const gw = await startGateway(partial);
+  t.after(() => gw.close());
+  return gw;
+}
+
+/** Waits (bounded) until `cond` holds. */
+async function until(cond: () => boolean, what: string, ms = 5_000): Promise<void> {
+  for (const end = Date.now() + ms; !cond(); ) {
+    if (Date.now() > end) assert.fail(`timed out waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const url = (o: CountingOrigin, path: string): string => `http://127.0.0.1:${o.port}${path}`;
+
+test('curl fetching three URLs of one origin through the gateway: one origin connection carries all three, and the log counts its bytes exactly', async (t) => {
+  const origin = await countingOrigin(t);
+  const gw = await gateway(t);
+  const got = await curl(['-x', `http://${gw.host}:${gw.port}`, url(origin, '/a'), url(origin, '/b'), url(origin, '/c')]);
+  assert.equal(got.code, 0, got.stderr);
+  assert.equal(got.stdout, '/a #1/b #2/c #3', 'answered in order, each on the connection the one before left');
+  assert.equal(origin.sockets.length, 1, 'one origin connection');
+  const s = origin.sockets[0]!;
+  await until(() => gw.logs.filter((l) => l.msg === 'session end' && l.protocol === 'http').length === 3, 'three access-log lines');
+  const lines = gw.logs.filter((l) => l.msg === 'session end' && l.protocol === 'http');
+  assert.deepEqual(
+    lines.map((l) => [l.status, l.rep, l.outbound]),
+    [
+      [200, 0, 'direct'],
+      [200, 0, 'direct'],
+      [200, 0, 'direct'],
+    ],
+  );
+  const sum = (k: string): number => lines.reduce((n, l) => n + (l[k] as number), 0);
+  assert.equal(sum('up'), s.bytesRead, 'up: what the origin read, request by request');
+  assert.equal(sum('down'), s.bytesWritten, 'down: what the origin wrote');
+  assert.ok(lines.every((l) => (l.up as number) > 0 && (l.down as number) > 0));
+  // curl is gone: so is the origin connection it kept.
+  await until(() => origin.closed.has(s), 'the kept origin connection closed with its client');
+});
+
+test('only the last path is kept: a request elsewhere closes it, and coming back dials anew', async (t) => {
+  const a = await countingOrigin(t);
+  const b = await countingOrigin(t);
+  const gw = await gateway(t);
+  const get = proxyClient(t, gw);
+  assert.deepEqual(await get(url(a, '/1')), { status: 200, body: '/1 #1' });
+  assert.deepEqual(await get(url(a, '/2')), { status: 200, body: '/2 #2' });
+  assert.deepEqual(await get(url(b, '/3')), { status: 200, body: '/3 #1' });
+  await until(() => a.closed.has(a.sockets[0]!), "a's connection closed once b's request took the slot");
+  assert.deepEqual(await get(url(a, '/4')), { status: 200, body: '/4 #1' });
+  assert.equal(a.sockets.length, 2);
+  assert.equal(b.sockets.length, 1);
+});
+
+test("a pool's requests each pick their member: none is kept, and rotation goes on request by request", async (t) => {
+  const origin = await countingOrigin(t);
+  const members = await Promise.all(['127.0.0.2', '127.0.0.3'].map((host) => startMicrosocks({ host })));
+  for (const m of members) t.after(() => m.close());
+  const gw = await gateway(t, {
+    upstreams: { crawl: { type: 'pool', strategy: 'round-robin', members: members.map((m) => `socks5://${m.host}:${m.port}`) } },
+    default: 'crawl',
+  });
+  const get = proxyClient(t, gw);
+  for (let i = 1; i <= 4; i++) assert.deepEqual(await get(url(origin, `/${i}`)), { status: 200, body: `/${i} #1` });
+  assert.equal(origin.sockets.length, 4, 'a connection per request');
+  const sources = origin.sources;
+  assert.deepEqual(new Set(sources), new Set(['127.0.0.2', '127.0.0.3']), 'both members');
+  assert.notEqual(sources[0], sources[1], 'each request to the next member');
+  assert.notEqual(sources[2], sources[3]);
+});
+
+test('another user on the same client connection, or a reload, takes a new origin connection', async (t) => {
+  const origin = await countingOrigin(t);
+  const users = { users: [{ username: 'alice', password: 'pw' }, { username: 'bob', password: 'pw' }] };
+  const configOf = (extra: Record<string, unknown> = {}) => parseConfig(stringify({ listen: [{ host: '127.0.0.1', port: 0 }], auth: users, ...extra }), '/tmp/socksgate-test.yaml', {});
+  const gw = await gateway(t, { auth: users });
+  const get = proxyClient(t, gw);
+  const as = (user: string) => ({ headers: { 'proxy-authorization': `Basic ${Buffer.from(`${user}:pw`).toString('base64')}` } });
+  assert.deepEqual(await get(url(origin, '/1'), as('alice')), { status: 200, body: '/1 #1' });
+  assert.deepEqual(await get(url(origin, '/2'), as('alice')), { status: 200, body: '/2 #2' });
+  assert.deepEqual(await get(url(origin, '/3'), as('bob')), { status: 200, body: '/3 #1' }, "bob's request does not ride alice's connection");
+  await gw.gw.reload(configOf({ rules: [{ name: 'after-reload', cidrs: ['127.0.0.0/8'], action: 'direct' }] }));
+  assert.deepEqual(await get(url(origin, '/4'), as('bob')), { status: 200, body: '/4 #1' }, 'a new connection after the reload');
+  assert.deepEqual(await get(url(origin, '/5'), as('bob')), { status: 200, body: '/5 #2' }, 'and that one kept in turn');
+  assert.equal(origin.sockets.length, 3);
+  const line = await gw.accessLog((l) => l.msg === 'session end' && typeof l.dest === 'string' && l.status === 200 && l.rule === 'after-reload');
+  assert.ok(line, 'requests after the reload are routed by its rules');
+});
+
+test('a request with a body never goes on a kept connection: it gets one of its own, and its body arrives once', async (t) => {
+  const origin = await countingOrigin(t);
+  const gw = await gateway(t);
+  const get = proxyClient(t, gw);
+  assert.deepEqual(await get(url(origin, '/1')), { status: 200, body: '/1 #1' });
+  assert.deepEqual(await get(url(origin, '/up'), { method: 'POST', body: 'hello' }), { status: 200, body: '/up #1' });
+  assert.deepEqual(
+    origin.requests.map((r) => [r.path, r.conn, r.body]),
+    [
+      ['/1', 0, ''],
+      ['/up', 1, 'hello'],
+    ],
+  );
+  // The POST's own connection ended cleanly: the next GET rides it.
+  assert.deepEqual(await get(url(origin, '/2')), { status: 200, body: '/2 #2' });
+  assert.equal(origin.sockets.length, 2);
+});
+
+test('a kept connection is closed once it has idled for idle_timeout, and the next request dials anew', async (t) => {
+  const origin = await countingOrigin(t);
+  const gw = await gateway(t, { limits: { idle_timeout: '300ms' } });
+  const get = proxyClient(t, gw);
+  assert.deepEqual(await get(url(origin, '/1')), { status: 200, body: '/1 #1' });
+  await until(() => origin.closed.has(origin.sockets[0]!), 'the idle kept connection closed', 3_000);
+  assert.deepEqual(await get(url(origin, '/2')), { status: 200, body: '/2 #1' });
+});
+
+test('an origin that closes the kept connection while it idles: the next request is served on a new one', async (t) => {
+  const origin = await countingOrigin(t, 100);
+  const gw = await gateway(t);
+  const get = proxyClient(t, gw);
+  assert.deepEqual(await get(url(origin, '/1')), { status: 200, body: '/1 #1' });
+  await until(() => origin.closed.has(origin.sockets[0]!), "the origin's keep-alive timeout");
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(await get(url(origin, '/2')), { status: 200, body: '/2 #1' });
+  assert.equal(origin.sockets.length, 2);
+});
+
+/**
+ * Test instrument (resetting origin): answers the first request on each connection keep-alive,
+ * and resets a connection when a second request arrives on it, unanswered: an origin whose
+ * keep-alive timeout ends just as the gateway sends on the connection.
+ */
+async function resettingOrigin(t: TestContext): Promise<{ port: number; received: string[] }> {
+  const received: string[] = [];
+  const server = createServer((s) => {
+    const at = received.push('') - 1;
+    s.on('error', () => {});
+    let answered = false;
+    s.on('data', (chunk: Buffer) => {
+      received[at] += chunk.toString('latin1');
+      const heads = received[at]!.split('\r\n\r\n').length - 1;
+      if (!answered && heads >= 1) {
+        answered = true;
+        s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${2 + String(at).length}\r\n\r\nok${at}`);
+      } else if (heads >= 2) s.resetAndDestroy();
+    });
+  });
+  const { port, close } = await listenTracked(server);
+  t.after(close);
+  return { port, received };
+}
+
+test('an origin resetting the kept connection as a GET goes out on it: the GET is sent again on a new connection, answered once, logged once', async (t) => {
+  const origin = await resettingOrigin(t);
+  const gw = await gateway(t);
+  const get = proxyClient(t, gw);
+  const at = `http://127.0.0.1:${origin.port}`;
+  assert.deepEqual(await get(`${at}/1`), { status: 200, body: 'ok0' });
+  assert.deepEqual(await get(`${at}/2`), { status: 200, body: 'ok1' }, 'answered from the second connection');
+  assert.equal(origin.received.length, 2);
+  assert.match(origin.received[0]!, /^GET \/1 .*GET \/2 /s, 'the first connection had it, and reset');
+  assert.match(origin.received[1]!, /^GET \/2 HTTP\/1\.1\r\n/);
+  await until(() => gw.logs.filter((l) => l.msg === 'session end' && l.protocol === 'http').length >= 2, 'two lines');
+  await new Promise((r) => setTimeout(r, 100));
+  const lines = gw.logs.filter((l) => l.msg === 'session end' && l.protocol === 'http');
+  assert.equal(lines.length, 2, 'one line per request, none for the attempt that was reset');
+  assert.equal(lines[1]!.status, 200);
+  assert.equal(lines[1]!.error, undefined);
+  assert.equal(lines[1]!.up, Buffer.byteLength(origin.received[1]!, 'latin1'), 'up: the bytes of the send that reached the origin');
+  assert.equal(lines[1]!.down, 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok1'.length);
+});
+
+test('the client leaving closes the origin connection kept for it', async (t) => {
+  const origin = await countingOrigin(t);
+  const gw = await gateway(t);
+  const client = connect(gw.port, gw.host);
+  await once(client, 'connect');
+  client.write(`GET ${url(origin, '/1')} HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\n\r\n`);
+  await once(client, 'data');
+  await until(() => origin.sockets.length === 1, 'dialed');
+  assert.ok(!origin.closed.has(origin.sockets[0]!), 'kept while the client stays');
+  client.destroy();
+  await until(() => origin.closed.has(origin.sockets[0]!), 'closed once the client left');
+});
+
+
+test('through an upstream, one origin connection carries the requests; through a chain whose hop is a pool, each request dials anew', async (t) => {
+  const origin = await countingOrigin(t);
+  const hops = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4'].map((host) => startMicrosocks({ host })));
+  for (const m of hops) t.after(() => m.close());
+  const [single, a, b] = hops as [(typeof hops)[0], (typeof hops)[0], (typeof hops)[0]];
+  const one = await gateway(t, { upstreams: { hop: { type: 'socks5', host: single.host, port: single.port } }, default: 'hop' });
+  const get = proxyClient(t, one);
+  for (let i = 1; i <= 3; i++) assert.deepEqual(await get(url(origin, `/${i}`)), { status: 200, body: `/${i} #${i}` });
+  assert.equal(origin.sockets.length, 1, 'one connection through the upstream');
+  const chained = await gateway(t, {
+    upstreams: {
+      crawl: { type: 'pool', strategy: 'round-robin', members: [a, b].map((m) => `socks5://${m.host}:${m.port}`) },
+      exit: { type: 'socks5', host: single.host, port: single.port, via: 'crawl' },
+    },
+    default: 'exit',
+  });
+  const viaPool = proxyClient(t, chained);
+  for (let i = 1; i <= 2; i++) assert.deepEqual(await viaPool(url(origin, `/c${i}`)), { status: 200, body: `/c${i} #1` });
+  assert.equal(origin.sockets.length, 3, 'a connection per request through the pool hop');
+});
+
+test('a hundred requests on one kept connection: one origin connection, every answer in order, no listener left behind on it', async (t) => {
+  const origin = await countingOrigin(t);
+  const gw = await gateway(t);
+  const get = proxyClient(t, gw);
+  const warnings: Error[] = [];
+  const onWarning = (w: Error): void => void warnings.push(w);
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  let listeners = 0;
+  for (let i = 1; i <= 100; i++) {
+    assert.deepEqual(await get(url(origin, `/${i}`)), { status: 200, body: `/${i} #${i}` });
+    // The gateway's side of the origin connection, found through the gateway's own listeners on it.
+    if (i === 2) listeners = gwSideListeners(origin);
+  }
+  assert.equal(origin.sockets.length, 1);
+  assert.deepEqual(warnings.map((w) => w.message), [], 'no MaxListenersExceeded warning');
+  assert.equal(gwSideListeners(origin), listeners, 'as many listeners after 100 requests as after 2');
+});
+
+/** Listeners on the gateway's end of the origin's one connection (the peer of the origin's socket, in this process). */
+function gwSideListeners(origin: CountingOrigin): number {
+  const s = origin.sockets[0]!;
+  const peer = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().find(
+    (h): h is Socket => h instanceof Socket && h.localPort === s.remotePort && h.remotePort === s.localPort,
+  );
+  assert.ok(peer, "the gateway's end of the origin connection");
+  return peer.eventNames().reduce((n, e) => n + peer.listenerCount(e), 0);
+}
