@@ -4,7 +4,9 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { startGateway, startHttpServer } from '../helpers/index.js';
-import { request } from 'node:http';
+import { createServer as createHttpServer, request } from 'node:http';
+import type { Socket } from 'node:net';
+import { listenTracked } from '../helpers/servers.js';
 import { runPython, startHttpsServer, startRecordingHttpServer, tempDir } from '../helpers/clients.js';
 
 // One requests.Session for every request (so http:// requests share a keep-alive connection to
@@ -85,6 +87,29 @@ test('python3-requests: http:// goes absolute-form over one keep-alive connectio
   assert.ok(plain.every((l) => l.protocol === 'http' && l.status === 200 && l.rep === 0));
   assert.equal(new Set(plain.map((l) => l.sid)).size, 1, 'the three http:// requests came on one client connection');
   assert.notEqual(tunnel?.sid, plain[0]!.sid, 'the CONNECT tunnel is a connection of its own');
+});
+
+test('python3-requests: a session\'s http:// requests to one origin ride one origin connection, each answered and logged', async (t) => {
+  const tmp = await tempDir('requests-reuse');
+  t.after(() => tmp.remove());
+  const accepted: string[] = [];
+  const web = createHttpServer((req, res) => res.end(`${req.url} on connection ${accepted.length}`));
+  web.on('connection', (s: Socket) => accepted.push(`${s.remoteAddress}:${s.remotePort}`));
+  const { port, close } = await listenTracked(web);
+  t.after(close);
+  const gw = await startGateway();
+  t.after(() => gw.close());
+  const proxy = `http://127.0.0.1:${gw.port}`;
+  const got = await pythonRequests(tmp.dir, ['/a', '/b', '/c', '/d'].map((path) => ({ url: `http://127.0.0.1:${port}${path}`, proxy })));
+  assert.deepEqual(
+    got.map((r) => [r.status ?? r.error, r.body]),
+    ['/a', '/b', '/c', '/d'].map((path) => [200, `${path} on connection 1`]),
+  );
+  assert.equal(accepted.length, 1, 'one origin connection');
+  await gw.accessLog(() => gw.logs.filter((l) => l.msg === 'session end' && l.dest === `127.0.0.1:${port}`).length >= 4, 5_000);
+  const lines = gw.logs.filter((l) => l.msg === 'session end' && l.dest === `127.0.0.1:${port}`);
+  assert.equal(lines.length, 4);
+  assert.ok(lines.every((l) => l.status === 200 && Number(l.up) > 0 && Number(l.down) > 0));
 });
 
 test('python3-requests with proxy auth: alice and alice-session-K1 pass, no or wrong credentials get 407', async (t) => {
