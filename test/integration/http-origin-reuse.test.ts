@@ -316,3 +316,65 @@ function gwSideListeners(origin: CountingOrigin): number {
   assert.ok(peer, "the gateway's end of the origin connection");
   return peer.eventNames().reduce((n, e) => n + peer.listenerCount(e), 0);
 }
+
+/** The gateway's end of a loopback connection whose other end is `s` (in this process). */
+function gwPeer(s: Socket): Socket | undefined {
+  return (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().find(
+    (h): h is Socket => h instanceof Socket && h.localPort === s.remotePort && h.remotePort === s.localPort,
+  );
+}
+
+test('an origin resetting its connection while the end of its response waits for a slow client: the gateway goes on, and the client gets the whole response', async (t) => {
+  let originSide: Socket | undefined;
+  let request = '';
+  const server = createServer((s) => {
+    originSide = s;
+    s.on('error', () => {});
+    s.on('data', (c: Buffer) => (request += c.toString('latin1')));
+  });
+  const listening = await listenTracked(server);
+  t.after(listening.close);
+  const gw = await gateway(t);
+  const client = connect(gw.port, gw.host);
+  t.after(() => client.destroy());
+  await once(client, 'connect');
+  client.pause(); // reads nothing for now: the gateway's writes to it back up
+  client.write(`GET http://127.0.0.1:${listening.port}/big HTTP/1.1\r\nHost: 127.0.0.1:${listening.port}\r\n\r\n`);
+  await until(() => request.includes('\r\n\r\n'), 'the request at the origin');
+  const origin = originSide!;
+  origin.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+  const toClient = gwPeer(client);
+  const fromOrigin = gwPeer(origin);
+  assert.ok(toClient && fromOrigin, "the gateway's ends of both connections");
+  // Chunks well below a socket's highWaterMark, each read by the gateway before the next goes,
+  // until the client's connection holds bytes the kernel would not take: the response's end
+  // then goes through the gateway without pausing it, and waits there for the client.
+  const chunk = `${(8192).toString(16)}\r\n${'a'.repeat(8192)}\r\n`;
+  let sent = 0;
+  for (let i = 0; i < 4_000 && toClient.writableLength === 0; i++) {
+    origin.write(chunk);
+    sent += 8192;
+    await until(() => fromOrigin.bytesRead === origin.bytesWritten, 'the chunk read by the gateway');
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.ok(toClient.writableLength > 0, "the client's connection backed up");
+  origin.write('0\r\n\r\n');
+  // The response is whole at the gateway (node's client has let go of the connection), its
+  // last bytes not yet with the client: now the origin resets.
+  await until(() => fromOrigin.listenerCount('data') === 0, "the origin's response complete at the gateway");
+  origin.resetAndDestroy();
+  await until(() => fromOrigin.destroyed, 'the reset seen by the gateway');
+  client.resume();
+  let got = '';
+  client.setEncoding('latin1');
+  client.on('data', (c: string) => (got += c));
+  await until(() => got.endsWith('0\r\n\r\n'), 'the whole response at the client');
+  const body = got.slice(got.indexOf('\r\n\r\n') + 4);
+  assert.equal(body.split('a').length - 1, sent, 'every byte of the body');
+  const line = await gw.accessLog((l) => l.protocol === 'http' && l.status === 200);
+  assert.equal(line?.error, undefined);
+  // And the gateway is still there for the next request.
+  const other = await countingOrigin(t);
+  const next = await curl(['-s', '-x', `http://${gw.host}:${gw.port}`, url(other, '/next')]);
+  assert.equal(next.stdout, '/next #1', next.stderr);
+});

@@ -7,6 +7,7 @@
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { finished } from 'node:stream';
 import { GatewayError, LimitError, ProtocolError, Rep, toRep } from '../../errors.js';
+import { guardErrors } from '../../outbound/early-data.js';
 import type { Connection } from '../../outbound/types.js';
 import { IdleHold, limitReader } from '../bandwidth.js';
 import type { ClientConnection } from '../client.js';
@@ -253,8 +254,14 @@ function relayMessage(
   else if (req.headers['content-length'] === undefined && !UNFRAMED_BY_NODE.has(req.method ?? '')) headers.push(['Content-Length', '0']);
   // node's client frees a connection whose response ended and that both sides left open
   // (lib/_http_client.js, responseKeepAlive: its listeners and parser are gone from it).
+  // Its 'error' listener goes too, and the slot's come only once the client has taken the
+  // whole response, which a slow one may take long to: a reset meanwhile, or the idle timer's
+  // destroy, must close the connection, not end the gateway as an unhandled error.
   let freed = false;
-  const onFree = (): void => void (freed = true);
+  const onFree = (): void => {
+    freed = true;
+    guardErrors(socket);
+  };
   if (keep) socket.once('free', onFree);
 
   /** Settled: answered, or given up to be sent again; whatever reports after is too late. */
