@@ -11,6 +11,7 @@ import { Agent, createServer as createHttpServer, request, type IncomingHttpHead
 import { connect, createServer, Socket } from 'node:net';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
+import { adminClient } from '../helpers/admin.js';
 import { curl } from '../helpers/curl.js';
 import { startGateway, type TestGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
@@ -377,4 +378,46 @@ test('an origin resetting its connection while the end of its response waits for
   const other = await countingOrigin(t);
   const next = await curl(['-s', '-x', `http://${gw.host}:${gw.port}`, url(other, '/next')]);
   assert.equal(next.stdout, '/next #1', next.stderr);
+});
+
+test('an operator killing a connection whose GET waits on a kept origin connection: nothing is dialed again, and the line says "killed"', async (t) => {
+  // Answers the first request on each connection, and leaves a second one unanswered.
+  const received: string[] = [];
+  const server = createServer((s) => {
+    const at = received.push('') - 1;
+    s.on('error', () => {});
+    s.on('data', (chunk: Buffer) => {
+      received[at] += chunk.toString('latin1');
+      if (received[at]!.split('\r\n\r\n').length - 1 === 1) s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    });
+  });
+  const listening = await listenTracked(server);
+  t.after(listening.close);
+  const token = 'kill-token-0123456789';
+  const gw = await gateway(t, { metrics: { host: '127.0.0.1', port: 0, api_token: token } });
+  const api = adminClient(gw.gw, token);
+  const client = connect(gw.port, gw.host);
+  t.after(() => client.destroy());
+  client.on('error', () => {});
+  await once(client, 'connect');
+  const at = `http://127.0.0.1:${listening.port}`;
+  client.write(`GET ${at}/1 HTTP/1.1\r\nHost: 127.0.0.1:${listening.port}\r\n\r\n`);
+  await once(client, 'data');
+  client.write(`GET ${at}/2 HTTP/1.1\r\nHost: 127.0.0.1:${listening.port}\r\n\r\n`);
+  await until(() => received[0]!.includes('GET /2 '), 'the second GET at the origin, on the kept connection');
+  const open = (await api.request('GET', '/api/connections')).json as Array<{ id: number }>;
+  assert.equal(open.length, 1);
+  assert.equal((await api.request('DELETE', `/api/connections/${open[0]!.id}`)).status, 200);
+  const line = await gw.accessLog((l) => l.protocol === 'http' && l.status !== 200);
+  assert.ok(line, 'the second request logged');
+  assert.equal(line.error, 'killed');
+  assert.equal(gw.logs.filter((l) => l.msg === 'session end' && l.protocol === 'http').length, 2);
+  // A dial for the killed request came before the line; a later client's comes after it.
+  const later = await curl(['-s', '-x', `http://${gw.host}:${gw.port}`, `${at}/3`]);
+  assert.equal(later.stdout, 'ok', later.stderr);
+  assert.deepEqual(
+    received.map((r) => r.split(' ', 2).join(' ')),
+    ['GET /1', 'GET /3'],
+    'no origin connection for the killed request',
+  );
 });

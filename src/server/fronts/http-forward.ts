@@ -318,6 +318,9 @@ function relayMessage(
     /** The kept connection was closed under the request, before any of its response: it goes again on a new one. */
     const again = (err: Error): boolean => {
       if (!reused || response !== undefined || res.headersSent || !replayable(req) || !CLOSED_UNDER.has((err as NodeJS.ErrnoException).code ?? '')) return false;
+      // Not for a client that is gone, or killed (which closed the kept connection itself):
+      // nobody would read the answer, and the line keeps its reason.
+      if (conn.socket.destroyed || res.destroyed || conn.aborted) return false;
       over = true;
       record.error = undefined;
       relaying.delete(req);
