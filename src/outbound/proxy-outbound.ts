@@ -202,9 +202,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
     return heldOpen(counters, value);
   }
 
-  // Through a pool as a hop, each connect may leave by another member.
-  const samePath = deps.via === undefined || deps.via.samePath === true;
-  const out: UpstreamOutbound = { name, samePath, connect, stats, memory: () => counters, close: async () => {} };
+  const out: UpstreamOutbound = { name, connect, stats, memory: () => counters, close: async () => {} };
   const { bind, openUdp } = commands;
   if (bind) out.bind = (dest, ctx) => held(() => bind(dest, ctx));
   if (openUdp) out.openUdp = (ctx) => held(() => openUdp(ctx));

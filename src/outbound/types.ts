@@ -65,10 +65,10 @@ export interface Outbound {
    */
   carries?(dest: Destination): boolean;
   /**
-   * True when every connect to one destination, for one user and session, goes the same way
-   * (direct, an upstream, a chain of them): a connection it gave may carry that client's next
-   * HTTP request to that destination. Absent on a pool, whose every request picks its member
-   * afresh: a kept connection would pin the member rotation is meant to change.
+   * True when every connect to one destination goes the same way, to the same exit (`direct`):
+   * a connection it gave may carry that client's next HTTP request to that destination. Absent
+   * on every proxy: a pool picks its member request by request, and a provider's endpoint may
+   * give each connection another exit address, which a kept connection would pin.
    */
   readonly samePath?: boolean;
   /** Health checks and timers begin only when the snapshot goes live: building does no I/O. */

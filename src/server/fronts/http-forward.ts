@@ -256,11 +256,14 @@ function relayMessage(
   // (lib/_http_client.js, responseKeepAlive: its listeners and parser are gone from it).
   // Its 'error' listener goes too, and the slot's come only once the client has taken the
   // whole response, which a slow one may take long to: a reset meanwhile, or the idle timer's
-  // destroy, must close the connection, not end the gateway as an unhandled error.
+  // destroy, must close the connection, not end the gateway as an unhandled error. Paused
+  // until then, so bytes the origin sends unasked meanwhile wait for the slot, which closes
+  // the connection for them, rather than flowing to nobody.
   let freed = false;
   const onFree = (): void => {
     freed = true;
     guardErrors(socket);
+    socket.pause();
   };
   if (keep) socket.once('free', onFree);
 

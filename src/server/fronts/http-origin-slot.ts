@@ -3,8 +3,9 @@
 // to one origin over one keep-alive connection to its proxy; each was dialed anew, a TCP
 // handshake (and an upstream's handshake) per request, where node's agent, Squid and
 // proxy-chain reuse the connection. Kept only when the next request would take the same path:
-// the same config, rule, outbound (one whose every dial goes the same way, not a pool),
-// destination, user and session parameters. Each request is still routed on its own.
+// the same config, rule, outbound (`direct`: a proxy may give each connection another exit,
+// which rotation relies on), destination, user and session parameters. Each request is
+// still routed on its own.
 
 import type { Socket } from 'node:net';
 import type { Outbound, Connection } from '../../outbound/types.js';
