@@ -44,6 +44,7 @@ const HEAD_LIMITS: HeadLimits = { maxHeaderSize: MAX_HEADER_BYTES, maxHeadersCou
 const HEAD_TIMEOUT = { status: 408, bytes: rawResponse(408, 'request head timeout') };
 /** Encoded once: a tunnel's reply is always these bytes. */
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n', 'latin1');
+const EMPTY = Buffer.alloc(0);
 
 export class HttpFront {
   readonly #server: Server;
@@ -397,7 +398,7 @@ function tunnel(conn: ClientConnection, req: IncomingMessage, head: Buffer): Pro
     refused: (err) => refuseRaw(client, record, err),
     remainder() {
       const r = early;
-      early = Buffer.alloc(0);
+      early = EMPTY; // shared: this scope lives as long as the tunnel, and a fresh Buffer would with it
       return r;
     },
   };
