@@ -11,12 +11,12 @@ import { ProtocolError, Rep } from '../../errors.js';
 import type { Address } from '../../protocol/types.js';
 import type { ClientConnection } from '../client.js';
 import { closeClient, closed } from '../close.js';
-import { formatAddress, type AccessRecord } from '../context.js';
+import { formatAddress, type AccessRecord, type Snapshot } from '../context.js';
 import { refuse, serve } from '../pipeline.js';
 import type { ChunkReader } from '../reader.js';
 import { clipForLog } from '../log-clip.js';
 import type { Front } from '../request.js';
-import { answer, authenticate, noteRefusedLogin, rawResponse, refuseRaw } from './http-answer.js';
+import { answer, authenticate, noteRefusedLogin, rawResponse, refuseRaw, type HttpIdentity } from './http-answer.js';
 import { checkVersion } from './http-admission.js';
 import { passDrainToResponse } from './http-drain.js';
 import { bodyDidNotParse, forward } from './http-forward.js';
@@ -45,6 +45,7 @@ const HEAD_TIMEOUT = { status: 408, bytes: rawResponse(408, 'request head timeou
 /** Encoded once: a tunnel's reply is always these bytes. */
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n', 'latin1');
 const EMPTY = Buffer.alloc(0);
+const DONE = Promise.resolve();
 
 export class HttpFront {
   readonly #server: Server;
@@ -402,32 +403,58 @@ function tunnel(conn: ClientConnection, req: IncomingMessage, head: Buffer): Pro
       return r;
     },
   };
-  // Chained rather than awaited in an async function of its own: no frame, with node's message
-  // and everything the checks used, stays suspended for the life of the tunnel (memory per idle tunnel).
-  return open(conn, req, front, record)
-    .then(() => closed(client))
-    .then(() => conn.logRequest(record, started));
+  // One reaction on the pipeline's promise while the tunnel runs: waiting for the client's close
+  // and the access-log line are chained only once it has ended (memory per idle tunnel).
+  return open(conn, req, front, record).then(() => logOnClose(conn, record, started));
 }
 
-/** Checks, routes and serves the CONNECT, or refuses it; resolves once the relay has ended. Never rejects. */
-async function open(conn: ClientConnection, req: IncomingMessage, front: Front, record: AccessRecord): Promise<void> {
+async function logOnClose(conn: ClientConnection, record: AccessRecord, started: number): Promise<void> {
+  await closed(conn.socket);
+  conn.logRequest(record, started);
+}
+
+/**
+ * Checks, routes and serves the CONNECT, or refuses it; resolves once the relay has ended. Never
+ * rejects. Not async: without a login to wait for, the pipeline's own promise is returned, and
+ * nothing of this function (no frame, no promise of its own) stays for the life of the tunnel.
+ */
+function open(conn: ClientConnection, req: IncomingMessage, front: Front, record: AccessRecord): Promise<void> {
+  let dest: Address;
+  let snapshot: Snapshot;
+  let checked: HttpIdentity | Promise<HttpIdentity>;
   try {
     checkVersion(req);
-    const dest = authority(req.url ?? '');
+    dest = authority(req.url ?? '');
     record.dest = clipForLog(formatAddress(dest));
     // Each request on a kept-alive connection is checked and routed on the config live now:
     // a reload that revokes a password or blocks a destination reaches it.
-    const snapshot = conn.current();
-    const checked = authenticate(snapshot, req.headers['proxy-authorization'], conn.source.host, conn);
-    const who = checked instanceof Promise ? await checked : checked;
+    snapshot = conn.current();
+    checked = authenticate(snapshot, req.headers['proxy-authorization'], conn.source.host, conn);
+  } catch (err) {
+    return refused(conn, front, record, err);
+  }
+  if (!(checked instanceof Promise)) return served(conn, front, record, dest, checked, snapshot);
+  return checked.then(
+    (who) => served(conn, front, record, dest, who, snapshot),
+    (err: unknown) => refused(conn, front, record, err),
+  );
+}
+
+/** The pipeline's promise for a CONNECT checked and let in (serve never rejects). */
+function served(conn: ClientConnection, front: Front, record: AccessRecord, dest: Address, who: HttpIdentity, snapshot: Snapshot): Promise<void> {
+  try {
     if (who.user !== undefined) record.user = who.user;
-    // Returned, not awaited (serve never rejects): this frame ends here.
     return serve(requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest, ...who }, snapshot));
   } catch (err) {
-    noteRefusedLogin(record, err);
-    const ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest: { host: '', port: 0 } });
-    refuse(ctx, err);
+    return refused(conn, front, record, err);
   }
+}
+
+function refused(conn: ClientConnection, front: Front, record: AccessRecord, err: unknown): Promise<void> {
+  noteRefusedLogin(record, err);
+  const ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest: { host: '', port: 0 } });
+  refuse(ctx, err);
+  return DONE;
 }
 
 /** `host:port` or `[v6]:port`, as CONNECT's authority-form has it (RFC 9112 §3.2.3). */
