@@ -90,8 +90,12 @@ export class HttpFront {
     this.#server.emit('listening');
   }
 
-  /** Hands the client to node's parser, the sniffed bytes first; resolves when it is closed. */
-  run = async (conn: ClientConnection, reader: ChunkReader, first: Buffer): Promise<void> => {
+  /**
+   * Hands the client to node's parser, the sniffed bytes first; resolves when it is closed. Not
+   * async: a tunnel's own promise is handed over as it is, with no promise of this function's
+   * waiting on it for the tunnel's life.
+   */
+  run = (conn: ClientConnection, reader: ChunkReader, first: Buffer): Promise<void> => {
     // The usual opening, a CONNECT whole in the first read, needs no server (http-first-connect.ts);
     // one with too many fields goes to the server, which refuses it.
     const opening = connectInFirstRead(conn.socket, first, HEAD_LIMITS);
@@ -99,6 +103,10 @@ export class HttpFront {
       reader.detach();
       return tunnel(conn, opening.req, opening.rest);
     }
+    return this.#serveParsed(conn, reader, first);
+  };
+
+  async #serveParsed(conn: ClientConnection, reader: ChunkReader, first: Buffer): Promise<void> {
     const { limits } = conn.snapshot.config;
     // Server-wide, read at check time: the latest config applies.
     this.#server.headersTimeout = limits.handshake_timeout;
@@ -114,7 +122,7 @@ export class HttpFront {
     // Gone before a first head was whole: a FIN gets its 400, but a reset reaches clientError
     // with nothing to answer, and the line would read as a connection that ended well.
     if (conn.logged === 0) conn.record.error ??= 'closed during handshake';
-  };
+  }
 
   #track(conn: ClientConnection, work: Promise<void>): void {
     let running = this.#inFlight.get(conn);
