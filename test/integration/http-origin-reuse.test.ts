@@ -419,3 +419,14 @@ test('an operator killing a connection whose GET waits on a kept origin connecti
     'no origin connection for the killed request',
   );
 });
+
+test('stopping the gateway closes the origin connections kept for idle clients, and the stop does not wait for them', async (t) => {
+  const origin = await countingOrigin(t);
+  // A drain far past the test's own timeout: a stop that waited on a kept connection would fail it by name.
+  const gw = await startGateway({ limits: { drain_timeout: '5m', idle_timeout: '5m' } });
+  const get = proxyClient(t, gw);
+  assert.deepEqual(await get(url(origin, '/1')), { status: 200, body: '/1 #1' });
+  assert.ok(!origin.closed.has(origin.sockets[0]!), 'kept while the client idles');
+  await gw.close();
+  await until(() => origin.closed.has(origin.sockets[0]!), 'the kept connection closed by the stop');
+});
