@@ -254,6 +254,58 @@ test('an origin resetting the kept connection as a GET goes out on it: the GET i
   assert.equal(lines[1]!.down, 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok1'.length);
 });
 
+/**
+ * Test instrument (late HEAD body origin): answers a HEAD with its head only, as it should, but
+ * then sends a body after it, which reaches the gateway only once the next request has gone
+ * out on that connection: written just before that request's own answer. GETs are answered
+ * `<path> #<n-th connection>`.
+ */
+async function lateHeadBodyOrigin(t: TestContext): Promise<{ port: number; received: string[] }> {
+  const received: string[] = [];
+  const server = createServer((s) => {
+    const at = received.push('') - 1;
+    s.on('error', () => {});
+    let buffered = '';
+    let owed = '';
+    s.on('data', (chunk: Buffer) => {
+      received[at] += chunk.toString('latin1');
+      buffered += chunk.toString('latin1');
+      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
+        const [method, path] = buffered.slice(0, end).split(' ', 2);
+        buffered = buffered.slice(end + 4);
+        if (method === 'HEAD') {
+          s.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n');
+          owed = 'BODY';
+        } else {
+          const body = `${path} #${at}`;
+          s.write(`${owed}HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+          owed = '';
+        }
+      }
+    });
+  });
+  const { port, close } = await listenTracked(server);
+  t.after(close);
+  return { port, received };
+}
+
+test('an origin that sends a body after its answer to a HEAD: the GET that follows on the kept connection is sent again on a new one, not answered 502', async (t) => {
+  const origin = await lateHeadBodyOrigin(t);
+  const gw = await gateway(t);
+  const ask = proxyClient(t, gw);
+  const at = `http://127.0.0.1:${origin.port}`;
+  assert.deepEqual(await ask(`${at}/h`, { method: 'HEAD' }), { status: 200, body: '' });
+  assert.deepEqual(await ask(`${at}/g`), { status: 200, body: '/g #1' }, 'answered from a new connection');
+  assert.equal(origin.received.length, 2);
+  assert.match(origin.received[0]!, /^HEAD \/h .*GET \/g /s, 'the first connection had it, and answered it after stray bytes');
+  assert.match(origin.received[1]!, /^GET \/g HTTP\/1\.1\r\n/);
+  await until(() => gw.logs.filter((l) => l.msg === 'session end' && l.protocol === 'http').length >= 2, 'two lines');
+  const lines = gw.logs.filter((l) => l.msg === 'session end' && l.protocol === 'http');
+  assert.equal(lines.length, 2, 'one line per request');
+  assert.equal(lines[1]!.status, 200);
+  assert.equal(lines[1]!.error, undefined);
+});
+
 test('the client leaving closes the origin connection kept for it', async (t) => {
   const origin = await countingOrigin(t);
   const gw = await gateway(t);

@@ -161,8 +161,9 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
 
 /**
  * A kept connection the origin closed as the request went out on it (its keep-alive timeout
- * met ours): the request never reached it, and one without a body is sent again on a new
- * connection, as node's agent lets a client do and browsers do (RFC 9112 §9.3.1).
+ * met ours), or that gave stray bytes where the response should begin: the request never
+ * reached it, or its answer is lost among them, and one without a body is sent again on a
+ * new connection, as node's agent lets a client do and browsers do (RFC 9112 §9.3.1).
  */
 async function sendAgain(
   conn: ClientConnection,
@@ -318,9 +319,13 @@ function relayMessage(
   /** Bytes of the origin's body have been passed on: the head went out with the first of them. */
   let bodyStarted = false;
   return new Promise((resolve) => {
-    /** The kept connection was closed under the request, before any of its response: it goes again on a new one. */
+    /**
+     * The kept connection failed the request before any of its response: closed under it, or
+     * bytes before the response that no response begins with (what the origin sent after the
+     * last one, a body after its answer to a HEAD, reaching us only now). It goes again on a new one.
+     */
     const again = (err: Error): boolean => {
-      if (!reused || response !== undefined || res.headersSent || !replayable(req) || !CLOSED_UNDER.has((err as NodeJS.ErrnoException).code ?? '')) return false;
+      if (!reused || response !== undefined || res.headersSent || !replayable(req) || !notOurs(err)) return false;
       // Not for a client that is gone, or killed (which closed the kept connection itself):
       // nobody would read the answer, and the line keeps its reason.
       if (conn.socket.destroyed || res.destroyed || conn.aborted) return false;
@@ -460,6 +465,16 @@ function replayable(req: IncomingMessage): boolean {
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 /** How node's client reports a connection the origin closed (a reset, or a FIN: "socket hang up"); not an origin gone silent. */
 const CLOSED_UNDER = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+/**
+ * A failure of a kept connection rather than an answer to this request: closed under it, or
+ * bytes that did not parse as a response head (node's parser errors, `HPE_*`). A head too
+ * large is an answer, refused as on a new connection.
+ */
+function notOurs(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  return CLOSED_UNDER.has(code) || (code.startsWith('HPE_') && code !== 'HPE_HEADER_OVERFLOW');
+}
 
 /** An origin silent for idle_timeout: 504, as a connect that timed out. */
 export const ORIGIN_IDLE = new OriginIdleError();
