@@ -48,7 +48,10 @@ async function countingOrigin(t: TestContext, keepAliveTimeout = 5_000): Promise
     req.on('data', (c: string) => (body += c));
     req.on('end', () => {
       origin.requests.push({ path: req.url ?? '', conn: origin.sockets.indexOf(s), body });
-      res.end(`${req.url} #${n}`);
+      // With its length, as web servers answer a HEAD too (node's own leaves it out for a HEAD, and its client then closes).
+      const answer = `${req.url} #${n}`;
+      res.setHeader('content-length', Buffer.byteLength(answer));
+      res.end(answer);
     });
   });
   const { port, close } = await listenTracked(origin.server);
@@ -481,4 +484,43 @@ test('stopping the gateway closes the origin connections kept for idle clients, 
   assert.ok(!origin.closed.has(origin.sockets[0]!), 'kept while the client idles');
   await gw.close();
   await until(() => origin.closed.has(origin.sockets[0]!), 'the kept connection closed by the stop');
+});
+
+test('a HEAD answered with its length leaves the connection kept for the GET after it, and a GET for the HEAD after it', async (t) => {
+  const origin = await countingOrigin(t);
+  const gw = await gateway(t);
+  const get = proxyClient(t, gw);
+  assert.deepEqual(await get(url(origin, '/h'), { method: 'HEAD' }), { status: 200, body: '' });
+  assert.deepEqual(await get(url(origin, '/g')), { status: 200, body: '/g #2' });
+  assert.deepEqual(await get(url(origin, '/h2'), { method: 'HEAD' }), { status: 200, body: '' });
+  assert.deepEqual(await get(url(origin, '/g2')), { status: 200, body: '/g2 #4' });
+  assert.equal(origin.sockets.length, 1);
+});
+
+test('a kept connection that gives an interim response (103) and then resets: the GET reached the origin, and is not sent again', async (t) => {
+  const received: string[] = [];
+  const server = createServer((s) => {
+    const at = received.push('') - 1;
+    s.on('error', () => {});
+    let answered = false;
+    s.on('data', (chunk: Buffer) => {
+      received[at] += chunk.toString('latin1');
+      const heads = received[at]!.split('\r\n\r\n').length - 1;
+      if (!answered && heads >= 1) {
+        answered = true;
+        s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      } else if (heads >= 2) {
+        s.write('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n', () => setTimeout(() => s.resetAndDestroy(), 20));
+      }
+    });
+  });
+  const { port, close } = await listenTracked(server);
+  t.after(close);
+  const gw = await gateway(t);
+  const get = proxyClient(t, gw);
+  assert.deepEqual(await get(`http://127.0.0.1:${port}/1`), { status: 200, body: 'ok' });
+  const second = await get(`http://127.0.0.1:${port}/2`);
+  assert.equal(second.status, 502, 'the failure is answered, not hidden behind a second send');
+  assert.equal(received.length, 1, 'no second connection: the origin saw the GET once');
+  assert.equal(received[0]!.match(/GET \/2 /g)?.length, 1);
 });

@@ -161,9 +161,9 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
 
 /**
  * A kept connection the origin closed as the request went out on it (its keep-alive timeout
- * met ours), or that gave stray bytes where the response should begin: the request never
- * reached it, or its answer is lost among them, and one without a body is sent again on a
- * new connection, as node's agent lets a client do and browsers do (RFC 9112 §9.3.1).
+ * met ours), or that gave stray bytes where the response should begin, before any of the
+ * response (an interim one included): a request without a body, idempotent, is sent again
+ * on a new connection, as node's agent lets a client do and browsers do (RFC 9112 §9.3.1).
  */
 async function sendAgain(
   conn: ClientConnection,
@@ -303,7 +303,12 @@ function relayMessage(
   // An upstream's stream comes paused (it keeps the bytes that came with its reply), and
   // node's client only listens for 'data': it would never see the response.
   out.once('socket', (s) => s.resume());
-  out.on('information', (info: InformationEvent) => passInterim(req, res, info));
+  /** An interim response (a 103) came, and went on to the client: the request reached the origin. */
+  let interim = false;
+  out.on('information', (info: InformationEvent) => {
+    interim = true;
+    passInterim(req, res, info);
+  });
   // Per-user bandwidth, as the relay applies it: bodies both ways charge the user's bucket.
   const throttle = conn.limits.throttle;
   // The origin's idle timer is held off while either body waits out the user's debt.
@@ -325,7 +330,7 @@ function relayMessage(
      * last one, a body after its answer to a HEAD, reaching us only now). It goes again on a new one.
      */
     const again = (err: Error): boolean => {
-      if (!reused || response !== undefined || res.headersSent || !replayable(req) || !notOurs(err)) return false;
+      if (!reused || response !== undefined || interim || res.headersSent || !replayable(req) || !notOurs(err)) return false;
       // Not for a client that is gone, or killed (which closed the kept connection itself):
       // nobody would read the answer, and the line keeps its reason.
       if (conn.socket.destroyed || res.destroyed || conn.aborted) return false;
