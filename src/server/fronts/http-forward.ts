@@ -20,7 +20,7 @@ import type { Front } from '../request.js';
 import { admitRequest, expectsContinue, faultyFraming, refusalContext } from './http-admission.js';
 import { answer, noteRefusedLogin, OriginIdleError, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { answerAsFinal, hopsLeft, oneHopLess } from './http-max-forwards.js';
-import { keepOrigin, pathKey, takeOrigin } from './http-origin-slot.js';
+import { keepOrigin, keptConnectionFailed, pathKey, replayable, takeOrigin } from './http-origin-slot.js';
 import { endToEnd, passInterim, reasonPhrase, responseFields, transferCodings, type AbsoluteTarget, type InformationEvent } from './http-message.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -330,7 +330,7 @@ function relayMessage(
      * last one, a body after its answer to a HEAD, reaching us only now). It goes again on a new one.
      */
     const again = (err: Error): boolean => {
-      if (!reused || response !== undefined || interim || res.headersSent || !replayable(req) || !notOurs(err)) return false;
+      if (!reused || response !== undefined || interim || res.headersSent || !replayable(req) || !keptConnectionFailed(err)) return false;
       // Not for a client that is gone, or killed (which closed the kept connection itself):
       // nobody would read the answer, and the line keeps its reason.
       if (conn.socket.destroyed || res.destroyed || conn.aborted) return false;
@@ -454,31 +454,6 @@ function relayMessage(
       resolve();
     });
   });
-}
-
-/**
- * A request that can be sent again whole: an idempotent method (RFC 9110 §9.2.2) with no body,
- * so nothing of it was read that a second send would lack.
- */
-function replayable(req: IncomingMessage): boolean {
-  if (!IDEMPOTENT.has(req.method ?? '')) return false;
-  if (req.headers['transfer-encoding'] !== undefined) return false;
-  const length = req.headers['content-length'];
-  return length === undefined || Number(length) === 0;
-}
-
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-/** How node's client reports a connection the origin closed (a reset, or a FIN: "socket hang up"); not an origin gone silent. */
-const CLOSED_UNDER = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
-
-/**
- * A failure of a kept connection rather than an answer to this request: closed under it, or
- * bytes that did not parse as a response head (node's parser errors, `HPE_*`). A head too
- * large is an answer, refused as on a new connection.
- */
-function notOurs(err: Error): boolean {
-  const code = (err as NodeJS.ErrnoException).code ?? '';
-  return CLOSED_UNDER.has(code) || (code.startsWith('HPE_') && code !== 'HPE_HEADER_OVERFLOW');
 }
 
 /** An origin silent for idle_timeout: 504, as a connect that timed out. */

@@ -7,6 +7,7 @@
 // which rotation relies on), destination, user and session parameters. Each request is
 // still routed on its own.
 
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Outbound, Connection } from '../../outbound/types.js';
 import type { ClientConnection } from '../client.js';
@@ -84,6 +85,31 @@ export function keepOrigin(conn: ClientConnection, key: string, snapshot: Snapsh
 
 /** What ends a kept connection: nothing is owed between responses, so bytes now are the origin's mistake, a FIN its close. */
 const WHILE_KEPT = ['timeout', 'data', 'end', 'close', 'error'] as const;
+
+/**
+ * A request that can be sent again whole: an idempotent method (RFC 9110 §9.2.2) with no body,
+ * so nothing of it was read that a second send would lack.
+ */
+export function replayable(req: IncomingMessage): boolean {
+  if (!IDEMPOTENT.has(req.method ?? '')) return false;
+  if (req.headers['transfer-encoding'] !== undefined) return false;
+  const length = req.headers['content-length'];
+  return length === undefined || Number(length) === 0;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** How node's client reports a connection the origin closed (a reset, or a FIN: "socket hang up"); not an origin gone silent. */
+const CLOSED_UNDER = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+/**
+ * A failure of a kept connection rather than an answer to this request: closed under it, or
+ * bytes that did not parse as a response head (node's parser errors, `HPE_*`). A head too
+ * large is an answer, refused as on a new connection.
+ */
+export function keptConnectionFailed(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  return CLOSED_UNDER.has(code) || (code.startsWith('HPE_') && code !== 'HPE_HEADER_OVERFLOW');
+}
 
 function closeOrigin(origin: Connection): void {
   const socket: Socket = origin.socket;
