@@ -217,7 +217,7 @@ test('an origin that closes the kept connection while it idles: the next request
  * and resets a connection when a second request arrives on it, unanswered: an origin whose
  * keep-alive timeout ends just as the gateway sends on the connection.
  */
-async function resettingOrigin(t: TestContext): Promise<{ port: number; received: string[] }> {
+async function resettingOrigin(t: TestContext, second = (s: Socket): void => void s.resetAndDestroy()): Promise<{ port: number; received: string[] }> {
   const received: string[] = [];
   const server = createServer((s) => {
     const at = received.push('') - 1;
@@ -229,7 +229,7 @@ async function resettingOrigin(t: TestContext): Promise<{ port: number; received
       if (!answered && heads >= 1) {
         answered = true;
         s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${2 + String(at).length}\r\n\r\nok${at}`);
-      } else if (heads >= 2) s.resetAndDestroy();
+      } else if (heads >= 2) second(s);
     });
   });
   const { port, close } = await listenTracked(server);
@@ -498,27 +498,13 @@ test('a HEAD answered with its length leaves the connection kept for the GET aft
 });
 
 test('a kept connection that gives an interim response (103) and then resets: the GET reached the origin, and is not sent again', async (t) => {
-  const received: string[] = [];
-  const server = createServer((s) => {
-    const at = received.push('') - 1;
-    s.on('error', () => {});
-    let answered = false;
-    s.on('data', (chunk: Buffer) => {
-      received[at] += chunk.toString('latin1');
-      const heads = received[at]!.split('\r\n\r\n').length - 1;
-      if (!answered && heads >= 1) {
-        answered = true;
-        s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
-      } else if (heads >= 2) {
-        s.write('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n', () => setTimeout(() => s.resetAndDestroy(), 20));
-      }
-    });
-  });
-  const { port, close } = await listenTracked(server);
-  t.after(close);
+  // Each second request on a connection: a 103, then the reset.
+  const { port, received } = await resettingOrigin(t, (s) =>
+    s.write('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n', () => setTimeout(() => s.resetAndDestroy(), 20)),
+  );
   const gw = await gateway(t);
   const get = proxyClient(t, gw);
-  assert.deepEqual(await get(`http://127.0.0.1:${port}/1`), { status: 200, body: 'ok' });
+  assert.deepEqual(await get(`http://127.0.0.1:${port}/1`), { status: 200, body: 'ok0' });
   const second = await get(`http://127.0.0.1:${port}/2`);
   assert.equal(second.status, 502, 'the failure is answered, not hidden behind a second send');
   assert.equal(received.length, 1, 'no second connection: the origin saw the GET once');
