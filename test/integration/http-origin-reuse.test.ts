@@ -217,7 +217,10 @@ test('an origin that closes the kept connection while it idles: the next request
  * and resets a connection when a second request arrives on it, unanswered: an origin whose
  * keep-alive timeout ends just as the gateway sends on the connection.
  */
-async function resettingOrigin(t: TestContext, second = (s: Socket): void => void s.resetAndDestroy()): Promise<{ port: number; received: string[] }> {
+async function resettingOrigin(
+  t: TestContext,
+  second = (s: Socket): void => void s.resetAndDestroy(),
+): Promise<{ port: number; received: string[]; stopListening: () => void }> {
   const received: string[] = [];
   const server = createServer((s) => {
     const at = received.push('') - 1;
@@ -234,7 +237,8 @@ async function resettingOrigin(t: TestContext, second = (s: Socket): void => voi
   });
   const { port, close } = await listenTracked(server);
   t.after(close);
-  return { port, received };
+  // Accepts no more, the connections it has left as they are.
+  return { port, received, stopListening: () => void server.close() };
 }
 
 test('an origin resetting the kept connection as a GET goes out on it: the GET is sent again on a new connection, answered once, logged once', async (t) => {
@@ -307,6 +311,22 @@ test('an origin that sends a body after its answer to a HEAD: the GET that follo
   assert.equal(lines.length, 2, 'one line per request');
   assert.equal(lines[1]!.status, 200);
   assert.equal(lines[1]!.error, undefined);
+});
+
+test('a GET sent again whose new connection cannot be made: a 502, logged with the bytes its first send moved', async (t) => {
+  const origin = await resettingOrigin(t);
+  const gw = await gateway(t);
+  const get = proxyClient(t, gw);
+  const at = `http://127.0.0.1:${origin.port}`;
+  assert.deepEqual(await get(`${at}/1`), { status: 200, body: 'ok0' });
+  origin.stopListening();
+  assert.equal((await get(`${at}/2`)).status, 502);
+  await until(() => gw.logs.filter((l) => l.msg === 'session end' && l.protocol === 'http').length >= 2, 'two lines');
+  const line = gw.logs.filter((l) => l.msg === 'session end' && l.protocol === 'http')[1]!;
+  assert.equal(line.status, 502);
+  const second = origin.received[0]!.slice(origin.received[0]!.indexOf('GET /2 '));
+  assert.equal(line.up, Buffer.byteLength(second, 'latin1'), 'up: the GET written on the kept connection before its reset');
+  assert.equal(line.down, 0);
 });
 
 test('the client leaving closes the origin connection kept for it', async (t) => {

@@ -336,6 +336,9 @@ function relayMessage(
       if (conn.socket.destroyed || res.destroyed || conn.aborted) return false;
       over = true;
       record.error = undefined;
+      // What this send moved, the line's counts should the next one not get as far as sending.
+      record.up = socket.bytesWritten - upFrom;
+      record.down = consumed(socket) - downFrom;
       relaying.delete(req);
       req.unpipe(out);
       socket.off('timeout', onIdle);
