@@ -530,3 +530,44 @@ test('a kept connection that gives an interim response (103) and then resets: th
   assert.equal(received.length, 1, 'no second connection: the origin saw the GET once');
   assert.equal(received[0]!.match(/GET \/2 /g)?.length, 1);
 });
+
+test('a GET sent again after its kept connection was reset: the connections list counts the bytes of the new send as they cross', async (t) => {
+  const head = 'HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n';
+  const part = 'x'.repeat(1000);
+  const received: string[] = [];
+  // The first connection answers its first GET and resets at the second; the next one sends part of a long answer, and holds.
+  const server = createServer((s) => {
+    const at = received.push('') - 1;
+    s.on('error', () => {});
+    s.on('data', (chunk: Buffer) => {
+      received[at] += chunk.toString('latin1');
+      const heads = received[at]!.split('\r\n\r\n').length - 1;
+      if (at === 0 && heads === 1) s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      else if (at === 0 && heads === 2) s.resetAndDestroy();
+      else if (at === 1 && heads === 1) s.write(head + part);
+    });
+  });
+  const listening = await listenTracked(server);
+  t.after(listening.close);
+  const token = 'live-token-0123456789';
+  const gw = await gateway(t, { metrics: { host: '127.0.0.1', port: 0, api_token: token } });
+  const api = adminClient(gw.gw, token);
+  const client = connect(gw.port, gw.host);
+  t.after(() => client.destroy());
+  client.on('error', () => {});
+  await once(client, 'connect');
+  const at = `http://127.0.0.1:${listening.port}`;
+  client.write(`GET ${at}/1 HTTP/1.1\r\nHost: 127.0.0.1:${listening.port}\r\n\r\n`);
+  await once(client, 'data');
+  client.write(`GET ${at}/2 HTTP/1.1\r\nHost: 127.0.0.1:${listening.port}\r\n\r\n`);
+  await until(() => received.length === 2 && received[1]!.includes('GET /2 '), 'the GET sent again on a new connection');
+  let open: Array<{ bytes: { up: number; down: number } }> = [];
+  for (let i = 0; i < 100; i++) {
+    open = (await api.request('GET', '/api/connections')).json as Array<{ bytes: { up: number; down: number } }>;
+    if (open[0] !== undefined && open[0].bytes.down >= head.length + part.length) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(open.length, 1);
+  assert.equal(open[0]!.bytes.up, Buffer.byteLength(received[1]!, 'latin1'), 'up: the new send, not the one the reset cut');
+  assert.equal(open[0]!.bytes.down, head.length + part.length, 'down: what the new connection brought so far');
+});

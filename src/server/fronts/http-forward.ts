@@ -154,7 +154,7 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     const idleTimeout = ctx.snapshot.config.limits.idle_timeout;
     const keep = key === undefined ? undefined : { key, snapshot: ctx.snapshot };
     const outcome = await relayMessage(conn, req, res, target, origin, record, idleTimeout, keep, reused);
-    if (outcome === SEND_AGAIN) await sendAgain(conn, req, res, target, ctx, routed!, idleTimeout, keep);
+    if (outcome !== undefined) await sendAgain(conn, req, res, target, ctx, routed!, idleTimeout, keep, outcome);
   }
   conn.logRequest(record, started);
 }
@@ -174,19 +174,29 @@ async function sendAgain(
   routed: Routed,
   idleTimeout: number,
   keep: Keep | undefined,
+  first: Sent,
 ): Promise<void> {
   const { record } = ctx;
+  // The line's counts, should no second send go out (its own replace them when one does).
+  // Not set while the new connection relays: a record at 0 is what the connections list
+  // reads as "count the attached socket live".
+  const firstCounts = (): void => {
+    record.up = first.up;
+    record.down = first.down;
+  };
   record.rep = undefined;
   record.error = undefined;
   let origin: Connection;
   try {
     origin = await openConnect(ctx, routed);
   } catch (err) {
+    firstCounts();
     refuse(ctx, err);
     return done(res);
   }
   record.rep = Rep.SUCCEEDED;
   if (res.destroyed || conn.socket.destroyed) {
+    firstCounts();
     origin.socket.destroy();
     origin.release?.();
     record.error ??= 'client closed the connection';
@@ -209,12 +219,15 @@ interface Keep {
   snapshot: Snapshot;
 }
 
-/** relayMessage's word that the request did not reach the origin on a kept connection, and may be sent again. */
-const SEND_AGAIN = Symbol('send again');
+/** relayMessage's word that the request did not reach the origin on a kept connection, and may be sent again: what that send moved. */
+interface Sent {
+  up: number;
+  down: number;
+}
 
 /**
  * One request to the origin and its response back; resolves when the client's response is
- * done, or with SEND_AGAIN (nothing answered) when `reused` connection turned out closed
+ * done, or with what it sent and read (nothing answered) when `reused` connection turned out closed
  * before any of the response, for a request that can be sent again. With `keep`, a connection
  * whose response ends cleanly is kept for the client's next request rather than closed.
  */
@@ -228,7 +241,7 @@ function relayMessage(
   idleTimeout: number,
   keep: Keep | undefined,
   reused: boolean,
-): Promise<void | typeof SEND_AGAIN> {
+): Promise<void | Sent> {
   const socket = origin.socket;
   if (origin.head?.length && !socket.readableEnded) socket.unshift(origin.head);
   origin.head = undefined; // a kept connection's next request finds its stream as the last left it
@@ -336,15 +349,13 @@ function relayMessage(
       if (conn.socket.destroyed || res.destroyed || conn.aborted) return false;
       over = true;
       record.error = undefined;
-      // What this send moved, the line's counts should the next one not get as far as sending.
-      record.up = socket.bytesWritten - upFrom;
-      record.down = consumed(socket) - downFrom;
+      const sent = { up: socket.bytesWritten - upFrom, down: consumed(socket) - downFrom };
       relaying.delete(req);
       req.unpipe(out);
       socket.off('timeout', onIdle);
       socket.destroy(err);
       origin.release?.();
-      resolve(SEND_AGAIN);
+      resolve(sent);
       return true;
     };
     out.on('response', (ores: IncomingMessage) => {
