@@ -192,6 +192,16 @@ test('a request with a body never goes on a kept connection: it gets one of its 
   assert.equal(origin.sockets.length, 2);
 });
 
+test('a POST without a body does not go on a kept connection (it could not be sent again); a PUT without one does', async (t) => {
+  const origin = await countingOrigin(t);
+  const gw = await gateway(t);
+  const get = proxyClient(t, gw);
+  assert.deepEqual(await get(url(origin, '/1')), { status: 200, body: '/1 #1' });
+  assert.deepEqual(await get(url(origin, '/p'), { method: 'POST' }), { status: 200, body: '/p #1' }, 'a connection of its own');
+  assert.deepEqual(await get(url(origin, '/u'), { method: 'PUT' }), { status: 200, body: '/u #2' }, "on the POST's, kept after it");
+  assert.equal(origin.sockets.length, 2);
+});
+
 test('a kept connection is closed once it has idled for idle_timeout, and the next request dials anew', async (t) => {
   const origin = await countingOrigin(t);
   const gw = await gateway(t, { limits: { idle_timeout: '300ms' } });
