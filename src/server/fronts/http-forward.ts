@@ -205,9 +205,6 @@ async function sendAgain(
   await relayMessage(conn, req, res, target, origin, record, idleTimeout, keep, false);
 }
 
-
-
-
 /** Resolves once the response is complete or cut off (at once when it already is). */
 function done(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => finished(res, () => resolve()));
@@ -316,7 +313,7 @@ function relayMessage(
   // An upstream's stream comes paused (it keeps the bytes that came with its reply), and
   // node's client only listens for 'data': it would never see the response.
   out.once('socket', (s) => s.resume());
-  /** An interim response (a 103) came, and went on to the client: the request reached the origin. */
+  /** An interim response (a 103, a 100) came, passed on or not: the request reached the origin, and is not sent again. */
   let interim = false;
   out.on('information', (info: InformationEvent) => {
     interim = true;
