@@ -106,6 +106,11 @@ export class Metrics {
     labelNames: ['outbound', 'result'] as const,
     registers: [this.registry],
   });
+  readonly originReuses = new Counter({
+    name: 'socksgate_http_origin_reuses_total',
+    help: 'Absolute-form HTTP requests sent on the origin connection kept from the request before on their client connection, not dialed (each still in socksgate_connections_total)',
+    registers: [this.registry],
+  });
   /** Run before each read of the UDP datagram counts: associations add what they relayed since. */
   readonly #udpReports = new Set<() => void>();
   readonly udpDatagrams = new Counter({

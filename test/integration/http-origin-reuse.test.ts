@@ -14,6 +14,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { adminClient } from '../helpers/admin.js';
 import { curl } from '../helpers/curl.js';
 import { startGateway, type TestGateway } from '../helpers/index.js';
+import { metricValue } from '../helpers/metrics.js';
 import { listenTracked } from '../helpers/servers.js';
 import { startMicrosocks } from '../helpers/upstreams.js';
 
@@ -121,6 +122,8 @@ test('curl fetching three URLs of one origin through the gateway: one origin con
   assert.equal(sum('up'), s.bytesRead, 'up: what the origin read, request by request');
   assert.equal(sum('down'), s.bytesWritten, 'down: what the origin wrote');
   assert.ok(lines.every((l) => (l.up as number) > 0 && (l.down as number) > 0));
+  assert.equal(await metricValue(gw.gw, 'socksgate_http_origin_reuses_total'), 2, 'two requests sent on a kept connection');
+  assert.equal(await metricValue(gw.gw, 'socksgate_outbound_requests_total', { outbound: 'direct', result: 'ok' }), 1, 'one dial');
   // curl is gone: so is the origin connection it kept.
   await until(() => origin.closed.has(s), 'the kept origin connection closed with its client');
 });

@@ -114,7 +114,10 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     // A request that could not be sent again, were the kept connection closed under it, gets
     // a new one (RFC 9112 §9.3.1: no automatic retry of a non-idempotent request).
     const kept = key === undefined || !replayable(req) ? undefined : takeOrigin(conn, key, ctx.snapshot);
-    if (kept) ctx.attach(kept.socket, true);
+    if (kept) {
+      ctx.attach(kept.socket, true);
+      conn.metrics.originReuses.inc();
+    }
     origin = kept ?? (await openConnect(ctx, routed));
     reused = kept !== undefined;
     const late = bodyError(conn, req, res);
