@@ -8,7 +8,7 @@ import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { Agent, createServer as createHttpServer, request, type IncomingHttpHeaders, type Server as HttpServer } from 'node:http';
-import { connect, createServer, Socket } from 'node:net';
+import { connect, createServer, Socket, type Server } from 'node:net';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { adminClient } from '../helpers/admin.js';
@@ -226,6 +226,26 @@ test('an origin that closes the kept connection while it idles: the next request
 });
 
 /**
+ * Test instrument (raw origin): records what each connection sent, in the order they came,
+ * and calls `act` with each chunk as it comes: the socket, the connection's index, and how
+ * many request heads that connection has sent so far. `server` can stop listening alone.
+ */
+async function rawOrigin(t: TestContext, act: (s: Socket, at: number, heads: number, chunk: string) => void): Promise<{ port: number; received: string[]; server: Server }> {
+  const received: string[] = [];
+  const server = createServer((s) => {
+    const at = received.push('') - 1;
+    s.on('error', () => {});
+    s.on('data', (chunk: Buffer) => {
+      received[at] += chunk.toString('latin1');
+      act(s, at, received[at]!.split('\r\n\r\n').length - 1, chunk.toString('latin1'));
+    });
+  });
+  const { port, close } = await listenTracked(server);
+  t.after(close);
+  return { port, received, server };
+}
+
+/**
  * Test instrument (resetting origin): answers the first request on each connection keep-alive,
  * and resets a connection when a second request arrives on it, unanswered: an origin whose
  * keep-alive timeout ends just as the gateway sends on the connection.
@@ -234,32 +254,19 @@ async function resettingOrigin(
   t: TestContext,
   second = (s: Socket): void => void s.resetAndDestroy(),
 ): Promise<{ port: number; received: string[]; stopListening: () => void }> {
-  const received: string[] = [];
-  const server = createServer((s) => {
-    const at = received.push('') - 1;
-    s.on('error', () => {});
-    let answered = false;
-    s.on('data', (chunk: Buffer) => {
-      received[at] += chunk.toString('latin1');
-      const heads = received[at]!.split('\r\n\r\n').length - 1;
-      if (!answered && heads >= 1) {
-        answered = true;
-        s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${2 + String(at).length}\r\n\r\nok${at}`);
-      } else if (heads >= 2) second(s);
-    });
+  const answered = new WeakSet<Socket>();
+  const { port, received, server } = await rawOrigin(t, (s, at, heads) => {
+    if (heads >= 1 && !answered.has(s)) {
+      answered.add(s);
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${2 + String(at).length}\r\n\r\nok${at}`);
+    } else if (heads >= 2) second(s);
   });
-  const { port, close } = await listenTracked(server);
-  t.after(close);
   // Accepts no more, the connections it has left as they are.
   return { port, received, stopListening: () => void server.close() };
 }
 
 test('an origin resetting the kept connection as a GET goes out on it: the GET is sent again on a new connection, answered once, logged once', async (t) => {
-  const origin = await resettingOrigin(t);
-  const gw = await gateway(t);
-  const get = proxyClient(t, gw);
-  const at = `http://127.0.0.1:${origin.port}`;
-  assert.deepEqual(await get(`${at}/1`), { status: 200, body: 'ok0' });
+  const { origin, gw, get, at } = await firstGetAnswered(t);
   assert.deepEqual(await get(`${at}/2`), { status: 200, body: 'ok1' }, 'answered from the second connection');
   assert.equal(origin.received.length, 2);
   assert.match(origin.received[0]!, /^GET \/1 .*GET \/2 /s, 'the first connection had it, and reset');
@@ -327,11 +334,7 @@ test('an origin that sends a body after its answer to a HEAD: the GET that follo
 });
 
 test('a GET sent again whose new connection cannot be made: a 502, logged with the bytes its first send moved', async (t) => {
-  const origin = await resettingOrigin(t);
-  const gw = await gateway(t);
-  const get = proxyClient(t, gw);
-  const at = `http://127.0.0.1:${origin.port}`;
-  assert.deepEqual(await get(`${at}/1`), { status: 200, body: 'ok0' });
+  const { origin, gw, get, at } = await firstGetAnswered(t);
   origin.stopListening();
   assert.equal((await get(`${at}/2`)).status, 502);
   await until(() => gw.logs.filter((l) => l.msg === 'session end' && l.protocol === 'http').length >= 2, 'two lines');
@@ -468,28 +471,10 @@ test('an origin resetting its connection while the end of its response waits for
 
 test('an operator killing a connection whose GET waits on a kept origin connection: nothing is dialed again, and the line says "killed"', async (t) => {
   // Answers the first request on each connection, and leaves a second one unanswered.
-  const received: string[] = [];
-  const server = createServer((s) => {
-    const at = received.push('') - 1;
-    s.on('error', () => {});
-    s.on('data', (chunk: Buffer) => {
-      received[at] += chunk.toString('latin1');
-      if (received[at]!.split('\r\n\r\n').length - 1 === 1) s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
-    });
+  const { port, received } = await rawOrigin(t, (s, _at, heads) => {
+    if (heads === 1) s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
   });
-  const listening = await listenTracked(server);
-  t.after(listening.close);
-  const token = 'kill-token-0123456789';
-  const gw = await gateway(t, { metrics: { host: '127.0.0.1', port: 0, api_token: token } });
-  const api = adminClient(gw.gw, token);
-  const client = connect(gw.port, gw.host);
-  t.after(() => client.destroy());
-  client.on('error', () => {});
-  await once(client, 'connect');
-  const at = `http://127.0.0.1:${listening.port}`;
-  client.write(`GET ${at}/1 HTTP/1.1\r\nHost: 127.0.0.1:${listening.port}\r\n\r\n`);
-  await once(client, 'data');
-  client.write(`GET ${at}/2 HTTP/1.1\r\nHost: 127.0.0.1:${listening.port}\r\n\r\n`);
+  const { gw, api, at } = await twoGetsThroughAdminGateway(t, port, 'kill-token-0123456789');
   await until(() => received[0]!.includes('GET /2 '), 'the second GET at the origin, on the kept connection');
   const open = (await api.request('GET', '/api/connections')).json as Array<{ id: number }>;
   assert.equal(open.length, 1);
@@ -547,32 +532,13 @@ test('a kept connection that gives an interim response (103) and then resets: th
 test('a GET sent again after its kept connection was reset: the connections list counts the bytes of the new send as they cross', async (t) => {
   const head = 'HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n';
   const part = 'x'.repeat(1000);
-  const received: string[] = [];
   // The first connection answers its first GET and resets at the second; the next one sends part of a long answer, and holds.
-  const server = createServer((s) => {
-    const at = received.push('') - 1;
-    s.on('error', () => {});
-    s.on('data', (chunk: Buffer) => {
-      received[at] += chunk.toString('latin1');
-      const heads = received[at]!.split('\r\n\r\n').length - 1;
-      if (at === 0 && heads === 1) s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
-      else if (at === 0 && heads === 2) s.resetAndDestroy();
-      else if (at === 1 && heads === 1) s.write(head + part);
-    });
+  const { port, received } = await rawOrigin(t, (s, at, heads) => {
+    if (at === 0 && heads === 1) s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    else if (at === 0 && heads === 2) s.resetAndDestroy();
+    else if (at === 1 && heads === 1) s.write(head + part);
   });
-  const listening = await listenTracked(server);
-  t.after(listening.close);
-  const token = 'live-token-0123456789';
-  const gw = await gateway(t, { metrics: { host: '127.0.0.1', port: 0, api_token: token } });
-  const api = adminClient(gw.gw, token);
-  const client = connect(gw.port, gw.host);
-  t.after(() => client.destroy());
-  client.on('error', () => {});
-  await once(client, 'connect');
-  const at = `http://127.0.0.1:${listening.port}`;
-  client.write(`GET ${at}/1 HTTP/1.1\r\nHost: 127.0.0.1:${listening.port}\r\n\r\n`);
-  await once(client, 'data');
-  client.write(`GET ${at}/2 HTTP/1.1\r\nHost: 127.0.0.1:${listening.port}\r\n\r\n`);
+  const { api } = await twoGetsThroughAdminGateway(t, port, 'live-token-0123456789');
   await until(() => received.length === 2 && received[1]!.includes('GET /2 '), 'the GET sent again on a new connection');
   let open: Array<{ bytes: { up: number; down: number } }> = [];
   for (let i = 0; i < 100; i++) {
@@ -584,3 +550,31 @@ test('a GET sent again after its kept connection was reset: the connections list
   assert.equal(open[0]!.bytes.up, Buffer.byteLength(received[1]!, 'latin1'), 'up: the new send, not the one the reset cut');
   assert.equal(open[0]!.bytes.down, head.length + part.length, 'down: what the new connection brought so far');
 });
+
+/**
+ * `server` as the origin behind a gateway with its admin API, and a raw client that has had
+ * GET /1 answered and has sent GET /2 on the same connection (which rides the kept one).
+ */
+async function twoGetsThroughAdminGateway(t: TestContext, port: number, token: string): Promise<{ gw: TestGateway; api: ReturnType<typeof adminClient>; client: Socket; at: string }> {
+  const gw = await gateway(t, { metrics: { host: '127.0.0.1', port: 0, api_token: token } });
+  const api = adminClient(gw.gw, token);
+  const client = connect(gw.port, gw.host);
+  t.after(() => client.destroy());
+  client.on('error', () => {});
+  await once(client, 'connect');
+  const at = `http://127.0.0.1:${port}`;
+  client.write(`GET ${at}/1 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+  await once(client, 'data');
+  client.write(`GET ${at}/2 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+  return { gw, api, client, at };
+}
+
+/** A resetting origin behind a gateway, and a keep-alive client whose GET /1 it answered: the connection is kept. */
+async function firstGetAnswered(t: TestContext): Promise<{ origin: Awaited<ReturnType<typeof resettingOrigin>>; gw: TestGateway; get: ReturnType<typeof proxyClient>; at: string }> {
+  const origin = await resettingOrigin(t);
+  const gw = await gateway(t);
+  const get = proxyClient(t, gw);
+  const at = `http://127.0.0.1:${origin.port}`;
+  assert.deepEqual(await get(`${at}/1`), { status: 200, body: 'ok0' });
+  return { origin, gw, get, at };
+}
