@@ -146,12 +146,7 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     return;
   }
   record.rep = Rep.SUCCEEDED;
-  if (res.destroyed || conn.socket.destroyed) {
-    // The client left while the origin was being dialed: nobody reads the answer.
-    origin.socket.destroy();
-    origin.release?.();
-    record.error ??= 'client closed the connection';
-  } else {
+  if (!leftWhileDialed(conn, res, origin, record)) {
     if (expectsContinue(req)) res.writeContinue();
     // The idle wait is the config's this request was routed on, not the one the connection began under.
     const idleTimeout = ctx.snapshot.config.limits.idle_timeout;
@@ -198,14 +193,17 @@ async function sendAgain(
     return done(res);
   }
   record.rep = Rep.SUCCEEDED;
-  if (res.destroyed || conn.socket.destroyed) {
-    firstCounts();
-    origin.socket.destroy();
-    origin.release?.();
-    record.error ??= 'client closed the connection';
-    return;
-  }
+  if (leftWhileDialed(conn, res, origin, record)) return firstCounts();
   await relayMessage(conn, req, res, target, origin, record, idleTimeout, keep, false);
+}
+
+/** The client left while the origin was being dialed: nobody reads the answer, and the connection goes. */
+function leftWhileDialed(conn: ClientConnection, res: ServerResponse, origin: Connection, record: ClientConnection['record']): boolean {
+  if (!res.destroyed && !conn.socket.destroyed) return false;
+  origin.socket.destroy();
+  origin.release?.();
+  record.error ??= 'client closed the connection';
+  return true;
 }
 
 /** Resolves once the response is complete or cut off (at once when it already is). */
@@ -250,6 +248,8 @@ function relayMessage(
   // origin's (in the stream's buffer, counted once they are read from it).
   const upFrom = socket.bytesWritten;
   const downFrom = consumed(socket);
+  /** What this send has moved to and from the origin so far. */
+  const moved = (): Sent => ({ up: socket.bytesWritten - upFrom, down: consumed(socket) - downFrom });
   const onIdle = (): void => void socket.destroy(ORIGIN_IDLE);
   socket.setTimeout(idleTimeout, onIdle);
   // RFC 9112 §3.2.2: Host is the request target's authority, whatever the client's Host said.
@@ -284,8 +284,7 @@ function relayMessage(
   /** Settled: answered, or given up to be sent again; whatever reports after is too late. */
   let over = false;
   const finish = (): void => {
-    record.up = socket.bytesWritten - upFrom;
-    record.down = consumed(socket) - downFrom;
+    ({ up: record.up, down: record.down } = moved());
     socket.off('timeout', onIdle);
     socket.off('free', onFree);
     const clientStays = res.writableFinished && res.shouldKeepAlive && !conn.closing && !conn.socket.destroyed;
@@ -343,13 +342,14 @@ function relayMessage(
      * last one, a body after its answer to a HEAD, reaching us only now). It goes again on a new one.
      */
     const again = (err: Error): boolean => {
-      if (!reused || response !== undefined || interim || res.headersSent || !replayable(req) || !keptConnectionFailed(err)) return false;
+      // `reused` says the request is replayable too: no other rides a kept connection.
+      if (!reused || response !== undefined || interim || res.headersSent || !keptConnectionFailed(err)) return false;
       // Not for a client that is gone, or killed (which closed the kept connection itself):
       // nobody would read the answer, and the line keeps its reason.
       if (conn.socket.destroyed || res.destroyed || conn.aborted) return false;
       over = true;
       record.error = undefined;
-      const sent = { up: socket.bytesWritten - upFrom, down: consumed(socket) - downFrom };
+      const sent = moved();
       relaying.delete(req);
       req.unpipe(out);
       socket.off('timeout', onIdle);

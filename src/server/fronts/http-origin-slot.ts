@@ -41,10 +41,8 @@ export function pathKey(ctx: CommandContext, rule: string, outbound: Outbound): 
 
 /** The kept connection when it matches (and is still open), taken out of the slot; any other is closed. */
 export function takeOrigin(conn: ClientConnection, key: string, snapshot: Snapshot): Connection | undefined {
-  const kept = slots.get(conn);
+  const kept = vacate(conn);
   if (kept === undefined) return undefined;
-  slots.delete(conn);
-  kept.drop();
   const { socket } = kept.origin;
   if (kept.key === key && kept.snapshot === snapshot && !socket.destroyed && !socket.readableEnded && socket.writable) return kept.origin;
   closeOrigin(kept.origin);
@@ -57,18 +55,13 @@ export function takeOrigin(conn: ClientConnection, key: string, snapshot: Snapsh
  * anything unasked, and when the client connection closes.
  */
 export function keepOrigin(conn: ClientConnection, key: string, snapshot: Snapshot, origin: Connection, idleTimeout: number): void {
-  const before = slots.get(conn);
-  if (before) {
-    slots.delete(conn);
-    before.drop();
-    closeOrigin(before.origin);
-  }
+  const before = vacate(conn);
+  if (before) closeOrigin(before.origin);
   const { socket } = origin;
   const client = conn.socket;
   const gone = (): void => {
     if (slots.get(conn)?.origin !== origin) return;
-    slots.delete(conn);
-    drop();
+    vacate(conn);
     closeOrigin(origin);
   };
   const drop = (): void => {
@@ -109,6 +102,15 @@ const CLOSED_UNDER = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 export function keptConnectionFailed(err: Error): boolean {
   const code = (err as NodeJS.ErrnoException).code ?? '';
   return CLOSED_UNDER.has(code) || (code.startsWith('HPE_') && code !== 'HPE_HEADER_OVERFLOW');
+}
+
+/** Empties `conn`'s slot, its listeners off the connection it held: that connection, if any, is the caller's now. */
+function vacate(conn: ClientConnection): Kept | undefined {
+  const kept = slots.get(conn);
+  if (kept === undefined) return undefined;
+  slots.delete(conn);
+  kept.drop();
+  return kept;
 }
 
 function closeOrigin(origin: Connection): void {
