@@ -1,6 +1,6 @@
 // The commands of the CLI (cli.ts loads this once the signals are taken).
 import { onHangup, releaseHangup } from './hangup.js';
-import { EXIT_STOPPED_AT_ONCE, releaseStopSignals, stopSignals } from './stop-signals.js';
+import { CUT_MS, EXIT_STOPPED_AT_ONCE, releaseStopSignals, stopSignals } from './stop-signals.js';
 import cluster from 'node:cluster';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -9,6 +9,7 @@ import { loginBytesProblem, MAX_LOGIN_BYTES } from './config/semantic.js';
 import type { Config } from './config/types.js';
 import { ConfigError } from './errors.js';
 import { compileConfig, Gateway } from './gateway.js';
+import type { Logger } from 'pino';
 import { createLogger, flushLog, silentLogger } from './observe/logger.js';
 import { Metrics } from './observe/metrics.js';
 import { ConfigWatcher } from './config/watch.js';
@@ -170,7 +171,12 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
     throw err;
   });
   started = gateway;
-  worker?.serve(metrics.registry, reload, gateway, log);
+  let code = 0;
+  const cut = (): void => {
+    stopAtOnce(gateway, log);
+    code = EXIT_STOPPED_AT_ONCE;
+  };
+  worker?.serve(metrics.registry, reload, gateway, log, cut);
   // Re-armed after every attempt: a file replaced by rename (editors, Kubernetes
   // ConfigMaps swapping a symlink) is a new file, and a fix must be seen after a bad edit.
   gateway.reloader.onSettled(() => watcher?.watch(gateway.config));
@@ -181,10 +187,10 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   const signal = await stopSignals((second) => {
     // A worker's "second" signal is most often one signal sent to the whole process group
     // (a terminal's Ctrl-C, systemd's stop) arriving beside its primary's SIGTERM: it drains
-    // on. Stopping at once is the primary's call: its own second signal kills the workers.
+    // on. Stopping at once is the primary's call: its own second signal cuts the workers.
     if (worker) return;
     log.warn({ signal: second }, 'second signal: stopping at once');
-    log.flush(() => process.exit(EXIT_STOPPED_AT_ONCE));
+    cut();
   });
   log.info({ signal }, 'stopping');
   // A stopping gateway applies no config: an edit now (a ConfigMap updated during a rolling
@@ -195,7 +201,18 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   await worker?.stopping();
   await flushLog(log);
   worker?.stopped();
-  return 0;
+  return code;
+}
+
+/**
+ * A second stop signal (or, in a worker, its primary's): the drain ends and the connections
+ * still open are cut, each with its access-log line; the run then ends as after a drain. What
+ * is not done within CUT_MS (an upstream slow to close) is left: the process exits then.
+ */
+function stopAtOnce(gateway: Gateway, log: Logger): void {
+  process.exitCode = EXIT_STOPPED_AT_ONCE;
+  setTimeout(() => log.flush(() => process.exit(EXIT_STOPPED_AT_ONCE)), CUT_MS).unref();
+  void gateway.cut().catch(() => {}); // a failure is the run's own await of close() to report
 }
 
 async function printHash(): Promise<number> {

@@ -123,6 +123,8 @@ export class Gateway {
   readonly #refusals = new AcceptRefusals();
 
   #closing: Promise<void> | undefined;
+  /** Ends the drain in progress (a second stop signal), once one runs. */
+  #endDrain: (() => void) | undefined;
   readonly #keepAliveSweep: NodeJS.Timeout;
   #stopDescriptorWatch: (() => void) | undefined;
   /** The reload in progress, if any: each one builds on the snapshot the previous left. */
@@ -242,6 +244,16 @@ export class Gateway {
     return this.#closing;
   }
 
+  /**
+   * A second stop signal: the drain ends now and the connections still open are cut. Each
+   * still writes its access-log line (error "gateway stopped"): an audit trail has them all.
+   */
+  cut(): Promise<void> {
+    const closing = this.close(0);
+    this.#endDrain?.();
+    return closing;
+  }
+
   async #close(drainMs: number): Promise<void> {
     const stopped = this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     this.#http.drain();
@@ -266,15 +278,18 @@ export class Gateway {
 
   #drained(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      const check = setInterval(() => {
-        if (this.#sessions.size > 0) return;
+      const end = (): void => {
+        this.#endDrain = undefined;
         clearTimeout(timer);
         clearInterval(check);
         resolve();
+      };
+      const timer = setTimeout(end, ms);
+      const check = setInterval(() => {
+        if (this.#sessions.size === 0) end();
       }, 50);
       timer.unref();
-      setTimeout(() => clearInterval(check), ms).unref();
+      this.#endDrain = end;
     });
   }
 

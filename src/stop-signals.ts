@@ -10,6 +10,12 @@
 /** Exit code of a process cut short by a second signal. */
 export const EXIT_STOPPED_AT_ONCE = 1;
 
+/**
+ * How long a stop at once may take to cut the open connections and write their access-log
+ * lines before the process exits regardless.
+ */
+export const CUT_MS = 2_000;
+
 let held: NodeJS.Signals | undefined;
 let handler: ((signal: NodeJS.Signals) => void) | undefined;
 

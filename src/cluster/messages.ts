@@ -7,9 +7,13 @@ import type { ReloadOutcome } from '../reload.js';
  * Messages between the primary and its workers (IPC, JSON). `seq` numbers the primary's
  * reloads; `config` answers a starting worker's `config?` with the text of the config the
  * workers run (null: none known, the worker reads the file), and `started`, the text of the
- * one the primary started with: it fixed the listeners and the log format for the process's life.
+ * one the primary started with: it fixed the listeners and the log format for the process's life;
+ * `cut`: the primary's second stop signal, the worker cuts its open connections and exits.
  */
-export type ToWorker = { socksgate: 'reload'; why: string; seq: number } | { socksgate: 'config'; source: string; text: string | null; started: string | null };
+export type ToWorker =
+  | { socksgate: 'reload'; why: string; seq: number }
+  | { socksgate: 'config'; source: string; text: string | null; started: string | null }
+  | { socksgate: 'cut' };
 /**
  * `applied`: the admin token and log level of the config the worker runs now (at start and after
  * each reload), and its text when that config is another than the one it reported last;

@@ -17,7 +17,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { onHangup } from '../hangup.js';
-import { EXIT_STOPPED_AT_ONCE, stopSignals } from '../stop-signals.js';
+import { CUT_MS, EXIT_STOPPED_AT_ONCE, stopSignals } from '../stop-signals.js';
 import type { Config } from '../config/types.js';
 import { clusterAdmin, primaryApi } from './admin.js';
 import { WorkerApi } from './api.js';
@@ -30,6 +30,9 @@ import { liveWorkers, superviseWorkers } from './slots.js';
 import { startAdmin } from '../observe/admin.js';
 import { createLogger, flushLog } from '../observe/logger.js';
 import { formatAddress } from '../server/context.js';
+
+/** A worker cut at once has CUT_MS to log its connections; its exit and last words take a little longer. */
+const WORKER_EXIT_SLACK_MS = 1_000;
 
 /** Runs the primary until SIGTERM/SIGINT has drained every worker; the exit code. */
 export async function runPrimary(config: Config, opts: { path: string | undefined; watch: boolean }): Promise<number> {
@@ -53,16 +56,22 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
     bans.replay(workerApi, w);
     primary.catchUp(w);
   });
+  // Each worker cuts its connections and logs them (as one process does); a little past the
+  // time each has for that, whatever is left is killed.
+  // The drain below ends once they have all exited.
+  let cut = false;
   atOnce = (): void => {
-    workers.kill();
-    process.exit(EXIT_STOPPED_AT_ONCE);
+    cut = true;
+    process.exitCode = EXIT_STOPPED_AT_ONCE;
+    setTimeout(() => log.flush(() => process.exit(EXIT_STOPPED_AT_ONCE)), CUT_MS + 2 * WORKER_EXIT_SLACK_MS).unref();
+    void workers.cut(CUT_MS + WORKER_EXIT_SLACK_MS);
   };
-  /** SIGTERM to every worker (each drains as one process does); 0 once they have all exited. */
+  /** SIGTERM to every worker (each drains as one process does); 0 once they have all exited (1 if cut). */
   const stop = async (signal: string): Promise<number> => {
     watcher?.close();
     log.info({ signal, workers: liveWorkers().length }, 'stopping: draining every worker');
     await workers.drain();
-    return 0;
+    return cut ? EXIT_STOPPED_AT_ONCE : 0;
   };
   const first = await Promise.race([workers.started.then((failed) => ({ failed })), stopSignal.then((signal) => ({ signal }))]);
   // Stopped while the workers start: none is said to listen, and no admin listener opens.

@@ -3,7 +3,7 @@
 // serve (startup.ts), and drains or kills them all on a stop (primary.ts).
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
-import { COUNT_ENV, GENERATION_ENV, SLOT_ENV, type ToPrimary } from './messages.js';
+import { COUNT_ENV, GENERATION_ENV, SLOT_ENV, type ToPrimary, type ToWorker } from './messages.js';
 import { everySlotServing } from './startup.js';
 
 /**
@@ -115,6 +115,22 @@ export function superviseWorkers(log: Logger, size: number, onReady: (w: Worker)
     },
     kill(): void {
       cancelRestarts();
+      for (const w of liveWorkers()) w.process.kill('SIGKILL');
+    },
+    /**
+     * A second stop signal: every worker cuts its open connections, writes their access-log
+     * lines and exits; one still running after `ms` (still starting, or stuck) is killed.
+     */
+    async cut(ms: number): Promise<void> {
+      cancelRestarts();
+      const exits = liveWorkers().map((w) => {
+        const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+        if (w.isConnected()) w.send({ socksgate: 'cut' } satisfies ToWorker, () => {});
+        return exited;
+      });
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(exits), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+      clearTimeout(timer);
       for (const w of liveWorkers()) w.process.kill('SIGKILL');
     },
     /** SIGTERM to every worker (each drains as a single process does); resolves when all exited. */

@@ -42,9 +42,10 @@ export interface ClusterWorker {
   readonly connectionIds: IdSpace;
   /**
    * Answers the primary's metric requests from `registry` and its /api requests from `api`,
-   * reloads on its word, reports ready.
+   * reloads on its word, cuts its open connections on its word (its second stop signal),
+   * reports ready.
    */
-  serve(registry: Registry, reload: (why: string) => Promise<ReloadOutcome | undefined>, api: ApiTarget, log: Logger): void;
+  serve(registry: Registry, reload: (why: string) => Promise<ReloadOutcome | undefined>, api: ApiTarget, log: Logger, cut: () => void): void;
   /**
    * Tells the primary of the config now running: its admin token (/api requests are checked
    * with it), its log level, and its text for workers that start later.
@@ -102,9 +103,10 @@ export function clusterWorker(): ClusterWorker | undefined {
       });
     },
     connectionIds: sane ? { first: generation * IDS_PER_GENERATION * count + slot + 1, step: count } : { first: 1, step: 1 },
-    serve(registry, reload, api, log) {
+    serve(registry, reload, api, log, cut) {
       served = registry;
       process.on('message', (msg: Partial<ToWorker>) => {
+        if (msg.socksgate === 'cut') return cut();
         if (msg.socksgate !== 'reload') return;
         const { seq } = msg;
         const trigger = msg.why ?? 'primary';

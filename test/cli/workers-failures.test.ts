@@ -3,6 +3,7 @@
 import { test } from '../helpers/test.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { get } from 'node:http';
 import { createServer, type Socket } from 'node:net';
@@ -12,7 +13,7 @@ import { CLI, runCli, startCliGateway } from '../helpers/cli.js';
 import { spawnTied } from '../helpers/spawn.js';
 import { readBytes, socksConnect, startEchoServer } from '../helpers/index.js';
 import { adminClient } from '../helpers/admin.js';
-import { waitUntil } from '../helpers/workers.js';
+import { sessionEnds, waitUntil } from '../helpers/workers.js';
 
 // Debug: a worker's own reload line (the primary logs each reload once, at info or error).
 const BASE = 'listen: [{ host: 127.0.0.1, port: 0 }]\nmetrics: { host: 127.0.0.1, port: 0 }\nlimits: { drain_timeout: 30s }\nlog: { level: debug }\n';
@@ -172,7 +173,7 @@ test('/readyz is not ready while no worker serves, the pause before a restart in
   assert.deepEqual([...seen], ['503 starting']);
 });
 
-test('one process: a second stop signal of the other kind stops at once', { timeout: 120_000 }, async (t) => {
+test('one process: a second stop signal of the other kind stops at once, and the connections it cuts are logged', { timeout: 120_000 }, async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());
   const gw = await startCliGateway(await tempConfig(BASE), [], [], BOOT_MS);
@@ -180,12 +181,21 @@ test('one process: a second stop signal of the other kind stops at once', { time
   // A connection held open keeps the drain going for up to 30 s.
   const { socket } = await socksConnect(gw.port, { host: '127.0.0.1', port: echo.port }, 5_000);
   t.after(() => (socket as Socket).destroy());
+  (socket as Socket).write('abc');
+  assert.equal((await readBytes(socket as Socket, 3)).toString(), 'abc');
   gw.child.kill('SIGINT');
   await gw.waitFor((l) => l.msg === 'stopping', 10_000);
   gw.child.kill('SIGTERM');
   const code = await Promise.race([gw.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 10_000))]);
   assert.equal(code, 1);
   assert.ok(gw.lines.some((l) => l.msg === 'second signal: stopping at once'));
+  await outputRead(gw.child);
+  // The audit trail has the connection the stop cut, with its bytes and why it ended.
+  const cut = sessionEnds(gw).filter((l) => l.dest === `127.0.0.1:${echo.port}`);
+  assert.equal(cut.length, 1, 'one access-log line for the cut connection');
+  assert.equal(cut[0]!.error, 'gateway stopped');
+  assert.equal(cut[0]!.up, 3);
+  assert.equal(cut[0]!.down, 3);
 });
 
 test('workers: a second stop signal stops the primary at once, says so, and takes the workers with it', { timeout: 120_000 }, async (t) => {
@@ -203,6 +213,12 @@ test('workers: a second stop signal stops the primary at once, says so, and take
   const code = await Promise.race([gw.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 10_000))]);
   assert.equal(code, 1);
   assert.ok(gw.lines.some((l) => l.msg === 'second signal: stopping at once' && l.role === 'primary'));
+  await outputRead(gw.child);
+  // The worker that held the connection cut it and logged it before it exited.
+  const cut = sessionEnds(gw).filter((l) => l.dest === `127.0.0.1:${echo.port}`);
+  assert.equal(cut.length, 1, 'one access-log line for the cut connection');
+  assert.equal(cut[0]!.error, 'gateway stopped');
+  assert.ok(pids.includes(cut[0]!.pid as number), 'written by a worker');
   for (let i = 0; i < 100 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(pids.filter(alive), [], 'no worker left behind');
 });
@@ -253,6 +269,13 @@ test('workers: a stop signal sent to the whole process group (Ctrl-C) drains eve
   for (let i = 0; i < 100 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(pids.filter(alive), [], 'no worker left behind');
 });
+
+/** Every line the gateway wrote has been read ('exit' can come before the last of its output). */
+async function outputRead(child: ChildProcess): Promise<void> {
+  const out = child.stdout!;
+  if (out.readableEnded || out.destroyed) return;
+  await Promise.race([once(out, 'close'), new Promise((r) => setTimeout(r, 5_000))]);
+}
 
 function alive(pid: number): boolean {
   try {
