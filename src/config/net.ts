@@ -48,11 +48,25 @@ export function parseHostPort(text: string): HostPort | undefined {
 export function parseTarget(target: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(target);
   const port = Number(m?.[3]);
-  if (!m || port < 1 || port > 65535) throw new Error(`health_check.target must be host:port, got "${target}"`);
+  if (!m || port < 1 || port > 65535) throw new Error(`health_check.target must be host:port, got "${withoutCredentials(target)}"`);
   const host = (m[1] ?? m[2])!;
   const bad = dialHostProblem(host);
   if (bad !== undefined) throw new Error(`health_check.target's host: ${bad}`);
   return { host, port };
+}
+
+/**
+ * `text` for a message, without what a pasted proxy URL or list line holds after the host:
+ * `user:pass@host` keeps what follows the last "@", `host:port:user:pass` its host and port.
+ * Errors reach `check`, the reload log line and POST /api/reload, where no password may.
+ */
+export function withoutCredentials(text: string): string {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(text)?.[0] ?? '';
+  const rest = text.slice(scheme.length);
+  const at = rest.lastIndexOf('@');
+  if (at !== -1) return `${scheme}…@${rest.slice(at + 1)}`;
+  const fields = rest.split(':');
+  return fields.length > 2 && /^\d+$/.test(fields[1]!) ? `${scheme}${fields[0]}:${fields[1]}:…` : text;
 }
 
 /** RFC 1123 §2.1 labels (letters, digits, inner hyphens), and `_`, which internal names carry. */
@@ -66,7 +80,9 @@ const DNS_LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/i;
  */
 export function dialHostProblem(host: string): string | undefined {
   if (isIP(host) !== 0) return undefined;
-  const shown = JSON.stringify(host.length > 100 ? `${host.slice(0, 100)}…` : host);
+  const safe = withoutCredentials(host);
+  const shown = JSON.stringify(safe.length > 100 ? `${safe.slice(0, 100)}…` : safe);
+  if (safe !== host) return `${shown}: a host is a name or an address alone; give the user and password as username and password`;
   if (host.startsWith('[') && host.endsWith(']') && isIP(host.slice(1, -1)) === 6) return `${shown}: write an IPv6 address without brackets`;
   const name = host.endsWith('.') ? host.slice(0, -1) : host;
   if (name.length > 0 && name.length <= 253 && name.split('.').every((label) => DNS_LABEL.test(label))) {

@@ -84,3 +84,22 @@ test('check refuses a members_file line whose host can never be dialed, at FILE:
   assert.ok(lines[2]!.startsWith(`${at}:5:1: bad host in 10.1:1080: "10.1" is not an IP address, and a DNS name cannot end in a number`), lines[2]);
   assert.ok(!r.stderr.includes('SECRET'), r.stderr);
 });
+
+test('an upstream host or health-check target with credentials pasted in is refused without showing the password', () => {
+  const issues = issuesOf(`upstreams:
+  a: { type: socks5, host: "user:SECRET@proxy.example", port: 1080 }
+  b: { type: http, host: "http://user:SECRET@proxy.example:3128", port: 3128 }
+  c: { type: socks5, host: "proxy.example:1080:user:SECRET", port: 1080 }
+  p:
+    type: pool
+    members: [a]
+    health_check: { target: "user:SECRET@h.example:443" }
+default: p
+`);
+  assert.equal(issues.length, 4, issues.join('\n'));
+  assert.match(issues[0]!, /^cfg\.yaml:2:28: upstreams\.a\.host: "…@proxy\.example": .*as username and password$/);
+  assert.match(issues[1]!, /^cfg\.yaml:3:26: upstreams\.b\.host: "http:\/\/…@proxy\.example:3128": /);
+  assert.match(issues[2]!, /^cfg\.yaml:4:28: upstreams\.c\.host: "proxy\.example:1080:…": /);
+  assert.match(issues[3]!, /^cfg\.yaml:8:29: upstreams\.p\.health_check\.target: .*"…@h\.example:443"/);
+  assert.ok(!issues.some((i) => i.includes('SECRET')), issues.join('\n'));
+});
