@@ -47,11 +47,25 @@ function collapse(errors: readonly ErrorObject[]): ErrorObject[] {
   const combinators = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
   const under = (e: ErrorObject, c: ErrorObject): boolean => c !== e && e.schemaPath.startsWith(`${c.schemaPath}/`);
   const deeper = (c: ErrorObject): boolean => errors.some((e) => under(e, c) && e.instancePath.startsWith(`${c.instancePath}/`));
+  // A mapping where one branch is the mapping form (a pool member's {url, weight, tags}): that
+  // branch's own errors about it (an unknown key, no url) say what is wrong, not "anyOf".
+  const shaped = (e: ErrorObject, c: ErrorObject): boolean => {
+    const at = objectBranch(c);
+    return at !== undefined && e.schemaPath.startsWith(at);
+  };
   return errors.filter((e) => {
     if (e.keyword === 'discriminator' && (e.params as { tagValue?: unknown }).tagValue === undefined) return false;
-    if ((e.keyword === 'anyOf' || e.keyword === 'oneOf') && deeper(e)) return false;
-    return !combinators.some((c) => under(e, c) && e.instancePath === c.instancePath);
+    if ((e.keyword === 'anyOf' || e.keyword === 'oneOf') && (deeper(e) || errors.some((x) => shaped(x, e)))) return false;
+    return !combinators.some((c) => under(e, c) && e.instancePath === c.instancePath && !shaped(e, c));
   });
+}
+
+/** The schema path prefix of `c`'s one mapping branch when its value is a mapping, else undefined. */
+function objectBranch(c: ErrorObject): string | undefined {
+  const value: unknown = c.data;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const i = branchesOf(c).findIndex((b) => b.type === 'object');
+  return i === -1 ? undefined : `${c.schemaPath}/${i}/`;
 }
 
 function toIssue(e: ErrorObject, raw: unknown): Issue {
@@ -144,7 +158,7 @@ function branchesOf(e: ErrorObject): Branch[] {
 /** A branch a user can be told in words: a constant, or a scalar type (with its range); undefined otherwise. */
 function branchText(b: Branch): string | undefined {
   if (b.const !== undefined) return JSON.stringify(b.const);
-  if (b.type === undefined || b.type === 'object' || b.type === 'array') return undefined;
+  if (b.type === undefined) return undefined;
   const name = TYPE_NAMES[b.type] ?? b.type;
   return b.minimum !== undefined && b.maximum !== undefined ? `${name} from ${b.minimum} to ${b.maximum}` : name;
 }

@@ -198,6 +198,23 @@ upstreams:
   assert.equal(issues.length, 5, issues.join('\n'));
 });
 
+test('a pool member in object form says what is wrong in it: an unknown key, a missing url; another value says what a member may be', () => {
+  const issues = issuesOf(`upstreams:
+  p:
+    type: pool
+    members:
+      - { URL: "socks5://h:1" }
+      - { url: "socks5://h:2", wieght: 2 }
+      - 5
+`);
+  assertIssue(issues, '5:9', /upstreams\.p\.members\[0\]: missing required key "url"/);
+  assertIssue(issues, '5:11', /upstreams\.p\.members\[0\]\.URL: unknown key \(expected one of: url, weight, tags\)/);
+  assertIssue(issues, '6:32', /upstreams\.p\.members\[1\]\.wieght: unknown key \(expected one of: url, weight, tags\)/);
+  assertIssue(issues, '7:9', /upstreams\.p\.members\[2\]: must be a string or a mapping \(key: value\)/);
+  assert.equal(issues.length, 4, issues.join('\n'));
+  assert.ok(!issues.some((i) => i.includes('anyOf')), issues.join('\n'));
+});
+
 test('all problems are reported at once, in file order', () => {
   const issues = issuesOf('bogus: 1\nrules:\n  - { name: r, action: nowhere }\ndefault: gone\n');
   assert.equal(issues.length, 3);
