@@ -3,6 +3,7 @@
 
 import { isIP } from 'node:net';
 import { parseDuration, MAX_TIMER_MS } from '../config/duration.js';
+import { redact } from '../config/member-url.js';
 import { COMMANDS } from '../config/types.js';
 import { isPoolOutbound, isUpstreamOutbound, type MemberStats, type PoolOutbound, type UpstreamStats } from '../outbound/stats.js';
 import { parseUsername } from '../protocol/username.js';
@@ -95,6 +96,11 @@ function upstreamsJson(s: RouteParts): Record<string, unknown> {
   return { upstreams, pools };
 }
 
+/** A 404 for a member name as asked, shown without a password it may carry (a URL copied from the config). */
+function noMember(pool: PoolOutbound, member: string): HttpError {
+  return new HttpError(404, `pool "${pool.name}" has no member "${redact(member)}"`);
+}
+
 function poolOf(s: RouteParts, name: string): PoolOutbound {
   const o = s.outbounds.get(name);
   if (s.config.upstreams[name]?.type !== 'pool' || !o || !isPoolOutbound(o)) throw new HttpError(404, `no pool "${name}"`);
@@ -156,7 +162,7 @@ export const ROUTES: readonly ApiRoute[] = [
       const pool = poolOf(t.snapshot, req.params.pool!);
       const ms = parseDuration((req.body as { for: string }).for);
       if (ms === undefined || ms <= 0 || ms > MAX_TIMER_MS) throw new HttpError(400, '"for" must be a positive duration of at most 24 days');
-      if (!pool.ban(req.params.member!, ms)) throw new HttpError(404, `pool "${pool.name}" has no member "${req.params.member}"`);
+      if (!pool.ban(req.params.member!, ms)) throw noMember(pool, req.params.member!);
       return ok(banAnswer(pool, req.params.member!));
     },
   },
@@ -169,7 +175,7 @@ export const ROUTES: readonly ApiRoute[] = [
     responses: { 200: { description: 'Back in rotation (if healthy)', schema: ref('Ban') }, 404: notFound },
     handle: async (req, t) => {
       const pool = poolOf(t.snapshot, req.params.pool!);
-      if (!pool.unban(req.params.member!)) throw new HttpError(404, `pool "${pool.name}" has no member "${req.params.member}"`);
+      if (!pool.unban(req.params.member!)) throw noMember(pool, req.params.member!);
       return ok(banAnswer(pool, req.params.member!));
     },
   },

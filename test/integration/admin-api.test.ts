@@ -257,6 +257,22 @@ test('a ban takes a member out of rotation for new requests at once, an unban br
   }
 });
 
+test('a ban or unban naming a member with its password is a 404 that does not repeat the password', async (t) => {
+  const gw = await startGateway({
+    metrics: ADMIN,
+    upstreams: { crawl: { type: 'pool', members: ['socks5://pooluser:member-secret-4@127.0.0.61:1080'] } },
+  });
+  t.after(() => gw.close());
+  const api = adminClient(gw.gw, TOKEN);
+  const path = `/api/upstreams/crawl/members/${encodeURIComponent('socks5://pooluser:member-secret-4@127.0.0.61:1080')}/ban`;
+  for (const [method, body] of [['POST', { for: '10m' }], ['DELETE', undefined]] as const) {
+    const r = await api.request(method, path, { body });
+    assert.equal(r.status, 404, r.text);
+    assert.ok(!r.text.includes('member-secret-4'), r.text);
+    assert.equal((r.json as { error: string }).error, 'pool "crawl" has no member "socks5://pooluser@127.0.0.61:1080"');
+  }
+});
+
 test('a banned member reads healthy: false (out of rotation) in /api/upstreams and socksgate_upstream_healthy until the ban is lifted', async (t) => {
   const dest = await startDestination();
   t.after(() => dest.close());
