@@ -510,6 +510,18 @@ test('HTTP/1.0 keep-alive, a response without a length: it ends the connection, 
   assert.equal(origin.received.length, 1, 'only the first request was forwarded');
 });
 
+test('HTTP/1.0 keep-alive, a response with its length: still one request per connection, closed after its answer (RFC 9112 §9.3, C.2.2)', async (t) => {
+  // A proxy keeps no persistent connection with an HTTP/1.0 client, whatever its Keep-Alive says.
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  const request = (path: string): string => `GET http://127.0.0.1:${origin.port}${path} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n`;
+  const answer = await exchange(gw, request('/first') + request('/behind'), t);
+  assert.equal([...answer.matchAll(/HTTP\/1\.1 \d{3} /g)].length, 1, answer);
+  assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.match(answer, /\r\nConnection: close\r\n/i);
+  assert.ok(await settled(gw), 'every request on the connection ran to its end');
+  assert.equal(origin.received.length, 1, 'only the first request was forwarded');
+});
+
 test('a request pipelined behind one that asked to close is not served, answered or logged as a bad request', async (t) => {
   const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
   const answer = await exchange(gw, get(origin.port, '/last', 'Connection: close\r\n') + get(origin.port, '/behind'), t);

@@ -20,6 +20,7 @@ import { answer, authenticate, noteRefusedLogin, rawResponse, refuseRaw, type Ht
 import { checkVersion } from './http-admission.js';
 import { passDrainToResponse } from './http-drain.js';
 import { bodyDidNotParse, forward } from './http-forward.js';
+import { isHttp10 } from './http-message.js';
 import { connectInFirstRead, type HeadLimits } from './http-first-connect.js';
 import { headWithoutUpgrade } from './http-upgrade.js';
 import { isWebSocketHandshake, webSocket } from './http-websocket.js';
@@ -244,6 +245,9 @@ export class HttpFront {
     const conn = this.#clients.get(req.socket as Socket);
     if (!conn) return void res.destroy();
     this.#latest.set(req.socket as Socket, req);
+    // RFC 9112 §9.3 and C.2.2: a proxy keeps no persistent connection with an HTTP/1.0 client,
+    // whatever its Keep-Alive says (node's server, an origin, would keep it).
+    if (isHttp10(req)) res.shouldKeepAlive = false;
     // node parsed this head whole and goes on with what follows it: the 431 goes out through
     // its response, in turn, and closes the connection, so nothing behind it is served.
     if (tooManyFields(req)) return this.#refuseHead(conn, TOO_MANY_FIELDS, req.socket as Socket, res);
