@@ -7,6 +7,7 @@ import { parseTarget } from '../config/net.js';
 import type { HealthCheckConfig } from '../config/types.js';
 import { answeredAboutDestination } from './socks5-errors.js';
 import type { Outbound } from './types.js';
+import { giveUp } from './give-up.js';
 
 export interface HealthPolicy {
   /** Consecutive faults that eject a healthy member. */
@@ -160,8 +161,7 @@ export function createHealthChecks<T extends CheckedMember>(
     const started = performance.now();
     try {
       const conn = await m.outbound.connect(target, { signal: controller.signal, log, sessionKey: `health-check:${m.name}` });
-      conn.socket.destroy();
-      conn.release?.();
+      giveUp(conn);
       if (state === 'running') report(m, 'connected', performance.now() - started);
     } catch (err) {
       // The member's answer about the target (0x02-0x08, an HTTP 403): it is alive, as a

@@ -16,6 +16,7 @@ import { isUpstreamFault, UpstreamUnreachableError } from './socks5-errors.js';
 import { countFailed, heldOpen, holdOne, movingLatency, type HeldHandle, type UpstreamOutbound, type UpstreamStats } from './stats.js';
 import type { BindHandle, Connection, Destination, Outbound, OutboundContext, UdpChannel } from './types.js';
 import { UpstreamState } from './upstream-state.js';
+import { giveUp } from './give-up.js';
 
 export interface ProxyDeps {
   dns: DnsResolver;
@@ -131,8 +132,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
           done = await protocol.handshake(hop.socket, candidates[i]!, run);
         } catch (err) {
           if (i + 1 >= candidates.length || deadline.signal.aborted || !otherAddressMayDo(protocol.fromError(name, err))) throw err;
-          hop.socket.destroy();
-          hop.release?.();
+          giveUp(hop);
           hop = undefined;
         }
       }
@@ -140,8 +140,7 @@ export function createProxyOutbound(name: string, proxy: ProxyEndpoint, protocol
       counters.latencyMs = movingLatency(counters.latencyMs, performance.now() - started);
       return handOut(hop!, done);
     } catch (err) {
-      hop?.socket.destroy();
-      hop?.release?.();
+      if (hop) giveUp(hop);
       throw failed(classify(err, phase, heard, asking, deadline, ctx, dest));
     } finally {
       counters.inFlight--;

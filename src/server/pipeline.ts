@@ -14,6 +14,7 @@ import { countAttempt, outboundContext } from './outbound-context.js';
 import { relay, type RelayResult } from './relay.js';
 import { route, type Routed } from './route.js';
 import { handleUdpAssociate } from './udp-associate.js';
+import { giveUp } from '../outbound/give-up.js';
 
 /**
  * Admission on a complete request, before anything is routed or dialed: the per-source and
@@ -93,8 +94,7 @@ function relayConnect(ctx: CommandContext, conn: Connection): Promise<void> | un
     if (client.destroyed) {
       // Gone while dialing, its close not yet reported (so the dial was not aborted).
       record.error ??= CLIENT_LEFT;
-      conn.socket.destroy();
-      conn.release?.();
+      giveUp(conn);
       return undefined;
     }
     front.granted(() => conn.bound ?? boundOf(conn.socket));
@@ -105,8 +105,7 @@ function relayConnect(ctx: CommandContext, conn: Connection): Promise<void> | un
   } catch (err) {
     // A grant that could not be encoded (an upstream's BND.ADDR no reply can carry): the
     // client is refused, and the dialed socket must not stay open behind it.
-    conn.socket.destroy();
-    conn.release?.();
+    giveUp(conn);
     throw err;
   }
   return relaying.then((result) => {

@@ -22,6 +22,7 @@ import { answer, noteRefusedLogin, OriginIdleError, rawResponse, reasonOf, statu
 import { answerAsFinal, hopsLeft, oneHopLess } from './http-max-forwards.js';
 import { keepOrigin, keptConnectionFailed, pathKey, replayable, takeOrigin } from './http-origin-slot.js';
 import { endToEnd, passInterim, reasonPhrase, responseFields, transferCodings, type AbsoluteTarget, type InformationEvent } from './http-message.js';
+import { giveUp } from '../../outbound/give-up.js';
 
 const EMPTY = Buffer.alloc(0);
 /** Methods node's client sends without a body when it is given no length (lib/_http_client.js); it chunks all others. */
@@ -122,8 +123,7 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
     reused = kept !== undefined;
     const late = bodyError(conn, req, res);
     if (late) {
-      origin.socket.destroy();
-      origin.release?.();
+      giveUp(origin);
       throw late;
     }
   } catch (err) {
@@ -200,8 +200,7 @@ async function sendAgain(
 /** The client left while the origin was being dialed: nobody reads the answer, and the connection goes. */
 function leftWhileDialed(conn: ClientConnection, res: ServerResponse, origin: Connection, record: ClientConnection['record']): boolean {
   if (!res.destroyed && !conn.socket.destroyed) return false;
-  origin.socket.destroy();
-  origin.release?.();
+  giveUp(origin);
   record.error ??= 'client closed the connection';
   return true;
 }
@@ -291,8 +290,7 @@ function relayMessage(
     if (keep && freed && clientStays && record.error === undefined && req.complete && !socket.destroyed) {
       return keepOrigin(conn, keep.key, keep.snapshot, origin, idleTimeout);
     }
-    socket.destroy();
-    origin.release?.();
+    giveUp(origin);
   };
   let out: ClientRequest;
   try {
@@ -353,8 +351,7 @@ function relayMessage(
       relaying.delete(req);
       req.unpipe(out);
       socket.off('timeout', onIdle);
-      socket.destroy(err);
-      origin.release?.();
+      giveUp(origin, err);
       resolve(sent);
       return true;
     };

@@ -8,10 +8,10 @@
 // still routed on its own.
 
 import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Outbound, Connection } from '../../outbound/types.js';
 import type { ClientConnection } from '../client.js';
 import type { CommandContext, Snapshot } from '../context.js';
+import { giveUp } from '../../outbound/give-up.js';
 
 /**
  * How long a kept connection may wait for the next request: below the keep-alive timeouts of
@@ -45,7 +45,7 @@ export function takeOrigin(conn: ClientConnection, key: string, snapshot: Snapsh
   if (kept === undefined) return undefined;
   const { socket } = kept.origin;
   if (kept.key === key && kept.snapshot === snapshot && !socket.destroyed && !socket.readableEnded && socket.writable) return kept.origin;
-  closeOrigin(kept.origin);
+  giveUp(kept.origin);
   return undefined;
 }
 
@@ -56,13 +56,13 @@ export function takeOrigin(conn: ClientConnection, key: string, snapshot: Snapsh
  */
 export function keepOrigin(conn: ClientConnection, key: string, snapshot: Snapshot, origin: Connection, idleTimeout: number): void {
   const before = vacate(conn);
-  if (before) closeOrigin(before.origin);
+  if (before) giveUp(before.origin);
   const { socket } = origin;
   const client = conn.socket;
   const gone = (): void => {
     if (slots.get(conn)?.origin !== origin) return;
     vacate(conn);
-    closeOrigin(origin);
+    giveUp(origin);
   };
   const drop = (): void => {
     socket.setTimeout(0);
@@ -111,10 +111,4 @@ function vacate(conn: ClientConnection): Kept | undefined {
   slots.delete(conn);
   kept.drop();
   return kept;
-}
-
-function closeOrigin(origin: Connection): void {
-  const socket: Socket = origin.socket;
-  socket.destroy();
-  origin.release?.();
 }

@@ -18,6 +18,7 @@ import { admitRequest, refusalContext } from './http-admission.js';
 import { noteRefusedLogin, rawResponse, reasonOf, refuseRaw, statusOf } from './http-answer.js';
 import { MAX_RESPONSE_HEAD, ORIGIN_IDLE } from './http-forward.js';
 import { endToEnd, headText, reasonPhrase, responseFields, type AbsoluteTarget } from './http-message.js';
+import { giveUp } from '../../outbound/give-up.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -80,8 +81,7 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
   } catch (err) {
     // Nothing node's server let through should be refused by its client; if it is, 502.
     record.error ??= err instanceof Error ? err.message : String(err);
-    socket.destroy();
-    origin.release?.();
+    giveUp(origin);
     record.status = 502;
     record.rep = Rep.GENERAL_FAILURE;
     closeClient(client, rawResponse(502, 'bad gateway: the request could not be forwarded'));
