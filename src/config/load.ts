@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument, visit, type Document, type YAMLError } from 'yaml';
+import { isCollection, LineCounter, parseDocument, visit, type Document, type YAMLError } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { interpolateDocument } from './env.js';
 import { toConfig, type RawConfig } from './normalize.js';
@@ -82,6 +82,8 @@ function parseText(withBom: string, source: string, baseDir: string, env: NodeJS
   if (listening !== undefined && doc.contents === null) {
     throw new ConfigError([`${source}:1:1: the file is empty (still being written?); write "{}" for every default`]);
   }
+  const keys = collectionKeys(doc, source, locator);
+  if (keys.length > 0) throw new ConfigError(keys);
   const interpolation = interpolateDocument(doc, text, env);
   const raw: unknown = doc.contents === null ? {} : toJS(doc, source, locator);
   let schemaIssues = validateSchema(raw);
@@ -107,6 +109,21 @@ const texts = new WeakMap<Config, string>();
  */
 export function configText(config: Config): string | undefined {
   return texts.get(config);
+}
+
+/**
+ * `? [a]` makes a list (or a mapping) a key. A config names things with its keys (upstreams,
+ * users' fields): yaml would turn such a key into its text ("[ a ]") with a warning on stderr,
+ * an upstream nobody could name. An error at the key instead.
+ */
+function collectionKeys(doc: Document, source: string, locator: SourceLocator): string[] {
+  const issues: string[] = [];
+  visit(doc, {
+    Pair(_key, pair) {
+      if (isCollection(pair.key)) issues.push(`${source}:${locator.position(pair.key.range?.[0] ?? 0)}: a key must be a name, not a list or a mapping`);
+    },
+  });
+  return issues;
 }
 
 /**

@@ -103,9 +103,10 @@ function checkCycles(upstreams: ReadonlyMap<string, Obj | undefined>, out: Issue
     const via = viaOf(u);
     if (via !== undefined) return upstreams.has(via) ? [[via, ['upstreams', name, 'via']]] : [];
     if (u?.['type'] !== 'pool') return [];
+    // A pool named as a member is reported as such (checkMember): no cycle through it as well.
     return list(u['members']).flatMap((m, i): [string, ConfigPath][] => {
       const member = str(m);
-      return member !== undefined && upstreams.has(member) ? [[member, ['upstreams', name, 'members', i]]] : [];
+      return member !== undefined && upstreams.has(member) && upstreams.get(member)?.['type'] !== 'pool' ? [[member, ['upstreams', name, 'members', i]]] : [];
     });
   };
   const state = new Map<string, 'open' | 'done'>();

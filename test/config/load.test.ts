@@ -279,6 +279,20 @@ test('a cycle through a pool member is caught as well', () => {
   assertIssue(issues, '3:30', /via cycle: a → p → a/);
 });
 
+test('pools naming each other as members: each is told it names a pool, with no via cycle beside it (no via is involved)', () => {
+  const issues = issuesOf('upstreams:\n  a: { type: pool, members: [b] }\n  b: { type: pool, members: [a] }\n');
+  assertIssue(issues, '2:30', /upstreams\.a\.members\[0\]: "b" is a pool/);
+  assertIssue(issues, '3:30', /upstreams\.b\.members\[0\]: "a" is a pool/);
+  assert.equal(issues.length, 2, issues.join('\n'));
+});
+
+test('a list or a mapping as a key (`? [a]`) is an error at the key, not an upstream named "[ a ]"', () => {
+  const issues = issuesOf('upstreams:\n  ? [a]\n  : { type: socks5, host: h, port: 1 }\nrules:\n  - { ? { x: 1 } : 2, action: direct }\n');
+  assertIssue(issues, '2:5', /a key must be a name, not a list or a mapping/);
+  assertIssue(issues, '5:9', /a key must be a name, not a list or a mapping/);
+  assert.equal(issues.length, 2, issues.join('\n'));
+});
+
 test('rule entries: bad CIDRs, regexps, matcher prefixes, port ranges, unknown users', () => {
   const issues = issuesOf(
     `auth:
