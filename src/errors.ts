@@ -101,6 +101,29 @@ export class LimitError extends GatewayError {
   }
 }
 
+/** Start-up reasons a listener cannot open, in words; the errno follows them. */
+const LISTEN_WHY: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'address already in use',
+  EACCES: 'permission denied (a port below 1024 needs privileges)',
+  EADDRNOTAVAIL: 'no such address on this host',
+};
+
+/**
+ * A listener that could not open at start-up, named as the config names it (`listen[1]`, the
+ * admin listener) with its address: on a host with several, "address already in use" alone
+ * does not say which one. `code` is the errno's, as on the error it wraps.
+ */
+export class ListenError extends Error {
+  readonly code: string | undefined;
+  constructor(which: string, address: string, cause: unknown) {
+    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+    const why = (code && LISTEN_WHY[code]) ?? (cause instanceof Error ? cause.message : String(cause));
+    super(`${which} ${address}: ${why}${code ? ` (${code})` : ''}`, { cause });
+    this.name = 'ListenError';
+    this.code = code;
+  }
+}
+
 /** Config problems: `where` is `FILE:LINE:COL` when known. Never reaches a client. */
 export class ConfigError extends Error {
   readonly issues: readonly string[];

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Config, ListenConfig, Protocol } from './config/types.js';
 import { createResolver } from './dns/resolver.js';
 import type { DnsResolver } from './dns/types.js';
+import { ListenError } from './errors.js';
 import { gatewayAdmin, startAdmin } from './observe/admin.js';
 import { observeSnapshot } from './observe/gateway-metrics.js';
 import { Metrics } from './observe/metrics.js';
@@ -163,7 +164,7 @@ export class Gateway {
     const metrics = opts.metrics ?? new Metrics();
     const gw = new Gateway(await buildSnapshot(config, opts.log, undefined, metrics), { ...opts, metrics });
     try {
-      for (const l of gw.listening) gw.#servers.push(await gw.#listen(l));
+      for (const [i, l] of gw.listening.entries()) gw.#servers.push(await gw.#listen(l, i));
       if (config.metrics && opts.admin !== false) gw.#admin = await startAdmin(config.metrics, gatewayAdmin(gw));
     } catch (err) {
       await gw.close(0);
@@ -294,14 +295,19 @@ export class Gateway {
   }
 
   /** Like the address, a listener's `protocols` and `proxy_protocol` are fixed at start (a reload warns). */
-  async #listen(listen: ListenConfig): Promise<Server> {
+  async #listen(listen: ListenConfig, index: number): Promise<Server> {
     const { host, port } = listen;
     const protocols = Object.freeze([...listen.protocols]);
     const proxyHeader = proxyHeaderPolicy(listen.proxy_protocol);
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.#accept(socket, protocols, proxyHeader));
-    server.on('error', (err) => this.log.error({ err }, 'listener error'));
     server.listen({ host, port, ipv6Only: false });
-    await once(server, 'listening'); // rejects on a listen error (EADDRINUSE)
+    try {
+      await once(server, 'listening'); // rejects on a listen error (EADDRINUSE)
+    } catch (err) {
+      throw new ListenError(`listen[${index}]`, formatAddress({ host, port }), err);
+    }
+    // Once listening: a failed accept (EMFILE) is logged, never an uncaught exception.
+    server.on('error', (err) => this.log.error({ err }, 'listener error'));
     return server;
   }
 

@@ -6,6 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { isLoopback } from '../config/net.js';
+import { ListenError } from '../errors.js';
+import { formatAddress } from '../protocol/address.js';
 import type { Config, MetricsConfig } from '../config/types.js';
 import type { Logger } from './logger.js';
 import type { ApiTarget } from './api-routes.js';
@@ -144,7 +146,11 @@ export async function startAdmin(cfg: MetricsConfig, source: AdminSource): Promi
   });
   server.on('connection', (socket: Socket) => void connections.admit(socket));
   server.listen(cfg.port, cfg.host);
-  await once(server, 'listening'); // rejects on a listen error (EADDRINUSE)
+  try {
+    await once(server, 'listening'); // rejects on a listen error (EADDRINUSE)
+  } catch (err) {
+    throw new ListenError('the admin listener (metrics)', formatAddress({ host: cfg.host, port: cfg.port }), err);
+  }
   // A failed accept (EMFILE) is an 'error' on the server: logged, never an uncaught exception.
   server.on('error', (err) => {
     source.failed?.();

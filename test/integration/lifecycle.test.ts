@@ -40,14 +40,20 @@ test('a reload that lands after close() applies nothing: no health checks run fo
   assert.equal(seen.length, 0);
 });
 
-test('a port already taken fails start-up with EADDRINUSE, the proxy listener as the admin listener', async (t) => {
+test('a port already taken fails start-up with EADDRINUSE, the proxy listener as the admin listener, naming which listener it is', async (t) => {
   const taken = createServer();
   taken.listen(0, '127.0.0.1');
   await once(taken, 'listening');
   t.after(() => taken.close());
   const port = (taken.address() as AddressInfo).port;
-  await assert.rejects(startGateway({ listen: [{ host: '127.0.0.1', port }] }), { code: 'EADDRINUSE' });
-  await assert.rejects(startGateway({ metrics: { host: '127.0.0.1', port } }), { code: 'EADDRINUSE' });
+  await assert.rejects(startGateway({ listen: [{ host: '127.0.0.1', port: 0 }, { host: '127.0.0.1', port }] }), {
+    code: 'EADDRINUSE',
+    message: `listen[1] 127.0.0.1:${port}: address already in use (EADDRINUSE)`,
+  });
+  await assert.rejects(startGateway({ metrics: { host: '127.0.0.1', port } }), {
+    code: 'EADDRINUSE',
+    message: `the admin listener (metrics) 127.0.0.1:${port}: address already in use (EADDRINUSE)`,
+  });
 });
 
 test('what is still open when the drain ends is cut, and its access-log line says so: SOCKS relay, CONNECT tunnel, forwarded request', async (t) => {
