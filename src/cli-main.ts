@@ -14,7 +14,7 @@ import { createLogger, flushLog, silentLogger } from './observe/logger.js';
 import { Metrics } from './observe/metrics.js';
 import { ConfigWatcher } from './config/watch.js';
 import { routeCommand } from './route-command.js';
-import { PasswordTooLongError, readPassword } from './password-prompt.js';
+import { PasswordsDifferError, PasswordTooLongError, PromptCancelledError, readPassword } from './password-prompt.js';
 import { hashPassword } from './server/auth.js';
 import type { ReloadOutcome } from './reload.js';
 import { exitOnUnexpected } from './unexpected.js';
@@ -215,11 +215,20 @@ function stopAtOnce(gateway: Gateway, log: Logger): void {
   void gateway.cut().catch(() => {}); // a failure is the run's own await of close() to report
 }
 
+/** hash-password cancelled at its prompt (Ctrl-C): 128 + SIGINT, as a shell reports it. */
+const EXIT_CANCELLED = 130;
+
 async function printHash(): Promise<number> {
   let password: string;
   try {
-    password = await readPassword('Password: ', MAX_LOGIN_BYTES);
+    password = await readPassword('Password: ', MAX_LOGIN_BYTES, 'Again: ');
   } catch (err) {
+    // Ctrl-C: what a shell reports for a program SIGINT ended.
+    if (err instanceof PromptCancelledError) return EXIT_CANCELLED;
+    if (err instanceof PasswordsDifferError) {
+      console.error(`hash-password: ${err.message}; nothing printed`);
+      return 1;
+    }
     if (!(err instanceof PasswordTooLongError)) throw err;
     console.error(`hash-password: ${err.message}: a SOCKS5 login (RFC 1929) carries at most ${MAX_LOGIN_BYTES}`);
     return 1;
