@@ -5,7 +5,7 @@
 // only that destination's answers.
 
 import { literalLookup } from '../dns/literal-lookup.js';
-import { peerText } from '../protocol/address.js';
+import { peerText, unmapped } from '../protocol/address.js';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
@@ -155,7 +155,7 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
       }
       // A header with ATYP 3 carries the text the client wrote: once the socket is shared,
       // answers are matched by the text Node gives their source.
-      const address: ResolvedAddress = { address: peerText(dest.host), family };
+      const address = asSent({ address: peerText(dest.host), family });
       c = last = { dest, lift, address, denied: deps.egress?.denies(dest.host, lift) ?? false };
     }
     if (c.denied) return denied(c.address.address, payload.length);
@@ -171,7 +171,7 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
     const egress = deps.egress;
     const allowed = egress ? addresses.find((a) => !egress.denies(a.address, lift)) : addresses[0];
     if (allowed === undefined) return denied(addresses[0]!.address, payload.length);
-    sendTo(allowed, port, payload);
+    sendTo(asSent(allowed), port, payload);
   }
 
   function denied(address: string, bytes: number): void {
@@ -207,6 +207,17 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
       last = undefined;
     },
   };
+}
+
+/**
+ * An IPv4-mapped address (`::ffff:a.b.c.d`) goes out as the IPv4 address it is, on the IPv4
+ * socket: Linux leaves an IPv6 socket once connected to a mapped address deaf to IPv6 answers
+ * after it disconnects, so a later IPv6 destination's answers were lost.
+ */
+function asSent(addr: ResolvedAddress): ResolvedAddress {
+  if (addr.family !== 6) return addr;
+  const v4 = unmapped(peerText(addr.address));
+  return v4.includes(':') ? addr : { address: v4, family: 4 };
 }
 
 function isAsked(fs: FamilySocket, address: string, port: number): boolean {

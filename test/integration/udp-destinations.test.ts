@@ -159,3 +159,19 @@ test('an IPv6 destination the client names as text in another form (ATYP 3: long
   await c.close();
   assert.deepEqual((await udpLogLine(gw))?.['udp'], { sent: 3, received: 3, dropped: {} });
 });
+
+test('an IPv4-mapped first destination (ATYP 4 ::ffff:a.b.c.d) does not cost a later IPv6 destination its answers', async (t) => {
+  const v6 = await startUdpEchoServer('::1');
+  t.after(() => v6.close());
+  const { echo, gw, c } = await udpAssociation(t);
+  c.send({ host: '::ffff:127.0.0.1', port: echo.port }, 'mapped');
+  const a = await c.receive();
+  assert.deepEqual([a?.host, a?.port, a?.data.toString()], ['127.0.0.1', echo.port, 'mapped']);
+  c.send({ host: '::1', port: v6.port }, 'v6');
+  const b = await c.receive();
+  assert.deepEqual([b?.host, b?.port, b?.data.toString()], ['::1', v6.port, 'v6']);
+  c.send({ host: '::ffff:127.0.0.1', port: echo.port }, 'mapped again');
+  assert.equal((await c.receive())?.data.toString(), 'mapped again');
+  await c.close();
+  assert.deepEqual((await udpLogLine(gw))?.['udp'], { sent: 3, received: 3, dropped: {} });
+});
