@@ -210,15 +210,22 @@ export function openDirectUdp(deps: DirectUdpDeps): UdpChannel {
 }
 
 /**
- * An IPv4-mapped address (`::ffff:a.b.c.d`) goes out as the IPv4 address it is, on the IPv4
- * socket: Linux leaves an IPv6 socket once connected to a mapped address deaf to IPv6 answers
- * after it disconnects, so a later IPv6 destination's answers were lost.
+ * The address a datagram goes to, as its answers come from. An IPv4-mapped address
+ * (`::ffff:a.b.c.d`) is the IPv4 address it is, sent from the IPv4 socket: Linux leaves an
+ * IPv6 socket once connected to a mapped address deaf to IPv6 answers after it disconnects.
+ * The unspecified address is the loopback address the kernel sends it to: answers come from
+ * there, and a shared socket lets through only the sources it sent to.
  */
 function asSent(addr: ResolvedAddress): ResolvedAddress {
-  if (addr.family !== 6) return addr;
-  const v4 = unmapped(peerText(addr.address));
-  return v4.includes(':') ? addr : { address: v4, family: 4 };
+  if (addr.family === 4) return addr.address === '0.0.0.0' ? LOOPBACK_V4 : addr;
+  const text = unmapped(peerText(addr.address));
+  if (text === '::') return LOOPBACK_V6;
+  if (text === '0.0.0.0') return LOOPBACK_V4;
+  return text.includes(':') ? addr : { address: text, family: 4 };
 }
+
+const LOOPBACK_V4: ResolvedAddress = { address: '127.0.0.1', family: 4 };
+const LOOPBACK_V6: ResolvedAddress = { address: '::1', family: 6 };
 
 function isAsked(fs: FamilySocket, address: string, port: number): boolean {
   return fs.asked !== undefined && fs.asked.port === port && fs.asked.address === address;

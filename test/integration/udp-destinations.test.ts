@@ -175,3 +175,26 @@ test('an IPv4-mapped first destination (ATYP 4 ::ffff:a.b.c.d) does not cost a l
   await c.close();
   assert.deepEqual((await udpLogLine(gw))?.['udp'], { sent: 3, received: 3, dropped: {} });
 });
+
+test('0.0.0.0 and :: as a later destination get their answers, as they do as the first one (the kernel sends them to loopback)', async (t) => {
+  const other = await startUdpEchoServer('127.0.0.1');
+  t.after(() => other.close());
+  const v6 = await startUdpEchoServer('::1');
+  t.after(() => v6.close());
+  const other6 = await startUdpEchoServer('::1');
+  t.after(() => other6.close());
+  const { echo, gw, c } = await udpAssociation(t);
+  // A first destination of each family, so the next ones share an unconnected socket.
+  c.send({ host: '127.0.0.1', port: other.port }, 'first');
+  assert.equal((await c.receive())?.data.toString(), 'first');
+  c.send({ host: '::1', port: other6.port }, 'first6');
+  assert.equal((await c.receive())?.data.toString(), 'first6');
+  c.send({ host: '0.0.0.0', port: echo.port }, 'any4');
+  const a = await c.receive();
+  assert.deepEqual([a?.host, a?.port, a?.data.toString()], ['127.0.0.1', echo.port, 'any4']);
+  c.send({ host: '::', port: v6.port }, 'any6');
+  const b = await c.receive();
+  assert.deepEqual([b?.host, b?.port, b?.data.toString()], ['::1', v6.port, 'any6']);
+  await c.close();
+  assert.deepEqual((await udpLogLine(gw))?.['udp'], { sent: 4, received: 4, dropped: {} });
+});
