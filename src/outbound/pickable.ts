@@ -16,6 +16,8 @@ export interface Pickable {
   readonly attempts: number;
   /** When the member was last picked for a request (the pool's clock, ms; 0: never). */
   readonly triedAt: number;
+  /** When `latency` was last measured, by a request or a health check (the pool's clock, ms; 0: never). */
+  readonly measuredAt: number;
 }
 
 export interface Strategy<T extends Pickable> {

@@ -45,6 +45,9 @@ export function poolMember(spec: MemberSpec, state: MemberState): Member {
     get triedAt() {
       return state.triedAt;
     },
+    get measuredAt() {
+      return state.health.measuredAt;
+    },
     load() {
       return state.active + state.inFlight;
     },

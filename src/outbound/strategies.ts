@@ -104,8 +104,9 @@ const TIE_MS = 1;
 const TIE_RATIO = 0.1;
 /**
  * A latency measured longer ago than this is not recent: a member outside the tie that no
- * request has tried for this long gets one (its answer replaces the old figure), so a member
- * that was slow once is not left out for good when nothing else measures it.
+ * request has tried and no health check has measured for this long gets one (its answer
+ * replaces the old figure), so a member that was slow once is not left out for good when
+ * nothing else measures it. A figure the health checks keep fresh needs no request to check it.
  */
 export const FASTEST_STALE_MS = 30_000;
 
@@ -114,8 +115,8 @@ export const FASTEST_STALE_MS = 30_000;
  * before it is probed); one tried but never measured (every connect through it failed or was
  * refused) comes after every measured one, or it would be first again on every request.
  * Members within a tie of the lowest take turns; one outside it (a slow figure, or none) is
- * tried again once no request has tried it for FASTEST_STALE_MS: a connect that failed once
- * must not leave a member out for good.
+ * tried again once neither a request nor a health check has told of it for FASTEST_STALE_MS:
+ * a connect that failed once must not leave a member out for good.
  */
 function fastest<T extends Pickable>(members: readonly T[], start: number): Strategy<T> {
   let cursor = startAt(start, members.length);
@@ -154,7 +155,8 @@ function fastest<T extends Pickable>(members: readonly T[], start: number): Stra
         if (latency !== undefined && latency <= limit) {
           tie ??= idx;
           if (!commit) break;
-        } else if (commit && now - m.triedAt >= FASTEST_STALE_MS) {
+        } else if (commit && now - Math.max(m.triedAt, m.measuredAt) >= FASTEST_STALE_MS) {
+          // Stale: neither a request nor a health check has told anything of it lately.
           cursor = (idx + 1) % n;
           return m;
         }

@@ -5,6 +5,7 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SocksClient } from 'socks';
 import { fromSocksError } from '../../src/outbound/socks5-errors.js';
 import { blackhole } from '../helpers/blackhole.js';
@@ -31,6 +32,28 @@ test('fastest: each member is probed, then the one without the added delay takes
   assert.deepEqual(new Set(after), new Set(['127.0.0.125']), `the fast member only: ${after.join(',')}`);
   const [slowStats, fastStats] = poolOf(gw).stats();
   assert.ok(slowStats!.latencyMs! > fastStats!.latencyMs!, `latency slow ${slowStats!.latencyMs} fast ${fastStats!.latencyMs}`);
+});
+
+test('fastest: latencies the health checks measured pick the fast member from the first request; the slow one is not sent a request to measure it again', async (t) => {
+  const d = await poolDestination(t);
+  const fast = await startMicrosocks({ host: '127.0.0.131' });
+  t.after(() => fast.close());
+  const slowHop = await startMicrosocks({ host: '127.0.0.132' });
+  t.after(() => slowHop.close());
+  const slow = await startDelayingForwarder('127.0.0.133', slowHop, 300);
+  t.after(() => slow.close());
+  const gw = await poolGateway(t, {
+    strategy: 'fastest',
+    members: [`socks5://${slow.host}:${slow.port}`, `socks5://${fast.host}:${fast.port}`],
+    health_check: { interval: '10s', timeout: '5s', target: `${d.host}:${d.port}` },
+  });
+  // The first round of checks measures both members (bounded wait, no request sent yet).
+  for (let i = 0; i < 100 && poolOf(gw).stats().some((s) => s.latencyMs === undefined); i++) await sleep(50);
+  const [slowStats, fastStats] = poolOf(gw).stats();
+  assert.ok(slowStats!.latencyMs! > fastStats!.latencyMs!, `latency slow ${slowStats!.latencyMs} fast ${fastStats!.latencyMs}`);
+  const picks: (string | number)[] = [];
+  for (let i = 0; i < 4; i++) picks.push(await throughPool(gw, d));
+  assert.deepEqual(picks, ['127.0.0.131', '127.0.0.131', '127.0.0.131', '127.0.0.131']);
 });
 
 test('templates: a member receives {user}, {session} and {NAME} filled, and parts the client left out dropped', async (t) => {

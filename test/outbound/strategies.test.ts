@@ -19,7 +19,7 @@ const spec = (name: string, weight = 1, tags: Record<string, string> = {}, place
   tags,
   ...(placeholders ? { placeholders } : {}),
 });
-const pickable = (name: string, weight = 1, latency?: number): Pickable & { latency: number | undefined; attempts: number; triedAt: number } => ({ name, hash: memberHash(name), weight, latency, attempts: 0, triedAt: 0, load: () => 0 });
+const pickable = (name: string, weight = 1, latency?: number): Pickable & { latency: number | undefined; attempts: number; triedAt: number; measuredAt: number } => ({ name, hash: memberHash(name), weight, latency, attempts: 0, triedAt: 0, measuredAt: 0, load: () => 0 });
 
 test('sticky: every member wins keys in proportion to its weight', () => {
   const members = [pickable('a', 1), pickable('b', 2), pickable('c', 5), pickable('d', 2)];
@@ -187,6 +187,19 @@ test('fastest: a member whose only connect failed gets a request again once none
   members[0]!.triedAt = later;
   const after = Array.from({ length: 4 }, () => fastest.choose(() => true, 'k', undefined, later + 1, true)!.name);
   assert.ok(!after.includes('failed'), `once, not on every request: ${after.join(',')}`);
+});
+
+test('fastest: a slow member whose figure the health checks keep fresh is never sent a request to measure it again', () => {
+  const members = [pickable('slow', 1, 300), pickable('fast', 1, 5)];
+  const fastest = createStrategy('fastest', members);
+  const t0 = 1_000_000;
+  for (const m of members) m.measuredAt = t0; // measured by a health check; no request has tried either
+  const picks = Array.from({ length: 4 }, () => fastest.choose(() => true, 'k', undefined, t0 + 1_000, true)!.name);
+  assert.deepEqual(picks, ['fast', 'fast', 'fast', 'fast']);
+  const later = t0 + FASTEST_STALE_MS;
+  members[0]!.measuredAt = later - 1_000; // checked again since
+  assert.equal(fastest.choose(() => true, 'k', undefined, later, true)!.name, 'fast');
+  assert.equal(fastest.choose(() => true, 'k', undefined, later - 1_000 + FASTEST_STALE_MS, true)!.name, 'slow', 'stale once the checks stop telling');
 });
 
 test('templates: {user}, {session} and {NAME} filled; "-KEY-{NAME}" left out when NAME was not given', () => {
