@@ -14,8 +14,12 @@ export class PoolExhaustedError extends GatewayError {
 
 /** The session's tag filters leave no member (whatever their health): 0x04, as PRODUCT.md says. */
 export class NoMemberMatchesError extends GatewayError {
+  /** The client's own filters, `country=de,city=berlin`: an HTTP client is told them (no member is named). */
+  readonly filters: string;
   constructor(pool: string, filters: readonly [string, string][]) {
-    super('GW_ERR_NO_MEMBER_MATCH', `pool "${pool}": no member matches ${filters.map(([k, v]) => `${k}=${v}`).join(',')}`, Rep.HOST_UNREACHABLE);
+    const text = filters.map(([k, v]) => `${k}=${v}`).join(',');
+    super('GW_ERR_NO_MEMBER_MATCH', `pool "${pool}": no member matches ${text}`, Rep.HOST_UNREACHABLE);
+    this.filters = text;
   }
 }
 

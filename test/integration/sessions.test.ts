@@ -177,6 +177,8 @@ test('tags: a filter lands only on members tagged so, or 0x04 "no member matches
   assert.match(berlinHttp.stdout, /from 127\.0\.0\.117/);
   const none = await curl(['-i', '-x', proxy, '--proxy-user', 'alice-country-fr:pw', `${web.url}/x`]);
   assert.match(none.stdout, /^HTTP\/1\.1 502 /);
+  // The body says why, as the log does: not "host unreachable", which reads as the site being down.
+  assert.match(none.stdout, /\r\n\r\nno member matches country=fr\n?$/);
   assert.ok(await gw.accessLog((l) => l['protocol'] === 'http' && l['status'] === 502 && /no member matches/.test(String(l['error']))));
   const malformed = await curl(['-i', '-x', proxy, '--proxy-user', 'alice-country:pw', `${web.url}/x`]);
   assert.match(malformed.stdout, /^HTTP\/1\.1 407 /);

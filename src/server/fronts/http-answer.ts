@@ -5,6 +5,7 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { GatewayError, LimitError, ProtocolError, Rep, toRep, UpstreamRefusedError } from '../../errors.js';
 import { EgressDeniedError } from '../../outbound/egress.js';
+import { NoMemberMatchesError } from '../../outbound/pool-errors.js';
 import { decodeCredential } from '../../protocol/charset.js';
 import { refusalReason } from '../auth.js';
 import { closeClient } from '../close.js';
@@ -73,6 +74,8 @@ export function reasonOf(err: unknown): string {
   if (err instanceof UpstreamRefusedError && rep === Rep.NOT_ALLOWED) return 'not allowed by the upstream proxy';
   // Not a rule of `rules`: egress.deny (SECURITY.md "SSRF through direct").
   if (err instanceof EgressDeniedError) return 'destination denied by the egress guard';
+  // The session's tag filters left no member: the client's parameters, not the destination.
+  if (err instanceof NoMemberMatchesError) return `no member matches ${err.filters}`;
   return REP_TEXT[rep] ?? 'upstream failure';
 }
 
