@@ -1,6 +1,6 @@
 // SIGTERM and SIGINT (PRODUCT.md "Command line"): the first stops accepting and drains; a
 // second one, of either kind, stops at once. A `docker stop` after a Ctrl-C is a second signal;
-// the same signal delivered twice within SAME_STOP_MS is one stop.
+// under npm, the same signal delivered twice within SAME_STOP_MS is one stop.
 //
 // Taken from the moment the CLI loads (it imports this module first, before any config is
 // read): a process that is PID 1 in its container ignores a signal it has no handler for, so
@@ -18,12 +18,12 @@ export const EXIT_STOPPED_AT_ONCE = 1;
 export const CUT_MS = 2_000;
 
 /**
- * One stop can arrive twice: a terminal's Ctrl-C signals npm and the gateway together and npm
- * passes it on (`npm start` runs the gateway with exec, so that npm's SIGTERM reaches it), and
- * systemd signals every process of a unit. The same signal again this soon is that stop, not a
- * second one; a person pressing Ctrl-C again takes longer.
+ * Under `npm start` one stop arrives twice: a terminal's Ctrl-C signals npm and the gateway
+ * together, and npm passes it on (the script execs the gateway, so that the SIGTERM a
+ * supervisor sends npm reaches it). There, the same signal again this soon is that stop, not a
+ * second one (a third stops at once). Run any other way, every further signal is a second one.
  */
-const SAME_STOP_MS = 500;
+const SAME_STOP_MS = process.env['npm_lifecycle_event'] === 'start' ? 500 : 0;
 
 let held: NodeJS.Signals | undefined;
 let handler: ((signal: NodeJS.Signals) => void) | undefined;

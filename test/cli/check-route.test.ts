@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { createAuthenticator } from '../../src/server/auth.js';
 import { CLI, runCli } from '../helpers/cli.js';
 import { startEchoServer, startGateway, socksConnect } from '../helpers/index.js';
-import { requireFile, spawnTied } from '../helpers/spawn.js';
+import { spawnTied } from '../helpers/spawn.js';
 
 async function configFile(text: string, name = 'socksgate.yaml'): Promise<string> {
   const dir = await tempDir('cli');
@@ -281,26 +281,6 @@ test('hash-password stops reading a pipe that goes on past what a password can b
   assert.equal(code, 1, `exit ${code}; stderr: ${stderr}`);
   assert.equal(stdout, '');
   assert.match(stderr, /hash-password: the password is over 255 bytes/);
-});
-
-test('hash-password on a terminal prompts without echoing the password', async () => {
-  // script(1) runs the command on a real pseudo-terminal: what we type goes through it,
-  // and everything the terminal showed comes back on stdout.
-  const child = spawnTied(requireFile('/usr/bin/script', 'bsdutils'), ['-qc', `${process.execPath} --import tsx ${CLI} hash-password`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  let out = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    out += c.toString();
-    if (out.includes('Password: ') && !child.stdin!.writableEnded) child.stdin!.end('tty-secret\r');
-  });
-  await once(child, 'close');
-  clearTimeout(timer);
-  const hash = /scrypt\$\S+/.exec(out)?.[0];
-  assert.ok(hash, `a hash on the terminal: ${JSON.stringify(out)}`);
-  assert.ok(!out.includes('tty-secret'), 'the password is not echoed');
-  const auth = createAuthenticator({ users: [{ username: 'dave', password_hash: hash }], allow_anonymous: false });
-  assert.equal((await auth.verify('dave', 'tty-secret')).ok, true, 'the typed password, without its CR, is what was hashed');
-  assert.equal((await auth.verify('dave', 'tty-secret\r')).ok, false);
 });
 
 test('check validates the list files and members files a config names, with their lines', async () => {

@@ -46,6 +46,7 @@ test('at a terminal the password is asked twice, not echoed, and the hash printe
   const hash = hashIn(r.shown);
   assert.ok(hash, r.shown);
   assert.equal(await logsIn(hash, 'correct horse'), true);
+  assert.equal(await logsIn(hash, 'correct horse\r'), false, 'the Enter key is no part of it');
 });
 
 test('two entries that differ: nothing printed, exit 1', { timeout: 150_000 }, async () => {
