@@ -6,7 +6,7 @@
 import { lookup as systemLookup } from 'node:dns/promises';
 import { descriptorFree } from '../descriptors.js';
 import { NameNotResolvedError } from '../errors.js';
-import { Channel } from './channel.js';
+import { Channel, ownChannel } from './channel.js';
 import { Semaphore } from '../semaphore.js';
 import type { DnsConfig } from '../config/types.js';
 import type { ResolvedAddress } from './types.js';
@@ -129,6 +129,8 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
   // it); one channel per server to ask each in turn after a SERVFAIL or REFUSED.
   const all = new Channel(servers, perTry);
   const each = servers.length > 1 ? servers.map((s) => new Channel([s], perTry)) : [];
+  /** The lookups' own channels in use now: ended with the shared ones when the resolver closes. */
+  const owned = new Set<Channel>();
 
   /** `deadline` is a performance.now() time: the end of the whole lookup. */
   async function ask(channel: Channel, name: string, deadline: number, asked?: (questions: number) => void): Promise<Asked> {
@@ -165,15 +167,29 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
     throw failure(name, errors.find((e) => errCode(e) !== NXDOMAIN && errCode(e) !== NODATA));
   }
 
-  /** Asks every server until an answer, a failure that is not a timeout, or the deadline. */
+  /**
+   * Asks every server until an answer, a failure that is not a timeout, or the deadline. After
+   * a first round on the shared channel times out, the next rounds go to a channel of this
+   * lookup's own, whose tries c-ares does not cut short (see ownChannel).
+   */
   async function askAll(name: string, deadline: number, asked?: (questions: number) => void): Promise<Asked> {
-    // A c-ares timeout comes 250 ms after the ask at the soonest, so the deadline ends this loop;
-    // the count bounds it too, should a timeout ever come back sooner.
-    for (let round = 1; ; round++) {
-      try {
-        return await ask(all, name, deadline, asked);
-      } catch (err) {
-        if (!cAresTimedOut(err) || performance.now() >= deadline || round >= MAX_ASKS) throw err;
+    let own: ReturnType<typeof ownChannel>;
+    try {
+      // A c-ares timeout comes 250 ms after the ask at the soonest, so the deadline ends this loop;
+      // the count bounds it too, should a timeout ever come back sooner.
+      for (let round = 1; ; round++) {
+        try {
+          return await ask(own?.channel ?? all, name, deadline, asked);
+        } catch (err) {
+          if (!cAresTimedOut(err) || performance.now() >= deadline || round >= MAX_ASKS) throw err;
+          own ??= ownChannel(servers, perTry);
+          if (own) owned.add(own.channel);
+        }
+      }
+    } finally {
+      if (own) {
+        owned.delete(own.channel);
+        own.release();
       }
     }
   }
@@ -223,6 +239,7 @@ export function serverBackend(cfg: DnsConfig, servers: string[]): Backend {
     query,
     cancel: () => {
       all.cancel();
+      for (const one of owned) one.cancel();
       for (const one of each) one.cancel();
     },
   };

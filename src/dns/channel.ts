@@ -49,3 +49,31 @@ export class Channel {
     return question;
   }
 }
+
+/**
+ * Lookups at once asking on a channel of their own (see `ownChannel`): each such channel holds a
+ * socket per server it asks, so only so many; past this a lookup goes on with the shared one.
+ */
+const MAX_OWN_CHANNELS = 64;
+let ownChannels = 0;
+
+/**
+ * A channel for one lookup alone, or undefined when MAX_OWN_CHANNELS are out. c-ares cuts a try
+ * to 5x a server's recent latency (250 ms at least, ended on Node's tick of up to 1 s) once that
+ * server has answered, and drops an answer that comes after its try: on the shared channel, a
+ * name whose answer takes over a second at a server that answers others at once was asked
+ * again and again and never resolved, whatever `dns.timeout`. A new channel has no latency to
+ * go by: each try is given the `timeout` it was made with. `release`, once, ends its questions.
+ */
+export function ownChannel(servers: string[], timeout: number): { channel: Channel; release: () => void } | undefined {
+  if (ownChannels >= MAX_OWN_CHANNELS) return undefined;
+  const channel = new Channel(servers, timeout);
+  ownChannels++;
+  return {
+    channel,
+    release: () => {
+      ownChannels--;
+      channel.cancel();
+    },
+  };
+}

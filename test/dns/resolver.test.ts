@@ -167,6 +167,30 @@ test('with two servers, a silent first one leaves the second its share: the answ
   assert.ok(first.queries('x.test', 'A') >= 1 && second.queries('x.test', 'A') >= 1);
 });
 
+test('a server that has answered quickly is still waited for when one answer takes longer than a second, within dns.timeout', { timeout: 20_000 }, async (t) => {
+  const records = { 'far.test': { A: ['192.0.2.34'], delay: 1_500 } } as Record<string, { A: string[]; delay?: number }>;
+  for (let i = 0; i < 4; i++) records[`near${i}.test`] = { A: [`192.0.2.${40 + i}`] };
+  const { server, dns } = await setup(t, records, { timeout: 5_000 });
+  // Answered at once: c-ares now cuts a try to 5x this server's latency (250 ms at least).
+  for (let i = 0; i < 4; i++) await dns.lookup(`near${i}.test`);
+  assert.deepEqual(await dns.lookup('far.test'), [{ address: '192.0.2.34', family: 4 }]);
+  assert.ok(server.queries('far.test', 'A') >= 1);
+});
+
+test('closing the resolver ends a lookup that is asking again after a timed-out round', { timeout: 20_000 }, async (t) => {
+  const records = { 'mute.test': { silent: true } } as Record<string, { A?: string[]; silent?: boolean }>;
+  for (let i = 0; i < 4; i++) records[`near${i}.test`] = { A: [`192.0.2.${40 + i}`] };
+  const { server, dns } = await setup(t, records, { timeout: 5_000 });
+  for (let i = 0; i < 4; i++) await dns.lookup(`near${i}.test`);
+  const lookup = dns.lookup('mute.test');
+  lookup.catch(() => {});
+  // The second A question is the second round's.
+  for (let waited = 0; waited < 5_000 && server.queries('mute.test', 'A') < 2; waited += 20) await sleep(20);
+  assert.ok(server.queries('mute.test', 'A') >= 2);
+  dns.close();
+  await assert.rejects(lookup, /lookup cancelled/);
+});
+
 test('SERVFAIL gives 0x04 and is not cached', async (t) => {
   const { server, dns } = await setup(t, { 'broken.test': { servfail: true } });
   await rejectsWith04(dns.lookup('broken.test'));

@@ -23,6 +23,7 @@ export interface DnsRecord {
   // A datagram that is no DNS message (2 bytes) goes to the asker: before the answer to the
   // first question for this name ('first'), or instead of every answer ('always').
   malformed?: 'first' | 'always';
+  delay?: number; // ms between a question and its answer (every question: a slow link, not a slow recursion)
 }
 
 export type QueryType = 'A' | 'AAAA';
@@ -56,6 +57,7 @@ export async function startDnsServer(records: Record<string, DnsRecord>, host: '
   const counts = new Map<string, number>();
 
   const sock = createSocket(host === '::1' ? 'udp6' : 'udp4');
+  let closed = false;
   sock.on('message', (msg, rinfo) => {
     let query: dnsPacket.Packet;
     try {
@@ -72,8 +74,9 @@ export async function startDnsServer(records: Record<string, DnsRecord>, host: '
     if (rec?.silent === true || (Array.isArray(rec?.silent) && rec.silent.some((t) => t === q.type))) return;
     if (rec?.malformed === 'always' || (rec?.malformed === 'first' && counts.get(key) === 1)) sock.send(Buffer.from([0xff, 0xff]), rinfo.port, rinfo.address);
     if (rec?.malformed === 'always') return;
-    const reply = answer(query, q, rec, table);
-    sock.send(dnsPacket.encode(reply), rinfo.port, rinfo.address);
+    const reply = dnsPacket.encode(answer(query, q, rec, table));
+    if (rec?.delay === undefined) sock.send(reply, rinfo.port, rinfo.address);
+    else setTimeout(() => !closed && sock.send(reply, rinfo.port, rinfo.address), rec.delay);
   });
   sock.bind(0, host);
   await once(sock, 'listening');
@@ -89,7 +92,10 @@ export async function startDnsServer(records: Record<string, DnsRecord>, host: '
     set(name, record) {
       table.set(norm(name), record);
     },
-    close: () => new Promise<void>((resolve) => sock.close(() => resolve())),
+    close: () => {
+      closed = true;
+      return new Promise<void>((resolve) => sock.close(() => resolve()));
+    },
   };
 }
 
