@@ -124,6 +124,9 @@ export function createResolver(cfg: DnsConfig, opts: ResolverOptions = {}): DnsR
     if (fixed) return Promise.resolve([...fixed]);
     // Read as IPv4 by getaddrinfo: refused here too, for upstream hosts from the config.
     if (endsInNumber(name)) return Promise.reject(new NameNotResolvedError(host, 'numeric name is not a hostname'));
+    // RFC 6761 §6.4: never asked. A server that rewrites NXDOMAIN would answer it, and the
+    // system resolver would send it to the machine's name server.
+    if (name === 'invalid' || name.endsWith('.invalid')) return Promise.reject(new NameNotResolvedError(host, 'reserved name (.invalid)'));
 
     const hit = cache.get(name);
     if (hit?.kind === 'positive') {

@@ -422,6 +422,19 @@ test('without servers the system resolver answers localhost and refuses a name t
   assert.equal(dns.stats().hits, 1);
 });
 
+test('a name under .invalid gets 0x04 without a query, even from a server that answers every name (RFC 6761 §6.4); a hosts entry still answers it', async (t) => {
+  // A server that answers names that do not exist, as resolvers that rewrite NXDOMAIN do.
+  const { server, dns } = await setup(t, { 'probe.invalid': { A: ['192.0.2.50'] }, invalid: { A: ['192.0.2.51'] } }, { hosts: { 'lab.invalid': '127.0.0.1' } });
+  for (const name of ['probe.invalid', 'PROBE.Invalid.', 'invalid']) await rejectsWith04(dns.lookup(name));
+  assert.equal(server.queries('probe.invalid') + server.queries('invalid'), 0);
+  assert.deepEqual(await dns.lookup('lab.invalid'), [{ address: '127.0.0.1', family: 4 }]);
+  // Without servers, getaddrinfo is not asked either: nothing goes to the machine's name server.
+  const system = createResolver({ cache_size: 10, negative_ttl: 1_000, timeout: 3_000, prefer: 'ipv4', hosts: {} });
+  t.after(() => system.close());
+  await rejectsWith04(system.lookup('nowhere.invalid'));
+  assert.equal(system.stats().queries, 0);
+});
+
 test('a host that is not an IP address in `hosts` is a config error', () => {
   assert.throws(
     () => createResolver({ cache_size: 1, negative_ttl: 1, timeout: 1, prefer: 'ipv4', hosts: { x: 'not-an-ip' } }),
