@@ -426,6 +426,34 @@ test('the requests a client pipelined past the bound are in the access log: one 
   assert.equal(lines.at(-1), line, 'written after the answered ones');
 });
 
+test('a client that goes on pipelining past the bound has no more of it read: the requests it sends after are neither parsed nor held', async (t) => {
+  const origin = await startHeldOrigin('', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  t.after(() => origin.close());
+  const gw = await startGateway();
+  t.after(() => gw.close(), { timeout: 10_000 });
+  const { s } = await rawClientOf(gw, t);
+  s.write(get(origin.port, '/held'));
+  await origin.requested; // the first one holds the queue: those behind it wait
+  // 4 MiB of heads, about 48 000 requests: node's parser, left to read, held each with its
+  // response until the connection ended (about 80 MB here; a client going on sent GBs).
+  const one = get(origin.port, '/more');
+  const flood = Buffer.from(one.repeat(Math.ceil((4 * 1024 * 1024) / one.length)), 'latin1');
+  const sent = Math.ceil((4 * 1024 * 1024) / one.length);
+  // Written whole, or as much as the kernel takes from a reader that stopped (bounded wait).
+  await new Promise<void>((resolve) => {
+    s.write(flood, () => resolve());
+    s.once('close', () => resolve());
+    setTimeout(resolve, 3_000);
+  });
+  origin.release();
+  assert.ok(await settled(gw, 8_000), 'the connection ended after the answers to those waiting');
+  const line = gw.logs.find((l) => /pipelined requests? not served/.test(String(l['error'])));
+  const unserved = Number(/^(\d+) /.exec(String(line?.['error']))?.[1]);
+  // What was parsed past the bound is what node had read by then: one read of 64 KiB at most.
+  assert.ok(unserved > 0 && unserved < 2_000, `${unserved} of ${sent} parsed and dropped`);
+  await stillServes(gw, t);
+});
+
 test('with auth, a failing request pipelined before a good one gets its own answer, then the good one its own', async (t) => {
   const web = await startHttpServer();
   t.after(() => web.close());

@@ -47,6 +47,7 @@ const HEAD_TIMEOUT = { status: 408, bytes: rawResponse(408, 'request head timeou
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n', 'latin1');
 const EMPTY = Buffer.alloc(0);
 const DONE = Promise.resolve();
+function drop(): void {}
 
 export class HttpFront {
   readonly #server: Server;
@@ -63,6 +64,8 @@ export class HttpFront {
   readonly #serving = new Set<ServerResponse>();
   /** Set by drain(): every answer from then on is its connection's last. */
   #draining = false;
+  /** The 'data' listeners node's server put on each client socket: what feeds its parser. */
+  readonly #parsers = new WeakMap<Socket, Array<(...args: unknown[]) => void>>();
 
   constructor() {
     // requireHostHeader off: node would answer an HTTP/1.1 request without Host itself (an empty
@@ -154,7 +157,7 @@ export class HttpFront {
       conn.log.warn({ client: conn.record.client, waiting: queue.waiting }, 'too many pipelined requests; the connection closes after those waiting');
       // No more is read (every request waiting is whole: the parser reached this one past their
       // bodies); node's parser goes on with the chunk it holds, whose requests are dropped.
-      conn.socket.pause();
+      this.#stopParsing(conn.socket);
       // The last one waiting says so; one that is a refusal, or a tunnel, ends the connection itself.
       if (queue.last) queue.last.shouldKeepAlive = false;
       return false;
@@ -237,8 +240,27 @@ export class HttpFront {
   /** Hands `socket` to node's parser, `bytes` first. */
   #parse(socket: Socket, bytes: Buffer): void {
     socket.unshift(bytes);
+    const before = new Set(socket.listeners('data'));
     this.#server.emit('connection', socket);
+    this.#parsers.set(socket, socket.listeners('data').filter((l) => !before.has(l)) as Array<(...args: unknown[]) => void>);
     socket.resume();
+  }
+
+  /**
+   * Takes node's parser off `socket`, and stops reading it. pause() alone does not hold: node
+   * resumes the socket after each request it parses whole (readStart), its parser reads the
+   * socket's handle itself, and it keeps every request it parses, with its response, until
+   * the connection ends: a client that went on pipelining had all it sent parsed and held
+   * (hundreds of MB for tens sent). A 'data' listener of ours is how node's server is told
+   * to hand the socket back (it unconsumes on one); what comes to it is dropped.
+   */
+  #stopParsing(socket: Socket): void {
+    for (const l of this.#parsers.get(socket) ?? []) socket.off('data', l);
+    this.#parsers.delete(socket);
+    socket.on('data', drop);
+    socket.pause();
+    // node resumes the socket for each request still in the read being parsed: paused again after it.
+    process.nextTick(() => socket.pause());
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
