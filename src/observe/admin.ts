@@ -138,6 +138,12 @@ export async function startAdmin(cfg: MetricsConfig, source: AdminSource): Promi
   const server = createServer(timeouts, (req, res) => {
     res.once('close', connections.serving(req.socket));
     handle(req, res).catch((err: unknown) => {
+      // A client gone before its request was whole (a body cut short): nobody to answer, and
+      // no failure of ours, which would count as unexpected and log at error level.
+      if (!req.complete && req.socket.destroyed) {
+        res.destroy();
+        return void source.log.debug({ url: req.url }, 'admin request: the client left before its request was whole');
+      }
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
       else res.destroy();
       source.failed?.();

@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { adminClient, type AdminAnswer } from '../helpers/admin.js';
-import { closedWithin, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
+import { closedWithin, socksConnect, startEchoServer, startGateway, startHttpServer, waitForLogMessage } from '../helpers/index.js';
 import { metricValue } from '../helpers/metrics.js';
 import { listenTracked } from '../helpers/servers.js';
 import { readAll, startDestination, startMicrosocks } from '../helpers/upstreams.js';
@@ -490,6 +490,26 @@ test('an absolute-form admin request no URL parser takes is a 400, not an unexpe
   assert.match(answer, /^HTTP\/1\.1 400 /);
   const unexpected = await gw.gw.metrics.registry.getSingleMetric('socksgate_unexpected_errors_total')?.get();
   assert.equal(unexpected?.values[0]?.value ?? 0, 0);
+  assert.equal((await adminClient(gw.gw, TOKEN).request('GET', '/healthz')).status, 200);
+});
+
+test('a client that leaves in the middle of an /api request body is no unexpected error: nothing is logged at error level or counted', async (t) => {
+  const gw = await startGateway({ metrics: ADMIN }, { logLevel: 'debug' });
+  t.after(() => gw.close());
+  const addr = gw.gw.adminAddress!;
+  const s = createConnection({ host: '127.0.0.1', port: addr.port });
+  t.after(() => s.destroy());
+  await once(s, 'connect');
+  // The 100 Continue says the head is read and the request is being served: its body awaited.
+  s.write(`POST /api/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n`);
+  const [interim] = (await once(s, 'data')) as [Buffer];
+  assert.match(interim.toString('latin1'), /^HTTP\/1\.1 100 /);
+  s.write('{');
+  s.resetAndDestroy();
+  assert.ok(await waitForLogMessage(gw.logs, 'admin request: the client left before its request was whole'), 'the departure noted');
+  assert.deepEqual(gw.logs.filter((l) => l['msg'] === 'admin request failed'), [], 'no error line');
+  const unexpected = await gw.gw.metrics.registry.getSingleMetric('socksgate_unexpected_errors_total')?.get();
+  assert.equal(unexpected?.values[0]?.value ?? 0, 0, 'not counted as an unexpected error');
   assert.equal((await adminClient(gw.gw, TOKEN).request('GET', '/healthz')).status, 200);
 });
 
