@@ -91,11 +91,12 @@ export async function startAdmin(cfg: MetricsConfig, source: AdminSource): Promi
   const pages = await loadStatusPages();
   // On loopback only this machine's clients can connect, and they name an address or localhost.
   const checkHost = isLoopback(cfg.host);
+  const render = shared(() => source.metrics());
   const plain: Readonly<Record<string, (res: ServerResponse) => Promise<void> | void>> = {
     '/metrics': async (res) => {
       let metrics: { body: string; type: string };
       try {
-        metrics = await source.metrics();
+        metrics = await render();
       } catch (err) {
         // A scrape the source refuses for a reason it names (a worker that does not answer).
         if (!(err instanceof HttpError)) throw err;
@@ -163,6 +164,20 @@ export async function startAdmin(cfg: MetricsConfig, source: AdminSource): Promi
     source.log.error({ err }, 'admin listener error');
   });
   return server;
+}
+
+/**
+ * One call of `fn` at a time, its result given to every caller that asks while it runs. A
+ * render of /metrics costs milliseconds of the one thread the proxy runs on: a client
+ * pipelining scrapes on many connections (no token needed) had one rendered for each, and
+ * stalled every relay for seconds; those asked meanwhile now share the render in progress.
+ */
+function shared<T>(fn: () => Promise<T>): () => Promise<T> {
+  let running: Promise<T> | undefined;
+  return () =>
+    (running ??= fn().finally(() => {
+      running = undefined;
+    }));
 }
 
 /** The admin source of one process: its own registry, its own /api. */

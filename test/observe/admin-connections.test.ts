@@ -10,22 +10,28 @@ import type { MetricsConfig } from '../../src/config/types.js';
 import { startAdmin, type AdminSource } from '../../src/observe/admin.js';
 
 const LISTEN: MetricsConfig = { host: '127.0.0.1', port: 0, per_user: false };
+const TOKEN = 'admin-token-for-the-test';
 
-/** A source whose /metrics answers once `release()` runs (never, unless called). */
+/**
+ * A source whose /metrics and /api answer once `release()` runs (never, unless called);
+ * `asked()` counts the /api requests, and the renders of /metrics (concurrent scrapes share one).
+ */
 function heldSource(): { source: AdminSource; release: () => void; asked: () => number } {
   let asked = 0;
   let release!: () => void;
   const released = new Promise<void>((r) => (release = r));
   const source: AdminSource = {
-    apiToken: () => undefined,
+    apiToken: () => TOKEN,
     metrics: async () => {
       asked++;
       await released;
       return { body: 'm 1\n', type: 'text/plain' };
     },
     notReady: () => undefined,
-    api: async () => {
-      throw new Error('no /api here');
+    api: async (_req, res) => {
+      asked++;
+      await released;
+      res.end('{}');
     },
     log: pino({ level: 'silent' }),
   };
@@ -122,7 +128,8 @@ test('connections beyond 256 while every one is being answered are dropped; the 
   for (let a = 10; a < 18; a++) {
     for (let i = 0; i < 32; i++) {
       const h = await connectFrom(t, port, `127.0.0.${a}`);
-      h.socket.write('GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+      // /api, not /metrics: each is a request of its own to the source (scrapes share a render).
+      h.socket.write(`GET /api/stats HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${TOKEN}\r\n\r\n`);
       held.push(h);
     }
   }

@@ -171,3 +171,36 @@ test('GETs without a body (probes, scrapes, the page) keep their connection for 
   assert.doesNotMatch(received(), /^connection: close/im);
   assert.equal(await within(closed, 500), 'still open');
 });
+
+test('scrapes asked while one is being rendered share its answer: a flood of /metrics costs one render, not one each', async (t) => {
+  let asked = 0;
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  const { source } = recordingSource({
+    metrics: async () => {
+      asked++;
+      await released;
+      return { body: `m ${asked}\n`, type: 'text/plain' };
+    },
+  });
+  const server = await startAdmin(LISTEN, source);
+  t.after(() => server.close());
+  t.after(release);
+  const port = (server.address() as AddressInfo).port;
+  const s = createConnection({ host: '127.0.0.1', port });
+  t.after(() => s.destroy());
+  s.on('error', () => {});
+  await once(s, 'connect');
+  let got = '';
+  s.on('data', (c: Buffer) => (got += c.toString('latin1')));
+  // 50 pipelined in one write (about 2 KB, one read): node hands every one to the listener at once.
+  const N = 50;
+  s.write('GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'.repeat(N));
+  for (let waited = 0; waited < 5_000 && asked === 0; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  const whileHeld = asked;
+  release();
+  for (let waited = 0; waited < 5_000 && (got.match(/\r\nm \d+\n/g)?.length ?? 0) < N; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(got.match(/^HTTP\/1\.1 200 /gm)?.length, N, 'every scrape answered');
+  assert.equal(whileHeld, 1, 'one render for all of them');
+  assert.equal(got.match(/\r\nm 1\n/g)?.length, N, 'each with that render');
+});
