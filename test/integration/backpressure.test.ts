@@ -3,8 +3,9 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
-import { gatewayTo, socksConnect } from '../helpers/index.js';
+import { connect, createServer } from 'node:net';
+import { gatewayTo, socksConnect, startGateway } from '../helpers/index.js';
+import { startHeldListener } from '../helpers/instruments.js';
 
 const OFFERED = 512 * 1024 * 1024;
 /** Kernel socket buffers on both hops plus stream high-water marks stay far below this. */
@@ -52,4 +53,43 @@ test('a client that does not read holds its destination back; nothing piles up i
   assert.ok(written >= stalled + BOUND, `the destination got ${written - stalled} bytes more out once the client read again`);
   stop = true;
   socket.destroy();
+});
+
+test('a request body sent while its request is still being dialed waits in the client, not in the gateway', async (t) => {
+  // The upstream accepts and never answers: the request stays at its dial (connect_timeout).
+  const held = await startHeldListener();
+  t.after(() => held.close());
+  const gw = await startGateway({
+    upstreams: { silent: { type: 'socks5', host: '127.0.0.1', port: held.port } },
+    default: 'silent',
+    limits: { connect_timeout: '30s' },
+  });
+  t.after(() => gw.close(), { timeout: 10_000 });
+  const s = connect({ host: '127.0.0.1', port: gw.port });
+  s.on('error', () => {});
+  t.after(() => s.destroy());
+  await once(s, 'connect');
+  // The head with the start of the body in the same write, as an upload sends them: more
+  // of the body in the first read than the request's buffer takes.
+  const block = Buffer.alloc(1024 * 1024, 0x61);
+  s.write(`POST http://127.0.0.1:9/upload HTTP/1.1\r\nHost: 127.0.0.1:9\r\nContent-Length: ${OFFERED}\r\n\r\n${block.toString('latin1')}`, 'latin1');
+  let written = block.length;
+  await held.accepting(1); // the dial is under way, nothing is forwarded yet
+  // The rest as fast as the gateway takes it, until it stops taking any (bounded at 10 s).
+  const pump = async (): Promise<void> => {
+    while (written < OFFERED && !s.destroyed) {
+      written += block.length;
+      if (!s.write(block)) await Promise.race([once(s, 'drain'), once(s, 'close')]);
+    }
+  };
+  void pump();
+  let flushed = -1;
+  for (let waited = 0; waited < 10_000 && s.bytesWritten !== flushed; waited += 300) {
+    flushed = s.bytesWritten;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  assert.ok(s.bytesWritten < BOUND, `the gateway took ${s.bytesWritten} bytes of a body it had nowhere to send yet`);
+  const heap = process.memoryUsage().arrayBuffers;
+  assert.ok(heap < BOUND, `buffers held: ${heap}`);
+  s.destroy();
 });

@@ -244,6 +244,15 @@ export class HttpFront {
     this.#server.emit('connection', socket);
     this.#parsers.set(socket, socket.listeners('data').filter((l) => !before.has(l)) as Array<(...args: unknown[]) => void>);
     socket.resume();
+    // node's server reads the socket's handle itself, and stops it on the socket's 'pause', starts
+    // it on 'resume'. 'resume' comes a tick after resume(), and `bytes` are parsed before it: a
+    // request body among them that fills the request's buffer pauses the socket first, and the
+    // late 'resume' then started the handle for good, under a paused stream that node never
+    // pauses again. A body the gateway was not yet forwarding (its route, its dial) was read
+    // whole into memory, GBs of it. Told 'pause' again, node stops the handle as it should.
+    socket.once('resume', () => {
+      if (socket.readableFlowing === false) socket.emit('pause');
+    });
   }
 
   /**
