@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { createConnection } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { logLines } from '../helpers/cli.js';
 import { tempConfig } from '../helpers/workers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -44,22 +45,9 @@ async function npmStart(t: TestContext, config: string): Promise<NpmStart> {
       // the group is gone: nothing to kill
     }
   });
-  const lines: Array<Record<string, unknown>> = [];
+  const lines = logLines(npm.stdout!);
   let stderr = '';
-  let buf = '';
   npm.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  npm.stdout!.on('data', (c: Buffer) => {
-    buf += c.toString();
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ raw: line });
-      }
-    }
-  });
   const outputEnded = once(npm.stdout!, 'close').then(() => true as const);
   const exited = once(npm, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   let ready: Record<string, unknown> | undefined;

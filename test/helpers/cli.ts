@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { requireFile, spawnTied } from './spawn.js';
 
@@ -63,23 +64,9 @@ export async function startCliGateway(
   const [cmd, ...args] = opts.nofile === undefined ? node : [requireFile('/usr/bin/prlimit', 'util-linux'), `--nofile=${opts.nofile}:${opts.nofile}`, ...node];
   const env = opts.env === undefined ? process.env : { ...process.env, ...opts.env };
   const child = spawnTied(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: opts.group ?? false, env });
-  const lines: Array<Record<string, unknown>> = [];
-  let buf = '';
+  const lines = logLines(child.stdout!);
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  child.stdout!.on('data', (c: Buffer) => {
-    buf += c.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ raw: line });
-      }
-    }
-  });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const waitFor = async (pred: (l: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<Record<string, unknown>> => {
     for (let waited = 0; waited <= timeoutMs; waited += 25) {
@@ -98,4 +85,23 @@ export async function startCliGateway(
   const listen = ready.listen as string[];
   const port = Number(listen[0]!.split(':').pop());
   return { child, port, lines, waitFor, exited };
+}
+
+/** The JSON log lines read from `out` so far, kept up to date as more arrive ({raw} for a line that is not JSON). */
+export function logLines(out: Readable): Array<Record<string, unknown>> {
+  const lines: Array<Record<string, unknown>> = [];
+  let buf = '';
+  out.on('data', (c: Buffer) => {
+    buf += c.toString();
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        lines.push({ raw: line });
+      }
+    }
+  });
+  return lines;
 }
