@@ -1,6 +1,6 @@
 // SIGTERM and SIGINT (PRODUCT.md "Command line"): the first stops accepting and drains; a
 // second one, of either kind, stops at once. A `docker stop` after a Ctrl-C is a second signal;
-// under npm, the same signal delivered twice within SAME_STOP_MS is one stop.
+// under npm, the same signal delivered twice within SAME_STOP_MS is one stop (a third is a second one).
 //
 // Taken from the moment the CLI loads (it imports this module first, before any config is
 // read): a process that is PID 1 in its container ignores a signal it has no handler for, so
@@ -27,12 +27,16 @@ const SAME_STOP_MS = process.env['npm_lifecycle_event'] === 'start' ? 500 : 0;
 
 let held: NodeJS.Signals | undefined;
 let handler: ((signal: NodeJS.Signals) => void) | undefined;
-let firstStop: { signal: NodeJS.Signals; at: number } | undefined;
+/** `echoed`: its copy from npm came; only one is, so another within the window is a second stop. */
+let firstStop: { signal: NodeJS.Signals; at: number; echoed: boolean } | undefined;
 
 const take = (signal: NodeJS.Signals): void => {
   const now = performance.now();
-  if (firstStop === undefined) firstStop = { signal, at: now };
-  else if (firstStop.signal === signal && now - firstStop.at < SAME_STOP_MS) return;
+  if (firstStop === undefined) firstStop = { signal, at: now, echoed: false };
+  else if (!firstStop.echoed && firstStop.signal === signal && now - firstStop.at < SAME_STOP_MS) {
+    firstStop.echoed = true;
+    return;
+  }
   if (handler) return handler(signal);
   if (held !== undefined) process.exit(EXIT_STOPPED_AT_ONCE);
   held = signal;
