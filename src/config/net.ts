@@ -58,15 +58,18 @@ export function parseTarget(target: string): { host: string; port: number } {
 /**
  * `text` for a message, without what a pasted proxy URL or list line holds after the host:
  * `user:pass@host` keeps what follows the last "@", `host:port:user:pass` its host and port.
+ * A password may hold "@" or ":" itself: text that reads both ways keeps only what comes
+ * before its first ":" (the host of the one, the user of the other), never part of a password.
  * Errors reach `check`, the reload log line and POST /api/reload, where no password may.
  */
 export function withoutCredentials(text: string): string {
   const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(text)?.[0] ?? '';
   const rest = text.slice(scheme.length);
-  const at = rest.lastIndexOf('@');
-  if (at !== -1) return `${scheme}…@${rest.slice(at + 1)}`;
   const fields = rest.split(':');
-  return fields.length > 2 && /^\d+$/.test(fields[1]!) ? `${scheme}${fields[0]}:${fields[1]}:…` : text;
+  const listLine = fields.length > 2 && !fields[0]!.includes('@') && /^\d+$/.test(fields[1]!);
+  const at = rest.lastIndexOf('@');
+  if (at !== -1) return listLine ? `${scheme}${fields[0]}:…` : `${scheme}…@${rest.slice(at + 1)}`;
+  return listLine ? `${scheme}${fields[0]}:${fields[1]}:…` : text;
 }
 
 /** RFC 1123 §2.1 labels (letters, digits, inner hyphens), and `_`, which internal names carry. */

@@ -103,3 +103,16 @@ default: p
   assert.match(issues[3]!, /^cfg\.yaml:8:29: upstreams\.p\.health_check\.target: .*"…@h\.example:443"/);
   assert.ok(!issues.some((i) => i.includes('SECRET')), issues.join('\n'));
 });
+
+test('a pasted host:port:user:pass whose password holds "@" is refused without any of the password', () => {
+  // Read as user:pass@host, "proxy.example" would be the user: what comes before the first ":" is all that is shown.
+  const issues = issuesOf(`upstreams:
+  a: { type: socks5, host: "proxy.example:1080:user:SE@CRET", port: 1080 }
+  b: { type: socks5, host: "socks5://proxy.example:1080:user:SE@CRET", port: 1080 }
+default: a
+`);
+  assert.equal(issues.length, 2, issues.join('\n'));
+  assert.match(issues[0]!, /^cfg\.yaml:2:28: upstreams\.a\.host: "proxy\.example:…": /);
+  assert.match(issues[1]!, /^cfg\.yaml:3:28: upstreams\.b\.host: "socks5:\/\/proxy\.example:…": /);
+  assert.ok(!issues.some((i) => i.includes('CRET')), issues.join('\n'));
+});
