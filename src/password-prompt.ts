@@ -70,11 +70,16 @@ async function readTyped(prompts: readonly string[]): Promise<string[]> {
   stdin.setEncoding('utf8');
   const lines: string[] = [];
   let typed: string[] = [];
+  let afterCr = false;
   process.stderr.write(prompts[0]!);
   try {
     // One iterator for every line: keys pasted together may hold the end of one and the next.
     for await (const keys of stdin.iterator({ destroyOnReturn: false })) {
       for (const key of (keys as string).replace(ESCAPE_SEQUENCE, '')) {
+        // CR LF is one Enter (a terminal in newline mode, a pasted Windows line), not an empty line after it.
+        const lfOfCrLf = afterCr && key === '\n';
+        afterCr = key === '\r';
+        if (lfOfCrLf) continue;
         if (key === '\r' || key === '\n' || key === '\u0004') {
           // Enter, Ctrl-D
           lines.push(typed.join(''));

@@ -77,3 +77,14 @@ test('Ctrl-C at the prompt cancels: nothing printed, exit 130 as a shell reports
   assert.equal(r.code, 130, r.shown);
   assert.equal(hashIn(r.shown), undefined);
 });
+
+test('an Enter that sends CR LF (a terminal in newline mode, a pasted Windows line) ends one line, not two', { timeout: 150_000 }, async () => {
+  const r = await typeAt([
+    ['Password: ', 'correct horse\r\n'],
+    ['Again: ', 'correct horse\r\n'],
+  ]);
+  assert.equal(r.code, 0, r.shown);
+  const hash = hashIn(r.shown);
+  assert.ok(hash, r.shown);
+  assert.equal(await logsIn(hash, 'correct horse'), true);
+});
