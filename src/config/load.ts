@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { isCollection, LineCounter, parseDocument, visit, type Document, type YAMLError } from 'yaml';
+import { isAlias, isCollection, isNode, LineCounter, parseDocument, visit, type Document, type YAMLError } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { interpolateDocument } from './env.js';
 import { toConfig, type RawConfig } from './normalize.js';
@@ -120,7 +120,10 @@ function collectionKeys(doc: Document, source: string, locator: SourceLocator): 
   const issues: string[] = [];
   visit(doc, {
     Pair(_key, pair) {
-      if (isCollection(pair.key)) issues.push(`${source}:${locator.position(pair.key.range?.[0] ?? 0)}: a key must be a name, not a list or a mapping`);
+      const { key } = pair;
+      if (!isNode(key)) return;
+      // An alias (`*k :`) names its anchor's node: a list there is a list as a key all the same.
+      if (isCollection(isAlias(key) ? key.resolve(doc) : key)) issues.push(`${source}:${locator.position(key.range?.[0] ?? 0)}: a key must be a name, not a list or a mapping`);
     },
   });
   return issues;

@@ -293,6 +293,12 @@ test('a list or a mapping as a key (`? [a]`) is an error at the key, not an upst
   assert.equal(issues.length, 2, issues.join('\n'));
 });
 
+test('an alias of a list used as a key (`*k :`) is an error at the key as well, not an upstream named "*k"', () => {
+  const issues = issuesOf('rules:\n  - { name: r, domains: &k [a.example], action: direct }\nupstreams:\n  *k : { type: socks5, host: h, port: 1 }\n');
+  assertIssue(issues, '4:3', /a key must be a name, not a list or a mapping/);
+  assert.equal(issues.length, 1, issues.join('\n'));
+});
+
 test('rule entries: bad CIDRs, regexps, matcher prefixes, port ranges, unknown users', () => {
   const issues = issuesOf(
     `auth:
