@@ -15,6 +15,7 @@ import type { Destination, Outbound, UdpChannel } from '../outbound/types.js';
 import type { CommandContext, Snapshot } from './context.js';
 import { outboundContext } from './outbound-context.js';
 import { route } from './route.js';
+import { UdpHoldOff } from './udp-hold-off.js';
 
 /** A datagram is either handed to a channel or dropped for a reason (a metrics label). */
 export type UdpTarget =
@@ -37,12 +38,13 @@ export interface UdpRoutesOptions {
 
 /** A channel; undefined when it failed to open, 'unsupported' when the outbound cannot carry UDP (both asked again later). */
 type Opened = UdpChannel | undefined | 'unsupported';
-type ChannelState = { channel: Promise<Opened>; failedAt?: number };
+/** `retryAt`: a channel that failed to open, or is held back (see #ended), is asked for again from then on. */
+type ChannelState = { channel: Promise<Opened>; retryAt?: number };
 /**
  * An open channel: whose it is (the decision's action, the outbound a config built, the pool
  * member that carries it) and how many remembered destinations use it.
  */
-type OpenChannel = { action: string; outbound: Outbound; member: string | undefined; users: number };
+type OpenChannel = { action: string; outbound: Outbound; member: string | undefined; users: number; openedAt: number };
 
 /**
  * Destinations being routed at once (a `cidrs` rule resolves each name first): a datagram
@@ -66,6 +68,8 @@ export class UdpRoutes {
   #closed = false;
   /** Destinations whose route is being decided now. */
   #routing = 0;
+  /** Per outbound: how long a new association waits after its last ones ended before they lived. */
+  readonly #holdOff: UdpHoldOff<Outbound>;
   /** The route of the last destination given a channel: what the access line names. */
   #carried: { rule: string; outbound: string; member: string | undefined } | undefined;
 
@@ -73,6 +77,7 @@ export class UdpRoutes {
     this.#ctx = ctx;
     this.#opts = opts;
     this.#routedOn = ctx.current();
+    this.#holdOff = new UdpHoldOff(opts.retryAfterMs);
   }
 
   /** The target for `dest`: synchronous once known, a promise while routing or opening. */
@@ -142,7 +147,9 @@ export class UdpRoutes {
     const channel = await this.#channelFor(action, outbound);
     if (!channel || channel === 'unsupported') {
       this.#keepCarried();
-      return channel ? { kind: 'drop', reason: 'unsupported' } : { kind: 'drop', reason: 'upstream_failed', retryAt: performance.now() + this.#opts.retryAfterMs };
+      if (channel) return { kind: 'drop', reason: 'unsupported' };
+      const retryAt = this.#channels.get(outbound)?.retryAt ?? performance.now() + this.#opts.retryAfterMs;
+      return { kind: 'drop', reason: 'upstream_failed', retryAt };
     }
     // Set here, not left to route(): a destination decided meanwhile may have written its own.
     this.#carried = { rule, outbound: action, member: this.#open.get(channel)?.member };
@@ -172,11 +179,11 @@ export class UdpRoutes {
     const open = outbound.openUdp?.bind(outbound);
     if (!open) return 'unsupported';
     let state = this.#channels.get(outbound);
-    if (!state || (state.failedAt !== undefined && performance.now() - state.failedAt >= this.#opts.retryAfterMs)) {
+    if (!state || (state.retryAt !== undefined && performance.now() >= state.retryAt)) {
       const s: ChannelState = { channel: this.#openChannel(outbound, action, open) };
       void s.channel.then((c) => {
         // Asked again after a while either way; and a replaced config's outbound is let go after a reload (#closeUnused).
-        if (c === undefined || c === 'unsupported') s.failedAt = performance.now();
+        if (c === undefined || c === 'unsupported') s.retryAt = performance.now() + this.#opts.retryAfterMs;
       });
       state = s;
       this.#channels.set(outbound, state);
@@ -206,16 +213,30 @@ export class UdpRoutes {
       channel.close();
       return undefined;
     }
-    this.#open.set(channel, { action, outbound, member: octx.member, users: 0 });
+    this.#open.set(channel, { action, outbound, member: octx.member, users: 0, openedAt: performance.now() });
     channel.onMessage((from, payload) => this.#opts.onAnswer(from, payload));
     channel.onDrop?.((reason, direction, bytes) => {
       this.#opts.onDrop(reason, direction, bytes);
       // The upstream ended its association: the next datagram opens a new one.
-      if (reason === 'upstream_closed') this.#forget(outbound, channel);
+      if (reason === 'upstream_closed') this.#ended(outbound, channel);
     });
     // Known as soon as its control connection closes: the next datagram need not be lost to it.
-    channel.onEnd?.(() => this.#forget(outbound, channel));
+    channel.onEnd?.(() => this.#ended(outbound, channel));
     return channel;
+  }
+
+  /**
+   * The upstream ended `channel`'s association: the next datagram opens a new one, unless
+   * the upstream keeps ending them before they live (UdpHoldOff); datagrams held off meanwhile
+   * are dropped as `upstream_failed`, as when an association cannot be opened.
+   */
+  #ended(outbound: Outbound, channel: UdpChannel): void {
+    const open = this.#open.get(channel);
+    if (open === undefined) return;
+    this.#forget(outbound, channel);
+    const now = performance.now();
+    const wait = this.#holdOff.ended(outbound, now - open.openedAt);
+    if (wait > 0 && !this.#closed) this.#channels.set(outbound, { channel: Promise.resolve(undefined), retryAt: now + wait });
   }
 
   /** Closes `channel` and forgets the destinations it carried: their next datagram is routed anew. */
@@ -262,7 +283,8 @@ export class UdpRoutes {
     // A channel that failed to open is remembered to hold off retries; a replaced config's
     // never opens again, and the entry would keep that config's outbound for the association's life.
     const live = new Set(this.#ctx.current().outbounds.values());
-    for (const [outbound, state] of this.#channels) if (state.failedAt !== undefined && !live.has(outbound)) this.#channels.delete(outbound);
+    for (const [outbound, state] of this.#channels) if (state.retryAt !== undefined && !live.has(outbound)) this.#channels.delete(outbound);
+    this.#holdOff.retain((outbound) => live.has(outbound));
   }
 
   /** The live config's own channel for its action: a new destination may need it any moment. */
@@ -277,6 +299,7 @@ export class UdpRoutes {
     this.#open.clear();
     this.#decisions.clear();
     this.#channels.clear();
+    this.#holdOff.clear();
   }
 }
 
