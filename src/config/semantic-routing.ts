@@ -3,7 +3,7 @@
 // Entries are parsed by the very functions that compile them (router, pool members), so
 // `check` accepts exactly what start-up accepts.
 
-import { parseTarget } from './net.js';
+import { parseTarget, withoutCredentials } from './net.js';
 import { EXPECTED_URL, looksLikeUrl, MemberHostError, parseMemberUrl, redact } from './member-url.js';
 import { parseCidr } from './cidr.js';
 import { parseDomainEntry } from './domains.js';
@@ -80,8 +80,9 @@ function checkMember(m: unknown, path: ConfigPath, upstreams: ReadonlyMap<string
     }
     return;
   }
-  // `user:pass@host:port` or `host:port:user:pass` without its scheme: only the host is shown.
-  const shown = member.includes('@') ? `…@${member.slice(member.lastIndexOf('@') + 1)}` : redact(member);
+  // `user:pass@host:port` or `host:port:user:pass` without its scheme: only the host is shown
+  // (withoutCredentials reads a list line whose password holds "@" as the list line it is).
+  const shown = member.includes('@') ? withoutCredentials(member) : redact(member);
   if (url !== undefined || !upstreams.has(member)) {
     const what = url !== undefined ? `"${shown}" is not a proxy URL` : `"${shown}" names no upstream and is not a proxy URL`;
     const hint = member.includes(':') ? ' (proxy-list lines without a scheme belong in members_file)' : '';

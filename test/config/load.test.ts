@@ -504,6 +504,12 @@ test('a pool member missing its scheme is reported without its password', () => 
   assert.ok(!issues.some((i) => /hunter/.test(i)), issues.join('\n'));
 });
 
+test('a pool member written host:port:user:pass whose password holds "@" is reported without any of the password', () => {
+  const issues = issuesOf('upstreams:\n  p: { type: pool, members: ["127.0.0.3:1080:u:hun@ter5"] }\n');
+  assertIssue(issues, '2:30', /upstreams\.p\.members\[0\]: "127\.0\.0\.3:…" names no upstream and is not a proxy URL/);
+  assert.ok(!issues.some((i) => /ter5/.test(i)), issues.join('\n'));
+});
+
 test('pool members of every scheme and the object form pass; bad tags, a SOCKS4 password and a bad object url are located', () => {
   const ok = parseConfig(
     `upstreams:
