@@ -2,7 +2,7 @@
 // username templates reach the member filled in, and a member's reply about the destination
 // goes to the client unretried while the member stays in rotation (PRODUCT.md "Pool strategies",
 // "Crawler sessions").
-import { test } from '../helpers/test.js';
+import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,14 +15,23 @@ import { poolDestination, poolGateway, poolOf, throughPool } from '../helpers/po
 import { httpConnectRaw } from '../helpers/raw-proxy.js';
 import { startDante, startMicrosocks, startTinyproxy } from '../helpers/upstreams.js';
 
+/**
+ * Two microsocks members for `fastest`: one on `fastHost`, the other on `slowHopHost` reached
+ * through a delaying forwarder on `slowHost` (300 ms added to each connect).
+ */
+async function fastAndSlowMembers(t: TestContext, fastHost: string, slowHopHost: string, slowHost: string) {
+  const fast = await startMicrosocks({ host: fastHost });
+  t.after(() => fast.close());
+  const slowHop = await startMicrosocks({ host: slowHopHost });
+  t.after(() => slowHop.close());
+  const slow = await startDelayingForwarder(slowHost, slowHop, 300);
+  t.after(() => slow.close());
+  return { fast, slow };
+}
+
 test('fastest: each member is probed, then the one without the added delay takes the traffic', async (t) => {
   const d = await poolDestination(t);
-  const fast = await startMicrosocks({ host: '127.0.0.125' });
-  t.after(() => fast.close());
-  const slowHop = await startMicrosocks({ host: '127.0.0.126' });
-  t.after(() => slowHop.close());
-  const slow = await startDelayingForwarder('127.0.0.127', slowHop, 300);
-  t.after(() => slow.close());
+  const { fast, slow } = await fastAndSlowMembers(t, '127.0.0.125', '127.0.0.126', '127.0.0.127');
   // The slow member first in the list: failover would pick it every time.
   const gw = await poolGateway(t, { strategy: 'fastest', members: [`socks5://${slow.host}:${slow.port}`, `socks5://${fast.host}:${fast.port}`] });
   const probes = [await throughPool(gw, d), await throughPool(gw, d)];
@@ -36,12 +45,7 @@ test('fastest: each member is probed, then the one without the added delay takes
 
 test('fastest: latencies the health checks measured pick the fast member from the first request; the slow one is not sent a request to measure it again', async (t) => {
   const d = await poolDestination(t);
-  const fast = await startMicrosocks({ host: '127.0.0.131' });
-  t.after(() => fast.close());
-  const slowHop = await startMicrosocks({ host: '127.0.0.132' });
-  t.after(() => slowHop.close());
-  const slow = await startDelayingForwarder('127.0.0.133', slowHop, 300);
-  t.after(() => slow.close());
+  const { fast, slow } = await fastAndSlowMembers(t, '127.0.0.131', '127.0.0.132', '127.0.0.133');
   const gw = await poolGateway(t, {
     strategy: 'fastest',
     members: [`socks5://${slow.host}:${slow.port}`, `socks5://${fast.host}:${fast.port}`],
