@@ -36,3 +36,9 @@ export type Socks4Reply = CodeOf<typeof Socks4Reply>;
 /** SOCKS4 USERID and SOCKS4a HOSTNAME are NUL-terminated with no length: past these bounds it is not SOCKS4. */
 export const MAX_USERID = 255;
 export const MAX_HOSTNAME = 255;
+
+/**
+ * "No bytes", shared: a zero-length Buffer cannot be written to, and a fresh one is an
+ * allocation held as long as whatever holds it (a tunnel's scope, a handshake).
+ */
+export const EMPTY = Buffer.alloc(0);

@@ -9,7 +9,7 @@
 // answering, the session calls `receive(Buffer.alloc(0))` to drain what is already buffered.
 
 import { ProtocolError, Rep } from '../errors.js';
-import { MAX_HANDSHAKE_BYTES, Method } from './constants.js';
+import { EMPTY, MAX_HANDSHAKE_BYTES, Method } from './constants.js';
 import {
   decodeAuthRequest,
   decodeGreeting,
@@ -29,7 +29,6 @@ export type HandshakeState = 'greeting' | 'choosing' | 'auth' | 'authenticating'
  */
 const MAX_BUFFERED_WHILE_PAUSED = MAX_HANDSHAKE_BYTES + 64 * 1024;
 
-const EMPTY = Buffer.alloc(0);
 
 export class ServerHandshake {
   #state: HandshakeState = 'greeting';

@@ -1,8 +1,7 @@
 import type { Socket } from 'node:net';
 import { IdleHold, limitReader, type TokenBucket } from './bandwidth.js';
+import { EMPTY } from '../protocol/constants.js';
 import { forward } from './forward.js';
-
-const EMPTY = Buffer.alloc(0);
 
 /**
  * Bytes taken out of `socket` so far: what it read less what its stream still holds. The

@@ -23,8 +23,8 @@ import { answerAsFinal, hopsLeft, oneHopLess } from './http-max-forwards.js';
 import { keepOrigin, keptConnectionFailed, pathKey, replayable, takeOrigin } from './http-origin-slot.js';
 import { endToEnd, passInterim, reasonPhrase, responseFields, transferCodings, type AbsoluteTarget, type InformationEvent } from './http-message.js';
 import { giveUp } from '../../outbound/give-up.js';
+import { EMPTY } from '../../protocol/constants.js';
 
-const EMPTY = Buffer.alloc(0);
 /** Methods node's client sends without a body when it is given no length (lib/_http_client.js); it chunks all others. */
 const UNFRAMED_BY_NODE = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
 /**

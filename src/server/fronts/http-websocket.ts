@@ -19,8 +19,8 @@ import { noteRefusedLogin, rawResponse, reasonOf, refuseRaw, statusOf } from './
 import { MAX_RESPONSE_HEAD, ORIGIN_IDLE } from './http-forward.js';
 import { endToEnd, headText, reasonPhrase, responseFields, type AbsoluteTarget } from './http-message.js';
 import { giveUp } from '../../outbound/give-up.js';
+import { EMPTY } from '../../protocol/constants.js';
 
-const EMPTY = Buffer.alloc(0);
 
 /** A WebSocket opening handshake: a GET asking for `websocket`, with no body (RFC 6455 §4.1). */
 export function isWebSocketHandshake(req: IncomingMessage): boolean {

@@ -25,6 +25,7 @@ import { connectInFirstRead, type HeadLimits } from './http-first-connect.js';
 import { headWithoutUpgrade } from './http-upgrade.js';
 import { isWebSocketHandshake, webSocket } from './http-websocket.js';
 import { requestContext } from './context.js';
+import { EMPTY } from '../../protocol/constants.js';
 
 /** Request heads beyond these are refused (431/400) before anything is routed. */
 const MAX_HEADER_BYTES = 16 * 1024;
@@ -45,7 +46,6 @@ const HEAD_LIMITS: HeadLimits = { maxHeaderSize: MAX_HEADER_BYTES, maxHeadersCou
 const HEAD_TIMEOUT = { status: 408, bytes: rawResponse(408, 'request head timeout') };
 /** Encoded once: a tunnel's reply is always these bytes. */
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n', 'latin1');
-const EMPTY = Buffer.alloc(0);
 const DONE = Promise.resolve();
 function drop(): void {}
 

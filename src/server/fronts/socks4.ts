@@ -4,7 +4,7 @@
 
 import { GatewayError, ProtocolError, Rep, toRep } from '../../errors.js';
 import { NEED_DATA, peerText, unmapped } from '../../protocol/address.js';
-import { Socks4Cmd, Socks4Reply } from '../../protocol/constants.js';
+import { EMPTY, Socks4Cmd, Socks4Reply } from '../../protocol/constants.js';
 import { decodeSocks4Request, encodeSocks4Reply, fitsSocks4Reply, Socks4RequestError, type Socks4Request } from '../../protocol/socks4.js';
 import type { Address } from '../../protocol/types.js';
 import type { ClientConnection } from '../client.js';
@@ -67,7 +67,7 @@ export async function socks4Front(conn: ClientConnection, reader: ChunkReader, f
     },
     remainder() {
       const r = rest;
-      rest = Buffer.alloc(0);
+      rest = EMPTY;
       return r;
     },
   };

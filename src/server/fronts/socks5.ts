@@ -2,7 +2,7 @@
 
 import type { Socket } from 'node:net';
 import { ProtocolError, Rep, toRep } from '../../errors.js';
-import { Cmd, Method } from '../../protocol/constants.js';
+import { Cmd, EMPTY, Method } from '../../protocol/constants.js';
 import { ServerHandshake } from '../../protocol/handshake.js';
 import { UnknownCommandError } from '../../protocol/messages.js';
 import type { HandshakeEvent } from '../../protocol/types.js';
@@ -126,7 +126,7 @@ async function readRequest(
     } else {
       return { event: ev, auth };
     }
-    events.push(...hs.receive(Buffer.alloc(0)));
+    events.push(...hs.receive(EMPTY));
   }
 }
 
