@@ -1,6 +1,6 @@
 // The commands of the CLI (cli.ts loads this once the signals are taken).
 import { onHangup, releaseHangup } from './hangup.js';
-import { CUT_MS, EXIT_STOPPED_AT_ONCE, releaseStopSignals, stopSignals } from './stop-signals.js';
+import { CUT_MS, EXIT_STOPPED_AT_ONCE, exitStoppedAtOnce, releaseStopSignals, stopSignals } from './stop-signals.js';
 import cluster from 'node:cluster';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -210,8 +210,7 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
  * is not done within CUT_MS (an upstream slow to close) is left: the process exits then.
  */
 function stopAtOnce(gateway: Gateway, log: Logger): void {
-  process.exitCode = EXIT_STOPPED_AT_ONCE;
-  setTimeout(() => log.flush(() => process.exit(EXIT_STOPPED_AT_ONCE)), CUT_MS).unref();
+  exitStoppedAtOnce(log, CUT_MS);
   void gateway.cut().catch(() => {}); // a failure is the run's own await of close() to report
 }
 

@@ -18,6 +18,15 @@ export const EXIT_STOPPED_AT_ONCE = 1;
 export const CUT_MS = 2_000;
 
 /**
+ * A stop at once: the process exits 1, and at the latest `ms` from now (its log flushed
+ * first), whatever it is still waiting on.
+ */
+export function exitStoppedAtOnce(log: { flush(done: () => void): void }, ms: number): void {
+  process.exitCode = EXIT_STOPPED_AT_ONCE;
+  setTimeout(() => log.flush(() => process.exit(EXIT_STOPPED_AT_ONCE)), ms).unref();
+}
+
+/**
  * Under `npm start` one stop arrives twice: a terminal's Ctrl-C signals npm and the gateway
  * together, and npm passes it on (the script execs the gateway, so that the SIGTERM a
  * supervisor sends npm reaches it). There, the same signal again this soon is that stop, not a

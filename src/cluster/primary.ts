@@ -17,7 +17,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { onHangup } from '../hangup.js';
-import { CUT_MS, EXIT_STOPPED_AT_ONCE, stopSignals } from '../stop-signals.js';
+import { CUT_MS, EXIT_STOPPED_AT_ONCE, exitStoppedAtOnce, stopSignals } from '../stop-signals.js';
 import type { Config } from '../config/types.js';
 import { clusterAdmin, primaryApi } from './admin.js';
 import { WorkerApi } from './api.js';
@@ -62,8 +62,7 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
   let cut = false;
   atOnce = (): void => {
     cut = true;
-    process.exitCode = EXIT_STOPPED_AT_ONCE;
-    setTimeout(() => log.flush(() => process.exit(EXIT_STOPPED_AT_ONCE)), CUT_MS + 2 * WORKER_EXIT_SLACK_MS).unref();
+    exitStoppedAtOnce(log, CUT_MS + 2 * WORKER_EXIT_SLACK_MS);
     void workers.cut(CUT_MS + WORKER_EXIT_SLACK_MS);
   };
   /** SIGTERM to every worker (each drains as one process does); 0 once they have all exited (1 if cut). */
