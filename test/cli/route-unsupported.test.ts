@@ -2,12 +2,9 @@
 // command, as a request finds: its datagrams are dropped as `unsupported`, a BIND gets 0x07.
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { explainRoute } from '../../src/route-explain.js';
-import { runCli } from '../helpers/cli.js';
+import { configFile, runCli } from '../helpers/cli.js';
 import { routePartsOf } from '../helpers/route.js';
-import { tempDir } from '../helpers/temp-dir.js';
 
 const CONFIG = `
 upstreams:
@@ -24,11 +21,6 @@ rules:
   - { name: e, ports: [5], action: entry }
 `;
 
-async function configFile(text: string): Promise<string> {
-  const path = join(await tempDir('route-unsupported'), 'socksgate.yaml');
-  await writeFile(path, text);
-  return path;
-}
 
 
 test('route --udp and --bind say unsupported= when the action cannot carry the command, as a request would find', async (t) => {

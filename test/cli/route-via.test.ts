@@ -1,17 +1,9 @@
 // `socksgate route` for an upstream reached `via` a pool: the member of that hop, as the
 // access-log line names it.
 import { test } from '../helpers/test.js';
-import { tempDir } from '../helpers/temp-dir.js';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { runCli } from '../helpers/cli.js';
+import { configFile, runCli } from '../helpers/cli.js';
 
-async function configFile(text: string): Promise<string> {
-  const path = join(await tempDir('cli'), 'socksgate.yaml');
-  await writeFile(path, text);
-  return path;
-}
 
 test('route names the member of the pool an upstream is reached via (the hop nearest the action), as the access log does; none for --udp or a BIND through http', async () => {
   const path = await configFile(`

@@ -1,9 +1,19 @@
 import type { ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { requireFile, spawnTied } from './spawn.js';
+import { tempDir } from './temp-dir.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+
+/** `text` written to a fresh temporary directory as `name`: the path to give --config. */
+export async function configFile(text: string, name = 'socksgate.yaml'): Promise<string> {
+  const path = join(await tempDir('cli'), name);
+  await writeFile(path, text);
+  return path;
+}
 
 export interface CliResult {
   code: number | null;
