@@ -5,7 +5,7 @@ import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createConnection, createServer } from 'node:net';
-import { chromium, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { adminClient } from '../helpers/admin.js';
 import { closedWithin, socksConnect, startEchoServer, startGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
@@ -197,7 +197,15 @@ test('strings from clients and configs are shown as text: no markup from them ru
     limits: { auth_failures: { max: 1000, window: '1m', block: '1m' } },
     upstreams: { crawl: { type: 'pool', members: [`socks5://${encodeURIComponent(payload('member'))}@127.0.0.65:1080`] } },
   });
-  t.after(() => gw.close());
+  // Torn down in this order: the pages stop polling and the logins stop before the gateway
+  // closes, so that nothing is left dialing it once it is gone.
+  const browsers: Browser[] = [];
+  t.after(async () => {
+    attacking = false;
+    await attacks;
+    await Promise.all(browsers.map((b) => b.close()));
+    await gw.close();
+  });
   // Wrong logins, one after another from one address: each waits out a growing delay with its
   // name listed in /api/connections, as an attacker without a password can make it.
   let attacking = true;
@@ -214,14 +222,10 @@ test('strings from clients and configs are shown as text: no markup from them ru
       while (attacking) await login(name);
     }),
   );
-  t.after(() => {
-    attacking = false;
-    return attacks;
-  });
 
   for (const bypassCSP of [false, true]) {
     const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, timeout: 60_000 });
-    t.after(() => browser.close());
+    browsers.push(browser);
     const page = await (await browser.newContext({ bypassCSP })).newPage();
     page.setDefaultTimeout(20_000);
     const dialogs: string[] = [];
