@@ -1,40 +1,21 @@
-// Schema validation: schemas/config.schema.json is the contract. Ajv runs once per load with
-// `useDefaults`, so the raw object comes back with every default filled in; its errors become
-// Issues with a path (mapped to line:col by positions.ts) and a message a user can act on.
+// Schema validation: schemas/config.schema.json is the contract. Its code, compiled by ajv
+// ahead of time (schema-validator.ts), runs once per load with `useDefaults`, so the raw object
+// comes back with every default filled in; its errors become Issues with a path (mapped to
+// line:col by positions.ts) and a message a user can act on.
 
-import { readFileSync } from 'node:fs';
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
+import type { ErrorObject } from 'ajv/dist/2020.js';
 import { DURATION_PATTERN } from './duration.js';
 import { RATE_PATTERN } from './rate.js';
 import { problem, type ConfigPath, type Issue } from './positions.js';
-
-// ajv-formats is CommonJS: under NodeNext the default import is `module.exports`, which is the
-// plugin and also carries itself as `.default` (the only spelling the typings accept).
-const addFormats = addFormatsModule.default;
+import { validateConfig } from './schema-validator.js';
 
 /** From src/config or dist/config alike, the schema sits two levels up. */
 export const SCHEMA_URL = new URL('../../schemas/config.schema.json', import.meta.url);
 
-let compiled: ValidateFunction | undefined;
-
-function validator(): ValidateFunction {
-  if (!compiled) {
-    const schema = JSON.parse(readFileSync(SCHEMA_URL, 'utf8')) as object;
-    const ajv = new Ajv2020({ allErrors: true, useDefaults: true, discriminator: true, verbose: true, strict: true,
-      // `oneOf: [{required: [password]}, {required: [password_hash]}]` names properties declared beside it.
-      strictRequired: false });
-    addFormats(ajv);
-    compiled = ajv.compile(schema);
-  }
-  return compiled;
-}
-
 /** Validates `raw` in place (defaults are inserted) and returns the problems. */
 export function validateSchema(raw: unknown): Issue[] {
-  const validate = validator();
-  if (validate(raw)) return [];
-  return collapse(validate.errors ?? []).map((e) => toIssue(e, raw));
+  if (validateConfig(raw)) return [];
+  return collapse(validateConfig.errors ?? []).map((e) => toIssue(e, raw));
 }
 
 /**
