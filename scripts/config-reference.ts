@@ -5,8 +5,9 @@
 //   npm run docs:config            regenerate
 //   npm run docs:config -- --check verify only
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { writeOrCheck } from './generated-file.js';
 
 export const SCHEMA_PATH = fileURLToPath(new URL('../schemas/config.schema.json', import.meta.url));
 export const REFERENCE_PATH = fileURLToPath(new URL('../docs/configuration.md', import.meta.url));
@@ -148,20 +149,5 @@ export function currentReference(): string {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const text = currentReference();
-  if (process.argv.includes('--check')) {
-    let onDisk = '';
-    try {
-      onDisk = readFileSync(REFERENCE_PATH, 'utf8');
-    } catch {
-      // missing counts as out of date
-    }
-    if (onDisk !== text) {
-      console.error('docs/configuration.md is out of date: run `npm run docs:config`');
-      process.exit(1);
-    }
-  } else {
-    writeFileSync(REFERENCE_PATH, text);
-    console.log(`wrote ${REFERENCE_PATH}`);
-  }
+  writeOrCheck(REFERENCE_PATH, currentReference(), 'npm run docs:config');
 }

@@ -6,8 +6,9 @@
 //   npm run schema:validator            regenerate
 //   npm run schema:validator -- --check verify only
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { writeOrCheck } from './generated-file.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import standaloneModule from 'ajv/dist/standalone/index.js';
 
@@ -60,20 +61,5 @@ export function currentValidatorSource(): string {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const text = currentValidatorSource();
-  if (process.argv.includes('--check')) {
-    let onDisk = '';
-    try {
-      onDisk = readFileSync(VALIDATOR_PATH, 'utf8');
-    } catch {
-      // missing counts as out of date
-    }
-    if (onDisk !== text) {
-      console.error('src/config/schema-validator.ts is out of date: run `npm run schema:validator`');
-      process.exit(1);
-    }
-  } else {
-    writeFileSync(VALIDATOR_PATH, text);
-    console.log(`wrote ${VALIDATOR_PATH}`);
-  }
+  writeOrCheck(VALIDATOR_PATH, currentValidatorSource(), 'npm run schema:validator');
 }
