@@ -21,6 +21,10 @@ const BOB_HASH = await hashPassword('bob-pw');
 // hashing slot that long, whatever the machine's speed: what must not wait for a guess (another
 // address's login, a name lookup) runs beside it.
 const CAROL_HASH = `scrypt$32768$8$16$${randomBytes(16).toString('base64')}$${randomBytes(32).toString('base64')}`;
+// These tests' work is scrypt hashing, which a loaded runner slows the most (12 s alone took
+// 59 s beside other test files under load): a bound for a hang, beyond the default.
+const HASHING = { timeout: 150_000 };
+
 const AUTH = {
   users: [
     { username: 'bob', password_hash: BOB_HASH },
@@ -52,7 +56,7 @@ async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
   return cond();
 }
 
-test('a guesser is slowed, then refused without hashing, while another address logs in at once', async (t) => {
+test('a guesser is slowed, then refused without hashing, while another address logs in at once', HASHING, async (t) => {
   const gw = await startGateway({ auth: AUTH, limits: { handshake_timeout: '2m', auth_failures: { max: 6, window: '1m', block: '1m' } } });
   t.after(() => gw.close());
 
@@ -123,7 +127,7 @@ test('the refusal series exist at 0 before the first refused login, so the first
   assert.match(after, /^socksgate_limit_refusals_total\{limit="auth_failures"\} 1$/m);
 });
 
-test('wrong passwords in flight do not delay a CONNECT by name through the system resolver', async (t) => {
+test('wrong passwords in flight do not delay a CONNECT by name through the system resolver', HASHING, async (t) => {
   const echo = await startEchoServer('127.0.0.1');
   t.after(() => echo.close());
   // No dns.servers: names go to getaddrinfo on the libuv threadpool, where scrypt runs too.
