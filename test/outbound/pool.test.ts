@@ -70,6 +70,27 @@ test('sticky: same member on every instance, keys spread, losing a member moves 
   for (const n of counts.values()) assert.ok(n > 50 && n < 150, `uneven spread: ${[...counts.values()].join(',')}`);
 });
 
+test("sticky_lifetime: a session that names no lifetime keeps its member for the pool's, and moves after it as one naming it would", () => {
+  const names = Array.from({ length: 10 }, (_, i) => `socks5://u@10.0.0.${i}:1080`);
+  let clock = Date.UTC(2026, 0, 1);
+  const make = (extra: Partial<PoolConfig>) => createPoolOutbound('p', pool('sticky', extra), { members: specs(names.map(named)), log: silent, now: () => clock });
+  const bounded = make({ sticky_lifetime: 600_000 });
+  const unbounded = make({});
+  let moved = 0;
+  for (let i = 0; i < 50; i++) {
+    const key = `s${i}`;
+    const first = bounded.pick(key);
+    // The pool's lifetime stands in for the client's own `-lifetime-10m`.
+    assert.equal(first, unbounded.pick(key, { session: key, lifetime: '10m' }), key);
+    const kept = unbounded.pick(key);
+    clock += 600_000;
+    if (bounded.pick(key) !== first) moved++;
+    assert.equal(unbounded.pick(key), kept, `${key}: without a lifetime the session keeps its member`);
+    clock -= 600_000;
+  }
+  assert.ok(moved > 0, 'after sticky_lifetime sessions move to another member');
+});
+
 test('round-robin uses every member in turn', async (t) => {
   const d = await poolDestination(t);
   const ups = await poolMembers(t, ['127.0.0.11', '127.0.0.12', '127.0.0.13']);
