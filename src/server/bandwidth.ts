@@ -1,7 +1,8 @@
 // Per-user `bandwidth` (PRODUCT.md "Limits"): one token bucket shared by all of a user's
 // connections, both directions. It slows the relay through backpressure only: a reader over
 // budget is paused until its debt is paid, so the kernel's socket buffers fill and TCP flow
-// control slows the sender. Nothing is dropped and nothing is queued here.
+// control slows the sender. Nothing is dropped and nothing is queued here; only UDP
+// datagrams, which no backpressure slows, are dropped by their relay when unpaid (tryTake).
 
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
@@ -70,6 +71,20 @@ export class TokenBucket {
     this.#refill();
     this.#tokens -= n;
     return this.#tokens >= 0 ? 0 : Math.ceil((-this.#tokens * 1000) / this.#rate);
+  }
+
+  /**
+   * For a datagram, which no backpressure can slow: spends `n` bytes only when the bucket
+   * holds them now (a full bucket pays for one larger than its burst), else spends nothing
+   * and returns false, and the caller drops it. A debt the user's TCP readers ran up is
+   * paid before any datagram passes.
+   */
+  tryTake(n: number): boolean {
+    if (this.#rate === Infinity) return true;
+    this.#refill();
+    if (this.#tokens < Math.min(n, this.#burst)) return false;
+    this.#tokens -= n;
+    return true;
   }
 
   /**

@@ -176,12 +176,22 @@ export class UdpAssociation {
 
   #forward(target: UdpTarget, dest: Destination, payload: Buffer): void {
     if (target.kind === 'drop') return this.#drop(target.reason, 'up');
+    if (!this.#charge(payload.length)) return this.#drop('bandwidth', 'up');
     // Counted before the channel has it: a channel that cannot send it (at once, or after a
     // lookup) takes the count back through its drop (#unsend), so only what left is counted.
     this.stats.sent++;
     this.#ctx.record.up += payload.length;
     this.#unreportedUp++;
     target.channel.send(dest, payload, target.egressLift, target.resolved);
+  }
+
+  /**
+   * The user's `bandwidth` bucket, shared with their TCP connections (PRODUCT.md "Limits").
+   * A datagram has no backpressure to slow it: one the bucket cannot pay for now is dropped.
+   */
+  #charge(bytes: number): boolean {
+    const bucket = this.#ctx.limits.throttle;
+    return bucket === undefined || bucket.tryTake(bytes);
   }
 
   #unsend(bytes: number): void {
@@ -208,6 +218,7 @@ export class UdpAssociation {
     // An answer that filled a whole datagram has no room left for the header.
     if (last.header.length + payload.length > this.#maxDatagram) return this.#drop('too_large', 'down');
     this.#lastActivity = performance.now();
+    if (!this.#charge(payload.length)) return this.#drop('bandwidth', 'down');
     if (!this.#toClientSender.send(last.header, payload, this.#clientPort, this.#opts.clientHost)) return this.#drop('queue_full', 'down');
     this.stats.received++;
     this.#ctx.record.down += payload.length;

@@ -15,6 +15,7 @@ import type { Config } from '../../src/config/types.js';
 import { readBytes, startGateway, type TestGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
 import { socks5Raw } from '../helpers/raw-proxy.js';
+import { socksUdpClient, startUdpEchoServer, udpLogLine } from '../helpers/udp.js';
 
 const KiB = 1024;
 const RATE = 256 * KiB;
@@ -425,4 +426,31 @@ test("a reload that lifts or raises a user's bandwidth frees the transfers under
     assert.ok(late < 2_500, `${to ?? 'no limit'}: all done ${Math.round(late)} ms after the reload`);
     await gw.close();
   }
+});
+
+test("a user's UDP datagrams charge the same bucket: past it they are dropped and counted, not relayed at any speed", async (t) => {
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  const began = performance.now();
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'pw', bandwidth: '64KiB/s' }] } });
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port }, { login: { user: 'alice', pass: 'pw' } });
+  const DATAGRAM = 8 * KiB;
+  const chunk = payload(DATAGRAM, 7).toString('latin1');
+  for (let i = 0; i < 64; i++) {
+    c.send({ host: '127.0.0.1', port: echo.port }, chunk);
+    await new Promise((r) => setImmediate(r));
+  }
+  let answers = 0;
+  while (answers < 64 && (await c.receive(500)) !== undefined) answers++;
+  await c.close();
+  const line = await udpLogLine(gw);
+  const elapsed = (performance.now() - began) / 1000;
+  const udp = line?.['udp'] as { sent: number; received: number; dropped: Record<string, number> } | undefined;
+  assert.ok(udp, 'the association has its line');
+  const crossed = (udp.sent + udp.received) * DATAGRAM;
+  // 64 KiB/s bursts 64 KiB: what crossed both ways fits the budget (one datagram over, at most, each way).
+  assert.ok(crossed <= 64 * KiB + 64 * KiB * elapsed + 2 * DATAGRAM, `${crossed} bytes crossed in ${elapsed.toFixed(2)} s`);
+  assert.ok(udp.sent > 0 && answers > 0, 'within the budget datagrams go both ways');
+  assert.ok((udp.dropped['bandwidth'] ?? 0) > 0, `the rest dropped as over the bandwidth: ${JSON.stringify(udp.dropped)}`);
 });
