@@ -27,6 +27,19 @@ const LOG_BUFFER_BYTES = 4096;
 /** A quiet gateway's lines still reach the consumer within this long. */
 const LOG_FLUSH_MS = 100;
 
+/**
+ * Bytes of lines waiting for stdout at most: a consumer that stops reading (a stuck pipe, a
+ * log shipper down) must not grow the gateway's memory without end. Lines past it are dropped
+ * and counted (socksgate_log_lines_dropped_total); some 20 000 access-log lines ride it out.
+ */
+export const LOG_PENDING_MAX_BYTES = 8 * 1024 * 1024;
+let droppedLines = 0;
+
+/** Lines dropped since start because stdout did not keep up (LOG_PENDING_MAX_BYTES). */
+export function droppedLogLines(): number {
+  return droppedLines;
+}
+
 /** Every stdout stream made: flushLog writes out theirs too (under pino-pretty, pino's flush does not reach them). */
 const stdoutStreams = new Set<ReturnType<typeof pino.destination>>();
 
@@ -38,7 +51,15 @@ const stdoutStreams = new Set<ReturnType<typeof pino.destination>>();
  * garbage per access-log line at LOG_BUFFER_BYTES.
  */
 function stdout(): ReturnType<typeof pino.destination> {
-  const boom = pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES, periodicFlush: LOG_FLUSH_MS, contentMode: 'buffer' });
+  const boom = pino.destination({
+    dest: 1,
+    sync: false,
+    minLength: LOG_BUFFER_BYTES,
+    maxLength: LOG_PENDING_MAX_BYTES,
+    periodicFlush: LOG_FLUSH_MS,
+    contentMode: 'buffer',
+  });
+  boom.on('drop', () => droppedLines++);
   stdoutStreams.add(boom);
   // pino (and pino-pretty) write strings; buffer mode takes Buffers.
   const writeBuffer = boom.write.bind(boom) as unknown as (chunk: Buffer) => boolean;

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type CounterConfiguration } from 'prom-client';
 import type { Config } from '../config/types.js';
+import { droppedLogLines, LOG_PENDING_MAX_BYTES } from './logger.js';
 
 /** socksgate_reloads_total: a worker's own reloads, or with `workers` the primary's count of them. */
 export const RELOADS = {
@@ -146,6 +147,15 @@ export class Metrics {
     name: 'socksgate_unexpected_errors_total',
     help: 'Errors that escaped every handler (logged; the process then drains briefly and exits to be restarted)',
     registers: [this.registry],
+  });
+  readonly logDrops = new Counter({
+    name: 'socksgate_log_lines_dropped_total',
+    help: `Log lines dropped because stdout did not keep up (${LOG_PENDING_MAX_BYTES / 1024 / 1024} MiB of lines already waiting)`,
+    registers: [this.registry],
+    collect() {
+      this.reset();
+      this.inc(droppedLogLines());
+    },
   });
   readonly handshakeSeconds = new Histogram({
     name: 'socksgate_handshake_seconds',

@@ -2,10 +2,15 @@ import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { tracingChannel } from 'node:diagnostics_channel';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import { createLogger, lineWriter } from '../../src/observe/logger.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createLogger, lineWriter, LOG_PENDING_MAX_BYTES } from '../../src/observe/logger.js';
 import { ACCESS_RECORD_KEYS } from '../../src/server/context.js';
+import { spawnTied } from '../helpers/spawn.js';
+
+const STUCK_STDOUT = fileURLToPath(new URL('../helpers/log-to-stuck-stdout.ts', import.meta.url));
 
 function sink(): { stream: Writable; text: () => string } {
   let out = '';
@@ -191,5 +196,21 @@ test('C1 controls a client sends (U+009B is CSI) are written as escapes, never r
       const [a, b] = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
       assert.deepEqual([a!.userid, b!.dest], [hostile, `${hostile}:80`], 'the escapes read back as the characters sent');
     }
+  }
+});
+
+test('a log consumer that stops reading costs bounded memory: lines past the bound are dropped and counted', async () => {
+  const child = spawnTied(process.execPath, ['--import', 'tsx', STUCK_STDOUT], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.pause(); // never read: the pipe fills, as a stalled consumer leaves it
+  try {
+    let err = '';
+    child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+    for (let i = 0; i < 300 && !err.includes('\n'); i++) await sleep(50);
+    const report = JSON.parse(err.split('\n')[0]!) as { dropped: number; arrayBuffers: number };
+    // 100 000 lines of about 400 bytes: 40 MB were offered.
+    assert.ok(report.arrayBuffers < LOG_PENDING_MAX_BYTES + 8 * 1024 * 1024, `${report.arrayBuffers} bytes held`);
+    assert.ok(report.dropped > 0, 'the lines past the bound are counted');
+  } finally {
+    child.kill('SIGKILL');
   }
 });
