@@ -77,6 +77,7 @@ export class UdpAssociation {
       budget: this.#budget,
       maxDestinations: opts.maxDestinations,
       retryAfterMs: 5_000,
+      flowIdleMs: opts.idleTimeout,
       onAnswer: (from, payload) => this.#toClient(from, payload),
       onDrop: (reason, direction, bytes) => {
         // A datagram the channel took and then never sent: counted as sent when taken, taken back.
@@ -179,6 +180,7 @@ export class UdpAssociation {
     if (!this.#charge(payload.length)) return this.#drop('bandwidth', 'up');
     // Counted before the channel has it: a channel that cannot send it (at once, or after a
     // lookup) takes the count back through its drop (#unsend), so only what left is counted.
+    target.usedAt = this.#lastActivity; // a flow under way keeps its route at a reload (UdpRoutes)
     this.stats.sent++;
     this.#ctx.record.up += payload.length;
     this.#unreportedUp++;

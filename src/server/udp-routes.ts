@@ -4,8 +4,9 @@
 // destinations of an association (its existing flows keep their route, as relays do). The
 // channel is the outbound's of that config, `direct` included: a new destination is checked
 // against the reloaded egress guard and resolved by the reloaded resolver. A channel of a
-// replaced config closes once no remembered destination uses it: reloads do not pile up
-// channels (and upstream associations) for as long as the association lives.
+// replaced config closes once no remembered destination uses it, or once its destinations
+// have all been quiet for the association's idle timeout: reloads do not pile up channels
+// (and upstream associations) for as long as the association lives.
 
 import type { ResolvedAddress } from '../dns/types.js';
 import { Rep, RuleBlockedError, toRep } from '../errors.js';
@@ -19,7 +20,7 @@ import { UdpHoldOff } from './udp-hold-off.js';
 
 /** A datagram is either handed to a channel or dropped for a reason (a metrics label). */
 export type UdpTarget =
-  | { kind: 'channel'; channel: UdpChannel; egressLift?: AddressSet; resolved?: readonly ResolvedAddress[] }
+  | { kind: 'channel'; channel: UdpChannel; egressLift?: AddressSet; resolved?: readonly ResolvedAddress[]; usedAt: number }
   | { kind: 'drop'; reason: string; retryAt?: number };
 
 type OpenUdp = NonNullable<Outbound['openUdp']>;
@@ -29,6 +30,11 @@ export interface UdpRoutesOptions {
   maxDestinations: number;
   /** After an outbound failed to open its channel, datagrams for it are dropped this long. */
   retryAfterMs: number;
+  /**
+   * A flow quiet this long (ms, no datagram either way; 0 = never) is no flow under way: after a
+   * reload its destination is routed anew and a replaced config's channel it held closes.
+   */
+  flowIdleMs: number;
   onAnswer(from: Destination, payload: Buffer): void;
   /** `bytes`: a channel's, for a client datagram it took and never sent (see UdpChannel.onDrop). */
   onDrop(reason: string, direction: 'up' | 'down', bytes?: number): void;
@@ -44,7 +50,7 @@ type ChannelState = { channel: Promise<Opened>; retryAt?: number };
  * An open channel: whose it is (the decision's action, the outbound a config built, the pool
  * member that carries it) and how many remembered destinations use it.
  */
-type OpenChannel = { action: string; outbound: Outbound; member: string | undefined; users: number; openedAt: number };
+type OpenChannel = { action: string; outbound: Outbound; member: string | undefined; users: number; openedAt: number; answeredAt: number };
 
 /**
  * Destinations being routed at once (a `cidrs` rule resolves each name first): a datagram
@@ -154,7 +160,7 @@ export class UdpRoutes {
     // Set here, not left to route(): a destination decided meanwhile may have written its own.
     this.#carried = { rule, outbound: action, member: this.#open.get(channel)?.member };
     this.#keepCarried();
-    const target: UdpTarget = { kind: 'channel', channel };
+    const target: UdpTarget = { kind: 'channel', channel, usedAt: performance.now() };
     if (lift) target.egressLift = lift;
     if (resolved && resolved.length > 0) target.resolved = resolved;
     return target;
@@ -213,8 +219,12 @@ export class UdpRoutes {
       channel.close();
       return undefined;
     }
-    this.#open.set(channel, { action, outbound, member: octx.member, users: 0, openedAt: performance.now() });
-    channel.onMessage((from, payload) => this.#opts.onAnswer(from, payload));
+    const state: OpenChannel = { action, outbound, member: octx.member, users: 0, openedAt: performance.now(), answeredAt: 0 };
+    this.#open.set(channel, state);
+    channel.onMessage((from, payload) => {
+      state.answeredAt = performance.now();
+      this.#opts.onAnswer(from, payload);
+    });
     channel.onDrop?.((reason, direction, bytes) => {
       this.#opts.onDrop(reason, direction, bytes);
       // The upstream ended its association: the next datagram opens a new one.
@@ -277,9 +287,21 @@ export class UdpRoutes {
     return open.users === 0 && !this.#isLive(open);
   }
 
-  /** After a reload: the channels of replaced configs that no remembered destination uses. */
+  /**
+   * After a reload: the channels of replaced configs that no remembered destination uses, or
+   * whose destinations have all been quiet for flowIdleMs. A destination is remembered until
+   * crowded out, and one the client sent to once, long ago, would keep a socket (and an
+   * upstream association) open per reload it came before, up to MAX_DESTINATIONS of them.
+   */
   #closeUnused(): void {
-    for (const [channel, open] of this.#open) if (this.#unused(open)) this.#forget(open.outbound, channel);
+    const now = performance.now();
+    const idle = this.#opts.flowIdleMs > 0 ? this.#opts.flowIdleMs : Infinity;
+    const busy = new Set<UdpChannel>();
+    for (const t of this.#decisions.values()) if (!(t instanceof Promise) && t.kind === 'channel' && now - t.usedAt < idle) busy.add(t.channel);
+    for (const [channel, open] of this.#open) {
+      const quiet = !busy.has(channel) && now - open.answeredAt >= idle;
+      if (this.#unused(open) || (quiet && !this.#isLive(open))) this.#forget(open.outbound, channel);
+    }
     // A channel that failed to open is remembered to hold off retries; a replaced config's
     // never opens again, and the entry would keep that config's outbound for the association's life.
     const live = new Set(this.#ctx.current().outbounds.values());

@@ -176,3 +176,42 @@ test('a channel of a replaced config that failed to open is let go at the next n
   }
   assert.equal(between.deref(), undefined, 'the association still holds the outbound of a replaced config');
 });
+
+test('after reloads, a channel of a replaced config whose destinations have been quiet for udp_idle_timeout closes; one still in use is kept', async (t) => {
+  const up = await startGateway();
+  t.after(() => up.close());
+  const far = await startUdpEchoServer();
+  t.after(() => far.close());
+  const config = { ...throughUpstream(up, far), limits: { udp_idle_timeout: '1s' } };
+  const { echo, gw, c } = await udpAssociation(t, config);
+  c.send({ host: far.host, port: far.port }, 'via-up');
+  assert.equal((await c.receive())?.data.toString(), 'via-up', 'a channel through the upstream is open');
+
+  // A reload and a new destination right after: the flow to `far` is under way and keeps its route.
+  await gw.gw.reload(configOf(config));
+  c.send({ host: echo.host, port: echo.port }, 'new 1');
+  assert.equal((await c.receive())?.data.toString(), 'new 1');
+  c.send({ host: far.host, port: far.port }, 'still');
+  assert.equal((await c.receive())?.data.toString(), 'still');
+  assert.equal(far.peers[1], far.peers[0], 'the flow under way kept its upstream association');
+
+  // `far` goes quiet for longer than udp_idle_timeout while the association stays busy elsewhere.
+  for (let i = 0; i < 6; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    c.send({ host: echo.host, port: echo.port }, `busy ${i}`);
+    assert.equal((await c.receive())?.data.toString(), `busy ${i}`);
+  }
+  await gw.gw.reload(configOf(config));
+  c.send({ host: '10.255.0.1', port: 9 }, 'new 2');
+  // The association stays busy meanwhile: its own idle end would close every channel anyway.
+  let ended = false;
+  for (let i = 0; i < 20 && !ended; i++) {
+    c.send({ host: echo.host, port: echo.port }, `wait ${i}`);
+    assert.equal((await c.receive())?.data.toString(), `wait ${i}`);
+    ended = (await up.accessLog((l) => l['cmd'] === 'udp', 100)) !== undefined;
+  }
+  assert.ok(ended, 'the upstream association of a quiet destination stayed open after the reload');
+  assert.equal(c.control.destroyed, false);
+  c.send({ host: far.host, port: far.port }, 'again');
+  assert.equal((await c.receive())?.data.toString(), 'again', 'the destination is routed again on the live config');
+});
