@@ -32,8 +32,10 @@ export function warnRestartOnly(log: Logger, started: StartedWith, next: Config,
   else {
     // Same addresses, other settings: named, since a trusted balancer added or removed is no
     // moved listener, and whoever reloaded it must know the old list is still the one in force.
-    const listeners = next.listen.flatMap((l, i) => {
-      const was = started.listen[i]!;
+    // Matched by address, not by place: the same listeners in another order are the ones running.
+    const running = new Map(started.listen.map((l) => [formatAddress(l), l]));
+    const listeners = next.listen.flatMap((l) => {
+      const was = running.get(formatAddress(l))!;
       const keys = LISTENER_SETTINGS.filter((k) => JSON.stringify(l[k]) !== JSON.stringify(was[k]));
       return keys.length > 0 ? [`${formatAddress(l)} ${keys.join(' ')}`] : [];
     });
@@ -50,7 +52,8 @@ export function warnRestartOnly(log: Logger, started: StartedWith, next: Config,
 /** What a listener has besides its address; like the address, fixed when it starts listening. */
 const LISTENER_SETTINGS = ['protocols', 'proxy_protocol'] as const;
 
-const addresses = (listen: Config['listen']): string => listen.map(formatAddress).join(' ');
+/** The set of addresses, in one order: listing them in another moves no listener. */
+const addresses = (listen: Config['listen']): string => listen.map(formatAddress).sort().join(' ');
 
 /** Where the admin listener binds (host:port), or undefined without one: bound once, at start. */
 function adminAddress(config: Config): string | undefined {
