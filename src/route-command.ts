@@ -91,6 +91,9 @@ export async function routeCommand(args: readonly string[], flags: RouteFlags): 
   if (e.resolved) parts.push(`resolved=${e.resolved.join(',')}`);
   if (e.egress) parts.push(`egress=${e.egress}`);
   if (e.unsupported) parts.push(`unsupported=${e.unsupported}`);
+  // Last, as the rest of the line: the reason is words.
+  if (e.refused?.rep !== undefined) parts.push(`rep=0x${e.refused.rep.toString(16).padStart(2, '0')}`);
+  if (e.refused) parts.push(`reason=${e.refused.reason}`);
   console.log(parts.join(' '));
   dns.close();
   return 0;

@@ -31,6 +31,11 @@ export interface RouteExplanation {
    * password), or null when none is usable.
    */
   member?: string | null;
+  /**
+   * With `member` null (and the command carried): why, as the request's access-log line says,
+   * and the reply code it gets (none for UDP: its datagrams are dropped, the association stands).
+   */
+  refused?: { rep?: number; reason: string };
   /** Addresses the name resolved to, when a rule needed them. */
   resolved?: string[];
   /**
@@ -138,8 +143,13 @@ export async function explainRoute(
     // through a socks4 member, as the pool picks for them. As a hop, the pool is asked for a
     // CONNECT to the upstream behind it.
     const key = stickyKey(user, sessionKey, source);
-    const picked = !pool || !isPoolOutbound(pool) ? undefined : named.hopTo ? pool.pick(key, split?.params, 'connect', named.hopTo, true) : pool.pick(key, split?.params, cmd, dest);
+    const poolOut = pool && isPoolOutbound(pool) ? pool : undefined;
+    const picked = !poolOut ? undefined : named.hopTo ? poolOut.pick(key, split?.params, 'connect', named.hopTo, true) : poolOut.pick(key, split?.params, cmd, dest);
     out.member = picked ?? null;
+    if (picked === undefined && poolOut && carried) {
+      const err = named.hopTo ? poolOut.refusal(split?.params, 'connect', true) : poolOut.refusal(split?.params, cmd);
+      out.refused = cmd === 'udp' ? { reason: err.message } : { rep: err.rep, reason: err.message };
+    }
   }
   if (!carried) out.unsupported = cmd;
   if (decision.resolved) out.resolved = decision.resolved.map((a) => a.address);

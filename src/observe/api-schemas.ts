@@ -105,6 +105,12 @@ export const SCHEMAS: Readonly<Record<string, JsonSchema>> = {
       action: { type: 'string', description: 'direct, block, an upstream or a pool' },
       index: { type: 'integer', description: 'Position in `rules`, -1 for the default' },
       member: { ...nullable('string'), description: 'For a pool, or an upstream reached via a pool (the member of the nearest such hop, as the access log names it): the member a request would get now (null: none usable). Absent for command=udp through an upstream, which no chained upstream carries, and for command=bind through an http upstream' },
+      refused: {
+        type: 'object',
+        required: ['reason'],
+        properties: { rep: { type: 'integer' }, reason: { type: 'string' } },
+        description: 'With member null (and the command carried): why, as the request\'s access-log line says, and the SOCKS reply code it gets (no member matches the tag filters: 0x04; none of them can carry the command: 0x07; none usable now: 0x01); no rep for command=udp, whose datagrams are dropped',
+      },
       resolved: { type: 'array', items: { type: 'string' }, description: 'Addresses the name resolved to, when a rule needed them' },
       egress: { type: 'string', enum: ['denied'], description: 'For direct: every address it would dial (an IP literal or the rules\' answer) is in egress.deny, so the request is refused (0x02, HTTP 403)' },
       unsupported: { type: 'string', enum: ['udp', 'bind'], description: 'The command the action cannot carry: datagrams are dropped and counted as unsupported, a BIND gets 0x07' },

@@ -3,7 +3,7 @@
 
 import type { Logger } from 'pino';
 import type { Command, PoolConfig } from '../config/types.js';
-import { ConnectTimeoutError, NameNotResolvedError, OutOfDescriptorsError } from '../errors.js';
+import { ConnectTimeoutError, GatewayError, NameNotResolvedError, OutOfDescriptorsError } from '../errors.js';
 import { filterParams, lifetimeMs, type SessionParams } from '../protocol/username.js';
 import { createHealthChecks, DEFAULT_HEALTH_POLICY, type HealthPolicy, type Transition } from './health.js';
 import { AbortedError } from './deadline.js';
@@ -144,15 +144,25 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     return m;
   }
 
+  /**
+   * The members a request may go through, or its refusal before any is tried: the session's
+   * tag filters leave none, or none they leave could ever carry the command (healthy or not:
+   * not a dead pool). As a hop, every member: a filter no entry proxy is tagged for would
+   * refuse the chain, and be counted against the route's member, which a client's parameter
+   * must not eject.
+   */
+  function viewOrRefusal(params: SessionParams | undefined, command: Command, asHop: boolean): View | GatewayError {
+    const view = asHop ? all : viewFor(params, turns);
+    if (!view) return new NoMemberMatchesError(name, filterParams(params));
+    const forCommand = CARRIES[command];
+    if (forCommand !== undefined && !view.members.some(forCommand)) return new NoMemberCarriesError(name, command, filterParams(params));
+    return view;
+  }
+
   /** Runs `op` on one member after another (strategy order, never one twice) until one succeeds. */
   async function attempt<T>(ctx: OutboundContext, op: (m: Member) => Promise<T>, command: Command, dest: Destination | undefined): Promise<{ m: Member; value: T }> {
-    // As a hop, every member: a filter no entry proxy is tagged for would refuse the chain,
-    // and be counted against the route's member, which a client's parameter must not eject.
-    const view = ctx.viaHop ? all : viewFor(ctx.params, turns);
-    if (!view) throw new NoMemberMatchesError(name, filterParams(ctx.params));
-    const forCommand = CARRIES[command];
-    // Not a dead pool: healthy or not, no member the filters leave could ever carry it.
-    if (forCommand !== undefined && !view.members.some(forCommand)) throw new NoMemberCarriesError(name, command, filterParams(ctx.params));
+    const view = viewOrRefusal(ctx.params, command, ctx.viaHop === true);
+    if (view instanceof GatewayError) throw view;
     const can = carrying(view, command, dest);
     let tried: Set<Member> | undefined;
     /** Members that answered this request with 0x01, whether each was begun healthy, and the answer. */
@@ -273,8 +283,12 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
     connect,
     pick(key, params, command = 'connect', dest, asHop = false) {
       // As attempt() takes its view.
-      const view = asHop ? all : viewFor(params, turns);
-      return view ? choose(view, key, params, undefined, false, carrying(view, command, dest))?.name : undefined;
+      const view = viewOrRefusal(params, command, asHop);
+      return view instanceof GatewayError ? undefined : choose(view, key, params, undefined, false, carrying(view, command, dest))?.name;
+    },
+    refusal(params, command = 'connect', asHop = false) {
+      const view = viewOrRefusal(params, command, asHop);
+      return view instanceof GatewayError ? view : new PoolExhaustedError(name);
     },
     stats,
     memory: () => ({ states: new Map(members.map((m) => [m.name, m.state])), turns }),

@@ -2,7 +2,7 @@
 // open connection, BIND or association in them, released once.
 
 import type { Command } from '../config/types.js';
-import { OutOfDescriptorsError } from '../errors.js';
+import { OutOfDescriptorsError, type GatewayError } from '../errors.js';
 import type { SessionParams } from '../protocol/username.js';
 import { AbortedError } from './deadline.js';
 import type { PoolMemory } from './member-state.js';
@@ -109,6 +109,12 @@ export interface PoolOutbound extends Outbound {
    * every member whatever the session's tag filters (those are for the route's own pool).
    */
   pick(sessionKey: string, params?: SessionParams, command?: Command, dest?: Destination, asHop?: boolean): string | undefined;
+  /**
+   * What a request gets when pick() finds no member, as the pool would refuse it: the session's
+   * tag filters leave none (0x04), none they leave can carry the command (0x07), or none is
+   * usable now.
+   */
+  refusal(params?: SessionParams, command?: Command, asHop?: boolean): GatewayError;
   stats(): MemberStats[];
   /** Its members' records and its rotation, for the pool that replaces this one on reload. */
   memory(): PoolMemory;

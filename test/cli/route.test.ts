@@ -144,3 +144,27 @@ test('route refuses a config whose members file is bad, as start-up and check do
     assert.match(r.stderr, /proxies\.txt:2:1: /, `port ${port}`);
   }
 });
+
+test('route says why a pool has no member for the request, as the request is refused: its tag filters, or a command none of them carries', async () => {
+  const path = await configFile(`
+auth:
+  users: [{ username: alice, password: pw }]
+upstreams:
+  crawl:
+    type: pool
+    members: ["socks5://10.0.0.1:1080#country=de", "http://10.0.0.2:3128#country=us"]
+default: crawl
+`);
+  const cases: Array<[string[], string]> = [
+    [['--user', 'alice-country-fr'], 'rule=default action=crawl member=none index=-1 rep=0x04 reason=pool "crawl": no member matches country=fr'],
+    [['--user', 'alice-country-us', '--bind'], 'rule=default action=crawl member=none index=-1 rep=0x07 reason=pool "crawl": no member matching country=us can carry bind'],
+    // UDP gets no reply code: the association stands, its datagrams are dropped.
+    [['--user', 'alice-country-us', '--udp'], 'rule=default action=crawl member=none index=-1 reason=pool "crawl": no member matching country=us can carry udp'],
+    [['--user', 'alice-country-de', '--udp'], 'rule=default action=crawl member=socks5://10.0.0.1:1080 index=-1'],
+  ];
+  for (const [args, expected] of cases) {
+    const r = await runCli(['route', 'example.org', '443', ...args, '--config', path]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), expected, args.join(' '));
+  }
+});
