@@ -578,3 +578,18 @@ async function firstGetAnswered(t: TestContext): Promise<{ origin: Awaited<Retur
   assert.deepEqual(await get(`${at}/1`), { status: 200, body: 'ok0' });
   return { origin, gw, get, at };
 }
+
+test('an HTTP/1.0 response with Transfer-Encoding is passed on, and its connection closed, not kept for the next request (RFC 9112 §6.1: faulty framing)', async (t) => {
+  // What a keep-alive HTTP/1.0 hop behind the origin reads as a body to the close, this one as chunks:
+  // the next request on the connection would get an answer framed by either.
+  const origin = await rawOrigin(t, (s, at, _heads, chunk) => {
+    if (chunk.endsWith('\r\n\r\n')) s.write(`HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nok${at}\r\n0\r\n\r\n`);
+  });
+  const gw = await gateway(t);
+  const ask = proxyClient(t, gw);
+  const at = `http://127.0.0.1:${origin.port}`;
+  assert.deepEqual(await ask(`${at}/1`), { status: 200, body: 'ok0' });
+  assert.deepEqual(await ask(`${at}/2`), { status: 200, body: 'ok1' }, 'answered on a new connection');
+  assert.equal(origin.received.length, 2);
+  assert.doesNotMatch(origin.received[0]!, /GET \/2 /, 'nothing more sent on the first connection');
+});

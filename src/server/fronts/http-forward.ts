@@ -21,7 +21,7 @@ import { admitRequest, expectsContinue, faultyFraming, refusalContext } from './
 import { answer, noteRefusedLogin, OriginIdleError, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { answerAsFinal, hopsLeft, oneHopLess } from './http-max-forwards.js';
 import { keepOrigin, keptConnectionFailed, pathKey, replayable, takeOrigin } from './http-origin-slot.js';
-import { endToEnd, passInterim, reasonPhrase, responseFields, transferCodings, type AbsoluteTarget, type InformationEvent } from './http-message.js';
+import { endToEnd, isHttp10, passInterim, reasonPhrase, responseFields, transferCodings, type AbsoluteTarget, type InformationEvent } from './http-message.js';
 import { giveUp } from '../../outbound/give-up.js';
 import { EMPTY } from '../../protocol/constants.js';
 
@@ -282,12 +282,14 @@ function relayMessage(
 
   /** Settled: answered, or given up to be sent again; whatever reports after is too late. */
   let over = false;
+  /** The response's framing cannot be trusted for what follows it on the connection: never kept. */
+  let faulty = false;
   const finish = (): void => {
     ({ up: record.up, down: record.down } = moved());
     socket.off('timeout', onIdle);
     socket.off('free', onFree);
     const clientStays = res.writableFinished && res.shouldKeepAlive && !conn.closing && !conn.socket.destroyed;
-    if (keep && freed && clientStays && record.error === undefined && req.complete && !socket.destroyed) {
+    if (keep && freed && !faulty && clientStays && record.error === undefined && req.complete && !socket.destroyed) {
       return keepOrigin(conn, keep.key, keep.snapshot, origin, idleTimeout);
     }
     giveUp(origin);
@@ -368,6 +370,10 @@ function relayMessage(
       if (content && codings !== undefined && (codings.length !== 1 || codings[0] !== 'chunked')) {
         return badGateway(`origin response in a transfer coding the gateway does not remove (${codings.join(', ').slice(0, 100)})`);
       }
+      // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing; the message is
+      // processed, then the connection closed. A hop between that reads it as HTTP/1.0 takes the
+      // body to the close: what follows on the connection would be framed two ways.
+      if (codings !== undefined && isHttp10(ores)) faulty = true;
       record.status = status;
       try {
         res.writeHead(status, reasonPhrase(ores.statusMessage), responseFields(status, ores.rawHeaders).flat());
