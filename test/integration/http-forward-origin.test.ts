@@ -862,3 +862,16 @@ test('a response that has no content (to a HEAD, a 304) is passed on whatever tr
   const notModified = await exchange(gw304, get(o304.port, '/', 'Connection: close\r\n'), t);
   assert.match(notModified, /^HTTP\/1\.1 304 [^]*ETag: "e"/, notModified);
 });
+
+test('an origin response with more than a thousand fields is judged by all of them: a coding named past the thousandth is still a 502, and the last field still reaches the client', async (t) => {
+  const many = Array.from({ length: 1100 }, (_, i) => `X-F${i}: v\r\n`).join('');
+  const { origin, gw } = await originBehindGateway(t, `HTTP/1.1 200 OK\r\n${many}Transfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`);
+  const got = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);
+  assert.match(got, /^HTTP\/1\.1 502 /, 'node dropped the fields past its count, the coding among them');
+  assert.doesNotMatch(got, /hello/);
+  const { origin: o2, gw: gw2 } = await originBehindGateway(t, `HTTP/1.1 200 OK\r\n${many}Connection: X-F3\r\nX-Last: 1\r\nContent-Length: 2\r\n\r\nok`);
+  const whole = await exchange(gw2, get(o2.port, '/', 'Connection: close\r\n'), t);
+  assert.match(whole, /^HTTP\/1\.1 200 /);
+  assert.match(whole, /\r\nX-F1099: v\r\nX-Last: 1\r\n/, 'every field passed on');
+  assert.doesNotMatch(whole, /\r\nX-F3: /, 'the field Connection names is removed');
+});

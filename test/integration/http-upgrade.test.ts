@@ -7,7 +7,7 @@ import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer as createHttpServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { startRecordingHttpServer, type RecordingHttpServer } from '../helpers/clients.js';
 import { closedWithin, startGateway, type TestGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
@@ -201,4 +201,20 @@ test('a WebSocket handshake passes the checks of any forwarded request: an expec
   assert.equal(good.res.statusCode, 101);
   good.socket?.destroy();
   assert.equal(await handshakesDone(), 1, 'the one request that logged in');
+});
+
+test('a WebSocket handshake refused with more than a thousand fields: the refusal reaches the client with every field, the one Connection names removed', async (t) => {
+  const many = Array.from({ length: 1100 }, (_, i) => `X-F${i}: v\r\n`).join('');
+  const server = createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => s.end(`HTTP/1.1 403 Forbidden\r\n${many}Connection: X-F3\r\nX-Last: 1\r\nContent-Length: 2\r\n\r\nno`));
+  });
+  const { port, close } = await listenTracked(server);
+  t.after(close);
+  const gw = await startGateway();
+  t.after(() => gw.close(), { timeout: 10_000 });
+  const got = await exchange(gw.port, `GET http://127.0.0.1:${port}/chat HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`, t);
+  assert.match(got, /^HTTP\/1\.1 403 /);
+  assert.match(got, /\r\nX-F1099: v\r\nX-Last: 1\r\n/, 'every field passed on');
+  assert.doesNotMatch(got, /\r\nX-F3: /, 'the field Connection names is removed');
 });

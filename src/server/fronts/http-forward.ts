@@ -312,6 +312,10 @@ function relayMessage(
   // all the same: told again, it frees the connection once the response ends (keep-alive on
   // both sides), as it does for an agent.
   if (keep) out.shouldKeepAlive = true;
+  // node's client keeps the first thousand fields of a response and drops the rest silently:
+  // a coding or a Connection field past them would go unchecked. The head is bounded in bytes
+  // (MAX_RESPONSE_HEAD), so every field of it is read.
+  out.maxHeadersCount = 0;
   // An upstream's stream comes paused (it keeps the bytes that came with its reply), and
   // node's client only listens for 'data': it would never see the response.
   out.once('socket', (s) => s.resume());

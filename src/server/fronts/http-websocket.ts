@@ -89,6 +89,8 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
   }
   // An upstream's stream comes paused (http-forward.ts).
   out.once('socket', (s: Socket) => s.resume());
+  // Every field of the answer is read, as for a forwarded request (http-forward.ts).
+  out.maxHeadersCount = 0;
   // The client leaving while the origin has not answered: the origin goes too.
   const leave = (): void => {
     record.error ??= 'client closed the connection';
