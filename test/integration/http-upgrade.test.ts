@@ -218,3 +218,20 @@ test('a WebSocket handshake refused with more than a thousand fields: the refusa
   assert.match(got, /\r\nX-F1099: v\r\nX-Last: 1\r\n/, 'every field passed on');
   assert.doesNotMatch(got, /\r\nX-F3: /, 'the field Connection names is removed');
 });
+
+test('a WebSocket handshake refused in a transfer coding besides chunked is a 502, not the coded bytes passed on as the content', async (t) => {
+  const server = createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => s.end('HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'));
+  });
+  const { port, close } = await listenTracked(server);
+  t.after(close);
+  const gw = await startGateway();
+  t.after(() => gw.close(), { timeout: 10_000 });
+  const got = await exchange(gw.port, `GET http://127.0.0.1:${port}/chat HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`, t);
+  assert.match(got, /^HTTP\/1\.1 502 /, got);
+  assert.doesNotMatch(got, /hello/);
+  const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${port}`);
+  assert.equal(line?.['status'], 502);
+  assert.match(String(line?.['error']), /transfer coding/);
+});

@@ -21,7 +21,7 @@ import { admitRequest, expectsContinue, faultyFraming, refusalContext } from './
 import { answer, noteRefusedLogin, OriginIdleError, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { answerAsFinal, hopsLeft, oneHopLess } from './http-max-forwards.js';
 import { keepOrigin, keptConnectionFailed, pathKey, replayable, takeOrigin } from './http-origin-slot.js';
-import { endToEnd, isHttp10, passInterim, reasonPhrase, responseFields, transferCodings, type AbsoluteTarget, type InformationEvent } from './http-message.js';
+import { codingNotRemoved, endToEnd, isHttp10, passInterim, reasonPhrase, responseFields, transferCodings, type AbsoluteTarget, type InformationEvent } from './http-message.js';
 import { giveUp } from '../../outbound/give-up.js';
 import { EMPTY } from '../../protocol/constants.js';
 
@@ -366,18 +366,12 @@ function relayMessage(
       const status = ores.statusCode ?? 0;
       // node's client takes statuses 000-099 that its server refuses to write (RFC 9110 §15: 100-599).
       if (status < 100 || status > 999) return badGateway(`origin answered status ${status}`);
-      // A coding besides chunked (gzip, chunked): node's client removes the chunked only, and the
-      // client would get the coded bytes as the content, its Transfer-Encoding being hop-by-hop.
-      // A response without content (to a HEAD, a 204, a 304) only names what a GET would get.
-      const codings = transferCodings(ores);
-      const content = req.method !== 'HEAD' && status !== 204 && status !== 304;
-      if (content && codings !== undefined && (codings.length !== 1 || codings[0] !== 'chunked')) {
-        return badGateway(`origin response in a transfer coding the gateway does not remove (${codings.join(', ').slice(0, 100)})`);
-      }
+      const coded = codingNotRemoved(ores, req.method);
+      if (coded !== undefined) return badGateway(coded);
       // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing; the message is
       // processed, then the connection closed. A hop between that reads it as HTTP/1.0 takes the
       // body to the close: what follows on the connection would be framed two ways.
-      if (codings !== undefined && isHttp10(ores)) faulty = true;
+      if (transferCodings(ores) !== undefined && isHttp10(ores)) faulty = true;
       record.status = status;
       try {
         res.writeHead(status, reasonPhrase(ores.statusMessage), responseFields(status, ores.rawHeaders).flat());

@@ -80,6 +80,20 @@ export function transferCodings(message: IncomingMessage): string[] | undefined 
 }
 
 /**
+ * Why a response cannot be passed on, or undefined: a coding besides chunked on content. node's
+ * client removes the chunked only, and the client would get the coded bytes as the content, its
+ * Transfer-Encoding being hop-by-hop. A response without content (to a HEAD, a 204, a 304) only
+ * names what a GET would get.
+ */
+export function codingNotRemoved(res: IncomingMessage, method: string | undefined): string | undefined {
+  const codings = transferCodings(res);
+  const status = res.statusCode ?? 0;
+  const content = method !== 'HEAD' && status !== 204 && status !== 304;
+  if (!content || codings === undefined || (codings.length === 1 && codings[0] === 'chunked')) return undefined;
+  return `origin response in a transfer coding the gateway does not remove (${codings.join(', ').slice(0, 100)})`;
+}
+
+/**
  * Raw header pairs minus hop-by-hop ones and those the Connection field names (RFC 9110 §7.6.1).
  * Content-Length stays whatever Connection says: it frames the message (RFC 9112 §6.2), and a
  * body sent on without it would reach the origin unframed, as requests of its own.

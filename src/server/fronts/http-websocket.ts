@@ -17,7 +17,7 @@ import type { Front } from '../request.js';
 import { admitRequest, refusalContext } from './http-admission.js';
 import { noteRefusedLogin, rawResponse, reasonOf, refuseRaw, statusOf } from './http-answer.js';
 import { MAX_RESPONSE_HEAD, ORIGIN_IDLE } from './http-forward.js';
-import { endToEnd, headText, reasonPhrase, responseFields, type AbsoluteTarget } from './http-message.js';
+import { codingNotRemoved, endToEnd, headText, reasonPhrase, responseFields, type AbsoluteTarget } from './http-message.js';
 import { giveUp } from '../../outbound/give-up.js';
 import { EMPTY } from '../../protocol/constants.js';
 
@@ -126,6 +126,12 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
       if (status < 100) {
         socket.destroy();
         return void failed(new Error(`origin answered status ${status}`));
+      }
+      // As for a forwarded request: coded content is not passed on as if it were plain.
+      const coded = codingNotRemoved(ores, 'GET');
+      if (coded !== undefined) {
+        socket.destroy();
+        return void failed(new Error(coded));
       }
       record.status = status;
       passOn(ores, client);
