@@ -875,3 +875,14 @@ test('an origin response with more than a thousand fields is judged by all of th
   assert.match(whole, /\r\nX-F1099: v\r\nX-Last: 1\r\n/, 'every field passed on');
   assert.doesNotMatch(whole, /\r\nX-F3: /, 'the field Connection names is removed');
 });
+
+for (const version of ['HTTP/2.0', 'HTTP/0.9']) {
+  test(`an origin answering with a status line in ${version} is a 502, not an HTTP/1.1 response made of it`, async (t) => {
+    const { origin, gw } = await originBehindGateway(t, `${version} 200 OK\r\nContent-Length: 2\r\n\r\nok`);
+    const answer = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);
+    assert.match(answer, /^HTTP\/1\.1 502 /, answer);
+    const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
+    assert.equal(line?.['status'], 502);
+    assert.match(String(line?.['error']), /version/);
+  });
+}

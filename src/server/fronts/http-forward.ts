@@ -366,6 +366,9 @@ function relayMessage(
       const status = ores.statusCode ?? 0;
       // node's client takes statuses 000-099 that its server refuses to write (RFC 9110 §15: 100-599).
       if (status < 100 || status > 999) return badGateway(`origin answered status ${status}`);
+      // node's parser takes any digit.digit (HTTP/2.0, HTTP/0.9): no HTTP/1.1 response, whose
+      // framing rules it would be read by (RFC 9112 §2.3); Squid reads such bytes as HTTP/0.9.
+      if (ores.httpVersionMajor !== 1) return badGateway(`origin answered in version ${ores.httpVersion.slice(0, 10)}`);
       const coded = codingNotRemoved(ores, req.method);
       if (coded !== undefined) return badGateway(coded);
       // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing; the message is
