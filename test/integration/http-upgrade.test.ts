@@ -235,3 +235,19 @@ test('a WebSocket handshake refused in a transfer coding besides chunked is a 50
   assert.equal(line?.['status'], 502);
   assert.match(String(line?.['error']), /transfer coding/);
 });
+
+test('a WebSocket handshake answered with a status line in HTTP/2.0 is a 502, not an HTTP/1.1 answer made of it', async (t) => {
+  const server = createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => s.end('HTTP/2.0 403 Forbidden\r\nContent-Length: 2\r\n\r\nno'));
+  });
+  const { port, close } = await listenTracked(server);
+  t.after(close);
+  const gw = await startGateway();
+  t.after(() => gw.close(), { timeout: 10_000 });
+  const got = await exchange(gw.port, `GET http://127.0.0.1:${port}/chat HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`, t);
+  assert.match(got, /^HTTP\/1\.1 502 /, got);
+  const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${port}`);
+  assert.equal(line?.['status'], 502);
+  assert.match(String(line?.['error']), /version/);
+});

@@ -127,6 +127,11 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
         socket.destroy();
         return void failed(new Error(`origin answered status ${status}`));
       }
+      // Any digit.digit parses (HTTP/2.0): no HTTP/1.1 answer, as for a forwarded request.
+      if (ores.httpVersionMajor !== 1) {
+        socket.destroy();
+        return void failed(new Error(`origin answered in version ${ores.httpVersion.slice(0, 10)}`));
+      }
       // As for a forwarded request: coded content is not passed on as if it were plain.
       const coded = codingNotRemoved(ores, 'GET');
       if (coded !== undefined) {
