@@ -886,3 +886,15 @@ for (const version of ['HTTP/2.0', 'HTTP/0.9']) {
     assert.match(String(line?.['error']), /version/);
   });
 }
+
+for (const [what, answer] of [
+  ['a head that does not parse (a folded field)', 'HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 2\r\n\r\nok'],
+  ['a body that does not parse (an invalid chunk size)', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nok\r\n0\r\n\r\n'],
+] as const) {
+  test(`an origin answering ${what} on a direct route: the 502 says the origin's response did not parse, not "upstream failure"`, async (t) => {
+    const { origin, gw } = await originBehindGateway(t, answer);
+    const got = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);
+    assert.match(got, /^HTTP\/1\.1 502 /);
+    assert.match(got, /\r\n\r\nbad gateway: origin response did not parse \(HPE_[A-Z_]+\)/, got);
+  });
+}

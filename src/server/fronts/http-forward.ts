@@ -413,7 +413,7 @@ function relayMessage(
         record.status = statusOf(err);
         record.rep = toRep(err);
         const client = res.socket;
-        if (client && !client.destroyed) closeClient(client, rawResponse(record.status, reasonOf(err)));
+        if (client && !client.destroyed) closeClient(client, rawResponse(record.status, whyFailed(err)));
         else res.destroy();
       } else {
         // Cut in the middle of the body: only the end of the connection can say so. Without a
@@ -434,7 +434,7 @@ function relayMessage(
       if (res.socket === null || res.socket.destroyed) return res.destroy();
       record.status = statusOf(err);
       record.rep = toRep(err);
-      answer(res, record.status, reasonOf(err));
+      answer(res, record.status, whyFailed(err));
     });
     // Closed with no response and no error: node's client does this on a 101 it did not
     // ask for (it hands the socket to nobody). The client is not left waiting.
@@ -472,6 +472,16 @@ function relayMessage(
       resolve();
     });
   });
+}
+
+/**
+ * What the client is told of a failure on the origin's connection: a response node's parser
+ * refused (HPE_*) is the origin's doing, which on a direct route no "upstream failure" explains.
+ */
+function whyFailed(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (code === 'HPE_HEADER_OVERFLOW') return 'bad gateway: origin response head too large';
+  return code.startsWith('HPE_') ? `bad gateway: origin response did not parse (${code.slice(0, 40)})` : reasonOf(err);
 }
 
 /** An origin silent for idle_timeout: 504, as a connect that timed out. */
