@@ -203,51 +203,41 @@ test('a WebSocket handshake passes the checks of any forwarded request: an expec
   assert.equal(await handshakesDone(), 1, 'the one request that logged in');
 });
 
-test('a WebSocket handshake refused with more than a thousand fields: the refusal reaches the client with every field, the one Connection names removed', async (t) => {
-  const many = Array.from({ length: 1100 }, (_, i) => `X-F${i}: v\r\n`).join('');
+/**
+ * A WebSocket handshake through a fresh gateway to a raw origin that answers it `answer` and
+ * closes: what the client got, and the handshake's access-log line.
+ */
+async function handshakeAnswered(t: TestContext, answer: string): Promise<{ got: string; line: Record<string, unknown> | undefined }> {
   const server = createServer((s) => {
     s.on('error', () => {});
-    s.once('data', () => s.end(`HTTP/1.1 403 Forbidden\r\n${many}Connection: X-F3\r\nX-Last: 1\r\nContent-Length: 2\r\n\r\nno`));
+    s.once('data', () => s.end(answer, 'latin1'));
   });
   const { port, close } = await listenTracked(server);
   t.after(close);
   const gw = await startGateway();
   t.after(() => gw.close(), { timeout: 10_000 });
-  const got = await exchange(gw.port, `GET http://127.0.0.1:${port}/chat HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`, t);
+  const key = 'dGhlIHNhbXBsZSBub25jZQ==';
+  const got = await exchange(gw.port, `GET http://127.0.0.1:${port}/chat HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\n`, t);
+  return { got, line: await gw.accessLog((l) => l['dest'] === `127.0.0.1:${port}`) };
+}
+
+test('a WebSocket handshake refused with more than a thousand fields: the refusal reaches the client with every field, the one Connection names removed', async (t) => {
+  const many = Array.from({ length: 1100 }, (_, i) => `X-F${i}: v\r\n`).join('');
+  const { got } = await handshakeAnswered(t, `HTTP/1.1 403 Forbidden\r\n${many}Connection: X-F3\r\nX-Last: 1\r\nContent-Length: 2\r\n\r\nno`);
   assert.match(got, /^HTTP\/1\.1 403 /);
   assert.match(got, /\r\nX-F1099: v\r\nX-Last: 1\r\n/, 'every field passed on');
   assert.doesNotMatch(got, /\r\nX-F3: /, 'the field Connection names is removed');
 });
 
-test('a WebSocket handshake refused in a transfer coding besides chunked is a 502, not the coded bytes passed on as the content', async (t) => {
-  const server = createServer((s) => {
-    s.on('error', () => {});
-    s.once('data', () => s.end('HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'));
+for (const [what, answer, why] of [
+  ['in a transfer coding besides chunked', 'HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n', /transfer coding/],
+  ['with a status line in HTTP/2.0', 'HTTP/2.0 403 Forbidden\r\nContent-Length: 5\r\n\r\nhello', /version/],
+] as const) {
+  test(`a WebSocket handshake refused ${what} is a 502, not the origin's bytes passed on as an HTTP/1.1 answer`, async (t) => {
+    const { got, line } = await handshakeAnswered(t, answer);
+    assert.match(got, /^HTTP\/1\.1 502 /, got);
+    assert.doesNotMatch(got, /hello/);
+    assert.equal(line?.['status'], 502);
+    assert.match(String(line?.['error']), why);
   });
-  const { port, close } = await listenTracked(server);
-  t.after(close);
-  const gw = await startGateway();
-  t.after(() => gw.close(), { timeout: 10_000 });
-  const got = await exchange(gw.port, `GET http://127.0.0.1:${port}/chat HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`, t);
-  assert.match(got, /^HTTP\/1\.1 502 /, got);
-  assert.doesNotMatch(got, /hello/);
-  const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${port}`);
-  assert.equal(line?.['status'], 502);
-  assert.match(String(line?.['error']), /transfer coding/);
-});
-
-test('a WebSocket handshake answered with a status line in HTTP/2.0 is a 502, not an HTTP/1.1 answer made of it', async (t) => {
-  const server = createServer((s) => {
-    s.on('error', () => {});
-    s.once('data', () => s.end('HTTP/2.0 403 Forbidden\r\nContent-Length: 2\r\n\r\nno'));
-  });
-  const { port, close } = await listenTracked(server);
-  t.after(close);
-  const gw = await startGateway();
-  t.after(() => gw.close(), { timeout: 10_000 });
-  const got = await exchange(gw.port, `GET http://127.0.0.1:${port}/chat HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`, t);
-  assert.match(got, /^HTTP\/1\.1 502 /, got);
-  const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${port}`);
-  assert.equal(line?.['status'], 502);
-  assert.match(String(line?.['error']), /version/);
-});
+}
