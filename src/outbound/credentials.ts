@@ -83,3 +83,20 @@ export class CredentialsTooLongError extends GatewayError {
     super('GW_ERR_CREDENTIALS_TOO_LONG', `upstream "${upstream}": ${field} longer than the 255 bytes ${carrier}`, Rep.GENERAL_FAILURE);
   }
 }
+
+/**
+ * Whether `text`, which a proxy wrote (a reason phrase, an `X-Squid-Error`), repeats the
+ * password we sent it: as is, read as latin1 bytes, percent-encoded, or inside the Basic
+ * token. Such text goes to the log only as withheld.
+ */
+export function repeatsSecret(text: string, c: Credentials): boolean {
+  if (!c.password) return false;
+  const forms = [
+    c.password,
+    Buffer.from(c.password, 'utf8').toString('latin1'),
+    encodeURIComponent(c.password),
+    Buffer.from(c.password, 'utf8').toString('base64').replace(/=+$/, ''),
+    Buffer.from(`${c.username ?? ''}:${c.password}`, 'utf8').toString('base64').replace(/=+$/, ''),
+  ];
+  return forms.some((form) => text.includes(form));
+}

@@ -9,7 +9,7 @@ import { isIP, isIPv6, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { HttpUpstreamConfig } from '../config/types.js';
 import { GatewayError, Rep } from '../errors.js';
-import type { Credentials } from './credentials.js';
+import { repeatsSecret, type Credentials } from './credentials.js';
 import { guardErrors } from './early-data.js';
 import { fromHttpError, HttpProxyRefusal, notAnHttpAnswer } from './http-errors.js';
 import { createProxyOutbound, resolveHere, type Established, type HandshakeRun, type ProxyDeps } from './proxy-outbound.js';
@@ -96,6 +96,9 @@ function startTls(socket: Socket, cfg: HttpUpstreamConfig, ca: Buffer | undefine
   });
 }
 
+/** What the log gets instead of a proxy's words that repeat our password. */
+const WITHHELD = '(withheld: it repeats the credentials sent)';
+
 /** Interim responses read past before the final one; more than this many is not a proxy we can use. */
 const MAX_INTERIM = 8;
 
@@ -148,7 +151,7 @@ function connectThrough(stream: Socket, to: Destination, run: HandshakeRun, tls:
         // The HTTP client no longer listens for 'error', and until the relay does a reset must not crash us.
         guardErrors(socket);
         try {
-          resolve(finalAnswer(res, socket, head));
+          resolve(finalAnswer(res, socket, head, run.credentials));
         } catch (err) {
           reject(err);
         }
@@ -165,12 +168,14 @@ function connectThrough(stream: Socket, to: Destination, run: HandshakeRun, tls:
 }
 
 /** The tunnel at a 2xx; otherwise the stream is closed and the refusal thrown, read off the head (never a body). */
-function finalAnswer(res: IncomingMessage, socket: Socket, head: Buffer): Established {
+function finalAnswer(res: IncomingMessage, socket: Socket, head: Buffer, sent: Credentials): Established {
   const status = res.statusCode;
   if (status === undefined || status < 200 || status > 299) {
     socket.destroy();
     const squid = res.headers['x-squid-error'];
-    throw new HttpProxyRefusal(status ?? 0, res.statusMessage ?? '', typeof squid === 'string' ? squid : undefined);
+    // A proxy may repeat what we sent it (a 407 quoting the credentials): that never reaches the log.
+    const shown = (text: string): string => (repeatsSecret(text, sent) ? WITHHELD : text);
+    throw new HttpProxyRefusal(status ?? 0, shown(res.statusMessage ?? ''), typeof squid === 'string' ? shown(squid) : undefined);
   }
   // Bytes the destination sent right after the proxy's 200 came in the same read: the client gets them first.
   return { socket, head: head.length > 0 ? head : undefined };

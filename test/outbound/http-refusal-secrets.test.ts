@@ -1,0 +1,53 @@
+import { test } from '../helpers/test.js';
+import assert from 'node:assert/strict';
+import { createServer, type Socket } from 'node:net';
+import { pino } from 'pino';
+import { createResolver } from '../../src/dns/resolver.js';
+import { createHttpOutbound } from '../../src/outbound/http.js';
+import type { OutboundContext } from '../../src/outbound/types.js';
+import { listenTracked } from '../helpers/servers.js';
+
+const log = pino({ level: 'silent' });
+const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
+const ctx = (): OutboundContext => ({ signal: new AbortController().signal, log, sessionKey: 'k' });
+
+const USER = 'gw';
+const PASSWORD = 'S3cr:et@ü';
+const TOKEN = Buffer.from(`${USER}:${PASSWORD}`, 'utf8').toString('base64');
+
+/** A proxy that refuses CONNECT with a reason phrase and X-Squid-Error repeating what it got. */
+async function startEchoingRefuser(echo: (got: string) => string): Promise<{ port: number; close(): Promise<void> }> {
+  const srv = createServer((s: Socket) => {
+    let got = '';
+    s.on('error', () => {});
+    s.on('data', (b: Buffer) => {
+      got += b.toString('latin1');
+      if (!got.includes('\r\n\r\n')) return;
+      const said = echo(got);
+      s.end(`HTTP/1.1 407 bad credentials ${said}\r\nX-Squid-Error: ERR_CACHE_ACCESS_DENIED ${said}\r\nContent-Length: 0\r\n\r\n`, 'latin1');
+    });
+  });
+  return listenTracked(srv, '127.0.0.1');
+}
+
+test('an HTTP proxy whose refusal repeats our credentials: the error keeps the status but never the password or its Basic token', async (t) => {
+  const echoes: [string, (got: string) => string][] = [
+    ['the Basic token', (got) => /proxy-authorization: basic (\S+)/i.exec(got)?.[1] ?? 'none'],
+    ['the decoded pair', () => Buffer.from(`${USER}:${PASSWORD}`, 'utf8').toString('latin1')],
+    ['the password percent-encoded', () => encodeURIComponent(PASSWORD)],
+  ];
+  for (const [what, echo] of echoes) {
+    const proxy = await startEchoingRefuser(echo);
+    t.after(() => proxy.close());
+    const out = createHttpOutbound('corp', { type: 'http', tls: false, remote_dns: true, host: '127.0.0.1', port: proxy.port, username: USER, password: PASSWORD }, { dns, connectTimeout: 2_000 });
+    const err = await out.connect({ host: '127.0.0.1', port: 9 }, ctx()).then(
+      () => assert.fail('a 407 opened a tunnel'),
+      (e: unknown) => e as Error,
+    );
+    const text = `${err.message} ${String((err.cause as Error | undefined)?.message)}`;
+    assert.match(err.message, /answered CONNECT with 407/, what);
+    for (const secret of [TOKEN, PASSWORD, Buffer.from(PASSWORD, 'utf8').toString('latin1'), encodeURIComponent(PASSWORD)]) {
+      assert.ok(!text.includes(secret), `${what}: ${text}`);
+    }
+  }
+});
