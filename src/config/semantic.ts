@@ -3,7 +3,7 @@
 
 import { isIP } from 'node:net';
 import { DURATION_PATTERN, MAX_TIMER_MS, parseDuration } from './duration.js';
-import { dialHostProblem, isLoopback, parseHostPort } from './net.js';
+import { dialHostProblem, isLoopback, parseHostPort, withoutCredentials } from './net.js';
 import { HASH_SHAPE, parsePasswordHash } from './password-hash.js';
 import { parseRate, RATE_PATTERN } from './rate.js';
 import { parseCidr } from './cidr.js';
@@ -264,7 +264,8 @@ function checkDns(root: Obj, out: Issue[]): void {
     // whole process (a native assertion) on port 0.
     const hp = parseHostPort(text);
     if (!hp || isIP(hp.host) === 0) {
-      out.push(problem(['dns', 'servers', i], `"${text}" is not an IP address with an optional port 1-65535 ("1.1.1.1", "127.0.0.1:5353", "[::1]:53")`));
+      // A DoH URL or a proxy-list line pasted here may carry a password: the message leaves it out.
+      out.push(problem(['dns', 'servers', i], `"${withoutCredentials(text)}" is not an IP address with an optional port 1-65535 ("1.1.1.1", "127.0.0.1:5353", "[::1]:53")`));
     }
   });
   for (const [name, ip] of entries(dns['hosts'])) {

@@ -116,3 +116,12 @@ default: a
   assert.match(issues[1]!, /^cfg\.yaml:3:28: upstreams\.b\.host: "socks5:\/\/proxy\.example:…": /);
   assert.ok(!issues.some((i) => i.includes('CRET')), issues.join('\n'));
 });
+
+test('a dns server pasted as a URL or list line with credentials is refused where it is written, without the password', () => {
+  const issues = issuesOf(`dns:
+  servers: ["https://user:SECRET@doh.example/dns-query", "user:SECRET@127.0.0.1:53", "127.0.0.1:53:user:SECRET"]
+`);
+  assert.equal(issues.length, 3, issues.join('\n'));
+  for (const [i, issue] of issues.entries()) assert.match(issue, new RegExp(`^cfg\\.yaml:2:\\d+: dns\\.servers\\[${i}\\]: .* is not an IP address with an optional port`));
+  assert.ok(!issues.some((i) => i.includes('SECRET')), issues.join('\n'));
+});
