@@ -145,7 +145,7 @@ function toJS(doc: Document, source: string, locator: SourceLocator): unknown {
         return visit.BREAK;
       },
     });
-    throw new ConfigError([`${source}:${locator.position(at)}: ${firstLine(err instanceof Error ? err.message : String(err))}`]);
+    throw new ConfigError([`${source}:${locator.position(at)}: ${conversionMessage(err)}`]);
   }
 }
 
@@ -190,7 +190,17 @@ function sortedLines(issues: readonly Issue[], locator: SourceLocator): string[]
 /** yaml's own words, except where they name its API instead of the fix. */
 function syntaxMessage(e: YAMLError): string {
   if (e.code === 'MULTIPLE_DOCS') return 'a second document starts here, and a config file is one YAML document: merge the two, or remove this one';
+  // yaml quotes up to 8 characters after the backslash, which in a password are the password's own.
+  if (e.code === 'BAD_DQ_ESCAPE') return 'invalid escape sequence in a double-quoted string: write \\\\ for a backslash, or use single quotes';
+  // yaml quotes the whole header, which is an unquoted value's own text (a password starting with > or |).
+  if (e.message.startsWith('Block scalar header includes extra characters')) return 'a block scalar header (| or >) takes only an indentation digit and + or -: quote a value that starts with | or >';
   return firstLine(e.message);
+}
+
+/** An alias's name is an unquoted value's own text (a password starting with *): not quoted back. */
+function conversionMessage(err: unknown): string {
+  if (err instanceof ReferenceError && err.message.startsWith('Unresolved alias')) return 'an alias (*NAME) names no anchor set before it: quote a value that starts with *';
+  return firstLine(err instanceof Error ? err.message : String(err));
 }
 
 function firstLine(message: string): string {

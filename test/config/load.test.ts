@@ -155,6 +155,23 @@ test('a second YAML document is an error at its "---" that says what to do, not 
   assert.doesNotMatch(issues[0]!, /parseAllDocuments/);
 });
 
+test('a bad escape in a double-quoted password is an error at its place that quotes none of the password', () => {
+  const issues = issuesOf('auth:\n  users:\n    - { username: a, password: "ab\\uSECRxyz" }\n    - { username: b, password: "cd\\U12SECRETxy" }\n    - { username: c, password: "ef\\xSEcret" }\n');
+  assert.equal(issues.length, 3, issues.join('\n'));
+  for (const [i, issue] of issues.entries()) assert.match(issue, new RegExp(`^cfg\\.yaml:${i + 3}:\\d+: invalid escape sequence`), issue);
+  assert.ok(!issues.some((i) => /SEC|ecret/.test(i)), issues.join('\n'));
+});
+
+test('an unquoted password that YAML reads as a block scalar header or an alias is an error that does not quote it', () => {
+  for (const [value, said] of [['>BlockSecret', /block scalar/], ['|BlockSecret', /block scalar/], ['*AliasSecret', /alias/]] as const) {
+    const issues = issuesOf(`auth:\n  users:\n    - username: a\n      password: ${value}\n`);
+    assert.equal(issues.length, 1, issues.join('\n'));
+    assert.match(issues[0]!, /^cfg\.yaml:4:\d+: /);
+    assert.match(issues[0]!, said);
+    assert.doesNotMatch(issues[0]!, /Secret/);
+  }
+});
+
 test('schema violations point at the offending key or value', () => {
   const issues = issuesOf(
     `listen:
