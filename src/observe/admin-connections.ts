@@ -1,8 +1,9 @@
 // Who may hold the admin listener's connections. A fixed cap alone let one client that opened
 // as many idle connections as the cap lock out every probe and scrape; as nginx's limit_conn
 // and Squid's client_ip_max_connections do, one address gets a share well below the total,
-// and when the listener is full a new connection takes the place of an idle one of the
-// address holding the most, as Envoy's overload manager drops idle connections first.
+// its next connection takes the place of its own oldest idle one (on a loopback listener
+// every client shares 127.0.0.1), and when the listener is full a new connection takes the
+// place of an idle one of the address holding the most, as Envoy's overload manager drops idle connections first.
 
 import type { Socket } from 'node:net';
 import { unmapped } from '../protocol/address.js';
@@ -10,7 +11,7 @@ import { unmapped } from '../protocol/address.js';
 export interface AdminConnectionLimits {
   /** Connections open at once: beyond it a new one replaces an idle one, or is dropped when none is idle. */
   total: number;
-  /** Connections one client address may hold: beyond it a new one is dropped. */
+  /** Connections one client address may hold: beyond it a new one replaces its oldest idle one, or is dropped when none is idle. */
   perSource: number;
 }
 
@@ -29,7 +30,11 @@ export class AdminConnections {
   /** Takes a new connection in, or destroys it; false when it was refused. */
   admit(socket: Socket): boolean {
     const source = unmapped(socket.remoteAddress ?? '');
-    if ((this.#bySource.get(source)?.size ?? 0) >= this.#limits.perSource || (this.#open >= this.#limits.total && !this.#evictIdle())) {
+    // At its share, an address's new connection takes the place of its own oldest idle one: on a
+    // loopback listener every client (the prober, the scraper, anyone else) is 127.0.0.1.
+    const own = this.#bySource.get(source);
+    const atShare = (own?.size ?? 0) >= this.#limits.perSource;
+    if ((atShare && !this.#evictIdleOf(source, own!)) || (!atShare && this.#open >= this.#limits.total && !this.#evictIdle())) {
       socket.destroy();
       return false;
     }
@@ -62,14 +67,17 @@ export class AdminConnections {
    */
   #evictIdle(): boolean {
     const sources = [...this.#bySource].sort(([, a], [, b]) => b.size - a.size);
-    for (const [sourceOf, set] of sources) {
-      for (const s of set) {
-        if (this.#busy.has(s)) continue;
-        // Counted out now: the new connection takes its place before this one's 'close' comes.
-        this.#forget(sourceOf, s);
-        s.destroy();
-        return true;
-      }
+    return sources.some(([sourceOf, set]) => this.#evictIdleOf(sourceOf, set));
+  }
+
+  /** Closes the oldest idle connection of `source`; false when each of them is serving a request. */
+  #evictIdleOf(source: string, set: Set<Socket>): boolean {
+    for (const s of set) {
+      if (this.#busy.has(s)) continue;
+      // Counted out now: the new connection takes its place before this one's 'close' comes.
+      this.#forget(source, s);
+      s.destroy();
+      return true;
     }
     return false;
   }

@@ -41,8 +41,8 @@ const PAGE_HEADERS = {
 /**
  * Bounds for whoever can connect: a few scrapers, probes and browser tabs need far fewer
  * connections, and beyond them new ones are dropped rather than taking the descriptors the
- * proxy listeners need; one address gets an eighth, and when the listener is full a new
- * connection replaces an idle one (admin-connections.ts), so idle connections held open
+ * proxy listeners need; one address gets an eighth (its next one replaces its own oldest idle one), and when the
+ * listener is full a new connection replaces an idle one (admin-connections.ts), so idle connections held open
  * cannot lock out a probe. A request is a line, a few headers and at most a 16 KiB body.
  */
 const CONNECTION_LIMITS = { total: 256, perSource: 32 } as const;

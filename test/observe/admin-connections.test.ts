@@ -89,7 +89,28 @@ test('one address holding 300 idle connections keeps 32 of them, and /healthz fr
   assert.ok(open.length >= 32, `the first 32 stay (${open.length})`);
   assert.equal(await healthz(port), 200);
   assert.equal(await healthz(port, '127.0.0.3'), 200);
-  assert.notEqual(await healthz(port, '127.0.0.2'), 200, 'that address\'s own 33rd connection is dropped');
+  assert.equal(await healthz(port, '127.0.0.2'), 200, 'that address\'s own 33rd connection replaces its oldest idle one');
+  assert.ok((await settled(server, 32)) <= 32, 'and the address still holds 32 at most');
+});
+
+test('on a loopback listener every client is 127.0.0.1: one holding 32 idle connections keeps no probe out, and a request being answered is never cut', async (t) => {
+  const { source, release, asked } = heldSource();
+  t.after(release);
+  const server = await startAdmin(LISTEN, source);
+  t.after(() => server.close());
+  const port = (server.address() as AddressInfo).port;
+  const busy = await connectFrom(t, port, '127.0.0.1');
+  busy.socket.write('GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+  for (let waited = 0; waited < 5_000 && asked() < 1; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  const idle: Held[] = [];
+  for (let i = 0; i < 31; i++) idle.push(await connectFrom(t, port, '127.0.0.1'));
+  assert.equal(await settled(server, 32), 32);
+  assert.equal(await healthz(port, '127.0.0.1'), 200, 'the probe gets in');
+  assert.notEqual(await within(idle[0]!.closed, 3_000), 'still open', 'the oldest idle connection of that address made room');
+  assert.equal(busy.socket.destroyed, false, 'the connection waiting on its answer stays');
+  release();
+  const [answer] = (await once(busy.socket, 'data')) as [Buffer];
+  assert.match(answer.toString('latin1'), /^HTTP\/1\.1 200 /);
 });
 
 test('a full listener: a new connection replaces the oldest idle one of the address holding the most; a request being answered is never cut', async (t) => {
