@@ -156,13 +156,16 @@ export function parseTags(text: string, shown: () => string): Tags {
  * The text without anything that may be a password, for error messages. In a URL the user
  * info runs to the last "@" (a raw "@", "/" or "#" may sit in the password); a URL without
  * "@" whose port is not a number may be `user:pass` cut short. Text that is not a URL at all
- * may be a proxy-list line (`host:port:user:pass`, `user:pass@host:port`): only its first field.
+ * may be a proxy-list line (`host:port:user:pass`, `user:pass@host:port`, or `host,port,user,pass`
+ * with , ; or |): only its first field.
  */
 export function redact(text: string): string {
   const url = /^([a-z][a-z0-9+.-]*:\/\/)(.*)$/is.exec(text);
   if (!url) {
-    const cut = text.search(/[:@]/);
-    return cut === -1 ? text : `${text.slice(0, cut)}:…`;
+    // Lines exported from a spreadsheet or a provider's panel separate with , ; or | instead.
+    const cut = text.search(/[:@,;|]/);
+    if (cut === -1) return text;
+    return `${text.slice(0, cut)}${/[:@]/.test(text[cut]!) ? ':' : text[cut]}…`;
   }
   const scheme = url[1]!;
   const rest = url[2]!;

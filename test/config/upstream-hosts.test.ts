@@ -125,3 +125,13 @@ test('a dns server pasted as a URL or list line with credentials is refused wher
   for (const [i, issue] of issues.entries()) assert.match(issue, new RegExp(`^cfg\\.yaml:2:\\d+: dns\\.servers\\[${i}\\]: .* is not an IP address with an optional port`));
   assert.ok(!issues.some((i) => i.includes('SECRET')), issues.join('\n'));
 });
+
+test('a pool member written as a comma-, semicolon- or bar-separated list line is refused without its password', () => {
+  const issues = issuesOf(`upstreams:
+  p: { type: pool, members: ["10.0.0.1,1080,user,SECRET", "10.0.0.1;1080;user;SECRET", "10.0.0.1|1080|user|SECRET"] }
+default: p
+`);
+  assert.equal(issues.length, 3, issues.join('\n'));
+  for (const [i, issue] of issues.entries()) assert.match(issue, new RegExp(`^cfg\\.yaml:2:\\d+: upstreams\\.p\\.members\\[${i}\\]: "10\\.0\\.0\\.1.…" names no upstream`), issue);
+  assert.ok(!issues.some((i) => i.includes('SECRET')), issues.join('\n'));
+});

@@ -92,6 +92,10 @@ test('members_file: bad lines say where and why, and never quote a password', ()
     ['10.0.0.1:1080:user:SECRET trailing', 27, /unexpected text after the member 10\.0\.0\.1:1080/],
     ['socks5://user:SEC/RET@10.0.0.1:1080', 1, /percent-encoded/],
     ['ftp://user:SECRET@10.0.0.1:21', 1, /unsupported scheme/],
+    // Exports from a spreadsheet or a provider's panel: other separators than ":".
+    ['10.0.0.1,1080,user,SECRET', 1, /expected host:port.*got 10\.0\.0\.1,…/],
+    ['10.0.0.1;1080;user;SECRET', 1, /expected host:port.*got 10\.0\.0\.1;…/],
+    ['10.0.0.1|1080|user|SECRET', 1, /expected host:port.*got 10\.0\.0\.1\|…/],
   ];
   for (const [line, col, re] of bad) {
     const e = parseMemberLine(line, 'socks5');
