@@ -87,7 +87,8 @@ export class CredentialsTooLongError extends GatewayError {
 /**
  * Whether `text`, which a proxy wrote (a reason phrase, an `X-Squid-Error`), repeats the
  * password we sent it: as is, read as latin1 bytes, percent-encoded, or inside the Basic
- * token. Such text goes to the log only as withheld.
+ * token (a form of a few characters only as a word of its own). Such text goes to the log
+ * only as withheld.
  */
 export function repeatsSecret(text: string, c: Credentials): boolean {
   if (!c.password) return false;
@@ -98,5 +99,21 @@ export function repeatsSecret(text: string, c: Credentials): boolean {
     Buffer.from(c.password, 'utf8').toString('base64').replace(/=+$/, ''),
     Buffer.from(`${c.username ?? ''}:${c.password}`, 'utf8').toString('base64').replace(/=+$/, ''),
   ];
-  return forms.some((form) => text.includes(form));
+  return forms.some((form) => (form.length >= WHOLE_WORD_BELOW ? text.includes(form) : asWord(text, form)));
+}
+
+/**
+ * A form shorter than this is found inside ordinary words ("x" in "Proxy"): it counts only
+ * where it is not part of a longer word, or every refusal of such a user would be withheld.
+ */
+const WHOLE_WORD_BELOW = 4;
+const WORD_CHAR = /[\p{L}\p{N}]/u;
+
+/** Whether `form` occurs in `text` with no letter or digit glued to either side of it. */
+function asWord(text: string, form: string): boolean {
+  const glued = (i: number, edge: string): boolean => i >= 0 && i < text.length && WORD_CHAR.test(text[i]!) && WORD_CHAR.test(edge);
+  for (let at = text.indexOf(form); at !== -1; at = text.indexOf(form, at + 1)) {
+    if (!glued(at - 1, form[0]!) && !glued(at + form.length, form.at(-1)!)) return true;
+  }
+  return false;
 }

@@ -51,3 +51,28 @@ test('an HTTP proxy whose refusal repeats our credentials: the error keeps the s
     }
   }
 });
+
+test('a short password is not found inside ordinary words: a proxy\'s own refusal text is logged as it was written', async (t) => {
+  // A one-character password is in almost any text ("x" in "Proxy"); the whole phrase was withheld.
+  for (const [username, password] of [[USER, 'x'], [undefined, 'x'], ['', 'e']] as const) {
+    const proxy = await startEchoingRefuser(() => 'Proxy Authentication Required');
+    t.after(() => proxy.close());
+    const out = createHttpOutbound('corp', { type: 'http', tls: false, remote_dns: true, host: '127.0.0.1', port: proxy.port, username, password }, { dns, connectTimeout: 2_000 });
+    const err = await out.connect({ host: '127.0.0.1', port: 9 }, ctx()).then(
+      () => assert.fail('a 407 opened a tunnel'),
+      (e: unknown) => e as Error,
+    );
+    assert.equal(err.message.includes('bad credentials Proxy Authentication Required'), true, `${String(username)}/${password}: ${err.message}`);
+  }
+});
+
+test('a short password repeated as a word of its own is still withheld', async (t) => {
+  const proxy = await startEchoingRefuser(() => 'for gw:x');
+  t.after(() => proxy.close());
+  const out = createHttpOutbound('corp', { type: 'http', tls: false, remote_dns: true, host: '127.0.0.1', port: proxy.port, username: USER, password: 'x' }, { dns, connectTimeout: 2_000 });
+  const err = await out.connect({ host: '127.0.0.1', port: 9 }, ctx()).then(
+    () => assert.fail('a 407 opened a tunnel'),
+    (e: unknown) => e as Error,
+  );
+  assert.match(err.message, /answered CONNECT with 407 \(withheld/);
+});
