@@ -84,7 +84,8 @@ export function memberOf(parts: MemberParts, shown: () => string): MemberUrl {
   const { scheme } = parts;
   if (!parts.host) throw new Error(`no host in ${shown()}`);
   const badHost = dialHostProblem(parts.host);
-  if (badHost !== undefined) throw new MemberHostError(`bad host in ${shown()}: ${badHost}`);
+  // The URL parser takes a list line behind a scheme (socks5://host,port,user,pass) for a host: not quoted.
+  if (badHost !== undefined) throw new MemberHostError(`bad host in ${shown()}${LIST_SEPARATOR.test(parts.host) ? '' : `: ${badHost}`}`);
   const host = canonicalIPv6(parts.host);
   const port = parts.port ?? defaultPort(scheme);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`bad port in ${shown()}`);
@@ -152,6 +153,9 @@ export function parseTags(text: string, shown: () => string): Tags {
   return tags;
 }
 
+/** What separates a proxy-list line's fields in an export from a spreadsheet or a provider's panel. */
+const LIST_SEPARATOR = /[,;|]/;
+
 /**
  * The text without anything that may be a password, for error messages. In a URL the user
  * info runs to the last "@" (a raw "@", "/" or "#" may sit in the password); a URL without
@@ -175,6 +179,8 @@ export function redact(text: string): string {
     return colon === -1 || colon > at ? text : `${scheme}${rest.slice(0, colon)}@${rest.slice(at + 1)}`;
   }
   const end = rest.search(/[/?#]|$/);
-  if (/^(?:\[[^\]]*\]|[^:]*)(?::\d*)?$/.test(rest.slice(0, end))) return text;
-  return `${scheme}${rest.slice(0, rest.indexOf(':'))}:…`;
+  // A list line behind a scheme (socks5://host,port,user,pass) is no host:port: its first field only.
+  if (/^(?:\[[^\]]*\]|[^:,;|]*)(?::\d*)?$/.test(rest.slice(0, end))) return text;
+  const cut = rest.search(/[:,;|]/);
+  return `${scheme}${rest.slice(0, cut)}${rest[cut] === ':' ? ':' : rest[cut]}…`;
 }

@@ -135,3 +135,13 @@ default: p
   for (const [i, issue] of issues.entries()) assert.match(issue, new RegExp(`^cfg\\.yaml:2:\\d+: upstreams\\.p\\.members\\[${i}\\]: "10\\.0\\.0\\.1.…" names no upstream`), issue);
   assert.ok(!issues.some((i) => i.includes('SECRET')), issues.join('\n'));
 });
+
+test('a list line written behind a scheme (socks5://host,port,user,pass) is refused without its password', () => {
+  const issues = issuesOf(`upstreams:
+  p: { type: pool, members: ["socks5://10.0.0.1,1080,user,SECRET", "http://10.0.0.1|8080|user|SECRET", "socks5://10.0.0.1;1080;user;SECRET#country=de"] }
+default: p
+`);
+  assert.equal(issues.length, 3, issues.join('\n'));
+  for (const [i, issue] of issues.entries()) assert.match(issue, new RegExp(`^cfg\\.yaml:2:\\d+: upstreams\\.p\\.members\\[${i}\\]: .*10\\.0\\.0\\.1`), issue);
+  assert.ok(!issues.some((i) => i.includes('SECRET')), issues.join('\n'));
+});

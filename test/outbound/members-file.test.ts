@@ -241,3 +241,11 @@ test('an IPv6 member is one name however its address is spelt, in a list line as
   assert.equal(listed('[::FFFF:127.0.0.1]:1080').display, parseMemberUrl('socks5://[::ffff:7f00:1]:1080').display);
   assert.equal(listed('[0::1]:1080').config.host, '::1');
 });
+
+test('members_file: a list line with another separator behind a scheme never quotes its password', () => {
+  for (const line of ['socks5://10.0.0.1,1080,user,SECRET', 'http://10.0.0.1|8080|user|SECRET', 'socks5://10.0.0.1;1080;user;SECRET']) {
+    const e = parseMemberLine(line, 'socks5');
+    assert.ok(e !== undefined && !('member' in e), line);
+    assert.ok(!JSON.stringify(e).includes('SECRET'), JSON.stringify(e));
+  }
+});
