@@ -84,8 +84,7 @@ export function memberOf(parts: MemberParts, shown: () => string): MemberUrl {
   const { scheme } = parts;
   if (!parts.host) throw new Error(`no host in ${shown()}`);
   const badHost = dialHostProblem(parts.host);
-  // The URL parser takes a list line behind a scheme (socks5://host,port,user,pass) for a host: not quoted.
-  if (badHost !== undefined) throw new MemberHostError(`bad host in ${shown()}${LIST_SEPARATOR.test(parts.host) ? '' : `: ${badHost}`}`);
+  if (badHost !== undefined) throw new MemberHostError(`bad host in ${shown()}: ${badHost}`);
   const host = canonicalIPv6(parts.host);
   const port = parts.port ?? defaultPort(scheme);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`bad port in ${shown()}`);
@@ -152,9 +151,6 @@ export function parseTags(text: string, shown: () => string): Tags {
   }
   return tags;
 }
-
-/** What separates a proxy-list line's fields in an export from a spreadsheet or a provider's panel. */
-const LIST_SEPARATOR = /[,;|]/;
 
 /**
  * The text without anything that may be a password, for error messages. In a URL the user

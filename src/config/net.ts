@@ -57,7 +57,8 @@ export function parseTarget(target: string): { host: string; port: number } {
 
 /**
  * `text` for a message, without what a pasted proxy URL or list line holds after the host:
- * `user:pass@host` keeps what follows the last "@", `host:port:user:pass` its host and port.
+ * `user:pass@host` keeps what follows the last "@", `host:port:user:pass` its host and port,
+ * `host,port,user,pass` (or with ; or |) its first field.
  * A password may hold "@" or ":" itself: text that reads both ways keeps only what comes
  * before its first ":" (the host of the one, the user of the other), never part of a password.
  * Errors reach `check`, the reload log line and POST /api/reload, where no password may.
@@ -65,6 +66,11 @@ export function parseTarget(target: string): { host: string; port: number } {
 export function withoutCredentials(text: string): string {
   const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(text)?.[0] ?? '';
   const rest = text.slice(scheme.length);
+  // A list line exported with , ; or | (10.0.0.1,1080,user,pass): what comes before its first separator.
+  if (/[,;|]/.test(rest)) {
+    const cut = rest.search(/[:@,;|]/);
+    return `${scheme}${rest.slice(0, cut)}${rest[cut]}…`;
+  }
   const fields = rest.split(':');
   const listLine = fields.length > 2 && !fields[0]!.includes('@') && /^\d+$/.test(fields[1]!);
   const at = rest.lastIndexOf('@');

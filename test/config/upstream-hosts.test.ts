@@ -145,3 +145,16 @@ default: p
   for (const [i, issue] of issues.entries()) assert.match(issue, new RegExp(`^cfg\\.yaml:2:\\d+: upstreams\\.p\\.members\\[${i}\\]: .*10\\.0\\.0\\.1`), issue);
   assert.ok(!issues.some((i) => i.includes('SECRET')), issues.join('\n'));
 });
+
+test('a dns server or upstream host pasted as a comma-, semicolon- or bar-separated list line is refused without its password', () => {
+  const issues = issuesOf(`dns:
+  servers: ["127.0.0.1,53,user,SECRET", "127.0.0.1;53;user;SECRET", "127.0.0.1|53|user|SECRET"]
+upstreams:
+  a: { type: socks5, host: "10.0.0.1,1080,user,SECRET", port: 1080 }
+default: a
+`);
+  assert.equal(issues.length, 4, issues.join('\n'));
+  for (const [i, issue] of issues.slice(0, 3).entries()) assert.match(issue, new RegExp(`^cfg\\.yaml:2:\\d+: dns\\.servers\\[${i}\\]: "127\\.0\\.0\\.1.…" is not an IP address`), issue);
+  assert.match(issues[3]!, /^cfg\.yaml:4:\d+: upstreams\.a\.host: "10\.0\.0\.1,…": a host is a name or an address alone/);
+  assert.ok(!issues.some((i) => i.includes('SECRET')), issues.join('\n'));
+});
