@@ -74,15 +74,16 @@ export class TokenBucket {
   }
 
   /**
-   * For a datagram, which no backpressure can slow: spends `n` bytes only when the bucket
-   * holds them now (a full bucket pays for one larger than its burst), else spends nothing
-   * and returns false, and the caller drops it. A debt the user's TCP readers ran up is
-   * paid before any datagram passes.
+   * For a datagram, which no backpressure can slow: spends `n` bytes while the bucket owes
+   * less than one burst, else spends nothing and returns false, and the caller drops it. The
+   * user's TCP readers then wait out what it spent: readers at the limit keep the bucket just
+   * below empty, and a datagram that waited for a positive balance would almost never pass.
+   * Datagrams alone run the debt to one burst, then pass at the rate.
    */
   tryTake(n: number): boolean {
     if (this.#rate === Infinity) return true;
     this.#refill();
-    if (this.#tokens < Math.min(n, this.#burst)) return false;
+    if (this.#tokens <= -this.#burst) return false;
     this.#tokens -= n;
     return true;
   }
