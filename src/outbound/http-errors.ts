@@ -30,13 +30,16 @@ import { describeAnswer, PLAIN_NOT_TLS, TLS_NOT_PLAIN } from './wrong-kind.js';
 /** A non-2xx answer to our CONNECT, as read off the response head (never its body). */
 export class HttpProxyRefusal extends Error {
   readonly status: number;
-  /** The `X-Squid-Error` header, when the proxy sent one. */
+  /** The `X-Squid-Error` header as the log may show it, when the proxy sent one. */
   readonly detail: string | undefined;
-  constructor(status: number, statusText: string, detail: string | undefined) {
+  /** What squid's detail says of the destination, read from it as sent (before any of it was withheld). */
+  readonly detailRep: Rep | undefined;
+  constructor(status: number, statusText: string, detail: string | undefined, detailAsSent: string | undefined = detail) {
     super(`answered CONNECT with ${status} ${statusText}`.trimEnd());
     this.name = 'HttpProxyRefusal';
     this.status = status;
     this.detail = detail;
+    this.detailRep = fromSquidDetail(detailAsSent);
   }
 }
 
@@ -65,7 +68,7 @@ function fromStatus(upstream: string, e: HttpProxyRefusal): GatewayError {
   if (s === 403) return refused(Rep.NOT_ALLOWED);
   if (s === 404) return refused(Rep.HOST_UNREACHABLE);
   if (s === 504) return refused(Rep.TTL_EXPIRED);
-  if (s >= 500 && s <= 599) return refused(fromSquidDetail(e.detail) ?? Rep.GENERAL_FAILURE);
+  if (s >= 500 && s <= 599) return refused(e.detailRep ?? Rep.GENERAL_FAILURE);
   return new UpstreamHandshakeError(upstream, e.message, { cause });
 }
 

@@ -175,7 +175,8 @@ function finalAnswer(res: IncomingMessage, socket: Socket, head: Buffer, sent: C
     const squid = res.headers['x-squid-error'];
     // A proxy may repeat what we sent it (a 407 quoting the credentials): that never reaches the log.
     const shown = (text: string): string => (repeatsSecret(text, sent) ? WITHHELD : text);
-    throw new HttpProxyRefusal(status ?? 0, shown(res.statusMessage ?? ''), typeof squid === 'string' ? shown(squid) : undefined);
+    const detail = typeof squid === 'string' ? squid : undefined;
+    throw new HttpProxyRefusal(status ?? 0, shown(res.statusMessage ?? ''), detail === undefined ? undefined : shown(detail), detail);
   }
   // Bytes the destination sent right after the proxy's 200 came in the same read: the client gets them first.
   return { socket, head: head.length > 0 ? head : undefined };

@@ -76,3 +76,20 @@ test('a short password repeated as a word of its own is still withheld', async (
   );
   assert.match(err.message, /answered CONNECT with 407 \(withheld/);
 });
+
+test("a withheld X-Squid-Error still gives its reply code: squid's ERR_CONNECT_FAIL 111 is 0x05 whatever the password", async (t) => {
+  // The password 111 is in squid's detail, so the log gets it withheld; the reply is read before.
+  const srv = createServer((s: Socket) => {
+    s.on('error', () => {});
+    s.once('data', () => s.end('HTTP/1.1 503 Service Unavailable\r\nX-Squid-Error: ERR_CONNECT_FAIL 111\r\nContent-Length: 0\r\n\r\n'));
+  });
+  const proxy = await listenTracked(srv, '127.0.0.1');
+  t.after(() => proxy.close());
+  const out = createHttpOutbound('corp', { type: 'http', tls: false, remote_dns: true, host: '127.0.0.1', port: proxy.port, username: USER, password: '111' }, { dns, connectTimeout: 2_000 });
+  const err = await out.connect({ host: '127.0.0.1', port: 9 }, ctx()).then(
+    () => assert.fail('a 503 opened a tunnel'),
+    (e: unknown) => e as Error & { rep?: number },
+  );
+  assert.ok(!err.message.includes('111'), err.message);
+  assert.equal(err.rep, 0x05, err.message);
+});
