@@ -21,7 +21,7 @@ import { admitRequest, expectsContinue, faultyFraming, refusalContext } from './
 import { answer, noteRefusedLogin, OriginIdleError, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { answerAsFinal, hopsLeft, oneHopLess } from './http-max-forwards.js';
 import { keepOrigin, keptConnectionFailed, pathKey, replayable, takeOrigin } from './http-origin-slot.js';
-import { codingNotRemoved, endToEnd, isHttp10, passInterim, reasonPhrase, responseFields, transferCodings, type AbsoluteTarget, type InformationEvent } from './http-message.js';
+import { endToEnd, isHttp10, passInterim, reasonPhrase, responseFields, transferCodings, unusableResponse, type AbsoluteTarget, type InformationEvent } from './http-message.js';
 import { giveUp } from '../../outbound/give-up.js';
 import { EMPTY } from '../../protocol/constants.js';
 
@@ -364,13 +364,8 @@ function relayMessage(
     out.on('response', (ores: IncomingMessage) => {
       response = ores;
       const status = ores.statusCode ?? 0;
-      // node's client takes statuses 000-099 that its server refuses to write (RFC 9110 §15: 100-599).
-      if (status < 100 || status > 999) return badGateway(`origin answered status ${status}`);
-      // node's parser takes any digit.digit (HTTP/2.0, HTTP/0.9): no HTTP/1.1 response, whose
-      // framing rules it would be read by (RFC 9112 §2.3); Squid reads such bytes as HTTP/0.9.
-      if (ores.httpVersionMajor !== 1) return badGateway(`origin answered in version ${ores.httpVersion.slice(0, 10)}`);
-      const coded = codingNotRemoved(ores, req.method);
-      if (coded !== undefined) return badGateway(coded);
+      const unusable = unusableResponse(ores, req.method);
+      if (unusable !== undefined) return badGateway(unusable);
       // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing; the message is
       // processed, then the connection closed. A hop between that reads it as HTTP/1.0 takes the
       // body to the close: what follows on the connection would be framed two ways.

@@ -80,12 +80,28 @@ export function transferCodings(message: IncomingMessage): string[] | undefined 
 }
 
 /**
- * Why a response cannot be passed on, or undefined: a coding besides chunked on content. node's
- * client removes the chunked only, and the client would get the coded bytes as the content, its
- * Transfer-Encoding being hop-by-hop. A response without content (to a HEAD, a 204, a 304) only
- * names what a GET would get.
+ * Why an origin's response (to a forwarded request, or a refused WebSocket handshake) cannot be
+ * passed on, or undefined:
+ * - a status no client could read: node's client takes 000-099, which its server refuses to
+ *   write (RFC 9110 §15: 100-599);
+ * - another major version than 1: node's parser takes any digit.digit (HTTP/2.0, HTTP/0.9), no
+ *   HTTP/1.1 response, whose framing rules it would be read by (RFC 9112 §2.3); Squid reads such
+ *   bytes as HTTP/0.9;
+ * - a coding besides chunked on content (codingNotRemoved).
  */
-export function codingNotRemoved(res: IncomingMessage, method: string | undefined): string | undefined {
+export function unusableResponse(res: IncomingMessage, method: string | undefined): string | undefined {
+  const status = res.statusCode ?? 0;
+  if (status < 100 || status > 999) return `origin answered status ${status}`;
+  if (res.httpVersionMajor !== 1) return `origin answered in version ${res.httpVersion.slice(0, 10)}`;
+  return codingNotRemoved(res, method);
+}
+
+/**
+ * A coding besides chunked on content: node's client removes the chunked only, and the client
+ * would get the coded bytes as the content, its Transfer-Encoding being hop-by-hop. A response
+ * without content (to a HEAD, a 204, a 304) only names what a GET would get.
+ */
+function codingNotRemoved(res: IncomingMessage, method: string | undefined): string | undefined {
   const codings = transferCodings(res);
   const status = res.statusCode ?? 0;
   const content = method !== 'HEAD' && status !== 204 && status !== 304;

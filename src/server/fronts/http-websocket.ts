@@ -17,7 +17,7 @@ import type { Front } from '../request.js';
 import { admitRequest, refusalContext } from './http-admission.js';
 import { noteRefusedLogin, rawResponse, reasonOf, refuseRaw, statusOf } from './http-answer.js';
 import { MAX_RESPONSE_HEAD, ORIGIN_IDLE } from './http-forward.js';
-import { codingNotRemoved, endToEnd, headText, reasonPhrase, responseFields, type AbsoluteTarget } from './http-message.js';
+import { endToEnd, headText, reasonPhrase, responseFields, unusableResponse, type AbsoluteTarget } from './http-message.js';
 import { giveUp } from '../../outbound/give-up.js';
 import { EMPTY } from '../../protocol/constants.js';
 
@@ -121,24 +121,13 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
       closeClient(client, rawResponse(record.status, reasonOf(err)));
     };
     out.on('response', (ores: IncomingMessage) => {
-      const status = ores.statusCode ?? 0;
-      // node's client takes statuses 000-099, which no client could read (RFC 9110 §15: 100-599).
-      if (status < 100) {
+      // Checked as a forwarded request's response is: a status, version or coding no client could read.
+      const unusable = unusableResponse(ores, 'GET');
+      if (unusable !== undefined) {
         socket.destroy();
-        return void failed(new Error(`origin answered status ${status}`));
+        return void failed(new Error(unusable));
       }
-      // Any digit.digit parses (HTTP/2.0): no HTTP/1.1 answer, as for a forwarded request.
-      if (ores.httpVersionMajor !== 1) {
-        socket.destroy();
-        return void failed(new Error(`origin answered in version ${ores.httpVersion.slice(0, 10)}`));
-      }
-      // As for a forwarded request: coded content is not passed on as if it were plain.
-      const coded = codingNotRemoved(ores, 'GET');
-      if (coded !== undefined) {
-        socket.destroy();
-        return void failed(new Error(coded));
-      }
-      record.status = status;
+      record.status = ores.statusCode;
       passOn(ores, client);
     });
     out.on('error', failed);
