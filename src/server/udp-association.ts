@@ -189,7 +189,8 @@ export class UdpAssociation {
 
   /**
    * The user's `bandwidth` bucket, shared with their TCP connections (PRODUCT.md "Limits").
-   * A datagram has no backpressure to slow it: one the bucket cannot pay for now is dropped.
+   * A datagram has no backpressure to slow it: one past what the bucket may owe is dropped
+   * (TokenBucket.tryTake).
    */
   #charge(bytes: number): boolean {
     const bucket = this.#ctx.limits.throttle;
