@@ -144,10 +144,12 @@ export async function explainRoute(
     // CONNECT to the upstream behind it.
     const key = stickyKey(user, sessionKey, source);
     const poolOut = pool && isPoolOutbound(pool) ? pool : undefined;
-    const picked = !poolOut ? undefined : named.hopTo ? poolOut.pick(key, split?.params, 'connect', named.hopTo, true) : poolOut.pick(key, split?.params, cmd, dest);
+    const asHop = named.hopTo !== undefined;
+    const command = asHop ? 'connect' : cmd;
+    const picked = poolOut?.pick(key, split?.params, command, named.hopTo ?? dest, asHop);
     out.member = picked ?? null;
     if (picked === undefined && poolOut && carried) {
-      const err = named.hopTo ? poolOut.refusal(split?.params, 'connect', true) : poolOut.refusal(split?.params, cmd);
+      const err = poolOut.refusal(split?.params, command, asHop);
       out.refused = cmd === 'udp' ? { reason: err.message } : { rep: err.rep, reason: err.message };
     }
   }
