@@ -7,9 +7,8 @@
 
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { writeOrCheck } from './generated-file.js';
+import { SCHEMA_PATH, writeOrCheck } from './generated-file.js';
 
-export const SCHEMA_PATH = fileURLToPath(new URL('../schemas/config.schema.json', import.meta.url));
 export const REFERENCE_PATH = fileURLToPath(new URL('../docs/configuration.md', import.meta.url));
 
 interface Schema {

@@ -3,6 +3,10 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** What the generated files are made from. */
+export const SCHEMA_PATH = fileURLToPath(new URL('../schemas/config.schema.json', import.meta.url));
 
 export function writeOrCheck(path: string, text: string, command: string): void {
   const shown = relative(process.cwd(), path);

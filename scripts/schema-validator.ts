@@ -8,7 +8,7 @@
 
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { writeOrCheck } from './generated-file.js';
+import { SCHEMA_PATH, writeOrCheck } from './generated-file.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import standaloneModule from 'ajv/dist/standalone/index.js';
 
@@ -16,7 +16,6 @@ import standaloneModule from 'ajv/dist/standalone/index.js';
 // which carries the function as `.default` too (the only spelling the typings accept).
 const standaloneCode = standaloneModule.default;
 
-export const SCHEMA_PATH = fileURLToPath(new URL('../schemas/config.schema.json', import.meta.url));
 export const VALIDATOR_PATH = fileURLToPath(new URL('../src/config/schema-validator.ts', import.meta.url));
 
 /**

@@ -3,7 +3,8 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { REFERENCE_PATH, SCHEMA_PATH, currentReference } from '../../scripts/config-reference.js';
+import { REFERENCE_PATH, currentReference } from '../../scripts/config-reference.js';
+import { SCHEMA_PATH } from '../../scripts/generated-file.js';
 
 test('docs/configuration.md is what scripts/config-reference.ts makes of the current schema', async () => {
   const onDisk = await readFile(REFERENCE_PATH, 'utf8');
