@@ -54,6 +54,25 @@ async function connectFrom(t: TestContext, port: number, from: string): Promise<
   return { socket, closed };
 }
 
+/**
+ * `from`'s whole share of 32: one connection waiting on its /metrics (which the held source
+ * does not answer until released), then 31 idle ones, oldest first.
+ */
+async function busyThenIdle(t: TestContext, port: number, from: string, asked: () => number): Promise<{ busy: Held; idle: Held[] }> {
+  const busy = await connectFrom(t, port, from);
+  busy.socket.write('GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+  for (let waited = 0; waited < 5_000 && asked() < 1; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  const idle: Held[] = [];
+  for (let i = 0; i < 31; i++) idle.push(await connectFrom(t, port, from));
+  return { busy, idle };
+}
+
+/** The waiting connection gets its answer once the source is released: a 200. */
+async function answered(busy: Held): Promise<void> {
+  const [answer] = (await once(busy.socket, 'data')) as [Buffer];
+  assert.match(answer.toString('latin1'), /^HTTP\/1\.1 200 /);
+}
+
 const within = <T>(p: Promise<T>, ms: number): Promise<T | 'still open'> =>
   Promise.race([p, new Promise<'still open'>((r) => setTimeout(() => r('still open'), ms).unref())]);
 
@@ -99,18 +118,13 @@ test('on a loopback listener every client is 127.0.0.1: one holding 32 idle conn
   const server = await startAdmin(LISTEN, source);
   t.after(() => server.close());
   const port = (server.address() as AddressInfo).port;
-  const busy = await connectFrom(t, port, '127.0.0.1');
-  busy.socket.write('GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
-  for (let waited = 0; waited < 5_000 && asked() < 1; waited += 20) await new Promise((r) => setTimeout(r, 20));
-  const idle: Held[] = [];
-  for (let i = 0; i < 31; i++) idle.push(await connectFrom(t, port, '127.0.0.1'));
+  const { busy, idle } = await busyThenIdle(t, port, '127.0.0.1', asked);
   assert.equal(await settled(server, 32), 32);
   assert.equal(await healthz(port, '127.0.0.1'), 200, 'the probe gets in');
   assert.notEqual(await within(idle[0]!.closed, 3_000), 'still open', 'the oldest idle connection of that address made room');
   assert.equal(busy.socket.destroyed, false, 'the connection waiting on its answer stays');
   release();
-  const [answer] = (await once(busy.socket, 'data')) as [Buffer];
-  assert.match(answer.toString('latin1'), /^HTTP\/1\.1 200 /);
+  await answered(busy);
 });
 
 test('a full listener: a new connection replaces the oldest idle one of the address holding the most; a request being answered is never cut', async (t) => {
@@ -122,11 +136,7 @@ test('a full listener: a new connection replaces the oldest idle one of the addr
   // 8 addresses with 28 each, and one with 32 whose oldest is waiting on its /metrics: 256.
   const others: Held[] = [];
   for (let a = 10; a < 18; a++) for (let i = 0; i < 28; i++) others.push(await connectFrom(t, port, `127.0.0.${a}`));
-  const busy = await connectFrom(t, port, '127.0.0.20');
-  busy.socket.write('GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
-  for (let waited = 0; waited < 5_000 && asked() < 1; waited += 20) await new Promise((r) => setTimeout(r, 20));
-  const idle: Held[] = [];
-  for (let i = 0; i < 31; i++) idle.push(await connectFrom(t, port, '127.0.0.20'));
+  const { busy, idle } = await busyThenIdle(t, port, '127.0.0.20', asked);
   assert.equal(await settled(server, 256), 256);
   // A probe from a new address: the listener is full, so the oldest idle connection of 127.0.0.20 goes.
   assert.equal(await healthz(port, '127.0.0.1'), 200, 'a probe from a new address gets in');
@@ -135,8 +145,7 @@ test('a full listener: a new connection replaces the oldest idle one of the addr
   assert.equal(idle.filter((h) => h.socket.destroyed).length, 1, 'one connection made room');
   assert.equal(others.filter((h) => h.socket.destroyed).length, 0, 'the other addresses keep theirs');
   release();
-  const [answer] = (await once(busy.socket, 'data')) as [Buffer];
-  assert.match(answer.toString('latin1'), /^HTTP\/1\.1 200 /);
+  await answered(busy);
 });
 
 test('connections beyond 256 while every one is being answered are dropped; the listener serves again once they go', async (t) => {
