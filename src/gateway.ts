@@ -22,6 +22,7 @@ import { socks4Front } from './server/fronts/socks4.js';
 import { socks5Front } from './server/fronts/socks5.js';
 import { proxyHeaderPolicy, type ProxyHeaderPolicy } from './server/proxy-header.js';
 import { LIMIT_ERRORS, Limits } from './server/limits.js';
+import type { SharedLimits } from './server/shared-limits.js';
 import { AcceptRefusals } from './server/limits-accept.js';
 import { watchDescriptors } from './server/descriptor-watch.js';
 import { ConnectionRegistry, type IdSpace } from './server/registry.js';
@@ -48,6 +49,8 @@ export interface GatewayOptions {
    * start (src/cluster/worker.ts). Its listeners, log format and admin address are the ones fixed.
    */
   started?: Config;
+  /** A cluster worker's view of the instance's limits (src/cluster/worker-limits.ts); none in one process. */
+  sharedLimits?: SharedLimits;
 }
 
 /**
@@ -62,7 +65,7 @@ const KEEPALIVE_SWEEP_MS = 10_000;
  * change, and the authenticator (its verified credentials) when neither auth nor
  * limits.auth_failures did; the failed-login counts and blocks are kept in any case.
  */
-async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot, metrics?: Metrics): Promise<Snapshot> {
+async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot, metrics?: Metrics, shared?: SharedLimits): Promise<Snapshot> {
   const same = <T>(pick: (c: Config) => T): boolean => previous !== undefined && JSON.stringify(pick(previous.config)) === JSON.stringify(pick(config));
   const dns: DnsResolver = previous && same((c) => c.dns) ? previous.dns : createResolver(config.dns, { log, ...(previous ? { replaces: previous.dns } : {}) });
   const egress = compileEgress(config.egress.deny, egressDenialCounter(metrics));
@@ -70,7 +73,7 @@ async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot, m
   const limits = config.limits.auth_failures;
   const keepAuth = previous !== undefined && same((c) => [c.auth, c.limits.auth_failures]);
   // A changed auth still keeps the failures counted and the blocks in force (see withLimits).
-  const throttle = keepAuth ? previous.throttle : (previous?.throttle.withLimits(limits) ?? new LoginThrottle(limits, { log, metrics }));
+  const throttle = keepAuth ? previous.throttle : (previous?.throttle.withLimits(limits) ?? new LoginThrottle(limits, { log, metrics, ...(shared ? { share: (source: string) => shared.loginFailed(source) } : {}) }));
   const auth = keepAuth ? previous.auth : createAuthenticator(config.auth, { throttle });
   return Object.freeze({ config, router, outbounds, auth, throttle, dns, egress });
 }
@@ -137,7 +140,9 @@ export class Gateway {
     this.connections = new ConnectionRegistry(opts.connectionIds);
     this.metrics = opts.metrics ?? new Metrics();
     this.#udpBudget = new ByteBudget(opts.udpBufferBytes ?? GATEWAY_UDP_BYTES);
-    this.#limits = new Limits(this.metrics, this.log, snapshot.config);
+    this.#limits = new Limits(this.metrics, this.log, snapshot.config, undefined, opts.sharedLimits);
+    // Another worker's failed login counts here too, on the throttle of the config live now.
+    opts.sharedLimits?.onLoginFailed((source) => void this.#snapshot.throttle.failed(source));
     this.metrics.collect('socksgate_udp_buffered_bytes', 'Bytes of UDP datagrams held now (waiting for a route, a name or a socket)', [], () => [
       { labels: {}, value: this.#udpBudget.used },
     ]);
@@ -162,7 +167,7 @@ export class Gateway {
 
   static async start(config: Config, opts: GatewayOptions): Promise<Gateway> {
     const metrics = opts.metrics ?? new Metrics();
-    const gw = new Gateway(await buildSnapshot(config, opts.log, undefined, metrics), { ...opts, metrics });
+    const gw = new Gateway(await buildSnapshot(config, opts.log, undefined, metrics, opts.sharedLimits), { ...opts, metrics });
     try {
       for (const [i, l] of gw.listening.entries()) gw.#servers.push(await gw.#listen(l, i));
       if (config.metrics && opts.admin !== false) gw.#admin = await startAdmin(config.metrics, gatewayAdmin(gw));

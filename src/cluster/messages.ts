@@ -12,6 +12,7 @@ import type { ReloadOutcome } from '../reload.js';
  */
 export type ToWorker =
   | { socksgate: 'reload'; why: string; seq: number }
+  | LedgerToWorker
   | { socksgate: 'config'; source: string; text: string | null; started: string | null }
   | { socksgate: 'cut' };
 /**
@@ -21,6 +22,7 @@ export type ToWorker =
  */
 export type ToPrimary =
   | { socksgate: 'ready' }
+  | LedgerToPrimary
   | { socksgate: 'config?' }
   | { socksgate: 'applied'; apiToken: string | null; logLevel: string; text?: string }
   | { socksgate: 'reloaded'; seq: number; trigger: string; outcome: ReloadOutcome }
@@ -33,3 +35,14 @@ export type ToPrimary =
 export const SLOT_ENV = 'SOCKSGATE_WORKER_SLOT';
 export const COUNT_ENV = 'SOCKSGATE_WORKERS';
 export const GENERATION_ENV = 'SOCKSGATE_WORKER_GENERATION';
+
+/**
+ * The instance's limits (limit-ledger.ts): `take` asks for a slot of `key` under `max` and is
+ * answered `taken` with the same `id`; `give` hands one back; `login-failed` goes up from the
+ * worker that counted a failed login and down to every other worker.
+ */
+export type LedgerToPrimary =
+  | { socksgate: 'take'; id: number; key: string; max: number }
+  | { socksgate: 'give'; key: string }
+  | { socksgate: 'login-failed'; source: string };
+export type LedgerToWorker = { socksgate: 'taken'; id: number; ok: boolean } | { socksgate: 'login-failed'; source: string };

@@ -9,7 +9,8 @@
 // with what workers that are gone had counted, and reloads counted once: metrics.ts). It
 // lives in the primary because the primary outlives any worker, so a scrape never
 // depends on one worker being up. The per-connection admin API needs one process's
-// open connections: the primary asks every worker and merges their answers (api.ts).
+// open connections: the primary asks every worker and merges their answers (api.ts). It keeps
+// the instance's limited shares and passes failed logins on (limit-ledger.ts).
 // This file wires those parts together and runs the primary from start to stop.
 //
 // `workers: 1` (or `auto` on one core, count.ts) never reaches this module:
@@ -23,6 +24,7 @@ import { clusterAdmin, primaryApi } from './admin.js';
 import { WorkerApi } from './api.js';
 import { BanLedger } from './bans.js';
 import { workerCount } from './count.js';
+import { keepLimitLedger } from './limit-ledger.js';
 import { ClusterMetrics, SNAPSHOT_MS } from './metrics.js';
 import { followReloads } from './reload-outcomes.js';
 import { forwardReloads, shareRunningConfig } from './reloads.js';
@@ -49,6 +51,7 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
   const sums = new ClusterMetrics(workerApi);
   const outcome = followReloads(sums, log);
   const bans = new BanLedger();
+  keepLimitLedger();
   shareRunningConfig(config, log);
   const primary = forwardReloads(log, config, opts);
   const { watcher } = primary;

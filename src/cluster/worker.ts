@@ -10,6 +10,8 @@ import type { Config } from '../config/types.js';
 import type { ApiTarget } from '../observe/api-routes.js';
 import type { ReloadOutcome } from '../reload.js';
 import type { IdSpace } from '../server/registry.js';
+import type { SharedLimits } from '../server/shared-limits.js';
+import { workerLimits } from './worker-limits.js';
 
 /** Connection ids of one generation of a slot: its share of a block this large. */
 const IDS_PER_GENERATION = 2 ** 32;
@@ -40,6 +42,8 @@ export interface ClusterWorker {
    * names one connection of the cluster, a replacement's included.
    */
   readonly connectionIds: IdSpace;
+  /** The instance's per-source and per-user shares and failed logins, kept by the primary. */
+  readonly sharedLimits: SharedLimits;
   /**
    * Answers the primary's metric requests from `registry` and its /api requests from `api`,
    * reloads on its word, cuts its open connections on its word (its second stop signal),
@@ -103,6 +107,7 @@ export function clusterWorker(): ClusterWorker | undefined {
       });
     },
     connectionIds: sane ? { first: generation * IDS_PER_GENERATION * count + slot + 1, step: count } : { first: 1, step: 1 },
+    sharedLimits: workerLimits(),
     serve(registry, reload, api, log, cut) {
       served = registry;
       process.on('message', (msg: Partial<ToWorker>) => {

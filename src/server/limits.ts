@@ -3,7 +3,8 @@
 // hears why (SOCKS5 0x02, SOCKS4 0x5B, HTTP 429). `max_connections` and `max_handshakes` guard
 // the whole gateway and are checked at accept (limits-accept.ts). The counts live here, for
 // the gateway's lifetime (a reload changes the numbers, not who holds what); each connection
-// holds its slots until it closes and gives them back once.
+// holds its slots until it closes and gives them back once. In a cluster worker a share with a
+// limit is also taken from the instance's ledger (shared-limits.ts): the share is the instance's.
 
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
@@ -12,6 +13,7 @@ import { LimitError, type LimitName } from '../errors.js';
 import type { Metrics } from '../observe/metrics.js';
 import { BandwidthLimits, type TokenBucket } from './bandwidth.js';
 import type { ProxyRequest } from './request.js';
+import { sourceSlot, userSlot, type SharedLimits } from './shared-limits.js';
 
 export const LIMIT_NAMES: readonly LimitName[] = ['max_connections', 'max_handshakes', 'max_connections_per_source', 'user_max_connections'];
 
@@ -108,6 +110,8 @@ export class Limits {
   readonly sources = new Counts();
   readonly users = new Counts();
   readonly bandwidth = new BandwidthLimits();
+  /** The instance's ledger in a cluster worker; undefined in one process. */
+  readonly shared: SharedLimits | undefined;
   readonly #log: Logger;
   readonly #refusalLog: RefusalLog;
   readonly #counters: Readonly<Record<LimitName, Counter.Internal>>;
@@ -115,8 +119,9 @@ export class Limits {
   /** The users of the config live now: a user's bandwidth follows it, whichever config a request began on. */
   #liveUsers: ReadonlyMap<string, UserConfig>;
 
-  constructor(metrics: Metrics, log: Logger, config: Config, refusalLog = new RefusalLog()) {
+  constructor(metrics: Metrics, log: Logger, config: Config, refusalLog = new RefusalLog(), shared?: SharedLimits) {
     this.#liveUsers = usersOf(config);
+    this.shared = shared;
     this.#log = log;
     this.#refusalLog = refusalLog;
     const counters = {} as Record<LimitName, Counter.Internal>;
@@ -181,6 +186,9 @@ export class ConnectionLimits {
   #source: string | undefined;
   #user: string | undefined;
   #bandwidth: ReturnType<BandwidthLimits['acquire']> | undefined;
+  /** The ledger's keys this connection's slots hold there (cluster workers only). */
+  #sharedSource: string | undefined;
+  #sharedUser: string | undefined;
 
   constructor(limits: Limits) {
     this.#limits = limits;
@@ -191,17 +199,31 @@ export class ConnectionLimits {
     return this.#bandwidth?.bucket;
   }
 
-  /** Takes the slots `request` needs, or throws LimitError (counted and logged) and takes none. */
-  admit(request: ProxyRequest, config: Config): void {
+  /**
+   * Takes the slots `request` needs, or throws LimitError (counted and logged) and takes none.
+   * In a cluster worker a share with a limit is asked of the instance's ledger first: then the
+   * answer is a promise (one process stays synchronous, with nothing to wait for).
+   */
+  admit(request: ProxyRequest, config: Config): void | Promise<void> {
     const limits = this.#limits;
     const source = request.source.host;
     this.#checkSource(source, config);
     const user = request.user;
+    let userMax: number | undefined;
+    if (user !== undefined && user !== this.#user) {
+      userMax = usersOf(config).get(user)?.max_connections;
+      if (userMax !== undefined && limits.users.get(user) >= userMax) throw this.#refuse(source, 'user_max_connections');
+    }
+    const sourceMax = this.#source === undefined ? config.limits.max_connections_per_source : 0;
+    if (limits.shared !== undefined && (sourceMax > 0 || userMax !== undefined)) return this.#admitShared(limits.shared, request, config, sourceMax, userMax);
+    this.#take(request, config);
+  }
+
+  /** admit()'s second half: the slots taken here, the checks passed. */
+  #take(request: ProxyRequest, config: Config): void {
+    const limits = this.#limits;
+    const user = request.user;
     if (user !== this.#user) {
-      const cfg = user === undefined ? undefined : usersOf(config).get(user);
-      if (user !== undefined && cfg?.max_connections !== undefined && limits.users.get(user) >= cfg.max_connections) {
-        throw this.#refuse(source, 'user_max_connections');
-      }
       this.#releaseUser();
       if (user !== undefined) {
         limits.users.add(user);
@@ -211,7 +233,33 @@ export class ConnectionLimits {
     // Per request, not per user change: a reload may have given the user of a kept-alive HTTP
     // connection a bandwidth, or taken it away, since its last request.
     if (user !== undefined) this.#holdBandwidth(user, limits.bandwidthOf(user, config));
-    this.#takeSource(source);
+    this.#takeSource(request.source.host);
+  }
+
+  /**
+   * admit() in a cluster worker: each limited share is taken from the instance's ledger, the
+   * source's first; a refusal gives back what was taken, as a refusal here takes nothing.
+   */
+  async #admitShared(shared: SharedLimits, request: ProxyRequest, config: Config, sourceMax: number, userMax: number | undefined): Promise<void> {
+    const source = request.source.host;
+    const sourceKey = sourceMax > 0 ? await this.#takeShared(shared, sourceSlot(source), sourceMax, 'max_connections_per_source', source) : undefined;
+    let userKey: string | undefined;
+    if (userMax !== undefined) {
+      try {
+        userKey = await this.#takeShared(shared, userSlot(request.user!), userMax, 'user_max_connections', source);
+      } catch (err) {
+        if (sourceKey !== undefined) shared.give(sourceKey);
+        throw err;
+      }
+    }
+    this.#take(request, config);
+    this.#sharedSource ??= sourceKey;
+    if (userKey !== undefined) this.#sharedUser = userKey;
+  }
+
+  async #takeShared(shared: SharedLimits, key: string, max: number, limit: LimitName, source: string): Promise<string> {
+    if (!(await shared.take(key, max))) throw this.#refuse(source, limit);
+    return key;
   }
 
   /** A bucket held is the user's one bucket, which every reload retunes to the live rate. */
@@ -227,11 +275,21 @@ export class ConnectionLimits {
   /**
    * The source's slot alone, taken (or refused) before the request is authenticated: an HTTP
    * connection stays open after a 407 or a 400, and one never admitted would not count
-   * against its source however many such connections it held.
+   * against its source however many such connections it held. A promise in a cluster worker,
+   * as admit().
    */
-  admitSource(source: string, config: Config): void {
+  admitSource(source: string, config: Config): void | Promise<void> {
     this.#checkSource(source, config);
+    const shared = this.#limits.shared;
+    const max = config.limits.max_connections_per_source;
+    if (shared !== undefined && this.#source === undefined && max > 0) return this.#admitSourceShared(shared, source, max);
     this.#takeSource(source);
+  }
+
+  async #admitSourceShared(shared: SharedLimits, source: string, max: number): Promise<void> {
+    const key = await this.#takeShared(shared, sourceSlot(source), max, 'max_connections_per_source', source);
+    this.#takeSource(source);
+    this.#sharedSource ??= key;
   }
 
   /** Throws LimitError when `source` has no room left; a connection holding its slot always has. */
@@ -254,11 +312,15 @@ export class ConnectionLimits {
     this.#releaseUser();
     if (this.#source !== undefined) this.#limits.sources.remove(this.#source);
     this.#source = undefined;
+    if (this.#sharedSource !== undefined) this.#limits.shared?.give(this.#sharedSource);
+    this.#sharedSource = undefined;
   }
 
   #releaseUser(): void {
     if (this.#user !== undefined) this.#limits.users.remove(this.#user);
     this.#user = undefined;
+    if (this.#sharedUser !== undefined) this.#limits.shared?.give(this.#sharedUser);
+    this.#sharedUser = undefined;
     this.#bandwidth?.release();
     this.#bandwidth = undefined;
   }

@@ -49,6 +49,11 @@ const hashSlots = new Semaphore(HASH_SLOTS);
 
 export interface ThrottleOptions {
   log?: Logger;
+  /**
+   * Told of each failed login counted here: in a cluster worker the instance's other processes
+   * count it too (failed() there), so `max` is the instance's, not each worker's.
+   */
+  share?: (source: string) => void;
   metrics?: Pick<Metrics, 'authRefusals' | 'limitRefusals'>;
   now?: () => number;
 }
@@ -98,7 +103,10 @@ export class LoginThrottle {
       if (gone?.aborted) return 'gone';
       if (this.blocked(source)) return 'blocked';
       const ok = await check();
-      return ok === undefined ? 'gone' : ok ? 'ok' : this.failed(source);
+      if (ok === undefined) return 'gone';
+      if (ok) return 'ok';
+      this.#opts.share?.(source);
+      return this.failed(source);
     });
     s.tail = turn.catch(() => undefined);
     let outcome;

@@ -20,15 +20,17 @@ import { giveUp } from '../outbound/give-up.js';
  * Admission on a complete request, before anything is routed or dialed: the per-source and
  * per-user connection limits (limits.ts). A refusal throws LimitError, which every front maps
  * (SOCKS5 0x02, SOCKS4 0x5B, HTTP 429); the slots taken are given back when the connection ends.
+ * A promise only in a cluster worker, when a limited share is asked of the instance's ledger.
  */
-export function admit(ctx: CommandContext): void {
-  ctx.limits.admit(ctx.request, ctx.snapshot.config);
+export function admit(ctx: CommandContext): void | Promise<void> {
+  return ctx.limits.admit(ctx.request, ctx.snapshot.config);
 }
 
 /** Runs one request to its end. Never throws: a failure before the grant becomes the front's refusal. */
 export async function serve(ctx: CommandContext): Promise<void> {
   try {
-    admit(ctx);
+    const admitting = admit(ctx);
+    if (admitting) await admitting;
     switch (ctx.request.command) {
       case 'connect':
         // Only the dial is awaited in here: past the grant nothing is refused, and no frame

@@ -33,7 +33,8 @@ export function refusalContext(conn: ClientConnection, front: Front, record: Acc
 export async function admitRequest(conn: ClientConnection, req: IncomingMessage, front: Front, record: AccessRecord): Promise<{ ctx: CommandContext; target: AbsoluteTarget }> {
   // The connection counts against its source from its first request on, answered or not:
   // a 407 or a 400 keeps it open, within the handshake deadline.
-  conn.limits.admitSource(conn.source.host, conn.current().config);
+  const admitting = conn.limits.admitSource(conn.source.host, conn.current().config);
+  if (admitting) await admitting;
   checkVersion(req);
   const target = absoluteTarget(req.url ?? '', req.method);
   record.dest = clipForLog(formatAddress(target.dest));

@@ -109,7 +109,8 @@ export async function forward(conn: ClientConnection, req: IncomingMessage, res:
       conn.logRequest(record, started);
       return;
     }
-    admit(ctx);
+    const admitting = admit(ctx);
+    if (admitting) await admitting;
     routed = await route(ctx, 'connect');
     key = pathKey(ctx, routed.decision.rule, routed.outbound);
     // A request that could not be sent again, were the kept connection closed under it, gets

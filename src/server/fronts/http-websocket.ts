@@ -45,7 +45,8 @@ export async function webSocket(conn: ClientConnection, req: IncomingMessage, he
   try {
     let target: AbsoluteTarget;
     ({ ctx, target } = await admitRequest(conn, req, front, record));
-    admit(ctx);
+    const admitting = admit(ctx);
+    if (admitting) await admitting;
     const origin = await openConnect(ctx);
     record.rep = Rep.SUCCEEDED;
     await switchProtocols(ctx, req, head, target, origin);

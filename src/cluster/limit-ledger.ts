@@ -1,0 +1,58 @@
+// The primary's side of the instance's limits (server/shared-limits.ts): how many slots of
+// each key (a client address's share, a user's) every worker holds, and the failed logins
+// passed on. One process answers in turn, so two workers asking for a share's last slot at
+// once cannot both have it. A worker that dies holds nothing any more.
+import cluster, { type Worker } from 'node:cluster';
+import type { LedgerToPrimary, LedgerToWorker } from './messages.js';
+import { liveWorkers } from './slots.js';
+
+/** Slots held now: by key, by worker. A key goes when no worker holds any. */
+type Held = Map<string, Map<Worker, number>>;
+
+export function keepLimitLedger(): void {
+  const held: Held = new Map();
+  cluster.on('message', (w: Worker, msg: Partial<LedgerToPrimary> | null) => {
+    switch (msg?.socksgate) {
+      case 'take':
+        if (typeof msg.id !== 'number' || typeof msg.key !== 'string' || typeof msg.max !== 'number') return;
+        tell(w, { socksgate: 'taken', id: msg.id, ok: take(held, w, msg.key, msg.max) });
+        return;
+      case 'give':
+        if (typeof msg.key === 'string') give(held, w, msg.key);
+        return;
+      case 'login-failed':
+        if (typeof msg.source !== 'string') return;
+        for (const other of liveWorkers()) if (other !== w) tell(other, { socksgate: 'login-failed', source: msg.source });
+        return;
+    }
+  });
+  cluster.on('exit', (w: Worker) => {
+    for (const [key, by] of held) if (by.delete(w) && by.size === 0) held.delete(key);
+  });
+}
+
+function take(held: Held, w: Worker, key: string, max: number): boolean {
+  let by = held.get(key);
+  let total = 0;
+  if (by) for (const n of by.values()) total += n;
+  if (total >= max) return false;
+  if (!by) held.set(key, (by = new Map()));
+  by.set(w, (by.get(w) ?? 0) + 1);
+  return true;
+}
+
+/** One slot of `key` back from `w`; one it never took (its ask timed out unseen) changes nothing. */
+function give(held: Held, w: Worker, key: string): void {
+  const by = held.get(key);
+  const n = by?.get(w);
+  if (!by || n === undefined) return;
+  if (n > 1) by.set(w, n - 1);
+  else if (by.delete(w) && by.size === 0) held.delete(key);
+}
+
+/** A worker whose channel just closed takes nothing: the failure goes to the callback, not to an 'error' event. */
+function tell(w: Worker, msg: LedgerToWorker): void {
+  if (w.isConnected()) w.send(msg, ignore);
+}
+
+function ignore(): void {}

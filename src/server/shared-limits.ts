@@ -1,0 +1,23 @@
+// Limits kept for the whole instance when it runs as several processes (`workers`): a
+// client's per-source share, a user's `max_connections` and `auth_failures` are the
+// instance's, as PRODUCT.md names them, not each worker's. The primary holds the counts
+// (src/cluster/limit-ledger.ts); a worker asks it (src/cluster/worker-limits.ts). One
+// process has none of this: its own counts are the instance's.
+
+export interface SharedLimits {
+  /**
+   * Takes one slot of `key` (a client address, a user) if the instance holds fewer than
+   * `max`: false when it is full. A slot taken is given back with give(), once.
+   */
+  take(key: string, max: number): Promise<boolean>;
+  give(key: string): void;
+  /** A failed login of `source` here, for the other processes to count. */
+  loginFailed(source: string): void;
+  /** Runs `count` for each failed login another process of the instance counted. */
+  onLoginFailed(count: (source: string) => void): void;
+}
+
+/** The ledger's key of a client address's share. */
+export const sourceSlot = (source: string): string => `source ${source}`;
+/** The ledger's key of a user's share. */
+export const userSlot = (user: string): string => `user ${user}`;

@@ -1,0 +1,103 @@
+// `workers: 2`: the per-source and per-user shares and `auth_failures` are the instance's, not
+// each worker's (PRODUCT.md "Limits"). The primary hands connections to the workers in turn
+// (NODE_CLUSTER_SCHED_POLICY=rr), so consecutive clients land on alternate workers: with
+// counts kept per worker, each of the two would admit a full share.
+import { test } from '../helpers/test.js';
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { startCliGateway, type RunningGateway } from '../helpers/cli.js';
+import { closedWithin, startEchoServer } from '../helpers/index.js';
+import { echoOnce, httpConnectRaw, socks5Raw } from '../helpers/raw-proxy.js';
+import { BASE, BOOT_MS, sessionEnds, started, tempConfig, waitUntil } from '../helpers/workers.js';
+
+const IN_TURN = { env: { NODE_CLUSTER_SCHED_POLICY: 'rr' } };
+
+async function twoWorkers(limits: string, extra = ''): Promise<RunningGateway> {
+  const path = await tempConfig(BASE.replace('limits: { drain_timeout: 5s }', `limits: { drain_timeout: 5s, ${limits} }`) + extra);
+  return startCliGateway(path, [], [], BOOT_MS, IN_TURN);
+}
+
+/** The workers (by pid) whose access-log lines are in so far. */
+const servingPids = (gw: RunningGateway): Set<unknown> => new Set(sessionEnds(gw).map((l) => l.pid));
+
+test('max_connections_per_source counts the connections of both workers, and a closed one gives its slot back', { timeout: 120_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await twoWorkers('max_connections_per_source: 3');
+  t.after(() => gw.child.kill('SIGKILL'));
+  await started(gw);
+  const held: Socket[] = [];
+  t.after(() => held.forEach((s) => s.destroy()));
+
+  for (let i = 0; i < 3; i++) {
+    const a = await socks5Raw(gw.port, echo.port);
+    held.push(a.socket);
+    assert.equal(a.code, 0, `connection ${i + 1} of the share`);
+    assert.equal(await echoOnce(a.socket, `held ${i}`), `held ${i}`);
+  }
+  // The fourth and fifth land on one worker each: both see the instance's share full.
+  for (let i = 0; i < 2; i++) {
+    const refused = await socks5Raw(gw.port, echo.port);
+    assert.equal(refused.code, 0x02, `SOCKS5 past the share (${i + 1}): 0x02`);
+    assert.ok(await closedWithin(refused.socket));
+  }
+  const h = await httpConnectRaw(gw.port, echo.port);
+  assert.equal(h.code, 429, 'HTTP CONNECT past the share: 429');
+  h.socket.destroy();
+  await waitUntil('three refusals logged', () => sessionEnds(gw).length === 3);
+  assert.equal(servingPids(gw).size, 2, 'the refusals came from both workers');
+
+  // One closes: its slot is the instance's again, whichever worker the next client lands on.
+  held.shift()!.destroy();
+  await waitUntil('the closed connection logged', () => sessionEnds(gw).length === 4);
+  for (let i = 0; i < 2; i++) {
+    const next = await socks5Raw(gw.port, echo.port);
+    held.push(next.socket);
+    assert.equal(next.code, i === 0 ? 0 : 0x02, i === 0 ? 'the slot given back is taken' : 'and the share is full again');
+  }
+});
+
+test("a user's max_connections and auth_failures count across both workers", { timeout: 120_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const users = 'auth:\n  users:\n    - { username: alice, password: pw, max_connections: 2 }\n    - { username: bob, password: pw }\n';
+  const gw = await twoWorkers('auth_failures: { max: 3, window: 1m, block: 5m }', users);
+  t.after(() => gw.child.kill('SIGKILL'));
+  await started(gw);
+  const held: Socket[] = [];
+  t.after(() => held.forEach((s) => s.destroy()));
+
+  const alice = { user: 'alice', password: 'pw' };
+  for (let i = 0; i < 2; i++) {
+    const a = await socks5Raw(gw.port, echo.port, alice);
+    held.push(a.socket);
+    assert.equal(a.code, 0, `alice's connection ${i + 1}`);
+  }
+  for (let i = 0; i < 2; i++) {
+    const refused = await socks5Raw(gw.port, echo.port, alice);
+    assert.equal(refused.code, 0x02, `alice past her share (${i + 1}): 0x02`);
+    refused.socket.destroy();
+  }
+  const bob = await socks5Raw(gw.port, echo.port, { user: 'bob', password: 'pw' });
+  assert.equal(bob.code, 0, 'another user is served');
+  bob.socket.destroy();
+  await waitUntil("the refusals' and bob's lines", () => sessionEnds(gw).length === 3);
+  assert.equal(servingPids(gw).size, 2, 'both workers answered');
+
+  // Three wrong passwords from 127.0.0.2, spread over both workers, block that address
+  // everywhere: the right password is refused next, whichever worker takes it.
+  const from = '127.0.0.2';
+  for (let i = 0; i < 3; i++) {
+    const wrong = await socks5Raw(gw.port, echo.port, { user: 'bob', password: 'nope', from, timeoutMs: 10_000 });
+    assert.equal(wrong.code, -1, `wrong password ${i + 1} refused`);
+    wrong.socket.destroy();
+  }
+  for (let i = 0; i < 2; i++) {
+    const right = await socks5Raw(gw.port, echo.port, { user: 'bob', password: 'pw', from });
+    assert.equal(right.code, -1, `the blocked address's right password is refused (${i + 1})`);
+    right.socket.destroy();
+  }
+  const elsewhere = await socks5Raw(gw.port, echo.port, { user: 'bob', password: 'pw' });
+  assert.equal(elsewhere.code, 0, 'another address logs in');
+  elsewhere.socket.destroy();
+});
