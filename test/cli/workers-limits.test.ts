@@ -101,3 +101,36 @@ test("a user's max_connections and auth_failures count across both workers", { t
   assert.equal(elsewhere.code, 0, 'another address logs in');
   elsewhere.socket.destroy();
 });
+
+test("a worker that dies gives back the slots its connections held in the instance's share", { timeout: 180_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await twoWorkers('max_connections_per_source: 3');
+  t.after(() => gw.child.kill('SIGKILL'));
+  const { pids } = await started(gw);
+  const held: Socket[] = [];
+  t.after(() => held.forEach((s) => s.destroy()));
+  for (let i = 0; i < 3; i++) {
+    const a = await socks5Raw(gw.port, echo.port);
+    held.push(a.socket);
+    assert.equal(a.code, 0, `connection ${i + 1} of the share`);
+  }
+  const full = await socks5Raw(gw.port, echo.port);
+  assert.equal(full.code, 0x02, 'the share is full');
+  full.socket.destroy();
+  // The refusal's worker is the other one's turn next: its line says which took it.
+  await waitUntil("the refusal's line", () => sessionEnds(gw).length === 1);
+  const refusedBy = sessionEnds(gw)[0]!.pid as number;
+  const victim = pids.find((p) => p !== refusedBy)!;
+  process.kill(victim, 'SIGKILL');
+  await gw.waitFor((l) => l.role === 'primary' && l.msg === 'worker exited; starting a replacement', 30_000);
+  // Its connections are gone with it: two of the three (the first and third, in turn).
+  const gone = await Promise.all(held.map((s) => closedWithin(s, 10_000)));
+  assert.equal(gone.filter(Boolean).length, 2, "the dead worker's two connections closed");
+  await waitUntil('the replacement serves', () => gw.lines.filter((l) => l.msg === 'socksgate listening' && !pids.includes(l.pid as number)).length === 1, BOOT_MS);
+  for (let i = 0; i < 3; i++) {
+    const next = await socks5Raw(gw.port, echo.port);
+    held.push(next.socket);
+    assert.equal(next.code, i < 2 ? 0 : 0x02, i < 2 ? `a slot of the dead worker's is taken again (${i + 1})` : 'and the share is full again');
+  }
+});
