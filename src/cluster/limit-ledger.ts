@@ -1,7 +1,8 @@
 // The primary's side of the instance's limits (server/shared-limits.ts): how many slots of
-// each key (a client address's share, a user's) every worker holds, and the failed logins
-// passed on. One process answers in turn, so two workers asking for a share's last slot at
-// once cannot both have it. A worker that dies holds nothing any more.
+// each key (a client address's share, a user's) every worker holds, which workers hold a
+// bucket of each user's bandwidth, and the failed logins passed on. One process answers in
+// turn, so two workers asking for a share's last slot at once cannot both have it. A worker
+// that dies holds nothing any more.
 import cluster, { type Worker } from 'node:cluster';
 import type { LedgerToPrimary, LedgerToWorker } from './messages.js';
 import { liveWorkers } from './slots.js';
@@ -11,6 +12,13 @@ type Held = Map<string, Map<Worker, number>>;
 
 export function keepLimitLedger(): void {
   const held: Held = new Map();
+  /** By user: the workers holding a bucket of that user's bandwidth. */
+  const buckets = new Map<string, Set<Worker>>();
+  /** Every holder of `user`'s bandwidth is told how many they are: each relays its share of it. */
+  const share = (user: string): void => {
+    const holders = buckets.get(user);
+    if (holders) for (const h of holders) tell(h, { socksgate: 'share', user, holders: holders.size });
+  };
   cluster.on('message', (w: Worker, msg: Partial<LedgerToPrimary> | null) => {
     switch (msg?.socksgate) {
       case 'take':
@@ -24,10 +32,31 @@ export function keepLimitLedger(): void {
         if (typeof msg.source !== 'string') return;
         for (const other of liveWorkers()) if (other !== w) tell(other, { socksgate: 'login-failed', source: msg.source });
         return;
+      case 'holders?': {
+        if (typeof msg.id !== 'number' || typeof msg.user !== 'string') return;
+        const holders = buckets.get(msg.user);
+        tell(w, { socksgate: 'holders', id: msg.id, holders: holders ? holders.size - (holders.has(w) ? 1 : 0) : 0 });
+        return;
+      }
+      case 'hold': {
+        if (typeof msg.user !== 'string') return;
+        const holders = buckets.get(msg.user) ?? new Set<Worker>();
+        if (msg.held === true) holders.add(w);
+        else holders.delete(w);
+        if (holders.size === 0) buckets.delete(msg.user);
+        else buckets.set(msg.user, holders);
+        share(msg.user);
+        return;
+      }
     }
   });
   cluster.on('exit', (w: Worker) => {
     for (const [key, by] of held) if (by.delete(w) && by.size === 0) held.delete(key);
+    for (const [user, holders] of buckets) {
+      if (!holders.delete(w)) continue;
+      if (holders.size === 0) buckets.delete(user);
+      else share(user);
+    }
   });
 }
 

@@ -39,10 +39,18 @@ export const GENERATION_ENV = 'SOCKSGATE_WORKER_GENERATION';
 /**
  * The instance's limits (limit-ledger.ts): `take` asks for a slot of `key` under `max` and is
  * answered `taken` with the same `id`; `give` hands one back; `login-failed` goes up from the
- * worker that counted a failed login and down to every other worker.
+ * worker that counted a failed login and down to every other worker. `holders?` asks how many
+ * other workers hold a user's bandwidth bucket (answered `holders`); `hold` says this one does
+ * now, or no more, and every holder is told the new count (`share`).
  */
 export type LedgerToPrimary =
   | { socksgate: 'take'; id: number; key: string; max: number }
   | { socksgate: 'give'; key: string }
-  | { socksgate: 'login-failed'; source: string };
-export type LedgerToWorker = { socksgate: 'taken'; id: number; ok: boolean } | { socksgate: 'login-failed'; source: string };
+  | { socksgate: 'login-failed'; source: string }
+  | { socksgate: 'holders?'; id: number; user: string }
+  | { socksgate: 'hold'; user: string; held: boolean };
+export type LedgerToWorker =
+  | { socksgate: 'taken'; id: number; ok: boolean }
+  | { socksgate: 'login-failed'; source: string }
+  | { socksgate: 'holders'; id: number; holders: number }
+  | { socksgate: 'share'; user: string; holders: number };

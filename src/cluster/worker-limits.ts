@@ -1,6 +1,6 @@
 // A worker's side of the instance's limits (server/shared-limits.ts): a limited share is asked
 // of the primary's ledger (limit-ledger.ts), a failed login is passed on to it, and the ones
-// other workers counted come back from it.
+// other workers counted come back from it; so do the shares of the users' bandwidth.
 import { toPrimary } from './api.js';
 import type { LedgerToPrimary, LedgerToWorker } from './messages.js';
 import type { SharedLimits } from '../server/shared-limits.js';
@@ -8,32 +8,58 @@ import type { SharedLimits } from '../server/shared-limits.js';
 /**
  * How long a request waits for the primary's answer. A primary that does not answer (gone,
  * or stalled) must not hold every limited request: past this the worker's own count, checked
- * before asking, decides, and the slot is given back as if taken.
+ * before asking, decides, and the slot is given back as if taken; a user's bandwidth is
+ * taken as this worker's alone.
  */
-const TAKE_MS = 2_000;
+const ASK_MS = 2_000;
 
 export function workerLimits(): SharedLimits {
   let seq = 0;
-  const asking = new Map<number, (ok: boolean) => void>();
+  const asking = new Map<number, (answer: LedgerToWorker) => void>();
   const counters: Array<(source: string) => void> = [];
-  process.on('message', (msg: Partial<LedgerToWorker> | null) => {
-    if (msg?.socksgate === 'taken' && typeof msg.id === 'number') asking.get(msg.id)?.(msg.ok === true);
-    else if (msg?.socksgate === 'login-failed' && typeof msg.source === 'string') for (const count of counters) count(msg.source);
+  const sharers: Array<(user: string, holders: number) => void> = [];
+  process.on('message', (msg: LedgerToWorker | null) => {
+    switch (msg?.socksgate) {
+      case 'taken':
+      case 'holders':
+        if (typeof msg.id === 'number') asking.get(msg.id)?.(msg);
+        return;
+      case 'login-failed':
+        if (typeof msg.source === 'string') for (const count of counters) count(msg.source);
+        return;
+      case 'share':
+        if (typeof msg.user === 'string' && Number.isSafeInteger(msg.holders) && msg.holders > 0) for (const s of sharers) s(msg.user, msg.holders);
+        return;
+    }
   });
+  /** One question to the primary; `otherwise` when it cannot be asked or does not answer within ASK_MS. */
+  const ask = <T>(question: (id: number) => LedgerToPrimary, read: (answer: LedgerToWorker) => T, otherwise: T): Promise<T> => {
+    if (!process.connected) return Promise.resolve(otherwise);
+    const id = ++seq;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => answered(otherwise), ASK_MS);
+      const answered = (value: T): void => {
+        clearTimeout(timer);
+        asking.delete(id);
+        resolve(value);
+      };
+      asking.set(id, (answer) => answered(read(answer)));
+      toPrimary(question(id));
+    });
+  };
   return {
     take(key, max) {
-      if (!process.connected) return Promise.resolve(true);
-      const id = ++seq;
-      return new Promise((resolve) => {
-        const timer = setTimeout(() => answered(true), TAKE_MS);
-        const answered = (ok: boolean): void => {
-          clearTimeout(timer);
-          asking.delete(id);
-          resolve(ok);
-        };
-        asking.set(id, answered);
-        toPrimary({ socksgate: 'take', id, key, max } satisfies LedgerToPrimary);
-      });
+      return ask((id) => ({ socksgate: 'take', id, key, max }), (a) => a.socksgate === 'taken' && a.ok === true, true);
+    },
+    bandwidthHolders(user) {
+      const count = (a: LedgerToWorker): number => (a.socksgate === 'holders' && Number.isSafeInteger(a.holders) && a.holders >= 0 ? a.holders : 0);
+      return ask((id) => ({ socksgate: 'holders?', id, user }), count, 0);
+    },
+    holdBandwidth(user, held) {
+      toPrimary({ socksgate: 'hold', user, held } satisfies LedgerToPrimary);
+    },
+    onBandwidthShare(share) {
+      sharers.push(share);
     },
     give(key) {
       toPrimary({ socksgate: 'give', key } satisfies LedgerToPrimary);

@@ -6,10 +6,13 @@
 
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
+import type { SharedLimits } from './shared-limits.js';
 
 export interface BucketOptions {
   /** Bytes that may pass at once after a quiet spell (default: one second's worth, at least 64 KiB). */
   burst?: number;
+  /** Starts with nothing to spend rather than a full burst. */
+  empty?: boolean;
   now?: () => number; // ms
 }
 
@@ -35,7 +38,7 @@ export class TokenBucket {
     this.#rate = positive(rate);
     this.#burst = this.#burstFor(this.#rate);
     this.#now = opts.now ?? (() => performance.now());
-    this.#tokens = this.#burst;
+    this.#tokens = opts.empty ? 0 : this.#burst;
     this.#at = this.#now();
   }
 
@@ -128,6 +131,10 @@ export class TokenBucket {
 
 interface Held {
   bucket: TokenBucket;
+  /** The user's `bandwidth`; undefined once a reload lifted it. */
+  rate: number | undefined;
+  /** Processes of the instance relaying this user's connections, this one included: each has rate / share. */
+  share: number;
   users: number;
   /** While no connection holds the bucket: the timer that forgets it once full. */
   forget: NodeJS.Timeout | undefined;
@@ -148,29 +155,61 @@ function positive(rate: number): number {
  */
 export class BandwidthLimits {
   readonly #buckets = new Map<string, Held>();
+  readonly #shared: SharedLimits | undefined;
 
-  /** The user's bucket for one connection; call `release` once when the connection ends. */
-  acquire(user: string, rate: number): { bucket: TokenBucket; release: () => void } {
+  /**
+   * `shared`: in a cluster worker, the instance's ledger. A user's bandwidth is split evenly
+   * among the workers relaying that user's connections, and a worker that joins them starts
+   * with an empty bucket: the user's burst was the first one's to spend.
+   */
+  constructor(shared?: SharedLimits) {
+    this.#shared = shared;
+    shared?.onBandwidthShare((user, holders) => this.#setShare(user, holders));
+  }
+
+  /** True while a connection of `user` holds the user's bucket here. */
+  holding(user: string): boolean {
+    return (this.#buckets.get(user)?.users ?? 0) > 0;
+  }
+
+  /**
+   * The user's bucket for one connection; call `release` once when the connection ends.
+   * `others`: how many other processes of the instance hold a bucket of this user's now.
+   */
+  acquire(user: string, rate: number, others = 0): { bucket: TokenBucket; release: () => void } {
     let entry = this.#buckets.get(user);
     if (entry === undefined) {
-      entry = { bucket: new TokenBucket(rate), users: 0, forget: undefined };
+      const share = others + 1;
+      entry = { bucket: new TokenBucket(rate / share, { empty: others > 0 }), rate, share, users: 0, forget: undefined };
       this.#buckets.set(user, entry);
-    } else if (entry.bucket.rate !== rate) {
-      entry.bucket.retune(rate);
+    } else if (entry.rate !== rate || (entry.users === 0 && entry.share !== others + 1)) {
+      entry.rate = rate;
+      if (entry.users === 0) entry.share = others + 1;
+      entry.bucket.retune(rate / entry.share);
     }
     const held = entry;
     if (held.forget !== undefined) clearTimeout(held.forget);
     held.forget = undefined;
-    held.users++;
+    if (held.users++ === 0) this.#shared?.holdBandwidth(user, true);
     let released = false;
     return {
       bucket: held.bucket,
       release: () => {
         if (released) return;
         released = true;
-        if (--held.users === 0) this.#rest(user, held);
+        if (--held.users > 0) return;
+        this.#shared?.holdBandwidth(user, false);
+        this.#rest(user, held);
       },
     };
+  }
+
+  /** The ledger's count of the workers relaying `user`'s connections changed: this one's bucket takes its share. */
+  #setShare(user: string, holders: number): void {
+    const held = this.#buckets.get(user);
+    if (held === undefined || held.users === 0 || held.share === holders) return;
+    held.share = holders;
+    if (held.rate !== undefined) held.bucket.retune(held.rate / holders);
   }
 
   /** No connection holds `held` any more: it goes once full (a fresh bucket is the same then). */
@@ -194,9 +233,11 @@ export class BandwidthLimits {
    * config is no reason to go faster.
    */
   retune(users: ReadonlyMap<string, { readonly bandwidth?: number | undefined }>): void {
-    for (const [user, { bucket }] of this.#buckets) {
+    for (const [user, held] of this.#buckets) {
       const cfg = users.get(user);
-      if (cfg !== undefined && (cfg.bandwidth ?? Infinity) !== bucket.rate) bucket.retune(cfg.bandwidth);
+      if (cfg === undefined || cfg.bandwidth === held.rate) continue;
+      held.rate = cfg.bandwidth;
+      held.bucket.retune(cfg.bandwidth === undefined ? undefined : cfg.bandwidth / held.share);
     }
   }
 

@@ -109,7 +109,7 @@ function usersOf(config: Config): ReadonlyMap<string, UserConfig> {
 export class Limits {
   readonly sources = new Counts();
   readonly users = new Counts();
-  readonly bandwidth = new BandwidthLimits();
+  readonly bandwidth: BandwidthLimits;
   /** The instance's ledger in a cluster worker; undefined in one process. */
   readonly shared: SharedLimits | undefined;
   readonly #log: Logger;
@@ -122,6 +122,7 @@ export class Limits {
   constructor(metrics: Metrics, log: Logger, config: Config, refusalLog = new RefusalLog(), shared?: SharedLimits) {
     this.#liveUsers = usersOf(config);
     this.shared = shared;
+    this.bandwidth = new BandwidthLimits(shared);
     this.#log = log;
     this.#refusalLog = refusalLog;
     const counters = {} as Record<LimitName, Counter.Internal>;
@@ -215,12 +216,17 @@ export class ConnectionLimits {
       if (userMax !== undefined && limits.users.get(user) >= userMax) throw this.#refuse(source, 'user_max_connections');
     }
     const sourceMax = this.#source === undefined ? config.limits.max_connections_per_source : 0;
-    if (limits.shared !== undefined && (sourceMax > 0 || userMax !== undefined)) return this.#admitShared(limits.shared, request, config, sourceMax, userMax);
+    const shared = limits.shared;
+    if (shared !== undefined) {
+      // The user's bandwidth, the first of this user's connections here: the share is asked too.
+      const joins = user !== undefined && limits.bandwidthOf(user, config) !== undefined && !limits.bandwidth.holding(user);
+      if (sourceMax > 0 || userMax !== undefined || joins) return this.#admitShared(shared, request, config, sourceMax, userMax, joins);
+    }
     this.#take(request, config);
   }
 
-  /** admit()'s second half: the slots taken here, the checks passed. */
-  #take(request: ProxyRequest, config: Config): void {
+  /** admit()'s second half: the slots taken here, the checks passed. `others`: processes holding the user's bandwidth. */
+  #take(request: ProxyRequest, config: Config, others = 0): void {
     const limits = this.#limits;
     const user = request.user;
     if (user !== this.#user) {
@@ -232,7 +238,7 @@ export class ConnectionLimits {
     }
     // Per request, not per user change: a reload may have given the user of a kept-alive HTTP
     // connection a bandwidth, or taken it away, since its last request.
-    if (user !== undefined) this.#holdBandwidth(user, limits.bandwidthOf(user, config));
+    if (user !== undefined) this.#holdBandwidth(user, limits.bandwidthOf(user, config), others);
     this.#takeSource(request.source.host);
   }
 
@@ -240,7 +246,7 @@ export class ConnectionLimits {
    * admit() in a cluster worker: each limited share is taken from the instance's ledger, the
    * source's first; a refusal gives back what was taken, as a refusal here takes nothing.
    */
-  async #admitShared(shared: SharedLimits, request: ProxyRequest, config: Config, sourceMax: number, userMax: number | undefined): Promise<void> {
+  async #admitShared(shared: SharedLimits, request: ProxyRequest, config: Config, sourceMax: number, userMax: number | undefined, joins: boolean): Promise<void> {
     const source = request.source.host;
     const sourceKey = sourceMax > 0 ? await this.#takeShared(shared, sourceSlot(source), sourceMax, 'max_connections_per_source', source) : undefined;
     let userKey: string | undefined;
@@ -252,7 +258,8 @@ export class ConnectionLimits {
         throw err;
       }
     }
-    this.#take(request, config);
+    const others = joins ? await shared.bandwidthHolders(request.user!) : 0;
+    this.#take(request, config, others);
     this.#sharedSource ??= sourceKey;
     if (userKey !== undefined) this.#sharedUser = userKey;
   }
@@ -263,9 +270,9 @@ export class ConnectionLimits {
   }
 
   /** A bucket held is the user's one bucket, which every reload retunes to the live rate. */
-  #holdBandwidth(user: string, rate: number | undefined): void {
+  #holdBandwidth(user: string, rate: number | undefined, others: number): void {
     if (rate !== undefined) {
-      this.#bandwidth ??= this.#limits.bandwidth.acquire(user, rate);
+      this.#bandwidth ??= this.#limits.bandwidth.acquire(user, rate, others);
       return;
     }
     this.#bandwidth?.release();

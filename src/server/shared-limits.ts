@@ -1,6 +1,7 @@
 // Limits kept for the whole instance when it runs as several processes (`workers`): a
 // client's per-source share, a user's `max_connections` and `auth_failures` are the
-// instance's, as PRODUCT.md names them, not each worker's. The primary holds the counts
+// instance's, as PRODUCT.md names them, not each worker's; so is a user's `bandwidth`,
+// split among the workers relaying that user's connections. The primary holds the counts
 // (src/cluster/limit-ledger.ts); a worker asks it (src/cluster/worker-limits.ts). One
 // process has none of this: its own counts are the instance's.
 
@@ -15,6 +16,12 @@ export interface SharedLimits {
   loginFailed(source: string): void;
   /** Runs `count` for each failed login another process of the instance counted. */
   onLoginFailed(count: (source: string) => void): void;
+  /** How many other processes hold a bucket of `user`'s bandwidth now. */
+  bandwidthHolders(user: string): Promise<number>;
+  /** This process holds a bucket of `user`'s now (true) or no more (false): the holders' shares change. */
+  holdBandwidth(user: string, held: boolean): void;
+  /** Runs `share` with the number of processes holding `user`'s bandwidth, whenever it changes. */
+  onBandwidthShare(share: (user: string, holders: number) => void): void;
 }
 
 /** The ledger's key of a client address's share. */

@@ -1,5 +1,5 @@
-// `workers: 2`: the per-source and per-user shares and `auth_failures` are the instance's, not
-// each worker's (PRODUCT.md "Limits"). The primary hands connections to the workers in turn
+// `workers: 2`: the per-source and per-user shares, `auth_failures` and a user's `bandwidth`
+// are the instance's, not each worker's (PRODUCT.md "Limits"). The primary hands connections to the workers in turn
 // (NODE_CLUSTER_SCHED_POLICY=rr), so consecutive clients land on alternate workers: with
 // counts kept per worker, each of the two would admit a full share.
 import { test } from '../helpers/test.js';
@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { startCliGateway, type RunningGateway } from '../helpers/cli.js';
 import { closedWithin, startEchoServer } from '../helpers/index.js';
 import { echoOnce, httpConnectRaw, socks5Raw } from '../helpers/raw-proxy.js';
+import { drain, payload, sha, startSource } from '../helpers/transfers.js';
 import { BASE, BOOT_MS, sessionEnds, started, tempConfig, waitUntil } from '../helpers/workers.js';
 
 const IN_TURN = { env: { NODE_CLUSTER_SCHED_POLICY: 'rr' } };
@@ -133,4 +134,52 @@ test("a worker that dies gives back the slots its connections held in the instan
     held.push(next.socket);
     assert.equal(next.code, i < 2 ? 0 : 0x02, i < 2 ? `a slot of the dead worker's is taken again (${i + 1})` : 'and the share is full again');
   }
+});
+
+test("a user's bandwidth is one budget for both workers: two downloads on two workers stay within it, intact", { timeout: 120_000 }, async (t) => {
+  const KiB = 1024;
+  const RATE = 256 * KiB;
+  // One second's worth (TokenBucket's default burst), and one read (at most 64 KiB) each
+  // reader may take past its budget before it pauses: nothing here asserts a speed, only
+  // that two workers together never cross more than one bucket allows since before either began.
+  const BURST = RATE;
+  const MARGIN = 4 * 64 * KiB;
+  const data = payload(768 * KiB, 5);
+  const source = await startSource(data);
+  t.after(() => source.close());
+  const users = `auth:\n  users:\n    - { username: alice, password: pw, bandwidth: ${RATE}B/s }\n`;
+  const gw = await twoWorkers('idle_timeout: 60s', users);
+  t.after(() => gw.child.kill('SIGKILL'));
+  await started(gw);
+
+  const t0 = performance.now();
+  const budget = (): number => BURST + (RATE * (performance.now() - t0)) / 1000 + MARGIN;
+  const downloads: Array<ReturnType<typeof drain>> = [];
+  const sockets: Socket[] = [];
+  t.after(() => sockets.forEach((s) => s.destroy()));
+  for (let i = 0; i < 2; i++) {
+    const d = await socks5Raw(gw.port, source.port, { user: 'alice', password: 'pw' });
+    sockets.push(d.socket);
+    assert.equal(d.code, 0);
+    downloads.push(drain(d.socket));
+  }
+  const over: string[] = [];
+  const sample = (): void => {
+    const moved = downloads.reduce((n, d) => n + d.count(), 0);
+    const allowed = budget(); // read after the count: the budget can only be larger
+    if (moved > allowed) over.push(`${moved} > ${Math.round(allowed)}`);
+  };
+  const sampler = setInterval(sample, 20);
+  t.after(() => clearInterval(sampler));
+  const digests = await Promise.all(downloads.map((d) => d.digest));
+  sample();
+  clearInterval(sampler);
+  assert.deepEqual(over, [], "alice's two downloads together never exceeded one bucket's budget");
+  for (const [i, d] of downloads.entries()) {
+    assert.equal(d.count(), data.length, `download ${i + 1} complete`);
+    assert.equal(digests[i], sha(data), `download ${i + 1} intact`);
+  }
+  sockets.forEach((s) => s.destroy());
+  await waitUntil('both lines', () => sessionEnds(gw).length === 2);
+  assert.equal(servingPids(gw).size, 2, 'the two downloads ran in the two workers');
 });

@@ -5,16 +5,16 @@
 // unlimited user must cross more than that budget allows; every byte arrives intact.
 import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { readBytes, startGateway, type TestGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
 import { socks5Raw } from '../helpers/raw-proxy.js';
+import { drain, payload, sha, startSink, startSource } from '../helpers/transfers.js';
 import { socksUdpClient, startUdpEchoServer, udpLogLine } from '../helpers/udp.js';
 
 const KiB = 1024;
@@ -24,56 +24,6 @@ const BURST = RATE; // TokenBucket's default: one second's worth (at least 64 Ki
 const MARGIN = 4 * 64 * KiB;
 const EACH = 512 * KiB;
 
-function payload(n: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
-  return b;
-}
-
-/** Sends `data` to whoever connects, then ends. */
-async function startSource(data: Buffer) {
-  const server = createServer((s) => {
-    s.on('error', () => {});
-    s.resume();
-    s.end(data);
-  });
-  return listenTracked(server);
-}
-
-/** Counts and hashes what arrives; `done` once a client has ended its side. */
-async function startSink() {
-  let received = 0;
-  const hash = createHash('sha256');
-  let ended!: () => void;
-  const done = new Promise<void>((resolve) => (ended = resolve));
-  const server = createServer({ allowHalfOpen: true }, (s) => {
-    s.on('error', () => {});
-    s.on('data', (c: Buffer) => {
-      received += c.length;
-      hash.update(c);
-    });
-    s.on('end', () => {
-      s.end();
-      ended();
-    });
-  });
-  return { ...(await listenTracked(server)), received: () => received, digest: () => hash.digest('hex'), done };
-}
-
-/** Reads `socket` to its end, counting as it goes; `count()` is live. */
-function drain(socket: Socket): { count: () => number; digest: Promise<string> } {
-  let n = 0;
-  const hash = createHash('sha256');
-  socket.on('data', (c: Buffer) => {
-    n += c.length;
-    hash.update(c);
-  });
-  socket.resume();
-  const digest = Promise.race([once(socket, 'end'), once(socket, 'close')]).then(() => hash.digest('hex'));
-  return { count: () => n, digest };
-}
-
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 test("one user's connections share one bucket both ways; an unlimited user is not held back; nothing is lost", async (t) => {
   const down = payload(EACH, 7);
