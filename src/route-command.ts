@@ -6,7 +6,7 @@ import { createResolver } from './dns/resolver.js';
 import { silentLogger } from './observe/logger.js';
 import { closeOutbounds } from './outbound/build.js';
 import { compileEgress } from './outbound/egress.js';
-import { parseUsername } from './protocol/username.js';
+import { parseUsername, USERNAME_GRAMMAR } from './protocol/username.js';
 import { destinationName } from './protocol/name.js';
 import { explainRoute, refusedHost, refusedUser } from './route-explain.js';
 import { buildRouting } from './routing-build.js';
@@ -56,7 +56,7 @@ export async function routeCommand(args: readonly string[], flags: RouteFlags): 
     return 1;
   }
   if (flags.user !== undefined && parseUsername(flags.user) === undefined) {
-    console.error(`--user must be USER(-KEY-VALUE)* with letters, digits and "_" in keys and values, got "${flags.user}"`);
+    console.error(`--user must be USER(-KEY-VALUE)* (${USERNAME_GRAMMAR}), got "${flags.user}"`);
     return 2;
   }
   // A decision for a login the gateway refuses (or cannot take) would show a route no request gets.

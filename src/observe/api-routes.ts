@@ -6,7 +6,7 @@ import { parseDuration, MAX_TIMER_MS } from '../config/duration.js';
 import { redact } from '../config/member-url.js';
 import { COMMANDS } from '../config/types.js';
 import { isPoolOutbound, isUpstreamOutbound, type MemberStats, type PoolOutbound, type UpstreamStats } from '../outbound/stats.js';
-import { parseUsername } from '../protocol/username.js';
+import { parseUsername, USERNAME_GRAMMAR } from '../protocol/username.js';
 import { destinationName } from '../protocol/name.js';
 import type { ReloadOutcome } from '../reload.js';
 import { explainRoute, refusedHost, refusedUser, type RouteParts } from '../route-explain.js';
@@ -201,7 +201,7 @@ export const ROUTES: readonly ApiRoute[] = [
       const refused = refusedHost(q.host);
       if (refused !== undefined) throw new HttpError(400, `host ${refused}`);
       if (q.source !== undefined && isIP(q.source) === 0) throw new HttpError(400, `source must be an IP address, got "${q.source}"`);
-      if (q.user !== undefined && parseUsername(q.user) === undefined) throw new HttpError(400, `user must be USER(-KEY-VALUE)*, got "${q.user}"`);
+      if (q.user !== undefined && parseUsername(q.user) === undefined) throw new HttpError(400, `user must be USER(-KEY-VALUE)* (${USERNAME_GRAMMAR}), got "${q.user}"`);
       const noUser = q.user === undefined ? undefined : refusedUser(t.snapshot.config, q.user);
       if (noUser !== undefined) throw new HttpError(400, `user ${noUser}`);
       return ok(await explainRoute(t.snapshot, q));

@@ -16,8 +16,14 @@ export interface ParsedUsername {
 /** Keys and values: letters, digits and `_` (PRODUCT.md "Crawler sessions"). */
 const TOKEN = /^[A-Za-z0-9_]+$/;
 
+/**
+ * What a `-KEY-VALUE` part must be, in the words every refusal of one uses: a lifetime of
+ * letters and digits that is no duration (`1d`) breaks no character rule, so it is named.
+ */
+export const USERNAME_GRAMMAR = 'USER-KEY-VALUE..., letters, digits and _, a lifetime a duration such as 90s, 5m or 1h';
+
 /** Why a login whose `-KEY-VALUE` part does not parse is refused, whatever its password. */
-export const MALFORMED_USERNAME = 'malformed session parameters in the username (USER-KEY-VALUE..., letters, digits and _)';
+export const MALFORMED_USERNAME = `malformed session parameters in the username (${USERNAME_GRAMMAR})`;
 
 /** Keys the pool reads itself; every other key filters members by tag. */
 export const RESERVED_PARAMS: ReadonlySet<string> = new Set(['session', 'lifetime']);

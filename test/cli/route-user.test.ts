@@ -50,6 +50,10 @@ test('route --user: tag filters pick the member; a malformed username is refused
   const bad = await runCli(['route', 'example.org', '443', '--user', 'alice-session-a.b', '--config', path]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--user must be USER\(-KEY-VALUE\)\*/);
+  // Letters and digits, but no duration: the message names what a lifetime must be.
+  const day = await runCli(['route', 'example.org', '443', '--user', 'alice-session-k1-lifetime-1d', '--config', path]);
+  assert.equal(day.code, 2);
+  assert.match(day.stderr, /lifetime a duration/);
 });
 
 test('route --user: a name that cannot log in (not in auth.users, or no auth at all) is refused, not given a route', async (t) => {

@@ -237,6 +237,10 @@ test('a ban takes a member out of rotation for new requests at once, an unban br
   const stranger = await call('GET', '/api/route?host=example.org&port=80&user=bob-country-de');
   assert.equal(stranger.status, 400, stranger.text);
   assert.match(stranger.text, /not in auth\.users/);
+  // Letters and digits, but no duration: the answer names what a lifetime must be.
+  const lifetime = await call('GET', '/api/route?host=example.org&port=80&user=alice-session-K1-lifetime-1d');
+  assert.equal(lifetime.status, 400, lifetime.text);
+  assert.match(lifetime.text, /lifetime a duration/);
   // A host every request is refused for before any rule (0x04, HTTP 400) has no decision to show.
   for (const host of ['127.1', 'example.org..', 'a%20b.org']) {
     const refused = await call('GET', `/api/route?host=${host}&port=80`);

@@ -94,6 +94,10 @@ test('a login whose session parameters do not parse is logged as such, not as a 
   assert.equal(await rawLogin(gw.port, Buffer.from('alice-session-a.b'), Buffer.from('alice-pw')), 1);
   const socks = await gw.accessLog((l) => l.protocol === 'socks5' && l.user === 'alice-session-a.b');
   assert.match(String(socks?.error), /^malformed session parameters in the username/);
+  // Letters and digits, but no duration: the line names what a lifetime must be.
+  assert.equal(await rawLogin(gw.port, Buffer.from('alice-session-K1-lifetime-1d'), Buffer.from('alice-pw')), 1);
+  const day = await gw.accessLog((l) => l.protocol === 'socks5' && l.user === 'alice-session-K1-lifetime-1d');
+  assert.match(String(day?.error), /lifetime a duration/);
 
   const res = await curl(['-w', '\n%{http_code}', '-x', `http://alice-session-:alice-pw@127.0.0.1:${gw.port}`, `${http.url}/`]);
   assert.match(res.stdout, /^malformed session parameters in the username.*\n\n407$/);
