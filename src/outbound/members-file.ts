@@ -81,7 +81,13 @@ function splitListForm(body: string): { host: string; port: string; userinfo: st
   const tail = at === -1 ? null : HOST_PORT.exec(body.slice(at + 1));
   if (tail) return { host: unbracket(tail[1]!), port: tail[2]!, userinfo: body.slice(0, at) };
   const m = /^(\[[^\]]*\]|[^:@[\]]+):([^:]*)(?::(.*))?$/s.exec(body);
-  if (!m) throw new Error(`expected host:port, host:port:user:pass or user:pass@host:port (an IPv6 host in brackets: [::1]:1080), got ${redact(body)}`);
+  if (!m) {
+    // redact keeps a line with no separator whole (a host, for it); here such a line is no member
+    // and may be a password on a line of its own: the position says which line, the text is left out.
+    const shown = redact(body);
+    const got = shown === body ? 'a line with no ":" (not shown: it may be a password)' : shown;
+    throw new Error(`expected host:port, host:port:user:pass or user:pass@host:port (an IPv6 host in brackets: [::1]:1080), got ${got}`);
+  }
   return { host: unbracket(m[1]!), port: m[2]!, userinfo: m[3] };
 }
 

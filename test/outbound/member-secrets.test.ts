@@ -93,3 +93,16 @@ test('members_file: a "#" inside a URL is not a comment, so no half password bec
   assert.equal(members, undefined, `built members ${JSON.stringify(members)}`);
   assert.ok(error && !error.includes('SECRET') && !error.includes('123'), error);
 });
+
+test('members_file: a line that is one word (a stray password) fails at FILE:LINE:COL without being quoted', async (t) => {
+  for (const [line, col] of [
+    ['hunter2SECRET', 1],
+    ['  hunter2SECRET#tier=a', 3],
+    ['[hunter2SECRET]', 1],
+  ] as const) {
+    const { error } = await buildFile(t, `socks5://10.0.0.2:1080\n${line}\n`);
+    assert.ok(error, line);
+    assert.match(error, new RegExp(`proxies\\.txt:2:${col}: expected host:port`), line);
+    assert.ok(!error.includes('SECRET'), error);
+  }
+});
