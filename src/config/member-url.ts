@@ -90,6 +90,11 @@ export function memberOf(parts: MemberParts, shown: () => string): MemberUrl {
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`bad port in ${shown()}`);
   const username = parts.username === '' ? undefined : parts.username;
   const password = parts.password === '' ? undefined : parts.password;
+  // , ; and | separate the fields of a list exported from a spreadsheet (redact cuts there):
+  // `user,pass@host:port` would log in as "user,pass" and name the member by the password.
+  if (username !== undefined && /[,;|]/.test(username)) {
+    throw new Error(`a ",", ";" or "|" in the username, which separates the fields of a proxy list (write user:pass@host:port): ${shown()}`);
+  }
   const creds = { ...(username !== undefined ? { username } : {}), ...(password !== undefined ? { password } : {}) };
   let config: ProxyUpstreamConfig;
   if (scheme === 'socks4' || scheme === 'socks4a') {
@@ -154,7 +159,8 @@ export function parseTags(text: string, shown: () => string): Tags {
 
 /**
  * The text without anything that may be a password, for error messages. In a URL the user
- * info runs to the last "@" (a raw "@", "/" or "#" may sit in the password); a URL without
+ * info runs to the last "@" (a raw "@", "/" or "#" may sit in the password), and only the user
+ * before a ":" or a list separator (, ; or |, raw or percent-encoded) is kept; a URL without
  * "@" whose port is not a number may be `user:pass` cut short. Text that is not a URL at all
  * may be a proxy-list line (`host:port:user:pass`, `user:pass@host:port`, or `host,port,user,pass`
  * with , ; or |): only its first field.
@@ -171,8 +177,11 @@ export function redact(text: string): string {
   const rest = url[2]!;
   const at = rest.lastIndexOf('@');
   if (at !== -1) {
-    const colon = rest.indexOf(':');
-    return colon === -1 || colon > at ? text : `${scheme}${rest.slice(0, colon)}@${rest.slice(at + 1)}`;
+    // The user before its ":"; a user with a list separator in it (raw or percent-encoded) may be
+    // `user,pass`: what comes before the separator.
+    const cut = /:|[,;|]|%(?:2c|3b|7c)/i.exec(rest.slice(0, at));
+    if (!cut) return text;
+    return `${scheme}${rest.slice(0, cut.index)}${cut[0] === ':' ? '' : `${cut[0]}…`}@${rest.slice(at + 1)}`;
   }
   const end = rest.search(/[/?#]|$/);
   // A list line behind a scheme (socks5://host,port,user,pass) is no host:port: its first field only.

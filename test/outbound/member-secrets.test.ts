@@ -11,6 +11,7 @@ import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
 import { parseMemberUrl, redact } from '../../src/config/member-url.js';
 import { parseMembersFile } from '../../src/outbound/members-file.js';
 import { isPoolOutbound } from '../../src/outbound/stats.js';
+import { issuesOf } from '../helpers/config.js';
 
 const log = pino({ level: 'silent' });
 const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
@@ -105,4 +106,19 @@ test('members_file: a line that is one word (a stray password) fails at FILE:LIN
     assert.match(error, new RegExp(`proxies\\.txt:2:${col}: expected host:port`), line);
     assert.ok(!error.includes('SECRET'), error);
   }
+});
+
+test('a member username with a list separator (",", ";" or "|") is refused, and the message never shows what follows it', async (t) => {
+  // `user,SECRET@host:port`: a spreadsheet export read as user:pass@host:port would log in as "user,SECRET".
+  for (const line of ['user,SECRET@10.0.0.1:1080', '10.0.0.1:1080:user;SECRET:pass', 'socks5://user|SECRET@10.0.0.1:1080', 'http://user%2CSECRET:p@10.0.0.1:8080']) {
+    const { error, members } = await buildFile(t, `${line}\n`);
+    assert.equal(members, undefined, `${line} built ${JSON.stringify(members)}`);
+    assert.match(error ?? '', /proxies\.txt:1:1: a ",", ";" or "\|" in the username/, line);
+    assert.ok(!error!.includes('SECRET'), error);
+  }
+  const [issue, ...more] = issuesOf('upstreams:\n  p:\n    type: pool\n    members: ["socks5://user,SECRET@10.0.0.1:1080"]\n');
+  assert.deepEqual(more, []);
+  assert.match(issue!, /^cfg\.yaml:4:15: upstreams\.p\.members\[0\]: a ",", ";" or "\|" in the username/);
+  assert.ok(!issue!.includes('SECRET'), issue);
+  assert.equal(redact('socks5://user,SECRET@10.0.0.1:1080'), 'socks5://user,…@10.0.0.1:1080');
 });
