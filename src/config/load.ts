@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { isAlias, isCollection, isNode, LineCounter, parseDocument, visit, type Document, type YAMLError } from 'yaml';
+import { isAlias, isCollection, isNode, LineCounter, parseDocument, visit, type Document, type ErrorCode, type YAMLError } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { interpolateDocument } from './env.js';
 import { toConfig, type RawConfig } from './normalize.js';
@@ -72,9 +72,11 @@ function parseText(withBom: string, source: string, baseDir: string, env: NodeJS
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: true });
   const locator = new SourceLocator(doc, lines, source);
-  if (doc.errors.length > 0) {
+  // yaml only warns of a tag it cannot apply and keeps the bare value: `password: !abc tail` would be "tail".
+  const broken = [...doc.errors, ...doc.warnings.filter((w) => TAG_WARNINGS.has(w.code))].sort((a, b) => a.pos[0] - b.pos[0]);
+  if (broken.length > 0) {
     // A broken document has no reliable structure: report the syntax and stop there.
-    const issues = doc.errors.map((e) => `${source}:${locator.position(e.pos[0])}: ${syntaxMessage(e)}`);
+    const issues = broken.map((e) => `${source}:${locator.position(e.pos[0])}: ${syntaxMessage(e)}`);
     throw new ConfigError(issues);
   }
   // `render > socksgate.yaml` truncates at once and writes later: reloading the empty file in
@@ -187,8 +189,14 @@ function sortedLines(issues: readonly Issue[], locator: SourceLocator): string[]
   return [...new Set(placed.map((p) => p.line))];
 }
 
+/** yaml's warnings that a tag was not applied: the value would be read without it. */
+const TAG_WARNINGS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['TAG_RESOLVE_FAILED', 'BAD_COLLECTION_TYPE']);
+
 /** yaml's own words, except where they name its API instead of the fix. */
 function syntaxMessage(e: YAMLError): string {
+  // yaml quotes the tag, which is an unquoted value's own text (a password starting with !).
+  if (e.code === 'TAG_RESOLVE_FAILED') return 'a YAML tag (!NAME) the gateway does not know: quote a value that starts with !';
+  if (e.code === 'BAD_COLLECTION_TYPE') return 'a YAML tag (!NAME) that does not fit this value: quote a value that starts with !';
   if (e.code === 'MULTIPLE_DOCS') return 'a second document starts here, and a config file is one YAML document: merge the two, or remove this one';
   // yaml quotes up to 8 characters after the backslash, which in a password are the password's own.
   if (e.code === 'BAD_DQ_ESCAPE') return 'invalid escape sequence in a double-quoted string: write \\\\ for a backslash, or use single quotes';

@@ -172,6 +172,18 @@ test('an unquoted password that YAML reads as a block scalar header or an alias 
   }
 });
 
+test('an unquoted value that YAML reads as a tag (!NAME) is an error at the tag that does not quote it', () => {
+  // yaml reads `!Tag Secret` as the tag !Tag on "Secret" and only warns: the password was silently "Secret".
+  for (const value of ['!TagSecret rest', '!!TagSecret rest', '!<tag:TagSecret> rest', '!TagSecret [a]']) {
+    const issues = issuesOf(`auth:\n  users:\n    - username: a\n      password: ${value}\n`);
+    assert.equal(issues.length, 1, `${value}: ${issues.join('\n')}`);
+    assert.match(issues[0]!, /^cfg\.yaml:4:17: a YAML tag \(!NAME\) the gateway does not know: quote a value that starts with !/, value);
+    assert.doesNotMatch(issues[0]!, /Secret/);
+  }
+  // Tags of YAML's own that make the same value stay accepted.
+  assert.throws(() => issuesOf('auth:\n  users:\n    - { username: a, password: !!str 1234 }\n'), /config was accepted/);
+});
+
 test('schema violations point at the offending key or value', () => {
   const issues = issuesOf(
     `listen:
