@@ -61,9 +61,15 @@ export function parseTarget(target: string): { host: string; port: number } {
  * `host,port,user,pass` (or with ; or |) its first field.
  * A password may hold "@" or ":" itself: text that reads both ways keeps only what comes
  * before its first ":" (the host of the one, the user of the other), never part of a password.
+ * A query (`?token=…`, a DoH URL's key) keeps its names and never its values.
  * Errors reach `check`, the reload log line and POST /api/reload, where no password may.
  */
 export function withoutCredentials(text: string): string {
+  // After the user info is gone: a "?" in a password is no query.
+  return withoutQueryValues(withoutUserInfo(text));
+}
+
+function withoutUserInfo(text: string): string {
   const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(text)?.[0] ?? '';
   const rest = text.slice(scheme.length);
   // A list line exported with , ; or | (10.0.0.1,1080,user,pass): what comes before its first separator.
@@ -76,6 +82,14 @@ export function withoutCredentials(text: string): string {
   const at = rest.lastIndexOf('@');
   if (at !== -1) return listLine ? `${scheme}${fields[0]}:…` : `${scheme}…@${rest.slice(at + 1)}`;
   return listLine ? `${scheme}${fields[0]}:${fields[1]}:…` : text;
+}
+
+/** `a=1&b` → `a=…&…`: what follows the first "?" keeps only its names. */
+function withoutQueryValues(text: string): string {
+  const q = text.indexOf('?');
+  if (q === -1) return text;
+  const params = text.slice(q + 1).split('&').map((p) => (p.includes('=') ? `${p.slice(0, p.indexOf('=') + 1)}…` : '…'));
+  return `${text.slice(0, q + 1)}${params.join('&')}`;
 }
 
 /** RFC 1123 §2.1 labels (letters, digits, inner hyphens), and `_`, which internal names carry. */

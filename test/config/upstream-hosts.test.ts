@@ -126,6 +126,17 @@ test('a dns server pasted as a URL or list line with credentials is refused wher
   assert.ok(!issues.some((i) => i.includes('SECRET')), issues.join('\n'));
 });
 
+test('a DoH URL with a token in its query is refused where it is written, with the query\'s values withheld', () => {
+  const issues = issuesOf(`dns:
+  servers: ["https://127.0.0.1:8443/dns-query?token=SECRET", "https://u:p@127.0.0.1/dns-query?a=1&key=SECRET", "127.0.0.1:53?SECRET"]
+`);
+  assert.equal(issues.length, 3, issues.join('\n'));
+  assert.match(issues[0]!, /^cfg\.yaml:2:\d+: dns\.servers\[0\]: "https:\/\/127\.0\.0\.1:8443\/dns-query\?token=…" is not an IP address/);
+  assert.match(issues[1]!, /^cfg\.yaml:2:\d+: dns\.servers\[1\]: "https:\/\/…@127\.0\.0\.1\/dns-query\?a=…&key=…" is not an IP address/);
+  assert.match(issues[2]!, /^cfg\.yaml:2:\d+: dns\.servers\[2\]: "127\.0\.0\.1:53\?…" is not an IP address/);
+  assert.ok(!issues.some((i) => i.includes('SECRET')), issues.join('\n'));
+});
+
 test('a pool member written as a comma-, semicolon- or bar-separated list line is refused without its password', () => {
   const issues = issuesOf(`upstreams:
   p: { type: pool, members: ["10.0.0.1,1080,user,SECRET", "10.0.0.1;1080;user;SECRET", "10.0.0.1|1080|user|SECRET"] }
