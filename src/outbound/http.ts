@@ -151,7 +151,7 @@ function connectThrough(stream: Socket, to: Destination, run: HandshakeRun, tls:
         // The HTTP client no longer listens for 'error', and until the relay does a reset must not crash us.
         guardErrors(socket);
         try {
-          resolve(finalAnswer(res, socket, head, run.credentials));
+          resolve(finalAnswer(res, socket, head, basicSent(run.credentials)));
         } catch (err) {
           reject(err);
         }
@@ -182,8 +182,17 @@ function finalAnswer(res: IncomingMessage, socket: Socket, head: Buffer, sent: C
   return { socket, head: head.length > 0 ? head : undefined };
 }
 
+/**
+ * What Basic auth sends of `c`: nothing without a username (a member `http://:pass@host`), so
+ * the password is not sent and a refusal cannot repeat it (nor be withheld for seeming to).
+ */
+function basicSent(c: Credentials): Credentials {
+  return c.username === undefined ? {} : c;
+}
+
 /** RFC 7617 §2: `user-id ":" password` in UTF-8, base64. */
-function basicAuth({ username, password }: Credentials): Record<string, string> {
+function basicAuth(c: Credentials): Record<string, string> {
+  const { username, password } = basicSent(c);
   if (username === undefined) return {};
   const token = Buffer.from(`${username}:${password ?? ''}`, 'utf8').toString('base64');
   return { 'proxy-authorization': `Basic ${token}` };

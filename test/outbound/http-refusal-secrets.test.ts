@@ -93,3 +93,20 @@ test("a withheld X-Squid-Error still gives its reply code: squid's ERR_CONNECT_F
   assert.ok(!err.message.includes('111'), err.message);
   assert.equal(err.rep, 0x05, err.message);
 });
+
+test('an upstream with a password and no username is sent no credentials, so its refusal is logged as written', async (t) => {
+  // http://:PASSWORD@host as a member: no Proxy-Authorization goes out (Basic needs a user-id), nothing of it can come back.
+  let sent = '';
+  const proxy = await startEchoingRefuser((got) => {
+    sent = got;
+    return 'Proxy Authentication Required';
+  });
+  t.after(() => proxy.close());
+  const out = createHttpOutbound('corp', { type: 'http', tls: false, remote_dns: true, host: '127.0.0.1', port: proxy.port, password: 'Authentication' }, { dns, connectTimeout: 2_000 });
+  const err = await out.connect({ host: '127.0.0.1', port: 9 }, ctx()).then(
+    () => assert.fail('a 407 opened a tunnel'),
+    (e: unknown) => e as Error,
+  );
+  assert.doesNotMatch(sent, /proxy-authorization/i);
+  assert.match(err.message, /answered CONNECT with 407 bad credentials Proxy Authentication Required/);
+});
