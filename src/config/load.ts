@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { isAlias, isCollection, isNode, LineCounter, parseDocument, visit, type Document, type ErrorCode, type YAMLError } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { interpolateDocument } from './env.js';
+import { recordFilePlaces } from './file-places.js';
 import { toConfig, type RawConfig } from './normalize.js';
 import { SourceLocator, type Issue } from './positions.js';
 import { checkSemantics } from './semantic.js';
@@ -99,6 +100,7 @@ function parseText(withBom: string, source: string, baseDir: string, env: NodeJS
   if (found.length > 0) throw new ConfigError(sortedLines(found, locator));
   const config = toConfig(raw as RawConfig, source, baseDir, listening);
   texts.set(config, withBom);
+  recordFilePlaces(config, locator);
   return config;
 }
 

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Config, PoolConfig, ProxyUpstreamConfig, UpstreamConfig } from '../config/types.js';
 import type { DnsResolver } from '../dns/types.js';
 import { ConfigError } from '../errors.js';
+import { cannotRead } from '../config/file-places.js';
 import { createDirectOutbound } from './direct.js';
 import { createHttpOutbound } from './http.js';
 import { looksLikeUrl, parseMemberUrl, type MemberUrl, type Tags } from '../config/member-url.js';
@@ -47,7 +48,7 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
     if (cfg.type === 'socks5') return createSocks5Outbound(name, cfg, common);
     if (cfg.type === 'socks4') return createSocks4Outbound(name, cfg, common);
     if (cfg.ca === undefined) return createHttpOutbound(name, cfg, common);
-    return createHttpOutbound(name, cfg, { ...common, ca: await readCa(name, cfg.ca, cas) });
+    return createHttpOutbound(name, cfg, { ...common, ca: await readCa(config, name, cfg.ca, cas) });
   }
 
   /**
@@ -120,7 +121,7 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
       }
       await add(parsed, weight, tags);
     }
-    if (cfg.members_file !== undefined) for (const m of await readMembersFile(config, cfg)) await add(m);
+    if (cfg.members_file !== undefined) for (const m of await readMembersFile(config, name, cfg)) await add(m);
     const before = deps.previous?.get(name);
     const inherit = before && isPoolOutbound(before) ? before.memory() : undefined;
     return createPoolOutbound(name, cfg, { members: [...members.values()], log: deps.log, inherit });
@@ -165,14 +166,13 @@ function digest(configs: readonly unknown[]): string {
 }
 
 /** Every line's member, or one ConfigError naming each bad line at `FILE:LINE:COL` (or a file with none). */
-async function readMembersFile(config: Config, pool: PoolConfig): Promise<MemberUrl[]> {
+async function readMembersFile(config: Config, name: string, pool: PoolConfig): Promise<MemberUrl[]> {
   const path = resolve(config.base_dir, pool.members_file!);
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    // FILE:1:1, as a list file that cannot be read is reported (editors and CI annotations read it).
-    throw new ConfigError([`${path}:1:1: cannot read members_file (${(err as NodeJS.ErrnoException).code ?? String(err)})`]);
+    throw new ConfigError([cannotRead(config, ['upstreams', name, 'members_file'], path, err)]);
   }
   const entries = parseMembersFile(text, pool.members_scheme);
   const bad = entries.flatMap((e) => ('error' in e ? [`${path}:${e.line}:${e.col}: ${e.error}`] : []));
@@ -184,15 +184,14 @@ async function readMembersFile(config: Config, pool: PoolConfig): Promise<Member
 }
 
 /** The PEM an http upstream's `ca` names (read once per build, shared by upstreams naming the same file). */
-async function readCa(upstream: string, path: string, cache: Map<string, Buffer>): Promise<Buffer> {
+async function readCa(config: Config, upstream: string, path: string, cache: Map<string, Buffer>): Promise<Buffer> {
   const known = cache.get(path);
   if (known) return known;
   let pem: Buffer;
   try {
     pem = await readFile(path);
   } catch (err) {
-    // FILE:1:1, as an unreadable list or members file is reported (editors and CI annotations read it).
-    throw new ConfigError([`${path}:1:1: upstreams.${upstream}.ca: cannot read the CA file (${(err as NodeJS.ErrnoException).code ?? String(err)})`]);
+    throw new ConfigError([cannotRead(config, ['upstreams', upstream, 'ca'], path, err)]);
   }
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
     throw new ConfigError([`${path}:1:1: upstreams.${upstream}.ca: holds no PEM certificate`]);

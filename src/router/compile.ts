@@ -4,6 +4,7 @@
 import type { Command, Config } from '../config/types.js';
 import type { DnsResolver, ResolvedAddress } from '../dns/types.js';
 import { ConfigError } from '../errors.js';
+import { cannotRead } from '../config/file-places.js';
 import { normalizeName } from '../config/domains.js';
 import { loopbackOfUnspecified, parseIp, type ParsedIp } from '../config/ip.js';
 import { cheapHolds, compileRule, type CompiledRule, type Facts } from './rule.js';
@@ -16,11 +17,11 @@ export interface RouterDeps {
 /**
  * Compiles `config.rules` (reading every `domains_file` / `cidrs_file` relative to
  * `config.base_dir`). Throws ConfigError listing every problem found, `FILE:LINE:COL: message`
- * for list files.
+ * for list files (a file that cannot be read: at the config line naming it).
  */
 export async function compileRouter(config: Config, deps: RouterDeps): Promise<Router> {
   const settled = await Promise.allSettled(
-    config.rules.map((r, i) => compileRule(r, i, config.base_dir, config.source)),
+    config.rules.map((r, i) => compileRule(r, i, config.base_dir, config.source, (key, path, err) => cannotRead(config, ['rules', i, key], path, err))),
   );
   const issues: string[] = [];
   const rules: CompiledRule[] = [];

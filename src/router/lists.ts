@@ -42,20 +42,21 @@ export interface LoadedList<T> {
 /**
  * Reads `file` (relative to `baseDir`) and parses each entry with `parse`, which returns the
  * value or a message. Problems are appended to `issues`; the valid entries are returned.
+ * `unreadable` words the error of a file that cannot be read (at the config line naming it).
  */
 export async function loadList<T>(
   baseDir: string,
   file: string,
   parse: (entry: string) => T | string,
   issues: string[],
+  unreadable: (path: string, err: unknown) => string,
 ): Promise<LoadedList<T>> {
   const path = resolve(baseDir, file);
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    issues.push(`${path}:1:1: cannot read list file (${code})`);
+    issues.push(unreadable(path, err));
     return { path, entries: [] };
   }
   const entries: T[] = [];

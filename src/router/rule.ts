@@ -49,25 +49,28 @@ export function cheapHolds(r: CompiledRule, f: Facts): boolean {
   return true;
 }
 
+/** The error for a list file of the rule that cannot be read: `key` names it, `path` is where it was looked for. */
+export type Unreadable = (key: 'domains_file' | 'cidrs_file', path: string, err: unknown) => string;
+
 /**
  * Compiles rule `index` of the config. Inline entries were validated by the config loader;
  * list files are validated here. Every problem is collected before one ConfigError is thrown.
  */
-export async function compileRule(r: RuleConfig, index: number, baseDir: string, where: string): Promise<CompiledRule> {
+export async function compileRule(r: RuleConfig, index: number, baseDir: string, where: string, unreadable: Unreadable): Promise<CompiledRule> {
   const issues: string[] = [];
   const at = `${where}: rule "${r.name}"`;
 
   const domains = new DomainMatcherBuilder();
   for (const e of r.domains ?? []) addOrReport(parseDomainEntry(e), (d) => domains.add(d), issues, at);
   if (r.domains_file !== undefined) {
-    const list = await loadList<DomainEntry>(baseDir, r.domains_file, parseDomainEntry, issues);
+    const list = await loadList<DomainEntry>(baseDir, r.domains_file, parseDomainEntry, issues, (path, err) => unreadable('domains_file', path, err));
     for (const d of list.entries) domains.add(d);
   }
 
   const cidrs = new CidrSetBuilder();
   for (const e of r.cidrs ?? []) addOrReport(parseCidr(e), (c) => cidrs.add(c), issues, at);
   if (r.cidrs_file !== undefined) {
-    const list = await loadList<Cidr>(baseDir, r.cidrs_file, parseCidr, issues);
+    const list = await loadList<Cidr>(baseDir, r.cidrs_file, parseCidr, issues, (path, err) => unreadable('cidrs_file', path, err));
     for (const c of list.entries) cidrs.add(c);
   }
 

@@ -1,7 +1,7 @@
 // `socksgate check`: every error reads FILE:LINE:COL, list files and members files included.
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { configFile, runCli } from '../helpers/cli.js';
 
@@ -91,11 +91,28 @@ test('check: a list file with many bad lines names the first 20, then where the 
   assert.match(lines[20]!, /lan\.txt:22:1: 5 more invalid lines/);
 });
 
+test('check: a list, members or CA file that cannot be read is an error at the config line naming it, with the reason', async () => {
+  const path = await configFile(
+    'upstreams:\n  p: { type: pool, members_file: gone.txt }\n  h: { type: http, host: 127.0.0.1, port: 3128, tls: true, ca: ./certs/ca.pem }\n' +
+      'rules:\n  - name: r\n    domains_file: ./nope.txt\n    cidrs_file: lan\n    action: p\n',
+  );
+  await mkdir(join(path, '..', 'lan'));
+  const r = await runCli(['check', '--config', path]);
+  assert.equal(r.code, 1);
+  const dir = join(path, '..');
+  assert.deepEqual(r.stderr.trim().split('\n').sort(), [
+    `${path}:2:34: upstreams.p.members_file: cannot read ${join(dir, 'gone.txt')} (ENOENT)`,
+    `${path}:3:64: upstreams.h.ca: cannot read ${join(dir, 'certs', 'ca.pem')} (ENOENT)`,
+    `${path}:6:19: rules[0].domains_file: cannot read ${join(dir, 'nope.txt')} (ENOENT)`,
+    `${path}:7:17: rules[0].cidrs_file: cannot read ${join(dir, 'lan')} (EISDIR)`,
+  ]);
+});
+
 test('check: an http upstream whose ca file is missing or holds no certificate is an error at FILE:LINE:COL', async () => {
   const path = await configFile('upstreams:\n  h: { type: http, host: 127.0.0.1, port: 3128, tls: true, ca: ca.pem }\ndefault: h\n');
   const missing = await runCli(['check', '--config', path]);
   assert.equal(missing.code, 1);
-  assert.match(missing.stderr, /^\S+ca\.pem:1:1: upstreams\.h\.ca: .*ENOENT/m);
+  assert.match(missing.stderr, /^\S+socksgate\.yaml:2:\d+: upstreams\.h\.ca: cannot read \S+ca\.pem \(ENOENT\)/m);
   await writeFile(join(path, '..', 'ca.pem'), 'not a certificate\n');
   const empty = await runCli(['check', '--config', path]);
   assert.equal(empty.code, 1);

@@ -143,7 +143,7 @@ test('check reports each bad members_file line at FILE:LINE:COL without its pass
   await writeFile(file, 'upstreams:\n  p: { type: pool, members_file: gone.txt }\n');
   const missing = await runCli(['check', '--config', file]);
   assert.equal(missing.code, 1);
-  assert.equal(missing.stderr.trim(), `${join(dir, 'gone.txt')}:1:1: cannot read members_file (ENOENT)`);
+  assert.equal(missing.stderr.trim(), `${file}:2:34: upstreams.p.members_file: cannot read ${join(dir, 'gone.txt')} (ENOENT)`);
 });
 
 test('a reload with a bad members_file line is refused at FILE:LINE:COL and the running pool keeps serving', async (t) => {
@@ -206,12 +206,12 @@ test('a reload whose members_file is emptied, deleted or unreadable is refused a
   const cases: Array<[string, () => Promise<void>, RegExp]> = [
     // A provider list being rewritten (`fetch > proxies.txt`) is empty for a moment.
     ['emptied', () => writeFile(list, '# provider list, rewritten hourly\n'), /proxies\.txt:1:1: members_file holds no member/],
-    ['deleted', () => rm(list), /proxies\.txt:1:1: cannot read members_file \(ENOENT\)/],
+    ['deleted', () => rm(list), /socksgate\.yaml:\d+:\d+: upstreams\.p\.members_file: cannot read \S+proxies\.txt \(ENOENT\)/],
     // A directory in its place: unreadable whoever runs the test.
     ['unreadable', async () => {
       await rm(list);
       await mkdir(list);
-    }, /proxies\.txt:1:1: cannot read members_file \(EISDIR\)/],
+    }, /socksgate\.yaml:\d+:\d+: upstreams\.p\.members_file: cannot read \S+proxies\.txt \(EISDIR\)/],
   ];
   for (const [what, change, error] of cases) {
     await change();
