@@ -157,6 +157,9 @@ export function parseTags(text: string, shown: () => string): Tags {
   return tags;
 }
 
+/** A URL's host[:port] as written (the port may be empty or cut short): no list separator, no second ":". */
+const HOST_PORT_TEXT = /^(?:\[[^\]]*\]|[^:,;|]*)(?::\d*)?$/;
+
 /**
  * The text without anything that may be a password, for error messages. In a URL the user
  * info runs to the last "@" (a raw "@", "/" or "#" may sit in the password), and only the user
@@ -176,6 +179,12 @@ export function redact(text: string): string {
   const scheme = url[1]!;
   const rest = url[2]!;
   const at = rest.lastIndexOf('@');
+  // What follows the last "@" is no host[:port] (`host:port@user:pass`, as some providers export
+  // their lists): the text reads both ways, and only what comes before its first separator is kept.
+  if (at !== -1 && !HOST_PORT_TEXT.test(rest.slice(at + 1).split(/[/?#]/, 1)[0]!)) {
+    const cut = rest.search(/[:@,;|]/);
+    return `${scheme}${rest.slice(0, cut + 1)}…`;
+  }
   if (at !== -1) {
     // The user before its ":"; a user with a list separator in it (raw or percent-encoded) may be
     // `user,pass`: what comes before the separator.
@@ -185,7 +194,7 @@ export function redact(text: string): string {
   }
   const end = rest.search(/[/?#]|$/);
   // A list line behind a scheme (socks5://host,port,user,pass) is no host:port: its first field only.
-  if (/^(?:\[[^\]]*\]|[^:,;|]*)(?::\d*)?$/.test(rest.slice(0, end))) return text;
+  if (HOST_PORT_TEXT.test(rest.slice(0, end))) return text;
   const cut = rest.search(/[:,;|]/);
   return `${scheme}${rest.slice(0, cut)}${rest[cut] === ':' ? ':' : rest[cut]}…`;
 }

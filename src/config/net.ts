@@ -80,7 +80,10 @@ function withoutUserInfo(text: string): string {
   const fields = rest.split(':');
   const listLine = fields.length > 2 && !fields[0]!.includes('@') && /^\d+$/.test(fields[1]!);
   const at = rest.lastIndexOf('@');
-  if (at !== -1) return listLine ? `${scheme}${fields[0]}:…` : `${scheme}…@${rest.slice(at + 1)}`;
+  // After the last "@" of user:pass@host:port comes host[:port]; `host:port@user:pass` (a
+  // provider's export) has a user and password there: it reads both ways.
+  const hostAfter = at !== -1 && /^(?:\[[^\]]*\]|[^:]*)(?::\d*)?(?:[/?#]|$)/.test(rest.slice(at + 1));
+  if (at !== -1) return listLine || !hostAfter ? `${scheme}${fields[0]}:…` : `${scheme}…@${rest.slice(at + 1)}`;
   return listLine ? `${scheme}${fields[0]}:${fields[1]}:…` : text;
 }
 

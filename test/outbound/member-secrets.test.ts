@@ -122,3 +122,18 @@ test('a member username with a list separator (",", ";" or "|") is refused, and 
   assert.ok(!issue!.includes('SECRET'), issue);
   assert.equal(redact('socks5://user,SECRET@10.0.0.1:1080'), 'socks5://user,…@10.0.0.1:1080');
 });
+
+test('a member written host:port@user:pass (a provider export) is refused without its password, in members_file and in members', async (t) => {
+  for (const line of ['socks5://10.0.0.1:1080@user:SECRET', 'http://proxy.example:8080@user:SECRET', '10.0.0.1:1080@user:SECRET']) {
+    const { error, members } = await buildFile(t, `${line}\n`);
+    assert.equal(members, undefined, `${line} built ${JSON.stringify(members)}`);
+    assert.match(error ?? '', /proxies\.txt:1:1: /, line);
+    assert.ok(!error!.includes('SECRET'), error);
+  }
+  const issues = issuesOf('upstreams:\n  p: { type: pool, members: ["socks5://10.0.0.1:1080@user:SECRET", "10.0.0.1:1080@user:SECRET"] }\n  s: { type: socks5, host: "10.0.0.1:1080@user:SECRET", port: 1080 }\n');
+  assert.equal(issues.length, 3, issues.join('\n'));
+  assert.match(issues[0]!, /^cfg\.yaml:2:30: upstreams\.p\.members\[0\]: not a URL: socks5:\/\/10\.0\.0\.1:…/);
+  assert.match(issues[1]!, /^cfg\.yaml:2:68: upstreams\.p\.members\[1\]: "10\.0\.0\.1:…" names no upstream/);
+  assert.match(issues[2]!, /^cfg\.yaml:3:28: upstreams\.s\.host: "10\.0\.0\.1:…": a host is a name or an address alone/);
+  assert.ok(!issues.some((i) => i.includes('SECRET')), issues.join('\n'));
+});
