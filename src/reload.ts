@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { loadConfig, EMBEDDED_SOURCE } from './config/load.js';
 import type { Config, ListenConfig } from './config/types.js';
 import { ConfigError } from './errors.js';
+import { ReloadLevel } from './observe/reload-level.js';
 
 /** What a reload did: applied, or rejected with `FILE:LINE:COL: message` errors. */
 export type ReloadOutcome = { result: 'ok'; config: string } | { result: 'rejected'; config: string; errors: string[] };
@@ -35,11 +36,13 @@ export class ReloadController {
   /** The attempt queued behind the running one, not begun yet. */
   #waiting: Promise<ReloadOutcome> | undefined;
   readonly #level: 'debug' | undefined;
+  readonly #logLevel: ReloadLevel;
 
   /** `workerOfCluster`: the primary logs each reload's outcome, so this process's line is debug. */
   constructor(target: Reloadable, opts: { workerOfCluster?: boolean } = {}) {
     this.#target = target;
     this.#level = opts.workerOfCluster ? 'debug' : undefined;
+    this.#logLevel = new ReloadLevel(target.log);
   }
 
   /** Called after every attempt, applied or not (--watch re-arms its watches there). */
@@ -76,14 +79,14 @@ export class ReloadController {
       await gw.reload(next);
       if (gw.config !== next) throw new Error('the gateway is stopping: configuration not applied');
       // Only once applied: a rejected config must not silence (or flood) the log.
-      gw.log.level = next.log.level;
+      this.#logLevel.switch(next.log.level);
       outcome = { result: 'ok', config: next.source };
     } catch (err) {
       // An invalid config is reported and the running one stays (PRODUCT.md "Command line").
       const errors = err instanceof ConfigError ? [...err.issues] : [err instanceof Error ? err.message : String(err)];
       outcome = { result: 'rejected', config: source, errors };
     }
-    logReloadOutcome(gw.log, trigger, outcome, this.#level);
+    this.#logLevel.outcome(() => logReloadOutcome(gw.log, trigger, outcome, this.#level));
     gw.metrics.reloads.inc({ result: outcome.result });
     for (const fn of this.#settled) {
       try {

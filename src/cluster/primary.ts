@@ -31,6 +31,7 @@ import { forwardReloads, shareRunningConfig } from './reloads.js';
 import { liveWorkers, superviseWorkers } from './slots.js';
 import { startAdmin } from '../observe/admin.js';
 import { createLogger, flushLog } from '../observe/logger.js';
+import { ReloadLevel } from '../observe/reload-level.js';
 import { formatAddress } from '../server/context.js';
 
 /** A worker cut at once has CUT_MS to log its connections; its exit and last words take a little longer. */
@@ -49,10 +50,11 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
   });
   const workerApi = new WorkerApi();
   const sums = new ClusterMetrics(workerApi);
-  const outcome = followReloads(sums, log);
+  const level = new ReloadLevel(log);
+  const outcome = followReloads(sums, log, level);
   const bans = new BanLedger();
   keepLimitLedger();
-  shareRunningConfig(config, log);
+  shareRunningConfig(config, log, level);
   const primary = forwardReloads(log, config, opts);
   const { watcher } = primary;
   const workers = superviseWorkers(log, size, (w) => {

@@ -5,6 +5,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { ToPrimary } from './messages.js';
 import type { ClusterMetrics } from './metrics.js';
+import type { ReloadLevel } from '../observe/reload-level.js';
 import { logReloadOutcome, type ReloadOutcome } from '../reload.js';
 
 /** Said when the workers did not all come to the same outcome of one reload. */
@@ -20,7 +21,7 @@ const OUTCOMES_KEPT = 16;
  * worker that reports another outcome of it (one catching up on it, say) is logged too.
  * Returns how the API's outcome is given, with its reload's number.
  */
-export function followReloads(sums: ClusterMetrics, log: Logger): (seq: number, trigger: string, outcome: ReloadOutcome, from?: Worker) => void {
+export function followReloads(sums: ClusterMetrics, log: Logger, level: ReloadLevel): (seq: number, trigger: string, outcome: ReloadOutcome, from?: Worker) => void {
   const logged = new Map<number, ReloadOutcome['result']>();
   let forgotten = 0; // reloads up to this one are no longer in `logged`
   const settle = (seq: number, trigger: string, outcome: ReloadOutcome, from?: Worker): void => {
@@ -37,7 +38,8 @@ export function followReloads(sums: ClusterMetrics, log: Logger): (seq: number, 
       forgotten = Math.max(forgotten, old);
     }
     sums.reloaded(outcome.result);
-    logReloadOutcome(log, trigger, outcome);
+    // A worker's `applied` came before its outcome (one IPC channel, in order): written under the level it replaced too.
+    level.outcome(() => logReloadOutcome(log, trigger, outcome));
   };
   cluster.on('message', (w: Worker, msg: Partial<ToPrimary> | null) => {
     if (msg?.socksgate === 'stopping' && Array.isArray(msg.metrics)) return sums.final(w, msg.metrics);

@@ -10,6 +10,7 @@ import { configText, loadConfig } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { ConfigWatcher } from '../config/watch.js';
 import { ConfigError } from '../errors.js';
+import type { ReloadLevel } from '../observe/reload-level.js';
 import { startedWith, warnRestartOnly } from '../restart-only.js';
 
 /** The primary's copy of the config: which files to watch; the admin API's token until a worker reports the one it runs. */
@@ -75,16 +76,16 @@ export function forwardReloads(log: Logger, config: Config, opts: { path: string
  * at first, then the last one a worker reported applying (a rejected reload reports none);
  * and with this process's own, whose listeners and log format every worker keeps.
  * The primary's own lines take that config's log level, as a single process's do once a
- * reload is applied.
+ * reload is applied (its outcome line, logged by followReloads, under the old level too).
  */
-export function shareRunningConfig(config: Config, log: Logger): void {
+export function shareRunningConfig(config: Config, log: Logger, level: ReloadLevel): void {
   const { source } = config;
   const started = configText(config) ?? null;
   let text = started;
   cluster.on('message', (w: Worker, msg: Partial<ToPrimary> | null) => {
     if (msg?.socksgate === 'applied') {
       if (typeof msg.text === 'string') text = msg.text;
-      if (typeof msg.logLevel === 'string' && msg.logLevel in log.levels.values) log.level = msg.logLevel;
+      if (typeof msg.logLevel === 'string' && msg.logLevel in log.levels.values) level.switch(msg.logLevel);
     } else if (msg?.socksgate === 'config?' && w.isConnected()) w.send({ socksgate: 'config', source, text, started } satisfies ToWorker);
   });
 }

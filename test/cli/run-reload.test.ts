@@ -223,6 +223,31 @@ test('a rejected reload changes nothing, its log level included: the rejection i
   await gw.waitFor((l) => l.msg === 'configuration reloaded');
 });
 
+test('a reload that raises log.level to warn still logs that it reloaded, as one that lowers it back does', async (t) => {
+  const LOUD = `${BASE}metrics: { host: 127.0.0.1, port: 0 }\n`;
+  const QUIET = `${LOUD}log: { level: warn }\n`;
+  const path = await tempConfig(LOUD);
+  const gw = await startCliGateway(path);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const admin = (await gw.waitFor((l) => l.msg === 'socksgate listening')).admin as string;
+  const reloads = (): Array<Record<string, unknown>> => gw.lines.filter((l) => l.msg === 'configuration reloaded');
+  await writeFile(path, QUIET);
+  gw.child.kill('SIGHUP');
+  await gw.waitFor(() => reloads().length === 1);
+  assert.equal(reloads()[0]!.level, 30, 'at info, the level it was written under');
+  // Another reload at warn is applied (counted) without a line.
+  gw.child.kill('SIGHUP');
+  for (let waited = 0; !/^socksgate_reloads_total\{result="ok"\} 2$/m.test(await scrape(admin)); waited += 50) {
+    assert.ok(waited < 10_000, 'the second reload counted');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await writeFile(path, LOUD);
+  gw.child.kill('SIGHUP');
+  await gw.waitFor(() => reloads().length === 2);
+  const between = gw.lines.slice(gw.lines.indexOf(reloads()[0]!) + 1, gw.lines.indexOf(reloads()[1]!));
+  assert.deepEqual(between, [], 'no line at level warn in between');
+});
+
 test('SIGTERM stops accepting, drains for drain_timeout, exits 0', async (t) => {
   const echo = await startEchoServer();
   t.after(() => echo.close());
