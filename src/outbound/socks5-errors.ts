@@ -69,6 +69,12 @@ const AUTH_FAILURES = new Set([
   'Received invalid Socks5 initial handshake (no accepted authentication type)',
 ]);
 
+// `socks` weighs RFC 1929's two-byte login answer asynchronously: more bytes that came with
+// it (a server sends none before our request) meet a state it has no step for, and it gives
+// this. RFC 1929 §2's VER and STATUS, then anything: a malformed login answer.
+const LOGIN_ANSWER_TOO_LONG = 'SocksClient internal error (this should not happen)';
+const MALFORMED_LOGIN = 'malformed answer to our username/password login (RFC 1929 §2 answers 2 bytes)';
+
 /**
  * Whether `socks` failed on the reply to our request: a refusal, or a reply whose VER is not 5,
  * which it reports in the same words (with the REP byte that follows as the reason).
@@ -100,6 +106,7 @@ export function fromSocksError(upstream: string, err: unknown): GatewayError {
     if (SOCKS4_AUTH.has(socks4[1]!)) return new UpstreamAuthError(upstream, message, { cause });
   }
   if (AUTH_FAILURES.has(message)) return new UpstreamAuthError(upstream, message, { cause });
+  if (message === LOGIN_ANSWER_TOO_LONG) return new UpstreamHandshakeError(upstream, MALFORMED_LOGIN, { cause });
   return new UpstreamHandshakeError(upstream, message, { cause });
 }
 

@@ -1,8 +1,8 @@
 // Test instruments that sit between the gateway and a real upstream: a recording SOCKS5
 // front (what RFC 1929 credentials a member receives) and a delaying forwarder (a slow
 // member). Both relay to a real server; neither answers anything itself beyond the login.
-// And one that stands in for an upstream: a scripted SOCKS5 server with one fixed reply
-// (what no real server can be made to send on demand).
+// And ones that stand in for an upstream: a scripted SOCKS5 server with one fixed reply, and
+// one with a fixed login answer (what no real server can be made to send on demand).
 
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
@@ -167,4 +167,22 @@ export async function startHeldListener(host = '127.0.0.1'): Promise<HeldListene
     for (let turn = 0; turn < n && accepted.length < n; turn++) await once(srv, 'connection');
   };
   return { host, accepted, accepting, ...(await listenTracked(srv, host)) };
+}
+
+/**
+ * Test instrument (an upstream whose login answer is broken): takes the greeting, chooses
+ * RFC 1929 username/password (0x02), reads the login and answers it with `answer`, then
+ * keeps the connection open: whether it closes is up to the gateway.
+ */
+export async function startJunkLoginSocks(answer: Buffer, host = '127.0.0.1'): Promise<{ host: string; port: number; close(): Promise<void> }> {
+  const srv = createServer((s) => {
+    s.on('error', () => {});
+    let chunks = 0;
+    s.on('data', () => {
+      chunks++;
+      if (chunks === 1) s.write(Buffer.from([5, 2])); // the greeting: username/password chosen
+      else if (chunks === 2) s.write(answer); // the login
+    });
+  });
+  return { host, ...(await listenTracked(srv, host)) };
 }

@@ -12,7 +12,7 @@ import { SocksClient } from 'socks';
 import { closedWithin, readBytes, startEchoServer, startGateway } from '../helpers/index.js';
 import { echoOnce, httpConnectRaw } from '../helpers/raw-proxy.js';
 import { isPoolOutbound } from '../../src/outbound/stats.js';
-import { startRecordingSocks, startScriptedSocks } from '../helpers/instruments.js';
+import { startJunkLoginSocks, startRecordingSocks, startScriptedSocks } from '../helpers/instruments.js';
 import { startDante, startMicrosocks } from '../helpers/upstreams.js';
 
 /** ATYP 3 with 100 bytes that are not UTF-8: the `socks` client reads them as 100 U+FFFD, 300 bytes re-encoded. */
@@ -180,4 +180,25 @@ test('an upstream reply whose VER is not 5 is a failed handshake, not a refusal 
   t.after(() => ok.socket.destroy());
   ok.socket.write('next member');
   assert.equal((await readBytes(ok.socket, 11)).toString(), 'next member');
+});
+
+test('an upstream that answers our username/password login with junk: 0x01, and the log says the login answer was malformed', async (t) => {
+  // Six bytes where RFC 1929 §2 answers two (VER 0x01, STATUS).
+  const upstream = await startJunkLoginSocks(Buffer.from('junk!\n'));
+  t.after(() => upstream.close());
+  const gw = await startGateway({
+    upstreams: { up: { type: 'socks5', host: '127.0.0.1', port: upstream.port, username: 'gw', password: 'secret' } },
+    rules: [{ name: 'via-up', domains: ['example.test'], action: 'up' }],
+  });
+  t.after(() => gw.close());
+
+  const s = connect({ host: '127.0.0.1', port: gw.port });
+  t.after(() => s.destroy());
+  s.on('error', () => {});
+  await once(s, 'connect');
+  s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.CONNECT, { host: 'example.test', port: 80 })]));
+  assert.deepEqual([...(await readBytes(s, 4))], [5, 0, 5, 1], 'method 0x00, then reply 0x01 (general failure)');
+  const line = await gw.accessLog((l) => l['dest'] === 'example.test:80');
+  assert.equal(line?.['rep'], 1);
+  assert.equal(line?.['error'], 'upstream "up": malformed answer to our username/password login (RFC 1929 §2 answers 2 bytes)');
 });
