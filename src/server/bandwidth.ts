@@ -92,6 +92,17 @@ export class TokenBucket {
   }
 
   /**
+   * Gives back `n` bytes tryTake spent on a datagram that was then dropped before it left:
+   * the bucket stands as if they had never been spent (the cap at the burst is where the
+   * refill would have stopped without them too).
+   */
+  refund(n: number): void {
+    if (this.#rate === Infinity) return;
+    this.#refill();
+    this.#tokens = Math.min(this.#burst, this.#tokens + n);
+  }
+
+  /**
    * Where the debt stands now, on the scale of what the bucket is credited with: once it
    * has been credited this much (msUntil), everything spent so far is paid for.
    */

@@ -80,8 +80,12 @@ export class UdpAssociation {
       flowIdleMs: opts.idleTimeout,
       onAnswer: (from, payload) => this.#toClient(from, payload),
       onDrop: (reason, direction, bytes) => {
-        // A datagram the channel took and then never sent: counted as sent when taken, taken back.
-        if (bytes !== undefined && direction === 'up') this.#unsend(bytes);
+        // A datagram the channel took and then never sent: counted as sent and charged to the
+        // user's bucket when taken, both taken back.
+        if (bytes !== undefined && direction === 'up') {
+          this.#ctx.limits.throttle?.refund(bytes);
+          this.#unsend(bytes);
+        }
         this.#drop(reason, direction);
       },
     });
@@ -190,7 +194,8 @@ export class UdpAssociation {
   /**
    * The user's `bandwidth` bucket, shared with their TCP connections (PRODUCT.md "Limits").
    * A datagram has no backpressure to slow it: one past what the bucket may owe is dropped
-   * (TokenBucket.tryTake).
+   * (TokenBucket.tryTake). One its channel drops after this (denied, unresolved, queue full)
+   * never left, and is refunded (onDrop above).
    */
   #charge(bytes: number): boolean {
     const bucket = this.#ctx.limits.throttle;

@@ -406,6 +406,38 @@ test("a user's UDP datagrams charge the same bucket: past it they are dropped an
   assert.ok((udp.dropped['bandwidth'] ?? 0) > 0, `the rest dropped as over the bandwidth: ${JSON.stringify(udp.dropped)}`);
 });
 
+test("a user's datagram dropped by its channel after the charge is refunded: the egress guard's drops do not use up the bucket", async (t) => {
+  const echo = await startUdpEchoServer();
+  t.after(() => echo.close());
+  // 1 KiB/s: a 64 KiB burst, and datagrams may owe one burst more; what the test's seconds refill is far below the 192 KiB sent.
+  const gw = await startGateway({
+    auth: { users: [{ username: 'alice', password: 'pw', bandwidth: '1KiB/s' }] },
+    egress: { deny: ['127.0.0.2/32'] },
+  });
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port }, { login: { user: 'alice', pass: 'pw' } });
+  const DATAGRAM = 8 * KiB;
+  const SENT = 24; // 192 KiB: past the 128 KiB datagrams may run the bucket to
+  const chunk = payload(DATAGRAM, 11);
+  for (let i = 0; i < SENT; i++) {
+    c.send({ host: '127.0.0.2', port: echo.port }, chunk); // denied by the guard: nothing leaves
+    await new Promise((r) => setImmediate(r));
+  }
+  // None of the denied bytes left: the bucket still holds its burst for this one.
+  let answer;
+  for (let tries = 0; tries < 3 && answer === undefined; tries++) {
+    c.send({ host: '127.0.0.1', port: echo.port }, 'after the denied ones');
+    answer = await c.receive(1_000);
+  }
+  await c.close();
+  const line = await udpLogLine(gw);
+  const udp = line?.['udp'] as { dropped: Record<string, number> } | undefined;
+  assert.ok(udp, 'the association has its line');
+  assert.equal(udp.dropped['bandwidth'], undefined, `no datagram dropped as over the bandwidth: ${JSON.stringify(udp.dropped)}`);
+  assert.ok((udp.dropped['denied'] ?? 0) > (2 * 64) / 8, `more denied than the bucket could have paid for: ${JSON.stringify(udp.dropped)}`);
+  assert.ok(answer !== undefined, 'a datagram after them is relayed and answered');
+});
+
 test("a user's download at the bandwidth limit leaves their UDP a share: datagrams pass, and the download waits them out", async (t) => {
   const echo = await startUdpEchoServer();
   t.after(() => echo.close());

@@ -40,6 +40,19 @@ test('TokenBucket.tryTake (datagrams): passes while the bucket owes less than on
   assert.equal(b.tryTake(1), false, 'owing 4000');
 });
 
+test('TokenBucket.refund: a datagram dropped after tryTake is as if never spent, up to the burst the refill stops at', () => {
+  let t = 0;
+  const b = new TokenBucket(1000, { burst: 1000, now: () => t });
+  assert.equal(b.tryTake(1500), true);
+  b.refund(1500);
+  assert.equal(b.take(0), 0, 'owes nothing again');
+  assert.equal(b.tryTake(1000), true);
+  t += 500;
+  b.refund(1000);
+  assert.equal(b.take(1000), 0, 'full again: the 500 refilled meanwhile did not stack past the burst');
+  assert.equal(b.take(1), 1, 'and not one byte more');
+});
+
 test("a reader's debt is owed in bytes: a rate raised or lifted while it waits shortens the wait under way", () => {
   let t = 0;
   const b = new TokenBucket(1000, { burst: 1000, now: () => t });
