@@ -263,6 +263,7 @@ export class Gateway {
   async #close(drainMs: number): Promise<void> {
     const stopped = this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     this.#http.drain();
+    this.connections.letGoSilent();
     if (this.#sessions.size > 0) {
       this.log.info({ open: this.#sessions.size, drainMs }, 'draining open connections');
       await this.#drained(drainMs);

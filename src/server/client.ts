@@ -105,6 +105,8 @@ export class ClientConnection implements LiveConnection, Cancellation {
   /** Keepalive is on for #remote. */
   #remoteKept = false;
   #inHandshake = true;
+  /** What the client has yet to send a first byte of, while it has sent none (letGoIfSilent). */
+  #awaiting: 'proxy header' | 'request' | undefined;
   /** The deadline as a timer of its own, for a front whose reads rearm() never sees (holdDeadline). */
   #deadlineTimer: NodeJS.Timeout | undefined;
   readonly #shared: Limits;
@@ -292,6 +294,20 @@ export class ClientConnection implements LiveConnection, Cancellation {
     this.#abort(GATEWAY_STOPPED);
   }
 
+  /**
+   * The gateway begins to stop: a client that has sent no byte of a request has none in
+   * flight, and is closed now rather than held to its handshake deadline. A balancer's whole
+   * PROXY header is no request; a part of one is left to finish.
+   */
+  letGoIfSilent(): void {
+    const socket = this.socket;
+    // Bytes read but not yet taken (after a PROXY header, unshifted) are a request begun.
+    const silent = this.#awaiting === 'request' ? socket.readableLength === 0 : this.#awaiting === 'proxy header' && socket.bytesRead === 0;
+    if (!silent) return;
+    this.record.error ??= GATEWAY_STOPPED.message;
+    socket.destroy();
+  }
+
   /** Aborted when the client goes away or the gateway stops; made when first asked for. */
   get signal(): AbortSignal {
     if (!this.#controller) {
@@ -359,9 +375,12 @@ export class ClientConnection implements LiveConnection, Cancellation {
     let reader: ChunkReader | undefined;
     try {
       // PROXY protocol comes before the protocol's first byte, inside the same deadline.
+      this.#awaiting = proxyHeader ? 'proxy header' : 'request';
       if (proxyHeader && !(await this.#readProxyHeader(proxyHeader))) return;
+      this.#awaiting = 'request';
       reader = new ChunkReader(socket);
       let first = await reader.next();
+      this.#awaiting = undefined;
       this.rearm();
       if (first === null || first.length === 0) {
         this.record.error ??= 'closed before greeting';
@@ -383,6 +402,7 @@ export class ClientConnection implements LiveConnection, Cancellation {
       this.log.error({ err }, 'front failed');
       socket.destroy();
     } finally {
+      this.#awaiting = undefined;
       reader?.detach();
       this.#endHandshake();
       if (!socket.destroyed) closeClient(socket);

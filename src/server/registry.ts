@@ -12,6 +12,8 @@ export interface LiveConnection {
   kill(reason: string): void;
   /** The gateway stops for good: aborts what the connection waits on (dials, lookups, BIND). */
   stop(): void;
+  /** The gateway begins to stop: a client that has sent no byte of a request yet is closed now. */
+  letGoIfSilent(): void;
   /** Switches TCP keepalive on for the socket on the far side (once per socket). */
   keepRemoteAlive(): void;
 }
@@ -66,6 +68,14 @@ export class ConnectionRegistry implements OpenConnections {
   /** Aborts every open connection's signal (the gateway stops after its drain). */
   stopAll(): void {
     for (const conn of this.#open.values()) conn.stop();
+  }
+
+  /**
+   * The drain begins: clients that have sent nothing yet have no request in flight, and are
+   * closed rather than held to their handshake deadline (as idle keep-alive HTTP clients are).
+   */
+  letGoSilent(): void {
+    for (const conn of this.#open.values()) conn.letGoIfSilent();
   }
 
   /** TCP keepalive for the far side of every open connection that has one and lacks it. */

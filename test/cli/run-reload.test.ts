@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { execFileSync } from 'node:child_process';
 import { open, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Socket } from 'node:net';
+import { createConnection, type Socket } from 'node:net';
 import { startCliGateway } from '../helpers/cli.js';
 import { closedWithin, socksConnect, startEchoServer } from '../helpers/index.js';
 import { countersDown } from '../helpers/metrics.js';
@@ -262,6 +262,48 @@ test('SIGTERM stops accepting, drains for drain_timeout, exits 0', async (t) => 
   assert.ok(await closedWithin(open, 5_000), 'cut after drain_timeout');
   assert.equal(await gw.exited, 0);
   assert.ok(gw.lines.some((l) => l.msg === 'stopped'));
+});
+
+// Bounded by the test's timeout alone: a gateway that waited out handshake_timeout (or drain_timeout) would outlast it.
+test('SIGTERM closes connections that have sent nothing of a request at once, a balancer\'s PROXY header alone included, rather than waiting out handshake_timeout', { timeout: 60_000 }, async (t) => {
+  const text = [
+    'listen:',
+    '  - { host: 127.0.0.1, port: 0 }',
+    '  - { host: 127.0.0.1, port: 0, proxy_protocol: { trusted: [127.0.0.1] } }',
+    'limits: { drain_timeout: 5m, handshake_timeout: 5m }',
+    'metrics: { host: 127.0.0.1, port: 0 }',
+    '',
+  ].join('\n');
+  const gw = await startCliGateway(await tempConfig(text));
+  t.after(() => gw.child.kill('SIGKILL'));
+  const ready = await gw.waitFor((l) => l.msg === 'socksgate listening');
+  const behindBalancer = Number((ready.listen as string[])[1]!.split(':').pop());
+  /** A client connected to `port` that sends nothing (but `header`); its 'close'. */
+  const silent = async (port: number, header?: string): Promise<{ closed: Promise<unknown> }> => {
+    const s = createConnection({ host: '127.0.0.1', port });
+    t.after(() => s.destroy());
+    s.on('error', () => {});
+    s.resume();
+    const closed = once(s, 'close');
+    await once(s, 'connect');
+    if (header !== undefined) s.write(header);
+    return { closed };
+  };
+  const clients = [
+    await silent(gw.port),
+    await silent(behindBalancer),
+    await silent(behindBalancer, `PROXY TCP4 127.0.0.9 127.0.0.1 40000 ${behindBalancer}\r\n`),
+  ];
+  // The gateway holds all three (not the listeners' backlog) before the signal.
+  for (let waited = 0; !/^socksgate_connections_active 3$/m.test(await scrape(ready.admin as string)); waited += 50) {
+    assert.ok(waited < 10_000, 'the silent connections accepted');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  gw.child.kill('SIGTERM');
+  await Promise.all(clients.map((c) => c.closed));
+  assert.equal(await gw.exited, 0);
+  const ends = gw.lines.filter((l) => l.msg === 'session end');
+  assert.deepEqual(ends.map((l) => l.error), ['gateway stopped', 'gateway stopped', 'gateway stopped']);
 });
 
 test('--watch stops watching once the gateway stops: an edit during the drain is no rejected reload', async (t) => {
