@@ -205,12 +205,15 @@ test('a WebSocket handshake passes the checks of any forwarded request: an expec
 
 /**
  * A WebSocket handshake through a fresh gateway to a raw origin that answers it `answer` and
- * closes: what the client got, and the handshake's access-log line.
+ * closes (with `hold`, keeps its end open): what the client got, the handshake's access-log
+ * line, and whether the origin's connection was closed by the time the client's was.
  */
-async function handshakeAnswered(t: TestContext, answer: string): Promise<{ got: string; line: Record<string, unknown> | undefined }> {
+async function handshakeAnswered(t: TestContext, answer: string, hold = false): Promise<{ got: string; line: Record<string, unknown> | undefined; originClosed: boolean }> {
+  let originSide: Socket | undefined;
   const server = createServer((s) => {
+    originSide = s;
     s.on('error', () => {});
-    s.once('data', () => s.end(answer, 'latin1'));
+    s.once('data', () => (hold ? s.write(answer, 'latin1') : s.end(answer, 'latin1')));
   });
   const { port, close } = await listenTracked(server);
   t.after(close);
@@ -218,7 +221,8 @@ async function handshakeAnswered(t: TestContext, answer: string): Promise<{ got:
   t.after(() => gw.close(), { timeout: 10_000 });
   const key = 'dGhlIHNhbXBsZSBub25jZQ==';
   const got = await exchange(gw.port, `GET http://127.0.0.1:${port}/chat HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\n`, t);
-  return { got, line: await gw.accessLog((l) => l['dest'] === `127.0.0.1:${port}`) };
+  const originClosed = originSide !== undefined && (await closedWithin(originSide));
+  return { got, line: await gw.accessLog((l) => l['dest'] === `127.0.0.1:${port}`), originClosed };
 }
 
 test('a WebSocket handshake refused with more than a thousand fields: the refusal reaches the client with every field, the one Connection names removed', async (t) => {
@@ -236,8 +240,22 @@ for (const [what, answer, why] of [
   test(`a WebSocket handshake refused ${what} is a 502, not the origin's bytes passed on as an HTTP/1.1 answer`, async (t) => {
     const { got, line } = await handshakeAnswered(t, answer);
     assert.match(got, /^HTTP\/1\.1 502 /, got);
+    assert.match(got, /\r\n\r\nbad gateway: origin /, 'says why, as a forwarded request is told');
     assert.doesNotMatch(got, /hello/);
     assert.equal(line?.['status'], 502);
     assert.match(String(line?.['error']), why);
+  });
+}
+
+for (const version of ['HTTP/2.0', 'HTTP/0.9']) {
+  test(`a WebSocket handshake switched to in ${version} (101) is a 502 and the origin's connection is closed, not a tunnel`, async (t) => {
+    const accept = 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=';
+    const { got, line, originClosed } = await handshakeAnswered(t, `${version} 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\nhello`, true);
+    assert.match(got, /^HTTP\/1\.1 502 /, got);
+    assert.match(got, /\r\n\r\nbad gateway: origin answered in version \d\.\d\n$/, 'the same words as a forwarded request gets');
+    assert.doesNotMatch(got, /hello/);
+    assert.ok(originClosed, "the origin's connection is closed");
+    assert.deepEqual([line?.['status'], line?.['rep']], [502, 0x01]);
+    assert.match(String(line?.['error']), /version/);
   });
 }

@@ -80,8 +80,8 @@ export function transferCodings(message: IncomingMessage): string[] | undefined 
 }
 
 /**
- * Why an origin's response (to a forwarded request, or a refused WebSocket handshake) cannot be
- * passed on, or undefined:
+ * Why an origin's response (to a forwarded request, or a WebSocket handshake, refused or
+ * switched) cannot be passed on, or undefined:
  * - a status no client could read: node's client takes 000-099, which its server refuses to
  *   write (RFC 9110 §15: 100-599);
  * - another major version than 1: node's parser takes any digit.digit (HTTP/2.0, HTTP/0.9), no
@@ -99,12 +99,13 @@ export function unusableResponse(res: IncomingMessage, method: string | undefine
 /**
  * A coding besides chunked on content: node's client removes the chunked only, and the client
  * would get the coded bytes as the content, its Transfer-Encoding being hop-by-hop. A response
- * without content (to a HEAD, a 204, a 304) only names what a GET would get.
+ * without content (to a HEAD, a 1xx such as a WebSocket's 101, a 204, a 304) only names what a
+ * GET would get (RFC 9112 §6.3).
  */
 function codingNotRemoved(res: IncomingMessage, method: string | undefined): string | undefined {
   const codings = transferCodings(res);
   const status = res.statusCode ?? 0;
-  const content = method !== 'HEAD' && status !== 204 && status !== 304;
+  const content = method !== 'HEAD' && status >= 200 && status !== 204 && status !== 304;
   if (!content || codings === undefined || (codings.length === 1 && codings[0] === 'chunked')) return undefined;
   return `origin response in a transfer coding the gateway does not remove (${codings.join(', ').slice(0, 100)})`;
 }

@@ -1,6 +1,6 @@
 // A WebSocket handshake in absolute-form (RFC 6455 §4.1 through a proxy, as `ws` with
 // http-proxy-agent sends it): routed as any request, sent to the origin with its Upgrade, and
-// on the origin's 101 the connection becomes a tunnel through the pipeline's one relay, as
+// on the origin's HTTP/1.x 101 the connection becomes a tunnel through the pipeline's one relay, as
 // gost and Clash do. Any other answer is passed on and ends the connection: what the client
 // sent behind its handshake was meant for the new protocol.
 
@@ -99,7 +99,22 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
   };
   client.once('close', leave);
   return new Promise((resolve) => {
+    /** A response no client could read: the origin's connection goes, the client gets a 502 saying why, as a forwarded request does. */
+    const badGateway = (why: string): void => {
+      record.error ??= why;
+      socket.destroy();
+      record.status = 502;
+      record.rep = Rep.GENERAL_FAILURE;
+      closeClient(client, rawResponse(502, `bad gateway: ${why}`));
+    };
     out.on('upgrade', (ores: IncomingMessage, tunnel: Socket, early: Buffer) => {
+      // node's client hands a 101 over here, past the 'response' below: its version is checked
+      // here (an HTTP/2.0 101 is no HTTP/1.1 switch, RFC 9112 §2.3).
+      const unusable = unusableResponse(ores, 'GET');
+      if (unusable !== undefined) {
+        tunnel.destroy();
+        return badGateway(unusable);
+      }
       client.off('close', leave);
       tunnel.setTimeout(0);
       record.status = 101;
@@ -124,10 +139,7 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
     out.on('response', (ores: IncomingMessage) => {
       // Checked as a forwarded request's response is: a status, version or coding no client could read.
       const unusable = unusableResponse(ores, 'GET');
-      if (unusable !== undefined) {
-        socket.destroy();
-        return void failed(new Error(unusable));
-      }
+      if (unusable !== undefined) return badGateway(unusable);
       record.status = ores.statusCode;
       passOn(ores, client);
     });
