@@ -259,3 +259,16 @@ for (const version of ['HTTP/2.0', 'HTTP/0.9']) {
     assert.match(String(line?.['error']), /version/);
   });
 }
+
+for (const [what, answer] of [
+  ['a refusal whose head does not parse (a folded field)', 'HTTP/1.1 403 Forbidden\r\nX-A: 1\r\n folded\r\nContent-Length: 2\r\n\r\nno'],
+  ['a 101 whose head does not parse (a folded field)', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nX-A: 1\r\n folded\r\nConnection: Upgrade\r\n\r\n'],
+  ['a status line that does not parse', 'HTTP/1.1 4O3 Forbidden\r\nContent-Length: 2\r\n\r\nno'],
+] as const) {
+  test(`a WebSocket handshake answered with ${what}: the 502 says the origin's response did not parse, not "upstream failure"`, async (t) => {
+    const { got, line } = await handshakeAnswered(t, answer);
+    assert.match(got, /^HTTP\/1\.1 502 /, got);
+    assert.match(got, /\r\n\r\nbad gateway: origin response did not parse \(HPE_[A-Z_]+\)\n$/, got);
+    assert.deepEqual([line?.['status'], line?.['rep']], [502, 0x01]);
+  });
+}

@@ -79,6 +79,17 @@ export function reasonOf(err: unknown): string {
   return REP_TEXT[rep] ?? 'upstream failure';
 }
 
+/**
+ * What the client is told of a failure on the origin's connection (a forwarded request's, a
+ * WebSocket handshake's): a response node's parser refused (HPE_*) is the origin's doing,
+ * which on a direct route no "upstream failure" explains.
+ */
+export function originReasonOf(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (code === 'HPE_HEADER_OVERFLOW') return 'bad gateway: origin response head too large';
+  return code.startsWith('HPE_') ? `bad gateway: origin response did not parse (${code.slice(0, 40)})` : reasonOf(err);
+}
+
 /** An Expect other than 100-continue in an HTTP/1.1 request: 417, nothing dialed (RFC 9110 §10.1.1). */
 export class ExpectationError extends ProtocolError {
   constructor(expect: string) {

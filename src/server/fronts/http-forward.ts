@@ -18,7 +18,7 @@ import { route, type Routed } from '../route.js';
 import { consumed, resetSocket } from '../relay.js';
 import type { Front } from '../request.js';
 import { admitRequest, expectsContinue, faultyFraming, refusalContext } from './http-admission.js';
-import { answer, noteRefusedLogin, OriginIdleError, rawResponse, reasonOf, statusOf } from './http-answer.js';
+import { answer, noteRefusedLogin, OriginIdleError, originReasonOf, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { answerAsFinal, hopsLeft, oneHopLess } from './http-max-forwards.js';
 import { keepOrigin, keptConnectionFailed, pathKey, replayable, takeOrigin } from './http-origin-slot.js';
 import { endToEnd, isHttp10, passInterim, reasonPhrase, responseFields, transferCodings, unusableResponse, type AbsoluteTarget, type InformationEvent } from './http-message.js';
@@ -409,7 +409,7 @@ function relayMessage(
         record.status = statusOf(err);
         record.rep = toRep(err);
         const client = res.socket;
-        if (client && !client.destroyed) closeClient(client, rawResponse(record.status, whyFailed(err)));
+        if (client && !client.destroyed) closeClient(client, rawResponse(record.status, originReasonOf(err)));
         else res.destroy();
       } else {
         // Cut in the middle of the body: only the end of the connection can say so. Without a
@@ -430,7 +430,7 @@ function relayMessage(
       if (res.socket === null || res.socket.destroyed) return res.destroy();
       record.status = statusOf(err);
       record.rep = toRep(err);
-      answer(res, record.status, whyFailed(err));
+      answer(res, record.status, originReasonOf(err));
     });
     // Closed with no response and no error: node's client does this on a 101 it did not
     // ask for (it hands the socket to nobody). The client is not left waiting.
@@ -468,16 +468,6 @@ function relayMessage(
       resolve();
     });
   });
-}
-
-/**
- * What the client is told of a failure on the origin's connection: a response node's parser
- * refused (HPE_*) is the origin's doing, which on a direct route no "upstream failure" explains.
- */
-function whyFailed(err: Error): string {
-  const code = (err as NodeJS.ErrnoException).code ?? '';
-  if (code === 'HPE_HEADER_OVERFLOW') return 'bad gateway: origin response head too large';
-  return code.startsWith('HPE_') ? `bad gateway: origin response did not parse (${code.slice(0, 40)})` : reasonOf(err);
 }
 
 /** An origin silent for idle_timeout: 504, as a connect that timed out. */

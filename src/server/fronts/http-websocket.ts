@@ -15,7 +15,7 @@ import { admit, openConnect, refuse } from '../pipeline.js';
 import { consumed, relay, resetSocket } from '../relay.js';
 import type { Front } from '../request.js';
 import { admitRequest, refusalContext } from './http-admission.js';
-import { noteRefusedLogin, rawResponse, reasonOf, refuseRaw, statusOf } from './http-answer.js';
+import { noteRefusedLogin, originReasonOf, rawResponse, refuseRaw, statusOf } from './http-answer.js';
 import { MAX_RESPONSE_HEAD, ORIGIN_IDLE } from './http-forward.js';
 import { endToEnd, headText, reasonPhrase, responseFields, unusableResponse, type AbsoluteTarget } from './http-message.js';
 import { giveUp } from '../../outbound/give-up.js';
@@ -134,7 +134,7 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
       if (record.status !== undefined || client.destroyed) return;
       record.status = statusOf(err);
       record.rep = toRep(err);
-      closeClient(client, rawResponse(record.status, reasonOf(err)));
+      closeClient(client, rawResponse(record.status, originReasonOf(err)));
     };
     out.on('response', (ores: IncomingMessage) => {
       // Checked as a forwarded request's response is: a status, version or coding no client could read.
