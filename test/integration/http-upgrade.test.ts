@@ -204,11 +204,15 @@ test('a WebSocket handshake passes the checks of any forwarded request: an expec
 });
 
 /**
- * A WebSocket handshake through a fresh gateway to a raw origin that answers it `answer` and
- * closes (with `hold`, keeps its end open): what the client got, the handshake's access-log
- * line, and whether the origin's connection was closed by the time the client's was.
+ * A WebSocket handshake through a fresh gateway (`config`) to a raw origin that answers it
+ * `answer` and closes (with `hold`, keeps its end open): what the client got, the handshake's
+ * access-log line, and whether the origin's connection was closed by the time the client's was.
  */
-async function handshakeAnswered(t: TestContext, answer: string, hold = false): Promise<{ got: string; line: Record<string, unknown> | undefined; originClosed: boolean }> {
+async function handshakeAnswered(
+  t: TestContext,
+  answer: string,
+  { hold = false, config = {} }: { hold?: boolean; config?: Record<string, unknown> } = {},
+): Promise<{ got: string; line: Record<string, unknown> | undefined; originClosed: boolean }> {
   let originSide: Socket | undefined;
   const server = createServer((s) => {
     originSide = s;
@@ -217,7 +221,7 @@ async function handshakeAnswered(t: TestContext, answer: string, hold = false): 
   });
   const { port, close } = await listenTracked(server);
   t.after(close);
-  const gw = await startGateway();
+  const gw = await startGateway(config);
   t.after(() => gw.close(), { timeout: 10_000 });
   const key = 'dGhlIHNhbXBsZSBub25jZQ==';
   const got = await exchange(gw.port, `GET http://127.0.0.1:${port}/chat HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\n`, t);
@@ -250,7 +254,7 @@ for (const [what, answer, why] of [
 for (const version of ['HTTP/2.0', 'HTTP/0.9']) {
   test(`a WebSocket handshake switched to in ${version} (101) is a 502 and the origin's connection is closed, not a tunnel`, async (t) => {
     const accept = 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=';
-    const { got, line, originClosed } = await handshakeAnswered(t, `${version} 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\nhello`, true);
+    const { got, line, originClosed } = await handshakeAnswered(t, `${version} 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\nhello`, { hold: true });
     assert.match(got, /^HTTP\/1\.1 502 /, got);
     assert.match(got, /\r\n\r\nbad gateway: origin answered in version \d\.\d\n$/, 'the same words as a forwarded request gets');
     assert.doesNotMatch(got, /hello/);
@@ -272,3 +276,30 @@ for (const [what, answer] of [
     assert.deepEqual([line?.['status'], line?.['rep']], [502, 0x01]);
   });
 }
+
+for (const [what, answer, why] of [
+  ['a body that does not parse (an invalid chunk size)', 'HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nno\r\n0\r\n\r\n', /\r\n\r\nbad gateway: origin response did not parse \(HPE_INVALID_CHUNK_SIZE\)\n$/],
+  ['no body at all (the origin closes after its head)', 'HTTP/1.1 403 Forbidden\r\nContent-Length: 10\r\n\r\n', /\r\n\r\n.+\n$/],
+] as const) {
+  test(`a WebSocket handshake refused with ${what}: a 502 in place of the refusal's head, as a forwarded request gets`, async (t) => {
+    const { got, line } = await handshakeAnswered(t, answer);
+    assert.match(got, /^HTTP\/1\.1 502 /, got);
+    assert.match(got, why, got);
+    assert.doesNotMatch(got, /403/);
+    assert.deepEqual([line?.['status'], line?.['rep']], [502, 0x01]);
+    assert.ok(line?.['error'], 'the access log says why');
+  });
+}
+
+test('a WebSocket refusal whose origin closes in the middle of its body: the client gets what came, and the access log says the origin closed early', async (t) => {
+  const { got, line } = await handshakeAnswered(t, 'HTTP/1.1 403 Forbidden\r\nContent-Length: 10\r\n\r\nshort');
+  assert.match(got, /^HTTP\/1\.1 403 [^]*\r\nContent-Length: 10\r\n[^]*\r\n\r\nshort$/, got);
+  assert.equal(line?.['status'], 403);
+  assert.match(String(line?.['error']), /origin closed before the end of its response/);
+});
+
+test('a WebSocket refusal whose origin sends its head and then goes silent past idle_timeout is a 504 in its place, as a forwarded request gets', async (t) => {
+  const { got, line } = await handshakeAnswered(t, 'HTTP/1.1 403 Forbidden\r\nContent-Length: 10\r\n\r\n', { hold: true, config: { limits: { idle_timeout: '300ms' } } });
+  assert.match(got, /^HTTP\/1\.1 504 [^]*\r\n\r\norigin did not answer in time\n$/, got);
+  assert.deepEqual([line?.['status'], line?.['rep']], [504, 0x06]);
+});

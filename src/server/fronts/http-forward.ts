@@ -473,4 +473,4 @@ function relayMessage(
 /** An origin silent for idle_timeout: 504, as a connect that timed out. */
 export const ORIGIN_IDLE = new OriginIdleError();
 /** An origin that closed before the end of its response: 502 while none of its body went out. */
-const ORIGIN_CUT = new GatewayError('GW_ERR_ORIGIN_CUT', 'origin closed before the end of its response', Rep.GENERAL_FAILURE);
+export const ORIGIN_CUT = new GatewayError('GW_ERR_ORIGIN_CUT', 'origin closed before the end of its response', Rep.GENERAL_FAILURE);

@@ -10,13 +10,13 @@ import { Rep, toRep } from '../../errors.js';
 import type { Connection } from '../../outbound/types.js';
 import type { ClientConnection } from '../client.js';
 import { closeClient, closed } from '../close.js';
-import type { CommandContext } from '../context.js';
+import type { AccessRecord, CommandContext } from '../context.js';
 import { admit, openConnect, refuse } from '../pipeline.js';
 import { consumed, relay, resetSocket } from '../relay.js';
 import type { Front } from '../request.js';
 import { admitRequest, refusalContext } from './http-admission.js';
 import { noteRefusedLogin, originReasonOf, rawResponse, refuseRaw, statusOf } from './http-answer.js';
-import { MAX_RESPONSE_HEAD, ORIGIN_IDLE } from './http-forward.js';
+import { MAX_RESPONSE_HEAD, ORIGIN_CUT, ORIGIN_IDLE } from './http-forward.js';
 import { endToEnd, headText, reasonPhrase, responseFields, unusableResponse, type AbsoluteTarget } from './http-message.js';
 import { giveUp } from '../../outbound/give-up.js';
 import { EMPTY } from '../../protocol/constants.js';
@@ -136,33 +136,62 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
       record.rep = toRep(err);
       closeClient(client, rawResponse(record.status, originReasonOf(err)));
     };
+    /** A response other than a 101 came: it answers the client itself (passOn), even after out's 'close'. */
+    let responded = false;
     out.on('response', (ores: IncomingMessage) => {
+      responded = true;
       // Checked as a forwarded request's response is: a status, version or coding no client could read.
       const unusable = unusableResponse(ores, 'GET');
       if (unusable !== undefined) return badGateway(unusable);
-      record.status = ores.statusCode;
-      passOn(ores, client);
+      passOn(ores, client, record, failed);
     });
     out.on('error', failed);
     out.on('close', () => {
       if (record.status === 101) return; // the relay's now
       count();
       origin.release?.();
-      if (record.status === undefined) closeClient(client, rawResponse(502, 'bad gateway: origin closed without a response'));
+      // node's client may report the close before the response it read has ended (or failed).
+      if (!responded && record.status === undefined) closeClient(client, rawResponse(502, 'bad gateway: origin closed without a response'));
       resolve();
     });
     out.end();
   });
 }
 
-/** An answer other than 101: passed on, its body decoded from its own framing and ended by the close. */
-function passOn(ores: IncomingMessage, client: Socket): void {
-  client.write(responseHead(ores, [['Connection', 'close']]), 'latin1');
-  ores.pipe(client, { end: false });
+/**
+ * An answer other than 101: passed on, its body decoded from its own framing and ended by the
+ * close. Its head goes out with the first of its body, or its end: a body that fails before
+ * any of it (does not parse, never comes) is `failed` with a 502 in its place, as a forwarded
+ * request's is.
+ */
+function passOn(ores: IncomingMessage, client: Socket, record: AccessRecord, failed: (err: Error) => void): void {
+  let started = false;
+  /** Writes the head unless an answer went out in its place (the origin's failure, reported first). */
+  const start = (): boolean => {
+    if (started) return true;
+    if (record.status !== undefined || client.destroyed) return false;
+    started = true;
+    record.status = ores.statusCode;
+    client.write(responseHead(ores, [['Connection', 'close']]), 'latin1');
+    return true;
+  };
+  ores.once('data', (first: Buffer) => {
+    if (!start()) return void ores.destroy();
+    client.write(first);
+    ores.pipe(client, { end: false });
+  });
   // closeClient's linger runs from its call: called once the body has left for the client.
-  ores.on('end', () => (client.writableNeedDrain ? client.once('drain', () => closeClient(client)) : closeClient(client)));
-  // Cut short: only a reset can say so, a FIN would end a close-delimited body as if whole.
-  ores.on('error', () => resetSocket(client));
+  ores.on('end', () => {
+    if (!start()) return;
+    if (client.writableNeedDrain) client.once('drain', () => closeClient(client));
+    else closeClient(client);
+  });
+  ores.on('error', () => {
+    if (!started) return failed(ORIGIN_CUT);
+    record.error ??= ORIGIN_CUT.message;
+    // Cut short: only a reset can say so, a FIN would end a close-delimited body as if whole.
+    resetSocket(client);
+  });
 }
 
 /** The origin's status line and end-to-end fields, with `last` after them (no framing of its own: the body is decoded). */
