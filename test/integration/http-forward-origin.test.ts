@@ -232,10 +232,11 @@ for (const [framing, head] of [
   ['Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n'],
   ['chunked', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'],
 ] as const) {
-  test(`an origin that closes after its head (${framing}), before any body, is a 502, as one that resets`, async (t) => {
+  test(`an origin that closes after its head (${framing}), before any body, is a 502 that says so, as one that resets`, async (t) => {
     const { origin, gw } = await originBehindGateway(t, head);
     const answer = await exchange(gw, get(origin.port), t);
     assert.match(answer, /^HTTP\/1\.1 502 /, 'an answer, not an empty reply');
+    assert.match(answer, /\r\n\r\nbad gateway: origin closed before the end of its response\n$/, 'not "upstream failure" on a direct route');
     const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
     assert.deepEqual([line?.['status'], line?.['rep'], line?.['error']], [502, 0x01, 'origin closed before the end of its response']);
   });

@@ -62,10 +62,19 @@ export class OriginIdleError extends GatewayError {
   }
 }
 
+/** An origin that closed before the end of its response: 502 while none of its body went out. */
+export class OriginCutError extends GatewayError {
+  constructor() {
+    super('GW_ERR_ORIGIN_CUT', 'origin closed before the end of its response', Rep.GENERAL_FAILURE);
+  }
+}
+
 /** One short line saying why; never an internal message (it could name a member's URL). */
 export function reasonOf(err: unknown): string {
   if (err instanceof ProxyAuthError) return err.message;
   if (err instanceof OriginIdleError) return 'origin did not answer in time';
+  // The origin's doing, which on a direct route no "upstream failure" explains.
+  if (err instanceof OriginCutError) return `bad gateway: ${err.message}`;
   if (err instanceof LimitError) return err.gatewayFull ? 'gateway full' : 'too many connections';
   if (err instanceof ExpectationError || err instanceof UnsupportedCodingError || err instanceof VersionError) return err.message;
   if (err instanceof ProtocolError) return `bad request: ${err.message}`;

@@ -6,7 +6,7 @@
 
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { finished } from 'node:stream';
-import { GatewayError, LimitError, ProtocolError, Rep, toRep } from '../../errors.js';
+import { LimitError, ProtocolError, Rep, toRep } from '../../errors.js';
 import { guardErrors } from '../../outbound/early-data.js';
 import type { Connection } from '../../outbound/types.js';
 import { IdleHold, limitReader } from '../bandwidth.js';
@@ -18,7 +18,7 @@ import { route, type Routed } from '../route.js';
 import { consumed, resetSocket } from '../relay.js';
 import type { Front } from '../request.js';
 import { admitRequest, expectsContinue, faultyFraming, refusalContext } from './http-admission.js';
-import { answer, noteRefusedLogin, OriginIdleError, originReasonOf, rawResponse, reasonOf, statusOf } from './http-answer.js';
+import { answer, noteRefusedLogin, OriginCutError, OriginIdleError, originReasonOf, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { answerAsFinal, hopsLeft, oneHopLess } from './http-max-forwards.js';
 import { keepOrigin, keptConnectionFailed, pathKey, replayable, takeOrigin } from './http-origin-slot.js';
 import { endToEnd, isHttp10, passInterim, reasonPhrase, responseFields, transferCodings, unusableResponse, type AbsoluteTarget, type InformationEvent } from './http-message.js';
@@ -473,4 +473,4 @@ function relayMessage(
 /** An origin silent for idle_timeout: 504, as a connect that timed out. */
 export const ORIGIN_IDLE = new OriginIdleError();
 /** An origin that closed before the end of its response: 502 while none of its body went out. */
-export const ORIGIN_CUT = new GatewayError('GW_ERR_ORIGIN_CUT', 'origin closed before the end of its response', Rep.GENERAL_FAILURE);
+export const ORIGIN_CUT = new OriginCutError();
