@@ -192,6 +192,15 @@ test('an origin switching protocols unasked (101) gets the client a 502, not a w
   assert.match(answer, /^HTTP\/1\.1 502 /);
 });
 
+test('an origin answering 101 without an Upgrade field (nothing to switch to) gets the client a 502, not a 101 as its final answer', async (t) => {
+  const { origin, gw } = await originBehindGateway(t, 'HTTP/1.1 101 Switching Protocols\r\n\r\n');
+  const answer = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);
+  assert.match(answer, /^HTTP\/1\.1 502 [^]*\r\n\r\nbad gateway: origin answered 101 without an Upgrade to switch to\n$/, answer);
+  const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${origin.port}`);
+  assert.deepEqual([line?.['status'], line?.['rep']], [502, 0x01]);
+  await stillServes(gw, t);
+});
+
 test('an origin silent past idle_timeout is a 504 that says the origin did not answer, not that the connect timed out', async (t) => {
   const { origin, gw } = await originBehindGateway(t, undefined, { limits: { idle_timeout: '300ms' } });
   const answer = await exchange(gw, get(origin.port, '/', 'Connection: close\r\n'), t);

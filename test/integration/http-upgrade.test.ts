@@ -303,3 +303,14 @@ test('a WebSocket refusal whose origin sends its head and then goes silent past 
   assert.match(got, /^HTTP\/1\.1 504 [^]*\r\n\r\norigin did not answer in time\n$/, got);
   assert.deepEqual([line?.['status'], line?.['rep']], [504, 0x06]);
 });
+
+for (const [what, fields] of [
+  ['without an Upgrade field', ''],
+  ['with Upgrade but no Connection: upgrade', 'Upgrade: websocket\r\n'],
+] as const) {
+  test(`a WebSocket handshake answered 101 ${what} is a 502, not a switch to nothing, and the handshake ends with its access-log line`, async (t) => {
+    const { got, line } = await handshakeAnswered(t, `HTTP/1.1 101 Switching Protocols\r\n${fields}\r\nhello`);
+    assert.match(got, /^HTTP\/1\.1 502 [^]*\r\n\r\nbad gateway: origin answered 101 without an Upgrade to switch to\n$/, got);
+    assert.deepEqual([line?.['status'], line?.['rep']], [502, 0x01]);
+  });
+}

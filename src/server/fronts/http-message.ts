@@ -80,32 +80,43 @@ export function transferCodings(message: IncomingMessage): string[] | undefined 
 }
 
 /**
- * Why an origin's response (to a forwarded request, or a WebSocket handshake, refused or
- * switched) cannot be passed on, or undefined:
+ * Why an origin's response (to a forwarded request, or a refused WebSocket handshake) cannot be
+ * passed on, or undefined:
  * - a status no client could read: node's client takes 000-099, which its server refuses to
  *   write (RFC 9110 §15: 100-599);
- * - another major version than 1: node's parser takes any digit.digit (HTTP/2.0, HTTP/0.9), no
- *   HTTP/1.1 response, whose framing rules it would be read by (RFC 9112 §2.3); Squid reads such
- *   bytes as HTTP/0.9;
+ * - another major version than 1 (otherVersion);
+ * - a 101: node's client hands one that switches (Upgrade with Connection: upgrade) to its
+ *   'upgrade' event, and one that does not here, as a final response without content; a
+ *   client told 101 would switch to nothing (RFC 9110 §15.2.2: a 101 names its protocol);
  * - a coding besides chunked on content (codingNotRemoved).
  */
 export function unusableResponse(res: IncomingMessage, method: string | undefined): string | undefined {
   const status = res.statusCode ?? 0;
   if (status < 100 || status > 999) return `origin answered status ${status}`;
-  if (res.httpVersionMajor !== 1) return `origin answered in version ${res.httpVersion.slice(0, 10)}`;
+  const version = otherVersion(res);
+  if (version !== undefined) return version;
+  if (status === 101) return 'origin answered 101 without an Upgrade to switch to';
   return codingNotRemoved(res, method);
+}
+
+/**
+ * Another major version than 1 (a response, or a WebSocket's 101): node's parser takes any
+ * digit.digit (HTTP/2.0, HTTP/0.9), no HTTP/1.1 message, whose framing rules it would be read
+ * by (RFC 9112 §2.3); Squid reads such bytes as HTTP/0.9.
+ */
+export function otherVersion(res: IncomingMessage): string | undefined {
+  return res.httpVersionMajor === 1 ? undefined : `origin answered in version ${res.httpVersion.slice(0, 10)}`;
 }
 
 /**
  * A coding besides chunked on content: node's client removes the chunked only, and the client
  * would get the coded bytes as the content, its Transfer-Encoding being hop-by-hop. A response
- * without content (to a HEAD, a 1xx such as a WebSocket's 101, a 204, a 304) only names what a
- * GET would get (RFC 9112 §6.3).
+ * without content (to a HEAD, a 204, a 304) only names what a GET would get.
  */
 function codingNotRemoved(res: IncomingMessage, method: string | undefined): string | undefined {
   const codings = transferCodings(res);
   const status = res.statusCode ?? 0;
-  const content = method !== 'HEAD' && status >= 200 && status !== 204 && status !== 304;
+  const content = method !== 'HEAD' && status !== 204 && status !== 304;
   if (!content || codings === undefined || (codings.length === 1 && codings[0] === 'chunked')) return undefined;
   return `origin response in a transfer coding the gateway does not remove (${codings.join(', ').slice(0, 100)})`;
 }

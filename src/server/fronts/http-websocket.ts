@@ -17,7 +17,7 @@ import type { Front } from '../request.js';
 import { admitRequest, refusalContext } from './http-admission.js';
 import { noteRefusedLogin, originReasonOf, rawResponse, refuseRaw, statusOf } from './http-answer.js';
 import { MAX_RESPONSE_HEAD, ORIGIN_CUT, ORIGIN_IDLE } from './http-forward.js';
-import { endToEnd, headText, reasonPhrase, responseFields, unusableResponse, type AbsoluteTarget } from './http-message.js';
+import { endToEnd, headText, otherVersion, reasonPhrase, responseFields, unusableResponse, type AbsoluteTarget } from './http-message.js';
 import { giveUp } from '../../outbound/give-up.js';
 import { EMPTY } from '../../protocol/constants.js';
 
@@ -107,16 +107,19 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
       record.rep = Rep.GENERAL_FAILURE;
       closeClient(client, rawResponse(502, `bad gateway: ${why}`));
     };
+    /** The origin switched: the connection is the relay's, which ends the handshake. */
+    let switched = false;
     out.on('upgrade', (ores: IncomingMessage, tunnel: Socket, early: Buffer) => {
       // node's client hands a 101 over here, past the 'response' below: its version is checked
       // here (an HTTP/2.0 101 is no HTTP/1.1 switch, RFC 9112 §2.3).
-      const unusable = unusableResponse(ores, 'GET');
+      const unusable = otherVersion(ores);
       if (unusable !== undefined) {
         tunnel.destroy();
         return badGateway(unusable);
       }
       client.off('close', leave);
       tunnel.setTimeout(0);
+      switched = true;
       record.status = 101;
       client.write(responseHead(ores, [['Connection', 'Upgrade'], ['Upgrade', ores.headers.upgrade ?? 'websocket']]), 'latin1');
       if (early.length) client.write(early);
@@ -147,7 +150,7 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
     });
     out.on('error', failed);
     out.on('close', () => {
-      if (record.status === 101) return; // the relay's now
+      if (switched) return; // the relay's now
       count();
       origin.release?.();
       // node's client may report the close before the response it read has ended (or failed).
