@@ -314,3 +314,9 @@ for (const [what, fields] of [
     assert.deepEqual([line?.['status'], line?.['rep']], [502, 0x01]);
   });
 }
+
+test('a WebSocket handshake the origin refuses, its answer passed on whole, is logged with that status and no failure', async (t) => {
+  const { got, line } = await handshakeAnswered(t, 'HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno');
+  assert.match(got, /^HTTP\/1\.1 403 [^]*\r\n\r\nno$/, got);
+  assert.deepEqual([line?.['status'], line?.['rep'], line?.['error']], [403, 0x00, undefined]);
+});

@@ -92,9 +92,10 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
   out.once('socket', (s: Socket) => s.resume());
   // Every field of the answer is read, as for a forwarded request (http-forward.ts).
   out.maxHeadersCount = 0;
-  // The client leaving while the origin has not answered: the origin goes too.
+  // The client leaving while the origin has not answered: the origin goes too. After an answer
+  // passed on whole (our end flushed), the client's close is the one that answer asked for.
   const leave = (): void => {
-    record.error ??= 'client closed the connection';
+    if (!client.writableFinished) record.error ??= 'client closed the connection';
     socket.destroy();
   };
   client.once('close', leave);
