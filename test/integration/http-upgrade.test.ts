@@ -320,3 +320,68 @@ test('a WebSocket handshake the origin refuses, its answer passed on whole, is l
   assert.match(got, /^HTTP\/1\.1 403 [^]*\r\n\r\nno$/, got);
   assert.deepEqual([line?.['status'], line?.['rep'], line?.['error']], [403, 0x00, undefined]);
 });
+
+for (const [how, leave] of [
+  ['closes', (s: Socket) => s.destroy()],
+  ['half-closes (a FIN)', (s: Socket) => s.end()],
+] as const) {
+  test(`a client that ${how} while the origin has not answered its WebSocket handshake: the origin's connection is closed at once and the line says the client closed`, async (t) => {
+    let originSide: Socket | undefined;
+    let asked = (): void => {};
+    const requested = new Promise<void>((resolve) => (asked = resolve));
+    const server = createServer((s) => {
+      originSide = s;
+      s.on('error', () => {});
+      s.once('data', () => asked());
+    });
+    const { port, close } = await listenTracked(server);
+    t.after(close);
+    const gw = await startGateway();
+    t.after(() => gw.close(), { timeout: 10_000 });
+    const s = connect({ host: '127.0.0.1', port: gw.port });
+    t.after(() => s.destroy());
+    s.on('error', () => {});
+    await once(s, 'connect');
+    const got: Buffer[] = [];
+    s.on('data', (c: Buffer) => got.push(c));
+    s.write(`GET http://127.0.0.1:${port}/chat HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+    await requested;
+    leave(s);
+    assert.ok(originSide && (await closedWithin(originSide)), "the origin's connection is closed, not held until idle_timeout");
+    const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${port}`);
+    assert.equal(line?.['error'], 'client closed the connection');
+    assert.equal(Buffer.concat(got).length, 0, 'no answer to a client that left');
+  });
+}
+
+test('bytes a client sends after its WebSocket handshake, before the origin switches, reach the origin through the tunnel in order', async (t) => {
+  let asked = (): void => {};
+  const requested = new Promise<void>((resolve) => (asked = resolve));
+  let originSide: Socket | undefined;
+  let afterSwitch = '';
+  const server = createServer((s) => {
+    originSide = s;
+    s.on('error', () => {});
+    let head = '';
+    s.on('data', (c: Buffer) => {
+      if (head.includes('\r\n\r\n')) return void (afterSwitch += c.toString('latin1'));
+      head += c.toString('latin1');
+      if (head.includes('\r\n\r\n')) asked();
+    });
+  });
+  const { port, close } = await listenTracked(server);
+  t.after(close);
+  const gw = await startGateway();
+  t.after(() => gw.close(), { timeout: 10_000 });
+  const s = connect({ host: '127.0.0.1', port: gw.port });
+  t.after(() => s.destroy());
+  s.on('error', () => {});
+  await once(s, 'connect');
+  // "first" in the handshake's own write, "later" once the origin has the handshake.
+  s.write(`GET http://127.0.0.1:${port}/chat HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nfirst`);
+  await requested;
+  await new Promise<void>((resolve) => s.write('later', () => resolve()));
+  originSide?.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+  for (let i = 0; i < 250 && afterSwitch.length < 'firstlater'.length; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(afterSwitch, 'firstlater');
+});

@@ -99,9 +99,11 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
     socket.destroy();
   };
   client.once('close', leave);
+  const ahead = watchAhead(client, head);
   return new Promise((resolve) => {
     /** A response no client could read: the origin's connection goes, the client gets a 502 saying why, as a forwarded request does. */
     const badGateway = (why: string): void => {
+      ahead();
       record.error ??= why;
       socket.destroy();
       record.status = 502;
@@ -119,13 +121,14 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
         return badGateway(unusable);
       }
       client.off('close', leave);
+      const sentAhead = ahead();
       tunnel.setTimeout(0);
       switched = true;
       record.status = 101;
       client.write(responseHead(ores, [['Connection', 'Upgrade'], ['Upgrade', ores.headers.upgrade ?? 'websocket']]), 'latin1');
       if (early.length) client.write(early);
       // What the client sent behind its handshake goes first, as after CONNECT.
-      void relay(client, tunnel, { idleTimeout, early: head, throttle: ctx.limits.throttle }).then((result) => {
+      void relay(client, tunnel, { idleTimeout, early: sentAhead, throttle: ctx.limits.throttle }).then((result) => {
         count();
         if (result.reason !== 'closed') record.error ??= result.error?.message ?? result.reason;
         origin.release?.();
@@ -134,6 +137,7 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
     });
     /** A failure before any answer went out: the client gets its status (once answered, the answer's own path ends it). */
     const failed = (err: Error): void => {
+      ahead();
       record.error ??= err.message;
       if (record.status !== undefined || client.destroyed) return;
       record.status = statusOf(err);
@@ -144,6 +148,7 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
     let responded = false;
     out.on('response', (ores: IncomingMessage) => {
       responded = true;
+      ahead();
       // Checked as a forwarded request's response is: a status, version or coding no client could read.
       const unusable = unusableResponse(ores, 'GET');
       if (unusable !== undefined) return badGateway(unusable);
@@ -160,6 +165,41 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
     });
     out.end();
   });
+}
+
+/** The most a client may send ahead of the origin's answer and still be read (then it is paused, its close unseen). */
+const MAX_AHEAD = 64 * 1024;
+
+/**
+ * Reads the client while the origin has not answered: a socket left paused reports neither
+ * its FIN nor its reset, and the origin would be held for it until idle_timeout. A FIN ends
+ * the handshake at once, unanswered, as it ends any request (Squid's half_closed_clients off).
+ * Bytes sent meanwhile are for the new protocol: kept for the tunnel, after `head`, up to
+ * MAX_AHEAD. The function returned ends the watch (the client paused again) and gives them
+ * (the first call; later ones, nothing).
+ */
+function watchAhead(client: Socket, head: Buffer): () => Buffer {
+  const held = [head];
+  let bytes = head.length;
+  let watching = true;
+  const hold = (chunk: Buffer): void => {
+    held.push(chunk);
+    bytes += chunk.length;
+    if (bytes >= MAX_AHEAD) client.pause();
+  };
+  const ended = (): void => void client.destroy();
+  client.on('data', hold);
+  client.once('end', ended);
+  return () => {
+    if (!watching) return EMPTY;
+    watching = false;
+    client.off('data', hold);
+    client.off('end', ended);
+    client.pause();
+    const sent = held.length === 1 ? held[0]! : Buffer.concat(held);
+    held.length = 0; // not kept for the life of the tunnel by the listeners that end the watch
+    return sent;
+  };
 }
 
 /**
