@@ -23,6 +23,8 @@ export interface MemberParts {
   port: number | undefined;
   username?: string | undefined;
   password?: string | undefined;
+  /** The username as written, when it was percent-decoded (a URL's): what a list separator is looked for in. */
+  usernameAsWritten?: string | undefined;
   /** `?remote_dns=` of a URL; the scheme's default when absent. */
   remoteDns?: boolean | undefined;
 }
@@ -71,12 +73,22 @@ export function parseMemberUrl(text: string): MemberUrl {
     port: url.port === '' ? undefined : Number(url.port),
     username: url.username === '' ? undefined : decode(url.username, text),
     password: url.password === '' ? undefined : decode(url.password, text),
+    usernameAsWritten: userAsWritten(rest),
     remoteDns: remoteDns === null ? undefined : remoteDns === 'true',
   };
   const member = memberOf(parts, () => redact(text));
   // The fragment is the tags; the URL parser percent-encodes it, so read it back decoded.
   member.tags = parseTags(url.hash === '' ? '' : decode(url.hash.slice(1), text), () => redact(text));
   return member;
+}
+
+/** The user of a URL's authority (what follows `scheme://`) as written, before any decoding: up to its ":" or the last "@". */
+function userAsWritten(rest: string): string | undefined {
+  const at = rest.lastIndexOf('@');
+  if (at === -1) return undefined;
+  const info = rest.slice(0, at);
+  const colon = info.indexOf(':');
+  return colon === -1 ? info : info.slice(0, colon);
 }
 
 /** A member from its parts (a URL's or a proxy-list line's); throws on a bad host, port or credential. */
@@ -92,7 +104,8 @@ export function memberOf(parts: MemberParts, shown: () => string): MemberUrl {
   const password = parts.password === '' ? undefined : parts.password;
   // , ; and | separate the fields of a list exported from a spreadsheet (redact cuts there):
   // `user,pass@host:port` would log in as "user,pass" and name the member by the password.
-  if (username !== undefined && /[,;|]/.test(username)) {
+  // Written percent-encoded (%7C), one is meant as part of the name.
+  if (username !== undefined && /[,;|]/.test(parts.usernameAsWritten ?? username)) {
     throw new Error(`a ",", ";" or "|" in the username, which separates the fields of a proxy list (write user:pass@host:port): ${shown()}`);
   }
   const creds = { ...(username !== undefined ? { username } : {}), ...(password !== undefined ? { password } : {}) };
