@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { hashPassword } from '../../src/server/auth.js';
+import { hashCount } from '../../src/server/login-throttle.js';
 import { curl } from '../helpers/curl.js';
 import { readBytes, socksConnect, startEchoServer, startGateway, startHttpServer } from '../helpers/index.js';
 
@@ -105,4 +106,42 @@ test('a login whose session parameters do not parse is logged as such, not as a 
 
   assert.equal(await rawLogin(gw.port, Buffer.from('alice'), Buffer.from('wrong')), 1);
   assert.ok(await gw.accessLog((l) => l.user === 'alice' && l.error === 'authentication failed'), 'a wrong password is still a failed login');
+});
+
+test('a client that leaves while its password is hashed is not dialed for (SOCKS5 and HTTP CONNECT)', async (t) => {
+  const target = await startEchoServer();
+  t.after(() => target.close());
+  // One user per protocol: a password verified once is not hashed again.
+  const users = ['bob', 'carol', 'dave'].map(async (username) => ({ username, password_hash: await hashPassword(`${username}-pw`) }));
+  const gw = await startGateway({ auth: { users: await Promise.all(users) } });
+  t.after(() => gw.close());
+  const user = Buffer.from('carol');
+  const pw = Buffer.from('carol-pw');
+  const port = Buffer.from([target.port >> 8, target.port & 0xff]);
+  const basic = Buffer.from('dave:dave-pw').toString('base64');
+  const requests = {
+    socks5: Buffer.concat([Buffer.from([5, 1, 2, 1, user.length]), user, Buffer.from([pw.length]), pw, Buffer.from([5, 1, 0, 1, 127, 0, 0, 1]), port]),
+    http: Buffer.from(`CONNECT 127.0.0.1:${target.port} HTTP/1.1\r\nHost: 127.0.0.1:${target.port}\r\nProxy-Authorization: Basic ${basic}\r\n\r\n`),
+  };
+  for (const [protocol, request] of Object.entries(requests)) {
+    // The whole request in one write; the client resets once its password is being hashed
+    // (scrypt takes tens of ms). A FIN would not do: after a request it is a half-close.
+    const s = connect({ host: '127.0.0.1', port: gw.port });
+    s.on('error', () => {});
+    await once(s, 'connect');
+    const hashed = hashCount();
+    s.write(request);
+    for (let i = 0; hashCount() === hashed; i++) {
+      assert.ok(i < 100_000, `${protocol}: the hash began`);
+      await new Promise((r) => setImmediate(r));
+    }
+    s.resetAndDestroy();
+    const line = await gw.accessLog((l) => l.protocol === protocol, 10_000);
+    assert.ok(line, `${protocol}: the connection is logged`);
+    assert.equal(line.rep, undefined, `${protocol}: no reply, nobody to read it`);
+  }
+  // One more, through to the target: had either been dialed, the target saw it first.
+  const { socket } = await socksConnect(gw.port, { host: target.host, port: target.port }, 5_000, { userId: 'bob', password: 'bob-pw' });
+  assert.equal(await echoes(socket, 'last'), 'last');
+  assert.equal(target.peers.length, 1, `the target saw only the last client's connection: ${JSON.stringify(target.peers)}`);
 });
