@@ -28,6 +28,9 @@ export function keepLimitLedger(): void {
       case 'give':
         if (typeof msg.key === 'string') give(held, w, msg.key);
         return;
+      case 'adopt':
+        if (typeof msg.key === 'string' && typeof msg.n === 'number' && Number.isSafeInteger(msg.n) && msg.n > 0) add(held, w, msg.key, msg.n);
+        return;
       case 'login-failed':
         if (typeof msg.source !== 'string') return;
         for (const other of liveWorkers()) if (other !== w) tell(other, { socksgate: 'login-failed', source: msg.source });
@@ -61,13 +64,17 @@ export function keepLimitLedger(): void {
 }
 
 function take(held: Held, w: Worker, key: string, max: number): boolean {
-  let by = held.get(key);
   let total = 0;
-  if (by) for (const n of by.values()) total += n;
+  for (const n of held.get(key)?.values() ?? []) total += n;
   if (total >= max) return false;
-  if (!by) held.set(key, (by = new Map()));
-  by.set(w, (by.get(w) ?? 0) + 1);
+  add(held, w, key, 1);
   return true;
+}
+
+function add(held: Held, w: Worker, key: string, n: number): void {
+  let by = held.get(key);
+  if (!by) held.set(key, (by = new Map()));
+  by.set(w, (by.get(w) ?? 0) + n);
 }
 
 /** One slot of `key` back from `w`; one it never took (its ask timed out unseen) changes nothing. */

@@ -38,7 +38,8 @@ export const GENERATION_ENV = 'SOCKSGATE_WORKER_GENERATION';
 
 /**
  * The instance's limits (limit-ledger.ts): `take` asks for a slot of `key` under `max` and is
- * answered `taken` with the same `id`; `give` hands one back; `login-failed` goes up from the
+ * answered `taken` with the same `id`; `give` hands one back; `adopt` counts `n` held already,
+ * whatever the max (connections a reload has just limited); `login-failed` goes up from the
  * worker that counted a failed login and down to every other worker. `holders?` asks how many
  * other workers hold a user's bandwidth bucket (answered `holders`); `hold` says this one does
  * now, or no more, and every holder is told the new count (`share`).
@@ -46,6 +47,7 @@ export const GENERATION_ENV = 'SOCKSGATE_WORKER_GENERATION';
 export type LedgerToPrimary =
   | { socksgate: 'take'; id: number; key: string; max: number }
   | { socksgate: 'give'; key: string }
+  | { socksgate: 'adopt'; key: string; n: number }
   | { socksgate: 'login-failed'; source: string }
   | { socksgate: 'holders?'; id: number; user: string }
   | { socksgate: 'hold'; user: string; held: boolean };

@@ -64,6 +64,9 @@ export function workerLimits(): SharedLimits {
     give(key) {
       toPrimary({ socksgate: 'give', key } satisfies LedgerToPrimary);
     },
+    adopt(key, n) {
+      toPrimary({ socksgate: 'adopt', key, n } satisfies LedgerToPrimary);
+    },
     loginFailed(source) {
       toPrimary({ socksgate: 'login-failed', source } satisfies LedgerToPrimary);
     },

@@ -37,8 +37,8 @@ export class Counts {
     return this.#n.get(key) ?? 0;
   }
 
-  add(key: string): void {
-    this.#n.set(key, this.get(key) + 1);
+  add(key: string, n = 1): void {
+    this.#n.set(key, this.get(key) + n);
   }
 
   remove(key: string): void {
@@ -50,6 +50,10 @@ export class Counts {
   /** Keys with at least one open connection. */
   get size(): number {
     return this.#n.size;
+  }
+
+  entries(): IterableIterator<[string, number]> {
+    return this.#n.entries();
   }
 }
 
@@ -112,6 +116,13 @@ export class Limits {
   readonly bandwidth: BandwidthLimits;
   /** The instance's ledger in a cluster worker; undefined in one process. */
   readonly shared: SharedLimits | undefined;
+  /**
+   * Of `sources` and `users`, the slots the ledger counts (cluster workers only). Slots of one
+   * key are alike there, so a connection that closes gives one back only while the ledger
+   * holds more of its key than this process has open: one admitted with no limit set held none.
+   */
+  readonly #ledgerSources = new Counts();
+  readonly #ledgerUsers = new Counts();
   readonly #log: Logger;
   readonly #refusalLog: RefusalLog;
   readonly #counters: Readonly<Record<LimitName, Counter.Internal>>;
@@ -159,6 +170,39 @@ export class Limits {
   reconfigure(config: Config): void {
     this.#liveUsers = usersOf(config);
     this.bandwidth.retune(this.#liveUsers);
+    if (this.shared !== undefined) this.#adopt(this.shared, config);
+  }
+
+  /**
+   * A share set (or raised) by a reload counts the connections open already: those admitted
+   * while no limit applied held no slot in the ledger, so another worker would admit a full
+   * share beside them. Their slots go to the ledger now, whatever its max, as one process counts them.
+   */
+  #adopt(shared: SharedLimits, config: Config): void {
+    const adopt = (counts: Counts, ledger: Counts, slot: (key: string) => string, limited: (key: string) => boolean): void => {
+      for (const [key, n] of counts.entries()) {
+        const missing = n - ledger.get(key);
+        if (missing <= 0 || !limited(key)) continue;
+        ledger.add(key, missing);
+        shared.adopt(slot(key), missing);
+      }
+    };
+    if (config.limits.max_connections_per_source > 0) adopt(this.sources, this.#ledgerSources, sourceSlot, () => true);
+    const users = usersOf(config);
+    adopt(this.users, this.#ledgerUsers, userSlot, (user) => users.get(user)?.max_connections !== undefined);
+  }
+
+  /** A connection now counted in `sources` (or `users`) holds the slot the ledger granted it. */
+  ledgerTook(kind: 'source' | 'user', key: string): void {
+    (kind === 'source' ? this.#ledgerSources : this.#ledgerUsers).add(key);
+  }
+
+  /** A connection of `key` no longer counted here: the ledger gets a slot back if it holds more than remain open. */
+  ledgerGive(kind: 'source' | 'user', key: string): void {
+    const [counts, ledger] = kind === 'source' ? [this.sources, this.#ledgerSources] : [this.users, this.#ledgerUsers];
+    if (this.shared === undefined || ledger.get(key) <= counts.get(key)) return;
+    ledger.remove(key);
+    this.shared.give(kind === 'source' ? sourceSlot(key) : userSlot(key));
   }
 
   /**
@@ -187,9 +231,6 @@ export class ConnectionLimits {
   #source: string | undefined;
   #user: string | undefined;
   #bandwidth: ReturnType<BandwidthLimits['acquire']> | undefined;
-  /** The ledger's keys this connection's slots hold there (cluster workers only). */
-  #sharedSource: string | undefined;
-  #sharedUser: string | undefined;
 
   constructor(limits: Limits) {
     this.#limits = limits;
@@ -247,26 +288,33 @@ export class ConnectionLimits {
    * source's first; a refusal gives back what was taken, as a refusal here takes nothing.
    */
   async #admitShared(shared: SharedLimits, request: ProxyRequest, config: Config, sourceMax: number, userMax: number | undefined, joins: boolean): Promise<void> {
+    const limits = this.#limits;
     const source = request.source.host;
-    const sourceKey = sourceMax > 0 ? await this.#takeShared(shared, sourceSlot(source), sourceMax, 'max_connections_per_source', source) : undefined;
-    let userKey: string | undefined;
+    const user = request.user!;
+    const sourceHeld = sourceMax > 0 && (await this.#takeShared(shared, sourceSlot(source), sourceMax, 'max_connections_per_source', source));
+    let userHeld = false;
     if (userMax !== undefined) {
       try {
-        userKey = await this.#takeShared(shared, userSlot(request.user!), userMax, 'user_max_connections', source);
+        userHeld = await this.#takeShared(shared, userSlot(user), userMax, 'user_max_connections', source);
       } catch (err) {
-        if (sourceKey !== undefined) shared.give(sourceKey);
+        if (sourceHeld) shared.give(sourceSlot(source));
         throw err;
       }
     }
-    const others = joins ? await shared.bandwidthHolders(request.user!) : 0;
+    const others = joins ? await shared.bandwidthHolders(user) : 0;
+    const hadSource = this.#source !== undefined;
     this.#take(request, config, others);
-    this.#sharedSource ??= sourceKey;
-    if (userKey !== undefined) this.#sharedUser = userKey;
+    if (sourceHeld) {
+      if (hadSource) shared.give(sourceSlot(source));
+      else limits.ledgerTook('source', source);
+    }
+    if (userHeld) limits.ledgerTook('user', user);
   }
 
-  async #takeShared(shared: SharedLimits, key: string, max: number, limit: LimitName, source: string): Promise<string> {
+  /** True when the ledger counts the slot it granted. */
+  async #takeShared(shared: SharedLimits, key: string, max: number, limit: LimitName, source: string): Promise<boolean> {
     if (!(await shared.take(key, max))) throw this.#refuse(source, limit);
-    return key;
+    return true;
   }
 
   /** A bucket held is the user's one bucket, which every reload retunes to the live rate. */
@@ -294,9 +342,13 @@ export class ConnectionLimits {
   }
 
   async #admitSourceShared(shared: SharedLimits, source: string, max: number): Promise<void> {
-    const key = await this.#takeShared(shared, sourceSlot(source), max, 'max_connections_per_source', source);
+    const held = await this.#takeShared(shared, sourceSlot(source), max, 'max_connections_per_source', source);
+    if (this.#source !== undefined) {
+      if (held) shared.give(sourceSlot(source));
+      return;
+    }
     this.#takeSource(source);
-    this.#sharedSource ??= key;
+    if (held) this.#limits.ledgerTook('source', source);
   }
 
   /** Throws LimitError when `source` has no room left; a connection holding its slot always has. */
@@ -317,17 +369,19 @@ export class ConnectionLimits {
   /** Gives every slot back; idempotent (the connection's end calls it once, a second call does nothing). */
   release(): void {
     this.#releaseUser();
-    if (this.#source !== undefined) this.#limits.sources.remove(this.#source);
+    if (this.#source !== undefined) {
+      this.#limits.sources.remove(this.#source);
+      this.#limits.ledgerGive('source', this.#source);
+    }
     this.#source = undefined;
-    if (this.#sharedSource !== undefined) this.#limits.shared?.give(this.#sharedSource);
-    this.#sharedSource = undefined;
   }
 
   #releaseUser(): void {
-    if (this.#user !== undefined) this.#limits.users.remove(this.#user);
+    if (this.#user !== undefined) {
+      this.#limits.users.remove(this.#user);
+      this.#limits.ledgerGive('user', this.#user);
+    }
     this.#user = undefined;
-    if (this.#sharedUser !== undefined) this.#limits.shared?.give(this.#sharedUser);
-    this.#sharedUser = undefined;
     this.#bandwidth?.release();
     this.#bandwidth = undefined;
   }

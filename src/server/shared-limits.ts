@@ -12,6 +12,11 @@ export interface SharedLimits {
    */
   take(key: string, max: number): Promise<boolean>;
   give(key: string): void;
+  /**
+   * `n` slots of `key` this process holds already, counted whatever the max: connections
+   * admitted while no limit applied, which a reload has just limited.
+   */
+  adopt(key: string, n: number): void;
   /** A failed login of `source` here, for the other processes to count. */
   loginFailed(source: string): void;
   /** Runs `count` for each failed login another process of the instance counted. */

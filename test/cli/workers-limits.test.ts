@@ -4,12 +4,13 @@
 // counts kept per worker, each of the two would admit a full share.
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { startCliGateway, type RunningGateway } from '../helpers/cli.js';
 import { closedWithin, startEchoServer } from '../helpers/index.js';
 import { echoOnce, httpConnectRaw, socks5Raw } from '../helpers/raw-proxy.js';
 import { drain, payload, sha, startSource } from '../helpers/transfers.js';
-import { BASE, BOOT_MS, sessionEnds, started, tempConfig, waitUntil } from '../helpers/workers.js';
+import { BASE, BOOT_MS, sessionEnds, started, tempConfig, waitUntil, workerLines } from '../helpers/workers.js';
 
 const IN_TURN = { env: { NODE_CLUSTER_SCHED_POLICY: 'rr' } };
 
@@ -182,4 +183,43 @@ test("a user's bandwidth is one budget for both workers: two downloads on two wo
   sockets.forEach((s) => s.destroy());
   await waitUntil('both lines', () => sessionEnds(gw).length === 2);
   assert.equal(servingPids(gw).size, 2, 'the two downloads ran in the two workers');
+});
+
+test('a reload that sets a share counts the connections both workers hold already, and the share is exact once they close', { timeout: 120_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const config = (limits: string, alice: string): string =>
+    BASE.replace('limits: { drain_timeout: 5s }', `limits: { drain_timeout: 5s${limits} }`) +
+    `auth:\n  users:\n    - { username: alice, password: pw${alice} }\n    - { username: bob, password: pw }\n`;
+  const path = await tempConfig(config('', ''));
+  const gw = await startCliGateway(path, [], [], BOOT_MS, IN_TURN);
+  t.after(() => gw.child.kill('SIGKILL'));
+  await started(gw);
+  const held: Socket[] = [];
+  t.after(() => held.forEach((s) => s.destroy()));
+  const open = async (n: number, user: string): Promise<number[]> => {
+    const codes: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const a = await socks5Raw(gw.port, echo.port, { user, password: 'pw' });
+      held.push(a.socket);
+      codes.push(a.code);
+    }
+    return codes;
+  };
+  const closeAll = async (): Promise<void> => {
+    const lines = sessionEnds(gw).length + held.length;
+    held.splice(0).forEach((s) => s.destroy());
+    await waitUntil('every connection logged', () => sessionEnds(gw).length === lines);
+  };
+
+  // Four connections each of alice and from 127.0.0.1, two in each worker, before any share is set.
+  assert.deepEqual(await open(4, 'alice'), [0, 0, 0, 0]);
+  await writeFile(path, config(', max_connections_per_source: 6', ', max_connections: 3'));
+  gw.child.kill('SIGHUP');
+  await waitUntil('the reload in both workers', () => workerLines(gw, 'configuration reloaded').length === 2);
+  assert.deepEqual(await open(2, 'alice'), [0x02, 0x02], 'alice holds 4 of a share of 3, in whichever worker');
+  assert.deepEqual(await open(4, 'bob'), [0, 0, 0x02, 0x02], 'the address holds 4 of 6 and gets 2 more');
+  await closeAll();
+  assert.deepEqual(await open(4, 'alice'), [0, 0, 0, 0x02], "alice's share is 3 once the others closed");
+  assert.deepEqual(await open(4, 'bob'), [0, 0, 0, 0x02], "and the address's 6");
 });
