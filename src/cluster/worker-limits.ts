@@ -8,19 +8,29 @@ import type { SharedLimits } from '../server/shared-limits.js';
 /**
  * How long a request waits for the primary's answer. A primary that does not answer (gone,
  * or stalled) must not hold every limited request: past this the worker's own count, checked
- * before asking, decides, and the slot is given back as if taken; a user's bandwidth is
- * taken as this worker's alone.
+ * before asking, decides, and the ledger holds no slot for it; a user's bandwidth is taken as
+ * this worker's alone.
  */
 const ASK_MS = 2_000;
+/** Slots asked for whose answer came too late, remembered until it comes: a stalled primary's backlog, bounded. */
+const MAX_LATE = 4_096;
 
 export function workerLimits(): SharedLimits {
   let seq = 0;
   const asking = new Map<number, (answer: LedgerToWorker) => void>();
   const counters: Array<(source: string) => void> = [];
   const sharers: Array<(user: string, holders: number) => void> = [];
+  /** By id: the keys of slots asked for, given up on. One granted after all goes back at once. */
+  const late = new Map<number, string>();
   process.on('message', (msg: LedgerToWorker | null) => {
     switch (msg?.socksgate) {
-      case 'taken':
+      case 'taken': {
+        if (typeof msg.id !== 'number') return;
+        const key = late.get(msg.id);
+        if (key === undefined) asking.get(msg.id)?.(msg);
+        else if (late.delete(msg.id) && msg.ok === true) toPrimary({ socksgate: 'give', key } satisfies LedgerToPrimary);
+        return;
+      }
       case 'holders':
         if (typeof msg.id === 'number') asking.get(msg.id)?.(msg);
         return;
@@ -32,12 +42,18 @@ export function workerLimits(): SharedLimits {
         return;
     }
   });
-  /** One question to the primary; `otherwise` when it cannot be asked or does not answer within ASK_MS. */
-  const ask = <T>(question: (id: number) => LedgerToPrimary, read: (answer: LedgerToWorker) => T, otherwise: T): Promise<T> => {
+  /**
+   * One question to the primary; `otherwise` when it cannot be asked or does not answer within
+   * ASK_MS (then `unanswered` runs with the question's id).
+   */
+  const ask = <T>(question: (id: number) => LedgerToPrimary, read: (answer: LedgerToWorker) => T, otherwise: T, unanswered?: (id: number) => void): Promise<T> => {
     if (!process.connected) return Promise.resolve(otherwise);
     const id = ++seq;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => answered(otherwise), ASK_MS);
+      const timer = setTimeout(() => {
+        unanswered?.(id);
+        answered(otherwise);
+      }, ASK_MS);
       const answered = (value: T): void => {
         clearTimeout(timer);
         asking.delete(id);
@@ -49,7 +65,11 @@ export function workerLimits(): SharedLimits {
   };
   return {
     take(key, max) {
-      return ask((id) => ({ socksgate: 'take', id, key, max }), (a) => a.socksgate === 'taken' && a.ok === true, true);
+      const gaveUp = (id: number): void => {
+        if (late.size >= MAX_LATE) late.delete(late.keys().next().value!);
+        late.set(id, key);
+      };
+      return ask<boolean | undefined>((id) => ({ socksgate: 'take', id, key, max }), (a) => a.socksgate === 'taken' && a.ok === true, undefined, gaveUp);
     },
     bandwidthHolders(user) {
       const count = (a: LedgerToWorker): number => (a.socksgate === 'holders' && Number.isSafeInteger(a.holders) && a.holders >= 0 ? a.holders : 0);

@@ -311,10 +311,11 @@ export class ConnectionLimits {
     if (userHeld) limits.ledgerTook('user', user);
   }
 
-  /** True when the ledger counts the slot it granted. */
+  /** True when the ledger counts the slot it granted; false when it did not answer in time (this process's count admitted it). */
   async #takeShared(shared: SharedLimits, key: string, max: number, limit: LimitName, source: string): Promise<boolean> {
-    if (!(await shared.take(key, max))) throw this.#refuse(source, limit);
-    return true;
+    const taken = await shared.take(key, max);
+    if (taken === false) throw this.#refuse(source, limit);
+    return taken === true;
   }
 
   /** A bucket held is the user's one bucket, which every reload retunes to the live rate. */

@@ -8,9 +8,10 @@
 export interface SharedLimits {
   /**
    * Takes one slot of `key` (a client address, a user) if the instance holds fewer than
-   * `max`: false when it is full. A slot taken is given back with give(), once.
+   * `max`: false when it is full. A slot taken is given back with give(), once. Undefined when
+   * the instance could not be asked in time: the process's own count decides, and no slot is held.
    */
-  take(key: string, max: number): Promise<boolean>;
+  take(key: string, max: number): Promise<boolean | undefined>;
   give(key: string): void;
   /**
    * `n` slots of `key` this process holds already, counted whatever the max: connections

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { startCliGateway, type RunningGateway } from '../helpers/cli.js';
-import { closedWithin, startEchoServer } from '../helpers/index.js';
+import { closedWithin, rawClient, readBytes, startEchoServer } from '../helpers/index.js';
 import { echoOnce, httpConnectRaw, socks5Raw } from '../helpers/raw-proxy.js';
 import { drain, payload, sha, startSource } from '../helpers/transfers.js';
 import { BASE, BOOT_MS, sessionEnds, started, tempConfig, waitUntil, workerLines } from '../helpers/workers.js';
@@ -222,4 +222,56 @@ test('a reload that sets a share counts the connections both workers hold alread
   await closeAll();
   assert.deepEqual(await open(4, 'alice'), [0, 0, 0, 0x02], "alice's share is 3 once the others closed");
   assert.deepEqual(await open(4, 'bob'), [0, 0, 0, 0x02], "and the address's 6");
+});
+
+test("a connection a worker admits on its own count, its primary stalled, takes no other's slot back nor keeps one", { timeout: 120_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const gw = await twoWorkers('max_connections_per_source: 2');
+  t.after(() => gw.child.kill('SIGKILL'));
+  t.after(() => gw.child.kill('SIGCONT'));
+  await started(gw);
+  const held: Socket[] = [];
+  t.after(() => held.forEach((s) => s.destroy()));
+  // One in each worker: the share of 2 is full.
+  for (let i = 0; i < 2; i++) {
+    const a = await socks5Raw(gw.port, echo.port);
+    held.push(a.socket);
+    assert.equal(a.code, 0, `connection ${i + 1} of the share`);
+  }
+  // Greeted before the primary stops, so the connection is its worker's; the request is sent
+  // while the primary is stopped, and answered once the worker gave up asking it.
+  const stalled = async (): Promise<number> => {
+    const s = await rawClient(gw.port);
+    s.on('error', () => {});
+    s.write(Buffer.from([5, 1, 0]));
+    assert.deepEqual([...(await readBytes(s, 2))], [5, 0]);
+    gw.child.kill('SIGSTOP');
+    s.write(Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, echo.port >> 8, echo.port & 0xff]));
+    const reply = await readBytes(s, 10, 30_000);
+    gw.child.kill('SIGCONT');
+    s.destroy();
+    return reply[1] ?? -1;
+  };
+  // The first worker's turn: it holds 1 of 2 by its own count, and admits. The primary, awake,
+  // refuses that slot (the share is full): closing the connection gives nothing back.
+  assert.equal(await stalled(), 0, "admitted on the worker's own count");
+  await waitUntil("the admitted connection's line", () => sessionEnds(gw).length === 1);
+  for (let i = 0; i < 2; i++) {
+    const next = await socks5Raw(gw.port, echo.port);
+    held.push(next.socket);
+    assert.equal(next.code, 0x02, `the two open connections still fill the share (${i + 1})`);
+  }
+  held.splice(0).forEach((s) => s.destroy());
+  await waitUntil('every line', () => sessionEnds(gw).length === 5);
+  // Nothing open: the primary, awake, grants the slot it was asked for too late. It goes back.
+  assert.equal(await stalled(), 0, 'admitted again');
+  await waitUntil("the admitted connection's line", () => sessionEnds(gw).length === 6);
+  const codes: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const next = await socks5Raw(gw.port, echo.port);
+    held.push(next.socket);
+    codes.push(next.code);
+  }
+  assert.deepEqual(codes, [0, 0, 0x02], 'the share is 2 again');
 });
