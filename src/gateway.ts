@@ -142,7 +142,7 @@ export class Gateway {
     this.#udpBudget = new ByteBudget(opts.udpBufferBytes ?? GATEWAY_UDP_BYTES);
     this.#limits = new Limits(this.metrics, this.log, snapshot.config, undefined, opts.sharedLimits);
     // Another worker's failed login counts here too, on the throttle of the config live now.
-    opts.sharedLimits?.onLoginFailed((source) => void this.#snapshot.throttle.failed(source));
+    opts.sharedLimits?.onLoginFailed((source, ago) => void this.#snapshot.throttle.failed(source, ago));
     this.metrics.collect('socksgate_udp_buffered_bytes', 'Bytes of UDP datagrams held now (waiting for a route, a name or a socket)', [], () => [
       { labels: {}, value: this.#udpBudget.used },
     ]);

@@ -4,14 +4,18 @@
 // turn, so two workers asking for a share's last slot at once cannot both have it. A worker
 // that dies holds nothing any more.
 import cluster, { type Worker } from 'node:cluster';
-import type { LedgerToPrimary, LedgerToWorker } from './messages.js';
+import type { ThrottleLimits } from '../server/login-throttle.js';
+import type { LedgerToPrimary, LedgerToWorker, ToPrimary } from './messages.js';
+import { FailedLogins } from './failed-logins.js';
 import { liveWorkers } from './slots.js';
 
 /** Slots held now: by key, by worker. A key goes when no worker holds any. */
 type Held = Map<string, Map<Worker, number>>;
 
-export function keepLimitLedger(): void {
+/** `authFailures`: the running config's `auth_failures`, how long a failed login still counts. */
+export function keepLimitLedger(authFailures: () => ThrottleLimits): void {
   const held: Held = new Map();
+  const failed = new FailedLogins(authFailures);
   /** By user: the workers holding a bucket of that user's bandwidth. */
   const buckets = new Map<string, Set<Worker>>();
   /** Every holder of `user`'s bandwidth is told how many they are: each relays its share of it. */
@@ -19,8 +23,16 @@ export function keepLimitLedger(): void {
     const holders = buckets.get(user);
     if (holders) for (const h of holders) tell(h, { socksgate: 'share', user, holders: holders.size });
   };
-  cluster.on('message', (w: Worker, msg: Partial<LedgerToPrimary> | null) => {
+  cluster.on('message', (w: Worker, msg: Partial<LedgerToPrimary> | Partial<ToPrimary> | null) => {
     switch (msg?.socksgate) {
+      case 'config?': {
+        // A worker starting (a replacement too) asks this first: what the instance counted
+        // reaches it ahead of its config (this handler runs before shareRunningConfig's), so
+        // before its throttle is made, and a block in force holds in it too.
+        const failures = failed.inForce();
+        if (failures.length > 0) tell(w, { socksgate: 'login-failures', failures });
+        return;
+      }
       case 'take':
         if (typeof msg.id !== 'number' || typeof msg.key !== 'string' || typeof msg.max !== 'number') return;
         tell(w, { socksgate: 'taken', id: msg.id, ok: take(held, w, msg.key, msg.max) });
@@ -33,6 +45,7 @@ export function keepLimitLedger(): void {
         return;
       case 'login-failed':
         if (typeof msg.source !== 'string') return;
+        failed.add(msg.source);
         for (const other of liveWorkers()) if (other !== w) tell(other, { socksgate: 'login-failed', source: msg.source });
         return;
       case 'holders?': {

@@ -40,9 +40,10 @@ export const GENERATION_ENV = 'SOCKSGATE_WORKER_GENERATION';
  * The instance's limits (limit-ledger.ts): `take` asks for a slot of `key` under `max` and is
  * answered `taken` with the same `id`; `give` hands one back; `adopt` counts `n` held already,
  * whatever the max (connections a reload has just limited); `login-failed` goes up from the
- * worker that counted a failed login and down to every other worker. `holders?` asks how many
- * other workers hold a user's bandwidth bucket (answered `holders`); `hold` says this one does
- * now, or no more, and every holder is told the new count (`share`).
+ * worker that counted a failed login and down to every other worker; `login-failures` gives
+ * a starting worker those still in force, oldest first, each with its age in ms. `holders?`
+ * asks how many other workers hold a user's bandwidth bucket (answered `holders`); `hold` says
+ * this one does now, or no more, and every holder is told the new count (`share`).
  */
 export type LedgerToPrimary =
   | { socksgate: 'take'; id: number; key: string; max: number }
@@ -54,5 +55,6 @@ export type LedgerToPrimary =
 export type LedgerToWorker =
   | { socksgate: 'taken'; id: number; ok: boolean }
   | { socksgate: 'login-failed'; source: string }
+  | { socksgate: 'login-failures'; failures: Array<[source: string, ago: number]> }
   | { socksgate: 'holders'; id: number; holders: number }
   | { socksgate: 'share'; user: string; holders: number };

@@ -53,9 +53,13 @@ export async function runPrimary(config: Config, opts: { path: string | undefine
   const level = new ReloadLevel(log);
   const outcome = followReloads(sums, log, level);
   const bans = new BanLedger();
-  keepLimitLedger();
+  // Before shareRunningConfig: a starting worker is given the failed logins still counting
+  // before its config, so they are there before its throttle is.
+  let running = (): Config => config;
+  keepLimitLedger(() => running().limits.auth_failures);
   shareRunningConfig(config, log, level);
   const primary = forwardReloads(log, config, opts);
+  running = primary.current;
   const { watcher } = primary;
   const workers = superviseWorkers(log, size, (w) => {
     bans.replay(workerApi, w);

@@ -14,11 +14,22 @@ import type { SharedLimits } from '../server/shared-limits.js';
 const ASK_MS = 2_000;
 /** Slots asked for whose answer came too late, remembered until it comes: a stalled primary's backlog, bounded. */
 const MAX_LATE = 4_096;
+/** Failed logins held for the throttle while the process starts: as many as the primary gives a starting worker. */
+const MAX_EARLY = 100_000;
 
 export function workerLimits(): SharedLimits {
   let seq = 0;
   const asking = new Map<number, (answer: LedgerToWorker) => void>();
-  const counters: Array<(source: string) => void> = [];
+  const counters: Array<(source: string, ago: number) => void> = [];
+  /**
+   * Failed logins that came before this process's throttle was there to count them, with
+   * when they happened (performance.now()); bounded as the primary's message is.
+   */
+  let early: Array<[source: string, at: number]> = [];
+  const failedLogin = (source: string, ago: number): void => {
+    if (counters.length > 0) for (const count of counters) count(source, ago);
+    else if (early.length < MAX_EARLY) early.push([source, performance.now() - ago]);
+  };
   const sharers: Array<(user: string, holders: number) => void> = [];
   /** By id: the keys of slots asked for, given up on. One granted after all goes back at once. */
   const late = new Map<number, string>();
@@ -35,7 +46,14 @@ export function workerLimits(): SharedLimits {
         if (typeof msg.id === 'number') asking.get(msg.id)?.(msg);
         return;
       case 'login-failed':
-        if (typeof msg.source === 'string') for (const count of counters) count(msg.source);
+        if (typeof msg.source === 'string') failedLogin(msg.source, 0);
+        return;
+      case 'login-failures':
+        // The answer to this process's first question: every failure passed on to it before is
+        // in it too (one channel, in order). Once the throttle counts, it has them all already.
+        if (counters.length > 0 || !Array.isArray(msg.failures)) return;
+        early = [];
+        for (const f of msg.failures as unknown[]) if (isFailure(f)) failedLogin(f[0], f[1]);
         return;
       case 'share':
         if (typeof msg.user === 'string' && Number.isSafeInteger(msg.holders) && msg.holders > 0) for (const s of sharers) s(msg.user, msg.holders);
@@ -92,6 +110,14 @@ export function workerLimits(): SharedLimits {
     },
     onLoginFailed(count) {
       counters.push(count);
+      const now = performance.now();
+      for (const [source, at] of early) count(source, now - at);
+      early = [];
     },
   };
+}
+
+/** One `[source, ago]` of a `login-failures` message, as the primary sends them. */
+function isFailure(f: unknown): f is [source: string, ago: number] {
+  return Array.isArray(f) && typeof f[0] === 'string' && typeof f[1] === 'number' && Number.isFinite(f[1]) && f[1] >= 0;
 }

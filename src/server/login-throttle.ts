@@ -134,12 +134,13 @@ export class LoginThrottle {
   }
 
   /**
-   * Records a failed login; returns how long to wait before answering it (0 once the
+   * Records a failed login, `ago` ms ago (another process's, counted before this one
+   * started: given oldest first); returns how long to wait before answering it (0 once the
    * address is blocked: a blocked address is answered at once).
    */
-  failed(source: string): number {
+  failed(source: string, ago = 0): number {
     const s = this.#state(source);
-    const now = this.#now();
+    const now = this.#now() - ago;
     const since = now - this.#limits.window;
     while (s.failures.length > 0 && s.failures[0]! <= since) s.failures.shift();
     s.failures.push(now);

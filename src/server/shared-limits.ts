@@ -20,8 +20,11 @@ export interface SharedLimits {
   adopt(key: string, n: number): void;
   /** A failed login of `source` here, for the other processes to count. */
   loginFailed(source: string): void;
-  /** Runs `count` for each failed login another process of the instance counted. */
-  onLoginFailed(count: (source: string) => void): void;
+  /**
+   * Runs `count` for each failed login another process of the instance counted, `ago` ms ago
+   * (0 as it happens; more for those counted before this process started, given oldest first).
+   */
+  onLoginFailed(count: (source: string, ago: number) => void): void;
   /** How many other processes hold a bucket of `user`'s bandwidth now. */
   bandwidthHolders(user: string): Promise<number>;
   /** This process holds a bucket of `user`'s now (true) or no more (false): the holders' shares change. */

@@ -275,3 +275,31 @@ test("a connection a worker admits on its own count, its primary stalled, takes 
   }
   assert.deepEqual(codes, [0, 0, 0x02], 'the share is 2 again');
 });
+
+test('a replacement worker refuses an address the instance blocked, and goes on from the failures counted', { timeout: 180_000 }, async (t) => {
+  const echo = await startEchoServer();
+  t.after(() => echo.close());
+  const users = 'auth:\n  users:\n    - { username: bob, password: pw }\n';
+  const gw = await twoWorkers('auth_failures: { max: 3, window: 5m, block: 5m }', users);
+  t.after(() => gw.child.kill('SIGKILL'));
+  const { pids } = await started(gw);
+  const login = async (from: string, password: string): Promise<number> => {
+    const a = await socks5Raw(gw.port, echo.port, { user: 'bob', password, from, timeoutMs: 10_000 });
+    a.socket.destroy();
+    return a.code;
+  };
+  // 127.0.0.2 is blocked (three failures); 127.0.0.3 has two of three.
+  for (let i = 0; i < 3; i++) assert.equal(await login('127.0.0.2', 'nope'), -1);
+  for (let i = 0; i < 2; i++) assert.equal(await login('127.0.0.3', 'nope'), -1);
+  await waitUntil('every failure passed on', () => sessionEnds(gw).length === 5);
+  process.kill(pids[0]!, 'SIGKILL');
+  await gw.waitFor((l) => l.role === 'primary' && l.msg === 'worker exited; starting a replacement', 30_000);
+  await waitUntil('the replacement serves', () => gw.lines.filter((l) => l.msg === 'socksgate listening' && !pids.includes(l.pid as number)).length === 1, BOOT_MS);
+  // In turn: one login each in the survivor and the replacement.
+  for (let i = 0; i < 2; i++) assert.equal(await login('127.0.0.2', 'pw'), -1, `the blocked address is refused in both workers (${i + 1})`);
+  // The third failure, in whichever worker, blocks 127.0.0.3 in both.
+  assert.equal(await login('127.0.0.3', 'nope'), -1);
+  await waitUntil('the failure passed on', () => sessionEnds(gw).length === 8);
+  for (let i = 0; i < 2; i++) assert.equal(await login('127.0.0.3', 'pw'), -1, `the address blocked after the replacement came is refused in both workers (${i + 1})`);
+  assert.equal(await login('127.0.0.1', 'pw'), 0, 'another address logs in');
+});
