@@ -12,6 +12,7 @@ import type { Config, UserConfig } from '../config/types.js';
 import { LimitError, type LimitName } from '../errors.js';
 import type { Metrics } from '../observe/metrics.js';
 import { BandwidthLimits, type TokenBucket } from './bandwidth.js';
+import { LedgerSlots } from './ledger-slots.js';
 import type { ProxyRequest } from './request.js';
 import { sourceSlot, userSlot, type SharedLimits } from './shared-limits.js';
 
@@ -37,8 +38,8 @@ export class Counts {
     return this.#n.get(key) ?? 0;
   }
 
-  add(key: string, n = 1): void {
-    this.#n.set(key, this.get(key) + n);
+  add(key: string): void {
+    this.#n.set(key, this.get(key) + 1);
   }
 
   remove(key: string): void {
@@ -116,13 +117,8 @@ export class Limits {
   readonly bandwidth: BandwidthLimits;
   /** The instance's ledger in a cluster worker; undefined in one process. */
   readonly shared: SharedLimits | undefined;
-  /**
-   * Of `sources` and `users`, the slots the ledger counts (cluster workers only). Slots of one
-   * key are alike there, so a connection that closes gives one back only while the ledger
-   * holds more of its key than this process has open: one admitted with no limit set held none.
-   */
-  readonly #ledgerSources = new Counts();
-  readonly #ledgerUsers = new Counts();
+  /** Which of `sources` and `users` the instance's ledger counts (cluster workers only). */
+  readonly ledger: LedgerSlots | undefined;
   readonly #log: Logger;
   readonly #refusalLog: RefusalLog;
   readonly #counters: Readonly<Record<LimitName, Counter.Internal>>;
@@ -133,6 +129,7 @@ export class Limits {
   constructor(metrics: Metrics, log: Logger, config: Config, refusalLog = new RefusalLog(), shared?: SharedLimits) {
     this.#liveUsers = usersOf(config);
     this.shared = shared;
+    this.ledger = shared === undefined ? undefined : new LedgerSlots(shared);
     this.bandwidth = new BandwidthLimits(shared);
     this.#log = log;
     this.#refusalLog = refusalLog;
@@ -170,39 +167,12 @@ export class Limits {
   reconfigure(config: Config): void {
     this.#liveUsers = usersOf(config);
     this.bandwidth.retune(this.#liveUsers);
-    if (this.shared !== undefined) this.#adopt(this.shared, config);
-  }
-
-  /**
-   * A share set (or raised) by a reload counts the connections open already: those admitted
-   * while no limit applied held no slot in the ledger, so another worker would admit a full
-   * share beside them. Their slots go to the ledger now, whatever its max, as one process counts them.
-   */
-  #adopt(shared: SharedLimits, config: Config): void {
-    const adopt = (counts: Counts, ledger: Counts, slot: (key: string) => string, limited: (key: string) => boolean): void => {
-      for (const [key, n] of counts.entries()) {
-        const missing = n - ledger.get(key);
-        if (missing <= 0 || !limited(key)) continue;
-        ledger.add(key, missing);
-        shared.adopt(slot(key), missing);
-      }
-    };
-    if (config.limits.max_connections_per_source > 0) adopt(this.sources, this.#ledgerSources, sourceSlot, () => true);
+    const ledger = this.ledger;
+    if (ledger === undefined) return;
+    // A share a reload sets counts the connections open already, as one process counts them.
+    if (config.limits.max_connections_per_source > 0) ledger.adopt('source', this.sources.entries(), () => true);
     const users = usersOf(config);
-    adopt(this.users, this.#ledgerUsers, userSlot, (user) => users.get(user)?.max_connections !== undefined);
-  }
-
-  /** A connection now counted in `sources` (or `users`) holds the slot the ledger granted it. */
-  ledgerTook(kind: 'source' | 'user', key: string): void {
-    (kind === 'source' ? this.#ledgerSources : this.#ledgerUsers).add(key);
-  }
-
-  /** A connection of `key` no longer counted here: the ledger gets a slot back if it holds more than remain open. */
-  ledgerGive(kind: 'source' | 'user', key: string): void {
-    const [counts, ledger] = kind === 'source' ? [this.sources, this.#ledgerSources] : [this.users, this.#ledgerUsers];
-    if (this.shared === undefined || ledger.get(key) <= counts.get(key)) return;
-    ledger.remove(key);
-    this.shared.give(kind === 'source' ? sourceSlot(key) : userSlot(key));
+    ledger.adopt('user', this.users.entries(), (user) => users.get(user)?.max_connections !== undefined);
   }
 
   /**
@@ -306,9 +276,9 @@ export class ConnectionLimits {
     this.#take(request, config, others);
     if (sourceHeld) {
       if (hadSource) shared.give(sourceSlot(source));
-      else limits.ledgerTook('source', source);
+      else limits.ledger?.took('source', source);
     }
-    if (userHeld) limits.ledgerTook('user', user);
+    if (userHeld) limits.ledger?.took('user', user);
   }
 
   /** True when the ledger counts the slot it granted; false when it did not answer in time (this process's count admitted it). */
@@ -349,7 +319,7 @@ export class ConnectionLimits {
       return;
     }
     this.#takeSource(source);
-    if (held) this.#limits.ledgerTook('source', source);
+    if (held) this.#limits.ledger?.took('source', source);
   }
 
   /** Throws LimitError when `source` has no room left; a connection holding its slot always has. */
@@ -372,7 +342,7 @@ export class ConnectionLimits {
     this.#releaseUser();
     if (this.#source !== undefined) {
       this.#limits.sources.remove(this.#source);
-      this.#limits.ledgerGive('source', this.#source);
+      this.#limits.ledger?.give('source', this.#source, this.#limits.sources.get(this.#source));
     }
     this.#source = undefined;
   }
@@ -380,7 +350,7 @@ export class ConnectionLimits {
   #releaseUser(): void {
     if (this.#user !== undefined) {
       this.#limits.users.remove(this.#user);
-      this.#limits.ledgerGive('user', this.#user);
+      this.#limits.ledger?.give('user', this.#user, this.#limits.users.get(this.#user));
     }
     this.#user = undefined;
     this.#bandwidth?.release();
