@@ -76,6 +76,12 @@ export class TokenBucket {
     return this.#tokens >= 0 ? 0 : Math.ceil((-this.#tokens * 1000) / this.#rate);
   }
 
+  /** Nothing left to spend now (a debt stays owed). */
+  spendAll(): void {
+    this.#refill();
+    this.#tokens = Math.min(this.#tokens, 0);
+  }
+
   /**
    * For a datagram, which no backpressure can slow: spends `n` bytes while the bucket owes
    * less than one burst, else spends nothing and returns false, and the caller drops it. The
@@ -198,6 +204,9 @@ export class BandwidthLimits {
       if (entry.users === 0) entry.share = others + 1;
       entry.bucket.retune(rate / entry.share);
     }
+    // Back from rest while other processes relay the user: what it refilled meanwhile they
+    // spent at the whole rate, as a newcomer's burst would be spent twice.
+    if (entry.users === 0 && others > 0) entry.bucket.spendAll();
     const held = entry;
     if (held.forget !== undefined) clearTimeout(held.forget);
     held.forget = undefined;

@@ -261,24 +261,26 @@ export class ConnectionLimits {
     const limits = this.#limits;
     const source = request.source.host;
     const user = request.user!;
-    const sourceHeld = sourceMax > 0 && (await this.#takeShared(shared, sourceSlot(source), sourceMax, 'max_connections_per_source', source));
-    let userHeld = false;
-    if (userMax !== undefined) {
-      try {
-        userHeld = await this.#takeShared(shared, userSlot(user), userMax, 'user_max_connections', source);
-      } catch (err) {
-        if (sourceHeld) shared.give(sourceSlot(source));
-        throw err;
-      }
+    // Asked at once, not in turn: a stalled primary holds the request for one wait, not one per question.
+    const [sourceTaken, userTaken, others] = await Promise.all([
+      sourceMax > 0 ? shared.take(sourceSlot(source), sourceMax) : undefined,
+      userMax !== undefined ? shared.take(userSlot(user), userMax) : undefined,
+      joins ? shared.bandwidthHolders(user) : 0,
+    ]);
+    // A refusal gives back what the other question took, as a refusal here takes nothing.
+    if (sourceTaken === false || userTaken === false) {
+      if (sourceTaken === true) shared.give(sourceSlot(source));
+      if (userTaken === true) shared.give(userSlot(user));
+      throw this.#refuse(source, sourceTaken === false ? 'max_connections_per_source' : 'user_max_connections');
     }
-    const others = joins ? await shared.bandwidthHolders(user) : 0;
     const hadSource = this.#source !== undefined;
     this.#take(request, config, others);
-    if (sourceHeld) {
+    // `undefined`: the primary did not answer in time, this process's count admitted it, the ledger holds nothing.
+    if (sourceTaken === true) {
       if (hadSource) shared.give(sourceSlot(source));
       else limits.ledger?.took('source', source);
     }
-    if (userHeld) limits.ledger?.took('user', user);
+    if (userTaken === true) limits.ledger?.took('user', user);
   }
 
   /** True when the ledger counts the slot it granted; false when it did not answer in time (this process's count admitted it). */

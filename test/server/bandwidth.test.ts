@@ -237,6 +237,24 @@ test("a user's bucket is forgotten once it has refilled after the last connectio
   assert.equal(limits.size, 0, 'forgotten once full');
 });
 
+test("a bucket back from rest while another process relays its user has nothing to spend: that one spent the rate meanwhile", async () => {
+  const limits = new BandwidthLimits();
+  const rested = (user: string): void => {
+    const held = limits.acquire(user, 10 * 1024 * KiB);
+    held.bucket.take(10 * 1024 * KiB); // its whole burst: kept while it refills, a second
+    held.release();
+  };
+  rested('alone');
+  rested('shared');
+  await new Promise((r) => setTimeout(r, 50)); // about 500 KiB refilled in each
+  const alone = limits.acquire('alone', 10 * 1024 * KiB, 0);
+  assert.equal(alone.bucket.take(100 * KiB), 0, 'relayed here only: what refilled is spent here');
+  const shared = limits.acquire('shared', 10 * 1024 * KiB, 1);
+  assert.ok(shared.bucket.take(100 * KiB) > 0, 'another process relays the user: nothing to spend here yet');
+  alone.release();
+  shared.release();
+});
+
 test('a paced flow completes intact: bytes are delayed, never dropped', async (t) => {
   const { sender, a, b, received, digest } = await chain(t);
   a.pipe(b);
