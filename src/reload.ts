@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { loadConfig, EMBEDDED_SOURCE } from './config/load.js';
 import type { Config, ListenConfig } from './config/types.js';
 import { ConfigError } from './errors.js';
-import { ReloadLevel } from './observe/reload-level.js';
+import { ReloadLevel } from './reload-level.js';
 
 /** What a reload did: applied, or rejected with `FILE:LINE:COL: message` errors. */
 export type ReloadOutcome = { result: 'ok'; config: string } | { result: 'rejected'; config: string; errors: string[] };

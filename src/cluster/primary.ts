@@ -31,7 +31,7 @@ import { forwardReloads, shareRunningConfig } from './reloads.js';
 import { liveWorkers, superviseWorkers } from './slots.js';
 import { startAdmin } from '../observe/admin.js';
 import { createLogger, flushLog } from '../observe/logger.js';
-import { ReloadLevel } from '../observe/reload-level.js';
+import { ReloadLevel } from '../reload-level.js';
 import { formatAddress } from '../server/context.js';
 
 /** A worker cut at once has CUT_MS to log its connections; its exit and last words take a little longer. */

@@ -5,7 +5,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { ToPrimary } from './messages.js';
 import type { ClusterMetrics } from './metrics.js';
-import type { ReloadLevel } from '../observe/reload-level.js';
+import type { ReloadLevel } from '../reload-level.js';
 import { logReloadOutcome, type ReloadOutcome } from '../reload.js';
 
 /** Said when the workers did not all come to the same outcome of one reload. */

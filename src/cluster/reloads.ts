@@ -10,7 +10,7 @@ import { configText, loadConfig } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { ConfigWatcher } from '../config/watch.js';
 import { ConfigError } from '../errors.js';
-import type { ReloadLevel } from '../observe/reload-level.js';
+import type { ReloadLevel } from '../reload-level.js';
 import { startedWith, warnRestartOnly } from '../restart-only.js';
 
 /** The primary's copy of the config: which files to watch; the admin API's token until a worker reports the one it runs. */
