@@ -190,6 +190,9 @@ function watchAhead(client: Socket, head: Buffer): () => Buffer {
   const ended = (): void => void client.destroy();
   client.on('data', hold);
   client.once('end', ended);
+  // The socket comes paused (http.ts), and a 'data' listener does not resume a paused stream:
+  // unread, a byte ahead of the FIN hides it.
+  if (bytes < MAX_AHEAD) client.resume();
   return () => {
     if (!watching) return EMPTY;
     watching = false;
