@@ -173,6 +173,9 @@ export function parseTags(text: string, shown: () => string): Tags {
 /** A URL's host[:port] as written (the port may be empty or cut short): no list separator, no second ":". */
 const HOST_PORT_TEXT = /^(?:\[[^\]]*\]|[^:,;|]*)(?::\d*)?$/;
 
+/** User info that is a host:port too, its port read as a password: the text reads both ways. */
+const HOST_PORT_USER = /^(?:\[[^\]]*\]|[^:@,;|]*):\d+$/;
+
 /**
  * The text without anything that may be a password, for error messages. In a URL the user
  * info runs to the last "@" (a raw "@", "/" or "#" may sit in the password), and only the user
@@ -194,7 +197,8 @@ export function redact(text: string): string {
   const at = rest.lastIndexOf('@');
   // What follows the last "@" is no host[:port] (`host:port@user:pass`, as some providers export
   // their lists): the text reads both ways, and only what comes before its first separator is kept.
-  if (at !== -1 && !HOST_PORT_TEXT.test(rest.slice(at + 1).split(/[/?#]/, 1)[0]!)) {
+  // So does one whose user info is itself host:port (`host:port@user:1234`, a password of digits).
+  if (at !== -1 && (!HOST_PORT_TEXT.test(rest.slice(at + 1).split(/[/?#]/, 1)[0]!) || HOST_PORT_USER.test(rest.slice(0, at)))) {
     const cut = rest.search(/[:@,;|]/);
     return `${scheme}${rest.slice(0, cut + 1)}…`;
   }

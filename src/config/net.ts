@@ -82,7 +82,8 @@ function withoutUserInfo(text: string): string {
   const at = rest.lastIndexOf('@');
   // After the last "@" of user:pass@host:port comes host[:port]; `host:port@user:pass` (a
   // provider's export) has a user and password there: it reads both ways.
-  const hostAfter = at !== -1 && /^(?:\[[^\]]*\]|[^:]*)(?::\d*)?(?:[/?#]|$)/.test(rest.slice(at + 1));
+  // A user info that is host:port itself (a password of digits) reads both ways too.
+  const hostAfter = at !== -1 && /^(?:\[[^\]]*\]|[^:]*)(?::\d*)?(?:[/?#]|$)/.test(rest.slice(at + 1)) && !/^(?:\[[^\]]*\]|[^:@]*):\d+$/.test(rest.slice(0, at));
   if (at !== -1) return listLine || !hostAfter ? `${scheme}${fields[0]}:…` : `${scheme}…@${rest.slice(at + 1)}`;
   return listLine ? `${scheme}${fields[0]}:${fields[1]}:…` : text;
 }

@@ -141,3 +141,16 @@ test('a member written host:port@user:pass (a provider export) is refused withou
   assert.match(issues[2]!, /^cfg\.yaml:3:28: upstreams\.s\.host: "10\.0\.0\.1:…": a host is a name or an address alone/);
   assert.ok(!issues.some((i) => i.includes('SECRET')), issues.join('\n'));
 });
+
+test('a member written host:port@user:pass with a password of digits alone (it reads as a port) is refused without its password', async (t) => {
+  // 800000 is no port and no host: neither reading builds a member, and neither may quote it.
+  for (const line of ['socks5://10.0.0.1:1080@user:800000', '10.0.0.1:1080@user:800000']) {
+    const { error, members } = await buildFile(t, `${line}\n`);
+    assert.equal(members, undefined, `${line} built ${JSON.stringify(members)}`);
+    assert.ok(!(error ?? '').includes('800000'), error);
+  }
+  const issues = issuesOf('upstreams:\n  p: { type: pool, members: ["socks5://10.0.0.1:1080@user:800000", "10.0.0.1:1080@user:800000"] }\n  s: { type: socks5, host: "10.0.0.1:1080@user:800000", port: 1080 }\n');
+  assert.equal(issues.length, 3, issues.join('\n'));
+  assert.ok(!issues.some((i) => i.includes('800000')), issues.join('\n'));
+  assert.equal(redact('socks5://10.0.0.1:1080@user:800000'), 'socks5://10.0.0.1:…');
+});
