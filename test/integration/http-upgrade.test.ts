@@ -411,3 +411,38 @@ test("a client that sends bytes for the new protocol and then half-closes while 
   const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${port}`);
   assert.equal(line?.['error'], 'client closed the connection');
 });
+
+test("an answer other than 101 to a WebSocket handshake is charged to the user's bandwidth, as any forwarded response is", async (t) => {
+  const RATE = 256 * 1024;
+  // The bucket's budget (burst + rate × elapsed, on a clock started before the bucket exists)
+  // bounds what may have crossed; a reader may hold a read or two past it before it pauses.
+  const BURST = RATE;
+  const MARGIN = 4 * 64 * 1024;
+  const body = Buffer.alloc(1024 * 1024, 'b');
+  const server = createServer((s) => {
+    s.on('error', () => {});
+    // An origin that ignores the Upgrade and serves the resource, as most do.
+    s.once('data', () => s.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`), body])));
+  });
+  const { port, close } = await listenTracked(server);
+  t.after(close);
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'pw', bandwidth: `${RATE}B/s` }] }, limits: { idle_timeout: '60s' } });
+  t.after(() => gw.close(), { timeout: 10_000 });
+  const t0 = performance.now();
+  const budget = (): number => BURST + (RATE * (performance.now() - t0)) / 1000 + MARGIN;
+  const s = connect({ host: '127.0.0.1', port: gw.port });
+  t.after(() => s.destroy());
+  s.on('error', () => {});
+  await once(s, 'connect');
+  let got = 0;
+  let over = '';
+  s.on('data', (c: Buffer) => {
+    got += c.length;
+    if (!over && got > budget()) over = `${got} bytes crossed, the budget was ${Math.round(budget())}`;
+  });
+  const auth = Buffer.from('alice:pw').toString('base64');
+  s.write(`GET http://127.0.0.1:${port}/big HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nProxy-Authorization: Basic ${auth}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+  assert.ok(await closedWithin(s, 30_000), 'the answer ends with the close');
+  assert.equal(over, '');
+  assert.ok(got > body.length, `the whole answer came (${got} bytes)`);
+});
