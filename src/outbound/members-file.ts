@@ -85,7 +85,8 @@ function splitListForm(body: string): { host: string; port: string; userinfo: st
     // redact keeps a line with no separator whole (a host, for it); here such a line is no member
     // and may be a password on a line of its own: the position says which line, the text is left out.
     const shown = redact(body);
-    const got = shown === body ? 'a line with no ":" (not shown: it may be a password)' : shown;
+    // No ":" and no list separator: one word, an "@" in it or not (redact reads user@host there).
+    const got = shown === body || !/[:,;|]/.test(body) ? 'a line with no ":" (not shown: it may be a password)' : shown;
     throw new Error(`expected host:port, host:port:user:pass or user:pass@host:port (an IPv6 host in brackets: [::1]:1080), got ${got}`);
   }
   return { host: unbracket(m[1]!), port: m[2]!, userinfo: m[3] };

@@ -154,3 +154,12 @@ test('a member written host:port@user:pass with a password of digits alone (it r
   assert.ok(!issues.some((i) => i.includes('800000')), issues.join('\n'));
   assert.equal(redact('socks5://10.0.0.1:1080@user:800000'), 'socks5://10.0.0.1:…');
 });
+
+test('members_file: a one-word line with an "@" in it (a stray password) is not quoted either, not even before its "@"', async (t) => {
+  for (const line of ['hunSECRET@2', 'hunSECRET@']) {
+    const { error } = await buildFile(t, `socks5://10.0.0.2:1080\n${line}\n`);
+    assert.ok(error, line);
+    assert.match(error, /proxies\.txt:2:1: expected host:port/, line);
+    assert.ok(!error.includes('SECRET'), error);
+  }
+});
