@@ -50,8 +50,15 @@ export function keepLimitLedger(authFailures: () => ThrottleLimits): void {
         return;
       case 'holders?': {
         if (typeof msg.id !== 'number' || typeof msg.user !== 'string') return;
-        const holders = buckets.get(msg.user);
-        tell(w, { socksgate: 'holders', id: msg.id, holders: holders ? holders.size - (holders.has(w) ? 1 : 0) : 0 });
+        // The asker holds from now on (its bucket follows the answer): a second worker asking
+        // before the first one's bucket is made is told of it, and does not take a burst too.
+        const holders = buckets.get(msg.user) ?? new Set<Worker>();
+        const others = holders.size - (holders.has(w) ? 1 : 0);
+        tell(w, { socksgate: 'holders', id: msg.id, holders: others });
+        if (!holders.has(w)) {
+          buckets.set(msg.user, holders.add(w));
+          share(msg.user);
+        }
         return;
       }
       case 'hold': {

@@ -42,8 +42,9 @@ export const GENERATION_ENV = 'SOCKSGATE_WORKER_GENERATION';
  * whatever the max (connections a reload has just limited); `login-failed` goes up from the
  * worker that counted a failed login and down to every other worker; `login-failures` gives
  * a starting worker those still in force, oldest first, each with its age in ms. `holders?`
- * asks how many other workers hold a user's bandwidth bucket (answered `holders`); `hold` says
- * this one does now, or no more, and every holder is told the new count (`share`).
+ * asks how many other workers hold a user's bandwidth bucket (answered `holders`) and counts
+ * the asker among them from then on; `hold` says this one does now, or no more, and every
+ * holder is told the new count (`share`).
  */
 export type LedgerToPrimary =
   | { socksgate: 'take'; id: number; key: string; max: number }

@@ -271,10 +271,13 @@ export class ConnectionLimits {
     if (sourceTaken === false || userTaken === false) {
       if (sourceTaken === true) shared.give(sourceSlot(source));
       if (userTaken === true) shared.give(userSlot(user));
+      if (joins && !limits.bandwidth.holding(user)) shared.holdBandwidth(user, false);
       throw this.#refuse(source, sourceTaken === false ? 'max_connections_per_source' : 'user_max_connections');
     }
     const hadSource = this.#source !== undefined;
     this.#take(request, config, others);
+    // Asked, then no bucket taken after all (a reload lifted the rate meanwhile): not a holder.
+    if (joins && !limits.bandwidth.holding(user)) shared.holdBandwidth(user, false);
     // `undefined`: the primary did not answer in time, this process's count admitted it, the ledger holds nothing.
     if (sourceTaken === true) {
       if (hadSource) shared.give(sourceSlot(source));

@@ -25,7 +25,10 @@ export interface SharedLimits {
    * (0 as it happens; more for those counted before this process started, given oldest first).
    */
   onLoginFailed(count: (source: string, ago: number) => void): void;
-  /** How many other processes hold a bucket of `user`'s bandwidth now. */
+  /**
+   * How many other processes hold a bucket of `user`'s bandwidth now; this one counts among
+   * the holders from the question on (holdBandwidth(user, false) when it takes none after all).
+   */
   bandwidthHolders(user: string): Promise<number>;
   /** This process holds a bucket of `user`'s now (true) or no more (false): the holders' shares change. */
   holdBandwidth(user: string, held: boolean): void;

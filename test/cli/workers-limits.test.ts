@@ -8,11 +8,12 @@ import { writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { startCliGateway, type RunningGateway } from '../helpers/cli.js';
 import { closedWithin, rawClient, readBytes, startEchoServer } from '../helpers/index.js';
-import { echoOnce, httpConnectRaw, socks5Raw } from '../helpers/raw-proxy.js';
+import { echoOnce, httpConnectRaw, socks5Raw, type RawAnswer } from '../helpers/raw-proxy.js';
 import { drain, payload, sha, startSource } from '../helpers/transfers.js';
 import { BASE, BOOT_MS, sessionEnds, started, tempConfig, waitUntil, workerLines } from '../helpers/workers.js';
 
 const IN_TURN = { env: { NODE_CLUSTER_SCHED_POLICY: 'rr' } };
+const LATE_HOLDS = new URL('../helpers/late-bandwidth-holds.ts', import.meta.url).href;
 
 async function twoWorkers(limits: string, extra = ''): Promise<RunningGateway> {
   const path = await tempConfig(BASE.replace('limits: { drain_timeout: 5s }', `limits: { drain_timeout: 5s, ${limits} }`) + extra);
@@ -302,4 +303,40 @@ test('a replacement worker refuses an address the instance blocked, and goes on 
   await waitUntil('the failure passed on', () => sessionEnds(gw).length === 8);
   for (let i = 0; i < 2; i++) assert.equal(await login('127.0.0.3', 'pw'), -1, `the address blocked after the replacement came is refused in both workers (${i + 1})`);
   assert.equal(await login('127.0.0.1', 'pw'), 0, 'another address logs in');
+});
+
+test("two first downloads of one user starting at once on both workers take one burst between them", { timeout: 120_000 }, async (t) => {
+  const KiB = 1024;
+  const RATE = 1024 * KiB;
+  const BURST = RATE;
+  const MARGIN = 4 * 64 * KiB;
+  const source = await startSource(payload(3 * RATE, 9));
+  t.after(() => source.close());
+  const users = `auth:\n  users:\n    - { username: alice, password: pw, bandwidth: ${RATE}B/s }\n`;
+  const path = await tempConfig(BASE.replace('limits: { drain_timeout: 5s }', 'limits: { drain_timeout: 5s, idle_timeout: 60s }') + users);
+  // Each worker says late that it holds the user's bucket: the second asks before the first has said so.
+  const gw = await startCliGateway(path, [], [LATE_HOLDS], BOOT_MS, IN_TURN);
+  t.after(() => gw.child.kill('SIGKILL'));
+  await started(gw);
+
+  const t0 = performance.now();
+  const budget = (): number => BURST + (RATE * (performance.now() - t0)) / 1000 + MARGIN;
+  const opened: RawAnswer[] = [];
+  t.after(() => opened.forEach((o) => o.socket.destroy()));
+  for (let i = 0; i < 2; i++) opened.push(await socks5Raw(gw.port, source.port, { user: 'alice', password: 'pw' }));
+  assert.deepEqual(opened.map((o) => o.code), [0, 0]);
+  const downloads = opened.map((o) => drain(o.socket));
+  const over: string[] = [];
+  // The first second, where two bursts would show: sampled every 20 ms, bounded.
+  for (let i = 0; i < 50; i++) {
+    const moved = downloads.reduce((n, d) => n + d.count(), 0);
+    const allowed = budget(); // read after the count: the budget can only be larger
+    if (moved > allowed) over.push(`${moved} > ${Math.round(allowed)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.deepEqual(over, [], "the two downloads together never exceeded one bucket's budget");
+  assert.ok(downloads.every((d) => d.count() > 0), 'both downloads moved');
+  opened.forEach((o) => o.socket.destroy());
+  await waitUntil('both lines', () => sessionEnds(gw).length === 2);
+  assert.equal(servingPids(gw).size, 2, 'the two downloads ran in the two workers');
 });
