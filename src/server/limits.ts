@@ -267,23 +267,21 @@ export class ConnectionLimits {
       userMax !== undefined ? shared.take(userSlot(user), userMax) : undefined,
       joins ? shared.bandwidthHolders(user) : 0,
     ]);
-    // A refusal gives back what the other question took, as a refusal here takes nothing.
-    if (sourceTaken === false || userTaken === false) {
-      if (sourceTaken === true) shared.give(sourceSlot(source));
-      if (userTaken === true) shared.give(userSlot(user));
+    try {
+      // A refusal gives back what the other question took, as a refusal here takes nothing.
+      if (sourceTaken === false || userTaken === false) {
+        if (sourceTaken === true) shared.give(sourceSlot(source));
+        if (userTaken === true) shared.give(userSlot(user));
+        throw this.#refuse(source, sourceTaken === false ? 'max_connections_per_source' : 'user_max_connections');
+      }
+      // `undefined`: the primary did not answer in time, this process's count admitted it, the ledger holds nothing.
+      this.#takeSourceGranted(shared, source, sourceTaken === true);
+      this.#take(request, config, others);
+      if (userTaken === true) limits.ledger?.took('user', user);
+    } finally {
+      // Asked, then no bucket taken after all (refused, or a reload lifted the rate meanwhile): not a holder.
       if (joins && !limits.bandwidth.holding(user)) shared.holdBandwidth(user, false);
-      throw this.#refuse(source, sourceTaken === false ? 'max_connections_per_source' : 'user_max_connections');
     }
-    const hadSource = this.#source !== undefined;
-    this.#take(request, config, others);
-    // Asked, then no bucket taken after all (a reload lifted the rate meanwhile): not a holder.
-    if (joins && !limits.bandwidth.holding(user)) shared.holdBandwidth(user, false);
-    // `undefined`: the primary did not answer in time, this process's count admitted it, the ledger holds nothing.
-    if (sourceTaken === true) {
-      if (hadSource) shared.give(sourceSlot(source));
-      else limits.ledger?.took('source', source);
-    }
-    if (userTaken === true) limits.ledger?.took('user', user);
   }
 
   /** True when the ledger counts the slot it granted; false when it did not answer in time (this process's count admitted it). */
@@ -318,13 +316,21 @@ export class ConnectionLimits {
   }
 
   async #admitSourceShared(shared: SharedLimits, source: string, max: number): Promise<void> {
-    const held = await this.#takeShared(shared, sourceSlot(source), max, 'max_connections_per_source', source);
+    this.#takeSourceGranted(shared, source, await this.#takeShared(shared, sourceSlot(source), max, 'max_connections_per_source', source));
+  }
+
+  /**
+   * The source's slot after the ledger's answer (`granted`: it counts one for this process):
+   * this connection's if it holds none yet, else the ledger's is given back (a connection
+   * admitted meanwhile, or a kept-alive one, holds its source once).
+   */
+  #takeSourceGranted(shared: SharedLimits, source: string, granted: boolean): void {
     if (this.#source !== undefined) {
-      if (held) shared.give(sourceSlot(source));
+      if (granted) shared.give(sourceSlot(source));
       return;
     }
     this.#takeSource(source);
-    if (held) this.#limits.ledger?.took('source', source);
+    if (granted) this.#limits.ledger?.took('source', source);
   }
 
   /** Throws LimitError when `source` has no room left; a connection holding its slot always has. */
