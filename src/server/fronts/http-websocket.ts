@@ -19,7 +19,7 @@ import { noteRefusedLogin, originReasonOf, rawResponse, refuseRaw, statusOf } fr
 import { MAX_RESPONSE_HEAD, ORIGIN_CUT, ORIGIN_IDLE } from './http-forward.js';
 import { endToEnd, headText, otherVersion, reasonPhrase, responseFields, unusableResponse, type AbsoluteTarget } from './http-message.js';
 import { giveUp } from '../../outbound/give-up.js';
-import { IdleHold, limitReader, type TokenBucket } from '../bandwidth.js';
+import { IdleHold, limitReader } from '../bandwidth.js';
 import { EMPTY } from '../../protocol/constants.js';
 
 
@@ -153,7 +153,12 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
       // Checked as a forwarded request's response is: a status, version or coding no client could read.
       const unusable = unusableResponse(ores, 'GET');
       if (unusable !== undefined) return badGateway(unusable);
-      passOn(ores, client, record, failed, ctx.limits.throttle && { bucket: ctx.limits.throttle, idle: new IdleHold(socket, idleTimeout) });
+      // The user's bandwidth, as for a forwarded response: an origin that ignores the Upgrade
+      // serves the resource itself, and a handshake must not fetch it past the limit. The
+      // origin's idle timer is held off while the debt is waited out.
+      const throttle = ctx.limits.throttle;
+      if (throttle) limitReader(ores, client, throttle, new IdleHold(socket, idleTimeout));
+      passOn(ores, client, record, failed);
     });
     out.on('error', failed);
     out.on('close', () => {
@@ -210,14 +215,10 @@ function watchAhead(client: Socket, head: Buffer): () => Buffer {
  * An answer other than 101: passed on, its body decoded from its own framing and ended by the
  * close. Its head goes out with the first of its body, or its end: a body that fails before
  * any of it (does not parse, never comes) is `failed` with a 502 in its place, as a forwarded
- * request's is. Its body is charged to the user's bandwidth (`throttle`).
+ * request's is.
  */
-function passOn(ores: IncomingMessage, client: Socket, record: AccessRecord, failed: (err: Error) => void, throttle?: { bucket: TokenBucket; idle: IdleHold }): void {
+function passOn(ores: IncomingMessage, client: Socket, record: AccessRecord, failed: (err: Error) => void): void {
   let started = false;
-  // The user's bandwidth, as for a forwarded response: an origin that ignores the Upgrade
-  // serves the resource itself, and a handshake must not fetch it past the limit. The origin's
-  // idle timer is held off while the debt is waited out.
-  if (throttle) limitReader(ores, client, throttle.bucket, throttle.idle);
   /** Writes the head unless an answer went out in its place (the origin's failure, reported first). */
   const start = (): boolean => {
     if (started) return true;
