@@ -15,9 +15,31 @@ import { BASE, BOOT_MS, sessionEnds, started, tempConfig, waitUntil, workerLines
 const IN_TURN = { env: { NODE_CLUSTER_SCHED_POLICY: 'rr' } };
 const LATE_HOLDS = new URL('../helpers/late-bandwidth-holds.ts', import.meta.url).href;
 
-async function twoWorkers(limits: string, extra = ''): Promise<RunningGateway> {
+async function twoWorkers(limits: string, extra = '', preload: readonly string[] = []): Promise<RunningGateway> {
   const path = await tempConfig(BASE.replace('limits: { drain_timeout: 5s }', `limits: { drain_timeout: 5s, ${limits} }`) + extra);
-  return startCliGateway(path, [], [], BOOT_MS, IN_TURN);
+  return startCliGateway(path, [], preload, BOOT_MS, IN_TURN);
+}
+
+const KiB = 1024;
+/** A `users:` block: alice, password pw, at `rate` bytes a second. */
+const aliceAt = (rate: number): string => `auth:\n  users:\n    - { username: alice, password: pw, bandwidth: ${rate}B/s }\n`;
+
+/**
+ * Watches transfers against one bucket of `rate` from now on: its burst (one second's worth,
+ * TokenBucket's default), the rate since, and one read (at most 64 KiB) each reader may take
+ * past its budget before it pauses, generously. Nothing here asserts a speed, only that the
+ * transfers together never crossed more than one bucket allows since before either began.
+ * sample() notes a crossing in `over`.
+ */
+function oneBucket(rate: number, moved: () => number): { sample: () => void; over: string[] } {
+  const t0 = performance.now();
+  const over: string[] = [];
+  const sample = (): void => {
+    const n = moved();
+    const allowed = rate + (rate * (performance.now() - t0)) / 1000 + 4 * 64 * KiB; // read after the count: it can only be larger
+    if (n > allowed) over.push(`${n} > ${Math.round(allowed)}`);
+  };
+  return { sample, over };
 }
 
 /** The workers (by pid) whose access-log lines are in so far. */
@@ -139,24 +161,16 @@ test("a worker that dies gives back the slots its connections held in the instan
 });
 
 test("a user's bandwidth is one budget for both workers: two downloads on two workers stay within it, intact", { timeout: 120_000 }, async (t) => {
-  const KiB = 1024;
   const RATE = 256 * KiB;
-  // One second's worth (TokenBucket's default burst), and one read (at most 64 KiB) each
-  // reader may take past its budget before it pauses: nothing here asserts a speed, only
-  // that two workers together never cross more than one bucket allows since before either began.
-  const BURST = RATE;
-  const MARGIN = 4 * 64 * KiB;
   const data = payload(768 * KiB, 5);
   const source = await startSource(data);
   t.after(() => source.close());
-  const users = `auth:\n  users:\n    - { username: alice, password: pw, bandwidth: ${RATE}B/s }\n`;
-  const gw = await twoWorkers('idle_timeout: 60s', users);
+  const gw = await twoWorkers('idle_timeout: 60s', aliceAt(RATE));
   t.after(() => gw.child.kill('SIGKILL'));
   await started(gw);
 
-  const t0 = performance.now();
-  const budget = (): number => BURST + (RATE * (performance.now() - t0)) / 1000 + MARGIN;
   const downloads: Array<ReturnType<typeof drain>> = [];
+  const budget = oneBucket(RATE, () => downloads.reduce((n, d) => n + d.count(), 0));
   const sockets: Socket[] = [];
   t.after(() => sockets.forEach((s) => s.destroy()));
   for (let i = 0; i < 2; i++) {
@@ -165,18 +179,12 @@ test("a user's bandwidth is one budget for both workers: two downloads on two wo
     assert.equal(d.code, 0);
     downloads.push(drain(d.socket));
   }
-  const over: string[] = [];
-  const sample = (): void => {
-    const moved = downloads.reduce((n, d) => n + d.count(), 0);
-    const allowed = budget(); // read after the count: the budget can only be larger
-    if (moved > allowed) over.push(`${moved} > ${Math.round(allowed)}`);
-  };
-  const sampler = setInterval(sample, 20);
+  const sampler = setInterval(budget.sample, 20);
   t.after(() => clearInterval(sampler));
   const digests = await Promise.all(downloads.map((d) => d.digest));
-  sample();
+  budget.sample();
   clearInterval(sampler);
-  assert.deepEqual(over, [], "alice's two downloads together never exceeded one bucket's budget");
+  assert.deepEqual(budget.over, [], "alice's two downloads together never exceeded one bucket's budget");
   for (const [i, d] of downloads.entries()) {
     assert.equal(d.count(), data.length, `download ${i + 1} complete`);
     assert.equal(digests[i], sha(data), `download ${i + 1} intact`);
@@ -306,35 +314,27 @@ test('a replacement worker refuses an address the instance blocked, and goes on 
 });
 
 test("two first downloads of one user starting at once on both workers take one burst between them", { timeout: 120_000 }, async (t) => {
-  const KiB = 1024;
   const RATE = 1024 * KiB;
-  const BURST = RATE;
-  const MARGIN = 4 * 64 * KiB;
   const source = await startSource(payload(3 * RATE, 9));
   t.after(() => source.close());
-  const users = `auth:\n  users:\n    - { username: alice, password: pw, bandwidth: ${RATE}B/s }\n`;
-  const path = await tempConfig(BASE.replace('limits: { drain_timeout: 5s }', 'limits: { drain_timeout: 5s, idle_timeout: 60s }') + users);
   // Each worker says late that it holds the user's bucket: the second asks before the first has said so.
-  const gw = await startCliGateway(path, [], [LATE_HOLDS], BOOT_MS, IN_TURN);
+  const gw = await twoWorkers('idle_timeout: 60s', aliceAt(RATE), [LATE_HOLDS]);
   t.after(() => gw.child.kill('SIGKILL'));
   await started(gw);
 
-  const t0 = performance.now();
-  const budget = (): number => BURST + (RATE * (performance.now() - t0)) / 1000 + MARGIN;
+  let downloads: Array<ReturnType<typeof drain>> = [];
+  const budget = oneBucket(RATE, () => downloads.reduce((n, d) => n + d.count(), 0));
   const opened: RawAnswer[] = [];
   t.after(() => opened.forEach((o) => o.socket.destroy()));
   for (let i = 0; i < 2; i++) opened.push(await socks5Raw(gw.port, source.port, { user: 'alice', password: 'pw' }));
   assert.deepEqual(opened.map((o) => o.code), [0, 0]);
-  const downloads = opened.map((o) => drain(o.socket));
-  const over: string[] = [];
+  downloads = opened.map((o) => drain(o.socket));
   // The first second, where two bursts would show: sampled every 20 ms, bounded.
   for (let i = 0; i < 50; i++) {
-    const moved = downloads.reduce((n, d) => n + d.count(), 0);
-    const allowed = budget(); // read after the count: the budget can only be larger
-    if (moved > allowed) over.push(`${moved} > ${Math.round(allowed)}`);
+    budget.sample();
     await new Promise((r) => setTimeout(r, 20));
   }
-  assert.deepEqual(over, [], "the two downloads together never exceeded one bucket's budget");
+  assert.deepEqual(budget.over, [], "the two downloads together never exceeded one bucket's budget");
   assert.ok(downloads.every((d) => d.count() > 0), 'both downloads moved');
   opened.forEach((o) => o.socket.destroy());
   await waitUntil('both lines', () => sessionEnds(gw).length === 2);
