@@ -2,14 +2,14 @@
 // reply cannot encode (the client is refused, the dialed socket closed with it), a reply of
 // an address type RFC 1928 does not have, or member credentials longer than RFC 1929 allows,
 // or a SOCKS4 USERID longer than 255 bytes (refused before anything is sent).
-import { test } from '../helpers/test.js';
+import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { Cmd } from '../../src/protocol/constants.js';
 import { encodeGreeting, encodeRequest } from '../../src/protocol/messages.js';
 import { SocksClient } from 'socks';
-import { closedWithin, readBytes, startEchoServer, startGateway } from '../helpers/index.js';
+import { closedWithin, readBytes, startEchoServer, startGateway, type TestGateway } from '../helpers/index.js';
 import { echoOnce, httpConnectRaw } from '../helpers/raw-proxy.js';
 import { isPoolOutbound } from '../../src/outbound/stats.js';
 import { startJunkLoginSocks, startRecordingSocks, startScriptedSocks } from '../helpers/instruments.js';
@@ -18,20 +18,28 @@ import { startDante, startMicrosocks } from '../helpers/upstreams.js';
 /** ATYP 3 with 100 bytes that are not UTF-8: the `socks` client reads them as 100 U+FFFD, 300 bytes re-encoded. */
 const UNENCODABLE_BND = Buffer.concat([Buffer.from([5, 0, 0, 3, 100]), Buffer.alloc(100, 0xff), Buffer.from([0x1f, 0x90])]);
 
-test('an upstream reply no SOCKS5 reply can carry: the client gets 0x01 and the upstream socket is closed', async (t) => {
-  const upstream = await startScriptedSocks(UNENCODABLE_BND);
-  t.after(() => upstream.close());
+/**
+ * A gateway that sends example.test through the SOCKS5 upstream `up` (`upstream`: its port and
+ * login), and a raw client whose greeting and CONNECT example.test:80 are sent in one write.
+ */
+async function connectViaUp(t: TestContext, upstream: { port: number; username?: string; password?: string }): Promise<{ gw: TestGateway; s: Socket }> {
   const gw = await startGateway({
-    upstreams: { up: { type: 'socks5', host: '127.0.0.1', port: upstream.port } },
+    upstreams: { up: { type: 'socks5', host: '127.0.0.1', ...upstream } },
     rules: [{ name: 'via-up', domains: ['example.test'], action: 'up' }],
   });
   t.after(() => gw.close());
-
   const s = connect({ host: '127.0.0.1', port: gw.port });
   t.after(() => s.destroy());
   s.on('error', () => {});
   await once(s, 'connect');
   s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.CONNECT, { host: 'example.test', port: 80 })]));
+  return { gw, s };
+}
+
+test('an upstream reply no SOCKS5 reply can carry: the client gets 0x01 and the upstream socket is closed', async (t) => {
+  const upstream = await startScriptedSocks(UNENCODABLE_BND);
+  t.after(() => upstream.close());
+  const { gw, s } = await connectViaUp(t, { port: upstream.port });
   const reply = await readBytes(s, 4);
   assert.deepEqual([...reply], [5, 0, 5, 1], 'method 0x00, then reply 0x01 (general failure)');
   assert.ok(await closedWithin(s), 'the client is closed');
@@ -186,17 +194,7 @@ test('an upstream that answers our username/password login with junk: 0x01, and 
   // Six bytes where RFC 1929 §2 answers two (VER 0x01, STATUS).
   const upstream = await startJunkLoginSocks(Buffer.from('junk!\n'));
   t.after(() => upstream.close());
-  const gw = await startGateway({
-    upstreams: { up: { type: 'socks5', host: '127.0.0.1', port: upstream.port, username: 'gw', password: 'secret' } },
-    rules: [{ name: 'via-up', domains: ['example.test'], action: 'up' }],
-  });
-  t.after(() => gw.close());
-
-  const s = connect({ host: '127.0.0.1', port: gw.port });
-  t.after(() => s.destroy());
-  s.on('error', () => {});
-  await once(s, 'connect');
-  s.write(Buffer.concat([encodeGreeting([0]), encodeRequest(Cmd.CONNECT, { host: 'example.test', port: 80 })]));
+  const { gw, s } = await connectViaUp(t, { port: upstream.port, username: 'gw', password: 'secret' });
   assert.deepEqual([...(await readBytes(s, 4))], [5, 0, 5, 1], 'method 0x00, then reply 0x01 (general failure)');
   const line = await gw.accessLog((l) => l['dest'] === 'example.test:80');
   assert.equal(line?.['rep'], 1);
