@@ -1,8 +1,8 @@
 // `members_file`: one member a line, as proxy providers hand out their lists. A line is
 //   URL                         socks5://user:pass@host:port (any member scheme, #tags allowed)
 //   host:port
-//   host:port:user:pass         the password runs to the end of the member (it may hold ":")
-//   user:pass@host:port         the user info runs to the last "@"
+//   host:port:user:pass         the password runs to the end of the member (it may hold ":" and "@")
+//   user:pass@host:port         the user info runs to the last "@" (a port that is a number follows it)
 // the last three with the pool's `members_scheme`, each optionally followed by
 // `#key=value,key=value` tags. A line whose first non-blank is "#" is a comment, as is
 // "# text" after the member that is not tags. A "#" in a proxy-list password cannot be
@@ -69,10 +69,11 @@ function parseListForm(token: string, scheme: MemberScheme): MemberUrl {
   return member;
 }
 
-const HOST_PORT = /^(\[[^\]]*\]|[^:@[\]]+):([^:@]*)$/;
+const HOST_PORT = /^(\[[^\]]*\]|[^:@[\]]+):(\d+)$/;
 
 /**
- * `user:pass@host:port` when what follows the last "@" is exactly host:port; otherwise
+ * `user:pass@host:port` when what follows the last "@" is exactly host:port, its port a number
+ * (`10.0.0.1:1080:user:p@ss:word` is a password with "@" and ":", not a host "ss"); otherwise
  * `host:port[:user[:pass]]`, the password running to the end (it may hold ":" and "@").
  */
 function splitListForm(body: string): { host: string; port: string; userinfo: string | undefined } {
@@ -86,7 +87,13 @@ function splitListForm(body: string): { host: string; port: string; userinfo: st
     // and may be a password on a line of its own: the position says which line, the text is left out.
     const shown = redact(body);
     // No ":" and no list separator: one word, an "@" in it or not (redact reads user@host there).
-    const got = shown === body || !/[:,;|]/.test(body) ? 'a line with no ":" (not shown: it may be a password)' : shown;
+    // An "@" before any separator (`p@ss:word`) leaves no host:port after it: what redact would keep
+    // before the "@" may be the start of a password too.
+    const got = !/[:,;|]/.test(body)
+      ? 'a line with no ":" (not shown: it may be a password)'
+      : body.search(/[:@,;|]/) === body.indexOf('@')
+        ? 'a line with no host:port after its "@" (not shown: it may be a password)'
+        : shown;
     throw new Error(`expected host:port, host:port:user:pass or user:pass@host:port (an IPv6 host in brackets: [::1]:1080), got ${got}`);
   }
   return { host: unbracket(m[1]!), port: m[2]!, userinfo: m[3] };

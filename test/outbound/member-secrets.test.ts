@@ -163,3 +163,19 @@ test('members_file: a one-word line with an "@" in it (a stray password) is not 
     assert.ok(!error.includes('SECRET'), error);
   }
 });
+
+test('members_file: a line with an "@" and no host:port after it (p@ss:word) is no member, and no part of it is quoted', async (t) => {
+  for (const line of ['hun@SECRET:PASSW2', 'hun@SECRET:', '  hun@SECRET:PASSW2 #tier=a']) {
+    const { error, members } = await buildFile(t, `socks5://10.0.0.2:1080\n${line}\n`);
+    assert.equal(members, undefined, `${line} built ${JSON.stringify(members)}`);
+    assert.match(error ?? '', /proxies\.txt:2:\d+: expected host:port, .*got a line with no host:port after its "@" \(not shown: it may be a password\)/, line);
+    assert.ok(!/hun|SECRET|PASSW2/.test(error!), error);
+  }
+  // A password holding "@" and then ":" is a password: what follows its "@" is no host:port.
+  const { error, members } = await buildFile(t, '10.0.0.1:1080:user:p@SECRET:PASSW2\n');
+  assert.equal(error, undefined, error);
+  assert.deepEqual(members, ['socks5://user@10.0.0.1:1080']);
+  const [entry] = parseMembersFile('10.0.0.1:1080:user:p@SECRET:PASSW2', 'socks5');
+  assert.ok(entry && 'member' in entry && entry.member.config.type === 'socks5');
+  assert.equal(entry.member.config.password, 'p@SECRET:PASSW2');
+});
