@@ -7,7 +7,10 @@
 // `#key=value,key=value` tags. A line whose first non-blank is "#" is a comment, as is
 // "# text" after the member that is not tags. A "#" in a proxy-list password cannot be
 // written (it starts the tags): such a member needs the URL form, percent-encoded.
+// `host:port@user:pass` (a provider export form) is refused; with a password of digits it
+// reads as user:pass@host:port too, and the reading whose host looks more like one decides.
 
+import { isIP } from 'node:net';
 import type { MemberScheme } from '../config/types.js';
 import { looksLikeUrl, memberOf, parseMemberUrl, parseTags, redact, type MemberUrl } from '../config/member-url.js';
 
@@ -69,7 +72,20 @@ function parseListForm(token: string, scheme: MemberScheme): MemberUrl {
   return member;
 }
 
+const EXPECTED = 'expected host:port, host:port:user:pass or user:pass@host:port';
+
 const HOST_PORT = /^(\[[^\]]*\]|[^:@[\]]+):(\d+)$/;
+
+/** A line's leading host:port, its port a number, and what follows it: ":" (host:port:user:pass) or "@". */
+const LEAD_HOST_PORT = /^(\[[^\]]*\]|[^:@[\]]+):(\d+)([:@])/;
+
+const unbracket = (h: string): string => (h.startsWith('[') ? h.slice(1, -1) : h);
+
+/** 2 for an IP address, 1 for a dotted name or localhost, 0 for one word: how surely `host` is a host rather than a user. */
+function hostLikeness(host: string): number {
+  if (isIP(host) !== 0) return 2;
+  return /\.[^.]/.test(host) || host.toLowerCase() === 'localhost' ? 1 : 0;
+}
 
 /**
  * `user:pass@host:port` when what follows the last "@" is exactly host:port, its port a number
@@ -77,10 +93,18 @@ const HOST_PORT = /^(\[[^\]]*\]|[^:@[\]]+):(\d+)$/;
  * `host:port[:user[:pass]]`, the password running to the end (it may hold ":" and "@").
  */
 function splitListForm(body: string): { host: string; port: string; userinfo: string | undefined } {
-  const unbracket = (h: string): string => (h.startsWith('[') ? h.slice(1, -1) : h);
   const at = body.lastIndexOf('@');
   const tail = at === -1 ? null : HOST_PORT.exec(body.slice(at + 1));
-  if (tail) return { host: unbracket(tail[1]!), port: tail[2]!, userinfo: body.slice(0, at) };
+  // A line that starts with host:port reads both ways when a port number also follows its last "@"
+  // (a password of digits, or one holding "@"): the reading whose host looks more like one wins.
+  const lead = LEAD_HOST_PORT.exec(body);
+  const leadWins = lead !== null && (tail === null || hostLikeness(unbracket(lead[1]!)) > hostLikeness(unbracket(tail[1]!)));
+  if (tail && !leadWins) return { host: unbracket(tail[1]!), port: tail[2]!, userinfo: body.slice(0, at) };
+  if (leadWins && lead[3] === '@') {
+    // Some providers export host:port@user:pass. Not read: that form would take a user:pass@host:port
+    // line with a password of digits (user:1234@proxy:8080) for a host "user".
+    throw new Error(`${EXPECTED}, got ${lead[1]}:…@…, which reads as host:port@user:pass: write user:pass@host:port, or a URL (socks5://user:pass@host:port)`);
+  }
   const m = /^(\[[^\]]*\]|[^:@[\]]+):([^:]*)(?::(.*))?$/s.exec(body);
   if (!m) {
     // redact keeps a line with no separator whole (a host, for it); here such a line is no member
@@ -94,7 +118,7 @@ function splitListForm(body: string): { host: string; port: string; userinfo: st
       : body.search(/[:@,;|]/) === body.indexOf('@')
         ? 'a line with no host:port after its "@" (not shown: it may be a password)'
         : shown;
-    throw new Error(`expected host:port, host:port:user:pass or user:pass@host:port (an IPv6 host in brackets: [::1]:1080), got ${got}`);
+    throw new Error(`${EXPECTED} (an IPv6 host in brackets: [::1]:1080), got ${got}`);
   }
   return { host: unbracket(m[1]!), port: m[2]!, userinfo: m[3] };
 }

@@ -16,7 +16,7 @@ import { isPoolOutbound } from '../../src/outbound/stats.js';
 import type { OutboundContext } from '../../src/outbound/types.js';
 import { runCli } from '../helpers/cli.js';
 import { socksConnect, startGateway } from '../helpers/index.js';
-import { readAll, startDestination, startTinyproxy } from '../helpers/upstreams.js';
+import { readAll, startDestination, startMicrosocks, startTinyproxy } from '../helpers/upstreams.js';
 
 const log = pino({ level: 'silent' });
 const dns = createResolver({ cache_size: 100, negative_ttl: 1_000, timeout: 1_000, prefer: 'ipv4', hosts: {} });
@@ -247,5 +247,43 @@ test('members_file: a list line with another separator behind a scheme never quo
     const e = parseMemberLine(line, 'socks5');
     assert.ok(e !== undefined && !('member' in e), line);
     assert.ok(!JSON.stringify(e).includes('SECRET'), JSON.stringify(e));
+  }
+});
+
+test('members_file: a line that reads both as user:pass@host:port and as host:port@user:pass (a password of digits) is read by the host that looks like one', async (t) => {
+  const dest = await startDestination();
+  t.after(() => dest.close());
+  const member = await startMicrosocks({ host: '127.0.0.1', user: 'bob', pass: '12345' });
+  t.after(() => member.close());
+  // user:pass@host:port, the documented form: the user "bob" is no host, the host after the "@" an address.
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'proxies.txt'), `bob:12345@127.0.0.1:${member.port}\n`);
+  const file = join(dir, 'socksgate.yaml');
+  await writeFile(file, 'upstreams:\n  p: { type: pool, members_file: proxies.txt }\n');
+  const map = await buildOutbounds(await loadConfig({ path: file }), { dns, log });
+  t.after(() => closeOutbounds(map));
+  const pool = map.get('p')!;
+  assert.ok(isPoolOutbound(pool));
+  assert.deepEqual(pool.stats().map((s) => s.name), [`socks5://bob@127.0.0.1:${member.port}`]);
+  const conn = await pool.connect({ host: '127.0.0.1', port: dest.port }, ctx());
+  assert.equal((conn.head?.toString() ?? '') + (await readAll(conn.socket)), 'hello 127.0.0.1\n');
+  conn.release?.();
+  // host:port@user:pass, a provider's export: read the other way it would log in as "127.0.0.1" at a host "bob".
+  for (const line of [`127.0.0.1:${member.port}@bob:12345`, 'gate.example:7000@bob:12345', '[::1]:1080@bob:12345', '10.0.0.1:1080@bob:SECRET']) {
+    const e = parseMemberLine(line, 'socks5');
+    assert.ok(e && 'error' in e, `${line} read as ${JSON.stringify(e)}`);
+    assert.equal(e.col, 1, line);
+    assert.match(e.error, /^expected host:port, .*, got \S+:…@…, which reads as host:port@user:pass: write user:pass@host:port, or a URL \(socks5:\/\/user:pass@host:port\)$/, line);
+    assert.ok(!/12345|SECRET|bob/.test(e.error), e.error);
+  }
+  // A user that is one word, a host with dots or an address: the documented reading, as before.
+  for (const [line, host, port, password] of [
+    ['bob:1234@gate.example:7000', 'gate.example', 7000, '1234'],
+    ['bob:1234@squid:3128', 'squid', 3128, '1234'],
+    ['10.0.0.1:1080:bob:p@ss:99', '10.0.0.1', 1080, 'p@ss:99'],
+  ] as const) {
+    const e = parseMemberLine(line, 'socks5');
+    assert.ok(e && 'member' in e, `${line}: ${JSON.stringify(e)}`);
+    assert.deepEqual([e.member.config.host, e.member.config.port, e.member.config.username, 'password' in e.member.config ? e.member.config.password : undefined], [host, port, 'bob', password], line);
   }
 });
