@@ -185,6 +185,23 @@ const HOST_PORT_USER = /^(?:\[[^\]]*\]|[^:@,;|]*):\d+$/;
  * with , ; or |): only its first field.
  */
 export function redact(text: string): string {
+  return looksLikeUrl(text) ? withoutQueryOrTags(withoutUserInfo(text)) : withoutUserInfo(text);
+}
+
+/**
+ * A URL's query keeps its names and its fragment (the tags) none of its text: `?key=` or `#…`
+ * may be a token a provider gave, or the end of a password with a raw "?" or "#" in it.
+ * Called once the user info is gone, so the first "?" or "#" ends the authority.
+ */
+function withoutQueryOrTags(text: string): string {
+  const hash = text.indexOf('#');
+  const beforeHash = hash === -1 ? text : text.slice(0, hash);
+  const q = beforeHash.indexOf('?');
+  const query = q === -1 ? '' : `?${beforeHash.slice(q + 1).split('&').map((p) => (p.includes('=') ? `${p.slice(0, p.indexOf('=') + 1)}…` : '…')).join('&')}`;
+  return `${q === -1 ? beforeHash : beforeHash.slice(0, q)}${query}${hash === -1 ? '' : '#…'}`;
+}
+
+function withoutUserInfo(text: string): string {
   const url = /^([a-z][a-z0-9+.-]*:\/\/)(.*)$/is.exec(text);
   if (!url) {
     // Lines exported from a spreadsheet or a provider's panel separate with , ; or | instead.

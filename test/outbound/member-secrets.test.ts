@@ -179,3 +179,26 @@ test('members_file: a line with an "@" and no host:port after it (p@ss:word) is 
   assert.ok(entry && 'member' in entry && entry.member.config.type === 'socks5');
   assert.equal(entry.member.config.password, 'p@SECRET:PASSW2');
 });
+
+test('a member URL with bad tags or a bad query is refused without quoting its fragment or query values, which may hold a token', async (t) => {
+  const urls = [
+    'socks5://u:pw@10.0.0.1:1080#country=de,tier-SECRET',
+    'socks5://u:pw@10.0.0.1:1080#SECRET',
+    'socks5://u:pw@10.0.0.1:99999?token=SECRET',
+    'socks5://u:pw@10.0.0.1:1080?remote_dns=SECRET#tier=a',
+  ];
+  const issues = issuesOf(`upstreams:\n  p:\n    type: pool\n    members:\n${urls.map((u) => `      - "${u}"\n`).join('')}`);
+  assert.equal(issues.length, urls.length, issues.join('\n'));
+  for (const issue of issues) {
+    assert.match(issue, /^cfg\.yaml:\d+:\d+: upstreams\.p\.members\[\d\]: .*socks5:\/\/u@10\.0\.0\.1:\d+/, issue);
+    assert.ok(!/SECRET|pw/.test(issue), issue);
+  }
+  assert.match(issues[0]!, /tags after "#" must be key=value.* in socks5:\/\/u@10\.0\.0\.1:1080#…(:|$)/);
+  assert.match(issues[2]!, /socks5:\/\/u@10\.0\.0\.1:99999\?token=…(:|$)/);
+  for (const url of urls) {
+    const { error } = await buildFile(t, `${url}\n`);
+    assert.match(error ?? '', /proxies\.txt:1:1: /, url);
+    assert.ok(!/SECRET|pw/.test(error!), error);
+  }
+  assert.equal(redact('socks5://u:pw@h:1?a=1&b#x=SECRET'), 'socks5://u@h:1?a=…&…#…');
+});
