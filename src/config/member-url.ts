@@ -1,7 +1,7 @@
 // Pool members given as URLs: `socks5://`, `socks5h://`, `socks4://`, `socks4a://`,
 // `http://`, `https://`, with `user:pass@` (percent-encoded) and `#key=value,key=value`
 // tags. The display name (for logs, metrics, the API and sticky hashing) is the URL
-// without the password and without the tags.
+// without the password and without the tags, and without a username that has no password.
 
 import { isIPv6 } from 'node:net';
 import { dialHostProblem } from './net.js';
@@ -10,7 +10,7 @@ import type { MemberScheme, ProxyUpstreamConfig } from './types.js';
 export type Tags = Record<string, string>;
 
 export interface MemberUrl {
-  /** `socks5://user@host:port`: never the password. */
+  /** `socks5://user@host:port`: never the password; `socks5://…@host:port` for a username without one. */
   display: string;
   config: ProxyUpstreamConfig;
   tags: Tags;
@@ -122,7 +122,10 @@ export function memberOf(parts: MemberParts, shown: () => string): MemberUrl {
     config = { type: 'socks5', host, port, remote_dns: parts.remoteDns ?? true, ...creds };
   }
   const shownScheme = scheme === 'socks5h' ? 'socks5' : scheme;
-  const user = username === undefined ? '' : `${displayUser(username)}@`;
+  // A username with no password beside it is the whole login (a provider's API key, a SOCKS4
+  // USERID): the name says there is one, never what. Beside a password it carries the
+  // session and targeting parameters, and is shown.
+  const user = username === undefined ? '' : password === undefined ? '…@' : `${displayUser(username)}@`;
   return { display: `${shownScheme}://${user}${isIPv6(host) ? `[${host}]` : host}:${port}`, config, tags: {} };
 }
 
@@ -179,10 +182,11 @@ const HOST_PORT_USER = /^(?:\[[^\]]*\]|[^:@,;|]*):\d+$/;
 /**
  * The text without anything that may be a password, for error messages. In a URL the user
  * info runs to the last "@" (a raw "@", "/" or "#" may sit in the password), and only the user
- * before a ":" or a list separator (, ; or |, raw or percent-encoded) is kept; a URL without
- * "@" whose port is not a number may be `user:pass` cut short. Text that is not a URL at all
- * may be a proxy-list line (`host:port:user:pass`, `user:pass@host:port`, or `host,port,user,pass`
- * with , ; or |): only its first field.
+ * before a ":" or a list separator (, ; or |, raw or percent-encoded) is kept (a user with
+ * neither is the whole login: `…`); a URL without "@" whose port is not a number may be
+ * `user:pass` cut short. A URL's query keeps its names, its tags become `#…`. Text that is not
+ * a URL at all may be a proxy-list line (`host:port:user:pass`, `user:pass@host:port`, or
+ * `host,port,user,pass` with , ; or |): only its first field, none of a `user@`.
  */
 export function redact(text: string): string {
   return looksLikeUrl(text) ? withoutQueryOrTags(withoutUserInfo(text)) : withoutUserInfo(text);
@@ -207,7 +211,9 @@ function withoutUserInfo(text: string): string {
     // Lines exported from a spreadsheet or a provider's panel separate with , ; or | instead.
     const cut = text.search(/[:@,;|]/);
     if (cut === -1) return text;
-    return `${text.slice(0, cut)}${/[:@]/.test(text[cut]!) ? ':' : text[cut]}…`;
+    // `user@host:port`: a user with no password is the whole login.
+    if (text[cut] === '@') return '…@…';
+    return `${text.slice(0, cut)}${text[cut] === ':' ? ':' : text[cut]}…`;
   }
   const scheme = url[1]!;
   const rest = url[2]!;
@@ -223,7 +229,8 @@ function withoutUserInfo(text: string): string {
     // The user before its ":"; a user with a list separator in it (raw or percent-encoded) may be
     // `user,pass`: what comes before the separator.
     const cut = /:|[,;|]|%(?:2c|3b|7c)/i.exec(rest.slice(0, at));
-    if (!cut) return text;
+    // A user with no password is the whole login, as in a member's name.
+    if (!cut) return `${scheme}…@${rest.slice(at + 1)}`;
     return `${scheme}${rest.slice(0, cut.index)}${cut[0] === ':' ? '' : `${cut[0]}…`}@${rest.slice(at + 1)}`;
   }
   const end = rest.search(/[/?#]|$/);
