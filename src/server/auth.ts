@@ -103,9 +103,10 @@ export function createAuthenticator(auth: AuthConfig | undefined, opts: Authenti
     },
     async verify(username, password, source, gone) {
       const split = splitSessionUser(username);
-      // A malformed username still pays for a check (of a name no user can have: it holds
-      // "-"), so its answer takes as long as a wrong password's.
-      const name = split?.user ?? username;
+      // A malformed username is still checked, as the user before its first "-": its answer
+      // takes as long as a wrong password's, and only a wrong password counts towards
+      // auth_failures. A crawler's bad session id is no guess, and must not block its address.
+      const name = split?.user ?? userPart(username);
       const ok = throttle && source !== undefined ? await throttle.guard(source, () => check(name, password, gone), gone) : (await check(name, password, gone)) === true;
       if (ok === 'blocked') return { ok: false, blocked: true };
       // Said after the check, so it answers no sooner; a name without "-" is no malformed session.
@@ -148,6 +149,12 @@ export function createAuthenticator(auth: AuthConfig | undefined, opts: Authenti
     }
     return matched;
   }
+}
+
+/** The user a username names, parameters or not: what comes before its first "-". */
+function userPart(username: string): string {
+  const dash = username.indexOf('-');
+  return dash === -1 ? username : username.slice(0, dash);
 }
 
 function credentialOf(password: string | undefined, passwordHash: string | undefined): Credential {

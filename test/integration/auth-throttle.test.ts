@@ -285,3 +285,23 @@ test('a login refused because its address is blocked is logged as such, not as a
   assert.equal(res.stdout, 'too many failed logins\n\n429');
   assert.equal((await gw.accessLog((l) => l.protocol === 'http'))?.error, 'too many failed logins');
 });
+
+test('a crawler whose session parameter is malformed, with the right password, is told so every time and not blocked as a guesser', async (t) => {
+  const http = await startHttpServer();
+  t.after(() => http.close());
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'alice-pw' }] }, limits: { auth_failures: { max: 2, window: '1m', block: '5m' } } });
+  t.after(() => gw.close());
+  const through = (user: string, password: string) => curl(['-s', '-w', '\n%{http_code}', '-x', `http://${user}:${password}@127.0.0.1:${gw.port}`, `${http.url}/`]);
+  // A session id with a "-" in it (a uuid) is no parameter string: more attempts than `max`.
+  for (let i = 0; i < 3; i++) {
+    const res = await through('alice-session-3f2a-9c1e', 'alice-pw');
+    assert.match(res.stdout, /^malformed session parameters in the username .*\n\n407$/, `attempt ${i + 1}`);
+  }
+  const fixed = await through('alice-session-3f2a9c1e', 'alice-pw');
+  assert.match(fixed.stdout, /\n200$/, 'the corrected username logs in');
+  assert.equal(await refusals(gw, 'blocked'), 0);
+
+  // A wrong password is a guess whatever the username around it: it still counts.
+  for (let i = 0; i < 2; i++) assert.match((await through('alice-session-3f2a-9c1e', 'guess')).stdout, /\n407$/);
+  assert.match((await through('alice-session-K1', 'alice-pw')).stdout, /^too many failed logins\n\n429$/);
+});
