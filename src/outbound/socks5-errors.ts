@@ -13,10 +13,13 @@ import { GatewayError, Rep, toRep, UpstreamRefusedError } from '../errors.js';
  * 0x07 or 0x08 as the client's own request being wrong; they are 0x01, as a failed login to it is.
  */
 export class UpstreamUnreachableError extends GatewayError {
+  /** A proxy that took the connection and never answered, rather than one never reached. */
+  readonly silent: boolean;
   /** `state`: `silent` for a proxy that took the connection and never answered. */
   constructor(upstream: string, cause: unknown, state: 'unreachable' | 'silent' = 'unreachable') {
     const why = cause instanceof Error ? cause.message : String(cause);
     super('GW_ERR_UPSTREAM_UNREACHABLE', `upstream "${upstream}" ${state}: ${why}`, reachingRep(cause), { cause });
+    this.silent = state === 'silent';
   }
 }
 

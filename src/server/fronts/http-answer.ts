@@ -5,7 +5,8 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { GatewayError, LimitError, ProtocolError, Rep, toRep, UpstreamRefusedError } from '../../errors.js';
 import { EgressDeniedError } from '../../outbound/egress.js';
-import { NoMemberMatchesError } from '../../outbound/pool-errors.js';
+import { NoMemberMatchesError, PoolExhaustedError } from '../../outbound/pool-errors.js';
+import { UpstreamUnreachableError } from '../../outbound/socks5-errors.js';
 import { decodeCredential } from '../../protocol/charset.js';
 import { refusalReason } from '../auth.js';
 import { closeClient } from '../close.js';
@@ -85,7 +86,15 @@ export function reasonOf(err: unknown): string {
   if (err instanceof EgressDeniedError) return 'destination denied by the egress guard';
   // The session's tag filters left no member: the client's parameters, not the destination.
   if (err instanceof NoMemberMatchesError) return `no member matches ${err.filters}`;
+  // The proxy itself failed: a bare "connection refused" or "connect timeout" reads as the site's.
+  if (err instanceof UpstreamUnreachableError) return err.silent ? 'upstream proxy did not answer' : unreachable(rep);
+  if (err instanceof PoolExhaustedError) return 'no usable pool member';
   return REP_TEXT[rep] ?? 'upstream failure';
+}
+
+/** An upstream proxy not reached: how, when the reply code says more than that it failed. */
+function unreachable(rep: Rep): string {
+  return rep === Rep.GENERAL_FAILURE ? 'upstream proxy unreachable' : `upstream proxy unreachable: ${REP_TEXT[rep] ?? 'failed'}`;
 }
 
 /**
