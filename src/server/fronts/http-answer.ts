@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { GatewayError, LimitError, ProtocolError, Rep, toRep, UpstreamRefusedError } from '../../errors.js';
 import { EgressDeniedError } from '../../outbound/egress.js';
 import { NoMemberMatchesError, PoolExhaustedError } from '../../outbound/pool-errors.js';
-import { UpstreamUnreachableError } from '../../outbound/socks5-errors.js';
+import { UpstreamAuthError, UpstreamUnreachableError } from '../../outbound/socks5-errors.js';
 import { decodeCredential } from '../../protocol/charset.js';
 import { refusalReason } from '../auth.js';
 import { closeClient } from '../close.js';
@@ -89,6 +89,7 @@ export function reasonOf(err: unknown): string {
   // The proxy itself failed: a bare "connection refused" or "connect timeout" reads as the site's.
   if (err instanceof UpstreamUnreachableError) return err.silent ? 'upstream proxy did not answer' : unreachable(rep);
   if (err instanceof PoolExhaustedError) return 'no usable pool member';
+  if (err instanceof UpstreamAuthError) return 'upstream proxy refused the login';
   return REP_TEXT[rep] ?? 'upstream failure';
 }
 
