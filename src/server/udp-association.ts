@@ -194,8 +194,8 @@ export class UdpAssociation {
   /**
    * The user's `bandwidth` bucket, shared with their TCP connections (PRODUCT.md "Limits").
    * A datagram has no backpressure to slow it: one past what the bucket may owe is dropped
-   * (TokenBucket.tryTake). One its channel drops after this (denied, unresolved, queue full)
-   * never left, and is refunded (onDrop above).
+   * (TokenBucket.tryTake). One its channel drops after this (denied, unresolved, queue full),
+   * or an answer the client's send queue has no room for, never left, and is refunded.
    */
   #charge(bytes: number): boolean {
     const bucket = this.#ctx.limits.throttle;
@@ -227,7 +227,11 @@ export class UdpAssociation {
     if (last.header.length + payload.length > this.#maxDatagram) return this.#drop('too_large', 'down');
     this.#lastActivity = performance.now();
     if (!this.#charge(payload.length)) return this.#drop('bandwidth', 'down');
-    if (!this.#toClientSender.send(last.header, payload, this.#clientPort, this.#opts.clientHost)) return this.#drop('queue_full', 'down');
+    if (!this.#toClientSender.send(last.header, payload, this.#clientPort, this.#opts.clientHost)) {
+      // Charged and never sent: given back, as a client datagram its channel drops is (onDrop).
+      this.#ctx.limits.throttle?.refund(payload.length);
+      return this.#drop('queue_full', 'down');
+    }
     this.stats.received++;
     this.#ctx.record.down += payload.length;
     this.#unreportedDown++;

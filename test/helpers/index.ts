@@ -99,13 +99,17 @@ export function memoryLogger(level = 'info'): { log: Logger; logs: Array<Record<
  */
 export async function startGateway(
   partial: Record<string, unknown> = {},
-  opts: { source?: string; keepAliveSweepMs?: number; logLevel?: string } = {},
+  opts: { source?: string; keepAliveSweepMs?: number; logLevel?: string; udpBufferBytes?: number } = {},
 ): Promise<TestGateway> {
   const text = stringify({ listen: [{ host: '127.0.0.1', port: 0 }], ...partial });
   const config = parseConfig(text, opts.source ?? '/tmp/socksgate-test.yaml', {});
   // `logLevel: 'debug'` for a test that waits on an internal event only a debug line tells of.
   const { log, logs } = memoryLogger(opts.logLevel);
-  const gw = await Gateway.start(config, opts.keepAliveSweepMs === undefined ? { log } : { log, keepAliveSweepMs: opts.keepAliveSweepMs });
+  const gw = await Gateway.start(config, {
+    log,
+    ...(opts.keepAliveSweepMs === undefined ? {} : { keepAliveSweepMs: opts.keepAliveSweepMs }),
+    ...(opts.udpBufferBytes === undefined ? {} : { udpBufferBytes: opts.udpBufferBytes }),
+  });
   const addr = gw.addresses[0]!;
   return { gw, host: addr.address, port: addr.port, logs, accessLog: (pred, ms) => waitForLog(logs, pred, ms), close: () => gw.close(0) };
 }

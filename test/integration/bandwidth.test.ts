@@ -6,6 +6,7 @@
 import { test, type TestContext } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { createSocket } from 'node:dgram';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { stringify } from 'yaml';
@@ -15,7 +16,8 @@ import { readBytes, startGateway, type TestGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
 import { socks5Raw } from '../helpers/raw-proxy.js';
 import { drain, payload, sha, startSink, startSource } from '../helpers/transfers.js';
-import { socksUdpClient, startUdpEchoServer, udpLogLine } from '../helpers/udp.js';
+import { metricValue } from '../helpers/metrics.js';
+import { closeDgram, socksUdpClient, startUdpEchoServer, udpLogLine } from '../helpers/udp.js';
 
 const KiB = 1024;
 const RATE = 256 * KiB;
@@ -436,6 +438,42 @@ test("a user's datagram dropped by its channel after the charge is refunded: the
   assert.equal(udp.dropped['bandwidth'], undefined, `no datagram dropped as over the bandwidth: ${JSON.stringify(udp.dropped)}`);
   assert.ok((udp.dropped['denied'] ?? 0) > (2 * 64) / 8, `more denied than the bucket could have paid for: ${JSON.stringify(udp.dropped)}`);
   assert.ok(answer !== undefined, 'a datagram after them is relayed and answered');
+});
+
+test("a user's answer dropped on its way to the client after the charge is refunded: a full send queue does not use up the bucket", async (t) => {
+  // Answers far larger than what they answer: each is 32 KiB, and the client asks with 1 byte.
+  const ANSWER = 32 * KiB;
+  const server = createSocket('udp4');
+  server.on('message', (_msg, from) => server.send(Buffer.alloc(ANSWER, 0x61), from.port, from.address));
+  server.bind(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => closeDgram(server));
+  const dest = { host: '127.0.0.1', port: server.address().port };
+  // The gateway holds 16 KiB of datagrams at once: a question fits, an answer never does, and
+  // every one is dropped as queue_full once it was charged. 1 KiB/s: a 64 KiB burst, a debt of
+  // one burst more; the 256 KiB of answers are far past both.
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'pw', bandwidth: '1KiB/s' }] } }, { udpBufferBytes: 16 * KiB });
+  t.after(() => gw.close());
+  const c = await socksUdpClient({ host: '127.0.0.1', port: gw.port }, { login: { user: 'alice', pass: 'pw' } });
+  const ASKED = 8;
+  const settled = async (): Promise<number> => {
+    let n = 0;
+    for (const direction of ['up', 'down']) {
+      for (const result of ['queue_full', 'bandwidth']) n += (await metricValue(gw.gw, 'socksgate_udp_datagrams_total', { direction, result })) || 0;
+    }
+    return n;
+  };
+  for (let i = 1; i <= ASKED; i++) {
+    c.send(dest, 'x');
+    for (let tries = 0; tries < 200 && (await settled()) < i; tries++) await new Promise((r) => setTimeout(r, 10));
+  }
+  await c.close();
+  const line = await udpLogLine(gw);
+  const udp = line?.['udp'] as { sent: number; received: number; dropped: Record<string, number> } | undefined;
+  assert.ok(udp, 'the association has its line');
+  assert.deepEqual(udp.dropped, { queue_full: ASKED }, 'every answer dropped as queue_full, none as over the bandwidth');
+  assert.equal(udp.sent, ASKED, 'every question left');
+  assert.equal(udp.received, 0);
 });
 
 test("a user's download at the bandwidth limit leaves their UDP a share: datagrams pass, and the download waits them out", async (t) => {
