@@ -9,8 +9,9 @@ import { once } from 'node:events';
 import { createServer as createHttpServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
 import { startRecordingHttpServer, type RecordingHttpServer } from '../helpers/clients.js';
-import { closedWithin, startGateway, type TestGateway } from '../helpers/index.js';
+import { closedWithin, readBytes, startGateway, type TestGateway } from '../helpers/index.js';
 import { listenTracked } from '../helpers/servers.js';
+import { payload } from '../helpers/transfers.js';
 
 /** A real web server answering "got METHOD PATH BODY" and a gateway in front of it, both closed after the test. */
 async function webBehindGateway(t: TestContext): Promise<{ web: RecordingHttpServer; gw: TestGateway }> {
@@ -421,4 +422,68 @@ test("an answer other than 101 to a WebSocket handshake is charged to the user's
   assert.ok(await closedWithin(s, 30_000), 'the answer ends with the close');
   assert.equal(over, '');
   assert.ok(got > body.length, `the whole answer came (${got} bytes)`);
+});
+
+test("bytes an origin sends with its 101 are charged to the user's bandwidth, and reach the client exact, in order and counted", async (t) => {
+  const RATE = 256 * 1024;
+  // The bucket's budget (burst + rate × elapsed, on a clock started before the bucket exists)
+  // bounds what may have crossed once the last tunnel's bytes are in: what came with each 101
+  // was delivered at once, but the debt it left is waited out by the reader after it, which
+  // may hold a read or two past the budget before it pauses.
+  const BURST = RATE;
+  const MARGIN = 2 * 64 * 1024;
+  const SWITCH = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n';
+  const EARLY = 32 * 1024;
+  const TUNNELS = 16; // 512 KiB: the burst and the margin together, and as much again
+  const LAST = 256 * 1024; // then a tunnel whose origin goes on sending
+  const frameOf = (i: number): Buffer => payload(i < TUNNELS ? EARLY : LAST, i);
+  const server = createServer((s) => {
+    s.on('error', () => {});
+    let head = '';
+    s.on('data', (c: Buffer) => {
+      if (head.includes('\r\n\r\n')) return;
+      head += c.toString('latin1');
+      const i = Number(/^GET \S*\/(\d+) /.exec(head)?.[1]);
+      // The 101 and the first bytes of the new protocol in one write, as a server that answers at once sends them.
+      if (head.includes('\r\n\r\n')) s.write(Buffer.concat([Buffer.from(SWITCH), frameOf(i)]));
+    });
+  });
+  const { port, close } = await listenTracked(server);
+  t.after(close);
+  const gw = await startGateway({ auth: { users: [{ username: 'alice', password: 'pw', bandwidth: `${RATE}B/s` }] }, limits: { idle_timeout: '60s' } });
+  t.after(() => gw.close(), { timeout: 10_000 });
+  const t0 = performance.now();
+  const budget = (): number => BURST + (RATE * (performance.now() - t0)) / 1000 + MARGIN;
+  let crossed = 0;
+  const auth = Buffer.from('alice:pw').toString('base64');
+  /** Opens tunnel `i` and resolves with what came after the 101 once `want` bytes of it have. */
+  const open = async (i: number, want: number): Promise<{ s: Socket; got: Buffer }> => {
+    const s = connect({ host: '127.0.0.1', port: gw.port });
+    t.after(() => s.destroy());
+    s.on('error', () => {});
+    await once(s, 'connect');
+    s.write(`GET http://127.0.0.1:${port}/${i} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nProxy-Authorization: Basic ${auth}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+    let all = Buffer.alloc(0);
+    let after = -1;
+    for (const deadline = Date.now() + 20_000; (after < 0 || all.length - after < want) && Date.now() < deadline; ) {
+      const c = await readBytes(s, 1, deadline - Date.now());
+      if (c.length === 0) break;
+      const more = (s.read() as Buffer | null) ?? Buffer.alloc(0);
+      all = Buffer.concat([all, c, more]);
+      if (after < 0 && all.includes('\r\n\r\n')) after = all.indexOf('\r\n\r\n') + 4;
+    }
+    assert.match(all.subarray(0, after).toString('latin1'), /^HTTP\/1\.1 101 /, `tunnel ${i} switched`);
+    crossed += all.length - after;
+    return { s, got: all.subarray(after) };
+  };
+  const opened = await Promise.all(Array.from({ length: TUNNELS }, (_, i) => open(i, EARLY)));
+  opened.push(await open(TUNNELS, LAST));
+  assert.ok(crossed <= budget(), `${crossed} bytes crossed, the budget was ${Math.round(budget())}`);
+  for (const [i, { s, got }] of opened.entries()) {
+    assert.ok(got.equals(frameOf(i)), `tunnel ${i}: the origin's bytes came whole and in order (${got.length} of ${frameOf(i).length})`);
+    const client = `127.0.0.1:${s.localPort}`;
+    s.end();
+    const line = await gw.accessLog((l) => l['status'] === 101 && l['client'] === client, 10_000);
+    assert.equal(line?.['down'], SWITCH.length + frameOf(i).length, `tunnel ${i}: the log counts them`);
+  }
 });

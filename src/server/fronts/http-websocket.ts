@@ -127,7 +127,12 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
       switched = true;
       record.status = 101;
       client.write(responseHead(ores, [['Connection', 'Upgrade'], ['Upgrade', ores.headers.upgrade ?? 'websocket']]), 'latin1');
-      if (early.length) client.write(early);
+      if (early.length) {
+        // Read with the 101, past the relay's readers: charged here, the debt waited out by the
+        // user's next reads, as the relay does with a client's bytes it cannot hand its reader.
+        ctx.limits.throttle?.take(early.length);
+        client.write(early);
+      }
       // What the client sent behind its handshake goes first, as after CONNECT.
       void relay(client, tunnel, { idleTimeout, early: sentAhead, throttle: ctx.limits.throttle }).then((result) => {
         count();
