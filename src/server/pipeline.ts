@@ -11,7 +11,7 @@ import type { Connection } from '../outbound/types.js';
 import { handleBind } from './bind.js';
 import { ACCESS_RECORD_KEYS, boundOf, CLIENT_LEFT, refusedLogins, type AccessRecord, type CommandContext } from './context.js';
 import { countAttempt, outboundContext } from './outbound-context.js';
-import { relay, type RelayResult } from './relay.js';
+import { relay, writeAhead, type RelayResult } from './relay.js';
 import { route, type Routed } from './route.js';
 import { handleUdpAssociate } from './udp-associate.js';
 import { giveUp } from '../outbound/give-up.js';
@@ -100,7 +100,7 @@ function relayConnect(ctx: CommandContext, conn: Connection): Promise<void> | un
       return undefined;
     }
     front.granted(() => conn.bound ?? boundOf(conn.socket));
-    if (conn.head) client.write(conn.head);
+    if (conn.head) writeAhead(client, conn.head, ctx.limits.throttle);
     record.rep = Rep.SUCCEEDED;
     // Payload the client pipelined behind its request goes first (RFC 1928 allows no gap).
     relaying = relay(client, conn.socket, { idleTimeout: ctx.snapshot.config.limits.idle_timeout, early: front.remainder(), throttle: ctx.limits.throttle });

@@ -142,6 +142,17 @@ function start(client: Socket, remote: Socket, opts: RelayOptions, resolve: (res
 function noop(): void {}
 
 /**
+ * Bytes the far side sent before the relay's readers began (with an upstream's reply, with an
+ * origin's 101), passed to the client ahead of the relay: charged to the user's bucket as a
+ * read is, the debt waited out by the user's next reads, as the relay does with a client's
+ * bytes it cannot hand its reader.
+ */
+export function writeAhead(client: Socket, bytes: Buffer, throttle: TokenBucket | undefined): void {
+  throttle?.take(bytes.length);
+  client.write(bytes);
+}
+
+/**
  * Closes `socket` with a TCP reset (RST); one that cannot (TLS, already closed) is destroyed. So
  * is one already ended: while its shutdown is in flight libuv refuses the reset (EINVAL), and
  * the socket would then never emit 'close'.

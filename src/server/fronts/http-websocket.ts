@@ -12,7 +12,7 @@ import type { ClientConnection } from '../client.js';
 import { closeClient, closed } from '../close.js';
 import type { AccessRecord, CommandContext } from '../context.js';
 import { admit, openConnect, refuse } from '../pipeline.js';
-import { consumed, relay, resetSocket } from '../relay.js';
+import { consumed, relay, resetSocket, writeAhead } from '../relay.js';
 import type { Front } from '../request.js';
 import { admitRequest, refusalContext } from './http-admission.js';
 import { noteRefusedLogin, originReasonOf, rawResponse, refuseRaw, statusOf } from './http-answer.js';
@@ -127,12 +127,7 @@ function switchProtocols(ctx: CommandContext, req: IncomingMessage, head: Buffer
       switched = true;
       record.status = 101;
       client.write(responseHead(ores, [['Connection', 'Upgrade'], ['Upgrade', ores.headers.upgrade ?? 'websocket']]), 'latin1');
-      if (early.length) {
-        // Read with the 101, past the relay's readers: charged here, the debt waited out by the
-        // user's next reads, as the relay does with a client's bytes it cannot hand its reader.
-        ctx.limits.throttle?.take(early.length);
-        client.write(early);
-      }
+      if (early.length) writeAhead(client, early, ctx.limits.throttle);
       // What the client sent behind its handshake goes first, as after CONNECT.
       void relay(client, tunnel, { idleTimeout, early: sentAhead, throttle: ctx.limits.throttle }).then((result) => {
         count();
