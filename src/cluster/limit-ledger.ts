@@ -2,7 +2,7 @@
 // each key (a client address's share, a user's) every worker holds, which workers hold a
 // bucket of each user's bandwidth, and the failed logins passed on. One process answers in
 // turn, so two workers asking for a share's last slot at once cannot both have it. A worker
-// that dies holds nothing any more.
+// that dies holds nothing any more, whatever of its messages is read after its exit.
 import cluster, { type Worker } from 'node:cluster';
 import type { ThrottleLimits } from '../server/login-throttle.js';
 import type { LedgerToPrimary, LedgerToWorker, ToPrimary } from './messages.js';
@@ -24,13 +24,19 @@ type Held<W> = Map<string, Map<W, number>>;
  * each message from a worker does, and what a worker's end gives back. `tell` answers a worker;
  * `live` lists the workers a failed login is passed on to.
  */
-export class LimitLedger<W> {
+export class LimitLedger<W extends object> {
   readonly #held: Held<W> = new Map();
   readonly #failed: FailedLogins;
   /** By user: the workers holding a bucket of that user's bandwidth. */
   readonly #buckets = new Map<string, Set<W>>();
   readonly #tell: (w: W, msg: LedgerToWorker) => void;
   readonly #live: () => Iterable<W>;
+  /**
+   * Workers dropped (gone). node may emit a worker's 'exit' before the last messages on its
+   * channel are read: a slot or a bucket recorded for it then would never be given back.
+   * By identity, not by id: a replacement is another object (and node never reuses an id).
+   */
+  readonly #dropped = new WeakSet<W>();
 
   constructor(authFailures: () => ThrottleLimits, tell: (w: W, msg: LedgerToWorker) => void, live: () => Iterable<W>) {
     this.#failed = new FailedLogins(authFailures);
@@ -41,6 +47,8 @@ export class LimitLedger<W> {
   /** One message from `w`, as read from its channel. */
   receive(w: W, msg: unknown): void {
     const m = msg as Partial<LedgerToPrimary> | Partial<ToPrimary> | null;
+    // A failed login still counts: the client failed, whichever worker saw it.
+    if (this.#dropped.has(w) && m?.socksgate !== 'login-failed') return;
     switch (m?.socksgate) {
       case 'config?': {
         // A worker starting (a replacement too) asks this first: what the instance counted
@@ -91,8 +99,9 @@ export class LimitLedger<W> {
     }
   }
 
-  /** `w` is gone: every slot and bandwidth bucket it held goes back, and the other holders' shares grow. */
+  /** `w` is gone: every slot and bandwidth bucket it held goes back, the other holders' shares grow, and whatever of its messages is read afterwards changes nothing. */
   drop(w: W): void {
+    this.#dropped.add(w);
     for (const [key, by] of this.#held) if (by.delete(w) && by.size === 0) this.#held.delete(key);
     for (const [user, holders] of this.#buckets) {
       if (!holders.delete(w)) continue;
