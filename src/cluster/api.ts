@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { answerApi, type ApiAnswer } from '../observe/api.js';
 import type { ApiTarget } from '../observe/api-routes.js';
+import { isWorkerMetrics } from './registry-shape.js';
 
 /** An /api request as the primary reads it: method, path and query, the parsed body. */
 export interface ApiRequest {
@@ -54,11 +55,11 @@ export class WorkerApi {
   readonly #pending = new Map<number, { worker: Worker; done: (reply: unknown) => void }>();
 
   constructor() {
-    cluster.on('message', (_w: Worker, msg: Partial<ApiReply> | Partial<MetricsReply>) => {
+    cluster.on('message', (_w: Worker, msg: Partial<ApiReply> | Partial<MetricsReply> | null) => {
       if (typeof msg?.id !== 'number') return;
       const pending = this.#pending.get(msg.id);
-      if (msg.socksgate === 'api-answer' && msg.answer) pending?.done(msg.answer);
-      else if (msg.socksgate === 'metrics-answer' && Array.isArray(msg.metrics)) pending?.done(msg.metrics);
+      if (msg.socksgate === 'api-answer' && isApiAnswer(msg.answer)) pending?.done(msg.answer);
+      else if (msg.socksgate === 'metrics-answer' && isWorkerMetrics(msg.metrics)) pending?.done(msg.metrics);
     });
     // A worker that dies answers nothing: its share of every request in flight is left out.
     cluster.on('exit', (w: Worker) => {
@@ -125,6 +126,14 @@ export function answerPrimary(target: ApiTarget, registry: Registry, log: Logger
       .then((answer) => toPrimary({ socksgate: 'api-answer', id, answer } satisfies ApiReply))
       .catch((err: unknown) => log.error({ err, url }, 'admin answer not sent to the primary'));
   });
+}
+
+/** A worker's answer as the merge reads it: a status, and a route's name and headers when there are. */
+function isApiAnswer(x: unknown): x is ApiAnswer {
+  if (typeof x !== 'object' || x === null) return false;
+  const { status, operation, headers } = x as Partial<Record<keyof ApiAnswer, unknown>>;
+  if (!Number.isSafeInteger(status) || (operation !== undefined && typeof operation !== 'string')) return false;
+  return headers === undefined || (typeof headers === 'object' && headers !== null && Object.values(headers).every((v) => typeof v === 'string'));
 }
 
 /**

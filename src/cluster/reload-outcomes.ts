@@ -5,6 +5,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { ToPrimary } from './messages.js';
 import type { ClusterMetrics } from './metrics.js';
+import { isWorkerMetrics } from './registry-shape.js';
 import type { ReloadLevel } from '../reload-level.js';
 import { logReloadOutcome, type ReloadOutcome } from '../reload.js';
 
@@ -42,8 +43,8 @@ export function followReloads(sums: ClusterMetrics, log: Logger, level: ReloadLe
     level.outcome(() => logReloadOutcome(log, trigger, outcome));
   };
   cluster.on('message', (w: Worker, msg: Partial<ToPrimary> | null) => {
-    if (msg?.socksgate === 'stopping' && Array.isArray(msg.metrics)) return sums.final(w, msg.metrics);
-    if (msg?.socksgate === 'reloaded' && typeof msg.seq === 'number' && isReloadOutcome(msg.outcome)) settle(msg.seq, String(msg.trigger), msg.outcome, w);
+    if (msg?.socksgate === 'stopping' && isWorkerMetrics(msg.metrics)) return sums.final(w, msg.metrics);
+    if (msg?.socksgate === 'reloaded' && typeof msg.seq === 'number' && typeof msg.trigger === 'string' && isReloadOutcome(msg.outcome)) settle(msg.seq, msg.trigger, msg.outcome, w);
   });
   return settle;
 }

@@ -85,7 +85,7 @@ export function shareRunningConfig(config: Config, log: Logger, level: ReloadLev
   cluster.on('message', (w: Worker, msg: Partial<ToPrimary> | null) => {
     if (msg?.socksgate === 'applied') {
       if (typeof msg.text === 'string') text = msg.text;
-      if (typeof msg.logLevel === 'string' && msg.logLevel in log.levels.values) level.switch(msg.logLevel);
+      if (typeof msg.logLevel === 'string' && Object.hasOwn(log.levels.values, msg.logLevel)) level.switch(msg.logLevel);
     } else if (msg?.socksgate === 'config?' && w.isConnected()) w.send({ socksgate: 'config', source, text, started } satisfies ToWorker);
   });
 }

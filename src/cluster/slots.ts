@@ -44,7 +44,7 @@ export function superviseWorkers(log: Logger, size: number, onReady: (w: Worker)
     if (msg?.socksgate === 'ready') {
       servedAt.set(w, Date.now());
       onReady(w);
-    } else if (msg?.socksgate === 'applied' && 'apiToken' in msg) tokens.set(w, msg.apiToken ?? null);
+    } else if (msg?.socksgate === 'applied' && (typeof msg.apiToken === 'string' || msg.apiToken === null)) tokens.set(w, msg.apiToken);
   });
   // The kernel hands each accept to whichever worker is waiting (SCHED_NONE), instead of the
   // primary accepting every connection and passing it over IPC in turn (SCHED_RR, Node's

@@ -110,13 +110,15 @@ export function clusterWorker(): ClusterWorker | undefined {
     sharedLimits: workerLimits(),
     serve(registry, reload, api, log, cut) {
       served = registry;
-      process.on('message', (msg: Partial<ToWorker>) => {
-        if (msg.socksgate === 'cut') return cut();
-        if (msg.socksgate !== 'reload') return;
+      // Any JSON value may come (`worker.send(null)`): one that is no message of the primary's is let be.
+      process.on('message', (msg: Partial<ToWorker> | null) => {
+        if (msg?.socksgate === 'cut') return cut();
+        // The primary numbers every reload it sends.
+        if (msg?.socksgate !== 'reload' || typeof msg.seq !== 'number') return;
         const { seq } = msg;
-        const trigger = msg.why ?? 'primary';
+        const trigger = typeof msg.why === 'string' ? msg.why : 'primary';
         void reload(trigger).then((outcome) => {
-          if (outcome && typeof seq === 'number') send({ socksgate: 'reloaded', seq, trigger, outcome });
+          if (outcome) send({ socksgate: 'reloaded', seq, trigger, outcome });
         });
       });
       // Reloads come from the primary. A SIGHUP sent to the whole process group must
