@@ -3,13 +3,14 @@
 // other workers counted come back from it; so do the shares of the users' bandwidth.
 import { toPrimary } from './api.js';
 import type { LedgerToPrimary, LedgerToWorker } from './messages.js';
-import type { SharedLimits } from '../server/shared-limits.js';
+import type { LedgerQuestions, SharedLimits } from '../server/shared-limits.js';
+import { LedgerWait } from './ledger-wait.js';
 
 /**
- * How long a request waits for the primary's answer. A primary that does not answer (gone,
- * or stalled) must not hold every limited request: past this the worker's own count, checked
- * before asking, decides, and the ledger holds no slot for it; a user's bandwidth is taken as
- * this worker's alone.
+ * How long a request waits for the primary's answers, all its questions together (ledger-wait.ts).
+ * A primary that does not answer (gone, or stalled) must not hold every limited request: past
+ * this the worker's own count, checked before asking, decides, and the ledger holds no slot
+ * for it; a user's bandwidth is taken as this worker's alone.
  */
 const ASK_MS = 2_000;
 /** Slots asked for whose answer came too late, remembered until it comes: a stalled primary's backlog, bounded. */
@@ -61,38 +62,47 @@ export function workerLimits(): SharedLimits {
     }
   });
   /**
-   * One question to the primary; `otherwise` when it cannot be asked or does not answer within
-   * ASK_MS (then `unanswered` runs with the question's id).
+   * One question of a request to the primary; `otherwise` when it cannot be asked, or is not
+   * answered within what is left of the request's wait (then `gaveUp` runs with its id).
    */
-  const ask = <T>(question: (id: number) => LedgerToPrimary, read: (answer: LedgerToWorker) => T, otherwise: T, unanswered?: (id: number) => void): Promise<T> => {
+  const ask = <T>(wait: LedgerWait, question: (id: number) => LedgerToPrimary, read: (answer: LedgerToWorker) => T, otherwise: T, gaveUp?: (id: number) => void): Promise<T> => {
     if (!process.connected) return Promise.resolve(otherwise);
+    const ms = wait.begin();
+    if (ms === 0) return Promise.resolve(otherwise);
     const id = ++seq;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        unanswered?.(id);
-        answered(otherwise);
-      }, ASK_MS);
-      const answered = (value: T): void => {
+      const done = (value: T): void => {
         clearTimeout(timer);
         asking.delete(id);
         resolve(value);
       };
-      asking.set(id, (answer) => answered(read(answer)));
+      const timer = setTimeout(() => {
+        wait.timedOut();
+        gaveUp?.(id);
+        done(otherwise);
+      }, ms);
+      asking.set(id, (answer) => {
+        wait.answered();
+        done(read(answer));
+      });
       toPrimary(question(id));
     });
   };
-  return {
+  const questions = (wait: LedgerWait): LedgerQuestions => ({
     take(key, max) {
       const gaveUp = (id: number): void => {
         if (late.size >= MAX_LATE) late.delete(late.keys().next().value!);
         late.set(id, key);
       };
-      return ask<boolean | undefined>((id) => ({ socksgate: 'take', id, key, max }), (a) => a.socksgate === 'taken' && a.ok === true, undefined, gaveUp);
+      return ask<boolean | undefined>(wait, (id) => ({ socksgate: 'take', id, key, max }), (a) => a.socksgate === 'taken' && a.ok === true, undefined, gaveUp);
     },
     bandwidthHolders(user) {
       const count = (a: LedgerToWorker): number => (a.socksgate === 'holders' && Number.isSafeInteger(a.holders) && a.holders >= 0 ? a.holders : 0);
-      return ask((id) => ({ socksgate: 'holders?', id, user }), count, 0);
+      return ask(wait, (id) => ({ socksgate: 'holders?', id, user }), count, 0);
     },
+  });
+  return {
+    asking: (unanswered) => questions(new LedgerWait(ASK_MS, unanswered)),
     holdBandwidth(user, held) {
       toPrimary({ socksgate: 'hold', user, held } satisfies LedgerToPrimary);
     },

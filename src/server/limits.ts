@@ -14,7 +14,7 @@ import type { Metrics } from '../observe/metrics.js';
 import { BandwidthLimits, type TokenBucket } from './bandwidth.js';
 import { LedgerSlots } from './ledger-slots.js';
 import type { ProxyRequest } from './request.js';
-import { sourceSlot, userSlot, type SharedLimits } from './shared-limits.js';
+import { sourceSlot, userSlot, type LedgerQuestions, type SharedLimits } from './shared-limits.js';
 
 export const LIMIT_NAMES: readonly LimitName[] = ['max_connections', 'max_handshakes', 'max_connections_per_source', 'user_max_connections'];
 
@@ -57,6 +57,9 @@ export class Counts {
     return this.#n.entries();
   }
 }
+
+/** Said (at debug, once per request) when a request's share was decided by this worker's count alone. */
+export const UNANSWERED = "the primary did not answer in time; this worker's own count decided";
 
 /** Client IPs remembered for the once-a-second rule; past this, refusals from new IPs are not logged (still counted). */
 const MAX_TRACKED = 4_096;
@@ -160,6 +163,11 @@ export class Limits {
     if (this.#refusalLog.shouldLog(client)) this.#log.warn({ client, limit: err.limit, reason: err.message }, 'client refused by a limit');
   }
 
+  /** A request of `client` whose questions to the instance went unanswered (shared-limits.ts). */
+  unanswered(client: string): void {
+    this.#log.debug({ client }, UNANSWERED);
+  }
+
   /**
    * A reload: each user's shared bucket takes the user's new `bandwidth`, so the connections
    * already open are held to the rate the next ones get (no limit any more: none for them either).
@@ -201,6 +209,14 @@ export class ConnectionLimits {
   #source: string | undefined;
   #user: string | undefined;
   #bandwidth: ReturnType<BandwidthLimits['acquire']> | undefined;
+  /**
+   * The questions to the instance an HTTP request asked at its head (admitSource), and the
+   * request they go on into (carryTo): its user, asked after the login (admit), shares their
+   * wait for the primary. A CONNECT on the same connection after a request refused in between
+   * is another request, with a wait of its own.
+   */
+  #asking: LedgerQuestions | undefined;
+  #askingFor: ProxyRequest | undefined;
 
   constructor(limits: Limits) {
     this.#limits = limits;
@@ -219,6 +235,10 @@ export class ConnectionLimits {
   admit(request: ProxyRequest, config: Config): void | Promise<void> {
     const limits = this.#limits;
     const source = request.source.host;
+    // The request's admission ends here: what it asked at its head is not the next one's.
+    const asking = this.#askingFor === request ? this.#asking : undefined;
+    this.#asking = undefined;
+    this.#askingFor = undefined;
     this.#checkSource(source, config);
     const user = request.user;
     let userMax: number | undefined;
@@ -231,7 +251,7 @@ export class ConnectionLimits {
     if (shared !== undefined) {
       // The user's bandwidth, the first of this user's connections here: the share is asked too.
       const joins = user !== undefined && limits.bandwidthOf(user, config) !== undefined && !limits.bandwidth.holding(user);
-      if (sourceMax > 0 || userMax !== undefined || joins) return this.#admitShared(shared, request, config, sourceMax, userMax, joins);
+      if (sourceMax > 0 || userMax !== undefined || joins) return this.#admitShared(shared, asking ?? this.#questions(shared, source), request, config, sourceMax, userMax, joins);
     }
     this.#take(request, config);
   }
@@ -257,15 +277,15 @@ export class ConnectionLimits {
    * admit() in a cluster worker: each limited share is taken from the instance's ledger, the
    * source's first; a refusal gives back what was taken, as a refusal here takes nothing.
    */
-  async #admitShared(shared: SharedLimits, request: ProxyRequest, config: Config, sourceMax: number, userMax: number | undefined, joins: boolean): Promise<void> {
+  async #admitShared(shared: SharedLimits, asking: LedgerQuestions, request: ProxyRequest, config: Config, sourceMax: number, userMax: number | undefined, joins: boolean): Promise<void> {
     const limits = this.#limits;
     const source = request.source.host;
     const user = request.user!;
     // Asked at once, not in turn: a stalled primary holds the request for one wait, not one per question.
     const [sourceTaken, userTaken, others] = await Promise.all([
-      sourceMax > 0 ? shared.take(sourceSlot(source), sourceMax) : undefined,
-      userMax !== undefined ? shared.take(userSlot(user), userMax) : undefined,
-      joins ? shared.bandwidthHolders(user) : 0,
+      sourceMax > 0 ? asking.take(sourceSlot(source), sourceMax) : undefined,
+      userMax !== undefined ? asking.take(userSlot(user), userMax) : undefined,
+      joins ? asking.bandwidthHolders(user) : 0,
     ]);
     try {
       // A refusal gives back what the other question took, as a refusal here takes nothing.
@@ -285,8 +305,8 @@ export class ConnectionLimits {
   }
 
   /** True when the ledger counts the slot it granted; false when it did not answer in time (this process's count admitted it). */
-  async #takeShared(shared: SharedLimits, key: string, max: number, limit: LimitName, source: string): Promise<boolean> {
-    const taken = await shared.take(key, max);
+  async #takeShared(asking: LedgerQuestions, key: string, max: number, limit: LimitName, source: string): Promise<boolean> {
+    const taken = await asking.take(key, max);
     if (taken === false) throw this.#refuse(source, limit);
     return taken === true;
   }
@@ -308,6 +328,8 @@ export class ConnectionLimits {
    * as admit().
    */
   admitSource(source: string, config: Config): void | Promise<void> {
+    this.#asking = undefined; // a request begins
+    this.#askingFor = undefined;
     this.#checkSource(source, config);
     const shared = this.#limits.shared;
     const max = config.limits.max_connections_per_source;
@@ -315,8 +337,19 @@ export class ConnectionLimits {
     this.#takeSource(source);
   }
 
+  /** The request whose head admitSource() just admitted, logged in: its admission goes on from there. */
+  carryTo(request: ProxyRequest): void {
+    if (this.#asking !== undefined) this.#askingFor = request;
+  }
+
   async #admitSourceShared(shared: SharedLimits, source: string, max: number): Promise<void> {
-    this.#takeSourceGranted(shared, source, await this.#takeShared(shared, sourceSlot(source), max, 'max_connections_per_source', source));
+    const asking = (this.#asking = this.#questions(shared, source));
+    this.#takeSourceGranted(shared, source, await this.#takeShared(asking, sourceSlot(source), max, 'max_connections_per_source', source));
+  }
+
+  /** A request's questions to the instance; said once if they go unanswered. */
+  #questions(shared: SharedLimits, source: string): LedgerQuestions {
+    return shared.asking(() => this.#limits.unanswered(source));
   }
 
   /**

@@ -7,11 +7,12 @@
 
 export interface SharedLimits {
   /**
-   * Takes one slot of `key` (a client address, a user) if the instance holds fewer than
-   * `max`: false when it is full. A slot taken is given back with give(), once. Undefined when
-   * the instance could not be asked in time: the process's own count decides, and no slot is held.
+   * The questions of one request. Together they wait for the instance's answers at most once
+   * (an HTTP request asks its source's share at its head, its user's after the login):
+   * `unanswered` runs once, when the instance first did not answer one in time, and the
+   * request's later questions are decided by the process's own count at once.
    */
-  take(key: string, max: number): Promise<boolean | undefined>;
+  asking(unanswered: () => void): LedgerQuestions;
   give(key: string): void;
   /**
    * `n` slots of `key` this process holds already, counted whatever the max: connections
@@ -25,15 +26,26 @@ export interface SharedLimits {
    * (0 as it happens; more for those counted before this process started, given oldest first).
    */
   onLoginFailed(count: (source: string, ago: number) => void): void;
-  /**
-   * How many other processes hold a bucket of `user`'s bandwidth now; this one counts among
-   * the holders from the question on (holdBandwidth(user, false) when it takes none after all).
-   */
-  bandwidthHolders(user: string): Promise<number>;
   /** This process holds a bucket of `user`'s now (true) or no more (false): the holders' shares change. */
   holdBandwidth(user: string, held: boolean): void;
   /** Runs `share` with the number of processes holding `user`'s bandwidth, whenever it changes. */
   onBandwidthShare(share: (user: string, holders: number) => void): void;
+}
+
+/** One request's questions to the instance (SharedLimits.asking). */
+export interface LedgerQuestions {
+  /**
+   * Takes one slot of `key` (a client address, a user) if the instance holds fewer than
+   * `max`: false when it is full. A slot taken is given back with give(), once. Undefined when
+   * the instance could not be asked in time: the process's own count decides, and no slot is held.
+   */
+  take(key: string, max: number): Promise<boolean | undefined>;
+  /**
+   * How many other processes hold a bucket of `user`'s bandwidth now; this one counts among
+   * the holders from the question on (holdBandwidth(user, false) when it takes none after all).
+   * 0 when the instance could not be asked in time.
+   */
+  bandwidthHolders(user: string): Promise<number>;
 }
 
 /** The ledger's key of a client address's share. */

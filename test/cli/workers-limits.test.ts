@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { startCliGateway, type RunningGateway } from '../helpers/cli.js';
-import { closedWithin, rawClient, readBytes, startEchoServer } from '../helpers/index.js';
-import { echoOnce, httpConnectRaw, socks5Raw, type RawAnswer } from '../helpers/raw-proxy.js';
+import { closedWithin, rawClient, readBytes, startEchoServer, startHttpServer } from '../helpers/index.js';
+import { echoOnce, httpConnectRaw, readHead, socks5Raw, type RawAnswer } from '../helpers/raw-proxy.js';
+import { UNANSWERED } from '../../src/server/limits.js';
 import { drain, payload, sha, startSource } from '../helpers/transfers.js';
 import { BASE, BOOT_MS, sessionEnds, started, tempConfig, waitUntil, workerLines } from '../helpers/workers.js';
 
@@ -283,6 +284,31 @@ test("a connection a worker admits on its own count, its primary stalled, takes 
     codes.push(next.code);
   }
   assert.deepEqual(codes, [0, 0, 0x02], 'the share is 2 again');
+});
+
+test('an HTTP request through a stalled primary waits for it once, not once for its source and again for its user', { timeout: 120_000 }, async (t) => {
+  const origin = await startHttpServer();
+  t.after(() => origin.close());
+  // The workers accept on their own (SCHED_NONE, the default): a stalled primary hands out no connection, and needs not.
+  const limits = 'limits: { drain_timeout: 5s, max_connections_per_source: 4 }';
+  const path = await tempConfig(BASE.replace('limits: { drain_timeout: 5s }', limits) + 'auth:\n  users:\n    - { username: alice, password: pw, max_connections: 2 }\n');
+  const gw = await startCliGateway(path, [], [], BOOT_MS);
+  t.after(() => gw.child.kill('SIGKILL'));
+  t.after(() => gw.child.kill('SIGCONT'));
+  await started(gw);
+  gw.child.kill('SIGSTOP');
+  const s = await rawClient(gw.port);
+  t.after(() => s.destroy());
+  s.on('error', () => {});
+  const auth = Buffer.from('alice:pw').toString('base64');
+  s.write(`GET ${origin.url}/ HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\nProxy-Authorization: Basic ${auth}\r\nConnection: close\r\n\r\n`);
+  const head = await readHead(s, 30_000);
+  gw.child.kill('SIGCONT');
+  assert.match(head, /^HTTP\/1\.1 200 /, "admitted on the worker's own count");
+  await waitUntil("the request's line", () => sessionEnds(gw).length === 1);
+  // Its source's question, at its head, went unanswered: its user's, after the login, was
+  // decided at once, not asked for another wait.
+  assert.equal(workerLines(gw, UNANSWERED).length, 1, 'the primary waited for once in the request');
 });
 
 test('a replacement worker refuses an address the instance blocked, and goes on from the failures counted', { timeout: 180_000 }, async (t) => {

@@ -7,6 +7,7 @@ import { Metrics } from '../../src/observe/metrics.js';
 import { parseConfig } from '../../src/config/load.js';
 import { Limits, RefusalLog } from '../../src/server/limits.js';
 import type { ProxyRequest } from '../../src/server/request.js';
+import type { SharedLimits } from '../../src/server/shared-limits.js';
 import { memoryLogger } from '../helpers/index.js';
 
 test('RefusalLog: one line per client IP per second, each IP on its own clock', () => {
@@ -138,4 +139,42 @@ test("a reload retunes a user's one bucket; a request that began on the config b
   assert.equal(keptAlive.throttle, undefined, 'and none once a reload took it away');
   for (const c of [open, late, keptAlive]) c.release();
   assert.equal(limits.bandwidth.size, 0);
+});
+
+/** A ledger that grants every slot at once, and notes each request's questions (SharedLimits.asking) in turn. */
+function grantingLedger(): { shared: SharedLimits; asked: string[][] } {
+  const asked: string[][] = [];
+  const shared: SharedLimits = {
+    asking: () => {
+      const questions: string[] = [];
+      asked.push(questions);
+      return {
+        take: (key) => (questions.push(key), Promise.resolve(true)),
+        bandwidthHolders: (user) => (questions.push(`holders ${user}`), Promise.resolve(0)),
+      };
+    },
+    give: () => {},
+    adopt: () => {},
+    loginFailed: () => {},
+    onLoginFailed: () => {},
+    holdBandwidth: () => {},
+    onBandwidthShare: () => {},
+  };
+  return { shared, asked };
+}
+
+test("an HTTP request's questions to the instance, at its head and after its login, are one request's; a CONNECT after a refused one asks its own", async () => {
+  const { shared, asked } = grantingLedger();
+  const limits = new Limits(new Metrics(), memoryLogger().log, CONFIG, new RefusalLog(), shared);
+  const forwarded = limits.connection();
+  await forwarded.admitSource('10.0.0.1', CONFIG);
+  const get = { ...request('10.0.0.1', 'alice'), protocol: 'http' as const };
+  forwarded.carryTo(get);
+  await forwarded.admit(get, CONFIG);
+  assert.deepEqual(asked, [['source 10.0.0.1', 'user alice', 'holders alice']], 'one wait for the whole request');
+  // A request refused after its head (a 407), then a CONNECT on the same connection.
+  const kept = limits.connection();
+  await kept.admitSource('10.0.0.2', CONFIG);
+  await kept.admit({ ...request('10.0.0.2', 'alice'), protocol: 'http' }, CONFIG);
+  assert.deepEqual(asked.slice(1), [['source 10.0.0.2'], ['user alice']], "the CONNECT waits on its own, not on what the refused request left");
 });

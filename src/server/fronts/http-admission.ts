@@ -53,7 +53,10 @@ export async function admitRequest(conn: ClientConnection, req: IncomingMessage,
   const who = checked instanceof Promise ? await checked : checked;
   conn.handshakeDone();
   if (who.user !== undefined) record.user = who.user;
-  return { ctx: requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest: target.dest, ...who }, snapshot), target };
+  const ctx = requestContext(conn, front, record, { protocol: 'http', command: 'connect', dest: target.dest, ...who }, snapshot);
+  // Its admission (pipeline.ts) waits for the primary, with workers, only what its source's question left.
+  conn.limits.carryTo(ctx.request);
+  return { ctx, target };
 }
 
 /**
