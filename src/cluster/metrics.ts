@@ -86,7 +86,9 @@ export class ClusterMetrics {
     this.#api = api;
     for (const result of ['ok', 'rejected']) this.#reloads.inc({ result }, 0);
     this.#started.set(Math.round(Date.now() / 1000 - process.uptime())); // as prom-client's own
-    cluster.on('exit', (w: Worker) => this.#retire(w));
+    // node may emit a worker's 'exit' before the last messages on its channel are read, the
+    // registry it sent as it stopped among them: it retires once its channel closed too.
+    cluster.on('exit', (w: Worker) => (w.isConnected() ? w.once('disconnect', () => this.#retire(w)) : this.#retire(w)));
   }
 
   /**
