@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { answerApi, type ApiAnswer } from '../observe/api.js';
 import type { ApiTarget } from '../observe/api-routes.js';
-import { isWorkerMetrics } from './registry-shape.js';
+import { isWorkerMetrics, type WorkerMetrics } from './registry-shape.js';
 
 /** An /api request as the primary reads it: method, path and query, the parsed body. */
 export interface ApiRequest {
@@ -40,7 +40,7 @@ export interface MetricsReply {
   metrics: WorkerMetrics;
 }
 
-export type WorkerMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+export type { WorkerMetrics } from './registry-shape.js';
 
 /** A worker whose registry has not come in this long fails the scrape (Prometheus times out at 10 s): metrics.ts. */
 export const WORKER_METRICS_MS = 5_000;

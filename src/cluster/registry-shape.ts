@@ -2,7 +2,10 @@
 // primary keeps it: prom-client's AggregatorRegistry throws on a metric without an aggregator
 // or on a sample without labels, and a registry kept for a worker gone is in every later sum,
 // so one malformed message would fail every scrape from then on.
-import type { WorkerMetrics } from './api.js';
+import type { Registry } from 'prom-client';
+
+/** A worker's registry over IPC: what getMetricsAsJSON gives. */
+export type WorkerMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
 /** prom-client's aggregators (its `aggregators` export). */
 const AGGREGATORS: ReadonlySet<unknown> = new Set(['sum', 'first', 'omit', 'average', 'min', 'max']);
