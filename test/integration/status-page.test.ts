@@ -195,7 +195,8 @@ test('strings from clients and configs are shown as text: no markup from them ru
     auth: { users: [{ username: 'crawler', password: 'page-user-secret' }] },
     // Enough failures allowed that each wrong login is held for its delay, never blocked outright.
     limits: { auth_failures: { max: 1000, window: '1m', block: '1m' } },
-    upstreams: { crawl: { type: 'pool', members: [`socks5://${encodeURIComponent(payload('member'))}@127.0.0.65:1080`] } },
+    // A username with a password is shown in the member's name (one without is masked): the markup rides in it.
+    upstreams: { crawl: { type: 'pool', members: [`socks5://${encodeURIComponent(payload('member'))}:pw@127.0.0.65:1080`] } },
   });
   // Torn down in this order: the pages stop polling and the logins stop before the gateway
   // closes, so that nothing is left dialing it once it is gone.
