@@ -3,7 +3,8 @@
 // serve (startup.ts), and drains or kills them all on a stop (primary.ts).
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
-import { COUNT_ENV, GENERATION_ENV, SLOT_ENV, type ToPrimary, type ToWorker } from './messages.js';
+import { COUNT_ENV, GENERATION_ENV, SLOT_ENV, type ToWorker } from './messages.js';
+import { ServedWorkers } from './served-workers.js';
 import { everySlotServing } from './startup.js';
 
 /**
@@ -31,21 +32,14 @@ export type WorkerSlots = ReturnType<typeof superviseWorkers>;
  * for each once it serves (a replacement too).
  */
 export function superviseWorkers(log: Logger, size: number, onReady: (w: Worker) => void) {
-  // When each worker began to serve (one not in it is still starting); and per slot, how many
-  // of its workers in a row died soon after they started.
-  const servedAt = new Map<Worker, number>();
+  // Per slot, how many of its workers in a row died soon after they started.
   const earlyExits = new Map<number, number>();
   // Restarts waiting out their pause: a stop cancels them, so the process exits without waiting.
   const pending = new Set<NodeJS.Timeout>();
-  const tokens = new Map<Worker, string | null>();
   let stopping = false;
-  // Registered before the start-up's listener, so a worker is in `servedAt` when that one looks.
-  cluster.on('message', (w: Worker, msg: Partial<ToPrimary> | null) => {
-    if (msg?.socksgate === 'ready') {
-      servedAt.set(w, Date.now());
-      onReady(w);
-    } else if (msg?.socksgate === 'applied' && (typeof msg.apiToken === 'string' || msg.apiToken === null)) tokens.set(w, msg.apiToken);
-  });
+  const roster = new ServedWorkers<Worker>(onReady);
+  // Registered before the start-up's listener, so a worker is served when that one looks.
+  cluster.on('message', (w: Worker, msg: unknown) => roster.receive(w, msg));
   // The kernel hands each accept to whichever worker is waiting (SCHED_NONE), instead of the
   // primary accepting every connection and passing it over IPC in turn (SCHED_RR, Node's
   // default outside Windows): the primary's accept loop and the handle passing cost as much
@@ -64,13 +58,11 @@ export function superviseWorkers(log: Logger, size: number, onReady: (w: Worker)
     return w;
   };
   for (let slot = 0; slot < size; slot++) fork(slot);
-  const started = everySlotServing(size, () => serving(), (w) => servedAt.has(w), (w, code, signal) => replace(w, code, signal));
+  const started = everySlotServing(size, () => serving(), (w) => roster.served(w), (w, code, signal) => replace(w, code, signal));
   const replace = (w: Worker, code: number | null, signal: string | null): void => {
-    const served = servedAt.get(w);
+    const served = roster.drop(w);
     const slot = slots.get(w) ?? 0;
-    servedAt.delete(w);
     slots.delete(w);
-    tokens.delete(w);
     if (stopping) {
       // Its open connections are gone without their drain: said, unless it is the SIGTERM the
       // drain sent (a worker still starting has no handler yet) or a drain that ended well.
@@ -95,7 +87,7 @@ export function superviseWorkers(log: Logger, size: number, onReady: (w: Worker)
     for (const timer of pending) clearTimeout(timer);
     pending.clear();
   };
-  const serving = (): Worker[] => liveWorkers().filter((w) => servedAt.has(w)).sort((a, b) => (slots.get(a) ?? 0) - (slots.get(b) ?? 0));
+  const serving = (): Worker[] => liveWorkers().filter((w) => roster.served(w)).sort((a, b) => (slots.get(a) ?? 0) - (slots.get(b) ?? 0));
   return {
     started,
     /**
@@ -110,8 +102,8 @@ export function superviseWorkers(log: Logger, size: number, onReady: (w: Worker)
     serving,
     /** The admin token the first serving worker runs with (null: none); undefined before one reported. */
     appliedToken(): string | null | undefined {
-      const first = serving().find((w) => tokens.has(w));
-      return first === undefined ? undefined : tokens.get(first);
+      const first = serving().find((w) => roster.hasToken(w));
+      return first === undefined ? undefined : roster.token(first);
     },
     kill(): void {
       cancelRestarts();
