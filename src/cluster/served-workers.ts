@@ -10,6 +10,12 @@ export class ServedWorkers<W extends object> {
   /** When each worker began to serve (one not in it is still starting). */
   readonly #servedAt = new Map<W, number>();
   readonly #tokens = new Map<W, string | null>();
+  /**
+   * Workers dropped (exited). node may emit a worker's 'exit' before the last messages on its
+   * channel are read: a `ready` read then would count the dead worker as serving for good (and
+   * send it the bans and a reload catch-up). By identity: a replacement is another object.
+   */
+  readonly #dropped = new WeakSet<W>();
   readonly #onReady: (w: W) => void;
   readonly #now: () => number;
 
@@ -20,6 +26,7 @@ export class ServedWorkers<W extends object> {
 
   /** One message from `w`, as read from its channel. */
   receive(w: W, msg: unknown): void {
+    if (this.#dropped.has(w)) return;
     const m = msg as Partial<ToPrimary> | null;
     if (m?.socksgate === 'ready') {
       this.#servedAt.set(w, this.#now());
@@ -27,8 +34,9 @@ export class ServedWorkers<W extends object> {
     } else if (m?.socksgate === 'applied' && (typeof m.apiToken === 'string' || m.apiToken === null)) this.#tokens.set(w, m.apiToken);
   }
 
-  /** `w` exited: when it began to serve (undefined: it never did). */
+  /** `w` exited: when it began to serve (undefined: it never did); its later messages change nothing. */
   drop(w: W): number | undefined {
+    this.#dropped.add(w);
     const served = this.#servedAt.get(w);
     this.#servedAt.delete(w);
     this.#tokens.delete(w);
