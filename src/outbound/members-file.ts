@@ -123,12 +123,17 @@ function splitListForm(body: string): { host: string; port: string; userinfo: st
   return { host: unbracket(m[1]!), port: m[2]!, userinfo: m[3] };
 }
 
-/** A member for a message: a URL without its password, a list line without anything after host:port. */
+/**
+ * A member read well, for a message: a URL without its password, a list line by its host:port
+ * as splitListForm read it (what follows a password's "@" may look like host:port too).
+ */
 function shownMember(token: string): string {
   if (looksLikeUrl(token)) return redact(token);
-  const at = token.lastIndexOf('@');
-  const tail = at === -1 ? null : HOST_PORT.exec(token.slice(at + 1).split('#')[0]!);
-  if (tail) return `${tail[1]}:${tail[2]}`;
-  const m = /^(\[[^\]]*\]|[^:@[\]]+)(?::(\d*))?/.exec(token);
-  return m ? `${m[1]}${m[2] !== undefined ? `:${m[2]}` : ''}` : '…';
+  const hash = token.indexOf('#');
+  try {
+    const { host, port } = splitListForm(hash === -1 ? token : token.slice(0, hash));
+    return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  } catch {
+    return '…';
+  }
 }

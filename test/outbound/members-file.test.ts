@@ -287,3 +287,17 @@ test('members_file: a line that reads both as user:pass@host:port and as host:po
     assert.deepEqual([e.member.config.host, e.member.config.port, e.member.config.username, 'password' in e.member.config ? e.member.config.password : undefined], [host, port, 'bob', password], line);
   }
 });
+
+test('members_file: an error after a host:port:user:pass member whose password holds "@" and a port-like tail names its host, none of the password', () => {
+  // The password "s3cr@et:4242" ends like user:pass@host:port would; the line is read by its dotted host.
+  for (const [line, shown] of [
+    ['gw.example.com:1080:bob:s3cr@et:4242 junk', 'unexpected text after the member gw.example.com:1080'],
+    ['gw.example.com:1080:bob:s3cr@et:4242 #country=d-e', 'in gw.example.com:1080'],
+    ['[::1]:1080:bob:s3cr@et:4242 junk', 'unexpected text after the member [::1]:1080'],
+  ] as const) {
+    const e = parseMemberLine(line, 'socks5');
+    assert.ok(e && 'error' in e, `${line} read as ${JSON.stringify(e)}`);
+    assert.ok(e.error.includes(shown), e.error);
+    assert.ok(!/s3cr|et:4242/.test(e.error), e.error);
+  }
+});
