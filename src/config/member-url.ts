@@ -183,7 +183,7 @@ const HOST_PORT_USER = /^(?:\[[^\]]*\]|[^:@,;|]*):\d+$/;
  * The text without anything that may be a password, for error messages. In a URL the user
  * info runs to the last "@" (a raw "@", "/" or "#" may sit in the password), and only the user
  * before a ":" or a list separator (, ; or |, raw or percent-encoded) is kept (a user with
- * neither is the whole login: `…`); a URL without "@" whose port is not a number may be
+ * neither, or with an empty password, is the whole login: `…`); a URL without "@" whose port is not a number may be
  * `user:pass` cut short. A URL's query keeps its names, its tags become `#…`. Text that is not
  * a URL at all may be a proxy-list line (`host:port:user:pass`, `user:pass@host:port`, or
  * `host,port,user,pass` with , ; or |): only its first field, none of a `user@`.
@@ -211,8 +211,8 @@ function withoutUserInfo(text: string): string {
     // Lines exported from a spreadsheet or a provider's panel separate with , ; or | instead.
     const cut = text.search(/[:@,;|]/);
     if (cut === -1) return text;
-    // `user@host:port`: a user with no password is the whole login.
-    if (text[cut] === '@') return '…@…';
+    // `user@host:port` or `user:@host:port`: a user with no password is the whole login.
+    if (text[cut] === '@' || text.startsWith(':@', cut)) return '…@…';
     return `${text.slice(0, cut)}${text[cut] === ':' ? ':' : text[cut]}…`;
   }
   const scheme = url[1]!;
@@ -229,8 +229,8 @@ function withoutUserInfo(text: string): string {
     // The user before its ":"; a user with a list separator in it (raw or percent-encoded) may be
     // `user,pass`: what comes before the separator.
     const cut = /:|[,;|]|%(?:2c|3b|7c)/i.exec(rest.slice(0, at));
-    // A user with no password is the whole login, as in a member's name.
-    if (!cut) return `${scheme}…@${rest.slice(at + 1)}`;
+    // A user with no password, or an empty one (`KEY:@`), is the whole login, as in a member's name.
+    if (!cut || (cut[0] === ':' && cut.index === at - 1)) return `${scheme}…@${rest.slice(at + 1)}`;
     return `${scheme}${rest.slice(0, cut.index)}${cut[0] === ':' ? '' : `${cut[0]}…`}@${rest.slice(at + 1)}`;
   }
   const end = rest.search(/[/?#]|$/);

@@ -202,3 +202,20 @@ test('a member URL with bad tags or a bad query is refused without quoting its f
   }
   assert.equal(redact('socks5://u:pw@h:1?a=1&b#x=SECRET'), 'socks5://u@h:1?a=…&…#…');
 });
+
+test('a member URL whose username has an empty password (an API key, as http://KEY:@proxy) is refused without quoting the key, as its name leaves it out', () => {
+  // Named without the key (the password is empty: the key is the whole login) ...
+  assert.equal(parseMemberUrl('http://APIKEY0123456789:@10.0.0.1:8010').display, 'http://…@10.0.0.1:8010');
+  // ... and quoted without it by every config error.
+  for (const url of ['socks5://APIKEY0123456789:@gw.example:1080#country=d-e', 'http://APIKEY0123456789:@gw.example:0', 'socks5://APIKEY0123456789:@gw.example:1080?remote_dns=maybe']) {
+    assert.throws(() => parseMemberUrl(url), (err: Error) => {
+      assert.ok(!err.message.includes('APIKEY'), err.message);
+      assert.match(err.message, /:\/\/…@gw\.example:/);
+      return true;
+    });
+  }
+  const [issue, ...more] = issuesOf('upstreams:\n  p:\n    type: pool\n    members: ["http://APIKEY0123456789:@10.0.0.1:0"]\n');
+  assert.deepEqual(more, []);
+  assert.ok(issue !== undefined && !issue.includes('APIKEY'), issue);
+  assert.equal(redact('APIKEY0123456789:@gw.example:1080'), '…@…');
+});
