@@ -1,8 +1,9 @@
 // Pool members given as URLs: `socks5://`, `socks5h://`, `socks4://`, `socks4a://`,
 // `http://`, `https://`, with `user:pass@` (percent-encoded) and `#key=value,key=value`
 // tags. The display name (for logs, metrics, the API and sticky hashing) is the URL
-// without the password and without the tags, and without a username that has no password.
+// without the password and without the tags; a username that has no password shows as a fingerprint.
 
+import { createHash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import { dialHostProblem } from './net.js';
 import type { MemberScheme, ProxyUpstreamConfig } from './types.js';
@@ -10,7 +11,7 @@ import type { MemberScheme, ProxyUpstreamConfig } from './types.js';
 export type Tags = Record<string, string>;
 
 export interface MemberUrl {
-  /** `socks5://user@host:port`: never the password; `socks5://…@host:port` for a username without one. */
+  /** `socks5://user@host:port`: never the password; `socks5://…1a2b3c4d@host:port` (loginFingerprint) for a username without one. */
   display: string;
   config: ProxyUpstreamConfig;
   tags: Tags;
@@ -123,10 +124,20 @@ export function memberOf(parts: MemberParts, shown: () => string): MemberUrl {
   }
   const shownScheme = scheme === 'socks5h' ? 'socks5' : scheme;
   // A username with no password beside it is the whole login (a provider's API key, a SOCKS4
-  // USERID): the name says there is one, never what. Beside a password it carries the
-  // session and targeting parameters, and is shown.
-  const user = username === undefined ? '' : password === undefined ? '…@' : `${displayUser(username)}@`;
+  // USERID): the name shows a fingerprint of it, never the key. Beside a password it carries
+  // the session and targeting parameters, and is shown.
+  const user = username === undefined ? '' : password === undefined ? `${loginFingerprint(username)}@` : `${displayUser(username)}@`;
   return { display: `${shownScheme}://${user}${isIPv6(host) ? `[${host}]` : host}:${port}`, config, tags: {} };
+}
+
+/**
+ * How a member's name shows a username that is its whole login: `…` and the first 8 hex digits
+ * of its SHA-256. Two keys on one proxy are two names that do not depend on the list's order,
+ * so a reload that drops one keeps the other's sticky sessions, health and bans; 32 bits give
+ * nothing of a key back.
+ */
+export function loginFingerprint(username: string): string {
+  return `…${createHash('sha256').update(username).digest('hex').slice(0, 8)}`;
 }
 
 /**

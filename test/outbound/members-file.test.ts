@@ -10,7 +10,7 @@ import { ConfigError } from '../../src/errors.js';
 import type { Config } from '../../src/config/types.js';
 import { createResolver } from '../../src/dns/resolver.js';
 import { buildOutbounds, closeOutbounds } from '../../src/outbound/build.js';
-import { parseMemberUrl } from '../../src/config/member-url.js';
+import { loginFingerprint, parseMemberUrl } from '../../src/config/member-url.js';
 import { parseMemberLine, parseMembersFile } from '../../src/outbound/members-file.js';
 import { isPoolOutbound } from '../../src/outbound/stats.js';
 import type { OutboundContext } from '../../src/outbound/types.js';
@@ -32,7 +32,7 @@ test('member URLs of every scheme: type, port default, name resolution, display 
   const cases: [string, string, Record<string, unknown>][] = [
     ['socks5://u:p@10.0.0.1', 'socks5://u@10.0.0.1:1080', { type: 'socks5', port: 1080, remote_dns: true, username: 'u', password: 'p' }],
     ['socks5h://10.0.0.1:1081', 'socks5://10.0.0.1:1081', { type: 'socks5', remote_dns: true }],
-    ['socks4://id@10.0.0.1:1082', 'socks4://…@10.0.0.1:1082', { type: 'socks4', remote_dns: false, username: 'id' }],
+    ['socks4://id@10.0.0.1:1082', `socks4://${loginFingerprint('id')}@10.0.0.1:1082`, { type: 'socks4', remote_dns: false, username: 'id' }],
     ['socks4a://10.0.0.1', 'socks4a://10.0.0.1:1080', { type: 'socks4', remote_dns: true }],
     ['http://us%40er:p%3Aw@proxy.example', 'http://us%40er@proxy.example:80', { type: 'http', port: 80, tls: false, username: 'us@er', password: 'p:w' }],
     ['https://u:p@[::1]:8443?remote_dns=false', 'https://u@[::1]:8443', { type: 'http', host: '::1', tls: true, remote_dns: false }],
