@@ -97,13 +97,16 @@ function splitListForm(body: string): { host: string; port: string; userinfo: st
   const tail = at === -1 ? null : HOST_PORT.exec(body.slice(at + 1));
   // A line that starts with host:port reads both ways when a port number also follows its last "@"
   // (a password of digits, or one holding "@"): the reading whose host looks more like one wins.
+  // A "port" past 65535 (john.doe:123456@proxy:3128) is a password: that line reads one way only.
   const lead = LEAD_HOST_PORT.exec(body);
-  const leadWins = lead !== null && (tail === null || hostLikeness(unbracket(lead[1]!)) > hostLikeness(unbracket(tail[1]!)));
+  const leadIsHost = lead !== null && Number(lead[2]) >= 1 && Number(lead[2]) <= 65535;
+  const leadWins = leadIsHost && (tail === null || hostLikeness(unbracket(lead[1]!)) > hostLikeness(unbracket(tail[1]!)));
   if (tail && !leadWins) return { host: unbracket(tail[1]!), port: tail[2]!, userinfo: body.slice(0, at) };
-  if (leadWins && lead[3] === '@') {
+  if (leadWins && lead![3] === '@') {
     // Some providers export host:port@user:pass. Not read: that form would take a user:pass@host:port
-    // line with a password of digits (user:1234@proxy:8080) for a host "user".
-    throw new Error(`${EXPECTED}, got ${lead[1]}:…@…, which reads as host:port@user:pass: write user:pass@host:port, or a URL (socks5://user:pass@host:port)`);
+    // line with a password of digits (user:1234@proxy:8080) for a host "user". A line meant the
+    // documented way round (john.doe:1234@proxy:3128, a dotted user) is said unambiguously as a URL.
+    throw new Error(`${EXPECTED}, got ${lead![1]}:…@…, which reads as host:port@user:pass: write user:pass@host:port, or, if that is what it is, a URL (socks5://user:pass@host:port)`);
   }
   const m = /^(\[[^\]]*\]|[^:@[\]]+):([^:]*)(?::(.*))?$/s.exec(body);
   if (!m) {

@@ -273,7 +273,7 @@ test('members_file: a line that reads both as user:pass@host:port and as host:po
     const e = parseMemberLine(line, 'socks5');
     assert.ok(e && 'error' in e, `${line} read as ${JSON.stringify(e)}`);
     assert.equal(e.col, 1, line);
-    assert.match(e.error, /^expected host:port, .*, got \S+:…@…, which reads as host:port@user:pass: write user:pass@host:port, or a URL \(socks5:\/\/user:pass@host:port\)$/, line);
+    assert.match(e.error, /^expected host:port, .*, got \S+:…@…, which reads as host:port@user:pass: write user:pass@host:port, or, if that is what it is, a URL \(socks5:\/\/user:pass@host:port\)$/, line);
     assert.ok(!/12345|SECRET|bob/.test(e.error), e.error);
   }
   // A user that is one word, a host with dots or an address: the documented reading, as before.
@@ -300,4 +300,20 @@ test('members_file: an error after a host:port:user:pass member whose password h
     assert.ok(e.error.includes(shown), e.error);
     assert.ok(!/s3cr|et:4242/.test(e.error), e.error);
   }
+});
+
+test('members_file: a dotted user with a password of digits reads the documented way when the digits cannot be a port, and is told to use a URL when they can', () => {
+  // 123456 is no port: john.doe cannot be a host here, and the line is user:pass@host:port.
+  const read = parseMemberLine('john.doe:123456@proxy:3128', 'socks5');
+  assert.ok(read && 'member' in read, JSON.stringify(read));
+  assert.deepEqual([read.member.config.host, read.member.config.port, read.member.config.username], ['proxy', 3128, 'john.doe']);
+  // 1234 could be a port of a host john.doe: refused, saying how to write it unambiguously ...
+  const refused = parseMemberLine('john.doe:1234@proxy:3128', 'socks5');
+  assert.ok(refused && 'error' in refused, JSON.stringify(refused));
+  assert.match(refused.error, /if that is what it is, a URL \(socks5:\/\/user:pass@host:port\)/);
+  assert.ok(!refused.error.includes('1234'), refused.error);
+  // ... and the URL it names is read as written.
+  const url = parseMemberLine('socks5://john.doe:1234@proxy:3128', 'socks5');
+  assert.ok(url && 'member' in url, JSON.stringify(url));
+  assert.deepEqual([url.member.config.host, url.member.config.port, url.member.config.username], ['proxy', 3128, 'john.doe']);
 });
