@@ -22,16 +22,16 @@ export class LedgerWait {
 
   /**
    * A question about to be asked: the ms it may wait for its answer. 0 once the request waited
-   * its time, or a question of it went unanswered: it is not asked, the worker's own count decides.
+   * its time, or a question of it went unanswered: it is not asked, the worker's own count decides;
+   * only the latter runs `unanswered`.
    */
   begin(): number {
+    if (this.#gaveUp) return 0;
     const now = this.#now();
-    // Under a millisecond is no wait a timer keeps.
-    const left = this.#gaveUp ? 0 : this.#budget - this.#spent - (this.#asking > 0 ? now - this.#since : 0);
-    if (left < 1) {
-      this.#giveUp();
-      return 0;
-    }
+    const left = this.#budget - this.#spent - (this.#asking > 0 ? now - this.#since : 0);
+    // Under a millisecond is no wait a timer keeps. Not asked, but nothing went unanswered:
+    // the request's time went in answers, so it is not said (the primary did answer).
+    if (left < 1) return 0;
     if (this.#asking++ === 0) this.#since = now;
     return left;
   }

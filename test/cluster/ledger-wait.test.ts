@@ -45,11 +45,23 @@ test('once a question went unanswered, the later ones are not asked, and that is
   assert.equal(said(), 1);
 });
 
-test('a request that waited its whole time in answered questions asks no more', () => {
+test('a request that waited its whole time in answered questions asks no more, and does not say one went unanswered', () => {
   const { wait, said, tick } = waitOf(2_000);
   wait.begin();
   tick(1_999.5);
   wait.answered();
   assert.equal(wait.begin(), 0, 'under a millisecond left');
+  assert.equal(wait.begin(), 0);
+  assert.equal(said(), 0, 'every question asked was answered');
+});
+
+test('questions in flight that used up the wait between them: one more is not asked, and one that then times out is said', () => {
+  const { wait, said, tick } = waitOf(2_000);
+  wait.begin();
+  tick(1_999.5);
+  assert.equal(wait.begin(), 0, 'under a millisecond left');
+  assert.equal(said(), 0);
+  tick(0.5);
+  wait.timedOut();
   assert.equal(said(), 1);
 });
