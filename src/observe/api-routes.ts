@@ -3,7 +3,6 @@
 
 import { isIP } from 'node:net';
 import { parseDuration, MAX_TIMER_MS } from '../config/duration.js';
-import { redact } from '../config/member-url.js';
 import { COMMANDS } from '../config/types.js';
 import { isPoolOutbound, isUpstreamOutbound, type MemberStats, type PoolOutbound, type UpstreamStats } from '../outbound/stats.js';
 import { parseUsername, USERNAME_GRAMMAR } from '../protocol/username.js';
@@ -12,6 +11,7 @@ import type { ReloadOutcome } from '../reload.js';
 import { explainRoute, refusedHost, refusedUser, type RouteParts } from '../route-explain.js';
 import { ref, type JsonSchema } from './api-schemas.js';
 import { HttpError } from './http.js';
+import { memberAsked } from './member-asked.js';
 import type { Metrics } from './metrics.js';
 import type { ConnectionInfo, OpenConnections } from './open-connections.js';
 import { readStats } from './traffic.js';
@@ -49,7 +49,7 @@ const notFound = { description: 'No such thing', schema: ref('Error') };
 const badRequest = { description: 'The request does not match its schema', schema: ref('Error') };
 const MEMBER_PARAMS = {
   pool: { type: 'string', description: 'Pool name' },
-  member: { type: 'string', description: 'Member name as /api/upstreams lists it, URL-encoded' },
+  member: { type: 'string', description: 'Member name as /api/upstreams lists it (or the member URL as the config writes it), URL-encoded' },
 };
 
 function connectionJson(c: ConnectionInfo, now: number): Record<string, unknown> {
@@ -94,11 +94,6 @@ function upstreamsJson(s: RouteParts): Record<string, unknown> {
     else if (cfg.type !== 'pool' && isUpstreamOutbound(o)) upstreams.push({ name, type: cfg.type, ...counters(o.stats()) });
   }
   return { upstreams, pools };
-}
-
-/** A 404 for a member name as asked, shown without a password it may carry (a URL copied from the config). */
-function noMember(pool: PoolOutbound, member: string): HttpError {
-  return new HttpError(404, `pool "${pool.name}" has no member "${redact(member)}"`);
 }
 
 function poolOf(s: RouteParts, name: string): PoolOutbound {
@@ -162,8 +157,9 @@ export const ROUTES: readonly ApiRoute[] = [
       const pool = poolOf(t.snapshot, req.params.pool!);
       const ms = parseDuration((req.body as { for: string }).for);
       if (ms === undefined || ms <= 0 || ms > MAX_TIMER_MS) throw new HttpError(400, '"for" must be a positive duration of at most 24 days');
-      if (!pool.ban(req.params.member!, ms)) throw noMember(pool, req.params.member!);
-      return ok(banAnswer(pool, req.params.member!));
+      const member = memberAsked(pool, req.params.member!);
+      pool.ban(member, ms);
+      return ok(banAnswer(pool, member));
     },
   },
   {
@@ -175,8 +171,9 @@ export const ROUTES: readonly ApiRoute[] = [
     responses: { 200: { description: 'Back in rotation (if healthy)', schema: ref('Ban') }, 404: notFound },
     handle: async (req, t) => {
       const pool = poolOf(t.snapshot, req.params.pool!);
-      if (!pool.unban(req.params.member!)) throw noMember(pool, req.params.member!);
-      return ok(banAnswer(pool, req.params.member!));
+      const member = memberAsked(pool, req.params.member!);
+      pool.unban(member);
+      return ok(banAnswer(pool, member));
     },
   },
   {

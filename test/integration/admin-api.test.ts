@@ -261,20 +261,41 @@ test('a ban takes a member out of rotation for new requests at once, an unban br
   }
 });
 
-test('a ban or unban naming a member with its password is a 404 that does not repeat the password', async (t) => {
+test('a ban or unban naming a member by the URL the config gives it bans that member, named as listed, without repeating a secret', async (t) => {
   const gw = await startGateway({
     metrics: ADMIN,
-    upstreams: { crawl: { type: 'pool', members: ['socks5://pooluser:member-secret-4@127.0.0.61:1080'] } },
+    upstreams: { crawl: { type: 'pool', members: ['socks5://pooluser:member-secret-4@127.0.0.61:1080', 'socks5://APIKEY-secret-5@127.0.0.62:1080'] } },
   });
   t.after(() => gw.close());
   const api = adminClient(gw.gw, TOKEN);
-  const path = `/api/upstreams/crawl/members/${encodeURIComponent('socks5://pooluser:member-secret-4@127.0.0.61:1080')}/ban`;
-  for (const [method, body] of [['POST', { for: '10m' }], ['DELETE', undefined]] as const) {
-    const r = await api.request(method, path, { body });
-    assert.equal(r.status, 404, r.text);
-    assert.ok(!r.text.includes('member-secret-4'), r.text);
-    assert.equal((r.json as { error: string }).error, 'pool "crawl" has no member "socks5://pooluser@127.0.0.61:1080"');
+  const listed = ((await api.request('GET', '/api/upstreams')).json as { pools: Array<{ members: Array<{ name: string }> }> }).pools[0]!.members.map((m) => m.name);
+  for (const [url, name] of [
+    ['socks5://pooluser:member-secret-4@127.0.0.61:1080', listed[0]!],
+    ['socks5://APIKEY-secret-5@127.0.0.62:1080', listed[1]!],
+  ] as const) {
+    const path = `/api/upstreams/crawl/members/${encodeURIComponent(url)}/ban`;
+    for (const [method, body, banned] of [['POST', { for: '10m' }, true], ['DELETE', undefined, false]] as const) {
+      const r = await api.request(method, path, { body });
+      assert.equal(r.status, 200, r.text);
+      for (const secret of ['member-secret-4', 'APIKEY-secret-5']) assert.ok(!r.text.includes(secret), r.text);
+      const answer = r.json as { member: string; banned_until: string | null };
+      assert.equal(answer.member, name);
+      assert.equal(answer.banned_until !== null, banned);
+    }
   }
+});
+
+test('a ban naming no member is a 404 that says how members are named, and does not repeat a secret', async (t) => {
+  const gw = await startGateway({
+    metrics: ADMIN,
+    upstreams: { crawl: { type: 'pool', members: ['socks5://APIKEY-secret-5@127.0.0.62:1080'] } },
+  });
+  t.after(() => gw.close());
+  const api = adminClient(gw.gw, TOKEN);
+  const r = await api.request('POST', `/api/upstreams/crawl/members/${encodeURIComponent('socks5://OTHERKEY-secret-6@127.0.0.62:1080')}/ban`, { body: { for: '10m' } });
+  assert.equal(r.status, 404, r.text);
+  assert.ok(!r.text.includes('secret-6'), r.text);
+  assert.equal((r.json as { error: string }).error, 'pool "crawl" has no member "socks5://…@127.0.0.62:1080": members are addressed by their name as /api/upstreams lists it');
 });
 
 test('a banned member reads healthy: false (out of rotation) in /api/upstreams and socksgate_upstream_healthy until the ban is lifted', async (t) => {
