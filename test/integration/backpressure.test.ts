@@ -3,7 +3,8 @@
 import { test } from '../helpers/test.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, createServer } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { gatewayTo, socksConnect, startGateway } from '../helpers/index.js';
 import { startHeldListener } from '../helpers/instruments.js';
 
@@ -92,4 +93,39 @@ test('a request body sent while its request is still being dialed waits in the c
   const heap = process.memoryUsage().arrayBuffers;
   assert.ok(heap < BOUND, `buffers held: ${heap}`);
   s.destroy();
+});
+
+test('an absolute-form HTTP response its client stops reading is logged as the client stopping, not the origin idle', async (t) => {
+  const SIZE = 64 * 1024 * 1024;
+  let stop = false;
+  const origin = createHttpServer(async (_req, res) => {
+    res.on('error', () => {});
+    res.writeHead(200, { 'Content-Length': String(SIZE) });
+    const block = Buffer.alloc(1024 * 1024, 0x62);
+    // The origin sends all along, as fast as it is let.
+    for (let sent = 0; !stop && sent < SIZE && !res.destroyed; sent += block.length) {
+      if (!res.write(block)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    }
+    res.end();
+  });
+  origin.listen(0, '127.0.0.1');
+  await once(origin, 'listening');
+  t.after(() => {
+    stop = true;
+    origin.closeAllConnections();
+    origin.close();
+  });
+  const port = (origin.address() as AddressInfo).port;
+  const gw = await startGateway({ limits: { idle_timeout: '1s' } });
+  t.after(() => gw.close());
+  // A raw client that sends its request and never reads a byte of the answer.
+  const client = connect({ host: '127.0.0.1', port: gw.port });
+  client.on('error', () => {});
+  t.after(() => client.destroy());
+  await once(client, 'connect');
+  client.pause();
+  client.write(`GET http://127.0.0.1:${port}/big HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+  const line = await gw.accessLog((l) => l['dest'] === `127.0.0.1:${port}`, 15_000);
+  assert.ok(line, 'the request is logged');
+  assert.equal(line['error'], 'client stopped reading');
 });

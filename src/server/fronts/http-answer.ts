@@ -63,6 +63,16 @@ export class OriginIdleError extends GatewayError {
   }
 }
 
+/**
+ * Its client took none of the response for idle_timeout while the origin had more to send:
+ * the origin's connection is idle only because the client's backpressure paused it.
+ */
+export class ClientStalledError extends GatewayError {
+  constructor() {
+    super('GW_ERR_CLIENT_STALLED', 'client stopped reading', Rep.TTL_EXPIRED);
+  }
+}
+
 /** An origin that closed before the end of its response: 502 while none of its body went out. */
 export class OriginCutError extends GatewayError {
   constructor() {

@@ -18,7 +18,7 @@ import { route, type Routed } from '../route.js';
 import { consumed, resetSocket } from '../relay.js';
 import type { Front } from '../request.js';
 import { admitRequest, expectsContinue, faultyFraming, refusalContext } from './http-admission.js';
-import { answer, noteRefusedLogin, OriginCutError, OriginIdleError, originReasonOf, rawResponse, reasonOf, statusOf } from './http-answer.js';
+import { answer, ClientStalledError, noteRefusedLogin, OriginCutError, OriginIdleError, originReasonOf, rawResponse, reasonOf, statusOf } from './http-answer.js';
 import { answerAsFinal, hopsLeft, oneHopLess } from './http-max-forwards.js';
 import { keepOrigin, keptConnectionFailed, pathKey, replayable, takeOrigin } from './http-origin-slot.js';
 import { endToEnd, isHttp10, passInterim, reasonPhrase, responseFields, transferCodings, unusableResponse, type AbsoluteTarget, type InformationEvent } from './http-message.js';
@@ -250,7 +250,9 @@ function relayMessage(
   const downFrom = consumed(socket);
   /** What this send has moved to and from the origin so far. */
   const moved = (): Sent => ({ up: socket.bytesWritten - upFrom, down: consumed(socket) - downFrom });
-  const onIdle = (): void => void socket.destroy(ORIGIN_IDLE);
+  // The origin's socket also goes quiet when the client stops reading: the pipe pauses it
+  // while the response waits for the client to drain. That stall is the client's.
+  const onIdle = (): void => void socket.destroy(res.writableNeedDrain ? CLIENT_STALLED : ORIGIN_IDLE);
   socket.setTimeout(idleTimeout, onIdle);
   // RFC 9112 §3.2.2: Host is the request target's authority, whatever the client's Host said.
   const hops = hopsLeft(req);
@@ -472,5 +474,7 @@ function relayMessage(
 
 /** An origin silent for idle_timeout: 504, as a connect that timed out. */
 export const ORIGIN_IDLE = new OriginIdleError();
+/** A response its client took nothing of for idle_timeout: the client is cut. */
+const CLIENT_STALLED = new ClientStalledError();
 /** An origin that closed before the end of its response: 502 while none of its body went out. */
 export const ORIGIN_CUT = new OriginCutError();
