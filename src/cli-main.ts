@@ -163,7 +163,7 @@ async function run(path: string | undefined, watchFiles: boolean): Promise<numbe
   // In a cluster worker the primary watches and forwards reloads (src/cluster/reloads.ts).
   const watcher = watchFiles && !worker ? new ConfigWatcher(() => void reload('watch')) : undefined;
   watcher?.watch(config);
-  starting = Gateway.start(config, { log, metrics, admin: !worker, started: startedWith, ...(worker ? { connectionIds: worker.connectionIds, reloadsLoggedByPrimary: true, sharedLimits: worker.sharedLimits } : {}) });
+  starting = Gateway.start(config, { log, metrics, admin: !worker, started: startedWith, ...(worker ? { connectionIds: worker.connectionIds, reloadsLoggedByPrimary: true, sharedLimits: worker.sharedLimits, rotationStart: worker.rotationStart } : {}) });
   // A worker's reloads come from its primary (src/cluster/reloads.ts).
   if (!worker) onHangup(() => void reload('SIGHUP'));
   const gateway = await starting.catch((err: unknown) => {

@@ -51,6 +51,8 @@ export interface GatewayOptions {
   started?: Config;
   /** A cluster worker's view of the instance's limits (src/cluster/worker-limits.ts); none in one process. */
   sharedLimits?: SharedLimits;
+  /** Where a pool's rotation starts, a fraction of the way round (src/outbound/build.ts): a cluster worker's (src/cluster/worker.ts); 0, the first member, by default. */
+  rotationStart?: number;
 }
 
 /**
@@ -65,11 +67,11 @@ const KEEPALIVE_SWEEP_MS = 10_000;
  * change, and the authenticator (its verified credentials) when neither auth nor
  * limits.auth_failures did; the failed-login counts and blocks are kept in any case.
  */
-async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot, metrics?: Metrics, shared?: SharedLimits): Promise<Snapshot> {
+async function buildSnapshot(config: Config, log: Logger, previous?: Snapshot, metrics?: Metrics, shared?: SharedLimits, rotationStart = 0): Promise<Snapshot> {
   const same = <T>(pick: (c: Config) => T): boolean => previous !== undefined && JSON.stringify(pick(previous.config)) === JSON.stringify(pick(config));
   const dns: DnsResolver = previous && same((c) => c.dns) ? previous.dns : createResolver(config.dns, { log, ...(previous ? { replaces: previous.dns } : {}) });
   const egress = compileEgress(config.egress.deny, egressDenialCounter(metrics));
-  const { router, outbounds } = await buildRouting(config, { dns, log, previous: previous?.outbounds, egress });
+  const { router, outbounds } = await buildRouting(config, { dns, log, previous: previous?.outbounds, egress, rotationStart });
   const limits = config.limits.auth_failures;
   const keepAuth = previous !== undefined && same((c) => [c.auth, c.limits.auth_failures]);
   // A changed auth still keeps the failures counted and the blocks in force (see withLimits).
@@ -133,10 +135,13 @@ export class Gateway {
   #stopDescriptorWatch: (() => void) | undefined;
   /** The reload in progress, if any: each one builds on the snapshot the previous left. */
   #reloading: Promise<void> = Promise.resolve();
+  /** Where a pool a reload adds starts its rotation (GatewayOptions.rotationStart). */
+  readonly #rotationStart: number;
 
   private constructor(snapshot: Snapshot, opts: GatewayOptions) {
     this.#snapshot = snapshot;
     this.log = opts.log;
+    this.#rotationStart = opts.rotationStart ?? 0;
     this.connections = new ConnectionRegistry(opts.connectionIds);
     this.metrics = opts.metrics ?? new Metrics();
     this.#udpBudget = new ByteBudget(opts.udpBufferBytes ?? GATEWAY_UDP_BYTES);
@@ -167,7 +172,7 @@ export class Gateway {
 
   static async start(config: Config, opts: GatewayOptions): Promise<Gateway> {
     const metrics = opts.metrics ?? new Metrics();
-    const gw = new Gateway(await buildSnapshot(config, opts.log, undefined, metrics, opts.sharedLimits), { ...opts, metrics });
+    const gw = new Gateway(await buildSnapshot(config, opts.log, undefined, metrics, opts.sharedLimits, opts.rotationStart), { ...opts, metrics });
     try {
       for (const [i, l] of gw.listening.entries()) gw.#servers.push(await gw.#listen(l, i));
       if (config.metrics && opts.admin !== false) gw.#admin = await startAdmin(config.metrics, gatewayAdmin(gw));
@@ -223,7 +228,7 @@ export class Gateway {
 
   async #reload(config: Config): Promise<void> {
     const previous = this.#snapshot;
-    const next = await buildSnapshot(config, this.log, previous, this.metrics);
+    const next = await buildSnapshot(config, this.log, previous, this.metrics, undefined, this.#rotationStart);
     if (this.#closing) {
       // close() has begun (or finished) and closes the snapshot it finds; one swapped in
       // now would keep its health checks and resolver running for a stopped gateway.

@@ -42,6 +42,12 @@ export interface ClusterWorker {
    * names one connection of the cluster, a replacement's included.
    */
   readonly connectionIds: IdSpace;
+  /**
+   * Where this worker's pools start their rotation, a fraction of the way round: its slot over
+   * the worker count. Each worker rotates on its own, and all starting at the first member
+   * would send the cluster's first requests there.
+   */
+  readonly rotationStart: number;
   /** The instance's per-source and per-user shares and failed logins, kept by the primary. */
   readonly sharedLimits: SharedLimits;
   /**
@@ -107,6 +113,7 @@ export function clusterWorker(): ClusterWorker | undefined {
       });
     },
     connectionIds: sane ? { first: generation * IDS_PER_GENERATION * count + slot + 1, step: count } : { first: 1, step: 1 },
+    rotationStart: sane ? slot / count : 0,
     sharedLimits: workerLimits(),
     serve(registry, reload, api, log, cut) {
       served = registry;

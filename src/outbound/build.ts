@@ -31,6 +31,12 @@ export interface BuildDeps {
   previous?: ReadonlyMap<string, Outbound>;
   /** What `direct` may not dial (the compiled `egress.deny`). */
   egress?: EgressGuard;
+  /**
+   * Where each new pool's rotation starts, as a fraction of the way round its members (0: the
+   * first): a cluster worker's slot over the worker count, so the workers, each rotating on its
+   * own, start spread over the members rather than all at the first.
+   */
+  rotationStart?: number;
 }
 
 export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<Map<string, Outbound>> {
@@ -124,7 +130,7 @@ export async function buildOutbounds(config: Config, deps: BuildDeps): Promise<M
     if (cfg.members_file !== undefined) for (const m of await readMembersFile(config, name, cfg)) await add(m);
     const before = deps.previous?.get(name);
     const inherit = before && isPoolOutbound(before) ? before.memory() : undefined;
-    return createPoolOutbound(name, cfg, { members: [...members.values()], log: deps.log, inherit });
+    return createPoolOutbound(name, cfg, { members: [...members.values()], log: deps.log, inherit, ...(deps.rotationStart ? { rotationStart: deps.rotationStart } : {}) });
   }
 
   // Every upstream is built, so that one run of `check` names every bad members file or CA file.

@@ -26,6 +26,8 @@ export interface PoolDeps {
   policy?: HealthPolicy;
   /** The records of the pool this one replaces (a reload): its members' health and counts, its rotation. */
   inherit?: PoolMemory;
+  /** Where a new pool's rotation starts, as a fraction of the way round its members (see BuildDeps.rotationStart); 0 by default. */
+  rotationStart?: number;
 }
 
 /** The member's username or password holds a `{NAME}` the request gave a value for (`{user}` is a configured name, not the client's choice). */
@@ -51,7 +53,7 @@ export function createPoolOutbound(name: string, cfg: PoolConfig, deps: PoolDeps
   // on. Taken here, outside any closure: none of the pool's may reach `deps.inherit`.
   const states = takeOver(deps.members.map((spec) => ({ name: spec.outbound.name, endpoint: spec.endpoint })), deps.inherit);
   /** Picks made so far (the old pool's included): where each new rotation starts. */
-  let turns = deps.inherit?.turns ?? 0;
+  let turns = deps.inherit?.turns ?? Math.floor((deps.rotationStart ?? 0) * deps.members.length);
   const members: Member[] = deps.members.map((spec, i) => poolMember(spec, states[i]!));
   const byName = new Map(members.map((m) => [m.name, m]));
   /** Some member cannot be asked for some destinations (a socks4 one): only then are they looked at per request. */

@@ -91,6 +91,21 @@ test("sticky_lifetime: a session that names no lifetime keeps its member for the
   assert.ok(moved > 0, 'after sticky_lifetime sessions move to another member');
 });
 
+test('round-robin starts where rotationStart says, a fraction of the way round; at the first member without it', () => {
+  const names = Array.from({ length: 4 }, (_, i) => `socks5://10.0.0.${i}:1080`);
+  const at = (rotationStart?: number): string | undefined =>
+    createPoolOutbound('rr', pool('round-robin'), { members: specs(names.map(named)), log: silent, ...(rotationStart === undefined ? {} : { rotationStart }) }).pick('anon');
+  assert.equal(at(), names[0]);
+  assert.equal(at(0), names[0]);
+  assert.equal(at(1 / 2), names[2], 'the second of two workers starts halfway round');
+  assert.equal(at(3 / 4), names[3]);
+  assert.equal(
+    createPoolOutbound('fo', pool('failover'), { members: specs(names.map(named)), log: silent, rotationStart: 1 / 2 }).pick('anon'),
+    names[0],
+    'failover still prefers the first member',
+  );
+});
+
 test('round-robin uses every member in turn', async (t) => {
   const d = await poolDestination(t);
   const ups = await poolMembers(t, ['127.0.0.11', '127.0.0.12', '127.0.0.13']);
