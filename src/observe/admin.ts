@@ -13,6 +13,7 @@ import type { Logger } from './logger.js';
 import type { ApiTarget } from './api-routes.js';
 import { AdminConnections } from './admin-connections.js';
 import { handleApi } from './api.js';
+import { shownTarget } from './shown-target.js';
 import { closeIfUnread, HttpError, loopbackHostAllowed, sendJson } from './http.js';
 
 /** What the listener reads of the running gateway. */
@@ -143,12 +144,12 @@ export async function startAdmin(cfg: MetricsConfig, source: AdminSource): Promi
       // no failure of ours, which would count as unexpected and log at error level.
       if (!req.complete && req.socket.destroyed) {
         res.destroy();
-        return void source.log.debug({ url: req.url }, 'admin request: the client left before its request was whole');
+        return void source.log.debug({ url: shownTarget(req.url ?? '/') }, 'admin request: the client left before its request was whole');
       }
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
       else res.destroy();
       source.failed?.();
-      source.log.error({ err, url: req.url }, 'admin request failed');
+      source.log.error({ err, url: shownTarget(req.url ?? '/') }, 'admin request failed');
     });
   });
   server.on('connection', (socket: Socket) => void connections.admit(socket));

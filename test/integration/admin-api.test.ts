@@ -584,3 +584,22 @@ test('a web page elsewhere cannot use the API: no CORS grant, a simple cross-ori
   assert.match(metrics, /^socksgate_reloads_total\{result="ok"\} 0$/m, 'no reload ran');
   assert.deepEqual(gw.logs.filter((l) => l.trigger === 'api'), []);
 });
+
+test('a client that leaves in the middle of a ban by the member URL with its password: the password is not logged', async (t) => {
+  const gw = await startGateway({ metrics: ADMIN }, { logLevel: 'debug' });
+  t.after(() => gw.close());
+  const addr = gw.gw.adminAddress!;
+  const s = createConnection({ host: '127.0.0.1', port: addr.port });
+  t.after(() => s.destroy());
+  await once(s, 'connect');
+  const member = encodeURIComponent('socks5://user:pw-never-logged@127.0.0.1:1080');
+  s.write(`POST /api/upstreams/pool/members/${member}/ban HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n`);
+  const [interim] = (await once(s, 'data')) as [Buffer];
+  assert.match(interim.toString('latin1'), /^HTTP\/1\.1 100 /);
+  s.write('{');
+  s.resetAndDestroy();
+  assert.ok(await waitForLogMessage(gw.logs, 'admin request: the client left before its request was whole'), 'the departure noted');
+  const lines = JSON.stringify(gw.logs);
+  assert.ok(!lines.includes('pw-never-logged'), lines);
+  assert.match(lines, /members\/socks5%3A%2F%2Fuser%40127\.0\.0\.1%3A1080\/ban/, 'the member still named');
+});
