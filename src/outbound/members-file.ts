@@ -98,8 +98,9 @@ function splitListForm(body: string): { host: string; port: string; userinfo: st
   // A line that starts with host:port reads both ways when a port number also follows its last "@"
   // (a password of digits, or one holding "@"): the reading whose host looks more like one wins.
   // A "port" past 65535 (john.doe:123456@proxy:3128) is a password: that line reads one way only.
+  // Not after an IP address, which no reading makes a username: that port is a bad one.
   const lead = LEAD_HOST_PORT.exec(body);
-  const leadIsHost = lead !== null && Number(lead[2]) >= 1 && Number(lead[2]) <= 65535;
+  const leadIsHost = lead !== null && ((Number(lead[2]) >= 1 && Number(lead[2]) <= 65535) || hostLikeness(unbracket(lead[1]!)) === 2);
   const leadWins = leadIsHost && (tail === null || hostLikeness(unbracket(lead[1]!)) > hostLikeness(unbracket(tail[1]!)));
   if (tail && !leadWins) return { host: unbracket(tail[1]!), port: tail[2]!, userinfo: body.slice(0, at) };
   if (leadWins && lead![3] === '@') {

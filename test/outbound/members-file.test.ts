@@ -317,3 +317,19 @@ test('members_file: a dotted user with a password of digits reads the documented
   assert.ok(url && 'member' in url, JSON.stringify(url));
   assert.deepEqual([url.member.config.host, url.member.config.port, url.member.config.username], ['proxy', 3128, 'john.doe']);
 });
+
+test('members_file: an IP address with a port out of range before the "@" is a bad line, not a user of that name', () => {
+  // host:port@user:1234 with a port no proxy has: no reading makes an address a username, and
+  // read so the line would dial a host "user".
+  for (const line of ['10.0.0.1:65536@user:1234', '10.0.0.1:0@user:1234', '[::1]:0@user:1234', '[2001:db8::1]:99999@user:8080']) {
+    const e = parseMemberLine(line, 'socks5');
+    assert.ok(e && 'error' in e, `${line} read as ${JSON.stringify(e, (k, v) => (k === 'config' ? undefined : v))}`);
+    assert.equal(e.col, 1, line);
+  }
+  // A dotted user, or a one-word one, with such a password is still the documented reading.
+  for (const [line, user] of [['john.doe:0@proxy:3128', 'john.doe'], ['user:65536@proxy:3128', 'user'], ['localhost:99999@10.0.0.2:3128', 'localhost']] as const) {
+    const read = parseMemberLine(line, 'socks5');
+    assert.ok(read && 'member' in read, `${line}: ${JSON.stringify(read)}`);
+    assert.deepEqual([read.member.config.username, read.member.config.port], [user, 3128], line);
+  }
+});
