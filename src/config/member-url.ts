@@ -234,6 +234,8 @@ function withoutUserInfo(text: string): string {
   // So does one whose user info is itself host:port (`host:port@user:1234`, a password of digits).
   if (at !== -1 && (!HOST_PORT_TEXT.test(rest.slice(at + 1).split(/[/?#]/, 1)[0]!) || HOST_PORT_USER.test(rest.slice(0, at)))) {
     const cut = rest.search(/[:@,;|]/);
+    // What comes before an "@" with no password beside it is no host: it is the whole login.
+    if (rest[cut] === '@' || rest.startsWith(':@', cut)) return `${scheme}…@…`;
     return `${scheme}${rest.slice(0, cut + 1)}…`;
   }
   if (at !== -1) {

@@ -219,3 +219,18 @@ test('a member URL whose username has an empty password (an API key, as http://K
   assert.ok(issue !== undefined && !issue.includes('APIKEY'), issue);
   assert.equal(redact('APIKEY0123456789:@gw.example:1080'), '…@…');
 });
+
+test('a member URL whose username is the whole login and whose host:port is malformed: the config error never shows the login', async (t) => {
+  const urls = ['socks5://KEYSECRET@127.0.0.1:x', 'socks4://KEYSECRET:@127.0.0.1:x', 'socks5://KEYSECRET@[::1', 'socks5://KEYSECRET@127.0.0.1:1080:1'];
+  const issues = issuesOf(`upstreams:\n  p: { type: pool, members: ${JSON.stringify(urls)} }\n`);
+  assert.equal(issues.length, urls.length, issues.join('\n'));
+  assert.ok(!issues.some((i) => i.includes('KEYSECRET')), issues.join('\n'));
+  for (const url of urls) {
+    assert.ok(!redact(url).includes('KEYSECRET'), `${url}: ${redact(url)}`);
+    const { error, members } = await buildFile(t, `${url}\n`);
+    assert.equal(members, undefined, `${url} built ${JSON.stringify(members)}`);
+    assert.ok(error && !error.includes('KEYSECRET'), error);
+  }
+  // host:port@user:pass keeps its host, as before.
+  assert.equal(redact('socks5://10.0.0.1:1080@user:SECRET'), 'socks5://10.0.0.1:…');
+});
