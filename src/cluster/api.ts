@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { answerApi, type ApiAnswer } from '../observe/api.js';
 import type { ApiTarget } from '../observe/api-routes.js';
+import { shownTarget } from '../observe/shown-target.js';
 import { isWorkerMetrics, type WorkerMetrics } from './registry-shape.js';
 
 /** An /api request as the primary reads it: method, path and query, the parsed body. */
@@ -120,11 +121,11 @@ export function answerPrimary(target: ApiTarget, registry: Registry, log: Logger
       .then(() => answerApi(method, new URL(url, 'http://admin.invalid'), body, target))
       .catch((err: unknown): ApiAnswer => {
         target.metrics.unexpectedErrors.inc();
-        log.error({ err, url }, 'admin request failed');
+        log.error({ err, url: shownTarget(url) }, 'admin request failed');
         return { status: 500, body: { error: 'internal error' } };
       })
       .then((answer) => toPrimary({ socksgate: 'api-answer', id, answer } satisfies ApiReply))
-      .catch((err: unknown) => log.error({ err, url }, 'admin answer not sent to the primary'));
+      .catch((err: unknown) => log.error({ err, url: shownTarget(url) }, 'admin answer not sent to the primary'));
   });
 }
 
