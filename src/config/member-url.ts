@@ -133,8 +133,8 @@ export function memberOf(parts: MemberParts, shown: () => string): MemberUrl {
 /**
  * How a member's name shows a username that is its whole login: `…` and the first 8 hex digits
  * of its SHA-256. Two keys on one proxy are two names that do not depend on the list's order,
- * so a reload that drops one keeps the other's sticky sessions, health and bans; 32 bits give
- * nothing of a key back.
+ * so a reload that drops one keeps the other's sticky sessions, health and bans. 32 bits give
+ * nothing of a random key back; a guessable one can be confirmed (SECURITY.md).
  */
 export function loginFingerprint(username: string): string {
   return `…${createHash('sha256').update(username).digest('hex').slice(0, 8)}`;
