@@ -61,7 +61,9 @@ function fuzzOne(target: string, env: NodeJS.ProcessEnv): Promise<Outcome> {
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(guard);
-      const runs = Number(/Done (\d+) runs in (\d+) second/.exec(log)?.[1] ?? /stat::number_of_executed_units: (\d+)/.exec(log)?.[1] ?? 0);
+      // libFuzzer's last lines (its recommended dictionary, then "Done N runs") can be cut off when it
+      // exits; its "#N DONE" status line comes before them.
+      const runs = Number(/Done (\d+) runs in (\d+) second/.exec(log)?.[1] ?? /stat::number_of_executed_units: (\d+)/.exec(log)?.[1] ?? /#(\d+)\s+DONE /.exec(log)?.[1] ?? 0);
       const seconds = Number(/Done \d+ runs in (\d+) second/.exec(log)?.[1] ?? SECONDS);
       const coverage = Math.max(0, ...[...log.matchAll(/cov: (\d+)/g)].map((m) => Number(m[1])));
       const written = /Test unit written to (\S+)/.exec(log)?.[1];
