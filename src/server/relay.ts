@@ -120,10 +120,8 @@ function start(client: Socket, remote: Socket, opts: RelayOptions, resolve: (res
     // after 'end' is an error: then the bytes go straight to the remote, ahead of the FIN,
     // charged all the same: the debt is waited out by the user's next reads, this remote's
     // among them.
-    if (early.length > 0 && client.readableEnded) {
-      opts.throttle.take(early.length);
-      remote.write(early);
-    } else if (early.length > 0) client.unshift(early);
+    if (early.length > 0 && client.readableEnded) writeAhead(remote, early, opts.throttle);
+    else if (early.length > 0) client.unshift(early);
     client.pipe(remote);
     remote.pipe(client);
     // A side that ended before the relay started (pipelined EOF) still has its end passed on.
@@ -142,14 +140,13 @@ function start(client: Socket, remote: Socket, opts: RelayOptions, resolve: (res
 function noop(): void {}
 
 /**
- * Bytes the far side sent before the relay's readers began (with an upstream's reply, with an
- * origin's 101), passed to the client ahead of the relay: charged to the user's bucket as a
- * read is, the debt waited out by the user's next reads, as the relay does with a client's
- * bytes it cannot hand its reader.
+ * Bytes read before the relay's readers began (with an upstream's reply, with an origin's 101;
+ * a client's payload behind a FIN), written to `to` ahead of the relay: charged to the user's
+ * bucket as a read is, the debt waited out by the user's next reads.
  */
-export function writeAhead(client: Socket, bytes: Buffer, throttle: TokenBucket | undefined): void {
+export function writeAhead(to: Socket, bytes: Buffer, throttle: TokenBucket | undefined): void {
   throttle?.take(bytes.length);
-  client.write(bytes);
+  to.write(bytes);
 }
 
 /**
