@@ -179,7 +179,7 @@ export class Limits {
     if (ledger === undefined) return;
     // A share a reload sets counts the connections open already, as one process counts them.
     if (config.limits.max_connections_per_source > 0) ledger.adopt('source', this.sources.entries(), () => true);
-    const users = usersOf(config);
+    const users = this.#liveUsers;
     ledger.adopt('user', this.users.entries(), (user) => users.get(user)?.max_connections !== undefined);
   }
 
@@ -274,8 +274,8 @@ export class ConnectionLimits {
   }
 
   /**
-   * admit() in a cluster worker: each limited share is taken from the instance's ledger, the
-   * source's first; a refusal gives back what was taken, as a refusal here takes nothing.
+   * admit() in a cluster worker: each limited share is taken from the instance's ledger, all
+   * asked at once; a refusal gives back what was taken, as a refusal here takes nothing.
    */
   async #admitShared(shared: SharedLimits, asking: LedgerQuestions, request: ProxyRequest, config: Config, sourceMax: number, userMax: number | undefined, joins: boolean): Promise<void> {
     const limits = this.#limits;
