@@ -100,8 +100,9 @@ function splitListForm(body: string): { host: string; port: string; userinfo: st
   // A "port" past 65535 (john.doe:123456@proxy:3128) is a password: that line reads one way only.
   // Not after an IP address, which no reading makes a username: that port is a bad one.
   const lead = LEAD_HOST_PORT.exec(body);
-  const leadIsHost = lead !== null && ((Number(lead[2]) >= 1 && Number(lead[2]) <= 65535) || hostLikeness(unbracket(lead[1]!)) === 2);
-  const leadWins = leadIsHost && (tail === null || hostLikeness(unbracket(lead[1]!)) > hostLikeness(unbracket(tail[1]!)));
+  const leadLike = lead === null ? -1 : hostLikeness(unbracket(lead[1]!));
+  const leadIsHost = lead !== null && ((Number(lead[2]) >= 1 && Number(lead[2]) <= 65535) || leadLike === 2);
+  const leadWins = leadIsHost && (tail === null || leadLike > hostLikeness(unbracket(tail[1]!)));
   if (tail && !leadWins) return { host: unbracket(tail[1]!), port: tail[2]!, userinfo: body.slice(0, at) };
   if (leadWins && lead![3] === '@') {
     // Some providers export host:port@user:pass. Not read: that form would take a user:pass@host:port
